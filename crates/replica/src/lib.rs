@@ -1,1 +1,588 @@
-//! placeholder
+//! The Automerge layout of the coalition's records.
+//!
+//! The records never live in one giant document. There are three sorts of document:
+//!
+//! - the *index* document (id [`INDEX_DOC`]) lists every other document and its partition;
+//! - *partition* documents hold records: `coalition` for the few shared records (hubs, places,
+//!   roles, policy, role grants), `<kind>` for catalogue shards of about [`SHARD_TARGET`]
+//!   records, `<kind>/<YYYY-MM>` for month logs;
+//! - a document's root map holds one map per record, keyed by record id. Record ids are unique,
+//!   so concurrent creations never collide; concurrent writes to one field are kept by Automerge
+//!   and surfaced as [`FieldConflict`]s; long free text is Automerge Text and merges by character.
+//!
+//! Reads and writes touch one record at a time. Time, actor and author come from the caller.
+
+use std::collections::BTreeSet;
+
+use aidmesh_model::{Family, Kind, Record, RecordId, Timestamp, META_KEYS};
+use automerge::{
+    transaction::{CommitOptions, Transactable},
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, PatchAction, Prop, ReadDoc, ScalarValue,
+    Value, ROOT,
+};
+use serde_json::{Map, Number, Value as Json};
+
+/// The id of the index document, the same at every hub.
+pub const INDEX_DOC: &str = "index";
+/// Catalogue shards stop taking new records at about this many.
+pub const SHARD_TARGET: usize = 10_000;
+
+/// The partition a new record of `kind` made at `at` belongs to.
+pub fn partition_for(kind: Kind, at: Timestamp) -> String {
+    match kind.family() {
+        Family::Coalition => "coalition".to_string(),
+        Family::Catalogue => kind.name().to_string(),
+        Family::Log => format!("{}/{}", kind.name(), at.month()),
+    }
+}
+
+/// Fields whose string values are stored as Automerge Text, so concurrent edits merge by character.
+pub fn is_text_field(field: &str) -> bool {
+    matches!(
+        field,
+        "notes"
+            | "description"
+            | "details"
+            | "note"
+            | "worked"
+            | "did_not_work"
+            | "why"
+            | "actions"
+            | "resolution"
+            | "handoff_notes"
+            | "outputs"
+            | "success_measure"
+            | "availability"
+            | "access_needs"
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("document {doc}: {source}")]
+    Automerge {
+        doc: String,
+        source: automerge::AutomergeError,
+    },
+    #[error("record {id} in document {doc} is unreadable: {why}")]
+    BadRecord {
+        doc: String,
+        id: String,
+        why: String,
+    },
+    #[error("record {0} already exists")]
+    Exists(RecordId),
+    #[error("no record {0}")]
+    NotFound(RecordId),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who makes a change, and when: stored in the change itself, shown in record history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    pub hub: String,
+    pub handle: String,
+    pub at: Timestamp,
+}
+
+/// One Automerge document of the coalition.
+pub struct Doc {
+    id: String,
+    doc: AutoCommit,
+    /// Records touched since the last commit, listed in the change message.
+    touched: BTreeSet<RecordId>,
+}
+
+/// Two or more values written concurrently to one field: a person chooses.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldConflict {
+    pub field: String,
+    pub values: Vec<Json>,
+}
+
+/// One change that touched a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub hash: String,
+    pub at: Timestamp,
+    pub hub: String,
+    pub handle: String,
+}
+
+impl Doc {
+    /// A new, empty document with the given actor (one per hub).
+    pub fn new(id: &str, actor: &[u8]) -> Doc {
+        Doc {
+            id: id.to_string(),
+            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// Loads a document saved by [`Doc::save`] and [`Doc::save_incremental`] (concatenated).
+    pub fn load(id: &str, bytes: &[u8], actor: &[u8]) -> Result<Doc> {
+        let doc = AutoCommit::load(bytes).map_err(|source| Error::Automerge {
+            doc: id.to_string(),
+            source,
+        })?;
+        Ok(Doc {
+            id: id.to_string(),
+            doc: doc.with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The underlying Automerge document, for the sync protocol.
+    pub fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    /// Writes a new record. Fails if the id exists.
+    pub fn create(&mut self, rec: &Record) -> Result<()> {
+        if self
+            .doc
+            .get(ROOT, rec.id().as_str())
+            .map_err(|e| self.err(e))?
+            .is_some()
+        {
+            return Err(Error::Exists(rec.id().clone()));
+        }
+        let obj = self
+            .doc
+            .put_object(ROOT, rec.id().as_str(), ObjType::Map)
+            .map_err(|e| self.err(e))?;
+        for (k, v) in rec.to_json() {
+            self.put_field(&obj, &k, &v)?;
+        }
+        self.touched.insert(rec.id().clone());
+        Ok(())
+    }
+
+    /// Writes the fields of `rec` that differ from what the document holds; meta never changes.
+    /// Returns the names of the fields written.
+    pub fn update(&mut self, rec: &Record) -> Result<Vec<String>> {
+        let Some(obj) = self.record_obj(rec.id())? else {
+            return Err(Error::NotFound(rec.id().clone()));
+        };
+        let current = self.read_map(&obj)?;
+        let mut written = Vec::new();
+        for (k, v) in rec.body.to_fields() {
+            if current.get(&k) != Some(&v) {
+                self.put_field(&obj, &k, &v)?;
+                written.push(k);
+            }
+        }
+        if !written.is_empty() {
+            self.touched.insert(rec.id().clone());
+        }
+        Ok(written)
+    }
+
+    /// Reads one record, with conflicting field values resolved to Automerge's winner.
+    pub fn get(&self, id: &RecordId) -> Result<Option<Record>> {
+        let Some(obj) = self.record_obj(id)? else {
+            return Ok(None);
+        };
+        let map = self.read_map(&obj)?;
+        Record::from_json(map)
+            .map(Some)
+            .map_err(|e| Error::BadRecord {
+                doc: self.id.clone(),
+                id: id.to_string(),
+                why: e.to_string(),
+            })
+    }
+
+    /// The ids of every record in the document.
+    pub fn ids(&self) -> Vec<RecordId> {
+        self.doc
+            .keys(ROOT)
+            .map(|k| RecordId::from(k.as_str()))
+            .collect()
+    }
+
+    /// Every readable record, and the ids of those that could not be read.
+    pub fn records(&self) -> (Vec<Record>, Vec<(RecordId, Error)>) {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for id in self.ids() {
+            match self.get(&id) {
+                Ok(Some(r)) => ok.push(r),
+                Ok(None) => {}
+                Err(e) => bad.push((id, e)),
+            }
+        }
+        (ok, bad)
+    }
+
+    /// Fields of a record that hold concurrent values.
+    pub fn conflicts(&self, id: &RecordId) -> Result<Vec<FieldConflict>> {
+        let Some(obj) = self.record_obj(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for key in self.doc.keys(&obj) {
+            let all = self
+                .doc
+                .get_all(&obj, key.as_str())
+                .map_err(|e| self.err(e))?;
+            if all.len() > 1 {
+                let values = all
+                    .into_iter()
+                    .map(|(v, o)| self.to_json(v, &o))
+                    .collect::<Result<Vec<_>>>()?;
+                out.push(FieldConflict { field: key, values });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The changes that touched a record, oldest first.
+    pub fn history(&mut self, id: &RecordId) -> Vec<HistoryEntry> {
+        let mut out: Vec<HistoryEntry> = self
+            .doc
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter_map(|c| {
+                let msg: Json = serde_json::from_str(c.message.as_deref()?).ok()?;
+                let touches = msg
+                    .get("r")?
+                    .as_array()?
+                    .iter()
+                    .any(|r| r.as_str() == Some(id.as_str()));
+                touches.then(|| HistoryEntry {
+                    hash: c.hash.to_string(),
+                    at: Timestamp::from_millis(c.timestamp),
+                    hub: msg
+                        .get("hub")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    handle: msg
+                        .get("by")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.hash.cmp(&b.hash)));
+        out
+    }
+
+    /// Commits what was written since the last commit as one change. Returns its hash, or `None`
+    /// if nothing was written.
+    pub fn commit(&mut self, author: &Author) -> Option<ChangeHash> {
+        let records: Vec<&str> = self.touched.iter().map(RecordId::as_str).collect();
+        let msg =
+            serde_json::json!({ "hub": author.hub, "by": author.handle, "r": records }).to_string();
+        self.touched.clear();
+        self.doc.commit_with(
+            CommitOptions::default()
+                .with_message(msg)
+                .with_time(author.at.millis()),
+        )
+    }
+
+    /// Drops what was written since the last commit.
+    pub fn rollback(&mut self) {
+        self.touched.clear();
+        self.doc.rollback();
+    }
+
+    /// The whole document, compacted.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// The changes since the last save, to append to what was saved.
+    pub fn save_incremental(&mut self) -> Vec<u8> {
+        self.doc.save_incremental()
+    }
+
+    /// Applies changes from elsewhere (a saved chunk, a bundle) and returns the records they touched.
+    /// Unlike Automerge's own incremental load, a chunk that is damaged anywhere is refused whole.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<BTreeSet<RecordId>> {
+        automerge::Automerge::load_with_options(
+            bytes,
+            automerge::LoadOptions::new()
+                .on_partial_load(automerge::OnPartialLoad::Error)
+                .verification_mode(automerge::VerificationMode::DontCheck),
+        )
+        .map_err(|e| self.err(e))?;
+        let before = self.doc.get_heads();
+        self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
+        Ok(self.touched_since(&before))
+    }
+
+    /// Merges another copy of this document and returns the records that changed here.
+    pub fn merge(&mut self, other: &mut Doc) -> Result<BTreeSet<RecordId>> {
+        let before = self.doc.get_heads();
+        self.doc.merge(&mut other.doc).map_err(|e| self.err(e))?;
+        Ok(self.touched_since(&before))
+    }
+
+    /// A copy of this document with a different actor, as another hub would hold it.
+    pub fn fork(&mut self, actor: &[u8]) -> Doc {
+        Doc {
+            id: self.id.clone(),
+            doc: self.doc.fork().with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// The records that changed between `before` and the current heads.
+    pub fn touched_since(&mut self, before: &[ChangeHash]) -> BTreeSet<RecordId> {
+        let after = self.doc.get_heads();
+        if before == after.as_slice() {
+            return BTreeSet::new();
+        }
+        let patches = self.doc.diff(before, &after);
+        let mut out = BTreeSet::new();
+        for p in patches {
+            let key = match (p.path.first(), &p.action) {
+                (Some((_, Prop::Map(k))), _) => Some(k.clone()),
+                (None, PatchAction::PutMap { key, .. })
+                | (None, PatchAction::DeleteMap { key }) => Some(key.clone()),
+                _ => None,
+            };
+            if let Some(k) = key {
+                out.insert(RecordId::from(k.as_str()));
+            }
+        }
+        out
+    }
+
+    fn record_obj(&self, id: &RecordId) -> Result<Option<ObjId>> {
+        match self.doc.get(ROOT, id.as_str()).map_err(|e| self.err(e))? {
+            Some((Value::Object(ObjType::Map), obj)) => Ok(Some(obj)),
+            Some(_) => Err(Error::BadRecord {
+                doc: self.id.clone(),
+                id: id.to_string(),
+                why: "not a map".into(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    fn read_map(&self, obj: &ObjId) -> Result<Map<String, Json>> {
+        let mut m = Map::new();
+        for key in self.doc.keys(obj) {
+            if let Some((v, o)) = self.doc.get(obj, key.as_str()).map_err(|e| self.err(e))? {
+                m.insert(key, self.to_json(v, &o)?);
+            }
+        }
+        Ok(m)
+    }
+
+    fn to_json(&self, v: Value<'_>, obj: &ObjId) -> Result<Json> {
+        Ok(match v {
+            Value::Scalar(s) => scalar_to_json(&s),
+            Value::Object(ObjType::Text) => {
+                Json::String(self.doc.text(obj).map_err(|e| self.err(e))?)
+            }
+            Value::Object(ObjType::Map | ObjType::Table) => Json::Object(self.read_map(obj)?),
+            Value::Object(ObjType::List) => {
+                let mut out = Vec::new();
+                for i in 0..self.doc.length(obj) {
+                    if let Some((v, o)) = self.doc.get(obj, i).map_err(|e| self.err(e))? {
+                        out.push(self.to_json(v, &o)?);
+                    }
+                }
+                Json::Array(out)
+            }
+        })
+    }
+
+    fn put_field(&mut self, obj: &ObjId, key: &str, v: &Json) -> Result<()> {
+        if META_KEYS.contains(&key) {
+            if let Json::String(s) = v {
+                return self.doc.put(obj, key, s.as_str()).map_err(|e| self.err(e));
+            }
+        }
+        if let (Json::String(s), true) = (v, is_text_field(key)) {
+            let existing = match self.doc.get(obj, key).map_err(|e| self.err(e))? {
+                Some((Value::Object(ObjType::Text), t)) => Some(t),
+                _ => None,
+            };
+            let text = match existing {
+                Some(t) => t,
+                None => self
+                    .doc
+                    .put_object(obj, key, ObjType::Text)
+                    .map_err(|e| self.err(e))?,
+            };
+            return self
+                .doc
+                .update_text(&text, s.as_str())
+                .map_err(|e| self.err(e));
+        }
+        put_json(&mut self.doc, obj, Prop::Map(key.to_string()), v).map_err(|e| self.err(e))
+    }
+
+    fn err(&self, source: automerge::AutomergeError) -> Error {
+        Error::Automerge {
+            doc: self.id.clone(),
+            source,
+        }
+    }
+}
+
+fn scalar_to_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Null | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => Json::Null,
+    }
+}
+
+fn put_json(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    prop: Prop,
+    v: &Json,
+) -> Result<(), automerge::AutomergeError> {
+    let insert = matches!(prop, Prop::Seq(_)) && doc.length(obj) <= prop_index(&prop);
+    let scalar = match v {
+        Json::Null => Some(ScalarValue::Null),
+        Json::Bool(b) => Some(ScalarValue::Boolean(*b)),
+        Json::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => ScalarValue::Int(i),
+            (None, Some(u), _) => ScalarValue::Uint(u),
+            (_, _, f) => ScalarValue::F64(f.unwrap_or(0.0)),
+        }),
+        Json::String(s) => Some(ScalarValue::Str(s.as_str().into())),
+        _ => None,
+    };
+    if let Some(s) = scalar {
+        return match prop {
+            Prop::Seq(i) if insert => doc.insert(obj, i, s),
+            p => doc.put(obj, p, s),
+        };
+    }
+    let (ty, is_map) = if v.is_object() {
+        (ObjType::Map, true)
+    } else {
+        (ObjType::List, false)
+    };
+    let child = match prop {
+        Prop::Seq(i) if insert => doc.insert_object(obj, i, ty)?,
+        p => doc.put_object(obj, p, ty)?,
+    };
+    if is_map {
+        for (k, v) in v.as_object().into_iter().flatten() {
+            put_json(doc, &child, Prop::Map(k.clone()), v)?;
+        }
+    } else {
+        for (i, v) in v.as_array().into_iter().flatten().enumerate() {
+            put_json(doc, &child, Prop::Seq(i), v)?;
+        }
+    }
+    Ok(())
+}
+
+fn prop_index(p: &Prop) -> usize {
+    match p {
+        Prop::Seq(i) => *i,
+        Prop::Map(_) => 0,
+    }
+}
+
+/// An entry of the index document: one partition document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocEntry {
+    pub doc: String,
+    pub partition: String,
+    pub created_at: Timestamp,
+}
+
+/// The index document: which documents exist and which partition each belongs to.
+pub struct Index(Doc);
+
+impl Index {
+    pub fn new(actor: &[u8]) -> Index {
+        Index(Doc::new(INDEX_DOC, actor))
+    }
+    pub fn from_doc(doc: Doc) -> Index {
+        Index(doc)
+    }
+    pub fn doc(&mut self) -> &mut Doc {
+        &mut self.0
+    }
+
+    /// Every listed document, in partition then creation order.
+    pub fn entries(&self) -> Vec<DocEntry> {
+        let d = &self.0.doc;
+        let mut out: Vec<DocEntry> = d
+            .keys(ROOT)
+            .filter_map(|doc| {
+                let (_, obj) = d.get(ROOT, doc.as_str()).ok()??;
+                let partition = match d.get(&obj, "partition").ok()?? {
+                    (Value::Scalar(s), _) => s.as_str()?.to_string(),
+                    _ => return None,
+                };
+                let created_at = match d.get(&obj, "created_at").ok().flatten() {
+                    Some((Value::Scalar(s), _)) => s.as_i64().unwrap_or(0),
+                    _ => 0,
+                };
+                Some(DocEntry {
+                    doc,
+                    partition,
+                    created_at: Timestamp::from_millis(created_at),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.partition, a.created_at, &a.doc).cmp(&(&b.partition, b.created_at, &b.doc))
+        });
+        out
+    }
+
+    /// Lists a new document.
+    pub fn add(&mut self, entry: &DocEntry, author: &Author) -> Result<()> {
+        let d = &mut self.0;
+        let obj = d
+            .doc
+            .put_object(ROOT, entry.doc.as_str(), ObjType::Map)
+            .map_err(|e| d.err(e))?;
+        d.doc
+            .put(&obj, "partition", entry.partition.as_str())
+            .map_err(|e| d.err(e))?;
+        d.doc
+            .put(&obj, "created_at", entry.created_at.millis())
+            .map_err(|e| d.err(e))?;
+        d.commit(author);
+        Ok(())
+    }
+}
+
+/// Chooses the document a new record of a partition goes to: the oldest one with room, so that
+/// hubs fill shards in the same order. Catalogue shards and month logs both roll over at
+/// [`SHARD_TARGET`] records; the coalition document never does. `None` means a new shard must be made.
+pub fn choose_shard<'a>(
+    candidates: impl IntoIterator<Item = (&'a DocEntry, usize)>,
+    family: Family,
+) -> Option<&'a DocEntry> {
+    candidates
+        .into_iter()
+        .filter(|(_, n)| family == Family::Coalition || *n < SHARD_TARGET)
+        .min_by(|a, b| (a.0.created_at, &a.0.doc).cmp(&(b.0.created_at, &b.0.doc)))
+        .map(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests;

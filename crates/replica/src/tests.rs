@@ -1,0 +1,357 @@
+//! Record-level reads and writes, merges, conflicts, history, and convergence of forked replicas.
+
+use std::collections::BTreeMap;
+
+use aidmesh_model::views::{over_allocations, stock_levels, Source};
+use aidmesh_model::*;
+use proptest::prelude::*;
+
+use super::*;
+
+fn author(hub: &str, at: i64) -> Author {
+    Author {
+        hub: hub.into(),
+        handle: format!("{hub}-coord"),
+        at: Timestamp::from_millis(at),
+    }
+}
+
+fn record(id: &str, body: impl KindBody) -> Record {
+    let body = body.into_body();
+    Record {
+        meta: Meta {
+            id: id.into(),
+            kind: body.kind(),
+            created_hub: "a".into(),
+            created_by: "fox".into(),
+            created_at: Timestamp::from_millis(1_764_000_000_000),
+        },
+        body,
+    }
+}
+
+fn item(id: &str, name: &str) -> Record {
+    record(
+        id,
+        Item {
+            name: name.into(),
+            unit: "box".into(),
+            notes: "keep dry".into(),
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn records_round_trip_field_by_field() {
+    let mut d = Doc::new("d", b"a");
+    let mut v = Volunteer {
+        handle: "fox".into(),
+        languages: vec!["en".into(), "ar".into()],
+        ..Default::default()
+    };
+    v.skills.push(Skill {
+        skill: SkillKind::Translation,
+        languages: vec!["en".into(), "ar".into()],
+        ..Default::default()
+    });
+    let recs = vec![
+        item("i1", "Water"),
+        record("v1", v),
+        record(
+            "x1",
+            Amendment {
+                target: "i9".into(),
+                field: "severity".into(),
+                value: serde_json::json!({"deep": [1, "two", null]}),
+                reason: "r".into(),
+            },
+        ),
+    ];
+    for r in &recs {
+        d.create(r).unwrap();
+    }
+    d.commit(&author("a", 1));
+    for r in &recs {
+        assert_eq!(d.get(r.id()).unwrap().as_ref(), Some(r));
+    }
+    assert!(matches!(d.create(&recs[0]), Err(Error::Exists(_))));
+    // Survives save and load, in full and incrementally.
+    let mut bytes = d.save();
+    let mut e = Doc::load("d", &bytes, b"b").unwrap();
+    assert_eq!(e.get(recs[1].id()).unwrap().as_ref(), Some(&recs[1]));
+    let mut upd = recs[0].clone();
+    if let Body::Item(i) = &mut upd.body {
+        i.reorder_level = 12;
+    }
+    assert_eq!(d.update(&upd).unwrap(), vec!["reorder_level".to_string()]);
+    d.commit(&author("a", 2));
+    bytes.extend(d.save_incremental());
+    e = Doc::load("d", &bytes, b"b").unwrap();
+    assert_eq!(e.get(upd.id()).unwrap().unwrap(), upd);
+    assert!(Doc::load("d", b"not automerge", b"b").is_err());
+}
+
+#[test]
+fn concurrent_edits_merge_text_and_surface_field_conflicts() {
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("i1", "Water")).unwrap();
+    a.commit(&author("a", 1));
+    let mut b = a.fork(b"b");
+    let mut ra = a.get(&"i1".into()).unwrap().unwrap();
+    let mut rb = ra.clone();
+    if let (Body::Item(x), Body::Item(y)) = (&mut ra.body, &mut rb.body) {
+        x.notes = "keep dry, top shelf".into();
+        x.name = "Water 1.5l".into();
+        y.notes = "urgent: keep dry".into();
+        y.name = "Water bottles".into();
+        y.reorder_level = 50;
+    }
+    a.update(&ra).unwrap();
+    a.commit(&author("a", 2));
+    b.update(&rb).unwrap();
+    b.commit(&author("b", 3));
+    let touched = a.merge(&mut b).unwrap();
+    assert_eq!(
+        touched.into_iter().collect::<Vec<_>>(),
+        vec![RecordId::from("i1")]
+    );
+    b.merge(&mut a).unwrap();
+    let got = a.get(&"i1".into()).unwrap().unwrap();
+    assert_eq!(got, b.get(&"i1".into()).unwrap().unwrap());
+    let Body::Item(i) = &got.body else { panic!() };
+    assert_eq!(
+        i.notes, "urgent: keep dry, top shelf",
+        "both text edits survive"
+    );
+    assert_eq!(i.reorder_level, 50, "an edit on one side only is kept");
+    let c = a.conflicts(&"i1".into()).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].field, "name");
+    let mut vals: Vec<_> = c[0]
+        .values
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    vals.sort();
+    assert_eq!(vals, vec!["Water 1.5l", "Water bottles"]);
+    // Writing the field again settles the conflict.
+    a.update(&got).unwrap();
+    let mut settle = got.clone();
+    if let Body::Item(i) = &mut settle.body {
+        i.name = "Water 1.5 l bottle".into();
+    }
+    a.update(&settle).unwrap();
+    a.commit(&author("a", 4));
+    assert!(a.conflicts(&"i1".into()).unwrap().is_empty());
+}
+
+#[test]
+fn history_lists_the_changes_of_a_record() {
+    let mut d = Doc::new("d", b"a");
+    d.create(&item("i1", "Water")).unwrap();
+    d.create(&item("i2", "Rice")).unwrap();
+    d.commit(&author("a", 10));
+    let mut r = d.get(&"i1".into()).unwrap().unwrap();
+    if let Body::Item(i) = &mut r.body {
+        i.reorder_level = 3;
+    }
+    d.update(&r).unwrap();
+    d.commit(&Author {
+        hub: "b".into(),
+        handle: "owl".into(),
+        at: Timestamp::from_millis(20),
+    });
+    let h = d.history(&"i1".into());
+    assert_eq!(
+        h.iter()
+            .map(|e| (e.at.millis(), e.handle.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(10, "a-coord"), (20, "owl")]
+    );
+    assert_eq!(d.history(&"i2".into()).len(), 1);
+    assert!(d.history(&"nope".into()).is_empty());
+}
+
+#[test]
+fn apply_reports_touched_records_and_rejects_garbage() {
+    let mut a = Doc::new("d", b"a");
+    let mut b = a.fork(b"b");
+    a.create(&item("i1", "Water")).unwrap();
+    a.commit(&author("a", 1));
+    let chunk = a.save_incremental();
+    let touched = b.apply(&chunk).unwrap();
+    assert!(touched.contains(&RecordId::from("i1")));
+    assert!(
+        b.apply(&chunk).unwrap().is_empty(),
+        "applying twice changes nothing"
+    );
+    let before = b.save();
+    assert!(b.apply(b"\x85\x6f\x4a\x83garbage").is_err());
+    let mut truncated = a.save();
+    truncated.truncate(truncated.len() - 3);
+    assert!(b.apply(&truncated).is_err());
+    let mut flipped = chunk.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    assert!(b.apply(&flipped).is_err());
+    assert_eq!(b.save(), before);
+}
+
+#[test]
+fn index_lists_documents_and_shards_roll_over() {
+    let mut ix = Index::new(b"a");
+    let e1 = DocEntry {
+        doc: "d1".into(),
+        partition: "item".into(),
+        created_at: Timestamp::from_millis(5),
+    };
+    let e2 = DocEntry {
+        doc: "d2".into(),
+        partition: "item".into(),
+        created_at: Timestamp::from_millis(9),
+    };
+    ix.add(&e2, &author("a", 1)).unwrap();
+    ix.add(&e1, &author("a", 1)).unwrap();
+    assert_eq!(ix.entries(), vec![e1.clone(), e2.clone()]);
+    assert_eq!(
+        choose_shard([(&e1, 10), (&e2, 0)], Family::Catalogue),
+        Some(&e1)
+    );
+    assert_eq!(
+        choose_shard([(&e1, SHARD_TARGET), (&e2, 0)], Family::Catalogue),
+        Some(&e2)
+    );
+    assert_eq!(
+        choose_shard([(&e1, SHARD_TARGET), (&e2, SHARD_TARGET)], Family::Log),
+        None
+    );
+    assert_eq!(
+        choose_shard([(&e1, SHARD_TARGET)], Family::Coalition),
+        Some(&e1)
+    );
+    let t = Timestamp::parse("2026-11-25T10:00:00Z").unwrap();
+    assert_eq!(partition_for(Kind::Movement, t), "movement/2026-11");
+    assert_eq!(partition_for(Kind::Item, t), "item");
+    assert_eq!(partition_for(Kind::Place, t), "coalition");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convergence of forked replicas.
+
+#[derive(Clone, Debug)]
+enum Op {
+    Issue { replica: usize, qty: i64 },
+    Receive { replica: usize, qty: i64 },
+    Allocate { replica: usize, qty: u64 },
+    Release { replica: usize, nth: usize },
+    Rename { replica: usize, name: u8 },
+    Sync { from: usize, to: usize },
+}
+
+fn op(n: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..n, 1i64..8).prop_map(|(replica, qty)| Op::Issue { replica, qty }),
+        (0..n, 1i64..8).prop_map(|(replica, qty)| Op::Receive { replica, qty }),
+        (0..n, 1u64..6).prop_map(|(replica, qty)| Op::Allocate { replica, qty }),
+        (0..n, 0usize..8).prop_map(|(replica, nth)| Op::Release { replica, nth }),
+        (0..n, any::<u8>()).prop_map(|(replica, name)| Op::Rename { replica, name }),
+        (0..n, 0..n).prop_map(|(from, to)| Op::Sync { from, to }),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = (usize, Vec<Op>, Vec<usize>)> {
+    (2usize..=5).prop_flat_map(|n| {
+        (
+            Just(n),
+            prop::collection::vec(op(n), 1..40),
+            Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
+        )
+    })
+}
+
+fn all_records(d: &Doc) -> Vec<Record> {
+    let (recs, bad) = d.records();
+    assert!(bad.is_empty());
+    recs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random concurrent operations on 2–5 replicas, merged in a random order, converge; stock is
+    /// the sum of every movement made anywhere; every over-allocation shows.
+    #[test]
+    fn forked_replicas_converge((n, ops, order) in scenario()) {
+        let mut base = Doc::new("log", &[0]);
+        base.create(&item("water", "Water")).unwrap();
+        base.create(&record("offer", Offer { category: Some(Category::Shelter), quantity: 10, ..Default::default() })).unwrap();
+        base.create(&record("mv0", Movement { item: "water".into(), kind: MovementKind::Receive, quantity: 20, place: "hall".into(), ..Default::default() })).unwrap();
+        base.commit(&author("base", 0));
+        let mut reps: Vec<Doc> = (0..n).map(|i| base.fork(&[i as u8 + 1])).collect();
+        let mut expected_level = 20i64;
+        let mut allocations: Vec<(usize, RecordId)> = Vec::new();
+        for (step, o) in ops.iter().enumerate() {
+            let id = RecordId::from(format!("r{step}").as_str());
+            let mk = |body: Body| Record { meta: Meta { id: id.clone(), kind: body.kind(), created_hub: "h".into(), created_by: "p".into(), created_at: Timestamp::from_millis(step as i64) }, body };
+            match o.clone() {
+                Op::Issue { replica, qty } | Op::Receive { replica, qty } => {
+                    let kind = if matches!(o, Op::Issue { .. }) { MovementKind::Issue } else { MovementKind::Receive };
+                    expected_level += if kind == MovementKind::Issue { -qty } else { qty };
+                    reps[replica].create(&mk(Body::Movement(Movement { item: "water".into(), kind, quantity: qty, place: "hall".into(), ..Default::default() }))).unwrap();
+                    reps[replica].commit(&author("h", step as i64));
+                }
+                Op::Allocate { replica, qty } => {
+                    reps[replica].create(&mk(Body::Allocation(Allocation { request: "req".into(), offer: Some("offer".into()), quantity: qty, ..Default::default() }))).unwrap();
+                    reps[replica].commit(&author("h", step as i64));
+                    allocations.push((replica, id.clone()));
+                }
+                Op::Release { replica, nth } => {
+                    let mine: Vec<_> = allocations.iter().filter(|(r, _)| *r == replica).collect();
+                    if let Some((_, aid)) = mine.get(nth) {
+                        if let Some(mut a) = reps[replica].get(aid).unwrap() {
+                            if let Body::Allocation(x) = &mut a.body { x.status = AllocationStatus::Released; }
+                            reps[replica].update(&a).unwrap();
+                            reps[replica].commit(&author("h", step as i64));
+                        }
+                    }
+                }
+                Op::Rename { replica, name } => {
+                    let mut it = reps[replica].get(&"water".into()).unwrap().unwrap();
+                    if let Body::Item(i) = &mut it.body { i.name = format!("water {name}"); }
+                    reps[replica].update(&it).unwrap();
+                    reps[replica].commit(&author("h", step as i64));
+                }
+                Op::Sync { from, to } if from != to => {
+                    let (a, b) = if from < to { let (x, y) = reps.split_at_mut(to); (&mut x[from], &mut y[0]) } else { let (x, y) = reps.split_at_mut(from); (&mut y[0], &mut x[to]) };
+                    b.merge(a).unwrap();
+                }
+                Op::Sync { .. } => {}
+            }
+        }
+        // Merge everything into the first in the shuffled order, then back out to all.
+        let (first, rest) = order.split_first().unwrap();
+        let mut acc = reps[*first].fork(&[99]);
+        for i in rest { acc.merge(&mut reps[*i]).unwrap(); }
+        for r in reps.iter_mut() { r.merge(&mut acc).unwrap(); }
+        let reference = all_records(&reps[0]);
+        let mut sorted_ref = reference.clone();
+        sorted_ref.sort_by(|a, b| a.id().cmp(b.id()));
+        for r in &reps[1..] {
+            let mut recs = all_records(r);
+            recs.sort_by(|a, b| a.id().cmp(b.id()));
+            prop_assert_eq!(&recs, &sorted_ref);
+        }
+        // Conservation: the level is the sum of every movement made on any replica.
+        let levels = stock_levels(&reference);
+        prop_assert_eq!(levels.get(&("water".into(), "hall".into())).copied().unwrap_or(0), expected_level);
+        // Every over-allocation is flagged: compute the oracle from the final allocations.
+        let held: u64 = of_kind::<Allocation>(&reference).filter(|(_, a)| a.holds()).map(|(_, a)| a.quantity).sum();
+        let flagged: BTreeMap<Source, u64> = over_allocations(&reference, &levels).into_iter().map(|o| (o.source, o.allocated)).collect();
+        if held > 10 {
+            prop_assert_eq!(flagged.get(&Source::Offer { offer: "offer".into() }).copied(), Some(held));
+        } else {
+            prop_assert!(flagged.is_empty());
+        }
+    }
+}
