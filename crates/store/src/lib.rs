@@ -1,1 +1,439 @@
-//! placeholder
+//! The hub's one file on disk: an SQLCipher database unlocked by a passphrase.
+//!
+//! It holds the Automerge documents as chunks, per-peer sync state, a query index rebuilt from
+//! the CRDT (records as JSON, full-text search, stock levels), and the personal-data vault.
+//! Writes go through [`Store::write`], one SQLite transaction: a write the caller was told
+//! succeeded is durable (WAL, `synchronous=FULL`), and a failed one leaves nothing behind.
+//! The store knows nothing of domain rules beyond the stock deltas it is handed.
+
+mod schema;
+mod vault;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+
+pub use vault::{VaultEntry, VaultState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("wrong passphrase for {0}, or the file is not an aidmesh store")]
+    WrongPassphrase(PathBuf),
+    #[error("no store at {0}: run `aidmesh init` first")]
+    Missing(PathBuf),
+    #[error("a store already exists at {0}")]
+    Exists(PathBuf),
+    #[error("the store at {path} was written by a newer aidmesh (schema {found}, this one knows up to {known})")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("the disk is full: nothing was written ({0})")]
+    DiskFull(String),
+    #[error("the store file is damaged: {0}")]
+    Corrupt(String),
+    #[error("the passphrase must not be empty")]
+    EmptyPassphrase,
+    #[error("vault entry {0} is unreadable: its key is gone or the data was altered")]
+    VaultUnreadable(String),
+    #[error("vault entry {0} was erased")]
+    Erased(String),
+    #[error("storage error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::DiskFull(e.to_string()),
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+                Error::Corrupt(e.to_string())
+            }
+            _ => Error::Sqlite(e),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One row of the query index: a record as the CRDT holds it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRow {
+    pub id: String,
+    pub kind: String,
+    pub doc: String,
+    pub created_at: i64,
+    pub label: String,
+    pub search_text: String,
+    /// The record's flat JSON.
+    pub json: String,
+}
+
+/// A search hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub id: String,
+    pub kind: String,
+    pub label: String,
+}
+
+/// The open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Creates a new store at `path`. Fails if a file is already there.
+    pub fn create(path: &Path, passphrase: &str) -> Result<Store> {
+        if passphrase.is_empty() {
+            return Err(Error::EmptyPassphrase);
+        }
+        if path.exists() {
+            return Err(Error::Exists(path.to_path_buf()));
+        }
+        let conn = Connection::open(path)?;
+        let mut s = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        s.unlock(passphrase)?;
+        schema::migrate(&mut s.conn, &s.path)?;
+        Ok(s)
+    }
+
+    /// Opens an existing store. A wrong passphrase is [`Error::WrongPassphrase`]; nothing is created.
+    pub fn open(path: &Path, passphrase: &str) -> Result<Store> {
+        if !path.is_file() {
+            return Err(Error::Missing(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let mut s = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        s.unlock(passphrase)?;
+        schema::migrate(&mut s.conn, &s.path)?;
+        Ok(s)
+    }
+
+    fn unlock(&mut self, passphrase: &str) -> Result<()> {
+        // A wrong passphrase is reported as an error; SQLCipher need not also log it to stderr.
+        let _ = self.conn.execute_batch("PRAGMA cipher_log_level = NONE");
+        self.conn.pragma_update(None, "key", passphrase)?;
+        // The first read proves the key: SQLCipher reports a wrong one as "not a database".
+        let probe: rusqlite::Result<i64> =
+            self.conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        match probe {
+            Ok(_) => {}
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
+                return Err(Error::WrongPassphrase(self.path.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "secure_delete", "ON")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(())
+    }
+
+    /// Changes the passphrase; the whole file is re-encrypted.
+    pub fn rekey(&mut self, new_passphrase: &str) -> Result<()> {
+        if new_passphrase.is_empty() {
+            return Err(Error::EmptyPassphrase);
+        }
+        self.conn.pragma_update(None, "rekey", new_passphrase)?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one transaction: all of it is durable, or none of it happened.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let mut w = Tx { tx };
+        let out = f(&mut w)?;
+        w.tx.commit()?;
+        Ok(out)
+    }
+
+    // --- metadata ------------------------------------------------------------------------
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    // --- documents -----------------------------------------------------------------------
+
+    /// The saved bytes of a document (its chunks, concatenated), or `None` if it has none.
+    pub fn doc_bytes(&self, doc: &str) -> Result<Option<Vec<u8>>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")?;
+        let mut rows = st.query([doc])?;
+        let mut out: Option<Vec<u8>> = None;
+        while let Some(r) = rows.next()? {
+            let b: Vec<u8> = r.get(0)?;
+            out.get_or_insert_with(Vec::new).extend_from_slice(&b);
+        }
+        Ok(out)
+    }
+
+    /// How many chunks a document is stored in (compaction folds them into one).
+    pub fn chunk_count(&self, doc: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM chunks WHERE doc = ?1", [doc], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Documents known to the store: (doc, partition, created_at, record count).
+    pub fn docs(&self) -> Result<Vec<(String, String, i64, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT d.doc, d.partition, d.created_at, (SELECT count(*) FROM records r WHERE r.doc = d.doc)
+             FROM docs d ORDER BY d.partition, d.created_at, d.doc",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Documents of one partition with their record counts.
+    pub fn partition_docs(&self, partition: &str) -> Result<Vec<(String, i64, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT d.doc, d.created_at, (SELECT count(*) FROM records r WHERE r.doc = d.doc)
+             FROM docs d WHERE d.partition = ?1 ORDER BY d.created_at, d.doc",
+        )?;
+        let rows = st.query_map([partition], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // --- the query index -----------------------------------------------------------------
+
+    /// The indexed JSON of a record and the document it lives in.
+    pub fn record(&self, id: &str) -> Result<Option<(String, String, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT kind, doc, json FROM records WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
+    }
+
+    /// JSON of records of a kind, newest first, at most `limit` after skipping `offset`.
+    pub fn records_of_kind(&self, kind: &str, limit: i64, offset: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM records WHERE kind = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = st.query_map(params![kind, limit, offset], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// JSON of records of a kind created in `[from, to)` (milliseconds).
+    pub fn records_between(&self, kind: &str, from: i64, to: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM records WHERE kind = ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map(params![kind, from, to], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// JSON of records of a kind whose JSON field `field` equals `value` (for references).
+    pub fn records_where(&self, kind: &str, field: &str, value: &str) -> Result<Vec<String>> {
+        let path = format!("$.{field}");
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM records WHERE kind = ?1 AND json_extract(json, ?2) = ?3 ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map(params![kind, path, value], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn count(&self, kind: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM records WHERE kind = ?1",
+            [kind],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Full-text search; `query` is plain words, each matched as a prefix.
+    pub fn search(&self, query: &str, kind: Option<&str>, limit: i64) -> Result<Vec<Hit>> {
+        let terms: Vec<String> = query
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("\"{}\"*", t.replace('"', "")))
+            .collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fts = terms.join(" ");
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.id, r.kind, r.label FROM search s JOIN records r ON r.rowid = s.rowid
+             WHERE search MATCH ?1 AND (?2 IS NULL OR r.kind = ?2) LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![fts, kind, limit], |r| {
+            Ok(Hit {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                label: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Stock levels: (item, place, quantity), from the index's running sums.
+    pub fn stock(&self, item: Option<&str>) -> Result<Vec<(String, String, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT item, place, qty FROM stock WHERE (?1 IS NULL OR item = ?1) ORDER BY item, place",
+        )?;
+        let rows = st.query_map([item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // --- sync state ------------------------------------------------------------------------
+
+    pub fn sync_state(&self, peer: &str, doc: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM sync_state WHERE peer = ?1 AND doc = ?2",
+                [peer, doc],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Runs a read-only integrity check of the file.
+    pub fn check(&self) -> Result<()> {
+        let r: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if r == "ok" {
+            Ok(())
+        } else {
+            Err(Error::Corrupt(r))
+        }
+    }
+
+    /// Folds the write-ahead log into the main file and empties it.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// A write transaction.
+pub struct Tx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Tx<'_> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Registers a document of a partition.
+    pub fn add_doc(&mut self, doc: &str, partition: &str, created_at: i64) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO docs(doc, partition, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(doc) DO NOTHING",
+            params![doc, partition, created_at],
+        )?;
+        Ok(())
+    }
+
+    /// Appends saved changes of a document.
+    pub fn append_chunk(&mut self, doc: &str, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.tx.execute(
+            "INSERT INTO chunks(doc, seq, bytes) VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc = ?1), ?2)",
+            params![doc, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces all chunks of a document by one compacted save.
+    pub fn replace_doc(&mut self, doc: &str, bytes: &[u8]) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM chunks WHERE doc = ?1", [doc])?;
+        self.tx.execute(
+            "INSERT INTO chunks(doc, seq, bytes) VALUES (?1, 1, ?2)",
+            params![doc, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a record in the index. Returns true if the record was new.
+    pub fn index(&mut self, row: &IndexRow) -> Result<bool> {
+        let existed: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
+            .query_row([&row.id], |r| r.get(0))
+            .optional()?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO records(id, kind, doc, created_at, label, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc, label = excluded.label, json = excluded.json",
+            )?
+            .execute(params![row.id, row.kind, row.doc, row.created_at, row.label, row.json])?;
+        let rowid: i64 = self
+            .tx
+            .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
+            .query_row([&row.id], |r| r.get(0))?;
+        if existed.is_some() {
+            self.tx
+                .prepare_cached("DELETE FROM search WHERE rowid = ?1")?
+                .execute([rowid])?;
+        }
+        if !row.search_text.is_empty() {
+            self.tx
+                .prepare_cached("INSERT INTO search(rowid, text) VALUES (?1, ?2)")?
+                .execute(params![rowid, row.search_text])?;
+        }
+        Ok(existed.is_none())
+    }
+
+    /// Adds `delta` to the stock of an item at a place.
+    pub fn add_stock(&mut self, item: &str, place: &str, delta: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO stock(item, place, qty) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
+            )?
+            .execute(params![item, place, delta])?;
+        Ok(())
+    }
+
+    /// Empties the query index, to rebuild it from the documents.
+    pub fn clear_index(&mut self) -> Result<()> {
+        self.tx
+            .execute_batch("DELETE FROM search; DELETE FROM records; DELETE FROM stock;")?;
+        Ok(())
+    }
+
+    pub fn set_sync_state(&mut self, peer: &str, doc: &str, state: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO sync_state(peer, doc, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT(peer, doc) DO UPDATE SET state = excluded.state",
+            params![peer, doc, state],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! Schema migrations, applied in order from the version the file records (`PRAGMA user_version`).
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::{Error, Result};
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a released entry: add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE docs(doc TEXT PRIMARY KEY, partition TEXT NOT NULL, created_at INTEGER NOT NULL);
+     CREATE INDEX docs_partition ON docs(partition, created_at);
+     CREATE TABLE chunks(doc TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY(doc, seq));
+     CREATE TABLE sync_state(peer TEXT NOT NULL, doc TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY(peer, doc));
+     CREATE TABLE records(id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, doc TEXT NOT NULL,
+                          created_at INTEGER NOT NULL, label TEXT NOT NULL, json TEXT NOT NULL);
+     CREATE INDEX records_kind ON records(kind, created_at);
+     CREATE INDEX records_doc ON records(doc);
+     CREATE VIRTUAL TABLE search USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+     CREATE TABLE stock(item TEXT NOT NULL, place TEXT NOT NULL, qty INTEGER NOT NULL, PRIMARY KEY(item, place));
+     CREATE TABLE vault(id TEXT PRIMARY KEY, nonce BLOB, ciphertext BLOB, updated_at INTEGER NOT NULL,
+                        erased_at INTEGER, origin TEXT NOT NULL);
+     CREATE TABLE vault_keys(id TEXT PRIMARY KEY, key BLOB NOT NULL);",
+];
+
+/// The schema version this build writes.
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(Error::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

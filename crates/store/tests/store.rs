@@ -1,0 +1,200 @@
+//! The store against real SQLCipher files.
+
+use aidmesh_store::*;
+
+fn row(id: &str, kind: &str, text: &str) -> IndexRow {
+    IndexRow {
+        id: id.into(),
+        kind: kind.into(),
+        doc: "d1".into(),
+        created_at: 1,
+        label: text.into(),
+        search_text: text.into(),
+        json: format!("{{\"id\":\"{id}\",\"name\":\"{text}\"}}"),
+    }
+}
+
+#[test]
+fn create_open_and_wrong_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    assert!(matches!(Store::open(&p, "x"), Err(Error::Missing(_))));
+    assert!(!p.exists(), "opening a missing store creates nothing");
+    assert!(matches!(Store::create(&p, ""), Err(Error::EmptyPassphrase)));
+    {
+        let mut s = Store::create(&p, "correct horse").unwrap();
+        s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
+    }
+    assert!(matches!(
+        Store::create(&p, "correct horse"),
+        Err(Error::Exists(_))
+    ));
+    let e = Store::open(&p, "wrong").err().unwrap();
+    assert!(matches!(e, Error::WrongPassphrase(_)), "{e}");
+    assert!(e.to_string().contains("wrong passphrase"));
+    let s = Store::open(&p, "correct horse").unwrap();
+    assert_eq!(s.meta("hub_name").unwrap().as_deref(), Some("North"));
+    s.check().unwrap();
+}
+
+#[test]
+fn the_file_reveals_nothing_without_the_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let mut s = Store::create(&p, "pw").unwrap();
+    s.write(|tx| {
+        tx.index(&row("i1", "item", "Unmistakable-Water-Marker"))?;
+        tx.vault_put("v1", &[7; 32], &[1; 12], b"Maria Sanchez +34 600", 5, "h")
+    })
+    .unwrap();
+    s.checkpoint().unwrap();
+    drop(s);
+    let mut raw = std::fs::read(&p).unwrap();
+    if let Ok(wal) = std::fs::read(dir.path().join("hub.aidmesh-wal")) {
+        raw.extend(wal);
+    }
+    let hay = String::from_utf8_lossy(&raw);
+    assert!(!hay.contains("Unmistakable"), "record text in clear");
+    assert!(!hay.contains("Sanchez"), "vault text in clear");
+    assert!(!raw.starts_with(b"SQLite format 3"));
+}
+
+#[test]
+fn writes_are_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    let r: Result<()> = s.write(|tx| {
+        tx.index(&row("i1", "item", "water"))?;
+        tx.add_stock("i1", "p1", 5)?;
+        Err(Error::Corrupt("simulated failure mid-write".into()))
+    });
+    assert!(r.is_err());
+    assert!(s.record("i1").unwrap().is_none());
+    assert!(s.stock(None).unwrap().is_empty());
+}
+
+#[test]
+fn index_search_and_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    s.write(|tx| {
+        assert!(tx.index(&row("i1", "item", "Bottled water 1.5l"))?);
+        tx.index(&row("i2", "item", "Rice"))?;
+        tx.index(&row("v1", "volunteer", "fox water carrier"))?;
+        tx.add_stock("i1", "p1", 5)?;
+        tx.add_stock("i1", "p1", -2)?;
+        tx.add_stock("i1", "p2", 4)
+    })
+    .unwrap();
+    fn ids(s: &Store, q: &str, k: Option<&str>) -> Vec<String> {
+        let mut v: Vec<_> = s
+            .search(q, k, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        v.sort();
+        v
+    }
+    assert_eq!(ids(&s, "water", None), vec!["i1", "v1"]);
+    assert_eq!(ids(&s, "wat", Some("item")), vec!["i1"]);
+    assert_eq!(ids(&s, "bottled WATER", None), vec!["i1"]);
+    assert!(ids(&s, "\"); DROP TABLE records; --", None).is_empty());
+    // Re-indexing replaces the searchable text.
+    s.write(|tx| {
+        tx.index(&row("i1", "item", "Sparkling juice"))
+            .map(|new| assert!(!new))
+    })
+    .unwrap();
+    assert_eq!(ids(&s, "water", None), vec!["v1"]);
+    assert_eq!(ids(&s, "juice", None), vec!["i1"]);
+    assert_eq!(
+        s.stock(Some("i1")).unwrap(),
+        vec![("i1".into(), "p1".into(), 3), ("i1".into(), "p2".into(), 4)]
+    );
+    assert_eq!(s.count("item").unwrap(), 2);
+}
+
+#[test]
+fn chunks_append_and_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    s.write(|tx| {
+        tx.add_doc("d1", "item", 1)?;
+        tx.append_chunk("d1", b"ab")?;
+        tx.append_chunk("d1", b"cd")
+    })
+    .unwrap();
+    assert_eq!(s.doc_bytes("d1").unwrap().unwrap(), b"abcd");
+    assert_eq!(s.chunk_count("d1").unwrap(), 2);
+    s.write(|tx| tx.replace_doc("d1", b"ABCD")).unwrap();
+    assert_eq!(s.doc_bytes("d1").unwrap().unwrap(), b"ABCD");
+    assert_eq!(s.chunk_count("d1").unwrap(), 1);
+    assert!(s.doc_bytes("nope").unwrap().is_none());
+    assert_eq!(s.partition_docs("item").unwrap(), vec![("d1".into(), 1, 0)]);
+}
+
+#[test]
+fn vault_erasure_destroys_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw").unwrap();
+    s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h"))
+        .unwrap();
+    assert_eq!(
+        s.vault_get("v1").unwrap(),
+        Some(VaultState::Present(b"{\"name\":\"Amal\"}".to_vec()))
+    );
+    assert!(s.write(|tx| tx.vault_erase("v1", 20)).unwrap());
+    assert_eq!(
+        s.vault_get("v1").unwrap(),
+        Some(VaultState::Erased { at: 20 })
+    );
+    let e = s
+        .write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"again", 30, "h"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Erased(_)));
+    assert!(!s.write(|tx| tx.vault_erase("nope", 20)).unwrap());
+    let list = s.vault_list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].erased_at, Some(20));
+    s.write(|tx| tx.vault_tombstone("v2", 40, "other")).unwrap();
+    assert_eq!(
+        s.vault_get("v2").unwrap(),
+        Some(VaultState::Erased { at: 40 })
+    );
+}
+
+#[test]
+fn rekey_changes_the_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "old").unwrap();
+    s.write(|tx| tx.set_meta("k", "v")).unwrap();
+    s.rekey("new").unwrap();
+    drop(s);
+    assert!(matches!(
+        Store::open(&p, "old"),
+        Err(Error::WrongPassphrase(_))
+    ));
+    assert_eq!(
+        Store::open(&p, "new")
+            .unwrap()
+            .meta("k")
+            .unwrap()
+            .as_deref(),
+        Some("v")
+    );
+}
+
+#[test]
+fn a_damaged_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
+    let e = Store::open(&p, "pw").err().unwrap();
+    assert!(
+        matches!(e, Error::WrongPassphrase(_) | Error::Corrupt(_)),
+        "{e}"
+    );
+}
