@@ -1,1 +1,263 @@
-//! placeholder
+//! The application API of an aidmesh hub: what the CLI and the desktop shell both call.
+//!
+//! A [`Hub`] owns one store file and the Automerge documents inside it. Commands validate input
+//! against the model's rules, write one record at a time to its partition document, and persist
+//! the Automerge change, the query index and stock sums in one store transaction before they
+//! return. Queries read the query index; documents are loaded only when a write or a merge needs
+//! them, so opening a hub costs the same whatever the coalition's size.
+//!
+//! Time comes from a [`Clock`] and randomness from a seeded generator that the caller supplies.
+
+mod demo;
+mod error;
+mod exchange;
+mod query;
+mod write;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use aidmesh_model::Timestamp;
+use aidmesh_replica::{Doc, Index, INDEX_DOC};
+use aidmesh_store::Store;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+pub use aidmesh_model as model;
+pub use aidmesh_store::{Hit, VaultState};
+pub use demo::{generate, Scale};
+pub use error::{Error, Result, RowError};
+pub use exchange::{HxlKind, ImportReport};
+pub use query::{ConflictEntry, Overview, RecordView, StockLine};
+
+/// Where time comes from. Core logic never reads the system clock itself.
+pub trait Clock: Send {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// A clock that tests and simulations set by hand; clones share the same time.
+#[derive(Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> ManualClock {
+        ManualClock(Arc::new(AtomicI64::new(t.millis())))
+    }
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.millis(), Ordering::SeqCst);
+    }
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// How to open a hub: the acting person, the clock and the random seed.
+pub struct Config {
+    /// Pseudonymous handle of the person at the keyboard: recorded as author of what they write.
+    pub handle: String,
+    pub clock: Box<dyn Clock>,
+    /// Seed of the hub's random generator (ids, vault keys). Fresh from the OS in production.
+    pub seed: [u8; 32],
+}
+
+impl Config {
+    /// The production configuration: system clock, seed from the operating system.
+    pub fn system(handle: &str) -> Config {
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        Config {
+            handle: handle.to_string(),
+            clock: Box::new(SystemClock),
+            seed,
+        }
+    }
+}
+
+/// What a new hub is called.
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    pub hub_name: String,
+    pub location: String,
+}
+
+/// Something the hub's records did: the UI listens to update live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Records were created or changed, here or by a merge.
+    RecordsChanged { ids: Vec<String> },
+}
+
+/// Documents kept in memory at once; others are dropped and reloaded when needed.
+const DOC_CACHE: usize = 6;
+
+/// An open hub.
+pub struct Hub {
+    store: Store,
+    index: Index,
+    docs: HashMap<String, (u64, Doc)>,
+    use_counter: u64,
+    hub_id: String,
+    actor: Vec<u8>,
+    handle: String,
+    clock: Box<dyn Clock>,
+    rng: ChaCha20Rng,
+    listeners: Vec<Box<dyn FnMut(&Event) + Send>>,
+}
+
+impl Hub {
+    /// Creates a new hub store at `path` and records the hub in its coalition document.
+    pub fn init(path: &Path, passphrase: &str, opts: &InitOptions, config: Config) -> Result<Hub> {
+        if opts.hub_name.trim().is_empty() {
+            return Err(Error::invalid(
+                "hub",
+                vec![model::FieldError::new("name", "is required")],
+            ));
+        }
+        if config.handle.trim().is_empty() {
+            return Err(Error::invalid(
+                "hub",
+                vec![model::FieldError::new("handle", "is required")],
+            ));
+        }
+        let mut rng = ChaCha20Rng::from_seed(config.seed);
+        let mut actor = vec![0u8; 16];
+        rng.fill_bytes(&mut actor);
+        let hub_id = hex(&actor);
+        let mut store = Store::create(path, passphrase)?;
+        let mut index = Index::new(&actor);
+        let bytes = index.doc().save();
+        let created = store.write(|tx| {
+            tx.set_meta("hub_id", &hub_id)?;
+            tx.set_meta("hub_name", opts.hub_name.trim())?;
+            tx.add_doc(INDEX_DOC, "index", 0)?;
+            tx.replace_doc(INDEX_DOC, &bytes)
+        });
+        if let Err(e) = created {
+            drop(store);
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+        let mut hub = Hub::assemble(store, index, hub_id, actor, config, rng);
+        let mut fields = serde_json::Map::new();
+        fields.insert("name".into(), opts.hub_name.trim().into());
+        fields.insert("location".into(), opts.location.trim().into());
+        let rec = hub.add(model::Kind::Hub, fields)?;
+        hub.store
+            .write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?;
+        Ok(hub)
+    }
+
+    /// Opens an existing hub store.
+    pub fn open(path: &Path, passphrase: &str, config: Config) -> Result<Hub> {
+        let store = Store::open(path, passphrase)?;
+        let hub_id = store
+            .meta("hub_id")?
+            .ok_or_else(|| Error::Corrupt("the store has no hub id".into()))?;
+        let actor = unhex(&hub_id)
+            .ok_or_else(|| Error::Corrupt("the store's hub id is malformed".into()))?;
+        let bytes = store
+            .doc_bytes(INDEX_DOC)?
+            .ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;
+        let index = Index::from_doc(Doc::load(INDEX_DOC, &bytes, &actor)?);
+        let rng = ChaCha20Rng::from_seed(config.seed);
+        Ok(Hub::assemble(store, index, hub_id, actor, config, rng))
+    }
+
+    fn assemble(
+        store: Store,
+        index: Index,
+        hub_id: String,
+        actor: Vec<u8>,
+        config: Config,
+        rng: ChaCha20Rng,
+    ) -> Hub {
+        Hub {
+            store,
+            index,
+            docs: HashMap::new(),
+            use_counter: 0,
+            hub_id,
+            actor,
+            handle: config.handle,
+            clock: config.clock,
+            rng,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// This hub's id.
+    pub fn hub_id(&self) -> &str {
+        &self.hub_id
+    }
+
+    /// This hub's name.
+    pub fn hub_name(&self) -> Result<String> {
+        Ok(self.store.meta("hub_name")?.unwrap_or_default())
+    }
+
+    /// The acting person's handle.
+    pub fn handle(&self) -> &str {
+        &self.handle
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Calls `f` for every event from now on.
+    pub fn subscribe(&mut self, f: impl FnMut(&Event) + Send + 'static) {
+        self.listeners.push(Box::new(f));
+    }
+
+    /// Changes the store passphrase.
+    pub fn change_passphrase(&mut self, new: &str) -> Result<()> {
+        Ok(self.store.rekey(new)?)
+    }
+
+    fn emit(&mut self, e: Event) {
+        for l in &mut self.listeners {
+            l(&e);
+        }
+    }
+
+    fn random<const N: usize>(&mut self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.rng.fill_bytes(&mut b);
+        b
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
+pub use rusqlite::ToSql;
 pub use vault::{VaultEntry, VaultState};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub struct IndexRow {
     pub search_text: String,
     /// The record's flat JSON.
     pub json: String,
+    /// How many fields hold concurrent values waiting for a person.
+    pub conflicts: i64,
 }
 
 /// A search hit.
@@ -259,6 +262,23 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Ids of records with fields in conflict, and how many fields each.
+    pub fn conflicted(&self, limit: i64) -> Result<Vec<(String, String, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, kind, conflicts FROM records WHERE conflicts > 0 ORDER BY created_at DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Runs a read query that returns JSON records (for the hub's candidate filters).
+    /// `sql` must select one text column; it sees the `records` and `stock` tables.
+    pub fn query_json(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn count(&self, kind: &str) -> Result<i64> {
         Ok(self.conn.query_row(
             "SELECT count(*) FROM records WHERE kind = ?1",
@@ -389,10 +409,11 @@ impl Tx<'_> {
             .optional()?;
         self.tx
             .prepare_cached(
-                "INSERT INTO records(id, kind, doc, created_at, label, json) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc, label = excluded.label, json = excluded.json",
+                "INSERT INTO records(id, kind, doc, created_at, label, json, conflicts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET kind = excluded.kind, doc = excluded.doc, label = excluded.label,
+                 json = excluded.json, conflicts = excluded.conflicts",
             )?
-            .execute(params![row.id, row.kind, row.doc, row.created_at, row.label, row.json])?;
+            .execute(params![row.id, row.kind, row.doc, row.created_at, row.label, row.json, row.conflicts])?;
         let rowid: i64 = self
             .tx
             .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?

@@ -15,7 +15,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE chunks(doc TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY(doc, seq));
      CREATE TABLE sync_state(peer TEXT NOT NULL, doc TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY(peer, doc));
      CREATE TABLE records(id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, doc TEXT NOT NULL,
-                          created_at INTEGER NOT NULL, label TEXT NOT NULL, json TEXT NOT NULL);
+                          created_at INTEGER NOT NULL, label TEXT NOT NULL, json TEXT NOT NULL,
+                          conflicts INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX records_conflicts ON records(conflicts) WHERE conflicts > 0;
      CREATE INDEX records_kind ON records(kind, created_at);
      CREATE INDEX records_doc ON records(doc);
      CREATE VIRTUAL TABLE search USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');

@@ -11,6 +11,7 @@ fn row(id: &str, kind: &str, text: &str) -> IndexRow {
         label: text.into(),
         search_text: text.into(),
         json: format!("{{\"id\":\"{id}\",\"name\":\"{text}\"}}"),
+        conflicts: 0,
     }
 }
 

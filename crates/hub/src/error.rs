@@ -1,0 +1,68 @@
+//! The hub's errors: each names what is wrong and carries a stable code for front ends.
+
+use aidmesh_model::FieldError;
+
+/// One bad row of an import, with every reason it is bad.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based row (CSV data row, or JSON array element).
+    pub row: usize,
+    pub id: Option<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {kind}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        kind: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("no record with id {0}")]
+    NotFound(String),
+    #[error("{kind} records are append-only: record an amendment instead (aidmesh amend {id} FIELD VALUE --reason ...)")]
+    AppendOnly { kind: String, id: String },
+    #[error("import refused, nothing was changed: {} bad row{}\n{}", rows.len(), if rows.len() == 1 { "" } else { "s" },
+        rows.iter().map(|r| format!("  row {}{}: {}", r.row, r.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(), r.errors.join("; "))).collect::<Vec<_>>().join("\n"))]
+    Import { rows: Vec<RowError> },
+    #[error("malformed {format}: {why}")]
+    Malformed { format: &'static str, why: String },
+    #[error("the store is damaged: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] aidmesh_store::Error),
+    #[error(transparent)]
+    Replica(#[from] aidmesh_replica::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid(kind: &str, errors: Vec<FieldError>) -> Error {
+        Error::Invalid {
+            kind: kind.to_string(),
+            errors,
+        }
+    }
+
+    /// A stable code for front ends, so that none matches on message text.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid",
+            Error::NotFound(_) => "not_found",
+            Error::AppendOnly { .. } => "append_only",
+            Error::Import { .. } => "import_refused",
+            Error::Malformed { .. } => "malformed",
+            Error::Corrupt(_) => "corrupt",
+            Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
+            Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",
+            Error::Store(aidmesh_store::Error::Exists(_)) => "store_exists",
+            Error::Store(aidmesh_store::Error::DiskFull(_)) => "disk_full",
+            Error::Store(_) => "storage",
+            Error::Replica(_) => "replica",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,395 @@
+//! Queries: records, search, history, conflicts, stock, suggestions and the overview.
+//!
+//! Queries read the query index. The store narrows candidates with SQL where a table scan of
+//! JSON would be slow; the model's views then apply the rules, so every front end shows the same.
+
+use std::collections::BTreeMap;
+
+use aidmesh_model::matching::{suggest, suggest_all, Suggestion};
+use aidmesh_model::views::{
+    self, amended, amendments_of, approval_state, double_bookings, expiring, over_allocations,
+    shortages, unfilled_shifts, ApprovalState, Coverage, DoubleBooking, Expiring, Levels,
+    OverAllocation, Shortage,
+};
+use aidmesh_model::{Body, Kind, Record, RecordId, Timestamp};
+use aidmesh_replica::HistoryEntry;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::write::parse_record;
+use crate::{Error, Hit, Hub, Result, VaultState};
+
+/// A record as a person reads it: amended, with its conflicts, history and derived facts.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordView {
+    /// The record as it reads now (amendments applied for append-only kinds).
+    pub record: Record,
+    /// The original, when amendments changed it.
+    pub original: Option<Record>,
+    pub amendments: Vec<Record>,
+    pub conflicts: Vec<ConflictEntry>,
+    pub history: Vec<HistoryLine>,
+    /// For items: stock per place.
+    pub stock: Vec<StockLine>,
+    /// For expenses: whether the approvals satisfy the policy.
+    pub approval: Option<ApprovalState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConflictEntry {
+    pub field: String,
+    pub values: Vec<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryLine {
+    pub at: Timestamp,
+    pub hub: String,
+    pub handle: String,
+    pub change: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StockLine {
+    pub item: String,
+    pub place: String,
+    pub quantity: i64,
+}
+
+/// What a coordinator needs to see first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Overview {
+    pub hub_name: String,
+    pub now: Timestamp,
+    pub shortages: Vec<Shortage>,
+    pub expiring: Vec<Expiring>,
+    pub urgent_requests: Vec<Record>,
+    pub unfilled_shifts: Vec<Coverage>,
+    pub recent_incidents: Vec<Record>,
+    pub over_allocations: Vec<OverAllocation>,
+    pub double_bookings: Vec<DoubleBooking>,
+    /// Records with fields written concurrently: (id, kind, number of fields).
+    pub field_conflicts: Vec<(String, String, i64)>,
+    pub unapproved_expenses: Vec<Record>,
+    pub counts: BTreeMap<String, i64>,
+}
+
+/// How far ahead the overview looks for unfilled shifts, and back for incidents.
+const SHIFT_HORIZON_H: i64 = 12;
+const INCIDENT_WINDOW_H: i64 = 24;
+const EXPIRY_DAYS: i64 = 7;
+
+impl Hub {
+    /// One record, as stored.
+    pub fn get(&self, id: &str) -> Result<Record> {
+        let (_, _, json) = self
+            .store
+            .record(&id.trim().to_ascii_lowercase())?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        parse_record(&json)
+    }
+
+    /// One record with everything a person needs to read it.
+    pub fn show(&mut self, id: &str) -> Result<RecordView> {
+        let rec = self.get(id)?;
+        let (_, doc_id, _) = self
+            .store
+            .record(rec.id().as_str())?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        let amendment_recs = self.by_field(Kind::Amendment, "target", rec.id().as_str())?;
+        let ams = amendments_of(&amendment_recs, rec.id());
+        let (now, _) = amended(&rec, &ams);
+        let original = (now != rec).then(|| rec.clone());
+        let doc = self.doc(&doc_id)?;
+        let conflicts = doc
+            .conflicts(rec.id())?
+            .into_iter()
+            .map(|c| ConflictEntry {
+                field: c.field,
+                values: c.values,
+            })
+            .collect();
+        let history = doc
+            .history(rec.id())
+            .into_iter()
+            .map(history_line)
+            .collect();
+        let stock = if rec.kind() == Kind::Item {
+            self.stock(Some(rec.id().as_str()))?
+        } else {
+            Vec::new()
+        };
+        let approval = match &now.body {
+            Body::Expense(e) => {
+                let ctx = self.approval_context(rec.id())?;
+                Some(approval_state(&ctx, (&now.meta, e)))
+            }
+            _ => None,
+        };
+        Ok(RecordView {
+            record: now,
+            original,
+            amendments: amendment_recs,
+            conflicts,
+            history,
+            stock,
+            approval,
+        })
+    }
+
+    /// Records of a kind, newest first.
+    pub fn list(&self, kind: Kind, limit: usize, offset: usize) -> Result<Vec<Record>> {
+        self.store
+            .records_of_kind(kind.name(), limit as i64, offset as i64)?
+            .iter()
+            .map(|j| parse_record(j))
+            .collect()
+    }
+
+    /// How many records of a kind the hub holds.
+    pub fn count(&self, kind: Kind) -> Result<i64> {
+        Ok(self.store.count(kind.name())?)
+    }
+
+    /// Full-text search over records, optionally of one kind.
+    pub fn search(&self, query: &str, kind: Option<Kind>, limit: usize) -> Result<Vec<Hit>> {
+        Ok(self
+            .store
+            .search(query, kind.map(Kind::name), limit as i64)?)
+    }
+
+    /// Who changed a record, when, on which hub.
+    pub fn history(&mut self, id: &str) -> Result<Vec<HistoryLine>> {
+        let rec = self.get(id)?;
+        let (_, doc_id, _) = self
+            .store
+            .record(rec.id().as_str())?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        Ok(self
+            .doc(&doc_id)?
+            .history(rec.id())
+            .into_iter()
+            .map(history_line)
+            .collect())
+    }
+
+    /// Stock per item and place, from the sums of movements.
+    pub fn stock(&self, item: Option<&str>) -> Result<Vec<StockLine>> {
+        Ok(self
+            .store
+            .stock(item)?
+            .into_iter()
+            .filter(|(_, _, q)| *q != 0)
+            .map(|(item, place, quantity)| StockLine {
+                item,
+                place,
+                quantity,
+            })
+            .collect())
+    }
+
+    /// Reads a vault entry (personal data).
+    pub fn vault_get(&self, id: &str) -> Result<VaultState> {
+        self.store
+            .vault_get(id)?
+            .ok_or_else(|| Error::NotFound(id.into()))
+    }
+
+    /// Suggested allocations for one request, or for every open request.
+    pub fn suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<Suggestion>> {
+        let mut recs = Vec::new();
+        for k in [
+            Kind::Item,
+            Kind::Place,
+            Kind::Offer,
+            Kind::Allocation,
+            Kind::Request,
+        ] {
+            recs.extend(self.all(k)?);
+        }
+        let levels = self.levels()?;
+        let today = self.clock.now().date();
+        Ok(match request {
+            Some(id) => {
+                let r = self.get(id)?;
+                if r.kind() != Kind::Request {
+                    return Err(Error::NotFound(format!("request {id}")));
+                }
+                suggest(&recs, &levels, r.id(), today, limit)
+            }
+            None => suggest_all(&recs, &levels, today, limit),
+        })
+    }
+
+    /// The overview of the hub now.
+    pub fn overview(&self) -> Result<Overview> {
+        let now = self.clock.now();
+        let levels = self.levels()?;
+        // Shortages: items with a reorder level above their total stock.
+        let short_items = self.store.query_json(
+            "SELECT r.json FROM records r
+             LEFT JOIN (SELECT item, sum(qty) AS total FROM stock GROUP BY item) s ON s.item = r.id
+             WHERE r.kind = 'item' AND json_extract(r.json, '$.reorder_level') > coalesce(s.total, 0)",
+            &[],
+        )?;
+        let short_items = parse_all(&short_items)?;
+        let mut shortages = shortages(&short_items, &levels);
+        shortages.truncate(20);
+        let limit = (now.date() + chrono::Duration::days(EXPIRY_DAYS)).to_string();
+        let expiring_items = parse_all(&self.store.query_json(
+            "SELECT json FROM records WHERE kind = 'item' AND json_extract(json, '$.expiry') IS NOT NULL
+             AND json_extract(json, '$.expiry') <= ?1",
+            &[&limit],
+        )?)?;
+        let mut expiring = expiring(&expiring_items, &levels, now.date(), EXPIRY_DAYS);
+        expiring.truncate(20);
+        let mut urgent_requests = parse_all(&self.store.query_json(
+            "SELECT json FROM records WHERE kind = 'request'
+             AND json_extract(json, '$.urgency') IN ('high', 'critical')
+             AND json_extract(json, '$.status') NOT IN ('fulfilled', 'cancelled')",
+            &[],
+        )?)?;
+        urgent_requests.sort_by_key(|r| match &r.body {
+            Body::Request(q) => (
+                std::cmp::Reverse(q.urgency),
+                q.needed_by.unwrap_or(Timestamp(i64::MAX)),
+            ),
+            _ => (
+                std::cmp::Reverse(aidmesh_model::Urgency::Low),
+                Timestamp(i64::MAX),
+            ),
+        });
+        urgent_requests.truncate(20);
+        let horizon = now.plus_hours(SHIFT_HORIZON_H);
+        let (shift_recs, unfilled, doubles) = self.roster_window(now, horizon)?;
+        let _ = shift_recs;
+        let mut incidents = parse_all(&self.store.records_between(
+            Kind::Incident.name(),
+            now.plus_hours(-INCIDENT_WINDOW_H).millis(),
+            now.plus_hours(1).millis(),
+        )?)?;
+        let amendment_recs = self.all(Kind::Amendment)?;
+        incidents = incidents
+            .iter()
+            .map(|r| amended(r, &amendments_of(&amendment_recs, r.id())).0)
+            .collect();
+        incidents.sort_by_key(|r| match &r.body {
+            Body::Incident(i) => (std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurred)),
+            _ => (std::cmp::Reverse(0), std::cmp::Reverse(Timestamp(0))),
+        });
+        incidents.truncate(20);
+        let mut alloc_ctx = self.all(Kind::Allocation)?;
+        alloc_ctx.extend(self.all(Kind::Offer)?);
+        let over = over_allocations(&alloc_ctx, &levels);
+        let field_conflicts = self.store.conflicted(50)?;
+        let mut unapproved = Vec::new();
+        let ledger = self.ledger_context()?;
+        for r in ledger.iter().filter(|r| r.kind() == Kind::Expense) {
+            let (r, _) = amended(r, &amendments_of(&ledger, r.id()));
+            if let Body::Expense(e) = &r.body {
+                if matches!(
+                    approval_state(&ledger, (&r.meta, e)),
+                    ApprovalState::Unapproved { .. }
+                ) {
+                    unapproved.push(r.clone());
+                }
+            }
+        }
+        unapproved.truncate(50);
+        let mut counts = BTreeMap::new();
+        for k in Kind::ALL {
+            counts.insert(k.name().to_string(), self.store.count(k.name())?);
+        }
+        Ok(Overview {
+            hub_name: self.hub_name()?,
+            now,
+            shortages,
+            expiring,
+            urgent_requests,
+            unfilled_shifts: unfilled,
+            recent_incidents: incidents,
+            over_allocations: over,
+            double_bookings: doubles,
+            field_conflicts,
+            unapproved_expenses: unapproved,
+            counts,
+        })
+    }
+
+    /// Shifts starting in `[from, to)`, which are short of people, and double-bookings among
+    /// the volunteers assigned to shifts around that window.
+    pub fn roster_window(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<(Vec<Record>, Vec<Coverage>, Vec<DoubleBooking>)> {
+        // Shifts that overlap the window (a shift lasts at most a day).
+        let shifts = parse_all(&self.store.query_json(
+            "SELECT json FROM records WHERE kind = 'shift'
+             AND json_extract(json, '$.start') < ?2 AND json_extract(json, '$.end') > ?1",
+            &[&from.plus_days(-1).to_string(), &to.to_string()],
+        )?)?;
+        let mut recs = shifts.clone();
+        for s in &shifts {
+            recs.extend(self.by_field(Kind::Assignment, "shift", s.id().as_str())?);
+        }
+        let unfilled = unfilled_shifts(&recs, from, to);
+        let doubles = double_bookings(&recs);
+        Ok((shifts, unfilled, doubles))
+    }
+
+    /// Ledger totals per fund and category, rejected expenses excluded.
+    pub fn ledger_totals(&self) -> Result<views::Totals> {
+        Ok(views::ledger_totals(&self.ledger_context()?))
+    }
+
+    fn ledger_context(&self) -> Result<Vec<Record>> {
+        let mut recs = Vec::new();
+        for k in [Kind::Expense, Kind::Approval, Kind::Policy, Kind::RoleGrant] {
+            recs.extend(self.all(k)?);
+        }
+        recs.extend(
+            self.all(Kind::Amendment)?
+                .into_iter()
+                .filter(|a| matches!(&a.body, Body::Amendment(x) if self.store.record(x.target.as_str()).ok().flatten().is_some_and(|r| r.0 == "expense"))),
+        );
+        Ok(recs)
+    }
+
+    fn approval_context(&self, expense: &RecordId) -> Result<Vec<Record>> {
+        let mut recs = self.by_field(Kind::Approval, "expense", expense.as_str())?;
+        recs.extend(self.all(Kind::Policy)?);
+        recs.extend(self.all(Kind::RoleGrant)?);
+        Ok(recs)
+    }
+
+    pub(crate) fn all(&self, kind: Kind) -> Result<Vec<Record>> {
+        parse_all(&self.store.records_of_kind(kind.name(), i64::MAX, 0)?)
+    }
+
+    fn by_field(&self, kind: Kind, field: &str, value: &str) -> Result<Vec<Record>> {
+        parse_all(&self.store.records_where(kind.name(), field, value)?)
+    }
+
+    pub(crate) fn levels(&self) -> Result<Levels> {
+        Ok(self
+            .store
+            .stock(None)?
+            .into_iter()
+            .map(|(i, p, q)| ((RecordId::from(i.as_str()), RecordId::from(p.as_str())), q))
+            .collect())
+    }
+}
+
+fn parse_all(jsons: &[String]) -> Result<Vec<Record>> {
+    jsons.iter().map(|j| parse_record(j)).collect()
+}
+
+fn history_line(h: HistoryEntry) -> HistoryLine {
+    HistoryLine {
+        at: h.at,
+        hub: h.hub,
+        handle: h.handle,
+        change: h.hash,
+    }
+}

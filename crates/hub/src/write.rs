@@ -1,0 +1,680 @@
+//! Commands that change records: add, update, amend, import, merge, and the vault.
+//!
+//! Every command validates first, then writes the Automerge change and the query index in one
+//! store transaction. If the transaction fails, the documents it touched are dropped from memory
+//! so that memory never runs ahead of the disk.
+
+use std::collections::BTreeMap;
+
+use aidmesh_model::{
+    views::check_amendment, Body, FieldError, Kind, Meta, Movement, MovementKind, Record, RecordId,
+    Timestamp,
+};
+use aidmesh_replica::{choose_shard, partition_for, Author, Doc, DocEntry};
+use aidmesh_store::{IndexRow, Tx};
+use serde_json::{Map, Value};
+
+use crate::{Error, Event, Hub, Result, DOC_CACHE};
+
+/// Records per Automerge commit in bulk writes: automerge's sync sends a whole document when a
+/// peer lacks more than a third of its changes by count, so large imports are many commits.
+const BATCH: usize = 500;
+
+impl Hub {
+    /// Adds a record of `kind` from its fields, as the acting person, now.
+    pub fn add(&mut self, kind: Kind, fields: Map<String, Value>) -> Result<Record> {
+        let body = Body::from_fields_strict(kind, fields)
+            .map_err(|e| Error::invalid(kind.name(), vec![e]))?;
+        self.add_body(body)
+    }
+
+    /// Adds a record from a typed body.
+    pub fn add_body(&mut self, body: Body) -> Result<Record> {
+        let kind = body.kind();
+        let now = self.clock.now();
+        let id = RecordId::generate(now, self.random());
+        let rec = Record {
+            meta: Meta {
+                id,
+                kind,
+                created_hub: self.hub_id.clone(),
+                created_by: self.handle.clone(),
+                created_at: now,
+            },
+            body,
+        };
+        self.check_new(&rec, &BTreeMap::new())?;
+        self.write_records(std::slice::from_ref(&rec), now)?;
+        Ok(rec)
+    }
+
+    /// Changes fields of a record. Append-only kinds refuse: they take amendments.
+    pub fn update(&mut self, id: &str, patch: Map<String, Value>) -> Result<Record> {
+        let current = self.get(id)?;
+        let kind = current.kind();
+        if kind.append_only() {
+            return Err(Error::AppendOnly {
+                kind: kind.name().into(),
+                id: id.into(),
+            });
+        }
+        let mut fields = current.body.to_fields();
+        let known = kind.field_names();
+        for (k, v) in patch {
+            if !known.contains(&k) {
+                return Err(Error::invalid(
+                    kind.name(),
+                    vec![FieldError::new(
+                        &k,
+                        format!(
+                            "{kind} has no field {k:?}; its fields are: {}",
+                            known.join(", ")
+                        ),
+                    )],
+                ));
+            }
+            fields.insert(k, v);
+        }
+        let body = Body::from_fields_strict(kind, fields)
+            .map_err(|e| Error::invalid(kind.name(), vec![e]))?;
+        let rec = Record {
+            meta: current.meta.clone(),
+            body,
+        };
+        body_rules(&rec)?;
+        self.check_refs(&rec, &BTreeMap::new())?;
+        let now = self.clock.now();
+        let (_, doc_id, _) = self
+            .store
+            .record(id)?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        let author = self.author(now);
+        let result = (|| -> Result<()> {
+            let doc = self.doc(&doc_id)?;
+            if doc.update(&rec)?.is_empty() {
+                return Ok(());
+            }
+            doc.commit(&author);
+            let bytes = doc.save_incremental();
+            let row = index_row(&rec, &doc_id, doc)?;
+            let old = self.store.record(id)?.map(|(_, _, j)| j);
+            self.store.write(|tx| {
+                tx.append_chunk(&doc_id, &bytes)?;
+                reindex(tx, &row, &rec, old.as_deref())
+            })?;
+            Ok(())
+        })();
+        self.settle(result, &[doc_id])?;
+        self.emit(Event::RecordsChanged {
+            ids: vec![id.to_string()],
+        });
+        self.get(id)
+    }
+
+    /// Corrects an append-only record (incident, expense, ...) by adding an amendment.
+    pub fn amend(&mut self, id: &str, field: &str, value: Value, reason: &str) -> Result<Record> {
+        let mut fields = Map::new();
+        fields.insert("target".into(), Value::String(id.to_string()));
+        fields.insert("field".into(), Value::String(field.to_string()));
+        fields.insert("value".into(), value);
+        fields.insert("reason".into(), Value::String(reason.to_string()));
+        self.add(Kind::Amendment, fields)
+    }
+
+    /// Imports whole records (with their ids and meta): all or nothing. Records already present
+    /// are skipped. Every bad row is named with every reason.
+    pub fn import_records(
+        &mut self,
+        rows: Vec<(usize, Result<Record, String>)>,
+    ) -> Result<crate::ImportReport> {
+        let mut bad = Vec::new();
+        let mut good: Vec<(usize, Record)> = Vec::new();
+        let mut seen: BTreeMap<RecordId, Kind> = BTreeMap::new();
+        let mut skipped = 0;
+        for (row, r) in rows {
+            match r {
+                Err(e) => bad.push(crate::RowError {
+                    row,
+                    id: None,
+                    errors: vec![e],
+                }),
+                Ok(rec) => {
+                    if self.store.record(rec.id().as_str())?.is_some() {
+                        skipped += 1;
+                        continue;
+                    }
+                    if seen.insert(rec.id().clone(), rec.kind()).is_some() {
+                        bad.push(crate::RowError {
+                            row,
+                            id: Some(rec.id().to_string()),
+                            errors: vec!["the same id appears twice in the import".into()],
+                        });
+                        continue;
+                    }
+                    good.push((row, rec));
+                }
+            }
+        }
+        for (row, rec) in &good {
+            if let Err(e) = self.check_new(rec, &seen) {
+                let errors = match e {
+                    Error::Invalid { errors, .. } => {
+                        errors.into_iter().map(|e| e.to_string()).collect()
+                    }
+                    other => vec![other.to_string()],
+                };
+                bad.push(crate::RowError {
+                    row: *row,
+                    id: Some(rec.id().to_string()),
+                    errors,
+                });
+            }
+        }
+        if !bad.is_empty() {
+            bad.sort_by_key(|r| r.row);
+            return Err(Error::Import { rows: bad });
+        }
+        let recs: Vec<Record> = good.into_iter().map(|(_, r)| r).collect();
+        let mut per_kind = BTreeMap::new();
+        for r in &recs {
+            *per_kind
+                .entry(r.kind().name().to_string())
+                .or_insert(0usize) += 1;
+        }
+        let now = self.clock.now();
+        self.write_records(&recs, now)?;
+        Ok(crate::ImportReport {
+            imported: recs.len(),
+            skipped,
+            per_kind,
+        })
+    }
+
+    /// Merges saved changes of one document from elsewhere (another hub's store, a bundle).
+    /// Returns the ids of records that changed.
+    pub fn merge_doc(
+        &mut self,
+        doc_id: &str,
+        partition: &str,
+        created_at: Timestamp,
+        bytes: &[u8],
+    ) -> Result<Vec<String>> {
+        let known = self.store.docs()?.iter().any(|(d, ..)| d == doc_id);
+        let result = (|| -> Result<Vec<String>> {
+            let mut new_index_chunk = Vec::new();
+            if !known {
+                let author = self.author(self.clock.now());
+                self.index.add(
+                    &DocEntry {
+                        doc: doc_id.into(),
+                        partition: partition.into(),
+                        created_at,
+                    },
+                    &author,
+                )?;
+                new_index_chunk = self.index.doc().save_incremental();
+                let actor = self.actor.clone();
+                self.cache(Doc::new(doc_id, &actor));
+            }
+            let doc = self.doc(doc_id)?;
+            let touched = doc.apply(bytes)?;
+            let chunk = doc.save_incremental();
+            let mut rows = Vec::new();
+            for id in &touched {
+                if let Some(rec) = doc.get(id)? {
+                    rows.push((index_row(&rec, doc_id, doc)?, rec));
+                }
+            }
+            let olds: Vec<Option<String>> = rows
+                .iter()
+                .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
+                .collect::<Result<_, _>>()?;
+            self.store.write(|tx| {
+                if !known {
+                    tx.add_doc(doc_id, partition, created_at.millis())?;
+                    tx.append_chunk(aidmesh_replica::INDEX_DOC, &new_index_chunk)?;
+                }
+                tx.append_chunk(doc_id, &chunk)?;
+                for ((row, rec), old) in rows.iter().zip(&olds) {
+                    reindex(tx, row, rec, old.as_deref())?;
+                }
+                Ok(())
+            })?;
+            Ok(touched.into_iter().map(|i| i.to_string()).collect())
+        })();
+        let ids = self.settle(
+            result,
+            &[doc_id.to_string(), aidmesh_replica::INDEX_DOC.to_string()],
+        )?;
+        if !ids.is_empty() {
+            self.emit(Event::RecordsChanged { ids: ids.clone() });
+        }
+        Ok(ids)
+    }
+
+    /// Every document this hub holds: (doc, partition, created_at, saved bytes).
+    pub fn export_docs(&mut self) -> Result<Vec<(String, String, Timestamp, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (doc, partition, created_at, _) in self.store.docs()? {
+            if doc == aidmesh_replica::INDEX_DOC {
+                continue;
+            }
+            let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
+            out.push((doc, partition, Timestamp::from_millis(created_at), bytes));
+        }
+        Ok(out)
+    }
+
+    /// Rebuilds the query index from the documents: the index is a cache of the CRDT.
+    pub fn rebuild_index(&mut self) -> Result<usize> {
+        let docs: Vec<String> = self
+            .store
+            .docs()?
+            .into_iter()
+            .map(|d| d.0)
+            .filter(|d| d != aidmesh_replica::INDEX_DOC)
+            .collect();
+        let mut rows = Vec::new();
+        for d in &docs {
+            let doc = self.doc(d)?;
+            let (recs, bad) = doc.records();
+            if let Some((id, e)) = bad.into_iter().next() {
+                tracing::warn!(%id, error = %e, "unreadable record skipped in index");
+            }
+            for rec in recs {
+                rows.push((index_row(&rec, d, doc)?, rec));
+            }
+        }
+        let n = rows.len();
+        self.store.write(|tx| {
+            tx.clear_index()?;
+            for (row, rec) in &rows {
+                reindex(tx, row, rec, None)?;
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Stores personal data (real name, phone, address, health notes) in the vault and returns
+    /// the vault id that records may refer to.
+    pub fn vault_put(&mut self, data: &Map<String, Value>) -> Result<String> {
+        if data
+            .values()
+            .all(|v| v.as_str().is_some_and(|s| s.trim().is_empty()) || v.is_null())
+        {
+            return Err(Error::invalid(
+                "vault entry",
+                vec![FieldError::new("", "nothing to store")],
+            ));
+        }
+        let now = self.clock.now();
+        let id = format!("v{}", RecordId::generate(now, self.random()));
+        let key: [u8; 32] = self.random();
+        let nonce: [u8; 12] = self.random();
+        let pt = serde_json::to_vec(data).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let origin = self.hub_id.clone();
+        self.store
+            .write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin))?;
+        Ok(id)
+    }
+
+    /// Erases a vault entry: its key and content are destroyed; a tombstone stays.
+    pub fn vault_erase(&mut self, id: &str) -> Result<()> {
+        let now = self.clock.now().millis();
+        if !self.store.write(|tx| tx.vault_erase(id, now))? {
+            return Err(Error::NotFound(id.into()));
+        }
+        // Fold the log into the file so no freed page with the old content lingers in the WAL.
+        self.store.checkpoint()?;
+        Ok(())
+    }
+
+    // --- helpers ---------------------------------------------------------------------------
+
+    pub(crate) fn author(&self, at: Timestamp) -> Author {
+        Author {
+            hub: self.hub_id.clone(),
+            handle: self.handle.clone(),
+            at,
+        }
+    }
+
+    /// All checks a new record must pass: its own rules, its references, and rules that need
+    /// other records. `pending` holds records written in the same batch.
+    fn check_new(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
+        // Report the record's own faults and its dangling references together.
+        let mut errs = rec.body.validate().err().unwrap_or_default();
+        match self.check_refs(rec, pending) {
+            Err(Error::Invalid { errors, .. }) => errs.extend(errors),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        if !errs.is_empty() {
+            return Err(Error::invalid(rec.kind().name(), errs));
+        }
+        match &rec.body {
+            Body::Amendment(a) => {
+                let target = match self.store.record(a.target.as_str())? {
+                    Some((_, _, json)) => parse_record(&json)?,
+                    None if pending.contains_key(&a.target) => return Ok(()),
+                    None => {
+                        return Err(Error::invalid(
+                            "amendment",
+                            vec![FieldError::new(
+                                "target",
+                                format!("no record with id {}", a.target),
+                            )],
+                        ))
+                    }
+                };
+                if !target.kind().append_only() || target.kind() == Kind::Amendment {
+                    return Err(Error::invalid(
+                        "amendment",
+                        vec![FieldError::new(
+                            "target",
+                            format!("{} records are edited directly, not amended", target.kind()),
+                        )],
+                    ));
+                }
+                check_amendment(&target, &a.field, &a.value)
+                    .map_err(|e| Error::invalid("amendment", vec![e]))?;
+            }
+            Body::Movement(m) if pending.is_empty() => self.check_stock_available(m)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_refs(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
+        let mut errs = Vec::new();
+        for r in rec.body.references() {
+            let found = match pending.get(r.id) {
+                Some(k) => Some(*k),
+                None => self
+                    .store
+                    .record(r.id.as_str())?
+                    .and_then(|(k, _, _)| Kind::parse(&k).ok()),
+            };
+            match found {
+                None => errs.push(FieldError::new(
+                    r.field,
+                    format!("no {} with id {}", r.kind, r.id),
+                )),
+                Some(k) if k != r.kind => errs.push(FieldError::new(
+                    r.field,
+                    format!("{} is a {k}, not a {}", r.id, r.kind),
+                )),
+                Some(_) => {}
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(rec.kind().name(), errs))
+        }
+    }
+
+    /// A hub refuses to issue, move or discard more than it records at a place: a wrong count is
+    /// fixed by an adjustment first. (Merges may still take a level below zero; that shows.)
+    fn check_stock_available(&self, m: &Movement) -> Result<()> {
+        if !matches!(
+            m.kind,
+            MovementKind::Issue | MovementKind::Transfer | MovementKind::Discard
+        ) {
+            return Ok(());
+        }
+        let have: i64 = self
+            .store
+            .stock(Some(m.item.as_str()))?
+            .into_iter()
+            .filter(|(_, p, _)| p == m.place.as_str())
+            .map(|(_, _, q)| q)
+            .sum();
+        if m.quantity > have {
+            return Err(Error::invalid(
+                "movement",
+                vec![FieldError::new(
+                    "quantity",
+                    format!("only {have} in stock at that place, cannot take {}; if the count is wrong, record an adjustment first", m.quantity),
+                )],
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes new records to their partition documents in bounded commits and one store
+    /// transaction.
+    fn write_records(&mut self, recs: &[Record], now: Timestamp) -> Result<()> {
+        let author = self.author(now);
+        let mut touched_docs: Vec<String> = Vec::new();
+        let result = (|| -> Result<()> {
+            // Group by partition, then fill shards.
+            let mut by_partition: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+            for r in recs {
+                by_partition
+                    .entry(partition_for(r.kind(), r.meta.created_at))
+                    .or_default()
+                    .push(r);
+            }
+            let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut new_docs: Vec<DocEntry> = Vec::new();
+            let mut rows = Vec::new();
+            for (partition, list) in by_partition {
+                let family = list[0].kind().family();
+                let mut counts: Vec<(DocEntry, usize)> = self
+                    .store
+                    .partition_docs(&partition)?
+                    .into_iter()
+                    .map(|(doc, at, n)| {
+                        (
+                            DocEntry {
+                                doc,
+                                partition: partition.clone(),
+                                created_at: Timestamp::from_millis(at),
+                            },
+                            n as usize,
+                        )
+                    })
+                    .collect();
+                let mut rest = &list[..];
+                while !rest.is_empty() {
+                    let target = choose_shard(counts.iter().map(|(e, n)| (e, *n)), family).cloned();
+                    let entry = match target {
+                        Some(e) => e,
+                        None => {
+                            let doc = format!(
+                                "{}-{}",
+                                partition.replace('/', "-"),
+                                RecordId::generate(now, self.random())
+                            );
+                            let e = DocEntry {
+                                doc: doc.clone(),
+                                partition: partition.clone(),
+                                created_at: now,
+                            };
+                            self.index.add(&e, &author)?;
+                            let actor = self.actor.clone();
+                            self.cache(Doc::new(&doc, &actor));
+                            new_docs.push(e.clone());
+                            counts.push((e.clone(), 0));
+                            e
+                        }
+                    };
+                    let slot = counts
+                        .iter_mut()
+                        .find(|(e, _)| e.doc == entry.doc)
+                        .map(|(_, n)| n);
+                    let room = match family {
+                        aidmesh_model::Family::Coalition => rest.len(),
+                        _ => aidmesh_replica::SHARD_TARGET
+                            .saturating_sub(slot.as_deref().copied().unwrap_or(0))
+                            .max(1),
+                    };
+                    let (now_batch, later) = rest.split_at(room.min(rest.len()));
+                    rest = later;
+                    if let Some(n) = slot {
+                        *n += now_batch.len();
+                    }
+                    touched_docs.push(entry.doc.clone());
+                    let doc = self.doc(&entry.doc)?;
+                    for batch in now_batch.chunks(BATCH) {
+                        for r in batch {
+                            doc.create(r)?;
+                        }
+                        doc.commit(&author);
+                    }
+                    chunks.push((entry.doc.clone(), doc.save_incremental()));
+                    for r in now_batch {
+                        rows.push(((*r).clone(), index_row(r, &entry.doc, doc)?));
+                    }
+                }
+            }
+            let index_chunk = if new_docs.is_empty() {
+                Vec::new()
+            } else {
+                self.index.doc().save_incremental()
+            };
+            self.store.write(|tx| {
+                for e in &new_docs {
+                    tx.add_doc(&e.doc, &e.partition, e.created_at.millis())?;
+                }
+                tx.append_chunk(aidmesh_replica::INDEX_DOC, &index_chunk)?;
+                for (doc, bytes) in &chunks {
+                    tx.append_chunk(doc, bytes)?;
+                }
+                for (rec, row) in &rows {
+                    reindex(tx, row, rec, None)?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })();
+        touched_docs.push(aidmesh_replica::INDEX_DOC.to_string());
+        self.settle(result, &touched_docs)?;
+        self.compact(&touched_docs)?;
+        self.emit(Event::RecordsChanged {
+            ids: recs.iter().map(|r| r.id().to_string()).collect(),
+        });
+        Ok(())
+    }
+
+    /// After a failed write, forgets the in-memory state of the documents it touched, so that
+    /// they are reloaded from what the disk holds.
+    fn settle<T>(&mut self, result: Result<T>, docs: &[String]) -> Result<T> {
+        if result.is_err() {
+            for d in docs {
+                if d == aidmesh_replica::INDEX_DOC {
+                    if let Ok(Some(bytes)) = self.store.doc_bytes(d) {
+                        if let Ok(doc) = Doc::load(d, &bytes, &self.actor) {
+                            self.index = aidmesh_replica::Index::from_doc(doc);
+                        }
+                    }
+                } else {
+                    self.docs.remove(d);
+                }
+            }
+        }
+        result
+    }
+
+    /// Folds a document's chunks into one save once they pile up.
+    fn compact(&mut self, docs: &[String]) -> Result<()> {
+        for d in docs {
+            if self.store.chunk_count(d)? > 64 {
+                let bytes = if d == aidmesh_replica::INDEX_DOC {
+                    self.index.doc().save()
+                } else {
+                    self.doc(d)?.save()
+                };
+                self.store.write(|tx| tx.replace_doc(d, &bytes))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The document `id`, loaded from the store if it is not in memory.
+    pub(crate) fn doc(&mut self, id: &str) -> Result<&mut Doc> {
+        self.use_counter += 1;
+        let tick = self.use_counter;
+        if !self.docs.contains_key(id) {
+            let bytes = self
+                .store
+                .doc_bytes(id)?
+                .ok_or_else(|| Error::NotFound(format!("document {id}")))?;
+            let doc = Doc::load(id, &bytes, &self.actor)?;
+            self.cache(doc);
+        }
+        let entry = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("document {id}")))?;
+        entry.0 = tick;
+        Ok(&mut entry.1)
+    }
+
+    fn cache(&mut self, doc: Doc) {
+        if self.docs.len() >= DOC_CACHE {
+            if let Some(oldest) = self
+                .docs
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                self.docs.remove(&oldest);
+            }
+        }
+        self.use_counter += 1;
+        self.docs
+            .insert(doc.id().to_string(), (self.use_counter, doc));
+    }
+}
+
+fn body_rules(rec: &Record) -> Result<()> {
+    rec.body
+        .validate()
+        .map_err(|errs| Error::invalid(rec.kind().name(), errs))
+}
+
+pub(crate) fn parse_record(json: &str) -> Result<Record> {
+    let v: Map<String, Value> =
+        serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("index entry: {e}")))?;
+    Record::from_json(v).map_err(|e| Error::Corrupt(format!("index entry: {e}")))
+}
+
+fn index_row(rec: &Record, doc_id: &str, doc: &Doc) -> Result<IndexRow> {
+    let conflicts = doc.conflicts(rec.id())?.len() as i64;
+    let json = serde_json::to_string(&rec.to_json()).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(IndexRow {
+        id: rec.id().to_string(),
+        kind: rec.kind().name().to_string(),
+        doc: doc_id.to_string(),
+        created_at: rec.meta.created_at.millis(),
+        label: rec.body.label(),
+        search_text: format!("{} {}", rec.body.search_text(), rec.id()),
+        json,
+        conflicts,
+    })
+}
+
+/// Indexes one record and keeps stock sums equal to the sum of movements: a movement seen
+/// again with other values (a hostile or buggy writer) first takes back its old deltas.
+fn reindex(
+    tx: &mut Tx<'_>,
+    row: &IndexRow,
+    rec: &Record,
+    old_json: Option<&str>,
+) -> aidmesh_store::Result<()> {
+    if let Some(Body::Movement(old)) = old_json.and_then(|j| parse_record(j).ok()).map(|r| r.body) {
+        for (place, d) in old.deltas() {
+            tx.add_stock(old.item.as_str(), place.as_str(), -d)?;
+        }
+    }
+    tx.index(row)?;
+    if let Body::Movement(m) = &rec.body {
+        for (place, d) in m.deltas() {
+            tx.add_stock(m.item.as_str(), place.as_str(), d)?;
+        }
+    }
+    Ok(())
+}

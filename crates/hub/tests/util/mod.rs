@@ -1,0 +1,72 @@
+//! Shared helpers of the hub's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+
+use aidmesh_hub::model::{Kind, Timestamp};
+use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
+use serde_json::{Map, Value};
+
+pub const PASS: &str = "test passphrase";
+
+pub fn t0() -> Timestamp {
+    Timestamp::parse("2026-11-25T10:00:00Z").unwrap()
+}
+
+pub fn config(handle: &str, clock: &ManualClock, seed: u8) -> Config {
+    Config {
+        handle: handle.into(),
+        clock: Box::new(clock.clone()),
+        seed: [seed; 32],
+    }
+}
+
+pub struct TestHub {
+    pub hub: Hub,
+    pub clock: ManualClock,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn new_hub(name: &str, seed: u8) -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.aidmesh");
+    let clock = ManualClock::at(t0());
+    let hub = Hub::init(
+        &path,
+        PASS,
+        &InitOptions {
+            hub_name: name.into(),
+            location: "hall".into(),
+        },
+        config("coord", &clock, seed),
+    )
+    .unwrap();
+    TestHub {
+        hub,
+        clock,
+        path,
+        _dir: dir,
+    }
+}
+
+pub fn reopen(path: &Path, clock: &ManualClock) -> Hub {
+    Hub::open(path, PASS, config("coord", clock, 9)).unwrap()
+}
+
+pub fn fields(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+pub fn add(hub: &mut Hub, kind: Kind, v: Value) -> String {
+    hub.add(kind, fields(v)).unwrap().id().to_string()
+}
+
+/// Copies every document of `from` into `to`, as a sync or a bundle would.
+pub fn merge_into(from: &mut Hub, to: &mut Hub) -> Vec<String> {
+    let mut changed = Vec::new();
+    for (doc, partition, at, bytes) in from.export_docs().unwrap() {
+        changed.extend(to.merge_doc(&doc, &partition, at, &bytes).unwrap());
+    }
+    changed
+}
