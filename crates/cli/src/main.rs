@@ -1,1 +1,387 @@
-fn main() {}
+//! `aidmesh`: the command-line hub. A thin layer of argument parsing and printing over
+//! `aidmesh-hub`; everything it does, the desktop app can do through the same API.
+
+mod args;
+mod print;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aidmesh_hub::model::{Kind, Timestamp};
+use aidmesh_hub::{Config, Error, Hub, HxlKind, InitOptions, Scale};
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use args::{Cli, Command, ExportCmd, ImportCmd, VaultCmd};
+
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What opening the store needs.
+struct Access {
+    passphrase_file: Option<PathBuf>,
+    handle: String,
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let Cli { store, passphrase_file, handle, json, command } = cli;
+    let store = store.unwrap_or_else(default_store);
+    let cli = Access { passphrase_file, handle };
+    match command {
+        Command::Init { name, location } => {
+            let pass = new_passphrase(&cli.passphrase_file)?;
+            if let Some(dir) = store.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let hub = Hub::init(&store, &pass, &InitOptions { hub_name: name, location }, Config::system(&cli.handle))?;
+            if json {
+                print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
+            } else {
+                println!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
+                Ok(())
+            }
+        }
+        Command::Demo { seed } => {
+            let existed = store.exists();
+            let mut hub = if existed {
+                open(&store, &cli)?
+            } else {
+                let pass = new_passphrase(&cli.passphrase_file)?;
+                if let Some(dir) = store.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into() };
+                Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?
+            };
+            if hub.count(Kind::Item)? > 0 {
+                bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
+            }
+            let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
+            let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
+            let rep = hub.import_records(rows)?;
+            if json {
+                return print::json(&rep);
+            }
+            println!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
+            for (k, n) in &rep.per_kind {
+                println!("  {n:>5} {k}");
+            }
+            Ok(())
+        }
+        Command::Overview => {
+            let hub = open(&store, &cli)?;
+            let ov = hub.overview()?;
+            if json {
+                print::json(&ov)
+            } else {
+                print::overview(&hub, &ov)
+            }
+        }
+        Command::Add { kind, fields } => {
+            let mut hub = open(&store, &cli)?;
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let rec = args::with_fields(&fields, |f| hub.add(kind, f))?;
+            if json {
+                print::json(&rec)
+            } else {
+                println!("Added {} {}", kind, rec.id());
+                Ok(())
+            }
+        }
+        Command::Update { id, fields } => {
+            let mut hub = open(&store, &cli)?;
+            let rec = args::with_fields(&fields, |f| hub.update(&id, f))?;
+            if json {
+                print::json(&rec)
+            } else {
+                println!("Updated {} {}", rec.kind(), rec.id());
+                Ok(())
+            }
+        }
+        Command::Amend { id, field, value, reason } => {
+            let mut hub = open(&store, &cli)?;
+            let v = args::value_of(&value);
+            let rec = match hub.amend(&id, &field, v.clone(), &reason) {
+                Err(Error::Invalid { .. }) if !v.is_string() => hub.amend(&id, &field, serde_json::Value::String(value), &reason)?,
+                r => r?,
+            };
+            if json {
+                print::json(&rec)
+            } else {
+                println!("Amended {id}: {field} (amendment {})", rec.id());
+                Ok(())
+            }
+        }
+        Command::List { kind, limit, offset } => {
+            let hub = open(&store, &cli)?;
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let recs = hub.list(kind, limit, offset)?;
+            if json {
+                print::json(&recs)
+            } else {
+                print::list(&recs, hub.count(kind)?, offset)
+            }
+        }
+        Command::Show { id } => {
+            let mut hub = open(&store, &cli)?;
+            let v = hub.show(&id)?;
+            let v = print::redact(v, hub.handle());
+            if json {
+                print::json(&v)
+            } else {
+                print::show(&v)
+            }
+        }
+        Command::History { id } => {
+            let mut hub = open(&store, &cli)?;
+            let h = hub.history(&id)?;
+            if json {
+                return print::json(&h);
+            }
+            for l in h {
+                println!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+            }
+            Ok(())
+        }
+        Command::Search { query, kind, limit } => {
+            let hub = open(&store, &cli)?;
+            let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let hits = hub.search(&query, kind, limit)?;
+            if json {
+                return print::json(&hits.iter().map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label})).collect::<Vec<_>>());
+            }
+            if hits.is_empty() {
+                println!("Nothing matches {query:?}.");
+            }
+            for h in hits {
+                println!("{}  {:<12} {}", h.id, h.kind, h.label);
+            }
+            Ok(())
+        }
+        Command::Stock { item } => {
+            let hub = open(&store, &cli)?;
+            let lines = hub.stock(item.as_deref())?;
+            if json {
+                return print::json(&lines);
+            }
+            print::stock(&hub, &lines)
+        }
+        Command::Suggest { request, limit } => {
+            let hub = open(&store, &cli)?;
+            let s = hub.suggestions(request.as_deref(), limit)?;
+            if json {
+                return print::json(&s);
+            }
+            if s.is_empty() {
+                println!("No suggestions: no open request has a matching offer or stock.");
+            }
+            for x in s {
+                println!("request {}  ←  {} x{}  (score {}: {})", x.request, print::source(&x.source), x.quantity, x.score, x.reasons.join(", "));
+            }
+            Ok(())
+        }
+        Command::Ledger => {
+            let hub = open(&store, &cli)?;
+            let t = hub.ledger_totals()?;
+            if json {
+                let f: Vec<_> = t.per_fund.iter().map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v})).collect();
+                let k: Vec<_> = t.per_category.iter().map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v})).collect();
+                return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
+            }
+            println!("Per fund:");
+            for ((f, c), v) in &t.per_fund {
+                println!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+            }
+            println!("Per category:");
+            for ((f, c), v) in &t.per_category {
+                println!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+            }
+            Ok(())
+        }
+        Command::Fields { kind } => {
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let t = kind.template().to_fields();
+            if json {
+                return print::json(&t);
+            }
+            println!("{kind} fields (default in brackets):");
+            for (k, v) in t {
+                println!("  {k:<22} [{v}]");
+            }
+            Ok(())
+        }
+        Command::Vault(cmd) => {
+            let mut hub = open(&store, &cli)?;
+            match cmd {
+                VaultCmd::Put { fields } => {
+                    let mut m = serde_json::Map::new();
+                    for f in &fields {
+                        let (k, v) = args::split_field(f)?;
+                        m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+                    }
+                    let id = hub.vault_put(&m)?;
+                    if json {
+                        print::json(&serde_json::json!({ "vault_id": id }))
+                    } else {
+                        println!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
+                        Ok(())
+                    }
+                }
+                VaultCmd::Show { id } => match hub.vault_get(&id)? {
+                    aidmesh_hub::VaultState::Present(b) => {
+                        std::io::stdout().write_all(&b)?;
+                        println!();
+                        Ok(())
+                    }
+                    aidmesh_hub::VaultState::Erased { at } => {
+                        bail!("vault entry {id} was erased at {}", Timestamp::from_millis(at))
+                    }
+                },
+                VaultCmd::Erase { id } => {
+                    hub.vault_erase(&id)?;
+                    println!("Erased {id}: its content and key are destroyed.");
+                    Ok(())
+                }
+            }
+        }
+        Command::Export(cmd) => {
+            let hub = open(&store, &cli)?;
+            let (out_path, n) = match cmd {
+                ExportCmd::Json { out } => {
+                    let n = write_out(out.as_deref(), |w| Ok(hub.export_json(w)?))?;
+                    (out, n)
+                }
+                ExportCmd::Hxl { kind, out } => {
+                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+                    let n = write_out(out.as_deref(), |w| Ok(hub.export_hxl(k, w)?))?;
+                    (out, n)
+                }
+            };
+            if let Some(p) = out_path {
+                eprintln!("Exported {n} records to {}", p.display());
+            }
+            Ok(())
+        }
+        Command::Import(cmd) => {
+            let mut hub = open(&store, &cli)?;
+            let rep = match cmd {
+                ImportCmd::Json { path } => {
+                    let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.import_json(&mut f)?
+                }
+                ImportCmd::Hxl { kind, path } => {
+                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+                    let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.import_hxl(k, &mut f)?
+                }
+            };
+            if json {
+                return print::json(&rep);
+            }
+            println!("Imported {} records ({} already present).", rep.imported, rep.skipped);
+            for (k, n) in &rep.per_kind {
+                println!("  {n:>6} {k}");
+            }
+            Ok(())
+        }
+        Command::Reindex => {
+            let mut hub = open(&store, &cli)?;
+            let n = hub.rebuild_index()?;
+            println!("Rebuilt the index from the documents: {n} records.");
+            Ok(())
+        }
+        Command::Passphrase => {
+            let mut hub = open(&store, &cli)?;
+            let new = prompt_twice("New passphrase")?;
+            hub.change_passphrase(&new)?;
+            println!("Passphrase changed.");
+            Ok(())
+        }
+    }
+}
+
+fn default_store() -> PathBuf {
+    if let Some(h) = std::env::var_os("AIDMESH_HOME") {
+        return PathBuf::from(h).join("hub.aidmesh");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("aidmesh").join("hub.aidmesh")
+}
+
+fn open(store: &Path, cli: &Access) -> Result<Hub> {
+    if !store.exists() {
+        bail!("no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)", store.display());
+    }
+    let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
+    Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)
+}
+
+/// The passphrase: from a file, from AIDMESH_PASSPHRASE, or typed at the terminal.
+fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
+    if let Some(f) = file {
+        let s = std::fs::read_to_string(f).with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
+        return Ok(s.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if let Ok(p) = std::env::var("AIDMESH_PASSPHRASE") {
+        return Ok(p);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+    }
+    Ok(rpassword::prompt_password(format!("{prompt}: "))?)
+}
+
+fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {
+    if file.is_some() || std::env::var("AIDMESH_PASSPHRASE").is_ok() {
+        return passphrase(file, "Passphrase");
+    }
+    prompt_twice("Choose a passphrase for this hub's store")
+}
+
+fn prompt_twice(prompt: &str) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+    }
+    let a = rpassword::prompt_password(format!("{prompt}: "))?;
+    let b = rpassword::prompt_password("Again: ")?;
+    if a != b {
+        bail!("the passphrases differ");
+    }
+    Ok(a)
+}
+
+fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize>) -> Result<usize> {
+    match path {
+        None => f(&mut std::io::stdout().lock()),
+        Some(p) => {
+            // Write beside the target, then rename: a pulled stick leaves the old file or none.
+            let tmp = p.with_extension("partial");
+            let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            let n = f(&mut file)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, p)?;
+            Ok(n)
+        }
+    }
+}
+
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}

@@ -433,52 +433,40 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         let at = founding.plus_hours(g.rng.gen_range(0..24 * 25));
         volunteers.push(g.push(&hub, "kind-wren", at, Body::Volunteer(v)));
     }
-    // Shifts today and tomorrow; most filled, some short, a couple double-booked.
+    // Shifts today and tomorrow; most filled, every fifth short, one volunteer double-booked.
     let day = Timestamp::parse(&format!("{}T06:00:00Z", now.date())).unwrap_or(now);
+    let mut busy: Vec<Vec<(Timestamp, Timestamp)>> = vec![Vec::new(); volunteers.len()];
+    let mut next_volunteer = 0usize;
+    let mut first_assignment: Option<(RecordId, RecordId)> = None;
     for n in 0..scale.shifts {
-        let start = day.plus_hours((n as i64 % 8) * 3 + 24 * (n as i64 / 48));
+        let start = day.plus_hours((n as i64 % 8) * 3 + 24 * ((n as i64 / 8) % 2));
         let (place, hub_ix) = places[n % places.len()].clone();
-        let s = Shift {
-            role: roles[n % roles.len()].clone(),
-            place,
-            start,
-            end: start.plus_hours(4),
-            needed: 2 + (n as u32 % 3),
-            notes: String::new(),
-        };
+        let s = Shift { role: roles[n % roles.len()].clone(), place, start, end: start.plus_hours(4), needed: 2 + (n as u32 % 3), notes: String::new() };
         let hub = hubs[hub_ix].clone();
-        let sid = g.push(
-            &hub,
-            "kind-wren",
-            founding.plus_days(25),
-            Body::Shift(s.clone()),
-        );
-        if volunteers.is_empty() {
-            continue;
-        }
+        let sid = g.push(&hub, "kind-wren", founding.plus_days(25), Body::Shift(s.clone()));
         let fill = if n % 5 == 0 { 1 } else { s.needed };
         for k in 0..fill {
-            let v = volunteers[(n * 3 + k as usize) % volunteers.len()].clone();
-            g.push(
-                &hub,
-                "kind-wren",
-                founding.plus_days(26),
-                Body::Assignment(Assignment {
-                    shift: sid.clone(),
-                    volunteer: v.clone(),
-                    active: true,
-                }),
-            );
+            // The next volunteer free for the whole shift, if any.
+            let free = (0..volunteers.len())
+                .map(|i| (next_volunteer + i) % volunteers.len())
+                .find(|&v| busy[v].iter().all(|(a, b)| !(s.start < *b && *a < s.end)));
+            let Some(v) = free else { break };
+            next_volunteer = v + 1;
+            busy[v].push((s.start, s.end));
+            let vid = volunteers[v].clone();
+            g.push(&hub, "kind-wren", founding.plus_days(26), Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid.clone(), active: true }));
+            if first_assignment.is_none() && n == 1 {
+                first_assignment = Some((vid.clone(), sid.clone()));
+            }
             if start <= now && k == 0 {
-                let ci = CheckIn {
-                    volunteer: v,
-                    shift: Some(sid.clone()),
-                    place: Some(s.place.clone()),
-                    checked_in: start,
-                    checked_out: None,
-                    notes: String::new(),
-                };
+                let ci = CheckIn { volunteer: vid, shift: Some(sid.clone()), place: Some(s.place.clone()), checked_in: start, checked_out: None, notes: String::new() };
                 g.push(&hub, "kind-wren", start, Body::CheckIn(ci));
+            }
+        }
+        // The shift after the first one overlaps it: book its first volunteer there too.
+        if n == 2 {
+            if let Some((vid, _)) = first_assignment.take() {
+                g.push(&hub, "kind-wren", founding.plus_days(26), Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid, active: true }));
             }
         }
     }

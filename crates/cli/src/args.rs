@@ -1,0 +1,190 @@
+//! The command line: subcommands and `field=value` arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+#[derive(Parser)]
+#[command(name = "aidmesh", version, about = "An offline-first hub for mutual aid coordinators", long_about = None)]
+pub(crate) struct Cli {
+    /// The hub's store file.
+    #[arg(long, global = true, env = "AIDMESH_STORE")]
+    pub(crate) store: Option<PathBuf>,
+    /// Read the store passphrase from this file (otherwise AIDMESH_PASSPHRASE, or a prompt).
+    #[arg(long, global = true)]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Your pseudonymous handle: recorded as the author of what you write.
+    #[arg(long, global = true, env = "AIDMESH_HANDLE", default_value = "coordinator")]
+    pub(crate) handle: String,
+    /// Print JSON for scripts.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a new hub store.
+    Init {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        location: String,
+    },
+    /// Seed an empty hub with a demo march of three hubs (creates the store if needed).
+    Demo {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Shortages, expiring stock, urgent requests, unfilled shifts, incidents, conflicts.
+    Overview,
+    /// Add a record: `aidmesh add item name="Water" unit=bottle category=water`.
+    Add {
+        kind: String,
+        #[arg(value_name = "FIELD=VALUE")]
+        fields: Vec<String>,
+    },
+    /// Change fields of a record.
+    Update {
+        id: String,
+        #[arg(value_name = "FIELD=VALUE", required = true)]
+        fields: Vec<String>,
+    },
+    /// Correct an append-only record (incident, expense, movement...) keeping the original.
+    Amend {
+        id: String,
+        field: String,
+        value: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List records of a kind, newest first.
+    List {
+        kind: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Show a record with its amendments, conflicts, history and stock.
+    Show { id: String },
+    /// Who changed a record, when and where.
+    History { id: String },
+    /// Full-text search.
+    Search {
+        query: String,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Stock per item and place.
+    Stock { item: Option<String> },
+    /// Suggested allocations from the matching engine.
+    Suggest {
+        request: Option<String>,
+        #[arg(long, default_value_t = 3)]
+        limit: usize,
+    },
+    /// Ledger totals per fund and category.
+    Ledger,
+    /// The fields of a record kind.
+    Fields { kind: String },
+    /// Personal data, kept outside the shared records.
+    #[command(subcommand)]
+    Vault(VaultCmd),
+    /// Export records.
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Import records: all or nothing.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Rebuild the query index from the documents.
+    Reindex,
+    /// Change the store passphrase.
+    Passphrase,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum VaultCmd {
+    /// Store personal data: `aidmesh vault put name="Amal H." phone="+34 600..."`.
+    Put {
+        #[arg(value_name = "FIELD=VALUE", required = true)]
+        fields: Vec<String>,
+    },
+    Show { id: String },
+    /// Destroy a vault entry's content and key.
+    Erase { id: String },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ExportCmd {
+    /// Every record as JSON.
+    Json {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// HXL-tagged CSV of inventory, requests or incidents.
+    Hxl {
+        kind: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ImportCmd {
+    Json { path: PathBuf },
+    Hxl { kind: String, path: PathBuf },
+}
+
+pub(crate) fn split_field(arg: &str) -> anyhow::Result<(&str, &str)> {
+    arg.split_once('=')
+        .filter(|(k, _)| !k.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("{arg:?} is not FIELD=VALUE"))
+}
+
+/// A typed value: JSON where it parses as a number, boolean, null, list or object; text otherwise.
+pub(crate) fn value_of(s: &str) -> Value {
+    let t = s.trim();
+    let looks_json = t.starts_with(['[', '{', '"']) || matches!(t, "true" | "false" | "null") || t.parse::<f64>().is_ok();
+    if looks_json {
+        if let Ok(v) = serde_json::from_str(t) {
+            return v;
+        }
+    }
+    Value::String(s.to_string())
+}
+
+/// Runs `f` with the fields typed; if a field read as a number or boolean was meant as text
+/// ("receipt=0042"), runs it again with that field as text.
+pub(crate) fn with_fields<T>(args: &[String], mut f: impl FnMut(Map<String, Value>) -> aidmesh_hub::Result<T>) -> anyhow::Result<T> {
+    let mut m = Map::new();
+    let mut raw = Map::new();
+    for a in args {
+        let (k, v) = split_field(a)?;
+        m.insert(k.to_string(), value_of(v));
+        raw.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    for _ in 0..=args.len() {
+        match f(m.clone()) {
+            Err(aidmesh_hub::Error::Invalid { kind, errors }) => {
+                let retry: Vec<String> = errors
+                    .iter()
+                    .filter(|e| e.message.contains("invalid type") && m.get(&e.field).is_some_and(|v| !v.is_string()))
+                    .map(|e| e.field.clone())
+                    .collect();
+                if retry.is_empty() {
+                    return Err(aidmesh_hub::Error::Invalid { kind, errors }.into());
+                }
+                for k in retry {
+                    m.insert(k.clone(), raw[&k].clone());
+                }
+            }
+            r => return Ok(r?),
+        }
+    }
+    anyhow::bail!("could not read the fields")
+}
