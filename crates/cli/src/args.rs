@@ -15,7 +15,12 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) passphrase_file: Option<PathBuf>,
     /// Your pseudonymous handle: recorded as the author of what you write.
-    #[arg(long, global = true, env = "AIDMESH_HANDLE", default_value = "coordinator")]
+    #[arg(
+        long,
+        global = true,
+        env = "AIDMESH_HANDLE",
+        default_value = "coordinator"
+    )]
     pub(crate) handle: String,
     /// Print JSON for scripts.
     #[arg(long, global = true)]
@@ -114,9 +119,13 @@ pub(crate) enum VaultCmd {
         #[arg(value_name = "FIELD=VALUE", required = true)]
         fields: Vec<String>,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Destroy a vault entry's content and key.
-    Erase { id: String },
+    Erase {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,7 +158,9 @@ pub(crate) fn split_field(arg: &str) -> anyhow::Result<(&str, &str)> {
 /// A typed value: JSON where it parses as a number, boolean, null, list or object; text otherwise.
 pub(crate) fn value_of(s: &str) -> Value {
     let t = s.trim();
-    let looks_json = t.starts_with(['[', '{', '"']) || matches!(t, "true" | "false" | "null") || t.parse::<f64>().is_ok();
+    let looks_json = t.starts_with(['[', '{', '"'])
+        || matches!(t, "true" | "false" | "null")
+        || t.parse::<f64>().is_ok();
     if looks_json {
         if let Ok(v) = serde_json::from_str(t) {
             return v;
@@ -160,7 +171,10 @@ pub(crate) fn value_of(s: &str) -> Value {
 
 /// Runs `f` with the fields typed; if a field read as a number or boolean was meant as text
 /// ("receipt=0042"), runs it again with that field as text.
-pub(crate) fn with_fields<T>(args: &[String], mut f: impl FnMut(Map<String, Value>) -> aidmesh_hub::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn with_fields<T>(
+    args: &[String],
+    mut f: impl FnMut(Map<String, Value>) -> aidmesh_hub::Result<T>,
+) -> anyhow::Result<T> {
     let mut m = Map::new();
     let mut raw = Map::new();
     for a in args {
@@ -173,7 +187,10 @@ pub(crate) fn with_fields<T>(args: &[String], mut f: impl FnMut(Map<String, Valu
             Err(aidmesh_hub::Error::Invalid { kind, errors }) => {
                 let retry: Vec<String> = errors
                     .iter()
-                    .filter(|e| e.message.contains("invalid type") && m.get(&e.field).is_some_and(|v| !v.is_string()))
+                    .filter(|e| {
+                        e.message.contains("invalid type")
+                            && m.get(&e.field).is_some_and(|v| !v.is_string())
+                    })
                     .map(|e| e.field.clone())
                     .collect();
                 if retry.is_empty() {

@@ -15,11 +15,13 @@ use clap::Parser;
 
 use args::{Cli, Command, ExportCmd, ImportCmd, VaultCmd};
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -38,20 +40,43 @@ struct Access {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Cli { store, passphrase_file, handle, json, command } = cli;
+    let Cli {
+        store,
+        passphrase_file,
+        handle,
+        json,
+        command,
+    } = cli;
     let store = store.unwrap_or_else(default_store);
-    let cli = Access { passphrase_file, handle };
+    let cli = Access {
+        passphrase_file,
+        handle,
+    };
     match command {
         Command::Init { name, location } => {
             let pass = new_passphrase(&cli.passphrase_file)?;
             if let Some(dir) = store.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let hub = Hub::init(&store, &pass, &InitOptions { hub_name: name, location }, Config::system(&cli.handle))?;
+            let hub = Hub::init(
+                &store,
+                &pass,
+                &InitOptions {
+                    hub_name: name,
+                    location,
+                },
+                Config::system(&cli.handle),
+            )?;
             if json {
                 print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
             } else {
-                println!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
+                println!(
+                    "Created hub {} ({}) at {}",
+                    hub.hub_name()?,
+                    hub.hub_id(),
+                    store.display()
+                );
                 Ok(())
             }
         }
@@ -64,19 +89,33 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(dir) = store.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into() };
+                let opts = InitOptions {
+                    hub_name: "Demo hub".into(),
+                    location: "Main square".into(),
+                };
                 Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?
             };
             if hub.count(Kind::Item)? > 0 {
-                bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
+                bail!(
+                    "the hub at {} already holds records: the demo seeds an empty hub only",
+                    store.display()
+                );
             }
             let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
-            let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
+            let rows = recs
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (i + 1, Ok(r)))
+                .collect();
             let rep = hub.import_records(rows)?;
             if json {
                 return print::json(&rep);
             }
-            println!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
+            println!(
+                "Seeded {} records of a march with three hubs into {}",
+                rep.imported,
+                store.display()
+            );
             for (k, n) in &rep.per_kind {
                 println!("  {n:>5} {k}");
             }
@@ -112,11 +151,18 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Amend { id, field, value, reason } => {
+        Command::Amend {
+            id,
+            field,
+            value,
+            reason,
+        } => {
             let mut hub = open(&store, &cli)?;
             let v = args::value_of(&value);
             let rec = match hub.amend(&id, &field, v.clone(), &reason) {
-                Err(Error::Invalid { .. }) if !v.is_string() => hub.amend(&id, &field, serde_json::Value::String(value), &reason)?,
+                Err(Error::Invalid { .. }) if !v.is_string() => {
+                    hub.amend(&id, &field, serde_json::Value::String(value), &reason)?
+                }
                 r => r?,
             };
             if json {
@@ -126,7 +172,11 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::List { kind, limit, offset } => {
+        Command::List {
+            kind,
+            limit,
+            offset,
+        } => {
             let hub = open(&store, &cli)?;
             let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
             let recs = hub.list(kind, limit, offset)?;
@@ -153,16 +203,30 @@ fn run(cli: Cli) -> Result<()> {
                 return print::json(&h);
             }
             for l in h {
-                println!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+                println!(
+                    "{}  {:<16} hub {}  {}",
+                    l.at,
+                    l.handle,
+                    short(&l.hub),
+                    short(&l.change)
+                );
             }
             Ok(())
         }
         Command::Search { query, kind, limit } => {
             let hub = open(&store, &cli)?;
-            let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let kind = kind
+                .map(|k| Kind::parse(&k))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let hits = hub.search(&query, kind, limit)?;
             if json {
-                return print::json(&hits.iter().map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label})).collect::<Vec<_>>());
+                return print::json(
+                    &hits
+                        .iter()
+                        .map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label}))
+                        .collect::<Vec<_>>(),
+                );
             }
             if hits.is_empty() {
                 println!("Nothing matches {query:?}.");
@@ -190,7 +254,14 @@ fn run(cli: Cli) -> Result<()> {
                 println!("No suggestions: no open request has a matching offer or stock.");
             }
             for x in s {
-                println!("request {}  ←  {} x{}  (score {}: {})", x.request, print::source(&x.source), x.quantity, x.score, x.reasons.join(", "));
+                println!(
+                    "request {}  ←  {} x{}  (score {}: {})",
+                    x.request,
+                    print::source(&x.source),
+                    x.quantity,
+                    x.score,
+                    x.reasons.join(", ")
+                );
             }
             Ok(())
         }
@@ -198,8 +269,18 @@ fn run(cli: Cli) -> Result<()> {
             let hub = open(&store, &cli)?;
             let t = hub.ledger_totals()?;
             if json {
-                let f: Vec<_> = t.per_fund.iter().map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v})).collect();
-                let k: Vec<_> = t.per_category.iter().map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v})).collect();
+                let f: Vec<_> = t
+                    .per_fund
+                    .iter()
+                    .map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v}))
+                    .collect();
+                let k: Vec<_> = t
+                    .per_category
+                    .iter()
+                    .map(
+                        |((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}),
+                    )
+                    .collect();
                 return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
             }
             println!("Per fund:");
@@ -248,7 +329,10 @@ fn run(cli: Cli) -> Result<()> {
                         Ok(())
                     }
                     aidmesh_hub::VaultState::Erased { at } => {
-                        bail!("vault entry {id} was erased at {}", Timestamp::from_millis(at))
+                        bail!(
+                            "vault entry {id} was erased at {}",
+                            Timestamp::from_millis(at)
+                        )
                     }
                 },
                 VaultCmd::Erase { id } => {
@@ -280,19 +364,24 @@ fn run(cli: Cli) -> Result<()> {
             let mut hub = open(&store, &cli)?;
             let rep = match cmd {
                 ImportCmd::Json { path } => {
-                    let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
                     hub.import_json(&mut f)?
                 }
                 ImportCmd::Hxl { kind, path } => {
                     let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
-                    let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
                     hub.import_hxl(k, &mut f)?
                 }
             };
             if json {
                 return print::json(&rep);
             }
-            println!("Imported {} records ({} already present).", rep.imported, rep.skipped);
+            println!(
+                "Imported {} records ({} already present).",
+                rep.imported, rep.skipped
+            );
             for (k, n) in &rep.per_kind {
                 println!("  {n:>6} {k}");
             }
@@ -327,7 +416,10 @@ fn default_store() -> PathBuf {
 
 fn open(store: &Path, cli: &Access) -> Result<Hub> {
     if !store.exists() {
-        bail!("no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)", store.display());
+        bail!(
+            "no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)",
+            store.display()
+        );
     }
     let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
     Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)
@@ -336,14 +428,17 @@ fn open(store: &Path, cli: &Access) -> Result<Hub> {
 /// The passphrase: from a file, from AIDMESH_PASSPHRASE, or typed at the terminal.
 fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
     if let Some(f) = file {
-        let s = std::fs::read_to_string(f).with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
+        let s = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
         return Ok(s.trim_end_matches(['\n', '\r']).to_string());
     }
     if let Ok(p) = std::env::var("AIDMESH_PASSPHRASE") {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+        bail!(
+            "no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal"
+        );
     }
     Ok(rpassword::prompt_password(format!("{prompt}: "))?)
 }
@@ -357,7 +452,9 @@ fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {
 
 fn prompt_twice(prompt: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
-        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+        bail!(
+            "no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal"
+        );
     }
     let a = rpassword::prompt_password(format!("{prompt}: "))?;
     let b = rpassword::prompt_password("Again: ")?;
@@ -367,13 +464,17 @@ fn prompt_twice(prompt: &str) -> Result<String> {
     Ok(a)
 }
 
-fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize>) -> Result<usize> {
+fn write_out(
+    path: Option<&Path>,
+    f: impl FnOnce(&mut dyn Write) -> Result<usize>,
+) -> Result<usize> {
     match path {
         None => f(&mut std::io::stdout().lock()),
         Some(p) => {
             // Write beside the target, then rename: a pulled stick leaves the old file or none.
             let tmp = p.with_extension("partial");
-            let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            let mut file = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
             let n = f(&mut file)?;
             file.sync_all()?;
             std::fs::rename(&tmp, p)?;

@@ -441,9 +441,21 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
     for n in 0..scale.shifts {
         let start = day.plus_hours((n as i64 % 8) * 3 + 24 * ((n as i64 / 8) % 2));
         let (place, hub_ix) = places[n % places.len()].clone();
-        let s = Shift { role: roles[n % roles.len()].clone(), place, start, end: start.plus_hours(4), needed: 2 + (n as u32 % 3), notes: String::new() };
+        let s = Shift {
+            role: roles[n % roles.len()].clone(),
+            place,
+            start,
+            end: start.plus_hours(4),
+            needed: 2 + (n as u32 % 3),
+            notes: String::new(),
+        };
         let hub = hubs[hub_ix].clone();
-        let sid = g.push(&hub, "kind-wren", founding.plus_days(25), Body::Shift(s.clone()));
+        let sid = g.push(
+            &hub,
+            "kind-wren",
+            founding.plus_days(25),
+            Body::Shift(s.clone()),
+        );
         let fill = if n % 5 == 0 { 1 } else { s.needed };
         for k in 0..fill {
             // The next volunteer free for the whole shift, if any.
@@ -454,19 +466,44 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             next_volunteer = v + 1;
             busy[v].push((s.start, s.end));
             let vid = volunteers[v].clone();
-            g.push(&hub, "kind-wren", founding.plus_days(26), Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid.clone(), active: true }));
+            g.push(
+                &hub,
+                "kind-wren",
+                founding.plus_days(26),
+                Body::Assignment(Assignment {
+                    shift: sid.clone(),
+                    volunteer: vid.clone(),
+                    active: true,
+                }),
+            );
             if first_assignment.is_none() && n == 1 {
                 first_assignment = Some((vid.clone(), sid.clone()));
             }
             if start <= now && k == 0 {
-                let ci = CheckIn { volunteer: vid, shift: Some(sid.clone()), place: Some(s.place.clone()), checked_in: start, checked_out: None, notes: String::new() };
+                let ci = CheckIn {
+                    volunteer: vid,
+                    shift: Some(sid.clone()),
+                    place: Some(s.place.clone()),
+                    checked_in: start,
+                    checked_out: None,
+                    notes: String::new(),
+                };
                 g.push(&hub, "kind-wren", start, Body::CheckIn(ci));
             }
         }
         // The shift after the first one overlaps it: book its first volunteer there too.
         if n == 2 {
             if let Some((vid, _)) = first_assignment.take() {
-                g.push(&hub, "kind-wren", founding.plus_days(26), Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid, active: true }));
+                g.push(
+                    &hub,
+                    "kind-wren",
+                    founding.plus_days(26),
+                    Body::Assignment(Assignment {
+                        shift: sid.clone(),
+                        volunteer: vid,
+                        active: true,
+                    }),
+                );
             }
         }
     }

@@ -1,0 +1,294 @@
+//! The `aidmesh` binary as a person or a script uses it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("hub.aidmesh")
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, "pw")
+    }
+    fn run_with(&self, args: &[&str], pass: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_aidmesh"))
+            .arg("--store")
+            .arg(self.store())
+            .args(args)
+            .env("AIDMESH_PASSPHRASE", pass)
+            .env("AIDMESH_HANDLE", "tester")
+            .env_remove("AIDMESH_STORE")
+            .output()
+            .unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            !o.status.success(),
+            "{args:?} should fail: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8(o.stderr).unwrap()
+    }
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+}
+
+fn id_of(v: &serde_json::Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_coordinator_session() {
+    let e = Env::new();
+    assert!(e.fails(&["overview"]).contains("aidmesh init"));
+    e.ok(&[
+        "init",
+        "--name",
+        "North hub",
+        "--location",
+        "St Mary's hall",
+    ]);
+    assert!(e
+        .fails(&["init", "--name", "Again"])
+        .contains("already exists"));
+    let o = e.run_with(&["overview"], "wrong");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
+    let hall = id_of(&e.json(&["add", "place", "name=Hall", "type=staging"]));
+    let water = id_of(&e.json(&[
+        "add",
+        "item",
+        "name=Bottled water",
+        "unit=bottle 1.5 l",
+        "category=water",
+        &format!("place={hall}"),
+        "reorder_level=50",
+    ]));
+    e.ok(&[
+        "add",
+        "movement",
+        &format!("item={water}"),
+        "type=receive",
+        "quantity=20",
+        &format!("place={hall}"),
+    ]);
+    e.ok(&[
+        "add",
+        "movement",
+        &format!("item={water}"),
+        "type=issue",
+        "quantity=5",
+        &format!("place={hall}"),
+    ]);
+    let err = e.fails(&[
+        "add",
+        "movement",
+        &format!("item={water}"),
+        "type=issue",
+        "quantity=50",
+        &format!("place={hall}"),
+    ]);
+    assert!(err.contains("only 15 in stock"), "{err}");
+    let stock = e.json(&["stock", &water]);
+    assert_eq!(stock[0]["quantity"], 15);
+    // Numbers typed for text fields stay text.
+    let exp = e.json(&[
+        "add",
+        "expense",
+        "amount_minor=1250",
+        "currency=EUR",
+        "payee=Shop",
+        "purpose=Water",
+        "fund=general",
+        "receipt=0042",
+        "date=2026-11-25",
+    ]);
+    assert_eq!(exp["receipt"], "0042");
+    let ov = e.json(&["overview"]);
+    assert_eq!(ov["shortages"][0]["item"], water.as_str());
+    assert_eq!(ov["unapproved_expenses"].as_array().unwrap().len(), 1);
+    let out = e.ok(&["overview"]);
+    assert!(
+        out.contains("Shortages (below reorder level): 1") && out.contains("Bottled water"),
+        "{out}"
+    );
+    let hits = e.json(&["search", "bottled"]);
+    assert_eq!(hits[0]["id"], water.as_str());
+    e.ok(&["update", &water, "name=Still water"]);
+    let shown = e.json(&["show", &water]);
+    assert_eq!(shown["record"]["name"], "Still water");
+    assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+    let inc = id_of(&e.json(&[
+        "add",
+        "incident",
+        "occurred=2026-11-25T10:00",
+        "severity=4",
+        "description=Fall at the gate",
+    ]));
+    assert!(e
+        .fails(&["update", &inc, "severity=2"])
+        .contains("append-only"));
+    e.ok(&["amend", &inc, "severity", "2", "--reason", "only a scrape"]);
+    let shown = e.json(&["show", &inc]);
+    assert_eq!(shown["record"]["severity"], 2);
+    assert_eq!(shown["original"]["severity"], 4);
+    assert!(e.ok(&["fields", "shift"]).contains("needed"));
+}
+
+#[test]
+fn bad_input_is_named_and_exits_non_zero() {
+    let e = Env::new();
+    e.ok(&["init", "--name", "North"]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["add", "widget", "name=x"],
+            "unknown record kind \"widget\"",
+        ),
+        (&["add", "item", "name=x"], "unit: is required"),
+        (
+            &["add", "item", "name=x", "unit=u", "expiry=31/12/2026"],
+            "expiry",
+        ),
+        (
+            &["add", "item", "name=x", "unit=u", "colour=red"],
+            "no field \"colour\"",
+        ),
+        (
+            &["add", "item", "name=x", "unit=u", "place=nowhere"],
+            "no place with id nowhere",
+        ),
+        (
+            &[
+                "add",
+                "movement",
+                "item=ghost",
+                "type=receive",
+                "quantity=-3",
+                "place=p",
+            ],
+            "quantity",
+        ),
+        (
+            &[
+                "add",
+                "expense",
+                "amount_minor=100",
+                "currency=EURO",
+                "payee=a",
+                "purpose=b",
+                "fund=c",
+                "date=2026-11-25",
+            ],
+            "ISO 4217",
+        ),
+        (
+            &[
+                "add",
+                "incident",
+                "occurred=2026-11-25T10:00",
+                "severity=7",
+                "description=x",
+            ],
+            "severity: must be 1 to 5",
+        ),
+        (&["show", "01nosuchrecord"], "no record with id"),
+        (&["add", "item", "noequals"], "is not FIELD=VALUE"),
+        (&["import", "json", "/nonexistent/file.json"], "cannot read"),
+    ];
+    for (args, want) in cases {
+        let err = e.fails(args);
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    }
+    assert_eq!(
+        e.json(&["list", "item"]).as_array().unwrap().len(),
+        0,
+        "nothing was written"
+    );
+}
+
+#[test]
+fn imports_are_all_or_nothing_and_exports_round_trip() {
+    let e = Env::new();
+    e.ok(&["demo", "--seed", "3"]);
+    let dir = e.dir.path();
+    let export = dir.join("all.json");
+    e.ok(&["export", "json", "--out", export.to_str().unwrap()]);
+    let f = Env::new();
+    f.ok(&["init", "--name", "South"]);
+    let rep = f.json(&["import", "json", export.to_str().unwrap()]);
+    assert!(rep["imported"].as_u64().unwrap() > 1000);
+    assert_eq!(
+        e.json(&["overview"])["counts"]["item"],
+        f.json(&["overview"])["counts"]["item"]
+    );
+    let inv = dir.join("inv.csv");
+    std::fs::write(&inv, "Item,Unit,Reorder\n#item+name,#item+unit,#indicator+num+reorder\nRice,kg,5\n,kg,3\nBeans,,x\n").unwrap();
+    let err = f.fails(&["import", "hxl", "inventory", inv.to_str().unwrap()]);
+    assert!(
+        err.contains("row 4") && err.contains("row 5") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(!err.contains("row 3:"), "{err}");
+}
+
+/// HXL exports pass libhxl's validator (installed by `cargo xtask test`).
+#[test]
+fn hxl_exports_pass_the_libhxl_validator() {
+    let e = Env::new();
+    e.ok(&["demo"]);
+    for kind in ["inventory", "requests", "incidents"] {
+        let out = e.dir.path().join(format!("{kind}.csv"));
+        e.ok(&["export", "hxl", kind, "--out", out.to_str().unwrap()]);
+        let v = Command::new(validator())
+            .arg(&out)
+            .output()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run hxlvalidate ({err}): `cargo xtask test` installs libhxl from PyPI"
+                )
+            });
+        let text =
+            String::from_utf8_lossy(&v.stdout).to_string() + &String::from_utf8_lossy(&v.stderr);
+        assert!(
+            v.status.success() && text.contains("Validation succeeded"),
+            "{kind}: {text}"
+        );
+        let rows = std::fs::read_to_string(&out).unwrap().lines().count();
+        assert!(rows > 3, "{kind} export has data rows");
+    }
+}
+
+fn validator() -> PathBuf {
+    if let Some(p) = std::env::var_os("HXLVALIDATE") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("hxlvalidate"))
+                .find(|p| Path::new(p).is_file())
+        })
+        .unwrap_or_else(|| PathBuf::from("hxlvalidate"))
+}
