@@ -1,1 +1,189 @@
-fn main() {}
+//! `cargo xtask`: the README's commands.
+//!
+//! - `cargo xtask run`: check what is needed, build, open (or on first run seed) the demo hub in
+//!   `.demo/` and print its overview.
+//! - `cargo xtask test`: check or install what the tests need, then run every test.
+//!
+//! Installs go through the system's own package clients: apt (only as root) and pip into a
+//! project-local virtual environment. Nothing else is downloaded.
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the build and the tests need.
+const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "python3", "python3-venv"];
+/// The HXL validator the tests run against exports, with the dependencies it imports pinned
+/// (libhxl imports `six`, which python-dateutil 4 no longer brings).
+const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.0.post0", "jsonpath-ng==1.8.0"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask run [-- aidmesh arguments] | cargo xtask test [-- cargo test arguments]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn run(extra: &[String]) -> Result {
+    ensure_system_packages(&["build-essential", "pkg-config"])?;
+    let root = root();
+    step("building the aidmesh command");
+    cargo(&root, &["build", "--quiet", "-p", "aidmesh-cli"])?;
+    let bin = root.join("target/debug/aidmesh");
+    let home = root.join(".demo");
+    let store = home.join("hub.aidmesh");
+    let pass = std::env::var("AIDMESH_PASSPHRASE").unwrap_or_else(|_| "demo".to_string());
+    let aidmesh = |args: &[&str]| -> Result {
+        let st = Command::new(&bin)
+            .args(["--store", store.to_str().unwrap_or_default()])
+            .args(args)
+            .env("AIDMESH_PASSPHRASE", &pass)
+            .status()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("aidmesh {} failed", args.join(" ")))
+        }
+    };
+    if !store.exists() {
+        step(&format!("first run: seeding a demo hub in {} (passphrase {pass:?})", home.display()));
+        std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+        aidmesh(&["demo"])?;
+    }
+    if extra.is_empty() {
+        step(&format!("overview of the demo hub (store {}, passphrase {pass:?})", store.display()));
+        aidmesh(&["overview"])?;
+        println!();
+        println!("More: target/debug/aidmesh --store {} --help", store.display());
+        println!("(the desktop app is not built yet; this is the headless hub)");
+        Ok(())
+    } else {
+        let args: Vec<&str> = extra.iter().map(String::as_str).filter(|a| *a != "--").collect();
+        aidmesh(&args)
+    }
+}
+
+fn test(extra: &[String]) -> Result {
+    ensure_system_packages(APT_PACKAGES)?;
+    let root = root();
+    let validator = ensure_libhxl(&root)?;
+    step("running every test (cargo test --workspace)");
+    let mut args: Vec<&str> = vec!["test", "--workspace", "--locked"];
+    args.extend(extra.iter().map(String::as_str));
+    let st = Command::new(cargo_bin())
+        .current_dir(&root)
+        .args(&args)
+        .env("HXLVALIDATE", &validator)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !st.success() {
+        return Err("tests failed".into());
+    }
+    step("all tests passed");
+    Ok(())
+}
+
+/// Installs missing Debian packages when root; otherwise names them and stops.
+fn ensure_system_packages(pkgs: &[&str]) -> Result {
+    if !Path::new("/usr/bin/dpkg-query").exists() {
+        step("not a Debian system: make sure a C compiler, pkg-config and python3 with venv are installed");
+        return Ok(());
+    }
+    let missing: Vec<&str> = pkgs
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(format!(
+            "missing system packages: {}\n  install them with: sudo apt-get install {}",
+            missing.join(" "),
+            missing.join(" ")
+        ));
+    }
+    step(&format!("installing system packages: {}", missing.join(" ")));
+    sh("apt-get", &["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(missing.iter());
+    sh("apt-get", &args)
+}
+
+/// A virtual environment in target/ with libhxl, for the HXL validation test.
+fn ensure_libhxl(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target/tools-venv");
+    let validator = venv.join("bin/hxlvalidate");
+    let marker = venv.join("installed.txt");
+    let wanted = LIBHXL.join(" ");
+    if validator.is_file() && std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(validator);
+    }
+    step(&format!("installing {wanted} from PyPI into {}", venv.display()));
+    sh("python3", &["-m", "venv", venv.to_str().unwrap_or_default()])
+        .map_err(|e| format!("{e}\n  python3 with the venv module is needed for the HXL validator"))?;
+    let pip = venv.join("bin/pip");
+    let mut args = vec!["install", "-q", "--disable-pip-version-check"];
+    args.extend_from_slice(LIBHXL);
+    sh(pip.to_str().unwrap_or_default(), &args)?;
+    if !validator.is_file() {
+        return Err(format!("libhxl installed no hxlvalidate at {}", validator.display()));
+    }
+    std::fs::write(&marker, &wanted).map_err(|e| e.to_string())?;
+    Ok(validator)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn cargo(dir: &Path, args: &[&str]) -> Result {
+    let st =
+        Command::new(cargo_bin()).current_dir(dir).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed", args.join(" ")))
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) -> Result {
+    let st = Command::new(cmd).args(args).status().map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd} {} failed ({st})", args.join(" ")))
+    }
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}

@@ -15,12 +15,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) passphrase_file: Option<PathBuf>,
     /// Your pseudonymous handle: recorded as the author of what you write.
-    #[arg(
-        long,
-        global = true,
-        env = "AIDMESH_HANDLE",
-        default_value = "coordinator"
-    )]
+    #[arg(long, global = true, env = "AIDMESH_HANDLE", default_value = "coordinator")]
     pub(crate) handle: String,
     /// Print JSON for scripts.
     #[arg(long, global = true)]
@@ -158,9 +153,8 @@ pub(crate) fn split_field(arg: &str) -> anyhow::Result<(&str, &str)> {
 /// A typed value: JSON where it parses as a number, boolean, null, list or object; text otherwise.
 pub(crate) fn value_of(s: &str) -> Value {
     let t = s.trim();
-    let looks_json = t.starts_with(['[', '{', '"'])
-        || matches!(t, "true" | "false" | "null")
-        || t.parse::<f64>().is_ok();
+    let looks_json =
+        t.starts_with(['[', '{', '"']) || matches!(t, "true" | "false" | "null") || t.parse::<f64>().is_ok();
     if looks_json {
         if let Ok(v) = serde_json::from_str(t) {
             return v;
@@ -187,10 +181,7 @@ pub(crate) fn with_fields<T>(
             Err(aidmesh_hub::Error::Invalid { kind, errors }) => {
                 let retry: Vec<String> = errors
                     .iter()
-                    .filter(|e| {
-                        e.message.contains("invalid type")
-                            && m.get(&e.field).is_some_and(|v| !v.is_string())
-                    })
+                    .filter(|e| e.message.contains("invalid type") && m.get(&e.field).is_some_and(|v| !v.is_string()))
                     .map(|e| e.field.clone())
                     .collect();
                 if retry.is_empty() {

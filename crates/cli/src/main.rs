@@ -18,10 +18,7 @@ use args::{Cli, Command, ExportCmd, ImportCmd, VaultCmd};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -40,43 +37,20 @@ struct Access {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let Cli {
-        store,
-        passphrase_file,
-        handle,
-        json,
-        command,
-    } = cli;
+    let Cli { store, passphrase_file, handle, json, command } = cli;
     let store = store.unwrap_or_else(default_store);
-    let cli = Access {
-        passphrase_file,
-        handle,
-    };
+    let cli = Access { passphrase_file, handle };
     match command {
         Command::Init { name, location } => {
             let pass = new_passphrase(&cli.passphrase_file)?;
             if let Some(dir) = store.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let hub = Hub::init(
-                &store,
-                &pass,
-                &InitOptions {
-                    hub_name: name,
-                    location,
-                },
-                Config::system(&cli.handle),
-            )?;
+            let hub = Hub::init(&store, &pass, &InitOptions { hub_name: name, location }, Config::system(&cli.handle))?;
             if json {
                 print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
             } else {
-                println!(
-                    "Created hub {} ({}) at {}",
-                    hub.hub_name()?,
-                    hub.hub_id(),
-                    store.display()
-                );
+                println!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
                 Ok(())
             }
         }
@@ -89,33 +63,19 @@ fn run(cli: Cli) -> Result<()> {
                 if let Some(dir) = store.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let opts = InitOptions {
-                    hub_name: "Demo hub".into(),
-                    location: "Main square".into(),
-                };
+                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into() };
                 Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?
             };
             if hub.count(Kind::Item)? > 0 {
-                bail!(
-                    "the hub at {} already holds records: the demo seeds an empty hub only",
-                    store.display()
-                );
+                bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
             }
             let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
-            let rows = recs
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| (i + 1, Ok(r)))
-                .collect();
+            let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
             let rep = hub.import_records(rows)?;
             if json {
                 return print::json(&rep);
             }
-            println!(
-                "Seeded {} records of a march with three hubs into {}",
-                rep.imported,
-                store.display()
-            );
+            println!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
             for (k, n) in &rep.per_kind {
                 println!("  {n:>5} {k}");
             }
@@ -151,12 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::Amend {
-            id,
-            field,
-            value,
-            reason,
-        } => {
+        Command::Amend { id, field, value, reason } => {
             let mut hub = open(&store, &cli)?;
             let v = args::value_of(&value);
             let rec = match hub.amend(&id, &field, v.clone(), &reason) {
@@ -172,11 +127,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         }
-        Command::List {
-            kind,
-            limit,
-            offset,
-        } => {
+        Command::List { kind, limit, offset } => {
             let hub = open(&store, &cli)?;
             let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
             let recs = hub.list(kind, limit, offset)?;
@@ -203,22 +154,13 @@ fn run(cli: Cli) -> Result<()> {
                 return print::json(&h);
             }
             for l in h {
-                println!(
-                    "{}  {:<16} hub {}  {}",
-                    l.at,
-                    l.handle,
-                    short(&l.hub),
-                    short(&l.change)
-                );
+                println!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
             }
             Ok(())
         }
         Command::Search { query, kind, limit } => {
             let hub = open(&store, &cli)?;
-            let kind = kind
-                .map(|k| Kind::parse(&k))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+            let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
             let hits = hub.search(&query, kind, limit)?;
             if json {
                 return print::json(
@@ -277,9 +219,7 @@ fn run(cli: Cli) -> Result<()> {
                 let k: Vec<_> = t
                     .per_category
                     .iter()
-                    .map(
-                        |((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}),
-                    )
+                    .map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}))
                     .collect();
                 return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
             }
@@ -329,10 +269,7 @@ fn run(cli: Cli) -> Result<()> {
                         Ok(())
                     }
                     aidmesh_hub::VaultState::Erased { at } => {
-                        bail!(
-                            "vault entry {id} was erased at {}",
-                            Timestamp::from_millis(at)
-                        )
+                        bail!("vault entry {id} was erased at {}", Timestamp::from_millis(at))
                     }
                 },
                 VaultCmd::Erase { id } => {
@@ -364,24 +301,21 @@ fn run(cli: Cli) -> Result<()> {
             let mut hub = open(&store, &cli)?;
             let rep = match cmd {
                 ImportCmd::Json { path } => {
-                    let mut f = std::fs::File::open(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut f =
+                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
                     hub.import_json(&mut f)?
                 }
                 ImportCmd::Hxl { kind, path } => {
                     let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
-                    let mut f = std::fs::File::open(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    let mut f =
+                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
                     hub.import_hxl(k, &mut f)?
                 }
             };
             if json {
                 return print::json(&rep);
             }
-            println!(
-                "Imported {} records ({} already present).",
-                rep.imported, rep.skipped
-            );
+            println!("Imported {} records ({} already present).", rep.imported, rep.skipped);
             for (k, n) in &rep.per_kind {
                 println!("  {n:>6} {k}");
             }
@@ -416,10 +350,7 @@ fn default_store() -> PathBuf {
 
 fn open(store: &Path, cli: &Access) -> Result<Hub> {
     if !store.exists() {
-        bail!(
-            "no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)",
-            store.display()
-        );
+        bail!("no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)", store.display());
     }
     let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
     Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)
@@ -428,17 +359,15 @@ fn open(store: &Path, cli: &Access) -> Result<Hub> {
 /// The passphrase: from a file, from AIDMESH_PASSPHRASE, or typed at the terminal.
 fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
     if let Some(f) = file {
-        let s = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
+        let s =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
         return Ok(s.trim_end_matches(['\n', '\r']).to_string());
     }
     if let Ok(p) = std::env::var("AIDMESH_PASSPHRASE") {
         return Ok(p);
     }
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal"
-        );
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
     }
     Ok(rpassword::prompt_password(format!("{prompt}: "))?)
 }
@@ -452,9 +381,7 @@ fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {
 
 fn prompt_twice(prompt: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal"
-        );
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
     }
     let a = rpassword::prompt_password(format!("{prompt}: "))?;
     let b = rpassword::prompt_password("Again: ")?;
@@ -464,17 +391,13 @@ fn prompt_twice(prompt: &str) -> Result<String> {
     Ok(a)
 }
 
-fn write_out(
-    path: Option<&Path>,
-    f: impl FnOnce(&mut dyn Write) -> Result<usize>,
-) -> Result<usize> {
+fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize>) -> Result<usize> {
     match path {
         None => f(&mut std::io::stdout().lock()),
         Some(p) => {
             // Write beside the target, then rename: a pulled stick leaves the old file or none.
             let tmp = p.with_extension("partial");
-            let mut file = std::fs::File::create(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
             let n = f(&mut file)?;
             file.sync_all()?;
             std::fs::rename(&tmp, p)?;

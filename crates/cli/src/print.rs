@@ -34,26 +34,18 @@ pub(crate) fn source(s: &Source) -> String {
 }
 
 fn label(hub: &Hub, id: &str) -> String {
-    hub.get(id)
-        .map(|r| r.body.label())
-        .unwrap_or_else(|_| id.to_string())
+    hub.get(id).map(|r| r.body.label()).unwrap_or_else(|_| id.to_string())
 }
 
 pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
     println!("{} — {}", ov.hub_name, ov.now);
     section("Shortages (below reorder level)", ov.shortages.len());
     for s in &ov.shortages {
-        println!(
-            "  {:<40} {:>6} of {:<6} {}",
-            s.name, s.level, s.reorder_level, s.item
-        );
+        println!("  {:<40} {:>6} of {:<6} {}", s.name, s.level, s.reorder_level, s.item);
     }
     section("Expiring within 7 days (oldest first)", ov.expiring.len());
     for e in &ov.expiring {
-        println!(
-            "  {}  {:<40} {:>6} in stock  {}",
-            e.expiry, e.name, e.level, e.item
-        );
+        println!("  {}  {:<40} {:>6} in stock  {}", e.expiry, e.name, e.level, e.item);
     }
     section("Open urgent requests", ov.urgent_requests.len());
     for r in &ov.urgent_requests {
@@ -68,29 +60,14 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
             );
         }
     }
-    section(
-        "Unfilled shifts in the next 12 hours",
-        ov.unfilled_shifts.len(),
-    );
+    section("Unfilled shifts in the next 12 hours", ov.unfilled_shifts.len());
     for c in &ov.unfilled_shifts {
-        println!(
-            "  {} – {}  {}/{} people  {}",
-            c.start, c.end, c.assigned, c.needed, c.shift
-        );
+        println!("  {} – {}  {}/{} people  {}", c.start, c.end, c.assigned, c.needed, c.shift);
     }
-    section(
-        "Incidents in the last 24 hours (most severe first)",
-        ov.recent_incidents.len(),
-    );
+    section("Incidents in the last 24 hours (most severe first)", ov.recent_incidents.len());
     for r in &ov.recent_incidents {
         if let Body::Incident(i) = &r.body {
-            println!(
-                "  severity {}  {:?}  {:<50} {}",
-                i.severity,
-                i.status,
-                r.body.label(),
-                r.id()
-            );
+            println!("  severity {}  {:?}  {:<50} {}", i.severity, i.status, r.body.label(), r.id());
         }
     }
     let conflicts = ov.over_allocations.len() + ov.field_conflicts.len() + ov.double_bookings.len();
@@ -108,28 +85,15 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
         );
     }
     for d in &ov.double_bookings {
-        println!(
-            "  DOUBLE-BOOKED {} on shifts {} and {}",
-            label(hub, d.volunteer.as_str()),
-            d.first,
-            d.second
-        );
+        println!("  DOUBLE-BOOKED {} on shifts {} and {}", label(hub, d.volunteer.as_str()), d.first, d.second);
     }
     for (id, kind, n) in &ov.field_conflicts {
         println!("  EDITED ON TWO HUBS {kind} {id}: {n} field(s) — `aidmesh show {id}`");
     }
-    section(
-        "Expenses waiting for approval",
-        ov.unapproved_expenses.len(),
-    );
+    section("Expenses waiting for approval", ov.unapproved_expenses.len());
     for r in &ov.unapproved_expenses {
         if let Body::Expense(e) = &r.body {
-            println!(
-                "  {:>14}  {:<30} {}",
-                format_amount(e.amount_minor, &e.currency),
-                e.purpose,
-                r.id()
-            );
+            println!("  {:>14}  {:<30} {}", format_amount(e.amount_minor, &e.currency), e.purpose, r.id());
         }
     }
     Ok(())
@@ -150,11 +114,7 @@ pub(crate) fn list(recs: &[Record], total: i64, offset: usize) -> Result<()> {
     }
     let shown = recs.len();
     if (offset + shown) < total as usize {
-        println!(
-            "({} of {total} shown; use --offset {} for more)",
-            shown,
-            offset + shown
-        );
+        println!("({} of {total} shown; use --offset {} for more)", shown, offset + shown);
     } else if shown == 0 {
         println!("(none)");
     }
@@ -164,34 +124,19 @@ pub(crate) fn list(recs: &[Record], total: i64, offset: usize) -> Result<()> {
 pub(crate) fn show(v: &RecordView) -> Result<()> {
     let r = &v.record;
     println!("{} {}", r.kind(), r.id());
-    println!(
-        "  created {} by {} on hub {}",
-        r.meta.created_at, r.meta.created_by, r.meta.created_hub
-    );
+    println!("  created {} by {} on hub {}", r.meta.created_at, r.meta.created_by, r.meta.created_hub);
     let orig = v.original.as_ref().map(|o| o.body.to_fields());
     for (k, val) in r.body.to_fields() {
         let was = orig.as_ref().and_then(|o| o.get(&k)).filter(|o| **o != val);
-        let mark = if v.conflicts.iter().any(|c| c.field == k) {
-            "  ⚠ CONFLICT"
-        } else {
-            ""
-        };
+        let mark = if v.conflicts.iter().any(|c| c.field == k) { "  ⚠ CONFLICT" } else { "" };
         match was {
-            Some(w) => println!(
-                "  {k:<20} {}  (amended; originally {}){mark}",
-                show_value(&val),
-                show_value(w)
-            ),
+            Some(w) => println!("  {k:<20} {}  (amended; originally {}){mark}", show_value(&val), show_value(w)),
             None => println!("  {k:<20} {}{mark}", show_value(&val)),
         }
     }
     for c in &v.conflicts {
         let vals: Vec<String> = c.values.iter().map(show_value).collect();
-        println!(
-            "  conflict on {}: {} — write the field again to settle it",
-            c.field,
-            vals.join(" | ")
-        );
+        println!("  conflict on {}: {} — write the field again to settle it", c.field, vals.join(" | "));
     }
     if !v.stock.is_empty() {
         println!("  stock:");
@@ -219,12 +164,7 @@ pub(crate) fn show(v: &RecordView) -> Result<()> {
     }
     println!("  history:");
     for h in &v.history {
-        println!(
-            "    {} by {} on hub {}",
-            h.at,
-            h.handle,
-            h.hub.get(..12).unwrap_or(&h.hub)
-        );
+        println!("    {} by {} on hub {}", h.at, h.handle, h.hub.get(..12).unwrap_or(&h.hub));
     }
     Ok(())
 }
@@ -242,12 +182,7 @@ pub(crate) fn stock(hub: &Hub, lines: &[StockLine]) -> Result<()> {
         println!("No stock recorded.");
     }
     for s in lines {
-        println!(
-            "{:>8}  {:<40} at {}",
-            s.quantity,
-            label(hub, &s.item),
-            label(hub, &s.place)
-        );
+        println!("{:>8}  {:<40} at {}", s.quantity, label(hub, &s.item), label(hub, &s.place));
     }
     Ok(())
 }

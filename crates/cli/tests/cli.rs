@@ -9,9 +9,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Env { dir: tempfile::tempdir().unwrap() }
     }
     fn store(&self) -> PathBuf {
         self.dir.path().join("hub.aidmesh")
@@ -32,20 +30,12 @@ impl Env {
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     }
     fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "{args:?} should fail: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
+        assert!(!o.status.success(), "{args:?} should fail: {}", String::from_utf8_lossy(&o.stdout));
         String::from_utf8(o.stderr).unwrap()
     }
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -63,16 +53,8 @@ fn id_of(v: &serde_json::Value) -> String {
 fn a_coordinator_session() {
     let e = Env::new();
     assert!(e.fails(&["overview"]).contains("aidmesh init"));
-    e.ok(&[
-        "init",
-        "--name",
-        "North hub",
-        "--location",
-        "St Mary's hall",
-    ]);
-    assert!(e
-        .fails(&["init", "--name", "Again"])
-        .contains("already exists"));
+    e.ok(&["init", "--name", "North hub", "--location", "St Mary's hall"]);
+    assert!(e.fails(&["init", "--name", "Again"]).contains("already exists"));
     let o = e.run_with(&["overview"], "wrong");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
@@ -86,30 +68,10 @@ fn a_coordinator_session() {
         &format!("place={hall}"),
         "reorder_level=50",
     ]));
-    e.ok(&[
-        "add",
-        "movement",
-        &format!("item={water}"),
-        "type=receive",
-        "quantity=20",
-        &format!("place={hall}"),
-    ]);
-    e.ok(&[
-        "add",
-        "movement",
-        &format!("item={water}"),
-        "type=issue",
-        "quantity=5",
-        &format!("place={hall}"),
-    ]);
-    let err = e.fails(&[
-        "add",
-        "movement",
-        &format!("item={water}"),
-        "type=issue",
-        "quantity=50",
-        &format!("place={hall}"),
-    ]);
+    e.ok(&["add", "movement", &format!("item={water}"), "type=receive", "quantity=20", &format!("place={hall}")]);
+    e.ok(&["add", "movement", &format!("item={water}"), "type=issue", "quantity=5", &format!("place={hall}")]);
+    let err =
+        e.fails(&["add", "movement", &format!("item={water}"), "type=issue", "quantity=50", &format!("place={hall}")]);
     assert!(err.contains("only 15 in stock"), "{err}");
     let stock = e.json(&["stock", &water]);
     assert_eq!(stock[0]["quantity"], 15);
@@ -130,26 +92,16 @@ fn a_coordinator_session() {
     assert_eq!(ov["shortages"][0]["item"], water.as_str());
     assert_eq!(ov["unapproved_expenses"].as_array().unwrap().len(), 1);
     let out = e.ok(&["overview"]);
-    assert!(
-        out.contains("Shortages (below reorder level): 1") && out.contains("Bottled water"),
-        "{out}"
-    );
+    assert!(out.contains("Shortages (below reorder level): 1") && out.contains("Bottled water"), "{out}");
     let hits = e.json(&["search", "bottled"]);
     assert_eq!(hits[0]["id"], water.as_str());
     e.ok(&["update", &water, "name=Still water"]);
     let shown = e.json(&["show", &water]);
     assert_eq!(shown["record"]["name"], "Still water");
     assert_eq!(shown["history"].as_array().unwrap().len(), 2);
-    let inc = id_of(&e.json(&[
-        "add",
-        "incident",
-        "occurred=2026-11-25T10:00",
-        "severity=4",
-        "description=Fall at the gate",
-    ]));
-    assert!(e
-        .fails(&["update", &inc, "severity=2"])
-        .contains("append-only"));
+    let inc =
+        id_of(&e.json(&["add", "incident", "occurred=2026-11-25T10:00", "severity=4", "description=Fall at the gate"]));
+    assert!(e.fails(&["update", &inc, "severity=2"]).contains("append-only"));
     e.ok(&["amend", &inc, "severity", "2", "--reason", "only a scrape"]);
     let shown = e.json(&["show", &inc]);
     assert_eq!(shown["record"]["severity"], 2);
@@ -162,34 +114,12 @@ fn bad_input_is_named_and_exits_non_zero() {
     let e = Env::new();
     e.ok(&["init", "--name", "North"]);
     let cases: &[(&[&str], &str)] = &[
-        (
-            &["add", "widget", "name=x"],
-            "unknown record kind \"widget\"",
-        ),
+        (&["add", "widget", "name=x"], "unknown record kind \"widget\""),
         (&["add", "item", "name=x"], "unit: is required"),
-        (
-            &["add", "item", "name=x", "unit=u", "expiry=31/12/2026"],
-            "expiry",
-        ),
-        (
-            &["add", "item", "name=x", "unit=u", "colour=red"],
-            "no field \"colour\"",
-        ),
-        (
-            &["add", "item", "name=x", "unit=u", "place=nowhere"],
-            "no place with id nowhere",
-        ),
-        (
-            &[
-                "add",
-                "movement",
-                "item=ghost",
-                "type=receive",
-                "quantity=-3",
-                "place=p",
-            ],
-            "quantity",
-        ),
+        (&["add", "item", "name=x", "unit=u", "expiry=31/12/2026"], "expiry"),
+        (&["add", "item", "name=x", "unit=u", "colour=red"], "no field \"colour\""),
+        (&["add", "item", "name=x", "unit=u", "place=nowhere"], "no place with id nowhere"),
+        (&["add", "movement", "item=ghost", "type=receive", "quantity=-3", "place=p"], "quantity"),
         (
             &[
                 "add",
@@ -203,16 +133,7 @@ fn bad_input_is_named_and_exits_non_zero() {
             ],
             "ISO 4217",
         ),
-        (
-            &[
-                "add",
-                "incident",
-                "occurred=2026-11-25T10:00",
-                "severity=7",
-                "description=x",
-            ],
-            "severity: must be 1 to 5",
-        ),
+        (&["add", "incident", "occurred=2026-11-25T10:00", "severity=7", "description=x"], "severity: must be 1 to 5"),
         (&["show", "01nosuchrecord"], "no record with id"),
         (&["add", "item", "noequals"], "is not FIELD=VALUE"),
         (&["import", "json", "/nonexistent/file.json"], "cannot read"),
@@ -221,11 +142,7 @@ fn bad_input_is_named_and_exits_non_zero() {
         let err = e.fails(args);
         assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
     }
-    assert_eq!(
-        e.json(&["list", "item"]).as_array().unwrap().len(),
-        0,
-        "nothing was written"
-    );
+    assert_eq!(e.json(&["list", "item"]).as_array().unwrap().len(), 0, "nothing was written");
 }
 
 #[test]
@@ -239,17 +156,15 @@ fn imports_are_all_or_nothing_and_exports_round_trip() {
     f.ok(&["init", "--name", "South"]);
     let rep = f.json(&["import", "json", export.to_str().unwrap()]);
     assert!(rep["imported"].as_u64().unwrap() > 1000);
-    assert_eq!(
-        e.json(&["overview"])["counts"]["item"],
-        f.json(&["overview"])["counts"]["item"]
-    );
+    assert_eq!(e.json(&["overview"])["counts"]["item"], f.json(&["overview"])["counts"]["item"]);
     let inv = dir.join("inv.csv");
-    std::fs::write(&inv, "Item,Unit,Reorder\n#item+name,#item+unit,#indicator+num+reorder\nRice,kg,5\n,kg,3\nBeans,,x\n").unwrap();
+    std::fs::write(
+        &inv,
+        "Item,Unit,Reorder\n#item+name,#item+unit,#indicator+num+reorder\nRice,kg,5\n,kg,3\nBeans,,x\n",
+    )
+    .unwrap();
     let err = f.fails(&["import", "hxl", "inventory", inv.to_str().unwrap()]);
-    assert!(
-        err.contains("row 4") && err.contains("row 5") && err.contains("nothing was changed"),
-        "{err}"
-    );
+    assert!(err.contains("row 4") && err.contains("row 5") && err.contains("nothing was changed"), "{err}");
     assert!(!err.contains("row 3:"), "{err}");
 }
 
@@ -261,20 +176,11 @@ fn hxl_exports_pass_the_libhxl_validator() {
     for kind in ["inventory", "requests", "incidents"] {
         let out = e.dir.path().join(format!("{kind}.csv"));
         e.ok(&["export", "hxl", kind, "--out", out.to_str().unwrap()]);
-        let v = Command::new(validator())
-            .arg(&out)
-            .output()
-            .unwrap_or_else(|err| {
-                panic!(
-                    "cannot run hxlvalidate ({err}): `cargo xtask test` installs libhxl from PyPI"
-                )
-            });
-        let text =
-            String::from_utf8_lossy(&v.stdout).to_string() + &String::from_utf8_lossy(&v.stderr);
-        assert!(
-            v.status.success() && text.contains("Validation succeeded"),
-            "{kind}: {text}"
-        );
+        let v = Command::new(validator()).arg(&out).output().unwrap_or_else(|err| {
+            panic!("cannot run hxlvalidate ({err}): `cargo xtask test` installs libhxl from PyPI")
+        });
+        let text = String::from_utf8_lossy(&v.stdout).to_string() + &String::from_utf8_lossy(&v.stderr);
+        assert!(v.status.success() && text.contains("Validation succeeded"), "{kind}: {text}");
         let rows = std::fs::read_to_string(&out).unwrap().lines().count();
         assert!(rows > 3, "{kind} export has data rows");
     }
@@ -285,10 +191,6 @@ fn validator() -> PathBuf {
         return PathBuf::from(p);
     }
     std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("hxlvalidate"))
-                .find(|p| Path::new(p).is_file())
-        })
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("hxlvalidate")).find(|p| Path::new(p).is_file()))
         .unwrap_or_else(|| PathBuf::from("hxlvalidate"))
 }

@@ -48,11 +48,7 @@ impl Scale {
 }
 
 const HUBS: [(&str, &str, &str); 3] = [
-    (
-        "North hub",
-        "St Mary's hall, north end of the route",
-        "radio ch 3",
-    ),
+    ("North hub", "St Mary's hall, north end of the route", "radio ch 3"),
     ("Central hub", "Union office, main square", "radio ch 1"),
     ("South hub", "Tent at the park gate", "radio ch 5"),
 ];
@@ -91,81 +87,29 @@ const PLACES: [(&str, PlaceKind); 4] = [
     ("Van", PlaceKind::Vehicle),
 ];
 
-const ADJ: &[&str] = &[
-    "quiet", "swift", "brave", "calm", "bright", "steady", "kind", "bold", "wise", "gentle",
-];
-const ANIMALS: &[&str] = &[
-    "fox", "owl", "heron", "otter", "wren", "lynx", "crane", "badger", "finch", "hare",
-];
+const ADJ: &[&str] = &["quiet", "swift", "brave", "calm", "bright", "steady", "kind", "bold", "wise", "gentle"];
+const ANIMALS: &[&str] = &["fox", "owl", "heron", "otter", "wren", "lynx", "crane", "badger", "finch", "hare"];
 const LANGS: &[&str] = &["en", "es", "fr", "ar", "pt", "uk", "so", "tr"];
 
 const ROLES: [(&str, Option<SkillKind>, &str, &str); 6] = [
-    (
-        "Medic",
-        Some(SkillKind::Medic),
-        "Treat and log every casualty",
-        "Nobody waits more than 5 minutes",
-    ),
-    (
-        "Marshal",
-        Some(SkillKind::Marshal),
-        "Keep the route and exits clear",
-        "No crush at the gates",
-    ),
-    (
-        "Runner",
-        None,
-        "Move supplies between hubs",
-        "Every request answered within 30 minutes",
-    ),
-    (
-        "Kitchen",
-        Some(SkillKind::Cook),
-        "Hot food at the hub",
-        "Meals served on time",
-    ),
-    (
-        "Translator desk",
-        Some(SkillKind::Translation),
-        "Help people who need another language",
-        "Nobody turned away",
-    ),
-    (
-        "Legal observer",
-        Some(SkillKind::LegalObserver),
-        "Observe and record police conduct",
-        "Every arrest noted",
-    ),
+    ("Medic", Some(SkillKind::Medic), "Treat and log every casualty", "Nobody waits more than 5 minutes"),
+    ("Marshal", Some(SkillKind::Marshal), "Keep the route and exits clear", "No crush at the gates"),
+    ("Runner", None, "Move supplies between hubs", "Every request answered within 30 minutes"),
+    ("Kitchen", Some(SkillKind::Cook), "Hot food at the hub", "Meals served on time"),
+    ("Translator desk", Some(SkillKind::Translation), "Help people who need another language", "Nobody turned away"),
+    ("Legal observer", Some(SkillKind::LegalObserver), "Observe and record police conduct", "Every arrest noted"),
 ];
 
 const INCIDENTS: &[(IncidentCategory, &str)] = &[
-    (
-        IncidentCategory::Medical,
-        "Person fainted in the heat near the stage",
-    ),
+    (IncidentCategory::Medical, "Person fainted in the heat near the stage"),
     (IncidentCategory::Medical, "Asthma attack, inhaler given"),
-    (
-        IncidentCategory::Safety,
-        "Crowd pressure building at the north gate",
-    ),
-    (
-        IncidentCategory::PoliceSecurity,
-        "Kettling reported on the side street",
-    ),
+    (IncidentCategory::Safety, "Crowd pressure building at the north gate"),
+    (IncidentCategory::PoliceSecurity, "Kettling reported on the side street"),
     (IncidentCategory::Weather, "Heavy rain, ponchos running out"),
-    (
-        IncidentCategory::SupplyInterruption,
-        "Water delivery van stuck in traffic",
-    ),
-    (
-        IncidentCategory::Accessibility,
-        "Ramp blocked at the first aid tent",
-    ),
+    (IncidentCategory::SupplyInterruption, "Water delivery van stuck in traffic"),
+    (IncidentCategory::Accessibility, "Ramp blocked at the first aid tent"),
     (IncidentCategory::Conduct, "Volunteer shouted at a marcher"),
-    (
-        IncidentCategory::NearMiss,
-        "Generator cable across the walkway",
-    ),
+    (IncidentCategory::NearMiss, "Generator cable across the walkway"),
 ];
 
 struct Gen {
@@ -202,11 +146,7 @@ impl Gen {
 
 /// Generates a coalition's records at `scale`, as of `now`.
 pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
-    let mut g = Gen {
-        rng: ChaCha20Rng::seed_from_u64(seed),
-        now,
-        out: Vec::new(),
-    };
+    let mut g = Gen { rng: ChaCha20Rng::seed_from_u64(seed), now, out: Vec::new() };
     let founding = now.plus_days(-30);
     let founder = "founder".to_string();
     // Hubs and their places.
@@ -251,14 +191,8 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         Body::Policy(Policy {
             currency: "EUR".into(),
             limits: vec![
-                RoleLimit {
-                    role: "coordinator".into(),
-                    max_minor: 20_000,
-                },
-                RoleLimit {
-                    role: "treasurer".into(),
-                    max_minor: 500_000,
-                },
+                RoleLimit { role: "coordinator".into(), max_minor: 20_000 },
+                RoleLimit { role: "treasurer".into(), max_minor: 500_000 },
             ],
             threshold_minor: 10_000,
             approvals_above_threshold: 2,
@@ -275,11 +209,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             &h0,
             &founder,
             founding,
-            Body::RoleGrant(RoleGrant {
-                handle: handle.into(),
-                role: role.into(),
-                revoked: false,
-            }),
+            Body::RoleGrant(RoleGrant { handle: handle.into(), role: role.into(), revoked: false }),
         );
     }
     let mut roles = Vec::new();
@@ -302,21 +232,13 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             .then(|| now.date() + chrono::Duration::days(g.rng.gen_range(-3..240)));
         let batch = n / ITEMS.len();
         let it = Item {
-            name: if batch == 0 {
-                name.to_string()
-            } else {
-                format!("{name} (lot {batch})")
-            },
+            name: if batch == 0 { name.to_string() } else { format!("{name} (lot {batch})") },
             category: cat,
             unit: unit.into(),
             place: Some(place.clone()),
             expiry,
             condition: Condition::Good,
-            reorder_level: if g.rng.gen_bool(0.3) {
-                g.rng.gen_range(5..60)
-            } else {
-                0
-            },
+            reorder_level: if g.rng.gen_bool(0.3) { g.rng.gen_range(5..60) } else { 0 },
             notes: String::new(),
         };
         let at = founding.plus_hours(g.rng.gen_range(0..24 * 20));
@@ -327,41 +249,21 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
     // Movements: receipts first, then issues and transfers that never overdraw.
     let mut level: Vec<i64> = vec![0; items.len()];
     for n in 0..scale.movements {
-        let ix = if n < items.len() {
-            n
-        } else {
-            g.rng.gen_range(0..items.len().max(1))
-        };
+        let ix = if n < items.len() { n } else { g.rng.gen_range(0..items.len().max(1)) };
         if items.is_empty() {
             break;
         }
         let (item, place, hub_ix) = items[ix].clone();
-        let at = if n < items.len() {
-            founding.plus_days(21)
-        } else {
-            g.past(24 * 8)
-        };
+        let at = if n < items.len() { founding.plus_days(21) } else { g.past(24 * 8) };
         let (kind, q, to) = if level[ix] < 5 || n < items.len() {
             (MovementKind::Receive, g.rng.gen_range(10..120), None)
         } else if g.rng.gen_bool(0.1) {
             (MovementKind::Discard, 1, None)
         } else {
-            (
-                MovementKind::Issue,
-                g.rng.gen_range(1..=level[ix].min(10)),
-                None,
-            )
+            (MovementKind::Issue, g.rng.gen_range(1..=level[ix].min(10)), None)
         };
         level[ix] += if kind == MovementKind::Receive { q } else { -q };
-        let m = Movement {
-            item,
-            kind,
-            quantity: q,
-            place,
-            to_place: to,
-            counted: None,
-            reason: String::new(),
-        };
+        let m = Movement { item, kind, quantity: q, place, to_place: to, counted: None, reason: String::new() };
         let hub = hubs[hub_ix].clone();
         g.push(&hub, "steady-otter", at, Body::Movement(m));
     }
@@ -384,11 +286,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             "{}-{}{}",
             ADJ[n % ADJ.len()],
             ANIMALS[(n / ADJ.len()) % ANIMALS.len()],
-            if n < 100 {
-                String::new()
-            } else {
-                format!("-{n}")
-            }
+            if n < 100 { String::new() } else { format!("-{n}") }
         );
         let mut langs: Vec<String> = vec![LANGS[g.rng.gen_range(0..LANGS.len())].to_string()];
         if g.rng.gen_bool(0.4) {
@@ -416,16 +314,8 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             skills: sk,
             languages: langs,
             availability: ["mornings", "afternoons", "all day", "evenings"][n % 4].into(),
-            access_needs: if n % 17 == 0 {
-                "step-free access".into()
-            } else {
-                String::new()
-            },
-            consent: Consent {
-                contact: true,
-                photo: n % 3 == 0,
-                share: false,
-            },
+            access_needs: if n % 17 == 0 { "step-free access".into() } else { String::new() },
+            consent: Consent { contact: true, photo: n % 3 == 0, share: false },
             contact: None,
             notes: String::new(),
         };
@@ -450,12 +340,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             notes: String::new(),
         };
         let hub = hubs[hub_ix].clone();
-        let sid = g.push(
-            &hub,
-            "kind-wren",
-            founding.plus_days(25),
-            Body::Shift(s.clone()),
-        );
+        let sid = g.push(&hub, "kind-wren", founding.plus_days(25), Body::Shift(s.clone()));
         let fill = if n % 5 == 0 { 1 } else { s.needed };
         for k in 0..fill {
             // The next volunteer free for the whole shift, if any.
@@ -470,11 +355,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 &hub,
                 "kind-wren",
                 founding.plus_days(26),
-                Body::Assignment(Assignment {
-                    shift: sid.clone(),
-                    volunteer: vid.clone(),
-                    active: true,
-                }),
+                Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid.clone(), active: true }),
             );
             if first_assignment.is_none() && n == 1 {
                 first_assignment = Some((vid.clone(), sid.clone()));
@@ -498,11 +379,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                     &hub,
                     "kind-wren",
                     founding.plus_days(26),
-                    Body::Assignment(Assignment {
-                        shift: sid.clone(),
-                        volunteer: vid,
-                        active: true,
-                    }),
+                    Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid, active: true }),
                 );
             }
         }
@@ -511,13 +388,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
     let mut requests = Vec::new();
     for n in 0..scale.requests {
         let (place, hub_ix) = places[g.rng.gen_range(0..places.len())].clone();
-        let urg = [
-            Urgency::Low,
-            Urgency::Normal,
-            Urgency::Normal,
-            Urgency::High,
-            Urgency::Critical,
-        ][n % 5];
+        let urg = [Urgency::Low, Urgency::Normal, Urgency::Normal, Urgency::High, Urgency::Critical][n % 5];
         let r = if n % 7 == 3 {
             Request {
                 skill: Some(SkillKind::Translation),
@@ -582,12 +453,8 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             }),
         );
         for (hub, req) in [(&hubs[0], &requests[0]), (&hubs[2], &requests[1])] {
-            let a = Allocation {
-                request: req.clone(),
-                offer: Some(blankets.clone()),
-                quantity: 10,
-                ..Default::default()
-            };
+            let a =
+                Allocation { request: req.clone(), offer: Some(blankets.clone()), quantity: 10, ..Default::default() };
             g.push(hub, "swift-crane", now.plus_hours(-3), Body::Allocation(a));
         }
     }

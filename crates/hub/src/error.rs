@@ -14,13 +14,12 @@ pub struct RowError {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {kind}: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid {
-        kind: String,
-        errors: Vec<FieldError>,
-    },
+    Invalid { kind: String, errors: Vec<FieldError> },
     #[error("no record with id {0}")]
     NotFound(String),
-    #[error("{kind} records are append-only: record an amendment instead (aidmesh amend {id} FIELD VALUE --reason ...)")]
+    #[error(
+        "{kind} records are append-only: record an amendment instead (aidmesh amend {id} FIELD VALUE --reason ...)"
+    )]
     AppendOnly { kind: String, id: String },
     #[error("import refused, nothing was changed: {} bad row{}\n{}", rows.len(), if rows.len() == 1 { "" } else { "s" },
         rows.iter().map(|r| format!("  row {}{}: {}", r.row, r.id.as_ref().map(|i| format!(" ({i})")).unwrap_or_default(), r.errors.join("; "))).collect::<Vec<_>>().join("\n"))]
@@ -39,10 +38,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn invalid(kind: &str, errors: Vec<FieldError>) -> Error {
-        Error::Invalid {
-            kind: kind.to_string(),
-            errors,
-        }
+        Error::Invalid { kind: kind.to_string(), errors }
     }
 
     /// A stable code for front ends, so that none matches on message text.

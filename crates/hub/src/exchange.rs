@@ -34,9 +34,7 @@ impl HxlKind {
             "inventory" | "items" | "item" => Ok(HxlKind::Inventory),
             "requests" | "request" => Ok(HxlKind::Requests),
             "incidents" | "incident" => Ok(HxlKind::Incidents),
-            _ => Err(format!(
-                "no HXL format for {s:?}: use inventory, requests or incidents"
-            )),
+            _ => Err(format!("no HXL format for {s:?}: use inventory, requests or incidents")),
         }
     }
 
@@ -101,12 +99,7 @@ fn norm_tag(s: &str) -> Option<String> {
     let tag = parts.next()?;
     let mut attrs: Vec<&str> = parts.filter(|a| !a.is_empty()).collect();
     attrs.sort();
-    Some(
-        std::iter::once(format!("#{tag}"))
-            .chain(attrs.into_iter().map(String::from))
-            .collect::<Vec<_>>()
-            .join("+"),
-    )
+    Some(std::iter::once(format!("#{tag}")).chain(attrs.into_iter().map(String::from)).collect::<Vec<_>>().join("+"))
 }
 
 impl Hub {
@@ -133,10 +126,8 @@ impl Hub {
 
     /// Imports a JSON export: all records or none.
     pub fn import_json(&mut self, input: &mut dyn Read) -> Result<ImportReport> {
-        let v: Value = serde_json::from_reader(input).map_err(|e| Error::Malformed {
-            format: "JSON",
-            why: e.to_string(),
-        })?;
+        let v: Value =
+            serde_json::from_reader(input).map_err(|e| Error::Malformed { format: "JSON", why: e.to_string() })?;
         let records = match (&v.get("format"), v.get("records")) {
             (Some(Value::String(f)), Some(Value::Array(a))) if f == "aidmesh-records" => a.clone(),
             _ => {
@@ -146,11 +137,7 @@ impl Hub {
                 })
             }
         };
-        let rows = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i + 1, strict_record(r)))
-            .collect();
+        let rows = records.into_iter().enumerate().map(|(i, r)| (i + 1, strict_record(r))).collect();
         self.import_records(rows)
     }
 
@@ -163,20 +150,12 @@ impl Hub {
         w.write_record(cols.iter().map(|c| c.1)).map_err(csv_err)?;
         let totals = aidmesh_model::views::item_totals(&self.levels()?);
         let mut n = 0;
-        let amendments = if kind == HxlKind::Incidents {
-            self.all(Kind::Amendment)?
-        } else {
-            Vec::new()
-        };
+        let amendments = if kind == HxlKind::Incidents { self.all(Kind::Amendment)? } else { Vec::new() };
         let mut recs = self.all(kind.kind())?;
         recs.reverse();
         for r in recs {
             let r = if kind == HxlKind::Incidents {
-                aidmesh_model::views::amended(
-                    &r,
-                    &aidmesh_model::views::amendments_of(&amendments, r.id()),
-                )
-                .0
+                aidmesh_model::views::amended(&r, &aidmesh_model::views::amendments_of(&amendments, r.id())).0
             } else {
                 r
             };
@@ -199,32 +178,21 @@ impl Hub {
     /// any order; columns with other hashtags are ignored. An inventory row with a stock figure
     /// and a place also records that stock as received there.
     pub fn import_hxl(&mut self, kind: HxlKind, input: &mut dyn Read) -> Result<ImportReport> {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(input);
+        let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
         let mut rows: Vec<(usize, csv::StringRecord)> = Vec::new();
         for r in rdr.records() {
-            let r = r.map_err(|e| Error::Malformed {
-                format: "CSV",
-                why: e.to_string(),
-            })?;
+            let r = r.map_err(|e| Error::Malformed { format: "CSV", why: e.to_string() })?;
             let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
             rows.push((line, r));
         }
-        let tag_row = rows
-            .iter()
-            .position(|(_, r)| r.iter().any(|c| c.trim().starts_with('#')))
-            .ok_or(Error::Malformed {
+        let tag_row =
+            rows.iter().position(|(_, r)| r.iter().any(|c| c.trim().starts_with('#'))).ok_or(Error::Malformed {
                 format: "HXL",
                 why: "no hashtag row (a row such as #item+name,#loc+code,...)".into(),
             })?;
         let mut by_col: Vec<Option<&'static str>> = Vec::new();
-        let wanted: BTreeMap<String, &'static str> = kind
-            .columns()
-            .iter()
-            .filter_map(|(_, tag, field)| Some((norm_tag(tag)?, *field)))
-            .collect();
+        let wanted: BTreeMap<String, &'static str> =
+            kind.columns().iter().filter_map(|(_, tag, field)| Some((norm_tag(tag)?, *field))).collect();
         for c in rows[tag_row].1.iter() {
             by_col.push(norm_tag(c).and_then(|t| wanted.get(&t).copied()));
         }
@@ -233,15 +201,8 @@ impl Hub {
             HxlKind::Requests => "#inneed",
             HxlKind::Incidents => "#description",
         };
-        if !by_col
-            .iter()
-            .flatten()
-            .any(|f| Some(*f) == wanted.get(&norm_tag(required).unwrap_or_default()).copied())
-        {
-            return Err(Error::Malformed {
-                format: "HXL",
-                why: format!("the hashtag row has no {required} column"),
-            });
+        if !by_col.iter().flatten().any(|f| Some(*f) == wanted.get(&norm_tag(required).unwrap_or_default()).copied()) {
+            return Err(Error::Malformed { format: "HXL", why: format!("the hashtag row has no {required} column") });
         }
         let now = self.now();
         let mut out = Vec::new();
@@ -268,9 +229,7 @@ impl Hub {
                     },
                     "stock" => match c.parse::<i64>() {
                         Ok(q) if q >= 0 => stock = Some(q),
-                        _ => errs.push(format!(
-                            "stock: {c:?} is not a whole number of zero or more"
-                        )),
+                        _ => errs.push(format!("stock: {c:?} is not a whole number of zero or more")),
                     },
                     f => {
                         fields.insert(f.to_string(), typed_cell(kind.kind(), f, c));
@@ -289,10 +248,7 @@ impl Hub {
                 out.push((line, Err(errs.join("; "))));
                 continue;
             }
-            let place = fields
-                .get("place")
-                .and_then(Value::as_str)
-                .map(RecordId::from);
+            let place = fields.get("place").and_then(Value::as_str).map(RecordId::from);
             match Body::from_fields_strict(kind.kind(), fields) {
                 Err(e) => out.push((line, Err(e.to_string()))),
                 Ok(body) => {
@@ -308,18 +264,8 @@ impl Hub {
                             ..Default::default()
                         };
                         let mid = RecordId::generate(now, self.random());
-                        let meta = Meta {
-                            id: mid,
-                            kind: Kind::Movement,
-                            ..item_meta
-                        };
-                        out.push((
-                            line,
-                            Ok(Record {
-                                meta,
-                                body: Body::Movement(m),
-                            }),
-                        ));
+                        let meta = Meta { id: mid, kind: Kind::Movement, ..item_meta };
+                        out.push((line, Ok(Record { meta, body: Body::Movement(m) })));
                     }
                 }
             }
@@ -338,17 +284,9 @@ fn strict_record(v: Value) -> Result<Record, String> {
         Some(_) => Err(format!("{k}: must be text")),
         None => Err(format!("{k}: is required")),
     };
-    let (id, kind, hub, by, at) = (
-        take("id"),
-        take("kind"),
-        take("created_hub"),
-        take("created_by"),
-        take("created_at"),
-    );
-    let errs: Vec<String> = [&id, &kind, &hub, &by, &at]
-        .iter()
-        .filter_map(|r| r.as_ref().err().cloned())
-        .collect();
+    let (id, kind, hub, by, at) =
+        (take("id"), take("kind"), take("created_hub"), take("created_by"), take("created_at"));
+    let errs: Vec<String> = [&id, &kind, &hub, &by, &at].iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !errs.is_empty() {
         return Err(errs.join("; "));
     }

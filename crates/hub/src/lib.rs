@@ -31,6 +31,7 @@ pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
 pub use query::{ConflictEntry, Overview, RecordView, StockLine};
+pub use write::DocExport;
 
 /// Where time comes from. Core logic never reads the system clock itself.
 pub trait Clock: Send {
@@ -86,11 +87,7 @@ impl Config {
     pub fn system(handle: &str) -> Config {
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
-        Config {
-            handle: handle.to_string(),
-            clock: Box::new(SystemClock),
-            seed,
-        }
+        Config { handle: handle.to_string(), clock: Box::new(SystemClock), seed }
     }
 }
 
@@ -108,6 +105,9 @@ pub enum Event {
     RecordsChanged { ids: Vec<String> },
 }
 
+/// A subscriber to hub events.
+type Listener = Box<dyn FnMut(&Event) + Send>;
+
 /// Documents kept in memory at once; others are dropped and reloaded when needed.
 const DOC_CACHE: usize = 6;
 
@@ -122,23 +122,17 @@ pub struct Hub {
     handle: String,
     clock: Box<dyn Clock>,
     rng: ChaCha20Rng,
-    listeners: Vec<Box<dyn FnMut(&Event) + Send>>,
+    listeners: Vec<Listener>,
 }
 
 impl Hub {
     /// Creates a new hub store at `path` and records the hub in its coalition document.
     pub fn init(path: &Path, passphrase: &str, opts: &InitOptions, config: Config) -> Result<Hub> {
         if opts.hub_name.trim().is_empty() {
-            return Err(Error::invalid(
-                "hub",
-                vec![model::FieldError::new("name", "is required")],
-            ));
+            return Err(Error::invalid("hub", vec![model::FieldError::new("name", "is required")]));
         }
         if config.handle.trim().is_empty() {
-            return Err(Error::invalid(
-                "hub",
-                vec![model::FieldError::new("handle", "is required")],
-            ));
+            return Err(Error::invalid("hub", vec![model::FieldError::new("handle", "is required")]));
         }
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let mut actor = vec![0u8; 16];
@@ -163,35 +157,23 @@ impl Hub {
         fields.insert("name".into(), opts.hub_name.trim().into());
         fields.insert("location".into(), opts.location.trim().into());
         let rec = hub.add(model::Kind::Hub, fields)?;
-        hub.store
-            .write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?;
+        hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?;
         Ok(hub)
     }
 
     /// Opens an existing hub store.
     pub fn open(path: &Path, passphrase: &str, config: Config) -> Result<Hub> {
         let store = Store::open(path, passphrase)?;
-        let hub_id = store
-            .meta("hub_id")?
-            .ok_or_else(|| Error::Corrupt("the store has no hub id".into()))?;
-        let actor = unhex(&hub_id)
-            .ok_or_else(|| Error::Corrupt("the store's hub id is malformed".into()))?;
-        let bytes = store
-            .doc_bytes(INDEX_DOC)?
-            .ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;
+        let hub_id = store.meta("hub_id")?.ok_or_else(|| Error::Corrupt("the store has no hub id".into()))?;
+        let actor = unhex(&hub_id).ok_or_else(|| Error::Corrupt("the store's hub id is malformed".into()))?;
+        let bytes =
+            store.doc_bytes(INDEX_DOC)?.ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;
         let index = Index::from_doc(Doc::load(INDEX_DOC, &bytes, &actor)?);
         let rng = ChaCha20Rng::from_seed(config.seed);
         Ok(Hub::assemble(store, index, hub_id, actor, config, rng))
     }
 
-    fn assemble(
-        store: Store,
-        index: Index,
-        hub_id: String,
-        actor: Vec<u8>,
-        config: Config,
-        rng: ChaCha20Rng,
-    ) -> Hub {
+    fn assemble(store: Store, index: Index, hub_id: String, actor: Vec<u8>, config: Config, rng: ChaCha20Rng) -> Hub {
         Hub {
             store,
             index,
@@ -253,11 +235,8 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }

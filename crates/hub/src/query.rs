@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 
 use aidmesh_model::matching::{suggest, suggest_all, Suggestion};
 use aidmesh_model::views::{
-    self, amended, amendments_of, approval_state, double_bookings, expiring, over_allocations,
-    shortages, unfilled_shifts, ApprovalState, Coverage, DoubleBooking, Expiring, Levels,
-    OverAllocation, Shortage,
+    self, amended, amendments_of, approval_state, double_bookings, expiring, over_allocations, shortages,
+    unfilled_shifts, ApprovalState, Coverage, DoubleBooking, Expiring, Levels, OverAllocation, Shortage,
 };
 use aidmesh_model::{Body, Kind, Record, RecordId, Timestamp};
 use aidmesh_replica::HistoryEntry;
@@ -82,43 +81,24 @@ const EXPIRY_DAYS: i64 = 7;
 impl Hub {
     /// One record, as stored.
     pub fn get(&self, id: &str) -> Result<Record> {
-        let (_, _, json) = self
-            .store
-            .record(&id.trim().to_ascii_lowercase())?
-            .ok_or_else(|| Error::NotFound(id.into()))?;
+        let (_, _, json) =
+            self.store.record(&id.trim().to_ascii_lowercase())?.ok_or_else(|| Error::NotFound(id.into()))?;
         parse_record(&json)
     }
 
     /// One record with everything a person needs to read it.
     pub fn show(&mut self, id: &str) -> Result<RecordView> {
         let rec = self.get(id)?;
-        let (_, doc_id, _) = self
-            .store
-            .record(rec.id().as_str())?
-            .ok_or_else(|| Error::NotFound(id.into()))?;
+        let (_, doc_id, _) = self.store.record(rec.id().as_str())?.ok_or_else(|| Error::NotFound(id.into()))?;
         let amendment_recs = self.by_field(Kind::Amendment, "target", rec.id().as_str())?;
         let ams = amendments_of(&amendment_recs, rec.id());
         let (now, _) = amended(&rec, &ams);
         let original = (now != rec).then(|| rec.clone());
         let doc = self.doc(&doc_id)?;
-        let conflicts = doc
-            .conflicts(rec.id())?
-            .into_iter()
-            .map(|c| ConflictEntry {
-                field: c.field,
-                values: c.values,
-            })
-            .collect();
-        let history = doc
-            .history(rec.id())
-            .into_iter()
-            .map(history_line)
-            .collect();
-        let stock = if rec.kind() == Kind::Item {
-            self.stock(Some(rec.id().as_str()))?
-        } else {
-            Vec::new()
-        };
+        let conflicts =
+            doc.conflicts(rec.id())?.into_iter().map(|c| ConflictEntry { field: c.field, values: c.values }).collect();
+        let history = doc.history(rec.id()).into_iter().map(history_line).collect();
+        let stock = if rec.kind() == Kind::Item { self.stock(Some(rec.id().as_str()))? } else { Vec::new() };
         let approval = match &now.body {
             Body::Expense(e) => {
                 let ctx = self.approval_context(rec.id())?;
@@ -126,24 +106,12 @@ impl Hub {
             }
             _ => None,
         };
-        Ok(RecordView {
-            record: now,
-            original,
-            amendments: amendment_recs,
-            conflicts,
-            history,
-            stock,
-            approval,
-        })
+        Ok(RecordView { record: now, original, amendments: amendment_recs, conflicts, history, stock, approval })
     }
 
     /// Records of a kind, newest first.
     pub fn list(&self, kind: Kind, limit: usize, offset: usize) -> Result<Vec<Record>> {
-        self.store
-            .records_of_kind(kind.name(), limit as i64, offset as i64)?
-            .iter()
-            .map(|j| parse_record(j))
-            .collect()
+        self.store.records_of_kind(kind.name(), limit as i64, offset as i64)?.iter().map(|j| parse_record(j)).collect()
     }
 
     /// How many records of a kind the hub holds.
@@ -153,24 +121,14 @@ impl Hub {
 
     /// Full-text search over records, optionally of one kind.
     pub fn search(&self, query: &str, kind: Option<Kind>, limit: usize) -> Result<Vec<Hit>> {
-        Ok(self
-            .store
-            .search(query, kind.map(Kind::name), limit as i64)?)
+        Ok(self.store.search(query, kind.map(Kind::name), limit as i64)?)
     }
 
     /// Who changed a record, when, on which hub.
     pub fn history(&mut self, id: &str) -> Result<Vec<HistoryLine>> {
         let rec = self.get(id)?;
-        let (_, doc_id, _) = self
-            .store
-            .record(rec.id().as_str())?
-            .ok_or_else(|| Error::NotFound(id.into()))?;
-        Ok(self
-            .doc(&doc_id)?
-            .history(rec.id())
-            .into_iter()
-            .map(history_line)
-            .collect())
+        let (_, doc_id, _) = self.store.record(rec.id().as_str())?.ok_or_else(|| Error::NotFound(id.into()))?;
+        Ok(self.doc(&doc_id)?.history(rec.id()).into_iter().map(history_line).collect())
     }
 
     /// Stock per item and place, from the sums of movements.
@@ -180,31 +138,19 @@ impl Hub {
             .stock(item)?
             .into_iter()
             .filter(|(_, _, q)| *q != 0)
-            .map(|(item, place, quantity)| StockLine {
-                item,
-                place,
-                quantity,
-            })
+            .map(|(item, place, quantity)| StockLine { item, place, quantity })
             .collect())
     }
 
     /// Reads a vault entry (personal data).
     pub fn vault_get(&self, id: &str) -> Result<VaultState> {
-        self.store
-            .vault_get(id)?
-            .ok_or_else(|| Error::NotFound(id.into()))
+        self.store.vault_get(id)?.ok_or_else(|| Error::NotFound(id.into()))
     }
 
     /// Suggested allocations for one request, or for every open request.
     pub fn suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<Suggestion>> {
         let mut recs = Vec::new();
-        for k in [
-            Kind::Item,
-            Kind::Place,
-            Kind::Offer,
-            Kind::Allocation,
-            Kind::Request,
-        ] {
+        for k in [Kind::Item, Kind::Place, Kind::Offer, Kind::Allocation, Kind::Request] {
             recs.extend(self.all(k)?);
         }
         let levels = self.levels()?;
@@ -250,14 +196,8 @@ impl Hub {
             &[],
         )?)?;
         urgent_requests.sort_by_key(|r| match &r.body {
-            Body::Request(q) => (
-                std::cmp::Reverse(q.urgency),
-                q.needed_by.unwrap_or(Timestamp(i64::MAX)),
-            ),
-            _ => (
-                std::cmp::Reverse(aidmesh_model::Urgency::Low),
-                Timestamp(i64::MAX),
-            ),
+            Body::Request(q) => (std::cmp::Reverse(q.urgency), q.needed_by.unwrap_or(Timestamp(i64::MAX))),
+            _ => (std::cmp::Reverse(aidmesh_model::Urgency::Low), Timestamp(i64::MAX)),
         });
         urgent_requests.truncate(20);
         let horizon = now.plus_hours(SHIFT_HORIZON_H);
@@ -269,10 +209,7 @@ impl Hub {
             now.plus_hours(1).millis(),
         )?)?;
         let amendment_recs = self.all(Kind::Amendment)?;
-        incidents = incidents
-            .iter()
-            .map(|r| amended(r, &amendments_of(&amendment_recs, r.id())).0)
-            .collect();
+        incidents = incidents.iter().map(|r| amended(r, &amendments_of(&amendment_recs, r.id())).0).collect();
         incidents.sort_by_key(|r| match &r.body {
             Body::Incident(i) => (std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurred)),
             _ => (std::cmp::Reverse(0), std::cmp::Reverse(Timestamp(0))),
@@ -287,10 +224,7 @@ impl Hub {
         for r in ledger.iter().filter(|r| r.kind() == Kind::Expense) {
             let (r, _) = amended(r, &amendments_of(&ledger, r.id()));
             if let Body::Expense(e) = &r.body {
-                if matches!(
-                    approval_state(&ledger, (&r.meta, e)),
-                    ApprovalState::Unapproved { .. }
-                ) {
+                if matches!(approval_state(&ledger, (&r.meta, e)), ApprovalState::Unapproved { .. }) {
                     unapproved.push(r.clone());
                 }
             }
@@ -386,10 +320,5 @@ fn parse_all(jsons: &[String]) -> Result<Vec<Record>> {
 }
 
 fn history_line(h: HistoryEntry) -> HistoryLine {
-    HistoryLine {
-        at: h.at,
-        hub: h.hub,
-        handle: h.handle,
-        change: h.hash,
-    }
+    HistoryLine { at: h.at, hub: h.hub, handle: h.handle, change: h.hash }
 }

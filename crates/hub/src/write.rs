@@ -7,14 +7,22 @@
 use std::collections::BTreeMap;
 
 use aidmesh_model::{
-    views::check_amendment, Body, FieldError, Kind, Meta, Movement, MovementKind, Record, RecordId,
-    Timestamp,
+    views::check_amendment, Body, FieldError, Kind, Meta, Movement, MovementKind, Record, RecordId, Timestamp,
 };
 use aidmesh_replica::{choose_shard, partition_for, Author, Doc, DocEntry};
 use aidmesh_store::{IndexRow, Tx};
 use serde_json::{Map, Value};
 
 use crate::{Error, Event, Hub, Result, DOC_CACHE};
+
+/// One document as saved, to carry to another hub.
+#[derive(Clone, Debug)]
+pub struct DocExport {
+    pub doc: String,
+    pub partition: String,
+    pub created_at: Timestamp,
+    pub bytes: Vec<u8>,
+}
 
 /// Records per Automerge commit in bulk writes: automerge's sync sends a whole document when a
 /// peer lacks more than a third of its changes by count, so large imports are many commits.
@@ -23,8 +31,7 @@ const BATCH: usize = 500;
 impl Hub {
     /// Adds a record of `kind` from its fields, as the acting person, now.
     pub fn add(&mut self, kind: Kind, fields: Map<String, Value>) -> Result<Record> {
-        let body = Body::from_fields_strict(kind, fields)
-            .map_err(|e| Error::invalid(kind.name(), vec![e]))?;
+        let body = Body::from_fields_strict(kind, fields).map_err(|e| Error::invalid(kind.name(), vec![e]))?;
         self.add_body(body)
     }
 
@@ -34,13 +41,7 @@ impl Hub {
         let now = self.clock.now();
         let id = RecordId::generate(now, self.random());
         let rec = Record {
-            meta: Meta {
-                id,
-                kind,
-                created_hub: self.hub_id.clone(),
-                created_by: self.handle.clone(),
-                created_at: now,
-            },
+            meta: Meta { id, kind, created_hub: self.hub_id.clone(), created_by: self.handle.clone(), created_at: now },
             body,
         };
         self.check_new(&rec, &BTreeMap::new())?;
@@ -53,10 +54,7 @@ impl Hub {
         let current = self.get(id)?;
         let kind = current.kind();
         if kind.append_only() {
-            return Err(Error::AppendOnly {
-                kind: kind.name().into(),
-                id: id.into(),
-            });
+            return Err(Error::AppendOnly { kind: kind.name().into(), id: id.into() });
         }
         let mut fields = current.body.to_fields();
         let known = kind.field_names();
@@ -66,28 +64,18 @@ impl Hub {
                     kind.name(),
                     vec![FieldError::new(
                         &k,
-                        format!(
-                            "{kind} has no field {k:?}; its fields are: {}",
-                            known.join(", ")
-                        ),
+                        format!("{kind} has no field {k:?}; its fields are: {}", known.join(", ")),
                     )],
                 ));
             }
             fields.insert(k, v);
         }
-        let body = Body::from_fields_strict(kind, fields)
-            .map_err(|e| Error::invalid(kind.name(), vec![e]))?;
-        let rec = Record {
-            meta: current.meta.clone(),
-            body,
-        };
+        let body = Body::from_fields_strict(kind, fields).map_err(|e| Error::invalid(kind.name(), vec![e]))?;
+        let rec = Record { meta: current.meta.clone(), body };
         body_rules(&rec)?;
         self.check_refs(&rec, &BTreeMap::new())?;
         let now = self.clock.now();
-        let (_, doc_id, _) = self
-            .store
-            .record(id)?
-            .ok_or_else(|| Error::NotFound(id.into()))?;
+        let (_, doc_id, _) = self.store.record(id)?.ok_or_else(|| Error::NotFound(id.into()))?;
         let author = self.author(now);
         let result = (|| -> Result<()> {
             let doc = self.doc(&doc_id)?;
@@ -105,9 +93,7 @@ impl Hub {
             Ok(())
         })();
         self.settle(result, &[doc_id])?;
-        self.emit(Event::RecordsChanged {
-            ids: vec![id.to_string()],
-        });
+        self.emit(Event::RecordsChanged { ids: vec![id.to_string()] });
         self.get(id)
     }
 
@@ -123,23 +109,16 @@ impl Hub {
 
     /// Imports whole records (with their ids and meta): all or nothing. Records already present
     /// are skipped. Every bad row is named with every reason.
-    pub fn import_records(
-        &mut self,
-        rows: Vec<(usize, Result<Record, String>)>,
-    ) -> Result<crate::ImportReport> {
+    pub fn import_records(&mut self, rows: Vec<(usize, Result<Record, String>)>) -> Result<crate::ImportReport> {
         let mut bad = Vec::new();
         let mut good: Vec<(usize, Record)> = Vec::new();
         let mut seen: BTreeMap<RecordId, Kind> = BTreeMap::new();
         let mut skipped = 0;
         for (row, r) in rows {
             match r {
-                Err(e) => bad.push(crate::RowError {
-                    row,
-                    id: None,
-                    errors: vec![e],
-                }),
+                Err(e) => bad.push(crate::RowError { row, id: None, errors: vec![e] }),
                 Ok(rec) => {
-                    if self.store.record(rec.id().as_str())?.is_some() {
+                    if self.store.kind_of(rec.id().as_str())?.is_some() {
                         skipped += 1;
                         continue;
                     }
@@ -158,16 +137,10 @@ impl Hub {
         for (row, rec) in &good {
             if let Err(e) = self.check_new(rec, &seen) {
                 let errors = match e {
-                    Error::Invalid { errors, .. } => {
-                        errors.into_iter().map(|e| e.to_string()).collect()
-                    }
+                    Error::Invalid { errors, .. } => errors.into_iter().map(|e| e.to_string()).collect(),
                     other => vec![other.to_string()],
                 };
-                bad.push(crate::RowError {
-                    row: *row,
-                    id: Some(rec.id().to_string()),
-                    errors,
-                });
+                bad.push(crate::RowError { row: *row, id: Some(rec.id().to_string()), errors });
             }
         }
         if !bad.is_empty() {
@@ -177,17 +150,11 @@ impl Hub {
         let recs: Vec<Record> = good.into_iter().map(|(_, r)| r).collect();
         let mut per_kind = BTreeMap::new();
         for r in &recs {
-            *per_kind
-                .entry(r.kind().name().to_string())
-                .or_insert(0usize) += 1;
+            *per_kind.entry(r.kind().name().to_string()).or_insert(0usize) += 1;
         }
         let now = self.clock.now();
         self.write_records(&recs, now)?;
-        Ok(crate::ImportReport {
-            imported: recs.len(),
-            skipped,
-            per_kind,
-        })
+        Ok(crate::ImportReport { imported: recs.len(), skipped, per_kind })
     }
 
     /// Merges saved changes of one document from elsewhere (another hub's store, a bundle).
@@ -204,14 +171,7 @@ impl Hub {
             let mut new_index_chunk = Vec::new();
             if !known {
                 let author = self.author(self.clock.now());
-                self.index.add(
-                    &DocEntry {
-                        doc: doc_id.into(),
-                        partition: partition.into(),
-                        created_at,
-                    },
-                    &author,
-                )?;
+                self.index.add(&DocEntry { doc: doc_id.into(), partition: partition.into(), created_at }, &author)?;
                 new_index_chunk = self.index.doc().save_incremental();
                 let actor = self.actor.clone();
                 self.cache(Doc::new(doc_id, &actor));
@@ -225,10 +185,8 @@ impl Hub {
                     rows.push((index_row(&rec, doc_id, doc)?, rec));
                 }
             }
-            let olds: Vec<Option<String>> = rows
-                .iter()
-                .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
-                .collect::<Result<_, _>>()?;
+            let olds: Vec<Option<String>> =
+                rows.iter().map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2))).collect::<Result<_, _>>()?;
             self.store.write(|tx| {
                 if !known {
                     tx.add_doc(doc_id, partition, created_at.millis())?;
@@ -242,38 +200,30 @@ impl Hub {
             })?;
             Ok(touched.into_iter().map(|i| i.to_string()).collect())
         })();
-        let ids = self.settle(
-            result,
-            &[doc_id.to_string(), aidmesh_replica::INDEX_DOC.to_string()],
-        )?;
+        let ids = self.settle(result, &[doc_id.to_string(), aidmesh_replica::INDEX_DOC.to_string()])?;
         if !ids.is_empty() {
             self.emit(Event::RecordsChanged { ids: ids.clone() });
         }
         Ok(ids)
     }
 
-    /// Every document this hub holds: (doc, partition, created_at, saved bytes).
-    pub fn export_docs(&mut self) -> Result<Vec<(String, String, Timestamp, Vec<u8>)>> {
+    /// Every document this hub holds, as saved.
+    pub fn export_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
             if doc == aidmesh_replica::INDEX_DOC {
                 continue;
             }
             let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
-            out.push((doc, partition, Timestamp::from_millis(created_at), bytes));
+            out.push(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes });
         }
         Ok(out)
     }
 
     /// Rebuilds the query index from the documents: the index is a cache of the CRDT.
     pub fn rebuild_index(&mut self) -> Result<usize> {
-        let docs: Vec<String> = self
-            .store
-            .docs()?
-            .into_iter()
-            .map(|d| d.0)
-            .filter(|d| d != aidmesh_replica::INDEX_DOC)
-            .collect();
+        let docs: Vec<String> =
+            self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC).collect();
         let mut rows = Vec::new();
         for d in &docs {
             let doc = self.doc(d)?;
@@ -299,14 +249,8 @@ impl Hub {
     /// Stores personal data (real name, phone, address, health notes) in the vault and returns
     /// the vault id that records may refer to.
     pub fn vault_put(&mut self, data: &Map<String, Value>) -> Result<String> {
-        if data
-            .values()
-            .all(|v| v.as_str().is_some_and(|s| s.trim().is_empty()) || v.is_null())
-        {
-            return Err(Error::invalid(
-                "vault entry",
-                vec![FieldError::new("", "nothing to store")],
-            ));
+        if data.values().all(|v| v.as_str().is_some_and(|s| s.trim().is_empty()) || v.is_null()) {
+            return Err(Error::invalid("vault entry", vec![FieldError::new("", "nothing to store")]));
         }
         let now = self.clock.now();
         let id = format!("v{}", RecordId::generate(now, self.random()));
@@ -314,8 +258,7 @@ impl Hub {
         let nonce: [u8; 12] = self.random();
         let pt = serde_json::to_vec(data).map_err(|e| Error::Corrupt(e.to_string()))?;
         let origin = self.hub_id.clone();
-        self.store
-            .write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin))?;
+        self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin))?;
         Ok(id)
     }
 
@@ -333,11 +276,7 @@ impl Hub {
     // --- helpers ---------------------------------------------------------------------------
 
     pub(crate) fn author(&self, at: Timestamp) -> Author {
-        Author {
-            hub: self.hub_id.clone(),
-            handle: self.handle.clone(),
-            at,
-        }
+        Author { hub: self.hub_id.clone(), handle: self.handle.clone(), at }
     }
 
     /// All checks a new record must pass: its own rules, its references, and rules that need
@@ -361,10 +300,7 @@ impl Hub {
                     None => {
                         return Err(Error::invalid(
                             "amendment",
-                            vec![FieldError::new(
-                                "target",
-                                format!("no record with id {}", a.target),
-                            )],
+                            vec![FieldError::new("target", format!("no record with id {}", a.target))],
                         ))
                     }
                 };
@@ -377,8 +313,7 @@ impl Hub {
                         )],
                     ));
                 }
-                check_amendment(&target, &a.field, &a.value)
-                    .map_err(|e| Error::invalid("amendment", vec![e]))?;
+                check_amendment(&target, &a.field, &a.value).map_err(|e| Error::invalid("amendment", vec![e]))?;
             }
             Body::Movement(m) if pending.is_empty() => self.check_stock_available(m)?,
             _ => {}
@@ -391,20 +326,13 @@ impl Hub {
         for r in rec.body.references() {
             let found = match pending.get(r.id) {
                 Some(k) => Some(*k),
-                None => self
-                    .store
-                    .record(r.id.as_str())?
-                    .and_then(|(k, _, _)| Kind::parse(&k).ok()),
+                None => self.store.kind_of(r.id.as_str())?.and_then(|k| Kind::parse(&k).ok()),
             };
             match found {
-                None => errs.push(FieldError::new(
-                    r.field,
-                    format!("no {} with id {}", r.kind, r.id),
-                )),
-                Some(k) if k != r.kind => errs.push(FieldError::new(
-                    r.field,
-                    format!("{} is a {k}, not a {}", r.id, r.kind),
-                )),
+                None => errs.push(FieldError::new(r.field, format!("no {} with id {}", r.kind, r.id))),
+                Some(k) if k != r.kind => {
+                    errs.push(FieldError::new(r.field, format!("{} is a {k}, not a {}", r.id, r.kind)))
+                }
                 Some(_) => {}
             }
         }
@@ -418,10 +346,7 @@ impl Hub {
     /// A hub refuses to issue, move or discard more than it records at a place: a wrong count is
     /// fixed by an adjustment first. (Merges may still take a level below zero; that shows.)
     fn check_stock_available(&self, m: &Movement) -> Result<()> {
-        if !matches!(
-            m.kind,
-            MovementKind::Issue | MovementKind::Transfer | MovementKind::Discard
-        ) {
+        if !matches!(m.kind, MovementKind::Issue | MovementKind::Transfer | MovementKind::Discard) {
             return Ok(());
         }
         let have: i64 = self
@@ -452,10 +377,7 @@ impl Hub {
             // Group by partition, then fill shards.
             let mut by_partition: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
             for r in recs {
-                by_partition
-                    .entry(partition_for(r.kind(), r.meta.created_at))
-                    .or_default()
-                    .push(r);
+                by_partition.entry(partition_for(r.kind(), r.meta.created_at)).or_default().push(r);
             }
             let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
             let mut new_docs: Vec<DocEntry> = Vec::new();
@@ -468,11 +390,7 @@ impl Hub {
                     .into_iter()
                     .map(|(doc, at, n)| {
                         (
-                            DocEntry {
-                                doc,
-                                partition: partition.clone(),
-                                created_at: Timestamp::from_millis(at),
-                            },
+                            DocEntry { doc, partition: partition.clone(), created_at: Timestamp::from_millis(at) },
                             n as usize,
                         )
                     })
@@ -483,16 +401,9 @@ impl Hub {
                     let entry = match target {
                         Some(e) => e,
                         None => {
-                            let doc = format!(
-                                "{}-{}",
-                                partition.replace('/', "-"),
-                                RecordId::generate(now, self.random())
-                            );
-                            let e = DocEntry {
-                                doc: doc.clone(),
-                                partition: partition.clone(),
-                                created_at: now,
-                            };
+                            let doc =
+                                format!("{}-{}", partition.replace('/', "-"), RecordId::generate(now, self.random()));
+                            let e = DocEntry { doc: doc.clone(), partition: partition.clone(), created_at: now };
                             self.index.add(&e, &author)?;
                             let actor = self.actor.clone();
                             self.cache(Doc::new(&doc, &actor));
@@ -501,15 +412,10 @@ impl Hub {
                             e
                         }
                     };
-                    let slot = counts
-                        .iter_mut()
-                        .find(|(e, _)| e.doc == entry.doc)
-                        .map(|(_, n)| n);
+                    let slot = counts.iter_mut().find(|(e, _)| e.doc == entry.doc).map(|(_, n)| n);
                     let room = match family {
                         aidmesh_model::Family::Coalition => rest.len(),
-                        _ => aidmesh_replica::SHARD_TARGET
-                            .saturating_sub(slot.as_deref().copied().unwrap_or(0))
-                            .max(1),
+                        _ => aidmesh_replica::SHARD_TARGET.saturating_sub(slot.as_deref().copied().unwrap_or(0)).max(1),
                     };
                     let (now_batch, later) = rest.split_at(room.min(rest.len()));
                     rest = later;
@@ -530,11 +436,7 @@ impl Hub {
                     }
                 }
             }
-            let index_chunk = if new_docs.is_empty() {
-                Vec::new()
-            } else {
-                self.index.doc().save_incremental()
-            };
+            let index_chunk = if new_docs.is_empty() { Vec::new() } else { self.index.doc().save_incremental() };
             self.store.write(|tx| {
                 for e in &new_docs {
                     tx.add_doc(&e.doc, &e.partition, e.created_at.millis())?;
@@ -553,9 +455,7 @@ impl Hub {
         touched_docs.push(aidmesh_replica::INDEX_DOC.to_string());
         self.settle(result, &touched_docs)?;
         self.compact(&touched_docs)?;
-        self.emit(Event::RecordsChanged {
-            ids: recs.iter().map(|r| r.id().to_string()).collect(),
-        });
+        self.emit(Event::RecordsChanged { ids: recs.iter().map(|r| r.id().to_string()).collect() });
         Ok(())
     }
 
@@ -582,11 +482,7 @@ impl Hub {
     fn compact(&mut self, docs: &[String]) -> Result<()> {
         for d in docs {
             if self.store.chunk_count(d)? > 64 {
-                let bytes = if d == aidmesh_replica::INDEX_DOC {
-                    self.index.doc().save()
-                } else {
-                    self.doc(d)?.save()
-                };
+                let bytes = if d == aidmesh_replica::INDEX_DOC { self.index.doc().save() } else { self.doc(d)?.save() };
                 self.store.write(|tx| tx.replace_doc(d, &bytes))?;
             }
         }
@@ -598,47 +494,32 @@ impl Hub {
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
-            let bytes = self
-                .store
-                .doc_bytes(id)?
-                .ok_or_else(|| Error::NotFound(format!("document {id}")))?;
+            let bytes = self.store.doc_bytes(id)?.ok_or_else(|| Error::NotFound(format!("document {id}")))?;
             let doc = Doc::load(id, &bytes, &self.actor)?;
             self.cache(doc);
         }
-        let entry = self
-            .docs
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("document {id}")))?;
+        let entry = self.docs.get_mut(id).ok_or_else(|| Error::NotFound(format!("document {id}")))?;
         entry.0 = tick;
         Ok(&mut entry.1)
     }
 
     fn cache(&mut self, doc: Doc) {
         if self.docs.len() >= DOC_CACHE {
-            if let Some(oldest) = self
-                .docs
-                .iter()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(k, _)| k.clone())
-            {
+            if let Some(oldest) = self.docs.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) {
                 self.docs.remove(&oldest);
             }
         }
         self.use_counter += 1;
-        self.docs
-            .insert(doc.id().to_string(), (self.use_counter, doc));
+        self.docs.insert(doc.id().to_string(), (self.use_counter, doc));
     }
 }
 
 fn body_rules(rec: &Record) -> Result<()> {
-    rec.body
-        .validate()
-        .map_err(|errs| Error::invalid(rec.kind().name(), errs))
+    rec.body.validate().map_err(|errs| Error::invalid(rec.kind().name(), errs))
 }
 
 pub(crate) fn parse_record(json: &str) -> Result<Record> {
-    let v: Map<String, Value> =
-        serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("index entry: {e}")))?;
+    let v: Map<String, Value> = serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("index entry: {e}")))?;
     Record::from_json(v).map_err(|e| Error::Corrupt(format!("index entry: {e}")))
 }
 
@@ -659,12 +540,7 @@ fn index_row(rec: &Record, doc_id: &str, doc: &Doc) -> Result<IndexRow> {
 
 /// Indexes one record and keeps stock sums equal to the sum of movements: a movement seen
 /// again with other values (a hostile or buggy writer) first takes back its old deltas.
-fn reindex(
-    tx: &mut Tx<'_>,
-    row: &IndexRow,
-    rec: &Record,
-    old_json: Option<&str>,
-) -> aidmesh_store::Result<()> {
+fn reindex(tx: &mut Tx<'_>, row: &IndexRow, rec: &Record, old_json: Option<&str>) -> aidmesh_store::Result<()> {
     if let Some(Body::Movement(old)) = old_json.and_then(|j| parse_record(j).ok()).map(|r| r.body) {
         for (place, d) in old.deltas() {
             tx.add_stock(old.item.as_str(), place.as_str(), -d)?;

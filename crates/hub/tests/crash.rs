@@ -32,19 +32,11 @@ fn killed_mid_write_keeps_every_acknowledged_write() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let clock = ManualClock::at(util::t0());
-        let mut hub = Hub::open(
-            &path,
-            util::PASS,
-            Config {
-                handle: "t".into(),
-                clock: Box::new(clock),
-                seed: [99; 32],
-            },
-        )
-        .unwrap();
+        let mut hub =
+            Hub::open(&path, util::PASS, Config { handle: "t".into(), clock: Box::new(clock), seed: [99; 32] })
+                .unwrap();
         for id in &acked {
-            hub.get(id)
-                .unwrap_or_else(|e| panic!("round {round}: acknowledged {id} lost: {e}"));
+            hub.get(id).unwrap_or_else(|e| panic!("round {round}: acknowledged {id} lost: {e}"));
         }
         // Stock sums equal the sum of the movements the index holds.
         let moved: i64 = hub
@@ -63,20 +55,10 @@ fn killed_mid_write_keeps_every_acknowledged_write() {
         let movements = hub.count(Kind::Movement).unwrap();
         hub.rebuild_index().unwrap();
         assert_eq!(
-            (
-                hub.count(Kind::Item).unwrap(),
-                hub.count(Kind::Movement).unwrap()
-            ),
+            (hub.count(Kind::Item).unwrap(), hub.count(Kind::Movement).unwrap()),
             (items, movements),
             "round {round}"
         );
-        assert_eq!(
-            hub.stock(None)
-                .unwrap()
-                .iter()
-                .map(|s| s.quantity)
-                .sum::<i64>(),
-            stocked
-        );
+        assert_eq!(hub.stock(None).unwrap().iter().map(|s| s.quantity).sum::<i64>(), stocked);
     }
 }

@@ -12,33 +12,16 @@ fn place(h: &mut aidmesh_hub::Hub, name: &str) -> String {
 }
 
 fn item(h: &mut aidmesh_hub::Hub, name: &str, reorder: u64) -> String {
-    add(
-        h,
-        Kind::Item,
-        json!({"name": name, "unit": "bottle", "category": "water", "reorder_level": reorder}),
-    )
+    add(h, Kind::Item, json!({"name": name, "unit": "bottle", "category": "water", "reorder_level": reorder}))
 }
 
-fn movement(
-    h: &mut aidmesh_hub::Hub,
-    item: &str,
-    kind: &str,
-    q: i64,
-    place: &str,
-) -> Result<String, Error> {
-    h.add(
-        Kind::Movement,
-        fields(json!({"item": item, "type": kind, "quantity": q, "place": place})),
-    )
-    .map(|r| r.id().to_string())
+fn movement(h: &mut aidmesh_hub::Hub, item: &str, kind: &str, q: i64, place: &str) -> Result<String, Error> {
+    h.add(Kind::Movement, fields(json!({"item": item, "type": kind, "quantity": q, "place": place})))
+        .map(|r| r.id().to_string())
 }
 
 fn level(h: &aidmesh_hub::Hub, item: &str) -> i64 {
-    h.stock(Some(item))
-        .unwrap()
-        .iter()
-        .map(|s| s.quantity)
-        .sum()
+    h.stock(Some(item)).unwrap().iter().map(|s| s.quantity).sum()
 }
 
 #[test]
@@ -46,26 +29,14 @@ fn init_open_and_wrong_passphrase() {
     let t = new_hub("North", 1);
     let id = t.hub.hub_id().to_string();
     drop(t.hub);
-    let e = aidmesh_hub::Hub::open(&t.path, "nope", config("x", &t.clock, 1))
-        .err()
-        .unwrap();
+    let e = aidmesh_hub::Hub::open(&t.path, "nope", config("x", &t.clock, 1)).err().unwrap();
     assert_eq!(e.code(), "wrong_passphrase");
     let h = reopen(&t.path, &t.clock);
     assert_eq!(h.hub_id(), id);
     assert_eq!(h.hub_name().unwrap(), "North");
-    assert_eq!(
-        h.count(Kind::Hub).unwrap(),
-        1,
-        "the hub is recorded in the coalition document"
-    );
+    assert_eq!(h.count(Kind::Hub).unwrap(), 1, "the hub is recorded in the coalition document");
     let missing = t.path.with_file_name("other.aidmesh");
-    assert_eq!(
-        aidmesh_hub::Hub::open(&missing, PASS, config("x", &t.clock, 1))
-            .err()
-            .unwrap()
-            .code(),
-        "no_store"
-    );
+    assert_eq!(aidmesh_hub::Hub::open(&missing, PASS, config("x", &t.clock, 1)).err().unwrap().code(), "no_store");
     assert!(!missing.exists());
 }
 
@@ -78,14 +49,13 @@ fn stock_levels_follow_movements_and_refuse_overdraw() {
     let water = item(h, "Water", 10);
     movement(h, &water, "receive", 20, &hall).unwrap();
     movement(h, &water, "issue", 5, &hall).unwrap();
-    h.add(Kind::Movement, fields(json!({"item": water, "type": "transfer", "quantity": 4, "place": hall, "to_place": tent}))).unwrap();
+    h.add(
+        Kind::Movement,
+        fields(json!({"item": water, "type": "transfer", "quantity": 4, "place": hall, "to_place": tent})),
+    )
+    .unwrap();
     assert_eq!(level(h, &water), 15);
-    let by_place: Vec<_> = h
-        .stock(Some(&water))
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.place, s.quantity))
-        .collect();
+    let by_place: Vec<_> = h.stock(Some(&water)).unwrap().into_iter().map(|s| (s.place, s.quantity)).collect();
     assert_eq!(by_place.len(), 2);
     let e = movement(h, &water, "issue", 12, &hall).unwrap_err();
     assert!(e.to_string().contains("only 11 in stock"), "{e}");
@@ -125,44 +95,18 @@ fn two_hubs_issuing_apart_end_at_the_sum() {
 #[test]
 fn over_allocation_after_merge_is_flagged_for_a_person() {
     let mut a = new_hub("North", 1);
-    let offer = add(
-        &mut a.hub,
-        Kind::Offer,
-        json!({"category": "shelter", "quantity": 10, "description": "blankets"}),
-    );
-    let r1 = add(
-        &mut a.hub,
-        Kind::Request,
-        json!({"category": "shelter", "quantity": 10}),
-    );
-    let r2 = add(
-        &mut a.hub,
-        Kind::Request,
-        json!({"category": "shelter", "quantity": 10}),
-    );
+    let offer = add(&mut a.hub, Kind::Offer, json!({"category": "shelter", "quantity": 10, "description": "blankets"}));
+    let r1 = add(&mut a.hub, Kind::Request, json!({"category": "shelter", "quantity": 10}));
+    let r2 = add(&mut a.hub, Kind::Request, json!({"category": "shelter", "quantity": 10}));
     let mut b = new_hub("South", 2);
     merge_into(&mut a.hub, &mut b.hub);
-    add(
-        &mut a.hub,
-        Kind::Allocation,
-        json!({"request": r1, "offer": offer, "quantity": 10}),
-    );
-    add(
-        &mut b.hub,
-        Kind::Allocation,
-        json!({"request": r2, "offer": offer, "quantity": 10}),
-    );
+    add(&mut a.hub, Kind::Allocation, json!({"request": r1, "offer": offer, "quantity": 10}));
+    add(&mut b.hub, Kind::Allocation, json!({"request": r2, "offer": offer, "quantity": 10}));
     assert!(a.hub.overview().unwrap().over_allocations.is_empty());
     merge_into(&mut b.hub, &mut a.hub);
     let ov = a.hub.overview().unwrap();
     assert_eq!(ov.over_allocations.len(), 1);
-    assert_eq!(
-        (
-            ov.over_allocations[0].capacity,
-            ov.over_allocations[0].allocated
-        ),
-        (10, 20)
-    );
+    assert_eq!((ov.over_allocations[0].capacity, ov.over_allocations[0].allocated), (10, 20));
     // Both allocations are still there: nothing was silently dropped.
     assert_eq!(a.hub.count(Kind::Allocation).unwrap(), 2);
 }
@@ -173,57 +117,30 @@ fn concurrent_field_edits_show_as_conflicts() {
     let water = item(&mut a.hub, "Water", 0);
     let mut b = new_hub("South", 2);
     merge_into(&mut a.hub, &mut b.hub);
-    a.hub
-        .update(&water, fields(json!({"name": "Water 1.5 l"})))
-        .unwrap();
-    b.hub
-        .update(&water, fields(json!({"name": "Still water"})))
-        .unwrap();
+    a.hub.update(&water, fields(json!({"name": "Water 1.5 l"}))).unwrap();
+    b.hub.update(&water, fields(json!({"name": "Still water"}))).unwrap();
     merge_into(&mut b.hub, &mut a.hub);
     let ov = a.hub.overview().unwrap();
-    assert_eq!(
-        ov.field_conflicts
-            .iter()
-            .map(|c| c.0.clone())
-            .collect::<Vec<_>>(),
-        vec![water.clone()]
-    );
+    assert_eq!(ov.field_conflicts.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), vec![water.clone()]);
     let view = a.hub.show(&water).unwrap();
     assert_eq!(view.conflicts.len(), 1);
     assert_eq!(view.conflicts[0].field, "name");
     assert_eq!(view.history.len(), 3, "created, and edited on two hubs");
-    a.hub
-        .update(&water, fields(json!({"name": "Water 1.5 l bottle"})))
-        .unwrap();
-    assert!(
-        a.hub.overview().unwrap().field_conflicts.is_empty(),
-        "writing the field settles it"
-    );
+    a.hub.update(&water, fields(json!({"name": "Water 1.5 l bottle"}))).unwrap();
+    assert!(a.hub.overview().unwrap().field_conflicts.is_empty(), "writing the field settles it");
 }
 
 #[test]
 fn updates_validate_and_name_the_field() {
     let mut t = new_hub("North", 1);
     let water = item(&mut t.hub, "Water", 0);
-    let e = t
-        .hub
-        .update(&water, fields(json!({"reorder_level": "many"})))
-        .unwrap_err();
+    let e = t.hub.update(&water, fields(json!({"reorder_level": "many"}))).unwrap_err();
     assert!(e.to_string().contains("reorder_level"), "{e}");
-    let e = t
-        .hub
-        .update(&water, fields(json!({"colour": "blue"})))
-        .unwrap_err();
+    let e = t.hub.update(&water, fields(json!({"colour": "blue"}))).unwrap_err();
     assert!(e.to_string().contains("no field \"colour\""), "{e}");
-    let e = t
-        .hub
-        .update("nope", fields(json!({"name": "x"})))
-        .unwrap_err();
+    let e = t.hub.update("nope", fields(json!({"name": "x"}))).unwrap_err();
     assert_eq!(e.code(), "not_found");
-    let r = t
-        .hub
-        .update(&water, fields(json!({"reorder_level": 7})))
-        .unwrap();
+    let r = t.hub.update(&water, fields(json!({"reorder_level": 7}))).unwrap();
     let Body::Item(i) = &r.body else { panic!() };
     assert_eq!(i.reorder_level, 7);
 }
@@ -236,36 +153,22 @@ fn incidents_are_amended_not_edited() {
         Kind::Incident,
         json!({"occurred": "2026-11-25T09:40:00Z", "severity": 4, "description": "Fall at the gate", "category": "medical"}),
     );
-    assert_eq!(
-        t.hub
-            .update(&inc, fields(json!({"severity": 2})))
-            .unwrap_err()
-            .code(),
-        "append_only"
-    );
+    assert_eq!(t.hub.update(&inc, fields(json!({"severity": 2}))).unwrap_err().code(), "append_only");
     t.clock.advance_ms(60_000);
-    t.hub
-        .amend(&inc, "severity", json!(2), "only a scrape")
-        .unwrap();
+    t.hub.amend(&inc, "severity", json!(2), "only a scrape").unwrap();
     let e = t.hub.amend(&inc, "severity", json!(9), "typo").unwrap_err();
     assert!(e.to_string().contains("severity"), "{e}");
     let e = t.hub.amend(&inc, "severity", json!(2), "").unwrap_err();
     assert!(e.to_string().contains("reason"), "{e}");
     let v = t.hub.show(&inc).unwrap();
-    let (Body::Incident(now), Some(Body::Incident(orig))) =
-        (&v.record.body, v.original.as_ref().map(|r| &r.body))
+    let (Body::Incident(now), Some(Body::Incident(orig))) = (&v.record.body, v.original.as_ref().map(|r| &r.body))
     else {
         panic!()
     };
     assert_eq!((now.severity, orig.severity), (2, 4));
     assert_eq!(v.amendments.len(), 1);
     let water = item(&mut t.hub, "Water", 0);
-    assert!(t
-        .hub
-        .amend(&water, "name", json!("x"), "r")
-        .unwrap_err()
-        .to_string()
-        .contains("edited directly"));
+    assert!(t.hub.amend(&water, "name", json!("x"), "r").unwrap_err().to_string().contains("edited directly"));
 }
 
 #[test]
@@ -276,16 +179,8 @@ fn expenses_show_what_approval_is_missing() {
         Kind::Policy,
         json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 10000, "approvals_above_threshold": 2, "effective": "2026-11-01T00:00:00Z"}),
     );
-    add(
-        &mut t.hub,
-        Kind::RoleGrant,
-        json!({"handle": "owl", "role": "treasurer"}),
-    );
-    add(
-        &mut t.hub,
-        Kind::RoleGrant,
-        json!({"handle": "elk", "role": "treasurer"}),
-    );
+    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "owl", "role": "treasurer"}));
+    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "elk", "role": "treasurer"}));
     t.clock.advance_ms(1000);
     let e = add(
         &mut t.hub,
@@ -297,45 +192,17 @@ fn expenses_show_what_approval_is_missing() {
     assert!(msg.contains("date"), "{msg}");
     let bad = t.hub.add(Kind::Expense, fields(json!({"amount_minor": -5, "currency": "EURO", "payee": "", "purpose": "x", "fund": "f", "date": "2026-11-30"})));
     let msg = bad.unwrap_err().to_string();
-    assert!(
-        msg.contains("amount_minor") && msg.contains("currency") && msg.contains("payee"),
-        "{msg}"
-    );
+    assert!(msg.contains("amount_minor") && msg.contains("currency") && msg.contains("payee"), "{msg}");
     t.clock.advance_ms(1000);
-    add(
-        &mut t.hub,
-        Kind::Approval,
-        json!({"expense": e, "approver": "owl"}),
-    );
+    add(&mut t.hub, Kind::Approval, json!({"expense": e, "approver": "owl"}));
     let v = t.hub.show(&e).unwrap();
-    assert!(
-        matches!(
-            v.approval,
-            Some(ApprovalState::Unapproved {
-                have: 1,
-                need: 2,
-                ..
-            })
-        ),
-        "{:?}",
-        v.approval
-    );
+    assert!(matches!(v.approval, Some(ApprovalState::Unapproved { have: 1, need: 2, .. })), "{:?}", v.approval);
     assert_eq!(t.hub.overview().unwrap().unapproved_expenses.len(), 1);
-    add(
-        &mut t.hub,
-        Kind::Approval,
-        json!({"expense": e, "approver": "elk"}),
-    );
-    assert!(matches!(
-        t.hub.show(&e).unwrap().approval,
-        Some(ApprovalState::Approved { .. })
-    ));
+    add(&mut t.hub, Kind::Approval, json!({"expense": e, "approver": "elk"}));
+    assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
     assert!(t.hub.overview().unwrap().unapproved_expenses.is_empty());
     let totals = t.hub.ledger_totals().unwrap();
-    assert_eq!(
-        totals.per_fund[&("general".to_string(), "EUR".to_string())],
-        25000
-    );
+    assert_eq!(totals.per_fund[&("general".to_string(), "EUR".to_string())], 25000);
 }
 
 #[test]
@@ -343,30 +210,18 @@ fn search_finds_every_kind() {
     let mut t = new_hub("North", 1);
     let h = &mut t.hub;
     item(h, "Saline eyewash", 0);
-    add(
-        h,
-        Kind::Volunteer,
-        json!({"handle": "eyewash-owl", "languages": ["en"]}),
-    );
+    add(h, Kind::Volunteer, json!({"handle": "eyewash-owl", "languages": ["en"]}));
     add(
         h,
         Kind::Incident,
         json!({"occurred": "2026-11-25T09:00:00Z", "severity": 2, "description": "Pepper spray, eyewash used"}),
     );
     let kinds = |q: &str, k: Option<Kind>| {
-        let mut v: Vec<String> = h
-            .search(q, k, 10)
-            .unwrap()
-            .into_iter()
-            .map(|x| x.kind)
-            .collect();
+        let mut v: Vec<String> = h.search(q, k, 10).unwrap().into_iter().map(|x| x.kind).collect();
         v.sort();
         v
     };
-    assert_eq!(
-        kinds("eyewash", None),
-        vec!["incident", "item", "volunteer"]
-    );
+    assert_eq!(kinds("eyewash", None), vec!["incident", "item", "volunteer"]);
     assert_eq!(kinds("eyew", Some(Kind::Item)), vec!["item"]);
     assert_eq!(kinds("pepper", None), vec!["incident"]);
 }
@@ -385,11 +240,7 @@ fn json_export_import_round_trip_and_all_or_nothing() {
     assert_eq!(rep.imported, 4);
     assert_eq!(level(&b.hub, &water), 9);
     let rep = b.hub.import_json(&mut out.as_slice()).unwrap();
-    assert_eq!(
-        (rep.imported, rep.skipped),
-        (0, 4),
-        "importing twice changes nothing"
-    );
+    assert_eq!((rep.imported, rep.skipped), (0, 4), "importing twice changes nothing");
     // A file with bad rows changes nothing and names each.
     let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let recs = v["records"].as_array_mut().unwrap();
@@ -407,13 +258,8 @@ fn json_export_import_round_trip_and_all_or_nothing() {
     recs.push(json!({"id": "zz1", "kind": "incident", "created_hub": "h", "created_by": "x", "created_at": "2026-13-01T00:00:00Z", "severity": 2, "description": "d"}));
     recs.push(json!("not an object"));
     let c = a.hub.count(Kind::Item).unwrap();
-    let e = a
-        .hub
-        .import_json(&mut serde_json::to_vec(&v).unwrap().as_slice())
-        .unwrap_err();
-    let Error::Import { rows } = &e else {
-        panic!("{e}")
-    };
+    let e = a.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap_err();
+    let Error::Import { rows } = &e else { panic!("{e}") };
     let msg = e.to_string();
     assert_eq!(rows.len(), 4, "{msg}");
     assert!(
@@ -454,13 +300,8 @@ fn hxl_round_trip_and_bad_rows() {
     let mut all = Vec::new();
     a.hub.export_json(&mut all).unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&all).unwrap();
-    v["records"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|r| r["kind"] == "place");
-    b.hub
-        .import_json(&mut serde_json::to_vec(&v).unwrap().as_slice())
-        .unwrap();
+    v["records"].as_array_mut().unwrap().retain(|r| r["kind"] == "place");
+    b.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
     for k in [HxlKind::Inventory, HxlKind::Requests, HxlKind::Incidents] {
         let mut csv = Vec::new();
         assert_eq!(a.hub.export_hxl(k, &mut csv).unwrap(), 1);
@@ -468,76 +309,38 @@ fn hxl_round_trip_and_bad_rows() {
         assert!(text.lines().nth(1).unwrap().starts_with('#'), "{text}");
         b.hub.import_hxl(k, &mut csv.as_slice()).unwrap();
     }
-    assert_eq!(
-        level(&b.hub, &water),
-        9,
-        "stock travels with the inventory sheet"
-    );
+    assert_eq!(level(&b.hub, &water), 9, "stock travels with the inventory sheet");
     let got = b.hub.get(&water).unwrap();
     assert_eq!(got.body, a.hub.get(&water).unwrap().body);
     // Bad rows: every one named, nothing written.
     let bad = "Item,Unit,Expiry,Stock,Place\n#item+name,#item+unit,#date+end,#indicator+num+stock,#loc+code\nRice,kg,2026-02-30,3,\n,kg,,,\nBeans,can,,-2,\nOats,kg,,5,nowhere\n";
-    let e = b
-        .hub
-        .import_hxl(HxlKind::Inventory, &mut bad.as_bytes())
-        .unwrap_err();
+    let e = b.hub.import_hxl(HxlKind::Inventory, &mut bad.as_bytes()).unwrap_err();
     let msg = e.to_string();
-    for want in [
-        "row 3",
-        "expiry",
-        "row 4",
-        "name: is required",
-        "row 5",
-        "stock",
-        "row 6",
-        "no place with id nowhere",
-    ] {
+    for want in ["row 3", "expiry", "row 4", "name: is required", "row 5", "stock", "row 6", "no place with id nowhere"]
+    {
         assert!(msg.contains(want), "missing {want:?} in {msg}");
     }
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 1);
-    let e = b
-        .hub
-        .import_hxl(HxlKind::Inventory, &mut "a,b\n1,2\n".as_bytes())
-        .unwrap_err();
+    let e = b.hub.import_hxl(HxlKind::Inventory, &mut "a,b\n1,2\n".as_bytes()).unwrap_err();
     assert!(e.to_string().contains("hashtag row"), "{e}");
 }
 
 #[test]
 fn vault_holds_personal_data_outside_the_crdt_and_erases_it() {
     let mut t = new_hub("North", 1);
-    let vid = t
-        .hub
-        .vault_put(&fields(
-            json!({"name": "Amal Haddad", "phone": "+34 600 000 000"}),
-        ))
-        .unwrap();
-    let vol = add(
-        &mut t.hub,
-        Kind::Volunteer,
-        json!({"handle": "quiet-fox", "contact": vid}),
-    );
-    let VaultState::Present(bytes) = t.hub.vault_get(&vid).unwrap() else {
-        panic!()
-    };
+    let vid = t.hub.vault_put(&fields(json!({"name": "Amal Haddad", "phone": "+34 600 000 000"}))).unwrap();
+    let vol = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "contact": vid}));
+    let VaultState::Present(bytes) = t.hub.vault_get(&vid).unwrap() else { panic!() };
     assert!(String::from_utf8(bytes).unwrap().contains("Amal"));
     let mut docs = Vec::new();
-    for (_, _, _, b) in t.hub.export_docs().unwrap() {
-        docs.extend(b);
+    for d in t.hub.export_docs().unwrap() {
+        docs.extend(d.bytes);
     }
-    assert!(
-        !String::from_utf8_lossy(&docs).contains("Amal"),
-        "personal data never enters a document"
-    );
+    assert!(!String::from_utf8_lossy(&docs).contains("Amal"), "personal data never enters a document");
     t.hub.vault_erase(&vid).unwrap();
-    assert!(matches!(
-        t.hub.vault_get(&vid).unwrap(),
-        VaultState::Erased { .. }
-    ));
+    assert!(matches!(t.hub.vault_get(&vid).unwrap(), VaultState::Erased { .. }));
     assert_eq!(t.hub.vault_erase("vnope").unwrap_err().code(), "not_found");
-    assert!(
-        t.hub.get(&vol).is_ok(),
-        "the record keeps its pseudonymous handle"
-    );
+    assert!(t.hub.get(&vol).is_ok(), "the record keeps its pseudonymous handle");
 }
 
 #[test]
@@ -562,14 +365,7 @@ fn rebuilt_index_matches_the_documents() {
     let mut t = new_hub("North", 1);
     let recs = aidmesh_hub::generate(aidmesh_hub::Scale::demo(), 7, t0());
     let n = recs.len();
-    t.hub
-        .import_records(
-            recs.into_iter()
-                .enumerate()
-                .map(|(i, r)| (i + 1, Ok(r)))
-                .collect(),
-        )
-        .unwrap();
+    t.hub.import_records(recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect()).unwrap();
     let before = t.hub.stock(None).unwrap();
     let ov1 = t.hub.overview().unwrap();
     assert_eq!(t.hub.rebuild_index().unwrap(), n + 1);
@@ -577,19 +373,9 @@ fn rebuilt_index_matches_the_documents() {
     let ov2 = t.hub.overview().unwrap();
     assert_eq!(ov1.counts, ov2.counts);
     // The demo shows every panel of the overview.
-    assert!(
-        !ov2.shortages.is_empty() && !ov2.expiring.is_empty() && !ov2.urgent_requests.is_empty()
-    );
-    assert!(
-        !ov2.unfilled_shifts.is_empty()
-            && !ov2.recent_incidents.is_empty()
-            && !ov2.over_allocations.is_empty()
-    );
-    assert!(
-        !ov2.unapproved_expenses.is_empty() && !ov2.double_bookings.is_empty(),
-        "{:?}",
-        ov2.double_bookings
-    );
+    assert!(!ov2.shortages.is_empty() && !ov2.expiring.is_empty() && !ov2.urgent_requests.is_empty());
+    assert!(!ov2.unfilled_shifts.is_empty() && !ov2.recent_incidents.is_empty() && !ov2.over_allocations.is_empty());
+    assert!(!ov2.unapproved_expenses.is_empty() && !ov2.double_bookings.is_empty(), "{:?}", ov2.double_bookings);
     // Levels never go below zero in generated data.
     assert!(before.iter().all(|s| s.quantity >= 0));
     // Reopening sees everything.
@@ -605,11 +391,8 @@ fn suggestions_come_from_the_matching_engine() {
     let hall = place(&mut t.hub, "Hall");
     let water = item(&mut t.hub, "Water", 0);
     movement(&mut t.hub, &water, "receive", 8, &hall).unwrap();
-    let req = add(
-        &mut t.hub,
-        Kind::Request,
-        json!({"item": water, "quantity": 5, "place": hall, "urgency": "critical"}),
-    );
+    let req =
+        add(&mut t.hub, Kind::Request, json!({"item": water, "quantity": 5, "place": hall, "urgency": "critical"}));
     let s = t.hub.suggestions(Some(&req), 5).unwrap();
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].quantity, 5);

@@ -16,8 +16,8 @@ pub fn is_iso4217(code: &str) -> bool {
 /// Digits after the decimal point for the currency's minor unit.
 pub fn minor_digits(code: &str) -> u32 {
     match code {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "VND" | "VUV"
+        | "XAF" | "XOF" | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         _ => 2,
     }
@@ -32,10 +32,5 @@ pub fn format_amount(minor: i64, code: &str) -> String {
     let p = 10i64.pow(d);
     let sign = if minor < 0 { "-" } else { "" };
     let m = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:0w$} {code}",
-        m / p as u64,
-        m % p as u64,
-        w = d as usize
-    )
+    format!("{sign}{}.{:0w$} {code}", m / p as u64, m % p as u64, w = d as usize)
 }

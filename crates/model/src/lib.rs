@@ -39,12 +39,7 @@ impl RecordId {
     /// Accepts an id as typed; ids are case-insensitive.
     pub fn parse(s: &str) -> Result<RecordId, String> {
         let t = s.trim().to_ascii_lowercase();
-        if t.is_empty()
-            || t.len() > 64
-            || !t
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(format!("{s:?} is not a record id"));
         }
         Ok(RecordId(t))
@@ -77,10 +72,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        }
+        FieldError { field: field.to_string(), message: message.into() }
     }
 }
 

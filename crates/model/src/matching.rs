@@ -39,29 +39,16 @@ pub fn suggest(
 }
 
 /// The best suggestion for every open request, most urgent requests first.
-pub fn suggest_all(
-    records: &[Record],
-    levels: &Levels,
-    today: NaiveDate,
-    per_request: usize,
-) -> Vec<Suggestion> {
+pub fn suggest_all(records: &[Record], levels: &Levels, today: NaiveDate, per_request: usize) -> Vec<Suggestion> {
     let ctx = Context::new(records, levels);
-    let mut reqs: Vec<(&Meta, &Request)> = of_kind::<Request>(records)
-        .filter(|(_, r)| r.status.is_active())
-        .collect();
+    let mut reqs: Vec<(&Meta, &Request)> = of_kind::<Request>(records).filter(|(_, r)| r.status.is_active()).collect();
     reqs.sort_by(|a, b| {
         b.1.urgency
             .cmp(&a.1.urgency)
-            .then_with(|| {
-                a.1.needed_by
-                    .unwrap_or_default()
-                    .cmp(&b.1.needed_by.unwrap_or_default())
-            })
+            .then_with(|| a.1.needed_by.unwrap_or_default().cmp(&b.1.needed_by.unwrap_or_default()))
             .then_with(|| a.0.id.cmp(&b.0.id))
     });
-    reqs.into_iter()
-        .flat_map(|(m, r)| ctx.for_request(m, r, today, per_request))
-        .collect()
+    reqs.into_iter().flat_map(|(m, r)| ctx.for_request(m, r, today, per_request)).collect()
 }
 
 struct Context<'a> {
@@ -82,60 +69,28 @@ impl<'a> Context<'a> {
         }
         Context {
             items: of_kind::<Item>(records).map(|(m, i)| (&m.id, i)).collect(),
-            place_hub: of_kind::<Place>(records)
-                .map(|(m, p)| (&m.id, p.hub.as_ref()))
-                .collect(),
-            offers: of_kind::<Offer>(records)
-                .filter(|(_, o)| o.status.is_active())
-                .collect(),
+            place_hub: of_kind::<Place>(records).map(|(m, p)| (&m.id, p.hub.as_ref())).collect(),
+            offers: of_kind::<Offer>(records).filter(|(_, o)| o.status.is_active()).collect(),
             levels,
             allocated: alloc,
             requested,
         }
     }
 
-    fn for_request(
-        &self,
-        rm: &Meta,
-        req: &Request,
-        today: NaiveDate,
-        limit: usize,
-    ) -> Vec<Suggestion> {
-        let still = req
-            .quantity
-            .saturating_sub(self.requested.get(&rm.id).copied().unwrap_or(0));
+    fn for_request(&self, rm: &Meta, req: &Request, today: NaiveDate, limit: usize) -> Vec<Suggestion> {
+        let still = req.quantity.saturating_sub(self.requested.get(&rm.id).copied().unwrap_or(0));
         if still == 0 || !req.status.is_active() {
             return Vec::new();
         }
         let mut out = Vec::new();
         for (om, o) in &self.offers {
-            let src = Source::Offer {
-                offer: om.id.clone(),
-            };
+            let src = Source::Offer { offer: om.id.clone() };
             let left = o.quantity as i64 - self.allocated.get(&src).copied().unwrap_or(0) as i64;
-            let cat = o.category.or_else(|| {
-                o.item
-                    .as_ref()
-                    .and_then(|i| self.items.get(i).map(|it| it.category))
-            });
-            let expiry = o.expiry.or_else(|| {
-                o.item
-                    .as_ref()
-                    .and_then(|i| self.items.get(i).and_then(|it| it.expiry))
-            });
-            if let Some(s) = self.score(
-                rm,
-                req,
-                src,
-                left,
-                still,
-                o.item.as_ref(),
-                cat,
-                o.skill,
-                expiry,
-                o.place.as_ref(),
-                today,
-            ) {
+            let cat = o.category.or_else(|| o.item.as_ref().and_then(|i| self.items.get(i).map(|it| it.category)));
+            let expiry = o.expiry.or_else(|| o.item.as_ref().and_then(|i| self.items.get(i).and_then(|it| it.expiry)));
+            if let Some(s) =
+                self.score(rm, req, src, left, still, o.item.as_ref(), cat, o.skill, expiry, o.place.as_ref(), today)
+            {
                 out.push(s);
             }
         }
@@ -144,10 +99,7 @@ impl<'a> Context<'a> {
                 let Some(it) = self.items.get(item) else {
                     continue;
                 };
-                let src = Source::Stock {
-                    item: item.clone(),
-                    place: place.clone(),
-                };
+                let src = Source::Stock { item: item.clone(), place: place.clone() };
                 let left = level - self.allocated.get(&src).copied().unwrap_or(0) as i64;
                 if let Some(s) = self.score(
                     rm,
@@ -207,11 +159,8 @@ impl<'a> Context<'a> {
             score += 1000;
             reasons.push("same item".to_string());
         } else {
-            let want_cat = req.category.or_else(|| {
-                req.item
-                    .as_ref()
-                    .and_then(|i| self.items.get(i).map(|it| it.category))
-            });
+            let want_cat =
+                req.category.or_else(|| req.item.as_ref().and_then(|i| self.items.get(i).map(|it| it.category)));
             if want_cat.is_some() && want_cat == category && skill.is_none() {
                 score += 400;
                 reasons.push("same category".to_string());
@@ -250,12 +199,6 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        Some(Suggestion {
-            request: rm.id.clone(),
-            source,
-            quantity: qty,
-            score,
-            reasons,
-        })
+        Some(Suggestion { request: rm.id.clone(), source, quantity: qty, score, reasons })
     }
 }

@@ -89,9 +89,7 @@ pub trait KindBody: Sized {
 
 /// The records of one kind among `records`, with their meta.
 pub fn of_kind<T: KindBody + 'static>(records: &[Record]) -> impl Iterator<Item = (&Meta, &T)> {
-    records
-        .iter()
-        .filter_map(|r| T::from_body(&r.body).map(|b| (&r.meta, b)))
+    records.iter().filter_map(|r| T::from_body(&r.body).map(|b| (&r.meta, b)))
 }
 
 /// Where a kind's records live on the CRDT (see `aidmesh-replica`).
@@ -195,17 +193,10 @@ kinds! {
 impl Kind {
     pub fn parse(s: &str) -> Result<Kind, String> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Kind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == norm || format!("{}s", k.name()) == norm)
-            .ok_or_else(|| {
-                let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-                format!(
-                    "unknown record kind {s:?}; known kinds: {}",
-                    names.join(", ")
-                )
-            })
+        Kind::ALL.iter().copied().find(|k| k.name() == norm || format!("{}s", k.name()) == norm).ok_or_else(|| {
+            let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown record kind {s:?}; known kinds: {}", names.join(", "))
+        })
     }
 
     /// The names of this kind's fields, in declaration order.
@@ -240,10 +231,7 @@ impl Body {
         if let Some(bad) = fields.keys().find(|k| !known.contains(k)) {
             return Err(FieldError::new(
                 bad,
-                format!(
-                    "{kind} has no field {bad:?}; its fields are: {}",
-                    known.join(", ")
-                ),
+                format!("{kind} has no field {bad:?}; its fields are: {}", known.join(", ")),
             ));
         }
         Body::from_fields(kind, fields)
@@ -275,11 +263,7 @@ impl Body {
 
     /// The text that full-text search indexes for this record.
     pub fn search_text(&self) -> String {
-        self.text()
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.text().into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
     }
 
     /// A one-line label for lists.
@@ -325,10 +309,7 @@ fn positive(errs: &mut Vec<FieldError>, field: &str, value: u64) {
 fn window(errs: &mut Vec<FieldError>, field: &str, from: Option<Timestamp>, to: Option<Timestamp>) {
     if let (Some(a), Some(b)) = (from, to) {
         if b < a {
-            errs.push(FieldError::new(
-                field,
-                format!("{b} is before the start {a}"),
-            ));
+            errs.push(FieldError::new(field, format!("{b} is before the start {a}")));
         }
     }
 }
@@ -400,9 +381,7 @@ impl Rules for Place {
 // ---------------------------------------------------------------------------------------------
 // Inventory
 
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Food,
@@ -511,48 +490,28 @@ impl Rules for Movement {
         require(errs, "item", self.item.as_str());
         require(errs, "place", self.place.as_str());
         match self.kind {
-            MovementKind::Adjust => {
-                if self.quantity == 0 {
-                    errs.push(FieldError::new(
-                        "quantity",
-                        "an adjustment must change the level",
-                    ));
-                }
+            MovementKind::Adjust if self.quantity == 0 => {
+                errs.push(FieldError::new("quantity", "an adjustment must change the level"))
             }
-            _ if self.quantity <= 0 => errs.push(FieldError::new(
-                "quantity",
-                format!("must be greater than zero, got {}", self.quantity),
-            )),
+            MovementKind::Adjust => {}
+            _ if self.quantity <= 0 => {
+                errs.push(FieldError::new("quantity", format!("must be greater than zero, got {}", self.quantity)))
+            }
             _ => {}
         }
         match (self.kind, &self.to_place) {
-            (MovementKind::Transfer, None) => errs.push(FieldError::new(
-                "to_place",
-                "a transfer needs a destination",
-            )),
-            (MovementKind::Transfer, Some(to)) if *to == self.place => errs.push(FieldError::new(
-                "to_place",
-                "a transfer must go to another place",
-            )),
+            (MovementKind::Transfer, None) => errs.push(FieldError::new("to_place", "a transfer needs a destination")),
+            (MovementKind::Transfer, Some(to)) if *to == self.place => {
+                errs.push(FieldError::new("to_place", "a transfer must go to another place"))
+            }
             (MovementKind::Transfer, Some(_)) | (_, None) => {}
-            (_, Some(_)) => errs.push(FieldError::new(
-                "to_place",
-                "only transfers have a destination",
-            )),
+            (_, Some(_)) => errs.push(FieldError::new("to_place", "only transfers have a destination")),
         }
     }
     fn refs(&self) -> Vec<Ref<'_>> {
         let mut r = vec![
-            Ref {
-                field: "item",
-                id: &self.item,
-                kind: Kind::Item,
-            },
-            Ref {
-                field: "place",
-                id: &self.place,
-                kind: Kind::Place,
-            },
+            Ref { field: "item", id: &self.item, kind: Kind::Item },
+            Ref { field: "place", id: &self.place, kind: Kind::Place },
         ];
         opt_ref(&mut r, "to_place", &self.to_place, Kind::Place);
         r
@@ -593,9 +552,7 @@ impl FlowStatus {
     }
 }
 
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillKind {
     FirstAid,
@@ -634,23 +591,12 @@ pub struct Request {
     pub notes: String,
 }
 
-fn check_what(
-    errs: &mut Vec<FieldError>,
-    item: &Option<RecordId>,
-    cat: &Option<Category>,
-    skill: &Option<SkillKind>,
-) {
+fn check_what(errs: &mut Vec<FieldError>, item: &Option<RecordId>, cat: &Option<Category>, skill: &Option<SkillKind>) {
     if item.is_none() && cat.is_none() && skill.is_none() {
-        errs.push(FieldError::new(
-            "item",
-            "say what: an item, a category or a skill",
-        ));
+        errs.push(FieldError::new("item", "say what: an item, a category or a skill"));
     }
     if item.is_some() && skill.is_some() {
-        errs.push(FieldError::new(
-            "skill",
-            "a request is for an item or for a skill, not both",
-        ));
+        errs.push(FieldError::new("skill", "a request is for an item or for a skill, not both"));
     }
 }
 
@@ -737,22 +683,12 @@ impl Rules for Allocation {
         positive(errs, "quantity", self.quantity);
         match (&self.offer, &self.item, &self.place) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-            (Some(_), _, _) => errs.push(FieldError::new(
-                "offer",
-                "allocate from an offer or from stock, not both",
-            )),
-            _ => errs.push(FieldError::new(
-                "offer",
-                "allocate from an offer, or from stock (item and place)",
-            )),
+            (Some(_), _, _) => errs.push(FieldError::new("offer", "allocate from an offer or from stock, not both")),
+            _ => errs.push(FieldError::new("offer", "allocate from an offer, or from stock (item and place)")),
         }
     }
     fn refs(&self) -> Vec<Ref<'_>> {
-        let mut r = vec![Ref {
-            field: "request",
-            id: &self.request,
-            kind: Kind::Request,
-        }];
+        let mut r = vec![Ref { field: "request", id: &self.request, kind: Kind::Request }];
         opt_ref(&mut r, "offer", &self.offer, Kind::Offer);
         opt_ref(&mut r, "item", &self.item, Kind::Item);
         opt_ref(&mut r, "place", &self.place, Kind::Place);
@@ -828,14 +764,9 @@ fn check_languages(errs: &mut Vec<FieldError>, field: &str, langs: &[String]) {
     for l in langs {
         let ok = !l.is_empty()
             && l.len() <= 35
-            && l.split('-').all(|p| {
-                !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric())
-            });
+            && l.split('-').all(|p| !p.is_empty() && p.len() <= 8 && p.chars().all(|c| c.is_ascii_alphanumeric()));
         if !ok {
-            errs.push(FieldError::new(
-                field,
-                format!("{l:?} is not a language tag such as en, es, ar or pt-BR"),
-            ));
+            errs.push(FieldError::new(field, format!("{l:?} is not a language tag such as en, es, ar or pt-BR")));
         }
     }
 }
@@ -847,10 +778,7 @@ impl Rules for Volunteer {
         for s in &self.skills {
             check_languages(errs, "skills", &s.languages);
             if s.skill == SkillKind::Translation && s.languages.len() < 2 {
-                errs.push(FieldError::new(
-                    "skills",
-                    "translation needs the languages it covers (two or more)",
-                ));
+                errs.push(FieldError::new("skills", "translation needs the languages it covers (two or more)"));
             }
         }
     }
@@ -902,30 +830,16 @@ impl Rules for Shift {
         require(errs, "role", self.role.as_str());
         require(errs, "place", self.place.as_str());
         if self.end <= self.start {
-            errs.push(FieldError::new(
-                "end",
-                format!("{} is not after the start {}", self.end, self.start),
-            ));
+            errs.push(FieldError::new("end", format!("{} is not after the start {}", self.end, self.start)));
         }
         if self.needed == 0 {
-            errs.push(FieldError::new(
-                "needed",
-                "a shift needs at least one person",
-            ));
+            errs.push(FieldError::new("needed", "a shift needs at least one person"));
         }
     }
     fn refs(&self) -> Vec<Ref<'_>> {
         vec![
-            Ref {
-                field: "role",
-                id: &self.role,
-                kind: Kind::Role,
-            },
-            Ref {
-                field: "place",
-                id: &self.place,
-                kind: Kind::Place,
-            },
+            Ref { field: "role", id: &self.role, kind: Kind::Role },
+            Ref { field: "place", id: &self.place, kind: Kind::Place },
         ]
     }
     fn text(&self) -> Vec<&str> {
@@ -945,16 +859,8 @@ pub struct Assignment {
 impl Rules for Assignment {
     fn refs(&self) -> Vec<Ref<'_>> {
         vec![
-            Ref {
-                field: "shift",
-                id: &self.shift,
-                kind: Kind::Shift,
-            },
-            Ref {
-                field: "volunteer",
-                id: &self.volunteer,
-                kind: Kind::Volunteer,
-            },
+            Ref { field: "shift", id: &self.shift, kind: Kind::Shift },
+            Ref { field: "volunteer", id: &self.volunteer, kind: Kind::Volunteer },
         ]
     }
     fn text(&self) -> Vec<&str> {
@@ -979,11 +885,7 @@ impl Rules for CheckIn {
         window(errs, "checked_out", Some(self.checked_in), self.checked_out);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
-        let mut r = vec![Ref {
-            field: "volunteer",
-            id: &self.volunteer,
-            kind: Kind::Volunteer,
-        }];
+        let mut r = vec![Ref { field: "volunteer", id: &self.volunteer, kind: Kind::Volunteer }];
         opt_ref(&mut r, "shift", &self.shift, Kind::Shift);
         opt_ref(&mut r, "place", &self.place, Kind::Place);
         r
@@ -1007,11 +909,7 @@ impl Rules for Handoff {
         require(errs, "note", &self.note);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
-        let mut r = vec![Ref {
-            field: "shift",
-            id: &self.shift,
-            kind: Kind::Shift,
-        }];
+        let mut r = vec![Ref { field: "shift", id: &self.shift, kind: Kind::Shift }];
         opt_ref(&mut r, "next_shift", &self.next_shift, Kind::Shift);
         r
     }
@@ -1063,10 +961,7 @@ pub struct Incident {
 impl Rules for Incident {
     fn check(&self, errs: &mut Vec<FieldError>) {
         if !(1..=5).contains(&self.severity) {
-            errs.push(FieldError::new(
-                "severity",
-                format!("must be 1 to 5, got {}", self.severity),
-            ));
+            errs.push(FieldError::new("severity", format!("must be 1 to 5, got {}", self.severity)));
         }
         require(errs, "description", &self.description);
     }
@@ -1116,11 +1011,7 @@ impl Rules for FollowUp {
         require(errs, "action", &self.action);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
-        vec![Ref {
-            field: "incident",
-            id: &self.incident,
-            kind: Kind::Incident,
-        }]
+        vec![Ref { field: "incident", id: &self.incident, kind: Kind::Incident }]
     }
     fn text(&self) -> Vec<&str> {
         vec![&self.action, &self.owner]
@@ -1148,29 +1039,17 @@ pub struct Expense {
 impl Rules for Expense {
     fn check(&self, errs: &mut Vec<FieldError>) {
         if self.amount_minor <= 0 {
-            errs.push(FieldError::new(
-                "amount_minor",
-                format!("must be greater than zero, got {}", self.amount_minor),
-            ));
+            errs.push(FieldError::new("amount_minor", format!("must be greater than zero, got {}", self.amount_minor)));
         }
         if !crate::currency::is_iso4217(&self.currency) {
-            errs.push(FieldError::new(
-                "currency",
-                format!("{:?} is not an ISO 4217 currency code", self.currency),
-            ));
+            errs.push(FieldError::new("currency", format!("{:?} is not an ISO 4217 currency code", self.currency)));
         }
         require(errs, "payee", &self.payee);
         require(errs, "purpose", &self.purpose);
         require(errs, "fund", &self.fund);
     }
     fn text(&self) -> Vec<&str> {
-        vec![
-            &self.purpose,
-            &self.payee,
-            &self.fund,
-            &self.category,
-            &self.receipt,
-        ]
+        vec![&self.purpose, &self.payee, &self.fund, &self.category, &self.receipt]
     }
 }
 
@@ -1197,11 +1076,7 @@ impl Rules for Approval {
         require(errs, "approver", &self.approver);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
-        vec![Ref {
-            field: "expense",
-            id: &self.expense,
-            kind: Kind::Expense,
-        }]
+        vec![Ref { field: "expense", id: &self.expense, kind: Kind::Expense }]
     }
     fn text(&self) -> Vec<&str> {
         vec![&self.note, &self.approver]
@@ -1232,16 +1107,10 @@ pub struct Policy {
 impl Rules for Policy {
     fn check(&self, errs: &mut Vec<FieldError>) {
         if !crate::currency::is_iso4217(&self.currency) {
-            errs.push(FieldError::new(
-                "currency",
-                format!("{:?} is not an ISO 4217 currency code", self.currency),
-            ));
+            errs.push(FieldError::new("currency", format!("{:?} is not an ISO 4217 currency code", self.currency)));
         }
         if self.limits.is_empty() {
-            errs.push(FieldError::new(
-                "limits",
-                "name at least one role that may authorise purchases",
-            ));
+            errs.push(FieldError::new("limits", "name at least one role that may authorise purchases"));
         }
         for l in &self.limits {
             if l.max_minor <= 0 || l.role.trim().is_empty() {
@@ -1255,10 +1124,7 @@ impl Rules for Policy {
             errs.push(FieldError::new("threshold_minor", "must not be negative"));
         }
         if self.approvals_above_threshold == 0 {
-            errs.push(FieldError::new(
-                "approvals_above_threshold",
-                "must be at least 1",
-            ));
+            errs.push(FieldError::new("approvals_above_threshold", "must be at least 1"));
         }
     }
     fn text(&self) -> Vec<&str> {
@@ -1326,16 +1192,10 @@ impl Rules for Grievance {
     fn check(&self, errs: &mut Vec<FieldError>) {
         require(errs, "summary", &self.summary);
         if self.confidential && self.readers.is_empty() {
-            errs.push(FieldError::new(
-                "readers",
-                "a confidential grievance needs at least one reader",
-            ));
+            errs.push(FieldError::new("readers", "a confidential grievance needs at least one reader"));
         }
         if let Some(h) = self.readers.iter().find(|h| self.involved.contains(h)) {
-            errs.push(FieldError::new(
-                "readers",
-                format!("{h} is involved and so recused: they cannot be a reader"),
-            ));
+            errs.push(FieldError::new("readers", format!("{h} is involved and so recused: they cannot be a reader")));
         }
     }
     fn text(&self) -> Vec<&str> {
@@ -1369,12 +1229,6 @@ impl Rules for AfterAction {
         r
     }
     fn text(&self) -> Vec<&str> {
-        vec![
-            &self.title,
-            &self.worked,
-            &self.did_not_work,
-            &self.why,
-            &self.actions,
-        ]
+        vec![&self.title, &self.worked, &self.did_not_work, &self.why, &self.actions]
     }
 }

@@ -34,13 +34,7 @@ fn check(kind: &str, v: Value) -> Vec<String> {
     let kind = Kind::parse(kind).unwrap();
     match Body::from_fields_strict(kind, fields(v)) {
         Err(e) => vec![e.field],
-        Ok(b) => b
-            .validate()
-            .err()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.field)
-            .collect(),
+        Ok(b) => b.validate().err().unwrap_or_default().into_iter().map(|e| e.field).collect(),
     }
 }
 
@@ -50,56 +44,16 @@ fn every_kind_validates_its_fields() {
         ("hub", json!({"name": "North"}), vec![]),
         ("hub", json!({"name": " "}), vec!["name"]),
         ("place", json!({"name": "Hall", "type": "staging"}), vec![]),
-        (
-            "place",
-            json!({"name": "Hall", "type": "castle"}),
-            vec!["type"],
-        ),
-        (
-            "item",
-            json!({"name": "Water", "unit": "bottle", "category": "water", "expiry": "2026-12-01"}),
-            vec![],
-        ),
-        (
-            "item",
-            json!({"name": "Water", "unit": "bottle", "expiry": "2026-13-01"}),
-            vec!["expiry"],
-        ),
-        (
-            "item",
-            json!({"name": "Water", "unit": "bottle", "reorder_level": -3}),
-            vec!["reorder_level"],
-        ),
-        (
-            "item",
-            json!({"name": "", "unit": ""}),
-            vec!["name", "unit"],
-        ),
-        (
-            "item",
-            json!({"name": "Water", "unit": "l", "colour": "blue"}),
-            vec!["colour"],
-        ),
-        (
-            "movement",
-            json!({"item": "i1", "place": "p1", "type": "issue", "quantity": 5}),
-            vec![],
-        ),
-        (
-            "movement",
-            json!({"item": "i1", "place": "p1", "type": "issue", "quantity": -5}),
-            vec!["quantity"],
-        ),
-        (
-            "movement",
-            json!({"item": "i1", "place": "p1", "type": "adjust", "quantity": -2}),
-            vec![],
-        ),
-        (
-            "movement",
-            json!({"item": "i1", "place": "p1", "type": "transfer", "quantity": 2}),
-            vec!["to_place"],
-        ),
+        ("place", json!({"name": "Hall", "type": "castle"}), vec!["type"]),
+        ("item", json!({"name": "Water", "unit": "bottle", "category": "water", "expiry": "2026-12-01"}), vec![]),
+        ("item", json!({"name": "Water", "unit": "bottle", "expiry": "2026-13-01"}), vec!["expiry"]),
+        ("item", json!({"name": "Water", "unit": "bottle", "reorder_level": -3}), vec!["reorder_level"]),
+        ("item", json!({"name": "", "unit": ""}), vec!["name", "unit"]),
+        ("item", json!({"name": "Water", "unit": "l", "colour": "blue"}), vec!["colour"]),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "issue", "quantity": 5}), vec![]),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "issue", "quantity": -5}), vec!["quantity"]),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "adjust", "quantity": -2}), vec![]),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "transfer", "quantity": 2}), vec!["to_place"]),
         (
             "movement",
             json!({"item": "i1", "place": "p1", "type": "transfer", "quantity": 2, "to_place": "p1"}),
@@ -110,42 +64,18 @@ fn every_kind_validates_its_fields() {
             json!({"item": "i1", "place": "p1", "type": "receive", "quantity": 2, "to_place": "p2"}),
             vec!["to_place"],
         ),
-        (
-            "request",
-            json!({"category": "food", "quantity": 10}),
-            vec![],
-        ),
+        ("request", json!({"category": "food", "quantity": 10}), vec![]),
         ("request", json!({"quantity": 10}), vec!["item"]),
-        (
-            "request",
-            json!({"item": "i1", "skill": "medic", "quantity": 1}),
-            vec!["skill"],
-        ),
-        (
-            "request",
-            json!({"category": "food", "quantity": 0}),
-            vec!["quantity"],
-        ),
+        ("request", json!({"item": "i1", "skill": "medic", "quantity": 1}), vec!["skill"]),
+        ("request", json!({"category": "food", "quantity": 0}), vec!["quantity"]),
         (
             "request",
             json!({"category": "food", "quantity": 1, "needed_from": "2026-11-25T10:00", "needed_by": "2026-11-25T09:00"}),
             vec!["needed_by"],
         ),
-        (
-            "offer",
-            json!({"skill": "translation", "quantity": 2}),
-            vec![],
-        ),
-        (
-            "allocation",
-            json!({"request": "r1", "offer": "o1", "quantity": 3}),
-            vec![],
-        ),
-        (
-            "allocation",
-            json!({"request": "r1", "quantity": 3}),
-            vec!["offer"],
-        ),
+        ("offer", json!({"skill": "translation", "quantity": 2}), vec![]),
+        ("allocation", json!({"request": "r1", "offer": "o1", "quantity": 3}), vec![]),
+        ("allocation", json!({"request": "r1", "quantity": 3}), vec!["offer"]),
         (
             "allocation",
             json!({"request": "r1", "offer": "o1", "item": "i1", "place": "p", "quantity": 3}),
@@ -156,11 +86,7 @@ fn every_kind_validates_its_fields() {
             json!({"handle": "fox", "languages": ["en", "pt-BR"], "skills": [{"skill": "first_aid", "level": "trained"}]}),
             vec![],
         ),
-        (
-            "volunteer",
-            json!({"handle": "fox", "languages": ["english please"]}),
-            vec!["languages"],
-        ),
+        ("volunteer", json!({"handle": "fox", "languages": ["english please"]}), vec!["languages"]),
         (
             "volunteer",
             json!({"handle": "fox", "skills": [{"skill": "translation", "languages": ["en"]}]}),
@@ -177,11 +103,7 @@ fn every_kind_validates_its_fields() {
             json!({"role": "r", "place": "p", "start": "2026-11-25T08:00", "end": "2026-11-25T08:00", "needed": 0}),
             vec!["end", "needed"],
         ),
-        (
-            "assignment",
-            json!({"shift": "s", "volunteer": "v", "active": true}),
-            vec![],
-        ),
+        ("assignment", json!({"shift": "s", "volunteer": "v", "active": true}), vec![]),
         (
             "check_in",
             json!({"volunteer": "v", "checked_in": "2026-11-25T08:00", "checked_out": "2026-11-25T07:00"}),
@@ -193,26 +115,10 @@ fn every_kind_validates_its_fields() {
             json!({"occurred": "2026-11-25T08:00", "severity": 3, "description": "fall", "category": "medical"}),
             vec![],
         ),
-        (
-            "incident",
-            json!({"occurred": "2026-11-25T08:00", "severity": 6, "description": "x"}),
-            vec!["severity"],
-        ),
-        (
-            "incident",
-            json!({"occurred": "yesterday", "severity": 2, "description": "x"}),
-            vec!["occurred"],
-        ),
-        (
-            "amendment",
-            json!({"target": "x", "field": "severity", "value": 2, "reason": ""}),
-            vec!["reason"],
-        ),
-        (
-            "follow_up",
-            json!({"incident": "x", "action": "call"}),
-            vec![],
-        ),
+        ("incident", json!({"occurred": "2026-11-25T08:00", "severity": 6, "description": "x"}), vec!["severity"]),
+        ("incident", json!({"occurred": "yesterday", "severity": 2, "description": "x"}), vec!["occurred"]),
+        ("amendment", json!({"target": "x", "field": "severity", "value": 2, "reason": ""}), vec!["reason"]),
+        ("follow_up", json!({"incident": "x", "action": "call"}), vec![]),
         (
             "expense",
             json!({"amount_minor": 1250, "currency": "EUR", "payee": "Shop", "purpose": "water", "fund": "general", "date": "2026-11-25"}),
@@ -228,11 +134,7 @@ fn every_kind_validates_its_fields() {
             json!({"amount_minor": 10, "currency": "XYZ", "payee": "Shop", "purpose": "water", "fund": "general", "date": "2026-11-25"}),
             vec!["currency"],
         ),
-        (
-            "approval",
-            json!({"expense": "e", "approver": "owl"}),
-            vec![],
-        ),
+        ("approval", json!({"expense": "e", "approver": "owl"}), vec![]),
         (
             "policy",
             json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 10000}], "threshold_minor": 5000, "approvals_above_threshold": 2}),
@@ -243,26 +145,14 @@ fn every_kind_validates_its_fields() {
             json!({"currency": "EUR", "limits": [], "approvals_above_threshold": 0}),
             vec!["limits", "approvals_above_threshold"],
         ),
-        (
-            "role_grant",
-            json!({"handle": "owl", "role": "treasurer"}),
-            vec![],
-        ),
+        ("role_grant", json!({"handle": "owl", "role": "treasurer"}), vec![]),
         (
             "grievance",
             json!({"summary": "rude marshal", "confidential": true, "readers": ["owl"], "involved": ["fox"]}),
             vec![],
         ),
-        (
-            "grievance",
-            json!({"summary": "rude marshal", "confidential": true}),
-            vec!["readers"],
-        ),
-        (
-            "grievance",
-            json!({"summary": "x", "readers": ["fox"], "involved": ["fox"]}),
-            vec!["readers"],
-        ),
+        ("grievance", json!({"summary": "rude marshal", "confidential": true}), vec!["readers"]),
+        ("grievance", json!({"summary": "x", "readers": ["fox"], "involved": ["fox"]}), vec!["readers"]),
         ("after_action", json!({"title": "March day 1"}), vec![]),
     ];
     let mut covered = std::collections::BTreeSet::new();
@@ -278,11 +168,8 @@ fn every_kind_validates_its_fields() {
 
 #[test]
 fn type_errors_name_the_field() {
-    let e = Body::from_fields_strict(
-        Kind::Item,
-        fields(json!({"name": "x", "unit": "u", "reorder_level": "lots"})),
-    )
-    .unwrap_err();
+    let e = Body::from_fields_strict(Kind::Item, fields(json!({"name": "x", "unit": "u", "reorder_level": "lots"})))
+        .unwrap_err();
     assert_eq!(e.field, "reorder_level");
     assert!(e.to_string().contains("reorder_level"), "{e}");
     let e = Kind::parse("widget").unwrap_err();
@@ -311,10 +198,7 @@ fn records_round_trip_as_flat_json() {
         let back: Record = serde_json::from_value(j).unwrap();
         assert_eq!(back, r);
         for f in k.field_names() {
-            assert!(
-                !META_KEYS.contains(&f.as_str()),
-                "{k} field {f} collides with meta"
-            );
+            assert!(!META_KEYS.contains(&f.as_str()), "{k} field {f} collides with meta");
         }
     }
 }
@@ -398,24 +282,11 @@ fn shortages_and_expiring_stock() {
     }
     recs.push(g);
     let l = stock_levels(&recs);
-    let s: Vec<_> = shortages(&recs, &l)
-        .into_iter()
-        .map(|s| (s.item.to_string(), s.level))
-        .collect();
+    let s: Vec<_> = shortages(&recs, &l).into_iter().map(|s| (s.item.to_string(), s.level)).collect();
     // masks 0/5 first, then water 4/10, then rice 50/100.
-    assert_eq!(
-        s,
-        vec![
-            ("masks".into(), 0),
-            ("water".into(), 4),
-            ("rice".into(), 50)
-        ]
-    );
+    assert_eq!(s, vec![("masks".into(), 0), ("water".into(), 4), ("rice".into(), 50)]);
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-    let e: Vec<_> = expiring(&recs, &l, today, 7)
-        .into_iter()
-        .map(|e| e.item.to_string())
-        .collect();
+    let e: Vec<_> = expiring(&recs, &l, today, 7).into_iter().map(|e| e.item.to_string()).collect();
     // Gauze already expired, then water; masks have no stock; rice is months away.
     assert_eq!(e, vec!["gauze", "water"]);
 }
@@ -443,11 +314,7 @@ fn over_allocation_is_flagged_not_resolved() {
             "blankets",
             "2026-11-25T09:00",
             "owl",
-            Offer {
-                category: Some(Category::Shelter),
-                quantity: 10,
-                ..Default::default()
-            },
+            Offer { category: Some(Category::Shelter), quantity: 10, ..Default::default() },
         ),
         item("water", "Water", 0, None),
         mv("m1", MovementKind::Receive, 6, "hall", None),
@@ -458,12 +325,7 @@ fn over_allocation_is_flagged_not_resolved() {
     let l = stock_levels(&recs);
     let over = over_allocations(&recs, &l);
     assert_eq!(over.len(), 1);
-    assert_eq!(
-        over[0].source,
-        Source::Offer {
-            offer: "blankets".into()
-        }
-    );
+    assert_eq!(over[0].source, Source::Offer { offer: "blankets".into() });
     assert_eq!((over[0].capacity, over[0].allocated), (10, 20));
     assert_eq!(over[0].allocations, vec![RecordId::from("a1"), "a2".into()]);
     // Releasing one settles it.
@@ -484,28 +346,12 @@ fn shift(id: &str, start: &str, end: &str, needed: u32) -> Record {
         id,
         "2026-11-20T00:00",
         "owl",
-        Shift {
-            role: "r".into(),
-            place: "p".into(),
-            start: t(start),
-            end: t(end),
-            needed,
-            notes: String::new(),
-        },
+        Shift { role: "r".into(), place: "p".into(), start: t(start), end: t(end), needed, notes: String::new() },
     )
 }
 
 fn assign(id: &str, s: &str, v: &str, active: bool) -> Record {
-    rec(
-        id,
-        "2026-11-20T00:00",
-        "owl",
-        Assignment {
-            shift: s.into(),
-            volunteer: v.into(),
-            active,
-        },
-    )
+    rec(id, "2026-11-20T00:00", "owl", Assignment { shift: s.into(), volunteer: v.into(), active })
 }
 
 #[test]
@@ -522,10 +368,7 @@ fn shift_coverage_unfilled_and_double_booking() {
         assign("a5", "s1", "fox", true),
     ];
     let cov = shift_coverage(&recs);
-    assert_eq!(
-        cov.iter().map(|c| c.assigned).collect::<Vec<_>>(),
-        vec![1, 1, 1, 0]
-    );
+    assert_eq!(cov.iter().map(|c| c.assigned).collect::<Vec<_>>(), vec![1, 1, 1, 0]);
     let unfilled: Vec<_> = unfilled_shifts(&recs, t("2026-11-25T07:00"), t("2026-11-25T19:00"))
         .into_iter()
         .map(|c| c.shift.to_string())
@@ -533,14 +376,7 @@ fn shift_coverage_unfilled_and_double_booking() {
     assert_eq!(unfilled, vec!["s1"]);
     let db = double_bookings(&recs);
     // s1 and s2 overlap; s2 and s3 only touch.
-    assert_eq!(
-        db,
-        vec![DoubleBooking {
-            volunteer: "fox".into(),
-            first: "s1".into(),
-            second: "s2".into()
-        }]
-    );
+    assert_eq!(db, vec![DoubleBooking { volunteer: "fox".into(), first: "s1".into(), second: "s2".into() }]);
 }
 
 #[test]
@@ -560,55 +396,30 @@ fn amendments_correct_without_touching_the_original() {
         "x1",
         "2026-11-25T10:05",
         "owl",
-        Amendment {
-            target: "i1".into(),
-            field: "severity".into(),
-            value: json!(2),
-            reason: "minor".into(),
-        },
+        Amendment { target: "i1".into(), field: "severity".into(), value: json!(2), reason: "minor".into() },
     );
     let a2 = rec(
         "x2",
         "2026-11-25T10:06",
         "owl",
-        Amendment {
-            target: "i1".into(),
-            field: "severity".into(),
-            value: json!(9),
-            reason: "typo".into(),
-        },
+        Amendment { target: "i1".into(), field: "severity".into(), value: json!(9), reason: "typo".into() },
     );
     let a3 = rec(
         "x3",
         "2026-11-25T10:07",
         "owl",
-        Amendment {
-            target: "i1".into(),
-            field: "status".into(),
-            value: json!("resolved"),
-            reason: "done".into(),
-        },
+        Amendment { target: "i1".into(), field: "status".into(), value: json!("resolved"), reason: "done".into() },
     );
     let recs = vec![inc.clone(), a3, a2, a1];
     let ams = amendments_of(&recs, &"i1".into());
-    assert_eq!(
-        ams.iter()
-            .map(|(m, _)| m.id.to_string())
-            .collect::<Vec<_>>(),
-        vec!["x1", "x2", "x3"]
-    );
+    assert_eq!(ams.iter().map(|(m, _)| m.id.to_string()).collect::<Vec<_>>(), vec!["x1", "x2", "x3"]);
     let (now, rejected) = amended(&inc, &ams);
-    let Body::Incident(i) = &now.body else {
-        panic!()
-    };
+    let Body::Incident(i) = &now.body else { panic!() };
     assert_eq!((i.severity, i.status), (2, IncidentStatus::Resolved));
     assert_eq!(rejected, vec![RecordId::from("x2")]);
     assert_eq!(recs[0], inc);
     assert!(check_amendment(&inc, "severity", &json!(7)).is_err());
-    assert!(check_amendment(&inc, "colour", &json!(7))
-        .unwrap_err()
-        .message
-        .contains("no field"));
+    assert!(check_amendment(&inc, "colour", &json!(7)).unwrap_err().message.contains("no field"));
     assert!(check_amendment(&inc, "severity", &json!(1)).is_ok());
 }
 
@@ -621,14 +432,8 @@ fn governance() -> Vec<Record> {
             Policy {
                 currency: "EUR".into(),
                 limits: vec![
-                    RoleLimit {
-                        role: "coordinator".into(),
-                        max_minor: 20_000,
-                    },
-                    RoleLimit {
-                        role: "treasurer".into(),
-                        max_minor: 500_000,
-                    },
+                    RoleLimit { role: "coordinator".into(), max_minor: 20_000 },
+                    RoleLimit { role: "treasurer".into(), max_minor: 500_000 },
                 ],
                 threshold_minor: 10_000,
                 approvals_above_threshold: 2,
@@ -639,41 +444,25 @@ fn governance() -> Vec<Record> {
             "g1",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant {
-                handle: "owl".into(),
-                role: "treasurer".into(),
-                revoked: false,
-            },
+            RoleGrant { handle: "owl".into(), role: "treasurer".into(), revoked: false },
         ),
         rec(
             "g2",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant {
-                handle: "fox".into(),
-                role: "coordinator".into(),
-                revoked: false,
-            },
+            RoleGrant { handle: "fox".into(), role: "coordinator".into(), revoked: false },
         ),
         rec(
             "g3",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant {
-                handle: "elk".into(),
-                role: "treasurer".into(),
-                revoked: false,
-            },
+            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: false },
         ),
         rec(
             "g4",
             "2026-11-24T00:00",
             "founder",
-            RoleGrant {
-                handle: "elk".into(),
-                role: "treasurer".into(),
-                revoked: true,
-            },
+            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: true },
         ),
     ]
 }
@@ -697,17 +486,7 @@ fn expense(id: &str, by: &str, amount: i64, fund: &str) -> Record {
 }
 
 fn approve(id: &str, exp: &str, who: &str, at: &str, d: Decision) -> Record {
-    rec(
-        id,
-        at,
-        who,
-        Approval {
-            expense: exp.into(),
-            approver: who.into(),
-            decision: d,
-            note: String::new(),
-        },
-    )
+    rec(id, at, who, Approval { expense: exp.into(), approver: who.into(), decision: d, note: String::new() })
 }
 
 fn state(recs: &[Record], id: &str) -> ApprovalState {
@@ -722,95 +501,34 @@ fn expense_approval_follows_the_policy_in_force() {
     recs.push(expense("small", "bee", 5_000, "general"));
     recs.push(expense("big", "bee", 50_000, "general"));
     recs.push(expense("own", "fox", 5_000, "general"));
-    recs.push(approve(
-        "p1",
-        "small",
-        "fox",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
+    recs.push(approve("p1", "small", "fox", "2026-11-25T11:00", Decision::Approve));
     // Above threshold: needs two, and fox's coordinator limit does not cover 500 EUR.
-    recs.push(approve(
-        "p2",
-        "big",
-        "fox",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
-    recs.push(approve(
-        "p3",
-        "big",
-        "owl",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
+    recs.push(approve("p2", "big", "fox", "2026-11-25T11:00", Decision::Approve));
+    recs.push(approve("p3", "big", "owl", "2026-11-25T11:00", Decision::Approve));
     // elk's treasurer role was revoked before this approval.
-    recs.push(approve(
-        "p4",
-        "big",
-        "elk",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
+    recs.push(approve("p4", "big", "elk", "2026-11-25T11:00", Decision::Approve));
     // Approving one's own expense does not count.
-    recs.push(approve(
-        "p5",
-        "own",
-        "fox",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
-    assert_eq!(
-        state(&recs, "small"),
-        ApprovalState::Approved {
-            approvers: vec!["fox".into()]
-        }
-    );
+    recs.push(approve("p5", "own", "fox", "2026-11-25T11:00", Decision::Approve));
+    assert_eq!(state(&recs, "small"), ApprovalState::Approved { approvers: vec!["fox".into()] });
     match state(&recs, "big") {
-        ApprovalState::Unapproved {
-            have: 1,
-            need: 2,
-            why,
-        } => assert!(why.contains("elk") && why.contains("fox"), "{why}"),
+        ApprovalState::Unapproved { have: 1, need: 2, why } => {
+            assert!(why.contains("elk") && why.contains("fox"), "{why}")
+        }
         s => panic!("{s:?}"),
     }
-    assert!(matches!(
-        state(&recs, "own"),
-        ApprovalState::Unapproved { have: 0, .. }
-    ));
-    recs.push(approve(
-        "p6",
-        "big",
-        "fox2",
-        "2026-11-25T11:00",
-        Decision::Approve,
-    ));
+    assert!(matches!(state(&recs, "own"), ApprovalState::Unapproved { have: 0, .. }));
+    recs.push(approve("p6", "big", "fox2", "2026-11-25T11:00", Decision::Approve));
     recs.push(rec(
         "g5",
         "2026-11-25T10:30",
         "founder",
-        RoleGrant {
-            handle: "fox2".into(),
-            role: "treasurer".into(),
-            revoked: false,
-        },
+        RoleGrant { handle: "fox2".into(), role: "treasurer".into(), revoked: false },
     ));
-    assert!(matches!(
-        state(&recs, "big"),
-        ApprovalState::Approved { .. }
-    ));
-    recs.push(approve(
-        "p7",
-        "small",
-        "owl",
-        "2026-11-25T12:00",
-        Decision::Reject,
-    ));
+    assert!(matches!(state(&recs, "big"), ApprovalState::Approved { .. }));
+    recs.push(approve("p7", "small", "owl", "2026-11-25T12:00", Decision::Reject));
     assert_eq!(
         state(&recs, "small"),
-        ApprovalState::Approved {
-            approvers: vec!["fox".into()]
-        },
+        ApprovalState::Approved { approvers: vec!["fox".into()] },
         "approval already met before the rejection"
     );
 }
@@ -825,33 +543,13 @@ fn ledger_totals_use_amended_amounts_and_skip_rejected() {
         "x1",
         "2026-11-25T12:00",
         "bee",
-        Amendment {
-            target: "e1".into(),
-            field: "amount_minor".into(),
-            value: json!(1_500),
-            reason: "receipt".into(),
-        },
+        Amendment { target: "e1".into(), field: "amount_minor".into(), value: json!(1_500), reason: "receipt".into() },
     ));
-    recs.push(approve(
-        "p1",
-        "e3",
-        "owl",
-        "2026-11-25T11:00",
-        Decision::Reject,
-    ));
+    recs.push(approve("p1", "e3", "owl", "2026-11-25T11:00", Decision::Reject));
     let t = ledger_totals(&recs);
-    assert_eq!(
-        t.per_fund[&("general".to_string(), "EUR".to_string())],
-        1_500
-    );
-    assert_eq!(
-        t.per_fund[&("medical".to_string(), "EUR".to_string())],
-        2_000
-    );
-    assert_eq!(
-        t.per_category[&("supplies".to_string(), "EUR".to_string())],
-        3_500
-    );
+    assert_eq!(t.per_fund[&("general".to_string(), "EUR".to_string())], 1_500);
+    assert_eq!(t.per_fund[&("medical".to_string(), "EUR".to_string())], 2_000);
+    assert_eq!(t.per_category[&("supplies".to_string(), "EUR".to_string())], 3_500);
     assert_eq!(format_amount(123_456, "EUR"), "1234.56 EUR");
     assert_eq!(format_amount(500, "JPY"), "500 JPY");
     assert_eq!(format_amount(-1_005, "KWD"), "-1.005 KWD");
@@ -869,54 +567,27 @@ fn grievances_respect_readers_and_recusal() {
     assert!(g.readable_by("owl"));
     assert!(!g.readable_by("fox"), "involved people are recused");
     assert!(!g.readable_by("elk"));
-    assert!(
-        Body::Grievance(g).search_text().is_empty(),
-        "confidential text stays out of search"
-    );
+    assert!(Body::Grievance(g).search_text().is_empty(), "confidential text stays out of search");
 }
 
 #[test]
 fn matching_ranks_fit_quantity_expiry_and_nearness() {
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
     let mut recs = vec![
-        rec(
-            "h1",
-            "2026-11-01T00:00",
-            "f",
-            HubInfo {
-                name: "North".into(),
-                ..Default::default()
-            },
-        ),
+        rec("h1", "2026-11-01T00:00", "f", HubInfo { name: "North".into(), ..Default::default() }),
         rec(
             "hall",
             "2026-11-01T00:00",
             "f",
-            Place {
-                name: "Hall".into(),
-                hub: Some("h1".into()),
-                ..Default::default()
-            },
+            Place { name: "Hall".into(), hub: Some("h1".into()), ..Default::default() },
         ),
         rec(
             "tent",
             "2026-11-01T00:00",
             "f",
-            Place {
-                name: "Tent".into(),
-                hub: Some("h1".into()),
-                ..Default::default()
-            },
+            Place { name: "Tent".into(), hub: Some("h1".into()), ..Default::default() },
         ),
-        rec(
-            "far",
-            "2026-11-01T00:00",
-            "f",
-            Place {
-                name: "Far".into(),
-                ..Default::default()
-            },
-        ),
+        rec("far", "2026-11-01T00:00", "f", Place { name: "Far".into(), ..Default::default() }),
         item("water", "Water", 0, Some("2026-12-30")),
         item("water2", "Water old", 0, Some("2026-11-28")),
         item("water3", "Water expired", 0, Some("2026-11-20")),
@@ -947,11 +618,7 @@ fn matching_ranks_fit_quantity_expiry_and_nearness() {
             "tr",
             "2026-11-25T09:00",
             "f",
-            Offer {
-                skill: Some(SkillKind::Translation),
-                quantity: 1,
-                ..Default::default()
-            },
+            Offer { skill: Some(SkillKind::Translation), quantity: 1, ..Default::default() },
         ),
     ];
     let mut add_stock = |id: &str, it: &str, place: &str, q: i64| {
@@ -978,18 +645,9 @@ fn matching_ranks_fit_quantity_expiry_and_nearness() {
     assert_eq!(
         got,
         vec![
-            Source::Stock {
-                item: "water".into(),
-                place: "tent".into()
-            },
-            Source::Stock {
-                item: "water".into(),
-                place: "far".into()
-            },
-            Source::Stock {
-                item: "water2".into(),
-                place: "hall".into()
-            },
+            Source::Stock { item: "water".into(), place: "tent".into() },
+            Source::Stock { item: "water".into(), place: "far".into() },
+            Source::Stock { item: "water2".into(), place: "hall".into() },
         ],
         "exact item beats category; same hub beats elsewhere; expired stock is never suggested"
     );

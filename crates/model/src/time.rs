@@ -45,27 +45,15 @@ impl Timestamp {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Timestamp(dt.timestamp_millis()));
         }
-        for fmt in [
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%dT%H:%M",
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%d %H:%M",
-        ] {
+        for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
             if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
                 return Ok(Timestamp(dt.and_utc().timestamp_millis()));
             }
         }
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(Timestamp(
-                d.and_hms_opt(0, 0, 0)
-                    .unwrap_or_default()
-                    .and_utc()
-                    .timestamp_millis(),
-            ));
+            return Ok(Timestamp(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()));
         }
-        Err(format!(
-            "invalid date-time {s:?}: expected e.g. 2026-11-25T14:00:00Z"
-        ))
+        Err(format!("invalid date-time {s:?}: expected e.g. 2026-11-25T14:00:00Z"))
     }
 }
 
@@ -96,9 +84,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 Ok(Timestamp(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                i64::try_from(v)
-                    .map(Timestamp)
-                    .map_err(|_| E::custom("date-time out of range"))
+                i64::try_from(v).map(Timestamp).map_err(|_| E::custom("date-time out of range"))
             }
         }
         d.deserialize_any(V)
@@ -107,8 +93,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Parses a calendar date `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("invalid date {s:?}: expected YYYY-MM-DD"))
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| format!("invalid date {s:?}: expected YYYY-MM-DD"))
 }
 
 #[cfg(test)]
@@ -123,9 +108,7 @@ mod tests {
         assert_eq!(Timestamp::parse("2026-11-25T15:00:00+01:00").unwrap(), z);
         assert_eq!(z.to_string(), "2026-11-25T14:00:00Z");
         assert_eq!(z.month(), "2026-11");
-        assert!(Timestamp::parse("25/11/2026")
-            .unwrap_err()
-            .contains("25/11/2026"));
+        assert!(Timestamp::parse("25/11/2026").unwrap_err().contains("25/11/2026"));
         assert!(parse_date("2026-02-30").is_err());
     }
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    of_kind, Allocation, AllocationStatus, Amendment, Approval, Assignment, Body, Decision,
-    Expense, Item, Meta, Movement, Offer, Policy, Record, RecordId, RoleGrant, Shift, Timestamp,
+    of_kind, Allocation, AllocationStatus, Amendment, Approval, Assignment, Body, Decision, Expense, Item, Meta,
+    Movement, Offer, Policy, Record, RecordId, RoleGrant, Shift, Timestamp,
 };
 
 /// Stock of one item at one place.
@@ -115,10 +115,7 @@ impl Source {
     pub fn of(a: &Allocation) -> Option<Source> {
         match (&a.offer, &a.item, &a.place) {
             (Some(o), _, _) => Some(Source::Offer { offer: o.clone() }),
-            (None, Some(i), Some(p)) => Some(Source::Stock {
-                item: i.clone(),
-                place: p.clone(),
-            }),
+            (None, Some(i), Some(p)) => Some(Source::Stock { item: i.clone(), place: p.clone() }),
             _ => None,
         }
     }
@@ -157,10 +154,7 @@ pub fn capacity(records: &[Record], levels: &Levels, src: &Source) -> i64 {
                 _ => None,
             })
             .unwrap_or(0),
-        Source::Stock { item, place } => levels
-            .get(&(item.clone(), place.clone()))
-            .copied()
-            .unwrap_or(0),
+        Source::Stock { item, place } => levels.get(&(item.clone(), place.clone())).copied().unwrap_or(0),
     }
 }
 
@@ -190,12 +184,7 @@ pub fn over_allocations(records: &[Record], levels: &Levels) -> Vec<OverAllocati
         .filter_map(|(source, (allocated, mut allocations))| {
             let capacity = capacity(records, levels, &source);
             allocations.sort();
-            (allocated as i64 > capacity).then_some(OverAllocation {
-                source,
-                capacity,
-                allocated,
-                allocations,
-            })
+            (allocated as i64 > capacity).then_some(OverAllocation { source, capacity, allocated, allocations })
         })
         .collect()
 }
@@ -230,10 +219,7 @@ pub fn shift_coverage(records: &[Record]) -> Vec<Coverage> {
 
 /// Shifts starting in `[from, to)` with fewer people assigned than needed.
 pub fn unfilled_shifts(records: &[Record], from: Timestamp, to: Timestamp) -> Vec<Coverage> {
-    shift_coverage(records)
-        .into_iter()
-        .filter(|c| c.start >= from && c.start < to && c.assigned < c.needed)
-        .collect()
+    shift_coverage(records).into_iter().filter(|c| c.start >= from && c.start < to && c.assigned < c.needed).collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -245,29 +231,18 @@ pub struct DoubleBooking {
 
 /// Volunteers actively assigned to two shifts that overlap in time.
 pub fn double_bookings(records: &[Record]) -> Vec<DoubleBooking> {
-    let shifts: BTreeMap<&RecordId, &Shift> =
-        of_kind::<Shift>(records).map(|(m, s)| (&m.id, s)).collect();
+    let shifts: BTreeMap<&RecordId, &Shift> = of_kind::<Shift>(records).map(|(m, s)| (&m.id, s)).collect();
     let mut per_volunteer: BTreeMap<&RecordId, BTreeSet<&RecordId>> = BTreeMap::new();
     for (_, a) in of_kind::<Assignment>(records).filter(|(_, a)| a.active) {
-        per_volunteer
-            .entry(&a.volunteer)
-            .or_default()
-            .insert(&a.shift);
+        per_volunteer.entry(&a.volunteer).or_default().insert(&a.shift);
     }
     let mut out = Vec::new();
     for (v, set) in per_volunteer {
-        let list: Vec<_> = set
-            .into_iter()
-            .filter_map(|id| shifts.get(id).map(|s| (id, *s)))
-            .collect();
+        let list: Vec<_> = set.into_iter().filter_map(|id| shifts.get(id).map(|s| (id, *s))).collect();
         for (i, (ida, a)) in list.iter().enumerate() {
             for (idb, b) in &list[i + 1..] {
                 if a.overlaps(b) {
-                    out.push(DoubleBooking {
-                        volunteer: v.clone(),
-                        first: (*ida).clone(),
-                        second: (*idb).clone(),
-                    });
+                    out.push(DoubleBooking { volunteer: v.clone(), first: (*ida).clone(), second: (*idb).clone() });
                 }
             }
         }
@@ -276,18 +251,9 @@ pub fn double_bookings(records: &[Record]) -> Vec<DoubleBooking> {
 }
 
 /// The amendments of `target`, in the order they apply (creation time, then id).
-pub fn amendments_of<'a>(
-    records: &'a [Record],
-    target: &RecordId,
-) -> Vec<(&'a Meta, &'a Amendment)> {
-    let mut v: Vec<_> = of_kind::<Amendment>(records)
-        .filter(|(_, a)| &a.target == target)
-        .collect();
-    v.sort_by(|a, b| {
-        a.0.created_at
-            .cmp(&b.0.created_at)
-            .then_with(|| a.0.id.cmp(&b.0.id))
-    });
+pub fn amendments_of<'a>(records: &'a [Record], target: &RecordId) -> Vec<(&'a Meta, &'a Amendment)> {
+    let mut v: Vec<_> = of_kind::<Amendment>(records).filter(|(_, a)| &a.target == target).collect();
+    v.sort_by(|a, b| a.0.created_at.cmp(&b.0.created_at).then_with(|| a.0.id.cmp(&b.0.id)));
     v
 }
 
@@ -310,21 +276,11 @@ pub fn amended(record: &Record, amendments: &[(&Meta, &Amendment)]) -> (Record, 
         }
     }
     let body = Body::from_fields(record.kind(), fields).unwrap_or_else(|_| record.body.clone());
-    (
-        Record {
-            meta: record.meta.clone(),
-            body,
-        },
-        rejected,
-    )
+    (Record { meta: record.meta.clone(), body }, rejected)
 }
 
 /// Checks that an amendment's value fits the field of the record it amends.
-pub fn check_amendment(
-    target: &Record,
-    field: &str,
-    value: &Value,
-) -> Result<(), crate::FieldError> {
+pub fn check_amendment(target: &Record, field: &str, value: &Value) -> Result<(), crate::FieldError> {
     let mut fields = target.body.to_fields();
     if !fields.contains_key(field) {
         return Err(crate::FieldError::new(
@@ -337,10 +293,8 @@ pub fn check_amendment(
         ));
     }
     fields.insert(field.to_string(), value.clone());
-    let body = Body::from_fields(target.kind(), fields)
-        .map_err(|e| crate::FieldError::new("value", e.to_string()))?;
-    body.validate()
-        .map_err(|errs| crate::FieldError::new("value", errs[0].to_string()))
+    let body = Body::from_fields(target.kind(), fields).map_err(|e| crate::FieldError::new("value", e.to_string()))?;
+    body.validate().map_err(|errs| crate::FieldError::new("value", errs[0].to_string()))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -354,19 +308,13 @@ pub enum ApprovalState {
 /// The roles `handle` held at time `at`: per role, the latest grant entry made by then decides.
 pub fn roles_at(records: &[Record], handle: &str, at: Timestamp) -> BTreeSet<String> {
     let mut latest: BTreeMap<&str, (&Meta, &RoleGrant)> = BTreeMap::new();
-    for (m, g) in
-        of_kind::<RoleGrant>(records).filter(|(m, g)| g.handle == handle && m.created_at <= at)
-    {
+    for (m, g) in of_kind::<RoleGrant>(records).filter(|(m, g)| g.handle == handle && m.created_at <= at) {
         let e = latest.entry(g.role.as_str()).or_insert((m, g));
         if (m.created_at, &m.id) > (e.0.created_at, &e.0.id) {
             *e = (m, g);
         }
     }
-    latest
-        .into_iter()
-        .filter(|(_, (_, g))| !g.revoked)
-        .map(|(r, _)| r.to_string())
-        .collect()
+    latest.into_iter().filter(|(_, (_, g))| !g.revoked).map(|(r, _)| r.to_string()).collect()
 }
 
 /// The purchase policy in force at `at`: the one with the latest `effective` time not after it.
@@ -385,67 +333,44 @@ pub fn policy_at(records: &[Record], at: Timestamp) -> Option<&Policy> {
 pub fn approval_state(records: &[Record], expense: (&Meta, &Expense)) -> ApprovalState {
     let (em, e) = expense;
     let Some(policy) = policy_at(records, em.created_at) else {
-        return ApprovalState::Unapproved {
-            have: 0,
-            need: 1,
-            why: "no purchase policy in force".into(),
-        };
+        return ApprovalState::Unapproved { have: 0, need: 1, why: "no purchase policy in force".into() };
     };
     if policy.currency != e.currency {
         return ApprovalState::Unapproved {
             have: 0,
             need: 1,
-            why: format!(
-                "the policy in force covers {}, not {}",
-                policy.currency, e.currency
-            ),
+            why: format!("the policy in force covers {}, not {}", policy.currency, e.currency),
         };
     }
-    let need = if e.amount_minor > policy.threshold_minor {
-        policy.approvals_above_threshold
-    } else {
-        1
-    };
+    let need = if e.amount_minor > policy.threshold_minor { policy.approvals_above_threshold } else { 1 };
     let mut approvers = BTreeSet::new();
     let mut refused_without_authority = Vec::new();
-    let mut approvals: Vec<(&Meta, &Approval)> = of_kind::<Approval>(records)
-        .filter(|(_, a)| a.expense == em.id)
-        .collect();
+    let mut approvals: Vec<(&Meta, &Approval)> =
+        of_kind::<Approval>(records).filter(|(_, a)| a.expense == em.id).collect();
     approvals.sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
     for (m, a) in approvals {
         let roles = roles_at(records, &a.approver, m.created_at);
         let authorised = a.approver != em.created_by
-            && policy
-                .limits
-                .iter()
-                .any(|l| roles.contains(&l.role) && l.max_minor >= e.amount_minor);
+            && policy.limits.iter().any(|l| roles.contains(&l.role) && l.max_minor >= e.amount_minor);
         if !authorised {
             refused_without_authority.push(a.approver.clone());
             continue;
         }
         match a.decision {
-            Decision::Reject => {
-                return ApprovalState::Rejected {
-                    by: a.approver.clone(),
-                }
-            }
+            Decision::Reject => return ApprovalState::Rejected { by: a.approver.clone() },
             Decision::Approve => {
                 approvers.insert(a.approver.clone());
                 // Approvals are read in time order: once met, a later rejection is a dispute
                 // for people, not a silent reversal.
                 if approvers.len() as u32 >= need {
-                    return ApprovalState::Approved {
-                        approvers: approvers.into_iter().collect(),
-                    };
+                    return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
                 }
             }
         }
     }
     let have = approvers.len() as u32;
     if have >= need {
-        return ApprovalState::Approved {
-            approvers: approvers.into_iter().collect(),
-        };
+        return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
     }
     let mut why = format!(
         "needs {need} approval{} from a role allowed to authorise {}",
@@ -453,10 +378,7 @@ pub fn approval_state(records: &[Record], expense: (&Meta, &Expense)) -> Approva
         crate::format_amount(e.amount_minor, &e.currency)
     );
     if !refused_without_authority.is_empty() {
-        why.push_str(&format!(
-            "; not counted (no authority or own expense): {}",
-            refused_without_authority.join(", ")
-        ));
+        why.push_str(&format!("; not counted (no authority or own expense): {}", refused_without_authority.join(", ")));
     }
     ApprovalState::Unapproved { have, need, why }
 }
@@ -472,24 +394,14 @@ pub struct Totals {
 /// Ledger totals of expenses as amended, rejected expenses excluded.
 pub fn ledger_totals(records: &[Record]) -> Totals {
     let mut t = Totals::default();
-    for r in records
-        .iter()
-        .filter(|r| matches!(r.body, Body::Expense(_)))
-    {
+    for r in records.iter().filter(|r| matches!(r.body, Body::Expense(_))) {
         let (r, _) = amended(r, &amendments_of(records, r.id()));
         let Body::Expense(e) = &r.body else { continue };
-        if matches!(
-            approval_state(records, (&r.meta, e)),
-            ApprovalState::Rejected { .. }
-        ) {
+        if matches!(approval_state(records, (&r.meta, e)), ApprovalState::Rejected { .. }) {
             continue;
         }
-        *t.per_fund
-            .entry((e.fund.clone(), e.currency.clone()))
-            .or_insert(0) += e.amount_minor;
-        *t.per_category
-            .entry((e.category.clone(), e.currency.clone()))
-            .or_insert(0) += e.amount_minor;
+        *t.per_fund.entry((e.fund.clone(), e.currency.clone())).or_insert(0) += e.amount_minor;
+        *t.per_category.entry((e.category.clone(), e.currency.clone())).or_insert(0) += e.amount_minor;
     }
     t
 }

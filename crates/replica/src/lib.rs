@@ -17,8 +17,7 @@ use std::collections::BTreeSet;
 use aidmesh_model::{Family, Kind, Record, RecordId, Timestamp, META_KEYS};
 use automerge::{
     transaction::{CommitOptions, Transactable},
-    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, PatchAction, Prop, ReadDoc, ScalarValue,
-    Value, ROOT,
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, PatchAction, Prop, ReadDoc, ScalarValue, Value, ROOT,
 };
 use serde_json::{Map, Number, Value as Json};
 
@@ -60,16 +59,9 @@ pub fn is_text_field(field: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("document {doc}: {source}")]
-    Automerge {
-        doc: String,
-        source: automerge::AutomergeError,
-    },
+    Automerge { doc: String, source: Box<automerge::AutomergeError> },
     #[error("record {id} in document {doc} is unreadable: {why}")]
-    BadRecord {
-        doc: String,
-        id: String,
-        why: String,
-    },
+    BadRecord { doc: String, id: String, why: String },
     #[error("record {0} already exists")]
     Exists(RecordId),
     #[error("no record {0}")]
@@ -113,24 +105,14 @@ pub struct HistoryEntry {
 impl Doc {
     /// A new, empty document with the given actor (one per hub).
     pub fn new(id: &str, actor: &[u8]) -> Doc {
-        Doc {
-            id: id.to_string(),
-            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-        }
+        Doc { id: id.to_string(), doc: AutoCommit::new().with_actor(ActorId::from(actor)), touched: BTreeSet::new() }
     }
 
     /// Loads a document saved by [`Doc::save`] and [`Doc::save_incremental`] (concatenated).
     pub fn load(id: &str, bytes: &[u8], actor: &[u8]) -> Result<Doc> {
-        let doc = AutoCommit::load(bytes).map_err(|source| Error::Automerge {
-            doc: id.to_string(),
-            source,
-        })?;
-        Ok(Doc {
-            id: id.to_string(),
-            doc: doc.with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-        })
+        let doc = AutoCommit::load(bytes)
+            .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
+        Ok(Doc { id: id.to_string(), doc: doc.with_actor(ActorId::from(actor)), touched: BTreeSet::new() })
     }
 
     pub fn id(&self) -> &str {
@@ -148,18 +130,10 @@ impl Doc {
 
     /// Writes a new record. Fails if the id exists.
     pub fn create(&mut self, rec: &Record) -> Result<()> {
-        if self
-            .doc
-            .get(ROOT, rec.id().as_str())
-            .map_err(|e| self.err(e))?
-            .is_some()
-        {
+        if self.doc.get(ROOT, rec.id().as_str()).map_err(|e| self.err(e))?.is_some() {
             return Err(Error::Exists(rec.id().clone()));
         }
-        let obj = self
-            .doc
-            .put_object(ROOT, rec.id().as_str(), ObjType::Map)
-            .map_err(|e| self.err(e))?;
+        let obj = self.doc.put_object(ROOT, rec.id().as_str(), ObjType::Map).map_err(|e| self.err(e))?;
         for (k, v) in rec.to_json() {
             self.put_field(&obj, &k, &v)?;
         }
@@ -193,21 +167,16 @@ impl Doc {
             return Ok(None);
         };
         let map = self.read_map(&obj)?;
-        Record::from_json(map)
-            .map(Some)
-            .map_err(|e| Error::BadRecord {
-                doc: self.id.clone(),
-                id: id.to_string(),
-                why: e.to_string(),
-            })
+        Record::from_json(map).map(Some).map_err(|e| Error::BadRecord {
+            doc: self.id.clone(),
+            id: id.to_string(),
+            why: e.to_string(),
+        })
     }
 
     /// The ids of every record in the document.
     pub fn ids(&self) -> Vec<RecordId> {
-        self.doc
-            .keys(ROOT)
-            .map(|k| RecordId::from(k.as_str()))
-            .collect()
+        self.doc.keys(ROOT).map(|k| RecordId::from(k.as_str())).collect()
     }
 
     /// Every readable record, and the ids of those that could not be read.
@@ -231,15 +200,9 @@ impl Doc {
         };
         let mut out = Vec::new();
         for key in self.doc.keys(&obj) {
-            let all = self
-                .doc
-                .get_all(&obj, key.as_str())
-                .map_err(|e| self.err(e))?;
+            let all = self.doc.get_all(&obj, key.as_str()).map_err(|e| self.err(e))?;
             if all.len() > 1 {
-                let values = all
-                    .into_iter()
-                    .map(|(v, o)| self.to_json(v, &o))
-                    .collect::<Result<Vec<_>>>()?;
+                let values = all.into_iter().map(|(v, o)| self.to_json(v, &o)).collect::<Result<Vec<_>>>()?;
                 out.push(FieldConflict { field: key, values });
             }
         }
@@ -254,24 +217,12 @@ impl Doc {
             .into_iter()
             .filter_map(|c| {
                 let msg: Json = serde_json::from_str(c.message.as_deref()?).ok()?;
-                let touches = msg
-                    .get("r")?
-                    .as_array()?
-                    .iter()
-                    .any(|r| r.as_str() == Some(id.as_str()));
+                let touches = msg.get("r")?.as_array()?.iter().any(|r| r.as_str() == Some(id.as_str()));
                 touches.then(|| HistoryEntry {
                     hash: c.hash.to_string(),
                     at: Timestamp::from_millis(c.timestamp),
-                    hub: msg
-                        .get("hub")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    handle: msg
-                        .get("by")
-                        .and_then(Json::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    hub: msg.get("hub").and_then(Json::as_str).unwrap_or("").to_string(),
+                    handle: msg.get("by").and_then(Json::as_str).unwrap_or("").to_string(),
                 })
             })
             .collect();
@@ -283,14 +234,9 @@ impl Doc {
     /// if nothing was written.
     pub fn commit(&mut self, author: &Author) -> Option<ChangeHash> {
         let records: Vec<&str> = self.touched.iter().map(RecordId::as_str).collect();
-        let msg =
-            serde_json::json!({ "hub": author.hub, "by": author.handle, "r": records }).to_string();
+        let msg = serde_json::json!({ "hub": author.hub, "by": author.handle, "r": records }).to_string();
         self.touched.clear();
-        self.doc.commit_with(
-            CommitOptions::default()
-                .with_message(msg)
-                .with_time(author.at.millis()),
-        )
+        self.doc.commit_with(CommitOptions::default().with_message(msg).with_time(author.at.millis()))
     }
 
     /// Drops what was written since the last commit.
@@ -333,11 +279,7 @@ impl Doc {
 
     /// A copy of this document with a different actor, as another hub would hold it.
     pub fn fork(&mut self, actor: &[u8]) -> Doc {
-        Doc {
-            id: self.id.clone(),
-            doc: self.doc.fork().with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-        }
+        Doc { id: self.id.clone(), doc: self.doc.fork().with_actor(ActorId::from(actor)), touched: BTreeSet::new() }
     }
 
     /// The records that changed between `before` and the current heads.
@@ -351,8 +293,7 @@ impl Doc {
         for p in patches {
             let key = match (p.path.first(), &p.action) {
                 (Some((_, Prop::Map(k))), _) => Some(k.clone()),
-                (None, PatchAction::PutMap { key, .. })
-                | (None, PatchAction::DeleteMap { key }) => Some(key.clone()),
+                (None, PatchAction::PutMap { key, .. }) | (None, PatchAction::DeleteMap { key }) => Some(key.clone()),
                 _ => None,
             };
             if let Some(k) = key {
@@ -365,11 +306,7 @@ impl Doc {
     fn record_obj(&self, id: &RecordId) -> Result<Option<ObjId>> {
         match self.doc.get(ROOT, id.as_str()).map_err(|e| self.err(e))? {
             Some((Value::Object(ObjType::Map), obj)) => Ok(Some(obj)),
-            Some(_) => Err(Error::BadRecord {
-                doc: self.id.clone(),
-                id: id.to_string(),
-                why: "not a map".into(),
-            }),
+            Some(_) => Err(Error::BadRecord { doc: self.id.clone(), id: id.to_string(), why: "not a map".into() }),
             None => Ok(None),
         }
     }
@@ -387,9 +324,7 @@ impl Doc {
     fn to_json(&self, v: Value<'_>, obj: &ObjId) -> Result<Json> {
         Ok(match v {
             Value::Scalar(s) => scalar_to_json(&s),
-            Value::Object(ObjType::Text) => {
-                Json::String(self.doc.text(obj).map_err(|e| self.err(e))?)
-            }
+            Value::Object(ObjType::Text) => Json::String(self.doc.text(obj).map_err(|e| self.err(e))?),
             Value::Object(ObjType::Map | ObjType::Table) => Json::Object(self.read_map(obj)?),
             Value::Object(ObjType::List) => {
                 let mut out = Vec::new();
@@ -416,24 +351,15 @@ impl Doc {
             };
             let text = match existing {
                 Some(t) => t,
-                None => self
-                    .doc
-                    .put_object(obj, key, ObjType::Text)
-                    .map_err(|e| self.err(e))?,
+                None => self.doc.put_object(obj, key, ObjType::Text).map_err(|e| self.err(e))?,
             };
-            return self
-                .doc
-                .update_text(&text, s.as_str())
-                .map_err(|e| self.err(e));
+            return self.doc.update_text(&text, s.as_str()).map_err(|e| self.err(e));
         }
         put_json(&mut self.doc, obj, Prop::Map(key.to_string()), v).map_err(|e| self.err(e))
     }
 
     fn err(&self, source: automerge::AutomergeError) -> Error {
-        Error::Automerge {
-            doc: self.id.clone(),
-            source,
-        }
+        Error::Automerge { doc: self.id.clone(), source: Box::new(source) }
     }
 }
 
@@ -450,12 +376,7 @@ fn scalar_to_json(s: &ScalarValue) -> Json {
     }
 }
 
-fn put_json(
-    doc: &mut AutoCommit,
-    obj: &ObjId,
-    prop: Prop,
-    v: &Json,
-) -> Result<(), automerge::AutomergeError> {
+fn put_json(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, v: &Json) -> Result<(), automerge::AutomergeError> {
     let insert = matches!(prop, Prop::Seq(_)) && doc.length(obj) <= prop_index(&prop);
     let scalar = match v {
         Json::Null => Some(ScalarValue::Null),
@@ -474,11 +395,7 @@ fn put_json(
             p => doc.put(obj, p, s),
         };
     }
-    let (ty, is_map) = if v.is_object() {
-        (ObjType::Map, true)
-    } else {
-        (ObjType::List, false)
-    };
+    let (ty, is_map) = if v.is_object() { (ObjType::Map, true) } else { (ObjType::List, false) };
     let child = match prop {
         Prop::Seq(i) if insert => doc.insert_object(obj, i, ty)?,
         p => doc.put_object(obj, p, ty)?,
@@ -539,32 +456,19 @@ impl Index {
                     Some((Value::Scalar(s), _)) => s.as_i64().unwrap_or(0),
                     _ => 0,
                 };
-                Some(DocEntry {
-                    doc,
-                    partition,
-                    created_at: Timestamp::from_millis(created_at),
-                })
+                Some(DocEntry { doc, partition, created_at: Timestamp::from_millis(created_at) })
             })
             .collect();
-        out.sort_by(|a, b| {
-            (&a.partition, a.created_at, &a.doc).cmp(&(&b.partition, b.created_at, &b.doc))
-        });
+        out.sort_by(|a, b| (&a.partition, a.created_at, &a.doc).cmp(&(&b.partition, b.created_at, &b.doc)));
         out
     }
 
     /// Lists a new document.
     pub fn add(&mut self, entry: &DocEntry, author: &Author) -> Result<()> {
         let d = &mut self.0;
-        let obj = d
-            .doc
-            .put_object(ROOT, entry.doc.as_str(), ObjType::Map)
-            .map_err(|e| d.err(e))?;
-        d.doc
-            .put(&obj, "partition", entry.partition.as_str())
-            .map_err(|e| d.err(e))?;
-        d.doc
-            .put(&obj, "created_at", entry.created_at.millis())
-            .map_err(|e| d.err(e))?;
+        let obj = d.doc.put_object(ROOT, entry.doc.as_str(), ObjType::Map).map_err(|e| d.err(e))?;
+        d.doc.put(&obj, "partition", entry.partition.as_str()).map_err(|e| d.err(e))?;
+        d.doc.put(&obj, "created_at", entry.created_at.millis()).map_err(|e| d.err(e))?;
         d.commit(author);
         Ok(())
     }

@@ -9,11 +9,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn author(hub: &str, at: i64) -> Author {
-    Author {
-        hub: hub.into(),
-        handle: format!("{hub}-coord"),
-        at: Timestamp::from_millis(at),
-    }
+    Author { hub: hub.into(), handle: format!("{hub}-coord"), at: Timestamp::from_millis(at) }
 }
 
 fn record(id: &str, body: impl KindBody) -> Record {
@@ -31,25 +27,13 @@ fn record(id: &str, body: impl KindBody) -> Record {
 }
 
 fn item(id: &str, name: &str) -> Record {
-    record(
-        id,
-        Item {
-            name: name.into(),
-            unit: "box".into(),
-            notes: "keep dry".into(),
-            ..Default::default()
-        },
-    )
+    record(id, Item { name: name.into(), unit: "box".into(), notes: "keep dry".into(), ..Default::default() })
 }
 
 #[test]
 fn records_round_trip_field_by_field() {
     let mut d = Doc::new("d", b"a");
-    let mut v = Volunteer {
-        handle: "fox".into(),
-        languages: vec!["en".into(), "ar".into()],
-        ..Default::default()
-    };
+    let mut v = Volunteer { handle: "fox".into(), languages: vec!["en".into(), "ar".into()], ..Default::default() };
     v.skills.push(Skill {
         skill: SkillKind::Translation,
         languages: vec!["en".into(), "ar".into()],
@@ -112,27 +96,17 @@ fn concurrent_edits_merge_text_and_surface_field_conflicts() {
     b.update(&rb).unwrap();
     b.commit(&author("b", 3));
     let touched = a.merge(&mut b).unwrap();
-    assert_eq!(
-        touched.into_iter().collect::<Vec<_>>(),
-        vec![RecordId::from("i1")]
-    );
+    assert_eq!(touched.into_iter().collect::<Vec<_>>(), vec![RecordId::from("i1")]);
     b.merge(&mut a).unwrap();
     let got = a.get(&"i1".into()).unwrap().unwrap();
     assert_eq!(got, b.get(&"i1".into()).unwrap().unwrap());
     let Body::Item(i) = &got.body else { panic!() };
-    assert_eq!(
-        i.notes, "urgent: keep dry, top shelf",
-        "both text edits survive"
-    );
+    assert_eq!(i.notes, "urgent: keep dry, top shelf", "both text edits survive");
     assert_eq!(i.reorder_level, 50, "an edit on one side only is kept");
     let c = a.conflicts(&"i1".into()).unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].field, "name");
-    let mut vals: Vec<_> = c[0]
-        .values
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let mut vals: Vec<_> = c[0].values.iter().map(|v| v.as_str().unwrap().to_string()).collect();
     vals.sort();
     assert_eq!(vals, vec!["Water 1.5l", "Water bottles"]);
     // Writing the field again settles the conflict.
@@ -157,16 +131,10 @@ fn history_lists_the_changes_of_a_record() {
         i.reorder_level = 3;
     }
     d.update(&r).unwrap();
-    d.commit(&Author {
-        hub: "b".into(),
-        handle: "owl".into(),
-        at: Timestamp::from_millis(20),
-    });
+    d.commit(&Author { hub: "b".into(), handle: "owl".into(), at: Timestamp::from_millis(20) });
     let h = d.history(&"i1".into());
     assert_eq!(
-        h.iter()
-            .map(|e| (e.at.millis(), e.handle.as_str()))
-            .collect::<Vec<_>>(),
+        h.iter().map(|e| (e.at.millis(), e.handle.as_str())).collect::<Vec<_>>(),
         vec![(10, "a-coord"), (20, "owl")]
     );
     assert_eq!(d.history(&"i2".into()).len(), 1);
@@ -182,10 +150,7 @@ fn apply_reports_touched_records_and_rejects_garbage() {
     let chunk = a.save_incremental();
     let touched = b.apply(&chunk).unwrap();
     assert!(touched.contains(&RecordId::from("i1")));
-    assert!(
-        b.apply(&chunk).unwrap().is_empty(),
-        "applying twice changes nothing"
-    );
+    assert!(b.apply(&chunk).unwrap().is_empty(), "applying twice changes nothing");
     let before = b.save();
     assert!(b.apply(b"\x85\x6f\x4a\x83garbage").is_err());
     let mut truncated = a.save();
@@ -201,35 +166,15 @@ fn apply_reports_touched_records_and_rejects_garbage() {
 #[test]
 fn index_lists_documents_and_shards_roll_over() {
     let mut ix = Index::new(b"a");
-    let e1 = DocEntry {
-        doc: "d1".into(),
-        partition: "item".into(),
-        created_at: Timestamp::from_millis(5),
-    };
-    let e2 = DocEntry {
-        doc: "d2".into(),
-        partition: "item".into(),
-        created_at: Timestamp::from_millis(9),
-    };
+    let e1 = DocEntry { doc: "d1".into(), partition: "item".into(), created_at: Timestamp::from_millis(5) };
+    let e2 = DocEntry { doc: "d2".into(), partition: "item".into(), created_at: Timestamp::from_millis(9) };
     ix.add(&e2, &author("a", 1)).unwrap();
     ix.add(&e1, &author("a", 1)).unwrap();
     assert_eq!(ix.entries(), vec![e1.clone(), e2.clone()]);
-    assert_eq!(
-        choose_shard([(&e1, 10), (&e2, 0)], Family::Catalogue),
-        Some(&e1)
-    );
-    assert_eq!(
-        choose_shard([(&e1, SHARD_TARGET), (&e2, 0)], Family::Catalogue),
-        Some(&e2)
-    );
-    assert_eq!(
-        choose_shard([(&e1, SHARD_TARGET), (&e2, SHARD_TARGET)], Family::Log),
-        None
-    );
-    assert_eq!(
-        choose_shard([(&e1, SHARD_TARGET)], Family::Coalition),
-        Some(&e1)
-    );
+    assert_eq!(choose_shard([(&e1, 10), (&e2, 0)], Family::Catalogue), Some(&e1));
+    assert_eq!(choose_shard([(&e1, SHARD_TARGET), (&e2, 0)], Family::Catalogue), Some(&e2));
+    assert_eq!(choose_shard([(&e1, SHARD_TARGET), (&e2, SHARD_TARGET)], Family::Log), None);
+    assert_eq!(choose_shard([(&e1, SHARD_TARGET)], Family::Coalition), Some(&e1));
     let t = Timestamp::parse("2026-11-25T10:00:00Z").unwrap();
     assert_eq!(partition_for(Kind::Movement, t), "movement/2026-11");
     assert_eq!(partition_for(Kind::Item, t), "item");
@@ -262,11 +207,7 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
 
 fn scenario() -> impl Strategy<Value = (usize, Vec<Op>, Vec<usize>)> {
     (2usize..=5).prop_flat_map(|n| {
-        (
-            Just(n),
-            prop::collection::vec(op(n), 1..40),
-            Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
-        )
+        (Just(n), prop::collection::vec(op(n), 1..40), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
     })
 }
 

@@ -25,11 +25,7 @@ pub enum Error {
     #[error("a store already exists at {0}")]
     Exists(PathBuf),
     #[error("the store at {path} was written by a newer aidmesh (schema {found}, this one knows up to {known})")]
-    TooNew {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
+    TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("the disk is full: nothing was written ({0})")]
     DiskFull(String),
     #[error("the store file is damaged: {0}")]
@@ -48,15 +44,16 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Error::DiskFull(e.to_string()),
-            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
-                Error::Corrupt(e.to_string())
-            }
+            Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => Error::Corrupt(e.to_string()),
             _ => Error::Sqlite(e),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// SQLite page cache, in KiB.
+const CACHE_KIB: i64 = 64 * 1024;
 
 /// One row of the query index: a record as the CRDT holds it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,10 +94,7 @@ impl Store {
             return Err(Error::Exists(path.to_path_buf()));
         }
         let conn = Connection::open(path)?;
-        let mut s = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let mut s = Store { conn, path: path.to_path_buf() };
         s.unlock(passphrase)?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
@@ -115,10 +109,7 @@ impl Store {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let mut s = Store {
-            conn,
-            path: path.to_path_buf(),
-        };
+        let mut s = Store { conn, path: path.to_path_buf() };
         s.unlock(passphrase)?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
@@ -129,9 +120,7 @@ impl Store {
         let _ = self.conn.execute_batch("PRAGMA cipher_log_level = NONE");
         self.conn.pragma_update(None, "key", passphrase)?;
         // The first read proves the key: SQLCipher reports a wrong one as "not a database".
-        let probe: rusqlite::Result<i64> =
-            self.conn
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        let probe: rusqlite::Result<i64> = self.conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
         match probe {
             Ok(_) => {}
             Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
@@ -143,6 +132,8 @@ impl Store {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "secure_delete", "ON")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Every page read from disk is decrypted and authenticated: keep the hot ones in memory.
+        self.conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
         self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(())
     }
@@ -172,19 +163,14 @@ impl Store {
     // --- metadata ------------------------------------------------------------------------
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     // --- documents -----------------------------------------------------------------------
 
     /// The saved bytes of a document (its chunks, concatenated), or `None` if it has none.
     pub fn doc_bytes(&self, doc: &str) -> Result<Option<Vec<u8>>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")?;
+        let mut st = self.conn.prepare_cached("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq")?;
         let mut rows = st.query([doc])?;
         let mut out: Option<Vec<u8>> = None;
         while let Some(r) = rows.next()? {
@@ -196,11 +182,7 @@ impl Store {
 
     /// How many chunks a document is stored in (compaction folds them into one).
     pub fn chunk_count(&self, doc: &str) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM chunks WHERE doc = ?1", [doc], |r| {
-                r.get(0)
-            })?)
+        Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE doc = ?1", [doc], |r| r.get(0))?)
     }
 
     /// Documents known to the store: (doc, partition, created_at, record count).
@@ -231,6 +213,15 @@ impl Store {
             .conn
             .prepare_cached("SELECT kind, doc, json FROM records WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?)
+    }
+
+    /// The kind of a record, if the index holds it (reads only a covering index).
+    pub fn kind_of(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT kind FROM records INDEXED BY records_id_kind WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?)
     }
 
@@ -280,11 +271,7 @@ impl Store {
     }
 
     pub fn count(&self, kind: &str) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM records WHERE kind = ?1",
-            [kind],
-            |r| r.get(0),
-        )?)
+        Ok(self.conn.query_row("SELECT count(*) FROM records WHERE kind = ?1", [kind], |r| r.get(0))?)
     }
 
     /// Full-text search; `query` is plain words, each matched as a prefix.
@@ -302,13 +289,8 @@ impl Store {
             "SELECT r.id, r.kind, r.label FROM search s JOIN records r ON r.rowid = s.rowid
              WHERE search MATCH ?1 AND (?2 IS NULL OR r.kind = ?2) LIMIT ?3",
         )?;
-        let rows = st.query_map(params![fts, kind, limit], |r| {
-            Ok(Hit {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                label: r.get(2)?,
-            })
-        })?;
+        let rows =
+            st.query_map(params![fts, kind, limit], |r| Ok(Hit { id: r.get(0)?, kind: r.get(1)?, label: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -326,19 +308,13 @@ impl Store {
     pub fn sync_state(&self, peer: &str, doc: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT state FROM sync_state WHERE peer = ?1 AND doc = ?2",
-                [peer, doc],
-                |r| r.get(0),
-            )
+            .query_row("SELECT state FROM sync_state WHERE peer = ?1 AND doc = ?2", [peer, doc], |r| r.get(0))
             .optional()?)
     }
 
     /// Runs a read-only integrity check of the file.
     pub fn check(&self) -> Result<()> {
-        let r: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        let r: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
         if r == "ok" {
             Ok(())
         } else {
@@ -348,8 +324,7 @@ impl Store {
 
     /// Folds the write-ahead log into the main file and empties it.
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
 }
@@ -391,12 +366,8 @@ impl Tx<'_> {
 
     /// Replaces all chunks of a document by one compacted save.
     pub fn replace_doc(&mut self, doc: &str, bytes: &[u8]) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM chunks WHERE doc = ?1", [doc])?;
-        self.tx.execute(
-            "INSERT INTO chunks(doc, seq, bytes) VALUES (?1, 1, ?2)",
-            params![doc, bytes],
-        )?;
+        self.tx.execute("DELETE FROM chunks WHERE doc = ?1", [doc])?;
+        self.tx.execute("INSERT INTO chunks(doc, seq, bytes) VALUES (?1, 1, ?2)", params![doc, bytes])?;
         Ok(())
     }
 
@@ -414,14 +385,10 @@ impl Tx<'_> {
                  json = excluded.json, conflicts = excluded.conflicts",
             )?
             .execute(params![row.id, row.kind, row.doc, row.created_at, row.label, row.json, row.conflicts])?;
-        let rowid: i64 = self
-            .tx
-            .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
-            .query_row([&row.id], |r| r.get(0))?;
+        let rowid: i64 =
+            self.tx.prepare_cached("SELECT rowid FROM records WHERE id = ?1")?.query_row([&row.id], |r| r.get(0))?;
         if existed.is_some() {
-            self.tx
-                .prepare_cached("DELETE FROM search WHERE rowid = ?1")?
-                .execute([rowid])?;
+            self.tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?.execute([rowid])?;
         }
         if !row.search_text.is_empty() {
             self.tx
@@ -444,8 +411,7 @@ impl Tx<'_> {
 
     /// Empties the query index, to rebuild it from the documents.
     pub fn clear_index(&mut self) -> Result<()> {
-        self.tx
-            .execute_batch("DELETE FROM search; DELETE FROM records; DELETE FROM stock;")?;
+        self.tx.execute_batch("DELETE FROM search; DELETE FROM records; DELETE FROM stock;")?;
         Ok(())
     }
 

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
                           conflicts INTEGER NOT NULL DEFAULT 0);
      CREATE INDEX records_conflicts ON records(conflicts) WHERE conflicts > 0;
      CREATE INDEX records_kind ON records(kind, created_at);
+     CREATE INDEX records_id_kind ON records(id, kind);
      CREATE INDEX records_doc ON records(doc);
      CREATE VIRTUAL TABLE search USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
      CREATE TABLE stock(item TEXT NOT NULL, place TEXT NOT NULL, qty INTEGER NOT NULL, PRIMARY KEY(item, place));
@@ -33,11 +34,7 @@ pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > VERSION {
-        return Err(Error::TooNew {
-            path: path.to_path_buf(),
-            found,
-            known: VERSION,
-        });
+        return Err(Error::TooNew { path: path.to_path_buf(), found, known: VERSION });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;

@@ -30,13 +30,12 @@ pub struct VaultEntry {
 impl Store {
     /// Decrypts a vault entry.
     pub fn vault_get(&self, id: &str) -> Result<Option<VaultState>> {
-        let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>)> = self
+        type Row = (Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>);
+        let row: Option<Row> = self
             .conn
-            .query_row(
-                "SELECT nonce, ciphertext, erased_at FROM vault WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT nonce, ciphertext, erased_at FROM vault WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         let Some((nonce, ct, erased)) = row else {
             return Ok(None);
@@ -46,9 +45,7 @@ impl Store {
         }
         let key: Option<Zeroizing<Vec<u8>>> = self
             .conn
-            .query_row("SELECT key FROM vault_keys WHERE id = ?1", [id], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
+            .query_row("SELECT key FROM vault_keys WHERE id = ?1", [id], |r| r.get::<_, Vec<u8>>(0))
             .optional()?
             .map(Zeroizing::new);
         let (Some(key), Some(nonce), Some(ct)) = (key, nonce, ct) else {
@@ -59,29 +56,16 @@ impl Store {
         }
         let cipher = ChaCha20Poly1305::new(Key::from_slice(&key));
         let pt = cipher
-            .decrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &ct,
-                    aad: id.as_bytes(),
-                },
-            )
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad: id.as_bytes() })
             .map_err(|_| Error::VaultUnreadable(id.to_string()))?;
         Ok(Some(VaultState::Present(pt)))
     }
 
     /// Every vault entry, without content.
     pub fn vault_list(&self) -> Result<Vec<VaultEntry>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, updated_at, erased_at, origin FROM vault ORDER BY id")?;
+        let mut st = self.conn.prepare("SELECT id, updated_at, erased_at, origin FROM vault ORDER BY id")?;
         let rows = st.query_map([], |r| {
-            Ok(VaultEntry {
-                id: r.get(0)?,
-                updated_at: r.get(1)?,
-                erased_at: r.get(2)?,
-                origin: r.get(3)?,
-            })
+            Ok(VaultEntry { id: r.get(0)?, updated_at: r.get(1)?, erased_at: r.get(2)?, origin: r.get(3)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -99,24 +83,14 @@ impl Tx<'_> {
         now: i64,
         origin: &str,
     ) -> Result<()> {
-        let erased: Option<Option<i64>> = self
-            .tx
-            .query_row("SELECT erased_at FROM vault WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let erased: Option<Option<i64>> =
+            self.tx.query_row("SELECT erased_at FROM vault WHERE id = ?1", [id], |r| r.get(0)).optional()?;
         if let Some(Some(_)) = erased {
             return Err(Error::Erased(id.to_string()));
         }
         let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
         let ct = cipher
-            .encrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: id.as_bytes(),
-                },
-            )
+            .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad: id.as_bytes() })
             .map_err(|_| Error::VaultUnreadable(id.to_string()))?;
         self.tx.execute(
             "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin) VALUES (?1, ?2, ?3, ?4, NULL, ?5)
@@ -133,8 +107,7 @@ impl Tx<'_> {
     /// Erases a vault entry: its key and ciphertext are deleted (with `secure_delete` zeroing the
     /// freed pages) and a content-free tombstone remains. Returns false if there was no such entry.
     pub fn vault_erase(&mut self, id: &str, now: i64) -> Result<bool> {
-        self.tx
-            .execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
+        self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         let n = self.tx.execute(
             "UPDATE vault SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, ?2), updated_at = ?2 WHERE id = ?1",
             params![id, now],
@@ -144,8 +117,7 @@ impl Tx<'_> {
 
     /// Records the erasure of an entry this hub may never have held (learned from a peer).
     pub fn vault_tombstone(&mut self, id: &str, at: i64, origin: &str) -> Result<()> {
-        self.tx
-            .execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
+        self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         self.tx.execute(
             "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin) VALUES (?1, NULL, NULL, ?2, ?2, ?3)
              ON CONFLICT(id) DO UPDATE SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, excluded.erased_at)",

@@ -26,10 +26,7 @@ fn create_open_and_wrong_passphrase() {
         let mut s = Store::create(&p, "correct horse").unwrap();
         s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
     }
-    assert!(matches!(
-        Store::create(&p, "correct horse"),
-        Err(Error::Exists(_))
-    ));
+    assert!(matches!(Store::create(&p, "correct horse"), Err(Error::Exists(_))));
     let e = Store::open(&p, "wrong").err().unwrap();
     assert!(matches!(e, Error::WrongPassphrase(_)), "{e}");
     assert!(e.to_string().contains("wrong passphrase"));
@@ -88,12 +85,7 @@ fn index_search_and_stock() {
     })
     .unwrap();
     fn ids(s: &Store, q: &str, k: Option<&str>) -> Vec<String> {
-        let mut v: Vec<_> = s
-            .search(q, k, 10)
-            .unwrap()
-            .into_iter()
-            .map(|h| h.id)
-            .collect();
+        let mut v: Vec<_> = s.search(q, k, 10).unwrap().into_iter().map(|h| h.id).collect();
         v.sort();
         v
     }
@@ -102,17 +94,10 @@ fn index_search_and_stock() {
     assert_eq!(ids(&s, "bottled WATER", None), vec!["i1"]);
     assert!(ids(&s, "\"); DROP TABLE records; --", None).is_empty());
     // Re-indexing replaces the searchable text.
-    s.write(|tx| {
-        tx.index(&row("i1", "item", "Sparkling juice"))
-            .map(|new| assert!(!new))
-    })
-    .unwrap();
+    s.write(|tx| tx.index(&row("i1", "item", "Sparkling juice")).map(|new| assert!(!new))).unwrap();
     assert_eq!(ids(&s, "water", None), vec!["v1"]);
     assert_eq!(ids(&s, "juice", None), vec!["i1"]);
-    assert_eq!(
-        s.stock(Some("i1")).unwrap(),
-        vec![("i1".into(), "p1".into(), 3), ("i1".into(), "p2".into(), 4)]
-    );
+    assert_eq!(s.stock(Some("i1")).unwrap(), vec![("i1".into(), "p1".into(), 3), ("i1".into(), "p2".into(), 4)]);
     assert_eq!(s.count("item").unwrap(), 2);
 }
 
@@ -140,30 +125,18 @@ fn vault_erasure_destroys_content() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
     let mut s = Store::create(&p, "pw").unwrap();
-    s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h"))
-        .unwrap();
-    assert_eq!(
-        s.vault_get("v1").unwrap(),
-        Some(VaultState::Present(b"{\"name\":\"Amal\"}".to_vec()))
-    );
+    s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h")).unwrap();
+    assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Present(b"{\"name\":\"Amal\"}".to_vec())));
     assert!(s.write(|tx| tx.vault_erase("v1", 20)).unwrap());
-    assert_eq!(
-        s.vault_get("v1").unwrap(),
-        Some(VaultState::Erased { at: 20 })
-    );
-    let e = s
-        .write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"again", 30, "h"))
-        .unwrap_err();
+    assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Erased { at: 20 }));
+    let e = s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"again", 30, "h")).unwrap_err();
     assert!(matches!(e, Error::Erased(_)));
     assert!(!s.write(|tx| tx.vault_erase("nope", 20)).unwrap());
     let list = s.vault_list().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].erased_at, Some(20));
     s.write(|tx| tx.vault_tombstone("v2", 40, "other")).unwrap();
-    assert_eq!(
-        s.vault_get("v2").unwrap(),
-        Some(VaultState::Erased { at: 40 })
-    );
+    assert_eq!(s.vault_get("v2").unwrap(), Some(VaultState::Erased { at: 40 }));
 }
 
 #[test]
@@ -174,18 +147,8 @@ fn rekey_changes_the_passphrase() {
     s.write(|tx| tx.set_meta("k", "v")).unwrap();
     s.rekey("new").unwrap();
     drop(s);
-    assert!(matches!(
-        Store::open(&p, "old"),
-        Err(Error::WrongPassphrase(_))
-    ));
-    assert_eq!(
-        Store::open(&p, "new")
-            .unwrap()
-            .meta("k")
-            .unwrap()
-            .as_deref(),
-        Some("v")
-    );
+    assert!(matches!(Store::open(&p, "old"), Err(Error::WrongPassphrase(_))));
+    assert_eq!(Store::open(&p, "new").unwrap().meta("k").unwrap().as_deref(), Some("v"));
 }
 
 #[test]
@@ -194,8 +157,5 @@ fn a_damaged_file_is_an_error_not_a_panic() {
     let p = dir.path().join("s");
     std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
     let e = Store::open(&p, "pw").err().unwrap();
-    assert!(
-        matches!(e, Error::WrongPassphrase(_) | Error::Corrupt(_)),
-        "{e}"
-    );
+    assert!(matches!(e, Error::WrongPassphrase(_) | Error::Corrupt(_)), "{e}");
 }

@@ -14,11 +14,7 @@ pub fn t0() -> Timestamp {
 }
 
 pub fn config(handle: &str, clock: &ManualClock, seed: u8) -> Config {
-    Config {
-        handle: handle.into(),
-        clock: Box::new(clock.clone()),
-        seed: [seed; 32],
-    }
+    Config { handle: handle.into(), clock: Box::new(clock.clone()), seed: [seed; 32] }
 }
 
 pub struct TestHub {
@@ -35,19 +31,11 @@ pub fn new_hub(name: &str, seed: u8) -> TestHub {
     let hub = Hub::init(
         &path,
         PASS,
-        &InitOptions {
-            hub_name: name.into(),
-            location: "hall".into(),
-        },
+        &InitOptions { hub_name: name.into(), location: "hall".into() },
         config("coord", &clock, seed),
     )
     .unwrap();
-    TestHub {
-        hub,
-        clock,
-        path,
-        _dir: dir,
-    }
+    TestHub { hub, clock, path, _dir: dir }
 }
 
 pub fn reopen(path: &Path, clock: &ManualClock) -> Hub {
@@ -65,8 +53,8 @@ pub fn add(hub: &mut Hub, kind: Kind, v: Value) -> String {
 /// Copies every document of `from` into `to`, as a sync or a bundle would.
 pub fn merge_into(from: &mut Hub, to: &mut Hub) -> Vec<String> {
     let mut changed = Vec::new();
-    for (doc, partition, at, bytes) in from.export_docs().unwrap() {
-        changed.extend(to.merge_doc(&doc, &partition, at, &bytes).unwrap());
+    for d in from.export_docs().unwrap() {
+        changed.extend(to.merge_doc(&d.doc, &d.partition, d.created_at, &d.bytes).unwrap());
     }
     changed
 }

@@ -1,0 +1,120 @@
+//! Tidy checks, run as ordinary tests: the layering of docs/ARCHITECTURE.md holds, and core
+//! logic reads no clock and no random source of its own.
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+    }
+
+    /// The names in a Cargo.toml's `[dependencies]` table (not dev- or build-dependencies).
+    fn deps(manifest: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(manifest).unwrap();
+        let mut out = Vec::new();
+        let mut in_deps = false;
+        for line in text.lines() {
+            let l = line.trim();
+            if l.starts_with('[') {
+                in_deps = l == "[dependencies]";
+                continue;
+            }
+            if in_deps {
+                if let Some((name, _)) = l.split_once('=') {
+                    let name = name.trim().trim_end_matches(".workspace").to_string();
+                    if !name.is_empty() && !name.starts_with('#') {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// (crate dir, crates it may use from the workspace, external crates it must not use).
+    const LAYERS: &[(&str, &[&str], &[&str])] = &[
+        ("crates/model", &[], &["automerge", "rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
+        ("crates/replica", &["aidmesh-model"], &["rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
+        ("crates/store", &["aidmesh-model"], &["automerge", "tokio", "mdns-sd", "tauri", "rustls"]),
+        ("crates/hub", &["aidmesh-model", "aidmesh-replica", "aidmesh-store", "aidmesh-mesh"], &["tauri"]),
+        ("crates/cli", &["aidmesh-model", "aidmesh-hub"], &["tauri", "rusqlite", "automerge"]),
+    ];
+
+    #[test]
+    fn dependencies_point_one_way() {
+        let mut problems = Vec::new();
+        for (dir, allowed, forbidden) in LAYERS {
+            let manifest = root().join(dir).join("Cargo.toml");
+            for d in deps(&manifest) {
+                if d.starts_with("aidmesh-") && !allowed.contains(&d.as_str()) {
+                    problems.push(format!("{dir} depends on {d}, against the layering"));
+                }
+                if forbidden.contains(&d.as_str()) {
+                    problems.push(format!("{dir} depends on {d}, which its layer never does"));
+                }
+            }
+        }
+        // Only the desktop shell may know Tauri.
+        for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+            let m = entry.unwrap().path().join("Cargo.toml");
+            if m.is_file() && deps(&m).iter().any(|d| d.starts_with("tauri")) {
+                problems.push(format!("{} depends on tauri; only src-tauri may", m.display()));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn every_crate_is_covered_by_the_layering() {
+        for entry in std::fs::read_dir(root().join("crates")).unwrap() {
+            let dir = entry.unwrap().path();
+            let name = format!("crates/{}", dir.file_name().unwrap().to_string_lossy());
+            assert!(LAYERS.iter().any(|(d, ..)| *d == name), "{name} has no place in the layering table");
+        }
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+
+    #[test]
+    fn core_logic_takes_time_and_randomness_as_parameters() {
+        let banned =
+            ["SystemTime::now", "Utc::now", "Local::now", "Instant::now", "thread_rng", "OsRng", "rand::random"];
+        let mut problems = Vec::new();
+        for dir in ["crates/model/src", "crates/replica/src", "crates/store/src"] {
+            let mut files = Vec::new();
+            sources(&root().join(dir), &mut files);
+            for f in files {
+                let text = std::fs::read_to_string(&f).unwrap();
+                for b in banned {
+                    if text.contains(b) {
+                        problems.push(format!("{} uses {b}", f.display()));
+                    }
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn every_module_says_what_it_is_for() {
+        let mut files = Vec::new();
+        sources(&root().join("crates"), &mut files);
+        let missing: Vec<String> = files
+            .iter()
+            .filter(|f| !f.components().any(|c| c.as_os_str() == "tests"))
+            .filter(|f| !std::fs::read_to_string(f).unwrap().trim_start().starts_with("//!"))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(missing.is_empty(), "modules without a //! line:\n{}", missing.join("\n"));
+    }
+}
