@@ -168,26 +168,28 @@ impl Hub {
     }
 
     /// The overview of the hub now.
+    ///
+    /// Each panel reads only its candidates from the index (items below their reorder level,
+    /// items expiring soon, open urgent requests, shifts in the window, recent incidents,
+    /// allocations), then the model's views decide, so the cost does not grow with history.
     pub fn overview(&self) -> Result<Overview> {
         let now = self.clock.now();
-        let levels = self.levels()?;
-        // Shortages: items with a reorder level above their total stock.
-        let short_items = self.store.query_json(
-            "SELECT r.json FROM records r
-             LEFT JOIN (SELECT item, sum(qty) AS total FROM stock GROUP BY item) s ON s.item = r.id
-             WHERE r.kind = 'item' AND json_extract(r.json, '$.reorder_level') > coalesce(s.total, 0)",
+        let short_items = parse_all(&self.store.query_json(
+            "SELECT json FROM records INDEXED BY items_reorder
+             WHERE kind = 'item' AND json_extract(json, '$.reorder_level') > 0
+             AND json_extract(json, '$.reorder_level') > (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id)",
             &[],
-        )?;
-        let short_items = parse_all(&short_items)?;
-        let mut shortages = shortages(&short_items, &levels);
+        )?)?;
+        let mut shortages = shortages(&short_items, &self.levels_of(short_items.iter().map(Record::id))?);
         shortages.truncate(20);
         let limit = (now.date() + chrono::Duration::days(EXPIRY_DAYS)).to_string();
         let expiring_items = parse_all(&self.store.query_json(
-            "SELECT json FROM records WHERE kind = 'item' AND json_extract(json, '$.expiry') IS NOT NULL
-             AND json_extract(json, '$.expiry') <= ?1",
+            "SELECT json FROM records INDEXED BY items_expiry
+             WHERE kind = 'item' AND json_extract(json, '$.expiry') <= ?1",
             &[&limit],
         )?)?;
-        let mut expiring = expiring(&expiring_items, &levels, now.date(), EXPIRY_DAYS);
+        let mut expiring =
+            expiring(&expiring_items, &self.levels_of(expiring_items.iter().map(Record::id))?, now.date(), EXPIRY_DAYS);
         expiring.truncate(20);
         let mut urgent_requests = parse_all(&self.store.query_json(
             "SELECT json FROM records WHERE kind = 'request'
@@ -200,24 +202,19 @@ impl Hub {
             _ => (std::cmp::Reverse(aidmesh_model::Urgency::Low), Timestamp(i64::MAX)),
         });
         urgent_requests.truncate(20);
-        let horizon = now.plus_hours(SHIFT_HORIZON_H);
-        let (shift_recs, unfilled, doubles) = self.roster_window(now, horizon)?;
-        let _ = shift_recs;
-        let mut incidents = parse_all(&self.store.records_between(
+        let (_, unfilled, doubles) = self.roster_window(now, now.plus_hours(SHIFT_HORIZON_H))?;
+        let incidents = parse_all(&self.store.records_between(
             Kind::Incident.name(),
             now.plus_hours(-INCIDENT_WINDOW_H).millis(),
             now.plus_hours(1).millis(),
         )?)?;
-        let amendment_recs = self.all(Kind::Amendment)?;
-        incidents = incidents.iter().map(|r| amended(r, &amendments_of(&amendment_recs, r.id())).0).collect();
+        let mut incidents: Vec<Record> = incidents.iter().map(|r| self.amended(r)).collect::<Result<_>>()?;
         incidents.sort_by_key(|r| match &r.body {
             Body::Incident(i) => (std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurred)),
             _ => (std::cmp::Reverse(0), std::cmp::Reverse(Timestamp(0))),
         });
         incidents.truncate(20);
-        let mut alloc_ctx = self.all(Kind::Allocation)?;
-        alloc_ctx.extend(self.all(Kind::Offer)?);
-        let over = over_allocations(&alloc_ctx, &levels);
+        let over = self.over_allocations()?;
         let field_conflicts = self.store.conflicted(50)?;
         let mut unapproved = Vec::new();
         let ledger = self.ledger_context()?;
@@ -248,6 +245,46 @@ impl Hub {
             unapproved_expenses: unapproved,
             counts,
         })
+    }
+
+    /// Sources promised beyond what they hold: reads the allocations and only the offers and
+    /// stock they draw on.
+    pub fn over_allocations(&self) -> Result<Vec<OverAllocation>> {
+        let mut recs = self.all(Kind::Allocation)?;
+        let mut offers = std::collections::BTreeSet::new();
+        let mut items = std::collections::BTreeSet::new();
+        for r in &recs {
+            if let Body::Allocation(a) = &r.body {
+                offers.extend(a.offer.clone());
+                items.extend(a.item.clone());
+            }
+        }
+        for o in &offers {
+            if let Some((_, _, json)) = self.store.record(o.as_str())? {
+                recs.push(parse_record(&json)?);
+            }
+        }
+        Ok(over_allocations(&recs, &self.levels_of(items.iter())?))
+    }
+
+    /// An append-only record with its amendments applied.
+    fn amended(&self, r: &Record) -> Result<Record> {
+        let ams = self.by_field(Kind::Amendment, "target", r.id().as_str())?;
+        if ams.is_empty() {
+            return Ok(r.clone());
+        }
+        Ok(amended(r, &amendments_of(&ams, r.id())).0)
+    }
+
+    /// Stock levels of the given items at every place.
+    fn levels_of<'a>(&self, items: impl Iterator<Item = &'a RecordId>) -> Result<Levels> {
+        let mut out = Levels::new();
+        for i in items {
+            for (item, place, q) in self.store.stock(Some(i.as_str()))? {
+                out.insert((RecordId::from(item.as_str()), RecordId::from(place.as_str())), q);
+            }
+        }
+        Ok(out)
     }
 
     /// Shifts starting in `[from, to)`, which are short of people, and double-bookings among
@@ -282,11 +319,10 @@ impl Hub {
         for k in [Kind::Expense, Kind::Approval, Kind::Policy, Kind::RoleGrant] {
             recs.extend(self.all(k)?);
         }
-        recs.extend(
-            self.all(Kind::Amendment)?
-                .into_iter()
-                .filter(|a| matches!(&a.body, Body::Amendment(x) if self.store.record(x.target.as_str()).ok().flatten().is_some_and(|r| r.0 == "expense"))),
-        );
+        recs.extend(self.all(Kind::Amendment)?.into_iter().filter(|a| {
+            matches!(&a.body, Body::Amendment(x)
+                if self.store.kind_of(x.target.as_str()).ok().flatten().is_some_and(|k| k == "expense"))
+        }));
         Ok(recs)
     }
 
@@ -302,7 +338,7 @@ impl Hub {
     }
 
     fn by_field(&self, kind: Kind, field: &str, value: &str) -> Result<Vec<Record>> {
-        parse_all(&self.store.records_where(kind.name(), field, value)?)
+        parse_all(&self.store.referring(kind.name(), field, value)?)
     }
 
     pub(crate) fn levels(&self) -> Result<Levels> {

@@ -535,7 +535,18 @@ fn index_row(rec: &Record, doc_id: &str, doc: &Doc) -> Result<IndexRow> {
         search_text: format!("{} {}", rec.body.search_text(), rec.id()),
         json,
         conflicts,
+        refs: record_refs(rec),
     })
+}
+
+/// What a record points to, for reverse look-ups (an amendment's target has no fixed kind).
+fn record_refs(rec: &Record) -> Vec<(String, String)> {
+    let mut refs: Vec<(String, String)> =
+        rec.body.references().into_iter().map(|r| (r.field.to_string(), r.id.to_string())).collect();
+    if let Body::Amendment(a) = &rec.body {
+        refs.push(("target".into(), a.target.to_string()));
+    }
+    refs
 }
 
 /// Indexes one record and keeps stock sums equal to the sum of movements: a movement seen

@@ -68,6 +68,8 @@ pub struct IndexRow {
     pub json: String,
     /// How many fields hold concurrent values waiting for a person.
     pub conflicts: i64,
+    /// References to other records: (field, target id).
+    pub refs: Vec<(String, String)>,
 }
 
 /// A search hit.
@@ -188,8 +190,7 @@ impl Store {
     /// Documents known to the store: (doc, partition, created_at, record count).
     pub fn docs(&self) -> Result<Vec<(String, String, i64, i64)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT d.doc, d.partition, d.created_at, (SELECT count(*) FROM records r WHERE r.doc = d.doc)
-             FROM docs d ORDER BY d.partition, d.created_at, d.doc",
+            "SELECT doc, partition, created_at, records FROM docs ORDER BY partition, created_at, doc",
         )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -198,8 +199,7 @@ impl Store {
     /// Documents of one partition with their record counts.
     pub fn partition_docs(&self, partition: &str) -> Result<Vec<(String, i64, i64)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT d.doc, d.created_at, (SELECT count(*) FROM records r WHERE r.doc = d.doc)
-             FROM docs d WHERE d.partition = ?1 ORDER BY d.created_at, d.doc",
+            "SELECT doc, created_at, records FROM docs WHERE partition = ?1 ORDER BY created_at, doc",
         )?;
         let rows = st.query_map([partition], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -243,13 +243,13 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// JSON of records of a kind whose JSON field `field` equals `value` (for references).
-    pub fn records_where(&self, kind: &str, field: &str, value: &str) -> Result<Vec<String>> {
-        let path = format!("$.{field}");
+    /// JSON of records of a kind whose reference `field` points to `target`.
+    pub fn referring(&self, kind: &str, field: &str, target: &str) -> Result<Vec<String>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT json FROM records WHERE kind = ?1 AND json_extract(json, ?2) = ?3 ORDER BY created_at, id",
+            "SELECT r.json FROM refs f JOIN records r ON r.id = f.id
+             WHERE f.target = ?3 AND f.field = ?2 AND r.kind = ?1 ORDER BY r.created_at, r.id",
         )?;
-        let rows = st.query_map(params![kind, path, value], |r| r.get(0))?;
+        let rows = st.query_map(params![kind, field, target], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -270,8 +270,14 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// How many records of a kind the index holds (a maintained count, not a scan).
     pub fn count(&self, kind: &str) -> Result<i64> {
-        Ok(self.conn.query_row("SELECT count(*) FROM records WHERE kind = ?1", [kind], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .prepare_cached("SELECT n FROM kind_counts WHERE kind = ?1")?
+            .query_row([kind], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// Full-text search; `query` is plain words, each matched as a prefix.
@@ -292,6 +298,14 @@ impl Store {
         let rows =
             st.query_map(params![fts, kind, limit], |r| Ok(Hit { id: r.get(0)?, kind: r.get(1)?, label: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Total stock of one item over all places.
+    pub fn item_total(&self, item: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT coalesce(sum(qty), 0) FROM stock WHERE item = ?1")?
+            .query_row([item], |r| r.get(0))?)
     }
 
     /// Stock levels: (item, place, quantity), from the index's running sums.
@@ -395,6 +409,21 @@ impl Tx<'_> {
                 .prepare_cached("INSERT INTO search(rowid, text) VALUES (?1, ?2)")?
                 .execute(params![rowid, row.search_text])?;
         }
+        if existed.is_some() {
+            self.tx.prepare_cached("DELETE FROM refs WHERE id = ?1")?.execute([&row.id])?;
+        } else {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO kind_counts(kind, n) VALUES (?1, 1) ON CONFLICT(kind) DO UPDATE SET n = n + 1",
+                )?
+                .execute([&row.kind])?;
+            self.tx.prepare_cached("UPDATE docs SET records = records + 1 WHERE doc = ?1")?.execute([&row.doc])?;
+        }
+        for (field, target) in &row.refs {
+            self.tx
+                .prepare_cached("INSERT OR IGNORE INTO refs(id, field, target) VALUES (?1, ?2, ?3)")?
+                .execute(params![row.id, field, target])?;
+        }
         Ok(existed.is_none())
     }
 
@@ -411,7 +440,10 @@ impl Tx<'_> {
 
     /// Empties the query index, to rebuild it from the documents.
     pub fn clear_index(&mut self) -> Result<()> {
-        self.tx.execute_batch("DELETE FROM search; DELETE FROM records; DELETE FROM stock;")?;
+        self.tx.execute_batch(
+            "DELETE FROM search; DELETE FROM records; DELETE FROM stock; DELETE FROM refs;
+             DELETE FROM kind_counts; UPDATE docs SET records = 0;",
+        )?;
         Ok(())
     }
 

@@ -10,7 +10,8 @@ use crate::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-     CREATE TABLE docs(doc TEXT PRIMARY KEY, partition TEXT NOT NULL, created_at INTEGER NOT NULL);
+     CREATE TABLE docs(doc TEXT PRIMARY KEY, partition TEXT NOT NULL, created_at INTEGER NOT NULL,
+                      records INTEGER NOT NULL DEFAULT 0);
      CREATE INDEX docs_partition ON docs(partition, created_at);
      CREATE TABLE chunks(doc TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY(doc, seq));
      CREATE TABLE sync_state(peer TEXT NOT NULL, doc TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY(peer, doc));
@@ -22,6 +23,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX records_id_kind ON records(id, kind);
      CREATE INDEX records_doc ON records(doc);
      CREATE VIRTUAL TABLE search USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+     CREATE TABLE refs(id TEXT NOT NULL, field TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY(id, field, target));
+     CREATE INDEX refs_target ON refs(target, field);
+     CREATE TABLE kind_counts(kind TEXT PRIMARY KEY, n INTEGER NOT NULL);
+     CREATE INDEX items_expiry ON records(json_extract(json, '$.expiry')) WHERE kind = 'item';
+     CREATE INDEX items_reorder ON records(id) WHERE kind = 'item' AND json_extract(json, '$.reorder_level') > 0;
      CREATE TABLE stock(item TEXT NOT NULL, place TEXT NOT NULL, qty INTEGER NOT NULL, PRIMARY KEY(item, place));
      CREATE TABLE vault(id TEXT PRIMARY KEY, nonce BLOB, ciphertext BLOB, updated_at INTEGER NOT NULL,
                         erased_at INTEGER, origin TEXT NOT NULL);

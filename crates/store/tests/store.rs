@@ -12,6 +12,7 @@ fn row(id: &str, kind: &str, text: &str) -> IndexRow {
         search_text: text.into(),
         json: format!("{{\"id\":\"{id}\",\"name\":\"{text}\"}}"),
         conflicts: 0,
+        refs: vec![],
     }
 }
 
@@ -118,6 +119,8 @@ fn chunks_append_and_compact() {
     assert_eq!(s.chunk_count("d1").unwrap(), 1);
     assert!(s.doc_bytes("nope").unwrap().is_none());
     assert_eq!(s.partition_docs("item").unwrap(), vec![("d1".into(), 1, 0)]);
+    s.write(|tx| tx.index(&row("i1", "item", "water")).map(|_| ())).unwrap();
+    assert_eq!(s.partition_docs("item").unwrap(), vec![("d1".into(), 1, 1)], "records per document are counted");
 }
 
 #[test]
