@@ -212,6 +212,12 @@ impl Hub {
         self.listeners.push(Box::new(f));
     }
 
+    /// Caps the store file's size at about `mib` MiB: past it, writes fail as on a full disk.
+    pub fn limit_store_size(&mut self, mib: i64) -> Result<()> {
+        let pages = (mib * 256).max(self.store.page_count()?);
+        Ok(self.store.limit_pages(pages)?)
+    }
+
     /// Changes the store passphrase.
     pub fn change_passphrase(&mut self, new: &str) -> Result<()> {
         Ok(self.store.rekey(new)?)

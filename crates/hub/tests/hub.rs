@@ -398,3 +398,42 @@ fn suggestions_come_from_the_matching_engine() {
     assert_eq!(s[0].quantity, 5);
     assert!(t.hub.suggestions(Some(&water), 5).is_err());
 }
+
+#[test]
+fn a_full_disk_is_an_error_that_changes_nothing() {
+    let mut t = new_hub("North", 1);
+    let hall = place(&mut t.hub, "Hall");
+    let water = item(&mut t.hub, "Water", 0);
+    movement(&mut t.hub, &water, "receive", 10, &hall).unwrap();
+    t.hub.limit_store_size(0).unwrap();
+    let before = t.hub.count(Kind::Item).unwrap();
+    let mut err = None;
+    for n in 0..2000 {
+        let big = "x".repeat(2000);
+        match t.hub.add(Kind::Item, fields(json!({"name": format!("item {n}"), "unit": "box", "notes": big}))) {
+            Ok(_) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("the capped store fills up");
+    assert_eq!(e.code(), "disk_full", "{e}");
+    assert!(e.to_string().contains("disk is full"), "{e}");
+    // The hub keeps serving: reads work, the failed write left no trace, stock is intact.
+    let after = t.hub.count(Kind::Item).unwrap();
+    assert!(after >= before);
+    assert_eq!(t.hub.list(Kind::Item, usize::MAX, 0).unwrap().len() as i64, after);
+    assert_eq!(level(&t.hub, &water), 10);
+    // Once there is room again, writing goes on and memory agrees with the disk.
+    t.hub.limit_store_size(1000).unwrap();
+    item(&mut t.hub, "Rice", 0);
+    let after = after + 1;
+    t.hub.rebuild_index().unwrap();
+    assert_eq!(t.hub.count(Kind::Item).unwrap(), after);
+    let path = t.path.clone();
+    drop(t.hub);
+    let h = reopen(&path, &t.clock);
+    assert_eq!(h.count(Kind::Item).unwrap(), after, "what was acknowledged is there, nothing else");
+}

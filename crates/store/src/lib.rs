@@ -149,6 +149,18 @@ impl Store {
         Ok(())
     }
 
+    /// Caps the file at `pages` pages (4 KiB each): writes beyond it fail as [`Error::DiskFull`],
+    /// exactly as on a full disk. For a hub on a small or shared medium.
+    pub fn limit_pages(&mut self, pages: i64) -> Result<()> {
+        self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Pages the file uses now.
+    pub fn page_count(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

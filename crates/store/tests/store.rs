@@ -162,3 +162,20 @@ fn a_damaged_file_is_an_error_not_a_panic() {
     let e = Store::open(&p, "pw").err().unwrap();
     assert!(matches!(e, Error::WrongPassphrase(_) | Error::Corrupt(_)), "{e}");
 }
+
+#[test]
+fn a_store_from_a_newer_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    drop(Store::create(&p, "pw").unwrap());
+    {
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.pragma_update(None, "key", "pw").unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let before = std::fs::read(&p).unwrap();
+    let e = Store::open(&p, "pw").err().unwrap();
+    assert!(matches!(e, Error::TooNew { found: 99, .. }), "{e}");
+    assert!(e.to_string().contains("newer aidmesh"));
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+}
