@@ -37,6 +37,7 @@ mod tests {
         ("crates/model", &[], &["automerge", "rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
         ("crates/replica", &["aidmesh-model"], &["rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
         ("crates/store", &["aidmesh-model"], &["automerge", "tokio", "mdns-sd", "tauri", "rustls"]),
+        ("crates/mesh", &["aidmesh-model"], &["rusqlite", "tauri"]),
         ("crates/hub", &["aidmesh-model", "aidmesh-replica", "aidmesh-store", "aidmesh-mesh"], &["tauri"]),
         ("crates/cli", &["aidmesh-model", "aidmesh-hub"], &["tauri", "rusqlite", "automerge"]),
     ];

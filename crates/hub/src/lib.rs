@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod exchange;
 mod query;
+mod sync;
 mod write;
 
 use std::collections::HashMap;
@@ -123,6 +124,8 @@ pub struct Hub {
     clock: Box<dyn Clock>,
     rng: ChaCha20Rng,
     listeners: Vec<Listener>,
+    /// Documents changed since the sync driver last asked (see `take_changed_docs`).
+    changed_docs: std::collections::BTreeSet<String>,
 }
 
 impl Hub {
@@ -185,6 +188,7 @@ impl Hub {
             clock: config.clock,
             rng,
             listeners: Vec::new(),
+            changed_docs: std::collections::BTreeSet::new(),
         }
     }
 

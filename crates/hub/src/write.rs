@@ -24,6 +24,9 @@ pub struct DocExport {
     pub bytes: Vec<u8>,
 }
 
+/// A peer, and how to encode its sync state once a sync message was applied.
+pub(crate) type PeerState<'a> = (&'a str, &'a dyn Fn(&mut Doc) -> Vec<u8>);
+
 /// Records per Automerge commit in bulk writes: automerge's sync sends a whole document when a
 /// peer lacks more than a third of its changes by count, so large imports are many commits.
 const BATCH: usize = 500;
@@ -92,7 +95,8 @@ impl Hub {
             })?;
             Ok(())
         })();
-        self.settle(result, &[doc_id])?;
+        self.settle(result, std::slice::from_ref(&doc_id))?;
+        self.changed_docs.insert(doc_id);
         self.emit(Event::RecordsChanged { ids: vec![id.to_string()] });
         self.get(id)
     }
@@ -166,6 +170,20 @@ impl Hub {
         created_at: Timestamp,
         bytes: &[u8],
     ) -> Result<Vec<String>> {
+        self.ingest(doc_id, partition, created_at, None, |doc| Ok(doc.apply(bytes).map(|_| ())?))
+    }
+
+    /// Changes one document with `f` (a merge, a sync message), then persists the change, the
+    /// re-indexed records it touched and, for a sync, the peer's sync state, in one transaction.
+    /// A document this hub did not hold is created and listed in the index.
+    pub(crate) fn ingest(
+        &mut self,
+        doc_id: &str,
+        partition: &str,
+        created_at: Timestamp,
+        sync_state: Option<PeerState<'_>>,
+        f: impl FnOnce(&mut Doc) -> Result<()>,
+    ) -> Result<Vec<String>> {
         let known = self.store.docs()?.iter().any(|(d, ..)| d == doc_id);
         let result = (|| -> Result<Vec<String>> {
             let mut new_index_chunk = Vec::new();
@@ -177,12 +195,19 @@ impl Hub {
                 self.cache(Doc::new(doc_id, &actor));
             }
             let doc = self.doc(doc_id)?;
-            let touched = doc.apply(bytes)?;
+            let before = doc.heads();
+            f(doc)?;
+            let touched = doc.touched_since(&before);
             let chunk = doc.save_incremental();
+            let state = sync_state.map(|(peer, enc)| (peer, enc(doc)));
             let mut rows = Vec::new();
             for id in &touched {
-                if let Some(rec) = doc.get(id)? {
-                    rows.push((index_row(&rec, doc_id, doc)?, rec));
+                match doc.get(id) {
+                    Ok(Some(rec)) => rows.push((index_row(&rec, doc_id, doc)?, rec)),
+                    Ok(None) => {}
+                    // A record another hub wrote that this version cannot read stays in the
+                    // document (it may be newer) but out of the index.
+                    Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
                 }
             }
             let olds: Vec<Option<String>> =
@@ -196,12 +221,16 @@ impl Hub {
                 for ((row, rec), old) in rows.iter().zip(&olds) {
                     reindex(tx, row, rec, old.as_deref())?;
                 }
+                if let Some((peer, bytes)) = &state {
+                    tx.set_sync_state(peer, doc_id, bytes)?;
+                }
                 Ok(())
             })?;
             Ok(touched.into_iter().map(|i| i.to_string()).collect())
         })();
         let ids = self.settle(result, &[doc_id.to_string(), aidmesh_replica::INDEX_DOC.to_string()])?;
         if !ids.is_empty() {
+            self.changed_docs.insert(doc_id.to_string());
             self.emit(Event::RecordsChanged { ids: ids.clone() });
         }
         Ok(ids)
@@ -454,6 +483,7 @@ impl Hub {
         })();
         touched_docs.push(aidmesh_replica::INDEX_DOC.to_string());
         self.settle(result, &touched_docs)?;
+        self.changed_docs.extend(touched_docs.iter().filter(|d| *d != aidmesh_replica::INDEX_DOC).cloned());
         self.compact(&touched_docs)?;
         self.emit(Event::RecordsChanged { ids: recs.iter().map(|r| r.id().to_string()).collect() });
         Ok(())
@@ -494,8 +524,12 @@ impl Hub {
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
-            let bytes = self.store.doc_bytes(id)?.ok_or_else(|| Error::NotFound(format!("document {id}")))?;
-            let doc = Doc::load(id, &bytes, &self.actor)?;
+            let doc = match self.store.doc_bytes(id)? {
+                Some(bytes) => Doc::load(id, &bytes, &self.actor)?,
+                // Registered, but nothing arrived for it yet (a sync that only exchanged heads).
+                None if self.store.docs()?.iter().any(|(d, ..)| d == id) => Doc::new(id, &self.actor),
+                None => return Err(Error::NotFound(format!("document {id}"))),
+            };
             self.cache(doc);
         }
         let entry = self.docs.get_mut(id).ok_or_else(|| Error::NotFound(format!("document {id}")))?;

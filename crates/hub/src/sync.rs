@@ -1,0 +1,78 @@
+//! The hub as a sync replica: what a mesh session needs from it.
+//!
+//! Sessions (in `aidmesh-mesh`) run Automerge's sync protocol per document. The hub answers with
+//! its documents, generates messages from them, and applies what arrives through the same
+//! ingest path as any merge: one store transaction with the re-indexed records and the peer's
+//! sync state. The index document is this hub's own registry and is not synced: each hub lists
+//! the documents it learns of.
+
+use aidmesh_mesh::session::{DocInfo, Replica};
+use aidmesh_model::Timestamp;
+use automerge::sync::{Message, State, SyncDoc};
+
+use crate::Hub;
+
+impl Hub {
+    /// Documents changed by writes or merges since the last call: the sync driver offers them
+    /// to every connected peer.
+    pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
+        let changed = std::mem::take(&mut self.changed_docs);
+        let Ok(docs) = self.store.docs() else { return Vec::new() };
+        docs.into_iter()
+            .filter(|(d, ..)| changed.contains(d))
+            .map(|(doc, partition, created_at, _)| DocInfo { doc, partition, created_at })
+            .collect()
+    }
+}
+
+impl Replica for Hub {
+    fn docs(&mut self) -> Vec<DocInfo> {
+        match self.store.docs() {
+            Ok(docs) => docs
+                .into_iter()
+                .filter(|(d, ..)| d != aidmesh_replica::INDEX_DOC)
+                .map(|(doc, partition, created_at, _)| DocInfo { doc, partition, created_at })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list documents for sync");
+                Vec::new()
+            }
+        }
+    }
+
+    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>> {
+        self.store.sync_state(peer, doc).ok().flatten()
+    }
+
+    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
+        if doc == aidmesh_replica::INDEX_DOC {
+            return None;
+        }
+        match self.doc(doc) {
+            Ok(d) => d.automerge().sync().generate_sync_message(state),
+            // A document the peer announced that we do not hold yet: ask for everything.
+            Err(crate::Error::NotFound(_)) => automerge::AutoCommit::new().sync().generate_sync_message(state),
+            Err(e) => {
+                tracing::error!(doc, error = %e, "cannot load a document for sync");
+                None
+            }
+        }
+    }
+
+    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String> {
+        if doc.doc == aidmesh_replica::INDEX_DOC {
+            return Err("the index document is not synced".into());
+        }
+        let cell = std::cell::RefCell::new(std::mem::take(state));
+        let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
+        let result =
+            self.ingest(&doc.doc, &doc.partition, Timestamp::from_millis(doc.created_at), Some((peer, &encode)), |d| {
+                d.automerge()
+                    .sync()
+                    .receive_sync_message(&mut cell.borrow_mut(), msg)
+                    .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
+            });
+        *state = cell.into_inner();
+        result.map(|ids| !ids.is_empty()).map_err(|e| e.to_string())
+    }
+}

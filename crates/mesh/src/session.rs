@@ -1,0 +1,341 @@
+//! The sync session between two hubs, sans-IO.
+//!
+//! A [`Session`] is fed frames from its peer and local changes, with the time passed in, and
+//! answers with frames to send. It runs Automerge's own sync protocol for every document the two
+//! hubs hold, keeping one `sync::State` per document; the states are persisted by the
+//! [`Replica`] so that a reconnect sends only what changed. Liveness comes from the session's own
+//! pings, not from discovery. The tokio driver (and the in-memory test network) only move frames.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aidmesh_model::Timestamp;
+use automerge::sync::{Message, State};
+use serde::{Deserialize, Serialize};
+
+/// The largest frame a hub accepts: larger ones end the session.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Send a ping after this much silence.
+pub const PING_AFTER_MS: i64 = 2_000;
+/// Consider the peer gone after this much silence.
+pub const DEAD_AFTER_MS: i64 = 6_000;
+
+/// A document as announced to a peer.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DocInfo {
+    pub doc: String,
+    pub partition: String,
+    pub created_at: i64,
+}
+
+/// What travels between two hubs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// The documents the sender holds.
+    Announce(Vec<DocInfo>),
+    /// One Automerge sync message for one document.
+    Sync {
+        doc: String,
+        msg: Vec<u8>,
+    },
+    Ping,
+    Pong,
+}
+
+const TAG_ANNOUNCE: u8 = 1;
+const TAG_SYNC: u8 = 2;
+const TAG_PING: u8 = 3;
+const TAG_PONG: u8 = 4;
+
+impl Frame {
+    /// The frame's bytes, without the length prefix the transport adds.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Frame::Announce(docs) => {
+                let mut out = vec![TAG_ANNOUNCE];
+                out.extend(serde_json::to_vec(docs).unwrap_or_default());
+                out
+            }
+            Frame::Sync { doc, msg } => {
+                let mut out = Vec::with_capacity(3 + doc.len() + msg.len());
+                out.push(TAG_SYNC);
+                out.extend((doc.len() as u16).to_be_bytes());
+                out.extend(doc.as_bytes());
+                out.extend(msg);
+                out
+            }
+            Frame::Ping => vec![TAG_PING],
+            Frame::Pong => vec![TAG_PONG],
+        }
+    }
+
+    /// Reads a frame; anything malformed is an error that names what is wrong.
+    pub fn decode(b: &[u8]) -> Result<Frame, SessionError> {
+        let bad = |why: &str| SessionError::Malformed(why.to_string());
+        if b.len() > MAX_FRAME {
+            return Err(SessionError::TooLarge(b.len()));
+        }
+        match b.first() {
+            Some(&TAG_ANNOUNCE) => {
+                let docs: Vec<DocInfo> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("announce: {e}")))?;
+                if docs.iter().any(|d| !valid_doc_id(&d.doc)) {
+                    return Err(bad("announce: a document id is not valid"));
+                }
+                Ok(Frame::Announce(docs))
+            }
+            Some(&TAG_SYNC) => {
+                let n = b
+                    .get(1..3)
+                    .map(|x| u16::from_be_bytes([x[0], x[1]]) as usize)
+                    .ok_or_else(|| bad("sync: truncated"))?;
+                let doc = b.get(3..3 + n).ok_or_else(|| bad("sync: truncated document id"))?;
+                let doc = std::str::from_utf8(doc).map_err(|_| bad("sync: document id is not text"))?.to_string();
+                if !valid_doc_id(&doc) {
+                    return Err(bad("sync: document id is not valid"));
+                }
+                Ok(Frame::Sync { doc, msg: b[3 + n..].to_vec() })
+            }
+            Some(&TAG_PING) if b.len() == 1 => Ok(Frame::Ping),
+            Some(&TAG_PONG) if b.len() == 1 => Ok(Frame::Pong),
+            Some(t) => Err(bad(&format!("unknown frame type {t}"))),
+            None => Err(bad("empty frame")),
+        }
+    }
+}
+
+fn valid_doc_id(d: &str) -> bool {
+    !d.is_empty() && d.len() <= 128 && d.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("frame of {0} bytes is over the limit of {MAX_FRAME}")]
+    TooLarge(usize),
+    #[error("sync for document {0}, which the peer never announced")]
+    Unannounced(String),
+    #[error("document {doc}: {why}")]
+    Replica { doc: String, why: String },
+}
+
+/// What a session needs from the hub: its documents and their sync states.
+pub trait Replica {
+    /// Every document to sync.
+    fn docs(&mut self) -> Vec<DocInfo>;
+    /// The persisted sync state for (peer, doc), if any.
+    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>>;
+    /// The next sync message for a document, updating `state`.
+    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
+    /// Applies a sync message, creating the document if new, and persists it with the
+    /// encoded `state` for (peer, doc) in one write. Returns whether any record changed.
+    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String>;
+}
+
+/// Bytes and messages a session has moved, for `aidmesh peers` and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// One sync session with one peer.
+pub struct Session {
+    peer: String,
+    states: BTreeMap<String, State>,
+    theirs: BTreeMap<String, DocInfo>,
+    announced: BTreeSet<String>,
+    last_heard: Timestamp,
+    last_sent: Timestamp,
+    last_synced: Option<Timestamp>,
+    traffic: Traffic,
+}
+
+/// What the passing of time asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tick {
+    Idle,
+    Send(Frame),
+    /// The peer has been silent too long: close the connection.
+    Dead,
+}
+
+impl Session {
+    pub fn new(peer: &str, now: Timestamp) -> Session {
+        Session {
+            peer: peer.to_string(),
+            states: BTreeMap::new(),
+            theirs: BTreeMap::new(),
+            announced: BTreeSet::new(),
+            last_heard: now,
+            last_sent: now,
+            last_synced: None,
+            traffic: Traffic::default(),
+        }
+    }
+
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    pub fn last_synced(&self) -> Option<Timestamp> {
+        self.last_synced
+    }
+
+    /// The first frames: what we hold, and a first sync message for each document.
+    pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
+        let docs = r.docs();
+        let mut out = vec![Frame::Announce(docs.clone())];
+        self.announced.extend(docs.iter().map(|d| d.doc.clone()));
+        for d in &docs {
+            out.extend(self.generate(r, &d.doc));
+        }
+        self.sent(&out, now);
+        out
+    }
+
+    /// A frame from the peer.
+    pub fn handle(
+        &mut self,
+        r: &mut impl Replica,
+        frame: Frame,
+        now: Timestamp,
+    ) -> Result<(Vec<Frame>, bool), SessionError> {
+        self.last_heard = now;
+        self.traffic.frames_in += 1;
+        self.traffic.bytes_in += frame.encode().len() as u64;
+        let mut out = Vec::new();
+        let mut changed = false;
+        match frame {
+            Frame::Announce(docs) => {
+                for d in docs {
+                    let new = !self.theirs.contains_key(&d.doc);
+                    self.theirs.insert(d.doc.clone(), d.clone());
+                    if new && !self.states.contains_key(&d.doc) {
+                        out.extend(self.generate(r, &d.doc));
+                    }
+                }
+            }
+            Frame::Sync { doc, msg } => {
+                // The document is one the peer announced, or one of ours it asks about.
+                let info = match self.theirs.get(&doc) {
+                    Some(i) => i.clone(),
+                    None => match r.docs().into_iter().find(|d| d.doc == doc) {
+                        Some(i) => i,
+                        None => return Err(SessionError::Unannounced(doc)),
+                    },
+                };
+                let msg = Message::decode(&msg)
+                    .map_err(|e| SessionError::Malformed(format!("sync message for {doc}: {e}")))?;
+                let peer = self.peer.clone();
+                let state = self.state(r, &doc);
+                changed = r
+                    .receive(&peer, &info, state, msg)
+                    .map_err(|why| SessionError::Replica { doc: doc.clone(), why })?;
+                // A document we did not have exists now: announce it back so the peer's view of
+                // ours is complete, then answer.
+                if self.announced.insert(doc.clone()) {
+                    out.push(Frame::Announce(vec![info]));
+                }
+                out.extend(self.generate(r, &doc));
+                self.last_synced = Some(now);
+            }
+            Frame::Ping => out.push(Frame::Pong),
+            Frame::Pong => {}
+        }
+        self.sent(&out, now);
+        Ok((out, changed))
+    }
+
+    /// A document changed here (a local write, or a merge from another peer): offer it.
+    pub fn changed(&mut self, r: &mut impl Replica, doc: &DocInfo, now: Timestamp) -> Vec<Frame> {
+        let mut out = Vec::new();
+        if self.announced.insert(doc.doc.clone()) {
+            out.push(Frame::Announce(vec![doc.clone()]));
+        }
+        out.extend(self.generate(r, &doc.doc));
+        self.sent(&out, now);
+        out
+    }
+
+    /// Time passed: ping a quiet peer, give up on a silent one.
+    pub fn tick(&mut self, now: Timestamp) -> Tick {
+        if now.millis() - self.last_heard.millis() > DEAD_AFTER_MS {
+            return Tick::Dead;
+        }
+        if now.millis() - self.last_sent.millis() > PING_AFTER_MS {
+            self.sent(&[Frame::Ping], now);
+            return Tick::Send(Frame::Ping);
+        }
+        Tick::Idle
+    }
+
+    fn state(&mut self, r: &mut impl Replica, doc: &str) -> &mut State {
+        if !self.states.contains_key(doc) {
+            let s = r.load_state(&self.peer, doc).and_then(|b| State::decode(&b).ok()).unwrap_or_default();
+            self.states.insert(doc.to_string(), s);
+        }
+        self.states.entry(doc.to_string()).or_default()
+    }
+
+    fn generate(&mut self, r: &mut impl Replica, doc: &str) -> Option<Frame> {
+        let state = self.state(r, doc);
+        r.generate(doc, state).map(|m| Frame::Sync { doc: doc.to_string(), msg: m.encode() })
+    }
+
+    fn sent(&mut self, frames: &[Frame], now: Timestamp) {
+        if !frames.is_empty() {
+            self.last_sent = now;
+        }
+        for f in frames {
+            self.traffic.frames_out += 1;
+            self.traffic.bytes_out += f.encode().len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_bad_bytes_are_named() {
+        let frames = vec![
+            Frame::Announce(vec![DocInfo { doc: "item-01abc".into(), partition: "item".into(), created_at: 5 }]),
+            Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3] },
+            Frame::Ping,
+            Frame::Pong,
+        ];
+        for f in frames {
+            assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
+        }
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (&[9], "unknown frame type 9"),
+            (&[TAG_SYNC, 0], "truncated"),
+            (&[TAG_SYNC, 0, 9, b'a'], "truncated document id"),
+            (&[TAG_SYNC, 0, 1, b'/'], "not valid"),
+            (&[TAG_ANNOUNCE, b'{'], "announce"),
+            (&[TAG_PING, 0], "unknown frame type 3"),
+        ];
+        for (b, want) in cases {
+            let e = Frame::decode(b).unwrap_err().to_string();
+            assert!(e.contains(want), "{b:?}: {e}");
+        }
+        assert!(matches!(Frame::decode(&vec![TAG_SYNC; MAX_FRAME + 1]), Err(SessionError::TooLarge(_))));
+    }
+
+    #[test]
+    fn liveness_comes_from_the_session() {
+        let t0 = Timestamp::from_millis(0);
+        let mut s = Session::new("peer", t0);
+        assert_eq!(s.tick(Timestamp::from_millis(1_000)), Tick::Idle);
+        assert_eq!(s.tick(Timestamp::from_millis(PING_AFTER_MS + 1)), Tick::Send(Frame::Ping));
+        assert_eq!(s.tick(Timestamp::from_millis(DEAD_AFTER_MS + 1)), Tick::Dead);
+    }
+}
