@@ -11,6 +11,7 @@
 mod demo;
 mod error;
 mod exchange;
+mod members;
 mod query;
 mod sync;
 mod write;
@@ -20,17 +21,20 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+use aidmesh_mesh::Identity;
 use aidmesh_model::Timestamp;
 use aidmesh_replica::{Doc, Index, INDEX_DOC};
 use aidmesh_store::Store;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{Hit, VaultState};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
+pub use members::Founder;
 pub use query::{ConflictEntry, Overview, RecordView, StockLine};
 pub use write::DocExport;
 
@@ -114,6 +118,7 @@ const DOC_CACHE: usize = 6;
 
 /// An open hub.
 pub struct Hub {
+    identity: Identity,
     store: Store,
     index: Index,
     docs: HashMap<String, (u64, Doc)>,
@@ -138,15 +143,21 @@ impl Hub {
             return Err(Error::invalid("hub", vec![model::FieldError::new("handle", "is required")]));
         }
         let mut rng = ChaCha20Rng::from_seed(config.seed);
-        let mut actor = vec![0u8; 16];
-        rng.fill_bytes(&mut actor);
-        let hub_id = hex(&actor);
+        let identity = Identity::generate(&mut rng);
+        let hub_id = identity.id().to_string();
+        let actor = identity.public().as_bytes().to_vec();
         let mut store = Store::create(path, passphrase)?;
         let mut index = Index::new(&actor);
         let bytes = index.doc().save();
+        let now = config.clock.now();
         let created = store.write(|tx| {
             tx.set_meta("hub_id", &hub_id)?;
             tx.set_meta("hub_name", opts.hub_name.trim())?;
+            tx.set_meta("identity", &aidmesh_mesh::membership::hex(&identity.secret()))?;
+            // This hub founds its coalition; joining another replaces the founder (mesh issue).
+            tx.set_meta("founder_key", &aidmesh_mesh::membership::hex(identity.public().as_bytes()))?;
+            tx.set_meta("founder_name", opts.hub_name.trim())?;
+            tx.set_meta("founded_at", &now.millis().to_string())?;
             tx.add_doc(INDEX_DOC, "index", 0)?;
             tx.replace_doc(INDEX_DOC, &bytes)
         });
@@ -155,7 +166,7 @@ impl Hub {
             let _ = std::fs::remove_file(path);
             return Err(e.into());
         }
-        let mut hub = Hub::assemble(store, index, hub_id, actor, config, rng);
+        let mut hub = Hub::assemble(store, index, hub_id, identity, config, rng);
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), opts.hub_name.trim().into());
         fields.insert("location".into(), opts.location.trim().into());
@@ -166,18 +177,49 @@ impl Hub {
 
     /// Opens an existing hub store.
     pub fn open(path: &Path, passphrase: &str, config: Config) -> Result<Hub> {
-        let store = Store::open(path, passphrase)?;
-        let hub_id = store.meta("hub_id")?.ok_or_else(|| Error::Corrupt("the store has no hub id".into()))?;
-        let actor = unhex(&hub_id).ok_or_else(|| Error::Corrupt("the store's hub id is malformed".into()))?;
+        let mut store = Store::open(path, passphrase)?;
+        let mut rng = ChaCha20Rng::from_seed(config.seed);
+        let identity = match store.meta("identity")? {
+            Some(h) => {
+                let secret = aidmesh_mesh::membership::unhex(&h)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| Error::Corrupt("the store's hub identity is malformed".into()))?;
+                Identity::from_secret(&secret)
+            }
+            // A store from before hubs had keys: give it one, founding its own coalition.
+            None => {
+                let identity = Identity::generate(&mut rng);
+                let name = store.meta("hub_name")?.unwrap_or_default();
+                let now = config.clock.now();
+                store.write(|tx| {
+                    tx.set_meta("identity", &aidmesh_mesh::membership::hex(&identity.secret()))?;
+                    tx.set_meta("hub_id", &identity.id().to_string())?;
+                    tx.set_meta("founder_key", &aidmesh_mesh::membership::hex(identity.public().as_bytes()))?;
+                    tx.set_meta("founder_name", &name)?;
+                    tx.set_meta("founded_at", &now.millis().to_string())
+                })?;
+                identity
+            }
+        };
+        let hub_id = identity.id().to_string();
+        let actor = identity.public().as_bytes().to_vec();
         let bytes =
             store.doc_bytes(INDEX_DOC)?.ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;
         let index = Index::from_doc(Doc::load(INDEX_DOC, &bytes, &actor)?);
-        let rng = ChaCha20Rng::from_seed(config.seed);
-        Ok(Hub::assemble(store, index, hub_id, actor, config, rng))
+        Ok(Hub::assemble(store, index, hub_id, identity, config, rng))
     }
 
-    fn assemble(store: Store, index: Index, hub_id: String, actor: Vec<u8>, config: Config, rng: ChaCha20Rng) -> Hub {
+    fn assemble(
+        store: Store,
+        index: Index,
+        hub_id: String,
+        identity: Identity,
+        config: Config,
+        rng: ChaCha20Rng,
+    ) -> Hub {
+        let actor = identity.public().as_bytes().to_vec();
         Hub {
+            identity,
             store,
             index,
             docs: HashMap::new(),
@@ -238,15 +280,4 @@ impl Hub {
         self.rng.fill_bytes(&mut b);
         b
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }

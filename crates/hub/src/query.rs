@@ -174,22 +174,23 @@ impl Hub {
     /// allocations), then the model's views decide, so the cost does not grow with history.
     pub fn overview(&self) -> Result<Overview> {
         let now = self.clock.now();
-        let short_items = parse_all(&self.store.query_json(
-            "SELECT json FROM records INDEXED BY items_reorder
-             WHERE kind = 'item' AND json_extract(json, '$.reorder_level') > 0
-             AND json_extract(json, '$.reorder_level') > (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id)",
+        // Candidates with their total stock, in one pass of the partial indexes.
+        let (short_items, short_levels) = self.with_totals(self.store.query_json_num(
+            "SELECT json, (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id) AS total
+             FROM records INDEXED BY items_reorder
+             WHERE kind = 'item' AND json_extract(json, '$.reorder_level') > 0 AND json_extract(json, '$.reorder_level') > total",
             &[],
         )?)?;
-        let mut shortages = shortages(&short_items, &self.levels_of(short_items.iter().map(Record::id))?);
+        let mut shortages = shortages(&short_items, &short_levels);
         shortages.truncate(20);
         let limit = (now.date() + chrono::Duration::days(EXPIRY_DAYS)).to_string();
-        let expiring_items = parse_all(&self.store.query_json(
-            "SELECT json FROM records INDEXED BY items_expiry
+        let (expiring_items, expiring_levels) = self.with_totals(self.store.query_json_num(
+            "SELECT json, (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id)
+             FROM records INDEXED BY items_expiry
              WHERE kind = 'item' AND json_extract(json, '$.expiry') <= ?1",
             &[&limit],
         )?)?;
-        let mut expiring =
-            expiring(&expiring_items, &self.levels_of(expiring_items.iter().map(Record::id))?, now.date(), EXPIRY_DAYS);
+        let mut expiring = expiring(&expiring_items, &expiring_levels, now.date(), EXPIRY_DAYS);
         expiring.truncate(20);
         let mut urgent_requests = parse_all(&self.store.query_json(
             "SELECT json FROM records WHERE kind = 'request'
@@ -216,17 +217,7 @@ impl Hub {
         incidents.truncate(20);
         let over = self.over_allocations()?;
         let field_conflicts = self.store.conflicted(50)?;
-        let mut unapproved = Vec::new();
-        let ledger = self.ledger_context()?;
-        for r in ledger.iter().filter(|r| r.kind() == Kind::Expense) {
-            let (r, _) = amended(r, &amendments_of(&ledger, r.id()));
-            if let Body::Expense(e) = &r.body {
-                if matches!(approval_state(&ledger, (&r.meta, e)), ApprovalState::Unapproved { .. }) {
-                    unapproved.push(r.clone());
-                }
-            }
-        }
-        unapproved.truncate(50);
+        let unapproved = self.unapproved_expenses(50)?;
         let mut counts = BTreeMap::new();
         for k in Kind::ALL {
             counts.insert(k.name().to_string(), self.store.count(k.name())?);
@@ -245,6 +236,33 @@ impl Hub {
             unapproved_expenses: unapproved,
             counts,
         })
+    }
+
+    /// Expenses whose approvals do not (yet) satisfy the policy in force, newest first.
+    pub fn unapproved_expenses(&self, limit: usize) -> Result<Vec<Record>> {
+        // Group once, so that each expense is judged against its own approvals only.
+        let mut base = self.all(Kind::Policy)?;
+        base.extend(self.all(Kind::RoleGrant)?);
+        let mut approvals: BTreeMap<RecordId, Vec<Record>> = BTreeMap::new();
+        for a in self.all(Kind::Approval)? {
+            if let Body::Approval(x) = &a.body {
+                approvals.entry(x.expense.clone()).or_default().push(a);
+            }
+        }
+        let mut out = Vec::new();
+        for r in self.all(Kind::Expense)? {
+            let r = self.amended(&r)?;
+            let Body::Expense(e) = &r.body else { continue };
+            let mut ctx = base.clone();
+            ctx.extend(approvals.remove(r.id()).unwrap_or_default());
+            if matches!(approval_state(&ctx, (&r.meta, e)), ApprovalState::Unapproved { .. }) {
+                out.push(r.clone());
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Sources promised beyond what they hold: reads the allocations and only the offers and
@@ -274,6 +292,19 @@ impl Hub {
             return Ok(r.clone());
         }
         Ok(amended(r, &amendments_of(&ams, r.id())).0)
+    }
+
+    /// Records with their total stock, as the views take them: one level per item (the views
+    /// that use these only read totals).
+    fn with_totals(&self, rows: Vec<(String, i64)>) -> Result<(Vec<Record>, Levels)> {
+        let mut recs = Vec::with_capacity(rows.len());
+        let mut levels = Levels::new();
+        for (json, total) in rows {
+            let r = parse_record(&json)?;
+            levels.insert((r.id().clone(), RecordId::from("*")), total);
+            recs.push(r);
+        }
+        Ok((recs, levels))
     }
 
     /// Stock levels of the given items at every place.

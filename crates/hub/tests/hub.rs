@@ -437,3 +437,41 @@ fn a_full_disk_is_an_error_that_changes_nothing() {
     let h = reopen(&path, &t.clock);
     assert_eq!(h.count(Kind::Item).unwrap(), after, "what was acknowledged is there, nothing else");
 }
+
+#[test]
+fn membership_is_signed_and_checked_on_read() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    let members = a.hub.members().unwrap();
+    assert_eq!(members.members.len(), 1, "the founder alone");
+    assert!(members.is_member(&a.hub.fingerprint()));
+    let fp = a.hub.fingerprint().to_string();
+    assert_eq!(aidmesh_hub::HubId::parse(&fp).unwrap(), a.hub.fingerprint());
+    // The founder admits South.
+    a.hub.admit(&b.hub.public_key(), "South", aidmesh_hub::MemberRole::Member).unwrap();
+    assert!(a.hub.members().unwrap().is_member(&b.hub.fingerprint()));
+    assert!(a.hub.admit("nothex", "x", aidmesh_hub::MemberRole::Member).unwrap_err().to_string().contains("Ed25519"));
+    // A forged entry written straight into the records changes nothing.
+    let c = new_hub("Outsider", 3);
+    let forged = json!({"action": {"action": "admit", "key": c.hub.public_key(), "name": "evil", "role": "admin"},
+                        "signer": a.hub.public_key(), "at": "2026-11-25T10:00:00Z", "sig": "00".repeat(64)});
+    a.hub.add(Kind::MemberEntry, fields(forged)).unwrap();
+    let m = a.hub.members().unwrap();
+    assert!(!m.is_member(&c.hub.fingerprint()));
+    assert_eq!(m.rejected.len(), 1);
+    // South joins North's coalition: a plain member, it cannot admit anyone.
+    b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    assert!(b.hub.members().unwrap().is_member(&b.hub.fingerprint()));
+    let e = b.hub.admit(&c.hub.public_key(), "Outsider", aidmesh_hub::MemberRole::Member).unwrap_err();
+    assert!(e.to_string().contains("not an admin"), "{e}");
+    a.hub.revoke(&b.hub.fingerprint().to_string()).unwrap();
+    assert!(!a.hub.members().unwrap().is_member(&b.hub.fingerprint()));
+    assert_eq!(a.hub.revoke(&b.hub.fingerprint().to_string()).unwrap_err().code(), "not_found");
+    assert!(a.hub.revoke("not-a-hub-id").is_err());
+    // Identity survives reopening.
+    let fp_before = a.hub.fingerprint();
+    let path = a.path.clone();
+    drop(a.hub);
+    assert_eq!(reopen(&path, &a.clock).fingerprint(), fp_before);
+}

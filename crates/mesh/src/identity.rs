@@ -141,6 +141,11 @@ impl Identity {
     }
 }
 
+/// Whether 32 bytes are a valid Ed25519 public key.
+pub fn public_key_ok(k: &[u8; 32]) -> bool {
+    VerifyingKey::from_bytes(k).is_ok()
+}
+
 /// Checks a signature by a public key.
 pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     match VerifyingKey::from_bytes(public) {

@@ -171,6 +171,7 @@ kinds! {
     Role(Role) = "role", Coalition, append_only: false;
     Policy(Policy) = "policy", Coalition, append_only: false;
     RoleGrant(RoleGrant) = "role_grant", Coalition, append_only: false;
+    MemberEntry(MemberEntry) = "member_entry", Coalition, append_only: true;
     Item(Item) = "item", Catalogue, append_only: false;
     Volunteer(Volunteer) = "volunteer", Catalogue, append_only: false;
     Request(Request) = "request", Catalogue, append_only: false;
@@ -1230,5 +1231,40 @@ impl Rules for AfterAction {
     }
     fn text(&self) -> Vec<&str> {
         vec![&self.title, &self.worked, &self.did_not_work, &self.why, &self.actions]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coalition membership
+
+/// One signed entry of the coalition's membership log. Its meaning and its signature are
+/// checked on read (`aidmesh-mesh`); as written, it proves nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemberEntry {
+    /// The action: `{"action": "admit" | "revoke" | "set_role", ...}`.
+    pub action: Value,
+    /// Public key of the signing hub, hex.
+    pub signer: String,
+    pub at: Timestamp,
+    /// Ed25519 signature, hex.
+    pub sig: String,
+}
+
+impl Rules for MemberEntry {
+    fn check(&self, errs: &mut Vec<FieldError>) {
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(&self.signer, 64) {
+            errs.push(FieldError::new("signer", "must be a 32-byte public key in hex"));
+        }
+        if !hex(&self.sig, 128) {
+            errs.push(FieldError::new("sig", "must be a 64-byte signature in hex"));
+        }
+        if !self.action.is_object() {
+            errs.push(FieldError::new("action", "must be an object"));
+        }
+    }
+    fn text(&self) -> Vec<&str> {
+        vec![]
     }
 }

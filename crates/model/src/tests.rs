@@ -154,6 +154,12 @@ fn every_kind_validates_its_fields() {
         ("grievance", json!({"summary": "rude marshal", "confidential": true}), vec!["readers"]),
         ("grievance", json!({"summary": "x", "readers": ["fox"], "involved": ["fox"]}), vec!["readers"]),
         ("after_action", json!({"title": "March day 1"}), vec![]),
+        (
+            "member_entry",
+            json!({"action": {"action": "revoke"}, "signer": "ab".repeat(32), "sig": "cd".repeat(64)}),
+            vec![],
+        ),
+        ("member_entry", json!({"action": 3, "signer": "xyz", "sig": ""}), vec!["signer", "sig", "action"]),
     ];
     let mut covered = std::collections::BTreeSet::new();
     for (kind, v, want) in cases {

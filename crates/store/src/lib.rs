@@ -258,7 +258,8 @@ impl Store {
     /// JSON of records of a kind whose reference `field` points to `target`.
     pub fn referring(&self, kind: &str, field: &str, target: &str) -> Result<Vec<String>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT r.json FROM refs f JOIN records r ON r.id = f.id
+            // CROSS JOIN keeps the reference index as the outer loop.
+            "SELECT r.json FROM refs f CROSS JOIN records r ON r.id = f.id
              WHERE f.target = ?3 AND f.field = ?2 AND r.kind = ?1 ORDER BY r.created_at, r.id",
         )?;
         let rows = st.query_map(params![kind, field, target], |r| r.get(0))?;
@@ -283,6 +284,13 @@ impl Store {
     }
 
     /// How many records of a kind the index holds (a maintained count, not a scan).
+    /// Like [`Store::query_json`], for queries that select a JSON column and a number.
+    pub fn query_json_num(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn count(&self, kind: &str) -> Result<i64> {
         Ok(self
             .conn
@@ -302,9 +310,13 @@ impl Store {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
-        let fts = terms.join(" ");
+        let mut fts = terms.join(" ");
+        if let Some(k) = kind {
+            // The kind is a column of the full-text index: FTS intersects it with the words.
+            fts = format!("kind : \"{}\" AND text : ({fts})", k.replace('"', ""));
+        }
         let mut st = self.conn.prepare_cached(
-            "SELECT r.id, r.kind, r.label FROM search s JOIN records r ON r.rowid = s.rowid
+            "SELECT r.id, r.kind, r.label FROM search s CROSS JOIN records r ON r.rowid = s.rowid
              WHERE search MATCH ?1 AND (?2 IS NULL OR r.kind = ?2) LIMIT ?3",
         )?;
         let rows =
@@ -322,10 +334,13 @@ impl Store {
 
     /// Stock levels: (item, place, quantity), from the index's running sums.
     pub fn stock(&self, item: Option<&str>) -> Result<Vec<(String, String, i64)>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT item, place, qty FROM stock WHERE (?1 IS NULL OR item = ?1) ORDER BY item, place",
-        )?;
-        let rows = st.query_map([item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        // Two statements, so that the one-item look-up uses the primary key.
+        let (sql, args): (&str, Vec<&str>) = match item {
+            Some(i) => ("SELECT item, place, qty FROM stock WHERE item = ?1 ORDER BY place", vec![i]),
+            None => ("SELECT item, place, qty FROM stock ORDER BY item, place", vec![]),
+        };
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -417,9 +432,11 @@ impl Tx<'_> {
             self.tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?.execute([rowid])?;
         }
         if !row.search_text.is_empty() {
-            self.tx
-                .prepare_cached("INSERT INTO search(rowid, text) VALUES (?1, ?2)")?
-                .execute(params![rowid, row.search_text])?;
+            self.tx.prepare_cached("INSERT INTO search(rowid, kind, text) VALUES (?1, ?2, ?3)")?.execute(params![
+                rowid,
+                row.kind,
+                row.search_text
+            ])?;
         }
         if existed.is_some() {
             self.tx.prepare_cached("DELETE FROM refs WHERE id = ?1")?.execute([&row.id])?;

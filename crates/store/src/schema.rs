@@ -22,7 +22,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX records_kind ON records(kind, created_at);
      CREATE INDEX records_id_kind ON records(id, kind);
      CREATE INDEX records_doc ON records(doc);
-     CREATE VIRTUAL TABLE search USING fts5(text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
+     CREATE VIRTUAL TABLE search USING fts5(kind, text, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2');
      CREATE TABLE refs(id TEXT NOT NULL, field TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY(id, field, target));
      CREATE INDEX refs_target ON refs(target, field);
      CREATE TABLE kind_counts(kind TEXT PRIMARY KEY, n INTEGER NOT NULL);

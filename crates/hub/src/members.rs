@@ -1,0 +1,118 @@
+//! The coalition's members, as this hub computes them from the signed membership log.
+
+use aidmesh_mesh::membership::{hex, Action, Entry, Members, Role};
+use aidmesh_mesh::HubId;
+use aidmesh_model::{Body, FieldError, Kind, MemberEntry, Record, Timestamp};
+
+use crate::{Error, Hub, Result};
+
+/// Who founded the coalition: the trust anchor of the membership log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Founder {
+    pub key: String,
+    pub name: String,
+    pub at: Timestamp,
+}
+
+impl Hub {
+    /// This hub's fingerprint, as people compare it.
+    pub fn fingerprint(&self) -> HubId {
+        self.identity.id()
+    }
+
+    /// This hub's public key, hex.
+    pub fn public_key(&self) -> String {
+        hex(self.identity.public().as_bytes())
+    }
+
+    /// The coalition's founder, as this hub knows it.
+    pub fn founder(&self) -> Result<Founder> {
+        let get = |k: &str| self.store.meta(k).map(Option::unwrap_or_default);
+        let at = get("founded_at")?.parse::<i64>().unwrap_or(0);
+        Ok(Founder { key: get("founder_key")?, name: get("founder_name")?, at: Timestamp::from_millis(at) })
+    }
+
+    /// Takes another coalition's founder as this hub's trust anchor: what joining does once the
+    /// invite is confirmed. The hub's own records stay; membership is evaluated from `founder`.
+    pub fn adopt_founder(&mut self, founder: &Founder) -> Result<()> {
+        let key_ok = aidmesh_mesh::membership::unhex(&founder.key)
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .is_some_and(|k| ed25519_dalek_key_ok(&k));
+        if !key_ok {
+            return Err(Error::invalid("founder", vec![FieldError::new("key", "not an Ed25519 public key in hex")]));
+        }
+        self.store.write(|tx| {
+            tx.set_meta("founder_key", &founder.key)?;
+            tx.set_meta("founder_name", &founder.name)?;
+            tx.set_meta("founded_at", &founder.at.millis().to_string())
+        })?;
+        Ok(())
+    }
+
+    /// The current members: the membership log evaluated from the founder, signatures checked.
+    pub fn members(&self) -> Result<Members> {
+        let f = self.founder()?;
+        let recs = self.all(Kind::MemberEntry)?;
+        let entries: Vec<Entry> = recs
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::MemberEntry(e) => Some(Entry {
+                    action: serde_json::from_value(e.action.clone()).ok()?,
+                    signer: e.signer.clone(),
+                    at: e.at,
+                    sig: e.sig.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(Members::evaluate(&f.key, &f.name, f.at, &entries))
+    }
+
+    /// Admits a hub by its public key: signed by this hub, which must be an admin.
+    pub fn admit(&mut self, public_key: &str, name: &str, role: Role) -> Result<Record> {
+        let key_ok = aidmesh_mesh::membership::unhex(public_key)
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .is_some_and(|k| ed25519_dalek_key_ok(&k));
+        if !key_ok {
+            return Err(Error::invalid(
+                "member_entry",
+                vec![FieldError::new("key", "not an Ed25519 public key in hex")],
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(Error::invalid("member_entry", vec![FieldError::new("name", "is required")]));
+        }
+        self.sign_entry(Action::Admit { key: public_key.to_string(), name: name.trim().to_string(), role })
+    }
+
+    /// Revokes a member hub.
+    pub fn revoke(&mut self, hub: &str) -> Result<Record> {
+        let id = HubId::parse(hub).map_err(|e| Error::invalid("member_entry", vec![FieldError::new("hub", e)]))?;
+        if !self.members()?.is_member(&id) {
+            return Err(Error::NotFound(format!("member hub {id}")));
+        }
+        self.sign_entry(Action::Revoke { hub: id })
+    }
+
+    fn sign_entry(&mut self, action: Action) -> Result<Record> {
+        let me = self.fingerprint();
+        if self.members()?.members.get(&me).map(|m| m.role) != Some(Role::Admin) {
+            return Err(Error::invalid(
+                "member_entry",
+                vec![FieldError::new("", "this hub is not an admin of the coalition: ask an admin hub")],
+            ));
+        }
+        let e = Entry::sign(&self.identity, action, self.clock.now());
+        let body = MemberEntry {
+            action: serde_json::to_value(&e.action).map_err(|e| Error::Corrupt(e.to_string()))?,
+            signer: e.signer,
+            at: e.at,
+            sig: e.sig,
+        };
+        self.add_body(Body::MemberEntry(body))
+    }
+}
+
+fn ed25519_dalek_key_ok(k: &[u8; 32]) -> bool {
+    aidmesh_mesh::identity::public_key_ok(k)
+}
