@@ -103,6 +103,32 @@ pub(crate) enum Command {
     Import(ImportCmd),
     /// Rebuild the query index from the documents.
     Reindex,
+    /// This hub's id, public key and the coalition's founder code.
+    Identity,
+    /// Admit a hub to the coalition by its public key (this hub must be an admin).
+    Admit {
+        key: String,
+        #[arg(long)]
+        name: String,
+        /// Let the hub admit and revoke others too.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Revoke a member hub: it is refused from then on.
+    Revoke { hub: String },
+    /// Take another coalition's founder as this hub's (the code `aidmesh identity` prints there).
+    AdoptFounder { code: String },
+    /// Run the hub headless: sync with member hubs.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:7433")]
+        listen: std::net::SocketAddr,
+        /// A peer to connect to by address (repeatable).
+        #[arg(long)]
+        peer: Vec<std::net::SocketAddr>,
+    },
+    /// Peers of the running `aidmesh serve`, and the coalition's members.
+    Peers,
     /// Change the store passphrase.
     Passphrase,
 }

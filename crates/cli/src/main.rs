@@ -3,6 +3,7 @@
 
 mod args;
 mod print;
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -325,6 +326,84 @@ fn run(cli: Cli) -> Result<()> {
             let mut hub = open(&store, &cli)?;
             let n = hub.rebuild_index()?;
             println!("Rebuilt the index from the documents: {n} records.");
+            Ok(())
+        }
+        Command::Identity => {
+            let hub = open(&store, &cli)?;
+            let f = hub.founder()?;
+            let code = format!("{}:{}:{}", f.key, f.at.millis(), f.name);
+            if json {
+                return print::json(&serde_json::json!({
+                    "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
+                }));
+            }
+            println!("hub id       {}", hub.fingerprint());
+            println!("public key   {}", hub.public_key());
+            println!("founder code {code}");
+            Ok(())
+        }
+        Command::Admit { key, name, admin } => {
+            let mut hub = open(&store, &cli)?;
+            let role = if admin { aidmesh_hub::MemberRole::Admin } else { aidmesh_hub::MemberRole::Member };
+            hub.admit(key.trim(), &name, role)?;
+            println!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
+            Ok(())
+        }
+        Command::Revoke { hub: who } => {
+            let mut hub = open(&store, &cli)?;
+            hub.revoke(&who)?;
+            println!("Revoked {who}: member hubs refuse it once they have this entry.");
+            Ok(())
+        }
+        Command::AdoptFounder { code } => {
+            let mut hub = open(&store, &cli)?;
+            let mut parts = code.trim().splitn(3, ':');
+            let (key, at, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let at =
+                at.parse::<i64>().map_err(|_| anyhow::anyhow!("{code:?} is not a founder code (KEY:TIME:NAME)"))?;
+            hub.adopt_founder(&aidmesh_hub::Founder {
+                key: key.to_string(),
+                name: name.to_string(),
+                at: Timestamp::from_millis(at),
+            })?;
+            println!(
+                "This hub now belongs to {name}'s coalition; an admin must admit it: aidmesh admit {}",
+                hub.public_key()
+            );
+            Ok(())
+        }
+        Command::Serve { listen, peer } => {
+            let hub = open(&store, &cli)?;
+            serve::run(hub, listen, peer)
+        }
+        Command::Peers => {
+            let hub = open(&store, &cli)?;
+            let status: Vec<serde_json::Value> =
+                hub.peer_status()?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            let members = hub.members()?;
+            if json {
+                return print::json(
+                    &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
+                );
+            }
+            println!("Connected peers (as `aidmesh serve` last recorded):");
+            if status.is_empty() {
+                println!("  none");
+            }
+            for p in &status {
+                println!(
+                    "  {}  at {}  last synced {}  {} bytes in, {} out",
+                    p["hub"].as_str().unwrap_or(""),
+                    p["addr"].as_str().unwrap_or(""),
+                    p["last_synced"].as_str().unwrap_or("never"),
+                    p["traffic"]["bytes_in"],
+                    p["traffic"]["bytes_out"]
+                );
+            }
+            println!("Members:");
+            for m in members.members.values() {
+                println!("  {}  {:<20} {:?}", m.id, m.name, m.role);
+            }
             Ok(())
         }
         Command::Passphrase => {

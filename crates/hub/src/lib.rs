@@ -131,6 +131,8 @@ pub struct Hub {
     listeners: Vec<Listener>,
     /// Documents changed since the sync driver last asked (see `take_changed_docs`).
     changed_docs: std::collections::BTreeSet<String>,
+    /// The store's data version when last checked for other processes' writes.
+    data_version: Option<i64>,
 }
 
 impl Hub {
@@ -231,6 +233,7 @@ impl Hub {
             rng,
             listeners: Vec::new(),
             changed_docs: std::collections::BTreeSet::new(),
+            data_version: None,
         }
     }
 

@@ -15,6 +15,32 @@ use crate::Hub;
 impl Hub {
     /// Documents changed by writes or merges since the last call: the sync driver offers them
     /// to every connected peer.
+    /// Notices writes made to the store by another process (the `aidmesh` command while
+    /// `aidmesh serve` runs): drops documents held in memory and marks every document changed,
+    /// so that peers are offered what was written. Returns whether anything changed.
+    pub fn pick_up_external_changes(&mut self) -> crate::Result<bool> {
+        let v = self.store.data_version()?;
+        if self.data_version == Some(v) {
+            return Ok(false);
+        }
+        let first = self.data_version.is_none();
+        self.data_version = Some(v);
+        if first {
+            return Ok(false);
+        }
+        self.docs.clear();
+        if let Some(bytes) = self.store.doc_bytes(aidmesh_replica::INDEX_DOC)? {
+            self.index = aidmesh_replica::Index::from_doc(aidmesh_replica::Doc::load(
+                aidmesh_replica::INDEX_DOC,
+                &bytes,
+                &self.actor,
+            )?);
+        }
+        self.changed_docs
+            .extend(self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC));
+        Ok(true)
+    }
+
     pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
         let changed = std::mem::take(&mut self.changed_docs);
         let Ok(docs) = self.store.docs() else { return Vec::new() };
@@ -74,5 +100,25 @@ impl Replica for Hub {
             });
         *state = cell.into_inner();
         result.map(|ids| !ids.is_empty()).map_err(|e| e.to_string())
+    }
+}
+
+impl aidmesh_mesh::net::Hub for Hub {
+    fn take_changed(&mut self) -> Vec<DocInfo> {
+        self.take_changed_docs()
+    }
+
+    fn member_ids(&mut self) -> std::collections::BTreeSet<aidmesh_mesh::HubId> {
+        match self.members() {
+            Ok(m) => m.members.into_keys().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot evaluate members: refusing every peer");
+                Default::default()
+            }
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }

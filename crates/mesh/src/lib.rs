@@ -6,6 +6,7 @@
 
 pub mod identity;
 pub mod membership;
+pub mod net;
 pub mod session;
 
 pub use identity::{HubId, Identity};

@@ -156,6 +156,11 @@ impl Store {
         Ok(())
     }
 
+    /// A number that changes when another process commits to the file (SQLite's data_version).
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     /// Pages the file uses now.
     pub fn page_count(&self) -> Result<i64> {
         Ok(self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?)

@@ -1,0 +1,492 @@
+//! The network: mutual TLS 1.3 between member hubs, and the tokio driver of sync sessions.
+//!
+//! Each hub's TLS certificate is self-signed with its Ed25519 identity key. Both sides of a
+//! connection check the other's key against the current members before the handshake
+//! completes, so a hub that is not a member, or was revoked, gets no document byte.
+//! Frames travel with a 4-byte length prefix; one over [`MAX_FRAME`] ends the connection.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use aidmesh_model::Timestamp;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+
+use crate::identity::{HubId, Identity};
+use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, MAX_FRAME};
+
+/// What the driver needs from the hub beyond a session's needs.
+pub trait Hub: Replica + Send + 'static {
+    /// Documents changed since the last call (local writes and merges).
+    fn take_changed(&mut self) -> Vec<DocInfo>;
+    /// The hubs allowed to connect: the current members.
+    fn member_ids(&mut self) -> BTreeSet<HubId>;
+    /// The time now.
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A connected peer, as `aidmesh peers` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerStatus {
+    pub hub: String,
+    pub addr: String,
+    pub dialed: bool,
+    pub connected_at: Timestamp,
+    pub last_synced: Option<Timestamp>,
+    pub traffic: Traffic,
+}
+
+struct Shared<H: Hub> {
+    hub: Mutex<H>,
+    me: HubId,
+    members: Arc<RwLock<BTreeSet<HubId>>>,
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    changed: broadcast::Sender<Vec<DocInfo>>,
+    peers: Mutex<BTreeMap<HubId, (u64, PeerStatus)>>,
+    next_conn: std::sync::atomic::AtomicU64,
+    handshakes: Semaphore,
+}
+
+/// The running mesh of one hub.
+pub struct Mesh<H: Hub> {
+    shared: Arc<Shared<H>>,
+}
+
+impl<H: Hub> Clone for Mesh<H> {
+    fn clone(&self) -> Self {
+        Mesh { shared: self.shared.clone() }
+    }
+}
+
+impl<H: Hub> Mesh<H> {
+    /// Wraps a hub: TLS configurations from its identity, the members it knows.
+    pub fn new(mut hub: H, identity: &Identity) -> Result<Mesh<H>, NetError> {
+        let members = Arc::new(RwLock::new(hub.member_ids()));
+        let (server, client) = tls_configs(identity, members.clone())?;
+        let (changed, _) = broadcast::channel(256);
+        Ok(Mesh {
+            shared: Arc::new(Shared {
+                hub: Mutex::new(hub),
+                me: identity.id(),
+                members,
+                server,
+                client,
+                changed,
+                peers: Mutex::new(BTreeMap::new()),
+                next_conn: std::sync::atomic::AtomicU64::new(1),
+                handshakes: Semaphore::new(32),
+            }),
+        })
+    }
+
+    /// Runs `f` with the hub, then offers whatever it changed to every peer.
+    pub fn with_hub<T>(&self, f: impl FnOnce(&mut H) -> T) -> T {
+        let (out, changed) = {
+            let mut h = lock(&self.shared.hub);
+            let out = f(&mut h);
+            (out, h.take_changed())
+        };
+        if !changed.is_empty() {
+            let _ = self.shared.changed.send(changed);
+        }
+        out
+    }
+
+    /// Re-reads the members from the hub and drops peers that are no longer members.
+    pub fn refresh_members(&self) {
+        let ids = lock(&self.shared.hub).member_ids();
+        *self.shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        lock(&self.shared.peers).values().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Listens for peers; returns the bound address.
+    pub async fn listen(&self, addr: SocketAddr) -> Result<SocketAddr, NetError> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(shared.server.clone());
+            loop {
+                let (tcp, from) = match listener.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = shared.handshakes.try_acquire() else {
+                    tracing::warn!(%from, "too many handshakes in progress: connection dropped");
+                    continue;
+                };
+                permit.forget();
+                let shared = shared.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    shared.handshakes.add_permits(1);
+                    match tls {
+                        Ok(Ok(stream)) => {
+                            let peer = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| peer_id(c).ok());
+                            if let Some(peer) = peer {
+                                run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from, false)
+                                    .await;
+                            }
+                        }
+                        Ok(Err(e)) => tracing::info!(%from, error = %e, "refused a connection"),
+                        Err(_) => tracing::info!(%from, "handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(local)
+    }
+
+    /// Keeps a connection to `addr` up: dials, and dials again after it drops.
+    pub fn dial(&self, addr: SocketAddr) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let connector = tokio_rustls::TlsConnector::from(shared.client.clone());
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match connect(&connector, addr).await {
+                    Ok((stream, peer)) => {
+                        backoff = Duration::from_millis(200);
+                        run_connection(shared.clone(), tokio_rustls::TlsStream::Client(stream), peer, addr, true).await;
+                    }
+                    Err(e) => tracing::debug!(%addr, error = %e, "dial failed"),
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+}
+
+async fn connect(
+    connector: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, HubId), String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("aidmesh").map_err(|e| e.to_string())?;
+    let stream = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+        .await
+        .map_err(|_| "handshake timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or("no peer certificate")?;
+    let id = peer_id(peer).map_err(|e| e.to_string())?;
+    Ok((stream, id))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One connection: a session fed by a reader task, local changes and a 1-second tick.
+async fn run_connection<H: Hub>(
+    shared: Arc<Shared<H>>,
+    stream: tokio_rustls::TlsStream<TcpStream>,
+    peer: HubId,
+    addr: SocketAddr,
+    dialed: bool,
+) {
+    if peer == shared.me {
+        return;
+    }
+    // One connection per pair of hubs: when both dialed, the one dialed by the smaller id stays.
+    let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let now = lock(&shared.hub).now();
+    {
+        let mut peers = lock(&shared.peers);
+        if let Some((_, existing)) = peers.get(&peer) {
+            let preferred_dialer_is_me = shared.me < peer;
+            if existing.dialed == preferred_dialer_is_me || dialed != preferred_dialer_is_me {
+                return;
+            }
+        }
+        let status = PeerStatus {
+            hub: peer.to_string(),
+            addr: addr.to_string(),
+            dialed,
+            connected_at: now,
+            last_synced: None,
+            traffic: Traffic::default(),
+        };
+        peers.insert(peer.clone(), (conn, status));
+    }
+    tracing::info!(peer = %peer.short(), %addr, "connected");
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Result<Frame, String>>(64);
+    let reader = tokio::spawn(async move {
+        loop {
+            let len = match rd.read_u32().await {
+                Ok(n) => n as usize,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("connection closed: {e}"))).await;
+                    return;
+                }
+            };
+            if len > MAX_FRAME {
+                let _ = tx.send(Err(format!("frame of {len} bytes is over the limit"))).await;
+                return;
+            }
+            let mut buf = vec![0u8; len];
+            if let Err(e) = rd.read_exact(&mut buf).await {
+                let _ = tx.send(Err(format!("connection closed mid-frame: {e}"))).await;
+                return;
+            }
+            let f = Frame::decode(&buf).map_err(|e| e.to_string());
+            let bad = f.is_err();
+            if tx.send(f).await.is_err() || bad {
+                return;
+            }
+        }
+    });
+    let mut session = Session::new(&peer.to_string(), now);
+    let mut changes = shared.changed.subscribe();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let first = {
+        let mut h = lock(&shared.hub);
+        session.start(&mut *h, now)
+    };
+    let mut result = write_frames(&mut wr, &first).await;
+    while result.is_ok() {
+        tokio::select! {
+            f = rx.recv() => {
+                let frame = match f {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => { result = Err(e); break; }
+                    None => { result = Err("reader ended".into()); break; }
+                };
+                let (out, changed) = {
+                    let mut h = lock(&shared.hub);
+                    let now = h.now();
+                    let r = session.handle(&mut *h, frame, now);
+                    let changed = h.take_changed();
+                    (r, changed)
+                };
+                match out {
+                    Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
+                    Err(e) => { result = Err(e.to_string()); break; }
+                }
+                if !changed.is_empty() {
+                    let _ = shared.changed.send(changed);
+                }
+            }
+            c = changes.recv() => {
+                let docs = match c {
+                    Ok(d) => d,
+                    // Missed some notices: offer every document.
+                    Err(broadcast::error::RecvError::Lagged(_)) => lock(&shared.hub).docs(),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                let frames: Vec<Frame> = {
+                    let mut h = lock(&shared.hub);
+                    let now = h.now();
+                    docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
+                };
+                result = write_frames(&mut wr, &frames).await;
+            }
+            _ = tick.tick() => {
+                let now = lock(&shared.hub).now();
+                if !shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(&peer) {
+                    result = Err("the peer is no longer a member".into());
+                    break;
+                }
+                match session.tick(now) {
+                    Tick::Dead => { result = Err("the peer went silent".into()); break; }
+                    Tick::Send(f) => result = write_frames(&mut wr, &[f]).await,
+                    Tick::Idle => {}
+                }
+                if let Some((c, st)) = lock(&shared.peers).get_mut(&peer) {
+                    if *c == conn {
+                        st.last_synced = session.last_synced();
+                        st.traffic = session.traffic();
+                    }
+                }
+            }
+        }
+    }
+    reader.abort();
+    if let Err(e) = result {
+        tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
+    }
+    let mut peers = lock(&shared.peers);
+    if peers.get(&peer).is_some_and(|(c, _)| *c == conn) {
+        peers.remove(&peer);
+    }
+}
+
+async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) -> Result<(), String> {
+    for f in frames {
+        let b = f.encode();
+        wr.write_u32(b.len() as u32).await.map_err(|e| e.to_string())?;
+        wr.write_all(&b).await.map_err(|e| e.to_string())?;
+    }
+    wr.flush().await.map_err(|e| e.to_string())
+}
+
+/// The hub id of a certificate: its key must be Ed25519.
+pub fn peer_id(cert: &CertificateDer<'_>) -> Result<HubId, rustls::Error> {
+    let (_, x) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    let spki = x.public_key();
+    if spki.algorithm.algorithm != x509_parser::oid_registry::OID_SIG_ED25519 {
+        return Err(rustls::Error::General("the peer's key is not Ed25519".into()));
+    }
+    let key: [u8; 32] = spki
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    Ok(HubId::of(&vk))
+}
+
+/// Accepts exactly the current members, by the key of their certificate.
+#[derive(Debug)]
+struct MemberCheck {
+    members: Arc<RwLock<BTreeSet<HubId>>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl MemberCheck {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let id = peer_id(cert)?;
+        if self.members.read().unwrap_or_else(|e| e.into_inner()).contains(&id) {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+}
+
+impl ClientCertVerifier for MemberCheck {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end).map(|_| ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+impl ServerCertVerifier for MemberCheck {
+    fn verify_server_cert(
+        &self,
+        end: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end).map(|_| ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// TLS 1.3 server and client configurations for a hub, pinned to the members.
+fn tls_configs(
+    identity: &Identity,
+    members: Arc<RwLock<BTreeSet<HubId>>>,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
+    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
+    let signing = ed25519_dalek::SigningKey::from_bytes(&identity.secret());
+    let pkcs8 = signing.to_pkcs8_der().map_err(|e| err(&e))?;
+    let der = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519).map_err(|e| err(&e))?;
+    let params = rcgen::CertificateParams::new(vec!["aidmesh".to_string()]).map_err(|e| err(&e))?;
+    let cert = params.self_signed(&kp).map_err(|e| err(&e))?;
+    let chain = vec![cert.der().clone()];
+    let key = PrivateKeyDer::Pkcs8(der);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let check = Arc::new(MemberCheck { members, algs: provider.signature_verification_algorithms });
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err(&e))?
+        .with_client_cert_verifier(check.clone())
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(|e| err(&e))?;
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(check)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| err(&e))?;
+    Ok((Arc::new(server), Arc::new(client)))
+}
