@@ -1,0 +1,152 @@
+//! Hubs as separate `aidmesh serve` processes over real TCP and TLS on loopback: member hubs
+//! converge, an outsider gets nothing, a hub killed with SIGKILL mid-sync catches up on restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+
+struct Node {
+    store: PathBuf,
+    serve: Option<Child>,
+    addr: Option<String>,
+}
+
+impl Node {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("--store")
+            .arg(&self.store)
+            .arg("--json")
+            .args(args)
+            .env("AIDMESH_PASSPHRASE", "pw")
+            .output()
+            .unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> serde_json::Value {
+        let o = self.cmd(args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+    }
+    fn serve(&mut self, peers: &[&str]) {
+        let mut c = Command::new(BIN);
+        c.arg("--store").arg(&self.store).args(["serve", "--listen", self.addr.as_deref().unwrap_or("127.0.0.1:0")]);
+        for p in peers {
+            c.args(["--peer", p]);
+        }
+        let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "{line}");
+        self.addr = Some(addr);
+        self.serve = Some(child);
+    }
+    fn kill(&mut self) {
+        if let Some(mut c) = self.serve.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+    fn names(&self, kind: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .ok(&["list", kind, "--limit", "100000"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().or(r["description"].as_str()).unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn node(dir: &tempfile::TempDir, name: &str) -> Node {
+    let n = Node { store: dir.path().join(format!("{name}.aidmesh")), serve: None, addr: None };
+    n.ok(&["init", "--name", name]);
+    n
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn member_hubs_converge_and_an_outsider_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = node(&dir, "North");
+    let mut b = node(&dir, "Central");
+    let mut c = node(&dir, "South");
+    let mut x = node(&dir, "Outsider");
+    let code = a.ok(&["identity"])["founder_code"].as_str().unwrap().to_string();
+    for n in [&b, &c] {
+        n.ok(&["adopt-founder", &code]);
+        let key = n.ok(&["identity"])["public_key"].as_str().unwrap().to_string();
+        a.ok(&["admit", &key, "--name", "member"]);
+    }
+    // The outsider claims the same founder but was never admitted.
+    x.ok(&["adopt-founder", &code]);
+    let hall = a.ok(&["add", "place", "name=Hall"])["id"].as_str().unwrap().to_string();
+    a.ok(&["add", "item", "name=Water", "unit=bottle"]);
+    a.serve(&[]);
+    let a_addr = a.addr.clone().unwrap();
+    b.serve(&[&a_addr]);
+    let b_addr = b.addr.clone().unwrap();
+    c.serve(&[&a_addr, &b_addr]);
+    x.serve(&[&a_addr, &b_addr]);
+    wait_until("b and c to receive the item", || b.names("item") == ["Water"] && c.names("item") == ["Water"]);
+    // Edits on every side, while all serve.
+    b.ok(&["add", "item", "name=Rice", "unit=kg"]);
+    c.ok(&["add", "incident", "occurred=2026-11-25T10:00", "severity=2", "description=Fall at the gate"]);
+    a.ok(&[
+        "add",
+        "movement",
+        &format!("item={}", a.ok(&["list", "item"])[0]["id"].as_str().unwrap()),
+        "type=receive",
+        "quantity=5",
+        &format!("place={hall}"),
+    ]);
+    for n in [&a, &b, &c] {
+        wait_until("every edit everywhere", || {
+            n.names("item") == ["Rice", "Water"]
+                && n.names("incident").len() == 1
+                && n.ok(&["list", "movement"]).as_array().unwrap().len() == 1
+        });
+    }
+    // The outsider learned nothing, and nobody lists it as a peer.
+    assert!(x.names("item").is_empty() && x.names("place").is_empty());
+    let xid = x.ok(&["identity"])["hub_id"].as_str().unwrap().to_string();
+    for n in [&a, &b, &c] {
+        let peers = n.ok(&["peers"]);
+        assert!(!peers.to_string().contains(&xid), "{peers}");
+    }
+    // Kill b with SIGKILL, write on both sides, restart b: it catches up and delivers.
+    b.kill();
+    a.ok(&["add", "item", "name=Blankets", "unit=blanket"]);
+    b.ok(&["add", "item", "name=Tea", "unit=box"]);
+    b.serve(&[&a_addr]);
+    for n in [&a, &b, &c] {
+        wait_until("convergence after the restart", || n.names("item") == ["Blankets", "Rice", "Tea", "Water"]);
+    }
+    // Revoking c: the others drop it and it gets no more.
+    let cid = c.ok(&["identity"])["hub_id"].as_str().unwrap().to_string();
+    a.ok(&["revoke", &cid]);
+    wait_until("b to learn of the revocation", || !b.ok(&["peers"])["members"].to_string().contains(&cid));
+    std::thread::sleep(Duration::from_secs(2));
+    a.ok(&["add", "item", "name=Secret plan", "unit=page"]);
+    wait_until("b to get the new item", || b.names("item").contains(&"Secret plan".to_string()));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!c.names("item").contains(&"Secret plan".to_string()), "a revoked hub gets nothing new");
+}
