@@ -123,9 +123,15 @@ pub(crate) enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "0.0.0.0:7433")]
         listen: std::net::SocketAddr,
-        /// A peer to connect to by address (repeatable).
+        /// A peer to connect to by address (repeatable), for networks where mDNS is blocked.
         #[arg(long)]
         peer: Vec<std::net::SocketAddr>,
+        /// Limit mDNS discovery to these network interfaces (repeatable; default: all).
+        #[arg(long = "mdns-interface", env = "AIDMESH_MDNS_INTERFACES", value_delimiter = ',')]
+        mdns_interfaces: Vec<String>,
+        /// Do not advertise or look for hubs with mDNS.
+        #[arg(long)]
+        no_discovery: bool,
     },
     /// Peers of the running `aidmesh serve`, and the coalition's members.
     Peers,

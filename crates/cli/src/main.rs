@@ -372,9 +372,11 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Serve { listen, peer } => {
+        Command::Serve { listen, peer, mdns_interfaces, no_discovery } => {
             let hub = open(&store, &cli)?;
-            serve::run(hub, listen, peer)
+            let discovery =
+                (!no_discovery).then_some(aidmesh_mesh::discovery::DiscoveryConfig { interfaces: mdns_interfaces });
+            serve::run(hub, listen, peer, discovery)
         }
         Command::Peers => {
             let hub = open(&store, &cli)?;

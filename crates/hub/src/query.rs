@@ -209,7 +209,12 @@ impl Hub {
             now.plus_hours(-INCIDENT_WINDOW_H).millis(),
             now.plus_hours(1).millis(),
         )?)?;
-        let mut incidents: Vec<Record> = incidents.iter().map(|r| self.amended(r)).collect::<Result<_>>()?;
+        let ams = self.amendments_between(
+            Kind::Incident,
+            now.plus_hours(-INCIDENT_WINDOW_H).millis(),
+            now.plus_hours(1).millis(),
+        )?;
+        let mut incidents: Vec<Record> = incidents.iter().map(|r| amended(r, &amendments_of(&ams, r.id())).0).collect();
         incidents.sort_by_key(|r| match &r.body {
             Body::Incident(i) => (std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurred)),
             _ => (std::cmp::Reverse(0), std::cmp::Reverse(Timestamp(0))),
@@ -249,9 +254,10 @@ impl Hub {
                 approvals.entry(x.expense.clone()).or_default().push(a);
             }
         }
+        let ams = self.amendments_between(Kind::Expense, i64::MIN, i64::MAX)?;
         let mut out = Vec::new();
         for r in self.all(Kind::Expense)? {
-            let r = self.amended(&r)?;
+            let r = amended(&r, &amendments_of(&ams, r.id())).0;
             let Body::Expense(e) = &r.body else { continue };
             let mut ctx = base.clone();
             ctx.extend(approvals.remove(r.id()).unwrap_or_default());
@@ -285,13 +291,15 @@ impl Hub {
         Ok(over_allocations(&recs, &self.levels_of(items.iter())?))
     }
 
-    /// An append-only record with its amendments applied.
-    fn amended(&self, r: &Record) -> Result<Record> {
-        let ams = self.by_field(Kind::Amendment, "target", r.id().as_str())?;
-        if ams.is_empty() {
-            return Ok(r.clone());
-        }
-        Ok(amended(r, &amendments_of(&ams, r.id())).0)
+    /// Amendments of the records of `kind` created in `[from, to)`, in one query.
+    fn amendments_between(&self, kind: Kind, from: i64, to: i64) -> Result<Vec<Record>> {
+        parse_all(&self.store.query_json(
+            "SELECT a.json FROM records t
+             CROSS JOIN refs f ON f.target = t.id AND f.field = 'target'
+             CROSS JOIN records a ON a.id = f.id
+             WHERE t.kind = ?1 AND t.created_at >= ?2 AND t.created_at < ?3 AND a.kind = 'amendment'",
+            &[&kind.name(), &from, &to],
+        )?)
     }
 
     /// Records with their total stock, as the views take them: one level per item (the views
@@ -332,9 +340,14 @@ impl Hub {
             &[&from.plus_days(-1).to_string(), &to.to_string()],
         )?)?;
         let mut recs = shifts.clone();
-        for s in &shifts {
-            recs.extend(self.by_field(Kind::Assignment, "shift", s.id().as_str())?);
-        }
+        recs.extend(parse_all(&self.store.query_json(
+            "SELECT a.json FROM records s
+             CROSS JOIN refs f ON f.target = s.id AND f.field = 'shift'
+             CROSS JOIN records a ON a.id = f.id
+             WHERE s.kind = 'shift' AND json_extract(s.json, '$.start') < ?2 AND json_extract(s.json, '$.end') > ?1
+             AND a.kind = 'assignment'",
+            &[&from.plus_days(-1).to_string(), &to.to_string()],
+        )?)?);
         let unfilled = unfilled_shifts(&recs, from, to);
         let doubles = double_bookings(&recs);
         Ok((shifts, unfilled, doubles))

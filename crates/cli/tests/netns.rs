@@ -1,0 +1,180 @@
+//! Real mDNS discovery between hubs in Linux network namespaces that this test creates: three
+//! hosts and an outsider on a bridge that lives in a fourth namespace, so nothing touches the
+//! machine's own network. Needs root and iproute2 (`cargo xtask test` runs as root in CI).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+
+fn ip(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().expect("iproute2's `ip` is needed for the network tests");
+    assert!(o.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr));
+}
+
+/// Network namespaces joined by a bridge, removed on drop.
+struct Lab {
+    bridge: String,
+    hosts: Vec<(String, String)>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn new(n: usize) -> Lab {
+        let id = std::process::id() % 10_000;
+        let subnet = 100 + (id % 150);
+        let bridge = format!("amb{id}");
+        ip(&["netns", "add", &bridge]);
+        ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &bridge, "link", "set", "br0", "up"]);
+        let mut hosts = Vec::new();
+        for i in 0..n {
+            let ns = format!("amh{id}x{i}");
+            ip(&["netns", "add", &ns]);
+            let veth = format!("v{i}");
+            ip(&["-n", &bridge, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&["-n", &bridge, "link", "set", &veth, "master", "br0"]);
+            ip(&["-n", &bridge, "link", "set", &veth, "up"]);
+            let addr = format!("10.213.{subnet}.{}", i + 1);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on"]);
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            hosts.push((ns, addr));
+        }
+        Lab { bridge, hosts, children: Vec::new() }
+    }
+
+    /// Cuts or restores host `i`'s link to the bridge.
+    fn link(&self, i: usize, up: bool) {
+        ip(&["-n", &self.bridge, "link", "set", &format!("v{i}"), if up { "up" } else { "down" }]);
+    }
+
+    /// Starts `aidmesh serve` in host `i`'s namespace, discovery limited to its eth0.
+    fn serve(&mut self, i: usize, store: &PathBuf) -> usize {
+        let (ns, addr) = &self.hosts[i];
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "--store"])
+            .arg(store)
+            .args(["serve", "--listen", &format!("{addr}:7433"), "--mdns-interface", "eth0"])
+            .env("AIDMESH_PASSPHRASE", "pw")
+            .env("AIDMESH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("serving"), "{line}");
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn kill(&mut self, child: usize) {
+        let c = &mut self.children[child];
+        let _ = c.kill(); // SIGKILL
+        let _ = c.wait();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (ns, _) in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.bridge]).status();
+    }
+}
+
+fn cli(store: &PathBuf, args: &[&str]) -> serde_json::Value {
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .arg("--json")
+        .args(args)
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn items(store: &PathBuf) -> Vec<String> {
+    let mut v: Vec<String> = cli(store, &["list", "item", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(40), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false),
+        "this test creates network namespaces and must run as root (CI does; locally: sudo -E cargo xtask test)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("hub{i}.aidmesh"))).collect();
+    for (i, s) in stores.iter().enumerate() {
+        cli(s, &["init", "--name", &format!("hub {i}")]);
+    }
+    let code = cli(&stores[0], &["identity"])["founder_code"].as_str().unwrap().to_string();
+    for s in &stores[1..] {
+        cli(s, &["adopt-founder", &code]);
+    }
+    // Hubs 1 and 2 are admitted; hub 3 knows the founder (so it recognises the tag) but is not.
+    for s in &stores[1..3] {
+        let key = cli(s, &["identity"])["public_key"].as_str().unwrap().to_string();
+        cli(&stores[0], &["admit", &key, "--name", "member"]);
+    }
+    cli(&stores[0], &["add", "item", "name=Water", "unit=bottle"]);
+    let mut lab = Lab::new(4);
+    let mut procs = Vec::new();
+    for (i, s) in stores.iter().enumerate() {
+        procs.push(lab.serve(i, s));
+    }
+    for s in &stores[1..3] {
+        wait_until("discovery and sync", || items(s) == ["Water"]);
+    }
+    // Cut hub 2 off; edit on both sides; restore the link; all converge.
+    lab.link(2, false);
+    cli(&stores[0], &["add", "item", "name=Rice", "unit=kg"]);
+    cli(&stores[2], &["add", "item", "name=Tea", "unit=box"]);
+    wait_until("hub 1 to get Rice", || items(&stores[1]).contains(&"Rice".to_string()));
+    assert!(!items(&stores[2]).contains(&"Rice".to_string()), "the cut hub is really cut off");
+    lab.link(2, true);
+    for s in &stores[..3] {
+        wait_until("convergence after the link is back", || items(s) == ["Rice", "Tea", "Water"]);
+    }
+    // SIGKILL hub 1, write while it is down, restart it: nothing lost.
+    lab.kill(procs[1]);
+    cli(&stores[0], &["add", "item", "name=Blankets", "unit=blanket"]);
+    cli(&stores[1], &["add", "item", "name=Soap", "unit=bar"]);
+    lab.serve(1, &stores[1]);
+    for s in &stores[..3] {
+        wait_until("convergence after the restart", || items(s) == ["Blankets", "Rice", "Soap", "Tea", "Water"]);
+    }
+    // The outsider on the same bridge got nothing.
+    assert!(items(&stores[3]).is_empty());
+}
