@@ -41,11 +41,13 @@ pub(crate) fn run(
                         }
                     });
                     mesh.refresh_members();
-                    // Discovery starts once the hub belongs to a coalition of two or more.
+                    // Discovery stays off until the hub belongs to a coalition.
                     if let (None, Some(cfg)) = (&mdns, &discovery) {
-                        let (n, founder) = mesh.with_hub(|h| (h.members().map(|m| m.members.len()).unwrap_or(0), h.founder()));
-                        if n >= 2 {
-                            let founder = founder?;
+                        let (n, founder, me) =
+                            mesh.with_hub(|h| (h.members().map(|m| m.members.len()).unwrap_or(0), h.founder(), h.public_key()));
+                        let founder = founder?;
+                        // A hub belongs to a coalition once it joined one or admitted another hub.
+                        if n >= 2 || founder.key != me {
                             let ips: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() { vec![] } else { vec![addr.ip()] };
                             let tx = found_tx.clone();
                             let mut rng = rand_core::OsRng;
