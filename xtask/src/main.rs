@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 /// Debian packages the build and the tests need.
-const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "python3", "python3-venv"];
+const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "python3", "python3-venv", "iproute2"];
 /// The HXL validator the tests run against exports, with the dependencies it imports pinned
 /// (libhxl imports `six`, which python-dateutil 4 no longer brings).
 const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.0.post0", "jsonpath-ng==1.8.0"];
