@@ -117,8 +117,4 @@ impl aidmesh_mesh::net::Hub for Hub {
             }
         }
     }
-
-    fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
 }

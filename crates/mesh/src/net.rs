@@ -31,8 +31,14 @@ pub trait Hub: Replica + Send + 'static {
     fn take_changed(&mut self) -> Vec<DocInfo>;
     /// The hubs allowed to connect: the current members.
     fn member_ids(&mut self) -> BTreeSet<HubId>;
-    /// The time now.
-    fn now(&self) -> Timestamp;
+}
+
+/// Wall-clock time for sessions (pings, liveness, last sync): the driver is the IO layer and
+/// reads the system clock; the sans-IO session only ever gets it passed in.
+fn wall_now() -> Timestamp {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp::from_millis(ms)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +152,8 @@ impl<H: Hub> Mesh<H> {
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    // Handshakes are bounded in number and time, so a flood of idle connections only delays.
+                    let tls = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await;
                     shared.handshakes.add_permits(1);
                     match tls {
                         Ok(Ok(stream)) => {
@@ -226,7 +233,7 @@ async fn run_connection<H: Hub>(
     }
     // One connection per pair of hubs: when both dialed, the one dialed by the smaller id stays.
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let now = lock(&shared.hub).now();
+    let now = wall_now();
     {
         let mut peers = lock(&shared.peers);
         if let Some((_, existing)) = peers.get(&peer) {
@@ -291,8 +298,7 @@ async fn run_connection<H: Hub>(
                 };
                 let (out, changed) = {
                     let mut h = lock(&shared.hub);
-                    let now = h.now();
-                    let r = session.handle(&mut *h, frame, now);
+                    let r = session.handle(&mut *h, frame, wall_now());
                     let changed = h.take_changed();
                     (r, changed)
                 };
@@ -313,13 +319,13 @@ async fn run_connection<H: Hub>(
                 };
                 let frames: Vec<Frame> = {
                     let mut h = lock(&shared.hub);
-                    let now = h.now();
+                    let now = wall_now();
                     docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
                 };
                 result = write_frames(&mut wr, &frames).await;
             }
             _ = tick.tick() => {
-                let now = lock(&shared.hub).now();
+                let now = wall_now();
                 if !shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(&peer) {
                     result = Err("the peer is no longer a member".into());
                     break;
@@ -460,7 +466,7 @@ impl ServerCertVerifier for MemberCheck {
 }
 
 /// TLS 1.3 server and client configurations for a hub, pinned to the members.
-fn tls_configs(
+pub fn tls_configs(
     identity: &Identity,
     members: Arc<RwLock<BTreeSet<HubId>>>,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {

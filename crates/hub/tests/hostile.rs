@@ -1,0 +1,125 @@
+//! Hostile and broken peers against a real hub over real TLS on loopback: each is dropped, the
+//! hub keeps serving its members, and no record changes.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aidmesh_hub::model::Kind;
+use aidmesh_hub::MemberRole;
+use aidmesh_mesh::net::{tls_configs, Mesh};
+use aidmesh_mesh::session::{Frame, MAX_FRAME};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use util::*;
+
+async fn tls(
+    identity: &aidmesh_mesh::Identity,
+    server: &aidmesh_mesh::HubId,
+    addr: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let members = Arc::new(std::sync::RwLock::new(BTreeSet::from([server.clone()])));
+    let (_, client) = tls_configs(identity, members).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("aidmesh").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(client).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    // TLS 1.3 reports a refused client certificate on the first read.
+    let mut len = [0u8; 4];
+    match tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut len)).await {
+        Ok(Ok(_)) => {
+            let n = u32::from_be_bytes(len) as usize;
+            let mut buf = vec![0; n];
+            s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no first frame".into()),
+    }
+}
+
+/// Reads until the server closes the connection; true if it did within the time.
+async fn closed_by_server(s: &mut tokio_rustls::client::TlsStream<TcpStream>, within: Duration) -> bool {
+    let mut buf = vec![0u8; 65536];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut a = new_hub("North", 1);
+    let mut m = new_hub("Member", 2);
+    let mut good = new_hub("Good", 3);
+    let outsider = new_hub("Outsider", 4);
+    for h in [&mut m, &mut good] {
+        h.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
+        let key = h.hub.public_key();
+        a.hub.admit(&key, "member", MemberRole::Member).unwrap();
+    }
+    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    let before = a.hub.count(Kind::Item).unwrap();
+    let (a_id, m_identity, outsider_identity) = (a.hub.fingerprint(), m.hub.identity(), outsider.hub.identity());
+    let a_identity = a.hub.identity();
+    let mesh = Mesh::new(a.hub, &a_identity).unwrap();
+    let good_identity = good.hub.identity();
+    let good_mesh = Mesh::new(good.hub, &good_identity).unwrap();
+    rt.block_on(async {
+        let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // A hub of another coalition is refused at the handshake.
+        assert!(tls(&outsider_identity, &a_id, addr).await.is_err(), "an outsider must not get a frame");
+        // Malformed frames, an oversized frame, a sync for a document never announced.
+        let bad: Vec<Vec<u8>> = vec![
+            vec![0, 0, 0, 1, 77],
+            ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
+            {
+                let f = Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3] }.encode();
+                let mut v = (f.len() as u32).to_be_bytes().to_vec();
+                v.extend(f);
+                v
+            },
+            {
+                let f = Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10] }.encode();
+                let mut v = (f.len() as u32).to_be_bytes().to_vec();
+                v.extend(f);
+                v
+            },
+        ];
+        for (i, bytes) in bad.iter().enumerate() {
+            let mut s = tls(&m_identity, &a_id, addr).await.unwrap_or_else(|e| panic!("member connection {i}: {e}"));
+            s.write_all(bytes).await.unwrap();
+            s.flush().await.unwrap();
+            assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "bad input {i} must end the connection");
+        }
+        // A member that stops mid-frame is dropped once it goes silent.
+        let mut s = tls(&m_identity, &a_id, addr).await.unwrap();
+        s.write_all(&[0, 0, 1, 0, 1, 2]).await.unwrap();
+        s.flush().await.unwrap();
+        assert!(closed_by_server(&mut s, Duration::from_secs(12)).await, "a stalled peer must be dropped");
+        // A flood of connections that never handshake does not stop the hub: a good member
+        // (which redials with backoff, as every hub does) still gets through and syncs.
+        let mut idle = Vec::new();
+        for _ in 0..60 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        good_mesh.dial(addr);
+        for _ in 0..300 {
+            if good_mesh.with_hub(|h| h.count(Kind::Item).unwrap()) == before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(good_mesh.with_hub(|h| h.count(Kind::Item).unwrap()), before, "the hub kept serving its members");
+        drop(idle);
+    });
+    assert_eq!(mesh.with_hub(|h| h.count(Kind::Item).unwrap()), before, "no record changed");
+}
