@@ -131,6 +131,8 @@ pub struct Hub {
     listeners: Vec<Listener>,
     /// Documents changed since the sync driver last asked (see `take_changed_docs`).
     changed_docs: std::collections::BTreeSet<String>,
+    /// Vault entries changed since the sync driver last asked.
+    vault_changes: Vec<aidmesh_mesh::session::VaultItem>,
     /// The store's data version when last checked for other processes' writes.
     data_version: Option<i64>,
 }
@@ -234,6 +236,7 @@ impl Hub {
             listeners: Vec::new(),
             changed_docs: std::collections::BTreeSet::new(),
             data_version: None,
+            vault_changes: Vec::new(),
         }
     }
 
@@ -278,7 +281,7 @@ impl Hub {
         }
     }
 
-    fn random<const N: usize>(&mut self) -> [u8; N] {
+    pub(crate) fn random<const N: usize>(&mut self) -> [u8; N] {
         let mut b = [0u8; N];
         self.rng.fill_bytes(&mut b);
         b

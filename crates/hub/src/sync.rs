@@ -6,7 +6,7 @@
 //! sync state. The index document is this hub's own registry and is not synced: each hub lists
 //! the documents it learns of.
 
-use aidmesh_mesh::session::{DocInfo, Replica};
+use aidmesh_mesh::session::{DocInfo, Replica, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 
@@ -39,6 +39,63 @@ impl Hub {
         self.changed_docs
             .extend(self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC));
         Ok(true)
+    }
+
+    /// Every vault entry as it travels to member hubs: content in hex, or an erasure.
+    pub fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
+        let mut out = Vec::new();
+        for e in self.store.vault_list()? {
+            out.push(self.vault_item(&e)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn vault_item(&self, e: &aidmesh_store::VaultEntry) -> crate::Result<VaultItem> {
+        let content = match (e.erased_at, self.store.vault_get(&e.id)?) {
+            (None, Some(crate::VaultState::Present(pt))) => Some(pt.iter().map(|b| format!("{b:02x}")).collect()),
+            _ => None,
+        };
+        Ok(VaultItem { id: e.id.clone(), updated_at: e.updated_at, origin: e.origin.clone(), content })
+    }
+
+    /// Merges vault entries from a member hub. An erasure always wins and is never undone;
+    /// otherwise the later write wins (time, then origin). Returns whether anything changed.
+    pub fn vault_merge_items(&mut self, items: Vec<VaultItem>) -> crate::Result<bool> {
+        let local: std::collections::BTreeMap<String, aidmesh_store::VaultEntry> =
+            self.store.vault_list()?.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut changed = Vec::new();
+        for item in items {
+            let here = local.get(&item.id);
+            if here.is_some_and(|l| l.erased_at.is_some()) {
+                continue;
+            }
+            match &item.content {
+                None => {
+                    self.store.write(|tx| tx.vault_tombstone(&item.id, item.updated_at, &item.origin))?;
+                    changed.push(item);
+                }
+                Some(hex) => {
+                    let newer = here.is_none_or(|l| (item.updated_at, &item.origin) > (l.updated_at, &l.origin));
+                    if !newer {
+                        continue;
+                    }
+                    let pt = aidmesh_mesh::membership::unhex(hex).ok_or_else(|| crate::Error::Malformed {
+                        format: "vault entry",
+                        why: "content is not hex".into(),
+                    })?;
+                    let key: [u8; 32] = self.random();
+                    let nonce: [u8; 12] = self.random();
+                    self.store.write(|tx| tx.vault_put(&item.id, &key, &nonce, &pt, item.updated_at, &item.origin))?;
+                    changed.push(item);
+                }
+            }
+        }
+        if changed.iter().any(|i| i.content.is_none()) {
+            self.store.checkpoint()?;
+        }
+        let any = !changed.is_empty();
+        self.vault_changes.extend(changed);
+        Ok(any)
     }
 
     pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
@@ -101,11 +158,29 @@ impl Replica for Hub {
         *state = cell.into_inner();
         result.map(|ids| !ids.is_empty()).map_err(|e| e.to_string())
     }
+
+    fn vault_items(&mut self) -> Vec<VaultItem> {
+        match self.vault_snapshot() {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the vault for sync");
+                Vec::new()
+            }
+        }
+    }
+
+    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
+        self.vault_merge_items(items).map_err(|e| e.to_string())
+    }
 }
 
 impl aidmesh_mesh::net::Hub for Hub {
     fn take_changed(&mut self) -> Vec<DocInfo> {
         self.take_changed_docs()
+    }
+
+    fn take_vault_changes(&mut self) -> Vec<VaultItem> {
+        std::mem::take(&mut self.vault_changes)
     }
 
     fn member_ids(&mut self) -> std::collections::BTreeSet<aidmesh_mesh::HubId> {

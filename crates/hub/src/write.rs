@@ -288,6 +288,7 @@ impl Hub {
         let pt = serde_json::to_vec(data).map_err(|e| Error::Corrupt(e.to_string()))?;
         let origin = self.hub_id.clone();
         self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin))?;
+        self.note_vault_change(&id)?;
         Ok(id)
     }
 
@@ -299,10 +300,20 @@ impl Hub {
         }
         // Fold the log into the file so no freed page with the old content lingers in the WAL.
         self.store.checkpoint()?;
+        self.note_vault_change(id)?;
         Ok(())
     }
 
     // --- helpers ---------------------------------------------------------------------------
+
+    /// Queues a vault entry for member hubs.
+    fn note_vault_change(&mut self, id: &str) -> Result<()> {
+        if let Some(e) = self.store.vault_list()?.into_iter().find(|e| e.id == id) {
+            let item = self.vault_item(&e)?;
+            self.vault_changes.push(item);
+        }
+        Ok(())
+    }
 
     pub(crate) fn author(&self, at: Timestamp) -> Author {
         Author { hub: self.hub_id.clone(), handle: self.handle.clone(), at }

@@ -92,11 +92,14 @@ impl Net {
         let node = &mut self.nodes[i];
         let Some(hub) = node.hub.as_mut() else { return };
         let docs = hub.take_changed_docs();
+        let vault = aidmesh_mesh::net::Hub::take_vault_changes(hub);
         for (peer, s) in node.sessions.iter_mut() {
             for d in &docs {
                 let frames = s.changed(hub, d, now);
                 self.wires.entry((i, *peer)).or_default().extend(frames);
             }
+            let frames = s.vault_changed(vault.clone(), now);
+            self.wires.entry((i, *peer)).or_default().extend(frames);
         }
     }
 
@@ -344,4 +347,61 @@ fn a_reconnect_sends_only_what_changed() {
     let second = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 201);
     assert!(second * 10 < first, "reconnect sent {second} bytes, first sync {first}");
+}
+
+#[test]
+fn vault_entries_and_their_erasure_reach_every_member_hub() {
+    let clock = ManualClock::at(t0());
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.aidmesh");
+        let hub = Hub::init(
+            &path,
+            PASS,
+            &aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new() },
+            config("coord", &clock, i as u8 + 1),
+        )
+        .unwrap();
+        nodes.push(Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() });
+    }
+    let mut net = Net {
+        nodes,
+        wires: BTreeMap::new(),
+        clock: clock.clone(),
+        rng: ChaCha20Rng::seed_from_u64(9),
+        moved: 0,
+        allocated: 0,
+    };
+    let vid = net.hub(0).vault_put(&fields(json!({"name": "Amal Haddad", "phone": "+34 600"}))).unwrap();
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        net.connect(a, b);
+    }
+    net.settle();
+    for i in 0..3 {
+        let aidmesh_hub::VaultState::Present(pt) = net.hub(i).vault_get(&vid).unwrap() else {
+            panic!("hub {i} lacks the entry")
+        };
+        assert!(String::from_utf8(pt).unwrap().contains("Amal"));
+    }
+    // Hub 1 is away while hub 2 erases the entry; when it comes back, the erasure reaches it.
+    net.disconnect(0, 1);
+    net.disconnect(1, 2);
+    net.hub(2).vault_erase(&vid).unwrap();
+    net.offer_changes(2);
+    net.settle();
+    assert!(matches!(net.hub(0).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
+    assert!(matches!(net.hub(1).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Present(_)));
+    net.restart(1);
+    net.connect(1, 2);
+    net.settle();
+    for i in 0..3 {
+        assert!(matches!(net.hub(i).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }), "hub {i}");
+        let raw = std::fs::read(&net.nodes[i].path).unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("Amal"));
+    }
+    // Hub 1's stale copy never brings the content back.
+    net.connect(0, 1);
+    net.settle();
+    assert!(matches!(net.hub(0).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
 }

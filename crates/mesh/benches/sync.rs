@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use aidmesh_mesh::session::{DocInfo, Frame, Replica, Session};
+use aidmesh_mesh::session::{DocInfo, Frame, Replica, Session, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::Transactable;
@@ -60,6 +60,12 @@ impl Replica for Mem {
         let changed = d.get_heads() != before;
         self.states.insert((peer.to_string(), doc.doc.clone()), state.encode());
         Ok(changed)
+    }
+    fn vault_items(&mut self) -> Vec<VaultItem> {
+        Vec::new()
+    }
+    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
+        Ok(!items.is_empty())
     }
 }
 

@@ -23,12 +23,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
 use crate::identity::{HubId, Identity};
-use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, MAX_FRAME};
+use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, VaultItem, MAX_FRAME};
 
 /// What the driver needs from the hub beyond a session's needs.
 pub trait Hub: Replica + Send + 'static {
     /// Documents changed since the last call (local writes and merges).
     fn take_changed(&mut self) -> Vec<DocInfo>;
+    /// Vault entries changed since the last call (local, or merged from a peer).
+    fn take_vault_changes(&mut self) -> Vec<VaultItem>;
     /// The hubs allowed to connect: the current members.
     fn member_ids(&mut self) -> BTreeSet<HubId>;
 }
@@ -60,13 +62,33 @@ pub struct PeerStatus {
     pub traffic: Traffic,
 }
 
+/// What changed on this hub, for every connection to offer its peer.
+#[derive(Clone, Debug)]
+enum Change {
+    Docs(Vec<DocInfo>),
+    Vault(Vec<VaultItem>),
+}
+
+fn take_changes<H: Hub>(h: &mut H) -> Vec<Change> {
+    let mut out = Vec::new();
+    let docs = h.take_changed();
+    if !docs.is_empty() {
+        out.push(Change::Docs(docs));
+    }
+    let vault = h.take_vault_changes();
+    if !vault.is_empty() {
+        out.push(Change::Vault(vault));
+    }
+    out
+}
+
 struct Shared<H: Hub> {
     hub: Mutex<H>,
     me: HubId,
     members: Arc<RwLock<BTreeSet<HubId>>>,
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
-    changed: broadcast::Sender<Vec<DocInfo>>,
+    changed: broadcast::Sender<Change>,
     peers: Mutex<BTreeMap<HubId, (u64, PeerStatus)>>,
     next_conn: std::sync::atomic::AtomicU64,
     handshakes: Semaphore,
@@ -106,13 +128,13 @@ impl<H: Hub> Mesh<H> {
 
     /// Runs `f` with the hub, then offers whatever it changed to every peer.
     pub fn with_hub<T>(&self, f: impl FnOnce(&mut H) -> T) -> T {
-        let (out, changed) = {
+        let (out, changes) = {
             let mut h = lock(&self.shared.hub);
             let out = f(&mut h);
-            (out, h.take_changed())
+            (out, take_changes(&mut *h))
         };
-        if !changed.is_empty() {
-            let _ = self.shared.changed.send(changed);
+        for c in changes {
+            let _ = self.shared.changed.send(c);
         }
         out
     }
@@ -299,28 +321,41 @@ async fn run_connection<H: Hub>(
                 let (out, changed) = {
                     let mut h = lock(&shared.hub);
                     let r = session.handle(&mut *h, frame, wall_now());
-                    let changed = h.take_changed();
-                    (r, changed)
+                    (r, take_changes(&mut *h))
                 };
                 match out {
                     Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
                     Err(e) => { result = Err(e.to_string()); break; }
                 }
-                if !changed.is_empty() {
-                    let _ = shared.changed.send(changed);
+                for c in changed {
+                    let _ = shared.changed.send(c);
                 }
             }
             c = changes.recv() => {
-                let docs = match c {
-                    Ok(d) => d,
-                    // Missed some notices: offer every document.
-                    Err(broadcast::error::RecvError::Lagged(_)) => lock(&shared.hub).docs(),
+                let change = match c {
+                    Ok(c) => c,
+                    // Missed some notices: offer every document and the whole vault.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (docs, vault) = {
+                            let mut h = lock(&shared.hub);
+                            (h.docs(), h.vault_items())
+                        };
+                        let frames = session.vault_changed(vault, wall_now());
+                        if let Err(e) = write_frames(&mut wr, &frames).await {
+                            result = Err(e);
+                            break;
+                        }
+                        Change::Docs(docs)
+                    }
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
                 let frames: Vec<Frame> = {
                     let mut h = lock(&shared.hub);
                     let now = wall_now();
-                    docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
+                    match change {
+                        Change::Docs(docs) => docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect(),
+                        Change::Vault(items) => session.vault_changed(items, now),
+                    }
                 };
                 result = write_frames(&mut wr, &frames).await;
             }

@@ -39,12 +39,26 @@ pub enum Frame {
     },
     Ping,
     Pong,
+    /// Personal-data vault entries, state-based: content, or an erasure without content.
+    Vault(Vec<VaultItem>),
+}
+
+/// One vault entry as it travels between member hubs (inside TLS). An erased entry carries no
+/// content; erasure always wins over content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultItem {
+    pub id: String,
+    pub updated_at: i64,
+    pub origin: String,
+    /// Hex of the plaintext; `None` for an erased entry.
+    pub content: Option<String>,
 }
 
 const TAG_ANNOUNCE: u8 = 1;
 const TAG_SYNC: u8 = 2;
 const TAG_PING: u8 = 3;
 const TAG_PONG: u8 = 4;
+const TAG_VAULT: u8 = 5;
 
 impl Frame {
     /// The frame's bytes, without the length prefix the transport adds.
@@ -65,6 +79,11 @@ impl Frame {
             }
             Frame::Ping => vec![TAG_PING],
             Frame::Pong => vec![TAG_PONG],
+            Frame::Vault(items) => {
+                let mut out = vec![TAG_VAULT];
+                out.extend(serde_json::to_vec(items).unwrap_or_default());
+                out
+            }
         }
     }
 
@@ -93,6 +112,13 @@ impl Frame {
                     return Err(bad("sync: document id is not valid"));
                 }
                 Ok(Frame::Sync { doc, msg: b[3 + n..].to_vec() })
+            }
+            Some(&TAG_VAULT) => {
+                let items: Vec<VaultItem> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("vault: {e}")))?;
+                if items.iter().any(|i| !valid_doc_id(&i.id) || i.content.as_ref().is_some_and(|c| c.len() % 2 != 0)) {
+                    return Err(bad("vault: an entry id or content is not valid"));
+                }
+                Ok(Frame::Vault(items))
             }
             Some(&TAG_PING) if b.len() == 1 => Ok(Frame::Ping),
             Some(&TAG_PONG) if b.len() == 1 => Ok(Frame::Pong),
@@ -129,6 +155,10 @@ pub trait Replica {
     /// Applies a sync message, creating the document if new, and persists it with the
     /// encoded `state` for (peer, doc) in one write. Returns whether any record changed.
     fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String>;
+    /// Every vault entry, to offer a peer.
+    fn vault_items(&mut self) -> Vec<VaultItem>;
+    /// Merges vault entries from a peer; returns whether anything changed here.
+    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String>;
 }
 
 /// Bytes and messages a session has moved, for `aidmesh peers` and benchmarks.
@@ -191,6 +221,10 @@ impl Session {
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let docs = r.docs();
         let mut out = vec![Frame::Announce(docs.clone())];
+        let vault = r.vault_items();
+        if !vault.is_empty() {
+            out.push(Frame::Vault(vault));
+        }
         self.announced.extend(docs.iter().map(|d| d.doc.clone()));
         for d in &docs {
             out.extend(self.generate(r, &d.doc));
@@ -245,6 +279,9 @@ impl Session {
                 out.extend(self.generate(r, &doc));
                 self.last_synced = Some(now);
             }
+            Frame::Vault(items) => {
+                changed = r.vault_merge(items).map_err(|why| SessionError::Replica { doc: "vault".into(), why })?;
+            }
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}
         }
@@ -259,6 +296,13 @@ impl Session {
             out.push(Frame::Announce(vec![doc.clone()]));
         }
         out.extend(self.generate(r, &doc.doc));
+        self.sent(&out, now);
+        out
+    }
+
+    /// Vault entries changed here: offer them.
+    pub fn vault_changed(&mut self, items: Vec<VaultItem>, now: Timestamp) -> Vec<Frame> {
+        let out = if items.is_empty() { vec![] } else { vec![Frame::Vault(items)] };
         self.sent(&out, now);
         out
     }
@@ -310,6 +354,12 @@ mod tests {
             Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3] },
             Frame::Ping,
             Frame::Pong,
+            Frame::Vault(vec![VaultItem {
+                id: "v1".into(),
+                updated_at: 3,
+                origin: "h".into(),
+                content: Some("6869".into()),
+            }]),
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
