@@ -70,7 +70,11 @@ fn run(cli: Cli) -> Result<()> {
             if hub.count(Kind::Item)? > 0 {
                 bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
             }
-            let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
+            let mut recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
+            // The demo's approvals and role grants are this hub's own: it signs them.
+            for r in &mut recs {
+                hub.sign_record(r);
+            }
             let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
             let rep = hub.import_records(rows)?;
             if json {

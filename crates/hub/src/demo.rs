@@ -209,7 +209,12 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             &h0,
             &founder,
             founding,
-            Body::RoleGrant(RoleGrant { handle: handle.into(), role: role.into(), revoked: false }),
+            Body::RoleGrant(RoleGrant {
+                handle: handle.into(),
+                role: role.into(),
+                revoked: false,
+                ..Default::default()
+            }),
         );
     }
     let mut roles = Vec::new();
@@ -545,7 +550,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                     expense: eid.clone(),
                     approver: who.to_string(),
                     decision: Decision::Approve,
-                    note: String::new(),
+                    ..Default::default()
                 }),
             );
         }

@@ -247,9 +247,9 @@ impl Hub {
     pub fn unapproved_expenses(&self, limit: usize) -> Result<Vec<Record>> {
         // Group once, so that each expense is judged against its own approvals only.
         let mut base = self.all(Kind::Policy)?;
-        base.extend(self.all(Kind::RoleGrant)?);
+        base.extend(self.authentic(self.all(Kind::RoleGrant)?)?);
         let mut approvals: BTreeMap<RecordId, Vec<Record>> = BTreeMap::new();
-        for a in self.all(Kind::Approval)? {
+        for a in self.authentic(self.all(Kind::Approval)?)? {
             if let Body::Approval(x) = &a.body {
                 approvals.entry(x.expense.clone()).or_default().push(a);
             }
@@ -363,6 +363,7 @@ impl Hub {
         for k in [Kind::Expense, Kind::Approval, Kind::Policy, Kind::RoleGrant] {
             recs.extend(self.all(k)?);
         }
+        let mut recs = self.authentic(recs)?;
         recs.extend(self.all(Kind::Amendment)?.into_iter().filter(|a| {
             matches!(&a.body, Body::Amendment(x)
                 if self.store.kind_of(x.target.as_str()).ok().flatten().is_some_and(|k| k == "expense"))
@@ -374,7 +375,7 @@ impl Hub {
         let mut recs = self.by_field(Kind::Approval, "expense", expense.as_str())?;
         recs.extend(self.all(Kind::Policy)?);
         recs.extend(self.all(Kind::RoleGrant)?);
-        Ok(recs)
+        self.authentic(recs)
     }
 
     pub(crate) fn all(&self, kind: Kind) -> Result<Vec<Record>> {

@@ -43,10 +43,12 @@ impl Hub {
         let kind = body.kind();
         let now = self.clock.now();
         let id = RecordId::generate(now, self.random());
-        let rec = Record {
+        let mut rec = Record {
             meta: Meta { id, kind, created_hub: self.hub_id.clone(), created_by: self.handle.clone(), created_at: now },
             body,
         };
+        // Approvals and role grants carry this hub's signature: their authority is checked on read.
+        self.sign_record(&mut rec);
         self.check_new(&rec, &BTreeMap::new())?;
         self.write_records(std::slice::from_ref(&rec), now)?;
         Ok(rec)

@@ -475,3 +475,55 @@ fn membership_is_signed_and_checked_on_read() {
     drop(a.hub);
     assert_eq!(reopen(&path, &a.clock).fingerprint(), fp_before);
 }
+
+#[test]
+fn approvals_and_grants_count_only_with_a_valid_member_signature() {
+    let mut t = new_hub("North", 1);
+    add(
+        &mut t.hub,
+        Kind::Policy,
+        json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 100000, "approvals_above_threshold": 1, "effective": "2026-11-01T00:00:00Z"}),
+    );
+    let e = add(
+        &mut t.hub,
+        Kind::Expense,
+        json!({"amount_minor": 2500, "currency": "EUR", "payee": "Shop", "purpose": "Water", "fund": "general", "date": "2026-11-25"}),
+    );
+    // A grant and an approval written into the records by someone else, without a valid signature.
+    let mut other = new_hub("Elsewhere", 7);
+    let g = other.hub.add(Kind::RoleGrant, fields(json!({"handle": "owl", "role": "treasurer"}))).unwrap();
+    let mut out = Vec::new();
+    other.hub.export_json(&mut out).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    v["records"].as_array_mut().unwrap().retain(|r| r["id"] == g.id().as_str());
+    t.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
+    // An approval entered here: add() signs it with this hub's key, whatever signature it was given.
+    let given = json!({"expense": e, "approver": "owl", "signer": t.hub.public_key(), "sig": "11".repeat(64)});
+    t.hub.add(Kind::Approval, fields(given)).unwrap();
+    let approvals = t.hub.list(Kind::Approval, 10, 0).unwrap();
+    assert_eq!(approvals.len(), 1);
+    assert!(
+        matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Unapproved { .. })),
+        "a grant from a non-member hub does not count"
+    );
+    // The same grant signed here (an admin member hub) counts, and the approval with it.
+    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "owl", "role": "treasurer"}));
+    assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
+    // A tampered approval (content changed after signing) does not count.
+    let mut tampered = approvals[0].clone();
+    if let Body::Approval(a) = &mut tampered.body {
+        a.approver = "elk".into();
+    }
+    let v = serde_json::json!({"format": "aidmesh-records", "records": [serde_json::Value::Object({
+        let mut m = tampered.to_json();
+        m.insert("id".into(), json!("01tampered0000000000000000"));
+        m
+    })]});
+    t.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
+    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "elk", "role": "treasurer"}));
+    let shown = t.hub.show(&e).unwrap();
+    match shown.approval {
+        Some(ApprovalState::Approved { approvers }) => assert_eq!(approvers, vec!["owl".to_string()]),
+        s => panic!("{s:?}"),
+    }
+}

@@ -1070,6 +1070,10 @@ pub struct Approval {
     pub approver: String,
     pub decision: Decision,
     pub note: String,
+    /// Public key (hex) of the member hub that recorded and signed the approval.
+    pub signer: String,
+    /// Ed25519 signature (hex) over the record; checked on read by the hub.
+    pub sig: String,
 }
 
 impl Rules for Approval {
@@ -1140,6 +1144,10 @@ pub struct RoleGrant {
     pub handle: String,
     pub role: String,
     pub revoked: bool,
+    /// Public key (hex) of the admin hub that signed the grant.
+    pub signer: String,
+    /// Ed25519 signature (hex) over the record; checked on read by the hub.
+    pub sig: String,
 }
 
 impl Rules for RoleGrant {

@@ -450,25 +450,25 @@ fn governance() -> Vec<Record> {
             "g1",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant { handle: "owl".into(), role: "treasurer".into(), revoked: false },
+            RoleGrant { handle: "owl".into(), role: "treasurer".into(), revoked: false, ..Default::default() },
         ),
         rec(
             "g2",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant { handle: "fox".into(), role: "coordinator".into(), revoked: false },
+            RoleGrant { handle: "fox".into(), role: "coordinator".into(), revoked: false, ..Default::default() },
         ),
         rec(
             "g3",
             "2026-11-01T00:00",
             "founder",
-            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: false },
+            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: false, ..Default::default() },
         ),
         rec(
             "g4",
             "2026-11-24T00:00",
             "founder",
-            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: true },
+            RoleGrant { handle: "elk".into(), role: "treasurer".into(), revoked: true, ..Default::default() },
         ),
     ]
 }
@@ -492,7 +492,7 @@ fn expense(id: &str, by: &str, amount: i64, fund: &str) -> Record {
 }
 
 fn approve(id: &str, exp: &str, who: &str, at: &str, d: Decision) -> Record {
-    rec(id, at, who, Approval { expense: exp.into(), approver: who.into(), decision: d, note: String::new() })
+    rec(id, at, who, Approval { expense: exp.into(), approver: who.into(), decision: d, ..Default::default() })
 }
 
 fn state(recs: &[Record], id: &str) -> ApprovalState {
@@ -528,7 +528,7 @@ fn expense_approval_follows_the_policy_in_force() {
         "g5",
         "2026-11-25T10:30",
         "founder",
-        RoleGrant { handle: "fox2".into(), role: "treasurer".into(), revoked: false },
+        RoleGrant { handle: "fox2".into(), role: "treasurer".into(), revoked: false, ..Default::default() },
     ));
     assert!(matches!(state(&recs, "big"), ApprovalState::Approved { .. }));
     recs.push(approve("p7", "small", "owl", "2026-11-25T12:00", Decision::Reject));
