@@ -479,6 +479,8 @@ fn membership_is_signed_and_checked_on_read() {
 #[test]
 fn approvals_and_grants_count_only_with_a_valid_member_signature() {
     let mut t = new_hub("North", 1);
+    // Regression: timestamps with milliseconds must survive storage exactly, or signatures break.
+    t.clock.advance_ms(1_234);
     add(
         &mut t.hub,
         Kind::Policy,

@@ -58,8 +58,14 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// Whole seconds print without a fraction; otherwise milliseconds are kept, so that a
+    /// timestamp survives a round trip through text exactly (signatures cover it).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.datetime().format("%Y-%m-%dT%H:%M:%SZ"))
+        if self.0.rem_euclid(1000) == 0 {
+            write!(f, "{}", self.datetime().format("%Y-%m-%dT%H:%M:%SZ"))
+        } else {
+            write!(f, "{}", self.datetime().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        }
     }
 }
 
@@ -110,6 +116,15 @@ mod tests {
         assert_eq!(z.month(), "2026-11");
         assert!(Timestamp::parse("25/11/2026").unwrap_err().contains("25/11/2026"));
         assert!(parse_date("2026-02-30").is_err());
+    }
+
+    #[test]
+    fn milliseconds_survive_text() {
+        let t = Timestamp::from_millis(1_795_650_998_587);
+        assert_eq!(t.to_string(), "2026-11-25T23:56:38.587Z");
+        assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+        let j = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t);
     }
 
     #[test]
