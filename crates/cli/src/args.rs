@@ -135,6 +135,28 @@ pub(crate) enum Command {
     },
     /// Peers of the running `aidmesh serve`, and the coalition's members.
     Peers,
+    /// Invite a hub: prints a one-time code and QR code, waits for it, asks you to confirm.
+    Invite {
+        /// Address to wait on for the joining hub.
+        #[arg(long, default_value = "0.0.0.0:7434")]
+        listen: std::net::SocketAddr,
+        /// The IPv4 address the joining laptop reaches this one at (needed when listening on 0.0.0.0).
+        #[arg(long)]
+        advertise: Option<std::net::Ipv4Addr>,
+        /// Minutes the invite stays valid.
+        #[arg(long, default_value_t = 15)]
+        minutes: u32,
+        /// Where this hub runs `aidmesh serve`, given to the new hub to dial first.
+        #[arg(long)]
+        serve_addr: Option<String>,
+    },
+    /// Join a coalition with an invite code.
+    Join {
+        code: String,
+        /// How the coalition will know this hub.
+        #[arg(long)]
+        name: String,
+    },
     /// Change the store passphrase.
     Passphrase,
 }

@@ -412,6 +412,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Invite { listen, advertise, minutes, serve_addr } => {
+            let hub = open(&store, &cli)?;
+            serve::invite(hub, listen, advertise, minutes, serve_addr)
+        }
+        Command::Join { code, name } => {
+            let hub = open(&store, &cli)?;
+            serve::join(hub, &code, &name)
+        }
         Command::Passphrase => {
             let mut hub = open(&store, &cli)?;
             let new = prompt_twice("New passphrase")?;

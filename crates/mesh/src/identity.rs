@@ -25,6 +25,15 @@ impl HubId {
         HubId(b)
     }
 
+    /// The 20 fingerprint bytes.
+    pub fn bytes(&self) -> [u8; ID_BYTES] {
+        self.0
+    }
+
+    pub fn from_bytes(b: [u8; ID_BYTES]) -> HubId {
+        HubId(b)
+    }
+
     /// Parses an id as printed or typed: groups, dashes, spaces and case do not matter.
     pub fn parse(s: &str) -> Result<HubId, String> {
         let clean: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();

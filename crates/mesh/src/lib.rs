@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod identity;
+pub mod invite;
 pub mod membership;
 pub mod net;
 pub mod session;

@@ -500,11 +500,8 @@ impl ServerCertVerifier for MemberCheck {
     }
 }
 
-/// TLS 1.3 server and client configurations for a hub, pinned to the members.
-pub fn tls_configs(
-    identity: &Identity,
-    members: Arc<RwLock<BTreeSet<HubId>>>,
-) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
+/// A self-signed certificate for the hub's Ed25519 key, and the key in PKCS#8.
+pub fn certificate(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
     let signing = ed25519_dalek::SigningKey::from_bytes(&identity.secret());
     let pkcs8 = signing.to_pkcs8_der().map_err(|e| err(&e))?;
@@ -512,8 +509,16 @@ pub fn tls_configs(
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519).map_err(|e| err(&e))?;
     let params = rcgen::CertificateParams::new(vec!["aidmesh".to_string()]).map_err(|e| err(&e))?;
     let cert = params.self_signed(&kp).map_err(|e| err(&e))?;
-    let chain = vec![cert.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(der);
+    Ok((vec![cert.der().clone()], PrivateKeyDer::Pkcs8(der)))
+}
+
+/// TLS 1.3 server and client configurations for a hub, pinned to the members.
+pub fn tls_configs(
+    identity: &Identity,
+    members: Arc<RwLock<BTreeSet<HubId>>>,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
+    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
+    let (chain, key) = certificate(identity)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let check = Arc::new(MemberCheck { members, algs: provider.signature_verification_algorithms });
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())

@@ -1,0 +1,112 @@
+//! Joining a coalition with an invite code between two `aidmesh` processes on loopback.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+
+fn cli(store: &PathBuf, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
+}
+
+fn json(store: &PathBuf, args: &[&str]) -> serde_json::Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = cli(store, &a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Starts `aidmesh invite`; returns the process, its stdout lines and the code.
+fn invite(store: &PathBuf) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
+    let mut child = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .args(["invite", "--listen", "127.0.0.1:0", "--minutes", "5"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
+    let code = lines.next().unwrap().unwrap();
+    (child, lines, code)
+}
+
+fn line_with(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if let Some(rest) = l.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    }
+    panic!("no line starting with {prefix:?}");
+}
+
+#[test]
+fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    for (s, n) in [(&a, "North"), (&b, "South"), (&c, "Spy")] {
+        assert!(cli(s, &["init", "--name", n]).status.success());
+    }
+    let (mut inviter, mut lines, code) = invite(&a);
+    // A forged code for the same hub and address with another secret is refused.
+    let mut forged = aidmesh_mesh::invite::Invite::parse(&code).unwrap();
+    forged.secret = [0; 10];
+    let o = cli(&c, &["join", &forged.code(), "--name", "Spy"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong invite secret"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The real joiner.
+    let mut joiner = Command::new(BIN)
+        .arg("--store")
+        .arg(&b)
+        .args(["join", &code, "--name", "South"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
+    let shown_joiner = line_with(&mut jlines, "Confirmation code:");
+    let shown_inviter = line_with(&mut lines, "Confirmation code:");
+    assert_eq!(shown_joiner, shown_inviter, "both screens show the same code");
+    inviter.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    assert!(inviter.wait().unwrap().success());
+    let out = joiner.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // North admitted South; South took North's founder.
+    let b_id = json(&b, &["identity"])["hub_id"].as_str().unwrap().to_string();
+    let members = json(&a, &["peers"])["members"].to_string();
+    assert!(members.contains(&b_id), "{members}");
+    assert_eq!(json(&b, &["identity"])["founder_code"], json(&a, &["identity"])["founder_code"]);
+    // The invite worked once: the same code again finds nobody waiting.
+    let o = cli(&c, &["join", &code, "--name", "Spy"]);
+    assert!(!o.status.success());
+    // A coordinator who does not confirm admits nobody.
+    let (mut inviter, mut lines, code) = invite(&a);
+    let spy = Command::new(BIN)
+        .arg("--store")
+        .arg(&c)
+        .args(["join", &code, "--name", "Spy"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    line_with(&mut lines, "Confirmation code:");
+    inviter.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    assert!(!inviter.wait().unwrap().success());
+    let out = spy.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused"), "{}", String::from_utf8_lossy(&out.stderr));
+    let c_id = json(&c, &["identity"])["hub_id"].as_str().unwrap().to_string();
+    assert!(!json(&a, &["peers"])["members"].to_string().contains(&c_id));
+}

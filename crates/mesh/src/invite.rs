@@ -1,0 +1,402 @@
+//! Joining a coalition with an invite: a short code (also shown as a QR code) that carries the
+//! inviting hub's fingerprint and address, a one-time secret and an expiry.
+//!
+//! The joining hub connects over TLS to the address, checks that the hub there has the
+//! fingerprint in the code, and presents the secret. Both screens then show a confirmation code
+//! derived from the secret and both keys; the inviting coordinator admits the new hub only after
+//! the two codes were compared aloud. The invite works once, until it expires.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aidmesh_model::Timestamp;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::identity::{HubId, Identity};
+use crate::net::peer_id;
+
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// What an invite code carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub inviter: HubId,
+    pub addr: SocketAddrV4,
+    pub secret: [u8; 10],
+    /// Minutes since the Unix epoch after which the invite is refused.
+    pub expires_min: u32,
+}
+
+impl Invite {
+    /// The code people type: base32 in groups of five, with a checksum.
+    pub fn code(&self) -> String {
+        let mut b = Vec::with_capacity(41);
+        b.extend(self.inviter.bytes());
+        b.extend(self.addr.ip().octets());
+        b.extend(self.addr.port().to_be_bytes());
+        b.extend(self.secret);
+        b.extend(self.expires_min.to_be_bytes());
+        let check = Sha256::digest(&b)[0];
+        b.push(check);
+        let s = base32(&b);
+        s.as_bytes().chunks(5).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-")
+    }
+
+    /// Reads a code as typed; a mistyped character fails the checksum.
+    pub fn parse(code: &str) -> Result<Invite, String> {
+        let clean: String =
+            code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
+        let b = unbase32(&clean).ok_or("the invite code has characters that are not in it (a-z, 2-7)")?;
+        if b.len() != 41 {
+            return Err(format!(
+                "the invite code is {} characters too {}",
+                (b.len() as i64 - 41).abs(),
+                if b.len() > 41 { "long" } else { "short" }
+            ));
+        }
+        if Sha256::digest(&b[..40])[0] != b[40] {
+            return Err("the invite code's checksum does not match: a character is mistyped".into());
+        }
+        let inviter = HubId::from_bytes(b[..20].try_into().map_err(|_| "bad code")?);
+        let ip = Ipv4Addr::new(b[20], b[21], b[22], b[23]);
+        let port = u16::from_be_bytes([b[24], b[25]]);
+        let secret: [u8; 10] = b[26..36].try_into().map_err(|_| "bad code")?;
+        let expires_min = u32::from_be_bytes([b[36], b[37], b[38], b[39]]);
+        Ok(Invite { inviter, addr: SocketAddrV4::new(ip, port), secret, expires_min })
+    }
+
+    pub fn expired(&self, now: Timestamp) -> bool {
+        now.millis() / 60_000 > self.expires_min as i64
+    }
+
+    /// The code printed as a QR code with Unicode blocks, for a phone or a second screen.
+    pub fn qr(&self) -> String {
+        match qrcode::QrCode::new(self.code().to_uppercase().as_bytes()) {
+            Ok(q) => q.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build(),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+/// The six digits both screens show: from the secret and both hubs' keys.
+pub fn confirmation(secret: &[u8; 10], inviter: &HubId, joiner: &HubId) -> String {
+    let h = Sha256::digest([&b"aidmesh join v1\n"[..], secret, &inviter.bytes(), &joiner.bytes()].concat());
+    let n = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 1_000_000;
+    format!("{:03} {:03}", n / 1000, n % 1000)
+}
+
+fn base32(b: &[u8]) -> String {
+    let mut s = String::new();
+    let (mut bits, mut n) = (0u64, 0);
+    for x in b {
+        bits = (bits << 8) | *x as u64;
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            s.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    if n > 0 {
+        s.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+    }
+    s
+}
+
+fn unbase32(s: &str) -> Option<Vec<u8>> {
+    let (mut bits, mut n, mut out) = (0u64, 0, Vec::new());
+    for c in s.bytes() {
+        bits = (bits << 5) | ALPHABET.iter().position(|a| *a == c)? as u64;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The join request and the answer, as length-prefixed JSON inside TLS.
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinRequest {
+    secret: String,
+    name: String,
+}
+
+/// What the inviting hub gives the new member.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Welcome {
+    pub founder_key: String,
+    pub founder_name: String,
+    pub founded_at: i64,
+    /// Where the inviting hub syncs (`aidmesh serve`), to dial first.
+    pub peer: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum JoinAnswer {
+    Welcome(Welcome),
+    Refused(String),
+}
+
+/// A joiner waiting for the inviting coordinator's decision.
+pub struct Pending {
+    pub joiner: HubId,
+    pub joiner_key: [u8; 32],
+    pub name: String,
+    pub confirmation: String,
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+}
+
+impl Pending {
+    /// Sends the decision to the joiner.
+    pub async fn answer(mut self, welcome: Option<Welcome>) -> Result<(), String> {
+        let a = match welcome {
+            Some(w) => JoinAnswer::Welcome(w),
+            None => JoinAnswer::Refused("the inviting coordinator did not confirm the code".into()),
+        };
+        send(&mut self.stream, &a).await
+    }
+}
+
+/// Listens for the joiner of one invite. Connections with a wrong or replayed secret, or after
+/// expiry, are refused and listening goes on until `deadline`.
+pub async fn accept_join(
+    identity: &Identity,
+    listener: &TcpListener,
+    invite: &Invite,
+    now: impl Fn() -> Timestamp,
+) -> Result<Pending, String> {
+    let server = server_config(identity)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    loop {
+        if invite.expired(now()) {
+            return Err("the invite expired before anyone joined".into());
+        }
+        let (tcp, from) = match tokio::time::timeout(Duration::from_secs(5), listener.accept()).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => continue,
+        };
+        let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+            tracing::info!(%from, "join attempt failed its handshake");
+            continue;
+        };
+        let Some(joiner) =
+            stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| peer_key(c).ok())
+        else {
+            continue;
+        };
+        let req: JoinRequest = match tokio::time::timeout(Duration::from_secs(10), recv(&mut stream)).await {
+            Ok(Ok(r)) => r,
+            _ => continue,
+        };
+        let secret_ok = crate::membership::unhex(&req.secret).is_some_and(|s| s == invite.secret);
+        if !secret_ok {
+            tracing::warn!(%from, "join attempt with a wrong secret refused");
+            let _ = send(&mut stream, &JoinAnswer::Refused("wrong invite secret".into())).await;
+            continue;
+        }
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&joiner).map_err(|e| e.to_string())?;
+        let jid = HubId::of(&vk);
+        let confirmation = confirmation(&invite.secret, &identity.id(), &jid);
+        return Ok(Pending { joiner: jid, joiner_key: joiner, name: req.name, confirmation, stream });
+    }
+}
+
+/// The joining side: connects, checks the inviting hub's fingerprint, presents the secret, shows
+/// the confirmation code through `show`, and waits for the decision.
+pub async fn join(identity: &Identity, invite: &Invite, name: &str, show: impl Fn(&str)) -> Result<Welcome, String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(SocketAddr::V4(invite.addr)))
+        .await
+        .map_err(|_| format!("no answer from {}", invite.addr))?
+        .map_err(|e| format!("cannot reach the inviting hub at {}: {e}", invite.addr))?;
+    let client = client_config(identity, invite.inviter.clone())?;
+    let mut stream = tokio_rustls::TlsConnector::from(client)
+        .connect(ServerName::try_from("aidmesh").map_err(|e| e.to_string())?, tcp)
+        .await
+        .map_err(|e| format!("the hub at {} is not the one that made this invite ({e})", invite.addr))?;
+    send(&mut stream, &JoinRequest { secret: crate::membership::hex(&invite.secret), name: name.to_string() }).await?;
+    show(&confirmation(&invite.secret, &invite.inviter, &identity.id()));
+    match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream)).await {
+        Ok(Ok(JoinAnswer::Welcome(w))) => Ok(w),
+        Ok(Ok(JoinAnswer::Refused(why))) => Err(format!("the join was refused: {why}")),
+        Ok(Err(e)) => Err(format!("the inviting hub closed the connection: {e}")),
+        Err(_) => Err("no decision from the inviting hub within 5 minutes".into()),
+    }
+}
+
+async fn send<S: AsyncWriteExt + Unpin, T: Serialize>(s: &mut S, v: &T) -> Result<(), String> {
+    let b = serde_json::to_vec(v).map_err(|e| e.to_string())?;
+    s.write_u32(b.len() as u32).await.map_err(|e| e.to_string())?;
+    s.write_all(&b).await.map_err(|e| e.to_string())?;
+    s.flush().await.map_err(|e| e.to_string())
+}
+
+async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S) -> Result<T, String> {
+    let n = s.read_u32().await.map_err(|e| e.to_string())? as usize;
+    if n > 64 * 1024 {
+        return Err(format!("join message of {n} bytes is too large"));
+    }
+    let mut b = vec![0; n];
+    s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&b).map_err(|e| format!("malformed join message: {e}"))
+}
+
+fn peer_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
+    let (_, x) = x509_parser::parse_x509_certificate(cert.as_ref())
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+    x.public_key()
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))
+}
+
+/// Join listener: any Ed25519 client key may present itself; only the secret lets it further.
+#[derive(Debug)]
+struct AnyEd25519 {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for AnyEd25519 {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        peer_id(end).map(|_| ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// The joining side pins the inviting hub's fingerprint from the code.
+#[derive(Debug)]
+struct Pinned {
+    expected: HubId,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if peer_id(end)? == self.expected {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, String> {
+    let (chain, key) = crate::net::certificate(identity).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let v = Arc::new(AnyEd25519 { algs: provider.signature_verification_algorithms });
+    let c = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(v)
+        .with_single_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(c))
+}
+
+fn client_config(identity: &Identity, expected: HubId) -> Result<Arc<rustls::ClientConfig>, String> {
+    let (chain, key) = crate::net::certificate(identity).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let v = Arc::new(Pinned { expected, algs: provider.signature_verification_algorithms });
+    let c = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(v)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn codes_round_trip_and_catch_typos() {
+        let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(3));
+        let inv = Invite {
+            inviter: id.id(),
+            addr: "192.0.2.7:7434".parse().unwrap(),
+            secret: [7; 10],
+            expires_min: 29_000_000,
+        };
+        let code = inv.code();
+        assert_eq!(Invite::parse(&code).unwrap(), inv);
+        assert_eq!(Invite::parse(&code.to_uppercase().replace('-', " ")).unwrap(), inv);
+        let mut typo: Vec<char> = code.chars().collect();
+        typo[7] = if typo[7] == 'a' { 'b' } else { 'a' };
+        assert!(Invite::parse(&typo.into_iter().collect::<String>()).unwrap_err().contains("checksum"));
+        assert!(Invite::parse("abc").is_err());
+        assert!(inv.expired(Timestamp::from_millis((29_000_001i64) * 60_000)));
+        assert!(!inv.qr().is_empty());
+        let other = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(4));
+        let c = confirmation(&inv.secret, &id.id(), &other.id());
+        assert_eq!(c.len(), 7);
+        assert_ne!(c, confirmation(&[8; 10], &id.id(), &other.id()));
+    }
+}
