@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod identity;
 pub mod invite;
 pub mod membership;
+pub mod memory;
 pub mod net;
 pub mod session;
 

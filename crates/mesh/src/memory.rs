@@ -1,0 +1,125 @@
+//! An in-memory replica of bare Automerge documents, and a network that runs sessions between
+//! such replicas until quiet: for measuring the sync protocol and for tests of the layer above.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use aidmesh_model::Timestamp;
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ROOT};
+
+use crate::session::{DocInfo, Frame, Replica, Session, VaultItem};
+
+pub struct Mem {
+    pub docs: BTreeMap<String, AutoCommit>,
+    pub states: BTreeMap<(String, String), Vec<u8>>,
+    actor: Vec<u8>,
+}
+
+impl Mem {
+    pub fn new(actor: u8) -> Mem {
+        Mem { docs: BTreeMap::new(), states: BTreeMap::new(), actor: vec![actor; 16] }
+    }
+    pub fn doc(&mut self, id: &str) -> &mut AutoCommit {
+        let actor = self.actor.clone();
+        self.docs.entry(id.to_string()).or_insert_with(|| AutoCommit::new().with_actor(ActorId::from(actor)))
+    }
+    /// One edit: a small record-like map put, one commit.
+    pub fn edit(&mut self, doc: &str, n: u64) -> usize {
+        let d = self.doc(doc);
+        let obj = d.put_object(ROOT, format!("r{n}-{}", d.get_actor()), automerge::ObjType::Map).unwrap();
+        d.put(&obj, "name", format!("item {n}")).unwrap();
+        d.put(&obj, "quantity", n as i64).unwrap();
+        d.commit();
+        d.get_last_local_change().map(|c| c.raw_bytes().len()).unwrap_or(0)
+    }
+}
+
+impl Replica for Mem {
+    fn docs(&mut self) -> Vec<DocInfo> {
+        self.docs.keys().map(|d| DocInfo { doc: d.clone(), partition: "p".into(), created_at: 0 }).collect()
+    }
+    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>> {
+        self.states.get(&(peer.to_string(), doc.to_string())).cloned()
+    }
+    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
+        self.doc(doc).sync().generate_sync_message(state)
+    }
+    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String> {
+        let d = self.doc(&doc.doc);
+        let before = d.get_heads();
+        d.sync().receive_sync_message(state, msg).map_err(|e| e.to_string())?;
+        let changed = d.get_heads() != before;
+        self.states.insert((peer.to_string(), doc.doc.clone()), state.encode());
+        Ok(changed)
+    }
+    fn vault_items(&mut self) -> Vec<VaultItem> {
+        Vec::new()
+    }
+    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
+        Ok(!items.is_empty())
+    }
+}
+
+fn t() -> Timestamp {
+    Timestamp::from_millis(0)
+}
+
+/// Runs sessions between every pair until quiet; returns total frame bytes (with length prefix).
+#[allow(clippy::needless_range_loop)]
+pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
+    let n = nodes.len();
+    let mut sessions: BTreeMap<(usize, usize), Session> = BTreeMap::new();
+    let mut wires: BTreeMap<(usize, usize), VecDeque<Frame>> = BTreeMap::new();
+    if !persist {
+        for m in nodes.iter_mut() {
+            m.states.clear();
+        }
+    }
+    for a in 0..n {
+        for b in 0..n {
+            if a != b {
+                let mut s = Session::new(&format!("n{b}"), t());
+                wires.entry((a, b)).or_default().extend(s.start(&mut nodes[a], t()));
+                sessions.insert((a, b), s);
+            }
+        }
+    }
+    let mut bytes = 0u64;
+    loop {
+        let mut progressed = false;
+        let keys: Vec<(usize, usize)> = wires.keys().copied().collect();
+        for (a, b) in keys {
+            while let Some(f) = wires.get_mut(&(a, b)).and_then(|q| q.pop_front()) {
+                let enc = f.encode();
+                bytes += enc.len() as u64 + 4;
+                let f = Frame::decode(&enc).unwrap();
+                let s = sessions.get_mut(&(b, a)).unwrap();
+                let (out, changed) = s.handle(&mut nodes[b], f, t()).unwrap();
+                wires.entry((b, a)).or_default().extend(out);
+                if changed {
+                    // Offer the news to b's other peers.
+                    let docs = nodes[b].docs();
+                    for c in 0..n {
+                        if c != b && c != a {
+                            let s = sessions.get_mut(&(b, c)).unwrap();
+                            for d in &docs {
+                                let out = s.changed(&mut nodes[b], d, t());
+                                wires.entry((b, c)).or_default().extend(out);
+                            }
+                        }
+                    }
+                }
+                progressed = true;
+            }
+        }
+        if !progressed {
+            return bytes;
+        }
+    }
+}
+
+pub fn same(nodes: &mut [Mem]) -> bool {
+    let heads: Vec<_> = nodes.iter_mut().map(|m| m.doc("d").get_heads()).collect();
+    heads.windows(2).all(|w| w[0] == w[1])
+}
