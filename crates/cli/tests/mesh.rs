@@ -32,7 +32,14 @@ impl Node {
     }
     fn serve(&mut self, peers: &[&str]) {
         let mut c = Command::new(BIN);
-        c.arg("--store").arg(&self.store).args(["serve", "--listen", self.addr.as_deref().unwrap_or("127.0.0.1:0")]);
+        // No mDNS here: peers are dialed by address, and nothing may reach the machine's own network
+        // (even a discovery limited to loopback joins multicast groups on every interface first).
+        c.arg("--store").arg(&self.store).args([
+            "serve",
+            "--listen",
+            self.addr.as_deref().unwrap_or("127.0.0.1:0"),
+            "--no-discovery",
+        ]);
         for p in peers {
             c.args(["--peer", p]);
         }
