@@ -11,18 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_model::Timestamp;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::identity::{HubId, Identity};
-use crate::net::peer_id;
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
@@ -175,7 +170,7 @@ pub async fn accept_join(
     invite: &Invite,
     now: impl Fn() -> Timestamp,
 ) -> Result<Pending, String> {
-    let server = server_config(identity)?;
+    let server = join_server_config(identity)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     loop {
         if invite.expired(now()) {
@@ -219,7 +214,7 @@ pub async fn join(identity: &Identity, invite: &Invite, name: &str, show: impl F
         .await
         .map_err(|_| format!("no answer from {}", invite.addr))?
         .map_err(|e| format!("cannot reach the inviting hub at {}: {e}", invite.addr))?;
-    let client = client_config(identity, invite.inviter.clone())?;
+    let client = pinned_client_config(identity, invite.inviter.clone())?;
     let mut stream = tokio_rustls::TlsConnector::from(client)
         .connect(ServerName::try_from("aidmesh").map_err(|e| e.to_string())?, tcp)
         .await
@@ -263,112 +258,13 @@ fn peer_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
 }
 
 /// Join listener: any Ed25519 client key may present itself; only the secret lets it further.
-#[derive(Debug)]
-struct AnyEd25519 {
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ClientCertVerifier for AnyEd25519 {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-    fn verify_client_cert(
-        &self,
-        end: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        peer_id(end).map(|_| ClientCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(m, c, d, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
+fn join_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, String> {
+    crate::net::server_config(identity, Arc::new(|_| true)).map_err(|e| e.to_string())
 }
 
 /// The joining side pins the inviting hub's fingerprint from the code.
-#[derive(Debug)]
-struct Pinned {
-    expected: HubId,
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if peer_id(end)? == self.expected {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(m, c, d, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
-fn server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, String> {
-    let (chain, key) = crate::net::certificate(identity).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let v = Arc::new(AnyEd25519 { algs: provider.signature_verification_algorithms });
-    let c = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(v)
-        .with_single_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(c))
-}
-
-fn client_config(identity: &Identity, expected: HubId) -> Result<Arc<rustls::ClientConfig>, String> {
-    let (chain, key) = crate::net::certificate(identity).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let v = Arc::new(Pinned { expected, algs: provider.signature_verification_algorithms });
-    let c = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(v)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(c))
+fn pinned_client_config(identity: &Identity, expected: HubId) -> Result<Arc<rustls::ClientConfig>, String> {
+    crate::net::client_config(identity, Arc::new(move |id| *id == expected)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -417,17 +417,25 @@ pub fn peer_id(cert: &CertificateDer<'_>) -> Result<HubId, rustls::Error> {
     Ok(HubId::of(&vk))
 }
 
-/// Accepts exactly the current members, by the key of their certificate.
-#[derive(Debug)]
-struct MemberCheck {
-    members: Arc<RwLock<BTreeSet<HubId>>>,
+/// Which peer keys a TLS endpoint accepts: the rule sees the peer's hub id.
+pub type KeyRule = Arc<dyn Fn(&HubId) -> bool + Send + Sync>;
+
+/// A TLS verifier for both sides that accepts an Ed25519 certificate when its key passes `rule`
+/// (current members, one pinned hub, or any key for a join), and checks handshake signatures.
+struct KeyCheck {
+    rule: KeyRule,
     algs: WebPkiSupportedAlgorithms,
 }
 
-impl MemberCheck {
+impl std::fmt::Debug for KeyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCheck")
+    }
+}
+
+impl KeyCheck {
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let id = peer_id(cert)?;
-        if self.members.read().unwrap_or_else(|e| e.into_inner()).contains(&id) {
+        if (self.rule)(&peer_id(cert)?) {
             Ok(())
         } else {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
@@ -435,7 +443,7 @@ impl MemberCheck {
     }
 }
 
-impl ClientCertVerifier for MemberCheck {
+impl ClientCertVerifier for KeyCheck {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
     }
@@ -468,7 +476,7 @@ impl ClientCertVerifier for MemberCheck {
     }
 }
 
-impl ServerCertVerifier for MemberCheck {
+impl ServerCertVerifier for KeyCheck {
     fn verify_server_cert(
         &self,
         end: &CertificateDer<'_>,
@@ -481,11 +489,11 @@ impl ServerCertVerifier for MemberCheck {
     }
     fn verify_tls12_signature(
         &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not offered".into()))
+        ClientCertVerifier::verify_tls12_signature(self, m, c, d)
     }
     fn verify_tls13_signature(
         &self,
@@ -517,22 +525,37 @@ pub fn tls_configs(
     identity: &Identity,
     members: Arc<RwLock<BTreeSet<HubId>>>,
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
+    let rule: KeyRule = Arc::new(move |id| members.read().unwrap_or_else(|e| e.into_inner()).contains(id));
+    Ok((server_config(identity, rule.clone())?, client_config(identity, rule)?))
+}
+
+/// A TLS 1.3 server configuration that accepts client keys passing `rule`.
+pub fn server_config(identity: &Identity, rule: KeyRule) -> Result<Arc<rustls::ServerConfig>, NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
     let (chain, key) = certificate(identity)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let check = Arc::new(MemberCheck { members, algs: provider.signature_verification_algorithms });
-    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let check = Arc::new(KeyCheck { rule, algs: provider.signature_verification_algorithms });
+    let c = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| err(&e))?
-        .with_client_cert_verifier(check.clone())
-        .with_single_cert(chain.clone(), key.clone_key())
+        .with_client_cert_verifier(check)
+        .with_single_cert(chain, key)
         .map_err(|e| err(&e))?;
-    let client = rustls::ClientConfig::builder_with_provider(provider)
+    Ok(Arc::new(c))
+}
+
+/// A TLS 1.3 client configuration that accepts server keys passing `rule`.
+pub fn client_config(identity: &Identity, rule: KeyRule) -> Result<Arc<rustls::ClientConfig>, NetError> {
+    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
+    let (chain, key) = certificate(identity)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let check = Arc::new(KeyCheck { rule, algs: provider.signature_verification_algorithms });
+    let c = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| err(&e))?
         .dangerous()
         .with_custom_certificate_verifier(check)
         .with_client_auth_cert(chain, key)
         .map_err(|e| err(&e))?;
-    Ok((Arc::new(server), Arc::new(client)))
+    Ok(Arc::new(c))
 }
