@@ -174,24 +174,25 @@ impl Hub {
     /// allocations), then the model's views decide, so the cost does not grow with history.
     pub fn overview(&self) -> Result<Overview> {
         let now = self.clock.now();
-        // Candidates with their total stock, in one pass of the partial indexes.
+        // The worst shortages and the soonest expiries come ordered from the item-level index;
+        // the model's views then decide on those candidates.
         let (short_items, short_levels) = self.with_totals(self.store.query_json_num(
-            "SELECT json, (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id) AS total
-             FROM records INDEXED BY items_reorder
-             WHERE kind = 'item' AND json_extract(json, '$.reorder_level') > 0 AND json_extract(json, '$.reorder_level') > total",
+            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_short
+             CROSS JOIN records r ON r.id = l.item
+             WHERE l.reorder_level > 0 AND l.total < l.reorder_level
+             ORDER BY l.total * 1.0 / l.reorder_level, l.item LIMIT 20",
             &[],
         )?)?;
-        let mut shortages = shortages(&short_items, &short_levels);
-        shortages.truncate(20);
+        let shortages = shortages(&short_items, &short_levels);
         let limit = (now.date() + chrono::Duration::days(EXPIRY_DAYS)).to_string();
         let (expiring_items, expiring_levels) = self.with_totals(self.store.query_json_num(
-            "SELECT json, (SELECT coalesce(sum(qty), 0) FROM stock WHERE item = records.id)
-             FROM records INDEXED BY items_expiry
-             WHERE kind = 'item' AND json_extract(json, '$.expiry') <= ?1",
+            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_expiry
+             CROSS JOIN records r ON r.id = l.item
+             WHERE l.expiry IS NOT NULL AND l.expiry <= ?1 AND l.total > 0
+             ORDER BY l.expiry, l.item LIMIT 20",
             &[&limit],
         )?)?;
-        let mut expiring = expiring(&expiring_items, &expiring_levels, now.date(), EXPIRY_DAYS);
-        expiring.truncate(20);
+        let expiring = expiring(&expiring_items, &expiring_levels, now.date(), EXPIRY_DAYS);
         let mut urgent_requests = parse_all(&self.store.query_json(
             "SELECT json FROM records WHERE kind = 'request'
              AND json_extract(json, '$.urgency') IN ('high', 'critical')

@@ -376,6 +376,16 @@ fn rebuilt_index_matches_the_documents() {
     assert!(!ov2.shortages.is_empty() && !ov2.expiring.is_empty() && !ov2.urgent_requests.is_empty());
     assert!(!ov2.unfilled_shifts.is_empty() && !ov2.recent_incidents.is_empty() && !ov2.over_allocations.is_empty());
     assert!(!ov2.unapproved_expenses.is_empty() && !ov2.double_bookings.is_empty(), "{:?}", ov2.double_bookings);
+    // The overview's index-driven panels agree with the model's views over every item.
+    let mut all: Vec<aidmesh_hub::model::Record> = t.hub.list(Kind::Item, usize::MAX, 0).unwrap();
+    all.extend(t.hub.list(Kind::Movement, usize::MAX, 0).unwrap());
+    let levels = aidmesh_hub::model::views::stock_levels(&all);
+    let mut want = aidmesh_hub::model::views::shortages(&all, &levels);
+    want.truncate(20);
+    assert_eq!(ov2.shortages, want);
+    let mut want = aidmesh_hub::model::views::expiring(&all, &levels, t0().date(), 7);
+    want.truncate(20);
+    assert_eq!(ov2.expiring, want);
     // Levels never go below zero in generated data.
     assert!(before.iter().all(|s| s.quantity >= 0));
     // Reopening sees everything.

@@ -453,6 +453,15 @@ impl Tx<'_> {
                 .execute([&row.kind])?;
             self.tx.prepare_cached("UPDATE docs SET records = records + 1 WHERE doc = ?1")?.execute([&row.doc])?;
         }
+        if row.kind == "item" {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO item_levels(item, reorder_level, expiry)
+                     VALUES (?1, coalesce(json_extract(?2, '$.reorder_level'), 0), json_extract(?2, '$.expiry'))
+                     ON CONFLICT(item) DO UPDATE SET reorder_level = excluded.reorder_level, expiry = excluded.expiry",
+                )?
+                .execute(params![row.id, row.json])?;
+        }
         for (field, target) in &row.refs {
             self.tx
                 .prepare_cached("INSERT OR IGNORE INTO refs(id, field, target) VALUES (?1, ?2, ?3)")?
@@ -469,13 +478,19 @@ impl Tx<'_> {
                  ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
             )?
             .execute(params![item, place, delta])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO item_levels(item, total) VALUES (?1, ?2)
+                 ON CONFLICT(item) DO UPDATE SET total = total + excluded.total",
+            )?
+            .execute(params![item, delta])?;
         Ok(())
     }
 
     /// Empties the query index, to rebuild it from the documents.
     pub fn clear_index(&mut self) -> Result<()> {
         self.tx.execute_batch(
-            "DELETE FROM search; DELETE FROM records; DELETE FROM stock; DELETE FROM refs;
+            "DELETE FROM search; DELETE FROM records; DELETE FROM stock; DELETE FROM refs; DELETE FROM item_levels;
              DELETE FROM kind_counts; UPDATE docs SET records = 0;",
         )?;
         Ok(())

@@ -32,6 +32,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE vault(id TEXT PRIMARY KEY, nonce BLOB, ciphertext BLOB, updated_at INTEGER NOT NULL,
                         erased_at INTEGER, origin TEXT NOT NULL);
      CREATE TABLE vault_keys(id TEXT PRIMARY KEY, key BLOB NOT NULL);",
+    // 2: per-item totals with the item's reorder level and expiry, so that the overview reads
+    // the worst shortages and the soonest expiries without scanning every item.
+    "CREATE TABLE item_levels(item TEXT PRIMARY KEY, total INTEGER NOT NULL DEFAULT 0,
+                              reorder_level INTEGER NOT NULL DEFAULT 0, expiry TEXT);
+     CREATE INDEX item_levels_short ON item_levels(total * 1.0 / reorder_level, item) WHERE reorder_level > 0;
+     CREATE INDEX item_levels_expiry ON item_levels(expiry, item) WHERE expiry IS NOT NULL;
+     INSERT INTO item_levels(item, total, reorder_level, expiry)
+       SELECT id, coalesce((SELECT sum(qty) FROM stock WHERE stock.item = records.id), 0),
+              coalesce(json_extract(json, '$.reorder_level'), 0), json_extract(json, '$.expiry')
+       FROM records WHERE kind = 'item';
+     INSERT OR IGNORE INTO item_levels(item, total)
+       SELECT item, sum(qty) FROM stock GROUP BY item;",
 ];
 
 /// The schema version this build writes.
