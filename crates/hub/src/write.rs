@@ -346,12 +346,18 @@ impl Hub {
                         ))
                     }
                 };
-                if !target.kind().append_only() || target.kind() == Kind::Amendment {
+                // Signed entries (approvals, role grants, membership) are superseded by new
+                // entries, never amended: an amendment would not carry their signature.
+                let signed = matches!(target.kind(), Kind::Approval | Kind::RoleGrant | Kind::MemberEntry);
+                if !target.kind().append_only() || target.kind() == Kind::Amendment || signed {
                     return Err(Error::invalid(
                         "amendment",
                         vec![FieldError::new(
                             "target",
-                            format!("{} records are edited directly, not amended", target.kind()),
+                            format!(
+                                "{} records are not amended: edit them directly, or add a new entry for signed kinds",
+                                target.kind()
+                            ),
                         )],
                     ));
                 }

@@ -168,7 +168,7 @@ fn incidents_are_amended_not_edited() {
     assert_eq!((now.severity, orig.severity), (2, 4));
     assert_eq!(v.amendments.len(), 1);
     let water = item(&mut t.hub, "Water", 0);
-    assert!(t.hub.amend(&water, "name", json!("x"), "r").unwrap_err().to_string().contains("edited directly"));
+    assert!(t.hub.amend(&water, "name", json!("x"), "r").unwrap_err().to_string().contains("not amended"));
 }
 
 #[test]

@@ -170,7 +170,7 @@ kinds! {
     Place(Place) = "place", Coalition, append_only: false;
     Role(Role) = "role", Coalition, append_only: false;
     Policy(Policy) = "policy", Coalition, append_only: false;
-    RoleGrant(RoleGrant) = "role_grant", Coalition, append_only: false;
+    RoleGrant(RoleGrant) = "role_grant", Coalition, append_only: true;
     MemberEntry(MemberEntry) = "member_entry", Coalition, append_only: true;
     Item(Item) = "item", Catalogue, append_only: false;
     Volunteer(Volunteer) = "volunteer", Catalogue, append_only: false;
@@ -1137,7 +1137,9 @@ impl Rules for Policy {
     }
 }
 
-/// Gives (or, revoked, takes back) a role from a person.
+/// Gives (or, revoked, takes back) a role from a person. Grants are entries of a log: the
+/// latest entry for a person and role decides, and an entry is never edited (its signature
+/// covers it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RoleGrant {
