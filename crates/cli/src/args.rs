@@ -150,6 +150,9 @@ pub(crate) enum Command {
         #[arg(long)]
         serve_addr: Option<String>,
     },
+    /// USB bundles: carry changes to hubs that never share a network.
+    #[command(subcommand)]
+    Bundle(BundleCmd),
     /// Join a coalition with an invite code.
     Join {
         code: String,
@@ -175,6 +178,21 @@ pub(crate) enum VaultCmd {
     Erase {
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BundleCmd {
+    /// Write what other hubs may lack (changes since the last bundle, or everything with --full).
+    Export {
+        #[arg(long)]
+        to: PathBuf,
+        #[arg(long)]
+        full: bool,
+    },
+    /// Which hub made a bundle, when, and how many records of each kind it holds.
+    Inspect { path: PathBuf },
+    /// Merge a bundle: all of it, or nothing.
+    Import { path: PathBuf },
 }
 
 #[derive(Subcommand)]

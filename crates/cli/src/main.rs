@@ -14,7 +14,7 @@ use aidmesh_hub::{Config, Error, Hub, HxlKind, InitOptions, Scale};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use args::{Cli, Command, ExportCmd, ImportCmd, VaultCmd};
+use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, VaultCmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -415,6 +415,50 @@ fn run(cli: Cli) -> Result<()> {
         Command::Invite { listen, advertise, minutes, serve_addr } => {
             let hub = open(&store, &cli)?;
             serve::invite(hub, listen, advertise, minutes, serve_addr)
+        }
+        Command::Bundle(cmd) => {
+            let mut hub = open(&store, &cli)?;
+            let summary = match cmd {
+                BundleCmd::Export { to, full } => {
+                    eprintln!("Collecting documents...");
+                    let e = hub.export_bundle(full)?;
+                    eprintln!("Writing {} bytes to {}...", e.bytes.len(), to.display());
+                    write_out(Some(&to), |w| {
+                        w.write_all(&e.bytes)?;
+                        Ok(e.bytes.len())
+                    })?;
+                    hub.bundle_written(&e)?;
+                    e.summary
+                }
+                BundleCmd::Inspect { path } => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.inspect_bundle(&bytes)?
+                }
+                BundleCmd::Import { path } => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    eprintln!("Checking and merging {} bytes...", bytes.len());
+                    let (s, changed) = hub.import_bundle(&bytes)?;
+                    eprintln!("{changed} records new or changed.");
+                    s
+                }
+            };
+            if json {
+                return print::json(&summary);
+            }
+            let who = summary.exporter_name.clone().unwrap_or_else(|| "unknown hub".into());
+            println!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
+            println!(
+                "  {} documents, {} bytes, {}, {} vault entries{}",
+                summary.documents,
+                summary.bytes,
+                if summary.full { "everything" } else { "changes since the previous bundle" },
+                summary.vault_entries,
+                if summary.member { "" } else { " — NOT from a current member: it will be refused" }
+            );
+            for (k, n) in &summary.records {
+                println!("  {n:>8} {k}");
+            }
+            Ok(())
         }
         Command::Join { code, name } => {
             let hub = open(&store, &cli)?;

@@ -145,7 +145,13 @@ pub(crate) fn invite(
         let (joiner_name, joiner_id) = (pending.name.clone(), pending.joiner.clone());
         hub.admit(&key, &pending.name, aidmesh_hub::MemberRole::Member)?;
         let f = hub.founder()?;
-        let welcome = Welcome { founder_key: f.key, founder_name: f.name, founded_at: f.at.millis(), peer: serve_addr };
+        let welcome = Welcome {
+            founder_key: f.key,
+            founder_name: f.name,
+            founded_at: f.at.millis(),
+            peer: serve_addr,
+            coalition_key: hub.coalition_key_hex()?,
+        };
         pending.answer(Some(welcome)).await.map_err(anyhow::Error::msg)?;
         println!("Admitted {joiner_name} ({joiner_id}).");
         Ok(())
@@ -173,6 +179,9 @@ pub(crate) fn join(mut hub: Hub, code: &str, name: &str) -> Result<()> {
         name: welcome.founder_name.clone(),
         at: aidmesh_hub::model::Timestamp::from_millis(welcome.founded_at),
     })?;
+    if let Some(k) = &welcome.coalition_key {
+        hub.set_coalition_key(k)?;
+    }
     println!("Joined {}'s coalition.", welcome.founder_name);
     match welcome.peer {
         Some(p) => println!("Start syncing: aidmesh serve --peer {p}"),

@@ -8,6 +8,7 @@
 //!
 //! Time comes from a [`Clock`] and randomness from a seeded generator that the caller supplies.
 
+mod bundle;
 mod demo;
 mod error;
 mod exchange;
@@ -31,6 +32,7 @@ use rand_chacha::ChaCha20Rng;
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{Hit, VaultState};
+pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
@@ -150,6 +152,8 @@ impl Hub {
         let identity = Identity::generate(&mut rng);
         let hub_id = identity.id().to_string();
         let actor = identity.public().as_bytes().to_vec();
+        let mut coalition_key = [0u8; 32];
+        rng.fill_bytes(&mut coalition_key);
         let mut store = Store::create(path, passphrase)?;
         let mut index = Index::new(&actor);
         let bytes = index.doc().save();
@@ -162,6 +166,7 @@ impl Hub {
             tx.set_meta("founder_key", &aidmesh_mesh::membership::hex(identity.public().as_bytes()))?;
             tx.set_meta("founder_name", opts.hub_name.trim())?;
             tx.set_meta("founded_at", &now.millis().to_string())?;
+            tx.set_meta("coalition_key", &aidmesh_mesh::membership::hex(&coalition_key))?;
             tx.add_doc(INDEX_DOC, "index", 0)?;
             tx.replace_doc(INDEX_DOC, &bytes)
         });
@@ -206,6 +211,13 @@ impl Hub {
             }
         };
         let hub_id = identity.id().to_string();
+        // A founding hub from before bundles: give its coalition a key.
+        let own = aidmesh_mesh::membership::hex(identity.public().as_bytes());
+        if store.meta("coalition_key")?.is_none() && store.meta("founder_key")?.as_deref() == Some(own.as_str()) {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            store.write(|tx| tx.set_meta("coalition_key", &aidmesh_mesh::membership::hex(&k)))?;
+        }
         let actor = identity.public().as_bytes().to_vec();
         let bytes =
             store.doc_bytes(INDEX_DOC)?.ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;

@@ -57,6 +57,8 @@ impl Hub {
             return Err(Error::invalid("founder", vec![FieldError::new("key", "not an Ed25519 public key in hex")]));
         }
         self.store.write(|tx| {
+            // This hub's own coalition key is not the new coalition's: it comes with the invite.
+            tx.set_meta("coalition_key", "")?;
             tx.set_meta("founder_key", &founder.key)?;
             tx.set_meta("founder_name", &founder.name)?;
             tx.set_meta("founded_at", &founder.at.millis().to_string())

@@ -24,6 +24,18 @@ pub struct DocExport {
     pub bytes: Vec<u8>,
 }
 
+/// A change to make to one document.
+pub(crate) type DocChange<'a> = Box<dyn FnOnce(&mut Doc) -> Result<()> + 'a>;
+
+/// One document to change in [`Hub::ingest_many`].
+pub(crate) struct Incoming<'a> {
+    pub(crate) doc: &'a str,
+    pub(crate) partition: &'a str,
+    pub(crate) created_at: Timestamp,
+    pub(crate) sync_state: Option<PeerState<'a>>,
+    pub(crate) apply: DocChange<'a>,
+}
+
 /// A peer, and how to encode its sync state once a sync message was applied.
 pub(crate) type PeerState<'a> = (&'a str, &'a dyn Fn(&mut Doc) -> Vec<u8>);
 
@@ -186,53 +198,95 @@ impl Hub {
         sync_state: Option<PeerState<'_>>,
         f: impl FnOnce(&mut Doc) -> Result<()>,
     ) -> Result<Vec<String>> {
-        let known = self.store.docs()?.iter().any(|(d, ..)| d == doc_id);
-        let result = (|| -> Result<Vec<String>> {
-            let mut new_index_chunk = Vec::new();
-            if !known {
-                let author = self.author(self.clock.now());
-                self.index.add(&DocEntry { doc: doc_id.into(), partition: partition.into(), created_at }, &author)?;
-                new_index_chunk = self.index.doc().save_incremental();
-                let actor = self.actor.clone();
-                self.cache(Doc::new(doc_id, &actor));
-            }
-            let doc = self.doc(doc_id)?;
-            let before = doc.heads();
-            f(doc)?;
-            let touched = doc.touched_since(&before);
-            let chunk = doc.save_incremental();
-            let state = sync_state.map(|(peer, enc)| (peer, enc(doc)));
-            let mut rows = Vec::new();
-            for id in &touched {
-                match doc.get(id) {
-                    Ok(Some(rec)) => rows.push((index_row(&rec, doc_id, doc)?, rec)),
-                    Ok(None) => {}
-                    // A record another hub wrote that this version cannot read stays in the
-                    // document (it may be newer) but out of the index.
-                    Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
+        let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f) };
+        self.ingest_many(vec![item])
+    }
+
+    /// Like [`Hub::ingest`] for several documents at once: all are persisted in one store
+    /// transaction, or none is (a bundle import).
+    pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>) -> Result<Vec<String>> {
+        let known: std::collections::BTreeSet<String> = self.store.docs()?.into_iter().map(|d| d.0).collect();
+        let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
+        let result = (|| -> Result<Vec<(String, Vec<String>)>> {
+            let mut prepared = Vec::new();
+            for item in items {
+                let new = !known.contains(item.doc);
+                let mut index_chunk = Vec::new();
+                if new {
+                    let author = self.author(self.clock.now());
+                    let entry = DocEntry {
+                        doc: item.doc.into(),
+                        partition: item.partition.into(),
+                        created_at: item.created_at,
+                    };
+                    self.index.add(&entry, &author)?;
+                    index_chunk = self.index.doc().save_incremental();
+                    let actor = self.actor.clone();
+                    self.cache(Doc::new(item.doc, &actor));
                 }
+                let doc = self.doc(item.doc)?;
+                let before = doc.heads();
+                (item.apply)(doc)?;
+                let touched = doc.touched_since(&before);
+                let chunk = doc.save_incremental();
+                let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
+                let mut rows = Vec::new();
+                for id in &touched {
+                    match doc.get(id) {
+                        Ok(Some(rec)) => rows.push((index_row(&rec, item.doc, doc)?, rec)),
+                        Ok(None) => {}
+                        // A record another hub wrote that this version cannot read stays in the
+                        // document (it may be newer) but out of the index.
+                        Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
+                    }
+                }
+                let olds: Vec<Option<String>> = rows
+                    .iter()
+                    .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
+                    .collect::<Result<_, _>>()?;
+                let ids: Vec<String> = touched.into_iter().map(|i| i.to_string()).collect();
+                prepared.push((
+                    item.doc.to_string(),
+                    item.partition.to_string(),
+                    item.created_at,
+                    new,
+                    index_chunk,
+                    chunk,
+                    rows,
+                    olds,
+                    state,
+                    ids,
+                ));
             }
-            let olds: Vec<Option<String>> =
-                rows.iter().map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2))).collect::<Result<_, _>>()?;
             self.store.write(|tx| {
-                if !known {
-                    tx.add_doc(doc_id, partition, created_at.millis())?;
-                    tx.append_chunk(aidmesh_replica::INDEX_DOC, &new_index_chunk)?;
-                }
-                tx.append_chunk(doc_id, &chunk)?;
-                for ((row, rec), old) in rows.iter().zip(&olds) {
-                    reindex(tx, row, rec, old.as_deref())?;
-                }
-                if let Some((peer, bytes)) = &state {
-                    tx.set_sync_state(peer, doc_id, bytes)?;
+                for (doc_id, partition, created_at, new, index_chunk, chunk, rows, olds, state, _) in &prepared {
+                    if *new {
+                        tx.add_doc(doc_id, partition, created_at.millis())?;
+                        tx.append_chunk(aidmesh_replica::INDEX_DOC, index_chunk)?;
+                    }
+                    tx.append_chunk(doc_id, chunk)?;
+                    for ((row, rec), old) in rows.iter().zip(olds) {
+                        reindex(tx, row, rec, old.as_deref())?;
+                    }
+                    if let Some((peer, bytes)) = state {
+                        tx.set_sync_state(peer, doc_id, bytes)?;
+                    }
                 }
                 Ok(())
             })?;
-            Ok(touched.into_iter().map(|i| i.to_string()).collect())
+            Ok(prepared.into_iter().map(|p| (p.0, p.9)).collect())
         })();
-        let ids = self.settle(result, &[doc_id.to_string(), aidmesh_replica::INDEX_DOC.to_string()])?;
+        let mut settle_docs = touched_docs;
+        settle_docs.push(aidmesh_replica::INDEX_DOC.to_string());
+        let per_doc = self.settle(result, &settle_docs)?;
+        let mut ids = Vec::new();
+        for (doc, changed) in per_doc {
+            if !changed.is_empty() {
+                self.changed_docs.insert(doc);
+                ids.extend(changed);
+            }
+        }
         if !ids.is_empty() {
-            self.changed_docs.insert(doc_id.to_string());
             self.emit(Event::RecordsChanged { ids: ids.clone() });
         }
         Ok(ids)

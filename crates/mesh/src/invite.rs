@@ -134,6 +134,9 @@ pub struct Welcome {
     pub founded_at: i64,
     /// Where the inviting hub syncs (`aidmesh serve`), to dial first.
     pub peer: Option<String>,
+    /// The coalition's key for USB bundles (hex), if the inviting hub holds it.
+    #[serde(default)]
+    pub coalition_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

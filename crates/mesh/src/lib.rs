@@ -4,6 +4,7 @@
 //! Everything here is sans-IO: keys come from a random source the caller passes, time is a
 //! parameter, and the session turns events into effects without touching a socket.
 
+pub mod bundle;
 pub mod discovery;
 pub mod identity;
 pub mod invite;

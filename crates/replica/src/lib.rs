@@ -66,6 +66,8 @@ pub enum Error {
     Exists(RecordId),
     #[error("no record {0}")]
     NotFound(RecordId),
+    #[error("changes to document {0} build on changes this hub does not have: import the earlier bundle first, or ask for a full one")]
+    MissingDeps(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -250,6 +252,11 @@ impl Doc {
         self.doc.save()
     }
 
+    /// The changes made after `heads`: an incremental bundle of this document.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
     /// The changes since the last save, to append to what was saved.
     pub fn save_incremental(&mut self) -> Vec<u8> {
         self.doc.save_incremental()
@@ -267,6 +274,18 @@ impl Doc {
         .map_err(|e| self.err(e))?;
         let before = self.doc.get_heads();
         self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
+        Ok(self.touched_since(&before))
+    }
+
+    /// Applies changes whose integrity was already checked (a signed, authenticated bundle), which
+    /// may build on history this document holds. Returns the records they touched, or an error if
+    /// some changes depend on ones this document lacks (they would wait in memory, unsaved).
+    pub fn apply_checked(&mut self, bytes: &[u8]) -> Result<BTreeSet<RecordId>> {
+        let before = self.doc.get_heads();
+        self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
+        if !self.doc.get_missing_deps(&[]).is_empty() {
+            return Err(Error::MissingDeps(self.id.clone()));
+        }
         Ok(self.touched_since(&before))
     }
 
