@@ -194,3 +194,29 @@ fn validator() -> PathBuf {
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("hxlvalidate")).find(|p| Path::new(p).is_file()))
         .unwrap_or_else(|| PathBuf::from("hxlvalidate"))
 }
+
+#[test]
+fn bundles_travel_as_files_between_hubs_that_never_meet() {
+    let a = Env::new();
+    let b = Env::new();
+    a.ok(&["init", "--name", "North"]);
+    b.ok(&["init", "--name", "South"]);
+    // South joins North's coalition by hand (no network between them), with the coalition key an
+    // invite would hand over, which the test reads from the invite-less path below.
+    let code = a.json(&["identity"])["founder_code"].as_str().unwrap().to_string();
+    b.ok(&["adopt-founder", &code]);
+    let key = b.json(&["identity"])["public_key"].as_str().unwrap().to_string();
+    a.ok(&["admit", &key, "--name", "South"]);
+    a.ok(&["add", "item", "name=Blankets", "unit=blanket"]);
+    let stick = a.dir.path().join("stick.bundle");
+    let s = a.json(&["bundle", "export", "--to", stick.to_str().unwrap(), "--full"]);
+    assert_eq!(s["records"]["item"], 1);
+    assert!(stick.exists() && !stick.with_extension("partial").exists(), "written whole, then renamed");
+    // South has no coalition key yet: it says so, and nothing changes.
+    let err = b.fails(&["bundle", "import", stick.to_str().unwrap()]);
+    assert!(err.contains("coalition key"), "{err}");
+    let err = b.fails(&["bundle", "import", "/nonexistent.bundle"]);
+    assert!(err.contains("cannot read"), "{err}");
+    let shown = a.ok(&["bundle", "inspect", stick.to_str().unwrap()]);
+    assert!(shown.contains("North") && shown.contains("item"), "{shown}");
+}

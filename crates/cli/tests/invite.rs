@@ -87,6 +87,13 @@ fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
     let members = json(&a, &["peers"])["members"].to_string();
     assert!(members.contains(&b_id), "{members}");
     assert_eq!(json(&b, &["identity"])["founder_code"], json(&a, &["identity"])["founder_code"]);
+    // The invite handed over the coalition key: South's USB bundles open on North.
+    assert!(cli(&b, &["add", "item", "name=Tea", "unit=box"]).status.success());
+    let stick = dir.path().join("south.bundle");
+    assert!(cli(&b, &["bundle", "export", "--to", stick.to_str().unwrap()]).status.success());
+    let o = cli(&a, &["bundle", "import", stick.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&cli(&a, &["list", "item"]).stdout).contains("Tea"));
     // The invite worked once: the same code again finds nobody waiting.
     let o = cli(&c, &["join", &code, "--name", "Spy"]);
     assert!(!o.status.success());
