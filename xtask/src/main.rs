@@ -101,7 +101,46 @@ fn test(extra: &[String]) -> Result {
     if !st.success() {
         return Err("tests failed".into());
     }
+    fuzz(&root)?;
     step("all tests passed");
+    Ok(())
+}
+
+/// The pinned cargo-fuzz, and how long each run of the bundle reader's fuzz target lasts.
+const CARGO_FUZZ: &str = "0.13.2";
+const FUZZ_SECONDS: &str = "30";
+
+/// Runs the bundle reader's fuzz target briefly on its seed corpus (nightly toolchain).
+/// Inputs it ever crashed on belong in crates/mesh/fuzz/regressions/bundle_read, where a unit
+/// test replays them.
+fn fuzz(root: &Path) -> Result {
+    let toolchains =
+        Command::new("rustup").args(["toolchain", "list"]).output().map_err(|e| format!("cannot run rustup: {e}"))?;
+    if !String::from_utf8_lossy(&toolchains.stdout).contains("nightly") {
+        return Err("the fuzz step needs a nightly toolchain (rustup toolchain install nightly)".into());
+    }
+    let has_fuzz = Command::new(cargo_bin()).args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !has_fuzz {
+        step(&format!("installing cargo-fuzz {CARGO_FUZZ} from crates.io"));
+        cargo(root, &["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ])?;
+    }
+    let corpus = root.join("target/fuzz-corpus/bundle_read");
+    std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+    let seeds = root.join("crates/mesh/fuzz/corpus/bundle_read");
+    for e in std::fs::read_dir(&seeds).map_err(|e| e.to_string())?.flatten() {
+        std::fs::copy(e.path(), corpus.join(e.file_name())).map_err(|e| e.to_string())?;
+    }
+    step(&format!("fuzzing the bundle reader for {FUZZ_SECONDS} s"));
+    let st = Command::new(cargo_bin())
+        .current_dir(root.join("crates/mesh"))
+        .args(["+nightly", "fuzz", "run", "bundle_read", corpus.to_str().unwrap_or_default(), "--"])
+        .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+        .arg("-seed=1")
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if !st.success() {
+        return Err("the fuzzer found a crash: its input is in crates/mesh/fuzz/artifacts; copy it into crates/mesh/fuzz/regressions/bundle_read and fix the reader".into());
+    }
     Ok(())
 }
 

@@ -175,6 +175,51 @@ mod tests {
         (id, key, b)
     }
 
+    /// Every input the fuzzer was seeded with or ever crashed on stays a regression test.
+    #[test]
+    fn fuzz_corpus_and_regressions_never_panic() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let mut n = 0;
+        for dir in ["corpus/bundle_read", "regressions/bundle_read"] {
+            for e in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+                let bytes = std::fs::read(e.path()).unwrap();
+                let _ = read(&[7u8; 32], &bytes);
+                let _ = read(&[0u8; 32], &bytes);
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "the seed corpus is missing");
+    }
+
+    /// Writes the seed corpus (run with AIDMESH_WRITE_CORPUS=1 to refresh it).
+    #[test]
+    fn seed_corpus_is_current() {
+        let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(11));
+        let docs = vec![(
+            DocInfo { doc: "item-1".into(), partition: "item".into(), created_at: 1 },
+            vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
+        )];
+        let header = Header {
+            exporter: String::new(),
+            created_at: 1,
+            full: true,
+            docs: vec![],
+            vault: vec![],
+            records: Default::default(),
+        };
+        let good = write(&id, &[7u8; 32], &[3; 24], header, &docs);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");
+        let want = [("good", good.clone()), ("truncated", good[..good.len() / 2].to_vec()), ("magic", MAGIC.to_vec())];
+        for (name, bytes) in want {
+            let p = dir.join(name);
+            if std::env::var_os("AIDMESH_WRITE_CORPUS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&p, &bytes).unwrap();
+            }
+            assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name}: refresh with AIDMESH_WRITE_CORPUS=1");
+        }
+    }
+
     #[test]
     fn round_trip_and_every_fault_is_named() {
         let (id, key, b) = sample();
