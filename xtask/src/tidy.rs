@@ -79,6 +79,9 @@ mod tests {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "target") {
+                    continue;
+                }
                 sources(&p, out);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 out.push(p);
