@@ -131,9 +131,10 @@ fn fuzz(root: &Path) -> Result {
         std::fs::copy(e.path(), corpus.join(e.file_name())).map_err(|e| e.to_string())?;
     }
     step(&format!("fuzzing the bundle reader for {FUZZ_SECONDS} s"));
-    let st = Command::new(cargo_bin())
+    // Through rustup: `$CARGO` is the stable toolchain's own cargo, which has no `+nightly`.
+    let st = Command::new("rustup")
         .current_dir(root.join("crates/mesh"))
-        .args(["+nightly", "fuzz", "run", "bundle_read", corpus.to_str().unwrap_or_default(), "--"])
+        .args(["run", "nightly", "cargo", "fuzz", "run", "bundle_read", corpus.to_str().unwrap_or_default(), "--"])
         .arg(format!("-max_total_time={FUZZ_SECONDS}"))
         .arg("-seed=1")
         .status()
