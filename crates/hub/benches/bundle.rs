@@ -38,7 +38,13 @@ fn main() {
         export_full.as_secs_f64()
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut other = Hub::init(&dir.path().join("far.aidmesh"), "bench", &InitOptions { hub_name: "Far".into(), location: String::new() }, cfg(41)).unwrap();
+    let mut other = Hub::init(
+        &dir.path().join("far.aidmesh"),
+        "bench",
+        &InitOptions { hub_name: "Far".into(), location: String::new() },
+        cfg(41),
+    )
+    .unwrap();
     other.adopt_founder(&hub.founder().unwrap()).unwrap();
     other.set_coalition_key(&hub.coalition_key_hex().unwrap().unwrap()).unwrap();
     let t = Instant::now();
@@ -46,7 +52,8 @@ fn main() {
     println!("  imported into a new hub in {:.1} s ({changed} records indexed)", t.elapsed().as_secs_f64());
     for n in 0..1000 {
         clock.advance_ms(10);
-        hub.add(Kind::Item, json!({"name": format!("bundle edit {n}"), "unit": "box"}).as_object().unwrap().clone()).unwrap();
+        hub.add(Kind::Item, json!({"name": format!("bundle edit {n}"), "unit": "box"}).as_object().unwrap().clone())
+            .unwrap();
     }
     let t = Instant::now();
     let inc = hub.export_bundle(false).unwrap();
