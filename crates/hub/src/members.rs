@@ -52,7 +52,7 @@ impl Hub {
     pub fn adopt_founder(&mut self, founder: &Founder) -> Result<()> {
         let key_ok = aidmesh_mesh::membership::unhex(&founder.key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .is_some_and(|k| ed25519_dalek_key_ok(&k));
+            .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k));
         if !key_ok {
             return Err(Error::invalid("founder", vec![FieldError::new("key", "not an Ed25519 public key in hex")]));
         }
@@ -89,7 +89,7 @@ impl Hub {
     pub fn admit(&mut self, public_key: &str, name: &str, role: Role) -> Result<Record> {
         let key_ok = aidmesh_mesh::membership::unhex(public_key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .is_some_and(|k| ed25519_dalek_key_ok(&k));
+            .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k));
         if !key_ok {
             return Err(Error::invalid(
                 "member_entry",
@@ -188,20 +188,12 @@ impl Hub {
                 if !aidmesh_mesh::identity::verify(&key, &signed_record_bytes(r), &sig) {
                     return false;
                 }
-                let Ok(vk) = ed25519_dalek_verifying(&key) else { return false };
-                match members.members.get(&HubId::of(&vk)) {
+                let Some(id) = HubId::of_bytes(&key) else { return false };
+                match members.members.get(&id) {
                     Some(m) => !need_admin || m.role == Role::Admin,
                     None => false,
                 }
             })
             .collect())
     }
-}
-
-fn ed25519_dalek_verifying(k: &[u8; 32]) -> std::result::Result<ed25519_dalek::VerifyingKey, ()> {
-    ed25519_dalek::VerifyingKey::from_bytes(k).map_err(|_| ())
-}
-
-fn ed25519_dalek_key_ok(k: &[u8; 32]) -> bool {
-    aidmesh_mesh::identity::public_key_ok(k)
 }

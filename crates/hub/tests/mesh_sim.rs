@@ -45,6 +45,20 @@ struct Shared {
 const OFFER_QTY: u64 = 12;
 
 impl Net {
+    /// `n` new hubs on their own store files, not yet connected.
+    fn new(n: usize, clock: &ManualClock, rng: ChaCha20Rng) -> Net {
+        let nodes = (0..n)
+            .map(|i| {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("hub.aidmesh");
+                let opts = aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new() };
+                let hub = Hub::init(&path, PASS, &opts, config("coord", clock, i as u8 + 1)).unwrap();
+                Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() }
+            })
+            .collect();
+        Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 }
+    }
+
     fn hub(&mut self, i: usize) -> &mut Hub {
         self.nodes[i].hub.as_mut().expect("node is up")
     }
@@ -207,20 +221,7 @@ fn run(seed: u64) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let n = rng.gen_range(3..=7);
     let clock = ManualClock::at(t0());
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hub.aidmesh");
-        let hub = Hub::init(
-            &path,
-            PASS,
-            &aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new() },
-            config("coord", &clock, i as u8 + 1),
-        )
-        .unwrap();
-        nodes.push(Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() });
-    }
-    let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 };
+    let mut net = Net::new(n, &clock, rng);
     // Hub 0 sets up what everyone shares, then all meet once.
     let h0 = net.hub(0);
     let place = add(h0, Kind::Place, json!({"name": "Hall"}));
@@ -352,27 +353,7 @@ fn a_reconnect_sends_only_what_changed() {
 #[test]
 fn vault_entries_and_their_erasure_reach_every_member_hub() {
     let clock = ManualClock::at(t0());
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hub.aidmesh");
-        let hub = Hub::init(
-            &path,
-            PASS,
-            &aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new() },
-            config("coord", &clock, i as u8 + 1),
-        )
-        .unwrap();
-        nodes.push(Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() });
-    }
-    let mut net = Net {
-        nodes,
-        wires: BTreeMap::new(),
-        clock: clock.clone(),
-        rng: ChaCha20Rng::seed_from_u64(9),
-        moved: 0,
-        allocated: 0,
-    };
+    let mut net = Net::new(3, &clock, ChaCha20Rng::seed_from_u64(9));
     let vid = net.hub(0).vault_put(&fields(json!({"name": "Amal Haddad", "phone": "+34 600"}))).unwrap();
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         net.connect(a, b);

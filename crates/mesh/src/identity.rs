@@ -25,6 +25,11 @@ impl HubId {
         HubId(b)
     }
 
+    /// The hub id of a public key given as 32 raw bytes, if they are a valid Ed25519 key.
+    pub fn of_bytes(key: &[u8; 32]) -> Option<HubId> {
+        VerifyingKey::from_bytes(key).ok().map(|k| HubId::of(&k))
+    }
+
     /// The 20 fingerprint bytes.
     pub fn bytes(&self) -> [u8; ID_BYTES] {
         self.0

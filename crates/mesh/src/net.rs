@@ -487,6 +487,7 @@ impl ServerCertVerifier for KeyCheck {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.check(end).map(|_| ServerCertVerified::assertion())
     }
+    // The handshake signatures are checked alike on both sides.
     fn verify_tls12_signature(
         &self,
         m: &[u8],
@@ -501,10 +502,10 @@ impl ServerCertVerifier for KeyCheck {
         c: &CertificateDer<'_>,
         d: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(m, c, d, &self.algs)
+        ClientCertVerifier::verify_tls13_signature(self, m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
+        ClientCertVerifier::supported_verify_schemes(self)
     }
 }
 
