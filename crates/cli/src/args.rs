@@ -182,12 +182,18 @@ pub(crate) enum VaultCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum BundleCmd {
-    /// Write what other hubs may lack (changes since the last bundle, or everything with --full).
+    /// Write what other hubs may lack: the changes after what this hub knows they hold (from
+    /// earlier syncs and bundles), or everything with --full.
     Export {
         #[arg(long)]
         to: PathBuf,
+        /// Everything this hub holds, for hubs it knows nothing of.
         #[arg(long)]
         full: bool,
+        /// Only for this hub (its id; repeat for several). By default: every other member this
+        /// hub has synced or exchanged bundles with.
+        #[arg(long = "for", value_name = "HUB")]
+        made_for: Vec<String>,
     },
     /// Which hub made a bundle, when, and how many records of each kind it holds.
     Inspect { path: PathBuf },

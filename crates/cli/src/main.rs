@@ -418,10 +418,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bundle(cmd) => {
             let mut hub = open(&store, &cli)?;
+            hub.subscribe(print::progress());
             let summary = match cmd {
-                BundleCmd::Export { to, full } => {
-                    eprintln!("Collecting documents...");
-                    let e = hub.export_bundle(full)?;
+                BundleCmd::Export { to, full, made_for } => {
+                    let e = hub.export_bundle(full, &made_for)?;
                     eprintln!("Writing {} bytes to {}...", e.bytes.len(), to.display());
                     write_out(Some(&to), |w| {
                         w.write_all(&e.bytes)?;
@@ -436,7 +436,6 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 BundleCmd::Import { path } => {
                     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    eprintln!("Checking and merging {} bytes...", bytes.len());
                     let (s, changed) = hub.import_bundle(&bytes)?;
                     eprintln!("{changed} records new or changed.");
                     s
@@ -451,10 +450,26 @@ fn run(cli: Cli) -> Result<()> {
                 "  {} documents, {} bytes, {}, {} vault entries{}",
                 summary.documents,
                 summary.bytes,
-                if summary.full { "everything" } else { "changes since the previous bundle" },
+                if summary.full { "everything" } else { "changes only" },
                 summary.vault_entries,
                 if summary.member { "" } else { " — NOT from a current member: it will be refused" }
             );
+            if !summary.made_for.is_empty() && !summary.full {
+                println!("  for: {}", summary.made_for.join(", "));
+            }
+            if !summary.unknown_members.is_empty() {
+                println!(
+                    "  not for: {} (this hub knows nothing of what they hold: give them a --full bundle)",
+                    summary.unknown_members.join(", ")
+                );
+            }
+            if summary.waiting_documents > 0 {
+                println!(
+                    "  {} documents hold changes that wait for an earlier bundle from this hub (or a sync): \
+                     import it too; nothing is lost meanwhile",
+                    summary.waiting_documents
+                );
+            }
             for (k, n) in &summary.records {
                 println!("  {n:>8} {k}");
             }

@@ -186,3 +186,22 @@ pub(crate) fn stock(hub: &Hub, lines: &[StockLine]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A hub listener that shows long tasks advancing on standard error, a line per tenth.
+pub(crate) fn progress() -> impl FnMut(&aidmesh_hub::Event) + Send + 'static {
+    let mut last = None;
+    move |e| {
+        if let aidmesh_hub::Event::Progress { task, done, total } = e {
+            let tenth = if *total == 0 { 10 } else { done * 10 / total };
+            if last == Some((*task, tenth)) {
+                return;
+            }
+            last = Some((*task, tenth));
+            let what = match task {
+                aidmesh_hub::Task::BundleExport => "Collecting documents",
+                aidmesh_hub::Task::BundleImport => "Checking and merging documents",
+            };
+            eprintln!("{what}: {done}/{total} ({}%)", tenth * 10);
+        }
+    }
+}

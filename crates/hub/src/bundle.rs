@@ -1,15 +1,23 @@
 //! USB bundles on the hub side: what goes in, who may have made it, and an all-or-nothing merge.
+//!
+//! An incremental bundle holds what its intended hubs may lack: for each of them, the changes
+//! after what this hub knows they hold. That knowledge comes from three places, all kept in the
+//! store: the sync state of past connections (heads both sides shared), the heads announced in
+//! bundles they made, and the heads of bundles this hub wrote for them. Changes that arrive
+//! before the changes they build on (bundles imported out of order) are kept until those arrive,
+//! so bundles may be imported in any order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aidmesh_mesh::bundle::{self, Header};
 use aidmesh_mesh::session::DocInfo;
+use aidmesh_mesh::HubId;
 use aidmesh_model::Timestamp;
 use automerge::ChangeHash;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::write::Incoming;
-use crate::{Error, Hub, Result};
+use crate::{Error, Event, Hub, Result, Task};
 
 /// What a bundle holds, as `aidmesh bundle inspect` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -24,9 +32,18 @@ pub struct BundleSummary {
     pub full: bool,
     pub documents: usize,
     pub bytes: u64,
+    /// The Automerge data inside (documents or changes), before encryption.
+    pub data_bytes: u64,
     /// Records per kind in the bundle (new or changed ones, for an incremental bundle).
     pub records: BTreeMap<String, u64>,
     pub vault_entries: usize,
+    /// On export: the hubs an incremental bundle was made for (names, or ids when unnamed).
+    pub made_for: Vec<String>,
+    /// On export: members this hub knows nothing of (never synced, no bundle either way): an
+    /// incremental bundle may lack what they need, a full one does not.
+    pub unknown_members: Vec<String>,
+    /// On import: documents whose changes wait for an earlier bundle (or a sync) to complete them.
+    pub waiting_documents: usize,
 }
 
 /// A bundle ready to be written; [`Hub::bundle_written`] records it once the file is safe.
@@ -34,11 +51,19 @@ pub struct BundleExport {
     pub bytes: Vec<u8>,
     pub summary: BundleSummary,
     heads: BTreeMap<String, Vec<String>>,
+    made_for: Vec<HubId>,
 }
 
-/// The kind of the records a partition holds.
-fn partition_kind(partition: &str) -> String {
-    partition.split('/').next().unwrap_or(partition).to_string()
+/// Heads a hub was known to hold at some time (the newest knowledge of each kind wins: a hub's
+/// heads only ever move forward).
+#[derive(Default, Serialize, Deserialize)]
+struct Known {
+    at: i64,
+    heads: BTreeMap<String, Vec<String>>,
+}
+
+fn parse_heads<'a>(hs: impl IntoIterator<Item = &'a str>) -> Vec<ChangeHash> {
+    hs.into_iter().filter_map(|h| h.parse().ok()).collect()
 }
 
 impl Hub {
@@ -65,38 +90,138 @@ impl Hub {
             })
     }
 
-    /// Builds a bundle of everything (`full`), or of what changed since the last bundle written.
-    pub fn export_bundle(&mut self, full: bool) -> Result<BundleExport> {
+    fn known(&self, key: &str) -> Result<Known> {
+        Ok(self.store.meta(key)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+
+    /// Keeps `heads` as what `key` says a hub holds, unless newer knowledge is already kept.
+    fn learn(&mut self, key: &str, at: i64, heads: &BTreeMap<String, Vec<String>>) -> Result<()> {
+        if self.known(key)?.at > at {
+            return Ok(());
+        }
+        let j =
+            serde_json::to_string(&Known { at, heads: heads.clone() }).map_err(|e| Error::Corrupt(e.to_string()))?;
+        Ok(self.store.write(|tx| tx.set_meta(key, &j))?)
+    }
+
+    /// Per document, the heads this hub knows `hub` holds (from syncs and bundles both ways).
+    fn knowledge_of(&self, hub: &HubId) -> Result<BTreeMap<String, BTreeSet<String>>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (doc, state) in self.store.sync_states_of(&hub.to_string())? {
+            if let Ok(s) = automerge::sync::State::decode(&state) {
+                out.entry(doc).or_default().extend(s.shared_heads.iter().map(|h| h.to_string()));
+            }
+        }
+        for key in [format!("bundle_from/{hub}"), format!("bundle_to/{hub}")] {
+            for (doc, hs) in self.known(&key)?.heads {
+                out.entry(doc).or_default().extend(hs);
+            }
+        }
+        out.retain(|_, hs| !hs.is_empty());
+        Ok(out)
+    }
+
+    /// Builds a bundle of everything (`full`), or of what the hubs in `made_for` may lack. When
+    /// `made_for` is empty it is every other member this hub knows something of, or every other
+    /// member if it knows nothing of any (then the bundle holds everything).
+    pub fn export_bundle(&mut self, full: bool, made_for: &[String]) -> Result<BundleExport> {
         let key = self.coalition_key()?;
-        let last: BTreeMap<String, Vec<String>> =
-            self.store.meta("bundle_heads")?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+        let members = self.members()?;
+        let me = self.fingerprint();
+        let mut targets: Vec<(HubId, BTreeMap<String, BTreeSet<String>>)> = Vec::new();
+        let mut unknown = Vec::new();
+        let mut wanted = BTreeSet::new();
+        for w in made_for {
+            let id = HubId::parse(w).map_err(|why| Error::Malformed { format: "hub id", why })?;
+            if !members.members.contains_key(&id) {
+                return Err(Error::Malformed {
+                    format: "hub id",
+                    why: format!("{id} is not a member of this coalition (see `aidmesh members`)"),
+                });
+            }
+            wanted.insert(id);
+        }
+        for (id, m) in &members.members {
+            if *id == me || (!wanted.is_empty() && !wanted.contains(id)) {
+                continue;
+            }
+            let k = self.knowledge_of(id)?;
+            if k.is_empty() && wanted.is_empty() && !full {
+                unknown.push((id.clone(), m.name.clone()));
+            } else {
+                targets.push((id.clone(), k));
+            }
+        }
+        // Knowing nothing of any member (a first bundle), the bundle is for all of them: whole.
+        if targets.is_empty() {
+            targets = unknown.drain(..).map(|(id, _)| (id, BTreeMap::new())).collect();
+        }
+        let unknown: Vec<String> = unknown.into_iter().map(|(_, name)| name).collect();
+        let cached_heads = self.store.doc_heads()?;
+        let all_docs: Vec<_> = self.store.docs()?.into_iter().filter(|d| d.0 != aidmesh_replica::INDEX_DOC).collect();
+        let total = all_docs.len() as u64;
         let mut docs = Vec::new();
         let mut heads = BTreeMap::new();
         let mut records: BTreeMap<String, u64> = BTreeMap::new();
-        for (doc, partition, created_at, count) in self.store.docs()? {
-            if doc == aidmesh_replica::INDEX_DOC {
-                continue;
-            }
+        let mut learned_heads = Vec::new();
+        for (i, (doc, partition, created_at, _)) in all_docs.into_iter().enumerate() {
+            self.emit(Event::Progress { task: Task::BundleExport, done: i as u64, total });
             let info = DocInfo { doc: doc.clone(), partition: partition.clone(), created_at };
-            let since: Vec<ChangeHash> = if full {
-                Vec::new()
-            } else {
-                last.get(&doc).map(|hs| hs.iter().filter_map(|h| h.parse().ok()).collect()).unwrap_or_default()
-            };
-            let d = self.doc(&doc)?;
-            let now_heads = d.heads();
-            heads.insert(doc.clone(), now_heads.iter().map(|h| h.to_string()).collect());
-            if !since.is_empty() && since == now_heads {
-                continue;
+            // What each target holds of this document; a target holding nothing needs it whole.
+            let haves: Vec<Option<&BTreeSet<String>>> = targets.iter().map(|(_, k)| k.get(&doc)).collect();
+            let whole = full || haves.is_empty() || haves.iter().any(|h| h.is_none());
+            if !whole {
+                if let Some(now) = cached_heads.get(&doc) {
+                    heads.insert(doc.clone(), now.split_whitespace().map(String::from).collect());
+                    if now.split_whitespace().all(|h| haves.iter().all(|have| have.is_some_and(|s| s.contains(h)))) {
+                        continue;
+                    }
+                }
             }
-            let (bytes, n) = if since.is_empty() {
-                (self.store.doc_bytes(&doc)?.unwrap_or_default(), count as u64)
+            let d = self.doc(&doc)?;
+            heads.insert(doc.clone(), d.heads().iter().map(|h| h.to_string()).collect());
+            if !cached_heads.contains_key(&doc) {
+                learned_heads.push((doc.clone(), d.heads_text()));
+            }
+            let bytes = if whole {
+                for (kind, n) in self.store.kinds_in_doc(&doc)? {
+                    *records.entry(kind).or_insert(0) += n as u64;
+                }
+                self.store.doc_bytes(&doc)?.unwrap_or_default()
             } else {
-                let n = d.touched_since(&since).len() as u64;
-                (d.save_after(&since), n)
+                let mut seen = BTreeSet::new();
+                let mut bytes = Vec::new();
+                let mut touched = BTreeSet::new();
+                for have in haves.into_iter().flatten() {
+                    let have = parse_heads(have.iter().map(String::as_str));
+                    let changes = d.changes_after(&have);
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    let since: Vec<ChangeHash> = have.into_iter().filter(|h| d.has_change(h)).collect();
+                    touched.extend(d.touched_since(&since));
+                    for c in changes {
+                        if seen.insert(c.hash()) {
+                            bytes.extend(c.raw_bytes());
+                        }
+                    }
+                }
+                if bytes.is_empty() {
+                    continue;
+                }
+                for id in touched {
+                    if let Some(kind) = self.store.kind_of(&id.to_string())? {
+                        *records.entry(kind).or_insert(0) += 1;
+                    }
+                }
+                bytes
             };
-            *records.entry(partition_kind(&partition)).or_insert(0) += n;
             docs.push((info, bytes));
+        }
+        self.emit(Event::Progress { task: Task::BundleExport, done: total, total });
+        // Stores written before heads were kept learn them here, once.
+        if !learned_heads.is_empty() {
+            self.store.write(|tx| learned_heads.iter().try_for_each(|(d, h)| tx.set_heads(d, h)))?;
         }
         let vault = self.vault_snapshot()?;
         let header = Header {
@@ -106,27 +231,37 @@ impl Hub {
             docs: vec![],
             vault: vault.clone(),
             records: records.clone(),
+            heads: heads.clone(),
         };
         let nonce: [u8; 24] = self.random();
         let bytes = bundle::write(&self.identity, &key, &nonce, header, &docs);
+        let name_of = |id: &HubId| members.members.get(id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
         let summary = BundleSummary {
-            exporter: self.fingerprint().to_string(),
+            exporter: me.to_string(),
             exporter_name: Some(self.hub_name()?),
             member: true,
             created_at: self.clock.now(),
             full,
             documents: docs.len(),
             bytes: bytes.len() as u64,
+            data_bytes: docs.iter().map(|d| d.1.len() as u64).sum(),
             records,
             vault_entries: vault.len(),
+            made_for: targets.iter().map(|(id, _)| name_of(id)).collect(),
+            unknown_members: if full { Vec::new() } else { unknown },
+            waiting_documents: 0,
         };
-        Ok(BundleExport { bytes, summary, heads })
+        Ok(BundleExport { bytes, summary, heads, made_for: targets.into_iter().map(|t| t.0).collect() })
     }
 
-    /// Records that a bundle was written safely: the next incremental bundle starts after it.
+    /// Records that a bundle was written safely: the next incremental bundle for the same hubs
+    /// starts after it.
     pub fn bundle_written(&mut self, e: &BundleExport) -> Result<()> {
-        let j = serde_json::to_string(&e.heads).map_err(|x| Error::Corrupt(x.to_string()))?;
-        Ok(self.store.write(|tx| tx.set_meta("bundle_heads", &j))?)
+        let at = e.summary.created_at.millis();
+        for id in &e.made_for {
+            self.learn(&format!("bundle_to/{id}"), at, &e.heads)?;
+        }
+        Ok(())
     }
 
     /// Reads a bundle's header without importing it.
@@ -147,18 +282,23 @@ impl Hub {
             full: b.header.full,
             documents: b.docs.len(),
             bytes: len as u64,
+            data_bytes: b.docs.iter().map(|d| d.1.len() as u64).sum(),
             records: b.header.records.clone(),
             vault_entries: b.header.vault.len(),
+            made_for: Vec::new(),
+            unknown_members: Vec::new(),
+            waiting_documents: 0,
         })
     }
 
     /// Imports a bundle: all of its documents in one transaction, or nothing. Refused whole when
     /// it cannot be decrypted with this coalition's key, is damaged or tampered with, or was made
-    /// by a hub that is not (or no longer) a member. Importing twice changes nothing.
+    /// by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
+    /// that build on a bundle not imported yet wait in the store until it is.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
         let key = self.coalition_key()?;
         let b = bundle::read(&key, bytes).map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
-        let summary = self.summary(&b, bytes.len())?;
+        let mut summary = self.summary(&b, bytes.len())?;
         if !summary.member {
             let why = if self.members()?.revoked.contains(&b.exporter) {
                 format!("it was made by {}, a hub that has been revoked", b.exporter)
@@ -177,11 +317,15 @@ impl Hub {
                 partition: &info.partition,
                 created_at: Timestamp::from_millis(info.created_at),
                 sync_state: None,
-                apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data).map(|_| ())?)),
+                apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data)?)),
+                keep: Some(data.as_slice()),
             })
             .collect();
-        let changed = self.ingest_many(items)?;
+        let changed = self.ingest_many(items, Some(Task::BundleImport))?;
         self.vault_merge_items(b.header.vault.clone())?;
+        self.learn(&format!("bundle_from/{}", b.exporter), b.header.created_at, &b.header.heads)?;
+        let waiting: BTreeSet<String> = self.store.pending_docs()?.into_iter().collect();
+        summary.waiting_documents = b.docs.iter().filter(|(i, _)| waiting.contains(&i.doc)).count();
         Ok((summary, changed.len()))
     }
 }

@@ -110,6 +110,16 @@ pub struct InitOptions {
 pub enum Event {
     /// Records were created or changed, here or by a merge.
     RecordsChanged { ids: Vec<String> },
+    /// A long task advanced: `done` of `total` documents.
+    Progress { task: Task, done: u64, total: u64 },
+}
+
+/// Long tasks that report [`Event::Progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    BundleExport,
+    BundleImport,
 }
 
 /// A subscriber to hub events.

@@ -13,7 +13,7 @@ use aidmesh_replica::{choose_shard, partition_for, Author, Doc, DocEntry};
 use aidmesh_store::{IndexRow, Tx};
 use serde_json::{Map, Value};
 
-use crate::{Error, Event, Hub, Result, DOC_CACHE};
+use crate::{Error, Event, Hub, Result, Task, DOC_CACHE};
 
 /// One document as saved, to carry to another hub.
 #[derive(Clone, Debug)]
@@ -34,6 +34,29 @@ pub(crate) struct Incoming<'a> {
     pub(crate) created_at: Timestamp,
     pub(crate) sync_state: Option<PeerState<'a>>,
     pub(crate) apply: DocChange<'a>,
+    /// The chunk `apply` applies, kept in the store if some of its changes must wait for changes
+    /// they depend on (a bundle imported before an earlier one); `None` for sync messages, whose
+    /// protocol asks again for what is missing.
+    pub(crate) keep: Option<&'a [u8]>,
+}
+
+/// One document's part of a [`Hub::ingest_many`] write, prepared in memory.
+struct Prepared {
+    doc: String,
+    partition: String,
+    created_at: Timestamp,
+    new: bool,
+    index_chunk: Vec<u8>,
+    chunk: Vec<u8>,
+    heads: String,
+    rows: Vec<(IndexRow, Record)>,
+    olds: Vec<Option<String>>,
+    state: Option<(String, Vec<u8>)>,
+    ids: Vec<String>,
+    /// Whether changes still wait for ones they depend on; with the chunk to keep, if any.
+    waiting: bool,
+    keep: Option<(String, Vec<u8>)>,
+    had_waiting: bool,
 }
 
 /// A peer, and how to encode its sync state once a sync message was applied.
@@ -101,10 +124,12 @@ impl Hub {
             }
             doc.commit(&author);
             let bytes = doc.save_incremental();
+            let heads = doc.heads_text();
             let row = index_row(&rec, &doc_id, doc)?;
             let old = self.store.record(id)?.map(|(_, _, j)| j);
             self.store.write(|tx| {
                 tx.append_chunk(&doc_id, &bytes)?;
+                tx.set_heads(&doc_id, &heads)?;
                 reindex(tx, &row, &rec, old.as_deref())
             })?;
             Ok(())
@@ -198,13 +223,14 @@ impl Hub {
         sync_state: Option<PeerState<'_>>,
         f: impl FnOnce(&mut Doc) -> Result<()>,
     ) -> Result<Vec<String>> {
-        let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f) };
-        self.ingest_many(vec![item])
+        let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f), keep: None };
+        self.ingest_many(vec![item], None)
     }
 
     /// Like [`Hub::ingest`] for several documents at once: all are persisted in one store
     /// transaction, or none is (a bundle import).
-    pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>) -> Result<Vec<String>> {
+    pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>, task: Option<Task>) -> Result<Vec<String>> {
+        let total = items.len() as u64;
         let known: std::collections::BTreeSet<String> = self.store.docs()?.into_iter().map(|d| d.0).collect();
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         let result = (|| -> Result<Vec<(String, Vec<String>)>> {
@@ -224,11 +250,18 @@ impl Hub {
                     let actor = self.actor.clone();
                     self.cache(Doc::new(item.doc, &actor));
                 }
+                let earlier = self.store.pending(item.doc)?;
                 let doc = self.doc(item.doc)?;
                 let before = doc.heads();
                 (item.apply)(doc)?;
+                // Changes that waited for this one's dependencies may apply now.
+                for chunk in &earlier {
+                    doc.apply_checked(chunk)?;
+                }
+                let waiting = !doc.missing_deps().is_empty();
                 let touched = doc.touched_since(&before);
                 let chunk = doc.save_incremental();
+                let heads = doc.heads_text();
                 let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
                 let mut rows = Vec::new();
                 for id in &touched {
@@ -244,37 +277,49 @@ impl Hub {
                     .iter()
                     .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
                     .collect::<Result<_, _>>()?;
-                let ids: Vec<String> = touched.into_iter().map(|i| i.to_string()).collect();
-                prepared.push((
-                    item.doc.to_string(),
-                    item.partition.to_string(),
-                    item.created_at,
+                prepared.push(Prepared {
+                    doc: item.doc.to_string(),
+                    partition: item.partition.to_string(),
+                    created_at: item.created_at,
                     new,
                     index_chunk,
                     chunk,
+                    heads,
                     rows,
                     olds,
                     state,
-                    ids,
-                ));
+                    ids: touched.into_iter().map(|i| i.to_string()).collect(),
+                    waiting,
+                    keep: item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec())),
+                    had_waiting: !earlier.is_empty(),
+                });
+                if let Some(task) = task {
+                    self.emit(Event::Progress { task, done: prepared.len() as u64, total });
+                }
             }
             self.store.write(|tx| {
-                for (doc_id, partition, created_at, new, index_chunk, chunk, rows, olds, state, _) in &prepared {
-                    if *new {
-                        tx.add_doc(doc_id, partition, created_at.millis())?;
-                        tx.append_chunk(aidmesh_replica::INDEX_DOC, index_chunk)?;
+                for p in &prepared {
+                    if p.new {
+                        tx.add_doc(&p.doc, &p.partition, p.created_at.millis())?;
+                        tx.append_chunk(aidmesh_replica::INDEX_DOC, &p.index_chunk)?;
                     }
-                    tx.append_chunk(doc_id, chunk)?;
-                    for ((row, rec), old) in rows.iter().zip(olds) {
+                    tx.append_chunk(&p.doc, &p.chunk)?;
+                    tx.set_heads(&p.doc, &p.heads)?;
+                    for ((row, rec), old) in p.rows.iter().zip(&p.olds) {
                         reindex(tx, row, rec, old.as_deref())?;
                     }
-                    if let Some((peer, bytes)) = state {
-                        tx.set_sync_state(peer, doc_id, bytes)?;
+                    if let Some((peer, bytes)) = &p.state {
+                        tx.set_sync_state(peer, &p.doc, bytes)?;
+                    }
+                    if let Some((sha, bytes)) = &p.keep {
+                        tx.add_pending(&p.doc, sha, bytes)?;
+                    } else if p.had_waiting && !p.waiting {
+                        tx.clear_pending(&p.doc)?;
                     }
                 }
                 Ok(())
             })?;
-            Ok(prepared.into_iter().map(|p| (p.0, p.9)).collect())
+            Ok(prepared.into_iter().map(|p| (p.doc, p.ids)).collect())
         })();
         let mut settle_docs = touched_docs;
         settle_docs.push(aidmesh_replica::INDEX_DOC.to_string());
@@ -481,7 +526,7 @@ impl Hub {
             for r in recs {
                 by_partition.entry(partition_for(r.kind(), r.meta.created_at)).or_default().push(r);
             }
-            let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut chunks: Vec<(String, Vec<u8>, String)> = Vec::new();
             let mut new_docs: Vec<DocEntry> = Vec::new();
             let mut rows = Vec::new();
             for (partition, list) in by_partition {
@@ -532,7 +577,7 @@ impl Hub {
                         }
                         doc.commit(&author);
                     }
-                    chunks.push((entry.doc.clone(), doc.save_incremental()));
+                    chunks.push((entry.doc.clone(), doc.save_incremental(), doc.heads_text()));
                     for r in now_batch {
                         rows.push(((*r).clone(), index_row(r, &entry.doc, doc)?));
                     }
@@ -544,8 +589,9 @@ impl Hub {
                     tx.add_doc(&e.doc, &e.partition, e.created_at.millis())?;
                 }
                 tx.append_chunk(aidmesh_replica::INDEX_DOC, &index_chunk)?;
-                for (doc, bytes) in &chunks {
+                for (doc, bytes, heads) in &chunks {
                     tx.append_chunk(doc, bytes)?;
+                    tx.set_heads(doc, heads)?;
                 }
                 for (rec, row) in &rows {
                     reindex(tx, row, rec, None)?;

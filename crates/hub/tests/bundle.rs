@@ -2,8 +2,11 @@
 
 mod util;
 
+use std::collections::VecDeque;
+
 use aidmesh_hub::model::Kind;
-use aidmesh_hub::{Hub, MemberRole, VaultState};
+use aidmesh_hub::{Clock, Hub, MemberRole, VaultState};
+use aidmesh_mesh::session::{Frame, Session};
 use serde_json::json;
 use util::*;
 
@@ -16,6 +19,40 @@ fn pair() -> (TestHub, TestHub) {
     let key = b.hub.public_key();
     a.hub.admit(&key, "South", MemberRole::Member).unwrap();
     (a, b)
+}
+
+/// The store file as it lies on disk (with its write-ahead log): a refused bundle leaves it
+/// byte-for-byte as it was.
+fn disk(t: &TestHub) -> Vec<u8> {
+    let mut bytes = std::fs::read(&t.path).unwrap();
+    let wal = t.path.with_extension("aidmesh-wal");
+    bytes.extend(std::fs::read(wal).unwrap_or_default());
+    bytes
+}
+
+/// The records of one kind, as every hub should see them.
+fn records(h: &Hub, kind: Kind) -> Vec<String> {
+    let mut out: Vec<String> =
+        h.list(kind, 1000, 0).unwrap().iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    out.sort();
+    out
+}
+
+/// One sync between two hubs over the real session protocol, in memory.
+fn sync(a: &mut TestHub, b: &mut TestHub) {
+    let now = a.clock.now();
+    let mut sa = Session::new(&b.hub.fingerprint().to_string(), now);
+    let mut sb = Session::new(&a.hub.fingerprint().to_string(), now);
+    let mut to_b: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
+    let mut to_a: VecDeque<Frame> = sb.start(&mut b.hub, now).into();
+    while !to_a.is_empty() || !to_b.is_empty() {
+        if let Some(f) = to_b.pop_front() {
+            to_a.extend(sb.handle(&mut b.hub, f, now).unwrap().0);
+        }
+        if let Some(f) = to_a.pop_front() {
+            to_b.extend(sa.handle(&mut a.hub, f, now).unwrap().0);
+        }
+    }
 }
 
 /// Everything a person could see change: every record, every stock level, the vault.
@@ -36,7 +73,7 @@ fn bundles_carry_changes_both_ways_and_import_twice_changes_nothing() {
     let water = add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     add(&mut a.hub, Kind::Movement, json!({"item": water, "type": "receive", "quantity": 20, "place": hall}));
     let vid = a.hub.vault_put(&fields(json!({"name": "Amal"}))).unwrap();
-    let first = a.hub.export_bundle(false).unwrap();
+    let first = a.hub.export_bundle(false, &[]).unwrap();
     a.hub.bundle_written(&first).unwrap();
     assert!(!String::from_utf8_lossy(&first.bytes).contains("Water"), "bundles are encrypted");
     let (summary, changed) = b.hub.import_bundle(&first.bytes).unwrap();
@@ -48,13 +85,13 @@ fn bundles_carry_changes_both_ways_and_import_twice_changes_nothing() {
     add(&mut b.hub, Kind::Movement, json!({"item": water, "type": "issue", "quantity": 5, "place": hall}));
     add(&mut a.hub, Kind::Movement, json!({"item": water, "type": "issue", "quantity": 5, "place": hall}));
     a.hub.vault_erase(&vid).unwrap();
-    let from_b = b.hub.export_bundle(false).unwrap();
-    let from_a = a.hub.export_bundle(false).unwrap();
+    let from_b = b.hub.export_bundle(false, &[]).unwrap();
+    let from_a = a.hub.export_bundle(false, &[]).unwrap();
     assert!(from_a.bytes.len() < first.bytes.len() * 2);
     assert_eq!(from_a.summary.records.get("item"), None, "the item did not change on North");
     a.hub.import_bundle(&from_b.bytes).unwrap();
     b.hub.import_bundle(&from_a.bytes).unwrap();
-    assert_eq!(state(&a.hub), state(&b.hub));
+    assert!(state(&a.hub) == state(&b.hub), "both hubs hold the same records");
     let level: i64 = a.hub.stock(Some(&water)).unwrap().iter().map(|s| s.quantity).sum();
     assert_eq!(level, 10, "two issues of 5 from 20, made apart");
     assert!(matches!(b.hub.vault_get(&vid).unwrap(), VaultState::Erased { .. }), "erasures travel too");
@@ -62,18 +99,19 @@ fn bundles_carry_changes_both_ways_and_import_twice_changes_nothing() {
     let before = state(&a.hub);
     assert_eq!(a.hub.import_bundle(&from_b.bytes).unwrap().1, 0);
     a.hub.import_bundle(&first.bytes).unwrap();
-    assert_eq!(state(&a.hub), before);
+    assert!(state(&a.hub) == before, "the store changed");
 }
 
 #[test]
 fn bad_bundles_are_refused_and_change_nothing() {
     let (mut a, mut b) = pair();
     add(&mut b.hub, Kind::Item, json!({"name": "Rice", "unit": "kg"}));
-    let good = b.hub.export_bundle(true).unwrap().bytes;
+    let good = b.hub.export_bundle(true, &[]).unwrap().bytes;
     let mut other = new_hub("Another coalition", 9);
     add(&mut other.hub, Kind::Item, json!({"name": "Spy", "unit": "x"}));
-    let foreign = other.hub.export_bundle(true).unwrap().bytes;
+    let foreign = other.hub.export_bundle(true, &[]).unwrap().bytes;
     let before = state(&a.hub);
+    let on_disk = disk(&a);
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x20;
@@ -88,39 +126,105 @@ fn bad_bundles_are_refused_and_change_nothing() {
     for (what, bytes, want) in cases {
         let e = a.hub.import_bundle(&bytes).unwrap_err();
         assert!(e.to_string().contains(want), "{what}: {e}");
-        assert_eq!(state(&a.hub), before, "{what} changed the store");
+        assert!(state(&a.hub) == before, "{what} changed the store");
+        assert!(disk(&a) == on_disk, "{what} changed the store file");
         assert!(a.hub.inspect_bundle(&bytes).is_err(), "{what}");
     }
     // A bundle made by a hub after its revocation is refused.
     let b_id = b.hub.fingerprint().to_string();
     a.hub.revoke(&b_id).unwrap();
     let before = state(&a.hub);
+    let on_disk = disk(&a);
     let e = a.hub.import_bundle(&good).unwrap_err();
     assert!(e.to_string().contains("revoked"), "{e}");
-    assert_eq!(state(&a.hub), before);
+    assert!(state(&a.hub) == before, "the store changed");
+    assert!(disk(&a) == on_disk, "a revoked hub's bundle changed the store file");
     let s = a.hub.inspect_bundle(&good).unwrap();
     assert!(!s.member);
     // A hub without the coalition key says what to do.
     let mut c = new_hub("Joined by hand", 4);
     c.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-    let e = c.hub.export_bundle(true).err().unwrap();
+    let e = c.hub.export_bundle(true, &[]).err().unwrap();
     assert!(e.to_string().contains("aidmesh join"), "{e}");
     let _ = add(&mut c.hub, Kind::Place, json!({"name": "x"}));
 }
 
 #[test]
-fn an_incremental_bundle_without_its_predecessor_is_refused_whole() {
+fn bundles_imported_out_of_order_wait_for_their_predecessor_and_give_the_same_state() {
     let (mut a, mut b) = pair();
-    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
-    let first = a.hub.export_bundle(false).unwrap();
+    let mut c = new_hub("West", 3);
+    c.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
+    c.hub.set_coalition_key(&a.hub.coalition_key_hex().unwrap().unwrap()).unwrap();
+    let water = add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    let first = a.hub.export_bundle(false, &[]).unwrap();
     a.hub.bundle_written(&first).unwrap();
+    a.hub.update(&water, fields(json!({"notes": "cold"}))).unwrap();
     add(&mut a.hub, Kind::Item, json!({"name": "Rice", "unit": "kg"}));
-    let second = a.hub.export_bundle(false).unwrap();
-    let before = state(&b.hub);
-    let e = b.hub.import_bundle(&second.bytes).unwrap_err();
-    assert!(e.to_string().contains("earlier bundle"), "{e}");
-    assert_eq!(state(&b.hub), before);
-    b.hub.import_bundle(&first.bytes).unwrap();
-    b.hub.import_bundle(&second.bytes).unwrap();
+    let second = a.hub.export_bundle(false, &[]).unwrap();
+    assert!(second.bytes.len() < first.bytes.len(), "the second bundle holds only what changed");
+    // South gets the second bundle first: nothing is refused, the changes wait.
+    let (s, _) = b.hub.import_bundle(&second.bytes).unwrap();
+    assert!(s.waiting_documents >= 1, "{s:?}");
+    assert_eq!(b.hub.count(Kind::Item).unwrap(), 0, "changes without their predecessor are not shown yet");
+    // They wait in the store, not in memory: a restart keeps them.
+    drop(b.hub);
+    b.hub = reopen(&b.path, &b.clock);
+    let (s, _) = b.hub.import_bundle(&first.bytes).unwrap();
+    assert_eq!(s.waiting_documents, 0, "{s:?}");
+    // West imports them in order; both end alike, and alike with North.
+    c.hub.import_bundle(&first.bytes).unwrap();
+    c.hub.import_bundle(&second.bytes).unwrap();
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 2);
+    assert_eq!(b.hub.get(&water).unwrap().body.to_fields()["notes"], json!("cold"));
+    assert_eq!(records(&b.hub, Kind::Item), records(&c.hub, Kind::Item));
+    assert_eq!(records(&b.hub, Kind::Item), records(&a.hub, Kind::Item));
+    // The waiting changes are gone once applied: importing again changes nothing.
+    assert_eq!(b.hub.import_bundle(&second.bytes).unwrap().1, 0);
+}
+
+#[test]
+fn incremental_bundles_leave_out_what_the_other_hubs_are_known_to_hold() {
+    let (mut a, mut b) = pair();
+    for n in 0..30 {
+        add(&mut a.hub, Kind::Item, json!({"name": format!("item {n}"), "unit": "box"}));
+    }
+    // North knows nothing of any member yet: its first bundle holds everything, for everyone.
+    let full = a.hub.export_bundle(false, &[]).unwrap();
+    assert_eq!(full.summary.made_for, vec!["South".to_string()]);
+    assert_eq!(full.summary.records.get("item"), Some(&30));
+    a.hub.bundle_written(&full).unwrap();
+    // A third member North knows nothing of is left out of incremental bundles, and named.
+    let c = new_hub("West", 3);
+    a.hub.admit(&c.hub.public_key(), "West", MemberRole::Member).unwrap();
+    let e = a.hub.export_bundle(false, &[]).unwrap();
+    assert_eq!(e.summary.unknown_members, vec!["West".to_string()]);
+    assert_eq!(e.summary.made_for, vec!["South".to_string()]);
+    assert_eq!(e.summary.records.get("member_entry"), Some(&1), "{:?}", e.summary.records);
+    a.hub.bundle_written(&e).unwrap();
+    b.hub.import_bundle(&full.bytes).unwrap();
+    b.hub.import_bundle(&e.bytes).unwrap();
+    // South learnt what North holds from its bundle: South's bundle carries only South's place.
+    add(&mut b.hub, Kind::Place, json!({"name": "Clinic"}));
+    let back = b.hub.export_bundle(false, &[]).unwrap();
+    assert_eq!(back.summary.made_for, vec!["North".to_string()]);
+    assert_eq!(back.summary.records.get("item"), None, "{:?}", back.summary.records);
+    assert_eq!(back.summary.records.get("place"), Some(&1));
+    assert!(back.bytes.len() * 5 < full.bytes.len(), "{} vs {}", back.bytes.len(), full.bytes.len());
+    a.hub.import_bundle(&back.bytes).unwrap();
+    assert!(state(&a.hub) == state(&b.hub), "both hubs hold the same records");
+    // After a sync, each knows what the other holds: a bundle for it holds nothing more.
+    let (mut x, mut y) = pair();
+    add(&mut x.hub, Kind::Item, json!({"name": "Tea", "unit": "box"}));
+    add(&mut y.hub, Kind::Item, json!({"name": "Soap", "unit": "bar"}));
+    sync(&mut x, &mut y);
+    assert_eq!(y.hub.count(Kind::Item).unwrap(), 2);
+    let e = x.hub.export_bundle(false, &[]).unwrap();
+    assert_eq!(e.summary.made_for, vec!["South".to_string()]);
+    assert_eq!(e.summary.documents, 0, "{:?}", e.summary);
+    // Naming a hub that is not a member is refused with the reason.
+    let err = x.hub.export_bundle(false, &["not-a-hub".into()]).err().unwrap();
+    assert!(err.to_string().contains("hub id"), "{err}");
+    let outsider = new_hub("Outsider", 7).hub.fingerprint().to_string();
+    let err = x.hub.export_bundle(false, &[outsider]).err().unwrap();
+    assert!(err.to_string().contains("not a member"), "{err}");
 }

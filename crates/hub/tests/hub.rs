@@ -349,8 +349,9 @@ fn events_report_changes_from_here_and_from_merges() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     a.hub.subscribe(move |e| {
-        let Event::RecordsChanged { ids } = e;
-        s2.lock().unwrap().extend(ids.clone());
+        if let Event::RecordsChanged { ids } = e {
+            s2.lock().unwrap().extend(ids.clone());
+        }
     });
     let water = item(&mut a.hub, "Water", 0);
     let mut b = new_hub("South", 2);

@@ -32,6 +32,10 @@ pub struct Header {
     pub vault: Vec<VaultItem>,
     /// Records per kind, for `aidmesh bundle inspect`.
     pub records: std::collections::BTreeMap<String, u64>,
+    /// The exporter's heads of every document it held (hex), including documents left out:
+    /// what the importing hub now knows the exporter has.
+    #[serde(default)]
+    pub heads: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,11 @@ pub enum BundleError {
     BadSignature,
     #[error("the bundle is too large ({0} bytes)")]
     TooLarge(usize),
+}
+
+/// SHA-256 of `bytes`, hex: how a bundle names the content of each document.
+pub fn digest(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Writes a bundle: signs with `identity`, encrypts under `key` with `nonce` (fresh random bytes
@@ -170,6 +179,7 @@ mod tests {
             docs: vec![],
             vault: vec![],
             records: Default::default(),
+            heads: Default::default(),
         };
         let b = write(&id, &key, &[1; 24], header, &docs);
         (id, key, b)
@@ -206,6 +216,7 @@ mod tests {
             docs: vec![],
             vault: vec![],
             records: Default::default(),
+            heads: Default::default(),
         };
         let good = write(&id, &[7u8; 32], &[3; 24], header, &docs);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");

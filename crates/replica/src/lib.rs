@@ -66,8 +66,6 @@ pub enum Error {
     Exists(RecordId),
     #[error("no record {0}")]
     NotFound(RecordId),
-    #[error("changes to document {0} build on changes this hub does not have: import the earlier bundle first, or ask for a full one")]
-    MissingDeps(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,6 +121,11 @@ impl Doc {
 
     pub fn heads(&mut self) -> Vec<ChangeHash> {
         self.doc.get_heads()
+    }
+
+    /// The heads as text: hex hashes separated by spaces, as the store keeps them.
+    pub fn heads_text(&mut self) -> String {
+        self.doc.get_heads().iter().map(|h| h.to_string()).collect::<Vec<_>>().join(" ")
     }
 
     /// The underlying Automerge document, for the sync protocol.
@@ -278,15 +281,27 @@ impl Doc {
     }
 
     /// Applies changes whose integrity was already checked (a signed, authenticated bundle), which
-    /// may build on history this document holds. Returns the records they touched, or an error if
-    /// some changes depend on ones this document lacks (they would wait in memory, unsaved).
-    pub fn apply_checked(&mut self, bytes: &[u8]) -> Result<BTreeSet<RecordId>> {
-        let before = self.doc.get_heads();
+    /// may build on history this document lacks: such changes wait in memory, unsaved, until what
+    /// they depend on arrives ([`Doc::missing_deps`] tells; the caller keeps the chunk).
+    pub fn apply_checked(&mut self, bytes: &[u8]) -> Result<()> {
         self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
-        if !self.doc.get_missing_deps(&[]).is_empty() {
-            return Err(Error::MissingDeps(self.id.clone()));
-        }
-        Ok(self.touched_since(&before))
+        Ok(())
+    }
+
+    /// Changes that applied changes depend on and this document does not hold yet.
+    pub fn missing_deps(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    /// Whether this document holds the change `hash`.
+    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_by_hash(hash).is_some()
+    }
+
+    /// The changes that a hub holding `have` (heads, possibly of changes unknown here) lacks.
+    pub fn changes_after(&mut self, have: &[ChangeHash]) -> Vec<automerge::Change> {
+        let have: Vec<ChangeHash> = have.iter().filter(|h| self.doc.get_change_by_hash(h).is_some()).copied().collect();
+        self.doc.get_changes(&have)
     }
 
     /// Merges another copy of this document and returns the records that changed here.

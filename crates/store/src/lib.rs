@@ -213,6 +213,41 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Each document's heads as last saved (hex hashes separated by spaces), where known.
+    pub fn doc_heads(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut st = self.conn.prepare_cached("SELECT doc, heads FROM docs WHERE heads IS NOT NULL")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records per kind in one document, as indexed.
+    pub fn kinds_in_doc(&self, doc: &str) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare_cached("SELECT kind, count(*) FROM records WHERE doc = ?1 GROUP BY kind")?;
+        let rows = st.query_map([doc], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Chunks of `doc` waiting for changes they depend on.
+    pub fn pending(&self, doc: &str) -> Result<Vec<Vec<u8>>> {
+        let mut st = self.conn.prepare_cached("SELECT bytes FROM pending WHERE doc = ?1 ORDER BY sha256")?;
+        let rows = st.query_map([doc], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Documents with chunks waiting for changes they depend on.
+    pub fn pending_docs(&self) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached("SELECT DISTINCT doc FROM pending ORDER BY doc")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sync states kept for one peer: (doc, encoded state).
+    pub fn sync_states_of(&self, peer: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut st = self.conn.prepare_cached("SELECT doc, state FROM sync_state WHERE peer = ?1")?;
+        let rows = st.query_map([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Documents of one partition with their record counts.
     pub fn partition_docs(&self, partition: &str) -> Result<Vec<(String, i64, i64)>> {
         let mut st = self.conn.prepare_cached(
@@ -407,6 +442,27 @@ impl Tx<'_> {
             "INSERT INTO chunks(doc, seq, bytes) VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc = ?1), ?2)",
             params![doc, bytes],
         )?;
+        Ok(())
+    }
+
+    /// Records a document's heads after a write (hex hashes separated by spaces).
+    pub fn set_heads(&mut self, doc: &str, heads: &str) -> Result<()> {
+        self.tx.execute("UPDATE docs SET heads = ?2 WHERE doc = ?1", [doc, heads])?;
+        Ok(())
+    }
+
+    /// Keeps a chunk whose changes wait for changes they depend on.
+    pub fn add_pending(&mut self, doc: &str, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO pending(doc, sha256, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![doc, sha256, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the waiting chunks of a document once everything they depend on has arrived.
+    pub fn clear_pending(&mut self, doc: &str) -> Result<()> {
+        self.tx.execute("DELETE FROM pending WHERE doc = ?1", [doc])?;
         Ok(())
     }
 

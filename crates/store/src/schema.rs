@@ -44,6 +44,11 @@ const MIGRATIONS: &[&str] = &[
        FROM records WHERE kind = 'item';
      INSERT OR IGNORE INTO item_levels(item, total)
        SELECT item, sum(qty) FROM stock GROUP BY item;",
+    // 3: each document's heads (so that a bundle export skips unchanged documents without
+    // loading them), and changes that arrived before the changes they depend on (a bundle
+    // imported out of order), kept until their dependencies arrive.
+    "ALTER TABLE docs ADD COLUMN heads TEXT;
+     CREATE TABLE pending(doc TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY(doc, sha256));",
 ];
 
 /// The schema version this build writes.
