@@ -39,7 +39,12 @@ mod tests {
         ("crates/store", &["aidmesh-model"], &["automerge", "tokio", "mdns-sd", "tauri", "rustls"]),
         ("crates/mesh", &["aidmesh-model"], &["rusqlite", "tauri"]),
         ("crates/hub", &["aidmesh-model", "aidmesh-replica", "aidmesh-store", "aidmesh-mesh"], &["tauri"]),
-        ("crates/cli", &["aidmesh-model", "aidmesh-hub", "aidmesh-mesh"], &["tauri", "rusqlite", "automerge"]),
+        ("crates/node", &["aidmesh-hub", "aidmesh-mesh"], &["tauri", "rusqlite", "automerge"]),
+        (
+            "crates/cli",
+            &["aidmesh-model", "aidmesh-hub", "aidmesh-mesh", "aidmesh-node"],
+            &["tauri", "rusqlite", "automerge"],
+        ),
     ];
 
     #[test]

@@ -1,0 +1,129 @@
+//! A running hub: the mesh listening and dialling, mDNS discovery once the hub belongs to a
+//! coalition, writes made by other processes picked up, and peer status recorded — until `stop`
+//! resolves. `aidmesh serve` and the desktop app both run a hub through [`run`].
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aidmesh_hub::Hub;
+use aidmesh_mesh::discovery::{Discovery, DiscoveryConfig};
+use aidmesh_mesh::net::Mesh;
+use anyhow::Result;
+
+/// Where a hub listens, whom it dials, and whether it looks for peers with mDNS.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    pub peers: Vec<SocketAddr>,
+    /// `None`: no discovery (peers by address only).
+    pub discovery: Option<DiscoveryConfig>,
+}
+
+/// A hub's mesh, started: share it with front ends, then [`run`] its loop.
+pub struct Node {
+    pub mesh: Arc<Mesh<Hub>>,
+    pub addr: SocketAddr,
+    dial: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
+    dialed: tokio::sync::mpsc::UnboundedReceiver<SocketAddr>,
+    config: NodeConfig,
+}
+
+/// A handle to ask a running node to dial a peer by address.
+#[derive(Clone)]
+pub struct Dialer(tokio::sync::mpsc::UnboundedSender<SocketAddr>);
+
+impl Dialer {
+    pub fn dial(&self, addr: SocketAddr) {
+        let _ = self.0.send(addr);
+    }
+}
+
+impl Node {
+    /// Starts listening. Must be called inside a tokio runtime.
+    pub async fn start(hub: Hub, config: NodeConfig) -> Result<Node> {
+        let identity = hub.identity();
+        let mesh = Arc::new(Mesh::new(hub, &identity)?);
+        let addr = mesh.listen(config.listen).await?;
+        let (dial, dialed) = tokio::sync::mpsc::unbounded_channel();
+        for p in &config.peers {
+            let _ = dial.send(*p);
+        }
+        Ok(Node { mesh, addr, dial, dialed, config })
+    }
+
+    pub fn dialer(&self) -> Dialer {
+        Dialer(self.dial.clone())
+    }
+
+    /// Runs the hub until `stop` resolves, then records that no peer is connected.
+    pub async fn run(self, stop: impl Future<Output = ()>) -> Result<()> {
+        let Node { mesh, addr, dial, mut dialed, config } = self;
+        let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
+        let mut mdns: Option<Discovery> = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    // Writes made by the `aidmesh` command in another process, new members, status.
+                    mesh.with_hub(|h| {
+                        if let Err(e) = h.pick_up_external_changes() {
+                            tracing::error!(error = %e, "cannot read the store");
+                        }
+                    });
+                    mesh.refresh_members();
+                    if let (None, Some(cfg)) = (&mdns, &config.discovery) {
+                        mdns = start_discovery(&mesh, cfg, addr, &dial)?;
+                    }
+                    let status = serde_json::to_string(&mesh.peers())?;
+                    mesh.with_hub(|h| h.record_peer_status(&status))?;
+                }
+                Some(peer) = dialed.recv() => {
+                    if peer != addr && known.insert(peer) {
+                        tracing::info!(%peer, "dialling a hub");
+                        mesh.dial(peer);
+                    }
+                }
+                _ = &mut stop => break,
+            }
+        }
+        if let Some(d) = mdns {
+            d.stop();
+        }
+        mesh.with_hub(|h| h.record_peer_status("[]"))?;
+        Ok(())
+    }
+}
+
+/// Discovery stays off until the hub belongs to a coalition (it joined one or admitted a hub).
+fn start_discovery(
+    mesh: &Mesh<Hub>,
+    cfg: &DiscoveryConfig,
+    addr: SocketAddr,
+    dial: &tokio::sync::mpsc::UnboundedSender<SocketAddr>,
+) -> Result<Option<Discovery>> {
+    let (n, founder, me) =
+        mesh.with_hub(|h| (h.members().map(|m| m.members.len()).unwrap_or(0), h.founder(), h.public_key()));
+    let founder = founder?;
+    if n < 2 && founder.key == me {
+        return Ok(None);
+    }
+    let ips: Vec<IpAddr> = if addr.ip().is_unspecified() { vec![] } else { vec![addr.ip()] };
+    let tx = dial.clone();
+    let mut rng = rand_core::OsRng;
+    match Discovery::start(cfg, &founder.key, &ips, addr.port(), &mut rng, move |a| {
+        let _ = tx.send(a);
+    }) {
+        Ok(d) => {
+            tracing::info!(interfaces = ?cfg.interfaces, "mDNS discovery on");
+            Ok(Some(d))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "mDNS discovery failed; add peers by address");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The app's commands: each is one call into the hub, with DTOs at the edge. Errors reach the
+//! UI as `{code, message}` (see `state::ApiError`).
+
+use std::path::PathBuf;
+
+use aidmesh_hub::model::{Kind, Timestamp};
+use aidmesh_hub::{Config, Hub, InitOptions};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tauri::{AppHandle, Emitter, State};
+
+use crate::state::{ApiError, ApiResult, AppState};
+
+pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        status,
+        create_hub,
+        unlock,
+        overview,
+        list,
+        count,
+        search,
+        show,
+        template,
+        add,
+        update,
+        amend,
+        stock,
+        suggestions,
+        roster,
+        ledger,
+        peers,
+        identity,
+        add_peer,
+        revoke,
+        export_bundle,
+        import_bundle,
+        export_json,
+        change_passphrase,
+    ]
+}
+
+fn kind(name: &str) -> ApiResult<Kind> {
+    Kind::parse(name).map_err(|e| ApiError::new("invalid", e))
+}
+
+fn emitter(app: AppHandle) -> impl Fn(Value) + Send + 'static {
+    move |v| {
+        if let Err(e) = app.emit("hub-event", v) {
+            tracing::warn!(error = %e, "cannot send an event to the window");
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct Status {
+    store_exists: bool,
+    unlocked: bool,
+    store_path: String,
+}
+
+#[tauri::command]
+fn status(state: State<'_, AppState>) -> ApiResult<Status> {
+    let path = state.settings.store_path();
+    let unlocked = state.running.lock().map(|g| g.is_some()).unwrap_or(false);
+    Ok(Status { store_exists: path.exists(), unlocked, store_path: path.display().to_string() })
+}
+
+fn check_new_passphrase(p: &str) -> ApiResult<()> {
+    if p.chars().count() < 8 {
+        return Err(ApiError::new("invalid", "the passphrase needs at least 8 characters"));
+    }
+    Ok(())
+}
+
+fn check_handle(handle: &str) -> ApiResult<()> {
+    if handle.trim().is_empty() {
+        return Err(ApiError::new("invalid", "your handle (a nickname, not your legal name) is required"));
+    }
+    Ok(())
+}
+
+/// First start: a new store and a new coalition, founded by this hub.
+#[tauri::command]
+fn create_hub(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    hub_name: String,
+    location: String,
+    handle: String,
+    passphrase: String,
+) -> ApiResult<()> {
+    if hub_name.trim().is_empty() {
+        return Err(ApiError::new("invalid", "the hub name is required"));
+    }
+    check_handle(&handle)?;
+    check_new_passphrase(&passphrase)?;
+    std::fs::create_dir_all(&state.settings.data_dir)
+        .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
+    let opts = InitOptions { hub_name: hub_name.trim().into(), location };
+    let hub = Hub::init(&state.settings.store_path(), &passphrase, &opts, Config::system(handle.trim()))?;
+    state.start(hub, emitter(app))
+}
+
+#[tauri::command]
+fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, handle: String) -> ApiResult<()> {
+    check_handle(&handle)?;
+    if state.running.lock().map(|g| g.is_some()).unwrap_or(false) {
+        return Ok(());
+    }
+    let hub = Hub::open(&state.settings.store_path(), &passphrase, Config::system(handle.trim()))?;
+    state.start(hub, emitter(app))
+}
+
+#[tauri::command]
+fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview> {
+    state.with_hub(|h| h.overview())
+}
+
+#[tauri::command]
+fn list(state: State<'_, AppState>, kind_name: String, limit: usize, offset: usize) -> ApiResult<Vec<Value>> {
+    let k = kind(&kind_name)?;
+    state.with_hub(|h| Ok(h.list(k, limit.min(500), offset)?.into_iter().map(|r| Value::Object(r.to_json())).collect()))
+}
+
+#[tauri::command]
+fn count(state: State<'_, AppState>, kind_name: String) -> ApiResult<i64> {
+    let k = kind(&kind_name)?;
+    state.with_hub(|h| h.count(k))
+}
+
+#[derive(Serialize)]
+pub(crate) struct HitDto {
+    id: String,
+    kind: String,
+    label: String,
+}
+
+#[tauri::command]
+fn search(
+    state: State<'_, AppState>,
+    query: String,
+    kind_name: Option<String>,
+    limit: usize,
+) -> ApiResult<Vec<HitDto>> {
+    let k = kind_name.as_deref().map(kind).transpose()?;
+    state.with_hub(|h| {
+        Ok(h.search(&query, k, limit.min(200))?
+            .into_iter()
+            .map(|x| HitDto { id: x.id, kind: x.kind, label: x.label })
+            .collect())
+    })
+}
+
+#[tauri::command]
+fn show(state: State<'_, AppState>, id: String) -> ApiResult<aidmesh_hub::RecordView> {
+    state.with_hub(|h| h.show(&id))
+}
+
+/// The fields of a kind with their defaults: what a form shows.
+#[tauri::command]
+fn template(kind_name: String) -> ApiResult<Map<String, Value>> {
+    Ok(kind(&kind_name)?.template().to_fields())
+}
+
+#[tauri::command]
+fn add(state: State<'_, AppState>, kind_name: String, fields: Map<String, Value>) -> ApiResult<Value> {
+    let k = kind(&kind_name)?;
+    state.with_hub(|h| Ok(Value::Object(h.add(k, fields)?.to_json())))
+}
+
+#[tauri::command]
+fn update(state: State<'_, AppState>, id: String, fields: Map<String, Value>) -> ApiResult<Value> {
+    state.with_hub(|h| Ok(Value::Object(h.update(&id, fields)?.to_json())))
+}
+
+#[tauri::command]
+fn amend(state: State<'_, AppState>, id: String, field: String, value: Value, reason: String) -> ApiResult<Value> {
+    state.with_hub(|h| Ok(Value::Object(h.amend(&id, &field, value, &reason)?.to_json())))
+}
+
+#[tauri::command]
+fn stock(state: State<'_, AppState>, item: Option<String>) -> ApiResult<Vec<aidmesh_hub::StockLine>> {
+    state.with_hub(|h| h.stock(item.as_deref()))
+}
+
+#[tauri::command]
+fn suggestions(state: State<'_, AppState>, request: Option<String>) -> ApiResult<Value> {
+    state.with_hub(|h| Ok(serde_json::to_value(h.suggestions(request.as_deref(), 50)?).unwrap_or(Value::Null)))
+}
+
+/// Shifts from `from` for `hours`, with those short of people and double-bookings.
+#[tauri::command]
+fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<Value> {
+    let from = Timestamp::parse(&from).map_err(|e| ApiError::new("invalid", format!("from: {e}")))?;
+    let to = Timestamp::from_millis(from.millis() + hours.clamp(1, 24 * 14) * 3_600_000);
+    state.with_hub(|h| {
+        let (shifts, unfilled, doubles) = h.roster_window(from, to)?;
+        let shifts: Vec<Value> = shifts.into_iter().map(|r| Value::Object(r.to_json())).collect();
+        Ok(serde_json::json!({"shifts": shifts, "unfilled": unfilled, "double_bookings": doubles}))
+    })
+}
+
+#[tauri::command]
+fn ledger(state: State<'_, AppState>) -> ApiResult<Value> {
+    state.with_hub(|h| {
+        let unapproved: Vec<Value> =
+            h.unapproved_expenses(200)?.into_iter().map(|r| Value::Object(r.to_json())).collect();
+        Ok(serde_json::json!({"totals": h.ledger_totals()?, "unapproved": unapproved}))
+    })
+}
+
+#[tauri::command]
+fn peers(state: State<'_, AppState>) -> ApiResult<Value> {
+    state.with_running(|r| serde_json::json!({"listening": r.addr.to_string(), "peers": r.mesh.peers()}))
+}
+
+#[tauri::command]
+fn identity(state: State<'_, AppState>) -> ApiResult<Value> {
+    state.with_hub(|h| {
+        let members = h.members()?;
+        Ok(serde_json::json!({
+            "hub_name": h.hub_name()?,
+            "fingerprint": h.fingerprint().to_string(),
+            "public_key": h.public_key(),
+            "founder": h.founder()?,
+            "members": members.members.values().collect::<Vec<_>>(),
+            "has_coalition_key": h.coalition_key_hex()?.is_some(),
+        }))
+    })
+}
+
+#[tauri::command]
+fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
+    let a: std::net::SocketAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::new("invalid", format!("\"{addr}\" is not an address like 192.168.1.20:7420")))?;
+    state.with_running(|r| r.dialer.dial(a))
+}
+
+#[tauri::command]
+fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
+    state.with_hub(|h| h.revoke(&hub).map(|_| ()))?;
+    state.with_running(|r| r.mesh.refresh_members())
+}
+
+/// Writes a USB bundle at `path` (beside it first, then renamed: a pulled stick leaves no half file).
+#[tauri::command]
+async fn export_bundle(state: State<'_, AppState>, path: String, full: bool) -> ApiResult<aidmesh_hub::BundleSummary> {
+    let e = state.with_hub(|h| h.export_bundle(full, &[]))?;
+    let path = PathBuf::from(path);
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, &e.bytes)
+        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|err| {
+            let _ = std::fs::remove_file(&tmp);
+            ApiError::new("io", format!("cannot write {}: {err}", path.display()))
+        })?;
+    state.with_hub(|h| h.bundle_written(&e))?;
+    Ok(e.summary)
+}
+
+#[tauri::command]
+async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<Value> {
+    let bytes = std::fs::read(&path).map_err(|e| ApiError::new("io", format!("cannot read {path}: {e}")))?;
+    let (summary, changed) = state.with_hub(|h| h.import_bundle(&bytes))?;
+    Ok(serde_json::json!({"summary": summary, "changed": changed}))
+}
+
+#[tauri::command]
+fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usize> {
+    let mut out = Vec::new();
+    let n = state.with_hub(|h| h.export_json(&mut out))?;
+    std::fs::write(&path, out).map_err(|e| ApiError::new("io", format!("cannot write {path}: {e}")))?;
+    Ok(n)
+}
+
+#[tauri::command]
+fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
+    check_new_passphrase(&new)?;
+    // The current passphrase is checked by opening the store file a second time, read only.
+    let path = state.settings.store_path();
+    Hub::open(&path, &current, Config::system("check")).map_err(ApiError::from)?;
+    state.with_hub(|h| h.change_passphrase(&new))
+}

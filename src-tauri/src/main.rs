@@ -1,0 +1,22 @@
+//! The aidmesh desktop app: a thin Tauri shell over `aidmesh-hub`. Commands live in
+//! `commands.rs`, one line each over the hub; hub events become the `hub-event` UI event.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod state;
+
+fn main() {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let settings = state::Settings::from_env();
+    tauri::Builder::default()
+        .manage(state::AppState::new(settings))
+        .invoke_handler(commands::handler())
+        .build(tauri::generate_context!())
+        .expect("the app window could not be created")
+        .run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                use tauri::Manager;
+                app.state::<state::AppState>().stop();
+            }
+        });
+}

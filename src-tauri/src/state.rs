@@ -1,0 +1,145 @@
+//! What the shell holds: where the store lives, and the running hub once unlocked.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use aidmesh_hub::Hub;
+use aidmesh_mesh::discovery::DiscoveryConfig;
+use aidmesh_mesh::net::Mesh;
+use aidmesh_node::{Dialer, Node, NodeConfig};
+use serde::Serialize;
+
+/// Where the app keeps its store and how its hub meets others, from the environment:
+/// `AIDMESH_DATA_DIR` (default: the user's data folder), `AIDMESH_LISTEN` (default
+/// `0.0.0.0:7420`), `AIDMESH_MDNS_INTERFACES` (comma-separated; default every interface),
+/// `AIDMESH_NO_DISCOVERY=1` (peers by address only).
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) discovery: Option<DiscoveryConfig>,
+}
+
+impl Settings {
+    pub(crate) fn from_env() -> Settings {
+        let data_dir = std::env::var_os("AIDMESH_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share")
+            });
+            base.join("aidmesh")
+        });
+        let listen = std::env::var("AIDMESH_LISTEN")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7420)));
+        let discovery = if std::env::var_os("AIDMESH_NO_DISCOVERY").is_some() {
+            None
+        } else {
+            let interfaces = std::env::var("AIDMESH_MDNS_INTERFACES")
+                .map(|s| s.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
+                .unwrap_or_default();
+            Some(DiscoveryConfig { interfaces })
+        };
+        Settings { data_dir, listen, discovery }
+    }
+
+    pub(crate) fn store_path(&self) -> PathBuf {
+        self.data_dir.join("hub.aidmesh")
+    }
+}
+
+/// A hub that is open and meshing.
+pub(crate) struct Running {
+    pub(crate) mesh: Arc<Mesh<Hub>>,
+    pub(crate) dialer: Dialer,
+    pub(crate) addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub(crate) struct AppState {
+    pub(crate) settings: Settings,
+    pub(crate) running: Mutex<Option<Running>>,
+}
+
+/// An error as the UI receives it: a stable code to branch on, and a message for people.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiError {
+    pub(crate) code: String,
+    pub(crate) message: String,
+}
+
+impl From<aidmesh_hub::Error> for ApiError {
+    fn from(e: aidmesh_hub::Error) -> Self {
+        ApiError { code: e.code().into(), message: e.to_string() }
+    }
+}
+
+impl ApiError {
+    pub(crate) fn new(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError { code: code.into(), message: message.into() }
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+impl AppState {
+    pub(crate) fn new(settings: Settings) -> AppState {
+        AppState { settings, running: Mutex::new(None) }
+    }
+
+    /// Runs `f` on the open hub.
+    pub(crate) fn with_hub<T>(&self, f: impl FnOnce(&mut Hub) -> aidmesh_hub::Result<T>) -> ApiResult<T> {
+        let guard = self.running.lock().map_err(|_| ApiError::new("internal", "the hub lock is poisoned"))?;
+        let r = guard.as_ref().ok_or_else(|| ApiError::new("locked", "the hub is locked: unlock it first"))?;
+        Ok(r.mesh.with_hub(f)?)
+    }
+
+    pub(crate) fn with_running<T>(&self, f: impl FnOnce(&Running) -> T) -> ApiResult<T> {
+        let guard = self.running.lock().map_err(|_| ApiError::new("internal", "the hub lock is poisoned"))?;
+        let r = guard.as_ref().ok_or_else(|| ApiError::new("locked", "the hub is locked: unlock it first"))?;
+        Ok(f(r))
+    }
+
+    /// Starts the mesh around an open hub; its events reach the UI through `emit`.
+    pub(crate) fn start(&self, mut hub: Hub, emit: impl Fn(serde_json::Value) + Send + 'static) -> ApiResult<()> {
+        hub.subscribe(move |e| emit(event_json(e)));
+        let config =
+            NodeConfig { listen: self.settings.listen, peers: Vec::new(), discovery: self.settings.discovery.clone() };
+        let node = tauri::async_runtime::block_on(Node::start(hub, config))
+            .map_err(|e| ApiError::new("network", format!("cannot listen on {}: {e}", self.settings.listen)))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = Running { mesh: node.mesh.clone(), dialer: node.dialer(), addr: node.addr, stop: Some(tx) };
+        tauri::async_runtime::spawn(async move {
+            if let Err(e) = node
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await
+            {
+                tracing::error!(error = %e, "the hub stopped");
+            }
+        });
+        *self.running.lock().map_err(|_| ApiError::new("internal", "the hub lock is poisoned"))? = Some(running);
+        Ok(())
+    }
+
+    pub(crate) fn stop(&self) {
+        if let Ok(mut g) = self.running.lock() {
+            if let Some(mut r) = g.take() {
+                if let Some(tx) = r.stop.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}
+
+fn event_json(e: &aidmesh_hub::Event) -> serde_json::Value {
+    match e {
+        aidmesh_hub::Event::RecordsChanged { ids } => serde_json::json!({"type": "records_changed", "ids": ids}),
+        aidmesh_hub::Event::Progress { task, done, total } => {
+            serde_json::json!({"type": "progress", "task": task, "done": done, "total": total})
+        }
+    }
+}

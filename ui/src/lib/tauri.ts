@@ -1,0 +1,36 @@
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import type { Backend, HubEvent } from "./backend";
+
+/** The desktop shell's commands (src-tauri/src/commands.rs), one to one. */
+export function tauriBackend(): Backend {
+  return {
+    status: () => invoke("status"),
+    createHub: (hubName, location, handle, passphrase) => invoke("create_hub", { hubName, location, handle, passphrase }),
+    unlock: (passphrase, handle) => invoke("unlock", { passphrase, handle }),
+    overview: () => invoke("overview"),
+    list: (kind, limit, offset) => invoke("list", { kindName: kind, limit, offset }),
+    search: (query, kind, limit) => invoke("search", { query, kindName: kind, limit }),
+    show: (id) => invoke("show", { id }),
+    template: (kind) => invoke("template", { kindName: kind }),
+    add: (kind, fields) => invoke("add", { kindName: kind, fields }),
+    update: (id, fields) => invoke("update", { id, fields }),
+    amend: (id, field, value, reason) => invoke("amend", { id, field, value, reason }),
+    stock: (item) => invoke("stock", { item }),
+    suggestions: (request) => invoke("suggestions", { request }),
+    roster: (from, hours) => invoke("roster", { from, hours }),
+    ledger: () => invoke("ledger"),
+    peers: () => invoke("peers"),
+    identity: () => invoke("identity"),
+    addPeer: (addr) => invoke("add_peer", { addr }),
+    revoke: (hub) => invoke("revoke", { hub }),
+    exportBundle: (path, full) => invoke("export_bundle", { path, full }),
+    importBundle: (path) => invoke("import_bundle", { path }),
+    exportJson: (path) => invoke("export_json", { path }),
+    changePassphrase: (current, next) => invoke("change_passphrase", { current, new: next }),
+    onEvent(f) {
+      const un = listen<HubEvent>("hub-event", (e) => f(e.payload));
+      return () => void un.then((u) => u());
+    },
+  };
+}

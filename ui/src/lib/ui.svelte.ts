@@ -1,0 +1,36 @@
+import type { Backend, HubEvent } from "./backend";
+import { RTL, translate, type Key, type Lang } from "./i18n";
+
+// The UI's shared state: language, theme, the backend, and a counter that screens watch to
+// reload when the hub reports changes (from this window, a peer or a bundle).
+
+export const ui = $state({
+  lang: (localStorage.getItem("aidmesh.lang") as Lang) || "en",
+  theme: localStorage.getItem("aidmesh.theme") || "light",
+  changes: 0,
+  progress: null as null | { task: string; done: number; total: number },
+});
+
+export function setLang(l: Lang) {
+  ui.lang = l;
+  localStorage.setItem("aidmesh.lang", l);
+  document.documentElement.lang = l;
+  document.documentElement.dir = RTL.includes(l) ? "rtl" : "ltr";
+}
+
+export function setTheme(t: string) {
+  ui.theme = t;
+  localStorage.setItem("aidmesh.theme", t);
+  document.documentElement.dataset.theme = t;
+}
+
+export function t(key: Key, vars?: Record<string, string | number>): string {
+  return translate(ui.lang, key, vars);
+}
+
+export function watch(backend: Backend): () => void {
+  return backend.onEvent((e: HubEvent) => {
+    if (e.type === "records_changed") ui.changes++;
+    if (e.type === "progress") ui.progress = e.done >= e.total ? null : e;
+  });
+}

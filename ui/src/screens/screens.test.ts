@@ -1,0 +1,88 @@
+import { describe, expect, it } from "vitest";
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
+import { mockBackend } from "../lib/mock";
+import FirstStart from "./FirstStart.svelte";
+import Inventory from "./Inventory.svelte";
+import Incidents from "./Incidents.svelte";
+import App from "../App.svelte";
+import { setLang, watch } from "../lib/ui.svelte";
+
+async function ready() {
+  const b = mockBackend();
+  await b.createHub("North", "hall", "kestrel", "a good passphrase");
+  // As App does: hub events make the screens reload.
+  watch(b);
+  return b;
+}
+
+describe("first start", () => {
+  it("refuses two different passphrases, then creates the hub", async () => {
+    const b = mockBackend();
+    let done = false;
+    render(FirstStart, { backend: b, exists: false, onready: () => (done = true) });
+    await fireEvent.input(screen.getByLabelText("Hub name"), { target: { value: "North" } });
+    await fireEvent.input(screen.getByLabelText(/Your handle/), { target: { value: "kestrel" } });
+    await fireEvent.input(screen.getByLabelText(/Store passphrase/), { target: { value: "correct horse" } });
+    await fireEvent.input(screen.getByLabelText("Passphrase again"), { target: { value: "wrong horse" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Create the hub" }));
+    expect(await screen.findByRole("alert")).toHaveProperty("textContent", expect.stringContaining("differ"));
+    expect(done).toBe(false);
+    await fireEvent.input(screen.getByLabelText("Passphrase again"), { target: { value: "correct horse" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Create the hub" }));
+    await waitFor(() => expect(done).toBe(true));
+    expect((await b.status()).unlocked).toBe(true);
+  });
+});
+
+describe("inventory", () => {
+  it("adds an item, receives and issues stock, and shows the level; bad input names the field", async () => {
+    const b = await ready();
+    render(Inventory, { backend: b });
+    const newItem = await screen.findByRole("form", { name: "New item" });
+    await waitFor(() => within(newItem).getByLabelText("name"));
+    await fireEvent.click(within(newItem).getByRole("button", { name: "Save" }));
+    expect(await within(newItem).findByRole("alert")).toHaveProperty("textContent", expect.stringContaining("name: is required"));
+    await fireEvent.input(within(newItem).getByLabelText("name"), { target: { value: "Water" } });
+    await fireEvent.input(within(newItem).getByLabelText("unit"), { target: { value: "bottle" } });
+    await fireEvent.click(within(newItem).getByRole("button", { name: "Save" }));
+    const move = await screen.findByRole("form", { name: "Stock movement" });
+    await waitFor(() => expect(within(move).getByLabelText("place").querySelectorAll("option").length).toBeGreaterThan(1));
+    const place = b.records.find((r) => r.kind === "place")!.id;
+    await fireEvent.change(within(move).getByLabelText("place"), { target: { value: place } });
+    await fireEvent.input(within(move).getByLabelText("quantity"), { target: { value: "10" } });
+    await fireEvent.click(within(move).getByRole("button", { name: "Save" }));
+    const item = b.records.find((r) => r.kind === "item")!.id;
+    await waitFor(() => expect(document.querySelector(`tr[data-id="${item}"] td.num`)?.getAttribute("data-level")).toBe("10"));
+    await fireEvent.change(within(move).getByLabelText("type"), { target: { value: "issue" } });
+    await fireEvent.change(within(move).getByLabelText("place"), { target: { value: place } });
+    await fireEvent.input(within(move).getByLabelText("quantity"), { target: { value: "4" } });
+    await fireEvent.click(within(move).getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(document.querySelector(`tr[data-id="${item}"] td.num`)?.getAttribute("data-level")).toBe("6"));
+  });
+});
+
+describe("incidents", () => {
+  it("prefills the time and the place, so a report needs only what happened", async () => {
+    const b = await ready();
+    render(Incidents, { backend: b });
+    const form = await screen.findByRole("form", { name: "Log an incident" });
+    await waitFor(() => expect((within(form).getByLabelText("place") as HTMLSelectElement).value).not.toBe(""));
+    expect((within(form).getByLabelText("occurred") as HTMLInputElement).value).not.toBe("");
+    await fireEvent.input(within(form).getByLabelText("description"), { target: { value: "Medic called at gate 2" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(screen.getAllByText("Medic called at gate 2").length).toBeGreaterThan(0));
+  });
+});
+
+describe("languages", () => {
+  it("switch at runtime, Arabic right to left", async () => {
+    const b = await ready();
+    render(App, { backend: b });
+    await screen.findByRole("button", { name: "Settings" });
+    setLang("ar");
+    expect(await screen.findByRole("button", { name: "الإعدادات" })).toBeTruthy();
+    expect(document.documentElement.dir).toBe("rtl");
+    setLang("en");
+    expect(document.documentElement.dir).toBe("ltr");
+  });
+});
