@@ -1,5 +1,6 @@
 //! The app's commands: each is one call into the hub, with DTOs at the edge. Errors reach the
-//! UI as `{code, message}` (see `state::ApiError`).
+//! UI as `{code, message}` (see `state::ApiError`). Commands are async: they run on the async
+//! runtime, off the window's thread, so a slow query never freezes the window.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,7 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
         update,
         amend,
         stock,
+        levels,
         suggestions,
         roster,
         ledger,
@@ -60,7 +62,7 @@ pub(crate) struct Status {
 }
 
 #[tauri::command]
-fn status(state: State<'_, AppState>) -> ApiResult<Status> {
+async fn status(state: State<'_, AppState>) -> ApiResult<Status> {
     let path = state.settings.store_path();
     let unlocked = state.running.lock().map(|g| g.is_some()).unwrap_or(false);
     Ok(Status { store_exists: path.exists(), unlocked, store_path: path.display().to_string() })
@@ -82,7 +84,7 @@ fn check_handle(handle: &str) -> ApiResult<()> {
 
 /// First start: a new store and a new coalition, founded by this hub.
 #[tauri::command]
-fn create_hub(
+async fn create_hub(
     app: AppHandle,
     state: State<'_, AppState>,
     hub_name: String,
@@ -99,32 +101,32 @@ fn create_hub(
         .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
     let opts = InitOptions { hub_name: hub_name.trim().into(), location };
     let hub = Hub::init(&state.settings.store_path(), &passphrase, &opts, Config::system(handle.trim()))?;
-    state.start(hub, emitter(app))
+    state.start(hub, emitter(app)).await
 }
 
 #[tauri::command]
-fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, handle: String) -> ApiResult<()> {
+async fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, handle: String) -> ApiResult<()> {
     check_handle(&handle)?;
     if state.running.lock().map(|g| g.is_some()).unwrap_or(false) {
         return Ok(());
     }
     let hub = Hub::open(&state.settings.store_path(), &passphrase, Config::system(handle.trim()))?;
-    state.start(hub, emitter(app))
+    state.start(hub, emitter(app)).await
 }
 
 #[tauri::command]
-fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview> {
+async fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview> {
     state.with_hub(|h| h.overview())
 }
 
 #[tauri::command]
-fn list(state: State<'_, AppState>, kind_name: String, limit: usize, offset: usize) -> ApiResult<Vec<Value>> {
+async fn list(state: State<'_, AppState>, kind_name: String, limit: usize, offset: usize) -> ApiResult<Vec<Value>> {
     let k = kind(&kind_name)?;
     state.with_hub(|h| Ok(h.list(k, limit.min(500), offset)?.into_iter().map(|r| Value::Object(r.to_json())).collect()))
 }
 
 #[tauri::command]
-fn count(state: State<'_, AppState>, kind_name: String) -> ApiResult<i64> {
+async fn count(state: State<'_, AppState>, kind_name: String) -> ApiResult<i64> {
     let k = kind(&kind_name)?;
     state.with_hub(|h| h.count(k))
 }
@@ -137,7 +139,7 @@ pub(crate) struct HitDto {
 }
 
 #[tauri::command]
-fn search(
+async fn search(
     state: State<'_, AppState>,
     query: String,
     kind_name: Option<String>,
@@ -153,45 +155,64 @@ fn search(
 }
 
 #[tauri::command]
-fn show(state: State<'_, AppState>, id: String) -> ApiResult<aidmesh_hub::RecordView> {
+async fn show(state: State<'_, AppState>, id: String) -> ApiResult<aidmesh_hub::RecordView> {
     state.with_hub(|h| h.show(&id))
 }
 
 /// The fields of a kind with their defaults: what a form shows.
 #[tauri::command]
-fn template(kind_name: String) -> ApiResult<Map<String, Value>> {
+async fn template(kind_name: String) -> ApiResult<Map<String, Value>> {
     Ok(kind(&kind_name)?.template().to_fields())
 }
 
 #[tauri::command]
-fn add(state: State<'_, AppState>, kind_name: String, fields: Map<String, Value>) -> ApiResult<Value> {
+async fn add(state: State<'_, AppState>, kind_name: String, fields: Map<String, Value>) -> ApiResult<Value> {
     let k = kind(&kind_name)?;
     state.with_hub(|h| Ok(Value::Object(h.add(k, fields)?.to_json())))
 }
 
 #[tauri::command]
-fn update(state: State<'_, AppState>, id: String, fields: Map<String, Value>) -> ApiResult<Value> {
+async fn update(state: State<'_, AppState>, id: String, fields: Map<String, Value>) -> ApiResult<Value> {
     state.with_hub(|h| Ok(Value::Object(h.update(&id, fields)?.to_json())))
 }
 
 #[tauri::command]
-fn amend(state: State<'_, AppState>, id: String, field: String, value: Value, reason: String) -> ApiResult<Value> {
+async fn amend(
+    state: State<'_, AppState>,
+    id: String,
+    field: String,
+    value: Value,
+    reason: String,
+) -> ApiResult<Value> {
     state.with_hub(|h| Ok(Value::Object(h.amend(&id, &field, value, &reason)?.to_json())))
 }
 
 #[tauri::command]
-fn stock(state: State<'_, AppState>, item: Option<String>) -> ApiResult<Vec<aidmesh_hub::StockLine>> {
+async fn stock(state: State<'_, AppState>, item: Option<String>) -> ApiResult<Vec<aidmesh_hub::StockLine>> {
     state.with_hub(|h| h.stock(item.as_deref()))
 }
 
+/// Total stock of each of `items` (the rows a screen shows), in one call.
 #[tauri::command]
-fn suggestions(state: State<'_, AppState>, request: Option<String>) -> ApiResult<Value> {
+async fn levels(state: State<'_, AppState>, items: Vec<String>) -> ApiResult<std::collections::BTreeMap<String, i64>> {
+    state.with_hub(|h| {
+        let mut out = std::collections::BTreeMap::new();
+        for i in items.into_iter().take(500) {
+            let total = h.stock(Some(&i))?.iter().map(|l| l.quantity).sum();
+            out.insert(i, total);
+        }
+        Ok(out)
+    })
+}
+
+#[tauri::command]
+async fn suggestions(state: State<'_, AppState>, request: Option<String>) -> ApiResult<Value> {
     state.with_hub(|h| Ok(serde_json::to_value(h.suggestions(request.as_deref(), 50)?).unwrap_or(Value::Null)))
 }
 
 /// Shifts from `from` for `hours`, with those short of people and double-bookings.
 #[tauri::command]
-fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<Value> {
+async fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<Value> {
     let from = Timestamp::parse(&from).map_err(|e| ApiError::new("invalid", format!("from: {e}")))?;
     let to = Timestamp::from_millis(from.millis() + hours.clamp(1, 24 * 14) * 3_600_000);
     state.with_hub(|h| {
@@ -202,21 +223,29 @@ fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<Val
 }
 
 #[tauri::command]
-fn ledger(state: State<'_, AppState>) -> ApiResult<Value> {
+async fn ledger(state: State<'_, AppState>) -> ApiResult<Value> {
     state.with_hub(|h| {
-        let unapproved: Vec<Value> =
-            h.unapproved_expenses(200)?.into_iter().map(|r| Value::Object(r.to_json())).collect();
+        // Each waiting expense with what it lacks: who may approve, how many approvals.
+        let unapproved: Vec<Value> = h
+            .unapproved_expenses_why(200)?
+            .into_iter()
+            .map(|(r, why)| {
+                let mut j = r.to_json();
+                j.insert("approval".into(), serde_json::to_value(why).unwrap_or(Value::Null));
+                Value::Object(j)
+            })
+            .collect();
         Ok(serde_json::json!({"totals": h.ledger_totals()?, "unapproved": unapproved}))
     })
 }
 
 #[tauri::command]
-fn peers(state: State<'_, AppState>) -> ApiResult<Value> {
+async fn peers(state: State<'_, AppState>) -> ApiResult<Value> {
     state.with_running(|r| serde_json::json!({"listening": r.addr.to_string(), "peers": r.mesh.peers()}))
 }
 
 #[tauri::command]
-fn identity(state: State<'_, AppState>) -> ApiResult<Value> {
+async fn identity(state: State<'_, AppState>) -> ApiResult<Value> {
     state.with_hub(|h| {
         let members = h.members()?;
         Ok(serde_json::json!({
@@ -231,7 +260,7 @@ fn identity(state: State<'_, AppState>) -> ApiResult<Value> {
 }
 
 #[tauri::command]
-fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
+async fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
     let a: std::net::SocketAddr = addr
         .trim()
         .parse()
@@ -240,7 +269,7 @@ fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
 }
 
 #[tauri::command]
-fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
+async fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
     state.with_hub(|h| h.revoke(&hub).map(|_| ()))?;
     state.with_running(|r| r.mesh.refresh_members())
 }
@@ -270,7 +299,7 @@ async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<Va
 }
 
 #[tauri::command]
-fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usize> {
+async fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usize> {
     let mut out = Vec::new();
     let n = state.with_hub(|h| h.export_json(&mut out))?;
     std::fs::write(&path, out).map_err(|e| ApiError::new("io", format!("cannot write {path}: {e}")))?;
@@ -278,7 +307,7 @@ fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usize> {
 }
 
 #[tauri::command]
-fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
+async fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
     check_new_passphrase(&new)?;
     // The current passphrase is checked by opening the store file a second time, read only.
     let path = state.settings.store_path();

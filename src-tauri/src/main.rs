@@ -5,9 +5,16 @@
 mod commands;
 mod state;
 
+/// The UI build embedded in this binary (see build.rs): also what makes a new UI build rebuild it.
+const UI_FINGERPRINT: &str = env!("AIDMESH_UI_FINGERPRINT");
+
 fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let settings = state::Settings::from_env();
+    tracing::info!(ui = UI_FINGERPRINT, store = %settings.store_path().display(), "starting");
     tauri::Builder::default()
         .manage(state::AppState::new(settings))
         .invoke_handler(commands::handler())

@@ -13,7 +13,7 @@ use serde::Serialize;
 /// Where the app keeps its store and how its hub meets others, from the environment:
 /// `AIDMESH_DATA_DIR` (default: the user's data folder), `AIDMESH_LISTEN` (default
 /// `0.0.0.0:7420`), `AIDMESH_MDNS_INTERFACES` (comma-separated; default every interface),
-/// `AIDMESH_NO_DISCOVERY=1` (peers by address only).
+/// `AIDMESH_NO_DISCOVERY=1` (peers by address only), `AIDMESH_STORE` (the store file itself).
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
@@ -44,8 +44,9 @@ impl Settings {
         Settings { data_dir, listen, discovery }
     }
 
+    /// `AIDMESH_STORE` if set (as for the `aidmesh` command), else `hub.aidmesh` in the data folder.
     pub(crate) fn store_path(&self) -> PathBuf {
-        self.data_dir.join("hub.aidmesh")
+        std::env::var_os("AIDMESH_STORE").map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("hub.aidmesh"))
     }
 }
 
@@ -102,11 +103,12 @@ impl AppState {
     }
 
     /// Starts the mesh around an open hub; its events reach the UI through `emit`.
-    pub(crate) fn start(&self, mut hub: Hub, emit: impl Fn(serde_json::Value) + Send + 'static) -> ApiResult<()> {
+    pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(serde_json::Value) + Send + 'static) -> ApiResult<()> {
         hub.subscribe(move |e| emit(event_json(e)));
         let config =
             NodeConfig { listen: self.settings.listen, peers: Vec::new(), discovery: self.settings.discovery.clone() };
-        let node = tauri::async_runtime::block_on(Node::start(hub, config))
+        let node = Node::start(hub, config)
+            .await
             .map_err(|e| ApiError::new("network", format!("cannot listen on {}: {e}", self.settings.listen)))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = Running { mesh: node.mesh.clone(), dialer: node.dialer(), addr: node.addr, stop: Some(tx) };

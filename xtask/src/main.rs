@@ -1,19 +1,29 @@
 //! `cargo xtask`: the README's commands.
 //!
-//! - `cargo xtask run`: check what is needed, build, open (or on first run seed) the demo hub in
-//!   `.demo/` and print its overview.
+//! - `cargo xtask run`: check what is needed, build the UI and the desktop app, and start it on
+//!   a hub kept in `.app-data/` (first start on a new hub; discovery on loopback only).
+//! - `cargo xtask demo`: the headless hub: seed (first time) a demo coalition in `.demo/` and
+//!   print its overview; `cargo xtask demo -- ARGS` runs `aidmesh ARGS` on it.
 //! - `cargo xtask test`: check or install what the tests need, then run every test.
+//! - `cargo xtask bundle`: the desktop package (.deb) through the Tauri bundler, offline.
 //!
-//! Installs go through the system's own package clients: apt (only as root) and pip into a
-//! project-local virtual environment. Nothing else is downloaded.
+//! Installs go through the system's own package clients: apt (only as root), npm into ui/,
+//! pip into a project-local virtual environment, cargo install for tauri-driver and tauri-cli.
+//! Nothing else is downloaded.
 
 mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Debian packages the build and the tests need.
-const APT_PACKAGES: &[&str] = &["build-essential", "pkg-config", "python3", "python3-venv", "iproute2"];
+/// Debian packages the desktop app needs to build and run.
+const APP_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libssl-dev", "libwebkit2gtk-4.1-dev"];
+/// And what the tests need beside: the HXL validator's Python, network namespaces, the real
+/// window under Xvfb driven through WebKitWebDriver.
+const TEST_PACKAGES: &[&str] = &["python3", "python3-venv", "iproute2", "xvfb", "xauth", "webkit2gtk-driver"];
+/// tauri-driver (WebDriver for the app) and tauri-cli (the .deb bundler), pinned.
+const TAURI_DRIVER: &str = "2.1.0";
+const TAURI_CLI: &str = "^2";
 /// The HXL validator the tests run against exports, with the dependencies it imports pinned
 /// (libhxl imports `six`, which python-dateutil 4 no longer brings).
 const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.0.post0", "jsonpath-ng==1.8.0"];
@@ -21,10 +31,12 @@ const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
+        Some("run") => run(),
+        Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bundle") => bundle(),
         _ => {
-            eprintln!("usage: cargo xtask run [-- aidmesh arguments] | cargo xtask test [-- cargo test arguments]");
+            eprintln!("usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle");
             return ExitCode::from(2);
         }
     };
@@ -43,7 +55,31 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-fn run(extra: &[String]) -> Result {
+/// Builds the UI and the desktop app and starts it.
+fn run() -> Result {
+    ensure_system_packages(APP_PACKAGES)?;
+    let root = root();
+    ensure_ui(&root, false)?;
+    step("building the desktop app");
+    cargo(&root, &["build", "--quiet", "-p", "aidmesh-app"])?;
+    let data = std::env::var_os("AIDMESH_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| root.join(".app-data"));
+    step(&format!("starting aidmesh (hub data in {})", data.display()));
+    let st = Command::new(root.join("target/debug/aidmesh-app"))
+        .env("AIDMESH_DATA_DIR", &data)
+        // Here, meeting other hubs stays on this machine: loopback only.
+        .env("AIDMESH_MDNS_INTERFACES", std::env::var("AIDMESH_MDNS_INTERFACES").unwrap_or_else(|_| "lo".into()))
+        .env("AIDMESH_LISTEN", std::env::var("AIDMESH_LISTEN").unwrap_or_else(|_| "127.0.0.1:7420".into()))
+        .status()
+        .map_err(|e| format!("cannot start the app: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("the app stopped with {st} (no display? it needs a graphical session)"))
+    }
+}
+
+/// The headless hub with a demo coalition.
+fn demo(extra: &[String]) -> Result {
     ensure_system_packages(&["build-essential", "pkg-config"])?;
     let root = root();
     step("building the aidmesh command");
@@ -75,7 +111,6 @@ fn run(extra: &[String]) -> Result {
         aidmesh(&["overview"])?;
         println!();
         println!("More: target/debug/aidmesh --store {} --help", store.display());
-        println!("(the desktop app is not built yet; this is the headless hub)");
         Ok(())
     } else {
         let args: Vec<&str> = extra.iter().map(String::as_str).filter(|a| *a != "--").collect();
@@ -84,9 +119,13 @@ fn run(extra: &[String]) -> Result {
 }
 
 fn test(extra: &[String]) -> Result {
-    ensure_system_packages(APT_PACKAGES)?;
+    let mut pkgs = APP_PACKAGES.to_vec();
+    pkgs.extend(TEST_PACKAGES);
+    ensure_system_packages(&pkgs)?;
     let root = root();
     let validator = ensure_libhxl(&root)?;
+    ensure_ui(&root, true)?;
+    ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER], "tauri-driver --help")?;
     step("running every test (cargo test --workspace)");
     let mut args: Vec<&str> = vec!["test", "--workspace", "--locked"];
     args.extend(extra.iter().map(String::as_str));
@@ -104,6 +143,90 @@ fn test(extra: &[String]) -> Result {
     fuzz(&root)?;
     step("all tests passed");
     Ok(())
+}
+
+/// The .deb package of the desktop app, through the Tauri bundler (no network needed).
+fn bundle() -> Result {
+    ensure_system_packages(APP_PACKAGES)?;
+    let root = root();
+    ensure_ui(&root, false)?;
+    ensure_cargo_tool(&root, "cargo-tauri", &["tauri-cli", "--version", TAURI_CLI], "cargo tauri --version")?;
+    step("bundling the desktop app (.deb)");
+    let st = Command::new(cargo_bin())
+        .current_dir(root.join("src-tauri"))
+        .args(["tauri", "build", "--bundles", "deb", "--no-sign"])
+        .status()
+        .map_err(|e| format!("cannot run cargo tauri: {e}"))?;
+    if !st.success() {
+        return Err("the Tauri bundler failed".into());
+    }
+    let dir = root.join("target/release/bundle/deb");
+    for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+        println!("{}", e.path().display());
+    }
+    Ok(())
+}
+
+/// The UI's npm packages (from package-lock.json), its unit tests when `tests`, and its build
+/// in ui/dist, which the desktop app embeds.
+fn ensure_ui(root: &Path, tests: bool) -> Result {
+    let ui = root.join("ui");
+    let version = Command::new("node").arg("--version").output().map_err(|_| {
+        "Node.js is missing: install Node.js 20.19 or newer with npm (apt-get install nodejs from a Node 20 repository)"
+            .to_string()
+    })?;
+    let v = String::from_utf8_lossy(&version.stdout).trim().trim_start_matches('v').to_string();
+    let parts: Vec<u32> = v.split('.').filter_map(|p| p.parse().ok()).collect();
+    if parts.len() < 2 || (parts[0], parts[1]) < (20, 19) {
+        return Err(format!("Node.js {v} is too old for the UI's build tools: install 20.19 or newer"));
+    }
+    let lock = ui.join("package-lock.json");
+    let stamp = ui.join("node_modules/.aidmesh-lock");
+    let lock_text = std::fs::read_to_string(&lock).map_err(|e| format!("{}: {e}", lock.display()))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(lock_text.as_str()) {
+        step("installing the UI's npm packages (npm ci)");
+        npm(&ui, &["ci", "--no-audit", "--no-fund"])?;
+        std::fs::write(&stamp, &lock_text).map_err(|e| e.to_string())?;
+    }
+    if tests {
+        step("UI unit tests (vitest, against the mock backend)");
+        npm(&ui, &["test", "--silent"])?;
+    }
+    step("building the UI (vite)");
+    npm(&ui, &["run", "--silent", "build"])
+}
+
+fn npm(dir: &Path, args: &[&str]) -> Result {
+    let st = Command::new("npm").current_dir(dir).args(args).status().map_err(|e| format!("cannot run npm: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("npm {} failed in {}", args.join(" "), dir.display()))
+    }
+}
+
+/// Installs a pinned tool with `cargo install` unless `check` already runs.
+fn ensure_cargo_tool(root: &Path, name: &str, install: &[&str], check: &str) -> Result {
+    let mut words = check.split_whitespace();
+    let prog = words.next().unwrap_or(name);
+    let found = Command::new(prog).args(words).output().is_ok_and(|o| o.status.success())
+        || Command::new(cargo_home().join("bin").join(prog))
+            .args(check.split_whitespace().skip(1))
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if found {
+        return Ok(());
+    }
+    step(&format!("installing {name} from crates.io (cargo install {})", install.join(" ")));
+    let mut args = vec!["install", "--locked"];
+    args.extend_from_slice(install);
+    cargo(root, &args)
+}
+
+fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
 }
 
 /// The pinned cargo-fuzz, and how long each run of the bundle reader's fuzz target lasts.

@@ -118,6 +118,7 @@ mod tests {
     fn every_module_says_what_it_is_for() {
         let mut files = Vec::new();
         sources(&root().join("crates"), &mut files);
+        sources(&root().join("src-tauri/src"), &mut files);
         let missing: Vec<String> = files
             .iter()
             .filter(|f| !f.components().any(|c| c.as_os_str() == "tests"))

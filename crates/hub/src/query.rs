@@ -246,6 +246,11 @@ impl Hub {
 
     /// Expenses whose approvals do not (yet) satisfy the policy in force, newest first.
     pub fn unapproved_expenses(&self, limit: usize) -> Result<Vec<Record>> {
+        Ok(self.unapproved_expenses_why(limit)?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Expenses still short of approvals, each with what is missing (who may approve, how many).
+    pub fn unapproved_expenses_why(&self, limit: usize) -> Result<Vec<(Record, views::ApprovalState)>> {
         // Group once, so that each expense is judged against its own approvals only.
         let mut base = self.all(Kind::Policy)?;
         base.extend(self.authentic(self.all(Kind::RoleGrant)?)?);
@@ -262,8 +267,9 @@ impl Hub {
             let Body::Expense(e) = &r.body else { continue };
             let mut ctx = base.clone();
             ctx.extend(approvals.remove(r.id()).unwrap_or_default());
-            if matches!(approval_state(&ctx, (&r.meta, e)), ApprovalState::Unapproved { .. }) {
-                out.push(r.clone());
+            let state = approval_state(&ctx, (&r.meta, e));
+            if matches!(state, ApprovalState::Unapproved { .. }) {
+                out.push((r.clone(), state));
                 if out.len() >= limit {
                     break;
                 }

@@ -386,9 +386,29 @@ pub fn approval_state(records: &[Record], expense: (&Meta, &Expense)) -> Approva
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     /// (fund, currency) → minor units.
+    #[serde(serialize_with = "total_lines")]
     pub per_fund: BTreeMap<(String, String), i64>,
     /// (category, currency) → minor units.
+    #[serde(serialize_with = "total_lines")]
     pub per_category: BTreeMap<(String, String), i64>,
+}
+
+/// One line of [`Totals`] as front ends read it (JSON has no tuple keys).
+#[derive(Serialize)]
+struct TotalLine<'a> {
+    name: &'a str,
+    currency: &'a str,
+    minor: i64,
+    amount: String,
+}
+
+fn total_lines<S: serde::Serializer>(m: &BTreeMap<(String, String), i64>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(m.iter().map(|((name, currency), minor)| TotalLine {
+        name,
+        currency,
+        minor: *minor,
+        amount: crate::format_amount(*minor, currency),
+    }))
 }
 
 /// Ledger totals of expenses as amended, rejected expenses excluded.

@@ -94,6 +94,7 @@ export interface Backend {
   update(id: string, fields: Fields): Promise<Rec>;
   amend(id: string, field: string, value: unknown, reason: string): Promise<Rec>;
   stock(item: string | null): Promise<StockLine[]>;
+  levels(items: string[]): Promise<Record<string, number>>;
   suggestions(request: string | null): Promise<unknown[]>;
   roster(from: string, hours: number): Promise<{ shifts: Rec[]; unfilled: Overview["unfilled_shifts"]; double_bookings: unknown[] }>;
   ledger(): Promise<{ totals: unknown; unapproved: Rec[] }>;

@@ -11,6 +11,7 @@ const TEMPLATES: Record<string, Fields> = {
   request: { description: "", item: null, quantity: 0, urgency: "normal", status: "open", place: null, needed_by: null, notes: "" },
   offer: { description: "", item: null, quantity: 0, status: "open", place: null, notes: "" },
   volunteer: { handle: "", skills: [], languages: [], availability: "", access_needs: "", notes: "" },
+  role: { name: "", skill: null, outputs: "", success_measure: "", handoff_notes: "" },
   shift: { role: "", place: "", start: "", end: "", needed: 1, notes: "" },
   assignment: { shift: "", volunteer: "", active: true },
   incident: { occurred: "", place: null, category: "other", severity: 1, description: "", reporter: "", status: "open" },
@@ -160,6 +161,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       return stockLines(item);
     },
+    async levels(items) {
+      need();
+      return Object.fromEntries(items.map((i) => [i, level(i)]));
+    },
     async suggestions() {
       return [];
     },
@@ -169,7 +174,11 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async ledger() {
       need();
-      return { totals: {}, unapproved: (await backend.overview()).unapproved_expenses };
+      const unapproved = (await backend.overview()).unapproved_expenses.map((r) => ({
+        ...r,
+        approval: { state: "unapproved", have: 0, need: 1, why: "needs 1 approval from a role allowed to authorise it" },
+      }));
+      return { totals: { per_fund: [], per_category: [] }, unapproved };
     },
     async peers() {
       return { listening: "127.0.0.1:7420", peers: [] };

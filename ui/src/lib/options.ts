@@ -20,6 +20,11 @@ export const CHOICES: Record<string, Record<string, string[]>> = {
   grievance: { status: ["received", "investigating", "resolved", "dismissed"] },
 };
 
+export const SKILLS = [
+  "first_aid", "medic", "translation", "childcare", "marshal", "de_escalation", "legal_observer", "driver", "logistics",
+  "cook", "radio", "other",
+];
+
 export const REFS: Record<string, string> = {
   item: "item",
   place: "place",
@@ -30,6 +35,7 @@ export const REFS: Record<string, string> = {
   request: "request",
   offer: "offer",
   incident: "incident",
+  role: "role",
 };
 
 export const DATETIME_FIELDS = ["start", "end", "occurred", "needed_by", "needed_from", "available_until", "effective"];

@@ -17,6 +17,7 @@ export function tauriBackend(): Backend {
     update: (id, fields) => invoke("update", { id, fields }),
     amend: (id, field, value, reason) => invoke("amend", { id, field, value, reason }),
     stock: (item) => invoke("stock", { item }),
+    levels: (items) => invoke("levels", { items }),
     suggestions: (request) => invoke("suggestions", { request }),
     roster: (from, hours) => invoke("roster", { from, hours }),
     ledger: () => invoke("ledger"),

@@ -86,3 +86,20 @@ describe("languages", () => {
     expect(document.documentElement.dir).toBe("ltr");
   });
 });
+
+describe("ledger", () => {
+  it("shows what each waiting expense lacks, and approving takes it off the queue", async () => {
+    const b = await ready();
+    const e = await b.add("expense", { payee: "Corner bakery", fund: "general", currency: "EUR", amount_minor: 4500 });
+    const { default: Ledger } = await import("./Ledger.svelte");
+    render(Ledger, { backend: b });
+    const row = await waitFor(() => {
+      const r = document.querySelector(`section[aria-labelledby=le-un] tr[data-id="${e.id}"]`);
+      if (!r) throw new Error("no row yet");
+      return r as HTMLElement;
+    });
+    expect(row.textContent).toContain("needs 1 approval");
+    await fireEvent.click(within(row).getByRole("button", { name: /Approve/ }));
+    await waitFor(() => expect(document.querySelector(`section[aria-labelledby=le-un] tr[data-id="${e.id}"]`)).toBeNull());
+  });
+});

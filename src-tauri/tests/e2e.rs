@@ -1,0 +1,236 @@
+//! End to end: the real app binary in a real window (Xvfb), driven over WebDriver, with a real
+//! second hub (`aidmesh serve` on loopback) syncing over TLS. Screenshots of the main screens go
+//! to docs/screenshots/, which the README and the user guide show. Every screen visited is
+//! checked by axe-core for WCAG 2 A/AA violations.
+
+mod driver;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use driver::{App, Cli, Display, PASS};
+use serde_json::json;
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+/// A screenshot of the screen from its top, for the docs.
+fn shot(app: &App, name: &str) {
+    app.js("document.querySelector('main').scrollTo(0, 0); return true", json!([]));
+    app.screenshot(&shots().join(name));
+}
+
+fn screen(app: &App, name: &str) {
+    app.click(&format!("nav button[data-screen=\"{name}\"]"));
+    app.find(&format!("nav button[data-screen=\"{name}\"][aria-current=\"page\"]"));
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn no_axe_violations(app: &App, what: &str) {
+    let v = app.axe();
+    assert!(v.is_empty(), "{what}: accessibility violations: {}", serde_json::to_string_pretty(&v).unwrap());
+}
+
+/// Submits the form for `kind` (the first one on the screen) and waits for its outcome.
+fn save(app: &App, form: &str) {
+    app.click(&format!("{form} button[type=submit]"));
+    let t = app.wait_text(form, 10, |t| t.contains("Saved") || t.contains("Error"));
+    assert!(!t.contains("Error"), "{form}: {t}");
+}
+
+#[test]
+fn a_coordinator_runs_a_hub_from_the_desktop_app() {
+    let data = tempfile::tempdir().unwrap();
+    let display = Display::start();
+    let data_dir = data.path().join("app");
+    let app = App::launch(
+        &display,
+        &[
+            ("AIDMESH_DATA_DIR", data_dir.to_str().unwrap()),
+            ("AIDMESH_LISTEN", "127.0.0.1:0"),
+            ("AIDMESH_NO_DISCOVERY", "1"),
+        ],
+    );
+
+    // First start: found a coalition. A short passphrase is refused with the reason.
+    app.fill("#s-hub", "North Hall");
+    app.fill("#s-loc", "Main square");
+    app.fill("#s-handle", "kestrel");
+    app.fill("#s-pass", "short");
+    app.fill("#s-again", "short");
+    app.click("form button[type=submit]");
+    let err = app.wait_text("main.start", 10, |t| t.contains("8 characters"));
+    assert!(err.contains("Error"), "{err}");
+    assert!(!data_dir.join("hub.aidmesh").exists(), "a refused start creates nothing");
+    no_axe_violations(&app, "first start");
+    shot(&app, "first-start.png");
+    app.fill("#s-pass", PASS);
+    app.fill("#s-again", PASS);
+    app.click("form button[type=submit]");
+    app.find("nav button[data-screen=overview][aria-current=page]");
+    app.wait_text("main", 10, |t| t.contains("North Hall"));
+    assert!(data_dir.join("hub.aidmesh").exists());
+
+    // Inventory: a place, an item, stock received and issued; the level follows.
+    screen(&app, "inventory");
+    app.fill("form[data-kind=place] [name=name]", "Gate 2 tent");
+    save(&app, "form[data-kind=place]");
+    app.fill("form[data-kind=item] [name=name]", "Water");
+    app.fill("form[data-kind=item] [name=unit]", "bottle");
+    app.fill("form[data-kind=item] [name=reorder_level]", "30");
+    save(&app, "form[data-kind=item]");
+    let place = app.first_option("form[data-kind=movement] [name=place]");
+    app.choose("form[data-kind=movement] [name=place]", &place);
+    app.fill("form[data-kind=movement] [name=quantity]", "20");
+    save(&app, "form[data-kind=movement]");
+    app.wait_text("td.num", 10, |t| t.starts_with("20"));
+    app.choose("form[data-kind=movement] [name=type]", "issue");
+    app.choose("form[data-kind=movement] [name=place]", &place);
+    app.fill("form[data-kind=movement] [name=quantity]", "5");
+    save(&app, "form[data-kind=movement]");
+    let level = app.wait_text("td.num", 10, |t| t.starts_with("15"));
+    assert!(level.contains("⚠"), "below the reorder level of 30, and said so in words: {level}");
+    shot(&app, "inventory.png");
+    // A bad movement is refused with the field named, and nothing changes.
+    app.fill("form[data-kind=movement] [name=quantity]", "0");
+    app.click("form[data-kind=movement] button[type=submit]");
+    let t = app.wait_text("form[data-kind=movement]", 10, |t| t.contains("Error"));
+    assert!(t.contains("quantity"), "{t}");
+    app.wait_text("td.num", 2, |t| t.starts_with("15"));
+    no_axe_violations(&app, "inventory");
+
+    // Incidents: the quick form has time and place filled in.
+    screen(&app, "incidents");
+    let occurred = app.js("return document.querySelector('form[data-kind=incident] [name=occurred]').value", json!([]));
+    assert!(!occurred.as_str().unwrap_or_default().is_empty(), "the time is prefilled");
+    app.fill("form[data-kind=incident] [name=description]", "Medic called to gate 2, heat exhaustion");
+    app.choose("form[data-kind=incident] [name=severity]", "3");
+    save(&app, "form[data-kind=incident]");
+    app.wait_text("table", 10, |t| t.contains("heat exhaustion"));
+    no_axe_violations(&app, "incidents");
+    shot(&app, "incidents.png");
+
+    // Roster: a volunteer, a shift, an assignment.
+    screen(&app, "roster");
+    app.fill("form[data-kind=volunteer] [name=handle]", "swift-otter");
+    app.click("form[data-kind=volunteer] input[name=skills][value=first_aid]");
+    app.fill("form[data-kind=volunteer] [name=languages]", "ar, en");
+    save(&app, "form[data-kind=volunteer]");
+    app.fill("form[data-kind=role] [name=name]", "Medic");
+    app.fill("form[data-kind=role] [name=outputs]", "First aid at the gates");
+    save(&app, "form[data-kind=role]");
+    let role = app.first_option("form[data-kind=shift] [name=role]");
+    app.choose("form[data-kind=shift] [name=role]", &role);
+    let place = app.first_option("form[data-kind=shift] [name=place]");
+    app.choose("form[data-kind=shift] [name=place]", &place);
+    app.js(
+        "for (const [n, v] of [['start', '2026-11-26T14:00'], ['end', '2026-11-26T18:00']]) {
+           const e = document.querySelector('form[data-kind=shift] [name=' + n + ']');
+           e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); }
+         return true",
+        json!([]),
+    );
+    app.fill("form[data-kind=shift] [name=needed]", "2");
+    save(&app, "form[data-kind=shift]");
+    let shift = app.first_option("form[data-kind=assignment] [name=shift]");
+    let vol = app.first_option("form[data-kind=assignment] [name=volunteer]");
+    app.choose("form[data-kind=assignment] [name=shift]", &shift);
+    app.choose("form[data-kind=assignment] [name=volunteer]", &vol);
+    save(&app, "form[data-kind=assignment]");
+    app.wait_text(&format!("tr[data-id=\"{shift}\"]"), 10, |t| t.contains("swift-otter") && t.contains("1/2"));
+    no_axe_violations(&app, "roster");
+    shot(&app, "roster.png");
+
+    // Arabic, right to left, and back.
+    screen(&app, "settings");
+    app.choose("#se-lang-select", "ar");
+    app.wait_text("nav", 5, |t| t.contains("الإعدادات"));
+    let dir = app.js("return document.documentElement.dir", json!([]));
+    assert_eq!(dir, json!("rtl"));
+    no_axe_violations(&app, "settings in Arabic");
+    screen(&app, "overview");
+    shot(&app, "overview-arabic.png");
+    screen(&app, "settings");
+    app.choose("#se-lang-select", "en");
+    app.wait_text("nav", 5, |t| t.contains("Settings"));
+    let fingerprint = app.text("#fingerprint");
+
+    // A second hub: the CLI admits it through the app's own store (the app picks the change up),
+    // it serves on loopback, and the app dials it from the Mesh screen.
+    let north = Cli { store: data_dir.join("hub.aidmesh"), handle: "kestrel".into() };
+    let south = Cli { store: data.path().join("south.aidmesh"), handle: "rook".into() };
+    std::fs::write(data.path().join("pass"), PASS).unwrap();
+    south.run(&["init", "--name", "South Kitchen"]);
+    let code = north.run(&["identity"])["founder_code"].as_str().unwrap().to_string();
+    assert_eq!(north.run(&["identity"])["hub_id"], json!(fingerprint), "Settings shows this hub's fingerprint");
+    south.run(&["adopt-founder", &code]);
+    let key = south.run(&["identity"])["public_key"].as_str().unwrap().to_string();
+    north.run(&["admit", &key, "--name", "South Kitchen"]);
+    // The coalition's purchase policy, and kestrel's role: recorded on North, signed by it.
+    north.run(&[
+        "add",
+        "policy",
+        "currency=EUR",
+        "threshold_minor=10000",
+        "approvals_above_threshold=2",
+        r#"limits=[{"role":"coordinator","max_minor":20000}]"#,
+        "effective=2026-01-01T00:00:00Z",
+    ]);
+    north.run(&["add", "role_grant", "handle=kestrel", "role=coordinator"]);
+    let (_south_proc, south_addr) = south.serve();
+    screen(&app, "mesh");
+    app.fill("#me-addr", &south_addr);
+    app.click("form.form button[type=submit]");
+    app.wait_text("main", 20, |t| t.contains(&south_addr) && t.contains("last sync"));
+    no_axe_violations(&app, "mesh");
+    shot(&app, "mesh.png");
+
+    // South records stock and an expense; both appear on North's screens without a reload.
+    screen(&app, "inventory");
+    south.run(&["add", "item", "name=Blankets", "unit=blanket"]);
+    app.wait_text("table", 20, |t| t.contains("Blankets"));
+    let expense = south.run(&[
+        "add",
+        "expense",
+        "date=2026-11-26",
+        "amount_minor=4500",
+        "currency=EUR",
+        "fund=general",
+        "payee=Corner bakery",
+        "purpose=Bread for the kitchen",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    screen(&app, "ledger");
+    let row = format!("tr[data-id=\"{expense}\"]");
+    let why = app.wait_text(&row, 20, |t| t.contains("Corner bakery"));
+    assert!(why.contains("needs 1 approval"), "the screen says what is missing: {why}");
+    no_axe_violations(&app, "ledger");
+    shot(&app, "ledger.png");
+    app.click(&format!("{row} button.primary"));
+    for _ in 0..100 {
+        if !app.exists(&format!("section[aria-labelledby=le-un] {row}")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!app.exists(&format!("section[aria-labelledby=le-un] {row}")), "the approved expense left the queue");
+    // The approval reached South too, signed by North.
+    let mut approved = false;
+    for _ in 0..100 {
+        let ov = south.run(&["overview"]);
+        if ov["unapproved_expenses"].as_array().is_some_and(|a| a.is_empty()) {
+            approved = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(approved, "South sees the expense approved");
+
+    screen(&app, "overview");
+    app.wait_text("main", 10, |t| t.contains("Water"));
+    no_axe_violations(&app, "overview");
+    shot(&app, "overview.png");
+}
