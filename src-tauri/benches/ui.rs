@@ -114,7 +114,7 @@ fn main() {
     app.click("form button[type=submit]");
     app.click("nav button[data-screen=mesh]");
     app.fill("#me-addr", &addr);
-    app.click("form.form button[type=submit]");
+    app.click("#me-connect");
     app.wait_text("main", 20, |t| t.contains("last sync"));
     app.click("nav button[data-screen=inventory]");
     let mut lat = Vec::new();

@@ -16,7 +16,10 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
     tauri::generate_handler![
         status,
         create_hub,
+        join_hub,
         unlock,
+        invite_create,
+        invite_answer,
         overview,
         list,
         count,
@@ -102,6 +105,129 @@ async fn create_hub(
     let opts = InitOptions { hub_name: hub_name.trim().into(), location };
     let hub = Hub::init(&state.settings.store_path(), &passphrase, &opts, Config::system(handle.trim()))?;
     state.start(hub, emitter(app)).await
+}
+
+/// First start by invite: checks the code, creates the store, shows the confirmation code (the
+/// `hub-event` {type: "join", confirmation}), and once the inviting coordinator confirms, adopts
+/// the coalition and dials the inviting hub. If joining fails, the new store is removed again.
+#[tauri::command]
+async fn join_hub(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    code: String,
+    hub_name: String,
+    location: String,
+    handle: String,
+    passphrase: String,
+) -> ApiResult<()> {
+    if hub_name.trim().is_empty() {
+        return Err(ApiError::new("invalid", "the hub name is required"));
+    }
+    check_handle(&handle)?;
+    check_new_passphrase(&passphrase)?;
+    let invite =
+        aidmesh_node::invite::parse_invite(&code).map_err(|e| ApiError::new("invalid", format!("invite code: {e}")))?;
+    std::fs::create_dir_all(&state.settings.data_dir)
+        .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
+    let path = state.settings.store_path();
+    let opts = InitOptions { hub_name: hub_name.trim().into(), location };
+    let mut hub = Hub::init(&path, &passphrase, &opts, Config::system(handle.trim()))?;
+    let identity = hub.identity();
+    let show = emitter(app.clone());
+    let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), |c| {
+        show(serde_json::json!({"type": "join", "confirmation": c}))
+    })
+    .await
+    .map_err(|e| ApiError::new("join", e))
+    .and_then(|w| {
+        aidmesh_node::invite::adopt(&mut hub, &w).map(|_| w).map_err(|e| ApiError::new("join", e.to_string()))
+    });
+    let welcome = match joined {
+        Ok(w) => w,
+        Err(e) => {
+            drop(hub);
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            return Err(e);
+        }
+    };
+    state.start(hub, emitter(app)).await?;
+    if let Some(peer) = welcome.peer.and_then(|p| p.parse().ok()) {
+        state.with_running(|r| r.dialer.dial(peer))?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+pub(crate) struct InviteDto {
+    code: String,
+    qr_svg: String,
+    expires_min: u32,
+}
+
+/// Opens a one-time invite. When a hub answers, `hub-event` {type: "invite", state: "pending",
+/// name, joiner, confirmation} asks the coordinator to compare codes ([`invite_answer`]).
+#[tauri::command]
+async fn invite_create(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    minutes: u32,
+    advertise: Option<String>,
+) -> ApiResult<InviteDto> {
+    let identity = state.with_hub(|h| {
+        aidmesh_node::invite::inviter(h)
+            .map_err(|e| aidmesh_hub::Error::Malformed { format: "invite", why: e.to_string() })
+    })?;
+    let advertise = match advertise.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => Some(a.parse().map_err(|_| ApiError::new("invalid", format!("\"{a}\" is not an IPv4 address")))?),
+        None => None,
+    };
+    let listen = std::net::SocketAddr::new(state.settings.listen.ip(), 0);
+    let open = aidmesh_node::invite::open_invite(identity, listen, advertise, minutes.clamp(1, 24 * 60))
+        .await
+        .map_err(|e| ApiError::new("invalid", e.to_string()))?;
+    let dto =
+        InviteDto { code: open.invite.code(), qr_svg: open.invite.qr_svg(), expires_min: open.invite.expires_min };
+    let emit = emitter(app.clone());
+    let reach = *open.invite.addr.ip();
+    tauri::async_runtime::spawn(async move {
+        use tauri::Manager;
+        match open.wait().await {
+            Ok(p) => {
+                emit(
+                    serde_json::json!({"type": "invite", "state": "pending", "name": p.name, "joiner": p.joiner.to_string(), "confirmation": p.confirmation}),
+                );
+                if let Ok(mut g) = app.state::<AppState>().pending_invite.lock() {
+                    *g = Some((p, reach));
+                }
+            }
+            Err(e) => emit(serde_json::json!({"type": "invite", "state": "failed", "message": e.to_string()})),
+        }
+    });
+    Ok(dto)
+}
+
+/// The coordinator's decision on a waiting joiner: admit it (and send it the coalition) or not.
+#[tauri::command]
+async fn invite_answer(state: State<'_, AppState>, accept: bool) -> ApiResult<()> {
+    let (pending, reach) = state
+        .pending_invite
+        .lock()
+        .map_err(|_| ApiError::new("internal", "the invite lock is poisoned"))?
+        .take()
+        .ok_or_else(|| ApiError::new("not_found", "no hub is waiting to join"))?;
+    if !accept {
+        return pending.answer(None).await.map_err(|e| ApiError::new("network", e));
+    }
+    // Where the joiner dials this hub's mesh: the invite's address, with the mesh's port.
+    let peer = state.with_running(|r| std::net::SocketAddr::new(reach.into(), r.addr.port()).to_string())?;
+    let welcome = state.with_hub(|h| {
+        aidmesh_node::invite::admit(h, &pending, Some(peer))
+            .map_err(|e| aidmesh_hub::Error::Malformed { format: "invite", why: e.to_string() })
+    })?;
+    pending.answer(Some(welcome)).await.map_err(|e| ApiError::new("network", e))?;
+    state.with_running(|r| r.mesh.refresh_members())
 }
 
 #[tauri::command]

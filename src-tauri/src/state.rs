@@ -61,6 +61,9 @@ pub(crate) struct Running {
 pub(crate) struct AppState {
     pub(crate) settings: Settings,
     pub(crate) running: Mutex<Option<Running>>,
+    /// A joiner waiting for this coordinator to compare the confirmation code.
+    /// With the address the invite advertised, where the joiner can reach this hub.
+    pub(crate) pending_invite: Mutex<Option<(aidmesh_mesh::invite::Pending, std::net::Ipv4Addr)>>,
 }
 
 /// An error as the UI receives it: a stable code to branch on, and a message for people.
@@ -86,7 +89,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl AppState {
     pub(crate) fn new(settings: Settings) -> AppState {
-        AppState { settings, running: Mutex::new(None) }
+        AppState { settings, running: Mutex::new(None), pending_invite: Mutex::new(None) }
     }
 
     /// Runs `f` on the open hub.

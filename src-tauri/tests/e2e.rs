@@ -156,17 +156,38 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.wait_text("nav", 5, |t| t.contains("Settings"));
     let fingerprint = app.text("#fingerprint");
 
-    // A second hub: the CLI admits it through the app's own store (the app picks the change up),
-    // it serves on loopback, and the app dials it from the Mesh screen.
+    // A second hub joins by invite: the app shows a code, `aidmesh join` on the other laptop
+    // shows a confirmation code, the coordinator compares it on screen and admits the hub.
     let north = Cli { store: data_dir.join("hub.aidmesh"), handle: "kestrel".into() };
     let south = Cli { store: data.path().join("south.aidmesh"), handle: "rook".into() };
-    std::fs::write(data.path().join("pass"), PASS).unwrap();
     south.run(&["init", "--name", "South Kitchen"]);
-    let code = north.run(&["identity"])["founder_code"].as_str().unwrap().to_string();
     assert_eq!(north.run(&["identity"])["hub_id"], json!(fingerprint), "Settings shows this hub's fingerprint");
-    south.run(&["adopt-founder", &code]);
-    let key = south.run(&["identity"])["public_key"].as_str().unwrap().to_string();
-    north.run(&["admit", &key, "--name", "South Kitchen"]);
+    screen(&app, "mesh");
+    app.fill("#me-min", "15");
+    app.click("#me-invite");
+    let code = app.wait_text("#invite-code", 10, |t| t.len() > 20).trim().to_string();
+    let mut joiner = south
+        .cmd()
+        .args(["join", &code, "--name", "South Kitchen"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(joiner.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let shown =
+        line.trim().strip_prefix("Confirmation code: ").unwrap_or_else(|| panic!("join printed {line:?}")).to_string();
+    let on_screen = app.wait_text("#invite-confirmation", 20, |t| !t.is_empty());
+    assert_eq!(on_screen.trim(), shown, "both screens show the same confirmation code");
+    no_axe_violations(&app, "mesh with an invite waiting");
+    shot(&app, "invite.png");
+    app.click("#invite-admit");
+    let status = joiner.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success() && rest.contains("Joined"), "join ended with {status}: {rest}");
+    app.wait_text("main", 10, |t| t.contains("South Kitchen"));
     // The coalition's purchase policy, and kestrel's role: recorded on North, signed by it.
     north.run(&[
         "add",
@@ -179,9 +200,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     ]);
     north.run(&["add", "role_grant", "handle=kestrel", "role=coordinator"]);
     let (_south_proc, south_addr) = south.serve();
-    screen(&app, "mesh");
     app.fill("#me-addr", &south_addr);
-    app.click("form.form button[type=submit]");
+    app.click("#me-connect");
     app.wait_text("main", 20, |t| t.contains(&south_addr) && t.contains("last sync"));
     no_axe_violations(&app, "mesh");
     shot(&app, "mesh.png");

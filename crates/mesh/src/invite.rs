@@ -74,6 +74,14 @@ impl Invite {
     }
 
     /// The code printed as a QR code with Unicode blocks, for a phone or a second screen.
+    /// The code as a QR image (SVG), for a screen.
+    pub fn qr_svg(&self) -> String {
+        match qrcode::QrCode::new(self.code().to_uppercase().as_bytes()) {
+            Ok(q) => q.render::<qrcode::render::svg::Color<'_>>().min_dimensions(200, 200).quiet_zone(true).build(),
+            Err(_) => String::new(),
+        }
+    }
+
     pub fn qr(&self) -> String {
         match qrcode::QrCode::new(self.code().to_uppercase().as_bytes()) {
             Ok(q) => q.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build(),

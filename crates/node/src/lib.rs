@@ -2,6 +2,8 @@
 //! coalition, writes made by other processes picked up, and peer status recorded — until `stop`
 //! resolves. `aidmesh serve` and the desktop app both run a hub through [`run`].
 
+pub mod invite;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -79,12 +79,18 @@ export interface RecordView {
 
 export type HubEvent =
   | { type: "records_changed"; ids: string[] }
+  | { type: "join"; confirmation: string }
+  | { type: "invite"; state: "pending"; name: string; joiner: string; confirmation: string }
+  | { type: "invite"; state: "failed"; message: string }
   | { type: "progress"; task: string; done: number; total: number };
 
 export interface Backend {
   status(): Promise<Status>;
   createHub(hubName: string, location: string, handle: string, passphrase: string): Promise<void>;
+  joinHub(code: string, hubName: string, location: string, handle: string, passphrase: string): Promise<void>;
   unlock(passphrase: string, handle: string): Promise<void>;
+  inviteCreate(minutes: number, advertise: string | null): Promise<{ code: string; qr_svg: string; expires_min: number }>;
+  inviteAnswer(accept: boolean): Promise<void>;
   overview(): Promise<Overview>;
   list(kind: string, limit: number, offset: number): Promise<Rec[]>;
   search(query: string, kind: string | null, limit: number): Promise<Hit[]>;

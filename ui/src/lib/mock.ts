@@ -80,6 +80,15 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       passphrase = pass;
       await backend.add("place", { name: hubName, location });
     },
+    async joinHub(code, hubName, location, handle, pass) {
+      if (!/^[a-z2-7-]{20,}$/i.test(code.trim())) fail("invalid", "invite code: not an aidmesh invite code");
+      emit({ type: "join", confirmation: "4711-0815" });
+      await backend.createHub(hubName, location, handle, pass);
+    },
+    async inviteCreate() {
+      return { code: "mock-invite-code", qr_svg: "", expires_min: 0 };
+    },
+    async inviteAnswer() {},
     async unlock(pass) {
       if (pass !== passphrase) fail("wrong_passphrase", "wrong passphrase");
       unlocked = true;

@@ -7,7 +7,11 @@ export function tauriBackend(): Backend {
   return {
     status: () => invoke("status"),
     createHub: (hubName, location, handle, passphrase) => invoke("create_hub", { hubName, location, handle, passphrase }),
+    joinHub: (code, hubName, location, handle, passphrase) =>
+      invoke("join_hub", { code, hubName, location, handle, passphrase }),
     unlock: (passphrase, handle) => invoke("unlock", { passphrase, handle }),
+    inviteCreate: (minutes, advertise) => invoke("invite_create", { minutes, advertise }),
+    inviteAnswer: (accept) => invoke("invite_answer", { accept }),
     overview: () => invoke("overview"),
     list: (kind, limit, offset) => invoke("list", { kindName: kind, limit, offset }),
     search: (query, kind, limit) => invoke("search", { query, kindName: kind, limit }),

@@ -103,3 +103,27 @@ describe("ledger", () => {
     await waitFor(() => expect(document.querySelector(`section[aria-labelledby=le-un] tr[data-id="${e.id}"]`)).toBeNull());
   });
 });
+
+describe("joining by invite", () => {
+  it("shows the confirmation code to read aloud, and a bad code is refused with the reason", async () => {
+    const b = mockBackend();
+    watch(b);
+    let done = false;
+    render(FirstStart, { backend: b, exists: false, onready: () => (done = true) });
+    await fireEvent.click(screen.getByLabelText("Join a coalition"));
+    const fill = async (label: string | RegExp, value: string) =>
+      fireEvent.input(screen.getByLabelText(label), { target: { value } });
+    await fill("Invite code", "not a code!");
+    await fill("Hub name", "South");
+    await fill(/Your handle/, "rook");
+    await fill(/Store passphrase/, "correct horse");
+    await fill("Passphrase again", "correct horse");
+    await fireEvent.click(screen.getByRole("button", { name: "Join" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("invite code");
+    expect(done).toBe(false);
+    await fill("Invite code", "abcde-fghij-klmno-pqrst-uvwxy");
+    await fireEvent.click(screen.getByRole("button", { name: "Join" }));
+    await waitFor(() => expect(done).toBe(true));
+    expect(screen.getByRole("status").textContent).toContain("4711-0815");
+  });
+});

@@ -1,0 +1,103 @@
+//! Invites and joining, as both front ends run them: the inviting hub opens a one-time listener
+//! and, once its coordinator confirms the code both screens show, admits the joiner and hands
+//! over what it needs (founder, coalition key, where to sync); the joining hub checks the invite,
+//! shows the confirmation code and adopts the coalition.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use aidmesh_hub::model::Timestamp;
+use aidmesh_hub::{Founder, Hub, MemberRole};
+pub use aidmesh_mesh::invite::join;
+use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome};
+use anyhow::{bail, Result};
+use rand_core::RngCore;
+
+/// The wall clock, for invite expiry (front ends only; core logic takes time as a parameter).
+pub fn wall_now() -> Timestamp {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Timestamp::from_millis(ms)
+}
+
+/// An invite listening for its one joiner.
+pub struct OpenInvite {
+    pub invite: Invite,
+    listener: tokio::net::TcpListener,
+    identity: aidmesh_mesh::Identity,
+}
+
+/// Whether this hub may invite (admins only), and the identity an invite is made with.
+pub fn inviter(hub: &Hub) -> Result<aidmesh_mesh::Identity> {
+    let me = hub.fingerprint();
+    if hub.members()?.members.get(&me).map(|m| m.role) != Some(MemberRole::Admin) {
+        bail!("this hub is not an admin of its coalition: invite from an admin hub");
+    }
+    Ok(hub.identity())
+}
+
+/// Opens an invite on `listen` (port 0: any), valid `minutes`, advertising `advertise` (the
+/// address the joining laptop can reach; by default the listening address).
+pub async fn open_invite(
+    identity: aidmesh_mesh::Identity,
+    listen: SocketAddr,
+    advertise: Option<Ipv4Addr>,
+    minutes: u32,
+) -> Result<OpenInvite> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    let ip = match (advertise, local.ip()) {
+        (Some(ip), _) => ip,
+        (None, std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => ip,
+        _ => bail!("give the IPv4 address the joining laptop can reach (--advertise)"),
+    };
+    let mut secret = [0u8; 10];
+    rand_core::OsRng.fill_bytes(&mut secret);
+    let expires_min = (wall_now().millis() / 60_000) as u32 + minutes;
+    let invite = Invite { inviter: identity.id(), addr: SocketAddrV4::new(ip, local.port()), secret, expires_min };
+    Ok(OpenInvite { invite, listener, identity })
+}
+
+impl OpenInvite {
+    /// Waits for the joiner (until the invite expires); the coordinator then compares
+    /// `Pending::confirmation` with the joiner's screen and calls [`admit`] or refuses.
+    pub async fn wait(&self) -> Result<Pending> {
+        accept_join(&self.identity, &self.listener, &self.invite, wall_now).await.map_err(anyhow::Error::msg)
+    }
+}
+
+/// Admits a confirmed joiner and makes what it is sent: founder, coalition key, and `peer`,
+/// where this hub syncs. Send it with `Pending::answer`.
+pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<Welcome> {
+    let key = aidmesh_mesh::membership::hex(&pending.joiner_key);
+    hub.admit(&key, &pending.name, MemberRole::Member)?;
+    let f = hub.founder()?;
+    Ok(Welcome {
+        founder_key: f.key,
+        founder_name: f.name,
+        founded_at: f.at.millis(),
+        peer,
+        coalition_key: hub.coalition_key_hex()?,
+    })
+}
+
+/// Reads an invite code, refusing an expired one before anything else happens.
+pub fn parse_invite(code: &str) -> Result<Invite> {
+    let inv = Invite::parse(code).map_err(anyhow::Error::msg)?;
+    if inv.expired(wall_now()) {
+        bail!("this invite has expired: ask for a new one");
+    }
+    Ok(inv)
+}
+
+/// Adopts the coalition a welcome describes (after `aidmesh_mesh::invite::join`).
+pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
+    hub.adopt_founder(&Founder {
+        key: welcome.founder_key.clone(),
+        name: welcome.founder_name.clone(),
+        at: Timestamp::from_millis(welcome.founded_at),
+    })?;
+    if let Some(k) = &welcome.coalition_key {
+        hub.set_coalition_key(k)?;
+    }
+    Ok(())
+}
