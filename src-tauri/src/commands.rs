@@ -435,8 +435,5 @@ async fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usiz
 #[tauri::command]
 async fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
     check_new_passphrase(&new)?;
-    // The current passphrase is checked by opening the store file a second time, read only.
-    let path = state.settings.store_path();
-    Hub::open(&path, &current, Config::system("check")).map_err(ApiError::from)?;
-    state.with_hub(|h| h.change_passphrase(&new))
+    state.with_hub(|h| h.change_passphrase_checked(&current, &new))
 }

@@ -91,6 +91,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     save(&app, "form[data-kind=movement]");
     let level = app.wait_text("td.num", 10, |t| t.starts_with("15"));
     assert!(level.contains("⚠"), "below the reorder level of 30, and said so in words: {level}");
+    app.wait_text("section[aria-labelledby=inv-detail]", 10, |t| t.contains("receive 20") && t.contains("issue 5"));
     shot(&app, "inventory.png");
     // A bad movement is refused with the field named, and nothing changes.
     app.fill("form[data-kind=movement] [name=quantity]", "0");

@@ -292,6 +292,13 @@ impl Hub {
         Ok(self.store.limit_pages(pages)?)
     }
 
+    /// Changes the store passphrase, after checking the current one (a person at an unlocked
+    /// laptop must still know it).
+    pub fn change_passphrase_checked(&mut self, current: &str, new: &str) -> Result<()> {
+        Store::open(self.store.path(), current)?;
+        self.change_passphrase(new)
+    }
+
     /// Changes the store passphrase.
     pub fn change_passphrase(&mut self, new: &str) -> Result<()> {
         Ok(self.store.rekey(new)?)

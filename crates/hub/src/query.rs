@@ -30,6 +30,8 @@ pub struct RecordView {
     pub history: Vec<HistoryLine>,
     /// For items: stock per place.
     pub stock: Vec<StockLine>,
+    /// For items: every movement of it, newest first.
+    pub movements: Vec<Record>,
     /// For expenses: whether the approvals satisfy the policy.
     pub approval: Option<ApprovalState>,
 }
@@ -98,7 +100,13 @@ impl Hub {
         let conflicts =
             doc.conflicts(rec.id())?.into_iter().map(|c| ConflictEntry { field: c.field, values: c.values }).collect();
         let history = doc.history(rec.id()).into_iter().map(history_line).collect();
-        let stock = if rec.kind() == Kind::Item { self.stock(Some(rec.id().as_str()))? } else { Vec::new() };
+        let (stock, movements) = if rec.kind() == Kind::Item {
+            let mut m = self.by_field(Kind::Movement, "item", rec.id().as_str())?;
+            m.sort_by(|a, b| (b.meta.created_at, b.id()).cmp(&(a.meta.created_at, a.id())));
+            (self.stock(Some(rec.id().as_str()))?, m)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let approval = match &now.body {
             Body::Expense(e) => {
                 let ctx = self.approval_context(rec.id())?;
@@ -106,7 +114,16 @@ impl Hub {
             }
             _ => None,
         };
-        Ok(RecordView { record: now, original, amendments: amendment_recs, conflicts, history, stock, approval })
+        Ok(RecordView {
+            record: now,
+            original,
+            amendments: amendment_recs,
+            conflicts,
+            history,
+            stock,
+            movements,
+            approval,
+        })
     }
 
     /// Records of a kind, newest first.

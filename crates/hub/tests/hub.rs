@@ -3,7 +3,7 @@
 mod util;
 
 use aidmesh_hub::model::{views::ApprovalState, Body, Kind};
-use aidmesh_hub::{Error, Event, HxlKind, VaultState};
+use aidmesh_hub::{Error, Event, Hub, HxlKind, VaultState};
 use serde_json::json;
 use util::*;
 
@@ -539,4 +539,16 @@ fn approvals_and_grants_count_only_with_a_valid_member_signature() {
         Some(ApprovalState::Approved { approvers }) => assert_eq!(approvers, vec!["owl".to_string()]),
         s => panic!("{s:?}"),
     }
+}
+
+#[test]
+fn the_passphrase_changes_only_for_whoever_knows_the_current_one() {
+    let mut t = new_hub("North", 1);
+    let e = t.hub.change_passphrase_checked("not it", "a new passphrase").unwrap_err();
+    assert_eq!(e.code(), "wrong_passphrase", "{e}");
+    t.hub.change_passphrase_checked(PASS, "a new passphrase").unwrap();
+    drop(t.hub);
+    let e = Hub::open(&t.path, PASS, config("coord", &t.clock, 3)).err().unwrap();
+    assert_eq!(e.code(), "wrong_passphrase");
+    Hub::open(&t.path, "a new passphrase", config("coord", &t.clock, 3)).unwrap();
 }

@@ -74,6 +74,7 @@ export interface Identity {
 export interface RecordView {
   record: Rec;
   history: { at: string; by: string; hub: string; message: string }[];
+  movements?: Rec[];
   [k: string]: unknown;
 }
 

@@ -14,6 +14,10 @@ const TEMPLATES: Record<string, Fields> = {
   role: { name: "", skill: null, outputs: "", success_measure: "", handoff_notes: "" },
   shift: { role: "", place: "", start: "", end: "", needed: 1, notes: "" },
   assignment: { shift: "", volunteer: "", active: true },
+  check_in: { volunteer: "", shift: null, place: null, checked_in: "", checked_out: null, notes: "" },
+  handoff: { shift: "", note: "", next_shift: null },
+  follow_up: { incident: "", action: "", owner: "", due: null, done: false },
+  allocation: { request: "", offer: null, item: null, place: null, quantity: 0, status: "active" },
   incident: { occurred: "", place: null, category: "other", severity: 1, description: "", reporter: "", status: "open" },
   expense: { date: "", amount_minor: 0, currency: "EUR", fund: "", category: "", payee: "", purpose: "", receipt: "" },
   approval: { expense: "", decision: "approve", approver: "", note: "" },
@@ -129,7 +133,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async show(id) {
       need();
-      return { record: get(id), history: [{ at: String(get(id).created_at), by: "mock", hub: "mock", message: "created" }] };
+      const movements = records.filter((r) => r.kind === "movement" && r.item === id).reverse();
+      return { record: get(id), movements, history: [{ at: String(get(id).created_at), by: "mock", hub: "mock", message: "created" }] };
     },
     async template(kind) {
       return structuredClone(TEMPLATES[kind] ?? fail("invalid", `unknown record kind "${kind}"`));

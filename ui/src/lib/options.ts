@@ -36,9 +36,12 @@ export const REFS: Record<string, string> = {
   offer: "offer",
   incident: "incident",
   role: "role",
+  next_shift: "shift",
 };
 
-export const DATETIME_FIELDS = ["start", "end", "occurred", "needed_by", "needed_from", "available_until", "effective"];
+export const DATETIME_FIELDS = [
+  "start", "end", "occurred", "needed_by", "needed_from", "available_until", "effective", "checked_in", "checked_out", "due",
+];
 export const DATE_FIELDS = ["date", "expiry"];
 
 /** Fields the hub fills or signs itself: never shown in forms. */

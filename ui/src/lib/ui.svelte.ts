@@ -34,3 +34,14 @@ export function watch(backend: Backend): () => void {
     if (e.type === "progress") ui.progress = e.done >= e.total ? null : e;
   });
 }
+
+/** Prints one form (ICS 211, ICS 214): only its section shows on paper, A4 or Letter. */
+export function printView(name: string) {
+  document.body.dataset.print = name;
+  const done = () => {
+    delete document.body.dataset.print;
+    window.removeEventListener("afterprint", done);
+  };
+  window.addEventListener("afterprint", done);
+  window.print();
+}

@@ -127,3 +127,19 @@ describe("joining by invite", () => {
     expect(screen.getByRole("status").textContent).toContain("4711-0815");
   });
 });
+
+describe("roster", () => {
+  it("checks a volunteer in and out, and the ICS-211 sheet lists the check-in", async () => {
+    const b = await ready();
+    const v = await b.add("volunteer", { handle: "swift-otter" });
+    await b.add("check_in", { volunteer: v.id, checked_in: "2026-11-26T08:00:00Z" });
+    const { default: Roster } = await import("./Roster.svelte");
+    render(Roster, { backend: b });
+    const onSite = await screen.findByRole("button", { name: "Check out: swift-otter" });
+    expect(document.querySelector(".print-only.ics211")?.textContent).toContain("swift-otter");
+    await fireEvent.click(onSite);
+    await waitFor(() => expect(screen.queryByRole("button", { name: "Check out: swift-otter" })).toBeNull());
+    expect(b.records.find((r) => r.kind === "check_in")?.checked_out).toBeTruthy();
+    expect(document.querySelector(".print-only.ics211")?.textContent).toContain("2026-11-26 08:00");
+  });
+});
