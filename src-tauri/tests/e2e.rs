@@ -60,8 +60,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.fill("#s-pass", "short");
     app.fill("#s-again", "short");
     app.click("form button[type=submit]");
-    let err = app.wait_text("main.start", 10, |t| t.contains("8 characters"));
-    assert!(err.contains("Error"), "{err}");
+    let err = app.wait_text("main.start [role=alert]", 10, |t| !t.is_empty());
+    assert!(err.contains("at least 8 characters"), "{err}");
     assert!(!data_dir.join("hub.aidmesh").exists(), "a refused start creates nothing");
     no_axe_violations(&app, "first start");
     shot(&app, "first-start.png");
@@ -188,7 +188,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert!(status.success() && rest.contains("Joined"), "join ended with {status}: {rest}");
-    app.wait_text("main", 10, |t| t.contains("South Kitchen"));
+    app.wait_text("main", 10, |t| t.contains("South Kitchen") && t.contains("(member)"));
     // The coalition's purchase policy, and kestrel's role: recorded on North, signed by it.
     north.run(&[
         "add",
@@ -254,4 +254,20 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.wait_text("main", 10, |t| t.contains("Water"));
     no_axe_violations(&app, "overview");
     shot(&app, "overview.png");
+
+    // Usable on a 1024-wide screen: no screen needs sideways scrolling.
+    app.resize(1024, 768);
+    for s in
+        ["overview", "inventory", "requests", "roster", "incidents", "ledger", "accountability", "mesh", "settings"]
+    {
+        screen(&app, s);
+        let w = app.js(
+            "const m = document.querySelector('main');
+             return [document.documentElement.scrollWidth, window.innerWidth, m.scrollWidth, m.clientWidth]",
+            json!([]),
+        );
+        let n = |i: usize| w[i].as_i64().unwrap_or(0);
+        assert!(n(1) <= 1024 && n(0) <= n(1), "{s} at 1024 px: page {} px wide in a {} px window", n(0), n(1));
+        assert!(n(2) <= n(3), "{s} at 1024 px: the screen is {} px wide in {} px", n(2), n(3));
+    }
 }

@@ -127,7 +127,7 @@ fn test(extra: &[String]) -> Result {
     ensure_ui(&root, true)?;
     ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER], "tauri-driver --help")?;
     step("running every test (cargo test --workspace)");
-    let mut args: Vec<&str> = vec!["test", "--workspace", "--locked"];
+    let mut args: Vec<&str> = vec!["test", "--workspace", "--locked", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
     let st = Command::new(cargo_bin())
         .current_dir(&root)

@@ -239,6 +239,12 @@ impl App {
         }
     }
 
+    /// Resizes the window (WebDriver's window rect).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({"width": width, "height": height})).unwrap_or_else(|e| panic!("resize: {e}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     pub fn screenshot(&self, path: &Path) {
         use base64::Engine;
         std::thread::sleep(Duration::from_millis(600));
