@@ -95,16 +95,21 @@ async fn create_hub(
     handle: String,
     passphrase: String,
 ) -> ApiResult<()> {
+    let hub = new_store(&state, &hub_name, location, &handle, &passphrase)?;
+    state.start(hub, emitter(app)).await
+}
+
+/// A new store for a first start, after checking what the coordinator typed.
+fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, passphrase: &str) -> ApiResult<Hub> {
     if hub_name.trim().is_empty() {
         return Err(ApiError::new("invalid", "the hub name is required"));
     }
-    check_handle(&handle)?;
-    check_new_passphrase(&passphrase)?;
+    check_handle(handle)?;
+    check_new_passphrase(passphrase)?;
     std::fs::create_dir_all(&state.settings.data_dir)
         .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
     let opts = InitOptions { hub_name: hub_name.trim().into(), location };
-    let hub = Hub::init(&state.settings.store_path(), &passphrase, &opts, Config::system(handle.trim()))?;
-    state.start(hub, emitter(app)).await
+    Ok(Hub::init(&state.settings.store_path(), passphrase, &opts, Config::system(handle.trim()))?)
 }
 
 /// First start by invite: checks the code, creates the store, shows the confirmation code (the
@@ -120,18 +125,10 @@ async fn join_hub(
     handle: String,
     passphrase: String,
 ) -> ApiResult<()> {
-    if hub_name.trim().is_empty() {
-        return Err(ApiError::new("invalid", "the hub name is required"));
-    }
-    check_handle(&handle)?;
-    check_new_passphrase(&passphrase)?;
     let invite =
         aidmesh_node::invite::parse_invite(&code).map_err(|e| ApiError::new("invalid", format!("invite code: {e}")))?;
-    std::fs::create_dir_all(&state.settings.data_dir)
-        .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
     let path = state.settings.store_path();
-    let opts = InitOptions { hub_name: hub_name.trim().into(), location };
-    let mut hub = Hub::init(&path, &passphrase, &opts, Config::system(handle.trim()))?;
+    let mut hub = new_store(&state, &hub_name, location, &handle, &passphrase)?;
     let identity = hub.identity();
     let show = emitter(app.clone());
     let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), |c| {

@@ -1,4 +1,5 @@
 import type { Backend, HubEvent } from "./backend";
+import { errorMessage } from "./backend";
 import { RTL, translate, type Key, type Lang } from "./i18n";
 
 // The UI's shared state: language, theme, the backend, and a counter that screens watch to
@@ -44,4 +45,23 @@ export function printView(name: string) {
   };
   window.addEventListener("afterprint", done);
   window.print();
+}
+
+/** Runs `load` now and again whenever the hub reports a change (here, from a peer, a bundle).
+ *  Call it while a component initialises. */
+export function live(load: () => unknown) {
+  $effect(() => {
+    void ui.changes;
+    load();
+  });
+}
+
+/** Runs an action; resolves to its error message for people, or "" when it worked. */
+export async function attempt(action: () => Promise<unknown>): Promise<string> {
+  try {
+    await action();
+    return "";
+  } catch (e) {
+    return errorMessage(e);
+  }
 }
