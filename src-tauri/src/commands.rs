@@ -245,7 +245,13 @@ async fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview
 #[tauri::command]
 async fn list(state: State<'_, AppState>, kind_name: String, limit: usize, offset: usize) -> ApiResult<Vec<Value>> {
     let k = kind(&kind_name)?;
-    state.with_hub(|h| Ok(h.list(k, limit.min(500), offset)?.into_iter().map(|r| Value::Object(r.to_json())).collect()))
+    state.with_hub(|h| {
+        let me = h.handle().to_string();
+        Ok(h.list(k, limit.min(500), offset)?
+            .into_iter()
+            .map(|r| Value::Object(r.redacted_for(&me).unwrap_or(r).to_json()))
+            .collect())
+    })
 }
 
 #[tauri::command]
@@ -279,7 +285,10 @@ async fn search(
 
 #[tauri::command]
 async fn show(state: State<'_, AppState>, id: String) -> ApiResult<aidmesh_hub::RecordView> {
-    state.with_hub(|h| h.show(&id))
+    state.with_hub(|h| {
+        let me = h.handle().to_string();
+        Ok(h.show(&id)?.redacted_for(&me))
+    })
 }
 
 /// The fields of a kind with their defaults: what a form shows.

@@ -13,17 +13,8 @@ pub(crate) fn json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
 }
 
 /// Hides a confidential grievance's content from anyone who may not read it.
-pub(crate) fn redact(mut v: RecordView, handle: &str) -> RecordView {
-    if let Body::Grievance(g) = &mut v.record.body {
-        if !g.readable_by(handle) {
-            g.summary = "[confidential]".into();
-            g.details = "[confidential]".into();
-            g.resolution = "[confidential]".into();
-            v.history.clear();
-            v.conflicts.clear();
-        }
-    }
-    v
+pub(crate) fn redact(v: RecordView, handle: &str) -> RecordView {
+    v.redacted_for(handle)
 }
 
 pub(crate) fn source(s: &Source) -> String {

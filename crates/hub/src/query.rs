@@ -36,6 +36,21 @@ pub struct RecordView {
     pub approval: Option<ApprovalState>,
 }
 
+impl RecordView {
+    /// The view as `handle` may read it (see `Record::redacted_for`): a withheld grievance also
+    /// loses its history, conflicts and earlier versions, which would show the content.
+    pub fn redacted_for(mut self, handle: &str) -> RecordView {
+        if let Some(r) = self.record.redacted_for(handle) {
+            self.record = r;
+            self.original = None;
+            self.amendments.clear();
+            self.history.clear();
+            self.conflicts.clear();
+        }
+        self
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ConflictEntry {
     pub field: String,

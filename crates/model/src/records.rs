@@ -1189,6 +1189,25 @@ pub struct Grievance {
     pub resolution: String,
 }
 
+impl Record {
+    /// The record as `handle` may read it: a confidential grievance's content is withheld from
+    /// anyone who is not among its readers, and from the people involved. `None` when nothing
+    /// is withheld.
+    pub fn redacted_for(&self, handle: &str) -> Option<Record> {
+        let Body::Grievance(g) = &self.body else { return None };
+        if g.readable_by(handle) {
+            return None;
+        }
+        let mut r = self.clone();
+        if let Body::Grievance(g) = &mut r.body {
+            g.summary = "[confidential]".into();
+            g.details = "[confidential]".into();
+            g.resolution = "[confidential]".into();
+        }
+        Some(r)
+    }
+}
+
 impl Grievance {
     /// Whether `handle` may read the grievance's content.
     pub fn readable_by(&self, handle: &str) -> bool {

@@ -573,7 +573,23 @@ fn grievances_respect_readers_and_recusal() {
     assert!(g.readable_by("owl"));
     assert!(!g.readable_by("fox"), "involved people are recused");
     assert!(!g.readable_by("elk"));
-    assert!(Body::Grievance(g).search_text().is_empty(), "confidential text stays out of search");
+    assert!(Body::Grievance(g.clone()).search_text().is_empty(), "confidential text stays out of search");
+    let at = Timestamp::parse("2026-11-25T10:00:00Z").unwrap();
+    let rec = Record {
+        meta: Meta {
+            id: RecordId::generate(at, [1; 10]),
+            kind: Kind::Grievance,
+            created_hub: "h".into(),
+            created_by: "owl".into(),
+            created_at: at,
+        },
+        body: Body::Grievance(Grievance { details: "what happened".into(), ..g }),
+    };
+    assert!(rec.redacted_for("owl").is_none(), "a reader sees it whole");
+    let hidden = rec.redacted_for("elk").expect("withheld from others");
+    assert!(!serde_json::to_string(&hidden).unwrap().contains("what happened"));
+    assert_eq!(hidden.meta, rec.meta, "who and when stay visible");
+    assert!(rec.redacted_for("fox").is_some(), "and from the people involved");
 }
 
 #[test]

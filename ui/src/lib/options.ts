@@ -45,7 +45,7 @@ export const DATETIME_FIELDS = [
 export const DATE_FIELDS = ["date", "expiry"];
 
 /** Fields the hub fills or signs itself: never shown in forms. */
-export const HIDDEN = ["sig", "signer", "consent", "readers", "involved", "limits", "counted", "contact"];
+export const HIDDEN = ["sig", "signer", "consent", "limits", "counted", "contact"];
 
 /** A label for a record, for lists and selects. */
 export function recordLabel(r: Record<string, unknown>): string {
