@@ -143,6 +143,17 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     no_axe_violations(&app, "roster");
     shot(&app, "roster.png");
 
+    // Accountability: a confidential grievance is withheld from whoever is not among its readers,
+    // the person who recorded it included.
+    screen(&app, "accountability");
+    app.fill("form[data-kind=grievance] [name=summary]", "Marshal shouted at a volunteer");
+    app.choose("form[data-kind=grievance] [name=confidential]", "true");
+    app.fill("form[data-kind=grievance] [name=readers]", "owl, heron");
+    save(&app, "form[data-kind=grievance]");
+    let t = app.wait_text("section[aria-labelledby=ac-g] table", 10, |t| t.contains("Confidential"));
+    assert!(!t.contains("shouted"), "kestrel is not a reader: {t}");
+    no_axe_violations(&app, "accountability");
+
     // Arabic, right to left, and back.
     screen(&app, "settings");
     app.choose("#se-lang-select", "ar");
