@@ -166,6 +166,15 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     screen(&app, "settings");
     app.choose("#se-lang-select", "en");
     app.wait_text("nav", 5, |t| t.contains("Settings"));
+    // The dark theme passes the same contrast checks.
+    app.click("#se-dark");
+    assert_eq!(app.js("return document.documentElement.dataset.theme", json!([])), json!("dark"));
+    no_axe_violations(&app, "settings, dark theme");
+    screen(&app, "inventory");
+    no_axe_violations(&app, "inventory, dark theme");
+    shot(&app, "inventory-dark.png");
+    screen(&app, "settings");
+    app.click("#se-light");
     let fingerprint = app.text("#fingerprint");
 
     // A second hub joins by invite: the app shows a code, `aidmesh join` on the other laptop
