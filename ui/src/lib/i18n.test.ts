@@ -18,3 +18,12 @@ describe("languages", () => {
     expect(RTL).toEqual(["ar"]);
   });
 });
+
+describe("values", () => {
+  it("read in the chosen language, with a readable fallback", async () => {
+    const { valueLabel } = await import("./i18n");
+    expect(valueLabel("es", "in_transit")).toBe("en tránsito");
+    expect(valueLabel("ar", "receive")).toBe("استلام");
+    expect(valueLabel("en", "police_security")).toBe("police security");
+  });
+});
