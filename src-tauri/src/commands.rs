@@ -233,13 +233,20 @@ async fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, 
     if state.running.lock().map(|g| g.is_some()).unwrap_or(false) {
         return Ok(());
     }
+    let t = std::time::Instant::now();
     let hub = Hub::open(&state.settings.store_path(), &passphrase, Config::system(handle.trim()))?;
-    state.start(hub, emitter(app)).await
+    let opened = t.elapsed();
+    state.start(hub, emitter(app)).await?;
+    tracing::info!(open_ms = opened.as_millis() as u64, started_ms = t.elapsed().as_millis() as u64, "unlocked");
+    Ok(())
 }
 
 #[tauri::command]
 async fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview> {
-    state.with_hub(|h| h.overview())
+    let t = std::time::Instant::now();
+    let o = state.with_hub(|h| h.overview());
+    tracing::info!(ms = t.elapsed().as_millis() as u64, "overview");
+    o
 }
 
 #[tauri::command]

@@ -23,7 +23,7 @@ const APP_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libssl-dev", "
 const TEST_PACKAGES: &[&str] = &["python3", "python3-venv", "iproute2", "xvfb", "xauth", "webkit2gtk-driver"];
 /// tauri-driver (WebDriver for the app) and tauri-cli (the .deb bundler), pinned.
 const TAURI_DRIVER: &str = "2.1.0";
-const TAURI_CLI: &str = "^2";
+const TAURI_CLI: &str = "2.12.4";
 /// The HXL validator the tests run against exports, with the dependencies it imports pinned
 /// (libhxl imports `six`, which python-dateutil 4 no longer brings).
 const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.0.post0", "jsonpath-ng==1.8.0"];

@@ -107,7 +107,7 @@ impl App {
         let port = free_port();
         let native = free_port();
         // The driver's and the app's messages, for when a test fails.
-        let log_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-app.log");
+        let log_path = std::env::temp_dir().join(format!("aidmesh-e2e-app-{}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut cmd = Command::new(driver);
         cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
