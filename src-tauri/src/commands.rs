@@ -156,6 +156,11 @@ async fn join_hub(
     Ok(())
 }
 
+/// An invite step that failed (not an admin, no address to advertise, admission refused).
+fn invite_error(e: anyhow::Error) -> ApiError {
+    ApiError::new("invite", e.to_string())
+}
+
 #[derive(Serialize)]
 pub(crate) struct InviteDto {
     code: String,
@@ -172,10 +177,7 @@ async fn invite_create(
     minutes: u32,
     advertise: Option<String>,
 ) -> ApiResult<InviteDto> {
-    let identity = state.with_hub(|h| {
-        aidmesh_node::invite::inviter(h)
-            .map_err(|e| aidmesh_hub::Error::Malformed { format: "invite", why: e.to_string() })
-    })?;
+    let identity = state.with_hub(|h| Ok(aidmesh_node::invite::inviter(h)))?.map_err(invite_error)?;
     let advertise = match advertise.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         Some(a) => Some(a.parse().map_err(|_| ApiError::new("invalid", format!("\"{a}\" is not an IPv4 address")))?),
         None => None,
@@ -219,10 +221,8 @@ async fn invite_answer(state: State<'_, AppState>, accept: bool) -> ApiResult<()
     }
     // Where the joiner dials this hub's mesh: the invite's address, with the mesh's port.
     let peer = state.with_running(|r| std::net::SocketAddr::new(reach.into(), r.addr.port()).to_string())?;
-    let welcome = state.with_hub(|h| {
-        aidmesh_node::invite::admit(h, &pending, Some(peer))
-            .map_err(|e| aidmesh_hub::Error::Malformed { format: "invite", why: e.to_string() })
-    })?;
+    let welcome =
+        state.with_hub(|h| Ok(aidmesh_node::invite::admit(h, &pending, Some(peer))))?.map_err(invite_error)?;
     pending.answer(Some(welcome)).await.map_err(|e| ApiError::new("network", e))?;
     state.with_running(|r| r.mesh.refresh_members())
 }

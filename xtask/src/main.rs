@@ -125,7 +125,7 @@ fn test(extra: &[String]) -> Result {
     let root = root();
     let validator = ensure_libhxl(&root)?;
     ensure_ui(&root, true)?;
-    ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER], "tauri-driver --help")?;
+    ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER])?;
     step("running every test (cargo test --workspace)");
     let mut args: Vec<&str> = vec!["test", "--workspace", "--locked", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
@@ -150,7 +150,7 @@ fn bundle() -> Result {
     ensure_system_packages(APP_PACKAGES)?;
     let root = root();
     ensure_ui(&root, false)?;
-    ensure_cargo_tool(&root, "cargo-tauri", &["tauri-cli", "--version", TAURI_CLI], "cargo tauri --version")?;
+    ensure_cargo_tool(&root, "cargo-tauri", &["tauri-cli", "--version", TAURI_CLI])?;
     step("bundling the desktop app (.deb)");
     let st = Command::new(cargo_bin())
         .current_dir(root.join("src-tauri"))
@@ -205,19 +205,14 @@ fn npm(dir: &Path, args: &[&str]) -> Result {
     }
 }
 
-/// Installs a pinned tool with `cargo install` unless `check` already runs.
-fn ensure_cargo_tool(root: &Path, name: &str, install: &[&str], check: &str) -> Result {
-    let mut words = check.split_whitespace();
-    let prog = words.next().unwrap_or(name);
-    let found = Command::new(prog).args(words).output().is_ok_and(|o| o.status.success())
-        || Command::new(cargo_home().join("bin").join(prog))
-            .args(check.split_whitespace().skip(1))
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if found {
+/// Installs a pinned tool with `cargo install` unless its binary `bin` is already in cargo's
+/// bin folder or on the PATH.
+fn ensure_cargo_tool(root: &Path, bin: &str, install: &[&str]) -> Result {
+    let on_path = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()));
+    if on_path || cargo_home().join("bin").join(bin).is_file() {
         return Ok(());
     }
-    step(&format!("installing {name} from crates.io (cargo install {})", install.join(" ")));
+    step(&format!("installing {bin} from crates.io (cargo install {})", install.join(" ")));
     let mut args = vec!["install", "--locked"];
     args.extend_from_slice(install);
     cargo(root, &args)
