@@ -10,7 +10,7 @@ use aidmesh_model::views::{
     self, amended, amendments_of, approval_state, double_bookings, expiring, over_allocations, shortages,
     unfilled_shifts, ApprovalState, Coverage, DoubleBooking, Expiring, Levels, OverAllocation, Shortage,
 };
-use aidmesh_model::{Body, Kind, Record, RecordId, Timestamp};
+use aidmesh_model::{Body, Kind, Record, RecordId, Shift, Timestamp};
 use aidmesh_replica::HistoryEntry;
 use serde::Serialize;
 use serde_json::Value;
@@ -225,17 +225,19 @@ impl Hub {
             &[&limit],
         )?)?;
         let expiring = expiring(&expiring_items, &expiring_levels, now.date(), EXPIRY_DAYS);
-        let mut urgent_requests = parse_all(&self.store.query_json(
-            "SELECT json FROM records WHERE kind = 'request'
-             AND json_extract(json, '$.urgency') IN ('high', 'critical')
-             AND json_extract(json, '$.status') NOT IN ('fulfilled', 'cancelled')",
-            &[],
-        )?)?;
-        urgent_requests.sort_by_key(|r| match &r.body {
-            Body::Request(q) => (std::cmp::Reverse(q.urgency), q.needed_by.unwrap_or(Timestamp(i64::MAX))),
-            _ => (std::cmp::Reverse(aidmesh_model::Urgency::Low), Timestamp(i64::MAX)),
-        });
-        urgent_requests.truncate(20);
+        // Critical before high, each by deadline (none last): read in that order from the
+        // `requests_open` index, so only the twenty shown are read.
+        let mut urgent_requests = Vec::new();
+        for urgency in ["critical", "high"] {
+            let room = 20 - urgent_requests.len() as i64;
+            urgent_requests.extend(parse_all(&self.store.query_json(
+                "SELECT json FROM records INDEXED BY requests_open WHERE kind = 'request'
+                 AND json_extract(json, '$.status') NOT IN ('fulfilled', 'cancelled')
+                 AND json_extract(json, '$.urgency') = ?1
+                 ORDER BY coalesce(json_extract(json, '$.needed_by'), '~'), id LIMIT ?2",
+                &[&urgency, &room],
+            )?)?);
+        }
         let (_, unfilled, doubles) = self.roster_window(now, now.plus_hours(SHIFT_HORIZON_H))?;
         let incidents = parse_all(&self.store.records_between(
             Kind::Incident.name(),
@@ -372,20 +374,27 @@ impl Hub {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<(Vec<Record>, Vec<Coverage>, Vec<DoubleBooking>)> {
-        // Shifts that overlap the window (a shift lasts at most a day).
+        // Shifts that overlap the window or end in the day before it (for double-bookings): as a
+        // shift lasts at most `Shift::MAX_HOURS`, they start at most that much earlier still, so
+        // they are a range of the `shifts_start` index.
+        let around = from.plus_days(-1);
+        let (earliest, until, around) =
+            (around.plus_hours(-Shift::MAX_HOURS).to_string(), to.to_string(), around.to_string());
         let shifts = parse_all(&self.store.query_json(
             "SELECT json FROM records WHERE kind = 'shift'
-             AND json_extract(json, '$.start') < ?2 AND json_extract(json, '$.end') > ?1",
-            &[&from.plus_days(-1).to_string(), &to.to_string()],
+             AND json_extract(json, '$.start') >= ?1 AND json_extract(json, '$.start') < ?2
+             AND json_extract(json, '$.end') > ?3",
+            &[&earliest, &until, &around],
         )?)?;
         let mut recs = shifts.clone();
         recs.extend(parse_all(&self.store.query_json(
             "SELECT a.json FROM records s
              CROSS JOIN refs f ON f.target = s.id AND f.field = 'shift'
              CROSS JOIN records a ON a.id = f.id
-             WHERE s.kind = 'shift' AND json_extract(s.json, '$.start') < ?2 AND json_extract(s.json, '$.end') > ?1
-             AND a.kind = 'assignment'",
-            &[&from.plus_days(-1).to_string(), &to.to_string()],
+             WHERE s.kind = 'shift'
+             AND json_extract(s.json, '$.start') >= ?1 AND json_extract(s.json, '$.start') < ?2
+             AND json_extract(s.json, '$.end') > ?3 AND a.kind = 'assignment'",
+            &[&earliest, &until, &around],
         )?)?);
         let unfilled = unfilled_shifts(&recs, from, to);
         let doubles = double_bookings(&recs);

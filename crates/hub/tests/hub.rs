@@ -387,6 +387,33 @@ fn rebuilt_index_matches_the_documents() {
     let mut want = aidmesh_hub::model::views::expiring(&all, &levels, t0().date(), 7);
     want.truncate(20);
     assert_eq!(ov2.expiring, want);
+    // Urgent requests (read from the `requests_open` index): open critical ones, then high, each
+    // by deadline with none last.
+    use aidmesh_hub::model::{Body, FlowStatus, Timestamp, Urgency};
+    let mut want: Vec<_> = t
+        .hub
+        .list(Kind::Request, usize::MAX, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match &r.body {
+            Body::Request(q)
+                if q.urgency >= Urgency::High && !matches!(q.status, FlowStatus::Fulfilled | FlowStatus::Cancelled) =>
+            {
+                Some((std::cmp::Reverse(q.urgency), q.needed_by.unwrap_or(Timestamp(i64::MAX)), r.id().clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    want.sort();
+    want.truncate(20);
+    let got: Vec<_> = ov2.urgent_requests.iter().map(|r| r.id().clone()).collect();
+    assert_eq!(got, want.into_iter().map(|w| w.2).collect::<Vec<_>>());
+    // Unfilled shifts (read from the `shifts_start` index) agree with the view over every shift.
+    let mut roster = t.hub.list(Kind::Shift, usize::MAX, 0).unwrap();
+    roster.extend(t.hub.list(Kind::Assignment, usize::MAX, 0).unwrap());
+    let now = t.hub.now();
+    let want = aidmesh_hub::model::views::unfilled_shifts(&roster, now, now.plus_hours(12));
+    assert_eq!(ov2.unfilled_shifts, want);
     // Levels never go below zero in generated data.
     assert!(before.iter().all(|s| s.quantity >= 0));
     // Reopening sees everything.

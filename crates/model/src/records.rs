@@ -821,6 +821,10 @@ pub struct Shift {
 }
 
 impl Shift {
+    /// The longest a shift may last: longer duty is several shifts (and the hub's queries for
+    /// the shifts around a moment rely on this bound).
+    pub const MAX_HOURS: i64 = 24;
+
     pub fn overlaps(&self, other: &Shift) -> bool {
         self.start < other.end && other.start < self.end
     }
@@ -832,6 +836,11 @@ impl Rules for Shift {
         require(errs, "place", self.place.as_str());
         if self.end <= self.start {
             errs.push(FieldError::new("end", format!("{} is not after the start {}", self.end, self.start)));
+        } else if self.end > self.start.plus_hours(Self::MAX_HOURS) {
+            errs.push(FieldError::new(
+                "end",
+                format!("a shift lasts at most {} hours: split the duty into several shifts", Self::MAX_HOURS),
+            ));
         }
         if self.needed == 0 {
             errs.push(FieldError::new("needed", "a shift needs at least one person"));

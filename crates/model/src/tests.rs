@@ -386,6 +386,15 @@ fn shift_coverage_unfilled_and_double_booking() {
 }
 
 #[test]
+fn a_shift_lasts_at_most_a_day() {
+    assert!(shift("s", "2026-11-25T08:00", "2026-11-26T08:00", 1).body.validate().is_ok(), "24 hours is a shift");
+    let errs = shift("s", "2026-11-25T08:00", "2026-11-26T08:01", 1).body.validate().unwrap_err();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].field, "end");
+    assert!(errs[0].message.contains("24 hours"), "{}", errs[0].message);
+}
+
+#[test]
 fn amendments_correct_without_touching_the_original() {
     let inc = rec(
         "i1",

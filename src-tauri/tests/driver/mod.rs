@@ -107,7 +107,9 @@ impl App {
         let port = free_port();
         let native = free_port();
         // The driver's and the app's messages, for when a test fails.
-        let log_path = std::env::temp_dir().join(format!("aidmesh-e2e-app-{}.log", std::process::id()));
+        static LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = std::env::temp_dir().join(format!("aidmesh-e2e-app-{}-{n}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("a log file");
         let mut cmd = Command::new(driver);
         cmd.args(["--port", &port.to_string(), "--native-port", &native.to_string()])
@@ -157,8 +159,9 @@ impl App {
             .unwrap_or_else(|e| panic!("script failed: {e}"))
     }
 
-    pub fn js_async(&self, script: &str) -> Value {
-        self.post("/execute/async", json!({"script": script, "args": []}))
+    /// Runs `script` in the page with `args`; it answers by calling its last argument.
+    pub fn js_async(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/async", json!({"script": script, "args": args}))
             .unwrap_or_else(|e| panic!("script failed: {e}"))
     }
 
@@ -264,6 +267,7 @@ impl App {
              axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})
                .then(r => done(JSON.stringify(r.violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})))))
                .catch(e => done('axe failed: ' + e));",
+            json!([]),
         );
         let s = out.as_str().unwrap_or_default();
         serde_json::from_str::<Vec<Value>>(s).unwrap_or_else(|_| panic!("{s}"))
