@@ -113,12 +113,6 @@ fn main() {
         println!("ui bench: run with `cargo bench -p aidmesh-app --bench ui`");
         return;
     }
-    // The peer in the last measure is the `aidmesh` command of this same build.
-    let st = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "aidmesh-cli"])
-        .status()
-        .expect("cargo runs");
-    assert!(st.success(), "cannot build the aidmesh command");
     let store = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data/coalition-1.aidmesh");
     assert!(store.exists(), "generate the coalition first: cargo bench -p aidmesh-hub --bench hub");
     let display = Display::start();

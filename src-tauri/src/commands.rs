@@ -42,6 +42,7 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
         import_bundle,
         export_json,
         change_passphrase,
+        save_pdf,
     ]
 }
 
@@ -449,4 +450,32 @@ async fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usiz
 async fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
     check_new_passphrase(&new)?;
     state.with_hub(|h| h.change_passphrase_checked(&current, &new))
+}
+
+#[derive(Serialize)]
+struct SavedPdf {
+    path: String,
+    bytes: u64,
+}
+
+/// Saves what the window shows (its print layout) as a PDF in the PDF folder.
+#[tauri::command]
+async fn save_pdf(
+    window: tauri::WebviewWindow,
+    state: State<'_, AppState>,
+    sheet: String,
+    paper: String,
+) -> ApiResult<SavedPdf> {
+    let paper = crate::print::Paper::parse(&paper)?;
+    // 2026-11-26T05:55:01.123Z → 2026-11-26-055501
+    let now = state.with_hub(|h| Ok(h.now()))?.to_string();
+    let stamp: String = now.chars().take(19).filter(|c| c.is_ascii_digit() || *c == '-' || *c == 'T').collect();
+    let stamp = stamp.replace('T', "-");
+    let dir = &state.settings.pdf_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ApiError::new("io", format!("cannot create the PDF folder {}: {e}", dir.display())))?;
+    let path = crate::print::pdf_path(dir, &sheet, &stamp, paper)?;
+    let bytes = crate::print::save_pdf(&window, &path, paper).await?;
+    tracing::info!(path = %path.display(), bytes, "saved a PDF");
+    Ok(SavedPdf { path: path.display().to_string(), bytes })
 }

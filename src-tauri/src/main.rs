@@ -3,6 +3,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod print;
 mod state;
 
 /// The UI build embedded in this binary (see build.rs): also what makes a new UI build rebuild it.

@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir: PathBuf,
     pub(crate) listen: SocketAddr,
     pub(crate) discovery: Option<DiscoveryConfig>,
+    /// Where saved PDFs go: `AIDMESH_PDF_DIR`, else `~/Documents/aidmesh`.
+    pub(crate) pdf_dir: PathBuf,
 }
 
 impl Settings {
@@ -41,7 +43,12 @@ impl Settings {
                 .unwrap_or_default();
             Some(DiscoveryConfig { interfaces })
         };
-        Settings { data_dir, listen, discovery }
+        let pdf_dir =
+            std::env::var_os("AIDMESH_PDF_DIR").map(PathBuf::from).unwrap_or_else(|| match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join("Documents/aidmesh"),
+                None => data_dir.join("pdf"),
+            });
+        Settings { data_dir, listen, discovery, pdf_dir }
     }
 
     /// `AIDMESH_STORE` if set (as for the `aidmesh` command), else `hub.aidmesh` in the data folder.

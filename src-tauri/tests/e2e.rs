@@ -39,15 +39,58 @@ fn save(app: &App, form: &str) {
     assert!(!t.contains("Error"), "{form}: {t}");
 }
 
+/// Clicks "Save PDF" in the print bar of `sheet` and answers the file it reports.
+fn save_pdf(app: &App, sheet: &str) -> PathBuf {
+    let bar = format!("[data-sheet={sheet}]");
+    app.click(&format!("{bar} button.save-pdf"));
+    let t = app.wait_text(&bar, 60, |t| t.contains("Saved: ") || t.contains("Error"));
+    let path = PathBuf::from(t.split("Saved: ").nth(1).unwrap_or_else(|| panic!("{sheet}: {t}")).trim());
+    assert!(path.exists(), "{} was reported saved", path.display());
+    path
+}
+
+fn poppler(tool: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (apt-get install poppler-utils): {e}"));
+    assert!(out.status.success(), "{tool}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// pdfinfo's page size line and page count, e.g. "Page size: 595.276 x 841.89 pts (A4)".
+fn pdf_info(pdf: &std::path::Path) -> String {
+    poppler("pdfinfo", &[pdf.as_os_str()])
+        .lines()
+        .filter(|l| l.starts_with("Page size") || l.starts_with("Pages"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn pdf_text(pdf: &std::path::Path) -> String {
+    poppler("pdftotext", &[pdf.as_os_str(), std::ffi::OsStr::new("-")])
+}
+
+/// The first page as a small PNG in docs/screenshots, for the user guide.
+fn pdf_shot(pdf: &std::path::Path, name: &str) {
+    let out = shots().join(name);
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile"].into_iter().map(std::ffi::OsStr::new).collect();
+    args.extend([pdf.as_os_str(), out.as_os_str()]);
+    poppler("pdftoppm", &args);
+}
+
 #[test]
 fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     let data = tempfile::tempdir().unwrap();
     let display = Display::start();
     let data_dir = data.path().join("app");
+    let pdf_dir = data.path().join("pdf");
     let app = App::launch(
         &display,
         &[
             ("AIDMESH_DATA_DIR", data_dir.to_str().unwrap()),
+            ("AIDMESH_PDF_DIR", pdf_dir.to_str().unwrap()),
             ("AIDMESH_LISTEN", "127.0.0.1:0"),
             ("AIDMESH_NO_DISCOVERY", "1"),
         ],
@@ -143,6 +186,18 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     no_axe_violations(&app, "roster");
     shot(&app, "roster.png");
 
+    // Check-in, and the ICS-211 check-in list saved as a PDF on A4 paper (the default).
+    app.choose("form[data-kind=check_in] [name=volunteer]", &vol);
+    save(&app, "form[data-kind=check_in]");
+    app.wait_text("main", 10, |t| t.contains("Check out"));
+    let pdf = save_pdf(&app, "ics-211");
+    let info = pdf_info(&pdf);
+    assert!(info.contains("595 x 842 pts (A4)"), "{info}");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("ICS 211") && text.contains("swift-otter"), "the sheet lists the check-in: {text}");
+    assert!(!text.contains("Medic called"), "only the ICS-211 sheet is on the paper: {text}");
+    pdf_shot(&pdf, "print-ics211-a4");
+
     // Accountability: a confidential grievance is withheld from whoever is not among its readers,
     // the person who recorded it included.
     screen(&app, "accountability");
@@ -166,6 +221,17 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     screen(&app, "settings");
     app.choose("#se-lang-select", "en");
     app.wait_text("nav", 5, |t| t.contains("Settings"));
+    // Letter paper: the ICS-214 activity log saved as a PDF lists the incident.
+    app.click("#se-letter");
+    screen(&app, "incidents");
+    let pdf = save_pdf(&app, "ics-214");
+    let info = pdf_info(&pdf);
+    assert!(info.contains("612 x 792 pts (letter)"), "{info}");
+    let text = pdf_text(&pdf);
+    assert!(text.contains("ICS 214") && text.contains("heat exhaustion"), "the log lists the incident: {text}");
+    pdf_shot(&pdf, "print-ics214-letter");
+    screen(&app, "settings");
+    app.click("#se-a4");
     // The dark theme passes the same contrast checks.
     app.click("#se-dark");
     assert_eq!(app.js("return document.documentElement.dataset.theme", json!([])), json!("dark"));

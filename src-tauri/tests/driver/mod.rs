@@ -45,14 +45,20 @@ fn find_tool(name: &str, hint: &str) -> PathBuf {
 
 /// A target directory binary of this workspace (built by `cargo test --workspace`).
 pub fn workspace_bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let app = PathBuf::from(env!("CARGO_BIN_EXE_aidmesh-app"));
-    let p = app.parent().unwrap().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build -p aidmesh-cli` (cargo xtask test does)",
-        p.display()
-    );
-    p
+    let dir = app.parent().unwrap().to_path_buf();
+    // The `aidmesh` command of this same source tree and profile (cargo rebuilds only what
+    // changed): a stale one would refuse a store of a newer schema.
+    BUILT.get_or_init(|| {
+        let mut c = Command::new(env!("CARGO"));
+        c.args(["build", "--quiet", "-p", "aidmesh-cli"]);
+        if dir.ends_with("release") {
+            c.arg("--release");
+        }
+        assert!(c.status().expect("cargo runs").success(), "cannot build the aidmesh command");
+    });
+    dir.join(name)
 }
 
 /// An X display of our own.

@@ -85,6 +85,8 @@ export type HubEvent =
   | { type: "invite"; state: "failed"; message: string }
   | { type: "progress"; task: string; done: number; total: number };
 
+export type Paper = "a4" | "letter";
+
 export interface Backend {
   status(): Promise<Status>;
   createHub(hubName: string, location: string, handle: string, passphrase: string): Promise<void>;
@@ -112,6 +114,8 @@ export interface Backend {
   exportBundle(path: string, full: boolean): Promise<BundleSummary>;
   importBundle(path: string): Promise<{ summary: BundleSummary; changed: number }>;
   exportJson(path: string): Promise<number>;
+  /** Saves the window's print layout as a PDF in the PDF folder; answers where and how big. */
+  savePdf(sheet: string, paper: Paper): Promise<{ path: string; bytes: number }>;
   changePassphrase(current: string, next: string): Promise<void>;
   onEvent(f: (e: HubEvent) => void): () => void;
 }

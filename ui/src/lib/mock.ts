@@ -210,6 +210,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async importBundle() {
       fail("io", "the mock hub reads no files");
     },
+    async savePdf(sheet, paper) {
+      if (!/^[a-z0-9-]+$/.test(sheet)) throw { code: "invalid", message: `sheet "${sheet}" is not a sheet name` };
+      return { path: `/pdf/${sheet}-${paper}.pdf`, bytes: 1234 };
+    },
     async exportJson() {
       return records.length;
     },

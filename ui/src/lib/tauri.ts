@@ -32,6 +32,7 @@ export function tauriBackend(): Backend {
     exportBundle: (path, full) => invoke("export_bundle", { path, full }),
     importBundle: (path) => invoke("import_bundle", { path }),
     exportJson: (path) => invoke("export_json", { path }),
+    savePdf: (sheet, paper) => invoke("save_pdf", { sheet, paper }),
     changePassphrase: (current, next) => invoke("change_passphrase", { current, new: next }),
     onEvent(f) {
       const un = listen<HubEvent>("hub-event", (e) => f(e.payload));

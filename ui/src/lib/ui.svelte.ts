@@ -1,4 +1,4 @@
-import type { Backend, HubEvent } from "./backend";
+import type { Backend, HubEvent, Paper } from "./backend";
 import { errorMessage } from "./backend";
 import { RTL, translate, type Key, type Lang } from "./i18n";
 
@@ -8,6 +8,7 @@ import { RTL, translate, type Key, type Lang } from "./i18n";
 export const ui = $state({
   lang: (localStorage.getItem("aidmesh.lang") as Lang) || "en",
   theme: localStorage.getItem("aidmesh.theme") || "light",
+  paper: (localStorage.getItem("aidmesh.paper") as Paper) || "a4",
   changes: 0,
   progress: null as null | { task: string; done: number; total: number },
 });
@@ -25,6 +26,19 @@ export function setTheme(t: string) {
   document.documentElement.dataset.theme = t;
 }
 
+/** The paper sheets are laid out for, on a printer and in saved PDFs. */
+export function setPaper(p: Paper) {
+  ui.paper = p;
+  localStorage.setItem("aidmesh.paper", p);
+  let style = document.getElementById("page-size");
+  if (!style) {
+    style = document.createElement("style");
+    style.id = "page-size";
+    document.head.append(style);
+  }
+  style.textContent = `@page { size: ${p === "letter" ? "letter" : "A4"}; margin: 15mm; }`;
+}
+
 export function t(key: Key, vars?: Record<string, string | number>): string {
   return translate(ui.lang, key, vars);
 }
@@ -36,9 +50,19 @@ export function watch(backend: Backend): () => void {
   });
 }
 
-/** Prints one form (ICS 211, ICS 214): only its section shows on paper, A4 or Letter. */
-export function printView(name: string) {
-  document.body.dataset.print = name;
+/** Shows only one form (ICS 211, ICS 214) in the print layout while `action` prints it. */
+export async function withPrintView<T>(name: string | undefined, action: () => Promise<T>): Promise<T> {
+  if (name) document.body.dataset.print = name;
+  try {
+    return await action();
+  } finally {
+    delete document.body.dataset.print;
+  }
+}
+
+/** Prints one form (ICS 211, ICS 214), or the screen's print layout, through the system dialog. */
+export function printView(name?: string) {
+  if (name) document.body.dataset.print = name;
   const done = () => {
     delete document.body.dataset.print;
     window.removeEventListener("afterprint", done);

@@ -143,3 +143,28 @@ describe("roster", () => {
     expect(document.querySelector(".print-only.ics211")?.textContent).toContain("2026-11-26 08:00");
   });
 });
+
+describe("saving a PDF", () => {
+  it("saves the ICS-211 sheet on the paper chosen in Settings, showing only that sheet meanwhile", async () => {
+    const b = await ready();
+    const calls: { sheet: string; paper: string; view?: string }[] = [];
+    const save = b.savePdf.bind(b);
+    b.savePdf = async (sheet, paper) => {
+      calls.push({ sheet, paper, view: document.body.dataset.print });
+      return save(sheet, paper);
+    };
+    const { default: Settings } = await import("./Settings.svelte");
+    const settings = render(Settings, { backend: b });
+    await fireEvent.click(screen.getByLabelText("Letter"));
+    settings.unmount();
+    const { default: Roster } = await import("./Roster.svelte");
+    render(Roster, { backend: b });
+    await screen.findAllByRole("button", { name: "Save PDF (Letter)" });
+    const bar = document.querySelector("[data-sheet=ics-211]") as HTMLElement;
+    await fireEvent.click(within(bar).getByRole("button", { name: "Save PDF (Letter)" }));
+    expect(await screen.findByText(/Saved: \/pdf\/ics-211-letter\.pdf/)).toBeTruthy();
+    expect(calls).toEqual([{ sheet: "ics-211", paper: "letter", view: "ics211" }]);
+    expect(document.body.dataset.print).toBeUndefined();
+    expect(document.getElementById("page-size")?.textContent).toContain("size: letter");
+  });
+});

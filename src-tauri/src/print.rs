@@ -1,0 +1,111 @@
+//! Saving what the window shows as a PDF on A4 or Letter paper: WebKitGTK's print operation
+//! sent to GTK's print-to-file backend, with no dialog. The page's print styles decide the
+//! layout, exactly as on a printer.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::state::{ApiError, ApiResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Paper {
+    A4,
+    Letter,
+}
+
+impl Paper {
+    pub(crate) fn parse(s: &str) -> ApiResult<Paper> {
+        match s {
+            "a4" => Ok(Paper::A4),
+            "letter" => Ok(Paper::Letter),
+            other => Err(ApiError::new("invalid", format!("paper {other:?} is not known: use a4 or letter"))),
+        }
+    }
+}
+
+/// How long a print may take before the app gives up waiting for it.
+const PRINT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The file a sheet is saved to: `dir/<sheet>-<stamp>-<paper>.pdf`, named only from safe characters.
+pub(crate) fn pdf_path(dir: &Path, sheet: &str, stamp: &str, paper: Paper) -> ApiResult<PathBuf> {
+    if sheet.is_empty() || !sheet.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::new("invalid", format!("sheet {sheet:?} is not a sheet name (letters, digits, -)")));
+    }
+    let paper = match paper {
+        Paper::A4 => "a4",
+        Paper::Letter => "letter",
+    };
+    Ok(dir.join(format!("{sheet}-{stamp}-{paper}.pdf")))
+}
+
+/// Prints the window's page into `path` as a PDF and waits until the file is written.
+#[cfg(target_os = "linux")]
+pub(crate) async fn save_pdf(window: &tauri::WebviewWindow, path: &Path, paper: Paper) -> ApiResult<u64> {
+    use gtk::glib;
+    let uri = glib::filename_to_uri(path, None)
+        .map_err(|e| ApiError::new("invalid", format!("{} cannot be written to: {e}", path.display())))?
+        .to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    window
+        .with_webview(move |wv| {
+            use webkit2gtk::PrintOperationExt;
+            let op = webkit2gtk::PrintOperation::new(&wv.inner());
+            let settings = gtk::PrintSettings::new();
+            settings.set_printer("Print to File");
+            settings.set(gtk::PRINT_SETTINGS_OUTPUT_FILE_FORMAT, Some("pdf"));
+            settings.set(gtk::PRINT_SETTINGS_OUTPUT_URI, Some(&uri));
+            let size = gtk::PaperSize::new(Some(match paper {
+                Paper::A4 => gtk::PAPER_NAME_A4,
+                Paper::Letter => gtk::PAPER_NAME_LETTER,
+            }));
+            settings.set_paper_size(&size);
+            let setup = gtk::PageSetup::new();
+            setup.set_paper_size_and_default_margins(&size);
+            op.set_print_settings(&settings);
+            op.set_page_setup(&setup);
+            // Either signal answers once; the operation keeps itself alive while it prints.
+            let tx = std::rc::Rc::new(std::cell::RefCell::new(Some(tx)));
+            let on_fail = tx.clone();
+            op.connect_failed(move |_, e| {
+                if let Some(tx) = on_fail.borrow_mut().take() {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            });
+            op.connect_finished(move |_| {
+                if let Some(tx) = tx.borrow_mut().take() {
+                    let _ = tx.send(Ok(()));
+                }
+            });
+            op.print();
+        })
+        .map_err(|e| ApiError::new("internal", format!("the window cannot print: {e}")))?;
+    match tokio::time::timeout(PRINT_TIMEOUT, rx).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(ApiError::new("print", format!("printing failed: {e}"))),
+        Ok(Err(_)) => return Err(ApiError::new("print", "printing stopped without an answer")),
+        Err(_) => return Err(ApiError::new("print", "printing took longer than a minute: try again")),
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > 0 => Ok(m.len()),
+        _ => Err(ApiError::new("print", format!("no PDF was written to {}", path.display()))),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) async fn save_pdf(_: &tauri::WebviewWindow, _: &Path, _: Paper) -> ApiResult<u64> {
+    Err(ApiError::new("unsupported", "saving a PDF is built for Linux only: use Print"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_papers() {
+        assert_eq!(Paper::parse("letter").unwrap(), Paper::Letter);
+        assert_eq!(Paper::parse("a5").unwrap_err().code, "invalid");
+        let p = pdf_path(Path::new("/tmp/x"), "ics-211", "2026-11-26-0830", Paper::A4).unwrap();
+        assert_eq!(p, Path::new("/tmp/x/ics-211-2026-11-26-0830-a4.pdf"));
+        assert_eq!(pdf_path(Path::new("/tmp"), "../etc", "s", Paper::A4).unwrap_err().code, "invalid");
+    }
+}
