@@ -155,6 +155,41 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     no_axe_violations(&app, "incidents");
     shot(&app, "incidents.png");
 
+    // By keyboard alone: from the top of the page to the Incidents screen, a report typed and
+    // saved without the mouse, and every control of the screen reachable by Tab.
+    app.js("document.querySelector('a.skip').focus(); return true", json!([]));
+    app.tab_to("e.dataset.screen === 'incidents'", 30);
+    app.keys("\u{E007}");
+    app.find("nav button[data-screen=incidents][aria-current=page]");
+    app.tab_to("e.form?.dataset.kind === 'incident' && e.name === 'description'", 20);
+    app.keys("Crowd crush warning at the north gate");
+    app.tab_to("e.form?.dataset.kind === 'incident' && e.type === 'submit'", 20);
+    app.keys("\u{E007}");
+    app.wait_text("table", 10, |t| t.contains("Crowd crush warning"));
+    let missed = app.js(
+        "const all = [...document.querySelectorAll('main button, main input, main select, main textarea, main a[href]')]
+           .filter(e => !e.disabled && e.offsetParent !== null && e.tabIndex >= 0);
+         window.__reached = new Set();
+         document.addEventListener('focusin', ev => window.__reached.add(ev.target));
+         document.querySelector('a.skip').focus();
+         return all.length",
+        json!([]),
+    );
+    // Date and time fields take one Tab per part (day, month, year, hours, minutes); the focus
+    // inside one is the field itself for the page.
+    let controls = missed.as_u64().unwrap() as usize;
+    for _ in 0..controls * 6 + 20 {
+        app.keys("\u{E004}");
+        app.js("window.__reached.add(document.activeElement); return true", json!([]));
+    }
+    let missed = app.js(
+        "return [...document.querySelectorAll('main button, main input, main select, main textarea, main a[href]')]
+           .filter(e => !e.disabled && e.offsetParent !== null && e.tabIndex >= 0 && !window.__reached.has(e))
+           .map(e => e.outerHTML.slice(0, 80))",
+        json!([]),
+    );
+    assert_eq!(missed, json!([]), "controls on the incidents screen that Tab never reached");
+
     // Roster: a volunteer, a shift, an assignment.
     screen(&app, "roster");
     app.fill("form[data-kind=volunteer] [name=handle]", "swift-otter");

@@ -201,6 +201,39 @@ impl App {
         self.post(&format!("/element/{id}/value"), json!({"text": text})).unwrap_or_else(|e| panic!("type {css}: {e}"));
     }
 
+    /// Sends keys to whatever has the focus, as a keyboard would (WebDriver key codes: "\u{E004}"
+    /// is Tab, "\u{E007}" Enter).
+    /// Sent as WebDriver key actions, so they go where the focus is (inside a date field's parts
+    /// too), as a keyboard's would.
+    pub fn keys(&self, keys: &str) {
+        let actions: Vec<Value> = keys
+            .chars()
+            .flat_map(|c| {
+                [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})]
+            })
+            .collect();
+        self.post("/actions", json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}))
+            .unwrap_or_else(|e| panic!("keys: {e}"));
+    }
+
+    /// Presses Tab until `matches` (a script's expression over `e`, the focused element) holds;
+    /// panics after `most` presses.
+    pub fn tab_to(&self, matches: &str, most: usize) {
+        let mut seen = Vec::new();
+        for _ in 0..most {
+            self.keys("\u{E004}");
+            let v = self.js(
+                &format!("const e = document.activeElement; return [!!(e && ({matches})), e ? e.outerHTML.slice(0, 60) : '']"),
+                json!([]),
+            );
+            if v[0] == json!(true) {
+                return;
+            }
+            seen.push(v[1].as_str().unwrap_or_default().to_string());
+        }
+        panic!("Tab never reached an element where {matches}; it went through {seen:#?}");
+    }
+
     /// Chooses an option of a select by its value.
     pub fn choose(&self, css: &str, value: &str) {
         self.find(&format!("{css} option[value=\"{value}\"]"));
