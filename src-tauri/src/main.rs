@@ -10,6 +10,16 @@ mod state;
 const UI_FINGERPRINT: &str = env!("AIDMESH_UI_FINGERPRINT");
 
 fn main() {
+    // WebKitGTK draws without GPU compositing unless AIDMESH_GPU_COMPOSITING=1: field laptops are
+    // often old or have awkward graphics drivers, and where compositing falls back to software
+    // the lists repaint at about half speed (docs/benchmarks.md has both, side by side). Set
+    // before GTK starts and before any thread exists.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("AIDMESH_GPU_COMPOSITING").is_none_or(|v| v != "1")
+        && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none()
+    {
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
