@@ -43,6 +43,7 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
         export_json,
         change_passphrase,
         save_pdf,
+        choose_file,
     ]
 }
 
@@ -478,4 +479,15 @@ async fn save_pdf(
     let bytes = crate::print::save_pdf(&window, &path, paper).await?;
     tracing::info!(path = %path.display(), bytes, "saved a PDF");
     Ok(SavedPdf { path: path.display().to_string(), bytes })
+}
+
+/// The system's file chooser: a path to write a bundle to (`save`) or to read one from.
+#[tauri::command]
+async fn choose_file(
+    window: tauri::WebviewWindow,
+    save: bool,
+    title: String,
+    suggested: Option<String>,
+) -> ApiResult<Option<String>> {
+    crate::dialog::choose(window, save, title, suggested).await
 }

@@ -3,6 +3,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod dialog;
 mod print;
 mod state;
 
@@ -10,23 +11,25 @@ mod state;
 const UI_FINGERPRINT: &str = env!("AIDMESH_UI_FINGERPRINT");
 
 fn main() {
-    // WebKitGTK draws without GPU compositing unless AIDMESH_GPU_COMPOSITING=1: field laptops are
-    // often old or have awkward graphics drivers, and where compositing falls back to software
-    // the lists repaint at about half speed (docs/benchmarks.md has both, side by side). Set
-    // before GTK starts and before any thread exists.
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("AIDMESH_GPU_COMPOSITING").is_none_or(|v| v != "1")
-        && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none()
-    {
-        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
-    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
     let settings = state::Settings::from_env();
     tracing::info!(ui = UI_FINGERPRINT, store = %settings.store_path().display(), "starting");
+    // The window's own storage (language, theme, paper; WebKit's caches) lives with the hub's
+    // data, not in a per-user folder shared by every hub run on this account.
+    let webview_data = settings.data_dir.join("webview");
     tauri::Builder::default()
+        .setup(move |app| {
+            tauri::WebviewWindowBuilder::new(app, "main", tauri::WebviewUrl::default())
+                .title("aidmesh")
+                .inner_size(1366.0, 768.0)
+                .min_inner_size(1024.0, 600.0)
+                .data_directory(webview_data)
+                .build()?;
+            Ok(())
+        })
         .manage(state::AppState::new(settings))
         .invoke_handler(commands::handler())
         .build(tauri::generate_context!())

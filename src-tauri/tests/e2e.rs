@@ -310,6 +310,16 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert!(status.success() && rest.contains("Joined"), "join ended with {status}: {rest}");
     app.wait_text("main", 10, |t| t.contains("South Kitchen") && t.contains("(member)"));
+    // A USB bundle for South, written from the Mesh screen (a typed path: the file chooser is
+    // the system's) with everything; South imports it with the command and gets North's stock.
+    assert!(!south.run(&["search", "Water"]).to_string().contains("Water"), "South has no stock of North's yet");
+    let bundle = data.path().join("north.bundle");
+    app.fill("#me-path", bundle.to_str().unwrap());
+    app.click("#me-full");
+    app.click("#me-export");
+    app.wait_text("main", 60, |t| t.contains("Wrote "));
+    let imported = south.run(&["bundle", "import", bundle.to_str().unwrap()]);
+    assert!(south.run(&["search", "Water"]).to_string().contains("Water"), "after the bundle: {imported}");
     // The coalition's purchase policy, and kestrel's role: recorded on North, signed by it.
     north.run(&[
         "add",

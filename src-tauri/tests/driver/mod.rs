@@ -61,6 +61,13 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// HTTP to the driver, with a time limit: a stuck WebDriver call fails the test instead of
+/// hanging it.
+fn agent() -> &'static ureq::Agent {
+    static AGENT: std::sync::OnceLock<ureq::Agent> = std::sync::OnceLock::new();
+    AGENT.get_or_init(|| ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build())
+}
+
 /// An X display of our own.
 pub struct Display {
     pub name: String,
@@ -135,7 +142,8 @@ impl App {
         }
         let app = std::fs::canonicalize(env!("CARGO_BIN_EXE_aidmesh-app")).unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
-        let v: Value = ureq::post(&format!("{base}/session")).send_json(caps).expect("a session").into_json().unwrap();
+        let v: Value =
+            agent().post(&format!("{base}/session")).send_json(caps).expect("a session").into_json().unwrap();
         let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
         App { base, session, _driver: child }
     }
@@ -145,7 +153,7 @@ impl App {
     }
 
     fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        match ureq::post(&self.url(path)).send_json(body) {
+        match agent().post(&self.url(path)).send_json(body) {
             Ok(r) => Ok(r.into_json::<Value>().map_err(|e| e.to_string())?["value"].clone()),
             Err(ureq::Error::Status(_, r)) => Err(r.into_string().unwrap_or_default()),
             Err(e) => Err(e.to_string()),
@@ -153,7 +161,7 @@ impl App {
     }
 
     fn get(&self, path: &str) -> Result<Value, String> {
-        match ureq::get(&self.url(path)).call() {
+        match agent().get(&self.url(path)).call() {
             Ok(r) => Ok(r.into_json::<Value>().map_err(|e| e.to_string())?["value"].clone()),
             Err(ureq::Error::Status(_, r)) => Err(r.into_string().unwrap_or_default()),
             Err(e) => Err(e.to_string()),
@@ -315,7 +323,7 @@ impl App {
 
 impl Drop for App {
     fn drop(&mut self) {
-        let _ = ureq::delete(&self.url("")).call();
+        let _ = agent().delete(&self.url("")).call();
     }
 }
 

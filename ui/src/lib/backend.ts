@@ -114,6 +114,8 @@ export interface Backend {
   exportBundle(path: string, full: boolean): Promise<BundleSummary>;
   importBundle(path: string): Promise<{ summary: BundleSummary; changed: number }>;
   exportJson(path: string): Promise<number>;
+  /** The system's file chooser: a path to write to (`save`) or to read from; null if cancelled. */
+  chooseFile(save: boolean, title: string, suggested?: string): Promise<string | null>;
   /** Saves the window's print layout as a PDF in the PDF folder; answers where and how big. */
   savePdf(sheet: string, paper: Paper): Promise<{ path: string; bytes: number }>;
   changePassphrase(current: string, next: string): Promise<void>;

@@ -44,7 +44,7 @@ function fail(code: string, message: string): never {
   throw { code, message } satisfies ApiError;
 }
 
-export function mockBackend(opts: { now?: () => Date } = {}): Backend & { records: Rec[] } {
+export function mockBackend(opts: { now?: () => Date } = {}): Backend & { records: Rec[]; chosenFile: string | null } {
   const now = opts.now ?? (() => new Date());
   let created = false;
   let unlocked = false;
@@ -209,6 +209,11 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async importBundle() {
       fail("io", "the mock hub reads no files");
+    },
+    /** What the file chooser answers next (tests set it; null is a cancel). */
+    chosenFile: "/media/stick/chosen.bundle" as string | null,
+    async chooseFile() {
+      return this.chosenFile;
     },
     async savePdf(sheet, paper) {
       if (!/^[a-z0-9-]+$/.test(sheet)) throw { code: "invalid", message: `sheet "${sheet}" is not a sheet name` };

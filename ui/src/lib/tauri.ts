@@ -33,6 +33,7 @@ export function tauriBackend(): Backend {
     importBundle: (path) => invoke("import_bundle", { path }),
     exportJson: (path) => invoke("export_json", { path }),
     savePdf: (sheet, paper) => invoke("save_pdf", { sheet, paper }),
+    chooseFile: (save, title, suggested) => invoke("choose_file", { save, title, suggested: suggested ?? null }),
     changePassphrase: (current, next) => invoke("change_passphrase", { current, new: next }),
     onEvent(f) {
       const un = listen<HubEvent>("hub-event", (e) => f(e.payload));

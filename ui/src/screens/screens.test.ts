@@ -168,3 +168,23 @@ describe("saving a PDF", () => {
     expect(document.getElementById("page-size")?.textContent).toContain("size: letter");
   });
 });
+
+describe("bundles", () => {
+  it("exports to the file chosen in the system's chooser, and a cancel does nothing", async () => {
+    const b = await ready();
+    const exported: string[] = [];
+    b.exportBundle = async (path) => {
+      exported.push(path);
+      return { bytes: 2048, documents: 3 } as never;
+    };
+    const { default: Mesh } = await import("./Mesh.svelte");
+    render(Mesh, { backend: b });
+    b.chosenFile = null;
+    await fireEvent.click(await screen.findByRole("button", { name: "Export to a file…" }));
+    expect(exported).toEqual([]);
+    b.chosenFile = "/media/stick/north.bundle";
+    await fireEvent.click(screen.getByRole("button", { name: "Export to a file…" }));
+    await waitFor(() => expect(exported).toEqual(["/media/stick/north.bundle"]));
+    expect((screen.getByLabelText("Bundle file path") as HTMLInputElement).value).toBe("/media/stick/north.bundle");
+  });
+});
