@@ -247,7 +247,7 @@ async fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, 
 async fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview> {
     let t = std::time::Instant::now();
     let o = state.with_hub(|h| h.overview());
-    tracing::info!(ms = t.elapsed().as_millis() as u64, "overview");
+    tracing::debug!(ms = t.elapsed().as_millis() as u64, "overview");
     o
 }
 
@@ -468,14 +468,11 @@ async fn save_pdf(
     paper: String,
 ) -> ApiResult<SavedPdf> {
     let paper = crate::print::Paper::parse(&paper)?;
-    // 2026-11-26T05:55:01.123Z → 2026-11-26-055501
-    let now = state.with_hub(|h| Ok(h.now()))?.to_string();
-    let stamp: String = now.chars().take(19).filter(|c| c.is_ascii_digit() || *c == '-' || *c == 'T').collect();
-    let stamp = stamp.replace('T', "-");
+    let now = state.with_hub(|h| Ok(h.now()))?;
     let dir = &state.settings.pdf_dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| ApiError::new("io", format!("cannot create the PDF folder {}: {e}", dir.display())))?;
-    let path = crate::print::pdf_path(dir, &sheet, &stamp, paper)?;
+    let path = crate::print::pdf_path(dir, &sheet, now, paper)?;
     let bytes = crate::print::save_pdf(&window, &path, paper).await?;
     tracing::info!(path = %path.display(), bytes, "saved a PDF");
     Ok(SavedPdf { path: path.display().to_string(), bytes })

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use aidmesh_hub::model::Timestamp;
+
 use crate::state::{ApiError, ApiResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +28,9 @@ impl Paper {
 /// How long a print may take before the app gives up waiting for it.
 const PRINT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The file a sheet is saved to: `dir/<sheet>-<stamp>-<paper>.pdf`, named only from safe characters.
-pub(crate) fn pdf_path(dir: &Path, sheet: &str, stamp: &str, paper: Paper) -> ApiResult<PathBuf> {
+/// The file a sheet is saved to: `dir/<sheet>-<YYYY-MM-DD-HHMMSS>-<paper>.pdf`, named only from
+/// safe characters.
+pub(crate) fn pdf_path(dir: &Path, sheet: &str, at: Timestamp, paper: Paper) -> ApiResult<PathBuf> {
     if sheet.is_empty() || !sheet.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(ApiError::new("invalid", format!("sheet {sheet:?} is not a sheet name (letters, digits, -)")));
     }
@@ -35,7 +38,7 @@ pub(crate) fn pdf_path(dir: &Path, sheet: &str, stamp: &str, paper: Paper) -> Ap
         Paper::A4 => "a4",
         Paper::Letter => "letter",
     };
-    Ok(dir.join(format!("{sheet}-{stamp}-{paper}.pdf")))
+    Ok(dir.join(format!("{sheet}-{}-{paper}.pdf", at.file_stamp())))
 }
 
 /// Prints the window's page into `path` as a PDF and waits until the file is written.
@@ -104,8 +107,9 @@ mod tests {
     fn names_and_papers() {
         assert_eq!(Paper::parse("letter").unwrap(), Paper::Letter);
         assert_eq!(Paper::parse("a5").unwrap_err().code, "invalid");
-        let p = pdf_path(Path::new("/tmp/x"), "ics-211", "2026-11-26-0830", Paper::A4).unwrap();
-        assert_eq!(p, Path::new("/tmp/x/ics-211-2026-11-26-0830-a4.pdf"));
-        assert_eq!(pdf_path(Path::new("/tmp"), "../etc", "s", Paper::A4).unwrap_err().code, "invalid");
+        let at = Timestamp::parse("2026-11-26T08:30:05.250Z").unwrap();
+        let p = pdf_path(Path::new("/tmp/x"), "ics-211", at, Paper::A4).unwrap();
+        assert_eq!(p, Path::new("/tmp/x/ics-211-2026-11-26-083005-a4.pdf"));
+        assert_eq!(pdf_path(Path::new("/tmp"), "../etc", at, Paper::Letter).unwrap_err().code, "invalid");
     }
 }

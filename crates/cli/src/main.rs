@@ -1,6 +1,17 @@
 //! `aidmesh`: the command-line hub. A thin layer of argument parsing and printing over
 //! `aidmesh-hub`; everything it does, the desktop app can do through the same API.
 
+/// `println!` for the command's output, except that a closed stdout (`aidmesh list | head`)
+/// ends the program quietly instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::stdout_failed(e)
+        }
+    }};
+}
+
 mod args;
 mod print;
 mod serve;
@@ -24,11 +35,29 @@ fn main() -> ExitCode {
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): what it wanted, it has.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Output could not be written. A closed pipe ends the program quietly, like a finished one;
+/// anything else (a full disk) is an error.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0)
+    }
+    eprintln!("error: cannot write the output: {e}");
+    std::process::exit(1)
 }
 
 /// What opening the store needs.
@@ -51,7 +80,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
             } else {
-                println!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
+                outln!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
                 Ok(())
             }
         }
@@ -80,9 +109,9 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 return print::json(&rep);
             }
-            println!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
+            outln!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
             for (k, n) in &rep.per_kind {
-                println!("  {n:>5} {k}");
+                outln!("  {n:>5} {k}");
             }
             Ok(())
         }
@@ -102,7 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print::json(&rec)
             } else {
-                println!("Added {} {}", kind, rec.id());
+                outln!("Added {} {}", kind, rec.id());
                 Ok(())
             }
         }
@@ -112,7 +141,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print::json(&rec)
             } else {
-                println!("Updated {} {}", rec.kind(), rec.id());
+                outln!("Updated {} {}", rec.kind(), rec.id());
                 Ok(())
             }
         }
@@ -128,7 +157,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 print::json(&rec)
             } else {
-                println!("Amended {id}: {field} (amendment {})", rec.id());
+                outln!("Amended {id}: {field} (amendment {})", rec.id());
                 Ok(())
             }
         }
@@ -159,7 +188,7 @@ fn run(cli: Cli) -> Result<()> {
                 return print::json(&h);
             }
             for l in h {
-                println!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+                outln!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
             }
             Ok(())
         }
@@ -176,10 +205,10 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             if hits.is_empty() {
-                println!("Nothing matches {query:?}.");
+                outln!("Nothing matches {query:?}.");
             }
             for h in hits {
-                println!("{}  {:<12} {}", h.id, h.kind, h.label);
+                outln!("{}  {:<12} {}", h.id, h.kind, h.label);
             }
             Ok(())
         }
@@ -198,10 +227,10 @@ fn run(cli: Cli) -> Result<()> {
                 return print::json(&s);
             }
             if s.is_empty() {
-                println!("No suggestions: no open request has a matching offer or stock.");
+                outln!("No suggestions: no open request has a matching offer or stock.");
             }
             for x in s {
-                println!(
+                outln!(
                     "request {}  ←  {} x{}  (score {}: {})",
                     x.request,
                     print::source(&x.source),
@@ -228,13 +257,13 @@ fn run(cli: Cli) -> Result<()> {
                     .collect();
                 return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
             }
-            println!("Per fund:");
+            outln!("Per fund:");
             for ((f, c), v) in &t.per_fund {
-                println!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
             }
-            println!("Per category:");
+            outln!("Per category:");
             for ((f, c), v) in &t.per_category {
-                println!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
             }
             Ok(())
         }
@@ -244,9 +273,9 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 return print::json(&t);
             }
-            println!("{kind} fields (default in brackets):");
+            outln!("{kind} fields (default in brackets):");
             for (k, v) in t {
-                println!("  {k:<22} [{v}]");
+                outln!("  {k:<22} [{v}]");
             }
             Ok(())
         }
@@ -263,14 +292,14 @@ fn run(cli: Cli) -> Result<()> {
                     if json {
                         print::json(&serde_json::json!({ "vault_id": id }))
                     } else {
-                        println!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
+                        outln!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
                         Ok(())
                     }
                 }
                 VaultCmd::Show { id } => match hub.vault_get(&id)? {
                     aidmesh_hub::VaultState::Present(b) => {
                         std::io::stdout().write_all(&b)?;
-                        println!();
+                        outln!();
                         Ok(())
                     }
                     aidmesh_hub::VaultState::Erased { at } => {
@@ -279,7 +308,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 VaultCmd::Erase { id } => {
                     hub.vault_erase(&id)?;
-                    println!("Erased {id}: its content and key are destroyed.");
+                    outln!("Erased {id}: its content and key are destroyed.");
                     Ok(())
                 }
             }
@@ -320,16 +349,16 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 return print::json(&rep);
             }
-            println!("Imported {} records ({} already present).", rep.imported, rep.skipped);
+            outln!("Imported {} records ({} already present).", rep.imported, rep.skipped);
             for (k, n) in &rep.per_kind {
-                println!("  {n:>6} {k}");
+                outln!("  {n:>6} {k}");
             }
             Ok(())
         }
         Command::Reindex => {
             let mut hub = open(&store, &cli)?;
             let n = hub.rebuild_index()?;
-            println!("Rebuilt the index from the documents: {n} records.");
+            outln!("Rebuilt the index from the documents: {n} records.");
             Ok(())
         }
         Command::Identity => {
@@ -341,22 +370,22 @@ fn run(cli: Cli) -> Result<()> {
                     "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
                 }));
             }
-            println!("hub id       {}", hub.fingerprint());
-            println!("public key   {}", hub.public_key());
-            println!("founder code {code}");
+            outln!("hub id       {}", hub.fingerprint());
+            outln!("public key   {}", hub.public_key());
+            outln!("founder code {code}");
             Ok(())
         }
         Command::Admit { key, name, admin } => {
             let mut hub = open(&store, &cli)?;
             let role = if admin { aidmesh_hub::MemberRole::Admin } else { aidmesh_hub::MemberRole::Member };
             hub.admit(key.trim(), &name, role)?;
-            println!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
+            outln!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
             Ok(())
         }
         Command::Revoke { hub: who } => {
             let mut hub = open(&store, &cli)?;
             hub.revoke(&who)?;
-            println!("Revoked {who}: member hubs refuse it once they have this entry.");
+            outln!("Revoked {who}: member hubs refuse it once they have this entry.");
             Ok(())
         }
         Command::AdoptFounder { code } => {
@@ -370,7 +399,7 @@ fn run(cli: Cli) -> Result<()> {
                 name: name.to_string(),
                 at: Timestamp::from_millis(at),
             })?;
-            println!(
+            outln!(
                 "This hub now belongs to {name}'s coalition; an admin must admit it: aidmesh admit {}",
                 hub.public_key()
             );
@@ -392,12 +421,12 @@ fn run(cli: Cli) -> Result<()> {
                     &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
                 );
             }
-            println!("Connected peers (as `aidmesh serve` last recorded):");
+            outln!("Connected peers (as `aidmesh serve` last recorded):");
             if status.is_empty() {
-                println!("  none");
+                outln!("  none");
             }
             for p in &status {
-                println!(
+                outln!(
                     "  {}  at {}  last synced {}  {} bytes in, {} out",
                     p["hub"].as_str().unwrap_or(""),
                     p["addr"].as_str().unwrap_or(""),
@@ -406,9 +435,9 @@ fn run(cli: Cli) -> Result<()> {
                     p["traffic"]["bytes_out"]
                 );
             }
-            println!("Members:");
+            outln!("Members:");
             for m in members.members.values() {
-                println!("  {}  {:<20} {:?}", m.id, m.name, m.role);
+                outln!("  {}  {:<20} {:?}", m.id, m.name, m.role);
             }
             Ok(())
         }
@@ -445,8 +474,8 @@ fn run(cli: Cli) -> Result<()> {
                 return print::json(&summary);
             }
             let who = summary.exporter_name.clone().unwrap_or_else(|| "unknown hub".into());
-            println!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
-            println!(
+            outln!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
+            outln!(
                 "  {} documents, {} bytes, {}, {} vault entries{}",
                 summary.documents,
                 summary.bytes,
@@ -455,23 +484,23 @@ fn run(cli: Cli) -> Result<()> {
                 if summary.member { "" } else { " — NOT from a current member: it will be refused" }
             );
             if !summary.made_for.is_empty() && !summary.full {
-                println!("  for: {}", summary.made_for.join(", "));
+                outln!("  for: {}", summary.made_for.join(", "));
             }
             if !summary.unknown_members.is_empty() {
-                println!(
+                outln!(
                     "  not for: {} (this hub knows nothing of what they hold: give them a --full bundle)",
                     summary.unknown_members.join(", ")
                 );
             }
             if summary.waiting_documents > 0 {
-                println!(
+                outln!(
                     "  {} documents hold changes that wait for an earlier bundle from this hub (or a sync): \
                      import it too; nothing is lost meanwhile",
                     summary.waiting_documents
                 );
             }
             for (k, n) in &summary.records {
-                println!("  {n:>8} {k}");
+                outln!("  {n:>8} {k}");
             }
             Ok(())
         }
@@ -483,7 +512,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut hub = open(&store, &cli)?;
             let new = prompt_twice("New passphrase")?;
             hub.change_passphrase(&new)?;
-            println!("Passphrase changed.");
+            outln!("Passphrase changed.");
             Ok(())
         }
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) fn json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -29,20 +29,20 @@ fn label(hub: &Hub, id: &str) -> String {
 }
 
 pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
-    println!("{} — {}", ov.hub_name, ov.now);
+    outln!("{} — {}", ov.hub_name, ov.now);
     section("Shortages (below reorder level)", ov.shortages.len());
     for s in &ov.shortages {
-        println!("  {:<40} {:>6} of {:<6} {}", s.name, s.level, s.reorder_level, s.item);
+        outln!("  {:<40} {:>6} of {:<6} {}", s.name, s.level, s.reorder_level, s.item);
     }
     section("Expiring within 7 days (oldest first)", ov.expiring.len());
     for e in &ov.expiring {
-        println!("  {}  {:<40} {:>6} in stock  {}", e.expiry, e.name, e.level, e.item);
+        outln!("  {}  {:<40} {:>6} in stock  {}", e.expiry, e.name, e.level, e.item);
     }
     section("Open urgent requests", ov.urgent_requests.len());
     for r in &ov.urgent_requests {
         if let Body::Request(q) = &r.body {
             let by = q.needed_by.map(|t| format!("by {t}")).unwrap_or_default();
-            println!(
+            outln!(
                 "  {:<9} x{:<5} {:<40} {by}  {}",
                 format!("{:?}", q.urgency).to_uppercase(),
                 q.quantity,
@@ -53,12 +53,12 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
     }
     section("Unfilled shifts in the next 12 hours", ov.unfilled_shifts.len());
     for c in &ov.unfilled_shifts {
-        println!("  {} – {}  {}/{} people  {}", c.start, c.end, c.assigned, c.needed, c.shift);
+        outln!("  {} – {}  {}/{} people  {}", c.start, c.end, c.assigned, c.needed, c.shift);
     }
     section("Incidents in the last 24 hours (most severe first)", ov.recent_incidents.len());
     for r in &ov.recent_incidents {
         if let Body::Incident(i) = &r.body {
-            println!("  severity {}  {:?}  {:<50} {}", i.severity, i.status, r.body.label(), r.id());
+            outln!("  severity {}  {:?}  {:<50} {}", i.severity, i.status, r.body.label(), r.id());
         }
     }
     let conflicts = ov.over_allocations.len() + ov.field_conflicts.len() + ov.double_bookings.len();
@@ -68,7 +68,7 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
             Source::Offer { offer } => format!("offer \"{}\"", label(hub, offer.as_str())),
             s => source(s),
         };
-        println!(
+        outln!(
             "  OVER-ALLOCATED {what}: {} promised, {} available ({} allocations)",
             o.allocated,
             o.capacity,
@@ -76,73 +76,73 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
         );
     }
     for d in &ov.double_bookings {
-        println!("  DOUBLE-BOOKED {} on shifts {} and {}", label(hub, d.volunteer.as_str()), d.first, d.second);
+        outln!("  DOUBLE-BOOKED {} on shifts {} and {}", label(hub, d.volunteer.as_str()), d.first, d.second);
     }
     for (id, kind, n) in &ov.field_conflicts {
-        println!("  EDITED ON TWO HUBS {kind} {id}: {n} field(s) — `aidmesh show {id}`");
+        outln!("  EDITED ON TWO HUBS {kind} {id}: {n} field(s) — `aidmesh show {id}`");
     }
     section("Expenses waiting for approval", ov.unapproved_expenses.len());
     for r in &ov.unapproved_expenses {
         if let Body::Expense(e) = &r.body {
-            println!("  {:>14}  {:<30} {}", format_amount(e.amount_minor, &e.currency), e.purpose, r.id());
+            outln!("  {:>14}  {:<30} {}", format_amount(e.amount_minor, &e.currency), e.purpose, r.id());
         }
     }
     Ok(())
 }
 
 fn section(title: &str, n: usize) {
-    println!();
+    outln!();
     if n == 0 {
-        println!("{title}: none");
+        outln!("{title}: none");
     } else {
-        println!("{title}: {n}");
+        outln!("{title}: {n}");
     }
 }
 
 pub(crate) fn list(recs: &[Record], total: i64, offset: usize) -> Result<()> {
     for r in recs {
-        println!("{}  {}  {}", r.id(), r.meta.created_at, r.body.label());
+        outln!("{}  {}  {}", r.id(), r.meta.created_at, r.body.label());
     }
     let shown = recs.len();
     if (offset + shown) < total as usize {
-        println!("({} of {total} shown; use --offset {} for more)", shown, offset + shown);
+        outln!("({} of {total} shown; use --offset {} for more)", shown, offset + shown);
     } else if shown == 0 {
-        println!("(none)");
+        outln!("(none)");
     }
     Ok(())
 }
 
 pub(crate) fn show(v: &RecordView) -> Result<()> {
     let r = &v.record;
-    println!("{} {}", r.kind(), r.id());
-    println!("  created {} by {} on hub {}", r.meta.created_at, r.meta.created_by, r.meta.created_hub);
+    outln!("{} {}", r.kind(), r.id());
+    outln!("  created {} by {} on hub {}", r.meta.created_at, r.meta.created_by, r.meta.created_hub);
     let orig = v.original.as_ref().map(|o| o.body.to_fields());
     for (k, val) in r.body.to_fields() {
         let was = orig.as_ref().and_then(|o| o.get(&k)).filter(|o| **o != val);
         let mark = if v.conflicts.iter().any(|c| c.field == k) { "  ⚠ CONFLICT" } else { "" };
         match was {
-            Some(w) => println!("  {k:<20} {}  (amended; originally {}){mark}", show_value(&val), show_value(w)),
-            None => println!("  {k:<20} {}{mark}", show_value(&val)),
+            Some(w) => outln!("  {k:<20} {}  (amended; originally {}){mark}", show_value(&val), show_value(w)),
+            None => outln!("  {k:<20} {}{mark}", show_value(&val)),
         }
     }
     for c in &v.conflicts {
         let vals: Vec<String> = c.values.iter().map(show_value).collect();
-        println!("  conflict on {}: {} — write the field again to settle it", c.field, vals.join(" | "));
+        outln!("  conflict on {}: {} — write the field again to settle it", c.field, vals.join(" | "));
     }
     if !v.stock.is_empty() {
-        println!("  stock:");
+        outln!("  stock:");
         for s in &v.stock {
-            println!("    {:>6} at {}", s.quantity, s.place);
+            outln!("    {:>6} at {}", s.quantity, s.place);
         }
     }
     if let Some(a) = &v.approval {
-        println!("  approval: {}", serde_json::to_string(a)?);
+        outln!("  approval: {}", serde_json::to_string(a)?);
     }
     if !v.amendments.is_empty() {
-        println!("  amendments:");
+        outln!("  amendments:");
         for a in &v.amendments {
             if let Body::Amendment(x) = &a.body {
-                println!(
+                outln!(
                     "    {} by {}: {} = {} ({})",
                     a.meta.created_at,
                     a.meta.created_by,
@@ -153,9 +153,9 @@ pub(crate) fn show(v: &RecordView) -> Result<()> {
             }
         }
     }
-    println!("  history:");
+    outln!("  history:");
     for h in &v.history {
-        println!("    {} by {} on hub {}", h.at, h.handle, h.hub.get(..12).unwrap_or(&h.hub));
+        outln!("    {} by {} on hub {}", h.at, h.handle, h.hub.get(..12).unwrap_or(&h.hub));
     }
     Ok(())
 }
@@ -170,10 +170,10 @@ fn show_value(v: &Value) -> String {
 
 pub(crate) fn stock(hub: &Hub, lines: &[StockLine]) -> Result<()> {
     if lines.is_empty() {
-        println!("No stock recorded.");
+        outln!("No stock recorded.");
     }
     for s in lines {
-        println!("{:>8}  {:<40} at {}", s.quantity, label(hub, &s.item), label(hub, &s.place));
+        outln!("{:>8}  {:<40} at {}", s.quantity, label(hub, &s.item), label(hub, &s.place));
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ pub(crate) fn run(
         let name = hub.hub_name()?;
         let id = hub.fingerprint();
         let node = Node::start(hub, NodeConfig { listen, peers, discovery }).await?;
-        println!("serving {name} ({id}) on {}", node.addr);
+        outln!("serving {name} ({id}) on {}", node.addr);
         use std::io::Write;
         std::io::stdout().flush()?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -28,7 +28,7 @@ pub(crate) fn run(
             }
         })
         .await?;
-        println!("stopped");
+        outln!("stopped");
         Ok(())
     })
 }
@@ -49,16 +49,16 @@ pub(crate) fn invite(
     runtime()?.block_on(async move {
         let identity = aidmesh_node::invite::inviter(&hub)?;
         let open = aidmesh_node::invite::open_invite(identity, listen, advertise, minutes).await?;
-        println!("Invite code, valid {minutes} minutes, for one hub:");
-        println!("{}", open.invite.code());
-        println!("{}", open.invite.qr());
-        println!("On the joining laptop: aidmesh join CODE --name NAME");
-        println!("Waiting for the joining hub...");
+        outln!("Invite code, valid {minutes} minutes, for one hub:");
+        outln!("{}", open.invite.code());
+        outln!("{}", open.invite.qr());
+        outln!("On the joining laptop: aidmesh join CODE --name NAME");
+        outln!("Waiting for the joining hub...");
         std::io::stdout().flush()?;
         let pending = open.wait().await?;
-        println!("Hub {} (\"{}\") wants to join.", pending.joiner, pending.name);
-        println!("Confirmation code: {}", pending.confirmation);
-        println!("Does the joining screen show the same code? [y/N]");
+        outln!("Hub {} (\"{}\") wants to join.", pending.joiner, pending.name);
+        outln!("Confirmation code: {}", pending.confirmation);
+        outln!("Does the joining screen show the same code? [y/N]");
         std::io::stdout().flush()?;
         let answer = tokio::task::spawn_blocking(|| {
             let mut line = String::new();
@@ -72,7 +72,7 @@ pub(crate) fn invite(
         let welcome = aidmesh_node::invite::admit(&mut hub, &pending, serve_addr)?;
         let (name, id) = (pending.name.clone(), pending.joiner.clone());
         pending.answer(Some(welcome)).await.map_err(anyhow::Error::msg)?;
-        println!("Admitted {name} ({id}).");
+        outln!("Admitted {name} ({id}).");
         Ok(())
     })
 }
@@ -83,17 +83,17 @@ pub(crate) fn join(mut hub: Hub, code: &str, name: &str) -> Result<()> {
     let identity = hub.identity();
     let welcome = runtime()?
         .block_on(aidmesh_node::invite::join(&identity, &inv, name, |c| {
-            println!("Confirmation code: {c}");
-            println!("Read it aloud: the inviting coordinator confirms it on their screen.");
+            outln!("Confirmation code: {c}");
+            outln!("Read it aloud: the inviting coordinator confirms it on their screen.");
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }))
         .map_err(anyhow::Error::msg)?;
     aidmesh_node::invite::adopt(&mut hub, &welcome)?;
-    println!("Joined {}'s coalition.", welcome.founder_name);
+    outln!("Joined {}'s coalition.", welcome.founder_name);
     match welcome.peer {
-        Some(p) => println!("Start syncing: aidmesh serve --peer {p}"),
-        None => println!("Start syncing: aidmesh serve"),
+        Some(p) => outln!("Start syncing: aidmesh serve --peer {p}"),
+        None => outln!("Start syncing: aidmesh serve"),
     }
     Ok(())
 }

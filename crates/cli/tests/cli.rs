@@ -1,7 +1,8 @@
 //! The `aidmesh` binary as a person or a script uses it.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -17,16 +18,18 @@ impl Env {
     fn run(&self, args: &[&str]) -> Output {
         self.run_with(args, "pw")
     }
-    fn run_with(&self, args: &[&str], pass: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_aidmesh"))
-            .arg("--store")
+    fn command(&self, args: &[&str], pass: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aidmesh"));
+        c.arg("--store")
             .arg(self.store())
             .args(args)
             .env("AIDMESH_PASSPHRASE", pass)
             .env("AIDMESH_HANDLE", "tester")
-            .env_remove("AIDMESH_STORE")
-            .output()
-            .unwrap()
+            .env_remove("AIDMESH_STORE");
+        c
+    }
+    fn run_with(&self, args: &[&str], pass: &str) -> Output {
+        self.command(args, pass).output().unwrap()
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -107,6 +110,24 @@ fn a_coordinator_session() {
     assert_eq!(shown["record"]["severity"], 2);
     assert_eq!(shown["original"]["severity"], 4);
     assert!(e.ok(&["fields", "shift"]).contains("needed"));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `aidmesh list item | head -c 16`: the reader leaves while the command still writes.
+    let e = Env::new();
+    e.ok(&["demo"]);
+    let args = ["--json", "list", "item", "--limit", "1000"];
+    let whole = e.ok(&args);
+    assert!(whole.len() > 65_536 + 16, "the output must outgrow a pipe's buffer: {} bytes", whole.len());
+    let mut child = e.command(&args, "pw").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 16];
+    let mut out = child.stdout.take().unwrap();
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.is_empty(), "{:?}: {err}", o.status);
 }
 
 #[test]

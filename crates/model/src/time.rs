@@ -34,6 +34,10 @@ impl Timestamp {
     pub fn month(self) -> String {
         self.datetime().format("%Y-%m").to_string()
     }
+    /// `YYYY-MM-DD-HHMMSS` (UTC): for file names, sorting as the instants do.
+    pub fn file_stamp(self) -> String {
+        self.datetime().format("%Y-%m-%d-%H%M%S").to_string()
+    }
     fn datetime(self) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp_millis(self.0).unwrap_or_default()
     }
