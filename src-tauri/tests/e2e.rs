@@ -251,8 +251,14 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     let dir = app.js("return document.documentElement.dir", json!([]));
     assert_eq!(dir, json!("rtl"));
     no_axe_violations(&app, "settings in Arabic");
-    screen(&app, "overview");
-    shot(&app, "overview-arabic.png");
+    // The forms read in Arabic: no field keeps its English name.
+    screen(&app, "inventory");
+    let latin = app.js(
+        "return [...document.querySelectorAll('main form label')].map(l => l.innerText).filter(t => /[A-Za-z]/.test(t))",
+        json!([]),
+    );
+    assert_eq!(latin, json!([]), "form labels left in English");
+    shot(&app, "inventory-arabic.png");
     screen(&app, "settings");
     app.choose("#se-lang-select", "en");
     app.wait_text("nav", 5, |t| t.contains("Settings"));

@@ -107,6 +107,7 @@ impl Display {
 pub struct App {
     base: String,
     pub session: String,
+    display: String,
     _driver: Proc,
 }
 
@@ -145,7 +146,7 @@ impl App {
         let v: Value =
             agent().post(&format!("{base}/session")).send_json(caps).expect("a session").into_json().unwrap();
         let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
-        App { base, session, _driver: child }
+        App { base, session, display: display.name.clone(), _driver: child }
     }
 
     fn url(&self, path: &str) -> String {
@@ -295,13 +296,42 @@ impl App {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    /// A screenshot of the window as the X display shows it, as a PNG.
+    ///
+    /// Read from the display (X's GetImage), not through WebDriver: WebKitWebDriver's own
+    /// screenshot never answers on some pages when WebKit draws without compositing (which the
+    /// app chooses on a machine without a GPU, as here), although the window paints them.
     pub fn screenshot(&self, path: &Path) {
-        use base64::Engine;
+        use x11rb::connection::Connection;
+        use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder};
         std::thread::sleep(Duration::from_millis(600));
-        let v = self.get("/screenshot").expect("a screenshot");
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+        let rect = self.get("/window/rect").unwrap_or_else(|e| panic!("the window's position: {e}"));
+        let at = |k: &str| rect[k].as_f64().unwrap_or(0.0).max(0.0) as u16;
+        let (conn, n) = x11rb::connect(Some(&self.display)).expect("the X display");
+        let setup = conn.setup();
+        let screen = &setup.roots[n];
+        let (x, y) = (at("x"), at("y"));
+        let w = at("width").min(screen.width_in_pixels - x);
+        let h = at("height").min(screen.height_in_pixels - y);
+        let img = conn
+            .get_image(ImageFormat::Z_PIXMAP, screen.root, x as i16, y as i16, w, h, !0)
+            .expect("GetImage sent")
+            .reply()
+            .expect("the window's pixels");
+        let bpp = setup.pixmap_formats.iter().find(|f| f.depth == img.depth).map(|f| f.bits_per_pixel);
+        assert!(
+            bpp == Some(32) && setup.image_byte_order == ImageOrder::LSB_FIRST,
+            "a {bpp:?}-bit {:?} display: only 32-bit little-endian pixels are read",
+            setup.image_byte_order
+        );
+        // Little-endian 32-bit pixels are B, G, R, unused.
+        let rgb: Vec<u8> = img.data.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, png).unwrap();
+        let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+        let mut enc = png::Encoder::new(file, w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().and_then(|mut wr| wr.write_image_data(&rgb)).expect("a PNG written");
     }
 
     /// axe-core's WCAG 2 A/AA violations on the page as it is now.
