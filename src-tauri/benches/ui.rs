@@ -170,6 +170,9 @@ fn main() {
         );
         let unlock = v.as_f64().unwrap_or(-1.0);
         assert!(unlock >= 0.0, "the overview never showed");
+        if std::env::var_os("AIDMESH_BENCH_VERBOSE").is_some() {
+            eprintln!("  launch {:.0} ms, unlock {unlock:.0} ms", mark - started);
+        }
         launches.push(mark - started);
         unlocks.push(unlock);
         totals.push(mark - started + unlock);
@@ -242,6 +245,9 @@ fn main() {
         south.run(&["add", "item", &format!("name={name}"), "unit=box"]);
         app.wait_text("table", 20, |s| s.contains(&name));
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if std::env::var_os("AIDMESH_BENCH_VERBOSE").is_some() {
+            eprintln!("  {name}: {:.0} ms", lat[n]);
+        }
     }
     println!(
         "peer's change on screen, from `aidmesh add` on the peer (includes its 0.5 s pick-up tick): p50 {:.0} ms, max {:.0} ms",
