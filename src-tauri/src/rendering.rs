@@ -21,10 +21,17 @@ pub(crate) fn compositing_off(over: Option<&str>, webkit_var_set: bool, render_n
     }
 }
 
-/// Whether `/dev/dri` holds a render node (`renderD128`, ...): a GPU the window can draw with.
+/// Whether `/dev/dri` holds a render node (`renderD128`, ...) this user may open: a GPU the
+/// window can draw with. A node without the permission (the user is not in the `render`
+/// group) leaves WebKit in software as surely as no node at all.
 pub(crate) fn has_render_node(dri: &Path) -> bool {
     std::fs::read_dir(dri)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("renderD")))
+        .map(|d| {
+            d.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with("renderD")
+                    && std::fs::OpenOptions::new().read(true).write(true).open(e.path()).is_ok()
+            })
+        })
         .unwrap_or(false)
 }
 
@@ -63,6 +70,8 @@ mod tests {
         assert!(!has_render_node(dir.path()) && !has_render_node(&dir.path().join("absent")));
         std::fs::write(dir.path().join("card0"), "").unwrap();
         assert!(!has_render_node(dir.path()), "a card without a render node");
+        std::fs::create_dir(dir.path().join("renderD129")).unwrap();
+        assert!(!has_render_node(dir.path()), "a render node that cannot be opened");
         std::fs::write(dir.path().join("renderD128"), "").unwrap();
         assert!(has_render_node(dir.path()));
     }
