@@ -12,13 +12,13 @@ mod state;
 const UI_FINGERPRINT: &str = env!("AIDMESH_UI_FINGERPRINT");
 
 fn main() {
-    rendering::configure();
+    let drawing = rendering::configure();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
     let settings = state::Settings::from_env();
-    tracing::info!(ui = UI_FINGERPRINT, store = %settings.store_path().display(), drawing = rendering::describe(), "starting");
+    tracing::info!(ui = UI_FINGERPRINT, store = %settings.store_path().display(), drawing, "starting");
     // The window's own storage (language, theme, paper; WebKit's caches) lives with the hub's
     // data, not in a per-user folder shared by every hub run on this account.
     let webview_data = settings.data_dir.join("webview");

@@ -35,21 +35,17 @@ pub(crate) fn has_render_node(dri: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Applies the decision for this process. Call first thing in `main`, before GTK starts and
-/// before any other thread exists (it sets an environment variable WebKit reads).
-pub(crate) fn configure() {
+/// Applies the decision for this process and says how the window will draw, for the log. Call
+/// first thing in `main`, before GTK starts and before any other thread exists (it sets an
+/// environment variable WebKit reads).
+pub(crate) fn configure() -> &'static str {
     let over = std::env::var("AIDMESH_GPU_COMPOSITING").ok();
-    let set = std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_some();
-    let node = has_render_node(Path::new("/dev/dri"));
-    if compositing_off(over.as_deref(), set, node) {
+    let webkit_var = std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE");
+    if compositing_off(over.as_deref(), webkit_var.is_some(), has_render_node(Path::new("/dev/dri"))) {
         std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
-    }
-}
-
-/// What `configure` decided, for the log.
-pub(crate) fn describe() -> &'static str {
-    if std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_some_and(|v| v != "0") {
         "without compositing"
+    } else if webkit_var.is_some_and(|v| v != "0") {
+        "without compositing (WEBKIT_DISABLE_COMPOSITING_MODE)"
     } else {
         "with WebKit's GPU compositing"
     }

@@ -187,4 +187,21 @@ describe("bundles", () => {
     await waitFor(() => expect(exported).toEqual(["/media/stick/north.bundle"]));
     expect((screen.getByLabelText("Bundle file path") as HTMLInputElement).value).toBe("/media/stick/north.bundle");
   });
+
+  it("says why when the chooser cannot open, and imports nothing", async () => {
+    const b = await ready();
+    const imported: string[] = [];
+    b.importBundle = async (path) => {
+      imported.push(path);
+      return {} as never;
+    };
+    b.chooseFile = async () => {
+      throw { code: "unsupported", message: "the file chooser is built for Linux only: type the path" };
+    };
+    const { default: Mesh } = await import("./Mesh.svelte");
+    render(Mesh, { backend: b });
+    await fireEvent.click(await screen.findByRole("button", { name: "Import from a file…" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("type the path");
+    expect(imported).toEqual([]);
+  });
 });
