@@ -115,8 +115,13 @@ impl AppState {
     /// Starts the mesh around an open hub; its events reach the UI through `emit`.
     pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(serde_json::Value) + Send + 'static) -> ApiResult<()> {
         hub.subscribe(move |e| emit(event_json(e)));
-        let config =
-            NodeConfig { listen: self.settings.listen, peers: Vec::new(), discovery: self.settings.discovery.clone() };
+        // The app owns the store while it runs: `aidmesh` commands run here, as the CLI runs them.
+        let config = NodeConfig {
+            listen: self.settings.listen,
+            peers: Vec::new(),
+            discovery: self.settings.discovery.clone(),
+            commands: Some(aidmesh_cli::commands()),
+        };
         let node = Node::start(hub, config)
             .await
             .map_err(|e| ApiError::new("network", format!("cannot listen on {}: {e}", self.settings.listen)))?;

@@ -45,6 +45,13 @@ mod tests {
             &["aidmesh-model", "aidmesh-hub", "aidmesh-mesh", "aidmesh-node"],
             &["tauri", "rusqlite", "automerge"],
         ),
+        // The app uses the CLI only to answer `aidmesh` commands sent to it while it owns the
+        // store (`aidmesh_cli::commands`).
+        (
+            "src-tauri",
+            &["aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-cli"],
+            &["rusqlite", "automerge"],
+        ),
     ];
 
     #[test]

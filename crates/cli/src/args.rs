@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
-#[derive(Parser)]
+#[derive(Parser, serde::Serialize, serde::Deserialize)]
 #[command(name = "aidmesh", version, about = "An offline-first hub for mutual aid coordinators", long_about = None)]
 pub(crate) struct Cli {
     /// The hub's store file.
@@ -24,7 +24,7 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Command {
     /// Create a new hub store.
     Init {
@@ -103,6 +103,9 @@ pub(crate) enum Command {
     Import(ImportCmd),
     /// Rebuild the query index from the documents.
     Reindex,
+    /// Check that every document loads, and repair those that do not (stores damaged when two
+    /// processes wrote to one store): says what it did.
+    Repair,
     /// This hub's id, public key and the coalition's founder code.
     Identity,
     /// Admit a hub to the coalition by its public key (this hub must be an admin).
@@ -164,7 +167,7 @@ pub(crate) enum Command {
     Passphrase,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub(crate) enum VaultCmd {
     /// Store personal data: `aidmesh vault put name="Amal H." phone="+34 600..."`.
     Put {
@@ -180,7 +183,7 @@ pub(crate) enum VaultCmd {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub(crate) enum BundleCmd {
     /// Write what other hubs may lack: the changes after what this hub knows they hold (from
     /// earlier syncs and bundles), or everything with --full.
@@ -201,7 +204,7 @@ pub(crate) enum BundleCmd {
     Import { path: PathBuf },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ExportCmd {
     /// Every record as JSON.
     Json {
@@ -216,7 +219,7 @@ pub(crate) enum ExportCmd {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ImportCmd {
     Json { path: PathBuf },
     Hxl { kind: String, path: PathBuf },
@@ -273,4 +276,25 @@ pub(crate) fn with_fields<T>(
         }
     }
     anyhow::bail!("could not read the fields")
+}
+
+impl Cli {
+    /// Makes every path absolute against `cwd`, so that the hub that owns the store reads and
+    /// writes the same files the command was given (it runs in another process and folder).
+    pub(crate) fn absolutize(&mut self, cwd: &std::path::Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = cwd.join(&*p);
+            }
+        };
+        self.store.iter_mut().for_each(abs);
+        self.passphrase_file.iter_mut().for_each(abs);
+        match &mut self.command {
+            Command::Bundle(BundleCmd::Export { to, .. }) => abs(to),
+            Command::Bundle(BundleCmd::Inspect { path } | BundleCmd::Import { path }) => abs(path),
+            Command::Export(ExportCmd::Json { out } | ExportCmd::Hxl { out, .. }) => out.iter_mut().for_each(abs),
+            Command::Import(ImportCmd::Json { path } | ImportCmd::Hxl { path, .. }) => abs(path),
+            _ => {}
+        }
+    }
 }

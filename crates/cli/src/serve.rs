@@ -16,10 +16,9 @@ pub(crate) fn run(
     runtime()?.block_on(async move {
         let name = hub.hub_name()?;
         let id = hub.fingerprint();
-        let node = Node::start(hub, NodeConfig { listen, peers, discovery }).await?;
+        let node = Node::start(hub, NodeConfig { listen, peers, discovery, commands: Some(crate::commands()) }).await?;
         outln!("serving {name} ({id}) on {}", node.addr);
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        std::io::Write::flush(&mut std::io::stdout())?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         node.run(async move {
             tokio::select! {
@@ -37,39 +36,34 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-/// `aidmesh invite`: one code, one joiner, confirmed by the coordinator.
+/// `aidmesh invite`: one code, one joiner, confirmed by the coordinator. The hub is held only
+/// to check this hub may invite and to admit the joiner, so a running hub syncs meanwhile.
 pub(crate) fn invite(
-    mut hub: Hub,
+    hubs: &mut crate::Hubs<'_>,
     listen: SocketAddr,
     advertise: Option<std::net::Ipv4Addr>,
     minutes: u32,
     serve_addr: Option<String>,
 ) -> Result<()> {
-    use std::io::Write;
     runtime()?.block_on(async move {
-        let identity = aidmesh_node::invite::inviter(&hub)?;
+        let identity = aidmesh_node::invite::inviter(&*hubs.hub()?)?;
         let open = aidmesh_node::invite::open_invite(identity, listen, advertise, minutes).await?;
         outln!("Invite code, valid {minutes} minutes, for one hub:");
         outln!("{}", open.invite.code());
         outln!("{}", open.invite.qr());
         outln!("On the joining laptop: aidmesh join CODE --name NAME");
         outln!("Waiting for the joining hub...");
-        std::io::stdout().flush()?;
         let pending = open.wait().await?;
         outln!("Hub {} (\"{}\") wants to join.", pending.joiner, pending.name);
         outln!("Confirmation code: {}", pending.confirmation);
         outln!("Does the joining screen show the same code? [y/N]");
-        std::io::stdout().flush()?;
-        let answer = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).map(|_| line)
-        })
-        .await??;
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let answer = crate::term::read_line()?;
         if !answer.trim().eq_ignore_ascii_case("y") && !answer.trim().eq_ignore_ascii_case("yes") {
             pending.answer(None).await.map_err(anyhow::Error::msg)?;
             anyhow::bail!("not admitted: the codes were not confirmed");
         }
-        let welcome = aidmesh_node::invite::admit(&mut hub, &pending, serve_addr)?;
+        let welcome = aidmesh_node::invite::admit(&mut *hubs.hub()?, &pending, serve_addr)?;
         let (name, id) = (pending.name.clone(), pending.joiner.clone());
         pending.answer(Some(welcome)).await.map_err(anyhow::Error::msg)?;
         outln!("Admitted {name} ({id}).");
@@ -78,22 +72,30 @@ pub(crate) fn invite(
 }
 
 /// `aidmesh join CODE`: reach the inviting hub, show the confirmation code, take its coalition.
-pub(crate) fn join(mut hub: Hub, code: &str, name: &str) -> Result<()> {
+pub(crate) fn join(hubs: &mut crate::Hubs<'_>, code: &str, name: &str) -> Result<()> {
     let inv = aidmesh_node::invite::parse_invite(code)?;
-    let identity = hub.identity();
+    let identity = hubs.hub()?.identity();
     let welcome = runtime()?
         .block_on(aidmesh_node::invite::join(&identity, &inv, name, |c| {
             outln!("Confirmation code: {c}");
             outln!("Read it aloud: the inviting coordinator confirms it on their screen.");
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
+            let _ = std::io::Write::flush(&mut std::io::stdout());
         }))
         .map_err(anyhow::Error::msg)?;
-    aidmesh_node::invite::adopt(&mut hub, &welcome)?;
+    aidmesh_node::invite::adopt(&mut *hubs.hub()?, &welcome)?;
     outln!("Joined {}'s coalition.", welcome.founder_name);
-    match welcome.peer {
-        Some(p) => outln!("Start syncing: aidmesh serve --peer {p}"),
-        None => outln!("Start syncing: aidmesh serve"),
+    match (welcome.peer, hubs.owner()) {
+        // This hub already runs: it dials the inviter at once.
+        (Some(p), Some(owner)) => match p.parse() {
+            Ok(addr) => {
+                owner.dialer.dial(addr);
+                outln!("Syncing with {p}.");
+            }
+            Err(_) => outln!("The inviting hub gave an address that is not one: {p:?}"),
+        },
+        (None, Some(_)) => outln!("Syncing with the members this hub finds."),
+        (Some(p), None) => outln!("Start syncing: aidmesh serve --peer {p}"),
+        (None, None) => outln!("Start syncing: aidmesh serve"),
     }
     Ok(())
 }

@@ -117,3 +117,122 @@ fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
     let c_id = json(&c, &["identity"])["hub_id"].as_str().unwrap().to_string();
     assert!(!json(&a, &["peers"])["members"].to_string().contains(&c_id));
 }
+
+/// A free TCP port on loopback, so that a hub restarts where its peers look for it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(store: &PathBuf, listen: &str, peers: &[&str]) -> Serve {
+    let mut c = Command::new(BIN);
+    c.arg("--store").arg(store).args(["serve", "--listen", listen, "--no-discovery"]);
+    for p in peers {
+        c.args(["--peer", p]);
+    }
+    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("serving"), "{line}");
+    Serve(child)
+}
+
+fn names(store: &PathBuf) -> Vec<String> {
+    let mut v: Vec<String> = json(store, &["list", "item", "--limit", "1000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// North founds and makes Central an admin; Central, while it serves, invites South. South
+/// knows every member from its welcome, connects to Central at once, and changes cross the line
+/// North – Central – South although North and South never share a link.
+#[test]
+fn a_hub_invited_by_an_admin_who_is_not_the_founder_syncs_across_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (dir.path().join("north"), dir.path().join("central"), dir.path().join("south"));
+    for (s, n) in [(&a, "North"), (&b, "Central"), (&c, "South")] {
+        assert!(cli(s, &["init", "--name", n]).status.success());
+    }
+    let code = json(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
+    assert!(cli(&b, &["adopt-founder", &code]).status.success());
+    let key = json(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
+    assert!(cli(&a, &["admit", &key, "--name", "Central", "--admin"]).status.success());
+    let (pa, pb) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+    let _sa = serve(&a, &pa, &[]);
+    let sb = serve(&b, &pb, &[&pa]);
+    let b_id = json(&b, &["identity"])["hub_id"].as_str().unwrap().to_string();
+    let role_of = |store: &PathBuf, id: &str| {
+        json(store, &["peers"])["members"].as_array().unwrap().iter().find(|m| m["id"] == id).map(|m| m["role"].clone())
+    };
+    wait_for("Central to learn from North that it is an admin", || {
+        role_of(&b, &b_id) == Some(serde_json::json!("admin"))
+    });
+    // The invite runs inside Central's running hub; its prompt is answered here.
+    let mut inviter = Command::new(BIN)
+        .arg("--store")
+        .arg(&b)
+        .args(["invite", "--listen", "127.0.0.1:0", "--minutes", "5", "--serve-addr", &pb])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(inviter.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
+    let invite_code = lines.next().unwrap().unwrap();
+    let mut joiner = Command::new(BIN)
+        .arg("--store")
+        .arg(&c)
+        .args(["join", &invite_code, "--name", "South"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
+    assert_eq!(line_with(&mut jlines, "Confirmation code:"), line_with(&mut lines, "Confirmation code:"));
+    inviter.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let o = inviter.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = joiner.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // South knows Central as an admin before it ever synced.
+    assert_eq!(role_of(&c, &b_id), Some(serde_json::json!("admin")));
+    let sc = serve(&c, "127.0.0.1:0", &[&pb]);
+    assert!(cli(&a, &["add", "item", "name=From North", "unit=box"]).status.success());
+    wait_for("North's item on South", || names(&c).contains(&"From North".to_string()));
+    assert!(cli(&c, &["add", "item", "name=From South", "unit=box"]).status.success());
+    wait_for("South's item on North", || names(&a).contains(&"From South".to_string()));
+    // Central goes away; North and South write apart; Central comes back: all three converge.
+    drop(sb);
+    assert!(cli(&a, &["add", "item", "name=North alone", "unit=box"]).status.success());
+    assert!(cli(&c, &["add", "item", "name=South alone", "unit=box"]).status.success());
+    let _sb = serve(&b, &pb, &[&pa]);
+    let all = ["From North", "From South", "North alone", "South alone"].map(String::from).to_vec();
+    for s in [&a, &b, &c] {
+        wait_for("all three to converge", || names(s) == all);
+    }
+    drop(sc);
+}

@@ -54,6 +54,7 @@ impl Error {
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",
             Error::Store(aidmesh_store::Error::Exists(_)) => "store_exists",
             Error::Store(aidmesh_store::Error::DiskFull(_)) => "disk_full",
+            Error::Store(aidmesh_store::Error::Busy { .. }) => "busy",
             Error::Store(_) => "storage",
             Error::Replica(_) => "replica",
             Error::Io(_) => "io",

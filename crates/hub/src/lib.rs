@@ -14,6 +14,7 @@ mod error;
 mod exchange;
 mod members;
 mod query;
+mod repair;
 mod sync;
 mod write;
 
@@ -31,13 +32,14 @@ use rand_chacha::ChaCha20Rng;
 
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
-pub use aidmesh_store::{Hit, VaultState};
+pub use aidmesh_store::{sibling as sibling_path, Hit, VaultState};
 pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
 pub use members::Founder;
 pub use query::{ConflictEntry, Overview, RecordView, StockLine};
+pub use repair::DocRepair;
 pub use write::DocExport;
 
 /// Where time comes from. Core logic never reads the system clock itself.
@@ -125,6 +127,18 @@ pub enum Task {
 /// A subscriber to hub events.
 type Listener = Box<dyn FnMut(&Event) + Send>;
 
+/// The Automerge actor of one run of a hub: the hub's public key, then 8 random bytes. Each
+/// run writes under its own actor, so that no two runs (nor two processes, should the store's
+/// lock ever fail) can give two different changes the same actor and sequence number; the
+/// key prefix still names the hub.
+fn run_actor(identity: &Identity, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    let mut actor = identity.public().as_bytes().to_vec();
+    let mut run = [0u8; 8];
+    rng.fill_bytes(&mut run);
+    actor.extend_from_slice(&run);
+    actor
+}
+
 /// Documents kept in memory at once; others are dropped and reloaded when needed.
 const DOC_CACHE: usize = 6;
 
@@ -140,13 +154,14 @@ pub struct Hub {
     handle: String,
     clock: Box<dyn Clock>,
     rng: ChaCha20Rng,
-    listeners: Vec<Listener>,
+    listeners: Vec<(u64, Listener)>,
+    next_listener: u64,
+    /// What opening repaired (see [`Hub::repaired_at_open`]).
+    repaired: Vec<DocRepair>,
     /// Documents changed since the sync driver last asked (see `take_changed_docs`).
     changed_docs: std::collections::BTreeSet<String>,
     /// Vault entries changed since the sync driver last asked.
     vault_changes: Vec<aidmesh_mesh::session::VaultItem>,
-    /// The store's data version when last checked for other processes' writes.
-    data_version: Option<i64>,
 }
 
 impl Hub {
@@ -161,7 +176,7 @@ impl Hub {
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let identity = Identity::generate(&mut rng);
         let hub_id = identity.id().to_string();
-        let actor = identity.public().as_bytes().to_vec();
+        let actor = run_actor(&identity, &mut rng);
         let mut coalition_key = [0u8; 32];
         rng.fill_bytes(&mut coalition_key);
         let mut store = Store::create(path, passphrase)?;
@@ -185,7 +200,7 @@ impl Hub {
             let _ = std::fs::remove_file(path);
             return Err(e.into());
         }
-        let mut hub = Hub::assemble(store, index, hub_id, identity, config, rng);
+        let mut hub = Hub::assemble(store, index, hub_id, identity, actor, config, rng);
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), opts.hub_name.trim().into());
         fields.insert("location".into(), opts.location.trim().into());
@@ -228,11 +243,19 @@ impl Hub {
             rng.fill_bytes(&mut k);
             store.write(|tx| tx.set_meta("coalition_key", &aidmesh_mesh::membership::hex(&k)))?;
         }
-        let actor = identity.public().as_bytes().to_vec();
+        let actor = run_actor(&identity, &mut rng);
         let bytes =
             store.doc_bytes(INDEX_DOC)?.ok_or_else(|| Error::Corrupt("the index document is missing".into()))?;
-        let index = Index::from_doc(Doc::load(INDEX_DOC, &bytes, &actor)?);
-        Ok(Hub::assemble(store, index, hub_id, identity, config, rng))
+        // A store damaged by two processes writing as one actor: repaired as it opens.
+        let (index, damaged) = match Doc::load(INDEX_DOC, &bytes, &actor) {
+            Ok(doc) => (Index::from_doc(doc), false),
+            Err(_) => (Index::new(&actor), true),
+        };
+        let mut hub = Hub::assemble(store, index, hub_id, identity, actor, config, rng);
+        if damaged {
+            hub.repaired = hub.repair()?;
+        }
+        Ok(hub)
     }
 
     fn assemble(
@@ -240,10 +263,10 @@ impl Hub {
         index: Index,
         hub_id: String,
         identity: Identity,
+        actor: Vec<u8>,
         config: Config,
         rng: ChaCha20Rng,
     ) -> Hub {
-        let actor = identity.public().as_bytes().to_vec();
         Hub {
             identity,
             store,
@@ -256,8 +279,9 @@ impl Hub {
             clock: config.clock,
             rng,
             listeners: Vec::new(),
+            next_listener: 0,
+            repaired: Vec::new(),
             changed_docs: std::collections::BTreeSet::new(),
-            data_version: None,
             vault_changes: Vec::new(),
         }
     }
@@ -277,13 +301,36 @@ impl Hub {
         &self.handle
     }
 
+    /// Acts as another person from now on (a command run through the hub that owns the store
+    /// acts as the handle it was given); returns the previous handle.
+    pub fn act_as(&mut self, handle: &str) -> String {
+        std::mem::replace(&mut self.handle, handle.to_string())
+    }
+
+    /// Documents that did not load and were repaired as the store opened (see [`Hub::repair`]).
+    pub fn repaired_at_open(&self) -> &[DocRepair] {
+        &self.repaired
+    }
+
+    /// The store file this hub owns.
+    pub fn store_path(&self) -> &Path {
+        self.store.path()
+    }
+
     pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    /// Calls `f` for every event from now on.
-    pub fn subscribe(&mut self, f: impl FnMut(&Event) + Send + 'static) {
-        self.listeners.push(Box::new(f));
+    /// Calls `f` for every event from now on, until [`Hub::unsubscribe`] with the id returned.
+    pub fn subscribe(&mut self, f: impl FnMut(&Event) + Send + 'static) -> u64 {
+        self.next_listener += 1;
+        self.listeners.push((self.next_listener, Box::new(f)));
+        self.next_listener
+    }
+
+    /// Stops calling a subscriber.
+    pub fn unsubscribe(&mut self, id: u64) {
+        self.listeners.retain(|(i, _)| *i != id);
     }
 
     /// Caps the store file's size at about `mib` MiB: past it, writes fail as on a full disk.
@@ -295,7 +342,7 @@ impl Hub {
     /// Changes the store passphrase, after checking the current one (a person at an unlocked
     /// laptop must still know it).
     pub fn change_passphrase_checked(&mut self, current: &str, new: &str) -> Result<()> {
-        Store::open(self.store.path(), current)?;
+        self.store.check_passphrase(current)?;
         self.change_passphrase(new)
     }
 
@@ -305,7 +352,7 @@ impl Hub {
     }
 
     fn emit(&mut self, e: Event) {
-        for l in &mut self.listeners {
+        for (_, l) in &mut self.listeners {
             l(&e);
         }
     }

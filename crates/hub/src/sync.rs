@@ -13,34 +13,6 @@ use automerge::sync::{Message, State, SyncDoc};
 use crate::Hub;
 
 impl Hub {
-    /// Documents changed by writes or merges since the last call: the sync driver offers them
-    /// to every connected peer.
-    /// Notices writes made to the store by another process (the `aidmesh` command while
-    /// `aidmesh serve` runs): drops documents held in memory and marks every document changed,
-    /// so that peers are offered what was written. Returns whether anything changed.
-    pub fn pick_up_external_changes(&mut self) -> crate::Result<bool> {
-        let v = self.store.data_version()?;
-        if self.data_version == Some(v) {
-            return Ok(false);
-        }
-        let first = self.data_version.is_none();
-        self.data_version = Some(v);
-        if first {
-            return Ok(false);
-        }
-        self.docs.clear();
-        if let Some(bytes) = self.store.doc_bytes(aidmesh_replica::INDEX_DOC)? {
-            self.index = aidmesh_replica::Index::from_doc(aidmesh_replica::Doc::load(
-                aidmesh_replica::INDEX_DOC,
-                &bytes,
-                &self.actor,
-            )?);
-        }
-        self.changed_docs
-            .extend(self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC));
-        Ok(true)
-    }
-
     /// Every vault entry as it travels to member hubs: content in hex, or an erasure.
     pub fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
         let mut out = Vec::new();
@@ -98,6 +70,8 @@ impl Hub {
         Ok(any)
     }
 
+    /// Documents changed by writes or merges since the last call: the sync driver offers them
+    /// to every connected peer.
     pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
         let changed = std::mem::take(&mut self.changed_docs);
         let Ok(docs) = self.store.docs() else { return Vec::new() };

@@ -350,6 +350,19 @@ impl Hub {
         Ok(out)
     }
 
+    /// The coalition's documents (hubs, places, roles, policy, the signed membership log), as
+    /// saved: what a new member is handed when it joins.
+    pub fn coalition_docs(&self) -> Result<Vec<DocExport>> {
+        let mut out = Vec::new();
+        for (doc, partition, created_at, _) in self.store.docs()? {
+            if partition == "coalition" {
+                let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
+                out.push(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes });
+            }
+        }
+        Ok(out)
+    }
+
     /// Rebuilds the query index from the documents: the index is a cache of the CRDT.
     pub fn rebuild_index(&mut self) -> Result<usize> {
         let docs: Vec<String> =
@@ -644,7 +657,14 @@ impl Hub {
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
             let doc = match self.store.doc_bytes(id)? {
-                Some(bytes) => Doc::load(id, &bytes, &self.actor)?,
+                Some(bytes) => match Doc::load(id, &bytes, &self.actor) {
+                    Ok(doc) => doc,
+                    // Damaged by two writers under one actor: repair it, then load it.
+                    Err(e) => match self.repair_doc(id)? {
+                        Some(_) => Doc::load(id, &self.store.doc_bytes(id)?.unwrap_or_default(), &self.actor)?,
+                        None => return Err(e.into()),
+                    },
+                },
                 // Registered, but nothing arrived for it yet (a sync that only exchanged heads).
                 None if self.store.docs()?.iter().any(|(d, ..)| d == id) => Doc::new(id, &self.actor),
                 None => return Err(Error::NotFound(format!("document {id}"))),

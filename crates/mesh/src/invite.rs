@@ -145,7 +145,26 @@ pub struct Welcome {
     /// The coalition's key for USB bundles (hex), if the inviting hub holds it.
     #[serde(default)]
     pub coalition_key: Option<String>,
+    /// The coalition's documents (its hubs, places, roles and the whole signed membership log),
+    /// so that the new hub knows every member, and so accepts every admin, before it first syncs.
+    #[serde(default)]
+    pub coalition: Vec<WelcomeDoc>,
 }
+
+/// One document handed over with a welcome: its saved Automerge bytes, in hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WelcomeDoc {
+    pub doc: String,
+    pub partition: String,
+    pub created_at: i64,
+    pub bytes: String,
+}
+
+/// The largest join request an inviting hub reads from a laptop it does not know yet.
+const MAX_REQUEST: usize = 64 * 1024;
+/// The largest welcome a joining hub reads from the inviter it pinned by key (it carries the
+/// coalition's documents).
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum JoinAnswer {
@@ -201,7 +220,8 @@ pub async fn accept_join(
         else {
             continue;
         };
-        let req: JoinRequest = match tokio::time::timeout(Duration::from_secs(10), recv(&mut stream)).await {
+        let req: JoinRequest = match tokio::time::timeout(Duration::from_secs(10), recv(&mut stream, MAX_REQUEST)).await
+        {
             Ok(Ok(r)) => r,
             _ => continue,
         };
@@ -232,7 +252,7 @@ pub async fn join(identity: &Identity, invite: &Invite, name: &str, show: impl F
         .map_err(|e| format!("the hub at {} is not the one that made this invite ({e})", invite.addr))?;
     send(&mut stream, &JoinRequest { secret: crate::membership::hex(&invite.secret), name: name.to_string() }).await?;
     show(&confirmation(&invite.secret, &invite.inviter, &identity.id()));
-    match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream)).await {
+    match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream, MAX_ANSWER)).await {
         Ok(Ok(JoinAnswer::Welcome(w))) => Ok(w),
         Ok(Ok(JoinAnswer::Refused(why))) => Err(format!("the join was refused: {why}")),
         Ok(Err(e)) => Err(format!("the inviting hub closed the connection: {e}")),
@@ -247,9 +267,9 @@ async fn send<S: AsyncWriteExt + Unpin, T: Serialize>(s: &mut S, v: &T) -> Resul
     s.flush().await.map_err(|e| e.to_string())
 }
 
-async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S) -> Result<T, String> {
+async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S, max: usize) -> Result<T, String> {
     let n = s.read_u32().await.map_err(|e| e.to_string())? as usize;
-    if n > 64 * 1024 {
+    if n > max {
         return Err(format!("join message of {n} bytes is too large"));
     }
     let mut b = vec![0; n];

@@ -94,6 +94,39 @@ struct Shared<H: Hub> {
     handshakes: Semaphore,
 }
 
+/// Exclusive use of a mesh's hub (see [`Mesh::lock_hub`]).
+pub struct HubGuard<'a, H: Hub> {
+    hub: Option<std::sync::MutexGuard<'a, H>>,
+    changed: &'a broadcast::Sender<Change>,
+}
+
+impl<H: Hub> std::ops::Deref for HubGuard<'_, H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        self.hub.as_ref().expect("held until dropped")
+    }
+}
+
+impl<H: Hub> std::ops::DerefMut for HubGuard<'_, H> {
+    fn deref_mut(&mut self) -> &mut H {
+        self.hub.as_mut().expect("held until dropped")
+    }
+}
+
+impl<H: Hub> Drop for HubGuard<'_, H> {
+    fn drop(&mut self) {
+        let changes = match self.hub.as_mut() {
+            Some(h) => take_changes(&mut **h),
+            None => return,
+        };
+        // Offered after the hub is released, so that connections can answer at once.
+        drop(self.hub.take());
+        for c in changes {
+            let _ = self.changed.send(c);
+        }
+    }
+}
+
 /// The running mesh of one hub.
 pub struct Mesh<H: Hub> {
     shared: Arc<Shared<H>>,
@@ -128,15 +161,13 @@ impl<H: Hub> Mesh<H> {
 
     /// Runs `f` with the hub, then offers whatever it changed to every peer.
     pub fn with_hub<T>(&self, f: impl FnOnce(&mut H) -> T) -> T {
-        let (out, changes) = {
-            let mut h = lock(&self.shared.hub);
-            let out = f(&mut h);
-            (out, take_changes(&mut *h))
-        };
-        for c in changes {
-            let _ = self.shared.changed.send(c);
-        }
-        out
+        f(&mut self.lock_hub())
+    }
+
+    /// The hub, held until the guard drops; then whatever was changed through it is offered to
+    /// every peer at once. Sync connections wait meanwhile: hold it for one command, not longer.
+    pub fn lock_hub(&self) -> HubGuard<'_, H> {
+        HubGuard { hub: Some(lock(&self.shared.hub)), changed: &self.shared.changed }
     }
 
     /// Re-reads the members from the hub and drops peers that are no longer members.

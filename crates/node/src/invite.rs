@@ -1,14 +1,15 @@
 //! Invites and joining, as both front ends run them: the inviting hub opens a one-time listener
 //! and, once its coordinator confirms the code both screens show, admits the joiner and hands
-//! over what it needs (founder, coalition key, where to sync); the joining hub checks the invite,
-//! shows the confirmation code and adopts the coalition.
+//! over what it needs (founder, coalition key, the coalition's documents with the whole signed
+//! membership log, where to sync); the joining hub checks the invite, shows the confirmation
+//! code and adopts the coalition.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use aidmesh_hub::model::Timestamp;
 use aidmesh_hub::{Founder, Hub, MemberRole};
 pub use aidmesh_mesh::invite::join;
-use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome};
+use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome, WelcomeDoc};
 use anyhow::{bail, Result};
 use rand_core::RngCore;
 
@@ -71,12 +72,23 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
     let key = aidmesh_mesh::membership::hex(&pending.joiner_key);
     hub.admit(&key, &pending.name, MemberRole::Member)?;
     let f = hub.founder()?;
+    let coalition = hub
+        .coalition_docs()?
+        .into_iter()
+        .map(|d| WelcomeDoc {
+            doc: d.doc,
+            partition: d.partition,
+            created_at: d.created_at.millis(),
+            bytes: aidmesh_mesh::membership::hex(&d.bytes),
+        })
+        .collect();
     Ok(Welcome {
         founder_key: f.key,
         founder_name: f.name,
         founded_at: f.at.millis(),
         peer,
         coalition_key: hub.coalition_key_hex()?,
+        coalition,
     })
 }
 
@@ -98,6 +110,16 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
     })?;
     if let Some(k) = &welcome.coalition_key {
         hub.set_coalition_key(k)?;
+    }
+    // The whole membership log: this hub accepts every member, not only the founder, at once.
+    // Entries count only as far as their signatures chain back to the founder just adopted.
+    for d in &welcome.coalition {
+        if d.partition != "coalition" {
+            bail!("the welcome holds document {:?}, which is not the coalition's", d.doc);
+        }
+        let bytes = aidmesh_mesh::membership::unhex(&d.bytes)
+            .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex", d.doc))?;
+        hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes)?;
     }
     Ok(())
 }

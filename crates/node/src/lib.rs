@@ -1,7 +1,9 @@
 //! A running hub: the mesh listening and dialling, mDNS discovery once the hub belongs to a
-//! coalition, writes made by other processes picked up, and peer status recorded — until `stop`
-//! resolves. `aidmesh serve` and the desktop app both run a hub through [`run`].
+//! coalition, commands from other processes answered on the control channel, and peer status
+//! recorded — until `stop` resolves. `aidmesh serve` and the desktop app both run a hub through
+//! [`Node::run`]. The process that runs a node owns its store: no other process opens it.
 
+pub mod control;
 pub mod invite;
 
 use std::collections::BTreeSet;
@@ -14,14 +16,28 @@ use aidmesh_hub::Hub;
 use aidmesh_mesh::discovery::{Discovery, DiscoveryConfig};
 use aidmesh_mesh::net::Mesh;
 use anyhow::Result;
+use rand_core::RngCore;
 
 /// Where a hub listens, whom it dials, and whether it looks for peers with mDNS.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NodeConfig {
     pub listen: SocketAddr,
     pub peers: Vec<SocketAddr>,
     /// `None`: no discovery (peers by address only).
     pub discovery: Option<DiscoveryConfig>,
+    /// How `aidmesh` commands from other processes run here; `None`: the control channel is off.
+    pub commands: Option<Commands>,
+}
+
+/// Runs one `aidmesh` command, sent over the control channel, in the owner's process.
+pub type Commands = Arc<dyn Fn(&Owner, control::Request, Box<dyn control::Terminal>) -> i32 + Send + Sync>;
+
+/// What a command run in the owner's process can use: the running mesh (its hub, through
+/// [`Mesh::lock_hub`], so that what the command changes reaches peers at once) and the dialer.
+#[derive(Clone)]
+pub struct Owner {
+    pub mesh: Arc<Mesh<Hub>>,
+    pub dialer: Dialer,
 }
 
 /// A hub's mesh, started: share it with front ends, then [`run`] its loop.
@@ -31,6 +47,7 @@ pub struct Node {
     dial: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
     dialed: tokio::sync::mpsc::UnboundedReceiver<SocketAddr>,
     config: NodeConfig,
+    control: Option<control::ControlServer>,
 }
 
 /// A handle to ask a running node to dial a peer by address.
@@ -47,13 +64,27 @@ impl Node {
     /// Starts listening. Must be called inside a tokio runtime.
     pub async fn start(hub: Hub, config: NodeConfig) -> Result<Node> {
         let identity = hub.identity();
+        let store = hub.store_path().to_path_buf();
         let mesh = Arc::new(Mesh::new(hub, &identity)?);
         let addr = mesh.listen(config.listen).await?;
         let (dial, dialed) = tokio::sync::mpsc::unbounded_channel();
         for p in &config.peers {
             let _ = dial.send(*p);
         }
-        Ok(Node { mesh, addr, dial, dialed, config })
+        let control = match &config.commands {
+            Some(commands) => {
+                let owner = Owner { mesh: mesh.clone(), dialer: Dialer(dial.clone()) };
+                let commands = commands.clone();
+                let mut token = [0u8; 32];
+                rand_core::OsRng.fill_bytes(&mut token);
+                let exec: control::Executor = Arc::new(move |req, term| commands(&owner, req, term));
+                Some(control::ControlServer::start(&store, token, exec).map_err(|e| {
+                    anyhow::anyhow!("cannot open the control channel {}: {e}", control::socket_path(&store).display())
+                })?)
+            }
+            None => None,
+        };
+        Ok(Node { mesh, addr, dial, dialed, config, control })
     }
 
     pub fn dialer(&self) -> Dialer {
@@ -62,7 +93,7 @@ impl Node {
 
     /// Runs the hub until `stop` resolves, then records that no peer is connected.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<()> {
-        let Node { mesh, addr, dial, mut dialed, config } = self;
+        let Node { mesh, addr, dial, mut dialed, config, control } = self;
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut mdns: Option<Discovery> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -70,12 +101,7 @@ impl Node {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    // Writes made by the `aidmesh` command in another process, new members, status.
-                    mesh.with_hub(|h| {
-                        if let Err(e) = h.pick_up_external_changes() {
-                            tracing::error!(error = %e, "cannot read the store");
-                        }
-                    });
+                    // New members (admitted here or learnt from a peer), discovery, status.
                     mesh.refresh_members();
                     if let (None, Some(cfg)) = (&mdns, &config.discovery) {
                         mdns = start_discovery(&mesh, cfg, addr, &dial)?;
@@ -95,6 +121,8 @@ impl Node {
         if let Some(d) = mdns {
             d.stop();
         }
+        // No command may start once the loop is over; one running holds the hub until it ends.
+        drop(control);
         mesh.with_hub(|h| h.record_peer_status("[]"))?;
         Ok(())
     }

@@ -64,6 +64,8 @@ pub enum Error {
     BadRecord { doc: String, id: String, why: String },
     #[error("record {0} already exists")]
     Exists(RecordId),
+    #[error("document {doc} is malformed: {why}")]
+    Malformed { doc: String, why: String },
     #[error("no record {0}")]
     NotFound(RecordId),
 }
@@ -113,6 +115,48 @@ impl Doc {
         let doc = AutoCommit::load(bytes)
             .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
         Ok(Doc { id: id.to_string(), doc: doc.with_actor(ActorId::from(actor)), touched: BTreeSet::new() })
+    }
+
+    /// Loads what can be loaded of a document whose saved changes clash: two changes with the
+    /// same actor and sequence number (written by two processes as one actor), which Automerge
+    /// refuses to load at all. The first of each clashing pair is kept, the second dropped with
+    /// every change that depends on it. Returns the document and how many changes were dropped;
+    /// the caller restores what they held from elsewhere (the hub, from its query index).
+    pub fn salvage(id: &str, bytes: &[u8], actor: &[u8]) -> Result<(Doc, usize)> {
+        let err =
+            |source: automerge::AutomergeError| Error::Automerge { doc: id.to_string(), source: Box::new(source) };
+        let mut changes = Vec::new();
+        for (kind, piece) in split_chunks(bytes).map_err(|why| Error::Malformed { doc: id.to_string(), why })? {
+            if kind == 0 {
+                let mut whole = AutoCommit::load(piece).map_err(err)?;
+                changes.extend(whole.get_changes(&[]));
+            } else {
+                changes.push(automerge::Change::from_bytes(piece.to_vec()).map_err(|e| Error::Malformed {
+                    doc: id.to_string(),
+                    why: format!("a change does not parse: {e}"),
+                })?);
+            }
+        }
+        let mut seen = std::collections::HashMap::new();
+        let mut kept = Vec::new();
+        let mut clashes = 0;
+        for c in changes {
+            let key = (c.actor_id().clone(), c.seq());
+            match seen.get(&key) {
+                Some(hash) if *hash == c.hash() => {}
+                Some(_) => clashes += 1,
+                None => {
+                    seen.insert(key, c.hash());
+                    kept.push(c);
+                }
+            }
+        }
+        let n = kept.len();
+        let mut doc = AutoCommit::new();
+        doc.apply_changes(kept).map_err(err)?;
+        // Changes that depend on a dropped one wait for it forever: they are dropped too.
+        let dropped = clashes + n - doc.get_changes(&[]).len();
+        Ok((Doc { id: id.to_string(), doc: doc.with_actor(ActorId::from(actor)), touched: BTreeSet::new() }, dropped))
     }
 
     pub fn id(&self) -> &str {
@@ -451,6 +495,35 @@ fn prop_index(p: &Prop) -> usize {
         Prop::Seq(i) => *i,
         Prop::Map(_) => 0,
     }
+}
+
+/// Splits saved Automerge bytes into their chunks: (chunk type, the whole chunk). Each chunk is
+/// the magic bytes, a 4-byte checksum, a type byte (0 document, 1 change, 2 compressed change),
+/// a LEB128 length and that many bytes.
+fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<(u8, &[u8])>, String> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 9 || bytes[..4] != MAGIC {
+            return Err(format!("no chunk starts at byte {} from the end", bytes.len()));
+        }
+        let kind = bytes[8];
+        let (mut len, mut shift, mut at) = (0u64, 0u32, 9usize);
+        loop {
+            let b = *bytes.get(at).ok_or("a chunk length is cut short")?;
+            len |= u64::from(b & 0x7f).checked_shl(shift).ok_or("a chunk length is too long")?;
+            at += 1;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|e| *e <= bytes.len());
+        let end = end.ok_or("a chunk runs past the end of the bytes")?;
+        out.push((kind, &bytes[..end]));
+        bytes = &bytes[end..];
+    }
+    Ok(out)
 }
 
 /// An entry of the index document: one partition document.

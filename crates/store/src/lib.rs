@@ -36,6 +36,14 @@ pub enum Error {
     VaultUnreadable(String),
     #[error("vault entry {0} was erased")]
     Erased(String),
+    #[error(
+        "the store at {path} is open in another aidmesh process{}: close it first, or use the `aidmesh` \
+         command, which works through the running hub",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy { path: PathBuf, pid: Option<u32> },
+    #[error("cannot lock {path}: {why}")]
+    Lock { path: PathBuf, why: String },
     #[error("storage error: {0}")]
     Sqlite(rusqlite::Error),
 }
@@ -84,6 +92,46 @@ pub struct Hit {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Held for as long as the store is open: one process owns a store at a time.
+    _owner: OwnerLock,
+}
+
+/// The exclusive OS lock that makes a process a store's one owner: `flock` on `<store>.lock`
+/// beside the file, held by an open file description until it is closed (or the process dies,
+/// however it dies). The lock file also tells the next comer which process holds it.
+struct OwnerLock(#[allow(dead_code)] std::fs::File);
+
+/// A file beside the store at `path`: `sibling("hub.aidmesh", ".lock")` is `hub.aidmesh.lock`.
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+impl OwnerLock {
+    fn take(path: &Path) -> Result<OwnerLock> {
+        use std::io::{Read, Seek, Write};
+        let lock_path = sibling(path, ".lock");
+        let lock_err = |e: std::io::Error| Error::Lock { path: lock_path.clone(), why: e.to_string() };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut file = opts.open(&lock_path).map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut s = String::new();
+                let _ = file.read_to_string(&mut s);
+                return Err(Error::Busy { path: path.to_path_buf(), pid: s.trim().parse().ok() });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_err(e)),
+        }
+        file.set_len(0).map_err(lock_err)?;
+        file.rewind().map_err(lock_err)?;
+        write!(file, "{}", std::process::id()).map_err(lock_err)?;
+        Ok(OwnerLock(file))
+    }
 }
 
 impl Store {
@@ -92,11 +140,12 @@ impl Store {
         if passphrase.is_empty() {
             return Err(Error::EmptyPassphrase);
         }
+        let owner = OwnerLock::take(path)?;
         if path.exists() {
             return Err(Error::Exists(path.to_path_buf()));
         }
         let conn = Connection::open(path)?;
-        let mut s = Store { conn, path: path.to_path_buf() };
+        let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
         s.unlock(passphrase)?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
@@ -107,14 +156,31 @@ impl Store {
         if !path.is_file() {
             return Err(Error::Missing(path.to_path_buf()));
         }
+        let owner = OwnerLock::take(path)?;
         let conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let mut s = Store { conn, path: path.to_path_buf() };
+        let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
         s.unlock(passphrase)?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
+    }
+
+    /// Whether `passphrase` opens this store, checked on a second connection (the owner asks;
+    /// nothing is written).
+    pub fn check_passphrase(&self, passphrase: &str) -> Result<()> {
+        let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+        conn.pragma_update(None, "key", passphrase)?;
+        let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        match probe {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
+                Err(Error::WrongPassphrase(self.path.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn unlock(&mut self, passphrase: &str) -> Result<()> {
@@ -154,11 +220,6 @@ impl Store {
     pub fn limit_pages(&mut self, pages: i64) -> Result<()> {
         self.conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
         Ok(())
-    }
-
-    /// A number that changes when another process commits to the file (SQLite's data_version).
-    pub fn data_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// Pages the file uses now.
@@ -210,6 +271,13 @@ impl Store {
             "SELECT doc, partition, created_at, records FROM docs ORDER BY partition, created_at, doc",
         )?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The query index's JSON of every record it lists in document `doc`.
+    pub fn doc_record_json(&self, doc: &str) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached("SELECT json FROM records WHERE doc = ?1 ORDER BY created_at, id")?;
+        let rows = st.query_map([doc], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

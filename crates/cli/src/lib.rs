@@ -1,0 +1,799 @@
+//! `aidmesh`: the command-line hub. A thin layer of argument parsing and printing over
+//! `aidmesh-hub`; everything it does, the desktop app can do through the same API.
+//!
+//! One process owns a store. When a hub runs (`aidmesh serve`, or the desktop app), a command
+//! does not open the store: it sends itself over the owner's control channel
+//! (`aidmesh_node::control`) and the owner runs it, with this same code, on its open hub
+//! ([`commands`]); what it prints and asks comes back through [`term`].
+
+/// `println!` for the command's output, to wherever the command's terminal is; a closed stdout
+/// (`aidmesh list | head`) ends the program quietly instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::term::out(b"\n")
+    };
+    ($($t:tt)*) => {
+        $crate::term::out(format!("{}\n", format_args!($($t)*)).as_bytes())
+    };
+}
+
+/// `eprintln!` to the command's terminal.
+macro_rules! errln {
+    ($($t:tt)*) => {
+        $crate::term::err(format!("{}\n", format_args!($($t)*)).as_bytes())
+    };
+}
+
+mod args;
+mod print;
+mod serve;
+mod term;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aidmesh_hub::model::{Kind, Timestamp};
+use aidmesh_hub::{Config, Error, Hub, HxlKind, InitOptions, Scale};
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use aidmesh_node::{control, Owner};
+use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, VaultCmd};
+
+/// The `aidmesh` program: through the hub that owns the store if one runs, else on its own.
+pub fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Ok(cwd) = std::env::current_dir() {
+        cli.absolutize(&cwd);
+    }
+    let store = cli.store.clone().unwrap_or_else(default_store);
+    // An owner that is starting holds the lock before its channel is open: wait for it a little.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match forward(&store, &cli) {
+            Ok(control::Forwarded::Exit(code)) => return ExitCode::from(code.clamp(0, 255) as u8),
+            Ok(control::Forwarded::NoOwner) => {}
+            Err(e) => {
+                errln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        let result = run(clone_cli(&cli), Face::Local);
+        let busy = matches!(&result, Err(e) if e.downcast_ref::<Error>().is_some_and(|e| e.code() == "busy"));
+        if busy && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            continue;
+        }
+        return exit_code(result);
+    }
+}
+
+/// What a finished command's result means for its exit code, after printing any error.
+fn exit_code(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): what it wanted, it has.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            errln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn clone_cli(cli: &Cli) -> Cli {
+    serde_json::from_value(serde_json::to_value(cli).expect("arguments serialise")).expect("and read back")
+}
+
+/// Offers the command to the hub that owns the store, if one runs.
+fn forward(store: &Path, cli: &Cli) -> std::io::Result<control::Forwarded> {
+    if !control::socket_path(store).exists() {
+        return Ok(control::Forwarded::NoOwner);
+    }
+    let req = control::Request {
+        command: serde_json::to_value(cli).map_err(std::io::Error::other)?,
+        stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    };
+    let mut secret = |prompt: &str| rpassword::prompt_password(format!("{prompt}: "));
+    control::forward(
+        store,
+        &req,
+        control::Local {
+            stdout: &mut std::io::stdout(),
+            stderr: &mut std::io::stderr(),
+            stdin: &mut std::io::stdin().lock(),
+            read_secret: &mut secret,
+        },
+    )
+}
+
+/// How the hub that owns a store runs the commands sent to it: the same code as a command
+/// run on its own, on the owner's open hub, printing to the command's terminal.
+pub fn commands() -> aidmesh_node::Commands {
+    Arc::new(|owner: &Owner, req: control::Request, term: Box<dyn control::Terminal>| {
+        term::with_remote(term, req.stdin_is_terminal, || {
+            let result = serde_json::from_value::<Cli>(req.command)
+                .map_err(|e| anyhow::anyhow!("this hub runs another version of aidmesh: {e}"))
+                .and_then(|cli| run(cli, Face::Owner(owner)));
+            match exit_code(result) {
+                c if c == ExitCode::SUCCESS => 0,
+                _ => 1,
+            }
+        })
+    })
+}
+
+/// Output could not be written. A closed pipe ends the program quietly, like a finished one;
+/// anything else (a full disk) is an error.
+pub(crate) fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0)
+    }
+    errln!("error: cannot write the output: {e}");
+    std::process::exit(1)
+}
+
+/// What opening the store needs.
+#[derive(Clone)]
+struct Access {
+    passphrase_file: Option<PathBuf>,
+    handle: String,
+}
+
+/// Where a command runs: in its own process, or inside the hub that owns the store.
+enum Face<'a> {
+    Local,
+    Owner(&'a Owner),
+}
+
+/// The hub a command works on: opened by the command when it runs on its own (once, on first
+/// use), or lent by the owner for as long as a [`HubRef`] is held.
+struct Hubs<'a> {
+    face: Face<'a>,
+    store: PathBuf,
+    access: Access,
+    own: Option<Hub>,
+}
+
+impl<'a> Hubs<'a> {
+    fn hub(&mut self) -> Result<HubRef<'_>> {
+        match &self.face {
+            Face::Local => {
+                if self.own.is_none() {
+                    self.own = Some(open(&self.store, &self.access)?);
+                }
+                Ok(HubRef::Own(self.own.as_mut().expect("opened above")))
+            }
+            Face::Owner(owner) => {
+                let mut guard = owner.mesh.lock_hub();
+                let previous = guard.act_as(&self.access.handle);
+                Ok(HubRef::Lent { guard, previous, listeners: Vec::new() })
+            }
+        }
+    }
+
+    /// The running hub this command was sent to, if it was.
+    fn owner(&self) -> Option<&Owner> {
+        match &self.face {
+            Face::Owner(o) => Some(o),
+            Face::Local => None,
+        }
+    }
+
+    /// The hub itself, for a command that runs it (serve): only a command on its own has one.
+    fn take(&mut self, what: &str) -> Result<Hub> {
+        if let Face::Owner(_) = self.face {
+            bail!(
+                "a hub already runs on {} (`aidmesh serve` or the desktop app): stop it before `aidmesh {what}`",
+                self.store.display()
+            );
+        }
+        match self.own.take() {
+            Some(h) => Ok(h),
+            None => open(&self.store, &self.access),
+        }
+    }
+}
+
+enum HubRef<'a> {
+    Own(&'a mut Hub),
+    Lent { guard: aidmesh_mesh::net::HubGuard<'a, Hub>, previous: String, listeners: Vec<u64> },
+}
+
+impl HubRef<'_> {
+    /// Subscribes for as long as this reference is held.
+    fn listen(&mut self, f: impl FnMut(&aidmesh_hub::Event) + Send + 'static) {
+        let id = self.subscribe(f);
+        if let HubRef::Lent { listeners, .. } = self {
+            listeners.push(id);
+        }
+    }
+}
+
+impl std::ops::Deref for HubRef<'_> {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        match self {
+            HubRef::Own(h) => h,
+            HubRef::Lent { guard, .. } => guard,
+        }
+    }
+}
+
+impl std::ops::DerefMut for HubRef<'_> {
+    fn deref_mut(&mut self) -> &mut Hub {
+        match self {
+            HubRef::Own(h) => h,
+            HubRef::Lent { guard, .. } => guard,
+        }
+    }
+}
+
+impl Drop for HubRef<'_> {
+    fn drop(&mut self) {
+        if let HubRef::Lent { guard, previous, listeners } = self {
+            for id in listeners.drain(..) {
+                guard.unsubscribe(id);
+            }
+            guard.act_as(previous);
+        }
+    }
+}
+
+fn run(cli: Cli, face: Face<'_>) -> Result<()> {
+    let Cli { store, passphrase_file, handle, json, command } = cli;
+    let store = store.unwrap_or_else(default_store);
+    let owned = matches!(face, Face::Owner(_));
+    let mut hubs = Hubs { face, store: store.clone(), access: Access { passphrase_file, handle }, own: None };
+    let cli = hubs.access.clone();
+    match command {
+        Command::Init { .. } if owned => bail!("a store already exists at {}", store.display()),
+        Command::Init { name, location } => {
+            let pass = new_passphrase(&cli.passphrase_file)?;
+            if let Some(dir) = store.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let hub = Hub::init(&store, &pass, &InitOptions { hub_name: name, location }, Config::system(&cli.handle))?;
+            if json {
+                print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
+            } else {
+                outln!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
+                Ok(())
+            }
+        }
+        Command::Demo { seed } => {
+            let existed = store.exists();
+            let mut fresh = None;
+            let mut hub = if existed {
+                hubs.hub()?
+            } else {
+                let pass = new_passphrase(&cli.passphrase_file)?;
+                if let Some(dir) = store.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into() };
+                HubRef::Own(fresh.insert(Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?))
+            };
+            if hub.count(Kind::Item)? > 0 {
+                bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
+            }
+            let mut recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
+            // The demo's approvals and role grants are this hub's own: it signs them.
+            for r in &mut recs {
+                hub.sign_record(r);
+            }
+            let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
+            let rep = hub.import_records(rows)?;
+            if json {
+                return print::json(&rep);
+            }
+            outln!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
+            for (k, n) in &rep.per_kind {
+                outln!("  {n:>5} {k}");
+            }
+            Ok(())
+        }
+        Command::Overview => {
+            let hub = hubs.hub()?;
+            let ov = hub.overview()?;
+            if json {
+                print::json(&ov)
+            } else {
+                print::overview(&hub, &ov)
+            }
+        }
+        Command::Add { kind, fields } => {
+            let mut hub = hubs.hub()?;
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let rec = args::with_fields(&fields, |f| hub.add(kind, f))?;
+            if json {
+                print::json(&rec)
+            } else {
+                outln!("Added {} {}", kind, rec.id());
+                Ok(())
+            }
+        }
+        Command::Update { id, fields } => {
+            let mut hub = hubs.hub()?;
+            let rec = args::with_fields(&fields, |f| hub.update(&id, f))?;
+            if json {
+                print::json(&rec)
+            } else {
+                outln!("Updated {} {}", rec.kind(), rec.id());
+                Ok(())
+            }
+        }
+        Command::Amend { id, field, value, reason } => {
+            let mut hub = hubs.hub()?;
+            let v = args::value_of(&value);
+            let rec = match hub.amend(&id, &field, v.clone(), &reason) {
+                Err(Error::Invalid { .. }) if !v.is_string() => {
+                    hub.amend(&id, &field, serde_json::Value::String(value), &reason)?
+                }
+                r => r?,
+            };
+            if json {
+                print::json(&rec)
+            } else {
+                outln!("Amended {id}: {field} (amendment {})", rec.id());
+                Ok(())
+            }
+        }
+        Command::List { kind, limit, offset } => {
+            let hub = hubs.hub()?;
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let recs = hub.list(kind, limit, offset)?;
+            if json {
+                print::json(&recs)
+            } else {
+                print::list(&recs, hub.count(kind)?, offset)
+            }
+        }
+        Command::Show { id } => {
+            let mut hub = hubs.hub()?;
+            let v = hub.show(&id)?;
+            let v = print::redact(v, hub.handle());
+            if json {
+                print::json(&v)
+            } else {
+                print::show(&v)
+            }
+        }
+        Command::History { id } => {
+            let mut hub = hubs.hub()?;
+            let h = hub.history(&id)?;
+            if json {
+                return print::json(&h);
+            }
+            for l in h {
+                outln!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+            }
+            Ok(())
+        }
+        Command::Search { query, kind, limit } => {
+            let hub = hubs.hub()?;
+            let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let hits = hub.search(&query, kind, limit)?;
+            if json {
+                return print::json(
+                    &hits
+                        .iter()
+                        .map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label}))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            if hits.is_empty() {
+                outln!("Nothing matches {query:?}.");
+            }
+            for h in hits {
+                outln!("{}  {:<12} {}", h.id, h.kind, h.label);
+            }
+            Ok(())
+        }
+        Command::Stock { item } => {
+            let hub = hubs.hub()?;
+            let lines = hub.stock(item.as_deref())?;
+            if json {
+                return print::json(&lines);
+            }
+            print::stock(&hub, &lines)
+        }
+        Command::Suggest { request, limit } => {
+            let hub = hubs.hub()?;
+            let s = hub.suggestions(request.as_deref(), limit)?;
+            if json {
+                return print::json(&s);
+            }
+            if s.is_empty() {
+                outln!("No suggestions: no open request has a matching offer or stock.");
+            }
+            for x in s {
+                outln!(
+                    "request {}  ←  {} x{}  (score {}: {})",
+                    x.request,
+                    print::source(&x.source),
+                    x.quantity,
+                    x.score,
+                    x.reasons.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Ledger => {
+            let hub = hubs.hub()?;
+            let t = hub.ledger_totals()?;
+            if json {
+                let f: Vec<_> = t
+                    .per_fund
+                    .iter()
+                    .map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v}))
+                    .collect();
+                let k: Vec<_> = t
+                    .per_category
+                    .iter()
+                    .map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}))
+                    .collect();
+                return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
+            }
+            outln!("Per fund:");
+            for ((f, c), v) in &t.per_fund {
+                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+            }
+            outln!("Per category:");
+            for ((f, c), v) in &t.per_category {
+                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+            }
+            Ok(())
+        }
+        Command::Fields { kind } => {
+            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let t = kind.template().to_fields();
+            if json {
+                return print::json(&t);
+            }
+            outln!("{kind} fields (default in brackets):");
+            for (k, v) in t {
+                outln!("  {k:<22} [{v}]");
+            }
+            Ok(())
+        }
+        Command::Vault(cmd) => {
+            let mut hub = hubs.hub()?;
+            match cmd {
+                VaultCmd::Put { fields } => {
+                    let mut m = serde_json::Map::new();
+                    for f in &fields {
+                        let (k, v) = args::split_field(f)?;
+                        m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+                    }
+                    let id = hub.vault_put(&m)?;
+                    if json {
+                        print::json(&serde_json::json!({ "vault_id": id }))
+                    } else {
+                        outln!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
+                        Ok(())
+                    }
+                }
+                VaultCmd::Show { id } => match hub.vault_get(&id)? {
+                    aidmesh_hub::VaultState::Present(b) => {
+                        term::out(&b);
+                        outln!();
+                        Ok(())
+                    }
+                    aidmesh_hub::VaultState::Erased { at } => {
+                        bail!("vault entry {id} was erased at {}", Timestamp::from_millis(at))
+                    }
+                },
+                VaultCmd::Erase { id } => {
+                    hub.vault_erase(&id)?;
+                    outln!("Erased {id}: its content and key are destroyed.");
+                    Ok(())
+                }
+            }
+        }
+        Command::Export(cmd) => {
+            let hub = hubs.hub()?;
+            let (out_path, n) = match cmd {
+                ExportCmd::Json { out } => {
+                    let n = write_out(out.as_deref(), |w| Ok(hub.export_json(w)?))?;
+                    (out, n)
+                }
+                ExportCmd::Hxl { kind, out } => {
+                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+                    let n = write_out(out.as_deref(), |w| Ok(hub.export_hxl(k, w)?))?;
+                    (out, n)
+                }
+            };
+            if let Some(p) = out_path {
+                errln!("Exported {n} records to {}", p.display());
+            }
+            Ok(())
+        }
+        Command::Import(cmd) => {
+            let mut hub = hubs.hub()?;
+            let rep = match cmd {
+                ImportCmd::Json { path } => {
+                    let mut f =
+                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.import_json(&mut f)?
+                }
+                ImportCmd::Hxl { kind, path } => {
+                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+                    let mut f =
+                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.import_hxl(k, &mut f)?
+                }
+            };
+            if json {
+                return print::json(&rep);
+            }
+            outln!("Imported {} records ({} already present).", rep.imported, rep.skipped);
+            for (k, n) in &rep.per_kind {
+                outln!("  {n:>6} {k}");
+            }
+            Ok(())
+        }
+        Command::Reindex => {
+            let mut hub = hubs.hub()?;
+            let n = hub.rebuild_index()?;
+            outln!("Rebuilt the index from the documents: {n} records.");
+            Ok(())
+        }
+        Command::Repair => {
+            let mut hub = hubs.hub()?;
+            let mut done = hub.repaired_at_open().to_vec();
+            done.extend(hub.repair()?);
+            if json {
+                return print::json(&done);
+            }
+            if done.is_empty() {
+                outln!("Every document loads: nothing to repair.");
+            }
+            for r in &done {
+                outln!(
+                    "Repaired {}: {} clashing change(s) dropped, {} {} restored.",
+                    r.doc,
+                    r.dropped_changes,
+                    r.restored,
+                    if r.doc == "index" { "documents listed" } else { "records written again from the index" }
+                );
+            }
+            Ok(())
+        }
+        Command::Identity => {
+            let hub = hubs.hub()?;
+            let f = hub.founder()?;
+            let code = format!("{}:{}:{}", f.key, f.at.millis(), f.name);
+            if json {
+                return print::json(&serde_json::json!({
+                    "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
+                }));
+            }
+            outln!("hub id       {}", hub.fingerprint());
+            outln!("public key   {}", hub.public_key());
+            outln!("founder code {code}");
+            Ok(())
+        }
+        Command::Admit { key, name, admin } => {
+            let mut hub = hubs.hub()?;
+            let role = if admin { aidmesh_hub::MemberRole::Admin } else { aidmesh_hub::MemberRole::Member };
+            hub.admit(key.trim(), &name, role)?;
+            outln!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
+            Ok(())
+        }
+        Command::Revoke { hub: who } => {
+            let mut hub = hubs.hub()?;
+            hub.revoke(&who)?;
+            outln!("Revoked {who}: member hubs refuse it once they have this entry.");
+            Ok(())
+        }
+        Command::AdoptFounder { code } => {
+            let mut hub = hubs.hub()?;
+            let mut parts = code.trim().splitn(3, ':');
+            let (key, at, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let at =
+                at.parse::<i64>().map_err(|_| anyhow::anyhow!("{code:?} is not a founder code (KEY:TIME:NAME)"))?;
+            hub.adopt_founder(&aidmesh_hub::Founder {
+                key: key.to_string(),
+                name: name.to_string(),
+                at: Timestamp::from_millis(at),
+            })?;
+            outln!(
+                "This hub now belongs to {name}'s coalition; an admin must admit it: aidmesh admit {}",
+                hub.public_key()
+            );
+            Ok(())
+        }
+        Command::Serve { listen, peer, mdns_interfaces, no_discovery } => {
+            let hub = hubs.take("serve")?;
+            let discovery =
+                (!no_discovery).then_some(aidmesh_mesh::discovery::DiscoveryConfig { interfaces: mdns_interfaces });
+            serve::run(hub, listen, peer, discovery)
+        }
+        Command::Peers => {
+            let hub = hubs.hub()?;
+            let status: Vec<serde_json::Value> =
+                hub.peer_status()?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+            let members = hub.members()?;
+            if json {
+                return print::json(
+                    &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
+                );
+            }
+            outln!("Connected peers (as `aidmesh serve` last recorded):");
+            if status.is_empty() {
+                outln!("  none");
+            }
+            for p in &status {
+                outln!(
+                    "  {}  at {}  last synced {}  {} bytes in, {} out",
+                    p["hub"].as_str().unwrap_or(""),
+                    p["addr"].as_str().unwrap_or(""),
+                    p["last_synced"].as_str().unwrap_or("never"),
+                    p["traffic"]["bytes_in"],
+                    p["traffic"]["bytes_out"]
+                );
+            }
+            outln!("Members:");
+            for m in members.members.values() {
+                outln!("  {}  {:<20} {:?}", m.id, m.name, m.role);
+            }
+            Ok(())
+        }
+        Command::Invite { listen, advertise, minutes, serve_addr } => {
+            serve::invite(&mut hubs, listen, advertise, minutes, serve_addr)
+        }
+        Command::Bundle(cmd) => {
+            let mut hub = hubs.hub()?;
+            hub.listen(print::progress());
+            let summary = match cmd {
+                BundleCmd::Export { to, full, made_for } => {
+                    let e = hub.export_bundle(full, &made_for)?;
+                    errln!("Writing {} bytes to {}...", e.bytes.len(), to.display());
+                    write_out(Some(&to), |w| {
+                        w.write_all(&e.bytes)?;
+                        Ok(e.bytes.len())
+                    })?;
+                    hub.bundle_written(&e)?;
+                    e.summary
+                }
+                BundleCmd::Inspect { path } => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    hub.inspect_bundle(&bytes)?
+                }
+                BundleCmd::Import { path } => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let (s, changed) = hub.import_bundle(&bytes)?;
+                    errln!("{changed} records new or changed.");
+                    s
+                }
+            };
+            if json {
+                return print::json(&summary);
+            }
+            let who = summary.exporter_name.clone().unwrap_or_else(|| "unknown hub".into());
+            outln!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
+            outln!(
+                "  {} documents, {} bytes, {}, {} vault entries{}",
+                summary.documents,
+                summary.bytes,
+                if summary.full { "everything" } else { "changes only" },
+                summary.vault_entries,
+                if summary.member { "" } else { " — NOT from a current member: it will be refused" }
+            );
+            if !summary.made_for.is_empty() && !summary.full {
+                outln!("  for: {}", summary.made_for.join(", "));
+            }
+            if !summary.unknown_members.is_empty() {
+                outln!(
+                    "  not for: {} (this hub knows nothing of what they hold: give them a --full bundle)",
+                    summary.unknown_members.join(", ")
+                );
+            }
+            if summary.waiting_documents > 0 {
+                outln!(
+                    "  {} documents hold changes that wait for an earlier bundle from this hub (or a sync): \
+                     import it too; nothing is lost meanwhile",
+                    summary.waiting_documents
+                );
+            }
+            for (k, n) in &summary.records {
+                outln!("  {n:>8} {k}");
+            }
+            Ok(())
+        }
+        Command::Join { code, name } => serve::join(&mut hubs, &code, &name),
+        Command::Passphrase => {
+            let mut hub = hubs.hub()?;
+            let new = prompt_twice("New passphrase")?;
+            hub.change_passphrase(&new)?;
+            outln!("Passphrase changed.");
+            Ok(())
+        }
+    }
+}
+
+fn default_store() -> PathBuf {
+    if let Some(h) = std::env::var_os("AIDMESH_HOME") {
+        return PathBuf::from(h).join("hub.aidmesh");
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("aidmesh").join("hub.aidmesh")
+}
+
+fn open(store: &Path, cli: &Access) -> Result<Hub> {
+    if !store.exists() {
+        bail!("no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)", store.display());
+    }
+    let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
+    Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)
+}
+
+/// The passphrase: from a file, from AIDMESH_PASSPHRASE, or typed at the terminal.
+fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
+    if let Some(f) = file {
+        let s =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
+        return Ok(s.trim_end_matches(['\n', '\r']).to_string());
+    }
+    if let Ok(p) = std::env::var("AIDMESH_PASSPHRASE") {
+        return Ok(p);
+    }
+    if !term::stdin_is_terminal() {
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+    }
+    Ok(term::read_secret(prompt)?)
+}
+
+fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {
+    if file.is_some() || std::env::var("AIDMESH_PASSPHRASE").is_ok() {
+        return passphrase(file, "Passphrase");
+    }
+    prompt_twice("Choose a passphrase for this hub's store")
+}
+
+fn prompt_twice(prompt: &str) -> Result<String> {
+    if !term::stdin_is_terminal() {
+        bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
+    }
+    let a = term::read_secret(prompt)?;
+    let b = term::read_secret("Again")?;
+    if a != b {
+        bail!("the passphrases differ");
+    }
+    Ok(a)
+}
+
+fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize>) -> Result<usize> {
+    match path {
+        None => f(&mut term::Stdout),
+        Some(p) => {
+            // Write beside the target, then rename: a pulled stick leaves the old file or none.
+            let tmp = p.with_extension("partial");
+            let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+            let n = f(&mut file)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, p)?;
+            Ok(n)
+        }
+    }
+}
+
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}

@@ -1,0 +1,253 @@
+//! One owner per store: while `aidmesh serve` runs, every `aidmesh` command runs inside it,
+//! over the store's control channel, and behaves exactly as it does with no hub running.
+//! Before, both processes wrote to the file as one Automerge actor and, within seconds of
+//! ordinary use, left a store that no longer opened ("duplicate seq N found for actor …").
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+
+fn cmd(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
+}
+
+fn ok(store: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let o = cmd(store, &all);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+struct Serve(Child, String);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(store: &Path, peers: &[&str]) -> Serve {
+    let mut c = Command::new(BIN);
+    c.arg("--store").arg(store).args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"]);
+    for p in peers {
+        c.args(["--peer", p]);
+    }
+    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{line}");
+    Serve(child, addr)
+}
+
+/// Stops a hub as a coordinator would (SIGTERM) and waits for it to end.
+fn stop(mut s: Serve) {
+    Command::new("kill").arg(s.0.id().to_string()).status().unwrap();
+    s.0.wait().unwrap();
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// Two member hubs, North founding and Central admitted.
+fn pair(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
+    let a = dir.path().join("north.aidmesh");
+    let b = dir.path().join("central.aidmesh");
+    ok(&a, &["init", "--name", "North"]);
+    ok(&b, &["init", "--name", "Central"]);
+    let code = ok(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
+    ok(&b, &["adopt-founder", &code]);
+    let key = ok(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
+    ok(&a, &["admit", &key, "--name", "Central"]);
+    (a, b)
+}
+
+fn ids(store: &Path, kind: &str) -> std::collections::BTreeSet<String> {
+    ok(store, &["list", kind, "--limit", "100000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_thousand_commands_while_both_hubs_serve_and_sync_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = pair(&dir);
+    let sa = serve(&a, &[]);
+    let sb = serve(&b, &[&sa.1]);
+    // Central writes too, all along, through its own running hub.
+    let b2 = b.clone();
+    let central = std::thread::spawn(move || {
+        (0..100)
+            .map(|i| {
+                ok(&b2, &["add", "item", &format!("name=Central {i}"), "unit=box"])["id"].as_str().unwrap().to_string()
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut items = Vec::new();
+    let mut vault_live = Vec::new();
+    let mut vault_erased = Vec::new();
+    let mut writes = 0;
+    let mut i = 0;
+    while writes < 1000 {
+        i += 1;
+        let id = ok(&a, &["add", "item", &format!("name=North {i}"), "unit=bottle", "category=water"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ok(&a, &["update", &id, &format!("name=North {i} (checked)")]);
+        let v = ok(&a, &["vault", "put", &format!("name=Person {i}"), "phone=+34 600 000 000"])["vault_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if i % 3 == 0 {
+            let o = cmd(&a, &["vault", "erase", &v]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            vault_erased.push(v);
+            writes += 1;
+        } else {
+            vault_live.push(v);
+        }
+        items.push(id);
+        writes += 3;
+    }
+    let central_items = central.join().unwrap();
+    // Every acknowledged write, on both hubs.
+    let mut expected: std::collections::BTreeSet<String> = items.iter().cloned().collect();
+    expected.extend(central_items.iter().cloned());
+    for s in [&a, &b] {
+        wait_until("every item on both hubs", Duration::from_secs(60), || ids(s, "item") == expected);
+    }
+    let last = items.last().unwrap();
+    assert!(ok(&b, &["show", last])["record"].to_string().contains("(checked)"));
+    for v in &vault_live {
+        wait_until("the vault entry on Central", Duration::from_secs(20), || {
+            cmd(&b, &["vault", "show", v]).status.success()
+        });
+    }
+    for v in &vault_erased {
+        let o = cmd(&b, &["vault", "show", v]);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("was erased"), "{v}: {o:?}");
+    }
+    // Both stores open on their own once the hubs stop: nothing was damaged.
+    stop(sa);
+    stop(sb);
+    for s in [&a, &b] {
+        assert_eq!(ids(s, "item"), expected);
+        let r = ok(s, &["repair"]);
+        assert_eq!(r, serde_json::json!([]), "nothing to repair");
+    }
+}
+
+#[test]
+fn vault_puts_and_erasures_reach_the_peer_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = pair(&dir);
+    let sa = serve(&a, &[]);
+    let _sb = serve(&b, &[&sa.1]);
+    let first = ok(&a, &["add", "place", "name=Hall"])["id"].as_str().unwrap().to_string();
+    wait_until("the peers to connect and sync", Duration::from_secs(30), || ids(&b, "place").contains(&first));
+    for i in 0..5 {
+        let v = ok(&a, &["vault", "put", &format!("name=Person {i}")])["vault_id"].as_str().unwrap().to_string();
+        // Before, a vault entry written by the command reached peers only at the next reconnection.
+        wait_until("the entry on Central", Duration::from_secs(5), || cmd(&b, &["vault", "show", &v]).status.success());
+        assert!(cmd(&a, &["vault", "erase", &v]).status.success());
+        wait_until("the erasure on Central", Duration::from_secs(5), || {
+            String::from_utf8_lossy(&cmd(&b, &["vault", "show", &v]).stderr).contains("was erased")
+        });
+    }
+}
+
+/// A command through the running hub prints, exits and fails exactly as on its own.
+#[test]
+fn a_command_reads_the_same_through_the_running_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("hub.aidmesh");
+    ok(&store, &["init", "--name", "North"]);
+    let hall = ok(&store, &["add", "place", "name=Hall"])["id"].as_str().unwrap().to_string();
+    let water =
+        ok(&store, &["add", "item", "name=Water", "unit=bottle", "category=water"])["id"].as_str().unwrap().to_string();
+    ok(&store, &["add", "movement", &format!("item={water}"), "type=receive", "quantity=12", &format!("place={hall}")]);
+    let out = dir.path().join("out.json");
+    let cases: Vec<Vec<String>> = [
+        vec!["list", "item"],
+        vec!["--json", "list", "item"],
+        vec!["stock"],
+        vec!["--json", "show", &water],
+        vec!["show", "01nosuchrecord00000000000"],
+        vec!["add", "item", "unit=bottle"],
+        vec!["add", "nosuchkind", "name=x"],
+        vec!["amend", &water, "name", "x", "--reason", "typo"],
+        vec!["search", "wat"],
+        vec!["vault", "show", "vnothing"],
+        vec!["export", "hxl", "inventory"],
+    ]
+    .iter()
+    .map(|v| v.iter().map(|s| s.to_string()).collect())
+    .collect();
+    let run_all = || -> Vec<(Option<i32>, String, String)> {
+        cases
+            .iter()
+            .map(|c| {
+                let args: Vec<&str> = c.iter().map(String::as_str).collect();
+                let o = cmd(&store, &args);
+                (o.status.code(), String::from_utf8(o.stdout).unwrap(), String::from_utf8(o.stderr).unwrap())
+            })
+            .collect()
+    };
+    let alone = run_all();
+    let s = serve(&store, &[]);
+    let through = run_all();
+    for (c, (x, y)) in cases.iter().zip(alone.iter().zip(&through)) {
+        assert_eq!(x, y, "{c:?} differs through the running hub");
+    }
+    assert!(alone.iter().any(|r| r.0 == Some(1)), "some cases fail, and fail the same");
+    // A relative output path is the command's, not the hub's.
+    let o = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["--store", "hub.aidmesh", "export", "json", "--out", "out.json"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read_to_string(&out).unwrap().contains("Water"));
+    // A second owner is refused, saying why; the first keeps running.
+    let o = cmd(&store, &["serve", "--listen", "127.0.0.1:0", "--no-discovery"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a hub already runs on"), "{o:?}");
+    assert_eq!(ok(&store, &["list", "place"])[0]["id"], hall.as_str());
+    stop(s);
+    // The socket and token are gone with the hub; commands open the store themselves again.
+    assert!(!dir.path().join("hub.aidmesh.sock").exists() && !dir.path().join("hub.aidmesh.token").exists());
+    assert_eq!(run_all(), alone);
+}
+
+#[test]
+fn a_hub_killed_with_sigkill_leaves_nothing_that_stops_the_next_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("hub.aidmesh");
+    ok(&store, &["init", "--name", "North"]);
+    let mut s = serve(&store, &[]);
+    ok(&store, &["add", "place", "name=Hall"]);
+    s.0.kill().unwrap();
+    s.0.wait().unwrap();
+    // The socket file is left behind, but nobody answers on it: the command opens the store.
+    assert!(dir.path().join("hub.aidmesh.sock").exists());
+    assert_eq!(ok(&store, &["list", "place"]).as_array().unwrap().len(), 1);
+    let _s = serve(&store, &[]);
+    ok(&store, &["add", "place", "name=Tent"]);
+    assert_eq!(ok(&store, &["list", "place"]).as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,388 @@
+//! The local control channel: how an `aidmesh` command reaches the process that owns a store.
+//!
+//! One process owns a store (the store's OS lock). While it runs, it listens on a Unix socket
+//! beside the store (`hub.aidmesh.sock`, mode 0600) and writes a fresh random token to an
+//! owner-only file (`hub.aidmesh.token`). A command that finds the socket sends the token and
+//! itself, parsed; the owner runs the command in its own process, on its
+//! open hub, and streams back what the command prints, asks for a line or a secret when the
+//! command prompts, and ends with the exit code. So a command behaves the same whether it opened
+//! the store itself or went through the owner, and no second process ever opens the file.
+//!
+//! Wire format, both ways: frames of a tag byte, a 4-byte big-endian length and the payload.
+//! Client to owner: `T` token, `R` request (JSON), then `L` lines and `S` secrets when asked.
+//! Owner to client: `O` stdout bytes, `E` stderr bytes, `l` "send a line", `s` "send a secret"
+//! (payload: the prompt), `X` the exit code (4 bytes, big-endian). A wrong token gets an `E`
+//! and exit code 2, and nothing runs.
+
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest frame either side accepts; output is sent in pieces well under it.
+const MAX_FRAME: usize = 1 << 20;
+/// Commands running through the owner at once; more are told to wait and try again.
+const MAX_CLIENTS: usize = 8;
+/// How long the owner waits for a command to send its token and request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The socket of the store at `store`.
+pub fn socket_path(store: &Path) -> PathBuf {
+    aidmesh_hub::sibling_path(store, ".sock")
+}
+
+/// The token file of the store at `store`.
+pub fn token_path(store: &Path) -> PathBuf {
+    aidmesh_hub::sibling_path(store, ".token")
+}
+
+/// A command, as the owner is asked to run it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// The command as its process parsed it (defaults and environment applied, paths made
+    /// absolute): the owner runs exactly what the command would have run.
+    pub command: serde_json::Value,
+    /// Whether the command's standard input is a terminal (it may prompt).
+    pub stdin_is_terminal: bool,
+}
+
+/// The command's terminal, as the owner sees it: output goes back to the command's process,
+/// and prompts are answered there.
+pub trait Terminal: Send {
+    fn out(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn err(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn read_line(&mut self) -> io::Result<String>;
+    /// Asks for a secret, typed without echo at the command's terminal.
+    fn read_secret(&mut self, prompt: &str) -> io::Result<String>;
+}
+
+/// Runs one command in the owner's process; returns its exit code.
+pub type Executor = Arc<dyn Fn(Request, Box<dyn Terminal>) -> i32 + Send + Sync>;
+
+fn write_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(5 + payload.len());
+    buf.push(tag);
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    w.write_all(&buf)?;
+    w.flush()
+}
+
+fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    r.read_exact(&mut head)?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("control frame of {len} bytes: too large")));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    Ok((head[0], payload))
+}
+
+fn unexpected(what: &str, tag: u8) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("control channel: expected {what}, got frame {:?}", tag as char))
+}
+
+/// The owner's end: listening while it lives; the socket and token files go when it drops.
+pub struct ControlServer {
+    socket: PathBuf,
+    token_file: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl ControlServer {
+    /// Starts answering commands for the store at `store`. The caller must own the store (hold
+    /// its lock): a socket left by an owner that died is replaced.
+    pub fn start(store: &Path, token: [u8; 32], executor: Executor) -> io::Result<ControlServer> {
+        let socket = socket_path(store);
+        let token_file = token_path(store);
+        let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        // Written whole under another name, then renamed: a command never reads half a token.
+        let tmp = aidmesh_hub::sibling_path(store, ".token.partial");
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(token_hex.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &token_file)?;
+        match std::fs::remove_file(&socket) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = UnixListener::bind(&socket)?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = Arc::new(AtomicUsize::new(0));
+        let stop2 = stop.clone();
+        std::thread::Builder::new().name("aidmesh-control".into()).spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = conn else { continue };
+                if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                    clients.fetch_sub(1, Ordering::SeqCst);
+                    let mut s = stream;
+                    let _ = write_frame(&mut s, b'E', b"error: the hub is busy with other commands: try again\n");
+                    let _ = write_frame(&mut s, b'X', &1i32.to_be_bytes());
+                    continue;
+                }
+                let (exec, clients, token_hex) = (executor.clone(), clients.clone(), token_hex.clone());
+                let spawned = std::thread::Builder::new().name("aidmesh-command".into()).spawn(move || {
+                    if let Err(e) = serve_one(stream, &token_hex, &exec) {
+                        tracing::debug!(error = %e, "control connection ended");
+                    }
+                    clients.fetch_sub(1, Ordering::SeqCst);
+                });
+                if spawned.is_err() {
+                    tracing::warn!("cannot start a thread for a command");
+                }
+            }
+        })?;
+        Ok(ControlServer { socket, token_file, stop })
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accepting thread so that it sees the stop.
+        let _ = UnixStream::connect(&self.socket);
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.token_file);
+    }
+}
+
+fn serve_one(mut stream: UnixStream, token_hex: &str, exec: &Executor) -> io::Result<()> {
+    stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
+    let (tag, token) = read_frame(&mut stream)?;
+    if tag != b'T' {
+        return Err(unexpected("the token", tag));
+    }
+    // Compared in full whatever the first difference, so timing tells nothing of the token.
+    let ok = token.len() == token_hex.len()
+        && token.iter().zip(token_hex.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !ok {
+        write_frame(&mut stream, b'E', b"error: the control token does not match this hub's\n")?;
+        return write_frame(&mut stream, b'X', &2i32.to_be_bytes());
+    }
+    let (tag, body) = read_frame(&mut stream)?;
+    if tag != b'R' {
+        return Err(unexpected("a request", tag));
+    }
+    let req: Request = serde_json::from_slice(&body)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("control request: {e}")))?;
+    // Prompts may wait for a person: no deadline once the command runs.
+    stream.set_read_timeout(None)?;
+    let mut end = stream.try_clone()?;
+    let exec = exec.clone();
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec(req, Box::new(Remote(stream)))))
+        .unwrap_or_else(|_| {
+            let _ = write_frame(&mut end, b'E', b"error: the command failed inside the running hub (see its log)\n");
+            101
+        });
+    write_frame(&mut end, b'X', &code.to_be_bytes())
+}
+
+/// The command's terminal at the other end of the socket.
+struct Remote(UnixStream);
+
+impl Remote {
+    fn ask(&mut self, tag: u8, prompt: &[u8], answer: u8) -> io::Result<String> {
+        write_frame(&mut self.0, tag, prompt)?;
+        let (t, body) = read_frame(&mut self.0)?;
+        if t != answer {
+            return Err(unexpected("an answer", t));
+        }
+        String::from_utf8(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+impl Terminal for Remote {
+    fn out(&mut self, bytes: &[u8]) -> io::Result<()> {
+        for piece in bytes.chunks(64 * 1024) {
+            write_frame(&mut self.0, b'O', piece)?;
+        }
+        Ok(())
+    }
+    fn err(&mut self, bytes: &[u8]) -> io::Result<()> {
+        for piece in bytes.chunks(64 * 1024) {
+            write_frame(&mut self.0, b'E', piece)?;
+        }
+        Ok(())
+    }
+    fn read_line(&mut self) -> io::Result<String> {
+        self.ask(b'l', b"", b'L')
+    }
+    fn read_secret(&mut self, prompt: &str) -> io::Result<String> {
+        self.ask(b's', prompt.as_bytes(), b'S')
+    }
+}
+
+/// What became of a command offered to the owner.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forwarded {
+    /// No process owns the store (no socket, or one left by an owner that died).
+    NoOwner,
+    /// The owner ran the command; this is its exit code.
+    Exit(i32),
+}
+
+/// The command's side: its own standard streams, and how it reads a secret.
+pub struct Local<'a> {
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+    pub stdin: &'a mut dyn io::BufRead,
+    pub read_secret: &'a mut dyn FnMut(&str) -> io::Result<String>,
+}
+
+/// Offers `req` to the owner of the store at `store`, relaying its output and prompts.
+pub fn forward(store: &Path, req: &Request, local: Local<'_>) -> io::Result<Forwarded> {
+    let socket = socket_path(store);
+    let mut stream = match UnixStream::connect(&socket) {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
+            return Ok(Forwarded::NoOwner)
+        }
+        Err(e) => {
+            return Err(io::Error::new(e.kind(), format!("cannot reach the running hub at {}: {e}", socket.display())))
+        }
+    };
+    let token = std::fs::read(token_path(store)).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot read the running hub's token {}: {e}", token_path(store).display()))
+    })?;
+    write_frame(&mut stream, b'T', &token)?;
+    write_frame(&mut stream, b'R', &serde_json::to_vec(req).map_err(io::Error::other)?)?;
+    let mut stdout_open = true;
+    loop {
+        let (tag, body) = match read_frame(&mut stream) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::new(e.kind(), "the running hub closed the command's channel before it ended"))
+            }
+            Err(e) => return Err(e),
+        };
+        match tag {
+            b'O' if stdout_open => {
+                // A reader that went away (`| head`) ends the output, not the command.
+                if let Err(e) = local.stdout.write_all(&body).and_then(|()| local.stdout.flush()) {
+                    if e.kind() != io::ErrorKind::BrokenPipe {
+                        return Err(e);
+                    }
+                    stdout_open = false;
+                }
+            }
+            b'O' => {}
+            b'E' => {
+                let _ = local.stderr.write_all(&body);
+                let _ = local.stderr.flush();
+            }
+            b'l' => {
+                let mut line = String::new();
+                local.stdin.read_line(&mut line)?;
+                write_frame(&mut stream, b'L', line.as_bytes())?;
+            }
+            b's' => {
+                let secret = (local.read_secret)(&String::from_utf8_lossy(&body))?;
+                write_frame(&mut stream, b'S', secret.as_bytes())?;
+            }
+            b'X' if body.len() == 4 => {
+                return Ok(Forwarded::Exit(i32::from_be_bytes([body[0], body[1], body[2], body[3]])))
+            }
+            other => return Err(unexpected("output or an exit code", other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo() -> Executor {
+        Arc::new(|req: Request, mut term: Box<dyn Terminal>| {
+            let _ = term.out(format!("args {}\n", req.command).as_bytes());
+            let line = term.read_line().unwrap_or_default();
+            let secret = term.read_secret("Secret").unwrap_or_default();
+            let _ = term.err(format!("line {line:?} secret {secret:?}\n").as_bytes());
+            7
+        })
+    }
+
+    fn run(store: &Path, input: &str) -> (io::Result<Forwarded>, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut stdin = io::Cursor::new(input.as_bytes().to_vec());
+        let mut secret = |p: &str| Ok(format!("typed at {p}"));
+        let req = Request { command: serde_json::json!(["list", "item"]), stdin_is_terminal: false };
+        let r = forward(
+            store,
+            &req,
+            Local { stdout: &mut out, stderr: &mut err, stdin: &mut stdin, read_secret: &mut secret },
+        );
+        (r, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn a_command_runs_in_the_owner_with_its_prompts_answered_at_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("hub.aidmesh");
+        assert_eq!(run(&store, "").0.unwrap(), Forwarded::NoOwner);
+        let server = ControlServer::start(&store, [7; 32], echo()).unwrap();
+        let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(socket_path(&store)), 0o600);
+        assert_eq!(mode(token_path(&store)), 0o600);
+        let (r, out, err) = run(&store, "yes\n");
+        assert_eq!(r.unwrap(), Forwarded::Exit(7));
+        assert_eq!(out, "args [\"list\",\"item\"]\n");
+        assert_eq!(err, "line \"yes\\n\" secret \"typed at Secret\"\n");
+        drop(server);
+        assert!(!socket_path(&store).exists() && !token_path(&store).exists());
+        assert_eq!(run(&store, "").0.unwrap(), Forwarded::NoOwner);
+    }
+
+    #[test]
+    fn a_wrong_token_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("hub.aidmesh");
+        let ran = Arc::new(AtomicBool::new(false));
+        let r2 = ran.clone();
+        let _server = ControlServer::start(
+            &store,
+            [1; 32],
+            Arc::new(move |_, _| {
+                r2.store(true, Ordering::SeqCst);
+                0
+            }),
+        )
+        .unwrap();
+        std::fs::write(token_path(&store), "00".repeat(32)).unwrap();
+        let (r, out, err) = run(&store, "");
+        assert_eq!(r.unwrap(), Forwarded::Exit(2));
+        assert_eq!(out, "");
+        assert!(err.contains("token does not match"), "{err}");
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_socket_left_by_a_dead_owner_counts_as_no_owner_and_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("hub.aidmesh");
+        // A bound socket whose listener is gone: what an owner killed with SIGKILL leaves.
+        drop(UnixListener::bind(socket_path(&store)).unwrap());
+        assert_eq!(run(&store, "").0.unwrap(), Forwarded::NoOwner);
+        let _server = ControlServer::start(&store, [3; 32], echo()).unwrap();
+        assert_eq!(run(&store, "\n").0.unwrap(), Forwarded::Exit(7));
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused() {
+        let mut bytes = vec![b'R'];
+        bytes.extend_from_slice(&((MAX_FRAME + 1) as u32).to_be_bytes());
+        let e = read_frame(&mut io::Cursor::new(bytes)).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+    }
+}
