@@ -179,3 +179,26 @@ fn a_store_from_a_newer_version_is_refused_untouched() {
     assert!(e.to_string().contains("newer aidmesh"));
     assert_eq!(std::fs::read(&p).unwrap(), before);
 }
+
+/// One process owns a store: whoever comes second does not open the file, and learns who holds
+/// it. The lock is an OS lock, so it goes with the owner however the owner ends.
+#[test]
+fn a_second_opener_is_refused_until_the_owner_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let owner = Store::create(&p, "pw").unwrap();
+    for second in [Store::open(&p, "pw").err(), Store::create(&p, "pw").err()] {
+        let e = second.expect("refused while the owner holds the store");
+        assert!(matches!(&e, Error::Busy { pid: Some(pid), .. } if *pid == std::process::id()), "{e}");
+        assert!(e.to_string().contains("open in another aidmesh process"), "{e}");
+    }
+    // The owner can still check a passphrase (a second connection, nothing written).
+    owner.check_passphrase("pw").unwrap();
+    assert!(matches!(owner.check_passphrase("nope"), Err(Error::WrongPassphrase(_))));
+    drop(owner);
+    Store::open(&p, "pw").unwrap();
+    // The lock file is the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("hub.aidmesh.lock")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
