@@ -47,11 +47,7 @@ mod tests {
         ),
         // The app uses the CLI only to answer `aidmesh` commands sent to it while it owns the
         // store (`aidmesh_cli::commands`).
-        (
-            "src-tauri",
-            &["aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-cli"],
-            &["rusqlite", "automerge"],
-        ),
+        ("src-tauri", &["aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-cli"], &["rusqlite", "automerge"]),
     ];
 
     #[test]

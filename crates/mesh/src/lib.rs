@@ -1,8 +1,10 @@
 //! How hubs know each other: identities, the coalition's signed membership log, and the sync
 //! session that merges documents between two hubs.
 //!
-//! Everything here is sans-IO: keys come from a random source the caller passes, time is a
-//! parameter, and the session turns events into effects without touching a socket.
+//! The core is sans-IO: keys come from a random source the caller passes, time is a parameter,
+//! the session (`session`) turns frames into frames and the connection policy (`policy`)
+//! decides which connections live and when to dial, without touching a socket. The tokio
+//! driver (`net`), mDNS (`discovery`) and the invite listener (`invite`) are the IO around it.
 
 pub mod bundle;
 pub mod discovery;
@@ -11,6 +13,7 @@ pub mod invite;
 pub mod membership;
 pub mod memory;
 pub mod net;
+pub mod policy;
 pub mod session;
 
 pub use identity::{HubId, Identity};

@@ -20,9 +20,10 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc};
 
 use crate::identity::{HubId, Identity};
+use crate::policy::{Connected, Limits, Policy, Review};
 use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, VaultItem, MAX_FRAME};
 
 /// What the driver needs from the hub beyond a session's needs.
@@ -84,14 +85,13 @@ fn take_changes<H: Hub>(h: &mut H) -> Vec<Change> {
 
 struct Shared<H: Hub> {
     hub: Mutex<H>,
-    me: HubId,
     members: Arc<RwLock<BTreeSet<HubId>>>,
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
     changed: broadcast::Sender<Change>,
     peers: Mutex<BTreeMap<HubId, (u64, PeerStatus)>>,
     next_conn: std::sync::atomic::AtomicU64,
-    handshakes: Semaphore,
+    policy: Mutex<Policy>,
 }
 
 /// Exclusive use of a mesh's hub (see [`Mesh::lock_hub`]).
@@ -147,14 +147,13 @@ impl<H: Hub> Mesh<H> {
         Ok(Mesh {
             shared: Arc::new(Shared {
                 hub: Mutex::new(hub),
-                me: identity.id(),
                 members,
                 server,
                 client,
                 changed,
                 peers: Mutex::new(BTreeMap::new()),
                 next_conn: std::sync::atomic::AtomicU64::new(1),
-                handshakes: Semaphore::new(32),
+                policy: Mutex::new(Policy::new(identity.id(), Limits::default())),
             }),
         })
     }
@@ -170,7 +169,8 @@ impl<H: Hub> Mesh<H> {
         HubGuard { hub: Some(lock(&self.shared.hub)), changed: &self.shared.changed }
     }
 
-    /// Re-reads the members from the hub and drops peers that are no longer members.
+    /// Re-reads the members from the hub; connections to peers that are no longer members close
+    /// at their next tick (`Policy::review`).
     pub fn refresh_members(&self) {
         let ids = lock(&self.shared.hub).member_ids();
         *self.shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
@@ -197,17 +197,19 @@ impl<H: Hub> Mesh<H> {
                         continue;
                     }
                 };
-                let Ok(permit) = shared.handshakes.try_acquire() else {
-                    tracing::warn!(%from, "too many handshakes in progress: connection dropped");
+                if !lock(&shared.policy).handshake_start(from.ip()) {
+                    drop(tcp);
+                    refused(&shared, from, "no handshake slot for this address");
                     continue;
-                };
-                permit.forget();
+                }
+                let deadline = Duration::from_millis(lock(&shared.policy).limits().handshake_ms as u64);
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    // Handshakes are bounded in number and time, so a flood of idle connections only delays.
-                    let tls = tokio::time::timeout(Duration::from_secs(5), acceptor.accept(tcp)).await;
-                    shared.handshakes.add_permits(1);
+                    // Handshakes are bounded per source address and in time: an outsider holding
+                    // sockets open uses up its own slots, never the members'.
+                    let tls = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
+                    lock(&shared.policy).handshake_ended(from.ip());
                     match tls {
                         Ok(Ok(stream)) => {
                             let peer = stream
@@ -221,8 +223,8 @@ impl<H: Hub> Mesh<H> {
                                     .await;
                             }
                         }
-                        Ok(Err(e)) => tracing::info!(%from, error = %e, "refused a connection"),
-                        Err(_) => tracing::info!(%from, "handshake timed out"),
+                        Ok(Err(e)) => refused(&shared, from, &e.to_string()),
+                        Err(_) => refused(&shared, from, "handshake timed out"),
                     }
                 });
             }
@@ -230,24 +232,40 @@ impl<H: Hub> Mesh<H> {
         Ok(local)
     }
 
-    /// Keeps a connection to `addr` up: dials, and dials again after it drops.
+    /// Keeps a connection to `addr` up: dials, and dials again after it drops, waiting as the
+    /// policy says (longer after each failure, reset by a session that completed its handshake).
     pub fn dial(&self, addr: SocketAddr) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let connector = tokio_rustls::TlsConnector::from(shared.client.clone());
-            let mut backoff = Duration::from_millis(200);
             loop {
+                if !lock(&shared.policy).should_dial(addr) {
+                    // The hub at this address is connected already (it dialled us).
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
                 match connect(&connector, addr).await {
                     Ok((stream, peer)) => {
-                        backoff = Duration::from_millis(200);
-                        run_connection(shared.clone(), tokio_rustls::TlsStream::Client(stream), peer, addr, true).await;
+                        let established =
+                            run_connection(shared.clone(), tokio_rustls::TlsStream::Client(stream), peer, addr, true)
+                                .await;
+                        if established {
+                            lock(&shared.policy).dial_succeeded(addr);
+                        }
                     }
                     Err(e) => tracing::debug!(%addr, error = %e, "dial failed"),
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                let wait = lock(&shared.policy).dial_failed(addr, rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         });
+    }
+}
+
+/// Logs a refused connection, at the rate the policy allows.
+fn refused<H: Hub>(shared: &Shared<H>, from: SocketAddr, why: &str) {
+    if let Some(unlogged) = lock(&shared.policy).refusal(wall_now()) {
+        tracing::warn!(%from, reason = why, unlogged, "refused a connection");
     }
 }
 
@@ -273,28 +291,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One connection: a session fed by a reader task, local changes and a 1-second tick.
+/// One connection: a session fed by a reader task, local changes and a half-second tick.
+/// Returns whether the session completed its handshake (the peer's first frame arrived).
 async fn run_connection<H: Hub>(
     shared: Arc<Shared<H>>,
     stream: tokio_rustls::TlsStream<TcpStream>,
     peer: HubId,
     addr: SocketAddr,
     dialed: bool,
-) {
-    if peer == shared.me {
-        return;
-    }
-    // One connection per pair of hubs: when both dialed, the one dialed by the smaller id stays.
+) -> bool {
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let now = wall_now();
+    match lock(&shared.policy).connected(&peer, conn, dialed, dialed.then_some(addr)) {
+        Connected::Keep { .. } => {}
+        Connected::Duplicate | Connected::Myself => return false,
+    }
     {
-        let mut peers = lock(&shared.peers);
-        if let Some((_, existing)) = peers.get(&peer) {
-            let preferred_dialer_is_me = shared.me < peer;
-            if existing.dialed == preferred_dialer_is_me || dialed != preferred_dialer_is_me {
-                return;
-            }
-        }
         let status = PeerStatus {
             hub: peer.to_string(),
             addr: addr.to_string(),
@@ -303,7 +315,7 @@ async fn run_connection<H: Hub>(
             last_synced: None,
             traffic: Traffic::default(),
         };
-        peers.insert(peer.clone(), (conn, status));
+        lock(&shared.peers).insert(peer.clone(), (conn, status));
     }
     tracing::info!(peer = %peer.short(), %addr, "connected");
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -364,36 +376,30 @@ async fn run_connection<H: Hub>(
             }
             c = changes.recv() => {
                 let change = match c {
-                    Ok(c) => c,
-                    // Missed some notices: offer every document and the whole vault.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let (docs, vault) = {
-                            let mut h = lock(&shared.hub);
-                            (h.docs(), h.vault_items())
-                        };
-                        let frames = session.vault_changed(vault, wall_now());
-                        if let Err(e) = write_frames(&mut wr, &frames).await {
-                            result = Err(e);
-                            break;
-                        }
-                        Change::Docs(docs)
-                    }
+                    Ok(c) => Some(c),
+                    // Missed some notices: offer everything again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => None,
                     Err(broadcast::error::RecvError::Closed) => break,
                 };
                 let frames: Vec<Frame> = {
                     let mut h = lock(&shared.hub);
                     let now = wall_now();
                     match change {
-                        Change::Docs(docs) => docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect(),
-                        Change::Vault(items) => session.vault_changed(items, now),
+                        Some(Change::Docs(docs)) => docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect(),
+                        Some(Change::Vault(items)) => session.vault_changed(items, now),
+                        None => session.resync(&mut *h, now),
                     }
                 };
                 result = write_frames(&mut wr, &frames).await;
             }
             _ = tick.tick() => {
                 let now = wall_now();
-                if !shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(&peer) {
-                    result = Err("the peer is no longer a member".into());
+                let review = {
+                    let members = shared.members.read().unwrap_or_else(|e| e.into_inner());
+                    lock(&shared.policy).review(&peer, conn, &members)
+                };
+                if let Review::Close(why) = review {
+                    result = Err(why.into());
                     break;
                 }
                 match session.tick(now) {
@@ -414,10 +420,12 @@ async fn run_connection<H: Hub>(
     if let Err(e) = result {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
     }
+    lock(&shared.policy).disconnected(&peer, conn);
     let mut peers = lock(&shared.peers);
     if peers.get(&peer).is_some_and(|(c, _)| *c == conn) {
         peers.remove(&peer);
     }
+    session.heard_from_peer()
 }
 
 async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) -> Result<(), String> {

@@ -307,6 +307,21 @@ impl Session {
         out
     }
 
+    /// This hub missed notices of its own changes (the driver fell behind): offer every
+    /// document and the whole vault again. Documents the peer already holds cost a few bytes.
+    pub fn resync(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
+        let mut out = self.vault_changed(r.vault_items(), now);
+        for d in r.docs() {
+            out.extend(self.changed(r, &d, now));
+        }
+        out
+    }
+
+    /// Whether the peer has been heard (any frame): the session got past its first exchange.
+    pub fn heard_from_peer(&self) -> bool {
+        self.traffic.frames_in > 0
+    }
+
     /// Time passed: ping a quiet peer, give up on a silent one.
     pub fn tick(&mut self, now: Timestamp) -> Tick {
         if now.millis() - self.last_heard.millis() > DEAD_AFTER_MS {

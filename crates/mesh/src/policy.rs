@@ -1,0 +1,368 @@
+//! The connection policy, sans-IO: which sockets may start a handshake, which of two connections
+//! to the same peer survives, when a connection must close (its peer was revoked, or a better
+//! connection replaced it), how long to wait before dialling again, and when a refusal is worth
+//! a log line. Time and randomness are parameters.
+//!
+//! The tokio driver (`net.rs`) asks it at every turn and does what it answers; the deterministic
+//! simulation (`tests/policy_sim.rs`) drives the same code with virtual time and an in-memory
+//! network, so what the driver does with connections is what the simulation checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use aidmesh_model::Timestamp;
+
+use crate::identity::HubId;
+
+/// A connection, as the driver numbers them.
+pub type ConnId = u64;
+
+/// The policy's numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Handshakes in progress from one source address. An outsider holding sockets open uses
+    /// up its own address's slots, never the members'.
+    pub per_source: usize,
+    /// Handshakes in progress in all.
+    pub total: usize,
+    /// How long a handshake may take before its socket is dropped (a member's takes
+    /// milliseconds).
+    pub handshake_ms: i64,
+    /// The first wait before dialling a peer again, doubled after each failure up to the cap.
+    pub backoff_min_ms: i64,
+    pub backoff_max_ms: i64,
+    /// Refused connections logged per minute; the others are counted in the next line.
+    pub refusals_logged_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            per_source: 4,
+            total: 64,
+            handshake_ms: 3_000,
+            backoff_min_ms: 200,
+            backoff_max_ms: 60_000,
+            refusals_logged_per_minute: 10,
+        }
+    }
+}
+
+/// What to do with a new connection whose handshake completed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connected {
+    /// Keep it; close `replaced`, the connection it replaces, if any.
+    Keep { replaced: Option<ConnId> },
+    /// Close it: a connection to this peer that both sides prefer is already up.
+    Duplicate,
+    /// Close it: it is this hub itself (it dialled its own address).
+    Myself,
+}
+
+/// Whether a running connection stays.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Review {
+    Keep,
+    Close(&'static str),
+}
+
+/// Dialling one address.
+#[derive(Clone, Debug, Default)]
+struct Dial {
+    /// Failures since the last session that completed its handshake.
+    failures: u32,
+    /// The peer this address led to last time.
+    peer: Option<HubId>,
+}
+
+/// One hub's connection policy.
+#[derive(Debug)]
+pub struct Policy {
+    me: HubId,
+    limits: Limits,
+    handshakes: BTreeMap<IpAddr, usize>,
+    in_progress: usize,
+    /// The connection kept for each peer, and whether this hub dialled it.
+    links: BTreeMap<HubId, (ConnId, bool)>,
+    dials: BTreeMap<SocketAddr, Dial>,
+    refusals: RateLog,
+}
+
+impl Policy {
+    pub fn new(me: HubId, limits: Limits) -> Policy {
+        let per_minute = limits.refusals_logged_per_minute;
+        Policy {
+            me,
+            limits,
+            handshakes: BTreeMap::new(),
+            in_progress: 0,
+            links: BTreeMap::new(),
+            dials: BTreeMap::new(),
+            refusals: RateLog::new(per_minute, 60_000),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A socket was accepted from `from`: may its handshake start? If so, the driver must call
+    /// [`Policy::handshake_ended`] once it ends, however it ends.
+    pub fn handshake_start(&mut self, from: IpAddr) -> bool {
+        let here = self.handshakes.get(&from).copied().unwrap_or(0);
+        if here >= self.limits.per_source || self.in_progress >= self.limits.total {
+            return false;
+        }
+        self.handshakes.insert(from, here + 1);
+        self.in_progress += 1;
+        true
+    }
+
+    pub fn handshake_ended(&mut self, from: IpAddr) {
+        if let Some(n) = self.handshakes.get_mut(&from) {
+            *n -= 1;
+            self.in_progress -= 1;
+            if *n == 0 {
+                self.handshakes.remove(&from);
+            }
+        }
+    }
+
+    /// A connection's handshake completed: its peer is `peer`, and this hub dialled it or not.
+    /// When both hubs dial each other, both keep the connection that the smaller id dialled, so
+    /// they agree on one without a word; when the same side dials again, the newer connection
+    /// replaces the older on both sides.
+    pub fn connected(&mut self, peer: &HubId, conn: ConnId, dialed: bool, addr: Option<SocketAddr>) -> Connected {
+        if *peer == self.me {
+            return Connected::Myself;
+        }
+        if let (true, Some(a)) = (dialed, addr) {
+            self.dials.entry(a).or_default().peer = Some(peer.clone());
+        }
+        let preferred = |dialed: bool| dialed == (self.me < *peer);
+        let replaced = match self.links.get(peer) {
+            // The same side dialled again: its earlier connection is gone or going (the peer
+            // restarted, or the link broke before either side noticed).
+            Some(&(old, existing_dialed)) if existing_dialed == dialed => Some(old),
+            Some(&(_, existing_dialed)) if preferred(existing_dialed) => return Connected::Duplicate,
+            Some(&(old, _)) => Some(old),
+            None => None,
+        };
+        self.links.insert(peer.clone(), (conn, dialed));
+        Connected::Keep { replaced }
+    }
+
+    /// A connection ended.
+    pub fn disconnected(&mut self, peer: &HubId, conn: ConnId) {
+        if self.links.get(peer).is_some_and(|(c, _)| *c == conn) {
+            self.links.remove(peer);
+        }
+    }
+
+    /// Asked of every running connection on each tick: does it stay?
+    pub fn review(&mut self, peer: &HubId, conn: ConnId, members: &BTreeSet<HubId>) -> Review {
+        if !members.contains(peer) {
+            self.disconnected(peer, conn);
+            return Review::Close("the peer is no longer a member");
+        }
+        if self.links.get(peer).is_some_and(|(c, _)| *c != conn) {
+            return Review::Close("replaced by another connection to the same peer");
+        }
+        Review::Keep
+    }
+
+    /// The connection kept for `peer`, if any.
+    pub fn link(&self, peer: &HubId) -> Option<ConnId> {
+        self.links.get(peer).map(|(c, _)| *c)
+    }
+
+    /// A session with the peer at `addr` completed its handshake (the peer's first frame
+    /// arrived): dialling it again after a drop starts from the shortest wait.
+    pub fn dial_succeeded(&mut self, addr: SocketAddr) {
+        self.dials.entry(addr).or_default().failures = 0;
+    }
+
+    /// Dialling `addr` failed, or the connection ended: how long to wait before the next dial.
+    /// The wait doubles with each failure since the last session that completed its handshake,
+    /// up to the cap, and `random` (any number from the caller's random source) spreads it by
+    /// up to a half, so that hubs refused together do not return together. A connection that
+    /// was refused after TLS (the peer does not count this hub as a member) is a failure too.
+    pub fn dial_failed(&mut self, addr: SocketAddr, random: u64) -> i64 {
+        let d = self.dials.entry(addr).or_default();
+        let exp = d.failures.min(20);
+        d.failures = d.failures.saturating_add(1);
+        let base = self.limits.backoff_min_ms.saturating_mul(1i64 << exp).min(self.limits.backoff_max_ms);
+        let jitter = (random % (base as u64 / 2 + 1)) as i64;
+        (base / 2 + jitter).max(self.limits.backoff_min_ms / 2).min(self.limits.backoff_max_ms)
+    }
+
+    /// Whether to dial `addr` now: not while the peer it led to last time is connected (then
+    /// the caller asks again after a while).
+    pub fn should_dial(&self, addr: SocketAddr) -> bool {
+        match self.dials.get(&addr).and_then(|d| d.peer.as_ref()) {
+            Some(peer) => !self.links.contains_key(peer),
+            None => true,
+        }
+    }
+
+    /// A connection was refused (not a member, no handshake slot, handshake too slow): whether
+    /// to log it now. `Some(n)`: log, mentioning the `n` refusals left unlogged before it.
+    pub fn refusal(&mut self, now: Timestamp) -> Option<u64> {
+        self.refusals.allow(now)
+    }
+}
+
+/// At most `per_window` events logged per window; the rest are counted.
+#[derive(Debug)]
+struct RateLog {
+    per_window: u32,
+    window_ms: i64,
+    window_start: i64,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl RateLog {
+    fn new(per_window: u32, window_ms: i64) -> RateLog {
+        RateLog { per_window, window_ms, window_start: i64::MIN, logged: 0, suppressed: 0 }
+    }
+
+    fn allow(&mut self, now: Timestamp) -> Option<u64> {
+        let t = now.millis();
+        if self.window_start == i64::MIN || t - self.window_start >= self.window_ms || t < self.window_start {
+            self.window_start = t;
+            self.logged = 0;
+        }
+        if self.logged < self.per_window {
+            self.logged += 1;
+            Some(std::mem::take(&mut self.suppressed))
+        } else {
+            self.suppressed += 1;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Identity;
+    use rand_chacha::rand_core::SeedableRng;
+
+    fn ids() -> (HubId, HubId) {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let a = Identity::generate(&mut rng).id();
+        let b = Identity::generate(&mut rng).id();
+        if a < b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_outsider_uses_up_its_own_slots_never_the_members() {
+        let (me, _) = ids();
+        let mut p = Policy::new(me, Limits::default());
+        let outsider: IpAddr = "10.0.0.66".parse().unwrap();
+        let member: IpAddr = "10.0.0.2".parse().unwrap();
+        let admitted = (0..200).filter(|_| p.handshake_start(outsider)).count();
+        assert_eq!(admitted, 4);
+        assert!(p.handshake_start(member), "a member still gets a slot");
+        p.handshake_ended(outsider);
+        assert!(p.handshake_start(outsider), "a slot that ends is free again");
+        // Many sources at once are capped in all.
+        let mut q = Policy::new(ids().0, Limits { total: 3, ..Limits::default() });
+        let n = (1..=10).filter(|i| q.handshake_start(IpAddr::from([10, 0, 1, *i]))).count();
+        assert_eq!(n, 3);
+        // Ending a handshake that was never started changes nothing.
+        q.handshake_ended(IpAddr::from([10, 9, 9, 9]));
+        assert!(!q.handshake_start(IpAddr::from([10, 0, 2, 1])));
+    }
+
+    #[test]
+    fn both_hubs_keep_the_connection_the_smaller_id_dialled() {
+        let (small, big) = ids();
+        let mut ps = Policy::new(small.clone(), Limits::default());
+        let mut pb = Policy::new(big.clone(), Limits::default());
+        // Connection 1 dialled by the smaller id, connection 2 by the bigger, in either order.
+        assert_eq!(ps.connected(&big, 2, false, None), Connected::Keep { replaced: None });
+        assert_eq!(ps.connected(&big, 1, true, None), Connected::Keep { replaced: Some(2) });
+        assert_eq!(pb.connected(&small, 1, false, None), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 2, true, None), Connected::Duplicate);
+        assert_eq!(ps.link(&big), Some(1));
+        assert_eq!(pb.link(&small), Some(1));
+        let members: BTreeSet<HubId> = [small.clone(), big.clone()].into();
+        assert_eq!(ps.review(&big, 2, &members), Review::Close("replaced by another connection to the same peer"));
+        assert_eq!(ps.review(&big, 1, &members), Review::Keep);
+        assert_eq!(ps.connected(&small, 3, true, None), Connected::Myself);
+        // The smaller restarts and dials again while the bigger still holds the old connection:
+        // both take the new one, rather than waiting for the old one to be declared dead.
+        let mut ps = Policy::new(small.clone(), Limits::default());
+        assert_eq!(ps.connected(&big, 4, true, None), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 4, false, None), Connected::Keep { replaced: Some(1) });
+    }
+
+    #[test]
+    fn a_revoked_peer_is_closed_and_forgotten() {
+        let (me, peer) = ids();
+        let mut p = Policy::new(me.clone(), Limits::default());
+        p.connected(&peer, 7, true, None);
+        let only_me: BTreeSet<HubId> = [me].into();
+        assert_eq!(p.review(&peer, 7, &only_me), Review::Close("the peer is no longer a member"));
+        assert_eq!(p.link(&peer), None);
+    }
+
+    #[test]
+    fn dialling_backs_off_with_jitter_and_resets_only_after_a_real_session() {
+        let (me, peer) = ids();
+        let mut p = Policy::new(me, Limits::default());
+        let a = addr("10.0.0.2:7433");
+        let waits: Vec<i64> = (0..12).map(|i| p.dial_failed(a, i * 7919)).collect();
+        for w in waits.windows(2) {
+            assert!(w[1] >= w[0] / 2, "{waits:?}");
+        }
+        assert!(waits[0] <= 200 && waits[0] >= 100, "{waits:?}");
+        assert!(*waits.last().unwrap() >= 30_000 && *waits.last().unwrap() <= 60_000, "{waits:?}");
+        // TLS completed but the peer refused us: still a failure, the wait keeps growing.
+        p.connected(&peer, 1, true, Some(a));
+        p.disconnected(&peer, 1);
+        assert!(p.dial_failed(a, 0) >= 30_000);
+        // A session that completed its handshake resets it.
+        p.dial_succeeded(a);
+        assert!(p.dial_failed(a, 0) <= 200);
+        // Two hubs refused at once do not come back at once.
+        let mut q = Policy::new(ids().0, Limits::default());
+        let spread: BTreeSet<i64> =
+            (0..20u64).map(|r| q.dial_failed(addr(&format!("10.0.0.3:{}", 1000 + r)), r * 31)).collect();
+        assert!(spread.len() > 10, "{spread:?}");
+    }
+
+    #[test]
+    fn an_address_whose_peer_is_connected_is_not_dialled() {
+        let (me, peer) = ids();
+        let mut p = Policy::new(me, Limits::default());
+        let a = addr("10.0.0.2:7433");
+        assert!(p.should_dial(a));
+        p.connected(&peer, 1, true, Some(a));
+        assert!(!p.should_dial(a));
+        p.disconnected(&peer, 1);
+        assert!(p.should_dial(a));
+    }
+
+    #[test]
+    fn refusals_are_logged_at_a_bounded_rate_and_counted() {
+        let (me, _) = ids();
+        let mut p = Policy::new(me, Limits::default());
+        let t = |ms: i64| Timestamp::from_millis(1_000_000 + ms);
+        let logged: Vec<Option<u64>> = (0..1000).map(|i| p.refusal(t(i))).collect();
+        assert_eq!(logged.iter().filter(|l| l.is_some()).count(), 10);
+        // The next minute's first line says how many went unlogged.
+        assert_eq!(p.refusal(t(60_000)), Some(990));
+        assert_eq!(p.refusal(t(60_001)), Some(0));
+    }
+}
