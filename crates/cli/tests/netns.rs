@@ -54,6 +54,11 @@ impl Lab {
 
     /// Starts `aidmesh serve` in host `i`'s namespace, discovery limited to its eth0.
     fn serve(&mut self, i: usize, store: &PathBuf) -> usize {
+        self.serve_logged(i, store, Stdio::null())
+    }
+
+    /// The same, with its log (at info level) going to `log`.
+    fn serve_logged(&mut self, i: usize, store: &PathBuf, log: impl Into<Stdio>) -> usize {
         let (ns, addr) = &self.hosts[i];
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, BIN, "--store"])
@@ -62,7 +67,7 @@ impl Lab {
             .env("AIDMESH_PASSPHRASE", "pw")
             .env("AIDMESH_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -124,8 +129,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
+fn must_be_root() {
     assert!(
         Command::new("id")
             .arg("-u")
@@ -134,6 +138,11 @@ fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
             .unwrap_or(false),
         "this test creates network namespaces and must run as root (CI does; locally: sudo -E cargo xtask test)"
     );
+}
+
+#[test]
+fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
+    must_be_root();
     let dir = tempfile::tempdir().unwrap();
     let stores: Vec<PathBuf> = (0..4).map(|i| dir.path().join(format!("hub{i}.aidmesh"))).collect();
     for (i, s) in stores.iter().enumerate() {
@@ -177,4 +186,86 @@ fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
     }
     // The outsider on the same bridge got nothing.
     assert!(items(&stores[3]).is_empty());
+}
+
+/// An outsider on the LAN floods a hub's port: 200 sockets held open without a word, reopened
+/// as soon as they close, and a storm of connections opened and dropped as fast as it can.
+const FLOOD: &str = r#"
+import select, socket, sys, threading, time
+host, port = sys.argv[1], int(sys.argv[2])
+held = []
+def hold():
+    while True:
+        if held:
+            readable, _, _ = select.select(held, [], [], 0.01)
+            for s in readable:
+                held.remove(s)
+                s.close()
+        while len(held) < 200:
+            try:
+                held.append(socket.create_connection((host, port), timeout=1))
+            except OSError:
+                time.sleep(0.001)
+                break
+def storm():
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            time.sleep(0.001)
+threading.Thread(target=hold, daemon=True).start()
+for _ in range(3):
+    threading.Thread(target=storm, daemon=True).start()
+print("flooding", flush=True)
+while True:
+    time.sleep(1)
+"#;
+
+#[test]
+fn an_outsider_flooding_a_hub_cannot_keep_a_member_out_nor_fill_its_log() {
+    must_be_root();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.aidmesh"), dir.path().join("b.aidmesh"));
+    cli(&a, &["init", "--name", "North"]);
+    cli(&b, &["init", "--name", "South"]);
+    let code = cli(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
+    cli(&b, &["adopt-founder", &code]);
+    let key = cli(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
+    cli(&a, &["admit", &key, "--name", "South"]);
+    let mut lab = Lab::new(3);
+    let log_path = dir.path().join("north.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    lab.serve_logged(0, &a, log);
+    let target = lab.hosts[0].1.clone();
+    let mut flood = Command::new("ip")
+        .args(["netns", "exec", &lab.hosts[2].0, "python3", "-c", FLOOD, &target, "7433"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs the outsider's flood");
+    let mut line = String::new();
+    BufReader::new(flood.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "flooding");
+    lab.children.push(flood);
+    std::thread::sleep(Duration::from_secs(3));
+    let log_before = std::fs::metadata(&log_path).unwrap().len();
+    // The member comes while the flood goes on, connects, and a new record crosses.
+    lab.serve(1, &b);
+    wait_until("South to connect to North through the flood", || {
+        cli(&b, &["peers"])["connected"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    let start = Instant::now();
+    cli(&b, &["add", "item", "name=Insulin", "unit=pen"]);
+    wait_until("South's record on North", || items(&a) == ["Insulin"]);
+    let synced = start.elapsed();
+    eprintln!("record synced through the flood in {synced:?}");
+    assert!(synced < Duration::from_secs(5), "took {synced:?}");
+    // Half a minute of flood: the log grows by a few lines a minute, not a line a connection
+    // (under a megabyte in ten minutes).
+    std::thread::sleep(Duration::from_secs(30));
+    let grown = std::fs::metadata(&log_path).unwrap().len() - log_before;
+    eprintln!("North's log grew {grown} bytes in 30 s of flood");
+    assert!(grown < 40_000, "the log grew {grown} bytes in 30 s");
+    cli(&a, &["add", "item", "name=Water", "unit=bottle"]);
+    wait_until("North's record on South", || items(&b) == ["Insulin", "Water"]);
 }
