@@ -23,7 +23,10 @@ struct Lab {
 
 impl Lab {
     fn new(n: usize) -> Lab {
-        let id = std::process::id() % 10_000;
+        // Labs of one test process run in parallel: each has its own names.
+        static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = (std::process::id() % 1_000) * 10 + lab % 10;
         let subnet = 100 + (id % 150);
         let bridge = format!("amb{id}");
         ip(&["netns", "add", &bridge]);
