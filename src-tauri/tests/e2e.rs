@@ -344,6 +344,66 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     no_axe_violations(&app, "mesh");
     shot(&app, "mesh.png");
 
+    // The app owns North's store: the `aidmesh` command runs inside it (it never opens the file
+    // itself), while North syncs with South and South writes too. Nothing is lost, vault entries
+    // cross, and a second owner is refused.
+    let south_writer = {
+        let south = Cli { store: south.store.clone(), handle: south.handle.clone() };
+        std::thread::spawn(move || {
+            (0..30)
+                .map(|i| south.run(&["add", "item", &format!("name=South crate {i}"), "unit=box"])["id"].clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut north_items = Vec::new();
+    let mut vault = Vec::new();
+    for i in 0..100 {
+        let id = north.run(&["add", "item", &format!("name=North crate {i}"), "unit=box"])["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        north.run(&["update", &id, &format!("name=North crate {i} (counted)")]);
+        let v = north.run(&["vault", "put", &format!("name=Person {i}")])["vault_id"].as_str().unwrap().to_string();
+        if i % 3 == 0 {
+            north.run(&["vault", "erase", &v]);
+        } else {
+            vault.push(v);
+        }
+        north_items.push(id);
+    }
+    let south_items = south_writer.join().unwrap();
+    let ids = |c: &Cli| c.run(&["list", "item", "--limit", "100000"]).to_string();
+    for _ in 0..200 {
+        let (n, s) = (ids(&north), ids(&south));
+        if north_items.iter().all(|i| s.contains(i.as_str()))
+            && south_items.iter().all(|i| n.contains(i.as_str().unwrap()))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (n, s) = (ids(&north), ids(&south));
+    assert!(north_items.iter().all(|i| s.contains(i.as_str())), "every North write on South");
+    assert!(south_items.iter().all(|i| n.contains(i.as_str().unwrap())), "every South write on North");
+    for v in &vault {
+        let mut there = false;
+        for _ in 0..50 {
+            if south.cmd().args(["vault", "show", v]).output().unwrap().status.success() {
+                there = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(there, "vault entry {v} on South");
+    }
+    screen(&app, "inventory");
+    app.fill("#inv-search", "North crate 99");
+    app.wait_text("table", 20, |t| t.contains("North crate 99 (counted)"));
+    app.fill("#inv-search", "");
+    let second = north.cmd().args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("a hub already runs on"), "{second:?}");
+
     // South records stock and an expense; both appear on North's screens without a reload.
     screen(&app, "inventory");
     south.run(&["add", "item", "name=Blankets", "unit=blanket"]);

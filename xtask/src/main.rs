@@ -6,6 +6,8 @@
 //!   print its overview; `cargo xtask demo -- ARGS` runs `aidmesh ARGS` on it.
 //! - `cargo xtask test`: check or install what the tests need, then run every test.
 //! - `cargo xtask bundle`: the desktop package (.deb) through the Tauri bundler, offline.
+//! - `cargo xtask soak [SEEDS]`: the connection-policy simulation over many more seeded
+//!   schedules than a test run (20,000 by default), in release mode.
 //!
 //! Installs go through the system's own package clients: apt (only as root), npm into ui/,
 //! pip into a project-local virtual environment, cargo install for tauri-driver and tauri-cli.
@@ -36,8 +38,11 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bundle") => bundle(),
+        Some("soak") => soak(args.get(1).map(String::as_str).unwrap_or("20000")),
         _ => {
-            eprintln!("usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle");
+            eprintln!(
+                "usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle | soak [SEEDS]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -144,6 +149,23 @@ fn test(extra: &[String]) -> Result {
     fuzz(&root)?;
     step("all tests passed");
     Ok(())
+}
+
+/// The mesh simulation (`crates/mesh/tests/policy_sim.rs`) over `seeds` schedules.
+fn soak(seeds: &str) -> Result {
+    let n: u64 = seeds.parse().map_err(|_| format!("{seeds:?} is not a number of seeds"))?;
+    step(&format!("running the connection-policy simulation over {n} seeded schedules"));
+    let st = Command::new(cargo_bin())
+        .current_dir(root())
+        .args(["test", "--release", "--locked", "-p", "aidmesh-mesh", "--test", "policy_sim", "--", "--nocapture"])
+        .env("AIDMESH_SIM_SEEDS", n.to_string())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err("the simulation found a schedule that fails (its seed is in the message above)".into())
+    }
 }
 
 /// The .deb package of the desktop app, through the Tauri bundler (no network needed).

@@ -36,6 +36,23 @@ pub fn socket_path(store: &Path) -> PathBuf {
     aidmesh_hub::sibling_path(store, ".sock")
 }
 
+/// The longest path a Unix socket can be bound at (`sun_path` holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+fn check_length(socket: &Path) -> io::Result<()> {
+    let n = socket.as_os_str().len();
+    if n > MAX_SOCKET_PATH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the store's path is too long for its control socket ({n} bytes, at most {MAX_SOCKET_PATH}): \
+                 move the store to a shorter path"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The token file of the store at `store`.
 pub fn token_path(store: &Path) -> PathBuf {
     aidmesh_hub::sibling_path(store, ".token")
@@ -101,6 +118,7 @@ impl ControlServer {
     /// its lock): a socket left by an owner that died is replaced.
     pub fn start(store: &Path, token: [u8; 32], executor: Executor) -> io::Result<ControlServer> {
         let socket = socket_path(store);
+        check_length(&socket)?;
         let token_file = token_path(store);
         let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
         // Written whole under another name, then renamed: a command never reads half a token.
@@ -376,6 +394,15 @@ mod tests {
         assert_eq!(run(&store, "").0.unwrap(), Forwarded::NoOwner);
         let _server = ControlServer::start(&store, [3; 32], echo()).unwrap();
         assert_eq!(run(&store, "\n").0.unwrap(), Forwarded::Exit(7));
+    }
+
+    #[test]
+    fn a_store_path_too_long_for_a_socket_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(100));
+        std::fs::create_dir(&deep).unwrap();
+        let e = ControlServer::start(&deep.join("hub.aidmesh"), [0; 32], echo()).err().unwrap();
+        assert!(e.to_string().contains("too long for its control socket"), "{e}");
     }
 
     #[test]
