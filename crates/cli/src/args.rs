@@ -279,6 +279,41 @@ pub(crate) fn with_fields<T>(
 }
 
 impl Cli {
+    /// Checks the files this command reads and writes can be handed to the hub that runs it: it
+    /// runs in another process, so a path that means something only in this one (`/dev/stdin`,
+    /// `/dev/fd/N` from `<(…)`, `/proc/self/…`) would reach the hub's own.
+    pub(crate) fn files_for_the_owner(&self) -> Result<(), String> {
+        let special = |p: &std::path::Path| {
+            let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            p.starts_with("/dev") || p.starts_with("/proc")
+        };
+        let input = |p: &PathBuf| -> Result<(), String> {
+            if special(p) || std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
+                return Err(format!(
+                    "{} is not a plain file: while a hub runs, commands read their input from files",
+                    p.display()
+                ));
+            }
+            Ok(())
+        };
+        let output = |p: &PathBuf| -> Result<(), String> {
+            if special(p) {
+                return Err(format!(
+                    "{} is not a plain file: while a hub runs, write to a file (or leave out --out for standard output)",
+                    p.display()
+                ));
+            }
+            Ok(())
+        };
+        match &self.command {
+            Command::Bundle(BundleCmd::Export { to, .. }) => output(to),
+            Command::Bundle(BundleCmd::Inspect { path } | BundleCmd::Import { path }) => input(path),
+            Command::Export(ExportCmd::Json { out: Some(o) } | ExportCmd::Hxl { out: Some(o), .. }) => output(o),
+            Command::Import(ImportCmd::Json { path } | ImportCmd::Hxl { path, .. }) => input(path),
+            _ => Ok(()),
+        }
+    }
+
     /// Makes every path absolute against `cwd`, so that the hub that owns the store reads and
     /// writes the same files the command was given (it runs in another process and folder).
     pub(crate) fn absolutize(&mut self, cwd: &std::path::Path) {

@@ -53,6 +53,8 @@ pub fn main() -> ExitCode {
         cli.absolutize(&cwd);
     }
     let store = cli.store.clone().unwrap_or_else(default_store);
+    // The hub that runs this command finds the store by its own defaults otherwise.
+    cli.store = Some(store.clone());
     // An owner that is starting holds the lock before its channel is open: wait for it a little.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -102,6 +104,7 @@ fn forward(store: &Path, cli: &Cli) -> std::io::Result<control::Forwarded> {
     if !control::socket_path(store).exists() {
         return Ok(control::Forwarded::NoOwner);
     }
+    cli.files_for_the_owner().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let req = control::Request {
         command: serde_json::to_value(cli).map_err(std::io::Error::other)?,
         stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
@@ -716,9 +719,15 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         }
         Command::Join { code, name } => serve::join(&mut hubs, &code, &name),
         Command::Passphrase => {
-            let mut hub = hubs.hub()?;
+            // Asked before the hub is taken: a running hub syncs on while a person types.
+            let current = if owned { Some(term::read_secret("Current passphrase")?) } else { None };
             let new = prompt_twice("New passphrase")?;
-            hub.change_passphrase(&new)?;
+            let mut hub = hubs.hub()?;
+            match current {
+                // Whoever reaches the running hub must still know the passphrase to change it.
+                Some(c) => hub.change_passphrase_checked(&c, &new)?,
+                None => hub.change_passphrase(&new)?,
+            }
             outln!("Passphrase changed.");
             Ok(())
         }
@@ -739,6 +748,11 @@ fn default_store() -> PathBuf {
 fn open(store: &Path, cli: &Access) -> Result<Hub> {
     if !store.exists() {
         bail!("no hub at {}: create one with `aidmesh init --name NAME` (or `aidmesh demo`)", store.display());
+    }
+    // A hub that is starting owns the store before its control channel opens: say so before
+    // asking for a passphrase (the command then waits for the channel).
+    if let Some(pid) = aidmesh_hub::store_owner(store)? {
+        return Err(Error::from(aidmesh_hub::StoreError::Busy { path: store.to_path_buf(), pid }).into());
     }
     let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
     Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)

@@ -192,7 +192,7 @@ pub(crate) fn progress() -> impl FnMut(&aidmesh_hub::Event) + Send + 'static {
                 aidmesh_hub::Task::BundleExport => "Collecting documents",
                 aidmesh_hub::Task::BundleImport => "Checking and merging documents",
             };
-            eprintln!("{what}: {done}/{total} ({}%)", tenth * 10);
+            errln!("{what}: {done}/{total} ({}%)", tenth * 10);
         }
     }
 }

@@ -224,6 +224,18 @@ fn a_command_reads_the_same_through_the_running_hub() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(std::fs::read_to_string(&out).unwrap().contains("Water"));
+    // A path that means something only in the command's process is refused, not handed to
+    // the hub (which would read its own standard input).
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(&store)
+        .args(["import", "json", "/dev/stdin"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a plain file"), "{o:?}");
     // A second owner is refused, saying why; the first keeps running.
     let o = cmd(&store, &["serve", "--listen", "127.0.0.1:0", "--no-discovery"]);
     assert_eq!(o.status.code(), Some(1));

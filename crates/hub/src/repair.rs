@@ -30,8 +30,14 @@ impl Hub {
         let mut out = Vec::new();
         out.extend(self.repair_index()?);
         for (doc, ..) in self.store.docs()? {
-            if doc != INDEX_DOC {
-                out.extend(self.repair_doc(&doc)?);
+            if doc == INDEX_DOC {
+                continue;
+            }
+            // A document beyond repair stays as it is; the others are still repaired, and the
+            // store still opens.
+            match self.repair_doc(&doc) {
+                Ok(r) => out.extend(r),
+                Err(e) => tracing::error!(doc, error = %e, "a document does not load and cannot be repaired"),
             }
         }
         Ok(out)

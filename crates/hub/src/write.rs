@@ -350,6 +350,11 @@ impl Hub {
         Ok(out)
     }
 
+    /// Every document this hub holds, with its partition.
+    pub fn doc_partitions(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        Ok(self.store.docs()?.into_iter().map(|(d, p, ..)| (d, p)).collect())
+    }
+
     /// The coalition's documents (hubs, places, roles, policy, the signed membership log), as
     /// saved: what a new member is handed when it joins.
     pub fn coalition_docs(&self) -> Result<Vec<DocExport>> {

@@ -233,7 +233,8 @@ impl<H: Hub> Mesh<H> {
     }
 
     /// Keeps a connection to `addr` up: dials, and dials again after it drops, waiting as the
-    /// policy says (longer after each failure, reset by a session that completed its handshake).
+    /// policy says (longer after each failure, reset by a session that the peer answered and
+    /// that ran a while).
     pub fn dial(&self, addr: SocketAddr) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -246,12 +247,12 @@ impl<H: Hub> Mesh<H> {
                 }
                 match connect(&connector, addr).await {
                     Ok((stream, peer)) => {
-                        let established =
+                        let started = std::time::Instant::now();
+                        let answered =
                             run_connection(shared.clone(), tokio_rustls::TlsStream::Client(stream), peer, addr, true)
                                 .await;
-                        if established {
-                            lock(&shared.policy).dial_succeeded(addr);
-                        }
+                        let lasted = started.elapsed().as_millis() as i64;
+                        lock(&shared.policy).session_ended(addr, answered, lasted);
                     }
                     Err(e) => tracing::debug!(%addr, error = %e, "dial failed"),
                 }

@@ -31,6 +31,10 @@ pub struct Limits {
     /// The first wait before dialling a peer again, doubled after each failure up to the cap.
     pub backoff_min_ms: i64,
     pub backoff_max_ms: i64,
+    /// How long a session must have lasted, with the peer answering, for the next dial to start
+    /// from the shortest wait again (a peer that answers, then ends every session at once,
+    /// keeps being redialled ever more rarely).
+    pub settled_ms: i64,
     /// Refused connections logged per minute; the others are counted in the next line.
     pub refusals_logged_per_minute: u32,
 }
@@ -43,6 +47,7 @@ impl Default for Limits {
             handshake_ms: 3_000,
             backoff_min_ms: 200,
             backoff_max_ms: 60_000,
+            settled_ms: 5_000,
             refusals_logged_per_minute: 10,
         }
     }
@@ -80,7 +85,7 @@ struct Dial {
 pub struct Policy {
     me: HubId,
     limits: Limits,
-    handshakes: BTreeMap<IpAddr, usize>,
+    handshakes: BTreeMap<Source, usize>,
     in_progress: usize,
     /// The connection kept for each peer, and whether this hub dialled it.
     links: BTreeMap<HubId, (ConnId, bool)>,
@@ -109,6 +114,7 @@ impl Policy {
     /// A socket was accepted from `from`: may its handshake start? If so, the driver must call
     /// [`Policy::handshake_ended`] once it ends, however it ends.
     pub fn handshake_start(&mut self, from: IpAddr) -> bool {
+        let from = Source::of(from);
         let here = self.handshakes.get(&from).copied().unwrap_or(0);
         if here >= self.limits.per_source || self.in_progress >= self.limits.total {
             return false;
@@ -119,6 +125,7 @@ impl Policy {
     }
 
     pub fn handshake_ended(&mut self, from: IpAddr) {
+        let from = Source::of(from);
         if let Some(n) = self.handshakes.get_mut(&from) {
             *n -= 1;
             self.in_progress -= 1;
@@ -176,10 +183,14 @@ impl Policy {
         self.links.get(peer).map(|(c, _)| *c)
     }
 
-    /// A session with the peer at `addr` completed its handshake (the peer's first frame
-    /// arrived): dialling it again after a drop starts from the shortest wait.
-    pub fn dial_succeeded(&mut self, addr: SocketAddr) {
-        self.dials.entry(addr).or_default().failures = 0;
+    /// A session this hub dialled at `addr` ended: `answered`, the peer's first frame had
+    /// arrived; `lasted_ms`, how long it ran. A session that was answered and lasted
+    /// [`Limits::settled_ms`] makes the next dial start from the shortest wait; any other counts
+    /// as a failure (see [`Policy::dial_failed`]).
+    pub fn session_ended(&mut self, addr: SocketAddr, answered: bool, lasted_ms: i64) {
+        if answered && lasted_ms >= self.limits.settled_ms {
+            self.dials.entry(addr).or_default().failures = 0;
+        }
     }
 
     /// Dialling `addr` failed, or the connection ended: how long to wait before the next dial.
@@ -209,6 +220,29 @@ impl Policy {
     /// to log it now. `Some(n)`: log, mentioning the `n` refusals left unlogged before it.
     pub fn refusal(&mut self, now: Timestamp) -> Option<u64> {
         self.refusals.allow(now)
+    }
+}
+
+/// Where a handshake comes from, for its slots: an IPv4 address, or an IPv6 /64 (one host
+/// commonly holds a whole /64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    V4([u8; 4]),
+    V6([u8; 8]),
+}
+
+impl Source {
+    fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(v4) => Source::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Source::V4(v4.octets()),
+                None => {
+                    let o = v6.octets();
+                    Source::V6([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
+                }
+            },
+        }
     }
 }
 
@@ -279,6 +313,11 @@ mod tests {
         let mut q = Policy::new(ids().0, Limits { total: 3, ..Limits::default() });
         let n = (1..=10).filter(|i| q.handshake_start(IpAddr::from([10, 0, 1, *i]))).count();
         assert_eq!(n, 3);
+        // One IPv6 host is one source however many addresses of its /64 it uses.
+        let mut r = Policy::new(ids().0, Limits::default());
+        let n = (1..=50u16).filter(|i| r.handshake_start(IpAddr::from([0xfd00, 0, 0, 1, 0, 0, 0, *i]))).count();
+        assert_eq!(n, 4);
+        assert!(r.handshake_start(IpAddr::from([0xfd00, 0, 0, 2, 0, 0, 0, 1])), "another /64 is another source");
         // Ending a handshake that was never started changes nothing.
         q.handshake_ended(IpAddr::from([10, 9, 9, 9]));
         assert!(!q.handshake_start(IpAddr::from([10, 0, 2, 1])));
@@ -331,9 +370,14 @@ mod tests {
         // TLS completed but the peer refused us: still a failure, the wait keeps growing.
         p.connected(&peer, 1, true, Some(a));
         p.disconnected(&peer, 1);
+        p.session_ended(a, false, 0);
         assert!(p.dial_failed(a, 0) >= 30_000);
-        // A session that completed its handshake resets it.
-        p.dial_succeeded(a);
+        // A peer that answers, then ends the session at once (say, over a change it refuses),
+        // is no reason to come back quickly either.
+        p.session_ended(a, true, 100);
+        assert!(p.dial_failed(a, 0) >= 30_000);
+        // A session that ran resets it.
+        p.session_ended(a, true, 5_000);
         assert!(p.dial_failed(a, 0) <= 200);
         // Two hubs refused at once do not come back at once.
         let mut q = Policy::new(ids().0, Limits::default());

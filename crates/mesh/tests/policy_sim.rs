@@ -28,6 +28,9 @@ const DOCS: [&str; 3] = ["coalition", "item", "incident-2026-12"];
 struct End {
     peer: usize,
     session: Session,
+    /// When it started, and the address it was dialled at if this end dialled it.
+    since: i64,
+    dialled: Option<SocketAddr>,
 }
 
 struct Node {
@@ -126,9 +129,13 @@ impl Sim {
     /// Closes a connection at both ends.
     fn close(&mut self, conn: ConnId) {
         let ids = self.ids();
+        let now = self.now;
         for n in self.nodes.iter_mut() {
             if let Some(end) = n.conns.remove(&conn) {
                 n.policy.disconnected(&ids[end.peer], conn);
+                if let Some(a) = end.dialled {
+                    n.policy.session_ended(a, end.session.heard_from_peer(), now - end.since);
+                }
             }
         }
         self.wires.retain(|(c, _), _| *c != conn);
@@ -140,7 +147,6 @@ impl Sim {
 
     /// `a` dials `b`'s address, as its dial loop does.
     fn dial(&mut self, a: usize, b: usize) {
-        let ids = self.ids();
         if !self.nodes[a].policy.should_dial(addr(b)) {
             self.nodes[a].next_dial.insert(b, self.now + 1_000);
             return;
@@ -188,12 +194,10 @@ impl Sim {
                 for (x, y) in [(a, b), (b, a)] {
                     let mut session = Session::new(&format!("n{y}"), t);
                     let first = session.start(&mut self.nodes[x].mem, t);
-                    self.nodes[x].conns.insert(conn, End { peer: y, session });
+                    let dialled = (x == a).then_some(addr(b));
+                    self.nodes[x].conns.insert(conn, End { peer: y, session, since: self.now, dialled });
                     self.wires.entry((conn, x)).or_default().extend(first);
                 }
-                // The peer's first frame arrives with the next deliveries: the dialler's loop
-                // counts the session as established.
-                self.nodes[a].policy.dial_succeeded(addr(b));
             }
             (ka, kb) => {
                 // One end closes it: the other end's policy forgets it too.

@@ -28,8 +28,16 @@ use serde::{Deserialize, Serialize};
 const MAX_FRAME: usize = 1 << 20;
 /// Commands running through the owner at once; more are told to wait and try again.
 const MAX_CLIENTS: usize = 8;
-/// How long the owner waits for a command to send its token and request.
+/// How long the owner waits for each frame of a command's token and request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The token frame: 64 hex digits.
+const MAX_TOKEN_FRAME: usize = 64;
+/// Output waiting for a command that reads it slowly, in pieces of at most 64 KiB (64 MiB):
+/// the command runs on and lets go of the hub while its output drains.
+const OUT_QUEUE: usize = 1024;
+/// How long a command's output may wait for room in that queue before the command counts as
+/// gone (its reader stopped for good), so that it never holds the hub for longer.
+const OUT_STALL: Duration = Duration::from_secs(30);
 
 /// The socket of the store at `store`.
 pub fn socket_path(store: &Path) -> PathBuf {
@@ -91,10 +99,14 @@ fn write_frame(w: &mut impl Write, tag: u8, payload: &[u8]) -> io::Result<()> {
 }
 
 fn read_frame(r: &mut impl Read) -> io::Result<(u8, Vec<u8>)> {
+    read_frame_max(r, MAX_FRAME)
+}
+
+fn read_frame_max(r: &mut impl Read, max: usize) -> io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 5];
     r.read_exact(&mut head)?;
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("control frame of {len} bytes: too large")));
     }
     let mut payload = vec![0u8; len];
@@ -142,7 +154,15 @@ impl ControlServer {
                 if stop2.load(Ordering::SeqCst) {
                     break;
                 }
-                let Ok(stream) = conn else { continue };
+                let stream = match conn {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of file descriptors, say: do not spin.
+                        tracing::warn!(error = %e, "control channel: accept failed");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
                 if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                     clients.fetch_sub(1, Ordering::SeqCst);
                     let mut s = stream;
@@ -150,14 +170,15 @@ impl ControlServer {
                     let _ = write_frame(&mut s, b'X', &1i32.to_be_bytes());
                     continue;
                 }
-                let (exec, clients, token_hex) = (executor.clone(), clients.clone(), token_hex.clone());
+                let (exec, clients2, token_hex) = (executor.clone(), clients.clone(), token_hex.clone());
                 let spawned = std::thread::Builder::new().name("aidmesh-command".into()).spawn(move || {
                     if let Err(e) = serve_one(stream, &token_hex, &exec) {
                         tracing::debug!(error = %e, "control connection ended");
                     }
-                    clients.fetch_sub(1, Ordering::SeqCst);
+                    clients2.fetch_sub(1, Ordering::SeqCst);
                 });
                 if spawned.is_err() {
+                    clients.fetch_sub(1, Ordering::SeqCst);
                     tracing::warn!("cannot start a thread for a command");
                 }
             }
@@ -178,7 +199,7 @@ impl Drop for ControlServer {
 
 fn serve_one(mut stream: UnixStream, token_hex: &str, exec: &Executor) -> io::Result<()> {
     stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
-    let (tag, token) = read_frame(&mut stream)?;
+    let (tag, token) = read_frame_max(&mut stream, MAX_TOKEN_FRAME)?;
     if tag != b'T' {
         return Err(unexpected("the token", tag));
     }
@@ -186,6 +207,9 @@ fn serve_one(mut stream: UnixStream, token_hex: &str, exec: &Executor) -> io::Re
     let ok = token.len() == token_hex.len()
         && token.iter().zip(token_hex.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !ok {
+        // The request follows the token: take it (unread, it would reset the connection before
+        // the command reads the answer), then refuse.
+        let _ = read_frame(&mut stream);
         write_frame(&mut stream, b'E', b"error: the control token does not match this hub's\n")?;
         return write_frame(&mut stream, b'X', &2i32.to_be_bytes());
     }
@@ -197,42 +221,90 @@ fn serve_one(mut stream: UnixStream, token_hex: &str, exec: &Executor) -> io::Re
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("control request: {e}")))?;
     // Prompts may wait for a person: no deadline once the command runs.
     stream.set_read_timeout(None)?;
-    let mut end = stream.try_clone()?;
+    // Frames to the command go through a writer thread: a command whose reader is slow (a
+    // pager) leaves its output queued and lets go of the hub.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u8, Vec<u8>)>(OUT_QUEUE);
+    let mut out = stream.try_clone()?;
+    let writer = std::thread::Builder::new().name("aidmesh-command-out".into()).spawn(move || {
+        for (tag, payload) in rx.iter() {
+            if write_frame(&mut out, tag, &payload).is_err() {
+                // The command went away: drop the rest.
+                for _ in rx.iter() {}
+                return;
+            }
+        }
+    })?;
+    let end = Sender(tx.clone());
     let exec = exec.clone();
-    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec(req, Box::new(Remote(stream)))))
-        .unwrap_or_else(|_| {
-            let _ = write_frame(&mut end, b'E', b"error: the command failed inside the running hub (see its log)\n");
-            101
-        });
-    write_frame(&mut end, b'X', &code.to_be_bytes())
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        exec(req, Box::new(Remote { read: stream, out: Sender(tx) }))
+    }))
+    .unwrap_or_else(|_| {
+        let _ = end.send(b'E', b"error: the command failed inside the running hub (see its log)\n".to_vec());
+        101
+    });
+    let sent = end.send(b'X', code.to_be_bytes().to_vec());
+    drop(end);
+    let _ = writer.join();
+    sent
+}
+
+/// The queue of frames to a command.
+struct Sender(std::sync::mpsc::SyncSender<(u8, Vec<u8>)>);
+
+impl Sender {
+    /// Queues a frame, waiting up to [`OUT_STALL`] for room.
+    fn send(&self, tag: u8, payload: Vec<u8>) -> io::Result<()> {
+        use std::sync::mpsc::TrySendError;
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the command went away");
+        let deadline = std::time::Instant::now() + OUT_STALL;
+        let mut item = (tag, payload);
+        loop {
+            match self.0.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(_)) => return Err(gone()),
+                Err(TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the command stopped reading its output"))
+                }
+            }
+        }
+    }
 }
 
 /// The command's terminal at the other end of the socket.
-struct Remote(UnixStream);
+struct Remote {
+    read: UnixStream,
+    out: Sender,
+}
 
 impl Remote {
     fn ask(&mut self, tag: u8, prompt: &[u8], answer: u8) -> io::Result<String> {
-        write_frame(&mut self.0, tag, prompt)?;
-        let (t, body) = read_frame(&mut self.0)?;
+        self.out.send(tag, prompt.to_vec())?;
+        let (t, body) = read_frame(&mut self.read)?;
         if t != answer {
             return Err(unexpected("an answer", t));
         }
         String::from_utf8(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
+
+    fn send(&mut self, tag: u8, bytes: &[u8]) -> io::Result<()> {
+        for piece in bytes.chunks(64 * 1024) {
+            self.out.send(tag, piece.to_vec())?;
+        }
+        Ok(())
+    }
 }
 
 impl Terminal for Remote {
     fn out(&mut self, bytes: &[u8]) -> io::Result<()> {
-        for piece in bytes.chunks(64 * 1024) {
-            write_frame(&mut self.0, b'O', piece)?;
-        }
-        Ok(())
+        self.send(b'O', bytes)
     }
     fn err(&mut self, bytes: &[u8]) -> io::Result<()> {
-        for piece in bytes.chunks(64 * 1024) {
-            write_frame(&mut self.0, b'E', piece)?;
-        }
-        Ok(())
+        self.send(b'E', bytes)
     }
     fn read_line(&mut self) -> io::Result<String> {
         self.ask(b'l', b"", b'L')
@@ -240,6 +312,25 @@ impl Terminal for Remote {
     fn read_secret(&mut self, prompt: &str) -> io::Result<String> {
         self.ask(b's', prompt.as_bytes(), b'S')
     }
+}
+
+/// Refuses a socket or token file that another user made (in a folder others can write to, a
+/// planted socket would learn the token and whatever the command sends).
+fn check_owned(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if meta.file_type().is_symlink() || me.is_some_and(|me| meta.uid() != me) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} is not this user's own file: refusing to talk to it", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// What became of a command offered to the owner.
@@ -262,6 +353,7 @@ pub struct Local<'a> {
 /// Offers `req` to the owner of the store at `store`, relaying its output and prompts.
 pub fn forward(store: &Path, req: &Request, local: Local<'_>) -> io::Result<Forwarded> {
     let socket = socket_path(store);
+    check_owned(&socket)?;
     let mut stream = match UnixStream::connect(&socket) {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => {
@@ -271,6 +363,7 @@ pub fn forward(store: &Path, req: &Request, local: Local<'_>) -> io::Result<Forw
             return Err(io::Error::new(e.kind(), format!("cannot reach the running hub at {}: {e}", socket.display())))
         }
     };
+    check_owned(&token_path(store))?;
     let token = std::fs::read(token_path(store)).map_err(|e| {
         io::Error::new(e.kind(), format!("cannot read the running hub's token {}: {e}", token_path(store).display()))
     })?;
@@ -403,6 +496,47 @@ mod tests {
         std::fs::create_dir(&deep).unwrap();
         let e = ControlServer::start(&deep.join("hub.aidmesh"), [0; 32], echo()).err().unwrap();
         assert!(e.to_string().contains("too long for its control socket"), "{e}");
+    }
+
+    #[test]
+    fn output_waits_in_a_queue_for_a_slow_reader_while_the_command_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("hub.aidmesh");
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        let _server = ControlServer::start(
+            &store,
+            [5; 32],
+            Arc::new(move |_, mut term| {
+                // 8 MiB of output: far more than a socket buffers.
+                for _ in 0..128 {
+                    term.out(&[b'x'; 64 * 1024]).unwrap();
+                }
+                done2.store(true, Ordering::SeqCst);
+                0
+            }),
+        )
+        .unwrap();
+        // A reader that does not read at first (a pager), then reads it all.
+        let mut stream = UnixStream::connect(socket_path(&store)).unwrap();
+        write_frame(&mut stream, b'T', &std::fs::read(token_path(&store)).unwrap()).unwrap();
+        let req = Request { command: serde_json::json!([]), stdin_is_terminal: false };
+        write_frame(&mut stream, b'R', &serde_json::to_vec(&req).unwrap()).unwrap();
+        let t = std::time::Instant::now();
+        while !done.load(Ordering::SeqCst) {
+            assert!(t.elapsed() < Duration::from_secs(10), "the command waited for its reader");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut n = 0;
+        loop {
+            let (tag, body) = read_frame(&mut stream).unwrap();
+            match tag {
+                b'O' => n += body.len(),
+                b'X' => break,
+                t => panic!("frame {t}"),
+            }
+        }
+        assert_eq!(n, 128 * 64 * 1024);
     }
 
     #[test]

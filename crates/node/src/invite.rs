@@ -103,6 +103,20 @@ pub fn parse_invite(code: &str) -> Result<Invite> {
 
 /// Adopts the coalition a welcome describes (after `aidmesh_mesh::invite::join`).
 pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
+    // The whole membership log comes with the coalition's documents: this hub accepts every
+    // member, not only the founder, at once. Entries count only as far as their signatures chain
+    // back to the founder adopted here. Every document is checked before anything changes.
+    let known = hub.doc_partitions()?;
+    let mut docs = Vec::new();
+    for d in &welcome.coalition {
+        let elsewhere = known.get(&d.doc).is_some_and(|p| p != "coalition");
+        if d.partition != "coalition" || !d.doc.starts_with("coalition-") || elsewhere {
+            bail!("the welcome holds document {:?}, which is not the coalition's: nothing adopted", d.doc);
+        }
+        let bytes = aidmesh_mesh::membership::unhex(&d.bytes)
+            .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex: nothing adopted", d.doc))?;
+        docs.push((d, bytes));
+    }
     hub.adopt_founder(&Founder {
         key: welcome.founder_key.clone(),
         name: welcome.founder_name.clone(),
@@ -111,15 +125,57 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
     if let Some(k) = &welcome.coalition_key {
         hub.set_coalition_key(k)?;
     }
-    // The whole membership log: this hub accepts every member, not only the founder, at once.
-    // Entries count only as far as their signatures chain back to the founder just adopted.
-    for d in &welcome.coalition {
-        if d.partition != "coalition" {
-            bail!("the welcome holds document {:?}, which is not the coalition's", d.doc);
-        }
-        let bytes = aidmesh_mesh::membership::unhex(&d.bytes)
-            .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex", d.doc))?;
+    for (d, bytes) in docs {
         hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(dir: &std::path::Path, name: &str) -> Hub {
+        let opts = aidmesh_hub::InitOptions { hub_name: name.into(), location: String::new() };
+        Hub::init(&dir.join(format!("{name}.aidmesh")), "pw", &opts, aidmesh_hub::Config::system("coord")).unwrap()
+    }
+
+    /// A welcome may bring the coalition's documents only: not the index, not a document this
+    /// hub holds under another partition. Nothing is adopted from one that tries.
+    #[test]
+    fn a_welcome_with_documents_other_than_the_coalitions_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let inviter = hub(dir.path(), "north");
+        let mut joiner = hub(dir.path(), "south");
+        let founder_before = joiner.founder().unwrap();
+        let good = inviter.coalition_docs().unwrap();
+        assert!(!good.is_empty());
+        let f = inviter.founder().unwrap();
+        let welcome = |docs: Vec<WelcomeDoc>| Welcome {
+            founder_key: f.key.clone(),
+            founder_name: f.name.clone(),
+            founded_at: f.at.millis(),
+            peer: None,
+            coalition_key: None,
+            coalition: docs,
+        };
+        let as_welcome = |d: &aidmesh_hub::DocExport, doc: &str, partition: &str| WelcomeDoc {
+            doc: doc.into(),
+            partition: partition.into(),
+            created_at: d.created_at.millis(),
+            bytes: aidmesh_mesh::membership::hex(&d.bytes),
+        };
+        for bad in [
+            as_welcome(&good[0], "index", "coalition"),
+            as_welcome(&good[0], &good[0].doc, "item"),
+            as_welcome(&good[0], "item-01abc", "coalition"),
+        ] {
+            let e = adopt(&mut joiner, &welcome(vec![bad])).unwrap_err();
+            assert!(e.to_string().contains("nothing adopted"), "{e}");
+            assert_eq!(joiner.founder().unwrap(), founder_before);
+        }
+        let ok: Vec<WelcomeDoc> = good.iter().map(|d| as_welcome(d, &d.doc, &d.partition)).collect();
+        adopt(&mut joiner, &welcome(ok)).unwrap();
+        assert_eq!(joiner.founder().unwrap().key, f.key);
+    }
 }

@@ -66,11 +66,12 @@ impl Node {
         let identity = hub.identity();
         let store = hub.store_path().to_path_buf();
         let mesh = Arc::new(Mesh::new(hub, &identity)?);
-        let addr = mesh.listen(config.listen).await?;
         let (dial, dialed) = tokio::sync::mpsc::unbounded_channel();
         for p in &config.peers {
             let _ = dial.send(*p);
         }
+        // The control channel first: if it cannot open, nothing holds the hub (and its store)
+        // yet, so the store is free again as soon as this returns.
         let control = match &config.commands {
             Some(commands) => {
                 let owner = Owner { mesh: mesh.clone(), dialer: Dialer(dial.clone()) };
@@ -84,6 +85,7 @@ impl Node {
             }
             None => None,
         };
+        let addr = mesh.listen(config.listen).await?;
         Ok(Node { mesh, addr, dial, dialed, config, control })
     }
 

@@ -37,8 +37,8 @@ pub enum Error {
     #[error("vault entry {0} was erased")]
     Erased(String),
     #[error(
-        "the store at {path} is open in another aidmesh process{}: close it first, or use the `aidmesh` \
-         command, which works through the running hub",
+        "the store at {path} is open in another aidmesh process{} (`aidmesh serve` or the desktop app): \
+         stop it first, or work through it (the `aidmesh` command does so by itself)",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
     Busy { path: PathBuf, pid: Option<u32> },
@@ -102,10 +102,27 @@ pub struct Store {
 struct OwnerLock(#[allow(dead_code)] std::fs::File);
 
 /// A file beside the store at `path`: `sibling("hub.aidmesh", ".lock")` is `hub.aidmesh.lock`.
+/// The path is resolved first (symbolic links, `..`), so that every name of one store file
+/// leads to the same lock and socket.
 pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let path = resolved(path);
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// `path` with symbolic links and relative parts resolved, as far as it exists.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            std::fs::canonicalize(dir).map(|d| d.join(name)).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
 }
 
 impl OwnerLock {
@@ -113,6 +130,9 @@ impl OwnerLock {
         use std::io::{Read, Seek, Write};
         let lock_path = sibling(path, ".lock");
         let lock_err = |e: std::io::Error| Error::Lock { path: lock_path.clone(), why: e.to_string() };
+        if std::fs::symlink_metadata(&lock_path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(lock_err(std::io::Error::other("it is a symbolic link, not the store's own lock file")));
+        }
         let mut opts = std::fs::OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -135,6 +155,16 @@ impl OwnerLock {
 }
 
 impl Store {
+    /// Whether a process owns the store at `path` now (`Some`, with its pid if known), without
+    /// opening it: a command asks before it prompts for a passphrase.
+    pub fn owner(path: &Path) -> Result<Option<Option<u32>>> {
+        match OwnerLock::take(path) {
+            Ok(_free) => Ok(None),
+            Err(Error::Busy { pid, .. }) => Ok(Some(pid)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a new store at `path`. Fails if a file is already there.
     pub fn create(path: &Path, passphrase: &str) -> Result<Store> {
         if passphrase.is_empty() {

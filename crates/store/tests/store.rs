@@ -202,3 +202,18 @@ fn a_second_opener_is_refused_until_the_owner_closes() {
     let mode = std::fs::metadata(dir.path().join("hub.aidmesh.lock")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// Every name of one store file leads to one lock: a symbolic link to the store cannot be used
+/// to open it a second time.
+#[test]
+fn a_store_reached_through_a_symbolic_link_has_the_same_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let _owner = Store::create(&p, "pw").unwrap();
+    let other = dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    let link = other.join("linked.aidmesh");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    assert!(matches!(Store::open(&link, "pw"), Err(Error::Busy { .. })));
+    assert!(matches!(Store::open(&other.join("../hub.aidmesh"), "pw"), Err(Error::Busy { .. })));
+}
