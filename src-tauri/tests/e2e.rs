@@ -399,7 +399,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     screen(&app, "inventory");
     app.fill("#inv-search", "North crate 99");
     app.wait_text("table", 20, |t| t.contains("North crate 99 (counted)"));
-    app.fill("#inv-search", "");
+    app.clear("#inv-search");
     let second = north.cmd().args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&second.stderr).contains("a hub already runs on"), "{second:?}");

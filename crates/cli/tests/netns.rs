@@ -22,7 +22,16 @@ struct Lab {
 }
 
 impl Lab {
+    /// `n` hosts on one network.
     fn new(n: usize) -> Lab {
+        let all: Vec<usize> = (0..n).collect();
+        Lab::networks(n, &[&all])
+    }
+
+    /// `n` hosts and networks: network `k` is bridge `br{k}` joining the hosts `nets[k]` lists
+    /// (a host's first network is its eth0, its second eth1). A host's address is its address
+    /// on its first network.
+    fn networks(n: usize, nets: &[&[usize]]) -> Lab {
         // Labs of one test process run in parallel: each has its own names.
         static LABS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let lab = LABS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -30,29 +39,47 @@ impl Lab {
         let subnet = 100 + (id % 150);
         let bridge = format!("amb{id}");
         ip(&["netns", "add", &bridge]);
-        ip(&["-n", &bridge, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &bridge, "link", "set", "br0", "up"]);
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<(String, String)> = Vec::new();
         for i in 0..n {
             let ns = format!("amh{id}x{i}");
             ip(&["netns", "add", &ns]);
-            let veth = format!("v{i}");
-            ip(&["-n", &bridge, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
-            ip(&["-n", &bridge, "link", "set", &veth, "master", "br0"]);
-            ip(&["-n", &bridge, "link", "set", &veth, "up"]);
-            let addr = format!("10.213.{subnet}.{}", i + 1);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "multicast", "on"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            hosts.push((ns, addr));
+            hosts.push((ns, String::new()));
+        }
+        let mut joined = vec![0usize; n];
+        for (k, members) in nets.iter().enumerate() {
+            let br = format!("br{k}");
+            ip(&["-n", &bridge, "link", "add", &br, "type", "bridge"]);
+            ip(&["-n", &bridge, "link", "set", &br, "up"]);
+            for &i in members.iter() {
+                let ns = hosts[i].0.clone();
+                let veth = if k == 0 { format!("v{i}") } else { format!("v{i}n{k}") };
+                let dev = format!("eth{}", joined[i]);
+                joined[i] += 1;
+                ip(&["-n", &bridge, "link", "add", &veth, "type", "veth", "peer", "name", &dev, "netns", &ns]);
+                ip(&["-n", &bridge, "link", "set", &veth, "master", &br]);
+                ip(&["-n", &bridge, "link", "set", &veth, "up"]);
+                let addr = format!("10.{}.{subnet}.{}", 213 + k, i + 1);
+                ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", &dev]);
+                ip(&["-n", &ns, "link", "set", &dev, "multicast", "on"]);
+                ip(&["-n", &ns, "link", "set", &dev, "up"]);
+                if hosts[i].1.is_empty() {
+                    hosts[i].1 = addr;
+                }
+            }
         }
         Lab { bridge, hosts, children: Vec::new() }
     }
 
-    /// Cuts or restores host `i`'s link to the bridge.
+    /// Cuts or restores host `i`'s link to network `net`.
+    fn link_in(&self, net: usize, i: usize, up: bool) {
+        let veth = if net == 0 { format!("v{i}") } else { format!("v{i}n{net}") };
+        ip(&["-n", &self.bridge, "link", "set", &veth, if up { "up" } else { "down" }]);
+    }
+
+    /// Cuts or restores host `i`'s link to its first network.
     fn link(&self, i: usize, up: bool) {
-        ip(&["-n", &self.bridge, "link", "set", &format!("v{i}"), if up { "up" } else { "down" }]);
+        self.link_in(0, i, up)
     }
 
     /// Starts `aidmesh serve` in host `i`'s namespace, discovery limited to its eth0.
@@ -62,11 +89,17 @@ impl Lab {
 
     /// The same, with its log (at info level) going to `log`.
     fn serve_logged(&mut self, i: usize, store: &PathBuf, log: impl Into<Stdio>) -> usize {
-        let (ns, addr) = &self.hosts[i];
+        let listen = format!("{}:7433", self.hosts[i].1);
+        self.serve_on(i, store, &listen, "eth0", log)
+    }
+
+    /// `aidmesh serve` in host `i`'s namespace on `listen`, with mDNS on `interfaces`.
+    fn serve_on(&mut self, i: usize, store: &PathBuf, listen: &str, interfaces: &str, log: impl Into<Stdio>) -> usize {
+        let ns = &self.hosts[i].0;
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, BIN, "--store"])
             .arg(store)
-            .args(["serve", "--listen", &format!("{addr}:7433"), "--mdns-interface", "eth0"])
+            .args(["serve", "--listen", listen, "--mdns-interface", interfaces])
             .env("AIDMESH_PASSPHRASE", "pw")
             .env("AIDMESH_LOG", "info")
             .stdout(Stdio::piped())
@@ -271,4 +304,90 @@ fn an_outsider_flooding_a_hub_cannot_keep_a_member_out_nor_fill_its_log() {
     assert!(grown < 40_000, "the log grew {grown} bytes in 30 s");
     cli(&a, &["add", "item", "name=Water", "unit=bottle"]);
     wait_until("North's record on South", || items(&b) == ["Insulin", "Water"]);
+}
+
+/// North – Central – South on two networks: North and South never share one. Central, an admin
+/// that North made, invites South from its running hub; South knows every member from its
+/// welcome, finds Central by mDNS, and changes cross the line both ways, also after Central was
+/// cut off from both networks while both ends wrote.
+#[test]
+fn a_line_of_hubs_joined_through_an_admin_who_is_not_the_founder() {
+    must_be_root();
+    let dir = tempfile::tempdir().unwrap();
+    let stores: Vec<PathBuf> =
+        ["north", "central", "south"].iter().map(|n| dir.path().join(format!("{n}.aidmesh"))).collect();
+    let (a, b, c) = (&stores[0], &stores[1], &stores[2]);
+    cli(a, &["init", "--name", "North"]);
+    cli(b, &["init", "--name", "Central"]);
+    cli(c, &["init", "--name", "South"]);
+    let code = cli(a, &["identity"])["founder_code"].as_str().unwrap().to_string();
+    cli(b, &["adopt-founder", &code]);
+    let key = cli(b, &["identity"])["public_key"].as_str().unwrap().to_string();
+    cli(a, &["admit", &key, "--name", "Central", "--admin"]);
+    let mut lab = Lab::networks(3, &[&[0, 1], &[1, 2]]);
+    lab.serve_on(0, a, "0.0.0.0:7433", "eth0", Stdio::null());
+    lab.serve_on(1, b, "0.0.0.0:7433", "eth0,eth1", Stdio::null());
+    let b_id = cli(b, &["identity"])["hub_id"].as_str().unwrap().to_string();
+    wait_until("Central to learn from North that it is an admin", || {
+        cli(b, &["peers"])["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == b_id.as_str() && m["role"] == "admin")
+    });
+    // Central's address on South's network (its eth1).
+    let central_south = lab.hosts[1].1.replace("10.213.", "10.214.");
+    let mut inviter = Command::new(BIN)
+        .arg("--store")
+        .arg(b)
+        .args(["invite", "--listen", &format!("{central_south}:0"), "--advertise", &central_south, "--minutes", "5"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(inviter.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
+    let invite = lines.next().unwrap().unwrap();
+    let mut joiner = Command::new("ip")
+        .args(["netns", "exec", &lab.hosts[2].0, BIN, "--store"])
+        .arg(c)
+        .args(["join", &invite, "--name", "South"])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
+    let code_of = |l: &mut dyn Iterator<Item = std::io::Result<String>>| {
+        l.map(Result::unwrap).find_map(|l| l.strip_prefix("Confirmation code:").map(|c| c.trim().to_string())).unwrap()
+    };
+    assert_eq!(code_of(&mut jlines), code_of(&mut lines));
+    use std::io::Write as _;
+    inviter.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let o = inviter.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = joiner.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    lab.serve_on(2, c, "0.0.0.0:7433", "eth0", Stdio::null());
+    let start = Instant::now();
+    cli(a, &["add", "item", "name=From North", "unit=box"]);
+    wait_until("North's item on South, through Central", || items(c) == ["From North"]);
+    eprintln!("North to South through Central: {:?} after South started", start.elapsed());
+    cli(c, &["add", "item", "name=From South", "unit=box"]);
+    wait_until("South's item on North", || items(a) == ["From North", "From South"]);
+    // Central is cut off from both networks; both ends write; Central comes back.
+    lab.link_in(0, 1, false);
+    lab.link_in(1, 1, false);
+    cli(a, &["add", "item", "name=North alone", "unit=box"]);
+    cli(c, &["add", "item", "name=South alone", "unit=box"]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!items(c).contains(&"North alone".to_string()), "South cannot hear North without Central");
+    lab.link_in(0, 1, true);
+    lab.link_in(1, 1, true);
+    let all = ["From North", "From South", "North alone", "South alone"];
+    for s in &stores {
+        wait_until("the three to converge", || items(s) == all);
+    }
 }

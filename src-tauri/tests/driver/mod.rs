@@ -204,6 +204,17 @@ impl App {
     }
 
     /// Types into a field, as a person would (after clearing it).
+    /// Empties a field, as deleting its text would (WebDriver's own clear fires no `input`
+    /// event, which the screens listen to).
+    pub fn clear(&self, css: &str) {
+        let id = self.find(css);
+        self.post(&format!("/element/{id}/clear"), json!({})).unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        self.js(
+            "const e = document.querySelector(arguments[0]); e.dispatchEvent(new Event('input', {bubbles: true}));",
+            json!([css]),
+        );
+    }
+
     pub fn fill(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.post(&format!("/element/{id}/clear"), json!({})).unwrap_or_else(|e| panic!("clear {css}: {e}"));
