@@ -19,16 +19,28 @@ pub(crate) fn run(
         let node = Node::start(hub, NodeConfig { listen, peers, discovery, commands: Some(crate::commands()) }).await?;
         outln!("serving {name} ({id}) on {}", node.addr);
         std::io::Write::flush(&mut std::io::stdout())?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        node.run(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        })
-        .await?;
+        node.run(stopped()?).await?;
         outln!("stopped");
         Ok(())
+    })
+}
+
+/// Resolves when the hub is asked to stop: Ctrl-C, or SIGTERM where there are signals.
+#[cfg(unix)]
+fn stopped() -> Result<impl std::future::Future<Output = ()>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stopped() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }
 

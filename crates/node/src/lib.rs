@@ -79,9 +79,17 @@ impl Node {
                 let mut token = [0u8; 32];
                 rand_core::OsRng.fill_bytes(&mut token);
                 let exec: control::Executor = Arc::new(move |req, term| commands(&owner, req, term));
-                Some(control::ControlServer::start(&store, token, exec).map_err(|e| {
-                    anyhow::anyhow!("cannot open the control channel {}: {e}", control::socket_path(&store).display())
-                })?)
+                match control::ControlServer::start(&store, token, exec) {
+                    Ok(c) => Some(c),
+                    // No Unix sockets here: the store's lock still keeps other processes out.
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                        tracing::warn!(error = %e, "commands cannot reach this hub while it runs");
+                        None
+                    }
+                    Err(e) => {
+                        anyhow::bail!("cannot open the control channel {}: {e}", control::socket_path(&store).display())
+                    }
+                }
             }
             None => None,
         };
