@@ -1,22 +1,12 @@
 //! Joining a coalition with an invite code between two `aidmesh` processes on loopback.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
-
-fn cli(store: &PathBuf, args: &[&str]) -> std::process::Output {
-    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
-}
-
-fn json(store: &PathBuf, args: &[&str]) -> serde_json::Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let o = cli(store, &a);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
+use common::{cmd as cli, free_port, item_names as names, ok as json, serve, BIN};
 
 /// Starts `aidmesh invite`; returns the process, its stdout lines and the code.
 fn invite(store: &PathBuf) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
@@ -118,50 +108,8 @@ fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
     assert!(!json(&a, &["peers"])["members"].to_string().contains(&c_id));
 }
 
-/// A free TCP port on loopback, so that a hub restarts where its peers look for it.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(store: &PathBuf, listen: &str, peers: &[&str]) -> Serve {
-    let mut c = Command::new(BIN);
-    c.arg("--store").arg(store).args(["serve", "--listen", listen, "--no-discovery"]);
-    for p in peers {
-        c.args(["--peer", p]);
-    }
-    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("serving"), "{line}");
-    Serve(child)
-}
-
-fn names(store: &PathBuf) -> Vec<String> {
-    let mut v: Vec<String> = json(store, &["list", "item", "--limit", "1000"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(what, std::time::Duration::from_secs(30), f);
 }
 
 /// North founds and makes Central an admin; Central, while it serves, invites South. South

@@ -3,62 +3,13 @@
 //! Before, both processes wrote to the file as one Automerge actor and, within seconds of
 //! ordinary use, left a store that no longer opened ("duplicate seq N found for actor …").
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
-
-fn cmd(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
-}
-
-fn ok(store: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let o = cmd(store, &all);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-struct Serve(Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(store: &Path, peers: &[&str]) -> Serve {
-    let mut c = Command::new(BIN);
-    c.arg("--store").arg(store).args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"]);
-    for p in peers {
-        c.args(["--peer", p]);
-    }
-    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "{line}");
-    Serve(child, addr)
-}
-
-/// Stops a hub as a coordinator would (SIGTERM) and waits for it to end.
-fn stop(mut s: Serve) {
-    Command::new("kill").arg(s.0.id().to_string()).status().unwrap();
-    s.0.wait().unwrap();
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    start.elapsed()
-}
+use common::*;
 
 /// Two member hubs, North founding and Central admitted.
 fn pair(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
@@ -86,8 +37,8 @@ fn ids(store: &Path, kind: &str) -> std::collections::BTreeSet<String> {
 fn a_thousand_commands_while_both_hubs_serve_and_sync_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = pair(&dir);
-    let sa = serve(&a, &[]);
-    let sb = serve(&b, &[&sa.1]);
+    let sa = serve(&a, "127.0.0.1:0", &[]);
+    let sb = serve(&b, "127.0.0.1:0", &[&sa.1]);
     // Central writes too, all along, through its own running hub.
     let b2 = b.clone();
     let central = std::thread::spawn(move || {
@@ -156,8 +107,8 @@ fn a_thousand_commands_while_both_hubs_serve_and_sync_lose_nothing() {
 fn vault_puts_and_erasures_reach_the_peer_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = pair(&dir);
-    let sa = serve(&a, &[]);
-    let _sb = serve(&b, &[&sa.1]);
+    let sa = serve(&a, "127.0.0.1:0", &[]);
+    let _sb = serve(&b, "127.0.0.1:0", &[&sa.1]);
     let first = ok(&a, &["add", "place", "name=Hall"])["id"].as_str().unwrap().to_string();
     wait_until("the peers to connect and sync", Duration::from_secs(30), || ids(&b, "place").contains(&first));
     for i in 0..5 {
@@ -209,7 +160,7 @@ fn a_command_reads_the_same_through_the_running_hub() {
             .collect()
     };
     let alone = run_all();
-    let s = serve(&store, &[]);
+    let s = serve(&store, "127.0.0.1:0", &[]);
     let through = run_all();
     for (c, (x, y)) in cases.iter().zip(alone.iter().zip(&through)) {
         assert_eq!(x, y, "{c:?} differs through the running hub");
@@ -252,14 +203,14 @@ fn a_hub_killed_with_sigkill_leaves_nothing_that_stops_the_next_owner() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("hub.aidmesh");
     ok(&store, &["init", "--name", "North"]);
-    let mut s = serve(&store, &[]);
+    let mut s = serve(&store, "127.0.0.1:0", &[]);
     ok(&store, &["add", "place", "name=Hall"]);
     s.0.kill().unwrap();
     s.0.wait().unwrap();
     // The socket file is left behind, but nobody answers on it: the command opens the store.
     assert!(dir.path().join("hub.aidmesh.sock").exists());
     assert_eq!(ok(&store, &["list", "place"]).as_array().unwrap().len(), 1);
-    let _s = serve(&store, &[]);
+    let _s = serve(&store, "127.0.0.1:0", &[]);
     ok(&store, &["add", "place", "name=Tent"]);
     assert_eq!(ok(&store, &["list", "place"]).as_array().unwrap().len(), 2);
 }

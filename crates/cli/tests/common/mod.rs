@@ -1,0 +1,81 @@
+//! What the command's integration tests share: running `aidmesh`, and hubs serving on loopback.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+
+/// `aidmesh --store STORE ARGS`, with the tests' passphrase.
+pub fn cmd(store: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
+}
+
+/// The same with `--json`; it must succeed. Commands that print no JSON give `Null`.
+pub fn ok(store: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let o = cmd(store, &all);
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// A running `aidmesh serve` and the address it listens on; killed when dropped.
+pub struct Serve(pub Child, pub String);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `aidmesh serve` on `listen` (loopback), no discovery, dialling `peers`.
+pub fn serve(store: &Path, listen: &str, peers: &[&str]) -> Serve {
+    let mut c = Command::new(BIN);
+    c.arg("--store").arg(store).args(["serve", "--listen", listen, "--no-discovery"]);
+    for p in peers {
+        c.args(["--peer", p]);
+    }
+    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(line.starts_with("serving") && addr.starts_with("127.0.0.1:"), "{line}");
+    Serve(child, addr)
+}
+
+/// Stops a hub as a coordinator would (SIGTERM) and waits for it to end.
+pub fn stop(mut s: Serve) {
+    Command::new("kill").arg(s.0.id().to_string()).status().unwrap();
+    s.0.wait().unwrap();
+}
+
+/// Waits for `f`, failing after `limit`; returns how long it took.
+pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// The names of the items a store holds, sorted.
+pub fn item_names(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = ok(store, &["list", "item", "--limit", "100000"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A free TCP port on loopback, so that a hub restarts where its peers look for it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
