@@ -202,6 +202,8 @@ impl<H: Hub> Mesh<H> {
                     refused(&shared, from, "no handshake slot for this address");
                     continue;
                 }
+                // Small frames go out at once (an edit is one small frame).
+                let _ = tcp.set_nodelay(true);
                 let deadline = Duration::from_millis(lock(&shared.policy).limits().handshake_ms as u64);
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
@@ -263,6 +265,12 @@ impl<H: Hub> Mesh<H> {
     }
 }
 
+/// Whether a connection stays, as the policy sees it with the current members.
+fn review<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) -> Review {
+    let members = shared.members.read().unwrap_or_else(|e| e.into_inner());
+    lock(&shared.policy).review(peer, conn, &members)
+}
+
 /// Logs a refused connection, at the rate the policy allows.
 fn refused<H: Hub>(shared: &Shared<H>, from: SocketAddr, why: &str) {
     if let Some(unlogged) = lock(&shared.policy).refusal(wall_now()) {
@@ -278,6 +286,7 @@ async fn connect(
         .await
         .map_err(|_| "timeout".to_string())?
         .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from("aidmesh").map_err(|e| e.to_string())?;
     let stream = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
         .await
@@ -362,6 +371,11 @@ async fn run_connection<H: Hub>(
                     Some(Err(e)) => { result = Err(e); break; }
                     None => { result = Err("reader ended".into()); break; }
                 };
+                // Nothing from a peer revoked since the last tick is applied.
+                if let Review::Close(why) = review(&shared, &peer, conn) {
+                    result = Err(why.into());
+                    break;
+                }
                 let (out, changed) = {
                     let mut h = lock(&shared.hub);
                     let r = session.handle(&mut *h, frame, wall_now());
@@ -395,11 +409,7 @@ async fn run_connection<H: Hub>(
             }
             _ = tick.tick() => {
                 let now = wall_now();
-                let review = {
-                    let members = shared.members.read().unwrap_or_else(|e| e.into_inner());
-                    lock(&shared.policy).review(&peer, conn, &members)
-                };
-                if let Review::Close(why) = review {
+                if let Review::Close(why) = review(&shared, &peer, conn) {
                     result = Err(why.into());
                     break;
                 }
@@ -429,12 +439,19 @@ async fn run_connection<H: Hub>(
     session.heard_from_peer()
 }
 
+/// Writes a batch of frames as one buffer: one TLS record where it fits, rather than a length
+/// and a frame in separate records (the second of which waited for a delayed ACK).
 async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) -> Result<(), String> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let mut buf = Vec::new();
     for f in frames {
         let b = f.encode();
-        wr.write_u32(b.len() as u32).await.map_err(|e| e.to_string())?;
-        wr.write_all(&b).await.map_err(|e| e.to_string())?;
+        buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&b);
     }
+    wr.write_all(&buf).await.map_err(|e| e.to_string())?;
     wr.flush().await.map_err(|e| e.to_string())
 }
 

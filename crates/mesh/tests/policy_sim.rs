@@ -145,6 +145,16 @@ impl Sim {
         self.nodes.iter().map(|n| n.id.clone()).collect()
     }
 
+    /// The members as hub `i` sees them. A revoked hub does not know it is revoked: it keeps
+    /// counting everyone.
+    fn view(&self, i: usize) -> BTreeSet<HubId> {
+        if Some(i) == self.revoked {
+            self.ids().into_iter().collect()
+        } else {
+            self.members.clone()
+        }
+    }
+
     /// `a` dials `b`'s address, as its dial loop does.
     fn dial(&mut self, a: usize, b: usize) {
         if !self.nodes[a].policy.should_dial(addr(b)) {
@@ -234,19 +244,16 @@ impl Sim {
         }
         let ids = self.ids();
         let t = self.t();
-        let members = self.members.clone();
         for i in 0..self.nodes.len() {
             if !self.nodes[i].up {
                 continue;
             }
             let conns: Vec<ConnId> = self.nodes[i].conns.keys().copied().collect();
             for c in conns {
+                let view = self.view(i);
                 let node = &mut self.nodes[i];
                 let Some(end) = node.conns.get_mut(&c) else { continue };
                 let peer = end.peer;
-                // A revoked hub does not know it is revoked: it keeps its own view.
-                let view: BTreeSet<HubId> =
-                    if Some(i) == self.revoked { ids.iter().cloned().collect() } else { members.clone() };
                 let review = node.policy.review(&ids[peer], c, &view);
                 let tick = end.session.tick(t);
                 match (review, tick) {
@@ -273,6 +280,13 @@ impl Sim {
         let frame = self.wires.get_mut(&(conn, from)).unwrap().pop_front().unwrap();
         let frame = Frame::decode(&frame.encode()).unwrap();
         let Some(to) = self.nodes[from].conns.get(&conn).map(|e| e.peer) else { return true };
+        // As the driver does: nothing from a peer that is no longer a member is applied.
+        let view = self.view(to);
+        let ids = self.ids();
+        if let Review::Close(_) = self.nodes[to].policy.review(&ids[from], conn, &view) {
+            self.close(conn);
+            return true;
+        }
         let t = self.t();
         let node = &mut self.nodes[to];
         let Some(end) = node.conns.get_mut(&conn) else { return true };
