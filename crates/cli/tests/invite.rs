@@ -2,38 +2,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use common::{cmd as cli, free_port, item_names as names, ok as json, serve, BIN};
+use common::{cmd as cli, free_port, item_names as names, join, line_with, ok as json, serve};
 
-/// Starts `aidmesh invite`; returns the process, its stdout lines and the code.
-fn invite(store: &PathBuf) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>, String) {
-    let mut child = Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .args(["invite", "--listen", "127.0.0.1:0", "--minutes", "5"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
-    let code = lines.next().unwrap().unwrap();
-    (child, lines, code)
-}
-
-fn line_with(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
-    for l in lines.by_ref() {
-        let l = l.unwrap();
-        if let Some(rest) = l.strip_prefix(prefix) {
-            return rest.trim().to_string();
-        }
-    }
-    panic!("no line starting with {prefix:?}");
+fn invite(store: &PathBuf) -> (std::process::Child, common::Lines, String) {
+    common::invite(store, &["--listen", "127.0.0.1:0", "--minutes", "5"])
 }
 
 #[test]
@@ -55,16 +30,7 @@ fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
         String::from_utf8_lossy(&o.stderr)
     );
     // The real joiner.
-    let mut joiner = Command::new(BIN)
-        .arg("--store")
-        .arg(&b)
-        .args(["join", &code, "--name", "South"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
+    let (joiner, mut jlines) = join(&b, &code, "South", None);
     let shown_joiner = line_with(&mut jlines, "Confirmation code:");
     let shown_inviter = line_with(&mut lines, "Confirmation code:");
     assert_eq!(shown_joiner, shown_inviter, "both screens show the same code");
@@ -89,15 +55,7 @@ fn a_hub_joins_with_an_invite_after_both_screens_show_the_same_code() {
     assert!(!o.status.success());
     // A coordinator who does not confirm admits nobody.
     let (mut inviter, mut lines, code) = invite(&a);
-    let spy = Command::new(BIN)
-        .arg("--store")
-        .arg(&c)
-        .args(["join", &code, "--name", "Spy"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (spy, _spy_out) = join(&c, &code, "Spy", None);
     line_with(&mut lines, "Confirmation code:");
     inviter.stdin.take().unwrap().write_all(b"n\n").unwrap();
     assert!(!inviter.wait().unwrap().success());
@@ -137,29 +95,9 @@ fn a_hub_invited_by_an_admin_who_is_not_the_founder_syncs_across_the_line() {
         role_of(&b, &b_id) == Some(serde_json::json!("admin"))
     });
     // The invite runs inside Central's running hub; its prompt is answered here.
-    let mut inviter = Command::new(BIN)
-        .arg("--store")
-        .arg(&b)
-        .args(["invite", "--listen", "127.0.0.1:0", "--minutes", "5", "--serve-addr", &pb])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(inviter.stdout.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
-    let invite_code = lines.next().unwrap().unwrap();
-    let mut joiner = Command::new(BIN)
-        .arg("--store")
-        .arg(&c)
-        .args(["join", &invite_code, "--name", "South"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
+    let (mut inviter, mut lines, invite_code) =
+        common::invite(&b, &["--listen", "127.0.0.1:0", "--minutes", "5", "--serve-addr", &pb]);
+    let (joiner, mut jlines) = join(&c, &invite_code, "South", None);
     assert_eq!(line_with(&mut jlines, "Confirmation code:"), line_with(&mut lines, "Confirmation code:"));
     inviter.stdin.take().unwrap().write_all(b"y\n").unwrap();
     let o = inviter.wait_with_output().unwrap();

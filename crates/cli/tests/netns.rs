@@ -2,6 +2,8 @@
 //! hosts and an outsider on a bridge that lives in a fourth namespace, so nothing touches the
 //! machine's own network. Needs root and iproute2 (`cargo xtask test` runs as root in CI).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -337,33 +339,15 @@ fn a_line_of_hubs_joined_through_an_admin_who_is_not_the_founder() {
     });
     // Central's address on South's network (its eth1).
     let central_south = lab.hosts[1].1.replace("10.213.", "10.214.");
-    let mut inviter = Command::new(BIN)
-        .arg("--store")
-        .arg(b)
-        .args(["invite", "--listen", &format!("{central_south}:0"), "--advertise", &central_south, "--minutes", "5"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(inviter.stdout.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
-    let invite = lines.next().unwrap().unwrap();
-    let mut joiner = Command::new("ip")
-        .args(["netns", "exec", &lab.hosts[2].0, BIN, "--store"])
-        .arg(c)
-        .args(["join", &invite, "--name", "South"])
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut jlines = BufReader::new(joiner.stdout.take().unwrap()).lines();
-    let code_of = |l: &mut dyn Iterator<Item = std::io::Result<String>>| {
-        l.map(Result::unwrap).find_map(|l| l.strip_prefix("Confirmation code:").map(|c| c.trim().to_string())).unwrap()
-    };
-    assert_eq!(code_of(&mut jlines), code_of(&mut lines));
+    let (mut inviter, mut lines, invite) = common::invite(
+        b,
+        &["--listen", &format!("{central_south}:0"), "--advertise", &central_south, "--minutes", "5"],
+    );
+    let (joiner, mut jlines) = common::join(c, &invite, "South", Some(&lab.hosts[2].0));
+    assert_eq!(
+        common::line_with(&mut jlines, "Confirmation code:"),
+        common::line_with(&mut lines, "Confirmation code:")
+    );
     use std::io::Write as _;
     inviter.stdin.take().unwrap().write_all(b"y\n").unwrap();
     let o = inviter.wait_with_output().unwrap();

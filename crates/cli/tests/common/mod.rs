@@ -79,3 +79,60 @@ pub fn item_names(store: &Path) -> Vec<String> {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// Output lines of a running command.
+pub type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// `aidmesh invite ARGS` on `store`, answering its prompt through the returned process's stdin;
+/// returns the process, its further output lines and the invite code.
+pub fn invite(store: &Path, args: &[&str]) -> (Child, Lines, String) {
+    let mut child = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .arg("invite")
+        .args(args)
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().starts_with("Invite code"));
+    let code = lines.next().unwrap().unwrap();
+    (child, lines, code)
+}
+
+/// `aidmesh join CODE --name NAME` on `store`, inside network namespace `netns` if given.
+pub fn join(store: &Path, code: &str, name: &str, netns: Option<&str>) -> (Child, Lines) {
+    let mut c = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, BIN]);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = c
+        .arg("--store")
+        .arg(store)
+        .args(["join", code, "--name", name])
+        .env("AIDMESH_PASSPHRASE", "pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The rest of the first line starting with `prefix`.
+pub fn line_with(lines: &mut impl Iterator<Item = std::io::Result<String>>, prefix: &str) -> String {
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if let Some(rest) = l.strip_prefix(prefix) {
+            return rest.trim().to_string();
+        }
+    }
+    panic!("no line starting with {prefix:?}");
+}
