@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::{cmd as cli, free_port, item_names as names, join, line_with, ok as json, serve};
 
-fn invite(store: &PathBuf) -> (std::process::Child, common::Lines, String) {
+fn invite(store: &std::path::Path) -> (std::process::Child, common::Lines, String) {
     common::invite(store, &["--listen", "127.0.0.1:0", "--minutes", "5"])
 }
 
