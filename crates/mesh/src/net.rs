@@ -312,7 +312,7 @@ async fn run_connection<H: Hub>(
 ) -> bool {
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let now = wall_now();
-    match lock(&shared.policy).connected(&peer, conn, dialed, dialed.then_some(addr)) {
+    match lock(&shared.policy).connected(&peer, conn, dialed, addr) {
         Connected::Keep { .. } => {}
         Connected::Duplicate | Connected::Myself => return false,
     }

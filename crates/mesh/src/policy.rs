@@ -25,6 +25,9 @@ pub struct Limits {
     pub per_source: usize,
     /// Handshakes in progress in all.
     pub total: usize,
+    /// Of those, how many only sources where a member connected from before may use, so that
+    /// an outsider with many addresses still leaves room for the members.
+    pub reserved_for_members: usize,
     /// How long a handshake may take before its socket is dropped (a member's takes
     /// milliseconds).
     pub handshake_ms: i64,
@@ -44,6 +47,7 @@ impl Default for Limits {
         Limits {
             per_source: 4,
             total: 64,
+            reserved_for_members: 16,
             handshake_ms: 3_000,
             backoff_min_ms: 200,
             backoff_max_ms: 60_000,
@@ -86,6 +90,8 @@ pub struct Policy {
     me: HubId,
     limits: Limits,
     handshakes: BTreeMap<Source, usize>,
+    /// Sources that members connected from (or were dialled at).
+    members_seen: BTreeSet<Source>,
     in_progress: usize,
     /// The connection kept for each peer, and whether this hub dialled it.
     links: BTreeMap<HubId, (ConnId, bool)>,
@@ -100,6 +106,7 @@ impl Policy {
             me,
             limits,
             handshakes: BTreeMap::new(),
+            members_seen: BTreeSet::new(),
             in_progress: 0,
             links: BTreeMap::new(),
             dials: BTreeMap::new(),
@@ -116,7 +123,12 @@ impl Policy {
     pub fn handshake_start(&mut self, from: IpAddr) -> bool {
         let from = Source::of(from);
         let here = self.handshakes.get(&from).copied().unwrap_or(0);
-        if here >= self.limits.per_source || self.in_progress >= self.limits.total {
+        let room = if self.members_seen.contains(&from) {
+            self.limits.total
+        } else {
+            self.limits.total.saturating_sub(self.limits.reserved_for_members)
+        };
+        if here >= self.limits.per_source || self.in_progress >= room {
             return false;
         }
         self.handshakes.insert(from, here + 1);
@@ -135,16 +147,17 @@ impl Policy {
         }
     }
 
-    /// A connection's handshake completed: its peer is `peer`, and this hub dialled it or not.
-    /// When both hubs dial each other, both keep the connection that the smaller id dialled, so
-    /// they agree on one without a word; when the same side dials again, the newer connection
-    /// replaces the older on both sides.
-    pub fn connected(&mut self, peer: &HubId, conn: ConnId, dialed: bool, addr: Option<SocketAddr>) -> Connected {
+    /// A connection's handshake completed: its peer is `peer` (a member: TLS checked that), at
+    /// `addr`, and this hub dialled it or not. When both hubs dial each other, both keep the
+    /// connection that the smaller id dialled, so they agree on one without a word; when the
+    /// same side dials again, the newer connection replaces the older on both sides.
+    pub fn connected(&mut self, peer: &HubId, conn: ConnId, dialed: bool, addr: SocketAddr) -> Connected {
         if *peer == self.me {
             return Connected::Myself;
         }
-        if let (true, Some(a)) = (dialed, addr) {
-            self.dials.entry(a).or_default().peer = Some(peer.clone());
+        self.members_seen.insert(Source::of(addr.ip()));
+        if dialed {
+            self.dials.entry(addr).or_default().peer = Some(peer.clone());
         }
         let preferred = |dialed: bool| dialed == (self.me < *peer);
         let replaced = match self.links.get(peer) {
@@ -309,10 +322,15 @@ mod tests {
         assert!(p.handshake_start(member), "a member still gets a slot");
         p.handshake_ended(outsider);
         assert!(p.handshake_start(outsider), "a slot that ends is free again");
-        // Many sources at once are capped in all.
-        let mut q = Policy::new(ids().0, Limits { total: 3, ..Limits::default() });
+        // Many sources at once are capped in all, with room kept for where members come from.
+        let (me, peer) = ids();
+        let mut q = Policy::new(me, Limits { total: 5, reserved_for_members: 2, ..Limits::default() });
+        q.connected(&peer, 1, false, addr("10.0.9.9:40000"));
         let n = (1..=10).filter(|i| q.handshake_start(IpAddr::from([10, 0, 1, *i]))).count();
-        assert_eq!(n, 3);
+        assert_eq!(n, 3, "outsiders with ten addresses get the unreserved slots only");
+        assert!(q.handshake_start(IpAddr::from([10, 0, 9, 9])), "a member's address still gets one");
+        assert!(q.handshake_start(IpAddr::from([10, 0, 9, 9])));
+        assert!(!q.handshake_start(IpAddr::from([10, 0, 9, 9])), "until the total is reached");
         // One IPv6 host is one source however many addresses of its /64 it uses.
         let mut r = Policy::new(ids().0, Limits::default());
         let n = (1..=50u16).filter(|i| r.handshake_start(IpAddr::from([0xfd00, 0, 0, 1, 0, 0, 0, *i]))).count();
@@ -329,28 +347,28 @@ mod tests {
         let mut ps = Policy::new(small.clone(), Limits::default());
         let mut pb = Policy::new(big.clone(), Limits::default());
         // Connection 1 dialled by the smaller id, connection 2 by the bigger, in either order.
-        assert_eq!(ps.connected(&big, 2, false, None), Connected::Keep { replaced: None });
-        assert_eq!(ps.connected(&big, 1, true, None), Connected::Keep { replaced: Some(2) });
-        assert_eq!(pb.connected(&small, 1, false, None), Connected::Keep { replaced: None });
-        assert_eq!(pb.connected(&small, 2, true, None), Connected::Duplicate);
+        assert_eq!(ps.connected(&big, 2, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: None });
+        assert_eq!(ps.connected(&big, 1, true, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(2) });
+        assert_eq!(pb.connected(&small, 1, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 2, true, addr("10.0.0.9:7433")), Connected::Duplicate);
         assert_eq!(ps.link(&big), Some(1));
         assert_eq!(pb.link(&small), Some(1));
         let members: BTreeSet<HubId> = [small.clone(), big.clone()].into();
         assert_eq!(ps.review(&big, 2, &members), Review::Close("replaced by another connection to the same peer"));
         assert_eq!(ps.review(&big, 1, &members), Review::Keep);
-        assert_eq!(ps.connected(&small, 3, true, None), Connected::Myself);
+        assert_eq!(ps.connected(&small, 3, true, addr("10.0.0.9:7433")), Connected::Myself);
         // The smaller restarts and dials again while the bigger still holds the old connection:
         // both take the new one, rather than waiting for the old one to be declared dead.
         let mut ps = Policy::new(small.clone(), Limits::default());
-        assert_eq!(ps.connected(&big, 4, true, None), Connected::Keep { replaced: None });
-        assert_eq!(pb.connected(&small, 4, false, None), Connected::Keep { replaced: Some(1) });
+        assert_eq!(ps.connected(&big, 4, true, addr("10.0.0.9:7433")), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 4, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
     }
 
     #[test]
     fn a_revoked_peer_is_closed_and_forgotten() {
         let (me, peer) = ids();
         let mut p = Policy::new(me.clone(), Limits::default());
-        p.connected(&peer, 7, true, None);
+        p.connected(&peer, 7, true, addr("10.0.0.9:7433"));
         let only_me: BTreeSet<HubId> = [me].into();
         assert_eq!(p.review(&peer, 7, &only_me), Review::Close("the peer is no longer a member"));
         assert_eq!(p.link(&peer), None);
@@ -368,7 +386,7 @@ mod tests {
         assert!(waits[0] <= 200 && waits[0] >= 100, "{waits:?}");
         assert!(*waits.last().unwrap() >= 30_000 && *waits.last().unwrap() <= 60_000, "{waits:?}");
         // TLS completed but the peer refused us: still a failure, the wait keeps growing.
-        p.connected(&peer, 1, true, Some(a));
+        p.connected(&peer, 1, true, a);
         p.disconnected(&peer, 1);
         p.session_ended(a, false, 0);
         assert!(p.dial_failed(a, 0) >= 30_000);
@@ -392,7 +410,7 @@ mod tests {
         let mut p = Policy::new(me, Limits::default());
         let a = addr("10.0.0.2:7433");
         assert!(p.should_dial(a));
-        p.connected(&peer, 1, true, Some(a));
+        p.connected(&peer, 1, true, a);
         assert!(!p.should_dial(a));
         p.disconnected(&peer, 1);
         assert!(p.should_dial(a));

@@ -192,9 +192,9 @@ impl Sim {
         let first_a = self.rng.gen_bool(0.5);
         let p = &mut self.pending[k];
         if p.at_a.is_none() && (first_a || p.at_b.is_some()) {
-            p.at_a = Some(self.nodes[p.a].policy.connected(&ids[p.b], p.conn, true, Some(addr(p.b))));
+            p.at_a = Some(self.nodes[p.a].policy.connected(&ids[p.b], p.conn, true, addr(p.b)));
         } else if p.at_b.is_none() {
-            p.at_b = Some(self.nodes[p.b].policy.connected(&ids[p.a], p.conn, false, None));
+            p.at_b = Some(self.nodes[p.b].policy.connected(&ids[p.a], p.conn, false, addr(p.a)));
         }
         let (Some(at_a), Some(at_b)) = (p.at_a.clone(), p.at_b.clone()) else { return };
         let Pending { conn, a, b, .. } = self.pending.remove(k);
