@@ -357,7 +357,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     };
     let mut north_items = Vec::new();
     let mut vault = Vec::new();
-    for i in 0..100 {
+    // 300 rounds: a thousand writes (add, update, vault put, every third one erased).
+    for i in 0..300 {
         let id = north.run(&["add", "item", &format!("name=North crate {i}"), "unit=box"])["id"]
             .as_str()
             .unwrap()
@@ -397,8 +398,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
         assert!(there, "vault entry {v} on South");
     }
     screen(&app, "inventory");
-    app.fill("#inv-search", "North crate 99");
-    app.wait_text("table", 20, |t| t.contains("North crate 99 (counted)"));
+    app.fill("#inv-search", "North crate 299");
+    app.wait_text("table", 20, |t| t.contains("North crate 299 (counted)"));
     app.clear("#inv-search");
     let second = north.cmd().args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
