@@ -199,8 +199,10 @@ impl<'a> Hubs<'a> {
     fn take(&mut self, what: &str) -> Result<Hub> {
         if let Face::Owner(_) = self.face {
             bail!(
-                "a hub already runs on {} (`aidmesh serve` or the desktop app): stop it before `aidmesh {what}`",
-                self.store.display()
+                "a hub already runs on {} (process {}: `aidmesh serve` or the desktop app): stop it before \
+                 `aidmesh {what}`",
+                self.store.display(),
+                std::process::id()
             );
         }
         match self.own.take() {

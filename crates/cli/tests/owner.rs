@@ -190,7 +190,8 @@ fn a_command_reads_the_same_through_the_running_hub() {
     // A second owner is refused, saying why; the first keeps running.
     let o = cmd(&store, &["serve", "--listen", "127.0.0.1:0", "--no-discovery"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("a hub already runs on"), "{o:?}");
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("a hub already runs on") && said.contains(&format!("process {}", s.0.id())), "{said}");
     assert_eq!(ok(&store, &["list", "place"])[0]["id"], hall.as_str());
     stop(s);
     // The socket and token are gone with the hub; commands open the store themselves again.
