@@ -1,61 +1,34 @@
 //! Hubs as separate `aidmesh serve` processes over real TCP and TLS on loopback: member hubs
 //! converge, an outsider gets nothing, a hub killed with SIGKILL mid-sync catches up on restart.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::Serve;
 
 struct Node {
     store: PathBuf,
-    serve: Option<Child>,
+    serve: Option<Serve>,
     addr: Option<String>,
 }
 
 impl Node {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN)
-            .arg("--store")
-            .arg(&self.store)
-            .arg("--json")
-            .args(args)
-            .env("AIDMESH_PASSPHRASE", "pw")
-            .output()
-            .unwrap()
-    }
     fn ok(&self, args: &[&str]) -> serde_json::Value {
-        let o = self.cmd(args);
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
+        common::ok(&self.store, args)
     }
+    /// Serves, at the address it had before if it served already. No mDNS here: peers are
+    /// dialed by address, and nothing may reach the machine's own network (even a discovery
+    /// limited to loopback joins multicast groups on every interface first).
     fn serve(&mut self, peers: &[&str]) {
-        let mut c = Command::new(BIN);
-        // No mDNS here: peers are dialed by address, and nothing may reach the machine's own network
-        // (even a discovery limited to loopback joins multicast groups on every interface first).
-        c.arg("--store").arg(&self.store).args([
-            "serve",
-            "--listen",
-            self.addr.as_deref().unwrap_or("127.0.0.1:0"),
-            "--no-discovery",
-        ]);
-        for p in peers {
-            c.args(["--peer", p]);
-        }
-        let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().rsplit(' ').next().unwrap().to_string();
-        assert!(addr.starts_with("127.0.0.1:"), "{line}");
-        self.addr = Some(addr);
-        self.serve = Some(child);
+        let s = common::serve(&self.store, self.addr.as_deref().unwrap_or("127.0.0.1:0"), peers);
+        self.addr = Some(s.1.clone());
+        self.serve = Some(s);
     }
     fn kill(&mut self) {
-        if let Some(mut c) = self.serve.take() {
-            c.kill().unwrap(); // SIGKILL
-            c.wait().unwrap();
-        }
+        // SIGKILL, when the `Serve` drops.
+        self.serve.take();
     }
     fn names(&self, kind: &str) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -70,24 +43,14 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn node(dir: &tempfile::TempDir, name: &str) -> Node {
     let n = Node { store: dir.path().join(format!("{name}.aidmesh")), serve: None, addr: None };
     n.ok(&["init", "--name", name]);
     n
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(30), f);
 }
 
 #[test]

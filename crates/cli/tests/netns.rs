@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
+use common::{item_names as items, ok as cli, BIN};
 
 fn ip(args: &[&str]) {
     let o = Command::new("ip").args(args).output().expect("iproute2's `ip` is needed for the network tests");
@@ -133,30 +133,6 @@ impl Drop for Lab {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.bridge]).status();
     }
-}
-
-fn cli(store: &PathBuf, args: &[&str]) -> serde_json::Value {
-    let o = Command::new(BIN)
-        .arg("--store")
-        .arg(store)
-        .arg("--json")
-        .args(args)
-        .env("AIDMESH_PASSPHRASE", "pw")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-fn items(store: &PathBuf) -> Vec<String> {
-    let mut v: Vec<String> = cli(store, &["list", "item", "--limit", "1000"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
