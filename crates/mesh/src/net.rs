@@ -169,8 +169,8 @@ impl<H: Hub> Mesh<H> {
         HubGuard { hub: Some(lock(&self.shared.hub)), changed: &self.shared.changed }
     }
 
-    /// Re-reads the members from the hub; connections to peers that are no longer members close
-    /// at their next tick (`Policy::review`).
+    /// Re-reads the members from the hub; a connection to a peer that is no longer a member
+    /// closes before it applies another frame, or at its next tick (`Policy::review`).
     pub fn refresh_members(&self) {
         let ids = lock(&self.shared.hub).member_ids();
         *self.shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
