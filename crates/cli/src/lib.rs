@@ -753,9 +753,7 @@ fn open(store: &Path, cli: &Access) -> Result<Hub> {
     }
     // A hub that is starting owns the store before its control channel opens: say so before
     // asking for a passphrase (the command then waits for the channel).
-    if let Some(pid) = aidmesh_hub::store_owner(store)? {
-        return Err(Error::from(aidmesh_hub::StoreError::Busy { path: store.to_path_buf(), pid }).into());
-    }
+    aidmesh_hub::ensure_store_free(store)?;
     let pass = passphrase(&cli.passphrase_file, "Passphrase")?;
     Ok(Hub::open(store, &pass, Config::system(&cli.handle))?)
 }

@@ -32,7 +32,7 @@ use rand_chacha::ChaCha20Rng;
 
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
-pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
+pub use aidmesh_store::{sibling as sibling_path, Hit, VaultState};
 pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
@@ -42,10 +42,10 @@ pub use query::{ConflictEntry, Overview, RecordView, StockLine};
 pub use repair::DocRepair;
 pub use write::DocExport;
 
-/// Whether a process owns the store at `path` now (`Some`, with its pid if known), without
+/// An error with code `busy` if a process owns the store at `path` now, checked without
 /// opening it.
-pub fn store_owner(path: &Path) -> Result<Option<Option<u32>>> {
-    Ok(Store::owner(path)?)
+pub fn ensure_store_free(path: &Path) -> Result<()> {
+    Ok(Store::ensure_free(path)?)
 }
 
 /// Where time comes from. Core logic never reads the system clock itself.

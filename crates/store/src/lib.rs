@@ -155,14 +155,10 @@ impl OwnerLock {
 }
 
 impl Store {
-    /// Whether a process owns the store at `path` now (`Some`, with its pid if known), without
-    /// opening it: a command asks before it prompts for a passphrase.
-    pub fn owner(path: &Path) -> Result<Option<Option<u32>>> {
-        match OwnerLock::take(path) {
-            Ok(_free) => Ok(None),
-            Err(Error::Busy { pid, .. }) => Ok(Some(pid)),
-            Err(e) => Err(e),
-        }
+    /// [`Error::Busy`] if a process owns the store at `path` now, checked without opening it:
+    /// a command asks before it prompts for a passphrase.
+    pub fn ensure_free(path: &Path) -> Result<()> {
+        OwnerLock::take(path).map(drop)
     }
 
     /// Creates a new store at `path`. Fails if a file is already there.
