@@ -39,9 +39,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bundle") => bundle(),
         Some("soak") => soak(args.get(1).map(String::as_str).unwrap_or("20000")),
+        Some("types") => types(),
         _ => {
             eprintln!(
-                "usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle | soak [SEEDS]"
+                "usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle | soak [SEEDS] | types"
             );
             return ExitCode::from(2);
         }
@@ -93,7 +94,7 @@ fn demo(extra: &[String]) -> Result {
     let bin = root.join("target/debug/aidmesh");
     let home = root.join(".demo");
     let store = home.join("hub.aidmesh");
-    let pass = std::env::var("AIDMESH_PASSPHRASE").unwrap_or_else(|_| "demo".to_string());
+    let pass = std::env::var("AIDMESH_PASSPHRASE").unwrap_or_else(|_| "demo passphrase".to_string());
     let aidmesh = |args: &[&str]| -> Result {
         let st = Command::new(&bin)
             .args(["--store", store.to_str().unwrap_or_default()])
@@ -151,6 +152,25 @@ fn test(extra: &[String]) -> Result {
     Ok(())
 }
 
+/// Writes ui/src/lib/hub.gen.ts again from the Rust types the app's commands send and take
+/// (src-tauri/src/edge.rs), then type-checks the UI against it.
+fn types() -> Result {
+    let root = root();
+    step("writing ui/src/lib/hub.gen.ts from the Rust types");
+    let st = Command::new(cargo_bin())
+        .current_dir(&root)
+        .args(["test", "--locked", "-p", "aidmesh-app", "--lib", "edge::tests"])
+        .env("AIDMESH_WRITE_TYPES", "1")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !st.success() {
+        return Err("the types could not be written".into());
+    }
+    ensure_ui_packages(&root)?;
+    step("type-checking the UI against them (svelte-check)");
+    npm(&root.join("ui"), &["run", "--silent", "check"])
+}
+
 /// The mesh simulation (`crates/mesh/tests/policy_sim.rs`) over `seeds` schedules.
 fn soak(seeds: &str) -> Result {
     let n: u64 = seeds.parse().map_err(|_| format!("{seeds:?} is not a number of seeds"))?;
@@ -203,6 +223,22 @@ fn ensure_ui(root: &Path, tests: bool) -> Result {
     if parts.len() < 2 || (parts[0], parts[1]) < (20, 19) {
         return Err(format!("Node.js {v} is too old for the UI's build tools: install 20.19 or newer"));
     }
+    ensure_ui_packages(root)?;
+    if tests {
+        // The UI against the types the hub sends (hub.gen.ts, checked against the Rust types by
+        // the app's `edge` test): a field the hub renamed fails here, at every use.
+        step("type-checking the UI (svelte-check)");
+        npm(&ui, &["run", "--silent", "check"])?;
+        step("UI unit tests (vitest, against the mock backend)");
+        npm(&ui, &["test", "--silent"])?;
+    }
+    step("building the UI (vite)");
+    npm(&ui, &["run", "--silent", "build"])
+}
+
+/// The UI's npm packages as its lock file pins them (npm ci, once per change of the lock).
+fn ensure_ui_packages(root: &Path) -> Result {
+    let ui = root.join("ui");
     let lock = ui.join("package-lock.json");
     let stamp = ui.join("node_modules/.aidmesh-lock");
     let lock_text = std::fs::read_to_string(&lock).map_err(|e| format!("{}: {e}", lock.display()))?;
@@ -211,12 +247,7 @@ fn ensure_ui(root: &Path, tests: bool) -> Result {
         npm(&ui, &["ci", "--no-audit", "--no-fund"])?;
         std::fs::write(&stamp, &lock_text).map_err(|e| e.to_string())?;
     }
-    if tests {
-        step("UI unit tests (vitest, against the mock backend)");
-        npm(&ui, &["test", "--silent"])?;
-    }
-    step("building the UI (vite)");
-    npm(&ui, &["run", "--silent", "build"])
+    Ok(())
 }
 
 fn npm(dir: &Path, args: &[&str]) -> Result {

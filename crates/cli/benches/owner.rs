@@ -27,7 +27,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
 
 fn run(store: &Path, args: &[&str]) -> Duration {
     let t = Instant::now();
-    let o = Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "bench").output().unwrap();
+    let o = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env("AIDMESH_PASSPHRASE", "bench passphrase")
+        .output()
+        .unwrap();
     let d = t.elapsed();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     d
@@ -39,7 +45,7 @@ fn json(store: &Path, args: &[&str]) -> serde_json::Value {
         .arg(store)
         .arg("--json")
         .args(args)
-        .env("AIDMESH_PASSPHRASE", "bench")
+        .env("AIDMESH_PASSPHRASE", "bench passphrase")
         .output()
         .unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
@@ -71,7 +77,7 @@ fn main() {
         .arg("--store")
         .arg(&store)
         .args(["serve", "--listen", "127.0.0.1:0", "--no-discovery"])
-        .env("AIDMESH_PASSPHRASE", "bench")
+        .env("AIDMESH_PASSPHRASE", "bench passphrase")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -120,7 +126,7 @@ fn main() {
         .arg("--store")
         .arg(&peer)
         .args(["serve", "--listen", "127.0.0.1:0", "--no-discovery", "--peer", &addr])
-        .env("AIDMESH_PASSPHRASE", "bench")
+        .env("AIDMESH_PASSPHRASE", "bench passphrase")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -132,7 +138,7 @@ fn main() {
         .arg("--store")
         .arg(&peer)
         .args(["show", &first])
-        .env("AIDMESH_PASSPHRASE", "bench")
+        .env("AIDMESH_PASSPHRASE", "bench passphrase")
         .output()
         .unwrap()
         .status
@@ -147,7 +153,7 @@ fn main() {
                 .arg("--store")
                 .arg(&peer)
                 .args(&args)
-                .env("AIDMESH_PASSPHRASE", "bench")
+                .env("AIDMESH_PASSPHRASE", "bench passphrase")
                 .output()
                 .unwrap();
             if o.status.success() {

@@ -88,6 +88,27 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 3)]
         limit: usize,
     },
+    /// Allocate to a request from an offer (--offer) or from stock (--item and --place).
+    Allocate {
+        request: String,
+        #[arg(long, conflicts_with_all = ["item", "place"])]
+        offer: Option<String>,
+        #[arg(long, requires = "place")]
+        item: Option<String>,
+        #[arg(long, requires = "item")]
+        place: Option<String>,
+        #[arg(long)]
+        quantity: u64,
+    },
+    /// Move an allocation on: in_transit, delivered (issues stock, fulfils the request once
+    /// covered) or released (frees the source).
+    Step { allocation: String, step: String },
+    /// Cancel a request, or reopen it.
+    Request {
+        request: String,
+        #[arg(value_parser = ["cancel", "reopen"])]
+        action: String,
+    },
     /// Ledger totals per fund and category.
     Ledger,
     /// The fields of a record kind.

@@ -34,8 +34,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aidmesh_hub::model::{Kind, Timestamp};
-use aidmesh_hub::{Config, Error, Hub, HxlKind, InitOptions, Scale};
+use aidmesh_hub::model::views::Source;
+use aidmesh_hub::model::{FlowStatus, Kind, Timestamp};
+use aidmesh_hub::{AllocationStep, Config, Error, Hub, HxlKind, InitOptions, Scale};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
@@ -369,7 +370,6 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Show { id } => {
             let mut hub = hubs.hub()?;
             let v = hub.show(&id)?;
-            let v = print::redact(v, hub.handle());
             if json {
                 print::json(&v)
             } else {
@@ -425,15 +425,50 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
                 outln!("No suggestions: no open request has a matching offer or stock.");
             }
             for x in s {
-                outln!(
-                    "request {}  ←  {} x{}  (score {}: {})",
-                    x.request,
-                    print::source(&x.source),
-                    x.quantity,
-                    x.score,
-                    x.reasons.join(", ")
-                );
+                let at = x.place_label.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
+                let reasons: Vec<String> = x.reasons.iter().map(ToString::to_string).collect();
+                outln!("{} ← {}{at}: {} of {} still needed", x.request_label, x.source_label, x.quantity, x.needed);
+                outln!("    request {}, {}  ({})", x.request, print::source(&x.source), reasons.join(", "));
             }
+            Ok(())
+        }
+        Command::Allocate { request, offer, item, place, quantity } => {
+            let mut hub = hubs.hub()?;
+            let source = match (offer, item, place) {
+                (Some(offer), _, _) => Source::Offer { offer: offer.as_str().into() },
+                (None, Some(item), Some(place)) => {
+                    Source::Stock { item: item.as_str().into(), place: place.as_str().into() }
+                }
+                _ => bail!("say where from: --offer OFFER, or --item ITEM --place PLACE"),
+            };
+            let rec = hub.allocate(&request, &source, quantity)?;
+            if json {
+                return print::json(&rec);
+            }
+            outln!(
+                "Allocated {quantity} from {} to request {request} (allocation {}).",
+                print::source(&source),
+                rec.id()
+            );
+            Ok(())
+        }
+        Command::Step { allocation, step } => {
+            let mut hub = hubs.hub()?;
+            let rec = hub.advance_allocation(&allocation, AllocationStep::parse(&step)?)?;
+            if json {
+                return print::json(&rec);
+            }
+            outln!("Allocation {allocation}: {step}.");
+            Ok(())
+        }
+        Command::Request { request, action } => {
+            let mut hub = hubs.hub()?;
+            let status = if action == "cancel" { FlowStatus::Cancelled } else { FlowStatus::Open };
+            let rec = hub.set_request_status(&request, status)?;
+            if json {
+                return print::json(&rec);
+            }
+            outln!("Request {request}: {}.", if action == "cancel" { "cancelled" } else { "open again" });
             Ok(())
         }
         Command::Ledger => {
@@ -797,13 +832,19 @@ fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize
     match path {
         None => f(&mut term::Stdout),
         Some(p) => {
-            // Write beside the target, then rename: a pulled stick leaves the old file or none.
-            let tmp = p.with_extension("partial");
-            let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-            let n = f(&mut file)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, p)?;
-            Ok(n)
+            let mut failed = None;
+            let n = aidmesh_hub::write_atomically(p, |w| {
+                f(w).map_err(|e| {
+                    let why = e.to_string();
+                    failed = Some(e);
+                    Error::Malformed { format: "export", why }
+                })
+            });
+            match (n, failed) {
+                (Ok(n), _) => Ok(n),
+                (Err(_), Some(e)) => Err(e),
+                (Err(e), None) => Err(e.into()),
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Human-readable output. `--json` prints the same data as JSON.
 
 use aidmesh_hub::model::views::Source;
-use aidmesh_hub::model::{format_amount, Body, Record};
-use aidmesh_hub::{Hub, Overview, RecordView, StockLine};
+use aidmesh_hub::model::{format_amount, Body};
+use aidmesh_hub::{Hub, Listed, Overview, RecordView, StockLine};
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -13,10 +13,6 @@ pub(crate) fn json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
 }
 
 /// Hides a confidential grievance's content from anyone who may not read it.
-pub(crate) fn redact(v: RecordView, handle: &str) -> RecordView {
-    v.redacted_for(handle)
-}
-
 pub(crate) fn source(s: &Source) -> String {
     match s {
         Source::Offer { offer } => format!("offer {offer}"),
@@ -99,9 +95,10 @@ fn section(title: &str, n: usize) {
     }
 }
 
-pub(crate) fn list(recs: &[Record], total: i64, offset: usize) -> Result<()> {
+pub(crate) fn list(recs: &[Listed], total: i64, offset: usize) -> Result<()> {
     for r in recs {
-        outln!("{}  {}  {}", r.id(), r.meta.created_at, r.body.label());
+        let mark = if r.amended { "  (amended: aidmesh show for the original)" } else { "" };
+        outln!("{}  {}  {}{mark}", r.id(), r.meta.created_at, r.body.label());
     }
     let shown = recs.len();
     if (offset + shown) < total as usize {

@@ -16,7 +16,7 @@ impl Env {
         self.dir.path().join("hub.aidmesh")
     }
     fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, "pw")
+        self.run_with(args, "pw for tests")
     }
     fn command(&self, args: &[&str], pass: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_aidmesh"));
@@ -120,7 +120,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let args = ["--json", "list", "item", "--limit", "1000"];
     let whole = e.ok(&args);
     assert!(whole.len() > 65_536 + 16, "the output must outgrow a pipe's buffer: {} bytes", whole.len());
-    let mut child = e.command(&args, "pw").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = e.command(&args, "pw for tests").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 16];
     let mut out = child.stdout.take().unwrap();
     out.read_exact(&mut first).unwrap();

@@ -102,7 +102,7 @@ impl Lab {
             .args(["netns", "exec", ns, BIN, "--store"])
             .arg(store)
             .args(["serve", "--listen", listen, "--mdns-interface", interfaces])
-            .env("AIDMESH_PASSPHRASE", "pw")
+            .env("AIDMESH_PASSPHRASE", "pw for tests")
             .env("AIDMESH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)

@@ -170,7 +170,7 @@ fn a_command_reads_the_same_through_the_running_hub() {
     let o = Command::new(BIN)
         .current_dir(dir.path())
         .args(["--store", "hub.aidmesh", "export", "json", "--out", "out.json"])
-        .env("AIDMESH_PASSPHRASE", "pw")
+        .env("AIDMESH_PASSPHRASE", "pw for tests")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -181,7 +181,7 @@ fn a_command_reads_the_same_through_the_running_hub() {
         .arg("--store")
         .arg(&store)
         .args(["import", "json", "/dev/stdin"])
-        .env("AIDMESH_PASSPHRASE", "pw")
+        .env("AIDMESH_PASSPHRASE", "pw for tests")
         .stdin(Stdio::null())
         .output()
         .unwrap();

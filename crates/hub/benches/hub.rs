@@ -18,7 +18,7 @@ use aidmesh_hub::model::{Kind, Record, Timestamp};
 use aidmesh_hub::{Config, Hub, InitOptions, ManualClock, Scale};
 use serde_json::json;
 
-const PASS: &str = "bench";
+const PASS: &str = "bench passphrase";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -171,7 +171,7 @@ fn measure(store: &Path, scale: Scale) {
         println!("search {kind:<10}: p50 {p50:.2} ms, p95 {p95:.2} ms, max {max:.2} ms (target p95 < 20 ms)");
     }
     // Single-record writes: the first loads the item shard; then steady state.
-    let place = hub.list(Kind::Place, 1, 0).unwrap()[0].id().to_string();
+    let place = hub.stored(Kind::Place, 1, 0).unwrap()[0].id().to_string();
     let mut writes = Vec::new();
     let mut first = None;
     for n in 0..300 {
@@ -196,7 +196,7 @@ fn measure(store: &Path, scale: Scale) {
                 .unwrap();
             }
             _ => {
-                let item = hub.list(Kind::Item, 1, 0).unwrap()[0].id().to_string();
+                let item = hub.stored(Kind::Item, 1, 0).unwrap()[0].id().to_string();
                 hub.add(
                     Kind::Movement,
                     json!({"item": item, "type": "receive", "quantity": 5, "place": place})

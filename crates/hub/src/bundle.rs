@@ -20,7 +20,7 @@ use crate::write::Incoming;
 use crate::{Error, Event, Hub, Result, Task};
 
 /// What a bundle holds, as `aidmesh bundle inspect` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct BundleSummary {
     /// Hub id of the exporting hub.
     pub exporter: String,

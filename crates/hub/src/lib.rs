@@ -12,6 +12,8 @@ mod bundle;
 mod demo;
 mod error;
 mod exchange;
+mod files;
+mod flow;
 mod members;
 mod query;
 mod repair;
@@ -37,8 +39,10 @@ pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
+pub use files::write_atomically;
+pub use flow::{AllocationStep, SuggestionView};
 pub use members::Founder;
-pub use query::{ConflictEntry, Overview, RecordView, StockLine};
+pub use query::{ConflictEntry, HistoryLine, Ledger, Listed, Overview, RecordView, Roster, StockLine, Waiting};
 pub use repair::DocRepair;
 pub use write::DocExport;
 
@@ -46,6 +50,24 @@ pub use write::DocExport;
 /// opening it.
 pub fn ensure_store_free(path: &Path) -> Result<()> {
     Ok(Store::ensure_free(path)?)
+}
+
+/// The shortest passphrase a new store or a changed passphrase may have, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
+/// The rule for a new passphrase, the same for every face: at least [`MIN_PASSPHRASE_CHARS`]
+/// characters. The passphrase is the only thing between a seized laptop and the store.
+pub fn check_new_passphrase(passphrase: &str) -> Result<()> {
+    if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(Error::invalid(
+            "hub",
+            vec![model::FieldError::new(
+                "passphrase",
+                format!("needs at least {MIN_PASSPHRASE_CHARS} characters (a lost passphrase cannot be recovered: write it down somewhere safe)"),
+            )],
+        ));
+    }
+    Ok(())
 }
 
 /// Where time comes from. Core logic never reads the system clock itself.
@@ -123,7 +145,7 @@ pub enum Event {
 }
 
 /// Long tasks that report [`Event::Progress`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     BundleExport,
@@ -179,6 +201,7 @@ impl Hub {
         if config.handle.trim().is_empty() {
             return Err(Error::invalid("hub", vec![model::FieldError::new("handle", "is required")]));
         }
+        check_new_passphrase(passphrase)?;
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let identity = Identity::generate(&mut rng);
         let hub_id = identity.id().to_string();
@@ -339,6 +362,12 @@ impl Hub {
         self.listeners.retain(|(i, _)| *i != id);
     }
 
+    /// Closes the hub and removes its store: for a store made for a join that failed, so that
+    /// the next try starts clean.
+    pub fn discard(self) -> Result<()> {
+        Ok(self.store.destroy()?)
+    }
+
     /// Caps the store file's size at about `mib` MiB: past it, writes fail as on a full disk.
     pub fn limit_store_size(&mut self, mib: i64) -> Result<()> {
         let pages = (mib * 256).max(self.store.page_count()?);
@@ -352,8 +381,9 @@ impl Hub {
         self.change_passphrase(new)
     }
 
-    /// Changes the store passphrase.
+    /// Changes the store passphrase (the new one follows [`check_new_passphrase`]).
     pub fn change_passphrase(&mut self, new: &str) -> Result<()> {
+        check_new_passphrase(new)?;
         Ok(self.store.rekey(new)?)
     }
 

@@ -19,7 +19,7 @@ use crate::write::parse_record;
 use crate::{Error, Hit, Hub, Result, VaultState};
 
 /// A record as a person reads it: amended, with its conflicts, history and derived facts.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct RecordView {
     /// The record as it reads now (amendments applied for append-only kinds).
     pub record: Record,
@@ -51,13 +51,29 @@ impl RecordView {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A record in a list: as it reads now, and whether amendments changed it (`show` has the
+/// original and the amendments).
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub record: Record,
+    pub amended: bool,
+}
+
+impl std::ops::Deref for Listed {
+    type Target = Record;
+    fn deref(&self) -> &Record {
+        &self.record
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
 pub struct ConflictEntry {
     pub field: String,
     pub values: Vec<Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct HistoryLine {
     pub at: Timestamp,
     pub hub: String,
@@ -65,7 +81,7 @@ pub struct HistoryLine {
     pub change: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct StockLine {
     pub item: String,
     pub place: String,
@@ -73,7 +89,7 @@ pub struct StockLine {
 }
 
 /// What a coordinator needs to see first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct Overview {
     pub hub_name: String,
     pub now: Timestamp,
@@ -88,6 +104,29 @@ pub struct Overview {
     pub field_conflicts: Vec<(String, String, i64)>,
     pub unapproved_expenses: Vec<Record>,
     pub counts: BTreeMap<String, i64>,
+}
+
+/// The shifts of a window of time, with those short of people and the double-bookings.
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct Roster {
+    pub shifts: Vec<Record>,
+    pub unfilled: Vec<Coverage>,
+    pub double_bookings: Vec<DoubleBooking>,
+}
+
+/// The ledger: totals, and the expenses still waiting for approval with what each lacks.
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct Ledger {
+    pub totals: views::Totals,
+    pub unapproved: Vec<Waiting>,
+}
+
+/// An expense waiting for approval, and what it lacks (who may approve, how many).
+#[derive(Clone, Debug, Serialize, ts_rs::TS)]
+pub struct Waiting {
+    #[serde(flatten)]
+    pub expense: Record,
+    pub approval: ApprovalState,
 }
 
 /// How far ahead the overview looks for unfilled shifts, and back for incidents.
@@ -138,11 +177,40 @@ impl Hub {
             stock,
             movements,
             approval,
-        })
+        }
+        .redacted_for(&self.handle))
     }
 
-    /// Records of a kind, newest first.
-    pub fn list(&self, kind: Kind, limit: usize, offset: usize) -> Result<Vec<Record>> {
+    /// Records of a kind, newest first, as every face shows them: append-only records with
+    /// their amendments applied (and marked), confidential content withheld from a person who
+    /// may not read it.
+    pub fn list(&self, kind: Kind, limit: usize, offset: usize) -> Result<Vec<Listed>> {
+        let recs = self.stored(kind, limit, offset)?;
+        let ams = if kind.append_only() && !recs.is_empty() {
+            let ids: Vec<&str> = recs.iter().map(|r| r.id().as_str()).collect();
+            let ids = serde_json::to_string(&ids).map_err(|e| Error::Corrupt(e.to_string()))?;
+            parse_all(&self.store.query_json(
+                "SELECT a.json FROM refs f CROSS JOIN records a ON a.id = f.id
+                 WHERE f.field = 'target' AND f.target IN (SELECT value FROM json_each(?1))
+                 AND a.kind = 'amendment' ORDER BY a.created_at, a.id",
+                &[&ids],
+            )?)?
+        } else {
+            Vec::new()
+        };
+        Ok(recs
+            .into_iter()
+            .map(|r| {
+                let (now, _) = amended(&r, &amendments_of(&ams, r.id()));
+                let amended = now != r;
+                Listed { record: now.redacted_for(&self.handle).unwrap_or(now), amended }
+            })
+            .collect())
+    }
+
+    /// Records of a kind as stored (no amendments applied, nothing withheld), newest first:
+    /// for checks and tools, not for people.
+    pub fn stored(&self, kind: Kind, limit: usize, offset: usize) -> Result<Vec<Record>> {
         self.store.records_of_kind(kind.name(), limit as i64, offset as i64)?.iter().map(|j| parse_record(j)).collect()
     }
 
@@ -152,13 +220,27 @@ impl Hub {
     }
 
     /// Full-text search over records, optionally of one kind.
+    ///
+    /// A confidential grievance the acting person may not read is never a hit: that it matched
+    /// would tell what it says.
     pub fn search(&self, query: &str, kind: Option<Kind>, limit: usize) -> Result<Vec<Hit>> {
-        Ok(self.store.search(query, kind.map(Kind::name), limit as i64)?)
+        let mut hits = self.store.search(query, kind.map(Kind::name), limit as i64)?;
+        let mut withheld = Vec::new();
+        for h in hits.iter().filter(|h| h.kind == Kind::Grievance.name()) {
+            if self.get(&h.id)?.redacted_for(&self.handle).is_some() {
+                withheld.push(h.id.clone());
+            }
+        }
+        hits.retain(|h| !withheld.contains(&h.id));
+        Ok(hits)
     }
 
     /// Who changed a record, when, on which hub.
     pub fn history(&mut self, id: &str) -> Result<Vec<HistoryLine>> {
         let rec = self.get(id)?;
+        if rec.redacted_for(&self.handle).is_some() {
+            return Ok(Vec::new());
+        }
         let (_, doc_id, _) = self.store.record(rec.id().as_str())?.ok_or_else(|| Error::NotFound(id.into()))?;
         Ok(self.doc(&doc_id)?.history(rec.id()).into_iter().map(history_line).collect())
     }
@@ -179,8 +261,9 @@ impl Hub {
         self.store.vault_get(id)?.ok_or_else(|| Error::NotFound(id.into()))
     }
 
-    /// Suggested allocations for one request, or for every open request.
-    pub fn suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<Suggestion>> {
+    /// Suggested allocations for one request, or for every open request, as the matching
+    /// engine ranks them (`Hub::suggestions` puts them in words).
+    pub(crate) fn raw_suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<Suggestion>> {
         let mut recs = Vec::new();
         for k in [Kind::Item, Kind::Place, Kind::Offer, Kind::Allocation, Kind::Request] {
             recs.extend(self.all(k)?);
@@ -401,6 +484,23 @@ impl Hub {
         Ok((shifts, unfilled, doubles))
     }
 
+    /// Shifts starting within `hours` of `from` (one hour to two weeks), as the roster shows them.
+    pub fn roster(&self, from: Timestamp, hours: i64) -> Result<Roster> {
+        let to = Timestamp::from_millis(from.millis() + hours.clamp(1, 24 * 14) * 3_600_000);
+        let (shifts, unfilled, double_bookings) = self.roster_window(from, to)?;
+        Ok(Roster { shifts, unfilled, double_bookings })
+    }
+
+    /// The ledger as a treasurer reads it: totals, and up to `limit` waiting expenses.
+    pub fn ledger(&self, limit: usize) -> Result<Ledger> {
+        let unapproved = self
+            .unapproved_expenses_why(limit)?
+            .into_iter()
+            .map(|(expense, approval)| Waiting { expense, approval })
+            .collect();
+        Ok(Ledger { totals: self.ledger_totals()?, unapproved })
+    }
+
     /// Ledger totals per fund and category, rejected expenses excluded.
     pub fn ledger_totals(&self) -> Result<views::Totals> {
         Ok(views::ledger_totals(&self.ledger_context()?))
@@ -430,7 +530,7 @@ impl Hub {
         parse_all(&self.store.records_of_kind(kind.name(), i64::MAX, 0)?)
     }
 
-    fn by_field(&self, kind: Kind, field: &str, value: &str) -> Result<Vec<Record>> {
+    pub(crate) fn by_field(&self, kind: Kind, field: &str, value: &str) -> Result<Vec<Record>> {
         parse_all(&self.store.referring(kind.name(), field, value)?)
     }
 

@@ -33,7 +33,7 @@ fn disk(t: &TestHub) -> Vec<u8> {
 /// The records of one kind, as every hub should see them.
 fn records(h: &Hub, kind: Kind) -> Vec<String> {
     let mut out: Vec<String> =
-        h.list(kind, 1000, 0).unwrap().iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+        h.stored(kind, 1000, 0).unwrap().iter().map(|r| serde_json::to_string(r).unwrap()).collect();
     out.sort();
     out
 }

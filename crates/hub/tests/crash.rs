@@ -40,7 +40,7 @@ fn killed_mid_write_keeps_every_acknowledged_write() {
         }
         // Stock sums equal the sum of the movements the index holds.
         let moved: i64 = hub
-            .list(Kind::Movement, usize::MAX, 0)
+            .stored(Kind::Movement, usize::MAX, 0)
             .unwrap()
             .iter()
             .map(|r| match &r.body {

@@ -378,8 +378,8 @@ fn rebuilt_index_matches_the_documents() {
     assert!(!ov2.unfilled_shifts.is_empty() && !ov2.recent_incidents.is_empty() && !ov2.over_allocations.is_empty());
     assert!(!ov2.unapproved_expenses.is_empty() && !ov2.double_bookings.is_empty(), "{:?}", ov2.double_bookings);
     // The overview's index-driven panels agree with the model's views over every item.
-    let mut all: Vec<aidmesh_hub::model::Record> = t.hub.list(Kind::Item, usize::MAX, 0).unwrap();
-    all.extend(t.hub.list(Kind::Movement, usize::MAX, 0).unwrap());
+    let mut all: Vec<aidmesh_hub::model::Record> = t.hub.stored(Kind::Item, usize::MAX, 0).unwrap();
+    all.extend(t.hub.stored(Kind::Movement, usize::MAX, 0).unwrap());
     let levels = aidmesh_hub::model::views::stock_levels(&all);
     let mut want = aidmesh_hub::model::views::shortages(&all, &levels);
     want.truncate(20);
@@ -392,7 +392,7 @@ fn rebuilt_index_matches_the_documents() {
     use aidmesh_hub::model::{Body, FlowStatus, Timestamp, Urgency};
     let mut want: Vec<_> = t
         .hub
-        .list(Kind::Request, usize::MAX, 0)
+        .stored(Kind::Request, usize::MAX, 0)
         .unwrap()
         .into_iter()
         .filter_map(|r| match &r.body {
@@ -409,8 +409,8 @@ fn rebuilt_index_matches_the_documents() {
     let got: Vec<_> = ov2.urgent_requests.iter().map(|r| r.id().clone()).collect();
     assert_eq!(got, want.into_iter().map(|w| w.2).collect::<Vec<_>>());
     // Unfilled shifts (read from the `shifts_start` index) agree with the view over every shift.
-    let mut roster = t.hub.list(Kind::Shift, usize::MAX, 0).unwrap();
-    roster.extend(t.hub.list(Kind::Assignment, usize::MAX, 0).unwrap());
+    let mut roster = t.hub.stored(Kind::Shift, usize::MAX, 0).unwrap();
+    roster.extend(t.hub.stored(Kind::Assignment, usize::MAX, 0).unwrap());
     let now = t.hub.now();
     let want = aidmesh_hub::model::views::unfilled_shifts(&roster, now, now.plus_hours(12));
     assert_eq!(ov2.unfilled_shifts, want);
@@ -462,7 +462,7 @@ fn a_full_disk_is_an_error_that_changes_nothing() {
     // The hub keeps serving: reads work, the failed write left no trace, stock is intact.
     let after = t.hub.count(Kind::Item).unwrap();
     assert!(after >= before);
-    assert_eq!(t.hub.list(Kind::Item, usize::MAX, 0).unwrap().len() as i64, after);
+    assert_eq!(t.hub.stored(Kind::Item, usize::MAX, 0).unwrap().len() as i64, after);
     assert_eq!(level(&t.hub, &water), 10);
     // Once there is room again, writing goes on and memory agrees with the disk.
     t.hub.limit_store_size(1000).unwrap();
@@ -540,7 +540,7 @@ fn approvals_and_grants_count_only_with_a_valid_member_signature() {
     // An approval entered here: add() signs it with this hub's key, whatever signature it was given.
     let given = json!({"expense": e, "approver": "owl", "signer": t.hub.public_key(), "sig": "11".repeat(64)});
     t.hub.add(Kind::Approval, fields(given)).unwrap();
-    let approvals = t.hub.list(Kind::Approval, 10, 0).unwrap();
+    let approvals = t.hub.stored(Kind::Approval, 10, 0).unwrap();
     assert_eq!(approvals.len(), 1);
     assert!(
         matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Unapproved { .. })),

@@ -205,7 +205,7 @@ fn snapshot(hub: &Hub) -> Vec<String> {
     let mut out = Vec::new();
     for k in Kind::ALL {
         let mut recs: Vec<String> = hub
-            .list(*k, usize::MAX, 0)
+            .stored(*k, usize::MAX, 0)
             .unwrap()
             .into_iter()
             .filter(|r| r.kind() != Kind::Hub)
@@ -292,7 +292,7 @@ fn run(seed: u64) {
     // No incident was lost.
     let incidents: BTreeSet<String> = net
         .hub(0)
-        .list(Kind::Incident, usize::MAX, 0)
+        .stored(Kind::Incident, usize::MAX, 0)
         .unwrap()
         .iter()
         .map(|r| match &r.body {

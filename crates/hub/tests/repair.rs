@@ -84,7 +84,8 @@ fn a_damaged_store_opens_repaired_and_keeps_every_acknowledged_record() {
     assert_eq!(hub.rebuild_index().unwrap() as i64, hub_total(&hub));
     let after: Vec<_> = [Kind::Item, Kind::Volunteer, Kind::Incident].map(|k| hub.count(k).unwrap()).into();
     assert_eq!(after, before, "the documents hold every record the index held");
-    let names: Vec<String> = hub.list(Kind::Item, 10, 0).unwrap().iter().map(|r| r.body.label().to_string()).collect();
+    let names: Vec<String> =
+        hub.stored(Kind::Item, 10, 0).unwrap().iter().map(|r| r.body.label().to_string()).collect();
     for n in ["water X", "water Y", "water Z"] {
         assert!(names.iter().any(|l| l.contains(n)), "{n} in {names:?}");
     }

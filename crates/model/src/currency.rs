@@ -13,6 +13,11 @@ pub fn is_iso4217(code: &str) -> bool {
     code.len() == 3 && ACTIVE.split(' ').any(|c| c == code)
 }
 
+/// Every active ISO 4217 code with its minor-unit digits, in the standard's order.
+pub fn currencies() -> impl Iterator<Item = (&'static str, u32)> {
+    ACTIVE.split(' ').map(|c| (c, minor_digits(c)))
+}
+
 /// Digits after the decimal point for the currency's minor unit.
 pub fn minor_digits(code: &str) -> u32 {
     match code {

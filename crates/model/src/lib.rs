@@ -9,14 +9,14 @@ mod records;
 mod time;
 pub mod views;
 
-pub use currency::{format_amount, is_iso4217, minor_digits};
+pub use currency::{currencies, format_amount, is_iso4217, minor_digits};
 pub use records::*;
 pub use time::{parse_date, Timestamp};
 
 use serde::{Deserialize, Serialize};
 
 /// A record's stable id: lowercase Crockford base32 of 48 bits of creation time and 80 random bits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(transparent)]
 pub struct RecordId(String);
 
@@ -63,7 +63,7 @@ impl From<&str> for RecordId {
 }
 
 /// A problem with one field of a record; `field` is empty for the record as a whole.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, ts_rs::TS)]
 #[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
 pub struct FieldError {
     pub field: String,

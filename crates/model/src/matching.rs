@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::views::{allocated, Levels, Source};
 use crate::{of_kind, Item, Meta, Offer, Place, Record, RecordId, Request, Urgency};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Suggestion {
     pub request: RecordId,
     pub source: Source,
@@ -20,7 +20,41 @@ pub struct Suggestion {
     pub quantity: u64,
     pub score: i64,
     /// Why this candidate ranks where it does, for the person deciding.
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
+}
+
+/// One reason a candidate fits a request; front ends put it in the person's language.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Reason {
+    SkillMatches,
+    SameItem,
+    SameCategory,
+    /// The source covers `quantity` of the `needed` still open.
+    Covers {
+        quantity: u64,
+        needed: u64,
+    },
+    Expires {
+        date: NaiveDate,
+    },
+    SamePlace,
+    /// Another place of the same hub.
+    SameHub,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::SkillMatches => f.write_str("skill matches"),
+            Reason::SameItem => f.write_str("same item"),
+            Reason::SameCategory => f.write_str("same category"),
+            Reason::Covers { quantity, needed } => write!(f, "covers {quantity} of {needed}"),
+            Reason::Expires { date } => write!(f, "expires {date}"),
+            Reason::SamePlace => f.write_str("same place"),
+            Reason::SameHub => f.write_str("same hub"),
+        }
+    }
 }
 
 /// Suggestions for one request, best first, at most `limit`.
@@ -154,16 +188,16 @@ impl<'a> Context<'a> {
                 return None;
             }
             score += 1000;
-            reasons.push("skill matches".to_string());
+            reasons.push(Reason::SkillMatches);
         } else if req.item.is_some() && req.item.as_ref() == item {
             score += 1000;
-            reasons.push("same item".to_string());
+            reasons.push(Reason::SameItem);
         } else {
             let want_cat =
                 req.category.or_else(|| req.item.as_ref().and_then(|i| self.items.get(i).map(|it| it.category)));
             if want_cat.is_some() && want_cat == category && skill.is_none() {
                 score += 400;
-                reasons.push("same category".to_string());
+                reasons.push(Reason::SameCategory);
             } else {
                 return None;
             }
@@ -171,7 +205,7 @@ impl<'a> Context<'a> {
         // Quantity covered.
         let qty = (left as u64).min(still);
         score += (qty * 300 / still) as i64;
-        reasons.push(format!("covers {qty} of {still}"));
+        reasons.push(Reason::Covers { quantity: qty, needed: still });
         // Urgency of the request.
         score += match req.urgency {
             Urgency::Low => 0,
@@ -183,19 +217,19 @@ impl<'a> Context<'a> {
         if let Some(e) = expiry {
             let days = (e - today).num_days();
             score += (200 - days).max(0);
-            reasons.push(format!("expires {e}"));
+            reasons.push(Reason::Expires { date: e });
         }
         // Nearness.
         if let (Some(want), Some(at)) = (req.place.as_ref(), place) {
             if want == at {
                 score += 200;
-                reasons.push("same place".to_string());
+                reasons.push(Reason::SamePlace);
             } else {
                 let h1 = self.place_hub.get(want).copied().flatten();
                 let h2 = self.place_hub.get(at).copied().flatten();
                 if h1.is_some() && h1 == h2 {
                     score += 100;
-                    reasons.push("same hub".to_string());
+                    reasons.push(Reason::SameHub);
                 }
             }
         }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::{FieldError, RecordId, Timestamp};
 
 /// Who made a record, on which hub, and when. Never changes after creation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Meta {
     pub id: RecordId,
     pub kind: Kind,
@@ -106,7 +106,7 @@ pub enum Family {
 macro_rules! kinds {
     ($( $variant:ident($ty:ident) = $name:literal, $family:ident, append_only: $ao:literal; )*) => {
         /// The kinds of record.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
         #[serde(rename_all = "snake_case")]
         pub enum Kind { $($variant),* }
 
@@ -147,6 +147,47 @@ macro_rules! kinds {
                 Body::$variant(self)
             }
         })*
+
+        /// In TypeScript a record (`HubRecord`, as `Record` is TypeScript's own) is one flat
+        /// object, a union over the kinds: the meta keys, `kind` narrowed to its literal, then
+        /// that kind's fields. `Extract<HubRecord, {kind: "item"}>` is an item.
+        impl ts_rs::TS for Record {
+            type WithoutGenerics = Record;
+            type OptionInnerType = Record;
+            fn name(_: &ts_rs::Config) -> String {
+                "HubRecord".into()
+            }
+            fn inline(cfg: &ts_rs::Config) -> String {
+                let kinds: Vec<String> = vec![$(format!(
+                    "(Omit<Meta, \"kind\"> & {{ kind: \"{}\" }} & {})",
+                    $name,
+                    <$ty as ts_rs::TS>::name(cfg)
+                )),*];
+                kinds.join(" | ")
+            }
+            fn inline_flattened(cfg: &ts_rs::Config) -> String {
+                format!("({})", Self::inline(cfg))
+            }
+            fn decl(cfg: &ts_rs::Config) -> String {
+                format!("type HubRecord = {};", Self::inline(cfg))
+            }
+            fn decl_concrete(cfg: &ts_rs::Config) -> String {
+                Self::decl(cfg)
+            }
+            fn docs() -> Option<String> {
+                Some("/** A record: its meta and the fields of its kind, in one flat object. */\n".into())
+            }
+            fn visit_dependencies(v: &mut impl ts_rs::TypeVisitor)
+            where
+                Self: 'static,
+            {
+                v.visit::<Meta>();
+                $(v.visit::<$ty>();)*
+            }
+            fn output_path() -> Option<std::path::PathBuf> {
+                Some("HubRecord.ts".into())
+            }
+        }
 
         impl Body {
             pub fn kind(&self) -> Kind {
@@ -324,7 +365,7 @@ fn opt_ref<'a>(out: &mut Vec<Ref<'a>>, field: &'static str, id: &'a Option<Recor
 // ---------------------------------------------------------------------------------------------
 // Places and hubs
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct HubInfo {
     pub name: String,
@@ -343,7 +384,7 @@ impl Rules for HubInfo {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum PlaceKind {
     #[default]
@@ -353,7 +394,7 @@ pub enum PlaceKind {
     Vehicle,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Place {
     pub name: String,
@@ -382,7 +423,7 @@ impl Rules for Place {
 // ---------------------------------------------------------------------------------------------
 // Inventory
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Food,
@@ -398,7 +439,7 @@ pub enum Category {
     Other,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
     New,
@@ -408,7 +449,7 @@ pub enum Condition {
     Damaged,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Item {
     pub name: String,
@@ -439,7 +480,7 @@ impl Rules for Item {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
     /// Stock arrives at `place`.
@@ -456,7 +497,7 @@ pub enum MovementKind {
 }
 
 /// One entry of the stock log. Stock levels are the sum of these, never a stored number.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Movement {
     pub item: RecordId,
@@ -525,7 +566,7 @@ impl Rules for Movement {
 // ---------------------------------------------------------------------------------------------
 // Requests, offers, allocations
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     Low,
@@ -536,7 +577,7 @@ pub enum Urgency {
 }
 
 /// Status of a request or an offer: open → matched → in transit → fulfilled, or cancelled.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowStatus {
     #[default]
@@ -553,7 +594,7 @@ impl FlowStatus {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillKind {
     FirstAid,
@@ -571,7 +612,7 @@ pub enum SkillKind {
     Other,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Request {
     /// A specific catalogue item, or
@@ -618,7 +659,7 @@ impl Rules for Request {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Offer {
     pub item: Option<RecordId>,
@@ -650,7 +691,7 @@ impl Rules for Offer {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum AllocationStatus {
     #[default]
@@ -660,7 +701,7 @@ pub enum AllocationStatus {
 }
 
 /// A reservation of quantity for a request, from an offer or from stock of an item at a place.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Allocation {
     pub request: RecordId,
@@ -703,7 +744,7 @@ impl Rules for Allocation {
 // ---------------------------------------------------------------------------------------------
 // Roster
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum SkillLevel {
     #[default]
@@ -712,7 +753,7 @@ pub enum SkillLevel {
     Expert,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Skill {
     pub skill: SkillKind,
@@ -726,7 +767,7 @@ pub struct Skill {
     pub languages: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Consent {
     /// May coordinators contact them through the vault contact.
@@ -740,7 +781,7 @@ pub struct Consent {
     pub share: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Volunteer {
     /// Pseudonymous handle: the only name in the CRDT.
@@ -789,7 +830,7 @@ impl Rules for Volunteer {
 }
 
 /// A role on shift, with what it must produce and how to hand it over.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Role {
     pub name: String,
@@ -809,7 +850,7 @@ impl Rules for Role {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Shift {
     pub role: RecordId,
@@ -857,7 +898,7 @@ impl Rules for Shift {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Assignment {
     pub shift: RecordId,
@@ -879,7 +920,7 @@ impl Rules for Assignment {
 }
 
 /// A row of the ICS-211 check-in list.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct CheckIn {
     pub volunteer: RecordId,
@@ -906,7 +947,7 @@ impl Rules for CheckIn {
 }
 
 /// What one shift hands over to the next.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Handoff {
     pub shift: RecordId,
@@ -931,7 +972,7 @@ impl Rules for Handoff {
 // ---------------------------------------------------------------------------------------------
 // Incidents
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentCategory {
     Medical,
@@ -946,7 +987,7 @@ pub enum IncidentCategory {
     Other,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     #[default]
@@ -955,7 +996,7 @@ pub enum IncidentStatus {
     Resolved,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Incident {
     pub occurred: Timestamp,
@@ -986,7 +1027,7 @@ impl Rules for Incident {
 }
 
 /// A correction to an append-only record (incident, expense): the original stays as it was.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Amendment {
     pub target: RecordId,
@@ -1006,7 +1047,7 @@ impl Rules for Amendment {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct FollowUp {
     pub incident: RecordId,
@@ -1031,7 +1072,7 @@ impl Rules for FollowUp {
 // ---------------------------------------------------------------------------------------------
 // Ledger and governance
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Expense {
     /// Amount in minor units of the currency (cents, pence).
@@ -1063,7 +1104,7 @@ impl Rules for Expense {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     #[default]
@@ -1071,7 +1112,7 @@ pub enum Decision {
     Reject,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Approval {
     pub expense: RecordId,
@@ -1097,7 +1138,7 @@ impl Rules for Approval {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct RoleLimit {
     pub role: String,
@@ -1106,7 +1147,7 @@ pub struct RoleLimit {
 }
 
 /// Purchase rules: who may authorise how much, and how many approvals large purchases need.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Policy {
     pub currency: String,
@@ -1149,7 +1190,7 @@ impl Rules for Policy {
 /// Gives (or, revoked, takes back) a role from a person. Grants are entries of a log: the
 /// latest entry for a person and role decides, and an entry is never edited (its signature
 /// covers it).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct RoleGrant {
     pub handle: String,
@@ -1174,7 +1215,7 @@ impl Rules for RoleGrant {
 // ---------------------------------------------------------------------------------------------
 // Accountability
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum GrievanceStatus {
     #[default]
@@ -1184,7 +1225,7 @@ pub enum GrievanceStatus {
     Dismissed,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct Grievance {
     pub summary: String,
@@ -1247,7 +1288,7 @@ impl Rules for Grievance {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct AfterAction {
     pub incident: Option<RecordId>,
@@ -1277,7 +1318,7 @@ impl Rules for AfterAction {
 
 /// One signed entry of the coalition's membership log. Its meaning and its signature are
 /// checked on read (`aidmesh-mesh`); as written, it proves nothing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(default)]
 pub struct MemberEntry {
     /// The action: `{"action": "admit" | "revoke" | "set_role", ...}`.

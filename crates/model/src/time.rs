@@ -8,7 +8,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 /// A point in time, milliseconds since the Unix epoch, UTC.
 ///
 /// Serialized as RFC 3339 text (`2026-11-25T14:00:00Z`) so that exports and the CRDT stay readable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, ts_rs::TS)]
+#[ts(type = "string")]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {

@@ -43,7 +43,7 @@ pub fn item_totals(levels: &Levels) -> BTreeMap<RecordId, i64> {
     t
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Shortage {
     pub item: RecordId,
     pub name: String,
@@ -75,7 +75,7 @@ pub fn shortages(records: &[Record], levels: &Levels) -> Vec<Shortage> {
     out
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Expiring {
     pub item: RecordId,
     pub name: String,
@@ -104,7 +104,7 @@ pub fn expiring(records: &[Record], levels: &Levels, today: NaiveDate, days: i64
 }
 
 /// Where an allocation draws from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
     Offer { offer: RecordId },
@@ -159,7 +159,7 @@ pub fn capacity(records: &[Record], levels: &Levels, src: &Source) -> i64 {
 }
 
 /// A source promised beyond what it holds: shown to a person to settle, never resolved silently.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct OverAllocation {
     pub source: Source,
     pub capacity: i64,
@@ -189,7 +189,7 @@ pub fn over_allocations(records: &[Record], levels: &Levels) -> Vec<OverAllocati
         .collect()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Coverage {
     pub shift: RecordId,
     pub start: Timestamp,
@@ -222,7 +222,7 @@ pub fn unfilled_shifts(records: &[Record], from: Timestamp, to: Timestamp) -> Ve
     shift_coverage(records).into_iter().filter(|c| c.start >= from && c.start < to && c.assigned < c.needed).collect()
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct DoubleBooking {
     pub volunteer: RecordId,
     pub first: RecordId,
@@ -297,7 +297,7 @@ pub fn check_amendment(target: &Record, field: &str, value: &Value) -> Result<()
     body.validate().map_err(|errs| crate::FieldError::new("value", errs[0].to_string()))
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ApprovalState {
     Approved { approvers: Vec<String> },
@@ -383,29 +383,32 @@ pub fn approval_state(records: &[Record], expense: (&Meta, &Expense)) -> Approva
     ApprovalState::Unapproved { have, need, why }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Totals {
     /// (fund, currency) → minor units.
     #[serde(serialize_with = "total_lines")]
+    #[ts(as = "Vec<TotalLine>")]
     pub per_fund: BTreeMap<(String, String), i64>,
     /// (category, currency) → minor units.
     #[serde(serialize_with = "total_lines")]
+    #[ts(as = "Vec<TotalLine>")]
     pub per_category: BTreeMap<(String, String), i64>,
 }
 
 /// One line of [`Totals`] as front ends read it (JSON has no tuple keys).
-#[derive(Serialize)]
-struct TotalLine<'a> {
-    name: &'a str,
-    currency: &'a str,
-    minor: i64,
-    amount: String,
+#[derive(Serialize, ts_rs::TS)]
+pub struct TotalLine {
+    pub name: String,
+    pub currency: String,
+    pub minor: i64,
+    /// The amount in the currency's units, e.g. "42.50 EUR".
+    pub amount: String,
 }
 
 fn total_lines<S: serde::Serializer>(m: &BTreeMap<(String, String), i64>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(m.iter().map(|((name, currency), minor)| TotalLine {
-        name,
-        currency,
+        name: name.clone(),
+        currency: currency.clone(),
         minor: *minor,
         amount: crate::format_amount(*minor, currency),
     }))

@@ -137,7 +137,8 @@ mod tests {
 
     fn hub(dir: &std::path::Path, name: &str) -> Hub {
         let opts = aidmesh_hub::InitOptions { hub_name: name.into(), location: String::new() };
-        Hub::init(&dir.join(format!("{name}.aidmesh")), "pw", &opts, aidmesh_hub::Config::system("coord")).unwrap()
+        Hub::init(&dir.join(format!("{name}.aidmesh")), "pw for tests", &opts, aidmesh_hub::Config::system("coord"))
+            .unwrap()
     }
 
     /// A welcome may bring the coalition's documents only: not the index, not a document this

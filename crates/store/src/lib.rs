@@ -154,6 +154,41 @@ impl OwnerLock {
     }
 }
 
+/// A connection made by `open` with `passphrase` set as its key and proven by a first read: a
+/// wrong passphrase is [`Error::WrongPassphrase`].
+///
+/// SQLCipher's key can fail to attach for a reason of SQLCipher's own (its crypto provider's
+/// start-up, seen once in CI while many test threads opened and closed stores); the connection
+/// is then read-only for good. Such a failure is tried again on a new connection, twice at
+/// most; a wrong passphrase is never tried again.
+fn keyed(path: &Path, passphrase: &str, open: impl Fn() -> rusqlite::Result<Connection>) -> Result<Connection> {
+    let mut tries = 0;
+    loop {
+        let conn = open()?;
+        // A wrong passphrase is reported as an error; SQLCipher need not also log it to stderr.
+        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
+        match conn.pragma_update(None, "key", passphrase) {
+            Ok(()) => {}
+            Err(e) if tries < 2 && e.to_string().contains("PRAGMA key") => {
+                tries += 1;
+                drop(conn);
+                std::thread::sleep(std::time::Duration::from_millis(20 * tries));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // The first read proves the key: SQLCipher reports a wrong one as "not a database".
+        let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
+        return match probe {
+            Ok(_) => Ok(conn),
+            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
+                Err(Error::WrongPassphrase(path.to_path_buf()))
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+}
+
 impl Store {
     /// [`Error::Busy`] if a process owns the store at `path` now, checked without opening it:
     /// a command asks before it prompts for a passphrase.
@@ -170,9 +205,9 @@ impl Store {
         if path.exists() {
             return Err(Error::Exists(path.to_path_buf()));
         }
-        let conn = Connection::open(path)?;
+        let conn = keyed(path, passphrase, || Connection::open(path))?;
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
-        s.unlock(passphrase)?;
+        s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
     }
@@ -183,45 +218,47 @@ impl Store {
             return Err(Error::Missing(path.to_path_buf()));
         }
         let owner = OwnerLock::take(path)?;
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = keyed(path, passphrase, || {
+            Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        })?;
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
-        s.unlock(passphrase)?;
+        s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         Ok(s)
+    }
+
+    /// Closes the store and removes its files (the database with SQLite's journal beside it,
+    /// and the lock): for a store that never came to be, such as one made for a join that
+    /// failed. Its pages were encrypted; nothing readable is left behind.
+    pub fn destroy(self) -> Result<()> {
+        let Store { conn, path, _owner } = self;
+        let (wal, shm, lock) = (sibling(&path, "-wal"), sibling(&path, "-shm"), sibling(&path, ".lock"));
+        conn.close().map_err(|(_, e)| Error::from(e))?;
+        for p in [&path, &wal, &shm] {
+            match std::fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Lock { path: p.clone(), why: format!("cannot remove it: {e}") }),
+            }
+        }
+        let _ = std::fs::remove_file(lock);
+        drop(_owner);
+        Ok(())
     }
 
     /// Whether `passphrase` opens this store, checked on a second connection (the owner asks;
     /// nothing is written).
     pub fn check_passphrase(&self, passphrase: &str) -> Result<()> {
-        let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
-        conn.pragma_update(None, "key", passphrase)?;
-        let probe: rusqlite::Result<i64> = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
-        match probe {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
-                Err(Error::WrongPassphrase(self.path.clone()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        keyed(&self.path, passphrase, || {
+            Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        })
+        .map(drop)
     }
 
-    fn unlock(&mut self, passphrase: &str) -> Result<()> {
-        // A wrong passphrase is reported as an error; SQLCipher need not also log it to stderr.
-        let _ = self.conn.execute_batch("PRAGMA cipher_log_level = NONE");
-        self.conn.pragma_update(None, "key", passphrase)?;
-        // The first read proves the key: SQLCipher reports a wrong one as "not a database".
-        let probe: rusqlite::Result<i64> = self.conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0));
-        match probe {
-            Ok(_) => {}
-            Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::NotADatabase)) => {
-                return Err(Error::WrongPassphrase(self.path.clone()))
-            }
-            Err(e) => return Err(e.into()),
-        }
+    fn configure(&mut self) -> Result<()> {
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "secure_delete", "ON")?;

@@ -10,7 +10,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_aidmesh");
 
 /// `aidmesh --store STORE ARGS`, with the tests' passphrase.
 pub fn cmd(store: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw").output().unwrap()
+    Command::new(BIN).arg("--store").arg(store).args(args).env("AIDMESH_PASSPHRASE", "pw for tests").output().unwrap()
 }
 
 /// The same with `--json`; it must succeed. Commands that print no JSON give `Null`.
@@ -39,7 +39,8 @@ pub fn serve(store: &Path, listen: &str, peers: &[&str]) -> Serve {
     for p in peers {
         c.args(["--peer", p]);
     }
-    let mut child = c.env("AIDMESH_PASSPHRASE", "pw").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child =
+        c.env("AIDMESH_PASSPHRASE", "pw for tests").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
@@ -91,7 +92,7 @@ pub fn invite(store: &Path, args: &[&str]) -> (Child, Lines, String) {
         .arg(store)
         .arg("invite")
         .args(args)
-        .env("AIDMESH_PASSPHRASE", "pw")
+        .env("AIDMESH_PASSPHRASE", "pw for tests")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,7 +118,7 @@ pub fn join(store: &Path, code: &str, name: &str, netns: Option<&str>) -> (Child
         .arg("--store")
         .arg(store)
         .args(["join", code, "--name", name])
-        .env("AIDMESH_PASSPHRASE", "pw")
+        .env("AIDMESH_PASSPHRASE", "pw for tests")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

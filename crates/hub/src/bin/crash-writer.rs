@@ -18,7 +18,7 @@ fn main() {
     } else {
         Hub::init(path, pass, &InitOptions { hub_name: "Crash".into(), location: String::new() }, config).expect("init")
     };
-    let place = match hub.list(Kind::Place, 1, 0).expect("list").first() {
+    let place = match hub.stored(Kind::Place, 1, 0).expect("list").first() {
         Some(p) => p.id().to_string(),
         None => {
             hub.add(Kind::Place, json!({"name": "Hall"}).as_object().unwrap().clone()).expect("place").id().to_string()

@@ -1,0 +1,254 @@
+//! The request loop: suggestions in words, allocating from an offer or from stock, and an
+//! allocation's steps (in transit, delivered, released) with what each step does to the
+//! request, the offer and the stock. Every face goes through these, so the rules are the same
+//! from the app and from the command.
+
+use aidmesh_model::matching::{Reason, Suggestion};
+use aidmesh_model::views::Source;
+use aidmesh_model::{
+    Allocation, AllocationStatus, Body, FieldError, FlowStatus, Kind, Movement, MovementKind, Record, RecordId,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Error, Hub, Result};
+
+/// A suggestion with what a person needs to decide on it: what is asked, where it would come
+/// from, how much of what is still needed it covers.
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
+pub struct SuggestionView {
+    pub request: RecordId,
+    pub source: Source,
+    /// How much to allocate.
+    pub quantity: u64,
+    /// What the request still needs (asked, less what is allocated).
+    pub needed: u64,
+    pub score: i64,
+    pub reasons: Vec<Reason>,
+    /// The request as people read it ("Blankets for the night shelter").
+    pub request_label: String,
+    /// The offer, or the item in stock ("Corner shop: 10 blankets", "Blanket").
+    pub source_label: String,
+    /// The place the source is at, by name, if known.
+    pub place_label: Option<String>,
+}
+
+/// A step an allocation takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationStep {
+    /// On its way: the request reads "in transit".
+    InTransit,
+    /// Handed over: stock is issued (for stock), the request is fulfilled once delivered
+    /// allocations cover it, an offer once they use it up.
+    Delivered,
+    /// Given back: the source is free again; a request left with nothing allocated reopens.
+    Released,
+}
+
+impl AllocationStep {
+    pub fn parse(s: &str) -> Result<AllocationStep> {
+        serde_json::from_value(Value::String(s.trim().to_ascii_lowercase().replace([' ', '-'], "_"))).map_err(|_| {
+            Error::invalid(
+                "allocation",
+                vec![FieldError::new("status", format!("{s:?} is not a step: in_transit, delivered or released"))],
+            )
+        })
+    }
+}
+
+impl Hub {
+    /// Suggested allocations for one request, or for every open request, in words.
+    pub fn suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<SuggestionView>> {
+        let raw = self.raw_suggestions(request, limit)?;
+        raw.into_iter().map(|s| self.suggestion_view(s)).collect()
+    }
+
+    fn suggestion_view(&self, s: Suggestion) -> Result<SuggestionView> {
+        let label = |id: &RecordId| self.get(id.as_str()).map(|r| r.body.label()).unwrap_or_else(|_| id.to_string());
+        let (source_label, place) = match &s.source {
+            Source::Offer { offer } => {
+                let place = match self.get(offer.as_str()).map(|r| r.body) {
+                    Ok(Body::Offer(o)) => o.place,
+                    _ => None,
+                };
+                (label(offer), place)
+            }
+            Source::Stock { item, place } => (label(item), Some(place.clone())),
+        };
+        let needed = s
+            .reasons
+            .iter()
+            .find_map(|r| match r {
+                Reason::Covers { needed, .. } => Some(*needed),
+                _ => None,
+            })
+            .unwrap_or(s.quantity);
+        Ok(SuggestionView {
+            request_label: label(&s.request),
+            source_label,
+            place_label: place.as_ref().map(label),
+            needed,
+            request: s.request,
+            source: s.source,
+            quantity: s.quantity,
+            score: s.score,
+            reasons: s.reasons,
+        })
+    }
+
+    /// Allocates `quantity` from `source` to `request`; an open request becomes matched.
+    /// Promising more than the source holds is allowed (two hubs may do it while apart): the
+    /// overview shows the over-allocation for a person to settle.
+    pub fn allocate(&mut self, request: &str, source: &Source, quantity: u64) -> Result<Record> {
+        let req = self.request(request)?;
+        let (offer, item, place) = match source {
+            Source::Offer { offer } => (Some(offer.clone()), None, None),
+            Source::Stock { item, place } => (None, Some(item.clone()), Some(place.clone())),
+        };
+        let rec = self.add_body(Body::Allocation(Allocation {
+            request: req.id().clone(),
+            offer,
+            item,
+            place,
+            quantity,
+            status: AllocationStatus::Active,
+        }))?;
+        if let Body::Request(r) = &req.body {
+            if r.status == FlowStatus::Open {
+                self.set_status(req.id(), FlowStatus::Matched)?;
+            }
+        }
+        Ok(rec)
+    }
+
+    /// Moves an allocation one step, with what the step does to the stock, the request and
+    /// the offer (see [`AllocationStep`]). A step an allocation cannot take is refused and
+    /// changes nothing: a delivered or released allocation is settled.
+    pub fn advance_allocation(&mut self, id: &str, step: AllocationStep) -> Result<Record> {
+        let rec = self.get(id)?;
+        let Body::Allocation(a) = &rec.body else {
+            return Err(Error::NotFound(format!("allocation {id}")));
+        };
+        if a.status != AllocationStatus::Active {
+            return Err(Error::invalid(
+                "allocation",
+                vec![FieldError::new("status", format!("this allocation is already {}", status_name(a.status)))],
+            ));
+        }
+        let a = a.clone();
+        match step {
+            AllocationStep::InTransit => {
+                self.set_status(&a.request, FlowStatus::InTransit)?;
+                return self.get(id);
+            }
+            AllocationStep::Delivered => {
+                // Stock leaves the shelf first: if it is not there, nothing else changes.
+                if let (Some(item), Some(place)) = (&a.item, &a.place) {
+                    let request = self.get(a.request.as_str())?.body.label();
+                    self.add_body(Body::Movement(Movement {
+                        item: item.clone(),
+                        kind: MovementKind::Issue,
+                        quantity: a.quantity as i64,
+                        place: place.clone(),
+                        to_place: None,
+                        counted: None,
+                        reason: format!("delivered for request {request} (allocation {id})"),
+                    }))?;
+                }
+                self.set_allocation(id, AllocationStatus::Delivered)?;
+            }
+            AllocationStep::Released => {
+                self.set_allocation(id, AllocationStatus::Released)?;
+            }
+        }
+        self.settle_request(&a.request)?;
+        if let Some(offer) = &a.offer {
+            self.settle_offer(offer)?;
+        }
+        self.get(id)
+    }
+
+    /// Cancels a request, or reopens a cancelled or fulfilled one.
+    pub fn set_request_status(&mut self, id: &str, status: FlowStatus) -> Result<Record> {
+        let req = self.request(id)?;
+        self.set_status(req.id(), status)?;
+        self.get(id)
+    }
+
+    fn request(&self, id: &str) -> Result<Record> {
+        let r = self.get(id)?;
+        match r.body {
+            Body::Request(_) => Ok(r),
+            _ => Err(Error::NotFound(format!("request {id}"))),
+        }
+    }
+
+    fn allocations_of(&self, field: &str, id: &RecordId) -> Result<Vec<Allocation>> {
+        Ok(self
+            .by_field(Kind::Allocation, field, id.as_str())?
+            .into_iter()
+            .filter_map(|r| match r.body {
+                Body::Allocation(a) => Some(a),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A request's status from its allocations: fulfilled once deliveries cover it; open again
+    /// once nothing holds for it.
+    fn settle_request(&mut self, id: &RecordId) -> Result<()> {
+        let Body::Request(r) = self.get(id.as_str())?.body else { return Ok(()) };
+        if !r.status.is_active() {
+            return Ok(());
+        }
+        let allocs = self.allocations_of("request", id)?;
+        let delivered: u64 =
+            allocs.iter().filter(|a| a.status == AllocationStatus::Delivered).map(|a| a.quantity).sum();
+        if delivered >= r.quantity {
+            self.set_status(id, FlowStatus::Fulfilled)
+        } else if !allocs.iter().any(|a| a.holds()) {
+            self.set_status(id, FlowStatus::Open)
+        } else if !allocs.iter().any(|a| a.status == AllocationStatus::Active) && r.status == FlowStatus::InTransit {
+            // Part delivered, nothing more on its way: still matched, waiting for the rest.
+            self.set_status(id, FlowStatus::Matched)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An offer is fulfilled once its deliveries use it up.
+    fn settle_offer(&mut self, id: &RecordId) -> Result<()> {
+        let Body::Offer(o) = self.get(id.as_str())?.body else { return Ok(()) };
+        let delivered: u64 = self
+            .allocations_of("offer", id)?
+            .iter()
+            .filter(|a| a.status == AllocationStatus::Delivered)
+            .map(|a| a.quantity)
+            .sum();
+        if o.status.is_active() && delivered >= o.quantity {
+            self.set_status(id, FlowStatus::Fulfilled)?;
+        }
+        Ok(())
+    }
+
+    fn set_status(&mut self, id: &RecordId, status: FlowStatus) -> Result<()> {
+        let mut patch = Map::new();
+        patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
+        self.update(id.as_str(), patch).map(drop)
+    }
+
+    fn set_allocation(&mut self, id: &str, status: AllocationStatus) -> Result<()> {
+        let mut patch = Map::new();
+        patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
+        self.update(id, patch).map(drop)
+    }
+}
+
+fn status_name(s: AllocationStatus) -> &'static str {
+    match s {
+        AllocationStatus::Active => "active",
+        AllocationStatus::Delivered => "delivered",
+        AllocationStatus::Released => "released",
+    }
+}

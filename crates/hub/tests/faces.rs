@@ -1,0 +1,171 @@
+//! Rules every face shares, through the hub API: the request loop from request to fulfilled,
+//! lists that show amended records, confidential grievances withheld from lists, search and
+//! history, the passphrase rule, and the removal of a store that never came to be.
+
+mod util;
+
+use aidmesh_hub::model::matching::Reason;
+use aidmesh_hub::model::views::Source;
+use aidmesh_hub::model::{Body, FlowStatus, Kind};
+use aidmesh_hub::{AllocationStep, Hub, InitOptions};
+use serde_json::json;
+use util::*;
+
+fn status(h: &Hub, id: &str) -> FlowStatus {
+    match h.get(id).unwrap().body {
+        Body::Request(r) => r.status,
+        Body::Offer(o) => o.status,
+        b => panic!("{id} is a {:?}", b.kind()),
+    }
+}
+
+fn level(h: &Hub, item: &str) -> i64 {
+    h.stock(Some(item)).unwrap().iter().map(|s| s.quantity).sum()
+}
+
+#[test]
+fn a_request_by_category_is_matched_allocated_delivered_and_fulfilled() {
+    let mut t = new_hub("North", 1);
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let blankets = add(&mut t.hub, Kind::Item, json!({"name": "Blanket", "unit": "piece", "category": "shelter"}));
+    add(&mut t.hub, Kind::Movement, json!({"item": blankets, "type": "receive", "quantity": 30, "place": hall}));
+    let req = add(
+        &mut t.hub,
+        Kind::Request,
+        json!({"description": "Blankets for the night shelter", "category": "shelter", "quantity": 20, "place": hall}),
+    );
+
+    // The suggestion says what, from where, and how much of what is needed.
+    let s = t.hub.suggestions(Some(&req), 5).unwrap();
+    assert_eq!(s.len(), 1, "{s:?}");
+    let s = &s[0];
+    assert_eq!((s.request_label.as_str(), s.source_label.as_str()), ("Blankets for the night shelter", "Blanket"));
+    assert_eq!((s.quantity, s.needed, s.place_label.as_deref()), (20, 20, Some("Hall")));
+    assert!(s.reasons.contains(&Reason::SameCategory) && s.reasons.contains(&Reason::SamePlace), "{:?}", s.reasons);
+    assert_eq!(s.source, Source::Stock { item: blankets.as_str().into(), place: hall.as_str().into() });
+
+    let a = t.hub.allocate(&req, &s.source, s.quantity).unwrap().id().to_string();
+    assert_eq!(status(&t.hub, &req), FlowStatus::Matched);
+    assert!(t.hub.suggestions(Some(&req), 5).unwrap().is_empty(), "an allocated request needs nothing more");
+    t.hub.advance_allocation(&a, AllocationStep::InTransit).unwrap();
+    assert_eq!(status(&t.hub, &req), FlowStatus::InTransit);
+    assert_eq!(level(&t.hub, &blankets), 30, "stock leaves on delivery, not before");
+    t.hub.advance_allocation(&a, AllocationStep::Delivered).unwrap();
+    assert_eq!(level(&t.hub, &blankets), 10);
+    assert_eq!(status(&t.hub, &req), FlowStatus::Fulfilled);
+
+    // A settled allocation takes no further step, and nothing changes.
+    let e = t.hub.advance_allocation(&a, AllocationStep::Released).unwrap_err();
+    assert!(e.to_string().contains("already delivered"), "{e}");
+    assert_eq!(level(&t.hub, &blankets), 10);
+    let e = t.hub.advance_allocation(&req, AllocationStep::Delivered).unwrap_err();
+    assert_eq!(e.code(), "not_found", "{e}");
+}
+
+#[test]
+fn delivery_from_an_offer_uses_it_up_and_a_release_reopens_the_request() {
+    let mut t = new_hub("North", 1);
+    let req = add(&mut t.hub, Kind::Request, json!({"description": "Water", "category": "water", "quantity": 10}));
+    let offer =
+        add(&mut t.hub, Kind::Offer, json!({"description": "Corner shop: water", "category": "water", "quantity": 10}));
+    let s = &t.hub.suggestions(Some(&req), 5).unwrap()[0];
+    assert_eq!(s.source_label, "Corner shop: water");
+    let a = t.hub.allocate(&req, &s.source, 10).unwrap().id().to_string();
+    t.hub.advance_allocation(&a, AllocationStep::Released).unwrap();
+    assert_eq!(status(&t.hub, &req), FlowStatus::Open, "nothing holds for it any more");
+    let b = t.hub.allocate(&req, &Source::Offer { offer: offer.as_str().into() }, 10).unwrap().id().to_string();
+    t.hub.advance_allocation(&b, AllocationStep::Delivered).unwrap();
+    assert_eq!((status(&t.hub, &req), status(&t.hub, &offer)), (FlowStatus::Fulfilled, FlowStatus::Fulfilled));
+
+    // Delivering stock that is not there is refused, and the allocation stays active.
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let soap = add(&mut t.hub, Kind::Item, json!({"name": "Soap", "unit": "bar"}));
+    let r2 = add(&mut t.hub, Kind::Request, json!({"item": soap, "quantity": 3}));
+    let c = t.hub.allocate(&r2, &Source::Stock { item: soap.as_str().into(), place: hall.as_str().into() }, 3).unwrap();
+    let e = t.hub.advance_allocation(c.id().as_str(), AllocationStep::Delivered).unwrap_err();
+    assert_eq!(e.code(), "invalid", "{e}");
+    match t.hub.get(c.id().as_str()).unwrap().body {
+        Body::Allocation(a) => assert_eq!(a.status, aidmesh_hub::model::AllocationStatus::Active),
+        _ => unreachable!(),
+    }
+
+    // Cancel, and reopen.
+    t.hub.set_request_status(&r2, FlowStatus::Cancelled).unwrap();
+    assert_eq!(status(&t.hub, &r2), FlowStatus::Cancelled);
+    t.hub.set_request_status(&r2, FlowStatus::Open).unwrap();
+    assert_eq!(status(&t.hub, &r2), FlowStatus::Open);
+}
+
+#[test]
+fn lists_show_amended_records_with_a_mark() {
+    let mut t = new_hub("North", 1);
+    let inc = add(
+        &mut t.hub,
+        Kind::Incident,
+        json!({"occurred": "2026-11-25T09:40:00Z", "severity": 3, "description": "Crush at gate 2"}),
+    );
+    let other = add(
+        &mut t.hub,
+        Kind::Incident,
+        json!({"occurred": "2026-11-25T09:50:00Z", "severity": 1, "description": "Lost child found"}),
+    );
+    t.hub.amend(&inc, "severity", json!(4), "two people hurt, not one").unwrap();
+    let list = t.hub.list(Kind::Incident, 10, 0).unwrap();
+    let row = list.iter().find(|l| l.id().as_str() == inc).unwrap();
+    match &row.body {
+        Body::Incident(i) => assert_eq!(i.severity, 4),
+        _ => unreachable!(),
+    }
+    assert!(row.amended);
+    assert!(!list.iter().find(|l| l.id().as_str() == other).unwrap().amended);
+    // As JSON (the command's --json, the app), the mark sits beside the fields.
+    let j = serde_json::to_value(row).unwrap();
+    assert_eq!((j["severity"].clone(), j["amended"].clone()), (json!(4), json!(true)));
+    // The stored record is untouched.
+    match &t.hub.stored(Kind::Incident, 10, 0).unwrap().iter().find(|r| r.id().as_str() == inc).unwrap().body {
+        Body::Incident(i) => assert_eq!(i.severity, 3),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_confidential_grievance_is_withheld_from_lists_search_show_and_history() {
+    let mut t = new_hub("North", 1);
+    t.hub.act_as("heron");
+    let g = add(
+        &mut t.hub,
+        Kind::Grievance,
+        json!({"summary": "Marshal shouted at volunteers", "details": "names inside", "confidential": true,
+               "readers": ["heron"]}),
+    );
+    let listed = |h: &Hub| {
+        serde_json::to_string(&h.list(Kind::Grievance, 10, 0).unwrap()).unwrap()
+            + &format!("{:?}", h.search("marshal", None, 10).unwrap())
+    };
+    assert!(listed(&t.hub).contains("Marshal shouted"), "a reader reads it");
+    t.hub.act_as("fox");
+    let seen = listed(&t.hub);
+    assert!(!seen.contains("shouted") && !seen.contains("names inside"), "{seen}");
+    assert!(seen.contains("[confidential]"), "the list says something is withheld: {seen}");
+    let v = serde_json::to_string(&t.hub.show(&g).unwrap()).unwrap();
+    assert!(!v.contains("shouted") && !v.contains("names inside"), "{v}");
+    assert!(t.hub.history(&g).unwrap().is_empty());
+}
+
+#[test]
+fn a_short_passphrase_is_refused_by_every_face_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.aidmesh");
+    let clock = aidmesh_hub::ManualClock::at(t0());
+    let opts = InitOptions { hub_name: "North".into(), location: String::new() };
+    let e = Hub::init(&path, "short", &opts, config("coord", &clock, 1)).err().unwrap();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("at least 8 characters"), "{e}");
+    assert!(!path.exists());
+    let mut hub = Hub::init(&path, "long enough", &opts, config("coord", &clock, 1)).unwrap();
+    let e = hub.change_passphrase("short").unwrap_err();
+    assert!(e.to_string().contains("at least 8 characters"), "{e}");
+    // A store that never came to be goes with all its files.
+    hub.discard().unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is left in the folder");
+}
