@@ -154,7 +154,7 @@ fn main() {
             .as_f64()
             .expect("the UI sets its first-screen mark");
         a.fill("#s-handle", "bench");
-        a.fill("#s-pass", "bench");
+        a.fill("#s-pass", "bench passphrase");
         let v = a.js_async(
             "const done = arguments[arguments.length - 1];
              const t0 = performance.now();
@@ -203,7 +203,7 @@ fn main() {
         with.push(("AIDMESH_GPU_COMPOSITING", "1"));
         let app = App::launch(&display, &with);
         app.fill("#s-handle", "bench");
-        app.fill("#s-pass", "bench");
+        app.fill("#s-pass", "bench passphrase");
         app.click("form button[type=submit]");
         app.wait_text("section[aria-labelledby=ov-short] ul", 30, |s| !s.is_empty());
         search_figures(&app, "AIDMESH_GPU_COMPOSITING=1 (WebKit's GPU path, in software here)");

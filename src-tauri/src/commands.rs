@@ -1,18 +1,22 @@
-//! The app's commands: each is one call into the hub, with DTOs at the edge. Errors reach the
-//! UI as `{code, message}` (see `state::ApiError`). Commands are async: they run on the async
-//! runtime, off the window's thread, so a slow query never freezes the window.
+//! The app's commands: each is one call into the hub, typed at the edge (`edge.rs`). Errors
+//! reach the UI as `{code, message}` ([`ApiError`]). Commands are async: they run on the async
+//! runtime, off the window's thread, so a slow query never freezes the window. Every command
+//! but printing and the file chooser works on any Tauri runtime, so the contract tests run
+//! these very commands without a window.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use aidmesh_hub::model::{Kind, Timestamp};
-use aidmesh_hub::{Config, Hub, InitOptions};
-use serde::Serialize;
+use aidmesh_hub::model::{views::Source, FlowStatus, Kind, Record, Timestamp};
+use aidmesh_hub::{AllocationStep, Config, Hub, InitOptions};
 use serde_json::{Map, Value};
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, Emitter, Runtime, State};
 
+use crate::edge::{self, HubEvent};
 use crate::state::{ApiError, ApiResult, AppState};
 
-pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + 'static {
+/// The commands that need no window of their own.
+pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
     tauri::generate_handler![
         status,
         create_hub,
@@ -29,6 +33,9 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
         add,
         update,
         amend,
+        allocate,
+        step_allocation,
+        request_status,
         stock,
         levels,
         suggestions,
@@ -42,42 +49,32 @@ pub(crate) fn handler() -> impl Fn(tauri::ipc::Invoke) -> bool + Send + Sync + '
         import_bundle,
         export_json,
         change_passphrase,
-        save_pdf,
-        choose_file,
+        currencies,
     ]
+}
+
+/// The commands that drive the real window: printing and the system's file chooser.
+pub(crate) fn desktop_handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![save_pdf, choose_file]
 }
 
 fn kind(name: &str) -> ApiResult<Kind> {
     Kind::parse(name).map_err(|e| ApiError::new("invalid", e))
 }
 
-fn emitter(app: AppHandle) -> impl Fn(Value) + Send + 'static {
-    move |v| {
-        if let Err(e) = app.emit("hub-event", v) {
-            tracing::warn!(error = %e, "cannot send an event to the window");
+fn emitter<R: Runtime>(app: AppHandle<R>) -> impl Fn(HubEvent) + Send + 'static {
+    move |e| {
+        if let Err(err) = app.emit("hub-event", e) {
+            tracing::warn!(error = %err, "cannot send an event to the window");
         }
     }
 }
 
-#[derive(Serialize)]
-pub(crate) struct Status {
-    store_exists: bool,
-    unlocked: bool,
-    store_path: String,
-}
-
 #[tauri::command]
-async fn status(state: State<'_, AppState>) -> ApiResult<Status> {
+async fn status(state: State<'_, AppState>) -> ApiResult<edge::Status> {
     let path = state.settings.store_path();
     let unlocked = state.running.lock().map(|g| g.is_some()).unwrap_or(false);
-    Ok(Status { store_exists: path.exists(), unlocked, store_path: path.display().to_string() })
-}
-
-fn check_new_passphrase(p: &str) -> ApiResult<()> {
-    if p.chars().count() < 8 {
-        return Err(ApiError::new("invalid", "the passphrase needs at least 8 characters"));
-    }
-    Ok(())
+    Ok(edge::Status { store_exists: path.exists(), unlocked, store_path: path.display().to_string() })
 }
 
 fn check_handle(handle: &str) -> ApiResult<()> {
@@ -89,8 +86,8 @@ fn check_handle(handle: &str) -> ApiResult<()> {
 
 /// First start: a new store and a new coalition, founded by this hub.
 #[tauri::command]
-async fn create_hub(
-    app: AppHandle,
+async fn create_hub<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, AppState>,
     hub_name: String,
     location: String,
@@ -101,13 +98,10 @@ async fn create_hub(
     state.start(hub, emitter(app)).await
 }
 
-/// A new store for a first start, after checking what the coordinator typed.
+/// A new store for a first start; the hub checks the name and the passphrase.
 fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, passphrase: &str) -> ApiResult<Hub> {
-    if hub_name.trim().is_empty() {
-        return Err(ApiError::new("invalid", "the hub name is required"));
-    }
     check_handle(handle)?;
-    check_new_passphrase(passphrase)?;
+    aidmesh_hub::check_new_passphrase(passphrase)?;
     std::fs::create_dir_all(&state.settings.data_dir)
         .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
     let opts = InitOptions { hub_name: hub_name.trim().into(), location };
@@ -118,8 +112,8 @@ fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, p
 /// `hub-event` {type: "join", confirmation}), and once the inviting coordinator confirms, adopts
 /// the coalition and dials the inviting hub. If joining fails, the new store is removed again.
 #[tauri::command]
-async fn join_hub(
-    app: AppHandle,
+async fn join_hub<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, AppState>,
     code: String,
     hub_name: String,
@@ -129,12 +123,11 @@ async fn join_hub(
 ) -> ApiResult<()> {
     let invite =
         aidmesh_node::invite::parse_invite(&code).map_err(|e| ApiError::new("invalid", format!("invite code: {e}")))?;
-    let path = state.settings.store_path();
     let mut hub = new_store(&state, &hub_name, location, &handle, &passphrase)?;
     let identity = hub.identity();
     let show = emitter(app.clone());
     let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), |c| {
-        show(serde_json::json!({"type": "join", "confirmation": c}))
+        show(HubEvent::Join { confirmation: c.to_string() })
     })
     .await
     .map_err(|e| ApiError::new("join", e))
@@ -144,9 +137,8 @@ async fn join_hub(
     let welcome = match joined {
         Ok(w) => w,
         Err(e) => {
-            drop(hub);
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            if let Err(gone) = hub.discard() {
+                tracing::warn!(error = %gone, "the store made for the join could not be removed");
             }
             return Err(e);
         }
@@ -163,22 +155,15 @@ fn invite_error(e: anyhow::Error) -> ApiError {
     ApiError::new("invite", e.to_string())
 }
 
-#[derive(Serialize)]
-pub(crate) struct InviteDto {
-    code: String,
-    qr_svg: String,
-    expires_min: u32,
-}
-
 /// Opens a one-time invite. When a hub answers, `hub-event` {type: "invite", state: "pending",
 /// name, joiner, confirmation} asks the coordinator to compare codes ([`invite_answer`]).
 #[tauri::command]
-async fn invite_create(
-    app: AppHandle,
+async fn invite_create<R: Runtime>(
+    app: AppHandle<R>,
     state: State<'_, AppState>,
     minutes: u32,
     advertise: Option<String>,
-) -> ApiResult<InviteDto> {
+) -> ApiResult<edge::Invite> {
     let identity = state.with_hub(|h| Ok(aidmesh_node::invite::inviter(h)))?.map_err(invite_error)?;
     let advertise = match advertise.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
         Some(a) => Some(a.parse().map_err(|_| ApiError::new("invalid", format!("\"{a}\" is not an IPv4 address")))?),
@@ -189,21 +174,31 @@ async fn invite_create(
         .await
         .map_err(|e| ApiError::new("invalid", e.to_string()))?;
     let dto =
-        InviteDto { code: open.invite.code(), qr_svg: open.invite.qr_svg(), expires_min: open.invite.expires_min };
+        edge::Invite { code: open.invite.code(), qr_svg: open.invite.qr_svg(), expires_min: open.invite.expires_min };
     let emit = emitter(app.clone());
     let reach = *open.invite.addr.ip();
     tauri::async_runtime::spawn(async move {
         use tauri::Manager;
         match open.wait().await {
             Ok(p) => {
-                emit(
-                    serde_json::json!({"type": "invite", "state": "pending", "name": p.name, "joiner": p.joiner.to_string(), "confirmation": p.confirmation}),
-                );
+                emit(HubEvent::Invite {
+                    state: "pending".into(),
+                    name: Some(p.name.clone()),
+                    joiner: Some(p.joiner.to_string()),
+                    confirmation: Some(p.confirmation.clone()),
+                    message: None,
+                });
                 if let Ok(mut g) = app.state::<AppState>().pending_invite.lock() {
                     *g = Some((p, reach));
                 }
             }
-            Err(e) => emit(serde_json::json!({"type": "invite", "state": "failed", "message": e.to_string()})),
+            Err(e) => emit(HubEvent::Invite {
+                state: "failed".into(),
+                name: None,
+                joiner: None,
+                confirmation: None,
+                message: Some(e.to_string()),
+            }),
         }
     });
     Ok(dto)
@@ -230,7 +225,12 @@ async fn invite_answer(state: State<'_, AppState>, accept: bool) -> ApiResult<()
 }
 
 #[tauri::command]
-async fn unlock(app: AppHandle, state: State<'_, AppState>, passphrase: String, handle: String) -> ApiResult<()> {
+async fn unlock<R: Runtime>(
+    app: AppHandle<R>,
+    state: State<'_, AppState>,
+    passphrase: String,
+    handle: String,
+) -> ApiResult<()> {
     check_handle(&handle)?;
     if state.running.lock().map(|g| g.is_some()).unwrap_or(false) {
         return Ok(());
@@ -252,15 +252,14 @@ async fn overview(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Overview
 }
 
 #[tauri::command]
-async fn list(state: State<'_, AppState>, kind_name: String, limit: usize, offset: usize) -> ApiResult<Vec<Value>> {
+async fn list(
+    state: State<'_, AppState>,
+    kind_name: String,
+    limit: usize,
+    offset: usize,
+) -> ApiResult<Vec<aidmesh_hub::Listed>> {
     let k = kind(&kind_name)?;
-    state.with_hub(|h| {
-        let me = h.handle().to_string();
-        Ok(h.list(k, limit.min(500), offset)?
-            .into_iter()
-            .map(|r| Value::Object(r.redacted_for(&me).unwrap_or(r).to_json()))
-            .collect())
-    })
+    state.with_hub(|h| h.list(k, limit.min(500), offset))
 }
 
 #[tauri::command]
@@ -269,35 +268,25 @@ async fn count(state: State<'_, AppState>, kind_name: String) -> ApiResult<i64> 
     state.with_hub(|h| h.count(k))
 }
 
-#[derive(Serialize)]
-pub(crate) struct HitDto {
-    id: String,
-    kind: String,
-    label: String,
-}
-
 #[tauri::command]
 async fn search(
     state: State<'_, AppState>,
     query: String,
     kind_name: Option<String>,
     limit: usize,
-) -> ApiResult<Vec<HitDto>> {
+) -> ApiResult<Vec<edge::Hit>> {
     let k = kind_name.as_deref().map(kind).transpose()?;
     state.with_hub(|h| {
         Ok(h.search(&query, k, limit.min(200))?
             .into_iter()
-            .map(|x| HitDto { id: x.id, kind: x.kind, label: x.label })
+            .map(|x| edge::Hit { id: x.id, kind: x.kind, label: x.label })
             .collect())
     })
 }
 
 #[tauri::command]
 async fn show(state: State<'_, AppState>, id: String) -> ApiResult<aidmesh_hub::RecordView> {
-    state.with_hub(|h| {
-        let me = h.handle().to_string();
-        Ok(h.show(&id)?.redacted_for(&me))
-    })
+    state.with_hub(|h| h.show(&id))
 }
 
 /// The fields of a kind with their defaults: what a form shows.
@@ -307,14 +296,14 @@ async fn template(kind_name: String) -> ApiResult<Map<String, Value>> {
 }
 
 #[tauri::command]
-async fn add(state: State<'_, AppState>, kind_name: String, fields: Map<String, Value>) -> ApiResult<Value> {
+async fn add(state: State<'_, AppState>, kind_name: String, fields: Map<String, Value>) -> ApiResult<Record> {
     let k = kind(&kind_name)?;
-    state.with_hub(|h| Ok(Value::Object(h.add(k, fields)?.to_json())))
+    state.with_hub(|h| h.add(k, fields))
 }
 
 #[tauri::command]
-async fn update(state: State<'_, AppState>, id: String, fields: Map<String, Value>) -> ApiResult<Value> {
-    state.with_hub(|h| Ok(Value::Object(h.update(&id, fields)?.to_json())))
+async fn update(state: State<'_, AppState>, id: String, fields: Map<String, Value>) -> ApiResult<Record> {
+    state.with_hub(|h| h.update(&id, fields))
 }
 
 #[tauri::command]
@@ -324,8 +313,23 @@ async fn amend(
     field: String,
     value: Value,
     reason: String,
-) -> ApiResult<Value> {
-    state.with_hub(|h| Ok(Value::Object(h.amend(&id, &field, value, &reason)?.to_json())))
+) -> ApiResult<Record> {
+    state.with_hub(|h| h.amend(&id, &field, value, &reason))
+}
+
+#[tauri::command]
+async fn allocate(state: State<'_, AppState>, request: String, source: Source, quantity: u64) -> ApiResult<Record> {
+    state.with_hub(|h| h.allocate(&request, &source, quantity))
+}
+
+#[tauri::command]
+async fn step_allocation(state: State<'_, AppState>, id: String, step: AllocationStep) -> ApiResult<Record> {
+    state.with_hub(|h| h.advance_allocation(&id, step))
+}
+
+#[tauri::command]
+async fn request_status(state: State<'_, AppState>, id: String, status: FlowStatus) -> ApiResult<Record> {
+    state.with_hub(|h| h.set_request_status(&id, status))
 }
 
 #[tauri::command]
@@ -335,9 +339,9 @@ async fn stock(state: State<'_, AppState>, item: Option<String>) -> ApiResult<Ve
 
 /// Total stock of each of `items` (the rows a screen shows), in one call.
 #[tauri::command]
-async fn levels(state: State<'_, AppState>, items: Vec<String>) -> ApiResult<std::collections::BTreeMap<String, i64>> {
+async fn levels(state: State<'_, AppState>, items: Vec<String>) -> ApiResult<BTreeMap<String, i64>> {
     state.with_hub(|h| {
-        let mut out = std::collections::BTreeMap::new();
+        let mut out = BTreeMap::new();
         for i in items.into_iter().take(500) {
             let total = h.stock(Some(&i))?.iter().map(|l| l.quantity).sum();
             out.insert(i, total);
@@ -347,56 +351,71 @@ async fn levels(state: State<'_, AppState>, items: Vec<String>) -> ApiResult<std
 }
 
 #[tauri::command]
-async fn suggestions(state: State<'_, AppState>, request: Option<String>) -> ApiResult<Value> {
-    state.with_hub(|h| Ok(serde_json::to_value(h.suggestions(request.as_deref(), 50)?).unwrap_or(Value::Null)))
+async fn suggestions(
+    state: State<'_, AppState>,
+    request: Option<String>,
+) -> ApiResult<Vec<aidmesh_hub::SuggestionView>> {
+    state.with_hub(|h| h.suggestions(request.as_deref(), 50))
 }
 
 /// Shifts from `from` for `hours`, with those short of people and double-bookings.
 #[tauri::command]
-async fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<Value> {
+async fn roster(state: State<'_, AppState>, from: String, hours: i64) -> ApiResult<aidmesh_hub::Roster> {
     let from = Timestamp::parse(&from).map_err(|e| ApiError::new("invalid", format!("from: {e}")))?;
-    let to = Timestamp::from_millis(from.millis() + hours.clamp(1, 24 * 14) * 3_600_000);
-    state.with_hub(|h| {
-        let (shifts, unfilled, doubles) = h.roster_window(from, to)?;
-        let shifts: Vec<Value> = shifts.into_iter().map(|r| Value::Object(r.to_json())).collect();
-        Ok(serde_json::json!({"shifts": shifts, "unfilled": unfilled, "double_bookings": doubles}))
-    })
+    state.with_hub(|h| h.roster(from, hours))
 }
 
 #[tauri::command]
-async fn ledger(state: State<'_, AppState>) -> ApiResult<Value> {
-    state.with_hub(|h| {
-        // Each waiting expense with what it lacks: who may approve, how many approvals.
-        let unapproved: Vec<Value> = h
-            .unapproved_expenses_why(200)?
+async fn ledger(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Ledger> {
+    state.with_hub(|h| h.ledger(200))
+}
+
+#[tauri::command]
+async fn peers(state: State<'_, AppState>) -> ApiResult<edge::Peers> {
+    let names: BTreeMap<String, String> =
+        state.with_hub(|h| Ok(h.members()?.members.values().map(|m| (m.id.to_string(), m.name.clone())).collect()))?;
+    state.with_running(|r| edge::Peers {
+        listening: r.addr.to_string(),
+        peers: r
+            .mesh
+            .peers()
             .into_iter()
-            .map(|(r, why)| {
-                let mut j = r.to_json();
-                j.insert("approval".into(), serde_json::to_value(why).unwrap_or(Value::Null));
-                Value::Object(j)
+            .map(|p| edge::Peer {
+                name: names.get(&p.hub).cloned(),
+                hub: p.hub,
+                addr: p.addr,
+                dialed: p.dialed,
+                connected_at: p.connected_at,
+                last_synced: p.last_synced,
             })
-            .collect();
-        Ok(serde_json::json!({"totals": h.ledger_totals()?, "unapproved": unapproved}))
+            .collect(),
     })
 }
 
 #[tauri::command]
-async fn peers(state: State<'_, AppState>) -> ApiResult<Value> {
-    state.with_running(|r| serde_json::json!({"listening": r.addr.to_string(), "peers": r.mesh.peers()}))
-}
-
-#[tauri::command]
-async fn identity(state: State<'_, AppState>) -> ApiResult<Value> {
+async fn identity(state: State<'_, AppState>) -> ApiResult<edge::Identity> {
     state.with_hub(|h| {
         let members = h.members()?;
-        Ok(serde_json::json!({
-            "hub_name": h.hub_name()?,
-            "fingerprint": h.fingerprint().to_string(),
-            "public_key": h.public_key(),
-            "founder": h.founder()?,
-            "members": members.members.values().collect::<Vec<_>>(),
-            "has_coalition_key": h.coalition_key_hex()?.is_some(),
-        }))
+        Ok(edge::Identity {
+            hub_name: h.hub_name()?,
+            fingerprint: h.fingerprint().to_string(),
+            public_key: h.public_key(),
+            founder: h.founder()?.name,
+            members: members
+                .members
+                .values()
+                .map(|m| edge::Member {
+                    id: m.id.to_string(),
+                    name: m.name.clone(),
+                    role: serde_json::to_value(m.role)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    since: m.since,
+                })
+                .collect(),
+            has_coalition_key: h.coalition_key_hex()?.is_some(),
+        })
     })
 }
 
@@ -419,44 +438,32 @@ async fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
 #[tauri::command]
 async fn export_bundle(state: State<'_, AppState>, path: String, full: bool) -> ApiResult<aidmesh_hub::BundleSummary> {
     let e = state.with_hub(|h| h.export_bundle(full, &[]))?;
-    let path = PathBuf::from(path);
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, &e.bytes)
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|err| {
-            let _ = std::fs::remove_file(&tmp);
-            ApiError::new("io", format!("cannot write {}: {err}", path.display()))
-        })?;
+    aidmesh_hub::write_atomically(&PathBuf::from(&path), |w| Ok(w.write_all(&e.bytes)?))?;
     state.with_hub(|h| h.bundle_written(&e))?;
     Ok(e.summary)
 }
 
 #[tauri::command]
-async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<Value> {
+async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<edge::Imported> {
     let bytes = std::fs::read(&path).map_err(|e| ApiError::new("io", format!("cannot read {path}: {e}")))?;
     let (summary, changed) = state.with_hub(|h| h.import_bundle(&bytes))?;
-    Ok(serde_json::json!({"summary": summary, "changed": changed}))
+    Ok(edge::Imported { summary, changed })
 }
 
 #[tauri::command]
 async fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usize> {
-    let mut out = Vec::new();
-    let n = state.with_hub(|h| h.export_json(&mut out))?;
-    std::fs::write(&path, out).map_err(|e| ApiError::new("io", format!("cannot write {path}: {e}")))?;
-    Ok(n)
+    state.with_hub(|h| aidmesh_hub::write_atomically(&PathBuf::from(&path), |w| h.export_json(w)))
 }
 
 #[tauri::command]
 async fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
-    check_new_passphrase(&new)?;
     state.with_hub(|h| h.change_passphrase_checked(&current, &new))
 }
 
-#[derive(Serialize)]
-struct SavedPdf {
-    path: String,
-    bytes: u64,
+/// The currencies the ledger takes, with their minor units.
+#[tauri::command]
+async fn currencies() -> ApiResult<Vec<edge::Currency>> {
+    Ok(aidmesh_hub::model::currencies().map(|(code, digits)| edge::Currency { code: code.into(), digits }).collect())
 }
 
 /// Saves what the window shows (its print layout) as a PDF in the PDF folder.
@@ -465,9 +472,8 @@ async fn save_pdf(
     window: tauri::WebviewWindow,
     state: State<'_, AppState>,
     sheet: String,
-    paper: String,
-) -> ApiResult<SavedPdf> {
-    let paper = crate::print::Paper::parse(&paper)?;
+    paper: edge::Paper,
+) -> ApiResult<edge::SavedPdf> {
     let now = state.with_hub(|h| Ok(h.now()))?;
     let dir = &state.settings.pdf_dir;
     std::fs::create_dir_all(dir)
@@ -475,7 +481,7 @@ async fn save_pdf(
     let path = crate::print::pdf_path(dir, &sheet, now, paper)?;
     let bytes = crate::print::save_pdf(&window, &path, paper).await?;
     tracing::info!(path = %path.display(), bytes, "saved a PDF");
-    Ok(SavedPdf { path: path.display().to_string(), bytes })
+    Ok(edge::SavedPdf { path: path.display().to_string(), bytes })
 }
 
 /// The system's file chooser: a path to write a bundle to (`save`) or to read one from.

@@ -9,21 +9,7 @@ use aidmesh_hub::model::Timestamp;
 
 use crate::state::{ApiError, ApiResult};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Paper {
-    A4,
-    Letter,
-}
-
-impl Paper {
-    pub(crate) fn parse(s: &str) -> ApiResult<Paper> {
-        match s {
-            "a4" => Ok(Paper::A4),
-            "letter" => Ok(Paper::Letter),
-            other => Err(ApiError::new("invalid", format!("paper {other:?} is not known: use a4 or letter"))),
-        }
-    }
-}
+pub(crate) use crate::edge::Paper;
 
 /// How long a print may take before the app gives up waiting for it.
 const PRINT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -105,8 +91,9 @@ mod tests {
 
     #[test]
     fn names_and_papers() {
-        assert_eq!(Paper::parse("letter").unwrap(), Paper::Letter);
-        assert_eq!(Paper::parse("a5").unwrap_err().code, "invalid");
+        assert_eq!(serde_json::from_str::<Paper>("\"letter\"").unwrap(), Paper::Letter);
+        let e = serde_json::from_str::<Paper>("\"a5\"").unwrap_err().to_string();
+        assert!(e.contains("a4") && e.contains("letter"), "the error names the papers there are: {e}");
         let at = Timestamp::parse("2026-11-26T08:30:05.250Z").unwrap();
         let p = pdf_path(Path::new("/tmp/x"), "ics-211", at, Paper::A4).unwrap();
         assert_eq!(p, Path::new("/tmp/x/ics-211-2026-11-26-083005-a4.pdf"));

@@ -10,21 +10,23 @@ use aidmesh_mesh::net::Mesh;
 use aidmesh_node::{Dialer, Node, NodeConfig};
 use serde::Serialize;
 
+use crate::edge::HubEvent;
+
 /// Where the app keeps its store and how its hub meets others, from the environment:
 /// `AIDMESH_DATA_DIR` (default: the user's data folder), `AIDMESH_LISTEN` (default
 /// `0.0.0.0:7420`), `AIDMESH_MDNS_INTERFACES` (comma-separated; default every interface),
 /// `AIDMESH_NO_DISCOVERY=1` (peers by address only), `AIDMESH_STORE` (the store file itself).
 #[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) data_dir: PathBuf,
-    pub(crate) listen: SocketAddr,
-    pub(crate) discovery: Option<DiscoveryConfig>,
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub discovery: Option<DiscoveryConfig>,
     /// Where saved PDFs go: `AIDMESH_PDF_DIR`, else `~/Documents/aidmesh`.
-    pub(crate) pdf_dir: PathBuf,
+    pub pdf_dir: PathBuf,
 }
 
 impl Settings {
-    pub(crate) fn from_env() -> Settings {
+    pub fn from_env() -> Settings {
         let data_dir = std::env::var_os("AIDMESH_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| {
             let base = std::env::var_os("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| {
                 PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share")
@@ -52,7 +54,7 @@ impl Settings {
     }
 
     /// `AIDMESH_STORE` if set (as for the `aidmesh` command), else `hub.aidmesh` in the data folder.
-    pub(crate) fn store_path(&self) -> PathBuf {
+    pub fn store_path(&self) -> PathBuf {
         std::env::var_os("AIDMESH_STORE").map(PathBuf::from).unwrap_or_else(|| self.data_dir.join("hub.aidmesh"))
     }
 }
@@ -65,7 +67,7 @@ pub(crate) struct Running {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-pub(crate) struct AppState {
+pub struct AppState {
     pub(crate) settings: Settings,
     pub(crate) running: Mutex<Option<Running>>,
     /// A joiner waiting for this coordinator to compare the confirmation code.
@@ -74,10 +76,10 @@ pub(crate) struct AppState {
 }
 
 /// An error as the UI receives it: a stable code to branch on, and a message for people.
-#[derive(Debug, Serialize)]
-pub(crate) struct ApiError {
-    pub(crate) code: String,
-    pub(crate) message: String,
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
 }
 
 impl From<aidmesh_hub::Error> for ApiError {
@@ -95,7 +97,7 @@ impl ApiError {
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 impl AppState {
-    pub(crate) fn new(settings: Settings) -> AppState {
+    pub fn new(settings: Settings) -> AppState {
         AppState { settings, running: Mutex::new(None), pending_invite: Mutex::new(None) }
     }
 
@@ -113,8 +115,8 @@ impl AppState {
     }
 
     /// Starts the mesh around an open hub; its events reach the UI through `emit`.
-    pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(serde_json::Value) + Send + 'static) -> ApiResult<()> {
-        hub.subscribe(move |e| emit(event_json(e)));
+    pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(HubEvent) + Send + 'static) -> ApiResult<()> {
+        hub.subscribe(move |e| emit(HubEvent::from(e)));
         // The app owns the store while it runs: `aidmesh` commands run here, as the CLI runs them.
         let config = NodeConfig {
             listen: self.settings.listen,
@@ -141,22 +143,14 @@ impl AppState {
         Ok(())
     }
 
-    pub(crate) fn stop(&self) {
+    /// Stops the running hub, if any: its mesh closes and the store is released.
+    pub fn stop(&self) {
         if let Ok(mut g) = self.running.lock() {
             if let Some(mut r) = g.take() {
                 if let Some(tx) = r.stop.take() {
                     let _ = tx.send(());
                 }
             }
-        }
-    }
-}
-
-fn event_json(e: &aidmesh_hub::Event) -> serde_json::Value {
-    match e {
-        aidmesh_hub::Event::RecordsChanged { ids } => serde_json::json!({"type": "records_changed", "ids": ids}),
-        aidmesh_hub::Event::Progress { task, done, total } => {
-            serde_json::json!({"type": "progress", "task": task, "done": done, "total": total})
         }
     }
 }

@@ -1,6 +1,7 @@
 //! End to end: the real app binary in a real window (Xvfb), driven over WebDriver, with a real
 //! second hub (`aidmesh serve` on loopback) syncing over TLS. Screenshots of the main screens go
-//! to docs/screenshots/, which the README and the user guide show. Every screen visited is
+//! to target/screenshots (`cargo xtask screenshots` refreshes docs/screenshots/, which the README
+//! and the user guide show). Every screen visited is
 //! checked by axe-core for WCAG 2 A/AA violations.
 
 mod driver;
@@ -11,8 +12,15 @@ use std::time::Duration;
 use driver::{App, Cli, Display, PASS};
 use serde_json::json;
 
+/// Where screenshots go: target/screenshots, so that a test run leaves the working tree as it
+/// was; `cargo xtask screenshots` points AIDMESH_SCREENSHOTS at docs/screenshots to refresh the
+/// docs' pictures.
 fn shots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let dir = std::env::var_os("AIDMESH_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A screenshot of the screen from its top, for the docs.
@@ -152,6 +160,20 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.choose("form[data-kind=incident] [name=severity]", "3");
     save(&app, "form[data-kind=incident]");
     app.wait_text("table", 10, |t| t.contains("heat exhaustion"));
+    // A correction: the severity, with the field's own control; the log shows the amended
+    // record, marked, and the original stays (show has it).
+    let incident = app.first_option("#am-target");
+    app.choose("#am-target", &incident);
+    app.choose("#am-field", "severity");
+    app.wait_text("#am-value", 5, |t| t.contains("3 – serious"));
+    app.choose("#am-value", "4");
+    app.fill("#am-reason", "two people treated, not one");
+    app.click("form[aria-labelledby=in-am] button[type=submit]");
+    app.wait_text("form[aria-labelledby=in-am]", 10, |t| t.contains("Saved"));
+    let log = app.wait_text(&format!("section[aria-labelledby=in-log] tr[data-id=\"{incident}\"]"), 10, |t| {
+        t.contains("4 – severe")
+    });
+    assert!(log.contains("amended"), "the log marks the correction: {log}");
     no_axe_violations(&app, "incidents");
     shot(&app, "incidents.png");
 
@@ -270,6 +292,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     assert!(info.contains("612 x 792 pts (letter)"), "{info}");
     let text = pdf_text(&pdf);
     assert!(text.contains("ICS 214") && text.contains("heat exhaustion"), "the log lists the incident: {text}");
+    assert!(text.contains("4 – severe") && text.contains("amended"), "the sheet has the corrected severity: {text}");
+    assert!(!text.contains("3 – serious"), "not the original: {text}");
     pdf_shot(&pdf, "print-ics214-letter");
     screen(&app, "settings");
     app.click("#se-a4");
@@ -447,6 +471,88 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(approved, "South sees the expense approved");
+
+    // An expense typed in euros and cents, dated today by default.
+    app.fill("form[data-kind=expense] [name=payee]", "Hardware store");
+    app.fill("form[data-kind=expense] [name=purpose]", "Tarpaulins");
+    app.fill("form[data-kind=expense] [name=fund]", "general");
+    app.fill("form[data-kind=expense] [name=amount_minor]", "42.5");
+    app.click("form[data-kind=expense] button[type=submit]");
+    let t = app.wait_text("form[data-kind=expense]", 10, |t| t.contains("Saved") || t.contains("Error"));
+    assert!(!t.contains("Error"), "{t}");
+    let tarp = north.run(&["list", "expense"]);
+    let tarp =
+        tarp.as_array().unwrap().iter().find(|e| e["payee"] == "Hardware store").expect("the expense is recorded");
+    assert_eq!((tarp["amount_minor"].clone(), tarp["currency"].clone()), (json!(4250), json!("EUR")));
+    assert!(tarp["date"].as_str().is_some_and(|d| !d.starts_with("1970")), "dated today: {tarp}");
+    app.wait_text("section[aria-labelledby=le-all] table", 10, |t| t.contains("42.50 EUR"));
+    app.fill("form[data-kind=expense] [name=amount_minor]", "42.505");
+    app.click("form[data-kind=expense] button[type=submit]");
+    let t = app.wait_text("form[data-kind=expense]", 10, |t| t.contains("Error"));
+    assert!(t.contains("at most 2 digits"), "{t}");
+
+    // The request loop: South asks for blankets by category; North's app suggests its stock in
+    // words, allocates, sends and delivers; the stock is issued and the request is fulfilled on
+    // both hubs.
+    let blanket = north.run(&["add", "item", "name=Thermal blanket", "unit=piece", "category=shelter"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    north.run(&[
+        "add",
+        "movement",
+        "type=receive",
+        &format!("item={blanket}"),
+        &format!("place={place}"),
+        "quantity=10",
+    ]);
+    let request = south.run(&[
+        "add",
+        "request",
+        "description=Blankets for the night shelter",
+        "category=shelter",
+        "quantity=6",
+        "urgency=high",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    screen(&app, "requests");
+    let suggestion = format!("li[data-request=\"{request}\"]");
+    let words = app.wait_text(&suggestion, 20, |t| t.contains("Thermal blanket"));
+    assert!(
+        words.contains("Blankets for the night shelter ← Thermal blanket at Gate 2 tent: covers 6 of 6"),
+        "the suggestion reads as words: {words}"
+    );
+    assert!(words.contains("same category"), "{words}");
+    no_axe_violations(&app, "requests");
+    shot(&app, "requests.png");
+    app.click(&format!("{suggestion} button.primary"));
+    app.wait_text("[data-status=matched]", 10, |t| t.contains("Blankets for the night shelter"));
+    let alloc = north.run(&["list", "allocation"]);
+    let alloc = alloc.as_array().unwrap().iter().find(|a| a["request"] == json!(request)).expect("allocated");
+    let alloc = alloc["id"].as_str().unwrap().to_string();
+    let row = format!("section[aria-labelledby=rq-alloc] li[data-id=\"{alloc}\"]");
+    app.wait_text(&row, 10, |t| t.contains("Thermal blanket in stock at Gate 2 tent (6)"));
+    app.click(&format!("{row} button:nth-of-type(1)"));
+    app.wait_text("[data-status=in_transit]", 10, |t| t.contains("Blankets for the night shelter"));
+    let level = |cli: &Cli| {
+        cli.run(&["stock", &blanket]).as_array().map(|l| l.iter().map(|x| x["quantity"].as_i64().unwrap()).sum::<i64>())
+    };
+    assert_eq!(level(&north), Some(10), "stock leaves on delivery, not before");
+    app.click(&format!("{row} button:nth-of-type(2)"));
+    app.wait_text("[data-status=fulfilled]", 10, |t| t.contains("Blankets for the night shelter"));
+    assert_eq!(level(&north), Some(4), "delivery issued the stock");
+    let mut fulfilled = false;
+    for _ in 0..100 {
+        let r = south.run(&["show", &request]);
+        if r["record"]["status"] == "fulfilled" && level(&south) == Some(4) {
+            fulfilled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(fulfilled, "South sees the request fulfilled and the stock issued");
 
     screen(&app, "overview");
     app.wait_text("main", 10, |t| t.contains("Water"));

@@ -40,9 +40,10 @@ fn main() -> ExitCode {
         Some("bundle") => bundle(),
         Some("soak") => soak(args.get(1).map(String::as_str).unwrap_or("20000")),
         Some("types") => types(),
+        Some("screenshots") => screenshots(),
         _ => {
             eprintln!(
-                "usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle | soak [SEEDS] | types"
+                "usage: cargo xtask run | demo [-- aidmesh arguments] | test [-- cargo test arguments] | bundle | soak [SEEDS] | types | screenshots"
             );
             return ExitCode::from(2);
         }
@@ -169,6 +170,29 @@ fn types() -> Result {
     ensure_ui_packages(&root)?;
     step("type-checking the UI against them (svelte-check)");
     npm(&root.join("ui"), &["run", "--silent", "check"])
+}
+
+/// Runs the app's end-to-end test with its screenshots written to docs/screenshots, for the
+/// README and the user guide (an ordinary test run writes them under target/).
+fn screenshots() -> Result {
+    let mut pkgs = APP_PACKAGES.to_vec();
+    pkgs.extend(TEST_PACKAGES);
+    ensure_system_packages(&pkgs)?;
+    let root = root();
+    ensure_ui(&root, false)?;
+    ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER])?;
+    step("refreshing docs/screenshots from the end-to-end test");
+    let st = Command::new(cargo_bin())
+        .current_dir(&root)
+        .args(["test", "--locked", "-p", "aidmesh-app", "--test", "e2e"])
+        .env("AIDMESH_SCREENSHOTS", root.join("docs/screenshots"))
+        .env("AIDMESH_MDNS_INTERFACES", "lo")
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !st.success() {
+        return Err("the end-to-end test failed; docs/screenshots may be partly refreshed".into());
+    }
+    Ok(())
 }
 
 /// The mesh simulation (`crates/mesh/tests/policy_sim.rs`) over `seeds` schedules.

@@ -56,7 +56,7 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert!(!partial_path(&path).exists());
-        write_atomically(&path, |w| Ok(w.write_all(b"new").unwrap())).unwrap();
+        write_atomically(&path, |w| Ok(w.write_all(b"new")?)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the file itself is left");
     }

@@ -104,7 +104,7 @@ pub fn expiring(records: &[Record], levels: &Levels, today: NaiveDate, days: i64
 }
 
 /// Where an allocation draws from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
     Offer { offer: RecordId },

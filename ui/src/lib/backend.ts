@@ -1,129 +1,99 @@
 // What the UI needs from a hub. `tauri.ts` calls the desktop shell; `mock.ts` is an in-memory
-// stand-in for unit tests and for working on the UI in a browser.
+// stand-in for unit tests and for working on the UI in a browser. Both keep the promises of
+// `contract.ts`, which runs against each of them (the real hub through the app's own commands).
+//
+// Every type the hub sends or takes comes from `hub.gen.ts`, generated from the Rust types:
+// nothing here copies a hub type by hand.
+
+import type * as H from "./hub.gen";
+
+export type {
+  AllocationStep,
+  ApiError,
+  BundleSummary,
+  Currency,
+  FlowStatus,
+  HubEvent,
+  HubRecord,
+  Identity,
+  Imported,
+  Invite,
+  Kind,
+  Ledger,
+  Listed,
+  Overview,
+  Paper,
+  Peer,
+  Peers,
+  RecordView,
+  Roster,
+  SavedPdf,
+  Source,
+  Status,
+  StockLine,
+  SuggestionView,
+} from "./hub.gen";
 
 export type Fields = Record<string, unknown>;
-export type Rec = Fields & { id: string; kind: string; created_at: string; created_hub: string };
-
-export interface ApiError {
-  code: string;
-  message: string;
-}
-
-export interface Status {
-  store_exists: boolean;
-  unlocked: boolean;
-  store_path: string;
-}
-
-export interface StockLine {
-  item: string;
-  place: string;
-  quantity: number;
-}
-
-export interface Hit {
-  id: string;
-  kind: string;
-  label: string;
-}
-
-export interface Overview {
-  hub_name: string;
-  now: string;
-  shortages: { item: string; name: string; level: number; reorder_level: number }[];
-  expiring: { item: string; name: string; expiry: string; level: number }[];
-  urgent_requests: Rec[];
-  unfilled_shifts: { shift: string; needed: number; assigned: number; start: string; place: string; role: string }[];
-  recent_incidents: Rec[];
-  over_allocations: { offer: string; offered: number; allocated: number }[];
-  double_bookings: unknown[];
-  field_conflicts: [string, string, number][];
-  unapproved_expenses: Rec[];
-  counts: Record<string, number>;
-}
-
-export interface Peer {
-  hub: string;
-  addr: string;
-  dialed: boolean;
-  connected_at: string;
-  last_synced: string | null;
-}
-
-export interface BundleSummary {
-  exporter: string;
-  exporter_name: string | null;
-  created_at: string;
-  full: boolean;
-  documents: number;
-  bytes: number;
-  records: Record<string, number>;
-  made_for: string[];
-  unknown_members: string[];
-  waiting_documents: number;
-}
-
-export interface Identity {
-  hub_name: string;
-  fingerprint: string;
-  public_key: string;
-  members: { id: string; name: string; role: string }[];
-  has_coalition_key: boolean;
-}
-
-export interface RecordView {
-  record: Rec;
-  history: { at: string; by: string; hub: string; message: string }[];
-  movements?: Rec[];
-  [k: string]: unknown;
-}
-
-export type HubEvent =
-  | { type: "records_changed"; ids: string[] }
-  | { type: "join"; confirmation: string }
-  | { type: "invite"; state: "pending"; name: string; joiner: string; confirmation: string }
-  | { type: "invite"; state: "failed"; message: string }
-  | { type: "progress"; task: string; done: number; total: number };
-
-export type Paper = "a4" | "letter";
+/** A record of one kind, as lists show it. */
+export type ListedOf<K extends H.Kind> = Extract<H.Listed, { kind: K }>;
+/** A record of one kind, as stored or just written. */
+export type RecordOf<K extends H.Kind> = Extract<H.HubRecord, { kind: K }>;
+/** Any record, field by field: what generic tables and forms read. */
+export type Rec = Fields & { id: string; kind: H.Kind; created_at: string; created_hub: string };
+export type Hit = H.Hit;
 
 export interface Backend {
-  status(): Promise<Status>;
+  status(): Promise<H.Status>;
   createHub(hubName: string, location: string, handle: string, passphrase: string): Promise<void>;
   joinHub(code: string, hubName: string, location: string, handle: string, passphrase: string): Promise<void>;
   unlock(passphrase: string, handle: string): Promise<void>;
-  inviteCreate(minutes: number, advertise: string | null): Promise<{ code: string; qr_svg: string; expires_min: number }>;
+  inviteCreate(minutes: number, advertise: string | null): Promise<H.Invite>;
   inviteAnswer(accept: boolean): Promise<void>;
-  overview(): Promise<Overview>;
-  list(kind: string, limit: number, offset: number): Promise<Rec[]>;
-  search(query: string, kind: string | null, limit: number): Promise<Hit[]>;
-  show(id: string): Promise<RecordView>;
-  template(kind: string): Promise<Fields>;
-  add(kind: string, fields: Fields): Promise<Rec>;
-  update(id: string, fields: Fields): Promise<Rec>;
-  amend(id: string, field: string, value: unknown, reason: string): Promise<Rec>;
-  stock(item: string | null): Promise<StockLine[]>;
+  overview(): Promise<H.Overview>;
+  list<K extends H.Kind>(kind: K, limit: number, offset: number): Promise<ListedOf<K>[]>;
+  search(query: string, kind: H.Kind | null, limit: number): Promise<H.Hit[]>;
+  show(id: string): Promise<H.RecordView>;
+  template(kind: H.Kind): Promise<Fields>;
+  add(kind: H.Kind, fields: Fields): Promise<H.HubRecord>;
+  update(id: string, fields: Fields): Promise<H.HubRecord>;
+  amend(id: string, field: string, value: unknown, reason: string): Promise<H.HubRecord>;
+  /** Allocates `quantity` from `source` to `request`; an open request becomes matched. */
+  allocate(request: string, source: H.Source, quantity: number): Promise<H.HubRecord>;
+  /** An allocation's next step: delivered issues stock and fulfils the request once covered. */
+  stepAllocation(id: string, step: H.AllocationStep): Promise<H.HubRecord>;
+  /** Cancels a request ("cancelled") or reopens it ("open"). */
+  requestStatus(id: string, status: H.FlowStatus): Promise<H.HubRecord>;
+  stock(item: string | null): Promise<H.StockLine[]>;
   levels(items: string[]): Promise<Record<string, number>>;
-  suggestions(request: string | null): Promise<unknown[]>;
-  roster(from: string, hours: number): Promise<{ shifts: Rec[]; unfilled: Overview["unfilled_shifts"]; double_bookings: unknown[] }>;
-  ledger(): Promise<{ totals: unknown; unapproved: Rec[] }>;
-  peers(): Promise<{ listening: string; peers: Peer[] }>;
-  identity(): Promise<Identity>;
+  suggestions(request: string | null): Promise<H.SuggestionView[]>;
+  roster(from: string, hours: number): Promise<H.Roster>;
+  ledger(): Promise<H.Ledger>;
+  peers(): Promise<H.Peers>;
+  identity(): Promise<H.Identity>;
   addPeer(addr: string): Promise<void>;
   revoke(hub: string): Promise<void>;
-  exportBundle(path: string, full: boolean): Promise<BundleSummary>;
-  importBundle(path: string): Promise<{ summary: BundleSummary; changed: number }>;
+  exportBundle(path: string, full: boolean): Promise<H.BundleSummary>;
+  importBundle(path: string): Promise<H.Imported>;
   exportJson(path: string): Promise<number>;
   /** The system's file chooser: a path to write to (`save`) or to read from; null if cancelled. */
   chooseFile(save: boolean, title: string, suggested?: string): Promise<string | null>;
   /** Saves the window's print layout as a PDF in the PDF folder; answers where and how big. */
-  savePdf(sheet: string, paper: Paper): Promise<{ path: string; bytes: number }>;
+  savePdf(sheet: string, paper: H.Paper): Promise<H.SavedPdf>;
   changePassphrase(current: string, next: string): Promise<void>;
-  onEvent(f: (e: HubEvent) => void): () => void;
+  /** The ISO 4217 currencies the ledger takes, with their minor-unit digits. */
+  currencies(): Promise<H.Currency[]>;
+  onEvent(f: (e: H.HubEvent) => void): () => void;
 }
 
 /** The message of an error from any backend, for people. */
 export function errorMessage(e: unknown): string {
-  if (e && typeof e === "object" && "message" in e) return String((e as ApiError).message);
+  if (e && typeof e === "object" && "message" in e) return String((e as H.ApiError).message);
   return String(e);
+}
+
+/** The code of an error from any backend ("invalid", "not_found", ...), or "" if it has none. */
+export function errorCode(e: unknown): string {
+  if (e && typeof e === "object" && "code" in e) return String((e as H.ApiError).code);
+  return "";
 }

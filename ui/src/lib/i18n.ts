@@ -167,6 +167,24 @@ const en = {
   "severity.3": "3 – serious",
   "severity.4": "4 – severe",
   "severity.5": "5 – critical",
+  "accountability.status": "Status",
+  "accountability.resolution": "Resolution",
+  "overview.over": "{source}: {allocated} promised, {capacity} there",
+  "requests.suggestion": "{request} ← {source}{at}: covers {quantity} of {needed}",
+  "requests.at": " at {place}",
+  "requests.stock_at": "{item} in stock at {place}",
+  "requests.in_transit": "In transit",
+  "requests.cancel": "Cancel",
+  "requests.reopen": "Reopen",
+  "reason.skill_matches": "skill matches",
+  "reason.same_item": "same item",
+  "reason.same_category": "same category",
+  "reason.covers": "covers {quantity} of {needed}",
+  "reason.expires": "expires {date}",
+  "reason.same_place": "same place",
+  "reason.same_hub": "same hub",
+  "common.amended": "amended",
+  "ledger.amount": "Amount",
 };
 
 export type Key = keyof typeof en;
@@ -338,6 +356,24 @@ const es: Dict = {
   "severity.3": "3 – grave",
   "severity.4": "4 – muy grave",
   "severity.5": "5 – crítico",
+  "accountability.status": "Estado",
+  "accountability.resolution": "Resolución",
+  "overview.over": "{source}: {allocated} prometidos, {capacity} disponibles",
+  "requests.suggestion": "{request} ← {source}{at}: cubre {quantity} de {needed}",
+  "requests.at": " en {place}",
+  "requests.stock_at": "{item} en existencias en {place}",
+  "requests.in_transit": "En tránsito",
+  "requests.cancel": "Cancelar",
+  "requests.reopen": "Reabrir",
+  "reason.skill_matches": "la habilidad coincide",
+  "reason.same_item": "mismo artículo",
+  "reason.same_category": "misma categoría",
+  "reason.covers": "cubre {quantity} de {needed}",
+  "reason.expires": "caduca el {date}",
+  "reason.same_place": "mismo lugar",
+  "reason.same_hub": "mismo centro",
+  "common.amended": "corregido",
+  "ledger.amount": "Importe",
 };
 
 const fr: Dict = {
@@ -506,6 +542,24 @@ const fr: Dict = {
   "severity.3": "3 – grave",
   "severity.4": "4 – très grave",
   "severity.5": "5 – critique",
+  "accountability.status": "État",
+  "accountability.resolution": "Résolution",
+  "overview.over": "{source} : {allocated} promis, {capacity} disponibles",
+  "requests.suggestion": "{request} ← {source}{at} : couvre {quantity} sur {needed}",
+  "requests.at": " à {place}",
+  "requests.stock_at": "{item} en stock à {place}",
+  "requests.in_transit": "En transit",
+  "requests.cancel": "Annuler",
+  "requests.reopen": "Rouvrir",
+  "reason.skill_matches": "compétence correspondante",
+  "reason.same_item": "même article",
+  "reason.same_category": "même catégorie",
+  "reason.covers": "couvre {quantity} sur {needed}",
+  "reason.expires": "périme le {date}",
+  "reason.same_place": "même lieu",
+  "reason.same_hub": "même pôle",
+  "common.amended": "corrigé",
+  "ledger.amount": "Montant",
 };
 
 const ar: Dict = {
@@ -674,6 +728,24 @@ const ar: Dict = {
   "severity.3": "3 – خطيرة",
   "severity.4": "4 – شديدة",
   "severity.5": "5 – حرجة",
+  "accountability.status": "الحالة",
+  "accountability.resolution": "الحل",
+  "overview.over": "{source}: {allocated} موعود بها، {capacity} متوفرة",
+  "requests.suggestion": "{request} ← {source}{at}: يغطي {quantity} من {needed}",
+  "requests.at": " في {place}",
+  "requests.stock_at": "{item} في المخزون في {place}",
+  "requests.in_transit": "قيد النقل",
+  "requests.cancel": "إلغاء",
+  "requests.reopen": "إعادة فتح",
+  "reason.skill_matches": "المهارة مطابقة",
+  "reason.same_item": "نفس الصنف",
+  "reason.same_category": "نفس الفئة",
+  "reason.covers": "يغطي {quantity} من {needed}",
+  "reason.expires": "ينتهي في {date}",
+  "reason.same_place": "نفس المكان",
+  "reason.same_hub": "نفس المركز",
+  "common.amended": "مُصحَّح",
+  "ledger.amount": "المبلغ",
 };
 
 export const LANGUAGES = { en, es, fr, ar } as const;
@@ -702,9 +774,9 @@ export function fieldLabel(lang: Lang, field: string): string {
 /** Values of enumerated fields (statuses, types, skills) as people read them. */
 const VALUE_LABELS: Record<Lang, Record<string, string>> = {
   en: {},
-  es: { site: "sitio", staging: "zona de preparación", route: "ruta", vehicle: "vehículo", food: "alimentos", water: "agua", medical: "médico", hygiene: "higiene", shelter: "refugio", power: "energía", tools: "herramientas", transport: "transporte", communications: "comunicaciones", other: "otro", new: "nuevo", good: "bueno", used: "usado", damaged: "dañado", receive: "recibir", issue: "entregar", transfer: "trasladar", adjust: "ajustar", discard: "desechar", low: "baja", normal: "normal", high: "alta", critical: "crítica", open: "abierta", matched: "emparejada", in_transit: "en tránsito", fulfilled: "cumplida", cancelled: "cancelada", active: "activa", delivered: "entregada", released: "liberada", safety: "seguridad", police_security: "policía y seguridad", weather: "clima", supply_interruption: "interrupción de suministro", accessibility: "accesibilidad", conduct: "conducta", near_miss: "casi accidente", monitoring: "en seguimiento", resolved: "resuelto", approve: "aprobar", reject: "rechazar", received: "recibida", investigating: "en investigación", dismissed: "desestimada", first_aid: "primeros auxilios", medic: "sanitario", translation: "traducción", childcare: "cuidado infantil", marshal: "orden", de_escalation: "desescalada", legal_observer: "observación legal", driver: "conducción", logistics: "logística", cook: "cocina", radio: "radio" },
-  fr: { site: "site", staging: "zone de rassemblement", route: "itinéraire", vehicle: "véhicule", food: "nourriture", water: "eau", medical: "médical", hygiene: "hygiène", shelter: "abri", power: "énergie", tools: "outils", transport: "transport", communications: "communications", other: "autre", new: "neuf", good: "bon", used: "usagé", damaged: "endommagé", receive: "recevoir", issue: "distribuer", transfer: "transférer", adjust: "ajuster", discard: "jeter", low: "basse", normal: "normale", high: "haute", critical: "critique", open: "ouverte", matched: "appariée", in_transit: "en transit", fulfilled: "satisfaite", cancelled: "annulée", active: "active", delivered: "livrée", released: "libérée", safety: "sécurité", police_security: "police et sécurité", weather: "météo", supply_interruption: "rupture d'approvisionnement", accessibility: "accessibilité", conduct: "comportement", near_miss: "quasi-accident", monitoring: "en surveillance", resolved: "résolu", approve: "approuver", reject: "rejeter", received: "reçue", investigating: "en examen", dismissed: "classée", first_aid: "premiers secours", medic: "soignant", translation: "traduction", childcare: "garde d'enfants", marshal: "service d'ordre", de_escalation: "désescalade", legal_observer: "observation juridique", driver: "conduite", logistics: "logistique", cook: "cuisine", radio: "radio" },
-  ar: { site: "موقع", staging: "منطقة تجميع", route: "مسار", vehicle: "مركبة", food: "غذاء", water: "ماء", medical: "طبي", hygiene: "نظافة", shelter: "مأوى", power: "طاقة", tools: "أدوات", transport: "نقل", communications: "اتصالات", other: "أخرى", new: "جديد", good: "جيد", used: "مستعمل", damaged: "تالف", receive: "استلام", issue: "صرف", transfer: "نقل بين مواقع", adjust: "تسوية", discard: "إتلاف", low: "منخفضة", normal: "عادية", high: "عالية", critical: "حرجة", open: "مفتوح", matched: "تمت المطابقة", in_transit: "قيد النقل", fulfilled: "منجز", cancelled: "ملغى", active: "نشط", delivered: "تم التسليم", released: "محرَّر", safety: "سلامة", police_security: "شرطة وأمن", weather: "طقس", supply_interruption: "انقطاع الإمداد", accessibility: "إمكانية الوصول", conduct: "سلوك", near_miss: "كاد أن يقع", monitoring: "قيد المتابعة", resolved: "تم الحل", approve: "موافقة", reject: "رفض", received: "مستلمة", investigating: "قيد التحقيق", dismissed: "مرفوضة", first_aid: "إسعافات أولية", medic: "مسعف", translation: "ترجمة", childcare: "رعاية أطفال", marshal: "تنظيم", de_escalation: "تهدئة", legal_observer: "مراقبة قانونية", driver: "قيادة", logistics: "لوجستيات", cook: "طبخ", radio: "لاسلكي" },
+  es: { admin: "administración", member: "miembro", site: "sitio", staging: "zona de preparación", route: "ruta", vehicle: "vehículo", food: "alimentos", water: "agua", medical: "médico", hygiene: "higiene", shelter: "refugio", power: "energía", tools: "herramientas", transport: "transporte", communications: "comunicaciones", other: "otro", new: "nuevo", good: "bueno", used: "usado", damaged: "dañado", receive: "recibir", issue: "entregar", transfer: "trasladar", adjust: "ajustar", discard: "desechar", low: "baja", normal: "normal", high: "alta", critical: "crítica", open: "abierta", matched: "emparejada", in_transit: "en tránsito", fulfilled: "cumplida", cancelled: "cancelada", active: "activa", delivered: "entregada", released: "liberada", safety: "seguridad", police_security: "policía y seguridad", weather: "clima", supply_interruption: "interrupción de suministro", accessibility: "accesibilidad", conduct: "conducta", near_miss: "casi accidente", monitoring: "en seguimiento", resolved: "resuelto", approve: "aprobar", reject: "rechazar", received: "recibida", investigating: "en investigación", dismissed: "desestimada", first_aid: "primeros auxilios", medic: "sanitario", translation: "traducción", childcare: "cuidado infantil", marshal: "orden", de_escalation: "desescalada", legal_observer: "observación legal", driver: "conducción", logistics: "logística", cook: "cocina", radio: "radio" },
+  fr: { admin: "administration", member: "membre", site: "site", staging: "zone de rassemblement", route: "itinéraire", vehicle: "véhicule", food: "nourriture", water: "eau", medical: "médical", hygiene: "hygiène", shelter: "abri", power: "énergie", tools: "outils", transport: "transport", communications: "communications", other: "autre", new: "neuf", good: "bon", used: "usagé", damaged: "endommagé", receive: "recevoir", issue: "distribuer", transfer: "transférer", adjust: "ajuster", discard: "jeter", low: "basse", normal: "normale", high: "haute", critical: "critique", open: "ouverte", matched: "appariée", in_transit: "en transit", fulfilled: "satisfaite", cancelled: "annulée", active: "active", delivered: "livrée", released: "libérée", safety: "sécurité", police_security: "police et sécurité", weather: "météo", supply_interruption: "rupture d'approvisionnement", accessibility: "accessibilité", conduct: "comportement", near_miss: "quasi-accident", monitoring: "en surveillance", resolved: "résolu", approve: "approuver", reject: "rejeter", received: "reçue", investigating: "en examen", dismissed: "classée", first_aid: "premiers secours", medic: "soignant", translation: "traduction", childcare: "garde d'enfants", marshal: "service d'ordre", de_escalation: "désescalade", legal_observer: "observation juridique", driver: "conduite", logistics: "logistique", cook: "cuisine", radio: "radio" },
+  ar: { admin: "مشرف", member: "عضو", site: "موقع", staging: "منطقة تجميع", route: "مسار", vehicle: "مركبة", food: "غذاء", water: "ماء", medical: "طبي", hygiene: "نظافة", shelter: "مأوى", power: "طاقة", tools: "أدوات", transport: "نقل", communications: "اتصالات", other: "أخرى", new: "جديد", good: "جيد", used: "مستعمل", damaged: "تالف", receive: "استلام", issue: "صرف", transfer: "نقل بين مواقع", adjust: "تسوية", discard: "إتلاف", low: "منخفضة", normal: "عادية", high: "عالية", critical: "حرجة", open: "مفتوح", matched: "تمت المطابقة", in_transit: "قيد النقل", fulfilled: "منجز", cancelled: "ملغى", active: "نشط", delivered: "تم التسليم", released: "محرَّر", safety: "سلامة", police_security: "شرطة وأمن", weather: "طقس", supply_interruption: "انقطاع الإمداد", accessibility: "إمكانية الوصول", conduct: "سلوك", near_miss: "كاد أن يقع", monitoring: "قيد المتابعة", resolved: "تم الحل", approve: "موافقة", reject: "رفض", received: "مستلمة", investigating: "قيد التحقيق", dismissed: "مرفوضة", first_aid: "إسعافات أولية", medic: "مسعف", translation: "ترجمة", childcare: "رعاية أطفال", marshal: "تنظيم", de_escalation: "تهدئة", legal_observer: "مراقبة قانونية", driver: "قيادة", logistics: "لوجستيات", cook: "طبخ", radio: "لاسلكي" },
 };
 
 export function valueLabel(lang: Lang, value: string): string {

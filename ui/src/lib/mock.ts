@@ -1,15 +1,59 @@
-import type { ApiError, Backend, Fields, HubEvent, Overview, Rec, StockLine } from "./backend";
+import type {
+  AllocationStep,
+  ApiError,
+  Backend,
+  Fields,
+  FlowStatus,
+  HubEvent,
+  HubRecord,
+  Kind,
+  Listed,
+  ListedOf,
+  Overview,
+  Rec,
+  RecordView,
+  Source,
+  StockLine,
+  SuggestionView,
+} from "./backend";
 
 // An in-memory hub for unit tests and for working on the UI in a browser. It keeps the rules
-// the screens rely on (required fields, stock as the sum of movements, approvals) but none of
-// the storage, sync or security of the real hub.
+// the screens rely on, as `contract.ts` states them (required fields, the passphrase rule,
+// stock as the sum of movements, amendments, the request loop) but none of the storage, sync
+// or security of the real hub. The contract runs against it and against the real hub alike.
 
 const TEMPLATES: Record<string, Fields> = {
+  hub: { name: "", location: "", notes: "" },
   place: { name: "", location: "", type: "site", notes: "", hub: null },
-  item: { name: "", unit: "", category: "other", condition: "good", expiry: null, place: null, reorder_level: 0, notes: "" },
-  movement: { type: "receive", item: "", place: "", quantity: 0, to_place: null, counted: null, reason: "" },
-  request: { description: "", item: null, quantity: 0, urgency: "normal", status: "open", place: null, needed_by: null, notes: "" },
-  offer: { description: "", item: null, quantity: 0, status: "open", place: null, notes: "" },
+  item: { name: "", unit: "", category: "other", condition: "good", expiry: null, reorder_level: 0, notes: "" },
+  movement: { item: "", type: "receive", quantity: 0, place: "", to_place: null, counted: null, reason: "" },
+  request: {
+    item: null,
+    category: null,
+    skill: null,
+    description: "",
+    quantity: 0,
+    place: null,
+    urgency: "normal",
+    needed_from: null,
+    needed_by: null,
+    status: "open",
+    contact: null,
+    notes: "",
+  },
+  offer: {
+    item: null,
+    category: null,
+    skill: null,
+    description: "",
+    quantity: 0,
+    place: null,
+    available_until: null,
+    expiry: null,
+    status: "open",
+    contact: null,
+    notes: "",
+  },
   volunteer: { handle: "", skills: [], languages: [], availability: "", access_needs: "", notes: "" },
   role: { name: "", skill: null, outputs: "", success_measure: "", handoff_notes: "" },
   shift: { role: "", place: "", start: "", end: "", needed: 1, notes: "" },
@@ -19,7 +63,8 @@ const TEMPLATES: Record<string, Fields> = {
   follow_up: { incident: "", action: "", owner: "", due: null, done: false },
   allocation: { request: "", offer: null, item: null, place: null, quantity: 0, status: "active" },
   incident: { occurred: "", place: null, category: "other", severity: 1, description: "", reporter: "", status: "open" },
-  expense: { date: "", amount_minor: 0, currency: "EUR", fund: "", category: "", payee: "", purpose: "", receipt: "" },
+  amendment: { target: "", field: "", value: null, reason: "" },
+  expense: { amount_minor: 0, currency: "EUR", payee: "", purpose: "", fund: "", category: "", receipt: "", date: "" },
   approval: { expense: "", decision: "approve", approver: "", note: "" },
   grievance: { summary: "", details: "", confidential: false, status: "received", resolution: "" },
   after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "" },
@@ -29,65 +74,178 @@ const REQUIRED: Record<string, string[]> = {
   place: ["name"],
   item: ["name", "unit"],
   movement: ["item", "place"],
-  request: ["description"],
   volunteer: ["handle"],
   shift: ["role", "place", "start", "end"],
   assignment: ["shift", "volunteer"],
   incident: ["description", "occurred"],
+  amendment: ["reason"],
   expense: ["payee", "fund", "currency"],
   approval: ["expense", "approver"],
   grievance: ["summary"],
   after_action: ["title"],
 };
 
+const APPEND_ONLY = new Set(["role_grant", "member_entry", "movement", "handoff", "incident", "amendment", "expense", "approval"]);
+
 function fail(code: string, message: string): never {
   throw { code, message } satisfies ApiError;
 }
+
+const active = (s: unknown) => s !== "fulfilled" && s !== "cancelled";
 
 export function mockBackend(opts: { now?: () => Date } = {}): Backend & { records: Rec[]; chosenFile: string | null } {
   const now = opts.now ?? (() => new Date());
   let created = false;
   let unlocked = false;
   let passphrase = "";
+  let handle = "";
   let seq = 0;
   const records: Rec[] = [];
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
-  const get = (id: string) => records.find((r) => r.id === id) ?? fail("not_found", `no record with id ${id}`);
+  const find = (id: string) => records.find((r) => r.id === id);
+  const get = (id: string) => find(id) ?? fail("not_found", `no record with id ${id}`);
   const need = () => (unlocked ? undefined : fail("locked", "the hub is locked: unlock it first"));
+  const ofKind = (k: string) => records.filter((r) => r.kind === k);
+  const label = (r: Rec | undefined) =>
+    r ? String(r.name || r.description || r.summary || r.title || r.payee || r.id) : "";
   const stockLines = (item: string | null): StockLine[] => {
     const m = new Map<string, number>();
-    for (const r of records.filter((r) => r.kind === "movement" && (!item || r.item === item))) {
+    for (const r of ofKind("movement").filter((r) => !item || r.item === item)) {
       const q = Number(r.quantity);
       const add = (place: string, d: number) => m.set(`${r.item}|${place}`, (m.get(`${r.item}|${place}`) ?? 0) + d);
-      if (r.type === "receive") add(String(r.place), q);
-      if (r.type === "issue") add(String(r.place), -q);
+      if (r.type === "receive" || r.type === "adjust") add(String(r.place), q);
+      if (r.type === "issue" || r.type === "discard") add(String(r.place), -q);
       if (r.type === "transfer") {
         add(String(r.place), -q);
         add(String(r.to_place), q);
       }
     }
-    return [...m].map(([k, quantity]) => ({ item: k.split("|")[0], place: k.split("|")[1], quantity }));
+    return [...m]
+      .filter(([, q]) => q !== 0)
+      .map(([k, quantity]) => ({ item: k.split("|")[0], place: k.split("|")[1], quantity }));
   };
-  const level = (item: string) => stockLines(item).reduce((s, l) => s + l.quantity, 0);
+  const level = (item: string, place?: string) =>
+    stockLines(item)
+      .filter((l) => !place || l.place === place)
+      .reduce((s, l) => s + l.quantity, 0);
+  const amendmentsOf = (id: string) => ofKind("amendment").filter((a) => a.target === id);
+  const amended = (r: Rec): Rec => {
+    const ams = amendmentsOf(r.id);
+    return ams.length ? ({ ...r, ...Object.fromEntries(ams.map((a) => [a.field, a.value])) } as Rec) : r;
+  };
+  const listed = (r: Rec) => ({ ...amended(r), amended: amendmentsOf(r.id).length > 0 }) as unknown as Listed;
+  const allocations = (field: string, id: string) => ofKind("allocation").filter((a) => a[field] === id);
+  const held = (a: Rec) => a.status !== "released";
 
-  const backend: Backend & { records: Rec[] } = {
+  const write = (kind: Kind, fields: Fields): Rec => {
+    const t = TEMPLATES[kind] ?? fail("invalid", `unknown record kind "${kind}"`);
+    const rec = { ...structuredClone(t), ...fields } as Fields;
+    const missing = (REQUIRED[kind] ?? []).filter((f) => rec[f] === "" || rec[f] === null || rec[f] === undefined);
+    if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
+    if ((kind === "request" || kind === "offer") && !rec.item && !rec.category && !rec.skill)
+      fail("invalid", `invalid ${kind}: item: say what: an item, a category or a skill`);
+    if (kind === "movement") {
+      const q = Number(rec.quantity);
+      if (!(q > 0) && rec.type !== "adjust") fail("invalid", `invalid movement: quantity: must be greater than zero, got ${q}`);
+      const have = level(String(rec.item), String(rec.place));
+      if ((rec.type === "issue" || rec.type === "transfer" || rec.type === "discard") && have < q)
+        fail("invalid", `invalid movement: quantity: only ${have} in stock at that place, cannot take ${q}`);
+    }
+    if (kind === "amendment") {
+      const target = get(String(rec.target));
+      if (!(String(rec.field) in target)) fail("invalid", `invalid amendment: field: ${target.kind} has no field ${rec.field}`);
+    }
+    const r = {
+      ...rec,
+      id: `m${String(++seq).padStart(6, "0")}`,
+      kind,
+      created_at: now().toISOString(),
+      created_hub: "mock",
+      created_by: handle,
+    } as Rec;
+    records.push(r);
+    emit({ type: "records_changed", ids: [r.id] });
+    return r;
+  };
+  const patch = (id: string, fields: Fields): Rec => {
+    const r = get(id);
+    if (APPEND_ONLY.has(r.kind)) fail("append_only", `${r.kind} records are append-only: record an amendment instead`);
+    Object.assign(r, fields);
+    emit({ type: "records_changed", ids: [id] });
+    return r;
+  };
+  const settleRequest = (id: string) => {
+    const r = get(id);
+    if (!active(r.status)) return;
+    const allocs = allocations("request", id);
+    const delivered = allocs.filter((a) => a.status === "delivered").reduce((s, a) => s + Number(a.quantity), 0);
+    if (delivered >= Number(r.quantity)) patch(id, { status: "fulfilled" });
+    else if (!allocs.some(held)) patch(id, { status: "open" });
+  };
+  const suggestionsFor = (req: Rec): SuggestionView[] => {
+    const allocated = allocations("request", req.id)
+      .filter(held)
+      .reduce((s, a) => s + Number(a.quantity), 0);
+    const still = Number(req.quantity) - allocated;
+    if (still <= 0 || !active(req.status)) return [];
+    const out: SuggestionView[] = [];
+    const consider = (source: Source, left: number, item: Rec | undefined, category: unknown, place: unknown, what: string) => {
+      const sameItem = !!req.item && req.item === item?.id;
+      const wantCat = req.category ?? (req.item ? find(String(req.item))?.category : null);
+      if (left <= 0 || (!sameItem && (!wantCat || wantCat !== category))) return;
+      const quantity = Math.min(left, still);
+      const reasons: SuggestionView["reasons"] = [sameItem ? { type: "same_item" } : { type: "same_category" }];
+      reasons.push({ type: "covers", quantity, needed: still });
+      if (req.place && req.place === place) reasons.push({ type: "same_place" });
+      out.push({
+        request: req.id,
+        source,
+        quantity,
+        needed: still,
+        score: (sameItem ? 1000 : 400) + Math.floor((quantity * 300) / still) + (req.place === place ? 200 : 0),
+        reasons,
+        request_label: label(req),
+        source_label: what,
+        place_label: place ? label(find(String(place))) : null,
+      });
+    };
+    for (const o of ofKind("offer").filter((o) => active(o.status) && !o.skill)) {
+      const used = allocations("offer", o.id)
+        .filter(held)
+        .reduce((s, a) => s + Number(a.quantity), 0);
+      const item = o.item ? find(String(o.item)) : undefined;
+      consider({ type: "offer", offer: o.id }, Number(o.quantity) - used, item, o.category ?? item?.category, o.place, label(o));
+    }
+    if (!req.skill)
+      for (const l of stockLines(null)) {
+        const used = ofKind("allocation")
+          .filter((a) => a.item === l.item && a.place === l.place && a.status === "active")
+          .reduce((s, a) => s + Number(a.quantity), 0);
+        const item = find(l.item);
+        consider({ type: "stock", item: l.item, place: l.place }, l.quantity - used, item, item?.category, l.place, label(item));
+      }
+    return out.sort((a, b) => b.score - a.score);
+  };
+
+  const backend: Backend & { records: Rec[]; chosenFile: string | null } = {
     records,
     async status() {
       return { store_exists: created, unlocked, store_path: "(in memory)" };
     },
-    async createHub(hubName, location, handle, pass) {
-      if (!hubName.trim()) fail("invalid", "the hub name is required");
-      if (!handle.trim()) fail("invalid", "your handle (a nickname, not your legal name) is required");
-      if (pass.length < 8) fail("invalid", "the passphrase needs at least 8 characters");
+    async createHub(hubName, location, who, pass) {
+      if (!who.trim()) fail("invalid", "your handle (a nickname, not your legal name) is required");
+      if (pass.length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
+      if (!hubName.trim()) fail("invalid", "invalid hub: name: is required");
       created = unlocked = true;
       passphrase = pass;
-      await backend.add("place", { name: hubName, location });
+      handle = who.trim();
+      write("hub", { name: hubName, location });
     },
-    async joinHub(code, hubName, location, handle, pass) {
+    async joinHub(code, hubName, location, who, pass) {
       if (!/^[a-z2-7-]{20,}$/i.test(code.trim())) fail("invalid", "invite code: not an aidmesh invite code");
       emit({ type: "join", confirmation: "4711-0815" });
-      await backend.createHub(hubName, location, handle, pass);
+      await backend.createHub(hubName, location, who, pass);
     },
     async inviteCreate() {
       return { code: "mock-invite-code", qr_svg: "", expires_min: 0 };
@@ -99,77 +257,111 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async overview(): Promise<Overview> {
       need();
-      const items = records.filter((r) => r.kind === "item");
+      const items = ofKind("item");
       return {
-        hub_name: "Mock hub",
+        hub_name: label(ofKind("hub")[0]) || "Mock hub",
         now: now().toISOString(),
         shortages: items
           .filter((i) => Number(i.reorder_level) > 0 && level(i.id) < Number(i.reorder_level))
           .map((i) => ({ item: i.id, name: String(i.name), level: level(i.id), reorder_level: Number(i.reorder_level) })),
         expiring: [],
-        urgent_requests: records.filter((r) => r.kind === "request" && r.urgency === "urgent" && r.status === "open"),
+        urgent_requests: ofKind("request").filter(
+          (r) => (r.urgency === "critical" || r.urgency === "high") && active(r.status),
+        ) as unknown as HubRecord[],
         unfilled_shifts: [],
-        recent_incidents: records.filter((r) => r.kind === "incident"),
+        recent_incidents: ofKind("incident").map(amended) as unknown as HubRecord[],
         over_allocations: [],
         double_bookings: [],
         field_conflicts: [],
-        unapproved_expenses: records.filter(
-          (r) => r.kind === "expense" && !records.some((a) => a.kind === "approval" && a.expense === r.id),
-        ),
-        counts: Object.fromEntries(Object.keys(TEMPLATES).map((k) => [k, records.filter((r) => r.kind === k).length])),
+        unapproved_expenses: ofKind("expense").filter(
+          (r) => !records.some((a) => a.kind === "approval" && a.expense === r.id),
+        ) as unknown as HubRecord[],
+        counts: Object.fromEntries(Object.keys(TEMPLATES).map((k) => [k, ofKind(k).length])),
       };
     },
-    async list(kind, limit, offset) {
+    async list<K extends Kind>(kind: K, limit: number, offset: number) {
       need();
-      return records.filter((r) => r.kind === kind).slice(offset, offset + limit);
+      return ofKind(kind)
+        .slice()
+        .reverse()
+        .slice(offset, offset + limit)
+        .map(listed) as ListedOf<K>[];
     },
     async search(query, kind, limit) {
       need();
       const q = query.toLowerCase();
       return records
-        .filter((r) => (!kind || r.kind === kind) && JSON.stringify(r).toLowerCase().includes(q))
+        .filter((r) => r.kind !== "amendment" && (!kind || r.kind === kind) && JSON.stringify(r).toLowerCase().includes(q))
         .slice(0, limit)
-        .map((r) => ({ id: r.id, kind: r.kind, label: String(r.name ?? r.description ?? r.summary ?? r.id) }));
+        .map((r) => ({ id: r.id, kind: r.kind, label: label(r) }));
     },
-    async show(id) {
+    async show(id): Promise<RecordView> {
       need();
-      const movements = records.filter((r) => r.kind === "movement" && r.item === id).reverse();
-      return { record: get(id), movements, history: [{ at: String(get(id).created_at), by: "mock", hub: "mock", message: "created" }] };
+      const r = get(id);
+      const now = amended(r);
+      return {
+        record: now as unknown as HubRecord,
+        original: now === r ? null : (r as unknown as HubRecord),
+        amendments: amendmentsOf(id) as unknown as HubRecord[],
+        conflicts: [],
+        history: [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: "created" }],
+        stock: r.kind === "item" ? stockLines(id) : [],
+        movements: (r.kind === "item" ? ofKind("movement").filter((m) => m.item === id).reverse() : []) as unknown as HubRecord[],
+        approval: null,
+      };
     },
     async template(kind) {
       return structuredClone(TEMPLATES[kind] ?? fail("invalid", `unknown record kind "${kind}"`));
     },
     async add(kind, fields) {
       need();
-      const t = TEMPLATES[kind] ?? fail("invalid", `unknown record kind "${kind}"`);
-      const rec = { ...structuredClone(t), ...fields } as Fields;
-      const missing = (REQUIRED[kind] ?? []).filter((f) => rec[f] === "" || rec[f] === null || rec[f] === undefined);
-      if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
-      if (kind === "movement") {
-        const q = Number(rec.quantity);
-        if (!(q > 0) && rec.type !== "count") fail("invalid", "invalid movement: quantity: must be more than 0");
-        if (rec.type === "issue" && level(String(rec.item)) < q)
-          fail("invalid", `invalid movement: quantity: only ${level(String(rec.item))} in stock`);
-      }
-      const r = { ...rec, id: `m${++seq}`, kind, created_at: now().toISOString(), created_hub: "mock" } as Rec;
-      records.push(r);
-      emit({ type: "records_changed", ids: [r.id] });
-      return r;
+      return write(kind, fields) as unknown as HubRecord;
     },
     async update(id, fields) {
       need();
-      const r = get(id);
-      Object.assign(r, fields);
-      emit({ type: "records_changed", ids: [id] });
-      return r;
+      return patch(id, fields) as unknown as HubRecord;
     },
     async amend(id, field, value, reason) {
       need();
-      if (!reason.trim()) fail("invalid", "invalid amendment: reason: is required");
+      return write("amendment", { target: id, field, value, reason: reason.trim() }) as unknown as HubRecord;
+    },
+    async allocate(request, source, quantity) {
+      need();
+      const req = get(request);
+      if (req.kind !== "request") fail("not_found", `no record with id request ${request}`);
+      const from = source.type === "offer" ? { offer: source.offer } : { item: source.item, place: source.place };
+      const a = write("allocation", { request, ...from, quantity, status: "active" });
+      if (req.status === "open") patch(request, { status: "matched" });
+      return a as unknown as HubRecord;
+    },
+    async stepAllocation(id, step: AllocationStep) {
+      need();
+      const a = get(id);
+      if (a.kind !== "allocation") fail("not_found", `no record with id allocation ${id}`);
+      if (a.status !== "active") fail("invalid", `invalid allocation: status: this allocation is already ${a.status}`);
+      if (step === "in_transit") {
+        patch(String(a.request), { status: "in_transit" });
+        return a as unknown as HubRecord;
+      }
+      if (step === "delivered") {
+        if (a.item) write("movement", { type: "issue", item: a.item, place: a.place, quantity: a.quantity, reason: "delivered" });
+        patch(id, { status: "delivered" });
+      } else patch(id, { status: "released" });
+      settleRequest(String(a.request));
+      if (a.offer) {
+        const o = get(String(a.offer));
+        const delivered = allocations("offer", o.id)
+          .filter((x) => x.status === "delivered")
+          .reduce((s, x) => s + Number(x.quantity), 0);
+        if (active(o.status) && delivered >= Number(o.quantity)) patch(o.id, { status: "fulfilled" });
+      }
+      return a as unknown as HubRecord;
+    },
+    async requestStatus(id, status: FlowStatus) {
+      need();
       const r = get(id);
-      r[field] = value;
-      emit({ type: "records_changed", ids: [id] });
-      return r;
+      if (r.kind !== "request") fail("not_found", `no record with id request ${id}`);
+      return patch(id, { status }) as unknown as HubRecord;
     },
     async stock(item) {
       need();
@@ -179,26 +371,49 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       return Object.fromEntries(items.map((i) => [i, level(i)]));
     },
-    async suggestions() {
-      return [];
+    async suggestions(request) {
+      need();
+      const reqs = request ? [get(request)] : ofKind("request");
+      return reqs.flatMap((r) => suggestionsFor(r).slice(0, request ? 50 : 1));
     },
     async roster() {
       need();
-      return { shifts: records.filter((r) => r.kind === "shift"), unfilled: [], double_bookings: [] };
+      return { shifts: ofKind("shift") as unknown as HubRecord[], unfilled: [], double_bookings: [] };
     },
     async ledger() {
       need();
-      const unapproved = (await backend.overview()).unapproved_expenses.map((r) => ({
-        ...r,
-        approval: { state: "unapproved", have: 0, need: 1, why: "needs 1 approval from a role allowed to authorise it" },
-      }));
-      return { totals: { per_fund: [], per_category: [] }, unapproved };
+      const expenses = ofKind("expense").map(amended);
+      const unapproved = expenses
+        .filter((r) => !records.some((a) => a.kind === "approval" && a.expense === r.id))
+        .map((r) => ({
+          ...r,
+          approval: { state: "unapproved" as const, have: 0, need: 1, why: "no purchase policy in force" },
+        }));
+      const totals = new Map<string, { name: string; currency: string; minor: number; amount: string }>();
+      for (const e of expenses) {
+        const key = `${e.fund}|${e.currency}`;
+        const t = totals.get(key) ?? { name: String(e.fund), currency: String(e.currency), minor: 0, amount: "" };
+        t.minor += Number(e.amount_minor);
+        t.amount = `${(t.minor / 100).toFixed(2)} ${t.currency}`;
+        totals.set(key, t);
+      }
+      return {
+        totals: { per_fund: [...totals.values()], per_category: [] },
+        unapproved: unapproved as unknown as Awaited<ReturnType<Backend["ledger"]>>["unapproved"],
+      };
     },
     async peers() {
       return { listening: "127.0.0.1:7420", peers: [] };
     },
     async identity() {
-      return { hub_name: "Mock hub", fingerprint: "mock-mock-mock", public_key: "00", members: [], has_coalition_key: true };
+      return {
+        hub_name: "Mock hub",
+        fingerprint: "mock-mock-mock",
+        public_key: "00",
+        founder: "Mock hub",
+        members: [],
+        has_coalition_key: true,
+      };
     },
     async addPeer(addr) {
       if (!/^[\d.]+:\d+$/.test(addr.trim())) fail("invalid", `"${addr}" is not an address like 192.168.1.20:7420`);
@@ -211,9 +426,9 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       fail("io", "the mock hub reads no files");
     },
     /** What the file chooser answers next (tests set it; null is a cancel). */
-    chosenFile: "/media/stick/chosen.bundle" as string | null,
+    chosenFile: "/media/stick/chosen.bundle",
     async chooseFile() {
-      return this.chosenFile;
+      return backend.chosenFile;
     },
     async savePdf(sheet, paper) {
       if (!/^[a-z0-9-]+$/.test(sheet)) throw { code: "invalid", message: `sheet "${sheet}" is not a sheet name` };
@@ -224,12 +439,21 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async changePassphrase(current, next) {
       if (current !== passphrase) fail("wrong_passphrase", "wrong passphrase");
-      if (next.length < 8) fail("invalid", "the passphrase needs at least 8 characters");
+      if (next.length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
       passphrase = next;
+    },
+    async currencies() {
+      return [
+        { code: "EUR", digits: 2 },
+        { code: "GBP", digits: 2 },
+        { code: "JPY", digits: 0 },
+        { code: "KWD", digits: 3 },
+        { code: "USD", digits: 2 },
+      ];
     },
     onEvent(f) {
       listeners.push(f);
-      return () => listeners.splice(listeners.indexOf(f), 1);
+      return () => void listeners.splice(listeners.indexOf(f), 1);
     },
   };
   return backend;

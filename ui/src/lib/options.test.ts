@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { coerce, recordLabel, toLocalInput, toUtc } from "./options";
+import { coerce, fromMinor, recordLabel, toLocalInput, toMinor, toUtc } from "./options";
 
 describe("form values", () => {
   it("turn back into the template's types", () => {
@@ -19,5 +19,24 @@ describe("form values", () => {
     expect(recordLabel({ id: "x", name: "Water" })).toBe("Water");
     expect(recordLabel({ id: "x", handle: "kestrel" })).toBe("kestrel");
     expect(recordLabel({ id: "x" })).toBe("x");
+  });
+});
+
+describe("amounts", () => {
+  it("are typed in the currency's units and kept in minor units", () => {
+    expect(toMinor("42.50", 2, "amount")).toBe(4250);
+    expect(toMinor("42,5", 2, "amount")).toBe(4250);
+    expect(toMinor("42", 2, "amount")).toBe(4200);
+    expect(toMinor("1500", 0, "amount")).toBe(1500);
+    expect(toMinor("1.234", 3, "amount")).toBe(1234);
+    expect(fromMinor(4250, 2)).toBe("42.50");
+    expect(fromMinor(7, 2)).toBe("0.07");
+    expect(fromMinor(1500, 0)).toBe("1500");
+  });
+  it("refuse what is not an amount, naming the field and the rule", () => {
+    expect(() => toMinor("42.505", 2, "amount")).toThrow(expect.objectContaining({ message: "amount: at most 2 digits after the point" }));
+    expect(() => toMinor("1.5", 0, "amount")).toThrow(expect.objectContaining({ message: expect.stringContaining("at most 0 digits") }));
+    expect(() => toMinor("forty", 2, "amount")).toThrow(expect.objectContaining({ message: expect.stringContaining("not an amount") }));
+    expect(() => toMinor("", 2, "amount")).toThrow(expect.objectContaining({ code: "invalid" }));
   });
 });

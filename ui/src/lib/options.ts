@@ -1,31 +1,47 @@
 // Choices the hub's model accepts for enumerated fields (crates/model/src/records.rs), and which
 // fields refer to records of which kind: what the generic form turns into selects.
 
-export const CHOICES: Record<string, Record<string, string[]>> = {
-  place: { type: ["site", "staging", "route", "vehicle"] },
-  item: {
-    category: ["food", "water", "medical", "hygiene", "shelter", "power", "tools", "transport", "communications", "other"],
-    condition: ["new", "good", "used", "damaged"],
-  },
-  movement: { type: ["receive", "issue", "transfer", "adjust", "discard"] },
-  request: { urgency: ["low", "normal", "high", "critical"], status: ["open", "matched", "in_transit", "fulfilled", "cancelled"] },
-  offer: { status: ["open", "matched", "in_transit", "fulfilled", "cancelled"] },
-  allocation: { status: ["active", "delivered", "released"] },
-  incident: {
-    category: ["medical", "safety", "police_security", "weather", "supply_interruption", "accessibility", "conduct", "near_miss", "other"],
-    status: ["open", "monitoring", "resolved"],
-    severity: ["1", "2", "3", "4", "5"],
-  },
-  approval: { decision: ["approve", "reject"] },
-  grievance: { status: ["received", "investigating", "resolved", "dismissed"] },
-};
+import type * as H from "./hub.gen";
 
-export const SKILLS = [
+// Each list is typed by the hub's own enum (hub.gen.ts): a value the hub does not know fails
+// the UI's type check.
+const CATEGORIES: H.Category[] = ["food", "water", "medical", "hygiene", "shelter", "power", "tools", "transport", "communications", "other"];
+
+const FLOW: H.FlowStatus[] = ["open", "matched", "in_transit", "fulfilled", "cancelled"];
+
+export const SKILLS: H.SkillKind[] = [
   "first_aid", "medic", "translation", "childcare", "marshal", "de_escalation", "legal_observer", "driver", "logistics",
   "cook", "radio", "other",
 ];
 
-export const REFS: Record<string, string> = {
+export const CHOICES: Record<string, Record<string, string[]>> = {
+  place: { type: ["site", "staging", "route", "vehicle"] satisfies H.PlaceKind[] },
+  item: {
+    category: CATEGORIES,
+    condition: ["new", "good", "used", "damaged"] satisfies H.Condition[],
+  },
+  movement: { type: ["receive", "issue", "transfer", "adjust", "discard"] satisfies H.MovementKind[] },
+  request: {
+    category: CATEGORIES,
+    skill: SKILLS,
+    urgency: ["low", "normal", "high", "critical"] satisfies H.Urgency[],
+    status: FLOW,
+  },
+  offer: { category: CATEGORIES, skill: SKILLS, status: FLOW },
+  role: { skill: SKILLS },
+  allocation: { status: ["active", "delivered", "released"] satisfies H.AllocationStatus[] },
+  incident: {
+    category: [
+      "medical", "safety", "police_security", "weather", "supply_interruption", "accessibility", "conduct", "near_miss", "other",
+    ] satisfies H.IncidentCategory[],
+    status: ["open", "monitoring", "resolved"] satisfies H.IncidentStatus[],
+    severity: ["1", "2", "3", "4", "5"],
+  },
+  approval: { decision: ["approve", "reject"] satisfies H.Decision[] },
+  grievance: { status: ["received", "investigating", "resolved", "dismissed"] satisfies H.GrievanceStatus[] },
+};
+
+export const REFS: Record<string, H.Kind> = {
   item: "item",
   place: "place",
   to_place: "place",
@@ -74,4 +90,32 @@ export function toLocalInput(utc: unknown): string {
   const d = new Date(utc);
   const off = d.getTimezoneOffset() * 60000;
   return new Date(d.getTime() - off).toISOString().slice(0, 16);
+}
+
+/** Today's date in this computer's time zone, as a date field takes it (YYYY-MM-DD). */
+export function today(): string {
+  const d = new Date();
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+}
+
+/** "42.50" in a currency with `digits` minor digits → 4250. Refuses what is not an amount,
+ * naming the field as `label`, with the reason. */
+export function toMinor(text: string, digits: number, label: string): number {
+  const t = text.trim().replace(",", ".");
+  const m = /^(-?)(\d*)(?:\.(\d*))?$/.exec(t);
+  if (!t || !m || (!m[2] && !m[3])) throw { code: "invalid", message: `${label}: "${text}" is not an amount like 42.50` };
+  const frac = m[3] ?? "";
+  if (frac.length > digits)
+    throw { code: "invalid", message: `${label}: at most ${digits} digit${digits === 1 ? "" : "s"} after the point` };
+  const minor = Number(m[2] || "0") * 10 ** digits + Number(frac.padEnd(digits, "0") || "0");
+  return m[1] ? -minor : minor;
+}
+
+/** 4250 with 2 minor digits → "42.50". */
+export function fromMinor(minor: number, digits: number): string {
+  const sign = minor < 0 ? "-" : "";
+  const a = Math.abs(minor);
+  if (digits === 0) return `${sign}${a}`;
+  const p = 10 ** digits;
+  return `${sign}${Math.floor(a / p)}.${String(a % p).padStart(digits, "0")}`;
 }

@@ -1,9 +1,26 @@
-import { invoke } from "@tauri-apps/api/core";
-import { listen } from "@tauri-apps/api/event";
+import { invoke as tauriInvoke } from "@tauri-apps/api/core";
+import { listen as tauriListen } from "@tauri-apps/api/event";
 import type { Backend, HubEvent } from "./backend";
 
+/** How commands reach the shell: Tauri's IPC in the app; a socket to the same commands in the
+ * contract tests (`contract-bridge.ts`). */
+export interface Ipc {
+  invoke<T>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+  /** Calls `f` with each `hub-event`; answers how to stop. */
+  listen(f: (e: HubEvent) => void): () => void;
+}
+
+const tauriIpc: Ipc = {
+  invoke: (cmd, args) => tauriInvoke(cmd, args),
+  listen(f) {
+    const un = tauriListen<HubEvent>("hub-event", (e) => f(e.payload));
+    return () => void un.then((u) => u());
+  },
+};
+
 /** The desktop shell's commands (src-tauri/src/commands.rs), one to one. */
-export function tauriBackend(): Backend {
+export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
+  const invoke: Ipc["invoke"] = (cmd, args) => ipc.invoke(cmd, args);
   return {
     status: () => invoke("status"),
     createHub: (hubName, location, handle, passphrase) => invoke("create_hub", { hubName, location, handle, passphrase }),
@@ -20,6 +37,9 @@ export function tauriBackend(): Backend {
     add: (kind, fields) => invoke("add", { kindName: kind, fields }),
     update: (id, fields) => invoke("update", { id, fields }),
     amend: (id, field, value, reason) => invoke("amend", { id, field, value, reason }),
+    allocate: (request, source, quantity) => invoke("allocate", { request, source, quantity }),
+    stepAllocation: (id, step) => invoke("step_allocation", { id, step }),
+    requestStatus: (id, status) => invoke("request_status", { id, status }),
     stock: (item) => invoke("stock", { item }),
     levels: (items) => invoke("levels", { items }),
     suggestions: (request) => invoke("suggestions", { request }),
@@ -35,9 +55,7 @@ export function tauriBackend(): Backend {
     savePdf: (sheet, paper) => invoke("save_pdf", { sheet, paper }),
     chooseFile: (save, title, suggested) => invoke("choose_file", { save, title, suggested: suggested ?? null }),
     changePassphrase: (current, next) => invoke("change_passphrase", { current, new: next }),
-    onEvent(f) {
-      const un = listen<HubEvent>("hub-event", (e) => f(e.payload));
-      return () => void un.then((u) => u());
-    },
+    currencies: () => invoke("currencies"),
+    onEvent: (f) => ipc.listen(f),
   };
 }

@@ -10,6 +10,8 @@ export const ui = $state({
   theme: localStorage.getItem("aidmesh.theme") || "light",
   paper: (localStorage.getItem("aidmesh.paper") as Paper) || "a4",
   changes: 0,
+  /** Minor-unit digits per currency code, as the hub names them (loaded by the ledger). */
+  digits: {} as Record<string, number>,
   progress: null as null | { task: string; done: number; total: number },
 });
 

@@ -10,6 +10,7 @@ import { setLang, watch } from "../lib/ui.svelte";
 async function ready() {
   const b = mockBackend();
   await b.createHub("North", "hall", "kestrel", "a good passphrase");
+  await b.add("place", { name: "North hall" });
   // As App does: hub events make the screens reload.
   watch(b);
   return b;
@@ -98,9 +99,34 @@ describe("ledger", () => {
       if (!r) throw new Error("no row yet");
       return r as HTMLElement;
     });
-    expect(row.textContent).toContain("needs 1 approval");
+    expect(row.textContent).toContain("no purchase policy in force");
     await fireEvent.click(within(row).getByRole("button", { name: /Approve/ }));
     await waitFor(() => expect(document.querySelector(`section[aria-labelledby=le-un] tr[data-id="${e.id}"]`)).toBeNull());
+  });
+});
+
+describe("requests", () => {
+  it("suggests in words, allocates, and a delivery issues the stock and fulfils the request", async () => {
+    const b = await ready();
+    const hall = b.records.find((r) => r.kind === "place")!.id;
+    const blanket = (await b.add("item", { name: "Thermal blanket", unit: "piece", category: "shelter" })).id;
+    await b.add("movement", { type: "receive", item: blanket, place: hall, quantity: 10 });
+    const req = (await b.add("request", { description: "Blankets for the shelter", category: "shelter", quantity: 6 })).id;
+    const { default: Requests } = await import("./Requests.svelte");
+    render(Requests, { backend: b });
+    const li = await waitFor(() => {
+      const e = document.querySelector(`li[data-request="${req}"]`);
+      if (!e) throw new Error("no suggestion yet");
+      return e as HTMLElement;
+    });
+    expect(li.textContent).toContain("Blankets for the shelter ← Thermal blanket at North hall: covers 6 of 6");
+    expect(li.textContent).toContain("same category");
+    await fireEvent.click(within(li).getByRole("button", { name: "Allocate" }));
+    await waitFor(() => expect(document.querySelector("[data-status=matched]")?.textContent).toContain("Blankets for the shelter"));
+    const alloc = await screen.findByRole("button", { name: "Delivered" });
+    await fireEvent.click(alloc);
+    await waitFor(() => expect(document.querySelector("[data-status=fulfilled]")?.textContent).toContain("Blankets for the shelter"));
+    expect((await b.levels([blanket]))[blanket]).toBe(4);
   });
 });
 

@@ -1,0 +1,169 @@
+// What every Backend promises the screens, as tests. `contract.test.ts` runs them against the
+// mock; the app's contract test (src-tauri/tests/contract.rs) runs the same ones against the
+// real hub through the app's own commands. A mock that drifts from the hub fails here.
+
+import { describe, expect, it } from "vitest";
+import { errorCode, errorMessage, type Backend, type HubEvent, type HubRecord } from "./backend";
+
+/** Runs `f` and answers the error it threw (fails if it did not). */
+async function refusal(f: () => Promise<unknown>): Promise<{ code: string; message: string }> {
+  try {
+    await f();
+  } catch (e) {
+    return { code: errorCode(e), message: errorMessage(e) };
+  }
+  throw new Error("expected a refusal, but it was accepted");
+}
+
+async function hub(fresh: () => Promise<Backend>): Promise<Backend> {
+  const b = await fresh();
+  await b.createHub("North Hall", "Main square", "kestrel", "a good passphrase");
+  return b;
+}
+
+const id = (r: HubRecord) => r.id;
+
+export function backendContract(name: string, fresh: () => Promise<Backend>) {
+  describe(`the Backend contract (${name})`, () => {
+    it("refuses a short passphrase and creates nothing, then founds a hub", async () => {
+      const b = await fresh();
+      expect((await b.status()).store_exists).toBe(false);
+      const e = await refusal(() => b.createHub("North Hall", "", "kestrel", "short"));
+      expect(e.code).toBe("invalid");
+      expect(e.message).toContain("at least 8 characters");
+      expect((await b.status()).store_exists).toBe(false);
+      const f = await refusal(() => b.createHub("North Hall", "", "  ", "a good passphrase"));
+      expect(f.message).toContain("handle");
+      await b.createHub("North Hall", "Main square", "kestrel", "a good passphrase");
+      const s = await b.status();
+      expect([s.store_exists, s.unlocked]).toEqual([true, true]);
+      expect((await b.overview()).hub_name).toBe("North Hall");
+    });
+
+    it("adds, lists and shows records; a bad field is named and nothing is added", async () => {
+      const b = await hub(fresh);
+      const before = (await b.list("item", 50, 0)).length;
+      const e = await refusal(() => b.add("item", { name: "", unit: "piece" }));
+      expect(e.code).toBe("invalid");
+      expect(e.message).toContain("name");
+      expect((await b.list("item", 50, 0)).length).toBe(before);
+      const water = await b.add("item", { name: "Water", unit: "bottle", category: "water" });
+      const listed = await b.list("item", 50, 0);
+      const row = listed.find((r) => r.id === water.id)!;
+      expect([row.kind, row.name, row.unit, row.amended]).toEqual(["item", "Water", "bottle", false]);
+      const v = await b.show(water.id);
+      expect(v.record.id).toBe(water.id);
+      expect(v.history.length).toBeGreaterThan(0);
+      const h = v.history[0];
+      expect(typeof h.handle).toBe("string");
+      expect(typeof h.change).toBe("string");
+      expect(h.at).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect((await refusal(() => b.show("nothing-here"))).code).toBe("not_found");
+      const hits = await b.search("water", null, 10);
+      expect(hits.map((x) => x.id)).toContain(water.id);
+    });
+
+    it("keeps stock as the sum of movements and refuses to issue what is not there", async () => {
+      const b = await hub(fresh);
+      const place = id(await b.add("place", { name: "Gate 2 tent" }));
+      const item = id(await b.add("item", { name: "Water", unit: "bottle" }));
+      await b.add("movement", { type: "receive", item, place, quantity: 10 });
+      await b.add("movement", { type: "issue", item, place, quantity: 4 });
+      expect((await b.levels([item]))[item]).toBe(6);
+      const e = await refusal(() => b.add("movement", { type: "issue", item, place, quantity: 100 }));
+      expect(e.code).toBe("invalid");
+      expect(e.message).toContain("quantity");
+      expect((await b.levels([item]))[item]).toBe(6);
+      expect(await b.stock(item)).toEqual([{ item, place, quantity: 6 }]);
+    });
+
+    it("takes a request by category to a suggestion in words, an allocation, a delivery and fulfilment", async () => {
+      const b = await hub(fresh);
+      const hall = id(await b.add("place", { name: "Hall" }));
+      const blanket = id(await b.add("item", { name: "Blanket", unit: "piece", category: "shelter" }));
+      await b.add("movement", { type: "receive", item: blanket, place: hall, quantity: 30 });
+      const req = id(
+        await b.add("request", { description: "Blankets for the shelter", category: "shelter", quantity: 20, place: hall }),
+      );
+      const [s, ...more] = await b.suggestions(req);
+      expect(more).toEqual([]);
+      expect(s.source).toEqual({ type: "stock", item: blanket, place: hall });
+      expect([s.request, s.quantity, s.needed]).toEqual([req, 20, 20]);
+      expect([s.request_label, s.source_label, s.place_label]).toEqual(["Blankets for the shelter", "Blanket", "Hall"]);
+      expect(s.reasons).toContainEqual({ type: "same_category" });
+      const alloc = id(await b.allocate(s.request, s.source, s.quantity));
+      const status = async () => (await b.list("request", 50, 0)).find((r) => r.id === req)!.status;
+      expect(await status()).toBe("matched");
+      expect(await b.suggestions(req)).toEqual([]);
+      await b.stepAllocation(alloc, "in_transit");
+      expect(await status()).toBe("in_transit");
+      expect((await b.levels([blanket]))[blanket]).toBe(30);
+      await b.stepAllocation(alloc, "delivered");
+      expect((await b.levels([blanket]))[blanket]).toBe(10);
+      expect(await status()).toBe("fulfilled");
+      const e = await refusal(() => b.stepAllocation(alloc, "released"));
+      expect(e.code).toBe("invalid");
+      expect(e.message).toContain("already delivered");
+      await b.requestStatus(req, "cancelled");
+      expect(await status()).toBe("cancelled");
+      await b.requestStatus(req, "open");
+      expect(await status()).toBe("open");
+    });
+
+    it("shows an amended incident amended in lists, with the original on demand; never edits it", async () => {
+      const b = await hub(fresh);
+      const inc = id(
+        await b.add("incident", { occurred: "2026-11-25T09:40:00Z", severity: 3, description: "Crush at gate 2" }),
+      );
+      expect((await refusal(() => b.update(inc, { severity: 4 }))).code).toBe("append_only");
+      expect((await refusal(() => b.amend(inc, "severity", 4, ""))).message).toContain("reason");
+      await b.amend(inc, "severity", 4, "two people hurt");
+      const row = (await b.list("incident", 50, 0)).find((r) => r.id === inc)!;
+      expect([row.severity, row.amended]).toEqual([4, true]);
+      const v = await b.show(inc);
+      expect(v.record.kind === "incident" && v.record.severity).toBe(4);
+      expect(v.original?.kind === "incident" && v.original.severity).toBe(3);
+      expect(v.amendments.length).toBe(1);
+    });
+
+    it("lists a new expense as waiting for approval, with what it lacks", async () => {
+      const b = await hub(fresh);
+      const exp = id(
+        await b.add("expense", {
+          date: "2026-11-25",
+          amount_minor: 4250,
+          currency: "EUR",
+          fund: "General",
+          payee: "Corner shop",
+          purpose: "Water",
+        }),
+      );
+      const l = await b.ledger();
+      const w = l.unapproved.find((r) => r.id === exp)!;
+      expect(w.approval.state).toBe("unapproved");
+      expect(w.approval.state === "unapproved" && w.approval.why.length).toBeGreaterThan(0);
+      expect(l.totals.per_fund).toContainEqual({ name: "General", currency: "EUR", minor: 4250, amount: "42.50 EUR" });
+    });
+
+    it("names the currencies the ledger takes, with their minor units", async () => {
+      const b = await fresh();
+      const c = await b.currencies();
+      expect(c).toContainEqual({ code: "EUR", digits: 2 });
+      expect(c).toContainEqual({ code: "JPY", digits: 0 });
+      expect(c).toContainEqual({ code: "KWD", digits: 3 });
+    });
+
+    it("tells the window which records changed", async () => {
+      const b = await hub(fresh);
+      const seen: HubEvent[] = [];
+      const stop = b.onEvent((e) => seen.push(e));
+      const place = id(await b.add("place", { name: "Kitchen" }));
+      const deadline = Date.now() + 5000;
+      while (!seen.some((e) => e.type === "records_changed" && e.ids.includes(place)) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      stop();
+      expect(seen).toContainEqual({ type: "records_changed", ids: [place] });
+    });
+  });
+}

@@ -1,0 +1,549 @@
+// Generated from the Rust types by src-tauri/src/edge.rs: do not edit.
+// `cargo xtask types` writes it again after a change on the Rust side.
+
+export type AfterAction = { incident: RecordId | null, title: string, worked: string, did_not_work: string, why: string, actions: string, };
+
+/**
+ * A reservation of quantity for a request, from an offer or from stock of an item at a place.
+ */
+export type Allocation = { request: RecordId, offer: RecordId | null, item: RecordId | null, place: RecordId | null, quantity: number, status: AllocationStatus, };
+
+export type AllocationStatus = "active" | "delivered" | "released";
+
+/**
+ * A step an allocation takes.
+ */
+export type AllocationStep = "in_transit" | "delivered" | "released";
+
+/**
+ * A correction to an append-only record (incident, expense): the original stays as it was.
+ */
+export type Amendment = { target: RecordId, field: string, value: JsonValue, reason: string, };
+
+/**
+ * An error as the UI receives it: a stable code to branch on, and a message for people.
+ */
+export type ApiError = { code: string, message: string, };
+
+export type Approval = { expense: RecordId, 
+/**
+ * Handle of the approver; their authority comes from role grants.
+ */
+approver: string, decision: Decision, note: string, 
+/**
+ * Public key (hex) of the member hub that recorded and signed the approval.
+ */
+signer: string, 
+/**
+ * Ed25519 signature (hex) over the record; checked on read by the hub.
+ */
+sig: string, };
+
+export type ApprovalState = { "state": "approved", approvers: Array<string>, } | { "state": "rejected", by: string, } | { "state": "unapproved", have: number, need: number, why: string, };
+
+export type Assignment = { shift: RecordId, volunteer: RecordId, 
+/**
+ * False once the assignment is withdrawn.
+ */
+active: boolean, };
+
+/**
+ * What a bundle holds, as `aidmesh bundle inspect` shows it.
+ */
+export type BundleSummary = { 
+/**
+ * Hub id of the exporting hub.
+ */
+exporter: string, 
+/**
+ * Its name, if it is a member this hub knows.
+ */
+exporter_name: string | null, 
+/**
+ * Whether the exporting hub is a current member (only then can the bundle be imported).
+ */
+member: boolean, created_at: Timestamp, full: boolean, documents: number, bytes: number, 
+/**
+ * The Automerge data inside (documents or changes), before encryption.
+ */
+data_bytes: number, 
+/**
+ * Records per kind in the bundle (new or changed ones, for an incremental bundle).
+ */
+records: { [key in string]: number }, vault_entries: number, 
+/**
+ * On export: the hubs an incremental bundle was made for (names, or ids when unnamed).
+ */
+made_for: Array<string>, 
+/**
+ * On export: members this hub knows nothing of (never synced, no bundle either way): an
+ * incremental bundle may lack what they need, a full one does not.
+ */
+unknown_members: Array<string>, 
+/**
+ * On import: documents whose changes wait for an earlier bundle (or a sync) to complete them.
+ */
+waiting_documents: number, };
+
+export type Category = "food" | "water" | "medical" | "hygiene" | "shelter" | "power" | "tools" | "transport" | "communications" | "other";
+
+/**
+ * A row of the ICS-211 check-in list.
+ */
+export type CheckIn = { volunteer: RecordId, shift: RecordId | null, place: RecordId | null, checked_in: Timestamp, checked_out: Timestamp | null, notes: string, };
+
+export type Condition = "new" | "good" | "used" | "damaged";
+
+export type ConflictEntry = { field: string, values: Array<JsonValue>, };
+
+export type Consent = { 
+/**
+ * May coordinators contact them through the vault contact.
+ */
+contact: boolean, 
+/**
+ * May they appear in photos.
+ */
+photo: boolean, 
+/**
+ * May their vault contact be shared with other hubs.
+ */
+share: boolean, };
+
+export type Coverage = { shift: RecordId, start: Timestamp, end: Timestamp, needed: number, assigned: number, };
+
+/**
+ * A currency the ledger takes: its ISO 4217 code, and the digits of its minor unit (2 for
+ * EUR: 42.50; 0 for JPY).
+ */
+export type Currency = { code: string, digits: number, };
+
+export type Decision = "approve" | "reject";
+
+export type DoubleBooking = { volunteer: RecordId, first: RecordId, second: RecordId, };
+
+export type Expense = { 
+/**
+ * Amount in minor units of the currency (cents, pence).
+ */
+amount_minor: number, 
+/**
+ * ISO 4217 code.
+ */
+currency: string, payee: string, purpose: string, fund: string, category: string, receipt: string, date: string, };
+
+export type Expiring = { item: RecordId, name: string, expiry: string, level: number, };
+
+/**
+ * Status of a request or an offer: open → matched → in transit → fulfilled, or cancelled.
+ */
+export type FlowStatus = "open" | "matched" | "in_transit" | "fulfilled" | "cancelled";
+
+export type FollowUp = { incident: RecordId, action: string, owner: string, due: Timestamp | null, done: boolean, };
+
+export type Grievance = { summary: string, details: string, confidential: boolean, 
+/**
+ * Handles who may read a confidential grievance.
+ */
+readers: Array<string>, 
+/**
+ * Handles of people involved: recused, they never read it even if listed as readers.
+ */
+involved: Array<string>, status: GrievanceStatus, resolution: string, };
+
+export type GrievanceStatus = "received" | "investigating" | "resolved" | "dismissed";
+
+/**
+ * What one shift hands over to the next.
+ */
+export type Handoff = { shift: RecordId, next_shift: RecordId | null, note: string, };
+
+export type HistoryLine = { at: Timestamp, hub: string, handle: string, change: string, };
+
+/**
+ * A search hit.
+ */
+export type Hit = { id: string, kind: string, label: string, };
+
+/**
+ * What the hub tells the window without being asked (the `hub-event` event).
+ */
+export type HubEvent = { "type": "records_changed", ids: Array<string>, } | { "type": "join", confirmation: string, } | { "type": "invite", state: string, name: string | null, joiner: string | null, confirmation: string | null, message: string | null, } | { "type": "progress", task: Task, done: number, total: number, };
+
+export type HubInfo = { name: string, 
+/**
+ * Coarse location only ("north side, St Mary's hall"), never an exact address of a person.
+ */
+location: string, 
+/**
+ * How to reach the hub: radio channel, runner, signal group name.
+ */
+channel: string, };
+
+/** A record: its meta and the fields of its kind, in one flat object. */
+export type HubRecord = (Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval);
+
+/**
+ * This hub, and the coalition's members as it knows them.
+ */
+export type Identity = { hub_name: string, fingerprint: string, public_key: string, founder: string, members: Array<Member>, has_coalition_key: boolean, };
+
+/**
+ * What an imported bundle held and how many records it changed here.
+ */
+export type Imported = { summary: BundleSummary, changed: number, };
+
+export type Incident = { occurred: Timestamp, place: RecordId | null, category: IncidentCategory, 
+/**
+ * 1 (minor) to 5 (life-threatening).
+ */
+severity: number, description: string, reporter: string, status: IncidentStatus, };
+
+export type IncidentCategory = "medical" | "safety" | "police_security" | "weather" | "supply_interruption" | "accessibility" | "conduct" | "near_miss" | "other";
+
+export type IncidentStatus = "open" | "monitoring" | "resolved";
+
+/**
+ * An open invite, as the inviting coordinator shows it.
+ */
+export type Invite = { code: string, qr_svg: string, expires_min: number, };
+
+export type Item = { name: string, category: Category, 
+/**
+ * Unit of count: "bottle 1.5 l", "box of 50", "kit".
+ */
+unit: string, 
+/**
+ * Home place of the item; stock may sit at several places (see movements).
+ */
+place: RecordId | null, expiry: string | null, condition: Condition, 
+/**
+ * Below this total level the item shows as a shortage. Zero means no reorder level.
+ */
+reorder_level: number, notes: string, };
+
+export type JsonValue = number | string | boolean | Array<JsonValue> | { [key in string]: JsonValue } | null;
+
+/**
+ * The kinds of record.
+ */
+export type Kind = "hub" | "place" | "role" | "policy" | "role_grant" | "member_entry" | "item" | "volunteer" | "request" | "offer" | "shift" | "grievance" | "after_action" | "movement" | "allocation" | "assignment" | "check_in" | "handoff" | "incident" | "amendment" | "follow_up" | "expense" | "approval";
+
+/**
+ * The ledger: totals, and the expenses still waiting for approval with what each lacks.
+ */
+export type Ledger = { totals: Totals, unapproved: Array<Waiting>, };
+
+/**
+ * A record in a list: as it reads now, and whether amendments changed it (`show` has the
+ * original and the amendments).
+ */
+export type Listed = { amended: boolean, } & ((Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval));
+
+/**
+ * A member hub of the coalition.
+ */
+export type Member = { id: string, name: string, 
+/**
+ * "admin" or "member".
+ */
+role: string, since: Timestamp, };
+
+/**
+ * One signed entry of the coalition's membership log. Its meaning and its signature are
+ * checked on read (`aidmesh-mesh`); as written, it proves nothing.
+ */
+export type MemberEntry = { 
+/**
+ * The action: `{"action": "admit" | "revoke" | "set_role", ...}`.
+ */
+action: JsonValue, 
+/**
+ * Public key of the signing hub, hex.
+ */
+signer: string, at: Timestamp, 
+/**
+ * Ed25519 signature, hex.
+ */
+sig: string, };
+
+/**
+ * Who made a record, on which hub, and when. Never changes after creation.
+ */
+export type Meta = { id: RecordId, kind: Kind, 
+/**
+ * Hub id of the hub that created the record.
+ */
+created_hub: string, 
+/**
+ * Pseudonymous handle of the person who created it.
+ */
+created_by: string, created_at: Timestamp, };
+
+/**
+ * One entry of the stock log. Stock levels are the sum of these, never a stored number.
+ */
+export type Movement = { item: RecordId, type: MovementKind, 
+/**
+ * Units moved; positive, except for `adjust` where it is the signed correction.
+ */
+quantity: number, place: RecordId, to_place: RecordId | null, 
+/**
+ * For `adjust`: the number actually counted, for the record.
+ */
+counted: number | null, reason: string, };
+
+export type MovementKind = "receive" | "issue" | "transfer" | "adjust" | "discard";
+
+export type Offer = { item: RecordId | null, category: Category | null, skill: SkillKind | null, description: string, quantity: number, place: RecordId | null, available_until: Timestamp | null, expiry: string | null, status: FlowStatus, contact: string | null, notes: string, };
+
+/**
+ * A source promised beyond what it holds: shown to a person to settle, never resolved silently.
+ */
+export type OverAllocation = { source: Source, capacity: number, allocated: number, allocations: Array<RecordId>, };
+
+/**
+ * What a coordinator needs to see first.
+ */
+export type Overview = { hub_name: string, now: Timestamp, shortages: Array<Shortage>, expiring: Array<Expiring>, urgent_requests: Array<HubRecord>, unfilled_shifts: Array<Coverage>, recent_incidents: Array<HubRecord>, over_allocations: Array<OverAllocation>, double_bookings: Array<DoubleBooking>, 
+/**
+ * Records with fields written concurrently: (id, kind, number of fields).
+ */
+field_conflicts: Array<[string, string, number]>, unapproved_expenses: Array<HubRecord>, counts: { [key in string]: number }, };
+
+/**
+ * The paper a sheet is printed on.
+ */
+export type Paper = "a4" | "letter";
+
+/**
+ * A connected peer, named as the coalition knows it.
+ */
+export type Peer = { hub: string, 
+/**
+ * The member's name, if this hub knows the peer as a member.
+ */
+name: string | null, addr: string, dialed: boolean, connected_at: Timestamp, last_synced: Timestamp | null, };
+
+/**
+ * Where this hub listens, and who it is connected to.
+ */
+export type Peers = { listening: string, peers: Array<Peer>, };
+
+export type Place = { name: string, type: PlaceKind, 
+/**
+ * The hub this place belongs to, if any.
+ */
+hub: RecordId | null, location: string, notes: string, };
+
+export type PlaceKind = "site" | "staging" | "route" | "vehicle";
+
+/**
+ * Purchase rules: who may authorise how much, and how many approvals large purchases need.
+ */
+export type Policy = { currency: string, limits: Array<RoleLimit>, 
+/**
+ * Above this amount, `approvals_above_threshold` distinct approvers are needed.
+ */
+threshold_minor: number, approvals_above_threshold: number, 
+/**
+ * When the policy comes into force; the latest in force at an expense's date applies.
+ */
+effective: Timestamp, };
+
+/**
+ * One reason a candidate fits a request; front ends put it in the person's language.
+ */
+export type Reason = { "type": "skill_matches" } | { "type": "same_item" } | { "type": "same_category" } | { "type": "covers", quantity: number, needed: number, } | { "type": "expires", date: string, } | { "type": "same_place" } | { "type": "same_hub" };
+
+/**
+ * A record's stable id: lowercase Crockford base32 of 48 bits of creation time and 80 random bits.
+ */
+export type RecordId = string;
+
+/**
+ * A record as a person reads it: amended, with its conflicts, history and derived facts.
+ */
+export type RecordView = { 
+/**
+ * The record as it reads now (amendments applied for append-only kinds).
+ */
+record: HubRecord, 
+/**
+ * The original, when amendments changed it.
+ */
+original: HubRecord | null, amendments: Array<HubRecord>, conflicts: Array<ConflictEntry>, history: Array<HistoryLine>, 
+/**
+ * For items: stock per place.
+ */
+stock: Array<StockLine>, 
+/**
+ * For items: every movement of it, newest first.
+ */
+movements: Array<HubRecord>, 
+/**
+ * For expenses: whether the approvals satisfy the policy.
+ */
+approval: ApprovalState | null, };
+
+export type Request = { 
+/**
+ * A specific catalogue item, or
+ */
+item: RecordId | null, 
+/**
+ * any item of a category, or
+ */
+category: Category | null, 
+/**
+ * a person with a skill (a service request).
+ */
+skill: SkillKind | null, description: string, quantity: number, place: RecordId | null, urgency: Urgency, needed_from: Timestamp | null, needed_by: Timestamp | null, status: FlowStatus, 
+/**
+ * Vault id of the contact: personal data never enters the CRDT.
+ */
+contact: string | null, notes: string, };
+
+/**
+ * A role on shift, with what it must produce and how to hand it over.
+ */
+export type Role = { name: string, outputs: string, success_measure: string, handoff_notes: string, 
+/**
+ * The skill the role needs, if any.
+ */
+skill: SkillKind | null, };
+
+/**
+ * Gives (or, revoked, takes back) a role from a person. Grants are entries of a log: the
+ * latest entry for a person and role decides, and an entry is never edited (its signature
+ * covers it).
+ */
+export type RoleGrant = { handle: string, role: string, revoked: boolean, 
+/**
+ * Public key (hex) of the admin hub that signed the grant.
+ */
+signer: string, 
+/**
+ * Ed25519 signature (hex) over the record; checked on read by the hub.
+ */
+sig: string, };
+
+export type RoleLimit = { role: string, 
+/**
+ * The largest amount, in minor units, that one holder of the role may authorise.
+ */
+max_minor: number, };
+
+/**
+ * The shifts of a window of time, with those short of people and the double-bookings.
+ */
+export type Roster = { shifts: Array<HubRecord>, unfilled: Array<Coverage>, double_bookings: Array<DoubleBooking>, };
+
+/**
+ * A saved PDF: where, and how big.
+ */
+export type SavedPdf = { path: string, bytes: number, };
+
+export type Shift = { role: RecordId, place: RecordId, start: Timestamp, end: Timestamp, needed: number, notes: string, };
+
+export type Shortage = { item: RecordId, name: string, level: number, reorder_level: number, };
+
+export type Skill = { skill: SkillKind, level: SkillLevel, 
+/**
+ * Handle of the person who verified the skill (saw the certificate, trained them).
+ */
+verified_by: string | null, 
+/**
+ * For translation: the languages (BCP 47 tags).
+ */
+languages: Array<string>, };
+
+export type SkillKind = "first_aid" | "medic" | "translation" | "childcare" | "marshal" | "de_escalation" | "legal_observer" | "driver" | "logistics" | "cook" | "radio" | "other";
+
+export type SkillLevel = "basic" | "trained" | "expert";
+
+/**
+ * Where an allocation draws from.
+ */
+export type Source = { "type": "offer", offer: RecordId, } | { "type": "stock", item: RecordId, place: RecordId, };
+
+/**
+ * Whether a store exists and whether it is open.
+ */
+export type Status = { store_exists: boolean, unlocked: boolean, store_path: string, };
+
+export type StockLine = { item: string, place: string, quantity: number, };
+
+/**
+ * A suggestion with what a person needs to decide on it: what is asked, where it would come
+ * from, how much of what is still needed it covers.
+ */
+export type SuggestionView = { request: RecordId, source: Source, 
+/**
+ * How much to allocate.
+ */
+quantity: number, 
+/**
+ * What the request still needs (asked, less what is allocated).
+ */
+needed: number, score: number, reasons: Array<Reason>, 
+/**
+ * The request as people read it ("Blankets for the night shelter").
+ */
+request_label: string, 
+/**
+ * The offer, or the item in stock ("Corner shop: 10 blankets", "Blanket").
+ */
+source_label: string, 
+/**
+ * The place the source is at, by name, if known.
+ */
+place_label: string | null, };
+
+/**
+ * Long tasks that report [`Event::Progress`].
+ */
+export type Task = "bundle_export" | "bundle_import";
+
+/**
+ * A point in time, milliseconds since the Unix epoch, UTC.
+ *
+ * Serialized as RFC 3339 text (`2026-11-25T14:00:00Z`) so that exports and the CRDT stay readable.
+ */
+export type Timestamp = string;
+
+/**
+ * One line of [`Totals`] as front ends read it (JSON has no tuple keys).
+ */
+export type TotalLine = { name: string, currency: string, minor: number, 
+/**
+ * The amount in the currency's units, e.g. "42.50 EUR".
+ */
+amount: string, };
+
+export type Totals = { 
+/**
+ * (fund, currency) → minor units.
+ */
+per_fund: Array<TotalLine>, 
+/**
+ * (category, currency) → minor units.
+ */
+per_category: Array<TotalLine>, };
+
+export type Urgency = "low" | "normal" | "high" | "critical";
+
+export type Volunteer = { 
+/**
+ * Pseudonymous handle: the only name in the CRDT.
+ */
+handle: string, skills: Array<Skill>, languages: Array<string>, availability: string, access_needs: string, consent: Consent, 
+/**
+ * Vault id of the real name and contact.
+ */
+contact: string | null, notes: string, };
+
+/**
+ * An expense waiting for approval, and what it lacks (who may approve, how many).
+ */
+export type Waiting = { approval: ApprovalState, } & ((Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval));
