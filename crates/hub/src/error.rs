@@ -5,7 +5,8 @@ use aidmesh_model::FieldError;
 /// One bad row of an import, with every reason it is bad.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RowError {
-    /// 1-based row (CSV data row, or JSON array element).
+    /// 1-based row: for CSV, the row as a spreadsheet numbers it (the header and hashtag rows
+    /// count, so the first data row under them is row 3); for JSON, the element of the array.
     pub row: usize,
     pub id: Option<String>,
     pub errors: Vec<String>,

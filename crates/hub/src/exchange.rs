@@ -89,17 +89,38 @@ impl HxlKind {
     }
 }
 
-/// A hashtag spec normalised: tag and sorted attributes, lower case.
-fn norm_tag(s: &str) -> Option<String> {
+/// A hashtag spec as its tag and its attributes (lower case, sorted, without duplicates).
+fn tag_parts(s: &str) -> Option<(String, Vec<String>)> {
     let s = s.trim().to_ascii_lowercase();
-    if !s.starts_with('#') {
-        return None;
-    }
-    let mut parts = s[1..].split('+').map(str::trim);
-    let tag = parts.next()?;
-    let mut attrs: Vec<&str> = parts.filter(|a| !a.is_empty()).collect();
+    let rest = s.strip_prefix('#')?;
+    let mut parts = rest.split('+').map(str::trim);
+    let tag = parts.next().filter(|t| !t.is_empty())?.to_string();
+    let mut attrs: Vec<String> = parts.filter(|a| !a.is_empty()).map(String::from).collect();
     attrs.sort();
-    Some(std::iter::once(format!("#{tag}")).chain(attrs.into_iter().map(String::from)).collect::<Vec<_>>().join("+"))
+    attrs.dedup();
+    Some((tag, attrs))
+}
+
+/// The record field each column of a hashtag row fills, as the HXL standard matches tag
+/// patterns: a column matches a pattern when it has the pattern's tag and at least its
+/// attributes (`#item+name+v_unhcr` is an `#item+name`), the most specific pattern a column
+/// matches decides (`#description+notes` is notes, not the description), and the first column
+/// a field matches fills it.
+fn match_columns(
+    wanted: &[(&'static str, &'static str, &'static str)],
+    row: &csv::StringRecord,
+) -> Vec<Option<&'static str>> {
+    let mut patterns: Vec<(String, Vec<String>, &'static str)> =
+        wanted.iter().filter_map(|(_, tag, field)| tag_parts(tag).map(|(t, a)| (t, a, *field))).collect();
+    patterns.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    let mut taken = std::collections::BTreeSet::new();
+    row.iter()
+        .map(|c| {
+            let (tag, attrs) = tag_parts(c)?;
+            let field = patterns.iter().find(|(t, a, _)| *t == tag && a.iter().all(|x| attrs.contains(x)))?.2;
+            taken.insert(field).then_some(field)
+        })
+        .collect()
 }
 
 impl Hub {
@@ -190,18 +211,13 @@ impl Hub {
                 format: "HXL",
                 why: "no hashtag row (a row such as #item+name,#loc+code,...)".into(),
             })?;
-        let mut by_col: Vec<Option<&'static str>> = Vec::new();
-        let wanted: BTreeMap<String, &'static str> =
-            kind.columns().iter().filter_map(|(_, tag, field)| Some((norm_tag(tag)?, *field))).collect();
-        for c in rows[tag_row].1.iter() {
-            by_col.push(norm_tag(c).and_then(|t| wanted.get(&t).copied()));
-        }
-        let required = match kind {
-            HxlKind::Inventory => "#item+name",
-            HxlKind::Requests => "#inneed",
-            HxlKind::Incidents => "#description",
+        let by_col = match_columns(kind.columns(), &rows[tag_row].1);
+        let (required, field) = match kind {
+            HxlKind::Inventory => ("#item+name", "name"),
+            HxlKind::Requests => ("#inneed", "quantity"),
+            HxlKind::Incidents => ("#description", "description"),
         };
-        if !by_col.iter().flatten().any(|f| Some(*f) == wanted.get(&norm_tag(required).unwrap_or_default()).copied()) {
+        if !by_col.iter().flatten().any(|f| *f == field) {
             return Err(Error::Malformed { format: "HXL", why: format!("the hashtag row has no {required} column") });
         }
         let now = self.now();
@@ -310,8 +326,15 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
+/// Fields whose values are names from a fixed list: matched whatever their case or spacing
+/// ("In transit", "in-transit" and "in_transit" are one status).
+const ENUM_FIELDS: [&str; 7] = ["category", "condition", "skill", "urgency", "status", "type", "decision"];
+
 /// A CSV cell as JSON of the type the field wants: numbers for numeric fields, text otherwise.
 fn typed_cell(kind: Kind, field: &str, c: &str) -> Value {
+    if ENUM_FIELDS.contains(&field) {
+        return Value::String(c.trim().to_lowercase().replace([' ', '-'], "_"));
+    }
     let numeric = match kind.template().to_fields().get(field) {
         Some(Value::Number(_)) => true,
         _ => matches!(field, "quantity" | "severity" | "reorder_level"),

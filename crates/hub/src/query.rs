@@ -76,8 +76,11 @@ pub struct ConflictEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct HistoryLine {
     pub at: Timestamp,
+    /// The hub (its id) where the change was made.
     pub hub: String,
+    /// Who made it.
     pub handle: String,
+    /// The change's hash: the same on every hub that holds it.
     pub change: String,
 }
 

@@ -326,6 +326,32 @@ fn hxl_round_trip_and_bad_rows() {
 }
 
 #[test]
+fn hxl_columns_match_by_attributes_and_names_by_any_case() {
+    let mut t = new_hub("North", 1);
+    // As other tools write them: extra attributes, another column order, words in capitals.
+    let sheet = "Name,Notes,Kind,Unit,Other\n\
+                 #item+v_unhcr+name,#description+notes+x_local,#item+type,#item+unit,#description+v_other\n\
+                 Tarpaulin,Blue ones,Shelter,piece,ignored\n\
+                 Kettle,,OTHER,piece,\n";
+    let r = t.hub.import_hxl(HxlKind::Inventory, &mut sheet.as_bytes()).unwrap();
+    assert_eq!(r.imported, 2, "{r:?}");
+    let items = t.hub.stored(Kind::Item, 10, 0).unwrap();
+    let tarp = items.iter().find(|i| i.body.label() == "Tarpaulin").expect("the name column matched #item+name");
+    let Body::Item(tarp) = &tarp.body else { unreachable!() };
+    assert_eq!((tarp.notes.as_str(), serde_json::to_value(tarp.category).unwrap()), ("Blue ones", json!("shelter")));
+    // Requests: quantities under #inneed+num, names in capitals and with spaces.
+    let reqs = "Need,Kind,Quantity,Urgency,Status\n#description,#item+type,#inneed+num,#severity,#status\nSoap,Hygiene,4,High,In transit\n";
+    t.hub.import_hxl(HxlKind::Requests, &mut reqs.as_bytes()).unwrap();
+    let Body::Request(rq) = &t.hub.stored(Kind::Request, 1, 0).unwrap()[0].body else { unreachable!() };
+    assert_eq!((rq.quantity, serde_json::to_value(rq.urgency).unwrap()), (4, json!("high")));
+    assert_eq!(serde_json::to_value(rq.status).unwrap(), json!("in_transit"));
+    // A value that is no name on the list is still refused, naming its row as a spreadsheet does.
+    let bad = "Need,Kind,Quantity,Urgency\n#description,#item+type,#inneed,#severity\nSoap,hygiene,4,Very high\n";
+    let e = t.hub.import_hxl(HxlKind::Requests, &mut bad.as_bytes()).unwrap_err().to_string();
+    assert!(e.contains("row 3") && e.contains("urgency"), "{e}");
+}
+
+#[test]
 fn vault_holds_personal_data_outside_the_crdt_and_erases_it() {
     let mut t = new_hub("North", 1);
     let vid = t.hub.vault_put(&fields(json!({"name": "Amal Haddad", "phone": "+34 600 000 000"}))).unwrap();

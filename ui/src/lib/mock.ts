@@ -304,7 +304,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         original: now === r ? null : (r as unknown as HubRecord),
         amendments: amendmentsOf(id) as unknown as HubRecord[],
         conflicts: [],
-        history: [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: "created" }],
+        history: [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: `${r.id}0000` }],
         stock: r.kind === "item" ? stockLines(id) : [],
         movements: (r.kind === "item" ? ofKind("movement").filter((m) => m.item === id).reverse() : []) as unknown as HubRecord[],
         approval: null,

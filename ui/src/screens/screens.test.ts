@@ -62,6 +62,29 @@ describe("inventory", () => {
   });
 });
 
+describe("stock movements", () => {
+  it("ask for a destination only for a transfer, and keep the place for the next movement", async () => {
+    const b = await ready();
+    const hall = b.records.find((r) => r.kind === "place")!.id;
+    await b.add("place", { name: "Van" });
+    const item = (await b.add("item", { name: "Water", unit: "bottle" })).id;
+    render(Inventory, { backend: b });
+    await fireEvent.click(await screen.findByRole("button", { name: "Details: Water" }));
+    const move = await screen.findByRole("form", { name: "Stock movement" });
+    await waitFor(() => expect(within(move).getByLabelText("place").querySelectorAll("option").length).toBeGreaterThan(2));
+    expect(within(move).queryByLabelText("to place")).toBeNull();
+    await fireEvent.change(within(move).getByLabelText("type"), { target: { value: "transfer" } });
+    expect(within(move).getByLabelText("to place")).toBeTruthy();
+    await fireEvent.change(within(move).getByLabelText("type"), { target: { value: "receive" } });
+    expect(within(move).queryByLabelText("to place")).toBeNull();
+    await fireEvent.change(within(move).getByLabelText("place"), { target: { value: hall } });
+    await fireEvent.input(within(move).getByLabelText("quantity"), { target: { value: "3" } });
+    await fireEvent.click(within(move).getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(b.records.filter((r) => r.kind === "movement" && r.item === item).length).toBe(1));
+    await waitFor(() => expect((within(move).getByLabelText("place") as HTMLSelectElement).value).toBe(hall));
+  });
+});
+
 describe("incidents", () => {
   it("prefills the time and the place, so a report needs only what happened", async () => {
     const b = await ready();
