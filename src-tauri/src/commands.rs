@@ -74,7 +74,9 @@ fn emitter<R: Runtime>(app: AppHandle<R>) -> impl Fn(HubEvent) + Send + 'static 
 async fn status(state: State<'_, AppState>) -> ApiResult<edge::Status> {
     let path = state.settings.store_path();
     let unlocked = state.running.lock().map(|g| g.is_some()).unwrap_or(false);
-    Ok(edge::Status { store_exists: path.exists(), unlocked, store_path: path.display().to_string() })
+    // A store left by a join that never finished is no hub: the first start is offered again.
+    let store_exists = path.exists() && !aidmesh_hub::unfinished_join(&path);
+    Ok(edge::Status { store_exists, unlocked, store_path: path.display().to_string() })
 }
 
 fn check_handle(handle: &str) -> ApiResult<()> {
@@ -94,11 +96,14 @@ async fn create_hub<R: Runtime>(
     handle: String,
     passphrase: String,
 ) -> ApiResult<()> {
+    // A store left by a join that never finished goes first.
+    aidmesh_hub::clear_unfinished_join(&state.settings.store_path())?;
     let hub = new_store(&state, &hub_name, location, &handle, &passphrase)?;
     state.start(hub, emitter(app)).await
 }
 
 /// A new store for a first start; the hub checks the name and the passphrase.
+/// A new store at the data folder's store path.
 fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, passphrase: &str) -> ApiResult<Hub> {
     check_handle(handle)?;
     aidmesh_hub::check_new_passphrase(passphrase)?;
@@ -123,7 +128,22 @@ async fn join_hub<R: Runtime>(
 ) -> ApiResult<()> {
     let invite =
         aidmesh_node::invite::parse_invite(&code).map_err(|e| ApiError::new("invalid", format!("invite code: {e}")))?;
-    let mut hub = new_store(&state, &hub_name, location, &handle, &passphrase)?;
+    // Until the coalition is adopted, the new store is marked as a join: should the app be
+    // quit while it waits, the next start offers joining (or founding) again. A hub already
+    // there is never marked.
+    let path = state.settings.store_path();
+    aidmesh_hub::clear_unfinished_join(&path)?;
+    if path.exists() {
+        return Err(aidmesh_hub::Error::Store(aidmesh_hub::StoreError::Exists(path)).into());
+    }
+    aidmesh_hub::begin_join(&path)?;
+    let mut hub = match new_store(&state, &hub_name, location, &handle, &passphrase) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = aidmesh_hub::join_finished(&path);
+            return Err(e);
+        }
+    };
     let identity = hub.identity();
     let show = emitter(app.clone());
     let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), |c| {
@@ -137,12 +157,13 @@ async fn join_hub<R: Runtime>(
     let welcome = match joined {
         Ok(w) => w,
         Err(e) => {
-            if let Err(gone) = hub.discard() {
+            if let Err(gone) = hub.discard().and_then(|_| aidmesh_hub::join_finished(&path)) {
                 tracing::warn!(error = %gone, "the store made for the join could not be removed");
             }
             return Err(e);
         }
     };
+    aidmesh_hub::join_finished(&path)?;
     state.start(hub, emitter(app)).await?;
     if let Some(peer) = welcome.peer.and_then(|p| p.parse().ok()) {
         state.with_running(|r| r.dialer.dial(peer))?;

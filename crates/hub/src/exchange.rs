@@ -125,10 +125,14 @@ fn match_columns(
 
 impl Hub {
     /// Every record as JSON. Vault content is not included: records carry vault ids only.
+    ///
+    /// A confidential grievance goes out as the acting person may read it: whole for its
+    /// readers, withheld for anyone else, as on the screen.
     pub fn export_json(&self, out: &mut dyn Write) -> Result<usize> {
         let mut records = Vec::new();
         for k in Kind::ALL {
             for r in self.all(*k)? {
+                let r = r.redacted_for(self.handle()).unwrap_or(r);
                 records.push(Value::Object(r.to_json()));
             }
         }

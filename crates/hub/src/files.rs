@@ -1,39 +1,77 @@
-//! Files a hub writes for people (exports, bundles) and the removal of a store that never
-//! came to be (a join that failed): the same for every face.
+//! Files a hub writes for people (exports, bundles), and the mark of a store made for a join
+//! that has not finished (a join that failed, or an app quit while it waited): the same for
+//! every face.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// Writes `path` through `write`: beside it first, then renamed over it, so a pulled stick or
-/// a full disk leaves the old file or none, never half of one. Answers what `write` answered.
+/// Writes `path` through `write`: into a new file beside it first (created exclusively under a
+/// random name, so nothing planted there — a link to another file — is followed, and readable
+/// by this user only), then renamed over it, so a pulled stick or a full disk leaves the old
+/// file or none, never half of one. Answers what `write` answered.
 pub fn write_atomically<T>(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
-    let tmp = partial_path(path);
-    let result = (|| -> Result<T> {
-        let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, "write", e))?;
-        let out = write(&mut file)?;
-        file.flush().and_then(|_| file.sync_all()).map_err(|e| io(&tmp, "write", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io(path, "write", e))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // The rename itself reaches the disk with the folder.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(out)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .map_err(|e| io(path, "write", e))?;
+    let out = write(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush().and_then(|_| tmp.as_file().sync_all()).map_err(|e| io(path, "write", e))?;
+    tmp.persist(path).map_err(|e| io(path, "write", e.error))?;
+    // The rename itself reaches the disk with the folder.
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
     }
-    result
+    Ok(out)
 }
 
-/// `<file>.partial` beside `path`.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".partial");
-    path.with_file_name(name)
+/// Marks the store at `path` as made for a join: until [`join_finished`], it is no hub yet, and
+/// [`clear_unfinished_join`] removes it.
+pub fn begin_join(path: &Path) -> Result<()> {
+    std::fs::write(join_mark(path), b"").map_err(|e| io(path, "mark the join of", e))
+}
+
+/// The join of the store at `path` is done: it is a hub of its coalition.
+pub fn join_finished(path: &Path) -> Result<()> {
+    match std::fs::remove_file(join_mark(path)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path, "finish the join of", e)),
+    }
+}
+
+/// Whether the store at `path` was made for a join that never finished.
+pub fn unfinished_join(path: &Path) -> bool {
+    join_mark(path).exists()
+}
+
+/// Removes the store at `path` if it was made for a join that never finished (with its journal
+/// and its mark), so that joining or founding starts clean. A store without the mark, or one a
+/// process owns, is left alone.
+pub fn clear_unfinished_join(path: &Path) -> Result<()> {
+    if !unfinished_join(path) {
+        return Ok(());
+    }
+    aidmesh_store::Store::ensure_free(path)?;
+    for p in [path.to_path_buf(), aidmesh_store::sibling(path, "-wal"), aidmesh_store::sibling(path, "-shm")] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&p, "remove", e)),
+        }
+    }
+    join_finished(path)
+}
+
+fn join_mark(path: &Path) -> PathBuf {
+    aidmesh_store::sibling(path, ".joining")
 }
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -55,9 +93,26 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert!(!partial_path(&path).exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no partial file is left");
         write_atomically(&path, |w| Ok(w.write_all(b"new")?)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the file itself is left");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_not_followed_and_the_file_is_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("hub.aidmesh");
+        std::fs::write(&victim, b"the store").unwrap();
+        let path = dir.path().join("north.bundle");
+        // Whatever name a writer might use beside the target, planted as a link to the store.
+        std::os::unix::fs::symlink(&victim, dir.path().join("north.bundle.partial")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".north.bundle.partial")).unwrap();
+        write_atomically(&path, |w| Ok(w.write_all(b"bundle")?)).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"the store");
+        assert_eq!(std::fs::read(&path).unwrap(), b"bundle");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

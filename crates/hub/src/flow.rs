@@ -102,6 +102,23 @@ impl Hub {
     /// overview shows the over-allocation for a person to settle.
     pub fn allocate(&mut self, request: &str, source: &Source, quantity: u64) -> Result<Record> {
         let req = self.request(request)?;
+        self.still_open(&req, "allocate to it")?;
+        if let Source::Offer { offer } = source {
+            let o = self.get(offer.as_str())?;
+            match &o.body {
+                Body::Offer(x) if !x.status.is_active() => {
+                    return Err(Error::invalid(
+                        "allocation",
+                        vec![FieldError::new(
+                            "offer",
+                            format!("the offer is {}: nothing is left to promise", flow_name(x.status)),
+                        )],
+                    ))
+                }
+                Body::Offer(_) => {}
+                _ => return Err(Error::NotFound(format!("offer {offer}"))),
+            }
+        }
         let (offer, item, place) = match source {
             Source::Offer { offer } => (Some(offer.clone()), None, None),
             Source::Stock { item, place } => (None, Some(item.clone()), Some(place.clone())),
@@ -130,6 +147,16 @@ impl Hub {
         let Body::Allocation(a) = &rec.body else {
             return Err(Error::NotFound(format!("allocation {id}")));
         };
+        // Delivering again what is delivered only settles the request and the offer once more:
+        // a delivery interrupted between its writes is finished by trying it again.
+        if a.status == AllocationStatus::Delivered && step == AllocationStep::Delivered {
+            let a = a.clone();
+            self.settle_request(&a.request)?;
+            if let Some(offer) = &a.offer {
+                self.settle_offer(offer)?;
+            }
+            return self.get(id);
+        }
         if a.status != AllocationStatus::Active {
             return Err(Error::invalid(
                 "allocation",
@@ -137,14 +164,22 @@ impl Hub {
             ));
         }
         let a = a.clone();
+        if step != AllocationStep::Released {
+            self.still_open(&self.get(a.request.as_str())?, "send or deliver for it")?;
+        }
         match step {
             AllocationStep::InTransit => {
                 self.set_status(&a.request, FlowStatus::InTransit)?;
                 return self.get(id);
             }
             AllocationStep::Delivered => {
-                // Stock leaves the shelf first: if it is not there, nothing else changes.
-                if let (Some(item), Some(place)) = (&a.item, &a.place) {
+                // Stock leaves the shelf first: if it is not there, nothing else changes. A
+                // delivery tried again after an interruption finds its movement already made.
+                let unissued = match (&a.item, &a.place) {
+                    (Some(item), Some(place)) if !self.issued_for(item, id)? => Some((item, place)),
+                    _ => None,
+                };
+                if let Some((item, place)) = unissued {
                     let request = self.get(a.request.as_str())?.body.label();
                     self.add_body(Body::Movement(Movement {
                         item: item.clone(),
@@ -169,11 +204,59 @@ impl Hub {
         self.get(id)
     }
 
-    /// Cancels a request, or reopens a cancelled or fulfilled one.
+    /// Cancels a request (what is still promised to it is released), or reopens a cancelled or
+    /// fulfilled one (matched again if something is still promised to it). Other statuses follow
+    /// from the allocations' steps, never set by hand.
     pub fn set_request_status(&mut self, id: &str, status: FlowStatus) -> Result<Record> {
         let req = self.request(id)?;
-        self.set_status(req.id(), status)?;
+        match status {
+            FlowStatus::Cancelled => {
+                for a in self.by_field(Kind::Allocation, "request", req.id().as_str())? {
+                    if matches!(&a.body, Body::Allocation(x) if x.status == AllocationStatus::Active) {
+                        self.set_allocation(a.id().as_str(), AllocationStatus::Released)?;
+                    }
+                }
+                self.set_status(req.id(), FlowStatus::Cancelled)?;
+            }
+            FlowStatus::Open => {
+                let active =
+                    self.allocations_of("request", req.id())?.iter().any(|a| a.status == AllocationStatus::Active);
+                self.set_status(req.id(), if active { FlowStatus::Matched } else { FlowStatus::Open })?;
+            }
+            other => {
+                return Err(Error::invalid(
+                    "request",
+                    vec![FieldError::new(
+                        "status",
+                        format!(
+                            "a request is cancelled or reopened by hand; {} follows from its allocations",
+                            flow_name(other)
+                        ),
+                    )],
+                ))
+            }
+        }
         self.get(id)
+    }
+
+    /// Refuses what cannot be done for a cancelled or fulfilled request.
+    fn still_open(&self, req: &Record, what: &str) -> Result<()> {
+        match &req.body {
+            Body::Request(r) if !r.status.is_active() => Err(Error::invalid(
+                "request",
+                vec![FieldError::new("status", format!("the request is {}: reopen it to {what}", flow_name(r.status)))],
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the issue movement of allocation `id` was already made (a delivery interrupted
+    /// after it).
+    fn issued_for(&self, item: &RecordId, id: &str) -> Result<bool> {
+        let mark = format!("(allocation {id})");
+        Ok(self.by_field(Kind::Movement, "item", item.as_str())?.iter().any(
+            |m| matches!(&m.body, Body::Movement(x) if x.kind == MovementKind::Issue && x.reason.ends_with(&mark)),
+        ))
     }
 
     fn request(&self, id: &str) -> Result<Record> {
@@ -242,6 +325,16 @@ impl Hub {
         let mut patch = Map::new();
         patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
         self.update(id, patch).map(drop)
+    }
+}
+
+fn flow_name(s: FlowStatus) -> &'static str {
+    match s {
+        FlowStatus::Open => "open",
+        FlowStatus::Matched => "matched",
+        FlowStatus::InTransit => "in transit",
+        FlowStatus::Fulfilled => "fulfilled",
+        FlowStatus::Cancelled => "cancelled",
     }
 }
 

@@ -34,12 +34,12 @@ use rand_chacha::ChaCha20Rng;
 
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
-pub use aidmesh_store::{sibling as sibling_path, Hit, VaultState};
+pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
 pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
-pub use files::write_atomically;
+pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_join, write_atomically};
 pub use flow::{AllocationStep, SuggestionView};
 pub use members::Founder;
 pub use query::{ConflictEntry, HistoryLine, Ledger, Listed, Overview, RecordView, Roster, StockLine, Waiting};
@@ -225,16 +225,21 @@ impl Hub {
             tx.replace_doc(INDEX_DOC, &bytes)
         });
         if let Err(e) = created {
-            drop(store);
-            let _ = std::fs::remove_file(path);
+            let _ = store.destroy();
             return Err(e.into());
         }
         let mut hub = Hub::assemble(store, index, hub_id, identity, actor, config, rng);
         let mut fields = serde_json::Map::new();
         fields.insert("name".into(), opts.hub_name.trim().into());
         fields.insert("location".into(), opts.location.trim().into());
-        let rec = hub.add(model::Kind::Hub, fields)?;
-        hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?;
+        // A store that could not be made whole goes, with its journal: the next try starts clean.
+        let recorded = hub
+            .add(model::Kind::Hub, fields)
+            .and_then(|rec| Ok(hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?));
+        if let Err(e) = recorded {
+            let _ = hub.discard();
+            return Err(e);
+        }
         Ok(hub)
     }
 

@@ -90,11 +90,22 @@ impl Hub {
     }
 
     /// Changes fields of a record. Append-only kinds refuse: they take amendments.
+    /// A confidential grievance is changed only by its readers, and answered to anyone as they
+    /// may read it.
     pub fn update(&mut self, id: &str, patch: Map<String, Value>) -> Result<Record> {
         let current = self.get(id)?;
         let kind = current.kind();
         if kind.append_only() {
             return Err(Error::AppendOnly { kind: kind.name().into(), id: id.into() });
+        }
+        if current.redacted_for(&self.handle).is_some() {
+            return Err(Error::invalid(
+                kind.name(),
+                vec![FieldError::new(
+                    "",
+                    "only its readers may change a confidential grievance, and not the people it concerns",
+                )],
+            ));
         }
         let mut fields = current.body.to_fields();
         let known = kind.field_names();
@@ -137,7 +148,8 @@ impl Hub {
         self.settle(result, std::slice::from_ref(&doc_id))?;
         self.changed_docs.insert(doc_id);
         self.emit(Event::RecordsChanged { ids: vec![id.to_string()] });
-        self.get(id)
+        let rec = self.get(id)?;
+        Ok(rec.redacted_for(&self.handle).unwrap_or(rec))
     }
 
     /// Corrects an append-only record (incident, expense, ...) by adding an amendment.

@@ -89,11 +89,43 @@ fn delivery_from_an_offer_uses_it_up_and_a_release_reopens_the_request() {
         _ => unreachable!(),
     }
 
-    // Cancel, and reopen.
+    // Cancelling releases what is promised; nothing more is sent or delivered for it until it
+    // is reopened; other statuses are not set by hand.
+    assert_eq!(status(&t.hub, &r2), FlowStatus::Matched);
     t.hub.set_request_status(&r2, FlowStatus::Cancelled).unwrap();
     assert_eq!(status(&t.hub, &r2), FlowStatus::Cancelled);
+    match t.hub.get(c.id().as_str()).unwrap().body {
+        Body::Allocation(a) => assert_eq!(a.status, aidmesh_hub::model::AllocationStatus::Released),
+        _ => unreachable!(),
+    }
+    let src = Source::Stock { item: soap.as_str().into(), place: hall.as_str().into() };
+    let e = t.hub.allocate(&r2, &src, 1).unwrap_err();
+    assert!(e.to_string().contains("cancelled"), "{e}");
+    let e = t.hub.set_request_status(&r2, FlowStatus::Fulfilled).unwrap_err();
+    assert!(e.to_string().contains("follows from its allocations"), "{e}");
     t.hub.set_request_status(&r2, FlowStatus::Open).unwrap();
     assert_eq!(status(&t.hub, &r2), FlowStatus::Open);
+    // A fulfilled offer takes no new promise.
+    let e = t.hub.allocate(&r2, &Source::Offer { offer: offer.as_str().into() }, 1).unwrap_err();
+    assert!(e.to_string().contains("fulfilled"), "{e}");
+}
+
+#[test]
+fn a_delivery_tried_again_issues_the_stock_once_and_settles_the_request() {
+    let mut t = new_hub("North", 1);
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let soap = add(&mut t.hub, Kind::Item, json!({"name": "Soap", "unit": "bar", "category": "hygiene"}));
+    add(&mut t.hub, Kind::Movement, json!({"item": soap, "type": "receive", "quantity": 10, "place": hall}));
+    let req = add(&mut t.hub, Kind::Request, json!({"item": soap, "quantity": 4}));
+    let src = Source::Stock { item: soap.as_str().into(), place: hall.as_str().into() };
+    let a = t.hub.allocate(&req, &src, 4).unwrap().id().to_string();
+    t.hub.advance_allocation(&a, AllocationStep::Delivered).unwrap();
+    t.hub.advance_allocation(&a, AllocationStep::Delivered).unwrap();
+    assert_eq!(level(&t.hub, &soap), 6, "issued once");
+    assert_eq!(status(&t.hub, &req), FlowStatus::Fulfilled);
+    // In transit is refused for a request that is no longer open.
+    let b = t.hub.allocate(&req, &src, 1);
+    assert!(b.is_err(), "a fulfilled request takes no new promise");
 }
 
 #[test]
@@ -149,7 +181,33 @@ fn a_confidential_grievance_is_withheld_from_lists_search_show_and_history() {
     assert!(seen.contains("[confidential]"), "the list says something is withheld: {seen}");
     let v = serde_json::to_string(&t.hub.show(&g).unwrap()).unwrap();
     assert!(!v.contains("shouted") && !v.contains("names inside"), "{v}");
+    assert!(v.contains(r#""readers":[]"#), "nor who may read it: {v}");
     assert!(t.hub.history(&g).unwrap().is_empty());
+    // Nor can a non-reader change it (to make themselves a reader), nor read it in an export.
+    let e = t.hub.update(&g, fields(json!({"readers": ["fox"]}))).unwrap_err();
+    assert_eq!(e.code(), "invalid", "{e}");
+    t.hub.act_as("heron");
+    assert!(serde_json::to_string(&t.hub.show(&g).unwrap()).unwrap().contains("Marshal shouted"), "unchanged");
+    t.hub.act_as("fox");
+    let mut export = Vec::new();
+    t.hub.export_json(&mut export).unwrap();
+    let export = String::from_utf8(export).unwrap();
+    assert!(!export.contains("shouted") && !export.contains("names inside"), "{export}");
+
+    // An open grievance that names someone is withheld from them too, search included.
+    t.hub.act_as("heron");
+    let open = add(
+        &mut t.hub,
+        Kind::Grievance,
+        json!({"summary": "Kitchen rota unfair to the night shift", "involved": ["elk"]}),
+    );
+    assert_eq!(t.hub.search("rota", None, 10).unwrap().len(), 1);
+    t.hub.act_as("elk");
+    assert!(t.hub.search("rota", None, 10).unwrap().is_empty(), "the person it concerns does not find it");
+    // Whoever may not read it gets it back from an update as they may read it.
+    t.hub.act_as("heron");
+    let r = t.hub.update(&open, fields(json!({"status": "investigating"}))).unwrap();
+    assert!(serde_json::to_string(&r).unwrap().contains("Kitchen rota"), "a reader reads what they changed");
 }
 
 #[test]

@@ -1253,6 +1253,9 @@ impl Record {
             g.summary = "[confidential]".into();
             g.details = "[confidential]".into();
             g.resolution = "[confidential]".into();
+            // Who may read it and who it concerns are part of what is confidential.
+            g.readers.clear();
+            g.involved.clear();
         }
         Some(r)
     }

@@ -596,7 +596,9 @@ fn grievances_respect_readers_and_recusal() {
     };
     assert!(rec.redacted_for("owl").is_none(), "a reader sees it whole");
     let hidden = rec.redacted_for("elk").expect("withheld from others");
-    assert!(!serde_json::to_string(&hidden).unwrap().contains("what happened"));
+    let text = serde_json::to_string(&hidden).unwrap();
+    assert!(!text.contains("what happened"), "{text}");
+    assert!(!text.contains("fox") && !text.contains("\"owl\""), "nor who reads it or who it concerns: {text}");
     assert_eq!(hidden.meta, rec.meta, "who and when stay visible");
     assert!(rec.redacted_for("fox").is_some(), "and from the people involved");
 }

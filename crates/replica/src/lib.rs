@@ -8,7 +8,8 @@
 //!   records, `<kind>/<YYYY-MM>` for month logs;
 //! - a document's root map holds one map per record, keyed by record id. Record ids are unique,
 //!   so concurrent creations never collide; concurrent writes to one field are kept by Automerge
-//!   and surfaced as [`FieldConflict`]s; long free text is Automerge Text and merges by character.
+//!   and surfaced as [`FieldConflict`]s; long free text is Automerge Text with a register of its
+//!   last written value beside it, so that two rewrites made apart are a conflict, not a mix.
 //!
 //! Reads and writes touch one record at a time. Time, actor and author come from the caller.
 
@@ -35,7 +36,13 @@ pub fn partition_for(kind: Kind, at: Timestamp) -> String {
     }
 }
 
-/// Fields whose string values are stored as Automerge Text, so concurrent edits merge by character.
+/// The suffix of the register kept beside a text field once it is edited: the whole text as its
+/// writer left it, which is what the field then reads. Two hubs that edit the field while apart
+/// leave two values there — a conflict that the hub shows a person, with both versions — where
+/// the text merged by character would read as a mix of both rewrites that neither meant.
+const LAST_WRITTEN: &str = "~";
+
+/// Fields whose string values are stored as Automerge Text (with the `LAST_WRITTEN` register).
 pub fn is_text_field(field: &str) -> bool {
     matches!(
         field,
@@ -201,6 +208,10 @@ impl Doc {
         for (k, v) in rec.body.to_fields() {
             if current.get(&k) != Some(&v) {
                 self.put_field(&obj, &k, &v)?;
+                if let (Json::String(s), true) = (&v, is_text_field(&k)) {
+                    let register = format!("{k}{LAST_WRITTEN}");
+                    self.doc.put(&obj, register.as_str(), s.as_str()).map_err(|e| self.err(e))?;
+                }
                 written.push(k);
             }
         }
@@ -251,8 +262,19 @@ impl Doc {
         for key in self.doc.keys(&obj) {
             let all = self.doc.get_all(&obj, key.as_str()).map_err(|e| self.err(e))?;
             if all.len() > 1 {
-                let values = all.into_iter().map(|(v, o)| self.to_json(v, &o)).collect::<Result<Vec<_>>>()?;
-                out.push(FieldConflict { field: key, values });
+                let mut values = all.into_iter().map(|(v, o)| self.to_json(v, &o)).collect::<Result<Vec<_>>>()?;
+                // A text field edited on two hubs at once: both versions, as their writers left
+                // them (the same text written twice is no conflict).
+                let field = match key.strip_suffix(LAST_WRITTEN) {
+                    Some(f) => {
+                        values.dedup();
+                        f.to_string()
+                    }
+                    None => key,
+                };
+                if values.len() > 1 {
+                    out.push(FieldConflict { field, values });
+                }
             }
         }
         Ok(out)
@@ -394,6 +416,15 @@ impl Doc {
         for key in self.doc.keys(obj) {
             if let Some((v, o)) = self.doc.get(obj, key.as_str()).map_err(|e| self.err(e))? {
                 m.insert(key, self.to_json(v, &o)?);
+            }
+        }
+        // An edited text field reads as its last writer left it (one writer's version, the same
+        // on every hub, while a conflict waits for a person): never as a character-by-character
+        // mix of two rewrites.
+        let registers: Vec<String> = m.keys().filter(|k| k.ends_with(LAST_WRITTEN)).cloned().collect();
+        for r in registers {
+            if let Some(v) = m.remove(&r) {
+                m.insert(r.trim_end_matches(LAST_WRITTEN).to_string(), v);
             }
         }
         Ok(m)

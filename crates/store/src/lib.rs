@@ -205,10 +205,21 @@ impl Store {
         if path.exists() {
             return Err(Error::Exists(path.to_path_buf()));
         }
-        let conn = keyed(path, passphrase, || Connection::open(path))?;
+        let conn = match keyed(path, passphrase, || Connection::open(path)) {
+            Ok(c) => c,
+            Err(e) => {
+                for p in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
+        };
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
-        s.configure()?;
-        schema::migrate(&mut s.conn, &s.path)?;
+        // A store that could not be set up is removed again: nothing half-made stays behind.
+        if let Err(e) = s.configure().and_then(|_| schema::migrate(&mut s.conn, &s.path)) {
+            let _ = s.destroy();
+            return Err(e);
+        }
         Ok(s)
     }
 

@@ -110,6 +110,48 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect(await status()).toBe("open");
     });
 
+    it("cancels a request with what is promised to it, and refuses what a closed request cannot take", async () => {
+      const b = await hub(fresh);
+      const hall = id(await b.add("place", { name: "Hall" }));
+      const soap = id(await b.add("item", { name: "Soap", unit: "bar", category: "hygiene" }));
+      await b.add("movement", { type: "receive", item: soap, place: hall, quantity: 5 });
+      const req = id(await b.add("request", { description: "Soap", item: soap, quantity: 3 }));
+      const alloc = id(await b.allocate(req, { type: "stock", item: soap, place: hall }, 3));
+      await b.requestStatus(req, "cancelled");
+      const a = (await b.list("allocation", 50, 0)).find((r) => r.id === alloc)!;
+      expect(a.status).toBe("released");
+      expect((await refusal(() => b.allocate(req, { type: "stock", item: soap, place: hall }, 1))).message).toContain(
+        "cancelled",
+      );
+      expect((await refusal(() => b.requestStatus(req, "fulfilled"))).code).toBe("invalid");
+      await b.requestStatus(req, "open");
+      const again = id(await b.allocate(req, { type: "stock", item: soap, place: hall }, 2));
+      await b.stepAllocation(again, "delivered");
+      await b.stepAllocation(again, "delivered");
+      expect((await b.levels([soap]))[soap]).toBe(3);
+      const r = (await b.list("request", 50, 0)).find((x) => x.id === req)!;
+      expect(r.status).toBe("matched");
+    });
+
+    it("withholds a confidential grievance from whoever is not among its readers", async () => {
+      const b = await hub(fresh);
+      const g = id(
+        await b.add("grievance", {
+          summary: "Marshal shouted at volunteers",
+          details: "names inside",
+          confidential: true,
+          readers: ["owl"],
+        }),
+      );
+      const row = (await b.list("grievance", 50, 0)).find((r) => r.id === g)!;
+      expect([row.summary, row.details, row.readers]).toEqual(["[confidential]", "[confidential]", []]);
+      expect(await b.search("marshal", null, 10)).toEqual([]);
+      const v = await b.show(g);
+      expect(JSON.stringify(v)).not.toContain("shouted");
+      expect(v.history).toEqual([]);
+      expect((await refusal(() => b.update(g, { readers: ["kestrel"] }))).code).toBe("invalid");
+    });
+
     it("shows an amended incident amended in lists, with the original on demand; never edits it", async () => {
       const b = await hub(fresh);
       const inc = id(

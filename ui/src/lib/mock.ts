@@ -66,7 +66,7 @@ const TEMPLATES: Record<string, Fields> = {
   amendment: { target: "", field: "", value: null, reason: "" },
   expense: { amount_minor: 0, currency: "EUR", payee: "", purpose: "", fund: "", category: "", receipt: "", date: "" },
   approval: { expense: "", decision: "approve", approver: "", note: "" },
-  grievance: { summary: "", details: "", confidential: false, status: "received", resolution: "" },
+  grievance: { summary: "", details: "", confidential: false, readers: [], involved: [], status: "received", resolution: "" },
   after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "" },
 };
 
@@ -134,7 +134,17 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     const ams = amendmentsOf(r.id);
     return ams.length ? ({ ...r, ...Object.fromEntries(ams.map((a) => [a.field, a.value])) } as Rec) : r;
   };
-  const listed = (r: Rec) => ({ ...amended(r), amended: amendmentsOf(r.id).length > 0 }) as unknown as Listed;
+  // A confidential grievance as the acting person may read it (the hub's rule, `readable_by`).
+  const readable = (r: Rec) => {
+    if (r.kind !== "grievance") return true;
+    if ((r.involved as string[]).includes(handle)) return false;
+    return !r.confidential || (r.readers as string[]).includes(handle);
+  };
+  const redacted = (r: Rec): Rec =>
+    readable(r)
+      ? r
+      : ({ ...r, summary: "[confidential]", details: "[confidential]", resolution: "[confidential]", readers: [], involved: [] } as Rec);
+  const listed = (r: Rec) => ({ ...redacted(amended(r)), amended: amendmentsOf(r.id).length > 0 }) as unknown as Listed;
   const allocations = (field: string, id: string) => ofKind("allocation").filter((a) => a[field] === id);
   const held = (a: Rec) => a.status !== "released";
 
@@ -171,6 +181,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const patch = (id: string, fields: Fields): Rec => {
     const r = get(id);
     if (APPEND_ONLY.has(r.kind)) fail("append_only", `${r.kind} records are append-only: record an amendment instead`);
+    if (!readable(r))
+      fail("invalid", "invalid grievance: only its readers may change a confidential grievance, and not the people it concerns");
     Object.assign(r, fields);
     emit({ type: "records_changed", ids: [id] });
     return r;
@@ -182,6 +194,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     const delivered = allocs.filter((a) => a.status === "delivered").reduce((s, a) => s + Number(a.quantity), 0);
     if (delivered >= Number(r.quantity)) patch(id, { status: "fulfilled" });
     else if (!allocs.some(held)) patch(id, { status: "open" });
+    else if (!allocs.some((a) => a.status === "active") && r.status === "in_transit") patch(id, { status: "matched" });
   };
   const suggestionsFor = (req: Rec): SuggestionView[] => {
     const allocated = allocations("request", req.id)
@@ -291,7 +304,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       const q = query.toLowerCase();
       return records
-        .filter((r) => r.kind !== "amendment" && (!kind || r.kind === kind) && JSON.stringify(r).toLowerCase().includes(q))
+        .filter((r) => r.kind !== "amendment" && readable(r) && !(r.kind === "grievance" && r.confidential))
+        .filter((r) => (!kind || r.kind === kind) && JSON.stringify(r).toLowerCase().includes(q))
         .slice(0, limit)
         .map((r) => ({ id: r.id, kind: r.kind, label: label(r) }));
     },
@@ -299,12 +313,13 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       const r = get(id);
       const now = amended(r);
+      const open = readable(r);
       return {
-        record: now as unknown as HubRecord,
-        original: now === r ? null : (r as unknown as HubRecord),
-        amendments: amendmentsOf(id) as unknown as HubRecord[],
+        record: redacted(now) as unknown as HubRecord,
+        original: now === r || !open ? null : (r as unknown as HubRecord),
+        amendments: (open ? amendmentsOf(id) : []) as unknown as HubRecord[],
         conflicts: [],
-        history: [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: `${r.id}0000` }],
+        history: open ? [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: `${r.id}0000` }] : [],
         stock: r.kind === "item" ? stockLines(id) : [],
         movements: (r.kind === "item" ? ofKind("movement").filter((m) => m.item === id).reverse() : []) as unknown as HubRecord[],
         approval: null,
@@ -319,7 +334,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async update(id, fields) {
       need();
-      return patch(id, fields) as unknown as HubRecord;
+      return redacted(patch(id, fields)) as unknown as HubRecord;
     },
     async amend(id, field, value, reason) {
       need();
@@ -329,6 +344,9 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       const req = get(request);
       if (req.kind !== "request") fail("not_found", `no record with id request ${request}`);
+      if (!active(req.status)) fail("invalid", `invalid request: status: the request is ${req.status}: reopen it to allocate to it`);
+      if (source.type === "offer" && !active(get(source.offer).status))
+        fail("invalid", `invalid allocation: offer: the offer is ${get(source.offer).status}: nothing is left to promise`);
       const from = source.type === "offer" ? { offer: source.offer } : { item: source.item, place: source.place };
       const a = write("allocation", { request, ...from, quantity, status: "active" });
       if (req.status === "open") patch(request, { status: "matched" });
@@ -338,7 +356,14 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       const a = get(id);
       if (a.kind !== "allocation") fail("not_found", `no record with id allocation ${id}`);
+      if (a.status === "delivered" && step === "delivered") {
+        settleRequest(String(a.request));
+        return a as unknown as HubRecord;
+      }
       if (a.status !== "active") fail("invalid", `invalid allocation: status: this allocation is already ${a.status}`);
+      const req = get(String(a.request));
+      if (step !== "released" && !active(req.status))
+        fail("invalid", `invalid request: status: the request is ${req.status}: reopen it to send or deliver for it`);
       if (step === "in_transit") {
         patch(String(a.request), { status: "in_transit" });
         return a as unknown as HubRecord;
@@ -361,7 +386,13 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       need();
       const r = get(id);
       if (r.kind !== "request") fail("not_found", `no record with id request ${id}`);
-      return patch(id, { status }) as unknown as HubRecord;
+      const allocs = allocations("request", id).filter((a) => a.status === "active");
+      if (status === "cancelled") {
+        allocs.forEach((a) => patch(a.id, { status: "released" }));
+        return patch(id, { status }) as unknown as HubRecord;
+      }
+      if (status === "open") return patch(id, { status: allocs.length ? "matched" : "open" }) as unknown as HubRecord;
+      return fail("invalid", `invalid request: status: a request is cancelled or reopened by hand; ${status} follows from its allocations`);
     },
     async stock(item) {
       need();
