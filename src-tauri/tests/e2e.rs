@@ -373,7 +373,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
         "effective=2026-01-01T00:00:00Z",
     ]);
     north.run(&["add", "role_grant", "handle=kestrel", "role=coordinator"]);
-    let (_south_proc, south_addr) = south.serve();
+    let (south_proc, south_addr) = south.serve();
     app.fill("#me-addr", &south_addr);
     app.click("#me-connect");
     app.wait_text("main", 20, |t| t.contains(&south_addr) && t.contains("last sync"));
@@ -565,6 +565,41 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(fulfilled, "South sees the request fulfilled and the stock issued");
+
+    // Two coordinators rewrite the same notes while their hubs are apart: once they meet, the
+    // notes read as one of them wrote them (never a mix of both), and the overview flags the
+    // field with both versions for a person, who keeps one; both hubs settle on it.
+    drop(south_proc);
+    north.run(&["update", &blanket, "notes=Wool, for the night shelter only"]);
+    south.run(&["update", &blanket, "notes=Give two per family at the gate"]);
+    let (_south_proc, south_addr) = south.serve();
+    screen(&app, "mesh");
+    app.fill("#me-addr", &south_addr);
+    app.click("#me-connect");
+    screen(&app, "overview");
+    let flagged = format!("li[data-conflict=\"{blanket}\"]");
+    app.wait_text(&flagged, 30, |t| t.contains("edited on two hubs"));
+    let notes = north.run(&["show", &blanket])["record"]["notes"].as_str().unwrap_or_default().to_string();
+    assert!(
+        ["Wool, for the night shelter only", "Give two per family at the gate"].contains(&notes.as_str()),
+        "the notes read as one coordinator wrote them, not a mix: {notes:?}"
+    );
+    app.click(&format!("{flagged} button"));
+    let both = app.wait_text(&format!("{flagged} ul.versions"), 10, |t| t.contains("Give two per family"));
+    assert!(both.contains("Wool, for the night shelter only"), "both versions are shown: {both}");
+    shot(&app, "conflict.png");
+    app.click(&format!("{flagged} ul.versions li li:nth-of-type(1) button"));
+    let mut settled = false;
+    for _ in 0..100 {
+        let n = north.run(&["show", &blanket]);
+        let s = south.run(&["show", &blanket]);
+        if n["conflicts"] == json!([]) && s["conflicts"] == json!([]) && n["record"]["notes"] == s["record"]["notes"] {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(settled, "the kept version settles the notes on both hubs");
 
     screen(&app, "overview");
     app.wait_text("main", 10, |t| t.contains("Water"));

@@ -109,6 +109,8 @@ impl Hub {
         }
         let mut fields = current.body.to_fields();
         let known = kind.field_names();
+        // The fields the person wrote: those in conflict are settled by it, even unchanged.
+        let settle: Vec<String> = patch.keys().cloned().collect();
         for (k, v) in patch {
             if !known.contains(&k) {
                 return Err(Error::invalid(
@@ -130,7 +132,8 @@ impl Hub {
         let author = self.author(now);
         let result = (|| -> Result<()> {
             let doc = self.doc(&doc_id)?;
-            if doc.update(&rec)?.is_empty() {
+            let settle: Vec<&str> = settle.iter().map(String::as_str).collect();
+            if doc.update_settling(&rec, &settle)?.is_empty() {
                 return Ok(());
             }
             doc.commit(&author);

@@ -227,3 +227,35 @@ fn a_short_passphrase_is_refused_by_every_face_and_creates_nothing() {
     hub.discard().unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is left in the folder");
 }
+
+#[test]
+fn notes_rewritten_on_two_hubs_apart_are_flagged_with_both_versions_never_mixed() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    let item = add(&mut a.hub, Kind::Item, json!({"name": "Tarpaulin", "unit": "piece", "notes": "blue"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    a.hub.update(&item, fields(json!({"notes": "Wool, for the night shelter only"}))).unwrap();
+    b.hub.update(&item, fields(json!({"notes": "Give two per family at the gate"}))).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    merge_into(&mut b.hub, &mut a.hub);
+    for h in [&mut a.hub, &mut b.hub] {
+        let v = h.show(&item).unwrap();
+        let Body::Item(i) = &v.record.body else { unreachable!() };
+        assert!(
+            ["Wool, for the night shelter only", "Give two per family at the gate"].contains(&i.notes.as_str()),
+            "one writer's version, not a mix: {:?}",
+            i.notes
+        );
+        let notes: Vec<&serde_json::Value> =
+            v.conflicts.iter().filter(|c| c.field == "notes").flat_map(|c| &c.values).collect();
+        assert_eq!(notes.len(), 2, "{:?}", v.conflicts);
+        assert!(h.overview().unwrap().field_conflicts.iter().any(|(id, _, _)| *id == item), "the overview flags it");
+    }
+    // Keeping one settles it, on both hubs once they meet — the one it reads now as well.
+    let Body::Item(now) = a.hub.get(&item).unwrap().body else { unreachable!() };
+    a.hub.update(&item, fields(json!({"notes": now.notes}))).unwrap();
+    assert!(a.hub.show(&item).unwrap().conflicts.is_empty());
+    merge_into(&mut a.hub, &mut b.hub);
+    assert!(b.hub.show(&item).unwrap().conflicts.is_empty());
+    assert!(b.hub.overview().unwrap().field_conflicts.is_empty());
+}

@@ -200,13 +200,26 @@ impl Doc {
     /// Writes the fields of `rec` that differ from what the document holds; meta never changes.
     /// Returns the names of the fields written.
     pub fn update(&mut self, rec: &Record) -> Result<Vec<String>> {
+        self.update_settling(rec, &[])
+    }
+
+    /// As [`Doc::update`], and the fields named in `settle` that are in conflict are written
+    /// even where their value is the one they read now, which settles them.
+    pub fn update_settling(&mut self, rec: &Record, settle: &[&str]) -> Result<Vec<String>> {
         let Some(obj) = self.record_obj(rec.id())? else {
             return Err(Error::NotFound(rec.id().clone()));
         };
         let current = self.read_map(&obj)?;
+        // A field named in `settle` that is in conflict is written even with the value it reads
+        // now: a person keeping one version is what settles it. Other fields in conflict stay so.
+        let conflicted: Vec<String> = if settle.is_empty() {
+            Vec::new()
+        } else {
+            self.conflicts(rec.id())?.into_iter().map(|c| c.field).filter(|f| settle.contains(&f.as_str())).collect()
+        };
         let mut written = Vec::new();
         for (k, v) in rec.body.to_fields() {
-            if current.get(&k) != Some(&v) {
+            if current.get(&k) != Some(&v) || conflicted.contains(&k) {
                 self.put_field(&obj, &k, &v)?;
                 if let (Json::String(s), true) = (&v, is_text_field(&k)) {
                     let register = format!("{k}{LAST_WRITTEN}");

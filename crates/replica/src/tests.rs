@@ -126,8 +126,12 @@ fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     assert_eq!(versions(&b, "notes"), versions(&a, "notes"), "every hub flags it alike");
     // The register is no field of the record.
     assert!(!serde_json::to_string(&got).unwrap().contains('~'));
-    // Writing each field again settles its conflict.
+    // Writing the whole record as it reads settles nothing: no one chose a version.
     a.update(&got).unwrap();
+    assert_eq!(a.conflicts(&"i1".into()).unwrap().len(), 2);
+    // Writing a field settles its conflict, the version it reads now included.
+    a.update_settling(&got, &["reorder_level"]).unwrap();
+    assert_eq!(a.conflicts(&"i1".into()).unwrap().len(), 2, "a field not in conflict settles nothing");
     let mut settle = got.clone();
     if let Body::Item(i) = &mut settle.body {
         i.name = "Water 1.5 l bottle".into();
@@ -136,12 +140,11 @@ fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     a.commit(&author("a", 4));
     assert_eq!(versions(&a, "name"), Vec::<String>::new());
     assert_eq!(versions(&a, "notes").len(), 2, "the notes still wait for a person");
-    if let Body::Item(i) = &mut settle.body {
-        i.notes = "keep dry, top shelf; urgent".into();
-    }
-    a.update(&settle).unwrap();
+    a.update_settling(&settle, &["notes"]).unwrap();
     a.commit(&author("a", 5));
-    assert!(a.conflicts(&"i1".into()).unwrap().is_empty());
+    assert!(a.conflicts(&"i1".into()).unwrap().is_empty(), "keeping the version it reads settles it");
+    let Body::Item(kept) = a.get(&"i1".into()).unwrap().unwrap().body else { panic!() };
+    assert_eq!(kept.notes, i.notes);
 }
 
 #[test]
