@@ -74,8 +74,15 @@ pub(crate) fn overview(hub: &Hub, ov: &Overview) -> Result<()> {
     for d in &ov.double_bookings {
         outln!("  DOUBLE-BOOKED {} on shifts {} and {}", label(hub, d.volunteer.as_str()), d.first, d.second);
     }
-    for (id, kind, n) in &ov.field_conflicts {
-        outln!("  EDITED ON TWO HUBS {kind} {id}: {n} field(s) — `aidmesh show {id}`");
+    for c in &ov.field_conflicts {
+        outln!(
+            "  EDITED ON TWO HUBS {} {} ({}): {} field(s) — `aidmesh show {}`",
+            c.kind,
+            c.label,
+            c.id,
+            c.fields,
+            c.id
+        );
     }
     section("Expenses waiting for approval", ov.unapproved_expenses.len());
     for r in &ov.unapproved_expenses {

@@ -112,7 +112,7 @@ fn match_columns(
 ) -> Vec<Option<&'static str>> {
     let mut patterns: Vec<(String, Vec<String>, &'static str)> =
         wanted.iter().filter_map(|(_, tag, field)| tag_parts(tag).map(|(t, a)| (t, a, *field))).collect();
-    patterns.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    patterns.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
     let mut taken = std::collections::BTreeSet::new();
     row.iter()
         .map(|c| {

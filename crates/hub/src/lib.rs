@@ -42,7 +42,9 @@ pub use exchange::{HxlKind, ImportReport};
 pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_join, write_atomically};
 pub use flow::{AllocationStep, SuggestionView};
 pub use members::Founder;
-pub use query::{ConflictEntry, HistoryLine, Ledger, Listed, Overview, RecordView, Roster, StockLine, Waiting};
+pub use query::{
+    ConflictEntry, Conflicted, HistoryLine, Ledger, Listed, Overview, RecordView, Roster, StockLine, Waiting,
+};
 pub use repair::DocRepair;
 pub use write::DocExport;
 

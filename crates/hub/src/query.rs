@@ -18,6 +18,17 @@ use serde_json::Value;
 use crate::write::parse_record;
 use crate::{Error, Hit, Hub, Result, VaultState};
 
+/// A record with fields written on two hubs apart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct Conflicted {
+    pub id: String,
+    pub kind: String,
+    /// What people call the record ("Thermal blanket").
+    pub label: String,
+    /// How many of its fields wait for a person.
+    pub fields: i64,
+}
+
 /// A record as a person reads it: amended, with its conflicts, history and derived facts.
 #[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct RecordView {
@@ -103,8 +114,8 @@ pub struct Overview {
     pub recent_incidents: Vec<Record>,
     pub over_allocations: Vec<OverAllocation>,
     pub double_bookings: Vec<DoubleBooking>,
-    /// Records with fields written concurrently: (id, kind, number of fields).
-    pub field_conflicts: Vec<(String, String, i64)>,
+    /// Records with fields written on two hubs apart, waiting for a person to keep a version.
+    pub field_conflicts: Vec<Conflicted>,
     pub unapproved_expenses: Vec<Record>,
     pub counts: BTreeMap<String, i64>,
 }
@@ -342,7 +353,16 @@ impl Hub {
         });
         incidents.truncate(20);
         let over = self.over_allocations()?;
-        let field_conflicts = self.store.conflicted(50)?;
+        let field_conflicts = self
+            .store
+            .conflicted(50)?
+            .into_iter()
+            .map(|(id, kind, fields)| {
+                let label =
+                    self.get(&id).map(|r| r.redacted_for(&self.handle).unwrap_or(r).body.label()).unwrap_or_default();
+                Conflicted { id, kind, label, fields }
+            })
+            .collect();
         let unapproved = self.unapproved_expenses(50)?;
         let mut counts = BTreeMap::new();
         for k in Kind::ALL {

@@ -121,7 +121,7 @@ fn concurrent_field_edits_show_as_conflicts() {
     b.hub.update(&water, fields(json!({"name": "Still water"}))).unwrap();
     merge_into(&mut b.hub, &mut a.hub);
     let ov = a.hub.overview().unwrap();
-    assert_eq!(ov.field_conflicts.iter().map(|c| c.0.clone()).collect::<Vec<_>>(), vec![water.clone()]);
+    assert_eq!(ov.field_conflicts.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![water.clone()]);
     let view = a.hub.show(&water).unwrap();
     assert_eq!(view.conflicts.len(), 1);
     assert_eq!(view.conflicts[0].field, "name");

@@ -96,6 +96,19 @@ export type Condition = "new" | "good" | "used" | "damaged";
 
 export type ConflictEntry = { field: string, values: Array<JsonValue>, };
 
+/**
+ * A record with fields written on two hubs apart.
+ */
+export type Conflicted = { id: string, kind: string, 
+/**
+ * What people call the record ("Thermal blanket").
+ */
+label: string, 
+/**
+ * How many of its fields wait for a person.
+ */
+fields: number, };
+
 export type Consent = { 
 /**
  * May coordinators contact them through the vault contact.
@@ -158,7 +171,19 @@ export type GrievanceStatus = "received" | "investigating" | "resolved" | "dismi
  */
 export type Handoff = { shift: RecordId, next_shift: RecordId | null, note: string, };
 
-export type HistoryLine = { at: Timestamp, hub: string, handle: string, change: string, };
+export type HistoryLine = { at: Timestamp, 
+/**
+ * The hub (its id) where the change was made.
+ */
+hub: string, 
+/**
+ * Who made it.
+ */
+handle: string, 
+/**
+ * The change's hash: the same on every hub that holds it.
+ */
+change: string, };
 
 /**
  * A search hit.
@@ -307,9 +332,9 @@ export type OverAllocation = { source: Source, capacity: number, allocated: numb
  */
 export type Overview = { hub_name: string, now: Timestamp, shortages: Array<Shortage>, expiring: Array<Expiring>, urgent_requests: Array<HubRecord>, unfilled_shifts: Array<Coverage>, recent_incidents: Array<HubRecord>, over_allocations: Array<OverAllocation>, double_bookings: Array<DoubleBooking>, 
 /**
- * Records with fields written concurrently: (id, kind, number of fields).
+ * Records with fields written on two hubs apart, waiting for a person to keep a version.
  */
-field_conflicts: Array<[string, string, number]>, unapproved_expenses: Array<HubRecord>, counts: { [key in string]: number }, };
+field_conflicts: Array<Conflicted>, unapproved_expenses: Array<HubRecord>, counts: { [key in string]: number }, };
 
 /**
  * The paper a sheet is printed on.

@@ -10,6 +10,9 @@ export const ui = $state({
   theme: localStorage.getItem("aidmesh.theme") || "light",
   paper: (localStorage.getItem("aidmesh.paper") as Paper) || "a4",
   changes: 0,
+  /** The screen shown, and the record it should open (an overview item clicked). */
+  screen: "overview",
+  focus: null as string | null,
   /** Minor-unit digits per currency code, as the hub names them (loaded by the ledger). */
   digits: {} as Record<string, number>,
   progress: null as null | { task: string; done: number; total: number },
@@ -39,6 +42,12 @@ export function setPaper(p: Paper) {
     document.head.append(style);
   }
   style.textContent = `@page { size: ${p === "letter" ? "letter" : "A4"}; margin: 15mm; }`;
+}
+
+/** Shows `screen`, opening record `id` there if the screen shows records one by one. */
+export function open(screen: string, id: string | null = null) {
+  ui.focus = id;
+  ui.screen = screen;
 }
 
 export function t(key: Key, vars?: Record<string, string | number>): string {

@@ -98,6 +98,17 @@ describe("incidents", () => {
   });
 });
 
+describe("overview", () => {
+  it("opens the record an item names: a shortage opens the item in the inventory", async () => {
+    const b = await ready();
+    await b.add("item", { name: "Insulin pens", unit: "pen", reorder_level: 5 });
+    render(App, { backend: b });
+    await fireEvent.click(await screen.findByRole("button", { name: "Insulin pens" }));
+    expect(await screen.findByRole("heading", { name: "Insulin pens" })).toBeTruthy();
+    expect(document.querySelector("nav button[aria-current=page]")?.textContent).toContain("Inventory");
+  });
+});
+
 describe("languages", () => {
   it("switch at runtime, Arabic right to left", async () => {
     const b = await ready();
