@@ -318,13 +318,13 @@ impl Hub {
     fn set_status(&mut self, id: &RecordId, status: FlowStatus) -> Result<()> {
         let mut patch = Map::new();
         patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
-        self.update(id.as_str(), patch).map(drop)
+        self.update_as(id.as_str(), patch, true).map(drop)
     }
 
     fn set_allocation(&mut self, id: &str, status: AllocationStatus) -> Result<()> {
         let mut patch = Map::new();
         patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
-        self.update(id, patch).map(drop)
+        self.update_as(id, patch, true).map(drop)
     }
 }
 

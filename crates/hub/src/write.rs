@@ -92,11 +92,34 @@ impl Hub {
     /// Changes fields of a record. Append-only kinds refuse: they take amendments.
     /// A confidential grievance is changed only by its readers, and answered to anyone as they
     /// may read it.
+    /// A request's status and an allocation's status, quantity and ends follow the request loop
+    /// (`allocate`, `advance_allocation`, `set_request_status`): changed by hand they would move
+    /// stock or close a request without its steps, so they are refused here.
     pub fn update(&mut self, id: &str, patch: Map<String, Value>) -> Result<Record> {
+        self.update_as(id, patch, false)
+    }
+
+    /// [`Hub::update`]; `by_flow` is the request loop itself, which may set what it rules.
+    pub(crate) fn update_as(&mut self, id: &str, patch: Map<String, Value>, by_flow: bool) -> Result<Record> {
         let current = self.get(id)?;
         let kind = current.kind();
         if kind.append_only() {
             return Err(Error::AppendOnly { kind: kind.name().into(), id: id.into() });
+        }
+        let ruled: &[&str] = match kind {
+            Kind::Allocation => &["status", "quantity", "request", "offer", "item", "place"],
+            Kind::Request => &["status"],
+            _ => &[],
+        };
+        if let Some(f) = patch.keys().find(|k| ruled.contains(&k.as_str())).filter(|_| !by_flow) {
+            let how = match kind {
+                Kind::Request => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
+                _ => "move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again",
+            };
+            return Err(Error::invalid(
+                kind.name(),
+                vec![FieldError::new(f, format!("is not changed by hand: {how}"))],
+            ));
         }
         if current.redacted_for(&self.handle).is_some() {
             return Err(Error::invalid(

@@ -124,6 +124,14 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
         "cancelled",
       );
       expect((await refusal(() => b.requestStatus(req, "fulfilled"))).code).toBe("invalid");
+      // Nor does a plain update move what the loop rules: no stock leaves, no request closes.
+      expect((await refusal(() => b.update(req, { status: "fulfilled" }))).message).toContain("status");
+      const more = id(await b.add("request", { description: "More soap", item: soap, quantity: 1 }));
+      const held = id(await b.allocate(more, { type: "stock", item: soap, place: hall }, 1));
+      expect((await refusal(() => b.update(held, { status: "delivered" }))).code).toBe("invalid");
+      expect((await refusal(() => b.update(held, { quantity: 5 }))).code).toBe("invalid");
+      expect((await b.levels([soap]))[soap]).toBe(5);
+      await b.stepAllocation(held, "released");
       await b.requestStatus(req, "open");
       const again = id(await b.allocate(req, { type: "stock", item: soap, place: hall }, 2));
       await b.stepAllocation(again, "delivered");

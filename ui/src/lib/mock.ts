@@ -334,6 +334,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async update(id, fields) {
       need();
+      const kind = get(id).kind;
+      const ruled = kind === "allocation" ? ["status", "quantity", "request", "offer", "item", "place"] : kind === "request" ? ["status"] : [];
+      const f = Object.keys(fields).find((k) => ruled.includes(k));
+      if (f) fail("invalid", `invalid ${kind}: ${f}: is not changed by hand: move it on with its steps`);
       return redacted(patch(id, fields)) as unknown as HubRecord;
     },
     async amend(id, field, value, reason) {
