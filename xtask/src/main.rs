@@ -137,17 +137,9 @@ fn test(extra: &[String]) -> Result {
     step("running every test (cargo test --workspace)");
     let mut args: Vec<&str> = vec!["test", "--workspace", "--locked", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));
-    let st = Command::new(cargo_bin())
-        .current_dir(&root)
-        .args(&args)
-        .env("HXLVALIDATE", &validator)
-        // Any hub a test starts without its own setting keeps mDNS on loopback.
-        .env("AIDMESH_MDNS_INTERFACES", "lo")
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !st.success() {
-        return Err("tests failed".into());
-    }
+    // Any hub a test starts without its own setting keeps mDNS on loopback.
+    let env = [("HXLVALIDATE", validator.as_os_str()), ("AIDMESH_MDNS_INTERFACES", "lo".as_ref())];
+    cargo_with(&root, &args, &env, "tests failed")?;
     fuzz(&root)?;
     step("all tests passed");
     Ok(())
@@ -158,15 +150,12 @@ fn test(extra: &[String]) -> Result {
 fn types() -> Result {
     let root = root();
     step("writing ui/src/lib/hub.gen.ts from the Rust types");
-    let st = Command::new(cargo_bin())
-        .current_dir(&root)
-        .args(["test", "--locked", "-p", "aidmesh-app", "--lib", "edge::tests"])
-        .env("AIDMESH_WRITE_TYPES", "1")
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !st.success() {
-        return Err("the types could not be written".into());
-    }
+    cargo_with(
+        &root,
+        &["test", "--locked", "-p", "aidmesh-app", "--lib", "edge::tests"],
+        &[("AIDMESH_WRITE_TYPES", "1".as_ref())],
+        "the types could not be written",
+    )?;
     ensure_ui_packages(&root)?;
     step("type-checking the UI against them (svelte-check)");
     npm(&root.join("ui"), &["run", "--silent", "check"])
@@ -182,34 +171,26 @@ fn screenshots() -> Result {
     ensure_ui(&root, false)?;
     ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER])?;
     step("refreshing docs/screenshots from the end-to-end test");
-    let st = Command::new(cargo_bin())
-        .current_dir(&root)
-        .args(["test", "--locked", "-p", "aidmesh-app", "--test", "e2e"])
-        .env("AIDMESH_SCREENSHOTS", root.join("docs/screenshots"))
-        .env("AIDMESH_MDNS_INTERFACES", "lo")
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !st.success() {
-        return Err("the end-to-end test failed; docs/screenshots may be partly refreshed".into());
-    }
-    Ok(())
+    let shots = root.join("docs/screenshots");
+    cargo_with(
+        &root,
+        &["test", "--locked", "-p", "aidmesh-app", "--test", "e2e"],
+        &[("AIDMESH_SCREENSHOTS", shots.as_os_str()), ("AIDMESH_MDNS_INTERFACES", "lo".as_ref())],
+        "the end-to-end test failed; docs/screenshots may be partly refreshed",
+    )
 }
 
 /// The mesh simulation (`crates/mesh/tests/policy_sim.rs`) over `seeds` schedules.
 fn soak(seeds: &str) -> Result {
     let n: u64 = seeds.parse().map_err(|_| format!("{seeds:?} is not a number of seeds"))?;
     step(&format!("running the connection-policy simulation over {n} seeded schedules"));
-    let st = Command::new(cargo_bin())
-        .current_dir(root())
-        .args(["test", "--release", "--locked", "-p", "aidmesh-mesh", "--test", "policy_sim", "--", "--nocapture"])
-        .env("AIDMESH_SIM_SEEDS", n.to_string())
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err("the simulation found a schedule that fails (its seed is in the message above)".into())
-    }
+    let seeds = n.to_string();
+    cargo_with(
+        &root(),
+        &["test", "--release", "--locked", "-p", "aidmesh-mesh", "--test", "policy_sim", "--", "--nocapture"],
+        &[("AIDMESH_SIM_SEEDS", seeds.as_ref())],
+        "the simulation found a schedule that fails (its seed is in the message above)",
+    )
 }
 
 /// The .deb package of the desktop app, through the Tauri bundler (no network needed).
@@ -404,12 +385,22 @@ fn cargo_bin() -> String {
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Result {
-    let st =
-        Command::new(cargo_bin()).current_dir(dir).args(args).status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    cargo_with(dir, args, &[], &format!("cargo {} failed", args.join(" ")))
+}
+
+/// Runs cargo in `dir` with `args` and the environment variables `env`; `failed` says what a
+/// failure means.
+fn cargo_with(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)], failed: &str) -> Result {
+    let st = Command::new(cargo_bin())
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
     if st.success() {
         Ok(())
     } else {
-        Err(format!("cargo {} failed", args.join(" ")))
+        Err(failed.to_string())
     }
 }
 
