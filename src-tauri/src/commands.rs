@@ -50,6 +50,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         export_json,
         change_passphrase,
         currencies,
+        places,
+        stored_at,
     ]
 }
 
@@ -479,6 +481,18 @@ async fn export_json(state: State<'_, AppState>, path: String) -> ApiResult<usiz
 #[tauri::command]
 async fn change_passphrase(state: State<'_, AppState>, current: String, new: String) -> ApiResult<()> {
     state.with_hub(|h| h.change_passphrase_checked(&current, &new))
+}
+
+/// Every place, with how much is stored there.
+#[tauri::command]
+async fn places(state: State<'_, AppState>) -> ApiResult<Vec<aidmesh_hub::PlaceView>> {
+    state.with_hub(|h| h.places())
+}
+
+/// What is stored at one place, by item name.
+#[tauri::command]
+async fn stored_at(state: State<'_, AppState>, place: String) -> ApiResult<Vec<aidmesh_hub::Stored>> {
+    state.with_hub(|h| h.stored_at(&place))
 }
 
 /// The currencies the ledger takes, with their minor units.

@@ -155,6 +155,8 @@ pub fn typescript() -> String {
     d.visit::<RecordView>();
     d.visit::<Record>();
     d.visit::<StockLine>();
+    d.visit::<aidmesh_hub::PlaceView>();
+    d.visit::<aidmesh_hub::Stored>();
     d.visit::<SuggestionView>();
     d.visit::<Roster>();
     d.visit::<Ledger>();

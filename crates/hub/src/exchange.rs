@@ -126,14 +126,16 @@ fn match_columns(
 impl Hub {
     /// Every record as JSON. Vault content is not included: records carry vault ids only.
     ///
-    /// A confidential grievance goes out as the acting person may read it: whole for its
-    /// readers, withheld for anyone else, as on the screen.
+    /// A grievance the acting person may not read (confidential, or about them) is left out:
+    /// their export holds what their screen shows, and nothing half-withheld that another hub
+    /// could not take back.
     pub fn export_json(&self, out: &mut dyn Write) -> Result<usize> {
         let mut records = Vec::new();
         for k in Kind::ALL {
             for r in self.all(*k)? {
-                let r = r.redacted_for(self.handle()).unwrap_or(r);
-                records.push(Value::Object(r.to_json()));
+                if r.redacted_for(self.handle()).is_none() {
+                    records.push(Value::Object(r.to_json()));
+                }
             }
         }
         let n = records.len();

@@ -43,7 +43,8 @@ pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_joi
 pub use flow::{AllocationStep, SuggestionView};
 pub use members::Founder;
 pub use query::{
-    ConflictEntry, Conflicted, HistoryLine, Ledger, Listed, Overview, RecordView, Roster, StockLine, Waiting,
+    ConflictEntry, Conflicted, HistoryLine, Ledger, Listed, Overview, PlaceView, RecordView, Roster, StockLine, Stored,
+    Waiting,
 };
 pub use repair::DocRepair;
 pub use write::DocExport;

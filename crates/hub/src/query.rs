@@ -18,6 +18,25 @@ use serde_json::Value;
 use crate::write::parse_record;
 use crate::{Error, Hit, Hub, Result, VaultState};
 
+/// A place, and how much is stored there.
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
+pub struct PlaceView {
+    pub place: Record,
+    /// Items with stock there.
+    pub items: i64,
+    /// Units of all of them together.
+    pub units: i64,
+}
+
+/// An item stored at a place, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct Stored {
+    pub item: String,
+    pub name: String,
+    pub unit: String,
+    pub quantity: i64,
+}
+
 /// A record with fields written on two hubs apart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Conflicted {
@@ -268,6 +287,40 @@ impl Hub {
             .filter(|(_, _, q)| *q != 0)
             .map(|(item, place, quantity)| StockLine { item, place, quantity })
             .collect())
+    }
+
+    /// Every place, with how many items and units are stored there.
+    pub fn places(&self) -> Result<Vec<PlaceView>> {
+        let totals: BTreeMap<String, (i64, i64)> =
+            self.store.stock_per_place()?.into_iter().map(|(p, n, u)| (p, (n, u))).collect();
+        let mut out: Vec<PlaceView> = self
+            .all(Kind::Place)?
+            .into_iter()
+            .map(|place| {
+                let (items, units) = totals.get(place.id().as_str()).copied().unwrap_or((0, 0));
+                PlaceView { place, items, units }
+            })
+            .collect();
+        out.sort_by(|a, b| a.place.body.label().cmp(&b.place.body.label()));
+        Ok(out)
+    }
+
+    /// What is stored at a place, by item name.
+    pub fn stored_at(&self, place: &str) -> Result<Vec<Stored>> {
+        let place = self.get(place)?;
+        if place.kind() != Kind::Place {
+            return Err(Error::NotFound(format!("place {}", place.id())));
+        }
+        let mut out = Vec::new();
+        for (item, quantity) in self.store.stock_at(place.id().as_str())? {
+            let (name, unit) = match self.get(&item).map(|r| r.body) {
+                Ok(Body::Item(i)) => (i.name, i.unit),
+                _ => (item.clone(), String::new()),
+            };
+            out.push(Stored { item, name, unit, quantity });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.item.cmp(&b.item)));
+        Ok(out)
     }
 
     /// Reads a vault entry (personal data).

@@ -526,6 +526,23 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// What is stored at `place`: (item, quantity) for every item with stock there.
+    pub fn stock_at(&self, place: &str) -> Result<Vec<(String, i64)>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT item, qty FROM stock WHERE place = ?1 AND qty != 0 ORDER BY item")?;
+        let rows = st.query_map([place], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Per place with stock: (place, how many items, how many units), in one pass.
+    pub fn stock_per_place(&self) -> Result<Vec<(String, i64, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT place, count(*), sum(qty) FROM stock WHERE qty != 0 GROUP BY place ORDER BY place",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     // --- sync state ------------------------------------------------------------------------
 
     pub fn sync_state(&self, peer: &str, doc: &str) -> Result<Option<Vec<u8>>> {

@@ -25,12 +25,14 @@ export type {
   Paper,
   Peer,
   Peers,
+  PlaceView,
   RecordView,
   Roster,
   SavedPdf,
   Source,
   Status,
   StockLine,
+  Stored,
   SuggestionView,
 } from "./hub.gen";
 
@@ -65,6 +67,10 @@ export interface Backend {
   /** Cancels a request ("cancelled") or reopens it ("open"). */
   requestStatus(id: string, status: H.FlowStatus): Promise<H.HubRecord>;
   stock(item: string | null): Promise<H.StockLine[]>;
+  /** Every place, with how many items and units are stored there. */
+  places(): Promise<H.PlaceView[]>;
+  /** What is stored at one place, by item name. */
+  storedAt(place: string): Promise<H.Stored[]>;
   levels(items: string[]): Promise<Record<string, number>>;
   suggestions(request: string | null): Promise<H.SuggestionView[]>;
   roster(from: string, hours: number): Promise<H.Roster>;

@@ -75,6 +75,16 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect(e.message).toContain("quantity");
       expect((await b.levels([item]))[item]).toBe(6);
       expect(await b.stock(item)).toEqual([{ item, place, quantity: 6 }]);
+      // Places: each with what is stored there, by name.
+      const van = id(await b.add("place", { name: "Van" }));
+      await b.add("movement", { type: "transfer", item, place, to_place: van, quantity: 2 });
+      const places = await b.places();
+      expect(places.map((p) => [p.place.id, p.items, p.units])).toEqual([
+        [place, 1, 4],
+        [van, 1, 2],
+      ]);
+      expect(await b.storedAt(van)).toEqual([{ item, name: "Water", unit: "bottle", quantity: 2 }]);
+      expect((await refusal(() => b.storedAt(item))).code).toBe("not_found");
     });
 
     it("takes a request by category to a suggestion in words, an allocation, a delivery and fulfilment", async () => {
@@ -91,6 +101,8 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect([s.request, s.quantity, s.needed]).toEqual([req, 20, 20]);
       expect([s.request_label, s.source_label, s.place_label]).toEqual(["Blankets for the shelter", "Blanket", "Hall"]);
       expect(s.reasons).toContainEqual({ type: "same_category" });
+      const none = await refusal(() => b.allocate(s.request, s.source, 0));
+      expect([none.code, none.message.includes("quantity")]).toEqual(["invalid", true]);
       const alloc = id(await b.allocate(s.request, s.source, s.quantity));
       const status = async () => (await b.list("request", 50, 0)).find((r) => r.id === req)!.status;
       expect(await status()).toBe("matched");

@@ -364,6 +364,19 @@ hub: RecordId | null, location: string, notes: string, };
 export type PlaceKind = "site" | "staging" | "route" | "vehicle";
 
 /**
+ * A place, and how much is stored there.
+ */
+export type PlaceView = { place: HubRecord, 
+/**
+ * Items with stock there.
+ */
+items: number, 
+/**
+ * Units of all of them together.
+ */
+units: number, };
+
+/**
  * Purchase rules: who may authorise how much, and how many approvals large purchases need.
  */
 export type Policy = { currency: string, limits: Array<RoleLimit>, 
@@ -498,6 +511,11 @@ export type Source = { "type": "offer", offer: RecordId, } | { "type": "stock", 
 export type Status = { store_exists: boolean, unlocked: boolean, store_path: string, };
 
 export type StockLine = { item: string, place: string, quantity: number, };
+
+/**
+ * An item stored at a place, by name.
+ */
+export type Stored = { item: string, name: string, unit: string, quantity: number, };
 
 /**
  * A suggestion with what a person needs to decide on it: what is asked, where it would come

@@ -153,6 +153,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     const rec = { ...structuredClone(t), ...fields } as Fields;
     const missing = (REQUIRED[kind] ?? []).filter((f) => rec[f] === "" || rec[f] === null || rec[f] === undefined);
     if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
+    if ((kind === "request" || kind === "offer" || kind === "allocation") && !(Number(rec.quantity) > 0))
+      fail("invalid", `invalid ${kind}: quantity: must be greater than zero`);
     if ((kind === "request" || kind === "offer") && !rec.item && !rec.category && !rec.skill)
       fail("invalid", `invalid ${kind}: item: say what: an item, a category or a skill`);
     if (kind === "movement") {
@@ -401,6 +403,24 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async stock(item) {
       need();
       return stockLines(item);
+    },
+    async places() {
+      need();
+      const lines = stockLines(null);
+      return ofKind("place")
+        .map((p) => {
+          const here = lines.filter((l) => l.place === p.id);
+          return { place: p as unknown as HubRecord, items: here.length, units: here.reduce((s, l) => s + l.quantity, 0) };
+        })
+        .sort((a, b) => label(a.place as unknown as Rec).localeCompare(label(b.place as unknown as Rec)));
+    },
+    async storedAt(place) {
+      need();
+      if (get(place).kind !== "place") fail("not_found", `no record with id place ${place}`);
+      return stockLines(null)
+        .filter((l) => l.place === place)
+        .map((l) => ({ item: l.item, name: String(get(l.item).name), unit: String(get(l.item).unit), quantity: l.quantity }))
+        .sort((a, b) => a.name.localeCompare(b.name));
     },
     async levels(items) {
       need();

@@ -164,6 +164,29 @@ describe("requests", () => {
   });
 });
 
+describe("allocating by hand", () => {
+  it("promises stock of an item at a place to a request; a quantity of none is refused", async () => {
+    const b = await ready();
+    const hall = b.records.find((r) => r.kind === "place")!.id;
+    const soap = (await b.add("item", { name: "Soap", unit: "bar" })).id;
+    const req = (await b.add("request", { description: "Soap for the showers", item: soap, quantity: 4 })).id;
+    const { default: Requests } = await import("./Requests.svelte");
+    render(Requests, { backend: b });
+    const form = await screen.findByRole("form", { name: "Allocate by hand" });
+    await waitFor(() => expect(within(form).getByLabelText("Request").querySelectorAll("option").length).toBe(2));
+    await fireEvent.change(within(form).getByLabelText("Request"), { target: { value: req } });
+    await fireEvent.change(within(form).getByLabelText("Item"), { target: { value: soap } });
+    await fireEvent.change(within(form).getByLabelText("Place"), { target: { value: hall } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Allocate" }));
+    expect((await within(form).findByRole("alert")).textContent).toContain("quantity");
+    expect(b.records.filter((r) => r.kind === "allocation")).toEqual([]);
+    await fireEvent.input(within(form).getByLabelText("Quantity"), { target: { value: "4" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Allocate" }));
+    await waitFor(() => expect(b.records.filter((r) => r.kind === "allocation").length).toBe(1));
+    expect(b.records.find((r) => r.kind === "allocation")).toMatchObject({ request: req, item: soap, place: hall, quantity: 4 });
+  });
+});
+
 describe("joining by invite", () => {
   it("shows the confirmation code to read aloud, and a bad code is refused with the reason", async () => {
     const b = mockBackend();
