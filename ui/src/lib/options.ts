@@ -119,3 +119,20 @@ export function fromMinor(minor: number, digits: number): string {
   const p = 10 ** digits;
   return `${sign}${Math.floor(a / p)}.${String(a % p).padStart(digits, "0")}`;
 }
+
+/** A moment the hub wrote (RFC 3339, UTC) as people here read it: in this computer's time zone,
+ * in the language's own way ("26 Nov 2026, 14:05"). Anything else is shown as it is. */
+export function when(iso: unknown, lang: string): string {
+  const d = typeof iso === "string" ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return String(iso ?? "");
+  return new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short", hourCycle: "h23" }).format(d);
+}
+
+/** A moment for printed sheets: this computer's time zone, `YYYY-MM-DD HH:MM`, the same in every
+ * language (ICS forms read 24-hour times). */
+export function stamp(iso: unknown): string {
+  const d = typeof iso === "string" ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return String(iso ?? "");
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}

@@ -4,6 +4,7 @@ import { mockBackend } from "../lib/mock";
 import FirstStart from "./FirstStart.svelte";
 import Inventory from "./Inventory.svelte";
 import Incidents from "./Incidents.svelte";
+import Overview from "./Overview.svelte";
 import App from "../App.svelte";
 import { setLang, watch } from "../lib/ui.svelte";
 
@@ -99,6 +100,17 @@ describe("incidents", () => {
 });
 
 describe("overview", () => {
+  it("shows a new hub its first steps until it has places and items", async () => {
+    const b = mockBackend();
+    await b.createHub("North", "hall", "kestrel", "a good passphrase");
+    watch(b);
+    render(Overview, { backend: b });
+    expect(await screen.findByRole("heading", { name: "First steps" })).toBeTruthy();
+    await b.add("place", { name: "Hall" });
+    await b.add("item", { name: "Water", unit: "bottle" });
+    await waitFor(() => expect(screen.queryByRole("heading", { name: "First steps" })).toBeNull());
+  });
+
   it("opens the record an item names: a shortage opens the item in the inventory", async () => {
     const b = await ready();
     await b.add("item", { name: "Insulin pens", unit: "pen", reorder_level: 5 });
