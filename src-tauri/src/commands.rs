@@ -134,6 +134,9 @@ async fn join_hub<R: Runtime>(
     // quit while it waits, the next start offers joining (or founding) again. A hub already
     // there is never marked.
     let path = state.settings.store_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", dir.display())))?;
+    }
     aidmesh_hub::clear_unfinished_join(&path)?;
     if path.exists() {
         return Err(aidmesh_hub::Error::Store(aidmesh_hub::StoreError::Exists(path)).into());

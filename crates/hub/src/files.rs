@@ -99,6 +99,30 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the file itself is left");
     }
 
+    #[test]
+    fn a_store_marked_as_joining_is_removed_and_a_hub_never_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("hub.aidmesh");
+        // An unfinished join: the store and its journal go with the mark.
+        begin_join(&store).unwrap();
+        for f in ["hub.aidmesh", "hub.aidmesh-wal"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        assert!(unfinished_join(&store));
+        clear_unfinished_join(&store).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing of it is left");
+        // A store without the mark is a hub: left alone.
+        std::fs::write(&store, b"a hub").unwrap();
+        clear_unfinished_join(&store).unwrap();
+        assert_eq!(std::fs::read(&store).unwrap(), b"a hub");
+        // A finished join leaves the store and takes the mark.
+        begin_join(&store).unwrap();
+        join_finished(&store).unwrap();
+        assert!(!unfinished_join(&store));
+        clear_unfinished_join(&store).unwrap();
+        assert!(store.exists());
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_planted_link_is_not_followed_and_the_file_is_the_owners_alone() {

@@ -147,6 +147,8 @@ impl Hub {
         let Body::Allocation(a) = &rec.body else {
             return Err(Error::NotFound(format!("allocation {id}")));
         };
+        // The id as stored, whatever the case or spaces it was typed with: the movement names it.
+        let id = rec.id().as_str();
         // Delivering again what is delivered only settles the request and the offer once more:
         // a delivery interrupted between its writes is finished by trying it again.
         if a.status == AllocationStatus::Delivered && step == AllocationStep::Delivered {

@@ -250,7 +250,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async createHub(hubName, location, who, pass) {
       if (!who.trim()) fail("invalid", "your handle (a nickname, not your legal name) is required");
-      if (pass.length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
+      if ([...pass].length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
       if (!hubName.trim()) fail("invalid", "invalid hub: name: is required");
       created = unlocked = true;
       passphrase = pass;
@@ -494,7 +494,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async changePassphrase(current, next) {
       if (current !== passphrase) fail("wrong_passphrase", "wrong passphrase");
-      if (next.length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
+      if ([...next].length < 8) fail("invalid", "invalid hub: passphrase: needs at least 8 characters");
       passphrase = next;
     },
     async currencies() {
