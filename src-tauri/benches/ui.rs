@@ -250,7 +250,7 @@ fn main() {
         }
     }
     println!(
-        "peer's change on screen, from `aidmesh add` on the peer (includes its 0.5 s pick-up tick): p50 {:.0} ms, max {:.0} ms",
+        "peer's change on screen, from `aidmesh add` on the peer (which runs through the peer's serving hub): p50 {:.0} ms, max {:.0} ms",
         pct(lat.clone(), 0.5),
         pct(lat, 1.0)
     );
