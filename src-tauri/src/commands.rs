@@ -135,7 +135,8 @@ async fn join_hub<R: Runtime>(
     // there is never marked.
     let path = state.settings.store_path();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", dir.display())))?;
     }
     aidmesh_hub::clear_unfinished_join(&path)?;
     if path.exists() {

@@ -67,6 +67,8 @@ pub fn clear_unfinished_join(path: &Path) -> Result<()> {
             Err(e) => return Err(io(&p, "remove", e)),
         }
     }
+    // The lock file `ensure_free` took (and let go of) goes with the store.
+    let _ = std::fs::remove_file(aidmesh_store::sibling(path, ".lock"));
     join_finished(path)
 }
 
