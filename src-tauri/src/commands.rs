@@ -382,7 +382,10 @@ async fn suggestions(
     state: State<'_, AppState>,
     request: Option<String>,
 ) -> ApiResult<Vec<aidmesh_hub::SuggestionView>> {
-    state.with_hub(|h| h.suggestions(request.as_deref(), 50))
+    // For one request, its best 50; for every open request, the best of each (the screen's
+    // list), the most urgent first.
+    let per_request = if request.is_some() { 50 } else { 1 };
+    state.with_hub(|h| h.suggestions(request.as_deref(), per_request))
 }
 
 /// Shifts from `from` for `hours`, with those short of people and double-bookings.

@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Hub, Result};
 
+/// The most suggestions answered at once for every open request: a screen's worth, the most
+/// urgent requests first.
+pub const MAX_SUGGESTIONS: usize = 200;
+
 /// A suggestion with what a person needs to decide on it: what is asked, where it would come
 /// from, how much of what is still needed it covers.
 #[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
@@ -58,24 +62,42 @@ impl AllocationStep {
 }
 
 impl Hub {
-    /// Suggested allocations for one request, or for every open request, in words.
+    /// Suggested allocations for one request (up to `limit`), or for every open request (up to
+    /// `limit` each, the most urgent requests first, [`MAX_SUGGESTIONS`] in all), in words.
     pub fn suggestions(&self, request: Option<&str>, limit: usize) -> Result<Vec<SuggestionView>> {
-        let raw = self.raw_suggestions(request, limit)?;
-        raw.into_iter().map(|s| self.suggestion_view(s)).collect()
+        let mut raw = self.raw_suggestions(request, limit)?;
+        raw.truncate(MAX_SUGGESTIONS);
+        // Many suggestions name the same requests, items and places: each is read once.
+        let mut names = std::collections::HashMap::new();
+        raw.into_iter().map(|s| self.suggestion_view(s, &mut names)).collect()
     }
 
-    fn suggestion_view(&self, s: Suggestion) -> Result<SuggestionView> {
-        let label = |id: &RecordId| self.get(id.as_str()).map(|r| r.body.label()).unwrap_or_else(|_| id.to_string());
-        let (source_label, place) = match &s.source {
-            Source::Offer { offer } => {
-                let place = match self.get(offer.as_str()).map(|r| r.body) {
-                    Ok(Body::Offer(o)) => o.place,
-                    _ => None,
-                };
-                (label(offer), place)
-            }
-            Source::Stock { item, place } => (label(item), Some(place.clone())),
+    fn suggestion_view(
+        &self,
+        s: Suggestion,
+        names: &mut std::collections::HashMap<RecordId, (String, Option<RecordId>)>,
+    ) -> Result<SuggestionView> {
+        // A record's label, and for an offer the place it is at.
+        let mut read = |id: &RecordId| {
+            names
+                .entry(id.clone())
+                .or_insert_with(|| match self.get(id.as_str()) {
+                    Ok(r) => {
+                        let at = match &r.body {
+                            Body::Offer(o) => o.place.clone(),
+                            _ => None,
+                        };
+                        (r.body.label(), at)
+                    }
+                    Err(_) => (id.to_string(), None),
+                })
+                .clone()
         };
+        let (source_label, place) = match &s.source {
+            Source::Offer { offer } => read(offer),
+            Source::Stock { item, place } => (read(item).0, Some(place.clone())),
+        };
+        let mut label = |id: &RecordId| read(id).0;
         let needed = s
             .reasons
             .iter()
@@ -84,10 +106,12 @@ impl Hub {
                 _ => None,
             })
             .unwrap_or(s.quantity);
+        let request_label = label(&s.request);
+        let place_label = place.as_ref().map(label);
         Ok(SuggestionView {
-            request_label: label(&s.request),
+            request_label,
             source_label,
-            place_label: place.as_ref().map(label),
+            place_label,
             needed,
             request: s.request,
             source: s.source,

@@ -40,7 +40,7 @@ pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
 pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_join, write_atomically};
-pub use flow::{AllocationStep, SuggestionView};
+pub use flow::{AllocationStep, SuggestionView, MAX_SUGGESTIONS};
 pub use members::Founder;
 pub use query::{
     ConflictEntry, Conflicted, HistoryLine, Ledger, Listed, Overview, PlaceView, RecordView, Roster, StockLine, Stored,

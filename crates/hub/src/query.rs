@@ -301,7 +301,7 @@ impl Hub {
                 PlaceView { place, items, units }
             })
             .collect();
-        out.sort_by(|a, b| a.place.body.label().cmp(&b.place.body.label()));
+        out.sort_by_key(|p| p.place.body.label());
         Ok(out)
     }
 

@@ -266,3 +266,24 @@ fn notes_rewritten_on_two_hubs_apart_are_flagged_with_both_versions_never_mixed(
     assert!(b.hub.show(&item).unwrap().conflicts.is_empty());
     assert!(b.hub.overview().unwrap().field_conflicts.is_empty());
 }
+
+#[test]
+fn suggestions_for_every_request_are_a_screen_s_worth_most_urgent_first() {
+    let mut t = new_hub("North", 1);
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let water = add(&mut t.hub, Kind::Item, json!({"name": "Water", "unit": "bottle", "category": "water"}));
+    add(&mut t.hub, Kind::Movement, json!({"item": water, "type": "receive", "quantity": 1000, "place": hall}));
+    let n = aidmesh_hub::MAX_SUGGESTIONS + 20;
+    for i in 0..n {
+        let urgency = if i == n - 1 { "critical" } else { "normal" };
+        add(
+            &mut t.hub,
+            Kind::Request,
+            json!({"description": format!("Water {i}"), "item": water, "quantity": 1, "urgency": urgency}),
+        );
+    }
+    let s = t.hub.suggestions(None, 1).unwrap();
+    assert_eq!(s.len(), aidmesh_hub::MAX_SUGGESTIONS);
+    assert_eq!(s[0].request_label, format!("Water {}", n - 1), "the critical request comes first");
+    assert!(s.iter().all(|x| x.source_label == "Water" && x.place_label.as_deref() == Some("Hall")));
+}

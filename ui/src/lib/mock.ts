@@ -428,8 +428,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async suggestions(request) {
       need();
-      const reqs = request ? [get(request)] : ofKind("request");
-      return reqs.flatMap((r) => suggestionsFor(r).slice(0, request ? 50 : 1));
+      // The most urgent requests first, as the hub orders them.
+      const rank = (r: Rec) => ["low", "normal", "high", "critical"].indexOf(String(r.urgency));
+      const reqs = request ? [get(request)] : ofKind("request").sort((a, b) => rank(b) - rank(a));
+      return reqs.flatMap((r) => suggestionsFor(r).slice(0, request ? 50 : 1)).slice(0, 200);
     },
     async roster() {
       need();
