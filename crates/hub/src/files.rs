@@ -59,16 +59,7 @@ pub fn clear_unfinished_join(path: &Path) -> Result<()> {
     if !unfinished_join(path) {
         return Ok(());
     }
-    aidmesh_store::Store::ensure_free(path)?;
-    for p in [path.to_path_buf(), aidmesh_store::sibling(path, "-wal"), aidmesh_store::sibling(path, "-shm")] {
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&p, "remove", e)),
-        }
-    }
-    // The lock file `ensure_free` took (and let go of) goes with the store.
-    let _ = std::fs::remove_file(aidmesh_store::sibling(path, ".lock"));
+    aidmesh_store::Store::remove(path)?;
     join_finished(path)
 }
 

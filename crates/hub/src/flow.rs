@@ -135,7 +135,7 @@ impl Hub {
                         "allocation",
                         vec![FieldError::new(
                             "offer",
-                            format!("the offer is {}: nothing is left to promise", flow_name(x.status)),
+                            format!("the offer is {}: nothing is left to promise", word(x.status)),
                         )],
                     ))
                 }
@@ -186,7 +186,7 @@ impl Hub {
         if a.status != AllocationStatus::Active {
             return Err(Error::invalid(
                 "allocation",
-                vec![FieldError::new("status", format!("this allocation is already {}", status_name(a.status)))],
+                vec![FieldError::new("status", format!("this allocation is already {}", word(a.status)))],
             ));
         }
         let a = a.clone();
@@ -217,10 +217,10 @@ impl Hub {
                         reason: format!("delivered for request {request} (allocation {id})"),
                     }))?;
                 }
-                self.set_allocation(id, AllocationStatus::Delivered)?;
+                self.set_status(rec.id(), AllocationStatus::Delivered)?;
             }
             AllocationStep::Released => {
-                self.set_allocation(id, AllocationStatus::Released)?;
+                self.set_status(rec.id(), AllocationStatus::Released)?;
             }
         }
         self.settle_request(&a.request)?;
@@ -239,7 +239,7 @@ impl Hub {
             FlowStatus::Cancelled => {
                 for a in self.by_field(Kind::Allocation, "request", req.id().as_str())? {
                     if matches!(&a.body, Body::Allocation(x) if x.status == AllocationStatus::Active) {
-                        self.set_allocation(a.id().as_str(), AllocationStatus::Released)?;
+                        self.set_status(a.id(), AllocationStatus::Released)?;
                     }
                 }
                 self.set_status(req.id(), FlowStatus::Cancelled)?;
@@ -256,7 +256,7 @@ impl Hub {
                         "status",
                         format!(
                             "a request is cancelled or reopened by hand; {} follows from its allocations",
-                            flow_name(other)
+                            word(other)
                         ),
                     )],
                 ))
@@ -270,7 +270,7 @@ impl Hub {
         match &req.body {
             Body::Request(r) if !r.status.is_active() => Err(Error::invalid(
                 "request",
-                vec![FieldError::new("status", format!("the request is {}: reopen it to {what}", flow_name(r.status)))],
+                vec![FieldError::new("status", format!("the request is {}: reopen it to {what}", word(r.status)))],
             )),
             _ => Ok(()),
         }
@@ -341,33 +341,15 @@ impl Hub {
         Ok(())
     }
 
-    fn set_status(&mut self, id: &RecordId, status: FlowStatus) -> Result<()> {
+    /// Sets the status of a request, an offer or an allocation, as the loop rules it.
+    fn set_status(&mut self, id: &RecordId, status: impl Serialize) -> Result<()> {
         let mut patch = Map::new();
         patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
         self.update_as(id.as_str(), patch, true).map(drop)
     }
-
-    fn set_allocation(&mut self, id: &str, status: AllocationStatus) -> Result<()> {
-        let mut patch = Map::new();
-        patch.insert("status".into(), serde_json::to_value(status).unwrap_or(Value::Null));
-        self.update_as(id, patch, true).map(drop)
-    }
 }
 
-fn flow_name(s: FlowStatus) -> &'static str {
-    match s {
-        FlowStatus::Open => "open",
-        FlowStatus::Matched => "matched",
-        FlowStatus::InTransit => "in transit",
-        FlowStatus::Fulfilled => "fulfilled",
-        FlowStatus::Cancelled => "cancelled",
-    }
-}
-
-fn status_name(s: AllocationStatus) -> &'static str {
-    match s {
-        AllocationStatus::Active => "active",
-        AllocationStatus::Delivered => "delivered",
-        AllocationStatus::Released => "released",
-    }
+/// A status as people read it in a message ("in transit"): its name, spaced.
+fn word(status: impl Serialize) -> String {
+    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(|w| w.replace('_', " "))).unwrap_or_default()
 }

@@ -154,6 +154,20 @@ impl OwnerLock {
     }
 }
 
+/// Removes a store's files: the database, SQLite's journal beside it, then its lock file. The
+/// only place that knows which files a store is.
+fn remove_files(path: &Path) -> Result<()> {
+    for p in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Lock { path: p, why: format!("cannot remove it: {e}") }),
+        }
+    }
+    let _ = std::fs::remove_file(sibling(path, ".lock"));
+    Ok(())
+}
+
 /// A connection made by `open` with `passphrase` set as its key and proven by a first read: a
 /// wrong passphrase is [`Error::WrongPassphrase`].
 ///
@@ -208,9 +222,7 @@ impl Store {
         let conn = match keyed(path, passphrase, || Connection::open(path)) {
             Ok(c) => c,
             Err(e) => {
-                for p in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
-                    let _ = std::fs::remove_file(p);
-                }
+                let _ = remove_files(path);
                 return Err(e);
             }
         };
@@ -246,18 +258,16 @@ impl Store {
     /// failed. Its pages were encrypted; nothing readable is left behind.
     pub fn destroy(self) -> Result<()> {
         let Store { conn, path, _owner } = self;
-        let (wal, shm, lock) = (sibling(&path, "-wal"), sibling(&path, "-shm"), sibling(&path, ".lock"));
         conn.close().map_err(|(_, e)| Error::from(e))?;
-        for p in [&path, &wal, &shm] {
-            match std::fs::remove_file(p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::Lock { path: p.clone(), why: format!("cannot remove it: {e}") }),
-            }
-        }
-        let _ = std::fs::remove_file(lock);
-        drop(_owner);
-        Ok(())
+        remove_files(&path)
+    }
+
+    /// Removes the store at `path` with its files, as [`Store::destroy`] does, without opening
+    /// it (no passphrase is needed to throw away what cannot be read): [`Error::Busy`] while a
+    /// process owns it.
+    pub fn remove(path: &Path) -> Result<()> {
+        let _owner = OwnerLock::take(path)?;
+        remove_files(path)
     }
 
     /// Whether `passphrase` opens this store, checked on a second connection (the owner asks;
