@@ -168,6 +168,15 @@ pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     }
 }
 
+/// Checks a signature the strict way (RFC 8032 with no malleable or small-order keys): what
+/// the authority log uses, so that one entry has one valid signature.
+pub fn verify_strict(public: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    match VerifyingKey::from_bytes(public) {
+        Ok(k) => !k.is_weak() && k.verify_strict(msg, &Signature::from_bytes(sig)).is_ok(),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

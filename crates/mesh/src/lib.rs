@@ -6,6 +6,7 @@
 //! decides which connections live and when to dial, without touching a socket. The tokio
 //! driver (`net`), mDNS (`discovery`) and the invite listener (`invite`) are the IO around it.
 
+pub mod authority;
 pub mod bundle;
 pub mod discovery;
 pub mod identity;

@@ -1,0 +1,1250 @@
+//! The coalition's authority log: who belongs, who holds which role, which hubs may sync. It
+//! is a set of signed, content-addressed entries that can only grow, sans-IO.
+//!
+//! Every entry is signed by a person's key and names the entries its author had seen
+//! (`preds`), so the entries form a graph of what each author knew. Merging two logs is the
+//! union of their entries; nothing is ever edited or removed, so an edit made anywhere changes
+//! nothing elsewhere (an edited entry is another entry, refused at the door for its signature).
+//!
+//! **At the door** ([`Log::offer`]) an entry is checked once, in this order: size and decoding
+//! (re-encoding must give back exactly the bytes that arrived), coalition, the signature
+//! (`verify_strict`), its `preds` (an entry whose `preds` have not all arrived waits), and
+//! whether its author held the right it uses in the state resolved from the entry's own causal
+//! past. Every hub reaches the same verdict, whatever else it holds. An entry refused is never
+//! stored; the caller reports it with the hub that sent it.
+//!
+//! **Evaluation** ([`Log::state`]) walks the entries in topological order over `preds`, ties
+//! broken by id, removals first. Time claimed by a signer is for display only. Three rules
+//! decide the rest (see `docs/threat-model.md`):
+//! - *Strong removal*: an entry by a person that is concurrent with (neither before nor after)
+//!   that person's removal, demotion or key revocation does not count if it used the right
+//!   that was taken away, nor does anything whose authority came from it. What they signed
+//!   before, as the remover had seen it, stands. This is what defeats backdating: citing old
+//!   `preds` only makes an entry concurrent with the removal.
+//! - *Admins remove admins together*: removing or demoting an admin needs a majority of the
+//!   other admins (the remover plus [`Body::Endorse`] entries; with two admins, the other one
+//!   is enough) and takes effect at the entry that completes the majority. The founder is an
+//!   admin like any other once there are two. The last admin cannot be removed.
+//! - *Mutual removal*: admins who remove each other while apart all lose the contested right
+//!   ([`State::contested`] lists it for a person to see). Seniority never wins.
+//!
+//! The resolved state is kept: an entry that extends every head and removes nothing is applied
+//! in place; any other entry replays the log.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::identity::{verify_strict, HubId, Identity};
+use crate::membership::{hex, unhex, Role};
+
+/// The largest entry accepted, in bytes.
+pub const MAX_ENTRY: usize = 4 * 1024;
+/// The most `preds` an entry may name.
+pub const MAX_PREDS: usize = 32;
+/// The most entries kept waiting for their `preds`.
+pub const MAX_WAITING: usize = 10_000;
+/// The longest name, handle or role, in characters.
+pub const MAX_NAME: usize = 80;
+/// The entry format this hub writes and reads.
+pub const VERSION: u8 = 1;
+const DOMAIN: &[u8] = b"aidmesh authority v1\n";
+
+macro_rules! hex_bytes {
+    ($name:ident, $n:expr, $what:expr) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub [u8; $n]);
+
+        impl $name {
+            pub fn hex(&self) -> String {
+                hex(&self.0)
+            }
+
+            pub fn parse(s: &str) -> Result<$name, String> {
+                unhex(s)
+                    .and_then(|b| <[u8; $n]>::try_from(b).ok())
+                    .map($name)
+                    .ok_or_else(|| format!("{s:?} is not {}", $what))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", &self.hex()[..12])
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.hex())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let s = String::deserialize(d)?;
+                $name::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+hex_bytes!(Key, 32, "an Ed25519 public key in hex");
+hex_bytes!(Id, 32, "an entry id (64 hex digits)");
+hex_bytes!(Sig, 64, "a signature (128 hex digits)");
+
+impl Key {
+    pub fn of(identity: &Identity) -> Key {
+        Key(identity.public().to_bytes())
+    }
+
+    /// The fingerprint people compare (the same form as a hub id).
+    pub fn fingerprint(&self) -> Option<HubId> {
+        HubId::of_bytes(&self.0)
+    }
+
+    /// The fingerprint's first group, for messages.
+    pub fn short(&self) -> String {
+        self.fingerprint().map(|f| f.short()).unwrap_or_else(|| self.hex()[..8].to_string())
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.hex()[..12])
+    }
+}
+
+/// What an entry does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// Founds the coalition: the one entry without `preds` or coalition. Its author is the first
+    /// admin, its hub the first member hub; its id is the coalition's id.
+    Found { coalition: String, handle: String, hub_name: String },
+    /// Adds a person, by the key they made at their hub.
+    AddPerson { person: Key, handle: String, role: Role },
+    /// Makes a person an admin or a plain member. Demoting an admin needs a majority.
+    SetRole { person: Key, role: Role },
+    /// Removes a person. Removing an admin needs a majority.
+    RemovePerson { person: Key },
+    /// An admin's signature added to a removal or demotion waiting for a majority.
+    Endorse { entry: Id },
+    /// Lets a hub (a laptop, by its key) sync with the coalition.
+    AdmitHub { hub: Key, name: String },
+    /// A lost or seized hub: it may no longer connect.
+    RevokeHub { hub: Key },
+    /// A person's further key (their key at another hub), signed by one of their keys.
+    AddKey { key: Key },
+    /// Withdraws one of a person's keys: by that person, or by an admin.
+    RevokeKey { key: Key },
+    /// Gives a person a named role (`treasurer`, ...).
+    Grant { person: Key, role: String },
+    /// Takes a named role back.
+    Ungrant { person: Key, role: String },
+}
+
+impl Body {
+    /// Whether the entry takes something away: such entries go first among concurrent ones,
+    /// and always replay the log.
+    fn removes(&self) -> bool {
+        matches!(
+            self,
+            Body::SetRole { role: Role::Member, .. }
+                | Body::RemovePerson { .. }
+                | Body::Endorse { .. }
+                | Body::RevokeHub { .. }
+                | Body::RevokeKey { .. }
+                | Body::Ungrant { .. }
+        )
+    }
+
+    /// Words for the entry, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Body::Found { coalition, handle, hub_name } => {
+                format!("{handle} founded {coalition:?} at hub {hub_name:?}")
+            }
+            Body::AddPerson { person, handle, role } => format!("added {handle} ({}) as {role:?}", person.short()),
+            Body::SetRole { person, role } => format!("made {} {role:?}", person.short()),
+            Body::RemovePerson { person } => format!("removed {}", person.short()),
+            Body::Endorse { entry } => format!("endorsed {entry}"),
+            Body::AdmitHub { hub, name } => format!("admitted hub {name:?} ({})", hub.short()),
+            Body::RevokeHub { hub } => format!("revoked hub {}", hub.short()),
+            Body::AddKey { key } => format!("added key {}", key.short()),
+            Body::RevokeKey { key } => format!("revoked key {}", key.short()),
+            Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
+            Body::Ungrant { person, role } => format!("took {role:?} from {}", person.short()),
+        }
+    }
+}
+
+/// One signed entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub v: u8,
+    /// The coalition's id (the founding entry's); absent only on the founding entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coalition: Option<Id>,
+    /// The signing key: one of a person's keys.
+    pub author: Key,
+    /// The hub where the entry was made.
+    pub hub: Key,
+    /// The heads of the log as its author saw them, sorted.
+    pub preds: Vec<Id>,
+    /// The author's clock, milliseconds: shown to people, never used to order.
+    pub at: i64,
+    pub body: Body,
+    pub sig: Sig,
+}
+
+#[derive(Serialize)]
+struct Content<'a> {
+    v: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coalition: &'a Option<Id>,
+    author: &'a Key,
+    hub: &'a Key,
+    preds: &'a [Id],
+    at: i64,
+    body: &'a Body,
+}
+
+impl Entry {
+    /// Signs an entry.
+    pub fn sign(signer: &Identity, hub: Key, coalition: Option<Id>, mut preds: Vec<Id>, at: i64, body: Body) -> Entry {
+        preds.sort();
+        preds.dedup();
+        let mut e = Entry { v: VERSION, coalition, author: Key::of(signer), hub, preds, at, body, sig: Sig([0; 64]) };
+        e.sig = Sig(signer.sign(&e.content_bytes()));
+        e
+    }
+
+    /// The bytes the signature covers: a domain tag and every field but the signature.
+    fn content_bytes(&self) -> Vec<u8> {
+        let c = Content {
+            v: self.v,
+            coalition: &self.coalition,
+            author: &self.author,
+            hub: &self.hub,
+            preds: &self.preds,
+            at: self.at,
+            body: &self.body,
+        };
+        let mut out = DOMAIN.to_vec();
+        out.extend(serde_json::to_vec(&c).unwrap_or_default());
+        out
+    }
+
+    /// The entry's bytes: what travels and what its id hashes.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn id(&self) -> Id {
+        Id(Sha256::digest(self.encode()).into())
+    }
+
+    /// Reads an entry: within size, well-formed, and canonical (it re-encodes to the very bytes
+    /// given, so one entry has one id).
+    pub fn decode(bytes: &[u8]) -> Result<Entry, Refusal> {
+        if bytes.len() > MAX_ENTRY {
+            return Err(Refusal::TooLarge(bytes.len()));
+        }
+        let e: Entry = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        if e.encode() != bytes {
+            return Err(Refusal::Malformed("not in canonical form (it does not re-encode to the same bytes)".into()));
+        }
+        if e.v != VERSION {
+            return Err(Refusal::Malformed(format!("format version {} (this hub reads {VERSION})", e.v)));
+        }
+        if e.preds.len() > MAX_PREDS || e.preds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Refusal::Malformed(format!("preds must be sorted, distinct and at most {MAX_PREDS}")));
+        }
+        let name_ok =
+            |s: &str| !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control);
+        let names: Vec<&str> = match &e.body {
+            Body::Found { coalition, handle, hub_name } => vec![coalition, handle, hub_name],
+            Body::AddPerson { handle, .. } => vec![handle],
+            Body::AdmitHub { name, .. } => vec![name],
+            Body::Grant { role, .. } | Body::Ungrant { role, .. } => vec![role],
+            _ => vec![],
+        };
+        if names.iter().any(|n| !name_ok(n)) {
+            return Err(Refusal::Malformed(format!("names are 1 to {MAX_NAME} printable characters")));
+        }
+        Ok(e)
+    }
+
+    fn check_signature(&self) -> bool {
+        verify_strict(&self.author.0, &self.content_bytes(), &self.sig.0)
+    }
+}
+
+/// Why an entry was refused at the door. Nothing refused is stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the entry is {0} bytes, over the limit of {MAX_ENTRY}")]
+    TooLarge(usize),
+    #[error("the entry is malformed: {0}")]
+    Malformed(String),
+    #[error("the entry belongs to another coalition")]
+    OtherCoalition,
+    #[error("the entry's signature does not match its content or its author")]
+    BadSignature,
+    #[error("{0}")]
+    NoRight(String),
+    #[error("too many entries are waiting for the entries they follow (over {MAX_WAITING})")]
+    TooManyWaiting,
+}
+
+/// What became of an entry offered to the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// Stored: this entry, and any waiting entries it let in, in order.
+    Added(Vec<Id>),
+    /// Already held (or already waiting).
+    Known,
+    /// Valid so far, waiting for entries it follows.
+    Waiting(Vec<Id>),
+}
+
+/// Who gave something, where and when (as the signer claimed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Granted {
+    pub by: Key,
+    pub entry: Id,
+    pub hub: Key,
+    pub at: i64,
+}
+
+/// A person of the coalition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Person {
+    /// The key they were added with: who they are.
+    pub key: Key,
+    pub handle: String,
+    pub role: Role,
+    /// Every key that signs for them, the first included.
+    pub keys: BTreeSet<Key>,
+    /// Named roles (`treasurer`, ...), with who granted them.
+    pub roles: BTreeMap<String, Granted>,
+    pub since: Granted,
+}
+
+/// A hub that may sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HubEntry {
+    pub key: Key,
+    pub name: String,
+    pub admitted: Granted,
+}
+
+/// A removal or demotion waiting for a majority of the other admins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    pub entry: Id,
+    pub target: Key,
+    pub demotion: bool,
+    /// Admins who signed it so far.
+    pub signed: BTreeSet<Key>,
+}
+
+/// Admins who removed each other while apart: all lost the contested right.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Contest {
+    /// People (by their first key) in the cycle.
+    pub people: Vec<Key>,
+    pub entries: Vec<Id>,
+}
+
+/// What the log says, resolved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct State {
+    pub coalition: Option<Id>,
+    pub coalition_name: String,
+    pub people: BTreeMap<Key, Person>,
+    pub hubs: BTreeMap<Key, HubEntry>,
+    pub revoked_hubs: BTreeMap<Key, Granted>,
+    pub removed: BTreeMap<Key, Granted>,
+    pub waiting: BTreeMap<Id, Waiting>,
+    /// Stored entries that do not count, and why (strong removal, or authority that came from
+    /// an entry that does not count).
+    pub not_counted: Vec<(Id, String)>,
+    pub contested: Vec<Contest>,
+    #[serde(skip)]
+    key_owner: HashMap<Key, Key>,
+}
+
+impl State {
+    /// The person a key signs for, if it is a current key of a current person.
+    pub fn person_of(&self, key: &Key) -> Option<&Person> {
+        self.key_owner.get(key).and_then(|p| self.people.get(p))
+    }
+
+    pub fn is_admin(&self, key: &Key) -> bool {
+        self.person_of(key).is_some_and(|p| p.role == Role::Admin)
+    }
+
+    pub fn admins(&self) -> impl Iterator<Item = &Person> {
+        self.people.values().filter(|p| p.role == Role::Admin)
+    }
+
+    /// Whether a person (by any of their keys) holds a named role.
+    pub fn holds(&self, key: &Key, role: &str) -> bool {
+        self.person_of(key).is_some_and(|p| p.roles.contains_key(role))
+    }
+
+    pub fn hub_is_member(&self, hub: &Key) -> bool {
+        self.hubs.contains_key(hub)
+    }
+
+    /// Checks that `e`, signed by `author`, may be applied here: the author holds the right it
+    /// uses and the action makes sense. Pure: the door and the replay both call it.
+    fn check(&self, e: &Entry) -> Result<(), String> {
+        let author = self.person_of(&e.author);
+        let who = || author.map(|p| p.handle.clone()).unwrap_or_else(|| e.author.short());
+        let admin = || -> Result<&Person, String> {
+            match author {
+                Some(p) if p.role == Role::Admin => Ok(p),
+                Some(p) => Err(format!("{} is not an admin of the coalition", p.handle)),
+                None => Err(format!("{} is not a person of the coalition (or that key was revoked)", e.author.short())),
+            }
+        };
+        let member =
+            |k: &Key| self.people.get(k).ok_or_else(|| format!("{} is not a person of the coalition", k.short()));
+        let key_free = |k: &Key| {
+            if self.key_owner.contains_key(k) || self.people.contains_key(k) {
+                Err(format!("key {} already signs for a person", k.short()))
+            } else {
+                Ok(())
+            }
+        };
+        match &e.body {
+            Body::Found { .. } => Err("the coalition is already founded".into()),
+            Body::AddPerson { person, .. } => {
+                admin()?;
+                key_free(person)
+            }
+            Body::SetRole { person, role } => {
+                admin()?;
+                let p = member(person)?;
+                if p.role == *role {
+                    return Err(format!("{} already has that role", p.handle));
+                }
+                if *role == Role::Member && self.admins().count() == 1 {
+                    return Err("the last admin cannot be demoted: make another admin first".into());
+                }
+                Ok(())
+            }
+            Body::RemovePerson { person } => {
+                admin()?;
+                let p = member(person)?;
+                if p.role == Role::Admin && self.admins().count() == 1 {
+                    return Err("the last admin cannot be removed: make another admin first".into());
+                }
+                Ok(())
+            }
+            Body::Endorse { entry } => {
+                let a = admin()?;
+                let w =
+                    self.waiting.get(entry).ok_or_else(|| format!("{entry} is not a removal waiting for admins"))?;
+                if w.target == a.key {
+                    return Err(format!("{} cannot endorse their own removal", a.handle));
+                }
+                if w.signed.contains(&a.key) {
+                    return Err(format!("{} already signed it", a.handle));
+                }
+                Ok(())
+            }
+            Body::AdmitHub { hub, .. } => {
+                admin()?;
+                if self.hubs.contains_key(hub) {
+                    return Err(format!("hub {} is already a member", hub.short()));
+                }
+                Ok(())
+            }
+            Body::RevokeHub { hub } => {
+                admin()?;
+                if !self.hubs.contains_key(hub) {
+                    return Err(format!("hub {} is not a member", hub.short()));
+                }
+                Ok(())
+            }
+            Body::AddKey { key } => {
+                author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+                key_free(key)
+            }
+            Body::RevokeKey { key } => {
+                let owner = self.key_owner.get(key).ok_or_else(|| format!("key {} signs for no one", key.short()))?;
+                let p = &self.people[owner];
+                if Some(owner) != author.map(|a| &a.key) {
+                    admin()?;
+                }
+                if p.keys.len() == 1 {
+                    return Err(format!("{}'s last key cannot be revoked: remove the person instead", p.handle));
+                }
+                Ok(())
+            }
+            Body::Grant { person, role } => {
+                admin()?;
+                let p = member(person)?;
+                if p.roles.contains_key(role) {
+                    return Err(format!("{} already holds {role:?}", p.handle));
+                }
+                Ok(())
+            }
+            Body::Ungrant { person, role } => {
+                admin()?;
+                let p = member(person)?;
+                if !p.roles.contains_key(role) {
+                    return Err(format!("{} does not hold {role:?}", p.handle));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Applies a checked entry by `author` (the person its key signs for); returns the removal
+    /// it completed, if any. A `forced` removal (one side of a mutual removal) completes at once.
+    fn apply(&mut self, i: usize, id: Id, e: &Entry, author: Option<Key>, forced: bool) -> Option<Event> {
+        let granted = Granted { by: e.author, entry: id, hub: e.hub, at: e.at };
+        match &e.body {
+            Body::Found { coalition, handle, hub_name } => {
+                self.coalition = Some(id);
+                self.coalition_name = coalition.clone();
+                self.add_person(e.author, handle, Role::Admin, granted.clone());
+                self.hubs.insert(e.hub, HubEntry { key: e.hub, name: hub_name.clone(), admitted: granted });
+                None
+            }
+            Body::AddPerson { person, handle, role } => {
+                self.removed.remove(person);
+                self.add_person(*person, handle, *role, granted);
+                None
+            }
+            Body::SetRole { person, role: Role::Admin } => {
+                if let Some(p) = self.people.get_mut(person) {
+                    p.role = Role::Admin;
+                }
+                None
+            }
+            Body::SetRole { person, role: Role::Member } => self.start_removal(i, id, author?, *person, true, forced),
+            Body::RemovePerson { person } => self.start_removal(i, id, author?, *person, false, forced),
+            Body::Endorse { entry } => {
+                let w = self.waiting.get_mut(entry)?;
+                w.signed.insert(author?);
+                let w = w.clone();
+                if forced {
+                    self.waiting.remove(&w.entry);
+                    return self.complete(i, &w);
+                }
+                self.complete_if_enough(i, &w)
+            }
+            Body::AdmitHub { hub, name } => {
+                self.revoked_hubs.remove(hub);
+                self.hubs.insert(*hub, HubEntry { key: *hub, name: name.clone(), admitted: granted });
+                None
+            }
+            Body::RevokeHub { hub } => {
+                self.hubs.remove(hub);
+                self.revoked_hubs.insert(*hub, granted);
+                None
+            }
+            Body::AddKey { key } => {
+                let owner = author?;
+                self.key_owner.insert(*key, owner);
+                self.people.get_mut(&owner)?.keys.insert(*key);
+                None
+            }
+            Body::RevokeKey { key } => {
+                let owner = self.key_owner.remove(key)?;
+                self.people.get_mut(&owner)?.keys.remove(key);
+                Some(Event { target: Target::Key(*key), lost: Lost::All, completion: i, participants: BTreeSet::new() })
+            }
+            Body::Grant { person, role } => {
+                self.people.get_mut(person)?.roles.insert(role.clone(), granted);
+                None
+            }
+            Body::Ungrant { person, role } => {
+                self.people.get_mut(person)?.roles.remove(role);
+                Some(Event {
+                    target: Target::Person(*person),
+                    lost: Lost::Role(role.clone()),
+                    completion: i,
+                    participants: author.into_iter().collect(),
+                })
+            }
+        }
+    }
+
+    fn add_person(&mut self, key: Key, handle: &str, role: Role, since: Granted) {
+        self.key_owner.insert(key, key);
+        self.people.insert(
+            key,
+            Person {
+                key,
+                handle: handle.to_string(),
+                role,
+                keys: BTreeSet::from([key]),
+                roles: BTreeMap::new(),
+                since,
+            },
+        );
+    }
+
+    fn start_removal(&mut self, i: usize, id: Id, by: Key, target: Key, demotion: bool, forced: bool) -> Option<Event> {
+        let p = self.people.get(&target)?;
+        let w = Waiting { entry: id, target, demotion, signed: BTreeSet::from([by]) };
+        if p.role != Role::Admin || by == target || forced {
+            return self.complete(i, &w);
+        }
+        self.waiting.insert(id, w.clone());
+        self.complete_if_enough(i, &w)
+    }
+
+    fn complete_if_enough(&mut self, i: usize, w: &Waiting) -> Option<Event> {
+        let others: Vec<Key> = self.admins().map(|a| a.key).filter(|k| *k != w.target).collect();
+        let have = w.signed.iter().filter(|k| others.contains(k)).count();
+        // A majority of the other admins.
+        if have > others.len() / 2 {
+            self.waiting.remove(&w.entry);
+            self.complete(i, w)
+        } else {
+            None
+        }
+    }
+
+    fn complete(&mut self, i: usize, w: &Waiting) -> Option<Event> {
+        let lost = if w.demotion { Lost::Admin } else { Lost::All };
+        if w.demotion {
+            self.people.get_mut(&w.target)?.role = Role::Member;
+        } else {
+            let p = self.people.remove(&w.target)?;
+            for k in &p.keys {
+                self.key_owner.remove(k);
+            }
+            self.removed.insert(w.target, p.since.clone());
+            self.waiting.retain(|_, x| x.target != w.target);
+        }
+        Some(Event { target: Target::Person(w.target), lost, completion: i, participants: w.signed.clone() })
+    }
+}
+
+/// Whose right an event took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Person(Key),
+    Key(Key),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Lost {
+    All,
+    Admin,
+    Role(String),
+}
+
+/// A removal, demotion, key revocation or role withdrawal that took effect at `completion`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Event {
+    target: Target,
+    lost: Lost,
+    completion: usize,
+    /// People who signed it (their first keys).
+    participants: BTreeSet<Key>,
+}
+
+/// The right an entry uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Need {
+    Admin,
+    Member,
+}
+
+struct Node {
+    id: Id,
+    entry: Entry,
+    preds: Vec<usize>,
+}
+
+/// A set of entry positions.
+#[derive(Clone)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn get(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// The log: entries in an order where every entry follows its `preds`.
+#[derive(Default)]
+pub struct Log {
+    nodes: Vec<Node>,
+    index: HashMap<Id, usize>,
+    heads: BTreeSet<Id>,
+    state: State,
+    waiting: BTreeMap<Id, Entry>,
+    /// The coalition this log belongs to, once known (from its founding entry, or given).
+    coalition: Option<Id>,
+    /// Every key some entry added, and the person it signs for: the quick check at the door.
+    ever_owner: HashMap<Key, Key>,
+    /// People who were ever made admins.
+    ever_admin: HashSet<Key>,
+}
+
+impl Log {
+    /// An empty log that accepts any founding entry.
+    pub fn new() -> Log {
+        Log::default()
+    }
+
+    /// An empty log for one coalition: only its founding entry is accepted.
+    pub fn for_coalition(coalition: Id) -> Log {
+        Log { coalition: Some(coalition), ..Log::default() }
+    }
+
+    /// A log from entries this hub stored earlier, in the order it stored them. They passed the
+    /// door when they arrived (the store is encrypted and authenticated), so signatures are not
+    /// checked again; decoding and order are.
+    pub fn load<B: AsRef<[u8]>>(entries: impl IntoIterator<Item = B>) -> Result<Log, Refusal> {
+        let mut log = Log::new();
+        for b in entries {
+            let e = Entry::decode(b.as_ref())?;
+            let id = Id(Sha256::digest(b.as_ref()).into());
+            if log.index.contains_key(&id) {
+                continue;
+            }
+            if let Body::Found { .. } = e.body {
+                log.coalition = Some(id);
+            }
+            let preds = e
+                .preds
+                .iter()
+                .map(|p| log.index.get(p).copied())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Refusal::Malformed(format!("stored entry {id} comes before an entry it follows")))?;
+            log.store(id, e, preds);
+        }
+        log.state = resolve(&log.nodes, None);
+        Ok(log)
+    }
+
+    pub fn coalition(&self) -> Option<Id> {
+        self.coalition
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn heads(&self) -> Vec<Id> {
+        self.heads.iter().copied().collect()
+    }
+
+    pub fn contains(&self, id: &Id) -> bool {
+        self.index.contains_key(id)
+    }
+
+    pub fn get(&self, id: &Id) -> Option<&Entry> {
+        self.index.get(id).map(|i| &self.nodes[*i].entry)
+    }
+
+    /// Every entry with its id, in stored order.
+    pub fn entries(&self) -> impl Iterator<Item = (Id, &Entry)> {
+        self.nodes.iter().map(|n| (n.id, &n.entry))
+    }
+
+    /// Entries waiting for entries they follow, to keep across restarts.
+    pub fn waiting(&self) -> impl Iterator<Item = &Entry> {
+        self.waiting.values()
+    }
+
+    /// The entries a peer whose heads are `theirs` lacks: everything not in the past of the
+    /// heads this log knows, in an order where each follows its `preds`.
+    pub fn missing_for(&self, theirs: &[Id]) -> Vec<Vec<u8>> {
+        let known: Vec<usize> = theirs.iter().filter_map(|h| self.index.get(h).copied()).collect();
+        let past = ancestors(&self.nodes, &known, true);
+        (0..self.nodes.len()).filter(|i| !past.get(*i)).map(|i| self.nodes[i].entry.encode()).collect()
+    }
+
+    /// Signs a new entry as `signer` at `hub`, after every head, and stores it through the same
+    /// door as any other entry.
+    pub fn append(&mut self, signer: &Identity, hub: Key, at: i64, body: Body) -> Result<(Id, Vec<u8>), Refusal> {
+        let mut preds = self.heads();
+        if preds.len() > MAX_PREDS {
+            preds.truncate(MAX_PREDS);
+        }
+        let coalition = if matches!(body, Body::Found { .. }) { None } else { self.coalition };
+        let e = Entry::sign(signer, hub, coalition, preds, at, body);
+        let bytes = e.encode();
+        match self.offer(&bytes)? {
+            Offered::Added(ids) => Ok((ids[0], bytes)),
+            other => Err(Refusal::Malformed(format!("a new entry was not stored: {other:?}"))),
+        }
+    }
+
+    /// The door: checks an entry that arrived (from a peer, a bundle, or this hub) and stores it
+    /// if it holds. See the module documentation for the order of the checks.
+    pub fn offer(&mut self, bytes: &[u8]) -> Result<Offered, Refusal> {
+        let e = Entry::decode(bytes)?;
+        let id = Id(Sha256::digest(bytes).into());
+        if self.index.contains_key(&id) || self.waiting.contains_key(&id) {
+            return Ok(Offered::Known);
+        }
+        match (&e.body, e.coalition) {
+            (Body::Found { .. }, None) if e.preds.is_empty() => {
+                if self.coalition.is_some_and(|c| c != id) || !self.nodes.is_empty() {
+                    return Err(Refusal::OtherCoalition);
+                }
+            }
+            (Body::Found { .. }, _) => {
+                return Err(Refusal::Malformed("a founding entry has no coalition and no preds".into()));
+            }
+            (_, None) => return Err(Refusal::Malformed("the entry names no coalition".into())),
+            (_, Some(c)) => {
+                if self.coalition.is_some_and(|ours| ours != c) {
+                    return Err(Refusal::OtherCoalition);
+                }
+                if e.preds.is_empty() {
+                    return Err(Refusal::Malformed("only the founding entry has no preds".into()));
+                }
+            }
+        }
+        if !e.check_signature() {
+            return Err(Refusal::BadSignature);
+        }
+        let missing: Vec<Id> = e.preds.iter().filter(|p| !self.index.contains_key(p)).copied().collect();
+        if !missing.is_empty() {
+            if self.waiting.len() >= MAX_WAITING {
+                return Err(Refusal::TooManyWaiting);
+            }
+            self.waiting.insert(id, e);
+            return Ok(Offered::Waiting(missing));
+        }
+        self.admit(id, e)?;
+        let mut added = vec![id];
+        // Entries that waited for this one (and for each other) may now come in.
+        loop {
+            let ready: Vec<Id> = self
+                .waiting
+                .iter()
+                .filter(|(_, w)| w.preds.iter().all(|p| self.index.contains_key(p)))
+                .map(|(id, _)| *id)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for wid in ready {
+                let w = self.waiting.remove(&wid).expect("listed above");
+                // A waiting entry that turns out invalid is dropped; the caller learns of it
+                // only as missing from `added`.
+                if self.admit(wid, w).is_ok() {
+                    added.push(wid);
+                }
+            }
+        }
+        Ok(Offered::Added(added))
+    }
+
+    /// The checks that need the entry's causal past, then storage.
+    fn admit(&mut self, id: Id, e: Entry) -> Result<(), Refusal> {
+        let preds: Vec<usize> = e.preds.iter().map(|p| self.index[p]).collect();
+        if !matches!(e.body, Body::Found { .. }) {
+            // Quick refusals that need no replay: a key no entry ever added, or admin work by
+            // someone who was never an admin.
+            let Some(owner) = self.ever_owner.get(&e.author) else {
+                return Err(Refusal::NoRight(format!(
+                    "signed by key {}, which belongs to no person of the coalition",
+                    e.author.short()
+                )));
+            };
+            if need(&e, &self.ever_owner) == Need::Admin && !self.ever_admin.contains(owner) {
+                return Err(Refusal::NoRight(format!(
+                    "signed by {}, who was never an admin of the coalition",
+                    e.author.short()
+                )));
+            }
+            let at_heads = preds.len() == self.heads.len() && e.preds.iter().all(|p| self.heads.contains(p));
+            let past;
+            let state = if at_heads {
+                &self.state
+            } else {
+                past = resolve(&self.nodes, Some(&ancestors(&self.nodes, &preds, true)));
+                &past
+            };
+            state.check(&e).map_err(Refusal::NoRight)?;
+        }
+        let in_place = !e.body.removes()
+            && preds.len() == self.heads.len()
+            && e.preds.iter().all(|p| self.heads.contains(p))
+            && !self.nodes.is_empty();
+        if let Body::Found { .. } = e.body {
+            self.coalition = Some(id);
+        }
+        let i = self.store(id, e, preds);
+        if in_place {
+            let n = &self.nodes[i];
+            let author = self.ever_owner.get(&n.entry.author).copied();
+            self.state.apply(i, n.id, &n.entry, author, false);
+        } else {
+            self.state = resolve(&self.nodes, None);
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, id: Id, e: Entry, preds: Vec<usize>) -> usize {
+        for p in &e.preds {
+            self.heads.remove(p);
+        }
+        self.heads.insert(id);
+        match &e.body {
+            Body::Found { .. } => {
+                self.ever_owner.insert(e.author, e.author);
+                self.ever_admin.insert(e.author);
+            }
+            Body::AddPerson { person, role, .. } => {
+                self.ever_owner.insert(*person, *person);
+                if *role == Role::Admin {
+                    self.ever_admin.insert(*person);
+                }
+            }
+            Body::SetRole { person, role: Role::Admin } => {
+                self.ever_admin.insert(*person);
+            }
+            Body::AddKey { key } => {
+                if let Some(owner) = self.ever_owner.get(&e.author).copied() {
+                    self.ever_owner.insert(*key, owner);
+                }
+            }
+            _ => {}
+        }
+        let i = self.nodes.len();
+        self.index.insert(id, i);
+        self.nodes.push(Node { id, entry: e, preds });
+        i
+    }
+}
+
+/// The right an entry uses (its author's person is found through `owner`).
+fn need(e: &Entry, owner: &HashMap<Key, Key>) -> Need {
+    match &e.body {
+        Body::AddKey { .. } => Need::Member,
+        Body::RevokeKey { key } if owner.get(key).is_some() && owner.get(key) == owner.get(&e.author) => Need::Member,
+        _ => Need::Admin,
+    }
+}
+
+/// The positions of `from` and everything before them (`inclusive`), or only before them.
+fn ancestors(nodes: &[Node], from: &[usize], inclusive: bool) -> Bits {
+    let mut seen = Bits::new(nodes.len());
+    let mut stack: Vec<usize> =
+        if inclusive { from.to_vec() } else { from.iter().flat_map(|i| nodes[*i].preds.clone()).collect() };
+    while let Some(i) = stack.pop() {
+        if seen.get(i) {
+            continue;
+        }
+        seen.set(i);
+        stack.extend(&nodes[i].preds);
+    }
+    seen
+}
+
+/// The positions after `from` (nodes are stored in an order where each follows its preds).
+fn descendants(nodes: &[Node], from: usize) -> Bits {
+    let mut after = Bits::new(nodes.len());
+    for (i, n) in nodes.iter().enumerate().skip(from + 1) {
+        if n.preds.iter().any(|p| *p == from || after.get(*p)) {
+            after.set(i);
+        }
+    }
+    after
+}
+
+/// The canonical order: topological over preds, among entries ready at once removals first,
+/// then by id.
+fn canonical_order(nodes: &[Node], within: Option<&Bits>) -> Vec<usize> {
+    let inside = |i: usize| within.is_none_or(|b| b.get(i));
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut missing = vec![0usize; nodes.len()];
+    let mut ready = BinaryHeap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !inside(i) {
+            continue;
+        }
+        missing[i] = n.preds.len();
+        for p in &n.preds {
+            children[*p].push(i);
+        }
+        if n.preds.is_empty() {
+            ready.push(Reverse((!n.entry.body.removes(), n.id, i)));
+        }
+    }
+    let mut out = Vec::with_capacity(nodes.len());
+    while let Some(Reverse((_, _, i))) = ready.pop() {
+        out.push(i);
+        for c in &children[i] {
+            missing[*c] -= 1;
+            if missing[*c] == 0 {
+                ready.push(Reverse((!nodes[*c].entry.body.removes(), nodes[*c].id, *c)));
+            }
+        }
+    }
+    out
+}
+
+/// Resolves the entries (all, or an ancestor-closed subset): replays them, finds the entries
+/// that strong removal drops and the removal cycles that stand, and replays again until that
+/// settles.
+fn resolve(nodes: &[Node], within: Option<&Bits>) -> State {
+    let order = canonical_order(nodes, within);
+    let owner = ever_owner(nodes, &order);
+    let mut dropped: BTreeMap<usize, String> = BTreeMap::new();
+    let mut forced: BTreeSet<usize> = BTreeSet::new();
+    let mut contests = Vec::new();
+    for _ in 0..8 {
+        let (state, events) = replay(nodes, &order, &dropped, &forced);
+        let (d, f, c) = judge(nodes, &order, &owner, &events);
+        if d == dropped && f == forced {
+            let mut state = state;
+            state.contested = c;
+            return state;
+        }
+        (dropped, forced, contests) = (d, f, c);
+    }
+    let (mut state, _) = replay(nodes, &order, &dropped, &forced);
+    state.contested = contests;
+    state
+}
+
+fn ever_owner(nodes: &[Node], order: &[usize]) -> HashMap<Key, Key> {
+    let mut owner = HashMap::new();
+    for i in order {
+        let e = &nodes[*i].entry;
+        match &e.body {
+            Body::Found { .. } => {
+                owner.insert(e.author, e.author);
+            }
+            Body::AddPerson { person, .. } => {
+                owner.insert(*person, *person);
+            }
+            Body::AddKey { key } => {
+                if let Some(o) = owner.get(&e.author).copied() {
+                    owner.insert(*key, o);
+                }
+            }
+            _ => {}
+        }
+    }
+    owner
+}
+
+fn replay(
+    nodes: &[Node],
+    order: &[usize],
+    dropped: &BTreeMap<usize, String>,
+    forced: &BTreeSet<usize>,
+) -> (State, Vec<Event>) {
+    let owner = ever_owner(nodes, order);
+    let mut state = State::default();
+    let mut events = Vec::new();
+    for &i in order {
+        let n = &nodes[i];
+        if let Some(why) = dropped.get(&i) {
+            state.not_counted.push((n.id, why.clone()));
+            continue;
+        }
+        if matches!(n.entry.body, Body::Found { .. }) {
+            if i == order[0] && state.coalition.is_none() {
+                state.apply(i, n.id, &n.entry, Some(n.entry.author), false);
+            }
+            continue;
+        }
+        if !forced.contains(&i) {
+            if let Err(why) = state.check(&n.entry) {
+                // A removal whose author lost their right to a removal they had not seen (one
+                // side of a mutual removal) is judged as its author saw it, so that the
+                // contest can be found; it takes effect only if `judge` forces it.
+                if n.entry.body.removes() {
+                    events.extend(removal_as_seen(nodes, i, &events, &owner));
+                }
+                state.not_counted.push((n.id, why));
+                continue;
+            }
+        }
+        let author = owner.get(&n.entry.author).copied();
+        events.extend(state.apply(i, n.id, &n.entry, author, forced.contains(&i)));
+    }
+    (state, events)
+}
+
+/// The removal entry `i` would complete in its own causal past, if its author lost the right
+/// to use it only through an event concurrent with it.
+fn removal_as_seen(nodes: &[Node], i: usize, events: &[Event], owner: &HashMap<Key, Key>) -> Option<Event> {
+    let n = &nodes[i];
+    let author = owner.get(&n.entry.author).copied()?;
+    let past = ancestors(nodes, &[i], false);
+    let lost_concurrently = events
+        .iter()
+        .any(|e| matches!(e.target, Target::Person(p) if p == author) && !past.get(e.completion) && e.completion != i);
+    if !lost_concurrently {
+        return None;
+    }
+    let mut seen = resolve(nodes, Some(&past));
+    seen.check(&n.entry).ok()?;
+    seen.apply(i, n.id, &n.entry, Some(author), false)
+}
+
+/// Strong removal and mutual removal: which entries do not count, and which removals stand
+/// though their authors were removed at the same time (cycles).
+#[allow(clippy::type_complexity)]
+fn judge(
+    nodes: &[Node],
+    order: &[usize],
+    owner: &HashMap<Key, Key>,
+    events: &[Event],
+) -> (BTreeMap<usize, String>, BTreeSet<usize>, Vec<Contest>) {
+    if events.is_empty() {
+        return (BTreeMap::new(), BTreeSet::new(), Vec::new());
+    }
+    let pasts: Vec<Bits> = events.iter().map(|e| ancestors(nodes, &[e.completion], true)).collect();
+    let futures: Vec<Bits> = events.iter().map(|e| descendants(nodes, e.completion)).collect();
+    let concurrent = |ev: usize, i: usize| !pasts[ev].get(i) && !futures[ev].get(i);
+    let person_target = |e: &Event| match (&e.target, &e.lost) {
+        (Target::Person(p), Lost::All | Lost::Admin) => Some(*p),
+        _ => None,
+    };
+    // Who removed whom: an edge from each signer of a removal to its target.
+    let edges: Vec<(Key, Key)> = events
+        .iter()
+        .filter_map(|e| person_target(e).map(|t| e.participants.iter().map(move |p| (*p, t))))
+        .flatten()
+        .collect();
+    let reaches = |from: Key, to: &BTreeSet<Key>| {
+        let mut seen = BTreeSet::from([from]);
+        let mut stack = vec![from];
+        while let Some(k) = stack.pop() {
+            if to.contains(&k) {
+                return true;
+            }
+            for (a, b) in &edges {
+                if *a == k && seen.insert(*b) {
+                    stack.push(*b);
+                }
+            }
+        }
+        false
+    };
+    // A removal whose signer was removed at the same time stands only inside a cycle.
+    let mut forced = BTreeSet::new();
+    let mut contests: BTreeMap<BTreeSet<Key>, BTreeSet<Id>> = BTreeMap::new();
+    let mut standing = vec![true; events.len()];
+    for (a, ea) in events.iter().enumerate() {
+        let Some(target) = person_target(ea) else { continue };
+        let against: Vec<usize> = (0..events.len())
+            .filter(|b| {
+                *b != a
+                    && person_target(&events[*b]).is_some_and(|t| ea.participants.contains(&t))
+                    && concurrent(*b, ea.completion)
+            })
+            .collect();
+        if against.is_empty() {
+            continue;
+        }
+        let in_cycle = against.iter().all(|b| reaches(target, &events[*b].participants));
+        if in_cycle {
+            let entries = removal_entries(nodes, order, ea, owner);
+            let mut people: BTreeSet<Key> = ea.participants.clone();
+            people.insert(target);
+            for b in &against {
+                people.extend(events[*b].participants.iter().copied());
+            }
+            contests.entry(people).or_default().extend(entries.iter().map(|i| nodes[*i].id));
+            forced.extend(entries);
+        } else {
+            standing[a] = false;
+        }
+    }
+    let mut dropped = BTreeMap::new();
+    for (ev, e) in events.iter().enumerate() {
+        if !standing[ev] {
+            continue;
+        }
+        for &i in order {
+            if forced.contains(&i) || !concurrent(ev, i) || i == e.completion {
+                continue;
+            }
+            let entry = &nodes[i].entry;
+            let hit = match (&e.target, &e.lost) {
+                (Target::Key(k), _) => entry.author == *k,
+                (Target::Person(p), lost) => {
+                    owner.get(&entry.author) == Some(p)
+                        && match lost {
+                            Lost::All => true,
+                            Lost::Admin => need(entry, owner) == Need::Admin,
+                            Lost::Role(_) => false,
+                        }
+                }
+            };
+            if hit {
+                let whose = match &e.target {
+                    Target::Key(k) => format!("key {}", k.short()),
+                    Target::Person(p) => p.short(),
+                };
+                dropped.insert(
+                    i,
+                    format!(
+                        "made while {whose} was being removed ({}), without having seen it",
+                        nodes[e.completion].id
+                    ),
+                );
+            }
+        }
+    }
+    let contests = contests
+        .into_iter()
+        .map(|(people, entries)| Contest {
+            people: people.into_iter().collect(),
+            entries: entries.into_iter().collect(),
+        })
+        .collect();
+    (dropped, forced, contests)
+}
+
+/// The removal entry behind an event and the endorsements that completed it.
+fn removal_entries(nodes: &[Node], order: &[usize], e: &Event, owner: &HashMap<Key, Key>) -> Vec<usize> {
+    let Target::Person(target) = e.target else { return vec![e.completion] };
+    let root = match &nodes[e.completion].entry.body {
+        Body::Endorse { entry } => *entry,
+        _ => nodes[e.completion].id,
+    };
+    let signed_by_participant =
+        |n: &Node| owner.get(&n.entry.author).is_some_and(|p| e.participants.contains(p) && *p != target);
+    order
+        .iter()
+        .copied()
+        .filter(|i| {
+            let n = &nodes[*i];
+            n.id == root
+                || (matches!(&n.entry.body, Body::Endorse { entry } if *entry == root) && signed_by_participant(n))
+        })
+        .collect()
+}

@@ -1,0 +1,367 @@
+//! The authority log's rules, hub by hub: each test is a story of partitioned hubs that sign
+//! entries and merge, and what every hub must conclude.
+
+use aidmesh_mesh::authority::{Body, Entry, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::{Identity, Role};
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand_chacha::rand_core::SeedableRng;
+
+fn person(seed: u64) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+}
+
+fn key(p: &Identity) -> Key {
+    Key::of(p)
+}
+
+/// A hub's key, where entries are made (it does not sign).
+fn hub(n: u8) -> Key {
+    key(&person(1000 + n as u64))
+}
+
+/// Founds a coalition with `founder` as its first admin, at hub 0.
+fn found(founder: &Identity) -> Log {
+    let mut log = Log::new();
+    log.append(
+        founder,
+        hub(0),
+        0,
+        Body::Found { coalition: "Riverside".into(), handle: "fox".into(), hub_name: "North".into() },
+    )
+    .unwrap();
+    log
+}
+
+fn sign(log: &mut Log, who: &Identity, body: Body) -> Result<Id, Refusal> {
+    log.append(who, hub(0), 1, body).map(|(id, _)| id)
+}
+
+fn add(log: &mut Log, by: &Identity, who: &Identity, handle: &str, role: Role) {
+    sign(log, by, Body::AddPerson { person: key(who), handle: handle.into(), role }).unwrap();
+}
+
+/// Gives `to` every entry of `from` it lacks, as a sync does.
+fn merge(to: &mut Log, from: &Log) {
+    for bytes in from.missing_for(&to.heads()) {
+        to.offer(&bytes).unwrap();
+    }
+}
+
+fn sync(a: &mut Log, b: &mut Log) {
+    merge(a, b);
+    merge(b, a);
+}
+
+/// A copy of a log, as another hub that synced with it holds it.
+fn copy(log: &Log) -> Log {
+    Log::load(log.entries().map(|(_, e)| e.encode())).unwrap()
+}
+
+fn is_person(log: &Log, p: &Identity) -> bool {
+    log.state().person_of(&key(p)).is_some()
+}
+
+fn is_admin(log: &Log, p: &Identity) -> bool {
+    log.state().is_admin(&key(p))
+}
+
+#[test]
+fn people_and_hubs_chain_back_to_the_founder_and_plain_members_are_refused_at_the_door() {
+    let (fox, owl, jay, outsider) = (person(1), person(2), person(3), person(4));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &owl, &jay, "jay", Role::Member);
+    sign(&mut log, &owl, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
+    assert!(is_admin(&log, &fox) && is_admin(&log, &owl) && is_person(&log, &jay) && !is_admin(&log, &jay));
+    assert!(log.state().hub_is_member(&hub(0)) && log.state().hub_is_member(&hub(1)));
+
+    // A plain member may not admit anyone, nor make themselves an admin: refused, not stored.
+    let n = log.len();
+    let e = sign(&mut log, &jay, Body::AddPerson { person: key(&outsider), handle: "mole".into(), role: Role::Admin });
+    assert!(matches!(&e, Err(Refusal::NoRight(why)) if why.contains("never an admin")), "{e:?}");
+    let e = sign(&mut log, &jay, Body::SetRole { person: key(&jay), role: Role::Admin });
+    assert!(matches!(e, Err(Refusal::NoRight(_))));
+    // An outsider's key belongs to no one.
+    let e = sign(&mut log, &outsider, Body::AdmitHub { hub: hub(9), name: "Mole".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(why)) if why.contains("belongs to no person")), "{e:?}");
+    assert_eq!(log.len(), n, "nothing refused is stored");
+    assert!(!log.state().hub_is_member(&hub(9)));
+}
+
+#[test]
+fn the_door_names_what_is_wrong_with_bytes_that_are_not_a_valid_entry() {
+    let (fox, owl) = (person(1), person(2));
+    let mut log = found(&fox);
+    let good = Entry::sign(
+        &fox,
+        hub(0),
+        log.coalition(),
+        log.heads(),
+        5,
+        Body::AddPerson { person: key(&owl), handle: "owl".into(), role: Role::Member },
+    );
+    // A changed field breaks the signature (a member editing someone's entry).
+    let mut edited = good.clone();
+    edited.body = Body::AddPerson { person: key(&owl), handle: "owl".into(), role: Role::Admin };
+    assert_eq!(log.offer(&edited.encode()), Err(Refusal::BadSignature));
+    // The same entry with spaces added is not canonical: one entry has one id.
+    let spaced = String::from_utf8(good.encode()).unwrap().replace(",\"", ", \"");
+    assert!(matches!(log.offer(spaced.as_bytes()), Err(Refusal::Malformed(w)) if w.contains("canonical")));
+    assert!(matches!(log.offer(b"{not json"), Err(Refusal::Malformed(_))));
+    assert!(matches!(log.offer(&vec![b' '; 5000]), Err(Refusal::TooLarge(5000))));
+    // Another coalition's entry, and another founding.
+    let other = found(&owl);
+    let theirs = other.missing_for(&[]);
+    assert_eq!(log.offer(&theirs[0]), Err(Refusal::OtherCoalition));
+    let mut foreign = good.clone();
+    foreign.coalition = other.coalition();
+    let foreign = Entry::sign(&fox, hub(0), other.coalition(), log.heads(), 5, foreign.body);
+    assert_eq!(log.offer(&foreign.encode()), Err(Refusal::OtherCoalition));
+    assert_eq!(log.len(), 1);
+    // The genuine entry goes in, once.
+    assert!(matches!(log.offer(&good.encode()), Ok(Offered::Added(_))));
+    assert_eq!(log.offer(&good.encode()), Ok(Offered::Known));
+    assert_eq!(log.len(), 2);
+}
+
+#[test]
+fn any_delivery_order_gives_the_same_state_and_out_of_order_entries_wait() {
+    let (fox, owl, jay, wren) = (person(1), person(2), person(3), person(4));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &owl, &jay, "jay", Role::Member);
+    sign(&mut log, &fox, Body::Grant { person: key(&jay), role: "treasurer".into() }).unwrap();
+    add(&mut log, &owl, &wren, "wren", Role::Member);
+    sign(&mut log, &fox, Body::RemovePerson { person: key(&wren) }).unwrap();
+    sign(&mut log, &owl, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
+    let all: Vec<Vec<u8>> = log.missing_for(&[]);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+    for _ in 0..20 {
+        let mut shuffled = all.clone();
+        shuffled.shuffle(&mut rng);
+        let mut other = Log::new();
+        for b in &shuffled {
+            other.offer(b).unwrap();
+        }
+        assert_eq!(other.len(), log.len());
+        assert_eq!(other.state(), log.state());
+    }
+    assert!(log.state().holds(&key(&jay), "treasurer"));
+    assert!(!is_person(&log, &wren) && log.state().removed.contains_key(&key(&wren)));
+}
+
+#[test]
+fn a_hub_that_lost_or_altered_its_copy_gets_the_log_back_and_changes_nothing_elsewhere() {
+    let (fox, owl) = (person(1), person(2));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Member);
+    sign(&mut north, &fox, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
+    sign(&mut north, &fox, Body::RevokeHub { hub: hub(1) }).unwrap();
+    // South's copy lacks the revocation (deleted locally): it cannot lose it for anyone else,
+    // and gets it back at the next sync.
+    let entries: Vec<Vec<u8>> = north.entries().map(|(_, e)| e.encode()).collect();
+    let mut south = Log::load(&entries[..entries.len() - 1]).unwrap();
+    assert!(south.state().hub_is_member(&hub(1)));
+    sync(&mut south, &mut north);
+    assert!(!south.state().hub_is_member(&hub(1)) && !north.state().hub_is_member(&hub(1)));
+    assert_eq!(south.state(), north.state());
+}
+
+#[test]
+fn a_removed_admins_backdated_entries_do_not_count() {
+    let (fox, owl, mole) = (person(1), person(2), person(3));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    // Owl's laptop is seized while apart; the thief keeps a copy of the log as it was.
+    let mut seized = copy(&north);
+    sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    assert!(!is_person(&north, &owl));
+    // With owl's key, the thief admits a mole and a hub, citing only what owl had seen.
+    add(&mut seized, &owl, &mole, "mole", Role::Admin);
+    sign(&mut seized, &owl, Body::AdmitHub { hub: hub(7), name: "Van".into() }).unwrap();
+    sign(&mut seized, &mole, Body::AdmitHub { hub: hub(8), name: "Car".into() }).unwrap();
+    sync(&mut north, &mut seized);
+    for log in [&north, &seized] {
+        assert!(!is_person(log, &owl) && !is_person(log, &mole), "{:?}", log.state().people);
+        assert!(!log.state().hub_is_member(&hub(7)) && !log.state().hub_is_member(&hub(8)));
+        assert!(is_admin(log, &fox));
+        assert_eq!(log.state().not_counted.len(), 3, "{:?}", log.state().not_counted);
+    }
+    // After the removal, owl's key is refused at the door.
+    let e = sign(&mut north, &owl, Body::AdmitHub { hub: hub(9), name: "Bus".into() });
+    assert!(matches!(e, Err(Refusal::NoRight(_))), "{e:?}");
+}
+
+#[test]
+fn two_admins_who_remove_each_other_while_apart_both_lose() {
+    let (fox, owl, jay) = (person(1), person(2), person(3));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    add(&mut north, &fox, &jay, "jay", Role::Member);
+    let mut south = copy(&north);
+    sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    sign(&mut south, &owl, Body::AdmitHub { hub: hub(5), name: "Owl's van".into() }).unwrap();
+    sync(&mut north, &mut south);
+    assert_eq!(north.state(), south.state());
+    assert!(!is_person(&north, &fox) && !is_person(&north, &owl), "{:?}", north.state().people);
+    assert!(!north.state().hub_is_member(&hub(5)), "owl's other concurrent entries are dropped");
+    assert!(is_person(&north, &jay));
+    let c = &north.state().contested;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(c[0].people.contains(&key(&fox)) && c[0].people.contains(&key(&owl)));
+}
+
+#[test]
+fn the_other_admins_remove_the_founder_by_majority() {
+    let (fox, owl, jay, wren) = (person(1), person(2), person(3), person(4));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &fox, &jay, "jay", Role::Admin);
+    add(&mut log, &fox, &wren, "wren", Role::Admin);
+    // Four admins: removing one needs two of the other three.
+    let removal = sign(&mut log, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    assert!(is_admin(&log, &fox), "one signature of three is not a majority");
+    assert!(log.state().waiting.contains_key(&removal));
+    let e = sign(&mut log, &fox, Body::Endorse { entry: removal });
+    assert!(matches!(e, Err(Refusal::NoRight(w)) if w.contains("own removal")));
+    sign(&mut log, &jay, Body::Endorse { entry: removal }).unwrap();
+    assert!(!is_person(&log, &fox));
+    assert!(log.state().waiting.is_empty());
+    // The founder's key now counts for nothing.
+    assert!(matches!(sign(&mut log, &fox, Body::AdmitHub { hub: hub(3), name: "X".into() }), Err(Refusal::NoRight(_))));
+    // Two admins: the other one is enough; one admin cannot be removed at all.
+    sign(&mut log, &owl, Body::RemovePerson { person: key(&wren) }).unwrap();
+    assert!(is_person(&log, &wren), "two of {{jay, owl}} are needed");
+    let w = *log.state().waiting.keys().next().unwrap();
+    sign(&mut log, &jay, Body::Endorse { entry: w }).unwrap();
+    assert!(!is_person(&log, &wren));
+    sign(&mut log, &owl, Body::RemovePerson { person: key(&jay) }).unwrap();
+    assert!(!is_person(&log, &jay));
+    let e = sign(&mut log, &owl, Body::RemovePerson { person: key(&owl) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("last admin")), "{e:?}");
+}
+
+#[test]
+fn a_revoked_key_signs_nothing_that_counts_and_its_concurrent_entries_are_dropped() {
+    let (fox, owl, owl_laptop) = (person(1), person(2), person(3));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    // Owl certifies their key at a second hub.
+    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
+    assert_eq!(north.state().person_of(&key(&owl_laptop)).unwrap().handle, "owl");
+    let mut stolen = copy(&north);
+    sign(&mut north, &fox, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
+    sign(&mut stolen, &owl_laptop, Body::AdmitHub { hub: hub(6), name: "Thief".into() }).unwrap();
+    sync(&mut north, &mut stolen);
+    assert!(!north.state().hub_is_member(&hub(6)));
+    assert!(north.state().person_of(&key(&owl_laptop)).is_none());
+    assert!(is_admin(&north, &owl), "the person keeps their other key");
+    assert!(matches!(
+        sign(&mut north, &owl_laptop, Body::AdmitHub { hub: hub(7), name: "Y".into() }),
+        Err(Refusal::NoRight(_))
+    ));
+}
+
+#[test]
+fn what_a_removed_admin_signed_before_the_removal_stands_and_re_admission_follows_removal() {
+    let (fox, owl, jay) = (person(1), person(2), person(3));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &owl, &jay, "jay", Role::Member);
+    sign(&mut log, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    assert!(is_person(&log, &jay), "seen by the remover: it stands");
+    add(&mut log, &fox, &owl, "owl", Role::Member);
+    assert!(is_person(&log, &owl) && !is_admin(&log, &owl));
+}
+
+/// One random step of the property test.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Person `who` at hub `at` signs an action on person `whom`.
+    Act {
+        at: usize,
+        who: usize,
+        whom: usize,
+        action: u8,
+    },
+    Sync {
+        a: usize,
+        b: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (0..5usize, 0..6usize, 0..6usize, 0..6u8).prop_map(|(at, who, whom, action)| Step::Act { at, who, whom, action }),
+        1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Step::Sync { a, b }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random authority work by random people on 2 to 5 partitioned hubs, merged in random
+    /// orders: every hub ends with the same people, roles and hubs, and nothing a non-admin
+    /// signs ever changes who belongs.
+    #[test]
+    fn partitioned_hubs_converge_and_non_admins_change_nothing(hubs in 2..=5usize, steps in prop::collection::vec(step(), 1..40)) {
+        let people: Vec<Identity> = (0..6).map(|i| person(100 + i)).collect();
+        let mut base = found(&people[0]);
+        add(&mut base, &people[0], &people[1], "p1", Role::Admin);
+        add(&mut base, &people[0], &people[2], "p2", Role::Admin);
+        add(&mut base, &people[0], &people[3], "p3", Role::Member);
+        let mut logs: Vec<Log> = (0..hubs).map(|_| copy(&base)).collect();
+        for s in steps {
+            match s {
+                Step::Sync { a, b } => {
+                    let (a, b) = (a % hubs, b % hubs);
+                    if a != b {
+                        let (x, y) = if a < b { let (l, r) = logs.split_at_mut(b); (&mut l[a], &mut r[0]) } else { let (l, r) = logs.split_at_mut(a); (&mut r[0], &mut l[b]) };
+                        sync(x, y);
+                    }
+                }
+                Step::Act { at, who, whom, action } => {
+                    let log = &mut logs[at % hubs];
+                    let before = (log.state().people.clone(), log.state().hubs.clone());
+                    let was_admin = is_admin(log, &people[who]);
+                    let target = key(&people[whom]);
+                    let body = match action {
+                        0 => Body::AddPerson { person: target, handle: format!("p{whom}"), role: Role::Member },
+                        1 => Body::RemovePerson { person: target },
+                        2 => Body::SetRole { person: target, role: Role::Admin },
+                        3 => Body::SetRole { person: target, role: Role::Member },
+                        4 => Body::AdmitHub { hub: hub(whom as u8), name: format!("h{whom}") },
+                        _ => match log.state().waiting.keys().next() {
+                            Some(w) => Body::Endorse { entry: *w },
+                            None => Body::RevokeHub { hub: hub(whom as u8) },
+                        },
+                    };
+                    let r = log.append(&people[who], hub(at as u8), 0, body);
+                    if !was_admin {
+                        prop_assert!(r.is_err(), "a non-admin's entry was accepted");
+                        prop_assert_eq!(&before, &(log.state().people.clone(), log.state().hubs.clone()));
+                    }
+                }
+            }
+        }
+        // Everyone meets everyone, in a random-enough order.
+        for _ in 0..2 {
+            for a in 0..hubs {
+                for b in 0..hubs {
+                    if a != b {
+                        let from = copy(&logs[b]);
+                        merge(&mut logs[a], &from);
+                    }
+                }
+            }
+        }
+        for l in &logs[1..] {
+            prop_assert_eq!(l.len(), logs[0].len());
+            prop_assert_eq!(l.state(), logs[0].state());
+        }
+        // An admin is left, unless admins removed each other (which a person is shown).
+        prop_assert!(logs[0].state().admins().count() >= 1 || !logs[0].state().contested.is_empty());
+    }
+}
