@@ -111,7 +111,7 @@ fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, p
     aidmesh_hub::check_new_passphrase(passphrase)?;
     std::fs::create_dir_all(&state.settings.data_dir)
         .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
-    let opts = InitOptions { hub_name: hub_name.trim().into(), location };
+    let opts = InitOptions { hub_name: hub_name.trim().into(), location, pin: None };
     Ok(Hub::init(&state.settings.store_path(), passphrase, &opts, Config::system(handle.trim()))?)
 }
 
@@ -151,8 +151,9 @@ async fn join_hub<R: Runtime>(
         }
     };
     let identity = hub.identity();
+    let claim = aidmesh_node::invite::claim(&hub);
     let show = emitter(app.clone());
-    let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), |c| {
+    let joined = aidmesh_node::invite::join(&identity, &invite, hub_name.trim(), claim, |c: &str| {
         show(HubEvent::Join { confirmation: c.to_string() })
     })
     .await

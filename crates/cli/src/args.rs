@@ -129,17 +129,24 @@ pub(crate) enum Command {
     Repair,
     /// This hub's id, public key and the coalition's founder code.
     Identity,
-    /// Admit a hub to the coalition by its public key (this hub must be an admin).
+    /// Admit a hub to the coalition by its public key (you must be an admin).
     Admit {
         key: String,
         #[arg(long)]
         name: String,
-        /// Let the hub admit and revoke others too.
-        #[arg(long)]
-        admin: bool,
     },
-    /// Revoke a member hub: it is refused from then on.
+    /// Revoke a member hub (a lost or seized laptop): it is refused from then on.
     Revoke { hub: String },
+    /// People of the coalition: each coordinator's own key, and who holds which role.
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// Give a person a named role (treasurer, ...); --revoke takes it back (admins).
+    Grant {
+        who: String,
+        role: String,
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Take another coalition's founder as this hub's (the code `aidmesh identity` prints there).
     AdoptFounder { code: String },
     /// Run the hub headless: sync with member hubs.
@@ -186,6 +193,40 @@ pub(crate) enum Command {
     },
     /// Change the store passphrase.
     Passphrase,
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub(crate) enum PersonCmd {
+    /// Make your key at this hub, guarded by a PIN you choose (AIDMESH_PIN, or asked).
+    New {
+        /// Your handle (by default --handle).
+        handle: Option<String>,
+        /// Guard the key with the store's passphrase only (a laptop with one coordinator).
+        #[arg(long)]
+        no_pin: bool,
+    },
+    /// Who is in the coalition: people, their roles, removals waiting for admins, and entries
+    /// refused (with the hub that sent them).
+    List,
+    /// Add a person by the key they made (`aidmesh person new` prints it); admins only.
+    Add {
+        key: String,
+        /// The handle the coalition will know them by.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove a person. An admin's removal needs a majority of the other admins (see endorse).
+    Remove { who: String },
+    /// Sign the waiting removal or demotion of an admin.
+    Endorse { who: String },
+    /// Make a person an admin, or --demote them (by majority, as for removal).
+    Admin {
+        who: String,
+        #[arg(long)]
+        demote: bool,
+    },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

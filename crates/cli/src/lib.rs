@@ -41,7 +41,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use aidmesh_node::{control, Owner};
-use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, VaultCmd};
+use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, PersonCmd, VaultCmd};
 
 /// The `aidmesh` program: through the hub that owns the store if one runs, else on its own.
 pub fn main() -> ExitCode {
@@ -182,7 +182,7 @@ impl<'a> Hubs<'a> {
             }
             Face::Owner(owner) => {
                 let mut guard = owner.mesh.lock_hub();
-                let previous = guard.act_as(&self.access.handle);
+                let previous = Some(guard.act_as(&self.access.handle));
                 Ok(HubRef::Lent { guard, previous, listeners: Vec::new() })
             }
         }
@@ -215,7 +215,7 @@ impl<'a> Hubs<'a> {
 
 enum HubRef<'a> {
     Own(&'a mut Hub),
-    Lent { guard: aidmesh_mesh::net::HubGuard<'a, Hub>, previous: String, listeners: Vec<u64> },
+    Lent { guard: aidmesh_mesh::net::HubGuard<'a, Hub>, previous: Option<aidmesh_hub::Acting>, listeners: Vec<u64> },
 }
 
 impl HubRef<'_> {
@@ -253,7 +253,9 @@ impl Drop for HubRef<'_> {
             for id in listeners.drain(..) {
                 guard.unsubscribe(id);
             }
-            guard.act_as(previous);
+            if let Some(p) = previous.take() {
+                guard.restore_acting(p);
+            }
         }
     }
 }
@@ -262,7 +264,8 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
     let Cli { store, passphrase_file, handle, json, command } = cli;
     let store = store.unwrap_or_else(default_store);
     let owned = matches!(face, Face::Owner(_));
-    let mut hubs = Hubs { face, store: store.clone(), access: Access { passphrase_file, handle }, own: None };
+    let mut hubs =
+        Hubs { face, store: store.clone(), access: Access { passphrase_file, handle: handle.clone() }, own: None };
     let cli = hubs.access.clone();
     match command {
         Command::Init { .. } if owned => bail!("a store already exists at {}", store.display()),
@@ -271,7 +274,12 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             if let Some(dir) = store.parent() {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            let hub = Hub::init(&store, &pass, &InitOptions { hub_name: name, location }, Config::system(&cli.handle))?;
+            let hub = Hub::init(
+                &store,
+                &pass,
+                &InitOptions { hub_name: name, location, pin: None },
+                Config::system(&cli.handle),
+            )?;
             if json {
                 print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
             } else {
@@ -289,7 +297,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
                 if let Some(dir) = store.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into() };
+                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into(), pin: None };
                 HubRef::Own(fresh.insert(Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?))
             };
             if hub.count(Kind::Item)? > 0 {
@@ -626,17 +634,30 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             outln!("founder code {code}");
             Ok(())
         }
-        Command::Admit { key, name, admin } => {
+        Command::Admit { key, name } => {
             let mut hub = hubs.hub()?;
-            let role = if admin { aidmesh_hub::MemberRole::Admin } else { aidmesh_hub::MemberRole::Member };
-            hub.admit(key.trim(), &name, role)?;
+            unlock(&mut hub, &handle)?;
+            hub.admit(key.trim(), &name)?;
             outln!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
             Ok(())
         }
         Command::Revoke { hub: who } => {
             let mut hub = hubs.hub()?;
+            unlock(&mut hub, &handle)?;
             hub.revoke(&who)?;
             outln!("Revoked {who}: member hubs refuse it once they have this entry.");
+            Ok(())
+        }
+        Command::Person(cmd) => person(&mut *hubs.hub()?, cmd, &handle, json),
+        Command::Grant { who, role, revoke } => {
+            let mut hub = hubs.hub()?;
+            unlock(&mut hub, &handle)?;
+            hub.grant(&who, &role, !revoke)?;
+            outln!(
+                "{} {role:?} {} {who}.",
+                if revoke { "Took" } else { "Granted" },
+                if revoke { "from" } else { "to" }
+            );
             Ok(())
         }
         Command::AdoptFounder { code } => {
@@ -807,6 +828,127 @@ fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
         bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
     }
     Ok(term::read_secret(prompt)?)
+}
+
+/// A PIN: AIDMESH_PIN, or asked in a terminal.
+fn pin(prompt: &str) -> Result<String> {
+    if let Ok(p) = std::env::var("AIDMESH_PIN") {
+        return Ok(p);
+    }
+    if !term::stdin_is_terminal() {
+        bail!("no PIN: set AIDMESH_PIN or run in a terminal");
+    }
+    Ok(term::read_secret(prompt)?)
+}
+
+/// Unlocks `handle`'s key for authority work, asking for their PIN if one guards it.
+fn unlock(hub: &mut Hub, handle: &str) -> Result<()> {
+    if hub.acting().is_some_and(|p| p.handle == handle) {
+        return Ok(());
+    }
+    let Some(p) = hub.local_people()?.into_iter().find(|p| p.handle == handle) else {
+        bail!("{handle} has no key at this hub: make one with `aidmesh person new`, and ask an admin to add you");
+    };
+    let pin = if p.pin { Some(pin(&format!("PIN for {handle}"))?) } else { None };
+    hub.unlock(&p.key, pin.as_deref())?;
+    Ok(())
+}
+
+fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()> {
+    match cmd {
+        PersonCmd::New { handle: h, no_pin } => {
+            let h = h.unwrap_or_else(|| handle.to_string());
+            let pin = if no_pin {
+                None
+            } else {
+                Some(pin(&format!("Choose a PIN for {h} (at least {} characters)", aidmesh_hub::MIN_PIN_CHARS))?)
+            };
+            let p = hub.make_person(&h, pin.as_deref())?;
+            if json {
+                return print::json(&p);
+            }
+            outln!("Made a key for {} (fingerprint {}).", p.handle, p.fingerprint);
+            outln!("An admin adds you with: aidmesh person add {} --name {}", p.key, p.handle);
+            Ok(())
+        }
+        PersonCmd::List => {
+            let a = hub.authority()?;
+            if json {
+                return print::json(&a);
+            }
+            if a.coalition.is_empty() {
+                outln!("This hub does not hold its coalition's authority log yet: it arrives with the next sync from the founding hub.");
+            } else {
+                outln!("Coalition {} ({} authority entries)", a.coalition, a.entries);
+            }
+            if let Some(p) = &a.acting {
+                outln!("You act as {} ({}).", p.handle, p.fingerprint);
+            }
+            outln!("People:");
+            for p in &a.people {
+                let roles = if p.roles.is_empty() { String::new() } else { format!("  roles: {}", p.roles.join(", ")) };
+                outln!(
+                    "  {:<16} {:<7} {}  since {} by {}{roles}",
+                    p.handle,
+                    if p.admin { "admin" } else { "member" },
+                    p.fingerprint,
+                    p.since,
+                    p.added_by
+                );
+            }
+            for w in &a.waiting {
+                outln!(
+                    "Waiting: {} of {} signed by {}: other admins sign with `aidmesh person endorse {}`",
+                    if w.demotion { "demotion" } else { "removal" },
+                    w.target,
+                    w.signed.join(", "),
+                    w.target
+                );
+            }
+            for c in &a.contested {
+                outln!("Contested: {c}");
+            }
+            for r in &a.refused {
+                outln!("Refused from {} at {}: {}", r.source, r.at, r.reason);
+            }
+            Ok(())
+        }
+        PersonCmd::Add { key, name: h, admin } => {
+            unlock(hub, handle)?;
+            hub.add_person(&key, &h, admin)?;
+            outln!("Added {h}{}.", if admin { " as an admin" } else { "" });
+            Ok(())
+        }
+        PersonCmd::Remove { who } => {
+            unlock(hub, handle)?;
+            if hub.remove_person(&who)? {
+                outln!("Removed {who}.");
+            } else {
+                outln!("Signed the removal of {who}: it takes effect once a majority of the other admins have signed (`aidmesh person endorse {who}`).");
+            }
+            Ok(())
+        }
+        PersonCmd::Endorse { who } => {
+            unlock(hub, handle)?;
+            if hub.endorse(&who)? {
+                outln!("Signed: the majority is reached, and it has taken effect.");
+            } else {
+                outln!("Signed: more admins must sign before it takes effect.");
+            }
+            Ok(())
+        }
+        PersonCmd::Admin { who, demote } => {
+            unlock(hub, handle)?;
+            if hub.set_admin(&who, !demote)? {
+                outln!("{who} is {} now.", if demote { "a plain member" } else { "an admin" });
+            } else {
+                outln!(
+                    "Signed the demotion of {who}: it takes effect once a majority of the other admins have signed."
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {

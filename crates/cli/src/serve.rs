@@ -86,9 +86,12 @@ pub(crate) fn invite(
 /// `aidmesh join CODE`: reach the inviting hub, show the confirmation code, take its coalition.
 pub(crate) fn join(hubs: &mut crate::Hubs<'_>, code: &str, name: &str) -> Result<()> {
     let inv = aidmesh_node::invite::parse_invite(code)?;
-    let identity = hubs.hub()?.identity();
+    let (identity, claim) = {
+        let hub = hubs.hub()?;
+        (hub.identity(), aidmesh_node::invite::claim(&hub))
+    };
     let welcome = runtime()?
-        .block_on(aidmesh_node::invite::join(&identity, &inv, name, |c| {
+        .block_on(aidmesh_node::invite::join(&identity, &inv, name, claim, |c| {
             outln!("Confirmation code: {c}");
             outln!("Read it aloud: the inviting coordinator confirms it on their screen.");
             let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -83,17 +83,22 @@ fn a_hub_invited_by_an_admin_who_is_not_the_founder_syncs_across_the_line() {
     let code = json(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
     assert!(cli(&b, &["adopt-founder", &code]).status.success());
     let key = json(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
-    assert!(cli(&a, &["admit", &key, "--name", "Central", "--admin"]).status.success());
+    // Authority belongs to people: North's coordinator admits Central's hub and makes Central's
+    // coordinator (by the key they made at Central) an admin.
+    let central = json(&b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
+    assert!(cli(&a, &["admit", &key, "--name", "Central"]).status.success());
+    assert!(cli(&a, &["person", "add", &central, "--name", "central", "--admin"]).status.success());
     let (pa, pb) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let _sa = serve(&a, &pa, &[]);
     let sb = serve(&b, &pb, &[&pa]);
-    let b_id = json(&b, &["identity"])["hub_id"].as_str().unwrap().to_string();
-    let role_of = |store: &PathBuf, id: &str| {
-        json(store, &["peers"])["members"].as_array().unwrap().iter().find(|m| m["id"] == id).map(|m| m["role"].clone())
+    let is_admin = |store: &PathBuf, person: &str| {
+        json(store, &["person", "list"])["people"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["key"] == person && p["admin"] == true)
     };
-    wait_for("Central to learn from North that it is an admin", || {
-        role_of(&b, &b_id) == Some(serde_json::json!("admin"))
-    });
+    wait_for("Central to learn from North that its coordinator is an admin", || is_admin(&b, &central));
     // The invite runs inside Central's running hub; its prompt is answered here.
     let (mut inviter, mut lines, invite_code) =
         common::invite(&b, &["--listen", "127.0.0.1:0", "--minutes", "5", "--serve-addr", &pb]);
@@ -104,8 +109,12 @@ fn a_hub_invited_by_an_admin_who_is_not_the_founder_syncs_across_the_line() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = joiner.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // South knows Central as an admin before it ever synced.
-    assert_eq!(role_of(&c, &b_id), Some(serde_json::json!("admin")));
+    // South knows Central's coordinator as an admin, and itself as a member, before it ever
+    // synced: the welcome carried the whole authority log.
+    assert!(is_admin(&c, &central));
+    let south = json(&c, &["person", "list"]);
+    let me = south["acting"]["key"].clone();
+    assert!(south["people"].as_array().unwrap().iter().any(|p| p["key"] == me && p["admin"] == false), "{south}");
     let sc = serve(&c, "127.0.0.1:0", &[&pb]);
     assert!(cli(&a, &["add", "item", "name=From North", "unit=box"]).status.success());
     wait_for("North's item on South", || names(&c).contains(&"From North".to_string()));

@@ -301,17 +301,20 @@ fn a_line_of_hubs_joined_through_an_admin_who_is_not_the_founder() {
     let code = cli(a, &["identity"])["founder_code"].as_str().unwrap().to_string();
     cli(b, &["adopt-founder", &code]);
     let key = cli(b, &["identity"])["public_key"].as_str().unwrap().to_string();
-    cli(a, &["admit", &key, "--name", "Central", "--admin"]);
+    // Authority belongs to people: North's coordinator admits Central's hub and makes Central's
+    // coordinator an admin, by the key they made at Central.
+    let central = cli(b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
+    cli(a, &["admit", &key, "--name", "Central"]);
+    cli(a, &["person", "add", &central, "--name", "central", "--admin"]);
     let mut lab = Lab::networks(3, &[&[0, 1], &[1, 2]]);
     lab.serve_on(0, a, "0.0.0.0:7433", "eth0", Stdio::null());
     lab.serve_on(1, b, "0.0.0.0:7433", "eth0,eth1", Stdio::null());
-    let b_id = cli(b, &["identity"])["hub_id"].as_str().unwrap().to_string();
-    wait_until("Central to learn from North that it is an admin", || {
-        cli(b, &["peers"])["members"]
+    wait_until("Central to learn from North that its coordinator is an admin", || {
+        cli(b, &["person", "list"])["people"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["id"] == b_id.as_str() && m["role"] == "admin")
+            .any(|p| p["key"] == central.as_str() && p["admin"] == true)
     });
     // Central's address on South's network (its eth1).
     let central_south = lab.hosts[1].1.replace("10.213.", "10.214.");

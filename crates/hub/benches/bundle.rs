@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aidmesh_hub::model::{Kind, Timestamp};
-use aidmesh_hub::{Config, Hub, InitOptions, ManualClock, MemberRole};
+use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
 use serde_json::json;
 
 fn main() {
@@ -28,7 +28,7 @@ fn main() {
     let mut other = Hub::init(
         &dir.path().join("far.aidmesh"),
         "bench",
-        &InitOptions { hub_name: "Far".into(), location: String::new() },
+        &InitOptions { hub_name: "Far".into(), location: String::new(), pin: None },
         cfg(41),
     )
     .unwrap();
@@ -36,7 +36,7 @@ fn main() {
     other.set_coalition_key(&hub.coalition_key_hex().unwrap().unwrap()).unwrap();
     // The far hub is a member: the bundles are made for it.
     if !hub.members().unwrap().members.contains_key(&other.fingerprint()) {
-        hub.admit(&other.public_key(), "Far", MemberRole::Member).unwrap();
+        hub.admit(&other.public_key(), "Far").unwrap();
     }
     let t = Instant::now();
     let full = hub.export_bundle(true, &[]).unwrap();

@@ -84,9 +84,13 @@ fn generate(store: &Path, scale: Scale) {
     let clock = ManualClock::at(now());
     let tmp = store.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
-    let mut hub =
-        Hub::init(&tmp, PASS, &InitOptions { hub_name: "Bench hub".into(), location: String::new() }, config(&clock))
-            .unwrap();
+    let mut hub = Hub::init(
+        &tmp,
+        PASS,
+        &InitOptions { hub_name: "Bench hub".into(), location: String::new(), pin: None },
+        config(&clock),
+    )
+    .unwrap();
     let mut recs = aidmesh_hub::generate(scale, 42, now());
     recs.sort_by_key(rank);
     let total = recs.len();

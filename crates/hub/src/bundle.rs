@@ -232,6 +232,7 @@ impl Hub {
             vault: vault.clone(),
             records: records.clone(),
             heads: heads.clone(),
+            authority: self.authority_entries()?.iter().map(|e| aidmesh_mesh::membership::hex(e)).collect(),
         };
         let nonce: [u8; 24] = self.random();
         let bytes = bundle::write(&self.identity, &key, &nonce, header, &docs);
@@ -298,6 +299,14 @@ impl Hub {
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
         let key = self.coalition_key()?;
         let b = bundle::read(&key, bytes).map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
+        // Authority entries speak for themselves (each is signed and checked at the door), so
+        // they go first: a bundle may carry the very admission of the hub that made it.
+        let entries: Vec<Vec<u8>> =
+            b.header.authority.iter().filter_map(|h| aidmesh_mesh::membership::unhex(h)).collect();
+        if entries.len() != b.header.authority.len() {
+            return Err(Error::Malformed { format: "bundle", why: "an authority entry is not hex".into() });
+        }
+        self.offer_authority(&entries, &format!("bundle made by {}", b.exporter))?;
         let mut summary = self.summary(&b, bytes.len())?;
         if !summary.member {
             let why = if self.members()?.revoked.contains(&b.exporter) {

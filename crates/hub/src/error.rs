@@ -29,6 +29,12 @@ pub enum Error {
     Malformed { format: &'static str, why: String },
     #[error("the store is damaged: {0}")]
     Corrupt(String),
+    /// A person's PIN did not unlock their key.
+    #[error("that PIN does not unlock {0}'s key")]
+    WrongPin(String),
+    /// Authority work by someone who does not hold the right, or with no one unlocked.
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
     #[error(transparent)]
     Store(#[from] aidmesh_store::Error),
     #[error(transparent)]
@@ -51,6 +57,8 @@ impl Error {
             Error::Import { .. } => "import_refused",
             Error::Malformed { .. } => "malformed",
             Error::Corrupt(_) => "corrupt",
+            Error::WrongPin(_) => "wrong_pin",
+            Error::NotAllowed(_) => "not_allowed",
             Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",
             Error::Store(aidmesh_store::Error::Exists(_)) => "store_exists",

@@ -8,6 +8,7 @@
 //!
 //! Time comes from a [`Clock`] and randomness from a seeded generator that the caller supplies.
 
+mod authority;
 mod bundle;
 mod demo;
 mod error;
@@ -15,6 +16,7 @@ mod exchange;
 mod files;
 mod flow;
 mod members;
+mod people;
 mod query;
 mod repair;
 mod sync;
@@ -35,6 +37,7 @@ use rand_chacha::ChaCha20Rng;
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
+pub use authority::{Authority, AuthorityOffer, PersonView, RefusedView, WaitingView};
 pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
@@ -42,6 +45,8 @@ pub use exchange::{HxlKind, ImportReport};
 pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_join, write_atomically};
 pub use flow::{AllocationStep, SuggestionView, MAX_SUGGESTIONS};
 pub use members::Founder;
+pub use people::{LocalPerson, MIN_PIN_CHARS};
+
 pub use query::{
     ConflictEntry, Conflicted, HistoryLine, Ledger, Listed, Overview, PlaceView, RecordView, Roster, StockLine, Stored,
     Waiting,
@@ -136,6 +141,9 @@ impl Config {
 pub struct InitOptions {
     pub hub_name: String,
     pub location: String,
+    /// The founding coordinator's PIN (the handle is `Config::handle`). Without one, their key
+    /// is protected by the store's encryption alone (see `people.rs`).
+    pub pin: Option<String>,
 }
 
 /// Something the hub's records did: the UI listens to update live.
@@ -170,6 +178,12 @@ fn run_actor(identity: &Identity, rng: &mut ChaCha20Rng) -> Vec<u8> {
     actor
 }
 
+/// Who acted at a hub before [`Hub::act_as`]: a handle, and the unlocked person if any.
+pub struct Acting {
+    handle: String,
+    person: Option<(Identity, LocalPerson)>,
+}
+
 /// Documents kept in memory at once; others are dropped and reloaded when needed.
 const DOC_CACHE: usize = 6;
 
@@ -193,6 +207,12 @@ pub struct Hub {
     changed_docs: std::collections::BTreeSet<String>,
     /// Vault entries changed since the sync driver last asked.
     vault_changes: Vec<aidmesh_mesh::session::VaultItem>,
+    /// The authority log, loaded when first needed (see `authority.rs`).
+    authority: std::cell::RefCell<Option<aidmesh_mesh::authority::Log>>,
+    /// Authority entries stored since the sync driver last asked.
+    authority_changes: Vec<Vec<u8>>,
+    /// The person this hub signs authority work as (see `people.rs`).
+    acting: Option<(Identity, LocalPerson)>,
 }
 
 impl Hub {
@@ -205,6 +225,9 @@ impl Hub {
             return Err(Error::invalid("hub", vec![model::FieldError::new("handle", "is required")]));
         }
         check_new_passphrase(passphrase)?;
+        if let Some(pin) = &opts.pin {
+            people::check_pin(pin)?;
+        }
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let identity = Identity::generate(&mut rng);
         let hub_id = identity.id().to_string();
@@ -236,9 +259,14 @@ impl Hub {
         fields.insert("name".into(), opts.hub_name.trim().into());
         fields.insert("location".into(), opts.location.trim().into());
         // A store that could not be made whole goes, with its journal: the next try starts clean.
+        // The founding coordinator gets their key and founds the coalition's authority log.
+        let handle = hub.handle.clone();
         let recorded = hub
             .add(model::Kind::Hub, fields)
-            .and_then(|rec| Ok(hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?));
+            .and_then(|rec| Ok(hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?))
+            .and_then(|_| hub.make_person(&handle, opts.pin.as_deref()))
+            .and_then(|p| hub.unlock(&p.key, opts.pin.as_deref()))
+            .and_then(|_| hub.found_coalition());
         if let Err(e) = recorded {
             let _ = hub.discard();
             return Err(e);
@@ -292,6 +320,8 @@ impl Hub {
         if damaged {
             hub.repaired = hub.repair()?;
         }
+        hub.unlock_default()?;
+        hub.migrate_to_authority_log()?;
         Ok(hub)
     }
 
@@ -320,6 +350,9 @@ impl Hub {
             repaired: Vec::new(),
             changed_docs: std::collections::BTreeSet::new(),
             vault_changes: Vec::new(),
+            authority: std::cell::RefCell::new(None),
+            authority_changes: Vec::new(),
+            acting: None,
         }
     }
 
@@ -339,9 +372,22 @@ impl Hub {
     }
 
     /// Acts as another person from now on (a command run through the hub that owns the store
-    /// acts as the handle it was given); returns the previous handle.
-    pub fn act_as(&mut self, handle: &str) -> String {
-        std::mem::replace(&mut self.handle, handle.to_string())
+    /// acts as the handle it was given): their key is unlocked if no PIN guards it, otherwise
+    /// no one is unlocked until they give their PIN. Returns who acted before, for
+    /// [`Hub::restore_acting`].
+    pub fn act_as(&mut self, handle: &str) -> Acting {
+        let previous =
+            Acting { handle: std::mem::replace(&mut self.handle, handle.to_string()), person: self.acting.take() };
+        if let Err(e) = self.unlock_default() {
+            tracing::warn!(error = %e, "cannot unlock {handle}");
+        }
+        previous
+    }
+
+    /// Goes back to who acted before [`Hub::act_as`].
+    pub fn restore_acting(&mut self, previous: Acting) {
+        self.handle = previous.handle;
+        self.acting = previous.person;
     }
 
     /// Documents that did not load and were repaired as the store opened (see [`Hub::repair`]).

@@ -1,8 +1,9 @@
 //! The coalition's members, as this hub computes them from the signed membership log.
 
-use aidmesh_mesh::membership::{hex, Action, Entry, Members, Role};
+use aidmesh_mesh::authority::{Body as AuthBody, Key};
+use aidmesh_mesh::membership::{hex, Entry, Member, Members, Role};
 use aidmesh_mesh::HubId;
-use aidmesh_model::{Body, FieldError, Kind, MemberEntry, Record, Timestamp};
+use aidmesh_model::{Body, FieldError, Kind, Record, Timestamp};
 
 use crate::{Error, Hub, Result};
 
@@ -59,15 +60,43 @@ impl Hub {
         self.store.write(|tx| {
             // This hub's own coalition key is not the new coalition's: it comes with the invite.
             tx.set_meta("coalition_key", "")?;
+            // Nor is its authority log: the new coalition's comes from its founding hub.
+            tx.clear_authority()?;
+            tx.set_meta("coalition_id", "")?;
             tx.set_meta("founder_key", &founder.key)?;
             tx.set_meta("founder_name", &founder.name)?;
             tx.set_meta("founded_at", &founder.at.millis().to_string())
         })?;
+        *self.authority.get_mut() = None;
         Ok(())
     }
 
-    /// The current members: the membership log evaluated from the founder, signatures checked.
+    /// The current member hubs: the hubs the authority log admits and has not revoked. A
+    /// coalition from before the authority log reads its old membership records until its
+    /// founding hub's founding entry arrives.
     pub fn members(&self) -> Result<Members> {
+        let log = self.log()?;
+        if log.coalition().is_none() {
+            drop(log);
+            return self.legacy_members();
+        }
+        let st = log.state();
+        let mut m = Members::default();
+        for h in st.hubs.values() {
+            if let Some(id) = h.key.fingerprint() {
+                let since = Timestamp::from_millis(h.admitted.at);
+                m.members.insert(
+                    id.clone(),
+                    Member { id, key: h.key.hex(), name: h.name.clone(), role: Role::Member, since },
+                );
+            }
+        }
+        m.revoked.extend(st.revoked_hubs.keys().filter_map(|k| k.fingerprint()));
+        Ok(m)
+    }
+
+    /// Membership as hubs signed it before the authority log, evaluated from the founder.
+    pub(crate) fn legacy_members(&self) -> Result<Members> {
         let f = self.founder()?;
         let recs = self.all(Kind::MemberEntry)?;
         let entries: Vec<Entry> = recs
@@ -85,48 +114,30 @@ impl Hub {
         Ok(Members::evaluate(&f.key, &f.name, f.at, &entries))
     }
 
-    /// Admits a hub by its public key: signed by this hub, which must be an admin.
-    pub fn admit(&mut self, public_key: &str, name: &str, role: Role) -> Result<Record> {
-        let key_ok = aidmesh_mesh::membership::unhex(public_key)
-            .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k));
-        if !key_ok {
-            return Err(Error::invalid(
-                "member_entry",
-                vec![FieldError::new("key", "not an Ed25519 public key in hex")],
-            ));
-        }
+    /// Admits a hub by its public key, signed by the unlocked person, who must be an admin.
+    pub fn admit(&mut self, public_key: &str, name: &str) -> Result<()> {
+        let hub = Key::parse(public_key.trim())
+            .ok()
+            .filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0))
+            .ok_or_else(|| Error::invalid("hub", vec![FieldError::new("key", "not an Ed25519 public key in hex")]))?;
         if name.trim().is_empty() {
-            return Err(Error::invalid("member_entry", vec![FieldError::new("name", "is required")]));
+            return Err(Error::invalid("hub", vec![FieldError::new("name", "is required")]));
         }
-        self.sign_entry(Action::Admit { key: public_key.to_string(), name: name.trim().to_string(), role })
+        self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string() }).map(|_| ())
     }
 
-    /// Revokes a member hub.
-    pub fn revoke(&mut self, hub: &str) -> Result<Record> {
-        let id = HubId::parse(hub).map_err(|e| Error::invalid("member_entry", vec![FieldError::new("hub", e)]))?;
-        if !self.members()?.is_member(&id) {
-            return Err(Error::NotFound(format!("member hub {id}")));
-        }
-        self.sign_entry(Action::Revoke { hub: id })
-    }
-
-    fn sign_entry(&mut self, action: Action) -> Result<Record> {
-        let me = self.fingerprint();
-        if self.members()?.members.get(&me).map(|m| m.role) != Some(Role::Admin) {
-            return Err(Error::invalid(
-                "member_entry",
-                vec![FieldError::new("", "this hub is not an admin of the coalition: ask an admin hub")],
-            ));
-        }
-        let e = Entry::sign(&self.identity, action, self.clock.now());
-        let body = MemberEntry {
-            action: serde_json::to_value(&e.action).map_err(|e| Error::Corrupt(e.to_string()))?,
-            signer: e.signer,
-            at: e.at,
-            sig: e.sig,
-        };
-        self.add_body(Body::MemberEntry(body))
+    /// Revokes a member hub (a lost or seized laptop): it may no longer connect.
+    pub fn revoke(&mut self, hub: &str) -> Result<()> {
+        let id = HubId::parse(hub).map_err(|e| Error::invalid("hub", vec![FieldError::new("hub", e)]))?;
+        let key = self
+            .log()?
+            .state()
+            .hubs
+            .keys()
+            .find(|k| k.fingerprint().as_ref() == Some(&id))
+            .copied()
+            .ok_or_else(|| Error::NotFound(format!("member hub {id}")))?;
+        self.sign_authority(AuthBody::RevokeHub { hub: key }).map(|_| ())
     }
 }
 

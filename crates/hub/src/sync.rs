@@ -146,6 +146,29 @@ impl Replica for Hub {
     fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
         self.vault_merge_items(items).map_err(|e| e.to_string())
     }
+
+    fn authority_heads(&mut self) -> Vec<[u8; 32]> {
+        match Hub::authority_heads(self) {
+            Ok(h) => h.into_iter().map(|h| h.0).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the authority log for sync");
+                Vec::new()
+            }
+        }
+    }
+
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        let theirs: Vec<aidmesh_mesh::authority::Id> = theirs.iter().map(|h| aidmesh_mesh::authority::Id(*h)).collect();
+        Hub::authority_missing_for(self, &theirs).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the authority log for sync");
+            Vec::new()
+        })
+    }
+
+    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
+        let source = aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string());
+        self.offer_authority(&entries, &source).map(|o| o.added > 0).map_err(|e| e.to_string())
+    }
 }
 
 impl aidmesh_mesh::net::Hub for Hub {
@@ -155,6 +178,10 @@ impl aidmesh_mesh::net::Hub for Hub {
 
     fn take_vault_changes(&mut self) -> Vec<VaultItem> {
         std::mem::take(&mut self.vault_changes)
+    }
+
+    fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {
+        Hub::take_authority_changes(self)
     }
 
     fn member_ids(&mut self) -> std::collections::BTreeSet<aidmesh_mesh::HubId> {

@@ -215,7 +215,7 @@ fn a_short_passphrase_is_refused_by_every_face_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hub.aidmesh");
     let clock = aidmesh_hub::ManualClock::at(t0());
-    let opts = InitOptions { hub_name: "North".into(), location: String::new() };
+    let opts = InitOptions { hub_name: "North".into(), location: String::new(), pin: None };
     let e = Hub::init(&path, "short", &opts, config("coord", &clock, 1)).err().unwrap();
     assert_eq!(e.code(), "invalid");
     assert!(e.to_string().contains("at least 8 characters"), "{e}");

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_hub::model::Kind;
-use aidmesh_hub::MemberRole;
 use aidmesh_mesh::net::{tls_configs, Mesh};
 use aidmesh_mesh::session::{Frame, MAX_FRAME};
 use serde_json::json;
@@ -64,7 +63,7 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
     for h in [&mut m, &mut good] {
         h.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
         let key = h.hub.public_key();
-        a.hub.admit(&key, "member", MemberRole::Member).unwrap();
+        a.hub.admit(&key, "member").unwrap();
     }
     add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     let before = a.hub.count(Kind::Item).unwrap();

@@ -512,23 +512,30 @@ fn membership_is_signed_and_checked_on_read() {
     let fp = a.hub.fingerprint().to_string();
     assert_eq!(aidmesh_hub::HubId::parse(&fp).unwrap(), a.hub.fingerprint());
     // The founder admits South.
-    a.hub.admit(&b.hub.public_key(), "South", aidmesh_hub::MemberRole::Member).unwrap();
+    a.hub.admit(&b.hub.public_key(), "South").unwrap();
     assert!(a.hub.members().unwrap().is_member(&b.hub.fingerprint()));
-    assert!(a.hub.admit("nothex", "x", aidmesh_hub::MemberRole::Member).unwrap_err().to_string().contains("Ed25519"));
-    // A forged entry written straight into the records changes nothing.
+    assert!(a.hub.admit("nothex", "x").unwrap_err().to_string().contains("Ed25519"));
+    // A membership record written straight into the documents (how membership was kept before
+    // the authority log) changes nothing.
     let c = new_hub("Outsider", 3);
     let forged = json!({"action": {"action": "admit", "key": c.hub.public_key(), "name": "evil", "role": "admin"},
                         "signer": a.hub.public_key(), "at": "2026-11-25T10:00:00Z", "sig": "00".repeat(64)});
     a.hub.add(Kind::MemberEntry, fields(forged)).unwrap();
-    let m = a.hub.members().unwrap();
-    assert!(!m.is_member(&c.hub.fingerprint()));
-    assert_eq!(m.rejected.len(), 1);
-    // South joins North's coalition: a plain member, it cannot admit anyone.
+    assert!(!a.hub.members().unwrap().is_member(&c.hub.fingerprint()));
+    // South joins North's coalition. Its coordinator is not a person of it yet: nothing they
+    // sign counts; once added as a plain member, they still cannot admit anyone.
     b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
     merge_into(&mut a.hub, &mut b.hub);
     assert!(b.hub.members().unwrap().is_member(&b.hub.fingerprint()));
-    let e = b.hub.admit(&c.hub.public_key(), "Outsider", aidmesh_hub::MemberRole::Member).unwrap_err();
-    assert!(e.to_string().contains("not an admin"), "{e}");
+    let e = b.hub.admit(&c.hub.public_key(), "Outsider").unwrap_err();
+    assert_eq!(e.code(), "not_allowed", "{e}");
+    assert!(e.to_string().contains("not a person of the coalition"), "{e}");
+    let heron = b.hub.acting().unwrap().key.clone();
+    a.hub.add_person(&heron, "heron", false).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    let e = b.hub.admit(&c.hub.public_key(), "Outsider").unwrap_err();
+    assert!(e.to_string().contains("heron is not an admin"), "{e}");
+    assert!(!b.hub.members().unwrap().is_member(&c.hub.fingerprint()));
     a.hub.revoke(&b.hub.fingerprint().to_string()).unwrap();
     assert!(!a.hub.members().unwrap().is_member(&b.hub.fingerprint()));
     assert_eq!(a.hub.revoke(&b.hub.fingerprint().to_string()).unwrap_err().code(), "not_found");

@@ -51,7 +51,8 @@ impl Net {
             .map(|i| {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("hub.aidmesh");
-                let opts = aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new() };
+                let opts =
+                    aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new(), pin: None };
                 let hub = Hub::init(&path, PASS, &opts, config("coord", clock, i as u8 + 1)).unwrap();
                 Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() }
             })
@@ -341,8 +342,11 @@ fn a_reconnect_sends_only_what_changed() {
         }
         sa.traffic().bytes_out + sb.traffic().bytes_out
     };
+    // One coalition: b takes a's founding hub, and the first sync brings a's authority log.
+    b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
     let first = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 200);
+    assert_eq!(b.hub.authority_heads().unwrap(), a.hub.authority_heads().unwrap());
     add(&mut a.hub, Kind::Item, json!({"name": "one more", "unit": "box"}));
     // New sessions, as after a restart: the persisted sync states make the second sync small.
     let second = sync(&mut a.hub, &mut b.hub);

@@ -38,6 +38,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use aidmesh_model::views::ApprovalState;
+
 use crate::identity::{verify_strict, HubId, Identity};
 use crate::membership::{hex, unhex, Role};
 
@@ -123,8 +125,9 @@ impl fmt::Display for Id {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Body {
     /// Founds the coalition: the one entry without `preds` or coalition. Its author is the first
-    /// admin, its hub the first member hub; its id is the coalition's id.
-    Found { coalition: String, handle: String, hub_name: String },
+    /// admin, its hub the first member hub (which countersigns it: `hub_sig`, see
+    /// [`Body::found`]); its id is the coalition's id.
+    Found { coalition: String, handle: String, hub_name: String, hub_sig: Sig },
     /// Adds a person, by the key they made at their hub.
     AddPerson { person: Key, handle: String, role: Role },
     /// Makes a person an admin or a plain member. Demoting an admin needs a majority.
@@ -145,9 +148,45 @@ pub enum Body {
     Grant { person: Key, role: String },
     /// Takes a named role back.
     Ungrant { person: Key, role: String },
+    /// A version of the purchase policy (admins): who may authorise how much. It supersedes
+    /// the versions it names; while two versions stand side by side, the one with the lowest id
+    /// applies and people are shown both.
+    Policy {
+        supersedes: Vec<Id>,
+        currency: String,
+        limits: Vec<Limit>,
+        /// Above this amount (minor units), `approvals_above_threshold` people must approve.
+        threshold_minor: i64,
+        approvals_above_threshold: u32,
+    },
+    /// An expense as its author recorded it, under the policy version in force for them:
+    /// what approvals of it are judged against. `expense` is the record's id.
+    Expense { expense: String, amount_minor: i64, currency: String, payee: String, policy: Option<Id> },
+    /// Approves (or rejects) a recorded expense, using one of the approver's named roles.
+    Approve { recorded: Id, approve: bool, role: String },
+}
+
+/// How much one holder of a role may authorise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    pub role: String,
+    pub max_minor: i64,
 }
 
 impl Body {
+    /// A founding entry's body, countersigned by the founding hub: the hub vouches that this
+    /// person founded the coalition with it (what lets hubs of a coalition from before the
+    /// authority log accept its founding from their founding hub).
+    pub fn found(hub: &Identity, founder: &Key, coalition: &str, handle: &str, hub_name: &str) -> Body {
+        Body::Found {
+            coalition: coalition.into(),
+            handle: handle.into(),
+            hub_name: hub_name.into(),
+            hub_sig: Sig(hub.sign(&found_bytes(founder))),
+        }
+    }
+
     /// Whether the entry takes something away: such entries go first among concurrent ones,
     /// and always replay the log.
     fn removes(&self) -> bool {
@@ -165,7 +204,7 @@ impl Body {
     /// Words for the entry, for people.
     pub fn describe(&self) -> String {
         match self {
-            Body::Found { coalition, handle, hub_name } => {
+            Body::Found { coalition, handle, hub_name, .. } => {
                 format!("{handle} founded {coalition:?} at hub {hub_name:?}")
             }
             Body::AddPerson { person, handle, role } => format!("added {handle} ({}) as {role:?}", person.short()),
@@ -178,6 +217,13 @@ impl Body {
             Body::RevokeKey { key } => format!("revoked key {}", key.short()),
             Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
             Body::Ungrant { person, role } => format!("took {role:?} from {}", person.short()),
+            Body::Policy { currency, .. } => format!("set the purchase policy ({currency})"),
+            Body::Expense { expense, amount_minor, currency, .. } => {
+                format!("recorded expense {expense} of {amount_minor} {currency} (minor units)")
+            }
+            Body::Approve { recorded, approve, role } => {
+                format!("{} expense entry {recorded} as {role}", if *approve { "approved" } else { "rejected" })
+            }
         }
     }
 }
@@ -200,6 +246,14 @@ pub struct Entry {
     pub at: i64,
     pub body: Body,
     pub sig: Sig,
+}
+
+/// What a founding hub signs: the founder's key.
+fn found_bytes(founder: &Key) -> Vec<u8> {
+    let mut out = DOMAIN.to_vec();
+    out.extend(b"founded by ");
+    out.extend(founder.hex().as_bytes());
+    out
 }
 
 #[derive(Serialize)]
@@ -268,10 +322,12 @@ impl Entry {
         let name_ok =
             |s: &str| !s.trim().is_empty() && s.chars().count() <= MAX_NAME && !s.chars().any(char::is_control);
         let names: Vec<&str> = match &e.body {
-            Body::Found { coalition, handle, hub_name } => vec![coalition, handle, hub_name],
+            Body::Found { coalition, handle, hub_name, .. } => vec![coalition, handle, hub_name],
             Body::AddPerson { handle, .. } => vec![handle],
             Body::AdmitHub { name, .. } => vec![name],
-            Body::Grant { role, .. } | Body::Ungrant { role, .. } => vec![role],
+            Body::Grant { role, .. } | Body::Ungrant { role, .. } | Body::Approve { role, .. } => vec![role],
+            Body::Expense { expense, payee, .. } => vec![expense, payee],
+            Body::Policy { limits, .. } => limits.iter().map(|l| l.role.as_str()).collect(),
             _ => vec![],
         };
         if names.iter().any(|n| !name_ok(n)) {
@@ -281,7 +337,11 @@ impl Entry {
     }
 
     fn check_signature(&self) -> bool {
-        verify_strict(&self.author.0, &self.content_bytes(), &self.sig.0)
+        let countersigned = match &self.body {
+            Body::Found { hub_sig, .. } => verify_strict(&self.hub.0, &found_bytes(&self.author), &hub_sig.0),
+            _ => true,
+        };
+        countersigned && verify_strict(&self.author.0, &self.content_bytes(), &self.sig.0)
     }
 }
 
@@ -376,8 +436,65 @@ pub struct State {
     /// an entry that does not count).
     pub not_counted: Vec<(Id, String)>,
     pub contested: Vec<Contest>,
+    /// Every policy version, and those no other version supersedes.
+    pub policies: BTreeMap<Id, PolicyVersion>,
+    pub policy_heads: BTreeSet<Id>,
+    /// Expenses as recorded by people (by entry), and the entry for each expense record.
+    pub expenses: BTreeMap<Id, Recorded>,
+    pub expense_entries: BTreeMap<String, Id>,
+    /// Approvals and rejections that count, per recorded expense entry.
+    pub approvals: BTreeMap<Id, Vec<Approval>>,
     #[serde(skip)]
     key_owner: HashMap<Key, Key>,
+}
+
+/// A purchase policy version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyVersion {
+    pub id: Id,
+    pub set: Granted,
+    pub supersedes: Vec<Id>,
+    pub currency: String,
+    pub limits: Vec<Limit>,
+    pub threshold_minor: i64,
+    pub approvals_above_threshold: u32,
+}
+
+impl PolicyVersion {
+    /// How many people must approve `amount_minor`.
+    pub fn needed(&self, amount_minor: i64) -> u32 {
+        if amount_minor > self.threshold_minor {
+            self.approvals_above_threshold
+        } else {
+            1
+        }
+    }
+}
+
+/// An expense as its author recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    pub expense: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub payee: String,
+    pub policy: Option<Id>,
+    /// The person who recorded it (first key).
+    pub by: Key,
+    pub at: i64,
+}
+
+/// An approval or rejection that counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub entry: Id,
+    /// The person (first key) and their handle.
+    pub by: Key,
+    pub handle: String,
+    pub approve: bool,
+    pub role: String,
+    pub hub: Key,
+    pub at: i64,
 }
 
 impl State {
@@ -403,9 +520,68 @@ impl State {
         self.hubs.contains_key(hub)
     }
 
-    /// Checks that `e`, signed by `author`, may be applied here: the author holds the right it
-    /// uses and the action makes sense. Pure: the door and the replay both call it.
-    fn check(&self, e: &Entry) -> Result<(), String> {
+    /// Whether an expense, as its record reads now, is approved: judged against the policy
+    /// version in force when its author recorded it, by the approvals that count. A rejection
+    /// by someone entitled to decide rejects it; an expense changed since it was recorded (its
+    /// amount, currency or payee amended) needs recording again, and approving again.
+    pub fn approval(&self, expense: &str, amount_minor: i64, currency: &str, payee: &str) -> ApprovalState {
+        let unapproved = |have: u32, need: u32, why: String| ApprovalState::Unapproved { have, need, why };
+        let Some(r) = self.expense_entries.get(expense).and_then(|id| self.expenses.get(id).map(|r| (id, r))) else {
+            return unapproved(0, 1, "not recorded by a person of the coalition, so no one can approve it yet".into());
+        };
+        let (rid, r) = r;
+        if r.amount_minor != amount_minor || r.currency != currency || r.payee != payee {
+            return unapproved(
+                0,
+                1,
+                format!(
+                    "changed since it was recorded for {} to {}: approvals were for that",
+                    aidmesh_model::format_amount(r.amount_minor, &r.currency),
+                    r.payee
+                ),
+            );
+        }
+        let Some(policy) = r.policy.and_then(|p| self.policies.get(&p)) else {
+            return unapproved(0, 1, "no purchase policy was in force when it was recorded".into());
+        };
+        let need = policy.needed(amount_minor);
+        let decided = self.approvals.get(rid).map(Vec::as_slice).unwrap_or_default();
+        if let Some(no) = decided.iter().find(|a| !a.approve) {
+            return ApprovalState::Rejected { by: no.handle.clone() };
+        }
+        let approvers: BTreeSet<String> = decided.iter().map(|a| a.handle.clone()).collect();
+        let have = approvers.len() as u32;
+        if have >= need {
+            return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
+        }
+        let roles: Vec<&str> =
+            policy.limits.iter().filter(|l| l.max_minor >= amount_minor).map(|l| l.role.as_str()).collect();
+        let why = if roles.is_empty() {
+            format!(
+                "no role may authorise {} under the policy in force",
+                aidmesh_model::format_amount(amount_minor, currency)
+            )
+        } else {
+            format!(
+                "needs {need} approval{} from {} (not the person who recorded it, nor its payee)",
+                if need == 1 { "" } else { "s" },
+                roles.join(" or ")
+            )
+        };
+        unapproved(have, need, why)
+    }
+
+    /// The policy version in force now: the only one standing, or of several standing side by
+    /// side (set while apart), the one with the lowest id until one supersedes the others.
+    pub fn policy(&self) -> Option<&PolicyVersion> {
+        self.policy_heads.iter().next().and_then(|id| self.policies.get(id))
+    }
+
+    /// Checks that `e` may be applied here: its author holds the right it uses and the action
+    /// makes sense. Pure: the door and the replay both call it. At the `door` the state is the
+    /// entry's causal past, so a few checks hold only there (which policy version was in force
+    /// for its author); the replay also sees concurrent entries, and skips them.
+    fn check(&self, e: &Entry, door: bool) -> Result<(), String> {
         let author = self.person_of(&e.author);
         let who = || author.map(|p| p.handle.clone()).unwrap_or_else(|| e.author.short());
         let admin = || -> Result<&Person, String> {
@@ -506,6 +682,65 @@ impl State {
                 }
                 Ok(())
             }
+            Body::Policy { supersedes, currency, limits, threshold_minor, approvals_above_threshold } => {
+                admin()?;
+                if let Some(unknown) = supersedes.iter().find(|s| !self.policies.contains_key(s)) {
+                    return Err(format!("it supersedes {unknown}, which is not a policy version"));
+                }
+                if !aidmesh_model::is_iso4217(currency) {
+                    return Err(format!("{currency:?} is not an ISO 4217 currency code"));
+                }
+                if limits.is_empty() || limits.iter().any(|l| l.max_minor <= 0) {
+                    return Err("a policy names at least one role, each with a positive limit".into());
+                }
+                if *threshold_minor < 0 || *approvals_above_threshold == 0 {
+                    return Err("the threshold is not negative and at least one approval is needed".into());
+                }
+                Ok(())
+            }
+            Body::Expense { expense, amount_minor, currency, policy, .. } => {
+                author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+                if door && self.expense_entries.contains_key(expense) {
+                    return Err(format!("expense {expense} is already recorded"));
+                }
+                if *amount_minor <= 0 || !aidmesh_model::is_iso4217(currency) {
+                    return Err("an expense has a positive amount in an ISO 4217 currency".into());
+                }
+                if door && policy.as_ref() != self.policy().map(|p| &p.id) {
+                    return Err("it names a policy version other than the one in force".into());
+                }
+                if policy.is_some_and(|p| !self.policies.contains_key(&p)) {
+                    return Err("it names a policy version that is not one".into());
+                }
+                Ok(())
+            }
+            Body::Approve { recorded, role, .. } => {
+                let p = author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+                if !p.roles.contains_key(role) {
+                    return Err(format!("{} does not hold the role {role:?}", p.handle));
+                }
+                let r = self.expenses.get(recorded).ok_or_else(|| format!("{recorded} is not a recorded expense"))?;
+                if r.by == p.key {
+                    return Err(format!("{} recorded this expense: someone else approves it", p.handle));
+                }
+                if r.payee.trim().eq_ignore_ascii_case(p.handle.trim()) {
+                    return Err(format!("{} is the payee of this expense: someone else approves it", p.handle));
+                }
+                let policy = r
+                    .policy
+                    .and_then(|id| self.policies.get(&id))
+                    .ok_or("no purchase policy was in force when the expense was recorded")?;
+                if policy.currency != r.currency {
+                    return Err(format!("the policy in force covers {}, not {}", policy.currency, r.currency));
+                }
+                if !policy.limits.iter().any(|l| l.role == *role && l.max_minor >= r.amount_minor) {
+                    return Err(format!("the role {role:?} may not authorise this amount under the policy"));
+                }
+                if self.approvals.get(recorded).is_some_and(|a| a.iter().any(|a| a.by == p.key)) {
+                    return Err(format!("{} already decided on this expense", p.handle));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -514,7 +749,7 @@ impl State {
     fn apply(&mut self, i: usize, id: Id, e: &Entry, author: Option<Key>, forced: bool) -> Option<Event> {
         let granted = Granted { by: e.author, entry: id, hub: e.hub, at: e.at };
         match &e.body {
-            Body::Found { coalition, handle, hub_name } => {
+            Body::Found { coalition, handle, hub_name, .. } => {
                 self.coalition = Some(id);
                 self.coalition_name = coalition.clone();
                 self.add_person(e.author, handle, Role::Admin, granted.clone());
@@ -577,6 +812,44 @@ impl State {
                     completion: i,
                     participants: author.into_iter().collect(),
                 })
+            }
+            Body::Policy { supersedes, currency, limits, threshold_minor, approvals_above_threshold } => {
+                for s in supersedes {
+                    self.policy_heads.remove(s);
+                }
+                self.policy_heads.insert(id);
+                let v = PolicyVersion {
+                    id,
+                    set: granted,
+                    supersedes: supersedes.clone(),
+                    currency: currency.clone(),
+                    limits: limits.clone(),
+                    threshold_minor: *threshold_minor,
+                    approvals_above_threshold: *approvals_above_threshold,
+                };
+                self.policies.insert(id, v);
+                None
+            }
+            Body::Expense { expense, amount_minor, currency, payee, policy } => {
+                self.expense_entries.entry(expense.clone()).or_insert(id);
+                let r = Recorded {
+                    expense: expense.clone(),
+                    amount_minor: *amount_minor,
+                    currency: currency.clone(),
+                    payee: payee.clone(),
+                    policy: *policy,
+                    by: author?,
+                    at: e.at,
+                };
+                self.expenses.insert(id, r);
+                None
+            }
+            Body::Approve { recorded, approve, role } => {
+                let by = author?;
+                let handle = self.people.get(&by).map(|p| p.handle.clone()).unwrap_or_default();
+                let a = Approval { entry: id, by, handle, approve: *approve, role: role.clone(), hub: e.hub, at: e.at };
+                self.approvals.entry(*recorded).or_default().push(a);
+                None
             }
         }
     }
@@ -663,6 +936,7 @@ struct Event {
 enum Need {
     Admin,
     Member,
+    Role(String),
 }
 
 struct Node {
@@ -697,6 +971,8 @@ pub struct Log {
     waiting: BTreeMap<Id, Entry>,
     /// The coalition this log belongs to, once known (from its founding entry, or given).
     coalition: Option<Id>,
+    /// Before the founding entry is known: the hub whose founding entry is accepted.
+    founding_hub: Option<Key>,
     /// Every key some entry added, and the person it signs for: the quick check at the door.
     ever_owner: HashMap<Key, Key>,
     /// People who were ever made admins.
@@ -712,6 +988,12 @@ impl Log {
     /// An empty log for one coalition: only its founding entry is accepted.
     pub fn for_coalition(coalition: Id) -> Log {
         Log { coalition: Some(coalition), ..Log::default() }
+    }
+
+    /// An empty log of a coalition from before the authority log, known by its founding hub:
+    /// only a founding entry that hub countersigned is accepted.
+    pub fn for_founding_hub(hub: Key) -> Log {
+        Log { founding_hub: Some(hub), ..Log::default() }
     }
 
     /// A log from entries this hub stored earlier, in the order it stored them. They passed the
@@ -812,7 +1094,10 @@ impl Log {
         }
         match (&e.body, e.coalition) {
             (Body::Found { .. }, None) if e.preds.is_empty() => {
-                if self.coalition.is_some_and(|c| c != id) || !self.nodes.is_empty() {
+                if self.coalition.is_some_and(|c| c != id)
+                    || !self.nodes.is_empty()
+                    || self.founding_hub.is_some_and(|h| h != e.hub)
+                {
                     return Err(Refusal::OtherCoalition);
                 }
             }
@@ -878,10 +1163,8 @@ impl Log {
                 )));
             };
             if need(&e, &self.ever_owner) == Need::Admin && !self.ever_admin.contains(owner) {
-                return Err(Refusal::NoRight(format!(
-                    "signed by {}, who was never an admin of the coalition",
-                    e.author.short()
-                )));
+                let who = self.state.person_of(&e.author).map(|p| p.handle.clone()).unwrap_or_else(|| e.author.short());
+                return Err(Refusal::NoRight(format!("{who} is not an admin of the coalition (and never was)")));
             }
             let at_heads = preds.len() == self.heads.len() && e.preds.iter().all(|p| self.heads.contains(p));
             let past;
@@ -891,7 +1174,7 @@ impl Log {
                 past = resolve(&self.nodes, Some(&ancestors(&self.nodes, &preds, true)));
                 &past
             };
-            state.check(&e).map_err(Refusal::NoRight)?;
+            state.check(&e, true).map_err(Refusal::NoRight)?;
         }
         let in_place = !e.body.removes()
             && preds.len() == self.heads.len()
@@ -947,7 +1230,8 @@ impl Log {
 /// The right an entry uses (its author's person is found through `owner`).
 fn need(e: &Entry, owner: &HashMap<Key, Key>) -> Need {
     match &e.body {
-        Body::AddKey { .. } => Need::Member,
+        Body::AddKey { .. } | Body::Expense { .. } => Need::Member,
+        Body::Approve { role, .. } => Need::Role(role.clone()),
         Body::RevokeKey { key } if owner.get(key).is_some() && owner.get(key) == owner.get(&e.author) => Need::Member,
         _ => Need::Admin,
     }
@@ -1079,7 +1363,7 @@ fn replay(
             continue;
         }
         if !forced.contains(&i) {
-            if let Err(why) = state.check(&n.entry) {
+            if let Err(why) = state.check(&n.entry, false) {
                 // A removal whose author lost their right to a removal they had not seen (one
                 // side of a mutual removal) is judged as its author saw it, so that the
                 // contest can be found; it takes effect only if `judge` forces it.
@@ -1109,7 +1393,7 @@ fn removal_as_seen(nodes: &[Node], i: usize, events: &[Event], owner: &HashMap<K
         return None;
     }
     let mut seen = resolve(nodes, Some(&past));
-    seen.check(&n.entry).ok()?;
+    seen.check(&n.entry, false).ok()?;
     seen.apply(i, n.id, &n.entry, Some(author), false)
 }
 
@@ -1200,7 +1484,7 @@ fn judge(
                         && match lost {
                             Lost::All => true,
                             Lost::Admin => need(entry, owner) == Need::Admin,
-                            Lost::Role(_) => false,
+                            Lost::Role(r) => need(entry, owner) == Need::Role(r.clone()),
                         }
                 }
             };

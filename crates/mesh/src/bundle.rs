@@ -36,6 +36,10 @@ pub struct Header {
     /// what the importing hub now knows the exporter has.
     #[serde(default)]
     pub heads: std::collections::BTreeMap<String, Vec<String>>,
+    /// The exporter's whole authority log (hex entries, each after those it follows): the
+    /// importing hub's door checks every one.
+    #[serde(default)]
+    pub authority: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ mod tests {
             vault: vec![],
             records: Default::default(),
             heads: Default::default(),
+            authority: vec![],
         };
         let b = write(&id, &key, &[1; 24], header, &docs);
         (id, key, b)
@@ -217,6 +222,7 @@ mod tests {
             vault: vec![],
             records: Default::default(),
             heads: Default::default(),
+            authority: vec![],
         };
         let good = write(&id, &[7u8; 32], &[3; 24], header, &docs);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");

@@ -132,6 +132,16 @@ fn unbase32(s: &str) -> Option<Vec<u8>> {
 struct JoinRequest {
     secret: String,
     name: String,
+    /// The coordinator at the joining hub, to be added as a person with the hub.
+    #[serde(default)]
+    person: Option<Claim>,
+}
+
+/// A person's key (hex) and handle, as a joining hub presents its coordinator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claim {
+    pub key: String,
+    pub handle: String,
 }
 
 /// What the inviting hub gives the new member.
@@ -149,6 +159,12 @@ pub struct Welcome {
     /// so that the new hub knows every member, and so accepts every admin, before it first syncs.
     #[serde(default)]
     pub coalition: Vec<WelcomeDoc>,
+    /// The coalition's id (its founding authority entry, hex) and its whole authority log (hex
+    /// entries, each after those it follows): the joining hub's door checks every entry.
+    #[serde(default)]
+    pub coalition_id: Option<String>,
+    #[serde(default)]
+    pub authority: Vec<String>,
 }
 
 /// One document handed over with a welcome: its saved Automerge bytes, in hex.
@@ -177,6 +193,8 @@ pub struct Pending {
     pub joiner: HubId,
     pub joiner_key: [u8; 32],
     pub name: String,
+    /// The joining hub's coordinator, if it presented one.
+    pub person: Option<Claim>,
     pub confirmation: String,
     stream: tokio_rustls::server::TlsStream<TcpStream>,
 }
@@ -234,13 +252,26 @@ pub async fn accept_join(
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&joiner).map_err(|e| e.to_string())?;
         let jid = HubId::of(&vk);
         let confirmation = confirmation(&invite.secret, &identity.id(), &jid);
-        return Ok(Pending { joiner: jid, joiner_key: joiner, name: req.name, confirmation, stream });
+        return Ok(Pending {
+            joiner: jid,
+            joiner_key: joiner,
+            name: req.name,
+            person: req.person,
+            confirmation,
+            stream,
+        });
     }
 }
 
 /// The joining side: connects, checks the inviting hub's fingerprint, presents the secret, shows
 /// the confirmation code through `show`, and waits for the decision.
-pub async fn join(identity: &Identity, invite: &Invite, name: &str, show: impl Fn(&str)) -> Result<Welcome, String> {
+pub async fn join(
+    identity: &Identity,
+    invite: &Invite,
+    name: &str,
+    person: Option<Claim>,
+    show: impl Fn(&str),
+) -> Result<Welcome, String> {
     let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(SocketAddr::V4(invite.addr)))
         .await
         .map_err(|_| format!("no answer from {}", invite.addr))?
@@ -250,7 +281,8 @@ pub async fn join(identity: &Identity, invite: &Invite, name: &str, show: impl F
         .connect(ServerName::try_from("aidmesh").map_err(|e| e.to_string())?, tcp)
         .await
         .map_err(|e| format!("the hub at {} is not the one that made this invite ({e})", invite.addr))?;
-    send(&mut stream, &JoinRequest { secret: crate::membership::hex(&invite.secret), name: name.to_string() }).await?;
+    let req = JoinRequest { secret: crate::membership::hex(&invite.secret), name: name.to_string(), person };
+    send(&mut stream, &req).await?;
     show(&confirmation(&invite.secret, &invite.inviter, &identity.id()));
     match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream, MAX_ANSWER)).await {
         Ok(Ok(JoinAnswer::Welcome(w))) => Ok(w),

@@ -13,12 +13,14 @@ use crate::session::{DocInfo, Frame, Replica, Session, VaultItem};
 pub struct Mem {
     pub docs: BTreeMap<String, AutoCommit>,
     pub states: BTreeMap<(String, String), Vec<u8>>,
+    /// The authority log, which travels beside the documents.
+    pub log: crate::authority::Log,
     actor: Vec<u8>,
 }
 
 impl Mem {
     pub fn new(actor: u8) -> Mem {
-        Mem { docs: BTreeMap::new(), states: BTreeMap::new(), actor: vec![actor; 16] }
+        Mem { docs: BTreeMap::new(), states: BTreeMap::new(), log: Default::default(), actor: vec![actor; 16] }
     }
     pub fn doc(&mut self, id: &str) -> &mut AutoCommit {
         let actor = self.actor.clone();
@@ -55,6 +57,20 @@ impl Replica for Mem {
     }
     fn vault_items(&mut self) -> Vec<VaultItem> {
         Vec::new()
+    }
+    fn authority_heads(&mut self) -> Vec<[u8; 32]> {
+        self.log.heads().iter().map(|h| h.0).collect()
+    }
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        let theirs: Vec<crate::authority::Id> = theirs.iter().map(|h| crate::authority::Id(*h)).collect();
+        self.log.missing_for(&theirs)
+    }
+    fn authority_offer(&mut self, _peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
+        let before = self.log.len();
+        for e in entries {
+            self.log.offer(&e).map_err(|e| e.to_string())?;
+        }
+        Ok(self.log.len() > before)
     }
     fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
         Ok(!items.is_empty())

@@ -32,6 +32,8 @@ pub trait Hub: Replica + Send + 'static {
     fn take_changed(&mut self) -> Vec<DocInfo>;
     /// Vault entries changed since the last call (local, or merged from a peer).
     fn take_vault_changes(&mut self) -> Vec<VaultItem>;
+    /// Authority entries stored since the last call (local, or accepted from a peer).
+    fn take_authority_changes(&mut self) -> Vec<Vec<u8>>;
     /// The hubs allowed to connect: the current members.
     fn member_ids(&mut self) -> BTreeSet<HubId>;
 }
@@ -68,6 +70,7 @@ pub struct PeerStatus {
 enum Change {
     Docs(Vec<DocInfo>),
     Vault(Vec<VaultItem>),
+    Authority(Vec<Vec<u8>>),
 }
 
 fn take_changes<H: Hub>(h: &mut H) -> Vec<Change> {
@@ -79,6 +82,10 @@ fn take_changes<H: Hub>(h: &mut H) -> Vec<Change> {
     let vault = h.take_vault_changes();
     if !vault.is_empty() {
         out.push(Change::Vault(vault));
+    }
+    let authority = h.take_authority_changes();
+    if !authority.is_empty() {
+        out.push(Change::Authority(authority));
     }
     out
 }
@@ -385,6 +392,11 @@ async fn run_connection<H: Hub>(
                     Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
                     Err(e) => { result = Err(e.to_string()); break; }
                 }
+                // Authority that arrived may admit or revoke hubs: every connection sees it now.
+                if changed.iter().any(|c| matches!(c, Change::Authority(_))) {
+                    let ids = lock(&shared.hub).member_ids();
+                    *shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
+                }
                 for c in changed {
                     let _ = shared.changed.send(c);
                 }
@@ -402,6 +414,7 @@ async fn run_connection<H: Hub>(
                     match change {
                         Some(Change::Docs(docs)) => docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect(),
                         Some(Change::Vault(items)) => session.vault_changed(items, now),
+                        Some(Change::Authority(entries)) => session.authority_changed(entries, now),
                         None => session.resync(&mut *h, now),
                     }
                 };

@@ -41,6 +41,11 @@ pub enum Frame {
     Pong,
     /// Personal-data vault entries, state-based: content, or an erasure without content.
     Vault(Vec<VaultItem>),
+    /// The heads of the sender's authority log: the peer answers with the entries not in their
+    /// past (see `authority::Log::missing_for`).
+    AuthorityHeads(Vec<[u8; 32]>),
+    /// Authority log entries, each after the entries it follows.
+    Authority(Vec<Vec<u8>>),
 }
 
 /// One vault entry as it travels between member hubs (inside TLS). An erased entry carries no
@@ -59,6 +64,10 @@ const TAG_SYNC: u8 = 2;
 const TAG_PING: u8 = 3;
 const TAG_PONG: u8 = 4;
 const TAG_VAULT: u8 = 5;
+const TAG_AUTHORITY_HEADS: u8 = 6;
+const TAG_AUTHORITY: u8 = 7;
+/// Authority entries go out in frames of at most this many bytes.
+const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 
 impl Frame {
     /// The frame's bytes, without the length prefix the transport adds.
@@ -75,6 +84,19 @@ impl Frame {
                 out.extend((doc.len() as u16).to_be_bytes());
                 out.extend(doc.as_bytes());
                 out.extend(msg);
+                out
+            }
+            Frame::AuthorityHeads(heads) => {
+                let mut out = vec![TAG_AUTHORITY_HEADS];
+                heads.iter().for_each(|h| out.extend(h));
+                out
+            }
+            Frame::Authority(entries) => {
+                let mut out = vec![TAG_AUTHORITY];
+                for e in entries {
+                    out.extend((e.len() as u32).to_be_bytes());
+                    out.extend(e);
+                }
                 out
             }
             Frame::Ping => vec![TAG_PING],
@@ -120,6 +142,27 @@ impl Frame {
                 }
                 Ok(Frame::Vault(items))
             }
+            Some(&TAG_AUTHORITY_HEADS) => {
+                let rest = &b[1..];
+                if !rest.len().is_multiple_of(32) || rest.len() / 32 > crate::authority::MAX_PREDS * 64 {
+                    return Err(bad("authority heads: not a list of 32-byte ids"));
+                }
+                Ok(Frame::AuthorityHeads(rest.chunks(32).map(|c| c.try_into().expect("32 bytes")).collect()))
+            }
+            Some(&TAG_AUTHORITY) => {
+                let mut rest = &b[1..];
+                let mut entries = Vec::new();
+                while !rest.is_empty() {
+                    let n = rest.get(..4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize);
+                    let entry = n
+                        .filter(|n| *n <= crate::authority::MAX_ENTRY)
+                        .and_then(|n| rest.get(4..4 + n))
+                        .ok_or_else(|| bad("authority: an entry is truncated or over the size limit"))?;
+                    entries.push(entry.to_vec());
+                    rest = &rest[4 + entry.len()..];
+                }
+                Ok(Frame::Authority(entries))
+            }
             Some(&TAG_PING) if b.len() == 1 => Ok(Frame::Ping),
             Some(&TAG_PONG) if b.len() == 1 => Ok(Frame::Pong),
             Some(t) => Err(bad(&format!("unknown frame type {t}"))),
@@ -159,6 +202,32 @@ pub trait Replica {
     fn vault_items(&mut self) -> Vec<VaultItem>;
     /// Merges vault entries from a peer; returns whether anything changed here.
     fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String>;
+    /// The heads of the authority log.
+    fn authority_heads(&mut self) -> Vec<[u8; 32]>;
+    /// The authority entries a peer with these heads lacks, each after those it follows.
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>>;
+    /// Offers authority entries from `peer` to the log's door: refused ones are reported by the
+    /// replica (naming the peer), never stored. Returns whether the log grew.
+    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String>;
+}
+
+/// Authority entries as frames within the size limit.
+fn authority_frames(entries: Vec<Vec<u8>>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut size = 0;
+    for e in entries {
+        if size + e.len() + 4 > AUTHORITY_FRAME && !batch.is_empty() {
+            out.push(Frame::Authority(std::mem::take(&mut batch)));
+            size = 0;
+        }
+        size += e.len() + 4;
+        batch.push(e);
+    }
+    if !batch.is_empty() {
+        out.push(Frame::Authority(batch));
+    }
+    out
 }
 
 /// Bytes and messages a session has moved, for `aidmesh peers` and benchmarks.
@@ -220,7 +289,7 @@ impl Session {
     /// The first frames: what we hold, and a first sync message for each document.
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let docs = r.docs();
-        let mut out = vec![Frame::Announce(docs.clone())];
+        let mut out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Announce(docs.clone())];
         let vault = r.vault_items();
         if !vault.is_empty() {
             out.push(Frame::Vault(vault));
@@ -282,6 +351,13 @@ impl Session {
             Frame::Vault(items) => {
                 changed = r.vault_merge(items).map_err(|why| SessionError::Replica { doc: "vault".into(), why })?;
             }
+            Frame::AuthorityHeads(heads) => out.extend(authority_frames(r.authority_missing(&heads))),
+            Frame::Authority(entries) => {
+                let peer = self.peer.clone();
+                changed = r
+                    .authority_offer(&peer, entries)
+                    .map_err(|why| SessionError::Replica { doc: "authority".into(), why })?;
+            }
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}
         }
@@ -307,10 +383,18 @@ impl Session {
         out
     }
 
+    /// Authority entries stored here (made here, or accepted from another peer): offer them.
+    pub fn authority_changed(&mut self, entries: Vec<Vec<u8>>, now: Timestamp) -> Vec<Frame> {
+        let out = authority_frames(entries);
+        self.sent(&out, now);
+        out
+    }
+
     /// This hub missed notices of its own changes (the driver fell behind): offer every
     /// document and the whole vault again. Documents the peer already holds cost a few bytes.
     pub fn resync(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = self.vault_changed(r.vault_items(), now);
+        out.push(Frame::AuthorityHeads(r.authority_heads()));
         for d in r.docs() {
             out.extend(self.changed(r, &d, now));
         }

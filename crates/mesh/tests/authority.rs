@@ -23,13 +23,7 @@ fn hub(n: u8) -> Key {
 /// Founds a coalition with `founder` as its first admin, at hub 0.
 fn found(founder: &Identity) -> Log {
     let mut log = Log::new();
-    log.append(
-        founder,
-        hub(0),
-        0,
-        Body::Found { coalition: "Riverside".into(), handle: "fox".into(), hub_name: "North".into() },
-    )
-    .unwrap();
+    log.append(founder, hub(0), 0, Body::found(&person(1000), &key(founder), "Riverside", "fox", "North")).unwrap();
     log
 }
 
@@ -79,7 +73,7 @@ fn people_and_hubs_chain_back_to_the_founder_and_plain_members_are_refused_at_th
     // A plain member may not admit anyone, nor make themselves an admin: refused, not stored.
     let n = log.len();
     let e = sign(&mut log, &jay, Body::AddPerson { person: key(&outsider), handle: "mole".into(), role: Role::Admin });
-    assert!(matches!(&e, Err(Refusal::NoRight(why)) if why.contains("never an admin")), "{e:?}");
+    assert!(matches!(&e, Err(Refusal::NoRight(why)) if why.contains("jay is not an admin")), "{e:?}");
     let e = sign(&mut log, &jay, Body::SetRole { person: key(&jay), role: Role::Admin });
     assert!(matches!(e, Err(Refusal::NoRight(_))));
     // An outsider's key belongs to no one.
@@ -119,6 +113,14 @@ fn the_door_names_what_is_wrong_with_bytes_that_are_not_a_valid_entry() {
     let foreign = Entry::sign(&fox, hub(0), other.coalition(), log.heads(), 5, foreign.body);
     assert_eq!(log.offer(&foreign.encode()), Err(Refusal::OtherCoalition));
     assert_eq!(log.len(), 1);
+    // A founding entry its hub did not countersign is refused; a coalition from before the log
+    // accepts only the founding its own founding hub countersigned.
+    let forged =
+        Entry::sign(&owl, hub(0), None, vec![], 0, Body::found(&person(1001), &key(&owl), "R", "owl", "North"));
+    assert_eq!(Log::new().offer(&forged.encode()), Err(Refusal::BadSignature));
+    let genuine = log.missing_for(&[]).remove(0);
+    assert_eq!(Log::for_founding_hub(hub(1)).offer(&genuine), Err(Refusal::OtherCoalition));
+    assert!(matches!(Log::for_founding_hub(hub(0)).offer(&genuine), Ok(Offered::Added(_))));
     // The genuine entry goes in, once.
     assert!(matches!(log.offer(&good.encode()), Ok(Offered::Added(_))));
     assert_eq!(log.offer(&good.encode()), Ok(Offered::Known));
@@ -363,5 +365,118 @@ proptest! {
         }
         // An admin is left, unless admins removed each other (which a person is shown).
         prop_assert!(logs[0].state().admins().count() >= 1 || !logs[0].state().contested.is_empty());
+    }
+}
+
+fn policy(log: &Log, limit: i64, threshold: i64, above: u32) -> Body {
+    Body::Policy {
+        supersedes: log.state().policy_heads.iter().copied().collect(),
+        currency: "EUR".into(),
+        limits: vec![aidmesh_mesh::authority::Limit { role: "treasurer".into(), max_minor: limit }],
+        threshold_minor: threshold,
+        approvals_above_threshold: above,
+    }
+}
+
+fn record(log: &mut Log, who: &Identity, expense: &str, amount: i64, payee: &str) -> Id {
+    let policy = log.state().policy().map(|p| p.id);
+    let body = Body::Expense {
+        expense: expense.into(),
+        amount_minor: amount,
+        currency: "EUR".into(),
+        payee: payee.into(),
+        policy,
+    };
+    sign(log, who, body).unwrap()
+}
+
+fn state_of(log: &Log, expense: &str, amount: i64, payee: &str) -> aidmesh_model::views::ApprovalState {
+    log.state().approval(expense, amount, "EUR", payee)
+}
+
+#[test]
+fn approvals_count_only_from_role_holders_who_neither_recorded_nor_receive_the_money() {
+    use aidmesh_model::views::ApprovalState::*;
+    let (fox, owl, elk, jay) = (person(1), person(2), person(3), person(4));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Member);
+    add(&mut log, &fox, &elk, "elk", Role::Member);
+    add(&mut log, &fox, &jay, "jay", Role::Member);
+    // A plain member cannot set the policy; an admin can.
+    assert!(matches!(
+        {
+            let p = policy(&log, 50_000, 20_000, 2);
+            sign(&mut log, &owl, p)
+        },
+        Err(Refusal::NoRight(_))
+    ));
+    {
+        let p = policy(&log, 50_000, 20_000, 2);
+        sign(&mut log, &fox, p)
+    }
+    .unwrap();
+    sign(&mut log, &fox, Body::Grant { person: key(&owl), role: "treasurer".into() }).unwrap();
+    sign(&mut log, &fox, Body::Grant { person: key(&elk), role: "treasurer".into() }).unwrap();
+    let small = record(&mut log, &owl, "exp-1", 4_000, "Bakery");
+    // The recorder may not approve their own expense, nor may someone without the role, nor the
+    // payee: refused at the door, with the reason.
+    let e = sign(&mut log, &owl, Body::Approve { recorded: small, approve: true, role: "treasurer".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("owl recorded this expense")), "{e:?}");
+    let e = sign(&mut log, &jay, Body::Approve { recorded: small, approve: true, role: "treasurer".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("does not hold")), "{e:?}");
+    let to_elk = record(&mut log, &owl, "exp-2", 3_000, "elk");
+    let e = sign(&mut log, &elk, Body::Approve { recorded: to_elk, approve: true, role: "treasurer".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("payee")), "{e:?}");
+    assert!(matches!(state_of(&log, "exp-1", 4_000, "Bakery"), Unapproved { have: 0, need: 1, .. }));
+    sign(&mut log, &elk, Body::Approve { recorded: small, approve: true, role: "treasurer".into() }).unwrap();
+    assert_eq!(state_of(&log, "exp-1", 4_000, "Bakery"), Approved { approvers: vec!["elk".into()] });
+    // Amended after it was recorded: the approval was for another amount.
+    assert!(matches!(state_of(&log, "exp-1", 9_000, "Bakery"), Unapproved { .. }));
+    // Above the threshold, two people must approve.
+    let big = record(&mut log, &jay, "exp-3", 30_000, "Van hire");
+    sign(&mut log, &owl, Body::Approve { recorded: big, approve: true, role: "treasurer".into() }).unwrap();
+    assert!(matches!(state_of(&log, "exp-3", 30_000, "Van hire"), Unapproved { have: 1, need: 2, .. }));
+    sign(&mut log, &elk, Body::Approve { recorded: big, approve: true, role: "treasurer".into() }).unwrap();
+    assert!(matches!(state_of(&log, "exp-3", 30_000, "Van hire"), Approved { .. }));
+    // A new policy version judges new expenses only: the old ones keep the version they were
+    // recorded under, whatever anyone claims about dates.
+    {
+        let p = policy(&log, 1_000, 500, 3);
+        sign(&mut log, &fox, p)
+    }
+    .unwrap();
+    assert!(matches!(state_of(&log, "exp-3", 30_000, "Van hire"), Approved { .. }));
+    assert!(matches!(state_of(&log, "exp-1", 4_000, "Bakery"), Approved { .. }));
+    let late = record(&mut log, &jay, "exp-4", 4_000, "Bakery");
+    let e = sign(&mut log, &elk, Body::Approve { recorded: late, approve: true, role: "treasurer".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("may not authorise")), "{e:?}");
+    // An expense nobody recorded as a person cannot be approved.
+    assert!(matches!(state_of(&log, "typed-in", 100, "x"), Unapproved { .. }));
+}
+
+#[test]
+fn an_approval_made_while_the_role_was_being_taken_away_does_not_count() {
+    let (fox, owl, jay) = (person(1), person(2), person(3));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Member);
+    add(&mut north, &fox, &jay, "jay", Role::Member);
+    {
+        let p = policy(&north, 50_000, 40_000, 1);
+        sign(&mut north, &fox, p)
+    }
+    .unwrap();
+    sign(&mut north, &fox, Body::Grant { person: key(&owl), role: "treasurer".into() }).unwrap();
+    let r = record(&mut north, &jay, "exp-1", 4_000, "Bakery");
+    let mut south = copy(&north);
+    sign(&mut north, &fox, Body::Ungrant { person: key(&owl), role: "treasurer".into() }).unwrap();
+    sign(&mut south, &owl, Body::Approve { recorded: r, approve: true, role: "treasurer".into() }).unwrap();
+    assert!(matches!(state_of(&south, "exp-1", 4_000, "Bakery"), aidmesh_model::views::ApprovalState::Approved { .. }));
+    sync(&mut north, &mut south);
+    for log in [&north, &south] {
+        assert!(matches!(
+            state_of(log, "exp-1", 4_000, "Bakery"),
+            aidmesh_model::views::ApprovalState::Unapproved { .. }
+        ));
+        assert_eq!(log.state().not_counted.len(), 1);
     }
 }

@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use aidmesh_hub::model::Timestamp;
-use aidmesh_hub::{Founder, Hub, MemberRole};
+use aidmesh_hub::{Founder, Hub};
 pub use aidmesh_mesh::invite::join;
 use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome, WelcomeDoc};
 use anyhow::{bail, Result};
@@ -27,13 +27,24 @@ pub struct OpenInvite {
     identity: aidmesh_mesh::Identity,
 }
 
-/// Whether this hub may invite (admins only), and the identity an invite is made with.
+/// Whether the person unlocked at this hub may invite (admins only), and the identity an
+/// invite is made with.
 pub fn inviter(hub: &Hub) -> Result<aidmesh_mesh::Identity> {
-    let me = hub.fingerprint();
-    if hub.members()?.members.get(&me).map(|m| m.role) != Some(MemberRole::Admin) {
-        bail!("this hub is not an admin of its coalition: invite from an admin hub");
+    if !hub.acting_is_admin()? {
+        match hub.acting() {
+            Some(p) => bail!("{} is not an admin of the coalition: an admin invites", p.handle),
+            None => bail!("no one is unlocked at this hub: an admin unlocks with their PIN to invite"),
+        }
     }
     Ok(hub.identity())
+}
+
+/// The coordinator a joining hub presents: the unlocked person, or else the person kept here
+/// under the hub's handle.
+pub fn claim(hub: &Hub) -> Option<aidmesh_mesh::invite::Claim> {
+    let p =
+        hub.acting().cloned().or_else(|| hub.local_people().ok()?.into_iter().find(|p| p.handle == hub.handle()))?;
+    Some(aidmesh_mesh::invite::Claim { key: p.key, handle: p.handle })
 }
 
 /// Opens an invite on `listen` (port 0: any), valid `minutes`, advertising `advertise` (the
@@ -70,7 +81,14 @@ impl OpenInvite {
 /// where this hub syncs. Send it with `Pending::answer`.
 pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<Welcome> {
     let key = aidmesh_mesh::membership::hex(&pending.joiner_key);
-    hub.admit(&key, &pending.name, MemberRole::Member)?;
+    hub.admit(&key, &pending.name)?;
+    // The joining hub's coordinator comes in with their hub, as a plain member.
+    if let Some(p) = &pending.person {
+        let known = hub.authority()?.people.iter().any(|x| x.key == p.key);
+        if !known {
+            hub.add_person(&p.key, &p.handle, false)?;
+        }
+    }
     let f = hub.founder()?;
     let coalition = hub
         .coalition_docs()?
@@ -89,6 +107,8 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
         peer,
         coalition_key: hub.coalition_key_hex()?,
         coalition,
+        coalition_id: hub.coalition_id()?,
+        authority: hub.authority_entries()?.iter().map(|e| aidmesh_mesh::membership::hex(e)).collect(),
     })
 }
 
@@ -117,6 +137,10 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex: nothing adopted", d.doc))?;
         docs.push((d, bytes));
     }
+    let entries: Vec<Vec<u8>> = welcome.authority.iter().filter_map(|h| aidmesh_mesh::membership::unhex(h)).collect();
+    if entries.len() != welcome.authority.len() {
+        bail!("the welcome's authority log is not hex: nothing adopted");
+    }
     hub.adopt_founder(&Founder {
         key: welcome.founder_key.clone(),
         name: welcome.founder_name.clone(),
@@ -124,6 +148,10 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
     })?;
     if let Some(k) = &welcome.coalition_key {
         hub.set_coalition_key(k)?;
+    }
+    let offer = hub.adopt_authority(welcome.coalition_id.as_deref(), &entries)?;
+    if !offer.refused.is_empty() {
+        tracing::warn!(refused = offer.refused.len(), "entries of the welcome's authority log were refused");
     }
     for (d, bytes) in docs {
         hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes)?;
@@ -136,7 +164,7 @@ mod tests {
     use super::*;
 
     fn hub(dir: &std::path::Path, name: &str) -> Hub {
-        let opts = aidmesh_hub::InitOptions { hub_name: name.into(), location: String::new() };
+        let opts = aidmesh_hub::InitOptions { hub_name: name.into(), location: String::new(), pin: None };
         Hub::init(&dir.join(format!("{name}.aidmesh")), "pw for tests", &opts, aidmesh_hub::Config::system("coord"))
             .unwrap()
     }
@@ -159,6 +187,8 @@ mod tests {
             peer: None,
             coalition_key: None,
             coalition: docs,
+            coalition_id: None,
+            authority: vec![],
         };
         let as_welcome = |d: &aidmesh_hub::DocExport, doc: &str, partition: &str| WelcomeDoc {
             doc: doc.into(),

@@ -386,6 +386,28 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The authority log's entries, in the order they were stored.
+    pub fn authority(&self) -> Result<Vec<Vec<u8>>> {
+        let mut st = self.conn.prepare_cached("SELECT bytes FROM authority ORDER BY seq")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Authority entries waiting for the entries they follow.
+    pub fn authority_waiting(&self) -> Result<Vec<Vec<u8>>> {
+        let mut st = self.conn.prepare_cached("SELECT bytes FROM authority_waiting ORDER BY id")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The latest refusals at the authority log's door, newest first: (time, source, reason).
+    pub fn authority_refused(&self, limit: i64) -> Result<Vec<(i64, String, String)>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT at, source, reason FROM authority_refused ORDER BY seq DESC LIMIT ?1")?;
+        let rows = st.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Documents with chunks waiting for changes they depend on.
     pub fn pending_docs(&self) -> Result<Vec<String>> {
         let mut st = self.conn.prepare_cached("SELECT DISTINCT doc FROM pending ORDER BY doc")?;
@@ -625,6 +647,44 @@ impl Tx<'_> {
         self.tx.execute(
             "INSERT INTO pending(doc, sha256, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![doc, sha256, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Stores an authority entry after the ones stored before it.
+    pub fn add_authority(&mut self, id: &[u8], bytes: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO authority(id, bytes) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING",
+            params![id, bytes],
+        )?;
+        self.tx.execute("DELETE FROM authority_waiting WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Forgets the authority log (joining another coalition, whose log replaces it).
+    pub fn clear_authority(&mut self) -> Result<()> {
+        self.tx.execute_batch("DELETE FROM authority; DELETE FROM authority_waiting;")?;
+        Ok(())
+    }
+
+    /// Keeps an authority entry that waits for entries it follows.
+    pub fn add_authority_waiting(&mut self, id: &[u8], bytes: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO authority_waiting(id, bytes) VALUES (?1, ?2) ON CONFLICT(id) DO NOTHING",
+            params![id, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// Records an entry refused at the authority log's door (the last 1,000 are kept).
+    pub fn add_authority_refused(&mut self, at: i64, source: &str, reason: &str, entry: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO authority_refused(at, source, reason, entry) VALUES (?1, ?2, ?3, ?4)",
+            params![at, source, reason, entry],
+        )?;
+        self.tx.execute(
+            "DELETE FROM authority_refused WHERE seq <= (SELECT max(seq) - 1000 FROM authority_refused)",
+            [],
         )?;
         Ok(())
     }

@@ -57,6 +57,13 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX requests_open
        ON records(json_extract(json, '$.urgency'), coalesce(json_extract(json, '$.needed_by'), '~'), id)
        WHERE kind = 'request' AND json_extract(json, '$.status') NOT IN ('fulfilled', 'cancelled');",
+    // 5: the authority log, beside Automerge: entries in the order they were stored (each
+    // after the entries it follows), entries waiting for the ones they follow, and what was
+    // refused at the door, by whom.
+    "CREATE TABLE authority(seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, bytes BLOB NOT NULL);
+     CREATE TABLE authority_waiting(id BLOB PRIMARY KEY, bytes BLOB NOT NULL);
+     CREATE TABLE authority_refused(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
+                                    reason TEXT NOT NULL, entry BLOB);",
 ];
 
 /// The schema version this build writes.

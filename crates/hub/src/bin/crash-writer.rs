@@ -16,7 +16,8 @@ fn main() {
     let mut hub = if path.exists() {
         Hub::open(path, pass, config).expect("open")
     } else {
-        Hub::init(path, pass, &InitOptions { hub_name: "Crash".into(), location: String::new() }, config).expect("init")
+        Hub::init(path, pass, &InitOptions { hub_name: "Crash".into(), location: String::new(), pin: None }, config)
+            .expect("init")
     };
     let place = match hub.stored(Kind::Place, 1, 0).expect("list").first() {
         Some(p) => p.id().to_string(),

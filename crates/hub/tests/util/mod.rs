@@ -31,7 +31,7 @@ pub fn new_hub(name: &str, seed: u8) -> TestHub {
     let hub = Hub::init(
         &path,
         PASS,
-        &InitOptions { hub_name: name.into(), location: "hall".into() },
+        &InitOptions { hub_name: name.into(), location: "hall".into(), pin: None },
         config("coord", &clock, seed),
     )
     .unwrap();
@@ -52,6 +52,9 @@ pub fn add(hub: &mut Hub, kind: Kind, v: Value) -> String {
 
 /// Copies every document of `from` into `to`, as a sync or a bundle would.
 pub fn merge_into(from: &mut Hub, to: &mut Hub) -> Vec<String> {
+    // The authority log travels beside the documents, as in a sync.
+    let theirs = to.authority_heads().unwrap();
+    to.offer_authority(&from.authority_missing_for(&theirs).unwrap(), "test merge").unwrap();
     let mut changed = Vec::new();
     for d in from.export_docs().unwrap() {
         changed.extend(to.merge_doc(&d.doc, &d.partition, d.created_at, &d.bytes).unwrap());

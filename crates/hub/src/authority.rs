@@ -1,0 +1,417 @@
+//! The authority log as this hub holds it: stored beside Automerge in the store, loaded when
+//! first needed, grown only through its door, and signed by the unlocked person.
+//!
+//! Entries reach the log from four places and pass the same door (`Log::offer`): this hub's
+//! people ([`Hub::sign_authority`]), peers over the LAN (`Frame::Authority`), bundles, and an
+//! invite's welcome. What the door refuses is never stored; it is recorded with its source (the
+//! sending hub, the bundle's exporter) for people to see ([`Authority::refused`]).
+
+use std::cell::Ref;
+
+use aidmesh_mesh::authority::{Body, Entry, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::membership::Role;
+use aidmesh_mesh::Identity;
+use aidmesh_model::{FieldError, Timestamp};
+use serde::Serialize;
+
+use crate::{Error, Hub, LocalPerson, Result};
+
+/// A person of the coalition, for people to read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct PersonView {
+    pub handle: String,
+    /// Their first key, hex: who they are.
+    pub key: String,
+    pub fingerprint: String,
+    pub admin: bool,
+    /// Named roles (`treasurer`, ...).
+    pub roles: Vec<String>,
+    /// When they were added (as the adding admin's clock said) and by whom.
+    pub since: Timestamp,
+    pub added_by: String,
+    /// How many keys sign for them (one per hub they work at).
+    pub keys: usize,
+}
+
+/// A removal or demotion of an admin waiting for more admins to sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct WaitingView {
+    /// The entry to endorse, hex.
+    pub entry: String,
+    pub target: String,
+    pub demotion: bool,
+    pub signed: Vec<String>,
+}
+
+/// An entry the door refused, and who sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct RefusedView {
+    pub at: Timestamp,
+    /// The hub (or bundle, or welcome) it came from.
+    pub source: String,
+    pub reason: String,
+}
+
+/// Who may do what in the coalition, as this hub resolves its authority log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct Authority {
+    /// The coalition's name; empty before this hub holds its founding entry.
+    pub coalition: String,
+    pub people: Vec<PersonView>,
+    pub waiting: Vec<WaitingView>,
+    /// Admins who removed each other while apart: all of them lost the right (people to see).
+    pub contested: Vec<String>,
+    /// Stored entries that do not count, and why.
+    pub not_counted: Vec<String>,
+    /// The latest entries refused at the door.
+    pub refused: Vec<RefusedView>,
+    pub entries: usize,
+    /// The person this hub acts as now.
+    pub acting: Option<LocalPerson>,
+}
+
+/// What offering entries to the log did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorityOffer {
+    pub added: usize,
+    pub waiting: usize,
+    /// Why each refused entry was refused.
+    pub refused: Vec<String>,
+}
+
+impl Hub {
+    /// The authority log, loaded from the store the first time it is needed.
+    pub(crate) fn log(&self) -> Result<Ref<'_, Log>> {
+        if self.authority.borrow().is_none() {
+            let log = self.load_log()?;
+            *self.authority.borrow_mut() = Some(log);
+        }
+        Ok(Ref::map(self.authority.borrow(), |l| l.as_ref().expect("loaded above")))
+    }
+
+    fn load_log(&self) -> Result<Log> {
+        let entries = self.store.authority()?;
+        let mut log = if !entries.is_empty() {
+            Log::load(&entries).map_err(|e| Error::Corrupt(format!("the authority log: {e}")))?
+        } else if let Some(id) = self.store.meta("coalition_id")?.filter(|s| !s.is_empty()) {
+            Log::for_coalition(Id::parse(&id).map_err(Error::Corrupt)?)
+        } else {
+            let founder = Key::parse(&self.founder()?.key).map_err(Error::Corrupt)?;
+            Log::for_founding_hub(founder)
+        };
+        for w in self.store.authority_waiting()? {
+            let _ = log.offer(&w);
+        }
+        Ok(log)
+    }
+
+    /// Takes the log out to change it; put it back with `self.authority` once stored.
+    fn take_log(&mut self) -> Result<Log> {
+        match self.authority.get_mut().take() {
+            Some(l) => Ok(l),
+            None => self.load_log(),
+        }
+    }
+
+    /// Offers entries that arrived from `source` (a hub, a bundle, a welcome) to the door, and
+    /// stores what it lets in and what waits, in one transaction. Refusals are recorded with
+    /// `source`; they are not an error.
+    pub fn offer_authority(&mut self, entries: &[Vec<u8>], source: &str) -> Result<AuthorityOffer> {
+        let mut log = self.take_log()?;
+        let mut added = Vec::new();
+        let mut waiting = Vec::new();
+        let mut refused = Vec::new();
+        for b in entries {
+            match log.offer(b) {
+                Ok(Offered::Added(ids)) => {
+                    added.extend(ids.iter().filter_map(|id| log.get(id).map(|e| (*id, e.encode()))));
+                }
+                Ok(Offered::Waiting(_)) => waiting.push((Entry::decode(b).map(|e| e.id()), b.clone())),
+                Ok(Offered::Known) => {}
+                Err(r) => refused.push((r.to_string(), b.clone())),
+            }
+        }
+        if added.is_empty() && waiting.is_empty() && refused.is_empty() {
+            *self.authority.get_mut() = Some(log);
+            return Ok(AuthorityOffer::default());
+        }
+        let now = self.clock.now().millis();
+        let written = self.store.write(|tx| {
+            for (id, b) in &added {
+                tx.add_authority(&id.0, b)?;
+            }
+            for (id, b) in &waiting {
+                if let Ok(id) = id {
+                    tx.add_authority_waiting(&id.0, b)?;
+                }
+            }
+            for (why, b) in &refused {
+                tx.add_authority_refused(now, source, why, b)?;
+            }
+            Ok(())
+        });
+        // On failure the log is dropped and reloads from the store: memory never runs ahead.
+        written?;
+        *self.authority.get_mut() = Some(log);
+        for (why, _) in &refused {
+            tracing::warn!(source, why, "authority entry refused at the door");
+        }
+        let report = AuthorityOffer {
+            added: added.len(),
+            waiting: waiting.len(),
+            refused: refused.into_iter().map(|r| r.0).collect(),
+        };
+        self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
+        Ok(report)
+    }
+
+    /// Signs an authority entry as the unlocked person, at this hub, after every head; it
+    /// passes the same door as any other and is stored before this returns.
+    pub(crate) fn sign_authority(&mut self, body: Body) -> Result<Id> {
+        let signer = Identity::from_secret(&self.acting_identity()?.secret());
+        if !matches!(body, Body::Found { .. }) && self.log()?.state().person_of(&Key::of(&signer)).is_none() {
+            let handle = self.acting().map(|p| p.handle.clone()).unwrap_or_default();
+            return Err(Error::NotAllowed(format!(
+                "{handle} is not a person of the coalition (or was removed): an admin adds them with \
+                 `aidmesh person add {} --name {handle}`",
+                Key::of(&signer).hex()
+            )));
+        }
+        let at = self.clock.now().millis();
+        let hub = Key::of(&self.identity);
+        let mut log = self.take_log()?;
+        let (id, bytes) = match log.append(&signer, hub, at, body) {
+            Ok(x) => x,
+            Err(e) => {
+                *self.authority.get_mut() = Some(log);
+                return Err(match e {
+                    Refusal::NoRight(why) => Error::NotAllowed(why),
+                    other => Error::Corrupt(other.to_string()),
+                });
+            }
+        };
+        self.store.write(|tx| tx.add_authority(&id.0, &bytes))?;
+        *self.authority.get_mut() = Some(log);
+        self.authority_changes.push(bytes);
+        Ok(id)
+    }
+
+    /// Founds this hub's coalition with the unlocked person as its first admin; the hub
+    /// countersigns. What `init` does, and opening a founding hub from before the log.
+    pub(crate) fn found_coalition(&mut self) -> Result<()> {
+        let name = self.store.meta("hub_name")?.unwrap_or_default();
+        let person = self.acting.as_ref().map(|(i, p)| (Key::of(i), p.handle.clone()));
+        let (key, handle) =
+            person.ok_or_else(|| Error::NotAllowed("no one is unlocked to found the coalition".into()))?;
+        let body = Body::found(&self.identity, &key, &name, &handle, &name);
+        self.sign_authority(body)?;
+        Ok(())
+    }
+
+    /// A founding hub from before the authority log: its coordinator (the handle it is opened
+    /// with) gets a key with no PIN, founds the log, and re-admits every hub the old records
+    /// admitted. Other hubs of the coalition take the founding from this hub when they sync.
+    pub(crate) fn migrate_to_authority_log(&mut self) -> Result<bool> {
+        if !self.store.authority()?.is_empty() || self.founder()?.key != self.public_key() {
+            return Ok(false);
+        }
+        let legacy = self.legacy_members()?;
+        if self.acting.is_none() {
+            let handle = self.handle.clone();
+            if !self.local_people()?.iter().any(|p| p.handle == handle) {
+                self.make_person(&handle, None)?;
+            }
+            self.unlock_default()?;
+        }
+        self.found_coalition()?;
+        let own = self.public_key();
+        for m in legacy.members.values().filter(|m| m.key != own) {
+            if let Ok(hub) = Key::parse(&m.key) {
+                self.sign_authority(Body::AdmitHub { hub, name: m.name.clone() })?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The heads of the authority log.
+    pub fn authority_heads(&self) -> Result<Vec<Id>> {
+        Ok(self.log()?.heads())
+    }
+
+    /// The entries a peer with `theirs` heads lacks.
+    pub fn authority_missing_for(&self, theirs: &[Id]) -> Result<Vec<Vec<u8>>> {
+        Ok(self.log()?.missing_for(theirs))
+    }
+
+    /// Entries stored since the sync driver last asked.
+    pub fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.authority_changes)
+    }
+
+    /// Who may do what, resolved, for people to read.
+    pub fn authority(&self) -> Result<Authority> {
+        let log = self.log()?;
+        let st = log.state();
+        let name_of = |k: &Key| st.person_of(k).map(|p| p.handle.clone()).unwrap_or_else(|| k.short());
+        let people = st
+            .people
+            .values()
+            .map(|p| PersonView {
+                handle: p.handle.clone(),
+                key: p.key.hex(),
+                fingerprint: p.key.fingerprint().map(|f| f.to_string()).unwrap_or_default(),
+                admin: p.role == Role::Admin,
+                roles: p.roles.keys().cloned().collect(),
+                since: Timestamp::from_millis(p.since.at),
+                added_by: name_of(&p.since.by),
+                keys: p.keys.len(),
+            })
+            .collect();
+        let waiting = st
+            .waiting
+            .values()
+            .map(|w| WaitingView {
+                entry: w.entry.hex(),
+                target: name_of(&w.target),
+                demotion: w.demotion,
+                signed: w.signed.iter().map(name_of).collect(),
+            })
+            .collect();
+        let contested = st
+            .contested
+            .iter()
+            .map(|c| {
+                let who: Vec<String> = c.people.iter().map(name_of).collect();
+                format!("{} removed each other while apart: all of them lost the right", who.join(", "))
+            })
+            .collect();
+        let not_counted = st.not_counted.iter().map(|(id, why)| format!("{id}: {why}")).collect();
+        let refused = self
+            .store
+            .authority_refused(50)?
+            .into_iter()
+            .map(|(at, source, reason)| RefusedView { at: Timestamp::from_millis(at), source, reason })
+            .collect();
+        Ok(Authority {
+            coalition: st.coalition_name.clone(),
+            people,
+            waiting,
+            contested,
+            not_counted,
+            refused,
+            entries: log.len(),
+            acting: self.acting().cloned(),
+        })
+    }
+
+    /// A current person, by handle, fingerprint or key.
+    fn person_key(&self, who: &str) -> Result<Key> {
+        let log = self.log()?;
+        let st = log.state();
+        let who = who.trim();
+        let by_handle: Vec<&Key> = st.people.values().filter(|p| p.handle == who).map(|p| &p.key).collect();
+        if by_handle.len() > 1 {
+            return Err(Error::invalid(
+                "person",
+                vec![FieldError::new("who", format!("several people are called {who}: give a fingerprint"))],
+            ));
+        }
+        if let Some(k) = by_handle.first() {
+            return Ok(**k);
+        }
+        let fp = aidmesh_mesh::HubId::parse(who).ok();
+        st.people
+            .values()
+            .find(|p| p.key.hex() == who || (fp.is_some() && p.key.fingerprint() == fp))
+            .map(|p| p.key)
+            .ok_or_else(|| Error::NotFound(format!("person {who:?} in the coalition")))
+    }
+
+    /// Adds a person by the key they made at their hub (an admin's work).
+    pub fn add_person(&mut self, key: &str, handle: &str, admin: bool) -> Result<()> {
+        let person =
+            Key::parse(key.trim()).ok().filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0)).ok_or_else(|| {
+                Error::invalid("person", vec![FieldError::new("key", "not an Ed25519 public key in hex")])
+            })?;
+        if handle.trim().is_empty() {
+            return Err(Error::invalid("person", vec![FieldError::new("handle", "is required")]));
+        }
+        let role = if admin { Role::Admin } else { Role::Member };
+        self.sign_authority(Body::AddPerson { person, handle: handle.trim().to_string(), role }).map(|_| ())
+    }
+
+    /// Removes a person. Removing an admin needs a majority of the other admins: until they
+    /// have signed ([`Hub::endorse`]) it waits, and this returns `false`.
+    pub fn remove_person(&mut self, who: &str) -> Result<bool> {
+        let person = self.person_key(who)?;
+        self.sign_authority(Body::RemovePerson { person })?;
+        Ok(self.log()?.state().person_of(&person).is_none())
+    }
+
+    /// Makes a person an admin, or a plain member (for an admin, by majority as for removal).
+    pub fn set_admin(&mut self, who: &str, admin: bool) -> Result<bool> {
+        let person = self.person_key(who)?;
+        let role = if admin { Role::Admin } else { Role::Member };
+        self.sign_authority(Body::SetRole { person, role })?;
+        Ok(self.log()?.state().people.get(&person).map(|p| p.role) == Some(role))
+    }
+
+    /// Adds the unlocked admin's signature to the waiting removal or demotion of `who`.
+    pub fn endorse(&mut self, who: &str) -> Result<bool> {
+        let target = self.person_key(who)?;
+        let entry = self
+            .log()?
+            .state()
+            .waiting
+            .values()
+            .find(|w| w.target == target)
+            .map(|w| w.entry)
+            .ok_or_else(|| Error::NotFound(format!("a removal of {who} waiting for signatures")))?;
+        self.sign_authority(Body::Endorse { entry })?;
+        Ok(!self.log()?.state().waiting.contains_key(&entry))
+    }
+
+    /// Gives a person a named role (`treasurer`, ...), or takes it back.
+    pub fn grant(&mut self, who: &str, role: &str, give: bool) -> Result<()> {
+        let person = self.person_key(who)?;
+        let role = role.trim().to_string();
+        if role.is_empty() {
+            return Err(Error::invalid("grant", vec![FieldError::new("role", "is required")]));
+        }
+        let body = if give { Body::Grant { person, role } } else { Body::Ungrant { person, role } };
+        self.sign_authority(body).map(|_| ())
+    }
+
+    /// Whether the unlocked person is an admin of the coalition.
+    pub fn acting_is_admin(&self) -> Result<bool> {
+        let Some((identity, _)) = &self.acting else { return Ok(false) };
+        Ok(self.log()?.state().is_admin(&Key::of(identity)))
+    }
+
+    /// Replaces the authority log with another coalition's (joining it): its id and its
+    /// entries, each through the door.
+    pub fn adopt_authority(&mut self, coalition: Option<&str>, entries: &[Vec<u8>]) -> Result<AuthorityOffer> {
+        let id = match coalition {
+            Some(c) => {
+                Some(Id::parse(c).map_err(|e| Error::invalid("welcome", vec![FieldError::new("coalition_id", e)]))?)
+            }
+            None => None,
+        };
+        self.store.write(|tx| {
+            tx.clear_authority()?;
+            tx.set_meta("coalition_id", &id.map(|i| i.hex()).unwrap_or_default())
+        })?;
+        *self.authority.get_mut() = None;
+        self.offer_authority(entries, "the invite's welcome")
+    }
+
+    /// The coalition's id (its founding entry), hex, once this hub holds it.
+    pub fn coalition_id(&self) -> Result<Option<String>> {
+        Ok(self.log()?.coalition().map(|c| c.hex()))
+    }
+
+    /// Every entry of the authority log, each after those it follows.
+    pub fn authority_entries(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self.log()?.missing_for(&[]))
+    }
+}
