@@ -182,7 +182,7 @@ impl<'a> Hubs<'a> {
             }
             Face::Owner(owner) => {
                 let mut guard = owner.mesh.lock_hub();
-                let previous = Some(guard.act_as(&self.access.handle));
+                let previous = Some(Box::new(guard.act_as(&self.access.handle)));
                 Ok(HubRef::Lent { guard, previous, listeners: Vec::new() })
             }
         }
@@ -215,7 +215,11 @@ impl<'a> Hubs<'a> {
 
 enum HubRef<'a> {
     Own(&'a mut Hub),
-    Lent { guard: aidmesh_mesh::net::HubGuard<'a, Hub>, previous: Option<aidmesh_hub::Acting>, listeners: Vec<u64> },
+    Lent {
+        guard: aidmesh_mesh::net::HubGuard<'a, Hub>,
+        previous: Option<Box<aidmesh_hub::Acting>>,
+        listeners: Vec<u64>,
+    },
 }
 
 impl HubRef<'_> {
@@ -254,7 +258,7 @@ impl Drop for HubRef<'_> {
                 guard.unsubscribe(id);
             }
             if let Some(p) = previous.take() {
-                guard.restore_acting(p);
+                guard.restore_acting(*p);
             }
         }
     }
@@ -303,13 +307,12 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             if hub.count(Kind::Item)? > 0 {
                 bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
             }
-            let mut recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
-            // The demo's approvals and role grants are this hub's own: it signs them.
-            for r in &mut recs {
-                hub.sign_record(r);
-            }
+            let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
             let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
             let rep = hub.import_records(rows)?;
+            // Authority is not imported: the demo's founder signs its policy and records its
+            // expenses, so that the ledger has something to approve.
+            hub.sign_demo_authority()?;
             if json {
                 return print::json(&rep);
             }

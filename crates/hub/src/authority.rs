@@ -382,6 +382,109 @@ impl Hub {
         self.sign_authority(body).map(|_| ())
     }
 
+    pub(crate) fn acting_handle(&self) -> String {
+        self.acting().map(|p| p.handle.clone()).unwrap_or_default()
+    }
+
+    /// Whether the unlocked person is a person of the coalition, who may record expenses.
+    pub(crate) fn may_record_expenses(&self) -> Result<()> {
+        let identity = self.acting_identity()?;
+        if self.log()?.state().person_of(&Key::of(identity)).is_none() {
+            return Err(Error::NotAllowed(format!(
+                "{} is not a person of the coalition: an expense is recorded by one, so that others can approve it",
+                self.acting_handle()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records an expense in the log as the unlocked person, under the policy version in force:
+    /// what its approvals are judged against.
+    pub(crate) fn record_expense(&mut self, rec: &aidmesh_model::Record) -> Result<Id> {
+        let aidmesh_model::Body::Expense(e) = &rec.body else {
+            return Err(Error::invalid("expense", vec![FieldError::new("kind", "is not an expense")]));
+        };
+        let policy = self.log()?.state().policy().map(|p| p.id);
+        self.sign_authority(Body::Expense {
+            expense: rec.id().to_string(),
+            amount_minor: e.amount_minor,
+            currency: e.currency.clone(),
+            payee: e.payee.clone(),
+            policy,
+        })
+    }
+
+    /// Signs the authority entry a record of an authority kind stands for (an approval, a role
+    /// grant, a policy version). Returns the signer's key and the entry's id, both hex.
+    pub(crate) fn sign_for_record(&mut self, rec: &aidmesh_model::Record) -> Result<(String, String)> {
+        use aidmesh_model::Body as B;
+        let signer = Key::of(self.acting_identity()?).hex();
+        let body = match &rec.body {
+            B::Approval(a) => {
+                let expense = self.get(a.expense.as_str())?;
+                let expense = self.amended_record(&expense)?;
+                let B::Expense(e) = &expense.body else {
+                    return Err(Error::invalid("approval", vec![FieldError::new("expense", "is not an expense")]));
+                };
+                let log = self.log()?;
+                let st = log.state();
+                let recorded = st.expense_entries.get(a.expense.as_str()).copied().ok_or_else(|| {
+                    Error::NotAllowed(format!(
+                        "expense {} was not recorded by a person of the coalition, so no one can approve it",
+                        a.expense
+                    ))
+                })?;
+                if let aidmesh_model::views::ApprovalState::Unapproved { why, .. } =
+                    st.approval(a.expense.as_str(), e.amount_minor, &e.currency, &e.payee)
+                {
+                    if why.starts_with("changed since") {
+                        return Err(Error::NotAllowed(format!("expense {}: {why}", a.expense)));
+                    }
+                }
+                let me = st.person_of(&Key::parse(&signer).map_err(Error::Corrupt)?);
+                let held: Vec<String> = me.map(|p| p.roles.keys().cloned().collect()).unwrap_or_default();
+                let policy = st.expenses.get(&recorded).and_then(|r| r.policy).and_then(|p| st.policies.get(&p));
+                // The approver's role whose limit covers the amount, if any; otherwise the door
+                // says what is missing.
+                let role = policy
+                    .and_then(|p| {
+                        p.limits
+                            .iter()
+                            .filter(|l| held.contains(&l.role) && l.max_minor >= e.amount_minor)
+                            .map(|l| l.role.clone())
+                            .next()
+                    })
+                    .or_else(|| held.first().cloned())
+                    .ok_or_else(|| {
+                        Error::NotAllowed(format!("{} holds no role that may approve expenses", self.acting_handle()))
+                    })?;
+                Body::Approve { recorded, approve: a.decision == aidmesh_model::Decision::Approve, role }
+            }
+            B::RoleGrant(g) => {
+                let person = self.person_key(&g.handle)?;
+                if g.revoked {
+                    Body::Ungrant { person, role: g.role.trim().to_string() }
+                } else {
+                    Body::Grant { person, role: g.role.trim().to_string() }
+                }
+            }
+            B::Policy(p) => Body::Policy {
+                supersedes: self.log()?.state().policy_heads.iter().copied().collect(),
+                currency: p.currency.clone(),
+                limits: p
+                    .limits
+                    .iter()
+                    .map(|l| aidmesh_mesh::authority::Limit { role: l.role.trim().to_string(), max_minor: l.max_minor })
+                    .collect(),
+                threshold_minor: p.threshold_minor,
+                approvals_above_threshold: p.approvals_above_threshold,
+            },
+            _ => return Err(Error::invalid(rec.kind().name(), vec![FieldError::new("kind", "carries no authority")])),
+        };
+        let id = self.sign_authority(body)?;
+        Ok((signer, id.hex()))
+    }
+
     /// Whether the unlocked person is an admin of the coalition.
     pub fn acting_is_admin(&self) -> Result<bool> {
         let Some((identity, _)) = &self.acting else { return Ok(false) };
@@ -403,6 +506,11 @@ impl Hub {
         })?;
         *self.authority.get_mut() = None;
         self.offer_authority(entries, "the invite's welcome")
+    }
+
+    /// How many refusals at the door are kept (the latest 1,000).
+    pub fn authority_refusals_count(&self) -> Result<usize> {
+        Ok(self.store.authority_refused(i64::MAX)?.len())
     }
 
     /// The coalition's id (its founding entry), hex, once this hub holds it.

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aidmesh_mesh::authority::Id;
 use aidmesh_mesh::bundle::{self, Header};
 use aidmesh_mesh::session::DocInfo;
 use aidmesh_mesh::HubId;
@@ -61,6 +62,9 @@ struct Known {
     at: i64,
     heads: BTreeMap<String, Vec<String>>,
 }
+
+/// Where a hub's knowledge keeps the authority log's heads, beside the documents' heads.
+const AUTHORITY: &str = "authority";
 
 fn parse_heads<'a>(hs: impl IntoIterator<Item = &'a str>) -> Vec<ChangeHash> {
     hs.into_iter().filter_map(|h| h.parse().ok()).collect()
@@ -224,6 +228,17 @@ impl Hub {
             self.store.write(|tx| learned_heads.iter().try_for_each(|(d, h)| tx.set_heads(d, h)))?;
         }
         let vault = self.vault_snapshot()?;
+        // The authority log travels like the documents: what the intended hubs may lack.
+        let known: Option<Vec<Vec<Id>>> = targets
+            .iter()
+            .map(|(_, k)| k.get(AUTHORITY).map(|hs| hs.iter().filter_map(|h| Id::parse(h).ok()).collect()))
+            .collect();
+        let authority = match known {
+            Some(known) if !full && !known.is_empty() => self.log()?.missing_for_any(&known),
+            _ => self.authority_entries()?,
+        };
+        let authority: Vec<String> = authority.into_iter().filter_map(|e| String::from_utf8(e).ok()).collect();
+        heads.insert(AUTHORITY.to_string(), self.authority_heads()?.iter().map(Id::hex).collect());
         let header = Header {
             exporter: String::new(),
             created_at: self.clock.now().millis(),
@@ -232,7 +247,7 @@ impl Hub {
             vault: vault.clone(),
             records: records.clone(),
             heads: heads.clone(),
-            authority: self.authority_entries()?.iter().map(|e| aidmesh_mesh::membership::hex(e)).collect(),
+            authority,
         };
         let nonce: [u8; 24] = self.random();
         let bytes = bundle::write(&self.identity, &key, &nonce, header, &docs);
@@ -301,11 +316,7 @@ impl Hub {
         let b = bundle::read(&key, bytes).map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
         // Authority entries speak for themselves (each is signed and checked at the door), so
         // they go first: a bundle may carry the very admission of the hub that made it.
-        let entries: Vec<Vec<u8>> =
-            b.header.authority.iter().filter_map(|h| aidmesh_mesh::membership::unhex(h)).collect();
-        if entries.len() != b.header.authority.len() {
-            return Err(Error::Malformed { format: "bundle", why: "an authority entry is not hex".into() });
-        }
+        let entries: Vec<Vec<u8>> = b.header.authority.iter().map(|e| e.as_bytes().to_vec()).collect();
         self.offer_authority(&entries, &format!("bundle made by {}", b.exporter))?;
         let mut summary = self.summary(&b, bytes.len())?;
         if !summary.member {

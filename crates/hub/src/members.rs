@@ -3,7 +3,7 @@
 use aidmesh_mesh::authority::{Body as AuthBody, Key};
 use aidmesh_mesh::membership::{hex, Entry, Member, Members, Role};
 use aidmesh_mesh::HubId;
-use aidmesh_model::{Body, FieldError, Kind, Record, Timestamp};
+use aidmesh_model::{Body, FieldError, Kind, Timestamp};
 
 use crate::{Error, Hub, Result};
 
@@ -138,73 +138,5 @@ impl Hub {
             .copied()
             .ok_or_else(|| Error::NotFound(format!("member hub {id}")))?;
         self.sign_authority(AuthBody::RevokeHub { hub: key }).map(|_| ())
-    }
-}
-
-/// The bytes a signed record's signature covers: its id, kind, creation time and every field but
-/// the signature itself, as canonical JSON (keys sorted).
-fn signed_record_bytes(rec: &Record) -> Vec<u8> {
-    let mut fields = rec.body.to_fields();
-    fields.remove("sig");
-    let mut out =
-        format!("aidmesh record v1\n{}\n{}\n{}\n", rec.id(), rec.kind(), rec.meta.created_at.millis()).into_bytes();
-    out.extend(serde_json::to_vec(&fields).unwrap_or_default());
-    out
-}
-
-/// Kinds whose authority is a signature: purchase approvals and role grants.
-pub(crate) fn is_signed_kind(kind: Kind) -> bool {
-    matches!(kind, Kind::Approval | Kind::RoleGrant)
-}
-
-impl Hub {
-    /// Signs a record of a signed kind as this hub (sets `signer` and `sig`).
-    pub fn sign_record(&self, rec: &mut Record) {
-        let signer = self.public_key();
-        match &mut rec.body {
-            Body::Approval(a) => a.signer = signer,
-            Body::RoleGrant(g) => g.signer = signer,
-            _ => return,
-        }
-        let sig = hex(&self.identity.sign(&signed_record_bytes(rec)));
-        match &mut rec.body {
-            Body::Approval(a) => a.sig = sig,
-            Body::RoleGrant(g) => g.sig = sig,
-            _ => {}
-        }
-    }
-
-    /// Keeps the records whose authority holds: approvals signed by a member hub, role grants
-    /// signed by an admin hub. Other kinds pass through. Checked on every read.
-    pub(crate) fn authentic(&self, recs: Vec<Record>) -> Result<Vec<Record>> {
-        if !recs.iter().any(|r| is_signed_kind(r.kind())) {
-            return Ok(recs);
-        }
-        let members = self.members()?;
-        Ok(recs
-            .into_iter()
-            .filter(|r| {
-                let (signer, sig, need_admin) = match &r.body {
-                    Body::Approval(a) => (&a.signer, &a.sig, false),
-                    Body::RoleGrant(g) => (&g.signer, &g.sig, true),
-                    _ => return true,
-                };
-                let Some(key) = aidmesh_mesh::membership::unhex(signer).and_then(|k| <[u8; 32]>::try_from(k).ok())
-                else {
-                    return false;
-                };
-                let Some(sig) = aidmesh_mesh::membership::unhex(sig).and_then(|k| <[u8; 64]>::try_from(k).ok()) else {
-                    return false;
-                };
-                if !aidmesh_mesh::identity::verify(&key, &signed_record_bytes(r), &sig) {
-                    return false;
-                }
-                let Some(id) = HubId::of_bytes(&key) else { return false };
-                match members.members.get(&id) {
-                    Some(m) => !need_admin || m.role == Role::Admin,
-                    None => false,
-                }
-            })
-            .collect())
     }
 }

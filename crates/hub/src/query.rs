@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use aidmesh_model::matching::{suggest, suggest_all, Suggestion};
 use aidmesh_model::views::{
-    self, amended, amendments_of, approval_state, double_bookings, expiring, over_allocations, shortages,
-    unfilled_shifts, ApprovalState, Coverage, DoubleBooking, Expiring, Levels, OverAllocation, Shortage,
+    self, amended, amendments_of, double_bookings, expiring, over_allocations, shortages, unfilled_shifts,
+    ApprovalState, Coverage, DoubleBooking, Expiring, Levels, OverAllocation, Shortage,
 };
 use aidmesh_model::{Body, Kind, Record, RecordId, Shift, Timestamp};
 use aidmesh_replica::HistoryEntry;
@@ -175,6 +175,12 @@ impl Hub {
         parse_record(&json)
     }
 
+    /// A record as its amendments make it read now.
+    pub(crate) fn amended_record(&self, rec: &Record) -> Result<Record> {
+        let amendment_recs = self.by_field(Kind::Amendment, "target", rec.id().as_str())?;
+        Ok(amended(rec, &amendments_of(&amendment_recs, rec.id())).0)
+    }
+
     /// One record with everything a person needs to read it.
     pub fn show(&mut self, id: &str) -> Result<RecordView> {
         let rec = self.get(id)?;
@@ -195,10 +201,7 @@ impl Hub {
             (Vec::new(), Vec::new())
         };
         let approval = match &now.body {
-            Body::Expense(e) => {
-                let ctx = self.approval_context(rec.id())?;
-                Some(approval_state(&ctx, (&now.meta, e)))
-            }
+            Body::Expense(_) => Some(self.approval_of(&now)?),
             _ => None,
         };
         Ok(RecordView {
@@ -444,23 +447,11 @@ impl Hub {
 
     /// Expenses still short of approvals, each with what is missing (who may approve, how many).
     pub fn unapproved_expenses_why(&self, limit: usize) -> Result<Vec<(Record, views::ApprovalState)>> {
-        // Group once, so that each expense is judged against its own approvals only.
-        let mut base = self.all(Kind::Policy)?;
-        base.extend(self.authentic(self.all(Kind::RoleGrant)?)?);
-        let mut approvals: BTreeMap<RecordId, Vec<Record>> = BTreeMap::new();
-        for a in self.authentic(self.all(Kind::Approval)?)? {
-            if let Body::Approval(x) = &a.body {
-                approvals.entry(x.expense.clone()).or_default().push(a);
-            }
-        }
         let ams = self.amendments_between(Kind::Expense, i64::MIN, i64::MAX)?;
         let mut out = Vec::new();
         for r in self.all(Kind::Expense)? {
             let r = amended(&r, &amendments_of(&ams, r.id())).0;
-            let Body::Expense(e) = &r.body else { continue };
-            let mut ctx = base.clone();
-            ctx.extend(approvals.remove(r.id()).unwrap_or_default());
-            let state = approval_state(&ctx, (&r.meta, e));
+            let state = self.approval_of(&r)?;
             if matches!(state, ApprovalState::Unapproved { .. }) {
                 out.push((r.clone(), state));
                 if out.len() >= limit {
@@ -579,15 +570,18 @@ impl Hub {
 
     /// Ledger totals per fund and category, rejected expenses excluded.
     pub fn ledger_totals(&self) -> Result<views::Totals> {
-        Ok(views::ledger_totals(&self.ledger_context()?))
+        let log = self.log()?;
+        Ok(views::ledger_totals(&self.ledger_context()?, |r| match &r.body {
+            Body::Expense(e) => matches!(
+                log.state().approval(r.id().as_str(), e.amount_minor, &e.currency, &e.payee),
+                ApprovalState::Rejected { .. }
+            ),
+            _ => false,
+        }))
     }
 
     fn ledger_context(&self) -> Result<Vec<Record>> {
-        let mut recs = Vec::new();
-        for k in [Kind::Expense, Kind::Approval, Kind::Policy, Kind::RoleGrant] {
-            recs.extend(self.all(k)?);
-        }
-        let mut recs = self.authentic(recs)?;
+        let mut recs = self.all(Kind::Expense)?;
         recs.extend(self.all(Kind::Amendment)?.into_iter().filter(|a| {
             matches!(&a.body, Body::Amendment(x)
                 if self.store.kind_of(x.target.as_str()).ok().flatten().is_some_and(|k| k == "expense"))
@@ -595,11 +589,15 @@ impl Hub {
         Ok(recs)
     }
 
-    fn approval_context(&self, expense: &RecordId) -> Result<Vec<Record>> {
-        let mut recs = self.by_field(Kind::Approval, "expense", expense.as_str())?;
-        recs.extend(self.all(Kind::Policy)?);
-        recs.extend(self.all(Kind::RoleGrant)?);
-        self.authentic(recs)
+    /// Whether an expense (as amended) is approved: the authority log's to say.
+    pub(crate) fn approval_of(&self, expense: &Record) -> Result<ApprovalState> {
+        let Body::Expense(e) = &expense.body else {
+            return Err(Error::invalid(
+                "approval",
+                vec![aidmesh_model::FieldError::new("expense", "is not an expense")],
+            ));
+        };
+        Ok(self.log()?.state().approval(expense.id().as_str(), e.amount_minor, &e.currency, &e.payee))
     }
 
     pub(crate) fn all(&self, kind: Kind) -> Result<Vec<Record>> {

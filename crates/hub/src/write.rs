@@ -82,10 +82,27 @@ impl Hub {
             meta: Meta { id, kind, created_hub: self.hub_id.clone(), created_by: self.handle.clone(), created_at: now },
             body,
         };
-        // Approvals and role grants carry this hub's signature: their authority is checked on read.
-        self.sign_record(&mut rec);
         self.check_new(&rec, &BTreeMap::new())?;
-        self.write_records(std::slice::from_ref(&rec), now)?;
+        match kind {
+            // Authority is an entry of the authority log, signed by the unlocked person; the
+            // record is what people read in lists, and names that entry.
+            Kind::Approval | Kind::RoleGrant | Kind::Policy => {
+                let (by, entry) = self.sign_for_record(&rec)?;
+                match &mut rec.body {
+                    Body::Approval(a) => (a.approver, a.signer, a.sig) = (self.acting_handle(), by, entry),
+                    Body::RoleGrant(g) => (g.signer, g.sig) = (by, entry),
+                    _ => {}
+                }
+                self.write_records(std::slice::from_ref(&rec), now)?;
+            }
+            // An expense is recorded by a person, in the log too: what approvals are judged by.
+            Kind::Expense => {
+                self.may_record_expenses()?;
+                self.write_records(std::slice::from_ref(&rec), now)?;
+                self.record_expense(&rec)?;
+            }
+            _ => self.write_records(std::slice::from_ref(&rec), now)?,
+        }
         Ok(rec)
     }
 

@@ -230,3 +230,37 @@ fn incremental_bundles_leave_out_what_the_other_hubs_are_known_to_hold() {
     let err = x.hub.export_bundle(false, &[outsider]).err().unwrap();
     assert!(err.to_string().contains("not a member"), "{err}");
 }
+
+/// A removed admin's laptop, taken while apart, signs authority as if it still held it and
+/// carries it in a bundle. Imported, its entries are kept (each was valid where it was made) but
+/// count for nothing, and the hub that made them drops them too once it learns of the removal.
+#[test]
+fn a_removed_admins_backdated_authority_carried_in_a_bundle_counts_for_nothing() {
+    let (mut a, mut b) = pair();
+    // Owl works at South; North's founder makes them an admin.
+    let owl = b.hub.make_person("owl", Some("2468")).unwrap();
+    a.hub.add_person(&owl.key, "owl", true).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    // Apart: North removes owl (with two admins, the other one is enough).
+    assert!(a.hub.remove_person("owl").unwrap());
+    // At South, owl's key (unaware of the removal) adds a mole and admits a van.
+    b.hub.unlock("owl", Some("2468")).unwrap();
+    let mole = b.hub.make_person("mole", None).unwrap();
+    b.hub.add_person(&mole.key, "mole", true).unwrap();
+    let van = new_hub("Van", 5);
+    b.hub.admit(&van.hub.public_key(), "Van").unwrap();
+    assert!(b.hub.members().unwrap().is_member(&van.hub.fingerprint()), "South believes it, for now");
+    let there = b.hub.export_bundle(true, &[]).unwrap();
+    a.hub.import_bundle(&there.bytes).unwrap();
+    let north = a.hub.authority().unwrap();
+    assert!(!north.people.iter().any(|p| p.handle == "owl" || p.handle == "mole"), "{:?}", north.people);
+    assert!(!a.hub.members().unwrap().is_member(&van.hub.fingerprint()));
+    assert_eq!(north.not_counted.len(), 2, "{:?}", north.not_counted);
+    // The bundle back tells South of the removal: it drops what owl did while apart.
+    let back = a.hub.export_bundle(true, &[]).unwrap();
+    b.hub.import_bundle(&back.bytes).unwrap();
+    assert!(!b.hub.members().unwrap().is_member(&van.hub.fingerprint()));
+    assert_eq!(b.hub.authority().unwrap().people, north.people);
+    let e = b.hub.admit(&van.hub.public_key(), "Van").unwrap_err();
+    assert_eq!(e.code(), "not_allowed", "{e}");
+}

@@ -122,3 +122,76 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
     });
     assert_eq!(mesh.with_hub(|h| h.count(Kind::Item).unwrap()), before, "no record changed");
 }
+
+/// A plain member's attacks on the coalition's authority, sent to a real hub over real TLS:
+/// a revocation altered to let a seized laptop back in, a self-made admission, a flood of
+/// junk entries. Every one is refused at the door, recorded with the hub that sent it, and
+/// changes nothing: the revoked hub stays refused at the handshake.
+#[test]
+fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
+    use aidmesh_mesh::authority::{Body, Entry, Key};
+    use rand_chacha::rand_core::SeedableRng;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    let lost = new_hub("Lost", 3);
+    south.hub.adopt_founder(&north.hub.founder().unwrap()).unwrap();
+    north.hub.admit(&south.hub.public_key(), "South").unwrap();
+    north.hub.admit(&lost.hub.public_key(), "Lost").unwrap();
+    // Heron, a plain member, works at South; their key is theirs alone.
+    let heron = aidmesh_mesh::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(77));
+    north.hub.add_person(&Key::of(&heron).hex(), "heron", false).unwrap();
+    north.hub.revoke(&lost.hub.fingerprint().to_string()).unwrap();
+    let entries_before = north.hub.authority().unwrap().entries;
+    let (coalition, heads) = (north.hub.coalition_id().unwrap(), north.hub.authority_heads().unwrap());
+    let coalition = coalition.map(|c| aidmesh_mesh::authority::Id::parse(&c).unwrap());
+    let south_key = Key::parse(&south.hub.public_key()).unwrap();
+    let lost_key = Key::parse(&lost.hub.public_key()).unwrap();
+    // 1. The founder's revocation, one field changed: another entry, whose signature fails.
+    let revocation = north.hub.authority_entries().unwrap().pop().unwrap();
+    let mut altered: Entry = serde_json::from_slice(&revocation).unwrap();
+    altered.body = Body::RevokeHub { hub: south_key };
+    // 2. Heron admits the lost laptop again, and makes themself an admin, under their own key.
+    let sign = |body: Body| Entry::sign(&heron, south_key, coalition, heads.clone(), 0, body).encode();
+    let mut forged = vec![
+        altered.encode(),
+        sign(Body::AdmitHub { hub: lost_key, name: "Lost".into() }),
+        sign(Body::SetRole { person: Key::of(&heron), role: aidmesh_mesh::Role::Admin }),
+    ];
+    // 3. A flood of well-signed junk.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(78);
+    for n in 0..2_000 {
+        let k = Key::of(&aidmesh_mesh::Identity::generate(&mut rng));
+        forged.push(sign(Body::AdmitHub { hub: k, name: format!("junk {n}") }));
+    }
+    let (north_id, south_identity, lost_identity) =
+        (north.hub.fingerprint(), south.hub.identity(), lost.hub.identity());
+    let north_identity = north.hub.identity();
+    let mesh = Mesh::new(north.hub, &north_identity).unwrap();
+    rt.block_on(async {
+        let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revoked laptop is refused");
+        let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+        for chunk in forged.chunks(500) {
+            let f = Frame::Authority(chunk.to_vec()).encode();
+            s.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
+            s.write_all(&f).await.unwrap();
+        }
+        s.flush().await.unwrap();
+        for _ in 0..600 {
+            if mesh.with_hub(|h| h.authority().unwrap().refused.len()) >= 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let a = mesh.with_hub(|h| h.authority().unwrap());
+        assert_eq!(a.entries, entries_before, "nothing refused is stored");
+        assert_eq!(a.refused.len(), 50, "the latest refusals are shown");
+        assert!(a.refused.iter().all(|r| r.source == format!("hub {}", south_identity.id())), "{:?}", a.refused[0]);
+        assert!(a.refused.iter().any(|r| r.reason.contains("heron is not an admin")), "{:?}", a.refused);
+        assert!(!a.people.iter().any(|p| p.handle == "heron" && p.admin));
+        assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revocation stands");
+    });
+    let refused = mesh.with_hub(|h| h.authority_refusals_count().unwrap());
+    assert_eq!(refused, 1_000, "every one was refused; the last thousand are kept");
+}

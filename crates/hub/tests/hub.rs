@@ -171,6 +171,13 @@ fn incidents_are_amended_not_edited() {
     assert!(t.hub.amend(&water, "name", json!("x"), "r").unwrap_err().to_string().contains("not amended"));
 }
 
+/// Makes `handle` a person at the hub (their key under a PIN), added to the coalition by the
+/// founder "coord", who stays unlocked.
+fn person(h: &mut Hub, handle: &str) {
+    let p = h.make_person(handle, Some("4321")).unwrap();
+    h.add_person(&p.key, handle, false).unwrap();
+}
+
 #[test]
 fn expenses_show_what_approval_is_missing() {
     let mut t = new_hub("North", 1);
@@ -179,8 +186,10 @@ fn expenses_show_what_approval_is_missing() {
         Kind::Policy,
         json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 10000, "approvals_above_threshold": 2, "effective": "2026-11-01T00:00:00Z"}),
     );
-    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "owl", "role": "treasurer"}));
-    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "elk", "role": "treasurer"}));
+    for who in ["owl", "elk"] {
+        person(&mut t.hub, who);
+        add(&mut t.hub, Kind::RoleGrant, json!({"handle": who, "role": "treasurer"}));
+    }
     t.clock.advance_ms(1000);
     let e = add(
         &mut t.hub,
@@ -193,12 +202,21 @@ fn expenses_show_what_approval_is_missing() {
     let bad = t.hub.add(Kind::Expense, fields(json!({"amount_minor": -5, "currency": "EURO", "payee": "", "purpose": "x", "fund": "f", "date": "2026-11-30"})));
     let msg = bad.unwrap_err().to_string();
     assert!(msg.contains("amount_minor") && msg.contains("currency") && msg.contains("payee"), "{msg}");
+    // The founder recorded it and holds no role: they cannot approve it.
+    let own = t.hub.add(Kind::Approval, fields(json!({"expense": e, "approver": "owl"}))).unwrap_err();
+    assert_eq!(own.code(), "not_allowed", "{own}");
     t.clock.advance_ms(1000);
+    // A wrong PIN unlocks no one.
+    assert_eq!(t.hub.unlock("owl", Some("0000")).unwrap_err().code(), "wrong_pin");
+    t.hub.unlock("owl", Some("4321")).unwrap();
     add(&mut t.hub, Kind::Approval, json!({"expense": e, "approver": "owl"}));
     let v = t.hub.show(&e).unwrap();
     assert!(matches!(v.approval, Some(ApprovalState::Unapproved { have: 1, need: 2, .. })), "{:?}", v.approval);
     assert_eq!(t.hub.overview().unwrap().unapproved_expenses.len(), 1);
-    add(&mut t.hub, Kind::Approval, json!({"expense": e, "approver": "elk"}));
+    // Owl approving again changes nothing.
+    assert!(t.hub.add(Kind::Approval, fields(json!({"expense": e, "approver": "elk"}))).is_err());
+    t.hub.unlock("elk", Some("4321")).unwrap();
+    add(&mut t.hub, Kind::Approval, json!({"expense": e, "approver": "whoever"}));
     assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
     assert!(t.hub.overview().unwrap().unapproved_expenses.is_empty());
     let totals = t.hub.ledger_totals().unwrap();
@@ -548,57 +566,58 @@ fn membership_is_signed_and_checked_on_read() {
 }
 
 #[test]
-fn approvals_and_grants_count_only_with_a_valid_member_signature() {
+fn approvals_and_grants_are_signed_entries_that_no_typed_name_or_record_can_forge() {
     let mut t = new_hub("North", 1);
-    // Regression: timestamps with milliseconds must survive storage exactly, or signatures break.
-    t.clock.advance_ms(1_234);
     add(
         &mut t.hub,
         Kind::Policy,
         json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 100000, "approvals_above_threshold": 1, "effective": "2026-11-01T00:00:00Z"}),
     );
+    person(&mut t.hub, "owl");
+    person(&mut t.hub, "fox");
+    t.hub.unlock("fox", Some("4321")).unwrap();
     let e = add(
         &mut t.hub,
         Kind::Expense,
         json!({"amount_minor": 2500, "currency": "EUR", "payee": "Shop", "purpose": "Water", "fund": "general", "date": "2026-11-25"}),
     );
-    // A grant and an approval written into the records by someone else, without a valid signature.
-    let mut other = new_hub("Elsewhere", 7);
-    let g = other.hub.add(Kind::RoleGrant, fields(json!({"handle": "owl", "role": "treasurer"}))).unwrap();
-    let mut out = Vec::new();
-    other.hub.export_json(&mut out).unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-    v["records"].as_array_mut().unwrap().retain(|r| r["id"] == g.id().as_str());
-    t.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
-    // An approval entered here: add() signs it with this hub's key, whatever signature it was given.
-    let given = json!({"expense": e, "approver": "owl", "signer": t.hub.public_key(), "sig": "11".repeat(64)});
-    t.hub.add(Kind::Approval, fields(given)).unwrap();
-    let approvals = t.hub.stored(Kind::Approval, 10, 0).unwrap();
-    assert_eq!(approvals.len(), 1);
-    assert!(
-        matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Unapproved { .. })),
-        "a grant from a non-member hub does not count"
-    );
-    // The same grant signed here (an admin member hub) counts, and the approval with it.
+    // A grant and an approval written into the records (as any member can) count for nothing.
+    let fake = json!({"format": "aidmesh-records", "records": [
+        {"id": "01forgedgrant0000000000000", "kind": "role_grant", "created_at": "2026-11-25T09:00:00Z",
+         "created_by": "coord", "created_hub": "x", "handle": "owl", "role": "treasurer", "revoked": false},
+        {"id": "01forgedapproval000000000", "kind": "approval", "created_at": "2026-11-25T09:00:00Z",
+         "created_by": "owl", "created_hub": "x", "expense": e, "approver": "owl", "decision": "approve",
+         "signer": t.hub.public_key(), "sig": "11".repeat(64)}
+    ]});
+    t.hub.import_json(&mut serde_json::to_vec(&fake).unwrap().as_slice()).unwrap();
+    assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Unapproved { .. })));
+    // Fox, who recorded the expense, types the treasurer's name as approver: refused (fox
+    // holds no role, and recorded it); owl has no role yet either.
+    let e1 = t.hub.add(Kind::Approval, fields(json!({"expense": e, "approver": "owl"}))).unwrap_err();
+    assert_eq!(e1.code(), "not_allowed", "{e1}");
+    t.hub.unlock("owl", Some("4321")).unwrap();
+    let e2 = t.hub.add(Kind::Approval, fields(json!({"expense": e, "approver": "owl"}))).unwrap_err();
+    assert!(e2.to_string().contains("holds no role"), "{e2}");
+    // Owl cannot grant themself the role; the founder (an admin) can.
+    let e3 = t.hub.add(Kind::RoleGrant, fields(json!({"handle": "owl", "role": "treasurer"}))).unwrap_err();
+    assert!(e3.to_string().contains("not an admin"), "{e3}");
+    t.hub.unlock("coord", None).unwrap();
     add(&mut t.hub, Kind::RoleGrant, json!({"handle": "owl", "role": "treasurer"}));
-    assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
-    // A tampered approval (content changed after signing) does not count.
-    let mut tampered = approvals[0].clone();
-    if let Body::Approval(a) = &mut tampered.body {
-        a.approver = "elk".into();
-    }
-    let v = serde_json::json!({"format": "aidmesh-records", "records": [serde_json::Value::Object({
-        let mut m = tampered.to_json();
-        m.insert("id".into(), json!("01tampered0000000000000000"));
-        m
-    })]});
-    t.hub.import_json(&mut serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
-    add(&mut t.hub, Kind::RoleGrant, json!({"handle": "elk", "role": "treasurer"}));
-    let shown = t.hub.show(&e).unwrap();
-    match shown.approval {
+    t.hub.unlock("owl", Some("4321")).unwrap();
+    let a = t.hub.add(Kind::Approval, fields(json!({"expense": e, "approver": "the treasurer, honest"}))).unwrap();
+    let aidmesh_hub::model::Body::Approval(x) = &a.body else { panic!() };
+    assert_eq!(x.approver, "owl", "the approver is the unlocked person, never a typed name");
+    match t.hub.show(&e).unwrap().approval {
         Some(ApprovalState::Approved { approvers }) => assert_eq!(approvers, vec!["owl".to_string()]),
         s => panic!("{s:?}"),
     }
+    // A plain member cannot rewrite the policy.
+    let p = t.hub.add(
+        Kind::Policy,
+        fields(json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 1}], "threshold_minor": 0, "approvals_above_threshold": 5, "effective": "2020-01-01T00:00:00Z"})),
+    );
+    assert_eq!(p.unwrap_err().code(), "not_allowed");
+    assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
 }
 
 #[test]

@@ -545,15 +545,19 @@ impl State {
             return unapproved(0, 1, "no purchase policy was in force when it was recorded".into());
         };
         let need = policy.needed(amount_minor);
-        let decided = self.approvals.get(rid).map(Vec::as_slice).unwrap_or_default();
-        if let Some(no) = decided.iter().find(|a| !a.approve) {
-            return ApprovalState::Rejected { by: no.handle.clone() };
+        // In the log's order (what each decider had seen comes first): once enough people have
+        // approved, a later rejection is a dispute for people, not a silent reversal.
+        let mut approvers = BTreeSet::new();
+        for a in self.approvals.get(rid).map(Vec::as_slice).unwrap_or_default() {
+            if !a.approve {
+                return ApprovalState::Rejected { by: a.handle.clone() };
+            }
+            approvers.insert(a.handle.clone());
+            if approvers.len() as u32 >= need {
+                return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
+            }
         }
-        let approvers: BTreeSet<String> = decided.iter().map(|a| a.handle.clone()).collect();
         let have = approvers.len() as u32;
-        if have >= need {
-            return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
-        }
         let roles: Vec<&str> =
             policy.limits.iter().filter(|l| l.max_minor >= amount_minor).map(|l| l.role.as_str()).collect();
         let why = if roles.is_empty() {
@@ -1066,6 +1070,22 @@ impl Log {
         let known: Vec<usize> = theirs.iter().filter_map(|h| self.index.get(h).copied()).collect();
         let past = ancestors(&self.nodes, &known, true);
         (0..self.nodes.len()).filter(|i| !past.get(*i)).map(|i| self.nodes[i].entry.encode()).collect()
+    }
+
+    /// The entries at least one of several peers (each known by its heads) lacks, in stored
+    /// order: what a bundle for those peers carries.
+    pub fn missing_for_any(&self, peers: &[Vec<Id>]) -> Vec<Vec<u8>> {
+        let pasts: Vec<Bits> = peers
+            .iter()
+            .map(|hs| {
+                let known: Vec<usize> = hs.iter().filter_map(|h| self.index.get(h).copied()).collect();
+                ancestors(&self.nodes, &known, true)
+            })
+            .collect();
+        (0..self.nodes.len())
+            .filter(|i| pasts.iter().any(|p| !p.get(*i)))
+            .map(|i| self.nodes[i].entry.encode())
+            .collect()
     }
 
     /// Signs a new entry as `signer` at `hub`, after every head, and stores it through the same

@@ -36,8 +36,9 @@ pub struct Header {
     /// what the importing hub now knows the exporter has.
     #[serde(default)]
     pub heads: std::collections::BTreeMap<String, Vec<String>>,
-    /// The exporter's whole authority log (hex entries, each after those it follows): the
-    /// importing hub's door checks every one.
+    /// Authority log entries the intended hubs may lack (each entry's JSON text, each after
+    /// those it follows; the exporter's heads are `heads["authority"]`): the importing hub's
+    /// door checks every one.
     #[serde(default)]
     pub authority: Vec<String>,
 }

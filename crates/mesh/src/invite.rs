@@ -159,8 +159,8 @@ pub struct Welcome {
     /// so that the new hub knows every member, and so accepts every admin, before it first syncs.
     #[serde(default)]
     pub coalition: Vec<WelcomeDoc>,
-    /// The coalition's id (its founding authority entry, hex) and its whole authority log (hex
-    /// entries, each after those it follows): the joining hub's door checks every entry.
+    /// The coalition's id (its founding authority entry, hex) and its whole authority log (each
+    /// entry's JSON text, each after those it follows): the joining hub's door checks every one.
     #[serde(default)]
     pub coalition_id: Option<String>,
     #[serde(default)]

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    of_kind, Allocation, AllocationStatus, Amendment, Approval, Assignment, Body, Decision, Expense, Item, Meta,
-    Movement, Offer, Policy, Record, RecordId, RoleGrant, Shift, Timestamp,
+    of_kind, Allocation, AllocationStatus, Amendment, Assignment, Body, Item, Meta, Movement, Offer, Record, RecordId,
+    Shift, Timestamp,
 };
 
 /// Stock of one item at one place.
@@ -305,84 +305,6 @@ pub enum ApprovalState {
     Unapproved { have: u32, need: u32, why: String },
 }
 
-/// The roles `handle` held at time `at`: per role, the latest grant entry made by then decides.
-pub fn roles_at(records: &[Record], handle: &str, at: Timestamp) -> BTreeSet<String> {
-    let mut latest: BTreeMap<&str, (&Meta, &RoleGrant)> = BTreeMap::new();
-    for (m, g) in of_kind::<RoleGrant>(records).filter(|(m, g)| g.handle == handle && m.created_at <= at) {
-        let e = latest.entry(g.role.as_str()).or_insert((m, g));
-        if (m.created_at, &m.id) > (e.0.created_at, &e.0.id) {
-            *e = (m, g);
-        }
-    }
-    latest.into_iter().filter(|(_, (_, g))| !g.revoked).map(|(r, _)| r.to_string()).collect()
-}
-
-/// The purchase policy in force at `at`: the one with the latest `effective` time not after it.
-pub fn policy_at(records: &[Record], at: Timestamp) -> Option<&Policy> {
-    of_kind::<Policy>(records)
-        .filter(|(_, p)| p.effective <= at)
-        .max_by(|a, b| (a.1.effective, &a.0.id).cmp(&(b.1.effective, &b.0.id)))
-        .map(|(_, p)| p)
-}
-
-/// Whether an expense's approvals satisfy the policy in force when it was recorded.
-///
-/// An approval counts when its approver held, at the time of approving, a role whose limit covers
-/// the amount, and is not the person who recorded the expense. Amounts above the policy's threshold
-/// need that many distinct approvers. A rejection by someone with authority rejects the expense.
-pub fn approval_state(records: &[Record], expense: (&Meta, &Expense)) -> ApprovalState {
-    let (em, e) = expense;
-    let Some(policy) = policy_at(records, em.created_at) else {
-        return ApprovalState::Unapproved { have: 0, need: 1, why: "no purchase policy in force".into() };
-    };
-    if policy.currency != e.currency {
-        return ApprovalState::Unapproved {
-            have: 0,
-            need: 1,
-            why: format!("the policy in force covers {}, not {}", policy.currency, e.currency),
-        };
-    }
-    let need = if e.amount_minor > policy.threshold_minor { policy.approvals_above_threshold } else { 1 };
-    let mut approvers = BTreeSet::new();
-    let mut refused_without_authority = Vec::new();
-    let mut approvals: Vec<(&Meta, &Approval)> =
-        of_kind::<Approval>(records).filter(|(_, a)| a.expense == em.id).collect();
-    approvals.sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
-    for (m, a) in approvals {
-        let roles = roles_at(records, &a.approver, m.created_at);
-        let authorised = a.approver != em.created_by
-            && policy.limits.iter().any(|l| roles.contains(&l.role) && l.max_minor >= e.amount_minor);
-        if !authorised {
-            refused_without_authority.push(a.approver.clone());
-            continue;
-        }
-        match a.decision {
-            Decision::Reject => return ApprovalState::Rejected { by: a.approver.clone() },
-            Decision::Approve => {
-                approvers.insert(a.approver.clone());
-                // Approvals are read in time order: once met, a later rejection is a dispute
-                // for people, not a silent reversal.
-                if approvers.len() as u32 >= need {
-                    return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
-                }
-            }
-        }
-    }
-    let have = approvers.len() as u32;
-    if have >= need {
-        return ApprovalState::Approved { approvers: approvers.into_iter().collect() };
-    }
-    let mut why = format!(
-        "needs {need} approval{} from a role allowed to authorise {}",
-        if need == 1 { "" } else { "s" },
-        crate::format_amount(e.amount_minor, &e.currency)
-    );
-    if !refused_without_authority.is_empty() {
-        why.push_str(&format!("; not counted (no authority or own expense): {}", refused_without_authority.join(", ")));
-    }
-    ApprovalState::Unapproved { have, need, why }
-}
-
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Totals {
     /// (fund, currency) → minor units.
@@ -414,13 +336,14 @@ fn total_lines<S: serde::Serializer>(m: &BTreeMap<(String, String), i64>, s: S) 
     }))
 }
 
-/// Ledger totals of expenses as amended, rejected expenses excluded.
-pub fn ledger_totals(records: &[Record]) -> Totals {
+/// Ledger totals of expenses as amended, those `rejected` says were rejected excluded (whether
+/// an expense was approved is the authority log's to say, not a record's).
+pub fn ledger_totals(records: &[Record], rejected: impl Fn(&Record) -> bool) -> Totals {
     let mut t = Totals::default();
     for r in records.iter().filter(|r| matches!(r.body, Body::Expense(_))) {
         let (r, _) = amended(r, &amendments_of(records, r.id()));
         let Body::Expense(e) = &r.body else { continue };
-        if matches!(approval_state(records, (&r.meta, e)), ApprovalState::Rejected { .. }) {
+        if rejected(&r) {
             continue;
         }
         *t.per_fund.entry((e.fund.clone(), e.currency.clone())).or_insert(0) += e.amount_minor;

@@ -108,7 +108,7 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
         coalition_key: hub.coalition_key_hex()?,
         coalition,
         coalition_id: hub.coalition_id()?,
-        authority: hub.authority_entries()?.iter().map(|e| aidmesh_mesh::membership::hex(e)).collect(),
+        authority: hub.authority_entries()?.into_iter().filter_map(|e| String::from_utf8(e).ok()).collect(),
     })
 }
 
@@ -137,10 +137,7 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
             .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex: nothing adopted", d.doc))?;
         docs.push((d, bytes));
     }
-    let entries: Vec<Vec<u8>> = welcome.authority.iter().filter_map(|h| aidmesh_mesh::membership::unhex(h)).collect();
-    if entries.len() != welcome.authority.len() {
-        bail!("the welcome's authority log is not hex: nothing adopted");
-    }
+    let entries: Vec<Vec<u8>> = welcome.authority.iter().map(|e| e.as_bytes().to_vec()).collect();
     hub.adopt_founder(&Founder {
         key: welcome.founder_key.clone(),
         name: welcome.founder_name.clone(),
