@@ -162,6 +162,9 @@ impl Hub {
             refused: refused.into_iter().map(|r| r.0).collect(),
         };
         self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
+        if report.added > 0 {
+            self.apply_erasures()?;
+        }
         Ok(report)
     }
 

@@ -342,7 +342,7 @@ impl Hub {
             })
             .collect();
         let changed = self.ingest_many(items, Some(Task::BundleImport))?;
-        self.vault_merge_items(b.header.vault.clone())?;
+        self.vault_merge_items(b.header.vault.clone(), &format!("bundle made by {}", b.exporter))?;
         self.learn(&format!("bundle_from/{}", b.exporter), b.header.created_at, &b.header.heads)?;
         let waiting: BTreeSet<String> = self.store.pending_docs()?.into_iter().collect();
         summary.waiting_documents = b.docs.iter().filter(|(i, _)| waiting.contains(&i.doc)).count();

@@ -322,6 +322,7 @@ impl Hub {
         }
         hub.unlock_default()?;
         hub.migrate_to_authority_log()?;
+        hub.sign_own_vault()?;
         Ok(hub)
     }
 

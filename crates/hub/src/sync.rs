@@ -24,42 +24,113 @@ impl Hub {
 
     pub(crate) fn vault_item(&self, e: &aidmesh_store::VaultEntry) -> crate::Result<VaultItem> {
         let content = match (e.erased_at, self.store.vault_get(&e.id)?) {
-            (None, Some(crate::VaultState::Present(pt))) => Some(pt.iter().map(|b| format!("{b:02x}")).collect()),
+            (None, Some(crate::VaultState::Present(pt))) => Some(aidmesh_mesh::membership::hex(&pt)),
             _ => None,
         };
-        Ok(VaultItem { id: e.id.clone(), updated_at: e.updated_at, origin: e.origin.clone(), content })
+        Ok(VaultItem {
+            id: e.id.clone(),
+            updated_at: e.updated_at,
+            origin: e.origin.clone(),
+            content,
+            version: e.version,
+            sig: e.sig.clone(),
+        })
     }
 
-    /// Merges vault entries from a member hub. An erasure always wins and is never undone;
-    /// otherwise the later write wins (time, then origin). Returns whether anything changed.
-    pub fn vault_merge_items(&mut self, items: Vec<VaultItem>) -> crate::Result<bool> {
+    /// This hub's signature of a version of a vault entry it holds the consent for.
+    pub(crate) fn sign_vault(&self, id: &str, version: u64, content: Option<&[u8]>) -> String {
+        aidmesh_mesh::membership::hex(&self.identity.sign(&VaultItem::signed_bytes(id, version, &self.hub_id, content)))
+    }
+
+    /// The public key of a hub of the coalition (current or revoked), by its id.
+    fn hub_key(&self, hub: &str) -> crate::Result<Option<[u8; 32]>> {
+        let Ok(id) = aidmesh_mesh::HubId::parse(hub) else { return Ok(None) };
+        let log = self.log()?;
+        let st = log.state();
+        if let Some(k) = st.hubs.keys().chain(st.revoked_hubs.keys()).find(|k| k.fingerprint().as_ref() == Some(&id)) {
+            return Ok(Some(k.0));
+        }
+        drop(log);
+        let members = self.members()?;
+        Ok(members.members.get(&id).and_then(|m| aidmesh_mesh::membership::unhex(&m.key)?.try_into().ok()))
+    }
+
+    /// Merges vault entries that came from `source` (a hub, a bundle). An entry belongs to its
+    /// origin hub: a version counts only if that hub signed it and it is newer than the one here;
+    /// an erasure only if its origin signed it or an admin's `Erase` entry stands for it. Once
+    /// erased, an entry never comes back. Anything else is refused, recorded with `source`, and
+    /// changes nothing. Returns whether anything changed.
+    pub fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> crate::Result<bool> {
         let local: std::collections::BTreeMap<String, aidmesh_store::VaultEntry> =
             self.store.vault_list()?.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let erased_by_admin: std::collections::BTreeSet<String> = self.log()?.state().erased.keys().cloned().collect();
         let mut changed = Vec::new();
+        let mut refused = Vec::new();
         for item in items {
             let here = local.get(&item.id);
             if here.is_some_and(|l| l.erased_at.is_some()) {
                 continue;
             }
-            match &item.content {
-                None => {
-                    self.store.write(|tx| tx.vault_tombstone(&item.id, item.updated_at, &item.origin))?;
-                    changed.push(item);
-                }
-                Some(hex) => {
-                    let newer = here.is_none_or(|l| (item.updated_at, &item.origin) > (l.updated_at, &l.origin));
-                    if !newer {
+            if let Some(l) = here.filter(|l| l.origin != item.origin) {
+                refused.push(format!(
+                    "vault entry {} claims to belong to {}, but belongs to {}",
+                    item.id, item.origin, l.origin
+                ));
+                continue;
+            }
+            let content = match &item.content {
+                Some(h) => match aidmesh_mesh::membership::unhex(h) {
+                    Some(pt) => Some(pt),
+                    None => {
+                        refused.push(format!("vault entry {}: its content is not hex", item.id));
                         continue;
                     }
-                    let pt = aidmesh_mesh::membership::unhex(hex).ok_or_else(|| crate::Error::Malformed {
-                        format: "vault entry",
-                        why: "content is not hex".into(),
-                    })?;
-                    let key: [u8; 32] = self.random();
-                    let nonce: [u8; 12] = self.random();
-                    self.store.write(|tx| tx.vault_put(&item.id, &key, &nonce, &pt, item.updated_at, &item.origin))?;
+                },
+                None => None,
+            };
+            let signed = self.hub_key(&item.origin)?.is_some_and(|k| {
+                let sig = aidmesh_mesh::membership::unhex(&item.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
+                let msg = VaultItem::signed_bytes(&item.id, item.version, &item.origin, content.as_deref());
+                sig.is_some_and(|sig| aidmesh_mesh::identity::verify_strict(&k, &msg, &sig))
+            });
+            match content {
+                None => {
+                    if !signed && !erased_by_admin.contains(&item.id) {
+                        refused.push(format!(
+                            "vault entry {}: an erasure signed neither by the hub holding the consent nor by an admin",
+                            item.id
+                        ));
+                        continue;
+                    }
+                    let (version, sig) = (item.version, item.sig.clone());
+                    self.store
+                        .write(|tx| tx.vault_tombstone(&item.id, item.updated_at, &item.origin, version, &sig))?;
                     changed.push(item);
                 }
+                Some(pt) => {
+                    if erased_by_admin.contains(&item.id) || here.is_some_and(|l| l.version >= item.version) {
+                        continue;
+                    }
+                    if !signed {
+                        refused.push(format!("vault entry {}: not signed by the hub holding the consent", item.id));
+                        continue;
+                    }
+                    let key: [u8; 32] = self.random();
+                    let nonce: [u8; 12] = self.random();
+                    let (version, sig) = (item.version, item.sig.clone());
+                    self.store.write(|tx| {
+                        tx.vault_put(&item.id, &key, &nonce, &pt, item.updated_at, &item.origin, version, &sig)
+                    })?;
+                    changed.push(item);
+                }
+            }
+        }
+        if !refused.is_empty() {
+            let now = self.clock.now().millis();
+            self.store
+                .write(|tx| refused.iter().try_for_each(|why| tx.add_authority_refused(now, source, why, &[])))?;
+            for why in &refused {
+                tracing::warn!(source, why, "vault entry refused");
             }
         }
         if changed.iter().any(|i| i.content.is_none()) {
@@ -68,6 +139,39 @@ impl Hub {
         let any = !changed.is_empty();
         self.vault_changes.extend(changed);
         Ok(any)
+    }
+
+    /// Erases what an admin's `Erase` entries name and this hub still holds: how an authorised
+    /// erasure reaches every hub, with the entry, whichever face made it.
+    pub(crate) fn apply_erasures(&mut self) -> crate::Result<()> {
+        let erased: Vec<String> = self.log()?.state().erased.keys().cloned().collect();
+        let now = self.clock.now().millis();
+        let mut done = Vec::new();
+        for e in self.store.vault_list()?.into_iter().filter(|e| e.erased_at.is_none() && erased.contains(&e.id)) {
+            self.store.write(|tx| tx.vault_erase(&e.id, now, e.version, ""))?;
+            done.push(e.id);
+        }
+        if !done.is_empty() {
+            self.store.checkpoint()?;
+            for id in done {
+                self.note_vault_change(&id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Signs this hub's own vault entries kept before entries were signed.
+    pub(crate) fn sign_own_vault(&mut self) -> crate::Result<()> {
+        for e in self.store.vault_list()?.into_iter().filter(|e| e.origin == self.hub_id && e.sig.is_empty()) {
+            let content = match self.store.vault_get(&e.id)? {
+                Some(crate::VaultState::Present(pt)) => Some(pt),
+                _ => None,
+            };
+            let version = e.version.max(1);
+            let sig = self.sign_vault(&e.id, version, content.as_deref());
+            self.store.write(|tx| tx.vault_sign(&e.id, version, &sig))?;
+        }
+        Ok(())
     }
 
     /// Documents changed by writes or merges since the last call: the sync driver offers them
@@ -143,8 +247,9 @@ impl Replica for Hub {
         }
     }
 
-    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
-        self.vault_merge_items(items).map_err(|e| e.to_string())
+    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String> {
+        let source = aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string());
+        self.vault_merge_items(items, &source).map_err(|e| e.to_string())
     }
 
     fn authority_heads(&mut self) -> Vec<[u8; 32]> {

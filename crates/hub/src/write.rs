@@ -461,15 +461,33 @@ impl Hub {
         let nonce: [u8; 12] = self.random();
         let pt = serde_json::to_vec(data).map_err(|e| Error::Corrupt(e.to_string()))?;
         let origin = self.hub_id.clone();
-        self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin))?;
+        // This hub holds the person's consent: it signs each version of their entry.
+        let sig = self.sign_vault(&id, 1, Some(&pt));
+        self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin, 1, &sig))?;
         self.note_vault_change(&id)?;
         Ok(id)
     }
 
-    /// Erases a vault entry: its key and content are destroyed; a tombstone stays.
+    /// Erases a vault entry: its key and content are destroyed; a tombstone stays. The hub that
+    /// holds the person's consent erases with its own signature; elsewhere, an admin's `Erase`
+    /// entry in the authority log erases it on every hub.
     pub fn vault_erase(&mut self, id: &str) -> Result<()> {
         let now = self.clock.now().millis();
-        if !self.store.write(|tx| tx.vault_erase(id, now))? {
+        let entry =
+            self.store.vault_list()?.into_iter().find(|e| e.id == id).ok_or_else(|| Error::NotFound(id.into()))?;
+        let (version, sig) = if entry.origin == self.hub_id {
+            (entry.version + 1, self.sign_vault(id, entry.version + 1, None))
+        } else {
+            if !self.acting_is_admin()? {
+                return Err(Error::NotAllowed(format!(
+                    "this entry's consent is held at hub {}: it erases it, or an admin does",
+                    entry.origin
+                )));
+            }
+            self.sign_authority(aidmesh_mesh::authority::Body::Erase { vault: id.to_string() })?;
+            (entry.version, String::new())
+        };
+        if !self.store.write(|tx| tx.vault_erase(id, now, version, &sig))? {
             return Err(Error::NotFound(id.into()));
         }
         // Fold the log into the file so no freed page with the old content lingers in the WAL.
@@ -481,7 +499,7 @@ impl Hub {
     // --- helpers ---------------------------------------------------------------------------
 
     /// Queues a vault entry for member hubs.
-    fn note_vault_change(&mut self, id: &str) -> Result<()> {
+    pub(crate) fn note_vault_change(&mut self, id: &str) -> Result<()> {
         if let Some(e) = self.store.vault_list()?.into_iter().find(|e| e.id == id) {
             let item = self.vault_item(&e)?;
             self.vault_changes.push(item);

@@ -264,3 +264,100 @@ fn a_removed_admins_backdated_authority_carried_in_a_bundle_counts_for_nothing()
     let e = b.hub.admit(&van.hub.public_key(), "Van").unwrap_err();
     assert_eq!(e.code(), "not_allowed", "{e}");
 }
+
+/// A bundle of South's own making (sealed with the coalition key, signed by South, a member)
+/// carrying the given vault items: what a hostile member can put on a stick.
+fn forged_bundle(b: &TestHub, items: Vec<aidmesh_mesh::session::VaultItem>) -> Vec<u8> {
+    let key: [u8; 32] =
+        aidmesh_mesh::membership::unhex(&b.hub.coalition_key_hex().unwrap().unwrap()).unwrap().try_into().unwrap();
+    let header = aidmesh_mesh::bundle::Header {
+        exporter: String::new(),
+        created_at: 1,
+        full: false,
+        docs: vec![],
+        vault: items,
+        records: Default::default(),
+        heads: Default::default(),
+        authority: vec![],
+    };
+    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, &[])
+}
+
+/// Personal data belongs to the hub that holds the person's consent. A member can neither
+/// overwrite it (a forged version, however large its number), nor erase it, nor claim it; the
+/// consent hub, or an admin anywhere, erases it on every hub.
+#[test]
+fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
+    use aidmesh_mesh::session::VaultItem;
+    let (mut a, mut b) = pair();
+    let vid = a.hub.vault_put(&fields(json!({"name": "Amal", "phone": "+34 600 000 001"}))).unwrap();
+    let to_south = a.hub.export_bundle(true, &[]).unwrap();
+    b.hub.import_bundle(&to_south.bytes).unwrap();
+    assert!(matches!(b.hub.vault_get(&vid).unwrap(), VaultState::Present(_)));
+    let north_id = a.hub.hub_id().to_string();
+    let false_phone = aidmesh_mesh::membership::hex(br#"{"name":"Amal","phone":"+34 600 666 666"}"#);
+    let forged = vec![
+        // A newer version in North's name, with a made-up signature.
+        VaultItem {
+            id: vid.clone(),
+            updated_at: i64::MAX,
+            origin: north_id.clone(),
+            content: Some(false_phone.clone()),
+            version: u64::MAX,
+            sig: "00".repeat(64),
+        },
+        // An erasure in North's name.
+        VaultItem {
+            id: vid.clone(),
+            updated_at: i64::MAX,
+            origin: north_id.clone(),
+            content: None,
+            version: u64::MAX,
+            sig: "11".repeat(64),
+        },
+    ];
+    // South claiming the entry as its own, with its own valid signature.
+    let south_id = b.hub.hub_id().to_string();
+    let claim_sig = aidmesh_mesh::membership::hex(&b.hub.identity().sign(&VaultItem::signed_bytes(
+        &vid,
+        7,
+        &south_id,
+        Some(br#"{"name":"Amal","phone":"+34 600 666 666"}"#),
+    )));
+    let mut all = forged;
+    all.push(VaultItem {
+        id: vid.clone(),
+        updated_at: 5,
+        origin: south_id,
+        content: Some(false_phone),
+        version: 7,
+        sig: claim_sig,
+    });
+    a.hub.import_bundle(&forged_bundle(&b, all)).unwrap();
+    match a.hub.vault_get(&vid).unwrap() {
+        VaultState::Present(pt) => {
+            assert!(String::from_utf8(pt).unwrap().contains("000 001"), "the entry survives unchanged")
+        }
+        s => panic!("{s:?}"),
+    }
+    let refused = a.hub.authority().unwrap().refused;
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused.iter().all(|r| r.source.starts_with("bundle made by")));
+    // South's coordinator is no admin: South cannot erase North's entry either.
+    assert_eq!(b.hub.vault_erase(&vid).unwrap_err().code(), "not_allowed");
+    // An admin at South can: the erasure travels as an authority entry and reaches North.
+    let owl = b.hub.make_person("owl", None).unwrap();
+    a.hub.add_person(&owl.key, "owl", true).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    b.hub.unlock("owl", None).unwrap();
+    b.hub.vault_erase(&vid).unwrap();
+    let back = b.hub.export_bundle(true, &[]).unwrap();
+    a.hub.import_bundle(&back.bytes).unwrap();
+    assert!(matches!(a.hub.vault_get(&vid).unwrap(), VaultState::Erased { .. }), "the admin's erasure reached North");
+    // North, holding the consent of a second person, erases its own entry; South follows.
+    let v2 = a.hub.vault_put(&fields(json!({"name": "Bo"}))).unwrap();
+    b.hub.import_bundle(&a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    a.hub.vault_erase(&v2).unwrap();
+    b.hub.import_bundle(&a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert!(matches!(b.hub.vault_get(&v2).unwrap(), VaultState::Erased { .. }));
+}

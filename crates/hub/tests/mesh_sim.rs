@@ -57,7 +57,16 @@ impl Net {
                 Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() }
             })
             .collect();
-        Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 }
+        let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 };
+        // One coalition: hub 0 founds it and admits the others, whose coordinators are admins.
+        let founder = net.hub(0).founder().unwrap();
+        for i in 1..n {
+            net.hub(i).adopt_founder(&founder).unwrap();
+            let (key, person) = (net.hub(i).public_key(), net.hub(i).acting().unwrap().key.clone());
+            net.hub(0).admit(&key, &format!("hub {i}")).unwrap();
+            net.hub(0).add_person(&person, &format!("coord{i}"), true).unwrap();
+        }
+        net
     }
 
     fn hub(&mut self, i: usize) -> &mut Hub {
@@ -108,7 +117,10 @@ impl Net {
         let Some(hub) = node.hub.as_mut() else { return };
         let docs = hub.take_changed_docs();
         let vault = aidmesh_mesh::net::Hub::take_vault_changes(hub);
+        let authority = hub.take_authority_changes();
         for (peer, s) in node.sessions.iter_mut() {
+            let frames = s.authority_changed(authority.clone(), now);
+            self.wires.entry((i, *peer)).or_default().extend(frames);
             for d in &docs {
                 let frames = s.changed(hub, d, now);
                 self.wires.entry((i, *peer)).or_default().extend(frames);

@@ -164,6 +164,9 @@ pub enum Body {
     Expense { expense: String, amount_minor: i64, currency: String, payee: String, policy: Option<Id> },
     /// Approves (or rejects) a recorded expense, using one of the approver's named roles.
     Approve { recorded: Id, approve: bool, role: String },
+    /// Erases a person's data from every hub's vault (admins; the hub that holds the person's
+    /// consent erases its own entries without one). Carries the vault id, never the content.
+    Erase { vault: String },
 }
 
 /// How much one holder of a role may authorise.
@@ -224,6 +227,7 @@ impl Body {
             Body::Approve { recorded, approve, role } => {
                 format!("{} expense entry {recorded} as {role}", if *approve { "approved" } else { "rejected" })
             }
+            Body::Erase { vault } => format!("erased vault entry {vault}"),
         }
     }
 }
@@ -327,6 +331,7 @@ impl Entry {
             Body::AdmitHub { name, .. } => vec![name],
             Body::Grant { role, .. } | Body::Ungrant { role, .. } | Body::Approve { role, .. } => vec![role],
             Body::Expense { expense, payee, .. } => vec![expense, payee],
+            Body::Erase { vault } => vec![vault],
             Body::Policy { limits, .. } => limits.iter().map(|l| l.role.as_str()).collect(),
             _ => vec![],
         };
@@ -444,6 +449,8 @@ pub struct State {
     pub expense_entries: BTreeMap<String, Id>,
     /// Approvals and rejections that count, per recorded expense entry.
     pub approvals: BTreeMap<Id, Vec<Approval>>,
+    /// Vault entries an admin erased, with who erased them.
+    pub erased: BTreeMap<String, Granted>,
     #[serde(skip)]
     key_owner: HashMap<Key, Key>,
 }
@@ -745,6 +752,7 @@ impl State {
                 }
                 Ok(())
             }
+            Body::Erase { .. } => admin().map(|_| ()),
         }
     }
 
@@ -853,6 +861,10 @@ impl State {
                 let handle = self.people.get(&by).map(|p| p.handle.clone()).unwrap_or_default();
                 let a = Approval { entry: id, by, handle, approve: *approve, role: role.clone(), hub: e.hub, at: e.at };
                 self.approvals.entry(*recorded).or_default().push(a);
+                None
+            }
+            Body::Erase { vault } => {
+                self.erased.entry(vault.clone()).or_insert(granted);
                 None
             }
         }

@@ -72,7 +72,7 @@ impl Replica for Mem {
         }
         Ok(self.log.len() > before)
     }
-    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String> {
+    fn vault_merge(&mut self, _peer: &str, items: Vec<VaultItem>) -> Result<bool, String> {
         Ok(!items.is_empty())
     }
 }

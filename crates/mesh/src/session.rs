@@ -48,15 +48,40 @@ pub enum Frame {
     Authority(Vec<Vec<u8>>),
 }
 
-/// One vault entry as it travels between member hubs (inside TLS). An erased entry carries no
-/// content; erasure always wins over content.
+/// One vault entry as it travels between member hubs (inside TLS, or sealed in a bundle). An
+/// erased entry carries no content; erasure always wins over content.
+///
+/// An entry belongs to its `origin`, the hub that holds the person's consent: only that hub
+/// writes it, numbering its versions, and signs each version (`sig`, see
+/// [`VaultItem::signed_bytes`]). A hub takes a version only if that hub's signature holds and
+/// the version is newer than its own. An erasure is signed by the origin too, or else stands on
+/// an admin's `Erase` entry in the authority log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VaultItem {
     pub id: String,
+    /// The origin's clock when written: shown to people, never used to order.
     pub updated_at: i64,
+    /// The hub id of the hub that holds the consent.
     pub origin: String,
     /// Hex of the plaintext; `None` for an erased entry.
     pub content: Option<String>,
+    /// The origin's version number of this entry.
+    #[serde(default)]
+    pub version: u64,
+    /// The origin hub's Ed25519 signature (hex) over [`VaultItem::signed_bytes`]; empty for an
+    /// erasure that stands on an authority entry.
+    #[serde(default)]
+    pub sig: String,
+}
+
+impl VaultItem {
+    /// What the origin signs: the id, version, origin, whether erased, and a SHA-256 of the
+    /// content (so the signature reveals nothing of it).
+    pub fn signed_bytes(id: &str, version: u64, origin: &str, content: Option<&[u8]>) -> Vec<u8> {
+        use sha2::Digest;
+        let digest = content.map(|c| crate::membership::hex(&sha2::Sha256::digest(c))).unwrap_or_default();
+        format!("aidmesh vault v1\n{id}\n{version}\n{origin}\n{}\n{digest}", content.is_none()).into_bytes()
+    }
 }
 
 const TAG_ANNOUNCE: u8 = 1;
@@ -201,7 +226,9 @@ pub trait Replica {
     /// Every vault entry, to offer a peer.
     fn vault_items(&mut self) -> Vec<VaultItem>;
     /// Merges vault entries from a peer; returns whether anything changed here.
-    fn vault_merge(&mut self, items: Vec<VaultItem>) -> Result<bool, String>;
+    /// Merges vault entries from `peer`; returns whether anything changed here. Entries whose
+    /// signature or version does not hold are refused and reported by the replica.
+    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String>;
     /// The heads of the authority log.
     fn authority_heads(&mut self) -> Vec<[u8; 32]>;
     /// The authority entries a peer with these heads lacks, each after those it follows.
@@ -349,7 +376,9 @@ impl Session {
                 self.last_synced = Some(now);
             }
             Frame::Vault(items) => {
-                changed = r.vault_merge(items).map_err(|why| SessionError::Replica { doc: "vault".into(), why })?;
+                let peer = self.peer.clone();
+                changed =
+                    r.vault_merge(&peer, items).map_err(|why| SessionError::Replica { doc: "vault".into(), why })?;
             }
             Frame::AuthorityHeads(heads) => out.extend(authority_frames(r.authority_missing(&heads))),
             Frame::Authority(entries) => {
@@ -458,7 +487,11 @@ mod tests {
                 updated_at: 3,
                 origin: "h".into(),
                 content: Some("6869".into()),
+                version: 2,
+                sig: "ab".into(),
             }]),
+            Frame::AuthorityHeads(vec![[7; 32], [9; 32]]),
+            Frame::Authority(vec![b"{}".to_vec(), b"[1]".to_vec()]),
         ];
         for f in frames {
             assert_eq!(Frame::decode(&f.encode()).unwrap(), f);

@@ -64,6 +64,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE authority_waiting(id BLOB PRIMARY KEY, bytes BLOB NOT NULL);
      CREATE TABLE authority_refused(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
                                     reason TEXT NOT NULL, entry BLOB);",
+    // 6: vault entries carry their origin's version number and signature.
+    "ALTER TABLE vault ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE vault ADD COLUMN sig TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The schema version this build writes.

@@ -25,6 +25,9 @@ pub struct VaultEntry {
     pub updated_at: i64,
     pub erased_at: Option<i64>,
     pub origin: String,
+    /// The origin's version number, and its signature of that version (hex).
+    pub version: u64,
+    pub sig: String,
 }
 
 impl Store {
@@ -63,9 +66,17 @@ impl Store {
 
     /// Every vault entry, without content.
     pub fn vault_list(&self) -> Result<Vec<VaultEntry>> {
-        let mut st = self.conn.prepare("SELECT id, updated_at, erased_at, origin FROM vault ORDER BY id")?;
+        let mut st =
+            self.conn.prepare("SELECT id, updated_at, erased_at, origin, version, sig FROM vault ORDER BY id")?;
         let rows = st.query_map([], |r| {
-            Ok(VaultEntry { id: r.get(0)?, updated_at: r.get(1)?, erased_at: r.get(2)?, origin: r.get(3)? })
+            Ok(VaultEntry {
+                id: r.get(0)?,
+                updated_at: r.get(1)?,
+                erased_at: r.get(2)?,
+                origin: r.get(3)?,
+                version: r.get::<_, i64>(4)? as u64,
+                sig: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -74,6 +85,7 @@ impl Store {
 impl Tx<'_> {
     /// Stores (or replaces) a vault entry, sealed with `key` and `nonce` (fresh random values from
     /// the caller). Refuses to bring back an erased entry.
+    #[allow(clippy::too_many_arguments)]
     pub fn vault_put(
         &mut self,
         id: &str,
@@ -82,6 +94,8 @@ impl Tx<'_> {
         plaintext: &[u8],
         now: i64,
         origin: &str,
+        version: u64,
+        sig: &str,
     ) -> Result<()> {
         let erased: Option<Option<i64>> =
             self.tx.query_row("SELECT erased_at FROM vault WHERE id = ?1", [id], |r| r.get(0)).optional()?;
@@ -93,9 +107,11 @@ impl Tx<'_> {
             .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad: id.as_bytes() })
             .map_err(|_| Error::VaultUnreadable(id.to_string()))?;
         self.tx.execute(
-            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin) VALUES (?1, ?2, ?3, ?4, NULL, ?5)
-             ON CONFLICT(id) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
-            params![id, &nonce[..], ct, now, origin],
+            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin, version, sig)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+               updated_at = excluded.updated_at, version = excluded.version, sig = excluded.sig",
+            params![id, &nonce[..], ct, now, origin, version as i64, sig],
         )?;
         self.tx.execute(
             "INSERT INTO vault_keys(id, key) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET key = excluded.key",
@@ -106,23 +122,34 @@ impl Tx<'_> {
 
     /// Erases a vault entry: its key and ciphertext are deleted (with `secure_delete` zeroing the
     /// freed pages) and a content-free tombstone remains. Returns false if there was no such entry.
-    pub fn vault_erase(&mut self, id: &str, now: i64) -> Result<bool> {
+    /// `version` and `sig` are the erasure's (signed by the origin, or empty when an authority
+    /// entry stands for it).
+    pub fn vault_erase(&mut self, id: &str, now: i64, version: u64, sig: &str) -> Result<bool> {
         self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         let n = self.tx.execute(
-            "UPDATE vault SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, ?2), updated_at = ?2 WHERE id = ?1",
-            params![id, now],
+            "UPDATE vault SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, ?2), updated_at = ?2,
+               version = ?3, sig = ?4 WHERE id = ?1",
+            params![id, now, version as i64, sig],
         )?;
         Ok(n > 0)
     }
 
     /// Records the erasure of an entry this hub may never have held (learned from a peer).
-    pub fn vault_tombstone(&mut self, id: &str, at: i64, origin: &str) -> Result<()> {
+    pub fn vault_tombstone(&mut self, id: &str, at: i64, origin: &str, version: u64, sig: &str) -> Result<()> {
         self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         self.tx.execute(
-            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin) VALUES (?1, NULL, NULL, ?2, ?2, ?3)
-             ON CONFLICT(id) DO UPDATE SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, excluded.erased_at)",
-            params![id, at, origin],
+            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin, version, sig)
+             VALUES (?1, NULL, NULL, ?2, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET nonce = NULL, ciphertext = NULL,
+               erased_at = coalesce(erased_at, excluded.erased_at), version = excluded.version, sig = excluded.sig",
+            params![id, at, origin, version as i64, sig],
         )?;
+        Ok(())
+    }
+
+    /// Sets the version and signature of a vault entry (stores from before entries were signed).
+    pub fn vault_sign(&mut self, id: &str, version: u64, sig: &str) -> Result<()> {
+        self.tx.execute("UPDATE vault SET version = ?2, sig = ?3 WHERE id = ?1", params![id, version as i64, sig])?;
         Ok(())
     }
 }

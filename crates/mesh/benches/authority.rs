@@ -1,0 +1,151 @@
+//! The authority log at 100,000 entries, measured in one run (in memory, release build):
+//!
+//!     cargo bench -p aidmesh-mesh --bench authority
+//!
+//! Workload: a coalition of 40 hubs and 200 people (10 admins, 20 treasurers), a purchase
+//! policy, then expenses recorded by people and approved by treasurers until the log holds
+//! `AIDMESH_BENCH_ENTRIES` entries (100,000 by default), each entry after the previous one.
+//!
+//! 1. Building the log: each entry signed and passed through the door.
+//! 2. Loading it back from its bytes (what a hub does the first time it needs authority).
+//! 3. The door for one new entry after every head (the common case): median and worst of 1,000.
+//! 4. The door for an entry that cites an older head (made while apart): one replay.
+//! 5. A removal (it replays the whole log), and a peer's request for what it lacks.
+
+use std::time::Instant;
+
+use aidmesh_mesh::authority::{Body, Key, Limit, Log, Offered};
+use aidmesh_mesh::{Identity, Role};
+use rand_chacha::rand_core::SeedableRng;
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("authority bench: run with `cargo bench -p aidmesh-mesh --bench authority`");
+        return;
+    }
+    let target: usize = std::env::var("AIDMESH_BENCH_ENTRIES").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
+    let people: Vec<Identity> = (0..200).map(|_| Identity::generate(&mut rng)).collect();
+    let hubs: Vec<Identity> = (0..40).map(|_| Identity::generate(&mut rng)).collect();
+    let hub = |i: usize| Key::of(&hubs[i % hubs.len()]);
+    let founder = &people[0];
+    let mut log = Log::new();
+    let build = Instant::now();
+    log.append(founder, hub(0), 0, Body::found(&hubs[0], &Key::of(founder), "Bench", "p0", "h0")).unwrap();
+    for (i, p) in people.iter().enumerate().skip(1) {
+        let role = if i < 10 { Role::Admin } else { Role::Member };
+        log.append(founder, hub(0), 0, Body::AddPerson { person: Key::of(p), handle: format!("p{i}"), role }).unwrap();
+    }
+    for (i, h) in hubs.iter().enumerate().skip(1) {
+        log.append(founder, hub(0), 0, Body::AdmitHub { hub: Key::of(h), name: format!("h{i}") }).unwrap();
+    }
+    for p in &people[10..30] {
+        log.append(founder, hub(0), 0, Body::Grant { person: Key::of(p), role: "treasurer".into() }).unwrap();
+    }
+    let policy = Body::Policy {
+        supersedes: vec![],
+        currency: "EUR".into(),
+        limits: vec![Limit { role: "treasurer".into(), max_minor: 1_000_000 }],
+        threshold_minor: 500_000,
+        approvals_above_threshold: 2,
+    };
+    log.append(founder, hub(0), 0, policy).unwrap();
+    let policy = log.state().policy().map(|p| p.id);
+    let mut n = 0usize;
+    while log.len() < target {
+        let recorder = &people[30 + n % 170];
+        let (id, _) = log
+            .append(
+                recorder,
+                hub(n),
+                n as i64,
+                Body::Expense {
+                    expense: format!("exp-{n}"),
+                    amount_minor: 1_000 + n as i64 % 90_000,
+                    currency: "EUR".into(),
+                    payee: "Shop".into(),
+                    policy,
+                },
+            )
+            .unwrap();
+        let approver = &people[10 + n % 20];
+        log.append(approver, hub(n), n as i64, Body::Approve { recorded: id, approve: true, role: "treasurer".into() })
+            .unwrap();
+        n += 1;
+    }
+    let built = build.elapsed();
+    let bytes: Vec<Vec<u8>> = log.entries().map(|(_, e)| e.encode()).collect();
+    let size: usize = bytes.iter().map(Vec::len).sum();
+    println!(
+        "1. built {} entries ({} expenses approved) in {:.1} s: {:.1} µs an entry through the door; {:.1} MB of entries",
+        log.len(),
+        n,
+        built.as_secs_f64(),
+        built.as_secs_f64() * 1e6 / log.len() as f64,
+        size as f64 / 1e6
+    );
+
+    let load = Instant::now();
+    let loaded = Log::load(&bytes).unwrap();
+    let load = load.elapsed();
+    assert_eq!(loaded.state(), log.state());
+    println!("2. load from bytes and resolve: {:.0} ms", ms(load));
+
+    let mut times = Vec::new();
+    let mut log = loaded;
+    for i in 0..1_000 {
+        let e = aidmesh_mesh::authority::Entry::sign(
+            &people[1],
+            hub(i),
+            log.coalition(),
+            log.heads(),
+            0,
+            Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: format!("x{i}") },
+        )
+        .encode();
+        let t = Instant::now();
+        assert!(matches!(log.offer(&e), Ok(Offered::Added(_))));
+        times.push(t.elapsed());
+    }
+    times.sort();
+    println!(
+        "3. door for a new entry after every head: median {:.3} ms, worst {:.3} ms (signature check included)",
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
+
+    let old_heads = log.heads();
+    log.append(&people[2], hub(1), 0, Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: "y".into() })
+        .unwrap();
+    let apart = aidmesh_mesh::authority::Entry::sign(
+        &people[3],
+        hub(2),
+        log.coalition(),
+        old_heads,
+        0,
+        Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: "z".into() },
+    )
+    .encode();
+    let t = Instant::now();
+    assert!(matches!(log.offer(&apart), Ok(Offered::Added(_))));
+    println!(
+        "4. door for an entry made while apart (one replay of its past, one of the log): {:.0} ms",
+        ms(t.elapsed())
+    );
+
+    let t = Instant::now();
+    log.append(&people[1], hub(0), 0, Body::RemovePerson { person: Key::of(&people[150]) }).unwrap();
+    println!("5. a removal (replays the log): {:.0} ms", ms(t.elapsed()));
+    let heads = log.heads();
+    let t = Instant::now();
+    let missing = log.missing_for(&heads);
+    println!(
+        "   a peer that holds everything asks what it lacks: {} entries, {:.1} ms",
+        missing.len(),
+        ms(t.elapsed())
+    );
+}
