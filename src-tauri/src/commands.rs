@@ -52,6 +52,16 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         currencies,
         places,
         stored_at,
+        authority,
+        people_here,
+        unlock_person,
+        lock_person,
+        make_person,
+        add_person,
+        remove_person,
+        set_admin,
+        endorse,
+        grant,
     ]
 }
 
@@ -463,6 +473,73 @@ async fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
 async fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
     state.with_hub(|h| h.revoke(&hub).map(|_| ()))?;
     state.with_running(|r| r.mesh.refresh_members())
+}
+
+/// Who may do what in the coalition, as this hub resolves its authority log.
+#[tauri::command]
+async fn authority(state: State<'_, AppState>) -> ApiResult<aidmesh_hub::Authority> {
+    state.with_hub(|h| h.authority())
+}
+
+/// The people whose keys this hub keeps (to choose yourself before unlocking).
+#[tauri::command]
+async fn people_here(state: State<'_, AppState>) -> ApiResult<Vec<aidmesh_hub::LocalPerson>> {
+    state.with_hub(|h| h.local_people())
+}
+
+/// Unlocks a person's key with their PIN: the app then signs authority work as them.
+#[tauri::command]
+async fn unlock_person(
+    state: State<'_, AppState>,
+    who: String,
+    pin: Option<String>,
+) -> ApiResult<aidmesh_hub::LocalPerson> {
+    state.with_hub(|h| h.unlock(&who, pin.as_deref().filter(|p| !p.is_empty())))
+}
+
+#[tauri::command]
+async fn lock_person(state: State<'_, AppState>) -> ApiResult<()> {
+    state.with_hub(|h| {
+        h.lock_person();
+        Ok(())
+    })
+}
+
+/// Makes a key for someone new at this hub; an admin then adds them by it.
+#[tauri::command]
+async fn make_person(
+    state: State<'_, AppState>,
+    handle: String,
+    pin: Option<String>,
+) -> ApiResult<aidmesh_hub::LocalPerson> {
+    state.with_hub(|h| h.make_person(&handle, pin.as_deref().filter(|p| !p.is_empty())))
+}
+
+#[tauri::command]
+async fn add_person(state: State<'_, AppState>, key: String, handle: String, admin: bool) -> ApiResult<()> {
+    state.with_hub(|h| h.add_person(&key, &handle, admin))
+}
+
+/// Removes a person; `false` while an admin's removal waits for more admins to sign.
+#[tauri::command]
+async fn remove_person(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
+    state.with_hub(|h| h.remove_person(&who))
+}
+
+#[tauri::command]
+async fn set_admin(state: State<'_, AppState>, who: String, admin: bool) -> ApiResult<bool> {
+    state.with_hub(|h| h.set_admin(&who, admin))
+}
+
+/// Signs the waiting removal or demotion of an admin; `true` once it has taken effect.
+#[tauri::command]
+async fn endorse(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
+    state.with_hub(|h| h.endorse(&who))
+}
+
+#[tauri::command]
+async fn grant(state: State<'_, AppState>, who: String, role: String, give: bool) -> ApiResult<()> {
+    state.with_hub(|h| h.grant(&who, &role, give))
 }
 
 /// Writes a USB bundle at `path` (beside it first, then renamed: a pulled stick leaves no half file).

@@ -168,6 +168,8 @@ pub fn typescript() -> String {
     d.visit::<HubEvent>();
     d.visit::<ApiError>();
     d.visit::<Currency>();
+    d.visit::<aidmesh_hub::Authority>();
+    d.visit::<aidmesh_hub::LocalPerson>();
     // ...and what they take.
     d.visit::<Kind>();
     d.visit::<Source>();

@@ -92,7 +92,11 @@ impl Hub {
     fn load_log(&self) -> Result<Log> {
         let entries = self.store.authority()?;
         let mut log = if !entries.is_empty() {
-            Log::load(&entries).map_err(|e| Error::Corrupt(format!("the authority log: {e}")))?
+            let with_ids = entries.into_iter().map(|(id, b)| {
+                let id: [u8; 32] = id.try_into().unwrap_or([0; 32]);
+                (Id(id), b)
+            });
+            Log::load_with_ids(with_ids).map_err(|e| Error::Corrupt(format!("the authority log: {e}")))?
         } else if let Some(id) = self.store.meta("coalition_id")?.filter(|s| !s.is_empty()) {
             Log::for_coalition(Id::parse(&id).map_err(Error::Corrupt)?)
         } else {
@@ -215,7 +219,7 @@ impl Hub {
     /// with) gets a key with no PIN, founds the log, and re-admits every hub the old records
     /// admitted. Other hubs of the coalition take the founding from this hub when they sync.
     pub(crate) fn migrate_to_authority_log(&mut self) -> Result<bool> {
-        if !self.store.authority()?.is_empty() || self.founder()?.key != self.public_key() {
+        if self.store.has_authority()? || self.founder()?.key != self.public_key() {
             return Ok(false);
         }
         let legacy = self.legacy_members()?;

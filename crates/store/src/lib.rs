@@ -386,11 +386,16 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The authority log's entries, in the order they were stored.
-    pub fn authority(&self) -> Result<Vec<Vec<u8>>> {
-        let mut st = self.conn.prepare_cached("SELECT bytes FROM authority ORDER BY seq")?;
-        let rows = st.query_map([], |r| r.get(0))?;
+    /// The authority log's entries with their ids, in the order they were stored.
+    pub fn authority(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut st = self.conn.prepare_cached("SELECT id, bytes FROM authority ORDER BY seq")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Whether the authority log holds any entry.
+    pub fn has_authority(&self) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT EXISTS(SELECT 1 FROM authority)", [], |r| r.get(0))?)
     }
 
     /// Authority entries waiting for the entries they follow.

@@ -48,6 +48,31 @@ export type Assignment = { shift: RecordId, volunteer: RecordId,
 active: boolean, };
 
 /**
+ * Who may do what in the coalition, as this hub resolves its authority log.
+ */
+export type Authority = { 
+/**
+ * The coalition's name; empty before this hub holds its founding entry.
+ */
+coalition: string, people: Array<PersonView>, waiting: Array<WaitingView>, 
+/**
+ * Admins who removed each other while apart: all of them lost the right (people to see).
+ */
+contested: Array<string>, 
+/**
+ * Stored entries that do not count, and why.
+ */
+not_counted: Array<string>, 
+/**
+ * The latest entries refused at the door.
+ */
+refused: Array<RefusedView>, entries: number, 
+/**
+ * The person this hub acts as now.
+ */
+acting: LocalPerson | null, };
+
+/**
  * What a bundle holds, as `aidmesh bundle inspect` shows it.
  */
 export type BundleSummary = { 
@@ -266,6 +291,23 @@ export type Ledger = { totals: Totals, unapproved: Array<Waiting>, };
 export type Listed = { amended: boolean, } & ((Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval));
 
 /**
+ * A person whose key this hub keeps.
+ */
+export type LocalPerson = { handle: string, 
+/**
+ * Public key, hex.
+ */
+key: string, 
+/**
+ * The key's fingerprint, as people compare it.
+ */
+fingerprint: string, 
+/**
+ * Whether a PIN guards the key.
+ */
+pin: boolean, };
+
+/**
  * A member hub of the coalition.
  */
 export type Member = { id: string, name: string, 
@@ -355,6 +397,27 @@ name: string | null, addr: string, dialed: boolean, connected_at: Timestamp, las
  */
 export type Peers = { listening: string, peers: Array<Peer>, };
 
+/**
+ * A person of the coalition, for people to read.
+ */
+export type PersonView = { handle: string, 
+/**
+ * Their first key, hex: who they are.
+ */
+key: string, fingerprint: string, admin: boolean, 
+/**
+ * Named roles (`treasurer`, ...).
+ */
+roles: Array<string>, 
+/**
+ * When they were added (as the adding admin's clock said) and by whom.
+ */
+since: Timestamp, added_by: string, 
+/**
+ * How many keys sign for them (one per hub they work at).
+ */
+keys: number, };
+
 export type Place = { name: string, type: PlaceKind, 
 /**
  * The hub this place belongs to, if any.
@@ -423,6 +486,15 @@ movements: Array<HubRecord>,
  * For expenses: whether the approvals satisfy the policy.
  */
 approval: ApprovalState | null, };
+
+/**
+ * An entry the door refused, and who sent it.
+ */
+export type RefusedView = { at: Timestamp, 
+/**
+ * The hub (or bundle, or welcome) it came from.
+ */
+source: string, reason: string, };
 
 export type Request = { 
 /**
@@ -590,3 +662,12 @@ contact: string | null, notes: string, };
  * An expense waiting for approval, and what it lacks (who may approve, how many).
  */
 export type Waiting = { approval: ApprovalState, } & ((Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval));
+
+/**
+ * A removal or demotion of an admin waiting for more admins to sign.
+ */
+export type WaitingView = { 
+/**
+ * The entry to endorse, hex.
+ */
+entry: string, target: string, demotion: boolean, signed: Array<string>, };
