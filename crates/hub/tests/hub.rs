@@ -631,3 +631,44 @@ fn the_passphrase_changes_only_for_whoever_knows_the_current_one() {
     assert_eq!(e.code(), "wrong_passphrase");
     Hub::open(&t.path, "a new passphrase", config("coord", &t.clock, 3)).unwrap();
 }
+
+/// A store from before the authority log: membership as hub-signed records, no people. Its
+/// founding hub founds the log as it opens (its coordinator gets a key without a PIN), admits
+/// again the hubs its records admitted, and from then on the old records count for nothing.
+#[test]
+fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
+    use aidmesh_mesh::membership::{Action, Entry, Role};
+    let mut t = new_hub("North", 1);
+    let south = new_hub("South", 2);
+    let outsider = new_hub("Outsider", 3);
+    // Membership as it was kept: an admission signed by the founding hub's own key.
+    let identity = t.hub.identity();
+    let admit = |key: String, name: &str| {
+        Entry::sign(&identity, Action::Admit { key, name: name.into(), role: Role::Member }, t0())
+    };
+    let e = admit(south.hub.public_key(), "South");
+    let rec = json!({"action": serde_json::to_value(&e.action).unwrap(), "signer": e.signer, "at": e.at, "sig": e.sig});
+    t.hub.add(Kind::MemberEntry, fields(rec)).unwrap();
+    drop(t.hub);
+    // Take the store back to before the log: no entries, no people.
+    let conn = rusqlite::Connection::open(&t.path).unwrap();
+    conn.pragma_update(None, "key", PASS).unwrap();
+    conn.execute_batch("DELETE FROM authority; DELETE FROM meta WHERE key IN ('people', 'coalition_id');").unwrap();
+    drop(conn);
+    let mut hub = reopen(&t.path, &t.clock);
+    let a = hub.authority().unwrap();
+    assert_eq!(a.people.len(), 1, "{:?}", a.people);
+    assert!(a.people[0].admin && a.people[0].handle == "coord");
+    assert_eq!(hub.local_people().unwrap()[0].pin, false, "a key without a PIN: the guide says to set one");
+    let m = hub.members().unwrap();
+    assert!(m.is_member(&hub.fingerprint()) && m.is_member(&south.hub.fingerprint()));
+    // Old records count for nothing now: a forged one admits no one.
+    let forged = admit(outsider.hub.public_key(), "Outsider");
+    let rec = json!({"action": serde_json::to_value(&forged.action).unwrap(), "signer": forged.signer, "at": forged.at, "sig": forged.sig});
+    hub.add(Kind::MemberEntry, fields(rec)).unwrap();
+    assert!(!hub.members().unwrap().is_member(&outsider.hub.fingerprint()));
+    // Opening again migrates nothing twice.
+    let entries = hub.authority().unwrap().entries;
+    drop(hub);
+    assert_eq!(reopen(&t.path, &t.clock).authority().unwrap().entries, entries);
+}
