@@ -10,6 +10,7 @@ import type * as H from "./hub.gen";
 export type {
   AllocationStep,
   ApiError,
+  Authority,
   BundleSummary,
   Currency,
   FlowStatus,
@@ -21,12 +22,15 @@ export type {
   Kind,
   Ledger,
   Listed,
+  LocalPerson,
   Overview,
   Paper,
   Peer,
   Peers,
+  PersonView,
   PlaceView,
   RecordView,
+  RefusedView,
   Roster,
   SavedPdf,
   Source,
@@ -34,6 +38,7 @@ export type {
   StockLine,
   Stored,
   SuggestionView,
+  WaitingView,
 } from "./hub.gen";
 
 export type Fields = Record<string, unknown>;
@@ -89,6 +94,27 @@ export interface Backend {
   changePassphrase(current: string, next: string): Promise<void>;
   /** The ISO 4217 currencies the ledger takes, with their minor-unit digits. */
   currencies(): Promise<H.Currency[]>;
+  /** Who may do what in the coalition: people, admins, roles, removals waiting for signatures,
+   * what was refused and from where, and who acts here now. */
+  authority(): Promise<H.Authority>;
+  /** The people whose keys this laptop keeps: whom one can unlock here. */
+  peopleHere(): Promise<H.LocalPerson[]>;
+  /** Acts as `who` (handle or key) from now on; a PIN-guarded key needs its PIN ("wrong_pin"). */
+  unlockPerson(who: string, pin: string | null): Promise<H.LocalPerson>;
+  /** Nobody acts: authority work needs an unlock first. */
+  lockPerson(): Promise<void>;
+  /** Makes a key for someone new at this laptop (PIN of at least 4 characters, or none). */
+  makePerson(handle: string, pin: string | null): Promise<H.LocalPerson>;
+  /** Adds a person by the key they made (admins only: "not_allowed" otherwise). */
+  addPerson(key: string, handle: string, admin: boolean): Promise<void>;
+  /** Removes a person; false while an admin's removal waits for a majority of the other admins. */
+  removePerson(who: string): Promise<boolean>;
+  /** Makes a person an admin or a plain member; false while a demotion waits for signatures. */
+  setAdmin(who: string, admin: boolean): Promise<boolean>;
+  /** Signs the waiting removal or demotion of `who`; true once it has taken effect. */
+  endorse(who: string): Promise<boolean>;
+  /** Gives a person a named role (`treasurer`, ...), or takes it back (`give` false). */
+  grant(who: string, role: string, give: boolean): Promise<void>;
   onEvent(f: (e: H.HubEvent) => void): () => void;
 }
 

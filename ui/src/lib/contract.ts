@@ -207,6 +207,84 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect(l.totals.per_fund).toContainEqual({ name: "General", currency: "EUR", minor: 4250, amount: "42.50 EUR" });
     });
 
+    it("a plain member cannot grant roles or add people; the founder can, and the grant shows in the people list", async () => {
+      const b = await hub(fresh);
+      const start = await b.authority();
+      expect(start.acting?.handle).toBe("kestrel");
+      expect(start.coalition).toBe("North Hall");
+      expect(start.people.map((p) => [p.handle, p.admin, p.roles])).toEqual([["kestrel", true, []]]);
+      const owl = await b.makePerson("owl", "owl-pin-1");
+      expect([owl.handle, owl.pin, owl.key.length, owl.fingerprint.length > 0]).toEqual(["owl", true, 64, true]);
+      expect((await b.peopleHere()).map((p) => [p.handle, p.pin])).toEqual([
+        ["kestrel", false],
+        ["owl", true],
+      ]);
+      await b.addPerson(owl.key, "owl", false);
+      const wren = await b.makePerson("wren", null);
+      expect((await b.unlockPerson("owl", "owl-pin-1")).key).toBe(owl.key);
+      expect((await b.authority()).acting?.handle).toBe("owl");
+      const add = await refusal(() => b.addPerson(wren.key, "wren", false));
+      expect([add.code, add.message.includes("admin")]).toEqual(["not_allowed", true]);
+      expect((await refusal(() => b.grant("owl", "treasurer", true))).code).toBe("not_allowed");
+      expect((await refusal(() => b.setAdmin("owl", true))).code).toBe("not_allowed");
+      const before = (await b.authority()).people;
+      expect(before.map((p) => p.handle).sort()).toEqual(["kestrel", "owl"]);
+      expect(before.find((p) => p.handle === "owl")!.roles).toEqual([]);
+      await b.unlockPerson("kestrel", null);
+      await b.grant("owl", "treasurer", true);
+      await b.addPerson(wren.key, "wren", false);
+      const after = await b.authority();
+      const row = (h: string) => after.people.find((p) => p.handle === h)!;
+      expect([row("owl").admin, row("owl").roles, row("owl").added_by]).toEqual([false, ["treasurer"], "kestrel"]);
+      expect([row("wren").admin, row("wren").key, row("wren").added_by]).toEqual([false, wren.key, "kestrel"]);
+      expect(row("wren").since).toMatch(/^\d{4}-\d\d-\d\dT/);
+      await b.grant("owl", "treasurer", false);
+      expect((await b.authority()).people.find((p) => p.handle === "owl")!.roles).toEqual([]);
+    });
+
+    it("a wrong PIN unlocks no one: whoever acted still acts; a PIN is at least 4 characters", async () => {
+      const b = await hub(fresh);
+      const short = await refusal(() => b.makePerson("jay", "123"));
+      expect([short.code, short.message.includes("pin")]).toEqual(["invalid", true]);
+      expect((await b.peopleHere()).map((p) => p.handle)).toEqual(["kestrel"]);
+      await b.makePerson("owl", "owl-pin-1");
+      expect((await refusal(() => b.unlockPerson("owl", "owl-pin-2"))).code).toBe("wrong_pin");
+      expect((await refusal(() => b.unlockPerson("owl", null))).code).toBe("wrong_pin");
+      expect((await refusal(() => b.unlockPerson("nobody", null))).code).toBe("not_found");
+      expect((await b.authority()).acting?.handle).toBe("kestrel");
+      await b.lockPerson();
+      expect((await b.authority()).acting).toBeNull();
+      expect((await refusal(() => b.grant("kestrel", "treasurer", true))).code).toBe("not_allowed");
+      expect((await b.unlockPerson("owl", "owl-pin-1")).handle).toBe("owl");
+      expect((await b.authority()).acting?.handle).toBe("owl");
+    });
+
+    it("removing an admin waits for a majority of the other admins; the last admin cannot be removed", async () => {
+      const b = await hub(fresh);
+      const owl = await b.makePerson("owl", null);
+      const wren = await b.makePerson("wren", null);
+      await b.addPerson(owl.key, "owl", true);
+      await b.addPerson(wren.key, "wren", true);
+      expect(await b.removePerson("wren")).toBe(false);
+      const w = await b.authority();
+      expect(w.waiting.map((x) => [x.target, x.demotion, x.signed])).toEqual([["wren", false, ["kestrel"]]]);
+      expect(w.people.map((p) => p.handle)).toContain("wren");
+      await b.unlockPerson("owl", null);
+      expect(await b.endorse("wren")).toBe(true);
+      const gone = await b.authority();
+      expect([gone.waiting, gone.people.map((p) => p.handle).sort()]).toEqual([[], ["kestrel", "owl"]]);
+      // With two admins, the other one is enough.
+      expect(await b.setAdmin("kestrel", false)).toBe(true);
+      expect((await b.authority()).people.map((p) => [p.handle, p.admin]).sort()).toEqual([
+        ["kestrel", false],
+        ["owl", true],
+      ]);
+      const last = await refusal(() => b.removePerson("owl"));
+      expect([last.code, last.message.includes("last admin")]).toEqual(["not_allowed", true]);
+      expect(await b.removePerson("kestrel")).toBe(true);
+      expect((await b.authority()).people.map((p) => p.handle)).toEqual(["owl"]);
+    });
+
     it("names the currencies the ledger takes, with their minor units", async () => {
       const b = await fresh();
       const c = await b.currencies();

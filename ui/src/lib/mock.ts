@@ -1,6 +1,7 @@
 import type {
   AllocationStep,
   ApiError,
+  Authority,
   Backend,
   Fields,
   FlowStatus,
@@ -9,6 +10,7 @@ import type {
   Kind,
   Listed,
   ListedOf,
+  LocalPerson,
   Overview,
   Rec,
   RecordView,
@@ -19,8 +21,9 @@ import type {
 
 // An in-memory hub for unit tests and for working on the UI in a browser. It keeps the rules
 // the screens rely on, as `contract.ts` states them (required fields, the passphrase rule,
-// stock as the sum of movements, amendments, the request loop) but none of the storage, sync
-// or security of the real hub. The contract runs against it and against the real hub alike.
+// stock as the sum of movements, amendments, the request loop, who may do what in the
+// authority log) but none of the storage, sync or security of the real hub: its keys are made
+// up and nothing is signed. The contract runs against it and against the real hub alike.
 
 const TEMPLATES: Record<string, Fields> = {
   hub: { name: "", location: "", notes: "" },
@@ -101,11 +104,81 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   let handle = "";
   let seq = 0;
   const records: Rec[] = [];
+  // People: the keys this laptop keeps, the coalition's people, removals waiting for admins.
+  type Kept = LocalPerson & { secretPin: string | null };
+  type Person = { handle: string; key: string; admin: boolean; roles: string[]; since: string; addedBy: string };
+  type Waiting = { entry: string; target: string; demotion: boolean; signed: string[] };
+  let coalition = "";
+  let kept: Kept[] = [];
+  let people: Person[] = [];
+  let waiting: Waiting[] = [];
+  let acting: LocalPerson | null = null;
+  let keySeq = 0;
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
   const find = (id: string) => records.find((r) => r.id === id);
   const get = (id: string) => find(id) ?? fail("not_found", `no record with id ${id}`);
   const need = () => (unlocked ? undefined : fail("locked", "the hub is locked: unlock it first"));
+
+  // A made-up Ed25519-sized key (64 hex digits) and its fingerprint, grouped as the hub's are.
+  const newKey = (seed: string) => {
+    let h = 2166136261 ^ ++keySeq;
+    let out = "";
+    for (let i = 0; out.length < 64; i++) {
+      h = Math.imul(h ^ (seed.charCodeAt(i % Math.max(seed.length, 1)) || 0) ^ i, 16777619) >>> 0;
+      out += h.toString(16).padStart(8, "0");
+    }
+    return out.slice(0, 64);
+  };
+  const fingerprintOf = (key: string) => key.slice(0, 16).match(/.{4}/g)!.join("-");
+  const localView = (k: Kept): LocalPerson => ({ handle: k.handle, key: k.key, fingerprint: k.fingerprint, pin: k.pin });
+  const admins = () => people.filter((p) => p.admin);
+  const personOf = (key: string) => people.find((p) => p.key === key);
+  const nameOf = (key: string) => personOf(key)?.handle ?? key.slice(0, 8);
+  const personKey = (who: string) => {
+    const w = who.trim();
+    const p = people.find((x) => x.handle === w) ?? people.find((x) => x.key === w || fingerprintOf(x.key) === w);
+    return p ? p.key : fail("not_found", `no record with id person "${w}" in the coalition`);
+  };
+  /** The acting person, if they are a person of the coalition (what signing needs). */
+  const signer = (): Person => {
+    if (!acting) return fail("not_allowed", "not allowed: no one is unlocked at this hub: unlock yourself with your PIN first");
+    return (
+      personOf(acting.key) ??
+      fail("not_allowed", `not allowed: ${acting.handle} is not a person of the coalition (or was removed): an admin adds them by their key`)
+    );
+  };
+  const admin = (): Person => {
+    const me = signer();
+    return me.admin ? me : fail("not_allowed", `not allowed: ${me.handle} is not an admin of the coalition`);
+  };
+  // Removing or demoting an admin needs a majority of the other admins (the remover counts).
+  const completeIfEnough = (w: Waiting) => {
+    const others = admins()
+      .map((a) => a.key)
+      .filter((k) => k !== w.target);
+    const have = w.signed.filter((k) => others.includes(k)).length;
+    if (have <= Math.floor(others.length / 2)) return false;
+    waiting = waiting.filter((x) => x !== w);
+    complete(w);
+    return true;
+  };
+  const complete = (w: Waiting) => {
+    if (w.demotion) personOf(w.target)!.admin = false;
+    else {
+      people = people.filter((p) => p.key !== w.target);
+      waiting = waiting.filter((x) => x.target !== w.target);
+    }
+  };
+  const startRemoval = (by: string, target: string, demotion: boolean) => {
+    const w: Waiting = { entry: newKey("entry"), target, demotion, signed: [by] };
+    if (!personOf(target)!.admin || by === target) {
+      complete(w);
+      return;
+    }
+    waiting.push(w);
+    completeIfEnough(w);
+  };
   const ofKind = (k: string) => records.filter((r) => r.kind === k);
   const label = (r: Rec | undefined) =>
     r ? String(r.name || r.description || r.summary || r.title || r.payee || r.id) : "";
@@ -153,6 +226,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     const rec = { ...structuredClone(t), ...fields } as Fields;
     const missing = (REQUIRED[kind] ?? []).filter((f) => rec[f] === "" || rec[f] === null || rec[f] === undefined);
     if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
+    // Approvals are signed as the unlocked person, whose handle replaces the one typed (the hub
+    // wants one there all the same); expenses are recorded by a person of the coalition.
+    if (kind === "approval") rec.approver = signer().handle;
+    if (kind === "expense") signer();
     if ((kind === "request" || kind === "offer" || kind === "allocation") && !(Number(rec.quantity) > 0))
       fail("invalid", `invalid ${kind}: quantity: must be greater than zero`);
     if ((kind === "request" || kind === "offer") && !rec.item && !rec.category && !rec.skill)
@@ -255,6 +332,14 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       created = unlocked = true;
       passphrase = pass;
       handle = who.trim();
+      // The founding coordinator: a key with no PIN, the coalition's first admin, unlocked.
+      const key = newKey(handle);
+      const founder: Kept = { handle, key, fingerprint: fingerprintOf(key), pin: false, secretPin: null };
+      kept = [founder];
+      coalition = hubName.trim();
+      people = [{ handle, key, admin: true, roles: [], since: now().toISOString(), addedBy: handle }];
+      waiting = [];
+      acting = localView(founder);
       write("hub", { name: hubName, location });
     },
     async joinHub(code, hubName, location, who, pass) {
@@ -266,9 +351,12 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       return { code: "mock-invite-code", qr_svg: "", expires_min: 0 };
     },
     async inviteAnswer() {},
-    async unlock(pass) {
+    async unlock(pass, who) {
       if (pass !== passphrase) fail("wrong_passphrase", "wrong passphrase");
       unlocked = true;
+      // As the hub opens: the person it is opened as acts, if no PIN guards their key.
+      const open = kept.find((k) => k.handle === who.trim() && !k.pin);
+      acting = open ? localView(open) : null;
     },
     async overview(): Promise<Overview> {
       need();
@@ -507,6 +595,111 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         { code: "KWD", digits: 3 },
         { code: "USD", digits: 2 },
       ];
+    },
+    async authority(): Promise<Authority> {
+      need();
+      return {
+        coalition,
+        people: people.map((p) => ({
+          handle: p.handle,
+          key: p.key,
+          fingerprint: fingerprintOf(p.key),
+          admin: p.admin,
+          roles: [...p.roles].sort(),
+          since: p.since,
+          added_by: p.addedBy,
+          keys: 1,
+        })),
+        waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), demotion: w.demotion, signed: w.signed.map(nameOf) })),
+        contested: [],
+        not_counted: [],
+        refused: [],
+        entries: 0,
+        acting: acting ? { ...acting } : null,
+      };
+    },
+    async peopleHere() {
+      need();
+      return kept.map(localView);
+    },
+    async unlockPerson(who, pin) {
+      need();
+      const k =
+        kept.find((x) => x.handle === who.trim() || x.key === who.trim()) ??
+        fail("not_found", `no record with id person "${who}" at this hub (aidmesh person new makes a key)`);
+      if (k.pin && (pin ?? "") !== k.secretPin) fail("wrong_pin", `that PIN does not unlock ${k.handle}'s key`);
+      acting = localView(k);
+      return localView(k);
+    },
+    async lockPerson() {
+      need();
+      acting = null;
+    },
+    async makePerson(who, pin) {
+      need();
+      const h = who.trim();
+      const errs: string[] = [];
+      if (!h || [...h].length > 80) errs.push("handle: is required (at most 80 characters)");
+      if (kept.some((k) => k.handle === h)) errs.push(`handle: ${h} already has a key at this hub`);
+      if (errs.length) fail("invalid", `invalid person: ${errs.join("; ")}`);
+      const p = pin || null;
+      if (p !== null && [...p].length < 4) fail("invalid", "invalid person: pin: must be at least 4 characters");
+      const key = newKey(h);
+      const k: Kept = { handle: h, key, fingerprint: fingerprintOf(key), pin: p !== null, secretPin: p };
+      kept.push(k);
+      return localView(k);
+    },
+    async addPerson(key, who, asAdmin) {
+      need();
+      const k = key.trim().toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(k)) fail("invalid", "invalid person: key: not an Ed25519 public key in hex");
+      if (!who.trim()) fail("invalid", "invalid person: handle: is required");
+      const me = admin();
+      if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 8)} already signs for a person`);
+      people.push({ handle: who.trim(), key: k, admin: asAdmin, roles: [], since: now().toISOString(), addedBy: me.handle });
+    },
+    async removePerson(who) {
+      need();
+      const target = personKey(who);
+      const me = admin();
+      if (personOf(target)!.admin && admins().length === 1)
+        fail("not_allowed", "not allowed: the last admin cannot be removed: make another admin first");
+      startRemoval(me.key, target, false);
+      return !personOf(target);
+    },
+    async setAdmin(who, asAdmin) {
+      need();
+      const target = personKey(who);
+      const me = admin();
+      const p = personOf(target)!;
+      if (p.admin === asAdmin) fail("not_allowed", `not allowed: ${p.handle} already has that role`);
+      if (!asAdmin && admins().length === 1)
+        fail("not_allowed", "not allowed: the last admin cannot be demoted: make another admin first");
+      if (asAdmin) p.admin = true;
+      else startRemoval(me.key, target, true);
+      return personOf(target)?.admin === asAdmin;
+    },
+    async endorse(who) {
+      need();
+      const target = personKey(who);
+      const w = waiting.find((x) => x.target === target) ?? fail("not_found", `no record with id a removal of ${who} waiting for signatures`);
+      const me = admin();
+      if (w.target === me.key) fail("not_allowed", `not allowed: ${me.handle} cannot endorse their own removal`);
+      if (w.signed.includes(me.key)) fail("not_allowed", `not allowed: ${me.handle} already signed it`);
+      w.signed.push(me.key);
+      completeIfEnough(w);
+      return !waiting.includes(w);
+    },
+    async grant(who, role, give) {
+      need();
+      const p = personOf(personKey(who))!;
+      const r = role.trim();
+      if (!r) fail("invalid", "invalid grant: role: is required");
+      admin();
+      const has = p.roles.includes(r);
+      if (give && has) fail("not_allowed", `not allowed: ${p.handle} already holds "${r}"`);
+      if (!give && !has) fail("not_allowed", `not allowed: ${p.handle} does not hold "${r}"`);
+      p.roles = give ? [...p.roles, r] : p.roles.filter((x) => x !== r);
     },
     onEvent(f) {
       listeners.push(f);

@@ -58,6 +58,16 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     chooseFile: (save, title, suggested) => invoke("choose_file", { save, title, suggested: suggested ?? null }),
     changePassphrase: (current, next) => invoke("change_passphrase", { current, new: next }),
     currencies: () => invoke("currencies"),
+    authority: () => invoke("authority"),
+    peopleHere: () => invoke("people_here"),
+    unlockPerson: (who, pin) => invoke("unlock_person", { who, pin }),
+    lockPerson: () => invoke("lock_person"),
+    makePerson: (handle, pin) => invoke("make_person", { handle, pin }),
+    addPerson: (key, handle, admin) => invoke("add_person", { key, handle, admin }),
+    removePerson: (who) => invoke("remove_person", { who }),
+    setAdmin: (who, admin) => invoke("set_admin", { who, admin }),
+    endorse: (who) => invoke("endorse", { who }),
+    grant: (who, role, give) => invoke("grant", { who, role, give }),
     onEvent: (f) => ipc.listen(f),
   };
 }

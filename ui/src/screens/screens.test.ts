@@ -146,8 +146,11 @@ describe("ledger", () => {
       return r as HTMLElement;
     });
     expect(row.textContent).toContain("no purchase policy in force");
+    expect(await screen.findByText("You approve as kestrel.")).toBeTruthy();
+    expect(screen.queryByRole("textbox", { name: /Approver/ })).toBeNull();
     await fireEvent.click(within(row).getByRole("button", { name: /Approve/ }));
     await waitFor(() => expect(document.querySelector(`section[aria-labelledby=le-un] tr[data-id="${e.id}"]`)).toBeNull());
+    expect(b.records.find((r) => r.kind === "approval")).toMatchObject({ expense: e.id, approver: "kestrel", decision: "approve" });
   });
 });
 
@@ -298,5 +301,74 @@ describe("bundles", () => {
     await fireEvent.click(await screen.findByRole("button", { name: "Import from a file…" }));
     expect((await screen.findByRole("alert")).textContent).toContain("type the path");
     expect(imported).toEqual([]);
+  });
+});
+
+describe("people", () => {
+  it("makes a key, an admin adds it and gives a role; a wrong PIN is said; a refused entry names its hub", async () => {
+    const b = await ready();
+    const authority = b.authority.bind(b);
+    b.authority = async () => ({
+      ...(await authority()),
+      refused: [{ at: "2026-11-26T08:00:00Z", source: "hub ab12-cd34", reason: "rook is not an admin of the coalition" }],
+    });
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    expect((await screen.findByText("You act as kestrel")).closest("#pe-acting")?.textContent).toContain("Key fingerprint:");
+    expect(screen.getByText(/Refused from hub ab12-cd34 \(.+\): rook is not an admin of the coalition/)).toBeTruthy();
+    // Someone new makes their key here; the screen shows it to give to an admin.
+    const make = screen.getByRole("form", { name: "Make my key" });
+    await fireEvent.input(within(make).getByLabelText(/Your handle/), { target: { value: "owl" } });
+    await fireEvent.input(within(make).getByLabelText(/PIN/), { target: { value: "4321" } });
+    await fireEvent.click(within(make).getByRole("button", { name: "Make my key" }));
+    const key = (await waitFor(() => document.getElementById("pe-made-key")!)).textContent!.trim();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    // kestrel, the founding admin, adds owl by that key and gives them a role.
+    const add = screen.getByRole("form", { name: "Add a person" });
+    await fireEvent.input(within(add).getByLabelText("Their key"), { target: { value: key } });
+    await fireEvent.input(within(add).getByLabelText("Their handle"), { target: { value: "owl" } });
+    await fireEvent.click(within(add).getByRole("button", { name: "Add a person" }));
+    expect(await screen.findByText("✓ owl added.")).toBeTruthy();
+    const owlRow = () => document.querySelector(`#pe-table tr[data-key="${key}"]`) as HTMLElement | null;
+    await waitFor(() => expect(owlRow()?.textContent).toContain("kestrel"));
+    await fireEvent.change(screen.getByLabelText("Person", { selector: "#pe-role-who" }), { target: { value: key } });
+    await fireEvent.input(screen.getByLabelText(/^Role/), { target: { value: "treasurer" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Give the role" }));
+    await waitFor(() => expect(owlRow()?.querySelector("[data-col=roles]")?.textContent).toBe("treasurer"));
+    expect(owlRow()?.querySelector("[data-col=standing]")?.textContent).toBe("member");
+    // owl chooses themselves: the PIN field appears; a wrong PIN is said, and kestrel still acts.
+    expect(screen.queryByLabelText("PIN")).toBeNull();
+    await fireEvent.change(screen.getByLabelText("Who you are"), { target: { value: key } });
+    await fireEvent.input(await screen.findByLabelText("PIN"), { target: { value: "0000" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
+    expect(await screen.findByText("That PIN does not unlock owl's key.")).toBeTruthy();
+    expect((await b.authority()).acting?.handle).toBe("kestrel");
+    await fireEvent.input(screen.getByLabelText("PIN"), { target: { value: "4321" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
+    expect(await screen.findByText("You act as owl")).toBeTruthy();
+    // A plain member sees no admin forms.
+    await waitFor(() => expect(screen.queryByRole("form", { name: "Add a person" })).toBeNull());
+    expect(screen.getByText("Only an admin adds people, gives roles and removes people.")).toBeTruthy();
+  });
+
+  it("an admin's removal waits for the other admins, and their signature completes it", async () => {
+    const b = await ready();
+    const owl = await b.makePerson("owl", null);
+    const wren = await b.makePerson("wren", null);
+    await b.addPerson(owl.key, "owl", true);
+    await b.addPerson(wren.key, "wren", true);
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    await screen.findByText("You act as kestrel");
+    await fireEvent.change(screen.getByLabelText("Person", { selector: "#pe-standing-who" }), { target: { value: wren.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Remove" }));
+    expect(await screen.findByText("✓ Signed: it takes effect once a majority of the other admins have signed.")).toBeTruthy();
+    expect(await screen.findByText("Removal of wren, signed by kestrel")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: /^Sign:/ })).toBeNull();
+    await fireEvent.change(screen.getByLabelText("Who you are"), { target: { value: owl.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Sign: Removal of wren, signed by kestrel" }));
+    expect(await screen.findByText("✓ Signed: it has taken effect.")).toBeTruthy();
+    await waitFor(() => expect(document.querySelector(`#pe-table tr[data-key="${wren.key}"]`)).toBeNull());
   });
 });
