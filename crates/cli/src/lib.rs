@@ -908,6 +908,23 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
                     w.target
                 );
             }
+            for p in &a.policies {
+                let state = if p.in_force {
+                    "in force"
+                } else if p.superseded {
+                    "replaced"
+                } else {
+                    "set while apart, beside the one in force"
+                };
+                outln!(
+                    "Purchase policy ({state}), set by {} at {}: {}; above {} needs {} approvals",
+                    p.set_by,
+                    p.at,
+                    p.limits.join(", "),
+                    p.threshold,
+                    p.approvals_above_threshold
+                );
+            }
             for c in &a.contested {
                 outln!("Contested: {c}");
             }

@@ -43,6 +43,24 @@ pub struct WaitingView {
     pub signed: Vec<String>,
 }
 
+/// A version of the purchase policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct PolicyView {
+    /// The version's entry id, hex.
+    pub id: String,
+    pub set_by: String,
+    pub at: Timestamp,
+    pub currency: String,
+    /// Per role, how much one holder may authorise, in words ("treasurer: up to 5000.00 EUR").
+    pub limits: Vec<String>,
+    pub threshold: String,
+    pub approvals_above_threshold: u32,
+    /// The version in force now (of several standing side by side, the one with the lowest id).
+    pub in_force: bool,
+    /// Whether a later version replaced it (expenses recorded under it keep it).
+    pub superseded: bool,
+}
+
 /// An entry the door refused, and who sent it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct RefusedView {
@@ -59,6 +77,8 @@ pub struct Authority {
     pub coalition: String,
     pub people: Vec<PersonView>,
     pub waiting: Vec<WaitingView>,
+    /// Every version of the purchase policy, newest first.
+    pub policies: Vec<PolicyView>,
     /// Admins who removed each other while apart: all of them lost the right (people to see).
     pub contested: Vec<String>,
     /// Stored entries that do not count, and why.
@@ -284,6 +304,27 @@ impl Hub {
                 signed: w.signed.iter().map(name_of).collect(),
             })
             .collect();
+        let in_force = st.policy().map(|p| p.id);
+        let mut policies: Vec<PolicyView> = st
+            .policies
+            .values()
+            .map(|p| PolicyView {
+                id: p.id.hex(),
+                set_by: name_of(&p.set.by),
+                at: Timestamp::from_millis(p.set.at),
+                currency: p.currency.clone(),
+                limits: p
+                    .limits
+                    .iter()
+                    .map(|l| format!("{}: up to {}", l.role, aidmesh_model::format_amount(l.max_minor, &p.currency)))
+                    .collect(),
+                threshold: aidmesh_model::format_amount(p.threshold_minor, &p.currency),
+                approvals_above_threshold: p.approvals_above_threshold,
+                in_force: in_force == Some(p.id),
+                superseded: !st.policy_heads.contains(&p.id),
+            })
+            .collect();
+        policies.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
         let contested = st
             .contested
             .iter()
@@ -303,6 +344,7 @@ impl Hub {
             coalition: st.coalition_name.clone(),
             people,
             waiting,
+            policies,
             contested,
             not_counted,
             refused,

@@ -37,7 +37,7 @@ use rand_chacha::ChaCha20Rng;
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
-pub use authority::{Authority, AuthorityOffer, PersonView, RefusedView, WaitingView};
+pub use authority::{Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, WaitingView};
 pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};

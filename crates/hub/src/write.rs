@@ -82,6 +82,14 @@ impl Hub {
             meta: Meta { id, kind, created_hub: self.hub_id.clone(), created_by: self.handle.clone(), created_at: now },
             body,
         };
+        // Authority is signed by the unlocked person: say so before anything else. The approver
+        // is whoever is unlocked, never a typed name.
+        if matches!(kind, Kind::Approval | Kind::RoleGrant | Kind::Policy | Kind::Expense) {
+            self.acting_identity()?;
+        }
+        if let Body::Approval(a) = &mut rec.body {
+            a.approver = self.acting_handle();
+        }
         self.check_new(&rec, &BTreeMap::new())?;
         match kind {
             // Authority is an entry of the authority log, signed by the unlocked person; the
@@ -89,7 +97,7 @@ impl Hub {
             Kind::Approval | Kind::RoleGrant | Kind::Policy => {
                 let (by, entry) = self.sign_for_record(&rec)?;
                 match &mut rec.body {
-                    Body::Approval(a) => (a.approver, a.signer, a.sig) = (self.acting_handle(), by, entry),
+                    Body::Approval(a) => (a.signer, a.sig) = (by, entry),
                     Body::RoleGrant(g) => (g.signer, g.sig) = (by, entry),
                     _ => {}
                 }

@@ -618,6 +618,10 @@ fn approvals_and_grants_are_signed_entries_that_no_typed_name_or_record_can_forg
     );
     assert_eq!(p.unwrap_err().code(), "not_allowed");
     assert!(matches!(t.hub.show(&e).unwrap().approval, Some(ApprovalState::Approved { .. })));
+    let a = t.hub.authority().unwrap();
+    assert_eq!(a.policies.len(), 1, "{:?}", a.policies);
+    assert!(a.policies[0].in_force && a.policies[0].set_by == "coord");
+    assert_eq!(a.policies[0].limits, vec!["treasurer: up to 1000.00 EUR".to_string()]);
 }
 
 #[test]

@@ -296,7 +296,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0..5usize, 0..6usize, 0..6usize, 0..6u8).prop_map(|(at, who, whom, action)| Step::Act { at, who, whom, action }),
+        3 => (0..5usize, 0..6usize, 0..6usize, 0..7u8).prop_map(|(at, who, whom, action)| Step::Act { at, who, whom, action }),
         1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Step::Sync { a, b }),
     ]
 }
@@ -305,8 +305,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// Random authority work by random people on 2 to 5 partitioned hubs, merged in random
-    /// orders: every hub ends with the same people, roles and hubs, and nothing a non-admin
-    /// signs ever changes who belongs.
+    /// orders: every hub ends with the same people, roles, hubs and policy, and nothing a
+    /// non-admin signs ever changes who belongs or the policy.
     #[test]
     fn partitioned_hubs_converge_and_non_admins_change_nothing(hubs in 2..=5usize, steps in prop::collection::vec(step(), 1..40)) {
         let people: Vec<Identity> = (0..6).map(|i| person(100 + i)).collect();
@@ -326,7 +326,7 @@ proptest! {
                 }
                 Step::Act { at, who, whom, action } => {
                     let log = &mut logs[at % hubs];
-                    let before = (log.state().people.clone(), log.state().hubs.clone());
+                    let before = (log.state().people.clone(), log.state().hubs.clone(), log.state().policies.clone());
                     let was_admin = is_admin(log, &people[who]);
                     let target = key(&people[whom]);
                     let body = match action {
@@ -335,6 +335,7 @@ proptest! {
                         2 => Body::SetRole { person: target, role: Role::Admin },
                         3 => Body::SetRole { person: target, role: Role::Member },
                         4 => Body::AdmitHub { hub: hub(whom as u8), name: format!("h{whom}") },
+                        6 => policy(log, 1_000 * (whom as i64 + 1), 0, 1),
                         _ => match log.state().waiting.keys().next() {
                             Some(w) => Body::Endorse { entry: *w },
                             None => Body::RevokeHub { hub: hub(whom as u8) },
@@ -343,7 +344,7 @@ proptest! {
                     let r = log.append(&people[who], hub(at as u8), 0, body);
                     if !was_admin {
                         prop_assert!(r.is_err(), "a non-admin's entry was accepted");
-                        prop_assert_eq!(&before, &(log.state().people.clone(), log.state().hubs.clone()));
+                        prop_assert_eq!(&before, &(log.state().people.clone(), log.state().hubs.clone(), log.state().policies.clone()));
                     }
                 }
             }

@@ -56,6 +56,10 @@ export type Authority = {
  */
 coalition: string, people: Array<PersonView>, waiting: Array<WaitingView>, 
 /**
+ * Every version of the purchase policy, newest first.
+ */
+policies: Array<PolicyView>, 
+/**
  * Admins who removed each other while apart: all of them lost the right (people to see).
  */
 contested: Array<string>, 
@@ -451,6 +455,27 @@ threshold_minor: number, approvals_above_threshold: number,
  * When the policy comes into force; the latest in force at an expense's date applies.
  */
 effective: Timestamp, };
+
+/**
+ * A version of the purchase policy.
+ */
+export type PolicyView = { 
+/**
+ * The version's entry id, hex.
+ */
+id: string, set_by: string, at: Timestamp, currency: string, 
+/**
+ * Per role, how much one holder may authorise, in words ("treasurer: up to 5000.00 EUR").
+ */
+limits: Array<string>, threshold: string, approvals_above_threshold: number, 
+/**
+ * The version in force now (of several standing side by side, the one with the lowest id).
+ */
+in_force: boolean, 
+/**
+ * Whether a later version replaced it (expenses recorded under it keep it).
+ */
+superseded: boolean, };
 
 /**
  * One reason a candidate fits a request; front ends put it in the person's language.

@@ -611,6 +611,25 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           keys: 1,
         })),
         waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), demotion: w.demotion, signed: w.signed.map(nameOf) })),
+        // Policy versions, newest first: the newest is in force, the others were replaced.
+        policies: records
+          .filter((r) => r.kind === "policy")
+          .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)))
+          .map((r, i) => {
+            const money = (minor: number) => `${(minor / 100).toFixed(2)} ${String(r.currency)}`;
+            const limits = (r.limits as { role: string; max_minor: number }[]) ?? [];
+            return {
+              id: r.id,
+              set_by: String(r.created_by ?? ""),
+              at: String(r.created_at),
+              currency: String(r.currency),
+              limits: limits.map((l) => `${l.role}: up to ${money(l.max_minor)}`),
+              threshold: money(Number(r.threshold_minor ?? 0)),
+              approvals_above_threshold: Number(r.approvals_above_threshold ?? 1),
+              in_force: i === 0,
+              superseded: i > 0,
+            };
+          }),
         contested: [],
         not_counted: [],
         refused: [],

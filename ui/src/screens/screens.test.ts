@@ -312,9 +312,16 @@ describe("people", () => {
       ...(await authority()),
       refused: [{ at: "2026-11-26T08:00:00Z", source: "hub ab12-cd34", reason: "rook is not an admin of the coalition" }],
     });
+    b.records.push({
+      id: "01policy", kind: "policy", created_at: "2026-11-26T07:00:00Z", created_hub: "h", created_by: "kestrel",
+      currency: "EUR", limits: [{ role: "treasurer", max_minor: 50000 }], threshold_minor: 20000, approvals_above_threshold: 2,
+    });
     const { default: People } = await import("./People.svelte");
     render(People, { backend: b });
     expect((await screen.findByText("You act as kestrel")).closest("#pe-acting")?.textContent).toContain("Key fingerprint:");
+    // The purchase policy in force, and who set it.
+    await waitFor(() => expect(document.getElementById("pe-policies")?.textContent).toContain("treasurer: up to 500.00 EUR; above 200.00 EUR, 2 approvals"));
+    expect(document.getElementById("pe-policies")?.textContent).toContain("In force");
     expect(screen.getByText(/Refused from hub ab12-cd34 \(.+\): rook is not an admin of the coalition/)).toBeTruthy();
     // Someone new makes their key here; the screen shows it to give to an admin.
     const make = screen.getByRole("form", { name: "Make my key" });
