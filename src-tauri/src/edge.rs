@@ -98,6 +98,8 @@ pub struct SavedPdf {
 pub enum HubEvent {
     /// Records changed, here or by a merge.
     RecordsChanged { ids: Vec<String> },
+    /// Who may do what changed (people, roles, hubs, policy, approvals), here or from a peer.
+    AuthorityChanged,
     /// Joining: the code to read aloud to the inviting coordinator.
     Join { confirmation: String },
     /// A hub answered this hub's invite and waits (`state: "pending"`), or the invite failed.
@@ -116,6 +118,7 @@ impl From<&aidmesh_hub::Event> for HubEvent {
     fn from(e: &aidmesh_hub::Event) -> HubEvent {
         match e {
             aidmesh_hub::Event::RecordsChanged { ids } => HubEvent::RecordsChanged { ids: ids.clone() },
+            aidmesh_hub::Event::AuthorityChanged => HubEvent::AuthorityChanged,
             aidmesh_hub::Event::Progress { task, done, total } => {
                 HubEvent::Progress { task: *task, done: *done, total: *total }
             }

@@ -188,6 +188,7 @@ impl Hub {
         self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
         if report.added > 0 {
             self.apply_erasures()?;
+            self.emit(crate::Event::AuthorityChanged);
         }
         Ok(report)
     }
@@ -220,6 +221,7 @@ impl Hub {
         self.store.write(|tx| tx.add_authority(&id.0, &bytes))?;
         *self.authority.get_mut() = Some(log);
         self.authority_changes.push(bytes);
+        self.emit(crate::Event::AuthorityChanged);
         Ok(id)
     }
 

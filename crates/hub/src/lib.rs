@@ -151,6 +151,8 @@ pub struct InitOptions {
 pub enum Event {
     /// Records were created or changed, here or by a merge.
     RecordsChanged { ids: Vec<String> },
+    /// The authority log grew (people, roles, hubs, policy, approvals), here or from a peer.
+    AuthorityChanged,
     /// A long task advanced: `done` of `total` documents.
     Progress { task: Task, done: u64, total: u64 },
 }
