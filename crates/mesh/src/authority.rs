@@ -1373,7 +1373,7 @@ fn resolve(nodes: &[Node], within: Option<&Bits>) -> State {
     let mut forced: BTreeSet<usize> = BTreeSet::new();
     let mut contests = Vec::new();
     for _ in 0..8 {
-        let (state, events) = replay(nodes, &order, &dropped, &forced);
+        let (state, events) = replay(nodes, &order, &owner, &dropped, &forced);
         let (d, f, c) = judge(nodes, &order, &owner, &events);
         if d == dropped && f == forced {
             let mut state = state;
@@ -1382,7 +1382,7 @@ fn resolve(nodes: &[Node], within: Option<&Bits>) -> State {
         }
         (dropped, forced, contests) = (d, f, c);
     }
-    let (mut state, _) = replay(nodes, &order, &dropped, &forced);
+    let (mut state, _) = replay(nodes, &order, &owner, &dropped, &forced);
     state.contested = contests;
     state
 }
@@ -1412,10 +1412,10 @@ fn ever_owner(nodes: &[Node], order: &[usize]) -> HashMap<Key, Key> {
 fn replay(
     nodes: &[Node],
     order: &[usize],
+    owner: &HashMap<Key, Key>,
     dropped: &BTreeMap<usize, String>,
     forced: &BTreeSet<usize>,
 ) -> (State, Vec<Event>) {
-    let owner = ever_owner(nodes, order);
     let mut state = State::default();
     let mut events = Vec::new();
     for &i in order {
@@ -1436,7 +1436,7 @@ fn replay(
                 // side of a mutual removal) is judged as its author saw it, so that the
                 // contest can be found; it takes effect only if `judge` forces it.
                 if n.entry.body.removes() {
-                    events.extend(removal_as_seen(nodes, i, &events, &owner));
+                    events.extend(removal_as_seen(nodes, i, &events, owner));
                 }
                 state.not_counted.push((n.id, why));
                 continue;
