@@ -221,6 +221,11 @@ pub(crate) enum PersonCmd {
     Remove { who: String },
     /// Sign the waiting removal or demotion of an admin.
     Endorse { who: String },
+    /// Make KEY (made with `aidmesh person new` at another hub) one of your keys: you are then
+    /// the same person at both hubs.
+    AddKey { key: String },
+    /// Withdraw one of your keys (a lost laptop's); admins may withdraw anyone's.
+    RevokeKey { key: String },
     /// Make a person an admin, or --demote them (by majority, as for removal).
     Admin {
         who: String,

@@ -957,6 +957,18 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
             }
             Ok(())
         }
+        PersonCmd::AddKey { key } => {
+            unlock(hub, handle)?;
+            hub.add_key(&key)?;
+            outln!("That key signs for {handle} now, at every hub once they have this entry.");
+            Ok(())
+        }
+        PersonCmd::RevokeKey { key } => {
+            unlock(hub, handle)?;
+            hub.revoke_key(&key)?;
+            outln!("That key signs for no one now; what it signed while apart, unseen by this, does not count.");
+            Ok(())
+        }
         PersonCmd::Admin { who, demote } => {
             unlock(hub, handle)?;
             if hub.set_admin(&who, !demote)? {

@@ -422,6 +422,22 @@ impl Hub {
         Ok(!self.log()?.state().waiting.contains_key(&entry))
     }
 
+    /// Makes `key` (made at another hub with `make_person`) one of the unlocked person's keys:
+    /// someone who works at two hubs is one person, with a key at each.
+    pub fn add_key(&mut self, key: &str) -> Result<()> {
+        let key =
+            Key::parse(key.trim()).ok().filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0)).ok_or_else(|| {
+                Error::invalid("person", vec![FieldError::new("key", "not an Ed25519 public key in hex")])
+            })?;
+        self.sign_authority(Body::AddKey { key }).map(|_| ())
+    }
+
+    /// Withdraws one of a person's keys (a lost laptop's): by that person, or by an admin.
+    pub fn revoke_key(&mut self, key: &str) -> Result<()> {
+        let key = Key::parse(key.trim()).map_err(|e| Error::invalid("person", vec![FieldError::new("key", e)]))?;
+        self.sign_authority(Body::RevokeKey { key }).map(|_| ())
+    }
+
     /// Gives a person a named role (`treasurer`, ...), or takes it back.
     pub fn grant(&mut self, who: &str, role: &str, give: bool) -> Result<()> {
         let person = self.person_key(who)?;

@@ -361,3 +361,31 @@ fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
     b.hub.import_bundle(&a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
     assert!(matches!(b.hub.vault_get(&v2).unwrap(), VaultState::Erased { .. }));
 }
+
+/// Someone who works at two hubs is one person: their key at the second hub, certified by the
+/// first, signs for them there; withdrawn (a lost laptop), it signs for no one.
+#[test]
+fn a_person_at_two_hubs_signs_with_a_key_at_each() {
+    let (mut a, mut b) = pair();
+    let owl = a.hub.make_person("owl", Some("1357")).unwrap();
+    a.hub.add_person(&owl.key, "owl", true).unwrap();
+    // At South, owl makes a key of their own; at North, unlocked, they certify it.
+    let there = b.hub.make_person("owl", Some("2468")).unwrap();
+    a.hub.unlock("owl", Some("1357")).unwrap();
+    a.hub.add_key(&there.key).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    b.hub.unlock("owl", Some("2468")).unwrap();
+    assert!(b.hub.acting_is_admin().unwrap(), "South's key signs for owl, an admin");
+    let van = new_hub("Van", 6);
+    b.hub.admit(&van.hub.public_key(), "Van").unwrap();
+    merge_into(&mut b.hub, &mut a.hub);
+    assert!(a.hub.members().unwrap().is_member(&van.hub.fingerprint()));
+    let people = a.hub.authority().unwrap().people;
+    assert_eq!(people.iter().filter(|p| p.handle == "owl").count(), 1, "one person, two keys");
+    assert_eq!(people.iter().find(|p| p.handle == "owl").unwrap().keys, 2);
+    // South's laptop is lost: owl withdraws that key at North.
+    a.hub.revoke_key(&there.key).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    assert!(!b.hub.acting_is_admin().unwrap());
+    assert_eq!(b.hub.revoke(&van.hub.fingerprint().to_string()).unwrap_err().code(), "not_allowed");
+}
