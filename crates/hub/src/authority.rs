@@ -145,8 +145,8 @@ impl Hub {
         let mut added = Vec::new();
         let mut waiting = Vec::new();
         let mut refused = Vec::new();
-        for b in entries {
-            match log.offer(b) {
+        for (b, verdict) in entries.iter().zip(log.offer_many(entries)) {
+            match verdict {
                 Ok(Offered::Added(ids)) => {
                     added.extend(ids.iter().filter_map(|id| log.get(id).map(|e| (*id, e.encode()))));
                 }

@@ -1024,6 +1024,11 @@ pub struct Log {
     ever_owner: HashMap<Key, Key>,
     /// People who were ever made admins.
     ever_admin: HashSet<Key>,
+    /// The state after the last entry admitted off the heads (a branch made apart arriving):
+    /// the next entry of that branch is checked against it without replaying.
+    branch: Option<(Id, State)>,
+    /// Whether `state` lags behind the stored entries (resolved once at the end of an offer).
+    stale: bool,
 }
 
 impl Log {
@@ -1155,6 +1160,29 @@ impl Log {
     /// The door: checks an entry that arrived (from a peer, a bundle, or this hub) and stores it
     /// if it holds. See the module documentation for the order of the checks.
     pub fn offer(&mut self, bytes: &[u8]) -> Result<Offered, Refusal> {
+        let r = self.offer_one(bytes);
+        self.settle();
+        r
+    }
+
+    /// [`Log::offer`] for many entries (a bundle, a sync frame): the log's state is resolved
+    /// once at the end, and a branch of entries made apart is checked entry by entry against
+    /// its own growing past, not replayed for each.
+    pub fn offer_many<B: AsRef<[u8]>>(&mut self, entries: &[B]) -> Vec<Result<Offered, Refusal>> {
+        let out = entries.iter().map(|b| self.offer_one(b.as_ref())).collect();
+        self.settle();
+        out
+    }
+
+    /// Resolves the state if entries were stored since it was.
+    fn settle(&mut self) {
+        if self.stale {
+            self.state = resolve(&self.nodes, None);
+            self.stale = false;
+        }
+    }
+
+    fn offer_one(&mut self, bytes: &[u8]) -> Result<Offered, Refusal> {
         let e = Entry::decode(bytes)?;
         let id = Id(Sha256::digest(bytes).into());
         if self.index.contains_key(&id) || self.waiting.contains_key(&id) {
@@ -1235,16 +1263,35 @@ impl Log {
                 return Err(Refusal::NoRight(format!("{who} is not an admin of the coalition (and never was)")));
             }
             let at_heads = preds.len() == self.heads.len() && e.preds.iter().all(|p| self.heads.contains(p));
-            let past;
-            let state = if at_heads {
-                &self.state
+            let on_branch = self.branch.as_ref().is_some_and(|(b, _)| e.preds.len() == 1 && e.preds[0] == *b);
+            let past = if at_heads && !self.stale {
+                None
+            } else if on_branch {
+                self.branch.take().map(|b| b.1)
             } else {
-                past = resolve(&self.nodes, Some(&ancestors(&self.nodes, &preds, true)));
-                &past
+                Some(resolve(&self.nodes, Some(&ancestors(&self.nodes, &preds, true))))
             };
-            state.check(&e, true).map_err(Refusal::NoRight)?;
+            let checked = past.as_ref().unwrap_or(&self.state).check(&e, true);
+            if let Err(why) = checked {
+                // The branch's state is still the past of its last entry.
+                if on_branch {
+                    self.branch = past.map(|s| (e.preds[0], s));
+                }
+                return Err(Refusal::NoRight(why));
+            }
+            // The entry's own past, with the entry applied: the past of the branch's next entry.
+            // An entry that takes something away may drop others: the next one replays.
+            self.branch = match past {
+                Some(mut s) if !e.body.removes() => {
+                    let author = self.ever_owner.get(&e.author).copied();
+                    s.apply(self.nodes.len(), id, &e, author, false);
+                    Some((id, s))
+                }
+                _ => None,
+            };
         }
         let in_place = !e.body.removes()
+            && !self.stale
             && preds.len() == self.heads.len()
             && e.preds.iter().all(|p| self.heads.contains(p))
             && !self.nodes.is_empty();
@@ -1257,7 +1304,7 @@ impl Log {
             let author = self.ever_owner.get(&n.entry.author).copied();
             self.state.apply(i, n.id, &n.entry, author, false);
         } else {
-            self.state = resolve(&self.nodes, None);
+            self.stale = true;
         }
         Ok(())
     }

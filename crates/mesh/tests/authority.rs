@@ -35,10 +35,10 @@ fn add(log: &mut Log, by: &Identity, who: &Identity, handle: &str, role: Role) {
     sign(log, by, Body::AddPerson { person: key(who), handle: handle.into(), role }).unwrap();
 }
 
-/// Gives `to` every entry of `from` it lacks, as a sync does.
+/// Gives `to` every entry of `from` it lacks, in one batch, as a sync or a bundle does.
 fn merge(to: &mut Log, from: &Log) {
-    for bytes in from.missing_for(&to.heads()) {
-        to.offer(&bytes).unwrap();
+    for verdict in to.offer_many(&from.missing_for(&to.heads())) {
+        verdict.unwrap();
     }
 }
 
@@ -148,6 +148,9 @@ fn any_delivery_order_gives_the_same_state_and_out_of_order_entries_wait() {
         }
         assert_eq!(other.len(), log.len());
         assert_eq!(other.state(), log.state());
+        let mut batch = Log::new();
+        assert!(batch.offer_many(&shuffled).iter().all(Result::is_ok));
+        assert_eq!(batch.state(), log.state());
     }
     assert!(log.state().holds(&key(&jay), "treasurer"));
     assert!(!is_person(&log, &wren) && log.state().removed.contains_key(&key(&wren)));
@@ -302,7 +305,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     /// Random authority work by random people on 2 to 5 partitioned hubs, merged in random
     /// orders: every hub ends with the same people, roles, hubs and policy, and nothing a
