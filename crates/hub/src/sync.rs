@@ -42,17 +42,25 @@ impl Hub {
         aidmesh_mesh::membership::hex(&self.identity.sign(&VaultItem::signed_bytes(id, version, &self.hub_id, content)))
     }
 
-    /// The public key of a hub of the coalition (current or revoked), by its id.
-    fn hub_key(&self, hub: &str) -> crate::Result<Option<[u8; 32]>> {
+    /// The public key of a hub of the coalition by its id, and whether it is still a member
+    /// (a revoked hub's key still vouches for its erasures, never for content).
+    fn hub_key(&self, hub: &str) -> crate::Result<Option<([u8; 32], bool)>> {
         let Ok(id) = aidmesh_mesh::HubId::parse(hub) else { return Ok(None) };
         let log = self.log()?;
         let st = log.state();
-        if let Some(k) = st.hubs.keys().chain(st.revoked_hubs.keys()).find(|k| k.fingerprint().as_ref() == Some(&id)) {
-            return Ok(Some(k.0));
+        if let Some(k) = st.hubs.keys().find(|k| k.fingerprint().as_ref() == Some(&id)) {
+            return Ok(Some((k.0, true)));
+        }
+        if let Some(k) = st.revoked_hubs.keys().find(|k| k.fingerprint().as_ref() == Some(&id)) {
+            return Ok(Some((k.0, false)));
         }
         drop(log);
         let members = self.members()?;
-        Ok(members.members.get(&id).and_then(|m| aidmesh_mesh::membership::unhex(&m.key)?.try_into().ok()))
+        Ok(members
+            .members
+            .get(&id)
+            .and_then(|m| aidmesh_mesh::membership::unhex(&m.key)?.try_into().ok())
+            .map(|k| (k, true)))
     }
 
     /// Merges vault entries that came from `source` (a hub, a bundle). An entry belongs to its
@@ -88,7 +96,8 @@ impl Hub {
                 },
                 None => None,
             };
-            let signed = self.hub_key(&item.origin)?.is_some_and(|k| {
+            let origin = self.hub_key(&item.origin)?;
+            let signed = origin.is_some_and(|(k, _)| {
                 let sig = aidmesh_mesh::membership::unhex(&item.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
                 let msg = VaultItem::signed_bytes(&item.id, item.version, &item.origin, content.as_deref());
                 sig.is_some_and(|sig| aidmesh_mesh::identity::verify_strict(&k, &msg, &sig))
@@ -113,6 +122,10 @@ impl Hub {
                     }
                     if !signed {
                         refused.push(format!("vault entry {}: not signed by the hub holding the consent", item.id));
+                        continue;
+                    }
+                    if origin.is_some_and(|(_, member)| !member) {
+                        refused.push(format!("vault entry {}: its hub was revoked; it may only erase it", item.id));
                         continue;
                     }
                     let key: [u8; 32] = self.random();

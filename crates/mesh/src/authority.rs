@@ -468,6 +468,9 @@ pub struct State {
     pub revoked_hubs: BTreeMap<Key, Granted>,
     pub removed: BTreeMap<Key, Granted>,
     pub waiting: BTreeMap<Id, Waiting>,
+    /// Every key ever added (to a person, removed or not): a key is never given twice.
+    #[serde(skip)]
+    used_keys: HashSet<Key>,
     /// Stored entries that do not count, and why (strong removal, or authority that came from
     /// an entry that does not count).
     pub not_counted: Vec<(Id, String)>,
@@ -636,8 +639,8 @@ impl State {
         let member =
             |k: &Key| self.people.get(k).ok_or_else(|| format!("{} is not a person of the coalition", k.short()));
         let key_free = |k: &Key| {
-            if self.key_owner.contains_key(k) || self.people.contains_key(k) {
-                Err(format!("key {} already signs for a person", k.short()))
+            if self.used_keys.contains(k) || self.people.contains_key(k) {
+                Err(format!("key {} was already given to a person: a key is never given twice", k.short()))
             } else {
                 Ok(())
             }
@@ -646,6 +649,11 @@ impl State {
             Body::Found { .. } => Err("the coalition is already founded".into()),
             Body::AddPerson { person, .. } => {
                 admin()?;
+                // A removed person may be added again (after their removal); their key may not
+                // be given to anyone else.
+                if self.removed.contains_key(person) && !self.people.contains_key(person) {
+                    return Ok(());
+                }
                 key_free(person)
             }
             Body::SetRole { person, role } => {
@@ -699,7 +707,7 @@ impl State {
             }
             Body::RevokeKey { key } => {
                 let owner = self.key_owner.get(key).ok_or_else(|| format!("key {} signs for no one", key.short()))?;
-                let p = &self.people[owner];
+                let p = self.people.get(owner).ok_or_else(|| format!("key {} signs for no one", key.short()))?;
                 if Some(owner) != author.map(|a| &a.key) {
                     admin()?;
                 }
@@ -775,6 +783,9 @@ impl State {
                 if policy.currency != r.currency {
                     return Err(format!("the policy in force covers {}, not {}", policy.currency, r.currency));
                 }
+                if door && !self.policy_heads.contains(&policy.id) {
+                    return Err("the policy it was recorded under has been replaced: record it again".into());
+                }
                 if !policy.limits.iter().any(|l| l.role == *role && l.max_minor >= r.amount_minor) {
                     return Err(format!("the role {role:?} may not authorise this amount under the policy"));
                 }
@@ -834,6 +845,7 @@ impl State {
             }
             Body::AddKey { key } => {
                 let owner = author?;
+                self.used_keys.insert(*key);
                 self.key_owner.insert(*key, owner);
                 self.people.get_mut(&owner)?.keys.insert(*key);
                 None
@@ -903,6 +915,7 @@ impl State {
 
     fn add_person(&mut self, key: Key, handle: &str, role: Role, since: Granted) {
         self.key_owner.insert(key, key);
+        self.used_keys.insert(key);
         self.people.insert(
             key,
             Person {
@@ -919,7 +932,7 @@ impl State {
     fn start_removal(&mut self, i: usize, id: Id, by: Key, target: Key, demotion: bool, forced: bool) -> Option<Event> {
         let p = self.people.get(&target)?;
         let w = Waiting { entry: id, target, demotion, signed: BTreeSet::from([by]) };
-        if p.role != Role::Admin || by == target || forced {
+        if p.role != Role::Admin || forced {
             return self.complete(i, &w);
         }
         self.waiting.insert(id, w.clone());
@@ -1283,7 +1296,7 @@ impl Log {
             // An entry that takes something away may drop others: the next one replays.
             self.branch = match past {
                 Some(mut s) if !e.body.removes() => {
-                    let author = self.ever_owner.get(&e.author).copied();
+                    let author = s.key_owner.get(&e.author).copied();
                     s.apply(self.nodes.len(), id, &e, author, false);
                     Some((id, s))
                 }
@@ -1301,7 +1314,7 @@ impl Log {
         let i = self.store(id, e, preds);
         if in_place {
             let n = &self.nodes[i];
-            let author = self.ever_owner.get(&n.entry.author).copied();
+            let author = self.state.key_owner.get(&n.entry.author).copied();
             self.state.apply(i, n.id, &n.entry, author, false);
         } else {
             self.stale = true;
@@ -1320,7 +1333,7 @@ impl Log {
                 self.ever_admin.insert(e.author);
             }
             Body::AddPerson { person, role, .. } => {
-                self.ever_owner.insert(*person, *person);
+                self.ever_owner.entry(*person).or_insert(*person);
                 if *role == Role::Admin {
                     self.ever_admin.insert(*person);
                 }
@@ -1330,7 +1343,7 @@ impl Log {
             }
             Body::AddKey { key } => {
                 if let Some(owner) = self.ever_owner.get(&e.author).copied() {
-                    self.ever_owner.insert(*key, owner);
+                    self.ever_owner.entry(*key).or_insert(owner);
                 }
             }
             _ => {}
@@ -1443,11 +1456,11 @@ fn ever_owner(nodes: &[Node], order: &[usize]) -> HashMap<Key, Key> {
                 owner.insert(e.author, e.author);
             }
             Body::AddPerson { person, .. } => {
-                owner.insert(*person, *person);
+                owner.entry(*person).or_insert(*person);
             }
             Body::AddKey { key } => {
                 if let Some(o) = owner.get(&e.author).copied() {
-                    owner.insert(*key, o);
+                    owner.entry(*key).or_insert(o);
                 }
             }
             _ => {}
@@ -1489,7 +1502,7 @@ fn replay(
                 continue;
             }
         }
-        let author = owner.get(&n.entry.author).copied();
+        let author = state.key_owner.get(&n.entry.author).or_else(|| owner.get(&n.entry.author)).copied();
         events.extend(state.apply(i, n.id, &n.entry, author, forced.contains(&i)));
     }
     (state, events)

@@ -484,3 +484,67 @@ fn an_approval_made_while_the_role_was_being_taken_away_does_not_count() {
         assert_eq!(log.state().not_counted.len(), 1);
     }
 }
+
+#[test]
+fn a_key_is_never_given_twice_and_a_stolen_key_cannot_remove_its_owner_alone() {
+    let (fox, owl, mole, owl_laptop) = (person(1), person(2), person(3), person(4));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &fox, &mole, "mole", Role::Member);
+    sign(&mut log, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
+    // Mole cannot take owl's keys for their own, in use or withdrawn.
+    let e = sign(&mut log, &mole, Body::AddKey { key: key(&owl) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("never given twice")), "{e:?}");
+    sign(&mut log, &owl, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
+    assert!(matches!(sign(&mut log, &mole, Body::AddKey { key: key(&owl_laptop) }), Err(Refusal::NoRight(_))));
+    // Whoever stole owl's laptop key before it was withdrawn removes owl with it, apart: with two
+    // admins that needs the other one, so nothing happens.
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
+    let mut seized = copy(&north);
+    sign(&mut seized, &owl_laptop, Body::RemovePerson { person: key(&owl) }).unwrap();
+    assert!(is_admin(&seized, &owl), "a removal by the admin's own key waits for the other admins");
+    sign(&mut north, &owl, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
+    sync(&mut north, &mut seized);
+    assert!(is_admin(&north, &owl) && is_admin(&seized, &owl));
+}
+
+#[test]
+fn no_approval_is_made_under_a_policy_the_approver_knows_was_replaced() {
+    let (fox, owl, jay) = (person(1), person(2), person(3));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Member);
+    add(&mut log, &fox, &jay, "jay", Role::Member);
+    {
+        let p = policy(&log, 50_000, 40_000, 1);
+        sign(&mut log, &fox, p)
+    }
+    .unwrap();
+    sign(&mut log, &fox, Body::Grant { person: key(&owl), role: "treasurer".into() }).unwrap();
+    let old = log.heads();
+    {
+        let p = policy(&log, 50_000, 1_000, 2);
+        sign(&mut log, &fox, p)
+    }
+    .unwrap();
+    // Jay records under the old policy by citing what came before the new one.
+    let old_policy = log.state().policies.values().find(|p| p.threshold_minor == 40_000).unwrap().id;
+    let backdated = Entry::sign(
+        &jay,
+        hub(0),
+        log.coalition(),
+        old,
+        1,
+        Body::Expense {
+            expense: "exp-9".into(),
+            amount_minor: 30_000,
+            currency: "EUR".into(),
+            payee: "Van".into(),
+            policy: Some(old_policy),
+        },
+    );
+    assert!(matches!(log.offer(&backdated.encode()), Ok(Offered::Added(_))));
+    let e = sign(&mut log, &owl, Body::Approve { recorded: backdated.id(), approve: true, role: "treasurer".into() });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("replaced")), "{e:?}");
+}
