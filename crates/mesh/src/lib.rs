@@ -1,4 +1,4 @@
-//! How hubs know each other: identities, the coalition's signed membership log, and the sync
+//! How hubs know each other: identities, the coalition's authority log, and the sync
 //! session that merges documents between two hubs.
 //!
 //! The core is sans-IO: keys come from a random source the caller passes, time is a parameter,
