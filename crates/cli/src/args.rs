@@ -221,9 +221,16 @@ pub(crate) enum PersonCmd {
     Remove { who: String },
     /// Sign the waiting removal or demotion of an admin.
     Endorse { who: String },
-    /// Make KEY (made with `aidmesh person new` at another hub) one of your keys: you are then
-    /// the same person at both hubs.
-    AddKey { key: String },
+    /// At a new hub, as your new key: the proof that lets your first key add this one
+    /// (PERSON is your first key, as `person list` shows it elsewhere).
+    Prove { person: String },
+    /// Make KEY (made with `aidmesh person new` at another hub, with its `person prove` PROOF)
+    /// one of your keys: you are then the same person at both hubs.
+    AddKey {
+        key: String,
+        #[arg(long)]
+        proof: String,
+    },
     /// Withdraw one of your keys (a lost laptop's); admins may withdraw anyone's.
     RevokeKey { key: String },
     /// Make a person an admin, or --demote them (by majority, as for removal).

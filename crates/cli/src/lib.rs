@@ -957,9 +957,16 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
             }
             Ok(())
         }
-        PersonCmd::AddKey { key } => {
+        PersonCmd::Prove { person } => {
             unlock(hub, handle)?;
-            hub.add_key(&key)?;
+            let proof = hub.key_proof(&person)?;
+            let key = hub.acting().map(|p| p.key.clone()).unwrap_or_default();
+            outln!("At a hub where you are unlocked: aidmesh person add-key {key} --proof {proof}");
+            Ok(())
+        }
+        PersonCmd::AddKey { key, proof } => {
+            unlock(hub, handle)?;
+            hub.add_key(&key, &proof)?;
             outln!("That key signs for {handle} now, at every hub once they have this entry.");
             Ok(())
         }

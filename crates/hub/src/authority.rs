@@ -424,12 +424,24 @@ impl Hub {
 
     /// Makes `key` (made at another hub with `make_person`) one of the unlocked person's keys:
     /// someone who works at two hubs is one person, with a key at each.
-    pub fn add_key(&mut self, key: &str) -> Result<()> {
+    /// `proof` is what [`Hub::key_proof`] made where the new key lives.
+    pub fn add_key(&mut self, key: &str, proof: &str) -> Result<()> {
         let key =
             Key::parse(key.trim()).ok().filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0)).ok_or_else(|| {
                 Error::invalid("person", vec![FieldError::new("key", "not an Ed25519 public key in hex")])
             })?;
-        self.sign_authority(Body::AddKey { key }).map(|_| ())
+        let proof = aidmesh_mesh::authority::Sig::parse(proof.trim())
+            .map_err(|e| Error::invalid("person", vec![FieldError::new("proof", e)]))?;
+        self.sign_authority(Body::AddKey { key, proof }).map(|_| ())
+    }
+
+    /// The unlocked key's signature for `person` (their first key, hex, as `person list`
+    /// shows it): given to that person at a hub where they are unlocked, it lets them add this
+    /// key as theirs ([`Hub::add_key`]). Proves that whoever adds a key holds it.
+    pub fn key_proof(&self, person: &str) -> Result<String> {
+        let person =
+            Key::parse(person.trim()).map_err(|e| Error::invalid("person", vec![FieldError::new("person", e)]))?;
+        Ok(aidmesh_mesh::authority::key_proof(self.acting_identity()?, &person).hex())
     }
 
     /// Withdraws one of a person's keys (a lost laptop's): by that person, or by an admin.

@@ -371,8 +371,13 @@ fn a_person_at_two_hubs_signs_with_a_key_at_each() {
     a.hub.add_person(&owl.key, "owl", true).unwrap();
     // At South, owl makes a key of their own; at North, unlocked, they certify it.
     let there = b.hub.make_person("owl", Some("2468")).unwrap();
+    b.hub.unlock("owl", Some("2468")).unwrap();
+    let proof = b.hub.key_proof(&owl.key).unwrap();
     a.hub.unlock("owl", Some("1357")).unwrap();
-    a.hub.add_key(&there.key).unwrap();
+    // A proof made for someone else does not do.
+    let wrong = b.hub.key_proof(&there.key).unwrap();
+    assert_eq!(a.hub.add_key(&there.key, &wrong).unwrap_err().code(), "not_allowed");
+    a.hub.add_key(&there.key, &proof).unwrap();
     merge_into(&mut a.hub, &mut b.hub);
     b.hub.unlock("owl", Some("2468")).unwrap();
     assert!(b.hub.acting_is_admin().unwrap(), "South's key signs for owl, an admin");

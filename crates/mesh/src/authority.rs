@@ -171,8 +171,10 @@ pub enum Body {
     AdmitHub { hub: Key, name: String },
     /// A lost or seized hub: it may no longer connect.
     RevokeHub { hub: Key },
-    /// A person's further key (their key at another hub), signed by one of their keys.
-    AddKey { key: Key },
+    /// A person's further key (their key at another hub), signed by one of their keys. `proof`
+    /// is the new key's own signature of the person's first key ([`key_proof`]): no one can
+    /// claim a key they do not hold.
+    AddKey { key: Key, proof: Sig },
     /// Withdraws one of a person's keys: by that person, or by an admin.
     RevokeKey { key: Key },
     /// Gives a person a named role (`treasurer`, ...).
@@ -247,7 +249,7 @@ impl Body {
             Body::Endorse { entry } => format!("endorsed {entry}"),
             Body::AdmitHub { hub, name } => format!("admitted hub {name:?} ({})", hub.short()),
             Body::RevokeHub { hub } => format!("revoked hub {}", hub.short()),
-            Body::AddKey { key } => format!("added key {}", key.short()),
+            Body::AddKey { key, .. } => format!("added key {}", key.short()),
             Body::RevokeKey { key } => format!("revoked key {}", key.short()),
             Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
             Body::Ungrant { person, role } => format!("took {role:?} from {}", person.short()),
@@ -281,6 +283,20 @@ pub struct Entry {
     pub at: i64,
     pub body: Body,
     pub sig: Sig,
+}
+
+/// What a new key signs to be added to a person: that person's first key.
+fn key_proof_bytes(person: &Key) -> Vec<u8> {
+    let mut out = DOMAIN.to_vec();
+    out.extend(b"a key of ");
+    out.extend(person.hex().as_bytes());
+    out
+}
+
+/// The proof that `new_key` (held by whoever signs with it) may be added to `person` (their
+/// first key): made where the new key lives, given to the person to sign `AddKey` with.
+pub fn key_proof(new_key: &Identity, person: &Key) -> Sig {
+    Sig(new_key.sign(&key_proof_bytes(person)))
 }
 
 /// What a founding hub signs: the founder's key.
@@ -701,8 +717,11 @@ impl State {
                 }
                 Ok(())
             }
-            Body::AddKey { key } => {
-                author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+            Body::AddKey { key, proof } => {
+                let p = author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+                if !verify_strict(&key.0, &key_proof_bytes(&p.key), &proof.0) {
+                    return Err(format!("key {} did not sign for {}: it is not theirs to add", key.short(), p.handle));
+                }
                 key_free(key)
             }
             Body::RevokeKey { key } => {
@@ -843,7 +862,7 @@ impl State {
                 self.revoked_hubs.insert(*hub, granted);
                 None
             }
-            Body::AddKey { key } => {
+            Body::AddKey { key, .. } => {
                 let owner = author?;
                 self.used_keys.insert(*key);
                 self.key_owner.insert(*key, owner);
@@ -1341,7 +1360,7 @@ impl Log {
             Body::SetRole { person, role: Role::Admin } => {
                 self.ever_admin.insert(*person);
             }
-            Body::AddKey { key } => {
+            Body::AddKey { key, .. } => {
                 if let Some(owner) = self.ever_owner.get(&e.author).copied() {
                     self.ever_owner.entry(*key).or_insert(owner);
                 }
@@ -1458,7 +1477,7 @@ fn ever_owner(nodes: &[Node], order: &[usize]) -> HashMap<Key, Key> {
             Body::AddPerson { person, .. } => {
                 owner.entry(*person).or_insert(*person);
             }
-            Body::AddKey { key } => {
+            Body::AddKey { key, .. } => {
                 if let Some(o) = owner.get(&e.author).copied() {
                     owner.entry(*key).or_insert(o);
                 }

@@ -1,7 +1,7 @@
 //! The authority log's rules, hub by hub: each test is a story of partitioned hubs that sign
 //! entries and merge, and what every hub must conclude.
 
-use aidmesh_mesh::authority::{Body, Entry, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::authority::{key_proof, Body, Entry, Id, Key, Log, Offered, Refusal};
 use aidmesh_mesh::{Identity, Role};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -254,7 +254,7 @@ fn a_revoked_key_signs_nothing_that_counts_and_its_concurrent_entries_are_droppe
     let mut north = found(&fox);
     add(&mut north, &fox, &owl, "owl", Role::Admin);
     // Owl certifies their key at a second hub.
-    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
+    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop), proof: key_proof(&owl_laptop, &key(&owl)) }).unwrap();
     assert_eq!(north.state().person_of(&key(&owl_laptop)).unwrap().handle, "owl");
     let mut stolen = copy(&north);
     sign(&mut north, &fox, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
@@ -491,17 +491,21 @@ fn a_key_is_never_given_twice_and_a_stolen_key_cannot_remove_its_owner_alone() {
     let mut log = found(&fox);
     add(&mut log, &fox, &owl, "owl", Role::Admin);
     add(&mut log, &fox, &mole, "mole", Role::Member);
-    sign(&mut log, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
-    // Mole cannot take owl's keys for their own, in use or withdrawn.
-    let e = sign(&mut log, &mole, Body::AddKey { key: key(&owl) });
+    sign(&mut log, &owl, Body::AddKey { key: key(&owl_laptop), proof: key_proof(&owl_laptop, &key(&owl)) }).unwrap();
+    // Mole cannot claim a key they do not hold (the key itself must sign for them)...
+    let e = sign(&mut log, &mole, Body::AddKey { key: key(&owl), proof: key_proof(&mole, &key(&mole)) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("did not sign")), "{e:?}");
+    // ...nor one that was given before, even with its holder's help, in use or withdrawn.
+    let e = sign(&mut log, &mole, Body::AddKey { key: key(&owl), proof: key_proof(&owl, &key(&mole)) });
     assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("never given twice")), "{e:?}");
     sign(&mut log, &owl, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
-    assert!(matches!(sign(&mut log, &mole, Body::AddKey { key: key(&owl_laptop) }), Err(Refusal::NoRight(_))));
+    let again = Body::AddKey { key: key(&owl_laptop), proof: key_proof(&owl_laptop, &key(&mole)) };
+    assert!(matches!(sign(&mut log, &mole, again), Err(Refusal::NoRight(w)) if w.contains("never given twice")));
     // Whoever stole owl's laptop key before it was withdrawn removes owl with it, apart: with two
     // admins that needs the other one, so nothing happens.
     let mut north = found(&fox);
     add(&mut north, &fox, &owl, "owl", Role::Admin);
-    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop) }).unwrap();
+    sign(&mut north, &owl, Body::AddKey { key: key(&owl_laptop), proof: key_proof(&owl_laptop, &key(&owl)) }).unwrap();
     let mut seized = copy(&north);
     sign(&mut seized, &owl_laptop, Body::RemovePerson { person: key(&owl) }).unwrap();
     assert!(is_admin(&seized, &owl), "a removal by the admin's own key waits for the other admins");
