@@ -334,6 +334,10 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Add { kind, fields } => {
             let mut hub = hubs.hub()?;
             let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
+            // These are signed by the person who makes them: unlock them (with their PIN).
+            if matches!(kind, Kind::Approval | Kind::RoleGrant | Kind::Policy | Kind::Expense) {
+                unlock(&mut hub, &handle)?;
+            }
             let rec = args::with_fields(&fields, |f| hub.add(kind, f))?;
             if json {
                 print::json(&rec)

@@ -8,7 +8,7 @@
 
 use std::cell::Ref;
 
-use aidmesh_mesh::authority::{Body, Entry, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::authority::{Body, Id, Key, Log, Offered, Refusal};
 use aidmesh_mesh::membership::Role;
 use aidmesh_mesh::Identity;
 use aidmesh_model::{FieldError, Timestamp};
@@ -143,14 +143,18 @@ impl Hub {
     pub fn offer_authority(&mut self, entries: &[Vec<u8>], source: &str) -> Result<AuthorityOffer> {
         let mut log = self.take_log()?;
         let mut added = Vec::new();
+        let mut erasures = false;
         let mut waiting = Vec::new();
         let mut refused = Vec::new();
         for (b, verdict) in entries.iter().zip(log.offer_many(entries)) {
             match verdict {
                 Ok(Offered::Added(ids)) => {
-                    added.extend(ids.iter().filter_map(|id| log.get(id).map(|e| (*id, e.encode()))));
+                    for (id, e) in ids.iter().filter_map(|id| log.get(id).map(|e| (*id, e))) {
+                        erasures |= matches!(e.body, Body::Erase { .. });
+                        added.push((id, e.encode()));
+                    }
                 }
-                Ok(Offered::Waiting(_)) => waiting.push((Entry::decode(b).map(|e| e.id()), b.clone())),
+                Ok(Offered::Waiting(_)) => waiting.push((Id::of(b), b.clone())),
                 Ok(Offered::Known) => {}
                 Err(r) => refused.push((r.to_string(), b.clone())),
             }
@@ -165,9 +169,7 @@ impl Hub {
                 tx.add_authority(&id.0, b)?;
             }
             for (id, b) in &waiting {
-                if let Ok(id) = id {
-                    tx.add_authority_waiting(&id.0, b)?;
-                }
+                tx.add_authority_waiting(&id.0, b)?;
             }
             for (why, b) in &refused {
                 tx.add_authority_refused(now, source, why, b)?;
@@ -186,8 +188,10 @@ impl Hub {
             refused: refused.into_iter().map(|r| r.0).collect(),
         };
         self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
-        if report.added > 0 {
+        if erasures {
             self.apply_erasures()?;
+        }
+        if report.added > 0 {
             self.emit(crate::Event::AuthorityChanged);
         }
         Ok(report)
@@ -562,6 +566,11 @@ impl Hub {
         };
         let id = self.sign_authority(body)?;
         Ok((signer, id.hex()))
+    }
+
+    /// Whether a key (hex) signs for a current person of the coalition.
+    pub fn is_person(&self, key: &str) -> Result<bool> {
+        Ok(Key::parse(key.trim()).is_ok_and(|k| self.log().is_ok_and(|l| l.state().person_of(&k).is_some())))
     }
 
     /// Whether the unlocked person is an admin of the coalition.

@@ -173,8 +173,12 @@ impl Hub {
         Ok(())
     }
 
-    /// Signs this hub's own vault entries kept before entries were signed.
+    /// Signs this hub's own vault entries kept before entries were signed: once per store (every
+    /// entry written since is signed as it is written).
     pub(crate) fn sign_own_vault(&mut self) -> crate::Result<()> {
+        if self.store.meta("vault_signed")?.is_some() {
+            return Ok(());
+        }
         for e in self.store.vault_list()?.into_iter().filter(|e| e.origin == self.hub_id && e.sig.is_empty()) {
             let content = match self.store.vault_get(&e.id)? {
                 Some(crate::VaultState::Present(pt)) => Some(pt),
@@ -184,7 +188,7 @@ impl Hub {
             let sig = self.sign_vault(&e.id, version, content.as_deref());
             self.store.write(|tx| tx.vault_sign(&e.id, version, &sig))?;
         }
-        Ok(())
+        Ok(self.store.write(|tx| tx.set_meta("vault_signed", "1"))?)
     }
 
     /// Documents changed by writes or merges since the last call: the sync driver offers them

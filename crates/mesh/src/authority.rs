@@ -145,6 +145,13 @@ impl Key {
     }
 }
 
+impl Id {
+    /// The id of an entry's bytes (an entry is canonical, so its bytes name it).
+    pub fn of(bytes: &[u8]) -> Id {
+        Id(Sha256::digest(bytes).into())
+    }
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", &self.hex()[..12])
@@ -351,7 +358,7 @@ impl Entry {
     }
 
     pub fn id(&self) -> Id {
-        Id(Sha256::digest(self.encode()).into())
+        Id::of(&self.encode())
     }
 
     /// Reads an entry: within size, well-formed, and canonical (it re-encodes to the very bytes
@@ -1084,7 +1091,7 @@ impl Log {
     /// door when they arrived (the store is encrypted and authenticated), so signatures are not
     /// checked again; decoding and order are.
     pub fn load<B: AsRef<[u8]>>(entries: impl IntoIterator<Item = B>) -> Result<Log, Refusal> {
-        Log::load_with_ids(entries.into_iter().map(|b| (Id(Sha256::digest(b.as_ref()).into()), b)))
+        Log::load_with_ids(entries.into_iter().map(|b| (Id::of(b.as_ref()), b)))
     }
 
     /// [`Log::load`] from entries stored with their ids (the store keeps both): neither hashed
@@ -1216,7 +1223,7 @@ impl Log {
 
     fn offer_one(&mut self, bytes: &[u8]) -> Result<Offered, Refusal> {
         let e = Entry::decode(bytes)?;
-        let id = Id(Sha256::digest(bytes).into());
+        let id = Id::of(bytes);
         if self.index.contains_key(&id) || self.waiting.contains_key(&id) {
             return Ok(Offered::Known);
         }

@@ -83,11 +83,8 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
     let key = aidmesh_mesh::membership::hex(&pending.joiner_key);
     hub.admit(&key, &pending.name)?;
     // The joining hub's coordinator comes in with their hub, as a plain member.
-    if let Some(p) = &pending.person {
-        let known = hub.authority()?.people.iter().any(|x| x.key == p.key);
-        if !known {
-            hub.add_person(&p.key, &p.handle, false)?;
-        }
+    if let Some(p) = pending.person.as_ref().filter(|p| !hub.is_person(&p.key).unwrap_or(false)) {
+        hub.add_person(&p.key, &p.handle, false)?;
     }
     let f = hub.founder()?;
     let coalition = hub
