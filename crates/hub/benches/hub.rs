@@ -27,6 +27,7 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
     let store = dir.join(format!("coalition-{factor}.aidmesh"));
     if args.iter().any(|a| a == "--generate") {
+        std::fs::create_dir_all(&dir).unwrap();
         generate(&store, scale);
         return;
     }

@@ -170,7 +170,7 @@ impl Hub {
         let mut learned_heads = Vec::new();
         for (i, (doc, partition, created_at, _)) in all_docs.into_iter().enumerate() {
             self.emit(Event::Progress { task: Task::BundleExport, done: i as u64, total });
-            let info = DocInfo { doc: doc.clone(), partition: partition.clone(), created_at };
+            let info = DocInfo { doc: doc.clone(), partition: partition.clone(), created_at, ..Default::default() };
             // What each target holds of this document; a target holding nothing needs it whole.
             let haves: Vec<Option<&BTreeSet<String>>> = targets.iter().map(|(_, k)| k.get(&doc)).collect();
             let whole = full || haves.is_empty() || haves.iter().any(|h| h.is_none());

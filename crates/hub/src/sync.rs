@@ -191,28 +191,69 @@ impl Hub {
         Ok(self.store.write(|tx| tx.set_meta("vault_signed", "1"))?)
     }
 
+    /// The bytes the synced documents take as stored: what a new hub must receive, at least.
+    pub fn saved_bytes(&self) -> crate::Result<i64> {
+        Ok(self.store.saved_bytes(aidmesh_replica::INDEX_DOC)?)
+    }
+
     /// Documents changed by writes or merges since the last call: the sync driver offers them
     /// to every connected peer.
     pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
         let changed = std::mem::take(&mut self.changed_docs);
-        let Ok(docs) = self.store.docs() else { return Vec::new() };
-        docs.into_iter()
-            .filter(|(d, ..)| changed.contains(d))
-            .map(|(doc, partition, created_at, _)| DocInfo { doc, partition, created_at })
-            .collect()
+        if changed.is_empty() {
+            return Vec::new();
+        }
+        self.sync_docs().into_iter().filter(|d| changed.contains(&d.doc)).collect()
+    }
+
+    /// The documents that sync, with the digest of their heads as the store keeps them. A
+    /// document whose heads were never recorded (a store older than that) is loaded once to
+    /// record them.
+    fn sync_docs(&mut self) -> Vec<DocInfo> {
+        let listed = self.store.docs().and_then(|d| Ok((d, self.store.doc_heads()?)));
+        let (docs, mut heads) = match listed {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list documents for sync");
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::with_capacity(docs.len());
+        for (doc, partition, created_at, _) in docs {
+            if doc == aidmesh_replica::INDEX_DOC {
+                continue;
+            }
+            if !heads.contains_key(&doc) {
+                match self.record_heads(&doc) {
+                    Ok(h) => {
+                        heads.insert(doc.clone(), h);
+                    }
+                    Err(e) => tracing::warn!(doc, error = %e, "cannot read a document's heads"),
+                }
+            }
+            let digest = heads.get(&doc).map(|h| aidmesh_mesh::session::heads_digest(h.split(' '))).unwrap_or_default();
+            out.push(DocInfo { doc, partition, created_at, heads: digest });
+        }
+        out
+    }
+
+    fn record_heads(&mut self, doc: &str) -> crate::Result<String> {
+        let heads = self.doc(doc)?.heads_text();
+        self.store.write(|tx| tx.set_heads(doc, &heads))?;
+        Ok(heads)
     }
 }
 
 impl Replica for Hub {
     fn docs(&mut self) -> Vec<DocInfo> {
-        match self.store.docs() {
-            Ok(docs) => docs
-                .into_iter()
-                .filter(|(d, ..)| d != aidmesh_replica::INDEX_DOC)
-                .map(|(doc, partition, created_at, _)| DocInfo { doc, partition, created_at })
-                .collect(),
+        self.sync_docs()
+    }
+
+    fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
+        match self.store.vault_list() {
+            Ok(v) => v.into_iter().map(|e| (e.id, e.version, e.erased_at.is_some())).collect(),
             Err(e) => {
-                tracing::error!(error = %e, "cannot list documents for sync");
+                tracing::error!(error = %e, "cannot read the vault for sync");
                 Vec::new()
             }
         }

@@ -65,6 +65,12 @@ pub(crate) type PeerState<'a> = (&'a str, &'a dyn Fn(&mut Doc) -> Vec<u8>);
 /// Records per Automerge commit in bulk writes: automerge's sync sends a whole document when a
 /// peer lacks more than a third of its changes by count, so large imports are many commits.
 const BATCH: usize = 500;
+/// A document stored in more chunks than this is folded into one save when the hub is idle
+/// ([`Hub::fold_chunks`], which a running node calls).
+const PILED_UP: i64 = 64;
+/// A write folds a document of more chunks than this itself: a hub that no node runs (the
+/// command alone) never idles.
+const PILED_HIGH: i64 = 1024;
 
 impl Hub {
     /// Adds a record of `kind` from its fields, as the acting person, now.
@@ -298,7 +304,7 @@ impl Hub {
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         let result = (|| -> Result<Vec<(String, Vec<String>)>> {
             let mut prepared = Vec::new();
-            for item in items {
+            for (done, item) in (1u64..).zip(items) {
                 let new = !known.contains(item.doc);
                 let mut index_chunk = Vec::new();
                 if new {
@@ -314,6 +320,7 @@ impl Hub {
                     self.cache(Doc::new(item.doc, &actor));
                 }
                 let earlier = self.store.pending(item.doc)?;
+                let had_waiting = !earlier.is_empty();
                 let doc = self.doc(item.doc)?;
                 let before = doc.heads();
                 (item.apply)(doc)?;
@@ -340,6 +347,19 @@ impl Hub {
                     .iter()
                     .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
                     .collect::<Result<_, _>>()?;
+                let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
+                // A sync message that brought nothing and left the peer's state as stored (an
+                // acknowledgement) writes nothing.
+                let unchanged_state = match &state {
+                    Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
+                    None => true,
+                };
+                if let Some(task) = task {
+                    self.emit(Event::Progress { task, done, total });
+                }
+                if !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting && unchanged_state {
+                    continue;
+                }
                 prepared.push(Prepared {
                     doc: item.doc.to_string(),
                     partition: item.partition.to_string(),
@@ -353,12 +373,12 @@ impl Hub {
                     state,
                     ids: touched.into_iter().map(|i| i.to_string()).collect(),
                     waiting,
-                    keep: item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec())),
-                    had_waiting: !earlier.is_empty(),
+                    keep,
+                    had_waiting,
                 });
-                if let Some(task) = task {
-                    self.emit(Event::Progress { task, done: prepared.len() as u64, total });
-                }
+            }
+            if prepared.is_empty() {
+                return Ok(Vec::new());
             }
             self.store.write(|tx| {
                 for p in &prepared {
@@ -726,15 +746,31 @@ impl Hub {
         result
     }
 
-    /// Folds a document's chunks into one save once they pile up.
+    /// Folds a document's chunks into one save once they pile up very high.
     fn compact(&mut self, docs: &[String]) -> Result<()> {
         for d in docs {
-            if self.store.chunk_count(d)? > 64 {
-                let bytes = if d == aidmesh_replica::INDEX_DOC { self.index.doc().save() } else { self.doc(d)?.save() };
-                self.store.write(|tx| tx.replace_doc(d, &bytes))?;
+            if self.store.chunk_count(d)? > PILED_HIGH {
+                self.fold(d)?;
             }
         }
         Ok(())
+    }
+
+    fn fold(&mut self, d: &str) -> Result<()> {
+        let bytes = if d == aidmesh_replica::INDEX_DOC { self.index.doc().save() } else { self.doc(d)?.save() };
+        Ok(self.store.write(|tx| tx.replace_doc(d, &bytes))?)
+    }
+
+    /// Folds the chunks of up to `limit` documents stored in more than 64 chunks (every write
+    /// and every merge appends one) into one save each, the most piled up first; returns how
+    /// many it folded. A running hub calls this when idle, so that no write or merge waits for
+    /// it. `all` folds every document of two chunks or more, as a benchmark's reference.
+    pub fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
+        let docs = self.store.piled_up(if all { 2 } else { PILED_UP + 1 }, limit)?;
+        for d in &docs {
+            self.fold(d)?;
+        }
+        Ok(docs.len())
     }
 
     /// The document `id`, loaded from the store if it is not in memory.

@@ -676,3 +676,19 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
     drop(hub);
     assert_eq!(reopen(&t.path, &t.clock).authority().unwrap().entries, entries);
 }
+
+#[test]
+fn a_document_written_record_by_record_is_folded_when_idle_and_keeps_every_record() {
+    let mut t = new_hub("North", 1);
+    let ids: Vec<String> = (0..70).map(|n| item(&mut t.hub, &format!("item {n}"), 0)).collect();
+    // Each write appended a chunk; the writes themselves folded nothing.
+    assert_eq!(t.hub.fold_chunks(10, false).unwrap(), 1, "the item document piled up");
+    assert_eq!(t.hub.fold_chunks(10, false).unwrap(), 0, "folded once, nothing is left to fold");
+    drop(t.hub);
+    let mut h = reopen(&t.path, &t.clock);
+    assert_eq!(h.count(Kind::Item).unwrap(), 70);
+    // The folded document loads: a record in it can still be changed.
+    let patch = json!({"name": "item zero"}).as_object().cloned().unwrap();
+    h.update(&ids[0], patch).unwrap();
+    assert_eq!(h.get(&ids[69]).unwrap().body.to_fields()["name"], json!("item 69"));
+}

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use aidmesh_hub::model::views::Source;
 use aidmesh_hub::model::{Body, Kind, Timestamp};
 use aidmesh_hub::{Hub, ManualClock};
-use aidmesh_mesh::session::{Frame, Session, Tick};
+use aidmesh_mesh::session::{Frame, Replica, Session, Tick};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
@@ -110,8 +110,9 @@ impl Net {
         }
     }
 
-    /// Offers the documents a node changed to all its peers.
-    fn offer_changes(&mut self, i: usize) {
+    /// Offers the documents a node changed to all its peers: at once when the node made the
+    /// change, heads first when it merged them from a peer (`relayed`), as the driver does.
+    fn offer_changes(&mut self, i: usize, relayed: bool) {
         let now = self.clock.now_ts();
         let node = &mut self.nodes[i];
         let Some(hub) = node.hub.as_mut() else { return };
@@ -122,7 +123,7 @@ impl Net {
             let frames = s.authority_changed(authority.clone(), now);
             self.wires.entry((i, *peer)).or_default().extend(frames);
             for d in &docs {
-                let frames = s.changed(hub, d, now);
+                let frames = if relayed { s.relayed(hub, d, now) } else { s.changed(hub, d, now) };
                 self.wires.entry((i, *peer)).or_default().extend(frames);
             }
             let frames = s.vault_changed(vault.clone(), now);
@@ -146,7 +147,7 @@ impl Net {
         let s = node.sessions.get_mut(&a).unwrap();
         let (out, _) = s.handle(hub, frame, now).expect("a member hub's frames are valid");
         self.wires.entry((b, a)).or_default().extend(out);
-        self.offer_changes(b);
+        self.offer_changes(b, true);
         true
     }
 
@@ -199,7 +200,7 @@ impl Net {
                 hub.add(Kind::Incident, fields(json!({"occurred": "2026-11-25T10:00:00Z", "severity": q, "description": format!("incident at node {i}")}))).unwrap();
             }
         }
-        self.offer_changes(i);
+        self.offer_changes(i, false);
     }
 }
 
@@ -338,13 +339,24 @@ fn a_reconnect_sends_only_what_changed() {
     for n in 0..200 {
         add(&mut a.hub, Kind::Item, json!({"name": format!("item {n}"), "unit": "box"}));
     }
+    for n in 0..20 {
+        add(&mut a.hub, Kind::Place, json!({"name": format!("place {n}")}));
+        add(&mut a.hub, Kind::Volunteer, json!({"handle": format!("v{n}")}));
+    }
     let now = a.clock.now_ts();
-    let sync = |a: &mut Hub, b: &mut Hub| -> u64 {
+    // Both directions of one session, run until quiet: (bytes, sync messages) sent by both.
+    let sync = |a: &mut Hub, b: &mut Hub| -> (u64, Vec<String>) {
         let mut sa = Session::new("b", now);
         let mut sb = Session::new("a", now);
         let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
         let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+        let mut synced = Vec::new();
         while !to_a.is_empty() || !to_b.is_empty() {
+            for f in to_a.iter().chain(&to_b) {
+                if let Frame::Sync { doc, .. } = f {
+                    synced.push(doc.clone());
+                }
+            }
             if let Some(f) = to_b.pop_front() {
                 to_a.extend(sb.handle(b, f, now).unwrap().0);
             }
@@ -352,18 +364,28 @@ fn a_reconnect_sends_only_what_changed() {
                 to_b.extend(sa.handle(a, f, now).unwrap().0);
             }
         }
-        sa.traffic().bytes_out + sb.traffic().bytes_out
+        (sa.traffic().bytes_out + sb.traffic().bytes_out, synced)
     };
     // One coalition: b takes a's founding hub, and the first sync brings a's authority log.
     b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-    let first = sync(&mut a.hub, &mut b.hub);
+    let (first, _) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 200);
+    assert_eq!(b.hub.count(Kind::Volunteer).unwrap(), 20);
     assert_eq!(b.hub.authority_heads().unwrap(), a.hub.authority_heads().unwrap());
+    let docs = Replica::docs(&mut a.hub);
+    assert!(docs.len() >= 3, "the records span several documents: {docs:?}");
+    // Nothing changed: new sessions, as after a restart, exchange two summaries and no document.
+    let (idle, synced) = sync(&mut a.hub, &mut b.hub);
+    assert!(synced.is_empty(), "a reconnect with nothing changed synced {synced:?}");
+    assert!(idle < 200, "a reconnect with nothing changed sent {idle} bytes");
+    // One record changed: only its document is synced, and the persisted sync states keep it small.
     add(&mut a.hub, Kind::Item, json!({"name": "one more", "unit": "box"}));
-    // New sessions, as after a restart: the persisted sync states make the second sync small.
-    let second = sync(&mut a.hub, &mut b.hub);
+    let (second, synced) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 201);
-    assert!(second * 10 < first, "reconnect sent {second} bytes, first sync {first}");
+    let synced: BTreeSet<String> = synced.into_iter().collect();
+    assert_eq!(synced.len(), 1, "one record changed, yet {synced:?} synced");
+    // The first sync carried 240 records; this one carries one, besides the opening.
+    assert!(second * 5 < first, "reconnect sent {second} bytes, first sync {first}");
 }
 
 #[test]
@@ -385,7 +407,7 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
     net.disconnect(0, 1);
     net.disconnect(1, 2);
     net.hub(2).vault_erase(&vid).unwrap();
-    net.offer_changes(2);
+    net.offer_changes(2, false);
     net.settle();
     assert!(matches!(net.hub(0).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
     assert!(matches!(net.hub(1).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Present(_)));

@@ -175,8 +175,10 @@ mod tests {
     fn sample() -> (Identity, [u8; 32], Vec<u8>) {
         let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(5));
         let key = [9u8; 32];
-        let docs =
-            vec![(DocInfo { doc: "d1".into(), partition: "item".into(), created_at: 1 }, b"automerge bytes".to_vec())];
+        let docs = vec![(
+            DocInfo { doc: "d1".into(), partition: "item".into(), created_at: 1, ..Default::default() },
+            b"automerge bytes".to_vec(),
+        )];
         let header = Header {
             exporter: String::new(),
             created_at: 5,
@@ -212,7 +214,7 @@ mod tests {
     fn seed_corpus_is_current() {
         let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(11));
         let docs = vec![(
-            DocInfo { doc: "item-1".into(), partition: "item".into(), created_at: 1 },
+            DocInfo { doc: "item-1".into(), partition: "item".into(), created_at: 1, ..Default::default() },
             vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
         )];
         let header = Header {

@@ -39,7 +39,17 @@ impl Mem {
 
 impl Replica for Mem {
     fn docs(&mut self) -> Vec<DocInfo> {
-        self.docs.keys().map(|d| DocInfo { doc: d.clone(), partition: "p".into(), created_at: 0 }).collect()
+        let heads = |d: &mut AutoCommit| {
+            let h: Vec<String> = d.get_heads().iter().map(|h| h.to_string()).collect();
+            crate::session::heads_digest(h.iter().map(String::as_str))
+        };
+        self.docs
+            .iter_mut()
+            .map(|(d, doc)| DocInfo { doc: d.clone(), partition: "p".into(), created_at: 0, heads: heads(doc) })
+            .collect()
+    }
+    fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
+        Vec::new()
     }
     fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>> {
         self.states.get(&(peer.to_string(), doc.to_string())).cloned()
@@ -114,13 +124,13 @@ pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
                 let (out, changed) = s.handle(&mut nodes[b], f, t()).unwrap();
                 wires.entry((b, a)).or_default().extend(out);
                 if changed {
-                    // Offer the news to b's other peers.
+                    // Relay the news to b's other peers.
                     let docs = nodes[b].docs();
                     for c in 0..n {
                         if c != b && c != a {
                             let s = sessions.get_mut(&(b, c)).unwrap();
                             for d in &docs {
-                                let out = s.changed(&mut nodes[b], d, t());
+                                let out = s.relayed(&mut nodes[b], d, t());
                                 wires.entry((b, c)).or_default().extend(out);
                             }
                         }

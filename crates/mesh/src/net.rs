@@ -68,16 +68,21 @@ pub struct PeerStatus {
 /// What changed on this hub, for every connection to offer its peer.
 #[derive(Clone, Debug)]
 enum Change {
-    Docs(Vec<DocInfo>),
+    /// Documents changed here (`relayed: false`: changes go out at once) or by a merge from a
+    /// peer (`relayed: true`: heads go out first, see `Session::relayed`).
+    Docs {
+        docs: Vec<DocInfo>,
+        relayed: bool,
+    },
     Vault(Vec<VaultItem>),
     Authority(Vec<Vec<u8>>),
 }
 
-fn take_changes<H: Hub>(h: &mut H) -> Vec<Change> {
+fn take_changes<H: Hub>(h: &mut H, relayed: bool) -> Vec<Change> {
     let mut out = Vec::new();
     let docs = h.take_changed();
     if !docs.is_empty() {
-        out.push(Change::Docs(docs));
+        out.push(Change::Docs { docs, relayed });
     }
     let vault = h.take_vault_changes();
     if !vault.is_empty() {
@@ -123,7 +128,7 @@ impl<H: Hub> std::ops::DerefMut for HubGuard<'_, H> {
 impl<H: Hub> Drop for HubGuard<'_, H> {
     fn drop(&mut self) {
         let changes = match self.hub.as_mut() {
-            Some(h) => take_changes(&mut **h),
+            Some(h) => take_changes(&mut **h, false),
             None => return,
         };
         // Offered after the hub is released, so that connections can answer at once.
@@ -386,7 +391,7 @@ async fn run_connection<H: Hub>(
                 let (out, changed) = {
                     let mut h = lock(&shared.hub);
                     let r = session.handle(&mut *h, frame, wall_now());
-                    (r, take_changes(&mut *h))
+                    (r, take_changes(&mut *h, true))
                 };
                 match out {
                     Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
@@ -412,7 +417,12 @@ async fn run_connection<H: Hub>(
                     let mut h = lock(&shared.hub);
                     let now = wall_now();
                     match change {
-                        Some(Change::Docs(docs)) => docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect(),
+                        Some(Change::Docs { docs, relayed: false }) => {
+                            docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
+                        }
+                        Some(Change::Docs { docs, relayed: true }) => {
+                            docs.iter().flat_map(|d| session.relayed(&mut *h, d, now)).collect()
+                        }
                         Some(Change::Vault(items)) => session.vault_changed(items, now),
                         Some(Change::Authority(entries)) => session.authority_changed(entries, now),
                         None => session.resync(&mut *h, now),

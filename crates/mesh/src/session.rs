@@ -5,6 +5,17 @@
 //! hubs hold, keeping one `sync::State` per document; the states are persisted by the
 //! [`Replica`] so that a reconnect sends only what changed. Liveness comes from the session's own
 //! pings, not from discovery. The tokio driver (and the in-memory test network) only move frames.
+//!
+//! Connecting costs what changed. Each side opens with a [`Summary`]: one digest over every
+//! document's heads and one over the vault's versions, read from what the replica already keeps
+//! (no document is loaded). Equal digests end the opening there. Otherwise each side lists its
+//! documents with a digest of their heads ([`Frame::Inventory`]), and sync starts only for the
+//! documents whose heads differ, started by the side that holds them, so that a document new to
+//! the peer is sent once.
+//!
+//! A change made here goes to every peer at once ([`Session::changed`]); a change that arrived
+//! from another peer is relayed heads first ([`Session::relayed`]): the peer answers with what it
+//! still lacks, so a change that reached it by another path does not cross this link again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,17 +31,65 @@ pub const PING_AFTER_MS: i64 = 2_000;
 pub const DEAD_AFTER_MS: i64 = 6_000;
 
 /// A document as announced to a peer.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DocInfo {
     pub doc: String,
     pub partition: String,
     pub created_at: i64,
+    /// A digest of the document's heads ([`heads_digest`]); empty where unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub heads: String,
+}
+
+/// A short digest (8 bytes of SHA-256, hex) of a document's heads, given as hex change hashes
+/// in any order: two hubs with the same digest hold the same changes of that document.
+pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::Digest;
+    let mut heads: Vec<&str> = heads.into_iter().filter(|h| !h.is_empty()).collect();
+    heads.sort_unstable();
+    let d = sha2::Sha256::digest(heads.join(" ").as_bytes());
+    crate::membership::hex(&d[..8])
+}
+
+/// What a hub holds, in two digests: every document with its heads, and every vault entry
+/// with its version. Equal summaries mean there is nothing to exchange but the authority log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub docs: [u8; 16],
+    pub vault: [u8; 16],
+}
+
+impl Summary {
+    /// The summary of these documents and vault entries (id, version, erased), in any order.
+    pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)]) -> Summary {
+        use sha2::Digest;
+        let mut d: Vec<(&str, &str)> = docs.iter().map(|d| (d.doc.as_str(), d.heads.as_str())).collect();
+        d.sort_unstable();
+        let mut h = sha2::Sha256::new();
+        for (doc, heads) in d {
+            h.update(format!("{doc} {heads}\n"));
+        }
+        let docs = h.finalize();
+        let mut v: Vec<&(String, u64, bool)> = vault.iter().collect();
+        v.sort_unstable();
+        let mut h = sha2::Sha256::new();
+        for (id, version, erased) in v {
+            h.update(format!("{id} {version} {erased}\n"));
+        }
+        let vault = h.finalize();
+        Summary { docs: docs[..16].try_into().expect("16 bytes"), vault: vault[..16].try_into().expect("16 bytes") }
+    }
 }
 
 /// What travels between two hubs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// The documents the sender holds.
+    /// What the sender holds, in two digests: the first frame of a session.
+    Summary(Summary),
+    /// Every document the sender holds, (id, digest of its heads): the answer to a summary
+    /// that differs from the sender's own. Binary, as it lists the whole coalition.
+    Inventory(Vec<(String, String)>),
+    /// Documents the sender holds that it has not listed to this peer yet.
     Announce(Vec<DocInfo>),
     /// One Automerge sync message for one document.
     Sync {
@@ -91,6 +150,8 @@ const TAG_PONG: u8 = 4;
 const TAG_VAULT: u8 = 5;
 const TAG_AUTHORITY_HEADS: u8 = 6;
 const TAG_AUTHORITY: u8 = 7;
+const TAG_SUMMARY: u8 = 8;
+const TAG_INVENTORY: u8 = 9;
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 
@@ -98,9 +159,25 @@ impl Frame {
     /// The frame's bytes, without the length prefix the transport adds.
     pub fn encode(&self) -> Vec<u8> {
         match self {
+            Frame::Summary(s) => {
+                let mut out = vec![TAG_SUMMARY];
+                out.extend(s.docs);
+                out.extend(s.vault);
+                out
+            }
             Frame::Announce(docs) => {
                 let mut out = vec![TAG_ANNOUNCE];
                 out.extend(serde_json::to_vec(docs).unwrap_or_default());
+                out
+            }
+            Frame::Inventory(docs) => {
+                let mut out = vec![TAG_INVENTORY];
+                for (doc, heads) in docs {
+                    for part in [doc, heads] {
+                        out.push(part.len().min(255) as u8);
+                        out.extend(&part.as_bytes()[..part.len().min(255)]);
+                    }
+                }
                 out
             }
             Frame::Sync { doc, msg } => {
@@ -141,12 +218,32 @@ impl Frame {
             return Err(SessionError::TooLarge(b.len()));
         }
         match b.first() {
+            Some(&TAG_SUMMARY) => {
+                let s = b.get(1..).filter(|r| r.len() == 32).ok_or_else(|| bad("summary: not two 16-byte digests"))?;
+                let (docs, vault) = s.split_at(16);
+                Ok(Frame::Summary(Summary {
+                    docs: docs.try_into().expect("16 bytes"),
+                    vault: vault.try_into().expect("16 bytes"),
+                }))
+            }
             Some(&TAG_ANNOUNCE) => {
                 let docs: Vec<DocInfo> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("announce: {e}")))?;
-                if docs.iter().any(|d| !valid_doc_id(&d.doc)) {
-                    return Err(bad("announce: a document id is not valid"));
+                if docs.iter().any(|d| !valid_doc_id(&d.doc) || !valid_digest(&d.heads)) {
+                    return Err(bad("announce: a document id or heads digest is not valid"));
                 }
                 Ok(Frame::Announce(docs))
+            }
+            Some(&TAG_INVENTORY) => {
+                let mut rest = &b[1..];
+                let mut docs = Vec::new();
+                while !rest.is_empty() {
+                    let (doc, heads) = (short_text(&mut rest)?, short_text(&mut rest)?);
+                    if !valid_doc_id(&doc) || !valid_digest(&heads) {
+                        return Err(bad("inventory: a document id or heads digest is not valid"));
+                    }
+                    docs.push((doc, heads));
+                }
+                Ok(Frame::Inventory(docs))
             }
             Some(&TAG_SYNC) => {
                 let n = b
@@ -196,6 +293,20 @@ impl Frame {
     }
 }
 
+/// A text of at most 255 bytes after its one-byte length, taken from the front of `rest`.
+fn short_text(rest: &mut &[u8]) -> Result<String, SessionError> {
+    let bad = || SessionError::Malformed("inventory: truncated".into());
+    let n = *rest.first().ok_or_else(bad)? as usize;
+    let text = rest.get(1..1 + n).ok_or_else(bad)?;
+    *rest = &rest[1 + n..];
+    String::from_utf8(text.to_vec()).map_err(|_| SessionError::Malformed("inventory: not text".into()))
+}
+
+/// A heads digest: empty (unknown) or 16 lowercase hex digits.
+fn valid_digest(h: &str) -> bool {
+    h.is_empty() || (h.len() == 16 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 fn valid_doc_id(d: &str) -> bool {
     !d.is_empty() && d.len() <= 128 && d.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
@@ -214,8 +325,10 @@ pub enum SessionError {
 
 /// What a session needs from the hub: its documents and their sync states.
 pub trait Replica {
-    /// Every document to sync.
+    /// Every document to sync, with the digest of its heads, read without loading documents.
     fn docs(&mut self) -> Vec<DocInfo>;
+    /// Every vault entry's id, version and whether it is erased, read without decrypting.
+    fn vault_versions(&mut self) -> Vec<(String, u64, bool)>;
     /// The persisted sync state for (peer, doc), if any.
     fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
@@ -225,7 +338,6 @@ pub trait Replica {
     fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String>;
     /// Every vault entry, to offer a peer.
     fn vault_items(&mut self) -> Vec<VaultItem>;
-    /// Merges vault entries from a peer; returns whether anything changed here.
     /// Merges vault entries from `peer`; returns whether anything changed here. Entries whose
     /// signature or version does not hold are refused and reported by the replica.
     fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String>;
@@ -313,20 +425,17 @@ impl Session {
         self.last_synced
     }
 
-    /// The first frames: what we hold, and a first sync message for each document.
+    /// The first frames: the heads of the authority log, and a summary of what we hold. No
+    /// document is loaded to make them.
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
-        let docs = r.docs();
-        let mut out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Announce(docs.clone())];
-        let vault = r.vault_items();
-        if !vault.is_empty() {
-            out.push(Frame::Vault(vault));
-        }
-        self.announced.extend(docs.iter().map(|d| d.doc.clone()));
-        for d in &docs {
-            out.extend(self.generate(r, &d.doc));
-        }
+        let out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(self.summary(r).0)];
         self.sent(&out, now);
         out
+    }
+
+    fn summary(&mut self, r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
+        let docs = r.docs();
+        (Summary::of(&docs, &r.vault_versions()), docs)
     }
 
     /// A frame from the peer.
@@ -342,14 +451,36 @@ impl Session {
         let mut out = Vec::new();
         let mut changed = false;
         match frame {
-            Frame::Announce(docs) => {
-                for d in docs {
-                    let new = !self.theirs.contains_key(&d.doc);
-                    self.theirs.insert(d.doc.clone(), d.clone());
-                    if new && !self.states.contains_key(&d.doc) {
-                        out.extend(self.generate(r, &d.doc));
+            Frame::Summary(theirs) => {
+                let (ours, docs) = self.summary(r);
+                if theirs.docs != ours.docs {
+                    out.push(Frame::Inventory(docs.into_iter().map(|d| (d.doc, d.heads)).collect()));
+                }
+                if theirs.vault != ours.vault {
+                    let vault = r.vault_items();
+                    if !vault.is_empty() {
+                        out.push(Frame::Vault(vault));
                     }
                 }
+            }
+            Frame::Inventory(docs) => {
+                // Start sync for our documents that the peer lacks (announced first) or holds at
+                // other heads; the peer starts it for the ones we lack.
+                let theirs: BTreeMap<String, String> = docs.into_iter().collect();
+                for d in r.docs() {
+                    match theirs.get(&d.doc) {
+                        Some(h) if !h.is_empty() && *h == d.heads => continue,
+                        Some(_) => {
+                            self.announced.insert(d.doc.clone());
+                        }
+                        None => {}
+                    }
+                    out.extend(self.messages(r, &d, false));
+                }
+            }
+            Frame::Announce(docs) => {
+                // The peer's sync messages for these follow.
+                self.theirs.extend(docs.into_iter().map(|d| (d.doc.clone(), d)));
             }
             Frame::Sync { doc, msg } => {
                 // The document is one the peer announced, or one of ours it asks about.
@@ -394,14 +525,42 @@ impl Session {
         Ok((out, changed))
     }
 
-    /// A document changed here (a local write, or a merge from another peer): offer it.
+    /// A document changed here (a local write, a bundle): offer the changes.
     pub fn changed(&mut self, r: &mut impl Replica, doc: &DocInfo, now: Timestamp) -> Vec<Frame> {
+        self.offer(r, doc, false, now)
+    }
+
+    /// A document changed by a merge from another peer: offer our heads only, so that the
+    /// peer asks for what it still lacks rather than getting, again, what reached it already.
+    pub fn relayed(&mut self, r: &mut impl Replica, doc: &DocInfo, now: Timestamp) -> Vec<Frame> {
+        self.offer(r, doc, true, now)
+    }
+
+    fn offer(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool, now: Timestamp) -> Vec<Frame> {
+        let out = self.messages(r, doc, heads_only);
+        self.sent(&out, now);
+        out
+    }
+
+    /// The frames that offer a document: its announcement if the peer has not had it yet, then
+    /// a sync message (see [`Session::relayed`] for `heads_only`).
+    fn messages(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool) -> Vec<Frame> {
         let mut out = Vec::new();
         if self.announced.insert(doc.doc.clone()) {
             out.push(Frame::Announce(vec![doc.clone()]));
         }
-        out.extend(self.generate(r, &doc.doc));
-        self.sent(&out, now);
+        let msg = if heads_only {
+            // Without the peer's `have`, Automerge sends heads and a bloom filter, no changes;
+            // what the peer had told us stays for the next exchange.
+            let state = self.state(r, &doc.doc);
+            let have = state.their_have.take();
+            let msg = r.generate(&doc.doc, state);
+            self.state(r, &doc.doc).their_have = have;
+            msg.map(|m| Frame::Sync { doc: doc.doc.clone(), msg: m.encode() })
+        } else {
+            self.generate(r, &doc.doc)
+        };
+        out.extend(msg);
         out
     }
 
@@ -478,7 +637,14 @@ mod tests {
     #[test]
     fn frames_round_trip_and_bad_bytes_are_named() {
         let frames = vec![
-            Frame::Announce(vec![DocInfo { doc: "item-01abc".into(), partition: "item".into(), created_at: 5 }]),
+            Frame::Announce(vec![DocInfo {
+                doc: "item-01abc".into(),
+                partition: "item".into(),
+                created_at: 5,
+                ..Default::default()
+            }]),
+            Frame::Inventory(vec![("d".into(), heads_digest(["ab", "cd"])), ("item-01abc".into(), String::new())]),
+            Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] }),
             Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3] },
             Frame::Ping,
             Frame::Pong,
@@ -498,7 +664,10 @@ mod tests {
         }
         let cases: &[(&[u8], &str)] = &[
             (b"", "empty"),
-            (&[9], "unknown frame type 9"),
+            (&[99], "unknown frame type 99"),
+            (&[TAG_SUMMARY, 1, 2], "summary: not two 16-byte digests"),
+            (&[TAG_INVENTORY, 1, b'd', 9], "inventory: truncated"),
+            (&[TAG_INVENTORY, 1, b'd', 2, b'z', b'z'], "heads digest is not valid"),
             (&[TAG_SYNC, 0], "truncated"),
             (&[TAG_SYNC, 0, 9, b'a'], "truncated document id"),
             (&[TAG_SYNC, 0, 1, b'/'], "not valid"),

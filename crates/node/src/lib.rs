@@ -118,6 +118,10 @@ impl Node {
                     }
                     let status = serde_json::to_string(&mesh.peers())?;
                     mesh.with_hub(|h| h.record_peer_status(&status))?;
+                    // Documents that writes and merges appended to, folded one per tick.
+                    if let Err(e) = mesh.with_hub(|h| h.fold_chunks(1, false)) {
+                        tracing::warn!(error = %e, "cannot fold a document's chunks");
+                    }
                 }
                 Some(peer) = dialed.recv() => {
                     if peer != addr && known.insert(peer) {

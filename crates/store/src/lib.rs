@@ -344,6 +344,24 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes the documents take as stored (their chunks), but `except`.
+    pub fn saved_bytes(&self, except: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc != ?1",
+            [except],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Documents stored in at least `at_least` chunks, most chunks first, at most `limit`.
+    pub fn piled_up(&self, at_least: i64, limit: usize) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT doc FROM chunks GROUP BY doc HAVING count(*) >= ?1 ORDER BY count(*) DESC, doc LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![at_least, limit.min(i64::MAX as usize) as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// How many chunks a document is stored in (compaction folds them into one).
     pub fn chunk_count(&self, doc: &str) -> Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE doc = ?1", [doc], |r| r.get(0))?)

@@ -1,0 +1,301 @@
+//! A whole coalition between two hubs over the real mesh: mutual TLS 1.3 on loopback, through a
+//! TCP proxy that counts every byte on the socket (TLS records, handshakes and pings included).
+//!
+//!     cargo bench -p aidmesh-node --bench mesh
+//!     AIDMESH_BENCH_SCALE=1 cargo bench -p aidmesh-node --bench mesh     # the full coalition
+//!
+//! The coalition is the hub bench's (`target/bench-data/coalition-<scale>.aidmesh`, scale 0.1 by
+//! default; made by the hub bench if missing). Hub A is a copy of it; hub B is new, admitted by
+//! A, and runs in a child process so that its peak memory is its own. Phases, one run:
+//!
+//! 1. Initial sync: B starts empty and dials A. Socket bytes both ways against the documents'
+//!    stored size, time from B's dial until B holds every document at A's heads (B's own clock),
+//!    and B's peak resident memory.
+//! 2. Reconnect with nothing changed: B restarts and dials again. Socket bytes, and the time from
+//!    the proxy's accept to the last byte of the exchange (TCP and TLS handshakes included).
+//! 3. Edits to a connected peer: A adds items one by one, 20 ms apart, while B is connected.
+//!    Latency from A's write returning to B's ingest of it committed (B's event), both read
+//!    from the same system clock.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aidmesh_hub::model::Kind;
+use aidmesh_hub::{Config, Event, Hub, InitOptions};
+use aidmesh_mesh::net::Mesh;
+use aidmesh_mesh::session::Replica;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const PASS: &str = "bench passphrase";
+const EDITS: usize = 200;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return child(&args[i + 1..]);
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("mesh bench: run with `cargo bench -p aidmesh-node --bench mesh`");
+        return;
+    }
+    let scale = std::env::var("AIDMESH_BENCH_SCALE").unwrap_or_else(|_| "0.1".into());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
+    let coalition = dir.join(format!("coalition-{scale}.aidmesh"));
+    if !coalition.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["bench", "-p", "aidmesh-hub", "--bench", "hub", "--", "--generate"])
+            .env("AIDMESH_BENCH_SCALE", &scale)
+            .status()
+            .unwrap();
+        assert!(st.success(), "generating the coalition failed");
+    }
+    let (a_path, b_path) = (dir.join("mesh-a.aidmesh"), dir.join("mesh-b.aidmesh"));
+    for p in [&a_path, &b_path] {
+        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_file(p.with_extension("aidmesh-wal"));
+    }
+    std::fs::copy(&coalition, &a_path).unwrap();
+    let mut a = Hub::open(&a_path, PASS, Config::system("bench")).unwrap();
+    let mut b = Hub::init(
+        &b_path,
+        PASS,
+        &InitOptions { hub_name: "Bench B".into(), location: String::new(), pin: None },
+        Config::system("bench"),
+    )
+    .unwrap();
+    b.adopt_founder(&a.founder().unwrap()).unwrap();
+    a.admit(&b.public_key(), "Bench B").unwrap();
+    drop(b);
+    // What B must hold: A's documents at A's heads.
+    let docs = Replica::docs(&mut a);
+    let target = dir.join("mesh-a.heads");
+    std::fs::write(&target, docs.iter().map(|d| format!("{} {}\n", d.doc, d.heads)).collect::<String>()).unwrap();
+    let chunked = a.saved_bytes().unwrap();
+    a.fold_chunks(usize::MAX, true).unwrap();
+    let saved = a.saved_bytes().unwrap();
+    println!("coalition {scale}: {} documents, {chunked} bytes stored, {saved} once each is one save", docs.len());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let identity = a.identity();
+        let mesh = Arc::new(Mesh::new(a, &identity).unwrap());
+        let a_addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let proxy = Proxy::start(a_addr).await;
+        let run = |phase: &str| {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--child", phase, b_path.to_str().unwrap(), &proxy.addr.to_string(), target.to_str().unwrap()])
+                .stderr(Stdio::inherit())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "child {phase} failed");
+            String::from_utf8(out.stdout).unwrap()
+        };
+
+        // 1. Initial sync.
+        proxy.reset();
+        let out = tokio::task::block_in_place(|| run("initial"));
+        let (bytes, _) = proxy.window();
+        println!(
+            "initial sync: {bytes} socket bytes, {:.3}x the documents saved ({saved}); {}",
+            bytes as f64 / saved as f64,
+            out.trim()
+        );
+
+        // 2. Reconnect, nothing changed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.reset();
+        let out = tokio::task::block_in_place(|| run("idle"));
+        let (bytes, ms) = proxy.window();
+        println!(
+            "reconnect, nothing changed: {bytes} socket bytes (TLS handshake included; {}), {ms:.1} ms from accept to the last byte",
+            out.trim()
+        );
+
+        // 3. Edits to a connected peer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let writer = {
+            let mesh = mesh.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(3));
+                let mut sent = Vec::new();
+                for n in 0..EDITS {
+                    let fields = serde_json::json!({"name": format!("bench edit {n}"), "unit": "box"});
+                    let rec = mesh.with_hub(|h| h.add(Kind::Item, fields.as_object().cloned().unwrap())).unwrap();
+                    sent.push((rec.id().to_string(), micros()));
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                sent
+            })
+        };
+        let out = tokio::task::block_in_place(|| run("edits"));
+        let sent = writer.join().unwrap();
+        let arrived: std::collections::BTreeMap<&str, u64> =
+            out.lines().filter_map(|l| l.split_once(' ')).map(|(id, t)| (id, t.parse().unwrap())).collect();
+        let mut lat: Vec<f64> =
+            sent.iter().filter_map(|(id, t)| arrived.get(id.as_str()).map(|a| (*a as f64 - *t as f64) / 1e3)).collect();
+        assert_eq!(lat.len(), EDITS, "every edit arrived");
+        lat.sort_by(f64::total_cmp);
+        let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "edit to connected peer over TLS ({EDITS} edits, 20 ms apart): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            p(0.5),
+            p(0.99),
+            lat[lat.len() - 1]
+        );
+    });
+}
+
+/// Hub B, in its own process: opens its store, dials A (through the proxy) and does its phase.
+fn child(args: &[String]) {
+    let (phase, store, addr) = (&args[0], Path::new(&args[1]), args[2].parse::<SocketAddr>().unwrap());
+    let target: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(&args[3]).unwrap().lines().map(str::to_string).collect();
+    let mut hub = Hub::open(store, PASS, Config::system("bench")).unwrap();
+    let arrived = Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let arrived = arrived.clone();
+        hub.subscribe(move |e| {
+            if let Event::RecordsChanged { ids } = e {
+                let t = micros();
+                arrived.lock().unwrap().extend(ids.iter().map(|i| (i.clone(), t)));
+            }
+        });
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let identity = hub.identity();
+        let mesh = Mesh::new(hub, &identity).unwrap();
+        let start = Instant::now();
+        mesh.dial(addr);
+        match phase.as_str() {
+            "initial" => {
+                loop {
+                    let held: std::collections::BTreeSet<String> =
+                        mesh.with_hub(|h| Replica::docs(h).iter().map(|d| format!("{} {}", d.doc, d.heads)).collect());
+                    let missing: Vec<&String> = target.difference(&held).collect();
+                    if missing.is_empty() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if start.elapsed().as_millis() % 10_000 < 20 {
+                        eprintln!("  still missing {} documents, e.g. {:?}", missing.len(), missing.first());
+                    }
+                }
+                let stored = mesh.with_hub(|h| h.saved_bytes()).unwrap();
+                println!(
+                    "{:.1} s until the new hub held every document at A's heads; it stored {stored} bytes, peak {} MiB",
+                    start.elapsed().as_secs_f64(),
+                    peak_mib()
+                );
+            }
+            "idle" => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                let t = mesh.peers().first().map(|p| p.traffic).unwrap_or_default();
+                println!("{} frames, {} frame bytes", t.frames_in + t.frames_out, t.bytes_in + t.bytes_out);
+            }
+            "edits" => {
+                while arrived.lock().unwrap().len() < EDITS {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                for (id, t) in arrived.lock().unwrap().iter() {
+                    println!("{id} {t}");
+                }
+            }
+            p => panic!("unknown phase {p}"),
+        }
+    });
+}
+
+/// A loopback TCP proxy in front of hub A that counts the bytes it forwards, both ways, and
+/// notes when the first connection of a window was accepted and when its last byte passed.
+struct Proxy {
+    addr: SocketAddr,
+    bytes: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
+    last: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p = Proxy {
+            addr: listener.local_addr().unwrap(),
+            bytes: Arc::default(),
+            accepted: Arc::default(),
+            last: Arc::default(),
+        };
+        let (bytes, accepted, last) = (p.bytes.clone(), p.accepted.clone(), p.last.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else { continue };
+                let _ = accepted.compare_exchange(0, micros(), Ordering::SeqCst, Ordering::SeqCst);
+                let Ok(up) = TcpStream::connect(upstream).await else { continue };
+                let _ = (down.set_nodelay(true), up.set_nodelay(true));
+                let (dr, dw) = down.into_split();
+                let (ur, uw) = up.into_split();
+                for (r, w) in
+                    [(Box::new(dr) as Box<dyn Read>, Box::new(uw) as Box<dyn Write>), (Box::new(ur), Box::new(dw))]
+                {
+                    let (bytes, last) = (bytes.clone(), last.clone());
+                    tokio::spawn(pipe(r, w, bytes, last));
+                }
+            }
+        });
+        p
+    }
+
+    fn reset(&self) {
+        self.bytes.store(0, Ordering::SeqCst);
+        self.accepted.store(0, Ordering::SeqCst);
+        self.last.store(0, Ordering::SeqCst);
+    }
+
+    /// Bytes since the reset, and milliseconds from the first accept to the last byte.
+    fn window(&self) -> (u64, f64) {
+        let (a, l) = (self.accepted.load(Ordering::SeqCst), self.last.load(Ordering::SeqCst));
+        (self.bytes.load(Ordering::SeqCst), l.saturating_sub(a) as f64 / 1e3)
+    }
+}
+
+trait Read: tokio::io::AsyncRead + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + Unpin + Send> Read for T {}
+trait Write: tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncWrite + Unpin + Send> Write for T {}
+
+async fn pipe(mut r: Box<dyn Read>, mut w: Box<dyn Write>, bytes: Arc<AtomicU64>, last: Arc<AtomicU64>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        bytes.fetch_add(n as u64, Ordering::SeqCst);
+        last.store(micros(), Ordering::SeqCst);
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// This process's peak resident memory (VmHWM), in MiB.
+fn peak_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    kb / 1024
+}
