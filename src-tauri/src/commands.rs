@@ -119,8 +119,7 @@ async fn create_hub<R: Runtime>(
 fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, passphrase: &str) -> ApiResult<Hub> {
     check_handle(handle)?;
     aidmesh_hub::check_new_passphrase(passphrase)?;
-    std::fs::create_dir_all(&state.settings.data_dir)
-        .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", state.settings.data_dir.display())))?;
+    aidmesh_hub::private_dir(&state.settings.data_dir)?;
     let opts = InitOptions { hub_name: hub_name.trim().into(), location, pin: None };
     Ok(Hub::init(&state.settings.store_path(), passphrase, &opts, Config::system(handle.trim()))?)
 }
@@ -145,8 +144,7 @@ async fn join_hub<R: Runtime>(
     // there is never marked.
     let path = state.settings.store_path();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ApiError::new("io", format!("cannot create {}: {e}", dir.display())))?;
+        aidmesh_hub::private_dir(dir)?;
     }
     aidmesh_hub::clear_unfinished_join(&path)?;
     if path.exists() {
@@ -553,7 +551,7 @@ async fn export_bundle(state: State<'_, AppState>, path: String, full: bool) -> 
 
 #[tauri::command]
 async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<edge::Imported> {
-    let bytes = std::fs::read(&path).map_err(|e| ApiError::new("io", format!("cannot read {path}: {e}")))?;
+    let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(&path))?;
     let (summary, changed) = state.with_hub(|h| h.import_bundle(&bytes))?;
     Ok(edge::Imported { summary, changed })
 }
@@ -596,8 +594,7 @@ async fn save_pdf(
 ) -> ApiResult<edge::SavedPdf> {
     let now = state.with_hub(|h| Ok(h.now()))?;
     let dir = &state.settings.pdf_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| ApiError::new("io", format!("cannot create the PDF folder {}: {e}", dir.display())))?;
+    aidmesh_hub::private_dir(dir)?;
     let path = crate::print::pdf_path(dir, &sheet, now, paper)?;
     let bytes = crate::print::save_pdf(&window, &path, paper).await?;
     tracing::info!(path = %path.display(), bytes, "saved a PDF");

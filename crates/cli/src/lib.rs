@@ -26,6 +26,7 @@ macro_rules! errln {
 
 mod args;
 mod print;
+mod secrets;
 mod serve;
 mod term;
 
@@ -45,6 +46,7 @@ use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, PersonCmd, VaultCmd};
 
 /// The `aidmesh` program: through the hub that owns the store if one runs, else on its own.
 pub fn main() -> ExitCode {
+    secrets::take_from_environment();
     let mut cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG").unwrap_or_else(|_| "warn".into()))
@@ -276,7 +278,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Init { name, location } => {
             let pass = new_passphrase(&cli.passphrase_file)?;
             if let Some(dir) = store.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                aidmesh_hub::private_dir(dir)?;
             }
             let hub = Hub::init(
                 &store,
@@ -299,7 +301,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             } else {
                 let pass = new_passphrase(&cli.passphrase_file)?;
                 if let Some(dir) = store.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    aidmesh_hub::private_dir(dir)?;
                 }
                 let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into(), pin: None };
                 HubRef::Own(fresh.insert(Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?))
@@ -737,13 +739,9 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
                     hub.bundle_written(&e)?;
                     e.summary
                 }
-                BundleCmd::Inspect { path } => {
-                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    hub.inspect_bundle(&bytes)?
-                }
+                BundleCmd::Inspect { path } => hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path)?)?,
                 BundleCmd::Import { path } => {
-                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    let (s, changed) = hub.import_bundle(&bytes)?;
+                    let (s, changed) = hub.import_bundle(&aidmesh_hub::read_bundle_file(&path)?)?;
                     errln!("{changed} records new or changed.");
                     s
                 }
@@ -828,8 +826,8 @@ fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
             std::fs::read_to_string(f).with_context(|| format!("cannot read the passphrase file {}", f.display()))?;
         return Ok(s.trim_end_matches(['\n', '\r']).to_string());
     }
-    if let Ok(p) = std::env::var("AIDMESH_PASSPHRASE") {
-        return Ok(p);
+    if let Some(p) = secrets::get("AIDMESH_PASSPHRASE") {
+        return Ok(p.to_string());
     }
     if !term::stdin_is_terminal() {
         bail!("no passphrase: set AIDMESH_PASSPHRASE, pass --passphrase-file, or run in a terminal");
@@ -839,8 +837,8 @@ fn passphrase(file: &Option<PathBuf>, prompt: &str) -> Result<String> {
 
 /// A PIN: AIDMESH_PIN, or asked in a terminal.
 fn pin(prompt: &str) -> Result<String> {
-    if let Ok(p) = std::env::var("AIDMESH_PIN") {
-        return Ok(p);
+    if let Some(p) = secrets::get("AIDMESH_PIN") {
+        return Ok(p.to_string());
     }
     if !term::stdin_is_terminal() {
         bail!("no PIN: set AIDMESH_PIN or run in a terminal");
@@ -995,7 +993,7 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
 }
 
 fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {
-    if file.is_some() || std::env::var("AIDMESH_PASSPHRASE").is_ok() {
+    if file.is_some() || secrets::get("AIDMESH_PASSPHRASE").is_some() {
         return passphrase(file, "Passphrase");
     }
     prompt_twice("Choose a passphrase for this hub's store")

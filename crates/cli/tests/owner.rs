@@ -215,3 +215,32 @@ fn a_hub_killed_with_sigkill_leaves_nothing_that_stops_the_next_owner() {
     ok(&store, &["add", "place", "name=Tent"]);
     assert_eq!(ok(&store, &["list", "place"]).as_array().unwrap().len(), 2);
 }
+
+/// A hub serves for days: its passphrase must not stay where any process of the same user
+/// reads it, and its files are its owner's alone.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_serving_hub_keeps_no_passphrase_in_its_environment_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("field").join("north.aidmesh");
+    ok(&store, &["init", "--name", "North"]);
+    let folder = std::fs::metadata(dir.path().join("field")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(folder, 0o700, "the store's folder is {folder:o}");
+    let s = serve(&store, "127.0.0.1:0", &[]);
+    let environ = std::fs::read(format!("/proc/{}/environ", s.0.id())).unwrap();
+    let has = |needle: &[u8]| environ.windows(needle.len()).any(|w| w == needle);
+    assert!(!has(b"pw for tests"), "the passphrase is readable in /proc/<pid>/environ");
+    assert!(!has(b"AIDMESH_PASSPHRASE=p"));
+    for f in [store.clone(), aidmesh_store_sibling(&store, "-wal")] {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+    }
+    stop(s);
+}
+
+fn aidmesh_store_sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}

@@ -7,6 +7,43 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
+/// Creates `dir` and any missing parents, readable by this user only (where it is new): the
+/// folder of a store, of its exports and of its PDFs.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| io(dir, "create", e))
+}
+
+/// A bundle file's bytes, judged before they are read: a file over the bundle size limit, or
+/// one that does not start as a bundle, is refused having read at most its first 16 bytes, so
+/// a stray disk image offered as a bundle costs no memory.
+pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>> {
+    use aidmesh_mesh::bundle::{BundleError, MAGIC, MAX_BUNDLE};
+    use std::io::Read;
+    let refuse = |e: BundleError| Err(Error::Malformed { format: "bundle", why: e.to_string() });
+    let mut f = std::fs::File::open(path).map_err(|e| io(path, "read", e))?;
+    let len = f.metadata().map_err(|e| io(path, "read", e))?.len();
+    if len > MAX_BUNDLE as u64 {
+        return refuse(BundleError::TooLarge(len.min(usize::MAX as u64) as usize));
+    }
+    let mut head = [0u8; 16];
+    let n = f.read(&mut head).map_err(|e| io(path, "read", e))?;
+    if head[..n] != MAGIC[..n] {
+        return refuse(BundleError::NotABundle);
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    bytes.extend_from_slice(&head[..n]);
+    // The file may grow while it is read: never past the limit.
+    f.take(MAX_BUNDLE as u64 + 1 - n as u64).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
+    if bytes.len() > MAX_BUNDLE {
+        return refuse(BundleError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
 /// Writes `path` through `write`: into a new file beside it first (created exclusively under a
 /// random name, so nothing planted there — a link to another file — is followed, and readable
 /// by this user only), then renamed over it, so a pulled stick or a full disk leaves the old

@@ -42,7 +42,9 @@ pub use bundle::{BundleExport, BundleSummary};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
-pub use files::{begin_join, clear_unfinished_join, join_finished, unfinished_join, write_atomically};
+pub use files::{
+    begin_join, clear_unfinished_join, join_finished, private_dir, read_bundle_file, unfinished_join, write_atomically,
+};
 pub use flow::{AllocationStep, SuggestionView, MAX_SUGGESTIONS};
 pub use members::Founder;
 pub use people::{LocalPerson, MIN_PIN_CHARS};
@@ -64,15 +66,32 @@ pub fn ensure_store_free(path: &Path) -> Result<()> {
 pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// The rule for a new passphrase, the same for every face: at least [`MIN_PASSPHRASE_CHARS`]
-/// characters. The passphrase is the only thing between a seized laptop and the store.
+/// characters, and not easy to guess as zxcvbn judges it (score 3 of 4, about 10^8 guesses or
+/// more, each guess costing a store unlock). The error says why and what would do.
 pub fn check_new_passphrase(passphrase: &str) -> Result<()> {
-    if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(Error::invalid(
+    let refuse = |why: String| {
+        Err(Error::invalid(
             "hub",
             vec![model::FieldError::new(
                 "passphrase",
-                format!("needs at least {MIN_PASSPHRASE_CHARS} characters (a lost passphrase cannot be recovered: write it down somewhere safe)"),
+                format!("{why} (a lost passphrase cannot be recovered: write it down somewhere safe)"),
             )],
+        ))
+    };
+    if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+        return refuse(format!("needs at least {MIN_PASSPHRASE_CHARS} characters"));
+    }
+    let judged = zxcvbn::zxcvbn(passphrase, &["aidmesh", "hub", "mesh", "coalition"]);
+    if judged.score() < zxcvbn::Score::Three {
+        let feedback = judged.feedback();
+        let warning = feedback.and_then(|f| f.warning()).map(|w| format!(": {w}")).unwrap_or_default();
+        let hint = feedback
+            .map(|f| f.suggestions().iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" "))
+            .filter(|h| !h.is_empty())
+            .map(|h| format!(" {h}"))
+            .unwrap_or_default();
+        return refuse(format!(
+            "is too easy to guess{warning}.{hint} Three or four words that do not belong together make a good one"
         ));
     }
     Ok(())

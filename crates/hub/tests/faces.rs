@@ -211,7 +211,7 @@ fn a_confidential_grievance_is_withheld_from_lists_search_show_and_history() {
 }
 
 #[test]
-fn a_short_passphrase_is_refused_by_every_face_and_creates_nothing() {
+fn a_short_or_guessable_passphrase_is_refused_by_every_face_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hub.aidmesh");
     let clock = aidmesh_hub::ManualClock::at(t0());
@@ -220,9 +220,18 @@ fn a_short_passphrase_is_refused_by_every_face_and_creates_nothing() {
     assert_eq!(e.code(), "invalid");
     assert!(e.to_string().contains("at least 8 characters"), "{e}");
     assert!(!path.exists());
-    let mut hub = Hub::init(&path, "long enough", &opts, config("coord", &clock, 1)).unwrap();
+    // Long enough, yet among the first guesses an attacker with the file would try.
+    for weak in ["password1", "12345678", "qwertyuiop", "aidmesh hub", "kestrel1"] {
+        let e = Hub::init(&path, weak, &opts, config("coord", &clock, 1)).err().unwrap();
+        assert_eq!(e.code(), "invalid", "{weak}");
+        assert!(e.to_string().contains("too easy to guess"), "{weak}: {e}");
+        assert!(!path.exists(), "{weak} created a store");
+    }
+    let mut hub = Hub::init(&path, "long enough, kestrel", &opts, config("coord", &clock, 1)).unwrap();
     let e = hub.change_passphrase("short").unwrap_err();
     assert!(e.to_string().contains("at least 8 characters"), "{e}");
+    let e = hub.change_passphrase("password123").unwrap_err();
+    assert!(e.to_string().contains("too easy to guess"), "{e}");
     // A store that never came to be goes with all its files.
     hub.discard().unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing is left in the folder");

@@ -656,7 +656,7 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
     drop(t.hub);
     // Take the store back to before the log: no entries, no people.
     let conn = rusqlite::Connection::open(&t.path).unwrap();
-    conn.pragma_update(None, "key", PASS).unwrap();
+    conn.pragma_update(None, "key", aidmesh_store::Store::sqlcipher_key(&t.path, PASS).unwrap().as_str()).unwrap();
     conn.execute_batch("DELETE FROM authority; DELETE FROM meta WHERE key IN ('people', 'coalition_id');").unwrap();
     drop(conn);
     let mut hub = reopen(&t.path, &t.clock);

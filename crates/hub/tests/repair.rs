@@ -47,8 +47,14 @@ fn the_fixture_is_damaged_as_the_old_stores_were() {
 
 /// Loads each document's saved bytes with Automerge directly, as the old `Hub::open` did.
 fn load_each(path: &std::path::Path) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.pragma_update(None, "key", PASS).unwrap();
+    // Keyed with Argon2id once a hub opened it; the fixture itself predates that.
+    let keyed = |key: &str| {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.pragma_update(None, "key", key).unwrap();
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)).map(|_| conn)
+    };
+    let conn =
+        keyed(aidmesh_store::Store::sqlcipher_key(path, PASS).unwrap().as_str()).or_else(|_| keyed(PASS)).unwrap();
     let docs: Vec<String> = conn
         .prepare("SELECT DISTINCT doc FROM chunks ORDER BY doc")
         .unwrap()

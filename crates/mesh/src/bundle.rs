@@ -16,7 +16,8 @@ use crate::identity::{verify, HubId, Identity};
 use crate::membership::{hex, unhex};
 use crate::session::{DocInfo, VaultItem};
 
-const MAGIC: &[u8; 16] = b"AIDMESH-BUNDLE-1";
+/// How every bundle file starts.
+pub const MAGIC: &[u8; 16] = b"AIDMESH-BUNDLE-1";
 /// Bundles larger than this are refused before decryption.
 pub const MAX_BUNDLE: usize = 2 * 1024 * 1024 * 1024 - 1;
 

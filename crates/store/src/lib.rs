@@ -6,6 +6,7 @@
 //! succeeded is durable (WAL, `synchronous=FULL`), and a failed one leaves nothing behind.
 //! The store knows nothing of domain rules beyond the stock deltas it is handed.
 
+mod key;
 mod schema;
 mod vault;
 
@@ -32,6 +33,8 @@ pub enum Error {
     Corrupt(String),
     #[error("the passphrase must not be empty")]
     EmptyPassphrase,
+    #[error("cannot derive the store key: {0}")]
+    Key(String),
     #[error("vault entry {0} is unreadable: its key is gone or the data was altered")]
     VaultUnreadable(String),
     #[error("vault entry {0} was erased")]
@@ -154,6 +157,18 @@ impl OwnerLock {
     }
 }
 
+/// Creates the empty file a new store goes into, readable and writable by its owner only
+/// (SQLite gives its journal the same mode).
+fn owner_only(path: &Path) -> rusqlite::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path).map(drop).map_err(|e| {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(e.to_string()))
+    })
+}
+
 /// Removes a store's files: the database, SQLite's journal beside it, then its lock file. The
 /// only place that knows which files a store is.
 fn remove_files(path: &Path) -> Result<()> {
@@ -168,20 +183,21 @@ fn remove_files(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A connection made by `open` with `passphrase` set as its key and proven by a first read: a
-/// wrong passphrase is [`Error::WrongPassphrase`].
+/// A connection made by `open` with `key` (SQLCipher's `PRAGMA key` value: a raw key, or a
+/// passphrase for SQLCipher's own derivation) and proven by a first read: a wrong key is
+/// [`Error::WrongPassphrase`].
 ///
 /// SQLCipher's key can fail to attach for a reason of SQLCipher's own (its crypto provider's
 /// start-up, seen once in CI while many test threads opened and closed stores); the connection
 /// is then read-only for good. Such a failure is tried again on a new connection, twice at
 /// most; a wrong passphrase is never tried again.
-fn keyed(path: &Path, passphrase: &str, open: impl Fn() -> rusqlite::Result<Connection>) -> Result<Connection> {
+fn keyed(path: &Path, key: &str, open: impl Fn() -> rusqlite::Result<Connection>) -> Result<Connection> {
     let mut tries = 0;
     loop {
         let conn = open()?;
         // A wrong passphrase is reported as an error; SQLCipher need not also log it to stderr.
         let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE");
-        match conn.pragma_update(None, "key", passphrase) {
+        match conn.pragma_update(None, "key", key) {
             Ok(()) => {}
             Err(e) if tries < 2 && e.to_string().contains("PRAGMA key") => {
                 tries += 1;
@@ -219,7 +235,9 @@ impl Store {
         if path.exists() {
             return Err(Error::Exists(path.to_path_buf()));
         }
-        let conn = match keyed(path, passphrase, || Connection::open(path)) {
+        let salt = key::new_salt()?;
+        let raw = key::pragma(passphrase, &salt, true)?;
+        let conn = match keyed(path, &raw, || owner_only(path).and_then(|_| Connection::open(path))) {
             Ok(c) => c,
             Err(e) => {
                 let _ = remove_files(path);
@@ -236,20 +254,31 @@ impl Store {
     }
 
     /// Opens an existing store. A wrong passphrase is [`Error::WrongPassphrase`]; nothing is created.
+    /// A store keyed by SQLCipher's own derivation (made before keys came from Argon2id) is
+    /// re-keyed now, once.
     pub fn open(path: &Path, passphrase: &str) -> Result<Store> {
         if !path.is_file() {
             return Err(Error::Missing(path.to_path_buf()));
         }
         let owner = OwnerLock::take(path)?;
-        let conn = keyed(path, passphrase, || {
+        let raw = key::pragma(passphrase, &key::file_salt(path)?, false)?;
+        let open = || {
             Connection::open_with_flags(
                 path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
-        })?;
+        };
+        let (conn, legacy) = match keyed(path, &raw, open) {
+            Ok(c) => (c, false),
+            Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
+            Err(e) => return Err(e),
+        };
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
+        if legacy {
+            s.conn.pragma_update(None, "rekey", raw.as_str())?;
+        }
         Ok(s)
     }
 
@@ -270,13 +299,19 @@ impl Store {
         remove_files(path)
     }
 
+    /// SQLCipher's `PRAGMA key` value that opens the store at `path` with `passphrase`: for
+    /// tools that read the file with SQLCipher itself (tests that damage a store on purpose).
+    /// Whoever has the passphrase can compute it; it gives nothing more.
+    pub fn sqlcipher_key(path: &Path, passphrase: &str) -> Result<zeroize::Zeroizing<String>> {
+        key::pragma(passphrase, &key::file_salt(path)?, false)
+    }
+
     /// Whether `passphrase` opens this store, checked on a second connection (the owner asks;
     /// nothing is written).
     pub fn check_passphrase(&self, passphrase: &str) -> Result<()> {
-        keyed(&self.path, passphrase, || {
-            Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        })
-        .map(drop)
+        let raw = key::pragma(passphrase, &key::file_salt(&self.path)?, false)?;
+        keyed(&self.path, &raw, || Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY))
+            .map(drop)
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -290,12 +325,13 @@ impl Store {
         Ok(())
     }
 
-    /// Changes the passphrase; the whole file is re-encrypted.
+    /// Changes the passphrase; the whole file is re-encrypted (its salt stays).
     pub fn rekey(&mut self, new_passphrase: &str) -> Result<()> {
         if new_passphrase.is_empty() {
             return Err(Error::EmptyPassphrase);
         }
-        self.conn.pragma_update(None, "rekey", new_passphrase)?;
+        let raw = key::pragma(new_passphrase, &key::file_salt(&self.path)?, false)?;
+        self.conn.pragma_update(None, "rekey", raw.as_str())?;
         Ok(())
     }
 

@@ -167,10 +167,11 @@ fn a_damaged_file_is_an_error_not_a_panic() {
 fn a_store_from_a_newer_version_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
-    drop(Store::create(&p, "pw").unwrap());
     {
+        // Keyed as stores were before Argon2id (that key can be set from here).
         let c = rusqlite::Connection::open(&p).unwrap();
         c.pragma_update(None, "key", "pw").unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
         c.pragma_update(None, "user_version", 99).unwrap();
     }
     let before = std::fs::read(&p).unwrap();
@@ -216,4 +217,60 @@ fn a_store_reached_through_a_symbolic_link_has_the_same_owner() {
     std::os::unix::fs::symlink(&p, &link).unwrap();
     assert!(matches!(Store::open(&link, "pw"), Err(Error::Busy { .. })));
     assert!(matches!(Store::open(&other.join("../hub.aidmesh"), "pw"), Err(Error::Busy { .. })));
+}
+
+#[test]
+fn the_key_is_argon2id_not_sqlciphers_own_and_an_old_store_moves_to_it_at_unlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlcipher = |p: &std::path::Path, key: &str| {
+        let c = rusqlite::Connection::open(p).unwrap();
+        c.pragma_update(None, "key", key).unwrap();
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+    };
+    // A new store does not open with the passphrase as SQLCipher's own (PBKDF2) key.
+    let p = dir.path().join("new.aidmesh");
+    drop(Store::create(&p, "correct horse").unwrap());
+    assert!(sqlcipher(&p, "correct horse").is_err(), "the passphrase alone opened the file");
+    // A store keyed the old way: the passphrase through SQLCipher's own derivation.
+    let old = dir.path().join("old.aidmesh");
+    sqlcipher(&old, "correct horse").unwrap();
+    {
+        let c = rusqlite::Connection::open(&old).unwrap();
+        c.pragma_update(None, "key", "correct horse").unwrap();
+        c.execute_batch("CREATE TABLE before_argon2(x)").unwrap();
+    }
+    let mut s = Store::open(&old, "correct horse").unwrap();
+    s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
+    drop(s);
+    // Re-keyed at that unlock: the old key no longer opens it, the passphrase still does.
+    assert!(sqlcipher(&old, "correct horse").is_err(), "still keyed the old way");
+    let s = Store::open(&old, "correct horse").unwrap();
+    assert_eq!(s.meta("hub_name").unwrap().as_deref(), Some("North"));
+    drop(s);
+    assert!(matches!(Store::open(&old, "wrong horse"), Err(Error::WrongPassphrase(_))));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_store_and_its_journal_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let mut s = Store::create(&p, "correct horse").unwrap();
+    s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
+    for f in [p.clone(), sibling(&p, "-wal")] {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
+    }
+}
+
+#[test]
+fn an_empty_or_short_file_is_not_a_store_and_stays_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    for bytes in [&b""[..], b"short"] {
+        let p = dir.path().join("hub.aidmesh");
+        std::fs::write(&p, bytes).unwrap();
+        assert!(matches!(Store::open(&p, "correct horse"), Err(Error::WrongPassphrase(_))));
+        assert_eq!(std::fs::read(&p).unwrap(), bytes);
+    }
 }
