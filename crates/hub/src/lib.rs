@@ -255,7 +255,9 @@ impl Hub {
         let actor = run_actor(&identity, &mut rng);
         let mut coalition_key = [0u8; 32];
         rng.fill_bytes(&mut coalition_key);
-        let mut store = Store::create(path, passphrase)?;
+        let mut salt = [0u8; 16];
+        rng.fill_bytes(&mut salt);
+        let mut store = Store::create(path, passphrase, salt)?;
         let mut index = Index::new(&actor);
         let bytes = index.doc().save();
         let now = config.clock.now();

@@ -16,7 +16,7 @@ fn main() {
     }
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hub.aidmesh");
-    drop(Store::create(&p, "correct horse battery").unwrap());
+    drop(Store::create(&p, "correct horse battery", [7; 16]).unwrap());
     let mut ms = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();

@@ -63,14 +63,6 @@ pub(crate) fn file_salt(path: &Path) -> Result<[u8; SALT_LEN]> {
     }
 }
 
-/// A fresh random salt for a new file.
-pub(crate) fn new_salt() -> Result<[u8; SALT_LEN]> {
-    let mut salt = [0u8; SALT_LEN];
-    rand_core::RngCore::try_fill_bytes(&mut rand_core::OsRng, &mut salt)
-        .map_err(|e| Error::Key(format!("no randomness for a salt: {e}")))?;
-    Ok(salt)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

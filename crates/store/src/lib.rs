@@ -226,8 +226,9 @@ impl Store {
         OwnerLock::take(path).map(drop)
     }
 
-    /// Creates a new store at `path`. Fails if a file is already there.
-    pub fn create(path: &Path, passphrase: &str) -> Result<Store> {
+    /// Creates a new store at `path`, keyed by `passphrase` with `salt` (random, from the
+    /// caller, and the file's for its life). Fails if a file is already there.
+    pub fn create(path: &Path, passphrase: &str, salt: [u8; 16]) -> Result<Store> {
         if passphrase.is_empty() {
             return Err(Error::EmptyPassphrase);
         }
@@ -235,7 +236,6 @@ impl Store {
         if path.exists() {
             return Err(Error::Exists(path.to_path_buf()));
         }
-        let salt = key::new_salt()?;
         let raw = key::pragma(passphrase, &salt, true)?;
         let conn = match keyed(path, &raw, || owner_only(path).and_then(|_| Connection::open(path))) {
             Ok(c) => c,

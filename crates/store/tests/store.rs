@@ -22,12 +22,12 @@ fn create_open_and_wrong_passphrase() {
     let p = dir.path().join("hub.aidmesh");
     assert!(matches!(Store::open(&p, "x"), Err(Error::Missing(_))));
     assert!(!p.exists(), "opening a missing store creates nothing");
-    assert!(matches!(Store::create(&p, ""), Err(Error::EmptyPassphrase)));
+    assert!(matches!(Store::create(&p, "", [7; 16]), Err(Error::EmptyPassphrase)));
     {
-        let mut s = Store::create(&p, "correct horse").unwrap();
+        let mut s = Store::create(&p, "correct horse", [7; 16]).unwrap();
         s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
     }
-    assert!(matches!(Store::create(&p, "correct horse"), Err(Error::Exists(_))));
+    assert!(matches!(Store::create(&p, "correct horse", [7; 16]), Err(Error::Exists(_))));
     let e = Store::open(&p, "wrong").err().unwrap();
     assert!(matches!(e, Error::WrongPassphrase(_)), "{e}");
     assert!(e.to_string().contains("wrong passphrase"));
@@ -40,7 +40,7 @@ fn create_open_and_wrong_passphrase() {
 fn the_file_reveals_nothing_without_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hub.aidmesh");
-    let mut s = Store::create(&p, "pw").unwrap();
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
     s.write(|tx| {
         tx.index(&row("i1", "item", "Unmistakable-Water-Marker"))?;
         tx.vault_put("v1", &[7; 32], &[1; 12], b"Maria Sanchez +34 600", 5, "h", 1, "")
@@ -61,7 +61,7 @@ fn the_file_reveals_nothing_without_the_passphrase() {
 #[test]
 fn writes_are_atomic() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
     let r: Result<()> = s.write(|tx| {
         tx.index(&row("i1", "item", "water"))?;
         tx.add_stock("i1", "p1", 5)?;
@@ -75,7 +75,7 @@ fn writes_are_atomic() {
 #[test]
 fn index_search_and_stock() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
     s.write(|tx| {
         assert!(tx.index(&row("i1", "item", "Bottled water 1.5l"))?);
         tx.index(&row("i2", "item", "Rice"))?;
@@ -105,7 +105,7 @@ fn index_search_and_stock() {
 #[test]
 fn chunks_append_and_compact() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::create(&dir.path().join("s"), "pw").unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
     s.write(|tx| {
         tx.add_doc("d1", "item", 1)?;
         tx.append_chunk("d1", b"ab")?;
@@ -127,7 +127,7 @@ fn chunks_append_and_compact() {
 fn vault_erasure_destroys_content() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
-    let mut s = Store::create(&p, "pw").unwrap();
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
     s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h", 1, "")).unwrap();
     assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Present(b"{\"name\":\"Amal\"}".to_vec())));
     assert!(s.write(|tx| tx.vault_erase("v1", 20, 2, "")).unwrap());
@@ -146,7 +146,7 @@ fn vault_erasure_destroys_content() {
 fn rekey_changes_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
-    let mut s = Store::create(&p, "old").unwrap();
+    let mut s = Store::create(&p, "old", [7; 16]).unwrap();
     s.write(|tx| tx.set_meta("k", "v")).unwrap();
     s.rekey("new").unwrap();
     drop(s);
@@ -187,8 +187,8 @@ fn a_store_from_a_newer_version_is_refused_untouched() {
 fn a_second_opener_is_refused_until_the_owner_closes() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hub.aidmesh");
-    let owner = Store::create(&p, "pw").unwrap();
-    for second in [Store::open(&p, "pw").err(), Store::create(&p, "pw").err()] {
+    let owner = Store::create(&p, "pw", [7; 16]).unwrap();
+    for second in [Store::open(&p, "pw").err(), Store::create(&p, "pw", [7; 16]).err()] {
         let e = second.expect("refused while the owner holds the store");
         assert!(matches!(&e, Error::Busy { pid: Some(pid), .. } if *pid == std::process::id()), "{e}");
         assert!(e.to_string().contains("open in another aidmesh process"), "{e}");
@@ -210,7 +210,7 @@ fn a_second_opener_is_refused_until_the_owner_closes() {
 fn a_store_reached_through_a_symbolic_link_has_the_same_owner() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hub.aidmesh");
-    let _owner = Store::create(&p, "pw").unwrap();
+    let _owner = Store::create(&p, "pw", [7; 16]).unwrap();
     let other = dir.path().join("elsewhere");
     std::fs::create_dir(&other).unwrap();
     let link = other.join("linked.aidmesh");
@@ -229,7 +229,7 @@ fn the_key_is_argon2id_not_sqlciphers_own_and_an_old_store_moves_to_it_at_unlock
     };
     // A new store does not open with the passphrase as SQLCipher's own (PBKDF2) key.
     let p = dir.path().join("new.aidmesh");
-    drop(Store::create(&p, "correct horse").unwrap());
+    drop(Store::create(&p, "correct horse", [7; 16]).unwrap());
     assert!(sqlcipher(&p, "correct horse").is_err(), "the passphrase alone opened the file");
     // A store keyed the old way: the passphrase through SQLCipher's own derivation.
     let old = dir.path().join("old.aidmesh");
@@ -256,7 +256,7 @@ fn a_new_store_and_its_journal_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("hub.aidmesh");
-    let mut s = Store::create(&p, "correct horse").unwrap();
+    let mut s = Store::create(&p, "correct horse", [7; 16]).unwrap();
     s.write(|tx| tx.set_meta("hub_name", "North")).unwrap();
     for f in [p.clone(), sibling(&p, "-wal")] {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
