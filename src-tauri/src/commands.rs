@@ -118,7 +118,7 @@ async fn create_hub<R: Runtime>(
 /// A new store at the data folder's store path.
 fn new_store(state: &AppState, hub_name: &str, location: String, handle: &str, passphrase: &str) -> ApiResult<Hub> {
     check_handle(handle)?;
-    aidmesh_hub::check_new_passphrase(passphrase)?;
+    aidmesh_hub::check_new_passphrase(passphrase, &[hub_name, handle, &location])?;
     aidmesh_hub::private_dir(&state.settings.data_dir)?;
     let opts = InitOptions { hub_name: hub_name.trim().into(), location, pin: None };
     Ok(Hub::init(&state.settings.store_path(), passphrase, &opts, Config::system(handle.trim()))?)

@@ -12,6 +12,9 @@ use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
+/// The most a secret may hold: far below a pipe's buffer, so the hand-over never blocks.
+const MAX_SECRET: usize = 4096;
+
 /// The variables the command takes as secrets.
 const NAMES: [&str; 2] = ["AIDMESH_PASSPHRASE", "AIDMESH_PIN"];
 /// Names the pipe that carries the secrets into the re-executed command.
@@ -25,6 +28,9 @@ pub(crate) fn take_from_environment() {
     TAKEN.get_or_init(|| {
         if let Some(fd) = std::env::var_os(FD_VAR) {
             std::env::remove_var(FD_VAR);
+            for n in NAMES {
+                std::env::remove_var(n);
+            }
             return read_handed(&fd.to_string_lossy());
         }
         let found: Vec<(String, Zeroizing<String>)> =
@@ -53,6 +59,9 @@ pub(crate) fn get(name: &str) -> Option<&'static str> {
 fn exec_without(secrets: &[(String, Zeroizing<String>)]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
+    if secrets.iter().any(|(_, v)| v.len() > MAX_SECRET) {
+        return Err(std::io::Error::other(format!("a secret over {MAX_SECRET} bytes")));
+    }
     let (reader, mut writer) = std::io::pipe()?;
     let mut msg = Zeroizing::new(Vec::new());
     for (n, v) in secrets {
@@ -60,7 +69,7 @@ fn exec_without(secrets: &[(String, Zeroizing<String>)]) -> std::io::Result<()> 
         msg.extend_from_slice(v.as_bytes());
         msg.push(0);
     }
-    // Far below a pipe's buffer: written whole before anyone reads.
+    // Below a pipe's buffer (see MAX_SECRET): written whole before anyone reads.
     writer.write_all(&msg)?;
     drop(writer);
     rustix::io::fcntl_setfd(&reader, rustix::io::FdFlags::empty())?;
@@ -72,14 +81,21 @@ fn exec_without(secrets: &[(String, Zeroizing<String>)]) -> std::io::Result<()> 
     Err(cmd.exec())
 }
 
-/// The secrets handed through the pipe `fd` by [`exec_without`].
+/// The secrets handed through the pipe `fd` by [`exec_without`]. Anything but a pipe (a stray
+/// variable naming a terminal, say) is not read.
 fn read_handed(fd: &str) -> Vec<(String, Zeroizing<String>)> {
-    let mut all = Zeroizing::new(Vec::new());
+    let mut all = Zeroizing::new(Vec::with_capacity(2 * (MAX_SECRET + 32)));
     let read = fd
         .parse::<u32>()
         .map_err(|e| std::io::Error::other(e.to_string()))
         .and_then(|n| std::fs::File::open(format!("/dev/fd/{n}")))
-        .and_then(|mut f| f.read_to_end(&mut all));
+        .and_then(|f| {
+            #[cfg(unix)]
+            if !std::os::unix::fs::FileTypeExt::is_fifo(&f.metadata()?.file_type()) {
+                return Err(std::io::Error::other(format!("{FD_VAR} does not name a pipe")));
+            }
+            f.take(all.capacity() as u64).read_to_end(&mut all)
+        });
     if let Err(e) = read {
         eprintln!("warning: cannot read the passphrase handed over: {e}");
         return Vec::new();

@@ -29,15 +29,14 @@ pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>> {
     if len > MAX_BUNDLE as u64 {
         return refuse(BundleError::TooLarge(len.min(usize::MAX as u64) as usize));
     }
-    let mut head = [0u8; 16];
-    let n = f.read(&mut head).map_err(|e| io(path, "read", e))?;
-    if head[..n] != MAGIC[..n] {
+    let mut bytes = Vec::with_capacity(16);
+    (&mut f).take(16).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
+    if bytes.len() < 16 || bytes[..] != MAGIC[..] {
         return refuse(BundleError::NotABundle);
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    bytes.extend_from_slice(&head[..n]);
-    // The file may grow while it is read: never past the limit.
-    f.take(MAX_BUNDLE as u64 + 1 - n as u64).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
+    bytes.reserve(len as usize);
+    // The file may grow while it is read (or be a pipe): never past the limit.
+    f.take(MAX_BUNDLE as u64 + 1 - 16).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
     if bytes.len() > MAX_BUNDLE {
         return refuse(BundleError::TooLarge(bytes.len()));
     }

@@ -67,8 +67,9 @@ pub const MIN_PASSPHRASE_CHARS: usize = 8;
 
 /// The rule for a new passphrase, the same for every face: at least [`MIN_PASSPHRASE_CHARS`]
 /// characters, and not easy to guess as zxcvbn judges it (score 3 of 4, about 10^8 guesses or
-/// more, each guess costing a store unlock). The error says why and what would do.
-pub fn check_new_passphrase(passphrase: &str) -> Result<()> {
+/// more, each guess costing a store unlock), counting `context` (the hub's name, the handle, the
+/// place) as easy guesses. The error says why and what would do.
+pub fn check_new_passphrase(passphrase: &str, context: &[&str]) -> Result<()> {
     let refuse = |why: String| {
         Err(Error::invalid(
             "hub",
@@ -81,7 +82,9 @@ pub fn check_new_passphrase(passphrase: &str) -> Result<()> {
     if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
         return refuse(format!("needs at least {MIN_PASSPHRASE_CHARS} characters"));
     }
-    let judged = zxcvbn::zxcvbn(passphrase, &["aidmesh", "hub", "mesh", "coalition"]);
+    let mut known = vec!["aidmesh", "hub", "mesh", "coalition"];
+    known.extend(context.iter().flat_map(|c| c.split_whitespace()));
+    let judged = zxcvbn::zxcvbn(passphrase, &known);
     if judged.score() < zxcvbn::Score::Three {
         let feedback = judged.feedback();
         let warning = feedback.and_then(|f| f.warning()).map(|w| format!(": {w}")).unwrap_or_default();
@@ -245,7 +248,7 @@ impl Hub {
         if config.handle.trim().is_empty() {
             return Err(Error::invalid("hub", vec![model::FieldError::new("handle", "is required")]));
         }
-        check_new_passphrase(passphrase)?;
+        check_new_passphrase(passphrase, &[&opts.hub_name, &config.handle, &opts.location])?;
         if let Some(pin) = &opts.pin {
             people::check_pin(pin)?;
         }
@@ -461,7 +464,8 @@ impl Hub {
 
     /// Changes the store passphrase (the new one follows [`check_new_passphrase`]).
     pub fn change_passphrase(&mut self, new: &str) -> Result<()> {
-        check_new_passphrase(new)?;
+        let name = self.hub_name().unwrap_or_default();
+        check_new_passphrase(new, &[&name, &self.handle])?;
         Ok(self.store.rekey(new)?)
     }
 

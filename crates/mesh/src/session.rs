@@ -41,14 +41,15 @@ pub struct DocInfo {
     pub heads: String,
 }
 
-/// A short digest (8 bytes of SHA-256, hex) of a document's heads, given as hex change hashes
-/// in any order: two hubs with the same digest hold the same changes of that document.
+/// A digest (16 bytes of SHA-256, hex) of a document's heads, given as hex change hashes in any
+/// order: two hubs with the same digest hold the same changes of that document. 128 bits, so
+/// that no member can make two documents look the same (finding a collision takes 2^64 work).
 pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a str>) -> String {
     use sha2::Digest;
     let mut heads: Vec<&str> = heads.into_iter().filter(|h| !h.is_empty()).collect();
     heads.sort_unstable();
     let d = sha2::Sha256::digest(heads.join(" ").as_bytes());
-    crate::membership::hex(&d[..8])
+    crate::membership::hex(&d[..16])
 }
 
 /// What a hub holds, in two digests: every document with its heads, and every vault entry
@@ -152,6 +153,8 @@ const TAG_AUTHORITY_HEADS: u8 = 6;
 const TAG_AUTHORITY: u8 = 7;
 const TAG_SUMMARY: u8 = 8;
 const TAG_INVENTORY: u8 = 9;
+/// The most documents an inventory may list (a whole coalition is a few hundred).
+pub const MAX_DOCS: usize = 100_000;
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 
@@ -237,6 +240,9 @@ impl Frame {
                 let mut rest = &b[1..];
                 let mut docs = Vec::new();
                 while !rest.is_empty() {
+                    if docs.len() == MAX_DOCS {
+                        return Err(bad(&format!("inventory: more than {MAX_DOCS} documents")));
+                    }
                     let (doc, heads) = (short_text(&mut rest)?, short_text(&mut rest)?);
                     if !valid_doc_id(&doc) || !valid_digest(&heads) {
                         return Err(bad("inventory: a document id or heads digest is not valid"));
@@ -302,9 +308,9 @@ fn short_text(rest: &mut &[u8]) -> Result<String, SessionError> {
     String::from_utf8(text.to_vec()).map_err(|_| SessionError::Malformed("inventory: not text".into()))
 }
 
-/// A heads digest: empty (unknown) or 16 lowercase hex digits.
+/// A heads digest: empty (unknown) or 32 lowercase hex digits.
 fn valid_digest(h: &str) -> bool {
-    h.is_empty() || (h.len() == 16 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+    h.is_empty() || (h.len() == 32 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
 }
 
 fn valid_doc_id(d: &str) -> bool {
@@ -383,6 +389,10 @@ pub struct Session {
     peer: String,
     states: BTreeMap<String, State>,
     theirs: BTreeMap<String, DocInfo>,
+    /// Our documents as last listed, so that a sync message for one needs no new listing.
+    ours: BTreeMap<String, DocInfo>,
+    /// Whether the peer's summary and inventory came: each comes once a session.
+    opened: (bool, bool),
     announced: BTreeSet<String>,
     last_heard: Timestamp,
     last_sent: Timestamp,
@@ -405,6 +415,8 @@ impl Session {
             peer: peer.to_string(),
             states: BTreeMap::new(),
             theirs: BTreeMap::new(),
+            ours: BTreeMap::new(),
+            opened: (false, false),
             announced: BTreeSet::new(),
             last_heard: now,
             last_sent: now,
@@ -452,6 +464,9 @@ impl Session {
         let mut changed = false;
         match frame {
             Frame::Summary(theirs) => {
+                if std::mem::replace(&mut self.opened.0, true) {
+                    return Err(SessionError::Malformed("a second summary in one session".into()));
+                }
                 let (ours, docs) = self.summary(r);
                 if theirs.docs != ours.docs {
                     out.push(Frame::Inventory(docs.into_iter().map(|d| (d.doc, d.heads)).collect()));
@@ -464,10 +479,15 @@ impl Session {
                 }
             }
             Frame::Inventory(docs) => {
+                if std::mem::replace(&mut self.opened.1, true) {
+                    return Err(SessionError::Malformed("a second inventory in one session".into()));
+                }
                 // Start sync for our documents that the peer lacks (announced first) or holds at
                 // other heads; the peer starts it for the ones we lack.
                 let theirs: BTreeMap<String, String> = docs.into_iter().collect();
-                for d in r.docs() {
+                let ours = r.docs();
+                self.ours = ours.iter().map(|d| (d.doc.clone(), d.clone())).collect();
+                for d in ours {
                     match theirs.get(&d.doc) {
                         Some(h) if !h.is_empty() && *h == d.heads => continue,
                         Some(_) => {
@@ -484,7 +504,7 @@ impl Session {
             }
             Frame::Sync { doc, msg } => {
                 // The document is one the peer announced, or one of ours it asks about.
-                let info = match self.theirs.get(&doc) {
+                let info = match self.theirs.get(&doc).or_else(|| self.ours.get(&doc)) {
                     Some(i) => i.clone(),
                     None => match r.docs().into_iter().find(|d| d.doc == doc) {
                         Some(i) => i,
@@ -679,6 +699,26 @@ mod tests {
             assert!(e.contains(want), "{b:?}: {e}");
         }
         assert!(matches!(Frame::decode(&vec![TAG_SYNC; MAX_FRAME + 1]), Err(SessionError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_peer_opens_once_and_lists_a_bounded_inventory() {
+        let mut r = crate::memory::Mem::new(1);
+        let t0 = Timestamp::from_millis(0);
+        let mut s = Session::new("peer", t0);
+        let summary = Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] });
+        s.handle(&mut r, summary.clone(), t0).unwrap();
+        let e = s.handle(&mut r, summary, t0).unwrap_err();
+        assert!(e.to_string().contains("a second summary"), "{e}");
+        let inventory = Frame::Inventory(vec![("d".into(), String::new())]);
+        s.handle(&mut r, inventory.clone(), t0).unwrap();
+        assert!(s.handle(&mut r, inventory, t0).unwrap_err().to_string().contains("a second inventory"));
+        // Each entry is three bytes; a frame of them would cost far more in memory than on the wire.
+        let mut big = vec![TAG_INVENTORY];
+        for _ in 0..=MAX_DOCS {
+            big.extend([1, b'd', 0]);
+        }
+        assert!(Frame::decode(&big).unwrap_err().to_string().contains("more than 100000 documents"));
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl Node {
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut mdns: Option<Discovery> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks: u64 = 0;
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -118,9 +119,12 @@ impl Node {
                     }
                     let status = serde_json::to_string(&mesh.peers())?;
                     mesh.with_hub(|h| h.record_peer_status(&status))?;
-                    // Documents that writes and merges appended to, folded one per tick.
-                    if let Err(e) = mesh.with_hub(|h| h.fold_chunks(1, false)) {
-                        tracing::warn!(error = %e, "cannot fold a document's chunks");
+                    // Documents that writes and merges appended to, folded one every ten ticks.
+                    ticks += 1;
+                    if ticks.is_multiple_of(10) {
+                        if let Err(e) = mesh.with_hub(|h| h.fold_chunks(1, false)) {
+                            tracing::warn!(error = %e, "cannot fold a document's chunks");
+                        }
                     }
                 }
                 Some(peer) = dialed.recv() => {

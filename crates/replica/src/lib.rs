@@ -93,6 +93,10 @@ pub struct Doc {
     doc: AutoCommit,
     /// Records touched since the last commit, listed in the change message.
     touched: BTreeSet<RecordId>,
+    /// The heads as last saved or loaded: [`Doc::save_incremental`] writes what came after.
+    /// (Automerge's own cursor starts empty at a load, so its first incremental save after a
+    /// load would be the whole document again.)
+    saved: Vec<ChangeHash>,
 }
 
 /// Two or more values written concurrently to one field: a person chooses.
@@ -114,14 +118,21 @@ pub struct HistoryEntry {
 impl Doc {
     /// A new, empty document with the given actor (one per hub).
     pub fn new(id: &str, actor: &[u8]) -> Doc {
-        Doc { id: id.to_string(), doc: AutoCommit::new().with_actor(ActorId::from(actor)), touched: BTreeSet::new() }
+        Doc {
+            id: id.to_string(),
+            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+            saved: Vec::new(),
+        }
     }
 
     /// Loads a document saved by [`Doc::save`] and [`Doc::save_incremental`] (concatenated).
     pub fn load(id: &str, bytes: &[u8], actor: &[u8]) -> Result<Doc> {
         let doc = AutoCommit::load(bytes)
             .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
-        Ok(Doc { id: id.to_string(), doc: doc.with_actor(ActorId::from(actor)), touched: BTreeSet::new() })
+        let mut doc = doc.with_actor(ActorId::from(actor));
+        let saved = doc.get_heads();
+        Ok(Doc { id: id.to_string(), doc, touched: BTreeSet::new(), saved })
     }
 
     /// Loads what can be loaded of a document whose saved changes clash: two changes with the
@@ -163,7 +174,14 @@ impl Doc {
         doc.apply_changes(kept).map_err(err)?;
         // Changes that depend on a dropped one wait for it forever: they are dropped too.
         let dropped = clashes + n - doc.get_changes(&[]).len();
-        Ok((Doc { id: id.to_string(), doc: doc.with_actor(ActorId::from(actor)), touched: BTreeSet::new() }, dropped))
+        // Saved whole by whoever repairs it: nothing counts as saved yet.
+        let doc = Doc {
+            id: id.to_string(),
+            doc: doc.with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+            saved: Vec::new(),
+        };
+        Ok((doc, dropped))
     }
 
     pub fn id(&self) -> &str {
@@ -331,7 +349,9 @@ impl Doc {
 
     /// The whole document, compacted.
     pub fn save(&mut self) -> Vec<u8> {
-        self.doc.save()
+        let bytes = self.doc.save();
+        self.saved = self.doc.get_heads();
+        bytes
     }
 
     /// The changes made after `heads`: an incremental bundle of this document.
@@ -341,7 +361,9 @@ impl Doc {
 
     /// The changes since the last save, to append to what was saved.
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        self.doc.save_incremental()
+        let bytes = self.doc.save_after(&self.saved);
+        self.saved = self.doc.get_heads();
+        bytes
     }
 
     /// Applies changes from elsewhere (a saved chunk, a bundle) and returns the records they touched.
@@ -392,7 +414,12 @@ impl Doc {
 
     /// A copy of this document with a different actor, as another hub would hold it.
     pub fn fork(&mut self, actor: &[u8]) -> Doc {
-        Doc { id: self.id.clone(), doc: self.doc.fork().with_actor(ActorId::from(actor)), touched: BTreeSet::new() }
+        Doc {
+            id: self.id.clone(),
+            doc: self.doc.fork().with_actor(ActorId::from(actor)),
+            touched: BTreeSet::new(),
+            saved: Vec::new(),
+        }
     }
 
     /// The records that changed between `before` and the current heads.

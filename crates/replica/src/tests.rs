@@ -77,6 +77,31 @@ fn records_round_trip_field_by_field() {
 }
 
 #[test]
+fn a_loaded_document_saves_only_what_came_after_the_load() {
+    let mut a = Doc::new("d", b"a");
+    for n in 0..200 {
+        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
+    }
+    a.commit(&author("a", 1));
+    let whole = a.save();
+    let mut b = Doc::load("d", &whole, b"a").unwrap();
+    assert!(b.save_incremental().is_empty(), "nothing changed since the load");
+    b.create(&item("i200", "One more")).unwrap();
+    b.commit(&author("a", 2));
+    let chunk = b.save_incremental();
+    assert!(
+        !chunk.is_empty() && chunk.len() * 5 < whole.len(),
+        "{} bytes after the load, {} whole",
+        chunk.len(),
+        whole.len()
+    );
+    // What was stored (the save, then the chunk) loads as the whole document.
+    let mut stored = whole.clone();
+    stored.extend(&chunk);
+    assert_eq!(Doc::load("d", &stored, b"a").unwrap().get(&"i200".into()).unwrap().unwrap().id().to_string(), "i200");
+}
+
+#[test]
 fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     let mut a = Doc::new("d", b"a");
     a.create(&item("i1", "Water")).unwrap();

@@ -52,13 +52,16 @@ pub(crate) fn raw(key: &[u8; 32], new_file_salt: Option<&[u8; SALT_LEN]>) -> Zer
     hex
 }
 
-/// The salt at the head of an existing store file. A file too short to hold one is no store.
+/// The salt at the head of an existing store file. A file too short to hold one (left by a
+/// creation that was cut short) is [`Error::Corrupt`], not a wrong passphrase.
 pub(crate) fn file_salt(path: &Path) -> Result<[u8; SALT_LEN]> {
     let mut salt = [0u8; SALT_LEN];
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut salt));
     match read {
         Ok(()) => Ok(salt),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::WrongPassphrase(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(Error::Corrupt(format!("{} is empty or too short to be an aidmesh store", path.display())))
+        }
         Err(e) => Err(Error::Key(format!("cannot read {}: {e}", path.display()))),
     }
 }

@@ -159,14 +159,12 @@ impl OwnerLock {
 
 /// Creates the empty file a new store goes into, readable and writable by its owner only
 /// (SQLite gives its journal the same mode).
-fn owner_only(path: &Path) -> rusqlite::Result<()> {
+fn owner_only(path: &Path) -> std::io::Result<()> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    o.open(path).map(drop).map_err(|e| {
-        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(e.to_string()))
-    })
+    o.open(path).map(drop)
 }
 
 /// Removes a store's files: the database, SQLite's journal beside it, then its lock file. The
@@ -237,7 +235,8 @@ impl Store {
             return Err(Error::Exists(path.to_path_buf()));
         }
         let raw = key::pragma(passphrase, &salt, true)?;
-        let conn = match keyed(path, &raw, || owner_only(path).and_then(|_| Connection::open(path))) {
+        let made = owner_only(path).map_err(|e| Error::Lock { path: path.to_path_buf(), why: e.to_string() });
+        let conn = match made.and_then(|_| keyed(path, &raw, || Connection::open(path))) {
             Ok(c) => c,
             Err(e) => {
                 let _ = remove_files(path);
@@ -276,8 +275,12 @@ impl Store {
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
+        // Best effort: if the re-key cannot be written (a full disk), the old key still opens
+        // the store, and the next unlock tries again.
         if legacy {
-            s.conn.pragma_update(None, "rekey", raw.as_str())?;
+            if let Err(e) = s.conn.pragma_update(None, "rekey", raw.as_str()) {
+                tracing::warn!(store = %path.display(), error = %e, "cannot re-key the store with Argon2id yet");
+            }
         }
         Ok(s)
     }
