@@ -330,7 +330,9 @@ impl Hub {
                 }
                 let waiting = !doc.missing_deps().is_empty();
                 let touched = doc.touched_since(&before);
-                let chunk = doc.save_incremental();
+                // A document of which nothing is stored yet is stored as one compressed save,
+                // not as its changes one by one.
+                let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
                 let heads = doc.heads_text();
                 let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
                 let mut rows = Vec::new();
@@ -764,12 +766,13 @@ impl Hub {
     /// Folds the chunks of up to `limit` documents stored in more than 64 chunks (every write
     /// and every merge appends one) into one save each, the most piled up first; returns how
     /// many it folded. A running hub calls this when idle, so that no write or merge waits for
-    /// it. `all` folds every document of two chunks or more, as a benchmark's reference.
+    /// it. `all` folds every document (one chunk may be changes, not a save), as a benchmark's
+    /// reference.
     ///
     /// A document that cannot be folded (it does not load) is passed over with a warning, so
     /// that it never keeps the others waiting.
     pub fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
-        let docs = self.store.piled_up(if all { 2 } else { PILED_UP + 1 }, limit.saturating_add(8))?;
+        let docs = self.store.piled_up(if all { 1 } else { PILED_UP + 1 }, limit.saturating_add(8))?;
         let mut folded = 0;
         for d in &docs {
             if folded == limit {

@@ -354,6 +354,11 @@ impl Doc {
         bytes
     }
 
+    /// Whether nothing of this document was saved or loaded yet.
+    pub fn nothing_saved(&self) -> bool {
+        self.saved.is_empty()
+    }
+
     /// The changes made after `heads`: an incremental bundle of this document.
     pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
         self.doc.save_after(heads)
