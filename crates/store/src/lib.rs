@@ -167,6 +167,22 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
     o.open(path).map(drop)
 }
 
+/// Makes a store's files (made before stores were created owner-only) readable by their owner
+/// only. Best effort: a file system without modes keeps what it has.
+fn tighten(path: &Path) {
+    #[cfg(unix)]
+    for p in [path.to_path_buf(), sibling(path, "-wal"), sibling(path, "-shm")] {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.permissions().mode() & 0o077 != 0 {
+                if let Err(e) = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                    tracing::warn!(file = %p.display(), error = %e, "cannot make the store owner-only");
+                }
+            }
+        }
+    }
+}
+
 /// Removes a store's files: the database, SQLite's journal beside it, then its lock file. The
 /// only place that knows which files a store is.
 fn remove_files(path: &Path) -> Result<()> {
@@ -275,6 +291,7 @@ impl Store {
         let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
+        tighten(path);
         // Best effort: if the re-key cannot be written (a full disk), the old key still opens
         // the store, and the next unlock tries again.
         if legacy {

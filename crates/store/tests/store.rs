@@ -262,6 +262,11 @@ fn a_new_store_and_its_journal_are_readable_by_their_owner_only() {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", f.display());
     }
+    // A store made readable by others (as stores were made before) is tightened at its unlock.
+    drop(s);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Store::open(&p, "correct horse").unwrap());
+    assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
 }
 
 #[test]
