@@ -203,13 +203,13 @@ impl Hub {
         if changed.is_empty() {
             return Vec::new();
         }
-        self.sync_docs().into_iter().filter(|d| changed.contains(&d.doc)).collect()
+        self.sync_docs(Some(&changed))
     }
 
-    /// The documents that sync, with the digest of their heads as the store keeps them. A
-    /// document whose heads were never recorded (a store older than that) is loaded once to
-    /// record them.
-    fn sync_docs(&mut self) -> Vec<DocInfo> {
+    /// The documents that sync (all, or `only` these), with the digest of their heads as the
+    /// store keeps them. A document whose heads were never recorded (a store older than that) is
+    /// loaded once to record them.
+    fn sync_docs(&mut self, only: Option<&std::collections::BTreeSet<String>>) -> Vec<DocInfo> {
         let listed = self.store.docs().and_then(|d| Ok((d, self.store.doc_heads()?)));
         let (docs, mut heads) = match listed {
             Ok(x) => x,
@@ -220,7 +220,7 @@ impl Hub {
         };
         let mut out = Vec::with_capacity(docs.len());
         for (doc, partition, created_at, _) in docs {
-            if doc == aidmesh_replica::INDEX_DOC {
+            if doc == aidmesh_replica::INDEX_DOC || only.is_some_and(|o| !o.contains(&doc)) {
                 continue;
             }
             if !heads.contains_key(&doc) {
@@ -246,7 +246,7 @@ impl Hub {
 
 impl Replica for Hub {
     fn docs(&mut self) -> Vec<DocInfo> {
-        self.sync_docs()
+        self.sync_docs(None)
     }
 
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {

@@ -350,16 +350,18 @@ impl Hub {
                     .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
                     .collect::<Result<_, _>>()?;
                 let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
-                // A sync message that brought nothing and left the peer's state as stored (an
-                // acknowledgement) writes nothing.
-                let unchanged_state = match &state {
-                    Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
-                    None => true,
-                };
                 if let Some(task) = task {
                     self.emit(Event::Progress { task, done, total });
                 }
-                if !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting && unchanged_state {
+                // A sync message that brought nothing and left the peer's state as stored (an
+                // acknowledgement) writes nothing; the stored state is read only then.
+                let nothing = !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting;
+                if nothing
+                    && match &state {
+                        Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
+                        None => true,
+                    }
+                {
                     continue;
                 }
                 prepared.push(Prepared {

@@ -356,6 +356,12 @@ pub trait Replica {
     fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String>;
 }
 
+/// What `r` holds, as a summary, with the listing it was made from.
+fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
+    let docs = r.docs();
+    (Summary::of(&docs, &r.vault_versions()), docs)
+}
+
 /// Authority entries as frames within the size limit.
 fn authority_frames(entries: Vec<Vec<u8>>) -> Vec<Frame> {
     let mut out = Vec::new();
@@ -391,8 +397,10 @@ pub struct Session {
     theirs: BTreeMap<String, DocInfo>,
     /// Our documents as last listed, so that a sync message for one needs no new listing.
     ours: BTreeMap<String, DocInfo>,
-    /// Whether the peer's summary and inventory came: each comes once a session.
-    opened: (bool, bool),
+    /// Whether the peer's summary came: it comes once a session.
+    got_summary: bool,
+    /// Whether the peer's inventory came: once a session too.
+    got_inventory: bool,
     announced: BTreeSet<String>,
     last_heard: Timestamp,
     last_sent: Timestamp,
@@ -416,7 +424,8 @@ impl Session {
             states: BTreeMap::new(),
             theirs: BTreeMap::new(),
             ours: BTreeMap::new(),
-            opened: (false, false),
+            got_summary: false,
+            got_inventory: false,
             announced: BTreeSet::new(),
             last_heard: now,
             last_sent: now,
@@ -440,14 +449,9 @@ impl Session {
     /// The first frames: the heads of the authority log, and a summary of what we hold. No
     /// document is loaded to make them.
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
-        let out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(self.summary(r).0)];
+        let out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(summary(r).0)];
         self.sent(&out, now);
         out
-    }
-
-    fn summary(&mut self, r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
-        let docs = r.docs();
-        (Summary::of(&docs, &r.vault_versions()), docs)
     }
 
     /// A frame from the peer.
@@ -464,10 +468,10 @@ impl Session {
         let mut changed = false;
         match frame {
             Frame::Summary(theirs) => {
-                if std::mem::replace(&mut self.opened.0, true) {
+                if std::mem::replace(&mut self.got_summary, true) {
                     return Err(SessionError::Malformed("a second summary in one session".into()));
                 }
-                let (ours, docs) = self.summary(r);
+                let (ours, docs) = summary(r);
                 if theirs.docs != ours.docs {
                     out.push(Frame::Inventory(docs.into_iter().map(|d| (d.doc, d.heads)).collect()));
                 }
@@ -479,7 +483,7 @@ impl Session {
                 }
             }
             Frame::Inventory(docs) => {
-                if std::mem::replace(&mut self.opened.1, true) {
+                if std::mem::replace(&mut self.got_inventory, true) {
                     return Err(SessionError::Malformed("a second inventory in one session".into()));
                 }
                 // Start sync for our documents that the peer lacks (announced first) or holds at
