@@ -62,6 +62,11 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         set_admin,
         endorse,
         grant,
+        contacts,
+        set_contact,
+        read_contact,
+        erase_contact,
+        contact_reads,
     ]
 }
 
@@ -538,6 +543,39 @@ async fn endorse(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
 #[tauri::command]
 async fn grant(state: State<'_, AppState>, who: String, role: String, give: bool) -> ApiResult<()> {
     state.with_hub(|h| h.grant(&who, &role, give))
+}
+
+/// Every volunteer, and every request and offer that names a contact, with what the vault holds.
+#[tauri::command]
+async fn contacts(state: State<'_, AppState>) -> ApiResult<Vec<aidmesh_hub::ContactView>> {
+    state.with_hub(|h| h.contacts())
+}
+
+/// Stores a record's contact; kept at this hub only unless the person consented to share it.
+#[tauri::command]
+async fn set_contact(
+    state: State<'_, AppState>,
+    record: String,
+    fields: Map<String, Value>,
+) -> ApiResult<aidmesh_hub::ContactView> {
+    state.with_hub(|h| h.set_contact(&record, &fields))
+}
+
+/// A record's contact, read as the unlocked person for `reason` (logged before it is shown).
+#[tauri::command]
+async fn read_contact(state: State<'_, AppState>, record: String, reason: String) -> ApiResult<Map<String, Value>> {
+    state.with_hub(|h| h.read_contact(&record, &reason))
+}
+
+#[tauri::command]
+async fn erase_contact(state: State<'_, AppState>, record: String) -> ApiResult<aidmesh_hub::ContactView> {
+    state.with_hub(|h| h.erase_contact(&record))
+}
+
+/// Who read which contact at this hub, when and why, newest first.
+#[tauri::command]
+async fn contact_reads(state: State<'_, AppState>, limit: usize) -> ApiResult<Vec<aidmesh_hub::ContactRead>> {
+    state.with_hub(|h| h.contact_reads(limit))
 }
 
 /// Writes a USB bundle at `path` (beside it first, then renamed: a pulled stick leaves no half file).

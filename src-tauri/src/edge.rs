@@ -173,6 +173,8 @@ pub fn typescript() -> String {
     d.visit::<Currency>();
     d.visit::<aidmesh_hub::Authority>();
     d.visit::<aidmesh_hub::LocalPerson>();
+    d.visit::<aidmesh_hub::ContactView>();
+    d.visit::<aidmesh_hub::ContactRead>();
     // ...and what they take.
     d.visit::<Kind>();
     d.visit::<Source>();

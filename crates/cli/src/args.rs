@@ -248,13 +248,29 @@ pub(crate) enum VaultCmd {
         #[arg(value_name = "FIELD=VALUE", required = true)]
         fields: Vec<String>,
     },
+    /// Store the contact of a volunteer, request or offer, and have the record name it:
+    /// `aidmesh vault contact RECORD name="Amal H." phone="+34 600..."`. A volunteer who did not
+    /// consent to share it has it kept at this hub only.
+    Contact {
+        record: String,
+        #[arg(value_name = "FIELD=VALUE", required = true)]
+        fields: Vec<String>,
+    },
+    /// Show a vault entry (its id, or the id of the record naming it). Every read is logged with
+    /// who read it and the reason.
     Show {
         id: String,
+        /// Why you need it (at least 4 characters): kept in the read log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Who read which contact, when, and why (newest first).
+    Reads {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Destroy a vault entry's content and key.
-    Erase {
-        id: String,
-    },
+    Erase { id: String },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

@@ -530,12 +530,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             let mut hub = hubs.hub()?;
             match cmd {
                 VaultCmd::Put { fields } => {
-                    let mut m = serde_json::Map::new();
-                    for f in &fields {
-                        let (k, v) = args::split_field(f)?;
-                        m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-                    }
-                    let id = hub.vault_put(&m)?;
+                    let id = hub.vault_put(&vault_fields(&fields)?)?;
                     if json {
                         print::json(&serde_json::json!({ "vault_id": id }))
                     } else {
@@ -543,16 +538,44 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
                         Ok(())
                     }
                 }
-                VaultCmd::Show { id } => match hub.vault_get(&id)? {
-                    aidmesh_hub::VaultState::Present(b) => {
-                        term::out(&b);
-                        outln!();
-                        Ok(())
+                VaultCmd::Contact { record, fields } => {
+                    let c = hub.set_contact(&record, &vault_fields(&fields)?)?;
+                    if json {
+                        return print::json(&c);
                     }
-                    aidmesh_hub::VaultState::Erased { at } => {
-                        bail!("vault entry {id} was erased at {}", Timestamp::from_millis(at))
+                    let kept = match c.state {
+                        aidmesh_hub::ContactState::Held { here_only: true, .. } => {
+                            "kept at this hub only (no consent to share it)"
+                        }
+                        _ => "shared with member hubs",
+                    };
+                    outln!("Stored the contact of {} as {}: {kept}.", c.label, c.vault.unwrap_or_default());
+                    Ok(())
+                }
+                VaultCmd::Show { id, reason } => {
+                    let m = hub.read_contact(&id, &reason)?;
+                    if json {
+                        return print::json(&m);
                     }
-                },
+                    for (k, v) in &m {
+                        outln!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                    }
+                    Ok(())
+                }
+                VaultCmd::Reads { limit } => {
+                    let reads = hub.contact_reads(limit)?;
+                    if json {
+                        return print::json(&reads);
+                    }
+                    if reads.is_empty() {
+                        outln!("No one has read a contact at this hub.");
+                    }
+                    for r in reads {
+                        let of = if r.record.is_empty() { r.vault } else { format!("{} ({})", r.record, r.vault) };
+                        outln!("{}  {}  read {of}: {}", r.at, r.by, r.reason);
+                    }
+                    Ok(())
+                }
                 VaultCmd::Erase { id } => {
                     hub.vault_erase(&id)?;
                     outln!("Erased {id}: its content and key are destroyed.");
@@ -1034,4 +1057,14 @@ fn write_out(path: Option<&Path>, f: impl FnOnce(&mut dyn Write) -> Result<usize
 
 fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
+}
+
+/// `FIELD=VALUE` pairs as a vault entry's fields.
+fn vault_fields(fields: &[String]) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut m = serde_json::Map::new();
+    for f in fields {
+        let (k, v) = args::split_field(f)?;
+        m.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    }
+    Ok(m)
 }

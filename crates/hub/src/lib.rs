@@ -10,6 +10,7 @@
 
 mod authority;
 mod bundle;
+mod contacts;
 mod demo;
 mod error;
 mod exchange;
@@ -39,6 +40,7 @@ pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
 pub use authority::{Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, WaitingView};
 pub use bundle::{BundleExport, BundleSummary};
+pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};

@@ -13,10 +13,11 @@ use automerge::sync::{Message, State, SyncDoc};
 use crate::Hub;
 
 impl Hub {
-    /// Every vault entry as it travels to member hubs: content in hex, or an erasure.
+    /// Every vault entry as it travels to member hubs: content in hex, or an erasure. Entries
+    /// kept here only (no consent to share) are not among them.
     pub fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
         let mut out = Vec::new();
-        for e in self.store.vault_list()? {
+        for e in self.store.vault_list()?.into_iter().filter(|e| !e.local) {
             out.push(self.vault_item(&e)?);
         }
         Ok(out)
@@ -132,7 +133,7 @@ impl Hub {
                     let nonce: [u8; 12] = self.random();
                     let (version, sig) = (item.version, item.sig.clone());
                     self.store.write(|tx| {
-                        tx.vault_put(&item.id, &key, &nonce, &pt, item.updated_at, &item.origin, version, &sig)
+                        tx.vault_put(&item.id, &key, &nonce, &pt, item.updated_at, &item.origin, version, &sig, false)
                     })?;
                     changed.push(item);
                 }
@@ -251,7 +252,7 @@ impl Replica for Hub {
 
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
         match self.store.vault_list() {
-            Ok(v) => v.into_iter().map(|e| (e.id, e.version, e.erased_at.is_some())).collect(),
+            Ok(v) => v.into_iter().filter(|e| !e.local).map(|e| (e.id, e.version, e.erased_at.is_some())).collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the vault for sync");
                 Vec::new()

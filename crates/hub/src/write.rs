@@ -482,20 +482,35 @@ impl Hub {
     }
 
     /// Stores personal data (real name, phone, address, health notes) in the vault and returns
-    /// the vault id that records may refer to.
+    /// the vault id that records may refer to. It travels to member hubs; a contact that must
+    /// stay here is stored with [`Hub::set_contact`].
     pub fn vault_put(&mut self, data: &Map<String, Value>) -> Result<String> {
+        self.put_vault_entry(None, data, false)
+    }
+
+    /// Stores a vault entry this hub holds the consent for: a new one, or version `v` of `id`.
+    /// A `here_only` entry never leaves this hub.
+    pub(crate) fn put_vault_entry(
+        &mut self,
+        replace: Option<(&str, u64)>,
+        data: &Map<String, Value>,
+        here_only: bool,
+    ) -> Result<String> {
         if data.values().all(|v| v.as_str().is_some_and(|s| s.trim().is_empty()) || v.is_null()) {
             return Err(Error::invalid("vault entry", vec![FieldError::new("", "nothing to store")]));
         }
         let now = self.clock.now();
-        let id = format!("v{}", RecordId::generate(now, self.random()));
+        let (id, version) = match replace {
+            Some((id, v)) => (id.to_string(), v),
+            None => (format!("v{}", RecordId::generate(now, self.random())), 1),
+        };
         let key: [u8; 32] = self.random();
         let nonce: [u8; 12] = self.random();
         let pt = serde_json::to_vec(data).map_err(|e| Error::Corrupt(e.to_string()))?;
         let origin = self.hub_id.clone();
         // This hub holds the person's consent: it signs each version of their entry.
-        let sig = self.sign_vault(&id, 1, Some(&pt));
-        self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin, 1, &sig))?;
+        let sig = self.sign_vault(&id, version, Some(&pt));
+        self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin, version, &sig, here_only))?;
         self.note_vault_change(&id)?;
         Ok(id)
     }
@@ -530,9 +545,9 @@ impl Hub {
 
     // --- helpers ---------------------------------------------------------------------------
 
-    /// Queues a vault entry for member hubs.
+    /// Queues a vault entry for member hubs, unless it stays here.
     pub(crate) fn note_vault_change(&mut self, id: &str) -> Result<()> {
-        if let Some(e) = self.store.vault_list()?.into_iter().find(|e| e.id == id) {
+        if let Some(e) = self.store.vault_list()?.into_iter().find(|e| e.id == id && !e.local) {
             let item = self.vault_item(&e)?;
             self.vault_changes.push(item);
         }

@@ -424,3 +424,74 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
     net.settle();
     assert!(matches!(net.hub(0).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
 }
+
+#[test]
+fn a_contact_without_consent_to_share_stays_at_its_hub_and_every_read_is_logged() {
+    use aidmesh_hub::ContactState;
+    let clock = ManualClock::at(t0());
+    let mut net = Net::new(2, &clock, ChaCha20Rng::seed_from_u64(11));
+    let private =
+        add(net.hub(0), Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"contact": true, "share": false}}));
+    let shared =
+        add(net.hub(0), Kind::Volunteer, json!({"handle": "loud-owl", "consent": {"contact": true, "share": true}}));
+    let pv = net.hub(0).set_contact(&private, &fields(json!({"name": "Amal Haddad", "phone": "+34 600"}))).unwrap();
+    let sv = net.hub(0).set_contact(&shared, &fields(json!({"name": "Bo Lind"}))).unwrap();
+    assert!(matches!(pv.state, ContactState::Held { here_only: true, ours: true, .. }), "{pv:?}");
+    assert!(matches!(sv.state, ContactState::Held { here_only: false, ours: true, .. }), "{sv:?}");
+    assert_eq!(net.hub(0).get(&private).unwrap().to_json()["contact"], json!(pv.vault.clone().unwrap()));
+    // Neither a bundle nor a session carries the contact kept here.
+    let bundle = net.hub(0).export_bundle(true, &[]).unwrap();
+    assert_eq!(bundle.summary.vault_entries, 1);
+    net.connect(0, 1);
+    net.settle();
+    assert_eq!(net.hub(1).contact(&private).unwrap().state, ContactState::NotHere);
+    assert!(net.hub(1).vault_get(pv.vault.as_deref().unwrap()).is_err(), "hub 1 never received it");
+    assert!(matches!(
+        net.hub(1).contact(&shared).unwrap().state,
+        ContactState::Held { here_only: false, ours: false, .. }
+    ));
+    // Consent to share withdrawn: the shared copy is erased on every hub; a new one stays here.
+    net.hub(0).update(&shared, fields(json!({"consent": {"contact": true, "share": false}}))).unwrap();
+    let sv2 = net.hub(0).set_contact(&shared, &fields(json!({"name": "Bo Lind", "phone": "+46 70"}))).unwrap();
+    assert_ne!(sv2.vault, sv.vault);
+    assert!(matches!(sv2.state, ContactState::Held { here_only: true, .. }));
+    net.offer_changes(0, false);
+    net.settle();
+    assert!(matches!(
+        net.hub(1).vault_get(sv.vault.as_deref().unwrap()).unwrap(),
+        aidmesh_hub::VaultState::Erased { .. }
+    ));
+    assert_eq!(net.hub(1).contact(&shared).unwrap().state, ContactState::NotHere);
+    // A read needs a reason; a refused read is not logged and shows nothing.
+    let e = net.hub(0).read_contact(&private, "  ok ").unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert!(e.to_string().contains("reason"), "{e}");
+    assert!(net.hub(0).contact_reads(10).unwrap().is_empty());
+    let m = net.hub(0).read_contact(&private, "call about the night shift").unwrap();
+    assert_eq!(m["name"], json!("Amal Haddad"));
+    let reads = net.hub(0).contact_reads(10).unwrap();
+    assert_eq!(reads.len(), 1);
+    assert_eq!((reads[0].by.as_str(), reads[0].record.as_str()), ("coord", private.as_str()));
+    assert_eq!(reads[0].reason, "call about the night shift");
+    // With no one unlocked, no one reads.
+    net.hub(0).lock_person();
+    assert_eq!(net.hub(0).read_contact(&private, "just looking").unwrap_err().code(), "not_allowed");
+    assert_eq!(net.hub(0).contact_reads(10).unwrap().len(), 1);
+    // A plain member at another hub may not erase a contact whose consent hub 0 holds.
+    net.hub(0).unlock("coord", None).unwrap();
+    let other = net.hub(1).acting().unwrap().key.clone();
+    assert!(net.hub(0).set_admin(&other, false).unwrap(), "with two admins, the other one is enough");
+    let shared2 = add(net.hub(0), Kind::Volunteer, json!({"handle": "tall-elk", "consent": {"share": true}}));
+    let v3 = net.hub(0).set_contact(&shared2, &fields(json!({"name": "Cy"}))).unwrap();
+    net.offer_changes(0, false);
+    net.settle();
+    let e = net.hub(1).erase_contact(&shared2).unwrap_err();
+    assert_eq!(e.code(), "not_allowed", "{e}");
+    assert!(matches!(net.hub(1).contact(&shared2).unwrap().state, ContactState::Held { .. }));
+    assert!(matches!(net.hub(0).vault_get(v3.vault.as_deref().unwrap()).unwrap(), aidmesh_hub::VaultState::Present(_)));
+    // Its own hub erases it, and the erasure reaches hub 1.
+    net.hub(0).erase_contact(&shared2).unwrap();
+    net.offer_changes(0, false);
+    net.settle();
+    assert!(matches!(net.hub(1).contact(&shared2).unwrap().state, ContactState::Erased { .. }));
+}

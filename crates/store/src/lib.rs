@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 pub use rusqlite::ToSql;
-pub use vault::{VaultEntry, VaultState};
+pub use vault::{VaultEntry, VaultRead, VaultState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -67,6 +67,11 @@ const MIGRATIONS: &[&str] = &[
     // 6: vault entries carry their origin's version number and signature.
     "ALTER TABLE vault ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE vault ADD COLUMN sig TEXT NOT NULL DEFAULT '';",
+    // 7: entries kept at this hub only (the person did not consent to share them), and who
+    // read which entry, when and why.
+    "ALTER TABLE vault ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE vault_reads(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, by TEXT NOT NULL,
+                              entry TEXT NOT NULL, record TEXT NOT NULL, reason TEXT NOT NULL);",
 ];
 
 /// The schema version this build writes.

@@ -28,6 +28,18 @@ pub struct VaultEntry {
     /// The origin's version number, and its signature of that version (hex).
     pub version: u64,
     pub sig: String,
+    /// Kept at this hub only: never sent to other hubs or written to bundles.
+    pub local: bool,
+}
+
+/// One read of a vault entry: who, when, and the reason they gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultRead {
+    pub at: i64,
+    pub by: String,
+    pub entry: String,
+    pub record: String,
+    pub reason: String,
 }
 
 impl Store {
@@ -66,8 +78,9 @@ impl Store {
 
     /// Every vault entry, without content.
     pub fn vault_list(&self) -> Result<Vec<VaultEntry>> {
-        let mut st =
-            self.conn.prepare("SELECT id, updated_at, erased_at, origin, version, sig FROM vault ORDER BY id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, updated_at, erased_at, origin, version, sig, local FROM vault ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok(VaultEntry {
                 id: r.get(0)?,
@@ -76,7 +89,18 @@ impl Store {
                 origin: r.get(3)?,
                 version: r.get::<_, i64>(4)? as u64,
                 sig: r.get(5)?,
+                local: r.get(6)?,
             })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The latest reads of vault entries, newest first.
+    pub fn vault_reads(&self, limit: usize) -> Result<Vec<VaultRead>> {
+        let mut st =
+            self.conn.prepare("SELECT at, by, entry, record, reason FROM vault_reads ORDER BY seq DESC LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(VaultRead { at: r.get(0)?, by: r.get(1)?, entry: r.get(2)?, record: r.get(3)?, reason: r.get(4)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -84,7 +108,7 @@ impl Store {
 
 impl Tx<'_> {
     /// Stores (or replaces) a vault entry, sealed with `key` and `nonce` (fresh random values from
-    /// the caller). Refuses to bring back an erased entry.
+    /// the caller). Refuses to bring back an erased entry. A `local` entry stays at this hub.
     #[allow(clippy::too_many_arguments)]
     pub fn vault_put(
         &mut self,
@@ -96,6 +120,7 @@ impl Tx<'_> {
         origin: &str,
         version: u64,
         sig: &str,
+        local: bool,
     ) -> Result<()> {
         let erased: Option<Option<i64>> =
             self.tx.query_row("SELECT erased_at FROM vault WHERE id = ?1", [id], |r| r.get(0)).optional()?;
@@ -107,11 +132,12 @@ impl Tx<'_> {
             .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad: id.as_bytes() })
             .map_err(|_| Error::VaultUnreadable(id.to_string()))?;
         self.tx.execute(
-            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin, version, sig)
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7)
+            "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin, version, sig, local)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8)
              ON CONFLICT(id) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
-               updated_at = excluded.updated_at, version = excluded.version, sig = excluded.sig",
-            params![id, &nonce[..], ct, now, origin, version as i64, sig],
+               updated_at = excluded.updated_at, version = excluded.version, sig = excluded.sig,
+               local = excluded.local",
+            params![id, &nonce[..], ct, now, origin, version as i64, sig, local],
         )?;
         self.tx.execute(
             "INSERT INTO vault_keys(id, key) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET key = excluded.key",
@@ -143,6 +169,15 @@ impl Tx<'_> {
              ON CONFLICT(id) DO UPDATE SET nonce = NULL, ciphertext = NULL,
                erased_at = coalesce(erased_at, excluded.erased_at), version = excluded.version, sig = excluded.sig",
             params![id, at, origin, version as i64, sig],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `by` read vault entry `entry` (of record `record`) at `at`, and why.
+    pub fn log_vault_read(&mut self, at: i64, by: &str, entry: &str, record: &str, reason: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO vault_reads(at, by, entry, record, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![at, by, entry, record, reason],
         )?;
         Ok(())
     }

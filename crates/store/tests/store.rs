@@ -43,7 +43,7 @@ fn the_file_reveals_nothing_without_the_passphrase() {
     let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
     s.write(|tx| {
         tx.index(&row("i1", "item", "Unmistakable-Water-Marker"))?;
-        tx.vault_put("v1", &[7; 32], &[1; 12], b"Maria Sanchez +34 600", 5, "h", 1, "")
+        tx.vault_put("v1", &[7; 32], &[1; 12], b"Maria Sanchez +34 600", 5, "h", 1, "", false)
     })
     .unwrap();
     s.checkpoint().unwrap();
@@ -128,11 +128,11 @@ fn vault_erasure_destroys_content() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
     let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
-    s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h", 1, "")).unwrap();
+    s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"{\"name\":\"Amal\"}", 10, "h", 1, "", false)).unwrap();
     assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Present(b"{\"name\":\"Amal\"}".to_vec())));
     assert!(s.write(|tx| tx.vault_erase("v1", 20, 2, "")).unwrap());
     assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Erased { at: 20 }));
-    let e = s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"again", 30, "h", 3, "")).unwrap_err();
+    let e = s.write(|tx| tx.vault_put("v1", &[9; 32], &[3; 12], b"again", 30, "h", 3, "", false)).unwrap_err();
     assert!(matches!(e, Error::Erased(_)));
     assert!(!s.write(|tx| tx.vault_erase("nope", 20, 1, "")).unwrap());
     let list = s.vault_list().unwrap();

@@ -12,6 +12,9 @@ export type {
   ApiError,
   Authority,
   BundleSummary,
+  ContactRead,
+  ContactState,
+  ContactView,
   Currency,
   FlowStatus,
   HubEvent,
@@ -115,6 +118,17 @@ export interface Backend {
   endorse(who: string): Promise<boolean>;
   /** Gives a person a named role (`treasurer`, ...), or takes it back (`give` false). */
   grant(who: string, role: string, give: boolean): Promise<void>;
+  /** Every volunteer, and every request and offer naming a contact, with what the vault holds. */
+  contacts(): Promise<H.ContactView[]>;
+  /** Stores a record's contact; kept here only when a volunteer did not consent to share it. */
+  setContact(record: string, fields: Record<string, string>): Promise<H.ContactView>;
+  /** A record's contact, read as the unlocked person for a reason (at least 4 characters),
+   * logged before it is shown: "invalid" without one, "not_allowed" with no person unlocked. */
+  readContact(record: string, reason: string): Promise<Record<string, unknown>>;
+  /** Erases a record's contact: by the hub that holds the consent, or an admin. */
+  eraseContact(record: string): Promise<H.ContactView>;
+  /** Who read which contact here, when and why, newest first. */
+  contactReads(limit: number): Promise<H.ContactRead[]>;
   onEvent(f: (e: H.HubEvent) => void): () => void;
 }
 

@@ -285,6 +285,48 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.authority()).people.map((p) => p.handle)).toEqual(["owl"]);
     });
 
+    it("keeps contacts by consent, reads them only for a logged reason, and erases them", async () => {
+      const b = await hub(fresh);
+      const quiet = id(await b.add("volunteer", { handle: "quiet-fox", consent: { contact: true, photo: false, share: false } }));
+      const loud = id(await b.add("volunteer", { handle: "loud-owl", consent: { contact: true, photo: false, share: true } }));
+      const bad = await refusal(() => b.setContact(quiet, { name: " ", phone: "" }));
+      expect(bad.code).toBe("invalid");
+      const q = await b.setContact(quiet, { name: "Amal Haddad", phone: "+34 600" });
+      const l = await b.setContact(loud, { name: "Bo Lind" });
+      expect(q.state).toMatchObject({ state: "held", here_only: true, ours: true });
+      expect(l.state).toMatchObject({ state: "held", here_only: false, ours: true });
+      expect(q.vault).toBeTruthy();
+      // The record names the contact; the contact is not in the record.
+      const rec = (await b.show(quiet)).record as Record<string, unknown>;
+      expect(rec.contact).toBe(q.vault);
+      expect(JSON.stringify(rec)).not.toContain("Amal");
+      const all = await b.contacts();
+      expect(all.map((c) => [c.label, c.kind])).toEqual([
+        ["loud-owl", "volunteer"],
+        ["quiet-fox", "volunteer"],
+      ]);
+      expect(all.find((c) => c.record === quiet)?.consent).toEqual({ contact: true, photo: false, share: false });
+      // A read needs a reason; a refused read is not logged.
+      const why = await refusal(() => b.readContact(quiet, " ok "));
+      expect([why.code, why.message.includes("reason")]).toEqual(["invalid", true]);
+      expect(await b.contactReads(10)).toEqual([]);
+      expect(await b.readContact(quiet, "call about the night shift")).toEqual({ name: "Amal Haddad", phone: "+34 600" });
+      const reads = await b.contactReads(10);
+      expect(reads.map((r) => [r.by, r.record, r.vault, r.reason])).toEqual([["kestrel", quiet, q.vault, "call about the night shift"]]);
+      // No one unlocked, no read.
+      await b.lockPerson();
+      expect((await refusal(() => b.readContact(quiet, "just looking"))).code).toBe("not_allowed");
+      await b.unlockPerson("kestrel", null);
+      // Replaced in place; erased for good.
+      const q2 = await b.setContact(quiet, { name: "Amal Haddad", phone: "+34 611" });
+      expect(q2.vault).toBe(q.vault);
+      const gone = await b.eraseContact(quiet);
+      expect(gone.state.state).toBe("erased");
+      expect((await refusal(() => b.readContact(quiet, "call about the night shift"))).code).toBe("not_found");
+      const hall = id(await b.add("place", { name: "Hall" }));
+      expect((await refusal(() => b.eraseContact(hall))).code).toBe("invalid");
+    });
+
     it("names the currencies the ledger takes, with their minor units", async () => {
       const b = await fresh();
       const c = await b.currencies();

@@ -152,6 +152,33 @@ photo: boolean,
  */
 share: boolean, };
 
+/**
+ * One read of a contact: who, when, which record, and why.
+ */
+export type ContactRead = { at: Timestamp, by: string, vault: string, record: string, reason: string, };
+
+/**
+ * What the vault holds for a record's contact, as this hub knows it.
+ */
+export type ContactState = { "state": "none" } | { "state": "held", updated_at: Timestamp, here_only: boolean, ours: boolean, } | { "state": "erased", at: Timestamp, } | { "state": "not_here" };
+
+/**
+ * A record that names (or may name) a person's contact.
+ */
+export type ContactView = { record: string, kind: Kind, 
+/**
+ * The record's label: a volunteer's handle, a request's description.
+ */
+label: string, 
+/**
+ * A volunteer's consent; requests and offers carry none.
+ */
+consent: Consent | null, 
+/**
+ * The vault id the record names.
+ */
+vault: string | null, state: ContactState, };
+
 export type Coverage = { shift: RecordId, start: Timestamp, end: Timestamp, needed: number, assigned: number, };
 
 /**

@@ -3,6 +3,8 @@ import type {
   ApiError,
   Authority,
   Backend,
+  ContactRead,
+  ContactView,
   Fields,
   FlowStatus,
   HubEvent,
@@ -180,6 +182,34 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     completeIfEnough(w);
   };
   const ofKind = (k: string) => records.filter((r) => r.kind === k);
+  // The vault: contacts kept outside records, by vault id; and who read which, newest first.
+  type Entry = { fields: Record<string, string>; erasedAt: string | null; local: boolean; at: string };
+  const vault = new Map<string, Entry>();
+  const reads: ContactRead[] = [];
+  const withContact = (id: string) => {
+    const r = get(id);
+    if (!["volunteer", "request", "offer"].includes(r.kind))
+      fail("invalid", `invalid ${r.kind}: contact: a ${r.kind} names no person's contact; volunteers, requests and offers do`);
+    return r;
+  };
+  const contactView = (r: Rec): ContactView => {
+    const e = r.contact ? vault.get(String(r.contact)) : undefined;
+    const state: ContactView["state"] = !r.contact
+      ? { state: "none" }
+      : !e
+        ? { state: "not_here" }
+        : e.erasedAt
+          ? { state: "erased", at: e.erasedAt }
+          : { state: "held", updated_at: e.at, here_only: e.local, ours: true };
+    return {
+      record: r.id,
+      kind: r.kind as ContactView["kind"],
+      label: String(r.handle || r.description || ""),
+      consent: r.kind === "volunteer" ? ({ ...(r.consent as object) } as ContactView["consent"]) : null,
+      vault: r.contact ? String(r.contact) : null,
+      state,
+    };
+  };
   const label = (r: Rec | undefined) =>
     r ? String(r.name || r.description || r.summary || r.title || r.payee || r.id) : "";
   const stockLines = (item: string | null): StockLine[] => {
@@ -719,6 +749,58 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (give && has) fail("not_allowed", `not allowed: ${p.handle} already holds "${r}"`);
       if (!give && !has) fail("not_allowed", `not allowed: ${p.handle} does not hold "${r}"`);
       p.roles = give ? [...p.roles, r] : p.roles.filter((x) => x !== r);
+    },
+    async contacts() {
+      need();
+      const views = (["volunteer", "request", "offer"] as const).flatMap((k) =>
+        ofKind(k)
+          .filter((r) => k === "volunteer" || r.contact)
+          .map(contactView)
+          .sort((a, b) => a.label.toLowerCase().localeCompare(b.label.toLowerCase())),
+      );
+      return views;
+    },
+    async setContact(record, fields) {
+      need();
+      const r = withContact(record);
+      if (Object.values(fields).every((v) => !String(v ?? "").trim())) fail("invalid", "invalid vault entry: nothing to store");
+      const hereOnly = r.kind === "volunteer" && !(r.consent as { share?: boolean } | undefined)?.share;
+      const current = r.contact ? vault.get(String(r.contact)) : undefined;
+      let vid: string;
+      if (current && !current.erasedAt && (current.local || !hereOnly)) {
+        vid = String(r.contact);
+      } else {
+        vid = `v${String(++seq).padStart(25, "0")}`;
+        if (current && !current.erasedAt) current.erasedAt = now().toISOString();
+      }
+      vault.set(vid, { fields: { ...fields }, erasedAt: null, local: hereOnly, at: now().toISOString() });
+      r.contact = vid;
+      return contactView(r);
+    },
+    async readContact(record, reason) {
+      need();
+      if ([...reason.trim()].length < 4)
+        fail("invalid", "invalid contact read: reason: say why you need this person's contact (at least 4 characters): every read is logged with its reason");
+      const me = signer();
+      const r = withContact(record);
+      const e = r.contact ? vault.get(String(r.contact)) : undefined;
+      if (!e) return fail("not_found", `no record with id a contact for record ${record}`);
+      if (e.erasedAt) return fail("not_found", `no record with id contact ${r.contact}: erased at ${e.erasedAt}`);
+      reads.unshift({ at: now().toISOString(), by: me.handle, vault: String(r.contact), record, reason: reason.trim() });
+      return { ...e.fields };
+    },
+    async eraseContact(record) {
+      need();
+      const r = withContact(record);
+      const e = r.contact ? vault.get(String(r.contact)) : undefined;
+      if (!e) return fail("not_found", `no record with id a contact for record ${record}`);
+      e.fields = {};
+      e.erasedAt ??= now().toISOString();
+      return contactView(r);
+    },
+    async contactReads(limit) {
+      need();
+      return reads.slice(0, limit);
     },
     onEvent(f) {
       listeners.push(f);

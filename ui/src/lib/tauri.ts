@@ -68,6 +68,11 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     setAdmin: (who, admin) => invoke("set_admin", { who, admin }),
     endorse: (who) => invoke("endorse", { who }),
     grant: (who, role, give) => invoke("grant", { who, role, give }),
+    contacts: () => invoke("contacts"),
+    setContact: (record, fields) => invoke("set_contact", { record, fields }),
+    readContact: (record, reason) => invoke("read_contact", { record, reason }),
+    eraseContact: (record) => invoke("erase_contact", { record }),
+    contactReads: (limit) => invoke("contact_reads", { limit }),
     onEvent: (f) => ipc.listen(f),
   };
 }

@@ -1,0 +1,259 @@
+//! People's contacts and consent: the vault as coordinators use it.
+//!
+//! A contact (a real name, a phone number) belongs to one record that names a person: a
+//! volunteer, a request, an offer. The record holds only the vault id. Three rules hold for every
+//! face:
+//! - a contact leaves this hub only with consent: a volunteer who did not consent to share it
+//!   has it kept here only (never synced, never in a bundle); withdrawing that consent erases
+//!   the shared copy everywhere and keeps a new one here;
+//! - reading one needs an unlocked person of the coalition and a reason, and every read is
+//!   logged with both (`contact_reads`), before the content is returned;
+//! - erasing follows the vault's rule: the hub that holds the consent, or an admin.
+
+use aidmesh_model::{Body, Consent, FieldError, Kind, Timestamp};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{Error, Hub, Result, VaultState};
+
+/// Reads a contact's reason must be at least this long (characters, trimmed).
+pub const MIN_REASON_CHARS: usize = 4;
+
+/// What the vault holds for a record's contact, as this hub knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ContactState {
+    /// The record names no contact.
+    None,
+    /// Held here; `here_only` when it never leaves this hub; `ours` when this hub holds the
+    /// person's consent (it may replace or erase the contact).
+    Held { updated_at: Timestamp, here_only: bool, ours: bool },
+    /// Erased: content and key destroyed.
+    Erased { at: Timestamp },
+    /// Named by the record, but not held here (kept at the hub that took it, or not synced yet).
+    NotHere,
+}
+
+/// A record that names (or may name) a person's contact.
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
+pub struct ContactView {
+    pub record: String,
+    pub kind: Kind,
+    /// The record's label: a volunteer's handle, a request's description.
+    pub label: String,
+    /// A volunteer's consent; requests and offers carry none.
+    pub consent: Option<Consent>,
+    /// The vault id the record names.
+    pub vault: Option<String>,
+    pub state: ContactState,
+}
+
+/// One read of a contact: who, when, which record, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct ContactRead {
+    pub at: Timestamp,
+    pub by: String,
+    pub vault: String,
+    pub record: String,
+    pub reason: String,
+}
+
+/// The kinds whose records name a contact.
+const WITH_CONTACT: [Kind; 3] = [Kind::Volunteer, Kind::Request, Kind::Offer];
+
+fn contact_of(body: &Body) -> Option<(Option<&String>, Option<&Consent>)> {
+    match body {
+        Body::Volunteer(v) => Some((v.contact.as_ref(), Some(&v.consent))),
+        Body::Request(r) => Some((r.contact.as_ref(), None)),
+        Body::Offer(o) => Some((o.contact.as_ref(), None)),
+        _ => None,
+    }
+}
+
+impl Hub {
+    /// Every volunteer, and every request and offer that names a contact, with what the vault
+    /// holds for it. Volunteers first, then by label.
+    pub fn contacts(&self) -> Result<Vec<ContactView>> {
+        let entries: std::collections::BTreeMap<String, aidmesh_store::VaultEntry> =
+            self.store.vault_list()?.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut out = Vec::new();
+        for kind in WITH_CONTACT {
+            let mut views: Vec<ContactView> = self
+                .all(kind)?
+                .iter()
+                .filter_map(|r| {
+                    let (vault, consent) = contact_of(&r.body)?;
+                    if vault.is_none() && kind != Kind::Volunteer {
+                        return None;
+                    }
+                    Some(ContactView {
+                        record: r.id().to_string(),
+                        kind,
+                        label: r.body.label(),
+                        consent: consent.cloned(),
+                        vault: vault.cloned(),
+                        state: self.state_of(vault.map(|v| entries.get(v)), vault.is_some()),
+                    })
+                })
+                .collect();
+            views.sort_by_key(|v| v.label.to_lowercase());
+            out.extend(views);
+        }
+        Ok(out)
+    }
+
+    /// The contact of one record.
+    pub fn contact(&self, record: &str) -> Result<ContactView> {
+        let rec = self.get(record)?;
+        let (vault, consent) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
+        let entry = match vault {
+            Some(v) => self.store.vault_list()?.into_iter().find(|e| &e.id == v),
+            None => None,
+        };
+        Ok(ContactView {
+            record: record.to_string(),
+            kind: rec.kind(),
+            label: rec.body.label(),
+            consent: consent.cloned(),
+            vault: vault.cloned(),
+            state: self.state_of(vault.map(|_| entry.as_ref()), vault.is_some()),
+        })
+    }
+
+    fn state_of(&self, entry: Option<Option<&aidmesh_store::VaultEntry>>, named: bool) -> ContactState {
+        match entry.flatten() {
+            _ if !named => ContactState::None,
+            None => ContactState::NotHere,
+            Some(e) => match e.erased_at {
+                Some(at) => ContactState::Erased { at: Timestamp::from_millis(at) },
+                None => ContactState::Held {
+                    updated_at: Timestamp::from_millis(e.updated_at),
+                    here_only: e.local,
+                    ours: e.origin == self.hub_id,
+                },
+            },
+        }
+    }
+
+    /// Stores a record's contact (`name`, `phone`, ... as given) and has the record name it.
+    ///
+    /// A volunteer's contact is kept at this hub only unless they consented to share it. A
+    /// contact this hub holds the consent for is replaced in place (a new version); one taken
+    /// elsewhere, erased, or shared when consent is now withdrawn is replaced by a new entry
+    /// (the withdrawn one is erased on every hub).
+    pub fn set_contact(&mut self, record: &str, fields: &Map<String, Value>) -> Result<ContactView> {
+        let rec = self.get(record)?;
+        let (vault, consent) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
+        let here_only = consent.is_some_and(|c| !c.share);
+        let current = match vault {
+            Some(v) => self.store.vault_list()?.into_iter().find(|e| &e.id == v),
+            None => None,
+        };
+        let id = match current {
+            Some(e) if e.origin == self.hub_id && e.erased_at.is_none() => {
+                if e.local || !here_only {
+                    self.put_vault_entry(Some((&e.id, e.version + 1)), fields, here_only)?
+                } else {
+                    // Consent to share was withdrawn: the shared copy goes everywhere it went.
+                    let id = self.put_vault_entry(None, fields, here_only)?;
+                    self.vault_erase(&e.id)?;
+                    id
+                }
+            }
+            _ => self.put_vault_entry(None, fields, here_only)?,
+        };
+        if vault != Some(&id) {
+            let mut patch = Map::new();
+            patch.insert("contact".into(), Value::String(id));
+            self.update(record, patch)?;
+        }
+        self.contact(record)
+    }
+
+    /// A record's contact, for `reason`: the read is logged with the unlocked person's handle
+    /// and the reason before the content is returned. `who` is a record id or a vault id.
+    pub fn read_contact(&mut self, who: &str, reason: &str) -> Result<Map<String, Value>> {
+        let reason = reason.trim();
+        if reason.chars().count() < MIN_REASON_CHARS {
+            return Err(Error::invalid(
+                "contact read",
+                vec![FieldError::new(
+                    "reason",
+                    format!(
+                        "say why you need this person's contact (at least {MIN_REASON_CHARS} characters): every read is logged with its reason"
+                    ),
+                )],
+            ));
+        }
+        let person = self.acting_identity()?;
+        let key = aidmesh_mesh::authority::Key::of(person);
+        if self.log()?.state().person_of(&key).is_none() {
+            return Err(Error::NotAllowed(format!(
+                "{} is not a person of the coalition: only its people read contacts",
+                self.acting_handle()
+            )));
+        }
+        let (vault, record) = if self.store.record(who)?.is_none() {
+            (who.to_string(), String::new())
+        } else {
+            let rec = self.get(who)?;
+            let (vault, _) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
+            let vault = vault.cloned().ok_or_else(|| Error::NotFound(format!("a contact for record {who}")))?;
+            (vault, who.to_string())
+        };
+        let content = match self.store.vault_get(&vault)? {
+            Some(VaultState::Present(b)) => b,
+            Some(VaultState::Erased { at }) => {
+                return Err(Error::NotFound(format!("contact {vault}: erased at {}", Timestamp::from_millis(at))))
+            }
+            None => return Err(Error::NotFound(format!("contact {vault}: not held at this hub"))),
+        };
+        let at = self.clock.now().millis();
+        let by = self.acting_handle();
+        self.store.write(|tx| tx.log_vault_read(at, &by, &vault, &record, reason))?;
+        match serde_json::from_slice::<Value>(&content) {
+            Ok(Value::Object(m)) => Ok(m),
+            // Entries stored as plain text by older hubs read as one field.
+            _ => {
+                let mut m = Map::new();
+                m.insert("text".into(), Value::String(String::from_utf8_lossy(&content).into_owned()));
+                Ok(m)
+            }
+        }
+    }
+
+    /// Erases a record's contact (see [`Hub::vault_erase`] for who may).
+    pub fn erase_contact(&mut self, record: &str) -> Result<ContactView> {
+        let rec = self.get(record)?;
+        let (vault, _) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
+        let vault = vault.cloned().ok_or_else(|| Error::NotFound(format!("a contact for record {record}")))?;
+        self.vault_erase(&vault)?;
+        self.contact(record)
+    }
+
+    /// The latest reads of contacts at this hub, newest first.
+    pub fn contact_reads(&self, limit: usize) -> Result<Vec<ContactRead>> {
+        Ok(self
+            .store
+            .vault_reads(limit)?
+            .into_iter()
+            .map(|r| ContactRead {
+                at: Timestamp::from_millis(r.at),
+                by: r.by,
+                vault: r.entry,
+                record: r.record,
+                reason: r.reason,
+            })
+            .collect())
+    }
+}
+
+fn no_contact(kind: &Kind) -> Error {
+    Error::invalid(
+        kind.name(),
+        vec![FieldError::new(
+            "contact",
+            format!("a {kind} names no person's contact; volunteers, requests and offers do"),
+        )],
+    )
+}
