@@ -285,6 +285,33 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.authority()).people.map((p) => p.handle)).toEqual(["owl"]);
     });
 
+    it("lets an admin set the purchase policy and no one else, and names what is wrong with one", async () => {
+      const b = await hub(fresh);
+      const policy = { currency: "EUR", limits: [{ role: "treasurer", max_minor: 50000 }], threshold_minor: 20000, approvals_above_threshold: 2 };
+      const none = await refusal(() => b.add("policy", { ...policy, limits: [] }));
+      expect([none.code, none.message.includes("limits")]).toEqual(["invalid", true]);
+      const money = await refusal(() => b.add("policy", { ...policy, currency: "EURO" }));
+      expect([money.code, money.message.includes("currency")]).toEqual(["invalid", true]);
+      expect((await b.authority()).policies).toEqual([]);
+      await b.add("policy", policy);
+      const [p] = (await b.authority()).policies;
+      expect([p.currency, p.limits, p.threshold, p.approvals_above_threshold, p.in_force, p.set_by]).toEqual([
+        "EUR",
+        ["treasurer: up to 500.00 EUR"],
+        "200.00 EUR",
+        2,
+        true,
+        "kestrel",
+      ]);
+      // A plain member cannot set one.
+      const owl = await b.makePerson("owl", null);
+      await b.addPerson(owl.key, "owl", false);
+      await b.unlockPerson("owl", null);
+      const e = await refusal(() => b.add("policy", { ...policy, threshold_minor: 0 }));
+      expect(e.code).toBe("not_allowed");
+      expect((await b.authority()).policies.length).toBe(1);
+    });
+
     it("keeps contacts by consent, reads them only for a logged reason, and erases them", async () => {
       const b = await hub(fresh);
       const quiet = id(await b.add("volunteer", { handle: "quiet-fox", consent: { contact: true, photo: false, share: false } }));

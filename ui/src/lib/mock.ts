@@ -73,6 +73,7 @@ const TEMPLATES: Record<string, Fields> = {
   approval: { expense: "", decision: "approve", approver: "", note: "" },
   grievance: { summary: "", details: "", confidential: false, readers: [], involved: [], status: "received", resolution: "" },
   after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "" },
+  policy: { currency: "", limits: [], threshold_minor: 0, approvals_above_threshold: 1, effective: "" },
 };
 
 const REQUIRED: Record<string, string[]> = {
@@ -260,6 +261,18 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     // wants one there all the same); expenses are recorded by a person of the coalition.
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
+    if (kind === "policy") {
+      const limits = rec.limits as { role: string; max_minor: number }[];
+      const errs: string[] = [];
+      if (!/^[A-Z]{3}$/.test(String(rec.currency))) errs.push(`currency: "${rec.currency}" is not an ISO 4217 currency code`);
+      if (!limits.length) errs.push("limits: name at least one role that may authorise purchases");
+      for (const l of limits)
+        if (!(l.max_minor > 0) || !l.role.trim()) errs.push(`limits: limit for "${l.role}" needs a role and a positive amount`);
+      if (Number(rec.threshold_minor) < 0) errs.push("threshold_minor: must not be negative");
+      if (!(Number(rec.approvals_above_threshold) >= 1)) errs.push("approvals_above_threshold: must be at least 1");
+      if (errs.length) fail("invalid", `invalid policy: ${errs.join("; ")}`);
+      admin();
+    }
     if ((kind === "request" || kind === "offer" || kind === "allocation") && !(Number(rec.quantity) > 0))
       fail("invalid", `invalid ${kind}: quantity: must be greater than zero`);
     if ((kind === "request" || kind === "offer") && !rec.item && !rec.category && !rec.skill)

@@ -379,3 +379,55 @@ describe("people", () => {
     await waitFor(() => expect(document.querySelector(`#pe-table tr[data-key="${wren.key}"]`)).toBeNull());
   });
 });
+
+describe("purchase policy", () => {
+  it("an admin sets it in the currency's units; a bad amount is named and nothing is set", async () => {
+    const b = await ready();
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    const form = await screen.findByRole("form", { name: "Set the purchase policy" });
+    await waitFor(() => expect((within(form).getByLabelText("Currency") as HTMLSelectElement).options.length).toBeGreaterThan(1));
+    await fireEvent.input(within(form).getByLabelText("May approve up to"), { target: { value: "500.555" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Set the policy" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("at most 2 digits after the point");
+    expect((await b.authority()).policies).toEqual([]);
+    await fireEvent.input(within(form).getByLabelText("May approve up to"), { target: { value: "500" } });
+    await fireEvent.input(within(form).getByLabelText("Above this amount…"), { target: { value: "200.00" } });
+    await fireEvent.click(within(form).getByRole("button", { name: "Set the policy" }));
+    expect(await screen.findByText("✓ Purchase policy set.")).toBeTruthy();
+    await waitFor(() =>
+      expect(document.getElementById("pe-policies")?.textContent).toContain("treasurer: up to 500.00 EUR; above 200.00 EUR, 2 approvals"),
+    );
+  });
+});
+
+describe("contacts", () => {
+  it("saves a contact kept here by consent, shows it only for a reason, logs the read, and erases it", async () => {
+    const b = await ready();
+    const fox = await b.add("volunteer", { handle: "quiet-fox", consent: { contact: true, photo: false, share: false } });
+    const { default: Contacts } = await import("./Contacts.svelte");
+    render(Contacts, { backend: b });
+    await fireEvent.click(await screen.findByRole("button", { name: "Open: quiet-fox" }));
+    await fireEvent.input(screen.getByLabelText("Name"), { target: { value: "Amal Haddad" } });
+    await fireEvent.input(screen.getByLabelText("Phone"), { target: { value: "+34 600" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Save contact" }));
+    expect(await screen.findByText("Saved, kept at this hub only.")).toBeTruthy();
+    expect(document.querySelector(`tr[data-record="${fox.id}"] .held`)?.textContent).toBe("Kept at this hub only");
+    // Nothing is shown without a reason; with one, the read is logged under the person's name.
+    expect(document.getElementById("co-shown")).toBeNull();
+    await fireEvent.input(screen.getByLabelText("Why you need it"), { target: { value: "no" } });
+    await fireEvent.click(screen.getByRole("button", { name: "View contact" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("reason");
+    expect(await b.contactReads(5)).toEqual([]);
+    await fireEvent.input(screen.getByLabelText("Why you need it"), { target: { value: "night shift call" } });
+    await fireEvent.click(screen.getByRole("button", { name: "View contact" }));
+    await waitFor(() => expect(document.getElementById("co-shown")?.textContent).toContain("Amal Haddad"));
+    await waitFor(() => expect(document.getElementById("co-read-log")?.textContent).toContain("kestrel: quiet-fox — “night shift call”"));
+    // Erasing asks once more, then destroys it.
+    await fireEvent.click(screen.getByRole("button", { name: "Erase contact" }));
+    expect(screen.getByText(/Erase quiet-fox's contact on every hub\?/)).toBeTruthy();
+    await fireEvent.click(document.getElementById("co-erase-yes")!);
+    await waitFor(() => expect(document.querySelector(`tr[data-record="${fox.id}"] .held`)?.textContent).toMatch(/^Erased/));
+    expect(document.getElementById("co-shown")).toBeNull();
+  });
+});
