@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use aidmesh_hub::model::{views::Source, FlowStatus, Kind, Record, Timestamp};
+use aidmesh_hub::model::{views::Source, FlowStatus, GrievanceStatus, Kind, Record, Timestamp};
 use aidmesh_hub::{AllocationStep, Config, Hub, InitOptions};
 use serde_json::{Map, Value};
 use tauri::{AppHandle, Emitter, Runtime, State};
@@ -67,6 +67,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         read_contact,
         erase_contact,
         contact_reads,
+        grievance_step,
+        acknowledge_handoff,
     ]
 }
 
@@ -576,6 +578,23 @@ async fn erase_contact(state: State<'_, AppState>, record: String) -> ApiResult<
 #[tauri::command]
 async fn contact_reads(state: State<'_, AppState>, limit: usize) -> ApiResult<Vec<aidmesh_hub::ContactRead>> {
     state.with_hub(|h| h.contact_reads(limit))
+}
+
+/// Records a dated step in handling a grievance, and the status it leaves (readers only).
+#[tauri::command]
+async fn grievance_step(
+    state: State<'_, AppState>,
+    id: String,
+    note: String,
+    status: Option<GrievanceStatus>,
+) -> ApiResult<Record> {
+    state.with_hub(|h| h.grievance_step(&id, &note, status))
+}
+
+/// Marks a handoff read by the next shift, as the person acting here.
+#[tauri::command]
+async fn acknowledge_handoff(state: State<'_, AppState>, id: String) -> ApiResult<Record> {
+    state.with_hub(|h| h.acknowledge_handoff(&id))
 }
 
 /// Writes a USB bundle at `path` (beside it first, then renamed: a pulled stick leaves no half file).

@@ -180,6 +180,7 @@ pub fn typescript() -> String {
     d.visit::<Source>();
     d.visit::<AllocationStep>();
     d.visit::<FlowStatus>();
+    d.visit::<aidmesh_hub::model::GrievanceStatus>();
     d.visit::<Paper>();
     let mut out = String::from(
         "// Generated from the Rust types by src-tauri/src/edge.rs: do not edit.\n\

@@ -109,6 +109,16 @@ pub(crate) enum Command {
         #[arg(value_parser = ["cancel", "reopen"])]
         action: String,
     },
+    /// Record a dated step in handling a grievance (readers only), and the status it leaves:
+    /// `aidmesh grievance-step ID "Spoke with both sides" --status investigating`.
+    GrievanceStep {
+        grievance: String,
+        note: String,
+        #[arg(long, value_parser = ["received", "investigating", "resolved", "dismissed"])]
+        status: Option<String>,
+    },
+    /// Acknowledge a handoff as the next shift (recorded as an amendment: handoffs are append-only).
+    Acknowledge { handoff: String },
     /// Ledger totals per fund and category.
     Ledger,
     /// The fields of a record kind.

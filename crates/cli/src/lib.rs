@@ -488,6 +488,29 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             outln!("Request {request}: {}.", if action == "cancel" { "cancelled" } else { "open again" });
             Ok(())
         }
+        Command::GrievanceStep { grievance, note, status } => {
+            let mut hub = hubs.hub()?;
+            let status = status
+                .map(|s| serde_json::from_value::<aidmesh_hub::model::GrievanceStatus>(serde_json::Value::String(s)))
+                .transpose()?;
+            let rec = hub.grievance_step(&grievance, &note, status)?;
+            if json {
+                return print::json(&rec);
+            }
+            let aidmesh_hub::model::Body::Grievance(g) = &rec.body else { bail!("{grievance} is not a grievance") };
+            let status = serde_json::to_value(g.status)?;
+            outln!("Grievance {grievance}: step {} recorded; it is {}.", g.steps.len(), status.as_str().unwrap_or("?"));
+            Ok(())
+        }
+        Command::Acknowledge { handoff } => {
+            let mut hub = hubs.hub()?;
+            let rec = hub.acknowledge_handoff(&handoff)?;
+            if json {
+                return print::json(&rec);
+            }
+            outln!("Handoff {handoff}: acknowledged.");
+            Ok(())
+        }
         Command::Ledger => {
             let hub = hubs.hub()?;
             let t = hub.ledger_totals()?;

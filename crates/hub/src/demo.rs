@@ -569,6 +569,21 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 involved: vec!["bold-lynx".into()],
                 status: GrievanceStatus::Investigating,
                 resolution: String::new(),
+                facilitator: "calm-heron".into(),
+                steps: vec![
+                    aidmesh_model::GrievanceStep {
+                        at: now.plus_hours(-6),
+                        by: "calm-heron".into(),
+                        note: "Received at the north gate.".into(),
+                        status: GrievanceStatus::Received,
+                    },
+                    aidmesh_model::GrievanceStep {
+                        at: now.plus_hours(-4),
+                        by: "calm-heron".into(),
+                        note: "Spoke with the person who reported it.".into(),
+                        status: GrievanceStatus::Investigating,
+                    },
+                ],
             }),
         );
         g.push(
@@ -582,6 +597,18 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 did_not_work: "The first aid tent was hard to find.".into(),
                 why: "No signs on the route.".into(),
                 actions: "Print signs; put a marshal at the turn.".into(),
+                action_items: vec![
+                    aidmesh_model::ActionItem {
+                        action: "Print signs for the first aid tent".into(),
+                        owner: "quiet-fox".into(),
+                        ..Default::default()
+                    },
+                    aidmesh_model::ActionItem {
+                        action: "Put a marshal at the turn".into(),
+                        owner: "brave-owl".into(),
+                        ..Default::default()
+                    },
+                ],
             }),
         );
     }

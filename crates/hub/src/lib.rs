@@ -10,6 +10,7 @@
 
 mod authority;
 mod bundle;
+mod care;
 mod contacts;
 mod demo;
 mod error;

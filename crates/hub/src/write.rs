@@ -178,7 +178,8 @@ impl Hub {
             fields.insert(k, v);
         }
         let body = Body::from_fields_strict(kind, fields).map_err(|e| Error::invalid(kind.name(), vec![e]))?;
-        let rec = Record { meta: current.meta.clone(), body };
+        let mut rec = Record { meta: current.meta.clone(), body };
+        self.care_rules(&current, &mut rec, by_flow)?;
         body_rules(&rec)?;
         self.check_refs(&rec, &BTreeMap::new())?;
         let now = self.clock.now();

@@ -296,3 +296,88 @@ fn suggestions_for_every_request_are_a_screen_s_worth_most_urgent_first() {
     assert_eq!(s[0].request_label, format!("Water {}", n - 1), "the critical request comes first");
     assert!(s.iter().all(|x| x.source_label == "Water" && x.place_label.as_deref() == Some("Hall")));
 }
+
+#[test]
+fn a_grievance_keeps_dated_steps_that_only_grow_and_only_its_readers_add() {
+    let mut t = new_hub("North", 1);
+    t.hub.act_as("heron");
+    let g = add(
+        &mut t.hub,
+        Kind::Grievance,
+        json!({"summary": "Rota unfair", "confidential": true, "readers": ["heron"], "facilitator": "heron"}),
+    );
+    let steps = |h: &Hub| match h.get(&g).unwrap().body {
+        Body::Grievance(g) => g.steps.iter().map(|s| (s.by.clone(), s.note.clone(), s.status)).collect::<Vec<_>>(),
+        _ => unreachable!(),
+    };
+    use aidmesh_hub::model::GrievanceStatus as S;
+    t.clock.advance_ms(60_000);
+    t.hub.grievance_step(&g, "Spoke with both sides", Some(S::Investigating)).unwrap();
+    // A move of status by a plain update (any face) adds its step too, with the resolution.
+    t.clock.advance_ms(60_000);
+    t.hub.update(&g, fields(json!({"status": "resolved", "resolution": "Rota redone with the night shift"}))).unwrap();
+    assert_eq!(
+        steps(&t.hub),
+        vec![
+            ("heron".into(), "Spoke with both sides".into(), S::Investigating),
+            ("heron".into(), "Rota redone with the night shift".into(), S::Resolved),
+        ]
+    );
+    let Body::Grievance(got) = t.hub.get(&g).unwrap().body else { unreachable!() };
+    assert!(got.steps[0].at < got.steps[1].at, "each step is dated");
+    // Steps are never rewritten, and a step says something.
+    let e = t.hub.update(&g, fields(json!({"steps": []}))).unwrap_err();
+    assert!(e.to_string().contains("only ever added"), "{e}");
+    let e = t.hub.grievance_step(&g, "  ", None).unwrap_err();
+    assert_eq!(e.code(), "invalid");
+    assert_eq!(steps(&t.hub).len(), 2, "refusals change nothing");
+    // Someone who may not read it adds no step.
+    t.hub.act_as("fox");
+    assert_eq!(t.hub.grievance_step(&g, "I looked", None).unwrap_err().code(), "invalid");
+    t.hub.act_as("heron");
+    assert_eq!(steps(&t.hub).len(), 2);
+}
+
+#[test]
+fn an_action_marked_done_is_stamped_and_a_handoff_is_acknowledged_once() {
+    let mut t = new_hub("North", 1);
+    let note = add(
+        &mut t.hub,
+        Kind::AfterAction,
+        json!({"title": "Night 1", "action_items": [{"action": "More water", "owner": "fox"}]}),
+    );
+    let items = |h: &Hub| match h.get(&note).unwrap().body {
+        Body::AfterAction(a) => a.action_items,
+        _ => unreachable!(),
+    };
+    let e = t.hub.update(&note, fields(json!({"action_items": [{"action": " "}]}))).unwrap_err();
+    assert!(e.to_string().contains("action 1 says nothing"), "{e}");
+    t.hub
+        .update(&note, fields(json!({"action_items": [{"action": "More water", "owner": "fox", "done": true}]})))
+        .unwrap();
+    assert_eq!(items(&t.hub)[0].done_at, Some(t.hub.now()));
+    t.hub
+        .update(&note, fields(json!({"action_items": [{"action": "More water", "owner": "fox", "done": false}]})))
+        .unwrap();
+    assert_eq!(items(&t.hub)[0].done_at, None, "reopened");
+
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let role = add(&mut t.hub, Kind::Role, json!({"name": "Gate"}));
+    let shift = add(
+        &mut t.hub,
+        Kind::Shift,
+        json!({"role": role, "place": hall, "start": "2026-11-25T08:00:00Z", "end": "2026-11-25T12:00:00Z", "needed": 1}),
+    );
+    let h = add(&mut t.hub, Kind::Handoff, json!({"shift": shift, "note": "Gate 2 lock is stiff"}));
+    assert_eq!(t.hub.update(&h, fields(json!({"acknowledged_by": "owl"}))).unwrap_err().code(), "append_only");
+    t.hub.act_as("owl");
+    let acked = t.hub.acknowledge_handoff(&h).unwrap();
+    let Body::Handoff(got) = &acked.body else { unreachable!() };
+    assert_eq!(got.acknowledged_by.as_deref(), Some("owl"));
+    let listed = serde_json::to_value(t.hub.list(Kind::Handoff, 10, 0).unwrap()).unwrap();
+    assert_eq!(listed[0]["acknowledged_by"], json!("owl"), "{listed}");
+    t.hub.act_as("elk");
+    let e = t.hub.acknowledge_handoff(&h).unwrap_err();
+    assert!(e.to_string().contains("owl already acknowledged it"), "{e}");
+    assert_eq!(t.hub.acknowledge_handoff(&hall).unwrap_err().code(), "invalid");
+}

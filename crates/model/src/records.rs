@@ -953,6 +953,9 @@ pub struct Handoff {
     pub shift: RecordId,
     pub next_shift: Option<RecordId>,
     pub note: String,
+    /// Handle of the person of the next shift who read it: set by an amendment, as a handoff
+    /// is append-only.
+    pub acknowledged_by: Option<String>,
 }
 
 impl Rules for Handoff {
@@ -1237,6 +1240,21 @@ pub struct Grievance {
     pub involved: Vec<String>,
     pub status: GrievanceStatus,
     pub resolution: String,
+    /// Handle of the person who facilitates the process.
+    pub facilitator: String,
+    /// What was done, dated, oldest first. Only ever grows: the hub adds a step for each move.
+    pub steps: Vec<GrievanceStep>,
+}
+
+/// One dated step in handling a grievance: what was done, by whom, and the status it left.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct GrievanceStep {
+    pub at: Timestamp,
+    /// Handle of the person who recorded it.
+    pub by: String,
+    pub note: String,
+    pub status: GrievanceStatus,
 }
 
 impl Record {
@@ -1256,6 +1274,7 @@ impl Record {
             // Who may read it and who it concerns are part of what is confidential.
             g.readers.clear();
             g.involved.clear();
+            g.steps.clear();
         }
         Some(r)
     }
@@ -1286,7 +1305,9 @@ impl Rules for Grievance {
         if self.confidential {
             vec![]
         } else {
-            vec![&self.summary, &self.details, &self.resolution]
+            let mut t = vec![self.summary.as_str(), &self.details, &self.resolution, &self.facilitator];
+            t.extend(self.steps.iter().map(|s| s.note.as_str()));
+            t
         }
     }
 }
@@ -1300,11 +1321,29 @@ pub struct AfterAction {
     pub did_not_work: String,
     pub why: String,
     pub actions: String,
+    /// What is to be done, each tracked to done.
+    pub action_items: Vec<ActionItem>,
+}
+
+/// An action an after-action review decided, tracked to done.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct ActionItem {
+    pub action: String,
+    /// Handle of who takes it on.
+    pub owner: String,
+    pub due: Option<NaiveDate>,
+    pub done: bool,
+    /// When it was marked done (set by the hub).
+    pub done_at: Option<Timestamp>,
 }
 
 impl Rules for AfterAction {
     fn check(&self, errs: &mut Vec<FieldError>) {
         require(errs, "title", &self.title);
+        if let Some(i) = self.action_items.iter().position(|a| a.action.trim().is_empty()) {
+            errs.push(FieldError::new("action_items", format!("action {} says nothing to do", i + 1)));
+        }
     }
     fn refs(&self) -> Vec<Ref<'_>> {
         let mut r = Vec::new();
@@ -1312,7 +1351,9 @@ impl Rules for AfterAction {
         r
     }
     fn text(&self) -> Vec<&str> {
-        vec![&self.title, &self.worked, &self.did_not_work, &self.why, &self.actions]
+        let mut t = vec![self.title.as_str(), &self.worked, &self.did_not_work, &self.why, &self.actions];
+        t.extend(self.action_items.iter().map(|a| a.action.as_str()));
+        t
     }
 }
 

@@ -509,7 +509,57 @@ impl Doc {
             };
             return self.doc.update_text(&text, s.as_str()).map_err(|e| self.err(e));
         }
+        // (A list in conflict is written whole: writing it is what settles the conflict.)
+        if let Json::Array(items) = v {
+            let all = self.doc.get_all(obj, key).map_err(|e| self.err(e))?;
+            let list = match &all[..] {
+                [(Value::Object(ObjType::List), list)] => Some(list.clone()),
+                _ => None,
+            };
+            if let Some(list) = list {
+                if self.update_list(&list, items)? {
+                    return Ok(());
+                }
+            }
+        }
         put_json(&mut self.doc, obj, Prop::Map(key.to_string()), v).map_err(|e| self.err(e))
+    }
+
+    /// Writes a list that kept its elements and maybe grew (a step added, an action ticked off)
+    /// element by element: changed elements in place (a map element field by field), new ones
+    /// inserted at the end. Hubs that append or tick apart then keep both, where replacing the
+    /// whole list would keep one hub's list. Answers false, writing nothing, for a list that
+    /// shrank: that is replaced whole.
+    fn update_list(&mut self, list: &ObjId, items: &[Json]) -> Result<bool> {
+        let len = self.doc.length(list);
+        if items.len() < len {
+            return Ok(false);
+        }
+        for (i, new) in items.iter().enumerate() {
+            let Some((current, elem)) = self.doc.get(list, i).map_err(|e| self.err(e))? else {
+                put_json(&mut self.doc, list, Prop::Seq(i), new).map_err(|e| self.err(e))?;
+                continue;
+            };
+            let is_map = matches!(current, Value::Object(ObjType::Map));
+            if &self.to_json(current, &elem)? == new {
+                continue;
+            }
+            match (is_map, new) {
+                (true, Json::Object(fields)) => {
+                    let old = self.read_map(&elem)?;
+                    for (k, v) in fields {
+                        if old.get(k) != Some(v) {
+                            put_json(&mut self.doc, &elem, Prop::Map(k.clone()), v).map_err(|e| self.err(e))?;
+                        }
+                    }
+                    for k in old.keys().filter(|k| !fields.contains_key(*k)) {
+                        self.doc.delete(&elem, k.as_str()).map_err(|e| self.err(e))?;
+                    }
+                }
+                _ => put_json(&mut self.doc, list, Prop::Seq(i), new).map_err(|e| self.err(e))?,
+            }
+        }
+        Ok(true)
     }
 
     fn err(&self, source: automerge::AutomergeError) -> Error {

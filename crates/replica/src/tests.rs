@@ -173,6 +173,50 @@ fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
 }
 
 #[test]
+fn a_list_that_grows_or_ticks_apart_keeps_both_hubs_work() {
+    let action = |a: &str| ActionItem { action: a.into(), owner: "fox".into(), ..Default::default() };
+    let mut a = Doc::new("d", b"a");
+    let first = AfterAction { title: "Night 1".into(), action_items: vec![action("more water")], ..Default::default() };
+    a.create(&record("n1", first)).unwrap();
+    a.commit(&author("a", 1));
+    let mut b = a.fork(b"b");
+    let edit = |d: &mut Doc, f: &dyn Fn(&mut AfterAction), at: i64, hub: &str| {
+        let mut r = d.get(&"n1".into()).unwrap().unwrap();
+        if let Body::AfterAction(n) = &mut r.body {
+            f(n);
+        }
+        d.update(&r).unwrap();
+        d.commit(&author(hub, at));
+    };
+    // Hub a ticks the first action off and adds one; hub b adds another, apart.
+    edit(
+        &mut a,
+        &|n| {
+            n.action_items[0].done = true;
+            n.action_items.push(action("a second radio"));
+        },
+        2,
+        "a",
+    );
+    edit(&mut b, &|n| n.action_items.push(action("rota for the gate")), 3, "b");
+    a.merge(&mut b).unwrap();
+    b.merge(&mut a).unwrap();
+    let read = |d: &Doc| {
+        let Body::AfterAction(n) = d.get(&"n1".into()).unwrap().unwrap().body else { panic!() };
+        n.action_items.iter().map(|i| (i.action.clone(), i.done)).collect::<Vec<_>>()
+    };
+    let got = read(&a);
+    assert_eq!(got, read(&b), "every hub reads the same list");
+    assert_eq!(got.len(), 3, "both additions are kept: {got:?}");
+    assert_eq!(got[0], ("more water".to_string(), true), "the tick is kept");
+    assert!(got.contains(&("a second radio".into(), false)) && got.contains(&("rota for the gate".into(), false)));
+    assert!(a.conflicts(&"n1".into()).unwrap().is_empty(), "nothing for a person to settle");
+    // A list that shrinks is written whole.
+    edit(&mut a, &|n| n.action_items.truncate(1), 4, "a");
+    assert_eq!(read(&a), vec![("more water".to_string(), true)]);
+}
+
+#[test]
 fn the_same_text_written_on_two_hubs_is_no_conflict() {
     let mut a = Doc::new("d", b"a");
     a.create(&item("i1", "Water")).unwrap();

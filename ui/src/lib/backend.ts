@@ -129,6 +129,11 @@ export interface Backend {
   eraseContact(record: string): Promise<H.ContactView>;
   /** Who read which contact here, when and why, newest first. */
   contactReads(limit: number): Promise<H.ContactRead[]>;
+  /** Records a dated step in handling a grievance, as the unlocked person, and the status it
+   * leaves (readers only; a step says something or moves the status). */
+  grievanceStep(id: string, note: string, status: H.GrievanceStatus | null): Promise<H.HubRecord>;
+  /** Marks a handoff read by the next shift (an amendment: "invalid" if someone already did). */
+  acknowledgeHandoff(id: string): Promise<H.HubRecord>;
   onEvent(f: (e: H.HubEvent) => void): () => void;
 }
 

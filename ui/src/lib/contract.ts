@@ -312,6 +312,46 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.authority()).policies.length).toBe(1);
     });
 
+    it("keeps a grievance's dated steps, ticks actions off with a date, and acknowledges a handoff once", async () => {
+      const b = await hub(fresh);
+      const g = id(await b.add("grievance", { summary: "Rota unfair", facilitator: "kestrel" }));
+      expect((await refusal(() => b.grievanceStep(g, "  ", null))).code).toBe("invalid");
+      await b.grievanceStep(g, "Spoke with both sides", "investigating");
+      await b.update(g, { status: "resolved", resolution: "Rota redone" });
+      const got = (await b.list("grievance", 10, 0)).find((r) => r.id === g)!;
+      expect([got.status, got.facilitator]).toEqual(["resolved", "kestrel"]);
+      expect(got.steps.map((s) => [s.by, s.note, s.status])).toEqual([
+        ["kestrel", "Spoke with both sides", "investigating"],
+        ["kestrel", "Rota redone", "resolved"],
+      ]);
+      expect(got.steps[0].at).toMatch(/^\d{4}-\d\d-\d\dT/);
+      const rewrite = await refusal(() => b.update(g, { steps: [] }));
+      expect([rewrite.code, rewrite.message.includes("only ever added")]).toEqual(["invalid", true]);
+      // An after-action review's actions, ticked off with the moment they were.
+      const water = { action: "More water", owner: "owl", due: null, done: false, done_at: null };
+      const n = id(await b.add("after_action", { title: "Night 1", action_items: [water] }));
+      expect((await refusal(() => b.update(n, { action_items: [{ ...water, action: " " }] }))).code).toBe("invalid");
+      await b.update(n, { action_items: [{ ...water, done: true }, { ...water, action: "A second radio" }] });
+      const items = (await b.list("after_action", 10, 0)).find((r) => r.id === n)!.action_items;
+      expect(items.map((a) => [a.action, a.done, !!a.done_at])).toEqual([
+        ["More water", true, true],
+        ["A second radio", false, false],
+      ]);
+      // A handoff is append-only: the next shift acknowledges it once, by an amendment.
+      const place = id(await b.add("place", { name: "Gate" }));
+      const role = id(await b.add("role", { name: "Gate watch" }));
+      const shift = id(
+        await b.add("shift", { role, place, start: "2026-11-25T08:00:00Z", end: "2026-11-25T12:00:00Z", needed: 1 }),
+      );
+      const h = id(await b.add("handoff", { shift, note: "Gate 2 lock is stiff" }));
+      expect((await refusal(() => b.update(h, { acknowledged_by: "owl" }))).code).toBe("append_only");
+      expect(((await b.acknowledgeHandoff(h)) as { acknowledged_by?: string }).acknowledged_by).toBe("kestrel");
+      const listed = (await b.list("handoff", 10, 0)).find((r) => r.id === h)!;
+      expect([listed.acknowledged_by, listed.amended]).toEqual(["kestrel", true]);
+      const twice = await refusal(() => b.acknowledgeHandoff(h));
+      expect([twice.code, twice.message.includes("kestrel already acknowledged it")]).toEqual(["invalid", true]);
+    });
+
     it("keeps contacts by consent, reads them only for a logged reason, and erases them", async () => {
       const b = await hub(fresh);
       const quiet = id(await b.add("volunteer", { handle: "quiet-fox", consent: { contact: true, photo: false, share: false } }));

@@ -1,7 +1,24 @@
 // Generated from the Rust types by src-tauri/src/edge.rs: do not edit.
 // `cargo xtask types` writes it again after a change on the Rust side.
 
-export type AfterAction = { incident: RecordId | null, title: string, worked: string, did_not_work: string, why: string, actions: string, };
+/**
+ * An action an after-action review decided, tracked to done.
+ */
+export type ActionItem = { action: string, 
+/**
+ * Handle of who takes it on.
+ */
+owner: string, due: string | null, done: boolean, 
+/**
+ * When it was marked done (set by the hub).
+ */
+done_at: Timestamp | null, };
+
+export type AfterAction = { incident: RecordId | null, title: string, worked: string, did_not_work: string, why: string, actions: string, 
+/**
+ * What is to be done, each tracked to done.
+ */
+action_items: Array<ActionItem>, };
 
 /**
  * A reservation of quantity for a request, from an offer or from stock of an item at a place.
@@ -218,14 +235,36 @@ readers: Array<string>,
 /**
  * Handles of people involved: recused, they never read it even if listed as readers.
  */
-involved: Array<string>, status: GrievanceStatus, resolution: string, };
+involved: Array<string>, status: GrievanceStatus, resolution: string, 
+/**
+ * Handle of the person who facilitates the process.
+ */
+facilitator: string, 
+/**
+ * What was done, dated, oldest first. Only ever grows: the hub adds a step for each move.
+ */
+steps: Array<GrievanceStep>, };
 
 export type GrievanceStatus = "received" | "investigating" | "resolved" | "dismissed";
 
 /**
+ * One dated step in handling a grievance: what was done, by whom, and the status it left.
+ */
+export type GrievanceStep = { at: Timestamp, 
+/**
+ * Handle of the person who recorded it.
+ */
+by: string, note: string, status: GrievanceStatus, };
+
+/**
  * What one shift hands over to the next.
  */
-export type Handoff = { shift: RecordId, next_shift: RecordId | null, note: string, };
+export type Handoff = { shift: RecordId, next_shift: RecordId | null, note: string, 
+/**
+ * Handle of the person of the next shift who read it: set by an amendment, as a handoff
+ * is append-only.
+ */
+acknowledged_by: string | null, };
 
 export type HistoryLine = { at: Timestamp, 
 /**

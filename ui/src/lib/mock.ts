@@ -64,15 +64,15 @@ const TEMPLATES: Record<string, Fields> = {
   shift: { role: "", place: "", start: "", end: "", needed: 1, notes: "" },
   assignment: { shift: "", volunteer: "", active: true },
   check_in: { volunteer: "", shift: null, place: null, checked_in: "", checked_out: null, notes: "" },
-  handoff: { shift: "", note: "", next_shift: null },
+  handoff: { shift: "", note: "", next_shift: null, acknowledged_by: null },
   follow_up: { incident: "", action: "", owner: "", due: null, done: false },
   allocation: { request: "", offer: null, item: null, place: null, quantity: 0, status: "active" },
   incident: { occurred: "", place: null, category: "other", severity: 1, description: "", reporter: "", status: "open" },
   amendment: { target: "", field: "", value: null, reason: "" },
   expense: { amount_minor: 0, currency: "EUR", payee: "", purpose: "", fund: "", category: "", receipt: "", date: "" },
   approval: { expense: "", decision: "approve", approver: "", note: "" },
-  grievance: { summary: "", details: "", confidential: false, readers: [], involved: [], status: "received", resolution: "" },
-  after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "" },
+  grievance: { summary: "", details: "", confidential: false, readers: [], involved: [], status: "received", resolution: "", facilitator: "", steps: [] },
+  after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "", action_items: [] },
   policy: { currency: "", limits: [], threshold_minor: 0, approvals_above_threshold: 1, effective: "" },
 };
 
@@ -183,6 +183,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     completeIfEnough(w);
   };
   const ofKind = (k: string) => records.filter((r) => r.kind === k);
+  type Step = { at: string; by: string; note: string; status: string };
+  type Action = { action: string; owner: string; due: string | null; done: boolean; done_at: string | null };
+  /** Who a step or an acknowledgement is by: the unlocked person, else the hub's handle. */
+  const actor = () => acting?.handle ?? handle;
   // The vault: contacts kept outside records, by vault id; and who read which, newest first.
   type Entry = { fields: Record<string, string>; erasedAt: string | null; local: boolean; at: string };
   const vault = new Map<string, Entry>();
@@ -471,7 +475,50 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const ruled = kind === "allocation" ? ["status", "quantity", "request", "offer", "item", "place"] : kind === "request" ? ["status"] : [];
       const f = Object.keys(fields).find((k) => ruled.includes(k));
       if (f) fail("invalid", `invalid ${kind}: ${f}: is not changed by hand: move it on with its steps`);
-      return redacted(patch(id, fields)) as unknown as HubRecord;
+      const r = get(id);
+      const extra: Fields = {};
+      // The hub's rules for grievances and reviews (`care.rs`): steps only grow, a move of
+      // status adds one, and an action marked done is stamped.
+      if (kind === "grievance" && readable(r)) {
+        if ("steps" in fields && JSON.stringify(fields.steps) !== JSON.stringify(r.steps))
+          fail("invalid", "invalid grievance: steps: are only ever added, one at a time (aidmesh grievance-step ID NOTE)");
+        const status = fields.status ?? r.status;
+        if (status !== r.status) {
+          const note = status === "resolved" || status === "dismissed" ? String(fields.resolution ?? r.resolution).trim() : "";
+          extra.steps = [...(r.steps as Step[]), { at: now().toISOString(), by: actor(), note, status }];
+        }
+      }
+      if (kind === "after_action" && Array.isArray(fields.action_items)) {
+        const old = r.action_items as Action[];
+        const items = fields.action_items as Action[];
+        if (items.some((a) => !String(a.action ?? "").trim()))
+          fail("invalid", `invalid after_action: action_items: action ${items.findIndex((a) => !String(a.action ?? "").trim()) + 1} says nothing to do`);
+        extra.action_items = items.map((a, i) => ({
+          ...a,
+          done_at: !a.done ? null : old[i]?.done ? (old[i].done_at ?? null) : now().toISOString(),
+        }));
+      }
+      return redacted(patch(id, { ...fields, ...extra })) as unknown as HubRecord;
+    },
+    async grievanceStep(id, note, status) {
+      need();
+      const r = get(id);
+      if (r.kind !== "grievance") fail("invalid", `invalid ${r.kind}: id: is not a grievance`);
+      if (!readable(r))
+        fail("invalid", "invalid grievance: only its readers may change a confidential grievance, and not the people it concerns");
+      if (!note.trim() && (status === null || status === r.status))
+        fail("invalid", "invalid grievance step: note: say what was done, or move the grievance to another status");
+      const next = status ?? r.status;
+      const steps = [...(r.steps as Step[]), { at: now().toISOString(), by: actor(), note: note.trim(), status: next }];
+      return redacted(patch(id, { steps, status: next })) as unknown as HubRecord;
+    },
+    async acknowledgeHandoff(id) {
+      need();
+      const r = amended(get(id));
+      if (r.kind !== "handoff") fail("invalid", `invalid ${r.kind}: id: is not a handoff`);
+      if (r.acknowledged_by) fail("invalid", `invalid handoff: acknowledged_by: ${r.acknowledged_by} already acknowledged it`);
+      write("amendment", { target: id, field: "acknowledged_by", value: actor(), reason: "acknowledged by the next shift" });
+      return amended(get(id)) as unknown as HubRecord;
     },
     async amend(id, field, value, reason) {
       need();

@@ -73,6 +73,8 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     readContact: (record, reason) => invoke("read_contact", { record, reason }),
     eraseContact: (record) => invoke("erase_contact", { record }),
     contactReads: (limit) => invoke("contact_reads", { limit }),
+    grievanceStep: (id, note, status) => invoke("grievance_step", { id, note, status }),
+    acknowledgeHandoff: (id) => invoke("acknowledge_handoff", { id }),
     onEvent: (f) => ipc.listen(f),
   };
 }

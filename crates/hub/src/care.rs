@@ -1,0 +1,106 @@
+//! The accountability and roster loops: a grievance's dated steps, an after-action review's
+//! actions tracked to done, and a handoff acknowledged by the next shift. The rules live here,
+//! for every face: steps are only ever added (each move of a grievance's status adds one),
+//! an action is stamped when it is marked done, and an acknowledgement is an amendment, as a
+//! handoff is append-only.
+
+use aidmesh_model::{Body, FieldError, GrievanceStatus, GrievanceStep, Kind, Record};
+use serde_json::{Map, Value};
+
+use crate::{Error, Hub, Result};
+
+impl Hub {
+    /// Records a dated step in handling a grievance, as the person acting here, and the status
+    /// it leaves (the current one if `status` is none). Only its readers may.
+    pub fn grievance_step(&mut self, id: &str, note: &str, status: Option<GrievanceStatus>) -> Result<Record> {
+        let rec = self.get(id)?;
+        let Body::Grievance(g) = &rec.body else {
+            return Err(Error::invalid(rec.kind().name(), vec![FieldError::new("id", "is not a grievance")]));
+        };
+        let note = note.trim();
+        if note.is_empty() && status.is_none_or(|s| s == g.status) {
+            return Err(Error::invalid(
+                "grievance step",
+                vec![FieldError::new("note", "say what was done, or move the grievance to another status")],
+            ));
+        }
+        let status = status.unwrap_or(g.status);
+        let mut steps = g.steps.clone();
+        steps.push(GrievanceStep { at: self.now(), by: self.person_or_handle(), note: note.to_string(), status });
+        let mut patch = Map::new();
+        patch.insert("steps".into(), to_value(&steps)?);
+        patch.insert("status".into(), to_value(&status)?);
+        self.update_as(id, patch, true)
+    }
+
+    /// Marks a handoff read by the next shift, as the person acting here (an amendment: a
+    /// handoff is append-only). Refused if someone already did.
+    pub fn acknowledge_handoff(&mut self, id: &str) -> Result<Record> {
+        let rec = self.amended_record(&self.get(id)?)?;
+        let Body::Handoff(h) = &rec.body else {
+            return Err(Error::invalid(rec.kind().name(), vec![FieldError::new("id", "is not a handoff")]));
+        };
+        if let Some(by) = &h.acknowledged_by {
+            return Err(Error::invalid(
+                "handoff",
+                vec![FieldError::new("acknowledged_by", format!("{by} already acknowledged it"))],
+            ));
+        }
+        let by = self.person_or_handle();
+        self.amend(id, "acknowledged_by", Value::String(by), "acknowledged by the next shift")?;
+        self.amended_record(&self.get(id)?)
+    }
+
+    /// Who a step or an acknowledgement is by: the unlocked person, else the hub's handle.
+    fn person_or_handle(&self) -> String {
+        self.acting().map(|p| p.handle.clone()).unwrap_or_else(|| self.handle.clone())
+    }
+
+    /// The rules a plain update of these kinds follows; `before` is the record as stored.
+    /// A grievance's steps are only added through [`Hub::grievance_step`], and a move of its
+    /// status adds one; an action marked done is stamped, and unstamped when reopened.
+    pub(crate) fn care_rules(&self, before: &Record, after: &mut Record, by_flow: bool) -> Result<()> {
+        match (&before.body, &mut after.body) {
+            (Body::Grievance(old), Body::Grievance(new)) if !by_flow => {
+                if new.steps != old.steps {
+                    return Err(Error::invalid(
+                        Kind::Grievance.name(),
+                        vec![FieldError::new(
+                            "steps",
+                            "are only ever added, one at a time (aidmesh grievance-step ID NOTE)",
+                        )],
+                    ));
+                }
+                if new.status != old.status {
+                    let note = match new.status {
+                        GrievanceStatus::Resolved | GrievanceStatus::Dismissed => new.resolution.trim().to_string(),
+                        _ => String::new(),
+                    };
+                    new.steps.push(GrievanceStep {
+                        at: self.now(),
+                        by: self.person_or_handle(),
+                        note,
+                        status: new.status,
+                    });
+                }
+            }
+            (Body::AfterAction(old), Body::AfterAction(new)) => {
+                let now = self.now();
+                for (i, a) in new.action_items.iter_mut().enumerate() {
+                    let was = old.action_items.get(i);
+                    match (a.done, was.map(|w| w.done)) {
+                        (true, Some(true)) => a.done_at = was.and_then(|w| w.done_at),
+                        (true, _) => a.done_at = Some(now),
+                        (false, _) => a.done_at = None,
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Corrupt(e.to_string()))
+}
