@@ -431,3 +431,35 @@ describe("contacts", () => {
     expect(document.getElementById("co-shown")).toBeNull();
   });
 });
+
+describe("accountability", () => {
+  it("adds a dated step that moves a grievance, and ticks an action off with its date", async () => {
+    const b = await ready();
+    const g = await b.add("grievance", { summary: "Rota unfair to the night shift" });
+    const n = await b.add("after_action", { title: "Night 1", action_items: [{ action: "More water", owner: "owl", due: null, done: false, done_at: null }] });
+    const { default: Accountability } = await import("./Accountability.svelte");
+    render(Accountability, { backend: b });
+    const found = (selector: string) =>
+      waitFor(() => {
+        const e = document.querySelector(selector);
+        if (!e) throw new Error(`no ${selector} yet`);
+        return e as HTMLElement;
+      });
+    const steps = await found(`details[data-grievance="${g.id}"]`);
+    await fireEvent.input(within(steps).getByLabelText("What was done"), { target: { value: "Spoke with both sides" } });
+    await fireEvent.change(within(steps).getByLabelText("Status"), { target: { value: "investigating" } });
+    await fireEvent.click(within(steps).getByRole("button", { name: "Save the step" }));
+    await waitFor(() => expect(document.querySelector(`details[data-grievance="${g.id}"] ol`)?.textContent).toMatch(/kestrel · investigating: Spoke with both sides/));
+    expect(document.querySelector(`details[data-grievance="${g.id}"] summary`)?.textContent).toBe("Steps (1)");
+    const items = () => document.querySelector(`ul[data-note="${n.id}"]`) as HTMLElement;
+    await found(`ul[data-note="${n.id}"]`);
+    await fireEvent.click(within(items()).getByLabelText("More water (owl)"));
+    await waitFor(() => expect(items().textContent).toContain("✓"));
+    const add = screen.getByRole("form", { name: "Add the action: Night 1" });
+    await fireEvent.input(within(add).getByPlaceholderText("A new action"), { target: { value: "A second radio" } });
+    await fireEvent.click(within(add).getByRole("button", { name: "Add the action" }));
+    await waitFor(() => expect(items().textContent).toContain("A second radio"));
+    const [water, radio] = (await b.list("after_action", 10, 0))[0].action_items;
+    expect([water.done, !!water.done_at, radio.done]).toEqual([true, true, false]);
+  });
+});
