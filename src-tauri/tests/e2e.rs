@@ -94,6 +94,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     let display = Display::start();
     let data_dir = data.path().join("app");
     let pdf_dir = data.path().join("pdf");
+    // The `aidmesh` command on the app's hub: it runs inside the running app.
+    let north = Cli { store: data_dir.join("hub.aidmesh"), handle: "kestrel".into() };
     let app = App::launch(
         &display,
         &[
@@ -255,6 +257,40 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     no_axe_violations(&app, "roster");
     shot(&app, "roster.png");
 
+    // The shift hands over: a note, which the next shift acknowledges once (an amendment).
+    app.choose("form[data-kind=handoff] [name=shift]", &shift);
+    app.fill("form[data-kind=handoff] [name=note]", "Gate 2 lock is stiff");
+    save(&app, "form[data-kind=handoff]");
+    app.click("#ro-handoffs button");
+    app.wait_text("#ro-handoffs", 10, |t| t.contains("Gate 2 lock is stiff") && t.contains("read by kestrel"));
+    assert!(!app.exists("#ro-handoffs button"), "acknowledged once, the button is gone");
+
+    // Contacts: swift-otter's phone goes in the vault, kept here (no consent to share); it is
+    // shown only for a reason, the read is logged under kestrel's name, and it is erased.
+    screen(&app, "contacts");
+    app.click("button[aria-label=\"Open: swift-otter\"]");
+    app.fill("#co-name", "Samira Otter");
+    app.fill("#co-phone", "+34 600 111 222");
+    app.click("#co-one-card form:last-of-type button[type=submit]");
+    app.wait_text("#co-one-card", 10, |t| t.contains("Saved, kept at this hub only."));
+    assert!(!app.text("main").contains("+34 600 111 222"), "nothing is shown without a reason");
+    app.fill("#co-reason", "no");
+    app.click("#co-one-card form button.primary");
+    app.wait_text("main", 10, |t| t.contains("every read is logged"));
+    app.fill("#co-reason", "call about the evening shift");
+    app.click("#co-one-card form button.primary");
+    app.wait_text("#co-shown", 10, |t| t.contains("+34 600 111 222"));
+    app.wait_text("#co-read-log", 10, |t| t.contains("kestrel") && t.contains("call about the evening shift"));
+    let reads = north.run(&["vault", "reads"]);
+    assert_eq!(reads[0]["reason"], json!("call about the evening shift"), "{reads}");
+    no_axe_violations(&app, "contacts");
+    shot(&app, "contacts.png");
+    app.click("#co-erase");
+    app.click("#co-erase-yes");
+    app.wait_text("main", 10, |t| t.contains("Erased: the contact and its key are destroyed."));
+    assert!(!app.text("main").contains("+34 600 111 222"));
+    screen(&app, "roster");
+
     // Check-in, and the ICS-211 check-in list saved as a PDF on A4 paper (the default).
     app.choose("form[data-kind=check_in] [name=volunteer]", &vol);
     save(&app, "form[data-kind=check_in]");
@@ -276,6 +312,33 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     save(&app, "form[data-kind=grievance]");
     let t = app.wait_text("section[aria-labelledby=ac-g] table", 10, |t| t.contains("Confidential"));
     assert!(!t.contains("shouted"), "kestrel is not a reader: {t}");
+    // An open grievance is moved on with dated steps, to resolved.
+    app.fill("form[data-kind=grievance] [name=summary]", "Kitchen rota unfair to the night shift");
+    app.fill("form[data-kind=grievance] [name=facilitator]", "kestrel");
+    save(&app, "form[data-kind=grievance]");
+    let g = app
+        .js("return [...document.querySelectorAll('details[data-grievance]')].map(d => d.dataset.grievance)", json!([]))
+        .as_array()
+        .and_then(|a| a.first().cloned())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .expect("the readable grievance offers its steps");
+    let steps = format!("details[data-grievance=\"{g}\"]");
+    let open = |app: &driver::App| {
+        app.js("document.querySelector(arguments[0]).open = true; return true", json!([steps]));
+    };
+    open(&app);
+    app.fill(&format!("#ac-note-{g}"), "Met both shifts");
+    app.choose(&format!("#ac-st-{g}"), "investigating");
+    app.click(&format!("{steps} button"));
+    app.wait_text(&steps, 10, |t| t.contains("Steps (1)"));
+    open(&app);
+    app.choose(&format!("#ac-st-{g}"), "resolved");
+    app.fill(&format!("#ac-res-{g}"), "Rota redone together");
+    app.click(&format!("{steps} button"));
+    open(&app);
+    let t = app.wait_text(&steps, 10, |t| t.contains("Steps (2)") && t.contains("Rota redone together"));
+    assert!(t.contains("Met both shifts") && t.contains("Rota redone together"), "{t}");
+    assert_eq!(north.run(&["show", &g])["record"]["status"], json!("resolved"));
     no_axe_violations(&app, "accountability");
 
     // Arabic, right to left, and back.
@@ -322,7 +385,6 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
 
     // A second hub joins by invite: the app shows a code, `aidmesh join` on the other laptop
     // shows a confirmation code, the coordinator compares it on screen and admits the hub.
-    let north = Cli { store: data_dir.join("hub.aidmesh"), handle: "kestrel".into() };
     let south = Cli { store: data.path().join("south.aidmesh"), handle: "rook".into() };
     south.run(&["init", "--name", "South Kitchen"]);
     assert_eq!(north.run(&["identity"])["hub_id"], json!(fingerprint), "Settings shows this hub's fingerprint");
@@ -362,17 +424,30 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.wait_text("main", 60, |t| t.contains("Wrote "));
     let imported = south.run(&["bundle", "import", bundle.to_str().unwrap()]);
     assert!(south.run(&["search", "Water"]).to_string().contains("Water"), "after the bundle: {imported}");
-    // The coalition's purchase policy, and kestrel's role: recorded on North, signed by it.
-    north.run(&[
-        "add",
-        "policy",
-        "currency=EUR",
-        "threshold_minor=10000",
-        "approvals_above_threshold=2",
-        r#"limits=[{"role":"coordinator","max_minor":20000}]"#,
-        "effective=2026-01-01T00:00:00Z",
-    ]);
-    north.run(&["add", "role_grant", "handle=kestrel", "role=coordinator"]);
+    // The coalition's purchase policy, and kestrel's role, set on the People screen by kestrel,
+    // the founding admin: signed by them, as the command shows.
+    screen(&app, "people");
+    app.fill("#pe-limit-role-0", "coordinator");
+    app.fill("#pe-limit-max-0", "200.001");
+    app.fill("#pe-policy-threshold", "100");
+    app.fill("#pe-policy-approvals", "2");
+    app.click("#pe-policy-save");
+    app.wait_text("main", 10, |t| t.contains("at most 2 digits after the point"));
+    app.fill("#pe-limit-max-0", "200");
+    app.click("#pe-policy-save");
+    app.wait_text("#pe-policies", 10, |t| t.contains("coordinator: up to 200.00 EUR; above 100.00 EUR, 2 approvals"));
+    // (rook, who joined South by invite, is a person too: the list starts with them.)
+    let kestrel = north.run(&["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
+    app.choose("#pe-role-who", &kestrel);
+    app.fill("#pe-role", "coordinator");
+    app.click("#pe-grant");
+    app.wait_text(&format!("#pe-table tr[data-key=\"{kestrel}\"] [data-col=roles]"), 10, |t| t == "coordinator");
+    let people = north.run(&["person", "list"]);
+    let me = people["people"].as_array().unwrap().iter().find(|p| p["handle"] == json!("kestrel")).cloned();
+    assert!(me.is_some_and(|p| p.to_string().contains("coordinator")), "{people}");
+    no_axe_violations(&app, "people");
+    shot(&app, "people.png");
+    screen(&app, "mesh");
     let (south_proc, south_addr) = south.serve();
     app.fill("#me-addr", &south_addr);
     app.click("#me-connect");
@@ -425,7 +500,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     for v in &vault {
         let mut there = false;
         for _ in 0..50 {
-            if south.cmd().args(["vault", "show", v]).output().unwrap().status.success() {
+            if south.cmd().args(["vault", "show", v, "--reason", "checking sync"]).output().unwrap().status.success() {
                 there = true;
                 break;
             }

@@ -341,7 +341,13 @@ impl Hub {
                 keep: Some(data.as_slice()),
             })
             .collect();
-        let changed = self.ingest_many(items, Some(Task::BundleImport))?;
+        let changed = match self.ingest_many(items, Some(Task::BundleImport)) {
+            Ok(c) => c,
+            Err(e) => {
+                self.note_refused(&format!("bundle made by {}", b.exporter), &e);
+                return Err(e);
+            }
+        };
         self.vault_merge_items(b.header.vault.clone(), &format!("bundle made by {}", b.exporter))?;
         self.learn(&format!("bundle_from/{}", b.exporter), b.header.created_at, &b.header.heads)?;
         let waiting: BTreeSet<String> = self.store.pending_docs()?.into_iter().collect();

@@ -11,12 +11,20 @@ use crate::{Error, Hub, Result};
 
 impl Hub {
     /// Records a dated step in handling a grievance, as the person acting here, and the status
-    /// it leaves (the current one if `status` is none). Only its readers may.
+    /// it leaves (the current one if `status` is none). Only its readers may. A step that
+    /// resolves or dismisses it with no note takes the resolution as its note.
     pub fn grievance_step(&mut self, id: &str, note: &str, status: Option<GrievanceStatus>) -> Result<Record> {
         let rec = self.get(id)?;
         let Body::Grievance(g) = &rec.body else {
             return Err(Error::invalid(rec.kind().name(), vec![FieldError::new("id", "is not a grievance")]));
         };
+        let me = self.person_or_handle();
+        if !g.readable_by(&me) {
+            return Err(Error::invalid(
+                "grievance",
+                vec![FieldError::new("", format!("{me} may not read this grievance, so adds no step to it"))],
+            ));
+        }
         let note = note.trim();
         if note.is_empty() && status.is_none_or(|s| s == g.status) {
             return Err(Error::invalid(
@@ -26,7 +34,8 @@ impl Hub {
         }
         let status = status.unwrap_or(g.status);
         let mut steps = g.steps.clone();
-        steps.push(GrievanceStep { at: self.now(), by: self.person_or_handle(), note: note.to_string(), status });
+        let note = step_note(note, status, &g.resolution);
+        steps.push(GrievanceStep { at: self.now(), by: me, note, status });
         let mut patch = Map::new();
         patch.insert("steps".into(), to_value(&steps)?);
         patch.insert("status".into(), to_value(&status)?);
@@ -47,8 +56,65 @@ impl Hub {
             ));
         }
         let by = self.person_or_handle();
+        // (`care_new` holds the rule for every face: the amendment names who acknowledges.)
         self.amend(id, "acknowledged_by", Value::String(by), "acknowledged by the next shift")?;
         self.amended_record(&self.get(id)?)
+    }
+
+    /// The rules a new record of these kinds follows, from any face: a grievance starts with no
+    /// steps (they are added one by one), an action is stamped if it is recorded as done, a
+    /// handoff starts unacknowledged, and the only amendment of `acknowledged_by` is the next
+    /// shift's own acknowledgement, once.
+    pub(crate) fn care_new(&self, rec: &mut Record) -> Result<()> {
+        let now = self.now();
+        match &mut rec.body {
+            Body::Grievance(g) if !g.steps.is_empty() => Err(Error::invalid(
+                Kind::Grievance.name(),
+                vec![FieldError::new(
+                    "steps",
+                    "are added one at a time once the grievance is recorded (aidmesh grievance-step ID NOTE)",
+                )],
+            )),
+            Body::AfterAction(a) => {
+                for item in &mut a.action_items {
+                    item.done_at = item.done.then_some(now);
+                }
+                Ok(())
+            }
+            Body::Handoff(h) if h.acknowledged_by.is_some() => Err(Error::invalid(
+                Kind::Handoff.name(),
+                vec![FieldError::new(
+                    "acknowledged_by",
+                    "is set by the next shift acknowledging it (aidmesh acknowledge ID)",
+                )],
+            )),
+            Body::Amendment(a) if a.field == "acknowledged_by" => {
+                let me = self.person_or_handle();
+                if a.value.as_str() != Some(me.as_str()) {
+                    return Err(Error::invalid(
+                        Kind::Amendment.name(),
+                        vec![FieldError::new(
+                            "value",
+                            format!("a handoff is acknowledged by whoever reads it: {me}, not another name"),
+                        )],
+                    ));
+                }
+                match self.amended_record(&self.get(a.target.as_str())?)?.body {
+                    Body::Handoff(h) => match h.acknowledged_by {
+                        Some(by) => Err(Error::invalid(
+                            "handoff",
+                            vec![FieldError::new("acknowledged_by", format!("{by} already acknowledged it"))],
+                        )),
+                        None => Ok(()),
+                    },
+                    _ => Err(Error::invalid(
+                        Kind::Amendment.name(),
+                        vec![FieldError::new("field", "only a handoff is acknowledged")],
+                    )),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Who a step or an acknowledgement is by: the unlocked person, else the hub's handle.
@@ -72,10 +138,7 @@ impl Hub {
                     ));
                 }
                 if new.status != old.status {
-                    let note = match new.status {
-                        GrievanceStatus::Resolved | GrievanceStatus::Dismissed => new.resolution.trim().to_string(),
-                        _ => String::new(),
-                    };
+                    let note = step_note("", new.status, &new.resolution);
                     new.steps.push(GrievanceStep {
                         at: self.now(),
                         by: self.person_or_handle(),
@@ -98,6 +161,15 @@ impl Hub {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// A step's note: what the person wrote, or for a step that closes a grievance with nothing
+/// written, its resolution.
+fn step_note(note: &str, status: GrievanceStatus, resolution: &str) -> String {
+    match (note.trim(), status) {
+        ("", GrievanceStatus::Resolved | GrievanceStatus::Dismissed) => resolution.trim().to_string(),
+        (note, _) => note.to_string(),
     }
 }
 

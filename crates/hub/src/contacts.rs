@@ -3,9 +3,12 @@
 //! A contact (a real name, a phone number) belongs to one record that names a person: a
 //! volunteer, a request, an offer. The record holds only the vault id. Three rules hold for every
 //! face:
-//! - a contact leaves this hub only with consent: a volunteer who did not consent to share it
-//!   has it kept here only (never synced, never in a bundle); withdrawing that consent erases
-//!   the shared copy everywhere and keeps a new one here;
+//! - a volunteer's contact leaves this hub only with consent: one who did not consent to share
+//!   it has it kept here only (never synced, never in a bundle). A contact kept here is never
+//!   widened by a later change of the record (any member can edit a record): to share it, erase
+//!   it and save it again. Withdrawing consent, here or from another hub, erases the shared copy
+//!   everywhere and keeps a new one here. A request's or offer's contact is shared: whoever
+//!   delivers needs it;
 //! - reading one needs an unlocked person of the coalition and a reason, and every read is
 //!   logged with both (`contact_reads`), before the content is returned;
 //! - erasing follows the vault's rule: the hub that holds the consent, or an admin.
@@ -152,7 +155,8 @@ impl Hub {
         let id = match current {
             Some(e) if e.origin == self.hub_id && e.erased_at.is_none() => {
                 if e.local || !here_only {
-                    self.put_vault_entry(Some((&e.id, e.version + 1)), fields, here_only)?
+                    // Kept here stays here: a record's consent is anyone's to edit.
+                    self.put_vault_entry(Some((&e.id, e.version + 1)), fields, e.local)?
                 } else {
                     // Consent to share was withdrawn: the shared copy goes everywhere it went.
                     let id = self.put_vault_entry(None, fields, here_only)?;
@@ -194,19 +198,36 @@ impl Hub {
             )));
         }
         let (vault, record) = if self.store.record(who)?.is_none() {
-            (who.to_string(), String::new())
+            // A vault id: logged with the record that names it. An entry no record names (stored
+            // with `vault put`) is an admin's to read.
+            match self.owner_of(who)? {
+                Some(r) => (who.to_string(), r),
+                None if self.acting_is_admin()? => (who.to_string(), String::new()),
+                None => {
+                    return Err(Error::NotAllowed(format!(
+                        "no volunteer, request or offer names {who}: only an admin reads it"
+                    )))
+                }
+            }
         } else {
             let rec = self.get(who)?;
             let (vault, _) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
-            let vault = vault.cloned().ok_or_else(|| Error::NotFound(format!("a contact for record {who}")))?;
+            let vault = vault.cloned().ok_or_else(|| Error::NoContact(format!("record {who} names no contact")))?;
             (vault, who.to_string())
         };
         let content = match self.store.vault_get(&vault)? {
             Some(VaultState::Present(b)) => b,
             Some(VaultState::Erased { at }) => {
-                return Err(Error::NotFound(format!("contact {vault}: erased at {}", Timestamp::from_millis(at))))
+                return Err(Error::NoContact(format!(
+                    "contact {vault} was erased at {}: its content and key are destroyed",
+                    Timestamp::from_millis(at)
+                )))
             }
-            None => return Err(Error::NotFound(format!("contact {vault}: not held at this hub"))),
+            None => {
+                return Err(Error::NoContact(format!(
+                    "contact {vault} is not held at this hub (kept at the hub that took it, or not synced yet)"
+                )))
+            }
         };
         let at = self.clock.now().millis();
         let by = self.acting_handle();
@@ -226,13 +247,14 @@ impl Hub {
     pub fn erase_contact(&mut self, record: &str) -> Result<ContactView> {
         let rec = self.get(record)?;
         let (vault, _) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
-        let vault = vault.cloned().ok_or_else(|| Error::NotFound(format!("a contact for record {record}")))?;
+        let vault = vault.cloned().ok_or_else(|| Error::NoContact(format!("record {record} names no contact")))?;
         self.vault_erase(&vault)?;
         self.contact(record)
     }
 
-    /// The latest reads of contacts at this hub, newest first.
+    /// The latest reads of contacts at this hub, newest first: for a person unlocked here.
     pub fn contact_reads(&self, limit: usize) -> Result<Vec<ContactRead>> {
+        self.acting_identity()?;
         Ok(self
             .store
             .vault_reads(limit)?
@@ -245,6 +267,55 @@ impl Hub {
                 reason: r.reason,
             })
             .collect())
+    }
+}
+
+impl Hub {
+    /// The record that names vault entry `vault`, if any.
+    pub(crate) fn owner_of(&self, vault: &str) -> Result<Option<String>> {
+        for kind in WITH_CONTACT {
+            for r in self.all(kind)? {
+                if contact_of(&r.body).and_then(|(v, _)| v).is_some_and(|v| v == vault) {
+                    return Ok(Some(r.id().to_string()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Contacts whose volunteer withdrew consent to share them, among `ids` (records just
+    /// written here or merged): each shared copy this hub holds the consent for is erased on
+    /// every hub, and the contact is kept here only, under a new id.
+    pub(crate) fn keep_withdrawn_here(&mut self, ids: &[String]) -> Result<()> {
+        let shared: std::collections::BTreeSet<String> = self
+            .store
+            .vault_list()?
+            .into_iter()
+            .filter(|e| e.origin == self.hub_id && !e.local && e.erased_at.is_none())
+            .map(|e| e.id)
+            .collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        for id in ids {
+            let Ok(rec) = self.get(id) else { continue };
+            let Body::Volunteer(v) = &rec.body else { continue };
+            let Some(vault) = v.contact.as_ref().filter(|c| !v.consent.share && shared.contains(*c)) else {
+                continue;
+            };
+            let Some(VaultState::Present(content)) = self.store.vault_get(vault)? else { continue };
+            let fields: Map<String, Value> = serde_json::from_slice(&content).unwrap_or_default();
+            if fields.is_empty() {
+                continue;
+            }
+            let vault = vault.clone();
+            let kept = self.put_vault_entry(None, &fields, true)?;
+            self.vault_erase(&vault)?;
+            let mut patch = Map::new();
+            patch.insert("contact".into(), Value::String(kept));
+            self.update(id, patch)?;
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,9 @@ pub enum Error {
     Invalid { kind: String, errors: Vec<FieldError> },
     #[error("no record with id {0}")]
     NotFound(String),
+    /// A contact that is not there to read or erase: erased, or never held here. Says which.
+    #[error("{0}")]
+    NoContact(String),
     #[error(
         "{kind} records are append-only: record an amendment instead (aidmesh amend {id} FIELD VALUE --reason ...)"
     )]
@@ -32,6 +35,10 @@ pub enum Error {
     /// A person's PIN did not unlock their key.
     #[error("that PIN does not unlock {0}'s key")]
     WrongPin(String),
+    /// A change from another hub that alters or removes a record that is never changed (a
+    /// stock movement, an incident, an expense, ...): refused whole, nothing stored.
+    #[error("refused a change that rewrites the record log: {0}. Records of this kind are never changed (corrections are amendments); nothing was stored")]
+    Tampered(String),
     /// Authority work by someone who does not hold the right, or with no one unlocked.
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -52,12 +59,13 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid { .. } => "invalid",
-            Error::NotFound(_) => "not_found",
+            Error::NotFound(_) | Error::NoContact(_) => "not_found",
             Error::AppendOnly { .. } => "append_only",
             Error::Import { .. } => "import_refused",
             Error::Malformed { .. } => "malformed",
             Error::Corrupt(_) => "corrupt",
             Error::WrongPin(_) => "wrong_pin",
+            Error::Tampered(_) => "tampered",
             Error::NotAllowed(_) => "not_allowed",
             Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",

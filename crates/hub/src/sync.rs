@@ -293,6 +293,9 @@ impl Replica for Hub {
                     .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
             });
         *state = cell.into_inner();
+        if let Err(e) = &result {
+            self.note_refused(&peer_source(peer), e);
+        }
         result.map(|ids| !ids.is_empty()).map_err(|e| e.to_string())
     }
 
@@ -307,8 +310,7 @@ impl Replica for Hub {
     }
 
     fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String> {
-        let source = aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string());
-        self.vault_merge_items(items, &source).map_err(|e| e.to_string())
+        self.vault_merge_items(items, &peer_source(peer)).map_err(|e| e.to_string())
     }
 
     fn authority_heads(&mut self) -> Vec<[u8; 32]> {
@@ -330,8 +332,7 @@ impl Replica for Hub {
     }
 
     fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
-        let source = aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string());
-        self.offer_authority(&entries, &source).map(|o| o.added > 0).map_err(|e| e.to_string())
+        self.offer_authority(&entries, &peer_source(peer)).map(|o| o.added > 0).map_err(|e| e.to_string())
     }
 }
 
@@ -357,4 +358,9 @@ impl aidmesh_mesh::net::Hub for Hub {
             }
         }
     }
+}
+
+/// A peer as the list of refusals names it.
+fn peer_source(peer: &str) -> String {
+    aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string())
 }

@@ -96,6 +96,7 @@ impl Hub {
         if let Body::Approval(a) = &mut rec.body {
             a.approver = self.acting_handle();
         }
+        self.care_new(&mut rec)?;
         self.check_new(&rec, &BTreeMap::new())?;
         match kind {
             // Authority is an entry of the authority log, signed by the unlocked person; the
@@ -206,6 +207,9 @@ impl Hub {
         self.settle(result, std::slice::from_ref(&doc_id))?;
         self.changed_docs.insert(doc_id);
         self.emit(Event::RecordsChanged { ids: vec![id.to_string()] });
+        if kind == Kind::Volunteer {
+            self.keep_withdrawn_here(&[id.to_string()])?;
+        }
         let rec = self.get(id)?;
         Ok(rec.redacted_for(&self.handle).unwrap_or(rec))
     }
@@ -279,7 +283,11 @@ impl Hub {
         created_at: Timestamp,
         bytes: &[u8],
     ) -> Result<Vec<String>> {
-        self.ingest(doc_id, partition, created_at, None, |doc| Ok(doc.apply(bytes).map(|_| ())?))
+        let result = self.ingest(doc_id, partition, created_at, None, |doc| Ok(doc.apply(bytes).map(|_| ())?));
+        if let Err(e) = &result {
+            self.note_refused("a merged document", e);
+        }
+        result
     }
 
     /// Changes one document with `f` (a merge, a sync message), then persists the change, the
@@ -350,6 +358,17 @@ impl Hub {
                     .iter()
                     .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
                     .collect::<Result<_, _>>()?;
+                // Records that are never changed stay as they were: a change that alters or
+                // removes one is refused whole, before anything is stored.
+                let gone: Vec<String> = touched
+                    .iter()
+                    .filter(|id| !rows.iter().any(|(r, _)| r.id == id.as_str()))
+                    .map(|id| id.to_string())
+                    .collect();
+                if let Some(what) = self.rewritten(&rows, &olds, &gone)? {
+                    let by = self.doc(item.doc)?.actors_since(&before);
+                    return Err(Error::Tampered(format!("{what}, in changes made as {}", self.actors_named(&by)?)));
+                }
                 let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
                 if let Some(task) = task {
                     self.emit(Event::Progress { task, done, total });
@@ -421,8 +440,88 @@ impl Hub {
         }
         if !ids.is_empty() {
             self.emit(Event::RecordsChanged { ids: ids.clone() });
+            // A volunteer who withdrew consent at another hub: their contact stays here only.
+            if let Err(e) = self.keep_withdrawn_here(&ids) {
+                tracing::error!(error = %e, "cannot keep a withdrawn contact here only");
+            }
         }
         Ok(ids)
+    }
+
+    /// What a merge rewrote of the records that are never changed: an append-only record whose
+    /// fields differ from what the index held, or that is gone. `rows` are the records the merge
+    /// touched as they read now, `olds` their index rows before, `gone` touched ids that no
+    /// longer read.
+    fn rewritten(
+        &self,
+        rows: &[(IndexRow, Record)],
+        olds: &[Option<String>],
+        gone: &[String],
+    ) -> Result<Option<String>> {
+        for ((_, rec), old) in rows.iter().zip(olds) {
+            let Some(old) = old else { continue };
+            let before: Map<String, Value> = serde_json::from_str(old).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let was_kind = before.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+            let now = rec.to_json();
+            // A grievance's steps only grow: each step once written stays as it was.
+            if let (Some(Value::Array(was)), Some(Value::Array(is))) = (before.get("steps"), now.get("steps")) {
+                if let Some(lost) = was.iter().find(|s| !is.contains(s)) {
+                    return Ok(Some(format!("{was_kind} {}: a step was rewritten or removed ({lost})", rec.id())));
+                }
+            }
+            if !(rec.kind().append_only() || Kind::parse(&was_kind).is_ok_and(|k| k.append_only())) || now == before {
+                continue;
+            }
+            let fields: Vec<String> = now
+                .iter()
+                .filter(|(k, v)| before.get(*k) != Some(*v))
+                .map(|(k, v)| format!("{k} {} → {v}", before.get(k).cloned().unwrap_or(Value::Null)))
+                .collect();
+            return Ok(Some(format!("{was_kind} {} changed ({})", rec.id(), fields.join(", "))));
+        }
+        for id in gone {
+            if let Some((kind, _, _)) = self.store.record(id)? {
+                if Kind::parse(&kind).is_ok_and(|k| k.append_only()) {
+                    return Ok(Some(format!("{kind} {id} removed")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Actors as people read them: the member hub whose key they carry, or the key.
+    fn actors_named(&self, actors: &std::collections::BTreeSet<Vec<u8>>) -> Result<String> {
+        let members = self.members()?;
+        let names: Vec<String> = actors
+            .iter()
+            .map(|a| {
+                let Some(key) = a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
+                    return format!("actor {}", aidmesh_mesh::membership::hex(a));
+                };
+                let hub = aidmesh_mesh::authority::Key(key).fingerprint();
+                match hub.as_ref().and_then(|h| members.members.get(h)) {
+                    Some(m) if !m.name.is_empty() => {
+                        format!("hub {} ({})", m.name, hub.map(|h| h.to_string()).unwrap_or_default())
+                    }
+                    _ => format!(
+                        "hub {}",
+                        hub.map(|h| h.to_string()).unwrap_or_else(|| aidmesh_mesh::membership::hex(&key))
+                    ),
+                }
+            })
+            .collect();
+        Ok(names.join(", "))
+    }
+
+    /// Records a refused rewrite among the entries refused at the door, with where it came
+    /// from, for people to see (People: "Needs a coordinator's attention").
+    pub(crate) fn note_refused(&mut self, source: &str, e: &Error) {
+        if let Error::Tampered(what) = e {
+            let at = self.clock.now().millis();
+            if let Err(err) = self.store.write(|tx| tx.add_authority_refused(at, source, what, &[])) {
+                tracing::error!(error = %err, "cannot record a refused change");
+            }
+        }
     }
 
     /// Every document this hub holds, as saved.
@@ -521,8 +620,15 @@ impl Hub {
     /// entry in the authority log erases it on every hub.
     pub fn vault_erase(&mut self, id: &str) -> Result<()> {
         let now = self.clock.now().millis();
-        let entry =
-            self.store.vault_list()?.into_iter().find(|e| e.id == id).ok_or_else(|| Error::NotFound(id.into()))?;
+        let Some(entry) = self.store.vault_list()?.into_iter().find(|e| e.id == id) else {
+            // Not held here, but a record names it (kept at the hub that took it): an admin's
+            // `Erase` entry reaches it there.
+            if self.acting.is_some() && self.acting_is_admin()? && self.owner_of(id)?.is_some() {
+                self.sign_authority(aidmesh_mesh::authority::Body::Erase { vault: id.to_string() })?;
+                return Ok(());
+            }
+            return Err(Error::NotFound(id.into()));
+        };
         let (version, sig) = if entry.origin == self.hub_id {
             (entry.version + 1, self.sign_vault(id, entry.version + 1, None))
         } else {
@@ -535,7 +641,10 @@ impl Hub {
             self.sign_authority(aidmesh_mesh::authority::Body::Erase { vault: id.to_string() })?;
             (entry.version, String::new())
         };
-        if !self.store.write(|tx| tx.vault_erase(id, now, version, &sig))? {
+        if !self.store.write(|tx| {
+            tx.blank_vault_reads(id)?;
+            tx.vault_erase(id, now, version, &sig)
+        })? {
             return Err(Error::NotFound(id.into()));
         }
         // Fold the log into the file so no freed page with the old content lingers in the WAL.

@@ -268,6 +268,15 @@ fn a_removed_admins_backdated_authority_carried_in_a_bundle_counts_for_nothing()
 /// A bundle of South's own making (sealed with the coalition key, signed by South, a member)
 /// carrying the given vault items: what a hostile member can put on a stick.
 fn forged_bundle(b: &TestHub, items: Vec<aidmesh_mesh::session::VaultItem>) -> Vec<u8> {
+    forged_bundle_with(b, items, &[])
+}
+
+/// [`forged_bundle`], with documents (their info and bytes) too.
+fn forged_bundle_with(
+    b: &TestHub,
+    items: Vec<aidmesh_mesh::session::VaultItem>,
+    docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>)],
+) -> Vec<u8> {
     let key: [u8; 32] =
         aidmesh_mesh::membership::unhex(&b.hub.coalition_key_hex().unwrap().unwrap()).unwrap().try_into().unwrap();
     let header = aidmesh_mesh::bundle::Header {
@@ -280,7 +289,7 @@ fn forged_bundle(b: &TestHub, items: Vec<aidmesh_mesh::session::VaultItem>) -> V
         heads: Default::default(),
         authority: vec![],
     };
-    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, &[])
+    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, docs)
 }
 
 /// Personal data belongs to the hub that holds the person's consent. A member can neither
@@ -393,4 +402,64 @@ fn a_person_at_two_hubs_signs_with_a_key_at_each() {
     merge_into(&mut a.hub, &mut b.hub);
     assert!(!b.hub.acting_is_admin().unwrap());
     assert_eq!(b.hub.revoke(&van.hub.fingerprint().to_string()).unwrap_err().code(), "not_allowed");
+}
+
+/// A member that rewrites a record that is never changed (100 insulin pens received become 10)
+/// at the Automerge level, bypassing its own hub's refusal, and hands the change on: merged
+/// directly or on a stick, it is refused whole with a tamper alert naming the hub whose key
+/// the change carries; nothing is stored, and honest changes still merge.
+#[test]
+fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
+    let (mut a, mut b) = pair();
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
+    assert_eq!(level(&b.hub), 100);
+    // South's coordinator edits the movement's document by hand, as South (its key).
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([7; 8]);
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let mut rec = doc.get(&m.as_str().into()).unwrap().unwrap();
+    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
+        mv.quantity = 10;
+    }
+    let heads = doc.heads();
+    doc.update(&rec).unwrap();
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
+    doc.commit(&author);
+    let tampered = doc.save_after(&heads);
+    // On a stick, signed by South, a member: refused whole.
+    let info = aidmesh_mesh::session::DocInfo {
+        doc: export.doc.clone(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    };
+    let stick = forged_bundle_with(&b, vec![], &[(info, tampered)]);
+    let e = a.hub.import_bundle(&stick).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert_eq!(level(&a.hub), 100);
+    // Merged directly (the whole document, as a sync or `merge_doc` gets it): refused too.
+    let whole = doc.save();
+    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&format!("movement {m} changed (quantity 100 → 10)")), "{msg}");
+    assert!(msg.contains("South"), "the alert names the hub whose key the change carries: {msg}");
+    assert_eq!(level(&a.hub), 100, "nothing stored");
+    // Both refusals are listed for people, with where they came from.
+    let refused = a.hub.authority().unwrap().refused;
+    assert!(
+        refused.iter().any(|r| r.source.starts_with("bundle made by") && r.reason.contains("quantity 100 → 10")),
+        "{refused:?}"
+    );
+    assert!(refused.iter().any(|r| r.source == "a merged document"), "{refused:?}");
+    // An honest change of the same document still merges.
+    let n = add(&mut b.hub, Kind::Movement, json!({"item": pens, "type": "issue", "quantity": 4, "place": hall}));
+    merge_into(&mut b.hub, &mut a.hub);
+    assert!(a.hub.get(&n).is_ok());
+    assert_eq!(level(&a.hub), 96);
 }

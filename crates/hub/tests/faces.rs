@@ -381,3 +381,46 @@ fn an_action_marked_done_is_stamped_and_a_handoff_is_acknowledged_once() {
     assert!(e.to_string().contains("owl already acknowledged it"), "{e}");
     assert_eq!(t.hub.acknowledge_handoff(&hall).unwrap_err().code(), "invalid");
 }
+
+#[test]
+fn steps_and_acknowledgements_are_never_written_in_anothers_name() {
+    let mut t = new_hub("North", 1);
+    // Steps are added one by one, never written at the start.
+    let e = t
+        .hub
+        .add(
+            Kind::Grievance,
+            fields(json!({"summary": "x", "steps": [{"at": "2020-01-01T00:00:00Z", "by": "calm-heron", "note": "done", "status": "resolved"}]})),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("steps"), "{e}");
+    let e = t
+        .hub
+        .add(Kind::Grievance, fields(json!({"summary": "x", "facilitator": "owl", "involved": ["owl"]})))
+        .unwrap_err();
+    assert!(e.to_string().contains("recused"), "{e}");
+    // An unlocked person who may not read a grievance adds no step, whoever opened the hub.
+    t.hub.act_as("heron");
+    let g = add(&mut t.hub, Kind::Grievance, json!({"summary": "Rota", "confidential": true, "readers": ["heron"]}));
+    t.hub.make_person("elk", None).unwrap();
+    t.hub.unlock("elk", None).unwrap();
+    let e = t.hub.grievance_step(&g, "I looked", None).unwrap_err();
+    assert!(e.to_string().contains("elk may not read"), "{e}");
+    // A handoff is acknowledged by whoever reads it, once; never in another's name.
+    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
+    let role = add(&mut t.hub, Kind::Role, json!({"name": "Gate"}));
+    let shift = add(
+        &mut t.hub,
+        Kind::Shift,
+        json!({"role": role, "place": hall, "start": "2026-11-25T08:00:00Z", "end": "2026-11-25T12:00:00Z", "needed": 1}),
+    );
+    let e =
+        t.hub.add(Kind::Handoff, fields(json!({"shift": shift, "note": "x", "acknowledged_by": "owl"}))).unwrap_err();
+    assert!(e.to_string().contains("acknowledged_by"), "{e}");
+    let h = add(&mut t.hub, Kind::Handoff, json!({"shift": shift, "note": "Gate 2 lock is stiff"}));
+    let e = t.hub.amend(&h, "acknowledged_by", json!("owl"), "owl read it").unwrap_err();
+    assert!(e.to_string().contains("not another name"), "{e}");
+    t.hub.amend(&h, "acknowledged_by", json!("elk"), "read it").unwrap();
+    let e = t.hub.amend(&h, "acknowledged_by", json!("elk"), "read it again").unwrap_err();
+    assert!(e.to_string().contains("elk already acknowledged it"), "{e}");
+}

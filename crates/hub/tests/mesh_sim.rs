@@ -473,12 +473,16 @@ fn a_contact_without_consent_to_share_stays_at_its_hub_and_every_read_is_logged(
     assert_eq!(reads.len(), 1);
     assert_eq!((reads[0].by.as_str(), reads[0].record.as_str()), ("coord", private.as_str()));
     assert_eq!(reads[0].reason, "call about the night shift");
-    // With no one unlocked, no one reads.
+    // With no one unlocked, no one reads, nor sees who read what.
     net.hub(0).lock_person();
     assert_eq!(net.hub(0).read_contact(&private, "just looking").unwrap_err().code(), "not_allowed");
-    assert_eq!(net.hub(0).contact_reads(10).unwrap().len(), 1);
-    // A plain member at another hub may not erase a contact whose consent hub 0 holds.
+    assert_eq!(net.hub(0).contact_reads(10).unwrap_err().code(), "not_allowed");
     net.hub(0).unlock("coord", None).unwrap();
+    assert_eq!(net.hub(0).contact_reads(10).unwrap().len(), 1);
+    // Read by its vault id, the read is logged with the record that names it.
+    net.hub(0).read_contact(pv.vault.as_deref().unwrap(), "checking the number").unwrap();
+    assert_eq!(net.hub(0).contact_reads(1).unwrap()[0].record, private);
+    // A plain member at another hub may not erase a contact whose consent hub 0 holds.
     let other = net.hub(1).acting().unwrap().key.clone();
     assert!(net.hub(0).set_admin(&other, false).unwrap(), "with two admins, the other one is enough");
     let shared2 = add(net.hub(0), Kind::Volunteer, json!({"handle": "tall-elk", "consent": {"share": true}}));
@@ -494,4 +498,46 @@ fn a_contact_without_consent_to_share_stays_at_its_hub_and_every_read_is_logged(
     net.offer_changes(0, false);
     net.settle();
     assert!(matches!(net.hub(1).contact(&shared2).unwrap().state, ContactState::Erased { .. }));
+}
+
+#[test]
+fn consent_changed_at_another_hub_never_widens_a_contact_and_a_withdrawal_keeps_it_here() {
+    use aidmesh_hub::ContactState;
+    let clock = ManualClock::at(t0());
+    let mut net = Net::new(2, &clock, ChaCha20Rng::seed_from_u64(12));
+    let fox = add(net.hub(0), Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"share": false}}));
+    let owl = add(net.hub(0), Kind::Volunteer, json!({"handle": "loud-owl", "consent": {"share": true}}));
+    net.hub(0).set_contact(&fox, &fields(json!({"name": "Amal"}))).unwrap();
+    let shared = net.hub(0).set_contact(&owl, &fields(json!({"name": "Bo"}))).unwrap().vault.unwrap();
+    net.connect(0, 1);
+    net.settle();
+    // A member at hub 1 says fox consented to share, and that owl withdrew it.
+    net.hub(1).update(&fox, fields(json!({"consent": {"share": true}}))).unwrap();
+    net.hub(1).update(&owl, fields(json!({"consent": {"share": false}}))).unwrap();
+    net.offer_changes(1, false);
+    net.settle();
+    // Fox's contact stays here, even when a coordinator saves it again.
+    let f = net.hub(0).set_contact(&fox, &fields(json!({"name": "Amal", "phone": "+34 600"}))).unwrap();
+    assert!(matches!(f.state, ContactState::Held { here_only: true, .. }), "{f:?}");
+    // Owl's shared copy is erased on every hub; hub 0 keeps the contact here under a new id.
+    let o = net.hub(0).contact(&owl).unwrap();
+    assert!(matches!(o.state, ContactState::Held { here_only: true, .. }), "{o:?}");
+    assert_ne!(o.vault.as_deref(), Some(shared.as_str()));
+    net.offer_changes(0, false);
+    net.settle();
+    assert!(matches!(net.hub(1).vault_get(&shared).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
+    assert_eq!(net.hub(1).contact(&fox).unwrap().state, ContactState::NotHere);
+    assert_eq!(net.hub(1).contact(&owl).unwrap().state, ContactState::NotHere);
+    assert_eq!(
+        net.hub(0).read_contact(&owl, "call about the kitchen").unwrap()["name"],
+        json!("Bo"),
+        "the contact itself is kept"
+    );
+    // An admin at hub 1 erases fox's contact, which only hub 0 holds: the erasure reaches it.
+    net.hub(1).erase_contact(&fox).unwrap();
+    net.offer_changes(1, false);
+    net.settle();
+    assert!(matches!(net.hub(0).contact(&fox).unwrap().state, ContactState::Erased { .. }));
+    // A vault id that no record names is not erased from afar (a typo signs nothing).
+    assert_eq!(net.hub(1).vault_erase("vnothing").unwrap_err().code(), "not_found");
 }

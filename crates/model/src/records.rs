@@ -1275,6 +1275,7 @@ impl Record {
             g.readers.clear();
             g.involved.clear();
             g.steps.clear();
+            g.facilitator.clear();
         }
         Some(r)
     }
@@ -1295,6 +1296,12 @@ impl Rules for Grievance {
         require(errs, "summary", &self.summary);
         if self.confidential && self.readers.is_empty() {
             errs.push(FieldError::new("readers", "a confidential grievance needs at least one reader"));
+        }
+        if !self.facilitator.is_empty() && self.involved.contains(&self.facilitator) {
+            errs.push(FieldError::new(
+                "facilitator",
+                format!("{} is involved and so recused: they cannot facilitate it", self.facilitator),
+            ));
         }
         if let Some(h) = self.readers.iter().find(|h| self.involved.contains(h)) {
             errs.push(FieldError::new("readers", format!("{h} is involved and so recused: they cannot be a reader")));

@@ -42,6 +42,13 @@ pub fn partition_for(kind: Kind, at: Timestamp) -> String {
 /// the text merged by character would read as a mix of both rewrites that neither meant.
 const LAST_WRITTEN: &str = "~";
 
+/// Lists that only ever grow (a grievance's steps, a review's actions): written element by
+/// element, so hubs that add or tick items apart keep both; two such lists made apart (the first
+/// write of the field on two hubs) read as the union of their elements, never one hub's alone.
+pub fn is_growing_list(field: &str) -> bool {
+    matches!(field, "steps" | "action_items")
+}
+
 /// Fields whose string values are stored as Automerge Text (with the `LAST_WRITTEN` register).
 pub fn is_text_field(field: &str) -> bool {
     matches!(
@@ -292,7 +299,8 @@ impl Doc {
         let mut out = Vec::new();
         for key in self.doc.keys(&obj) {
             let all = self.doc.get_all(&obj, key.as_str()).map_err(|e| self.err(e))?;
-            if all.len() > 1 {
+            // Two growing lists read as their union: nothing for a person to choose.
+            if all.len() > 1 && !is_growing_list(&key) {
                 let mut values = all.into_iter().map(|(v, o)| self.to_json(v, &o)).collect::<Result<Vec<_>>>()?;
                 // A text field edited on two hubs at once: both versions, as their writers left
                 // them (the same text written twice is no conflict).
@@ -448,6 +456,11 @@ impl Doc {
         out
     }
 
+    /// The actors (hub key, then the run's bytes) of the changes after `before`.
+    pub fn actors_since(&mut self, before: &[ChangeHash]) -> BTreeSet<Vec<u8>> {
+        self.doc.get_changes(before).iter().map(|c| c.actor_id().to_bytes().to_vec()).collect()
+    }
+
     fn record_obj(&self, id: &RecordId) -> Result<Option<ObjId>> {
         match self.doc.get(ROOT, id.as_str()).map_err(|e| self.err(e))? {
             Some((Value::Object(ObjType::Map), obj)) => Ok(Some(obj)),
@@ -459,6 +472,13 @@ impl Doc {
     fn read_map(&self, obj: &ObjId) -> Result<Map<String, Json>> {
         let mut m = Map::new();
         for key in self.doc.keys(obj) {
+            if is_growing_list(&key) {
+                let all = self.doc.get_all(obj, key.as_str()).map_err(|e| self.err(e))?;
+                if all.len() > 1 {
+                    m.insert(key, self.union_of_lists(all)?);
+                    continue;
+                }
+            }
             if let Some((v, o)) = self.doc.get(obj, key.as_str()).map_err(|e| self.err(e))? {
                 m.insert(key, self.to_json(v, &o)?);
             }
@@ -473,6 +493,22 @@ impl Doc {
             }
         }
         Ok(m)
+    }
+
+    /// The elements of every concurrent value of a growing list, each once, in the order of the
+    /// values (Automerge's, the same on every hub).
+    fn union_of_lists(&self, all: Vec<(Value<'_>, ObjId)>) -> Result<Json> {
+        let mut out: Vec<Json> = Vec::new();
+        for (v, o) in all {
+            if let Json::Array(items) = self.to_json(v, &o)? {
+                for i in items {
+                    if !out.contains(&i) {
+                        out.push(i);
+                    }
+                }
+            }
+        }
+        Ok(Json::Array(out))
     }
 
     fn to_json(&self, v: Value<'_>, obj: &ObjId) -> Result<Json> {
@@ -510,7 +546,7 @@ impl Doc {
             return self.doc.update_text(&text, s.as_str()).map_err(|e| self.err(e));
         }
         // (A list in conflict is written whole: writing it is what settles the conflict.)
-        if let Json::Array(items) = v {
+        if let (Json::Array(items), true) = (v, is_growing_list(key)) {
             let all = self.doc.get_all(obj, key).map_err(|e| self.err(e))?;
             let list = match &all[..] {
                 [(Value::Object(ObjType::List), list)] => Some(list.clone()),

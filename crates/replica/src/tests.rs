@@ -217,6 +217,31 @@ fn a_list_that_grows_or_ticks_apart_keeps_both_hubs_work() {
 }
 
 #[test]
+fn a_growing_list_first_written_on_two_hubs_reads_as_both() {
+    // A record from before the field existed: no `action_items` key at all.
+    let mut a = Doc::new("d", b"a");
+    a.create(&record("n1", AfterAction { title: "Night 1".into(), ..Default::default() })).unwrap();
+    let (_, obj) = a.automerge().get(automerge::ROOT, "n1").unwrap().unwrap();
+    a.automerge().delete(&obj, "action_items").unwrap();
+    a.commit(&author("a", 1));
+    let mut b = a.fork(b"b");
+    for (d, what, at) in [(&mut a, "more water", 2), (&mut b, "a second radio", 3)] {
+        let mut r = d.get(&"n1".into()).unwrap().unwrap();
+        if let Body::AfterAction(n) = &mut r.body {
+            n.action_items.push(ActionItem { action: what.into(), ..Default::default() });
+        }
+        d.update(&r).unwrap();
+        d.commit(&author("x", at));
+    }
+    a.merge(&mut b).unwrap();
+    let Body::AfterAction(n) = a.get(&"n1".into()).unwrap().unwrap().body else { panic!() };
+    let mut got: Vec<String> = n.action_items.iter().map(|i| i.action.clone()).collect();
+    got.sort();
+    assert_eq!(got, vec!["a second radio", "more water"], "neither hub's action is hidden");
+    assert!(a.conflicts(&"n1".into()).unwrap().is_empty());
+}
+
+#[test]
 fn the_same_text_written_on_two_hubs_is_no_conflict() {
     let mut a = Doc::new("d", b"a");
     a.create(&item("i1", "Water")).unwrap();

@@ -182,6 +182,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Blanks the reasons logged for reads of `entry` (they may name the person): who read it
+    /// and when stay.
+    pub fn blank_vault_reads(&mut self, entry: &str) -> Result<()> {
+        self.tx.execute("UPDATE vault_reads SET reason = '' WHERE entry = ?1", [entry])?;
+        Ok(())
+    }
+
     /// Sets the version and signature of a vault entry (stores from before entries were signed).
     pub fn vault_sign(&mut self, id: &str, version: u64, sig: &str) -> Result<()> {
         self.tx.execute("UPDATE vault SET version = ?2, sig = ?3 WHERE id = ?1", params![id, version as i64, sig])?;

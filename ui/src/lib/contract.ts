@@ -318,15 +318,28 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.grievanceStep(g, "  ", null))).code).toBe("invalid");
       await b.grievanceStep(g, "Spoke with both sides", "investigating");
       await b.update(g, { status: "resolved", resolution: "Rota redone" });
+      // Closing it with no note takes the resolution as the step's note.
+      await b.update(g, { resolution: "Rota redone with both shifts" });
+      await b.grievanceStep(g, "", "dismissed");
       const got = (await b.list("grievance", 10, 0)).find((r) => r.id === g)!;
-      expect([got.status, got.facilitator]).toEqual(["resolved", "kestrel"]);
+      expect([got.status, got.facilitator]).toEqual(["dismissed", "kestrel"]);
       expect(got.steps.map((s) => [s.by, s.note, s.status])).toEqual([
         ["kestrel", "Spoke with both sides", "investigating"],
         ["kestrel", "Rota redone", "resolved"],
+        ["kestrel", "Rota redone with both shifts", "dismissed"],
       ]);
       expect(got.steps[0].at).toMatch(/^\d{4}-\d\d-\d\dT/);
       const rewrite = await refusal(() => b.update(g, { steps: [] }));
       expect([rewrite.code, rewrite.message.includes("only ever added")]).toEqual(["invalid", true]);
+      // Steps are never written by hand, even at the start; a facilitator is not involved.
+      const forged = await refusal(() => b.add("grievance", { summary: "x", steps: got.steps }));
+      expect([forged.code, forged.message.includes("steps")]).toEqual(["invalid", true]);
+      const recused = await refusal(() => b.add("grievance", { summary: "x", facilitator: "owl", involved: ["owl"] }));
+      expect([recused.code, recused.message.includes("facilitator")]).toEqual(["invalid", true]);
+      // A confidential grievance's steps and facilitator are withheld like its text.
+      const c = id(await b.add("grievance", { summary: "Private", confidential: true, readers: ["owl"], facilitator: "owl" }));
+      const hidden = (await b.list("grievance", 10, 0)).find((r) => r.id === c)!;
+      expect([hidden.summary, hidden.facilitator, hidden.steps]).toEqual(["[confidential]", "", []]);
       // An after-action review's actions, ticked off with the moment they were.
       const water = { action: "More water", owner: "owl", due: null, done: false, done_at: null };
       const n = id(await b.add("after_action", { title: "Night 1", action_items: [water] }));
@@ -350,6 +363,11 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect([listed.acknowledged_by, listed.amended]).toEqual(["kestrel", true]);
       const twice = await refusal(() => b.acknowledgeHandoff(h));
       expect([twice.code, twice.message.includes("kestrel already acknowledged it")]).toEqual(["invalid", true]);
+      // No one acknowledges in another's name, by an amendment or at creation.
+      const h2 = id(await b.add("handoff", { shift, note: "Radio 3 is flat" }));
+      const other = await refusal(() => b.amend(h2, "acknowledged_by", "owl", "owl read it"));
+      expect([other.code, other.message.includes("not another name")]).toEqual(["invalid", true]);
+      expect((await refusal(() => b.add("handoff", { shift, note: "x", acknowledged_by: "owl" }))).code).toBe("invalid");
     });
 
     it("keeps contacts by consent, reads them only for a logged reason, and erases them", async () => {

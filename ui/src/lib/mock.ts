@@ -251,7 +251,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const redacted = (r: Rec): Rec =>
     readable(r)
       ? r
-      : ({ ...r, summary: "[confidential]", details: "[confidential]", resolution: "[confidential]", readers: [], involved: [] } as Rec);
+      : ({ ...r, summary: "[confidential]", details: "[confidential]", resolution: "[confidential]", readers: [], involved: [], steps: [], facilitator: "" } as Rec);
   const listed = (r: Rec) => ({ ...redacted(amended(r)), amended: amendmentsOf(r.id).length > 0 }) as unknown as Listed;
   const allocations = (field: string, id: string) => ofKind("allocation").filter((a) => a[field] === id);
   const held = (a: Rec) => a.status !== "released";
@@ -265,6 +265,17 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     // wants one there all the same); expenses are recorded by a person of the coalition.
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
+    if (kind === "grievance" && (rec.steps as unknown[]).length)
+      fail("invalid", "invalid grievance: steps: are added one at a time once the grievance is recorded (aidmesh grievance-step ID NOTE)");
+    if (kind === "grievance" && rec.facilitator && (rec.involved as string[]).includes(String(rec.facilitator)))
+      fail("invalid", `invalid grievance: facilitator: ${rec.facilitator} is involved and so recused: they cannot facilitate it`);
+    if (kind === "handoff" && rec.acknowledged_by)
+      fail("invalid", "invalid handoff: acknowledged_by: is set by the next shift acknowledging it (aidmesh acknowledge ID)");
+    if (kind === "amendment" && rec.field === "acknowledged_by") {
+      if (rec.value !== actor()) fail("invalid", `invalid amendment: value: a handoff is acknowledged by whoever reads it: ${actor()}, not another name`);
+      const h = amended(get(String(rec.target)));
+      if (h.acknowledged_by) fail("invalid", `invalid handoff: acknowledged_by: ${h.acknowledged_by} already acknowledged it`);
+    }
     if (kind === "policy") {
       const limits = rec.limits as { role: string; max_minor: number }[];
       const errs: string[] = [];
@@ -273,7 +284,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       for (const l of limits)
         if (!(l.max_minor > 0) || !l.role.trim()) errs.push(`limits: limit for "${l.role}" needs a role and a positive amount`);
       if (Number(rec.threshold_minor) < 0) errs.push("threshold_minor: must not be negative");
-      if (!(Number(rec.approvals_above_threshold) >= 1)) errs.push("approvals_above_threshold: must be at least 1");
+      if (!(Number(rec.approvals_above_threshold) >= 1) || !Number.isInteger(Number(rec.approvals_above_threshold)))
+        errs.push("approvals_above_threshold: must be at least 1");
       if (errs.length) fail("invalid", `invalid policy: ${errs.join("; ")}`);
       admin();
     }
@@ -509,7 +521,9 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (!note.trim() && (status === null || status === r.status))
         fail("invalid", "invalid grievance step: note: say what was done, or move the grievance to another status");
       const next = status ?? r.status;
-      const steps = [...(r.steps as Step[]), { at: now().toISOString(), by: actor(), note: note.trim(), status: next }];
+      const closing = next === "resolved" || next === "dismissed";
+      const text = !note.trim() && closing ? String(r.resolution).trim() : note.trim();
+      const steps = [...(r.steps as Step[]), { at: now().toISOString(), by: actor(), note: text, status: next }];
       return redacted(patch(id, { steps, status: next })) as unknown as HubRecord;
     },
     async acknowledgeHandoff(id) {
@@ -860,6 +874,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async contactReads(limit) {
       need();
+      signer();
       return reads.slice(0, limit);
     },
     onEvent(f) {
