@@ -445,6 +445,14 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     let people = north.run(&["person", "list"]);
     let me = people["people"].as_array().unwrap().iter().find(|p| p["handle"] == json!("kestrel")).cloned();
     assert!(me.is_some_and(|p| p.to_string().contains("coordinator")), "{people}");
+    // rook becomes an admin too (South's coordinator reads vault entries no record names).
+    let rook = people["people"].as_array().unwrap().iter().find(|p| p["handle"] == json!("rook")).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.choose("#pe-standing-who", &rook);
+    app.click("#pe-promote");
+    app.wait_text(&format!("#pe-table tr[data-key=\"{rook}\"] [data-col=standing]"), 10, |t| t == "admin");
     no_axe_violations(&app, "people");
     shot(&app, "people.png");
     screen(&app, "mesh");

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// Two member hubs, North founding and Central admitted, with Central's coordinator a person of
-/// the coalition.
+/// Two member hubs, North founding and Central admitted, with Central's coordinator an admin.
 fn pair(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let a = dir.path().join("north.aidmesh");
     let b = dir.path().join("central.aidmesh");
@@ -22,9 +21,10 @@ fn pair(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     ok(&b, &["adopt-founder", &code]);
     let key = ok(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
     ok(&a, &["admit", &key, "--name", "Central"]);
-    // Central's coordinator is a person of the coalition: they may read contacts (logged).
+    // Central's coordinator is an admin of the coalition: they may read vault entries (logged),
+    // those no record names included.
     let person = ok(&b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
-    ok(&a, &["person", "add", &person, "--name", "central"]);
+    ok(&a, &["person", "add", &person, "--name", "central", "--admin"]);
     (a, b)
 }
 

@@ -450,6 +450,30 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     assert!(msg.contains(&format!("movement {m} changed (quantity 100 → 10)")), "{msg}");
     assert!(msg.contains("South"), "the alert names the hub whose key the change carries: {msg}");
     assert_eq!(level(&a.hub), 100, "nothing stored");
+    // Over the sync protocol, from a peer holding the rewritten document: the session ends with
+    // the reason, and nothing is stored.
+    let mut peer = aidmesh_mesh::memory::Mem::new(9);
+    peer.docs.insert(export.doc.clone(), automerge::AutoCommit::load(&whole).unwrap());
+    let now = a.clock.now();
+    let mut sa = Session::new("peer", now);
+    let mut sp = Session::new("north", now);
+    let mut to_p: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
+    let mut to_a: VecDeque<Frame> = sp.start(&mut peer, now).into();
+    let mut ended = None;
+    while ended.is_none() && (!to_a.is_empty() || !to_p.is_empty()) {
+        if let Some(f) = to_p.pop_front() {
+            to_a.extend(sp.handle(&mut peer, f, now).unwrap().0);
+        }
+        if let Some(f) = to_a.pop_front() {
+            match sa.handle(&mut a.hub, f, now) {
+                Ok((frames, _)) => to_p.extend(frames),
+                Err(e) => ended = Some(e.to_string()),
+            }
+        }
+    }
+    let ended = ended.expect("the session ends");
+    assert!(ended.contains("quantity 100 → 10") && ended.contains("never changed"), "{ended}");
+    assert_eq!(level(&a.hub), 100);
     // Both refusals are listed for people, with where they came from.
     let refused = a.hub.authority().unwrap().refused;
     assert!(
