@@ -322,7 +322,8 @@ async fn search(
     state.with_hub(|h| {
         Ok(h.search(&query, k, limit.min(200))?
             .into_iter()
-            .map(|x| edge::Hit { id: x.id, kind: x.kind, label: x.label })
+            // A kind this version does not know (written by a newer hub) is left out.
+            .filter_map(|x| Some(edge::Hit { kind: Kind::parse(&x.kind).ok()?, id: x.id, label: x.label }))
             .collect())
     })
 }

@@ -34,7 +34,7 @@ pub struct Invite {
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct Hit {
     pub id: String,
-    pub kind: String,
+    pub kind: Kind,
     pub label: String,
 }
 
@@ -191,6 +191,14 @@ pub fn typescript() -> String {
         out.push_str(decl);
         out.push('\n');
     }
+    // The fields of every kind, as the hub's `template` answers them: the contract checks each
+    // backend's templates against these.
+    let fields: BTreeMap<&str, Vec<String>> = Kind::ALL.iter().map(|k| (k.name(), k.field_names())).collect();
+    out.push_str("\n/** Every kind's fields, as the hub's `template` names them. */\n");
+    out.push_str(&format!(
+        "export const KIND_FIELDS: {{ [K in Kind]: string[] }} = {};\n",
+        serde_json::to_string(&fields).unwrap_or_default()
+    ));
     out
 }
 

@@ -3,7 +3,8 @@
 // real hub through the app's own commands. A mock that drifts from the hub fails here.
 
 import { describe, expect, it } from "vitest";
-import { errorCode, errorMessage, type Backend, type HubEvent, type HubRecord } from "./backend";
+import { errorCode, errorMessage, type Backend, type HubEvent, type HubRecord, type Kind } from "./backend";
+import { KIND_FIELDS } from "./hub.gen";
 
 /** Runs `f` and answers the error it threw (fails if it did not). */
 async function refusal(f: () => Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -410,6 +411,13 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.readContact(quiet, "call about the night shift"))).code).toBe("not_found");
       const hall = id(await b.add("place", { name: "Hall" }));
       expect((await refusal(() => b.eraseContact(hall))).code).toBe("invalid");
+    });
+
+    it("answers every kind's template with the fields the hub names, no more and no fewer", async () => {
+      const b = await hub(fresh);
+      for (const [kind, fields] of Object.entries(KIND_FIELDS)) {
+        expect([kind, Object.keys(await b.template(kind as Kind)).sort()]).toEqual([kind, [...fields].sort()]);
+      }
     });
 
     it("names the currencies the ledger takes, with their minor units", async () => {

@@ -283,7 +283,7 @@ change: string, };
 /**
  * A search hit.
  */
-export type Hit = { id: string, kind: string, label: string, };
+export type Hit = { id: string, kind: Kind, label: string, };
 
 /**
  * What the hub tells the window without being asked (the `hub-event` event).
@@ -762,3 +762,6 @@ export type WaitingView = {
  * The entry to endorse, hex.
  */
 entry: string, target: string, demotion: boolean, signed: Array<string>, };
+
+/** Every kind's fields, as the hub's `template` names them. */
+export const KIND_FIELDS: { [K in Kind]: string[] } = {"after_action":["action_items","actions","did_not_work","incident","title","why","worked"],"allocation":["item","offer","place","quantity","request","status"],"amendment":["field","reason","target","value"],"approval":["approver","decision","expense","note","sig","signer"],"assignment":["active","shift","volunteer"],"check_in":["checked_in","checked_out","notes","place","shift","volunteer"],"expense":["amount_minor","category","currency","date","fund","payee","purpose","receipt"],"follow_up":["action","done","due","incident","owner"],"grievance":["confidential","details","facilitator","involved","readers","resolution","status","steps","summary"],"handoff":["acknowledged_by","next_shift","note","shift"],"hub":["channel","location","name"],"incident":["category","description","occurred","place","reporter","severity","status"],"item":["category","condition","expiry","name","notes","place","reorder_level","unit"],"member_entry":["action","at","sig","signer"],"movement":["counted","item","place","quantity","reason","to_place","type"],"offer":["available_until","category","contact","description","expiry","item","notes","place","quantity","skill","status"],"place":["hub","location","name","notes","type"],"policy":["approvals_above_threshold","currency","effective","limits","threshold_minor"],"request":["category","contact","description","item","needed_by","needed_from","notes","place","quantity","skill","status","urgency"],"role":["handoff_notes","name","outputs","skill","success_measure"],"role_grant":["handle","revoked","role","sig","signer"],"shift":["end","needed","notes","place","role","start"],"volunteer":["access_needs","availability","consent","contact","handle","languages","notes","skills"]};

@@ -28,9 +28,9 @@ import type {
 // up and nothing is signed. The contract runs against it and against the real hub alike.
 
 const TEMPLATES: Record<string, Fields> = {
-  hub: { name: "", location: "", notes: "" },
+  hub: { name: "", location: "", channel: "" },
   place: { name: "", location: "", type: "site", notes: "", hub: null },
-  item: { name: "", unit: "", category: "other", condition: "good", expiry: null, reorder_level: 0, notes: "" },
+  item: { name: "", unit: "", category: "other", condition: "good", expiry: null, reorder_level: 0, place: null, notes: "" },
   movement: { item: "", type: "receive", quantity: 0, place: "", to_place: null, counted: null, reason: "" },
   request: {
     item: null,
@@ -59,7 +59,16 @@ const TEMPLATES: Record<string, Fields> = {
     contact: null,
     notes: "",
   },
-  volunteer: { handle: "", skills: [], languages: [], availability: "", access_needs: "", notes: "" },
+  volunteer: {
+    handle: "",
+    skills: [],
+    languages: [],
+    availability: "",
+    access_needs: "",
+    consent: { contact: false, photo: false, share: false },
+    contact: null,
+    notes: "",
+  },
   role: { name: "", skill: null, outputs: "", success_measure: "", handoff_notes: "" },
   shift: { role: "", place: "", start: "", end: "", needed: 1, notes: "" },
   assignment: { shift: "", volunteer: "", active: true },
@@ -70,7 +79,9 @@ const TEMPLATES: Record<string, Fields> = {
   incident: { occurred: "", place: null, category: "other", severity: 1, description: "", reporter: "", status: "open" },
   amendment: { target: "", field: "", value: null, reason: "" },
   expense: { amount_minor: 0, currency: "EUR", payee: "", purpose: "", fund: "", category: "", receipt: "", date: "" },
-  approval: { expense: "", decision: "approve", approver: "", note: "" },
+  approval: { expense: "", decision: "approve", approver: "", note: "", signer: "", sig: "" },
+  role_grant: { handle: "", role: "", revoked: false, signer: "", sig: "" },
+  member_entry: { action: null, at: "1970-01-01T00:00:00Z", signer: "", sig: "" },
   grievance: { summary: "", details: "", confidential: false, readers: [], involved: [], status: "received", resolution: "", facilitator: "", steps: [] },
   after_action: { title: "", incident: null, worked: "", did_not_work: "", why: "", actions: "", action_items: [] },
   policy: { currency: "", limits: [], threshold_minor: 0, approvals_above_threshold: 1, effective: "" },
