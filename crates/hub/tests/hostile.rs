@@ -77,24 +77,28 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
         // A hub of another coalition is refused at the handshake.
         assert!(tls(&outsider_identity, &a_id, addr).await.is_err(), "an outsider must not get a frame");
         // Malformed frames, an oversized frame, a sync for a document never announced.
+        let framed = |f: Frame| {
+            let f = f.encode();
+            let mut v = (f.len() as u32).to_be_bytes().to_vec();
+            v.extend(f);
+            v
+        };
+        // Each after a proper opening, so that what is tested is the bad frame itself; and an
+        // opening in a sync protocol this hub does not speak.
         let bad: Vec<Vec<u8>> = vec![
             vec![0, 0, 0, 1, 77],
             ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
-            {
-                let f = Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3] }.encode();
-                let mut v = (f.len() as u32).to_be_bytes().to_vec();
-                v.extend(f);
-                v
-            },
-            {
-                let f = Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10] }.encode();
-                let mut v = (f.len() as u32).to_be_bytes().to_vec();
-                v.extend(f);
-                v
-            },
+            framed(Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3] }),
+            framed(Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10] }),
         ];
+        let old = framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL + 1));
+        let mut s = tls(&m_identity, &a_id, addr).await.unwrap();
+        s.write_all(&old).await.unwrap();
+        s.flush().await.unwrap();
+        assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "another protocol ends the connection");
         for (i, bytes) in bad.iter().enumerate() {
             let mut s = tls(&m_identity, &a_id, addr).await.unwrap_or_else(|e| panic!("member connection {i}: {e}"));
+            s.write_all(&framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL))).await.unwrap();
             s.write_all(bytes).await.unwrap();
             s.flush().await.unwrap();
             assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "bad input {i} must end the connection");
