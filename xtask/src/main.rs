@@ -283,13 +283,15 @@ fn cargo_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
 }
 
-/// The pinned cargo-fuzz, and how long each run of the bundle reader's fuzz target lasts.
+/// The pinned cargo-fuzz, and how long each fuzz target runs.
 const CARGO_FUZZ: &str = "0.13.2";
 const FUZZ_SECONDS: &str = "30";
+/// The fuzz targets of crates/mesh/fuzz: the bundle reader, and the sync protocol as a peer
+/// drives it.
+const FUZZ_TARGETS: [&str; 2] = ["bundle_read", "sync_frames"];
 
-/// Runs the bundle reader's fuzz target briefly on its seed corpus (nightly toolchain).
-/// Inputs it ever crashed on belong in crates/mesh/fuzz/regressions/bundle_read, where a unit
-/// test replays them.
+/// Runs each fuzz target briefly on its seed corpus (nightly toolchain). Inputs one ever
+/// crashed on belong in crates/mesh/fuzz/regressions/<target>, where a unit test replays them.
 fn fuzz(root: &Path) -> Result {
     let toolchains =
         Command::new("rustup").args(["toolchain", "list"]).output().map_err(|e| format!("cannot run rustup: {e}"))?;
@@ -301,23 +303,27 @@ fn fuzz(root: &Path) -> Result {
         step(&format!("installing cargo-fuzz {CARGO_FUZZ} from crates.io"));
         cargo(root, &["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ])?;
     }
-    let corpus = root.join("target/fuzz-corpus/bundle_read");
-    std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
-    let seeds = root.join("crates/mesh/fuzz/corpus/bundle_read");
-    for e in std::fs::read_dir(&seeds).map_err(|e| e.to_string())?.flatten() {
-        std::fs::copy(e.path(), corpus.join(e.file_name())).map_err(|e| e.to_string())?;
-    }
-    step(&format!("fuzzing the bundle reader for {FUZZ_SECONDS} s"));
-    // Through rustup: `$CARGO` is the stable toolchain's own cargo, which has no `+nightly`.
-    let st = Command::new("rustup")
-        .current_dir(root.join("crates/mesh"))
-        .args(["run", "nightly", "cargo", "fuzz", "run", "bundle_read", corpus.to_str().unwrap_or_default(), "--"])
-        .arg(format!("-max_total_time={FUZZ_SECONDS}"))
-        .arg("-seed=1")
-        .status()
-        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
-    if !st.success() {
-        return Err("the fuzzer found a crash: its input is in crates/mesh/fuzz/artifacts; copy it into crates/mesh/fuzz/regressions/bundle_read and fix the reader".into());
+    for target in FUZZ_TARGETS {
+        let corpus = root.join("target/fuzz-corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        let seeds = root.join("crates/mesh/fuzz/corpus").join(target);
+        for e in std::fs::read_dir(&seeds).map_err(|e| format!("{}: {e}", seeds.display()))?.flatten() {
+            std::fs::copy(e.path(), corpus.join(e.file_name())).map_err(|e| e.to_string())?;
+        }
+        step(&format!("fuzzing {target} for {FUZZ_SECONDS} s"));
+        // Through rustup: `$CARGO` is the stable toolchain's own cargo, which has no `+nightly`.
+        let st = Command::new("rustup")
+            .current_dir(root.join("crates/mesh"))
+            .args(["run", "nightly", "cargo", "fuzz", "run", target, corpus.to_str().unwrap_or_default(), "--"])
+            .arg(format!("-max_total_time={FUZZ_SECONDS}"))
+            .arg("-seed=1")
+            .status()
+            .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+        if !st.success() {
+            return Err(format!(
+                "the fuzzer found a crash in {target}: its input is in crates/mesh/fuzz/artifacts/{target}; copy it into crates/mesh/fuzz/regressions/{target} and fix the code"
+            ));
+        }
     }
     Ok(())
 }

@@ -176,6 +176,9 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
         let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revoked laptop is refused");
         let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+        let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL).encode();
+        s.write_all(&(hello.len() as u32).to_be_bytes()).await.unwrap();
+        s.write_all(&hello).await.unwrap();
         for chunk in forged.chunks(500) {
             let f = Frame::Authority(chunk.to_vec()).encode();
             s.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();

@@ -85,7 +85,9 @@ impl Summary {
 /// What travels between two hubs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// What the sender holds, in two digests: the first frame of a session.
+    /// The sync protocol the sender speaks ([`PROTOCOL`]): the first frame of a session.
+    Hello(u16),
+    /// What the sender holds, in two digests: sent at the start of a session.
     Summary(Summary),
     /// Every document the sender holds, (id, digest of its heads): the answer to a summary
     /// that differs from the sender's own. Binary, as it lists the whole coalition.
@@ -153,6 +155,12 @@ const TAG_AUTHORITY_HEADS: u8 = 6;
 const TAG_AUTHORITY: u8 = 7;
 const TAG_SUMMARY: u8 = 8;
 const TAG_INVENTORY: u8 = 9;
+const TAG_HELLO: u8 = 10;
+
+/// The sync protocol this build speaks. A session opens with it ([`Frame::Hello`]); peers that
+/// speak another end the session with an error that names both, so that people know which hub
+/// to update. Version 2 is the opening with summaries and inventories.
+pub const PROTOCOL: u16 = 2;
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
 /// Authority entries go out in frames of at most this many bytes.
@@ -162,6 +170,11 @@ impl Frame {
     /// The frame's bytes, without the length prefix the transport adds.
     pub fn encode(&self) -> Vec<u8> {
         match self {
+            Frame::Hello(v) => {
+                let mut out = vec![TAG_HELLO];
+                out.extend(v.to_be_bytes());
+                out
+            }
             Frame::Summary(s) => {
                 let mut out = vec![TAG_SUMMARY];
                 out.extend(s.docs);
@@ -221,6 +234,11 @@ impl Frame {
             return Err(SessionError::TooLarge(b.len()));
         }
         match b.first() {
+            Some(&TAG_HELLO) => {
+                let v: [u8; 2] =
+                    b.get(1..).and_then(|r| r.try_into().ok()).ok_or_else(|| bad("hello: not a 2-byte version"))?;
+                Ok(Frame::Hello(u16::from_be_bytes(v)))
+            }
             Some(&TAG_SUMMARY) => {
                 let s = b.get(1..).filter(|r| r.len() == 32).ok_or_else(|| bad("summary: not two 16-byte digests"))?;
                 let (docs, vault) = s.split_at(16);
@@ -327,6 +345,9 @@ pub enum SessionError {
     Unannounced(String),
     #[error("document {doc}: {why}")]
     Replica { doc: String, why: String },
+    /// The peer speaks another sync protocol: the older hub needs updating.
+    #[error("the peer speaks sync protocol {theirs}{}, this hub {ours}: update the hub that runs the older aidmesh", if *theirs == 1 { " (an aidmesh from before summaries)" } else { "" })]
+    Version { ours: u16, theirs: u16 },
 }
 
 /// What a session needs from the hub: its documents and their sync states.
@@ -397,6 +418,8 @@ pub struct Session {
     theirs: BTreeMap<String, DocInfo>,
     /// Our documents as last listed, so that a sync message for one needs no new listing.
     ours: BTreeMap<String, DocInfo>,
+    /// Whether the peer's hello came: its first frame, once a session.
+    got_hello: bool,
     /// Whether the peer's summary came: it comes once a session.
     got_summary: bool,
     /// Whether the peer's inventory came: once a session too.
@@ -424,6 +447,7 @@ impl Session {
             states: BTreeMap::new(),
             theirs: BTreeMap::new(),
             ours: BTreeMap::new(),
+            got_hello: false,
             got_summary: false,
             got_inventory: false,
             announced: BTreeSet::new(),
@@ -446,10 +470,11 @@ impl Session {
         self.last_synced
     }
 
-    /// The first frames: the heads of the authority log, and a summary of what we hold. No
-    /// document is loaded to make them.
+    /// The first frames: the protocol spoken, the heads of the authority log, and a summary of
+    /// what we hold. No document is loaded to make them.
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
-        let out = vec![Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(summary(r).0)];
+        let out =
+            vec![Frame::Hello(PROTOCOL), Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(summary(r).0)];
         self.sent(&out, now);
         out
     }
@@ -466,7 +491,16 @@ impl Session {
         self.traffic.bytes_in += frame.encode().len() as u64;
         let mut out = Vec::new();
         let mut changed = false;
+        // A session opens with the protocol spoken; a hub from before hellos opens without one.
+        if !std::mem::replace(&mut self.got_hello, true) {
+            return match frame {
+                Frame::Hello(v) if v == PROTOCOL => Ok((out, false)),
+                Frame::Hello(v) => Err(SessionError::Version { ours: PROTOCOL, theirs: v }),
+                _ => Err(SessionError::Version { ours: PROTOCOL, theirs: 1 }),
+            };
+        }
         match frame {
+            Frame::Hello(_) => return Err(SessionError::Malformed("a second hello in one session".into())),
             Frame::Summary(theirs) => {
                 if std::mem::replace(&mut self.got_summary, true) {
                     return Err(SessionError::Malformed("a second summary in one session".into()));
@@ -710,6 +744,7 @@ mod tests {
         let mut r = crate::memory::Mem::new(1);
         let t0 = Timestamp::from_millis(0);
         let mut s = Session::new("peer", t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
         let summary = Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] });
         s.handle(&mut r, summary.clone(), t0).unwrap();
         let e = s.handle(&mut r, summary, t0).unwrap_err();
