@@ -283,6 +283,18 @@ impl Hub {
         Ok(None)
     }
 
+    /// Whether a record other than `id` names vault entry `vault`.
+    fn named_by_others(&self, vault: &str, id: &str) -> Result<bool> {
+        for kind in WITH_CONTACT {
+            for r in self.all(kind)? {
+                if r.id().as_str() != id && contact_of(&r.body).and_then(|(v, _)| v).is_some_and(|v| v == vault) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Contacts whose volunteer withdrew consent to share them, among `ids` (records just
     /// written here or merged): each shared copy this hub holds the consent for is erased on
     /// every hub, and the contact is kept here only, under a new id.
@@ -298,22 +310,35 @@ impl Hub {
             return Ok(());
         }
         for id in ids {
+            // Volunteers only, told apart by the index before any record is read.
+            if !matches!(self.store.record(id)?, Some((kind, _, _)) if kind == Kind::Volunteer.name()) {
+                continue;
+            }
             let Ok(rec) = self.get(id) else { continue };
             let Body::Volunteer(v) = &rec.body else { continue };
             let Some(vault) = v.contact.as_ref().filter(|c| !v.consent.share && shared.contains(*c)) else {
                 continue;
             };
+            // A record that names another's contact (edited to point at it) moves nothing.
+            if self.owner_of(vault)?.as_deref() != Some(id.as_str()) || self.named_by_others(vault, id)? {
+                continue;
+            }
             let Some(VaultState::Present(content)) = self.store.vault_get(vault)? else { continue };
             let fields: Map<String, Value> = serde_json::from_slice(&content).unwrap_or_default();
             if fields.is_empty() {
                 continue;
             }
             let vault = vault.clone();
+            // The record names the new entry before the old one is erased: a failure leaves the
+            // contact where it was, never erased with nothing naming its copy.
             let kept = self.put_vault_entry(None, &fields, true)?;
-            self.vault_erase(&vault)?;
             let mut patch = Map::new();
-            patch.insert("contact".into(), Value::String(kept));
-            self.update(id, patch)?;
+            patch.insert("contact".into(), Value::String(kept.clone()));
+            if let Err(e) = self.update(id, patch) {
+                self.vault_erase(&kept)?;
+                return Err(e);
+            }
+            self.vault_erase(&vault)?;
         }
         Ok(())
     }

@@ -333,10 +333,38 @@ impl Hub {
                 let doc = self.doc(item.doc)?;
                 let before = doc.heads();
                 (item.apply)(doc)?;
-                // Changes that waited for this one's dependencies may apply now.
+                // Records that are never changed stay as they were: a change that writes into
+                // one another change made, or replaces or removes one, is refused with everything
+                // that came with it, before anything is stored. The verdict rests on the changes
+                // alone, so every hub reaches it, whatever it held before.
+                let fixed = |kind: &str| Kind::parse(kind).is_ok_and(|k| k.append_only());
+                let rewrite = doc.rewrite_since(&before, fixed)?;
+                // Changes that waited for this one's dependencies may apply now; checked apart,
+                // so that a rewrite among them is not blamed on this sender.
+                let mid = doc.heads();
                 for chunk in &earlier {
                     doc.apply_checked(chunk)?;
                 }
+                let waited = if had_waiting { doc.rewrite_since(&mid, fixed)? } else { None };
+                if let Some(r) = rewrite {
+                    return Err(Error::Tampered(format!(
+                        "record {} {}, in a change made as {}",
+                        r.record,
+                        r.what,
+                        self.actors_named(&std::collections::BTreeSet::from([r.actor]))?
+                    )));
+                }
+                if let Some(r) = waited {
+                    // They came in a bundle earlier: drop them, so that honest changes go on.
+                    self.store.write(|tx| tx.clear_pending(item.doc))?;
+                    return Err(Error::Tampered(format!(
+                        "record {} {}, in a change made as {} that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
+                        r.record,
+                        r.what,
+                        self.actors_named(&std::collections::BTreeSet::from([r.actor]))?
+                    )));
+                }
+                let doc = self.doc(item.doc)?;
                 let waiting = !doc.missing_deps().is_empty();
                 let touched = doc.touched_since(&before);
                 // A document of which nothing is stored yet is stored as one compressed save,
@@ -358,17 +386,6 @@ impl Hub {
                     .iter()
                     .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
                     .collect::<Result<_, _>>()?;
-                // Records that are never changed stay as they were: a change that alters or
-                // removes one is refused whole, before anything is stored.
-                let gone: Vec<String> = touched
-                    .iter()
-                    .filter(|id| !rows.iter().any(|(r, _)| r.id == id.as_str()))
-                    .map(|id| id.to_string())
-                    .collect();
-                if let Some(what) = self.rewritten(&rows, &olds, &gone)? {
-                    let by = self.doc(item.doc)?.actors_since(&before);
-                    return Err(Error::Tampered(format!("{what}, in changes made as {}", self.actors_named(&by)?)));
-                }
                 let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
                 if let Some(task) = task {
                     self.emit(Event::Progress { task, done, total });
@@ -448,48 +465,8 @@ impl Hub {
         Ok(ids)
     }
 
-    /// What a merge rewrote of the records that are never changed: an append-only record whose
-    /// fields differ from what the index held, or that is gone. `rows` are the records the merge
-    /// touched as they read now, `olds` their index rows before, `gone` touched ids that no
-    /// longer read.
-    fn rewritten(
-        &self,
-        rows: &[(IndexRow, Record)],
-        olds: &[Option<String>],
-        gone: &[String],
-    ) -> Result<Option<String>> {
-        for ((_, rec), old) in rows.iter().zip(olds) {
-            let Some(old) = old else { continue };
-            let before: Map<String, Value> = serde_json::from_str(old).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let was_kind = before.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-            let now = rec.to_json();
-            // A grievance's steps only grow: each step once written stays as it was.
-            if let (Some(Value::Array(was)), Some(Value::Array(is))) = (before.get("steps"), now.get("steps")) {
-                if let Some(lost) = was.iter().find(|s| !is.contains(s)) {
-                    return Ok(Some(format!("{was_kind} {}: a step was rewritten or removed ({lost})", rec.id())));
-                }
-            }
-            if !(rec.kind().append_only() || Kind::parse(&was_kind).is_ok_and(|k| k.append_only())) || now == before {
-                continue;
-            }
-            let fields: Vec<String> = now
-                .iter()
-                .filter(|(k, v)| before.get(*k) != Some(*v))
-                .map(|(k, v)| format!("{k} {} → {v}", before.get(k).cloned().unwrap_or(Value::Null)))
-                .collect();
-            return Ok(Some(format!("{was_kind} {} changed ({})", rec.id(), fields.join(", "))));
-        }
-        for id in gone {
-            if let Some((kind, _, _)) = self.store.record(id)? {
-                if Kind::parse(&kind).is_ok_and(|k| k.append_only()) {
-                    return Ok(Some(format!("{kind} {id} removed")));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Actors as people read them: the member hub whose key they carry, or the key.
+    /// Actors as people read them: the member hub whose key they carry (the key a change
+    /// claims: changes are not signed yet), or the key.
     fn actors_named(&self, actors: &std::collections::BTreeSet<Vec<u8>>) -> Result<String> {
         let members = self.members()?;
         let names: Vec<String> = actors

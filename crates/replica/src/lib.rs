@@ -94,6 +94,17 @@ pub struct Author {
     pub at: Timestamp,
 }
 
+/// A change that rewrites a record that is never changed ([`Doc::rewrite_since`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    pub record: RecordId,
+    /// The actor the change claims: a hub's key, then the bytes of one run of it. Changes are
+    /// not signed yet, so this names who the change says made it.
+    pub actor: Vec<u8>,
+    /// "changed (field)", "removed", "replaced", "made again with other content".
+    pub what: String,
+}
+
 /// One Automerge document of the coalition.
 pub struct Doc {
     id: String,
@@ -456,9 +467,140 @@ impl Doc {
         out
     }
 
-    /// The actors (hub key, then the run's bytes) of the changes after `before`.
-    pub fn actors_since(&mut self, before: &[ChangeHash]) -> BTreeSet<Vec<u8>> {
-        self.doc.get_changes(before).iter().map(|c| c.actor_id().to_bytes().to_vec()).collect()
+    /// The first change after `before` that rewrites a record that is never changed: one that
+    /// writes into a record, or into any part of one, that another change created, or that
+    /// replaces or removes a record at the root, or creates a second, different record under
+    /// the same id. `fixed(kind)` says whether records of a kind (as their creator wrote it) are
+    /// never changed. The verdict depends on the changes alone, never on what this hub held
+    /// before, so every hub reaches the same one.
+    pub fn rewrite_since(&mut self, before: &[ChangeHash], fixed: impl Fn(&str) -> bool) -> Result<Option<Rewrite>> {
+        let changes = self.doc.get_changes(before);
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        // Which of these changes made an operation (counter, actor), if one did.
+        let made_by = |counter: u64, actor: &ActorId| {
+            changes.iter().position(|c| {
+                c.actor_id() == actor && (c.start_op().get()..c.start_op().get() + c.len() as u64).contains(&counter)
+            })
+        };
+        // A record object's kind as the change that created it wrote it.
+        let mut kinds: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let mut is_fixed = |doc: &AutoCommit, obj: &ObjId| -> Result<bool> {
+            let key = obj.to_string();
+            if let Some(f) = kinds.get(&key) {
+                return Ok(*f);
+            }
+            let heads = match obj {
+                ObjId::Id(counter, actor, _) => match made_by(*counter, actor) {
+                    Some(i) => vec![changes[i].hash()],
+                    None => before.to_vec(),
+                },
+                ObjId::Root => before.to_vec(),
+            };
+            let kind = match doc
+                .get_at(obj, "kind", &heads)
+                .map_err(|e| Error::Automerge { doc: self.id.clone(), source: Box::new(e) })?
+            {
+                Some((Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Str(k) => k.to_string(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            let f = fixed(&kind);
+            kinds.insert(key, f);
+            Ok(f)
+        };
+        let mut created_at_root: BTreeSet<String> = BTreeSet::new();
+        for (ci, change) in changes.iter().enumerate() {
+            let actor = change.actor_id().to_bytes().to_vec();
+            for op in change.decode().operations {
+                match &op.obj {
+                    automerge::legacy::ObjectId::Root => {
+                        let automerge::legacy::Key::Map(id) = &op.key else { continue };
+                        if op.pred.is_empty() {
+                            created_at_root.insert(id.to_string());
+                            continue;
+                        }
+                        // It replaces or removes what was there: a record, if one was.
+                        for p in op.pred.iter() {
+                            let Ok(obj) = self.doc.import_obj(&format!("{}@{}", p.0, p.1)) else { continue };
+                            if is_fixed(&self.doc, &obj)? {
+                                let what = if matches!(op.action, automerge::legacy::OpType::Delete) {
+                                    "removed"
+                                } else {
+                                    "replaced"
+                                };
+                                return Ok(Some(Rewrite { record: id.as_str().into(), actor, what: what.into() }));
+                            }
+                        }
+                    }
+                    automerge::legacy::ObjectId::Id(oid) => {
+                        if made_by(oid.0, &oid.1) == Some(ci) {
+                            continue;
+                        }
+                        let Ok(obj) = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)) else { continue };
+                        // The record this object is (or is part of): the one just below the
+                        // root. The path runs from the root down: (root, record id), then
+                        // (record, field), ...
+                        let path = match self.doc.parents(&obj) {
+                            Ok(p) => p.path(),
+                            Err(_) => continue,
+                        };
+                        let (record_obj, record) = match path.first() {
+                            Some((o, Prop::Map(id))) if *o == ROOT => {
+                                (path.get(1).map(|p| p.0.clone()).unwrap_or_else(|| obj.clone()), id.clone())
+                            }
+                            _ => continue,
+                        };
+                        if is_fixed(&self.doc, &record_obj)? {
+                            let field = match (&op.key, path.get(1)) {
+                                (automerge::legacy::Key::Map(k), None) => k.to_string(),
+                                (_, Some((_, p))) => p.to_string(),
+                                _ => String::new(),
+                            };
+                            let what = format!("changed ({field})");
+                            return Ok(Some(Rewrite { record: record.as_str().into(), actor, what }));
+                        }
+                    }
+                }
+            }
+        }
+        // Two records created under one id, apart: the same content is a repair, anything else
+        // a rewrite.
+        for id in created_at_root {
+            let all = self.doc.get_all(ROOT, id.as_str()).map_err(|e| self.err(e))?;
+            if all.len() < 2 {
+                continue;
+            }
+            let mut values = Vec::new();
+            let mut any_fixed = false;
+            for (v, o) in all {
+                any_fixed |= is_fixed(&self.doc, &o)?;
+                values.push(self.to_json(v, &o)?);
+            }
+            values.dedup();
+            if any_fixed && values.len() > 1 {
+                let actor = self
+                    .doc
+                    .get_all(ROOT, id.as_str())
+                    .ok()
+                    .and_then(|a| {
+                        a.last().and_then(|(_, o)| match o {
+                            ObjId::Id(_, actor, _) => Some(actor.to_bytes().to_vec()),
+                            ObjId::Root => None,
+                        })
+                    })
+                    .unwrap_or_default();
+                return Ok(Some(Rewrite {
+                    record: id.as_str().into(),
+                    actor,
+                    what: "made again with other content".into(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     fn record_obj(&self, id: &RecordId) -> Result<Option<ObjId>> {

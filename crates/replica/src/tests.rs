@@ -242,6 +242,70 @@ fn a_growing_list_first_written_on_two_hubs_reads_as_both() {
 }
 
 #[test]
+fn a_change_that_rewrites_a_record_that_is_never_changed_is_found_by_the_changes_alone() {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let movement = |id: &str, q: i64| {
+        record(
+            id,
+            Movement {
+                item: "i1".into(),
+                place: "p1".into(),
+                quantity: q,
+                reason: "delivery".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let mut a = Doc::new("d", b"a");
+    a.create(&movement("m1", 100)).unwrap();
+    a.create(&item("i1", "Insulin pen")).unwrap();
+    a.commit(&author("a", 1));
+    let created = a.heads();
+    // Creating records, and editing one that may change, is no rewrite.
+    assert_eq!(a.rewrite_since(&[], fixed).unwrap(), None);
+    let mut i = a.get(&"i1".into()).unwrap().unwrap();
+    if let Body::Item(x) = &mut i.body {
+        x.name = "Insulin pen 3 ml".into();
+    }
+    a.update(&i).unwrap();
+    a.commit(&author("a", 2));
+    assert_eq!(a.rewrite_since(&created, fixed).unwrap(), None);
+    let honest = a.heads();
+    // Hub b rewrites the movement: found whether or not the creation came in the same batch.
+    let mut b = a.fork(b"b");
+    let mut m = b.get(&"m1".into()).unwrap().unwrap();
+    if let Body::Movement(x) = &mut m.body {
+        x.quantity = 10;
+        x.reason = "delivery (counted again)".into();
+    }
+    b.update(&m).unwrap();
+    b.commit(&author("b", 3));
+    let r = b.rewrite_since(&honest, fixed).unwrap().expect("a rewrite");
+    assert_eq!(r.record, RecordId::from("m1"));
+    assert!(r.what.starts_with("changed"), "{r:?}");
+    assert_eq!(r.actor, b"b".to_vec());
+    assert!(b.rewrite_since(&[], fixed).unwrap().is_some(), "a hub new to the document finds it too");
+    // Removing it, or making it again with other content, is a rewrite too.
+    let mut c = a.fork(b"c");
+    c.automerge().delete(automerge::ROOT, "m1").unwrap();
+    c.commit(&author("c", 4));
+    assert_eq!(c.rewrite_since(&honest, fixed).unwrap().map(|r| r.what), Some("removed".into()));
+    let mut d = Doc::new("d", b"d");
+    d.create(&movement("m1", 10)).unwrap();
+    d.commit(&author("d", 5));
+    let mut e = a.fork(b"e");
+    e.merge(&mut d).unwrap();
+    assert_eq!(e.rewrite_since(&honest, fixed).unwrap().map(|r| r.what), Some("made again with other content".into()));
+    // The same content made again (a repair from the index) is none.
+    let mut f = Doc::new("d", b"f");
+    f.create(&a.get(&"m1".into()).unwrap().unwrap()).unwrap();
+    f.commit(&author("f", 6));
+    let mut g = a.fork(b"g");
+    g.merge(&mut f).unwrap();
+    assert_eq!(g.rewrite_since(&honest, fixed).unwrap(), None);
+}
+
+#[test]
 fn the_same_text_written_on_two_hubs_is_no_conflict() {
     let mut a = Doc::new("d", b"a");
     a.create(&item("i1", "Water")).unwrap();
