@@ -350,6 +350,52 @@ pub enum SessionError {
     Version { ours: u16, theirs: u16 },
 }
 
+/// The most probes and bits per entry a peer's Bloom filter may ask for (Automerge uses 7 and
+/// 10), and the most entries it may summarise.
+const MAX_BLOOM_PROBES: u64 = 32;
+const MAX_BLOOM_BITS_PER_ENTRY: u64 = 32;
+const MAX_BLOOM_ENTRIES: u64 = 10_000_000;
+
+/// Refuses a sync message whose Bloom filters Automerge would choke on when it answers: a filter
+/// that summarises entries with no bits (a division by zero, a panic, in Automerge 0.12: found
+/// by the `sync_frames` fuzz target), or asks for absurd probes or sizes (memory and time).
+fn check_blooms(msg: &Message) -> Result<(), String> {
+    for have in &msg.have {
+        let bytes = have.bloom.to_bytes();
+        if bytes.is_empty() {
+            continue;
+        }
+        let mut rest = &bytes[..];
+        let mut leb = || -> Result<u64, String> {
+            let (mut v, mut shift) = (0u64, 0u32);
+            loop {
+                let (&b, tail) = rest.split_first().ok_or("a Bloom filter is cut short")?;
+                rest = tail;
+                v |= u64::from(b & 0x7f).checked_shl(shift).ok_or("a Bloom filter's header is too long")?;
+                shift += 7;
+                if b & 0x80 == 0 {
+                    return Ok(v);
+                }
+                if shift > 35 {
+                    return Err("a Bloom filter's header is too long".into());
+                }
+            }
+        };
+        let (entries, bits_per_entry, probes) = (leb()?, leb()?, leb()?);
+        if rest.is_empty()
+            || !(1..=MAX_BLOOM_PROBES).contains(&probes)
+            || !(1..=MAX_BLOOM_BITS_PER_ENTRY).contains(&bits_per_entry)
+            || entries > MAX_BLOOM_ENTRIES
+        {
+            return Err(format!(
+                "a Bloom filter of {entries} entries, {bits_per_entry} bits each, {probes} probes and {} bytes is not one this hub takes",
+                rest.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What a session needs from the hub: its documents and their sync states.
 pub trait Replica {
     /// Every document to sync, with the digest of its heads, read without loading documents.
@@ -551,6 +597,7 @@ impl Session {
                 };
                 let msg = Message::decode(&msg)
                     .map_err(|e| SessionError::Malformed(format!("sync message for {doc}: {e}")))?;
+                check_blooms(&msg).map_err(|why| SessionError::Malformed(format!("sync message for {doc}: {why}")))?;
                 let peer = self.peer.clone();
                 let state = self.state(r, &doc);
                 changed = r
