@@ -361,13 +361,7 @@ fn an_action_marked_done_is_stamped_and_a_handoff_is_acknowledged_once() {
         .unwrap();
     assert_eq!(items(&t.hub)[0].done_at, None, "reopened");
 
-    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
-    let role = add(&mut t.hub, Kind::Role, json!({"name": "Gate"}));
-    let shift = add(
-        &mut t.hub,
-        Kind::Shift,
-        json!({"role": role, "place": hall, "start": "2026-11-25T08:00:00Z", "end": "2026-11-25T12:00:00Z", "needed": 1}),
-    );
+    let (hall, shift) = gate_shift(&mut t.hub);
     let h = add(&mut t.hub, Kind::Handoff, json!({"shift": shift, "note": "Gate 2 lock is stiff"}));
     assert_eq!(t.hub.update(&h, fields(json!({"acknowledged_by": "owl"}))).unwrap_err().code(), "append_only");
     t.hub.act_as("owl");
@@ -407,13 +401,7 @@ fn steps_and_acknowledgements_are_never_written_in_anothers_name() {
     let e = t.hub.grievance_step(&g, "I looked", None).unwrap_err();
     assert!(e.to_string().contains("elk may not read"), "{e}");
     // A handoff is acknowledged by whoever reads it, once; never in another's name.
-    let hall = add(&mut t.hub, Kind::Place, json!({"name": "Hall"}));
-    let role = add(&mut t.hub, Kind::Role, json!({"name": "Gate"}));
-    let shift = add(
-        &mut t.hub,
-        Kind::Shift,
-        json!({"role": role, "place": hall, "start": "2026-11-25T08:00:00Z", "end": "2026-11-25T12:00:00Z", "needed": 1}),
-    );
+    let (_, shift) = gate_shift(&mut t.hub);
     let e =
         t.hub.add(Kind::Handoff, fields(json!({"shift": shift, "note": "x", "acknowledged_by": "owl"}))).unwrap_err();
     assert!(e.to_string().contains("acknowledged_by"), "{e}");
@@ -423,4 +411,16 @@ fn steps_and_acknowledgements_are_never_written_in_anothers_name() {
     t.hub.amend(&h, "acknowledged_by", json!("elk"), "read it").unwrap();
     let e = t.hub.amend(&h, "acknowledged_by", json!("elk"), "read it again").unwrap_err();
     assert!(e.to_string().contains("elk already acknowledged it"), "{e}");
+}
+
+/// A place and a shift there, for handoffs: (place, shift).
+fn gate_shift(h: &mut Hub) -> (String, String) {
+    let hall = add(h, Kind::Place, json!({"name": "Hall"}));
+    let role = add(h, Kind::Role, json!({"name": "Gate"}));
+    let shift = add(
+        h,
+        Kind::Shift,
+        json!({"role": role, "place": hall, "start": "2026-11-25T08:00:00Z", "end": "2026-11-25T12:00:00Z", "needed": 1}),
+    );
+    (hall, shift)
 }
