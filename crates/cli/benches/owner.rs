@@ -121,6 +121,9 @@ fn main() {
     run(&peer, &["adopt-founder", &code]);
     let key = json(&peer, &["identity"])["public_key"].as_str().unwrap().to_string();
     run(&store, &["admit", &key, "--name", "Peer"]);
+    // The peer's coordinator is an admin: they read vault entries no record names (logged).
+    let person = json(&peer, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
+    run(&store, &["person", "add", &person, "--name", "peer", "--admin"]);
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
     let mut peer_serve = Command::new(BIN)
         .arg("--store")
@@ -179,7 +182,7 @@ fn main() {
             let t = Instant::now();
             let id =
                 json(&store, &["vault", "put", &format!("name=Person {i}")])["vault_id"].as_str().unwrap().to_string();
-            t.elapsed() + until_there(vec!["vault".into(), "show".into(), id])
+            t.elapsed() + until_there(vec!["vault".into(), "show".into(), id, "--reason".into(), "bench".into()])
         })
         .collect();
     for p in [&mut serve, &mut peer_serve] {
