@@ -97,6 +97,9 @@ pub struct AuthorityOffer {
     pub waiting: usize,
     /// Why each refused entry was refused.
     pub refused: Vec<String>,
+    /// Those of them only a misbehaving hub sends: every refusal but an entry of another
+    /// coalition (which a hub that joined this one by adopting its founder still holds).
+    pub forged: Vec<String>,
 }
 
 impl Hub {
@@ -146,6 +149,7 @@ impl Hub {
         let mut erasures = false;
         let mut waiting = Vec::new();
         let mut refused = Vec::new();
+        let mut forged = Vec::new();
         for (b, verdict) in entries.iter().zip(log.offer_many(entries)) {
             match verdict {
                 Ok(Offered::Added(ids)) => {
@@ -156,7 +160,12 @@ impl Hub {
                 }
                 Ok(Offered::Waiting(_)) => waiting.push((Id::of(b), b.clone())),
                 Ok(Offered::Known) => {}
-                Err(r) => refused.push((r.to_string(), b.clone())),
+                Err(r) => {
+                    if !matches!(r, aidmesh_mesh::authority::Refusal::OtherCoalition) {
+                        forged.push(r.to_string());
+                    }
+                    refused.push((r.to_string(), b.clone()))
+                }
             }
         }
         if added.is_empty() && waiting.is_empty() && refused.is_empty() {
@@ -186,6 +195,7 @@ impl Hub {
             added: added.len(),
             waiting: waiting.len(),
             refused: refused.into_iter().map(|r| r.0).collect(),
+            forged,
         };
         self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
         if erasures {

@@ -331,8 +331,20 @@ impl Replica for Hub {
         })
     }
 
+    /// Forged entries end the session, once all of the batch was judged (each is recorded with
+    /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
+    /// past alone. (Entries of another coalition do not: a hub that joined by adopting this
+    /// coalition's founder still holds its own first coalition's.)
     fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
-        self.offer_authority(&entries, &peer_source(peer)).map(|o| o.added > 0).map_err(|e| e.to_string())
+        let offer = self.offer_authority(&entries, &peer_source(peer)).map_err(|e| e.to_string())?;
+        match offer.forged.first() {
+            Some(why) => Err(format!(
+                "the peer sent {} authority entr{} that this hub refused, first: {why}",
+                offer.forged.len(),
+                if offer.forged.len() == 1 { "y" } else { "ies" }
+            )),
+            None => Ok(offer.added > 0),
+        }
     }
 }
 

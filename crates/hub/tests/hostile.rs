@@ -175,16 +175,20 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     rt.block_on(async {
         let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revoked laptop is refused");
-        let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
-        let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL).encode();
-        s.write_all(&(hello.len() as u32).to_be_bytes()).await.unwrap();
-        s.write_all(&hello).await.unwrap();
-        for chunk in forged.chunks(500) {
-            let f = Frame::Authority(chunk.to_vec()).encode();
-            s.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
-            s.write_all(&f).await.unwrap();
+        // Each batch of refused entries ends South's session: it dials again for the next.
+        for (i, chunk) in forged.chunks(500).enumerate() {
+            let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+            for f in [Frame::Hello(aidmesh_mesh::session::PROTOCOL), Frame::Authority(chunk.to_vec())] {
+                let f = f.encode();
+                s.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
+                s.write_all(&f).await.unwrap();
+            }
+            s.flush().await.unwrap();
+            assert!(
+                closed_by_server(&mut s, Duration::from_secs(5)).await,
+                "batch {i}: a refusing peer is dropped at once"
+            );
         }
-        s.flush().await.unwrap();
         for _ in 0..600 {
             if mesh.with_hub(|h| h.authority_refusals_count().unwrap()) >= 1_000 {
                 break;

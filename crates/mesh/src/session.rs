@@ -419,7 +419,8 @@ pub trait Replica {
     /// The authority entries a peer with these heads lacks, each after those it follows.
     fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>>;
     /// Offers authority entries from `peer` to the log's door: refused ones are reported by the
-    /// replica (naming the peer), never stored. Returns whether the log grew.
+    /// replica (naming the peer), never stored, and an error ends the session. Returns whether
+    /// the log grew.
     fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String>;
 }
 
