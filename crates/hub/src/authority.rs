@@ -98,7 +98,7 @@ pub struct AuthorityOffer {
     /// Why each refused entry was refused.
     pub refused: Vec<String>,
     /// Those of them only a misbehaving hub sends: every refusal but an entry of another
-    /// coalition (which a hub that joined this one by adopting its founder still holds).
+    /// coalition (which a hub of the previous release sent after adopting this one's founder).
     pub forged: Vec<String>,
 }
 
@@ -603,6 +603,7 @@ impl Hub {
             tx.set_meta("coalition_id", &id.map(|i| i.hex()).unwrap_or_default())
         })?;
         *self.authority.get_mut() = None;
+        self.authority_changes.clear();
         self.offer_authority(entries, "the invite's welcome")
     }
 

@@ -68,6 +68,8 @@ impl Hub {
             tx.set_meta("founded_at", &founder.at.millis().to_string())
         })?;
         *self.authority.get_mut() = None;
+        // Entries of the coalition left behind, queued for peers, are not sent to the new one.
+        self.authority_changes.clear();
         Ok(())
     }
 

@@ -333,8 +333,8 @@ impl Replica for Hub {
 
     /// Forged entries end the session, once all of the batch was judged (each is recorded with
     /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
-    /// past alone. (Entries of another coalition do not: a hub that joined by adopting this
-    /// coalition's founder still holds its own first coalition's.)
+    /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
+    /// first coalition's founding entry after it adopted this coalition's founder.)
     fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
         let offer = self.offer_authority(&entries, &peer_source(peer)).map_err(|e| e.to_string())?;
         match offer.forged.first() {

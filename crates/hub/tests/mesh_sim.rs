@@ -398,6 +398,8 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
     }
     net.settle();
     for i in 0..3 {
+        // Hubs that joined by adopting the founder send nothing of the coalition they left.
+        assert_eq!(net.hub(i).authority_refusals_count().unwrap(), 0, "hub {i} refused an entry");
         let aidmesh_hub::VaultState::Present(pt) = net.hub(i).vault_get(&vid).unwrap() else {
             panic!("hub {i} lacks the entry")
         };
