@@ -271,28 +271,22 @@ impl Hub {
 }
 
 impl Hub {
-    /// The record that names vault entry `vault`, if any.
-    pub(crate) fn owner_of(&self, vault: &str) -> Result<Option<String>> {
+    /// The records that name vault entry `vault`.
+    fn naming(&self, vault: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
         for kind in WITH_CONTACT {
             for r in self.all(kind)? {
                 if contact_of(&r.body).and_then(|(v, _)| v).is_some_and(|v| v == vault) {
-                    return Ok(Some(r.id().to_string()));
+                    out.push(r.id().to_string());
                 }
             }
         }
-        Ok(None)
+        Ok(out)
     }
 
-    /// Whether a record other than `id` names vault entry `vault`.
-    fn named_by_others(&self, vault: &str, id: &str) -> Result<bool> {
-        for kind in WITH_CONTACT {
-            for r in self.all(kind)? {
-                if r.id().as_str() != id && contact_of(&r.body).and_then(|(v, _)| v).is_some_and(|v| v == vault) {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+    /// The record that names vault entry `vault`, if any.
+    pub(crate) fn owner_of(&self, vault: &str) -> Result<Option<String>> {
+        Ok(self.naming(vault)?.into_iter().next())
     }
 
     /// Contacts whose volunteer withdrew consent to share them, among `ids` (records just
@@ -320,7 +314,7 @@ impl Hub {
                 continue;
             };
             // A record that names another's contact (edited to point at it) moves nothing.
-            if self.owner_of(vault)?.as_deref() != Some(id.as_str()) || self.named_by_others(vault, id)? {
+            if self.naming(vault)? != [id.clone()] {
                 continue;
             }
             let Some(VaultState::Present(content)) = self.store.vault_get(vault)? else { continue };

@@ -347,22 +347,15 @@ impl Hub {
                 }
                 let waited = if had_waiting { doc.rewrite_since(&mid, fixed)? } else { None };
                 if let Some(r) = rewrite {
-                    return Err(Error::Tampered(format!(
-                        "record {} {}, in a change made as {}",
-                        r.record,
-                        r.what,
-                        self.actors_named(&std::collections::BTreeSet::from([r.actor]))?
-                    )));
+                    return Err(self.tampered(&r, ""));
                 }
                 if let Some(r) = waited {
                     // They came in a bundle earlier: drop them, so that honest changes go on.
                     self.store.write(|tx| tx.clear_pending(item.doc))?;
-                    return Err(Error::Tampered(format!(
-                        "record {} {}, in a change made as {} that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
-                        r.record,
-                        r.what,
-                        self.actors_named(&std::collections::BTreeSet::from([r.actor]))?
-                    )));
+                    return Err(self.tampered(
+                        &r,
+                        " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
+                    ));
                 }
                 let doc = self.doc(item.doc)?;
                 let waiting = !doc.missing_deps().is_empty();
@@ -465,29 +458,21 @@ impl Hub {
         Ok(ids)
     }
 
-    /// Actors as people read them: the member hub whose key they carry (the key a change
-    /// claims: changes are not signed yet), or the key.
-    fn actors_named(&self, actors: &std::collections::BTreeSet<Vec<u8>>) -> Result<String> {
-        let members = self.members()?;
-        let names: Vec<String> = actors
-            .iter()
-            .map(|a| {
-                let Some(key) = a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
-                    return format!("actor {}", aidmesh_mesh::membership::hex(a));
-                };
-                let hub = aidmesh_mesh::authority::Key(key).fingerprint();
-                match hub.as_ref().and_then(|h| members.members.get(h)) {
-                    Some(m) if !m.name.is_empty() => {
-                        format!("hub {} ({})", m.name, hub.map(|h| h.to_string()).unwrap_or_default())
-                    }
-                    _ => format!(
-                        "hub {}",
-                        hub.map(|h| h.to_string()).unwrap_or_else(|| aidmesh_mesh::membership::hex(&key))
-                    ),
-                }
-            })
-            .collect();
-        Ok(names.join(", "))
+    /// The refusal of a rewrite: the record, what was done, and the member hub whose key the
+    /// change's actor carries (what the change claims: changes are not signed yet), then `more`.
+    fn tampered(&self, r: &aidmesh_replica::Rewrite, more: &str) -> Error {
+        let hub = r
+            .actor
+            .get(..32)
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .and_then(|k| aidmesh_mesh::authority::Key(k).fingerprint());
+        let name = hub.as_ref().and_then(|h| self.members().ok()?.members.get(h).map(|m| m.name.clone()));
+        let by = match (hub, name) {
+            (Some(h), Some(n)) if !n.is_empty() => format!("hub {n} ({h})"),
+            (Some(h), _) => format!("hub {h}"),
+            (None, _) => format!("actor {}", aidmesh_mesh::membership::hex(&r.actor)),
+        };
+        Error::Tampered(format!("record {} {}, in a change made as {by}{more}", r.record, r.what))
     }
 
     /// Records a refused rewrite among the entries refused at the door, with where it came
