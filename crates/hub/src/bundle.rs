@@ -11,12 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aidmesh_mesh::authority::Id;
 use aidmesh_mesh::bundle::{self, Header};
+use aidmesh_mesh::changes::ChangeSig;
+use aidmesh_mesh::membership::unhex;
 use aidmesh_mesh::session::DocInfo;
 use aidmesh_mesh::HubId;
 use aidmesh_model::Timestamp;
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
 
+use crate::signing::Door;
 use crate::write::Incoming;
 use crate::{Error, Event, Hub, Result, Task};
 
@@ -168,6 +171,7 @@ impl Hub {
         let mut heads = BTreeMap::new();
         let mut records: BTreeMap<String, u64> = BTreeMap::new();
         let mut learned_heads = Vec::new();
+        let mut sigs = BTreeMap::new();
         for (i, (doc, partition, created_at, _)) in all_docs.into_iter().enumerate() {
             self.emit(Event::Progress { task: Task::BundleExport, done: i as u64, total });
             let info = DocInfo { doc: doc.clone(), partition: partition.clone(), created_at, ..Default::default() };
@@ -220,6 +224,8 @@ impl Hub {
                 }
                 bytes
             };
+            let vouching = self.doc_sigs(&doc)?;
+            sigs.insert(doc.clone(), vouching.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect());
             docs.push((info, bytes));
         }
         self.emit(Event::Progress { task: Task::BundleExport, done: total, total });
@@ -248,6 +254,7 @@ impl Hub {
             records: records.clone(),
             heads: heads.clone(),
             authority,
+            sigs,
         };
         let nonce: [u8; 24] = self.random();
         let bytes = bundle::write(&self.identity, &key, &nonce, header, &docs);
@@ -327,21 +334,34 @@ impl Hub {
             };
             return Err(Error::Malformed { format: "bundle", why });
         }
-        // The documents are authenticated and hashed; applying them all happens in memory first
-        // and is written in one transaction, so any failure leaves the store as it was.
-        let items: Vec<Incoming<'_>> = b
+        // The documents are authenticated and hashed; each change must be vouched for by its
+        // hub's signature. Applying them all happens in memory first and is written in one
+        // transaction, so any failure leaves the store as it was.
+        let items = b
             .docs
             .iter()
-            .map(|(info, data)| Incoming {
-                doc: &info.doc,
-                partition: &info.partition,
-                created_at: Timestamp::from_millis(info.created_at),
-                sync_state: None,
-                apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data)?)),
-                keep: Some(data.as_slice()),
+            .map(|(info, data)| {
+                let sigs = b.header.sigs.get(&info.doc).map(Vec::as_slice).unwrap_or_default();
+                let sigs = sigs
+                    .iter()
+                    .map(|s| unhex(s).as_deref().and_then(ChangeSig::from_bytes))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| Error::Malformed {
+                        format: "bundle",
+                        why: format!("document {} has a damaged change signature", info.doc),
+                    })?;
+                Ok(Incoming {
+                    doc: &info.doc,
+                    partition: &info.partition,
+                    created_at: Timestamp::from_millis(info.created_at),
+                    sync_state: None,
+                    apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data)?)),
+                    keep: Some(data.as_slice()),
+                    door: Door::of_bytes("bundle", data, sigs)?,
+                })
             })
-            .collect();
-        let changed = match self.ingest_many(items, Some(Task::BundleImport)) {
+            .collect::<Result<Vec<Incoming<'_>>>>();
+        let changed = match items.and_then(|items| self.ingest_many(items, Some(Task::BundleImport))) {
             Ok(c) => c,
             Err(e) => {
                 self.note_refused(&format!("bundle made by {}", b.exporter), &e);

@@ -39,6 +39,10 @@ pub enum Error {
     /// stock movement, an incident, an expense, ...): refused whole, nothing stored.
     #[error("refused a change that rewrites the record log: {0}. Records of this kind are never changed (corrections are amendments); nothing was stored")]
     Tampered(String),
+    /// Changes from elsewhere that no member hub's signature vouches for: refused whole,
+    /// nothing stored.
+    #[error("refused changes that are not signed by a member hub: {0}; nothing was stored")]
+    Unsigned(String),
     /// Authority work by someone who does not hold the right, or with no one unlocked.
     #[error("not allowed: {0}")]
     NotAllowed(String),
@@ -66,6 +70,7 @@ impl Error {
             Error::Corrupt(_) => "corrupt",
             Error::WrongPin(_) => "wrong_pin",
             Error::Tampered(_) => "tampered",
+            Error::Unsigned(_) => "unsigned_change",
             Error::NotAllowed(_) => "not_allowed",
             Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",

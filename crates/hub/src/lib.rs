@@ -21,6 +21,7 @@ mod members;
 mod people;
 mod query;
 mod repair;
+mod signing;
 mod sync;
 mod write;
 
@@ -240,6 +241,9 @@ pub struct Hub {
     authority_changes: Vec<Vec<u8>>,
     /// The person this hub signs authority work as (see `people.rs`).
     acting: Option<(Identity, LocalPerson)>,
+    /// Changes that passed the door and wait for what they depend on, per document (see
+    /// `signing.rs`).
+    waiting_changes: HashMap<String, aidmesh_mesh::changes::Waiting>,
 }
 
 impl Hub {
@@ -383,6 +387,7 @@ impl Hub {
             authority: std::cell::RefCell::new(None),
             authority_changes: Vec::new(),
             acting: None,
+            waiting_changes: HashMap::new(),
         }
     }
 

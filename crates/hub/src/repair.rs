@@ -86,11 +86,13 @@ impl Hub {
             restored += 1;
         }
         let author = self.author(self.clock.now());
-        doc.commit(&author);
+        let hash = doc.commit(&author);
+        let tip = self.own_tip(id, crate::signing::committed(&mut doc, hash));
         let (saved, heads) = (doc.save(), doc.heads_text());
         self.store.write(|tx| {
             tx.replace_doc(id, &saved)?;
-            tx.set_heads(id, &heads)
+            tx.set_heads(id, &heads)?;
+            tip.iter().try_for_each(|t| crate::signing::keep_tip(tx, id, t))
         })?;
         self.docs.remove(id);
         // Peers get the restored records as changes of this run's actor.

@@ -6,6 +6,7 @@
 //! sync state. The index document is this hub's own registry and is not synced: each hub lists
 //! the documents it learns of.
 
+use aidmesh_mesh::changes::ChangeSig;
 use aidmesh_mesh::session::{DocInfo, Replica, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
@@ -279,19 +280,35 @@ impl Replica for Hub {
         }
     }
 
-    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String> {
+    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig> {
+        self.vouch_message(doc, msg).unwrap_or_else(|e| {
+            tracing::error!(doc, error = %e, "cannot vouch for the changes of a sync message");
+            Vec::new()
+        })
+    }
+
+    fn receive(
+        &mut self,
+        peer: &str,
+        doc: &DocInfo,
+        state: &mut State,
+        msg: Message,
+        sigs: &[ChangeSig],
+    ) -> Result<bool, String> {
         if doc.doc == aidmesh_replica::INDEX_DOC {
             return Err("the index document is not synced".into());
         }
         let cell = std::cell::RefCell::new(std::mem::take(state));
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
-        let result =
-            self.ingest(&doc.doc, &doc.partition, Timestamp::from_millis(doc.created_at), Some((peer, &encode)), |d| {
+        let at = Timestamp::from_millis(doc.created_at);
+        let result = crate::signing::Door::of_message(&msg, sigs).and_then(|door| {
+            self.ingest(&doc.doc, &doc.partition, at, Some((peer, &encode)), door, |d| {
                 d.automerge()
                     .sync()
                     .receive_sync_message(&mut cell.borrow_mut(), msg)
                     .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
-            });
+            })
+        });
         *state = cell.into_inner();
         if let Err(e) = &result {
             self.note_refused(&peer_source(peer), e);

@@ -22,6 +22,8 @@ pub struct DocExport {
     pub partition: String,
     pub created_at: Timestamp,
     pub bytes: Vec<u8>,
+    /// The signatures that vouch for its changes (one per actor).
+    pub sigs: Vec<aidmesh_mesh::changes::ChangeSig>,
 }
 
 /// A change to make to one document.
@@ -38,6 +40,9 @@ pub(crate) struct Incoming<'a> {
     /// they depend on (a bundle imported before an earlier one); `None` for sync messages, whose
     /// protocol asks again for what is missing.
     pub(crate) keep: Option<&'a [u8]>,
+    /// The changes `apply` brings and the signatures that vouch for them: checked before
+    /// anything is applied.
+    pub(crate) door: crate::signing::Door,
 }
 
 /// One document's part of a [`Hub::ingest_many`] write, prepared in memory.
@@ -57,6 +62,8 @@ struct Prepared {
     waiting: bool,
     keep: Option<(String, Vec<u8>)>,
     had_waiting: bool,
+    /// Signed tips of the changes held now.
+    tips: Vec<aidmesh_mesh::changes::Tip>,
 }
 
 /// A peer, and how to encode its sync state once a sync message was applied.
@@ -192,14 +199,17 @@ impl Hub {
             if doc.update_settling(&rec, &settle)?.is_empty() {
                 return Ok(());
             }
-            doc.commit(&author);
+            let hash = doc.commit(&author);
+            let commit = crate::signing::committed(doc, hash);
             let bytes = doc.save_incremental();
             let heads = doc.heads_text();
             let row = index_row(&rec, &doc_id, doc)?;
             let old = self.store.record(id)?.map(|(_, _, j)| j);
+            let tip = self.own_tip(&doc_id, commit);
             self.store.write(|tx| {
                 tx.append_chunk(&doc_id, &bytes)?;
                 tx.set_heads(&doc_id, &heads)?;
+                tip.iter().try_for_each(|t| crate::signing::keep_tip(tx, &doc_id, t))?;
                 reindex(tx, &row, &rec, old.as_deref())
             })?;
             Ok(())
@@ -274,16 +284,19 @@ impl Hub {
         Ok(crate::ImportReport { imported: recs.len(), skipped, per_kind })
     }
 
-    /// Merges saved changes of one document from elsewhere (another hub's store, a bundle).
-    /// Returns the ids of records that changed.
+    /// Merges saved changes of one document from elsewhere (another hub's store, a welcome),
+    /// with the signatures that vouch for them. Returns the ids of records that changed.
     pub fn merge_doc(
         &mut self,
         doc_id: &str,
         partition: &str,
         created_at: Timestamp,
         bytes: &[u8],
+        sigs: &[aidmesh_mesh::changes::ChangeSig],
     ) -> Result<Vec<String>> {
-        let result = self.ingest(doc_id, partition, created_at, None, |doc| Ok(doc.apply(bytes).map(|_| ())?));
+        let result = crate::signing::Door::of_bytes("merged document", bytes, sigs.to_vec()).and_then(|door| {
+            self.ingest(doc_id, partition, created_at, None, door, |doc| Ok(doc.apply(bytes).map(|_| ())?))
+        });
         if let Err(e) = &result {
             self.note_refused("a merged document", e);
         }
@@ -299,9 +312,10 @@ impl Hub {
         partition: &str,
         created_at: Timestamp,
         sync_state: Option<PeerState<'_>>,
+        door: crate::signing::Door,
         f: impl FnOnce(&mut Doc) -> Result<()>,
     ) -> Result<Vec<String>> {
-        let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f), keep: None };
+        let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f), keep: None, door };
         self.ingest_many(vec![item], None)
     }
 
@@ -311,6 +325,7 @@ impl Hub {
         let total = items.len() as u64;
         let known: std::collections::BTreeSet<String> = self.store.docs()?.into_iter().map(|d| d.0).collect();
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
+        let keys = self.hub_keys()?;
         let result = (|| -> Result<Vec<(String, Vec<String>)>> {
             let mut prepared = Vec::new();
             for (done, item) in (1u64..).zip(items) {
@@ -328,6 +343,8 @@ impl Hub {
                     let actor = self.actor.clone();
                     self.cache(Doc::new(item.doc, &actor));
                 }
+                // No change is applied that no member hub's signature vouches for.
+                self.check_door(item.doc, item.door, &keys)?;
                 let earlier = self.store.pending(item.doc)?;
                 let had_waiting = !earlier.is_empty();
                 let doc = self.doc(item.doc)?;
@@ -357,6 +374,7 @@ impl Hub {
                         " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
                     ));
                 }
+                let tips = self.settle_tips(item.doc)?;
                 let doc = self.doc(item.doc)?;
                 let waiting = !doc.missing_deps().is_empty();
                 let touched = doc.touched_since(&before);
@@ -385,7 +403,8 @@ impl Hub {
                 }
                 // A sync message that brought nothing and left the peer's state as stored (an
                 // acknowledgement) writes nothing; the stored state is read only then.
-                let nothing = !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting;
+                let nothing =
+                    !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting && tips.is_empty();
                 if nothing
                     && match &state {
                         Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
@@ -409,6 +428,7 @@ impl Hub {
                     waiting,
                     keep,
                     had_waiting,
+                    tips,
                 });
             }
             if prepared.is_empty() {
@@ -427,6 +447,9 @@ impl Hub {
                     }
                     if let Some((peer, bytes)) = &p.state {
                         tx.set_sync_state(peer, &p.doc, bytes)?;
+                    }
+                    for t in &p.tips {
+                        crate::signing::keep_tip(tx, &p.doc, t)?;
                     }
                     if let Some((sha, bytes)) = &p.keep {
                         tx.add_pending(&p.doc, sha, bytes)?;
@@ -493,10 +516,15 @@ impl Hub {
             if doc == aidmesh_replica::INDEX_DOC {
                 continue;
             }
-            let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
-            out.push(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes });
+            out.push(self.doc_export(doc, partition, created_at)?);
         }
         Ok(out)
+    }
+
+    fn doc_export(&mut self, doc: String, partition: String, created_at: i64) -> Result<DocExport> {
+        let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
+        let sigs = self.doc_sigs(&doc)?;
+        Ok(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes, sigs })
     }
 
     /// Every document this hub holds, with its partition.
@@ -506,12 +534,11 @@ impl Hub {
 
     /// The coalition's documents (hubs, places, roles, policy, the signed membership log), as
     /// saved: what a new member is handed when it joins.
-    pub fn coalition_docs(&self) -> Result<Vec<DocExport>> {
+    pub fn coalition_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
             if partition == "coalition" {
-                let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
-                out.push(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes });
+                out.push(self.doc_export(doc, partition, created_at)?);
             }
         }
         Ok(out)
@@ -737,6 +764,7 @@ impl Hub {
                 by_partition.entry(partition_for(r.kind(), r.meta.created_at)).or_default().push(r);
             }
             let mut chunks: Vec<(String, Vec<u8>, String)> = Vec::new();
+            let mut tips = Vec::new();
             let mut new_docs: Vec<DocEntry> = Vec::new();
             let mut rows = Vec::new();
             for (partition, list) in by_partition {
@@ -781,16 +809,19 @@ impl Hub {
                     }
                     touched_docs.push(entry.doc.clone());
                     let doc = self.doc(&entry.doc)?;
+                    let mut last = None;
                     for batch in now_batch.chunks(BATCH) {
                         for r in batch {
                             doc.create(r)?;
                         }
-                        doc.commit(&author);
+                        last = doc.commit(&author).or(last);
                     }
+                    let commit = crate::signing::committed(doc, last);
                     chunks.push((entry.doc.clone(), doc.save_incremental(), doc.heads_text()));
                     for r in now_batch {
                         rows.push(((*r).clone(), index_row(r, &entry.doc, doc)?));
                     }
+                    tips.extend(self.own_tip(&entry.doc, commit).map(|t| (entry.doc.clone(), t)));
                 }
             }
             let index_chunk = if new_docs.is_empty() { Vec::new() } else { self.index.doc().save_incremental() };
@@ -802,6 +833,9 @@ impl Hub {
                 for (doc, bytes, heads) in &chunks {
                     tx.append_chunk(doc, bytes)?;
                     tx.set_heads(doc, heads)?;
+                }
+                for (doc, tip) in &tips {
+                    crate::signing::keep_tip(tx, doc, tip)?;
                 }
                 for (rec, row) in &rows {
                     reindex(tx, row, rec, None)?;

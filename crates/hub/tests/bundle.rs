@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Clock, Hub, VaultState};
+use aidmesh_mesh::changes::ChangeSig;
 use aidmesh_mesh::session::{Frame, Session};
 use serde_json::json;
 use util::*;
@@ -14,10 +15,7 @@ use util::*;
 fn pair() -> (TestHub, TestHub) {
     let mut a = new_hub("North", 1);
     let mut b = new_hub("South", 2);
-    b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-    b.hub.set_coalition_key(&a.hub.coalition_key_hex().unwrap().unwrap()).unwrap();
-    let key = b.hub.public_key();
-    a.hub.admit(&key, "South").unwrap();
+    join(&mut a.hub, &mut b.hub);
     (a, b)
 }
 
@@ -275,7 +273,7 @@ fn forged_bundle(b: &TestHub, items: Vec<aidmesh_mesh::session::VaultItem>) -> V
 fn forged_bundle_with(
     b: &TestHub,
     items: Vec<aidmesh_mesh::session::VaultItem>,
-    docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>)],
+    docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>, Vec<ChangeSig>)],
 ) -> Vec<u8> {
     let key: [u8; 32] =
         aidmesh_mesh::membership::unhex(&b.hub.coalition_key_hex().unwrap().unwrap()).unwrap().try_into().unwrap();
@@ -288,8 +286,13 @@ fn forged_bundle_with(
         records: Default::default(),
         heads: Default::default(),
         authority: vec![],
+        sigs: docs
+            .iter()
+            .map(|(i, _, s)| (i.doc.clone(), s.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect()))
+            .collect(),
     };
-    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, docs)
+    let docs: Vec<_> = docs.iter().map(|(i, b, _)| (i.clone(), b.clone())).collect();
+    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, &docs)
 }
 
 /// Personal data belongs to the hub that holds the person's consent. A member can neither
@@ -429,8 +432,12 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     let heads = doc.heads();
     doc.update(&rec).unwrap();
     let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
-    doc.commit(&author);
+    let hash = doc.commit(&author).unwrap();
     let tampered = doc.save_after(&heads);
+    // Signed by South's own key: the change is South's, and the door lets a member's change in.
+    let forged_sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
+    let mut whole_sigs = export.sigs.clone();
+    whole_sigs.push(forged_sig);
     // On a stick, signed by South, a member: refused whole.
     let info = aidmesh_mesh::session::DocInfo {
         doc: export.doc.clone(),
@@ -438,13 +445,13 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
         created_at: export.created_at.millis(),
         heads: String::new(),
     };
-    let stick = forged_bundle_with(&b, vec![], &[(info, tampered)]);
+    let stick = forged_bundle_with(&b, vec![], &[(info, tampered, vec![forged_sig])]);
     let e = a.hub.import_bundle(&stick).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     assert_eq!(level(&a.hub), 100);
     // Merged directly (the whole document, as a sync or `merge_doc` gets it): refused too.
     let whole = doc.save();
-    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole).unwrap_err();
+    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole, &whole_sigs).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     let msg = e.to_string();
     assert!(msg.contains(&format!("record {m} changed (quantity)")), "{msg}");
@@ -453,12 +460,16 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     // A hub that never held the movement gets it and its rewrite together: refused all the same
     // (the verdict rests on the changes, not on what a hub held), so no hub ever splits off.
     let mut far = new_hub("Far", 5);
-    let e = far.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole).unwrap_err();
+    far.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
+    let theirs = far.hub.authority_heads().unwrap();
+    far.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
+    let e = far.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole, &whole_sigs).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     assert!(far.hub.get(&m).is_err(), "nothing of it stored");
     // Over the sync protocol, from a peer holding the rewritten document: the session ends with
     // the reason, and nothing is stored.
-    let mut peer = aidmesh_mesh::memory::Mem::new(9);
+    let mut peer = aidmesh_mesh::memory::Mem::signed(b.hub.identity());
+    peer.admit(*a.hub.identity().public().as_bytes());
     peer.docs.insert(export.doc.clone(), automerge::AutoCommit::load(&whole).unwrap());
     let now = a.clock.now();
     let mut sa = Session::new("peer", now);

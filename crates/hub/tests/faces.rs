@@ -241,6 +241,7 @@ fn a_short_or_guessable_passphrase_is_refused_by_every_face_and_creates_nothing(
 fn notes_rewritten_on_two_hubs_apart_are_flagged_with_both_versions_never_mixed() {
     let mut a = new_hub("North", 1);
     let mut b = new_hub("South", 2);
+    join(&mut a.hub, &mut b.hub);
     let item = add(&mut a.hub, Kind::Item, json!({"name": "Tarpaulin", "unit": "piece", "notes": "blue"}));
     merge_into(&mut a.hub, &mut b.hub);
     a.hub.update(&item, fields(json!({"notes": "Wool, for the night shelter only"}))).unwrap();

@@ -88,8 +88,8 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
         let bad: Vec<Vec<u8>> = vec![
             vec![0, 0, 0, 1, 77],
             ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
-            framed(Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3] }),
-            framed(Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10] }),
+            framed(Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3], sigs: vec![] }),
+            framed(Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10], sigs: vec![] }),
         ];
         let old = framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL + 1));
         let mut s = tls(&m_identity, &a_id, addr).await.unwrap();

@@ -79,6 +79,7 @@ fn two_hubs_issuing_apart_end_at_the_sum() {
     let water = item(&mut a.hub, "Water", 0);
     movement(&mut a.hub, &water, "receive", 20, &hall).unwrap();
     let mut b = new_hub("South", 2);
+    join(&mut a.hub, &mut b.hub);
     merge_into(&mut a.hub, &mut b.hub);
     assert_eq!(level(&b.hub, &water), 20);
     movement(&mut a.hub, &water, "issue", 5, &hall).unwrap();
@@ -99,6 +100,7 @@ fn over_allocation_after_merge_is_flagged_for_a_person() {
     let r1 = add(&mut a.hub, Kind::Request, json!({"category": "shelter", "quantity": 10}));
     let r2 = add(&mut a.hub, Kind::Request, json!({"category": "shelter", "quantity": 10}));
     let mut b = new_hub("South", 2);
+    join(&mut a.hub, &mut b.hub);
     merge_into(&mut a.hub, &mut b.hub);
     add(&mut a.hub, Kind::Allocation, json!({"request": r1, "offer": offer, "quantity": 10}));
     add(&mut b.hub, Kind::Allocation, json!({"request": r2, "offer": offer, "quantity": 10}));
@@ -116,6 +118,7 @@ fn concurrent_field_edits_show_as_conflicts() {
     let mut a = new_hub("North", 1);
     let water = item(&mut a.hub, "Water", 0);
     let mut b = new_hub("South", 2);
+    join(&mut a.hub, &mut b.hub);
     merge_into(&mut a.hub, &mut b.hub);
     a.hub.update(&water, fields(json!({"name": "Water 1.5 l"}))).unwrap();
     b.hub.update(&water, fields(json!({"name": "Still water"}))).unwrap();
@@ -399,6 +402,7 @@ fn events_report_changes_from_here_and_from_merges() {
     });
     let water = item(&mut a.hub, "Water", 0);
     let mut b = new_hub("South", 2);
+    join(&mut a.hub, &mut b.hub);
     let rice = item(&mut b.hub, "Rice", 0);
     merge_into(&mut b.hub, &mut a.hub);
     let seen = seen.lock().unwrap();

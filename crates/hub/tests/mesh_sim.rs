@@ -366,8 +366,9 @@ fn a_reconnect_sends_only_what_changed() {
         }
         (sa.traffic().bytes_out + sb.traffic().bytes_out, synced)
     };
-    // One coalition: b takes a's founding hub, and the first sync brings a's authority log.
-    b.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
+    // One coalition: b takes a's founding hub and is admitted, and the first sync brings a's
+    // authority log.
+    join(&mut a.hub, &mut b.hub);
     let (first, _) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 200);
     assert_eq!(b.hub.count(Kind::Volunteer).unwrap(), 20);

@@ -7,11 +7,15 @@
 //! 2. Reconnect after a partition in which each side made 1,000 edits, on a document with 100k
 //!    changes of history: with persisted sync state (aidmesh) against fresh state (what a
 //!    protocol keeping no sync state across connections sends).
-//! 3. Ten hubs that each made 1,000 edits while apart, then all connect: time to converge.
+//! 3. Signed and verified changes against unsigned ones, on the workload of 2: each side makes
+//!    1,000 edits (signing each commit), then the reconnect, where the receiver checks every
+//!    change against the signatures before applying it. Frame bytes and time, side by side.
+//! 4. Ten hubs that each made 1,000 edits while apart, then all connect: time to converge.
 
 use std::time::Instant;
 
 use aidmesh_mesh::memory::{converge, same, Mem};
+use aidmesh_mesh::Identity;
 use automerge::ActorId;
 
 fn main() {
@@ -76,7 +80,51 @@ fn main() {
         without as f64 / with_state as f64
     );
 
-    // 3. Ten hubs, 1,000 edits each while apart.
+    // 3. Signed against unsigned, from the same history and the same sync states.
+    let mut hist = kept.pop().unwrap();
+    let states = hist.states.clone();
+    let other_states = kept.pop().unwrap().states;
+    let history_doc = hist.doc("d");
+    let (ida, idb) = (Identity::from_secret(&[1; 32]), Identity::from_secret(&[2; 32]));
+    let (ka, kb) = (*ida.public().as_bytes(), *idb.public().as_bytes());
+    let mut unsigned = vec![Mem::new(1), Mem::new(2)];
+    let mut signed = vec![Mem::signed(ida), Mem::signed(idb)];
+    signed[0].admit(kb);
+    signed[1].admit(ka);
+    for pair in [&mut unsigned, &mut signed] {
+        // Index 0 takes the first side's sync states, index 1 the second's (converge names
+        // peers by index), so both pairs start where the reconnect above ended.
+        pair[0].put_doc("d", history_doc);
+        pair[1].put_doc("d", history_doc);
+        pair[0].states = other_states.clone();
+        pair[1].states = states.clone();
+    }
+    let mut timed = Vec::new();
+    for pair in [&mut unsigned, &mut signed] {
+        let e = Instant::now();
+        for n in 0..1000 {
+            pair[0].edit("d", 3 * history + n);
+            pair[1].edit("d", 3 * history + 10_000 + n);
+        }
+        let edits = e.elapsed();
+        let s = Instant::now();
+        let bytes = converge(pair, true);
+        let heal = s.elapsed();
+        assert!(same(pair));
+        timed.push((bytes, heal, edits));
+    }
+    let ((ub, ut, ue), (sb, st, se)) = (timed[0], timed[1]);
+    println!(
+        "signed changes, heal after 2 x 1,000 edits on {history} changes: unsigned {ub} bytes in {:.0} ms, signed and checked {sb} bytes in {:.0} ms (bytes {:.3}x, time {:.2}x); the 2,000 edits took {:.0} ms unsigned, {:.0} ms signing each commit",
+        ut.as_secs_f64() * 1e3,
+        st.as_secs_f64() * 1e3,
+        sb as f64 / ub as f64,
+        st.as_secs_f64() / ut.as_secs_f64(),
+        ue.as_secs_f64() * 1e3,
+        se.as_secs_f64() * 1e3,
+    );
+
+    // 4. Ten hubs, 1,000 edits each while apart.
     let mut ten: Vec<Mem> = (0..10).map(|i| Mem::new(i as u8 + 1)).collect();
     ten[0].edit("d", 0);
     converge(&mut ten, true);

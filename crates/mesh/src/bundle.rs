@@ -42,6 +42,11 @@ pub struct Header {
     /// door checks every one.
     #[serde(default)]
     pub authority: Vec<String>,
+    /// Per document, the signatures that vouch for its changes (each a
+    /// [`crate::changes::ChangeSig`], 96 bytes in hex): the importing hub checks every change
+    /// against them.
+    #[serde(default)]
+    pub sigs: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +194,7 @@ mod tests {
             records: Default::default(),
             heads: Default::default(),
             authority: vec![],
+            sigs: Default::default(),
         };
         let b = write(&id, &key, &[1; 24], header, &docs);
         (id, key, b)
@@ -227,6 +233,7 @@ mod tests {
             records: Default::default(),
             heads: Default::default(),
             authority: vec![],
+            sigs: Default::default(),
         };
         let good = write(&id, &[7u8; 32], &[3; 24], header, &docs);
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");

@@ -174,6 +174,10 @@ pub struct WelcomeDoc {
     pub partition: String,
     pub created_at: i64,
     pub bytes: String,
+    /// The signatures that vouch for the document's changes, each 96 bytes in hex
+    /// ([`crate::changes::ChangeSig`]).
+    #[serde(default)]
+    pub sigs: Vec<String>,
 }
 
 /// The largest join request an inviting hub reads from a laptop it does not know yet.

@@ -8,6 +8,7 @@
 
 pub mod authority;
 pub mod bundle;
+pub mod changes;
 pub mod discovery;
 pub mod identity;
 pub mod invite;

@@ -1,13 +1,15 @@
 //! An in-memory replica of bare Automerge documents, and a network that runs sessions between
 //! such replicas until quiet: for measuring the sync protocol and for tests of the layer above.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ROOT};
 
+use crate::changes::{self, Carried, ChangeMeta, ChangeSig, Tip, Waiting};
+use crate::identity::Identity;
 use crate::session::{DocInfo, Frame, Replica, Session, VaultItem};
 
 pub struct Mem {
@@ -16,24 +18,70 @@ pub struct Mem {
     /// The authority log, which travels beside the documents.
     pub log: crate::authority::Log,
     actor: Vec<u8>,
+    /// Set for a replica that signs its changes and checks those it receives, as hubs do.
+    signing: Option<Signing>,
+}
+
+/// What a signing replica keeps: its key, the members' keys, and the tips it vouches with.
+struct Signing {
+    identity: Identity,
+    members: HashSet<[u8; 32]>,
+    tips: BTreeMap<(String, Vec<u8>), Tip>,
+    waiting: BTreeMap<String, Waiting>,
 }
 
 impl Mem {
+    /// A replica that neither signs nor checks changes: the bare sync protocol.
     pub fn new(actor: u8) -> Mem {
-        Mem { docs: BTreeMap::new(), states: BTreeMap::new(), log: Default::default(), actor: vec![actor; 16] }
+        Mem {
+            docs: BTreeMap::new(),
+            states: BTreeMap::new(),
+            log: Default::default(),
+            actor: vec![actor; 16],
+            signing: None,
+        }
     }
+
+    /// A replica that signs each change as a hub does and checks every change it receives
+    /// against the members it was told of ([`Mem::admit`]; itself included).
+    pub fn signed(identity: Identity) -> Mem {
+        let mut actor = identity.public().as_bytes().to_vec();
+        actor.extend([0; 8]);
+        let members = [*identity.public().as_bytes()].into();
+        let signing = Signing { identity, members, tips: BTreeMap::new(), waiting: BTreeMap::new() };
+        Mem { actor, signing: Some(signing), ..Mem::new(0) }
+    }
+
+    /// Takes `key` as a member's: its signed changes are accepted.
+    pub fn admit(&mut self, key: [u8; 32]) {
+        if let Some(s) = &mut self.signing {
+            s.members.insert(key);
+        }
+    }
+
+    /// Takes a copy of a document made elsewhere, writing to it as this replica's actor.
+    pub fn put_doc(&mut self, id: &str, doc: &mut AutoCommit) {
+        self.docs.insert(id.to_string(), doc.fork().with_actor(ActorId::from(self.actor.clone())));
+    }
+
     pub fn doc(&mut self, id: &str) -> &mut AutoCommit {
         let actor = self.actor.clone();
         self.docs.entry(id.to_string()).or_insert_with(|| AutoCommit::new().with_actor(ActorId::from(actor)))
     }
-    /// One edit: a small record-like map put, one commit.
+
+    /// One edit: a small record-like map put, one commit (signed, for a signing replica).
     pub fn edit(&mut self, doc: &str, n: u64) -> usize {
         let d = self.doc(doc);
         let obj = d.put_object(ROOT, format!("r{n}-{}", d.get_actor()), automerge::ObjType::Map).unwrap();
         d.put(&obj, "name", format!("item {n}")).unwrap();
         d.put(&obj, "quantity", n as i64).unwrap();
-        d.commit();
-        d.get_last_local_change().map(|c| c.raw_bytes().len()).unwrap_or(0)
+        let hash = d.commit();
+        let (size, seq) = d.get_last_local_change().map(|c| (c.raw_bytes().len(), c.seq())).unwrap_or_default();
+        if let (Some(s), Some(h)) = (&mut self.signing, hash) {
+            let sig = ChangeSig::sign(&s.identity, doc, h.0);
+            s.tips.insert((doc.to_string(), self.actor.clone()), Tip { actor: self.actor.clone(), seq, sig });
+        }
+        size
     }
 }
 
@@ -57,11 +105,73 @@ impl Replica for Mem {
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
         self.doc(doc).sync().generate_sync_message(state)
     }
-    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String> {
+    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig> {
+        let Some(s) = &mut self.signing else { return Vec::new() };
+        let tips = match changes::carried(msg) {
+            Ok(Carried::Changes(tips)) => tips,
+            Ok(Carried::Document) => {
+                let d = self.docs.get_mut(doc).expect("a document this replica sent");
+                let metas: Vec<ChangeMeta> = d
+                    .get_changes_meta(&[])
+                    .into_iter()
+                    .map(|c| ChangeMeta {
+                        hash: c.hash.0,
+                        actor: c.actor.to_bytes().to_vec(),
+                        seq: c.seq,
+                        deps: vec![],
+                    })
+                    .collect();
+                changes::actor_tips(&metas)
+            }
+            Err(_) => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (actor, seq, hash) in tips {
+            let key = (doc.to_string(), actor.clone());
+            if let Some((sig, new)) = changes::vouch_for(doc, &actor, seq, hash, s.tips.get(&key), &s.identity) {
+                out.push(sig);
+                if let Some(t) = new {
+                    s.tips.insert(key, t);
+                }
+            }
+        }
+        out
+    }
+    fn receive(
+        &mut self,
+        peer: &str,
+        doc: &DocInfo,
+        state: &mut State,
+        msg: Message,
+        sigs: &[ChangeSig],
+    ) -> Result<bool, String> {
+        if let Some(s) = &mut self.signing {
+            let mut d = self.docs.get_mut(&doc.doc);
+            let mut metas = Vec::new();
+            for c in msg.changes.iter() {
+                metas.extend(changes::changes_in(c)?);
+            }
+            let held = |h: &[u8; 32]| {
+                d.as_mut().is_some_and(|d| d.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some())
+            };
+            let members = &s.members;
+            let waiting = s.waiting.entry(doc.doc.clone()).or_default();
+            changes::check(&doc.doc, metas, sigs, held, |k| members.contains(k), waiting).map_err(|e| e.to_string())?;
+        }
         let d = self.doc(&doc.doc);
         let before = d.get_heads();
         d.sync().receive_sync_message(state, msg).map_err(|e| e.to_string())?;
         let changed = d.get_heads() != before;
+        if let Some(s) = &mut self.signing {
+            let d = self.docs.get_mut(&doc.doc).expect("just written");
+            let held = |h: &[u8; 32]| d.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some();
+            for t in s.waiting.entry(doc.doc.clone()).or_default().settle(held) {
+                let key = (doc.doc.clone(), t.actor.clone());
+                if s.tips.get(&key).is_none_or(|old| old.seq < t.seq) {
+                    s.tips.insert(key, t);
+                }
+            }
+        }
         self.states.insert((peer.to_string(), doc.doc.clone()), state.encode());
         Ok(changed)
     }
@@ -87,13 +197,24 @@ impl Replica for Mem {
     }
 }
 
-/// The fuzz harness of the sync protocol (`cargo fuzz run sync_frames`, and the unit test that
-/// replays its corpus): `data` is frames a peer sends, each a 2-byte length then its bytes, to a
-/// session over a replica that holds one document. Whatever the bytes, nothing panics; every
-/// frame that decodes encodes back to itself; a session ends at its first error, as the driver
-/// ends the connection.
-pub fn feed_frames(data: &[u8]) {
-    let mut r = Mem::new(1);
+/// The two members of the fuzz harness: the replica under test, and the peer whose frames it is
+/// fed (the sample's sender).
+fn fuzz_pair() -> (Mem, Mem) {
+    let (ours, theirs) = (Identity::from_secret(&[1; 32]), Identity::from_secret(&[2; 32]));
+    let (kr, kp) = (*ours.public().as_bytes(), *theirs.public().as_bytes());
+    let (mut r, mut p) = (Mem::signed(ours), Mem::signed(theirs));
+    r.admit(kp);
+    p.admit(kr);
+    (r, p)
+}
+
+/// The fuzz harness of the sync protocol and of the door for changes (`cargo fuzz run
+/// sync_frames`, and the unit test that replays its corpus): `data` is frames a member peer
+/// sends, each a 2-byte length then its bytes, to a session over a signing replica that holds
+/// one document. Whatever the bytes, nothing panics; every frame that decodes encodes back to
+/// itself; a session ends at its first error, as the driver ends the connection (returned).
+pub fn feed_frames(data: &[u8]) -> Option<crate::session::SessionError> {
+    let (mut r, _) = fuzz_pair();
     r.edit("item-1", 1);
     r.edit("item-1", 2);
     let now = Timestamp::from_millis(1_764_000_000_000);
@@ -106,18 +227,18 @@ pub fn feed_frames(data: &[u8]) {
         rest = tail;
         let Ok(frame) = Frame::decode(frame) else { continue };
         assert_eq!(Frame::decode(&frame.encode()).ok(), Some(frame.clone()), "a frame encodes back to itself");
-        if s.handle(&mut r, frame, now).is_err() {
-            break;
+        if let Err(e) = s.handle(&mut r, frame, now) {
+            return Some(e);
         }
     }
+    None
 }
 
 /// What one side of a first sync sends, in [`feed_frames`]'s format: a seed for the fuzzer.
 pub fn sample_frames() -> Vec<u8> {
-    let mut a = Mem::new(2);
+    let (mut b, mut a) = fuzz_pair();
     a.edit("item-1", 7);
     a.edit("item-2", 8);
-    let mut b = Mem::new(1);
     let now = Timestamp::from_millis(1_764_000_000_000);
     let (mut sa, mut sb) = (Session::new("b", now), Session::new("a", now));
     let mut to_b: VecDeque<Frame> = sa.start(&mut a, now).into();
@@ -225,6 +346,82 @@ mod tests {
             }
         }
         assert!(n >= 1, "the seed corpus is missing");
+        let bloom = std::fs::read(root.join("regressions/sync_frames/bloom-without-bits")).unwrap();
+        let e = feed_frames(&bloom).map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("Bloom filter"), "the regression still reaches the Bloom check: {e}");
+    }
+
+    fn pair_of_members() -> (Mem, Mem, Identity) {
+        let (a, b) = (Identity::from_secret(&[5; 32]), Identity::from_secret(&[6; 32]));
+        let (ka, kb) = (*a.public().as_bytes(), *b.public().as_bytes());
+        let (mut ma, mut mb) = (Mem::signed(a), Mem::signed(b));
+        ma.admit(kb);
+        mb.admit(ka);
+        (ma, mb, Identity::from_secret(&[6; 32]))
+    }
+
+    /// Runs one session each way between `a` and `b`; the first error either side meets.
+    fn sync_pair(a: &mut Mem, b: &mut Mem) -> Result<(), crate::session::SessionError> {
+        let now = t();
+        let (mut sa, mut sb) = (Session::new("b", now), Session::new("a", now));
+        let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
+        let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+        while !(to_a.is_empty() && to_b.is_empty()) {
+            if let Some(f) = to_b.pop_front() {
+                to_a.extend(sb.handle(b, Frame::decode(&f.encode()).unwrap(), now)?.0);
+            }
+            if let Some(f) = to_a.pop_front() {
+                to_b.extend(sa.handle(a, Frame::decode(&f.encode()).unwrap(), now)?.0);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn signed_changes_relay_through_a_third_member_and_a_non_members_are_refused() {
+        let (mut a, mut b, _) = pair_of_members();
+        let c_id = Identity::from_secret(&[7; 32]);
+        let kc = *c_id.public().as_bytes();
+        let mut c = Mem::signed(c_id);
+        c.admit(*Identity::from_secret(&[6; 32]).public().as_bytes());
+        b.admit(kc);
+        for n in 0..20 {
+            a.edit("d", n);
+        }
+        sync_pair(&mut a, &mut b).unwrap();
+        // c never met a: a's changes reach it through b, with a's own signature.
+        c.admit(*Identity::from_secret(&[5; 32]).public().as_bytes());
+        sync_pair(&mut b, &mut c).unwrap();
+        assert_eq!(c.doc("d").get_heads(), a.doc("d").get_heads());
+        // A hub that c does not count as a member: its changes are refused, nothing is kept.
+        let mut stranger = Mem::signed(Identity::from_secret(&[8; 32]));
+        stranger.admit(kc);
+        stranger.edit("e", 1);
+        let e = sync_pair(&mut stranger, &mut c).unwrap_err().to_string();
+        assert!(e.contains("not a member"), "{e}");
+        assert!(c.docs.get_mut("e").is_none_or(|d| d.get_heads().is_empty()));
+    }
+
+    #[test]
+    fn an_unsigned_change_or_one_made_in_a_members_name_ends_the_session() {
+        let (mut a, mut b, b_id) = pair_of_members();
+        a.edit("d", 1);
+        sync_pair(&mut a, &mut b).unwrap();
+        // An old, unsigned replica that uses b's actor: every change it sends claims b.
+        let mut forger = Mem::new(0);
+        forger.actor = b.actor.clone();
+        forger.signing = Some(Signing {
+            identity: Identity::from_secret(&[9; 32]),
+            members: [*b_id.public().as_bytes(), *Identity::from_secret(&[5; 32]).public().as_bytes()].into(),
+            tips: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        });
+        forger.docs.insert("d".into(), a.doc("d").fork().with_actor(ActorId::from(b.actor.clone())));
+        forger.edit("d", 2);
+        let before = a.doc("d").get_heads();
+        let e = sync_pair(&mut forger, &mut a).unwrap_err().to_string();
+        assert!(e.contains("does not hold") || e.contains("not signed"), "{e}");
+        assert_eq!(a.doc("d").get_heads(), before, "nothing of the forged change is kept");
     }
 
     /// The seed is what it claims: a peer's side of a first sync, which a fresh session takes
@@ -233,7 +430,7 @@ mod tests {
     fn the_sample_is_a_whole_first_sync() {
         let frames = sample_frames();
         assert!(frames.len() > 100, "{} bytes", frames.len());
-        let mut r = Mem::new(1);
+        let (mut r, _) = fuzz_pair();
         let now = Timestamp::from_millis(1_764_000_000_000);
         let mut s = Session::new("peer", now);
         let _ = s.start(&mut r, now);

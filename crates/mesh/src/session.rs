@@ -23,6 +23,8 @@ use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State};
 use serde::{Deserialize, Serialize};
 
+use crate::changes::{ChangeSig, MAX_SIGS, SIG_LEN};
+
 /// The largest frame a hub accepts: larger ones end the session.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// Send a ping after this much silence.
@@ -94,10 +96,12 @@ pub enum Frame {
     Inventory(Vec<(String, String)>),
     /// Documents the sender holds that it has not listed to this peer yet.
     Announce(Vec<DocInfo>),
-    /// One Automerge sync message for one document.
+    /// One Automerge sync message for one document, with the signatures that vouch for its
+    /// changes (one per actor in it: see [`crate::changes`]).
     Sync {
         doc: String,
         msg: Vec<u8>,
+        sigs: Vec<ChangeSig>,
     },
     Ping,
     Pong,
@@ -159,8 +163,8 @@ const TAG_HELLO: u8 = 10;
 
 /// The sync protocol this build speaks. A session opens with it ([`Frame::Hello`]); peers that
 /// speak another end the session with an error that names both, so that people know which hub
-/// to update. Version 2 is the opening with summaries and inventories.
-pub const PROTOCOL: u16 = 2;
+/// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes.
+pub const PROTOCOL: u16 = 3;
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
 /// Authority entries go out in frames of at most this many bytes.
@@ -196,11 +200,13 @@ impl Frame {
                 }
                 out
             }
-            Frame::Sync { doc, msg } => {
-                let mut out = Vec::with_capacity(3 + doc.len() + msg.len());
+            Frame::Sync { doc, msg, sigs } => {
+                let mut out = Vec::with_capacity(5 + doc.len() + sigs.len() * SIG_LEN + msg.len());
                 out.push(TAG_SYNC);
                 out.extend((doc.len() as u16).to_be_bytes());
                 out.extend(doc.as_bytes());
+                out.extend((sigs.len().min(MAX_SIGS) as u16).to_be_bytes());
+                sigs.iter().take(MAX_SIGS).for_each(|s| out.extend(s.to_bytes()));
                 out.extend(msg);
                 out
             }
@@ -279,7 +285,18 @@ impl Frame {
                 if !valid_doc_id(&doc) {
                     return Err(bad("sync: document id is not valid"));
                 }
-                Ok(Frame::Sync { doc, msg: b[3 + n..].to_vec() })
+                let rest = &b[3 + n..];
+                let count = rest
+                    .get(..2)
+                    .map(|x| u16::from_be_bytes([x[0], x[1]]) as usize)
+                    .ok_or_else(|| bad("sync: truncated"))?;
+                let sigs = rest
+                    .get(2..2 + count * SIG_LEN)
+                    .ok_or_else(|| bad("sync: the change signatures are cut short"))?
+                    .chunks(SIG_LEN)
+                    .map(|c| ChangeSig::from_bytes(c).expect("96 bytes"))
+                    .collect();
+                Ok(Frame::Sync { doc, msg: rest[2 + count * SIG_LEN..].to_vec(), sigs })
             }
             Some(&TAG_VAULT) => {
                 let items: Vec<VaultItem> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("vault: {e}")))?;
@@ -406,9 +423,21 @@ pub trait Replica {
     fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
-    /// Applies a sync message, creating the document if new, and persists it with the
-    /// encoded `state` for (peer, doc) in one write. Returns whether any record changed.
-    fn receive(&mut self, peer: &str, doc: &DocInfo, state: &mut State, msg: Message) -> Result<bool, String>;
+    /// The signatures that vouch for the changes of a message this replica generated: for each
+    /// actor in it, the latest change of that actor held here ([`crate::changes`]).
+    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig>;
+    /// Checks a sync message's changes against `sigs` ([`crate::changes::check`]), applies it,
+    /// creating the document if new, and persists it with the encoded `state` for (peer, doc)
+    /// in one write. Returns whether any record changed. A change that fails the check refuses
+    /// the whole message: nothing is stored, and the error ends the session.
+    fn receive(
+        &mut self,
+        peer: &str,
+        doc: &DocInfo,
+        state: &mut State,
+        msg: Message,
+        sigs: &[ChangeSig],
+    ) -> Result<bool, String>;
     /// Every vault entry, to offer a peer.
     fn vault_items(&mut self) -> Vec<VaultItem>;
     /// Merges vault entries from `peer`; returns whether anything changed here. Entries whose
@@ -428,6 +457,12 @@ pub trait Replica {
 fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
     let docs = r.docs();
     (Summary::of(&docs, &r.vault_versions()), docs)
+}
+
+/// A sync message as a frame, with the signatures that vouch for its changes.
+fn sync_frame(r: &mut impl Replica, doc: &str, msg: Message) -> Frame {
+    let sigs = if msg.changes.is_empty() { Vec::new() } else { r.vouch(doc, &msg) };
+    Frame::Sync { doc: doc.to_string(), msg: msg.encode(), sigs }
 }
 
 /// Authority entries as frames within the size limit.
@@ -587,7 +622,7 @@ impl Session {
                 // The peer's sync messages for these follow.
                 self.theirs.extend(docs.into_iter().map(|d| (d.doc.clone(), d)));
             }
-            Frame::Sync { doc, msg } => {
+            Frame::Sync { doc, msg, sigs } => {
                 // The document is one the peer announced, or one of ours it asks about.
                 let info = match self.theirs.get(&doc).or_else(|| self.ours.get(&doc)) {
                     Some(i) => i.clone(),
@@ -602,7 +637,7 @@ impl Session {
                 let peer = self.peer.clone();
                 let state = self.state(r, &doc);
                 changed = r
-                    .receive(&peer, &info, state, msg)
+                    .receive(&peer, &info, state, msg, &sigs)
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why })?;
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer.
@@ -662,7 +697,7 @@ impl Session {
             let have = state.their_have.take();
             let msg = r.generate(&doc.doc, state);
             self.state(r, &doc.doc).their_have = have;
-            msg.map(|m| Frame::Sync { doc: doc.doc.clone(), msg: m.encode() })
+            msg.map(|m| sync_frame(r, &doc.doc, m))
         } else {
             self.generate(r, &doc.doc)
         };
@@ -722,7 +757,7 @@ impl Session {
 
     fn generate(&mut self, r: &mut impl Replica, doc: &str) -> Option<Frame> {
         let state = self.state(r, doc);
-        r.generate(doc, state).map(|m| Frame::Sync { doc: doc.to_string(), msg: m.encode() })
+        r.generate(doc, state).map(|m| sync_frame(r, doc, m))
     }
 
     fn sent(&mut self, frames: &[Frame], now: Timestamp) {
@@ -751,7 +786,12 @@ mod tests {
             }]),
             Frame::Inventory(vec![("d".into(), heads_digest(["ab", "cd"])), ("item-01abc".into(), String::new())]),
             Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] }),
-            Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3] },
+            Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3], sigs: vec![] },
+            Frame::Sync {
+                doc: "d1".into(),
+                msg: vec![4],
+                sigs: vec![ChangeSig { hash: [1; 32], sig: [2; 64] }, ChangeSig { hash: [3; 32], sig: [4; 64] }],
+            },
             Frame::Ping,
             Frame::Pong,
             Frame::Vault(vec![VaultItem {
@@ -777,6 +817,8 @@ mod tests {
             (&[TAG_SYNC, 0], "truncated"),
             (&[TAG_SYNC, 0, 9, b'a'], "truncated document id"),
             (&[TAG_SYNC, 0, 1, b'/'], "not valid"),
+            (&[TAG_SYNC, 0, 1, b'd', 0], "sync: truncated"),
+            (&[TAG_SYNC, 0, 1, b'd', 0, 1, 9, 9], "signatures are cut short"),
             (&[TAG_ANNOUNCE, b'{'], "announce"),
             (&[TAG_PING, 0], "unknown frame type 3"),
         ];

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use aidmesh_hub::model::Timestamp;
 use aidmesh_hub::{Founder, Hub};
+use aidmesh_mesh::changes::ChangeSig;
 pub use aidmesh_mesh::invite::join;
 use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome, WelcomeDoc};
 use anyhow::{bail, Result};
@@ -95,6 +96,7 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
             partition: d.partition,
             created_at: d.created_at.millis(),
             bytes: aidmesh_mesh::membership::hex(&d.bytes),
+            sigs: d.sigs.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect(),
         })
         .collect();
     Ok(Welcome {
@@ -132,7 +134,15 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
         }
         let bytes = aidmesh_mesh::membership::unhex(&d.bytes)
             .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex: nothing adopted", d.doc))?;
-        docs.push((d, bytes));
+        let sigs = d
+            .sigs
+            .iter()
+            .map(|s| aidmesh_mesh::membership::unhex(s).as_deref().and_then(ChangeSig::from_bytes))
+            .collect::<Option<Vec<ChangeSig>>>()
+            .ok_or_else(|| {
+                anyhow::anyhow!("the welcome's document {:?} has a damaged signature: nothing adopted", d.doc)
+            })?;
+        docs.push((d, bytes, sigs));
     }
     let entries: Vec<Vec<u8>> = welcome.authority.iter().map(|e| e.as_bytes().to_vec()).collect();
     hub.adopt_founder(&Founder {
@@ -147,8 +157,8 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
     if !offer.refused.is_empty() {
         tracing::warn!(refused = offer.refused.len(), "entries of the welcome's authority log were refused");
     }
-    for (d, bytes) in docs {
-        hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes)?;
+    for (d, bytes, sigs) in docs {
+        hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes, &sigs)?;
     }
     Ok(())
 }
@@ -168,7 +178,7 @@ mod tests {
     #[test]
     fn a_welcome_with_documents_other_than_the_coalitions_is_refused_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let inviter = hub(dir.path(), "north");
+        let mut inviter = hub(dir.path(), "north");
         let mut joiner = hub(dir.path(), "south");
         let founder_before = joiner.founder().unwrap();
         let good = inviter.coalition_docs().unwrap();
@@ -189,6 +199,7 @@ mod tests {
             partition: partition.into(),
             created_at: d.created_at.millis(),
             bytes: aidmesh_mesh::membership::hex(&d.bytes),
+            sigs: d.sigs.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect(),
         };
         for bad in [
             as_welcome(&good[0], "index", "coalition"),

@@ -124,6 +124,15 @@ pub struct FieldConflict {
     pub values: Vec<Json>,
 }
 
+/// One change as the change graph knows it ([`Doc::change_list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeInfo {
+    pub hash: [u8; 32],
+    pub actor: Vec<u8>,
+    pub seq: u64,
+    pub deps: Vec<[u8; 32]>,
+}
+
 /// One change that touched a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -358,6 +367,26 @@ impl Doc {
         let msg = serde_json::json!({ "hub": author.hub, "by": author.handle, "r": records }).to_string();
         self.touched.clear();
         self.doc.commit_with(CommitOptions::default().with_message(msg).with_time(author.at.millis()))
+    }
+
+    /// The sequence number of change `hash` in its actor's chain, if this document holds it.
+    pub fn seq_of(&mut self, hash: &ChangeHash) -> Option<u64> {
+        self.doc.get_change_meta_by_hash(hash).map(|c| c.seq)
+    }
+
+    /// Every change after `heads` (all of them for none): hash, actor, sequence number and
+    /// dependencies, read from the change graph (no operation is decoded).
+    pub fn change_list(&mut self, heads: &[ChangeHash]) -> Vec<ChangeInfo> {
+        self.doc
+            .get_changes_meta(heads)
+            .into_iter()
+            .map(|c| ChangeInfo {
+                hash: c.hash.0,
+                actor: c.actor.to_bytes().to_vec(),
+                seq: c.seq,
+                deps: c.deps.iter().map(|d| d.0).collect(),
+            })
+            .collect()
     }
 
     /// Drops what was written since the last commit.

@@ -663,6 +663,16 @@ impl Store {
             .optional()?)
     }
 
+    /// The signed tips kept for a document, by actor.
+    pub fn change_tips(&self, doc: &str) -> Result<Vec<ChangeTip>> {
+        let mut st =
+            self.conn.prepare_cached("SELECT actor, seq, sig FROM change_tips WHERE doc = ?1 ORDER BY actor")?;
+        let rows = st.query_map([doc], |r| {
+            Ok(ChangeTip { actor: r.get(0)?, seq: r.get::<_, i64>(1)? as u64, sig: r.get(2)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Runs a read-only integrity check of the file.
     pub fn check(&self) -> Result<()> {
         let r: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -681,6 +691,15 @@ impl Store {
 }
 
 /// A write transaction.
+/// The latest change of one actor held here, with its hub's signature (opaque bytes to the
+/// store: hash and signature).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeTip {
+    pub actor: Vec<u8>,
+    pub seq: u64,
+    pub sig: Vec<u8>,
+}
+
 pub struct Tx<'a> {
     tx: Transaction<'a>,
 }
@@ -856,6 +875,16 @@ impl Tx<'_> {
         self.tx.execute_batch(
             "DELETE FROM search; DELETE FROM records; DELETE FROM stock; DELETE FROM refs; DELETE FROM item_levels;
              DELETE FROM kind_counts; UPDATE docs SET records = 0;",
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a signed tip for (doc, actor), unless one as late is kept already.
+    pub fn set_change_tip(&mut self, doc: &str, actor: &[u8], seq: u64, sig: &[u8]) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO change_tips(doc, actor, seq, sig) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(doc, actor) DO UPDATE SET seq = excluded.seq, sig = excluded.sig WHERE excluded.seq > seq",
+            params![doc, actor, seq as i64, sig],
         )?;
         Ok(())
     }

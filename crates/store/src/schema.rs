@@ -72,6 +72,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE vault ADD COLUMN local INTEGER NOT NULL DEFAULT 0;
      CREATE TABLE vault_reads(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, by TEXT NOT NULL,
                               entry TEXT NOT NULL, record TEXT NOT NULL, reason TEXT NOT NULL);",
+    // 8: for each document and actor, the latest change held here with the signature of the
+    // actor's hub over it (hash and signature, 96 bytes): what vouches for that actor's changes
+    // when they are passed on.
+    "CREATE TABLE change_tips(doc TEXT NOT NULL, actor BLOB NOT NULL, seq INTEGER NOT NULL, sig BLOB NOT NULL,
+                              PRIMARY KEY(doc, actor)) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

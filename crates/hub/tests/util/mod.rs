@@ -50,6 +50,15 @@ pub fn add(hub: &mut Hub, kind: Kind, v: Value) -> String {
     hub.add(kind, fields(v)).unwrap().id().to_string()
 }
 
+/// Makes `b` a member of `a`'s coalition: it takes `a`'s founding hub and coalition key, and
+/// `a` admits it (so that each takes the other's signed changes).
+pub fn join(a: &mut Hub, b: &mut Hub) {
+    b.adopt_founder(&a.founder().unwrap()).unwrap();
+    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
+    let name = b.hub_name().unwrap();
+    a.admit(&b.public_key(), &name).unwrap();
+}
+
 /// Copies every document of `from` into `to`, as a sync or a bundle would.
 pub fn merge_into(from: &mut Hub, to: &mut Hub) -> Vec<String> {
     // The authority log travels beside the documents, as in a sync.
@@ -57,7 +66,7 @@ pub fn merge_into(from: &mut Hub, to: &mut Hub) -> Vec<String> {
     to.offer_authority(&from.authority_missing_for(&theirs).unwrap(), "test merge").unwrap();
     let mut changed = Vec::new();
     for d in from.export_docs().unwrap() {
-        changed.extend(to.merge_doc(&d.doc, &d.partition, d.created_at, &d.bytes).unwrap());
+        changed.extend(to.merge_doc(&d.doc, &d.partition, d.created_at, &d.bytes, &d.sigs).unwrap());
     }
     changed
 }

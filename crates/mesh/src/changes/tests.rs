@@ -1,0 +1,190 @@
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ROOT};
+use rand_chacha::rand_core::SeedableRng;
+
+use super::*;
+
+fn hub(seed: u64) -> Identity {
+    Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+}
+
+/// A hub's actor: its key, then one run's bytes.
+fn actor_of(id: &Identity, run: u8) -> Vec<u8> {
+    let mut a = id.public().as_bytes().to_vec();
+    a.extend([run; 8]);
+    a
+}
+
+fn doc_of(actor: &[u8]) -> AutoCommit {
+    AutoCommit::new().with_actor(ActorId::from(actor))
+}
+
+fn edit(d: &mut AutoCommit, key: &str, n: i64) -> [u8; 32] {
+    d.put(ROOT, key, n).unwrap();
+    d.commit().unwrap().0
+}
+
+/// The changes of `d` after `heads`, as a sync message or incremental save carries them.
+fn after(d: &mut AutoCommit, heads: &[automerge::ChangeHash]) -> Vec<ChangeMeta> {
+    changes_in(&d.save_after(heads)).unwrap()
+}
+
+fn run(
+    changes: Vec<ChangeMeta>,
+    sigs: &[ChangeSig],
+    members: &[&Identity],
+    waiting: &mut Waiting,
+) -> Result<(), Refused> {
+    let keys: Vec<[u8; 32]> = members.iter().map(|m| *m.public().as_bytes()).collect();
+    check("movement-2026-11", changes, sigs, |_| false, |k| keys.contains(k), waiting)
+}
+
+#[test]
+fn one_signature_on_the_latest_change_vouches_for_the_actors_whole_chain() {
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    let mut last = [0; 32];
+    for i in 0..50 {
+        last = edit(&mut d, &format!("r{i}"), i);
+    }
+    let tip = ChangeSig::sign(&owl, "movement-2026-11", last);
+    let mut waiting = Waiting::default();
+    run(after(&mut d, &[]), &[tip], &[&owl], &mut waiting).unwrap();
+    assert_eq!(waiting.len(), 50);
+    let tips = waiting.settle(|_| true);
+    assert_eq!(tips, vec![Tip { actor: actor_of(&owl, 1), seq: 50, sig: tip }]);
+    assert!(waiting.is_empty());
+}
+
+#[test]
+fn a_change_that_no_signature_reaches_is_refused_and_nothing_is_remembered() {
+    let (owl, fox) = (hub(1), hub(2));
+    let mut a = doc_of(&actor_of(&owl, 1));
+    let signed = edit(&mut a, "stock", 100);
+    let mut b = a.fork().with_actor(ActorId::from(actor_of(&fox, 1)));
+    let heads = b.get_heads();
+    edit(&mut b, "stock", 10);
+    let mut changes = after(&mut a, &[]);
+    changes.extend(after(&mut b, &heads));
+    let mut waiting = Waiting::default();
+    let sigs = [ChangeSig::sign(&owl, "movement-2026-11", signed)];
+    let err = run(changes, &sigs, &[&owl, &fox], &mut waiting).unwrap_err();
+    assert!(matches!(&err, Refused::Unsigned { hub, .. } if *hub == fox.id().to_string()), "{err}");
+    assert!(waiting.is_empty());
+}
+
+#[test]
+fn a_change_made_under_another_hubs_actor_is_not_vouched_for_by_that_hubs_signature() {
+    // fox forges a change as owl's actor, next to owl's genuine, signed chain.
+    let (owl, fox) = (hub(1), hub(2));
+    let mut genuine = doc_of(&actor_of(&owl, 1));
+    edit(&mut genuine, "stock", 100);
+    let tip = edit(&mut genuine, "stock", 120);
+    let mut forged = doc_of(&actor_of(&owl, 1));
+    edit(&mut forged, "stock", 10);
+    let mut changes = after(&mut genuine, &[]);
+    changes.extend(after(&mut forged, &[]));
+    let err = run(changes, &[ChangeSig::sign(&owl, "movement-2026-11", tip)], &[&owl, &fox], &mut Waiting::default())
+        .unwrap_err();
+    assert!(matches!(err, Refused::Unsigned { .. }), "{err}");
+}
+
+#[test]
+fn a_signature_by_another_key_a_non_member_or_another_document_is_refused() {
+    let (owl, fox) = (hub(1), hub(2));
+    let mut d = doc_of(&actor_of(&owl, 1));
+    let h = edit(&mut d, "stock", 1);
+    let changes = after(&mut d, &[]);
+    let by_fox = ChangeSig::sign(&fox, "movement-2026-11", h);
+    let err = run(changes.clone(), &[by_fox], &[&owl, &fox], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::BadSignature { .. }), "{err}");
+    let other_doc = ChangeSig::sign(&owl, "movement-2026-10", h);
+    let err = run(changes.clone(), &[other_doc], &[&owl], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::BadSignature { .. }), "{err}");
+    let good = ChangeSig::sign(&owl, "movement-2026-11", h);
+    let err = run(changes, &[good], &[&fox], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::NotMember { .. }), "{err}");
+}
+
+#[test]
+fn an_actor_without_a_hub_key_is_refused() {
+    let mut d = doc_of(&[7u8; 16]);
+    edit(&mut d, "stock", 1);
+    let err = run(after(&mut d, &[]), &[], &[], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::NoKey { .. }), "{err}");
+}
+
+#[test]
+fn changes_already_held_need_no_signature() {
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    edit(&mut d, "stock", 1);
+    let changes = after(&mut d, &[]);
+    check("movement-2026-11", changes, &[], |_| true, |_| false, &mut Waiting::default()).unwrap();
+}
+
+#[test]
+fn later_changes_that_came_first_vouch_for_the_earlier_ones_when_they_come() {
+    // A Bloom filter's false positive: the peer sends owl's changes 3..=5 first (they wait for
+    // change 2), then change 2 with the same tip's signature.
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    edit(&mut d, "a", 1);
+    let one = d.get_heads();
+    edit(&mut d, "b", 2);
+    let two = d.get_heads();
+    edit(&mut d, "c", 3);
+    edit(&mut d, "d", 4);
+    let tip = edit(&mut d, "e", 5);
+    let sig = ChangeSig::sign(&owl, "movement-2026-11", tip);
+    let held: HashSet<[u8; 32]> = [one[0].0].into();
+    let mut waiting = Waiting::default();
+    let later = after(&mut d, &two);
+    check("movement-2026-11", later, &[sig], |h| held.contains(h), |_| true, &mut waiting).unwrap();
+    assert_eq!(waiting.settle(|h| held.contains(h)), vec![], "nothing is held yet");
+    let second: Vec<ChangeMeta> = after(&mut d, &one).into_iter().filter(|c| c.seq == 2).collect();
+    check("movement-2026-11", second, &[sig], |h| held.contains(h), |_| true, &mut waiting).unwrap();
+    let tips = waiting.settle(|_| true);
+    assert_eq!(tips.len(), 1);
+    assert_eq!(tips[0].seq, 5);
+}
+
+#[test]
+fn a_whole_document_and_chunks_one_after_another_are_read_and_anything_else_is_named() {
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    edit(&mut d, "a", 1);
+    edit(&mut d, "b", 2);
+    let whole = changes_in(&d.save()).unwrap();
+    assert_eq!(whole.len(), 2);
+    assert_eq!(after(&mut d, &[]), whole);
+    assert_eq!(changes_in(&[]).unwrap(), vec![]);
+    let saved = d.save();
+    let err = changes_in(&saved[..saved.len() - 3]).unwrap_err();
+    assert!(err.contains("cut short"), "{err}");
+    assert!(changes_in(b"not automerge at all").unwrap_err().contains("no chunk header"));
+    let mut odd = saved.clone();
+    odd[8] = 3;
+    assert!(changes_in(&odd).unwrap_err().contains("type 3"));
+    let mut damaged = d.save_after(&[]);
+    let n = damaged.len();
+    damaged[n - 1] ^= 0xff;
+    assert!(changes_in(&damaged).unwrap_err().contains("damaged"));
+}
+
+#[test]
+fn the_tips_a_sender_vouches_for_are_each_actors_latest_change() {
+    let (owl, fox) = (hub(1), hub(2));
+    let mut a = doc_of(&actor_of(&owl, 1));
+    edit(&mut a, "a", 1);
+    let owl_tip = edit(&mut a, "a", 2);
+    let mut b = a.fork().with_actor(ActorId::from(actor_of(&fox, 1)));
+    let fox_tip = edit(&mut b, "b", 1);
+    let tips = actor_tips(&after(&mut b, &[]));
+    let mut want = vec![(actor_of(&owl, 1), 2, owl_tip), (actor_of(&fox, 1), 1, fox_tip)];
+    want.sort();
+    assert_eq!(tips, want);
+    let sig = ChangeSig::sign(&owl, "d", owl_tip);
+    assert_eq!(ChangeSig::from_bytes(&sig.to_bytes()), Some(sig));
+    assert_eq!(ChangeSig::from_bytes(&[0; 95]), None);
+}
