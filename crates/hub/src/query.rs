@@ -622,6 +622,12 @@ fn parse_all(jsons: &[String]) -> Result<Vec<Record>> {
     jsons.iter().map(|j| parse_record(j)).collect()
 }
 
+/// A change as people see it: the hub is the one whose key signed it (checked when it arrived),
+/// never what the change's message claims; the handle is what that hub wrote.
 fn history_line(h: HistoryEntry) -> HistoryLine {
-    HistoryLine { at: h.at, hub: h.hub, handle: h.handle, change: h.hash }
+    let hub = aidmesh_mesh::changes::hub_key(&h.actor)
+        .and_then(|k| aidmesh_mesh::HubId::of_bytes(&k))
+        .map(|id| id.to_string())
+        .unwrap_or_else(|| format!("unknown ({})", h.hub));
+    HistoryLine { at: h.at, hub, handle: h.handle, change: h.hash }
 }

@@ -481,8 +481,8 @@ impl Hub {
         Ok(ids)
     }
 
-    /// The refusal of a rewrite: the record, what was done, and the member hub whose key the
-    /// change's actor carries (what the change claims: changes are not signed yet), then `more`.
+    /// The refusal of a rewrite: the record, what was done, and the member hub that signed the
+    /// change (the key its actor carries, whose signature the door checked), then `more`.
     fn tampered(&self, r: &aidmesh_replica::Rewrite, more: &str) -> Error {
         let hub = r
             .actor
@@ -495,13 +495,14 @@ impl Hub {
             (Some(h), _) => format!("hub {h}"),
             (None, _) => format!("actor {}", aidmesh_mesh::membership::hex(&r.actor)),
         };
-        Error::Tampered(format!("record {} {}, in a change made as {by}{more}", r.record, r.what))
+        Error::Tampered(format!("record {} {}, in a change signed by {by}{more}", r.record, r.what))
     }
 
-    /// Records a refused rewrite among the entries refused at the door, with where it came
-    /// from, for people to see (People: "Needs a coordinator's attention").
+    /// Records a refused rewrite, or changes no member signed, among the entries refused at the
+    /// door, with where they came from, for people to see (People: "Needs a coordinator's
+    /// attention").
     pub(crate) fn note_refused(&mut self, source: &str, e: &Error) {
-        if let Error::Tampered(what) = e {
+        if let Error::Tampered(what) | Error::Unsigned(what) = e {
             let at = self.clock.now().millis();
             if let Err(err) = self.store.write(|tx| tx.add_authority_refused(at, source, what, &[])) {
                 tracing::error!(error = %err, "cannot record a refused change");

@@ -504,3 +504,29 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     assert!(a.hub.get(&n).is_ok());
     assert_eq!(level(&a.hub), 96);
 }
+
+/// History names the hub whose key signed a change, never the hub its message claims: South
+/// writes a change whose message says North made it; North's history shows South.
+#[test]
+fn history_names_the_hub_that_signed_a_change_not_the_one_it_claims() {
+    let (mut a, mut b) = pair();
+    let item = add(&mut a.hub, Kind::Item, json!({"name": "Blanket", "unit": "piece"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([3; 8]);
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let mut rec = doc.get(&item.as_str().into()).unwrap().unwrap();
+    if let aidmesh_hub::model::Body::Item(i) = &mut rec.body {
+        i.notes = "wool".into();
+    }
+    doc.update(&rec).unwrap();
+    let claim = aidmesh_replica::Author { hub: a.hub.hub_id().into(), handle: "owl".into(), at: t0() };
+    let hash = doc.commit(&claim).unwrap();
+    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
+    a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &[sig]).unwrap();
+    let history = a.hub.history(&item).unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0].hub, a.hub.hub_id());
+    assert_eq!(history[1].hub, b.hub.hub_id(), "the signer, not the claim: {history:?}");
+}

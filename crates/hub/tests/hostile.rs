@@ -206,3 +206,121 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     let refused = mesh.with_hub(|h| h.authority_refusals_count().unwrap());
     assert_eq!(refused, 1_000, "every one was refused; the last thousand are kept");
 }
+
+/// Changes that no member hub's signature vouches for, sent by a member over real TLS: its own
+/// change unsigned, a change made in North's name, a change signed for another document, an
+/// outsider's signed change. Each ends the session, nothing of it is stored, and the refusal is
+/// listed with the hub that sent it; the same change, properly signed, is then taken.
+#[test]
+fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
+    use aidmesh_mesh::changes::ChangeSig;
+    use aidmesh_mesh::session::DocInfo;
+    use automerge::sync::{Message, MessageVersion};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    let outsider = new_hub("Outsider", 3);
+    join(&mut north.hub, &mut south.hub);
+    add(&mut south.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let export = south.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
+    let info = DocInfo {
+        doc: export.doc.clone(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    };
+    // A change of South's item document made under another hub's actor.
+    let as_actor = |key: &[u8; 32]| {
+        let mut actor = key.to_vec();
+        actor.extend([9; 8]);
+        let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+        let mut rec = doc.records().0.pop().unwrap();
+        if let aidmesh_hub::model::Body::Item(i) = &mut rec.body {
+            i.name = "Saline".into();
+        }
+        doc.update(&rec).unwrap();
+        let author = aidmesh_replica::Author { hub: String::new(), handle: "x".into(), at: t0() };
+        let hash = doc.commit(&author).unwrap();
+        (doc.save(), hash)
+    };
+    let (south_identity, outsider_identity) = (south.hub.identity(), outsider.hub.identity());
+    let north_key = *north.hub.identity().public().as_bytes();
+    let (in_norths_name, h1) = as_actor(&north_key);
+    let (outsiders, h2) = as_actor(outsider_identity.public().as_bytes());
+    let cases: Vec<(&str, Vec<u8>, Vec<ChangeSig>, &str)> = vec![
+        ("unsigned", export.bytes.clone(), vec![], "is not signed by that hub"),
+        (
+            "in North's name",
+            in_norths_name,
+            [export.sigs.clone(), vec![ChangeSig::sign(&south_identity, &export.doc, h1.0)]].concat(),
+            "does not hold",
+        ),
+        (
+            "for another document",
+            export.bytes.clone(),
+            vec![ChangeSig::sign(&south_identity, "item-other", export.sigs[0].hash)],
+            "does not hold",
+        ),
+        (
+            "an outsider's",
+            outsiders,
+            [export.sigs.clone(), vec![ChangeSig::sign(&outsider_identity, &export.doc, h2.0)]].concat(),
+            "not a member",
+        ),
+    ];
+    let frames = |bytes: Vec<u8>, sigs: Vec<ChangeSig>| {
+        let msg = Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: vec![bytes].into(),
+            flags: None,
+            version: MessageVersion::V1,
+        };
+        let mut out = Vec::new();
+        for f in [
+            Frame::Hello(aidmesh_mesh::session::PROTOCOL),
+            Frame::Announce(vec![info.clone()]),
+            Frame::Sync { doc: info.doc.clone(), msg: msg.encode(), sigs },
+        ] {
+            let f = f.encode();
+            out.extend((f.len() as u32).to_be_bytes());
+            out.extend(f);
+        }
+        out
+    };
+    let north_id = north.hub.fingerprint();
+    let north_identity = north.hub.identity();
+    let mesh = Mesh::new(north.hub, &north_identity).unwrap();
+    let items = || mesh.with_hub(|h| h.count(Kind::Item).unwrap());
+    assert_eq!(items(), 0);
+    rt.block_on(async {
+        let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        for (what, bytes, sigs, _) in &cases {
+            let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+            s.write_all(&frames(bytes.clone(), sigs.clone())).await.unwrap();
+            s.flush().await.unwrap();
+            assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "{what}: the session ends");
+        }
+        assert_eq!(items(), 0, "nothing refused is stored");
+        assert!(mesh.with_hub(|h| h.doc_partitions().unwrap()).get(&info.doc).is_none(), "not even the document");
+        let refused = mesh.with_hub(|h| h.authority().unwrap().refused);
+        for (what, _, _, why) in &cases {
+            assert!(
+                refused.iter().any(|r| r.source == format!("hub {}", south_identity.id()) && r.reason.contains(why)),
+                "{what}: listed with South and {why:?}: {refused:?}"
+            );
+        }
+        // South's own change with South's signature: taken.
+        let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+        s.write_all(&frames(export.bytes.clone(), export.sigs.clone())).await.unwrap();
+        s.flush().await.unwrap();
+        for _ in 0..100 {
+            if items() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(items(), 1, "a member's signed change is taken");
+    });
+}

@@ -87,7 +87,8 @@ fn main() {
     let history_doc = hist.doc("d");
     let (ida, idb) = (Identity::from_secret(&[1; 32]), Identity::from_secret(&[2; 32]));
     let (ka, kb) = (*ida.public().as_bytes(), *idb.public().as_bytes());
-    let mut unsigned = vec![Mem::new(1), Mem::new(2)];
+    // The same actors on both sides (a hub's key, then 8 bytes), as hubs had before signing.
+    let mut unsigned = vec![Mem::unsigned(&ida), Mem::unsigned(&idb)];
     let mut signed = vec![Mem::signed(ida), Mem::signed(idb)];
     signed[0].admit(kb);
     signed[1].admit(ka);

@@ -42,11 +42,18 @@ impl Mem {
         }
     }
 
+    /// A replica with a hub's actor (its key, then 8 bytes) that neither signs nor checks: how
+    /// hubs synced before changes were signed, to compare with [`Mem::signed`].
+    pub fn unsigned(identity: &Identity) -> Mem {
+        let mut actor = identity.public().as_bytes().to_vec();
+        actor.extend([0; 8]);
+        Mem { actor, ..Mem::new(0) }
+    }
+
     /// A replica that signs each change as a hub does and checks every change it receives
     /// against the members it was told of ([`Mem::admit`]; itself included).
     pub fn signed(identity: Identity) -> Mem {
-        let mut actor = identity.public().as_bytes().to_vec();
-        actor.extend([0; 8]);
+        let actor = Mem::unsigned(&identity).actor;
         let members = [*identity.public().as_bytes()].into();
         let signing = Signing { identity, members, tips: BTreeMap::new(), waiting: BTreeMap::new() };
         Mem { actor, signing: Some(signing), ..Mem::new(0) }

@@ -138,8 +138,11 @@ pub struct ChangeInfo {
 pub struct HistoryEntry {
     pub hash: String,
     pub at: Timestamp,
+    /// The hub the change's message names (what the writing hub says of itself).
     pub hub: String,
     pub handle: String,
+    /// The change's actor: the key of the hub that signed it, then the bytes of one run.
+    pub actor: Vec<u8>,
 }
 
 impl Doc {
@@ -353,6 +356,7 @@ impl Doc {
                     at: Timestamp::from_millis(c.timestamp),
                     hub: msg.get("hub").and_then(Json::as_str).unwrap_or("").to_string(),
                     handle: msg.get("by").and_then(Json::as_str).unwrap_or("").to_string(),
+                    actor: c.actor.to_bytes().to_vec(),
                 })
             })
             .collect();
