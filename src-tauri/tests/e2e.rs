@@ -316,6 +316,8 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.fill("form[data-kind=grievance] [name=summary]", "Kitchen rota unfair to the night shift");
     app.fill("form[data-kind=grievance] [name=facilitator]", "kestrel");
     save(&app, "form[data-kind=grievance]");
+    // The form still reads "Saved" from the first grievance: wait for the list to show this one.
+    app.wait_text("section[aria-labelledby=ac-g] table", 10, |t| t.contains("Kitchen rota"));
     let g = app
         .js("return [...document.querySelectorAll('details[data-grievance]')].map(d => d.dataset.grievance)", json!([]))
         .as_array()

@@ -195,7 +195,7 @@ impl Hub {
                 for (kind, n) in self.store.kinds_in_doc(&doc)? {
                     *records.entry(kind).or_insert(0) += n as u64;
                 }
-                self.store.doc_bytes(&doc)?.unwrap_or_default()
+                self.held_bytes(&doc)?
             } else {
                 let mut seen = BTreeSet::new();
                 let mut bytes = Vec::new();
@@ -224,7 +224,9 @@ impl Hub {
                 }
                 bytes
             };
-            let vouching = self.doc_sigs(&doc)?;
+            let (vouching, vouchers) = self.doc_sigs(&doc)?;
+            let mut bytes = bytes;
+            bytes.extend(vouchers);
             sigs.insert(doc.clone(), vouching.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect());
             docs.push((info, bytes));
         }
@@ -332,6 +334,14 @@ impl Hub {
             } else {
                 format!("it was made by {}, which is not a member of this coalition", b.exporter)
             };
+            return Err(Error::Malformed { format: "bundle", why });
+        }
+        if let Some((info, _)) = b
+            .docs
+            .iter()
+            .find(|(i, _)| i.doc == aidmesh_replica::INDEX_DOC || !aidmesh_mesh::session::valid_doc_id(&i.doc))
+        {
+            let why = format!("it holds document {:?}, which hubs never exchange", info.doc);
             return Err(Error::Malformed { format: "bundle", why });
         }
         // The documents are authenticated and hashed; each change must be vouched for by its

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use aidmesh_mesh::changes::{self, Carried, ChangeMeta, ChangeSig, Tip};
+use aidmesh_mesh::changes::{self, ChangeMeta, ChangeSig, Tip, Vouch, Voucher};
 use aidmesh_replica::{ChangeInfo, Doc};
 
 use crate::{Error, Hub, Result};
@@ -42,7 +42,7 @@ pub(crate) fn committed(doc: &mut Doc, hash: Option<automerge::ChangeHash>) -> O
 }
 
 fn meta(c: ChangeInfo) -> ChangeMeta {
-    ChangeMeta { hash: c.hash, actor: c.actor, seq: c.seq, deps: c.deps }
+    ChangeMeta { hash: c.hash, actor: c.actor, seq: c.seq, deps: c.deps, bytes: Vec::new() }
 }
 
 impl Hub {
@@ -70,11 +70,17 @@ impl Hub {
     /// Checks `door` for document `doc_id` as it is held now; a refusal names the change and
     /// the hub it claims, and nothing is remembered of it.
     pub(crate) fn check_door(&mut self, doc_id: &str, door: Door, keys: &HashSet<[u8; 32]>) -> Result<()> {
+        let kept = self.kept_tips(doc_id)?;
         let mut waiting = self.waiting_changes.remove(doc_id).unwrap_or_default();
+        // One bound for every document: what waits is only a shortcut, and comes again.
+        if self.waiting_changes.values().map(|w| w.len()).sum::<usize>() + waiting.len() > changes::MAX_WAITING {
+            self.waiting_changes.clear();
+        }
         let result = {
             let doc = self.doc(doc_id)?;
             let held = |h: &[u8; 32]| doc.has_change(&automerge::ChangeHash(*h));
-            changes::check(doc_id, door.changes, &door.sigs, held, |k| keys.contains(k), &mut waiting)
+            let kept_seq = |a: &[u8]| kept.get(a).map(|t| t.seq);
+            changes::check(doc_id, door.changes, &door.sigs, held, kept_seq, |k| keys.contains(k), &mut waiting)
         };
         if !waiting.is_empty() {
             self.waiting_changes.insert(doc_id.to_string(), waiting);
@@ -82,17 +88,19 @@ impl Hub {
         result.map_err(|e| Error::Unsigned(e.to_string()))
     }
 
-    /// After changes were applied to `doc_id`: the tips of those that are held now, to keep.
-    pub(crate) fn settle_tips(&mut self, doc_id: &str) -> Result<Vec<Tip>> {
-        let Some(mut waiting) = self.waiting_changes.remove(doc_id) else { return Ok(Vec::new()) };
+    /// After changes were applied to `doc_id`: the tips of those that are held now, and the
+    /// vouchers of the signed ones that still wait, to keep.
+    pub(crate) fn settle_tips(&mut self, doc_id: &str) -> Result<(Vec<Tip>, Vec<Voucher>)> {
+        let Some(mut waiting) = self.waiting_changes.remove(doc_id) else { return Ok(Default::default()) };
         let tips = {
             let doc = self.doc(doc_id)?;
             waiting.settle(|h| doc.has_change(&automerge::ChangeHash(*h)))
         };
+        let vouchers = waiting.vouchers();
         if !waiting.is_empty() {
             self.waiting_changes.insert(doc_id.to_string(), waiting);
         }
-        Ok(tips)
+        Ok((tips, vouchers))
     }
 
     /// The tip of a change this hub just committed to `doc_id` (its hash and sequence number,
@@ -117,22 +125,20 @@ impl Hub {
     }
 
     /// The signatures that vouch for changes whose actors' latest are `latest` (actor, seq,
-    /// hash): the kept tips, and for this hub's own changes from before changes were signed,
-    /// new signatures (kept too).
-    fn vouch_for(&mut self, doc_id: &str, latest: Vec<(Vec<u8>, u64, [u8; 32])>) -> Result<Vec<ChangeSig>> {
+    /// hash): the kept tips, vouchers, and for this hub's own changes from before changes were
+    /// signed, new signatures (kept too).
+    fn vouch_for(&mut self, doc_id: &str, latest: Vec<(Vec<u8>, u64, [u8; 32])>) -> Result<Vec<Vouch>> {
         let kept = self.kept_tips(doc_id)?;
         let mut out = Vec::new();
         let mut new = Vec::new();
+        let vouchers = self.kept_vouchers(doc_id)?;
         for (actor, seq, hash) in latest {
-            match changes::vouch_for(doc_id, &actor, seq, hash, kept.get(&actor), &self.identity) {
-                Some((sig, tip)) => {
-                    out.push(sig);
-                    new.extend(tip);
-                }
-                None => {
-                    tracing::warn!(doc = doc_id, hub = %changes::hub_name(&actor), "changes that no signature vouches for: peers will refuse them")
-                }
+            let v =
+                changes::vouch_for(doc_id, &actor, seq, hash, kept.get(&actor), vouchers.get(&actor), &self.identity);
+            if let Some(Vouch::Tip(_, Some(t))) = &v {
+                new.push(t.clone());
             }
+            out.extend(v);
         }
         if !new.is_empty() {
             self.store.write(|tx| new.iter().try_for_each(|t| keep_tip(tx, doc_id, t)))?;
@@ -140,24 +146,90 @@ impl Hub {
         Ok(out)
     }
 
-    /// The signatures that vouch for every change of a document: for a whole document sent or
-    /// exported.
-    pub(crate) fn doc_sigs(&mut self, doc_id: &str) -> Result<Vec<ChangeSig>> {
-        let list: Vec<ChangeMeta> = self.doc(doc_id)?.change_list(&[]).into_iter().map(meta).collect();
-        self.vouch_for(doc_id, changes::actor_tips(&list))
+    /// The vouchers kept for a document, by actor.
+    fn kept_vouchers(&self, doc_id: &str) -> Result<BTreeMap<Vec<u8>, Voucher>> {
+        let mut out = BTreeMap::new();
+        for v in self.store.change_vouchers(doc_id)? {
+            if let Some(sig) = ChangeSig::from_bytes(&v.tip.sig) {
+                out.insert(v.tip.actor.clone(), Voucher { actor: v.tip.actor, seq: v.tip.seq, sig, change: v.change });
+            }
+        }
+        Ok(out)
     }
 
-    /// The signatures that vouch for the changes of a sync message this hub generated.
-    pub(crate) fn vouch_message(&mut self, doc_id: &str, msg: &automerge::sync::Message) -> Result<Vec<ChangeSig>> {
-        match changes::carried(msg) {
-            Ok(Carried::Changes(latest)) => self.vouch_for(doc_id, latest),
-            Ok(Carried::Document) => self.doc_sigs(doc_id),
-            Err(why) => Err(Error::Malformed { format: "sync message", why }),
+    /// The signatures that vouch for every change of a document, and the changes of vouchers
+    /// among them, which go after it: for a document handed on whole or in part.
+    pub(crate) fn doc_sigs(&mut self, doc_id: &str) -> Result<(Vec<ChangeSig>, Vec<u8>)> {
+        let list: Vec<ChangeMeta> = self.doc(doc_id)?.change_list(&[]).into_iter().map(meta).collect();
+        let mut sigs = Vec::new();
+        let mut extra = Vec::new();
+        for v in self.vouch_for(doc_id, changes::actor_tips(&list))? {
+            sigs.push(v.sig());
+            if let Vouch::Voucher(_, change) = v {
+                extra.extend(change);
+            }
         }
+        Ok((sigs, extra))
+    }
+
+    /// The signatures that vouch for the changes of a sync message this hub generated (with the
+    /// vouchers that go along, see `aidmesh_mesh::changes::vouch_message`).
+    pub(crate) fn vouch_message(&mut self, doc_id: &str, msg: &mut automerge::sync::Message) -> Result<Vec<ChangeSig>> {
+        let mut v = HubVouching { hub: self, doc: doc_id, failed: None };
+        let result = changes::vouch_message(msg, &mut v);
+        if let Some(e) = v.failed {
+            return Err(e);
+        }
+        let (sigs, unvouched) = result.map_err(|why| Error::Malformed { format: "sync message", why })?;
+        if unvouched > 0 {
+            tracing::warn!(
+                doc = doc_id,
+                unvouched,
+                "changes of another hub from before changes were signed: peers refuse them"
+            );
+        }
+        Ok(sigs)
+    }
+}
+
+/// The hub's side of [`changes::vouch_message`] for one document; the first error is kept.
+struct HubVouching<'a> {
+    hub: &'a mut Hub,
+    doc: &'a str,
+    failed: Option<Error>,
+}
+
+impl HubVouching<'_> {
+    fn keep<T: Default>(&mut self, r: Result<T>) -> T {
+        r.unwrap_or_else(|e| {
+            self.failed.get_or_insert(e);
+            T::default()
+        })
+    }
+}
+
+impl changes::Vouching for HubVouching<'_> {
+    fn doc_tips(&mut self) -> Vec<(Vec<u8>, u64, [u8; 32])> {
+        let list = self.hub.doc(self.doc).map(|d| d.change_list(&[]).into_iter().map(meta).collect::<Vec<_>>());
+        changes::actor_tips(&self.keep(list))
+    }
+    fn doc_changes(&mut self) -> Vec<u8> {
+        let bytes = self.hub.doc(self.doc).map(|d| d.save_after(&[]));
+        self.keep(bytes)
+    }
+    fn vouch(&mut self, latest: Vec<(Vec<u8>, u64, [u8; 32])>) -> Vec<Vouch> {
+        let r = self.hub.vouch_for(self.doc, latest);
+        self.keep(r)
     }
 }
 
 /// Keeps a tip in the store (unless a later one of that actor is kept).
 pub(crate) fn keep_tip(tx: &mut aidmesh_store::Tx<'_>, doc_id: &str, t: &Tip) -> aidmesh_store::Result<()> {
     tx.set_change_tip(doc_id, &t.actor, t.seq, &t.sig.to_bytes())
+}
+
+/// Keeps a voucher in the store (unless a later one of that actor is kept).
+pub(crate) fn keep_voucher(tx: &mut aidmesh_store::Tx<'_>, doc_id: &str, v: &Voucher) -> aidmesh_store::Result<()> {
+    let tip = aidmesh_store::ChangeTip { actor: v.actor.clone(), seq: v.seq, sig: v.sig.to_bytes().to_vec() };
+    tx.set_change_voucher(doc_id, &aidmesh_store::ChangeVoucher { tip, change: v.change.clone() })
 }

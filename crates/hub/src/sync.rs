@@ -280,7 +280,7 @@ impl Replica for Hub {
         }
     }
 
-    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig> {
+    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
         self.vouch_message(doc, msg).unwrap_or_else(|e| {
             tracing::error!(doc, error = %e, "cannot vouch for the changes of a sync message");
             Vec::new()

@@ -62,8 +62,9 @@ struct Prepared {
     waiting: bool,
     keep: Option<(String, Vec<u8>)>,
     had_waiting: bool,
-    /// Signed tips of the changes held now.
+    /// Signed tips of the changes held now, and signed changes that still wait.
     tips: Vec<aidmesh_mesh::changes::Tip>,
+    vouchers: Vec<aidmesh_mesh::changes::Voucher>,
 }
 
 /// A peer, and how to encode its sync state once a sync message was applied.
@@ -374,7 +375,7 @@ impl Hub {
                         " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
                     ));
                 }
-                let tips = self.settle_tips(item.doc)?;
+                let (tips, vouchers) = self.settle_tips(item.doc)?;
                 let doc = self.doc(item.doc)?;
                 let waiting = !doc.missing_deps().is_empty();
                 let touched = doc.touched_since(&before);
@@ -403,8 +404,13 @@ impl Hub {
                 }
                 // A sync message that brought nothing and left the peer's state as stored (an
                 // acknowledgement) writes nothing; the stored state is read only then.
-                let nothing =
-                    !new && chunk.is_empty() && rows.is_empty() && keep.is_none() && !had_waiting && tips.is_empty();
+                let nothing = !new
+                    && chunk.is_empty()
+                    && rows.is_empty()
+                    && keep.is_none()
+                    && !had_waiting
+                    && tips.is_empty()
+                    && vouchers.is_empty();
                 if nothing
                     && match &state {
                         Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
@@ -429,6 +435,7 @@ impl Hub {
                     keep,
                     had_waiting,
                     tips,
+                    vouchers,
                 });
             }
             if prepared.is_empty() {
@@ -451,6 +458,9 @@ impl Hub {
                     for t in &p.tips {
                         crate::signing::keep_tip(tx, &p.doc, t)?;
                     }
+                    for v in &p.vouchers {
+                        crate::signing::keep_voucher(tx, &p.doc, v)?;
+                    }
                     if let Some((sha, bytes)) = &p.keep {
                         tx.add_pending(&p.doc, sha, bytes)?;
                     } else if p.had_waiting && !p.waiting {
@@ -461,6 +471,12 @@ impl Hub {
             })?;
             Ok(prepared.into_iter().map(|p| (p.doc, p.ids)).collect())
         })();
+        if result.is_err() {
+            // What passed the door with a refused message waits no more.
+            for d in &touched_docs {
+                self.waiting_changes.remove(d);
+            }
+        }
         let mut settle_docs = touched_docs;
         settle_docs.push(aidmesh_replica::INDEX_DOC.to_string());
         let per_doc = self.settle(result, &settle_docs)?;
@@ -523,9 +539,20 @@ impl Hub {
     }
 
     fn doc_export(&mut self, doc: String, partition: String, created_at: i64) -> Result<DocExport> {
-        let bytes = self.store.doc_bytes(&doc)?.unwrap_or_default();
-        let sigs = self.doc_sigs(&doc)?;
+        let mut bytes = self.held_bytes(&doc)?;
+        let (sigs, vouchers) = self.doc_sigs(&doc)?;
+        bytes.extend(vouchers);
         Ok(DocExport { doc, partition, created_at: Timestamp::from_millis(created_at), bytes, sigs })
+    }
+
+    /// A document as saved, less the changes that wait for what they depend on (another hub
+    /// could neither apply them nor have them vouched for).
+    pub(crate) fn held_bytes(&mut self, doc_id: &str) -> Result<Vec<u8>> {
+        let d = self.doc(doc_id)?;
+        if d.missing_deps().is_empty() {
+            return Ok(self.store.doc_bytes(doc_id)?.unwrap_or_default());
+        }
+        Ok(d.save_held())
     }
 
     /// Every document this hub holds, with its partition.

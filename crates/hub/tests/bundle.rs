@@ -530,3 +530,67 @@ fn history_names_the_hub_that_signed_a_change_not_the_one_it_claims() {
     assert_eq!(history[0].hub, a.hub.hub_id());
     assert_eq!(history[1].hub, b.hub.hub_id(), "the signer, not the claim: {history:?}");
 }
+
+/// South's changes reach Third with the signature on the last one, which cannot apply there
+/// yet (it builds on North's edit, which Third lacks). Third holds the first two and keeps the
+/// last as a voucher, on disk: after a restart, the bundle it writes carries the voucher with
+/// them, and a fourth hub takes them, instead of refusing Third's whole bundle.
+#[test]
+fn a_signed_change_that_waits_still_vouches_for_the_ones_before_it_after_a_restart() {
+    let (mut a, mut b) = pair();
+    let (mut c, mut d) = (new_hub("Third", 3), new_hub("Fourth", 4));
+    join(&mut a.hub, &mut c.hub);
+    join(&mut a.hub, &mut d.hub);
+    // South writes two items; North edits one; South, having North's edit, writes a third.
+    let first = add(&mut b.hub, Kind::Item, json!({"name": "Tarp", "unit": "piece"}));
+    add(&mut b.hub, Kind::Item, json!({"name": "Rope", "unit": "m"}));
+    merge_into(&mut b.hub, &mut a.hub);
+    a.hub.update(&first, fields(json!({"notes": "blue"}))).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    add(&mut b.hub, Kind::Item, json!({"name": "Stakes", "unit": "piece"}));
+    let export = b.hub.export_docs().unwrap().into_iter().find(|x| x.partition == "item").unwrap();
+    let south = b.hub.identity().public().as_bytes().to_vec();
+    let mut doc = automerge::AutoCommit::load(&export.bytes).unwrap();
+    let souths: Vec<automerge::Change> =
+        doc.get_changes(&[]).into_iter().filter(|c| c.actor_id().to_bytes().starts_with(&south)).collect();
+    assert_eq!(souths.len(), 3, "South's three commits");
+    let tip = export.sigs.iter().find(|s| s.hash == souths[2].hash().0).copied().expect("South's tip");
+    let bytes: Vec<u8> = souths.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
+    let info = aidmesh_mesh::session::DocInfo {
+        doc: export.doc.clone(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    };
+    let theirs = c.hub.authority_heads().unwrap();
+    c.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
+    c.hub.import_bundle(&forged_bundle_with(&b, vec![], &[(info, bytes, vec![tip])])).unwrap();
+    assert_eq!(c.hub.count(Kind::Item).unwrap(), 2, "the third waits for North's edit");
+    drop(c.hub);
+    c.hub = reopen(&c.path, &c.clock);
+    let stick = c.hub.export_bundle(true, &[]).unwrap();
+    d.hub.import_bundle(&stick.bytes).unwrap();
+    assert_eq!(d.hub.count(Kind::Item).unwrap(), 2);
+    // North's edit reaches Fourth: the third item applies there, vouched for all along.
+    merge_into(&mut a.hub, &mut d.hub);
+    assert_eq!(d.hub.count(Kind::Item).unwrap(), 3);
+}
+
+/// A member's bundle that holds this hub's own registry (`index`), or a document id no hub
+/// makes, is refused whole before any change is looked at.
+#[test]
+fn a_bundle_with_the_index_or_an_odd_document_id_is_refused() {
+    let (mut a, b) = pair();
+    let before = disk(&a);
+    for doc in ["index", "../item", ""] {
+        let info = aidmesh_mesh::session::DocInfo {
+            doc: doc.into(),
+            partition: "item".into(),
+            created_at: 1,
+            heads: String::new(),
+        };
+        let e = a.hub.import_bundle(&forged_bundle_with(&b, vec![], &[(info, vec![1, 2, 3], vec![])])).unwrap_err();
+        assert!(e.to_string().contains("hubs never exchange"), "{doc:?}: {e}");
+    }
+    assert_eq!(disk(&a), before);
+}

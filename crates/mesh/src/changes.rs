@@ -85,15 +85,18 @@ pub struct ChangeMeta {
     pub actor: Vec<u8>,
     pub seq: u64,
     pub deps: Vec<[u8; 32]>,
+    /// The change's own bytes, where it came as a change chunk (empty from a whole document).
+    pub bytes: Vec<u8>,
 }
 
 impl ChangeMeta {
-    fn of(c: &automerge::Change) -> ChangeMeta {
+    fn of(c: &automerge::Change, bytes: &[u8]) -> ChangeMeta {
         ChangeMeta {
             hash: c.hash().0,
             actor: c.actor_id().to_bytes().to_vec(),
             seq: c.seq(),
             deps: c.deps().iter().map(|d| d.0).collect(),
+            bytes: bytes.to_vec(),
         }
     }
 }
@@ -111,7 +114,7 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
             // A change, or a compressed change.
             1 | 2 => {
                 let c = automerge::Change::try_from(chunk).map_err(|e| format!("a damaged change: {e}"))?;
-                out.push(ChangeMeta::of(&c));
+                out.push(ChangeMeta::of(&c, chunk));
             }
             // A whole document.
             0 => {
@@ -127,6 +130,7 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
                     actor: c.actor.to_bytes().to_vec(),
                     seq: c.seq,
                     deps: c.deps.iter().map(|d| d.0).collect(),
+                    bytes: Vec::new(),
                 }));
             }
             k => return Err(format!("an Automerge chunk of type {k}, which hubs do not send")),
@@ -172,6 +176,8 @@ pub enum Refused {
     Unsigned { hash: String, hub: String },
     #[error("more than {MAX_SIGS} signatures")]
     TooMany,
+    #[error("hub {hub} made two different changes numbered {seq} (a hub misbehaving, or its key copied): revoke it")]
+    TwoChanges { hub: String, seq: u64 },
 }
 
 /// The hub id of the key an actor carries, for messages.
@@ -185,6 +191,17 @@ pub struct Tip {
     pub actor: Vec<u8>,
     pub seq: u64,
     pub sig: ChangeSig,
+}
+
+/// A signed change that waits here for a change it depends on, kept with its bytes: its
+/// signature vouches for the changes of its actor before it that this hub holds, so when those
+/// are passed on, it goes with them (the peer keeps it waiting in turn).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Voucher {
+    pub actor: Vec<u8>,
+    pub seq: u64,
+    pub sig: ChangeSig,
+    pub change: Vec<u8>,
 }
 
 /// Changes that passed the door but wait for dependencies this hub lacks (they came before what
@@ -203,6 +220,23 @@ impl Waiting {
 
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
+    }
+
+    /// The signed changes that still wait, with their bytes: what vouches for the held changes
+    /// of their actors before them ([`Voucher`]).
+    pub fn vouchers(&self) -> Vec<Voucher> {
+        self.changes
+            .values()
+            .filter_map(|(m, s)| {
+                let sig = (*s)?;
+                (!m.bytes.is_empty()).then(|| Voucher {
+                    actor: m.actor.clone(),
+                    seq: m.seq,
+                    sig,
+                    change: m.bytes.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Forgets the changes that are held now, returning the signed ones among them as tips.
@@ -237,70 +271,93 @@ fn latest(tips: Vec<Tip>) -> Vec<Tip> {
 
 /// Checks the changes of one message (or bundle document) for `doc` at the door. `changes` are
 /// the message's changes ([`changes_in`]), `sigs` the signatures that came with it, `held`
-/// tells which changes this hub holds already, `member` whether a hub key belongs to the
+/// tells which changes this hub holds already, `kept_seq` the sequence number of the latest
+/// signed change this hub holds of an actor, `member` whether a hub key belongs to the
 /// coalition. On success the changes new here are remembered in `waiting` until they are held
 /// ([`Waiting::settle`] then gives their tips). Nothing is remembered on a refusal.
+///
+/// The cost is linear: for each actor, one signature is checked (on its latest change here) and
+/// its chain is followed down through the previous change of the same actor, which Automerge
+/// always lists among a change's dependencies.
 pub fn check(
     doc: &str,
     changes: Vec<ChangeMeta>,
     sigs: &[ChangeSig],
     mut held: impl FnMut(&[u8; 32]) -> bool,
+    mut kept_seq: impl FnMut(&[u8]) -> Option<u64>,
     member: impl Fn(&[u8; 32]) -> bool,
     waiting: &mut Waiting,
 ) -> Result<(), Refused> {
     if sigs.len() > MAX_SIGS {
         return Err(Refused::TooMany);
     }
-    // The changes new here, and those that passed earlier and still wait: one graph.
-    let mut graph: HashMap<[u8; 32], (ChangeMeta, Option<ChangeSig>)> = HashMap::new();
+    let short = |h: &[u8; 32]| hex(&h[..8]);
+    // The changes new here.
+    let mut new: HashMap<[u8; 32], ChangeMeta> = HashMap::new();
     for c in changes {
-        if !held(&c.hash) && !waiting.changes.contains_key(&c.hash) {
-            graph.entry(c.hash).or_insert((c, None));
+        if !waiting.changes.contains_key(&c.hash) && !new.contains_key(&c.hash) && !held(&c.hash) {
+            new.insert(c.hash, c);
         }
     }
-    if graph.is_empty() {
+    if new.is_empty() {
         return Ok(());
     }
-    let new: Vec<[u8; 32]> = graph.keys().copied().collect();
-    for (h, w) in &waiting.changes {
-        graph.entry(*h).or_insert_with(|| w.clone());
-    }
-    let short = |h: &[u8; 32]| hex(&h[..8]);
-    // Every signature on a change in the graph must hold, under a member's key.
-    for s in sigs {
-        let Some((meta, sig)) = graph.get_mut(&s.hash) else { continue };
-        let hub = hub_name(&meta.actor);
-        let key = hub_key(&meta.actor).ok_or_else(|| Refused::NoKey { hash: short(&s.hash) })?;
-        if !s.holds(doc, &key) {
-            return Err(Refused::BadSignature { hash: short(&s.hash), hub });
+    // One graph with the changes that passed earlier and still wait.
+    let meta = |h: &[u8; 32]| new.get(h).or_else(|| waiting.changes.get(h).map(|w| &w.0));
+    // Two changes of one actor under one number: a hub that equivocates (or a copied key).
+    let mut numbered: HashMap<(&[u8], u64), [u8; 32]> = HashMap::new();
+    for (h, m) in new.iter().chain(waiting.changes.iter().map(|(h, w)| (h, &w.0))) {
+        if numbered.insert((&m.actor, m.seq), *h).is_some_and(|other| other != *h) {
+            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
         }
-        if !member(&key) {
-            return Err(Refused::NotMember { hash: short(&s.hash), hub });
-        }
-        *sig = Some(*s);
     }
-    // Each signed change vouches for its own actor's changes in its past.
+    for m in new.values() {
+        if kept_seq(&m.actor).is_some_and(|kept| kept >= m.seq) {
+            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
+        }
+    }
+    // For each actor, its latest signed change in the graph: one signature checked per actor.
+    let mut latest: HashMap<&[u8], (u64, ChangeSig, bool)> = HashMap::new();
+    for (m, sig, checked) in sigs
+        .iter()
+        .filter_map(|s| meta(&s.hash).map(|m| (m, *s, false)))
+        .chain(waiting.changes.values().filter_map(|(m, s)| s.map(|s| (m, s, true))))
+    {
+        match latest.get(m.actor.as_slice()) {
+            Some((seq, ..)) if *seq >= m.seq => {}
+            _ => {
+                latest.insert(&m.actor, (m.seq, sig, checked));
+            }
+        }
+    }
     let mut covered: HashSet<[u8; 32]> = HashSet::new();
-    for (start, (meta, _)) in graph.iter().filter(|(_, (_, s))| s.is_some()) {
-        let mut seen: HashSet<[u8; 32]> = HashSet::new();
-        let mut stack = vec![*start];
-        while let Some(h) = stack.pop() {
-            if !seen.insert(h) {
-                continue;
+    let mut signed: Vec<ChangeSig> = Vec::new();
+    for (actor, (_, sig, checked)) in &latest {
+        let hub = hub_name(actor);
+        let key = hub_key(actor).ok_or_else(|| Refused::NoKey { hash: short(&sig.hash) })?;
+        if !checked {
+            if !sig.holds(doc, &key) {
+                return Err(Refused::BadSignature { hash: short(&sig.hash), hub });
             }
-            let Some((m, _)) = graph.get(&h) else { continue };
-            if m.actor == meta.actor {
-                covered.insert(h);
+            if !member(&key) {
+                return Err(Refused::NotMember { hash: short(&sig.hash), hub });
             }
-            stack.extend(m.deps.iter().filter(|d| !seen.contains(*d)));
+            signed.push(*sig);
+        }
+        // Down the actor's chain, through each change's previous one.
+        let mut at = sig.hash;
+        while let Some(m) = meta(&at) {
+            covered.insert(at);
+            match m.deps.iter().find(|d| meta(d).is_some_and(|p| p.actor == m.actor && p.seq + 1 == m.seq)) {
+                Some(prev) => at = *prev,
+                None => break,
+            }
         }
     }
-    if let Some(h) = new.iter().find(|h| !covered.contains(*h)) {
-        let meta = &graph[h].0;
-        let hub = hub_name(&meta.actor);
-        return Err(match hub_key(&meta.actor) {
+    if let Some((h, m)) = new.iter().find(|(h, _)| !covered.contains(*h)) {
+        return Err(match hub_key(&m.actor) {
             None => Refused::NoKey { hash: short(h) },
-            Some(_) => Refused::Unsigned { hash: short(h), hub },
+            Some(_) => Refused::Unsigned { hash: short(h), hub: hub_name(&m.actor) },
         });
     }
     if waiting.changes.len() + new.len() > MAX_WAITING {
@@ -308,14 +365,91 @@ pub fn check(
         // holds what they depend on.
         waiting.changes.clear();
     }
-    for h in new {
-        if let Some(entry) = graph.remove(&h) {
-            waiting.changes.insert(h, entry);
+    for (h, m) in new {
+        waiting.changes.insert(h, (m, None));
+    }
+    for s in signed {
+        if let Some(w) = waiting.changes.get_mut(&s.hash) {
+            w.1 = Some(s);
         }
     }
-    for (h, (_, sig)) in graph {
-        if let (Some(s), Some(w)) = (sig, waiting.changes.get_mut(&h)) {
-            w.1 = Some(s);
+    Ok(())
+}
+
+/// What a sender knows of one document, to vouch for a message it generated
+/// ([`vouch_message`]).
+pub trait Vouching {
+    /// Each actor's latest change held in the document: (actor, seq, hash).
+    fn doc_tips(&mut self) -> Vec<(Vec<u8>, u64, [u8; 32])>;
+    /// Every change held in the document, as change chunks one after another.
+    fn doc_changes(&mut self) -> Vec<u8>;
+    /// How to vouch for each of these latest changes of their actors ([`vouch_for`]).
+    fn vouch(&mut self, latest: Vec<(Vec<u8>, u64, [u8; 32])>) -> Vec<Vouch>;
+}
+
+/// A sender's side of the door: the signatures for a message it generated, one per actor in
+/// it. A whole document goes without the changes that wait in it; one that holds changes only a
+/// voucher vouches for goes as its changes instead, and vouchers go with the changes they vouch
+/// for. Returns the signatures and how many changes no signature here vouches for (the peer
+/// refuses those).
+pub fn vouch_message(
+    msg: &mut automerge::sync::Message,
+    v: &mut impl Vouching,
+) -> Result<(Vec<ChangeSig>, usize), String> {
+    let latest = match carried(msg)? {
+        Carried::Changes(latest) => latest,
+        Carried::Document => {
+            drop_orphans(msg)?;
+            let latest = v.doc_tips();
+            let vouches = v.vouch(latest.clone());
+            if vouches.iter().all(|x| matches!(x, Vouch::Tip(..))) && vouches.len() == latest.len() {
+                return Ok((vouches.into_iter().map(|x| x.sig()).collect(), 0));
+            }
+            msg.changes = v.doc_changes().into();
+            latest
+        }
+    };
+    let n = latest.len();
+    let mut sigs = Vec::new();
+    let mut extra = Vec::new();
+    let mut unvouched = n;
+    for x in v.vouch(latest) {
+        if !matches!(x, Vouch::Stale(_)) {
+            unvouched -= 1;
+        }
+        sigs.push(x.sig());
+        if let Vouch::Voucher(_, change) = x {
+            extra.push(change);
+        }
+    }
+    if !extra.is_empty() {
+        let mut all: Vec<Vec<u8>> = msg.changes.iter().map(<[u8]>::to_vec).collect();
+        match msg.version {
+            automerge::sync::MessageVersion::V1 => all.extend(extra),
+            _ => all = vec![[all.concat(), extra.concat()].concat()],
+        }
+        msg.changes = all.into();
+    }
+    Ok((sigs, unvouched))
+}
+
+impl Vouch {
+    pub fn sig(&self) -> ChangeSig {
+        match self {
+            Vouch::Tip(s, _) | Vouch::Voucher(s, _) | Vouch::Stale(s) => *s,
+        }
+    }
+}
+
+/// Keeps only the whole document of a message that carries one, leaving out the changes
+/// Automerge saves after it that still wait for what they depend on (this hub cannot vouch for
+/// them, and the peer cannot apply them).
+pub fn drop_orphans(msg: &mut automerge::sync::Message) -> Result<(), String> {
+    let first = msg.changes.iter().next().map(<[u8]>::to_vec);
+    if let Some(bytes) = first {
+        let (chunk, kind, tail) = split_chunk(&bytes)?;
+        if kind == 0 && (!tail.is_empty() || msg.changes.len() > 1) {
+            msg.changes = chunk.to_vec().into();
         }
     }
     Ok(())
@@ -347,25 +481,37 @@ pub fn carried(msg: &automerge::sync::Message) -> Result<Carried, String> {
     Ok(Carried::Changes(actor_tips(&metas)))
 }
 
-/// The signature a sender attaches for `actor`'s latest change `(seq, hash)` in a message: the
-/// tip it keeps, if that tip is as late; else, for an actor of its own (a change made before
-/// changes were signed), a new signature, returned as a tip to keep. `None` if neither: the
-/// receiver will refuse those changes, as it should.
+/// How a sender vouches for `actor`'s latest change `(seq, hash)` in a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Vouch {
+    /// With the tip it keeps (as late), or, for an actor of its own (a change made before changes
+    /// were signed), with a new signature: the new tip to keep, if any.
+    Tip(ChangeSig, Option<Tip>),
+    /// With a voucher: its signature, and its change, which goes with the message.
+    Voucher(ChangeSig, Vec<u8>),
+    /// With the latest tip it keeps, which is not as late: the receiver will refuse the changes
+    /// after it (changes from before signing, of another hub).
+    Stale(ChangeSig),
+}
+
+/// How to vouch for `actor`'s latest change `(seq, hash)` in a message; `None` if nothing can.
 pub fn vouch_for(
     doc: &str,
     actor: &[u8],
     seq: u64,
     hash: [u8; 32],
     kept: Option<&Tip>,
+    voucher: Option<&Voucher>,
     own: &Identity,
-) -> Option<(ChangeSig, Option<Tip>)> {
-    match kept {
-        Some(t) if t.seq >= seq => Some((t.sig, None)),
+) -> Option<Vouch> {
+    match (kept, voucher) {
+        (Some(t), _) if t.seq >= seq => Some(Vouch::Tip(t.sig, None)),
         _ if hub_key(actor) == Some(*own.public().as_bytes()) => {
             let sig = ChangeSig::sign(own, doc, hash);
-            Some((sig, Some(Tip { actor: actor.to_vec(), seq, sig })))
+            Some(Vouch::Tip(sig, Some(Tip { actor: actor.to_vec(), seq, sig })))
         }
-        kept => kept.map(|t| (t.sig, None)),
+        (_, Some(v)) if v.seq > seq => Some(Vouch::Voucher(v.sig, v.change.clone())),
+        (kept, _) => kept.map(|t| Vouch::Stale(t.sig)),
     }
 }
 

@@ -8,7 +8,7 @@ use automerge::sync::{Message, State, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ROOT};
 
-use crate::changes::{self, Carried, ChangeMeta, ChangeSig, Tip, Waiting};
+use crate::changes::{self, ChangeMeta, ChangeSig, Tip, Voucher, Waiting};
 use crate::identity::Identity;
 use crate::session::{DocInfo, Frame, Replica, Session, VaultItem};
 
@@ -27,6 +27,7 @@ struct Signing {
     identity: Identity,
     members: HashSet<[u8; 32]>,
     tips: BTreeMap<(String, Vec<u8>), Tip>,
+    vouchers: BTreeMap<(String, Vec<u8>), Voucher>,
     waiting: BTreeMap<String, Waiting>,
 }
 
@@ -55,7 +56,8 @@ impl Mem {
     pub fn signed(identity: Identity) -> Mem {
         let actor = Mem::unsigned(&identity).actor;
         let members = [*identity.public().as_bytes()].into();
-        let signing = Signing { identity, members, tips: BTreeMap::new(), waiting: BTreeMap::new() };
+        let signing =
+            Signing { identity, members, tips: BTreeMap::new(), vouchers: BTreeMap::new(), waiting: BTreeMap::new() };
         Mem { actor, signing: Some(signing), ..Mem::new(0) }
     }
 
@@ -92,6 +94,49 @@ impl Mem {
     }
 }
 
+/// A signing replica's side of [`changes::vouch_message`] for one document.
+struct MemVouching<'a> {
+    mem: &'a mut Mem,
+    doc: &'a str,
+}
+
+impl changes::Vouching for MemVouching<'_> {
+    fn doc_tips(&mut self) -> Vec<(Vec<u8>, u64, [u8; 32])> {
+        let metas: Vec<ChangeMeta> = self
+            .mem
+            .doc(self.doc)
+            .get_changes_meta(&[])
+            .into_iter()
+            .map(|c| ChangeMeta {
+                hash: c.hash.0,
+                actor: c.actor.to_bytes().to_vec(),
+                seq: c.seq,
+                deps: vec![],
+                bytes: vec![],
+            })
+            .collect();
+        changes::actor_tips(&metas)
+    }
+    fn doc_changes(&mut self) -> Vec<u8> {
+        self.mem.doc(self.doc).save_after(&[])
+    }
+    fn vouch(&mut self, latest: Vec<(Vec<u8>, u64, [u8; 32])>) -> Vec<changes::Vouch> {
+        let s = self.mem.signing.as_mut().expect("a signing replica");
+        let mut out = Vec::new();
+        for (actor, seq, hash) in latest {
+            let key = (self.doc.to_string(), actor.clone());
+            let (kept, voucher) = (s.tips.get(&key), s.vouchers.get(&key));
+            if let Some(v) = changes::vouch_for(self.doc, &actor, seq, hash, kept, voucher, &s.identity) {
+                if let changes::Vouch::Tip(_, Some(t)) = &v {
+                    s.tips.insert(key, t.clone());
+                }
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
 impl Replica for Mem {
     fn docs(&mut self) -> Vec<DocInfo> {
         let heads = |d: &mut AutoCommit| {
@@ -112,37 +157,11 @@ impl Replica for Mem {
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
         self.doc(doc).sync().generate_sync_message(state)
     }
-    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig> {
-        let Some(s) = &mut self.signing else { return Vec::new() };
-        let tips = match changes::carried(msg) {
-            Ok(Carried::Changes(tips)) => tips,
-            Ok(Carried::Document) => {
-                let d = self.docs.get_mut(doc).expect("a document this replica sent");
-                let metas: Vec<ChangeMeta> = d
-                    .get_changes_meta(&[])
-                    .into_iter()
-                    .map(|c| ChangeMeta {
-                        hash: c.hash.0,
-                        actor: c.actor.to_bytes().to_vec(),
-                        seq: c.seq,
-                        deps: vec![],
-                    })
-                    .collect();
-                changes::actor_tips(&metas)
-            }
-            Err(_) => return Vec::new(),
-        };
-        let mut out = Vec::new();
-        for (actor, seq, hash) in tips {
-            let key = (doc.to_string(), actor.clone());
-            if let Some((sig, new)) = changes::vouch_for(doc, &actor, seq, hash, s.tips.get(&key), &s.identity) {
-                out.push(sig);
-                if let Some(t) = new {
-                    s.tips.insert(key, t);
-                }
-            }
+    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
+        if self.signing.is_none() {
+            return Vec::new();
         }
-        out
+        changes::vouch_message(msg, &mut MemVouching { mem: self, doc }).map(|(sigs, _)| sigs).unwrap_or_default()
     }
     fn receive(
         &mut self,
@@ -161,9 +180,11 @@ impl Replica for Mem {
             let held = |h: &[u8; 32]| {
                 d.as_mut().is_some_and(|d| d.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some())
             };
-            let members = &s.members;
+            let (members, tips) = (&s.members, &s.tips);
+            let kept = |a: &[u8]| tips.get(&(doc.doc.clone(), a.to_vec())).map(|t| t.seq);
             let waiting = s.waiting.entry(doc.doc.clone()).or_default();
-            changes::check(&doc.doc, metas, sigs, held, |k| members.contains(k), waiting).map_err(|e| e.to_string())?;
+            changes::check(&doc.doc, metas, sigs, held, kept, |k| members.contains(k), waiting)
+                .map_err(|e| e.to_string())?;
         }
         let d = self.doc(&doc.doc);
         let before = d.get_heads();
@@ -172,10 +193,20 @@ impl Replica for Mem {
         if let Some(s) = &mut self.signing {
             let d = self.docs.get_mut(&doc.doc).expect("just written");
             let held = |h: &[u8; 32]| d.get_change_meta_by_hash(&automerge::ChangeHash(*h)).is_some();
-            for t in s.waiting.entry(doc.doc.clone()).or_default().settle(held) {
+            let waiting = s.waiting.entry(doc.doc.clone()).or_default();
+            for t in waiting.settle(held) {
                 let key = (doc.doc.clone(), t.actor.clone());
+                if s.vouchers.get(&key).is_some_and(|v| v.seq <= t.seq) {
+                    s.vouchers.remove(&key);
+                }
                 if s.tips.get(&key).is_none_or(|old| old.seq < t.seq) {
                     s.tips.insert(key, t);
+                }
+            }
+            for v in waiting.vouchers() {
+                let key = (doc.doc.clone(), v.actor.clone());
+                if s.vouchers.get(&key).is_none_or(|old| old.seq < v.seq) {
+                    s.vouchers.insert(key, v);
                 }
             }
         }
@@ -409,6 +440,59 @@ mod tests {
         assert!(c.docs.get_mut("e").is_none_or(|d| d.get_heads().is_empty()));
     }
 
+    /// A member sends its chain with the signature on a change that cannot apply yet (it
+    /// depends on a change the member keeps back). The hub holds the earlier changes and keeps
+    /// the signed one as a voucher: when it passes them on to a third hub, the voucher goes
+    /// with them, so that hub takes them too, instead of refusing them (which would end every
+    /// session between the two).
+    #[test]
+    fn a_signed_change_that_waits_vouches_for_the_held_ones_before_it_when_they_are_passed_on() {
+        let ids: Vec<Identity> = (10..14).map(|i| Identity::from_secret(&[i; 32])).collect();
+        let keys: Vec<[u8; 32]> = ids.iter().map(|i| *i.public().as_bytes()).collect();
+        let mut mems: Vec<Mem> = (10..14).map(|i| Mem::signed(Identity::from_secret(&[i; 32]))).collect();
+        for m in &mut mems {
+            keys.iter().for_each(|k| m.admit(*k));
+        }
+        let (mut m, mut x, mut h, mut p) = {
+            let mut it = mems.into_iter();
+            (it.next().unwrap(), it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
+        };
+        m.edit("d", 1);
+        m.edit("d", 2);
+        // x's change reaches m, and m's third change builds on it.
+        x.put_doc("d", m.doc("d"));
+        x.edit("d", 3);
+        sync_pair(&mut x, &mut m).unwrap();
+        m.edit("d", 4);
+        let mine: Vec<Vec<u8>> = m
+            .doc("d")
+            .get_changes(&[])
+            .iter()
+            .filter(|c| c.actor_id().to_bytes() == m.actor.as_slice())
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        assert_eq!(mine.len(), 3);
+        let tip = m.signing.as_ref().unwrap().tips[&("d".to_string(), m.actor.clone())].sig;
+        let msg = Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: mine.into(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        };
+        let info = DocInfo { doc: "d".into(), partition: "p".into(), created_at: 0, heads: String::new() };
+        h.receive("m", &info, &mut State::new(), msg, &[tip]).unwrap();
+        assert_eq!(h.doc("d").get_heads().len(), 1, "m's first two changes are held, the third waits");
+        // m's third change goes with the two before it, and waits at p too.
+        sync_pair(&mut h, &mut p).expect("the session with a third hub goes on");
+        assert_eq!(p.doc("d").get_heads(), h.doc("d").get_heads());
+        // Once x's change reaches h, the chain applies and h passes all of it on, vouched for.
+        sync_pair(&mut x, &mut h).unwrap();
+        sync_pair(&mut h, &mut p).unwrap();
+        assert_eq!(p.doc("d").get_heads(), m.doc("d").get_heads());
+    }
+
     #[test]
     fn an_unsigned_change_or_one_made_in_a_members_name_ends_the_session() {
         let (mut a, mut b, b_id) = pair_of_members();
@@ -421,6 +505,7 @@ mod tests {
             identity: Identity::from_secret(&[9; 32]),
             members: [*b_id.public().as_bytes(), *Identity::from_secret(&[5; 32]).public().as_bytes()].into(),
             tips: BTreeMap::new(),
+            vouchers: BTreeMap::new(),
             waiting: BTreeMap::new(),
         });
         forger.docs.insert("d".into(), a.doc("d").fork().with_actor(ActorId::from(b.actor.clone())));

@@ -348,7 +348,8 @@ fn valid_digest(h: &str) -> bool {
     h.is_empty() || (h.len() == 32 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
 }
 
-fn valid_doc_id(d: &str) -> bool {
+/// Whether `d` is a document id hubs exchange: 1 to 128 letters, digits, `-` and `_`.
+pub fn valid_doc_id(d: &str) -> bool {
     !d.is_empty() && d.len() <= 128 && d.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
@@ -424,8 +425,9 @@ pub trait Replica {
     /// The next sync message for a document, updating `state`.
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
     /// The signatures that vouch for the changes of a message this replica generated: for each
-    /// actor in it, the latest change of that actor held here ([`crate::changes`]).
-    fn vouch(&mut self, doc: &str, msg: &Message) -> Vec<ChangeSig>;
+    /// actor in it, the latest change of that actor held here, or a signed change that waits
+    /// here, which then goes with the message ([`crate::changes::vouch_message`]).
+    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig>;
     /// Checks a sync message's changes against `sigs` ([`crate::changes::check`]), applies it,
     /// creating the document if new, and persists it with the encoded `state` for (peer, doc)
     /// in one write. Returns whether any record changed. A change that fails the check refuses
@@ -460,8 +462,8 @@ fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
 }
 
 /// A sync message as a frame, with the signatures that vouch for its changes.
-fn sync_frame(r: &mut impl Replica, doc: &str, msg: Message) -> Frame {
-    let sigs = if msg.changes.is_empty() { Vec::new() } else { r.vouch(doc, &msg) };
+fn sync_frame(r: &mut impl Replica, doc: &str, mut msg: Message) -> Frame {
+    let sigs = if msg.changes.is_empty() { Vec::new() } else { r.vouch(doc, &mut msg) };
     Frame::Sync { doc: doc.to_string(), msg: msg.encode(), sigs }
 }
 

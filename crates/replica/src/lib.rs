@@ -406,6 +406,12 @@ impl Doc {
         bytes
     }
 
+    /// The whole document without the changes that still wait for what they depend on: what is
+    /// handed to another hub (which could not apply them, and which this hub cannot vouch for).
+    pub fn save_held(&mut self) -> Vec<u8> {
+        self.doc.save_with_options(automerge::SaveOptions { deflate: true, retain_orphans: false })
+    }
+
     /// Whether nothing of this document was saved or loaded yet.
     pub fn nothing_saved(&self) -> bool {
         self.saved.is_empty()

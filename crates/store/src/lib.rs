@@ -673,6 +673,20 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The vouchers kept for a document: signed changes that wait here (see migration 9).
+    pub fn change_vouchers(&self, doc: &str) -> Result<Vec<ChangeVoucher>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT actor, seq, sig, change FROM change_vouchers WHERE doc = ?1 ORDER BY actor")?;
+        let rows = st.query_map([doc], |r| {
+            Ok(ChangeVoucher {
+                tip: ChangeTip { actor: r.get(0)?, seq: r.get::<_, i64>(1)? as u64, sig: r.get(2)? },
+                change: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Runs a read-only integrity check of the file.
     pub fn check(&self) -> Result<()> {
         let r: String = self.conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -698,6 +712,13 @@ pub struct ChangeTip {
     pub actor: Vec<u8>,
     pub seq: u64,
     pub sig: Vec<u8>,
+}
+
+/// A signed change that waits here, with its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeVoucher {
+    pub tip: ChangeTip,
+    pub change: Vec<u8>,
 }
 
 pub struct Tx<'a> {
@@ -879,12 +900,28 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Keeps a signed tip for (doc, actor), unless one as late is kept already.
+    /// Keeps a signed tip for (doc, actor), unless one as late is kept already; a voucher it
+    /// overtakes goes.
     pub fn set_change_tip(&mut self, doc: &str, actor: &[u8], seq: u64, sig: &[u8]) -> Result<()> {
         self.tx.execute(
             "INSERT INTO change_tips(doc, actor, seq, sig) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(doc, actor) DO UPDATE SET seq = excluded.seq, sig = excluded.sig WHERE excluded.seq > seq",
             params![doc, actor, seq as i64, sig],
+        )?;
+        self.tx.execute(
+            "DELETE FROM change_vouchers WHERE doc = ?1 AND actor = ?2 AND seq <= ?3",
+            params![doc, actor, seq as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps a voucher for (doc, actor), unless one as late is kept already.
+    pub fn set_change_voucher(&mut self, doc: &str, v: &ChangeVoucher) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO change_vouchers(doc, actor, seq, sig, change) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(doc, actor) DO UPDATE SET seq = excluded.seq, sig = excluded.sig, change = excluded.change
+             WHERE excluded.seq > seq",
+            params![doc, v.tip.actor, v.tip.seq as i64, v.tip.sig, v.change],
         )?;
         Ok(())
     }

@@ -1,3 +1,6 @@
+//! The door for signed changes, on bare Automerge documents: what passes, what is refused and
+//! why, and what a sender leaves out.
+
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ROOT};
 use rand_chacha::rand_core::SeedableRng;
@@ -36,7 +39,7 @@ fn run(
     waiting: &mut Waiting,
 ) -> Result<(), Refused> {
     let keys: Vec<[u8; 32]> = members.iter().map(|m| *m.public().as_bytes()).collect();
-    check("movement-2026-11", changes, sigs, |_| false, |k| keys.contains(k), waiting)
+    check("movement-2026-11", changes, sigs, |_| false, |_| None, |k| keys.contains(k), waiting)
 }
 
 #[test]
@@ -75,17 +78,26 @@ fn a_change_that_no_signature_reaches_is_refused_and_nothing_is_remembered() {
 
 #[test]
 fn a_change_made_under_another_hubs_actor_is_not_vouched_for_by_that_hubs_signature() {
-    // fox forges a change as owl's actor, next to owl's genuine, signed chain.
+    // fox forges changes as owl's actor, next to owl's genuine, signed chain.
     let (owl, fox) = (hub(1), hub(2));
     let mut genuine = doc_of(&actor_of(&owl, 1));
     edit(&mut genuine, "stock", 100);
     let tip = edit(&mut genuine, "stock", 120);
+    let sigs = [ChangeSig::sign(&owl, "movement-2026-11", tip)];
     let mut forged = doc_of(&actor_of(&owl, 1));
-    edit(&mut forged, "stock", 10);
+    for n in 0..3 {
+        edit(&mut forged, "stock", n);
+    }
+    let forged = after(&mut forged, &[]);
+    // Under a number owl used: two changes numbered 1.
     let mut changes = after(&mut genuine, &[]);
-    changes.extend(after(&mut forged, &[]));
-    let err = run(changes, &[ChangeSig::sign(&owl, "movement-2026-11", tip)], &[&owl, &fox], &mut Waiting::default())
-        .unwrap_err();
+    changes.push(forged[0].clone());
+    let err = run(changes, &sigs, &[&owl, &fox], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::TwoChanges { seq: 1, .. }), "{err}");
+    // Under the next number, built on a chain owl never signed: nothing vouches for it.
+    let mut changes = after(&mut genuine, &[]);
+    changes.push(forged[2].clone());
+    let err = run(changes, &sigs, &[&owl, &fox], &mut Waiting::default()).unwrap_err();
     assert!(matches!(err, Refused::Unsigned { .. }), "{err}");
 }
 
@@ -120,7 +132,7 @@ fn changes_already_held_need_no_signature() {
     let mut d = doc_of(&actor_of(&owl, 1));
     edit(&mut d, "stock", 1);
     let changes = after(&mut d, &[]);
-    check("movement-2026-11", changes, &[], |_| true, |_| false, &mut Waiting::default()).unwrap();
+    check("movement-2026-11", changes, &[], |_| true, |_| None, |_| false, &mut Waiting::default()).unwrap();
 }
 
 #[test]
@@ -140,10 +152,10 @@ fn later_changes_that_came_first_vouch_for_the_earlier_ones_when_they_come() {
     let held: HashSet<[u8; 32]> = [one[0].0].into();
     let mut waiting = Waiting::default();
     let later = after(&mut d, &two);
-    check("movement-2026-11", later, &[sig], |h| held.contains(h), |_| true, &mut waiting).unwrap();
+    check("movement-2026-11", later, &[sig], |h| held.contains(h), |_| None, |_| true, &mut waiting).unwrap();
     assert_eq!(waiting.settle(|h| held.contains(h)), vec![], "nothing is held yet");
     let second: Vec<ChangeMeta> = after(&mut d, &one).into_iter().filter(|c| c.seq == 2).collect();
-    check("movement-2026-11", second, &[sig], |h| held.contains(h), |_| true, &mut waiting).unwrap();
+    check("movement-2026-11", second, &[sig], |h| held.contains(h), |_| None, |_| true, &mut waiting).unwrap();
     let tips = waiting.settle(|_| true);
     assert_eq!(tips.len(), 1);
     assert_eq!(tips[0].seq, 5);
@@ -157,7 +169,8 @@ fn a_whole_document_and_chunks_one_after_another_are_read_and_anything_else_is_n
     edit(&mut d, "b", 2);
     let whole = changes_in(&d.save()).unwrap();
     assert_eq!(whole.len(), 2);
-    assert_eq!(after(&mut d, &[]), whole);
+    let hashes = |c: Vec<ChangeMeta>| c.into_iter().map(|c| (c.hash, c.seq, c.deps)).collect::<Vec<_>>();
+    assert_eq!(hashes(after(&mut d, &[])), hashes(whole));
     assert_eq!(changes_in(&[]).unwrap(), vec![]);
     let saved = d.save();
     let err = changes_in(&saved[..saved.len() - 3]).unwrap_err();
@@ -187,4 +200,95 @@ fn the_tips_a_sender_vouches_for_are_each_actors_latest_change() {
     let sig = ChangeSig::sign(&owl, "d", owl_tip);
     assert_eq!(ChangeSig::from_bytes(&sig.to_bytes()), Some(sig));
     assert_eq!(ChangeSig::from_bytes(&[0; 95]), None);
+}
+
+#[test]
+fn two_different_changes_under_one_number_name_the_hub_that_made_them() {
+    let owl = hub(1);
+    let mut a = doc_of(&actor_of(&owl, 1));
+    edit(&mut a, "stock", 1);
+    let base = a.get_heads();
+    let mut b = a.fork().with_actor(ActorId::from(actor_of(&owl, 1)));
+    let one = edit(&mut a, "stock", 100);
+    let other = edit(&mut b, "stock", 10);
+    let mut changes = after(&mut a, &base);
+    changes.extend(after(&mut b, &base));
+    let sigs = [ChangeSig::sign(&owl, "movement-2026-11", one), ChangeSig::sign(&owl, "movement-2026-11", other)];
+    let held: HashSet<[u8; 32]> = [base[0].0].into();
+    let err =
+        check("movement-2026-11", changes, &sigs, |h| held.contains(h), |_| None, |_| true, &mut Waiting::default())
+            .unwrap_err();
+    assert_eq!(err, Refused::TwoChanges { hub: owl.id().to_string(), seq: 2 });
+    // The same, when this hub holds (and kept the signature of) the other one.
+    let err = check(
+        "movement-2026-11",
+        after(&mut b, &base),
+        &sigs[1..],
+        |h| held.contains(h),
+        |_| Some(2),
+        |_| true,
+        &mut Waiting::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Refused::TwoChanges { seq: 2, .. }), "{err}");
+}
+
+#[test]
+fn a_long_chain_with_many_signatures_costs_one_check_per_actor() {
+    // 5,000 changes, each signed (as a flooding member would send them): the door checks the
+    // latest one and walks the chain once.
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    let mut sigs = Vec::new();
+    for i in 0..5_000 {
+        let h = edit(&mut d, "n", i);
+        sigs.push(ChangeSig { hash: h, sig: [0; 64] });
+    }
+    let last = sigs.pop().unwrap().hash;
+    sigs.push(ChangeSig::sign(&owl, "movement-2026-11", last));
+    let start = std::time::Instant::now();
+    run(after(&mut d, &[]), &sigs, &[&owl], &mut Waiting::default()).unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_whole_document_goes_without_the_changes_that_wait_in_it() {
+    use automerge::sync::{Message, MessageVersion};
+    let owl = hub(1);
+    let mut a = doc_of(&actor_of(&owl, 1));
+    edit(&mut a, "a", 1);
+    let mut b = a.fork();
+    edit(&mut b, "b", 2);
+    let mut whole = a.save();
+    whole.extend(b.save_after(&a.get_heads()));
+    let mut msg = Message {
+        heads: vec![],
+        need: vec![],
+        have: vec![],
+        changes: whole.into(),
+        flags: None,
+        version: MessageVersion::V2,
+    };
+    drop_orphans(&mut msg).unwrap();
+    assert_eq!(msg.changes.iter().next().unwrap(), &a.save()[..]);
+}
+
+#[test]
+fn a_sender_vouches_with_its_tip_its_own_key_or_a_voucher_that_goes_along() {
+    let (owl, fox) = (hub(1), hub(2));
+    let actor = actor_of(&owl, 1);
+    let tip = Tip { actor: actor.clone(), seq: 4, sig: ChangeSig { hash: [4; 32], sig: [4; 64] } };
+    let voucher =
+        Voucher { actor: actor.clone(), seq: 7, sig: ChangeSig { hash: [7; 32], sig: [7; 64] }, change: vec![7] };
+    let d = "movement-2026-11";
+    assert_eq!(vouch_for(d, &actor, 3, [3; 32], Some(&tip), Some(&voucher), &fox), Some(Vouch::Tip(tip.sig, None)));
+    assert_eq!(
+        vouch_for(d, &actor, 5, [5; 32], Some(&tip), Some(&voucher), &fox),
+        Some(Vouch::Voucher(voucher.sig, vec![7]))
+    );
+    assert_eq!(vouch_for(d, &actor, 8, [8; 32], Some(&tip), Some(&voucher), &fox), Some(Vouch::Stale(tip.sig)));
+    assert_eq!(vouch_for(d, &actor, 8, [8; 32], None, None, &fox), None);
+    let Some(Vouch::Tip(sig, Some(new))) = vouch_for(d, &actor, 8, [8; 32], Some(&tip), None, &owl) else { panic!() };
+    assert!(sig.holds(d, owl.public().as_bytes()));
+    assert_eq!(new.seq, 8);
 }
