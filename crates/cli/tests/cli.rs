@@ -222,8 +222,7 @@ fn bundles_travel_as_files_between_hubs_that_never_meet() {
     let b = Env::new();
     a.ok(&["init", "--name", "North"]);
     b.ok(&["init", "--name", "South"]);
-    // South joins North's coalition by hand (no network between them), with the coalition key an
-    // invite would hand over, which the test reads from the invite-less path below.
+    // South joins North's coalition by hand (no network between them).
     let code = a.json(&["identity"])["founder_code"].as_str().unwrap().to_string();
     b.ok(&["adopt-founder", &code]);
     let key = b.json(&["identity"])["public_key"].as_str().unwrap().to_string();
@@ -233,9 +232,14 @@ fn bundles_travel_as_files_between_hubs_that_never_meet() {
     let s = a.json(&["bundle", "export", "--to", stick.to_str().unwrap(), "--full"]);
     assert_eq!(s["records"]["item"], 1);
     assert!(stick.exists() && !stick.with_extension("partial").exists(), "written whole, then renamed");
-    // South has no coalition key yet: it says so, and nothing changes.
-    let err = b.fails(&["bundle", "import", stick.to_str().unwrap()]);
-    assert!(err.contains("coalition key"), "{err}");
+    // The bundle is sealed for the members North knows: South opens it; a hub North never
+    // admitted cannot, and nothing changes there.
+    let c = Env::new();
+    c.ok(&["init", "--name", "Outside"]);
+    let err = c.fails(&["bundle", "import", stick.to_str().unwrap()]);
+    assert!(err.contains("cannot open the bundle"), "{err}");
+    b.ok(&["bundle", "import", stick.to_str().unwrap()]);
+    assert!(b.ok(&["list", "item"]).contains("Blankets"));
     let err = b.fails(&["bundle", "import", "/nonexistent.bundle"]);
     assert!(err.contains("cannot read"), "{err}");
     let shown = a.ok(&["bundle", "inspect", stick.to_str().unwrap()]);

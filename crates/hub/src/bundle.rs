@@ -132,7 +132,6 @@ impl Hub {
     /// `made_for` is empty it is every other member this hub knows something of, or every other
     /// member if it knows nothing of any (then the bundle holds everything).
     pub fn export_bundle(&mut self, full: bool, made_for: &[String]) -> Result<BundleExport> {
-        let key = self.coalition_key()?;
         let members = self.members()?;
         let me = self.fingerprint();
         let mut targets: Vec<(HubId, BTreeMap<String, BTreeSet<String>>)> = Vec::new();
@@ -258,8 +257,12 @@ impl Hub {
             authority,
             sigs,
         };
-        let nonce: [u8; 24] = self.random();
-        let bytes = bundle::write(&self.identity, &key, &nonce, header, &docs);
+        // Sealed for the hubs that are members now, this one included: a hub revoked before
+        // this moment cannot open it.
+        let mut recipients = vec![*self.identity.public().as_bytes()];
+        recipients.extend(members.members.values().filter_map(|m| <[u8; 32]>::try_from(unhex(&m.key)?).ok()));
+        let seal = bundle::Seal { ephemeral: self.random(), content_key: self.random(), nonce: self.random() };
+        let bytes = bundle::write(&self.identity, &recipients, &seal, header, &docs);
         let name_of = |id: &HubId| members.members.get(id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
         let summary = BundleSummary {
             exporter: me.to_string(),
@@ -291,8 +294,9 @@ impl Hub {
 
     /// Reads a bundle's header without importing it.
     pub fn inspect_bundle(&self, bytes: &[u8]) -> Result<BundleSummary> {
-        let key = self.coalition_key()?;
-        let b = bundle::read(&key, bytes).map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
+        let key = self.coalition_key().ok();
+        let b = bundle::read(&self.identity, key.as_ref(), bytes)
+            .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
         self.summary(&b, bytes.len())
     }
 
@@ -321,8 +325,9 @@ impl Hub {
     /// by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
     /// that build on a bundle not imported yet wait in the store until it is.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
-        let key = self.coalition_key()?;
-        let b = bundle::read(&key, bytes).map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
+        let key = self.coalition_key().ok();
+        let b = bundle::read(&self.identity, key.as_ref(), bytes)
+            .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
         // Authority entries speak for themselves (each is signed and checked at the door), so
         // they go first: a bundle may carry the very admission of the hub that made it.
         let entries: Vec<Vec<u8>> = b.header.authority.iter().map(|e| e.as_bytes().to_vec()).collect();

@@ -139,20 +139,20 @@ fn bad_bundles_are_refused_and_change_nothing() {
     assert!(disk(&a) == on_disk, "a revoked hub's bundle changed the store file");
     let s = a.hub.inspect_bundle(&good).unwrap();
     assert!(!s.member);
-    // A hub without the coalition key says what to do.
+    // A hub that took the founder by hand but was never admitted: its bundle is sealed for the
+    // hubs it knows, and refused as a non-member's.
     let mut c = new_hub("Joined by hand", 4);
     c.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-    let e = c.hub.export_bundle(true, &[]).err().unwrap();
-    assert!(e.to_string().contains("aidmesh join"), "{e}");
-    let _ = add(&mut c.hub, Kind::Place, json!({"name": "x"}));
+    add(&mut c.hub, Kind::Place, json!({"name": "x"}));
+    let e = a.hub.import_bundle(&c.hub.export_bundle(true, &[]).unwrap().bytes).unwrap_err();
+    assert!(e.to_string().contains("not a member"), "{e}");
 }
 
 #[test]
 fn bundles_imported_out_of_order_wait_for_their_predecessor_and_give_the_same_state() {
     let (mut a, mut b) = pair();
     let mut c = new_hub("West", 3);
-    c.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-    c.hub.set_coalition_key(&a.hub.coalition_key_hex().unwrap().unwrap()).unwrap();
+    join(&mut a.hub, &mut c.hub);
     let water = add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     let first = a.hub.export_bundle(false, &[]).unwrap();
     a.hub.bundle_written(&first).unwrap();
@@ -275,8 +275,11 @@ fn forged_bundle_with(
     items: Vec<aidmesh_mesh::session::VaultItem>,
     docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>, Vec<ChangeSig>)],
 ) -> Vec<u8> {
-    let key: [u8; 32] =
-        aidmesh_mesh::membership::unhex(&b.hub.coalition_key_hex().unwrap().unwrap()).unwrap().try_into().unwrap();
+    // Sealed, as South's own bundles are, for every member South knows.
+    let mut recipients = vec![*b.hub.identity().public().as_bytes()];
+    for m in b.hub.members().unwrap().members.values() {
+        recipients.push(aidmesh_mesh::membership::unhex(&m.key).unwrap().try_into().unwrap());
+    }
     let header = aidmesh_mesh::bundle::Header {
         exporter: String::new(),
         created_at: 1,
@@ -292,7 +295,8 @@ fn forged_bundle_with(
             .collect(),
     };
     let docs: Vec<_> = docs.iter().map(|(i, b, _)| (i.clone(), b.clone())).collect();
-    aidmesh_mesh::bundle::write(&b.hub.identity(), &key, &[5; 24], header, &docs)
+    let seal = aidmesh_mesh::bundle::Seal { ephemeral: [5; 32], content_key: [6; 32], nonce: [5; 24] };
+    aidmesh_mesh::bundle::write(&b.hub.identity(), &recipients, &seal, header, &docs)
 }
 
 /// Personal data belongs to the hub that holds the person's consent. A member can neither
@@ -593,4 +597,32 @@ fn a_bundle_with_the_index_or_an_odd_document_id_is_refused() {
         assert!(e.to_string().contains("hubs never exchange"), "{doc:?}: {e}");
     }
     assert_eq!(disk(&a), before);
+}
+
+/// A lost laptop, revoked: the bundles written before can still be opened by it (it was a
+/// member), those written after cannot, while every remaining member opens them.
+#[test]
+fn a_hub_revoked_before_a_bundle_was_written_cannot_open_it() {
+    let (mut a, mut b) = pair();
+    let mut lost = new_hub("Lost", 3);
+    join(&mut a.hub, &mut lost.hub);
+    add(&mut a.hub, Kind::Item, json!({"name": "Tarp", "unit": "piece"}));
+    let before = a.hub.export_bundle(true, &[]).unwrap();
+    lost.hub.import_bundle(&before.bytes).unwrap();
+    assert_eq!(lost.hub.count(Kind::Item).unwrap(), 1);
+    a.hub.revoke(&lost.hub.fingerprint().to_string()).unwrap();
+    add(&mut a.hub, Kind::Item, json!({"name": "Rope", "unit": "m"}));
+    let after = a.hub.export_bundle(true, &[]).unwrap();
+    let store = disk(&lost);
+    for e in [lost.hub.import_bundle(&after.bytes).unwrap_err(), lost.hub.inspect_bundle(&after.bytes).unwrap_err()] {
+        assert!(e.to_string().contains("this hub cannot open the bundle"), "{e}");
+    }
+    assert_eq!(disk(&lost), store, "nothing changed");
+    assert_eq!(lost.hub.count(Kind::Item).unwrap(), 1);
+    b.hub.import_bundle(&after.bytes).unwrap();
+    assert_eq!(b.hub.count(Kind::Item).unwrap(), 2, "a remaining member opens it");
+    // Nothing in the file names a hub: no key of any member appears in it.
+    for k in [a.hub.identity(), b.hub.identity(), lost.hub.identity()] {
+        assert!(!after.bytes.windows(32).any(|w| w == k.public().as_bytes()));
+    }
 }

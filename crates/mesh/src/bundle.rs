@@ -1,23 +1,39 @@
 //! USB bundles: a file that carries documents and vault entries between hubs that never meet.
 //!
-//! Layout: `AIDMESH-BUNDLE-1\n` (16 bytes), a 24-byte nonce, then XChaCha20-Poly1305 ciphertext
-//! under the coalition key (the magic is authenticated too). Inside: a u32 length and a JSON
-//! header (exporting hub's key, time, documents with their lengths and SHA-256, vault entries,
-//! records per kind), the documents' bytes one after the other, and a 64-byte Ed25519 signature
-//! by the exporting hub over everything before it. Without the coalition key the file shows
-//! nothing but its size. Reading checks every layer and names the first that fails.
+//! Layout (version 2): `AIDMESH-BUNDLE-2` (16 bytes), an ephemeral X25519 public key (32), a
+//! u16 count of *slots*, the slots (48 bytes each), a 24-byte nonce, then XChaCha20-Poly1305
+//! ciphertext under a content key made for this bundle alone, with everything before it as
+//! associated data. Each slot is that content key sealed for one hub the exporter counted as a
+//! member when it wrote the bundle: XChaCha20-Poly1305 under SHA-256 of the X25519 agreement
+//! between the ephemeral key and the hub's key (its Ed25519 key in Montgomery form), with both
+//! public keys. Slots name no one and are sorted; a hub finds its own by trying. So a hub
+//! revoked before a bundle was written cannot open it, and the file shows nothing but its size
+//! and how many hubs it was made for.
+//!
+//! Inside: a u32 length and a JSON header (exporting hub's key, time, documents with their
+//! lengths and SHA-256, vault entries, records per kind, signatures of changes), the documents'
+//! bytes one after the other, and a 64-byte Ed25519 signature by the exporting hub over
+//! everything before it (`verify_strict`). Reading checks every layer and names the first that
+//! fails. Version 1 bundles (sealed under the one coalition key) are still read.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::identity::{verify, HubId, Identity};
+use crate::identity::{verify_strict, x25519_public, HubId, Identity};
 use crate::membership::{hex, unhex};
 use crate::session::{DocInfo, VaultItem};
+use curve25519_dalek::montgomery::MontgomeryPoint;
 
 /// How every bundle file starts.
-pub const MAGIC: &[u8; 16] = b"AIDMESH-BUNDLE-1";
+pub const MAGIC: &[u8; 16] = b"AIDMESH-BUNDLE-2";
+/// How bundles sealed under the coalition key started (still read).
+pub const MAGIC_V1: &[u8; 16] = b"AIDMESH-BUNDLE-1";
+/// The bytes of one slot: a sealed 32-byte content key and its tag.
+const SLOT: usize = 48;
+/// The most hubs a bundle is made for.
+pub const MAX_RECIPIENTS: usize = 4096;
 /// Bundles larger than this are refused before decryption.
 pub const MAX_BUNDLE: usize = 2 * 1024 * 1024 * 1024 - 1;
 
@@ -73,6 +89,8 @@ pub enum BundleError {
     Truncated,
     #[error("the bundle cannot be opened with this coalition's key: it is for another coalition, or it was altered")]
     WrongKeyOrTampered,
+    #[error("this hub cannot open the bundle: it was sealed for the {0} hubs its maker counted as members, and this hub was not one of them (revoked before it was made, admitted after, or of another coalition), or it was altered")]
+    NotForThisHub(usize),
     #[error("the bundle is damaged: {0}")]
     Damaged(String),
     #[error("the bundle's signature does not match its content")]
@@ -86,15 +104,26 @@ pub fn digest(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Writes a bundle: signs with `identity`, encrypts under `key` with `nonce` (fresh random bytes
-/// from the caller).
-pub fn write(
-    identity: &Identity,
-    key: &[u8; 32],
-    nonce: &[u8; 24],
-    mut header: Header,
-    docs: &[(DocInfo, Vec<u8>)],
-) -> Vec<u8> {
+/// What makes one bundle unique: an ephemeral X25519 secret, the content key and the nonce,
+/// fresh random bytes from the caller.
+pub struct Seal {
+    pub ephemeral: [u8; 32],
+    pub content_key: [u8; 32],
+    pub nonce: [u8; 24],
+}
+
+/// The key that seals a slot for the hub with X25519 public key `hub`.
+fn slot_key(ephemeral_pub: &[u8; 32], hub: &[u8; 32], shared: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"aidmesh bundle slot v2\n");
+    h.update(ephemeral_pub);
+    h.update(hub);
+    h.update(shared);
+    h.finalize().into()
+}
+
+/// The header and documents, signed by `identity`: what a bundle seals.
+fn signed_body(identity: &Identity, mut header: Header, docs: &[(DocInfo, Vec<u8>)]) -> Vec<u8> {
     header.exporter = hex(identity.public().as_bytes());
     header.docs = docs
         .iter()
@@ -109,35 +138,60 @@ pub fn write(
     }
     let sig = identity.sign(&plain);
     plain.extend(sig);
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let ct = cipher.encrypt(XNonce::from_slice(nonce), Payload { msg: &plain, aad: MAGIC }).unwrap_or_default();
-    let mut out = Vec::with_capacity(16 + 24 + ct.len());
+    plain
+}
+
+/// Writes a bundle: signs with `identity`, encrypts under a content key sealed for each of
+/// `recipients` (Ed25519 public keys of member hubs; anything not a key is skipped).
+pub fn write(
+    identity: &Identity,
+    recipients: &[[u8; 32]],
+    seal: &Seal,
+    header: Header,
+    docs: &[(DocInfo, Vec<u8>)],
+) -> Vec<u8> {
+    let plain = signed_body(identity, header, docs);
+    let eph_pub = MontgomeryPoint::mul_base_clamped(seal.ephemeral).to_bytes();
+    let hubs: std::collections::BTreeSet<[u8; 32]> = recipients.iter().filter_map(x25519_public).collect();
+    let mut slots: Vec<Vec<u8>> = hubs
+        .into_iter()
+        .take(MAX_RECIPIENTS)
+        .map(|hub| {
+            let shared = MontgomeryPoint(hub).mul_clamped(seal.ephemeral).to_bytes();
+            let cipher = XChaCha20Poly1305::new((&slot_key(&eph_pub, &hub, &shared)).into());
+            cipher.encrypt(XNonce::from_slice(&[0; 24]), &seal.content_key[..]).unwrap_or_default()
+        })
+        .collect();
+    // In an order that says nothing of who is who.
+    slots.sort_unstable();
+    let mut out = Vec::with_capacity(16 + 32 + 2 + slots.len() * SLOT + 24 + plain.len() + 16);
     out.extend(MAGIC);
-    out.extend(nonce);
+    out.extend(eph_pub);
+    out.extend((slots.len() as u16).to_be_bytes());
+    slots.iter().for_each(|s| out.extend(s));
+    out.extend(seal.nonce);
+    let cipher = XChaCha20Poly1305::new((&seal.content_key).into());
+    let ct = cipher.encrypt(XNonce::from_slice(&seal.nonce), Payload { msg: &plain, aad: &out }).unwrap_or_default();
     out.extend(ct);
     out
 }
 
-/// Reads and checks a bundle: magic, decryption, structure, every document's hash, signature.
-/// Whether the exporter is a member is for the caller to decide.
-pub fn read(key: &[u8; 32], bytes: &[u8]) -> Result<Bundle, BundleError> {
+/// Reads and checks a bundle: magic, decryption (for `identity`, or under the coalition key for
+/// a version 1 bundle), structure, every document's hash, signature. Whether the exporter is a
+/// member is for the caller to decide.
+pub fn read(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8]) -> Result<Bundle, BundleError> {
     if bytes.len() > MAX_BUNDLE {
         return Err(BundleError::TooLarge(bytes.len()));
     }
-    if bytes.len() < 16 || &bytes[..16] != MAGIC {
-        return Err(if MAGIC.starts_with(&bytes[..bytes.len().min(16)]) {
+    let head = &bytes[..bytes.len().min(16)];
+    if head != MAGIC && head != MAGIC_V1 {
+        return Err(if MAGIC.starts_with(head) || MAGIC_V1.starts_with(head) {
             BundleError::Truncated
         } else {
             BundleError::NotABundle
         });
     }
-    if bytes.len() < 16 + 24 + 16 {
-        return Err(BundleError::Truncated);
-    }
-    let cipher = XChaCha20Poly1305::new(key.into());
-    let plain = cipher
-        .decrypt(XNonce::from_slice(&bytes[16..40]), Payload { msg: &bytes[40..], aad: MAGIC })
-        .map_err(|_| BundleError::WrongKeyOrTampered)?;
+    let plain = if head == MAGIC_V1 { open_v1(coalition_key, bytes)? } else { open(identity, bytes)? };
     if plain.len() < 4 + 64 {
         return Err(BundleError::Damaged("too short".into()));
     }
@@ -149,7 +203,7 @@ pub fn read(key: &[u8; 32], bytes: &[u8]) -> Result<Bundle, BundleError> {
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| BundleError::Damaged("exporter key".into()))?;
     let sig: [u8; 64] = sig.try_into().map_err(|_| BundleError::Damaged("signature".into()))?;
-    if !verify(&key, body, &sig) {
+    if !verify_strict(&key, body, &sig) {
         return Err(BundleError::BadSignature);
     }
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| BundleError::Damaged("exporter key".into()))?;
@@ -173,19 +227,50 @@ pub fn read(key: &[u8; 32], bytes: &[u8]) -> Result<Bundle, BundleError> {
     Ok(Bundle { header, docs, exporter: HubId::of(&vk) })
 }
 
+/// The plaintext of a version 2 bundle, if one of its slots is for `identity`.
+fn open(identity: &Identity, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
+    let count = bytes.get(48..50).map(|c| u16::from_be_bytes([c[0], c[1]]) as usize).ok_or(BundleError::Truncated)?;
+    let start = 50 + count * SLOT + 24;
+    if bytes.len() < start + 16 {
+        return Err(BundleError::Truncated);
+    }
+    let eph_pub: [u8; 32] = bytes[16..48].try_into().expect("32 bytes");
+    let ours = x25519_public(identity.public().as_bytes()).ok_or(BundleError::NotForThisHub(count))?;
+    let shared = MontgomeryPoint(eph_pub).mul_clamped(identity.x25519_secret()).to_bytes();
+    let cipher = XChaCha20Poly1305::new((&slot_key(&eph_pub, &ours, &shared)).into());
+    let content_key = bytes[50..50 + count * SLOT]
+        .chunks(SLOT)
+        .find_map(|slot| cipher.decrypt(XNonce::from_slice(&[0; 24]), slot).ok())
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or(BundleError::NotForThisHub(count))?;
+    let cipher = XChaCha20Poly1305::new((&content_key).into());
+    cipher
+        .decrypt(XNonce::from_slice(&bytes[start - 24..start]), Payload { msg: &bytes[start..], aad: &bytes[..start] })
+        .map_err(|_| BundleError::WrongKeyOrTampered)
+}
+
+/// The plaintext of a version 1 bundle, sealed under the coalition key.
+fn open_v1(key: Option<&[u8; 32]>, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
+    if bytes.len() < 16 + 24 + 16 {
+        return Err(BundleError::Truncated);
+    }
+    let key = key.ok_or(BundleError::WrongKeyOrTampered)?;
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(XNonce::from_slice(&bytes[16..40]), Payload { msg: &bytes[40..], aad: MAGIC_V1 })
+        .map_err(|_| BundleError::WrongKeyOrTampered)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_chacha::rand_core::SeedableRng;
 
-    fn sample() -> (Identity, [u8; 32], Vec<u8>) {
-        let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(5));
-        let key = [9u8; 32];
-        let docs = vec![(
-            DocInfo { doc: "d1".into(), partition: "item".into(), created_at: 1, ..Default::default() },
-            b"automerge bytes".to_vec(),
-        )];
-        let header = Header {
+    fn hub(n: u8) -> Identity {
+        Identity::from_secret(&[n; 32])
+    }
+
+    fn header() -> Header {
+        Header {
             exporter: String::new(),
             created_at: 5,
             full: true,
@@ -195,9 +280,26 @@ mod tests {
             heads: Default::default(),
             authority: vec![],
             sigs: Default::default(),
-        };
-        let b = write(&id, &key, &[1; 24], header, &docs);
-        (id, key, b)
+        }
+    }
+
+    fn docs() -> Vec<(DocInfo, Vec<u8>)> {
+        vec![(
+            DocInfo { doc: "d1".into(), partition: "item".into(), created_at: 1, ..Default::default() },
+            b"automerge bytes".to_vec(),
+        )]
+    }
+
+    fn seal(n: u8) -> Seal {
+        Seal { ephemeral: [n; 32], content_key: [n + 1; 32], nonce: [n + 2; 24] }
+    }
+
+    /// A bundle as version 1 wrote it: sealed under the coalition key.
+    fn write_v1(identity: &Identity, key: &[u8; 32]) -> Vec<u8> {
+        let plain = signed_body(identity, header(), &docs());
+        let cipher = XChaCha20Poly1305::new(key.into());
+        let ct = cipher.encrypt(XNonce::from_slice(&[1; 24]), Payload { msg: &plain, aad: MAGIC_V1 }).unwrap();
+        [&MAGIC_V1[..], &[1; 24], &ct].concat()
     }
 
     /// Every input the fuzzer was seeded with or ever crashed on stays a regression test.
@@ -208,36 +310,30 @@ mod tests {
         for dir in ["corpus/bundle_read", "regressions/bundle_read"] {
             for e in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
                 let bytes = std::fs::read(e.path()).unwrap();
-                let _ = read(&[7u8; 32], &bytes);
-                let _ = read(&[0u8; 32], &bytes);
+                let _ = read(&hub(7), Some(&[7u8; 32]), &bytes);
+                let _ = read(&hub(0), None, &bytes);
                 n += 1;
             }
         }
-        assert!(n >= 3, "the seed corpus is missing");
+        assert!(n >= 4, "the seed corpus is missing");
     }
 
     /// Writes the seed corpus (run with AIDMESH_WRITE_CORPUS=1 to refresh it).
     #[test]
     fn seed_corpus_is_current() {
-        let id = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(11));
         let docs = vec![(
             DocInfo { doc: "item-1".into(), partition: "item".into(), created_at: 1, ..Default::default() },
             vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3],
         )];
-        let header = Header {
-            exporter: String::new(),
-            created_at: 1,
-            full: true,
-            docs: vec![],
-            vault: vec![],
-            records: Default::default(),
-            heads: Default::default(),
-            authority: vec![],
-            sigs: Default::default(),
-        };
-        let good = write(&id, &[7u8; 32], &[3; 24], header, &docs);
+        let good = write(&hub(11), &[*hub(7).public().as_bytes()], &seal(3), header(), &docs);
+        assert!(read(&hub(7), None, &good).is_ok());
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/bundle_read");
-        let want = [("good", good.clone()), ("truncated", good[..good.len() / 2].to_vec()), ("magic", MAGIC.to_vec())];
+        let want = [
+            ("good", good.clone()),
+            ("truncated", good[..good.len() / 2].to_vec()),
+            ("magic", MAGIC.to_vec()),
+            ("version-1", write_v1(&hub(11), &[7u8; 32])),
+        ];
         for (name, bytes) in want {
             let p = dir.join(name);
             if std::env::var_os("AIDMESH_WRITE_CORPUS").is_some() {
@@ -249,20 +345,43 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_and_every_fault_is_named() {
-        let (id, key, b) = sample();
-        let got = read(&key, &b).unwrap();
-        assert_eq!(got.exporter, id.id());
-        assert_eq!(got.docs[0].1, b"automerge bytes");
+    fn round_trip_for_each_hub_it_was_made_for_and_every_fault_is_named() {
+        let (maker, south, lost) = (hub(1), hub(2), hub(3));
+        let recipients = [*maker.public().as_bytes(), *south.public().as_bytes()];
+        let b = write(&maker, &recipients, &seal(5), header(), &docs());
+        for h in [&maker, &south] {
+            let got = read(h, None, &b).unwrap();
+            assert_eq!(got.exporter, maker.id());
+            assert_eq!(got.docs[0].1, b"automerge bytes");
+        }
         assert!(!String::from_utf8_lossy(&b).contains("automerge bytes"), "content is encrypted");
-        assert_eq!(read(&[8; 32], &b).unwrap_err(), BundleError::WrongKeyOrTampered);
+        assert!(
+            !b.windows(32).any(|w| w == maker.public().as_bytes() || w == south.public().as_bytes()),
+            "no key shows"
+        );
+        // A hub it was not made for (revoked before it was written): named, not a key error.
+        assert_eq!(read(&lost, None, &b).unwrap_err(), BundleError::NotForThisHub(2));
         let mut t = b.clone();
         let n = t.len() - 30;
         t[n] ^= 1;
-        assert_eq!(read(&key, &t).unwrap_err(), BundleError::WrongKeyOrTampered);
-        assert_eq!(read(&key, &b[..b.len() - 10]).unwrap_err(), BundleError::WrongKeyOrTampered);
-        assert_eq!(read(&key, &b[..10]).unwrap_err(), BundleError::Truncated);
-        assert_eq!(read(&key, b"PK\\x03\\x04 a zip file").unwrap_err(), BundleError::NotABundle);
-        assert_eq!(read(&key, b"").unwrap_err(), BundleError::Truncated);
+        assert_eq!(read(&south, None, &t).unwrap_err(), BundleError::WrongKeyOrTampered);
+        // A slot count changed: the slots no longer line up, or the content's check fails.
+        let mut t = b.clone();
+        t[49] ^= 1;
+        assert!(read(&south, None, &t).is_err());
+        assert_eq!(read(&south, None, &b[..b.len() - 10]).unwrap_err(), BundleError::WrongKeyOrTampered);
+        assert_eq!(read(&south, None, &b[..60]).unwrap_err(), BundleError::Truncated);
+        assert_eq!(read(&south, None, &b[..10]).unwrap_err(), BundleError::Truncated);
+        assert_eq!(read(&south, None, b"PK\x03\x04 a zip file").unwrap_err(), BundleError::NotABundle);
+        assert_eq!(read(&south, None, b"").unwrap_err(), BundleError::Truncated);
+    }
+
+    #[test]
+    fn a_version_1_bundle_opens_with_the_coalition_key_only() {
+        let maker = hub(1);
+        let b = write_v1(&maker, &[9; 32]);
+        assert_eq!(read(&hub(2), Some(&[9; 32]), &b).unwrap().docs[0].1, b"automerge bytes");
+        assert_eq!(read(&hub(2), Some(&[8; 32]), &b).unwrap_err(), BundleError::WrongKeyOrTampered);
+        assert_eq!(read(&hub(2), None, &b).unwrap_err(), BundleError::WrongKeyOrTampered);
     }
 }

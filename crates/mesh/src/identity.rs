@@ -153,6 +153,18 @@ impl Identity {
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         self.key.sign(msg).to_bytes()
     }
+
+    /// This key's scalar, for X25519: what opens what was sealed for this hub's public key in
+    /// Montgomery form ([`x25519_public`]).
+    pub fn x25519_secret(&self) -> [u8; 32] {
+        self.key.to_scalar_bytes()
+    }
+}
+
+/// The X25519 public key (Montgomery form) of an Ed25519 public key; `None` for bytes that are
+/// not a key, or a weak one.
+pub fn x25519_public(ed: &[u8; 32]) -> Option<[u8; 32]> {
+    VerifyingKey::from_bytes(ed).ok().filter(|k| !k.is_weak()).map(|k| k.to_montgomery().to_bytes())
 }
 
 /// Whether 32 bytes are a valid Ed25519 public key.
