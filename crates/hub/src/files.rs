@@ -31,7 +31,7 @@ pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(16);
     (&mut f).take(16).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
-    if bytes.len() < 16 || bytes[..] != MAGIC[..] {
+    if bytes.len() < 16 || (bytes[..] != MAGIC[..] && bytes[..] != aidmesh_mesh::bundle::MAGIC_V1[..]) {
         return refuse(BundleError::NotABundle);
     }
     bytes.reserve(len as usize);

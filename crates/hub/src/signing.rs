@@ -41,6 +41,9 @@ pub(crate) fn committed(doc: &mut Doc, hash: Option<automerge::ChangeHash>) -> O
     Some((hash.0, doc.seq_of(&hash)?))
 }
 
+/// The most vouchers kept per document.
+const MAX_VOUCHERS: usize = 64;
+
 fn meta(c: ChangeInfo) -> ChangeMeta {
     ChangeMeta { hash: c.hash, actor: c.actor, seq: c.seq, deps: c.deps, bytes: Vec::new() }
 }
@@ -70,7 +73,7 @@ impl Hub {
     /// Checks `door` for document `doc_id` as it is held now; a refusal names the change and
     /// the hub it claims, and nothing is remembered of it.
     pub(crate) fn check_door(&mut self, doc_id: &str, door: Door, keys: &HashSet<[u8; 32]>) -> Result<()> {
-        let kept = self.kept_tips(doc_id)?;
+        let tips = self.kept_tips(doc_id)?;
         let mut waiting = self.waiting_changes.remove(doc_id).unwrap_or_default();
         // One bound for every document: what waits is only a shortcut, and comes again.
         if self.waiting_changes.values().map(|w| w.len()).sum::<usize>() + waiting.len() > changes::MAX_WAITING {
@@ -78,8 +81,14 @@ impl Hub {
         }
         let result = {
             let doc = self.doc(doc_id)?;
+            // A tip counts only if its change is held (a repair may have dropped it).
+            let kept: BTreeMap<Vec<u8>, u64> = tips
+                .into_iter()
+                .filter(|(_, t)| doc.has_change(&automerge::ChangeHash(t.sig.hash)))
+                .map(|(a, t)| (a, t.seq))
+                .collect();
             let held = |h: &[u8; 32]| doc.has_change(&automerge::ChangeHash(*h));
-            let kept_seq = |a: &[u8]| kept.get(a).map(|t| t.seq);
+            let kept_seq = |a: &[u8]| kept.get(a).copied();
             changes::check(doc_id, door.changes, &door.sigs, held, kept_seq, |k| keys.contains(k), &mut waiting)
         };
         if !waiting.is_empty() {
@@ -88,15 +97,24 @@ impl Hub {
         result.map_err(|e| Error::Unsigned(e.to_string()))
     }
 
-    /// After changes were applied to `doc_id`: the tips of those that are held now, and the
-    /// vouchers of the signed ones that still wait, to keep.
+    /// After changes were applied to `doc_id`: the tips of those that are held now (vouchers
+    /// whose change applied at last among them, from whatever path it came), and the vouchers of
+    /// the signed ones that still wait, to keep.
     pub(crate) fn settle_tips(&mut self, doc_id: &str) -> Result<(Vec<Tip>, Vec<Voucher>)> {
-        let Some(mut waiting) = self.waiting_changes.remove(doc_id) else { return Ok(Default::default()) };
-        let tips = {
+        let mut waiting = self.waiting_changes.remove(doc_id).unwrap_or_default();
+        let kept = self.kept_vouchers(doc_id)?;
+        let (tips, mut vouchers) = {
             let doc = self.doc(doc_id)?;
-            waiting.settle(|h| doc.has_change(&automerge::ChangeHash(*h)))
+            let mut tips = waiting.settle(|h| doc.has_change(&automerge::ChangeHash(*h)));
+            tips.extend(kept.values().filter(|v| doc.has_change(&automerge::ChangeHash(v.sig.hash))).map(|v| Tip {
+                actor: v.actor.clone(),
+                seq: v.seq,
+                sig: v.sig,
+            }));
+            (tips, waiting.vouchers())
         };
-        let vouchers = waiting.vouchers();
+        // A member can make any number of actors: a bounded number of vouchers per document.
+        vouchers.truncate(MAX_VOUCHERS.saturating_sub(kept.len()));
         if !waiting.is_empty() {
             self.waiting_changes.insert(doc_id.to_string(), waiting);
         }

@@ -178,6 +178,15 @@ fn bundles_imported_out_of_order_wait_for_their_predecessor_and_give_the_same_st
     assert_eq!(records(&b.hub, Kind::Item), records(&a.hub, Kind::Item));
     // The waiting changes are gone once applied: importing again changes nothing.
     assert_eq!(b.hub.import_bundle(&second.bytes).unwrap().1, 0);
+    // South vouches for what waited across the restart: a hub that gets South's stick takes it.
+    let mut d = new_hub("East", 4);
+    join(&mut a.hub, &mut d.hub);
+    let theirs = d.hub.authority_heads().unwrap();
+    d.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
+    let theirs = b.hub.authority_heads().unwrap();
+    b.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
+    d.hub.import_bundle(&b.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert_eq!(records(&d.hub, Kind::Item), records(&a.hub, Kind::Item));
 }
 
 #[test]

@@ -27,6 +27,9 @@ use crate::membership::hex;
 pub const SIG_LEN: usize = 96;
 /// The most signatures one sync message or bundle document may carry.
 pub const MAX_SIGS: usize = 65_535;
+/// The length of a hub's actor: its 32-byte key, then 8 bytes of one run. Any other actor is
+/// no hub's.
+pub const ACTOR_LEN: usize = 40;
 /// The most verified changes kept waiting for their dependencies, per document.
 pub const MAX_WAITING: usize = 200_000;
 const DOMAIN: &str = "aidmesh change v1";
@@ -74,6 +77,9 @@ pub fn signed_bytes(doc: &str, hash: &[u8; 32]) -> Vec<u8> {
 
 /// The hub key an actor carries: its first 32 bytes.
 pub fn hub_key(actor: &[u8]) -> Option<[u8; 32]> {
+    if actor.len() != ACTOR_LEN {
+        return None;
+    }
     actor.get(..32)?.try_into().ok()
 }
 
@@ -166,7 +172,7 @@ fn split_chunk(b: &[u8]) -> Result<(&[u8], u8, &[u8]), String> {
 /// Why changes were refused at the door.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("change {hash} names no hub key as its actor")]
+    #[error("change {hash} names no hub key as its actor (a hub's key and 8 bytes)")]
     NoKey { hash: String },
     #[error("change {hash} carries a signature that does not hold for hub {hub}")]
     BadSignature { hash: String, hub: String },
@@ -193,9 +199,10 @@ pub struct Tip {
     pub sig: ChangeSig,
 }
 
-/// A signed change that waits here for a change it depends on, kept with its bytes: its
-/// signature vouches for the changes of its actor before it that this hub holds, so when those
-/// are passed on, it goes with them (the peer keeps it waiting in turn).
+/// A signed change that waits here for a change it depends on, kept with its bytes and those of
+/// its actor's waiting changes before it (`change`, oldest first): its signature vouches for the
+/// changes of its actor before it that this hub holds, so when those are passed on, it goes with
+/// them (the peer keeps it waiting in turn).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Voucher {
     pub actor: Vec<u8>,
@@ -225,18 +232,29 @@ impl Waiting {
     /// The signed changes that still wait, with their bytes: what vouches for the held changes
     /// of their actors before them ([`Voucher`]).
     pub fn vouchers(&self) -> Vec<Voucher> {
-        self.changes
-            .values()
-            .filter_map(|(m, s)| {
-                let sig = (*s)?;
-                (!m.bytes.is_empty()).then(|| Voucher {
-                    actor: m.actor.clone(),
-                    seq: m.seq,
-                    sig,
-                    change: m.bytes.clone(),
+        let mut out = Vec::new();
+        for (m, sig) in self.changes.values() {
+            let Some(sig) = *sig else { continue };
+            // The signed change and the actor's waiting changes before it, oldest first: the
+            // peer walks down through them to the held ones.
+            let mut chain = vec![m];
+            while let Some(prev) = chain.last().and_then(|c| {
+                c.deps.iter().find_map(|d| {
+                    self.changes
+                        .get(d)
+                        .map(|w| &w.0)
+                        .filter(|p| p.actor == c.actor && p.seq.checked_add(1) == Some(c.seq))
                 })
-            })
-            .collect()
+            }) {
+                chain.push(prev);
+            }
+            if chain.iter().any(|c| c.bytes.is_empty()) {
+                continue;
+            }
+            let change = chain.iter().rev().flat_map(|c| c.bytes.iter().copied()).collect();
+            out.push(Voucher { actor: m.actor.clone(), seq: m.seq, sig, change });
+        }
+        out
     }
 
     /// Forgets the changes that are held now, returning the signed ones among them as tips.
@@ -304,28 +322,22 @@ pub fn check(
     }
     // One graph with the changes that passed earlier and still wait.
     let meta = |h: &[u8; 32]| new.get(h).or_else(|| waiting.changes.get(h).map(|w| &w.0));
-    // Two changes of one actor under one number: a hub that equivocates (or a copied key).
-    let mut numbered: HashMap<(&[u8], u64), [u8; 32]> = HashMap::new();
-    for (h, m) in new.iter().chain(waiting.changes.iter().map(|(h, w)| (h, &w.0))) {
-        if numbered.insert((&m.actor, m.seq), *h).is_some_and(|other| other != *h) {
-            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
-        }
-    }
-    for m in new.values() {
-        if kept_seq(&m.actor).is_some_and(|kept| kept >= m.seq) {
-            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
-        }
-    }
     // For each actor, its latest signed change in the graph: one signature checked per actor.
     let mut latest: HashMap<&[u8], (u64, ChangeSig, bool)> = HashMap::new();
+    // Another signature on another change under the same latest number: checked below.
+    let mut rivals: HashMap<&[u8], ChangeSig> = HashMap::new();
     for (m, sig, checked) in sigs
         .iter()
         .filter_map(|s| meta(&s.hash).map(|m| (m, *s, false)))
         .chain(waiting.changes.values().filter_map(|(m, s)| s.map(|s| (m, s, true))))
     {
         match latest.get(m.actor.as_slice()) {
+            Some((seq, kept, _)) if *seq == m.seq && kept.hash != sig.hash => {
+                rivals.insert(&m.actor, sig);
+            }
             Some((seq, ..)) if *seq >= m.seq => {}
             _ => {
+                rivals.remove(m.actor.as_slice());
                 latest.insert(&m.actor, (m.seq, sig, checked));
             }
         }
@@ -344,11 +356,19 @@ pub fn check(
             }
             signed.push(*sig);
         }
+        // Two changes under its latest number, each with a signature of its own that holds.
+        if let Some(r) = rivals.get(actor).filter(|r| r.holds(doc, &key)) {
+            return Err(Refused::TwoChanges { hub, seq: meta(&r.hash).map(|m| m.seq).unwrap_or_default() });
+        }
         // Down the actor's chain, through each change's previous one.
         let mut at = sig.hash;
         while let Some(m) = meta(&at) {
             covered.insert(at);
-            match m.deps.iter().find(|d| meta(d).is_some_and(|p| p.actor == m.actor && p.seq + 1 == m.seq)) {
+            match m
+                .deps
+                .iter()
+                .find(|d| meta(d).is_some_and(|p| p.actor == m.actor && p.seq.checked_add(1) == Some(m.seq)))
+            {
                 Some(prev) => at = *prev,
                 None => break,
             }
@@ -359,6 +379,20 @@ pub fn check(
             None => Refused::NoKey { hash: short(h) },
             Some(_) => Refused::Unsigned { hash: short(h), hub: hub_name(&m.actor) },
         });
+    }
+    // Two changes of one actor under one number, both signed by its hub: that hub equivocates
+    // (or its key was copied). Checked on vouched-for changes only, so that no one can make an
+    // honest hub look like it.
+    let mut numbered: HashMap<(&[u8], u64), [u8; 32]> = HashMap::new();
+    for (h, m) in new.iter().chain(waiting.changes.iter().map(|(h, w)| (h, &w.0))) {
+        if numbered.insert((&m.actor, m.seq), *h).is_some_and(|other| other != *h) {
+            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
+        }
+    }
+    for m in new.values() {
+        if kept_seq(&m.actor).is_some_and(|kept| kept >= m.seq) {
+            return Err(Refused::TwoChanges { hub: hub_name(&m.actor), seq: m.seq });
+        }
     }
     if waiting.changes.len() + new.len() > MAX_WAITING {
         // Too much waits: forget it; those changes come again, with their tips, from a hub that
@@ -510,7 +544,7 @@ pub fn vouch_for(
             let sig = ChangeSig::sign(own, doc, hash);
             Some(Vouch::Tip(sig, Some(Tip { actor: actor.to_vec(), seq, sig })))
         }
-        (_, Some(v)) if v.seq > seq => Some(Vouch::Voucher(v.sig, v.change.clone())),
+        (_, Some(v)) if v.seq >= seq => Some(Vouch::Voucher(v.sig, v.change.clone())),
         (kept, _) => kept.map(|t| Vouch::Stale(t.sig)),
     }
 }

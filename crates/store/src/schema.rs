@@ -74,15 +74,16 @@ const MIGRATIONS: &[&str] = &[
                               entry TEXT NOT NULL, record TEXT NOT NULL, reason TEXT NOT NULL);",
     // 8: for each document and actor, the latest change held here with the signature of the
     // actor's hub over it (hash and signature, 96 bytes): what vouches for that actor's changes
-    // when they are passed on. Changes from bundles that waited for earlier ones were never
-    // checked against signatures: they are dropped, and come again from a hub that vouches.
+    // when they are passed on.
     "CREATE TABLE change_tips(doc TEXT NOT NULL, actor BLOB NOT NULL, seq INTEGER NOT NULL, sig BLOB NOT NULL,
-                              PRIMARY KEY(doc, actor)) WITHOUT ROWID;
-     DELETE FROM pending;",
+                              PRIMARY KEY(doc, actor)) WITHOUT ROWID;",
     // 9: signed changes that wait here for a change they depend on, with their bytes: each
-    // vouches for its actor's held changes before it, and goes with them to peers.
+    // vouches for its actor's held changes before it, and goes with them to peers. Changes from
+    // bundles that waited for earlier ones were never checked against signatures: they are
+    // dropped, and come again from a hub that vouches.
     "CREATE TABLE change_vouchers(doc TEXT NOT NULL, actor BLOB NOT NULL, seq INTEGER NOT NULL, sig BLOB NOT NULL,
-                                  change BLOB NOT NULL, PRIMARY KEY(doc, actor)) WITHOUT ROWID;",
+                                  change BLOB NOT NULL, PRIMARY KEY(doc, actor)) WITHOUT ROWID;
+     DELETE FROM pending;",
 ];
 
 /// The schema version this build writes.
