@@ -87,14 +87,9 @@ impl Hub {
         Ok(self.store.write(|tx| tx.set_meta("coalition_key", hex))?)
     }
 
-    fn coalition_key(&self) -> Result<[u8; 32]> {
-        self.coalition_key_hex()?
-            .and_then(|h| aidmesh_mesh::membership::unhex(&h))
-            .and_then(|k| k.try_into().ok())
-            .ok_or_else(|| Error::Malformed {
-                format: "bundle",
-                why: "this hub holds no coalition key: join the coalition with an invite (`aidmesh join`)".into(),
-            })
+    /// The coalition key a hub got when it joined: what opens version 1 bundles.
+    fn coalition_key(&self) -> Result<Option<[u8; 32]>> {
+        Ok(self.coalition_key_hex()?.and_then(|h| aidmesh_mesh::membership::unhex(&h)).and_then(|k| k.try_into().ok()))
     }
 
     fn known(&self, key: &str) -> Result<Known> {
@@ -294,7 +289,7 @@ impl Hub {
 
     /// Reads a bundle's header without importing it.
     pub fn inspect_bundle(&self, bytes: &[u8]) -> Result<BundleSummary> {
-        let key = self.coalition_key().ok();
+        let key = self.coalition_key()?;
         let b = bundle::read(&self.identity, key.as_ref(), bytes)
             .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
         self.summary(&b, bytes.len())
@@ -325,7 +320,7 @@ impl Hub {
     /// by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
     /// that build on a bundle not imported yet wait in the store until it is.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
-        let key = self.coalition_key().ok();
+        let key = self.coalition_key()?;
         let b = bundle::read(&self.identity, key.as_ref(), bytes)
             .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
         // Authority entries speak for themselves (each is signed and checked at the door), so

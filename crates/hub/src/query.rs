@@ -625,8 +625,7 @@ fn parse_all(jsons: &[String]) -> Result<Vec<Record>> {
 /// A change as people see it: the hub is the one whose key signed it (checked when it arrived),
 /// never what the change's message claims; the handle is what that hub wrote.
 fn history_line(h: HistoryEntry) -> HistoryLine {
-    let hub = aidmesh_mesh::changes::hub_key(&h.actor)
-        .and_then(|k| aidmesh_mesh::HubId::of_bytes(&k))
+    let hub = aidmesh_mesh::changes::hub_id(&h.actor)
         .map(|id| id.to_string())
         .unwrap_or_else(|| format!("unknown ({})", h.hub));
     HistoryLine { at: h.at, hub, handle: h.handle, change: h.hash }

@@ -73,6 +73,9 @@ impl Hub {
     /// Checks `door` for document `doc_id` as it is held now; a refusal names the change and
     /// the hub it claims, and nothing is remembered of it.
     pub(crate) fn check_door(&mut self, doc_id: &str, door: Door, keys: &HashSet<[u8; 32]>) -> Result<()> {
+        if door.changes.is_empty() {
+            return Ok(());
+        }
         let tips = self.kept_tips(doc_id)?;
         let mut waiting = self.waiting_changes.remove(doc_id).unwrap_or_default();
         // One bound for every document: what waits is only a shortcut, and comes again.

@@ -326,7 +326,9 @@ impl Hub {
         let total = items.len() as u64;
         let known: std::collections::BTreeSet<String> = self.store.docs()?.into_iter().map(|d| d.0).collect();
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
-        let keys = self.hub_keys()?;
+        // The member keys the door checks signatures against, read only when changes arrive (a
+        // sync acknowledgement brings none).
+        let keys = if items.iter().any(|i| !i.door.changes.is_empty()) { self.hub_keys()? } else { Default::default() };
         let result = (|| -> Result<Vec<(String, Vec<String>)>> {
             let mut prepared = Vec::new();
             for (done, item) in (1u64..).zip(items) {
@@ -500,11 +502,7 @@ impl Hub {
     /// The refusal of a rewrite: the record, what was done, and the member hub that signed the
     /// change (the key its actor carries, whose signature the door checked), then `more`.
     fn tampered(&self, r: &aidmesh_replica::Rewrite, more: &str) -> Error {
-        let hub = r
-            .actor
-            .get(..32)
-            .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .and_then(|k| aidmesh_mesh::authority::Key(k).fingerprint());
+        let hub = aidmesh_mesh::changes::hub_id(&r.actor);
         let name = hub.as_ref().and_then(|h| self.members().ok()?.members.get(h).map(|m| m.name.clone()));
         let by = match (hub, name) {
             (Some(h), Some(n)) if !n.is_empty() => format!("hub {n} ({h})"),

@@ -186,9 +186,14 @@ pub enum Refused {
     TwoChanges { hub: String, seq: u64 },
 }
 
+/// The hub whose key an actor carries, if it is a hub's actor.
+pub fn hub_id(actor: &[u8]) -> Option<HubId> {
+    hub_key(actor).and_then(|k| HubId::of_bytes(&k))
+}
+
 /// The hub id of the key an actor carries, for messages.
 pub fn hub_name(actor: &[u8]) -> String {
-    hub_key(actor).and_then(|k| HubId::of_bytes(&k)).map(|h| h.to_string()).unwrap_or_else(|| "(none)".into())
+    hub_id(actor).map(|h| h.to_string()).unwrap_or_else(|| "(none)".into())
 }
 
 /// The latest signed change of one actor that a check vouched for: what a hub keeps to pass on.
