@@ -270,7 +270,7 @@ impl Hub {
         let own = self.public_key();
         for m in legacy.members.values().filter(|m| m.key != own) {
             if let Ok(hub) = Key::parse(&m.key) {
-                self.sign_authority(Body::AdmitHub { hub, name: m.name.clone() })?;
+                self.sign_authority(Body::admit_hub(hub, m.name.clone()))?;
             }
         }
         Ok(true)

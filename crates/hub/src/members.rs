@@ -1,9 +1,11 @@
 //! The coalition's members, as this hub computes them from the signed membership log.
 
-use aidmesh_mesh::authority::{Body as AuthBody, Key};
+use aidmesh_mesh::authority::{Body as AuthBody, Key, MAX_SEALED};
+use aidmesh_mesh::keyring::{self, Keyring};
 use aidmesh_mesh::membership::{hex, Entry, Member, Members, Role};
 use aidmesh_mesh::HubId;
 use aidmesh_model::{Body, FieldError, Kind, Timestamp};
+use rand::RngCore;
 
 use crate::{Error, Hub, Result};
 
@@ -125,7 +127,12 @@ impl Hub {
         if name.trim().is_empty() {
             return Err(Error::invalid("hub", vec![FieldError::new("name", "is required")]));
         }
-        self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string() }).map(|_| ())
+        // The hub is handed the coalition secret as this hub holds it, sealed for it alone.
+        let mut ephemeral = [0u8; 32];
+        self.rng.fill_bytes(&mut ephemeral);
+        let (secret, after) = self.keyring()?.hand(ephemeral, &hub);
+        self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string(), secret: Some(secret), after })
+            .map(|_| ())
     }
 
     /// Revokes a member hub (a lost or seized laptop): it may no longer connect.
@@ -139,6 +146,25 @@ impl Hub {
             .find(|k| k.fingerprint().as_ref() == Some(&id))
             .copied()
             .ok_or_else(|| Error::NotFound(format!("member hub {id}")))?;
-        self.sign_authority(AuthBody::RevokeHub { hub: key }).map(|_| ())
+        // A fresh coalition secret for the hubs that remain: the revoked one cannot follow it.
+        let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
+        self.rng.fill_bytes(&mut ephemeral);
+        self.rng.fill_bytes(&mut fresh);
+        let body = keyring::revoke(self.log()?.state(), key, ephemeral, fresh).map_err(|n| {
+            Error::NotAllowed(format!(
+                "{n} hubs would remain, and one revocation turns the coalition secret over for at most \
+                 {MAX_SEALED}: revoke hubs that are no longer used first"
+            ))
+        })?;
+        self.sign_authority(body).map(|_| ())
+    }
+
+    /// The coalition secret's chain as far as this hub can follow it: what it proves to peers
+    /// before either shows its key, and what keys its adverts (see `aidmesh_mesh::keyring`).
+    pub fn keyring(&self) -> Result<Keyring> {
+        let founder = aidmesh_mesh::membership::unhex(&self.founder()?.key)
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .unwrap_or_else(|| self.identity.public().to_bytes());
+        Ok(Keyring::of(&founder, self.log()?.state(), &self.identity))
     }
 }

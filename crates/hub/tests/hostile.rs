@@ -3,30 +3,30 @@
 
 mod util;
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_hub::model::Kind;
-use aidmesh_mesh::net::{tls_configs, Mesh};
+use aidmesh_mesh::keyring::Keyring;
+use aidmesh_mesh::net::{connect, throwaway_configs, Mesh};
 use aidmesh_mesh::session::{Frame, MAX_FRAME};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use util::*;
 
+/// Dials a hub as `identity` holding `keyring`, through the real handshake, and reads the
+/// hub's first frame.
 async fn tls(
     identity: &aidmesh_mesh::Identity,
+    keyring: &Keyring,
     server: &aidmesh_mesh::HubId,
     addr: SocketAddr,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let members = Arc::new(std::sync::RwLock::new(BTreeSet::from([server.clone()])));
-    let (_, client) = tls_configs(identity, members).map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let name = rustls::pki_types::ServerName::try_from("aidmesh").unwrap();
-    let mut s = tokio_rustls::TlsConnector::from(client).connect(name, tcp).await.map_err(|e| e.to_string())?;
-    // TLS 1.3 reports a refused client certificate on the first read.
+    let (_, client) = throwaway_configs([9; 32]).map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let (mut s, _) =
+        connect(&connector, identity, keyring, |id| id == server, addr).await.map_err(|e| e.to_string())?;
     let mut len = [0u8; 4];
     match tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut len)).await {
         Ok(Ok(_)) => {
@@ -68,14 +68,18 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
     add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     let before = a.hub.count(Kind::Item).unwrap();
     let (a_id, m_identity, outsider_identity) = (a.hub.fingerprint(), m.hub.identity(), outsider.hub.identity());
+    let (m_ring, outsider_ring) = (m.hub.keyring().unwrap(), outsider.hub.keyring().unwrap());
     let a_identity = a.hub.identity();
-    let mesh = Mesh::new(a.hub, &a_identity).unwrap();
+    let mesh = Mesh::new(a.hub, &a_identity, [1; 32]).unwrap();
     let good_identity = good.hub.identity();
-    let good_mesh = Mesh::new(good.hub, &good_identity).unwrap();
+    let good_mesh = Mesh::new(good.hub, &good_identity, [2; 32]).unwrap();
     rt.block_on(async {
         let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         // A hub of another coalition is refused at the handshake.
-        assert!(tls(&outsider_identity, &a_id, addr).await.is_err(), "an outsider must not get a frame");
+        assert!(
+            tls(&outsider_identity, &outsider_ring, &a_id, addr).await.is_err(),
+            "an outsider must not get a frame"
+        );
         // Malformed frames, an oversized frame, a sync for a document never announced.
         let framed = |f: Frame| {
             let f = f.encode();
@@ -92,19 +96,20 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
             framed(Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10], sigs: vec![] }),
         ];
         let old = framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL + 1));
-        let mut s = tls(&m_identity, &a_id, addr).await.unwrap();
+        let mut s = tls(&m_identity, &m_ring, &a_id, addr).await.unwrap();
         s.write_all(&old).await.unwrap();
         s.flush().await.unwrap();
         assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "another protocol ends the connection");
         for (i, bytes) in bad.iter().enumerate() {
-            let mut s = tls(&m_identity, &a_id, addr).await.unwrap_or_else(|e| panic!("member connection {i}: {e}"));
+            let mut s =
+                tls(&m_identity, &m_ring, &a_id, addr).await.unwrap_or_else(|e| panic!("member connection {i}: {e}"));
             s.write_all(&framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL))).await.unwrap();
             s.write_all(bytes).await.unwrap();
             s.flush().await.unwrap();
             assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "bad input {i} must end the connection");
         }
         // A member that stops mid-frame is dropped once it goes silent.
-        let mut s = tls(&m_identity, &a_id, addr).await.unwrap();
+        let mut s = tls(&m_identity, &m_ring, &a_id, addr).await.unwrap();
         s.write_all(&[0, 0, 1, 0, 1, 2]).await.unwrap();
         s.flush().await.unwrap();
         assert!(closed_by_server(&mut s, Duration::from_secs(12)).await, "a stalled peer must be dropped");
@@ -138,7 +143,7 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut north = new_hub("North", 1);
     let mut south = new_hub("South", 2);
-    let lost = new_hub("Lost", 3);
+    let mut lost = new_hub("Lost", 3);
     south.hub.adopt_founder(&north.hub.founder().unwrap()).unwrap();
     north.hub.admit(&south.hub.public_key(), "South").unwrap();
     north.hub.admit(&lost.hub.public_key(), "Lost").unwrap();
@@ -146,6 +151,11 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     let heron = aidmesh_mesh::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(77));
     north.hub.add_person(&Key::of(&heron).hex(), "heron", false).unwrap();
     north.hub.revoke(&lost.hub.fingerprint().to_string()).unwrap();
+    // South and the lost laptop both hold the log, the revocation included.
+    let log = north.hub.authority_entries().unwrap();
+    south.hub.offer_authority(&log, "test").unwrap();
+    lost.hub.offer_authority(&log, "test").unwrap();
+    let (south_ring, lost_ring) = (south.hub.keyring().unwrap(), lost.hub.keyring().unwrap());
     let entries_before = north.hub.authority().unwrap().entries;
     let (coalition, heads) = (north.hub.coalition_id().unwrap(), north.hub.authority_heads().unwrap());
     let coalition = coalition.map(|c| aidmesh_mesh::authority::Id::parse(&c).unwrap());
@@ -154,30 +164,30 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     // 1. The founder's revocation, one field changed: another entry, whose signature fails.
     let revocation = north.hub.authority_entries().unwrap().pop().unwrap();
     let mut altered: Entry = serde_json::from_slice(&revocation).unwrap();
-    altered.body = Body::RevokeHub { hub: south_key };
+    altered.body = Body::revoke_hub(south_key);
     // 2. Heron admits the lost laptop again, and makes themself an admin, under their own key.
     let sign = |body: Body| Entry::sign(&heron, south_key, coalition, heads.clone(), 0, body).encode();
     let mut forged = vec![
         altered.encode(),
-        sign(Body::AdmitHub { hub: lost_key, name: "Lost".into() }),
+        sign(Body::admit_hub(lost_key, "Lost".into())),
         sign(Body::SetRole { person: Key::of(&heron), role: aidmesh_mesh::Role::Admin }),
     ];
     // 3. A flood of well-signed junk.
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(78);
     for n in 0..2_000 {
         let k = Key::of(&aidmesh_mesh::Identity::generate(&mut rng));
-        forged.push(sign(Body::AdmitHub { hub: k, name: format!("junk {n}") }));
+        forged.push(sign(Body::admit_hub(k, format!("junk {n}"))));
     }
     let (north_id, south_identity, lost_identity) =
         (north.hub.fingerprint(), south.hub.identity(), lost.hub.identity());
     let north_identity = north.hub.identity();
-    let mesh = Mesh::new(north.hub, &north_identity).unwrap();
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
     rt.block_on(async {
         let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revoked laptop is refused");
+        assert!(tls(&lost_identity, &lost_ring, &north_id, addr).await.is_err(), "the revoked laptop is refused");
         // Each batch of refused entries ends South's session: it dials again for the next.
         for (i, chunk) in forged.chunks(500).enumerate() {
-            let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+            let mut s = tls(&south_identity, &south_ring, &north_id, addr).await.unwrap();
             for f in [Frame::Hello(aidmesh_mesh::session::PROTOCOL), Frame::Authority(chunk.to_vec())] {
                 let f = f.encode();
                 s.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
@@ -201,7 +211,7 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
         assert!(a.refused.iter().all(|r| r.source == format!("hub {}", south_identity.id())), "{:?}", a.refused[0]);
         assert!(a.refused.iter().any(|r| r.reason.contains("heron is not an admin")), "{:?}", a.refused);
         assert!(!a.people.iter().any(|p| p.handle == "heron" && p.admin));
-        assert!(tls(&lost_identity, &north_id, addr).await.is_err(), "the revocation stands");
+        assert!(tls(&lost_identity, &lost_ring, &north_id, addr).await.is_err(), "the revocation stands");
     });
     let refused = mesh.with_hub(|h| h.authority_refusals_count().unwrap());
     assert_eq!(refused, 1_000, "every one was refused; the last thousand are kept");
@@ -244,6 +254,7 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
         (doc.save(), hash)
     };
     let (south_identity, outsider_identity) = (south.hub.identity(), outsider.hub.identity());
+    let south_ring = south.hub.keyring().unwrap();
     let north_key = *north.hub.identity().public().as_bytes();
     let (in_norths_name, h1) = as_actor(&north_key);
     let (outsiders, h2) = as_actor(outsider_identity.public().as_bytes());
@@ -291,13 +302,13 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
     };
     let north_id = north.hub.fingerprint();
     let north_identity = north.hub.identity();
-    let mesh = Mesh::new(north.hub, &north_identity).unwrap();
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
     let items = || mesh.with_hub(|h| h.count(Kind::Item).unwrap());
     assert_eq!(items(), 0);
     rt.block_on(async {
         let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         for (what, bytes, sigs, _) in &cases {
-            let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+            let mut s = tls(&south_identity, &south_ring, &north_id, addr).await.unwrap();
             s.write_all(&frames(bytes.clone(), sigs.clone())).await.unwrap();
             s.flush().await.unwrap();
             assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "{what}: the session ends");
@@ -312,7 +323,7 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
             );
         }
         // South's own change with South's signature: taken.
-        let mut s = tls(&south_identity, &north_id, addr).await.unwrap();
+        let mut s = tls(&south_identity, &south_ring, &north_id, addr).await.unwrap();
         s.write_all(&frames(export.bytes.clone(), export.sigs.clone())).await.unwrap();
         s.flush().await.unwrap();
         for _ in 0..100 {
@@ -322,5 +333,100 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(items(), 1, "a member's signed change is taken");
+    });
+}
+
+/// What a hub's port tells whoever dials it, and what a member tells a listener that is not
+/// one: no key, no name. The certificate is a throwaway that names nothing; a hello without
+/// the coalition's current secret (junk, another coalition's, a revoked hub's that holds the
+/// whole log) meets silence and a closed connection; and a member that dials a listener which
+/// is not a member closes before it shows its own key.
+#[test]
+fn a_hubs_port_tells_an_outsider_nothing() {
+    use aidmesh_mesh::handshake::{self, Side, EXPORTER_LABEL};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    let mut lost = new_hub("Lost", 3);
+    let outsider = new_hub("Outsider", 4);
+    join(&mut north.hub, &mut south.hub);
+    join(&mut north.hub, &mut lost.hub);
+    north.hub.revoke(&lost.hub.fingerprint().to_string()).unwrap();
+    let log = north.hub.authority_entries().unwrap();
+    south.hub.offer_authority(&log, "test").unwrap();
+    lost.hub.offer_authority(&log, "test").unwrap();
+    let (south_ring, lost_ring, outsider_ring) =
+        (south.hub.keyring().unwrap(), lost.hub.keyring().unwrap(), outsider.hub.keyring().unwrap());
+    let south_identity = south.hub.identity();
+    let south_members: Vec<aidmesh_mesh::HubId> = south.hub.members().unwrap().members.into_keys().collect();
+    let north_identity = north.hub.identity();
+    let (north_id, north_key) = (north_identity.id(), north_identity.public().to_bytes());
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    rt.block_on(async {
+        let addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let (_, client) = throwaway_configs([7; 32]).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client);
+        let open = || async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            connector.connect(name, tcp).await.unwrap()
+        };
+        // The certificate: not North's key, no name.
+        let s = open().await;
+        let cert = s.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        assert!(!contains(&cert, &north_key), "the certificate does not carry the hub's key");
+        for word in [&b"aidmesh"[..], b"rcgen", b"North"] {
+            assert!(!contains(&cert, word), "the certificate names nothing: {}", String::from_utf8_lossy(word));
+        }
+        drop(s);
+        // Hellos without the current secret: the hub closes and has sent not one byte.
+        let junk = |_: &[u8; 32]| {
+            let mut h = vec![1u8];
+            h.extend([0x5a; 32]);
+            h
+        };
+        let other = |e: &[u8; 32]| handshake::hello(&outsider_ring, e);
+        let revoked = |e: &[u8; 32]| handshake::hello(&lost_ring, e);
+        let silent = |_: &[u8; 32]| Vec::new();
+        type Hello<'a> = &'a dyn Fn(&[u8; 32]) -> Vec<u8>;
+        let hellos: [(&str, Hello); 4] =
+            [("junk", &junk), ("another coalition", &other), ("the revoked hub", &revoked), ("silence", &silent)];
+        for (what, hello) in hellos {
+            let mut s = open().await;
+            let exporter = s.get_ref().1.export_keying_material([0u8; 32], EXPORTER_LABEL, None).unwrap();
+            s.write_all(&hello(&exporter)).await.unwrap();
+            s.flush().await.unwrap();
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+            assert!(read.is_ok(), "{what}: the hub closes the connection");
+            assert!(got.is_empty(), "{what}: the hub sent {} bytes", got.len());
+        }
+        // A member's own hello passes: the hub proves who it is, to a member only.
+        let (_, peer) = connect(&connector, &south_identity, &south_ring, |_| true, addr).await.unwrap();
+        assert_eq!(peer, north_id);
+
+        // A listener that is no member (it accepts any hello and proves its own key): the
+        // member that dials it closes having sent its hello and nothing more.
+        let (server, _) = throwaway_configs([8; 32]).unwrap();
+        let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake_addr = fake.local_addr().unwrap();
+        let outsider_identity = outsider.hub.identity();
+        let listener = tokio::spawn(async move {
+            let (tcp, _) = fake.accept().await.unwrap();
+            let mut s = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await.unwrap();
+            let exporter = s.get_ref().1.export_keying_material([0u8; 32], EXPORTER_LABEL, None).unwrap();
+            s.write_all(&handshake::proof(&outsider_identity, Side::Listener, &exporter)).await.unwrap();
+            s.flush().await.unwrap();
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+            got
+        });
+        let dialled =
+            connect(&connector, &south_identity, &south_ring, |id| south_members.contains(id), fake_addr).await;
+        assert!(dialled.unwrap_err().to_string().contains("is not a member"));
+        let got = listener.await.unwrap();
+        assert_eq!(got.len(), 1 + 32 * south_ring.newest_first().count(), "only the hello");
+        assert!(!contains(&got, south_identity.public().as_bytes()), "the member showed no key");
     });
 }

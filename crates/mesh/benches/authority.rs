@@ -41,7 +41,7 @@ fn main() {
         log.append(founder, hub(0), 0, Body::AddPerson { person: Key::of(p), handle: format!("p{i}"), role }).unwrap();
     }
     for (i, h) in hubs.iter().enumerate().skip(1) {
-        log.append(founder, hub(0), 0, Body::AdmitHub { hub: Key::of(h), name: format!("h{i}") }).unwrap();
+        log.append(founder, hub(0), 0, Body::admit_hub(Key::of(h), format!("h{i}"))).unwrap();
     }
     for p in &people[10..30] {
         log.append(founder, hub(0), 0, Body::Grant { person: Key::of(p), role: "treasurer".into() }).unwrap();
@@ -111,7 +111,7 @@ fn main() {
             log.coalition(),
             log.heads(),
             0,
-            Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: format!("x{i}") },
+            Body::admit_hub(Key::of(&Identity::generate(&mut rng)), format!("x{i}")),
         )
         .encode();
         let t = Instant::now();
@@ -126,15 +126,14 @@ fn main() {
     );
 
     let old_heads = log.heads();
-    log.append(&people[2], hub(1), 0, Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: "y".into() })
-        .unwrap();
+    log.append(&people[2], hub(1), 0, Body::admit_hub(Key::of(&Identity::generate(&mut rng)), "y".into())).unwrap();
     let apart = aidmesh_mesh::authority::Entry::sign(
         &people[3],
         hub(2),
         log.coalition(),
         old_heads,
         0,
-        Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: "z".into() },
+        Body::admit_hub(Key::of(&Identity::generate(&mut rng)), "z".into()),
     )
     .encode();
     let t = Instant::now();
@@ -147,8 +146,7 @@ fn main() {
     // A branch of 1,000 entries made apart (each after the previous one, the first after an
     // older head) arrives in one batch, as a bundle brings it.
     let fork = log.heads();
-    log.append(&people[2], hub(1), 0, Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: "w".into() })
-        .unwrap();
+    log.append(&people[2], hub(1), 0, Body::admit_hub(Key::of(&Identity::generate(&mut rng)), "w".into())).unwrap();
     let mut prev = fork;
     let mut branch = Vec::new();
     for i in 0..1_000 {
@@ -158,7 +156,7 @@ fn main() {
             log.coalition(),
             prev.clone(),
             0,
-            Body::AdmitHub { hub: Key::of(&Identity::generate(&mut rng)), name: format!("b{i}") },
+            Body::admit_hub(Key::of(&Identity::generate(&mut rng)), format!("b{i}")),
         );
         prev = vec![e.id()];
         branch.push(e.encode());

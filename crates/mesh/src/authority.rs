@@ -43,8 +43,14 @@ use aidmesh_model::views::ApprovalState;
 use crate::identity::{verify_strict, HubId, Identity};
 use crate::membership::{hex, unhex, Role};
 
-/// The largest entry accepted, in bytes.
-pub const MAX_ENTRY: usize = 4 * 1024;
+/// The largest entry accepted, in bytes: a revocation, which seals a fresh secret for every
+/// remaining hub ([`MAX_SEALED`] slots).
+pub const MAX_ENTRY: usize = 16 * 1024;
+/// The largest entry of any other kind, in bytes.
+pub const MAX_PLAIN_ENTRY: usize = 4 * 1024;
+/// The most slots one sealed secret may have: the most hubs a revocation rotates the coalition
+/// secret for.
+pub const MAX_SEALED: usize = 128;
 /// The most `preds` an entry may name.
 pub const MAX_PREDS: usize = 32;
 /// The most entries kept waiting for their `preds`.
@@ -128,6 +134,17 @@ fn nibble(c: u8) -> Option<u8> {
 hex_bytes!(Key, 32, "an Ed25519 public key in hex");
 hex_bytes!(Id, 32, "an entry id (64 hex digits)");
 hex_bytes!(Sig, 64, "a signature (128 hex digits)");
+hex_bytes!(Ephemeral, 32, "an X25519 public key in hex");
+hex_bytes!(Slot, 48, "a sealed slot (96 hex digits)");
+
+/// 32 secret bytes sealed for some hubs ([`crate::seal`]): an ephemeral X25519 public key and
+/// one slot per hub, naming no one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sealed {
+    pub eph: Ephemeral,
+    pub slots: Vec<Slot>,
+}
 
 impl Key {
     pub fn of(identity: &Identity) -> Key {
@@ -174,10 +191,24 @@ pub enum Body {
     RemovePerson { person: Key },
     /// An admin's signature added to a removal or demotion waiting for a majority.
     Endorse { entry: Id },
-    /// Lets a hub (a laptop, by its key) sync with the coalition.
-    AdmitHub { hub: Key, name: String },
-    /// A lost or seized hub: it may no longer connect.
-    RevokeHub { hub: Key },
+    /// Lets a hub (a laptop, by its key) sync with the coalition. `secret` hands it the
+    /// coalition secret as its admitter held it after the revocation `after` (none: before any),
+    /// sealed for it alone (see [`crate::keyring`]).
+    AdmitHub {
+        hub: Key,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<Sealed>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<Id>,
+    },
+    /// A lost or seized hub: it may no longer connect. `rekey` is a fresh secret sealed for the
+    /// hubs that remain, which turns the coalition secret over (see [`crate::keyring`]).
+    RevokeHub {
+        hub: Key,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rekey: Option<Sealed>,
+    },
     /// A person's further key (their key at another hub), signed by one of their keys. `proof`
     /// is the new key's own signature of the person's first key ([`key_proof`]): no one can
     /// claim a key they do not hold.
@@ -218,6 +249,16 @@ pub struct Limit {
 }
 
 impl Body {
+    /// Admits a hub without handing it the coalition secret (it starts from the founder's).
+    pub fn admit_hub(hub: Key, name: String) -> Body {
+        Body::AdmitHub { hub, name, secret: None, after: None }
+    }
+
+    /// Revokes a hub without turning the coalition secret over.
+    pub fn revoke_hub(hub: Key) -> Body {
+        Body::RevokeHub { hub, rekey: None }
+    }
+
     /// A founding entry's body, countersigned by the founding hub: the hub vouches that this
     /// person founded the coalition with it (what lets hubs of a coalition from before the
     /// authority log accept its founding from their founding hub).
@@ -254,8 +295,8 @@ impl Body {
             Body::SetRole { person, role } => format!("made {} {role:?}", person.short()),
             Body::RemovePerson { person } => format!("removed {}", person.short()),
             Body::Endorse { entry } => format!("endorsed {entry}"),
-            Body::AdmitHub { hub, name } => format!("admitted hub {name:?} ({})", hub.short()),
-            Body::RevokeHub { hub } => format!("revoked hub {}", hub.short()),
+            Body::AdmitHub { hub, name, .. } => format!("admitted hub {name:?} ({})", hub.short()),
+            Body::RevokeHub { hub, .. } => format!("revoked hub {}", hub.short()),
             Body::AddKey { key, .. } => format!("added key {}", key.short()),
             Body::RevokeKey { key } => format!("revoked key {}", key.short()),
             Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
@@ -368,6 +409,9 @@ impl Entry {
             return Err(Refusal::TooLarge(bytes.len()));
         }
         let e: Entry = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        if bytes.len() > MAX_PLAIN_ENTRY && !matches!(e.body, Body::RevokeHub { .. }) {
+            return Err(Refusal::TooLarge(bytes.len()));
+        }
         if e.encode() != bytes {
             return Err(Refusal::Malformed("not in canonical form (it does not re-encode to the same bytes)".into()));
         }
@@ -392,6 +436,14 @@ impl Entry {
         if names.iter().any(|n| !name_ok(n)) {
             return Err(Refusal::Malformed(format!("names are 1 to {MAX_NAME} printable characters")));
         }
+        let sealed = match &e.body {
+            Body::AdmitHub { secret, .. } => secret.as_ref(),
+            Body::RevokeHub { rekey, .. } => rekey.as_ref(),
+            _ => None,
+        };
+        if sealed.is_some_and(|s| s.slots.is_empty() || s.slots.len() > MAX_SEALED) {
+            return Err(Refusal::Malformed(format!("a sealed secret has 1 to {MAX_SEALED} slots")));
+        }
         Ok(e)
     }
 
@@ -407,7 +459,7 @@ impl Entry {
 /// Why an entry was refused at the door. Nothing refused is stored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("the entry is {0} bytes, over the limit of {MAX_ENTRY}")]
+    #[error("the entry is {0} bytes, over the limit ({MAX_ENTRY} for a revocation, {MAX_PLAIN_ENTRY} for any other)")]
     TooLarge(usize),
     #[error("the entry is malformed: {0}")]
     Malformed(String),
@@ -461,6 +513,19 @@ pub struct HubEntry {
     pub key: Key,
     pub name: String,
     pub admitted: Granted,
+    /// The coalition secret its admission handed it, and the revocation it was current after.
+    #[serde(skip)]
+    pub handed: Option<(Option<Id>, Sealed)>,
+}
+
+/// A revocation that counted, in the order the log resolves: each turns the coalition secret
+/// over with the fresh secret it sealed for the hubs that remained (none for revocations
+/// written before revocations sealed one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rekey {
+    pub entry: Id,
+    pub hub: Key,
+    pub sealed: Option<Sealed>,
 }
 
 /// A removal or demotion waiting for a majority of the other admins.
@@ -489,6 +554,9 @@ pub struct State {
     pub people: BTreeMap<Key, Person>,
     pub hubs: BTreeMap<Key, HubEntry>,
     pub revoked_hubs: BTreeMap<Key, Granted>,
+    /// Revocations that counted, in resolved order: the coalition secret's chain.
+    #[serde(skip)]
+    pub rekeys: Vec<Rekey>,
     pub removed: BTreeMap<Key, Granted>,
     pub waiting: BTreeMap<Id, Waiting>,
     /// Every key ever added (to a person, removed or not): a key is never given twice.
@@ -717,7 +785,7 @@ impl State {
                 }
                 Ok(())
             }
-            Body::RevokeHub { hub } => {
+            Body::RevokeHub { hub, .. } => {
                 admin()?;
                 if !self.hubs.contains_key(hub) {
                     return Err(format!("hub {} is not a member", hub.short()));
@@ -833,7 +901,8 @@ impl State {
                 self.coalition = Some(id);
                 self.coalition_name = coalition.clone();
                 self.add_person(e.author, handle, Role::Admin, granted.clone());
-                self.hubs.insert(e.hub, HubEntry { key: e.hub, name: hub_name.clone(), admitted: granted });
+                self.hubs
+                    .insert(e.hub, HubEntry { key: e.hub, name: hub_name.clone(), admitted: granted, handed: None });
                 None
             }
             Body::AddPerson { person, handle, role } => {
@@ -859,13 +928,15 @@ impl State {
                 }
                 self.complete_if_enough(i, &w)
             }
-            Body::AdmitHub { hub, name } => {
+            Body::AdmitHub { hub, name, secret, after } => {
                 self.revoked_hubs.remove(hub);
-                self.hubs.insert(*hub, HubEntry { key: *hub, name: name.clone(), admitted: granted });
+                let handed = secret.clone().map(|s| (*after, s));
+                self.hubs.insert(*hub, HubEntry { key: *hub, name: name.clone(), admitted: granted, handed });
                 None
             }
-            Body::RevokeHub { hub } => {
+            Body::RevokeHub { hub, rekey } => {
                 self.hubs.remove(hub);
+                self.rekeys.push(Rekey { entry: granted.entry, hub: *hub, sealed: rekey.clone() });
                 self.revoked_hubs.insert(*hub, granted);
                 None
             }

@@ -21,17 +21,15 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::identity::{verify_strict, x25519_public, HubId, Identity};
+use crate::identity::{verify_strict, HubId, Identity};
 use crate::membership::{hex, unhex};
+use crate::seal::{self, SLOT};
 use crate::session::{DocInfo, VaultItem};
-use curve25519_dalek::montgomery::MontgomeryPoint;
 
 /// How every bundle file starts.
 pub const MAGIC: &[u8; 16] = b"AIDMESH-BUNDLE-2";
 /// How bundles sealed under the coalition key started (still read).
 pub const MAGIC_V1: &[u8; 16] = b"AIDMESH-BUNDLE-1";
-/// The bytes of one slot: a sealed 32-byte content key and its tag.
-const SLOT: usize = 48;
 /// The most hubs a bundle is made for.
 pub const MAX_RECIPIENTS: usize = 4096;
 /// Bundles larger than this are refused before decryption.
@@ -112,15 +110,8 @@ pub struct Seal {
     pub nonce: [u8; 24],
 }
 
-/// The key that seals a slot for the hub with X25519 public key `hub`.
-fn slot_key(ephemeral_pub: &[u8; 32], hub: &[u8; 32], shared: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"aidmesh bundle slot v2\n");
-    h.update(ephemeral_pub);
-    h.update(hub);
-    h.update(shared);
-    h.finalize().into()
-}
+/// The domain of a bundle's slots.
+const SLOT_DOMAIN: &[u8] = b"aidmesh bundle slot v2\n";
 
 /// The header and documents, signed by `identity`: what a bundle seals.
 fn signed_body(identity: &Identity, mut header: Header, docs: &[(DocInfo, Vec<u8>)]) -> Vec<u8> {
@@ -151,19 +142,7 @@ pub fn write(
     docs: &[(DocInfo, Vec<u8>)],
 ) -> Vec<u8> {
     let plain = signed_body(identity, header, docs);
-    let eph_pub = MontgomeryPoint::mul_base_clamped(seal.ephemeral).to_bytes();
-    let hubs: std::collections::BTreeSet<[u8; 32]> = recipients.iter().filter_map(x25519_public).collect();
-    let mut slots: Vec<Vec<u8>> = hubs
-        .into_iter()
-        .take(MAX_RECIPIENTS)
-        .map(|hub| {
-            let shared = MontgomeryPoint(hub).mul_clamped(seal.ephemeral).to_bytes();
-            let cipher = XChaCha20Poly1305::new((&slot_key(&eph_pub, &hub, &shared)).into());
-            cipher.encrypt(XNonce::from_slice(&[0; 24]), &seal.content_key[..]).unwrap_or_default()
-        })
-        .collect();
-    // In an order that says nothing of who is who.
-    slots.sort_unstable();
+    let (eph_pub, slots) = seal::seal(SLOT_DOMAIN, seal.ephemeral, recipients, MAX_RECIPIENTS, &seal.content_key);
     let mut out = Vec::with_capacity(16 + 32 + 2 + slots.len() * SLOT + 24 + plain.len() + 16);
     out.extend(MAGIC);
     out.extend(eph_pub);
@@ -235,13 +214,7 @@ fn open(identity: &Identity, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
         return Err(BundleError::Truncated);
     }
     let eph_pub: [u8; 32] = bytes[16..48].try_into().expect("32 bytes");
-    let ours = x25519_public(identity.public().as_bytes()).ok_or(BundleError::NotForThisHub(count))?;
-    let shared = MontgomeryPoint(eph_pub).mul_clamped(identity.x25519_secret()).to_bytes();
-    let cipher = XChaCha20Poly1305::new((&slot_key(&eph_pub, &ours, &shared)).into());
-    let content_key = bytes[50..50 + count * SLOT]
-        .chunks(SLOT)
-        .find_map(|slot| cipher.decrypt(XNonce::from_slice(&[0; 24]), slot).ok())
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+    let content_key = seal::open(SLOT_DOMAIN, identity, &eph_pub, bytes[50..50 + count * SLOT].chunks(SLOT))
         .ok_or(BundleError::NotForThisHub(count))?;
     let cipher = XChaCha20Poly1305::new((&content_key).into());
     cipher

@@ -1,25 +1,24 @@
 //! Finding member hubs on the local network with mDNS (`_aidmesh._tcp.local.`).
 //!
-//! Discovery is a hint, never authentication: whoever answers still has to pass the TLS
-//! membership check. The advertisement carries no hub or coalition name. Its instance name is
-//! random per run, and its only property is a tag: a random nonce and a hash of the nonce with
-//! the coalition's founder key. Members, who know the founder key, recognise the tag; outsiders
-//! see random values that they cannot tie to a coalition or to an earlier run.
+//! Discovery is a hint, never authentication: whoever answers still has to pass the handshake
+//! ([`crate::handshake`]). The advertisement carries no hub or coalition name. Its instance name
+//! is random, and its only property is a tag: a random nonce and an HMAC of the nonce under the
+//! coalition secret ([`crate::keyring`]). Members recognise the tag; outsiders see random values
+//! that they cannot tie to a coalition or to another advert, and a revoked hub cannot tie
+//! adverts made after its revocation. When the secret turns over, the hub advertises anew, under
+//! a new instance name.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use rand_core::RngCore;
-use sha2::{Digest, Sha256};
+
+use crate::keyring::{Keyring, Secret};
+use crate::membership::hex;
 
 pub const SERVICE: &str = "_aidmesh._tcp.local.";
-
-/// The tag for a nonce: what members compute to recognise each other.
-pub fn tag(founder_key: &str, nonce: &str) -> String {
-    let h = Sha256::digest(format!("aidmesh mdns v1\n{founder_key}\n{nonce}").as_bytes());
-    h[..12].iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Where discovery may look.
 #[derive(Clone, Debug, Default)]
@@ -31,15 +30,35 @@ pub struct DiscoveryConfig {
 /// A running advertisement and browser.
 pub struct Discovery {
     daemon: ServiceDaemon,
-    fullname: String,
+    /// This hub's advert: its full name (what the browser skips) and the secret of its tag.
+    advert: Arc<Mutex<(String, Secret)>>,
+    keyring: Arc<Mutex<Keyring>>,
+    ips: Vec<IpAddr>,
+    port: u16,
+}
+
+/// A new advert of this hub: random instance name and nonce, the tag under `secret`.
+fn advert(secret: &Secret, ips: &[IpAddr], port: u16, rng: &mut impl RngCore) -> Result<ServiceInfo, String> {
+    let mut raw = [0u8; 12];
+    rng.fill_bytes(&mut raw);
+    let nonce = hex(&raw);
+    let mut inst = [0u8; 6];
+    rng.fill_bytes(&mut inst);
+    let instance = hex(&inst);
+    let tag = hex(&secret.tag(nonce.as_bytes()));
+    let props = [("n", nonce.as_str()), ("t", tag.as_str())];
+    let info = ServiceInfo::new(SERVICE, &instance, &format!("{instance}.local."), ips, port, &props[..])
+        .map_err(|e| format!("mDNS: {e}"))?;
+    // Listening on every address: advertise the addresses of the enabled interfaces.
+    Ok(if ips.is_empty() { info.enable_addr_auto() } else { info })
 }
 
 impl Discovery {
     /// Advertises this hub at `ips:port` and calls `found` with the address of every hub whose
-    /// tag shows it belongs to the same coalition.
+    /// tag was made with a secret of `keyring`.
     pub fn start(
         config: &DiscoveryConfig,
-        founder_key: &str,
+        keyring: Keyring,
         ips: &[IpAddr],
         port: u16,
         rng: &mut impl RngCore,
@@ -54,34 +73,22 @@ impl Discovery {
                     .map_err(|e| format!("mDNS interface {name}: {e}"))?;
             }
         }
-        let mut raw = [0u8; 12];
-        rng.fill_bytes(&mut raw);
-        let nonce: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let mut inst = [0u8; 6];
-        rng.fill_bytes(&mut inst);
-        let instance: String = inst.iter().map(|b| format!("{b:02x}")).collect();
-        let my_tag = tag(founder_key, &nonce);
-        let props = [("n", nonce.as_str()), ("t", my_tag.as_str())];
-        let mut info = ServiceInfo::new(SERVICE, &instance, &format!("{instance}.local."), ips, port, &props[..])
-            .map_err(|e| format!("mDNS: {e}"))?;
-        if ips.is_empty() {
-            // Listening on every address: advertise the addresses of the enabled interfaces.
-            info = info.enable_addr_auto();
-        }
-        let fullname = info.get_fullname().to_string();
+        let info = advert(keyring.current(), ips, port, rng)?;
+        let advert = Arc::new(Mutex::new((info.get_fullname().to_string(), *keyring.current())));
         daemon.register(info).map_err(|e| format!("mDNS: {e}"))?;
         let events = daemon.browse(SERVICE).map_err(|e| format!("mDNS: {e}"))?;
-        let founder_key = founder_key.to_string();
-        let me = fullname.clone();
+        let keyring = Arc::new(Mutex::new(keyring));
+        let (me, ring) = (advert.clone(), keyring.clone());
         std::thread::spawn(move || {
             let mut seen = BTreeSet::new();
             while let Ok(ev) = events.recv() {
                 let ServiceEvent::ServiceResolved(s) = ev else { continue };
-                if s.get_fullname() == me {
+                if s.get_fullname() == me.lock().unwrap_or_else(|e| e.into_inner()).0 {
                     continue;
                 }
                 let (Some(n), Some(t)) = (s.get_property_val_str("n"), s.get_property_val_str("t")) else { continue };
-                if tag(&founder_key, n) != t {
+                let tag = crate::membership::unhex(t).unwrap_or_default();
+                if !ring.lock().unwrap_or_else(|e| e.into_inner()).recognises(n.as_bytes(), &tag) {
                     continue;
                 }
                 for ip in s.get_addresses_v4() {
@@ -92,28 +99,30 @@ impl Discovery {
                 }
             }
         });
-        Ok(Discovery { daemon, fullname })
+        Ok(Discovery { daemon, advert, keyring, ips: ips.to_vec(), port })
+    }
+
+    /// Takes the hub's keyring as it is now: recognises tags by its secrets, and if its current
+    /// secret turned over, withdraws the advert and advertises anew.
+    pub fn update(&self, keyring: Keyring, rng: &mut impl RngCore) -> Result<(), String> {
+        let current = *keyring.current();
+        *self.keyring.lock().unwrap_or_else(|e| e.into_inner()) = keyring;
+        let mut advert = self.advert.lock().unwrap_or_else(|e| e.into_inner());
+        if advert.1 == current {
+            return Ok(());
+        }
+        let info = self::advert(&current, &self.ips, self.port, rng)?;
+        let _ = self.daemon.unregister(&advert.0);
+        *advert = (info.get_fullname().to_string(), current);
+        self.daemon.register(info).map_err(|e| format!("mDNS: {e}"))
     }
 
     /// Withdraws the advertisement and stops.
     pub fn stop(self) {
-        if let Ok(rx) = self.daemon.unregister(&self.fullname) {
+        let fullname = self.advert.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+        if let Ok(rx) = self.daemon.unregister(&fullname) {
             let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
         }
         let _ = self.daemon.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_are_recognised_only_with_the_founder_key() {
-        let t = tag("founderkey", "nonce1");
-        assert_eq!(t, tag("founderkey", "nonce1"));
-        assert_ne!(t, tag("otherkey", "nonce1"));
-        assert_ne!(t, tag("founderkey", "nonce2"), "a new nonce each run: nothing to link");
-        assert!(!t.contains("founder"));
     }
 }

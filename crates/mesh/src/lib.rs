@@ -10,12 +10,15 @@ pub mod authority;
 pub mod bundle;
 pub mod changes;
 pub mod discovery;
+pub mod handshake;
 pub mod identity;
 pub mod invite;
+pub mod keyring;
 pub mod membership;
 pub mod memory;
 pub mod net;
 pub mod policy;
+pub mod seal;
 pub mod session;
 
 pub use identity::{HubId, Identity};

@@ -1,8 +1,10 @@
-//! The network: mutual TLS 1.3 between member hubs, and the tokio driver of sync sessions.
+//! The network: TLS 1.3 between member hubs, and the tokio driver of sync sessions.
 //!
-//! Each hub's TLS certificate is self-signed with its Ed25519 identity key. Both sides of a
-//! connection check the other's key against the current members before the handshake
-//! completes, so a hub that is not a member, or was revoked, gets no document byte.
+//! TLS runs with a throwaway certificate (a fresh key each run, no name in it); who each hub
+//! is, is told inside it by the exchange of [`crate::handshake`], bound to the TLS session: the
+//! dialler proves it holds the coalition secret before the listener shows its key, and each
+//! checks the other's key against the current members before any sync frame. A hub that is not
+//! a member, or was revoked, gets no document byte, and an outsider learns no key.
 //! Frames travel with a 4-byte length prefix; one over [`MAX_FRAME`] ends the connection.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +24,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
+use crate::keyring::Keyring;
 use crate::policy::{Connected, Limits, Policy, Review};
 use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, VaultItem, MAX_FRAME};
 
@@ -36,6 +40,8 @@ pub trait Hub: Replica + Send + 'static {
     fn take_authority_changes(&mut self) -> Vec<Vec<u8>>;
     /// The hubs allowed to connect: the current members.
     fn member_ids(&mut self) -> BTreeSet<HubId>;
+    /// The coalition secrets this hub holds: what it proves, and what it asks for.
+    fn keyring(&mut self) -> Keyring;
 }
 
 /// Wall-clock time for sessions (pings, liveness, last sync): the driver is the IO layer and
@@ -97,7 +103,9 @@ fn take_changes<H: Hub>(h: &mut H, relayed: bool) -> Vec<Change> {
 
 struct Shared<H: Hub> {
     hub: Mutex<H>,
+    identity: Identity,
     members: Arc<RwLock<BTreeSet<HubId>>>,
+    keyring: RwLock<Keyring>,
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
     changed: broadcast::Sender<Change>,
@@ -151,15 +159,19 @@ impl<H: Hub> Clone for Mesh<H> {
 }
 
 impl<H: Hub> Mesh<H> {
-    /// Wraps a hub: TLS configurations from its identity, the members it knows.
-    pub fn new(mut hub: H, identity: &Identity) -> Result<Mesh<H>, NetError> {
+    /// Wraps a hub: its identity for the handshake, the members and secrets it knows, and
+    /// TLS configurations with a throwaway key from `tls_key` (fresh random bytes).
+    pub fn new(mut hub: H, identity: &Identity, tls_key: [u8; 32]) -> Result<Mesh<H>, NetError> {
         let members = Arc::new(RwLock::new(hub.member_ids()));
-        let (server, client) = tls_configs(identity, members.clone())?;
+        let keyring = RwLock::new(hub.keyring());
+        let (server, client) = throwaway_configs(tls_key)?;
         let (changed, _) = broadcast::channel(256);
         Ok(Mesh {
             shared: Arc::new(Shared {
                 hub: Mutex::new(hub),
+                identity: Identity::from_secret(&identity.secret()),
                 members,
+                keyring,
                 server,
                 client,
                 changed,
@@ -184,8 +196,12 @@ impl<H: Hub> Mesh<H> {
     /// Re-reads the members from the hub; a connection to a peer that is no longer a member
     /// closes before it applies another frame, or at its next tick (`Policy::review`).
     pub fn refresh_members(&self) {
-        let ids = lock(&self.shared.hub).member_ids();
-        *self.shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
+        refresh(&self.shared);
+    }
+
+    /// The coalition secrets the mesh proves and asks for, as of the last refresh.
+    pub fn keyring(&self) -> Keyring {
+        self.shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Connected peers.
@@ -222,22 +238,18 @@ impl<H: Hub> Mesh<H> {
                 tokio::spawn(async move {
                     // Handshakes are bounded per source address and in time: an outsider holding
                     // sockets open uses up its own slots, never the members'.
-                    let tls = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
+                    let auth = tokio::time::timeout(deadline, async {
+                        let mut stream = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+                        let peer = answer(&shared, &mut stream).await?;
+                        Ok::<_, String>((stream, peer))
+                    })
+                    .await;
                     lock(&shared.policy).handshake_ended(from.ip());
-                    match tls {
-                        Ok(Ok(stream)) => {
-                            let peer = stream
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|c| c.first())
-                                .and_then(|c| peer_id(c).ok());
-                            if let Some(peer) = peer {
-                                run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from, false)
-                                    .await;
-                            }
+                    match auth {
+                        Ok(Ok((stream, peer))) => {
+                            run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from, false).await;
                         }
-                        Ok(Err(e)) => refused(&shared, from, &e.to_string()),
+                        Ok(Err(e)) => refused(&shared, from, &e),
                         Err(_) => refused(&shared, from, "handshake timed out"),
                     }
                 });
@@ -259,7 +271,9 @@ impl<H: Hub> Mesh<H> {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
-                match connect(&connector, addr).await {
+                let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let members = |id: &HubId| shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id);
+                match connect(&connector, &shared.identity, &keyring, members, addr).await {
                     Ok((stream, peer)) => {
                         let started = std::time::Instant::now();
                         let answered =
@@ -290,23 +304,86 @@ fn refused<H: Hub>(shared: &Shared<H>, from: SocketAddr, why: &str) {
     }
 }
 
-async fn connect(
+/// Re-reads the members and the coalition secrets from the hub.
+fn refresh<H: Hub>(shared: &Shared<H>) {
+    let (ids, keyring) = {
+        let mut h = lock(&shared.hub);
+        (h.member_ids(), h.keyring())
+    };
+    *shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
+    *shared.keyring.write().unwrap_or_else(|e| e.into_inner()) = keyring;
+}
+
+/// The value both ends of one TLS session share and no other session has.
+fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], String> {
+    conn.export_keying_material([0u8; 32], handshake::EXPORTER_LABEL, None).map_err(|e| e.to_string())
+}
+
+/// Why a handshake failed, for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Handshake(#[from] HandshakeError),
+}
+
+/// The listener's side of the handshake: the dialler's hello, this hub's proof, the dialler's.
+async fn answer<H: Hub, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    shared: &Shared<H>,
+    stream: &mut tokio_rustls::server::TlsStream<S>,
+) -> Result<HubId, String> {
+    let exporter = exporter(stream.get_ref().1)?;
+    let count = stream.read_u8().await.map_err(|e| e.to_string())?;
+    let mut proofs = vec![0u8; handshake::hello_len(count).map_err(|e| e.to_string())?];
+    stream.read_exact(&mut proofs).await.map_err(|e| e.to_string())?;
+    let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
+    handshake::check_hello(&keyring, &exporter, &proofs).map_err(|e| e.to_string())?;
+    stream
+        .write_all(&handshake::proof(&shared.identity, Side::Listener, &exporter))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
+    let mut theirs = [0u8; PROOF];
+    stream.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
+    let members = shared.members.read().unwrap_or_else(|e| e.into_inner());
+    handshake::check_proof(&theirs, Side::Dialler, &exporter, |id| members.contains(id)).map_err(|e| e.to_string())
+}
+
+/// Dials a hub and runs the dialler's side of the handshake: proves it holds a secret of
+/// `keyring`, checks the listener is a hub `member` accepts, and only then shows `identity`.
+/// What the mesh dials with, and what tests dial with as a member, an outsider or a revoked hub.
+pub async fn connect(
     connector: &tokio_rustls::TlsConnector,
+    identity: &Identity,
+    keyring: &Keyring,
+    member: impl Fn(&HubId) -> bool,
     addr: SocketAddr,
-) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, HubId), String> {
+) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, HubId), ConnectError> {
     let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
         .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| ConnectError::Timeout)??;
     let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from("aidmesh").map_err(|e| e.to_string())?;
-    let stream = tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
-        .await
-        .map_err(|_| "handshake timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    let peer = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).ok_or("no peer certificate")?;
-    let id = peer_id(peer).map_err(|e| e.to_string())?;
-    Ok((stream, id))
+    // No name is sent (SNI is off); this one only satisfies the API.
+    let name = ServerName::IpAddress(addr.ip().into());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut stream = connector.connect(name, tcp).await.map_err(|e| ConnectError::Tls(e.to_string()))?;
+        let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
+        stream.write_all(&handshake::hello(keyring, &exporter)).await?;
+        stream.flush().await?;
+        let mut theirs = [0u8; PROOF];
+        stream.read_exact(&mut theirs).await?;
+        let peer = handshake::check_proof(&theirs, Side::Listener, &exporter, member)?;
+        stream.write_all(&handshake::proof(identity, Side::Dialler, &exporter)).await?;
+        stream.flush().await?;
+        Ok((stream, peer))
+    })
+    .await
+    .map_err(|_| ConnectError::Timeout)?
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -397,10 +474,10 @@ async fn run_connection<H: Hub>(
                     Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
                     Err(e) => { result = Err(e.to_string()); break; }
                 }
-                // Authority that arrived may admit or revoke hubs: every connection sees it now.
+                // Authority that arrived may admit or revoke hubs, and turn the coalition secret
+                // over: every connection sees it now.
                 if changed.iter().any(|c| matches!(c, Change::Authority(_))) {
-                    let ids = lock(&shared.hub).member_ids();
-                    *shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
+                    refresh(&shared);
                 }
                 for c in changed {
                     let _ = shared.changed.send(c);
@@ -589,25 +666,51 @@ impl ServerCertVerifier for KeyCheck {
     }
 }
 
-/// A self-signed certificate for the hub's Ed25519 key, and the key in PKCS#8.
-pub fn certificate(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
+/// A self-signed certificate for an Ed25519 key, and the key in PKCS#8. It names nothing: no
+/// subject, no alternative name.
+fn self_signed(secret: &[u8; 32]) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
-    let signing = ed25519_dalek::SigningKey::from_bytes(&identity.secret());
+    let signing = ed25519_dalek::SigningKey::from_bytes(secret);
     let pkcs8 = signing.to_pkcs8_der().map_err(|e| err(&e))?;
     let der = PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_ED25519).map_err(|e| err(&e))?;
-    let params = rcgen::CertificateParams::new(vec!["aidmesh".to_string()]).map_err(|e| err(&e))?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
     let cert = params.self_signed(&kp).map_err(|e| err(&e))?;
     Ok((vec![cert.der().clone()], PrivateKeyDer::Pkcs8(der)))
 }
 
-/// TLS 1.3 server and client configurations for a hub, pinned to the members.
-pub fn tls_configs(
-    identity: &Identity,
-    members: Arc<RwLock<BTreeSet<HubId>>>,
+/// A self-signed certificate for the hub's own key: what the invite exchange still uses, where
+/// the joiner pins the inviter's key from the invite.
+pub fn certificate(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
+    self_signed(&identity.secret())
+}
+
+/// TLS 1.3 server and client configurations for the mesh, with a throwaway key (`tls_key`,
+/// fresh random bytes): the server asks for no certificate and the client accepts any
+/// Ed25519 one and sends no name. Who each end is, is the handshake's business.
+pub fn throwaway_configs(
+    tls_key: [u8; 32],
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
-    let rule: KeyRule = Arc::new(move |id| members.read().unwrap_or_else(|e| e.into_inner()).contains(id));
-    Ok((server_config(identity, rule.clone())?, client_config(identity, rule)?))
+    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (chain, key) = self_signed(&tls_key)?;
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err(&e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| err(&e))?;
+    let any: KeyRule = Arc::new(|_| true);
+    let check = Arc::new(KeyCheck { rule: any, algs: provider.signature_verification_algorithms });
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| err(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(check)
+        .with_no_client_auth();
+    client.enable_sni = false;
+    Ok((Arc::new(server), Arc::new(client)))
 }
 
 /// A TLS 1.3 server configuration that accepts client keys passing `rule`.

@@ -66,7 +66,7 @@ fn people_and_hubs_chain_back_to_the_founder_and_plain_members_are_refused_at_th
     let mut log = found(&fox);
     add(&mut log, &fox, &owl, "owl", Role::Admin);
     add(&mut log, &owl, &jay, "jay", Role::Member);
-    sign(&mut log, &owl, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
+    sign(&mut log, &owl, Body::admit_hub(hub(1), "South".into())).unwrap();
     assert!(is_admin(&log, &fox) && is_admin(&log, &owl) && is_person(&log, &jay) && !is_admin(&log, &jay));
     assert!(log.state().hub_is_member(&hub(0)) && log.state().hub_is_member(&hub(1)));
 
@@ -77,7 +77,7 @@ fn people_and_hubs_chain_back_to_the_founder_and_plain_members_are_refused_at_th
     let e = sign(&mut log, &jay, Body::SetRole { person: key(&jay), role: Role::Admin });
     assert!(matches!(e, Err(Refusal::NoRight(_))));
     // An outsider's key belongs to no one.
-    let e = sign(&mut log, &outsider, Body::AdmitHub { hub: hub(9), name: "Mole".into() });
+    let e = sign(&mut log, &outsider, Body::admit_hub(hub(9), "Mole".into()));
     assert!(matches!(&e, Err(Refusal::NoRight(why)) if why.contains("belongs to no person")), "{e:?}");
     assert_eq!(log.len(), n, "nothing refused is stored");
     assert!(!log.state().hub_is_member(&hub(9)));
@@ -103,7 +103,17 @@ fn the_door_names_what_is_wrong_with_bytes_that_are_not_a_valid_entry() {
     let spaced = String::from_utf8(good.encode()).unwrap().replace(",\"", ", \"");
     assert!(matches!(log.offer(spaced.as_bytes()), Err(Refusal::Malformed(w)) if w.contains("canonical")));
     assert!(matches!(log.offer(b"{not json"), Err(Refusal::Malformed(_))));
-    assert!(matches!(log.offer(&vec![b' '; 5000]), Err(Refusal::TooLarge(5000))));
+    let over = aidmesh_mesh::authority::MAX_ENTRY + 1;
+    assert!(matches!(log.offer(&vec![b' '; over]), Err(Refusal::TooLarge(n)) if n == over));
+    // Only a revocation (which seals a secret for every remaining hub) may be that large.
+    let mut big = policy(&log, 100, 1_000, 2);
+    if let Body::Policy { limits, .. } = &mut big {
+        *limits =
+            (0..100).map(|i| aidmesh_mesh::authority::Limit { role: format!("role {i:>70}"), max_minor: 1 }).collect();
+    }
+    let big = Entry::sign(&fox, hub(0), log.coalition(), log.heads(), 5, big).encode();
+    assert!(big.len() > aidmesh_mesh::authority::MAX_PLAIN_ENTRY && big.len() < over);
+    assert_eq!(log.offer(&big), Err(Refusal::TooLarge(big.len())));
     // Another coalition's entry, and another founding.
     let other = found(&owl);
     let theirs = other.missing_for(&[]);
@@ -136,7 +146,7 @@ fn any_delivery_order_gives_the_same_state_and_out_of_order_entries_wait() {
     sign(&mut log, &fox, Body::Grant { person: key(&jay), role: "treasurer".into() }).unwrap();
     add(&mut log, &owl, &wren, "wren", Role::Member);
     sign(&mut log, &fox, Body::RemovePerson { person: key(&wren) }).unwrap();
-    sign(&mut log, &owl, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
+    sign(&mut log, &owl, Body::admit_hub(hub(1), "South".into())).unwrap();
     let all: Vec<Vec<u8>> = log.missing_for(&[]);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
     for _ in 0..20 {
@@ -161,8 +171,8 @@ fn a_hub_that_lost_or_altered_its_copy_gets_the_log_back_and_changes_nothing_els
     let (fox, owl) = (person(1), person(2));
     let mut north = found(&fox);
     add(&mut north, &fox, &owl, "owl", Role::Member);
-    sign(&mut north, &fox, Body::AdmitHub { hub: hub(1), name: "South".into() }).unwrap();
-    sign(&mut north, &fox, Body::RevokeHub { hub: hub(1) }).unwrap();
+    sign(&mut north, &fox, Body::admit_hub(hub(1), "South".into())).unwrap();
+    sign(&mut north, &fox, Body::revoke_hub(hub(1))).unwrap();
     // South's copy lacks the revocation (deleted locally): it cannot lose it for anyone else,
     // and gets it back at the next sync.
     let entries: Vec<Vec<u8>> = north.entries().map(|(_, e)| e.encode()).collect();
@@ -184,8 +194,8 @@ fn a_removed_admins_backdated_entries_do_not_count() {
     assert!(!is_person(&north, &owl));
     // With owl's key, the thief admits a mole and a hub, citing only what owl had seen.
     add(&mut seized, &owl, &mole, "mole", Role::Admin);
-    sign(&mut seized, &owl, Body::AdmitHub { hub: hub(7), name: "Van".into() }).unwrap();
-    sign(&mut seized, &mole, Body::AdmitHub { hub: hub(8), name: "Car".into() }).unwrap();
+    sign(&mut seized, &owl, Body::admit_hub(hub(7), "Van".into())).unwrap();
+    sign(&mut seized, &mole, Body::admit_hub(hub(8), "Car".into())).unwrap();
     sync(&mut north, &mut seized);
     for log in [&north, &seized] {
         assert!(!is_person(log, &owl) && !is_person(log, &mole), "{:?}", log.state().people);
@@ -194,7 +204,7 @@ fn a_removed_admins_backdated_entries_do_not_count() {
         assert_eq!(log.state().not_counted.len(), 3, "{:?}", log.state().not_counted);
     }
     // After the removal, owl's key is refused at the door.
-    let e = sign(&mut north, &owl, Body::AdmitHub { hub: hub(9), name: "Bus".into() });
+    let e = sign(&mut north, &owl, Body::admit_hub(hub(9), "Bus".into()));
     assert!(matches!(e, Err(Refusal::NoRight(_))), "{e:?}");
 }
 
@@ -207,7 +217,7 @@ fn two_admins_who_remove_each_other_while_apart_both_lose() {
     let mut south = copy(&north);
     sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
     sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
-    sign(&mut south, &owl, Body::AdmitHub { hub: hub(5), name: "Owl's van".into() }).unwrap();
+    sign(&mut south, &owl, Body::admit_hub(hub(5), "Owl's van".into())).unwrap();
     sync(&mut north, &mut south);
     assert_eq!(north.state(), south.state());
     assert!(!is_person(&north, &fox) && !is_person(&north, &owl), "{:?}", north.state().people);
@@ -235,7 +245,7 @@ fn the_other_admins_remove_the_founder_by_majority() {
     assert!(!is_person(&log, &fox));
     assert!(log.state().waiting.is_empty());
     // The founder's key now counts for nothing.
-    assert!(matches!(sign(&mut log, &fox, Body::AdmitHub { hub: hub(3), name: "X".into() }), Err(Refusal::NoRight(_))));
+    assert!(matches!(sign(&mut log, &fox, Body::admit_hub(hub(3), "X".into())), Err(Refusal::NoRight(_))));
     // Two admins: the other one is enough; one admin cannot be removed at all.
     sign(&mut log, &owl, Body::RemovePerson { person: key(&wren) }).unwrap();
     assert!(is_person(&log, &wren), "two of {{jay, owl}} are needed");
@@ -258,15 +268,12 @@ fn a_revoked_key_signs_nothing_that_counts_and_its_concurrent_entries_are_droppe
     assert_eq!(north.state().person_of(&key(&owl_laptop)).unwrap().handle, "owl");
     let mut stolen = copy(&north);
     sign(&mut north, &fox, Body::RevokeKey { key: key(&owl_laptop) }).unwrap();
-    sign(&mut stolen, &owl_laptop, Body::AdmitHub { hub: hub(6), name: "Thief".into() }).unwrap();
+    sign(&mut stolen, &owl_laptop, Body::admit_hub(hub(6), "Thief".into())).unwrap();
     sync(&mut north, &mut stolen);
     assert!(!north.state().hub_is_member(&hub(6)));
     assert!(north.state().person_of(&key(&owl_laptop)).is_none());
     assert!(is_admin(&north, &owl), "the person keeps their other key");
-    assert!(matches!(
-        sign(&mut north, &owl_laptop, Body::AdmitHub { hub: hub(7), name: "Y".into() }),
-        Err(Refusal::NoRight(_))
-    ));
+    assert!(matches!(sign(&mut north, &owl_laptop, Body::admit_hub(hub(7), "Y".into())), Err(Refusal::NoRight(_))));
 }
 
 #[test]
@@ -337,11 +344,11 @@ proptest! {
                         1 => Body::RemovePerson { person: target },
                         2 => Body::SetRole { person: target, role: Role::Admin },
                         3 => Body::SetRole { person: target, role: Role::Member },
-                        4 => Body::AdmitHub { hub: hub(whom as u8), name: format!("h{whom}") },
+                        4 => Body::admit_hub(hub(whom as u8), format!("h{whom}")),
                         6 => policy(log, 1_000 * (whom as i64 + 1), 0, 1),
                         _ => match log.state().waiting.keys().next() {
                             Some(w) => Body::Endorse { entry: *w },
-                            None => Body::RevokeHub { hub: hub(whom as u8) },
+                            None => Body::revoke_hub(hub(whom as u8)),
                         },
                     };
                     let r = log.append(&people[who], hub(at as u8), 0, body);

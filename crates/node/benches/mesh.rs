@@ -88,7 +88,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let identity = a.identity();
-        let mesh = Arc::new(Mesh::new(a, &identity).unwrap());
+        let mesh = Arc::new(Mesh::new(a, &identity, [1; 32]).unwrap());
         let a_addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let proxy = Proxy::start(a_addr).await;
         let run = |phase: &str| {
@@ -174,7 +174,7 @@ fn child(args: &[String]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let identity = hub.identity();
-        let mesh = Mesh::new(hub, &identity).unwrap();
+        let mesh = Mesh::new(hub, &identity, [2; 32]).unwrap();
         let start = Instant::now();
         mesh.dial(addr);
         match phase.as_str() {

@@ -65,7 +65,7 @@ impl Node {
     pub async fn start(hub: Hub, config: NodeConfig) -> Result<Node> {
         let identity = hub.identity();
         let store = hub.store_path().to_path_buf();
-        let mesh = Arc::new(Mesh::new(hub, &identity)?);
+        let mesh = Arc::new(Mesh::new(hub, &identity, fresh_key())?);
         let (dial, dialed) = tokio::sync::mpsc::unbounded_channel();
         for p in &config.peers {
             let _ = dial.send(*p);
@@ -114,8 +114,15 @@ impl Node {
                 _ = tick.tick() => {
                     // New members (admitted here or learnt from a peer), discovery, status.
                     mesh.refresh_members();
-                    if let (None, Some(cfg)) = (&mdns, &config.discovery) {
-                        mdns = start_discovery(&mesh, cfg, addr, &dial)?;
+                    match (&mdns, &config.discovery) {
+                        (None, Some(cfg)) => mdns = start_discovery(&mesh, cfg, addr, &dial)?,
+                        // A revocation turned the coalition secret over: advertise under the new one.
+                        (Some(d), _) => {
+                            if let Err(e) = d.update(mesh.keyring(), &mut rand_core::OsRng) {
+                                tracing::warn!(error = %e, "cannot advertise under the new coalition secret");
+                            }
+                        }
+                        (None, None) => {}
                     }
                     let status = serde_json::to_string(&mesh.peers())?;
                     mesh.with_hub(|h| h.record_peer_status(&status))?;
@@ -146,6 +153,13 @@ impl Node {
     }
 }
 
+/// 32 fresh random bytes: this run's throwaway TLS key.
+fn fresh_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut k);
+    k
+}
+
 /// Discovery stays off until the hub belongs to a coalition (it joined one or admitted a hub).
 fn start_discovery(
     mesh: &Mesh<Hub>,
@@ -155,14 +169,13 @@ fn start_discovery(
 ) -> Result<Option<Discovery>> {
     let (n, founder, me) =
         mesh.with_hub(|h| (h.members().map(|m| m.members.len()).unwrap_or(0), h.founder(), h.public_key()));
-    let founder = founder?;
-    if n < 2 && founder.key == me {
+    if n < 2 && founder?.key == me {
         return Ok(None);
     }
     let ips: Vec<IpAddr> = if addr.ip().is_unspecified() { vec![] } else { vec![addr.ip()] };
     let tx = dial.clone();
     let mut rng = rand_core::OsRng;
-    match Discovery::start(cfg, &founder.key, &ips, addr.port(), &mut rng, move |a| {
+    match Discovery::start(cfg, mesh.keyring(), &ips, addr.port(), &mut rng, move |a| {
         let _ = tx.send(a);
     }) {
         Ok(d) => {

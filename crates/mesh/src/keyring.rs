@@ -1,0 +1,191 @@
+//! The coalition secret: what a hub proves it holds before any hub shows its key, and what
+//! keys the tags of the coalition's mDNS adverts. Sans-IO.
+//!
+//! It is a chain. It starts from the founding hub's key ([`Keyring::base`]), which a hub knows
+//! from the moment it adopts its coalition's founder, before it holds the log. Each revocation
+//! that counts turns it over: the hub where an admin revokes seals a fresh 32-byte secret for
+//! every hub that remains ([`Body::RevokeHub`]'s `rekey`), and the next secret is SHA-256 of
+//! the previous one, the revocation's id and the fresh one. The revoked hub has no slot in its
+//! own revocation, so it cannot follow the chain past it; nor can anyone who never held an
+//! earlier secret. A hub admitted later is handed the secret of the time, sealed for it alone
+//! in its admission ([`Body::AdmitHub`]'s `secret`), and follows the chain from there.
+//!
+//! Every member that holds the same log computes the same chain, with no exchange and no race:
+//! concurrent revocations both count, in the log's order. A keyring keeps the newest
+//! [`KEEP`] secrets of the chain: a hub that has not yet heard of a revocation is still
+//! recognised and reached by one that has (the dialler proves it holds any secret of its
+//! keyring; the listener accepts its current one only, see [`crate::handshake`]).
+//!
+//! Revocations written before revocations carried a fresh secret do not turn it over.
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::authority::{Body, Ephemeral, Id, Key, Sealed, Slot, State, MAX_SEALED};
+use crate::identity::Identity;
+
+/// How many secrets of the chain a keyring keeps.
+pub const KEEP: usize = 4;
+/// Bytes of an advert's tag.
+pub const TAG: usize = 12;
+const DOMAIN: &[u8] = b"aidmesh coalition secret v1\n";
+const REKEY: &[u8] = b"aidmesh rekey v1\n";
+const ADMIT: &[u8] = b"aidmesh admit v1\n";
+
+/// One secret of the chain.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Secret([u8; 32]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    fn mac(&self, domain: &[u8], msg: &[u8]) -> Hmac<Sha256> {
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        m.update(domain);
+        m.update(msg);
+        m
+    }
+
+    /// The tag of an advert with this `nonce`.
+    pub fn tag(&self, nonce: &[u8]) -> [u8; TAG] {
+        let out = self.mac(b"aidmesh mdns v2\n", nonce).finalize().into_bytes();
+        out[..TAG].try_into().expect("TAG bytes")
+    }
+
+    /// What a dialler sends to prove it holds this secret, bound to one TLS session.
+    pub fn hello(&self, exporter: &[u8; 32]) -> [u8; 32] {
+        self.mac(b"aidmesh hello v1\n", exporter).finalize().into_bytes().into()
+    }
+
+    /// Whether `mac` is [`Secret::hello`] for this session (in constant time).
+    fn opens(&self, exporter: &[u8; 32], mac: &[u8; 32]) -> bool {
+        self.mac(b"aidmesh hello v1\n", exporter).verify_slice(mac).is_ok()
+    }
+}
+
+/// The newest secrets of the chain a hub can follow, each with the revocation after which it
+/// holds (`None`: before any).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyring {
+    /// Oldest first; never empty.
+    secrets: Vec<(Option<Id>, Secret)>,
+}
+
+fn step(prev: &Secret, entry: &Id, fresh: &[u8; 32]) -> Secret {
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(prev.0);
+    h.update(entry.0);
+    h.update(fresh);
+    Secret(h.finalize().into())
+}
+
+fn open(domain: &[u8], me: &Identity, sealed: &Sealed) -> Option<[u8; 32]> {
+    crate::seal::open(domain, me, &sealed.eph.0, sealed.slots.iter().map(|s| &s.0[..]))
+}
+
+impl Keyring {
+    /// The chain's first secret: a coalition's, from its founding hub's key.
+    pub fn base(founder_hub: &[u8; 32]) -> Keyring {
+        let mut h = Sha256::new();
+        h.update(DOMAIN);
+        h.update(founder_hub);
+        Keyring { secrets: vec![(None, Secret(h.finalize().into()))] }
+    }
+
+    /// The keyring of hub `me` in the coalition founded by `founder_hub`, whose log resolves to
+    /// `state`: the chain followed as far as `me` can open it.
+    pub fn of(founder_hub: &[u8; 32], state: &State, me: &Identity) -> Keyring {
+        let mut ring = Keyring::base(founder_hub);
+        let handed = state.hubs.get(&Key::of(me)).and_then(|h| h.handed.as_ref());
+        let take_handed = |at: Option<Id>| {
+            handed.filter(|(after, _)| *after == at).and_then(|(_, sealed)| open(ADMIT, me, sealed)).map(Secret)
+        };
+        let mut current = take_handed(None).or(Some(ring.secrets[0].1));
+        ring.secrets.clear();
+        ring.push(None, current);
+        for r in &state.rekeys {
+            current = match (&r.sealed, current) {
+                // From before revocations turned the secret over.
+                (None, prev) => prev,
+                (Some(sealed), Some(prev)) => open(REKEY, me, sealed).map(|fresh| step(&prev, &r.entry, &fresh)),
+                (Some(_), None) => None,
+            };
+            if let Some(s) = take_handed(Some(r.entry)) {
+                current = Some(s);
+            }
+            ring.push(Some(r.entry), current);
+        }
+        ring
+    }
+
+    fn push(&mut self, at: Option<Id>, s: Option<Secret>) {
+        let Some(s) = s else { return };
+        if self.secrets.last().map(|(_, last)| *last) == Some(s) {
+            return;
+        }
+        self.secrets.push((at, s));
+        if self.secrets.len() > KEEP {
+            self.secrets.remove(0);
+        }
+    }
+
+    /// The newest secret this hub can follow: what its adverts and its listener use.
+    pub fn current(&self) -> &Secret {
+        &self.secrets.last().expect("a keyring is never empty").1
+    }
+
+    /// Every kept secret, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &Secret> {
+        self.secrets.iter().rev().map(|(_, s)| s)
+    }
+
+    /// Whether an advert's tag was made with a secret of this keyring.
+    pub fn recognises(&self, nonce: &[u8], tag: &[u8]) -> bool {
+        self.newest_first().any(|s| s.tag(nonce)[..] == *tag)
+    }
+
+    /// A dialler's proofs, one per kept secret, newest first.
+    pub fn hello(&self, exporter: &[u8; 32]) -> Vec<[u8; 32]> {
+        self.newest_first().map(|s| s.hello(exporter)).collect()
+    }
+
+    /// Whether one of a dialler's proofs is made with this hub's current secret.
+    pub fn accepts(&self, exporter: &[u8; 32], macs: &[[u8; 32]]) -> bool {
+        // Every proof is checked, so the time says nothing of which one matched.
+        macs.iter().fold(false, |ok, m| self.current().opens(exporter, m) | ok)
+    }
+
+    /// The current secret sealed for a hub being admitted, and the revocation it holds after:
+    /// what [`Body::AdmitHub`] carries.
+    pub fn hand(&self, ephemeral: [u8; 32], to: &Key) -> (Sealed, Option<Id>) {
+        let (at, s) = self.secrets.last().expect("a keyring is never empty");
+        (sealed(ADMIT, ephemeral, &[to.0], &s.0), *at)
+    }
+}
+
+fn sealed(domain: &[u8], ephemeral: [u8; 32], to: &[[u8; 32]], secret: &[u8; 32]) -> Sealed {
+    let (eph, slots) = crate::seal::seal(domain, ephemeral, to, MAX_SEALED, secret);
+    Sealed { eph: Ephemeral(eph), slots: slots.into_iter().map(Slot).collect() }
+}
+
+/// A revocation of `hub` that turns the coalition secret over: a `fresh` secret sealed for
+/// every hub of `state` but the revoked one. Refused with the count when there are more hubs
+/// than one entry can seal for.
+pub fn revoke(state: &State, hub: Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> Result<Body, usize> {
+    let remaining: Vec<[u8; 32]> = state.hubs.keys().filter(|k| **k != hub).map(|k| k.0).collect();
+    if remaining.len() > MAX_SEALED {
+        return Err(remaining.len());
+    }
+    if remaining.is_empty() {
+        return Ok(Body::revoke_hub(hub));
+    }
+    Ok(Body::RevokeHub { hub, rekey: Some(sealed(REKEY, ephemeral, &remaining, &fresh)) })
+}
+
+#[cfg(test)]
+mod tests;
