@@ -150,12 +150,14 @@ impl Hub {
         let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
         self.rng.fill_bytes(&mut ephemeral);
         self.rng.fill_bytes(&mut fresh);
-        let body = keyring::revoke(self.log()?.state(), key, ephemeral, fresh).map_err(|n| {
-            Error::NotAllowed(format!(
-                "{n} hubs would remain, and one revocation turns the coalition secret over for at most \
-                 {MAX_SEALED}: revoke hubs that are no longer used first"
-            ))
-        })?;
+        let body = keyring::revoke(self.log()?.state(), key, ephemeral, fresh).unwrap_or_else(|n| {
+            tracing::warn!(
+                remaining = n,
+                "more hubs remain than one revocation seals a new coalition secret for ({MAX_SEALED}): \
+                 revoked without turning the secret over"
+            );
+            AuthBody::revoke_hub(key)
+        });
         self.sign_authority(body).map(|_| ())
     }
 

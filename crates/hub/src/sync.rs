@@ -392,7 +392,9 @@ impl aidmesh_mesh::net::Hub for Hub {
         Hub::keyring(self).unwrap_or_else(|e| {
             // A secret no other hub holds: no peer passes, as with no members.
             tracing::error!(error = %e, "cannot read the coalition secret: refusing every peer");
-            aidmesh_mesh::keyring::Keyring::base(&self.identity.public().to_bytes())
+            let mut random = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+            aidmesh_mesh::keyring::Keyring::base(&random)
         })
     }
 }

@@ -115,8 +115,13 @@ impl Keyring {
                 (Some(sealed), Some(prev)) => open(REKEY, me, sealed).map(|fresh| step(&prev, &r.entry, &fresh)),
                 (Some(_), None) => None,
             };
-            if let Some(s) = take_handed(Some(r.entry)) {
-                current = Some(s);
+            // The secret handed at admission, where this hub could not follow the chain itself;
+            // what it held before is of no use to it then.
+            if current.is_none() {
+                if let Some(s) = take_handed(Some(r.entry)) {
+                    current = Some(s);
+                    ring.secrets.clear();
+                }
             }
             ring.push(Some(r.entry), current);
         }
@@ -174,8 +179,9 @@ fn sealed(domain: &[u8], ephemeral: [u8; 32], to: &[[u8; 32]], secret: &[u8; 32]
 }
 
 /// A revocation of `hub` that turns the coalition secret over: a `fresh` secret sealed for
-/// every hub of `state` but the revoked one. Refused with the count when there are more hubs
-/// than one entry can seal for.
+/// every hub of `state` but the revoked one. With more hubs than one entry can seal for, the
+/// count: the caller then revokes without turning the secret over ([`Body::revoke_hub`]), since
+/// a revocation must never fail.
 pub fn revoke(state: &State, hub: Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> Result<Body, usize> {
     let remaining: Vec<[u8; 32]> = state.hubs.keys().filter(|k| **k != hub).map(|k| k.0).collect();
     if remaining.len() > MAX_SEALED {

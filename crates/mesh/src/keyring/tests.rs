@@ -89,6 +89,7 @@ fn a_hub_admitted_after_a_revocation_is_handed_the_secret_and_follows_the_chain(
     w.revoke(2, 9);
     w.admit(3);
     assert_eq!(w.ring(3).current(), w.ring(0).current());
+    assert_eq!(w.ring(3).newest_first().count(), 1, "it holds no secret from before its admission");
     w.revoke(1, 10);
     assert_eq!(w.ring(3).current(), w.ring(0).current(), "later revocations are sealed for it too");
     assert_ne!(w.ring(1).current(), w.ring(0).current());
@@ -149,7 +150,13 @@ fn a_revocation_seals_for_at_most_max_sealed_hubs() {
     let body = revoke(w.log.state(), Key::of(&w.hubs[2]), [1; 32], [1; 32]).unwrap();
     let (admitted, revocation) = (Log::load(w.log.entries().map(|(_, e)| e.encode())).unwrap(), body);
     w.log.append(&w.fox, Key::of(&w.hubs[0]), 1, Body::admit_hub(many[0], "y".into())).unwrap();
-    assert_eq!(revoke(w.log.state(), Key::of(&w.hubs[2]), [1; 32], [1; 32]), Err(MAX_SEALED + 1));
+    let n = revoke(w.log.state(), Key::of(&w.hubs[2]), [1; 32], [1; 32]).unwrap_err();
+    assert_eq!(n, MAX_SEALED + 1);
+    let plain = Body::revoke_hub(Key::of(&w.hubs[2]));
+    let before = w.ring(0);
+    w.log.append(&w.fox, Key::of(&w.hubs[0]), 2, plain).unwrap();
+    assert!(!w.log.state().hubs.contains_key(&Key::of(&w.hubs[2])), "the revocation still counts");
+    assert_eq!(w.ring(0), before, "without turning the secret over");
     let mut log = admitted;
     assert!(log.append(&w.fox, Key::of(&w.hubs[0]), 2, revocation).is_ok(), "the largest revocation fits in one entry");
 }
