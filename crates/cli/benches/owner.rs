@@ -117,10 +117,9 @@ fn main() {
     // A second hub, admitted, serving and connected to the first.
     let peer = dir.path().join("peer.aidmesh");
     run(&peer, &["init", "--name", "Peer"]);
-    let code = json(&store, &["identity"])["founder_code"].as_str().unwrap().to_string();
-    run(&peer, &["adopt-founder", &code]);
     let key = json(&peer, &["identity"])["public_key"].as_str().unwrap().to_string();
-    run(&store, &["admit", &key, "--name", "Peer"]);
+    let code = json(&store, &["admit", &key, "--name", "Peer"])["founder_code"].as_str().unwrap().to_string();
+    run(&peer, &["adopt-founder", &code]);
     // The peer's coordinator is an admin: they read vault entries no record names (logged).
     let person = json(&peer, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
     run(&store, &["person", "add", &person, "--name", "peer", "--admin"]);

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use aidmesh_hub::model::views::Source;
-use aidmesh_hub::model::{FlowStatus, Kind, Timestamp};
+use aidmesh_hub::model::{FlowStatus, Kind};
 use aidmesh_hub::{AllocationStep, Config, Error, Hub, HxlKind, InitOptions, Scale};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -677,8 +677,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         }
         Command::Identity => {
             let hub = hubs.hub()?;
-            let f = hub.founder()?;
-            let code = format!("{}:{}:{}", f.key, f.at.millis(), f.name);
+            let code = hub.founder_code()?.to_string();
             if json {
                 return print::json(&serde_json::json!({
                     "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
@@ -692,8 +691,12 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Admit { key, name } => {
             let mut hub = hubs.hub()?;
             unlock(&mut hub, &handle)?;
-            hub.admit(key.trim(), &name)?;
-            outln!("Admitted {name}. It must also adopt this coalition's founder: `aidmesh adopt-founder CODE` (see `aidmesh identity`).");
+            let code = hub.admit(key.trim(), &name)?.to_string();
+            if json {
+                return print::json(&serde_json::json!({ "admitted": name, "founder_code": code }));
+            }
+            outln!("Admitted {name}. Unless it joined by invite, run this on {name} (the code is for that hub alone):");
+            outln!("  aidmesh adopt-founder {code}");
             Ok(())
         }
         Command::Revoke { hub: who } => {
@@ -717,19 +720,18 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         }
         Command::AdoptFounder { code } => {
             let mut hub = hubs.hub()?;
-            let mut parts = code.trim().splitn(3, ':');
-            let (key, at, name) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let at =
-                at.parse::<i64>().map_err(|_| anyhow::anyhow!("{code:?} is not a founder code (KEY:TIME:NAME)"))?;
-            hub.adopt_founder(&aidmesh_hub::Founder {
-                key: key.to_string(),
-                name: name.to_string(),
-                at: Timestamp::from_millis(at),
-            })?;
-            outln!(
-                "This hub now belongs to {name}'s coalition; an admin must admit it: aidmesh admit {}",
-                hub.public_key()
-            );
+            let code = aidmesh_hub::FounderCode::parse(&code)?;
+            hub.adopt(&code)?;
+            let name = &code.founder.name;
+            if code.welcome.is_some() {
+                outln!("This hub now belongs to {name}'s coalition: serve, and it syncs with the coalition's hubs.");
+            } else {
+                outln!(
+                    "This hub now belongs to {name}'s coalition. An admin must admit it (aidmesh admit {}) and give it \
+                     the code that prints, or a bundle, before it can reach the coalition's hubs.",
+                    hub.public_key()
+                );
+            }
             Ok(())
         }
         Command::Serve { listen, peer, mdns_interfaces, no_discovery } => {

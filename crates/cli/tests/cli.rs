@@ -223,10 +223,9 @@ fn bundles_travel_as_files_between_hubs_that_never_meet() {
     a.ok(&["init", "--name", "North"]);
     b.ok(&["init", "--name", "South"]);
     // South joins North's coalition by hand (no network between them).
-    let code = a.json(&["identity"])["founder_code"].as_str().unwrap().to_string();
-    b.ok(&["adopt-founder", &code]);
     let key = b.json(&["identity"])["public_key"].as_str().unwrap().to_string();
-    a.ok(&["admit", &key, "--name", "South"]);
+    let code = a.json(&["admit", &key, "--name", "South"])["founder_code"].as_str().unwrap().to_string();
+    b.ok(&["adopt-founder", &code]);
     a.ok(&["add", "item", "name=Blankets", "unit=blanket"]);
     let stick = a.dir.path().join("stick.bundle");
     let s = a.json(&["bundle", "export", "--to", stick.to_str().unwrap(), "--full"]);

@@ -80,13 +80,12 @@ fn a_hub_invited_by_an_admin_who_is_not_the_founder_syncs_across_the_line() {
     for (s, n) in [(&a, "North"), (&b, "Central"), (&c, "South")] {
         assert!(cli(s, &["init", "--name", n]).status.success());
     }
-    let code = json(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
-    assert!(cli(&b, &["adopt-founder", &code]).status.success());
     let key = json(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
     // Authority belongs to people: North's coordinator admits Central's hub and makes Central's
     // coordinator (by the key they made at Central) an admin.
     let central = json(&b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
-    assert!(cli(&a, &["admit", &key, "--name", "Central"]).status.success());
+    let code = json(&a, &["admit", &key, "--name", "Central"])["founder_code"].as_str().unwrap().to_string();
+    assert!(cli(&b, &["adopt-founder", &code]).status.success());
     assert!(cli(&a, &["person", "add", &central, "--name", "central", "--admin"]).status.success());
     let (pa, pb) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
     let _sa = serve(&a, &pa, &[]);

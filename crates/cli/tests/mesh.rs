@@ -60,13 +60,13 @@ fn member_hubs_converge_and_an_outsider_gets_nothing() {
     let mut b = node(&dir, "Central");
     let mut c = node(&dir, "South");
     let mut x = node(&dir, "Outsider");
-    let code = a.ok(&["identity"])["founder_code"].as_str().unwrap().to_string();
     for n in [&b, &c] {
-        n.ok(&["adopt-founder", &code]);
         let key = n.ok(&["identity"])["public_key"].as_str().unwrap().to_string();
-        a.ok(&["admit", &key, "--name", "member"]);
+        let code = a.ok(&["admit", &key, "--name", "member"])["founder_code"].as_str().unwrap().to_string();
+        n.ok(&["adopt-founder", &code]);
     }
     // The outsider claims the same founder but was never admitted.
+    let code = a.ok(&["identity"])["founder_code"].as_str().unwrap().to_string();
     x.ok(&["adopt-founder", &code]);
     let hall = a.ok(&["add", "place", "name=Hall"])["id"].as_str().unwrap().to_string();
     a.ok(&["add", "item", "name=Water", "unit=bottle"]);

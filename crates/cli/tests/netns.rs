@@ -162,15 +162,15 @@ fn hubs_find_each_other_by_mdns_and_converge_across_a_cut() {
     for (i, s) in stores.iter().enumerate() {
         cli(s, &["init", "--name", &format!("hub {i}")]);
     }
-    let code = cli(&stores[0], &["identity"])["founder_code"].as_str().unwrap().to_string();
-    for s in &stores[1..] {
-        cli(s, &["adopt-founder", &code]);
-    }
-    // Hubs 1 and 2 are admitted; hub 3 knows the founder (so it recognises the tag) but is not.
+    // Hubs 1 and 2 are admitted and adopt the code their admission made; hub 3 adopts the
+    // founder's code (it knows the founder's key) but is not admitted.
     for s in &stores[1..3] {
         let key = cli(s, &["identity"])["public_key"].as_str().unwrap().to_string();
-        cli(&stores[0], &["admit", &key, "--name", "member"]);
+        let code = cli(&stores[0], &["admit", &key, "--name", "member"])["founder_code"].as_str().unwrap().to_string();
+        cli(s, &["adopt-founder", &code]);
     }
+    let code = cli(&stores[0], &["identity"])["founder_code"].as_str().unwrap().to_string();
+    cli(&stores[3], &["adopt-founder", &code]);
     cli(&stores[0], &["add", "item", "name=Water", "unit=bottle"]);
     let mut lab = Lab::new(4);
     let mut procs = Vec::new();
@@ -242,10 +242,9 @@ fn an_outsider_flooding_a_hub_cannot_keep_a_member_out_nor_fill_its_log() {
     let (a, b) = (dir.path().join("a.aidmesh"), dir.path().join("b.aidmesh"));
     cli(&a, &["init", "--name", "North"]);
     cli(&b, &["init", "--name", "South"]);
-    let code = cli(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
-    cli(&b, &["adopt-founder", &code]);
     let key = cli(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
-    cli(&a, &["admit", &key, "--name", "South"]);
+    let code = cli(&a, &["admit", &key, "--name", "South"])["founder_code"].as_str().unwrap().to_string();
+    cli(&b, &["adopt-founder", &code]);
     let mut lab = Lab::new(3);
     let log_path = dir.path().join("north.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -298,13 +297,12 @@ fn a_line_of_hubs_joined_through_an_admin_who_is_not_the_founder() {
     cli(a, &["init", "--name", "North"]);
     cli(b, &["init", "--name", "Central"]);
     cli(c, &["init", "--name", "South"]);
-    let code = cli(a, &["identity"])["founder_code"].as_str().unwrap().to_string();
-    cli(b, &["adopt-founder", &code]);
     let key = cli(b, &["identity"])["public_key"].as_str().unwrap().to_string();
     // Authority belongs to people: North's coordinator admits Central's hub and makes Central's
     // coordinator an admin, by the key they made at Central.
     let central = cli(b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();
-    cli(a, &["admit", &key, "--name", "Central"]);
+    let code = cli(a, &["admit", &key, "--name", "Central"])["founder_code"].as_str().unwrap().to_string();
+    cli(b, &["adopt-founder", &code]);
     cli(a, &["person", "add", &central, "--name", "central", "--admin"]);
     let mut lab = Lab::networks(3, &[&[0, 1], &[1, 2]]);
     lab.serve_on(0, a, "0.0.0.0:7433", "eth0", Stdio::null());

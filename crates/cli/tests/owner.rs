@@ -17,10 +17,9 @@ fn pair(dir: &tempfile::TempDir) -> (PathBuf, PathBuf) {
     let b = dir.path().join("central.aidmesh");
     ok(&a, &["init", "--name", "North"]);
     ok(&b, &["init", "--name", "Central"]);
-    let code = ok(&a, &["identity"])["founder_code"].as_str().unwrap().to_string();
-    ok(&b, &["adopt-founder", &code]);
     let key = ok(&b, &["identity"])["public_key"].as_str().unwrap().to_string();
-    ok(&a, &["admit", &key, "--name", "Central"]);
+    let code = ok(&a, &["admit", &key, "--name", "Central"])["founder_code"].as_str().unwrap().to_string();
+    ok(&b, &["adopt-founder", &code]);
     // Central's coordinator is an admin of the coalition: they may read vault entries (logged),
     // those no record names included.
     let person = ok(&b, &["person", "list"])["acting"]["key"].as_str().unwrap().to_string();

@@ -12,6 +12,7 @@ use aidmesh_mesh::authority::{Body, Id, Key, Log, Offered, Refusal};
 use aidmesh_mesh::membership::Role;
 use aidmesh_mesh::Identity;
 use aidmesh_model::{FieldError, Timestamp};
+use rand::RngCore;
 use serde::Serialize;
 
 use crate::{Error, Hub, LocalPerson, Result};
@@ -240,13 +241,21 @@ impl Hub {
     }
 
     /// Founds this hub's coalition with the unlocked person as its first admin; the hub
-    /// countersigns. What `init` does, and opening a founding hub from before the log.
-    pub(crate) fn found_coalition(&mut self) -> Result<()> {
+    /// countersigns. What `init` does (with a fresh start of the coalition secret, `genesis`),
+    /// and opening a founding hub from before the log (without: the hubs it re-admits follow
+    /// the secret its coalition had, from the founding hub's key).
+    pub(crate) fn found_coalition(&mut self, genesis: bool) -> Result<()> {
         let name = self.store.meta("hub_name")?.unwrap_or_default();
         let person = self.acting.as_ref().map(|(i, p)| (Key::of(i), p.handle.clone()));
         let (key, handle) =
             person.ok_or_else(|| Error::NotAllowed("no one is unlocked to found the coalition".into()))?;
-        let body = Body::found(&self.identity, &key, &name, &handle, &name);
+        let secret = genesis.then(|| {
+            let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
+            self.rng.fill_bytes(&mut ephemeral);
+            self.rng.fill_bytes(&mut fresh);
+            aidmesh_mesh::keyring::genesis(&Key::of(&self.identity), ephemeral, fresh)
+        });
+        let body = Body::found(&self.identity, &key, &name, &handle, &name, secret);
         self.sign_authority(body)?;
         Ok(())
     }
@@ -266,7 +275,7 @@ impl Hub {
             }
             self.unlock_default()?;
         }
-        self.found_coalition()?;
+        self.found_coalition(false)?;
         let own = self.public_key();
         for m in legacy.members.values().filter(|m| m.key != own) {
             if let Ok(hub) = Key::parse(&m.key) {

@@ -50,7 +50,7 @@ pub use files::{
     begin_join, clear_unfinished_join, join_finished, private_dir, read_bundle_file, unfinished_join, write_atomically,
 };
 pub use flow::{AllocationStep, SuggestionView, MAX_SUGGESTIONS};
-pub use members::Founder;
+pub use members::{Founder, FounderCode};
 pub use people::{LocalPerson, MIN_PIN_CHARS};
 
 pub use query::{
@@ -299,7 +299,7 @@ impl Hub {
             .and_then(|rec| Ok(hub.store.write(|tx| tx.set_meta("hub_record", rec.id().as_str()))?))
             .and_then(|_| hub.make_person(&handle, opts.pin.as_deref()))
             .and_then(|p| hub.unlock(&p.key, opts.pin.as_deref()))
-            .and_then(|_| hub.found_coalition());
+            .and_then(|_| hub.found_coalition(true));
         if let Err(e) = recorded {
             let _ = hub.discard();
             return Err(e);

@@ -1,6 +1,6 @@
 //! The coalition's members, as this hub computes them from the signed membership log.
 
-use aidmesh_mesh::authority::{Body as AuthBody, Key, MAX_SEALED};
+use aidmesh_mesh::authority::{Body as AuthBody, Ephemeral, Key, Sealed, Slot, MAX_SEALED};
 use aidmesh_mesh::keyring::{self, Keyring};
 use aidmesh_mesh::membership::{hex, Entry, Member, Members, Role};
 use aidmesh_mesh::HubId;
@@ -15,6 +15,69 @@ pub struct Founder {
     pub key: String,
     pub name: String,
     pub at: Timestamp,
+}
+
+/// What a hub joined by hand adopts its coalition with (`aidmesh adopt-founder CODE`): the
+/// founder and, from an admission, the coalition secret sealed for the admitted hub alone (so
+/// that it finds and reaches the coalition's hubs before it holds the log; see
+/// `aidmesh_mesh::keyring`). Written `KEY:TIME:NAME`, or `KEY:TIME:SECRET:NAME` with the
+/// secret (160 hex digits).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FounderCode {
+    pub founder: Founder,
+    pub welcome: Option<Sealed>,
+}
+
+fn key_ok(key: &str) -> bool {
+    aidmesh_mesh::membership::unhex(key)
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k))
+}
+
+const WELCOME_HEX: usize = 2 * (32 + aidmesh_mesh::seal::SLOT);
+
+fn welcome_hex(s: &Sealed) -> Option<String> {
+    let [slot] = s.slots.as_slice() else { return None };
+    Some(format!("{}{}", hex(&s.eph.0), hex(&slot.0)))
+}
+
+fn parse_welcome(s: &str) -> Option<Sealed> {
+    let b = aidmesh_mesh::membership::unhex(s).filter(|b| b.len() == WELCOME_HEX / 2)?;
+    Some(Sealed { eph: Ephemeral(b[..32].try_into().ok()?), slots: vec![Slot(b[32..].try_into().ok()?)] })
+}
+
+impl FounderCode {
+    /// Reads a code; what is wrong with it is named.
+    pub fn parse(code: &str) -> Result<FounderCode> {
+        let bad = |why: &str| Error::invalid("founder code", vec![FieldError::new("code", why)]);
+        let mut parts = code.trim().splitn(3, ':');
+        let (key, at, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next());
+        let rest = rest.ok_or_else(|| bad("not a founder code (KEY:TIME:NAME, or KEY:TIME:SECRET:NAME)"))?;
+        if !key_ok(key) {
+            return Err(bad("its key is not an Ed25519 public key in hex"));
+        }
+        let at = at.parse::<i64>().map_err(|_| bad("its time is not a number"))?;
+        let (welcome, name) = match rest.split_once(':') {
+            Some((secret, name)) if secret.len() == WELCOME_HEX && secret.bytes().all(|c| c.is_ascii_hexdigit()) => {
+                (Some(parse_welcome(secret).ok_or_else(|| bad("its secret is not hex"))?), name)
+            }
+            _ => (None, rest),
+        };
+        Ok(FounderCode {
+            founder: Founder { key: key.into(), name: name.into(), at: Timestamp::from_millis(at) },
+            welcome,
+        })
+    }
+}
+
+impl std::fmt::Display for FounderCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Founder { key, name, at } = &self.founder;
+        match self.welcome.as_ref().and_then(welcome_hex) {
+            Some(secret) => write!(f, "{key}:{}:{secret}:{name}", at.millis()),
+            None => write!(f, "{key}:{}:{name}", at.millis()),
+        }
+    }
 }
 
 impl Hub {
@@ -50,13 +113,34 @@ impl Hub {
         Ok(Founder { key: get("founder_key")?, name: get("founder_name")?, at: Timestamp::from_millis(at) })
     }
 
+    /// The code a hub joined by hand adopts this coalition with, without a secret (what
+    /// [`Hub::admit`] returns carries one).
+    pub fn founder_code(&self) -> Result<FounderCode> {
+        Ok(FounderCode { founder: self.founder()?, welcome: None })
+    }
+
+    /// Adopts a coalition by its code (`aidmesh adopt-founder`): its founder, as
+    /// [`Hub::adopt_founder`] does, and the coalition secret if the code carries one.
+    pub fn adopt(&mut self, code: &FounderCode) -> Result<()> {
+        if code.welcome.as_ref().is_some_and(|w| Keyring::welcome(&self.identity, w).is_none()) {
+            let why = format!(
+                "its secret does not open for this hub (a code made for another hub, or mistyped): an admin \
+                 admits this one with aidmesh admit {}",
+                self.public_key()
+            );
+            return Err(Error::invalid("founder code", vec![FieldError::new("code", why)]));
+        }
+        self.adopt_with(&code.founder, code.welcome.as_ref().and_then(welcome_hex).unwrap_or_default())
+    }
+
     /// Takes another coalition's founder as this hub's trust anchor: what joining does once the
     /// invite is confirmed. The hub's own records stay; membership is evaluated from `founder`.
     pub fn adopt_founder(&mut self, founder: &Founder) -> Result<()> {
-        let key_ok = aidmesh_mesh::membership::unhex(&founder.key)
-            .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k));
-        if !key_ok {
+        self.adopt_with(founder, String::new())
+    }
+
+    fn adopt_with(&mut self, founder: &Founder, welcome: String) -> Result<()> {
+        if !key_ok(&founder.key) {
             return Err(Error::invalid("founder", vec![FieldError::new("key", "not an Ed25519 public key in hex")]));
         }
         self.store.write(|tx| {
@@ -66,6 +150,7 @@ impl Hub {
             tx.clear_authority()?;
             tx.set_meta("coalition_id", "")?;
             tx.set_meta("founder_key", &founder.key)?;
+            tx.set_meta("welcome", &welcome)?;
             tx.set_meta("founder_name", &founder.name)?;
             tx.set_meta("founded_at", &founder.at.millis().to_string())
         })?;
@@ -119,7 +204,9 @@ impl Hub {
     }
 
     /// Admits a hub by its public key, signed by the unlocked person, who must be an admin.
-    pub fn admit(&mut self, public_key: &str, name: &str) -> Result<()> {
+    /// Returns the code that hub adopts the coalition with, if it joins by hand: it carries the
+    /// coalition secret sealed for that hub alone.
+    pub fn admit(&mut self, public_key: &str, name: &str) -> Result<FounderCode> {
         let hub = Key::parse(public_key.trim())
             .ok()
             .filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0))
@@ -131,8 +218,9 @@ impl Hub {
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
         let (secret, after) = self.keyring()?.hand(ephemeral, &hub);
-        self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string(), secret: Some(secret), after })
-            .map(|_| ())
+        let welcome = Some(secret.clone());
+        self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string(), secret: Some(secret), after })?;
+        Ok(FounderCode { founder: self.founder()?, welcome })
     }
 
     /// Revokes a member hub (a lost or seized laptop): it may no longer connect.
@@ -163,10 +251,18 @@ impl Hub {
 
     /// The coalition secret's chain as far as this hub can follow it: what it proves to peers
     /// before either shows its key, and what keys its adverts (see `aidmesh_mesh::keyring`).
+    /// A hub joined by hand that does not hold the log yet uses the secret its code carried.
     pub fn keyring(&self) -> Result<Keyring> {
         let founder = aidmesh_mesh::membership::unhex(&self.founder()?.key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .unwrap_or_else(|| self.identity.public().to_bytes());
-        Ok(Keyring::of(&founder, self.log()?.state(), &self.identity))
+        let log = self.log()?;
+        if log.coalition().is_none() {
+            let welcome = self.store.meta("welcome")?.and_then(|w| parse_welcome(&w));
+            if let Some(ring) = welcome.and_then(|w| Keyring::welcome(&self.identity, &w)) {
+                return Ok(ring);
+            }
+        }
+        Ok(Keyring::of(&founder, log.state(), &self.identity))
     }
 }

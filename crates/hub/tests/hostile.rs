@@ -61,9 +61,8 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
     let mut good = new_hub("Good", 3);
     let outsider = new_hub("Outsider", 4);
     for h in [&mut m, &mut good] {
-        h.hub.adopt_founder(&a.hub.founder().unwrap()).unwrap();
-        let key = h.hub.public_key();
-        a.hub.admit(&key, "member").unwrap();
+        let code = a.hub.admit(&h.hub.public_key(), "member").unwrap();
+        h.hub.adopt(&code).unwrap();
     }
     add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     let before = a.hub.count(Kind::Item).unwrap();
@@ -144,8 +143,8 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     let mut north = new_hub("North", 1);
     let mut south = new_hub("South", 2);
     let mut lost = new_hub("Lost", 3);
-    south.hub.adopt_founder(&north.hub.founder().unwrap()).unwrap();
-    north.hub.admit(&south.hub.public_key(), "South").unwrap();
+    let code = north.hub.admit(&south.hub.public_key(), "South").unwrap();
+    south.hub.adopt(&code).unwrap();
     north.hub.admit(&lost.hub.public_key(), "Lost").unwrap();
     // Heron, a plain member, works at South; their key is theirs alone.
     let heron = aidmesh_mesh::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(77));
@@ -337,10 +336,11 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
 }
 
 /// What a hub's port tells whoever dials it, and what a member tells a listener that is not
-/// one: no key, no name. The certificate is a throwaway that names nothing; a hello without
-/// the coalition's current secret (junk, another coalition's, a revoked hub's that holds the
-/// whole log) meets silence and a closed connection; and a member that dials a listener which
-/// is not a member closes before it shows its own key.
+/// one: no key, no name. The certificate is a throwaway that names nothing; a hello without a
+/// secret that lets it in (junk, another coalition's, one made from the founding hub's key, a
+/// revoked hub's with the log from before its revocation or with the whole log) meets silence
+/// and a closed connection; a member that has not heard of the revocation still gets in; and
+/// a member that dials a listener which is not a member closes having shown its key to no one.
 #[test]
 fn a_hubs_port_tells_an_outsider_nothing() {
     use aidmesh_mesh::handshake::{self, Side, EXPORTER_LABEL};
@@ -349,14 +349,21 @@ fn a_hubs_port_tells_an_outsider_nothing() {
     let mut south = new_hub("South", 2);
     let mut lost = new_hub("Lost", 3);
     let outsider = new_hub("Outsider", 4);
+    let mut east = new_hub("East", 5);
     join(&mut north.hub, &mut south.hub);
     join(&mut north.hub, &mut lost.hub);
+    join(&mut north.hub, &mut east.hub);
+    let seized_ring = lost.hub.keyring().unwrap();
     north.hub.revoke(&lost.hub.fingerprint().to_string()).unwrap();
     let log = north.hub.authority_entries().unwrap();
     south.hub.offer_authority(&log, "test").unwrap();
     lost.hub.offer_authority(&log, "test").unwrap();
     let (south_ring, lost_ring, outsider_ring) =
         (south.hub.keyring().unwrap(), lost.hub.keyring().unwrap(), outsider.hub.keyring().unwrap());
+    // East has not heard of the revocation.
+    let (east_ring, east_identity) = (east.hub.keyring().unwrap(), east.hub.identity());
+    assert_eq!(east_ring, seized_ring);
+    let (lost_identity, outsider_identity) = (lost.hub.identity(), outsider.hub.identity());
     let south_identity = south.hub.identity();
     let south_members: Vec<aidmesh_mesh::HubId> = south.hub.members().unwrap().members.into_keys().collect();
     let north_identity = north.hub.identity();
@@ -386,12 +393,21 @@ fn a_hubs_port_tells_an_outsider_nothing() {
             h.extend([0x5a; 32]);
             h
         };
-        let other = |e: &[u8; 32]| handshake::hello(&outsider_ring, e);
-        let revoked = |e: &[u8; 32]| handshake::hello(&lost_ring, e);
+        let other = |e: &[u8; 32]| handshake::hello(&outsider_ring, &outsider_identity, e);
+        let founders = Keyring::base(&north_key);
+        let from_founders_key = |e: &[u8; 32]| handshake::hello(&founders, &outsider_identity, e);
+        let seized = |e: &[u8; 32]| handshake::hello(&seized_ring, &lost_identity, e);
+        let revoked = |e: &[u8; 32]| handshake::hello(&lost_ring, &lost_identity, e);
         let silent = |_: &[u8; 32]| Vec::new();
         type Hello<'a> = &'a dyn Fn(&[u8; 32]) -> Vec<u8>;
-        let hellos: [(&str, Hello); 4] =
-            [("junk", &junk), ("another coalition", &other), ("the revoked hub", &revoked), ("silence", &silent)];
+        let hellos: [(&str, Hello); 6] = [
+            ("junk", &junk),
+            ("another coalition", &other),
+            ("the founding hub's key", &from_founders_key),
+            ("the revoked hub, as seized", &seized),
+            ("the revoked hub, with the whole log", &revoked),
+            ("silence", &silent),
+        ];
         for (what, hello) in hellos {
             let mut s = open().await;
             let exporter = s.get_ref().1.export_keying_material([0u8; 32], EXPORTER_LABEL, None).unwrap();
@@ -405,13 +421,16 @@ fn a_hubs_port_tells_an_outsider_nothing() {
         // A member's own hello passes: the hub proves who it is, to a member only.
         let (_, peer) = connect(&connector, &south_identity, &south_ring, |_| true, addr).await.unwrap();
         assert_eq!(peer, north_id);
+        // So does that of a member that has not heard of the revocation: it shows itself, under
+        // the secret it holds, as a hub North still counts.
+        let (_, peer) = connect(&connector, &east_identity, &east_ring, |_| true, addr).await.unwrap();
+        assert_eq!(peer, north_id);
 
         // A listener that is no member (it accepts any hello and proves its own key): the
         // member that dials it closes having sent its hello and nothing more.
         let (server, _) = throwaway_configs([8; 32]).unwrap();
         let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let fake_addr = fake.local_addr().unwrap();
-        let outsider_identity = outsider.hub.identity();
         let listener = tokio::spawn(async move {
             let (tcp, _) = fake.accept().await.unwrap();
             let mut s = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await.unwrap();
@@ -420,13 +439,18 @@ fn a_hubs_port_tells_an_outsider_nothing() {
             s.flush().await.unwrap();
             let mut got = Vec::new();
             let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
-            got
+            (exporter, got)
         });
         let dialled =
             connect(&connector, &south_identity, &south_ring, |id| south_members.contains(id), fake_addr).await;
         assert!(dialled.unwrap_err().to_string().contains("is not a member"));
-        let got = listener.await.unwrap();
-        assert_eq!(got.len(), 1 + 32 * south_ring.newest_first().count(), "only the hello");
-        assert!(!contains(&got, south_identity.public().as_bytes()), "the member showed no key");
+        let (exporter, got) = listener.await.unwrap();
+        assert_eq!(got.len(), 1 + 32 * south_ring.newest_first().count() + handshake::SEALED_PROOF, "only the hello");
+        assert!(!contains(&got, south_identity.public().as_bytes()), "the member showed no key in the clear");
+        let proof = &got[got.len() - handshake::SEALED_PROOF..];
+        assert!(south_ring.unseal(&exporter, proof).is_some(), "sealed under South's secret");
+        for ring in [&outsider_ring, &seized_ring, &founders] {
+            assert!(ring.unseal(&exporter, proof).is_none(), "and no other");
+        }
     });
 }

@@ -569,6 +569,61 @@ fn membership_is_signed_and_checked_on_read() {
     assert_eq!(reopen(&path, &a.clock).fingerprint(), fp_before);
 }
 
+/// A hub joined by hand adopts the code its admission made: it carries the coalition secret
+/// sealed for that hub alone, so the hub reaches its coalition before it holds the log; the
+/// founder's own code carries none. A code that is malformed, or made for another hub, is
+/// refused and changes nothing.
+#[test]
+fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
+    use aidmesh_hub::FounderCode;
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    let mut c = new_hub("East", 3);
+    let code = a.hub.admit(&b.hub.public_key(), "South:Gate").unwrap();
+    assert!(code.welcome.is_some());
+    assert_eq!(FounderCode::parse(&code.to_string()).unwrap(), code, "the code reads back as written");
+    let plain = a.hub.founder_code().unwrap();
+    assert!(plain.welcome.is_none());
+    assert_eq!(FounderCode::parse(&plain.to_string()).unwrap(), plain);
+    // A founder's name may hold colons.
+    let mut named = code.clone();
+    named.founder.name = "North: the hall".into();
+    assert_eq!(FounderCode::parse(&named.to_string()).unwrap(), named);
+
+    // Bad input, each named; nothing adopted.
+    let before = c.hub.founder().unwrap();
+    let text = code.to_string();
+    let (key, rest) = text.split_once(':').unwrap();
+    let mut mistyped = text.clone().into_bytes();
+    let at = key.len() + rest.find(':').unwrap() + 10;
+    mistyped[at] = if mistyped[at] == b'0' { b'1' } else { b'0' };
+    let mistyped = String::from_utf8(mistyped).unwrap();
+    for (bad, why) in [
+        (String::new(), "not a founder code"),
+        (format!("{key}:soon:{}", plain.founder.name), "not a number"),
+        (text.replace(&code.founder.key, &"zz".repeat(32)), "Ed25519"),
+        (mistyped, "mistyped"),
+    ] {
+        let e = FounderCode::parse(&bad).and_then(|code| c.hub.adopt(&code)).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad:?}: {e}");
+    }
+    // South's code on East: refused, East keeps its coalition.
+    let e = c.hub.adopt(&code).unwrap_err();
+    assert!(e.to_string().contains("made for another hub"), "{e}");
+    // Copied in capitals, it still reads.
+    assert_eq!(FounderCode::parse(&format!("{key}:{}", rest.to_uppercase())).unwrap().welcome, code.welcome);
+    assert_eq!(c.hub.founder().unwrap(), before);
+
+    // South, with no log yet, holds North's current secret.
+    b.hub.adopt(&code).unwrap();
+    assert_eq!(b.hub.founder().unwrap(), a.hub.founder().unwrap());
+    assert_eq!(b.hub.keyring().unwrap().current(), a.hub.keyring().unwrap().current());
+    // With the founder's code alone, East holds nothing North holds.
+    c.hub.adopt(&plain).unwrap();
+    let (north, east) = (a.hub.keyring().unwrap(), c.hub.keyring().unwrap());
+    assert!(north.newest_first().all(|s| s != east.current()));
+}
+
 #[test]
 fn approvals_and_grants_are_signed_entries_that_no_typed_name_or_record_can_forge() {
     let mut t = new_hub("North", 1);

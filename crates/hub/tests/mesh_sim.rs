@@ -59,11 +59,10 @@ impl Net {
             .collect();
         let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 };
         // One coalition: hub 0 founds it and admits the others, whose coordinators are admins.
-        let founder = net.hub(0).founder().unwrap();
         for i in 1..n {
-            net.hub(i).adopt_founder(&founder).unwrap();
             let (key, person) = (net.hub(i).public_key(), net.hub(i).acting().unwrap().key.clone());
-            net.hub(0).admit(&key, &format!("hub {i}")).unwrap();
+            let code = net.hub(0).admit(&key, &format!("hub {i}")).unwrap();
+            net.hub(i).adopt(&code).unwrap();
             net.hub(0).add_person(&person, &format!("coord{i}"), true).unwrap();
         }
         net

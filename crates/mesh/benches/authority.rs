@@ -35,7 +35,7 @@ fn main() {
     let founder = &people[0];
     let mut log = Log::new();
     let build = Instant::now();
-    log.append(founder, hub(0), 0, Body::found(&hubs[0], &Key::of(founder), "Bench", "p0", "h0")).unwrap();
+    log.append(founder, hub(0), 0, Body::found(&hubs[0], &Key::of(founder), "Bench", "p0", "h0", None)).unwrap();
     for (i, p) in people.iter().enumerate().skip(1) {
         let role = if i < 10 { Role::Admin } else { Role::Member };
         log.append(founder, hub(0), 0, Body::AddPerson { person: Key::of(p), handle: format!("p{i}"), role }).unwrap();

@@ -181,8 +181,17 @@ impl fmt::Display for Id {
 pub enum Body {
     /// Founds the coalition: the one entry without `preds` or coalition. Its author is the first
     /// admin, its hub the first member hub (which countersigns it: `hub_sig`, see
-    /// [`Body::found`]); its id is the coalition's id.
-    Found { coalition: String, handle: String, hub_name: String, hub_sig: Sig },
+    /// [`Body::found`]); its id is the coalition's id. `secret` is the coalition secret's start,
+    /// sealed for the founding hub alone (see [`crate::keyring`]; none in coalitions founded
+    /// before it had one).
+    Found {
+        coalition: String,
+        handle: String,
+        hub_name: String,
+        hub_sig: Sig,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<Sealed>,
+    },
     /// Adds a person, by the key they made at their hub.
     AddPerson { person: Key, handle: String, role: Role },
     /// Makes a person an admin or a plain member. Demoting an admin needs a majority.
@@ -262,12 +271,20 @@ impl Body {
     /// A founding entry's body, countersigned by the founding hub: the hub vouches that this
     /// person founded the coalition with it (what lets hubs of a coalition from before the
     /// authority log accept its founding from their founding hub).
-    pub fn found(hub: &Identity, founder: &Key, coalition: &str, handle: &str, hub_name: &str) -> Body {
+    pub fn found(
+        hub: &Identity,
+        founder: &Key,
+        coalition: &str,
+        handle: &str,
+        hub_name: &str,
+        secret: Option<Sealed>,
+    ) -> Body {
         Body::Found {
             coalition: coalition.into(),
             handle: handle.into(),
             hub_name: hub_name.into(),
             hub_sig: Sig(hub.sign(&found_bytes(founder))),
+            secret,
         }
     }
 
@@ -437,7 +454,7 @@ impl Entry {
             return Err(Refusal::Malformed(format!("names are 1 to {MAX_NAME} printable characters")));
         }
         let sealed = match &e.body {
-            Body::AdmitHub { secret, .. } => secret.as_ref(),
+            Body::Found { secret, .. } | Body::AdmitHub { secret, .. } => secret.as_ref(),
             Body::RevokeHub { rekey, .. } => rekey.as_ref(),
             _ => None,
         };
@@ -554,6 +571,9 @@ pub struct State {
     pub people: BTreeMap<Key, Person>,
     pub hubs: BTreeMap<Key, HubEntry>,
     pub revoked_hubs: BTreeMap<Key, Granted>,
+    /// The coalition secret's start, as the founding entry sealed it for its hub.
+    #[serde(skip)]
+    pub genesis: Option<(Id, Sealed)>,
     /// Revocations that counted, in resolved order: the coalition secret's chain.
     #[serde(skip)]
     pub rekeys: Vec<Rekey>,
@@ -897,9 +917,10 @@ impl State {
     fn apply(&mut self, i: usize, id: Id, e: &Entry, author: Option<Key>, forced: bool) -> Option<Event> {
         let granted = Granted { by: e.author, entry: id, hub: e.hub, at: e.at };
         match &e.body {
-            Body::Found { coalition, handle, hub_name, .. } => {
+            Body::Found { coalition, handle, hub_name, secret, .. } => {
                 self.coalition = Some(id);
                 self.coalition_name = coalition.clone();
+                self.genesis = secret.clone().map(|s| (id, s));
                 self.add_person(e.author, handle, Role::Admin, granted.clone());
                 self.hubs
                     .insert(e.hub, HubEntry { key: e.hub, name: hub_name.clone(), admitted: granted, handed: None });

@@ -5,16 +5,23 @@
 //! channel and a session-unique exporter, nothing about either hub. Then, bound to that
 //! exporter so that nothing can be replayed or relayed into another session:
 //! 1. the dialler sends a *hello*: one HMAC of the exporter per secret of its keyring
-//!    ([`crate::keyring`]), so it proves it holds the coalition secret without saying who it is;
-//! 2. the listener checks it against its current secret. If none matches, it closes: the
-//!    dialler learnt nothing. Otherwise it sends its *proof*: its permanent key and its
-//!    signature of the exporter;
-//! 3. the dialler checks that key is a member's (else it closes, having shown no key), then
-//!    sends its own proof, which the listener checks the same way.
+//!    ([`crate::keyring`]), so it proves it holds the coalition secret without saying who it
+//!    is, and its own proof (its key and its signature of the exporter) sealed under its
+//!    current secret, which only holders of that secret can read;
+//! 2. the listener lets it in if one of the HMACs is made with the listener's current secret
+//!    (the dialler is as up to date as the listener, or more), or if the sealed proof opens
+//!    under a secret the listener keeps and shows a hub that is a member by the listener's log
+//!    (the dialler has not heard of a revocation yet: a hub revoked since holds that secret
+//!    too, but its proof shows it is revoked). Otherwise it closes: the dialler learnt nothing.
+//!    It then sends its *proof*: its key and its signature of the exporter;
+//! 3. the dialler checks that key is a member's (else it closes, having shown its key only to
+//!    a holder of its current secret), then sends its proof in the clear, which the listener
+//!    checks the same way.
 //!
 //! An outsider that dials learns nothing that tells one hub or coalition from another; an
 //! outsider that listens (a fake hub at a known address) learns nothing either; a revoked hub
-//! holds only secrets older than the current one, so an up-to-date listener shows it nothing.
+//! holds only secrets older than the current one and its proof names it, so an up-to-date
+//! listener shows it nothing, and an up-to-date dialler seals its proof out of its reach.
 
 use crate::identity::{verify_strict, HubId, Identity};
 use crate::keyring::Keyring;
@@ -23,6 +30,8 @@ use crate::keyring::Keyring;
 pub const MAX_HELLO: usize = crate::keyring::KEEP;
 /// Bytes of a proof: a key and a signature.
 pub const PROOF: usize = 32 + 64;
+/// Bytes of the dialler's proof as a hello seals it.
+pub const SEALED_PROOF: usize = PROOF + crate::keyring::SEALED_OVERHEAD;
 /// The TLS exporter's label.
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-aidmesh-handshake-v1";
 
@@ -36,7 +45,7 @@ pub enum Side {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("the peer does not hold this coalition's current secret")]
+    #[error("the peer holds no secret of this coalition that lets it in")]
     NoSecret,
     #[error("the hello is malformed: {0}")]
     Malformed(String),
@@ -46,34 +55,45 @@ pub enum HandshakeError {
     NotMember(HubId),
 }
 
-/// A hello: a count byte and the proofs.
-pub fn hello(keyring: &Keyring, exporter: &[u8; 32]) -> Vec<u8> {
+/// A hello: a count byte, the HMACs and `identity`'s proof sealed under the current secret.
+pub fn hello(keyring: &Keyring, identity: &Identity, exporter: &[u8; 32]) -> Vec<u8> {
     let macs = keyring.hello(exporter);
     let mut out = vec![macs.len().min(MAX_HELLO) as u8];
     macs.iter().take(MAX_HELLO).for_each(|m| out.extend(m));
+    out.extend(keyring.current().seal(exporter, &proof(identity, Side::Dialler, exporter)));
     out
 }
 
-/// How many proof bytes follow a hello's count byte; a count of 0 or over [`MAX_HELLO`] is
-/// refused before anything more is read.
+/// How many bytes follow a hello's count byte; a count of 0 or over [`MAX_HELLO`] is refused
+/// before anything more is read.
 pub fn hello_len(count: u8) -> Result<usize, HandshakeError> {
     match count as usize {
-        n @ 1..=MAX_HELLO => Ok(n * 32),
+        n @ 1..=MAX_HELLO => Ok(n * 32 + SEALED_PROOF),
         n => Err(HandshakeError::Malformed(format!("{n} proofs (1 to {MAX_HELLO})"))),
     }
 }
 
-/// Checks a hello's proofs (the bytes after its count) against the listener's current secret.
-pub fn check_hello(keyring: &Keyring, exporter: &[u8; 32], proofs: &[u8]) -> Result<(), HandshakeError> {
-    let macs: Vec<[u8; 32]> = proofs.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
-    if macs.is_empty() || macs.len() * 32 != proofs.len() {
-        return Err(HandshakeError::Malformed(format!("{} bytes of proofs", proofs.len())));
-    }
+/// Checks a hello (the bytes after its count) against the listener's keyring: whether to let
+/// the dialler in, and show it this hub's proof. `member` is the listener's member check.
+pub fn check_hello(
+    keyring: &Keyring,
+    exporter: &[u8; 32],
+    rest: &[u8],
+    member: impl Fn(&HubId) -> bool,
+) -> Result<(), HandshakeError> {
+    let Some(macs_len) = rest.len().checked_sub(SEALED_PROOF).filter(|n| *n > 0 && n % 32 == 0) else {
+        return Err(HandshakeError::Malformed(format!("{} bytes after the count", rest.len())));
+    };
+    let (macs, sealed) = rest.split_at(macs_len);
+    let macs: Vec<[u8; 32]> = macs.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect();
     if keyring.accepts(exporter, &macs) {
-        Ok(())
-    } else {
-        Err(HandshakeError::NoSecret)
+        return Ok(());
     }
+    // A dialler behind this hub: let it in if it shows itself, under a kept secret, as a hub
+    // that is still a member.
+    let opened = keyring.unseal(exporter, sealed).ok_or(HandshakeError::NoSecret)?;
+    let proof: &[u8; PROOF] = opened.as_slice().try_into().map_err(|_| HandshakeError::NoSecret)?;
+    check_proof(proof, Side::Dialler, exporter, member).map(|_| ())
 }
 
 fn proof_bytes(side: Side, exporter: &[u8; 32]) -> Vec<u8> {
@@ -122,16 +142,26 @@ mod tests {
     }
 
     #[test]
-    fn a_hello_passes_only_with_the_current_secret_of_the_same_session() {
+    fn a_hello_passes_only_with_a_secret_of_the_coalition_in_the_same_session() {
         let ring = Keyring::base(&[1; 32]);
         let other = Keyring::base(&[2; 32]);
-        let h = hello(&ring, &[7; 32]);
+        let all = |_: &HubId| true;
+        let h = hello(&ring, &hub(1), &[7; 32]);
         assert_eq!(hello_len(h[0]).unwrap(), h.len() - 1);
-        assert_eq!(check_hello(&ring, &[7; 32], &h[1..]), Ok(()));
-        assert_eq!(check_hello(&ring, &[8; 32], &h[1..]), Err(HandshakeError::NoSecret), "another session");
-        assert_eq!(check_hello(&other, &[7; 32], &h[1..]), Err(HandshakeError::NoSecret), "another coalition");
-        assert!(matches!(check_hello(&ring, &[7; 32], &h[1..20]), Err(HandshakeError::Malformed(_))));
+        assert_eq!(check_hello(&ring, &[7; 32], &h[1..], all), Ok(()));
+        assert_eq!(check_hello(&ring, &[8; 32], &h[1..], all), Err(HandshakeError::NoSecret), "another session");
+        assert_eq!(check_hello(&other, &[7; 32], &h[1..], all), Err(HandshakeError::NoSecret), "another coalition");
+        for cut in [1, 21, 33, 1 + SEALED_PROOF, h.len() - 1] {
+            assert!(
+                matches!(check_hello(&ring, &[7; 32], &h[1..cut], all), Err(HandshakeError::Malformed(_))),
+                "{cut}"
+            );
+        }
         assert!(hello_len(0).is_err() && hello_len(MAX_HELLO as u8 + 1).is_err());
+        // The sealed proof reads only under the dialler's secret, in this session.
+        let sealed = &h[h.len() - SEALED_PROOF..];
+        assert!(ring.unseal(&[7; 32], sealed).is_some_and(|p| p == proof(&hub(1), Side::Dialler, &[7; 32])));
+        assert!(ring.unseal(&[8; 32], sealed).is_none() && other.unseal(&[7; 32], sealed).is_none());
     }
 
     #[test]

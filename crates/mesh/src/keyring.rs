@@ -1,23 +1,27 @@
 //! The coalition secret: what a hub proves it holds before any hub shows its key, and what
 //! keys the tags of the coalition's mDNS adverts. Sans-IO.
 //!
-//! It is a chain. It starts from the founding hub's key ([`Keyring::base`]), which a hub knows
-//! from the moment it adopts its coalition's founder, before it holds the log. Each revocation
-//! that counts turns it over: the hub where an admin revokes seals a fresh 32-byte secret for
-//! every hub that remains ([`Body::RevokeHub`]'s `rekey`), and the next secret is SHA-256 of
-//! the previous one, the revocation's id and the fresh one. The revoked hub has no slot in its
-//! own revocation, so it cannot follow the chain past it; nor can anyone who never held an
-//! earlier secret. A hub admitted later is handed the secret of the time, sealed for it alone
-//! in its admission ([`Body::AdmitHub`]'s `secret`), and follows the chain from there.
+//! It is a chain. It starts from a fresh secret that the founding entry seals for the founding
+//! hub alone ([`Body::Found`]'s `secret`, see [`genesis`]): nothing public, not even the
+//! founder's key, gives it. (Coalitions founded before the founding entry carried one start
+//! from a hash of the founding hub's key, [`Keyring::base`], until their first revocation.)
+//! Each revocation that counts turns it over: the hub where an admin revokes seals a fresh
+//! 32-byte secret for every hub that remains ([`Body::RevokeHub`]'s `rekey`), and the next
+//! secret is SHA-256 of the previous one, the revocation's id and the fresh one. The revoked
+//! hub has no slot in its own revocation, so it cannot follow the chain past it; nor can anyone
+//! who never held an earlier secret. A hub admitted later is handed the secret of the time,
+//! sealed for it alone in its admission ([`Body::AdmitHub`]'s `secret`), and follows the chain
+//! from there.
 //!
 //! Every member that holds the same log computes the same chain, with no exchange and no race:
 //! concurrent revocations both count, in the log's order. A keyring keeps the newest
-//! [`KEEP`] secrets of the chain: a hub that has not yet heard of a revocation is still
-//! recognised and reached by one that has (the dialler proves it holds any secret of its
-//! keyring; the listener accepts its current one only, see [`crate::handshake`]).
+//! [`KEEP`] secrets of the chain, so that a hub that has not yet heard of a revocation and one
+//! that has still find and reach each other, whichever dials (see [`crate::handshake`]).
 //!
 //! Revocations written before revocations carried a fresh secret do not turn it over.
 
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -31,6 +35,11 @@ pub const TAG: usize = 12;
 const DOMAIN: &[u8] = b"aidmesh coalition secret v1\n";
 const REKEY: &[u8] = b"aidmesh rekey v1\n";
 const ADMIT: &[u8] = b"aidmesh admit v1\n";
+const GENESIS: &[u8] = b"aidmesh genesis v1\n";
+const HELLO: &[u8] = b"aidmesh hello v1\n";
+const SEALED_HELLO: &[u8] = b"aidmesh sealed hello v1\n";
+/// Bytes of a proof sealed under a secret: the proof and its tag.
+pub const SEALED_OVERHEAD: usize = 16;
 
 /// One secret of the chain.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -58,12 +67,29 @@ impl Secret {
 
     /// What a dialler sends to prove it holds this secret, bound to one TLS session.
     pub fn hello(&self, exporter: &[u8; 32]) -> [u8; 32] {
-        self.mac(b"aidmesh hello v1\n", exporter).finalize().into_bytes().into()
+        self.mac(HELLO, exporter).finalize().into_bytes().into()
     }
 
     /// Whether `mac` is [`Secret::hello`] for this session (in constant time).
     fn opens(&self, exporter: &[u8; 32], mac: &[u8; 32]) -> bool {
-        self.mac(b"aidmesh hello v1\n", exporter).verify_slice(mac).is_ok()
+        self.mac(HELLO, exporter).verify_slice(mac).is_ok()
+    }
+
+    /// The key that seals a dialler's proof for holders of this secret, in one TLS session
+    /// only (so a zero nonce never repeats under one key).
+    fn cipher(&self, exporter: &[u8; 32]) -> XChaCha20Poly1305 {
+        let key: [u8; 32] = self.mac(SEALED_HELLO, exporter).finalize().into_bytes().into();
+        XChaCha20Poly1305::new(&key.into())
+    }
+
+    /// `proof` sealed so that only holders of this secret read it, in this session.
+    pub fn seal(&self, exporter: &[u8; 32], proof: &[u8]) -> Vec<u8> {
+        self.cipher(exporter).encrypt(&XNonce::default(), proof).expect("sealing a proof cannot fail")
+    }
+
+    /// What [`Secret::seal`] sealed under this secret in this session, if it was.
+    fn unseal(&self, exporter: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+        self.cipher(exporter).decrypt(&XNonce::default(), sealed).ok()
     }
 }
 
@@ -89,7 +115,9 @@ fn open(domain: &[u8], me: &Identity, sealed: &Sealed) -> Option<[u8; 32]> {
 }
 
 impl Keyring {
-    /// The chain's first secret: a coalition's, from its founding hub's key.
+    /// A chain that starts from a hash of the founding hub's key: that of a coalition founded
+    /// before its founding entry sealed a fresh start, and of a hub that does not hold its
+    /// coalition's log yet. Anyone who holds that key can compute it.
     pub fn base(founder_hub: &[u8; 32]) -> Keyring {
         let mut h = Sha256::new();
         h.update(DOMAIN);
@@ -100,13 +128,17 @@ impl Keyring {
     /// The keyring of hub `me` in the coalition founded by `founder_hub`, whose log resolves to
     /// `state`: the chain followed as far as `me` can open it.
     pub fn of(founder_hub: &[u8; 32], state: &State, me: &Identity) -> Keyring {
-        let mut ring = Keyring::base(founder_hub);
+        let base = Keyring::base(founder_hub).secrets[0].1;
         let handed = state.hubs.get(&Key::of(me)).and_then(|h| h.handed.as_ref());
         let take_handed = |at: Option<Id>| {
             handed.filter(|(after, _)| *after == at).and_then(|(_, sealed)| open(ADMIT, me, sealed)).map(Secret)
         };
-        let mut current = take_handed(None).or(Some(ring.secrets[0].1));
-        ring.secrets.clear();
+        let start = match &state.genesis {
+            Some((found, sealed)) => open(GENESIS, me, sealed).map(|fresh| step(&base, found, &fresh)),
+            None => Some(base),
+        };
+        let mut ring = Keyring { secrets: Vec::new() };
+        let mut current = take_handed(None).or(start);
         ring.push(None, current);
         for r in &state.rekeys {
             current = match (&r.sealed, current) {
@@ -125,7 +157,21 @@ impl Keyring {
             }
             ring.push(Some(r.entry), current);
         }
+        if ring.secrets.is_empty() {
+            // A hub that holds no secret of its coalition (one admitted without being handed
+            // it): one only it can know, so that it passes nowhere and nothing passes it.
+            let mut h = Sha256::new();
+            h.update(DOMAIN);
+            h.update(me.sign(b"aidmesh no coalition secret v1\n"));
+            ring.secrets.push((None, Secret(h.finalize().into())));
+        }
         ring
+    }
+
+    /// The keyring of a hub joined by hand that does not hold its coalition's log yet: the
+    /// secret its admission sealed for it (what [`Keyring::hand`] made), if it opens.
+    pub fn welcome(me: &Identity, sealed: &Sealed) -> Option<Keyring> {
+        open(ADMIT, me, sealed).map(|s| Keyring { secrets: vec![(None, Secret(s))] })
     }
 
     fn push(&mut self, at: Option<Id>, s: Option<Secret>) {
@@ -165,12 +211,23 @@ impl Keyring {
         macs.iter().fold(false, |ok, m| self.current().opens(exporter, m) | ok)
     }
 
+    /// What a dialler sealed under a secret of this keyring (any kept one: the dialler may not
+    /// have heard of the newest revocations), if it sealed under one.
+    pub fn unseal(&self, exporter: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+        self.newest_first().find_map(|s| s.unseal(exporter, sealed))
+    }
+
     /// The current secret sealed for a hub being admitted, and the revocation it holds after:
     /// what [`Body::AdmitHub`] carries.
     pub fn hand(&self, ephemeral: [u8; 32], to: &Key) -> (Sealed, Option<Id>) {
         let (at, s) = self.secrets.last().expect("a keyring is never empty");
         (sealed(ADMIT, ephemeral, &[to.0], &s.0), *at)
     }
+}
+
+/// The coalition secret's start, for a founding entry: `fresh` sealed for the founding `hub`.
+pub fn genesis(hub: &Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> Sealed {
+    sealed(GENESIS, ephemeral, &[hub.0], &fresh)
 }
 
 fn sealed(domain: &[u8], ephemeral: [u8; 32], to: &[[u8; 32]], secret: &[u8; 32]) -> Sealed {

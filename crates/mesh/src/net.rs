@@ -239,9 +239,9 @@ impl<H: Hub> Mesh<H> {
                     // Handshakes are bounded per source address and in time: an outsider holding
                     // sockets open uses up its own slots, never the members'.
                     let auth = tokio::time::timeout(deadline, async {
-                        let mut stream = acceptor.accept(tcp).await.map_err(|e| e.to_string())?;
+                        let mut stream = acceptor.accept(tcp).await.map_err(|e| ConnectError::Tls(e.to_string()))?;
                         let peer = answer(&shared, &mut stream).await?;
-                        Ok::<_, String>((stream, peer))
+                        Ok::<_, ConnectError>((stream, peer))
                     })
                     .await;
                     lock(&shared.policy).handshake_ended(from.ip());
@@ -249,7 +249,7 @@ impl<H: Hub> Mesh<H> {
                         Ok(Ok((stream, peer))) => {
                             run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from, false).await;
                         }
-                        Ok(Err(e)) => refused(&shared, from, &e),
+                        Ok(Err(e)) => refused(&shared, from, &e.to_string()),
                         Err(_) => refused(&shared, from, "handshake timed out"),
                     }
                 });
@@ -336,22 +336,19 @@ pub enum ConnectError {
 async fn answer<H: Hub, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     shared: &Shared<H>,
     stream: &mut tokio_rustls::server::TlsStream<S>,
-) -> Result<HubId, String> {
-    let exporter = exporter(stream.get_ref().1)?;
-    let count = stream.read_u8().await.map_err(|e| e.to_string())?;
-    let mut proofs = vec![0u8; handshake::hello_len(count).map_err(|e| e.to_string())?];
-    stream.read_exact(&mut proofs).await.map_err(|e| e.to_string())?;
+) -> Result<HubId, ConnectError> {
+    let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
+    let count = stream.read_u8().await?;
+    let mut rest = vec![0u8; handshake::hello_len(count)?];
+    stream.read_exact(&mut rest).await?;
     let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
-    handshake::check_hello(&keyring, &exporter, &proofs).map_err(|e| e.to_string())?;
-    stream
-        .write_all(&handshake::proof(&shared.identity, Side::Listener, &exporter))
-        .await
-        .map_err(|e| e.to_string())?;
-    stream.flush().await.map_err(|e| e.to_string())?;
+    let is_member = |id: &HubId| shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id);
+    handshake::check_hello(&keyring, &exporter, &rest, is_member)?;
+    stream.write_all(&handshake::proof(&shared.identity, Side::Listener, &exporter)).await?;
+    stream.flush().await?;
     let mut theirs = [0u8; PROOF];
-    stream.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
-    let members = shared.members.read().unwrap_or_else(|e| e.into_inner());
-    handshake::check_proof(&theirs, Side::Dialler, &exporter, |id| members.contains(id)).map_err(|e| e.to_string())
+    stream.read_exact(&mut theirs).await?;
+    Ok(handshake::check_proof(&theirs, Side::Dialler, &exporter, is_member)?)
 }
 
 /// Dials a hub and runs the dialler's side of the handshake: proves it holds a secret of
@@ -373,7 +370,7 @@ pub async fn connect(
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut stream = connector.connect(name, tcp).await.map_err(|e| ConnectError::Tls(e.to_string()))?;
         let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
-        stream.write_all(&handshake::hello(keyring, &exporter)).await?;
+        stream.write_all(&handshake::hello(keyring, identity, &exporter)).await?;
         stream.flush().await?;
         let mut theirs = [0u8; PROOF];
         stream.read_exact(&mut theirs).await?;

@@ -23,7 +23,8 @@ fn hub(n: u8) -> Key {
 /// Founds a coalition with `founder` as its first admin, at hub 0.
 fn found(founder: &Identity) -> Log {
     let mut log = Log::new();
-    log.append(founder, hub(0), 0, Body::found(&person(1000), &key(founder), "Riverside", "fox", "North")).unwrap();
+    log.append(founder, hub(0), 0, Body::found(&person(1000), &key(founder), "Riverside", "fox", "North", None))
+        .unwrap();
     log
 }
 
@@ -126,7 +127,7 @@ fn the_door_names_what_is_wrong_with_bytes_that_are_not_a_valid_entry() {
     // A founding entry its hub did not countersign is refused; a coalition from before the log
     // accepts only the founding its own founding hub countersigned.
     let forged =
-        Entry::sign(&owl, hub(0), None, vec![], 0, Body::found(&person(1001), &key(&owl), "R", "owl", "North"));
+        Entry::sign(&owl, hub(0), None, vec![], 0, Body::found(&person(1001), &key(&owl), "R", "owl", "North", None));
     assert_eq!(Log::new().offer(&forged.encode()), Err(Refusal::BadSignature));
     let genuine = log.missing_for(&[]).remove(0);
     assert_eq!(Log::for_founding_hub(hub(1)).offer(&genuine), Err(Refusal::OtherCoalition));

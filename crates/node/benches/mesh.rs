@@ -73,8 +73,8 @@ fn main() {
         Config::system("bench"),
     )
     .unwrap();
-    b.adopt_founder(&a.founder().unwrap()).unwrap();
-    a.admit(&b.public_key(), "Bench B").unwrap();
+    let code = a.admit(&b.public_key(), "Bench B").unwrap();
+    b.adopt(&code).unwrap();
     drop(b);
     // What B must hold: A's documents at A's heads.
     let docs = Replica::docs(&mut a);

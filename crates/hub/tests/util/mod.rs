@@ -50,13 +50,14 @@ pub fn add(hub: &mut Hub, kind: Kind, v: Value) -> String {
     hub.add(kind, fields(v)).unwrap().id().to_string()
 }
 
-/// Makes `b` a member of `a`'s coalition: it takes `a`'s founding hub and coalition key, and
-/// `a` admits it (so that each takes the other's signed changes).
+/// Makes `b` a member of `a`'s coalition by hand: `a` admits it (so that each takes the
+/// other's signed changes), and `b` adopts the code the admission made (the founder, and the
+/// coalition secret sealed for `b`) and `a`'s coalition key.
 pub fn join(a: &mut Hub, b: &mut Hub) {
-    b.adopt_founder(&a.founder().unwrap()).unwrap();
-    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
     let name = b.hub_name().unwrap();
-    a.admit(&b.public_key(), &name).unwrap();
+    let code = a.admit(&b.public_key(), &name).unwrap();
+    b.adopt(&code).unwrap();
+    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
 }
 
 /// Copies every document of `from` into `to`, as a sync or a bundle would.

@@ -22,8 +22,9 @@ impl World {
         let fox = ident(1);
         let hubs: Vec<Identity> = (0..5).map(|i| ident(100 + i)).collect();
         let mut log = Log::new();
-        log.append(&fox, Key::of(&hubs[0]), 0, Body::found(&hubs[0], &Key::of(&fox), "Riverside", "fox", "North"))
-            .unwrap();
+        let genesis = Some(genesis(&Key::of(&hubs[0]), [7; 32], [8; 32]));
+        let found = Body::found(&hubs[0], &Key::of(&fox), "Riverside", "fox", "North", genesis);
+        log.append(&fox, Key::of(&hubs[0]), 0, found).unwrap();
         let mut w = World { fox, hubs, log };
         w.admit(1);
         w.admit(2);
@@ -52,22 +53,29 @@ impl World {
 }
 
 #[test]
-fn members_share_the_founders_secret_until_a_revocation_turns_it_over() {
+fn members_share_a_secret_the_founders_key_does_not_give_until_a_revocation_turns_it_over() {
     let mut w = World::new();
     let before = w.ring(0);
-    assert_eq!(
-        before,
-        Keyring::base(&w.founder()),
-        "before any revocation: the founder's, which hand-joined hubs know"
-    );
     assert_eq!(w.ring(1).current(), before.current());
     assert_eq!(w.ring(2).current(), before.current());
+    // An outsider who holds the founding hub's key (it is in every invite) computes nothing
+    // a member holds.
+    let outsider = Keyring::base(&w.founder());
+    assert!(before.newest_first().all(|s| s != outsider.current()));
+    assert!(!before.accepts(&[3; 32], &outsider.hello(&[3; 32])));
+    assert!(!before.recognises(b"nonce", &outsider.current().tag(b"nonce")));
 
+    // The revoked hub as it was seized: its keyring from the log before its revocation.
+    let lost = w.ring(2);
     w.revoke(2, 9);
-    let (north, south, lost) = (w.ring(0), w.ring(1), w.ring(2));
+    let (north, south) = (w.ring(0), w.ring(1));
     assert_eq!(north.current(), south.current(), "every remaining hub computes the same secret, with no exchange");
     assert_ne!(north.current(), before.current(), "the revocation turned it over");
-    assert_eq!(lost.current(), before.current(), "the revoked hub cannot follow past its own revocation");
+    let after = w.ring(2);
+    assert!(
+        after.newest_first().chain(lost.newest_first()).all(|s| s != north.current()),
+        "the revoked hub cannot follow past its own revocation, with the log before it or after"
+    );
 
     // The revoked hub's hello and adverts pass nowhere up to date; theirs mean nothing to it.
     let exporter = [3; 32];
@@ -93,8 +101,63 @@ fn a_hub_admitted_after_a_revocation_is_handed_the_secret_and_follows_the_chain(
     w.revoke(1, 10);
     assert_eq!(w.ring(3).current(), w.ring(0).current(), "later revocations are sealed for it too");
     assert_ne!(w.ring(1).current(), w.ring(0).current());
-    // A hub that was never admitted opens nothing: it stays on the founder's secret.
-    assert_eq!(w.ring(4), Keyring::base(&w.founder()));
+    // A hub that was never admitted opens nothing: it holds a secret of its own, which passes
+    // nowhere.
+    let stray = w.ring(4);
+    assert_eq!(stray.newest_first().count(), 1);
+    assert!((0..4).all(|n| w.ring(n).newest_first().all(|s| s != stray.current())));
+    assert_ne!(stray.current(), Keyring::base(&w.founder()).current());
+    assert_eq!(stray, Keyring::of(&w.founder(), w.log.state(), &w.hubs[4]), "and the same one each time");
+}
+
+#[test]
+fn a_coalition_founded_before_the_founding_entry_sealed_a_start_starts_from_the_founders_key() {
+    let (fox, north, south) = (ident(1), ident(100), ident(101));
+    let mut log = Log::new();
+    let found = Body::found(&north, &Key::of(&fox), "Riverside", "fox", "North", None);
+    log.append(&fox, Key::of(&north), 0, found).unwrap();
+    log.append(&fox, Key::of(&north), 1, Body::admit_hub(Key::of(&south), "South".into())).unwrap();
+    let base = Keyring::base(north.public().as_bytes());
+    assert_eq!(Keyring::of(north.public().as_bytes(), log.state(), &north), base);
+    assert_eq!(Keyring::of(north.public().as_bytes(), log.state(), &south), base);
+}
+
+#[test]
+fn a_hub_that_has_not_heard_of_a_revocation_still_gets_in_and_the_revoked_hub_does_not() {
+    use crate::handshake::{check_hello, hello, HandshakeError, SEALED_PROOF};
+    let mut w = World::new();
+    let (stale, lost) = (w.ring(1), w.ring(2));
+    w.revoke(2, 9);
+    let north = w.ring(0);
+    let members: Vec<crate::HubId> = w.log.state().hubs.keys().map(|k| crate::HubId::of_bytes(&k.0).unwrap()).collect();
+    let member = |id: &crate::HubId| members.contains(id);
+    let exporter = [3; 32];
+
+    // Hub 1, which has not heard, dials hub 0, which has: its HMACs are all under an older
+    // secret, but it shows itself, sealed under the secret it holds, as a member.
+    let h = hello(&stale, &w.hubs[1], &exporter);
+    assert!(!north.accepts(&exporter, &stale.hello(&exporter)));
+    assert_eq!(check_hello(&north, &exporter, &h[1..], member), Ok(()));
+    // The revoked hub, which holds that same secret and the whole log, shows itself as revoked.
+    let h = hello(&lost, &w.hubs[2], &exporter);
+    assert_eq!(check_hello(&north, &exporter, &h[1..], member), Err(HandshakeError::NotMember(w.hubs[2].id())));
+    // Nor can it pass as hub 1: it cannot sign as hub 1, and a proof of its own in hub 1's name
+    // does not hold.
+    let mut forged = h.clone();
+    let at = forged.len() - SEALED_PROOF;
+    let mut proof = crate::handshake::proof(&w.hubs[2], crate::handshake::Side::Dialler, &exporter);
+    proof[..32].copy_from_slice(w.hubs[1].public().as_bytes());
+    forged.truncate(at);
+    forged.extend(lost.current().seal(&exporter, &proof));
+    assert_eq!(check_hello(&north, &exporter, &forged[1..], member), Err(HandshakeError::BadProof));
+
+    // Hub 0 dialling hub 1 gets in the ordinary way (one of its HMACs is under hub 1's
+    // current secret), and the revoked hub, listening in hub 1's place, reads neither its
+    // HMACs' secret nor its sealed proof.
+    let h = hello(&north, &w.hubs[0], &exporter);
+    assert_eq!(check_hello(&stale, &exporter, &h[1..], member), Ok(()));
+    assert!(lost.unseal(&exporter, &h[h.len() - SEALED_PROOF..]).is_none());
+    assert!(stale.unseal(&exporter, &h[h.len() - SEALED_PROOF..]).is_none(), "sealed under the newest only");
 }
 
 #[test]
