@@ -61,6 +61,10 @@ impl FounderCode {
             Some((secret, name)) if secret.len() == WELCOME_HEX && secret.bytes().all(|c| c.is_ascii_hexdigit()) => {
                 (Some(parse_welcome(secret).ok_or_else(|| bad("its secret is not hex"))?), name)
             }
+            // No name is that long: a secret, mistyped.
+            Some((secret, _)) if secret.chars().count() > aidmesh_mesh::authority::MAX_NAME => {
+                return Err(bad("its secret is not 160 hex digits (mistyped?)"));
+            }
             _ => (None, rest),
         };
         Ok(FounderCode {
@@ -217,7 +221,15 @@ impl Hub {
         // The hub is handed the coalition secret as this hub holds it, sealed for it alone.
         let mut ephemeral = [0u8; 32];
         self.rng.fill_bytes(&mut ephemeral);
-        let (secret, after) = self.keyring()?.hand(ephemeral, &hub);
+        let ring = self.keyring()?;
+        if ring.is_own() {
+            return Err(Error::NotAllowed(
+                "this hub holds no secret of the coalition to hand on (it was never handed one): admit from a hub \
+                 that syncs with the coalition"
+                    .into(),
+            ));
+        }
+        let (secret, after) = ring.hand(ephemeral, &hub);
         let welcome = Some(secret.clone());
         self.sign_authority(AuthBody::AdmitHub { hub, name: name.trim().to_string(), secret: Some(secret), after })?;
         Ok(FounderCode { founder: self.founder()?, welcome })
@@ -256,13 +268,15 @@ impl Hub {
         let founder = aidmesh_mesh::membership::unhex(&self.founder()?.key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .unwrap_or_else(|| self.identity.public().to_bytes());
+        // Until the log hands it one (a log from before its admission, say, hands it none).
         let log = self.log()?;
-        if log.coalition().is_none() {
+        let ring = Keyring::of(&founder, log.state(), &self.identity);
+        if log.coalition().is_none() || ring.is_own() {
             let welcome = self.store.meta("welcome")?.and_then(|w| parse_welcome(&w));
             if let Some(ring) = welcome.and_then(|w| Keyring::welcome(&self.identity, &w)) {
                 return Ok(ring);
             }
         }
-        Ok(Keyring::of(&founder, log.state(), &self.identity))
+        Ok(ring)
     }
 }

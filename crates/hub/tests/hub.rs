@@ -579,6 +579,7 @@ fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     let mut a = new_hub("North", 1);
     let mut b = new_hub("South", 2);
     let mut c = new_hub("East", 3);
+    let early = a.hub.authority_entries().unwrap();
     let code = a.hub.admit(&b.hub.public_key(), "South:Gate").unwrap();
     assert!(code.welcome.is_some());
     assert_eq!(FounderCode::parse(&code.to_string()).unwrap(), code, "the code reads back as written");
@@ -603,6 +604,14 @@ fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
         (format!("{key}:soon:{}", plain.founder.name), "not a number"),
         (text.replace(&code.founder.key, &"zz".repeat(32)), "Ed25519"),
         (mistyped, "mistyped"),
+        (
+            text.replacen(
+                &rest[..rest.find(':').unwrap() + 3],
+                &format!("{}g", &rest[..rest.find(':').unwrap() + 2]),
+                1,
+            ),
+            "160 hex digits",
+        ),
     ] {
         let e = FounderCode::parse(&bad).and_then(|code| c.hub.adopt(&code)).unwrap_err();
         assert!(e.to_string().contains(why), "{bad:?}: {e}");
@@ -618,10 +627,19 @@ fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     b.hub.adopt(&code).unwrap();
     assert_eq!(b.hub.founder().unwrap(), a.hub.founder().unwrap());
     assert_eq!(b.hub.keyring().unwrap().current(), a.hub.keyring().unwrap().current());
-    // With the founder's code alone, East holds nothing North holds.
+    // A log from before South's admission (an old bundle) hands it nothing: it keeps the
+    // secret its code carried.
+    b.hub.offer_authority(&early, "an old bundle").unwrap();
+    assert_eq!(b.hub.keyring().unwrap().current(), a.hub.keyring().unwrap().current());
+    // With the founder's code alone, East holds nothing North holds; with that old log too, it
+    // holds a secret of its own, and has none to hand on.
     c.hub.adopt(&plain).unwrap();
     let (north, east) = (a.hub.keyring().unwrap(), c.hub.keyring().unwrap());
     assert!(north.newest_first().all(|s| s != east.current()));
+    c.hub.offer_authority(&early, "an old bundle").unwrap();
+    assert!(c.hub.keyring().unwrap().is_own());
+    let e = c.hub.admit(&b.hub.public_key(), "South").unwrap_err();
+    assert!(e.to_string().contains("no secret of the coalition"), "{e}");
 }
 
 #[test]

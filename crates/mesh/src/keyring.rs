@@ -99,6 +99,18 @@ impl Secret {
 pub struct Keyring {
     /// Oldest first; never empty.
     secrets: Vec<(Option<Id>, Secret)>,
+    /// The current secret can be computed from public facts (the founding hub's key).
+    public: bool,
+    /// This hub holds no secret of its coalition: the one it has is its own.
+    own: bool,
+}
+
+/// A secret only `me` can derive, for a hub that holds none of its coalition's.
+fn own_secret(me: &Identity) -> Secret {
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(me.sign(b"aidmesh no coalition secret v1\n"));
+    Secret(h.finalize().into())
 }
 
 fn step(prev: &Secret, entry: &Id, fresh: &[u8; 32]) -> Secret {
@@ -122,7 +134,7 @@ impl Keyring {
         let mut h = Sha256::new();
         h.update(DOMAIN);
         h.update(founder_hub);
-        Keyring { secrets: vec![(None, Secret(h.finalize().into()))] }
+        Keyring { secrets: vec![(None, Secret(h.finalize().into()))], public: true, own: false }
     }
 
     /// The keyring of hub `me` in the coalition founded by `founder_hub`, whose log resolves to
@@ -137,7 +149,7 @@ impl Keyring {
             Some((found, sealed)) => open(GENESIS, me, sealed).map(|fresh| step(&base, found, &fresh)),
             None => Some(base),
         };
-        let mut ring = Keyring { secrets: Vec::new() };
+        let mut ring = Keyring { secrets: Vec::new(), public: false, own: false };
         let mut current = take_handed(None).or(start);
         ring.push(None, current);
         for r in &state.rekeys {
@@ -160,18 +172,17 @@ impl Keyring {
         if ring.secrets.is_empty() {
             // A hub that holds no secret of its coalition (one admitted without being handed
             // it): one only it can know, so that it passes nowhere and nothing passes it.
-            let mut h = Sha256::new();
-            h.update(DOMAIN);
-            h.update(me.sign(b"aidmesh no coalition secret v1\n"));
-            ring.secrets.push((None, Secret(h.finalize().into())));
+            ring.secrets.push((None, own_secret(me)));
+            ring.own = true;
         }
+        ring.public = *ring.current() == base;
         ring
     }
 
     /// The keyring of a hub joined by hand that does not hold its coalition's log yet: the
     /// secret its admission sealed for it (what [`Keyring::hand`] made), if it opens.
     pub fn welcome(me: &Identity, sealed: &Sealed) -> Option<Keyring> {
-        open(ADMIT, me, sealed).map(|s| Keyring { secrets: vec![(None, Secret(s))] })
+        open(ADMIT, me, sealed).map(|s| Keyring { secrets: vec![(None, Secret(s))], public: false, own: false })
     }
 
     fn push(&mut self, at: Option<Id>, s: Option<Secret>) {
@@ -188,6 +199,23 @@ impl Keyring {
     /// The newest secret this hub can follow: what its adverts and its listener use.
     pub fn current(&self) -> &Secret {
         &self.secrets.last().expect("a keyring is never empty").1
+    }
+
+    /// Whether this hub holds no secret of its coalition (only one of its own, which passes
+    /// nowhere): it cannot hand one on.
+    pub fn is_own(&self) -> bool {
+        self.own
+    }
+
+    /// The secret a dialler seals its proof under: its current one, unless anyone who knows
+    /// the founding hub's key can compute that (a coalition from before the founding entry
+    /// sealed a start), when it seals under one only it knows, so that no one reads it.
+    pub fn sealer(&self, me: &Identity) -> Secret {
+        if self.public {
+            own_secret(me)
+        } else {
+            *self.current()
+        }
     }
 
     /// Every kept secret, newest first.

@@ -118,8 +118,12 @@ fn a_coalition_founded_before_the_founding_entry_sealed_a_start_starts_from_the_
     log.append(&fox, Key::of(&north), 0, found).unwrap();
     log.append(&fox, Key::of(&north), 1, Body::admit_hub(Key::of(&south), "South".into())).unwrap();
     let base = Keyring::base(north.public().as_bytes());
-    assert_eq!(Keyring::of(north.public().as_bytes(), log.state(), &north), base);
-    assert_eq!(Keyring::of(north.public().as_bytes(), log.state(), &south), base);
+    assert_eq!(Keyring::of(north.public().as_bytes(), log.state(), &north).current(), base.current());
+    let ring = Keyring::of(north.public().as_bytes(), log.state(), &south);
+    assert_eq!(ring.current(), base.current());
+    // Anyone can compute that secret, so a dialler seals its proof under none it can compute.
+    let h = crate::handshake::hello(&ring, &south, &[3; 32]);
+    assert!(base.unseal(&[3; 32], &h[h.len() - crate::handshake::SEALED_PROOF..]).is_none());
 }
 
 #[test]
@@ -158,6 +162,8 @@ fn a_hub_that_has_not_heard_of_a_revocation_still_gets_in_and_the_revoked_hub_do
     assert_eq!(check_hello(&stale, &exporter, &h[1..], member), Ok(()));
     assert!(lost.unseal(&exporter, &h[h.len() - SEALED_PROOF..]).is_none());
     assert!(stale.unseal(&exporter, &h[h.len() - SEALED_PROOF..]).is_none(), "sealed under the newest only");
+    let own = crate::handshake::proof(&w.hubs[0], crate::handshake::Side::Dialler, &exporter);
+    assert_eq!(north.unseal(&exporter, &h[h.len() - SEALED_PROOF..]), Some(own.to_vec()), "holders of it read it");
 }
 
 #[test]
