@@ -57,13 +57,10 @@ impl FounderCode {
             return Err(bad("its key is not an Ed25519 public key in hex"));
         }
         let at = at.parse::<i64>().map_err(|_| bad("its time is not a number"))?;
+        // No name is longer than MAX_NAME: a longer first part is the secret.
         let (welcome, name) = match rest.split_once(':') {
-            Some((secret, name)) if secret.len() == WELCOME_HEX && secret.bytes().all(|c| c.is_ascii_hexdigit()) => {
-                (Some(parse_welcome(secret).ok_or_else(|| bad("its secret is not hex"))?), name)
-            }
-            // No name is that long: a secret, mistyped.
-            Some((secret, _)) if secret.chars().count() > aidmesh_mesh::authority::MAX_NAME => {
-                return Err(bad("its secret is not 160 hex digits (mistyped?)"));
+            Some((secret, name)) if secret.chars().count() > aidmesh_mesh::authority::MAX_NAME => {
+                (Some(parse_welcome(secret).ok_or_else(|| bad("its secret is not 160 hex digits (mistyped?)"))?), name)
             }
             _ => (None, rest),
         };
