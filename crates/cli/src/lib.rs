@@ -741,27 +741,26 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             serve::run(hub, listen, peer, discovery)
         }
         Command::Peers => {
-            let hub = hubs.hub()?;
-            let status: Vec<serde_json::Value> =
-                hub.peer_status()?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
-            let members = hub.members()?;
+            // Only the process that serves the hub knows its connections.
+            let status = hubs.owner().map(|o| o.mesh.peers()).unwrap_or_default();
+            let members = hubs.hub()?.members()?;
             if json {
                 return print::json(
                     &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
                 );
             }
-            outln!("Connected peers (as `aidmesh serve` last recorded):");
+            outln!("Connected peers:");
             if status.is_empty() {
-                outln!("  none");
+                outln!("  none{}", if hubs.owner().is_some() { "" } else { " (the hub is not serving)" });
             }
             for p in &status {
+                let synced = p.last_synced.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
                 outln!(
-                    "  {}  at {}  last synced {}  {} bytes in, {} out",
-                    p["hub"].as_str().unwrap_or(""),
-                    p["addr"].as_str().unwrap_or(""),
-                    p["last_synced"].as_str().unwrap_or("never"),
-                    p["traffic"]["bytes_in"],
-                    p["traffic"]["bytes_out"]
+                    "  {}  at {}  last synced {synced}  {} bytes in, {} out",
+                    p.hub,
+                    p.addr,
+                    p.traffic.bytes_in,
+                    p.traffic.bytes_out
                 );
             }
             outln!("Members:");

@@ -11,7 +11,7 @@
 //! Prints: the time to bring the entries in; then, after closing, the time to open and compute
 //! the overview (which resolves the log for the expenses' approval state), the members (what
 //! the TLS check reads), a new entry through the door, and the CPU a running hub spends on its
-//! idle tick (refresh the members, record peer status, every 500 ms) for 10 s, measured from
+//! idle tick (refresh the members, upkeep, every 500 ms) for 10 s, measured from
 //! this process's CPU time.
 
 use std::path::PathBuf;
@@ -188,12 +188,12 @@ fn main() {
     let wall = Instant::now();
     for _ in 0..20 {
         let _ = hub.members().unwrap();
-        hub.record_peer_status("[]").unwrap();
+        hub.upkeep().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     let used = cpu() - before;
     println!(
-        "idle tick (members + peer status every 500 ms) for {:.1} s: {} ms of CPU, {:.2} % of one core",
+        "idle tick (members + upkeep every 500 ms) for {:.1} s: {} ms of CPU, {:.2} % of one core",
         wall.elapsed().as_secs_f64(),
         used.as_millis(),
         100.0 * used.as_secs_f64() / wall.elapsed().as_secs_f64()

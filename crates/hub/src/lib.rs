@@ -244,6 +244,10 @@ pub struct Hub {
     /// Changes that passed the door and wait for what they depend on, per document (see
     /// `signing.rs`).
     waiting_changes: HashMap<String, aidmesh_mesh::changes::Waiting>,
+    /// The store's write count when upkeep last looked (see [`Hub::upkeep`]).
+    upkept_at: u64,
+    /// Documents that could not be folded in this run (they do not load): not tried again.
+    unfoldable: std::collections::BTreeSet<String>,
 }
 
 impl Hub {
@@ -388,6 +392,8 @@ impl Hub {
             authority_changes: Vec::new(),
             acting: None,
             waiting_changes: HashMap::new(),
+            upkept_at: 0,
+            unfoldable: Default::default(),
         }
     }
 

@@ -92,16 +92,6 @@ impl Hub {
         aidmesh_mesh::Identity::from_secret(&self.identity.secret())
     }
 
-    /// Records what the sync driver reports about peers, for `aidmesh peers` in another process.
-    pub fn record_peer_status(&mut self, json: &str) -> Result<()> {
-        Ok(self.store.write(|tx| tx.set_meta("peer_status", json))?)
-    }
-
-    /// The last peer status a running `aidmesh serve` recorded.
-    pub fn peer_status(&self) -> Result<Option<String>> {
-        Ok(self.store.meta("peer_status")?)
-    }
-
     /// This hub's public key, hex.
     pub fn public_key(&self) -> String {
         hex(self.identity.public().as_bytes())

@@ -329,6 +329,9 @@ impl Hub {
         // The member keys the door checks signatures against, read only when changes arrive (a
         // sync acknowledgement brings none).
         let keys = if items.iter().any(|i| !i.door.changes.is_empty()) { self.hub_keys()? } else { Default::default() };
+        // What a peer sent, with its sync state, it sends again if a power cut loses it: that
+        // commit does not wait for the disk (the edit reaches the peer's screen sooner).
+        let resendable = items.iter().all(|i| i.sync_state.is_some());
         let result = (|| -> Result<Vec<(String, Vec<String>)>> {
             let mut prepared = Vec::new();
             for (done, item) in (1u64..).zip(items) {
@@ -443,7 +446,7 @@ impl Hub {
             if prepared.is_empty() {
                 return Ok(Vec::new());
             }
-            self.store.write(|tx| {
+            let persist = |tx: &mut Tx<'_>| {
                 for p in &prepared {
                     if p.new {
                         tx.add_doc(&p.doc, &p.partition, p.created_at.millis())?;
@@ -470,7 +473,12 @@ impl Hub {
                     }
                 }
                 Ok(())
-            })?;
+            };
+            if resendable {
+                self.store.write_resendable(persist)?;
+            } else {
+                self.store.write(persist)?;
+            }
             Ok(prepared.into_iter().map(|p| (p.doc, p.ids)).collect())
         })();
         if result.is_err() {
@@ -919,20 +927,43 @@ impl Hub {
     /// reference.
     ///
     /// A document that cannot be folded (it does not load) is passed over with a warning, so
-    /// that it never keeps the others waiting.
+    /// that it never keeps the others waiting, and not tried again while this hub runs.
     pub fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
         let docs = self.store.piled_up(if all { 1 } else { PILED_UP + 1 }, limit.saturating_add(8))?;
         let mut folded = 0;
-        for d in &docs {
+        for d in docs.iter().filter(|d| !self.unfoldable.contains(*d)).cloned().collect::<Vec<_>>() {
             if folded == limit {
                 break;
             }
-            match self.fold(d) {
+            match self.fold(&d) {
                 Ok(()) => folded += 1,
-                Err(e) => tracing::warn!(doc = %d, error = %e, "cannot fold a document's chunks"),
+                Err(e) => {
+                    tracing::warn!(doc = %d, error = %e, "cannot fold a document's chunks; not trying again in this run");
+                    self.unfoldable.insert(d);
+                }
             }
         }
         Ok(folded)
+    }
+
+    /// One bounded step of the work that writes leave for idle time, if nothing was written
+    /// since the last call (a running hub calls this every half second): merging the search
+    /// index's segments, folding one document's chunks, or folding the store's log into its
+    /// file, the first that has work. Returns whether it did something; a busy hub gets `false`
+    /// until it rests, so that no edit waits behind upkeep.
+    pub fn upkeep(&mut self) -> Result<bool> {
+        let writes = self.store.writes();
+        if writes != self.upkept_at {
+            self.upkept_at = writes;
+            return Ok(false);
+        }
+        let did = match self.store.upkeep(UPKEEP_PAGES)? {
+            aidmesh_store::Upkeep::IndexMerged => true,
+            aidmesh_store::Upkeep::LogFolded => true,
+            aidmesh_store::Upkeep::Nothing => self.fold_chunks(1, false)? > 0,
+        };
+        self.upkept_at = self.store.writes();
+        Ok(did)
     }
 
     /// The document `id`, loaded from the store if it is not in memory.
@@ -970,6 +1001,9 @@ impl Hub {
         self.docs.insert(doc.id().to_string(), (self.use_counter, doc));
     }
 }
+
+/// Pages of the search index one step of [`Hub::upkeep`] merges at most (4 KiB each).
+const UPKEEP_PAGES: u32 = 256;
 
 fn body_rules(rec: &Record) -> Result<()> {
     rec.body.validate().map_err(|errs| Error::invalid(rec.kind().name(), errs))

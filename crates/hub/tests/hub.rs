@@ -755,15 +755,26 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
 }
 
 #[test]
-fn a_document_written_record_by_record_is_folded_when_idle_and_keeps_every_record() {
+fn a_resting_hub_does_its_upkeep_in_steps_and_a_document_written_record_by_record_keeps_every_record() {
     let mut t = new_hub("North", 1);
     let ids: Vec<String> = (0..70).map(|n| item(&mut t.hub, &format!("item {n}"), 0)).collect();
-    // Each write appended a chunk; the writes themselves folded nothing.
-    assert_eq!(t.hub.fold_chunks(10, false).unwrap(), 1, "the item document piled up");
-    assert_eq!(t.hub.fold_chunks(10, false).unwrap(), 0, "folded once, nothing is left to fold");
+    // Each write appended a chunk; the writes themselves folded nothing. Upkeep waits for the
+    // hub to rest (no write since its last look), then works in steps until nothing is left:
+    // the search index's segments, the piled-up document, the log.
+    let steps = |h: &mut aidmesh_hub::Hub| (0..100).map_while(|_| h.upkeep().unwrap().then_some(())).count();
+    assert!(!t.hub.upkeep().unwrap(), "written since upkeep last looked: the hub is busy");
+    let done = steps(&mut t.hub);
+    assert!(done >= 3, "{done} steps of upkeep");
+    assert_eq!(t.hub.fold_chunks(10, false).unwrap(), 0, "upkeep folded the piled-up document");
+    assert!(!t.hub.upkeep().unwrap() && !t.hub.upkeep().unwrap(), "nothing is left: it rests");
+    // A write makes it busy for one look, then there is work again.
+    item(&mut t.hub, "item 70", 0);
+    assert!(!t.hub.upkeep().unwrap());
+    assert!(steps(&mut t.hub) >= 1);
+    assert_eq!(t.hub.search("item", Some(Kind::Item), 100).unwrap().len(), 71, "the merged index finds every item");
     drop(t.hub);
     let mut h = reopen(&t.path, &t.clock);
-    assert_eq!(h.count(Kind::Item).unwrap(), 70);
+    assert_eq!(h.count(Kind::Item).unwrap(), 71);
     // The folded document loads: a record in it can still be changed.
     let patch = json!({"name": "item zero"}).as_object().cloned().unwrap();
     h.update(&ids[0], patch).unwrap();

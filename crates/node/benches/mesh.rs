@@ -17,6 +17,8 @@
 //! 3. Edits to a connected peer: A adds items one by one, 20 ms apart, while B is connected.
 //!    Latency from A's write returning to B's ingest of it committed (B's event), both read
 //!    from the same system clock.
+//!
+//! Both hubs do their upkeep every half second, as a running node does (`Hub::upkeep`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,6 +91,7 @@ fn main() {
     rt.block_on(async move {
         let identity = a.identity();
         let mesh = Arc::new(Mesh::new(a, &identity, [1; 32]).unwrap());
+        upkeep(&mesh);
         let a_addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let proxy = Proxy::start(a_addr).await;
         let run = |phase: &str| {
@@ -174,7 +177,8 @@ fn child(args: &[String]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let identity = hub.identity();
-        let mesh = Mesh::new(hub, &identity, [2; 32]).unwrap();
+        let mesh = Arc::new(Mesh::new(hub, &identity, [2; 32]).unwrap());
+        upkeep(&mesh);
         let start = Instant::now();
         mesh.dial(addr);
         match phase.as_str() {
@@ -212,6 +216,17 @@ fn child(args: &[String]) {
                 }
             }
             p => panic!("unknown phase {p}"),
+        }
+    });
+}
+
+/// The upkeep a running node does: a bounded step every half second once the hub rests.
+fn upkeep(mesh: &Arc<Mesh<Hub>>) {
+    let mesh = mesh.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            mesh.with_hub(|h| h.upkeep()).unwrap();
         }
     });
 }

@@ -1,6 +1,6 @@
 //! A running hub: the mesh listening and dialling, mDNS discovery once the hub belongs to a
-//! coalition, commands from other processes answered on the control channel, and peer status
-//! recorded — until `stop` resolves. `aidmesh serve` and the desktop app both run a hub through
+//! coalition, commands from other processes answered on the control channel, and the store's
+//! upkeep when the hub rests — until `stop` resolves. `aidmesh serve` and the desktop app both run a hub through
 //! [`Node::run`]. The process that runs a node owns its store: no other process opens it.
 
 pub mod control;
@@ -101,13 +101,12 @@ impl Node {
         Dialer(self.dial.clone())
     }
 
-    /// Runs the hub until `stop` resolves, then records that no peer is connected.
+    /// Runs the hub until `stop` resolves.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<()> {
         let Node { mesh, addr, dial, mut dialed, config, control } = self;
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut mdns: Option<Discovery> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut ticks: u64 = 0;
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -124,14 +123,9 @@ impl Node {
                         }
                         (None, None) => {}
                     }
-                    let status = serde_json::to_string(&mesh.peers())?;
-                    mesh.with_hub(|h| h.record_peer_status(&status))?;
-                    // Documents that writes and merges appended to, folded one every ten ticks.
-                    ticks += 1;
-                    if ticks.is_multiple_of(10) {
-                        if let Err(e) = mesh.with_hub(|h| h.fold_chunks(1, false)) {
-                            tracing::warn!(error = %e, "cannot fold a document's chunks");
-                        }
+                    // What writes leave for idle time, one bounded step a tick once the hub rests.
+                    if let Err(e) = mesh.with_hub(|h| h.upkeep()) {
+                        tracing::warn!(error = %e, "upkeep failed");
                     }
                 }
                 Some(peer) = dialed.recv() => {
@@ -148,7 +142,6 @@ impl Node {
         }
         // No command may start once the loop is over; one running holds the hub until it ends.
         drop(control);
-        mesh.with_hub(|h| h.record_peer_status("[]"))?;
         Ok(())
     }
 }

@@ -66,6 +66,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// SQLite page cache, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
 
+/// Pages of write-ahead log (4 KiB each) past which a writer's commit folds it into the file;
+/// below it, upkeep does when the hub is idle. SQLite's default is 1,000.
+const AUTOCHECKPOINT_PAGES: i64 = 8192;
+
 /// One row of the query index: a record as the CRDT holds it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexRow {
@@ -95,6 +99,10 @@ pub struct Hit {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Transactions committed through this handle: how upkeep tells that nothing was written.
+    writes: u64,
+    /// `writes` when upkeep last folded the log into the file.
+    folded_at: u64,
     /// Held for as long as the store is open: one process owns a store at a time.
     _owner: OwnerLock,
 }
@@ -259,7 +267,7 @@ impl Store {
                 return Err(e);
             }
         };
-        let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
+        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, _owner: owner };
         // A store that could not be set up is removed again: nothing half-made stays behind.
         if let Err(e) = s.configure().and_then(|_| schema::migrate(&mut s.conn, &s.path)) {
             let _ = s.destroy();
@@ -288,7 +296,7 @@ impl Store {
             Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
             Err(e) => return Err(e),
         };
-        let mut s = Store { conn, path: path.to_path_buf(), _owner: owner };
+        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         tighten(path);
@@ -306,7 +314,7 @@ impl Store {
     /// and the lock): for a store that never came to be, such as one made for a join that
     /// failed. Its pages were encrypted; nothing readable is left behind.
     pub fn destroy(self) -> Result<()> {
-        let Store { conn, path, _owner } = self;
+        let Store { conn, path, _owner, .. } = self;
         conn.close().map_err(|(_, e)| Error::from(e))?;
         remove_files(&path)
     }
@@ -337,6 +345,9 @@ impl Store {
     fn configure(&mut self) -> Result<()> {
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
+        // The log is folded into the file when the hub is idle (`Store::upkeep`); a hub that is
+        // never idle folds it in a writer's commit once it holds this many pages.
+        self.conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
         self.conn.pragma_update(None, "secure_delete", "ON")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         // Every page read from disk is decrypted and authenticated: keep the hot ones in memory.
@@ -377,7 +388,46 @@ impl Store {
         let mut w = Tx { tx };
         let out = f(&mut w)?;
         w.tx.commit()?;
+        self.writes += 1;
         Ok(out)
+    }
+
+    /// Like [`Store::write`] for what another hub sends again if it is lost (changes from a
+    /// peer, with the peer's sync state): the commit is not flushed to the disk before this
+    /// returns. A power cut may lose it, whole and never in part, and with it the sync state
+    /// that says it arrived, so the peer sends it again; a crash of the process loses nothing.
+    /// What a person wrote here always goes through [`Store::write`].
+    pub fn write_resendable<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let out = self.write(f);
+        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
+        let out = out?;
+        restored?;
+        Ok(out)
+    }
+
+    /// Transactions committed through this handle so far.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// One bounded step of the upkeep that writers leave for idle time, the first that has work:
+    /// merging up to `pages` pages of the full-text index's segments, or folding the log into the
+    /// file (without waiting for readers). Returns what it did.
+    pub fn upkeep(&mut self, pages: u32) -> Result<Upkeep> {
+        let before = self.conn.total_changes();
+        self.conn.execute("INSERT INTO search(search, rank) VALUES('merge', ?1)", [pages])?;
+        // FTS5 reports merge work through the change counter: under 2, there was none.
+        if self.conn.total_changes() - before >= 2 {
+            self.writes += 1;
+            return Ok(Upkeep::IndexMerged);
+        }
+        if self.folded_at == self.writes {
+            return Ok(Upkeep::Nothing);
+        }
+        self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        self.folded_at = self.writes;
+        Ok(Upkeep::LogFolded)
     }
 
     // --- metadata ------------------------------------------------------------------------
@@ -702,6 +752,14 @@ impl Store {
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// What one step of [`Store::upkeep`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upkeep {
+    IndexMerged,
+    LogFolded,
+    Nothing,
 }
 
 /// A write transaction.

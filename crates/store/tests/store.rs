@@ -280,3 +280,59 @@ fn an_empty_or_short_file_is_not_a_store_and_stays_as_it_was() {
         assert_eq!(std::fs::read(&p).unwrap(), bytes);
     }
 }
+
+/// Frames in the write-ahead log, as a second connection folding it sees them (all folded
+/// after the call, so that the next commit starts the log again).
+fn log_frames(side: &rusqlite::Connection) -> i64 {
+    side.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).unwrap()
+}
+
+#[test]
+fn a_commit_of_one_record_writes_a_few_pages_and_idle_upkeep_merges_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    s.write(|tx| {
+        for i in 0..20_000 {
+            tx.index(&row(&format!("i{i}"), "item", &format!("water rice blanket {i} tent{}", i % 97)))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    // A few edits, then the hub is idle a while, as after it received the coalition.
+    for n in 0..4 {
+        s.write(|tx| tx.index(&row(&format!("e{n}"), "item", "tarp")).map(drop)).unwrap();
+    }
+    while s.upkeep(256).unwrap() != Upkeep::Nothing {}
+    let side = rusqlite::Connection::open(&p).unwrap();
+    side.pragma_update(None, "key", Store::sqlcipher_key(&p, "pw").unwrap().as_str()).unwrap();
+    log_frames(&side);
+    // One record per commit, new or changed, as edits arrive: each writes its own pages, never
+    // a merge of the index's segments (which rewrote megabytes in one edit's commit).
+    let mut most = 0;
+    for n in 0..2000 {
+        let id = if n % 2 == 0 { format!("i{}", n * 61 % 20_000) } else { format!("n{n}") };
+        s.write(|tx| tx.index(&row(&id, "item", &format!("soap {n}"))).map(drop)).unwrap();
+        most = most.max(log_frames(&side));
+    }
+    assert!(most <= 64, "a commit of one record wrote {most} pages");
+    // Idle, upkeep merges in bounded steps until nothing is left, then folds the log, then rests.
+    let mut steps = Vec::new();
+    loop {
+        let step = s.upkeep(64).unwrap();
+        steps.push(step);
+        if step == Upkeep::Nothing || steps.len() > 1000 {
+            break;
+        }
+    }
+    let merged = steps.iter().filter(|s| **s == Upkeep::IndexMerged).count();
+    assert!(merged >= 1, "{steps:?}");
+    assert_eq!(steps[merged..], [Upkeep::LogFolded, Upkeep::Nothing], "{steps:?}");
+    assert_eq!(s.upkeep(64).unwrap(), Upkeep::Nothing);
+    // The index still answers for every record, old text gone where it changed.
+    assert_eq!(s.search("soap", None, 3000).unwrap().len(), 2000);
+    assert_eq!(s.search("water", None, 30_000).unwrap().len(), 20_000 - 1000);
+    // A write starts it again.
+    s.write(|tx| tx.index(&row("late", "item", "tarp")).map(drop)).unwrap();
+    assert_ne!(s.upkeep(64).unwrap(), Upkeep::Nothing);
+}
