@@ -280,6 +280,13 @@ impl Replica for Hub {
         }
     }
 
+    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
+        match self.doc(doc) {
+            Ok(d) => heads.iter().any(|h| d.automerge().get_change_by_hash(h).is_none()),
+            Err(_) => !heads.is_empty(),
+        }
+    }
+
     fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
         self.vouch_message(doc, msg).unwrap_or_else(|e| {
             tracing::error!(doc, error = %e, "cannot vouch for the changes of a sync message");

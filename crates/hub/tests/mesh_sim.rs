@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use aidmesh_hub::model::views::Source;
 use aidmesh_hub::model::{Body, Kind, Timestamp};
 use aidmesh_hub::{Hub, ManualClock};
-use aidmesh_mesh::session::{Frame, Replica, Session, Tick};
+use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, Tick};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
@@ -21,6 +21,8 @@ struct Node {
     path: std::path::PathBuf,
     _dir: tempfile::TempDir,
     sessions: BTreeMap<usize, Session>,
+    /// Which session fetches each document, shared by the node's sessions as a mesh's are.
+    fetches: SharedFetches,
 }
 
 struct Net {
@@ -54,7 +56,7 @@ impl Net {
                 let opts =
                     aidmesh_hub::InitOptions { hub_name: format!("hub {i}"), location: String::new(), pin: None };
                 let hub = Hub::init(&path, PASS, &opts, config("coord", clock, i as u8 + 1)).unwrap();
-                Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new() }
+                Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new(), fetches: Default::default() }
             })
             .collect();
         let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 };
@@ -83,7 +85,7 @@ impl Net {
         let now = self.clock.now_ts();
         for (x, y) in [(a, b), (b, a)] {
             let peer = format!("node{y}");
-            let mut s = Session::new(&peer, now);
+            let mut s = Session::sharing(&peer, now, self.nodes[x].fetches.clone());
             let frames = s.start(self.nodes[x].hub.as_mut().unwrap(), now);
             self.nodes[x].sessions.insert(y, s);
             self.wires.entry((x, y)).or_default().extend(frames);
@@ -150,9 +152,24 @@ impl Net {
         true
     }
 
+    /// What sessions that waited for another session's fetch send now (a driver's tick).
+    fn retry(&mut self) -> bool {
+        let now = self.clock.now_ts();
+        let mut sent = false;
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let Some(hub) = node.hub.as_mut() else { continue };
+            for (peer, s) in node.sessions.iter_mut().filter(|(_, s)| s.is_waiting()) {
+                let frames = s.retry(hub, now);
+                sent |= !frames.is_empty();
+                self.wires.entry((i, *peer)).or_default().extend(frames);
+            }
+        }
+        sent
+    }
+
     fn settle(&mut self) {
         let mut n = 0;
-        while self.deliver_one() {
+        while self.deliver_one() || self.retry() {
             n += 1;
             assert!(n < 200_000, "the network never went quiet");
         }
@@ -263,6 +280,7 @@ fn run(seed: u64) {
                 for _ in 0..net.rng.gen_range(1..20) {
                     net.deliver_one();
                 }
+                net.retry();
             }
             7 => {
                 let (a, b) = (net.rng.gen_range(0..n), net.rng.gen_range(0..n));

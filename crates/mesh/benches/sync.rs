@@ -10,11 +10,16 @@
 //! 3. Signed and verified changes against unsigned ones, on the workload of 2: each side makes
 //!    1,000 edits (signing each commit), then the reconnect, where the receiver checks every
 //!    change against the signatures before applying it. Frame bytes and time, side by side.
-//! 4. Ten hubs that each made 1,000 edits while apart, then all connect: time to converge.
+//! 4. Ten hubs that each made 1,000 edits while apart, then all connect (full mesh): bytes and
+//!    time to converge, each hub's sessions sharing their fetches (as a hub's do) against each
+//!    session asking on its own, from the same start. Against two measures of what is needed:
+//!    each change once, as a single change, to each of the nine hubs that lack it; and each hub
+//!    synced alone with one hub that holds everything, summed over the ten (Automerge then
+//!    sends one compressed save of the document).
 
 use std::time::Instant;
 
-use aidmesh_mesh::memory::{converge, same, Mem};
+use aidmesh_mesh::memory::{converge, converge_with, same, Mem};
 use aidmesh_mesh::Identity;
 use automerge::ActorId;
 
@@ -129,16 +134,43 @@ fn main() {
     let mut ten: Vec<Mem> = (0..10).map(|i| Mem::new(i as u8 + 1)).collect();
     ten[0].edit("d", 0);
     converge(&mut ten, true);
+    let mut made = 0;
     for (i, m) in ten.iter_mut().enumerate() {
         for n in 0..1000 {
-            m.edit("d", (i as u64 + 1) * 100_000 + n);
+            made += m.edit("d", (i as u64 + 1) * 100_000 + n);
         }
     }
-    let s3 = Instant::now();
-    let bytes = converge(&mut ten, true);
-    assert!(same(&mut ten));
-    println!(
-        "ten hubs, 1,000 edits each while apart: converged in {:.1} s, {bytes} bytes over 90 directed sessions",
-        s3.elapsed().as_secs_f64()
-    );
+    let once = 9 * made as u64;
+    let mut everything = Mem::new(99);
+    for m in ten.iter_mut() {
+        everything.doc("d").merge(m.doc("d")).unwrap();
+    }
+    let mut floor = 0;
+    for (i, m) in ten.iter_mut().enumerate() {
+        let mut pair = vec![Mem::new(i as u8 + 1), Mem::new(99)];
+        pair[0].put_doc("d", m.doc("d"));
+        pair[1].put_doc("d", everything.doc("d"));
+        floor += converge(&mut pair, true);
+    }
+    let mut alone: Vec<Mem> = ten
+        .iter_mut()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut copy = Mem::new(i as u8 + 1);
+            copy.put_doc("d", m.doc("d"));
+            copy.states = m.states.clone();
+            copy
+        })
+        .collect();
+    for (label, nodes, share) in [("sharing fetches", &mut ten, true), ("each session alone", &mut alone, false)] {
+        let s3 = Instant::now();
+        let bytes = converge_with(nodes, true, share);
+        assert!(same(nodes));
+        println!(
+            "ten hubs, 1,000 edits each while apart, {label}: converged in {:.1} s, {bytes} bytes over 90 directed sessions: {:.2}x each change once to each hub that lacks it ({once} bytes), {:.1}x each hub synced alone with one that holds everything ({floor} bytes)",
+            s3.elapsed().as_secs_f64(),
+            bytes as f64 / once as f64,
+            bytes as f64 / floor as f64
+        );
+    }
 }

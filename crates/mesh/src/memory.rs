@@ -157,6 +157,10 @@ impl Replica for Mem {
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
         self.doc(doc).sync().generate_sync_message(state)
     }
+    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
+        let d = self.doc(doc);
+        heads.iter().any(|h| d.get_change_by_hash(h).is_none())
+    }
     fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
         if self.signing.is_none() {
             return Vec::new();
@@ -304,8 +308,14 @@ fn t() -> Timestamp {
 }
 
 /// Runs sessions between every pair until quiet; returns total frame bytes (with length prefix).
-#[allow(clippy::needless_range_loop)]
 pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
+    converge_with(nodes, persist, true)
+}
+
+/// [`converge`], with each node's sessions sharing their fetches (`share`, as a hub's do) or
+/// each asking on its own (to compare).
+#[allow(clippy::needless_range_loop)]
+pub fn converge_with(nodes: &mut [Mem], persist: bool, share: bool) -> u64 {
     let n = nodes.len();
     let mut sessions: BTreeMap<(usize, usize), Session> = BTreeMap::new();
     let mut wires: BTreeMap<(usize, usize), VecDeque<Frame>> = BTreeMap::new();
@@ -314,10 +324,14 @@ pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
             m.states.clear();
         }
     }
+    // The sessions of each node fetch a document from one peer at a time, as a hub's do.
+    let fetches: Vec<crate::session::SharedFetches> = (0..n).map(|_| Default::default()).collect();
     for a in 0..n {
         for b in 0..n {
             if a != b {
-                let mut s = Session::new(&format!("n{b}"), t());
+                let peer = format!("n{b}");
+                let mut s =
+                    if share { Session::sharing(&peer, t(), fetches[a].clone()) } else { Session::new(&peer, t()) };
                 wires.entry((a, b)).or_default().extend(s.start(&mut nodes[a], t()));
                 sessions.insert((a, b), s);
             }
@@ -349,6 +363,16 @@ pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
                     }
                 }
                 progressed = true;
+            }
+        }
+        if !progressed {
+            // Quiet: what waited for another fetch goes now, as a driver's tick sends it.
+            for ((a, b), s) in sessions.iter_mut() {
+                if s.is_waiting() {
+                    let out = s.retry(&mut nodes[*a], t());
+                    progressed |= !out.is_empty();
+                    wires.entry((*a, *b)).or_default().extend(out);
+                }
             }
         }
         if !progressed {

@@ -28,7 +28,7 @@ use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
 use crate::policy::{Connected, Limits, Policy, Review};
-use crate::session::{DocInfo, Frame, Replica, Session, Tick, Traffic, VaultItem, MAX_FRAME};
+use crate::session::{DocInfo, Frame, Replica, Session, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME};
 
 /// What the driver needs from the hub beyond a session's needs.
 pub trait Hub: Replica + Send + 'static {
@@ -112,6 +112,8 @@ struct Shared<H: Hub> {
     peers: Mutex<BTreeMap<HubId, (u64, PeerStatus)>>,
     next_conn: std::sync::atomic::AtomicU64,
     policy: Mutex<Policy>,
+    /// Which connection fetches each document's changes (see `session::Fetches`).
+    fetches: SharedFetches,
 }
 
 /// Exclusive use of a mesh's hub (see [`Mesh::lock_hub`]).
@@ -178,6 +180,7 @@ impl<H: Hub> Mesh<H> {
                 peers: Mutex::new(BTreeMap::new()),
                 next_conn: std::sync::atomic::AtomicU64::new(1),
                 policy: Mutex::new(Policy::new(identity.id(), Limits::default())),
+                fetches: SharedFetches::default(),
             }),
         })
     }
@@ -441,7 +444,7 @@ async fn run_connection<H: Hub>(
             }
         }
     });
-    let mut session = Session::new(&peer.to_string(), now);
+    let mut session = Session::sharing(&peer.to_string(), now, shared.fetches.clone());
     let mut changes = shared.changed.subscribe();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let first = {
@@ -514,6 +517,11 @@ async fn run_connection<H: Hub>(
                     Tick::Dead => { result = Err("the peer went silent".into()); break; }
                     Tick::Send(f) => result = write_frames(&mut wr, &[f]).await,
                     Tick::Idle => {}
+                }
+                // Documents that waited for another connection's fetch ask now if they may.
+                if result.is_ok() && session.is_waiting() {
+                    let frames = session.retry(&mut *lock(&shared.hub), now);
+                    result = write_frames(&mut wr, &frames).await;
                 }
                 if let Some((c, st)) = lock(&shared.peers).get_mut(&peer) {
                     if *c == conn {

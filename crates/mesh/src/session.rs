@@ -16,8 +16,17 @@
 //! A change made here goes to every peer at once ([`Session::changed`]); a change that arrived
 //! from another peer is relayed heads first ([`Session::relayed`]): the peer answers with what it
 //! still lacks, so a change that reached it by another path does not cross this link again.
+//!
+//! A hub asks one peer at a time for a document's changes. Every sync message a hub sends
+//! carries a summary of what it holds, which asks the peer for the rest; when several peers
+//! hold the same new changes, asking them all at once brings those changes once from each. The
+//! sessions of one hub share [`Fetches`]: a session whose peer holds changes this hub lacks
+//! sends for that document only while no other session is fetching it, and waits otherwise
+//! ([`Session::retry`]); by then the other peer's changes arrived, and this peer sends only
+//! what is still missing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State};
@@ -31,6 +40,53 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const PING_AFTER_MS: i64 = 2_000;
 /// Consider the peer gone after this much silence.
 pub const DEAD_AFTER_MS: i64 = 6_000;
+/// A fetch that made no progress for this long lapses: another peer may be asked.
+pub const FETCH_LAPSE_MS: i64 = 5_000;
+
+/// Which peer a hub is fetching each document's missing changes from, shared by the hub's
+/// sessions (see the module's documentation). A claim lapses after [`FETCH_LAPSE_MS`] without
+/// progress, and goes with the session that held it.
+#[derive(Debug, Default)]
+pub struct Fetches {
+    claims: BTreeMap<String, (String, i64)>,
+}
+
+/// The [`Fetches`] of one hub, as its sessions share them.
+pub type SharedFetches = Arc<Mutex<Fetches>>;
+
+impl Fetches {
+    /// Whether `peer` may be asked for `doc` now (nobody else is, or that claim lapsed); if so
+    /// the claim is `peer`'s, as of `now`.
+    fn claim(&mut self, doc: &str, peer: &str, now: Timestamp) -> bool {
+        match self.claims.get(doc) {
+            Some((p, at)) if p != peer && now.millis() - at < FETCH_LAPSE_MS => false,
+            _ => {
+                self.claims.insert(doc.to_string(), (peer.to_string(), now.millis()));
+                true
+            }
+        }
+    }
+
+    /// Whether `peer` could claim `doc` now.
+    fn free(&self, doc: &str, peer: &str, now: Timestamp) -> bool {
+        self.claims.get(doc).is_none_or(|(p, at)| p == peer || now.millis() - at >= FETCH_LAPSE_MS)
+    }
+
+    fn release(&mut self, doc: &str, peer: &str) {
+        if self.claims.get(doc).is_some_and(|(p, _)| p == peer) {
+            self.claims.remove(doc);
+        }
+    }
+
+    fn release_peer(&mut self, peer: &str) {
+        self.claims.retain(|_, (p, _)| p != peer);
+    }
+
+    /// The documents being fetched, with the peer each is fetched from.
+    pub fn fetching(&self) -> Vec<(String, String)> {
+        self.claims.iter().map(|(d, (p, _))| (d.clone(), p.clone())).collect()
+    }
+}
 
 /// A document as announced to a peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -424,6 +480,8 @@ pub trait Replica {
     fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
+    /// Whether the document lacks any of these changes (a peer's heads).
+    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool;
     /// The signatures that vouch for the changes of a message this replica generated: for each
     /// actor in it, the latest change of that actor held here, or a signed change that waits
     /// here, which then goes with the message ([`crate::changes::vouch_message`]).
@@ -509,10 +567,34 @@ pub struct Session {
     /// Whether the peer's inventory came: once a session too.
     got_inventory: bool,
     announced: BTreeSet<String>,
+    /// The fetches of this session's hub, when its sessions share them.
+    fetches: Option<SharedFetches>,
+    /// Documents whose next message waits for another session's fetch (see [`Fetches`]).
+    waiting: BTreeSet<String>,
     last_heard: Timestamp,
     last_sent: Timestamp,
     last_synced: Option<Timestamp>,
     traffic: Traffic,
+}
+
+/// What a session's next message for a document does about what its hub lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fetch {
+    /// Asks the peer for it.
+    Ask,
+    /// Nothing is lacked of the peer's known heads: nothing to ask for.
+    Nothing,
+    /// Another session fetches the document: asks later.
+    Wait,
+}
+
+impl Drop for Session {
+    /// A session that ends fetches nothing more: another session may be asked at once.
+    fn drop(&mut self) {
+        if let Some(f) = &self.fetches {
+            f.lock().unwrap_or_else(|e| e.into_inner()).release_peer(&self.peer);
+        }
+    }
 }
 
 /// What the passing of time asks for.
@@ -535,11 +617,21 @@ impl Session {
             got_summary: false,
             got_inventory: false,
             announced: BTreeSet::new(),
+            fetches: None,
+            waiting: BTreeSet::new(),
             last_heard: now,
             last_sent: now,
             last_synced: None,
             traffic: Traffic::default(),
         }
+    }
+
+    /// A session that fetches each document's changes in turn with the hub's other sessions
+    /// sharing `fetches` (see [`Fetches`]).
+    pub fn sharing(peer: &str, now: Timestamp, fetches: SharedFetches) -> Session {
+        let mut s = Session::new(peer, now);
+        s.fetches = Some(fetches);
+        s
     }
 
     pub fn peer(&self) -> &str {
@@ -617,7 +709,7 @@ impl Session {
                         }
                         None => {}
                     }
-                    out.extend(self.messages(r, &d, false));
+                    out.extend(self.messages(r, &d, false, now));
                 }
             }
             Frame::Announce(docs) => {
@@ -646,7 +738,7 @@ impl Session {
                 if self.announced.insert(doc.clone()) {
                     out.push(Frame::Announce(vec![info]));
                 }
-                out.extend(self.generate(r, &doc));
+                out.extend(self.generate(r, &doc, now));
                 self.last_synced = Some(now);
             }
             Frame::Vault(items) => {
@@ -680,30 +772,19 @@ impl Session {
     }
 
     fn offer(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool, now: Timestamp) -> Vec<Frame> {
-        let out = self.messages(r, doc, heads_only);
+        let out = self.messages(r, doc, heads_only, now);
         self.sent(&out, now);
         out
     }
 
     /// The frames that offer a document: its announcement if the peer has not had it yet, then
     /// a sync message (see [`Session::relayed`] for `heads_only`).
-    fn messages(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool) -> Vec<Frame> {
+    fn messages(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
         if self.announced.insert(doc.doc.clone()) {
             out.push(Frame::Announce(vec![doc.clone()]));
         }
-        let msg = if heads_only {
-            // Without the peer's `have`, Automerge sends heads and a bloom filter, no changes;
-            // what the peer had told us stays for the next exchange.
-            let state = self.state(r, &doc.doc);
-            let have = state.their_have.take();
-            let msg = r.generate(&doc.doc, state);
-            self.state(r, &doc.doc).their_have = have;
-            msg.map(|m| sync_frame(r, &doc.doc, m))
-        } else {
-            self.generate(r, &doc.doc)
-        };
-        out.extend(msg);
+        out.extend(self.message(r, &doc.doc, heads_only, now));
         out
     }
 
@@ -757,9 +838,92 @@ impl Session {
         self.states.entry(doc.to_string()).or_default()
     }
 
-    fn generate(&mut self, r: &mut impl Replica, doc: &str) -> Option<Frame> {
+    fn generate(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Option<Frame> {
+        self.message(r, doc, false, now)
+    }
+
+    /// The next sync message for `doc`, if one is due. `heads_only`: without the changes the
+    /// peer asked for (see [`Session::relayed`]); what the peer had told us stays for the next
+    /// exchange.
+    ///
+    /// A sync message asks the peer for what it holds and this hub lacks (its summary of what
+    /// this hub holds, and the changes it names). With shared [`Fetches`], it asks only when
+    /// this hub may lack something of the peer's (its heads are unknown, or some are lacked
+    /// here) and no other session of this hub fetches `doc`. Otherwise it still gives: it goes
+    /// without asking if it carries changes for the peer or heads the peer has not been told,
+    /// and else nothing goes. A document that must wait for another fetch asks at a
+    /// [`Session::retry`] once it may.
+    fn message(&mut self, r: &mut impl Replica, doc: &str, heads_only: bool, now: Timestamp) -> Option<Frame> {
+        let fetch = self.fetch(r, doc, now);
+        if fetch == Fetch::Wait {
+            self.waiting.insert(doc.to_string());
+        } else {
+            self.waiting.remove(doc);
+        }
+        let asks = fetch == Fetch::Ask;
+        let shared = self.fetches.is_some();
         let state = self.state(r, doc);
-        r.generate(doc, state).map(|m| sync_frame(r, doc, m))
+        if asks && shared {
+            // The peer may not have answered what this hub last sent, having nothing to give:
+            // an ask goes all the same (Automerge would hold it back until an answer came).
+            state.in_flight = false;
+        }
+        let before = (!asks).then(|| state.clone());
+        let have = if heads_only { state.their_have.take() } else { None };
+        let msg = r.generate(doc, state);
+        if heads_only {
+            self.state(r, doc).their_have = have;
+        }
+        let Some(before) = before else {
+            return msg.map(|m| sync_frame(r, doc, m));
+        };
+        let mut msg = msg?;
+        let gives = !msg.changes.is_empty() || !before.have_responded || msg.heads != before.last_sent_heads;
+        if !gives {
+            // Nothing went: the state stays as if nothing was generated (not waiting for a reply).
+            *self.state(r, doc) = before;
+            return None;
+        }
+        msg.have.clear();
+        msg.need.clear();
+        Some(sync_frame(r, doc, msg))
+    }
+
+    /// Whether a message for `doc` asks the peer for what this hub lacks (see
+    /// [`Session::message`]); a session that asks is the one fetching `doc` for its hub.
+    fn fetch(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Fetch {
+        let Some(fetches) = self.fetches.clone() else { return Fetch::Ask };
+        let heads = self.states.get(doc).and_then(|s| s.their_heads.clone());
+        let mut fetches = fetches.lock().unwrap_or_else(|e| e.into_inner());
+        match heads {
+            Some(h) if !r.lacks(doc, &h) => {
+                fetches.release(doc, &self.peer);
+                Fetch::Nothing
+            }
+            _ if fetches.claim(doc, &self.peer, now) => Fetch::Ask,
+            _ => Fetch::Wait,
+        }
+    }
+
+    /// Whether some document waits for another session's fetch: then call [`Session::retry`]
+    /// as time passes.
+    pub fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Sends, for each document that waited, what may go now that the other fetch ended,
+    /// lapsed, or brought what this peer had.
+    pub fn retry(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
+        let mut out = Vec::new();
+        let free = |doc: &String| {
+            self.fetches.as_ref().is_none_or(|f| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, &self.peer, now))
+        };
+        let due: Vec<String> = self.waiting.iter().filter(|d| free(d)).cloned().collect();
+        for doc in due {
+            out.extend(self.generate(r, &doc, now));
+        }
+        self.sent(&out, now);
+        out
     }
 
     fn sent(&mut self, frames: &[Frame], now: Timestamp) {

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use aidmesh_mesh::identity::{HubId, Identity};
 use aidmesh_mesh::memory::Mem;
 use aidmesh_mesh::policy::{ConnId, Connected, Limits, Policy, Review};
-use aidmesh_mesh::session::{Frame, Replica, Session, Tick};
+use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, Tick};
 use aidmesh_model::Timestamp;
 use automerge::ReadDoc;
 use rand::{Rng, SeedableRng};
@@ -39,6 +39,8 @@ struct Node {
     policy: Policy,
     up: bool,
     conns: BTreeMap<ConnId, End>,
+    /// Which connection fetches each document, shared by the node's sessions.
+    fetches: SharedFetches,
     /// When this node dials each other node's address next.
     next_dial: BTreeMap<usize, i64>,
 }
@@ -88,6 +90,7 @@ impl Sim {
                     mem: Mem::new(i as u8 + 1),
                     up: true,
                     conns: BTreeMap::new(),
+                    fetches: Default::default(),
                     next_dial: (0..n).filter(|j| *j != i).map(|j| (j, 0)).collect(),
                 }
             })
@@ -202,7 +205,7 @@ impl Sim {
             (Connected::Keep { .. }, Connected::Keep { .. }) => {
                 let t = self.t();
                 for (x, y) in [(a, b), (b, a)] {
-                    let mut session = Session::new(&format!("n{y}"), t);
+                    let mut session = Session::sharing(&format!("n{y}"), t, self.nodes[x].fetches.clone());
                     let first = session.start(&mut self.nodes[x].mem, t);
                     let dialled = (x == a).then_some(addr(b));
                     self.nodes[x].conns.insert(conn, End { peer: y, session, since: self.now, dialled });
@@ -256,10 +259,16 @@ impl Sim {
                 let peer = end.peer;
                 let review = node.policy.review(&ids[peer], c, &view);
                 let tick = end.session.tick(t);
+                let retried = if end.session.is_waiting() { end.session.retry(&mut node.mem, t) } else { vec![] };
                 match (review, tick) {
                     (Review::Close(_), _) | (_, Tick::Dead) => self.close(c),
-                    (Review::Keep, Tick::Send(f)) => self.wires.entry((c, i)).or_default().push_back(f),
-                    (Review::Keep, Tick::Idle) => {}
+                    (Review::Keep, tick) => {
+                        let wire = self.wires.entry((c, i)).or_default();
+                        if let Tick::Send(f) = tick {
+                            wire.push_back(f);
+                        }
+                        wire.extend(retried);
+                    }
                 }
             }
             let due: Vec<usize> =

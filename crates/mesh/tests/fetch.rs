@@ -1,0 +1,193 @@
+//! A hub asks one peer at a time for a document's changes (`session::Fetches`): changes that
+//! two peers hold cross to it once, and a fetch that ends or goes silent lets the other peer be
+//! asked. In-memory replicas, frames encoded as on the wire.
+
+use std::collections::VecDeque;
+
+use aidmesh_mesh::memory::Mem;
+use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, FETCH_LAPSE_MS};
+use aidmesh_model::Timestamp;
+
+/// Hub X between two peers that hold the same changes X lacks, each link a session pair.
+struct Hubs {
+    x: Mem,
+    peers: [Mem; 2],
+    /// X's session with each peer, sharing X's fetches.
+    at_x: [Option<Session>; 2],
+    /// Each peer's session with X.
+    at_peer: [Session; 2],
+    /// Frames in flight to X from each peer, and from X to each peer.
+    to_x: [VecDeque<Frame>; 2],
+    to_peer: [VecDeque<Frame>; 2],
+    /// Bytes of changes X received from each peer.
+    received: [usize; 2],
+    now: i64,
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+/// Two peers that hold the same 200 edits; X holds the document's first edit only. Returns
+/// the hubs with both links open; `shared`: X's sessions share their fetches, as a hub's do.
+fn hubs(shared: bool) -> Hubs {
+    let mut p1 = Mem::new(2);
+    p1.edit("d", 0);
+    let mut x = Mem::new(1);
+    x.put_doc("d", p1.doc("d"));
+    let mut p2 = Mem::new(3);
+    for n in 1..=200 {
+        p1.edit("d", n);
+    }
+    p2.put_doc("d", p1.doc("d"));
+    let fetches = SharedFetches::default();
+    let session = |peer: &str| match shared {
+        true => Session::sharing(peer, ts(0), fetches.clone()),
+        false => Session::new(peer, ts(0)),
+    };
+    let mut at_x = [Some(session("p1")), Some(session("p2"))];
+    let mut at_peer = [Session::new("x", ts(0)), Session::new("x", ts(0))];
+    let mut peers = [p1, p2];
+    let mut to_x: [VecDeque<Frame>; 2] = Default::default();
+    let mut to_peer: [VecDeque<Frame>; 2] = Default::default();
+    for i in 0..2 {
+        to_peer[i].extend(at_x[i].as_mut().unwrap().start(&mut x, ts(0)));
+        to_x[i].extend(at_peer[i].start(&mut peers[i], ts(0)));
+    }
+    Hubs { x, peers, at_x, at_peer, to_x, to_peer, received: [0; 2], now: 0 }
+}
+
+impl Hubs {
+    /// Delivers one frame on link `i`, X's way first; relays X's news to its other link as a
+    /// driver does. Returns whether a frame moved.
+    fn step(&mut self, i: usize) -> bool {
+        let now = ts(self.now);
+        if let Some(f) = self.to_x[i].pop_front() {
+            let f = Frame::decode(&f.encode()).unwrap();
+            if let Frame::Sync { msg, .. } = &f {
+                let m = automerge::sync::Message::decode(msg).unwrap();
+                self.received[i] += m.changes.iter().map(|c| c.len()).sum::<usize>();
+            }
+            let Some(s) = self.at_x[i].as_mut() else { return true };
+            let (out, changed) = s.handle(&mut self.x, f, now).unwrap();
+            self.to_peer[i].extend(out);
+            if changed {
+                let other = 1 - i;
+                let docs = self.x.docs();
+                if let Some(s) = self.at_x[other].as_mut() {
+                    for d in &docs {
+                        self.to_peer[other].extend(s.relayed(&mut self.x, d, now));
+                    }
+                }
+            }
+            return true;
+        }
+        if let Some(f) = self.to_peer[i].pop_front() {
+            if self.at_x[i].is_none() {
+                return true;
+            }
+            let f = Frame::decode(&f.encode()).unwrap();
+            let (out, _) = self.at_peer[i].handle(&mut self.peers[i], f, now).unwrap();
+            self.to_x[i].extend(out);
+            return true;
+        }
+        false
+    }
+
+    /// Time passes on X: what waited asks if it may.
+    fn tick(&mut self) {
+        let now = ts(self.now);
+        for i in 0..2 {
+            if let Some(s) = self.at_x[i].as_mut().filter(|s| s.is_waiting()) {
+                self.to_peer[i].extend(s.retry(&mut self.x, now));
+            }
+        }
+    }
+
+    fn settle(&mut self, links: &[usize]) {
+        loop {
+            let mut moved = false;
+            for &i in links {
+                moved |= self.step(i);
+            }
+            if !moved {
+                self.tick();
+                if links.iter().all(|&i| self.to_x[i].is_empty() && self.to_peer[i].is_empty()) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Delivers frames on both links until X holds back an ask to one peer; returns the link
+    /// being fetched from, then the one that waits.
+    fn until_one_waits(&mut self) -> (usize, usize) {
+        for _ in 0..100 {
+            self.step(0);
+            self.step(1);
+            if let Some(k) = (0..2).find(|&k| self.at_x[k].as_ref().is_some_and(|s| s.is_waiting())) {
+                return (1 - k, k);
+            }
+        }
+        panic!("X never held back an ask");
+    }
+
+    fn holds_all(&mut self) -> bool {
+        let theirs = self.peers[0].doc("d").get_heads();
+        self.x.doc("d").get_heads() == theirs
+    }
+}
+
+#[test]
+fn changes_that_two_peers_hold_reach_the_hub_once() {
+    // Sessions that ask on their own both bring the changes.
+    let mut alone = hubs(false);
+    alone.settle(&[0, 1]);
+    assert!(alone.holds_all());
+    assert!(alone.received.iter().all(|r| *r > 0), "{:?}", alone.received);
+    // Sharing their fetches, one brings them and the other brings nothing.
+    let mut h = hubs(true);
+    h.settle(&[0, 1]);
+    assert!(h.holds_all());
+    assert!(h.received.contains(&0) && h.received.iter().any(|r| *r > 0), "{:?}", h.received);
+    assert_eq!(h.received.iter().sum::<usize>(), alone.received[0], "the same changes, once");
+}
+
+#[test]
+fn a_fetch_that_ends_lets_the_other_peer_be_asked() {
+    let mut h = hubs(true);
+    // The openings cross; X asks one peer and holds back its ask to the other.
+    let (first, other) = h.until_one_waits();
+    assert!(!h.holds_all());
+    // The connection to the peer being asked drops before its changes arrive.
+    h.at_x[first] = None;
+    h.to_x[first].clear();
+    h.settle(&[other]);
+    assert!(h.holds_all(), "the other peer was asked once the first fetch ended");
+    assert_eq!(h.received[first], 0);
+}
+
+#[test]
+fn a_silent_fetch_lapses_and_the_other_peer_is_asked() {
+    let mut h = hubs(true);
+    let (first, other) = h.until_one_waits();
+    assert!(!h.holds_all());
+    // The peer being asked goes silent: nothing from it arrives.
+    h.to_x[first].clear();
+    h.to_peer[first].clear();
+    // Whether a frame on its way to the other peer asks it for changes.
+    let asks = |h: &mut Hubs| {
+        h.to_peer[other].iter().any(|f| match f {
+            Frame::Sync { msg, .. } => !automerge::sync::Message::decode(msg).unwrap().have.is_empty(),
+            _ => false,
+        })
+    };
+    h.now += FETCH_LAPSE_MS - 1;
+    h.tick();
+    assert!(!asks(&mut h), "the fetch has not lapsed yet: nothing asks the other peer");
+    h.now += 1;
+    h.tick();
+    assert!(asks(&mut h), "the lapsed fetch lets the other peer be asked");
+    h.settle(&[other]);
+    assert!(h.holds_all());
+}
