@@ -56,13 +56,24 @@ pub type SharedFetches = Arc<Mutex<Fetches>>;
 
 impl Fetches {
     /// Whether `peer` may be asked for `doc` now (nobody else is, or that claim lapsed); if so
-    /// the claim is `peer`'s, as of `now`.
+    /// the claim is `peer`'s. Asking again does not renew it: only changes that arrive do
+    /// ([`Fetches::progress`]), so a peer that answers without them cannot keep it.
     fn claim(&mut self, doc: &str, peer: &str, now: Timestamp) -> bool {
         match self.claims.get(doc) {
-            Some((p, at)) if p != peer && now.millis() - at < FETCH_LAPSE_MS => false,
+            Some((p, _)) if p == peer => true,
+            Some((_, at)) if now.millis() - at < FETCH_LAPSE_MS => false,
             _ => {
                 self.claims.insert(doc.to_string(), (peer.to_string(), now.millis()));
                 true
+            }
+        }
+    }
+
+    /// Changes of `doc` arrived from `peer`: its claim, if it holds one, is renewed.
+    fn progress(&mut self, doc: &str, peer: &str, now: Timestamp) {
+        if let Some((p, at)) = self.claims.get_mut(doc) {
+            if p == peer {
+                *at = now.millis();
             }
         }
     }
@@ -733,6 +744,9 @@ impl Session {
                 changed = r
                     .receive(&peer, &info, state, msg, &sigs)
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why })?;
+                if let (true, Some(f)) = (changed, &self.fetches) {
+                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(&doc, &peer, now);
+                }
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer.
                 if self.announced.insert(doc.clone()) {
