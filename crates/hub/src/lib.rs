@@ -27,8 +27,6 @@ mod write;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use aidmesh_mesh::Identity;
 use aidmesh_model::Timestamp;
@@ -104,45 +102,7 @@ pub fn check_new_passphrase(passphrase: &str, context: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Where time comes from. Core logic never reads the system clock itself.
-pub trait Clock: Send {
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp::from_millis(ms)
-    }
-}
-
-/// A clock that tests and simulations set by hand; clones share the same time.
-#[derive(Clone, Default)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    pub fn at(t: Timestamp) -> ManualClock {
-        ManualClock(Arc::new(AtomicI64::new(t.millis())))
-    }
-    pub fn set(&self, t: Timestamp) {
-        self.0.store(t.millis(), Ordering::SeqCst);
-    }
-    pub fn advance_ms(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
-    }
-}
+pub use aidmesh_model::clock::{Clock, ManualClock, SystemClock};
 
 /// How to open a hub: the acting person, the clock and the random seed.
 pub struct Config {

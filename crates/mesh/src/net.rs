@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use aidmesh_model::Timestamp;
+use aidmesh_model::{Clock, SystemClock, Timestamp};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature, WebPkiSupportedAlgorithms};
@@ -42,14 +42,6 @@ pub trait Hub: Replica + Send + 'static {
     fn member_ids(&mut self) -> BTreeSet<HubId>;
     /// The coalition secrets this hub holds: what it proves, and what it asks for.
     fn keyring(&mut self) -> Keyring;
-}
-
-/// Wall-clock time for sessions (pings, liveness, last sync): the driver is the IO layer and
-/// reads the system clock; the sans-IO session only ever gets it passed in.
-fn wall_now() -> Timestamp {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp::from_millis(ms)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +106,15 @@ struct Shared<H: Hub> {
     policy: Mutex<Policy>,
     /// Which connection fetches each document's changes (see `session::Fetches`).
     fetches: SharedFetches,
+    /// Time for sessions (pings, liveness, last sync) and the policy: the sans-IO session only
+    /// ever gets it passed in.
+    clock: Arc<dyn Clock>,
+}
+
+impl<H: Hub> Shared<H> {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
 }
 
 /// Exclusive use of a mesh's hub (see [`Mesh::lock_hub`]).
@@ -162,8 +163,19 @@ impl<H: Hub> Clone for Mesh<H> {
 
 impl<H: Hub> Mesh<H> {
     /// Wraps a hub: its identity for the handshake, the members and secrets it knows, and
-    /// TLS configurations with a throwaway key from `tls_key` (fresh random bytes).
-    pub fn new(mut hub: H, identity: &Identity, tls_key: [u8; 32]) -> Result<Mesh<H>, NetError> {
+    /// TLS configurations with a throwaway key from `tls_key` (fresh random bytes). Time is the
+    /// system's.
+    pub fn new(hub: H, identity: &Identity, tls_key: [u8; 32]) -> Result<Mesh<H>, NetError> {
+        Mesh::with_clock(hub, identity, tls_key, Arc::new(SystemClock))
+    }
+
+    /// [`Mesh::new`] with time from `clock`.
+    pub fn with_clock(
+        mut hub: H,
+        identity: &Identity,
+        tls_key: [u8; 32],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Mesh<H>, NetError> {
         let members = Arc::new(RwLock::new(hub.member_ids()));
         let keyring = RwLock::new(hub.keyring());
         let (server, client) = throwaway_configs(tls_key)?;
@@ -181,6 +193,7 @@ impl<H: Hub> Mesh<H> {
                 next_conn: std::sync::atomic::AtomicU64::new(1),
                 policy: Mutex::new(Policy::new(identity.id(), Limits::default())),
                 fetches: SharedFetches::default(),
+                clock,
             }),
         })
     }
@@ -302,7 +315,7 @@ fn review<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) -> Review {
 
 /// Logs a refused connection, at the rate the policy allows.
 fn refused<H: Hub>(shared: &Shared<H>, from: SocketAddr, why: &str) {
-    if let Some(unlogged) = lock(&shared.policy).refusal(wall_now()) {
+    if let Some(unlogged) = lock(&shared.policy).refusal(shared.now()) {
         tracing::warn!(%from, reason = why, unlogged, "refused a connection");
     }
 }
@@ -400,7 +413,7 @@ async fn run_connection<H: Hub>(
     dialed: bool,
 ) -> bool {
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let now = wall_now();
+    let now = shared.now();
     match lock(&shared.policy).connected(&peer, conn, dialed, addr) {
         Connected::Keep { .. } => {}
         Connected::Duplicate | Connected::Myself => return false,
@@ -467,7 +480,7 @@ async fn run_connection<H: Hub>(
                 }
                 let (out, changed) = {
                     let mut h = lock(&shared.hub);
-                    let r = session.handle(&mut *h, frame, wall_now());
+                    let r = session.handle(&mut *h, frame, shared.now());
                     (r, take_changes(&mut *h, true))
                 };
                 match out {
@@ -492,7 +505,7 @@ async fn run_connection<H: Hub>(
                 };
                 let frames: Vec<Frame> = {
                     let mut h = lock(&shared.hub);
-                    let now = wall_now();
+                    let now = shared.now();
                     match change {
                         Some(Change::Docs { docs, relayed: false }) => {
                             docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
@@ -508,7 +521,7 @@ async fn run_connection<H: Hub>(
                 result = write_frames(&mut wr, &frames).await;
             }
             _ = tick.tick() => {
-                let now = wall_now();
+                let now = shared.now();
                 if let Review::Close(why) = review(&shared, &peer, conn) {
                     result = Err(why.into());
                     break;

@@ -1,14 +1,17 @@
 //! The coalition's domain: records, the rules they obey and the views derived from them.
 //!
 //! This crate does no IO and reads no clock or random source: ids and times are passed in,
-//! so every rule here is a pure function that tests can pin down.
+//! so every rule here is a pure function that tests can pin down. It defines the [`Clock`]
+//! that every layer is handed, with the one adapter that reads the system's (`clock.rs`).
 
+pub mod clock;
 mod currency;
 pub mod matching;
 mod records;
 mod time;
 pub mod views;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use currency::{currencies, format_amount, is_iso4217, minor_digits};
 pub use records::*;
 pub use time::{parse_date, Timestamp};

@@ -14,11 +14,9 @@ use aidmesh_mesh::invite::{accept_join, Invite, Pending, Welcome, WelcomeDoc};
 use anyhow::{bail, Result};
 use rand_core::RngCore;
 
-/// The wall clock, for invite expiry (front ends only; core logic takes time as a parameter).
-pub fn wall_now() -> Timestamp {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    Timestamp::from_millis(ms)
+/// The wall clock, for invite expiry.
+fn wall_now() -> Timestamp {
+    aidmesh_hub::model::Clock::now(&aidmesh_hub::model::SystemClock)
 }
 
 /// An invite listening for its one joiner.
