@@ -1,5 +1,6 @@
-//! Tidy checks, run as ordinary tests: the layering of docs/ARCHITECTURE.md holds, and core
-//! logic reads no clock and no random source of its own.
+//! Tidy checks, run as ordinary tests: the layering of docs/ARCHITECTURE.md holds (read from
+//! `cargo metadata`, every dependency table), core logic reads no clock and no random source of
+//! its own, and only one adapter reads the wall clock.
 
 #[cfg(test)]
 mod tests {
@@ -9,27 +10,47 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
     }
 
-    /// The names in a Cargo.toml's `[dependencies]` table (not dev- or build-dependencies).
-    fn deps(manifest: &Path) -> Vec<String> {
-        let text = std::fs::read_to_string(manifest).unwrap();
-        let mut out = Vec::new();
-        let mut in_deps = false;
-        for line in text.lines() {
-            let l = line.trim();
-            if l.starts_with('[') {
-                in_deps = l == "[dependencies]";
-                continue;
-            }
-            if in_deps {
-                if let Some((name, _)) = l.split_once('=') {
-                    let name = name.trim().trim_end_matches(".workspace").to_string();
-                    if !name.is_empty() && !name.starts_with('#') {
-                        out.push(name);
-                    }
-                }
-            }
-        }
-        out
+    /// The workspace as `cargo metadata` reads it (every member, src-tauri and xtask included).
+    fn metadata() -> &'static serde_json::Value {
+        static META: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+        META.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = std::process::Command::new(cargo)
+                .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+                .current_dir(root())
+                .output()
+                .expect("cargo metadata runs");
+            assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
+        })
+    }
+
+    /// The crates a member (by its folder) uses to build: every `dependencies` table, those of
+    /// `[target.*]` included, by the name its code uses; not dev- or build-dependencies.
+    fn deps(dir: &str) -> Vec<String> {
+        let manifest = root().join(dir).join("Cargo.toml");
+        let package = metadata()["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| Path::new(p["manifest_path"].as_str().unwrap()) == manifest)
+            .unwrap_or_else(|| panic!("{dir} is not a workspace member"));
+        package["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"].is_null())
+            .map(|d| d["rename"].as_str().or(d["name"].as_str()).unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_are_read_from_every_table() {
+        // Platform tables count: the command's Unix-only crate, the app's Linux-only ones.
+        assert!(deps("crates/cli").contains(&"rustix".to_string()));
+        assert!(deps("src-tauri").contains(&"webkit2gtk".to_string()));
+        // Dev-dependencies do not.
+        assert!(!deps("crates/hub").contains(&"tokio".to_string()));
     }
 
     /// (crate dir, crates it may use from the workspace, external crates it must not use).
@@ -54,8 +75,7 @@ mod tests {
     fn dependencies_point_one_way() {
         let mut problems = Vec::new();
         for (dir, allowed, forbidden) in LAYERS {
-            let manifest = root().join(dir).join("Cargo.toml");
-            for d in deps(&manifest) {
+            for d in deps(dir) {
                 if d.starts_with("aidmesh-") && !allowed.contains(&d.as_str()) {
                     problems.push(format!("{dir} depends on {d}, against the layering"));
                 }
@@ -66,9 +86,9 @@ mod tests {
         }
         // Only the desktop shell may know Tauri.
         for entry in std::fs::read_dir(root().join("crates")).unwrap() {
-            let m = entry.unwrap().path().join("Cargo.toml");
-            if m.is_file() && deps(&m).iter().any(|d| d.starts_with("tauri")) {
-                problems.push(format!("{} depends on tauri; only src-tauri may", m.display()));
+            let dir = format!("crates/{}", entry.unwrap().file_name().to_string_lossy());
+            if deps(&dir).iter().any(|d| d.starts_with("tauri")) {
+                problems.push(format!("{dir} depends on tauri; only src-tauri may"));
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
