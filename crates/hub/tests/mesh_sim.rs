@@ -31,9 +31,11 @@ struct Net {
     wires: BTreeMap<(usize, usize), VecDeque<Frame>>,
     clock: ManualClock,
     rng: ChaCha20Rng,
-    /// What every node should end with: the sum of all movements, the allocations made.
+    /// What every node should end with: the sum of all movements, the allocations made, and
+    /// the incidents reported at each node.
     moved: i64,
     allocated: u64,
+    incidents: BTreeMap<usize, usize>,
 }
 
 struct Shared {
@@ -59,7 +61,7 @@ impl Net {
                 Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new(), fetches: Default::default() }
             })
             .collect();
-        let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0 };
+        let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0, incidents: BTreeMap::new() };
         // One coalition: hub 0 founds it and admits the others, whose coordinators are admins.
         for i in 1..n {
             let (key, person) = (net.hub(i).public_key(), net.hub(i).acting().unwrap().key.clone());
@@ -214,6 +216,7 @@ impl Net {
             }
             _ => {
                 hub.add(Kind::Incident, fields(json!({"occurred": "2026-11-25T10:00:00Z", "severity": q, "description": format!("incident at node {i}")}))).unwrap();
+                *self.incidents.entry(i).or_default() += 1;
             }
         }
         self.offer_changes(i, false);
@@ -320,18 +323,16 @@ fn run(seed: u64) {
             assert!(over.is_empty(), "seed {seed}");
         }
     }
-    // No incident was lost.
-    let incidents: BTreeSet<String> = net
-        .hub(0)
-        .stored(Kind::Incident, usize::MAX, 0)
-        .unwrap()
-        .iter()
-        .map(|r| match &r.body {
-            Body::Incident(x) => x.description.clone(),
-            _ => String::new(),
-        })
-        .collect();
-    assert!(incidents.iter().all(|d| d.starts_with("incident at node")));
+    // No incident was lost: every hub holds, for each node, as many as were reported there.
+    for i in 0..n {
+        let mut held: BTreeMap<usize, usize> = BTreeMap::new();
+        for r in net.hub(i).stored(Kind::Incident, usize::MAX, 0).unwrap() {
+            let Body::Incident(x) = &r.body else { panic!("seed {seed}: not an incident") };
+            let node = x.description.strip_prefix("incident at node ").and_then(|n| n.parse().ok());
+            *held.entry(node.unwrap_or_else(|| panic!("seed {seed}: {:?}", x.description))).or_default() += 1;
+        }
+        assert_eq!(held, net.incidents, "seed {seed}: hub {i}'s incidents per reporting node");
+    }
 }
 
 #[test]
