@@ -27,6 +27,8 @@ const TEST_PACKAGES: &[&str] =
 /// tauri-driver (WebDriver for the app) and tauri-cli (the .deb bundler), pinned.
 const TAURI_DRIVER: &str = "2.1.0";
 const TAURI_CLI: &str = "2.12.4";
+/// The pinned cargo-machete, which finds dependencies a crate declares and never uses.
+const CARGO_MACHETE: &str = "0.9.2";
 /// The HXL validator the tests run against exports, with the dependencies it imports pinned
 /// (libhxl imports `six`, which python-dateutil 4 no longer brings).
 const LIBHXL: &[&str] = &["libhxl==5.2.2", "six==1.17.0", "python-dateutil==2.9.0.post0", "jsonpath-ng==1.8.0"];
@@ -134,6 +136,9 @@ fn test(extra: &[String]) -> Result {
     let validator = ensure_libhxl(&root)?;
     ensure_ui(&root, true)?;
     ensure_cargo_tool(&root, "tauri-driver", &["tauri-driver", "--version", TAURI_DRIVER])?;
+    ensure_cargo_tool(&root, "cargo-machete", &["cargo-machete", "--version", CARGO_MACHETE])?;
+    step("checking that every crate uses every dependency it declares (cargo machete)");
+    cargo_with(&root, &["machete"], &[], "a crate declares a dependency it does not use (cargo machete names it)")?;
     step("running every test (cargo test --workspace)");
     let mut args: Vec<&str> = vec!["test", "--workspace", "--locked", "--no-fail-fast"];
     args.extend(extra.iter().map(String::as_str));

@@ -56,7 +56,7 @@ pub use query::{
     Waiting,
 };
 pub use repair::DocRepair;
-pub use write::DocExport;
+pub use write::{DocExport, UPKEEP_AT_LEAST_MS};
 
 /// An error with code `busy` if a process owns the store at `path` now, checked without
 /// opening it.
@@ -204,8 +204,10 @@ pub struct Hub {
     /// Changes that passed the door and wait for what they depend on, per document (see
     /// `signing.rs`).
     waiting_changes: HashMap<String, aidmesh_mesh::changes::Waiting>,
-    /// The store's write count when upkeep last looked (see [`Hub::upkeep`]).
+    /// The store's write count when upkeep last looked, and when it last did a step (see
+    /// [`Hub::upkeep`]).
     upkept_at: u64,
+    upkept_when: i64,
     /// Documents that could not be folded in this run (they do not load): not tried again.
     unfoldable: std::collections::BTreeSet<String>,
 }
@@ -332,6 +334,7 @@ impl Hub {
         config: Config,
         rng: ChaCha20Rng,
     ) -> Hub {
+        let opened = config.clock.now().millis();
         Hub {
             identity,
             store,
@@ -353,6 +356,7 @@ impl Hub {
             acting: None,
             waiting_changes: HashMap::new(),
             upkept_at: 0,
+            upkept_when: opened,
             unfoldable: Default::default(),
         }
     }

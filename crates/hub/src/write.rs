@@ -929,7 +929,11 @@ impl Hub {
     /// A document that cannot be folded (it does not load) is passed over with a warning, so
     /// that it never keeps the others waiting, and not tried again while this hub runs.
     pub fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
-        let docs = self.store.piled_up(if all { 1 } else { PILED_UP + 1 }, limit.saturating_add(8))?;
+        // Documents that cannot be folded stay piled up at the top of the list: ask past them.
+        let docs = self.store.piled_up(
+            if all { 1 } else { PILED_UP + 1 },
+            limit.saturating_add(8).saturating_add(self.unfoldable.len()),
+        )?;
         let mut folded = 0;
         for d in docs.iter().filter(|d| !self.unfoldable.contains(*d)).cloned().collect::<Vec<_>>() {
             if folded == limit {
@@ -949,14 +953,17 @@ impl Hub {
     /// One bounded step of the work that writes leave for idle time, if nothing was written
     /// since the last call (a running hub calls this every half second): merging the search
     /// index's segments, folding one document's chunks, or folding the store's log into its
-    /// file, the first that has work. Returns whether it did something; a busy hub gets `false`
-    /// until it rests, so that no edit waits behind upkeep.
+    /// file, the first that has work. Returns whether it did something. A busy hub gets `false`,
+    /// so that no edit waits behind upkeep, but never for longer than [`UPKEEP_AT_LEAST_MS`]:
+    /// a hub that never rests still gets a step that often.
     pub fn upkeep(&mut self) -> Result<bool> {
         let writes = self.store.writes();
-        if writes != self.upkept_at {
+        let now = self.clock.now().millis();
+        if writes != self.upkept_at && now - self.upkept_when < UPKEEP_AT_LEAST_MS {
             self.upkept_at = writes;
             return Ok(false);
         }
+        self.upkept_when = now;
         let did = match self.store.upkeep(UPKEEP_PAGES)? {
             aidmesh_store::Upkeep::IndexMerged => true,
             aidmesh_store::Upkeep::LogFolded => true,
@@ -1004,6 +1011,8 @@ impl Hub {
 
 /// Pages of the search index one step of [`Hub::upkeep`] merges at most (4 KiB each).
 const UPKEEP_PAGES: u32 = 256;
+/// A hub that never rests still does a step of upkeep this often.
+pub const UPKEEP_AT_LEAST_MS: i64 = 10_000;
 
 fn body_rules(rec: &Record) -> Result<()> {
     rec.body.validate().map_err(|errs| Error::invalid(rec.kind().name(), errs))

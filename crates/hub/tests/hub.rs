@@ -772,9 +772,17 @@ fn a_resting_hub_does_its_upkeep_in_steps_and_a_document_written_record_by_recor
     assert!(!t.hub.upkeep().unwrap());
     assert!(steps(&mut t.hub) >= 1);
     assert_eq!(t.hub.search("item", Some(Kind::Item), 100).unwrap().len(), 71, "the merged index finds every item");
+    // A hub that never rests still gets a step every ten seconds.
+    item(&mut t.hub, "item 71", 0);
+    assert!(!t.hub.upkeep().unwrap());
+    t.clock.advance_ms(aidmesh_hub::UPKEEP_AT_LEAST_MS);
+    item(&mut t.hub, "item 72", 0);
+    assert!(t.hub.upkeep().unwrap(), "busy for ten seconds: a step all the same");
+    item(&mut t.hub, "item 73", 0);
+    assert!(!t.hub.upkeep().unwrap(), "and then not again at once");
     drop(t.hub);
     let mut h = reopen(&t.path, &t.clock);
-    assert_eq!(h.count(Kind::Item).unwrap(), 71);
+    assert_eq!(h.count(Kind::Item).unwrap(), 74);
     // The folded document loads: a record in it can still be changed.
     let patch = json!({"name": "item zero"}).as_object().cloned().unwrap();
     h.update(&ids[0], patch).unwrap();

@@ -61,7 +61,15 @@ impl Net {
                 Node { hub: Some(hub), path, _dir: dir, sessions: BTreeMap::new(), fetches: Default::default() }
             })
             .collect();
-        let mut net = Net { nodes, wires: BTreeMap::new(), clock: clock.clone(), rng, moved: 0, allocated: 0, incidents: BTreeMap::new() };
+        let mut net = Net {
+            nodes,
+            wires: BTreeMap::new(),
+            clock: clock.clone(),
+            rng,
+            moved: 0,
+            allocated: 0,
+            incidents: BTreeMap::new(),
+        };
         // One coalition: hub 0 founds it and admits the others, whose coordinators are admins.
         for i in 1..n {
             let (key, person) = (net.hub(i).public_key(), net.hub(i).acting().unwrap().key.clone());

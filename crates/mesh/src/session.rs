@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aidmesh_model::Timestamp;
-use automerge::sync::{Message, State};
+use automerge::sync::{Have, Message, State};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::{ChangeSig, MAX_SIGS, SIG_LEN};
@@ -42,60 +42,102 @@ pub const PING_AFTER_MS: i64 = 2_000;
 pub const DEAD_AFTER_MS: i64 = 6_000;
 /// A fetch that made no progress for this long lapses: another peer may be asked.
 pub const FETCH_LAPSE_MS: i64 = 5_000;
+/// The longest one session fetches one document, progress or not: a peer that trickles a change
+/// now and then cannot keep the others from being asked.
+pub const FETCH_MAX_MS: i64 = 30_000;
 
-/// Which peer a hub is fetching each document's missing changes from, shared by the hub's
+/// Which session a hub is fetching each document's missing changes through, shared by the hub's
 /// sessions (see the module's documentation). A claim lapses after [`FETCH_LAPSE_MS`] without
-/// progress, and goes with the session that held it.
+/// changes arriving, or [`FETCH_MAX_MS`] after it was taken; its session then may not claim that
+/// document again for [`FETCH_LAPSE_MS`], so that another is asked. A claim goes with its
+/// session.
 #[derive(Debug, Default)]
 pub struct Fetches {
-    claims: BTreeMap<String, (String, i64)>,
+    next_session: u64,
+    claims: BTreeMap<String, Claim>,
+    /// (document, session) whose claim lapsed, and until when it may not claim it again.
+    benched: BTreeMap<(String, u64), i64>,
+}
+
+#[derive(Debug)]
+struct Claim {
+    session: u64,
+    peer: String,
+    taken: i64,
+    renewed: i64,
+}
+
+impl Claim {
+    fn lapsed(&self, now: Timestamp) -> bool {
+        now.millis() - self.renewed >= FETCH_LAPSE_MS || now.millis() - self.taken >= FETCH_MAX_MS
+    }
 }
 
 /// The [`Fetches`] of one hub, as its sessions share them.
 pub type SharedFetches = Arc<Mutex<Fetches>>;
 
 impl Fetches {
-    /// Whether `peer` may be asked for `doc` now (nobody else is, or that claim lapsed); if so
-    /// the claim is `peer`'s. Asking again does not renew it: only changes that arrive do
-    /// ([`Fetches::progress`]), so a peer that answers without them cannot keep it.
-    fn claim(&mut self, doc: &str, peer: &str, now: Timestamp) -> bool {
+    /// A number for a new session, its key in the claims.
+    fn enter(&mut self) -> u64 {
+        self.next_session += 1;
+        self.next_session
+    }
+
+    fn benched(&self, doc: &str, session: u64, now: Timestamp) -> bool {
+        self.benched.get(&(doc.to_string(), session)).is_some_and(|until| now.millis() < *until)
+    }
+
+    /// Whether `session` could claim `doc` now.
+    fn free(&self, doc: &str, session: u64, now: Timestamp) -> bool {
+        !self.benched(doc, session, now) && self.claims.get(doc).is_none_or(|c| c.lapsed(now) || c.session == session)
+    }
+
+    /// Whether `session` may ask its peer for `doc` now: nobody else is asked, or that claim
+    /// lapsed. If so the claim is the session's. Asking again does not renew it: only changes
+    /// that arrive do ([`Fetches::progress`]), so a peer that answers without them cannot keep
+    /// it.
+    fn claim(&mut self, doc: &str, session: u64, peer: &str, now: Timestamp) -> bool {
+        self.benched.retain(|_, until| *until > now.millis());
+        if self.benched(doc, session, now) {
+            return false;
+        }
         match self.claims.get(doc) {
-            Some((p, _)) if p == peer => true,
-            Some((_, at)) if now.millis() - at < FETCH_LAPSE_MS => false,
-            _ => {
-                self.claims.insert(doc.to_string(), (peer.to_string(), now.millis()));
-                true
+            Some(c) if !c.lapsed(now) => return c.session == session,
+            Some(c) => {
+                self.benched.insert((doc.to_string(), c.session), now.millis() + FETCH_LAPSE_MS);
+                if c.session == session {
+                    self.claims.remove(doc);
+                    return false;
+                }
             }
+            None => {}
+        }
+        let claim = Claim { session, peer: peer.to_string(), taken: now.millis(), renewed: now.millis() };
+        self.claims.insert(doc.to_string(), claim);
+        true
+    }
+
+    /// Changes of `doc` arrived through `session`: its claim, if it holds one, is renewed.
+    fn progress(&mut self, doc: &str, session: u64, now: Timestamp) {
+        if let Some(c) = self.claims.get_mut(doc).filter(|c| c.session == session) {
+            c.renewed = now.millis();
         }
     }
 
-    /// Changes of `doc` arrived from `peer`: its claim, if it holds one, is renewed.
-    fn progress(&mut self, doc: &str, peer: &str, now: Timestamp) {
-        if let Some((p, at)) = self.claims.get_mut(doc) {
-            if p == peer {
-                *at = now.millis();
-            }
-        }
-    }
-
-    /// Whether `peer` could claim `doc` now.
-    fn free(&self, doc: &str, peer: &str, now: Timestamp) -> bool {
-        self.claims.get(doc).is_none_or(|(p, at)| p == peer || now.millis() - at >= FETCH_LAPSE_MS)
-    }
-
-    fn release(&mut self, doc: &str, peer: &str) {
-        if self.claims.get(doc).is_some_and(|(p, _)| p == peer) {
+    fn release(&mut self, doc: &str, session: u64) {
+        if self.claims.get(doc).is_some_and(|c| c.session == session) {
             self.claims.remove(doc);
         }
     }
 
-    fn release_peer(&mut self, peer: &str) {
-        self.claims.retain(|_, (p, _)| p != peer);
+    fn release_session(&mut self, session: u64) {
+        self.claims.retain(|_, c| c.session != session);
+        self.benched.retain(|(_, s), _| *s != session);
     }
 
     /// The documents being fetched, with the peer each is fetched from.
     pub fn fetching(&self) -> Vec<(String, String)> {
-        self.claims.iter().map(|(d, (p, _))| (d.clone(), p.clone())).collect()
+        self.claims.iter().map(|(d, c)| (d.clone(), c.peer.clone())).collect()
     }
 }
 
@@ -578,8 +620,9 @@ pub struct Session {
     /// Whether the peer's inventory came: once a session too.
     got_inventory: bool,
     announced: BTreeSet<String>,
-    /// The fetches of this session's hub, when its sessions share them.
-    fetches: Option<SharedFetches>,
+    /// The fetches of this session's hub, when its sessions share them, and this session's
+    /// number in them.
+    fetches: Option<(SharedFetches, u64)>,
     /// Documents whose next message waits for another session's fetch (see [`Fetches`]).
     waiting: BTreeSet<String>,
     last_heard: Timestamp,
@@ -588,22 +631,36 @@ pub struct Session {
     traffic: Traffic,
 }
 
+/// Why a session sends a sync message for a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offer {
+    /// In answer, or to open: Automerge's next message.
+    Reply,
+    /// Changes made here: they go to the peer at once.
+    Local,
+    /// Changes merged from another peer: heads first, without the changes the peer asked for
+    /// (what the peer had told us stays for the next exchange), so that the peer asks for what
+    /// it still lacks rather than getting, again, what reached it already.
+    Relayed,
+}
+
 /// What a session's next message for a document does about what its hub lacks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fetch {
     /// Asks the peer for it.
     Ask,
-    /// Nothing is lacked of the peer's known heads: nothing to ask for.
-    Nothing,
-    /// Another session fetches the document: asks later.
+    /// Nothing is lacked of the peer's known heads, and another session fetches the document:
+    /// gives without asking.
+    Give,
+    /// Another session fetches the document: gives without asking now, asks later.
     Wait,
 }
 
 impl Drop for Session {
     /// A session that ends fetches nothing more: another session may be asked at once.
     fn drop(&mut self) {
-        if let Some(f) = &self.fetches {
-            f.lock().unwrap_or_else(|e| e.into_inner()).release_peer(&self.peer);
+        if let Some((f, id)) = &self.fetches {
+            f.lock().unwrap_or_else(|e| e.into_inner()).release_session(*id);
         }
     }
 }
@@ -641,7 +698,8 @@ impl Session {
     /// sharing `fetches` (see [`Fetches`]).
     pub fn sharing(peer: &str, now: Timestamp, fetches: SharedFetches) -> Session {
         let mut s = Session::new(peer, now);
-        s.fetches = Some(fetches);
+        let id = fetches.lock().unwrap_or_else(|e| e.into_inner()).enter();
+        s.fetches = Some((fetches, id));
         s
     }
 
@@ -720,7 +778,7 @@ impl Session {
                         }
                         None => {}
                     }
-                    out.extend(self.messages(r, &d, false, now));
+                    out.extend(self.messages(r, &d, Offer::Reply, now));
                 }
             }
             Frame::Announce(docs) => {
@@ -744,8 +802,8 @@ impl Session {
                 changed = r
                     .receive(&peer, &info, state, msg, &sigs)
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why })?;
-                if let (true, Some(f)) = (changed, &self.fetches) {
-                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(&doc, &peer, now);
+                if let (true, Some((f, id))) = (changed, &self.fetches) {
+                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(&doc, *id, now);
                 }
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer.
@@ -776,29 +834,29 @@ impl Session {
 
     /// A document changed here (a local write, a bundle): offer the changes.
     pub fn changed(&mut self, r: &mut impl Replica, doc: &DocInfo, now: Timestamp) -> Vec<Frame> {
-        self.offer(r, doc, false, now)
+        self.offer(r, doc, Offer::Local, now)
     }
 
     /// A document changed by a merge from another peer: offer our heads only, so that the
     /// peer asks for what it still lacks rather than getting, again, what reached it already.
     pub fn relayed(&mut self, r: &mut impl Replica, doc: &DocInfo, now: Timestamp) -> Vec<Frame> {
-        self.offer(r, doc, true, now)
+        self.offer(r, doc, Offer::Relayed, now)
     }
 
-    fn offer(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool, now: Timestamp) -> Vec<Frame> {
-        let out = self.messages(r, doc, heads_only, now);
+    fn offer(&mut self, r: &mut impl Replica, doc: &DocInfo, offer: Offer, now: Timestamp) -> Vec<Frame> {
+        let out = self.messages(r, doc, offer, now);
         self.sent(&out, now);
         out
     }
 
     /// The frames that offer a document: its announcement if the peer has not had it yet, then
-    /// a sync message (see [`Session::relayed`] for `heads_only`).
-    fn messages(&mut self, r: &mut impl Replica, doc: &DocInfo, heads_only: bool, now: Timestamp) -> Vec<Frame> {
+    /// a sync message.
+    fn messages(&mut self, r: &mut impl Replica, doc: &DocInfo, offer: Offer, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
         if self.announced.insert(doc.doc.clone()) {
             out.push(Frame::Announce(vec![doc.clone()]));
         }
-        out.extend(self.message(r, &doc.doc, heads_only, now));
+        out.extend(self.message(r, &doc.doc, offer, now));
         out
     }
 
@@ -853,21 +911,19 @@ impl Session {
     }
 
     fn generate(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Option<Frame> {
-        self.message(r, doc, false, now)
+        self.message(r, doc, Offer::Reply, now)
     }
 
-    /// The next sync message for `doc`, if one is due. `heads_only`: without the changes the
-    /// peer asked for (see [`Session::relayed`]); what the peer had told us stays for the next
-    /// exchange.
+    /// The next sync message for `doc`, if one is due, as `offer` says.
     ///
     /// A sync message asks the peer for what it holds and this hub lacks (its summary of what
-    /// this hub holds, and the changes it names). With shared [`Fetches`], it asks only when
-    /// this hub may lack something of the peer's (its heads are unknown, or some are lacked
-    /// here) and no other session of this hub fetches `doc`. Otherwise it still gives: it goes
-    /// without asking if it carries changes for the peer or heads the peer has not been told,
-    /// and else nothing goes. A document that must wait for another fetch asks at a
-    /// [`Session::retry`] once it may.
-    fn message(&mut self, r: &mut impl Replica, doc: &str, heads_only: bool, now: Timestamp) -> Option<Frame> {
+    /// this hub holds, and the changes it names). With shared [`Fetches`], it asks only while no
+    /// other session of this hub fetches `doc`; where this hub lacks some of the peer's heads
+    /// (or does not know them yet), asking makes this session the one that fetches. Otherwise
+    /// it still gives: it goes without asking if it carries changes for the peer or heads the
+    /// peer has not been told, and else nothing goes. A document that must wait for another
+    /// fetch asks at a [`Session::retry`] once it may.
+    fn message(&mut self, r: &mut impl Replica, doc: &str, offer: Offer, now: Timestamp) -> Option<Frame> {
         let fetch = self.fetch(r, doc, now);
         if fetch == Fetch::Wait {
             self.waiting.insert(doc.to_string());
@@ -883,10 +939,27 @@ impl Session {
             state.in_flight = false;
         }
         let before = (!asks).then(|| state.clone());
-        let have = if heads_only { state.their_have.take() } else { None };
+        let theirs = state.their_have.clone();
+        match offer {
+            Offer::Reply => {}
+            Offer::Relayed => state.their_have = None,
+            // A peer that last asked for nothing (it was fetching elsewhere) still gets what was
+            // made here since the heads it told us, unless it holds what we lack.
+            Offer::Local => {
+                let asked_nothing = state.their_have.as_ref().is_some_and(|h| h.is_empty());
+                if let (true, Some(heads)) = (asked_nothing, state.their_heads.clone()) {
+                    if !r.lacks(doc, &heads) {
+                        let state = self.state(r, doc);
+                        state.their_have = Some(vec![Have { last_sync: heads, bloom: Default::default() }]);
+                        state.their_need.get_or_insert_with(Vec::new);
+                    }
+                }
+            }
+        }
+        let state = self.state(r, doc);
         let msg = r.generate(doc, state);
-        if heads_only {
-            self.state(r, doc).their_have = have;
+        if offer != Offer::Reply {
+            self.state(r, doc).their_have = theirs;
         }
         let Some(before) = before else {
             return msg.map(|m| sync_frame(r, doc, m));
@@ -906,15 +979,17 @@ impl Session {
     /// Whether a message for `doc` asks the peer for what this hub lacks (see
     /// [`Session::message`]); a session that asks is the one fetching `doc` for its hub.
     fn fetch(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Fetch {
-        let Some(fetches) = self.fetches.clone() else { return Fetch::Ask };
+        let Some((fetches, id)) = self.fetches.clone() else { return Fetch::Ask };
         let heads = self.states.get(doc).and_then(|s| s.their_heads.clone());
         let mut fetches = fetches.lock().unwrap_or_else(|e| e.into_inner());
         match heads {
             Some(h) if !r.lacks(doc, &h) => {
-                fetches.release(doc, &self.peer);
-                Fetch::Nothing
+                // Nothing is lacked of what the peer said it holds: nothing to ask for. What it
+                // makes later, it offers (heads first, or its changes at once).
+                fetches.release(doc, id);
+                Fetch::Give
             }
-            _ if fetches.claim(doc, &self.peer, now) => Fetch::Ask,
+            _ if fetches.claim(doc, id, &self.peer, now) => Fetch::Ask,
             _ => Fetch::Wait,
         }
     }
@@ -930,7 +1005,7 @@ impl Session {
     pub fn retry(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
         let free = |doc: &String| {
-            self.fetches.as_ref().is_none_or(|f| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, &self.peer, now))
+            self.fetches.as_ref().is_none_or(|(f, id)| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, *id, now))
         };
         let due: Vec<String> = self.waiting.iter().filter(|d| free(d)).cloned().collect();
         for doc in due {
@@ -1028,6 +1103,34 @@ mod tests {
             big.extend([1, b'd', 0]);
         }
         assert!(Frame::decode(&big).unwrap_err().to_string().contains("more than 100000 documents"));
+    }
+
+    #[test]
+    fn a_fetch_lapses_without_changes_and_ends_at_its_longest_whatever_trickles_in() {
+        let t = Timestamp::from_millis;
+        let mut f = Fetches::default();
+        let (a, b) = (f.enter(), f.enter());
+        assert!(f.claim("d", a, "pa", t(0)));
+        assert!(!f.claim("d", b, "pb", t(1_000)), "one session fetches a document at a time");
+        // Asking again renews nothing: without changes the claim lapses.
+        assert!(f.claim("d", a, "pa", t(4_000)));
+        assert!(!f.free("d", b, t(4_999)));
+        assert!(f.free("d", b, t(5_000)));
+        // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
+        for ms in (4_000..30_000).step_by(4_000) {
+            f.progress("d", a, t(ms));
+            assert!(!f.claim("d", b, "pb", t(ms + 1)), "renewed at {ms}");
+        }
+        assert!(!f.claim("d", b, "pb", t(FETCH_MAX_MS - 1)));
+        assert!(f.claim("d", b, "pb", t(FETCH_MAX_MS)), "at its longest the claim passes on");
+        // The session whose claim lapsed waits a lapse before it may claim that document again.
+        f.release("d", b);
+        assert!(!f.claim("d", a, "pa", t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
+        assert!(f.claim("d", a, "pa", t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
+        // A claim goes with its session.
+        f.release_session(a);
+        assert!(f.claim("d", b, "pb", t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
+        assert_eq!(f.fetching(), vec![("d".to_string(), "pb".to_string())]);
     }
 
     #[test]

@@ -191,3 +191,56 @@ fn a_silent_fetch_lapses_and_the_other_peer_is_asked() {
     h.settle(&[other]);
     assert!(h.holds_all());
 }
+
+/// Frames from one session to the other until both are quiet.
+fn pump(a: &mut Mem, sa: &mut Session, b: &mut Mem, sb: &mut Session, mut to_b: Vec<Frame>, mut to_a: Vec<Frame>) {
+    while !to_a.is_empty() || !to_b.is_empty() {
+        for f in std::mem::take(&mut to_b) {
+            to_a.extend(sb.handle(b, Frame::decode(&f.encode()).unwrap(), ts(0)).unwrap().0);
+        }
+        for f in std::mem::take(&mut to_a) {
+            to_b.extend(sa.handle(a, Frame::decode(&f.encode()).unwrap(), ts(0)).unwrap().0);
+        }
+    }
+}
+
+/// The changes a batch of frames carries, in bytes.
+fn changes_in(frames: &[Frame]) -> usize {
+    frames
+        .iter()
+        .map(|f| match f {
+            Frame::Sync { msg, .. } => {
+                automerge::sync::Message::decode(msg).unwrap().changes.iter().map(|c| c.len()).sum()
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn an_edit_goes_to_a_connected_peer_in_the_first_message() {
+    let (mut a, mut b) = (Mem::new(1), Mem::new(2));
+    a.edit("d", 0);
+    let (mut sa, mut sb) = (
+        Session::sharing("b", ts(0), SharedFetches::default()),
+        Session::sharing("a", ts(0), SharedFetches::default()),
+    );
+    let (to_b, to_a) = (sa.start(&mut a, ts(0)), sb.start(&mut b, ts(0)));
+    pump(&mut a, &mut sa, &mut b, &mut sb, to_b, to_a);
+    assert_eq!(a.doc("d").get_heads(), b.doc("d").get_heads());
+    // Quiet now, and each side last told the other it asks for nothing: an edit still goes with
+    // the first message, both ways, and the exchange ends with both at the same heads.
+    for round in 0..3 {
+        a.edit("d", 10 + round);
+        let docs = a.docs();
+        let out = sa.changed(&mut a, &docs[0], ts(0));
+        assert!(changes_in(&out) > 0, "round {round}: a's edit went without its change");
+        pump(&mut a, &mut sa, &mut b, &mut sb, out, vec![]);
+        b.edit("d", 20 + round);
+        let docs = b.docs();
+        let out = sb.changed(&mut b, &docs[0], ts(0));
+        assert!(changes_in(&out) > 0, "round {round}: b's edit went without its change");
+        pump(&mut b, &mut sb, &mut a, &mut sa, out, vec![]);
+        assert_eq!(a.doc("d").get_heads(), b.doc("d").get_heads());
+    }
+}

@@ -3,7 +3,9 @@
 //! It holds the Automerge documents as chunks, per-peer sync state, a query index rebuilt from
 //! the CRDT (records as JSON, full-text search, stock levels), and the personal-data vault.
 //! Writes go through [`Store::write`], one SQLite transaction: a write the caller was told
-//! succeeded is durable (WAL, `synchronous=FULL`), and a failed one leaves nothing behind.
+//! succeeded is durable (WAL, `synchronous=FULL`), and a failed one leaves nothing behind. What
+//! a peer sends again if it is lost goes through [`Store::write_resendable`], which does not
+//! wait for the disk.
 //! The store knows nothing of domain rules beyond the stock deltas it is handed.
 
 mod key;
@@ -103,6 +105,8 @@ pub struct Store {
     writes: u64,
     /// `writes` when upkeep last folded the log into the file.
     folded_at: u64,
+    /// Whether the connection commits with `synchronous=FULL` now (see [`Store::write`]).
+    full: bool,
     /// Held for as long as the store is open: one process owns a store at a time.
     _owner: OwnerLock,
 }
@@ -267,7 +271,7 @@ impl Store {
                 return Err(e);
             }
         };
-        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, _owner: owner };
+        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, _owner: owner };
         // A store that could not be set up is removed again: nothing half-made stays behind.
         if let Err(e) = s.configure().and_then(|_| schema::migrate(&mut s.conn, &s.path)) {
             let _ = s.destroy();
@@ -296,7 +300,7 @@ impl Store {
             Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
             Err(e) => return Err(e),
         };
-        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, _owner: owner };
+        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         tighten(path);
@@ -384,6 +388,29 @@ impl Store {
 
     /// Runs `f` in one transaction: all of it is durable, or none of it happened.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.durability(true)?;
+        self.transact(f)
+    }
+
+    /// Sets how commits reach the disk, if it differs: `synchronous=FULL` (`full`), or NORMAL,
+    /// where a commit is flushed with the next FULL one or the next checkpoint. Every write says
+    /// which it needs, so that nothing (an error, a panic in a write) leaves a durable write
+    /// relaxed.
+    fn durability(&mut self, full: bool) -> Result<()> {
+        if self.full != full {
+            self.conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
+            self.full = full;
+        }
+        Ok(())
+    }
+
+    /// Whether the next commit waits for the disk, as SQLite says.
+    pub fn commits_wait_for_the_disk(&self) -> Result<bool> {
+        let level: i64 = self.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+        Ok(level >= 2)
+    }
+
+    fn transact<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction()?;
         let mut w = Tx { tx };
         let out = f(&mut w)?;
@@ -398,12 +425,8 @@ impl Store {
     /// that says it arrived, so the peer sends it again; a crash of the process loses nothing.
     /// What a person wrote here always goes through [`Store::write`].
     pub fn write_resendable<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let out = self.write(f);
-        let restored = self.conn.pragma_update(None, "synchronous", "FULL");
-        let out = out?;
-        restored?;
-        Ok(out)
+        self.durability(false)?;
+        self.transact(f)
     }
 
     /// Transactions committed through this handle so far.

@@ -89,6 +89,9 @@ const MIGRATIONS: &[&str] = &[
     // one level force a merge all the same (the default is 16).
     "INSERT INTO search(search, rank) VALUES('automerge', 0);
      INSERT INTO search(search, rank) VALUES('crisismerge', 64);",
+    // 11: peer status lives in the running mesh, never in the store: the last one recorded
+    // (peer addresses, when each synced) goes.
+    "DELETE FROM meta WHERE key = 'peer_status';",
 ];
 
 /// The schema version this build writes.

@@ -336,3 +336,24 @@ fn a_commit_of_one_record_writes_a_few_pages_and_idle_upkeep_merges_the_index() 
     s.write(|tx| tx.index(&row("late", "item", "tarp")).map(drop)).unwrap();
     assert_ne!(s.upkeep(64).unwrap(), Upkeep::Nothing);
 }
+
+#[test]
+fn a_write_waits_for_the_disk_whatever_came_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
+    assert!(s.commits_wait_for_the_disk().unwrap());
+    s.write_resendable(|tx| tx.set_meta("from_a_peer", "1")).unwrap();
+    assert!(!s.commits_wait_for_the_disk().unwrap(), "what a peer sends again does not wait");
+    s.write(|tx| tx.set_meta("typed_here", "1")).unwrap();
+    assert!(s.commits_wait_for_the_disk().unwrap());
+    // A resendable write that fails, or panics, leaves the next write as durable as ever.
+    let failed: Result<()> = s.write_resendable(|_| Err(Error::Corrupt("simulated".into())));
+    assert!(failed.is_err());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.write_resendable(|_| -> Result<()> { panic!("simulated panic mid-write") })
+    }));
+    assert!(panicked.is_err());
+    s.write(|tx| tx.set_meta("after", "1")).unwrap();
+    assert!(s.commits_wait_for_the_disk().unwrap());
+    assert_eq!(s.meta("from_a_peer").unwrap().as_deref(), Some("1"));
+}
