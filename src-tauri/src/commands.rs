@@ -81,7 +81,7 @@ fn kind(name: &str) -> ApiResult<Kind> {
     Kind::parse(name).map_err(|e| ApiError::new("invalid", e))
 }
 
-fn emitter<R: Runtime>(app: AppHandle<R>) -> impl Fn(HubEvent) + Send + 'static {
+fn emitter<R: Runtime>(app: AppHandle<R>) -> impl Fn(HubEvent) + Send + Sync + 'static {
     move |e| {
         if let Err(err) = app.emit("hub-event", e) {
             tracing::warn!(error = %err, "cannot send an event to the window");

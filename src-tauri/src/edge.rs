@@ -112,6 +112,8 @@ pub enum HubEvent {
     },
     /// A long task's progress.
     Progress { task: aidmesh_hub::Task, done: u64, total: u64 },
+    /// What `peers` shows changed: a hub connected or went, or a sync with one completed.
+    PeersChanged,
 }
 
 impl From<&aidmesh_hub::Event> for HubEvent {

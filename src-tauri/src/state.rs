@@ -115,8 +115,12 @@ impl AppState {
     }
 
     /// Starts the mesh around an open hub; its events reach the UI through `emit`.
-    pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(HubEvent) + Send + 'static) -> ApiResult<()> {
-        hub.subscribe(move |e| emit(HubEvent::from(e)));
+    pub(crate) async fn start(&self, mut hub: Hub, emit: impl Fn(HubEvent) + Send + Sync + 'static) -> ApiResult<()> {
+        let emit = std::sync::Arc::new(emit);
+        {
+            let emit = emit.clone();
+            hub.subscribe(move |e| emit(HubEvent::from(e)));
+        }
         // The app owns the store while it runs: `aidmesh` commands run here, as the CLI runs them.
         let config = NodeConfig {
             listen: self.settings.listen,
@@ -127,6 +131,13 @@ impl AppState {
         let node = Node::start(hub, config)
             .await
             .map_err(|e| ApiError::new("network", format!("cannot listen on {}: {e}", self.settings.listen)))?;
+        // Peers as they change, for the screens that show them (none asks on a timer).
+        let mut peers = node.mesh.watch_peers();
+        tauri::async_runtime::spawn(async move {
+            while peers.changed().await.is_ok() {
+                emit(HubEvent::PeersChanged);
+            }
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let running = Running { mesh: node.mesh.clone(), dialer: node.dialer(), addr: node.addr, stop: Some(tx) };
         tauri::async_runtime::spawn(async move {

@@ -118,6 +118,7 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
         for _ in 0..60 {
             idle.push(TcpStream::connect(addr).await.unwrap());
         }
+        let mut watching = good_mesh.watch_peers();
         good_mesh.dial(addr);
         for _ in 0..300 {
             if good_mesh.with_hub(|h| h.count(Kind::Item).unwrap()) == before {
@@ -126,6 +127,17 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(good_mesh.with_hub(|h| h.count(Kind::Item).unwrap()), before, "the hub kept serving its members");
+        // What a front end shows of its peers changed, as it happened (no need to ask).
+        assert!(watching.has_changed().unwrap(), "connecting changed the peers view");
+        loop {
+            watching.borrow_and_update();
+            let peers = good_mesh.peers();
+            if peers.len() == 1 && peers[0].last_synced.is_some() {
+                break;
+            }
+            let next = tokio::time::timeout(Duration::from_secs(5), watching.changed()).await;
+            assert!(next.is_ok(), "the sync with the peer never showed: {peers:?}");
+        }
         drop(idle);
     });
     assert_eq!(mesh.with_hub(|h| h.count(Kind::Item).unwrap()), before, "no record changed");

@@ -109,11 +109,17 @@ struct Shared<H: Hub> {
     /// Time for sessions (pings, liveness, last sync) and the policy: the sans-IO session only
     /// ever gets it passed in.
     clock: Arc<dyn Clock>,
+    /// Counts changes to `peers` that front ends show: a connection made or lost, a sync done.
+    peers_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl<H: Hub> Shared<H> {
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    fn peers_changed(&self) {
+        self.peers_changed.send_modify(|n| *n += 1);
     }
 }
 
@@ -194,6 +200,7 @@ impl<H: Hub> Mesh<H> {
                 policy: Mutex::new(Policy::new(identity.id(), Limits::default())),
                 fetches: SharedFetches::default(),
                 clock,
+                peers_changed: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -223,6 +230,13 @@ impl<H: Hub> Mesh<H> {
     /// Connected peers.
     pub fn peers(&self) -> Vec<PeerStatus> {
         lock(&self.shared.peers).values().map(|(_, p)| p.clone()).collect()
+    }
+
+    /// Changes whenever what [`Mesh::peers`] shows does, but for traffic counts: a peer
+    /// connected or went, or a sync with one completed. For front ends to show peers as they
+    /// change rather than ask on a timer.
+    pub fn watch_peers(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.peers_changed.subscribe()
     }
 
     /// Listens for peers; returns the bound address.
@@ -428,6 +442,7 @@ async fn run_connection<H: Hub>(
             traffic: Traffic::default(),
         };
         lock(&shared.peers).insert(peer.clone(), (conn, status));
+        shared.peers_changed();
     }
     tracing::info!(peer = %peer.short(), %addr, "connected");
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -536,11 +551,15 @@ async fn run_connection<H: Hub>(
                     let frames = session.retry(&mut *lock(&shared.hub), now);
                     result = write_frames(&mut wr, &frames).await;
                 }
-                if let Some((c, st)) = lock(&shared.peers).get_mut(&peer) {
-                    if *c == conn {
-                        st.last_synced = session.last_synced();
+                let synced = match lock(&shared.peers).get_mut(&peer) {
+                    Some((c, st)) if *c == conn => {
                         st.traffic = session.traffic();
+                        std::mem::replace(&mut st.last_synced, session.last_synced()) != st.last_synced
                     }
+                    _ => false,
+                };
+                if synced {
+                    shared.peers_changed();
                 }
             }
         }
@@ -550,9 +569,12 @@ async fn run_connection<H: Hub>(
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
     }
     lock(&shared.policy).disconnected(&peer, conn);
-    let mut peers = lock(&shared.peers);
-    if peers.get(&peer).is_some_and(|(c, _)| *c == conn) {
-        peers.remove(&peer);
+    let gone = {
+        let mut peers = lock(&shared.peers);
+        peers.get(&peer).is_some_and(|(c, _)| *c == conn) && peers.remove(&peer).is_some()
+    };
+    if gone {
+        shared.peers_changed();
     }
     session.heard_from_peer()
 }

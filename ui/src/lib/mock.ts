@@ -14,6 +14,7 @@ import type {
   ListedOf,
   LocalPerson,
   Overview,
+  Peer,
   Rec,
   RecordView,
   Source,
@@ -130,6 +131,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   let keySeq = 0;
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
+  const connected: Peer[] = [];
   const find = (id: string) => records.find((r) => r.id === id);
   const get = (id: string) => find(id) ?? fail("not_found", `no record with id ${id}`);
   const need = () => (unlocked ? undefined : fail("locked", "the hub is locked: unlock it first"));
@@ -663,7 +665,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       };
     },
     async peers() {
-      return { listening: "127.0.0.1:7420", peers: [] };
+      return { listening: "127.0.0.1:7420", peers: [...connected] };
     },
     async identity() {
       return {
@@ -677,6 +679,13 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async addPeer(addr) {
       if (!/^[\d.]+:\d+$/.test(addr.trim())) fail("invalid", `"${addr}" is not an address like 192.168.1.20:7420`);
+      // The mock's dial always connects, and says so as a hub does: with a peers event.
+      const n = connected.length + 1;
+      connected.push({
+        hub: `mock-peer-${n}`, name: `Peer ${n}`, addr: addr.trim(), dialed: true,
+        connected_at: (opts.now?.() ?? new Date()).toISOString(), last_synced: null,
+      });
+      emit({ type: "peers_changed" });
     },
     async revoke() {},
     async exportBundle() {

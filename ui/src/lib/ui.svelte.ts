@@ -10,6 +10,8 @@ export const ui = $state({
   theme: localStorage.getItem("aidmesh.theme") || "light",
   paper: (localStorage.getItem("aidmesh.paper") as Paper) || "a4",
   changes: 0,
+  /** Counts changes to what the hub's peers view shows (a hub connected or went, a sync done). */
+  peers: 0,
   /** The screen shown, and the record it should open (an overview item clicked). */
   screen: "overview",
   focus: null as string | null,
@@ -57,6 +59,7 @@ export function t(key: Key, vars?: Record<string, string | number>): string {
 export function watch(backend: Backend): () => void {
   return backend.onEvent((e: HubEvent) => {
     if (e.type === "records_changed" || e.type === "authority_changed") ui.changes++;
+    if (e.type === "peers_changed") ui.peers++;
     if (e.type === "progress") ui.progress = e.done >= e.total ? null : e;
   });
 }
@@ -87,6 +90,14 @@ export function printView(name?: string) {
 export function live(load: () => unknown) {
   $effect(() => {
     void ui.changes;
+    load();
+  });
+}
+
+/** Runs `load` now and again whenever the hub's peers change (`peers_changed`): no timer. */
+export function livePeers(load: () => unknown) {
+  $effect(() => {
+    void ui.peers;
     load();
   });
 }

@@ -463,3 +463,22 @@ describe("accountability", () => {
     expect([water.done, !!water.done_at, radio.done]).toEqual([true, true, false]);
   });
 });
+
+describe("mesh", () => {
+  it("shows a hub that connects as it connects, with no timer", async () => {
+    const b = await ready();
+    let asked = 0;
+    const peers = b.peers.bind(b);
+    b.peers = async () => (asked++, peers());
+    const { default: Mesh } = await import("./Mesh.svelte");
+    render(Mesh, { backend: b });
+    const list = (await screen.findByRole("heading", { name: "Connected hubs" })).closest("section")!;
+    await waitFor(() => expect(within(list as HTMLElement).getByText("Nothing here.")).toBeTruthy());
+    const before = asked;
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(asked).toBe(before);
+    await fireEvent.input(screen.getByLabelText("Address (IP:port)"), { target: { value: "10.0.0.7:7420" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+    await waitFor(() => expect(within(list as HTMLElement).getByText(/Peer 1/)).toBeTruthy());
+  });
+});
