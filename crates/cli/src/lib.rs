@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use aidmesh_hub::model::views::Source;
 use aidmesh_hub::model::{FlowStatus, Kind};
-use aidmesh_hub::{AllocationStep, Config, Error, Hub, HxlKind, InitOptions, Scale};
+use aidmesh_hub::{AllocationStep, BundleSummary, Config, Error, Hub, HxlKind, InitOptions, Scale};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
@@ -266,581 +266,709 @@ impl Drop for HubRef<'_> {
     }
 }
 
+/// Runs one command: on its own (`Face::Local`), or on the open hub of the owner it was sent to.
 fn run(cli: Cli, face: Face<'_>) -> Result<()> {
     let Cli { store, passphrase_file, handle, json, command } = cli;
     let store = store.unwrap_or_else(default_store);
     let owned = matches!(face, Face::Owner(_));
     let mut hubs =
         Hubs { face, store: store.clone(), access: Access { passphrase_file, handle: handle.clone() }, own: None };
-    let cli = hubs.access.clone();
     match command {
         Command::Init { .. } if owned => bail!("a store already exists at {}", store.display()),
-        Command::Init { name, location } => {
-            let pass = new_passphrase(&cli.passphrase_file)?;
-            if let Some(dir) = store.parent() {
-                aidmesh_hub::private_dir(dir)?;
-            }
-            let hub = Hub::init(
-                &store,
-                &pass,
-                &InitOptions { hub_name: name, location, pin: None },
-                Config::system(&cli.handle),
-            )?;
-            if json {
-                print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
-            } else {
-                outln!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
-                Ok(())
-            }
-        }
-        Command::Demo { seed } => {
-            let existed = store.exists();
-            let mut fresh = None;
-            let mut hub = if existed {
-                hubs.hub()?
-            } else {
-                let pass = new_passphrase(&cli.passphrase_file)?;
-                if let Some(dir) = store.parent() {
-                    aidmesh_hub::private_dir(dir)?;
-                }
-                let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into(), pin: None };
-                HubRef::Own(fresh.insert(Hub::init(&store, &pass, &opts, Config::system(&cli.handle))?))
-            };
-            if hub.count(Kind::Item)? > 0 {
-                bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
-            }
-            let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
-            let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
-            let rep = hub.import_records(rows)?;
-            // Authority is not imported: the demo's founder signs its policy and records its
-            // expenses, so that the ledger has something to approve.
-            hub.sign_demo_authority()?;
-            if json {
-                return print::json(&rep);
-            }
-            outln!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
-            for (k, n) in &rep.per_kind {
-                outln!("  {n:>5} {k}");
-            }
-            Ok(())
-        }
-        Command::Overview => {
-            let hub = hubs.hub()?;
-            let ov = hub.overview()?;
-            if json {
-                print::json(&ov)
-            } else {
-                print::overview(&hub, &ov)
-            }
-        }
-        Command::Add { kind, fields } => {
-            let mut hub = hubs.hub()?;
-            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
-            // These are signed by the person who makes them: unlock them (with their PIN).
-            if matches!(kind, Kind::Approval | Kind::RoleGrant | Kind::Policy | Kind::Expense) {
-                unlock(&mut hub, &handle)?;
-            }
-            let rec = args::with_fields(&fields, |f| hub.add(kind, f))?;
-            if json {
-                print::json(&rec)
-            } else {
-                outln!("Added {} {}", kind, rec.id());
-                Ok(())
-            }
-        }
-        Command::Update { id, fields } => {
-            let mut hub = hubs.hub()?;
-            let rec = args::with_fields(&fields, |f| hub.update(&id, f))?;
-            if json {
-                print::json(&rec)
-            } else {
-                outln!("Updated {} {}", rec.kind(), rec.id());
-                Ok(())
-            }
-        }
-        Command::Amend { id, field, value, reason } => {
-            let mut hub = hubs.hub()?;
-            let v = args::value_of(&value);
-            let rec = match hub.amend(&id, &field, v.clone(), &reason) {
-                Err(Error::Invalid { .. }) if !v.is_string() => {
-                    hub.amend(&id, &field, serde_json::Value::String(value), &reason)?
-                }
-                r => r?,
-            };
-            if json {
-                print::json(&rec)
-            } else {
-                outln!("Amended {id}: {field} (amendment {})", rec.id());
-                Ok(())
-            }
-        }
-        Command::List { kind, limit, offset } => {
-            let hub = hubs.hub()?;
-            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
-            let recs = hub.list(kind, limit, offset)?;
-            if json {
-                print::json(&recs)
-            } else {
-                print::list(&recs, hub.count(kind)?, offset)
-            }
-        }
-        Command::Show { id } => {
-            let mut hub = hubs.hub()?;
-            let v = hub.show(&id)?;
-            if json {
-                print::json(&v)
-            } else {
-                print::show(&v)
-            }
-        }
-        Command::History { id } => {
-            let mut hub = hubs.hub()?;
-            let h = hub.history(&id)?;
-            if json {
-                return print::json(&h);
-            }
-            for l in h {
-                outln!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
-            }
-            Ok(())
-        }
-        Command::Search { query, kind, limit } => {
-            let hub = hubs.hub()?;
-            let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
-            let hits = hub.search(&query, kind, limit)?;
-            if json {
-                return print::json(
-                    &hits
-                        .iter()
-                        .map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label}))
-                        .collect::<Vec<_>>(),
-                );
-            }
-            if hits.is_empty() {
-                outln!("Nothing matches {query:?}.");
-            }
-            for h in hits {
-                outln!("{}  {:<12} {}", h.id, h.kind, h.label);
-            }
-            Ok(())
-        }
-        Command::Stock { item } => {
-            let hub = hubs.hub()?;
-            let lines = hub.stock(item.as_deref())?;
-            if json {
-                return print::json(&lines);
-            }
-            print::stock(&hub, &lines)
-        }
-        Command::Suggest { request, limit } => {
-            let hub = hubs.hub()?;
-            let s = hub.suggestions(request.as_deref(), limit)?;
-            if json {
-                return print::json(&s);
-            }
-            if s.is_empty() {
-                outln!("No suggestions: no open request has a matching offer or stock.");
-            }
-            for x in s {
-                let at = x.place_label.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
-                let reasons: Vec<String> = x.reasons.iter().map(ToString::to_string).collect();
-                outln!("{} ← {}{at}: {} of {} still needed", x.request_label, x.source_label, x.quantity, x.needed);
-                outln!("    request {}, {}  ({})", x.request, print::source(&x.source), reasons.join(", "));
-            }
-            Ok(())
-        }
+        Command::Init { name, location } => init(&store, &hubs.access, name, location, json),
+        Command::Demo { seed } => demo(&mut hubs, &store, seed, json),
+        Command::Overview => overview(&mut hubs, json),
+        Command::Add { kind, fields } => add(&mut hubs, &handle, &kind, &fields, json),
+        Command::Update { id, fields } => update(&mut hubs, &id, &fields, json),
+        Command::Amend { id, field, value, reason } => amend(&mut hubs, &id, &field, value, &reason, json),
+        Command::List { kind, limit, offset } => list(&mut hubs, &kind, limit, offset, json),
+        Command::Show { id } => show(&mut hubs, &id, json),
+        Command::History { id } => history(&mut hubs, &id, json),
+        Command::Search { query, kind, limit } => search(&mut hubs, &query, kind, limit, json),
+        Command::Stock { item } => stock(&mut hubs, item, json),
+        Command::Suggest { request, limit } => suggest(&mut hubs, request, limit, json),
         Command::Allocate { request, offer, item, place, quantity } => {
-            let mut hub = hubs.hub()?;
-            let source = match (offer, item, place) {
-                (Some(offer), _, _) => Source::Offer { offer: offer.as_str().into() },
-                (None, Some(item), Some(place)) => {
-                    Source::Stock { item: item.as_str().into(), place: place.as_str().into() }
-                }
-                _ => bail!("say where from: --offer OFFER, or --item ITEM --place PLACE"),
-            };
-            let rec = hub.allocate(&request, &source, quantity)?;
-            if json {
-                return print::json(&rec);
-            }
-            outln!(
-                "Allocated {quantity} from {} to request {request} (allocation {}).",
-                print::source(&source),
-                rec.id()
-            );
-            Ok(())
+            allocate(&mut hubs, &request, offer, item, place, quantity, json)
         }
-        Command::Step { allocation, step } => {
-            let mut hub = hubs.hub()?;
-            let rec = hub.advance_allocation(&allocation, AllocationStep::parse(&step)?)?;
-            if json {
-                return print::json(&rec);
-            }
-            outln!("Allocation {allocation}: {step}.");
-            Ok(())
-        }
-        Command::Request { request, action } => {
-            let mut hub = hubs.hub()?;
-            let status = if action == "cancel" { FlowStatus::Cancelled } else { FlowStatus::Open };
-            let rec = hub.set_request_status(&request, status)?;
-            if json {
-                return print::json(&rec);
-            }
-            outln!("Request {request}: {}.", if action == "cancel" { "cancelled" } else { "open again" });
-            Ok(())
-        }
+        Command::Step { allocation, step } => step_allocation(&mut hubs, &allocation, &step, json),
+        Command::Request { request, action } => request_status(&mut hubs, &request, &action, json),
         Command::GrievanceStep { grievance, note, status } => {
-            let mut hub = hubs.hub()?;
-            let status = status
-                .map(|s| serde_json::from_value::<aidmesh_hub::model::GrievanceStatus>(serde_json::Value::String(s)))
-                .transpose()?;
-            let rec = hub.grievance_step(&grievance, &note, status)?;
-            if json {
-                return print::json(&rec);
-            }
-            let aidmesh_hub::model::Body::Grievance(g) = &rec.body else { bail!("{grievance} is not a grievance") };
-            let status = serde_json::to_value(g.status)?;
-            outln!("Grievance {grievance}: step {} recorded; it is {}.", g.steps.len(), status.as_str().unwrap_or("?"));
-            Ok(())
+            grievance_step(&mut hubs, &grievance, &note, status, json)
         }
-        Command::Acknowledge { handoff } => {
-            let mut hub = hubs.hub()?;
-            let rec = hub.acknowledge_handoff(&handoff)?;
-            if json {
-                return print::json(&rec);
-            }
-            outln!("Handoff {handoff}: acknowledged.");
-            Ok(())
-        }
-        Command::Ledger => {
-            let hub = hubs.hub()?;
-            let t = hub.ledger_totals()?;
-            if json {
-                let f: Vec<_> = t
-                    .per_fund
-                    .iter()
-                    .map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v}))
-                    .collect();
-                let k: Vec<_> = t
-                    .per_category
-                    .iter()
-                    .map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}))
-                    .collect();
-                return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
-            }
-            outln!("Per fund:");
-            for ((f, c), v) in &t.per_fund {
-                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
-            }
-            outln!("Per category:");
-            for ((f, c), v) in &t.per_category {
-                outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
-            }
-            Ok(())
-        }
-        Command::Fields { kind } => {
-            let kind = Kind::parse(&kind).map_err(anyhow::Error::msg)?;
-            let t = kind.template().to_fields();
-            if json {
-                return print::json(&t);
-            }
-            outln!("{kind} fields (default in brackets):");
-            for (k, v) in t {
-                outln!("  {k:<22} [{v}]");
-            }
-            Ok(())
-        }
-        Command::Vault(cmd) => {
-            let mut hub = hubs.hub()?;
-            match cmd {
-                VaultCmd::Put { fields } => {
-                    let id = hub.vault_put(&vault_fields(&fields)?)?;
-                    if json {
-                        print::json(&serde_json::json!({ "vault_id": id }))
-                    } else {
-                        outln!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
-                        Ok(())
-                    }
-                }
-                VaultCmd::Contact { record, fields } => {
-                    let c = hub.set_contact(&record, &vault_fields(&fields)?)?;
-                    if json {
-                        return print::json(&c);
-                    }
-                    let kept = match c.state {
-                        aidmesh_hub::ContactState::Held { here_only: true, .. } => {
-                            "kept at this hub only (no consent to share it)"
-                        }
-                        _ => "shared with member hubs",
-                    };
-                    outln!("Stored the contact of {} as {}: {kept}.", c.label, c.vault.unwrap_or_default());
-                    Ok(())
-                }
-                VaultCmd::Show { id, reason } => {
-                    let m = hub.read_contact(&id, &reason)?;
-                    if json {
-                        return print::json(&m);
-                    }
-                    for (k, v) in &m {
-                        outln!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
-                    }
-                    Ok(())
-                }
-                VaultCmd::Reads { limit } => {
-                    let reads = hub.contact_reads(limit)?;
-                    if json {
-                        return print::json(&reads);
-                    }
-                    if reads.is_empty() {
-                        outln!("No one has read a contact at this hub.");
-                    }
-                    for r in reads {
-                        let of = if r.record.is_empty() { r.vault } else { format!("{} ({})", r.record, r.vault) };
-                        outln!("{}  {}  read {of}: {}", r.at, r.by, r.reason);
-                    }
-                    Ok(())
-                }
-                VaultCmd::Erase { id } => {
-                    hub.vault_erase(&id)?;
-                    outln!("Erased {id}: its content and key are destroyed.");
-                    Ok(())
-                }
-            }
-        }
-        Command::Export(cmd) => {
-            let hub = hubs.hub()?;
-            let (out_path, n) = match cmd {
-                ExportCmd::Json { out } => {
-                    let n = write_out(out.as_deref(), |w| Ok(hub.export_json(w)?))?;
-                    (out, n)
-                }
-                ExportCmd::Hxl { kind, out } => {
-                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
-                    let n = write_out(out.as_deref(), |w| Ok(hub.export_hxl(k, w)?))?;
-                    (out, n)
-                }
-            };
-            if let Some(p) = out_path {
-                errln!("Exported {n} records to {}", p.display());
-            }
-            Ok(())
-        }
-        Command::Import(cmd) => {
-            let mut hub = hubs.hub()?;
-            let rep = match cmd {
-                ImportCmd::Json { path } => {
-                    let mut f =
-                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    hub.import_json(&mut f)?
-                }
-                ImportCmd::Hxl { kind, path } => {
-                    let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
-                    let mut f =
-                        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    hub.import_hxl(k, &mut f)?
-                }
-            };
-            if json {
-                return print::json(&rep);
-            }
-            outln!("Imported {} records ({} already present).", rep.imported, rep.skipped);
-            for (k, n) in &rep.per_kind {
-                outln!("  {n:>6} {k}");
-            }
-            Ok(())
-        }
-        Command::Reindex => {
-            let mut hub = hubs.hub()?;
-            let n = hub.rebuild_index()?;
-            outln!("Rebuilt the index from the documents: {n} records.");
-            Ok(())
-        }
-        Command::Repair => {
-            let mut hub = hubs.hub()?;
-            let mut done = hub.repaired_at_open().to_vec();
-            done.extend(hub.repair()?);
-            if json {
-                return print::json(&done);
-            }
-            if done.is_empty() {
-                outln!("Every document loads: nothing to repair.");
-            }
-            for r in &done {
-                outln!(
-                    "Repaired {}: {} clashing change(s) dropped, {} {} restored.",
-                    r.doc,
-                    r.dropped_changes,
-                    r.restored,
-                    if r.doc == "index" { "documents listed" } else { "records written again from the index" }
-                );
-            }
-            Ok(())
-        }
-        Command::Identity => {
-            let hub = hubs.hub()?;
-            let code = hub.founder_code()?.to_string();
-            if json {
-                return print::json(&serde_json::json!({
-                    "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
-                }));
-            }
-            outln!("hub id       {}", hub.fingerprint());
-            outln!("public key   {}", hub.public_key());
-            outln!("founder code {code}");
-            Ok(())
-        }
-        Command::Admit { key, name } => {
-            let mut hub = hubs.hub()?;
-            unlock(&mut hub, &handle)?;
-            let code = hub.admit(key.trim(), &name)?.to_string();
-            if json {
-                return print::json(&serde_json::json!({ "admitted": name, "founder_code": code }));
-            }
-            outln!("Admitted {name}. Unless it joined by invite, run this on {name} (the code is for that hub alone):");
-            outln!("  aidmesh adopt-founder {code}");
-            Ok(())
-        }
-        Command::Revoke { hub: who } => {
-            let mut hub = hubs.hub()?;
-            unlock(&mut hub, &handle)?;
-            hub.revoke(&who)?;
-            outln!("Revoked {who}: member hubs refuse it once they have this entry.");
-            Ok(())
-        }
+        Command::Acknowledge { handoff } => acknowledge(&mut hubs, &handoff, json),
+        Command::Ledger => ledger(&mut hubs, json),
+        Command::Fields { kind } => fields(&kind, json),
+        Command::Vault(cmd) => vault(&mut hubs, cmd, json),
+        Command::Export(cmd) => export(&mut hubs, cmd),
+        Command::Import(cmd) => import(&mut hubs, cmd, json),
+        Command::Reindex => reindex(&mut hubs),
+        Command::Repair => repair(&mut hubs, json),
+        Command::Identity => identity(&mut hubs, json),
+        Command::Admit { key, name } => admit(&mut hubs, &handle, &key, &name, json),
+        Command::Revoke { hub: who } => revoke_hub(&mut hubs, &handle, &who),
         Command::Person(cmd) => person(&mut *hubs.hub()?, cmd, &handle, json),
-        Command::Grant { who, role, revoke } => {
-            let mut hub = hubs.hub()?;
-            unlock(&mut hub, &handle)?;
-            hub.grant(&who, &role, !revoke)?;
-            outln!(
-                "{} {role:?} {} {who}.",
-                if revoke { "Took" } else { "Granted" },
-                if revoke { "from" } else { "to" }
-            );
-            Ok(())
-        }
-        Command::AdoptFounder { code } => {
-            let mut hub = hubs.hub()?;
-            let code = aidmesh_hub::FounderCode::parse(&code)?;
-            hub.adopt(&code)?;
-            let name = &code.founder.name;
-            if code.welcome.is_some() {
-                outln!("This hub now belongs to {name}'s coalition: serve, and it syncs with the coalition's hubs.");
-            } else {
-                outln!(
-                    "This hub now belongs to {name}'s coalition. An admin must admit it (aidmesh admit {}) and give it \
-                     the code that prints, or a bundle, before it can reach the coalition's hubs.",
-                    hub.public_key()
-                );
-            }
-            Ok(())
-        }
+        Command::Grant { who, role, revoke } => grant(&mut hubs, &handle, &who, &role, revoke),
+        Command::AdoptFounder { code } => adopt_founder(&mut hubs, &code),
         Command::Serve { listen, peer, mdns_interfaces, no_discovery } => {
-            let hub = hubs.take("serve")?;
-            let discovery =
-                (!no_discovery).then_some(aidmesh_mesh::discovery::DiscoveryConfig { interfaces: mdns_interfaces });
-            serve::run(hub, listen, peer, discovery)
+            serve_headless(&mut hubs, listen, peer, mdns_interfaces, no_discovery)
         }
-        Command::Peers => {
-            // Only the process that serves the hub knows its connections.
-            let status = hubs.owner().map(|o| o.mesh.peers()).unwrap_or_default();
-            let members = hubs.hub()?.members()?;
-            if json {
-                return print::json(
-                    &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
-                );
-            }
-            outln!("Connected peers:");
-            if status.is_empty() {
-                outln!("  none{}", if hubs.owner().is_some() { "" } else { " (the hub is not serving)" });
-            }
-            for p in &status {
-                let synced = p.last_synced.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
-                outln!(
-                    "  {}  at {}  last synced {synced}  {} bytes in, {} out",
-                    p.hub,
-                    p.addr,
-                    p.traffic.bytes_in,
-                    p.traffic.bytes_out
-                );
-            }
-            outln!("Members:");
-            for m in members.members.values() {
-                outln!("  {}  {:<20} {:?}", m.id, m.name, m.role);
-            }
-            Ok(())
-        }
+        Command::Peers => peers(&mut hubs, json),
         Command::Invite { listen, advertise, minutes, serve_addr } => {
             serve::invite(&mut hubs, listen, advertise, minutes, serve_addr)
         }
-        Command::Bundle(cmd) => {
-            let mut hub = hubs.hub()?;
-            hub.listen(print::progress());
-            let summary = match cmd {
-                BundleCmd::Export { to, full, made_for } => {
-                    let e = hub.export_bundle(full, &made_for)?;
-                    errln!("Writing {} bytes to {}...", e.bytes.len(), to.display());
-                    write_out(Some(&to), |w| {
-                        w.write_all(&e.bytes)?;
-                        Ok(e.bytes.len())
-                    })?;
-                    hub.bundle_written(&e)?;
-                    e.summary
-                }
-                BundleCmd::Inspect { path } => hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path)?)?,
-                BundleCmd::Import { path } => {
-                    let (s, changed) = hub.import_bundle(&aidmesh_hub::read_bundle_file(&path)?)?;
-                    errln!("{changed} records new or changed.");
-                    s
-                }
-            };
-            if json {
-                return print::json(&summary);
-            }
-            let who = summary.exporter_name.clone().unwrap_or_else(|| "unknown hub".into());
-            outln!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
-            outln!(
-                "  {} documents, {} bytes, {}, {} vault entries{}",
-                summary.documents,
-                summary.bytes,
-                if summary.full { "everything" } else { "changes only" },
-                summary.vault_entries,
-                if summary.member { "" } else { " — NOT from a current member: it will be refused" }
-            );
-            if !summary.made_for.is_empty() && !summary.full {
-                outln!("  for: {}", summary.made_for.join(", "));
-            }
-            if !summary.unknown_members.is_empty() {
-                outln!(
-                    "  not for: {} (this hub knows nothing of what they hold: give them a --full bundle)",
-                    summary.unknown_members.join(", ")
-                );
-            }
-            if summary.waiting_documents > 0 {
-                outln!(
-                    "  {} documents hold changes that wait for an earlier bundle from this hub (or a sync): \
-                     import it too; nothing is lost meanwhile",
-                    summary.waiting_documents
-                );
-            }
-            for (k, n) in &summary.records {
-                outln!("  {n:>8} {k}");
-            }
-            Ok(())
-        }
+        Command::Bundle(cmd) => bundle(&mut hubs, cmd, json),
         Command::Join { code, name } => serve::join(&mut hubs, &code, &name),
-        Command::Passphrase => {
-            // Asked before the hub is taken: a running hub syncs on while a person types.
-            let current = if owned { Some(term::read_secret("Current passphrase")?) } else { None };
-            let new = prompt_twice("New passphrase")?;
-            let mut hub = hubs.hub()?;
-            match current {
-                // Whoever reaches the running hub must still know the passphrase to change it.
-                Some(c) => hub.change_passphrase_checked(&c, &new)?,
-                None => hub.change_passphrase(&new)?,
+        Command::Passphrase => change_passphrase(&mut hubs),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Making a store
+
+/// `init`: creates a hub store at `store`.
+fn init(store: &Path, access: &Access, name: String, location: String, json: bool) -> Result<()> {
+    let pass = new_passphrase(&access.passphrase_file)?;
+    if let Some(dir) = store.parent() {
+        aidmesh_hub::private_dir(dir)?;
+    }
+    let hub =
+        Hub::init(store, &pass, &InitOptions { hub_name: name, location, pin: None }, Config::system(&access.handle))?;
+    if json {
+        print::json(&serde_json::json!({"hub_id": hub.hub_id(), "store": store}))
+    } else {
+        outln!("Created hub {} ({}) at {}", hub.hub_name()?, hub.hub_id(), store.display());
+        Ok(())
+    }
+}
+
+/// `demo`: seeds an empty hub with the demo march, creating the store if there is none.
+fn demo(hubs: &mut Hubs<'_>, store: &Path, seed: u64, json: bool) -> Result<()> {
+    let existed = store.exists();
+    let mut fresh = None;
+    let mut hub = if existed {
+        hubs.hub()?
+    } else {
+        let pass = new_passphrase(&hubs.access.passphrase_file)?;
+        if let Some(dir) = store.parent() {
+            aidmesh_hub::private_dir(dir)?;
+        }
+        let opts = InitOptions { hub_name: "Demo hub".into(), location: "Main square".into(), pin: None };
+        HubRef::Own(fresh.insert(Hub::init(store, &pass, &opts, Config::system(&hubs.access.handle))?))
+    };
+    if hub.count(Kind::Item)? > 0 {
+        bail!("the hub at {} already holds records: the demo seeds an empty hub only", store.display());
+    }
+    let recs = aidmesh_hub::generate(Scale::demo(), seed, hub.now());
+    let rows = recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
+    let rep = hub.import_records(rows)?;
+    // Authority is not imported: the demo's founder signs its policy and records its
+    // expenses, so that the ledger has something to approve.
+    hub.sign_demo_authority()?;
+    if json {
+        return print::json(&rep);
+    }
+    outln!("Seeded {} records of a march with three hubs into {}", rep.imported, store.display());
+    for (k, n) in &rep.per_kind {
+        outln!("  {n:>5} {k}");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// `overview`: shortages, expiring stock, urgent requests, unfilled shifts, incidents, conflicts.
+fn overview(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let ov = hub.overview()?;
+    if json {
+        print::json(&ov)
+    } else {
+        print::overview(&hub, &ov)
+    }
+}
+
+/// `add`: adds a record of `kind` from `FIELD=VALUE` pairs.
+fn add(hubs: &mut Hubs<'_>, handle: &str, kind: &str, fields: &[String], json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let kind = Kind::parse(kind).map_err(anyhow::Error::msg)?;
+    // These are signed by the person who makes them: unlock them (with their PIN).
+    if matches!(kind, Kind::Approval | Kind::RoleGrant | Kind::Policy | Kind::Expense) {
+        unlock(&mut hub, handle)?;
+    }
+    let rec = args::with_fields(fields, |f| hub.add(kind, f))?;
+    if json {
+        print::json(&rec)
+    } else {
+        outln!("Added {} {}", kind, rec.id());
+        Ok(())
+    }
+}
+
+/// `update`: changes fields of a record.
+fn update(hubs: &mut Hubs<'_>, id: &str, fields: &[String], json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let rec = args::with_fields(fields, |f| hub.update(id, f))?;
+    if json {
+        print::json(&rec)
+    } else {
+        outln!("Updated {} {}", rec.kind(), rec.id());
+        Ok(())
+    }
+}
+
+/// `amend`: corrects a field of an append-only record; a value the field refuses as typed
+/// JSON is tried again as text.
+fn amend(hubs: &mut Hubs<'_>, id: &str, field: &str, value: String, reason: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let v = args::value_of(&value);
+    let rec = match hub.amend(id, field, v.clone(), reason) {
+        Err(Error::Invalid { .. }) if !v.is_string() => {
+            hub.amend(id, field, serde_json::Value::String(value), reason)?
+        }
+        r => r?,
+    };
+    if json {
+        print::json(&rec)
+    } else {
+        outln!("Amended {id}: {field} (amendment {})", rec.id());
+        Ok(())
+    }
+}
+
+/// `list`: a page of the records of a kind, newest first.
+fn list(hubs: &mut Hubs<'_>, kind: &str, limit: usize, offset: usize, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let kind = Kind::parse(kind).map_err(anyhow::Error::msg)?;
+    let recs = hub.list(kind, limit, offset)?;
+    if json {
+        print::json(&recs)
+    } else {
+        print::list(&recs, hub.count(kind)?, offset)
+    }
+}
+
+/// `show`: a record with its amendments, conflicts, history and stock.
+fn show(hubs: &mut Hubs<'_>, id: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let v = hub.show(id)?;
+    if json {
+        print::json(&v)
+    } else {
+        print::show(&v)
+    }
+}
+
+/// `history`: who changed a record, when and where.
+fn history(hubs: &mut Hubs<'_>, id: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let h = hub.history(id)?;
+    if json {
+        return print::json(&h);
+    }
+    for l in h {
+        outln!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+    }
+    Ok(())
+}
+
+/// `search`: full-text search, of one kind of record or all.
+fn search(hubs: &mut Hubs<'_>, query: &str, kind: Option<String>, limit: usize, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let kind = kind.map(|k| Kind::parse(&k)).transpose().map_err(anyhow::Error::msg)?;
+    let hits = hub.search(query, kind, limit)?;
+    if json {
+        return print::json(
+            &hits.iter().map(|h| serde_json::json!({"id": h.id, "kind": h.kind, "label": h.label})).collect::<Vec<_>>(),
+        );
+    }
+    if hits.is_empty() {
+        outln!("Nothing matches {query:?}.");
+    }
+    for h in hits {
+        outln!("{}  {:<12} {}", h.id, h.kind, h.label);
+    }
+    Ok(())
+}
+
+/// `fields`: the fields of a record kind, with their defaults.
+fn fields(kind: &str, json: bool) -> Result<()> {
+    let kind = Kind::parse(kind).map_err(anyhow::Error::msg)?;
+    let t = kind.template().to_fields();
+    if json {
+        return print::json(&t);
+    }
+    outln!("{kind} fields (default in brackets):");
+    for (k, v) in t {
+        outln!("  {k:<22} [{v}]");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stock, requests and what moves them on
+
+/// `stock`: stock per item and place.
+fn stock(hubs: &mut Hubs<'_>, item: Option<String>, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let lines = hub.stock(item.as_deref())?;
+    if json {
+        return print::json(&lines);
+    }
+    print::stock(&hub, &lines)
+}
+
+/// `suggest`: the matching engine's suggested allocations, for one request or all open ones.
+fn suggest(hubs: &mut Hubs<'_>, request: Option<String>, limit: usize, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let s = hub.suggestions(request.as_deref(), limit)?;
+    if json {
+        return print::json(&s);
+    }
+    if s.is_empty() {
+        outln!("No suggestions: no open request has a matching offer or stock.");
+    }
+    for x in s {
+        let at = x.place_label.as_deref().map(|p| format!(" at {p}")).unwrap_or_default();
+        let reasons: Vec<String> = x.reasons.iter().map(ToString::to_string).collect();
+        outln!("{} ← {}{at}: {} of {} still needed", x.request_label, x.source_label, x.quantity, x.needed);
+        outln!("    request {}, {}  ({})", x.request, print::source(&x.source), reasons.join(", "));
+    }
+    Ok(())
+}
+
+/// `allocate`: allocates to a request from an offer, or from an item's stock at a place.
+fn allocate(
+    hubs: &mut Hubs<'_>,
+    request: &str,
+    offer: Option<String>,
+    item: Option<String>,
+    place: Option<String>,
+    quantity: u64,
+    json: bool,
+) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let source = match (offer, item, place) {
+        (Some(offer), _, _) => Source::Offer { offer: offer.as_str().into() },
+        (None, Some(item), Some(place)) => Source::Stock { item: item.as_str().into(), place: place.as_str().into() },
+        _ => bail!("say where from: --offer OFFER, or --item ITEM --place PLACE"),
+    };
+    let rec = hub.allocate(request, &source, quantity)?;
+    if json {
+        return print::json(&rec);
+    }
+    outln!("Allocated {quantity} from {} to request {request} (allocation {}).", print::source(&source), rec.id());
+    Ok(())
+}
+
+/// `step`: moves an allocation on (in transit, delivered, released).
+fn step_allocation(hubs: &mut Hubs<'_>, allocation: &str, step: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let rec = hub.advance_allocation(allocation, AllocationStep::parse(step)?)?;
+    if json {
+        return print::json(&rec);
+    }
+    outln!("Allocation {allocation}: {step}.");
+    Ok(())
+}
+
+/// `request`: cancels a request (`action` "cancel"), or reopens it.
+fn request_status(hubs: &mut Hubs<'_>, request: &str, action: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let status = if action == "cancel" { FlowStatus::Cancelled } else { FlowStatus::Open };
+    let rec = hub.set_request_status(request, status)?;
+    if json {
+        return print::json(&rec);
+    }
+    outln!("Request {request}: {}.", if action == "cancel" { "cancelled" } else { "open again" });
+    Ok(())
+}
+
+/// `grievance-step`: records a step in handling a grievance, and the status it leaves.
+fn grievance_step(hubs: &mut Hubs<'_>, grievance: &str, note: &str, status: Option<String>, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let status = status
+        .map(|s| serde_json::from_value::<aidmesh_hub::model::GrievanceStatus>(serde_json::Value::String(s)))
+        .transpose()?;
+    let rec = hub.grievance_step(grievance, note, status)?;
+    if json {
+        return print::json(&rec);
+    }
+    let aidmesh_hub::model::Body::Grievance(g) = &rec.body else { bail!("{grievance} is not a grievance") };
+    let status = serde_json::to_value(g.status)?;
+    outln!("Grievance {grievance}: step {} recorded; it is {}.", g.steps.len(), status.as_str().unwrap_or("?"));
+    Ok(())
+}
+
+/// `acknowledge`: acknowledges a handoff as the next shift.
+fn acknowledge(hubs: &mut Hubs<'_>, handoff: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let rec = hub.acknowledge_handoff(handoff)?;
+    if json {
+        return print::json(&rec);
+    }
+    outln!("Handoff {handoff}: acknowledged.");
+    Ok(())
+}
+
+/// `ledger`: spending totals per fund and per category.
+fn ledger(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let t = hub.ledger_totals()?;
+    if json {
+        let f: Vec<_> =
+            t.per_fund.iter().map(|((f, c), v)| serde_json::json!({"fund": f, "currency": c, "minor": v})).collect();
+        let k: Vec<_> = t
+            .per_category
+            .iter()
+            .map(|((f, c), v)| serde_json::json!({"category": f, "currency": c, "minor": v}))
+            .collect();
+        return print::json(&serde_json::json!({"per_fund": f, "per_category": k}));
+    }
+    outln!("Per fund:");
+    for ((f, c), v) in &t.per_fund {
+        outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+    }
+    outln!("Per category:");
+    for ((f, c), v) in &t.per_category {
+        outln!("  {f:<20} {:>14}", aidmesh_hub::model::format_amount(*v, c));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Personal data
+
+/// `vault`: stores, shows, erases personal data, and lists who read it.
+fn vault(hubs: &mut Hubs<'_>, cmd: VaultCmd, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    match cmd {
+        VaultCmd::Put { fields } => {
+            let id = hub.vault_put(&vault_fields(&fields)?)?;
+            if json {
+                print::json(&serde_json::json!({ "vault_id": id }))
+            } else {
+                outln!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
+                Ok(())
             }
-            outln!("Passphrase changed.");
+        }
+        VaultCmd::Contact { record, fields } => {
+            let c = hub.set_contact(&record, &vault_fields(&fields)?)?;
+            if json {
+                return print::json(&c);
+            }
+            let kept = match c.state {
+                aidmesh_hub::ContactState::Held { here_only: true, .. } => {
+                    "kept at this hub only (no consent to share it)"
+                }
+                _ => "shared with member hubs",
+            };
+            outln!("Stored the contact of {} as {}: {kept}.", c.label, c.vault.unwrap_or_default());
             Ok(())
         }
+        VaultCmd::Show { id, reason } => {
+            let m = hub.read_contact(&id, &reason)?;
+            if json {
+                return print::json(&m);
+            }
+            for (k, v) in &m {
+                outln!("{k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            }
+            Ok(())
+        }
+        VaultCmd::Reads { limit } => vault_reads(&hub, limit, json),
+        VaultCmd::Erase { id } => {
+            hub.vault_erase(&id)?;
+            outln!("Erased {id}: its content and key are destroyed.");
+            Ok(())
+        }
+    }
+}
+
+/// `vault reads`: who read which contact, when, and why, newest first.
+fn vault_reads(hub: &Hub, limit: usize, json: bool) -> Result<()> {
+    let reads = hub.contact_reads(limit)?;
+    if json {
+        return print::json(&reads);
+    }
+    if reads.is_empty() {
+        outln!("No one has read a contact at this hub.");
+    }
+    for r in reads {
+        let of = if r.record.is_empty() { r.vault } else { format!("{} ({})", r.record, r.vault) };
+        outln!("{}  {}  read {of}: {}", r.at, r.by, r.reason);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export, import and the store's upkeep
+
+/// `export`: every record as JSON, or one kind as HXL-tagged CSV, to a file or stdout.
+fn export(hubs: &mut Hubs<'_>, cmd: ExportCmd) -> Result<()> {
+    let hub = hubs.hub()?;
+    let (out_path, n) = match cmd {
+        ExportCmd::Json { out } => {
+            let n = write_out(out.as_deref(), |w| Ok(hub.export_json(w)?))?;
+            (out, n)
+        }
+        ExportCmd::Hxl { kind, out } => {
+            let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let n = write_out(out.as_deref(), |w| Ok(hub.export_hxl(k, w)?))?;
+            (out, n)
+        }
+    };
+    if let Some(p) = out_path {
+        errln!("Exported {n} records to {}", p.display());
+    }
+    Ok(())
+}
+
+/// `import`: records from JSON or HXL-tagged CSV, all or nothing.
+fn import(hubs: &mut Hubs<'_>, cmd: ImportCmd, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let rep = match cmd {
+        ImportCmd::Json { path } => {
+            let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            hub.import_json(&mut f)?
+        }
+        ImportCmd::Hxl { kind, path } => {
+            let k = HxlKind::parse(&kind).map_err(anyhow::Error::msg)?;
+            let mut f = std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            hub.import_hxl(k, &mut f)?
+        }
+    };
+    if json {
+        return print::json(&rep);
+    }
+    outln!("Imported {} records ({} already present).", rep.imported, rep.skipped);
+    for (k, n) in &rep.per_kind {
+        outln!("  {n:>6} {k}");
+    }
+    Ok(())
+}
+
+/// `reindex`: rebuilds the query index from the documents.
+fn reindex(hubs: &mut Hubs<'_>) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let n = hub.rebuild_index()?;
+    outln!("Rebuilt the index from the documents: {n} records.");
+    Ok(())
+}
+
+/// `repair`: repairs the documents that do not load, and says what it did (and what opening
+/// the store repaired).
+fn repair(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let mut done = hub.repaired_at_open().to_vec();
+    done.extend(hub.repair()?);
+    if json {
+        return print::json(&done);
+    }
+    if done.is_empty() {
+        outln!("Every document loads: nothing to repair.");
+    }
+    for r in &done {
+        outln!(
+            "Repaired {}: {} clashing change(s) dropped, {} {} restored.",
+            r.doc,
+            r.dropped_changes,
+            r.restored,
+            if r.doc == "index" { "documents listed" } else { "records written again from the index" }
+        );
+    }
+    Ok(())
+}
+
+/// `passphrase`: changes the store passphrase. Sent to a running hub, it asks for the current
+/// one too.
+fn change_passphrase(hubs: &mut Hubs<'_>) -> Result<()> {
+    // Asked before the hub is taken: a running hub syncs on while a person types.
+    let current = if hubs.owner().is_some() { Some(term::read_secret("Current passphrase")?) } else { None };
+    let new = prompt_twice("New passphrase")?;
+    let mut hub = hubs.hub()?;
+    match current {
+        // Whoever reaches the running hub must still know the passphrase to change it.
+        Some(c) => hub.change_passphrase_checked(&c, &new)?,
+        None => hub.change_passphrase(&new)?,
+    }
+    outln!("Passphrase changed.");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The coalition: hubs and their authority
+
+/// `identity`: this hub's id, public key and the coalition's founder code.
+fn identity(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
+    let hub = hubs.hub()?;
+    let code = hub.founder_code()?.to_string();
+    if json {
+        return print::json(&serde_json::json!({
+            "hub_id": hub.fingerprint().to_string(), "public_key": hub.public_key(), "founder_code": code,
+        }));
+    }
+    outln!("hub id       {}", hub.fingerprint());
+    outln!("public key   {}", hub.public_key());
+    outln!("founder code {code}");
+    Ok(())
+}
+
+/// `admit`: admits a hub to the coalition by its public key, as `handle`.
+fn admit(hubs: &mut Hubs<'_>, handle: &str, key: &str, name: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    unlock(&mut hub, handle)?;
+    let code = hub.admit(key.trim(), name)?.to_string();
+    if json {
+        return print::json(&serde_json::json!({ "admitted": name, "founder_code": code }));
+    }
+    outln!("Admitted {name}. Unless it joined by invite, run this on {name} (the code is for that hub alone):");
+    outln!("  aidmesh adopt-founder {code}");
+    Ok(())
+}
+
+/// `revoke`: revokes a member hub, as `handle`.
+fn revoke_hub(hubs: &mut Hubs<'_>, handle: &str, who: &str) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    unlock(&mut hub, handle)?;
+    hub.revoke(who)?;
+    outln!("Revoked {who}: member hubs refuse it once they have this entry.");
+    Ok(())
+}
+
+/// `grant`: gives a person a named role, or takes it back, as `handle`.
+fn grant(hubs: &mut Hubs<'_>, handle: &str, who: &str, role: &str, revoke: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    unlock(&mut hub, handle)?;
+    hub.grant(who, role, !revoke)?;
+    outln!("{} {role:?} {} {who}.", if revoke { "Took" } else { "Granted" }, if revoke { "from" } else { "to" });
+    Ok(())
+}
+
+/// `adopt-founder`: takes another coalition's founder as this hub's.
+fn adopt_founder(hubs: &mut Hubs<'_>, code: &str) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let code = aidmesh_hub::FounderCode::parse(code)?;
+    hub.adopt(&code)?;
+    let name = &code.founder.name;
+    if code.welcome.is_some() {
+        outln!("This hub now belongs to {name}'s coalition: serve, and it syncs with the coalition's hubs.");
+    } else {
+        outln!(
+            "This hub now belongs to {name}'s coalition. An admin must admit it (aidmesh admit {}) and give it \
+             the code that prints, or a bundle, before it can reach the coalition's hubs.",
+            hub.public_key()
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mesh: serving, peers and bundles
+
+/// `serve`: runs the hub headless, syncing with member hubs.
+fn serve_headless(
+    hubs: &mut Hubs<'_>,
+    listen: std::net::SocketAddr,
+    peer: Vec<std::net::SocketAddr>,
+    mdns_interfaces: Vec<String>,
+    no_discovery: bool,
+) -> Result<()> {
+    let hub = hubs.take("serve")?;
+    let discovery = (!no_discovery).then_some(aidmesh_mesh::discovery::DiscoveryConfig { interfaces: mdns_interfaces });
+    serve::run(hub, listen, peer, discovery)
+}
+
+/// `peers`: the running hub's connected peers, and the coalition's members.
+fn peers(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
+    // Only the process that serves the hub knows its connections.
+    let status = hubs.owner().map(|o| o.mesh.peers()).unwrap_or_default();
+    let members = hubs.hub()?.members()?;
+    if json {
+        return print::json(
+            &serde_json::json!({ "connected": status, "members": members.members.values().collect::<Vec<_>>() }),
+        );
+    }
+    outln!("Connected peers:");
+    if status.is_empty() {
+        outln!("  none{}", if hubs.owner().is_some() { "" } else { " (the hub is not serving)" });
+    }
+    for p in &status {
+        let synced = p.last_synced.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+        outln!(
+            "  {}  at {}  last synced {synced}  {} bytes in, {} out",
+            p.hub,
+            p.addr,
+            p.traffic.bytes_in,
+            p.traffic.bytes_out
+        );
+    }
+    outln!("Members:");
+    for m in members.members.values() {
+        outln!("  {}  {:<20} {:?}", m.id, m.name, m.role);
+    }
+    Ok(())
+}
+
+/// `bundle`: exports, inspects or imports a USB bundle, then describes it.
+fn bundle(hubs: &mut Hubs<'_>, cmd: BundleCmd, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    hub.listen(print::progress());
+    let summary = match cmd {
+        BundleCmd::Export { to, full, made_for } => {
+            let e = hub.export_bundle(full, &made_for)?;
+            errln!("Writing {} bytes to {}...", e.bytes.len(), to.display());
+            write_out(Some(&to), |w| {
+                w.write_all(&e.bytes)?;
+                Ok(e.bytes.len())
+            })?;
+            hub.bundle_written(&e)?;
+            e.summary
+        }
+        BundleCmd::Inspect { path } => hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path)?)?,
+        BundleCmd::Import { path } => {
+            let (s, changed) = hub.import_bundle(&aidmesh_hub::read_bundle_file(&path)?)?;
+            errln!("{changed} records new or changed.");
+            s
+        }
+    };
+    if json {
+        return print::json(&summary);
+    }
+    print_bundle(&summary);
+    Ok(())
+}
+
+/// What a bundle holds, who made it and for whom, and what keeps it from being merged whole.
+fn print_bundle(summary: &BundleSummary) {
+    let who = summary.exporter_name.clone().unwrap_or_else(|| "unknown hub".into());
+    outln!("Bundle from {who} ({}), made {}", summary.exporter, summary.created_at);
+    outln!(
+        "  {} documents, {} bytes, {}, {} vault entries{}",
+        summary.documents,
+        summary.bytes,
+        if summary.full { "everything" } else { "changes only" },
+        summary.vault_entries,
+        if summary.member { "" } else { " — NOT from a current member: it will be refused" }
+    );
+    if !summary.made_for.is_empty() && !summary.full {
+        outln!("  for: {}", summary.made_for.join(", "));
+    }
+    if !summary.unknown_members.is_empty() {
+        outln!(
+            "  not for: {} (this hub knows nothing of what they hold: give them a --full bundle)",
+            summary.unknown_members.join(", ")
+        );
+    }
+    if summary.waiting_documents > 0 {
+        outln!(
+            "  {} documents hold changes that wait for an earlier bundle from this hub (or a sync): \
+             import it too; nothing is lost meanwhile",
+            summary.waiting_documents
+        );
+    }
+    for (k, n) in &summary.records {
+        outln!("  {n:>8} {k}");
     }
 }
 
@@ -906,6 +1034,7 @@ fn unlock(hub: &mut Hub, handle: &str) -> Result<()> {
     Ok(())
 }
 
+/// `person`: people of the coalition, their keys and whether they are admins.
 fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()> {
     match cmd {
         PersonCmd::New { handle: h, no_pin } => {
@@ -923,65 +1052,7 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
             outln!("An admin adds you with: aidmesh person add {} --name {}", p.key, p.handle);
             Ok(())
         }
-        PersonCmd::List => {
-            let a = hub.authority()?;
-            if json {
-                return print::json(&a);
-            }
-            if a.coalition.is_empty() {
-                outln!("This hub does not hold its coalition's authority log yet: it arrives with the next sync from the founding hub.");
-            } else {
-                outln!("Coalition {} ({} authority entries)", a.coalition, a.entries);
-            }
-            if let Some(p) = &a.acting {
-                outln!("You act as {} ({}).", p.handle, p.fingerprint);
-            }
-            outln!("People:");
-            for p in &a.people {
-                let roles = if p.roles.is_empty() { String::new() } else { format!("  roles: {}", p.roles.join(", ")) };
-                outln!(
-                    "  {:<16} {:<7} {}  since {} by {}{roles}",
-                    p.handle,
-                    if p.admin { "admin" } else { "member" },
-                    p.fingerprint,
-                    p.since,
-                    p.added_by
-                );
-            }
-            for w in &a.waiting {
-                outln!(
-                    "Waiting: {} of {} signed by {}: other admins sign with `aidmesh person endorse {}`",
-                    if w.demotion { "demotion" } else { "removal" },
-                    w.target,
-                    w.signed.join(", "),
-                    w.target
-                );
-            }
-            for p in &a.policies {
-                let state = if p.in_force {
-                    "in force"
-                } else if p.superseded {
-                    "replaced"
-                } else {
-                    "set while apart, beside the one in force"
-                };
-                outln!(
-                    "Purchase policy ({state}), set by {} at {}: {}; above {} needs {} approvals",
-                    p.set_by,
-                    p.at,
-                    p.limits.join(", "),
-                    p.threshold,
-                    p.approvals_above_threshold
-                );
-            }
-            for c in &a.contested {
-                outln!("Contested: {c}");
-            }
-            for r in &a.refused {
-                outln!("Refused from {} at {}: {}", r.source, r.at, r.reason);
-            }
-            Ok(())
-        }
+        PersonCmd::List => person_list(hub, json),
         PersonCmd::Add { key, name: h, admin } => {
             unlock(hub, handle)?;
             hub.add_person(&key, &h, admin)?;
@@ -1037,6 +1108,68 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
             Ok(())
         }
     }
+}
+
+/// `person list`: who is in the coalition: people and their roles, removals and demotions waiting
+/// for admins, purchase policies, and entries contested or refused.
+fn person_list(hub: &Hub, json: bool) -> Result<()> {
+    let a = hub.authority()?;
+    if json {
+        return print::json(&a);
+    }
+    if a.coalition.is_empty() {
+        outln!("This hub does not hold its coalition's authority log yet: it arrives with the next sync from the founding hub.");
+    } else {
+        outln!("Coalition {} ({} authority entries)", a.coalition, a.entries);
+    }
+    if let Some(p) = &a.acting {
+        outln!("You act as {} ({}).", p.handle, p.fingerprint);
+    }
+    outln!("People:");
+    for p in &a.people {
+        let roles = if p.roles.is_empty() { String::new() } else { format!("  roles: {}", p.roles.join(", ")) };
+        outln!(
+            "  {:<16} {:<7} {}  since {} by {}{roles}",
+            p.handle,
+            if p.admin { "admin" } else { "member" },
+            p.fingerprint,
+            p.since,
+            p.added_by
+        );
+    }
+    for w in &a.waiting {
+        outln!(
+            "Waiting: {} of {} signed by {}: other admins sign with `aidmesh person endorse {}`",
+            if w.demotion { "demotion" } else { "removal" },
+            w.target,
+            w.signed.join(", "),
+            w.target
+        );
+    }
+    for p in &a.policies {
+        let state = if p.in_force {
+            "in force"
+        } else if p.superseded {
+            "replaced"
+        } else {
+            "set while apart, beside the one in force"
+        };
+        outln!(
+            "Purchase policy ({state}), set by {} at {}: {}; above {} needs {} approvals",
+            p.set_by,
+            p.at,
+            p.limits.join(", "),
+            p.threshold,
+            p.approvals_above_threshold
+        );
+    }
+    for c in &a.contested {
+        outln!("Contested: {c}");
+    }
+    for r in &a.refused {
+        outln!("Refused from {} at {}: {}", r.source, r.at, r.reason);
+    }
+    Ok(())
 }
 
 fn new_passphrase(file: &Option<PathBuf>) -> Result<String> {

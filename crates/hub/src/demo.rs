@@ -112,9 +112,28 @@ const INCIDENTS: &[(IncidentCategory, &str)] = &[
     (IncidentCategory::NearMiss, "Generator cable across the walkway"),
 ];
 
+/// The trained skill of each volunteer, in turn.
+const SKILLS: [SkillKind; 10] = [
+    SkillKind::FirstAid,
+    SkillKind::Medic,
+    SkillKind::Marshal,
+    SkillKind::DeEscalation,
+    SkillKind::LegalObserver,
+    SkillKind::Driver,
+    SkillKind::Logistics,
+    SkillKind::Cook,
+    SkillKind::Radio,
+    SkillKind::Childcare,
+];
+
+/// Who signs the coalition's founding records.
+const FOUNDER: &str = "founder";
+
 struct Gen {
     rng: ChaCha20Rng,
     now: Timestamp,
+    /// When the coalition was founded: a month before now.
+    founding: Timestamp,
     out: Vec<Record>,
 }
 
@@ -144,22 +163,56 @@ impl Gen {
     }
 }
 
+/// The hubs, and every place with the index of its hub in `hubs`.
+struct Sites {
+    hubs: Vec<RecordId>,
+    places: Vec<(RecordId, usize)>,
+}
+
+/// An item's id, its home place and the index of that place's hub.
+type Stocked = (RecordId, RecordId, usize);
+
 /// Generates a coalition's records at `scale`, as of `now`.
 pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
-    let mut g = Gen { rng: ChaCha20Rng::seed_from_u64(seed), now, out: Vec::new() };
-    let founding = now.plus_days(-30);
-    let founder = "founder".to_string();
-    // Hubs and their places.
-    let mut hubs = Vec::new();
-    let mut places: Vec<(RecordId, usize)> = Vec::new();
+    let mut g = Gen { rng: ChaCha20Rng::seed_from_u64(seed), now, founding: now.plus_days(-30), out: Vec::new() };
+    let sites = hubs_and_places(&mut g);
+    let h0 = sites.hubs[0].clone();
+    governance(&mut g, &h0);
+    let roles = roles(&mut g, &h0);
+    let items = items(&mut g, &sites, scale.items);
+    movements(&mut g, &sites.hubs, &items, scale.movements);
+    let volunteers = volunteers(&mut g, &sites.hubs, scale.volunteers);
+    shifts(&mut g, &sites, &roles, &volunteers, scale.shifts);
+    let requests = requests(&mut g, &sites, scale.requests);
+    let offers = offers(&mut g, &sites, scale.offers);
+    if requests.len() >= 2 && !offers.is_empty() {
+        over_allocation(&mut g, &sites, &requests);
+    }
+    let last_incident = incidents(&mut g, &sites, &volunteers, scale.incidents);
+    expenses(&mut g, &h0, scale.expenses);
+    // Accountability.
+    if !volunteers.is_empty() {
+        grievance(&mut g, &h0);
+        after_action(&mut g, &h0, last_incident);
+    }
+    let mut out = g.out;
+    out.shuffle(&mut ChaCha20Rng::seed_from_u64(seed ^ 0x5eed));
+    out
+}
+
+/// The hubs, founded a month ago, each with its four places.
+fn hubs_and_places(g: &mut Gen) -> Sites {
+    let founding = g.founding;
+    let mut sites = Sites { hubs: Vec::new(), places: Vec::new() };
     for (i, (name, loc, channel)) in HUBS.iter().enumerate() {
+        // A hub's record is made at the hub itself: its own id names it.
         let hid = g.id(founding);
         g.out.push(Record {
             meta: Meta {
                 id: hid.clone(),
                 kind: Kind::Hub,
                 created_hub: hid.to_string(),
-                created_by: founder.clone(),
+                created_by: FOUNDER.to_string(),
                 created_at: founding,
             },
             body: Body::Hub(HubInfo {
@@ -168,7 +221,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 channel: channel.to_string(),
             }),
         });
-        hubs.push(hid.clone());
+        sites.hubs.push(hid.clone());
         for (pname, kind) in PLACES {
             let short = name.split(' ').next().unwrap_or(name);
             let p = Place {
@@ -178,15 +231,20 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 location: String::new(),
                 notes: String::new(),
             };
-            let pid = g.push(&hid, &founder, founding, Body::Place(p));
-            places.push((pid, i));
+            let pid = g.push(&hid, FOUNDER, founding, Body::Place(p));
+            sites.places.push((pid, i));
         }
     }
-    let h0 = hubs[0].clone();
-    // Governance.
+    sites
+}
+
+/// Governance at the first hub: the purchase policy, and the treasurers' and coordinators'
+/// role grants.
+fn governance(g: &mut Gen, h0: &RecordId) {
+    let founding = g.founding;
     g.push(
-        &h0,
-        &founder,
+        h0,
+        FOUNDER,
         founding,
         Body::Policy(Policy {
             currency: "EUR".into(),
@@ -206,8 +264,8 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         ("kind-wren", "coordinator"),
     ] {
         g.push(
-            &h0,
-            &founder,
+            h0,
+            FOUNDER,
             founding,
             Body::RoleGrant(RoleGrant {
                 handle: handle.into(),
@@ -217,6 +275,11 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             }),
         );
     }
+}
+
+/// The roles that shifts are for: their ids, in the order of [`ROLES`].
+fn roles(g: &mut Gen, h0: &RecordId) -> Vec<RecordId> {
+    let founding = g.founding;
     let mut roles = Vec::new();
     for (name, skill, outputs, measure) in ROLES {
         let r = Role {
@@ -226,13 +289,18 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             handoff_notes: "Brief the next shift on open cases and stock at your post.".into(),
             skill,
         };
-        roles.push(g.push(&h0, &founder, founding, Body::Role(r)));
+        roles.push(g.push(h0, FOUNDER, founding, Body::Role(r)));
     }
-    // Items, each with a home place.
+    roles
+}
+
+/// Items, each with a home place; food, medicine and water expire.
+fn items(g: &mut Gen, sites: &Sites, count: usize) -> Vec<Stocked> {
+    let (now, founding) = (g.now, g.founding);
     let mut items = Vec::new();
-    for n in 0..scale.items {
+    for n in 0..count {
         let (name, cat, unit) = ITEMS[n % ITEMS.len()];
-        let (place, hub_ix) = places[g.rng.gen_range(0..places.len())].clone();
+        let (place, hub_ix) = sites.places[g.rng.gen_range(0..sites.places.len())].clone();
         let expiry = matches!(cat, Category::Food | Category::Medical | Category::Water)
             .then(|| now.date() + chrono::Duration::days(g.rng.gen_range(-3..240)));
         let batch = n / ITEMS.len();
@@ -247,13 +315,19 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             notes: String::new(),
         };
         let at = founding.plus_hours(g.rng.gen_range(0..24 * 20));
-        let hub = hubs[hub_ix].clone();
+        let hub = sites.hubs[hub_ix].clone();
         let id = g.push(&hub, "quiet-fox", at, Body::Item(it));
         items.push((id, place, hub_ix));
     }
-    // Movements: receipts first, then issues and transfers that never overdraw.
+    items
+}
+
+/// Movements: a receipt for every item first, then issues, discards and receipts that never
+/// overdraw.
+fn movements(g: &mut Gen, hubs: &[RecordId], items: &[Stocked], count: usize) {
+    let founding = g.founding;
     let mut level: Vec<i64> = vec![0; items.len()];
-    for n in 0..scale.movements {
+    for n in 0..count {
         let ix = if n < items.len() { n } else { g.rng.gen_range(0..items.len().max(1)) };
         if items.is_empty() {
             break;
@@ -272,70 +346,72 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         let hub = hubs[hub_ix].clone();
         g.push(&hub, "steady-otter", at, Body::Movement(m));
     }
-    // Volunteers.
+}
+
+/// Volunteers, spread over the hubs.
+fn volunteers(g: &mut Gen, hubs: &[RecordId], count: usize) -> Vec<RecordId> {
+    let founding = g.founding;
     let mut volunteers = Vec::new();
-    let skills = [
-        SkillKind::FirstAid,
-        SkillKind::Medic,
-        SkillKind::Marshal,
-        SkillKind::DeEscalation,
-        SkillKind::LegalObserver,
-        SkillKind::Driver,
-        SkillKind::Logistics,
-        SkillKind::Cook,
-        SkillKind::Radio,
-        SkillKind::Childcare,
-    ];
-    for n in 0..scale.volunteers {
-        let handle = format!(
-            "{}-{}{}",
-            ADJ[n % ADJ.len()],
-            ANIMALS[(n / ADJ.len()) % ANIMALS.len()],
-            if n < 100 { String::new() } else { format!("-{n}") }
-        );
-        let mut langs: Vec<String> = vec![LANGS[g.rng.gen_range(0..LANGS.len())].to_string()];
-        if g.rng.gen_bool(0.4) {
-            let l = LANGS[g.rng.gen_range(0..LANGS.len())].to_string();
-            if !langs.contains(&l) {
-                langs.push(l);
-            }
-        }
-        let mut sk = vec![Skill {
-            skill: skills[n % skills.len()],
-            level: SkillLevel::Trained,
-            verified_by: Some("quiet-fox".into()),
-            languages: vec![],
-        }];
-        if langs.len() > 1 {
-            sk.push(Skill {
-                skill: SkillKind::Translation,
-                level: SkillLevel::Basic,
-                verified_by: None,
-                languages: langs.clone(),
-            });
-        }
-        let v = Volunteer {
-            handle,
-            skills: sk,
-            languages: langs,
-            availability: ["mornings", "afternoons", "all day", "evenings"][n % 4].into(),
-            access_needs: if n % 17 == 0 { "step-free access".into() } else { String::new() },
-            consent: Consent { contact: true, photo: n % 3 == 0, share: false },
-            contact: None,
-            notes: String::new(),
-        };
+    for n in 0..count {
+        let v = volunteer(g, n);
         let hub = hubs[n % 3].clone();
         let at = founding.plus_hours(g.rng.gen_range(0..24 * 25));
         volunteers.push(g.push(&hub, "kind-wren", at, Body::Volunteer(v)));
     }
-    // Shifts today and tomorrow; most filled, every fifth short, one volunteer double-booked.
+    volunteers
+}
+
+/// The `n`th volunteer: a handle, one or two languages, a trained skill, and translation for
+/// those with two languages.
+fn volunteer(g: &mut Gen, n: usize) -> Volunteer {
+    let handle = format!(
+        "{}-{}{}",
+        ADJ[n % ADJ.len()],
+        ANIMALS[(n / ADJ.len()) % ANIMALS.len()],
+        if n < 100 { String::new() } else { format!("-{n}") }
+    );
+    let mut langs: Vec<String> = vec![LANGS[g.rng.gen_range(0..LANGS.len())].to_string()];
+    if g.rng.gen_bool(0.4) {
+        let l = LANGS[g.rng.gen_range(0..LANGS.len())].to_string();
+        if !langs.contains(&l) {
+            langs.push(l);
+        }
+    }
+    let mut sk = vec![Skill {
+        skill: SKILLS[n % SKILLS.len()],
+        level: SkillLevel::Trained,
+        verified_by: Some("quiet-fox".into()),
+        languages: vec![],
+    }];
+    if langs.len() > 1 {
+        sk.push(Skill {
+            skill: SkillKind::Translation,
+            level: SkillLevel::Basic,
+            verified_by: None,
+            languages: langs.clone(),
+        });
+    }
+    Volunteer {
+        handle,
+        skills: sk,
+        languages: langs,
+        availability: ["mornings", "afternoons", "all day", "evenings"][n % 4].into(),
+        access_needs: if n.is_multiple_of(17) { "step-free access".into() } else { String::new() },
+        consent: Consent { contact: true, photo: n.is_multiple_of(3), share: false },
+        contact: None,
+        notes: String::new(),
+    }
+}
+
+/// Shifts today and tomorrow; most filled, every fifth short, one volunteer double-booked.
+fn shifts(g: &mut Gen, sites: &Sites, roles: &[RecordId], volunteers: &[RecordId], count: usize) {
+    let (now, founding) = (g.now, g.founding);
     let day = Timestamp::parse(&format!("{}T06:00:00Z", now.date())).unwrap_or(now);
-    let mut busy: Vec<Vec<(Timestamp, Timestamp)>> = vec![Vec::new(); volunteers.len()];
-    let mut next_volunteer = 0usize;
+    let mut rota = Rota { busy: vec![Vec::new(); volunteers.len()], next: 0 };
     let mut first_assignment: Option<(RecordId, RecordId)> = None;
-    for n in 0..scale.shifts {
+    for n in 0..count {
         let start = day.plus_hours((n as i64 % 8) * 3 + 24 * ((n as i64 / 8) % 2));
-        let (place, hub_ix) = places[n % places.len()].clone();
+        let (place, hub_ix) = sites.places[n % sites.places.len()].clone();
         let s = Shift {
             role: roles[n % roles.len()].clone(),
             place,
@@ -344,24 +420,13 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             needed: 2 + (n as u32 % 3),
             notes: String::new(),
         };
-        let hub = hubs[hub_ix].clone();
+        let hub = sites.hubs[hub_ix].clone();
         let sid = g.push(&hub, "kind-wren", founding.plus_days(25), Body::Shift(s.clone()));
         let fill = if n % 5 == 0 { 1 } else { s.needed };
         for k in 0..fill {
-            // The next volunteer free for the whole shift, if any.
-            let free = (0..volunteers.len())
-                .map(|i| (next_volunteer + i) % volunteers.len())
-                .find(|&v| busy[v].iter().all(|(a, b)| !(s.start < *b && *a < s.end)));
-            let Some(v) = free else { break };
-            next_volunteer = v + 1;
-            busy[v].push((s.start, s.end));
+            let Some(v) = rota.book(&s) else { break };
             let vid = volunteers[v].clone();
-            g.push(
-                &hub,
-                "kind-wren",
-                founding.plus_days(26),
-                Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid.clone(), active: true }),
-            );
+            assign(g, &hub, &sid, vid.clone());
             if first_assignment.is_none() && n == 1 {
                 first_assignment = Some((vid.clone(), sid.clone()));
             }
@@ -380,19 +445,44 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         // The shift after the first one overlaps it: book its first volunteer there too.
         if n == 2 {
             if let Some((vid, _)) = first_assignment.take() {
-                g.push(
-                    &hub,
-                    "kind-wren",
-                    founding.plus_days(26),
-                    Body::Assignment(Assignment { shift: sid.clone(), volunteer: vid, active: true }),
-                );
+                assign(g, &hub, &sid, vid);
             }
         }
     }
-    // Requests and offers, with one over-allocation: two hubs promised the same blankets.
+}
+
+/// Assigns `volunteer` to `shift`, four days before now.
+fn assign(g: &mut Gen, hub: &RecordId, shift: &RecordId, volunteer: RecordId) {
+    let at = g.founding.plus_days(26);
+    g.push(hub, "kind-wren", at, Body::Assignment(Assignment { shift: shift.clone(), volunteer, active: true }));
+}
+
+/// Who is booked when, to find volunteers free for a whole shift.
+struct Rota {
+    busy: Vec<Vec<(Timestamp, Timestamp)>>,
+    /// Where the search for a free volunteer starts: bookings go round the volunteers.
+    next: usize,
+}
+
+impl Rota {
+    /// Books the next volunteer free for the whole of `s`, if any, and returns their index.
+    fn book(&mut self, s: &Shift) -> Option<usize> {
+        let all = self.busy.len();
+        let v = (0..all)
+            .map(|i| (self.next + i) % all)
+            .find(|&v| self.busy[v].iter().all(|(a, b)| !(s.start < *b && *a < s.end)))?;
+        self.next = v + 1;
+        self.busy[v].push((s.start, s.end));
+        Some(v)
+    }
+}
+
+/// Requests for supplies, needed within 30 hours, and every seventh for an interpreter.
+fn requests(g: &mut Gen, sites: &Sites, count: usize) -> Vec<RecordId> {
+    let now = g.now;
     let mut requests = Vec::new();
-    for n in 0..scale.requests {
-        let (place, hub_ix) = places[g.rng.gen_range(0..places.len())].clone();
+    for n in 0..count {
+        let (place, hub_ix) = sites.places[g.rng.gen_range(0..sites.places.len())].clone();
         let urg = [Urgency::Low, Urgency::Normal, Urgency::Normal, Urgency::High, Urgency::Critical][n % 5];
         let r = if n % 7 == 3 {
             Request {
@@ -415,13 +505,18 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 ..Default::default()
             }
         };
-        let hub = hubs[hub_ix].clone();
+        let hub = sites.hubs[hub_ix].clone();
         let at = g.past(36);
         requests.push(g.push(&hub, "swift-crane", at, Body::Request(r)));
     }
+    requests
+}
+
+/// Offers of donated supplies, and every sixth of interpreters.
+fn offers(g: &mut Gen, sites: &Sites, count: usize) -> Vec<RecordId> {
     let mut offers = Vec::new();
-    for n in 0..scale.offers {
-        let (place, hub_ix) = places[g.rng.gen_range(0..places.len())].clone();
+    for n in 0..count {
+        let (place, hub_ix) = sites.places[g.rng.gen_range(0..sites.places.len())].clone();
         let o = if n % 6 == 0 {
             Offer {
                 skill: Some(SkillKind::Translation),
@@ -440,34 +535,41 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 ..Default::default()
             }
         };
-        let hub = hubs[hub_ix].clone();
+        let hub = sites.hubs[hub_ix].clone();
         let at = g.past(48);
         offers.push(g.push(&hub, "bold-finch", at, Body::Offer(o)));
     }
-    if requests.len() >= 2 && !offers.is_empty() {
-        let blankets = g.push(
-            &hubs[1],
-            "bold-finch",
-            now.plus_hours(-5),
-            Body::Offer(Offer {
-                category: Some(Category::Shelter),
-                description: "Church donation: 10 wool blankets".into(),
-                quantity: 10,
-                place: Some(places[4].0.clone()),
-                ..Default::default()
-            }),
-        );
-        for (hub, req) in [(&hubs[0], &requests[0]), (&hubs[2], &requests[1])] {
-            let a =
-                Allocation { request: req.clone(), offer: Some(blankets.clone()), quantity: 10, ..Default::default() };
-            g.push(hub, "swift-crane", now.plus_hours(-3), Body::Allocation(a));
-        }
+    offers
+}
+
+/// One over-allocation: two hubs promised the same blankets, offered at the central hub, to the
+/// first two requests.
+fn over_allocation(g: &mut Gen, sites: &Sites, requests: &[RecordId]) {
+    let (hubs, now) = (&sites.hubs, g.now);
+    let blankets = g.push(
+        &hubs[1],
+        "bold-finch",
+        now.plus_hours(-5),
+        Body::Offer(Offer {
+            category: Some(Category::Shelter),
+            description: "Church donation: 10 wool blankets".into(),
+            quantity: 10,
+            place: Some(sites.places[4].0.clone()),
+            ..Default::default()
+        }),
+    );
+    for (hub, req) in [(&hubs[0], &requests[0]), (&hubs[2], &requests[1])] {
+        let a = Allocation { request: req.clone(), offer: Some(blankets.clone()), quantity: 10, ..Default::default() };
+        g.push(hub, "swift-crane", now.plus_hours(-3), Body::Allocation(a));
     }
-    // Incidents, some with follow-ups and an amendment.
+}
+
+/// Incidents, some with follow-ups, and an amendment resolving the last one; returns the last.
+fn incidents(g: &mut Gen, sites: &Sites, volunteers: &[RecordId], count: usize) -> Option<RecordId> {
     let mut last_incident = None;
-    for n in 0..scale.incidents {
+    for n in 0..count {
         let (cat, text) = INCIDENTS[n % INCIDENTS.len()];
-        let (place, hub_ix) = places[g.rng.gen_range(0..places.len())].clone();
+        let (place, hub_ix) = sites.places[g.rng.gen_range(0..sites.places.len())].clone();
         let at = if n < 30 { g.past(20) } else { g.past(24 * 60) };
         let i = Incident {
             occurred: at,
@@ -481,7 +583,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
                 .unwrap_or_default(),
             status: IncidentStatus::Open,
         };
-        let hub = hubs[hub_ix].clone();
+        let hub = sites.hubs[hub_ix].clone();
         let id = g.push(&hub, "gentle-lynx", at, Body::Incident(i));
         if n % 10 == 2 && n < 100 {
             g.push(
@@ -500,10 +602,11 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         last_incident = Some(id);
     }
     if let Some(inc) = &last_incident {
+        let at = g.now.plus_hours(-1);
         g.push(
-            &h0,
+            &sites.hubs[0],
             "gentle-lynx",
-            now.plus_hours(-1),
+            at,
             Body::Amendment(Amendment {
                 target: inc.clone(),
                 field: "status".into(),
@@ -512,8 +615,13 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             }),
         );
     }
-    // Expenses, most approved; one large one waiting for its second approval.
-    for n in 0..scale.expenses {
+    last_incident
+}
+
+/// Expenses, most approved; some large ones wait for their second approval.
+fn expenses(g: &mut Gen, h0: &RecordId, count: usize) {
+    let now = g.now;
+    for n in 0..count {
         let amount = [1_250, 4_800, 8_990, 15_000, 32_500][n % 5];
         let (fund, cat, purpose) = [
             ("general", "supplies", "Water and snacks"),
@@ -531,7 +639,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             date: now.date(),
         };
         let at = g.past(24 * 3);
-        let eid = g.push(&h0, "bold-finch", at, Body::Expense(e));
+        let eid = g.push(h0, "bold-finch", at, Body::Expense(e));
         let approvers: &[&str] = if amount > 10_000 {
             if n % 2 == 0 {
                 &["brave-owl", "calm-heron"]
@@ -543,7 +651,7 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
         };
         for who in approvers {
             g.push(
-                &h0,
+                h0,
                 who,
                 at.plus_hours(1),
                 Body::Approval(Approval {
@@ -555,66 +663,70 @@ pub fn generate(scale: Scale, seed: u64, now: Timestamp) -> Vec<Record> {
             );
         }
     }
-    // Accountability.
-    if !volunteers.is_empty() {
-        g.push(
-            &h0,
-            "calm-heron",
-            now.plus_hours(-6),
-            Body::Grievance(Grievance {
-                summary: "Marshal was rude to a wheelchair user".into(),
-                details: "Reported at the north gate around noon.".into(),
-                confidential: true,
-                readers: vec!["calm-heron".into(), "brave-owl".into()],
-                involved: vec!["bold-lynx".into()],
-                status: GrievanceStatus::Investigating,
-                resolution: String::new(),
-                facilitator: "calm-heron".into(),
-                steps: vec![
-                    aidmesh_model::GrievanceStep {
-                        at: now.plus_hours(-6),
-                        by: "calm-heron".into(),
-                        note: "Received at the north gate.".into(),
-                        status: GrievanceStatus::Received,
-                    },
-                    aidmesh_model::GrievanceStep {
-                        at: now.plus_hours(-4),
-                        by: "calm-heron".into(),
-                        note: "Spoke with the person who reported it.".into(),
-                        status: GrievanceStatus::Investigating,
-                    },
-                ],
-            }),
-        );
-        g.push(
-            &h0,
-            "quiet-fox",
-            now.plus_hours(-2),
-            Body::AfterAction(AfterAction {
-                incident: last_incident,
-                title: "Heat casualties at the stage".into(),
-                worked: "Runners brought water within ten minutes.".into(),
-                did_not_work: "The first aid tent was hard to find.".into(),
-                why: "No signs on the route.".into(),
-                actions: "Print signs; put a marshal at the turn.".into(),
-                action_items: vec![
-                    aidmesh_model::ActionItem {
-                        action: "Print signs for the first aid tent".into(),
-                        owner: "quiet-fox".into(),
-                        ..Default::default()
-                    },
-                    aidmesh_model::ActionItem {
-                        action: "Put a marshal at the turn".into(),
-                        owner: "brave-owl".into(),
-                        ..Default::default()
-                    },
-                ],
-            }),
-        );
-    }
-    let mut out = g.out;
-    out.shuffle(&mut ChaCha20Rng::seed_from_u64(seed ^ 0x5eed));
-    out
+}
+
+/// A confidential grievance under investigation, with its steps so far.
+fn grievance(g: &mut Gen, h0: &RecordId) {
+    let now = g.now;
+    g.push(
+        h0,
+        "calm-heron",
+        now.plus_hours(-6),
+        Body::Grievance(Grievance {
+            summary: "Marshal was rude to a wheelchair user".into(),
+            details: "Reported at the north gate around noon.".into(),
+            confidential: true,
+            readers: vec!["calm-heron".into(), "brave-owl".into()],
+            involved: vec!["bold-lynx".into()],
+            status: GrievanceStatus::Investigating,
+            resolution: String::new(),
+            facilitator: "calm-heron".into(),
+            steps: vec![
+                aidmesh_model::GrievanceStep {
+                    at: now.plus_hours(-6),
+                    by: "calm-heron".into(),
+                    note: "Received at the north gate.".into(),
+                    status: GrievanceStatus::Received,
+                },
+                aidmesh_model::GrievanceStep {
+                    at: now.plus_hours(-4),
+                    by: "calm-heron".into(),
+                    note: "Spoke with the person who reported it.".into(),
+                    status: GrievanceStatus::Investigating,
+                },
+            ],
+        }),
+    );
+}
+
+/// An after-action review of `incident`, with its action items.
+fn after_action(g: &mut Gen, h0: &RecordId, incident: Option<RecordId>) {
+    let at = g.now.plus_hours(-2);
+    g.push(
+        h0,
+        "quiet-fox",
+        at,
+        Body::AfterAction(AfterAction {
+            incident,
+            title: "Heat casualties at the stage".into(),
+            worked: "Runners brought water within ten minutes.".into(),
+            did_not_work: "The first aid tent was hard to find.".into(),
+            why: "No signs on the route.".into(),
+            actions: "Print signs; put a marshal at the turn.".into(),
+            action_items: vec![
+                aidmesh_model::ActionItem {
+                    action: "Print signs for the first aid tent".into(),
+                    owner: "quiet-fox".into(),
+                    ..Default::default()
+                },
+                aidmesh_model::ActionItem {
+                    action: "Put a marshal at the turn".into(),
+                    owner: "brave-owl".into(),
+                    ..Default::default()
+                },
+            ],
+        }),
+    );
 }
 
 impl crate::Hub {
