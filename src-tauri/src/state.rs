@@ -131,11 +131,14 @@ impl AppState {
         let node = Node::start(hub, config)
             .await
             .map_err(|e| ApiError::new("network", format!("cannot listen on {}: {e}", self.settings.listen)))?;
-        // Peers as they change, for the screens that show them (none asks on a timer).
+        // Peers as they change, for the screens that show them (none asks on a timer). At most
+        // one event a second: changes meanwhile are told by the next one.
         let mut peers = node.mesh.watch_peers();
         tauri::async_runtime::spawn(async move {
             while peers.changed().await.is_ok() {
+                peers.borrow_and_update();
                 emit(HubEvent::PeersChanged);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,4 +1,4 @@
-import type { Backend, HubEvent, Paper } from "./backend";
+import type { Backend, HubEvent, Paper, Peers } from "./backend";
 import { errorMessage } from "./backend";
 import { RTL, translate, type Key, type Lang } from "./i18n";
 
@@ -94,11 +94,19 @@ export function live(load: () => unknown) {
   });
 }
 
-/** Runs `load` now and again whenever the hub's peers change (`peers_changed`): no timer. */
-export function livePeers(load: () => unknown) {
+/**
+ * Shows the hub's peers now and again whenever they change (`peers_changed`): no timer. An
+ * answer that comes back after a newer question was asked is dropped, so the newest one shows.
+ */
+export function livePeers(ask: () => Promise<Peers>, show: (p: Peers) => void, said: (error: string) => void) {
+  let asked = 0;
   $effect(() => {
     void ui.peers;
-    load();
+    const mine = ++asked;
+    ask().then(
+      (p) => mine === asked && (show(p), said("")),
+      (e) => mine === asked && said(errorMessage(e)),
+    );
   });
 }
 
