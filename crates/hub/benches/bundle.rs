@@ -13,21 +13,30 @@ use aidmesh_hub::model::{Kind, Timestamp};
 use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
 use serde_json::json;
 
+/// The hub bench's passphrase, which made the coalition's store.
+const PASS: &str = "bench passphrase";
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--import") {
+        return import_child(&args[i + 1], &args[i + 2]);
+    }
     if !std::env::args().any(|a| a == "--bench") {
         println!("bundle bench: run with `cargo bench -p aidmesh-hub --bench bundle`");
         return;
     }
     let store = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data/coalition-1.aidmesh");
     assert!(store.exists(), "generate the coalition first: cargo bench -p aidmesh-hub --bench hub");
-    let clock = ManualClock::at(Timestamp::parse("2026-11-25T12:00:00Z").unwrap());
+    // Each run starts at the wall clock's time: the ids of its edits are new to the coalition's
+    // store, which keeps what earlier runs added.
+    let clock = ManualClock::at(aidmesh_hub::model::Clock::now(&aidmesh_hub::model::SystemClock));
     let cfg = |seed: u8| Config { handle: "bench".into(), clock: Box::new(clock.clone()), seed: [seed; 32] };
-    let mut hub = Hub::open(&store, "bench", cfg(40)).unwrap();
+    let mut hub = Hub::open(&store, PASS, cfg(40)).unwrap();
     let data: usize = hub.export_docs().unwrap().iter().map(|d| d.bytes.len()).sum();
     let dir = tempfile::tempdir().unwrap();
     let mut other = Hub::init(
         &dir.path().join("far.aidmesh"),
-        "bench",
+        PASS,
         &InitOptions { hub_name: "Far".into(), location: String::new(), pin: None },
         cfg(41),
     )
@@ -51,9 +60,20 @@ fn main() {
         full.bytes.len() as f64 / data as f64,
         export_full.as_secs_f64()
     );
-    let t = Instant::now();
-    let (_, changed) = other.import_bundle(&full.bytes).unwrap();
-    println!("  imported into a new hub in {:.1} s ({changed} records indexed)", t.elapsed().as_secs_f64());
+    // The far hub imports the full bundle in a process of its own, so that its peak memory is
+    // its own (reading the file included), as on the laptop that plugs the stick in.
+    let far = dir.path().join("far.aidmesh");
+    let file = dir.path().join("full.bundle");
+    std::fs::write(&file, &full.bytes).unwrap();
+    drop(other);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--import", far.to_str().unwrap(), file.to_str().unwrap()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the import failed");
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let mut other = Hub::open(&far, PASS, cfg(41)).unwrap();
     for n in 0..1000 {
         clock.advance_ms(10);
         hub.add(Kind::Item, json!({"name": format!("bundle edit {n}"), "unit": "box"}).as_object().unwrap().clone())
@@ -74,7 +94,36 @@ fn main() {
         export_inc.as_secs_f64(),
         t.elapsed().as_secs_f64()
     );
+}
+
+/// The far hub, in its own process: imports the bundle file and says how long it took and its
+/// peak resident memory.
+fn import_child(store: &str, file: &str) {
+    let clock = ManualClock::at(Timestamp::parse("2026-11-25T12:00:00Z").unwrap());
+    let mut far = Hub::open(
+        std::path::Path::new(store),
+        PASS,
+        Config { handle: "bench".into(), clock: Box::new(clock), seed: [41; 32] },
+    )
+    .unwrap();
+    let t = Instant::now();
+    let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(file)).unwrap();
+    let (_, changed) = far.import_bundle(&bytes).unwrap();
+    println!(
+        "  imported into a new hub in {:.1} s ({changed} records indexed); the importing process's peak resident memory {} MiB",
+        t.elapsed().as_secs_f64(),
+        resident_mib("VmHWM:")
+    );
+}
+
+/// A line of this process's /proc status (`VmRSS:`, `VmHWM:`), in MiB.
+fn resident_mib(field: &str) -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("");
-    println!("  peak memory: {}", hwm.trim_start_matches("VmHWM:").trim());
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    kb / 1024
 }

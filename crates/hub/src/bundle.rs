@@ -315,9 +315,10 @@ impl Hub {
         })
     }
 
-    /// Imports a bundle: all of its documents in one transaction, or nothing. Refused whole when
-    /// it cannot be decrypted with this coalition's key, is damaged or tampered with, or was made
-    /// by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
+    /// Imports a bundle: all of its documents in one transaction, or nothing (indexed one
+    /// document at a time, so memory holds one document's records, not the bundle's). Refused
+    /// whole when it cannot be decrypted with this coalition's key, is damaged or tampered with,
+    /// or was made by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
     /// that build on a bundle not imported yet wait in the store until it is.
     pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
         let key = self.coalition_key()?;
@@ -345,7 +346,7 @@ impl Hub {
             return Err(Error::Malformed { format: "bundle", why });
         }
         // The documents are authenticated and hashed; each change must be vouched for by its
-        // hub's signature. Applying them all happens in memory first and is written in one
+        // hub's signature. They are applied and written one by one inside one store
         // transaction, so any failure leaves the store as it was.
         let items = b
             .docs
@@ -367,7 +368,7 @@ impl Hub {
                     sync_state: None,
                     apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data)?)),
                     keep: Some(data.as_slice()),
-                    door: Door::of_bytes("bundle", data, sigs)?,
+                    door: Box::new(move || Door::of_bytes("bundle", data, sigs)),
                 })
             })
             .collect::<Result<Vec<Incoming<'_>>>>();

@@ -41,8 +41,9 @@ pub(crate) struct Incoming<'a> {
     /// protocol asks again for what is missing.
     pub(crate) keep: Option<&'a [u8]>,
     /// The changes `apply` brings and the signatures that vouch for them: checked before
-    /// anything is applied.
-    pub(crate) door: crate::signing::Door,
+    /// anything is applied. Made when the document's turn comes (a bundle's every change,
+    /// decoded at once, would be held all the while).
+    pub(crate) door: Box<dyn FnOnce() -> Result<crate::signing::Door> + 'a>,
 }
 
 /// One document's part of a [`Hub::ingest_many`] write, prepared in memory.
@@ -65,6 +66,35 @@ struct Prepared {
     /// Signed tips of the changes held now, and signed changes that still wait.
     tips: Vec<aidmesh_mesh::changes::Tip>,
     vouchers: Vec<aidmesh_mesh::changes::Voucher>,
+}
+
+/// Stores one document's merge: its chunk and heads, the re-indexed records, the peer's sync
+/// state, the signatures that vouch for it, and what still waits.
+fn persist(tx: &mut Tx<'_>, p: &Prepared) -> aidmesh_store::Result<()> {
+    if p.new {
+        tx.add_doc(&p.doc, &p.partition, p.created_at.millis())?;
+        tx.append_chunk(aidmesh_replica::INDEX_DOC, &p.index_chunk)?;
+    }
+    tx.append_chunk(&p.doc, &p.chunk)?;
+    tx.set_heads(&p.doc, &p.heads)?;
+    for ((row, rec), old) in p.rows.iter().zip(&p.olds) {
+        reindex(tx, row, rec, old.as_deref())?;
+    }
+    if let Some((peer, bytes)) = &p.state {
+        tx.set_sync_state(peer, &p.doc, bytes)?;
+    }
+    for t in &p.tips {
+        crate::signing::keep_tip(tx, &p.doc, t)?;
+    }
+    for v in &p.vouchers {
+        crate::signing::keep_voucher(tx, &p.doc, v)?;
+    }
+    if let Some((sha, bytes)) = &p.keep {
+        tx.add_pending(&p.doc, sha, bytes)?;
+    } else if p.had_waiting && !p.waiting {
+        tx.clear_pending(&p.doc)?;
+    }
+    Ok(())
 }
 
 /// A peer, and how to encode its sync state once a sync message was applied.
@@ -316,6 +346,7 @@ impl Hub {
         door: crate::signing::Door,
         f: impl FnOnce(&mut Doc) -> Result<()>,
     ) -> Result<Vec<String>> {
+        let door = Box::new(move || Ok(door));
         let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f), keep: None, door };
         self.ingest_many(vec![item], None)
     }
@@ -328,159 +359,179 @@ impl Hub {
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         // The member keys the door checks signatures against, read only when changes arrive (a
         // sync acknowledgement brings none).
-        let keys = if items.iter().any(|i| !i.door.changes.is_empty()) { self.hub_keys()? } else { Default::default() };
+        let mut keys: Option<std::collections::HashSet<[u8; 32]>> = None;
         // What a peer sent, with its sync state, it sends again if a power cut loses it: that
         // commit does not wait for the disk (the edit reaches the peer's screen sooner).
         let resendable = items.iter().all(|i| i.sync_state.is_some());
-        let result = (|| -> Result<Vec<(String, Vec<String>)>> {
-            let mut prepared = Vec::new();
-            for (done, item) in (1u64..).zip(items) {
-                let new = !known.contains(item.doc);
-                let mut index_chunk = Vec::new();
-                if new {
-                    let author = self.author(self.clock.now());
-                    let entry = DocEntry {
-                        doc: item.doc.into(),
-                        partition: item.partition.into(),
-                        created_at: item.created_at,
-                    };
-                    self.index.add(&entry, &author)?;
-                    index_chunk = self.index.doc().save_incremental();
-                    let actor = self.actor.clone();
-                    self.cache(Doc::new(item.doc, &actor));
-                }
-                // No change is applied that no member hub's signature vouches for.
-                self.check_door(item.doc, item.door, &keys)?;
-                let earlier = self.store.pending(item.doc)?;
-                let had_waiting = !earlier.is_empty();
-                let doc = self.doc(item.doc)?;
-                let before = doc.heads();
-                (item.apply)(doc)?;
-                // Records that are never changed stay as they were: a change that writes into
-                // one another change made, or replaces or removes one, is refused with everything
-                // that came with it, before anything is stored. The verdict rests on the changes
-                // alone, so every hub reaches it, whatever it held before.
-                let fixed = |kind: &str| Kind::parse(kind).is_ok_and(|k| k.append_only());
-                let rewrite = doc.rewrite_since(&before, fixed)?;
-                // Changes that waited for this one's dependencies may apply now; checked apart,
-                // so that a rewrite among them is not blamed on this sender.
-                let mid = doc.heads();
-                for chunk in &earlier {
-                    doc.apply_checked(chunk)?;
-                }
-                let waited = if had_waiting { doc.rewrite_since(&mid, fixed)? } else { None };
-                if let Some(r) = rewrite {
-                    return Err(self.tampered(&r, ""));
-                }
-                if let Some(r) = waited {
-                    // They came in a bundle earlier: drop them, so that honest changes go on.
-                    self.store.write(|tx| tx.clear_pending(item.doc))?;
-                    return Err(self.tampered(
+        // Several documents (a bundle) are written one by one inside one store transaction, so
+        // that memory holds one document's index rows at a time: all are stored, or none.
+        let batch = items.len() > 1;
+        if batch {
+            self.store.begin()?;
+        }
+        let mut poisoned: Option<String> = None;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+            || -> Result<Vec<(String, Vec<String>)>> {
+                let mut written = Vec::new();
+                for (done, item) in (1u64..).zip(items) {
+                    let new = !known.contains(item.doc);
+                    let mut index_chunk = Vec::new();
+                    if new {
+                        let author = self.author(self.clock.now());
+                        let entry = DocEntry {
+                            doc: item.doc.into(),
+                            partition: item.partition.into(),
+                            created_at: item.created_at,
+                        };
+                        self.index.add(&entry, &author)?;
+                        index_chunk = self.index.doc().save_incremental();
+                        let actor = self.actor.clone();
+                        self.cache(Doc::new(item.doc, &actor));
+                    }
+                    // No change is applied that no member hub's signature vouches for.
+                    let door = (item.door)()?;
+                    if keys.is_none() && !door.changes.is_empty() {
+                        keys = Some(self.hub_keys()?);
+                    }
+                    self.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
+                    let earlier = self.store.pending(item.doc)?;
+                    let had_waiting = !earlier.is_empty();
+                    let doc = self.doc(item.doc)?;
+                    let before = doc.heads();
+                    // Changes held here that wait for what they depend on (kept with the document).
+                    let queued = !doc.missing_deps().is_empty();
+                    (item.apply)(doc)?;
+                    // Records that are never changed stay as they were: a change that writes into
+                    // one another change made, or replaces or removes one, is refused with everything
+                    // that came with it, before anything is stored. The verdict rests on the changes
+                    // alone, so every hub reaches it, whatever it held before.
+                    let fixed = |kind: &str| Kind::parse(kind).is_ok_and(|k| k.append_only());
+                    let rewrite = doc.rewrite_since(&before, fixed)?;
+                    // Changes that waited for this one's dependencies may apply now; checked apart,
+                    // so that a rewrite among them is not blamed on this sender.
+                    let mid = doc.heads();
+                    for chunk in &earlier {
+                        doc.apply_checked(chunk)?;
+                    }
+                    let waited = if had_waiting { doc.rewrite_since(&mid, fixed)? } else { None };
+                    if let Some(r) = rewrite {
+                        // The rewriting change may be one that waited here (from an earlier stick)
+                        // and applied with what came now: what waits for this document goes too.
+                        if had_waiting || queued {
+                            poisoned = Some(item.doc.to_string());
+                        }
+                        return Err(self.tampered(&r, ""));
+                    }
+                    if let Some(r) = waited {
+                        // They came in a bundle earlier: drop them (once what this call wrote is
+                        // undone), so that honest changes go on.
+                        poisoned = Some(item.doc.to_string());
+                        return Err(self.tampered(
                         &r,
                         " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
                     ));
-                }
-                let (tips, vouchers) = self.settle_tips(item.doc)?;
-                let doc = self.doc(item.doc)?;
-                let waiting = !doc.missing_deps().is_empty();
-                let touched = doc.touched_since(&before);
-                // A document of which nothing is stored yet is stored as one compressed save,
-                // not as its changes one by one.
-                let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
-                let heads = doc.heads_text();
-                let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
-                let mut rows = Vec::new();
-                for id in &touched {
-                    match doc.get(id) {
-                        Ok(Some(rec)) => rows.push((index_row(&rec, item.doc, doc)?, rec)),
-                        Ok(None) => {}
-                        // A record another hub wrote that this version cannot read stays in the
-                        // document (it may be newer) but out of the index.
-                        Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
                     }
-                }
-                let olds: Vec<Option<String>> = rows
-                    .iter()
-                    .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
-                    .collect::<Result<_, _>>()?;
-                let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
-                if let Some(task) = task {
-                    self.emit(Event::Progress { task, done, total });
-                }
-                // A sync message that brought nothing and left the peer's state as stored (an
-                // acknowledgement) writes nothing; the stored state is read only then.
-                let nothing = !new
-                    && chunk.is_empty()
-                    && rows.is_empty()
-                    && keep.is_none()
-                    && !had_waiting
-                    && tips.is_empty()
-                    && vouchers.is_empty();
-                if nothing
-                    && match &state {
-                        Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
-                        None => true,
+                    let (tips, vouchers) = self.settle_tips(item.doc)?;
+                    let doc = self.doc(item.doc)?;
+                    let waiting = !doc.missing_deps().is_empty();
+                    let touched = doc.touched_since(&before);
+                    // A document of which nothing is stored yet is stored as one compressed save,
+                    // not as its changes one by one.
+                    let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
+                    let heads = doc.heads_text();
+                    let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
+                    let mut rows = Vec::new();
+                    for id in &touched {
+                        match doc.get(id) {
+                            Ok(Some(rec)) => rows.push((index_row(&rec, item.doc, doc)?, rec)),
+                            Ok(None) => {}
+                            // A record another hub wrote that this version cannot read stays in the
+                            // document (it may be newer) but out of the index.
+                            Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
+                        }
                     }
-                {
-                    continue;
+                    let olds: Vec<Option<String>> = rows
+                        .iter()
+                        .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
+                        .collect::<Result<_, _>>()?;
+                    let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
+                    if let Some(task) = task {
+                        self.emit(Event::Progress { task, done, total });
+                    }
+                    // A sync message that brought nothing and left the peer's state as stored (an
+                    // acknowledgement) writes nothing; the stored state is read only then.
+                    let nothing = !new
+                        && chunk.is_empty()
+                        && rows.is_empty()
+                        && keep.is_none()
+                        && !had_waiting
+                        && tips.is_empty()
+                        && vouchers.is_empty();
+                    if nothing
+                        && match &state {
+                            Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
+                            None => true,
+                        }
+                    {
+                        continue;
+                    }
+                    let p = Prepared {
+                        doc: item.doc.to_string(),
+                        partition: item.partition.to_string(),
+                        created_at: item.created_at,
+                        new,
+                        index_chunk,
+                        chunk,
+                        heads,
+                        rows,
+                        olds,
+                        state,
+                        ids: touched.into_iter().map(|i| i.to_string()).collect(),
+                        waiting,
+                        keep,
+                        had_waiting,
+                        tips,
+                        vouchers,
+                    };
+                    if resendable && !batch {
+                        self.store.write_resendable(|tx| persist(tx, &p))?;
+                    } else {
+                        self.store.write(|tx| persist(tx, &p))?;
+                    }
+                    if batch {
+                        // Each document of a batch comes once: it need not stay in memory.
+                        self.docs.remove(&p.doc);
+                    }
+                    written.push((p.doc, p.ids));
                 }
-                prepared.push(Prepared {
-                    doc: item.doc.to_string(),
-                    partition: item.partition.to_string(),
-                    created_at: item.created_at,
-                    new,
-                    index_chunk,
-                    chunk,
-                    heads,
-                    rows,
-                    olds,
-                    state,
-                    ids: touched.into_iter().map(|i| i.to_string()).collect(),
-                    waiting,
-                    keep,
-                    had_waiting,
-                    tips,
-                    vouchers,
-                });
+                Ok(written)
+            },
+        ));
+        let result = match result {
+            Ok(r) => r,
+            // Nothing of a batch stays open past a panic: every later write would be part of it.
+            Err(panic) => {
+                if batch {
+                    let _ = self.store.rollback();
+                }
+                std::panic::resume_unwind(panic)
             }
-            if prepared.is_empty() {
-                return Ok(Vec::new());
-            }
-            let persist = |tx: &mut Tx<'_>| {
-                for p in &prepared {
-                    if p.new {
-                        tx.add_doc(&p.doc, &p.partition, p.created_at.millis())?;
-                        tx.append_chunk(aidmesh_replica::INDEX_DOC, &p.index_chunk)?;
-                    }
-                    tx.append_chunk(&p.doc, &p.chunk)?;
-                    tx.set_heads(&p.doc, &p.heads)?;
-                    for ((row, rec), old) in p.rows.iter().zip(&p.olds) {
-                        reindex(tx, row, rec, old.as_deref())?;
-                    }
-                    if let Some((peer, bytes)) = &p.state {
-                        tx.set_sync_state(peer, &p.doc, bytes)?;
-                    }
-                    for t in &p.tips {
-                        crate::signing::keep_tip(tx, &p.doc, t)?;
-                    }
-                    for v in &p.vouchers {
-                        crate::signing::keep_voucher(tx, &p.doc, v)?;
-                    }
-                    if let Some((sha, bytes)) = &p.keep {
-                        tx.add_pending(&p.doc, sha, bytes)?;
-                    } else if p.had_waiting && !p.waiting {
-                        tx.clear_pending(&p.doc)?;
-                    }
+        };
+        let result = match (batch, result) {
+            (false, r) => r,
+            (true, Ok(w)) => self.store.commit().map(|()| w).map_err(Error::from),
+            (true, Err(e)) => {
+                if let Err(undo) = self.store.rollback() {
+                    tracing::error!(error = %undo, "cannot undo a refused batch");
                 }
-                Ok(())
-            };
-            if resendable {
-                self.store.write_resendable(persist)?;
-            } else {
-                self.store.write(persist)?;
+                Err(e)
             }
-            Ok(prepared.into_iter().map(|p| (p.doc, p.ids)).collect())
-        })();
+        };
+        if let Some(doc) = poisoned {
+            if let Err(e) = self.drop_waiting(&doc) {
+                tracing::error!(doc, error = %e, "cannot drop the waiting changes of a refused rewrite");
+            }
+        }
         if result.is_err() {
             // What passed the door with a refused message waits no more.
             for d in &touched_docs {
@@ -903,6 +954,21 @@ impl Hub {
             }
         }
         result
+    }
+
+    /// Drops every change of a document that waits here for what it depends on (kept with the
+    /// document, in the pending chunks, or as a voucher), once one of them rewrote a record:
+    /// honest ones come again from a hub that vouches for them.
+    fn drop_waiting(&mut self, doc: &str) -> Result<()> {
+        self.docs.remove(doc);
+        let held = self.held_bytes(doc)?;
+        self.docs.remove(doc);
+        self.waiting_changes.remove(doc);
+        Ok(self.store.write(|tx| {
+            tx.clear_pending(doc)?;
+            tx.clear_vouchers(doc)?;
+            tx.replace_doc(doc, &held)
+        })?)
     }
 
     /// Folds a document's chunks into one save once they pile up very high.

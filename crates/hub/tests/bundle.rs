@@ -637,3 +637,54 @@ fn a_hub_revoked_before_a_bundle_was_written_cannot_open_it() {
         assert!(!after.bytes.windows(32).any(|w| w == k.public().as_bytes()));
     }
 }
+
+/// A rewrite that waited in a hub for the changes it builds on (it came on a stick alone) is
+/// refused when a bundle of several documents brings them, and dropped: the next honest stick
+/// goes through, so no hub that lives on USB sticks is held up by it.
+#[test]
+fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_it_waited_for() {
+    let (mut a, mut b) = pair();
+    let mut c = new_hub("West", 3);
+    join(&mut a.hub, &mut c.hub);
+    for h in [&mut b, &mut c] {
+        let theirs = h.hub.authority_heads().unwrap();
+        h.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
+    }
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    merge_into(&mut a.hub, &mut b.hub);
+    // South rewrites the movement, as South, and hands West that one change on a stick.
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([7; 8]);
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let mut rec = doc.get(&m.as_str().into()).unwrap().unwrap();
+    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
+        mv.quantity = 10;
+    }
+    let heads = doc.heads();
+    doc.update(&rec).unwrap();
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
+    let hash = doc.commit(&author).unwrap();
+    let info = aidmesh_mesh::session::DocInfo {
+        doc: export.doc.clone(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    };
+    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
+    let stick = forged_bundle_with(&b, vec![], &[(info, doc.save_after(&heads), vec![sig])]);
+    let (s, _) = c.hub.import_bundle(&stick).unwrap();
+    assert_eq!(s.waiting_documents, 1, "West lacks what the change builds on: it waits");
+    // North's full stick, several documents, brings the movement: the rewrite is refused.
+    let full = a.hub.export_bundle(true, &[]).unwrap();
+    assert!(full.summary.documents > 1, "{:?}", full.summary);
+    let e = c.hub.import_bundle(&full.bytes).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert!(c.hub.get(&m).is_err(), "nothing of the refused stick stored");
+    // The waiting rewrite was dropped with it: the same honest stick now goes through.
+    c.hub.import_bundle(&full.bytes).unwrap();
+    let level: i64 = c.hub.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum();
+    assert_eq!(level, 100);
+}

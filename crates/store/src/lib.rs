@@ -14,7 +14,7 @@ mod vault;
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 pub use rusqlite::ToSql;
 pub use vault::{VaultEntry, VaultRead, VaultState};
@@ -107,6 +107,8 @@ pub struct Store {
     folded_at: u64,
     /// Whether the connection commits with `synchronous=FULL` now (see [`Store::write`]).
     full: bool,
+    /// Whether a batch is open ([`Store::begin`]).
+    batch: bool,
     /// Held for as long as the store is open: one process owns a store at a time.
     _owner: OwnerLock,
 }
@@ -271,7 +273,8 @@ impl Store {
                 return Err(e);
             }
         };
-        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, _owner: owner };
+        let mut s =
+            Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, batch: false, _owner: owner };
         // A store that could not be set up is removed again: nothing half-made stays behind.
         if let Err(e) = s.configure().and_then(|_| schema::migrate(&mut s.conn, &s.path)) {
             let _ = s.destroy();
@@ -300,7 +303,8 @@ impl Store {
             Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
             Err(e) => return Err(e),
         };
-        let mut s = Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, _owner: owner };
+        let mut s =
+            Store { conn, path: path.to_path_buf(), writes: 0, folded_at: 0, full: true, batch: false, _owner: owner };
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         tighten(path);
@@ -410,13 +414,61 @@ impl Store {
         Ok(level >= 2)
     }
 
+    /// One write: a transaction of its own, or, inside a batch ([`Store::begin`]), part of the
+    /// batch's (a failed one leaves the batch to be rolled back).
     fn transact<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        if self.batch {
+            let out = f(&mut Tx { tx: &self.conn })?;
+            self.writes += 1;
+            return Ok(out);
+        }
+        self.end_stray_transaction();
         let tx = self.conn.transaction()?;
-        let mut w = Tx { tx };
-        let out = f(&mut w)?;
-        w.tx.commit()?;
+        let out = f(&mut Tx { tx: &tx })?;
+        tx.commit()?;
         self.writes += 1;
         Ok(out)
+    }
+
+    /// A transaction open outside a batch was left by a batch that never ended (its caller
+    /// panicked): what it wrote was never committed and is undone, so that this write and every
+    /// later one is not silently part of it.
+    fn end_stray_transaction(&mut self) {
+        if !self.conn.is_autocommit() {
+            tracing::error!(store = %self.path.display(), "a batch was left open: undoing it");
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
+    /// Starts a batch: the writes until [`Store::commit`] are one durable transaction, or none
+    /// of them happened ([`Store::rollback`], the store closed first, or the batch was left
+    /// open). For a write too large to hold in memory (a bundle's every document): the caller
+    /// writes it piece by piece. A write that fails inside a batch leaves it to be rolled back.
+    pub fn begin(&mut self) -> Result<()> {
+        self.end_stray_transaction();
+        self.durability(true)?;
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.batch = true;
+        Ok(())
+    }
+
+    /// Makes the batch's writes durable; if that fails, they are undone.
+    pub fn commit(&mut self) -> Result<()> {
+        self.batch = false;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            self.end_stray_transaction();
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Undoes every write of the batch.
+    pub fn rollback(&mut self) -> Result<()> {
+        self.batch = false;
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
     }
 
     /// Like [`Store::write`] for what another hub sends again if it is lost (changes from a
@@ -803,7 +855,7 @@ pub struct ChangeVoucher {
 }
 
 pub struct Tx<'a> {
-    tx: Transaction<'a>,
+    tx: &'a Connection,
 }
 
 impl Tx<'_> {
@@ -892,6 +944,12 @@ impl Tx<'_> {
     /// Forgets the waiting chunks of a document once everything they depend on has arrived.
     pub fn clear_pending(&mut self, doc: &str) -> Result<()> {
         self.tx.execute("DELETE FROM pending WHERE doc = ?1", [doc])?;
+        Ok(())
+    }
+
+    /// Forgets every signed change that waits for a document (its vouchers).
+    pub fn clear_vouchers(&mut self, doc: &str) -> Result<()> {
+        self.tx.execute("DELETE FROM change_vouchers WHERE doc = ?1", [doc])?;
         Ok(())
     }
 

@@ -357,3 +357,43 @@ fn a_write_waits_for_the_disk_whatever_came_before_it() {
     assert!(s.commits_wait_for_the_disk().unwrap());
     assert_eq!(s.meta("from_a_peer").unwrap().as_deref(), Some("1"));
 }
+
+#[test]
+fn a_batch_of_writes_is_stored_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    s.begin().unwrap();
+    s.write(|tx| tx.set_meta("a", "1")).unwrap();
+    s.write(|tx| tx.set_meta("b", "1")).unwrap();
+    assert_eq!(s.meta("a").unwrap().as_deref(), Some("1"), "the batch reads its own writes");
+    s.commit().unwrap();
+    assert_eq!(s.meta("b").unwrap().as_deref(), Some("1"));
+    // A write that fails inside a batch: the batch is undone, all of it.
+    s.begin().unwrap();
+    s.write(|tx| tx.set_meta("c", "1")).unwrap();
+    let failed: Result<()> = s.write(|tx| {
+        tx.set_meta("d", "1")?;
+        Err(Error::Corrupt("simulated".into()))
+    });
+    assert!(failed.is_err());
+    s.rollback().unwrap();
+    assert_eq!((s.meta("c").unwrap(), s.meta("d").unwrap()), (None, None));
+    // A batch undone keeps nothing of it.
+    s.begin().unwrap();
+    s.write(|tx| tx.set_meta("e", "1")).unwrap();
+    s.commit().unwrap();
+    s.begin().unwrap();
+    s.write(|tx| tx.set_meta("f", "1")).unwrap();
+    s.rollback().unwrap();
+    // Nor does a store closed in the middle of one (a crash).
+    s.begin().unwrap();
+    s.write(|tx| tx.set_meta("g", "1")).unwrap();
+    drop(s);
+    let mut s = Store::open(&p, "pw").unwrap();
+    assert_eq!(s.meta("g").unwrap(), None);
+    assert_eq!(s.meta("f").unwrap(), None);
+    assert_eq!(s.meta("e").unwrap().as_deref(), Some("1"));
+    s.write(|tx| tx.set_meta("h", "1")).unwrap();
+    assert!(s.commits_wait_for_the_disk().unwrap());
+}
