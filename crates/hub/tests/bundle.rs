@@ -424,6 +424,31 @@ fn a_person_at_two_hubs_signs_with_a_key_at_each() {
 /// at the Automerge level, bypassing its own hub's refusal, and hands the change on: merged
 /// directly or on a stick, it is refused whole with a tamper alert naming the hub whose key
 /// the change carries; nothing is stored, and honest changes still merge.
+/// A member's rewrite of a stock movement: South edits the movement document by hand, as South
+/// (its key, an actor of its own), setting `quantity`. Returns South's export of the document,
+/// the document with the rewrite, the rewriting change alone, and South's signature of it.
+fn rewrite_movement(
+    b: &mut TestHub,
+    m: &str,
+    quantity: i64,
+) -> (aidmesh_hub::DocExport, aidmesh_replica::Doc, Vec<u8>, ChangeSig) {
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([7; 8]);
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let mut rec = doc.get(&m.into()).unwrap().unwrap();
+    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
+        mv.quantity = quantity;
+    }
+    let heads = doc.heads();
+    doc.update(&rec).unwrap();
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
+    let hash = doc.commit(&author).unwrap();
+    let tampered = doc.save_after(&heads);
+    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
+    (export, doc, tampered, sig)
+}
+
 #[test]
 fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     let (mut a, mut b) = pair();
@@ -433,22 +458,9 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     merge_into(&mut a.hub, &mut b.hub);
     let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
     assert_eq!(level(&b.hub), 100);
-    // South's coordinator edits the movement's document by hand, as South (its key).
-    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
-    let mut actor = b.hub.identity().public().as_bytes().to_vec();
-    actor.extend([7; 8]);
-    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
-    let mut rec = doc.get(&m.as_str().into()).unwrap().unwrap();
-    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
-        mv.quantity = 10;
-    }
-    let heads = doc.heads();
-    doc.update(&rec).unwrap();
-    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
-    let hash = doc.commit(&author).unwrap();
-    let tampered = doc.save_after(&heads);
-    // Signed by South's own key: the change is South's, and the door lets a member's change in.
-    let forged_sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
+    // South's coordinator edits the movement's document by hand, as South (its key). Signed by
+    // South's own key: the change is South's, and the door lets a member's change in.
+    let (export, mut doc, tampered, forged_sig) = rewrite_movement(&mut b, &m, 10);
     let mut whole_sigs = export.sigs.clone();
     whole_sigs.push(forged_sig);
     // On a stick, signed by South, a member: refused whole.
@@ -655,26 +667,14 @@ fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_i
     let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
     merge_into(&mut a.hub, &mut b.hub);
     // South rewrites the movement, as South, and hands West that one change on a stick.
-    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
-    let mut actor = b.hub.identity().public().as_bytes().to_vec();
-    actor.extend([7; 8]);
-    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
-    let mut rec = doc.get(&m.as_str().into()).unwrap().unwrap();
-    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
-        mv.quantity = 10;
-    }
-    let heads = doc.heads();
-    doc.update(&rec).unwrap();
-    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
-    let hash = doc.commit(&author).unwrap();
+    let (export, _, tampered, sig) = rewrite_movement(&mut b, &m, 10);
     let info = aidmesh_mesh::session::DocInfo {
         doc: export.doc.clone(),
         partition: export.partition.clone(),
         created_at: export.created_at.millis(),
         heads: String::new(),
     };
-    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
-    let stick = forged_bundle_with(&b, vec![], &[(info, doc.save_after(&heads), vec![sig])]);
+    let stick = forged_bundle_with(&b, vec![], &[(info, tampered, vec![sig])]);
     let (s, _) = c.hub.import_bundle(&stick).unwrap();
     assert_eq!(s.waiting_documents, 1, "West lacks what the change builds on: it waits");
     // North's full stick, several documents, brings the movement: the rewrite is refused.
