@@ -610,7 +610,7 @@ async fn export_bundle(state: State<'_, AppState>, path: String, full: bool) -> 
 #[tauri::command]
 async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<edge::Imported> {
     let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(&path))?;
-    let (summary, changed) = state.with_hub(|h| h.import_bundle(&bytes))?;
+    let (summary, changed) = state.with_hub(|h| h.import_bundle(bytes))?;
     Ok(edge::Imported { summary, changed })
 }
 

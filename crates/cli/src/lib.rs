@@ -927,7 +927,7 @@ fn bundle(hubs: &mut Hubs<'_>, cmd: BundleCmd, json: bool) -> Result<()> {
         }
         BundleCmd::Inspect { path } => hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path)?)?,
         BundleCmd::Import { path } => {
-            let (s, changed) = hub.import_bundle(&aidmesh_hub::read_bundle_file(&path)?)?;
+            let (s, changed) = hub.import_bundle(aidmesh_hub::read_bundle_file(&path)?)?;
             errln!("{changed} records new or changed.");
             s
         }

@@ -318,17 +318,21 @@ impl Hub {
     /// Imports a bundle: all of its documents in one transaction, or nothing (indexed one
     /// document at a time, so memory holds one document's records, not the bundle's). Refused
     /// whole when it cannot be decrypted with this coalition's key, is damaged or tampered with,
-    /// or was made by a hub that is not (or no longer) a member. Importing twice changes nothing; changes
-    /// that build on a bundle not imported yet wait in the store until it is.
-    pub fn import_bundle(&mut self, bytes: &[u8]) -> Result<(BundleSummary, usize)> {
+    /// or was made by a hub that is not (or no longer) a member. Importing twice changes
+    /// nothing; changes that build on a bundle not imported yet wait in the store until it is.
+    ///
+    /// Given the bytes it owns (a file read), the hub frees them once they are decrypted.
+    pub fn import_bundle(&mut self, bytes: impl AsRef<[u8]>) -> Result<(BundleSummary, usize)> {
         let key = self.coalition_key()?;
-        let b = bundle::read(&self.identity, key.as_ref(), bytes)
+        let len = bytes.as_ref().len();
+        let b = bundle::read(&self.identity, key.as_ref(), bytes.as_ref())
             .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })?;
+        drop(bytes);
         // Authority entries speak for themselves (each is signed and checked at the door), so
         // they go first: a bundle may carry the very admission of the hub that made it.
         let entries: Vec<Vec<u8>> = b.header.authority.iter().map(|e| e.as_bytes().to_vec()).collect();
         self.offer_authority(&entries, &format!("bundle made by {}", b.exporter))?;
-        let mut summary = self.summary(&b, bytes.len())?;
+        let mut summary = self.summary(&b, len)?;
         if !summary.member {
             let why = if self.members()?.revoked.contains(&b.exporter) {
                 format!("it was made by {}, a hub that has been revoked", b.exporter)

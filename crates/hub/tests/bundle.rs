@@ -358,7 +358,7 @@ fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
         version: 7,
         sig: claim_sig,
     });
-    a.hub.import_bundle(&forged_bundle(&b, all)).unwrap();
+    a.hub.import_bundle(forged_bundle(&b, all)).unwrap();
     match a.hub.vault_get(&vid).unwrap() {
         VaultState::Present(pt) => {
             assert!(String::from_utf8(pt).unwrap().contains("000 001"), "the entry survives unchanged")
@@ -591,7 +591,7 @@ fn a_signed_change_that_waits_still_vouches_for_the_ones_before_it_after_a_resta
     };
     let theirs = c.hub.authority_heads().unwrap();
     c.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
-    c.hub.import_bundle(&forged_bundle_with(&b, vec![], &[(info, bytes, vec![tip])])).unwrap();
+    c.hub.import_bundle(forged_bundle_with(&b, vec![], &[(info, bytes, vec![tip])])).unwrap();
     assert_eq!(c.hub.count(Kind::Item).unwrap(), 2, "the third waits for North's edit");
     drop(c.hub);
     c.hub = reopen(&c.path, &c.clock);
@@ -616,7 +616,7 @@ fn a_bundle_with_the_index_or_an_odd_document_id_is_refused() {
             created_at: 1,
             heads: String::new(),
         };
-        let e = a.hub.import_bundle(&forged_bundle_with(&b, vec![], &[(info, vec![1, 2, 3], vec![])])).unwrap_err();
+        let e = a.hub.import_bundle(forged_bundle_with(&b, vec![], &[(info, vec![1, 2, 3], vec![])])).unwrap_err();
         assert!(e.to_string().contains("hubs never exchange"), "{doc:?}: {e}");
     }
     assert_eq!(disk(&a), before);
