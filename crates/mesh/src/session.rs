@@ -649,8 +649,8 @@ enum Offer {
 enum Fetch {
     /// Asks the peer for it.
     Ask,
-    /// Nothing is lacked of the peer's known heads, and another session fetches the document:
-    /// gives without asking.
+    /// Nothing is lacked of the peer's known heads: gives without asking (what the peer makes
+    /// later, it offers).
     Give,
     /// Another session fetches the document: gives without asking now, asks later.
     Wait,
@@ -917,9 +917,9 @@ impl Session {
     /// The next sync message for `doc`, if one is due, as `offer` says.
     ///
     /// A sync message asks the peer for what it holds and this hub lacks (its summary of what
-    /// this hub holds, and the changes it names). With shared [`Fetches`], it asks only while no
-    /// other session of this hub fetches `doc`; where this hub lacks some of the peer's heads
-    /// (or does not know them yet), asking makes this session the one that fetches. Otherwise
+    /// this hub holds, and the changes it names). With shared [`Fetches`], it asks only where
+    /// this hub lacks some of the peer's heads (or does not know them yet) and no other session
+    /// of this hub fetches `doc`; asking makes this session the one that fetches. Otherwise
     /// it still gives: it goes without asking if it carries changes for the peer or heads the
     /// peer has not been told, and else nothing goes. A document that must wait for another
     /// fetch asks at a [`Session::retry`] once it may.
