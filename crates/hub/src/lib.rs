@@ -208,6 +208,8 @@ pub struct Hub {
     /// [`Hub::upkeep`]).
     upkept_at: u64,
     upkept_when: i64,
+    /// The store's write count when upkeep last found nothing to do.
+    rested_at: Option<u64>,
     /// Documents that could not be folded in this run (they do not load): not tried again.
     unfoldable: std::collections::BTreeSet<String>,
 }
@@ -357,6 +359,7 @@ impl Hub {
             waiting_changes: HashMap::new(),
             upkept_at: 0,
             upkept_when: opened,
+            rested_at: None,
             unfoldable: Default::default(),
         }
     }

@@ -1024,6 +1024,10 @@ impl Hub {
     /// a hub that never rests still gets a step that often.
     pub fn upkeep(&mut self) -> Result<bool> {
         let writes = self.store.writes();
+        // Nothing was left when it last looked, and nothing was written since: no query at all.
+        if self.rested_at == Some(writes) {
+            return Ok(false);
+        }
         let now = self.clock.now().millis();
         if writes != self.upkept_at && now - self.upkept_when < UPKEEP_AT_LEAST_MS {
             self.upkept_at = writes;
@@ -1036,6 +1040,7 @@ impl Hub {
             aidmesh_store::Upkeep::Nothing => self.fold_chunks(1, false)? > 0,
         };
         self.upkept_at = self.store.writes();
+        self.rested_at = (!did).then_some(self.upkept_at);
         Ok(did)
     }
 
