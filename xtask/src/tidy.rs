@@ -159,6 +159,28 @@ mod tests {
         assert!(std::fs::read_to_string(&adapter).unwrap().contains("SystemTime::now"), "the adapter moved");
     }
 
+    /// The store owns its schema: no layer above it writes SQL or names a rusqlite type (tests may
+    /// open a store file to damage it).
+    #[test]
+    fn sql_lives_in_the_store() {
+        let store = root().join("crates/store");
+        let mut files = Vec::new();
+        sources(&root().join("crates"), &mut files);
+        sources(&root().join("src-tauri/src"), &mut files);
+        let sql = ["rusqlite", "SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE", "PRAGMA "];
+        let mut problems = Vec::new();
+        for f in files.iter().filter(|f| !f.starts_with(&store)) {
+            if f.components().any(|c| c.as_os_str() == "tests" || c.as_os_str() == "benches") {
+                continue;
+            }
+            let text = std::fs::read_to_string(f).unwrap();
+            for word in sql.iter().filter(|w| text.contains(**w)) {
+                problems.push(format!("{} has {word:?}", f.display()));
+            }
+        }
+        assert!(problems.is_empty(), "SQL above the store:\n{}", problems.join("\n"));
+    }
+
     #[test]
     fn every_module_says_what_it_is_for() {
         let mut files = Vec::new();

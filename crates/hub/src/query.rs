@@ -1,7 +1,8 @@
 //! Queries: records, search, history, conflicts, stock, suggestions and the overview.
 //!
-//! Queries read the query index. The store narrows candidates with SQL where a table scan of
-//! JSON would be slow; the model's views then apply the rules, so every front end shows the same.
+//! Queries read the query index. The store's typed queries narrow the candidates along its
+//! indexes (the hub hands it the model's rules as parameters: which statuses are active, what is
+//! urgent); the model's views then apply the rules, so every front end shows the same.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,9 @@ use aidmesh_model::views::{
     self, amended, amendments_of, double_bookings, expiring, over_allocations, shortages, unfilled_shifts,
     ApprovalState, Coverage, DoubleBooking, Expiring, Levels, OverAllocation, Shortage,
 };
-use aidmesh_model::{Body, Kind, Record, RecordId, Shift, Timestamp};
+use aidmesh_model::{Body, FlowStatus, Kind, Record, RecordId, Shift, Timestamp, Urgency};
 use aidmesh_replica::HistoryEntry;
+use aidmesh_store::ShiftWindow;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -166,6 +168,8 @@ pub struct Waiting {
 const SHIFT_HORIZON_H: i64 = 12;
 const INCIDENT_WINDOW_H: i64 = 24;
 const EXPIRY_DAYS: i64 = 7;
+/// How many lines each panel of the overview shows at most.
+const PANEL: i64 = 20;
 
 impl Hub {
     /// One record, as stored.
@@ -224,13 +228,7 @@ impl Hub {
         let recs = self.stored(kind, limit, offset)?;
         let ams = if kind.append_only() && !recs.is_empty() {
             let ids: Vec<&str> = recs.iter().map(|r| r.id().as_str()).collect();
-            let ids = serde_json::to_string(&ids).map_err(|e| Error::Corrupt(e.to_string()))?;
-            parse_all(&self.store.query_json(
-                "SELECT a.json FROM refs f CROSS JOIN records a ON a.id = f.id
-                 WHERE f.field = 'target' AND f.target IN (SELECT value FROM json_each(?1))
-                 AND a.kind = 'amendment' ORDER BY a.created_at, a.id",
-                &[&ids],
-            )?)?
+            parse_all(&self.store.referring_any(Kind::Amendment.name(), "target", &ids)?)?
         } else {
             Vec::new()
         };
@@ -361,35 +359,18 @@ impl Hub {
         let now = self.clock.now();
         // The worst shortages and the soonest expiries come ordered from the item-level index;
         // the model's views then decide on those candidates.
-        let (short_items, short_levels) = self.with_totals(self.store.query_json_num(
-            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_short
-             CROSS JOIN records r ON r.id = l.item
-             WHERE l.reorder_level > 0 AND l.total < l.reorder_level
-             ORDER BY l.total * 1.0 / l.reorder_level, l.item LIMIT 20",
-            &[],
-        )?)?;
+        let (short_items, short_levels) = self.with_totals(self.store.short_items(PANEL)?)?;
         let shortages = shortages(&short_items, &short_levels);
         let limit = (now.date() + chrono::Duration::days(EXPIRY_DAYS)).to_string();
-        let (expiring_items, expiring_levels) = self.with_totals(self.store.query_json_num(
-            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_expiry
-             CROSS JOIN records r ON r.id = l.item
-             WHERE l.expiry IS NOT NULL AND l.expiry <= ?1 AND l.total > 0
-             ORDER BY l.expiry, l.item LIMIT 20",
-            &[&limit],
-        )?)?;
+        let (expiring_items, expiring_levels) = self.with_totals(self.store.expiring_items(&limit, PANEL)?)?;
         let expiring = expiring(&expiring_items, &expiring_levels, now.date(), EXPIRY_DAYS);
-        // Critical before high, each by deadline (none last): read in that order from the
-        // `requests_open` index, so only the twenty shown are read.
+        // Active requests, the most urgent first, each urgency by deadline (none last): the store
+        // reads them in that order, so only those shown are read.
+        let active: Vec<&str> = FlowStatus::active().map(FlowStatus::name).collect();
         let mut urgent_requests = Vec::new();
-        for urgency in ["critical", "high"] {
-            let room = 20 - urgent_requests.len() as i64;
-            urgent_requests.extend(parse_all(&self.store.query_json(
-                "SELECT json FROM records INDEXED BY requests_open WHERE kind = 'request'
-                 AND json_extract(json, '$.status') NOT IN ('fulfilled', 'cancelled')
-                 AND json_extract(json, '$.urgency') = ?1
-                 ORDER BY coalesce(json_extract(json, '$.needed_by'), '~'), id LIMIT ?2",
-                &[&urgency, &room],
-            )?)?);
+        for urgency in Urgency::URGENT {
+            let room = PANEL - urgent_requests.len() as i64;
+            urgent_requests.extend(parse_all(&self.store.requests_by_deadline(&active, urgency.name(), room)?)?);
         }
         let (_, unfilled, doubles) = self.roster_window(now, now.plus_hours(SHIFT_HORIZON_H))?;
         let incidents = parse_all(&self.store.records_between(
@@ -407,7 +388,7 @@ impl Hub {
             Body::Incident(i) => (std::cmp::Reverse(i.severity), std::cmp::Reverse(i.occurred)),
             _ => (std::cmp::Reverse(0), std::cmp::Reverse(Timestamp(0))),
         });
-        incidents.truncate(20);
+        incidents.truncate(PANEL as usize);
         let over = self.over_allocations()?;
         let field_conflicts = self
             .store
@@ -484,13 +465,7 @@ impl Hub {
 
     /// Amendments of the records of `kind` created in `[from, to)`, in one query.
     fn amendments_between(&self, kind: Kind, from: i64, to: i64) -> Result<Vec<Record>> {
-        parse_all(&self.store.query_json(
-            "SELECT a.json FROM records t
-             CROSS JOIN refs f ON f.target = t.id AND f.field = 'target'
-             CROSS JOIN records a ON a.id = f.id
-             WHERE t.kind = ?1 AND t.created_at >= ?2 AND t.created_at < ?3 AND a.kind = 'amendment'",
-            &[&kind.name(), &from, &to],
-        )?)
+        parse_all(&self.store.referring_created_between(Kind::Amendment.name(), "target", kind.name(), from, to)?)
     }
 
     /// Records with their total stock, as the views take them: one level per item (the views
@@ -528,24 +503,14 @@ impl Hub {
         // shift lasts at most `Shift::MAX_HOURS`, they start at most that much earlier still, so
         // they are a range of the `shifts_start` index.
         let around = from.plus_days(-1);
-        let (earliest, until, around) =
-            (around.plus_hours(-Shift::MAX_HOURS).to_string(), to.to_string(), around.to_string());
-        let shifts = parse_all(&self.store.query_json(
-            "SELECT json FROM records WHERE kind = 'shift'
-             AND json_extract(json, '$.start') >= ?1 AND json_extract(json, '$.start') < ?2
-             AND json_extract(json, '$.end') > ?3",
-            &[&earliest, &until, &around],
-        )?)?;
+        let window = ShiftWindow {
+            starts_from: around.plus_hours(-Shift::MAX_HOURS).to_string(),
+            starts_before: to.to_string(),
+            ends_after: around.to_string(),
+        };
+        let shifts = parse_all(&self.store.shifts_in(&window)?)?;
         let mut recs = shifts.clone();
-        recs.extend(parse_all(&self.store.query_json(
-            "SELECT a.json FROM records s
-             CROSS JOIN refs f ON f.target = s.id AND f.field = 'shift'
-             CROSS JOIN records a ON a.id = f.id
-             WHERE s.kind = 'shift'
-             AND json_extract(s.json, '$.start') >= ?1 AND json_extract(s.json, '$.start') < ?2
-             AND json_extract(s.json, '$.end') > ?3 AND a.kind = 'assignment'",
-            &[&earliest, &until, &around],
-        )?)?);
+        recs.extend(parse_all(&self.store.referring_shifts_in(Kind::Assignment.name(), "shift", &window)?)?);
         let unfilled = unfilled_shifts(&recs, from, to);
         let doubles = double_bookings(&recs);
         Ok((shifts, unfilled, doubles))

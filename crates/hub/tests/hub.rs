@@ -435,7 +435,7 @@ fn rebuilt_index_matches_the_documents() {
     let mut want = aidmesh_hub::model::views::expiring(&all, &levels, t0().date(), 7);
     want.truncate(20);
     assert_eq!(ov2.expiring, want);
-    // Urgent requests (read from the `requests_open` index): open critical ones, then high, each
+    // Urgent requests (read from the `requests_by_status` index, one range per active status): open critical ones, then high, each
     // by deadline with none last.
     use aidmesh_hub::model::{Body, FlowStatus, Timestamp, Urgency};
     let mut want: Vec<_> = t

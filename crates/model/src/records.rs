@@ -576,6 +576,21 @@ pub enum Urgency {
     Critical,
 }
 
+impl Urgency {
+    /// What the overview calls urgent, most urgent first.
+    pub const URGENT: [Urgency; 2] = [Urgency::Critical, Urgency::High];
+
+    /// The name records carry (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Urgency::Low => "low",
+            Urgency::Normal => "normal",
+            Urgency::High => "high",
+            Urgency::Critical => "critical",
+        }
+    }
+}
+
 /// Status of a request or an offer: open → matched → in transit → fulfilled, or cancelled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
@@ -589,8 +604,27 @@ pub enum FlowStatus {
 }
 
 impl FlowStatus {
+    pub const ALL: [FlowStatus; 5] =
+        [FlowStatus::Open, FlowStatus::Matched, FlowStatus::InTransit, FlowStatus::Fulfilled, FlowStatus::Cancelled];
+
     pub fn is_active(self) -> bool {
         !matches!(self, FlowStatus::Fulfilled | FlowStatus::Cancelled)
+    }
+
+    /// The statuses of requests and offers still waiting for something.
+    pub fn active() -> impl Iterator<Item = FlowStatus> {
+        FlowStatus::ALL.into_iter().filter(|s| s.is_active())
+    }
+
+    /// The name records carry (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowStatus::Open => "open",
+            FlowStatus::Matched => "matched",
+            FlowStatus::InTransit => "in_transit",
+            FlowStatus::Fulfilled => "fulfilled",
+            FlowStatus::Cancelled => "cancelled",
+        }
     }
 }
 

@@ -209,6 +209,21 @@ fn records_round_trip_as_flat_json() {
     }
 }
 
+/// The store is handed these names to find records by status and urgency: they must be what
+/// records carry.
+#[test]
+fn status_and_urgency_names_are_the_serialized_ones() {
+    for s in FlowStatus::ALL {
+        assert_eq!(serde_json::to_value(s).unwrap(), json!(s.name()));
+    }
+    for u in [Urgency::Low, Urgency::Normal, Urgency::High, Urgency::Critical] {
+        assert_eq!(serde_json::to_value(u).unwrap(), json!(u.name()));
+    }
+    let active: Vec<_> = FlowStatus::active().map(FlowStatus::name).collect();
+    assert_eq!(active, ["open", "matched", "in_transit"]);
+    assert!(Urgency::URGENT.windows(2).all(|w| w[0] > w[1]), "most urgent first");
+}
+
 #[test]
 fn ids_are_sortable_by_time_and_distinct() {
     let a = RecordId::generate(t("2026-11-25T10:00"), [0; 10]);

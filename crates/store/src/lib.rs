@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
-pub use rusqlite::ToSql;
 pub use vault::{VaultEntry, VaultRead, VaultState};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +94,16 @@ pub struct Hit {
     pub id: String,
     pub kind: String,
     pub label: String,
+}
+
+/// Shifts around a window of time, as the roster reads them: starting in
+/// `[starts_from, starts_before)` and ending after `ends_after` (timestamps as records carry
+/// them, which sort as text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShiftWindow {
+    pub starts_from: String,
+    pub starts_before: String,
+    pub ends_after: String,
 }
 
 /// The open store.
@@ -693,22 +702,113 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Runs a read query that returns JSON records (for the hub's candidate filters).
-    /// `sql` must select one text column; it sees the `records` and `stock` tables.
-    pub fn query_json(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
-        let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(args, |r| r.get(0))?;
+    /// JSON of records of `kind` whose reference `field` points to any of `targets`: for each
+    /// target in turn, oldest first (the amendments of a page of records).
+    pub fn referring_any(&self, kind: &str, field: &str, targets: &[&str]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for t in targets {
+            out.extend(self.referring(kind, field, t)?);
+        }
+        Ok(out)
+    }
+
+    /// JSON of records of `kind` whose reference `field` points to a record of `target_kind`
+    /// created in `[from, to)` (milliseconds): the amendments of a window of incidents.
+    pub fn referring_created_between(
+        &self,
+        kind: &str,
+        field: &str,
+        target_kind: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT a.json FROM records t
+             CROSS JOIN refs f ON f.target = t.id AND f.field = ?2
+             CROSS JOIN records a ON a.id = f.id
+             WHERE t.kind = ?3 AND t.created_at >= ?4 AND t.created_at < ?5 AND a.kind = ?1",
+        )?;
+        let rows = st.query_map(params![kind, field, target_kind, from, to], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Items below their reorder level, worst first (total over reorder level), at most
+    /// `limit`: (item JSON, total stock). Reads the `item_levels_short` index.
+    pub fn short_items(&self, limit: i64) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_short
+             CROSS JOIN records r ON r.id = l.item
+             WHERE l.reorder_level > 0 AND l.total < l.reorder_level
+             ORDER BY l.total * 1.0 / l.reorder_level, l.item LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Items in stock that expire on or before `until` (a date, `YYYY-MM-DD`), soonest first, at
+    /// most `limit`: (item JSON, total stock). Reads the `item_levels_expiry` index.
+    pub fn expiring_items(&self, until: &str, limit: i64) -> Result<Vec<(String, i64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.json, l.total FROM item_levels l INDEXED BY item_levels_expiry
+             CROSS JOIN records r ON r.id = l.item
+             WHERE l.expiry IS NOT NULL AND l.expiry <= ?1 AND l.total > 0
+             ORDER BY l.expiry, l.item LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![until, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// JSON of requests of one `urgency` whose status is one of `statuses`, by deadline (none
+    /// last) then id, at most `limit`. The caller names the statuses (the model decides which
+    /// are open); each is one range of the `requests_by_status` index, so only what is
+    /// returned is read.
+    pub fn requests_by_deadline(&self, statuses: &[&str], urgency: &str, limit: i64) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT json, coalesce(json_extract(json, '$.needed_by'), '~'), id
+             FROM records INDEXED BY requests_by_status WHERE kind = 'request'
+             AND json_extract(json, '$.status') = ?1 AND json_extract(json, '$.urgency') = ?2
+             ORDER BY coalesce(json_extract(json, '$.needed_by'), '~'), id LIMIT ?3",
+        )?;
+        let mut all: Vec<(String, String, String)> = Vec::new();
+        for status in statuses {
+            let rows = st.query_map(params![status, urgency, limit], |r| Ok((r.get(1)?, r.get(2)?, r.get(0)?)))?;
+            all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        all.sort();
+        all.truncate(limit.max(0) as usize);
+        Ok(all.into_iter().map(|(_, _, json)| json).collect())
+    }
+
+    /// JSON of the shifts in `window` (see [`ShiftWindow`]). Reads the `shifts_start` index.
+    pub fn shifts_in(&self, window: &ShiftWindow) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT json FROM records WHERE kind = 'shift'
+             AND json_extract(json, '$.start') >= ?1 AND json_extract(json, '$.start') < ?2
+             AND json_extract(json, '$.end') > ?3",
+        )?;
+        let rows = st.query_map(params![window.starts_from, window.starts_before, window.ends_after], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// JSON of records of `kind` whose reference `field` points to a shift in `window`: the
+    /// assignments to a window of shifts.
+    pub fn referring_shifts_in(&self, kind: &str, field: &str, window: &ShiftWindow) -> Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT a.json FROM records s
+             CROSS JOIN refs f ON f.target = s.id AND f.field = ?5
+             CROSS JOIN records a ON a.id = f.id
+             WHERE s.kind = 'shift'
+             AND json_extract(s.json, '$.start') >= ?1 AND json_extract(s.json, '$.start') < ?2
+             AND json_extract(s.json, '$.end') > ?3 AND a.kind = ?4",
+        )?;
+        let rows = st
+            .query_map(params![window.starts_from, window.starts_before, window.ends_after, kind, field], |r| {
+                r.get(0)
+            })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// How many records of a kind the index holds (a maintained count, not a scan).
-    /// Like [`Store::query_json`], for queries that select a JSON column and a number.
-    pub fn query_json_num(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<(String, i64)>> {
-        let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(args, |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     pub fn count(&self, kind: &str) -> Result<i64> {
         Ok(self
             .conn

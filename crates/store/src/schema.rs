@@ -92,6 +92,14 @@ const MIGRATIONS: &[&str] = &[
     // 11: peer status lives in the running mesh, never in the store: the last one recorded
     // (peer addresses, when each synced) goes.
     "DELETE FROM meta WHERE key = 'peer_status';",
+    // 12: requests by status, urgency and deadline (none last). Which statuses count as open is
+    // the model's to say: the overview asks for each one it names, instead of this index
+    // holding a list of closed ones.
+    "DROP INDEX requests_open;
+     CREATE INDEX requests_by_status
+       ON records(json_extract(json, '$.status'), json_extract(json, '$.urgency'),
+                  coalesce(json_extract(json, '$.needed_by'), '~'), id)
+       WHERE kind = 'request';",
 ];
 
 /// The schema version this build writes.
