@@ -78,7 +78,7 @@ pub(crate) fn desktop_handler() -> impl Fn(tauri::ipc::Invoke<tauri::Wry>) -> bo
 }
 
 fn kind(name: &str) -> ApiResult<Kind> {
-    Kind::parse(name).map_err(|e| ApiError::new("invalid", e))
+    Kind::parse(name).map_err(|e| ApiError::new("invalid", e.to_string()))
 }
 
 fn emitter<R: Runtime>(app: AppHandle<R>) -> impl Fn(HubEvent) + Send + Sync + 'static {
@@ -172,7 +172,7 @@ async fn join_hub<R: Runtime>(
         show(HubEvent::Join { confirmation: c.to_string() })
     })
     .await
-    .map_err(|e| ApiError::new("join", e))
+    .map_err(|e| ApiError::new("join", e.to_string()))
     .and_then(|w| {
         aidmesh_node::invite::adopt(&mut hub, &w).map(|_| w).map_err(|e| ApiError::new("join", e.to_string()))
     });
@@ -257,13 +257,13 @@ async fn invite_answer(state: State<'_, AppState>, accept: bool) -> ApiResult<()
         .take()
         .ok_or_else(|| ApiError::new("not_found", "no hub is waiting to join"))?;
     if !accept {
-        return pending.answer(None).await.map_err(|e| ApiError::new("network", e));
+        return pending.answer(None).await.map_err(|e| ApiError::new("network", e.to_string()));
     }
     // Where the joiner dials this hub's mesh: the invite's address, with the mesh's port.
     let peer = state.with_running(|r| std::net::SocketAddr::new(reach.into(), r.addr.port()).to_string())?;
     let welcome =
         state.with_hub(|h| Ok(aidmesh_node::invite::admit(h, &pending, Some(peer))))?.map_err(invite_error)?;
-    pending.answer(Some(welcome)).await.map_err(|e| ApiError::new("network", e))?;
+    pending.answer(Some(welcome)).await.map_err(|e| ApiError::new("network", e.to_string()))?;
     state.with_running(|r| r.mesh.refresh_members())
 }
 

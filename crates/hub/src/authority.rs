@@ -277,10 +277,8 @@ impl Hub {
         }
         self.found_coalition(false)?;
         let own = self.public_key();
-        for m in legacy.members.values().filter(|m| m.key != own) {
-            if let Ok(hub) = Key::parse(&m.key) {
-                self.sign_authority(Body::admit_hub(hub, m.name.clone()))?;
-            }
+        for m in legacy.members.values().filter(|m| m.key.hex() != own) {
+            self.sign_authority(Body::admit_hub(m.key, m.name.clone()))?;
         }
         Ok(true)
     }

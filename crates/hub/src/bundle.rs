@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use aidmesh_mesh::authority::Id;
 use aidmesh_mesh::bundle::{self, Header};
 use aidmesh_mesh::changes::ChangeSig;
-use aidmesh_mesh::membership::unhex;
 use aidmesh_mesh::session::DocInfo;
 use aidmesh_mesh::HubId;
 use aidmesh_model::Timestamp;
@@ -81,7 +80,7 @@ impl Hub {
 
     /// Takes the coalition key handed over when joining.
     pub fn set_coalition_key(&mut self, hex: &str) -> Result<()> {
-        if aidmesh_mesh::membership::unhex(hex).is_none_or(|k| k.len() != 32) {
+        if aidmesh_mesh::hex::decode(hex).is_none_or(|k| k.len() != 32) {
             return Err(Error::Malformed { format: "coalition key", why: "expected 32 bytes in hex".into() });
         }
         Ok(self.store.write(|tx| tx.set_meta("coalition_key", hex))?)
@@ -89,7 +88,7 @@ impl Hub {
 
     /// The coalition key a hub got when it joined: what opens version 1 bundles.
     fn coalition_key(&self) -> Result<Option<[u8; 32]>> {
-        Ok(self.coalition_key_hex()?.and_then(|h| aidmesh_mesh::membership::unhex(&h)).and_then(|k| k.try_into().ok()))
+        Ok(self.coalition_key_hex()?.and_then(|h| aidmesh_mesh::hex::decode_array(&h)))
     }
 
     fn known(&self, key: &str) -> Result<Known> {
@@ -133,7 +132,7 @@ impl Hub {
         let mut unknown = Vec::new();
         let mut wanted = BTreeSet::new();
         for w in made_for {
-            let id = HubId::parse(w).map_err(|why| Error::Malformed { format: "hub id", why })?;
+            let id = HubId::parse(w).map_err(|e| Error::Malformed { format: "hub id", why: e.to_string() })?;
             if !members.members.contains_key(&id) {
                 return Err(Error::Malformed {
                     format: "hub id",
@@ -221,7 +220,7 @@ impl Hub {
             let (vouching, vouchers) = self.doc_sigs(&doc)?;
             let mut bytes = bytes;
             bytes.extend(vouchers);
-            sigs.insert(doc.clone(), vouching.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect());
+            sigs.insert(doc.clone(), vouching.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect());
             docs.push((info, bytes));
         }
         self.emit(Event::Progress { task: Task::BundleExport, done: total, total });
@@ -255,7 +254,7 @@ impl Hub {
         // Sealed for the hubs that are members now, this one included: a hub revoked before
         // this moment cannot open it.
         let mut recipients = vec![*self.identity.public().as_bytes()];
-        recipients.extend(members.members.values().filter_map(|m| <[u8; 32]>::try_from(unhex(&m.key)?).ok()));
+        recipients.extend(members.members.values().map(|m| m.key.0));
         let seal = bundle::Seal { ephemeral: self.random(), content_key: self.random(), nonce: self.random() };
         let bytes = bundle::write(&self.identity, &recipients, &seal, header, &docs);
         let name_of = |id: &HubId| members.members.get(id).map(|m| m.name.clone()).unwrap_or_else(|| id.to_string());
@@ -359,7 +358,7 @@ impl Hub {
                 let sigs = b.header.sigs.get(&info.doc).map(Vec::as_slice).unwrap_or_default();
                 let sigs = sigs
                     .iter()
-                    .map(|s| unhex(s).as_deref().and_then(ChangeSig::from_bytes))
+                    .map(|s| aidmesh_mesh::hex::decode(s).as_deref().and_then(ChangeSig::from_bytes))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| Error::Malformed {
                         format: "bundle",

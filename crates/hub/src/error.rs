@@ -46,6 +46,10 @@ pub enum Error {
     /// Authority work by someone who does not hold the right, or with no one unlocked.
     #[error("not allowed: {0}")]
     NotAllowed(String),
+    /// Authority entries a peer sent that the log's door refused (forged, or by someone without
+    /// the right): the session with that peer ends.
+    #[error("the peer sent {count} authority {} that this hub refused, first: {first}", if *count == 1 { "entry" } else { "entries" })]
+    RefusedAuthority { count: usize, first: String },
     #[error(transparent)]
     Store(#[from] aidmesh_store::Error),
     #[error(transparent)]
@@ -72,6 +76,7 @@ impl Error {
             Error::Tampered(_) => "tampered",
             Error::Unsigned(_) => "unsigned_change",
             Error::NotAllowed(_) => "not_allowed",
+            Error::RefusedAuthority { .. } => "refused_authority",
             Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",
             Error::Store(aidmesh_store::Error::Exists(_)) => "store_exists",

@@ -12,6 +12,7 @@ mod authority;
 mod bundle;
 mod care;
 mod contacts;
+#[cfg(feature = "demo")]
 mod demo;
 mod error;
 mod exchange;
@@ -41,6 +42,7 @@ pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, Vault
 pub use authority::{Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, WaitingView};
 pub use bundle::{BundleExport, BundleSummary};
 pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};
+#[cfg(feature = "demo")]
 pub use demo::{generate, Scale};
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
@@ -242,12 +244,12 @@ impl Hub {
         let created = store.write(|tx| {
             tx.set_meta("hub_id", &hub_id)?;
             tx.set_meta("hub_name", opts.hub_name.trim())?;
-            tx.set_meta("identity", &aidmesh_mesh::membership::hex(&identity.secret()))?;
+            tx.set_meta("identity", &aidmesh_mesh::hex::encode(identity.secret()))?;
             // This hub founds its coalition; joining another replaces the founder (mesh issue).
-            tx.set_meta("founder_key", &aidmesh_mesh::membership::hex(identity.public().as_bytes()))?;
+            tx.set_meta("founder_key", &aidmesh_mesh::hex::encode(identity.public().as_bytes()))?;
             tx.set_meta("founder_name", opts.hub_name.trim())?;
             tx.set_meta("founded_at", &now.millis().to_string())?;
-            tx.set_meta("coalition_key", &aidmesh_mesh::membership::hex(&coalition_key))?;
+            tx.set_meta("coalition_key", &aidmesh_mesh::hex::encode(coalition_key))?;
             tx.add_doc(INDEX_DOC, "index", 0)?;
             tx.replace_doc(INDEX_DOC, &bytes)
         });
@@ -281,7 +283,7 @@ impl Hub {
         let mut rng = ChaCha20Rng::from_seed(config.seed);
         let identity = match store.meta("identity")? {
             Some(h) => {
-                let secret = aidmesh_mesh::membership::unhex(&h)
+                let secret = aidmesh_mesh::hex::decode(&h)
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
                     .ok_or_else(|| Error::Corrupt("the store's hub identity is malformed".into()))?;
                 Identity::from_secret(&secret)
@@ -292,9 +294,9 @@ impl Hub {
                 let name = store.meta("hub_name")?.unwrap_or_default();
                 let now = config.clock.now();
                 store.write(|tx| {
-                    tx.set_meta("identity", &aidmesh_mesh::membership::hex(&identity.secret()))?;
+                    tx.set_meta("identity", &aidmesh_mesh::hex::encode(identity.secret()))?;
                     tx.set_meta("hub_id", &identity.id().to_string())?;
-                    tx.set_meta("founder_key", &aidmesh_mesh::membership::hex(identity.public().as_bytes()))?;
+                    tx.set_meta("founder_key", &aidmesh_mesh::hex::encode(identity.public().as_bytes()))?;
                     tx.set_meta("founder_name", &name)?;
                     tx.set_meta("founded_at", &now.millis().to_string())
                 })?;
@@ -303,11 +305,11 @@ impl Hub {
         };
         let hub_id = identity.id().to_string();
         // A founding hub from before bundles: give its coalition a key.
-        let own = aidmesh_mesh::membership::hex(identity.public().as_bytes());
+        let own = aidmesh_mesh::hex::encode(identity.public().as_bytes());
         if store.meta("coalition_key")?.is_none() && store.meta("founder_key")?.as_deref() == Some(own.as_str()) {
             let mut k = [0u8; 32];
             rng.fill_bytes(&mut k);
-            store.write(|tx| tx.set_meta("coalition_key", &aidmesh_mesh::membership::hex(&k)))?;
+            store.write(|tx| tx.set_meta("coalition_key", &aidmesh_mesh::hex::encode(k)))?;
         }
         let actor = run_actor(&identity, &mut rng);
         let bytes =

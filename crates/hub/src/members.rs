@@ -1,8 +1,9 @@
 //! The coalition's members, as this hub computes them from the signed membership log.
 
 use aidmesh_mesh::authority::{Body as AuthBody, Ephemeral, Key, Sealed, Slot, MAX_SEALED};
+use aidmesh_mesh::hex;
 use aidmesh_mesh::keyring::{self, Keyring};
-use aidmesh_mesh::membership::{hex, Entry, Member, Members, Role};
+use aidmesh_mesh::membership::{Entry, Member, Members, Role};
 use aidmesh_mesh::HubId;
 use aidmesh_model::{Body, FieldError, Kind, Timestamp};
 use rand::RngCore;
@@ -29,7 +30,7 @@ pub struct FounderCode {
 }
 
 fn key_ok(key: &str) -> bool {
-    aidmesh_mesh::membership::unhex(key)
+    aidmesh_mesh::hex::decode(key)
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
         .is_some_and(|k| aidmesh_mesh::identity::public_key_ok(&k))
 }
@@ -38,11 +39,11 @@ const WELCOME_HEX: usize = 2 * (32 + aidmesh_mesh::seal::SLOT);
 
 fn welcome_hex(s: &Sealed) -> Option<String> {
     let [slot] = s.slots.as_slice() else { return None };
-    Some(format!("{}{}", hex(&s.eph.0), hex(&slot.0)))
+    Some(format!("{}{}", hex::encode(s.eph.0), hex::encode(slot.0)))
 }
 
 fn parse_welcome(s: &str) -> Option<Sealed> {
-    let b = aidmesh_mesh::membership::unhex(s).filter(|b| b.len() == WELCOME_HEX / 2)?;
+    let b = aidmesh_mesh::hex::decode(s).filter(|b| b.len() == WELCOME_HEX / 2)?;
     Some(Sealed { eph: Ephemeral(b[..32].try_into().ok()?), slots: vec![Slot(b[32..].try_into().ok()?)] })
 }
 
@@ -94,7 +95,7 @@ impl Hub {
 
     /// This hub's public key, hex.
     pub fn public_key(&self) -> String {
-        hex(self.identity.public().as_bytes())
+        hex::encode(self.identity.public().as_bytes())
     }
 
     /// The coalition's founder, as this hub knows it.
@@ -165,10 +166,8 @@ impl Hub {
         for h in st.hubs.values() {
             if let Some(id) = h.key.fingerprint() {
                 let since = Timestamp::from_millis(h.admitted.at);
-                m.members.insert(
-                    id.clone(),
-                    Member { id, key: h.key.hex(), name: h.name.clone(), role: Role::Member, since },
-                );
+                m.members
+                    .insert(id.clone(), Member { id, key: h.key, name: h.name.clone(), role: Role::Member, since });
             }
         }
         m.revoked.extend(st.revoked_hubs.keys().filter_map(|k| k.fingerprint()));
@@ -252,7 +251,7 @@ impl Hub {
     /// before either shows its key, and what keys its adverts (see `aidmesh_mesh::keyring`).
     /// A hub joined by hand that does not hold the log yet uses the secret its code carried.
     pub fn keyring(&self) -> Result<Keyring> {
-        let founder = aidmesh_mesh::membership::unhex(&self.founder()?.key)
+        let founder = aidmesh_mesh::hex::decode(&self.founder()?.key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .unwrap_or_else(|| self.identity.public().to_bytes());
         // Until the log hands it one (a log from before its admission, say, hands it none).

@@ -9,7 +9,7 @@
 //! as the unlocked person, never as a typed name.
 
 use aidmesh_mesh::authority::Key;
-use aidmesh_mesh::membership::{hex, unhex};
+use aidmesh_mesh::hex;
 use aidmesh_mesh::Identity;
 use aidmesh_model::FieldError;
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -120,7 +120,7 @@ impl Hub {
             check_pin(pin)?;
         }
         let identity = Identity::generate(&mut self.rng);
-        let key = hex(identity.public().as_bytes());
+        let key = hex::encode(identity.public().as_bytes());
         let mut person = Kept { handle: handle.to_string(), key: key.clone(), secret: None, sealed: None };
         match pin {
             Some(pin) => {
@@ -130,9 +130,10 @@ impl Hub {
                 let ct = XChaCha20Poly1305::new(&k.into())
                     .encrypt(XNonce::from_slice(&nonce), Payload { msg: &identity.secret(), aad: &aad(&key) })
                     .map_err(|_| Error::Corrupt("sealing a key failed".into()))?;
-                person.sealed = Some(Sealed { salt: hex(&salt), nonce: hex(&nonce), ciphertext: hex(&ct) });
+                person.sealed =
+                    Some(Sealed { salt: hex::encode(salt), nonce: hex::encode(nonce), ciphertext: hex::encode(&ct) });
             }
-            None => person.secret = Some(hex(&identity.secret())),
+            None => person.secret = Some(hex::encode(identity.secret())),
         }
         let view = person.view();
         kept.push(person);
@@ -150,11 +151,11 @@ impl Hub {
             .find(|k| k.handle == who.trim() || k.key == who.trim())
             .ok_or_else(|| Error::NotFound(format!("person {who:?} at this hub (aidmesh person new makes a key)")))?;
         let secret = match (&p.secret, &p.sealed, pin) {
-            (Some(s), _, _) => unhex(s),
+            (Some(s), _, _) => hex::decode(s),
             (None, Some(sealed), Some(pin)) => {
-                let salt = unhex(&sealed.salt).unwrap_or_default();
-                let nonce = unhex(&sealed.nonce).filter(|n| n.len() == 24).unwrap_or_else(|| vec![0; 24]);
-                let ct = unhex(&sealed.ciphertext).unwrap_or_default();
+                let salt = hex::decode(&sealed.salt).unwrap_or_default();
+                let nonce = hex::decode(&sealed.nonce).filter(|n| n.len() == 24).unwrap_or_else(|| vec![0; 24]);
+                let ct = hex::decode(&sealed.ciphertext).unwrap_or_default();
                 let k = stretch(pin, &salt)?;
                 XChaCha20Poly1305::new(&k.into())
                     .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ct, aad: &aad(&p.key) })
@@ -166,7 +167,7 @@ impl Hub {
         let secret: [u8; 32] =
             secret.and_then(|s| s.try_into().ok()).ok_or_else(|| Error::WrongPin(p.handle.clone()))?;
         let identity = Identity::from_secret(&secret);
-        if hex(identity.public().as_bytes()) != p.key {
+        if hex::encode(identity.public().as_bytes()) != p.key {
             return Err(Error::WrongPin(p.handle.clone()));
         }
         self.acting = Some((identity, p.view()));

@@ -21,7 +21,7 @@ pub(crate) struct Door {
 impl Door {
     /// The door for saved bytes (a bundle's document, a welcome's, a merge).
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
-        let changes = changes::changes_in(bytes).map_err(|why| Error::Malformed { format: what, why })?;
+        let changes = changes::changes_in(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
         Ok(Door { changes, sigs })
     }
 
@@ -29,7 +29,9 @@ impl Door {
     pub(crate) fn of_message(msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
         let mut changes = Vec::new();
         for c in msg.changes.iter() {
-            changes.extend(changes::changes_in(c).map_err(|why| Error::Malformed { format: "sync message", why })?);
+            changes.extend(
+                changes::changes_in(c).map_err(|e| Error::Malformed { format: "sync message", why: e.to_string() })?,
+            );
         }
         Ok(Door { changes, sigs: sigs.to_vec() })
     }
@@ -61,12 +63,7 @@ impl Hub {
             keys.extend(st.hubs.keys().chain(st.revoked_hubs.keys()).map(|k| k.0));
         }
         let members = self.members()?;
-        keys.extend(
-            members
-                .members
-                .values()
-                .filter_map(|m| <[u8; 32]>::try_from(aidmesh_mesh::membership::unhex(&m.key)?).ok()),
-        );
+        keys.extend(members.members.values().map(|m| m.key.0));
         Ok(keys)
     }
 
@@ -201,7 +198,7 @@ impl Hub {
         if let Some(e) = v.failed {
             return Err(e);
         }
-        let (sigs, unvouched) = result.map_err(|why| Error::Malformed { format: "sync message", why })?;
+        let (sigs, unvouched) = result.map_err(|e| Error::Malformed { format: "sync message", why: e.to_string() })?;
         if unvouched > 0 {
             tracing::warn!(
                 doc = doc_id,

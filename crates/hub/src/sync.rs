@@ -26,7 +26,7 @@ impl Hub {
 
     pub(crate) fn vault_item(&self, e: &aidmesh_store::VaultEntry) -> crate::Result<VaultItem> {
         let content = match (e.erased_at, self.store.vault_get(&e.id)?) {
-            (None, Some(crate::VaultState::Present(pt))) => Some(aidmesh_mesh::membership::hex(&pt)),
+            (None, Some(crate::VaultState::Present(pt))) => Some(aidmesh_mesh::hex::encode(&pt)),
             _ => None,
         };
         Ok(VaultItem {
@@ -41,7 +41,7 @@ impl Hub {
 
     /// This hub's signature of a version of a vault entry it holds the consent for.
     pub(crate) fn sign_vault(&self, id: &str, version: u64, content: Option<&[u8]>) -> String {
-        aidmesh_mesh::membership::hex(&self.identity.sign(&VaultItem::signed_bytes(id, version, &self.hub_id, content)))
+        aidmesh_mesh::hex::encode(self.identity.sign(&VaultItem::signed_bytes(id, version, &self.hub_id, content)))
     }
 
     /// The public key of a hub of the coalition by its id, and whether it is still a member
@@ -57,12 +57,7 @@ impl Hub {
             return Ok(Some((k.0, false)));
         }
         drop(log);
-        let members = self.members()?;
-        Ok(members
-            .members
-            .get(&id)
-            .and_then(|m| aidmesh_mesh::membership::unhex(&m.key)?.try_into().ok())
-            .map(|k| (k, true)))
+        Ok(self.members()?.members.get(&id).map(|m| (m.key.0, true)))
     }
 
     /// Merges vault entries that came from `source` (a hub, a bundle). An entry belongs to its
@@ -89,7 +84,7 @@ impl Hub {
                 continue;
             }
             let content = match &item.content {
-                Some(h) => match aidmesh_mesh::membership::unhex(h) {
+                Some(h) => match aidmesh_mesh::hex::decode(h) {
                     Some(pt) => Some(pt),
                     None => {
                         refused.push(format!("vault entry {}: its content is not hex", item.id));
@@ -100,7 +95,7 @@ impl Hub {
             };
             let origin = self.hub_key(&item.origin)?;
             let signed = origin.is_some_and(|(k, _)| {
-                let sig = aidmesh_mesh::membership::unhex(&item.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
+                let sig = aidmesh_mesh::hex::decode(&item.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
                 let msg = VaultItem::signed_bytes(&item.id, item.version, &item.origin, content.as_deref());
                 sig.is_some_and(|sig| aidmesh_mesh::identity::verify_strict(&k, &msg, &sig))
             });
@@ -247,6 +242,8 @@ impl Hub {
 }
 
 impl Replica for Hub {
+    type Error = crate::Error;
+
     fn docs(&mut self) -> Vec<DocInfo> {
         self.sync_docs(None)
     }
@@ -301,9 +298,9 @@ impl Replica for Hub {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
-    ) -> Result<bool, String> {
+    ) -> crate::Result<bool> {
         if doc.doc == aidmesh_replica::INDEX_DOC {
-            return Err("the index document is not synced".into());
+            return Err(crate::Error::NotAllowed("the index document is not synced".into()));
         }
         let cell = std::cell::RefCell::new(std::mem::take(state));
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
@@ -320,7 +317,7 @@ impl Replica for Hub {
         if let Err(e) = &result {
             self.note_refused(&peer_source(peer), e);
         }
-        result.map(|ids| !ids.is_empty()).map_err(|e| e.to_string())
+        result.map(|ids| !ids.is_empty())
     }
 
     fn vault_items(&mut self) -> Vec<VaultItem> {
@@ -333,8 +330,8 @@ impl Replica for Hub {
         }
     }
 
-    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String> {
-        self.vault_merge_items(items, &peer_source(peer)).map_err(|e| e.to_string())
+    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> crate::Result<bool> {
+        self.vault_merge_items(items, &peer_source(peer))
     }
 
     fn authority_heads(&mut self) -> Vec<[u8; 32]> {
@@ -359,14 +356,10 @@ impl Replica for Hub {
     /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
     /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
     /// first coalition's founding entry after it adopted this coalition's founder.)
-    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
-        let offer = self.offer_authority(&entries, &peer_source(peer)).map_err(|e| e.to_string())?;
+    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
+        let offer = self.offer_authority(&entries, &peer_source(peer))?;
         match offer.forged.first() {
-            Some(why) => Err(format!(
-                "the peer sent {} authority entr{} that this hub refused, first: {why}",
-                offer.forged.len(),
-                if offer.forged.len() == 1 { "y" } else { "ies" }
-            )),
+            Some(why) => Err(crate::Error::RefusedAuthority { count: offer.forged.len(), first: why.clone() }),
             None => Ok(offer.added > 0),
         }
     }

@@ -566,7 +566,7 @@ impl Hub {
         let by = match (hub, name) {
             (Some(h), Some(n)) if !n.is_empty() => format!("hub {n} ({h})"),
             (Some(h), _) => format!("hub {h}"),
-            (None, _) => format!("actor {}", aidmesh_mesh::membership::hex(&r.actor)),
+            (None, _) => format!("actor {}", aidmesh_mesh::hex::encode(&r.actor)),
         };
         Error::Tampered(format!("record {} {}, in a change signed by {by}{more}", r.record, r.what))
     }

@@ -287,7 +287,7 @@ fn forged_bundle_with(
     // Sealed, as South's own bundles are, for every member South knows.
     let mut recipients = vec![*b.hub.identity().public().as_bytes()];
     for m in b.hub.members().unwrap().members.values() {
-        recipients.push(aidmesh_mesh::membership::unhex(&m.key).unwrap().try_into().unwrap());
+        recipients.push(m.key.0);
     }
     let header = aidmesh_mesh::bundle::Header {
         exporter: String::new(),
@@ -300,7 +300,7 @@ fn forged_bundle_with(
         authority: vec![],
         sigs: docs
             .iter()
-            .map(|(i, _, s)| (i.doc.clone(), s.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect()))
+            .map(|(i, _, s)| (i.doc.clone(), s.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect()))
             .collect(),
     };
     let docs: Vec<_> = docs.iter().map(|(i, b, _)| (i.clone(), b.clone())).collect();
@@ -320,7 +320,7 @@ fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
     b.hub.import_bundle(&to_south.bytes).unwrap();
     assert!(matches!(b.hub.vault_get(&vid).unwrap(), VaultState::Present(_)));
     let north_id = a.hub.hub_id().to_string();
-    let false_phone = aidmesh_mesh::membership::hex(br#"{"name":"Amal","phone":"+34 600 666 666"}"#);
+    let false_phone = aidmesh_mesh::hex::encode(br#"{"name":"Amal","phone":"+34 600 666 666"}"#);
     let forged = vec![
         // A newer version in North's name, with a made-up signature.
         VaultItem {
@@ -343,7 +343,7 @@ fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
     ];
     // South claiming the entry as its own, with its own valid signature.
     let south_id = b.hub.hub_id().to_string();
-    let claim_sig = aidmesh_mesh::membership::hex(&b.hub.identity().sign(&VaultItem::signed_bytes(
+    let claim_sig = aidmesh_mesh::hex::encode(b.hub.identity().sign(&VaultItem::signed_bytes(
         &vid,
         7,
         &south_id,

@@ -40,8 +40,9 @@ use sha2::{Digest, Sha256};
 
 use aidmesh_model::views::ApprovalState;
 
+use crate::hex::hex_bytes;
 use crate::identity::{verify_strict, HubId, Identity};
-use crate::membership::{hex, unhex, Role};
+use crate::membership::Role;
 
 /// The largest entry accepted, in bytes: a revocation, which seals a fresh secret for every
 /// remaining hub ([`MAX_SEALED`] slots).
@@ -60,76 +61,6 @@ pub const MAX_NAME: usize = 80;
 /// The entry format this hub writes and reads.
 pub const VERSION: u8 = 1;
 const DOMAIN: &[u8] = b"aidmesh authority v1\n";
-
-macro_rules! hex_bytes {
-    ($name:ident, $n:expr, $what:expr) => {
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(pub [u8; $n]);
-
-        impl $name {
-            pub fn hex(&self) -> String {
-                hex(&self.0)
-            }
-
-            pub fn parse(s: &str) -> Result<$name, String> {
-                unhex(s)
-                    .and_then(|b| <[u8; $n]>::try_from(b).ok())
-                    .map($name)
-                    .ok_or_else(|| format!("{s:?} is not {}", $what))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", &self.hex()[..12])
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.hex())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
-                // Straight from the borrowed text into the array: a log of 100,000 entries has
-                // half a million of these.
-                struct V;
-                impl serde::de::Visitor<'_> for V {
-                    type Value = $name;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        write!(f, "{}", $what)
-                    }
-                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
-                        let b = s.as_bytes();
-                        let mut out = [0u8; $n];
-                        if b.len() != 2 * $n {
-                            return Err(E::custom(format!("{s:?} is not {}", $what)));
-                        }
-                        for (i, o) in out.iter_mut().enumerate() {
-                            match (nibble(b[2 * i]), nibble(b[2 * i + 1])) {
-                                (Some(h), Some(l)) => *o = h << 4 | l,
-                                _ => return Err(E::custom(format!("{s:?} is not {}", $what))),
-                            }
-                        }
-                        Ok($name(out))
-                    }
-                }
-                d.deserialize_str(V)
-            }
-        }
-    };
-}
-
-/// A lowercase hex digit's value (uppercase is not canonical).
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
 
 hex_bytes!(Key, 32, "an Ed25519 public key in hex");
 hex_bytes!(Id, 32, "an entry id (64 hex digits)");

@@ -21,8 +21,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::hex;
 use crate::identity::{verify_strict, HubId, Identity};
-use crate::membership::{hex, unhex};
 use crate::seal::{self, SLOT};
 use crate::session::{DocInfo, VaultItem};
 
@@ -99,7 +99,7 @@ pub enum BundleError {
 
 /// SHA-256 of `bytes`, hex: how a bundle names the content of each document.
 pub fn digest(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// What makes one bundle unique: an ephemeral X25519 secret, the content key and the nonce,
@@ -115,10 +115,10 @@ const SLOT_DOMAIN: &[u8] = b"aidmesh bundle slot v2\n";
 
 /// The header and documents, signed by `identity`: what a bundle seals.
 fn signed_body(identity: &Identity, mut header: Header, docs: &[(DocInfo, Vec<u8>)]) -> Vec<u8> {
-    header.exporter = hex(identity.public().as_bytes());
+    header.exporter = hex::encode(identity.public().as_bytes());
     header.docs = docs
         .iter()
-        .map(|(info, b)| DocEntry { info: info.clone(), len: b.len() as u64, sha256: hex(&Sha256::digest(b)) })
+        .map(|(info, b)| DocEntry { info: info.clone(), len: b.len() as u64, sha256: hex::encode(Sha256::digest(b)) })
         .collect();
     let h = serde_json::to_vec(&header).unwrap_or_default();
     let mut plain = Vec::with_capacity(4 + h.len() + docs.iter().map(|d| d.1.len()).sum::<usize>() + 64);
@@ -178,9 +178,8 @@ pub fn read(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8])
     let hlen = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
     let h = body.get(4..4 + hlen).ok_or_else(|| BundleError::Damaged("header length".into()))?;
     let header: Header = serde_json::from_slice(h).map_err(|e| BundleError::Damaged(format!("header: {e}")))?;
-    let key: [u8; 32] = unhex(&header.exporter)
-        .and_then(|k| k.try_into().ok())
-        .ok_or_else(|| BundleError::Damaged("exporter key".into()))?;
+    let key: [u8; 32] =
+        hex::decode_array(&header.exporter).ok_or_else(|| BundleError::Damaged("exporter key".into()))?;
     let sig: [u8; 64] = sig.try_into().map_err(|_| BundleError::Damaged("signature".into()))?;
     if !verify_strict(&key, body, &sig) {
         return Err(BundleError::BadSignature);
@@ -194,7 +193,7 @@ pub fn read(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8])
             .filter(|e| *e <= body.len())
             .ok_or_else(|| BundleError::Damaged(format!("document {} is cut short", d.info.doc)))?;
         let b = &body[at..end];
-        if hex(&Sha256::digest(b)) != d.sha256 {
+        if hex::encode(Sha256::digest(b)) != d.sha256 {
             return Err(BundleError::Damaged(format!("document {} does not match its hash", d.info.doc)));
         }
         docs.push((d.info.clone(), b.to_vec()));

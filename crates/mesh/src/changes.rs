@@ -20,8 +20,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::hex;
 use crate::identity::{verify_strict, HubId, Identity};
-use crate::membership::hex;
 
 /// The bytes of one signature as it travels: the change hash, then the signature.
 pub const SIG_LEN: usize = 96;
@@ -72,7 +72,7 @@ impl ChangeSig {
 /// What a hub signs for one change: the document's id binds the change to it, so that a change
 /// signed for one document cannot be replayed into another.
 pub fn signed_bytes(doc: &str, hash: &[u8; 32]) -> Vec<u8> {
-    format!("{DOMAIN}\n{doc}\n{}", hex(hash)).into_bytes()
+    format!("{DOMAIN}\n{doc}\n{}", hex::encode(hash)).into_bytes()
 }
 
 /// The hub key an actor carries: its first 32 bytes.
@@ -107,10 +107,27 @@ impl ChangeMeta {
     }
 }
 
+/// Why Automerge bytes were not read as changes: what is wrong with them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadBytes {
+    #[error("Automerge bytes cut short")]
+    Cut,
+    #[error("not Automerge bytes (no chunk header)")]
+    NoHeader,
+    #[error("an Automerge chunk length that does not end")]
+    EndlessLength,
+    #[error("an Automerge chunk of type {0}, which hubs do not send")]
+    Kind(u8),
+    #[error("a damaged change: {0}")]
+    Change(String),
+    #[error("a damaged document: {0}")]
+    Document(String),
+}
+
 /// The changes in Automerge bytes: change chunks (compressed or not) one after another, as sync
 /// messages and incremental saves carry them, or whole saved documents. Anything else, or bytes
 /// that are cut short or damaged, is an error that says what is wrong.
-pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
+pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, BadBytes> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -119,7 +136,7 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
         match kind {
             // A change, or a compressed change.
             1 | 2 => {
-                let c = automerge::Change::try_from(chunk).map_err(|e| format!("a damaged change: {e}"))?;
+                let c = automerge::Change::try_from(chunk).map_err(|e| BadBytes::Change(e.to_string()))?;
                 out.push(ChangeMeta::of(&c, chunk));
             }
             // A whole document.
@@ -130,7 +147,7 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
                         .on_partial_load(automerge::OnPartialLoad::Error)
                         .verification_mode(automerge::VerificationMode::Check),
                 )
-                .map_err(|e| format!("a damaged document: {e}"))?;
+                .map_err(|e| BadBytes::Document(e.to_string()))?;
                 out.extend(doc.get_changes_meta(&[]).into_iter().map(|c| ChangeMeta {
                     hash: c.hash.0,
                     actor: c.actor.to_bytes().to_vec(),
@@ -139,22 +156,21 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, String> {
                     bytes: Vec::new(),
                 }));
             }
-            k => return Err(format!("an Automerge chunk of type {k}, which hubs do not send")),
+            k => return Err(BadBytes::Kind(k)),
         }
     }
     Ok(out)
 }
 
 /// The first chunk of `b`: its bytes, its type, and what follows it.
-fn split_chunk(b: &[u8]) -> Result<(&[u8], u8, &[u8]), String> {
-    let cut = || "Automerge bytes cut short".to_string();
-    if b.get(..4).ok_or_else(cut)? != MAGIC {
-        return Err("not Automerge bytes (no chunk header)".into());
+fn split_chunk(b: &[u8]) -> Result<(&[u8], u8, &[u8]), BadBytes> {
+    if b.get(..4).ok_or(BadBytes::Cut)? != MAGIC {
+        return Err(BadBytes::NoHeader);
     }
-    let kind = *b.get(8).ok_or_else(cut)?;
+    let kind = *b.get(8).ok_or(BadBytes::Cut)?;
     let (mut len, mut shift, mut at) = (0u64, 0u32, 9usize);
     loop {
-        let byte = *b.get(at).ok_or_else(cut)?;
+        let byte = *b.get(at).ok_or(BadBytes::Cut)?;
         at += 1;
         len |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
@@ -162,10 +178,11 @@ fn split_chunk(b: &[u8]) -> Result<(&[u8], u8, &[u8]), String> {
         }
         shift += 7;
         if shift > 56 {
-            return Err("an Automerge chunk length that does not end".into());
+            return Err(BadBytes::EndlessLength);
         }
     }
-    let end = usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|e| *e <= b.len()).ok_or_else(cut)?;
+    let end =
+        usize::try_from(len).ok().and_then(|l| at.checked_add(l)).filter(|e| *e <= b.len()).ok_or(BadBytes::Cut)?;
     Ok((&b[..end], kind, &b[end..]))
 }
 
@@ -314,7 +331,7 @@ pub fn check(
     if sigs.len() > MAX_SIGS {
         return Err(Refused::TooMany);
     }
-    let short = |h: &[u8; 32]| hex(&h[..8]);
+    let short = |h: &[u8; 32]| hex::encode(&h[..8]);
     // The changes new here.
     let mut new: HashMap<[u8; 32], ChangeMeta> = HashMap::new();
     for c in changes {
@@ -434,7 +451,7 @@ pub trait Vouching {
 pub fn vouch_message(
     msg: &mut automerge::sync::Message,
     v: &mut impl Vouching,
-) -> Result<(Vec<ChangeSig>, usize), String> {
+) -> Result<(Vec<ChangeSig>, usize), BadBytes> {
     let latest = match carried(msg)? {
         Carried::Changes(latest) => latest,
         Carried::Document => {
@@ -483,7 +500,7 @@ impl Vouch {
 /// Keeps only the whole document of a message that carries one, leaving out the changes
 /// Automerge saves after it that still wait for what they depend on (this hub cannot vouch for
 /// them, and the peer cannot apply them).
-pub fn drop_orphans(msg: &mut automerge::sync::Message) -> Result<(), String> {
+pub fn drop_orphans(msg: &mut automerge::sync::Message) -> Result<(), BadBytes> {
     let first = msg.changes.iter().next().map(<[u8]>::to_vec);
     if let Some(bytes) = first {
         let (chunk, kind, tail) = split_chunk(&bytes)?;
@@ -504,7 +521,7 @@ pub enum Carried {
 }
 
 /// What `msg`'s changes are, read from their chunk headers (a whole document is not loaded).
-pub fn carried(msg: &automerge::sync::Message) -> Result<Carried, String> {
+pub fn carried(msg: &automerge::sync::Message) -> Result<Carried, BadBytes> {
     let mut metas = Vec::new();
     for bytes in msg.changes.iter() {
         let mut rest = bytes;

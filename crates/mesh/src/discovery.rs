@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo};
 use rand_core::RngCore;
 
+use crate::hex;
 use crate::keyring::{Keyring, Secret};
-use crate::membership::hex;
 
 pub const SERVICE: &str = "_aidmesh._tcp.local.";
 
@@ -38,19 +38,27 @@ pub struct Discovery {
 }
 
 /// A new advert of this hub: random instance name and nonce, the tag under `secret`.
-fn advert(secret: &Secret, ips: &[IpAddr], port: u16, rng: &mut impl RngCore) -> Result<ServiceInfo, String> {
+fn advert(secret: &Secret, ips: &[IpAddr], port: u16, rng: &mut impl RngCore) -> Result<ServiceInfo, DiscoveryError> {
     let mut raw = [0u8; 12];
     rng.fill_bytes(&mut raw);
-    let nonce = hex(&raw);
+    let nonce = hex::encode(raw);
     let mut inst = [0u8; 6];
     rng.fill_bytes(&mut inst);
-    let instance = hex(&inst);
-    let tag = hex(&secret.tag(nonce.as_bytes()));
+    let instance = hex::encode(inst);
+    let tag = hex::encode(secret.tag(nonce.as_bytes()));
     let props = [("n", nonce.as_str()), ("t", tag.as_str())];
-    let info = ServiceInfo::new(SERVICE, &instance, &format!("{instance}.local."), ips, port, &props[..])
-        .map_err(|e| format!("mDNS: {e}"))?;
+    let info = ServiceInfo::new(SERVICE, &instance, &format!("{instance}.local."), ips, port, &props[..])?;
     // Listening on every address: advertise the addresses of the enabled interfaces.
     Ok(if ips.is_empty() { info.enable_addr_auto() } else { info })
+}
+
+/// Why mDNS discovery could not start or re-advertise.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("mDNS: {0}")]
+    Mdns(#[from] mdns_sd::Error),
+    #[error("mDNS interface {name}: {source}")]
+    Interface { name: String, source: mdns_sd::Error },
 }
 
 impl Discovery {
@@ -63,20 +71,20 @@ impl Discovery {
         port: u16,
         rng: &mut impl RngCore,
         found: impl Fn(SocketAddr) + Send + 'static,
-    ) -> Result<Discovery, String> {
-        let daemon = ServiceDaemon::new().map_err(|e| format!("mDNS: {e}"))?;
+    ) -> Result<Discovery, DiscoveryError> {
+        let daemon = ServiceDaemon::new()?;
         if !config.interfaces.is_empty() {
-            daemon.disable_interface(IfKind::All).map_err(|e| format!("mDNS: {e}"))?;
+            daemon.disable_interface(IfKind::All)?;
             for name in &config.interfaces {
                 daemon
                     .enable_interface(IfKind::Name(name.clone()))
-                    .map_err(|e| format!("mDNS interface {name}: {e}"))?;
+                    .map_err(|source| DiscoveryError::Interface { name: name.clone(), source })?;
             }
         }
         let info = advert(keyring.current(), ips, port, rng)?;
         let advert = Arc::new(Mutex::new((info.get_fullname().to_string(), *keyring.current())));
-        daemon.register(info).map_err(|e| format!("mDNS: {e}"))?;
-        let events = daemon.browse(SERVICE).map_err(|e| format!("mDNS: {e}"))?;
+        daemon.register(info)?;
+        let events = daemon.browse(SERVICE)?;
         let keyring = Arc::new(Mutex::new(keyring));
         let (me, ring) = (advert.clone(), keyring.clone());
         std::thread::spawn(move || {
@@ -87,7 +95,7 @@ impl Discovery {
                     continue;
                 }
                 let (Some(n), Some(t)) = (s.get_property_val_str("n"), s.get_property_val_str("t")) else { continue };
-                let tag = crate::membership::unhex(t).unwrap_or_default();
+                let tag = crate::hex::decode(t).unwrap_or_default();
                 if !ring.lock().unwrap_or_else(|e| e.into_inner()).recognises(n.as_bytes(), &tag) {
                     continue;
                 }
@@ -104,7 +112,7 @@ impl Discovery {
 
     /// Takes the hub's keyring as it is now: recognises tags by its secrets, and if its current
     /// secret turned over, withdraws the advert and advertises anew.
-    pub fn update(&self, keyring: Keyring, rng: &mut impl RngCore) -> Result<(), String> {
+    pub fn update(&self, keyring: Keyring, rng: &mut impl RngCore) -> Result<(), DiscoveryError> {
         let current = *keyring.current();
         *self.keyring.lock().unwrap_or_else(|e| e.into_inner()) = keyring;
         let mut advert = self.advert.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,7 +122,7 @@ impl Discovery {
         let info = self::advert(&current, &self.ips, self.port, rng)?;
         let _ = self.daemon.unregister(&advert.0);
         *advert = (info.get_fullname().to_string(), current);
-        self.daemon.register(info).map_err(|e| format!("mDNS: {e}"))
+        Ok(self.daemon.register(info)?)
     }
 
     /// Withdraws the advertisement and stops.

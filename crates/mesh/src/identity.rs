@@ -11,6 +11,17 @@ use sha2::{Digest, Sha256};
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const ID_BYTES: usize = 20;
 
+/// Why text is not a hub id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{input:?} is not a hub id: expected 34 letters and digits, got {got}")]
+    Length { input: String, got: usize },
+    #[error("{input:?}: {letter:?} is not a base32 letter")]
+    Letter { input: String, letter: char },
+    #[error("{0:?}: the checksum does not match: a character is mistyped")]
+    Checksum(String),
+}
+
 /// A hub's public identity: its fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
@@ -40,10 +51,10 @@ impl HubId {
     }
 
     /// Parses an id as printed or typed: groups, dashes, spaces and case do not matter.
-    pub fn parse(s: &str) -> Result<HubId, String> {
+    pub fn parse(s: &str) -> Result<HubId, IdError> {
         let clean: String = s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
         if clean.len() != 34 {
-            return Err(format!("{s:?} is not a hub id: expected 34 letters and digits, got {}", clean.len()));
+            return Err(IdError::Length { input: s.to_string(), got: clean.len() });
         }
         let mut bits: u64 = 0;
         let mut nbits = 0;
@@ -52,7 +63,7 @@ impl HubId {
             let v = ALPHABET
                 .iter()
                 .position(|a| *a == c)
-                .ok_or_else(|| format!("{s:?}: {:?} is not a base32 letter", c as char))?;
+                .ok_or_else(|| IdError::Letter { input: s.to_string(), letter: c as char })?;
             bits = (bits << 5) | v as u64;
             nbits += 5;
             if nbits >= 8 {
@@ -64,7 +75,7 @@ impl HubId {
         b.copy_from_slice(&out);
         let id = HubId(b);
         if id.checksum() != clean[32..] {
-            return Err(format!("{s:?}: the checksum does not match: a character is mistyped"));
+            return Err(IdError::Checksum(s.to_string()));
         }
         Ok(id)
     }
@@ -115,8 +126,8 @@ impl From<HubId> for String {
 }
 
 impl TryFrom<String> for HubId {
-    type Error = String;
-    fn try_from(s: String) -> Result<HubId, String> {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<HubId, IdError> {
         HubId::parse(&s)
     }
 }
@@ -207,7 +218,8 @@ mod tests {
         let mut typo: Vec<char> = shown.chars().collect();
         typo[3] = if typo[3] == 'a' { 'b' } else { 'a' };
         let typo: String = typo.into_iter().collect();
-        assert!(HubId::parse(&typo).unwrap_err().contains("checksum"));
+        assert!(matches!(HubId::parse(&typo), Err(IdError::Checksum(_))));
+        assert!(matches!(HubId::parse("abc"), Err(IdError::Length { got: 3, .. })));
         assert!(HubId::parse("short").is_err());
         let again = Identity::from_secret(&me.secret());
         assert_eq!(again.id(), id);

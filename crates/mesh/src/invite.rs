@@ -18,6 +18,40 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::identity::{HubId, Identity};
+use crate::net::NetError;
+
+/// Why an invite code was not read, or a join did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum InviteError {
+    #[error("the invite code has characters that are not in it (a-z, 2-7)")]
+    NotBase32,
+    #[error("the invite code is {by} character{} too {}", if *.by == 1 { "" } else { "s" }, if *.long { "long" } else { "short" })]
+    Length { by: usize, long: bool },
+    #[error("the invite code's checksum does not match: a character is mistyped")]
+    Checksum,
+    #[error("the invite expired before anyone joined")]
+    Expired,
+    #[error("no answer from {0}")]
+    NoAnswer(SocketAddrV4),
+    #[error("cannot reach the inviting hub at {0}: {1}")]
+    Unreachable(SocketAddrV4, std::io::Error),
+    #[error("the hub at {0} is not the one that made this invite ({1})")]
+    NotTheInviter(SocketAddrV4, std::io::Error),
+    #[error("the join was refused: {0}")]
+    Refused(String),
+    #[error("the inviting hub closed the connection: {0}")]
+    Closed(Box<InviteError>),
+    #[error("no decision from the inviting hub within 5 minutes")]
+    NoDecision,
+    #[error("join message of {0} bytes is too large")]
+    TooLarge(usize),
+    #[error("malformed join message: {0}")]
+    Malformed(serde_json::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Net(#[from] NetError),
+}
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
@@ -47,24 +81,23 @@ impl Invite {
     }
 
     /// Reads a code as typed; a mistyped character fails the checksum.
-    pub fn parse(code: &str) -> Result<Invite, String> {
+    pub fn parse(code: &str) -> Result<Invite, InviteError> {
         let clean: String =
             code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
-        let b = unbase32(&clean).ok_or("the invite code has characters that are not in it (a-z, 2-7)")?;
-        if b.len() != 41 {
-            return Err(format!(
-                "the invite code is {} characters too {}",
-                (b.len() as i64 - 41).abs(),
-                if b.len() > 41 { "long" } else { "short" }
-            ));
-        }
+        let b = unbase32(&clean).ok_or(InviteError::NotBase32)?;
+        let Ok(b) = <[u8; 41]>::try_from(b.as_slice()) else {
+            return Err(InviteError::Length { by: b.len().abs_diff(41), long: b.len() > 41 });
+        };
         if Sha256::digest(&b[..40])[0] != b[40] {
-            return Err("the invite code's checksum does not match: a character is mistyped".into());
+            return Err(InviteError::Checksum);
         }
-        let inviter = HubId::from_bytes(b[..20].try_into().map_err(|_| "bad code")?);
+        let mut inviter = [0u8; 20];
+        inviter.copy_from_slice(&b[..20]);
+        let inviter = HubId::from_bytes(inviter);
         let ip = Ipv4Addr::new(b[20], b[21], b[22], b[23]);
         let port = u16::from_be_bytes([b[24], b[25]]);
-        let secret: [u8; 10] = b[26..36].try_into().map_err(|_| "bad code")?;
+        let mut secret = [0u8; 10];
+        secret.copy_from_slice(&b[26..36]);
         let expires_min = u32::from_be_bytes([b[36], b[37], b[38], b[39]]);
         Ok(Invite { inviter, addr: SocketAddrV4::new(ip, port), secret, expires_min })
     }
@@ -205,7 +238,7 @@ pub struct Pending {
 
 impl Pending {
     /// Sends the decision to the joiner.
-    pub async fn answer(mut self, welcome: Option<Welcome>) -> Result<(), String> {
+    pub async fn answer(mut self, welcome: Option<Welcome>) -> Result<(), InviteError> {
         let a = match welcome {
             Some(w) => JoinAnswer::Welcome(w),
             None => JoinAnswer::Refused("the inviting coordinator did not confirm the code".into()),
@@ -221,16 +254,16 @@ pub async fn accept_join(
     listener: &TcpListener,
     invite: &Invite,
     now: impl Fn() -> Timestamp,
-) -> Result<Pending, String> {
-    let server = join_server_config(identity)?;
+) -> Result<Pending, InviteError> {
+    let server = crate::net::server_config(identity, Arc::new(|_| true))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     loop {
         if invite.expired(now()) {
-            return Err("the invite expired before anyone joined".into());
+            return Err(InviteError::Expired);
         }
         let (tcp, from) = match tokio::time::timeout(Duration::from_secs(5), listener.accept()).await {
             Ok(Ok(x)) => x,
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return Err(e.into()),
             Err(_) => continue,
         };
         let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
@@ -247,13 +280,15 @@ pub async fn accept_join(
             Ok(Ok(r)) => r,
             _ => continue,
         };
-        let secret_ok = crate::membership::unhex(&req.secret).is_some_and(|s| s == invite.secret);
+        let secret_ok = crate::hex::decode(&req.secret).is_some_and(|s| s == invite.secret);
         if !secret_ok {
             tracing::warn!(%from, "join attempt with a wrong secret refused");
             let _ = send(&mut stream, &JoinAnswer::Refused("wrong invite secret".into())).await;
             continue;
         }
-        let vk = ed25519_dalek::VerifyingKey::from_bytes(&joiner).map_err(|e| e.to_string())?;
+        // The certificate's key was read as an Ed25519 key: this cannot fail, but a joiner is
+        // refused rather than trusted if it does.
+        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&joiner) else { continue };
         let jid = HubId::of(&vk);
         let confirmation = confirmation(&invite.secret, &identity.id(), &jid);
         return Ok(Pending {
@@ -275,42 +310,43 @@ pub async fn join(
     name: &str,
     person: Option<Claim>,
     show: impl Fn(&str),
-) -> Result<Welcome, String> {
+) -> Result<Welcome, InviteError> {
     let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(SocketAddr::V4(invite.addr)))
         .await
-        .map_err(|_| format!("no answer from {}", invite.addr))?
-        .map_err(|e| format!("cannot reach the inviting hub at {}: {e}", invite.addr))?;
-    let client = pinned_client_config(identity, invite.inviter.clone())?;
+        .map_err(|_| InviteError::NoAnswer(invite.addr))?
+        .map_err(|e| InviteError::Unreachable(invite.addr, e))?;
+    let expected = invite.inviter.clone();
+    let client = crate::net::client_config(identity, Arc::new(move |id| *id == expected))?;
     let mut stream = tokio_rustls::TlsConnector::from(client)
-        .connect(ServerName::try_from("aidmesh").map_err(|e| e.to_string())?, tcp)
+        .connect(ServerName::IpAddress(std::net::IpAddr::V4(*invite.addr.ip()).into()), tcp)
         .await
-        .map_err(|e| format!("the hub at {} is not the one that made this invite ({e})", invite.addr))?;
-    let req = JoinRequest { secret: crate::membership::hex(&invite.secret), name: name.to_string(), person };
+        .map_err(|e| InviteError::NotTheInviter(invite.addr, e))?;
+    let req = JoinRequest { secret: crate::hex::encode(invite.secret), name: name.to_string(), person };
     send(&mut stream, &req).await?;
     show(&confirmation(&invite.secret, &invite.inviter, &identity.id()));
     match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream, MAX_ANSWER)).await {
         Ok(Ok(JoinAnswer::Welcome(w))) => Ok(w),
-        Ok(Ok(JoinAnswer::Refused(why))) => Err(format!("the join was refused: {why}")),
-        Ok(Err(e)) => Err(format!("the inviting hub closed the connection: {e}")),
-        Err(_) => Err("no decision from the inviting hub within 5 minutes".into()),
+        Ok(Ok(JoinAnswer::Refused(why))) => Err(InviteError::Refused(why)),
+        Ok(Err(e)) => Err(InviteError::Closed(Box::new(e))),
+        Err(_) => Err(InviteError::NoDecision),
     }
 }
 
-async fn send<S: AsyncWriteExt + Unpin, T: Serialize>(s: &mut S, v: &T) -> Result<(), String> {
-    let b = serde_json::to_vec(v).map_err(|e| e.to_string())?;
-    s.write_u32(b.len() as u32).await.map_err(|e| e.to_string())?;
-    s.write_all(&b).await.map_err(|e| e.to_string())?;
-    s.flush().await.map_err(|e| e.to_string())
+async fn send<S: AsyncWriteExt + Unpin, T: Serialize>(s: &mut S, v: &T) -> Result<(), InviteError> {
+    let b = serde_json::to_vec(v).map_err(InviteError::Malformed)?;
+    s.write_u32(b.len() as u32).await?;
+    s.write_all(&b).await?;
+    Ok(s.flush().await?)
 }
 
-async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S, max: usize) -> Result<T, String> {
-    let n = s.read_u32().await.map_err(|e| e.to_string())? as usize;
+async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S, max: usize) -> Result<T, InviteError> {
+    let n = s.read_u32().await? as usize;
     if n > max {
-        return Err(format!("join message of {n} bytes is too large"));
+        return Err(InviteError::TooLarge(n));
     }
     let mut b = vec![0; n];
-    s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-    serde_json::from_slice(&b).map_err(|e| format!("malformed join message: {e}"))
+    s.read_exact(&mut b).await?;
+    serde_json::from_slice(&b).map_err(InviteError::Malformed)
 }
 
 fn peer_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
@@ -325,15 +361,6 @@ fn peer_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
 }
 
 /// Join listener: any Ed25519 client key may present itself; only the secret lets it further.
-fn join_server_config(identity: &Identity) -> Result<Arc<rustls::ServerConfig>, String> {
-    crate::net::server_config(identity, Arc::new(|_| true)).map_err(|e| e.to_string())
-}
-
-/// The joining side pins the inviting hub's fingerprint from the code.
-fn pinned_client_config(identity: &Identity, expected: HubId) -> Result<Arc<rustls::ClientConfig>, String> {
-    crate::net::client_config(identity, Arc::new(move |id| *id == expected)).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,8 +380,14 @@ mod tests {
         assert_eq!(Invite::parse(&code.to_uppercase().replace('-', " ")).unwrap(), inv);
         let mut typo: Vec<char> = code.chars().collect();
         typo[7] = if typo[7] == 'a' { 'b' } else { 'a' };
-        assert!(Invite::parse(&typo.into_iter().collect::<String>()).unwrap_err().contains("checksum"));
-        assert!(Invite::parse("abc").is_err());
+        assert!(matches!(Invite::parse(&typo.into_iter().collect::<String>()), Err(InviteError::Checksum)));
+        assert!(matches!(Invite::parse("abc"), Err(InviteError::Length { long: false, .. })));
+        assert!(matches!(Invite::parse(&format!("{code}aa")), Err(InviteError::Length { by: 1, long: true })));
+        assert!(matches!(Invite::parse("ab0"), Err(InviteError::NotBase32)));
+        assert_eq!(
+            Invite::parse(&format!("{code}aa")).unwrap_err().to_string(),
+            "the invite code is 1 character too long"
+        );
         assert!(inv.expired(Timestamp::from_millis((29_000_001i64) * 60_000)));
         assert!(!inv.qr().is_empty());
         let other = Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(4));

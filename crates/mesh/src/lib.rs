@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod changes;
 pub mod discovery;
 pub mod handshake;
+pub mod hex;
 pub mod identity;
 pub mod invite;
 pub mod keyring;

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use aidmesh_model::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::authority::Key;
+use crate::hex;
 use crate::identity::{verify, HubId, Identity};
 
 /// What a member may do.
@@ -57,8 +59,8 @@ pub struct Entry {
 impl Entry {
     /// Signs an action as `identity` at time `at`.
     pub fn sign(identity: &Identity, action: Action, at: Timestamp) -> Entry {
-        let mut e = Entry { action, signer: hex(identity.public().as_bytes()), at, sig: String::new() };
-        e.sig = hex(&identity.sign(&e.signed_bytes()));
+        let mut e = Entry { action, signer: hex::encode(identity.public().as_bytes()), at, sig: String::new() };
+        e.sig = hex::encode(identity.sign(&e.signed_bytes()));
         e
     }
 
@@ -71,8 +73,8 @@ impl Entry {
     }
 
     fn check_signature(&self) -> Result<[u8; 32], String> {
-        let key: [u8; 32] = unhex(&self.signer).and_then(|k| k.try_into().ok()).ok_or("the signer key is malformed")?;
-        let sig: [u8; 64] = unhex(&self.sig).and_then(|s| s.try_into().ok()).ok_or("the signature is malformed")?;
+        let key: [u8; 32] = hex::decode_array(&self.signer).ok_or("the signer key is malformed")?;
+        let sig: [u8; 64] = hex::decode_array(&self.sig).ok_or("the signature is malformed")?;
         if verify(&key, &self.signed_bytes(), &sig) {
             Ok(key)
         } else {
@@ -85,8 +87,7 @@ impl Entry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Member {
     pub id: HubId,
-    /// Public key, hex.
-    pub key: String,
+    pub key: Key,
     pub name: String,
     pub role: Role,
     pub since: Timestamp,
@@ -106,7 +107,7 @@ impl Members {
     /// from the start and cannot be revoked.
     pub fn evaluate(founder_key: &str, founder_name: &str, founded: Timestamp, entries: &[Entry]) -> Members {
         let mut m = Members::default();
-        let Some(fk) = unhex(founder_key).and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
+        let Some(fk) = hex::decode_array::<32>(founder_key) else {
             return m;
         };
         let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&fk) else { return m };
@@ -115,7 +116,7 @@ impl Members {
             founder.clone(),
             Member {
                 id: founder.clone(),
-                key: founder_key.to_string(),
+                key: Key(fk),
                 name: founder_name.to_string(),
                 role: Role::Admin,
                 since: founded,
@@ -144,9 +145,8 @@ impl Members {
             }
             match &e.action {
                 Action::Admit { key, name, role } => {
-                    let Some(vk) = unhex(key)
-                        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+                    let Some(vk) =
+                        hex::decode_array::<32>(key).and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
                     else {
                         m.rejected.push((i, "the admitted key is not a valid Ed25519 key".into()));
                         continue;
@@ -155,7 +155,7 @@ impl Members {
                     m.revoked.remove(&id);
                     m.members.insert(
                         id.clone(),
-                        Member { id, key: key.clone(), name: name.clone(), role: *role, since: e.at },
+                        Member { id, key: Key(vk.to_bytes()), name: name.clone(), role: *role, since: e.at },
                     );
                 }
                 Action::Revoke { hub } if *hub == founder => {
@@ -181,17 +181,6 @@ impl Members {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,13 +201,13 @@ mod tests {
     }
 
     fn admit(by: &Identity, who: &Identity, role: Role, at: Timestamp) -> Entry {
-        Entry::sign(by, Action::Admit { key: hex(who.public().as_bytes()), name: "hub".into(), role }, at)
+        Entry::sign(by, Action::Admit { key: hex::encode(who.public().as_bytes()), name: "hub".into(), role }, at)
     }
 
     #[test]
     fn admissions_chain_back_to_the_founder() {
         let (founder, a, b, outsider) = ids();
-        let fk = hex(founder.public().as_bytes());
+        let fk = hex::encode(founder.public().as_bytes());
         let log = vec![
             admit(&founder, &a, Role::Admin, t(1)),
             admit(&a, &b, Role::Member, t(2)),
@@ -241,7 +230,7 @@ mod tests {
     #[test]
     fn revocation_removes_authority_from_then_on() {
         let (founder, a, b, c) = ids();
-        let fk = hex(founder.public().as_bytes());
+        let fk = hex::encode(founder.public().as_bytes());
         let log = vec![
             admit(&founder, &a, Role::Admin, t(1)),
             admit(&a, &b, Role::Member, t(2)),
@@ -260,9 +249,9 @@ mod tests {
     #[test]
     fn tampered_entries_do_not_count() {
         let (founder, a, b, _) = ids();
-        let fk = hex(founder.public().as_bytes());
+        let fk = hex::encode(founder.public().as_bytes());
         let mut e = admit(&founder, &a, Role::Member, t(1));
-        e.action = Action::Admit { key: hex(b.public().as_bytes()), name: "evil".into(), role: Role::Admin };
+        e.action = Action::Admit { key: hex::encode(b.public().as_bytes()), name: "evil".into(), role: Role::Admin };
         let mut garbled = admit(&founder, &b, Role::Member, t(2));
         garbled.sig = "zz".into();
         let m = Members::evaluate(&fk, "North", t(0), &[e, garbled]);

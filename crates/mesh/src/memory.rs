@@ -137,7 +137,22 @@ impl changes::Vouching for MemVouching<'_> {
     }
 }
 
+/// Why the in-memory replica refused what a peer sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MemRefused {
+    #[error(transparent)]
+    Bytes(#[from] changes::BadBytes),
+    #[error(transparent)]
+    Changes(#[from] changes::Refused),
+    #[error(transparent)]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error(transparent)]
+    Authority(#[from] crate::authority::Refusal),
+}
+
 impl Replica for Mem {
+    type Error = MemRefused;
+
     fn docs(&mut self) -> Vec<DocInfo> {
         let heads = |d: &mut AutoCommit| {
             let h: Vec<String> = d.get_heads().iter().map(|h| h.to_string()).collect();
@@ -174,7 +189,7 @@ impl Replica for Mem {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
-    ) -> Result<bool, String> {
+    ) -> Result<bool, MemRefused> {
         if let Some(s) = &mut self.signing {
             let mut d = self.docs.get_mut(&doc.doc);
             let mut metas = Vec::new();
@@ -187,12 +202,11 @@ impl Replica for Mem {
             let (members, tips) = (&s.members, &s.tips);
             let kept = |a: &[u8]| tips.get(&(doc.doc.clone(), a.to_vec())).map(|t| t.seq);
             let waiting = s.waiting.entry(doc.doc.clone()).or_default();
-            changes::check(&doc.doc, metas, sigs, held, kept, |k| members.contains(k), waiting)
-                .map_err(|e| e.to_string())?;
+            changes::check(&doc.doc, metas, sigs, held, kept, |k| members.contains(k), waiting)?;
         }
         let d = self.doc(&doc.doc);
         let before = d.get_heads();
-        d.sync().receive_sync_message(state, msg).map_err(|e| e.to_string())?;
+        d.sync().receive_sync_message(state, msg)?;
         let changed = d.get_heads() != before;
         if let Some(s) = &mut self.signing {
             let d = self.docs.get_mut(&doc.doc).expect("just written");
@@ -227,14 +241,14 @@ impl Replica for Mem {
         let theirs: Vec<crate::authority::Id> = theirs.iter().map(|h| crate::authority::Id(*h)).collect();
         self.log.missing_for(&theirs)
     }
-    fn authority_offer(&mut self, _peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String> {
+    fn authority_offer(&mut self, _peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, MemRefused> {
         let before = self.log.len();
         for e in entries {
-            self.log.offer(&e).map_err(|e| e.to_string())?;
+            self.log.offer(&e)?;
         }
         Ok(self.log.len() > before)
     }
-    fn vault_merge(&mut self, _peer: &str, items: Vec<VaultItem>) -> Result<bool, String> {
+    fn vault_merge(&mut self, _peer: &str, items: Vec<VaultItem>) -> Result<bool, MemRefused> {
         Ok(!items.is_empty())
     }
 }

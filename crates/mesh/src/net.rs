@@ -28,7 +28,9 @@ use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
 use crate::policy::{Connected, Limits, Policy, Review};
-use crate::session::{DocInfo, Frame, Replica, Session, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME};
+use crate::session::{
+    DocInfo, Frame, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
+};
 
 /// What the driver needs from the hub beyond a session's needs.
 pub trait Hub: Replica + Send + 'static {
@@ -417,6 +419,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Why a connection ended, for the log.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error("connection closed: {0}")]
+    Closed(std::io::Error),
+    #[error("connection closed mid-frame: {0}")]
+    MidFrame(std::io::Error),
+    #[error("frame of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("{0}")]
+    Policy(&'static str),
+    #[error("the peer went silent")]
+    Silent,
+    #[error("cannot send: {0}")]
+    Write(std::io::Error),
+}
+
 /// One connection: a session fed by a reader task, local changes and a half-second tick.
 /// Returns whether the session completed its handshake (the peer's first frame arrived).
 async fn run_connection<H: Hub>(
@@ -427,161 +448,192 @@ async fn run_connection<H: Hub>(
     dialed: bool,
 ) -> bool {
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let now = shared.now();
-    match lock(&shared.policy).connected(&peer, conn, dialed, addr) {
+    if !register(&shared, &peer, conn, addr, dialed) {
+        return false;
+    }
+    tracing::info!(peer = %peer.short(), %addr, "connected");
+    let (rd, mut wr) = tokio::io::split(stream);
+    let (reader, mut frames) = read_frames(rd);
+    let session = Session::sharing(&peer.to_string(), shared.now(), shared.fetches.clone());
+    let mut c = Connection { shared: &shared, peer: &peer, conn, session };
+    if let Err(e) = c.run(&mut wr, &mut frames).await {
+        tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
+    }
+    reader.abort();
+    unregister(&shared, &peer, conn);
+    c.session.heard_from_peer()
+}
+
+/// Admits connection `conn` to the policy and the peers view; `false` if the policy keeps
+/// another connection to this peer (or the peer is this hub).
+fn register<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64, addr: SocketAddr, dialed: bool) -> bool {
+    match lock(&shared.policy).connected(peer, conn, dialed, addr) {
         Connected::Keep { .. } => {}
         Connected::Duplicate | Connected::Myself => return false,
     }
-    {
-        let status = PeerStatus {
-            hub: peer.to_string(),
-            addr: addr.to_string(),
-            dialed,
-            connected_at: now,
-            last_synced: None,
-            traffic: Traffic::default(),
-        };
-        lock(&shared.peers).insert(peer.clone(), (conn, status));
-        shared.peers_changed();
-    }
-    tracing::info!(peer = %peer.short(), %addr, "connected");
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Result<Frame, String>>(64);
-    let reader = tokio::spawn(async move {
-        loop {
-            let len = match rd.read_u32().await {
-                Ok(n) => n as usize,
-                Err(e) => {
-                    let _ = tx.send(Err(format!("connection closed: {e}"))).await;
-                    return;
-                }
-            };
-            if len > MAX_FRAME {
-                let _ = tx.send(Err(format!("frame of {len} bytes is over the limit"))).await;
-                return;
-            }
-            let mut buf = vec![0u8; len];
-            if let Err(e) = rd.read_exact(&mut buf).await {
-                let _ = tx.send(Err(format!("connection closed mid-frame: {e}"))).await;
-                return;
-            }
-            let f = Frame::decode(&buf).map_err(|e| e.to_string());
-            let bad = f.is_err();
-            if tx.send(f).await.is_err() || bad {
-                return;
-            }
-        }
-    });
-    let mut session = Session::sharing(&peer.to_string(), now, shared.fetches.clone());
-    let mut changes = shared.changed.subscribe();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let first = {
-        let mut h = lock(&shared.hub);
-        session.start(&mut *h, now)
+    let status = PeerStatus {
+        hub: peer.to_string(),
+        addr: addr.to_string(),
+        dialed,
+        connected_at: shared.now(),
+        last_synced: None,
+        traffic: Traffic::default(),
     };
-    let mut result = write_frames(&mut wr, &first).await;
-    while result.is_ok() {
-        tokio::select! {
-            f = rx.recv() => {
-                let frame = match f {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(e)) => { result = Err(e); break; }
-                    None => { result = Err("reader ended".into()); break; }
-                };
-                // Nothing from a peer revoked since the last tick is applied.
-                if let Review::Close(why) = review(&shared, &peer, conn) {
-                    result = Err(why.into());
-                    break;
-                }
-                let (out, changed) = {
-                    let mut h = lock(&shared.hub);
-                    let r = session.handle(&mut *h, frame, shared.now());
-                    (r, take_changes(&mut *h, true))
-                };
-                match out {
-                    Ok((frames, _)) => result = write_frames(&mut wr, &frames).await,
-                    Err(e) => { result = Err(e.to_string()); break; }
-                }
-                // Authority that arrived may admit or revoke hubs, and turn the coalition secret
-                // over: every connection sees it now.
-                if changed.iter().any(|c| matches!(c, Change::Authority(_))) {
-                    refresh(&shared);
-                }
-                for c in changed {
-                    let _ = shared.changed.send(c);
-                }
-            }
-            c = changes.recv() => {
-                let change = match c {
-                    Ok(c) => Some(c),
-                    // Missed some notices: offer everything again.
-                    Err(broadcast::error::RecvError::Lagged(_)) => None,
-                    Err(broadcast::error::RecvError::Closed) => break,
-                };
-                let frames: Vec<Frame> = {
-                    let mut h = lock(&shared.hub);
-                    let now = shared.now();
-                    match change {
-                        Some(Change::Docs { docs, relayed: false }) => {
-                            docs.iter().flat_map(|d| session.changed(&mut *h, d, now)).collect()
-                        }
-                        Some(Change::Docs { docs, relayed: true }) => {
-                            docs.iter().flat_map(|d| session.relayed(&mut *h, d, now)).collect()
-                        }
-                        Some(Change::Vault(items)) => session.vault_changed(items, now),
-                        Some(Change::Authority(entries)) => session.authority_changed(entries, now),
-                        None => session.resync(&mut *h, now),
-                    }
-                };
-                result = write_frames(&mut wr, &frames).await;
-            }
-            _ = tick.tick() => {
-                let now = shared.now();
-                if let Review::Close(why) = review(&shared, &peer, conn) {
-                    result = Err(why.into());
-                    break;
-                }
-                match session.tick(now) {
-                    Tick::Dead => { result = Err("the peer went silent".into()); break; }
-                    Tick::Send(f) => result = write_frames(&mut wr, &[f]).await,
-                    Tick::Idle => {}
-                }
-                // Documents that waited for another connection's fetch ask now if they may.
-                if result.is_ok() && session.is_waiting() {
-                    let frames = session.retry(&mut *lock(&shared.hub), now);
-                    result = write_frames(&mut wr, &frames).await;
-                }
-                let synced = match lock(&shared.peers).get_mut(&peer) {
-                    Some((c, st)) if *c == conn => {
-                        st.traffic = session.traffic();
-                        std::mem::replace(&mut st.last_synced, session.last_synced()) != st.last_synced
-                    }
-                    _ => false,
-                };
-                if synced {
-                    shared.peers_changed();
-                }
-            }
-        }
-    }
-    reader.abort();
-    if let Err(e) = result {
-        tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
-    }
-    lock(&shared.policy).disconnected(&peer, conn);
+    lock(&shared.peers).insert(peer.clone(), (conn, status));
+    shared.peers_changed();
+    true
+}
+
+/// Takes connection `conn` out of the policy and, if it is still the one shown, the peers view.
+fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
+    lock(&shared.policy).disconnected(peer, conn);
     let gone = {
         let mut peers = lock(&shared.peers);
-        peers.get(&peer).is_some_and(|(c, _)| *c == conn) && peers.remove(&peer).is_some()
+        peers.get(peer).is_some_and(|(c, _)| *c == conn) && peers.remove(peer).is_some()
     };
     if gone {
         shared.peers_changed();
     }
-    session.heard_from_peer()
+}
+
+/// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
+/// sends last.
+fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
+    mut rd: R,
+) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<Result<Frame, Ended>>) {
+    let (tx, rx) = mpsc::channel::<Result<Frame, Ended>>(64);
+    let task = tokio::spawn(async move {
+        loop {
+            let frame = async {
+                let len = rd.read_u32().await.map_err(Ended::Closed)? as usize;
+                if len > MAX_FRAME {
+                    return Err(Ended::TooLarge(len));
+                }
+                let mut buf = vec![0u8; len];
+                rd.read_exact(&mut buf).await.map_err(Ended::MidFrame)?;
+                Ok(Frame::decode(&buf)?)
+            }
+            .await;
+            let last = frame.is_err();
+            if tx.send(frame).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    (task, rx)
+}
+
+/// A running connection's session, with what it answers to: frames from the peer, changes
+/// made or received here, and the tick.
+struct Connection<'a, H: Hub> {
+    shared: &'a Shared<H>,
+    peer: &'a HubId,
+    conn: u64,
+    session: Session,
+}
+
+impl<H: Hub> Connection<'_, H> {
+    /// Runs until the peer, the policy or a write ends it; `Ok` when the hub shuts down.
+    async fn run<W: AsyncWriteExt + Unpin>(
+        &mut self,
+        wr: &mut W,
+        frames: &mut mpsc::Receiver<Result<Frame, Ended>>,
+    ) -> Result<(), Ended> {
+        let mut changes = self.shared.changed.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let first = self.session.start(&mut *lock(&self.shared.hub), self.shared.now());
+        write_frames(wr, &first).await.map_err(Ended::Write)?;
+        loop {
+            let out = tokio::select! {
+                f = frames.recv() => match f {
+                    Some(frame) => self.on_frame(frame?)?,
+                    None => return Err(Ended::Closed(std::io::ErrorKind::UnexpectedEof.into())),
+                },
+                c = changes.recv() => match c {
+                    Ok(c) => self.on_change(Some(c)),
+                    // Missed some notices: offer everything again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.on_change(None),
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+                _ = tick.tick() => self.on_tick()?,
+            };
+            write_frames(wr, &out).await.map_err(Ended::Write)?;
+        }
+    }
+
+    /// A frame from the peer: applied, and what it changed offered to every connection.
+    fn on_frame(&mut self, frame: Frame) -> Result<Vec<Frame>, Ended> {
+        // Nothing from a peer revoked since the last tick is applied.
+        if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
+            return Err(Ended::Policy(why));
+        }
+        let (out, changed) = {
+            let mut h = lock(&self.shared.hub);
+            let r = self.session.handle(&mut *h, frame, self.shared.now());
+            (r, take_changes(&mut *h, true))
+        };
+        // Authority that arrived may admit or revoke hubs, and turn the coalition secret over:
+        // every connection sees it now.
+        if changed.iter().any(|c| matches!(c, Change::Authority(_))) {
+            refresh(self.shared);
+        }
+        for c in changed {
+            let _ = self.shared.changed.send(c);
+        }
+        Ok(out?.0)
+    }
+
+    /// A change made or received here (`None`: some were missed), offered to the peer.
+    fn on_change(&mut self, change: Option<Change>) -> Vec<Frame> {
+        let mut h = lock(&self.shared.hub);
+        let now = self.shared.now();
+        let s = &mut self.session;
+        match change {
+            Some(Change::Docs { docs, relayed: false }) => {
+                docs.iter().flat_map(|d| s.changed(&mut *h, d, now)).collect()
+            }
+            Some(Change::Docs { docs, relayed: true }) => {
+                docs.iter().flat_map(|d| s.relayed(&mut *h, d, now)).collect()
+            }
+            Some(Change::Vault(items)) => s.vault_changed(items, now),
+            Some(Change::Authority(entries)) => s.authority_changed(entries, now),
+            None => s.resync(&mut *h, now),
+        }
+    }
+
+    /// The half-second tick: the policy's review, keep-alive, fetches that waited for another
+    /// connection, and the peers view.
+    fn on_tick(&mut self) -> Result<Vec<Frame>, Ended> {
+        let now = self.shared.now();
+        if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
+            return Err(Ended::Policy(why));
+        }
+        let mut out = match self.session.tick(now) {
+            Tick::Dead => return Err(Ended::Silent),
+            Tick::Send(f) => vec![f],
+            Tick::Idle => Vec::new(),
+        };
+        // Documents that waited for another connection's fetch ask now if they may.
+        if self.session.is_waiting() {
+            out.extend(self.session.retry(&mut *lock(&self.shared.hub), now));
+        }
+        let synced = match lock(&self.shared.peers).get_mut(self.peer) {
+            Some((c, st)) if *c == self.conn => {
+                st.traffic = self.session.traffic();
+                std::mem::replace(&mut st.last_synced, self.session.last_synced()) != st.last_synced
+            }
+            _ => false,
+        };
+        if synced {
+            self.shared.peers_changed();
+        }
+        Ok(out)
+    }
 }
 
 /// Writes a batch of frames as one buffer: one TLS record where it fits, rather than a length
 /// and a frame in separate records (the second of which waited for a delayed ACK).
-async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) -> Result<(), String> {
+async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) -> std::io::Result<()> {
     if frames.is_empty() {
         return Ok(());
     }
@@ -591,8 +643,8 @@ async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) ->
         buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
         buf.extend_from_slice(&b);
     }
-    wr.write_all(&buf).await.map_err(|e| e.to_string())?;
-    wr.flush().await.map_err(|e| e.to_string())
+    wr.write_all(&buf).await?;
+    wr.flush().await
 }
 
 /// The hub id of a certificate: its key must be Ed25519.

@@ -160,7 +160,7 @@ pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a str>) -> String {
     let mut heads: Vec<&str> = heads.into_iter().filter(|h| !h.is_empty()).collect();
     heads.sort_unstable();
     let d = sha2::Sha256::digest(heads.join(" ").as_bytes());
-    crate::membership::hex(&d[..16])
+    crate::hex::encode(&d[..16])
 }
 
 /// What a hub holds, in two digests: every document with its heads, and every vault entry
@@ -254,7 +254,7 @@ impl VaultItem {
     /// content (so the signature reveals nothing of it).
     pub fn signed_bytes(id: &str, version: u64, origin: &str, content: Option<&[u8]>) -> Vec<u8> {
         use sha2::Digest;
-        let digest = content.map(|c| crate::membership::hex(&sha2::Sha256::digest(c))).unwrap_or_default();
+        let digest = content.map(|c| crate::hex::encode(sha2::Sha256::digest(c))).unwrap_or_default();
         format!("aidmesh vault v1\n{id}\n{version}\n{origin}\n{}\n{digest}", content.is_none()).into_bytes()
     }
 }
@@ -462,7 +462,7 @@ pub fn valid_doc_id(d: &str) -> bool {
     !d.is_empty() && d.len() <= 128 && d.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SessionError {
     #[error("malformed frame: {0}")]
     Malformed(String),
@@ -470,8 +470,10 @@ pub enum SessionError {
     TooLarge(usize),
     #[error("sync for document {0}, which the peer never announced")]
     Unannounced(String),
+    /// The replica refused what the peer sent (a change that fails its check, an entry that
+    /// fails the authority log's door) or could not store it; its own error, kept whole.
     #[error("document {doc}: {why}")]
-    Replica { doc: String, why: String },
+    Replica { doc: String, why: std::sync::Arc<dyn std::error::Error + Send + Sync> },
     /// The peer speaks another sync protocol: the older hub needs updating.
     #[error("the peer speaks sync protocol {theirs}{}, this hub {ours}: update the hub that runs the older aidmesh", if *theirs == 1 { " (an aidmesh from before summaries)" } else { "" })]
     Version { ours: u16, theirs: u16 },
@@ -525,6 +527,9 @@ fn check_blooms(msg: &Message) -> Result<(), String> {
 
 /// What a session needs from the hub: its documents and their sync states.
 pub trait Replica {
+    /// Why this replica refuses what a peer sent, or cannot store it.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// Every document to sync, with the digest of its heads, read without loading documents.
     fn docs(&mut self) -> Vec<DocInfo>;
     /// Every vault entry's id, version and whether it is erased, read without decrypting.
@@ -550,12 +555,12 @@ pub trait Replica {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
-    ) -> Result<bool, String>;
+    ) -> Result<bool, Self::Error>;
     /// Every vault entry, to offer a peer.
     fn vault_items(&mut self) -> Vec<VaultItem>;
     /// Merges vault entries from `peer`; returns whether anything changed here. Entries whose
     /// signature or version does not hold are refused and reported by the replica.
-    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, String>;
+    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, Self::Error>;
     /// The heads of the authority log.
     fn authority_heads(&mut self) -> Vec<[u8; 32]>;
     /// The authority entries a peer with these heads lacks, each after those it follows.
@@ -563,7 +568,7 @@ pub trait Replica {
     /// Offers authority entries from `peer` to the log's door: refused ones are reported by the
     /// replica (naming the peer), never stored, and an error ends the session. Returns whether
     /// the log grew.
-    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, String>;
+    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, Self::Error>;
 }
 
 /// What `r` holds, as a summary, with the listing it was made from.
@@ -801,7 +806,7 @@ impl Session {
                 let state = self.state(r, &doc);
                 changed = r
                     .receive(&peer, &info, state, msg, &sigs)
-                    .map_err(|why| SessionError::Replica { doc: doc.clone(), why })?;
+                    .map_err(|why| SessionError::Replica { doc: doc.clone(), why: std::sync::Arc::new(why) })?;
                 if let (true, Some((f, id))) = (changed, &self.fetches) {
                     f.lock().unwrap_or_else(|e| e.into_inner()).progress(&doc, *id, now);
                 }
@@ -815,15 +820,16 @@ impl Session {
             }
             Frame::Vault(items) => {
                 let peer = self.peer.clone();
-                changed =
-                    r.vault_merge(&peer, items).map_err(|why| SessionError::Replica { doc: "vault".into(), why })?;
+                changed = r
+                    .vault_merge(&peer, items)
+                    .map_err(|why| SessionError::Replica { doc: "vault".into(), why: std::sync::Arc::new(why) })?;
             }
             Frame::AuthorityHeads(heads) => out.extend(authority_frames(r.authority_missing(&heads))),
             Frame::Authority(entries) => {
                 let peer = self.peer.clone();
                 changed = r
                     .authority_offer(&peer, entries)
-                    .map_err(|why| SessionError::Replica { doc: "authority".into(), why })?;
+                    .map_err(|why| SessionError::Replica { doc: "authority".into(), why: std::sync::Arc::new(why) })?;
             }
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}

@@ -40,10 +40,10 @@ impl RecordId {
     }
 
     /// Accepts an id as typed; ids are case-insensitive.
-    pub fn parse(s: &str) -> Result<RecordId, String> {
+    pub fn parse(s: &str) -> Result<RecordId, ParseError> {
         let t = s.trim().to_ascii_lowercase();
         if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("{s:?} is not a record id"));
+            return Err(ParseError::RecordId(s.to_string()));
         }
         Ok(RecordId(t))
     }
@@ -74,9 +74,22 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> FieldError {
-        FieldError { field: field.to_string(), message: message.into() }
+    pub fn new(field: &str, message: impl std::fmt::Display) -> FieldError {
+        FieldError { field: field.to_string(), message: message.to_string() }
     }
+}
+
+/// What a value people typed, or a file held, is not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown record kind {0:?}; known kinds: {known}", known = Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "))]
+    Kind(String),
+    #[error("{0:?} is not a record id")]
+    RecordId(String),
+    #[error("invalid date-time {0:?}: expected e.g. 2026-11-25T14:00:00Z")]
+    Timestamp(String),
+    #[error("invalid date {0:?}: expected YYYY-MM-DD")]
+    Date(String),
 }
 
 #[cfg(test)]

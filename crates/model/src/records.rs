@@ -233,12 +233,13 @@ kinds! {
 }
 
 impl Kind {
-    pub fn parse(s: &str) -> Result<Kind, String> {
+    pub fn parse(s: &str) -> Result<Kind, crate::ParseError> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
-        Kind::ALL.iter().copied().find(|k| k.name() == norm || format!("{}s", k.name()) == norm).ok_or_else(|| {
-            let names: Vec<_> = Kind::ALL.iter().map(|k| k.name()).collect();
-            format!("unknown record kind {s:?}; known kinds: {}", names.join(", "))
-        })
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == norm || format!("{}s", k.name()) == norm)
+            .ok_or_else(|| crate::ParseError::Kind(s.to_string()))
     }
 
     /// The names of this kind's fields, in declaration order.

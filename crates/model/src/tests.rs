@@ -179,7 +179,8 @@ fn type_errors_name_the_field() {
     assert_eq!(e.field, "reorder_level");
     assert!(e.to_string().contains("reorder_level"), "{e}");
     let e = Kind::parse("widget").unwrap_err();
-    assert!(e.contains("widget") && e.contains("item"), "{e}");
+    assert_eq!(e, ParseError::Kind("widget".into()));
+    assert!(e.to_string().contains("widget") && e.to_string().contains("item"), "{e}");
     assert_eq!(Kind::parse("Items").unwrap(), Kind::Item);
     assert_eq!(Kind::parse("check-in").unwrap(), Kind::CheckIn);
 }

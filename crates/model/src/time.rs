@@ -45,7 +45,7 @@ impl Timestamp {
 
     /// Parses RFC 3339 (`2026-11-25T14:00:00Z`, offsets allowed), `2026-11-25T14:00` or
     /// `2026-11-25 14:00` (read as UTC), or a bare date (midnight UTC).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, crate::ParseError> {
         let s = s.trim();
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Timestamp(dt.timestamp_millis()));
@@ -58,7 +58,7 @@ impl Timestamp {
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             return Ok(Timestamp(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_millis()));
         }
-        Err(format!("invalid date-time {s:?}: expected e.g. 2026-11-25T14:00:00Z"))
+        Err(crate::ParseError::Timestamp(s.to_string()))
     }
 }
 
@@ -103,8 +103,8 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// Parses a calendar date `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| format!("invalid date {s:?}: expected YYYY-MM-DD"))
+pub fn parse_date(s: &str) -> Result<NaiveDate, crate::ParseError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| crate::ParseError::Date(s.to_string()))
 }
 
 #[cfg(test)]
@@ -119,7 +119,8 @@ mod tests {
         assert_eq!(Timestamp::parse("2026-11-25T15:00:00+01:00").unwrap(), z);
         assert_eq!(z.to_string(), "2026-11-25T14:00:00Z");
         assert_eq!(z.month(), "2026-11");
-        assert!(Timestamp::parse("25/11/2026").unwrap_err().contains("25/11/2026"));
+        assert_eq!(Timestamp::parse("25/11/2026"), Err(crate::ParseError::Timestamp("25/11/2026".into())));
+        assert!(Timestamp::parse("25/11/2026").unwrap_err().to_string().contains("25/11/2026"));
         assert!(parse_date("2026-02-30").is_err());
     }
 

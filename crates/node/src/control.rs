@@ -191,7 +191,7 @@ mod imp {
             let socket = socket_path(store);
             check_length(&socket)?;
             let token_file = token_path(store);
-            let token_hex: String = token.iter().map(|b| format!("{b:02x}")).collect();
+            let token_hex = aidmesh_mesh::hex::encode(token);
             // Written whole under another name, then renamed: a command never reads half a token.
             let tmp = aidmesh_hub::sibling_path(store, ".token.partial");
             let _ = std::fs::remove_file(&tmp);

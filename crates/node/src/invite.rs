@@ -79,7 +79,7 @@ impl OpenInvite {
 /// Admits a confirmed joiner and makes what it is sent: founder, coalition key, and `peer`,
 /// where this hub syncs. Send it with `Pending::answer`.
 pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<Welcome> {
-    let key = aidmesh_mesh::membership::hex(&pending.joiner_key);
+    let key = aidmesh_mesh::hex::encode(pending.joiner_key);
     hub.admit(&key, &pending.name)?;
     // The joining hub's coordinator comes in with their hub, as a plain member.
     if let Some(p) = pending.person.as_ref().filter(|p| !hub.is_person(&p.key).unwrap_or(false)) {
@@ -93,8 +93,8 @@ pub fn admit(hub: &mut Hub, pending: &Pending, peer: Option<String>) -> Result<W
             doc: d.doc,
             partition: d.partition,
             created_at: d.created_at.millis(),
-            bytes: aidmesh_mesh::membership::hex(&d.bytes),
-            sigs: d.sigs.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect(),
+            bytes: aidmesh_mesh::hex::encode(&d.bytes),
+            sigs: d.sigs.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect(),
         })
         .collect();
     Ok(Welcome {
@@ -130,12 +130,12 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
         if d.partition != "coalition" || !d.doc.starts_with("coalition-") || elsewhere {
             bail!("the welcome holds document {:?}, which is not the coalition's: nothing adopted", d.doc);
         }
-        let bytes = aidmesh_mesh::membership::unhex(&d.bytes)
+        let bytes = aidmesh_mesh::hex::decode(&d.bytes)
             .ok_or_else(|| anyhow::anyhow!("the welcome's document {:?} is not hex: nothing adopted", d.doc))?;
         let sigs = d
             .sigs
             .iter()
-            .map(|s| aidmesh_mesh::membership::unhex(s).as_deref().and_then(ChangeSig::from_bytes))
+            .map(|s| aidmesh_mesh::hex::decode(s).as_deref().and_then(ChangeSig::from_bytes))
             .collect::<Option<Vec<ChangeSig>>>()
             .ok_or_else(|| {
                 anyhow::anyhow!("the welcome's document {:?} has a damaged signature: nothing adopted", d.doc)
@@ -196,8 +196,8 @@ mod tests {
             doc: doc.into(),
             partition: partition.into(),
             created_at: d.created_at.millis(),
-            bytes: aidmesh_mesh::membership::hex(&d.bytes),
-            sigs: d.sigs.iter().map(|s| aidmesh_mesh::membership::hex(&s.to_bytes())).collect(),
+            bytes: aidmesh_mesh::hex::encode(&d.bytes),
+            sigs: d.sigs.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect(),
         };
         for bad in [
             as_welcome(&good[0], "index", "coalition"),
