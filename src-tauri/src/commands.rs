@@ -461,7 +461,7 @@ async fn identity(state: State<'_, AppState>) -> ApiResult<edge::Identity> {
                     since: m.since,
                 })
                 .collect(),
-            has_coalition_key: h.coalition_key_hex()?.is_some(),
+            has_coalition_key: h.has_coalition_key()?,
         })
     })
 }

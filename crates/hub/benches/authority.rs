@@ -14,6 +14,7 @@
 //! idle tick (refresh the members, upkeep, every 500 ms) for 10 s, measured from
 //! this process's CPU time.
 
+use aidmesh_hub::Driver;
 use std::path::PathBuf;
 use std::time::Instant;
 

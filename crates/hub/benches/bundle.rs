@@ -6,6 +6,7 @@
 //! Prints time and size of a full bundle and of a 1,000-edit incremental one, against the
 //! Automerge data they carry, and the time to import each into a hub that never met this one.
 
+use aidmesh_hub::Driver;
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -144,7 +144,7 @@ impl Hub {
     /// Offers entries that arrived from `source` (a hub, a bundle, a welcome) to the door, and
     /// stores what it lets in and what waits, in one transaction. Refusals are recorded with
     /// `source`; they are not an error.
-    pub fn offer_authority(&mut self, entries: &[Vec<u8>], source: &str) -> Result<AuthorityOffer> {
+    pub(crate) fn offer_authority(&mut self, entries: &[Vec<u8>], source: &str) -> Result<AuthorityOffer> {
         let mut log = self.take_log()?;
         let mut added = Vec::new();
         let mut erasures = false;
@@ -283,18 +283,8 @@ impl Hub {
         Ok(true)
     }
 
-    /// The heads of the authority log.
-    pub fn authority_heads(&self) -> Result<Vec<Id>> {
-        Ok(self.log()?.heads())
-    }
-
-    /// The entries a peer with `theirs` heads lacks.
-    pub fn authority_missing_for(&self, theirs: &[Id]) -> Result<Vec<Vec<u8>>> {
-        Ok(self.log()?.missing_for(theirs))
-    }
-
     /// Entries stored since the sync driver last asked.
-    pub fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {
+    pub(crate) fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.authority_changes)
     }
 
@@ -598,7 +588,7 @@ impl Hub {
 
     /// Replaces the authority log with another coalition's (joining it): its id and its
     /// entries, each through the door.
-    pub fn adopt_authority(&mut self, coalition: Option<&str>, entries: &[Vec<u8>]) -> Result<AuthorityOffer> {
+    pub(crate) fn adopt_authority(&mut self, coalition: Option<&str>, entries: &[Vec<u8>]) -> Result<AuthorityOffer> {
         let id = match coalition {
             Some(c) => {
                 Some(Id::parse(c).map_err(|e| Error::invalid("welcome", vec![FieldError::new("coalition_id", e)]))?)
@@ -617,15 +607,5 @@ impl Hub {
     /// How many refusals at the door are kept (the latest 1,000).
     pub fn authority_refusals_count(&self) -> Result<usize> {
         Ok(self.store.authority_refused(i64::MAX)?.len())
-    }
-
-    /// The coalition's id (its founding entry), hex, once this hub holds it.
-    pub fn coalition_id(&self) -> Result<Option<String>> {
-        Ok(self.log()?.coalition().map(|c| c.hex()))
-    }
-
-    /// Every entry of the authority log, each after those it follows.
-    pub fn authority_entries(&self) -> Result<Vec<Vec<u8>>> {
-        Ok(self.log()?.missing_for(&[]))
     }
 }

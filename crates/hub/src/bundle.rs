@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::signing::Door;
 use crate::write::Incoming;
+use crate::Driver;
 use crate::{Error, Event, Hub, Result, Task};
 
 /// What a bundle holds, as `aidmesh bundle inspect` shows it.
@@ -73,13 +74,18 @@ fn parse_heads<'a>(hs: impl IntoIterator<Item = &'a str>) -> Vec<ChangeHash> {
 }
 
 impl Hub {
+    /// Whether this hub holds the coalition key (bundles need it).
+    pub fn has_coalition_key(&self) -> Result<bool> {
+        Ok(self.coalition_key_hex()?.is_some())
+    }
+
     /// The coalition key (hex), if this hub holds one.
-    pub fn coalition_key_hex(&self) -> Result<Option<String>> {
+    pub(crate) fn coalition_key_hex(&self) -> Result<Option<String>> {
         Ok(self.store.meta("coalition_key")?.filter(|k| !k.is_empty()))
     }
 
     /// Takes the coalition key handed over when joining.
-    pub fn set_coalition_key(&mut self, hex: &str) -> Result<()> {
+    pub(crate) fn set_coalition_key(&mut self, hex: &str) -> Result<()> {
         if aidmesh_mesh::hex::decode(hex).is_none_or(|k| k.len() != 32) {
             return Err(Error::Malformed { format: "coalition key", why: "expected 32 bytes in hex".into() });
         }

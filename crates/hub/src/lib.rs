@@ -14,6 +14,7 @@ mod care;
 mod contacts;
 #[cfg(feature = "demo")]
 mod demo;
+mod driver;
 mod error;
 mod exchange;
 mod files;
@@ -44,6 +45,7 @@ pub use bundle::{BundleExport, BundleSummary};
 pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};
 #[cfg(feature = "demo")]
 pub use demo::{generate, Scale};
+pub use driver::Driver;
 pub use error::{Error, Result, RowError};
 pub use exchange::{HxlKind, ImportReport};
 pub use files::{

@@ -250,7 +250,7 @@ impl Hub {
     /// The coalition secret's chain as far as this hub can follow it: what it proves to peers
     /// before either shows its key, and what keys its adverts (see `aidmesh_mesh::keyring`).
     /// A hub joined by hand that does not hold the log yet uses the secret its code carried.
-    pub fn keyring(&self) -> Result<Keyring> {
+    pub(crate) fn keyring(&self) -> Result<Keyring> {
         let founder = aidmesh_mesh::hex::decode(&self.founder()?.key)
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .unwrap_or_else(|| self.identity.public().to_bytes());

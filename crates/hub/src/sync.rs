@@ -11,12 +11,13 @@ use aidmesh_mesh::session::{DocInfo, Replica, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 
+use crate::Driver;
 use crate::Hub;
 
 impl Hub {
     /// Every vault entry as it travels to member hubs: content in hex, or an erasure. Entries
     /// kept here only (no consent to share) are not among them.
-    pub fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
+    pub(crate) fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
         let mut out = Vec::new();
         for e in self.store.vault_list()?.into_iter().filter(|e| !e.local) {
             out.push(self.vault_item(&e)?);
@@ -65,7 +66,7 @@ impl Hub {
     /// an erasure only if its origin signed it or an admin's `Erase` entry stands for it. Once
     /// erased, an entry never comes back. Anything else is refused, recorded with `source`, and
     /// changes nothing. Returns whether anything changed.
-    pub fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> crate::Result<bool> {
+    pub(crate) fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> crate::Result<bool> {
         let local: std::collections::BTreeMap<String, aidmesh_store::VaultEntry> =
             self.store.vault_list()?.into_iter().map(|e| (e.id.clone(), e)).collect();
         let erased_by_admin: std::collections::BTreeSet<String> = self.log()?.state().erased.keys().cloned().collect();
@@ -188,14 +189,9 @@ impl Hub {
         Ok(self.store.write(|tx| tx.set_meta("vault_signed", "1"))?)
     }
 
-    /// The bytes the synced documents take as stored: what a new hub must receive, at least.
-    pub fn saved_bytes(&self) -> crate::Result<i64> {
-        Ok(self.store.saved_bytes(aidmesh_replica::INDEX_DOC)?)
-    }
-
     /// Documents changed by writes or merges since the last call: the sync driver offers them
     /// to every connected peer.
-    pub fn take_changed_docs(&mut self) -> Vec<DocInfo> {
+    pub(crate) fn take_changed_docs(&mut self) -> Vec<DocInfo> {
         let changed = std::mem::take(&mut self.changed_docs);
         if changed.is_empty() {
             return Vec::new();
@@ -335,7 +331,7 @@ impl Replica for Hub {
     }
 
     fn authority_heads(&mut self) -> Vec<[u8; 32]> {
-        match Hub::authority_heads(self) {
+        match Driver::authority_heads(self) {
             Ok(h) => h.into_iter().map(|h| h.0).collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the authority log for sync");
@@ -346,7 +342,7 @@ impl Replica for Hub {
 
     fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>> {
         let theirs: Vec<aidmesh_mesh::authority::Id> = theirs.iter().map(|h| aidmesh_mesh::authority::Id(*h)).collect();
-        Hub::authority_missing_for(self, &theirs).unwrap_or_else(|e| {
+        Driver::authority_missing_for(self, &theirs).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the authority log for sync");
             Vec::new()
         })

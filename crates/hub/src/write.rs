@@ -317,7 +317,7 @@ impl Hub {
 
     /// Merges saved changes of one document from elsewhere (another hub's store, a welcome),
     /// with the signatures that vouch for them. Returns the ids of records that changed.
-    pub fn merge_doc(
+    pub(crate) fn merge_doc(
         &mut self,
         doc_id: &str,
         partition: &str,
@@ -584,7 +584,7 @@ impl Hub {
     }
 
     /// Every document this hub holds, as saved.
-    pub fn export_docs(&mut self) -> Result<Vec<DocExport>> {
+    pub(crate) fn export_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
             if doc == aidmesh_replica::INDEX_DOC {
@@ -612,14 +612,9 @@ impl Hub {
         Ok(d.save_held())
     }
 
-    /// Every document this hub holds, with its partition.
-    pub fn doc_partitions(&self) -> Result<std::collections::BTreeMap<String, String>> {
-        Ok(self.store.docs()?.into_iter().map(|(d, p, ..)| (d, p)).collect())
-    }
-
     /// The coalition's documents (hubs, places, roles, policy, the signed membership log), as
     /// saved: what a new member is handed when it joins.
-    pub fn coalition_docs(&mut self) -> Result<Vec<DocExport>> {
+    pub(crate) fn coalition_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
             if partition == "coalition" {
@@ -994,7 +989,7 @@ impl Hub {
     ///
     /// A document that cannot be folded (it does not load) is passed over with a warning, so
     /// that it never keeps the others waiting, and not tried again while this hub runs.
-    pub fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
+    pub(crate) fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize> {
         // Documents that cannot be folded stay piled up at the top of the list: ask past them.
         let docs = self.store.piled_up(
             if all { 1 } else { PILED_UP + 1 },
@@ -1022,7 +1017,7 @@ impl Hub {
     /// file, the first that has work. Returns whether it did something. A busy hub gets `false`,
     /// so that no edit waits behind upkeep, but never for longer than [`UPKEEP_AT_LEAST_MS`]:
     /// a hub that never rests still gets a step that often.
-    pub fn upkeep(&mut self) -> Result<bool> {
+    pub(crate) fn upkeep(&mut self) -> Result<bool> {
         let writes = self.store.writes();
         // Nothing was left when it last looked, and nothing was written since: no query at all.
         if self.rested_at == Some(writes) {

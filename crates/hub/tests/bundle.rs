@@ -2,6 +2,7 @@
 
 mod util;
 
+use aidmesh_hub::Driver;
 use std::collections::VecDeque;
 
 use aidmesh_hub::model::Kind;

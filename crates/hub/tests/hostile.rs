@@ -3,6 +3,7 @@
 
 mod util;
 
+use aidmesh_hub::Driver;
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 mod util;
 
 use aidmesh_hub::model::{views::ApprovalState, Body, Kind};
+use aidmesh_hub::Driver;
 use aidmesh_hub::{Error, Event, Hub, HxlKind, VaultState};
 use serde_json::json;
 use util::*;

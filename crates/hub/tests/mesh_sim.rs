@@ -5,6 +5,7 @@
 
 mod util;
 
+use aidmesh_hub::Driver;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use aidmesh_hub::model::views::Source;

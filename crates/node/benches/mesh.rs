@@ -20,6 +20,7 @@
 //!
 //! Both hubs do their upkeep every half second, as a running node does (`Hub::upkeep`).
 
+use aidmesh_hub::Driver;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,6 +4,7 @@
 //! membership log, where to sync); the joining hub checks the invite, shows the confirmation
 //! code and adopts the coalition.
 
+use aidmesh_hub::Driver;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use aidmesh_hub::model::Timestamp;

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod invite;
 
+use aidmesh_hub::Driver;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

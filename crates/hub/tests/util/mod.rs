@@ -1,6 +1,7 @@
 //! Shared helpers of the hub's integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+use aidmesh_hub::Driver;
 use std::path::{Path, PathBuf};
 
 use aidmesh_hub::model::{Kind, Timestamp};
