@@ -181,6 +181,21 @@ mod tests {
         assert!(problems.is_empty(), "SQL above the store:\n{}", problems.join("\n"));
     }
 
+    /// The faces call the application API; only the node drives a hub (sync, documents from
+    /// elsewhere, upkeep) through `aidmesh_hub::Driver`.
+    #[test]
+    fn the_faces_do_not_drive_the_hub() {
+        let mut files = Vec::new();
+        sources(&root().join("crates/cli/src"), &mut files);
+        sources(&root().join("src-tauri/src"), &mut files);
+        let drivers: Vec<String> = files
+            .iter()
+            .filter(|f| std::fs::read_to_string(f).unwrap().contains("Driver"))
+            .map(|f| f.display().to_string())
+            .collect();
+        assert!(drivers.is_empty(), "faces that drive the hub: {drivers:?}");
+    }
+
     #[test]
     fn every_module_says_what_it_is_for() {
         let mut files = Vec::new();

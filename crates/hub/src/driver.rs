@@ -1,7 +1,7 @@
 //! What drives a hub besides the people using it: the node's mesh, the invite and join flows,
 //! and tests that stand in for a network. None of it is the application's API (`Hub`'s own
-//! methods, which every face calls for what people do); a face imports [`Driver`] only to run
-//! sync, carry documents or keep the store in shape.
+//! methods, which every face calls for what people do). The node imports [`Driver`]; the
+//! faces (the CLI and the desktop shell) never do, which the tidy test checks.
 //!
 //! The mesh's own traits (`aidmesh_mesh::session::Replica`, `aidmesh_mesh::net::Hub`) are the
 //! rest of the driver's side; `sync.rs` implements them.
@@ -64,9 +64,10 @@ pub trait Driver {
     /// The coalition's documents, as saved: what a new member is handed when it joins.
     fn coalition_docs(&mut self) -> Result<Vec<DocExport>>;
     /// Folds the chunks of up to `limit` documents piled past the threshold (`all`: every
-    /// document with more than one); how many were folded.
+    /// document, into one save each); how many were folded.
     fn fold_chunks(&mut self, limit: usize, all: bool) -> Result<usize>;
-    /// One bounded step of store upkeep when the hub rests; whether it did something.
+    /// One bounded step of store upkeep when nothing was written since the last call, and at
+    /// least every `UPKEEP_AT_LEAST_MS` on a hub that never rests; whether it did something.
     fn upkeep(&mut self) -> Result<bool>;
 }
 

@@ -544,34 +544,42 @@ impl<H: Hub> Connection<'_, H> {
         let first = self.session.start(&mut *lock(&self.shared.hub), self.shared.now());
         write_frames(wr, &first).await.map_err(Ended::Write)?;
         loop {
-            let out = tokio::select! {
+            let (out, changed) = tokio::select! {
                 f = frames.recv() => match f {
                     Some(frame) => self.on_frame(frame?)?,
                     None => return Err(Ended::Closed(std::io::ErrorKind::UnexpectedEof.into())),
                 },
                 c = changes.recv() => match c {
-                    Ok(c) => self.on_change(Some(c)),
+                    Ok(c) => (self.on_change(Some(c)), Vec::new()),
                     // Missed some notices: offer everything again.
-                    Err(broadcast::error::RecvError::Lagged(_)) => self.on_change(None),
+                    Err(broadcast::error::RecvError::Lagged(_)) => (self.on_change(None), Vec::new()),
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
-                _ = tick.tick() => self.on_tick()?,
+                _ = tick.tick() => (self.on_tick()?, Vec::new()),
             };
-            write_frames(wr, &out).await.map_err(Ended::Write)?;
+            let written = write_frames(wr, &out).await.map_err(Ended::Write);
+            self.announce(changed);
+            written?;
         }
     }
 
-    /// A frame from the peer: applied, and what it changed offered to every connection.
-    fn on_frame(&mut self, frame: Frame) -> Result<Vec<Frame>, Ended> {
+    /// A frame from the peer, applied: the answer, and what it changed here. A frame the
+    /// session refuses ends the connection, and what it changed is not announced.
+    fn on_frame(&mut self, frame: Frame) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
         // Nothing from a peer revoked since the last tick is applied.
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
             return Err(Ended::Policy(why));
         }
-        let (out, changed) = {
-            let mut h = lock(&self.shared.hub);
-            let r = self.session.handle(&mut *h, frame, self.shared.now());
-            (r, take_changes(&mut *h, true))
-        };
+        let mut h = lock(&self.shared.hub);
+        let handled = self.session.handle(&mut *h, frame, self.shared.now());
+        // Taken either way, so that what a refused frame changed is not announced later as
+        // this hub's own writes.
+        let changed = take_changes(&mut *h, true);
+        Ok((handled?.0, changed))
+    }
+
+    /// Offers what a frame changed here to every connection (this one's answer went first).
+    fn announce(&self, changed: Vec<Change>) {
         // Authority that arrived may admit or revoke hubs, and turn the coalition secret over:
         // every connection sees it now.
         if changed.iter().any(|c| matches!(c, Change::Authority(_))) {
@@ -580,7 +588,6 @@ impl<H: Hub> Connection<'_, H> {
         for c in changed {
             let _ = self.shared.changed.send(c);
         }
-        Ok(out?.0)
     }
 
     /// A change made or received here (`None`: some were missed), offered to the peer.
@@ -602,7 +609,7 @@ impl<H: Hub> Connection<'_, H> {
     }
 
     /// The half-second tick: the policy's review, keep-alive, fetches that waited for another
-    /// connection, and the peers view.
+    /// connection (their asks go out with the ping, in one write), and the peers view.
     fn on_tick(&mut self) -> Result<Vec<Frame>, Ended> {
         let now = self.shared.now();
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
