@@ -7,7 +7,7 @@
 //! the documents it learns of.
 
 use aidmesh_mesh::changes::ChangeSig;
-use aidmesh_mesh::session::{DocInfo, Replica, VaultItem};
+use aidmesh_mesh::session::{DocInfo, PeerId, Replica, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 
@@ -254,8 +254,8 @@ impl Replica for Hub {
         }
     }
 
-    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>> {
-        self.store.sync_state(peer, doc).ok().flatten()
+    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>> {
+        self.store.sync_state(peer.as_str(), doc).ok().flatten()
     }
 
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
@@ -289,7 +289,7 @@ impl Replica for Hub {
 
     fn receive(
         &mut self,
-        peer: &str,
+        peer: &PeerId,
         doc: &DocInfo,
         state: &mut State,
         msg: Message,
@@ -302,7 +302,7 @@ impl Replica for Hub {
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
         let at = Timestamp::from_millis(doc.created_at);
         let result = crate::signing::Door::of_message(&msg, sigs).and_then(|door| {
-            self.ingest(&doc.doc, &doc.partition, at, Some((peer, &encode)), door, |d| {
+            self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d| {
                 d.automerge()
                     .sync()
                     .receive_sync_message(&mut cell.borrow_mut(), msg)
@@ -326,7 +326,7 @@ impl Replica for Hub {
         }
     }
 
-    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> crate::Result<bool> {
+    fn vault_merge(&mut self, peer: &PeerId, items: Vec<VaultItem>) -> crate::Result<bool> {
         self.vault_merge_items(items, &peer_source(peer))
     }
 
@@ -352,7 +352,7 @@ impl Replica for Hub {
     /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
     /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
     /// first coalition's founding entry after it adopted this coalition's founder.)
-    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
+    fn authority_offer(&mut self, peer: &PeerId, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
         let offer = self.offer_authority(&entries, &peer_source(peer))?;
         match offer.forged.first() {
             Some(why) => Err(crate::Error::RefusedAuthority { count: offer.forged.len(), first: why.clone() }),
@@ -396,6 +396,6 @@ impl aidmesh_mesh::net::Hub for Hub {
 }
 
 /// A peer as the list of refusals names it.
-fn peer_source(peer: &str) -> String {
-    aidmesh_mesh::HubId::parse(peer).map(|h| format!("hub {h}")).unwrap_or_else(|_| peer.to_string())
+fn peer_source(peer: &PeerId) -> String {
+    peer.hub().map(|h| format!("hub {h}")).unwrap_or_else(|| peer.to_string())
 }

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Clock, Hub, VaultState};
 use aidmesh_mesh::changes::ChangeSig;
-use aidmesh_mesh::session::{Frame, Session};
+use aidmesh_mesh::session::{Frame, PeerId, Session};
 use serde_json::json;
 use util::*;
 
@@ -40,8 +40,8 @@ fn records(h: &Hub, kind: Kind) -> Vec<String> {
 /// One sync between two hubs over the real session protocol, in memory.
 fn sync(a: &mut TestHub, b: &mut TestHub) {
     let now = a.clock.now();
-    let mut sa = Session::new(&b.hub.fingerprint().to_string(), now);
-    let mut sb = Session::new(&a.hub.fingerprint().to_string(), now);
+    let mut sa = Session::new(PeerId::from(&b.hub.fingerprint()), now);
+    let mut sb = Session::new(PeerId::from(&a.hub.fingerprint()), now);
     let mut to_b: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(&mut b.hub, now).into();
     while !to_a.is_empty() || !to_b.is_empty() {
@@ -498,8 +498,8 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     peer.admit(*a.hub.identity().public().as_bytes());
     peer.docs.insert(export.doc.clone(), automerge::AutoCommit::load(&whole).unwrap());
     let now = a.clock.now();
-    let mut sa = Session::new("peer", now);
-    let mut sp = Session::new("north", now);
+    let mut sa = Session::new(PeerId::named("peer"), now);
+    let mut sp = Session::new(PeerId::named("north"), now);
     let mut to_p: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
     let mut to_a: VecDeque<Frame> = sp.start(&mut peer, now).into();
     let mut ended = None;

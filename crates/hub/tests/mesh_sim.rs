@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use aidmesh_hub::model::views::Source;
 use aidmesh_hub::model::{Body, Kind, Timestamp};
 use aidmesh_hub::{Hub, ManualClock};
-use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, Tick};
+use aidmesh_mesh::session::{Frame, PeerId, Replica, Session, SharedFetches, Tick};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde_json::json;
@@ -96,7 +96,7 @@ impl Net {
         let now = self.clock.now_ts();
         for (x, y) in [(a, b), (b, a)] {
             let peer = format!("node{y}");
-            let mut s = Session::sharing(&peer, now, self.nodes[x].fetches.clone());
+            let mut s = Session::sharing(PeerId::named(&peer), now, self.nodes[x].fetches.clone());
             let frames = s.start(self.nodes[x].hub.as_mut().unwrap(), now);
             self.nodes[x].sessions.insert(y, s);
             self.wires.entry((x, y)).or_default().extend(frames);
@@ -354,7 +354,7 @@ fn hubs_converge_under_partitions_reorderings_and_restarts() {
 #[test]
 fn a_silent_peer_is_declared_gone() {
     let clock = ManualClock::at(t0());
-    let mut s = Session::new("peer", clock.now_ts());
+    let mut s = Session::new(PeerId::named("peer"), clock.now_ts());
     clock.advance_ms(aidmesh_mesh::session::DEAD_AFTER_MS + 1);
     assert_eq!(s.tick(clock.now_ts()), Tick::Dead);
 }
@@ -373,8 +373,8 @@ fn a_reconnect_sends_only_what_changed() {
     let now = a.clock.now_ts();
     // Both directions of one session, run until quiet: (bytes, sync messages) sent by both.
     let sync = |a: &mut Hub, b: &mut Hub| -> (u64, Vec<String>) {
-        let mut sa = Session::new("b", now);
-        let mut sb = Session::new("a", now);
+        let mut sa = Session::new(PeerId::named("b"), now);
+        let mut sb = Session::new(PeerId::named("a"), now);
         let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
         let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
         let mut synced = Vec::new();

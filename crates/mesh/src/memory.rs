@@ -10,11 +10,11 @@ use automerge::{ActorId, AutoCommit, ROOT};
 
 use crate::changes::{self, ChangeMeta, ChangeSig, Tip, Voucher, Waiting};
 use crate::identity::Identity;
-use crate::session::{DocInfo, Frame, Replica, Session, VaultItem};
+use crate::session::{DocInfo, Frame, PeerId, Replica, Session, VaultItem};
 
 pub struct Mem {
     pub docs: BTreeMap<String, AutoCommit>,
-    pub states: BTreeMap<(String, String), Vec<u8>>,
+    pub states: BTreeMap<(PeerId, String), Vec<u8>>,
     /// The authority log, which travels beside the documents.
     pub log: crate::authority::Log,
     actor: Vec<u8>,
@@ -166,8 +166,8 @@ impl Replica for Mem {
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
         Vec::new()
     }
-    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>> {
-        self.states.get(&(peer.to_string(), doc.to_string())).cloned()
+    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>> {
+        self.states.get(&(peer.clone(), doc.to_string())).cloned()
     }
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
         self.doc(doc).sync().generate_sync_message(state)
@@ -184,7 +184,7 @@ impl Replica for Mem {
     }
     fn receive(
         &mut self,
-        peer: &str,
+        peer: &PeerId,
         doc: &DocInfo,
         state: &mut State,
         msg: Message,
@@ -228,7 +228,7 @@ impl Replica for Mem {
                 }
             }
         }
-        self.states.insert((peer.to_string(), doc.doc.clone()), state.encode());
+        self.states.insert((peer.clone(), doc.doc.clone()), state.encode());
         Ok(changed)
     }
     fn vault_items(&mut self) -> Vec<VaultItem> {
@@ -241,14 +241,14 @@ impl Replica for Mem {
         let theirs: Vec<crate::authority::Id> = theirs.iter().map(|h| crate::authority::Id(*h)).collect();
         self.log.missing_for(&theirs)
     }
-    fn authority_offer(&mut self, _peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, MemRefused> {
+    fn authority_offer(&mut self, _peer: &PeerId, entries: Vec<Vec<u8>>) -> Result<bool, MemRefused> {
         let before = self.log.len();
         for e in entries {
             self.log.offer(&e)?;
         }
         Ok(self.log.len() > before)
     }
-    fn vault_merge(&mut self, _peer: &str, items: Vec<VaultItem>) -> Result<bool, MemRefused> {
+    fn vault_merge(&mut self, _peer: &PeerId, items: Vec<VaultItem>) -> Result<bool, MemRefused> {
         Ok(!items.is_empty())
     }
 }
@@ -274,7 +274,7 @@ pub fn feed_frames(data: &[u8]) -> Option<crate::session::SessionError> {
     r.edit("item-1", 1);
     r.edit("item-1", 2);
     let now = Timestamp::from_millis(1_764_000_000_000);
-    let mut s = Session::new("peer", now);
+    let mut s = Session::new(PeerId::named("peer"), now);
     let _ = s.start(&mut r, now);
     let mut rest = data;
     while rest.len() >= 2 {
@@ -296,7 +296,7 @@ pub fn sample_frames() -> Vec<u8> {
     a.edit("item-1", 7);
     a.edit("item-2", 8);
     let now = Timestamp::from_millis(1_764_000_000_000);
-    let (mut sa, mut sb) = (Session::new("b", now), Session::new("a", now));
+    let (mut sa, mut sb) = (Session::new(PeerId::named("b"), now), Session::new(PeerId::named("a"), now));
     let mut to_b: VecDeque<Frame> = sa.start(&mut a, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(&mut b, now).into();
     let mut sent = Vec::new();
@@ -343,9 +343,9 @@ pub fn converge_with(nodes: &mut [Mem], persist: bool, share: bool) -> u64 {
     for a in 0..n {
         for b in 0..n {
             if a != b {
-                let peer = format!("n{b}");
+                let peer = PeerId::named(&format!("n{b}"));
                 let mut s =
-                    if share { Session::sharing(&peer, t(), fetches[a].clone()) } else { Session::new(&peer, t()) };
+                    if share { Session::sharing(peer, t(), fetches[a].clone()) } else { Session::new(peer, t()) };
                 wires.entry((a, b)).or_default().extend(s.start(&mut nodes[a], t()));
                 sessions.insert((a, b), s);
             }
@@ -439,7 +439,7 @@ mod tests {
     /// Runs one session each way between `a` and `b`; the first error either side meets.
     fn sync_pair(a: &mut Mem, b: &mut Mem) -> Result<(), crate::session::SessionError> {
         let now = t();
-        let (mut sa, mut sb) = (Session::new("b", now), Session::new("a", now));
+        let (mut sa, mut sb) = (Session::new(PeerId::named("b"), now), Session::new(PeerId::named("a"), now));
         let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
         let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
         while !(to_a.is_empty() && to_b.is_empty()) {
@@ -520,7 +520,7 @@ mod tests {
             version: automerge::sync::MessageVersion::V1,
         };
         let info = DocInfo { doc: "d".into(), partition: "p".into(), created_at: 0, heads: String::new() };
-        h.receive("m", &info, &mut State::new(), msg, &[tip]).unwrap();
+        h.receive(&PeerId::named("m"), &info, &mut State::new(), msg, &[tip]).unwrap();
         assert_eq!(h.doc("d").get_heads().len(), 1, "m's first two changes are held, the third waits");
         // m's third change goes with the two before it, and waits at p too.
         sync_pair(&mut h, &mut p).expect("the session with a third hub goes on");
@@ -562,7 +562,7 @@ mod tests {
         assert!(frames.len() > 100, "{} bytes", frames.len());
         let (mut r, _) = fuzz_pair();
         let now = Timestamp::from_millis(1_764_000_000_000);
-        let mut s = Session::new("peer", now);
+        let mut s = Session::new(PeerId::named("peer"), now);
         let _ = s.start(&mut r, now);
         let mut rest = &frames[..];
         while rest.len() >= 2 {

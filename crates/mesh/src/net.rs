@@ -29,7 +29,7 @@ use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
 use crate::policy::{Connected, Limits, Policy, Review};
 use crate::session::{
-    DocInfo, Frame, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
+    DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
 };
 
 /// What the driver needs from the hub beyond a session's needs.
@@ -454,7 +454,7 @@ async fn run_connection<H: Hub>(
     tracing::info!(peer = %peer.short(), %addr, "connected");
     let (rd, mut wr) = tokio::io::split(stream);
     let (reader, mut frames) = read_frames(rd);
-    let session = Session::sharing(&peer.to_string(), shared.now(), shared.fetches.clone());
+    let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone());
     let mut c = Connection { shared: &shared, peer: &peer, conn, session };
     if let Err(e) = c.run(&mut wr, &mut frames).await {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");

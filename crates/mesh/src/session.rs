@@ -33,6 +33,7 @@ use automerge::sync::{Have, Message, State};
 use serde::{Deserialize, Serialize};
 
 use crate::changes::{ChangeSig, MAX_SIGS, SIG_LEN};
+use crate::identity::HubId;
 
 /// The largest frame a hub accepts: larger ones end the session.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -45,6 +46,40 @@ pub const FETCH_LAPSE_MS: i64 = 5_000;
 /// The longest one session fetches one document, progress or not: a peer that trickles a change
 /// now and then cannot keep the others from being asked.
 pub const FETCH_MAX_MS: i64 = 30_000;
+
+/// Who a session is with, as its sync states are kept: a hub, by the id people read (what the
+/// mesh uses), or a name that a simulation or a test gives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(String);
+
+impl PeerId {
+    /// A peer named by a simulation or a test.
+    pub fn named(name: &str) -> PeerId {
+        PeerId(name.to_string())
+    }
+
+    /// The text sync states are stored under.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The hub, if the peer is one.
+    pub fn hub(&self) -> Option<HubId> {
+        HubId::parse(&self.0).ok()
+    }
+}
+
+impl From<&HubId> for PeerId {
+    fn from(h: &HubId) -> PeerId {
+        PeerId(h.to_string())
+    }
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Which session a hub is fetching each document's missing changes through, shared by the hub's
 /// sessions (see the module's documentation). A claim lapses after [`FETCH_LAPSE_MS`] without
@@ -62,7 +97,7 @@ pub struct Fetches {
 #[derive(Debug)]
 struct Claim {
     session: u64,
-    peer: String,
+    peer: PeerId,
     taken: i64,
     renewed: i64,
 }
@@ -96,7 +131,7 @@ impl Fetches {
     /// lapsed. If so the claim is the session's. Asking again does not renew it: only changes
     /// that arrive do ([`Fetches::progress`]), so a peer that answers without them cannot keep
     /// it.
-    fn claim(&mut self, doc: &str, session: u64, peer: &str, now: Timestamp) -> bool {
+    fn claim(&mut self, doc: &str, session: u64, peer: &PeerId, now: Timestamp) -> bool {
         self.benched.retain(|_, until| *until > now.millis());
         if self.benched(doc, session, now) {
             return false;
@@ -112,7 +147,7 @@ impl Fetches {
             }
             None => {}
         }
-        let claim = Claim { session, peer: peer.to_string(), taken: now.millis(), renewed: now.millis() };
+        let claim = Claim { session, peer: peer.clone(), taken: now.millis(), renewed: now.millis() };
         self.claims.insert(doc.to_string(), claim);
         true
     }
@@ -136,7 +171,7 @@ impl Fetches {
     }
 
     /// The documents being fetched, with the peer each is fetched from.
-    pub fn fetching(&self) -> Vec<(String, String)> {
+    pub fn fetching(&self) -> Vec<(String, PeerId)> {
         self.claims.iter().map(|(d, c)| (d.clone(), c.peer.clone())).collect()
     }
 }
@@ -535,7 +570,7 @@ pub trait Replica {
     /// Every vault entry's id, version and whether it is erased, read without decrypting.
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)>;
     /// The persisted sync state for (peer, doc), if any.
-    fn load_state(&mut self, peer: &str, doc: &str) -> Option<Vec<u8>>;
+    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
     fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
     /// Whether the document lacks any of these changes (a peer's heads).
@@ -550,7 +585,7 @@ pub trait Replica {
     /// the whole message: nothing is stored, and the error ends the session.
     fn receive(
         &mut self,
-        peer: &str,
+        peer: &PeerId,
         doc: &DocInfo,
         state: &mut State,
         msg: Message,
@@ -560,7 +595,7 @@ pub trait Replica {
     fn vault_items(&mut self) -> Vec<VaultItem>;
     /// Merges vault entries from `peer`; returns whether anything changed here. Entries whose
     /// signature or version does not hold are refused and reported by the replica.
-    fn vault_merge(&mut self, peer: &str, items: Vec<VaultItem>) -> Result<bool, Self::Error>;
+    fn vault_merge(&mut self, peer: &PeerId, items: Vec<VaultItem>) -> Result<bool, Self::Error>;
     /// The heads of the authority log.
     fn authority_heads(&mut self) -> Vec<[u8; 32]>;
     /// The authority entries a peer with these heads lacks, each after those it follows.
@@ -568,7 +603,7 @@ pub trait Replica {
     /// Offers authority entries from `peer` to the log's door: refused ones are reported by the
     /// replica (naming the peer), never stored, and an error ends the session. Returns whether
     /// the log grew.
-    fn authority_offer(&mut self, peer: &str, entries: Vec<Vec<u8>>) -> Result<bool, Self::Error>;
+    fn authority_offer(&mut self, peer: &PeerId, entries: Vec<Vec<u8>>) -> Result<bool, Self::Error>;
 }
 
 /// What `r` holds, as a summary, with the listing it was made from.
@@ -613,7 +648,7 @@ pub struct Traffic {
 
 /// One sync session with one peer.
 pub struct Session {
-    peer: String,
+    peer: PeerId,
     states: BTreeMap<String, State>,
     theirs: BTreeMap<String, DocInfo>,
     /// Our documents as last listed, so that a sync message for one needs no new listing.
@@ -680,9 +715,9 @@ pub enum Tick {
 }
 
 impl Session {
-    pub fn new(peer: &str, now: Timestamp) -> Session {
+    pub fn new(peer: PeerId, now: Timestamp) -> Session {
         Session {
-            peer: peer.to_string(),
+            peer,
             states: BTreeMap::new(),
             theirs: BTreeMap::new(),
             ours: BTreeMap::new(),
@@ -701,14 +736,14 @@ impl Session {
 
     /// A session that fetches each document's changes in turn with the hub's other sessions
     /// sharing `fetches` (see [`Fetches`]).
-    pub fn sharing(peer: &str, now: Timestamp, fetches: SharedFetches) -> Session {
+    pub fn sharing(peer: PeerId, now: Timestamp, fetches: SharedFetches) -> Session {
         let mut s = Session::new(peer, now);
         let id = fetches.lock().unwrap_or_else(|e| e.into_inner()).enter();
         s.fetches = Some((fetches, id));
         s
     }
 
-    pub fn peer(&self) -> &str {
+    pub fn peer(&self) -> &PeerId {
         &self.peer
     }
 
@@ -1094,7 +1129,7 @@ mod tests {
     fn a_peer_opens_once_and_lists_a_bounded_inventory() {
         let mut r = crate::memory::Mem::new(1);
         let t0 = Timestamp::from_millis(0);
-        let mut s = Session::new("peer", t0);
+        let mut s = Session::new(PeerId::named("peer"), t0);
         s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
         let summary = Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] });
         s.handle(&mut r, summary.clone(), t0).unwrap();
@@ -1116,33 +1151,34 @@ mod tests {
         let t = Timestamp::from_millis;
         let mut f = Fetches::default();
         let (a, b) = (f.enter(), f.enter());
-        assert!(f.claim("d", a, "pa", t(0)));
-        assert!(!f.claim("d", b, "pb", t(1_000)), "one session fetches a document at a time");
+        let (pa, pb) = (PeerId::named("pa"), PeerId::named("pb"));
+        assert!(f.claim("d", a, &pa, t(0)));
+        assert!(!f.claim("d", b, &pb, t(1_000)), "one session fetches a document at a time");
         // Asking again renews nothing: without changes the claim lapses.
-        assert!(f.claim("d", a, "pa", t(4_000)));
+        assert!(f.claim("d", a, &pa, t(4_000)));
         assert!(!f.free("d", b, t(4_999)));
         assert!(f.free("d", b, t(5_000)));
         // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
         for ms in (4_000..30_000).step_by(4_000) {
             f.progress("d", a, t(ms));
-            assert!(!f.claim("d", b, "pb", t(ms + 1)), "renewed at {ms}");
+            assert!(!f.claim("d", b, &pb, t(ms + 1)), "renewed at {ms}");
         }
-        assert!(!f.claim("d", b, "pb", t(FETCH_MAX_MS - 1)));
-        assert!(f.claim("d", b, "pb", t(FETCH_MAX_MS)), "at its longest the claim passes on");
+        assert!(!f.claim("d", b, &pb, t(FETCH_MAX_MS - 1)));
+        assert!(f.claim("d", b, &pb, t(FETCH_MAX_MS)), "at its longest the claim passes on");
         // The session whose claim lapsed waits a lapse before it may claim that document again.
         f.release("d", b);
-        assert!(!f.claim("d", a, "pa", t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
-        assert!(f.claim("d", a, "pa", t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
+        assert!(!f.claim("d", a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
+        assert!(f.claim("d", a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
         // A claim goes with its session.
         f.release_session(a);
-        assert!(f.claim("d", b, "pb", t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
-        assert_eq!(f.fetching(), vec![("d".to_string(), "pb".to_string())]);
+        assert!(f.claim("d", b, &pb, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
+        assert_eq!(f.fetching(), vec![("d".to_string(), pb)]);
     }
 
     #[test]
     fn liveness_comes_from_the_session() {
         let t0 = Timestamp::from_millis(0);
-        let mut s = Session::new("peer", t0);
+        let mut s = Session::new(PeerId::named("peer"), t0);
         assert_eq!(s.tick(Timestamp::from_millis(1_000)), Tick::Idle);
         assert_eq!(s.tick(Timestamp::from_millis(PING_AFTER_MS + 1)), Tick::Send(Frame::Ping));
         assert_eq!(s.tick(Timestamp::from_millis(DEAD_AFTER_MS + 1)), Tick::Dead);

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use aidmesh_mesh::memory::Mem;
-use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, FETCH_LAPSE_MS};
+use aidmesh_mesh::session::{Frame, PeerId, Replica, Session, SharedFetches, FETCH_LAPSE_MS};
 use aidmesh_model::Timestamp;
 
 /// Hub X between two peers that hold the same changes X lacks, each link a session pair.
@@ -42,11 +42,11 @@ fn hubs(shared: bool) -> Hubs {
     p2.put_doc("d", p1.doc("d"));
     let fetches = SharedFetches::default();
     let session = |peer: &str| match shared {
-        true => Session::sharing(peer, ts(0), fetches.clone()),
-        false => Session::new(peer, ts(0)),
+        true => Session::sharing(PeerId::named(peer), ts(0), fetches.clone()),
+        false => Session::new(PeerId::named(peer), ts(0)),
     };
     let mut at_x = [Some(session("p1")), Some(session("p2"))];
-    let mut at_peer = [Session::new("x", ts(0)), Session::new("x", ts(0))];
+    let mut at_peer = [Session::new(PeerId::named("x"), ts(0)), Session::new(PeerId::named("x"), ts(0))];
     let mut peers = [p1, p2];
     let mut to_x: [VecDeque<Frame>; 2] = Default::default();
     let mut to_peer: [VecDeque<Frame>; 2] = Default::default();
@@ -222,8 +222,8 @@ fn an_edit_goes_to_a_connected_peer_in_the_first_message() {
     let (mut a, mut b) = (Mem::new(1), Mem::new(2));
     a.edit("d", 0);
     let (mut sa, mut sb) = (
-        Session::sharing("b", ts(0), SharedFetches::default()),
-        Session::sharing("a", ts(0), SharedFetches::default()),
+        Session::sharing(PeerId::named("b"), ts(0), SharedFetches::default()),
+        Session::sharing(PeerId::named("a"), ts(0), SharedFetches::default()),
     );
     let (to_b, to_a) = (sa.start(&mut a, ts(0)), sb.start(&mut b, ts(0)));
     pump(&mut a, &mut sa, &mut b, &mut sb, to_b, to_a);

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use aidmesh_mesh::identity::{HubId, Identity};
 use aidmesh_mesh::memory::Mem;
 use aidmesh_mesh::policy::{ConnId, Connected, Limits, Policy, Review};
-use aidmesh_mesh::session::{Frame, Replica, Session, SharedFetches, Tick};
+use aidmesh_mesh::session::{Frame, PeerId, Replica, Session, SharedFetches, Tick};
 use aidmesh_model::Timestamp;
 use automerge::ReadDoc;
 use rand::{Rng, SeedableRng};
@@ -205,7 +205,8 @@ impl Sim {
             (Connected::Keep { .. }, Connected::Keep { .. }) => {
                 let t = self.t();
                 for (x, y) in [(a, b), (b, a)] {
-                    let mut session = Session::sharing(&format!("n{y}"), t, self.nodes[x].fetches.clone());
+                    let mut session =
+                        Session::sharing(PeerId::named(&format!("n{y}")), t, self.nodes[x].fetches.clone());
                     let first = session.start(&mut self.nodes[x].mem, t);
                     let dialled = (x == a).then_some(addr(b));
                     self.nodes[x].conns.insert(conn, End { peer: y, session, since: self.now, dialled });
