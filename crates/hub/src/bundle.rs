@@ -173,7 +173,8 @@ impl Hub {
         let mut sigs = BTreeMap::new();
         for (i, (doc, partition, created_at, _)) in all_docs.into_iter().enumerate() {
             self.emit(Event::Progress { task: Task::BundleExport, done: i as u64, total });
-            let info = DocInfo { doc: doc.clone(), partition: partition.clone(), created_at, ..Default::default() };
+            let info =
+                DocInfo { doc: doc.as_str().into(), partition: partition.clone(), created_at, ..Default::default() };
             // What each target holds of this document; a target holding nothing needs it whole.
             let haves: Vec<Option<&BTreeSet<String>>> = targets.iter().map(|(_, k)| k.get(&doc)).collect();
             let whole = full || haves.is_empty() || haves.iter().any(|h| h.is_none());
@@ -361,7 +362,7 @@ impl Hub {
             .docs
             .iter()
             .map(|(info, data)| {
-                let sigs = b.header.sigs.get(&info.doc).map(Vec::as_slice).unwrap_or_default();
+                let sigs = b.header.sigs.get(info.doc.as_str()).map(Vec::as_slice).unwrap_or_default();
                 let sigs = sigs
                     .iter()
                     .map(|s| aidmesh_mesh::hex::decode(s).as_deref().and_then(ChangeSig::from_bytes))
@@ -391,7 +392,7 @@ impl Hub {
         self.vault_merge_items(b.header.vault.clone(), &format!("bundle made by {}", b.exporter))?;
         self.learn(&format!("bundle_from/{}", b.exporter), b.header.created_at, &b.header.heads)?;
         let waiting: BTreeSet<String> = self.store.pending_docs()?.into_iter().collect();
-        summary.waiting_documents = b.docs.iter().filter(|(i, _)| waiting.contains(&i.doc)).count();
+        summary.waiting_documents = b.docs.iter().filter(|(i, _)| waiting.contains(i.doc.as_str())).count();
         Ok((summary, changed.len()))
     }
 }

@@ -7,7 +7,7 @@
 //! the documents it learns of.
 
 use aidmesh_mesh::changes::ChangeSig;
-use aidmesh_mesh::session::{DocInfo, PeerId, Replica, VaultItem};
+use aidmesh_mesh::session::{DocId, DocInfo, PeerId, Replica, VaultItem};
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 
@@ -225,7 +225,7 @@ impl Hub {
                 }
             }
             let digest = heads.get(&doc).map(|h| aidmesh_mesh::session::heads_digest(h.split(' '))).unwrap_or_default();
-            out.push(DocInfo { doc, partition, created_at, heads: digest });
+            out.push(DocInfo { doc: doc.into(), partition, created_at, heads: digest });
         }
         out
     }
@@ -254,11 +254,11 @@ impl Replica for Hub {
         }
     }
 
-    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>> {
+    fn load_state(&mut self, peer: &PeerId, doc: &DocId) -> Option<Vec<u8>> {
         self.store.sync_state(peer.as_str(), doc).ok().flatten()
     }
 
-    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
+    fn generate(&mut self, doc: &DocId, state: &mut State) -> Option<Message> {
         if doc == aidmesh_replica::INDEX_DOC {
             return None;
         }
@@ -267,22 +267,22 @@ impl Replica for Hub {
             // A document the peer announced that we do not hold yet: ask for everything.
             Err(crate::Error::NotFound(_)) => automerge::AutoCommit::new().sync().generate_sync_message(state),
             Err(e) => {
-                tracing::error!(doc, error = %e, "cannot load a document for sync");
+                tracing::error!(%doc, error = %e, "cannot load a document for sync");
                 None
             }
         }
     }
 
-    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
+    fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         match self.doc(doc) {
             Ok(d) => heads.iter().any(|h| d.automerge().get_change_by_hash(h).is_none()),
             Err(_) => !heads.is_empty(),
         }
     }
 
-    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
+    fn vouch(&mut self, doc: &DocId, msg: &mut Message) -> Vec<ChangeSig> {
         self.vouch_message(doc, msg).unwrap_or_else(|e| {
-            tracing::error!(doc, error = %e, "cannot vouch for the changes of a sync message");
+            tracing::error!(%doc, error = %e, "cannot vouch for the changes of a sync message");
             Vec::new()
         })
     }

@@ -301,7 +301,7 @@ fn forged_bundle_with(
         authority: vec![],
         sigs: docs
             .iter()
-            .map(|(i, _, s)| (i.doc.clone(), s.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect()))
+            .map(|(i, _, s)| (i.doc.to_string(), s.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect()))
             .collect(),
     };
     let docs: Vec<_> = docs.iter().map(|(i, b, _)| (i.clone(), b.clone())).collect();
@@ -466,7 +466,7 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     whole_sigs.push(forged_sig);
     // On a stick, signed by South, a member: refused whole.
     let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.clone(),
+        doc: export.doc.as_str().into(),
         partition: export.partition.clone(),
         created_at: export.created_at.millis(),
         heads: String::new(),
@@ -496,7 +496,7 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     // the reason, and nothing is stored.
     let mut peer = aidmesh_mesh::memory::Mem::signed(b.hub.identity());
     peer.admit(*a.hub.identity().public().as_bytes());
-    peer.docs.insert(export.doc.clone(), automerge::AutoCommit::load(&whole).unwrap());
+    peer.docs.insert(export.doc.as_str().into(), automerge::AutoCommit::load(&whole).unwrap());
     let now = a.clock.now();
     let mut sa = Session::new(PeerId::named("peer"), now);
     let mut sp = Session::new(PeerId::named("north"), now);
@@ -585,7 +585,7 @@ fn a_signed_change_that_waits_still_vouches_for_the_ones_before_it_after_a_resta
     let tip = export.sigs.iter().find(|s| s.hash == souths[2].hash().0).copied().expect("South's tip");
     let bytes: Vec<u8> = souths.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
     let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.clone(),
+        doc: export.doc.as_str().into(),
         partition: export.partition.clone(),
         created_at: export.created_at.millis(),
         heads: String::new(),
@@ -670,7 +670,7 @@ fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_i
     // South rewrites the movement, as South, and hands West that one change on a stick.
     let (export, _, tampered, sig) = rewrite_movement(&mut b, &m, 10);
     let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.clone(),
+        doc: export.doc.as_str().into(),
         partition: export.partition.clone(),
         created_at: export.created_at.millis(),
         heads: String::new(),

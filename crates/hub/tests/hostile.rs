@@ -247,7 +247,7 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
     add(&mut south.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
     let export = south.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
     let info = DocInfo {
-        doc: export.doc.clone(),
+        doc: export.doc.as_str().into(),
         partition: export.partition.clone(),
         created_at: export.created_at.millis(),
         heads: String::new(),
@@ -327,7 +327,10 @@ fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
             assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "{what}: the session ends");
         }
         assert_eq!(items(), 0, "nothing refused is stored");
-        assert!(!mesh.with_hub(|h| h.doc_partitions().unwrap()).contains_key(&info.doc), "not even the document");
+        assert!(
+            !mesh.with_hub(|h| h.doc_partitions().unwrap()).contains_key(info.doc.as_str()),
+            "not even the document"
+        );
         let refused = mesh.with_hub(|h| h.authority().unwrap().refused);
         for (what, _, _, why) in &cases {
             assert!(

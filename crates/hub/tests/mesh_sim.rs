@@ -381,7 +381,7 @@ fn a_reconnect_sends_only_what_changed() {
         while !to_a.is_empty() || !to_b.is_empty() {
             for f in to_a.iter().chain(&to_b) {
                 if let Frame::Sync { doc, .. } = f {
-                    synced.push(doc.clone());
+                    synced.push(doc.to_string());
                 }
             }
             if let Some(f) = to_b.pop_front() {

@@ -10,11 +10,11 @@ use automerge::{ActorId, AutoCommit, ROOT};
 
 use crate::changes::{self, ChangeMeta, ChangeSig, Tip, Voucher, Waiting};
 use crate::identity::Identity;
-use crate::session::{DocInfo, Frame, PeerId, Replica, Session, VaultItem};
+use crate::session::{DocId, DocInfo, Frame, PeerId, Replica, Session, VaultItem};
 
 pub struct Mem {
-    pub docs: BTreeMap<String, AutoCommit>,
-    pub states: BTreeMap<(PeerId, String), Vec<u8>>,
+    pub docs: BTreeMap<DocId, AutoCommit>,
+    pub states: BTreeMap<(PeerId, DocId), Vec<u8>>,
     /// The authority log, which travels beside the documents.
     pub log: crate::authority::Log,
     actor: Vec<u8>,
@@ -26,9 +26,9 @@ pub struct Mem {
 struct Signing {
     identity: Identity,
     members: HashSet<[u8; 32]>,
-    tips: BTreeMap<(String, Vec<u8>), Tip>,
-    vouchers: BTreeMap<(String, Vec<u8>), Voucher>,
-    waiting: BTreeMap<String, Waiting>,
+    tips: BTreeMap<(DocId, Vec<u8>), Tip>,
+    vouchers: BTreeMap<(DocId, Vec<u8>), Voucher>,
+    waiting: BTreeMap<DocId, Waiting>,
 }
 
 impl Mem {
@@ -70,12 +70,12 @@ impl Mem {
 
     /// Takes a copy of a document made elsewhere, writing to it as this replica's actor.
     pub fn put_doc(&mut self, id: &str, doc: &mut AutoCommit) {
-        self.docs.insert(id.to_string(), doc.fork().with_actor(ActorId::from(self.actor.clone())));
+        self.docs.insert(DocId::from(id), doc.fork().with_actor(ActorId::from(self.actor.clone())));
     }
 
     pub fn doc(&mut self, id: &str) -> &mut AutoCommit {
         let actor = self.actor.clone();
-        self.docs.entry(id.to_string()).or_insert_with(|| AutoCommit::new().with_actor(ActorId::from(actor)))
+        self.docs.entry(DocId::from(id)).or_insert_with(|| AutoCommit::new().with_actor(ActorId::from(actor)))
     }
 
     /// One edit: a small record-like map put, one commit (signed, for a signing replica).
@@ -88,7 +88,7 @@ impl Mem {
         let (size, seq) = d.get_last_local_change().map(|c| (c.raw_bytes().len(), c.seq())).unwrap_or_default();
         if let (Some(s), Some(h)) = (&mut self.signing, hash) {
             let sig = ChangeSig::sign(&s.identity, doc, h.0);
-            s.tips.insert((doc.to_string(), self.actor.clone()), Tip { actor: self.actor.clone(), seq, sig });
+            s.tips.insert((DocId::from(doc), self.actor.clone()), Tip { actor: self.actor.clone(), seq, sig });
         }
         size
     }
@@ -124,7 +124,7 @@ impl changes::Vouching for MemVouching<'_> {
         let s = self.mem.signing.as_mut().expect("a signing replica");
         let mut out = Vec::new();
         for (actor, seq, hash) in latest {
-            let key = (self.doc.to_string(), actor.clone());
+            let key = (DocId::from(self.doc), actor.clone());
             let (kept, voucher) = (s.tips.get(&key), s.vouchers.get(&key));
             if let Some(v) = changes::vouch_for(self.doc, &actor, seq, hash, kept, voucher, &s.identity) {
                 if let changes::Vouch::Tip(_, Some(t)) = &v {
@@ -166,17 +166,17 @@ impl Replica for Mem {
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
         Vec::new()
     }
-    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>> {
-        self.states.get(&(peer.clone(), doc.to_string())).cloned()
+    fn load_state(&mut self, peer: &PeerId, doc: &DocId) -> Option<Vec<u8>> {
+        self.states.get(&(peer.clone(), doc.clone())).cloned()
     }
-    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message> {
+    fn generate(&mut self, doc: &DocId, state: &mut State) -> Option<Message> {
         self.doc(doc).sync().generate_sync_message(state)
     }
-    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
+    fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         let d = self.doc(doc);
         heads.iter().any(|h| d.get_change_by_hash(h).is_none())
     }
-    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig> {
+    fn vouch(&mut self, doc: &DocId, msg: &mut Message) -> Vec<ChangeSig> {
         if self.signing.is_none() {
             return Vec::new();
         }
@@ -510,7 +510,7 @@ mod tests {
             .map(|c| c.raw_bytes().to_vec())
             .collect();
         assert_eq!(mine.len(), 3);
-        let tip = m.signing.as_ref().unwrap().tips[&("d".to_string(), m.actor.clone())].sig;
+        let tip = m.signing.as_ref().unwrap().tips[&(DocId::from("d"), m.actor.clone())].sig;
         let msg = Message {
             heads: vec![],
             need: vec![],

@@ -47,6 +47,65 @@ pub const FETCH_LAPSE_MS: i64 = 5_000;
 /// now and then cannot keep the others from being asked.
 pub const FETCH_MAX_MS: i64 = 30_000;
 
+/// A document's id, as hubs announce and sync it (`inventory-2026-12`, `coalition`): text in the
+/// store and on the wire, its own type wherever a peer or a hash could be mistaken for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DocId(String);
+
+impl DocId {
+    pub fn new(id: impl Into<String>) -> DocId {
+        DocId(id.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DocId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for DocId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for DocId {
+    fn from(s: &str) -> DocId {
+        DocId(s.to_string())
+    }
+}
+
+impl From<String> for DocId {
+    fn from(s: String) -> DocId {
+        DocId(s)
+    }
+}
+
+impl PartialEq<str> for DocId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DocId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for DocId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Who a session is with, as its sync states are kept: a hub, by the id people read (what the
 /// mesh uses), or a name that a simulation or a test gives.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,9 +148,9 @@ impl std::fmt::Display for PeerId {
 #[derive(Debug, Default)]
 pub struct Fetches {
     next_session: u64,
-    claims: BTreeMap<String, Claim>,
+    claims: BTreeMap<DocId, Claim>,
     /// (document, session) whose claim lapsed, and until when it may not claim it again.
-    benched: BTreeMap<(String, u64), i64>,
+    benched: BTreeMap<(DocId, u64), i64>,
 }
 
 #[derive(Debug)]
@@ -118,12 +177,12 @@ impl Fetches {
         self.next_session
     }
 
-    fn benched(&self, doc: &str, session: u64, now: Timestamp) -> bool {
-        self.benched.get(&(doc.to_string(), session)).is_some_and(|until| now.millis() < *until)
+    fn benched(&self, doc: &DocId, session: u64, now: Timestamp) -> bool {
+        self.benched.get(&(doc.clone(), session)).is_some_and(|until| now.millis() < *until)
     }
 
     /// Whether `session` could claim `doc` now.
-    fn free(&self, doc: &str, session: u64, now: Timestamp) -> bool {
+    fn free(&self, doc: &DocId, session: u64, now: Timestamp) -> bool {
         !self.benched(doc, session, now) && self.claims.get(doc).is_none_or(|c| c.lapsed(now) || c.session == session)
     }
 
@@ -131,7 +190,7 @@ impl Fetches {
     /// lapsed. If so the claim is the session's. Asking again does not renew it: only changes
     /// that arrive do ([`Fetches::progress`]), so a peer that answers without them cannot keep
     /// it.
-    fn claim(&mut self, doc: &str, session: u64, peer: &PeerId, now: Timestamp) -> bool {
+    fn claim(&mut self, doc: &DocId, session: u64, peer: &PeerId, now: Timestamp) -> bool {
         self.benched.retain(|_, until| *until > now.millis());
         if self.benched(doc, session, now) {
             return false;
@@ -139,7 +198,7 @@ impl Fetches {
         match self.claims.get(doc) {
             Some(c) if !c.lapsed(now) => return c.session == session,
             Some(c) => {
-                self.benched.insert((doc.to_string(), c.session), now.millis() + FETCH_LAPSE_MS);
+                self.benched.insert((doc.clone(), c.session), now.millis() + FETCH_LAPSE_MS);
                 if c.session == session {
                     self.claims.remove(doc);
                     return false;
@@ -148,18 +207,18 @@ impl Fetches {
             None => {}
         }
         let claim = Claim { session, peer: peer.clone(), taken: now.millis(), renewed: now.millis() };
-        self.claims.insert(doc.to_string(), claim);
+        self.claims.insert(doc.clone(), claim);
         true
     }
 
     /// Changes of `doc` arrived through `session`: its claim, if it holds one, is renewed.
-    fn progress(&mut self, doc: &str, session: u64, now: Timestamp) {
+    fn progress(&mut self, doc: &DocId, session: u64, now: Timestamp) {
         if let Some(c) = self.claims.get_mut(doc).filter(|c| c.session == session) {
             c.renewed = now.millis();
         }
     }
 
-    fn release(&mut self, doc: &str, session: u64) {
+    fn release(&mut self, doc: &DocId, session: u64) {
         if self.claims.get(doc).is_some_and(|c| c.session == session) {
             self.claims.remove(doc);
         }
@@ -171,7 +230,7 @@ impl Fetches {
     }
 
     /// The documents being fetched, with the peer each is fetched from.
-    pub fn fetching(&self) -> Vec<(String, PeerId)> {
+    pub fn fetching(&self) -> Vec<(DocId, PeerId)> {
         self.claims.iter().map(|(d, c)| (d.clone(), c.peer.clone())).collect()
     }
 }
@@ -179,7 +238,7 @@ impl Fetches {
 /// A document as announced to a peer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct DocInfo {
-    pub doc: String,
+    pub doc: DocId,
     pub partition: String,
     pub created_at: i64,
     /// A digest of the document's heads ([`heads_digest`]); empty where unknown.
@@ -237,13 +296,13 @@ pub enum Frame {
     Summary(Summary),
     /// Every document the sender holds, (id, digest of its heads): the answer to a summary
     /// that differs from the sender's own. Binary, as it lists the whole coalition.
-    Inventory(Vec<(String, String)>),
+    Inventory(Vec<(DocId, String)>),
     /// Documents the sender holds that it has not listed to this peer yet.
     Announce(Vec<DocInfo>),
     /// One Automerge sync message for one document, with the signatures that vouch for its
     /// changes (one per actor in it: see [`crate::changes`]).
     Sync {
-        doc: String,
+        doc: DocId,
         msg: Vec<u8>,
         sigs: Vec<ChangeSig>,
     },
@@ -337,7 +396,7 @@ impl Frame {
             Frame::Inventory(docs) => {
                 let mut out = vec![TAG_INVENTORY];
                 for (doc, heads) in docs {
-                    for part in [doc, heads] {
+                    for part in [doc.as_str(), heads] {
                         out.push(part.len().min(255) as u8);
                         out.extend(&part.as_bytes()[..part.len().min(255)]);
                     }
@@ -415,7 +474,7 @@ impl Frame {
                     if !valid_doc_id(&doc) || !valid_digest(&heads) {
                         return Err(bad("inventory: a document id or heads digest is not valid"));
                     }
-                    docs.push((doc, heads));
+                    docs.push((DocId(doc), heads));
                 }
                 Ok(Frame::Inventory(docs))
             }
@@ -440,7 +499,7 @@ impl Frame {
                     .chunks(SIG_LEN)
                     .map(|c| ChangeSig::from_bytes(c).expect("96 bytes"))
                     .collect();
-                Ok(Frame::Sync { doc, msg: rest[2 + count * SIG_LEN..].to_vec(), sigs })
+                Ok(Frame::Sync { doc: DocId(doc), msg: rest[2 + count * SIG_LEN..].to_vec(), sigs })
             }
             Some(&TAG_VAULT) => {
                 let items: Vec<VaultItem> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("vault: {e}")))?;
@@ -504,11 +563,11 @@ pub enum SessionError {
     #[error("frame of {0} bytes is over the limit of {MAX_FRAME}")]
     TooLarge(usize),
     #[error("sync for document {0}, which the peer never announced")]
-    Unannounced(String),
+    Unannounced(DocId),
     /// The replica refused what the peer sent (a change that fails its check, an entry that
     /// fails the authority log's door) or could not store it; its own error, kept whole.
     #[error("document {doc}: {why}")]
-    Replica { doc: String, why: std::sync::Arc<dyn std::error::Error + Send + Sync> },
+    Replica { doc: DocId, why: std::sync::Arc<dyn std::error::Error + Send + Sync> },
     /// The peer speaks another sync protocol: the older hub needs updating.
     #[error("the peer speaks sync protocol {theirs}{}, this hub {ours}: update the hub that runs the older aidmesh", if *theirs == 1 { " (an aidmesh from before summaries)" } else { "" })]
     Version { ours: u16, theirs: u16 },
@@ -570,15 +629,15 @@ pub trait Replica {
     /// Every vault entry's id, version and whether it is erased, read without decrypting.
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)>;
     /// The persisted sync state for (peer, doc), if any.
-    fn load_state(&mut self, peer: &PeerId, doc: &str) -> Option<Vec<u8>>;
+    fn load_state(&mut self, peer: &PeerId, doc: &DocId) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
-    fn generate(&mut self, doc: &str, state: &mut State) -> Option<Message>;
+    fn generate(&mut self, doc: &DocId, state: &mut State) -> Option<Message>;
     /// Whether the document lacks any of these changes (a peer's heads).
-    fn lacks(&mut self, doc: &str, heads: &[automerge::ChangeHash]) -> bool;
+    fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool;
     /// The signatures that vouch for the changes of a message this replica generated: for each
     /// actor in it, the latest change of that actor held here, or a signed change that waits
     /// here, which then goes with the message ([`crate::changes::vouch_message`]).
-    fn vouch(&mut self, doc: &str, msg: &mut Message) -> Vec<ChangeSig>;
+    fn vouch(&mut self, doc: &DocId, msg: &mut Message) -> Vec<ChangeSig>;
     /// Checks a sync message's changes against `sigs` ([`crate::changes::check`]), applies it,
     /// creating the document if new, and persists it with the encoded `state` for (peer, doc)
     /// in one write. Returns whether any record changed. A change that fails the check refuses
@@ -613,9 +672,9 @@ fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
 }
 
 /// A sync message as a frame, with the signatures that vouch for its changes.
-fn sync_frame(r: &mut impl Replica, doc: &str, mut msg: Message) -> Frame {
+fn sync_frame(r: &mut impl Replica, doc: &DocId, mut msg: Message) -> Frame {
     let sigs = if msg.changes.is_empty() { Vec::new() } else { r.vouch(doc, &mut msg) };
-    Frame::Sync { doc: doc.to_string(), msg: msg.encode(), sigs }
+    Frame::Sync { doc: doc.clone(), msg: msg.encode(), sigs }
 }
 
 /// Authority entries as frames within the size limit.
@@ -649,22 +708,22 @@ pub struct Traffic {
 /// One sync session with one peer.
 pub struct Session {
     peer: PeerId,
-    states: BTreeMap<String, State>,
-    theirs: BTreeMap<String, DocInfo>,
+    states: BTreeMap<DocId, State>,
+    theirs: BTreeMap<DocId, DocInfo>,
     /// Our documents as last listed, so that a sync message for one needs no new listing.
-    ours: BTreeMap<String, DocInfo>,
+    ours: BTreeMap<DocId, DocInfo>,
     /// Whether the peer's hello came: its first frame, once a session.
     got_hello: bool,
     /// Whether the peer's summary came: it comes once a session.
     got_summary: bool,
     /// Whether the peer's inventory came: once a session too.
     got_inventory: bool,
-    announced: BTreeSet<String>,
+    announced: BTreeSet<DocId>,
     /// The fetches of this session's hub, when its sessions share them, and this session's
     /// number in them.
     fetches: Option<(SharedFetches, u64)>,
     /// Documents whose next message waits for another session's fetch (see [`Fetches`]).
-    waiting: BTreeSet<String>,
+    waiting: BTreeSet<DocId>,
     last_heard: Timestamp,
     last_sent: Timestamp,
     last_synced: Option<Timestamp>,
@@ -807,7 +866,7 @@ impl Session {
                 }
                 // Start sync for our documents that the peer lacks (announced first) or holds at
                 // other heads; the peer starts it for the ones we lack.
-                let theirs: BTreeMap<String, String> = docs.into_iter().collect();
+                let theirs: BTreeMap<DocId, String> = docs.into_iter().collect();
                 let ours = r.docs();
                 self.ours = ours.iter().map(|d| (d.doc.clone(), d.clone())).collect();
                 for d in ours {
@@ -943,15 +1002,15 @@ impl Session {
         Tick::Idle
     }
 
-    fn state(&mut self, r: &mut impl Replica, doc: &str) -> &mut State {
+    fn state(&mut self, r: &mut impl Replica, doc: &DocId) -> &mut State {
         if !self.states.contains_key(doc) {
             let s = r.load_state(&self.peer, doc).and_then(|b| State::decode(&b).ok()).unwrap_or_default();
-            self.states.insert(doc.to_string(), s);
+            self.states.insert(doc.clone(), s);
         }
-        self.states.entry(doc.to_string()).or_default()
+        self.states.entry(doc.clone()).or_default()
     }
 
-    fn generate(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Option<Frame> {
+    fn generate(&mut self, r: &mut impl Replica, doc: &DocId, now: Timestamp) -> Option<Frame> {
         self.message(r, doc, Offer::Reply, now)
     }
 
@@ -964,10 +1023,10 @@ impl Session {
     /// it still gives: it goes without asking if it carries changes for the peer or heads the
     /// peer has not been told, and else nothing goes. A document that must wait for another
     /// fetch asks at a [`Session::retry`] once it may.
-    fn message(&mut self, r: &mut impl Replica, doc: &str, offer: Offer, now: Timestamp) -> Option<Frame> {
+    fn message(&mut self, r: &mut impl Replica, doc: &DocId, offer: Offer, now: Timestamp) -> Option<Frame> {
         let fetch = self.fetch(r, doc, now);
         if fetch == Fetch::Wait {
-            self.waiting.insert(doc.to_string());
+            self.waiting.insert(doc.clone());
         } else {
             self.waiting.remove(doc);
         }
@@ -1019,7 +1078,7 @@ impl Session {
 
     /// Whether a message for `doc` asks the peer for what this hub lacks (see
     /// [`Session::message`]); a session that asks is the one fetching `doc` for its hub.
-    fn fetch(&mut self, r: &mut impl Replica, doc: &str, now: Timestamp) -> Fetch {
+    fn fetch(&mut self, r: &mut impl Replica, doc: &DocId, now: Timestamp) -> Fetch {
         let Some((fetches, id)) = self.fetches.clone() else { return Fetch::Ask };
         let heads = self.states.get(doc).and_then(|s| s.their_heads.clone());
         let mut fetches = fetches.lock().unwrap_or_else(|e| e.into_inner());
@@ -1045,10 +1104,10 @@ impl Session {
     /// lapsed, or brought what this peer had.
     pub fn retry(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
-        let free = |doc: &String| {
+        let free = |doc: &DocId| {
             self.fetches.as_ref().is_none_or(|(f, id)| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, *id, now))
         };
-        let due: Vec<String> = self.waiting.iter().filter(|d| free(d)).cloned().collect();
+        let due: Vec<DocId> = self.waiting.iter().filter(|d| free(d)).cloned().collect();
         for doc in due {
             out.extend(self.generate(r, &doc, now));
         }
@@ -1152,27 +1211,28 @@ mod tests {
         let mut f = Fetches::default();
         let (a, b) = (f.enter(), f.enter());
         let (pa, pb) = (PeerId::named("pa"), PeerId::named("pb"));
-        assert!(f.claim("d", a, &pa, t(0)));
-        assert!(!f.claim("d", b, &pb, t(1_000)), "one session fetches a document at a time");
+        let d = DocId::from("d");
+        assert!(f.claim(&d, a, &pa, t(0)));
+        assert!(!f.claim(&d, b, &pb, t(1_000)), "one session fetches a document at a time");
         // Asking again renews nothing: without changes the claim lapses.
-        assert!(f.claim("d", a, &pa, t(4_000)));
-        assert!(!f.free("d", b, t(4_999)));
-        assert!(f.free("d", b, t(5_000)));
+        assert!(f.claim(&d, a, &pa, t(4_000)));
+        assert!(!f.free(&d, b, t(4_999)));
+        assert!(f.free(&d, b, t(5_000)));
         // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
         for ms in (4_000..30_000).step_by(4_000) {
-            f.progress("d", a, t(ms));
-            assert!(!f.claim("d", b, &pb, t(ms + 1)), "renewed at {ms}");
+            f.progress(&d, a, t(ms));
+            assert!(!f.claim(&d, b, &pb, t(ms + 1)), "renewed at {ms}");
         }
-        assert!(!f.claim("d", b, &pb, t(FETCH_MAX_MS - 1)));
-        assert!(f.claim("d", b, &pb, t(FETCH_MAX_MS)), "at its longest the claim passes on");
+        assert!(!f.claim(&d, b, &pb, t(FETCH_MAX_MS - 1)));
+        assert!(f.claim(&d, b, &pb, t(FETCH_MAX_MS)), "at its longest the claim passes on");
         // The session whose claim lapsed waits a lapse before it may claim that document again.
-        f.release("d", b);
-        assert!(!f.claim("d", a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
-        assert!(f.claim("d", a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
+        f.release(&d, b);
+        assert!(!f.claim(&d, a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
+        assert!(f.claim(&d, a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
         // A claim goes with its session.
         f.release_session(a);
-        assert!(f.claim("d", b, &pb, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
-        assert_eq!(f.fetching(), vec![("d".to_string(), pb)]);
+        assert!(f.claim(&d, b, &pb, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
+        assert_eq!(f.fetching(), vec![(d.clone(), pb)]);
     }
 
     #[test]

@@ -26,6 +26,15 @@ const id = (r: HubRecord) => r.id;
 
 export function backendContract(name: string, fresh: () => Promise<Backend>) {
   describe(`the Backend contract (${name})`, () => {
+    it("refuses to revoke what is not a hub id, naming it, and changes no member", async () => {
+      const b = await hub(fresh);
+      const before = (await b.identity()).members;
+      const e = await refusal(() => b.revoke("not a hub"));
+      expect(e.code).toBe("invalid");
+      expect(e.message).toContain('"not a hub" is not a hub id');
+      expect((await b.identity()).members).toEqual(before);
+    });
+
     it("refuses a short passphrase and creates nothing, then founds a hub", async () => {
       const b = await fresh();
       expect((await b.status()).store_exists).toBe(false);

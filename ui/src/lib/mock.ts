@@ -8,6 +8,7 @@ import type {
   Fields,
   FlowStatus,
   HubEvent,
+  Identity,
   HubRecord,
   Kind,
   Listed,
@@ -132,6 +133,11 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
   const connected: Peer[] = [];
+  // The coalition's other member hubs, as the authority log admits them: the hubs the mock's
+  // dial connects to (`addPeer`) are these, in turn.
+  const members: Identity["members"] = [1, 2].map((n) => ({
+    id: `mock-peer-${n}`, name: `Peer ${n}`, role: "member", since: "2026-11-20T08:00:00Z",
+  }));
   const find = (id: string) => records.find((r) => r.id === id);
   const get = (id: string) => find(id) ?? fail("not_found", `no record with id ${id}`);
   const need = () => (unlocked ? undefined : fail("locked", "the hub is locked: unlock it first"));
@@ -673,7 +679,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         fingerprint: "mock-mock-mock",
         public_key: "00",
         founder: "Mock hub",
-        members: [],
+        members: [...members],
         has_coalition_key: true,
       };
     },
@@ -687,7 +693,21 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       });
       emit({ type: "peers_changed" });
     },
-    async revoke() {},
+    async revoke(hub) {
+      // As a hub does: a member it does not know is not found; a revoked one is dropped at once,
+      // its connection closed, and both the members and the peers shown change.
+      const i = members.findIndex((m) => m.id === hub.trim());
+      const letters = hub.replace(/[^a-z0-9]/gi, "");
+      if (i < 0 && letters.length !== 34) {
+        fail("invalid", `invalid hub: hub: "${hub}" is not a hub id: expected 34 letters and digits, got ${letters.length}`);
+      }
+      if (i < 0) fail("not_found", `no record with id member hub ${hub}`);
+      members.splice(i, 1);
+      const c = connected.findIndex((p) => p.hub === hub.trim());
+      if (c >= 0) connected.splice(c, 1);
+      emit({ type: "authority_changed" });
+      emit({ type: "peers_changed" });
+    },
     async exportBundle() {
       fail("io", "the mock hub writes no files");
     },

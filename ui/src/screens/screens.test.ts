@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
 import { mockBackend } from "../lib/mock";
 import FirstStart from "./FirstStart.svelte";
@@ -465,20 +465,35 @@ describe("accountability", () => {
 });
 
 describe("mesh", () => {
-  it("shows a hub that connects as it connects, with no timer", async () => {
+  it("shows a hub that connects as it connects, and drops a revoked one, with no timer", async () => {
     const b = await ready();
     let asked = 0;
     const peers = b.peers.bind(b);
     b.peers = async () => (asked++, peers());
-    const { default: Mesh } = await import("./Mesh.svelte");
-    render(Mesh, { backend: b });
-    const list = (await screen.findByRole("heading", { name: "Connected hubs" })).closest("section")!;
-    await waitFor(() => expect(within(list as HTMLElement).getByText("Nothing here.")).toBeTruthy());
-    const before = asked;
-    await new Promise((r) => setTimeout(r, 3500));
-    expect(asked).toBe(before);
-    await fireEvent.input(screen.getByLabelText("Address (IP:port)"), { target: { value: "10.0.0.7:7420" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
-    await waitFor(() => expect(within(list as HTMLElement).getByText(/Peer 1/)).toBeTruthy());
+    // A screen that polled would set a timer of a second or more (the tests' own waits are
+    // shorter, at most one second): none may be set while the screen is up.
+    const timers = [vi.spyOn(globalThis, "setInterval"), vi.spyOn(globalThis, "setTimeout")];
+    const polls = () => timers.flatMap((s) => s.mock.calls).filter(([, ms]) => Number(ms ?? 0) > 1000);
+    try {
+      const { default: Mesh } = await import("./Mesh.svelte");
+      render(Mesh, { backend: b });
+      const list = (await screen.findByRole("heading", { name: "Connected hubs" })).nextElementSibling!;
+      await waitFor(() => expect(within(list as HTMLElement).getByText("Nothing here.")).toBeTruthy());
+      const before = asked;
+      await fireEvent.input(screen.getByLabelText("Address (IP:port)"), { target: { value: "10.0.0.7:7420" } });
+      await fireEvent.click(screen.getByRole("button", { name: "Connect" }));
+      await waitFor(() => expect(within(list as HTMLElement).getByText(/Peer 1/)).toBeTruthy());
+      expect(asked - before, "one peers event, one question").toBe(1);
+      // Revoking the member closes its connection: it leaves both lists.
+      const members = () => screen.getByRole("heading", { name: "Member hubs" }).nextElementSibling as HTMLElement;
+      const member = await waitFor(() => within(members()).getByText("mock-peer-1").closest("li") as HTMLElement);
+      await fireEvent.click(within(member).getByRole("button", { name: "Revoke" }));
+      await waitFor(() => expect(within(list as HTMLElement).queryByText(/Peer 1/)).toBeNull());
+      await waitFor(() => expect(within(members()).queryByText("mock-peer-1")).toBeNull());
+      expect(within(members()).getByText("mock-peer-2")).toBeTruthy();
+      expect(polls()).toEqual([]);
+    } finally {
+      timers.forEach((s) => s.mockRestore());
+    }
   });
 });
