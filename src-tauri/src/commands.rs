@@ -45,6 +45,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         identity,
         add_peer,
         revoke,
+        rotate_secret,
         export_bundle,
         import_bundle,
         export_json,
@@ -479,6 +480,15 @@ async fn add_peer(state: State<'_, AppState>, addr: String) -> ApiResult<()> {
 async fn revoke(state: State<'_, AppState>, hub: String) -> ApiResult<()> {
     state.with_hub(|h| h.revoke(&hub).map(|_| ()))?;
     state.with_running(|r| r.mesh.refresh_members())
+}
+
+/// Turns the coalition secret over without revoking anyone (admins): how many member hubs it
+/// was sealed for.
+#[tauri::command]
+async fn rotate_secret(state: State<'_, AppState>) -> ApiResult<usize> {
+    let hubs = state.with_hub(|h| h.rotate_secret())?;
+    state.with_running(|r| r.mesh.refresh_members())?;
+    Ok(hubs)
 }
 
 /// Who may do what in the coalition, as this hub resolves its authority log.

@@ -147,6 +147,8 @@ pub(crate) enum Command {
     },
     /// Revoke a member hub (a lost or seized laptop): it is refused from then on.
     Revoke { hub: String },
+    /// Turn the coalition secret over without revoking anyone, if you think it leaked (admins).
+    RotateSecret,
     /// People of the coalition: each coordinator's own key, and who holds which role.
     #[command(subcommand)]
     Person(PersonCmd),

@@ -306,6 +306,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Identity => identity(&mut hubs, json),
         Command::Admit { key, name } => admit(&mut hubs, &handle, &key, &name, json),
         Command::Revoke { hub: who } => revoke_hub(&mut hubs, &handle, &who),
+        Command::RotateSecret => rotate_secret(&mut hubs, &handle),
         Command::Person(cmd) => person(&mut *hubs.hub()?, cmd, &handle, json),
         Command::Grant { who, role, revoke } => grant(&mut hubs, &handle, &who, &role, revoke),
         Command::AdoptFounder { code } => adopt_founder(&mut hubs, &code),
@@ -833,6 +834,19 @@ fn revoke_hub(hubs: &mut Hubs<'_>, handle: &str, who: &str) -> Result<()> {
     unlock(&mut hub, handle)?;
     hub.revoke(who)?;
     outln!("Revoked {who}: member hubs refuse it once they have this entry.");
+    Ok(())
+}
+
+/// `rotate-secret`: turns the coalition secret over, as `handle`.
+fn rotate_secret(hubs: &mut Hubs<'_>, handle: &str) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    unlock(&mut hub, handle)?;
+    let n = hub.rotate_secret()?;
+    outln!(
+        "Turned the coalition secret over for {n} member hub{}. Each takes the new one when this entry reaches it; \
+         until then they still reach each other. A copy of the old secret finds and reaches no hub that has it.",
+        if n == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 

@@ -119,4 +119,14 @@ fn member_hubs_converge_and_an_outsider_gets_nothing() {
     wait_until("b to get the new item", || b.names("item").contains(&"Secret plan".to_string()));
     std::thread::sleep(Duration::from_secs(2));
     assert!(!c.names("item").contains(&"Secret plan".to_string()), "a revoked hub gets nothing new");
+    // An admin who thinks the coalition secret leaked turns it over: b follows, and b restarted
+    // finds and reaches a again, both on the new secret; the revoked c still gets nothing.
+    a.ok(&["rotate-secret"]);
+    a.ok(&["add", "item", "name=Lamp", "unit=piece"]);
+    wait_until("b to get what a wrote after the rotation", || b.names("item").contains(&"Lamp".to_string()));
+    b.kill();
+    a.ok(&["add", "item", "name=Stove", "unit=piece"]);
+    b.serve(&[&a_addr]);
+    wait_until("b to reconnect after the rotation", || b.names("item").contains(&"Stove".to_string()));
+    assert!(!c.names("item").iter().any(|n| n == "Lamp" || n == "Stove"), "a revoked hub gets nothing new");
 }

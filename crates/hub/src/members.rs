@@ -247,6 +247,28 @@ impl Hub {
         self.sign_authority(body).map(|_| ())
     }
 
+    /// Turns the coalition secret over without revoking anyone (an admin who suspects it leaked:
+    /// a hub's disk copied, a laptop out of sight): a fresh secret sealed for every member hub.
+    /// Whoever copied the old one finds and reaches no hub that has this entry. Returns how many
+    /// hubs it was sealed for.
+    pub fn rotate_secret(&mut self) -> Result<usize> {
+        let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
+        self.rng.fill_bytes(&mut ephemeral);
+        self.rng.fill_bytes(&mut fresh);
+        let body = keyring::rotate(self.log()?.state(), ephemeral, fresh).map_err(|n| match n {
+            0 => Error::NotAllowed("the coalition has no member hub to turn its secret over for".into()),
+            n => Error::NotAllowed(format!(
+                "the coalition has {n} member hubs; one entry seals a new secret for at most {MAX_SEALED}"
+            )),
+        })?;
+        let hubs = match &body {
+            AuthBody::Rotate { rekey } => rekey.slots.len(),
+            _ => 0,
+        };
+        self.sign_authority(body)?;
+        Ok(hubs)
+    }
+
     /// The coalition secret's chain as far as this hub can follow it: what it proves to peers
     /// before either shows its key, and what keys its adverts (see `aidmesh_mesh::keyring`).
     /// A hub joined by hand that does not hold the log yet uses the secret its code carried.

@@ -574,6 +574,28 @@ fn membership_is_signed_and_checked_on_read() {
 /// sealed for that hub alone, so the hub reaches its coalition before it holds the log; the
 /// founder's own code carries none. A code that is malformed, or made for another hub, is
 /// refused and changes nothing.
+/// An admin who suspects the coalition secret leaked turns it over: the other member hubs
+/// follow once the entry reaches them; someone who is not an admin of the coalition cannot.
+#[test]
+fn an_admin_turns_the_coalition_secret_over_and_the_member_hubs_follow() {
+    let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
+    join(&mut a.hub, &mut b.hub);
+    let before = *a.hub.keyring().unwrap().current();
+    assert_eq!(*b.hub.keyring().unwrap().current(), before);
+    assert_eq!(a.hub.rotate_secret().unwrap(), 2, "sealed for North and South");
+    let after = *a.hub.keyring().unwrap().current();
+    assert_ne!(after, before);
+    assert_eq!(*b.hub.keyring().unwrap().current(), before, "South has not heard yet");
+    merge_into(&mut a.hub, &mut b.hub);
+    assert_eq!(*b.hub.keyring().unwrap().current(), after, "South follows once the entry reaches it");
+    // South's coordinator is no person of North's coalition: refused, nothing signed.
+    let entries = b.hub.authority_entries().unwrap().len();
+    let e = b.hub.rotate_secret().unwrap_err();
+    assert_eq!(e.code(), "not_allowed", "{e}");
+    assert_eq!(b.hub.authority_entries().unwrap().len(), entries);
+    assert_eq!(*b.hub.keyring().unwrap().current(), after);
+}
+
 #[test]
 fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     use aidmesh_hub::FounderCode;

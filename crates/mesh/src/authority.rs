@@ -54,8 +54,13 @@ pub const MAX_PLAIN_ENTRY: usize = 4 * 1024;
 pub const MAX_SEALED: usize = 128;
 /// The most `preds` an entry may name.
 pub const MAX_PREDS: usize = 32;
-/// The most entries kept waiting for their `preds`.
+/// The most entries kept waiting for their `preds`,
 pub const MAX_WAITING: usize = 10_000;
+/// and the most bytes they may take together (room for the count of ordinary entries, of about
+/// 620 bytes; a sixteenth of it for the largest): anyone with a key can sign entries that
+/// follow entries no one has (the door checks their signature, not yet their author's right),
+/// and a hub keeps what waits across restarts.
+pub const MAX_WAITING_BYTES: usize = 16 * 1024 * 1024;
 /// The longest name, handle or role, in characters.
 pub const MAX_NAME: usize = 80;
 /// The entry format this hub writes and reads.
@@ -149,6 +154,10 @@ pub enum Body {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rekey: Option<Sealed>,
     },
+    /// Turns the coalition secret over without revoking anyone (admins): a fresh secret sealed
+    /// for every member hub, as a revocation's `rekey` is (see [`crate::keyring`]). For an admin
+    /// who suspects the secret leaked (a hub's disk copied, a laptop out of sight for a night).
+    Rotate { rekey: Sealed },
     /// A person's further key (their key at another hub), signed by one of their keys. `proof`
     /// is the new key's own signature of the person's first key ([`key_proof`]): no one can
     /// claim a key they do not hold.
@@ -245,6 +254,7 @@ impl Body {
             Body::Endorse { entry } => format!("endorsed {entry}"),
             Body::AdmitHub { hub, name, .. } => format!("admitted hub {name:?} ({})", hub.short()),
             Body::RevokeHub { hub, .. } => format!("revoked hub {}", hub.short()),
+            Body::Rotate { rekey } => format!("turned the coalition secret over for {} hubs", rekey.slots.len()),
             Body::AddKey { key, .. } => format!("added key {}", key.short()),
             Body::RevokeKey { key } => format!("revoked key {}", key.short()),
             Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
@@ -357,7 +367,7 @@ impl Entry {
             return Err(Refusal::TooLarge(bytes.len()));
         }
         let e: Entry = serde_json::from_slice(bytes).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        if bytes.len() > MAX_PLAIN_ENTRY && !matches!(e.body, Body::RevokeHub { .. }) {
+        if bytes.len() > MAX_PLAIN_ENTRY && !matches!(e.body, Body::RevokeHub { .. } | Body::Rotate { .. }) {
             return Err(Refusal::TooLarge(bytes.len()));
         }
         if e.encode() != bytes {
@@ -387,6 +397,7 @@ impl Entry {
         let sealed = match &e.body {
             Body::Found { secret, .. } | Body::AdmitHub { secret, .. } => secret.as_ref(),
             Body::RevokeHub { rekey, .. } => rekey.as_ref(),
+            Body::Rotate { rekey } => Some(rekey),
             _ => None,
         };
         if sealed.is_some_and(|s| s.slots.is_empty() || s.slots.len() > MAX_SEALED) {
@@ -417,7 +428,7 @@ pub enum Refusal {
     BadSignature,
     #[error("{0}")]
     NoRight(String),
-    #[error("too many entries are waiting for the entries they follow (over {MAX_WAITING})")]
+    #[error("too many entries are waiting for the entries they follow (over {MAX_WAITING} entries or {MAX_WAITING_BYTES} bytes)")]
     TooManyWaiting,
 }
 
@@ -472,7 +483,8 @@ pub struct HubEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rekey {
     pub entry: Id,
-    pub hub: Key,
+    /// The hub revoked, or none for a rotation.
+    pub hub: Option<Key>,
     pub sealed: Option<Sealed>,
 }
 
@@ -743,6 +755,7 @@ impl State {
                 }
                 Ok(())
             }
+            Body::Rotate { .. } => admin().map(|_| ()),
             Body::AddKey { key, proof } => {
                 let p = author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
                 if !verify_strict(&key.0, &key_proof_bytes(&p.key), &proof.0) {
@@ -888,8 +901,12 @@ impl State {
             }
             Body::RevokeHub { hub, rekey } => {
                 self.hubs.remove(hub);
-                self.rekeys.push(Rekey { entry: granted.entry, hub: *hub, sealed: rekey.clone() });
+                self.rekeys.push(Rekey { entry: granted.entry, hub: Some(*hub), sealed: rekey.clone() });
                 self.revoked_hubs.insert(*hub, granted);
+                None
+            }
+            Body::Rotate { rekey } => {
+                self.rekeys.push(Rekey { entry: granted.entry, hub: None, sealed: Some(rekey.clone()) });
                 None
             }
             Body::AddKey { key, .. } => {
@@ -1078,6 +1095,8 @@ pub struct Log {
     heads: BTreeSet<Id>,
     state: State,
     waiting: BTreeMap<Id, Entry>,
+    /// The bytes of the entries in `waiting`.
+    waiting_bytes: usize,
     /// The coalition this log belongs to, once known (from its founding entry, or given).
     coalition: Option<Id>,
     /// Before the founding entry is known: the hub whose founding entry is accepted.
@@ -1277,9 +1296,10 @@ impl Log {
         }
         let missing: Vec<Id> = e.preds.iter().filter(|p| !self.index.contains_key(p)).copied().collect();
         if !missing.is_empty() {
-            if self.waiting.len() >= MAX_WAITING {
+            if self.waiting.len() >= MAX_WAITING || self.waiting_bytes + bytes.len() > MAX_WAITING_BYTES {
                 return Err(Refusal::TooManyWaiting);
             }
+            self.waiting_bytes += bytes.len();
             self.waiting.insert(id, e);
             return Ok(Offered::Waiting(missing));
         }
@@ -1298,6 +1318,8 @@ impl Log {
             }
             for wid in ready {
                 let w = self.waiting.remove(&wid).expect("listed above");
+                // Canonical: it encodes to the bytes that arrived.
+                self.waiting_bytes -= w.encode().len();
                 // A waiting entry that turns out invalid is dropped; the caller learns of it
                 // only as missing from `added`.
                 if self.admit(wid, w).is_ok() {

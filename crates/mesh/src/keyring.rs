@@ -11,7 +11,8 @@
 //! hub has no slot in its own revocation, so it cannot follow the chain past it; nor can anyone
 //! who never held an earlier secret. A hub admitted later is handed the secret of the time,
 //! sealed for it alone in its admission ([`Body::AdmitHub`]'s `secret`), and follows the chain
-//! from there.
+//! from there. An admin who suspects the secret leaked turns it over the same way without
+//! revoking anyone ([`Body::Rotate`], sealed for every member hub; see [`rotate`]).
 //!
 //! Every member that holds the same log computes the same chain, with no exchange and no race:
 //! concurrent revocations both count, in the log's order. A keyring keeps the newest
@@ -276,6 +277,16 @@ pub fn revoke(state: &State, hub: Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> 
         return Ok(Body::revoke_hub(hub));
     }
     Ok(Body::RevokeHub { hub, rekey: Some(sealed(REKEY, ephemeral, &remaining, &fresh)) })
+}
+
+/// The entry that turns the coalition secret over without revoking anyone: `fresh` sealed for
+/// every member hub. `Err` with how many hubs there are if one entry cannot seal for them all.
+pub fn rotate(state: &State, ephemeral: [u8; 32], fresh: [u8; 32]) -> Result<Body, usize> {
+    let hubs: Vec<[u8; 32]> = state.hubs.keys().map(|k| k.0).collect();
+    if hubs.is_empty() || hubs.len() > MAX_SEALED {
+        return Err(hubs.len());
+    }
+    Ok(Body::Rotate { rekey: sealed(REKEY, ephemeral, &hubs, &fresh) })
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The authority log's rules, hub by hub: each test is a story of partitioned hubs that sign
 //! entries and merge, and what every hub must conclude.
 
-use aidmesh_mesh::authority::{key_proof, Body, Entry, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::authority::{
+    key_proof, Body, Entry, Ephemeral, Id, Key, Log, Offered, Refusal, Sealed, Slot, MAX_SEALED, MAX_WAITING,
+    MAX_WAITING_BYTES,
+};
 use aidmesh_mesh::{Identity, Role};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -165,6 +168,41 @@ fn any_delivery_order_gives_the_same_state_and_out_of_order_entries_wait() {
     }
     assert!(log.state().holds(&key(&jay), "treasurer"));
     assert!(!is_person(&log, &wren) && log.state().removed.contains_key(&key(&wren)));
+}
+
+/// Anyone with a key can sign entries that follow entries no one has: they wait for their
+/// `preds`, and a hub keeps them across restarts. What waits is bounded by bytes as well as by
+/// count, so the largest entries there are (revocations sealing a secret for 128 hubs) cannot
+/// pile up 10,000 deep.
+#[test]
+fn entries_that_follow_what_no_one_has_wait_within_a_bound_of_bytes() {
+    let fox = person(1);
+    let mut log = found(&fox);
+    let (mallory, coalition) = (person(66), log.coalition());
+    let big = |n: u64| {
+        let rekey = Sealed { eph: Ephemeral([n as u8; 32]), slots: vec![Slot([7; 48]); MAX_SEALED] };
+        let body = Body::RevokeHub { hub: hub(1), rekey: Some(rekey) };
+        Entry::sign(&mallory, hub(0), coalition, vec![Id::of(&n.to_be_bytes())], n as i64, body).encode()
+    };
+    let (mut waited, mut bytes, mut refused) = (0, 0, 0);
+    for n in 0.. {
+        let b = big(n);
+        match log.offer(&b) {
+            Ok(Offered::Waiting(_)) => (waited, bytes) = (waited + 1, bytes + b.len()),
+            Err(Refusal::TooManyWaiting) => {
+                refused = b.len();
+                break;
+            }
+            other => panic!("entry {n}: {other:?}"),
+        }
+    }
+    assert!(bytes <= MAX_WAITING_BYTES && bytes + refused > MAX_WAITING_BYTES, "{waited} entries, {bytes} bytes");
+    assert!(waited < MAX_WAITING, "the bound of bytes stopped them, not the count: {waited}");
+    assert_eq!(log.waiting().count(), waited);
+    // Nothing of it counts, and the coalition's own work goes on.
+    assert_eq!(log.len(), 1);
+    add(&mut log, &fox, &person(2), "owl", Role::Member);
+    assert!(is_person(&log, &person(2)));
 }
 
 #[test]

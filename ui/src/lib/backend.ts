@@ -87,6 +87,8 @@ export interface Backend {
   identity(): Promise<H.Identity>;
   addPeer(addr: string): Promise<void>;
   revoke(hub: string): Promise<void>;
+  /** Turns the coalition secret over without revoking anyone (admins): how many member hubs it was sealed for. */
+  rotateSecret(): Promise<number>;
   exportBundle(path: string, full: boolean): Promise<H.BundleSummary>;
   importBundle(path: string): Promise<H.Imported>;
   exportJson(path: string): Promise<number>;

@@ -35,6 +35,13 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.identity()).members).toEqual(before);
     });
 
+    it("turns the coalition secret over for every member hub, changing no member", async () => {
+      const b = await hub(fresh);
+      const before = (await b.identity()).members;
+      expect(await b.rotateSecret()).toBe(before.length);
+      expect((await b.identity()).members).toEqual(before);
+    });
+
     it("refuses a short passphrase and creates nothing, then founds a hub", async () => {
       const b = await fresh();
       expect((await b.status()).store_exists).toBe(false);

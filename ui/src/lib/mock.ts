@@ -133,11 +133,12 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
   const connected: Peer[] = [];
-  // The coalition's other member hubs, as the authority log admits them: the hubs the mock's
-  // dial connects to (`addPeer`) are these, in turn.
-  const members: Identity["members"] = [1, 2].map((n) => ({
-    id: `mock-peer-${n}`, name: `Peer ${n}`, role: "member", since: "2026-11-20T08:00:00Z",
-  }));
+  // The coalition's member hubs, as the authority log admits them: this one, and the hubs the
+  // mock's dial connects to (`addPeer`), in turn.
+  const members: Identity["members"] = [
+    { id: "mock-mock-mock", name: "Mock hub", role: "member", since: "2026-11-20T08:00:00Z" },
+    ...[1, 2].map((n) => ({ id: `mock-peer-${n}`, name: `Peer ${n}`, role: "member", since: "2026-11-20T08:00:00Z" })),
+  ];
   const find = (id: string) => records.find((r) => r.id === id);
   const get = (id: string) => find(id) ?? fail("not_found", `no record with id ${id}`);
   const need = () => (unlocked ? undefined : fail("locked", "the hub is locked: unlock it first"));
@@ -685,10 +686,12 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async addPeer(addr) {
       if (!/^[\d.]+:\d+$/.test(addr.trim())) fail("invalid", `"${addr}" is not an address like 192.168.1.20:7420`);
-      // The mock's dial always connects, and says so as a hub does: with a peers event.
-      const n = connected.length + 1;
+      // The mock's dial reaches the next member hub not connected yet, and says so as a hub
+      // does: with a peers event. A revoked hub is no member, so it never connects again.
+      const next = members.find((m) => m.id !== "mock-mock-mock" && !connected.some((p) => p.hub === m.id));
+      if (!next) fail("network", `no member hub answered at ${addr.trim()}`);
       connected.push({
-        hub: `mock-peer-${n}`, name: `Peer ${n}`, addr: addr.trim(), dialed: true,
+        hub: next.id, name: next.name, addr: addr.trim(), dialed: true,
         connected_at: (opts.now?.() ?? new Date()).toISOString(), last_synced: null,
       });
       emit({ type: "peers_changed" });
@@ -707,6 +710,12 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (c >= 0) connected.splice(c, 1);
       emit({ type: "authority_changed" });
       emit({ type: "peers_changed" });
+    },
+    async rotateSecret() {
+      need();
+      // Sealed for every member hub, this one included; who may do what changed.
+      emit({ type: "authority_changed" });
+      return members.length;
     },
     async exportBundle() {
       fail("io", "the mock hub writes no files");

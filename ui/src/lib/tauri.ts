@@ -51,6 +51,7 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     identity: () => invoke("identity"),
     addPeer: (addr) => invoke("add_peer", { addr }),
     revoke: (hub) => invoke("revoke", { hub }),
+    rotateSecret: () => invoke("rotate_secret"),
     exportBundle: (path, full) => invoke("export_bundle", { path, full }),
     importBundle: (path) => invoke("import_bundle", { path }),
     exportJson: (path) => invoke("export_json", { path }),

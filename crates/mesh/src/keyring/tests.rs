@@ -91,6 +91,55 @@ fn members_share_a_secret_the_founders_key_does_not_give_until_a_revocation_turn
     assert_eq!(Keyring::of(&w.founder(), copy.state(), &w.hubs[1]), south);
 }
 
+/// An admin who suspects the secret leaked turns it over without revoking anyone: every member
+/// hub follows, a copy of the old secret (a laptop's disk copied) opens nothing new, a hub
+/// that has not heard yet still gets in, and a hub revoked earlier stays out.
+#[test]
+fn a_rotation_turns_the_secret_over_for_every_member_and_leaves_a_copied_secret_behind() {
+    use crate::handshake::{check_hello, hello};
+    let mut w = World::new();
+    w.admit(3);
+    w.revoke(3, 9);
+    let (copied, revoked) = (w.ring(1), w.ring(3));
+    let body = rotate(w.log.state(), [11; 32], [12; 32]).unwrap();
+    let Body::Rotate { rekey } = &body else { panic!("{body:?}") };
+    assert_eq!(rekey.slots.len(), 3, "sealed for the three member hubs, the revoked one not among them");
+    w.log.append(&w.fox, Key::of(&w.hubs[0]), 3, body).unwrap();
+    let (north, south, east) = (w.ring(0), w.ring(1), w.ring(2));
+    assert_eq!(north.current(), south.current());
+    assert_eq!(north.current(), east.current(), "every member hub computes the same new secret");
+    assert_ne!(north.current(), copied.current(), "it turned over");
+    assert!(north.newest_first().any(|s| s == copied.current()), "the previous one is kept, for stale hubs");
+    // Whoever copied the old secret computes nothing new: adverts under the new secret mean
+    // nothing to them, and their hello (without a member's key) passes no up-to-date hub.
+    assert!(!copied.recognises(b"nonce", &north.current().tag(b"nonce")));
+    assert!(!revoked.recognises(b"nonce", &north.current().tag(b"nonce")));
+    let exporter = [3; 32];
+    assert!(!north.accepts(&exporter, &copied.hello(&exporter)));
+    // Hub 1 before it heard of the rotation still gets in, by its sealed proof of membership.
+    let members: Vec<crate::HubId> = w.log.state().hubs.keys().map(|k| crate::HubId::of_bytes(&k.0).unwrap()).collect();
+    let member = |id: &crate::HubId| members.contains(id);
+    let h = hello(&copied, &w.hubs[1], &exporter);
+    assert_eq!(check_hello(&north, &exporter, &h[1..], member), Ok(()));
+    // A rotation with no member hub to seal for, or more than one entry seals for, is not made.
+    let mut empty = w.log.state().clone();
+    empty.hubs.clear();
+    assert_eq!(rotate(&empty, [1; 32], [2; 32]), Err(0));
+    // Only an admin turns it over: a plain member's rotation is refused at the door.
+    let owl = ident(2);
+    w.log
+        .append(
+            &w.fox,
+            Key::of(&w.hubs[0]),
+            4,
+            Body::AddPerson { person: Key::of(&owl), handle: "owl".into(), role: Role::Member },
+        )
+        .unwrap();
+    let plain = rotate(w.log.state(), [13; 32], [14; 32]).unwrap();
+    assert!(matches!(w.log.append(&owl, Key::of(&w.hubs[1]), 5, plain), Err(crate::authority::Refusal::NoRight(_))));
+    assert_eq!(w.ring(0).current(), north.current());
+}
+
 #[test]
 fn a_hub_admitted_after_a_revocation_is_handed_the_secret_and_follows_the_chain() {
     let mut w = World::new();
