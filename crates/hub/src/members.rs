@@ -247,11 +247,20 @@ impl Hub {
         self.sign_authority(body).map(|_| ())
     }
 
-    /// Turns the coalition secret over without revoking anyone (an admin who suspects it leaked:
-    /// a hub's disk copied, a laptop out of sight): a fresh secret sealed for every member hub.
-    /// Whoever copied the old one finds and reaches no hub that has this entry. Returns how many
-    /// hubs it was sealed for.
+    /// Turns the coalition secret over without revoking anyone: a fresh secret sealed for every
+    /// member hub. For a coalition still on the secret computable from its founding hub's key
+    /// (founded before the founding entry sealed a start), or a secret that leaked by itself
+    /// (never for a laptop copied or seized: it holds its hub's key and opens its own slot; revoke
+    /// that hub). Whoever holds only the old secret passes no hub that has this entry. Returns
+    /// how many hubs it was sealed for.
     pub fn rotate_secret(&mut self) -> Result<usize> {
+        if self.keyring()?.is_own() {
+            return Err(Error::NotAllowed(
+                "this hub holds no secret of the coalition (it was never handed one), so it could not follow its \
+                 own rotation: rotate from a hub that syncs with the coalition"
+                    .into(),
+            ));
+        }
         let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
         self.rng.fill_bytes(&mut ephemeral);
         self.rng.fill_bytes(&mut fresh);

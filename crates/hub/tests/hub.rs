@@ -570,12 +570,8 @@ fn membership_is_signed_and_checked_on_read() {
     assert_eq!(reopen(&path, &a.clock).fingerprint(), fp_before);
 }
 
-/// A hub joined by hand adopts the code its admission made: it carries the coalition secret
-/// sealed for that hub alone, so the hub reaches its coalition before it holds the log; the
-/// founder's own code carries none. A code that is malformed, or made for another hub, is
-/// refused and changes nothing.
-/// An admin who suspects the coalition secret leaked turns it over: the other member hubs
-/// follow once the entry reaches them; someone who is not an admin of the coalition cannot.
+/// An admin turns the coalition secret over: the other member hubs follow once the entry
+/// reaches them; someone who is not an admin of the coalition cannot.
 #[test]
 fn an_admin_turns_the_coalition_secret_over_and_the_member_hubs_follow() {
     let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
@@ -596,6 +592,10 @@ fn an_admin_turns_the_coalition_secret_over_and_the_member_hubs_follow() {
     assert_eq!(*b.hub.keyring().unwrap().current(), after);
 }
 
+/// A hub joined by hand adopts the code its admission made: it carries the coalition secret
+/// sealed for that hub alone, so the hub reaches its coalition before it holds the log; the
+/// founder's own code carries none. A code that is malformed, or made for another hub, is
+/// refused and changes nothing.
 #[test]
 fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     use aidmesh_hub::FounderCode;
@@ -662,6 +662,9 @@ fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     c.hub.offer_authority(&early, "an old bundle").unwrap();
     assert!(c.hub.keyring().unwrap().is_own());
     let e = c.hub.admit(&b.hub.public_key(), "South").unwrap_err();
+    assert!(e.to_string().contains("no secret of the coalition"), "{e}");
+    // Nor does it turn a secret over that it could not follow itself.
+    let e = c.hub.rotate_secret().unwrap_err();
     assert!(e.to_string().contains("no secret of the coalition"), "{e}");
 }
 

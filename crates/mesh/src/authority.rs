@@ -155,8 +155,9 @@ pub enum Body {
         rekey: Option<Sealed>,
     },
     /// Turns the coalition secret over without revoking anyone (admins): a fresh secret sealed
-    /// for every member hub, as a revocation's `rekey` is (see [`crate::keyring`]). For an admin
-    /// who suspects the secret leaked (a hub's disk copied, a laptop out of sight for a night).
+    /// for every member hub, as a revocation's `rekey` is (see [`crate::keyring`]). For a
+    /// coalition still on a start computable from its founding hub's key, or a secret that leaked
+    /// by itself; a copied or seized laptop holds its hub's key and follows, so it is revoked.
     Rotate { rekey: Sealed },
     /// A person's further key (their key at another hub), signed by one of their keys. `proof`
     /// is the new key's own signature of the person's first key ([`key_proof`]): no one can
@@ -418,7 +419,7 @@ impl Entry {
 /// Why an entry was refused at the door. Nothing refused is stored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("the entry is {0} bytes, over the limit ({MAX_ENTRY} for a revocation, {MAX_PLAIN_ENTRY} for any other)")]
+    #[error("the entry is {0} bytes, over the limit ({MAX_ENTRY} for a revocation or rotation, {MAX_PLAIN_ENTRY} for any other)")]
     TooLarge(usize),
     #[error("the entry is malformed: {0}")]
     Malformed(String),

@@ -465,6 +465,23 @@ describe("accountability", () => {
 });
 
 describe("mesh", () => {
+  it("turns the coalition secret over only once confirmed, and says for how many hubs", async () => {
+    const b = await ready();
+    let rotations = 0;
+    const rotate = b.rotateSecret.bind(b);
+    b.rotateSecret = async () => (rotations++, rotate());
+    const { default: Mesh } = await import("./Mesh.svelte");
+    render(Mesh, { backend: b });
+    await fireEvent.click(await screen.findByRole("button", { name: "Turn the coalition secret over" }));
+    expect(screen.getByRole("alert").textContent).toMatch(/Every hub must run this version first/);
+    await fireEvent.click(screen.getByRole("button", { name: "Cancel" }));
+    expect(rotations).toBe(0);
+    await fireEvent.click(screen.getByRole("button", { name: "Turn the coalition secret over" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Turn it over now" }));
+    await waitFor(() => expect(screen.getByRole("status").textContent).toBe("✓ Turned the secret over for 3 member hubs."));
+    expect(rotations).toBe(1);
+  });
+
   it("shows a hub that connects as it connects, and drops a revoked one, with no timer", async () => {
     const b = await ready();
     let asked = 0;
