@@ -177,6 +177,26 @@ fn a_coalition_founded_before_the_founding_entry_sealed_a_start_starts_from_the_
     assert!(base.unseal(&[3; 32], &h[h.len() - crate::handshake::SEALED_PROOF..]).is_none());
 }
 
+/// What a rotation is for, first: a coalition still on the start anyone with its founding hub's
+/// key computes leaves it, with no one revoked.
+#[test]
+fn a_rotation_takes_a_coalition_off_the_start_the_founding_hubs_key_gives() {
+    let (fox, north, south) = (ident(1), ident(100), ident(101));
+    let mut log = Log::new();
+    let found = Body::found(&north, &Key::of(&fox), "Riverside", "fox", "North", None);
+    log.append(&fox, Key::of(&north), 0, found).unwrap();
+    log.append(&fox, Key::of(&north), 1, Body::admit_hub(Key::of(&south), "South".into())).unwrap();
+    let base = Keyring::base(north.public().as_bytes());
+    log.append(&fox, Key::of(&north), 2, rotate(log.state(), [5; 32], [6; 32]).unwrap()).unwrap();
+    let (n, s) = (
+        Keyring::of(north.public().as_bytes(), log.state(), &north),
+        Keyring::of(north.public().as_bytes(), log.state(), &south),
+    );
+    assert_eq!(n.current(), s.current());
+    assert_ne!(n.current(), base.current(), "no longer what the founding hub's key gives");
+    assert!(!n.accepts(&[3; 32], &base.hello(&[3; 32])));
+}
+
 #[test]
 fn a_hub_that_has_not_heard_of_a_revocation_still_gets_in_and_the_revoked_hub_does_not() {
     use crate::handshake::{check_hello, hello, HandshakeError, SEALED_PROOF};
