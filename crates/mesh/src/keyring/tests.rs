@@ -46,6 +46,12 @@ impl World {
         self.log.append(&self.fox, Key::of(&self.hubs[0]), 1, body).unwrap();
     }
 
+    /// Founder `fox` adds person `who` at hub 0.
+    fn add_person(&mut self, who: &Identity, handle: &str, role: Role) {
+        let body = Body::AddPerson { person: Key::of(who), handle: handle.into(), role };
+        self.log.append(&self.fox, Key::of(&self.hubs[0]), 1, body).unwrap();
+    }
+
     fn revoke(&mut self, n: usize, fresh: u8) {
         let body = revoke(self.log.state(), Key::of(&self.hubs[n]), [fresh; 32], [fresh; 32]).unwrap();
         self.log.append(&self.fox, Key::of(&self.hubs[0]), 2, body).unwrap();
@@ -129,14 +135,7 @@ fn a_rotation_turns_the_secret_over_for_every_member_and_leaves_a_leaked_secret_
     assert_eq!(rotate(&empty, [1; 32], [2; 32]), Err(0));
     // Only an admin turns it over: a plain member's rotation is refused at the door.
     let owl = ident(2);
-    w.log
-        .append(
-            &w.fox,
-            Key::of(&w.hubs[0]),
-            4,
-            Body::AddPerson { person: Key::of(&owl), handle: "owl".into(), role: Role::Member },
-        )
-        .unwrap();
+    w.add_person(&owl, "owl", Role::Member);
     let plain = rotate(w.log.state(), [13; 32], [14; 32]).unwrap();
     assert!(matches!(w.log.append(&owl, Key::of(&w.hubs[1]), 5, plain), Err(crate::authority::Refusal::NoRight(_))));
     assert_eq!(w.ring(0).current(), north.current());
@@ -242,14 +241,7 @@ fn concurrent_revocations_both_count_and_neither_revoked_hub_follows() {
     let mut w = World::new();
     w.admit(3);
     let owl = ident(2);
-    w.log
-        .append(
-            &w.fox,
-            Key::of(&w.hubs[0]),
-            1,
-            Body::AddPerson { person: Key::of(&owl), handle: "owl".into(), role: Role::Admin },
-        )
-        .unwrap();
+    w.add_person(&owl, "owl", Role::Admin);
     let mut apart = Log::load(w.log.entries().map(|(_, e)| e.encode())).unwrap();
     // Fox revokes hub 1 at hub 0 while owl, apart, revokes hub 2 at hub 3.
     w.revoke(1, 9);
