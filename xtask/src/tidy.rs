@@ -117,21 +117,27 @@ mod tests {
         }
     }
 
+    /// Every Rust source under these folders of the workspace.
+    fn every_source(dirs: &[&str]) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for d in dirs {
+            sources(&root().join(d), &mut files);
+        }
+        files
+    }
+
     #[test]
     fn core_logic_takes_time_and_randomness_as_parameters() {
         let banned =
             ["SystemTime::now", "Utc::now", "Local::now", "Instant::now", "thread_rng", "OsRng", "rand::random"];
         let mut problems = Vec::new();
-        for dir in ["crates/model/src", "crates/replica/src", "crates/store/src"] {
-            let mut files = Vec::new();
-            sources(&root().join(dir), &mut files);
-            // The one adapter that reads the system's clock, which front ends hand in.
-            for f in files.into_iter().filter(|f| !f.ends_with("crates/model/src/clock.rs")) {
-                let text = std::fs::read_to_string(&f).unwrap();
-                for b in banned {
-                    if text.contains(b) {
-                        problems.push(format!("{} uses {b}", f.display()));
-                    }
+        let files = every_source(&["crates/model/src", "crates/replica/src", "crates/store/src"]);
+        // The one adapter that reads the system's clock, which front ends hand in.
+        for f in files.into_iter().filter(|f| !f.ends_with("crates/model/src/clock.rs")) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for b in banned {
+                if text.contains(b) {
+                    problems.push(format!("{} uses {b}", f.display()));
                 }
             }
         }
@@ -141,9 +147,7 @@ mod tests {
     #[test]
     fn the_wall_clock_is_read_in_one_place() {
         let adapter = root().join("crates/model/src/clock.rs");
-        let mut files = Vec::new();
-        sources(&root().join("crates"), &mut files);
-        sources(&root().join("src-tauri/src"), &mut files);
+        let files = every_source(&["crates", "src-tauri/src"]);
         let readers: Vec<String> = files
             .iter()
             .filter(|f| **f != adapter)
@@ -164,9 +168,7 @@ mod tests {
     #[test]
     fn sql_lives_in_the_store() {
         let store = root().join("crates/store");
-        let mut files = Vec::new();
-        sources(&root().join("crates"), &mut files);
-        sources(&root().join("src-tauri/src"), &mut files);
+        let files = every_source(&["crates", "src-tauri/src"]);
         let sql = ["rusqlite", "SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM", "CREATE TABLE", "PRAGMA "];
         let mut problems = Vec::new();
         for f in files.iter().filter(|f| !f.starts_with(&store)) {
@@ -185,9 +187,7 @@ mod tests {
     /// elsewhere, upkeep) through `aidmesh_hub::Driver`.
     #[test]
     fn the_faces_do_not_drive_the_hub() {
-        let mut files = Vec::new();
-        sources(&root().join("crates/cli/src"), &mut files);
-        sources(&root().join("src-tauri/src"), &mut files);
+        let files = every_source(&["crates/cli/src", "src-tauri/src"]);
         let drivers: Vec<String> = files
             .iter()
             .filter(|f| std::fs::read_to_string(f).unwrap().contains("Driver"))
@@ -198,9 +198,7 @@ mod tests {
 
     #[test]
     fn every_module_says_what_it_is_for() {
-        let mut files = Vec::new();
-        sources(&root().join("crates"), &mut files);
-        sources(&root().join("src-tauri/src"), &mut files);
+        let files = every_source(&["crates", "src-tauri/src"]);
         let missing: Vec<String> = files
             .iter()
             .filter(|f| !f.components().any(|c| c.as_os_str() == "tests"))
