@@ -121,6 +121,11 @@ fn member_hubs_converge_and_an_outsider_gets_nothing() {
     assert!(!c.names("item").contains(&"Secret plan".to_string()), "a revoked hub gets nothing new");
     // An admin who thinks the coalition secret leaked turns it over: b follows, and b restarted
     // finds and reaches a again, both on the new secret; the revoked c still gets nothing.
+    // b's coordinator is no admin of the coalition (not even a person of it): the command
+    // refuses, naming why (that it signs nothing is checked in the hub's tests).
+    let refused = common::cmd(&b.store, &["rotate-secret"]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && why.contains("not a person of the coalition"), "{why}");
     a.ok(&["rotate-secret"]);
     a.ok(&["add", "item", "name=Lamp", "unit=piece"]);
     wait_until("b to get what a wrote after the rotation", || b.names("item").contains(&"Lamp".to_string()));
