@@ -533,7 +533,7 @@ async fn make_person(
 
 #[tauri::command]
 async fn add_person(state: State<'_, AppState>, key: String, handle: String, admin: bool) -> ApiResult<()> {
-    state.with_hub(|h| h.add_person(&key, &handle, admin))
+    state.with_hub(|h| h.add_person(&key, &handle, admin).map(|_| ()))
 }
 
 /// Removes a person; `false` while an admin's removal waits for more admins to sign.

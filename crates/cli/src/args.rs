@@ -231,7 +231,7 @@ pub(crate) enum PersonCmd {
     },
     /// Remove a person. An admin's removal needs a majority of the other admins (see endorse).
     Remove { who: String },
-    /// Sign the waiting removal or demotion of an admin.
+    /// Sign the waiting removal, demotion or promotion of an admin (each needs a majority of the admins).
     Endorse { who: String },
     /// At a new hub, as your new key: the proof that lets your first key add this one
     /// (PERSON is your first key, as `person list` shows it elsewhere).

@@ -1069,8 +1069,11 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
         PersonCmd::List => person_list(hub, json),
         PersonCmd::Add { key, name: h, admin } => {
             unlock(hub, handle)?;
-            hub.add_person(&key, &h, admin)?;
-            outln!("Added {h}{}.", if admin { " as an admin" } else { "" });
+            if hub.add_person(&key, &h, admin)? {
+                outln!("Added {h}{}.", if admin { " as an admin" } else { "" });
+            } else {
+                outln!("Added {h} as a plain member: making them an admin takes effect once a majority of the admins have signed (`aidmesh person endorse {h}`).");
+            }
             Ok(())
         }
         PersonCmd::Remove { who } => {
@@ -1116,7 +1119,8 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
                 outln!("{who} is {} now.", if demote { "a plain member" } else { "an admin" });
             } else {
                 outln!(
-                    "Signed the demotion of {who}: it takes effect once a majority of the other admins have signed."
+                    "Signed the {} of {who}: it takes effect once a majority of the admins have signed (`aidmesh person endorse {who}`).",
+                    if demote { "demotion" } else { "promotion" }
                 );
             }
             Ok(())
@@ -1124,7 +1128,7 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
     }
 }
 
-/// `person list`: who is in the coalition: people and their roles, removals and demotions waiting
+/// `person list`: who is in the coalition: people and their roles, changes of admins waiting
 /// for admins, purchase policies, and entries contested or refused.
 fn person_list(hub: &Hub, json: bool) -> Result<()> {
     let a = hub.authority()?;
@@ -1154,7 +1158,11 @@ fn person_list(hub: &Hub, json: bool) -> Result<()> {
     for w in &a.waiting {
         outln!(
             "Waiting: {} of {} signed by {}: other admins sign with `aidmesh person endorse {}`",
-            if w.demotion { "demotion" } else { "removal" },
+            match w.change {
+                aidmesh_hub::WaitingChange::Removal => "removal",
+                aidmesh_hub::WaitingChange::Demotion => "demotion",
+                aidmesh_hub::WaitingChange::Promotion => "promotion",
+            },
             w.target,
             w.signed.join(", "),
             w.target

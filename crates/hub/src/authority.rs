@@ -5,10 +5,14 @@
 //! people ([`Hub::sign_authority`]), peers over the LAN (`Frame::Authority`), bundles, and an
 //! invite's welcome. What the door refuses is never stored; it is recorded with its source (the
 //! sending hub, the bundle's exporter) for people to see ([`Authority::refused`]).
+//!
+//! Opening does not replay the log: the store keeps its resolved state ([`Resolved`]), which
+//! upkeep writes once the hub rests after entries came, and reads answer from it
+//! ([`Hub::resolved`]) until an entry arrives or is made, which loads the log itself.
 
 use std::cell::Ref;
 
-use aidmesh_mesh::authority::{Body, Id, Key, Log, Offered, Refusal};
+use aidmesh_mesh::authority::{Body, Change, Id, Key, Log, Offered, Refusal, Resolved, State};
 use aidmesh_mesh::membership::Role;
 use aidmesh_mesh::Identity;
 use aidmesh_model::{FieldError, Timestamp};
@@ -34,13 +38,25 @@ pub struct PersonView {
     pub keys: usize,
 }
 
-/// A removal or demotion of an admin waiting for more admins to sign.
+/// What an entry waiting for admins does once enough of them signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitingChange {
+    /// Removes an admin from the coalition.
+    Removal,
+    /// Makes an admin a plain member.
+    Demotion,
+    /// Makes a person an admin.
+    Promotion,
+}
+
+/// A removal, demotion or promotion of an admin waiting for more admins to sign.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct WaitingView {
     /// The entry to endorse, hex.
     pub entry: String,
     pub target: String,
-    pub demotion: bool,
+    pub change: WaitingChange,
     pub signed: Vec<String>,
 }
 
@@ -103,14 +119,113 @@ pub struct AuthorityOffer {
     pub forged: Vec<String>,
 }
 
+/// The authority log's resolved state: the loaded log's, or the one the store kept.
+pub(crate) enum StateRef<'a> {
+    Log(Ref<'a, Log>),
+    Kept(Ref<'a, Resolved<'static>>),
+}
+
+impl std::ops::Deref for StateRef<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        match self {
+            StateRef::Log(l) => l.state(),
+            StateRef::Kept(k) => &k.state,
+        }
+    }
+}
+
+impl StateRef<'_> {
+    pub(crate) fn heads(&self) -> Vec<Id> {
+        match self {
+            StateRef::Log(l) => l.heads(),
+            StateRef::Kept(k) => k.heads.clone(),
+        }
+    }
+
+    pub(crate) fn entries(&self) -> usize {
+        match self {
+            StateRef::Log(l) => l.len(),
+            StateRef::Kept(k) => k.entries as usize,
+        }
+    }
+
+    /// The coalition the log belongs to (known before its founding entry arrives, to a hub
+    /// that joined by invite).
+    pub(crate) fn coalition_id(&self) -> Option<Id> {
+        match self {
+            StateRef::Log(l) => l.coalition(),
+            StateRef::Kept(k) => k.coalition,
+        }
+    }
+}
+
 impl Hub {
     /// The authority log, loaded from the store the first time it is needed.
     pub(crate) fn log(&self) -> Result<Ref<'_, Log>> {
         if self.authority.borrow().is_none() {
             let log = self.load_log()?;
             *self.authority.borrow_mut() = Some(log);
+            *self.authority_kept.borrow_mut() = None;
         }
         Ok(Ref::map(self.authority.borrow(), |l| l.as_ref().expect("loaded above")))
+    }
+
+    /// Who may do what, resolved: from the loaded log, else from the state the store kept if no
+    /// entry came since it was kept, else from the log, loaded for it.
+    pub(crate) fn resolved(&self) -> Result<StateRef<'_>> {
+        if self.authority.borrow().is_none() && self.authority_kept.borrow().is_none() {
+            if let Some(kept) = self.store.authority_resolved()? {
+                match Resolved::decode(&kept) {
+                    Some(r) => {
+                        self.authority_kept_entries.set(Some(r.entries));
+                        *self.authority_kept.borrow_mut() = Some(r);
+                    }
+                    // Another build's form, say: the log is replayed, and upkeep keeps it anew.
+                    None => tracing::info!("the kept authority state is not this build's: replaying the log"),
+                }
+            }
+        }
+        if self.authority.borrow().is_none() {
+            if let Ok(kept) = Ref::filter_map(self.authority_kept.borrow(), Option::as_ref) {
+                return Ok(StateRef::Kept(kept));
+            }
+        }
+        Ok(StateRef::Log(self.log()?))
+    }
+
+    /// One step of upkeep: keeps the log's resolved state in the store, if entries came since it
+    /// was kept (so that the next opening reads it instead of replaying every entry). Whether it
+    /// wrote.
+    pub(crate) fn keep_resolved(&mut self) -> Result<bool> {
+        let Some(log) = self.authority.get_mut().as_ref() else { return Ok(false) };
+        let entries = log.len() as u64;
+        if log.is_empty() || self.authority_kept_entries.get() == Some(entries) {
+            return Ok(false);
+        }
+        let bytes = log.resolved().encode();
+        if !self.store.write(|tx| tx.keep_authority_resolved(entries, &bytes))? {
+            // The store holds other entries than the log in memory: it was written behind this
+            // hub's back. Nothing is kept; opening again replays what is stored.
+            tracing::warn!(entries, "the authority log in memory is not the stored one: its state is not kept");
+        }
+        self.authority_kept_entries.set(Some(entries));
+        Ok(true)
+    }
+
+    /// Whether the authority log is in memory: loaded when an entry arrives or is made, or
+    /// when the store keeps no resolved state that stands for every stored entry.
+    pub fn authority_log_loaded(&self) -> bool {
+        self.authority.borrow().is_some()
+    }
+
+    /// Forgets the log in memory and its kept state (the store's log was replaced), and the
+    /// entries queued for peers.
+    pub(crate) fn forget_authority(&mut self) {
+        *self.authority.get_mut() = None;
+        *self.authority_kept.get_mut() = None;
+        self.authority_kept_entries.set(None);
+        self.authority_changes.clear();
     }
 
     fn load_log(&self) -> Result<Log> {
@@ -137,7 +252,10 @@ impl Hub {
     fn take_log(&mut self) -> Result<Log> {
         match self.authority.get_mut().take() {
             Some(l) => Ok(l),
-            None => self.load_log(),
+            None => {
+                *self.authority_kept.get_mut() = None;
+                self.load_log()
+            }
         }
     }
 
@@ -212,7 +330,7 @@ impl Hub {
     /// passes the same door as any other and is stored before this returns.
     pub(crate) fn sign_authority(&mut self, body: Body) -> Result<Id> {
         let signer = Identity::from_secret(&self.acting_identity()?.secret());
-        if !matches!(body, Body::Found { .. }) && self.log()?.state().person_of(&Key::of(&signer)).is_none() {
+        if !matches!(body, Body::Found { .. }) && self.resolved()?.person_of(&Key::of(&signer)).is_none() {
             let handle = self.acting().map(|p| p.handle.clone()).unwrap_or_default();
             return Err(Error::NotAllowed(format!(
                 "{handle} is not a person of the coalition (or was removed): an admin adds them with \
@@ -290,8 +408,7 @@ impl Hub {
 
     /// Who may do what, resolved, for people to read.
     pub fn authority(&self) -> Result<Authority> {
-        let log = self.log()?;
-        let st = log.state();
+        let st = self.resolved()?;
         let name_of = |k: &Key| st.person_of(k).map(|p| p.handle.clone()).unwrap_or_else(|| k.short());
         let people = st
             .people
@@ -313,7 +430,11 @@ impl Hub {
             .map(|w| WaitingView {
                 entry: w.entry.hex(),
                 target: name_of(&w.target),
-                demotion: w.demotion,
+                change: match w.change {
+                    Change::Removal => WaitingChange::Removal,
+                    Change::Demotion => WaitingChange::Demotion,
+                    Change::Promotion => WaitingChange::Promotion,
+                },
                 signed: w.signed.iter().map(name_of).collect(),
             })
             .collect();
@@ -361,15 +482,14 @@ impl Hub {
             contested,
             not_counted,
             refused,
-            entries: log.len(),
+            entries: st.entries(),
             acting: self.acting().cloned(),
         })
     }
 
     /// A current person, by handle, fingerprint or key.
     fn person_key(&self, who: &str) -> Result<Key> {
-        let log = self.log()?;
-        let st = log.state();
+        let st = self.resolved()?;
         let who = who.trim();
         let by_handle: Vec<&Key> = st.people.values().filter(|p| p.handle == who).map(|p| &p.key).collect();
         if by_handle.len() > 1 {
@@ -389,8 +509,10 @@ impl Hub {
             .ok_or_else(|| Error::NotFound(format!("person {who:?} in the coalition")))
     }
 
-    /// Adds a person by the key they made at their hub (an admin's work).
-    pub fn add_person(&mut self, key: &str, handle: &str, admin: bool) -> Result<()> {
+    /// Adds a person by the key they made at their hub (an admin's work). Adding an admin needs
+    /// a majority of the admins: until they have signed ([`Hub::endorse`]) the person is a plain
+    /// member, and this returns `false`.
+    pub fn add_person(&mut self, key: &str, handle: &str, admin: bool) -> Result<bool> {
         let person =
             Key::parse(key.trim()).ok().filter(|k| aidmesh_mesh::identity::public_key_ok(&k.0)).ok_or_else(|| {
                 Error::invalid("person", vec![FieldError::new("key", "not an Ed25519 public key in hex")])
@@ -399,7 +521,8 @@ impl Hub {
             return Err(Error::invalid("person", vec![FieldError::new("handle", "is required")]));
         }
         let role = if admin { Role::Admin } else { Role::Member };
-        self.sign_authority(Body::AddPerson { person, handle: handle.trim().to_string(), role }).map(|_| ())
+        self.sign_authority(Body::AddPerson { person, handle: handle.trim().to_string(), role })?;
+        Ok(self.resolved()?.people.get(&person).map(|p| p.role) == Some(role))
     }
 
     /// Removes a person. Removing an admin needs a majority of the other admins: until they
@@ -407,30 +530,31 @@ impl Hub {
     pub fn remove_person(&mut self, who: &str) -> Result<bool> {
         let person = self.person_key(who)?;
         self.sign_authority(Body::RemovePerson { person })?;
-        Ok(self.log()?.state().person_of(&person).is_none())
+        Ok(self.resolved()?.person_of(&person).is_none())
     }
 
-    /// Makes a person an admin, or a plain member (for an admin, by majority as for removal).
+    /// Makes a person an admin, or a plain member: by a majority of the admins, as for removal;
+    /// `false` while it waits for them.
     pub fn set_admin(&mut self, who: &str, admin: bool) -> Result<bool> {
         let person = self.person_key(who)?;
         let role = if admin { Role::Admin } else { Role::Member };
         self.sign_authority(Body::SetRole { person, role })?;
-        Ok(self.log()?.state().people.get(&person).map(|p| p.role) == Some(role))
+        Ok(self.resolved()?.people.get(&person).map(|p| p.role) == Some(role))
     }
 
-    /// Adds the unlocked admin's signature to the waiting removal or demotion of `who`.
+    /// Adds the unlocked admin's signature to the waiting removal, demotion or promotion of
+    /// `who`; whether it took effect.
     pub fn endorse(&mut self, who: &str) -> Result<bool> {
         let target = self.person_key(who)?;
         let entry = self
-            .log()?
-            .state()
+            .resolved()?
             .waiting
             .values()
             .find(|w| w.target == target)
             .map(|w| w.entry)
-            .ok_or_else(|| Error::NotFound(format!("a removal of {who} waiting for signatures")))?;
+            .ok_or_else(|| Error::NotFound(format!("a change of {who} waiting for signatures")))?;
         self.sign_authority(Body::Endorse { entry })?;
-        Ok(!self.log()?.state().waiting.contains_key(&entry))
+        Ok(!self.resolved()?.waiting.contains_key(&entry))
     }
 
     /// Makes `key` (made at another hub with `make_person`) one of the unlocked person's keys:
@@ -479,7 +603,7 @@ impl Hub {
     /// Whether the unlocked person is a person of the coalition, who may record expenses.
     pub(crate) fn may_record_expenses(&self) -> Result<()> {
         let identity = self.acting_identity()?;
-        if self.log()?.state().person_of(&Key::of(identity)).is_none() {
+        if self.resolved()?.person_of(&Key::of(identity)).is_none() {
             return Err(Error::NotAllowed(format!(
                 "{} is not a person of the coalition: an expense is recorded by one, so that others can approve it",
                 self.acting_handle()
@@ -494,7 +618,7 @@ impl Hub {
         let aidmesh_model::Body::Expense(e) = &rec.body else {
             return Err(Error::invalid("expense", vec![FieldError::new("kind", "is not an expense")]));
         };
-        let policy = self.log()?.state().policy().map(|p| p.id);
+        let policy = self.resolved()?.policy().map(|p| p.id);
         self.sign_authority(Body::Expense {
             expense: rec.id().to_string(),
             amount_minor: e.amount_minor,
@@ -516,8 +640,7 @@ impl Hub {
                 let B::Expense(e) = &expense.body else {
                     return Err(Error::invalid("approval", vec![FieldError::new("expense", "is not an expense")]));
                 };
-                let log = self.log()?;
-                let st = log.state();
+                let st = self.resolved()?;
                 let recorded = st.expense_entries.get(a.expense.as_str()).copied().ok_or_else(|| {
                     Error::NotAllowed(format!(
                         "expense {} was not recorded by a person of the coalition, so no one can approve it",
@@ -559,7 +682,7 @@ impl Hub {
                 }
             }
             B::Policy(p) => Body::Policy {
-                supersedes: self.log()?.state().policy_heads.iter().copied().collect(),
+                supersedes: self.resolved()?.policy_heads.iter().copied().collect(),
                 currency: p.currency.clone(),
                 limits: p
                     .limits
@@ -577,13 +700,13 @@ impl Hub {
 
     /// Whether a key (hex) signs for a current person of the coalition.
     pub fn is_person(&self, key: &str) -> Result<bool> {
-        Ok(Key::parse(key.trim()).is_ok_and(|k| self.log().is_ok_and(|l| l.state().person_of(&k).is_some())))
+        Ok(Key::parse(key.trim()).is_ok_and(|k| self.resolved().is_ok_and(|st| st.person_of(&k).is_some())))
     }
 
     /// Whether the unlocked person is an admin of the coalition.
     pub fn acting_is_admin(&self) -> Result<bool> {
         let Some((identity, _)) = &self.acting else { return Ok(false) };
-        Ok(self.log()?.state().is_admin(&Key::of(identity)))
+        Ok(self.resolved()?.is_admin(&Key::of(identity)))
     }
 
     /// Replaces the authority log with another coalition's (joining it): its id and its
@@ -599,8 +722,7 @@ impl Hub {
             tx.clear_authority()?;
             tx.set_meta("coalition_id", &id.map(|i| i.hex()).unwrap_or_default())
         })?;
-        *self.authority.get_mut() = None;
-        self.authority_changes.clear();
+        self.forget_authority();
         self.offer_authority(entries, "the invite's welcome")
     }
 

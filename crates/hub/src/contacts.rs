@@ -191,7 +191,7 @@ impl Hub {
         }
         let person = self.acting_identity()?;
         let key = aidmesh_mesh::authority::Key::of(person);
-        if self.log()?.state().person_of(&key).is_none() {
+        if self.resolved()?.person_of(&key).is_none() {
             return Err(Error::NotAllowed(format!(
                 "{} is not a person of the coalition: only its people read contacts",
                 self.acting_handle()

@@ -40,7 +40,7 @@ use rand_chacha::ChaCha20Rng;
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
-pub use authority::{Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, WaitingView};
+pub use authority::{Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, WaitingChange, WaitingView};
 pub use bundle::{BundleExport, BundleSummary};
 pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};
 #[cfg(feature = "demo")]
@@ -201,6 +201,10 @@ pub struct Hub {
     vault_changes: Vec<aidmesh_mesh::session::VaultItem>,
     /// The authority log, loaded when first needed (see `authority.rs`).
     authority: std::cell::RefCell<Option<aidmesh_mesh::authority::Log>>,
+    /// Until the log is loaded: its resolved state as the store kept it.
+    authority_kept: std::cell::RefCell<Option<aidmesh_mesh::authority::Resolved<'static>>>,
+    /// How many entries the resolved state in the store stands for, once known.
+    authority_kept_entries: std::cell::Cell<Option<u64>>,
     /// Authority entries stored since the sync driver last asked.
     authority_changes: Vec<Vec<u8>>,
     /// The person this hub signs authority work as (see `people.rs`).
@@ -358,6 +362,8 @@ impl Hub {
             changed_docs: std::collections::BTreeSet::new(),
             vault_changes: Vec::new(),
             authority: std::cell::RefCell::new(None),
+            authority_kept: std::cell::RefCell::new(None),
+            authority_kept_entries: std::cell::Cell::new(None),
             authority_changes: Vec::new(),
             acting: None,
             waiting_changes: HashMap::new(),

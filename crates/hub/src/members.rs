@@ -146,9 +146,8 @@ impl Hub {
             tx.set_meta("founder_name", &founder.name)?;
             tx.set_meta("founded_at", &founder.at.millis().to_string())
         })?;
-        *self.authority.get_mut() = None;
         // Entries of the coalition left behind, queued for peers, are not sent to the new one.
-        self.authority_changes.clear();
+        self.forget_authority();
         Ok(())
     }
 
@@ -156,12 +155,11 @@ impl Hub {
     /// coalition from before the authority log reads its old membership records until its
     /// founding hub's founding entry arrives.
     pub fn members(&self) -> Result<Members> {
-        let log = self.log()?;
-        if log.coalition().is_none() {
-            drop(log);
+        let st = self.resolved()?;
+        if st.coalition_id().is_none() {
+            drop(st);
             return self.legacy_members();
         }
-        let st = log.state();
         let mut m = Members::default();
         for h in st.hubs.values() {
             if let Some(id) = h.key.fingerprint() {
@@ -236,7 +234,7 @@ impl Hub {
         let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
         self.rng.fill_bytes(&mut ephemeral);
         self.rng.fill_bytes(&mut fresh);
-        let body = keyring::revoke(self.log()?.state(), key, ephemeral, fresh).unwrap_or_else(|n| {
+        let body = keyring::revoke(&*self.resolved()?, key, ephemeral, fresh).unwrap_or_else(|n| {
             tracing::warn!(
                 remaining = n,
                 "more hubs remain than one revocation seals a new coalition secret for ({MAX_SEALED}): \
@@ -264,7 +262,7 @@ impl Hub {
         let (mut ephemeral, mut fresh) = ([0u8; 32], [0u8; 32]);
         self.rng.fill_bytes(&mut ephemeral);
         self.rng.fill_bytes(&mut fresh);
-        let body = keyring::rotate(self.log()?.state(), ephemeral, fresh).map_err(|n| match n {
+        let body = keyring::rotate(&*self.resolved()?, ephemeral, fresh).map_err(|n| match n {
             0 => Error::NotAllowed("the coalition has no member hub to turn its secret over for".into()),
             n => Error::NotAllowed(format!(
                 "the coalition has {n} member hubs; one entry seals a new secret for at most {MAX_SEALED}"
@@ -286,9 +284,9 @@ impl Hub {
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .unwrap_or_else(|| self.identity.public().to_bytes());
         // Until the log hands it one (a log from before its admission, say, hands it none).
-        let log = self.log()?;
-        let ring = Keyring::of(&founder, log.state(), &self.identity);
-        if log.coalition().is_none() || ring.is_own() {
+        let st = self.resolved()?;
+        let ring = Keyring::of(&founder, &st, &self.identity);
+        if st.coalition_id().is_none() || ring.is_own() {
             let welcome = self.store.meta("welcome")?.and_then(|w| parse_welcome(&w));
             if let Some(ring) = welcome.and_then(|w| Keyring::welcome(&self.identity, &w)) {
                 return Ok(ring);

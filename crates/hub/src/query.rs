@@ -535,10 +535,10 @@ impl Hub {
 
     /// Ledger totals per fund and category, rejected expenses excluded.
     pub fn ledger_totals(&self) -> Result<views::Totals> {
-        let log = self.log()?;
+        let st = self.resolved()?;
         Ok(views::ledger_totals(&self.ledger_context()?, |r| match &r.body {
             Body::Expense(e) => matches!(
-                log.state().approval(r.id().as_str(), e.amount_minor, &e.currency, &e.payee),
+                st.approval(r.id().as_str(), e.amount_minor, &e.currency, &e.payee),
                 ApprovalState::Rejected { .. }
             ),
             _ => false,
@@ -562,7 +562,7 @@ impl Hub {
                 vec![aidmesh_model::FieldError::new("expense", "is not an expense")],
             ));
         };
-        Ok(self.log()?.state().approval(expense.id().as_str(), e.amount_minor, &e.currency, &e.payee))
+        Ok(self.resolved()?.approval(expense.id().as_str(), e.amount_minor, &e.currency, &e.payee))
     }
 
     pub(crate) fn all(&self, kind: Kind) -> Result<Vec<Record>> {

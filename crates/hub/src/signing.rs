@@ -58,8 +58,7 @@ impl Hub {
     pub(crate) fn hub_keys(&self) -> Result<HashSet<[u8; 32]>> {
         let mut keys: HashSet<[u8; 32]> = [*self.identity.public().as_bytes()].into();
         {
-            let log = self.log()?;
-            let st = log.state();
+            let st = self.resolved()?;
             keys.extend(st.hubs.keys().chain(st.revoked_hubs.keys()).map(|k| k.0));
         }
         let members = self.members()?;

@@ -49,15 +49,14 @@ impl Hub {
     /// (a revoked hub's key still vouches for its erasures, never for content).
     fn hub_key(&self, hub: &str) -> crate::Result<Option<([u8; 32], bool)>> {
         let Ok(id) = aidmesh_mesh::HubId::parse(hub) else { return Ok(None) };
-        let log = self.log()?;
-        let st = log.state();
+        let st = self.resolved()?;
         if let Some(k) = st.hubs.keys().find(|k| k.fingerprint().as_ref() == Some(&id)) {
             return Ok(Some((k.0, true)));
         }
         if let Some(k) = st.revoked_hubs.keys().find(|k| k.fingerprint().as_ref() == Some(&id)) {
             return Ok(Some((k.0, false)));
         }
-        drop(log);
+        drop(st);
         Ok(self.members()?.members.get(&id).map(|m| (m.key.0, true)))
     }
 
@@ -69,7 +68,7 @@ impl Hub {
     pub(crate) fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> crate::Result<bool> {
         let local: std::collections::BTreeMap<String, aidmesh_store::VaultEntry> =
             self.store.vault_list()?.into_iter().map(|e| (e.id.clone(), e)).collect();
-        let erased_by_admin: std::collections::BTreeSet<String> = self.log()?.state().erased.keys().cloned().collect();
+        let erased_by_admin: std::collections::BTreeSet<String> = self.resolved()?.erased.keys().cloned().collect();
         let mut changed = Vec::new();
         let mut refused = Vec::new();
         for item in items {
@@ -155,7 +154,7 @@ impl Hub {
     /// Erases what an admin's `Erase` entries name and this hub still holds: how an authorised
     /// erasure reaches every hub, with the entry, whichever face made it.
     pub(crate) fn apply_erasures(&mut self) -> crate::Result<()> {
-        let erased: Vec<String> = self.log()?.state().erased.keys().cloned().collect();
+        let erased: Vec<String> = self.resolved()?.erased.keys().cloned().collect();
         let now = self.clock.now().millis();
         let mut done = Vec::new();
         for e in self.store.vault_list()?.into_iter().filter(|e| e.erased_at.is_none() && erased.contains(&e.id)) {

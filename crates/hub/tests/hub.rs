@@ -780,6 +780,71 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
     assert_eq!(reopen(&t.path, &t.clock).authority().unwrap().entries, entries);
 }
 
+/// Opening answers from the authority log's resolved state as a resting hub kept it, without
+/// replaying the log; an entry stored since the state was kept means a replay. The answers are
+/// the same either way.
+#[test]
+fn opening_reads_the_authority_state_a_resting_hub_kept_and_replays_when_entries_came_since() {
+    let mut t = new_hub("North", 1);
+    add(
+        &mut t.hub,
+        Kind::Policy,
+        json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 100000, "approvals_above_threshold": 1, "effective": "2026-11-01T00:00:00Z"}),
+    );
+    person(&mut t.hub, "owl");
+    person(&mut t.hub, "fox");
+    t.hub.grant("owl", "treasurer", true).unwrap();
+    t.hub.unlock("fox", Some("4321")).unwrap();
+    let e = add(
+        &mut t.hub,
+        Kind::Expense,
+        json!({"amount_minor": 2500, "currency": "EUR", "payee": "Shop", "purpose": "Water", "fund": "general", "date": "2026-11-25"}),
+    );
+    t.hub.unlock("owl", Some("4321")).unwrap();
+    add(&mut t.hub, Kind::Approval, json!({"expense": e}));
+    let seen = |h: &mut Hub| {
+        let a = h.authority().unwrap();
+        (
+            a.people,
+            a.policies,
+            a.entries,
+            h.members().unwrap(),
+            h.show(&e).unwrap().approval,
+            h.authority_heads().unwrap(),
+        )
+    };
+    let before = seen(&mut t.hub);
+    assert!(matches!(before.4, Some(ApprovalState::Approved { .. })), "{:?}", before.4);
+    // Closed before it rested: nothing kept, so opening replays the log.
+    drop(t.hub);
+    let mut h = reopen(&t.path, &t.clock);
+    assert_eq!(seen(&mut h), before);
+    assert!(h.authority_log_loaded());
+    // Resting, it keeps the state (after its first look, which finds it busy); the next
+    // opening answers from it.
+    h.upkeep().unwrap();
+    while h.upkeep().unwrap() {}
+    assert!(!h.upkeep().unwrap());
+    drop(h);
+    let mut h = reopen(&t.path, &t.clock);
+    assert_eq!(seen(&mut h), before);
+    assert!(!h.authority_log_loaded(), "it answered from the kept state");
+    // A peer that holds every entry asks what it lacks: still no replay.
+    assert!(h.authority_missing_for(&before.5).unwrap().is_empty());
+    assert!(!h.authority_log_loaded());
+    // An entry made now loads the log; closed before resting, the kept state no longer stands
+    // for the stored entries, and the next opening replays them and sees the entry.
+    h.unlock("coord", None).unwrap();
+    h.grant("fox", "treasurer", true).unwrap();
+    assert!(h.authority_log_loaded());
+    drop(h);
+    let h = reopen(&t.path, &t.clock);
+    let a = h.authority().unwrap();
+    assert!(h.authority_log_loaded(), "the kept state stands for fewer entries than are stored");
+    assert_eq!(a.entries, before.2 + 1);
+    assert!(a.people.iter().any(|p| p.handle == "fox" && p.roles == vec!["treasurer".to_string()]), "{:?}", a.people);
+}
+
 #[test]
 fn a_resting_hub_does_its_upkeep_in_steps_and_a_document_written_record_by_record_keeps_every_record() {
     let mut t = new_hub("North", 1);

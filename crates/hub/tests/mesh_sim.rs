@@ -72,13 +72,32 @@ impl Net {
             incidents: BTreeMap::new(),
         };
         // One coalition: hub 0 founds it and admits the others, whose coordinators are admins.
+        // Making an admin needs a majority of the admins: the coordinators made before sign it.
         for i in 1..n {
             let (key, person) = (net.hub(i).public_key(), net.hub(i).acting().unwrap().key.clone());
             let code = net.hub(0).admit(&key, &format!("hub {i}")).unwrap();
             net.hub(i).adopt(&code).unwrap();
-            net.hub(0).add_person(&person, &format!("coord{i}"), true).unwrap();
+            let coord = format!("coord{i}");
+            let mut made = net.hub(0).add_person(&person, &coord, true).unwrap();
+            for j in 1..i {
+                if made {
+                    break;
+                }
+                net.pass_authority(0, j);
+                made = net.hub(j).endorse(&coord).unwrap();
+                net.pass_authority(j, 0);
+            }
+            assert!(made, "{coord} is an admin");
         }
         net
+    }
+
+    /// Gives hub `to` the authority entries hub `from` holds and it lacks, as a sync would.
+    fn pass_authority(&mut self, from: usize, to: usize) {
+        let theirs = aidmesh_hub::Driver::authority_heads(self.hub(to)).unwrap();
+        let entries = aidmesh_hub::Driver::authority_missing_for(self.hub(from), &theirs).unwrap();
+        let r = aidmesh_hub::Driver::offer_authority(self.hub(to), &entries, "the set-up").unwrap();
+        assert!(r.refused.is_empty(), "{:?}", r.refused);
     }
 
     fn hub(&mut self, i: usize) -> &mut Hub {

@@ -38,7 +38,15 @@ fn main() {
     log.append(founder, hub(0), 0, Body::found(&hubs[0], &Key::of(founder), "Bench", "p0", "h0", None)).unwrap();
     for (i, p) in people.iter().enumerate().skip(1) {
         let role = if i < 10 { Role::Admin } else { Role::Member };
-        log.append(founder, hub(0), 0, Body::AddPerson { person: Key::of(p), handle: format!("p{i}"), role }).unwrap();
+        let (id, _) = log
+            .append(founder, hub(0), 0, Body::AddPerson { person: Key::of(p), handle: format!("p{i}"), role })
+            .unwrap();
+        // Making an admin needs a majority of the admins: the others endorse it.
+        for a in &people[1..i.min(10)] {
+            if log.state().waiting.contains_key(&id) {
+                log.append(a, hub(0), 0, Body::Endorse { entry: id }).unwrap();
+            }
+        }
     }
     for (i, h) in hubs.iter().enumerate().skip(1) {
         log.append(founder, hub(0), 0, Body::admit_hub(Key::of(h), format!("h{i}"))).unwrap();

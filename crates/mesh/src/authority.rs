@@ -25,6 +25,9 @@
 //!   other admins (the remover plus [`Body::Endorse`] entries; with two admins, the other one
 //!   is enough) and takes effect at the entry that completes the majority. The founder is an
 //!   admin like any other once there are two. The last admin cannot be removed.
+//! - *Admins make admins together*: adding or promoting an admin needs a majority of the admins
+//!   in the same way (the only admin alone; both of two), so that no admin can make the admins
+//!   who would outvote the others. Until then a person added as an admin is a plain member.
 //! - *Mutual removal*: admins who remove each other while apart all lose the contested right
 //!   ([`State::contested`] lists it for a person to see). Seniority never wins.
 //!
@@ -134,7 +137,7 @@ pub enum Body {
     SetRole { person: Key, role: Role },
     /// Removes a person. Removing an admin needs a majority.
     RemovePerson { person: Key },
-    /// An admin's signature added to a removal or demotion waiting for a majority.
+    /// An admin's signature added to a removal, demotion or promotion waiting for a majority.
     Endorse { entry: Id },
     /// Lets a hub (a laptop, by its key) sync with the coalition. `secret` hands it the
     /// coalition secret as its admitter held it after the revocation `after` (none: before any),
@@ -445,7 +448,7 @@ pub enum Offered {
 }
 
 /// Who gave something, where and when (as the signer claimed).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Granted {
     pub by: Key,
     pub entry: Id,
@@ -454,7 +457,7 @@ pub struct Granted {
 }
 
 /// A person of the coalition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Person {
     /// The key they were added with: who they are.
     pub key: Key,
@@ -468,20 +471,19 @@ pub struct Person {
 }
 
 /// A hub that may sync.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubEntry {
     pub key: Key,
     pub name: String,
     pub admitted: Granted,
     /// The coalition secret its admission handed it, and the revocation it was current after.
-    #[serde(skip)]
     pub handed: Option<(Option<Id>, Sealed)>,
 }
 
 /// A revocation that counted, in the order the log resolves: each turns the coalition secret
 /// over with the fresh secret it sealed for the hubs that remained (none for revocations
 /// written before revocations sealed one).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rekey {
     pub entry: Id,
     /// The hub revoked, or none for a rotation.
@@ -489,18 +491,31 @@ pub struct Rekey {
     pub sealed: Option<Sealed>,
 }
 
-/// A removal or demotion waiting for a majority of the other admins.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// What an entry waiting for admins does once enough of them signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Removes an admin from the coalition (a majority of the other admins).
+    Removal,
+    /// Makes an admin a plain member (a majority of the other admins).
+    Demotion,
+    /// Makes a person an admin, or adds one as an admin (a majority of the admins: one admin
+    /// alone cannot make the admins who would outvote the others).
+    Promotion,
+}
+
+/// A removal, demotion or promotion waiting for a majority of the admins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Waiting {
     pub entry: Id,
     pub target: Key,
-    pub demotion: bool,
+    pub change: Change,
     /// Admins who signed it so far.
     pub signed: BTreeSet<Key>,
 }
 
 /// Admins who removed each other while apart: all lost the contested right.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contest {
     /// People (by their first key) in the cycle.
     pub people: Vec<Key>,
@@ -508,7 +523,7 @@ pub struct Contest {
 }
 
 /// What the log says, resolved.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub coalition: Option<Id>,
     pub coalition_name: String,
@@ -516,16 +531,13 @@ pub struct State {
     pub hubs: BTreeMap<Key, HubEntry>,
     pub revoked_hubs: BTreeMap<Key, Granted>,
     /// The coalition secret's start, as the founding entry sealed it for its hub.
-    #[serde(skip)]
     pub genesis: Option<(Id, Sealed)>,
     /// Revocations that counted, in resolved order: the coalition secret's chain.
-    #[serde(skip)]
     pub rekeys: Vec<Rekey>,
     pub removed: BTreeMap<Key, Granted>,
     pub waiting: BTreeMap<Id, Waiting>,
     /// Every key ever added (to a person, removed or not): a key is never given twice.
-    #[serde(skip)]
-    used_keys: HashSet<Key>,
+    used_keys: BTreeSet<Key>,
     /// Stored entries that do not count, and why (strong removal, or authority that came from
     /// an entry that does not count).
     pub not_counted: Vec<(Id, String)>,
@@ -540,12 +552,11 @@ pub struct State {
     pub approvals: BTreeMap<Id, Vec<Approval>>,
     /// Vault entries an admin erased, with who erased them.
     pub erased: BTreeMap<String, Granted>,
-    #[serde(skip)]
-    key_owner: HashMap<Key, Key>,
+    key_owner: BTreeMap<Key, Key>,
 }
 
 /// A purchase policy version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyVersion {
     pub id: Id,
     pub set: Granted,
@@ -568,7 +579,7 @@ impl PolicyVersion {
 }
 
 /// An expense as its author recorded it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recorded {
     pub expense: String,
     pub amount_minor: i64,
@@ -581,7 +592,7 @@ pub struct Recorded {
 }
 
 /// An approval or rejection that counts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     pub entry: Id,
     /// The person (first key) and their handle.
@@ -716,6 +727,11 @@ impl State {
                 let p = member(person)?;
                 if p.role == *role {
                     return Err(format!("{} already has that role", p.handle));
+                }
+                if *role == Role::Admin
+                    && self.waiting.values().any(|w| w.target == *person && w.change == Change::Promotion)
+                {
+                    return Err(format!("making {} an admin already waits for admins to sign: endorse it", p.handle));
                 }
                 if *role == Role::Member && self.admins().count() == 1 {
                     return Err("the last admin cannot be demoted: make another admin first".into());
@@ -873,17 +889,19 @@ impl State {
             }
             Body::AddPerson { person, handle, role } => {
                 self.removed.remove(person);
-                self.add_person(*person, handle, *role, granted);
-                None
-            }
-            Body::SetRole { person, role: Role::Admin } => {
-                if let Some(p) = self.people.get_mut(person) {
-                    p.role = Role::Admin;
+                self.add_person(*person, handle, Role::Member, granted);
+                if *role == Role::Admin {
+                    return self.start(i, id, author?, *person, Change::Promotion, forced);
                 }
                 None
             }
-            Body::SetRole { person, role: Role::Member } => self.start_removal(i, id, author?, *person, true, forced),
-            Body::RemovePerson { person } => self.start_removal(i, id, author?, *person, false, forced),
+            Body::SetRole { person, role: Role::Admin } => {
+                self.start(i, id, author?, *person, Change::Promotion, forced)
+            }
+            Body::SetRole { person, role: Role::Member } => {
+                self.start(i, id, author?, *person, Change::Demotion, forced)
+            }
+            Body::RemovePerson { person } => self.start(i, id, author?, *person, Change::Removal, forced),
             Body::Endorse { entry } => {
                 let w = self.waiting.get_mut(entry)?;
                 w.signed.insert(author?);
@@ -996,10 +1014,13 @@ impl State {
         );
     }
 
-    fn start_removal(&mut self, i: usize, id: Id, by: Key, target: Key, demotion: bool, forced: bool) -> Option<Event> {
+    /// Starts a change that needs a majority of the admins: it completes at once if its author
+    /// is that majority (removing a plain member, or the only admin promoting someone), else it
+    /// waits for [`Body::Endorse`] entries.
+    fn start(&mut self, i: usize, id: Id, by: Key, target: Key, change: Change, forced: bool) -> Option<Event> {
         let p = self.people.get(&target)?;
-        let w = Waiting { entry: id, target, demotion, signed: BTreeSet::from([by]) };
-        if p.role != Role::Admin || forced {
+        let w = Waiting { entry: id, target, change, signed: BTreeSet::from([by]) };
+        if (change != Change::Promotion && p.role != Role::Admin) || forced {
             return self.complete(i, &w);
         }
         self.waiting.insert(id, w.clone());
@@ -1007,9 +1028,10 @@ impl State {
     }
 
     fn complete_if_enough(&mut self, i: usize, w: &Waiting) -> Option<Event> {
+        // The admins other than the target (all of them, for a promotion).
         let others: Vec<Key> = self.admins().map(|a| a.key).filter(|k| *k != w.target).collect();
         let have = w.signed.iter().filter(|k| others.contains(k)).count();
-        // A majority of the other admins.
+        // A majority of them.
         if have > others.len() / 2 {
             self.waiting.remove(&w.entry);
             self.complete(i, w)
@@ -1019,8 +1041,15 @@ impl State {
     }
 
     fn complete(&mut self, i: usize, w: &Waiting) -> Option<Event> {
-        let lost = if w.demotion { Lost::Admin } else { Lost::All };
-        if w.demotion {
+        let lost = match w.change {
+            Change::Promotion => {
+                self.people.get_mut(&w.target)?.role = Role::Admin;
+                return None;
+            }
+            Change::Demotion => Lost::Admin,
+            Change::Removal => Lost::All,
+        };
+        if w.change == Change::Demotion {
             self.people.get_mut(&w.target)?.role = Role::Member;
         } else {
             let p = self.people.remove(&w.target)?;
@@ -1085,6 +1114,37 @@ impl Bits {
     }
     fn set(&mut self, i: usize) {
         self.0[i / 64] |= 1 << (i % 64);
+    }
+}
+
+/// The form of [`Resolved`] this build writes. Bump it with any change to [`State`] or to a type
+/// in it: a hub ignores a resolved state of another form and replays its log instead
+/// (`tests/authority.rs` pins the form and fails until it is bumped).
+const RESOLVED_FORM: &[u8] = b"aidmesh resolved authority v1\n";
+
+/// A log's resolved state with its heads and size: what a hub keeps beside its entries, so that
+/// opening reads the state instead of replaying every entry (the log itself is loaded when an
+/// entry arrives or is made). It never leaves the hub: not sent, not signed, and trusted as the
+/// stored entries are (they passed the door, and the store is encrypted and authenticated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved<'a> {
+    pub heads: Vec<Id>,
+    pub entries: u64,
+    pub coalition: Option<Id>,
+    pub state: std::borrow::Cow<'a, State>,
+}
+
+impl Resolved<'_> {
+    /// A compact binary form (keys and ids as raw bytes): about a third of the entries' size.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = RESOLVED_FORM.to_vec();
+        out.extend(postcard::to_allocvec(self).expect("a resolved state always encodes"));
+        out
+    }
+
+    /// What [`Resolved::encode`] wrote; `None` for any other form or damaged bytes.
+    pub fn decode(bytes: &[u8]) -> Option<Resolved<'static>> {
+        postcard::from_bytes(bytes.strip_prefix(RESOLVED_FORM)?).ok()
     }
 }
 
@@ -1167,6 +1227,16 @@ impl Log {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The resolved state with the heads it resolves, to keep ([`Resolved`]).
+    pub fn resolved(&self) -> Resolved<'_> {
+        Resolved {
+            heads: self.heads(),
+            entries: self.len() as u64,
+            coalition: self.coalition,
+            state: std::borrow::Cow::Borrowed(&self.state),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -55,7 +55,12 @@ macro_rules! hex_bytes {
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.hex())
+                // Raw bytes in a binary form (what a hub keeps for itself, never what it signs).
+                if s.is_human_readable() {
+                    s.serialize_str(&self.hex())
+                } else {
+                    s.serialize_bytes(&self.0)
+                }
             }
         }
 
@@ -83,8 +88,17 @@ macro_rules! hex_bytes {
                         }
                         Ok($name(out))
                     }
+                    fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<$name, E> {
+                        <[u8; $n]>::try_from(b)
+                            .map($name)
+                            .map_err(|_| E::custom(format!("{} bytes are not {}", b.len(), $what)))
+                    }
                 }
-                d.deserialize_str(V)
+                if d.is_human_readable() {
+                    d.deserialize_str(V)
+                } else {
+                    d.deserialize_bytes(V)
+                }
             }
         }
     };

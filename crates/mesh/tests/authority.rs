@@ -2,8 +2,8 @@
 //! entries and merge, and what every hub must conclude.
 
 use aidmesh_mesh::authority::{
-    key_proof, Body, Entry, Ephemeral, Id, Key, Log, Offered, Refusal, Sealed, Slot, MAX_SEALED, MAX_WAITING,
-    MAX_WAITING_BYTES,
+    key_proof, Body, Change, Entry, Ephemeral, Id, Key, Log, Offered, Refusal, Resolved, Sealed, Slot, MAX_SEALED,
+    MAX_WAITING, MAX_WAITING_BYTES,
 };
 use aidmesh_mesh::{Identity, Role};
 use proptest::prelude::*;
@@ -37,6 +37,19 @@ fn sign(log: &mut Log, who: &Identity, body: Body) -> Result<Id, Refusal> {
 
 fn add(log: &mut Log, by: &Identity, who: &Identity, handle: &str, role: Role) {
     sign(log, by, Body::AddPerson { person: key(who), handle: handle.into(), role }).unwrap();
+}
+
+/// Adds `who` as an admin: `by[0]` adds them, and the other admins in `by` endorse until a
+/// majority of the admins signed.
+fn add_admin(log: &mut Log, by: &[&Identity], who: &Identity, handle: &str) {
+    let id = sign(log, by[0], Body::AddPerson { person: key(who), handle: handle.into(), role: Role::Admin }).unwrap();
+    for a in &by[1..] {
+        if is_admin(log, who) {
+            break;
+        }
+        sign(log, a, Body::Endorse { entry: id }).unwrap();
+    }
+    assert!(is_admin(log, who), "{handle} is not an admin after {} admins signed", by.len());
 }
 
 /// Gives `to` every entry of `from` it lacks, in one batch, as a sync or a bundle does.
@@ -231,14 +244,15 @@ fn a_removed_admins_backdated_entries_do_not_count() {
     let mut seized = copy(&north);
     sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
     assert!(!is_person(&north, &owl));
-    // With owl's key, the thief admits a mole and a hub, citing only what owl had seen.
-    add(&mut seized, &owl, &mole, "mole", Role::Admin);
+    // With owl's key, the thief adds a mole and admits a hub, citing only what owl had seen
+    // (making the mole an admin would wait for fox); the mole records an expense.
+    add(&mut seized, &owl, &mole, "mole", Role::Member);
     sign(&mut seized, &owl, Body::admit_hub(hub(7), "Van".into())).unwrap();
-    sign(&mut seized, &mole, Body::admit_hub(hub(8), "Car".into())).unwrap();
+    record(&mut seized, &mole, "exp-mole", 9_000, "Mole");
     sync(&mut north, &mut seized);
     for log in [&north, &seized] {
         assert!(!is_person(log, &owl) && !is_person(log, &mole), "{:?}", log.state().people);
-        assert!(!log.state().hub_is_member(&hub(7)) && !log.state().hub_is_member(&hub(8)));
+        assert!(!log.state().hub_is_member(&hub(7)) && log.state().expenses.is_empty());
         assert!(is_admin(log, &fox));
         assert_eq!(log.state().not_counted.len(), 3, "{:?}", log.state().not_counted);
     }
@@ -272,8 +286,8 @@ fn the_other_admins_remove_the_founder_by_majority() {
     let (fox, owl, jay, wren) = (person(1), person(2), person(3), person(4));
     let mut log = found(&fox);
     add(&mut log, &fox, &owl, "owl", Role::Admin);
-    add(&mut log, &fox, &jay, "jay", Role::Admin);
-    add(&mut log, &fox, &wren, "wren", Role::Admin);
+    add_admin(&mut log, &[&fox, &owl], &jay, "jay");
+    add_admin(&mut log, &[&fox, &owl, &jay], &wren, "wren");
     // Four admins: removing one needs two of the other three.
     let removal = sign(&mut log, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
     assert!(is_admin(&log, &fox), "one signature of three is not a majority");
@@ -313,6 +327,59 @@ fn a_revoked_key_signs_nothing_that_counts_and_its_concurrent_entries_are_droppe
     assert!(north.state().person_of(&key(&owl_laptop)).is_none());
     assert!(is_admin(&north, &owl), "the person keeps their other key");
     assert!(matches!(sign(&mut north, &owl_laptop, Body::admit_hub(hub(7), "Y".into())), Err(Refusal::NoRight(_))));
+}
+
+/// The majority rule would mean nothing if one admin could make the admins who outvote the
+/// others: making an admin needs a majority of the admins as removing one does.
+#[test]
+fn one_admin_cannot_make_the_admins_who_would_outvote_the_others() {
+    let (fox, owl, elk, mole, vole) = (person(1), person(2), person(3), person(7), person(8));
+    let mut log = found(&fox);
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    assert!(is_admin(&log, &owl), "the only admin makes the second alone");
+    add_admin(&mut log, &[&fox, &owl], &elk, "elk");
+    // Fox alone adds two admins of their own: plain members whose promotions wait.
+    let m =
+        sign(&mut log, &fox, Body::AddPerson { person: key(&mole), handle: "mole".into(), role: Role::Admin }).unwrap();
+    sign(&mut log, &fox, Body::AddPerson { person: key(&vole), handle: "vole".into(), role: Role::Admin }).unwrap();
+    assert!(is_person(&log, &mole) && !is_admin(&log, &mole) && !is_admin(&log, &vole));
+    assert_eq!(log.state().waiting[&m].change, Change::Promotion);
+    assert_eq!(log.state().admins().count(), 3);
+    // So they cannot help remove owl: the removal waits for elk (the admins other than owl are
+    // fox and elk), and a mole's name on it is refused.
+    let r = sign(&mut log, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    let e = sign(&mut log, &mole, Body::Endorse { entry: r });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("mole is not an admin")), "{e:?}");
+    assert!(is_admin(&log, &owl));
+    // Fox can neither sign again nor start the same promotion twice.
+    let e = sign(&mut log, &fox, Body::Endorse { entry: m });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("already signed")), "{e:?}");
+    let e = sign(&mut log, &fox, Body::SetRole { person: key(&mole), role: Role::Admin });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("already waits")), "{e:?}");
+    // A second admin of three completes it, on every hub that holds the entries.
+    let mut other = copy(&log);
+    sign(&mut log, &owl, Body::Endorse { entry: m }).unwrap();
+    assert!(is_admin(&log, &mole) && !is_admin(&log, &vole));
+    merge(&mut other, &log);
+    assert_eq!(other.state(), log.state());
+}
+
+/// An admin being removed while apart cannot slip an admin in: the promotion is an admin's act
+/// concurrent with the removal, and does not count.
+#[test]
+fn an_admin_removed_while_apart_makes_no_admin() {
+    let (fox, owl, mole) = (person(1), person(2), person(7));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    let mut south = copy(&north);
+    // Two admins: owl alone removes fox; fox, apart, adds mole as an admin (waiting for owl).
+    sign(&mut north, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    assert!(!is_person(&north, &fox));
+    sign(&mut south, &fox, Body::AddPerson { person: key(&mole), handle: "mole".into(), role: Role::Admin }).unwrap();
+    sync(&mut north, &mut south);
+    assert_eq!(north.state(), south.state());
+    assert!(!is_person(&north, &mole), "{:?}", north.state().people);
+    assert!(north.state().waiting.is_empty(), "{:?}", north.state().waiting);
 }
 
 #[test]
@@ -361,7 +428,7 @@ proptest! {
         let people: Vec<Identity> = (0..6).map(|i| person(100 + i)).collect();
         let mut base = found(&people[0]);
         add(&mut base, &people[0], &people[1], "p1", Role::Admin);
-        add(&mut base, &people[0], &people[2], "p2", Role::Admin);
+        add_admin(&mut base, &[&people[0], &people[1]], &people[2], "p2");
         add(&mut base, &people[0], &people[3], "p3", Role::Member);
         let mut logs: Vec<Log> = (0..hubs).map(|_| copy(&base)).collect();
         for s in steps {
@@ -415,6 +482,8 @@ proptest! {
         }
         // An admin is left, unless admins removed each other (which a person is shown).
         prop_assert!(logs[0].state().admins().count() >= 1 || !logs[0].state().contested.is_empty());
+        // What a hub keeps to open without replaying reads back as the state it resolved.
+        prop_assert_eq!(Resolved::decode(&logs[0].resolved().encode()), Some(logs[0].resolved()));
     }
 }
 
@@ -597,4 +666,79 @@ fn no_approval_is_made_under_a_policy_the_approver_knows_was_replaced() {
     assert!(matches!(log.offer(&backdated.encode()), Ok(Offered::Added(_))));
     let e = sign(&mut log, &owl, Body::Approve { recorded: backdated.id(), approve: true, role: "treasurer".into() });
     assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("replaced")), "{e:?}");
+}
+
+/// A log whose resolved state has something in every part: people with keys and roles, hubs
+/// admitted and revoked, a promotion waiting, a mutual removal, a policy, an expense approved, an
+/// erasure, entries that do not count.
+fn a_log_with_everything() -> Log {
+    let (fox, owl, jay, wren) = (person(1), person(2), person(3), person(4));
+    let sealed = Sealed { eph: Ephemeral([1; 32]), slots: vec![Slot([2; 48])] };
+    let mut log = Log::new();
+    let body = Body::found(&person(1000), &key(&fox), "Riverside", "fox", "North", Some(sealed.clone()));
+    log.append(&fox, hub(0), 0, body).unwrap();
+    add(&mut log, &fox, &owl, "owl", Role::Admin);
+    add(&mut log, &fox, &jay, "jay", Role::Member);
+    let second = person(6);
+    sign(&mut log, &jay, Body::AddKey { key: key(&second), proof: key_proof(&second, &key(&jay)) }).unwrap();
+    sign(&mut log, &fox, Body::Grant { person: key(&jay), role: "treasurer".into() }).unwrap();
+    let admit = Body::AdmitHub { hub: hub(1), name: "Gate".into(), secret: Some(sealed.clone()), after: None };
+    sign(&mut log, &fox, admit).unwrap();
+    sign(&mut log, &fox, Body::admit_hub(hub(2), "Kitchen".into())).unwrap();
+    sign(&mut log, &fox, Body::RevokeHub { hub: hub(2), rekey: Some(sealed) }).unwrap();
+    let p = policy(&log, 10_000, 5_000, 2);
+    sign(&mut log, &fox, p).unwrap();
+    let recorded = record(&mut log, &owl, "exp-1", 700, "Shop");
+    sign(&mut log, &jay, Body::Approve { recorded, approve: true, role: "treasurer".into() }).unwrap();
+    sign(&mut log, &fox, Body::Erase { vault: "v-1".into() }).unwrap();
+    // Two admins: making a third waits for the other.
+    sign(&mut log, &fox, Body::AddPerson { person: key(&wren), handle: "wren".into(), role: Role::Admin }).unwrap();
+    // The two remove each other while apart.
+    let mut apart = copy(&log);
+    sign(&mut log, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    sign(&mut apart, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    sign(&mut apart, &owl, Body::admit_hub(hub(3), "Van".into())).unwrap();
+    sync(&mut log, &mut apart);
+    log
+}
+
+#[test]
+fn a_resolved_log_reads_back_whole_and_nothing_else_passes_for_one() {
+    let log = a_log_with_everything();
+    let st = log.state();
+    assert!(st.genesis.is_some() && !st.rekeys.is_empty() && !st.waiting.is_empty() && !st.contested.is_empty());
+    assert!(!st.not_counted.is_empty() && !st.erased.is_empty() && !st.approvals.is_empty());
+    assert!(!st.removed.is_empty() && !st.revoked_hubs.is_empty() && st.hubs.values().any(|h| h.handed.is_some()));
+    let bytes = log.resolved().encode();
+    let back = Resolved::decode(&bytes).expect("it reads back");
+    assert_eq!(back, log.resolved());
+    // The state's private parts came back too: the state answers as the log's does.
+    assert_eq!(back.state.person_of(&key(&person(6))).map(|p| &p.handle), Some(&"jay".to_string()));
+    assert_eq!(back.heads, log.heads());
+    assert_eq!(back.entries, log.len() as u64);
+    // Another form, a cut, or junk is no resolved state (the hub replays its log instead).
+    assert_eq!(Resolved::decode(&bytes[..bytes.len() - 1]), None);
+    assert_eq!(Resolved::decode(&bytes[1..]), None);
+    let mut other = bytes.clone();
+    let v = other.iter().position(|b| *b == b'\n').unwrap() - 1;
+    other[v] = b'0';
+    assert_eq!(Resolved::decode(&other), None);
+    assert_eq!(Resolved::decode(b""), None);
+    // A third of the entries' size or less: it is what opening reads.
+    let entries: usize = log.entries().map(|(_, e)| e.encode().len()).sum();
+    assert!(bytes.len() * 3 < entries, "{} bytes resolved for {entries} bytes of entries", bytes.len());
+}
+
+/// The resolved form is pinned: a change to `State` (or a type in it) changes these bytes, and a
+/// hub of the new build would misread what the old one kept. Bump `RESOLVED_FORM` in
+/// `authority.rs`, then the digest here.
+#[test]
+fn the_resolved_form_changes_only_with_its_version() {
+    use sha2::{Digest, Sha256};
+    let bytes = a_log_with_everything().resolved().encode();
+    let digest = aidmesh_mesh::hex::encode(Sha256::digest(&bytes));
+    assert_eq!(
+        digest, "d192841335791289317d04c24c59d6f611deb4017584dc14d7fb6215fe89a529",
+        "the resolved form changed: bump RESOLVED_FORM, then this digest"
+    );
 }

@@ -601,6 +601,19 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The authority log's resolved state as this hub kept it ([`Tx::keep_authority_resolved`]),
+    /// if no entry was stored since.
+    pub fn authority_resolved(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT state FROM authority_resolved WHERE upto = (SELECT coalesce(max(seq), 0) FROM authority)",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Whether the authority log holds any entry.
     pub fn has_authority(&self) -> Result<bool> {
         Ok(self.conn.query_row("SELECT EXISTS(SELECT 1 FROM authority)", [], |r| r.get(0))?)
@@ -1015,8 +1028,28 @@ impl Tx<'_> {
 
     /// Forgets the authority log (joining another coalition, whose log replaces it).
     pub fn clear_authority(&mut self) -> Result<()> {
-        self.tx.execute_batch("DELETE FROM authority; DELETE FROM authority_waiting;")?;
+        self.tx
+            .execute_batch("DELETE FROM authority; DELETE FROM authority_waiting; DELETE FROM authority_resolved;")?;
         Ok(())
+    }
+
+    /// Keeps the resolved state of the authority log's stored entries, `entries` of them, in
+    /// place of the one kept before. Returns false and keeps nothing if the store holds another
+    /// number of entries: the state resolves some other log.
+    pub fn keep_authority_resolved(&mut self, entries: u64, state: &[u8]) -> Result<bool> {
+        let (count, upto): (i64, i64) =
+            self.tx.query_row("SELECT count(*), coalesce(max(seq), 0) FROM authority", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if u64::try_from(count) != Ok(entries) {
+            return Ok(false);
+        }
+        self.tx.execute(
+            "INSERT INTO authority_resolved(one, upto, state) VALUES (1, ?1, ?2)
+             ON CONFLICT(one) DO UPDATE SET upto = excluded.upto, state = excluded.state",
+            params![upto, state],
+        )?;
+        Ok(true)
     }
 
     /// Keeps an authority entry that waits for entries it follows.

@@ -100,6 +100,11 @@ const MIGRATIONS: &[&str] = &[
        ON records(json_extract(json, '$.status'), json_extract(json, '$.urgency'),
                   coalesce(json_extract(json, '$.needed_by'), '~'), id)
        WHERE kind = 'request';",
+    // 13: the authority log's resolved state, kept so that opening reads it instead of replaying
+    // every entry; it stands for the entries up to `upto` (entries are never deleted but all
+    // together, which deletes it too).
+    "CREATE TABLE authority_resolved(one INTEGER PRIMARY KEY CHECK (one = 1), upto INTEGER NOT NULL,
+                                     state BLOB NOT NULL);",
 ];
 
 /// The schema version this build writes.

@@ -41,6 +41,7 @@ export type {
   StockLine,
   Stored,
   SuggestionView,
+  WaitingChange,
   WaitingView,
 } from "./hub.gen";
 

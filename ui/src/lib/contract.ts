@@ -276,15 +276,30 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.authority()).acting?.handle).toBe("owl");
     });
 
-    it("removing an admin waits for a majority of the other admins; the last admin cannot be removed", async () => {
+    it("making or removing an admin waits for a majority of the admins; the last admin cannot be removed", async () => {
       const b = await hub(fresh);
       const owl = await b.makePerson("owl", null);
       const wren = await b.makePerson("wren", null);
+      // The only admin makes the second alone; with two, making a third needs both.
       await b.addPerson(owl.key, "owl", true);
       await b.addPerson(wren.key, "wren", true);
+      const made = await b.authority();
+      expect(made.waiting.map((x) => [x.target, x.change, x.signed])).toEqual([["wren", "promotion", ["kestrel"]]]);
+      expect(made.people.map((p) => [p.handle, p.admin]).sort()).toEqual([
+        ["kestrel", true],
+        ["owl", true],
+        ["wren", false],
+      ]);
+      const again = await refusal(() => b.setAdmin("wren", true));
+      expect([again.code, again.message.includes("already waits")]).toEqual(["not_allowed", true]);
+      await b.unlockPerson("owl", null);
+      expect(await b.endorse("wren")).toBe(true);
+      expect((await b.authority()).people.find((p) => p.handle === "wren")?.admin).toBe(true);
+      // Three admins: removing one needs both others.
+      await b.unlockPerson("kestrel", null);
       expect(await b.removePerson("wren")).toBe(false);
       const w = await b.authority();
-      expect(w.waiting.map((x) => [x.target, x.demotion, x.signed])).toEqual([["wren", false, ["kestrel"]]]);
+      expect(w.waiting.map((x) => [x.target, x.change, x.signed])).toEqual([["wren", "removal", ["kestrel"]]]);
       expect(w.people.map((p) => p.handle)).toContain("wren");
       await b.unlockPerson("owl", null);
       expect(await b.endorse("wren")).toBe(true);

@@ -755,13 +755,18 @@ contact: string | null, notes: string, };
 export type Waiting = { approval: ApprovalState, } & ((Omit<Meta, "kind"> & { kind: "hub" } & HubInfo) | (Omit<Meta, "kind"> & { kind: "place" } & Place) | (Omit<Meta, "kind"> & { kind: "role" } & Role) | (Omit<Meta, "kind"> & { kind: "policy" } & Policy) | (Omit<Meta, "kind"> & { kind: "role_grant" } & RoleGrant) | (Omit<Meta, "kind"> & { kind: "member_entry" } & MemberEntry) | (Omit<Meta, "kind"> & { kind: "item" } & Item) | (Omit<Meta, "kind"> & { kind: "volunteer" } & Volunteer) | (Omit<Meta, "kind"> & { kind: "request" } & Request) | (Omit<Meta, "kind"> & { kind: "offer" } & Offer) | (Omit<Meta, "kind"> & { kind: "shift" } & Shift) | (Omit<Meta, "kind"> & { kind: "grievance" } & Grievance) | (Omit<Meta, "kind"> & { kind: "after_action" } & AfterAction) | (Omit<Meta, "kind"> & { kind: "movement" } & Movement) | (Omit<Meta, "kind"> & { kind: "allocation" } & Allocation) | (Omit<Meta, "kind"> & { kind: "assignment" } & Assignment) | (Omit<Meta, "kind"> & { kind: "check_in" } & CheckIn) | (Omit<Meta, "kind"> & { kind: "handoff" } & Handoff) | (Omit<Meta, "kind"> & { kind: "incident" } & Incident) | (Omit<Meta, "kind"> & { kind: "amendment" } & Amendment) | (Omit<Meta, "kind"> & { kind: "follow_up" } & FollowUp) | (Omit<Meta, "kind"> & { kind: "expense" } & Expense) | (Omit<Meta, "kind"> & { kind: "approval" } & Approval));
 
 /**
- * A removal or demotion of an admin waiting for more admins to sign.
+ * What an entry waiting for admins does once enough of them signed.
+ */
+export type WaitingChange = "removal" | "demotion" | "promotion";
+
+/**
+ * A removal, demotion or promotion of an admin waiting for more admins to sign.
  */
 export type WaitingView = { 
 /**
  * The entry to endorse, hex.
  */
-entry: string, target: string, demotion: boolean, signed: Array<string>, };
+entry: string, target: string, change: WaitingChange, signed: Array<string>, };
 
 /** Every kind's fields, as the hub's `template` names them. */
 export const KIND_FIELDS: { [K in Kind]: string[] } = {"after_action":["action_items","actions","did_not_work","incident","title","why","worked"],"allocation":["item","offer","place","quantity","request","status"],"amendment":["field","reason","target","value"],"approval":["approver","decision","expense","note","sig","signer"],"assignment":["active","shift","volunteer"],"check_in":["checked_in","checked_out","notes","place","shift","volunteer"],"expense":["amount_minor","category","currency","date","fund","payee","purpose","receipt"],"follow_up":["action","done","due","incident","owner"],"grievance":["confidential","details","facilitator","involved","readers","resolution","status","steps","summary"],"handoff":["acknowledged_by","next_shift","note","shift"],"hub":["channel","location","name"],"incident":["category","description","occurred","place","reporter","severity","status"],"item":["category","condition","expiry","name","notes","place","reorder_level","unit"],"member_entry":["action","at","sig","signer"],"movement":["counted","item","place","quantity","reason","to_place","type"],"offer":["available_until","category","contact","description","expiry","item","notes","place","quantity","skill","status"],"place":["hub","location","name","notes","type"],"policy":["approvals_above_threshold","currency","effective","limits","threshold_minor"],"request":["category","contact","description","item","needed_by","needed_from","notes","place","quantity","skill","status","urgency"],"role":["handoff_notes","name","outputs","skill","success_measure"],"role_grant":["handle","revoked","role","sig","signer"],"shift":["end","needed","notes","place","role","start"],"volunteer":["access_needs","availability","consent","contact","handle","languages","notes","skills"]};

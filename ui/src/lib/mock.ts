@@ -21,6 +21,7 @@ import type {
   Source,
   StockLine,
   SuggestionView,
+  WaitingChange,
 } from "./backend";
 
 // An in-memory hub for unit tests and for working on the UI in a browser. It keeps the rules
@@ -120,10 +121,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   let handle = "";
   let seq = 0;
   const records: Rec[] = [];
-  // People: the keys this laptop keeps, the coalition's people, removals waiting for admins.
+  // People: the keys this laptop keeps, the coalition's people, changes waiting for admins.
   type Kept = LocalPerson & { secretPin: string | null };
   type Person = { handle: string; key: string; admin: boolean; roles: string[]; since: string; addedBy: string };
-  type Waiting = { entry: string; target: string; demotion: boolean; signed: string[] };
+  type Waiting = { entry: string; target: string; change: WaitingChange; signed: string[] };
   let coalition = "";
   let kept: Kept[] = [];
   let people: Person[] = [];
@@ -175,7 +176,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     const me = signer();
     return me.admin ? me : fail("not_allowed", `not allowed: ${me.handle} is not an admin of the coalition`);
   };
-  // Removing or demoting an admin needs a majority of the other admins (the remover counts).
+  // Removing or demoting an admin needs a majority of the other admins (the remover counts);
+  // making an admin, a majority of the admins.
   const completeIfEnough = (w: Waiting) => {
     const others = admins()
       .map((a) => a.key)
@@ -187,15 +189,16 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     return true;
   };
   const complete = (w: Waiting) => {
-    if (w.demotion) personOf(w.target)!.admin = false;
+    if (w.change === "promotion") personOf(w.target)!.admin = true;
+    else if (w.change === "demotion") personOf(w.target)!.admin = false;
     else {
       people = people.filter((p) => p.key !== w.target);
       waiting = waiting.filter((x) => x.target !== w.target);
     }
   };
-  const startRemoval = (by: string, target: string, demotion: boolean) => {
-    const w: Waiting = { entry: newKey("entry"), target, demotion, signed: [by] };
-    if (!personOf(target)!.admin || by === target) {
+  const start = (by: string, target: string, change: WaitingChange) => {
+    const w: Waiting = { entry: newKey("entry"), target, change, signed: [by] };
+    if ((change !== "promotion" && !personOf(target)!.admin) || by === target) {
       complete(w);
       return;
     }
@@ -763,7 +766,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           added_by: p.addedBy,
           keys: 1,
         })),
-        waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), demotion: w.demotion, signed: w.signed.map(nameOf) })),
+        waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), change: w.change, signed: w.signed.map(nameOf) })),
         // Policy versions, newest first: the newest is in force, the others were replaced.
         policies: records
           .filter((r) => r.kind === "policy")
@@ -828,7 +831,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (!who.trim()) fail("invalid", "invalid person: handle: is required");
       const me = admin();
       if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 8)} already signs for a person`);
-      people.push({ handle: who.trim(), key: k, admin: asAdmin, roles: [], since: now().toISOString(), addedBy: me.handle });
+      people.push({ handle: who.trim(), key: k, admin: false, roles: [], since: now().toISOString(), addedBy: me.handle });
+      if (asAdmin) start(me.key, k, "promotion");
     },
     async removePerson(who) {
       need();
@@ -836,7 +840,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const me = admin();
       if (personOf(target)!.admin && admins().length === 1)
         fail("not_allowed", "not allowed: the last admin cannot be removed: make another admin first");
-      startRemoval(me.key, target, false);
+      start(me.key, target, "removal");
       return !personOf(target);
     },
     async setAdmin(who, asAdmin) {
@@ -847,14 +851,15 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (p.admin === asAdmin) fail("not_allowed", `not allowed: ${p.handle} already has that role`);
       if (!asAdmin && admins().length === 1)
         fail("not_allowed", "not allowed: the last admin cannot be demoted: make another admin first");
-      if (asAdmin) p.admin = true;
-      else startRemoval(me.key, target, true);
+      if (asAdmin && waiting.some((w) => w.target === target && w.change === "promotion"))
+        fail("not_allowed", `not allowed: making ${p.handle} an admin already waits for admins to sign: endorse it`);
+      start(me.key, target, asAdmin ? "promotion" : "demotion");
       return personOf(target)?.admin === asAdmin;
     },
     async endorse(who) {
       need();
       const target = personKey(who);
-      const w = waiting.find((x) => x.target === target) ?? fail("not_found", `no record with id a removal of ${who} waiting for signatures`);
+      const w = waiting.find((x) => x.target === target) ?? fail("not_found", `no record with id a change of ${who} waiting for signatures`);
       const me = admin();
       if (w.target === me.key) fail("not_allowed", `not allowed: ${me.handle} cannot endorse their own removal`);
       if (w.signed.includes(me.key)) fail("not_allowed", `not allowed: ${me.handle} already signed it`);

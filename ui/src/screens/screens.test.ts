@@ -358,7 +358,7 @@ describe("people", () => {
     expect(screen.getByText("Only an admin adds people, gives roles and removes people.")).toBeTruthy();
   });
 
-  it("an admin's removal waits for the other admins, and their signature completes it", async () => {
+  it("making an admin and removing one wait for the other admins, and their signature completes each", async () => {
     const b = await ready();
     const owl = await b.makePerson("owl", null);
     const wren = await b.makePerson("wren", null);
@@ -366,6 +366,16 @@ describe("people", () => {
     await b.addPerson(wren.key, "wren", true);
     const { default: People } = await import("./People.svelte");
     render(People, { backend: b });
+    await screen.findByText("You act as kestrel");
+    // With two admins, making wren a third needs owl too.
+    expect(await screen.findByText("Making wren an admin, signed by kestrel")).toBeTruthy();
+    expect(screen.queryByRole("button", { name: /^Sign:/ })).toBeNull();
+    await fireEvent.change(screen.getByLabelText("Who you are"), { target: { value: owl.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
+    await fireEvent.click(await screen.findByRole("button", { name: "Sign: Making wren an admin, signed by kestrel" }));
+    expect(await screen.findByText("✓ Signed: it has taken effect.")).toBeTruthy();
+    await fireEvent.change(screen.getByLabelText("Who you are"), { target: { value: (await b.authority()).people.find((p) => p.handle === "kestrel")!.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
     await screen.findByText("You act as kestrel");
     await fireEvent.change(screen.getByLabelText("Person", { selector: "#pe-standing-who" }), { target: { value: wren.key } });
     await fireEvent.click(screen.getByRole("button", { name: "Remove" }));
