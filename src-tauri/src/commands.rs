@@ -62,6 +62,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         remove_person,
         set_admin,
         endorse,
+        vote_admin,
         grant,
         contacts,
         set_contact,
@@ -551,6 +552,11 @@ async fn set_admin(state: State<'_, AppState>, who: String, admin: bool) -> ApiR
 #[tauri::command]
 async fn endorse(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
     state.with_hub(|h| h.endorse(&who))
+}
+
+#[tauri::command]
+async fn vote_admin(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
+    state.with_hub(|h| h.vote_admin(&who))
 }
 
 #[tauri::command]

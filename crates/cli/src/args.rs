@@ -233,6 +233,9 @@ pub(crate) enum PersonCmd {
     Remove { who: String },
     /// Sign the waiting removal, demotion or promotion of an admin (each needs a majority of the admins).
     Endorse { who: String },
+    /// With no admin left (admins who removed each other, keys lost): vote to make WHO an admin.
+    /// A majority of the coalition's people make it so; refused while any admin is left.
+    VoteAdmin { who: String },
     /// At a new hub, as your new key: the proof that lets your first key add this one
     /// (PERSON is your first key, as `person list` shows it elsewhere).
     Prove { person: String },

@@ -1085,6 +1085,19 @@ fn person(hub: &mut Hub, cmd: PersonCmd, handle: &str, json: bool) -> Result<()>
             }
             Ok(())
         }
+        PersonCmd::VoteAdmin { who } => {
+            unlock(hub, handle)?;
+            if hub.vote_admin(&who)? {
+                outln!("Voted: a majority of the people agree, and {who} is an admin now.");
+            } else {
+                let a = hub.authority()?;
+                outln!("Voted. Making someone an admin takes {} votes; so far:", a.votes_needed);
+                for v in &a.votes {
+                    outln!("  {}: {}", v.target, v.voters.join(", "));
+                }
+            }
+            Ok(())
+        }
         PersonCmd::Endorse { who } => {
             unlock(hub, handle)?;
             if hub.endorse(&who)? {
@@ -1167,6 +1180,15 @@ fn person_list(hub: &Hub, json: bool) -> Result<()> {
             w.signed.join(", "),
             w.target
         );
+    }
+    if !a.people.is_empty() && !a.people.iter().any(|p| p.admin) {
+        outln!(
+            "No admin is left: {} of the people must vote to make someone an admin (`aidmesh person vote-admin NAME`).",
+            a.votes_needed
+        );
+        for v in &a.votes {
+            outln!("  Votes for {}: {}", v.target, v.voters.join(", "));
+        }
     }
     for p in &a.policies {
         let state = if p.in_force {

@@ -87,6 +87,13 @@ pub struct RefusedView {
     pub reason: String,
 }
 
+/// While no admin is left: the people who voted to make someone an admin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct VoteView {
+    pub target: String,
+    pub voters: Vec<String>,
+}
+
 /// Who may do what in the coalition, as this hub resolves its authority log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Authority {
@@ -94,6 +101,10 @@ pub struct Authority {
     pub coalition: String,
     pub people: Vec<PersonView>,
     pub waiting: Vec<WaitingView>,
+    /// Votes to make an admin, while no admin is left ([`Hub::vote_admin`]).
+    pub votes: Vec<VoteView>,
+    /// How many people's votes make an admin: a majority of them.
+    pub votes_needed: usize,
     /// Every version of the purchase policy, newest first.
     pub policies: Vec<PolicyView>,
     /// Admins who removed each other while apart: all of them lost the right (people to see).
@@ -166,7 +177,10 @@ impl Hub {
         if self.authority.borrow().is_none() {
             let log = self.load_log()?;
             *self.authority.borrow_mut() = Some(log);
-            *self.authority_kept.borrow_mut() = None;
+            // The kept state is no longer read; free it unless a caller still reads it.
+            if let Ok(mut kept) = self.authority_kept.try_borrow_mut() {
+                *kept = None;
+            }
         }
         Ok(Ref::map(self.authority.borrow(), |l| l.as_ref().expect("loaded above")))
     }
@@ -482,6 +496,15 @@ impl Hub {
             contested,
             not_counted,
             refused,
+            votes: st
+                .recovery
+                .iter()
+                .map(|(target, voters)| VoteView {
+                    target: name_of(target),
+                    voters: voters.iter().filter(|v| st.people.contains_key(v)).map(name_of).collect(),
+                })
+                .collect(),
+            votes_needed: st.people.len() / 2 + 1,
             entries: st.entries(),
             acting: self.acting().cloned(),
         })
@@ -555,6 +578,15 @@ impl Hub {
             .ok_or_else(|| Error::NotFound(format!("a change of {who} waiting for signatures")))?;
         self.sign_authority(Body::Endorse { entry })?;
         Ok(!self.resolved()?.waiting.contains_key(&entry))
+    }
+
+    /// With no admin left (admins who removed each other, keys lost), the unlocked person's vote
+    /// to make `who` an admin; a majority of the people make it so. Whether `who` is an admin
+    /// now. Refused while any admin is left: admins make admins.
+    pub fn vote_admin(&mut self, who: &str) -> Result<bool> {
+        let person = self.person_key(who)?;
+        self.sign_authority(Body::Recover { person })?;
+        Ok(self.resolved()?.is_admin(&person))
     }
 
     /// Makes `key` (made at another hub with `make_person`) one of the unlocked person's keys:

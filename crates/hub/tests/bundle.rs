@@ -273,6 +273,56 @@ fn a_removed_admins_backdated_authority_carried_in_a_bundle_counts_for_nothing()
     assert_eq!(e.code(), "not_allowed", "{e}");
 }
 
+/// Two admins at two hubs remove each other while apart, and bundles carry both removals:
+/// no admin is left at either hub, so no one could admit or revoke a hub. The remaining people
+/// vote an admin in, across the hubs; a removed admin's vote and a lone vote do nothing.
+#[test]
+fn admins_who_removed_each_other_by_bundle_leave_the_people_to_vote_an_admin_in() {
+    let (mut a, mut b) = pair();
+    let owl = b.hub.make_person("owl", Some("2468")).unwrap();
+    let wren = b.hub.make_person("wren", None).unwrap();
+    let jay = a.hub.make_person("jay", None).unwrap();
+    assert!(a.hub.add_person(&owl.key, "owl", true).unwrap(), "the only admin makes the second alone");
+    a.hub.add_person(&wren.key, "wren", false).unwrap();
+    a.hub.add_person(&jay.key, "jay", false).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    // Apart: each of the two admins removes the other (with two admins, the other is enough).
+    assert!(a.hub.remove_person("owl").unwrap());
+    b.hub.unlock("owl", Some("2468")).unwrap();
+    assert!(b.hub.remove_person("coord").unwrap());
+    let north = a.hub.export_bundle(true, &[]).unwrap();
+    let south = b.hub.export_bundle(true, &[]).unwrap();
+    b.hub.import_bundle(&north.bytes).unwrap();
+    a.hub.import_bundle(&south.bytes).unwrap();
+    for h in [&a.hub, &b.hub] {
+        let st = h.authority().unwrap();
+        assert!(!st.people.iter().any(|p| p.admin), "{:?}", st.people);
+        assert_eq!(st.contested.len(), 1, "{:?}", st.contested);
+        assert_eq!(st.votes_needed, 2, "two people are left: both must vote");
+    }
+    let van = new_hub("Van", 5);
+    a.hub.unlock("jay", None).unwrap();
+    assert_eq!(a.hub.admit(&van.hub.public_key(), "Van").unwrap_err().code(), "not_allowed");
+    // A removed admin has no vote; one vote of two is not enough.
+    a.hub.unlock("coord", None).unwrap();
+    assert_eq!(a.hub.vote_admin("jay").unwrap_err().code(), "not_allowed");
+    a.hub.unlock("jay", None).unwrap();
+    assert!(!a.hub.vote_admin("jay").unwrap());
+    assert_eq!(a.hub.vote_admin("jay").unwrap_err().code(), "not_allowed", "no one votes twice");
+    // Wren, at South, votes for jay when the bundle brings jay's vote: jay is an admin, at
+    // South at once and at North with the bundle back.
+    b.hub.import_bundle(&a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    b.hub.unlock("wren", None).unwrap();
+    assert!(b.hub.vote_admin("jay").unwrap());
+    a.hub.import_bundle(&b.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    let st = a.hub.authority().unwrap();
+    assert!(st.people.iter().any(|p| p.handle == "jay" && p.admin) && st.votes.is_empty(), "{st:?}");
+    a.hub.admit(&van.hub.public_key(), "Van").unwrap();
+    // With an admin again, votes are refused: admins make admins.
+    b.hub.import_bundle(&a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert_eq!(b.hub.vote_admin("wren").unwrap_err().code(), "not_allowed");
+}
+
 /// A bundle of South's own making (sealed with the coalition key, signed by South, a member)
 /// carrying the given vault items: what a hostile member can put on a stick.
 fn forged_bundle(b: &TestHub, items: Vec<aidmesh_mesh::session::VaultItem>) -> Vec<u8> {

@@ -24,7 +24,9 @@
 //! - *Admins remove admins together*: removing or demoting an admin needs a majority of the
 //!   other admins (the remover plus [`Body::Endorse`] entries; with two admins, the other one
 //!   is enough) and takes effect at the entry that completes the majority. The founder is an
-//!   admin like any other once there are two. The last admin cannot be removed.
+//!   admin like any other once there are two. The last admin cannot be removed, but admins who
+//!   remove each other can leave none: then a majority of the coalition's people make one
+//!   ([`Body::Recover`]).
 //! - *Admins make admins together*: adding or promoting an admin needs a majority of the admins
 //!   in the same way (the only admin alone; both of two), so that no admin can make the admins
 //!   who would outvote the others. Until then a person added as an admin is a plain member.
@@ -191,6 +193,10 @@ pub enum Body {
     /// Erases a person's data from every hub's vault (admins; the hub that holds the person's
     /// consent erases its own entries without one). Carries the vault id, never the content.
     Erase { vault: String },
+    /// When no admin is left (admins who removed each other, keys lost): a person's vote to make
+    /// `person` an admin. A majority of the coalition's people make it so; while any admin is
+    /// left, admins make admins and this is refused.
+    Recover { person: Key },
 }
 
 /// How much one holder of a role may authorise.
@@ -271,6 +277,7 @@ impl Body {
                 format!("{} expense entry {recorded} as {role}", if *approve { "approved" } else { "rejected" })
             }
             Body::Erase { vault } => format!("erased vault entry {vault}"),
+            Body::Recover { person } => format!("voted to make {} an admin, no admin being left", person.short()),
         }
     }
 }
@@ -552,6 +559,9 @@ pub struct State {
     pub approvals: BTreeMap<Id, Vec<Approval>>,
     /// Vault entries an admin erased, with who erased them.
     pub erased: BTreeMap<String, Granted>,
+    /// While no admin is left: votes to make a person an admin (the candidate's first key, and
+    /// the people who voted for them).
+    pub recovery: BTreeMap<Key, BTreeSet<Key>>,
     key_owner: BTreeMap<Key, Key>,
 }
 
@@ -870,6 +880,17 @@ impl State {
                 Ok(())
             }
             Body::Erase { .. } => admin().map(|_| ()),
+            Body::Recover { person } => {
+                let voter = author.ok_or_else(|| format!("{} is not a person of the coalition", who()))?;
+                if self.admins().next().is_some() {
+                    return Err("the coalition has an admin: admins make admins, no vote is needed".into());
+                }
+                let p = member(person)?;
+                if self.recovery.get(person).is_some_and(|v| v.contains(&voter.key)) {
+                    return Err(format!("{} already voted for {}", voter.handle, p.handle));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -993,6 +1014,17 @@ impl State {
             }
             Body::Erase { vault } => {
                 self.erased.entry(vault.clone()).or_insert(granted);
+                None
+            }
+            Body::Recover { person } => {
+                let votes = self.recovery.entry(*person).or_default();
+                votes.insert(author?);
+                let counted = votes.iter().filter(|v| self.people.contains_key(v)).count();
+                // A majority of the people make the first admin again; the other votes lapse.
+                if counted > self.people.len() / 2 {
+                    self.people.get_mut(person)?.role = Role::Admin;
+                    self.recovery.clear();
+                }
                 None
             }
         }
@@ -1120,7 +1152,7 @@ impl Bits {
 /// The form of [`Resolved`] this build writes. Bump it with any change to [`State`] or to a type
 /// in it: a hub ignores a resolved state of another form and replays its log instead
 /// (`tests/authority.rs` pins the form and fails until it is bumped).
-const RESOLVED_FORM: &[u8] = b"aidmesh resolved authority v1\n";
+const RESOLVED_FORM: &[u8] = b"aidmesh resolved authority v2\n";
 
 /// A log's resolved state with its heads and size: what a hub keeps beside its entries, so that
 /// opening reads the state instead of replaying every entry (the log itself is loaded when an
@@ -1480,7 +1512,7 @@ impl Log {
                     self.ever_admin.insert(*person);
                 }
             }
-            Body::SetRole { person, role: Role::Admin } => {
+            Body::SetRole { person, role: Role::Admin } | Body::Recover { person } => {
                 self.ever_admin.insert(*person);
             }
             Body::AddKey { key, .. } => {
@@ -1500,7 +1532,7 @@ impl Log {
 /// The right an entry uses (its author's person is found through `owner`).
 fn need(e: &Entry, owner: &HashMap<Key, Key>) -> Need {
     match &e.body {
-        Body::AddKey { .. } | Body::Expense { .. } => Need::Member,
+        Body::AddKey { .. } | Body::Expense { .. } | Body::Recover { .. } => Need::Member,
         Body::Approve { role, .. } => Need::Role(role.clone()),
         Body::RevokeKey { key } if owner.get(key).is_some() && owner.get(key) == owner.get(&e.author) => Need::Member,
         _ => Need::Admin,

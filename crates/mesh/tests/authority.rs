@@ -382,6 +382,52 @@ fn an_admin_removed_while_apart_makes_no_admin() {
     assert!(north.state().waiting.is_empty(), "{:?}", north.state().waiting);
 }
 
+/// Admins who remove each other while apart leave no admin: no one could then admit a hub or
+/// revoke a seized laptop. A majority of the people make an admin again; a minority, a removed
+/// person or a vote while an admin is left cannot.
+#[test]
+fn when_no_admin_is_left_a_majority_of_the_people_make_one() {
+    let (fox, owl, jay, elk, wren) = (person(1), person(2), person(3), person(4), person(5));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Admin);
+    for (p, h) in [(&jay, "jay"), (&elk, "elk"), (&wren, "wren")] {
+        add(&mut north, &fox, p, h, Role::Member);
+    }
+    // While an admin is left, admins make admins.
+    let e = sign(&mut north, &jay, Body::Recover { person: key(&jay) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("has an admin")), "{e:?}");
+    let mut south = copy(&north);
+    sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    sync(&mut north, &mut south);
+    assert_eq!(north.state().admins().count(), 0, "{:?}", north.state().people);
+    let e = sign(&mut north, &jay, Body::admit_hub(hub(4), "Van".into()));
+    assert!(matches!(e, Err(Refusal::NoRight(_))), "no one may admit a hub now");
+    // Three people are left: one vote is not a majority, and no one votes twice.
+    sign(&mut north, &jay, Body::Recover { person: key(&elk) }).unwrap();
+    assert!(!is_admin(&north, &elk));
+    let e = sign(&mut north, &jay, Body::Recover { person: key(&elk) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("already voted")), "{e:?}");
+    // Neither a removed admin nor an outsider votes.
+    for who in [&fox, &person(9)] {
+        let e = sign(&mut north, who, Body::Recover { person: key(&elk) });
+        assert!(matches!(e, Err(Refusal::NoRight(_))), "{e:?}");
+    }
+    // Apart, wren votes for elk and elk for themself: two of three, whichever arrives first.
+    let mut other = copy(&north);
+    sign(&mut other, &wren, Body::Recover { person: key(&elk) }).unwrap();
+    sign(&mut north, &elk, Body::Recover { person: key(&elk) }).unwrap();
+    assert!(is_admin(&north, &elk) && is_admin(&other, &elk));
+    sync(&mut north, &mut other);
+    assert_eq!(north.state(), other.state());
+    assert!(north.state().recovery.is_empty(), "{:?}", north.state().recovery);
+    assert_eq!(north.state().admins().count(), 1);
+    // The new admin works; a vote now is refused.
+    sign(&mut north, &elk, Body::admit_hub(hub(4), "Van".into())).unwrap();
+    let e = sign(&mut north, &wren, Body::Recover { person: key(&wren) });
+    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("has an admin")), "{e:?}");
+}
+
 #[test]
 fn what_a_removed_admin_signed_before_the_removal_stands_and_re_admission_follows_removal() {
     let (fox, owl, jay) = (person(1), person(2), person(3));
@@ -412,7 +458,7 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        3 => (0..5usize, 0..6usize, 0..6usize, 0..7u8).prop_map(|(at, who, whom, action)| Step::Act { at, who, whom, action }),
+        3 => (0..5usize, 0..6usize, 0..6usize, 0..8u8).prop_map(|(at, who, whom, action)| Step::Act { at, who, whom, action }),
         1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Step::Sync { a, b }),
     ]
 }
@@ -444,6 +490,8 @@ proptest! {
                     let log = &mut logs[at % hubs];
                     let before = (log.state().people.clone(), log.state().hubs.clone(), log.state().policies.clone());
                     let was_admin = is_admin(log, &people[who]);
+                    // With no admin left, the people's votes make one: the one thing non-admins do.
+                    let no_admin = log.state().admins().count() == 0;
                     let target = key(&people[whom]);
                     let body = match action {
                         0 => Body::AddPerson { person: target, handle: format!("p{whom}"), role: Role::Member },
@@ -452,13 +500,14 @@ proptest! {
                         3 => Body::SetRole { person: target, role: Role::Member },
                         4 => Body::admit_hub(hub(whom as u8), format!("h{whom}")),
                         6 => policy(log, 1_000 * (whom as i64 + 1), 0, 1),
+                        7 => Body::Recover { person: target },
                         _ => match log.state().waiting.keys().next() {
                             Some(w) => Body::Endorse { entry: *w },
                             None => Body::revoke_hub(hub(whom as u8)),
                         },
                     };
                     let r = log.append(&people[who], hub(at as u8), 0, body);
-                    if !was_admin {
+                    if !was_admin && !(action == 7 && no_admin) {
                         prop_assert!(r.is_err(), "a non-admin's entry was accepted");
                         prop_assert_eq!(&before, &(log.state().people.clone(), log.state().hubs.clone(), log.state().policies.clone()));
                     }
@@ -670,7 +719,7 @@ fn no_approval_is_made_under_a_policy_the_approver_knows_was_replaced() {
 
 /// A log whose resolved state has something in every part: people with keys and roles, hubs
 /// admitted and revoked, a promotion waiting, a mutual removal, a policy, an expense approved, an
-/// erasure, entries that do not count.
+/// erasure, entries that do not count, a vote for an admin.
 fn a_log_with_everything() -> Log {
     let (fox, owl, jay, wren) = (person(1), person(2), person(3), person(4));
     let sealed = Sealed { eph: Ephemeral([1; 32]), slots: vec![Slot([2; 48])] };
@@ -699,6 +748,8 @@ fn a_log_with_everything() -> Log {
     sign(&mut apart, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
     sign(&mut apart, &owl, Body::admit_hub(hub(3), "Van".into())).unwrap();
     sync(&mut log, &mut apart);
+    // No admin is left: jay votes to make wren one (one vote of two).
+    sign(&mut log, &jay, Body::Recover { person: key(&wren) }).unwrap();
     log
 }
 
@@ -709,6 +760,7 @@ fn a_resolved_log_reads_back_whole_and_nothing_else_passes_for_one() {
     assert!(st.genesis.is_some() && !st.rekeys.is_empty() && !st.waiting.is_empty() && !st.contested.is_empty());
     assert!(!st.not_counted.is_empty() && !st.erased.is_empty() && !st.approvals.is_empty());
     assert!(!st.removed.is_empty() && !st.revoked_hubs.is_empty() && st.hubs.values().any(|h| h.handed.is_some()));
+    assert!(!st.recovery.is_empty());
     let bytes = log.resolved().encode();
     let back = Resolved::decode(&bytes).expect("it reads back");
     assert_eq!(back, log.resolved());

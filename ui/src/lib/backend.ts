@@ -117,8 +117,10 @@ export interface Backend {
   removePerson(who: string): Promise<boolean>;
   /** Makes a person an admin or a plain member; false while a demotion waits for signatures. */
   setAdmin(who: string, admin: boolean): Promise<boolean>;
-  /** Signs the waiting removal or demotion of `who`; true once it has taken effect. */
+  /** Signs the waiting removal, demotion or promotion of `who`; true once it has taken effect. */
   endorse(who: string): Promise<boolean>;
+  /** With no admin left: the unlocked person's vote to make `who` an admin; whether they are one now. */
+  voteAdmin(who: string): Promise<boolean>;
   /** Gives a person a named role (`treasurer`, ...), or takes it back (`give` false). */
   grant(who: string, role: string, give: boolean): Promise<void>;
   /** Every volunteer, and every request and offer naming a contact, with what the vault holds. */

@@ -313,6 +313,10 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       ]);
       const last = await refusal(() => b.removePerson("owl"));
       expect([last.code, last.message.includes("last admin")]).toEqual(["not_allowed", true]);
+      // While an admin is left, no one votes an admin in: admins make admins.
+      const vote = await refusal(() => b.voteAdmin("kestrel"));
+      expect([vote.code, vote.message.includes("has an admin")]).toEqual(["not_allowed", true]);
+      expect([(await b.authority()).votes, (await b.authority()).votes_needed]).toEqual([[], 2]);
       expect(await b.removePerson("kestrel")).toBe(true);
       expect((await b.authority()).people.map((p) => p.handle)).toEqual(["owl"]);
     });

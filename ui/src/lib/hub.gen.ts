@@ -73,6 +73,14 @@ export type Authority = {
  */
 coalition: string, people: Array<PersonView>, waiting: Array<WaitingView>, 
 /**
+ * Votes to make an admin, while no admin is left ([`Hub::vote_admin`]).
+ */
+votes: Array<VoteView>, 
+/**
+ * How many people's votes make an admin: a majority of them.
+ */
+votes_needed: number, 
+/**
  * Every version of the purchase policy, newest first.
  */
 policies: Array<PolicyView>, 
@@ -748,6 +756,11 @@ handle: string, skills: Array<Skill>, languages: Array<string>, availability: st
  * Vault id of the real name and contact.
  */
 contact: string | null, notes: string, };
+
+/**
+ * While no admin is left: the people who voted to make someone an admin.
+ */
+export type VoteView = { target: string, voters: Array<string>, };
 
 /**
  * An expense waiting for approval, and what it lacks (who may approve, how many).

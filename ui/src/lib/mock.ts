@@ -129,6 +129,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   let kept: Kept[] = [];
   let people: Person[] = [];
   let waiting: Waiting[] = [];
+  // While no admin is left: votes to make someone an admin (candidate key → voters' keys).
+  let votes = new Map<string, string[]>();
   let acting: LocalPerson | null = null;
   let keySeq = 0;
   const listeners: ((e: HubEvent) => void)[] = [];
@@ -767,6 +769,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           keys: 1,
         })),
         waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), change: w.change, signed: w.signed.map(nameOf) })),
+        votes: [...votes].map(([target, voters]) => ({ target: nameOf(target), voters: voters.filter((v) => personOf(v)).map(nameOf) })),
+        votes_needed: Math.floor(people.length / 2) + 1,
         // Policy versions, newest first: the newest is in force, the others were replaced.
         policies: records
           .filter((r) => r.kind === "policy")
@@ -866,6 +870,22 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       w.signed.push(me.key);
       completeIfEnough(w);
       return !waiting.includes(w);
+    },
+    async voteAdmin(who) {
+      need();
+      const target = personKey(who);
+      const me = signer();
+      if (admins().length) fail("not_allowed", "not allowed: the coalition has an admin: admins make admins, no vote is needed");
+      const voters = votes.get(target) ?? [];
+      if (voters.includes(me.key)) fail("not_allowed", `not allowed: ${me.handle} already voted for ${personOf(target)!.handle}`);
+      voters.push(me.key);
+      votes.set(target, voters);
+      // A majority of the people make the first admin again; the other votes lapse.
+      if (voters.filter((v) => personOf(v)).length > Math.floor(people.length / 2)) {
+        personOf(target)!.admin = true;
+        votes = new Map();
+      }
+      return personOf(target)!.admin;
     },
     async grant(who, role, give) {
       need();

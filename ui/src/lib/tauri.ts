@@ -68,6 +68,7 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     removePerson: (who) => invoke("remove_person", { who }),
     setAdmin: (who, admin) => invoke("set_admin", { who, admin }),
     endorse: (who) => invoke("endorse", { who }),
+    voteAdmin: (who) => invoke("vote_admin", { who }),
     grant: (who, role, give) => invoke("grant", { who, role, give }),
     contacts: () => invoke("contacts"),
     setContact: (record, fields) => invoke("set_contact", { record, fields }),
