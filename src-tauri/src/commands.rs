@@ -63,6 +63,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         set_admin,
         endorse,
         vote_admin,
+        key_proof,
+        add_key,
         grant,
         contacts,
         set_contact,
@@ -552,6 +554,16 @@ async fn set_admin(state: State<'_, AppState>, who: String, admin: bool) -> ApiR
 #[tauri::command]
 async fn endorse(state: State<'_, AppState>, who: String) -> ApiResult<bool> {
     state.with_hub(|h| h.endorse(&who))
+}
+
+#[tauri::command]
+async fn key_proof(state: State<'_, AppState>, person: String) -> ApiResult<String> {
+    state.with_hub(|h| h.key_proof(&person))
+}
+
+#[tauri::command]
+async fn add_key(state: State<'_, AppState>, key: String, proof: String) -> ApiResult<()> {
+    state.with_hub(|h| h.add_key(&key, &proof))
 }
 
 #[tauri::command]

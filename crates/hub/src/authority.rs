@@ -116,6 +116,10 @@ pub struct Authority {
     pub entries: usize,
     /// The person this hub acts as now.
     pub acting: Option<LocalPerson>,
+    /// The first key of the coalition's person the acting key signs for: theirs, or another
+    /// of their keys (made at another hub and added with [`Hub::add_key`]); none if it signs
+    /// for no one.
+    pub acting_as: Option<String>,
 }
 
 /// What offering entries to the log did.
@@ -507,6 +511,11 @@ impl Hub {
             votes_needed: st.people.len() / 2 + 1,
             entries: st.entries(),
             acting: self.acting().cloned(),
+            acting_as: self
+                .acting()
+                .and_then(|p| Key::parse(&p.key).ok())
+                .and_then(|k| st.person_of(&k))
+                .map(|p| p.key.hex()),
         })
     }
 

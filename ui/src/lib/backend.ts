@@ -121,6 +121,10 @@ export interface Backend {
   endorse(who: string): Promise<boolean>;
   /** With no admin left: the unlocked person's vote to make `who` an admin; whether they are one now. */
   voteAdmin(who: string): Promise<boolean>;
+  /** At a new hub, as the key made there: the proof that lets `person` (your first key) add it. */
+  keyProof(person: string): Promise<string>;
+  /** Makes `key` (made at another hub, with its proof) one of the unlocked person's keys. */
+  addKey(key: string, proof: string): Promise<void>;
   /** Gives a person a named role (`treasurer`, ...), or takes it back (`give` false). */
   grant(who: string, role: string, give: boolean): Promise<void>;
   /** Every volunteer, and every request and offer naming a contact, with what the vault holds. */

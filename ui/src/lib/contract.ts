@@ -321,6 +321,37 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.authority()).people.map((p) => p.handle)).toEqual(["owl"]);
     });
 
+    it("a key made at another hub becomes one of a person's keys only with its proof for them", async () => {
+      const b = await hub(fresh);
+      const kestrel = (await b.authority()).acting!;
+      const owl = await b.makePerson("owl", null);
+      await b.addPerson(owl.key, "owl", false);
+      // The key made "at the other hub" signs for no one; it proves itself for kestrel.
+      const laptop = await b.makePerson("kestrel-2", null);
+      await b.unlockPerson("kestrel-2", null);
+      expect((await b.authority()).acting_as).toBe(null);
+      expect((await refusal(() => b.keyProof("not a key"))).code).toBe("invalid");
+      const proof = await b.keyProof(kestrel.key);
+      const forOwl = await b.keyProof(owl.key);
+      expect([proof, forOwl].every((p) => /^[0-9a-f]{128}$/.test(p))).toBe(true);
+      // Kestrel adds it: a proof made for someone else, or no proof at all, is refused.
+      await b.unlockPerson("kestrel", null);
+      const other = await refusal(() => b.addKey(laptop.key, forOwl));
+      expect([other.code, other.message.includes("did not sign for")]).toEqual(["not_allowed", true]);
+      const junk = await refusal(() => b.addKey(laptop.key, "zz"));
+      expect([junk.code, junk.message.includes("proof")]).toEqual(["invalid", true]);
+      await b.addKey(laptop.key, proof);
+      const two = await b.authority();
+      expect(two.people.find((p) => p.handle === "kestrel")?.keys).toBe(2);
+      const again = await refusal(() => b.addKey(laptop.key, proof));
+      expect([again.code, again.message.includes("never given twice")]).toEqual(["not_allowed", true]);
+      // Unlocked, the new key acts as kestrel, an admin.
+      await b.unlockPerson("kestrel-2", null);
+      expect((await b.authority()).acting_as).toBe(kestrel.key);
+      await b.grant("owl", "treasurer", true);
+      expect((await b.authority()).people.find((p) => p.handle === "owl")?.roles).toEqual(["treasurer"]);
+    });
+
     it("lets an admin set the purchase policy and no one else, and names what is wrong with one", async () => {
       const b = await hub(fresh);
       const policy = { currency: "EUR", limits: [{ role: "treasurer", max_minor: 50000 }], threshold_minor: 20000, approvals_above_threshold: 2 };

@@ -99,7 +99,13 @@ refused: Array<RefusedView>, entries: number,
 /**
  * The person this hub acts as now.
  */
-acting: LocalPerson | null, };
+acting: LocalPerson | null, 
+/**
+ * The first key of the coalition's person the acting key signs for: theirs, or another
+ * of their keys (made at another hub and added with [`Hub::add_key`]); none if it signs
+ * for no one.
+ */
+acting_as: string | null, };
 
 /**
  * What a bundle holds, as `aidmesh bundle inspect` shows it.

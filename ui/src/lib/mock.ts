@@ -123,7 +123,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const records: Rec[] = [];
   // People: the keys this laptop keeps, the coalition's people, changes waiting for admins.
   type Kept = LocalPerson & { secretPin: string | null };
-  type Person = { handle: string; key: string; admin: boolean; roles: string[]; since: string; addedBy: string };
+  // `key` is who they are (their first key); `more` their keys made at other hubs.
+  type Person = { handle: string; key: string; admin: boolean; roles: string[]; since: string; addedBy: string; more: string[] };
   type Waiting = { entry: string; target: string; change: WaitingChange; signed: string[] };
   let coalition = "";
   let kept: Kept[] = [];
@@ -159,7 +160,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const fingerprintOf = (key: string) => key.slice(0, 16).match(/.{4}/g)!.join("-");
   const localView = (k: Kept): LocalPerson => ({ handle: k.handle, key: k.key, fingerprint: k.fingerprint, pin: k.pin });
   const admins = () => people.filter((p) => p.admin);
-  const personOf = (key: string) => people.find((p) => p.key === key);
+  const personOf = (key: string) => people.find((p) => p.key === key || p.more.includes(key));
+  // Proofs made here (`keyProof`): which key signed for which person. The real hub checks a
+  // signature; the mock, that it made this proof.
+  const proofs = new Map<string, { key: string; person: string }>();
   const nameOf = (key: string) => personOf(key)?.handle ?? key.slice(0, 8);
   const personKey = (who: string) => {
     const w = who.trim();
@@ -421,7 +425,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const founder: Kept = { handle, key, fingerprint: fingerprintOf(key), pin: false, secretPin: null };
       kept = [founder];
       coalition = hubName.trim();
-      people = [{ handle, key, admin: true, roles: [], since: now().toISOString(), addedBy: handle }];
+      people = [{ handle, key, admin: true, roles: [], since: now().toISOString(), addedBy: handle, more: [] }];
       waiting = [];
       acting = localView(founder);
       write("hub", { name: hubName, location });
@@ -766,7 +770,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           roles: [...p.roles].sort(),
           since: p.since,
           added_by: p.addedBy,
-          keys: 1,
+          keys: 1 + p.more.length,
         })),
         waiting: waiting.map((w) => ({ entry: w.entry, target: nameOf(w.target), change: w.change, signed: w.signed.map(nameOf) })),
         votes: [...votes].map(([target, voters]) => ({ target: nameOf(target), voters: voters.filter((v) => personOf(v)).map(nameOf) })),
@@ -795,6 +799,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         refused: [],
         entries: 0,
         acting: acting ? { ...acting } : null,
+        acting_as: acting ? (personOf(acting.key)?.key ?? null) : null,
       };
     },
     async peopleHere() {
@@ -835,7 +840,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (!who.trim()) fail("invalid", "invalid person: handle: is required");
       const me = admin();
       if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 8)} already signs for a person`);
-      people.push({ handle: who.trim(), key: k, admin: false, roles: [], since: now().toISOString(), addedBy: me.handle });
+      people.push({ handle: who.trim(), key: k, admin: false, roles: [], since: now().toISOString(), addedBy: me.handle, more: [] });
       if (asAdmin) start(me.key, k, "promotion");
     },
     async removePerson(who) {
@@ -870,6 +875,28 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       w.signed.push(me.key);
       completeIfEnough(w);
       return !waiting.includes(w);
+    },
+    async keyProof(person) {
+      need();
+      const p = person.trim();
+      if (!/^[0-9a-f]{64}$/.test(p)) fail("invalid", "invalid person: person: not an Ed25519 public key in hex");
+      if (!acting) fail("not_allowed", "not allowed: no one is unlocked at this hub: unlock yourself with your PIN first");
+      const proof = newKey("proof") + newKey("proof");
+      proofs.set(proof, { key: acting!.key, person: p });
+      return proof;
+    },
+    async addKey(key, proof) {
+      need();
+      const k = key.trim().toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(k)) fail("invalid", "invalid person: key: not an Ed25519 public key in hex");
+      const pr = proof.trim();
+      if (!/^[0-9a-f]{128}$/.test(pr)) fail("invalid", `invalid person: proof: "${pr}" is not a signature (128 hex digits)`);
+      const me = signer();
+      const made = proofs.get(pr);
+      if (!made || made.key !== k || made.person !== me.key)
+        fail("not_allowed", `not allowed: key ${k.slice(0, 12)} did not sign for ${me.handle}: it is not theirs to add`);
+      if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 12)} was already given to a person: a key is never given twice`);
+      me.more.push(k);
     },
     async voteAdmin(who) {
       need();

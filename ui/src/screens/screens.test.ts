@@ -358,6 +358,58 @@ describe("people", () => {
     expect(screen.getByText("Only an admin adds people, gives roles and removes people.")).toBeTruthy();
   });
 
+  it("with no admin left, the screen says so and the unlocked person votes one in", async () => {
+    const b = await ready();
+    const owl = await b.makePerson("owl", null);
+    await b.addPerson(owl.key, "owl", false);
+    // As the hub resolves it after two admins removed each other (the mock cannot get there).
+    const authority = b.authority.bind(b);
+    b.authority = async () => {
+      const a = await authority();
+      return { ...a, people: a.people.map((p) => ({ ...p, admin: false })), votes: [{ target: "owl", voters: ["kestrel"] }], votes_needed: 2 };
+    };
+    const votes: string[] = [];
+    b.voteAdmin = async (who) => (votes.push(who), false);
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    expect(await screen.findByText("No admin is left")).toBeTruthy();
+    expect(screen.getByText(/2 of the people, voting for the same person, make them an admin/)).toBeTruthy();
+    expect(screen.getByText("Votes for owl: kestrel")).toBeTruthy();
+    expect(screen.queryByRole("form", { name: "Add a person" })).toBeNull();
+    await fireEvent.change(screen.getByLabelText("Person", { selector: "#pe-vote-who" }), { target: { value: owl.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Vote for them as admin" }));
+    expect(await screen.findByText("✓ Voted: it takes effect once a majority of the people have voted for them.")).toBeTruthy();
+    expect(votes).toEqual([owl.key]);
+  });
+
+  it("a key made for working at another hub proves itself there and is added here with its proof", async () => {
+    const b = await ready();
+    const kestrel = (await b.authority()).acting!;
+    const laptop = await b.makePerson("kestrel-2", null);
+    await b.unlockPerson("kestrel-2", null);
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    // Unlocked as the new key, which signs for no one yet: the screen offers the proof.
+    const prove = await screen.findByRole("form", { name: "Prove this key is yours" });
+    await fireEvent.input(within(prove).getByLabelText(/Your first key/), { target: { value: kestrel.key } });
+    await fireEvent.click(within(prove).getByRole("button", { name: "Prove this key is yours" }));
+    const proof = (await waitFor(() => document.getElementById("pe-proved-proof")!)).textContent!.trim();
+    expect(proof).toMatch(/^[0-9a-f]{128}$/);
+    expect(document.getElementById("pe-proved-key")?.textContent?.trim()).toBe(laptop.key);
+    // Kestrel, unlocked, adds it with the proof; a wrong proof is said and adds nothing.
+    await fireEvent.change(screen.getByLabelText("Who you are"), { target: { value: kestrel.key } });
+    await fireEvent.click(screen.getByRole("button", { name: "Unlock" }));
+    const add = await screen.findByRole("form", { name: "Add a key of yours" });
+    await fireEvent.input(within(add).getByLabelText(/Your key made at the other hub/), { target: { value: laptop.key } });
+    await fireEvent.input(within(add).getByLabelText("Its proof"), { target: { value: "ab".repeat(64) } });
+    await fireEvent.click(within(add).getByRole("button", { name: "Add a key of yours" }));
+    expect((await screen.findByRole("alert")).textContent).toContain("did not sign for kestrel");
+    await fireEvent.input(within(add).getByLabelText("Its proof"), { target: { value: proof } });
+    await fireEvent.click(within(add).getByRole("button", { name: "Add a key of yours" }));
+    expect(await screen.findByText("✓ That key signs for you now, at every hub once they have this entry.")).toBeTruthy();
+    expect((await b.authority()).people.find((p) => p.handle === "kestrel")?.keys).toBe(2);
+  });
+
   it("making an admin and removing one wait for the other admins, and their signature completes each", async () => {
     const b = await ready();
     const owl = await b.makePerson("owl", null);
