@@ -535,8 +535,8 @@ async fn make_person(
 }
 
 #[tauri::command]
-async fn add_person(state: State<'_, AppState>, key: String, handle: String, admin: bool) -> ApiResult<()> {
-    state.with_hub(|h| h.add_person(&key, &handle, admin).map(|_| ()))
+async fn add_person(state: State<'_, AppState>, key: String, handle: String, admin: bool) -> ApiResult<bool> {
+    state.with_hub(|h| h.add_person(&key, &handle, admin))
 }
 
 /// Removes a person; `false` while an admin's removal waits for more admins to sign.

@@ -231,7 +231,9 @@ pub(crate) enum PersonCmd {
     },
     /// Remove a person. An admin's removal needs a majority of the other admins (see endorse).
     Remove { who: String },
-    /// Sign the waiting removal, demotion or promotion of an admin (each needs a majority of the admins).
+    /// Sign a waiting removal, demotion or promotion of an admin (each needs a majority of the
+    /// admins): by its entry id, as `person list` shows it, or by the person if only one change
+    /// of theirs waits.
     Endorse { who: String },
     /// With no admin left (admins who removed each other, keys lost): vote to make WHO an admin.
     /// A majority of the coalition's people make it so; refused while any admin is left.

@@ -1178,7 +1178,7 @@ fn person_list(hub: &Hub, json: bool) -> Result<()> {
             },
             w.target,
             w.signed.join(", "),
-            w.target
+            w.entry
         );
     }
     if !a.people.is_empty() && !a.people.iter().any(|p| p.admin) {

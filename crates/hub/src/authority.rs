@@ -268,12 +268,11 @@ impl Hub {
 
     /// Takes the log out to change it; put it back with `self.authority` once stored.
     fn take_log(&mut self) -> Result<Log> {
+        // The log is about to change: the kept state no longer answers for it.
+        *self.authority_kept.get_mut() = None;
         match self.authority.get_mut().take() {
             Some(l) => Ok(l),
-            None => {
-                *self.authority_kept.get_mut() = None;
-                self.load_log()
-            }
+            None => self.load_log(),
         }
     }
 
@@ -574,17 +573,31 @@ impl Hub {
         Ok(self.resolved()?.people.get(&person).map(|p| p.role) == Some(role))
     }
 
-    /// Adds the unlocked admin's signature to the waiting removal, demotion or promotion of
-    /// `who`; whether it took effect.
-    pub fn endorse(&mut self, who: &str) -> Result<bool> {
-        let target = self.person_key(who)?;
-        let entry = self
-            .resolved()?
-            .waiting
-            .values()
-            .find(|w| w.target == target)
-            .map(|w| w.entry)
-            .ok_or_else(|| Error::NotFound(format!("a change of {who} waiting for signatures")))?;
+    /// Adds the unlocked admin's signature to a waiting removal, demotion or promotion: the one
+    /// whose entry id is `what` (as the waiting list shows it), or the one change waiting for
+    /// the person `what` names. Whether it took effect.
+    pub fn endorse(&mut self, what: &str) -> Result<bool> {
+        let entry = match Id::parse(what.trim()) {
+            Ok(id) if self.resolved()?.waiting.contains_key(&id) => id,
+            _ => {
+                let target = self.person_key(what)?;
+                let st = self.resolved()?;
+                let changes: Vec<Id> = st.waiting.values().filter(|w| w.target == target).map(|w| w.entry).collect();
+                match changes[..] {
+                    [] => return Err(Error::NotFound(format!("a change of {what} waiting for signatures"))),
+                    [one] => one,
+                    _ => {
+                        return Err(Error::invalid(
+                            "endorse",
+                            vec![FieldError::new(
+                                "what",
+                                format!("several changes of {what} wait: sign one by its entry id, as the list shows it"),
+                            )],
+                        ))
+                    }
+                }
+            }
+        };
         self.sign_authority(Body::Endorse { entry })?;
         Ok(!self.resolved()?.waiting.contains_key(&entry))
     }

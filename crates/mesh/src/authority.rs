@@ -194,8 +194,9 @@ pub enum Body {
     /// consent erases its own entries without one). Carries the vault id, never the content.
     Erase { vault: String },
     /// When no admin is left (admins who removed each other, keys lost): a person's vote to make
-    /// `person` an admin. A majority of the coalition's people make it so; while any admin is
-    /// left, admins make admins and this is refused.
+    /// `person` an admin (one vote a person: a later vote replaces an earlier one). A majority of
+    /// the coalition's people make it so; while any admin is left, admins make admins and this is
+    /// refused.
     Recover { person: Key },
 }
 
@@ -1017,8 +1018,14 @@ impl State {
                 None
             }
             Body::Recover { person } => {
+                // One vote a person: a later vote replaces their earlier one.
+                let voter = author?;
+                for v in self.recovery.values_mut() {
+                    v.remove(&voter);
+                }
+                self.recovery.retain(|_, v| !v.is_empty());
                 let votes = self.recovery.entry(*person).or_default();
-                votes.insert(author?);
+                votes.insert(voter);
                 let counted = votes.iter().filter(|v| self.people.contains_key(v)).count();
                 // A majority of the people make the first admin again; the other votes lapse.
                 if counted > self.people.len() / 2 {
@@ -1149,10 +1156,12 @@ impl Bits {
     }
 }
 
-/// The form of [`Resolved`] this build writes. Bump it with any change to [`State`] or to a type
-/// in it: a hub ignores a resolved state of another form and replays its log instead
-/// (`tests/authority.rs` pins the form and fails until it is bumped).
-const RESOLVED_FORM: &[u8] = b"aidmesh resolved authority v2\n";
+/// The form of [`Resolved`] this build writes: a hub ignores a resolved state of another form
+/// and replays its log instead. Bump it with any change to [`State`] or a type in it
+/// (`tests/authority.rs` pins the layout and fails until it is bumped), and with any change to
+/// the rules that resolve the log (`check`, `apply`, `resolve`, `judge`): a state resolved by other
+/// rules must not be served. The package version is part of it, so each release resolves anew.
+const RESOLVED_FORM: &[u8] = concat!("aidmesh resolved authority v2 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
 
 /// A log's resolved state with its heads and size: what a hub keeps beside its entries, so that
 /// opening reads the state instead of replaying every entry (the log itself is loaded when an
@@ -1194,8 +1203,10 @@ pub struct Log {
     coalition: Option<Id>,
     /// Before the founding entry is known: the hub whose founding entry is accepted.
     founding_hub: Option<Key>,
-    /// Every key some entry added, and the person it signs for: the quick check at the door.
-    ever_owner: HashMap<Key, Key>,
+    /// Every key some entry added, and the people it was added to (two, if people claimed one
+    /// key while apart): the quick check at the door, which must not depend on which of those
+    /// entries arrived first.
+    ever_owner: HashMap<Key, BTreeSet<Key>>,
     /// People who were ever made admins.
     ever_admin: HashSet<Key>,
     /// The state after the last entry admitted off the heads (a branch made apart arriving):
@@ -1439,13 +1450,14 @@ impl Log {
         if !matches!(e.body, Body::Found { .. }) {
             // Quick refusals that need no replay: a key no entry ever added, or admin work by
             // someone who was never an admin.
-            let Some(owner) = self.ever_owner.get(&e.author) else {
+            let Some(owners) = self.ever_owner.get(&e.author) else {
                 return Err(Refusal::NoRight(format!(
                     "signed by key {}, which belongs to no person of the coalition",
                     e.author.short()
                 )));
             };
-            if need(&e, &self.ever_owner) == Need::Admin && !self.ever_admin.contains(owner) {
+            let admin_work = owners.iter().all(|o| need_of(&e, o, &self.ever_owner) == Need::Admin);
+            if admin_work && !owners.iter().any(|o| self.ever_admin.contains(o)) {
                 let who = self.state.person_of(&e.author).map(|p| p.handle.clone()).unwrap_or_else(|| e.author.short());
                 return Err(Refusal::NoRight(format!("{who} is not an admin of the coalition (and never was)")));
             }
@@ -1503,11 +1515,11 @@ impl Log {
         self.heads.insert(id);
         match &e.body {
             Body::Found { .. } => {
-                self.ever_owner.insert(e.author, e.author);
+                self.ever_owner.entry(e.author).or_default().insert(e.author);
                 self.ever_admin.insert(e.author);
             }
             Body::AddPerson { person, role, .. } => {
-                self.ever_owner.entry(*person).or_insert(*person);
+                self.ever_owner.entry(*person).or_default().insert(*person);
                 if *role == Role::Admin {
                     self.ever_admin.insert(*person);
                 }
@@ -1516,9 +1528,8 @@ impl Log {
                 self.ever_admin.insert(*person);
             }
             Body::AddKey { key, .. } => {
-                if let Some(owner) = self.ever_owner.get(&e.author).copied() {
-                    self.ever_owner.entry(*key).or_insert(owner);
-                }
+                let owners = self.ever_owner.get(&e.author).cloned().unwrap_or_default();
+                self.ever_owner.entry(*key).or_default().extend(owners);
             }
             _ => {}
         }
@@ -1536,6 +1547,15 @@ fn need(e: &Entry, owner: &HashMap<Key, Key>) -> Need {
         Body::Approve { role, .. } => Need::Role(role.clone()),
         Body::RevokeKey { key } if owner.get(key).is_some() && owner.get(key) == owner.get(&e.author) => Need::Member,
         _ => Need::Admin,
+    }
+}
+
+/// The right an entry uses if its key signs for `person`: the door's quick check, where a key
+/// people claimed while apart may sign for any of them.
+fn need_of(e: &Entry, person: &Key, owners: &HashMap<Key, BTreeSet<Key>>) -> Need {
+    match &e.body {
+        Body::RevokeKey { key } if owners.get(key).is_some_and(|o| o.contains(person)) => Need::Member,
+        _ => need(e, &HashMap::new()),
     }
 }
 

@@ -112,12 +112,14 @@ export interface Backend {
   /** Makes a key for someone new at this laptop (PIN of at least 4 characters, or none). */
   makePerson(handle: string, pin: string | null): Promise<H.LocalPerson>;
   /** Adds a person by the key they made (admins only: "not_allowed" otherwise). */
-  addPerson(key: string, handle: string, admin: boolean): Promise<void>;
+  /** Adds a person; false while making them an admin waits for a majority of the admins. */
+  addPerson(key: string, handle: string, admin: boolean): Promise<boolean>;
   /** Removes a person; false while an admin's removal waits for a majority of the other admins. */
   removePerson(who: string): Promise<boolean>;
   /** Makes a person an admin or a plain member; false while a demotion waits for signatures. */
   setAdmin(who: string, admin: boolean): Promise<boolean>;
-  /** Signs the waiting removal, demotion or promotion of `who`; true once it has taken effect. */
+  /** Signs a waiting removal, demotion or promotion: by its entry id (or the person, if only one
+   * change of theirs waits); true once it has taken effect. */
   endorse(who: string): Promise<boolean>;
   /** With no admin left: the unlocked person's vote to make `who` an admin; whether they are one now. */
   voteAdmin(who: string): Promise<boolean>;

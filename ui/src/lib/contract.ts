@@ -281,8 +281,8 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       const owl = await b.makePerson("owl", null);
       const wren = await b.makePerson("wren", null);
       // The only admin makes the second alone; with two, making a third needs both.
-      await b.addPerson(owl.key, "owl", true);
-      await b.addPerson(wren.key, "wren", true);
+      expect(await b.addPerson(owl.key, "owl", true)).toBe(true);
+      expect(await b.addPerson(wren.key, "wren", true)).toBe(false);
       const made = await b.authority();
       expect(made.waiting.map((x) => [x.target, x.change, x.signed])).toEqual([["wren", "promotion", ["kestrel"]]]);
       expect(made.people.map((p) => [p.handle, p.admin]).sort()).toEqual([
@@ -295,14 +295,21 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       await b.unlockPerson("owl", null);
       expect(await b.endorse("wren")).toBe(true);
       expect((await b.authority()).people.find((p) => p.handle === "wren")?.admin).toBe(true);
-      // Three admins: removing one needs both others.
+      // Three admins: demoting or removing one needs both others. Two changes of wren wait;
+      // signing names the one meant, by its entry.
       await b.unlockPerson("kestrel", null);
+      expect(await b.setAdmin("wren", false)).toBe(false);
       expect(await b.removePerson("wren")).toBe(false);
       const w = await b.authority();
-      expect(w.waiting.map((x) => [x.target, x.change, x.signed])).toEqual([["wren", "removal", ["kestrel"]]]);
+      expect(w.waiting.map((x) => [x.target, x.change, x.signed]).sort()).toEqual([
+        ["wren", "demotion", ["kestrel"]],
+        ["wren", "removal", ["kestrel"]],
+      ]);
       expect(w.people.map((p) => p.handle)).toContain("wren");
       await b.unlockPerson("owl", null);
-      expect(await b.endorse("wren")).toBe(true);
+      const which = await refusal(() => b.endorse("wren"));
+      expect([which.code, which.message.includes("several changes")]).toEqual(["invalid", true]);
+      expect(await b.endorse(w.waiting.find((x) => x.change === "removal")!.entry)).toBe(true);
       const gone = await b.authority();
       expect([gone.waiting, gone.people.map((p) => p.handle).sort()]).toEqual([[], ["kestrel", "owl"]]);
       // With two admins, the other one is enough.

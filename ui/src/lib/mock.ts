@@ -164,6 +164,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   // Proofs made here (`keyProof`): which key signed for which person. The real hub checks a
   // signature; the mock, that it made this proof.
   const proofs = new Map<string, { key: string; person: string }>();
+  // Every key ever given to a person: a key is never given twice.
+  const usedKeys = new Set<string>();
   const nameOf = (key: string) => personOf(key)?.handle ?? key.slice(0, 8);
   const personKey = (who: string) => {
     const w = who.trim();
@@ -204,7 +206,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   };
   const start = (by: string, target: string, change: WaitingChange) => {
     const w: Waiting = { entry: newKey("entry"), target, change, signed: [by] };
-    if ((change !== "promotion" && !personOf(target)!.admin) || by === target) {
+    if (change !== "promotion" && !personOf(target)!.admin) {
       complete(w);
       return;
     }
@@ -426,6 +428,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       kept = [founder];
       coalition = hubName.trim();
       people = [{ handle, key, admin: true, roles: [], since: now().toISOString(), addedBy: handle, more: [] }];
+      usedKeys.add(key);
       waiting = [];
       acting = localView(founder);
       write("hub", { name: hubName, location });
@@ -841,7 +844,9 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const me = admin();
       if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 8)} already signs for a person`);
       people.push({ handle: who.trim(), key: k, admin: false, roles: [], since: now().toISOString(), addedBy: me.handle, more: [] });
+      usedKeys.add(k);
       if (asAdmin) start(me.key, k, "promotion");
+      return personOf(k)!.admin === asAdmin;
     },
     async removePerson(who) {
       need();
@@ -865,10 +870,16 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       start(me.key, target, asAdmin ? "promotion" : "demotion");
       return personOf(target)?.admin === asAdmin;
     },
-    async endorse(who) {
+    async endorse(what) {
       need();
-      const target = personKey(who);
-      const w = waiting.find((x) => x.target === target) ?? fail("not_found", `no record with id a change of ${who} waiting for signatures`);
+      // By entry id, else the one change waiting for the person named.
+      let w = waiting.find((x) => x.entry === what.trim());
+      if (!w) {
+        const target = personKey(what);
+        const all = waiting.filter((x) => x.target === target);
+        if (all.length > 1) fail("invalid", `invalid endorse: what: several changes of ${what} wait: sign one by its entry id, as the list shows it`);
+        w = all[0] ?? fail("not_found", `no record with id a change of ${what} waiting for signatures`);
+      }
       const me = admin();
       if (w.target === me.key) fail("not_allowed", `not allowed: ${me.handle} cannot endorse their own removal`);
       if (w.signed.includes(me.key)) fail("not_allowed", `not allowed: ${me.handle} already signed it`);
@@ -878,7 +889,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async keyProof(person) {
       need();
-      const p = person.trim();
+      const p = person.trim().toLowerCase();
       if (!/^[0-9a-f]{64}$/.test(p)) fail("invalid", "invalid person: person: not an Ed25519 public key in hex");
       if (!acting) fail("not_allowed", "not allowed: no one is unlocked at this hub: unlock yourself with your PIN first");
       const proof = newKey("proof") + newKey("proof");
@@ -895,8 +906,9 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const made = proofs.get(pr);
       if (!made || made.key !== k || made.person !== me.key)
         fail("not_allowed", `not allowed: key ${k.slice(0, 12)} did not sign for ${me.handle}: it is not theirs to add`);
-      if (personOf(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 12)} was already given to a person: a key is never given twice`);
+      if (usedKeys.has(k)) fail("not_allowed", `not allowed: key ${k.slice(0, 12)} was already given to a person: a key is never given twice`);
       me.more.push(k);
+      usedKeys.add(k);
     },
     async voteAdmin(who) {
       need();
