@@ -176,21 +176,14 @@ fn main() {
     for _ in 0..2 {
         drop(open("kept state"));
     }
+    // A late expense of 5 EUR, after every head.
+    let late = |hub: &Hub, name: String| {
+        let body =
+            Body::Expense { expense: name, amount_minor: 500, currency: "EUR".into(), payee: "Shop".into(), policy };
+        Entry::sign(&people[40], hub_key, coalition, hub.authority_heads().unwrap(), 0, body)
+    };
     let mut hub = open("kept state");
-    let e = Entry::sign(
-        &people[40],
-        hub_key,
-        coalition,
-        hub.authority_heads().unwrap(),
-        0,
-        Body::Expense {
-            expense: "after-kept".into(),
-            amount_minor: 500,
-            currency: "EUR".into(),
-            payee: "Shop".into(),
-            policy,
-        },
-    );
+    let e = late(&hub, "after-kept".into());
     assert_eq!(hub.offer_authority(&[e.encode()], "bench").unwrap().added, 1);
     drop(hub);
     for _ in 0..2 {
@@ -199,20 +192,7 @@ fn main() {
     let mut hub = open("an entry since the kept state");
     let mut times = Vec::new();
     for i in 0..200 {
-        let e = Entry::sign(
-            &people[40],
-            hub_key,
-            coalition,
-            hub.authority_heads().unwrap(),
-            0,
-            Body::Expense {
-                expense: format!("late-{i}"),
-                amount_minor: 500,
-                currency: "EUR".into(),
-                payee: "Shop".into(),
-                policy,
-            },
-        );
+        let e = late(&hub, format!("late-{i}"));
         let t = Instant::now();
         let r = hub.offer_authority(&[e.encode()], "bench").unwrap();
         times.push(t.elapsed());

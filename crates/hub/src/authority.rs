@@ -591,7 +591,9 @@ impl Hub {
                             "endorse",
                             vec![FieldError::new(
                                 "what",
-                                format!("several changes of {what} wait: sign one by its entry id, as the list shows it"),
+                                format!(
+                                    "several changes of {what} wait: sign one by its entry id, as the list shows it"
+                                ),
                             )],
                         ))
                     }

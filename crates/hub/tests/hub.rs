@@ -668,22 +668,31 @@ fn a_hub_joined_by_hand_adopts_the_code_its_admission_made_for_it_alone() {
     assert!(e.to_string().contains("no secret of the coalition"), "{e}");
 }
 
-#[test]
-fn approvals_and_grants_are_signed_entries_that_no_typed_name_or_record_can_forge() {
-    let mut t = new_hub("North", 1);
+/// A purchase policy (treasurers approve up to 1,000 EUR, one of them), owl and fox added as
+/// people (PIN 4321), and a 25 EUR expense that fox, unlocked, records: its id.
+fn policy_people_and_an_expense(h: &mut Hub, grant_owl: bool) -> String {
     add(
-        &mut t.hub,
+        h,
         Kind::Policy,
         json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 100000, "approvals_above_threshold": 1, "effective": "2026-11-01T00:00:00Z"}),
     );
-    person(&mut t.hub, "owl");
-    person(&mut t.hub, "fox");
-    t.hub.unlock("fox", Some("4321")).unwrap();
-    let e = add(
-        &mut t.hub,
+    person(h, "owl");
+    person(h, "fox");
+    if grant_owl {
+        h.grant("owl", "treasurer", true).unwrap();
+    }
+    h.unlock("fox", Some("4321")).unwrap();
+    add(
+        h,
         Kind::Expense,
         json!({"amount_minor": 2500, "currency": "EUR", "payee": "Shop", "purpose": "Water", "fund": "general", "date": "2026-11-25"}),
-    );
+    )
+}
+
+#[test]
+fn approvals_and_grants_are_signed_entries_that_no_typed_name_or_record_can_forge() {
+    let mut t = new_hub("North", 1);
+    let e = policy_people_and_an_expense(&mut t.hub, false);
     // A grant and an approval written into the records (as any member can) count for nothing.
     let fake = json!({"format": "aidmesh-records", "records": [
         {"id": "01forgedgrant0000000000000", "kind": "role_grant", "created_at": "2026-11-25T09:00:00Z",
@@ -786,20 +795,7 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
 #[test]
 fn opening_reads_the_authority_state_a_resting_hub_kept_and_replays_when_entries_came_since() {
     let mut t = new_hub("North", 1);
-    add(
-        &mut t.hub,
-        Kind::Policy,
-        json!({"currency": "EUR", "limits": [{"role": "treasurer", "max_minor": 100000}], "threshold_minor": 100000, "approvals_above_threshold": 1, "effective": "2026-11-01T00:00:00Z"}),
-    );
-    person(&mut t.hub, "owl");
-    person(&mut t.hub, "fox");
-    t.hub.grant("owl", "treasurer", true).unwrap();
-    t.hub.unlock("fox", Some("4321")).unwrap();
-    let e = add(
-        &mut t.hub,
-        Kind::Expense,
-        json!({"amount_minor": 2500, "currency": "EUR", "payee": "Shop", "purpose": "Water", "fund": "general", "date": "2026-11-25"}),
-    );
+    let e = policy_people_and_an_expense(&mut t.hub, true);
     t.hub.unlock("owl", Some("4321")).unwrap();
     add(&mut t.hub, Kind::Approval, json!({"expense": e}));
     let seen = |h: &mut Hub| {
