@@ -122,6 +122,10 @@ pub struct Authority {
     pub acting_as: Option<String>,
 }
 
+/// Where a refused entry that had waited came from, as the refusals list shows it: its sender
+/// is not kept while it waits.
+pub const LAPSED: &str = "an entry that waited here for entries it follows";
+
 /// What offering entries to the log did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthorityOffer {
@@ -261,7 +265,7 @@ impl Hub {
             Log::for_founding_hub(founder)
         };
         for w in self.store.authority_waiting()? {
-            let _ = log.offer(&w);
+            log.offer_stored_waiting(&w);
         }
         Ok(log)
     }
@@ -304,7 +308,10 @@ impl Hub {
                 }
             }
         }
-        if added.is_empty() && waiting.is_empty() && refused.is_empty() {
+        // Entries that waited (from this offer, an earlier one, or the last run) and were refused
+        // once what they follow arrived: forgotten, and reported, though not as this sender's.
+        let lapsed = log.take_lapsed();
+        if added.is_empty() && waiting.is_empty() && refused.is_empty() && lapsed.is_empty() {
             *self.authority.get_mut() = Some(log);
             return Ok(AuthorityOffer::default());
         }
@@ -319,6 +326,10 @@ impl Hub {
             for (why, b) in &refused {
                 tx.add_authority_refused(now, source, why, b)?;
             }
+            for (id, b, why) in &lapsed {
+                tx.remove_authority_waiting(&id.0)?;
+                tx.add_authority_refused(now, LAPSED, &why.to_string(), b)?;
+            }
             Ok(())
         });
         // On failure the log is dropped and reloads from the store: memory never runs ahead.
@@ -326,6 +337,9 @@ impl Hub {
         *self.authority.get_mut() = Some(log);
         for (why, _) in &refused {
             tracing::warn!(source, why, "authority entry refused at the door");
+        }
+        for (id, _, why) in &lapsed {
+            tracing::warn!(%id, %why, "an authority entry that waited was refused once what it follows arrived");
         }
         let report = AuthorityOffer {
             added: added.len(),
@@ -780,6 +794,11 @@ impl Hub {
         })?;
         self.forget_authority();
         self.offer_authority(entries, "the invite's welcome")
+    }
+
+    /// How many entries wait here for entries they follow (kept across restarts).
+    pub fn authority_waiting_count(&self) -> Result<usize> {
+        Ok(self.store.authority_waiting()?.len())
     }
 
     /// How many refusals at the door are kept (the latest 1,000).

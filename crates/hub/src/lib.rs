@@ -41,7 +41,7 @@ pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
 pub use authority::{
-    Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, VoteView, WaitingChange, WaitingView,
+    Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, VoteView, WaitingChange, WaitingView, LAPSED,
 };
 pub use bundle::{BundleExport, BundleSummary};
 pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};

@@ -234,6 +234,45 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
 /// change unsigned, a change made in North's name, a change signed for another document, an
 /// outsider's signed change. Each ends the session, nothing of it is stored, and the refusal is
 /// listed with the hub that sent it; the same change, properly signed, is then taken.
+/// A member's entry that follows one not yet here waits, across restarts too; once what it
+/// follows arrives and it turns out to use a right its author lacks, it is refused, forgotten
+/// (not offered again at every start) and listed among the refusals.
+#[test]
+fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed() {
+    use aidmesh_mesh::authority::{Body, Entry, Id, Key};
+    use aidmesh_mesh::Identity;
+    use rand_chacha::rand_core::SeedableRng;
+    let mut t = new_hub("North", 1);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(90);
+    // Kite, a second admin, and heron, a plain member, whose keys the test holds.
+    let (kite, heron) = (Identity::generate(&mut rng), Identity::generate(&mut rng));
+    assert!(t.hub.add_person(&Key::of(&kite).hex(), "kite", true).unwrap());
+    t.hub.add_person(&Key::of(&heron).hex(), "heron", false).unwrap();
+    let coalition = t.hub.coalition_id().unwrap().map(|c| Id::parse(&c).unwrap());
+    let at = Key::parse(&t.hub.public_key()).unwrap();
+    let (van, car) = (Key::of(&Identity::generate(&mut rng)), Key::of(&Identity::generate(&mut rng)));
+    let first = Entry::sign(&kite, at, coalition, t.hub.authority_heads().unwrap(), 0, Body::admit_hub(van, "Van".into()));
+    let follows = Entry::sign(&heron, at, coalition, vec![first.id()], 0, Body::admit_hub(car, "Car".into()));
+    let r = t.hub.offer_authority(&[follows.encode()], "hub South").unwrap();
+    assert_eq!((r.added, r.waiting), (0, 1));
+    drop(t.hub);
+    t.hub = reopen(&t.path, &t.clock);
+    assert_eq!(t.hub.authority_waiting_count().unwrap(), 1, "it waits across a restart");
+    let r = t.hub.offer_authority(&[first.encode()], "hub South").unwrap();
+    assert_eq!((r.added, r.refused.len()), (1, 0), "what arrived now is sound: its sender is not blamed");
+    assert_eq!(t.hub.authority_waiting_count().unwrap(), 0);
+    let refused = t.hub.authority().unwrap().refused;
+    assert!(
+        refused.iter().any(|x| x.source == aidmesh_hub::LAPSED && x.reason.contains("heron is not an admin")),
+        "{refused:?}"
+    );
+    drop(t.hub);
+    let h = reopen(&t.path, &t.clock);
+    assert_eq!(h.authority_waiting_count().unwrap(), 0);
+    let members = h.members().unwrap();
+    assert!(members.members.values().any(|m| m.key == van) && !members.members.values().any(|m| m.key == car));
+}
+
 #[test]
 fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
     use aidmesh_mesh::changes::ChangeSig;

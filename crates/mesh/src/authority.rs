@@ -1214,6 +1214,9 @@ pub struct Log {
     branch: Option<(Id, State)>,
     /// Whether `state` lags behind the stored entries (resolved once at the end of an offer).
     stale: bool,
+    /// Entries that waited and were refused once what they follow arrived: their bytes and
+    /// why, for the caller to forget and report ([`Log::take_lapsed`]).
+    lapsed: Vec<(Id, Vec<u8>, Refusal)>,
 }
 
 impl Log {
@@ -1310,6 +1313,21 @@ impl Log {
     /// Entries waiting for entries they follow, to keep across restarts.
     pub fn waiting(&self) -> impl Iterator<Item = &Entry> {
         self.waiting.values()
+    }
+
+    /// An entry that waited when this hub last ran, offered again: if it is refused now (the
+    /// waiting room is full, say), it is among the lapsed, as one refused once what it follows
+    /// arrived is.
+    pub fn offer_stored_waiting(&mut self, bytes: &[u8]) {
+        if let Err(why) = self.offer(bytes) {
+            self.lapsed.push((Id::of(bytes), bytes.to_vec(), why));
+        }
+    }
+
+    /// The entries that waited and were then refused, since the last call: the caller forgets
+    /// them (they were kept as waiting) and reports why.
+    pub fn take_lapsed(&mut self) -> Vec<(Id, Vec<u8>, Refusal)> {
+        std::mem::take(&mut self.lapsed)
     }
 
     /// The entries a peer whose heads are `theirs` lacks: everything not in the past of the
@@ -1433,11 +1451,13 @@ impl Log {
             for wid in ready {
                 let w = self.waiting.remove(&wid).expect("listed above");
                 // Canonical: it encodes to the bytes that arrived.
-                self.waiting_bytes -= w.encode().len();
-                // A waiting entry that turns out invalid is dropped; the caller learns of it
-                // only as missing from `added`.
-                if self.admit(wid, w).is_ok() {
-                    added.push(wid);
+                let bytes = w.encode();
+                self.waiting_bytes -= bytes.len();
+                // A waiting entry that turns out invalid is dropped, and kept among the lapsed
+                // for the caller (it is not this offer's refusal: it came earlier).
+                match self.admit(wid, w) {
+                    Ok(()) => added.push(wid),
+                    Err(why) => self.lapsed.push((wid, bytes, why)),
                 }
             }
         }

@@ -1061,6 +1061,12 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Forgets an authority entry that waited, refused once what it follows arrived.
+    pub fn remove_authority_waiting(&mut self, id: &[u8]) -> Result<()> {
+        self.tx.execute("DELETE FROM authority_waiting WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
     /// Records an entry refused at the authority log's door (the last 1,000 are kept).
     pub fn add_authority_refused(&mut self, at: i64, source: &str, reason: &str, entry: &[u8]) -> Result<()> {
         self.tx.execute(
