@@ -251,7 +251,8 @@ fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed(
     let coalition = t.hub.coalition_id().unwrap().map(|c| Id::parse(&c).unwrap());
     let at = Key::parse(&t.hub.public_key()).unwrap();
     let (van, car) = (Key::of(&Identity::generate(&mut rng)), Key::of(&Identity::generate(&mut rng)));
-    let first = Entry::sign(&kite, at, coalition, t.hub.authority_heads().unwrap(), 0, Body::admit_hub(van, "Van".into()));
+    let first =
+        Entry::sign(&kite, at, coalition, t.hub.authority_heads().unwrap(), 0, Body::admit_hub(van, "Van".into()));
     let follows = Entry::sign(&heron, at, coalition, vec![first.id()], 0, Body::admit_hub(car, "Car".into()));
     let r = t.hub.offer_authority(&[follows.encode()], "hub South").unwrap();
     assert_eq!((r.added, r.waiting), (0, 1));
