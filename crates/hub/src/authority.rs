@@ -317,11 +317,13 @@ impl Hub {
         }
         let now = self.clock.now().millis();
         let written = self.store.write(|tx| {
-            for (id, b) in &added {
-                tx.add_authority(&id.0, b)?;
-            }
+            // Waiting first: an entry that waited and came in within this offer is then
+            // taken out of the waiting room by its addition.
             for (id, b) in &waiting {
                 tx.add_authority_waiting(&id.0, b)?;
+            }
+            for (id, b) in &added {
+                tx.add_authority(&id.0, b)?;
             }
             for (why, b) in &refused {
                 tx.add_authority_refused(now, source, why, b)?;
@@ -591,8 +593,14 @@ impl Hub {
     /// whose entry id is `what` (as the waiting list shows it), or the one change waiting for
     /// the person `what` names. Whether it took effect.
     pub fn endorse(&mut self, what: &str) -> Result<bool> {
-        let entry = match Id::parse(what.trim()) {
+        let parsed = Id::parse(what.trim());
+        let entry = match parsed {
             Ok(id) if self.resolved()?.waiting.contains_key(&id) => id,
+            // An entry id that no longer waits (it took effect, or lapsed) never falls back to a
+            // person, whose handle could be that very text; a person's key does.
+            Ok(id) if !self.resolved()?.people.contains_key(&Key(id.0)) => {
+                return Err(Error::NotFound(format!("a change waiting for signatures with entry id {id}")))
+            }
             _ => {
                 let target = self.person_key(what)?;
                 let st = self.resolved()?;

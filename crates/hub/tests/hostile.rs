@@ -230,10 +230,6 @@ fn a_members_forged_authority_is_refused_at_the_door_over_tls() {
     assert_eq!(refused, 1_000, "every one was refused; the last thousand are kept");
 }
 
-/// Changes that no member hub's signature vouches for, sent by a member over real TLS: its own
-/// change unsigned, a change made in North's name, a change signed for another document, an
-/// outsider's signed change. Each ends the session, nothing of it is stored, and the refusal is
-/// listed with the hub that sent it; the same change, properly signed, is then taken.
 /// A member's entry that follows one not yet here waits, across restarts too; once what it
 /// follows arrives and it turns out to use a right its author lacks, it is refused, forgotten
 /// (not offered again at every start) and listed among the refusals.
@@ -268,12 +264,23 @@ fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed(
         "{refused:?}"
     );
     drop(t.hub);
-    let h = reopen(&t.path, &t.clock);
+    let mut h = reopen(&t.path, &t.clock);
     assert_eq!(h.authority_waiting_count().unwrap(), 0);
     let members = h.members().unwrap();
     assert!(members.members.values().any(|m| m.key == van) && !members.members.values().any(|m| m.key == car));
+    // An entry that waits and comes in within one offer leaves nothing waiting.
+    let (bus, cab) = (Key::of(&Identity::generate(&mut rng)), Key::of(&Identity::generate(&mut rng)));
+    let a = Entry::sign(&kite, at, coalition, h.authority_heads().unwrap(), 0, Body::admit_hub(bus, "Bus".into()));
+    let b = Entry::sign(&kite, at, coalition, vec![a.id()], 0, Body::admit_hub(cab, "Cab".into()));
+    let r = h.offer_authority(&[b.encode(), a.encode()], "hub South").unwrap();
+    assert_eq!((r.added, r.refused.len()), (2, 0));
+    assert_eq!(h.authority_waiting_count().unwrap(), 0);
 }
 
+/// Changes that no member hub's signature vouches for, sent by a member over real TLS: its own
+/// change unsigned, a change made in North's name, a change signed for another document, an
+/// outsider's signed change. Each ends the session, nothing of it is stored, and the refusal is
+/// listed with the hub that sent it; the same change, properly signed, is then taken.
 #[test]
 fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
     use aidmesh_mesh::changes::ChangeSig;

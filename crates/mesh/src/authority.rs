@@ -194,9 +194,9 @@ pub enum Body {
     /// consent erases its own entries without one). Carries the vault id, never the content.
     Erase { vault: String },
     /// When no admin is left (admins who removed each other, keys lost): a person's vote to make
-    /// `person` an admin (one vote a person: a later vote replaces an earlier one). A majority of
-    /// the coalition's people make it so; while any admin is left, admins make admins and this is
-    /// refused.
+    /// `person` an admin (one vote a person, never withdrawn; votes made apart all count). A
+    /// majority of the coalition's people make it so; while any admin is left, admins make admins
+    /// and this is refused.
     Recover { person: Key },
 }
 
@@ -886,9 +886,15 @@ impl State {
                 if self.admins().next().is_some() {
                     return Err("the coalition has an admin: admins make admins, no vote is needed".into());
                 }
-                let p = member(person)?;
-                if self.recovery.get(person).is_some_and(|v| v.contains(&voter.key)) {
-                    return Err(format!("{} already voted for {}", voter.handle, p.handle));
+                member(person)?;
+                // One vote a person at the door, never withdrawn. Votes only add: one that moved,
+                // or a vote made apart that voided another, would let a voter undo a recovery
+                // that had completed (by a vote concurrent with its last one, with an id that
+                // sorts first). So the replay counts every vote that passed its door.
+                let voted = self.recovery.iter().find(|(_, v)| v.contains(&voter.key));
+                if let Some((for_whom, _)) = voted.filter(|_| door) {
+                    let whom = self.people.get(for_whom).map(|p| p.handle.clone()).unwrap_or_else(|| for_whom.short());
+                    return Err(format!("{} already voted, for {whom}", voter.handle));
                 }
                 Ok(())
             }
@@ -1018,14 +1024,8 @@ impl State {
                 None
             }
             Body::Recover { person } => {
-                // One vote a person: a later vote replaces their earlier one.
-                let voter = author?;
-                for v in self.recovery.values_mut() {
-                    v.remove(&voter);
-                }
-                self.recovery.retain(|_, v| !v.is_empty());
                 let votes = self.recovery.entry(*person).or_default();
-                votes.insert(voter);
+                votes.insert(author?);
                 let counted = votes.iter().filter(|v| self.people.contains_key(v)).count();
                 // A majority of the people make the first admin again; the other votes lapse.
                 if counted > self.people.len() / 2 {
@@ -1315,12 +1315,13 @@ impl Log {
         self.waiting.values()
     }
 
-    /// An entry that waited when this hub last ran, offered again: if it is refused now (the
-    /// waiting room is full, say), it is among the lapsed, as one refused once what it follows
-    /// arrived is.
+    /// An entry that waited when this hub last ran, offered again: if it is refused now, it is
+    /// among the lapsed, as one refused once what it follows arrived is.
     pub fn offer_stored_waiting(&mut self, bytes: &[u8]) {
-        if let Err(why) = self.offer(bytes) {
-            self.lapsed.push((Id::of(bytes), bytes.to_vec(), why));
+        match self.offer(bytes) {
+            // A full waiting room says nothing against the entry: it stays stored, for later.
+            Ok(_) | Err(Refusal::TooManyWaiting) => {}
+            Err(why) => self.lapsed.push((Id::of(bytes), bytes.to_vec(), why)),
         }
     }
 

@@ -406,13 +406,11 @@ fn when_no_admin_is_left_a_majority_of_the_people_make_one() {
     // Three people are left: one vote is not a majority, and no one votes twice.
     sign(&mut north, &jay, Body::Recover { person: key(&elk) }).unwrap();
     assert!(!is_admin(&north, &elk));
-    // One vote a person: voting again for someone else moves the vote.
-    sign(&mut north, &jay, Body::Recover { person: key(&wren) }).unwrap();
-    assert_eq!(north.state().recovery.keys().collect::<Vec<_>>(), vec![&key(&wren)]);
-    sign(&mut north, &jay, Body::Recover { person: key(&elk) }).unwrap();
-    assert_eq!(north.state().recovery.keys().collect::<Vec<_>>(), vec![&key(&elk)]);
-    let e = sign(&mut north, &jay, Body::Recover { person: key(&elk) });
-    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("already voted")), "{e:?}");
+    // One vote a person, for whomever: no second vote, for the same person or another.
+    for whom in [&elk, &wren] {
+        let e = sign(&mut north, &jay, Body::Recover { person: key(whom) });
+        assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("jay already voted, for elk")), "{e:?}");
+    }
     // Neither a removed admin nor an outsider votes.
     for who in [&fox, &person(9)] {
         let e = sign(&mut north, who, Body::Recover { person: key(&elk) });
@@ -453,6 +451,38 @@ fn a_key_two_people_claimed_while_apart_meets_the_same_door_everywhere() {
     sync(&mut north, &mut south);
     assert_eq!(north.len(), south.len());
     assert_eq!(north.state(), south.state());
+}
+
+/// A voter who votes again while apart, for someone else, cannot undo a recovery that
+/// completed: votes only add, whichever of them sorts first.
+#[test]
+fn a_vote_made_apart_never_undoes_a_recovery() {
+    let (fox, owl, jay, elk, wren) = (person(1), person(2), person(3), person(4), person(5));
+    let mut base = found(&fox);
+    add(&mut base, &fox, &owl, "owl", Role::Admin);
+    for (p, h) in [(&jay, "jay"), (&elk, "elk"), (&wren, "wren")] {
+        add(&mut base, &fox, p, h, Role::Member);
+    }
+    let mut south = copy(&base);
+    sign(&mut base, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
+    sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
+    sync(&mut base, &mut south);
+    assert_eq!(base.state().admins().count(), 0);
+    // Jay and wren make elk an admin, who admits a hub.
+    let mut north = copy(&base);
+    sign(&mut north, &jay, Body::Recover { person: key(&elk) }).unwrap();
+    sign(&mut north, &wren, Body::Recover { person: key(&elk) }).unwrap();
+    sign(&mut north, &elk, Body::admit_hub(hub(4), "Van".into())).unwrap();
+    // Apart, jay votes for wren, with ids that sort before and after jay's first vote.
+    for at in 0..8 {
+        let mut apart = copy(&base);
+        apart.append(&jay, hub(0), at, Body::Recover { person: key(&wren) }).unwrap();
+        let mut met = copy(&north);
+        sync(&mut met, &mut apart);
+        assert_eq!(met.state(), apart.state());
+        assert!(is_admin(&met, &elk) && !is_admin(&met, &wren), "at {at}: {:?}", met.state().people);
+        assert!(met.state().hub_is_member(&hub(4)));
+    }
 }
 
 #[test]

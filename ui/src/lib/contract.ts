@@ -309,7 +309,10 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       await b.unlockPerson("owl", null);
       const which = await refusal(() => b.endorse("wren"));
       expect([which.code, which.message.includes("several changes")]).toEqual(["invalid", true]);
-      expect(await b.endorse(w.waiting.find((x) => x.change === "removal")!.entry)).toBe(true);
+      const removal = w.waiting.find((x) => x.change === "removal")!.entry;
+      expect(await b.endorse(removal)).toBe(true);
+      // Signed again, the entry that took effect is not found: it never stands for a person.
+      expect((await refusal(() => b.endorse(removal))).code).toBe("not_found");
       const gone = await b.authority();
       expect([gone.waiting, gone.people.map((p) => p.handle).sort()]).toEqual([[], ["kestrel", "owl"]]);
       // With two admins, the other one is enough.

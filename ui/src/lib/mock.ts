@@ -873,7 +873,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async endorse(what) {
       need();
       // By entry id, else the one change waiting for the person named.
-      let w = waiting.find((x) => x.entry === what.trim());
+      let w = waiting.find((x) => x.entry === what.trim().toLowerCase());
       if (!w) {
         const target = personKey(what);
         const all = waiting.filter((x) => x.target === target);
@@ -915,8 +915,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const target = personKey(who);
       const me = signer();
       if (admins().length) fail("not_allowed", "not allowed: the coalition has an admin: admins make admins, no vote is needed");
+      // One vote a person, never withdrawn.
+      const before = [...votes].find(([, vs]) => vs.includes(me.key));
+      if (before) fail("not_allowed", `not allowed: ${me.handle} already voted, for ${nameOf(before[0])}`);
       const voters = votes.get(target) ?? [];
-      if (voters.includes(me.key)) fail("not_allowed", `not allowed: ${me.handle} already voted for ${personOf(target)!.handle}`);
       voters.push(me.key);
       votes.set(target, voters);
       // A majority of the people make the first admin again; the other votes lapse.
