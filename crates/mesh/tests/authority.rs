@@ -382,25 +382,35 @@ fn an_admin_removed_while_apart_makes_no_admin() {
     assert!(north.state().waiting.is_empty(), "{:?}", north.state().waiting);
 }
 
-/// Admins who remove each other while apart leave no admin: no one could then admit a hub or
-/// revoke a seized laptop. A majority of the people make an admin again; a minority, a removed
-/// person or a vote while an admin is left cannot.
-#[test]
-fn when_no_admin_is_left_a_majority_of_the_people_make_one() {
-    let (fox, owl, jay, elk, wren) = (person(1), person(2), person(3), person(4), person(5));
+/// Fox and owl, the two admins, remove each other while apart, leaving jay, elk and wren
+/// (persons 3 to 5) and no admin; `before` runs while both admins are still there.
+fn no_admin_left(before: impl FnOnce(&mut Log)) -> Log {
+    let (fox, owl) = (person(1), person(2));
     let mut north = found(&fox);
     add(&mut north, &fox, &owl, "owl", Role::Admin);
-    for (p, h) in [(&jay, "jay"), (&elk, "elk"), (&wren, "wren")] {
-        add(&mut north, &fox, p, h, Role::Member);
+    for (seed, h) in [(3, "jay"), (4, "elk"), (5, "wren")] {
+        add(&mut north, &fox, &person(seed), h, Role::Member);
     }
-    // While an admin is left, admins make admins.
-    let e = sign(&mut north, &jay, Body::Recover { person: key(&jay) });
-    assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("has an admin")), "{e:?}");
+    before(&mut north);
     let mut south = copy(&north);
     sign(&mut north, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
     sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
     sync(&mut north, &mut south);
     assert_eq!(north.state().admins().count(), 0, "{:?}", north.state().people);
+    north
+}
+
+/// Admins who remove each other while apart leave no admin: no one could then admit a hub or
+/// revoke a seized laptop. A majority of the people make an admin again; a minority, a removed
+/// person or a vote while an admin is left cannot.
+#[test]
+fn when_no_admin_is_left_a_majority_of_the_people_make_one() {
+    let (fox, jay, elk, wren) = (person(1), person(3), person(4), person(5));
+    let mut north = no_admin_left(|log| {
+        // While an admin is left, admins make admins.
+        let e = sign(log, &jay, Body::Recover { person: key(&jay) });
+        assert!(matches!(&e, Err(Refusal::NoRight(w)) if w.contains("has an admin")), "{e:?}");
+    });
     let e = sign(&mut north, &jay, Body::admit_hub(hub(4), "Van".into()));
     assert!(matches!(e, Err(Refusal::NoRight(_))), "no one may admit a hub now");
     // Three people are left: one vote is not a majority, and no one votes twice.
@@ -457,17 +467,8 @@ fn a_key_two_people_claimed_while_apart_meets_the_same_door_everywhere() {
 /// completed: votes only add, whichever of them sorts first.
 #[test]
 fn a_vote_made_apart_never_undoes_a_recovery() {
-    let (fox, owl, jay, elk, wren) = (person(1), person(2), person(3), person(4), person(5));
-    let mut base = found(&fox);
-    add(&mut base, &fox, &owl, "owl", Role::Admin);
-    for (p, h) in [(&jay, "jay"), (&elk, "elk"), (&wren, "wren")] {
-        add(&mut base, &fox, p, h, Role::Member);
-    }
-    let mut south = copy(&base);
-    sign(&mut base, &fox, Body::RemovePerson { person: key(&owl) }).unwrap();
-    sign(&mut south, &owl, Body::RemovePerson { person: key(&fox) }).unwrap();
-    sync(&mut base, &mut south);
-    assert_eq!(base.state().admins().count(), 0);
+    let (jay, elk, wren) = (person(3), person(4), person(5));
+    let base = no_admin_left(|_| {});
     // Jay and wren make elk an admin, who admits a hub.
     let mut north = copy(&base);
     sign(&mut north, &jay, Body::Recover { person: key(&elk) }).unwrap();
