@@ -1014,7 +1014,8 @@ impl Hub {
     /// One bounded step of the work that writes leave for idle time, if nothing was written
     /// since the last call (a running hub calls this every half second): merging the search
     /// index's segments, folding the store's log into its file, folding one document's chunks,
-    /// or keeping the authority log's resolved state, the first that has work. Returns whether it did something. A busy hub gets `false`,
+    /// keeping the authority log's resolved state, or loading that log, the first that has work.
+    /// Returns whether it did something. A busy hub gets `false`,
     /// so that no edit waits behind upkeep, but never for longer than [`UPKEEP_AT_LEAST_MS`]:
     /// a hub that never rests still gets a step that often.
     pub(crate) fn upkeep(&mut self) -> Result<bool> {
@@ -1032,7 +1033,9 @@ impl Hub {
         let did = match self.store.upkeep(UPKEEP_PAGES)? {
             aidmesh_store::Upkeep::IndexMerged => true,
             aidmesh_store::Upkeep::LogFolded => true,
-            aidmesh_store::Upkeep::Nothing => self.fold_chunks(1, false)? > 0 || self.keep_resolved()?,
+            aidmesh_store::Upkeep::Nothing => {
+                self.fold_chunks(1, false)? > 0 || self.keep_resolved()? || self.load_authority_at_rest()?
+            }
         };
         self.upkept_at = self.store.writes();
         self.rested_at = (!did).then_some(self.upkept_at);

@@ -790,10 +790,10 @@ fn a_founding_hub_from_before_the_authority_log_migrates_as_it_opens() {
 }
 
 /// Opening answers from the authority log's resolved state as a resting hub kept it, without
-/// replaying the log; an entry stored since the state was kept means a replay. The answers are
-/// the same either way.
+/// replaying the log; entries stored since the state was kept bring it forward when they can,
+/// else the log is replayed. The answers are the same either way.
 #[test]
-fn opening_reads_the_authority_state_a_resting_hub_kept_and_replays_when_entries_came_since() {
+fn opening_reads_the_authority_state_a_resting_hub_kept_and_brings_it_forward_or_replays() {
     let mut t = new_hub("North", 1);
     let e = policy_people_and_an_expense(&mut t.hub, true);
     t.hub.unlock("owl", Some("4321")).unwrap();
@@ -828,17 +828,39 @@ fn opening_reads_the_authority_state_a_resting_hub_kept_and_replays_when_entries
     // A peer that holds every entry asks what it lacks: still no replay.
     assert!(h.authority_missing_for(&before.5).unwrap().is_empty());
     assert!(!h.authority_log_loaded());
-    // An entry made now loads the log; closed before resting, the kept state no longer stands
-    // for the stored entries, and the next opening replays them and sees the entry.
+    // An entry made now loads the log. Closed before resting, the kept state no longer stands
+    // for the stored entries: the next opening brings it forward by that entry (it follows the
+    // heads and takes no right away) without loading the log, and sees it.
     h.unlock("coord", None).unwrap();
     h.grant("fox", "treasurer", true).unwrap();
     assert!(h.authority_log_loaded());
     drop(h);
+    let mut h = reopen(&t.path, &t.clock);
+    let a = h.authority().unwrap();
+    assert!(!h.authority_log_loaded(), "the kept state was brought forward by the new entry");
+    assert_eq!(a.entries, before.2 + 1);
+    let fox_is_treasurer = |a: &aidmesh_hub::Authority| {
+        a.people.iter().any(|p| p.handle == "fox" && p.roles == vec!["treasurer".to_string()])
+    };
+    assert!(fox_is_treasurer(&a), "{:?}", a.people);
+    let granted = h.authority_heads().unwrap();
+    // Resting keeps what it brought forward, then loads the log for the entries to come.
+    h.upkeep().unwrap();
+    while h.upkeep().unwrap() {}
+    assert!(h.authority_log_loaded());
+    drop(h);
+    // Taking a right away is never brought forward: the next opening replays the log.
+    let mut h = reopen(&t.path, &t.clock);
+    assert_eq!(h.authority_heads().unwrap(), granted, "it kept the state brought forward");
+    assert!(!h.authority_log_loaded());
+    h.unlock("coord", None).unwrap();
+    h.grant("fox", "treasurer", false).unwrap();
+    drop(h);
     let h = reopen(&t.path, &t.clock);
     let a = h.authority().unwrap();
-    assert!(h.authority_log_loaded(), "the kept state stands for fewer entries than are stored");
-    assert_eq!(a.entries, before.2 + 1);
-    assert!(a.people.iter().any(|p| p.handle == "fox" && p.roles == vec!["treasurer".to_string()]), "{:?}", a.people);
+    assert!(h.authority_log_loaded(), "an entry that takes a right away is replayed");
+    assert_eq!(a.entries, before.2 + 2);
+    assert!(!fox_is_treasurer(&a), "{:?}", a.people);
 }
 
 #[test]

@@ -1187,6 +1187,34 @@ impl Resolved<'_> {
     pub fn decode(bytes: &[u8]) -> Option<Resolved<'static>> {
         postcard::from_bytes(bytes.strip_prefix(RESOLVED_FORM)?).ok()
     }
+
+    /// Brings the state forward by an entry stored after it (`id`, `bytes` as the store holds
+    /// them), without the log: possible when the entry follows exactly this state's heads and
+    /// takes no right away, the case where the log itself applies an entry in place, since the
+    /// replay would reach the same state. Whether it could; if not, nothing changed and the
+    /// caller replays the log.
+    pub fn extend(&mut self, id: Id, bytes: &[u8]) -> bool {
+        let Ok(e) = serde_json::from_slice::<Entry>(bytes) else { return false };
+        let at_heads = !self.heads.is_empty()
+            && e.preds.len() == self.heads.len()
+            && e.preds.iter().all(|p| self.heads.contains(p));
+        if !at_heads || e.body.removes() || matches!(e.body, Body::Found { .. }) {
+            return false;
+        }
+        let Ok(i) = usize::try_from(self.entries) else { return false };
+        let state = self.state.to_mut();
+        // As the replay does: an entry that does not hold here is listed, not applied.
+        match state.check(&e, false) {
+            Err(why) => state.not_counted.push((id, why)),
+            Ok(()) => {
+                let author = state.key_owner.get(&e.author).copied();
+                state.apply(i, id, &e, author, false);
+            }
+        }
+        self.heads = vec![id];
+        self.entries += 1;
+        true
+    }
 }
 
 /// The log: entries in an order where every entry follows its `preds`.

@@ -591,6 +591,19 @@ proptest! {
         prop_assert!(logs[0].state().admins().count() >= 1 || !logs[0].state().contested.is_empty());
         // What a hub keeps to open without replaying reads back as the state it resolved.
         prop_assert_eq!(Resolved::decode(&logs[0].resolved().encode()), Some(logs[0].resolved()));
+        // A state kept at any point and brought forward by the entries stored after it, where
+        // that is possible, is the state a replay of every entry resolves.
+        let stored: Vec<(Id, Vec<u8>)> = logs[0].entries().map(|(id, e)| (id, e.encode())).collect();
+        for cut in 1..stored.len() {
+            let prefix = Log::load(stored[..cut].iter().map(|(_, b)| b)).unwrap();
+            let mut kept = Resolved::decode(&prefix.resolved().encode()).unwrap();
+            let mut upto = cut;
+            while upto < stored.len() && kept.extend(stored[upto].0, &stored[upto].1) {
+                upto += 1;
+            }
+            let replayed = Log::load(stored[..upto].iter().map(|(_, b)| b)).unwrap();
+            prop_assert_eq!(&kept, &replayed.resolved(), "kept at {} and brought forward to {}", cut, upto);
+        }
     }
 }
 

@@ -64,6 +64,9 @@ impl From<rusqlite::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An authority log entry as stored: its id and its bytes.
+pub type AuthorityRow = (Vec<u8>, Vec<u8>);
+
 /// SQLite page cache, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
 
@@ -595,23 +598,29 @@ impl Store {
     }
 
     /// The authority log's entries with their ids, in the order they were stored.
-    pub fn authority(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn authority(&self) -> Result<Vec<AuthorityRow>> {
         let mut st = self.conn.prepare_cached("SELECT id, bytes FROM authority ORDER BY seq")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The authority log's resolved state as this hub kept it ([`Tx::keep_authority_resolved`]),
-    /// if no entry was stored since.
-    pub fn authority_resolved(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self
+    /// The authority log's resolved state as this hub last kept it
+    /// ([`Tx::keep_authority_resolved`]), with the entries (id and bytes) stored after it, in
+    /// stored order; `None` if none is kept or more than `at_most` entries came since.
+    pub fn authority_resolved(&self, at_most: usize) -> Result<Option<(Vec<u8>, Vec<AuthorityRow>)>> {
+        let Some((upto, state)) = self
             .conn
-            .query_row(
-                "SELECT state FROM authority_resolved WHERE upto = (SELECT coalesce(max(seq), 0) FROM authority)",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
+            .query_row("SELECT upto, state FROM authority_resolved", [], |r| Ok((r.get::<_, i64>(0)?, r.get(1)?)))
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut st =
+            self.conn.prepare_cached("SELECT id, bytes FROM authority WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let limit = i64::try_from(at_most).unwrap_or(i64::MAX).saturating_add(1);
+        let after = st.query_map(params![upto, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let after: Vec<AuthorityRow> = after.collect::<rusqlite::Result<_>>()?;
+        Ok((after.len() <= at_most).then_some((state, after)))
     }
 
     /// Whether the authority log holds any entry.

@@ -397,3 +397,35 @@ fn a_batch_of_writes_is_stored_whole_or_not_at_all() {
     s.write(|tx| tx.set_meta("h", "1")).unwrap();
     assert!(s.commits_wait_for_the_disk().unwrap());
 }
+
+/// The kept authority state comes with the entries stored after it, in stored order, so that
+/// opening can bring it forward; with too many of them, or after the log was cleared, none.
+#[test]
+fn the_kept_authority_state_comes_with_the_entries_stored_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s.db");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    assert_eq!(s.authority_resolved(10).unwrap(), None);
+    s.write(|tx| {
+        tx.add_authority(b"a", b"entry a")?;
+        tx.add_authority(b"b", b"entry b")
+    })
+    .unwrap();
+    // A state that does not stand for every stored entry is not kept.
+    assert!(!s.write(|tx| tx.keep_authority_resolved(1, b"state at 1")).unwrap());
+    assert!(s.write(|tx| tx.keep_authority_resolved(2, b"state at 2")).unwrap());
+    assert_eq!(s.authority_resolved(0).unwrap(), Some((b"state at 2".to_vec(), vec![])));
+    s.write(|tx| {
+        tx.add_authority(b"d", b"entry d")?;
+        tx.add_authority(b"c", b"entry c")
+    })
+    .unwrap();
+    let after = vec![(b"d".to_vec(), b"entry d".to_vec()), (b"c".to_vec(), b"entry c".to_vec())];
+    assert_eq!(s.authority_resolved(2).unwrap(), Some((b"state at 2".to_vec(), after)));
+    assert_eq!(s.authority_resolved(1).unwrap(), None, "more entries came since than asked for");
+    drop(s);
+    let mut s = Store::open(&p, "pw").unwrap();
+    assert!(s.authority_resolved(2).unwrap().is_some(), "kept across opening");
+    s.write(|tx| tx.clear_authority()).unwrap();
+    assert_eq!(s.authority_resolved(2).unwrap(), None);
+}
