@@ -89,11 +89,27 @@ fn hostile_peers_are_dropped_and_the_hub_keeps_serving() {
         };
         // Each after a proper opening, so that what is tested is the bad frame itself; and an
         // opening in a sync protocol this hub does not speak.
+        // Deflated frames (tag 11): one that inflates past the frame limit from 17 KB, and one
+        // that holds another deflated frame.
+        let deflated = |plain: &[u8]| {
+            let mut z = flate2::write::DeflateEncoder::new(vec![11u8], flate2::Compression::best());
+            std::io::Write::write_all(&mut z, plain).unwrap();
+            let f = z.finish().unwrap();
+            let mut v = (f.len() as u32).to_be_bytes().to_vec();
+            v.extend(f);
+            v
+        };
+        let bomb = deflated(&[&[2u8][..], &vec![0; MAX_FRAME + 1]].concat());
+        let inner = Frame::Sync { doc: "nope".into(), msg: vec![7; 4096], sigs: vec![] }.encode();
+        assert_eq!(inner[0], 11, "a frame this hub would send deflated");
+        let nested = deflated(&inner);
         let bad: Vec<Vec<u8>> = vec![
             vec![0, 0, 0, 1, 77],
             ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec(),
             framed(Frame::Sync { doc: "nope".into(), msg: vec![1, 2, 3], sigs: vec![] }),
             framed(Frame::Sync { doc: "nope".into(), msg: vec![0x42; 10], sigs: vec![] }),
+            bomb,
+            nested,
         ];
         let old = framed(Frame::Hello(aidmesh_mesh::session::PROTOCOL + 1));
         let mut s = tls(&m_identity, &m_ring, &a_id, addr).await.unwrap();

@@ -1,5 +1,8 @@
 //! Sync traffic and time, measured side by side in one run (in-memory sessions, frames encoded
-//! as on the wire; TLS adds about 22 bytes per record on top).
+//! as on the wire, each with its 4-byte length; TLS adds about 44 bytes per record on top).
+//! Each figure gives the bytes as sent (frames from 256 bytes on deflated where that is
+//! smaller) beside the same frames plain, and the time spent deflating and inflating them
+//! beside plain encoding and decoding.
 //!
 //!     cargo bench -p aidmesh-mesh --bench sync
 //!
@@ -19,9 +22,22 @@
 
 use std::time::Instant;
 
-use aidmesh_mesh::memory::{converge, converge_with, same, Mem};
+use aidmesh_mesh::memory::{converge, converge_traffic, same, Mem, Traffic};
 use aidmesh_mesh::Identity;
 use automerge::ActorId;
+
+/// Sent bytes beside plain bytes, and the coding time each way.
+fn traffic(t: &Traffic) -> String {
+    format!(
+        "{} bytes sent ({} plain: {:.2}x) in {} frames; coding {:.1} ms (plain {:.1} ms)",
+        t.wire,
+        t.plain,
+        t.wire as f64 / t.plain as f64,
+        t.frames,
+        t.coding.as_secs_f64() * 1e3,
+        t.plain_coding.as_secs_f64() * 1e3
+    )
+}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -34,12 +50,13 @@ fn main() {
     converge(&mut pair, true);
     let change = pair[0].edit("d", 1);
     let start = Instant::now();
-    let bytes = converge(&mut pair, true);
+    let t = converge_traffic(&mut pair, true, true);
     let el = start.elapsed();
     assert!(same(&mut pair));
     println!(
-        "one edit: {bytes} bytes on the wire both ways, Automerge change {change} bytes (ratio {:.1}), {:.2} ms",
-        bytes as f64 / change as f64,
+        "one edit: {} both ways; Automerge change {change} bytes (sent {:.1}x), {:.2} ms",
+        traffic(&t),
+        t.wire as f64 / change as f64,
         el.as_secs_f64() * 1e3
     );
 
@@ -52,10 +69,11 @@ fn main() {
     }
     let mut b = Mem::new(2);
     let mut nodes = vec![a, b];
-    let first = converge(&mut nodes, true);
+    let first = converge_traffic(&mut nodes, true, true);
     println!(
-        "history: {history} changes built in {:.1} s; first full sync {first} bytes",
-        build.elapsed().as_secs_f64()
+        "history: {history} changes built in {:.1} s; first full sync {}",
+        build.elapsed().as_secs_f64(),
+        traffic(&first)
     );
     b = nodes.pop().unwrap();
     a = nodes.pop().unwrap();
@@ -70,7 +88,8 @@ fn main() {
     b2.docs.insert("d".into(), b.doc("d").fork().with_actor(ActorId::from(vec![2u8; 16])));
     let mut kept = vec![a, b];
     let s1 = Instant::now();
-    let with_state = converge(&mut kept, true);
+    let heal = converge_traffic(&mut kept, true, true);
+    let with_state = heal.wire;
     let t1 = s1.elapsed();
     assert!(same(&mut kept));
     let mut fresh = vec![a2, b2];
@@ -79,8 +98,10 @@ fn main() {
     let t2 = s2.elapsed();
     assert!(same(&mut fresh));
     println!(
-        "reconnect after 2 x 1,000 edits on {history} changes: {with_state} bytes in {:.0} ms with persisted sync state, {without} bytes in {:.0} ms without (ratio {:.2}); the 2,000 changes themselves are {partition_bytes} bytes",
+        "reconnect after 2 x 1,000 edits on {history} changes: {} in {:.0} ms with persisted sync state ({:.2}x the 2,000 changes themselves, {partition_bytes} bytes), {without} bytes sent in {:.0} ms without (ratio {:.2})",
+        traffic(&heal),
         t1.as_secs_f64() * 1e3,
+        with_state as f64 / partition_bytes as f64,
         t2.as_secs_f64() * 1e3,
         without as f64 / with_state as f64
     );
@@ -164,11 +185,13 @@ fn main() {
         .collect();
     for (label, nodes, share) in [("sharing fetches", &mut ten, true), ("each session alone", &mut alone, false)] {
         let s3 = Instant::now();
-        let bytes = converge_with(nodes, true, share);
+        let t = converge_traffic(nodes, true, share);
+        let bytes = t.wire;
         assert!(same(nodes));
         println!(
-            "ten hubs, 1,000 edits each while apart, {label}: converged in {:.1} s, {bytes} bytes over 90 directed sessions: {:.2}x each change once to each hub that lacks it ({once} bytes), {:.1}x each hub synced alone with one that holds everything ({floor} bytes)",
+            "ten hubs, 1,000 edits each while apart, {label}: converged in {:.1} s, {} over 90 directed sessions: {:.2}x each change once to each hub that lacks it ({once} bytes), {:.1}x each hub synced alone with one that holds everything ({floor} bytes)",
             s3.elapsed().as_secs_f64(),
+            traffic(&t),
             bytes as f64 / once as f64,
             bytes as f64 / floor as f64
         );

@@ -328,8 +328,25 @@ pub fn converge(nodes: &mut [Mem], persist: bool) -> u64 {
 
 /// [`converge`], with each node's sessions sharing their fetches (`share`, as a hub's do) or
 /// each asking on its own (to compare).
-#[allow(clippy::needless_range_loop)]
 pub fn converge_with(nodes: &mut [Mem], persist: bool, share: bool) -> u64 {
+    converge_traffic(nodes, persist, share).wire
+}
+
+/// What [`converge_traffic`] moved, side by side: frames as sent (deflated where that is
+/// smaller) and as they would go plain, each with its 4-byte length prefix, and the time spent
+/// encoding and decoding them each way.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub frames: u64,
+    pub wire: u64,
+    pub plain: u64,
+    pub coding: std::time::Duration,
+    pub plain_coding: std::time::Duration,
+}
+
+/// [`converge_with`], counting the traffic both ways.
+#[allow(clippy::needless_range_loop)]
+pub fn converge_traffic(nodes: &mut [Mem], persist: bool, share: bool) -> Traffic {
     let n = nodes.len();
     let mut sessions: BTreeMap<(usize, usize), Session> = BTreeMap::new();
     let mut wires: BTreeMap<(usize, usize), VecDeque<Frame>> = BTreeMap::new();
@@ -351,15 +368,23 @@ pub fn converge_with(nodes: &mut [Mem], persist: bool, share: bool) -> u64 {
             }
         }
     }
-    let mut bytes = 0u64;
+    let mut traffic = Traffic::default();
     loop {
         let mut progressed = false;
         let keys: Vec<(usize, usize)> = wires.keys().copied().collect();
         for (a, b) in keys {
             while let Some(f) = wires.get_mut(&(a, b)).and_then(|q| q.pop_front()) {
+                let clock = std::time::Instant::now();
+                let plain = f.encode_plain();
+                assert_eq!(Frame::decode(&plain).ok().as_ref(), Some(&f));
+                traffic.plain_coding += clock.elapsed();
+                let clock = std::time::Instant::now();
                 let enc = f.encode();
-                bytes += enc.len() as u64 + 4;
                 let f = Frame::decode(&enc).unwrap();
+                traffic.coding += clock.elapsed();
+                traffic.frames += 1;
+                traffic.wire += enc.len() as u64 + 4;
+                traffic.plain += plain.len() as u64 + 4;
                 let s = sessions.get_mut(&(b, a)).unwrap();
                 let (out, changed) = s.handle(&mut nodes[b], f, t()).unwrap();
                 wires.entry((b, a)).or_default().extend(out);
@@ -390,7 +415,7 @@ pub fn converge_with(nodes: &mut [Mem], persist: bool, share: bool) -> u64 {
             }
         }
         if !progressed {
-            return bytes;
+            return traffic;
         }
     }
 }

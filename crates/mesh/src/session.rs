@@ -26,6 +26,7 @@
 //! what is still missing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 
 use aidmesh_model::Timestamp;
@@ -363,19 +364,40 @@ const TAG_AUTHORITY: u8 = 7;
 const TAG_SUMMARY: u8 = 8;
 const TAG_INVENTORY: u8 = 9;
 const TAG_HELLO: u8 = 10;
+/// A frame of any other type, deflated: what [`Frame::encode`] sends when that is smaller.
+const TAG_DEFLATE: u8 = 11;
+/// Frames from this size on are deflated when that makes them smaller (below it, the gain is
+/// bytes and the cost a compressor's set-up).
+const DEFLATE_FROM: usize = 256;
 
 /// The sync protocol this build speaks. A session opens with it ([`Frame::Hello`]); peers that
 /// speak another end the session with an error that names both, so that people know which hub
-/// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes.
-pub const PROTOCOL: u16 = 3;
+/// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes;
+/// version 4 deflates large frames.
+pub const PROTOCOL: u16 = 4;
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 
 impl Frame {
-    /// The frame's bytes, without the length prefix the transport adds.
+    /// The frame's bytes, without the length prefix the transport adds: deflated (fastest
+    /// level) when the frame is large enough and that makes it smaller.
     pub fn encode(&self) -> Vec<u8> {
+        let plain = self.encode_plain();
+        if plain.len() < DEFLATE_FROM {
+            return plain;
+        }
+        let mut z = flate2::write::DeflateEncoder::new(vec![TAG_DEFLATE], flate2::Compression::fast());
+        match z.write_all(&plain).and_then(|()| z.finish()) {
+            Ok(deflated) if deflated.len() < plain.len() => deflated,
+            _ => plain,
+        }
+    }
+
+    /// The frame's bytes as [`Frame::encode`] writes them before deflating (to measure what
+    /// deflating saves; [`Frame::decode`] reads both).
+    pub fn encode_plain(&self) -> Vec<u8> {
         match self {
             Frame::Hello(v) => {
                 let mut out = vec![TAG_HELLO];
@@ -436,12 +458,32 @@ impl Frame {
         }
     }
 
-    /// Reads a frame; anything malformed is an error that names what is wrong.
+    /// Reads a frame; anything malformed is an error that names what is wrong. A deflated frame
+    /// is inflated to at most [`MAX_FRAME`] bytes, and may not hold another.
     pub fn decode(b: &[u8]) -> Result<Frame, SessionError> {
-        let bad = |why: &str| SessionError::Malformed(why.to_string());
         if b.len() > MAX_FRAME {
             return Err(SessionError::TooLarge(b.len()));
         }
+        if b.first() != Some(&TAG_DEFLATE) {
+            return Frame::decode_plain(b);
+        }
+        let bad = |why: String| SessionError::Malformed(format!("deflated frame: {why}"));
+        let mut plain = Vec::new();
+        flate2::read::DeflateDecoder::new(&b[1..])
+            .take(MAX_FRAME as u64 + 1)
+            .read_to_end(&mut plain)
+            .map_err(|e| bad(e.to_string()))?;
+        if plain.len() > MAX_FRAME {
+            return Err(bad(format!("inflates to over the limit of {MAX_FRAME} bytes")));
+        }
+        if plain.first() == Some(&TAG_DEFLATE) {
+            return Err(bad("it holds another deflated frame".into()));
+        }
+        Frame::decode_plain(&plain)
+    }
+
+    fn decode_plain(b: &[u8]) -> Result<Frame, SessionError> {
+        let bad = |why: &str| SessionError::Malformed(why.to_string());
         match b.first() {
             Some(&TAG_HELLO) => {
                 let v: [u8; 2] =
@@ -1182,6 +1224,48 @@ mod tests {
             assert!(e.contains(want), "{b:?}: {e}");
         }
         assert!(matches!(Frame::decode(&vec![TAG_SYNC; MAX_FRAME + 1]), Err(SessionError::TooLarge(_))));
+    }
+
+    fn deflated(plain: &[u8]) -> Vec<u8> {
+        let mut z = flate2::write::DeflateEncoder::new(vec![TAG_DEFLATE], flate2::Compression::best());
+        z.write_all(plain).unwrap();
+        z.finish().unwrap()
+    }
+
+    /// Large frames travel deflated when that is smaller; small ones and ones that do not shrink
+    /// go as they are. A deflated frame that is damaged, inflates past the frame limit, or holds
+    /// another deflated frame is refused with what is wrong.
+    #[test]
+    fn large_frames_travel_deflated_and_bad_deflated_frames_are_named() {
+        let repetitive = Frame::Authority(vec![br#"{"body":"the same words again and again"}"#.repeat(100)]);
+        let b = repetitive.encode();
+        assert_eq!(b[0], TAG_DEFLATE);
+        assert!(b.len() * 10 < repetitive.encode_plain().len(), "{} bytes", b.len());
+        assert_eq!(Frame::decode(&b).unwrap(), repetitive);
+        let small = Frame::Sync { doc: "d1".into(), msg: vec![0; 100], sigs: vec![] };
+        assert_eq!(small.encode(), small.encode_plain(), "under {DEFLATE_FROM} bytes it goes as it is");
+        let mut noise = vec![0u8; 4096];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut noise);
+        let random = Frame::Sync { doc: "d1".into(), msg: noise, sigs: vec![] };
+        assert_eq!(random.encode(), random.encode_plain(), "what deflate does not shrink goes as it is");
+        assert_eq!(Frame::decode(&random.encode()).unwrap(), random);
+
+        let bomb = deflated(&[&[TAG_SYNC][..], &vec![0; MAX_FRAME]].concat());
+        assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (vec![TAG_DEFLATE, 0xff, 0xff, 0xff], "deflated frame: "),
+            (b[..b.len() / 2].to_vec(), "deflated frame: "),
+            (bomb, "inflates to over the limit"),
+            (deflated(&b), "holds another deflated frame"),
+            (deflated(&[99]), "unknown frame type 99"),
+        ];
+        for (bytes, want) in cases {
+            let e = Frame::decode(&bytes).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        // Exactly at the limit is a frame like any other.
+        let at_limit = deflated(&[&[TAG_SYNC, 0, 1, b'd', 0, 0][..], &vec![0; MAX_FRAME - 6]].concat());
+        assert!(matches!(Frame::decode(&at_limit), Ok(Frame::Sync { msg, .. }) if msg.len() == MAX_FRAME - 6));
     }
 
     #[test]
