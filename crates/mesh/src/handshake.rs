@@ -23,6 +23,8 @@
 //! holds only secrets older than the current one and its proof names it, so an up-to-date
 //! listener shows it nothing, and an up-to-date dialler seals its proof out of its reach.
 
+use sha2::{Digest, Sha256};
+
 use crate::identity::{verify_strict, HubId, Identity};
 use crate::keyring::Keyring;
 
@@ -56,10 +58,20 @@ pub enum HandshakeError {
 }
 
 /// A hello: a count byte, the HMACs and `identity`'s proof sealed under the current secret.
+/// It always carries [`MAX_HELLO`] HMACs, the ones this hub cannot make (it keeps fewer
+/// secrets) filled with bytes no one else can tell from HMACs, so that the count says nothing
+/// of how many turnovers the dialler has seen.
 pub fn hello(keyring: &Keyring, identity: &Identity, exporter: &[u8; 32]) -> Vec<u8> {
     let macs = keyring.hello(exporter);
-    let mut out = vec![macs.len().min(MAX_HELLO) as u8];
+    let mut out = vec![MAX_HELLO as u8];
     macs.iter().take(MAX_HELLO).for_each(|m| out.extend(m));
+    for n in macs.len().min(MAX_HELLO)..MAX_HELLO {
+        // A hash of a signature only this hub can make, over this session and slot.
+        let mut what = b"aidmesh hello filler v1\n".to_vec();
+        what.extend(exporter);
+        what.push(n as u8);
+        out.extend(Sha256::digest(identity.sign(&what)));
+    }
     out.extend(keyring.sealer(identity).seal(exporter, &proof(identity, Side::Dialler, exporter)));
     out
 }
@@ -148,6 +160,12 @@ mod tests {
         let all = |_: &HubId| true;
         let h = hello(&ring, &hub(1), &[7; 32]);
         assert_eq!(hello_len(h[0]).unwrap(), h.len() - 1);
+        // One secret kept, yet as many proofs as the most a hub keeps: the count tells nothing.
+        assert_eq!(ring.hello(&[7; 32]).len(), 1);
+        assert_eq!(h[0] as usize, MAX_HELLO);
+        let fill = |h: &[u8]| h[33..1 + MAX_HELLO * 32].to_vec();
+        assert_ne!(fill(&h), fill(&hello(&ring, &hub(2), &[7; 32])), "each hub fills with its own bytes");
+        assert_ne!(fill(&h), fill(&hello(&ring, &hub(1), &[8; 32])), "and anew each session");
         assert_eq!(check_hello(&ring, &[7; 32], &h[1..], all), Ok(()));
         assert_eq!(check_hello(&ring, &[8; 32], &h[1..], all), Err(HandshakeError::NoSecret), "another session");
         assert_eq!(check_hello(&other, &[7; 32], &h[1..], all), Err(HandshakeError::NoSecret), "another coalition");
