@@ -459,7 +459,8 @@ fn a_hubs_port_tells_an_outsider_nothing() {
             let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
             connector.connect(name, tcp).await.unwrap()
         };
-        // The certificate: not North's key, no name.
+        // The certificate: not North's key, no name, and a new one for each connection, so
+        // that two connections cannot be tied to one hub by it.
         let s = open().await;
         let cert = s.get_ref().1.peer_certificates().unwrap()[0].to_vec();
         assert!(!contains(&cert, &north_key), "the certificate does not carry the hub's key");
@@ -467,6 +468,9 @@ fn a_hubs_port_tells_an_outsider_nothing() {
             assert!(!contains(&cert, word), "the certificate names nothing: {}", String::from_utf8_lossy(word));
         }
         drop(s);
+        let again = open().await;
+        assert_ne!(again.get_ref().1.peer_certificates().unwrap()[0].to_vec(), cert, "a new key each connection");
+        drop(again);
         // Hellos without the current secret: the hub closes and has sent not one byte.
         let junk = |_: &[u8; 32]| {
             let mut h = vec![1u8];
@@ -525,7 +529,7 @@ fn a_hubs_port_tells_an_outsider_nothing() {
             connect(&connector, &south_identity, &south_ring, |id| south_members.contains(id), fake_addr).await;
         assert!(dialled.unwrap_err().to_string().contains("is not a member"));
         let (exporter, got) = listener.await.unwrap();
-        assert_eq!(got.len(), 1 + 32 * south_ring.newest_first().count() + handshake::SEALED_PROOF, "only the hello");
+        assert_eq!(got.len(), 1 + 32 * handshake::MAX_HELLO + handshake::SEALED_PROOF, "only the hello");
         assert!(!contains(&got, south_identity.public().as_bytes()), "the member showed no key in the clear");
         let proof = &got[got.len() - handshake::SEALED_PROOF..];
         assert!(south_ring.unseal(&exporter, proof).is_some(), "sealed under South's secret");

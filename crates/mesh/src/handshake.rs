@@ -1,8 +1,8 @@
 //! Who a hub is, told only to a member: the exchange inside TLS that comes before any sync
 //! frame. Sans-IO: the driver (`net`) moves the bytes.
 //!
-//! TLS runs with throwaway certificates (a fresh key each run, no name): it gives an encrypted
-//! channel and a session-unique exporter, nothing about either hub. Then, bound to that
+//! TLS runs with throwaway certificates (a fresh key each connection, no name): it gives an
+//! encrypted channel and a session-unique exporter, nothing about either hub. Then, bound to that
 //! exporter so that nothing can be replayed or relayed into another session:
 //! 1. the dialler sends a *hello*: one HMAC of the exporter per secret of its keyring
 //!    ([`crate::keyring`]), so it proves it holds the coalition secret without saying who it

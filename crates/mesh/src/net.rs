@@ -1,6 +1,6 @@
 //! The network: TLS 1.3 between member hubs, and the tokio driver of sync sessions.
 //!
-//! TLS runs with a throwaway certificate (a fresh key each run, no name in it); who each hub
+//! TLS runs with a throwaway certificate (a fresh key each connection, no name in it); who each hub
 //! is, is told inside it by the exchange of [`crate::handshake`], bound to the TLS session: the
 //! dialler proves it holds the coalition secret before the listener shows its key, and each
 //! checks the other's key against the current members before any sync frame. A hub that is not
@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
@@ -171,7 +172,8 @@ impl<H: Hub> Clone for Mesh<H> {
 
 impl<H: Hub> Mesh<H> {
     /// Wraps a hub: its identity for the handshake, the members and secrets it knows, and
-    /// TLS configurations with a throwaway key from `tls_key` (fresh random bytes). Time is the
+    /// TLS configurations with throwaway keys made from `tls_key` (fresh random bytes), one for
+    /// each connection. Time is the
     /// system's.
     pub fn new(hub: H, identity: &Identity, tls_key: [u8; 32]) -> Result<Mesh<H>, NetError> {
         Mesh::with_clock(hub, identity, tls_key, Arc::new(SystemClock))
@@ -785,21 +787,61 @@ pub fn certificate(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>,
     self_signed(&identity.secret())
 }
 
-/// TLS 1.3 server and client configurations for the mesh, with a throwaway key (`tls_key`,
-/// fresh random bytes): the server asks for no certificate and the client accepts any
-/// Ed25519 one and sends no name. Who each end is, is the handshake's business.
+/// A server certificate made afresh for each TLS handshake, so that no two connections to a
+/// hub see the same key: key `n` is a hash of the seed and `n`, which says nothing without the
+/// seed (fresh random bytes each run).
+struct FreshCertificates {
+    seed: [u8; 32],
+    next: std::sync::atomic::AtomicU64,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl std::fmt::Debug for FreshCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FreshCertificates")
+    }
+}
+
+impl FreshCertificates {
+    fn make(&self) -> Result<Arc<rustls::sign::CertifiedKey>, NetError> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(b"aidmesh throwaway tls key v1\n")
+            .chain_update(self.seed)
+            .chain_update(n.to_be_bytes())
+            .finalize()
+            .into();
+        let (chain, key) = self_signed(&key)?;
+        let certified = rustls::sign::CertifiedKey::from_der(chain, key, &self.provider)
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+        Ok(Arc::new(certified))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for FreshCertificates {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.make().inspect_err(|e| tracing::warn!(error = %e, "cannot make a TLS certificate")).ok()
+    }
+}
+
+/// TLS 1.3 server and client configurations for the mesh, with throwaway keys made from
+/// `tls_key` (fresh random bytes), a new one for each connection: the server asks for no
+/// certificate and the client accepts any Ed25519 one and sends no name. Who each end is, is
+/// the handshake's business.
 pub fn throwaway_configs(
     tls_key: [u8; 32],
 ) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (chain, key) = self_signed(&tls_key)?;
+    let certificates =
+        FreshCertificates { seed: tls_key, next: std::sync::atomic::AtomicU64::new(0), provider: provider.clone() };
+    // Fails here, at set-up, rather than at a peer's handshake.
+    certificates.make()?;
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| err(&e))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| err(&e))?;
+        .with_cert_resolver(Arc::new(certificates));
     let any: KeyRule = Arc::new(|_| true);
     let check = Arc::new(KeyCheck { rule: any, algs: provider.signature_verification_algorithms });
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
