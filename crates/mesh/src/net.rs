@@ -1,7 +1,7 @@
 //! The network: TLS 1.3 between member hubs, and the tokio driver of sync sessions.
 //!
-//! TLS runs with a throwaway certificate (a fresh key each connection, no name in it); who each hub
-//! is, is told inside it by the exchange of [`crate::handshake`], bound to the TLS session: the
+//! TLS runs with a throwaway certificate (a fresh key each connection, no name in it); who each
+//! hub is, is told inside it by the exchange of [`crate::handshake`], bound to the TLS session: the
 //! dialler proves it holds the coalition secret before the listener shows its key, and each
 //! checks the other's key against the current members before any sync frame. A hub that is not
 //! a member, or was revoked, gets no document byte, and an outsider learns no key.
