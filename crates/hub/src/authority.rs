@@ -140,7 +140,13 @@ pub struct AuthorityOffer {
     /// Those of them only a misbehaving hub sends: every refusal but an entry of another
     /// coalition (which a hub of the previous release sent after adopting this one's founder).
     pub forged: Vec<String>,
+    /// How many were forged: `forged` and `refused` name the first [`REFUSALS_NAMED`] only.
+    pub forged_count: usize,
 }
+
+/// The most refusals of one offer that are named (listed, logged, kept) one by one; the rest
+/// are counted in one line, so that junk costs the door its verdict and no more.
+pub const REFUSALS_NAMED: usize = 20;
 
 /// The authority log's resolved state: the loaded log's, or the one the store kept.
 pub(crate) enum StateRef<'a> {
@@ -257,11 +263,18 @@ impl Hub {
     /// One step of upkeep: loads the authority log if opening answered from the kept state, so
     /// that an entry arriving or made later passes the door at once instead of waiting for the
     /// load (about a second at 100,000 entries). Whether it loaded.
+    /// A log that cannot be loaded is reported once and not tried again by upkeep in this run
+    /// (whatever needs it still fails, with the reason).
     pub(crate) fn load_authority_at_rest(&mut self) -> Result<bool> {
-        if self.authority.get_mut().is_some() {
+        if self.authority.get_mut().is_some() || self.authority_unloadable {
             return Ok(false);
         }
-        self.log()?;
+        let loaded = self.log().map(|_| ());
+        if let Err(e) = loaded {
+            tracing::error!(error = %e, "cannot load the authority log; upkeep will not try again in this run");
+            self.authority_unloadable = true;
+            return Ok(false);
+        }
         Ok(true)
     }
 
@@ -321,6 +334,7 @@ impl Hub {
         let mut waiting = Vec::new();
         let mut refused = Vec::new();
         let mut forged = Vec::new();
+        let (mut refused_count, mut forged_count) = (0, 0);
         for (b, verdict) in entries.iter().zip(log.offer_many(entries)) {
             match verdict {
                 Ok(Offered::Added(ids)) => {
@@ -332,12 +346,21 @@ impl Hub {
                 Ok(Offered::Waiting(_)) => waiting.push((Id::of(b), b.clone())),
                 Ok(Offered::Known) => {}
                 Err(r) => {
-                    if !matches!(r, aidmesh_mesh::authority::Refusal::OtherCoalition) {
+                    let is_forged = !matches!(r, aidmesh_mesh::authority::Refusal::OtherCoalition);
+                    forged_count += usize::from(is_forged);
+                    refused_count += 1;
+                    if is_forged && forged.len() < REFUSALS_NAMED {
                         forged.push(r.to_string());
                     }
-                    refused.push((r.to_string(), b.clone()))
+                    if refused.len() < REFUSALS_NAMED {
+                        refused.push((r.to_string(), b.clone()));
+                    }
                 }
             }
+        }
+        if refused_count > refused.len() {
+            let more = refused_count - refused.len();
+            refused.push((format!("{more} more entries refused in the same batch, not listed one by one"), Vec::new()));
         }
         // Entries that waited (from this offer, an earlier one, or the last run) and were refused
         // once what they follow arrived: forgotten, and reported, though not as this sender's.
@@ -379,6 +402,7 @@ impl Hub {
             waiting: waiting.len(),
             refused: refused.into_iter().map(|r| r.0).collect(),
             forged,
+            forged_count,
         };
         self.authority_changes.extend(added.into_iter().map(|(_, b)| b));
         if erasures {

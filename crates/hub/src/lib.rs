@@ -42,6 +42,7 @@ pub use aidmesh_model as model;
 pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, VaultState};
 pub use authority::{
     Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, VoteView, WaitingChange, WaitingView, LAPSED,
+    REFUSALS_NAMED,
 };
 pub use bundle::{BundleExport, BundleSummary};
 pub use contacts::{ContactRead, ContactState, ContactView, MIN_REASON_CHARS};
@@ -207,6 +208,8 @@ pub struct Hub {
     authority_kept: std::cell::RefCell<Option<aidmesh_mesh::authority::Resolved<'static>>>,
     /// How many entries the resolved state in the store stands for, once known.
     authority_kept_entries: std::cell::Cell<Option<u64>>,
+    /// Upkeep could not load the log: it does not try again in this run.
+    authority_unloadable: bool,
     /// Authority entries stored since the sync driver last asked.
     authority_changes: Vec<Vec<u8>>,
     /// The person this hub signs authority work as (see `people.rs`).
@@ -366,6 +369,7 @@ impl Hub {
             authority: std::cell::RefCell::new(None),
             authority_kept: std::cell::RefCell::new(None),
             authority_kept_entries: std::cell::Cell::new(None),
+            authority_unloadable: false,
             authority_changes: Vec::new(),
             acting: None,
             waiting_changes: HashMap::new(),

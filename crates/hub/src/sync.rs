@@ -354,7 +354,7 @@ impl Replica for Hub {
     fn authority_offer(&mut self, peer: &PeerId, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
         let offer = self.offer_authority(&entries, &peer_source(peer))?;
         match offer.forged.first() {
-            Some(why) => Err(crate::Error::RefusedAuthority { count: offer.forged.len(), first: why.clone() }),
+            Some(why) => Err(crate::Error::RefusedAuthority { count: offer.forged_count, first: why.clone() }),
             None => Ok(offer.added > 0),
         }
     }

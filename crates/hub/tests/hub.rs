@@ -897,3 +897,23 @@ fn a_resting_hub_does_its_upkeep_in_steps_and_a_document_written_record_by_recor
     h.update(&ids[0], patch).unwrap();
     assert_eq!(h.get(&ids[69]).unwrap().body.to_fields()["name"], json!("item 69"));
 }
+
+/// A batch of junk costs the door its verdict and no more: the first refusals are named (in
+/// the offer, the log and the People screen's list), the rest counted in one line, and the
+/// count of forged entries is whole.
+#[test]
+fn a_batch_of_junk_names_its_first_refusals_and_counts_the_rest() {
+    let mut t = new_hub("North", 1);
+    let before = t.hub.authority().unwrap().refused.len();
+    let junk: Vec<Vec<u8>> = (0..500).map(|n| format!("not an entry {n}").into_bytes()).collect();
+    let offer = t.hub.offer_authority(&junk, "a junk peer").unwrap();
+    assert_eq!(offer.added, 0);
+    assert_eq!(offer.forged_count, 500);
+    assert_eq!(offer.forged.len(), aidmesh_hub::REFUSALS_NAMED);
+    assert_eq!(offer.refused.len(), aidmesh_hub::REFUSALS_NAMED + 1);
+    assert!(offer.refused[0].contains("malformed") || offer.refused[0].contains("Malformed"), "{:?}", offer.refused[0]);
+    assert!(offer.refused.last().unwrap().starts_with("480 more entries refused"), "{:?}", offer.refused.last());
+    let listed = t.hub.authority().unwrap().refused;
+    assert_eq!(listed.len() - before, aidmesh_hub::REFUSALS_NAMED + 1);
+    assert!(listed.iter().all(|r| r.source == "a junk peer"));
+}

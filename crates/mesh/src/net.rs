@@ -498,12 +498,20 @@ fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
     }
 }
 
+/// A frame read ahead, holding its share of the connection's read-ahead budget until handled.
+type ReadFrame = Result<(Frame, tokio::sync::OwnedSemaphorePermit), Ended>;
+
+/// Bytes of frames (as received, and as inflated) a connection reads ahead of the session:
+/// a peer that sends while it does not read what this hub writes holds at most this much here.
+const READ_AHEAD: usize = 2 * MAX_FRAME;
+
 /// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
-/// sends last.
+/// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`].
 fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
     mut rd: R,
-) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<Result<Frame, Ended>>) {
-    let (tx, rx) = mpsc::channel::<Result<Frame, Ended>>(64);
+) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame>) {
+    let (tx, rx) = mpsc::channel::<ReadFrame>(64);
+    let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let task = tokio::spawn(async move {
         loop {
             let frame = async {
@@ -511,9 +519,16 @@ fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
                 if len > MAX_FRAME {
                     return Err(Ended::TooLarge(len));
                 }
+                // Room for the frame as received, then for it as decoded.
+                let take = |n: usize| budget.clone().acquire_many_owned(n.max(1) as u32);
+                let mut permit = take(len).await.map_err(|_| Ended::Policy("the connection is closing"))?;
                 let mut buf = vec![0u8; len];
                 rd.read_exact(&mut buf).await.map_err(Ended::MidFrame)?;
-                Ok(Frame::decode(&buf)?)
+                let frame = Frame::decode(&buf)?;
+                drop(buf);
+                drop(permit);
+                permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
+                Ok((frame, permit))
             }
             .await;
             let last = frame.is_err();
@@ -539,7 +554,7 @@ impl<H: Hub> Connection<'_, H> {
     async fn run<W: AsyncWriteExt + Unpin>(
         &mut self,
         wr: &mut W,
-        frames: &mut mpsc::Receiver<Result<Frame, Ended>>,
+        frames: &mut mpsc::Receiver<ReadFrame>,
     ) -> Result<(), Ended> {
         let mut changes = self.shared.changed.subscribe();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -548,7 +563,8 @@ impl<H: Hub> Connection<'_, H> {
         loop {
             let (out, changed) = tokio::select! {
                 f = frames.recv() => match f {
-                    Some(frame) => self.on_frame(frame?)?,
+                    // The frame's read-ahead budget is given back once it is handled.
+                    Some(frame) => self.on_frame(frame?.0)?,
                     None => return Err(Ended::Closed(std::io::ErrorKind::UnexpectedEof.into())),
                 },
                 c = changes.recv() => match c {
@@ -883,4 +899,34 @@ pub fn client_config(identity: &Identity, rule: KeyRule) -> Result<Arc<rustls::C
         .with_client_auth_cert(chain, key)
         .map_err(|e| err(&e))?;
     Ok(Arc::new(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A peer that sends frames the session does not take yet (it is busy, or blocked writing
+    /// to a peer that does not read) gets no more read than the read-ahead budget: here two
+    /// frames that each inflate to nearly the frame limit from a few kilobytes.
+    #[tokio::test]
+    async fn frames_are_read_ahead_only_within_the_budget() {
+        let (mut peer, ours) = tokio::io::duplex(1 << 20);
+        let (reader, mut frames) = read_frames(ours);
+        let big = Frame::Sync { doc: "d".into(), msg: vec![0; MAX_FRAME - 100], sigs: vec![] }.encode();
+        assert!(big.len() < 256 * 1024, "{} bytes on the wire", big.len());
+        for _ in 0..4 {
+            peer.write_all(&(big.len() as u32).to_be_bytes()).await.unwrap();
+            peer.write_all(&big).await.unwrap();
+        }
+        peer.flush().await.unwrap();
+        let queued = |frames: &mpsc::Receiver<ReadFrame>| frames.len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(queued(&frames), 2, "two frames fill the budget");
+        // One handled: its room goes to the next.
+        drop(frames.recv().await.unwrap().unwrap());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(queued(&frames), 2);
+        reader.abort();
+    }
 }

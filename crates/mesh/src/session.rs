@@ -379,6 +379,9 @@ pub const PROTOCOL: u16 = 4;
 pub const MAX_DOCS: usize = 100_000;
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
+/// And of at most this many entries (a frame of more is refused): with deflated frames, a few
+/// kilobytes could otherwise carry millions of tiny entries for the door to judge.
+pub const MAX_AUTHORITY_ENTRIES: usize = 16_384;
 
 impl Frame {
     /// The frame's bytes, without the length prefix the transport adds: deflated (fastest
@@ -392,6 +395,22 @@ impl Frame {
         match z.write_all(&plain).and_then(|()| z.finish()) {
             Ok(deflated) if deflated.len() < plain.len() => deflated,
             _ => plain,
+        }
+    }
+
+    /// How many bytes [`Frame::encode_plain`] makes, without making them: what a session
+    /// counts (deflating is the transport's cost, once per frame).
+    pub fn plain_len(&self) -> usize {
+        1 + match self {
+            Frame::Hello(_) => 2,
+            Frame::Summary(_) => 32,
+            Frame::Announce(docs) => json_len(docs),
+            Frame::Inventory(docs) => docs.iter().map(|(d, h)| 2 + d.len().min(255) + h.len().min(255)).sum(),
+            Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + sigs.len().min(MAX_SIGS) * SIG_LEN + msg.len(),
+            Frame::AuthorityHeads(heads) => heads.len() * 32,
+            Frame::Authority(entries) => entries.iter().map(|e| 4 + e.len()).sum(),
+            Frame::Ping | Frame::Pong => 0,
+            Frame::Vault(items) => json_len(items),
         }
     }
 
@@ -561,11 +580,14 @@ impl Frame {
                 let mut rest = &b[1..];
                 let mut entries = Vec::new();
                 while !rest.is_empty() {
+                    if entries.len() == MAX_AUTHORITY_ENTRIES {
+                        return Err(bad(&format!("authority: more than {MAX_AUTHORITY_ENTRIES} entries")));
+                    }
                     let n = rest.get(..4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as usize);
                     let entry = n
-                        .filter(|n| *n <= crate::authority::MAX_ENTRY)
+                        .filter(|n| (1..=crate::authority::MAX_ENTRY).contains(n))
                         .and_then(|n| rest.get(4..4 + n))
-                        .ok_or_else(|| bad("authority: an entry is truncated or over the size limit"))?;
+                        .ok_or_else(|| bad("authority: an entry is empty, truncated or over the size limit"))?;
                     entries.push(entry.to_vec());
                     rest = &rest[4 + entry.len()..];
                 }
@@ -576,6 +598,25 @@ impl Frame {
             Some(t) => Err(bad(&format!("unknown frame type {t}"))),
             None => Err(bad("empty frame")),
         }
+    }
+}
+
+/// How many bytes `v` takes as JSON, counted without keeping them.
+fn json_len<T: Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => 0,
     }
 }
 
@@ -725,7 +766,7 @@ fn authority_frames(entries: Vec<Vec<u8>>) -> Vec<Frame> {
     let mut batch = Vec::new();
     let mut size = 0;
     for e in entries {
-        if size + e.len() + 4 > AUTHORITY_FRAME && !batch.is_empty() {
+        if (size + e.len() + 4 > AUTHORITY_FRAME || batch.len() == MAX_AUTHORITY_ENTRIES) && !batch.is_empty() {
             out.push(Frame::Authority(std::mem::take(&mut batch)));
             size = 0;
         }
@@ -738,7 +779,8 @@ fn authority_frames(entries: Vec<Vec<u8>>) -> Vec<Frame> {
     out
 }
 
-/// Bytes and messages a session has moved, for `aidmesh peers` and benchmarks.
+/// Bytes and messages a session has moved, for `aidmesh peers` and benchmarks. Bytes are the
+/// frames' before deflating ([`Frame::plain_len`]), without length prefixes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Traffic {
     pub frames_in: u64,
@@ -874,7 +916,7 @@ impl Session {
     ) -> Result<(Vec<Frame>, bool), SessionError> {
         self.last_heard = now;
         self.traffic.frames_in += 1;
-        self.traffic.bytes_in += frame.encode().len() as u64;
+        self.traffic.bytes_in += frame.plain_len() as u64;
         let mut out = Vec::new();
         let mut changed = false;
         // A session opens with the protocol spoken; a hub from before hellos opens without one.
@@ -1163,7 +1205,7 @@ impl Session {
         }
         for f in frames {
             self.traffic.frames_out += 1;
-            self.traffic.bytes_out += f.encode().len() as u64;
+            self.traffic.bytes_out += f.plain_len() as u64;
         }
     }
 }
@@ -1203,6 +1245,7 @@ mod tests {
             Frame::Authority(vec![b"{}".to_vec(), b"[1]".to_vec()]),
         ];
         for f in frames {
+            assert_eq!(f.plain_len(), f.encode_plain().len(), "{f:?}");
             assert_eq!(Frame::decode(&f.encode()).unwrap(), f);
         }
         let cases: &[(&[u8], &str)] = &[
@@ -1218,6 +1261,7 @@ mod tests {
             (&[TAG_SYNC, 0, 1, b'd', 0, 1, 9, 9], "signatures are cut short"),
             (&[TAG_ANNOUNCE, b'{'], "announce"),
             (&[TAG_PING, 0], "unknown frame type 3"),
+            (&[TAG_AUTHORITY, 0, 0, 0, 0], "authority: an entry is empty"),
         ];
         for (b, want) in cases {
             let e = Frame::decode(b).unwrap_err().to_string();
@@ -1263,6 +1307,16 @@ mod tests {
             let e = Frame::decode(&bytes).unwrap_err().to_string();
             assert!(e.contains(want), "{want}: {e}");
         }
+        // A few kilobytes deflated cannot carry millions of entries for the door to judge: a
+        // frame holds a bounded number, and a sender splits by that number too.
+        let many = |n: usize| [&[TAG_AUTHORITY][..], &[0, 0, 0, 1, b'x'].repeat(n)].concat();
+        assert!(
+            matches!(Frame::decode(&many(MAX_AUTHORITY_ENTRIES)), Ok(Frame::Authority(e)) if e.len() == MAX_AUTHORITY_ENTRIES)
+        );
+        let e = Frame::decode(&deflated(&many(MAX_AUTHORITY_ENTRIES + 1))).unwrap_err().to_string();
+        assert!(e.contains("more than 16384 entries"), "{e}");
+        let frames = authority_frames(vec![b"{}".to_vec(); MAX_AUTHORITY_ENTRIES + 5]);
+        assert_eq!(frames.len(), 2);
         // Exactly at the limit is a frame like any other.
         let at_limit = deflated(&[&[TAG_SYNC, 0, 1, b'd', 0, 0][..], &vec![0; MAX_FRAME - 6]].concat());
         assert!(matches!(Frame::decode(&at_limit), Ok(Frame::Sync { msg, .. }) if msg.len() == MAX_FRAME - 6));
