@@ -1207,6 +1207,9 @@ fn person_list(hub: &Hub, json: bool) -> Result<()> {
             p.approvals_above_threshold
         );
     }
+    if let Some(s) = &a.stranded {
+        outln!("Left out of {s}.");
+    }
     for c in &a.contested {
         outln!("Contested: {c}");
     }

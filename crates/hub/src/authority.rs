@@ -120,6 +120,10 @@ pub struct Authority {
     /// of their keys (made at another hub and added with [`Hub::add_key`]); none if it signs
     /// for no one.
     pub acting_as: Option<String>,
+    /// This hub, a member, was left out of a turnover of the coalition secret (its slot
+    /// missing, or holding another secret than the entry commits to): which entry, by whom,
+    /// and what to do. It reaches no hub that follows the secret past it.
+    pub stranded: Option<String>,
 }
 
 /// Where a refused entry that had waited came from, as the refusals list shows it: its sender
@@ -496,6 +500,7 @@ impl Hub {
 
     /// Who may do what, resolved, for people to read.
     pub fn authority(&self) -> Result<Authority> {
+        let stranded = self.stranded()?;
         let st = self.resolved()?;
         let name_of = |k: &Key| st.person_of(k).map(|p| p.handle.clone()).unwrap_or_else(|| k.short());
         let people = st
@@ -586,7 +591,24 @@ impl Hub {
                 .and_then(|p| Key::parse(&p.key).ok())
                 .and_then(|k| st.person_of(&k))
                 .map(|p| p.key.hex()),
+            stranded,
         })
+    }
+
+    /// Why this hub cannot follow the coalition secret, in words, if it was left out of a
+    /// turnover ([`aidmesh_mesh::keyring::Keyring::stranded`]).
+    fn stranded(&self) -> Result<Option<String>> {
+        let Some((entry, why)) = self.keyring()?.stranded() else { return Ok(None) };
+        // Rare: the log is loaded to name who signed the turnover.
+        let signer = self.log()?.get(&entry).map(|e| e.author);
+        let st = self.resolved()?;
+        let by = signer.map(|k| st.person_of(&k).map(|p| p.handle.clone()).unwrap_or_else(|| k.short()));
+        Ok(Some(format!(
+            "the turnover of the coalition secret in entry {entry}{}: {why}. This hub cannot reach the \
+             hubs that follow the secret past it over the network. An admin revokes this hub and admits \
+             it again to hand it the secret; meanwhile, carry changes by USB bundle",
+            by.map(|b| format!(" by {b}")).unwrap_or_default()
+        )))
     }
 
     /// A current person, by handle, fingerprint or key.

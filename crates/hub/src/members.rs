@@ -44,7 +44,7 @@ fn welcome_hex(s: &Sealed) -> Option<String> {
 
 fn parse_welcome(s: &str) -> Option<Sealed> {
     let b = aidmesh_mesh::hex::decode(s).filter(|b| b.len() == WELCOME_HEX / 2)?;
-    Some(Sealed { eph: Ephemeral(b[..32].try_into().ok()?), slots: vec![Slot(b[32..].try_into().ok()?)] })
+    Some(Sealed { eph: Ephemeral(b[..32].try_into().ok()?), slots: vec![Slot(b[32..].try_into().ok()?)], commit: None })
 }
 
 impl FounderCode {

@@ -544,3 +544,45 @@ fn a_hubs_port_tells_an_outsider_nothing() {
         }
     });
 }
+
+/// An admin (or a stolen admin key) turns the coalition secret over with a slot that opens for
+/// no hub: every hub it left out says so, naming the entry and its signer, and a turnover that
+/// commits to no secret is refused at the door and listed.
+#[test]
+fn a_hub_left_out_of_a_turnover_is_told_and_a_turnover_without_commitment_is_refused() {
+    use aidmesh_mesh::authority::{Body, Entry, Key, Log, Slot};
+    use rand_chacha::rand_core::SeedableRng;
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    join(&mut north.hub, &mut south.hub);
+    let mole = aidmesh_mesh::Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(91));
+    north.hub.add_person(&Key::of(&mole).hex(), "mole", true).unwrap();
+    let log = north.hub.authority_entries().unwrap();
+    south.hub.offer_authority(&log, "test").unwrap();
+    assert_eq!(south.hub.authority().unwrap().stranded, None);
+    let state = Log::load(&log).unwrap();
+    let coalition = state.coalition();
+    let heads = north.hub.authority_heads().unwrap();
+    let north_key = Key::parse(&north.hub.public_key()).unwrap();
+    let sign = |body: Body| Entry::sign(&mole, north_key, coalition, heads.clone(), 0, body).encode();
+    // Committed to a secret, and every slot garbage: no hub can follow.
+    let Body::Rotate { mut rekey } = aidmesh_mesh::keyring::rotate(state.state(), [5; 32], [6; 32]).unwrap() else {
+        panic!("a rotation")
+    };
+    let mut bare = rekey.clone();
+    rekey.slots.iter_mut().for_each(|s| *s = Slot([0x42; 48]));
+    bare.commit = None;
+    let before = south.hub.keyring().unwrap();
+    let offer = south.hub.offer_authority(&[sign(Body::Rotate { rekey: bare })], "hub Mole").unwrap();
+    assert_eq!(offer.added, 0);
+    assert!(offer.refused[0].contains("carries no commitment"), "{:?}", offer.refused);
+    assert_eq!(south.hub.keyring().unwrap(), before, "a refused turnover changes nothing");
+    let garbage = sign(Body::Rotate { rekey });
+    let id = aidmesh_mesh::authority::Id::of(&garbage).to_string();
+    assert_eq!(south.hub.offer_authority(&[garbage.clone()], "hub Mole").unwrap().added, 1);
+    north.hub.offer_authority(&[garbage], "hub Mole").unwrap();
+    for hub in [&north.hub, &south.hub] {
+        let told = hub.authority().unwrap().stranded.expect("the hub knows it was left out");
+        assert!(told.contains(&format!("entry {id} by mole")) && told.contains("in no slot"), "{told}");
+    }
+}

@@ -77,14 +77,38 @@ hex_bytes!(Id, 32, "an entry id (64 hex digits)");
 hex_bytes!(Sig, 64, "a signature (128 hex digits)");
 hex_bytes!(Ephemeral, 32, "an X25519 public key in hex");
 hex_bytes!(Slot, 48, "a sealed slot (96 hex digits)");
+hex_bytes!(Commit, 32, "a commitment to a sealed secret (64 hex digits)");
 
 /// 32 secret bytes sealed for some hubs ([`crate::seal`]): an ephemeral X25519 public key and
-/// one slot per hub, naming no one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// one slot per hub, naming no one. A turnover of the coalition secret also commits to the
+/// secret (`commit`, see [`crate::keyring`]), so that a hub whose slot holds another secret, or
+/// none, knows it was left out, and says so.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sealed {
     pub eph: Ephemeral,
     pub slots: Vec<Slot>,
+    #[serde(default)]
+    pub commit: Option<Commit>,
+}
+
+impl Serialize for Sealed {
+    /// In an entry (JSON), a sealed secret without a commitment has no `commit` field, so that
+    /// entries signed before it existed keep their bytes; in the kept state (postcard, which
+    /// reads fields by position) it always has one.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let skip = s.is_human_readable() && self.commit.is_none();
+        let mut out = s.serialize_struct("Sealed", if skip { 2 } else { 3 })?;
+        out.serialize_field("eph", &self.eph)?;
+        out.serialize_field("slots", &self.slots)?;
+        if skip {
+            out.skip_field("commit")?;
+        } else {
+            out.serialize_field("commit", &self.commit)?;
+        }
+        out.end()
+    }
 }
 
 impl Key {
@@ -414,6 +438,14 @@ impl Entry {
         };
         if sealed.is_some_and(|s| s.slots.is_empty() || s.slots.len() > MAX_SEALED) {
             return Err(Refusal::Malformed(format!("a sealed secret has 1 to {MAX_SEALED} slots")));
+        }
+        let turnover = match &e.body {
+            Body::RevokeHub { rekey, .. } => rekey.as_ref(),
+            Body::Rotate { rekey } => Some(rekey),
+            _ => None,
+        };
+        if turnover.is_some_and(|s| s.commit.is_none()) {
+            return Err(Refusal::Malformed("a turnover of the coalition secret carries no commitment to it".into()));
         }
         Ok(e)
     }
@@ -1161,7 +1193,7 @@ impl Bits {
 /// (`tests/authority.rs` pins the layout and fails until it is bumped), and with any change to
 /// the rules that resolve the log (`check`, `apply`, `resolve`, `judge`): a state resolved by other
 /// rules must not be served. The package version is part of it, so each release resolves anew.
-const RESOLVED_FORM: &[u8] = concat!("aidmesh resolved authority v2 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
+const RESOLVED_FORM: &[u8] = concat!("aidmesh resolved authority v3 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
 
 /// A log's resolved state with its heads and size: what a hub keeps beside its entries, so that
 /// opening reads the state instead of replaying every entry (the log itself is loaded when an

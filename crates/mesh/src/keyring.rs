@@ -20,13 +20,19 @@
 //! that has still find and reach each other, whichever dials (see [`crate::handshake`]).
 //!
 //! Revocations written before revocations carried a fresh secret do not turn it over.
+//!
+//! Slots name no one, so no hub can check another's. A turnover therefore commits to its fresh
+//! secret (a hash of it and the ephemeral key, [`commitment`]), and the door refuses one that
+//! does not: a hub whose slot is missing, or opens to another secret (an admin who sealed
+//! garbage, or different secrets for different hubs, to split them), knows it was left out
+//! ([`Keyring::stranded`]) and its people are told, naming the entry.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::authority::{Body, Ephemeral, Id, Key, Sealed, Slot, State, MAX_SEALED};
+use crate::authority::{Body, Commit, Ephemeral, Id, Key, Sealed, Slot, State, MAX_SEALED};
 use crate::identity::Identity;
 
 /// How many secrets of the chain a keyring keeps.
@@ -38,6 +44,7 @@ const REKEY: &[u8] = b"aidmesh rekey v1\n";
 const ADMIT: &[u8] = b"aidmesh admit v1\n";
 const GENESIS: &[u8] = b"aidmesh genesis v1\n";
 const HELLO: &[u8] = b"aidmesh hello v1\n";
+const COMMIT: &[u8] = b"aidmesh turnover commitment v1\n";
 const SEALED_HELLO: &[u8] = b"aidmesh sealed hello v1\n";
 /// Bytes of a proof sealed under a secret: the proof and its tag.
 pub const SEALED_OVERHEAD: usize = 16;
@@ -94,6 +101,24 @@ impl Secret {
     }
 }
 
+/// Why a hub could not follow a turnover it was a member for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stranded {
+    /// No slot of the turnover opened for it.
+    NoSlot,
+    /// Its slot opened to another secret than the one the turnover commits to.
+    OtherSecret,
+}
+
+impl std::fmt::Display for Stranded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stranded::NoSlot => "it sealed the new secret for this hub in no slot",
+            Stranded::OtherSecret => "what it sealed for this hub is not the secret it commits to",
+        })
+    }
+}
+
 /// The newest secrets of the chain a hub can follow, each with the revocation after which it
 /// holds (`None`: before any).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +129,13 @@ pub struct Keyring {
     public: bool,
     /// This hub holds no secret of its coalition: the one it has is its own.
     own: bool,
+    /// The turnover this hub could not follow while a member, and why (see [`Keyring::of`]).
+    stranded: Option<(Id, Stranded)>,
+}
+
+/// What a turnover commits to: a hash of its ephemeral key and the fresh secret.
+pub fn commitment(eph: &Ephemeral, fresh: &[u8; 32]) -> Commit {
+    Commit(Sha256::new().chain_update(COMMIT).chain_update(eph.0).chain_update(fresh).finalize().into())
 }
 
 /// A secret only `me` can derive, for a hub that holds none of its coalition's.
@@ -135,7 +167,7 @@ impl Keyring {
         let mut h = Sha256::new();
         h.update(DOMAIN);
         h.update(founder_hub);
-        Keyring { secrets: vec![(None, Secret(h.finalize().into()))], public: true, own: false }
+        Keyring { secrets: vec![(None, Secret(h.finalize().into()))], public: true, own: false, stranded: None }
     }
 
     /// The keyring of hub `me` in the coalition founded by `founder_hub`, whose log resolves to
@@ -150,14 +182,24 @@ impl Keyring {
             Some((found, sealed)) => open(GENESIS, me, sealed).map(|fresh| step(&base, found, &fresh)),
             None => Some(base),
         };
-        let mut ring = Keyring { secrets: Vec::new(), public: false, own: false };
+        let mut ring = Keyring { secrets: Vec::new(), public: false, own: false, stranded: None };
         let mut current = take_handed(None).or(start);
         ring.push(None, current);
+        let mut stranded = None;
         for r in &state.rekeys {
             current = match (&r.sealed, current) {
                 // From before revocations turned the secret over.
                 (None, prev) => prev,
-                (Some(sealed), Some(prev)) => open(REKEY, me, sealed).map(|fresh| step(&prev, &r.entry, &fresh)),
+                (Some(sealed), Some(prev)) => {
+                    let fresh = open(REKEY, me, sealed);
+                    let kept = fresh.filter(|f| sealed.commit.is_none_or(|c| commitment(&sealed.eph, f) == c));
+                    if kept.is_none() {
+                        // Following until here, and left out: expected of the hub it revokes.
+                        let why = if fresh.is_some() { Stranded::OtherSecret } else { Stranded::NoSlot };
+                        stranded = (r.hub != Some(Key::of(me))).then_some((r.entry, why));
+                    }
+                    kept.map(|fresh| step(&prev, &r.entry, &fresh))
+                }
                 (Some(_), None) => None,
             };
             // The secret handed at admission, where this hub could not follow the chain itself;
@@ -166,10 +208,13 @@ impl Keyring {
                 if let Some(s) = take_handed(Some(r.entry)) {
                     current = Some(s);
                     ring.secrets.clear();
+                    stranded = None;
                 }
             }
             ring.push(Some(r.entry), current);
         }
+        // Only a member is left out: a hub revoked since (or never admitted) expects it.
+        ring.stranded = stranded.filter(|_| state.hubs.contains_key(&Key::of(me)));
         if ring.secrets.is_empty() {
             // A hub that holds no secret of its coalition (one admitted without being handed
             // it): one only it can know, so that it passes nowhere and nothing passes it.
@@ -183,7 +228,12 @@ impl Keyring {
     /// The keyring of a hub joined by hand that does not hold its coalition's log yet: the
     /// secret its admission sealed for it (what [`Keyring::hand`] made), if it opens.
     pub fn welcome(me: &Identity, sealed: &Sealed) -> Option<Keyring> {
-        open(ADMIT, me, sealed).map(|s| Keyring { secrets: vec![(None, Secret(s))], public: false, own: false })
+        open(ADMIT, me, sealed).map(|s| Keyring {
+            secrets: vec![(None, Secret(s))],
+            public: false,
+            own: false,
+            stranded: None,
+        })
     }
 
     fn push(&mut self, at: Option<Id>, s: Option<Secret>) {
@@ -200,6 +250,13 @@ impl Keyring {
     /// The newest secret this hub can follow: what its adverts and its listener use.
     pub fn current(&self) -> &Secret {
         &self.secrets.last().expect("a keyring is never empty").1
+    }
+
+    /// The turnover this hub was a member for and could not follow, and why: it can reach no
+    /// hub that follows the chain past it (until it is handed the secret again, by a new
+    /// admission). `None` if it follows the whole chain, or was never meant to.
+    pub fn stranded(&self) -> Option<(Id, Stranded)> {
+        self.stranded
     }
 
     /// Whether this hub holds no secret of its coalition (only one of its own, which passes
@@ -261,7 +318,14 @@ pub fn genesis(hub: &Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> Sealed {
 
 fn sealed(domain: &[u8], ephemeral: [u8; 32], to: &[[u8; 32]], secret: &[u8; 32]) -> Sealed {
     let (eph, slots) = crate::seal::seal(domain, ephemeral, to, MAX_SEALED, secret);
-    Sealed { eph: Ephemeral(eph), slots: slots.into_iter().map(Slot).collect() }
+    Sealed { eph: Ephemeral(eph), slots: slots.into_iter().map(Slot).collect(), commit: None }
+}
+
+/// A turnover's fresh secret sealed for hubs `to`, with its commitment.
+fn turnover(ephemeral: [u8; 32], to: &[[u8; 32]], fresh: &[u8; 32]) -> Sealed {
+    let mut s = sealed(REKEY, ephemeral, to, fresh);
+    s.commit = Some(commitment(&s.eph, fresh));
+    s
 }
 
 /// A revocation of `hub` that turns the coalition secret over: a `fresh` secret sealed for
@@ -276,7 +340,7 @@ pub fn revoke(state: &State, hub: Key, ephemeral: [u8; 32], fresh: [u8; 32]) -> 
     if remaining.is_empty() {
         return Ok(Body::revoke_hub(hub));
     }
-    Ok(Body::RevokeHub { hub, rekey: Some(sealed(REKEY, ephemeral, &remaining, &fresh)) })
+    Ok(Body::RevokeHub { hub, rekey: Some(turnover(ephemeral, &remaining, &fresh)) })
 }
 
 /// The entry that turns the coalition secret over without revoking anyone: `fresh` sealed for
@@ -286,7 +350,7 @@ pub fn rotate(state: &State, ephemeral: [u8; 32], fresh: [u8; 32]) -> Result<Bod
     if hubs.is_empty() || hubs.len() > MAX_SEALED {
         return Err(hubs.len());
     }
-    Ok(Body::Rotate { rekey: sealed(REKEY, ephemeral, &hubs, &fresh) })
+    Ok(Body::Rotate { rekey: turnover(ephemeral, &hubs, &fresh) })
 }
 
 #[cfg(test)]

@@ -105,7 +105,13 @@ acting: LocalPerson | null,
  * of their keys (made at another hub and added with [`Hub::add_key`]); none if it signs
  * for no one.
  */
-acting_as: string | null, };
+acting_as: string | null, 
+/**
+ * This hub, a member, was left out of a turnover of the coalition secret (its slot
+ * missing, or holding another secret than the entry commits to): which entry, by whom,
+ * and what to do. It reaches no hub that follows the secret past it.
+ */
+stranded: string | null, };
 
 /**
  * What a bundle holds, as `aidmesh bundle inspect` shows it.

@@ -803,6 +803,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         entries: 0,
         acting: acting ? { ...acting } : null,
         acting_as: acting ? (personOf(acting.key)?.key ?? null) : null,
+        stranded: null,
       };
     },
     async peopleHere() {

@@ -382,6 +382,18 @@ describe("people", () => {
     expect(votes).toEqual([owl.key]);
   });
 
+  it("a hub left out of a turnover of the coalition secret says so among what needs attention", async () => {
+    const b = await ready();
+    const real = b.authority.bind(b);
+    const told = "the turnover of the coalition secret in entry 1a2b by mole: it sealed the new secret for this hub in no slot";
+    b.authority = async () => ({ ...(await real()), stranded: told });
+    const { default: People } = await import("./People.svelte");
+    render(People, { backend: b });
+    const item = await screen.findByText(`Left out of ${told}.`);
+    expect(item.closest("#pe-alert-list")).toBeTruthy();
+    expect(item.getAttribute("data-alert")).toBe("stranded");
+  });
+
   it("a key made for working at another hub proves itself there and is added here with its proof", async () => {
     const b = await ready();
     const kestrel = (await b.authority()).acting!;

@@ -295,3 +295,42 @@ fn a_revocation_seals_for_at_most_max_sealed_hubs() {
     let mut log = admitted;
     assert!(log.append(&w.fox, Key::of(&w.hubs[0]), 2, revocation).is_ok(), "the largest revocation fits in one entry");
 }
+
+/// An admin who turns the secret over with garbage in a hub's slot, or with different secrets
+/// for different hubs, splits the hubs for good; each hub left out knows it and can say which
+/// entry did it. A turnover without a commitment is refused at the door.
+#[test]
+fn a_hub_left_out_of_a_turnover_knows_it_and_a_turnover_must_commit() {
+    let mut w = World::new();
+    w.admit(3);
+    let recipients =
+        |w: &World, hubs: &[usize]| -> Vec<[u8; 32]> { hubs.iter().map(|n| w.hubs[*n].public().to_bytes()).collect() };
+    // Hubs 0 and 1 get the committed secret, hub 2 another (its own slot opens), hub 3 none.
+    let honest = turnover([21; 32], &recipients(&w, &[0, 1]), &[22; 32]);
+    let other = sealed(REKEY, [21; 32], &recipients(&w, &[2]), &[23; 32]);
+    assert_eq!(honest.eph, other.eph, "the same ephemeral key, so both sets of slots open under it");
+    let split = Sealed { eph: honest.eph, slots: [honest.slots.clone(), other.slots].concat(), commit: honest.commit };
+    let id = w.log.append(&w.fox, Key::of(&w.hubs[0]), 3, Body::Rotate { rekey: split }).unwrap().0;
+    let (north, south, east, west) = (w.ring(0), w.ring(1), w.ring(2), w.ring(3));
+    assert_eq!(north.current(), south.current());
+    assert_eq!((north.stranded(), south.stranded()), (None, None));
+    assert_eq!(east.stranded(), Some((id, Stranded::OtherSecret)));
+    assert_eq!(west.stranded(), Some((id, Stranded::NoSlot)));
+    assert!(east.newest_first().all(|s| s != north.current()), "east did not take the other secret");
+    // The next turnover does not bring them back: each step needs the one before.
+    w.revoke(2, 30);
+    assert_eq!(w.ring(3).stranded(), Some((id, Stranded::NoSlot)));
+    assert_eq!(w.ring(2).stranded(), None, "a revoked hub is not a member left out");
+    // An admission hands the secret again: the hub follows from there and is no longer left out.
+    w.log.append(&w.fox, Key::of(&w.hubs[0]), 4, Body::RevokeHub { hub: Key::of(&w.hubs[3]), rekey: None }).unwrap();
+    w.admit(3);
+    assert_eq!(w.ring(3).stranded(), None);
+    assert_eq!(w.ring(3).current(), w.ring(0).current());
+    // A turnover that commits to nothing is refused, and changes nothing.
+    let mut bare = turnover([31; 32], &recipients(&w, &[0, 1, 3]), &[32; 32]);
+    bare.commit = None;
+    let before = w.ring(0);
+    let refused = w.log.append(&w.fox, Key::of(&w.hubs[0]), 5, Body::Rotate { rekey: bare }).unwrap_err();
+    assert!(refused.to_string().contains("carries no commitment"), "{refused}");
+    assert_eq!(w.ring(0), before);
+}
