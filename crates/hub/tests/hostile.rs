@@ -579,7 +579,7 @@ fn a_hub_left_out_of_a_turnover_is_told_and_a_turnover_without_commitment_is_ref
     assert_eq!(south.hub.keyring().unwrap(), before, "a refused turnover changes nothing");
     let garbage = sign(Body::Rotate { rekey });
     let id = aidmesh_mesh::authority::Id::of(&garbage).to_string();
-    assert_eq!(south.hub.offer_authority(&[garbage.clone()], "hub Mole").unwrap().added, 1);
+    assert_eq!(south.hub.offer_authority(std::slice::from_ref(&garbage), "hub Mole").unwrap().added, 1);
     north.hub.offer_authority(&[garbage], "hub Mole").unwrap();
     for hub in [&north.hub, &south.hub] {
         let told = hub.authority().unwrap().stranded.expect("the hub knows it was left out");
