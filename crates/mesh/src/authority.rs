@@ -439,14 +439,7 @@ impl Entry {
         if sealed.is_some_and(|s| s.slots.is_empty() || s.slots.len() > MAX_SEALED) {
             return Err(Refusal::Malformed(format!("a sealed secret has 1 to {MAX_SEALED} slots")));
         }
-        let turnover = match &e.body {
-            Body::RevokeHub { rekey, .. } => rekey.as_ref(),
-            Body::Rotate { rekey } => Some(rekey),
-            _ => None,
-        };
-        if turnover.is_some_and(|s| s.commit.is_none()) {
-            return Err(Refusal::Malformed("a turnover of the coalition secret carries no commitment to it".into()));
-        }
+
         Ok(e)
     }
 

@@ -22,10 +22,12 @@
 //! Revocations written before revocations carried a fresh secret do not turn it over.
 //!
 //! Slots name no one, so no hub can check another's. A turnover therefore commits to its fresh
-//! secret (a hash of it and the ephemeral key, [`commitment`]), and the door refuses one that
-//! does not: a hub whose slot is missing, or opens to another secret (an admin who sealed
-//! garbage, or different secrets for different hubs, to split them), knows it was left out
-//! ([`Keyring::stranded`]) and its people are told, naming the entry.
+//! secret (a hash of it and the ephemeral key, [`commitment`]): a hub whose slot is missing, or
+//! opens to another secret than the one committed to (an admin who sealed garbage, or different
+//! secrets for different hubs, to split them), knows it was left out ([`Keyring::stranded`]) and
+//! its people are told, naming the entry. Turnovers written before commitments carry none and
+//! still count (the door cannot tell them from new ones): of those, only a missing slot is
+//! noticed. A member hub admitted with a secret it cannot open is told the same way.
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -108,6 +110,8 @@ pub enum Stranded {
     NoSlot,
     /// Its slot opened to another secret than the one the turnover commits to.
     OtherSecret,
+    /// It is a member, and its admission handed it no secret it can open.
+    NotHanded,
 }
 
 impl std::fmt::Display for Stranded {
@@ -115,6 +119,7 @@ impl std::fmt::Display for Stranded {
         f.write_str(match self {
             Stranded::NoSlot => "it sealed the new secret for this hub in no slot",
             Stranded::OtherSecret => "what it sealed for this hub is not the secret it commits to",
+            Stranded::NotHanded => "it handed this hub no secret it can open",
         })
     }
 }
@@ -213,14 +218,19 @@ impl Keyring {
             }
             ring.push(Some(r.entry), current);
         }
-        // Only a member is left out: a hub revoked since (or never admitted) expects it.
-        ring.stranded = stranded.filter(|_| state.hubs.contains_key(&Key::of(me)));
+        let member = state.hubs.get(&Key::of(me));
         if ring.secrets.is_empty() {
             // A hub that holds no secret of its coalition (one admitted without being handed
             // it): one only it can know, so that it passes nowhere and nothing passes it.
             ring.secrets.push((None, own_secret(me)));
             ring.own = true;
+            // A member whose admission sealed it something it cannot open.
+            if let Some(h) = member.filter(|h| h.handed.is_some()) {
+                stranded = stranded.or(Some((h.admitted.entry, Stranded::NotHanded)));
+            }
         }
+        // Only a member is left out: a hub revoked since (or never admitted) expects it.
+        ring.stranded = stranded.filter(|_| member.is_some());
         ring.public = *ring.current() == base;
         ring
     }

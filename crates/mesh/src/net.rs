@@ -501,9 +501,14 @@ fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
 /// A frame read ahead, holding its share of the connection's read-ahead budget until handled.
 type ReadFrame = Result<(Frame, tokio::sync::OwnedSemaphorePermit), Ended>;
 
-/// Bytes of frames (as received, and as inflated) a connection reads ahead of the session:
-/// a peer that sends while it does not read what this hub writes holds at most this much here.
-const READ_AHEAD: usize = 2 * MAX_FRAME;
+/// Bytes of frames (as received, and as inflated, by [`Frame::plain_len`]) a connection reads
+/// ahead of the session: a peer that sends while it does not read what this hub writes holds
+/// about this much here (the decoded frames weigh a few times their length).
+const READ_AHEAD: usize = 4 * MAX_FRAME;
+/// How long a write of frames may wait for the peer to read. Two hubs that both send more than
+/// the other reads ahead, at once, would otherwise wait on each other for good; the session
+/// ends instead, and the next one resumes from the sync state kept.
+const WRITE_WAIT: Duration = Duration::from_secs(120);
 
 /// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
 /// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`].
@@ -520,7 +525,7 @@ fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
                     return Err(Ended::TooLarge(len));
                 }
                 // Room for the frame as received, then for it as decoded.
-                let take = |n: usize| budget.clone().acquire_many_owned(n.max(1) as u32);
+                let take = |n: usize| budget.clone().acquire_many_owned(n.clamp(1, READ_AHEAD) as u32);
                 let mut permit = take(len).await.map_err(|_| Ended::Policy("the connection is closing"))?;
                 let mut buf = vec![0u8; len];
                 rd.read_exact(&mut buf).await.map_err(Ended::MidFrame)?;
@@ -668,8 +673,14 @@ async fn write_frames<W: AsyncWriteExt + Unpin>(wr: &mut W, frames: &[Frame]) ->
         buf.extend_from_slice(&(b.len() as u32).to_be_bytes());
         buf.extend_from_slice(&b);
     }
-    wr.write_all(&buf).await?;
-    wr.flush().await
+    let write = async {
+        wr.write_all(&buf).await?;
+        wr.flush().await
+    };
+    match tokio::time::timeout(WRITE_WAIT, write).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the peer read nothing for two minutes")),
+    }
 }
 
 /// The hub id of a certificate: its key must be Ed25519.
@@ -853,11 +864,15 @@ pub fn throwaway_configs(
         FreshCertificates { seed: tls_key, next: std::sync::atomic::AtomicU64::new(0), provider: provider.clone() };
     // Fails here, at set-up, rather than at a peer's handshake.
     certificates.make()?;
-    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| err(&e))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(certificates));
+    // No session is resumed, either way: a ticket shown again at another address would tie the
+    // two connections to one hub, whatever its certificates.
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     let any: KeyRule = Arc::new(|_| true);
     let check = Arc::new(KeyCheck { rule: any, algs: provider.signature_verification_algorithms });
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
@@ -867,6 +882,7 @@ pub fn throwaway_configs(
         .with_custom_certificate_verifier(check)
         .with_no_client_auth();
     client.enable_sni = false;
+    client.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(server), Arc::new(client)))
 }
 
@@ -907,26 +923,27 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     /// A peer that sends frames the session does not take yet (it is busy, or blocked writing
-    /// to a peer that does not read) gets no more read than the read-ahead budget: here two
-    /// frames that each inflate to nearly the frame limit from a few kilobytes.
+    /// to a peer that does not read) gets no more read than the read-ahead budget: here four
+    /// frames that each inflate to nearly the frame limit from about 160 KB.
     #[tokio::test]
     async fn frames_are_read_ahead_only_within_the_budget() {
-        let (mut peer, ours) = tokio::io::duplex(1 << 20);
+        let (mut peer, ours) = tokio::io::duplex(4 << 20);
         let (reader, mut frames) = read_frames(ours);
         let big = Frame::Sync { doc: "d".into(), msg: vec![0; MAX_FRAME - 100], sigs: vec![] }.encode();
         assert!(big.len() < 256 * 1024, "{} bytes on the wire", big.len());
-        for _ in 0..4 {
+        for _ in 0..6 {
             peer.write_all(&(big.len() as u32).to_be_bytes()).await.unwrap();
             peer.write_all(&big).await.unwrap();
         }
         peer.flush().await.unwrap();
-        let queued = |frames: &mpsc::Receiver<ReadFrame>| frames.len();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(queued(&frames), 2, "two frames fill the budget");
+        let fits = READ_AHEAD / (MAX_FRAME - 100 + 6);
+        assert_eq!(fits, 4);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(frames.len(), fits, "the budget is full");
         // One handled: its room goes to the next.
         drop(frames.recv().await.unwrap().unwrap());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(queued(&frames), 2);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(frames.len(), fits);
         reader.abort();
     }
 }

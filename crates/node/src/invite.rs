@@ -154,7 +154,7 @@ pub fn adopt(hub: &mut Hub, welcome: &Welcome) -> Result<()> {
     }
     let offer = hub.adopt_authority(welcome.coalition_id.as_deref(), &entries)?;
     if !offer.refused.is_empty() {
-        tracing::warn!(refused = offer.refused.len(), "entries of the welcome's authority log were refused");
+        tracing::warn!(refused = offer.refused.len(), first = %offer.refused[0], "entries of the welcome's authority log were refused (the first 20 named, the rest counted)");
     }
     for (d, bytes, sigs) in docs {
         hub.merge_doc(&d.doc, &d.partition, Timestamp::from_millis(d.created_at), &bytes, &sigs)?;
