@@ -377,6 +377,9 @@ const DEFLATE_FROM: usize = 256;
 pub const PROTOCOL: u16 = 4;
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
+/// How many documents of its answer to an inventory a session offers with each frame it
+/// handles: enough to keep the link busy, few enough that no call loads much.
+pub const OFFER_AT_ONCE: usize = 2;
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 /// And of at most this many entries (a frame of more is refused): with deflated frames, a few
@@ -808,6 +811,10 @@ pub struct Session {
     fetches: Option<(SharedFetches, u64)>,
     /// Documents whose next message waits for another session's fetch (see [`Fetches`]).
     waiting: BTreeSet<DocId>,
+    /// Documents the answer to the peer's inventory still has to offer: a few go with each
+    /// frame handled (and each retry), so that sending starts at once and no call loads every
+    /// document of the coalition.
+    to_offer: std::collections::VecDeque<DocInfo>,
     last_heard: Timestamp,
     last_sent: Timestamp,
     last_synced: Option<Timestamp>,
@@ -870,6 +877,7 @@ impl Session {
             announced: BTreeSet::new(),
             fetches: None,
             waiting: BTreeSet::new(),
+            to_offer: std::collections::VecDeque::new(),
             last_heard: now,
             last_sent: now,
             last_synced: None,
@@ -961,7 +969,7 @@ impl Session {
                         }
                         None => {}
                     }
-                    out.extend(self.messages(r, &d, Offer::Reply, now));
+                    self.to_offer.push_back(d);
                 }
             }
             Frame::Announce(docs) => {
@@ -1012,8 +1020,19 @@ impl Session {
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}
         }
+        out.extend(self.offer_next(r, now));
         self.sent(&out, now);
         Ok((out, changed))
+    }
+
+    /// The next few documents the inventory's answer offers ([`OFFER_AT_ONCE`]).
+    fn offer_next(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
+        let mut out = Vec::new();
+        for _ in 0..OFFER_AT_ONCE {
+            let Some(d) = self.to_offer.pop_front() else { break };
+            out.extend(self.messages(r, &d, Offer::Reply, now));
+        }
+        out
     }
 
     /// A document changed here (a local write, a bundle): offer the changes.
@@ -1178,14 +1197,15 @@ impl Session {
         }
     }
 
-    /// Whether some document waits for another session's fetch: then call [`Session::retry`]
-    /// as time passes.
+    /// Whether some document waits for another session's fetch, or for its turn in the answer
+    /// to the peer's inventory: then call [`Session::retry`] as time passes.
     pub fn is_waiting(&self) -> bool {
-        !self.waiting.is_empty()
+        !self.waiting.is_empty() || !self.to_offer.is_empty()
     }
 
     /// Sends, for each document that waited, what may go now that the other fetch ended,
-    /// lapsed, or brought what this peer had.
+    /// lapsed, or brought what this peer had; and the next documents the answer to the peer's
+    /// inventory offers.
     pub fn retry(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
         let free = |doc: &DocId| {
@@ -1195,6 +1215,7 @@ impl Session {
         for doc in due {
             out.extend(self.generate(r, &doc, now));
         }
+        out.extend(self.offer_next(r, now));
         self.sent(&out, now);
         out
     }
@@ -1341,6 +1362,39 @@ mod tests {
             big.extend([1, b'd', 0]);
         }
         assert!(Frame::decode(&big).unwrap_err().to_string().contains("more than 100000 documents"));
+    }
+
+    /// A peer that lacks every document is answered a few documents at a time: the answer to
+    /// its inventory loads and offers [`OFFER_AT_ONCE`] documents, each later frame or retry the
+    /// next few, and the two replicas still converge.
+    #[test]
+    fn an_inventory_is_answered_a_few_documents_at_a_time() {
+        use crate::memory::{converge, Mem};
+        let mut r = Mem::new(1);
+        let names: Vec<String> = (0..9).map(|n| format!("doc-{n}")).collect();
+        for (n, d) in names.iter().enumerate() {
+            r.edit(d, n as u64);
+        }
+        let t0 = Timestamp::from_millis(0);
+        let mut s = Session::new(PeerId::named("new"), t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
+        let offered = |out: &[Frame]| out.iter().filter(|f| matches!(f, Frame::Sync { .. })).count();
+        let (out, _) = s.handle(&mut r, Frame::Inventory(Vec::new()), t0).unwrap();
+        assert_eq!(offered(&out), OFFER_AT_ONCE);
+        assert!(s.is_waiting(), "the rest waits for its turn");
+        let (out, _) = s.handle(&mut r, Frame::Pong, t0).unwrap();
+        assert_eq!(offered(&out), OFFER_AT_ONCE, "each frame handled offers the next few");
+        let mut rest = 0;
+        while s.is_waiting() {
+            rest += offered(&s.retry(&mut r, t0));
+        }
+        assert_eq!(rest, names.len() - 2 * OFFER_AT_ONCE);
+        // End to end, a new replica gets every document.
+        let mut pair = vec![r, Mem::new(2)];
+        converge(&mut pair, true);
+        for d in &names {
+            assert_eq!(pair[0].doc(d).get_heads(), pair[1].doc(d).get_heads(), "{d}");
+        }
     }
 
     #[test]
