@@ -386,9 +386,21 @@ impl Hub {
             for (why, b) in &refused {
                 tx.add_authority_refused(now, source, why, b)?;
             }
-            for (id, b, why) in &lapsed {
+            // Every one is forgotten; as with a sender's, the first are named, the rest counted.
+            for (n, (id, b, why)) in lapsed.iter().enumerate() {
                 tx.remove_authority_waiting(&id.0)?;
-                tx.add_authority_refused(now, LAPSED, &why.to_string(), b)?;
+                if n < REFUSALS_NAMED {
+                    tx.add_authority_refused(now, LAPSED, &why.to_string(), b)?;
+                }
+            }
+            if lapsed.len() > REFUSALS_NAMED {
+                let more = lapsed.len() - REFUSALS_NAMED;
+                tx.add_authority_refused(
+                    now,
+                    LAPSED,
+                    &format!("{more} more entries refused, not listed one by one"),
+                    &[],
+                )?;
             }
             Ok(())
         });
@@ -398,7 +410,7 @@ impl Hub {
         for (why, _) in &refused {
             tracing::warn!(source, why, "authority entry refused at the door");
         }
-        for (id, _, why) in &lapsed {
+        for (id, _, why) in lapsed.iter().take(REFUSALS_NAMED) {
             tracing::warn!(%id, %why, "an authority entry that waited was refused once what it follows arrived");
         }
         let report = AuthorityOffer {

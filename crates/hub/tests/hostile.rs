@@ -297,6 +297,24 @@ fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed(
     let r = h.offer_authority(&[b.encode(), a.encode()], "hub South").unwrap();
     assert_eq!((r.added, r.refused.len()), (2, 0));
     assert_eq!(h.authority_waiting_count().unwrap(), 0);
+    // Many that lapse at once are all forgotten; the first are named, the rest counted, so they
+    // cannot push the named refusals of senders out of the list.
+    let listed = h.authority_refusals_count().unwrap();
+    let gate_key = Key::of(&Identity::generate(&mut rng));
+    let gate =
+        Entry::sign(&kite, at, coalition, h.authority_heads().unwrap(), 0, Body::admit_hub(gate_key, "Gate".into()));
+    let junk: Vec<Vec<u8>> = (0..30)
+        .map(|n| {
+            let k = Key::of(&Identity::generate(&mut rng));
+            Entry::sign(&heron, at, coalition, vec![gate.id()], n, Body::admit_hub(k, format!("junk {n}"))).encode()
+        })
+        .collect();
+    assert_eq!(h.offer_authority(&junk, "hub South").unwrap().waiting, 30);
+    assert_eq!(h.offer_authority(&[gate.encode()], "hub South").unwrap().added, 1);
+    assert_eq!(h.authority_waiting_count().unwrap(), 0, "every lapsed entry is forgotten");
+    assert_eq!(h.authority_refusals_count().unwrap() - listed, aidmesh_hub::REFUSALS_NAMED + 1);
+    let refused = h.authority().unwrap().refused;
+    assert!(refused.iter().any(|x| x.source == aidmesh_hub::LAPSED && x.reason.starts_with("10 more entries refused")));
 }
 
 /// Changes that no member hub's signature vouches for, sent by a member over real TLS: its own
