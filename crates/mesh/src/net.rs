@@ -643,7 +643,8 @@ impl<H: Hub> Connection<'_, H> {
             Tick::Send(f) => vec![f],
             Tick::Idle => Vec::new(),
         };
-        // Documents that waited for another connection's fetch ask now if they may.
+        // Documents that waited for another connection's fetch ask now if they may, and the
+        // answer to the peer's inventory offers its next documents.
         if self.session.is_waiting() {
             out.extend(self.session.retry(&mut *lock(&self.shared.hub), now));
         }
