@@ -152,6 +152,11 @@ pub struct AuthorityOffer {
 /// are counted in one line, so that junk costs the door its verdict and no more.
 pub const REFUSALS_NAMED: usize = 20;
 
+/// The line that stands for the refusals of one batch beyond the first [`REFUSALS_NAMED`].
+fn unlisted(more: usize) -> String {
+    format!("{more} more entries refused in the same batch, not listed one by one")
+}
+
 /// The authority log's resolved state: the loaded log's, or the one the store kept.
 pub(crate) enum StateRef<'a> {
     Log(Ref<'a, Log>),
@@ -364,7 +369,7 @@ impl Hub {
         }
         if refused_count > refused.len() {
             let more = refused_count - refused.len();
-            refused.push((format!("{more} more entries refused in the same batch, not listed one by one"), Vec::new()));
+            refused.push((unlisted(more), Vec::new()));
         }
         // Entries that waited (from this offer, an earlier one, or the last run) and were refused
         // once what they follow arrived: forgotten, and reported, though not as this sender's.
@@ -395,12 +400,7 @@ impl Hub {
             }
             if lapsed.len() > REFUSALS_NAMED {
                 let more = lapsed.len() - REFUSALS_NAMED;
-                tx.add_authority_refused(
-                    now,
-                    LAPSED,
-                    &format!("{more} more entries refused, not listed one by one"),
-                    &[],
-                )?;
+                tx.add_authority_refused(now, LAPSED, &unlisted(more), &[])?;
             }
             Ok(())
         });
