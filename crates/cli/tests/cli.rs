@@ -244,3 +244,31 @@ fn bundles_travel_as_files_between_hubs_that_never_meet() {
     let shown = a.ok(&["bundle", "inspect", stick.to_str().unwrap()]);
     assert!(shown.contains("North") && shown.contains("item"), "{shown}");
 }
+
+/// A hub left out of a turnover of the coalition secret (an admin sealed it nothing it can
+/// open), as the command shows it: `person list` names the entry's signer and what to do.
+#[test]
+fn person_list_says_when_this_hub_was_left_out_of_a_turnover() {
+    use aidmesh_hub::{Config, Driver, Hub};
+    use aidmesh_mesh::authority::{Body, Entry, Key, Log, Slot};
+    let e = Env::new();
+    e.ok(&["init", "--name", "North"]);
+    assert!(!e.ok(&["person", "list"]).contains("Left out"));
+    {
+        let mut hub = Hub::open(&e.store(), "pw for tests", Config::system("tester")).unwrap();
+        let mole = aidmesh_mesh::Identity::from_secret(&[91; 32]);
+        assert!(hub.add_person(&Key::of(&mole).hex(), "mole", true).unwrap());
+        let log = Log::load(hub.authority_entries().unwrap()).unwrap();
+        let Body::Rotate { mut rekey } = aidmesh_mesh::keyring::rotate(log.state(), [5; 32], [6; 32]).unwrap() else {
+            panic!("a rotation")
+        };
+        rekey.slots.iter_mut().for_each(|s| *s = Slot([0x42; 48]));
+        let at = Key::parse(&hub.public_key()).unwrap();
+        let heads = hub.authority_heads().unwrap();
+        let entry = Entry::sign(&mole, at, log.coalition(), heads, 0, Body::Rotate { rekey }).encode();
+        assert_eq!(hub.offer_authority(&[entry], "hub Mole").unwrap().added, 1);
+    }
+    let out = e.ok(&["person", "list"]);
+    assert!(out.contains("Left out of the turnover of the coalition secret in entry"), "{out}");
+    assert!(out.contains("by mole") && out.contains("revokes this hub and admits it again"), "{out}");
+}
