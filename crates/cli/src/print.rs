@@ -159,7 +159,11 @@ pub(crate) fn show(v: &RecordView) -> Result<()> {
     }
     outln!("  history:");
     for h in &v.history {
-        outln!("    {} by {} on hub {}", h.at, h.handle, h.hub.get(..12).unwrap_or(&h.hub));
+        let by = match &h.person {
+            Some(p) => p.clone(),
+            None => format!("{} (no person signed)", h.handle),
+        };
+        outln!("    {} by {by} on hub {}", h.at, h.hub.get(..12).unwrap_or(&h.hub));
     }
     Ok(())
 }

@@ -110,8 +110,13 @@ pub struct HistoryLine {
     pub at: Timestamp,
     /// The hub (its id) where the change was made.
     pub hub: String,
-    /// Who made it.
+    /// Who made it, as the hub wrote it.
     pub handle: String,
+    /// The person whose key signed the change (checked when it arrived), by handle; by the start
+    /// of the key, marked, where this hub does not know it as a person of the coalition (removed,
+    /// or the entry that added them has not arrived yet); none for a change made while no person
+    /// of the coalition was unlocked, whose `handle` is only the hub's word.
+    pub person: Option<String>,
     /// The change's hash: the same on every hub that holds it.
     pub change: String,
 }
@@ -196,7 +201,8 @@ impl Hub {
         let doc = self.doc(&doc_id)?;
         let conflicts =
             doc.conflicts(rec.id())?.into_iter().map(|c| ConflictEntry { field: c.field, values: c.values }).collect();
-        let history = doc.history(rec.id()).into_iter().map(history_line).collect();
+        let history = doc.history(rec.id());
+        let history = self.history_lines(history);
         let (stock, movements) = if rec.kind() == Kind::Item {
             let mut m = self.by_field(Kind::Movement, "item", rec.id().as_str())?;
             m.sort_by(|a, b| (b.meta.created_at, b.id()).cmp(&(a.meta.created_at, a.id())));
@@ -276,7 +282,8 @@ impl Hub {
             return Ok(Vec::new());
         }
         let (_, doc_id, _) = self.store.record(rec.id().as_str())?.ok_or_else(|| Error::NotFound(id.into()))?;
-        Ok(self.doc(&doc_id)?.history(rec.id()).into_iter().map(history_line).collect())
+        let history = self.doc(&doc_id)?.history(rec.id());
+        Ok(self.history_lines(history))
     }
 
     /// Stock per item and place, from the sums of movements.
@@ -587,11 +594,25 @@ fn parse_all(jsons: &[String]) -> Result<Vec<Record>> {
     jsons.iter().map(|j| parse_record(j)).collect()
 }
 
-/// A change as people see it: the hub is the one whose key signed it (checked when it arrived),
-/// never what the change's message claims; the handle is what that hub wrote.
-fn history_line(h: HistoryEntry) -> HistoryLine {
-    let hub = aidmesh_mesh::changes::hub_id(&h.actor)
-        .map(|id| id.to_string())
-        .unwrap_or_else(|| format!("unknown ({})", h.hub));
-    HistoryLine { at: h.at, hub, handle: h.handle, change: h.hash }
+impl Hub {
+    /// Changes as people see them: the hub is the one whose key signed it, the person the one
+    /// whose key signed it too (both checked when it arrived), never what the change's message
+    /// claims; the handle is what that hub wrote.
+    fn history_lines(&self, entries: Vec<HistoryEntry>) -> Vec<HistoryLine> {
+        let state = self.resolved();
+        entries
+            .into_iter()
+            .map(|h| {
+                let hub = aidmesh_mesh::changes::hub_id(&h.actor)
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| format!("unknown ({})", h.hub));
+                let person = aidmesh_mesh::changes::person_key(&h.actor).map(|k| {
+                    let key = aidmesh_mesh::authority::Key(k);
+                    let handle = state.as_ref().ok().and_then(|st| st.person_of(&key).map(|p| p.handle.clone()));
+                    handle.unwrap_or_else(|| format!("{} (not a person of the coalition)", key.short()))
+                });
+                HistoryLine { at: h.at, hub, handle: h.handle, person, change: h.hash }
+            })
+            .collect()
+    }
 }

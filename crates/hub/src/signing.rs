@@ -1,11 +1,14 @@
-//! Signed changes at the hub. Every change this hub commits is signed with its key, and the
-//! signature of each actor's latest change (its *tip*) is kept beside the document. Every change
+//! Signed changes at the hub. Every change this hub commits is signed with its key, and by the
+//! unlocked person too where they are a person of the coalition (the change is then made under
+//! an actor that names them, see [`Hub::writing_actor`]); the signatures of each actor's latest
+//! change (its *tip*) are kept beside the document. Every change
 //! that arrives, over the LAN, in a bundle, in a welcome, passes the door of
 //! `aidmesh_mesh::changes` before it is applied: a change that no member hub's signature vouches
 //! for refuses everything that came with it.
 
 use std::collections::{BTreeMap, HashSet};
 
+use aidmesh_mesh::authority::Key;
 use aidmesh_mesh::changes::{self, ChangeMeta, ChangeSig, Tip, Vouch, Voucher};
 use aidmesh_replica::{ChangeInfo, Doc};
 
@@ -37,10 +40,17 @@ impl Door {
     }
 }
 
-/// The hash and sequence number of a change just committed to `doc`, to sign ([`Hub::own_tip`]).
-pub(crate) fn committed(doc: &mut Doc, hash: Option<automerge::ChangeHash>) -> Option<([u8; 32], u64)> {
+/// A change just committed, to sign ([`Hub::own_tip`]).
+pub(crate) struct Committed {
+    hash: [u8; 32],
+    seq: u64,
+    actor: Vec<u8>,
+}
+
+/// The change just committed to `doc` as `hash`, to sign.
+pub(crate) fn committed(doc: &mut Doc, hash: Option<automerge::ChangeHash>) -> Option<Committed> {
     let hash = hash?;
-    Some((hash.0, doc.seq_of(&hash)?))
+    Some(Committed { hash: hash.0, seq: doc.seq_of(&hash)?, actor: doc.actor().to_vec() })
 }
 
 /// The most vouchers kept per document.
@@ -64,6 +74,21 @@ impl Hub {
         let members = self.members()?;
         keys.extend(members.members.values().map(|m| m.key.0));
         Ok(keys)
+    }
+
+    /// The actor this hub writes under now: its own for this run, or, while a person of the
+    /// coalition is unlocked here, one that names them too, so that their changes carry their
+    /// signature ([`Hub::own_tip`]). Someone unlocked who is not (or no longer) a person of the
+    /// coalition writes as the hub: other hubs would refuse a key the coalition never gave.
+    pub(crate) fn writing_actor(&self) -> Vec<u8> {
+        let run: [u8; 8] = self.actor[self.actor.len() - 8..].try_into().expect("8 bytes of a run");
+        let person = self.acting.as_ref().map(|(i, _)| Key::of(i)).filter(|k| {
+            self.resolved().map(|st| st.person_of(k).is_some()).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot tell who is a person of the coalition: writing as the hub");
+                false
+            })
+        });
+        changes::actor(self.identity.public().as_bytes(), person.as_ref().map(|k| &k.0), &run)
     }
 
     /// Checks `door` for document `doc_id` as it is held now; a refusal names the change and
@@ -120,11 +145,21 @@ impl Hub {
         Ok((tips, vouchers))
     }
 
-    /// The tip of a change this hub just committed to `doc_id` (its hash and sequence number,
-    /// from [`committed`]), signed.
-    pub(crate) fn own_tip(&self, doc_id: &str, commit: Option<([u8; 32], u64)>) -> Option<Tip> {
-        let (hash, seq) = commit?;
-        Some(Tip { actor: self.actor.clone(), seq, sig: ChangeSig::sign(&self.identity, doc_id, hash) })
+    /// The tip of a change this hub just committed to `doc_id` ([`committed`]), signed by the
+    /// hub, and by the person its actor names (who is unlocked: the actor is theirs only then).
+    pub(crate) fn own_tip(&self, doc_id: &str, commit: Option<Committed>) -> Option<Tip> {
+        let Committed { hash, seq, actor } = commit?;
+        let sig = match changes::person_key(&actor) {
+            None => ChangeSig::sign(&self.identity, doc_id, hash),
+            Some(p) => match self.acting.as_ref().filter(|(i, _)| i.public().as_bytes() == &p) {
+                Some((person, _)) => ChangeSig::sign_by(&self.identity, person, doc_id, hash),
+                None => {
+                    tracing::error!(doc = doc_id, "a change made as a person who is no longer unlocked: unsigned");
+                    return None;
+                }
+            },
+        };
+        Some(Tip { actor, seq, sig })
     }
 
     /// The tips kept for a document, by actor.

@@ -558,16 +558,24 @@ impl Hub {
         Ok(ids)
     }
 
-    /// The refusal of a rewrite: the record, what was done, and the member hub that signed the
-    /// change (the key its actor carries, whose signature the door checked), then `more`.
+    /// The refusal of a rewrite: the record, what was done, and the member hub and the person
+    /// that signed the change (the keys its actor carries, whose signatures the door checked),
+    /// then `more`.
     fn tampered(&self, r: &aidmesh_replica::Rewrite, more: &str) -> Error {
         let hub = aidmesh_mesh::changes::hub_id(&r.actor);
         let name = hub.as_ref().and_then(|h| self.members().ok()?.members.get(h).map(|m| m.name.clone()));
-        let by = match (hub, name) {
+        let mut by = match (hub, name) {
             (Some(h), Some(n)) if !n.is_empty() => format!("hub {n} ({h})"),
             (Some(h), _) => format!("hub {h}"),
             (None, _) => format!("actor {}", aidmesh_mesh::hex::encode(&r.actor)),
         };
+        if let Some(k) = aidmesh_mesh::changes::person_key(&r.actor).map(aidmesh_mesh::authority::Key) {
+            let handle = self.resolved().ok().and_then(|st| st.person_of(&k).map(|p| p.handle.clone()));
+            by += &match handle {
+                Some(h) => format!(" and person {h} ({})", k.short()),
+                None => format!(" and person {}", k.short()),
+            };
+        }
         Error::Tampered(format!("record {} {}, in a change signed by {by}{more}", r.record, r.what))
     }
 
@@ -1044,6 +1052,8 @@ impl Hub {
 
     /// The document `id`, loaded from the store if it is not in memory.
     pub(crate) fn doc(&mut self, id: &str) -> Result<&mut Doc> {
+        // Whoever is unlocked now makes the next changes (see `writing_actor`).
+        let actor = if self.acting.is_some() { self.writing_actor() } else { self.actor.clone() };
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
@@ -1064,6 +1074,7 @@ impl Hub {
         }
         let entry = self.docs.get_mut(id).ok_or_else(|| Error::NotFound(format!("document {id}")))?;
         entry.0 = tick;
+        entry.1.set_actor(&actor);
         Ok(&mut entry.1)
     }
 

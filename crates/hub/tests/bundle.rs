@@ -609,6 +609,104 @@ fn history_names_the_hub_that_signed_a_change_not_the_one_it_claims() {
     assert_eq!(by(b.hub.hub_id()), 1, "the signer, not the claim: {history:?}");
 }
 
+/// A change made while a person of the coalition is unlocked carries their signature too, and
+/// history on every hub names them; a change made with no person of the coalition unlocked names
+/// none (its handle is only the hub's word). No hub can credit a change to a person whose key it
+/// does not hold; one credited to a key that is no person's says so; and a rewrite signed by a
+/// person is refused with an alert that names the hub and the person.
+#[test]
+fn changes_name_the_person_who_signed_them_and_no_hub_can_credit_another() {
+    use aidmesh_mesh::changes::actor;
+    let (mut a, mut b) = pair();
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    merge_into(&mut a.hub, &mut b.hub);
+    // North's founder is unlocked there and a person of the coalition: the change is theirs.
+    let h = b.hub.history(&pens).unwrap();
+    assert_eq!(h.iter().map(|l| l.person.as_deref()).collect::<Vec<_>>(), [Some("coord")], "{h:?}");
+    // South's coordinator is no person of this coalition: South writes as the hub alone.
+    b.hub.update(&pens, fields(json!({"notes": "fridge"}))).unwrap();
+    merge_into(&mut b.hub, &mut a.hub);
+    let h = a.hub.history(&pens).unwrap();
+    assert!(h.iter().any(|l| l.hub == b.hub.hub_id() && l.person.is_none()), "{h:?}");
+    // Ana is a person of the coalition, her key at South (an admin added it).
+    let ana = aidmesh_mesh::Identity::from_secret(&[42; 32]);
+    let ana_hex = aidmesh_mesh::hex::encode(ana.public().as_bytes());
+    a.hub.add_person(&ana_hex, "ana", false).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    let founder = a.hub.acting().unwrap().key.clone();
+    let founder: [u8; 32] = aidmesh_mesh::hex::decode(&founder).unwrap().try_into().unwrap();
+    let stranger = aidmesh_mesh::Identity::from_secret(&[43; 32]);
+    let south = b.hub.identity();
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
+    // South edits the item by hand under an actor that names `person`.
+    let edit = |person: &[u8; 32], notes: &str| {
+        let mut doc = aidmesh_replica::Doc::load(
+            &export.doc,
+            &export.bytes,
+            &actor(south.public().as_bytes(), Some(person), &[5; 8]),
+        )
+        .unwrap();
+        let mut rec = doc.get(&pens.as_str().into()).unwrap().unwrap();
+        if let aidmesh_hub::model::Body::Item(i) = &mut rec.body {
+            i.notes = notes.into();
+        }
+        doc.update(&rec).unwrap();
+        let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "x".into(), at: t0() };
+        let hash = doc.commit(&author).unwrap();
+        (doc.save(), hash.0)
+    };
+    let merge = |to: &mut Hub, (bytes, sig): (Vec<u8>, ChangeSig)| {
+        to.merge_doc(
+            &export.doc,
+            &export.partition,
+            export.created_at,
+            &bytes,
+            &[export.sigs.clone(), vec![sig]].concat(),
+        )
+    };
+    let (bytes, h1) = edit(&founder, "in North's founder's name");
+    let e = merge(&mut a.hub, (bytes.clone(), ChangeSig::sign(&south, &export.doc, h1))).unwrap_err();
+    assert_eq!(e.code(), "unsigned_change", "{e}");
+    assert!(e.to_string().contains("is not signed by that person"), "{e}");
+    assert_eq!(a.hub.get(&pens).unwrap().body, b.hub.get(&pens).unwrap().body, "nothing refused is stored");
+    // Credited to a key South holds but the coalition never gave a person: South's own word,
+    // taken on its signature and shown as no person of the coalition (the entry that adds a
+    // person may come after their changes, on another stick).
+    let (bytes, h2) = edit(stranger.public().as_bytes(), "a stranger's");
+    merge(&mut a.hub, (bytes, ChangeSig::sign_by(&south, &stranger, &export.doc, h2))).unwrap();
+    let h = a.hub.history(&pens).unwrap();
+    assert!(
+        h.iter().any(|l| l.person.as_deref().is_some_and(|p| p.ends_with("(not a person of the coalition)"))),
+        "{h:?}"
+    );
+    // Signed by South and by Ana: taken, and history names Ana on North.
+    let (bytes, h3) = edit(ana.public().as_bytes(), "Ana's");
+    merge(&mut a.hub, (bytes, ChangeSig::sign_by(&south, &ana, &export.doc, h3))).unwrap();
+    let h = a.hub.history(&pens).unwrap();
+    assert!(h.iter().any(|l| l.hub == b.hub.hub_id() && l.person.as_deref() == Some("ana")), "{h:?}");
+    // Ana rewrites the movement, signed by South and by her: the alert names both.
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut doc = aidmesh_replica::Doc::load(
+        &export.doc,
+        &export.bytes,
+        &actor(south.public().as_bytes(), Some(ana.public().as_bytes()), &[6; 8]),
+    )
+    .unwrap();
+    let mut rec = doc.get(&m.as_str().into()).unwrap().unwrap();
+    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
+        mv.quantity = 10;
+    }
+    doc.update(&rec).unwrap();
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "ana".into(), at: t0() };
+    let hash = doc.commit(&author).unwrap();
+    let sigs = [export.sigs.clone(), vec![ChangeSig::sign_by(&south, &ana, &export.doc, hash.0)]].concat();
+    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &sigs).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert!(e.to_string().contains("South") && e.to_string().contains("person ana"), "{e}");
+}
+
 /// South's changes reach Third with the signature on the last one, which cannot apply there
 /// yet (it builds on North's edit, which Third lacks). Third holds the first two and keeps the
 /// last as a voucher, on disk: after a restart, the bundle it writes carries the voucher with

@@ -115,10 +115,15 @@ fn main() {
     let (ka, kb) = (*ida.public().as_bytes(), *idb.public().as_bytes());
     // The same actors on both sides (a hub's key, then 8 bytes), as hubs had before signing.
     let mut unsigned = vec![Mem::unsigned(&ida), Mem::unsigned(&idb)];
+    let (pa, pb) = (Identity::from_secret(&[3; 32]), Identity::from_secret(&[4; 32]));
+    let mut by_people =
+        vec![Mem::signed_by(Identity::from_secret(&[1; 32]), pa), Mem::signed_by(Identity::from_secret(&[2; 32]), pb)];
     let mut signed = vec![Mem::signed(ida), Mem::signed(idb)];
-    signed[0].admit(kb);
-    signed[1].admit(ka);
-    for pair in [&mut unsigned, &mut signed] {
+    for pair in [&mut signed, &mut by_people] {
+        pair[0].admit(kb);
+        pair[1].admit(ka);
+    }
+    for pair in [&mut unsigned, &mut signed, &mut by_people] {
         // Index 0 takes the first side's sync states, index 1 the second's (converge names
         // peers by index), so both pairs start where the reconnect above ended.
         pair[0].put_doc("d", history_doc);
@@ -127,7 +132,7 @@ fn main() {
         pair[1].states = states.clone();
     }
     let mut timed = Vec::new();
-    for pair in [&mut unsigned, &mut signed] {
+    for pair in [&mut unsigned, &mut signed, &mut by_people] {
         let e = Instant::now();
         for n in 0..1000 {
             pair[0].edit("d", 3 * history + n);
@@ -140,7 +145,7 @@ fn main() {
         assert!(same(pair));
         timed.push((bytes, heal, edits));
     }
-    let ((ub, ut, ue), (sb, st, se)) = (timed[0], timed[1]);
+    let ((ub, ut, ue), (sb, st, se), (pb, pt, pe)) = (timed[0], timed[1], timed[2]);
     println!(
         "signed changes, heal after 2 x 1,000 edits on {history} changes: unsigned {ub} bytes in {:.0} ms, signed and checked {sb} bytes in {:.0} ms (bytes {:.3}x, time {:.2}x); the 2,000 edits took {:.0} ms unsigned, {:.0} ms signing each commit",
         ut.as_secs_f64() * 1e3,
@@ -149,6 +154,13 @@ fn main() {
         st.as_secs_f64() / ut.as_secs_f64(),
         ue.as_secs_f64() * 1e3,
         se.as_secs_f64() * 1e3,
+    );
+    println!(
+        "signed by hub and person (a person's actor, two signatures per tip), the same heal: {pb} bytes in {:.0} ms (bytes {:.3}x unsigned, time {:.2}x); the 2,000 edits took {:.0} ms",
+        pt.as_secs_f64() * 1e3,
+        pb as f64 / ub as f64,
+        pt.as_secs_f64() / ut.as_secs_f64(),
+        pe.as_secs_f64() * 1e3,
     );
 
     // 4. Ten hubs, 1,000 edits each while apart.

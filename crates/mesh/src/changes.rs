@@ -1,9 +1,12 @@
 //! Signed changes, sans-IO: every Automerge change is vouched for by the hub whose key its actor
 //! carries, and checked before it is applied.
 //!
-//! A hub's actor is its Ed25519 public key (32 bytes) then a few bytes of one run. After each
-//! commit the hub signs the change's hash together with the document's id ([`signed_bytes`]),
-//! and keeps the signature of the latest change of each of its actors: its *tip*. Automerge
+//! A hub's actor is its Ed25519 public key (32 bytes) then a few bytes of one run; a change made
+//! while a person of the coalition is unlocked at the hub has an actor of its own: the hub's
+//! key, the person's key, then the run's bytes ([`actor`]). After each commit the hub signs the
+//! change's hash together with the document's id ([`signed_bytes`]), the person too where the
+//! actor names one ([`person_signed_bytes`]), and keeps the signatures of the latest change of
+//! each of its actors: its *tip*. Automerge
 //! makes every change of an actor depend, directly or through others, on that actor's previous
 //! change, and a change's hash covers its dependencies, so a tip's signature vouches for the whole
 //! chain of that actor's changes before it. A sync message or bundle therefore carries one
@@ -11,10 +14,14 @@
 //!
 //! [`check`] is the door: the changes of a message that this hub does not hold yet must each be
 //! reached, through their dependencies inside the message, from a signed change of the same
-//! actor whose signature holds under the actor's key, and that key must be a member's. Anything
-//! else refuses the whole message before any of it is applied: an unsigned change, a signature
-//! that does not hold, a change whose actor carries no key, a non-member's key, a second change
-//! passed off under a signed actor's name. The verdict depends on the message and on what the
+//! actor whose signature holds under the actor's key, and that key must be a member's; where the
+//! actor names a person, that person's signature must hold as well. Anything else refuses the
+//! whole message before any of it is applied: an unsigned change, a signature that does not
+//! hold, a change whose actor carries no key, a non-member's key, a change credited to a person
+//! without their signature, a second change passed off under a signed actor's name. Whether the
+//! person's key is one the coalition gave a person is not the door's question: the entry that
+//! gave it may not have arrived yet (authority travels beside the documents), so history tells,
+//! as it reads them, which signing keys are people of the coalition. The verdict depends on the message and on what the
 //! hub already holds, never on the peer that relayed it, so changes stay verifiable however
 //! many hubs relay them.
 
@@ -23,49 +30,104 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::hex;
 use crate::identity::{verify_strict, HubId, Identity};
 
-/// The bytes of one signature as it travels: the change hash, then the signature.
+/// The bytes of one signature as it travels: the change hash, then the signature. A person's
+/// signature travels as a second such item, right after the hub's, with the same hash.
 pub const SIG_LEN: usize = 96;
-/// The most signatures one sync message or bundle document may carry.
+/// The most signature items one sync message or bundle document may carry.
 pub const MAX_SIGS: usize = 65_535;
-/// The length of a hub's actor: its 32-byte key, then 8 bytes of one run. Any other actor is
-/// no hub's.
+/// The length of a hub's actor: its 32-byte key, then 8 bytes of one run.
 pub const ACTOR_LEN: usize = 40;
+/// The length of a person's actor at a hub: the hub's key, the person's key, 8 bytes of one
+/// run. Any actor of another length is no hub's.
+pub const PERSON_ACTOR_LEN: usize = 72;
 /// The most verified changes kept waiting for their dependencies, per document.
 pub const MAX_WAITING: usize = 200_000;
 const DOMAIN: &str = "aidmesh change v1";
+const PERSON_DOMAIN: &str = "aidmesh change by person v1";
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 
-/// A hub's signature over one change of one document.
+/// A hub's signature over one change of one document, and the person's where the change's
+/// actor names one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChangeSig {
     pub hash: [u8; 32],
     pub sig: [u8; 64],
+    pub person: Option<[u8; 64]>,
 }
 
 impl ChangeSig {
-    /// The signature of `identity` over change `hash` of `doc`.
+    /// The signature of `identity` (a hub) over change `hash` of `doc`.
     pub fn sign(identity: &Identity, doc: &str, hash: [u8; 32]) -> ChangeSig {
-        ChangeSig { hash, sig: identity.sign(&signed_bytes(doc, &hash)) }
+        ChangeSig { hash, sig: identity.sign(&signed_bytes(doc, &hash)), person: None }
     }
 
-    /// Whether the signature holds under `key` for change `hash` of `doc`.
+    /// The signatures of a hub and of the person unlocked there over change `hash` of `doc`.
+    pub fn sign_by(hub: &Identity, person: &Identity, doc: &str, hash: [u8; 32]) -> ChangeSig {
+        ChangeSig { person: Some(person.sign(&person_signed_bytes(doc, &hash))), ..ChangeSig::sign(hub, doc, hash) }
+    }
+
+    /// Whether the hub's signature holds under `key` for change `hash` of `doc`.
     pub fn holds(&self, doc: &str, key: &[u8; 32]) -> bool {
         verify_strict(key, &signed_bytes(doc, &self.hash), &self.sig)
     }
 
-    pub fn to_bytes(&self) -> [u8; SIG_LEN] {
-        let mut out = [0u8; SIG_LEN];
-        out[..32].copy_from_slice(&self.hash);
-        out[32..].copy_from_slice(&self.sig);
+    /// Whether the person's signature is there and holds under `key`.
+    pub fn person_holds(&self, doc: &str, key: &[u8; 32]) -> bool {
+        self.person.is_some_and(|s| verify_strict(key, &person_signed_bytes(doc, &self.hash), &s))
+    }
+
+    /// 96 bytes, or 160 with a person's signature (as kept in the store and in bundles).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SIG_LEN + 64);
+        out.extend(self.hash);
+        out.extend(self.sig);
+        out.extend(self.person.iter().flatten());
         out
     }
 
-    /// Reads 96 bytes; `None` for any other length.
+    /// Reads 96 or 160 bytes; `None` for any other length.
     pub fn from_bytes(b: &[u8]) -> Option<ChangeSig> {
-        (b.len() == SIG_LEN).then(|| ChangeSig {
+        let person = match b.len() {
+            SIG_LEN => None,
+            n if n == SIG_LEN + 64 => Some(b[SIG_LEN..].try_into().expect("64 bytes")),
+            _ => return None,
+        };
+        Some(ChangeSig {
             hash: b[..32].try_into().expect("32 bytes"),
-            sig: b[32..].try_into().expect("64 bytes"),
+            sig: b[32..SIG_LEN].try_into().expect("64 bytes"),
+            person,
         })
+    }
+
+    /// As a sync frame carries it: one item, or two with a person's signature (the second with
+    /// the same hash).
+    pub fn items(&self) -> impl Iterator<Item = [u8; SIG_LEN]> + '_ {
+        let item = |sig: &[u8; 64]| {
+            let mut out = [0u8; SIG_LEN];
+            out[..32].copy_from_slice(&self.hash);
+            out[32..].copy_from_slice(sig);
+            out
+        };
+        std::iter::once(item(&self.sig)).chain(self.person.as_ref().map(item))
+    }
+
+    /// Reads items written by [`ChangeSig::items`]: an item right after one with the same hash is
+    /// the person's signature on that change.
+    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Vec<ChangeSig> {
+        let mut out: Vec<ChangeSig> = Vec::new();
+        for b in items {
+            let Some(s) = ChangeSig::from_bytes(b) else { continue };
+            match out.last_mut() {
+                Some(last) if last.hash == s.hash && last.person.is_none() => last.person = Some(s.sig),
+                _ => out.push(s),
+            }
+        }
+        out
+    }
+
+    /// How many frame items this signature takes.
+    pub fn item_count(&self) -> usize {
+        1 + usize::from(self.person.is_some())
     }
 }
 
@@ -75,12 +137,31 @@ pub fn signed_bytes(doc: &str, hash: &[u8; 32]) -> Vec<u8> {
     format!("{DOMAIN}\n{doc}\n{}", hex::encode(hash)).into_bytes()
 }
 
+/// What a person signs for a change made under their actor (which names their hub too).
+pub fn person_signed_bytes(doc: &str, hash: &[u8; 32]) -> Vec<u8> {
+    format!("{PERSON_DOMAIN}\n{doc}\n{}", hex::encode(hash)).into_bytes()
+}
+
+/// The actor a hub writes under in one run (`run`), as `person` where one is unlocked.
+pub fn actor(hub: &[u8; 32], person: Option<&[u8; 32]>, run: &[u8; 8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PERSON_ACTOR_LEN);
+    out.extend(hub);
+    out.extend(person.into_iter().flatten());
+    out.extend(run);
+    out
+}
+
 /// The hub key an actor carries: its first 32 bytes.
 pub fn hub_key(actor: &[u8]) -> Option<[u8; 32]> {
-    if actor.len() != ACTOR_LEN {
+    if actor.len() != ACTOR_LEN && actor.len() != PERSON_ACTOR_LEN {
         return None;
     }
     actor.get(..32)?.try_into().ok()
+}
+
+/// The person's key a person's actor carries: its second 32 bytes.
+pub fn person_key(actor: &[u8]) -> Option<[u8; 32]> {
+    (actor.len() == PERSON_ACTOR_LEN).then(|| actor[32..64].try_into().expect("32 bytes"))
 }
 
 /// What the door needs of one change: who claims it, its place in the actor's chain, and what
@@ -197,6 +278,10 @@ pub enum Refused {
     NotMember { hash: String, hub: String },
     #[error("change {hash}, which claims hub {hub}, is not signed by that hub")]
     Unsigned { hash: String, hub: String },
+    #[error("change {hash} of hub {hub}, which claims person {person}, is not signed by that person")]
+    PersonUnsigned { hash: String, hub: String, person: String },
+    #[error("change {hash} of hub {hub} carries a person's signature, but its actor names no person")]
+    StrayPersonSignature { hash: String, hub: String },
     #[error("more than {MAX_SIGS} signatures")]
     TooMany,
     #[error("hub {hub} made two different changes numbered {seq} (a hub misbehaving, or its key copied): revoke it")]
@@ -211,6 +296,11 @@ pub fn hub_id(actor: &[u8]) -> Option<HubId> {
 /// The hub id of the key an actor carries, for messages.
 pub fn hub_name(actor: &[u8]) -> String {
     hub_id(actor).map(|h| h.to_string()).unwrap_or_else(|| "(none)".into())
+}
+
+/// The start of the person's key a person's actor carries, for messages.
+pub fn person_name(actor: &[u8]) -> Option<String> {
+    person_key(actor).map(|k| hex::encode(&k[..8]))
 }
 
 /// The latest signed change of one actor that a check vouched for: what a hub keeps to pass on.
@@ -375,6 +465,14 @@ pub fn check(
             }
             if !member(&key) {
                 return Err(Refused::NotMember { hash: short(&sig.hash), hub });
+            }
+            match (person_key(actor), sig.person) {
+                (None, None) => {}
+                (None, Some(_)) => return Err(Refused::StrayPersonSignature { hash: short(&sig.hash), hub }),
+                (Some(p), _) if !sig.person_holds(doc, &p) => {
+                    return Err(Refused::PersonUnsigned { hash: short(&sig.hash), hub, person: hex::encode(&p[..8]) });
+                }
+                (Some(_), _) => {}
             }
             signed.push(*sig);
         }
@@ -562,7 +660,9 @@ pub fn vouch_for(
 ) -> Option<Vouch> {
     match (kept, voucher) {
         (Some(t), _) if t.seq >= seq => Some(Vouch::Tip(t.sig, None)),
-        _ if hub_key(actor) == Some(*own.public().as_bytes()) => {
+        // A person's actor is signed as its change is committed; a hub cannot sign for the
+        // person later.
+        _ if actor.len() == ACTOR_LEN && hub_key(actor) == Some(*own.public().as_bytes()) => {
             let sig = ChangeSig::sign(own, doc, hash);
             Some(Vouch::Tip(sig, Some(Tip { actor: actor.to_vec(), seq, sig })))
         }

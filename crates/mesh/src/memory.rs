@@ -25,6 +25,8 @@ pub struct Mem {
 /// What a signing replica keeps: its key, the members' keys, and the tips it vouches with.
 struct Signing {
     identity: Identity,
+    /// The person it writes as, where it writes as one ([`Mem::signed_by`]).
+    person: Option<Identity>,
     members: HashSet<[u8; 32]>,
     tips: BTreeMap<(DocId, Vec<u8>), Tip>,
     vouchers: BTreeMap<(DocId, Vec<u8>), Voucher>,
@@ -56,9 +58,26 @@ impl Mem {
     pub fn signed(identity: Identity) -> Mem {
         let actor = Mem::unsigned(&identity).actor;
         let members = [*identity.public().as_bytes()].into();
-        let signing =
-            Signing { identity, members, tips: BTreeMap::new(), vouchers: BTreeMap::new(), waiting: BTreeMap::new() };
+        let signing = Signing {
+            identity,
+            person: None,
+            members,
+            tips: BTreeMap::new(),
+            vouchers: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        };
         Mem { actor, signing: Some(signing), ..Mem::new(0) }
+    }
+
+    /// [`Mem::signed`], writing as `person` unlocked at the hub: under an actor that names them,
+    /// each change signed by both, as a hub does.
+    pub fn signed_by(identity: Identity, person: Identity) -> Mem {
+        let actor = changes::actor(identity.public().as_bytes(), Some(person.public().as_bytes()), &[0; 8]);
+        let mut m = Mem::signed(identity);
+        if let Some(s) = &mut m.signing {
+            s.person = Some(person);
+        }
+        Mem { actor, ..m }
     }
 
     /// Takes `key` as a member's: its signed changes are accepted.
@@ -87,7 +106,10 @@ impl Mem {
         let hash = d.commit();
         let (size, seq) = d.get_last_local_change().map(|c| (c.raw_bytes().len(), c.seq())).unwrap_or_default();
         if let (Some(s), Some(h)) = (&mut self.signing, hash) {
-            let sig = ChangeSig::sign(&s.identity, doc, h.0);
+            let sig = match &s.person {
+                Some(p) => ChangeSig::sign_by(&s.identity, p, doc, h.0),
+                None => ChangeSig::sign(&s.identity, doc, h.0),
+            };
             s.tips.insert((DocId::from(doc), self.actor.clone()), Tip { actor: self.actor.clone(), seq, sig });
         }
         size
@@ -258,7 +280,8 @@ impl Replica for Mem {
 fn fuzz_pair() -> (Mem, Mem) {
     let (ours, theirs) = (Identity::from_secret(&[1; 32]), Identity::from_secret(&[2; 32]));
     let (kr, kp) = (*ours.public().as_bytes(), *theirs.public().as_bytes());
-    let (mut r, mut p) = (Mem::signed(ours), Mem::signed(theirs));
+    // The peer writes as a person unlocked there: its tips carry two signatures.
+    let (mut r, mut p) = (Mem::signed(ours), Mem::signed_by(theirs, Identity::from_secret(&[3; 32])));
     r.admit(kp);
     p.admit(kr);
     (r, p)
@@ -503,6 +526,40 @@ mod tests {
         assert!(c.docs.get_mut("e").is_none_or(|d| d.get_heads().is_empty()));
     }
 
+    /// A person's changes carry their signature beside their hub's through every relay; a hub
+    /// that writes under an actor naming a person whose key it does not hold (it signs as the
+    /// hub only, or with a key of its own) ends the session, and nothing of it is kept.
+    #[test]
+    fn a_persons_changes_relay_with_their_signature_and_a_hub_cannot_write_in_their_name() {
+        let (_, mut b, _) = pair_of_members();
+        let ana = Identity::from_secret(&[21; 32]);
+        let mut at_a = Mem::signed_by(Identity::from_secret(&[5; 32]), Identity::from_secret(&[21; 32]));
+        at_a.admit(*b.signing.as_ref().unwrap().identity.public().as_bytes());
+        for n in 0..5 {
+            at_a.edit("d", n);
+        }
+        sync_pair(&mut at_a, &mut b).unwrap();
+        let c_id = Identity::from_secret(&[7; 32]);
+        let mut c = Mem::signed(c_id);
+        c.admit(*Identity::from_secret(&[5; 32]).public().as_bytes());
+        c.admit(*Identity::from_secret(&[6; 32]).public().as_bytes());
+        sync_pair(&mut b, &mut c).unwrap();
+        assert_eq!(c.doc("d").get_heads(), at_a.doc("d").get_heads(), "relayed with both signatures");
+        // Hub a writes in ana's name without her key: its own signature only, then with another
+        // key in her place.
+        for forger in [None, Some(Identity::from_secret(&[22; 32]))] {
+            let mut forged = Mem::signed(Identity::from_secret(&[5; 32]));
+            forged.actor =
+                changes::actor(forged.actor[..32].try_into().unwrap(), Some(ana.public().as_bytes()), &[1; 8]);
+            forged.signing.as_mut().unwrap().person = forger;
+            forged.admit(*Identity::from_secret(&[7; 32]).public().as_bytes());
+            forged.edit("e", 1);
+            let e = sync_pair(&mut forged, &mut c).unwrap_err().to_string();
+            assert!(e.contains("is not signed by that person"), "{e}");
+            assert!(c.docs.get_mut("e").is_none_or(|d| d.get_heads().is_empty()));
+        }
+    }
+
     /// A member sends its chain with the signature on a change that cannot apply yet (it
     /// depends on a change the member keeps back). The hub holds the earlier changes and keeps
     /// the signed one as a voucher: when it passes them on to a third hub, the voucher goes
@@ -566,6 +623,7 @@ mod tests {
         forger.actor = b.actor.clone();
         forger.signing = Some(Signing {
             identity: Identity::from_secret(&[9; 32]),
+            person: None,
             members: [*b_id.public().as_bytes(), *Identity::from_secret(&[5; 32]).public().as_bytes()].into(),
             tips: BTreeMap::new(),
             vouchers: BTreeMap::new(),
@@ -590,12 +648,17 @@ mod tests {
         let mut s = Session::new(PeerId::named("peer"), now);
         let _ = s.start(&mut r, now);
         let mut rest = &frames[..];
+        let mut by_person = 0;
         while rest.len() >= 2 {
             let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
             let f = Frame::decode(&rest[2..2 + n]).unwrap();
             rest = &rest[2 + n..];
+            if let Frame::Sync { sigs, .. } = &f {
+                by_person += sigs.iter().filter(|s| s.person.is_some()).count();
+            }
             s.handle(&mut r, f, now).unwrap();
         }
         assert!(r.docs.contains_key("item-1") && r.docs.contains_key("item-2"), "{:?}", r.docs.keys());
+        assert!(by_person >= 2, "the seed carries a person's signatures: {by_person}");
     }
 }

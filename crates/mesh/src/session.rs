@@ -373,13 +373,19 @@ const DEFLATE_FROM: usize = 256;
 /// The sync protocol this build speaks. A session opens with it ([`Frame::Hello`]); peers that
 /// speak another end the session with an error that names both, so that people know which hub
 /// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes;
-/// version 4 deflates large frames.
-pub const PROTOCOL: u16 = 4;
+/// version 4 deflates large frames; version 5 carries people's signatures on their changes.
+pub const PROTOCOL: u16 = 5;
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
 /// How many documents of its answer to an inventory a session offers with each frame it
 /// handles: enough to keep the link busy, few enough that no call loads much.
 pub const OFFER_AT_ONCE: usize = 2;
+/// How many signature items a sync frame carries for `sigs` (a person's signature is a second
+/// item), at most [`MAX_SIGS`].
+fn sig_items(sigs: &[ChangeSig]) -> usize {
+    sigs.iter().map(ChangeSig::item_count).sum::<usize>().min(MAX_SIGS)
+}
+
 /// Authority entries go out in frames of at most this many bytes.
 const AUTHORITY_FRAME: usize = 4 * 1024 * 1024;
 /// And of at most this many entries (a frame of more is refused): with deflated frames, a few
@@ -409,7 +415,7 @@ impl Frame {
             Frame::Summary(_) => 32,
             Frame::Announce(docs) => json_len(docs),
             Frame::Inventory(docs) => docs.iter().map(|(d, h)| 2 + d.len().min(255) + h.len().min(255)).sum(),
-            Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + sigs.len().min(MAX_SIGS) * SIG_LEN + msg.len(),
+            Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + sig_items(sigs) * SIG_LEN + msg.len(),
             Frame::AuthorityHeads(heads) => heads.len() * 32,
             Frame::Authority(entries) => entries.iter().map(|e| 4 + e.len()).sum(),
             Frame::Ping | Frame::Pong => 0,
@@ -448,12 +454,13 @@ impl Frame {
                 out
             }
             Frame::Sync { doc, msg, sigs } => {
-                let mut out = Vec::with_capacity(5 + doc.len() + sigs.len() * SIG_LEN + msg.len());
+                let items = sig_items(sigs);
+                let mut out = Vec::with_capacity(5 + doc.len() + items * SIG_LEN + msg.len());
                 out.push(TAG_SYNC);
                 out.extend((doc.len() as u16).to_be_bytes());
                 out.extend(doc.as_bytes());
-                out.extend((sigs.len().min(MAX_SIGS) as u16).to_be_bytes());
-                sigs.iter().take(MAX_SIGS).for_each(|s| out.extend(s.to_bytes()));
+                out.extend((items as u16).to_be_bytes());
+                sigs.iter().flat_map(ChangeSig::items).take(items).for_each(|s| out.extend(s));
                 out.extend(msg);
                 out
             }
@@ -557,12 +564,11 @@ impl Frame {
                     .get(..2)
                     .map(|x| u16::from_be_bytes([x[0], x[1]]) as usize)
                     .ok_or_else(|| bad("sync: truncated"))?;
-                let sigs = rest
-                    .get(2..2 + count * SIG_LEN)
-                    .ok_or_else(|| bad("sync: the change signatures are cut short"))?
-                    .chunks(SIG_LEN)
-                    .map(|c| ChangeSig::from_bytes(c).expect("96 bytes"))
-                    .collect();
+                let sigs = ChangeSig::from_items(
+                    rest.get(2..2 + count * SIG_LEN)
+                        .ok_or_else(|| bad("sync: the change signatures are cut short"))?
+                        .chunks(SIG_LEN),
+                );
                 Ok(Frame::Sync { doc: DocId(doc), msg: rest[2 + count * SIG_LEN..].to_vec(), sigs })
             }
             Some(&TAG_VAULT) => {
@@ -1255,7 +1261,11 @@ mod tests {
             Frame::Sync {
                 doc: "d1".into(),
                 msg: vec![4],
-                sigs: vec![ChangeSig { hash: [1; 32], sig: [2; 64] }, ChangeSig { hash: [3; 32], sig: [4; 64] }],
+                sigs: vec![
+                    ChangeSig { hash: [1; 32], sig: [2; 64], person: None },
+                    ChangeSig { hash: [3; 32], sig: [4; 64], person: Some([5; 64]) },
+                    ChangeSig { hash: [6; 32], sig: [7; 64], person: None },
+                ],
             },
             Frame::Ping,
             Frame::Pong,

@@ -156,6 +156,19 @@ impl Doc {
         }
     }
 
+    /// The actor this document's next changes are made under.
+    pub fn actor(&self) -> &[u8] {
+        self.doc.get_actor().to_bytes()
+    }
+
+    /// Makes the next changes under `actor` (edits not yet committed are committed first, under
+    /// the actor before).
+    pub fn set_actor(&mut self, actor: &[u8]) {
+        if self.actor() != actor {
+            self.doc.set_actor(ActorId::from(actor));
+        }
+    }
+
     /// Loads a document saved by [`Doc::save`] and [`Doc::save_incremental`] (concatenated).
     pub fn load(id: &str, bytes: &[u8], actor: &[u8]) -> Result<Doc> {
         let doc = AutoCommit::load(bytes)

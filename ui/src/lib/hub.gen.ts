@@ -292,9 +292,16 @@ export type HistoryLine = { at: Timestamp,
  */
 hub: string, 
 /**
- * Who made it.
+ * Who made it, as the hub wrote it.
  */
 handle: string, 
+/**
+ * The person whose key signed the change (checked when it arrived), by handle; by the start
+ * of the key, marked, where this hub does not know it as a person of the coalition (removed,
+ * or the entry that added them has not arrived yet); none for a change made while no person
+ * of the coalition was unlocked, whose `handle` is only the hub's word.
+ */
+person: string | null, 
 /**
  * The change's hash: the same on every hub that holds it.
  */

@@ -500,7 +500,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         original: now === r || !open ? null : (r as unknown as HubRecord),
         amendments: (open ? amendmentsOf(id) : []) as unknown as HubRecord[],
         conflicts: [],
-        history: open ? [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), change: `${r.id}0000` }] : [],
+        history: open ? [{ at: String(r.created_at), hub: "mock", handle: String(r.created_by), person: String(r.created_by), change: `${r.id}0000` }] : [],
         stock: r.kind === "item" ? stockLines(id) : [],
         movements: (r.kind === "item" ? ofKind("movement").filter((m) => m.item === id).reverse() : []) as unknown as HubRecord[],
         approval: null,

@@ -42,6 +42,11 @@ fn run(
     check("movement-2026-11", changes, sigs, |_| false, |_| None, |k| keys.contains(k), waiting)
 }
 
+/// A person's actor at a hub: the hub's key, the person's, then one run's bytes.
+fn person_actor(hub: &Identity, person: &Identity, run: u8) -> Vec<u8> {
+    actor(hub.public().as_bytes(), Some(person.public().as_bytes()), &[run; 8])
+}
+
 #[test]
 fn one_signature_on_the_latest_change_vouches_for_the_actors_whole_chain() {
     let owl = hub(1);
@@ -117,6 +122,69 @@ fn a_signature_by_another_key_a_non_member_or_another_document_is_refused() {
     let good = ChangeSig::sign(&owl, "movement-2026-11", h);
     let err = run(changes, &[good], &[&fox], &mut Waiting::default()).unwrap_err();
     assert!(matches!(err, Refused::NotMember { .. }), "{err}");
+}
+
+#[test]
+fn a_persons_changes_pass_with_the_hubs_signature_and_the_persons_and_keep_both() {
+    let (owl, ana) = (hub(1), hub(11));
+    let actor = person_actor(&owl, &ana, 1);
+    assert_eq!((hub_key(&actor), person_key(&actor)), (Some(*owl.public().as_bytes()), Some(*ana.public().as_bytes())));
+    let mut d = doc_of(&actor);
+    let mut last = [0; 32];
+    for i in 0..5 {
+        last = edit(&mut d, &format!("r{i}"), i);
+    }
+    let tip = ChangeSig::sign_by(&owl, &ana, "movement-2026-11", last);
+    let mut waiting = Waiting::default();
+    run(after(&mut d, &[]), &[tip], &[&owl], &mut waiting).unwrap();
+    assert_eq!(waiting.settle(|_| true), vec![Tip { actor, seq: 5, sig: tip }]);
+    // As a frame carries them: two items, read back as one signature between two others.
+    let (a, b) = (ChangeSig::sign(&owl, "d", [1; 32]), ChangeSig::sign(&owl, "d", [2; 32]));
+    let items: Vec<[u8; SIG_LEN]> = [a, tip, b].iter().flat_map(ChangeSig::items).collect();
+    assert_eq!(items.len(), 4);
+    assert_eq!(ChangeSig::from_items(items.iter().map(|i| i.as_slice())), vec![a, tip, b]);
+    assert_eq!(ChangeSig::from_bytes(&tip.to_bytes()), Some(tip));
+}
+
+#[test]
+fn a_change_credited_to_a_person_without_their_signature_is_refused() {
+    let (owl, fox, ana, bea) = (hub(1), hub(2), hub(11), hub(12));
+    // Hub fox credits its change to ana, whose key it does not hold.
+    let mut d = doc_of(&person_actor(&fox, &ana, 1));
+    let h = edit(&mut d, "stock", 10);
+    let changes = after(&mut d, &[]);
+    let cases = [
+        ("the hub's signature only", ChangeSig::sign(&fox, "movement-2026-11", h)),
+        ("another person's signature", ChangeSig::sign_by(&fox, &bea, "movement-2026-11", h)),
+        ("ana's signature for another document", {
+            let mut s = ChangeSig::sign(&fox, "movement-2026-11", h);
+            s.person = ChangeSig::sign_by(&fox, &ana, "movement-2026-10", h).person;
+            s
+        }),
+    ];
+    for (what, sig) in cases {
+        let mut waiting = Waiting::default();
+        let err = run(changes.clone(), &[sig], &[&owl, &fox], &mut waiting).unwrap_err();
+        assert!(
+            matches!(&err, Refused::PersonUnsigned { hub, person, .. }
+                if *hub == fox.id().to_string() && person == &hex::encode(&ana.public().as_bytes()[..8])),
+            "{what}: {err}"
+        );
+        assert!(waiting.is_empty(), "{what}");
+    }
+    // Signed by both: taken. The person's signature does not stand for the hub's.
+    let both = ChangeSig::sign_by(&fox, &ana, "movement-2026-11", h);
+    run(changes.clone(), &[both], &[&owl, &fox], &mut Waiting::default()).unwrap();
+    let mut no_hub = both;
+    no_hub.sig = [0; 64];
+    let err = run(changes, &[no_hub], &[&owl, &fox], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::BadSignature { .. }), "{err}");
+    // A hub's own actor with a person's signature stuck on.
+    let mut d = doc_of(&actor_of(&owl, 1));
+    let h = edit(&mut d, "stock", 1);
+    let stray = ChangeSig::sign_by(&owl, &ana, "movement-2026-11", h);
+    let err = run(after(&mut d, &[]), &[stray], &[&owl], &mut Waiting::default()).unwrap_err();
+    assert!(matches!(err, Refused::StrayPersonSignature { .. }), "{err}");
 }
 
 #[test]
@@ -242,7 +310,7 @@ fn a_long_chain_with_many_signatures_costs_one_check_per_actor() {
     let mut sigs = Vec::new();
     for i in 0..5_000 {
         let h = edit(&mut d, "n", i);
-        sigs.push(ChangeSig { hash: h, sig: [0; 64] });
+        sigs.push(ChangeSig { hash: h, sig: [0; 64], person: None });
     }
     let last = sigs.pop().unwrap().hash;
     sigs.push(ChangeSig::sign(&owl, "movement-2026-11", last));
@@ -277,9 +345,13 @@ fn a_whole_document_goes_without_the_changes_that_wait_in_it() {
 fn a_sender_vouches_with_its_tip_its_own_key_or_a_voucher_that_goes_along() {
     let (owl, fox) = (hub(1), hub(2));
     let actor = actor_of(&owl, 1);
-    let tip = Tip { actor: actor.clone(), seq: 4, sig: ChangeSig { hash: [4; 32], sig: [4; 64] } };
-    let voucher =
-        Voucher { actor: actor.clone(), seq: 7, sig: ChangeSig { hash: [7; 32], sig: [7; 64] }, change: vec![7] };
+    let tip = Tip { actor: actor.clone(), seq: 4, sig: ChangeSig { hash: [4; 32], sig: [4; 64], person: None } };
+    let voucher = Voucher {
+        actor: actor.clone(),
+        seq: 7,
+        sig: ChangeSig { hash: [7; 32], sig: [7; 64], person: None },
+        change: vec![7],
+    };
     let d = "movement-2026-11";
     assert_eq!(vouch_for(d, &actor, 3, [3; 32], Some(&tip), Some(&voucher), &fox), Some(Vouch::Tip(tip.sig, None)));
     assert_eq!(
