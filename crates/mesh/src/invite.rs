@@ -1,23 +1,31 @@
 //! Joining a coalition with an invite: a short code (also shown as a QR code) that carries the
 //! inviting hub's fingerprint and address, a one-time secret and an expiry.
 //!
-//! The joining hub connects over TLS to the address, checks that the hub there has the
-//! fingerprint in the code, and presents the secret. Both screens then show a confirmation code
-//! derived from the secret and both keys; the inviting coordinator admits the new hub only after
-//! the two codes were compared aloud. The invite works once, until it expires.
+//! The joining hub connects over TLS to the address, with throwaway certificates on both ends
+//! (as the mesh does, see `net::throwaway_configs`), so the port shows no key to whoever
+//! connects. Bound to the TLS session's exporter:
+//! 1. the joiner proves it holds the invite's secret (an HMAC under it), without showing it;
+//! 2. only then does the inviting hub answer, with its own HMAC under the secret and its key's
+//!    signature of the session, which the joiner checks against the fingerprint in the code;
+//! 3. the joiner sends its own key's signature of the session, then its request.
+//!
+//! An outsider that connects, without the secret, meets silence and a closed connection. Both
+//! screens then show a confirmation code derived from the secret and both keys; the inviting
+//! coordinator admits the new hub only after the two codes were compared aloud. The invite works
+//! once, until it expires.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_model::Timestamp;
-use rustls::pki_types::{CertificateDer, ServerName};
+use hmac::{Hmac, Mac};
+use rustls::pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::identity::{HubId, Identity};
+use crate::identity::{verify_strict, HubId, Identity};
 use crate::net::NetError;
 
 /// Why an invite code was not read, or a join did not happen.
@@ -160,10 +168,72 @@ fn unbase32(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The join request and the answer, as length-prefixed JSON inside TLS.
+/// The TLS exporter's label for an invite's session.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-aidmesh-invite-v2";
+/// Bytes of a proof of a key: the key, then its signature of the session.
+const PROOF: usize = 32 + 64;
+/// How long each step of the exchange may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// The two ends of an invite's session.
+#[derive(Clone, Copy)]
+enum End {
+    Joiner,
+    Inviter,
+}
+
+impl End {
+    fn name(self) -> &'static str {
+        match self {
+            End::Joiner => "joiner",
+            End::Inviter => "inviter",
+        }
+    }
+}
+
+/// `end`'s HMAC of the session under the invite's secret: proves the secret, shows nothing of
+/// it, and is worth nothing in another session or from the other end.
+fn secret_mac(secret: &[u8; 10], end: End, exporter: &[u8; 32]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(format!("aidmesh invite v2\n{}\n", end.name()).as_bytes());
+    m.update(exporter);
+    m
+}
+
+fn proof_bytes(end: End, exporter: &[u8; 32]) -> Vec<u8> {
+    [format!("aidmesh invite v2 proof\n{}\n", end.name()).as_bytes(), exporter].concat()
+}
+
+/// `identity`'s key and its signature of the session, as `end`.
+fn proof(identity: &Identity, end: End, exporter: &[u8; 32]) -> [u8; PROOF] {
+    let mut out = [0u8; PROOF];
+    out[..32].copy_from_slice(identity.public().as_bytes());
+    out[32..].copy_from_slice(&identity.sign(&proof_bytes(end, exporter)));
+    out
+}
+
+/// The key a proof shows, if its signature holds for `end` in this session.
+fn check_proof(p: &[u8; PROOF], end: End, exporter: &[u8; 32]) -> Option<[u8; 32]> {
+    let key: [u8; 32] = p[..32].try_into().expect("32 bytes");
+    let sig: [u8; 64] = p[32..].try_into().expect("64 bytes");
+    verify_strict(&key, &proof_bytes(end, exporter), &sig).then_some(key)
+}
+
+fn exporter<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], InviteError> {
+    conn.export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+        .map_err(|e| InviteError::Net(NetError::Tls(e.to_string())))
+}
+
+/// Fresh bytes for this exchange's throwaway TLS keys.
+fn tls_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    seed
+}
+
+/// The join request and the answer, as length-prefixed JSON inside TLS, after the proofs.
 #[derive(Debug, Serialize, Deserialize)]
 struct JoinRequest {
-    secret: String,
     name: String,
     /// The coordinator at the joining hub, to be added as a person with the hub.
     #[serde(default)]
@@ -236,6 +306,28 @@ pub struct Pending {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
 }
 
+/// The inviting hub's side of one connection, after TLS: the joiner's HMAC, this hub's answer,
+/// the joiner's proof. `None` for a joiner without the secret (it was shown nothing) or whose
+/// proof does not hold.
+async fn answer_joiner<S: AsyncRead + AsyncWrite + Unpin>(
+    identity: &Identity,
+    invite: &Invite,
+    exporter: &[u8; 32],
+    stream: &mut S,
+) -> Result<Option<[u8; 32]>, InviteError> {
+    let mut mac = [0u8; 32];
+    stream.read_exact(&mut mac).await?;
+    if secret_mac(&invite.secret, End::Joiner, exporter).verify_slice(&mac).is_err() {
+        return Ok(None);
+    }
+    let ours = secret_mac(&invite.secret, End::Inviter, exporter).finalize().into_bytes();
+    stream.write_all(&[ours.as_slice(), &proof(identity, End::Inviter, exporter)].concat()).await?;
+    stream.flush().await?;
+    let mut theirs = [0u8; PROOF];
+    stream.read_exact(&mut theirs).await?;
+    Ok(check_proof(&theirs, End::Joiner, exporter))
+}
+
 impl Pending {
     /// Sends the decision to the joiner.
     pub async fn answer(mut self, welcome: Option<Welcome>) -> Result<(), InviteError> {
@@ -255,7 +347,7 @@ pub async fn accept_join(
     invite: &Invite,
     now: impl Fn() -> Timestamp,
 ) -> Result<Pending, InviteError> {
-    let server = crate::net::server_config(identity, Arc::new(|_| true))?;
+    let (server, _) = crate::net::throwaway_configs(tls_seed())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
     loop {
         if invite.expired(now()) {
@@ -266,27 +358,28 @@ pub async fn accept_join(
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => continue,
         };
-        let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+        let Ok(Ok(mut stream)) = tokio::time::timeout(STEP, acceptor.accept(tcp)).await else {
             tracing::info!(%from, "join attempt failed its handshake");
             continue;
         };
-        let Some(joiner) =
-            stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| peer_key(c).ok())
-        else {
-            continue;
+        let Ok(exporter) = exporter(stream.get_ref().1) else { continue };
+        let joiner = match tokio::time::timeout(STEP, answer_joiner(identity, invite, &exporter, &mut stream)).await {
+            Ok(Ok(Some(key))) => key,
+            Ok(Ok(None)) => {
+                // Closed without a word: whoever it was learnt nothing of this hub.
+                tracing::warn!(%from, "join attempt without the invite's secret, or with a bad proof, refused");
+                continue;
+            }
+            _ => {
+                tracing::info!(%from, "join attempt cut short");
+                continue;
+            }
         };
-        let req: JoinRequest = match tokio::time::timeout(Duration::from_secs(10), recv(&mut stream, MAX_REQUEST)).await
-        {
+        let req: JoinRequest = match tokio::time::timeout(STEP, recv(&mut stream, MAX_REQUEST)).await {
             Ok(Ok(r)) => r,
             _ => continue,
         };
-        let secret_ok = crate::hex::decode(&req.secret).is_some_and(|s| s == invite.secret);
-        if !secret_ok {
-            tracing::warn!(%from, "join attempt with a wrong secret refused");
-            let _ = send(&mut stream, &JoinAnswer::Refused("wrong invite secret".into())).await;
-            continue;
-        }
-        // The certificate's key was read as an Ed25519 key: this cannot fail, but a joiner is
+        // The proof's key was checked as an Ed25519 key: this cannot fail, but a joiner is
         // refused rather than trusted if it does.
         let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&joiner) else { continue };
         let jid = HubId::of(&vk);
@@ -302,8 +395,9 @@ pub async fn accept_join(
     }
 }
 
-/// The joining side: connects, checks the inviting hub's fingerprint, presents the secret, shows
-/// the confirmation code through `show`, and waits for the decision.
+/// The joining side: connects, proves it holds the invite's secret, checks the inviting hub's
+/// proof against the fingerprint in the code, shows its own, shows the confirmation code
+/// through `show`, and waits for the decision.
 pub async fn join(
     identity: &Identity,
     invite: &Invite,
@@ -315,13 +409,43 @@ pub async fn join(
         .await
         .map_err(|_| InviteError::NoAnswer(invite.addr))?
         .map_err(|e| InviteError::Unreachable(invite.addr, e))?;
-    let expected = invite.inviter.clone();
-    let client = crate::net::client_config(identity, Arc::new(move |id| *id == expected))?;
-    let mut stream = tokio_rustls::TlsConnector::from(client)
-        .connect(ServerName::IpAddress(std::net::IpAddr::V4(*invite.addr.ip()).into()), tcp)
-        .await
-        .map_err(|e| InviteError::NotTheInviter(invite.addr, e))?;
-    let req = JoinRequest { secret: crate::hex::encode(invite.secret), name: name.to_string(), person };
+    let _ = tcp.set_nodelay(true);
+    let (_, client) = crate::net::throwaway_configs(tls_seed())?;
+    let not_the_inviter = |why: &str| InviteError::NotTheInviter(invite.addr, std::io::Error::other(why.to_string()));
+    let mut stream = tokio::time::timeout(
+        STEP,
+        tokio_rustls::TlsConnector::from(client)
+            .connect(ServerName::IpAddress(std::net::IpAddr::V4(*invite.addr.ip()).into()), tcp),
+    )
+    .await
+    .map_err(|_| InviteError::NoAnswer(invite.addr))?
+    .map_err(|e| not_the_inviter(&format!("TLS: {e}")))?;
+    let exporter = exporter(stream.get_ref().1)?;
+    let mac = secret_mac(&invite.secret, End::Joiner, &exporter).finalize().into_bytes();
+    stream.write_all(&mac).await?;
+    stream.flush().await?;
+    let mut answer = [0u8; 32 + PROOF];
+    match tokio::time::timeout(STEP, stream.read_exact(&mut answer)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => {
+            return Err(not_the_inviter(
+                "it closed without proving it holds the invite (the invite was used or expired, or another \
+                 laptop answers at that address)",
+            ))
+        }
+        Err(_) => return Err(InviteError::NoAnswer(invite.addr)),
+    }
+    let (their_mac, their_proof) = answer.split_at(32);
+    if secret_mac(&invite.secret, End::Inviter, &exporter).verify_slice(their_mac).is_err() {
+        return Err(not_the_inviter("it does not hold the invite's secret"));
+    }
+    let key = check_proof(their_proof.try_into().expect("96 bytes"), End::Inviter, &exporter)
+        .ok_or_else(|| not_the_inviter("its proof of its key does not hold"))?;
+    if HubId::of_bytes(&key).as_ref() != Some(&invite.inviter) {
+        return Err(not_the_inviter("its key is not the one in the invite"));
+    }
+    stream.write_all(&proof(identity, End::Joiner, &exporter)).await?;
+    let req = JoinRequest { name: name.to_string(), person };
     send(&mut stream, &req).await?;
     show(&confirmation(&invite.secret, &invite.inviter, &identity.id()));
     match tokio::time::timeout(Duration::from_secs(300), recv::<_, JoinAnswer>(&mut stream, MAX_ANSWER)).await {
@@ -349,22 +473,85 @@ async fn recv<S: AsyncReadExt + Unpin, T: for<'de> Deserialize<'de>>(s: &mut S, 
     serde_json::from_slice(&b).map_err(InviteError::Malformed)
 }
 
-fn peer_key(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
-    let (_, x) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
-    x.public_key()
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))
-}
-
-/// Join listener: any Ed25519 client key may present itself; only the secret lets it further.
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
+
+    fn id(seed: u64) -> Identity {
+        Identity::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+    }
+
+    async fn listening(inviter: &Identity) -> (TcpListener, Invite) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let std::net::SocketAddr::V4(addr) = listener.local_addr().unwrap() else { unreachable!() };
+        let invite = Invite { inviter: inviter.id(), addr, secret: [7; 10], expires_min: u32::MAX };
+        (listener, invite)
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_millis(1_764_000_000_000)
+    }
+
+    /// What the invite's port tells whoever connects: a throwaway certificate, not the hub's
+    /// key; without the secret, silence and a closed connection. A joiner with the wrong secret
+    /// is told the hub there did not prove it holds the invite; one with the right secret
+    /// meets the inviter's proof and joins, and both ends show the same code.
+    #[tokio::test]
+    async fn the_invite_port_shows_nothing_without_the_secret_and_a_joiner_with_it_joins() {
+        let (north, south) = (id(1), id(2));
+        let (listener, invite) = listening(&north).await;
+        let server = tokio::spawn({
+            let invite = invite.clone();
+            async move {
+                let p = accept_join(&north, &listener, &invite, now).await.unwrap();
+                let code = p.confirmation.clone();
+                let joiner = p.joiner.clone();
+                p.answer(None).await.unwrap();
+                (code, joiner)
+            }
+        });
+        // An outsider: TLS without a certificate, then 32 bytes of junk.
+        let (_, client) = crate::net::throwaway_configs([9; 32]).unwrap();
+        let tcp = TcpStream::connect(SocketAddr::V4(invite.addr)).await.unwrap();
+        let name = ServerName::IpAddress(std::net::IpAddr::V4(*invite.addr.ip()).into());
+        let mut s = tokio_rustls::TlsConnector::from(client).connect(name, tcp).await.unwrap();
+        let cert = s.get_ref().1.peer_certificates().unwrap()[0].clone();
+        let shown =
+            x509_parser::parse_x509_certificate(cert.as_ref()).unwrap().1.public_key().subject_public_key.data.to_vec();
+        assert_ne!(shown, id(1).public().as_bytes().to_vec(), "the certificate is a throwaway");
+        s.write_all(&[0; 32]).await.unwrap();
+        s.flush().await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await.unwrap();
+        assert!(got.is_empty(), "nothing is said to it: {read:?}, {} bytes", got.len());
+        // A joiner with another secret.
+        let wrong = Invite { secret: [8; 10], ..invite.clone() };
+        let e = join(&south, &wrong, "Spy", None, |_| {}).await.unwrap_err().to_string();
+        assert!(e.contains("closed without proving it holds the invite"), "{e}");
+        // The joiner with the invite.
+        let shown = std::sync::Mutex::new(String::new());
+        let e = join(&south, &invite, "South", None, |c| *shown.lock().unwrap() = c.to_string()).await.unwrap_err();
+        assert!(e.to_string().contains("did not confirm"), "{e}");
+        let (code, joiner) = server.await.unwrap();
+        assert_eq!(joiner, south.id());
+        assert_eq!(*shown.lock().unwrap(), code, "both ends show the same code");
+    }
+
+    /// A laptop at the invite's address that holds the secret (it saw the code) but not the
+    /// inviting hub's key: the joiner shows it nothing of its own and stops.
+    #[tokio::test]
+    async fn a_laptop_with_the_secret_but_not_the_inviters_key_is_not_the_inviter() {
+        let (north, south, impostor) = (id(1), id(2), id(3));
+        let (listener, invite) = listening(&north).await;
+        let server = tokio::spawn({
+            let invite = Invite { inviter: impostor.id(), ..invite.clone() };
+            async move { accept_join(&impostor, &listener, &invite, now).await.map(|p| p.joiner) }
+        });
+        let e = join(&south, &invite, "South", None, |_| {}).await.unwrap_err().to_string();
+        assert!(e.contains("its key is not the one in the invite"), "{e}");
+        server.abort();
+    }
 
     #[test]
     fn codes_round_trip_and_catch_typos() {

@@ -809,12 +809,6 @@ fn self_signed(secret: &[u8; 32]) -> Result<(Vec<CertificateDer<'static>>, Priva
     Ok((vec![cert.der().clone()], PrivateKeyDer::Pkcs8(der)))
 }
 
-/// A self-signed certificate for the hub's own key: what the invite exchange still uses, where
-/// the joiner pins the inviter's key from the invite.
-pub fn certificate(identity: &Identity) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
-    self_signed(&identity.secret())
-}
-
 /// A server certificate made afresh for each TLS handshake, so that no two connections to a
 /// hub see the same key: key `n` is a hash of the seed and `n`, which says nothing without the
 /// seed (fresh random bytes each run).
@@ -885,37 +879,6 @@ pub fn throwaway_configs(
     client.enable_sni = false;
     client.resumption = rustls::client::Resumption::disabled();
     Ok((Arc::new(server), Arc::new(client)))
-}
-
-/// A TLS 1.3 server configuration that accepts client keys passing `rule`.
-pub fn server_config(identity: &Identity, rule: KeyRule) -> Result<Arc<rustls::ServerConfig>, NetError> {
-    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
-    let (chain, key) = certificate(identity)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let check = Arc::new(KeyCheck { rule, algs: provider.signature_verification_algorithms });
-    let c = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| err(&e))?
-        .with_client_cert_verifier(check)
-        .with_single_cert(chain, key)
-        .map_err(|e| err(&e))?;
-    Ok(Arc::new(c))
-}
-
-/// A TLS 1.3 client configuration that accepts server keys passing `rule`.
-pub fn client_config(identity: &Identity, rule: KeyRule) -> Result<Arc<rustls::ClientConfig>, NetError> {
-    let err = |e: &dyn std::fmt::Display| NetError::Tls(e.to_string());
-    let (chain, key) = certificate(identity)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let check = Arc::new(KeyCheck { rule, algs: provider.signature_verification_algorithms });
-    let c = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| err(&e))?
-        .dangerous()
-        .with_custom_certificate_verifier(check)
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| err(&e))?;
-    Ok(Arc::new(c))
 }
 
 #[cfg(test)]
