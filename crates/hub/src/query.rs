@@ -113,9 +113,10 @@ pub struct HistoryLine {
     /// Who made it, as the hub wrote it.
     pub handle: String,
     /// The person whose key signed the change (checked when it arrived), by handle; by the start
-    /// of the key, marked, where this hub does not know it as a person of the coalition (removed,
-    /// or the entry that added them has not arrived yet); none for a change made while no person
-    /// of the coalition was unlocked, whose `handle` is only the hub's word.
+    /// of the key, marked, where it is no current person's key: one since revoked or removed, or
+    /// one this hub does not know as a person's (the entry that added them has not arrived yet,
+    /// or a hub made it up); none for a change made while no person of the coalition was
+    /// unlocked, whose `handle` is only the hub's word.
     pub person: Option<String>,
     /// The change's hash: the same on every hub that holds it.
     pub change: String,
@@ -608,8 +609,14 @@ impl Hub {
                     .unwrap_or_else(|| format!("unknown ({})", h.hub));
                 let person = aidmesh_mesh::changes::person_key(&h.actor).map(|k| {
                     let key = aidmesh_mesh::authority::Key(k);
-                    let handle = state.as_ref().ok().and_then(|st| st.person_of(&key).map(|p| p.handle.clone()));
-                    handle.unwrap_or_else(|| format!("{} (not a person of the coalition)", key.short()))
+                    let st = state.as_ref().ok();
+                    match st.and_then(|st| st.person_of(&key)) {
+                        Some(p) => p.handle.clone(),
+                        None if st.is_some_and(|st| st.was_given(&key)) => {
+                            format!("{} (a person's key, since revoked or removed)", key.short())
+                        }
+                        None => format!("{} (not a person of the coalition)", key.short()),
+                    }
                 });
                 HistoryLine { at: h.at, hub, handle: h.handle, person, change: h.hash }
             })

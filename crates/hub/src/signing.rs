@@ -145,6 +145,15 @@ impl Hub {
         Ok((tips, vouchers))
     }
 
+    /// Runs `f` as the hub alone: what the hub writes on its own (not at a person's request)
+    /// is not signed in the name of whoever happens to be unlocked.
+    pub(crate) fn as_hub<T>(&mut self, f: impl FnOnce(&mut Hub) -> T) -> T {
+        let acting = self.acting.take();
+        let out = f(self);
+        self.acting = acting;
+        out
+    }
+
     /// The tip of a change this hub just committed to `doc_id` ([`committed`]), signed by the
     /// hub, and by the person its actor names (who is unlocked: the actor is theirs only then).
     pub(crate) fn own_tip(&self, doc_id: &str, commit: Option<Committed>) -> Option<Tip> {

@@ -705,6 +705,14 @@ fn changes_name_the_person_who_signed_them_and_no_hub_can_credit_another() {
     let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &sigs).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     assert!(e.to_string().contains("South") && e.to_string().contains("person ana"), "{e}");
+    // Once Ana is removed, her change still shows as a person's, not as a stranger's.
+    a.hub.remove_person(&ana_hex).unwrap();
+    let h = a.hub.history(&pens).unwrap();
+    assert!(
+        h.iter()
+            .any(|l| l.person.as_deref().is_some_and(|p| p.ends_with("(a person's key, since revoked or removed)"))),
+        "{h:?}"
+    );
 }
 
 /// South's changes reach Third with the signature on the last one, which cannot apply there

@@ -572,6 +572,11 @@ fn consent_changed_at_another_hub_never_widens_a_contact_and_a_withdrawal_keeps_
     let o = net.hub(0).contact(&owl).unwrap();
     assert!(matches!(o.state, ContactState::Held { here_only: true, .. }), "{o:?}");
     assert_ne!(o.vault.as_deref(), Some(shared.as_str()));
+    // Moving it was the hub's doing, not its unlocked coordinator's: signed by the hub alone.
+    let here = net.hub(0).hub_id().to_string();
+    let h = net.hub(0).history(&owl).unwrap();
+    assert!(h.iter().any(|l| l.hub == here && l.person.is_some()), "the coordinator added owl: {h:?}");
+    assert!(h.iter().any(|l| l.hub == here && l.person.is_none()), "the hub moved the contact: {h:?}");
     net.offer_changes(0, false);
     net.settle();
     assert!(matches!(net.hub(1).vault_get(&shared).unwrap(), aidmesh_hub::VaultState::Erased { .. }));

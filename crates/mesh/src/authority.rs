@@ -646,6 +646,12 @@ impl State {
         self.key_owner.get(key).and_then(|p| self.people.get(p))
     }
 
+    /// Whether the coalition ever gave `key` to a person (one since removed, or a key since
+    /// revoked, included).
+    pub fn was_given(&self, key: &Key) -> bool {
+        self.used_keys.contains(key) || self.people.contains_key(key)
+    }
+
     pub fn is_admin(&self, key: &Key) -> bool {
         self.person_of(key).is_some_and(|p| p.role == Role::Admin)
     }

@@ -380,10 +380,17 @@ pub const MAX_DOCS: usize = 100_000;
 /// How many documents of its answer to an inventory a session offers with each frame it
 /// handles: enough to keep the link busy, few enough that no call loads much.
 pub const OFFER_AT_ONCE: usize = 2;
-/// How many signature items a sync frame carries for `sigs` (a person's signature is a second
-/// item), at most [`MAX_SIGS`].
-fn sig_items(sigs: &[ChangeSig]) -> usize {
-    sigs.iter().map(ChangeSig::item_count).sum::<usize>().min(MAX_SIGS)
+/// The signatures a sync frame carries of `sigs`, whole (a person's signature is a second item
+/// right after its hub's), as many as fit in [`MAX_SIGS`] items, and how many items they are.
+fn whole_sigs(sigs: &[ChangeSig]) -> (&[ChangeSig], usize) {
+    let mut items = 0;
+    for (n, s) in sigs.iter().enumerate() {
+        if items + s.item_count() > MAX_SIGS {
+            return (&sigs[..n], items);
+        }
+        items += s.item_count();
+    }
+    (sigs, items)
 }
 
 /// Authority entries go out in frames of at most this many bytes.
@@ -415,7 +422,7 @@ impl Frame {
             Frame::Summary(_) => 32,
             Frame::Announce(docs) => json_len(docs),
             Frame::Inventory(docs) => docs.iter().map(|(d, h)| 2 + d.len().min(255) + h.len().min(255)).sum(),
-            Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + sig_items(sigs) * SIG_LEN + msg.len(),
+            Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + whole_sigs(sigs).1 * SIG_LEN + msg.len(),
             Frame::AuthorityHeads(heads) => heads.len() * 32,
             Frame::Authority(entries) => entries.iter().map(|e| 4 + e.len()).sum(),
             Frame::Ping | Frame::Pong => 0,
@@ -454,13 +461,13 @@ impl Frame {
                 out
             }
             Frame::Sync { doc, msg, sigs } => {
-                let items = sig_items(sigs);
+                let (sigs, items) = whole_sigs(sigs);
                 let mut out = Vec::with_capacity(5 + doc.len() + items * SIG_LEN + msg.len());
                 out.push(TAG_SYNC);
                 out.extend((doc.len() as u16).to_be_bytes());
                 out.extend(doc.as_bytes());
                 out.extend((items as u16).to_be_bytes());
-                sigs.iter().flat_map(ChangeSig::items).take(items).for_each(|s| out.extend(s));
+                sigs.iter().flat_map(ChangeSig::items).for_each(|s| out.extend(s));
                 out.extend(msg);
                 out
             }
@@ -1245,6 +1252,23 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame holds at most [`MAX_SIGS`] signature items, and only whole signatures: a
+    /// person's is never cut from its hub's (the receiver would refuse the change as unsigned by
+    /// that person, again on every try).
+    #[test]
+    fn a_frame_carries_whole_signatures_only() {
+        let sig = |n: u32, person: bool| {
+            let mut hash = [0; 32];
+            hash[..4].copy_from_slice(&n.to_be_bytes());
+            ChangeSig { hash, sig: [1; 64], person: person.then_some([2; 64]) }
+        };
+        let fits = MAX_SIGS / 2;
+        let sigs: Vec<ChangeSig> = (0..=fits as u32).map(|n| sig(n, true)).collect();
+        let f = Frame::Sync { doc: "d".into(), msg: vec![], sigs: sigs.clone() };
+        let Ok(Frame::Sync { sigs: back, .. }) = Frame::decode(&f.encode()) else { panic!("a sync frame") };
+        assert_eq!(back, sigs[..fits], "{} signatures of {}", back.len(), sigs.len());
+    }
 
     #[test]
     fn frames_round_trip_and_bad_bytes_are_named() {

@@ -165,6 +165,9 @@ impl Doc {
     /// the actor before).
     pub fn set_actor(&mut self, actor: &[u8]) {
         if self.actor() != actor {
+            // Automerge would commit them without a message, under the actor before: a change
+            // no one signs for. Every write commits before it returns, so there are none.
+            debug_assert_eq!(self.doc.pending_ops(), 0, "edits not committed when the writer changed");
             self.doc.set_actor(ActorId::from(actor));
         }
     }

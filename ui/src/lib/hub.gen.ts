@@ -297,9 +297,10 @@ hub: string,
 handle: string, 
 /**
  * The person whose key signed the change (checked when it arrived), by handle; by the start
- * of the key, marked, where this hub does not know it as a person of the coalition (removed,
- * or the entry that added them has not arrived yet); none for a change made while no person
- * of the coalition was unlocked, whose `handle` is only the hub's word.
+ * of the key, marked, where it is no current person's key: one since revoked or removed, or
+ * one this hub does not know as a person's (the entry that added them has not arrived yet,
+ * or a hub made it up); none for a change made while no person of the coalition was
+ * unlocked, whose `handle` is only the hub's word.
  */
 person: string | null, 
 /**
