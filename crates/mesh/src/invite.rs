@@ -1,9 +1,9 @@
 //! Joining a coalition with an invite: a short code (also shown as a QR code) that carries the
 //! inviting hub's fingerprint and address, a one-time secret and an expiry.
 //!
-//! The joining hub connects over TLS to the address, with throwaway certificates on both ends
-//! (as the mesh does, see `net::throwaway_configs`), so the port shows no key to whoever
-//! connects. Bound to the TLS session's exporter:
+//! The joining hub connects over TLS to the address; the inviting hub shows a throwaway
+//! certificate (as the mesh does, see `net::throwaway_configs`) and the joiner none, so the port
+//! shows no key to whoever connects. Bound to the TLS session's exporter:
 //! 1. the joiner proves it holds the invite's secret (an HMAC under it), without showing it;
 //! 2. only then does the inviting hub answer, with its own HMAC under the secret and its key's
 //!    signature of the session, which the joiner checks against the fingerprint in the code;
@@ -15,6 +15,7 @@
 //! once, until it expires.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_model::Timestamp;
@@ -174,6 +175,11 @@ const EXPORTER_LABEL: &[u8] = b"EXPORTER-aidmesh-invite-v2";
 const PROOF: usize = 32 + 64;
 /// How long each step of the exchange may take.
 const STEP: Duration = Duration::from_secs(10);
+/// How long a connection may take before it proved it holds the secret (TLS, then the HMAC).
+const FIRST_STEP: Duration = Duration::from_secs(3);
+/// Connections an open invite answers at once, from one address and in all.
+pub const TRIES_PER_ADDRESS: usize = 4;
+pub const TRIES: usize = 32;
 
 /// The two ends of an invite's session.
 #[derive(Clone, Copy)]
@@ -277,8 +283,8 @@ pub struct WelcomeDoc {
     pub partition: String,
     pub created_at: i64,
     pub bytes: String,
-    /// The signatures that vouch for the document's changes, each 96 bytes in hex
-    /// ([`crate::changes::ChangeSig`]).
+    /// The signatures that vouch for the document's changes, each 96 bytes in hex, or 160 with
+    /// a person's ([`crate::changes::ChangeSig`]).
     #[serde(default)]
     pub sigs: Vec<String>,
 }
@@ -306,26 +312,77 @@ pub struct Pending {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
 }
 
+/// Why a connection to an open invite was closed before its request.
+#[derive(Debug)]
+enum NotJoined {
+    /// It did not prove it holds the invite's secret: it was shown nothing.
+    NoSecret,
+    /// It proved the secret, then not its key: someone who saw the code, or a broken joiner.
+    BadProof,
+}
+
 /// The inviting hub's side of one connection, after TLS: the joiner's HMAC, this hub's answer,
-/// the joiner's proof. `None` for a joiner without the secret (it was shown nothing) or whose
-/// proof does not hold.
+/// the joiner's proof; the joiner's key.
 async fn answer_joiner<S: AsyncRead + AsyncWrite + Unpin>(
     identity: &Identity,
     invite: &Invite,
     exporter: &[u8; 32],
     stream: &mut S,
-) -> Result<Option<[u8; 32]>, InviteError> {
+) -> Result<Result<[u8; 32], NotJoined>, InviteError> {
     let mut mac = [0u8; 32];
-    stream.read_exact(&mut mac).await?;
+    tokio::time::timeout(FIRST_STEP, stream.read_exact(&mut mac)).await.map_err(|_| InviteError::NoDecision)??;
     if secret_mac(&invite.secret, End::Joiner, exporter).verify_slice(&mac).is_err() {
-        return Ok(None);
+        return Ok(Err(NotJoined::NoSecret));
     }
     let ours = secret_mac(&invite.secret, End::Inviter, exporter).finalize().into_bytes();
     stream.write_all(&[ours.as_slice(), &proof(identity, End::Inviter, exporter)].concat()).await?;
     stream.flush().await?;
     let mut theirs = [0u8; PROOF];
-    stream.read_exact(&mut theirs).await?;
-    Ok(check_proof(&theirs, End::Joiner, exporter))
+    tokio::time::timeout(STEP, stream.read_exact(&mut theirs)).await.map_err(|_| InviteError::NoDecision)??;
+    Ok(check_proof(&theirs, End::Joiner, exporter).ok_or(NotJoined::BadProof))
+}
+
+/// One connection to an open invite, from TLS to the joiner's request: the joiner waiting for
+/// the coordinator's decision, or `None` (logged) for anything else.
+async fn one_try(
+    identity: Arc<Identity>,
+    invite: Invite,
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: TcpStream,
+    from: SocketAddr,
+) -> Option<Pending> {
+    let Ok(Ok(mut stream)) = tokio::time::timeout(FIRST_STEP, acceptor.accept(tcp)).await else {
+        tracing::info!(%from, "join attempt failed its TLS handshake");
+        return None;
+    };
+    let exporter = exporter(stream.get_ref().1).ok()?;
+    let joiner = match answer_joiner(&identity, &invite, &exporter, &mut stream).await {
+        Ok(Ok(key)) => key,
+        // Closed without a word: whoever it was learnt nothing of this hub.
+        Ok(Err(NotJoined::NoSecret)) => {
+            tracing::warn!(%from, "join attempt without the invite's secret refused");
+            return None;
+        }
+        Ok(Err(NotJoined::BadProof)) => {
+            tracing::warn!(
+                %from,
+                "a join attempt proved the invite's secret but not its key: if it was not your joiner, \
+                 someone else saw the code (compare the confirmation codes aloud)"
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::info!(%from, error = %e, "join attempt cut short");
+            return None;
+        }
+    };
+    let req: JoinRequest = tokio::time::timeout(STEP, recv(&mut stream, MAX_REQUEST)).await.ok()?.ok()?;
+    // The proof's key was checked as an Ed25519 key: this cannot fail, but a joiner is refused
+    // rather than trusted if it does.
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&joiner).ok()?;
+    let jid = HubId::of(&vk);
+    let confirmation = confirmation(&invite.secret, &identity.id(), &jid);
+    Some(Pending { joiner: jid, joiner_key: joiner, name: req.name, person: req.person, confirmation, stream })
 }
 
 impl Pending {
@@ -339,8 +396,10 @@ impl Pending {
     }
 }
 
-/// Listens for the joiner of one invite. Connections with a wrong or replayed secret, or after
-/// expiry, are refused and listening goes on until `deadline`.
+/// Listens for the joiner of one invite until it expires. Connections are answered side by side
+/// (at most [`TRIES_PER_ADDRESS`] from one address, [`TRIES`] in all), so that no one holding
+/// connections open keeps the joiner out; one without the secret, or with a bad proof, is closed
+/// and listening goes on. The first joiner that proves the secret and its key is returned.
 pub async fn accept_join(
     identity: &Identity,
     listener: &TcpListener,
@@ -349,49 +408,39 @@ pub async fn accept_join(
 ) -> Result<Pending, InviteError> {
     let (server, _) = crate::net::throwaway_configs(tls_seed())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    let identity = Arc::new(Identity::from_secret(&identity.secret()));
+    let mut tries: tokio::task::JoinSet<(std::net::IpAddr, Option<Pending>)> = tokio::task::JoinSet::new();
+    let mut per_address: std::collections::HashMap<std::net::IpAddr, usize> = Default::default();
     loop {
         if invite.expired(now()) {
             return Err(InviteError::Expired);
         }
-        let (tcp, from) = match tokio::time::timeout(Duration::from_secs(5), listener.accept()).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => return Err(e.into()),
-            Err(_) => continue,
-        };
-        let Ok(Ok(mut stream)) = tokio::time::timeout(STEP, acceptor.accept(tcp)).await else {
-            tracing::info!(%from, "join attempt failed its handshake");
-            continue;
-        };
-        let Ok(exporter) = exporter(stream.get_ref().1) else { continue };
-        let joiner = match tokio::time::timeout(STEP, answer_joiner(identity, invite, &exporter, &mut stream)).await {
-            Ok(Ok(Some(key))) => key,
-            Ok(Ok(None)) => {
-                // Closed without a word: whoever it was learnt nothing of this hub.
-                tracing::warn!(%from, "join attempt without the invite's secret, or with a bad proof, refused");
-                continue;
+        tokio::select! {
+            accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()) => {
+                let (tcp, from) = match accepted {
+                    Ok(Ok(x)) => x,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => continue,
+                };
+                let mine = per_address.entry(from.ip()).or_default();
+                if *mine >= TRIES_PER_ADDRESS || tries.len() >= TRIES {
+                    tracing::info!(%from, "too many join attempts at once: closed");
+                    continue;
+                }
+                *mine += 1;
+                let (identity, invite, acceptor) = (identity.clone(), invite.clone(), acceptor.clone());
+                tries.spawn(async move { (from.ip(), one_try(identity, invite, acceptor, tcp, from).await) });
             }
-            _ => {
-                tracing::info!(%from, "join attempt cut short");
-                continue;
+            Some(done) = tries.join_next(), if !tries.is_empty() => {
+                let Ok((ip, pending)) = done else { continue };
+                if let Some(n) = per_address.get_mut(&ip) {
+                    *n = n.saturating_sub(1);
+                }
+                if let Some(p) = pending {
+                    return Ok(p);
+                }
             }
-        };
-        let req: JoinRequest = match tokio::time::timeout(STEP, recv(&mut stream, MAX_REQUEST)).await {
-            Ok(Ok(r)) => r,
-            _ => continue,
-        };
-        // The proof's key was checked as an Ed25519 key: this cannot fail, but a joiner is
-        // refused rather than trusted if it does.
-        let Ok(vk) = ed25519_dalek::VerifyingKey::from_bytes(&joiner) else { continue };
-        let jid = HubId::of(&vk);
-        let confirmation = confirmation(&invite.secret, &identity.id(), &jid);
-        return Ok(Pending {
-            joiner: jid,
-            joiner_key: joiner,
-            name: req.name,
-            person: req.person,
-            confirmation,
-            stream,
-        });
+        }
     }
 }
 
@@ -429,8 +478,8 @@ pub async fn join(
         Ok(Ok(_)) => {}
         Ok(Err(_)) => {
             return Err(not_the_inviter(
-                "it closed without proving it holds the invite (the invite was used or expired, or another \
-                 laptop answers at that address)",
+                "it closed without proving it holds the invite: the code is mistyped or no longer open (used \
+                 or expired), or another laptop answers at that address",
             ))
         }
         Err(_) => return Err(InviteError::NoAnswer(invite.addr)),
@@ -525,6 +574,14 @@ mod tests {
         let mut got = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await.unwrap();
         assert!(got.is_empty(), "nothing is said to it: {read:?}, {} bytes", got.len());
+        // Silent connections from another address, more than it may hold: they neither keep
+        // the joiner waiting (each would take 3 s) nor out.
+        let mut silent = Vec::new();
+        for _ in 0..(TRIES_PER_ADDRESS + 2) {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+            silent.push(socket.connect(SocketAddr::V4(invite.addr)).await.unwrap());
+        }
         // A joiner with another secret.
         let wrong = Invite { secret: [8; 10], ..invite.clone() };
         let e = join(&south, &wrong, "Spy", None, |_| {}).await.unwrap_err().to_string();
@@ -534,6 +591,7 @@ mod tests {
         let e = join(&south, &invite, "South", None, |c| *shown.lock().unwrap() = c.to_string()).await.unwrap_err();
         assert!(e.to_string().contains("did not confirm"), "{e}");
         let (code, joiner) = server.await.unwrap();
+        drop(silent);
         assert_eq!(joiner, south.id());
         assert_eq!(*shown.lock().unwrap(), code, "both ends show the same code");
     }
