@@ -274,7 +274,7 @@ impl Replica for Hub {
 
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         match self.doc(doc) {
-            Ok(d) => heads.iter().any(|h| d.automerge().get_change_by_hash(h).is_none()),
+            Ok(d) => heads.iter().any(|h| !d.has_change(h)),
             Err(_) => !heads.is_empty(),
         }
     }

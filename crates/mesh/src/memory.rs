@@ -196,7 +196,7 @@ impl Replica for Mem {
     }
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         let d = self.doc(doc);
-        heads.iter().any(|h| d.get_change_by_hash(h).is_none())
+        heads.iter().any(|h| d.document().get_change_meta_by_hash(h).is_none())
     }
     fn vouch(&mut self, doc: &DocId, msg: &mut Message) -> Vec<ChangeSig> {
         if self.signing.is_none() {

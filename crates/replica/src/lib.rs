@@ -336,7 +336,11 @@ impl Doc {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for key in self.doc.keys(&obj) {
+        // One pass over the record's fields; only a field that holds conflicting values is read
+        // again for all of them.
+        let conflicting: Vec<String> =
+            self.doc.map_range(&obj, ..).filter(|f| f.conflict).map(|f| f.key.into_owned()).collect();
+        for key in conflicting {
             let all = self.doc.get_all(&obj, key.as_str()).map_err(|e| self.err(e))?;
             // Two growing lists read as their union: nothing for a person to choose.
             if all.len() > 1 && !is_growing_list(&key) {
@@ -475,12 +479,14 @@ impl Doc {
 
     /// Whether this document holds the change `hash`.
     pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
-        self.doc.get_change_by_hash(hash).is_some()
+        // The change's metadata comes from the change graph; the change itself would be rebuilt
+        // from the operations (a scan of the whole document).
+        self.doc.document().get_change_meta_by_hash(hash).is_some()
     }
 
     /// The changes that a hub holding `have` (heads, possibly of changes unknown here) lacks.
     pub fn changes_after(&mut self, have: &[ChangeHash]) -> Vec<automerge::Change> {
-        let have: Vec<ChangeHash> = have.iter().filter(|h| self.doc.get_change_by_hash(h).is_some()).copied().collect();
+        let have: Vec<ChangeHash> = have.iter().filter(|h| self.has_change(h)).copied().collect();
         self.doc.get_changes(&have)
     }
 
@@ -506,6 +512,11 @@ impl Doc {
         let after = self.doc.get_heads();
         if before == after.as_slice() {
             return BTreeSet::new();
+        }
+        // From nothing, every record there is now was touched (a diff would build a patch for
+        // every field of every record to say so).
+        if before.is_empty() {
+            return self.doc.keys(ROOT).map(|k| RecordId::from(k.as_str())).collect();
         }
         let patches = self.doc.diff(before, &after);
         let mut out = BTreeSet::new();
@@ -533,11 +544,21 @@ impl Doc {
         if changes.is_empty() {
             return Ok(None);
         }
-        // Which of these changes made an operation (counter, actor), if one did.
+        // Which of these changes made an operation (counter, actor), if one did: each actor's
+        // changes by their first operation, so that a long history is searched, not scanned.
+        let mut by_actor: std::collections::HashMap<&ActorId, Vec<(u64, u64, usize)>> = Default::default();
+        for (i, c) in changes.iter().enumerate() {
+            let start = c.start_op().get();
+            by_actor.entry(c.actor_id()).or_default().push((start, start + c.len() as u64, i));
+        }
+        for ranges in by_actor.values_mut() {
+            ranges.sort_unstable();
+        }
         let made_by = |counter: u64, actor: &ActorId| {
-            changes.iter().position(|c| {
-                c.actor_id() == actor && (c.start_op().get()..c.start_op().get() + c.len() as u64).contains(&counter)
-            })
+            let ranges = by_actor.get(actor)?;
+            let at = ranges.partition_point(|r| r.0 <= counter).checked_sub(1)?;
+            let (start, end, i) = ranges[at];
+            (start..end).contains(&counter).then_some(i)
         };
         // A record object's kind as the change that created it wrote it.
         let mut kinds: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
@@ -668,17 +689,17 @@ impl Doc {
 
     fn read_map(&self, obj: &ObjId) -> Result<Map<String, Json>> {
         let mut m = Map::new();
-        for key in self.doc.keys(obj) {
-            if is_growing_list(&key) {
+        // One pass over the map's fields, each with its winning value and whether others
+        // conflict with it.
+        for field in self.doc.map_range(obj, ..) {
+            let key = field.key.to_string();
+            if field.conflict && is_growing_list(&key) {
                 let all = self.doc.get_all(obj, key.as_str()).map_err(|e| self.err(e))?;
-                if all.len() > 1 {
-                    m.insert(key, self.union_of_lists(all)?);
-                    continue;
-                }
+                m.insert(key, self.union_of_lists(all)?);
+                continue;
             }
-            if let Some((v, o)) = self.doc.get(obj, key.as_str()).map_err(|e| self.err(e))? {
-                m.insert(key, self.to_json(v, &o)?);
-            }
+            let id = field.id();
+            m.insert(key, self.to_json(field.value.into_value(), &id)?);
         }
         // An edited text field reads as its last writer left it (one writer's version, the same
         // on every hub, while a conflict waits for a person): never as a character-by-character
