@@ -23,7 +23,10 @@
 //! sessions of one hub share [`Fetches`]: a session whose peer holds changes this hub lacks
 //! sends for that document only while no other session is fetching it, and waits otherwise
 //! ([`Session::retry`]); by then the other peer's changes arrived, and this peer sends only
-//! what is still missing.
+//! what is still missing. A session fetches at most [`FETCHES_AT_ONCE`] documents at a time
+//! (the next asks go as answers arrive), so that a new hub, which lacks everything, is sent
+//! what it can take in, not the whole coalition at once; its fetches do not lapse while the
+//! peer keeps sending changes, however long the hub takes to store them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -42,11 +45,15 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const PING_AFTER_MS: i64 = 2_000;
 /// Consider the peer gone after this much silence.
 pub const DEAD_AFTER_MS: i64 = 6_000;
-/// A fetch that made no progress for this long lapses: another peer may be asked.
+/// A fetch that made no progress for this long lapses: another peer may be asked. Changes of
+/// any document arriving through the session count as progress for all its fetches (what was
+/// asked for comes after what is already on its way).
 pub const FETCH_LAPSE_MS: i64 = 5_000;
 /// The longest one session fetches one document, progress or not: a peer that trickles a change
 /// now and then cannot keep the others from being asked.
 pub const FETCH_MAX_MS: i64 = 30_000;
+/// The most documents one session fetches at a time; the others wait for one of these to end.
+pub const FETCHES_AT_ONCE: usize = 4;
 
 /// A document's id, as hubs announce and sync it (`inventory-2026-12`, `coalition`): text in the
 /// store and on the wire, its own type wherever a peer or a hash could be mistaken for it.
@@ -142,8 +149,9 @@ impl std::fmt::Display for PeerId {
 }
 
 /// Which session a hub is fetching each document's missing changes through, shared by the hub's
-/// sessions (see the module's documentation). A claim lapses after [`FETCH_LAPSE_MS`] without
-/// changes arriving, or [`FETCH_MAX_MS`] after it was taken; its session then may not claim that
+/// sessions (see the module's documentation). A session holds at most [`FETCHES_AT_ONCE`]
+/// claims. A claim lapses after [`FETCH_LAPSE_MS`] without changes arriving through its
+/// session, or [`FETCH_MAX_MS`] after it was taken; its session then may not claim that
 /// document again for [`FETCH_LAPSE_MS`], so that another is asked. A claim goes with its
 /// session.
 #[derive(Debug, Default)]
@@ -184,16 +192,37 @@ impl Fetches {
 
     /// Whether `session` could claim `doc` now.
     fn free(&self, doc: &DocId, session: u64, now: Timestamp) -> bool {
-        !self.benched(doc, session, now) && self.claims.get(doc).is_none_or(|c| c.lapsed(now) || c.session == session)
+        if self.benched(doc, session, now) {
+            return false;
+        }
+        match self.claims.get(doc) {
+            Some(c) if !c.lapsed(now) => c.session == session,
+            _ => self.room(doc, session, now),
+        }
+    }
+
+    /// Whether `session` fetches fewer than [`FETCHES_AT_ONCE`] documents besides `doc`.
+    fn room(&self, doc: &DocId, session: u64, now: Timestamp) -> bool {
+        let held = self.claims.iter().filter(|(d, c)| c.session == session && *d != doc && !c.lapsed(now)).count();
+        held < FETCHES_AT_ONCE
+    }
+
+    /// How many more documents `session` may fetch now.
+    fn slots(&self, session: u64, now: Timestamp) -> usize {
+        let held = self.claims.values().filter(|c| c.session == session && !c.lapsed(now)).count();
+        FETCHES_AT_ONCE.saturating_sub(held)
     }
 
     /// Whether `session` may ask its peer for `doc` now: nobody else is asked, or that claim
-    /// lapsed. If so the claim is the session's. Asking again does not renew it: only changes
-    /// that arrive do ([`Fetches::progress`]), so a peer that answers without them cannot keep
-    /// it.
+    /// lapsed, and the session fetches fewer than [`FETCHES_AT_ONCE`] documents. If so the
+    /// claim is the session's. Asking again does not renew it: only changes that arrive do
+    /// ([`Fetches::progress`]), so a peer that answers without them cannot keep it.
     fn claim(&mut self, doc: &DocId, session: u64, peer: &PeerId, now: Timestamp) -> bool {
         self.benched.retain(|_, until| *until > now.millis());
         if self.benched(doc, session, now) {
+            return false;
+        }
+        if !self.room(doc, session, now) {
             return false;
         }
         match self.claims.get(doc) {
@@ -212,9 +241,10 @@ impl Fetches {
         true
     }
 
-    /// Changes of `doc` arrived through `session`: its claim, if it holds one, is renewed.
-    fn progress(&mut self, doc: &DocId, session: u64, now: Timestamp) {
-        if let Some(c) = self.claims.get_mut(doc).filter(|c| c.session == session) {
+    /// Changes arrived through `session`: its claims are renewed (the peer is sending; what
+    /// else it was asked for comes after).
+    fn progress(&mut self, session: u64, now: Timestamp) {
+        for c in self.claims.values_mut().filter(|c| c.session == session) {
             c.renewed = now.millis();
         }
     }
@@ -824,6 +854,11 @@ pub struct Session {
     fetches: Option<(SharedFetches, u64)>,
     /// Documents whose next message waits for another session's fetch (see [`Fetches`]).
     waiting: BTreeSet<DocId>,
+    /// Documents this session asked the peer for and heard nothing of since: no second ask
+    /// goes until the peer answers (it would send the whole answer again).
+    asked: BTreeSet<DocId>,
+    /// Documents the peer's inventory lacks: nothing to ask it for.
+    lacking: BTreeSet<DocId>,
     /// Documents the answer to the peer's inventory still has to offer: a few go with each
     /// frame handled (and each retry), so that sending starts at once and no call loads every
     /// document of the coalition.
@@ -890,6 +925,8 @@ impl Session {
             announced: BTreeSet::new(),
             fetches: None,
             waiting: BTreeSet::new(),
+            asked: BTreeSet::new(),
+            lacking: BTreeSet::new(),
             to_offer: std::collections::VecDeque::new(),
             last_heard: now,
             last_sent: now,
@@ -980,7 +1017,9 @@ impl Session {
                         Some(_) => {
                             self.announced.insert(d.doc.clone());
                         }
-                        None => {}
+                        None => {
+                            self.lacking.insert(d.doc.clone());
+                        }
                     }
                     self.to_offer.push_back(d);
                 }
@@ -1002,12 +1041,13 @@ impl Session {
                     .map_err(|e| SessionError::Malformed(format!("sync message for {doc}: {e}")))?;
                 check_blooms(&msg).map_err(|why| SessionError::Malformed(format!("sync message for {doc}: {why}")))?;
                 let peer = self.peer.clone();
+                self.asked.remove(&doc);
                 let state = self.state(r, &doc);
                 changed = r
                     .receive(&peer, &info, state, msg, &sigs)
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why: std::sync::Arc::new(why) })?;
                 if let (true, Some((f, id))) = (changed, &self.fetches) {
-                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(&doc, *id, now);
+                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, now);
                 }
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer.
@@ -1015,6 +1055,8 @@ impl Session {
                     out.push(Frame::Announce(vec![info]));
                 }
                 out.extend(self.generate(r, &doc, now));
+                // A fetch that ended makes room: documents that waited for it ask now.
+                out.extend(self.ask_waiting(r, now));
                 self.last_synced = Some(now);
             }
             Frame::Vault(items) => {
@@ -1151,8 +1193,9 @@ impl Session {
         } else {
             self.waiting.remove(doc);
         }
-        let asks = fetch == Fetch::Ask;
         let shared = self.fetches.is_some();
+        // An ask the peer has not answered yet stands: this message only gives.
+        let asks = fetch == Fetch::Ask && !(shared && self.asked.contains(doc));
         let state = self.state(r, doc);
         if asks && shared {
             // The peer may not have answered what this hub last sent, having nothing to give:
@@ -1183,10 +1226,16 @@ impl Session {
             self.state(r, doc).their_have = theirs;
         }
         let Some(before) = before else {
+            if shared && msg.is_some() {
+                self.asked.insert(doc.clone());
+            }
             return msg.map(|m| sync_frame(r, doc, m));
         };
         let mut msg = msg?;
-        let gives = !msg.changes.is_empty() || !before.have_responded || msg.heads != before.last_sent_heads;
+        // Empty heads tell the peer this hub lost everything, and Automerge answers those with
+        // the whole document: a hub that holds nothing of it says nothing until it may ask.
+        let tells = (!before.have_responded || msg.heads != before.last_sent_heads) && !msg.heads.is_empty();
+        let gives = !msg.changes.is_empty() || tells;
         if !gives {
             // Nothing went: the state stays as if nothing was generated (not waiting for a reply).
             *self.state(r, doc) = before;
@@ -1202,6 +1251,8 @@ impl Session {
     fn fetch(&mut self, r: &mut impl Replica, doc: &DocId, now: Timestamp) -> Fetch {
         let Some((fetches, id)) = self.fetches.clone() else { return Fetch::Ask };
         let heads = self.states.get(doc).and_then(|s| s.their_heads.clone());
+        // A peer whose inventory lacks the document has nothing of it to give (until it speaks).
+        let heads = heads.or_else(|| self.lacking.contains(doc).then(Vec::new));
         let mut fetches = fetches.lock().unwrap_or_else(|e| e.into_inner());
         match heads {
             Some(h) if !r.lacks(doc, &h) => {
@@ -1225,16 +1276,31 @@ impl Session {
     /// lapsed, or brought what this peer had; and the next documents the answer to the peer's
     /// inventory offers.
     pub fn retry(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
+        let mut out = self.ask_waiting(r, now);
+        out.extend(self.offer_next(r, now));
+        self.sent(&out, now);
+        out
+    }
+
+    /// The messages of documents that waited and may ask now: no other session fetches them
+    /// and this one has room ([`FETCHES_AT_ONCE`]).
+    fn ask_waiting(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = Vec::new();
+        if self.waiting.is_empty() {
+            return out;
+        }
         let free = |doc: &DocId| {
             self.fetches.as_ref().is_none_or(|(f, id)| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, *id, now))
         };
-        let due: Vec<DocId> = self.waiting.iter().filter(|d| free(d)).cloned().collect();
+        // As many as may ask: the others would be loaded only to wait again.
+        let slots = match &self.fetches {
+            Some((f, id)) => f.lock().unwrap_or_else(|e| e.into_inner()).slots(*id, now),
+            None => usize::MAX,
+        };
+        let due: Vec<DocId> = self.waiting.iter().filter(|d| free(d)).take(slots).cloned().collect();
         for doc in due {
             out.extend(self.generate(r, &doc, now));
         }
-        out.extend(self.offer_next(r, now));
-        self.sent(&out, now);
         out
     }
 
@@ -1452,7 +1518,7 @@ mod tests {
         assert!(f.free(&d, b, t(5_000)));
         // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
         for ms in (4_000..30_000).step_by(4_000) {
-            f.progress(&d, a, t(ms));
+            f.progress(a, t(ms));
             assert!(!f.claim(&d, b, &pb, t(ms + 1)), "renewed at {ms}");
         }
         assert!(!f.claim(&d, b, &pb, t(FETCH_MAX_MS - 1)));
@@ -1465,6 +1531,33 @@ mod tests {
         f.release_session(a);
         assert!(f.claim(&d, b, &pb, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
         assert_eq!(f.fetching(), vec![(d.clone(), pb)]);
+    }
+
+    /// A new hub lacks every document: it asks for a few at a time, and while the peer sends
+    /// (whatever document), none of its fetches lapses, however long storing them takes.
+    #[test]
+    fn a_session_fetches_a_few_documents_at_a_time_and_changes_renew_them_all() {
+        let t = Timestamp::from_millis;
+        let mut f = Fetches::default();
+        let (a, b) = (f.enter(), f.enter());
+        let (pa, pb) = (PeerId::named("pa"), PeerId::named("pb"));
+        let docs: Vec<DocId> = (0..=FETCHES_AT_ONCE).map(|n| DocId::from(format!("d{n}").as_str())).collect();
+        for d in &docs[..FETCHES_AT_ONCE] {
+            assert!(f.claim(d, a, &pa, t(0)), "{d}");
+        }
+        let last = &docs[FETCHES_AT_ONCE];
+        assert!(!f.claim(last, a, &pa, t(0)), "a session fetches {FETCHES_AT_ONCE} documents at a time");
+        assert!(!f.free(last, a, t(0)));
+        assert!(f.free(last, b, t(0)), "another session may fetch it meanwhile");
+        // Changes of the first document renew every claim of the session.
+        f.progress(a, t(4_000));
+        for d in &docs[..FETCHES_AT_ONCE] {
+            assert!(!f.free(d, b, t(8_999)), "{d} renewed");
+            assert!(f.free(d, b, t(9_000)), "{d} lapses without more");
+        }
+        // A fetch that ends makes room.
+        f.release(&docs[0], a);
+        assert!(f.claim(last, a, &pa, t(8_000)));
     }
 
     #[test]

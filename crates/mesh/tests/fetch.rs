@@ -244,3 +244,83 @@ fn an_edit_goes_to_a_connected_peer_in_the_first_message() {
         assert_eq!(a.doc("d").get_heads(), b.doc("d").get_heads());
     }
 }
+
+/// A new hub, which lacks every document of a peer and takes seconds to store each, is sent
+/// each document once: it asks for a few at a time, its fetches do not lapse while the peer's
+/// documents wait in its queue, and an ask that lapsed is not sent again before the peer
+/// answers it (even when the peer offers everything again meanwhile).
+#[test]
+fn a_new_hub_slow_to_store_gets_each_document_once() {
+    let docs: Vec<String> = (0..12).map(|n| format!("d{n}")).collect();
+    let mut p = Mem::new(2);
+    for d in &docs {
+        for n in 0..20 {
+            p.edit(d, n);
+        }
+    }
+    let mut x = Mem::new(1);
+    let fetches = SharedFetches::default();
+    let mut at_x = Session::sharing(PeerId::named("p"), ts(0), fetches);
+    // The peer is a hub too: its sessions share their fetches.
+    let mut at_p = Session::sharing(PeerId::named("x"), ts(0), SharedFetches::default());
+    let mut to_x: VecDeque<Frame> = at_p.start(&mut p, ts(0)).into();
+    let mut to_p: VecDeque<Frame> = at_x.start(&mut x, ts(0)).into();
+    let mut now = 0;
+    // Sync messages with changes that reached X, per document.
+    let mut deliveries: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut resynced = false;
+    loop {
+        let mut moved = false;
+        // The peer answers at once; everything it sent waits in X's queue.
+        while let Some(f) = to_p.pop_front() {
+            // Its driver fell behind once, just as X's first ask came: it offers every document
+            // again, ahead of its answers.
+            if matches!(f, Frame::Sync { .. }) && !std::mem::replace(&mut resynced, true) {
+                to_x.extend(at_p.resync(&mut p, ts(now)));
+            }
+            to_x.extend(at_p.handle(&mut p, Frame::decode(&f.encode()).unwrap(), ts(now)).unwrap().0);
+            moved = true;
+        }
+        if let Some(f) = to_x.pop_front() {
+            let f = Frame::decode(&f.encode()).unwrap();
+            if let Frame::Sync { doc, msg, .. } = &f {
+                if !automerge::sync::Message::decode(msg).unwrap().changes.is_empty() {
+                    *deliveries.entry(doc.as_str().to_string()).or_default() += 1;
+                    if deliveries.len() == 1 {
+                        // X stores something big: for twenty seconds it reads nothing from its
+                        // peer, while its ticks go on and the peer answers what they send.
+                        for _ in 0..40 {
+                            now += 500;
+                            to_p.extend(at_x.retry(&mut x, ts(now)));
+                            while let Some(f) = to_p.pop_front() {
+                                let f = Frame::decode(&f.encode()).unwrap();
+                                to_x.extend(at_p.handle(&mut p, f, ts(now)).unwrap().0);
+                            }
+                        }
+                    }
+                    // Storing a document takes X three seconds; its ticks go on meanwhile.
+                    for _ in 0..6 {
+                        now += 500;
+                        if at_x.is_waiting() {
+                            to_p.extend(at_x.retry(&mut x, ts(now)));
+                        }
+                    }
+                }
+            }
+            to_p.extend(at_x.handle(&mut x, f, ts(now)).unwrap().0);
+            moved = true;
+        }
+        if !moved {
+            now += 500;
+            let out = at_x.retry(&mut x, ts(now));
+            if out.is_empty() && !at_x.is_waiting() {
+                break;
+            }
+            to_p.extend(out);
+        }
+    }
+    for d in &docs {
+        assert_eq!(x.doc(d).get_heads(), p.doc(d).get_heads(), "{d}");
+        assert_eq!(deliveries.get(d.as_str()), Some(&1), "{d} sent once: {deliveries:?}");
+    }
+}
