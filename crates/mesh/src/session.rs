@@ -1540,7 +1540,7 @@ mod tests {
         let t = Timestamp::from_millis;
         let mut f = Fetches::default();
         let (a, b) = (f.enter(), f.enter());
-        let (pa, pb) = (PeerId::named("pa"), PeerId::named("pb"));
+        let pa = PeerId::named("pa");
         let docs: Vec<DocId> = (0..=FETCHES_AT_ONCE).map(|n| DocId::from(format!("d{n}").as_str())).collect();
         for d in &docs[..FETCHES_AT_ONCE] {
             assert!(f.claim(d, a, &pa, t(0)), "{d}");

@@ -1122,8 +1122,8 @@ impl Tx<'_> {
                  json = excluded.json, conflicts = excluded.conflicts",
             )?
             .execute(params![row.id, row.kind, row.doc, row.created_at, row.label, row.json, row.conflicts])?;
-        let rowid: i64 =
-            self.tx.prepare_cached("SELECT rowid FROM records WHERE id = ?1")?.query_row([&row.id], |r| r.get(0))?;
+        // An update keeps the row's id; an insert made a new one.
+        let rowid = existed.unwrap_or_else(|| self.tx.last_insert_rowid());
         if existed.is_some() {
             self.tx.prepare_cached("DELETE FROM search WHERE rowid = ?1")?.execute([rowid])?;
         }
