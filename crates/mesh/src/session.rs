@@ -26,7 +26,7 @@
 //! what is still missing. A session fetches at most [`FETCHES_AT_ONCE`] documents at a time
 //! (the next asks go as answers arrive), so that a new hub, which lacks everything, is sent
 //! what it can take in, not the whole coalition at once; its fetches do not lapse while the
-//! peer keeps sending changes, however long the hub takes to store them.
+//! peer keeps sending changes (up to [`FETCH_MAX_MS`]), however slowly the hub stores them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -1041,6 +1041,8 @@ impl Session {
                     .map_err(|e| SessionError::Malformed(format!("sync message for {doc}: {e}")))?;
                 check_blooms(&msg).map_err(|why| SessionError::Malformed(format!("sync message for {doc}: {why}")))?;
                 let peer = self.peer.clone();
+                // Anything the peer says of the document answers an ask (it may have had nothing
+                // to give then, and has news now).
                 self.asked.remove(&doc);
                 let state = self.state(r, &doc);
                 changed = r
@@ -1259,10 +1261,17 @@ impl Session {
                 // Nothing is lacked of what the peer said it holds: nothing to ask for. What it
                 // makes later, it offers (heads first, or its changes at once).
                 fetches.release(doc, id);
+                self.asked.remove(doc);
                 Fetch::Give
             }
             _ if fetches.claim(doc, id, &self.peer, now) => Fetch::Ask,
-            _ => Fetch::Wait,
+            _ => {
+                // This session's fetch lapsed: once it may claim again, it asks again.
+                if fetches.benched(doc, id, now) {
+                    self.asked.remove(doc);
+                }
+                Fetch::Wait
+            }
         }
     }
 
@@ -1534,7 +1543,7 @@ mod tests {
     }
 
     /// A new hub lacks every document: it asks for a few at a time, and while the peer sends
-    /// (whatever document), none of its fetches lapses, however long storing them takes.
+    /// (whatever document), none of its fetches lapses (up to `FETCH_MAX_MS`).
     #[test]
     fn a_session_fetches_a_few_documents_at_a_time_and_changes_renew_them_all() {
         let t = Timestamp::from_millis;
