@@ -203,8 +203,8 @@ impl Fetches {
 
     /// Whether `session` fetches fewer than [`FETCHES_AT_ONCE`] documents besides `doc`.
     fn room(&self, doc: &DocId, session: u64, now: Timestamp) -> bool {
-        let held = self.claims.iter().filter(|(d, c)| c.session == session && *d != doc && !c.lapsed(now)).count();
-        held < FETCHES_AT_ONCE
+        let own = self.claims.get(doc).is_some_and(|c| c.session == session && !c.lapsed(now));
+        self.slots(session, now) + usize::from(own) > 0
     }
 
     /// How many more documents `session` may fetch now.
@@ -1298,15 +1298,14 @@ impl Session {
         if self.waiting.is_empty() {
             return out;
         }
-        let free = |doc: &DocId| {
-            self.fetches.as_ref().is_none_or(|(f, id)| f.lock().unwrap_or_else(|e| e.into_inner()).free(doc, *id, now))
-        };
         // As many as may ask: the others would be loaded only to wait again.
-        let slots = match &self.fetches {
-            Some((f, id)) => f.lock().unwrap_or_else(|e| e.into_inner()).slots(*id, now),
-            None => usize::MAX,
+        let due: Vec<DocId> = match &self.fetches {
+            Some((f, id)) => {
+                let f = f.lock().unwrap_or_else(|e| e.into_inner());
+                self.waiting.iter().filter(|d| f.free(d, *id, now)).take(f.slots(*id, now)).cloned().collect()
+            }
+            None => self.waiting.iter().cloned().collect(),
         };
-        let due: Vec<DocId> = self.waiting.iter().filter(|d| free(d)).take(slots).cloned().collect();
         for doc in due {
             out.extend(self.generate(r, &doc, now));
         }
