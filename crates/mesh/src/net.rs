@@ -21,14 +21,14 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
-use crate::policy::{Connected, Limits, Policy, Review};
+use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
     DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
 };
@@ -59,11 +59,25 @@ pub enum NetError {
 #[derive(Clone, Debug, Serialize)]
 pub struct PeerStatus {
     pub hub: String,
+    /// The peer's address on the local network, or `internet`.
     pub addr: String,
+    pub reach: Reach,
     pub dialed: bool,
     pub connected_at: Timestamp,
     pub last_synced: Option<Timestamp>,
     pub traffic: Traffic,
+}
+
+/// How a connected peer is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// TLS on the local network.
+    Lan,
+    /// Over the internet, on a direct path.
+    Direct,
+    /// Over the internet, through one of the coalition's relays.
+    Relayed,
 }
 
 /// What changed on this hub, for every connection to offer its peer.
@@ -226,6 +240,11 @@ impl<H: Hub> Mesh<H> {
         refresh(&self.shared);
     }
 
+    /// Whether `id` is a current member hub, as of the last refresh.
+    pub fn is_member(&self, id: &HubId) -> bool {
+        self.shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id)
+    }
+
     /// The coalition secrets the mesh proves and asks for, as of the last refresh.
     pub fn keyring(&self) -> Keyring {
         self.shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -274,14 +293,16 @@ impl<H: Hub> Mesh<H> {
                     // sockets open uses up its own slots, never the members'.
                     let auth = tokio::time::timeout(deadline, async {
                         let mut stream = acceptor.accept(tcp).await.map_err(|e| ConnectError::Tls(e.to_string()))?;
-                        let peer = answer(&shared, &mut stream).await?;
+                        let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
+                        let peer = answer(&shared, &mut stream, &exporter).await?;
                         Ok::<_, ConnectError>((stream, peer))
                     })
                     .await;
                     lock(&shared.policy).handshake_ended(from.ip());
                     match auth {
                         Ok(Ok((stream, peer))) => {
-                            run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from, false).await;
+                            run_connection(shared, tokio_rustls::TlsStream::Server(stream), peer, from.into(), false)
+                                .await;
                         }
                         Ok(Err(e)) => refused(&shared, from, &e.to_string()),
                         Err(_) => refused(&shared, from, "handshake timed out"),
@@ -310,19 +331,93 @@ impl<H: Hub> Mesh<H> {
                 match connect(&connector, &shared.identity, &keyring, members, addr).await {
                     Ok((stream, peer)) => {
                         let started = std::time::Instant::now();
-                        let answered =
-                            run_connection(shared.clone(), tokio_rustls::TlsStream::Client(stream), peer, addr, true)
-                                .await;
+                        let answered = run_connection(
+                            shared.clone(),
+                            tokio_rustls::TlsStream::Client(stream),
+                            peer,
+                            addr.into(),
+                            true,
+                        )
+                        .await;
                         let lasted = started.elapsed().as_millis() as i64;
                         lock(&shared.policy).session_ended(addr, answered, lasted);
                     }
                     Err(e) => tracing::debug!(%addr, error = %e, "dial failed"),
                 }
-                let wait = lock(&shared.policy).dial_failed(addr, rand_core::RngCore::next_u64(&mut rand_core::OsRng));
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                tokio::time::sleep(redial_wait(&shared, addr.into())).await;
             }
         });
     }
+
+    /// Runs a connection over a pipe of another transport (the internet's QUIC streams), which
+    /// encrypts it and names the hub at the other end: `expected`, whose key it dialled or was
+    /// dialled by. The handshake of the LAN runs inside it, bound to `exporter` (keying
+    /// material that both ends of this pipe share and no other pipe has): the peer proves a
+    /// secret of the coalition and its key, which must be `expected`'s and a current member's;
+    /// then the session runs until the connection ends. `Ok(answered)`: whether the peer's
+    /// first frame arrived (for [`Mesh::redial_wait`]).
+    pub async fn run_pipe<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+        &self,
+        mut pipe: S,
+        exporter: [u8; 32],
+        side: Side,
+        expected: &HubId,
+    ) -> Result<bool, ConnectError> {
+        let shared = self.shared.clone();
+        let deadline = Duration::from_millis(lock(&shared.policy).limits().handshake_ms as u64);
+        let proved = tokio::time::timeout(deadline, async {
+            match side {
+                Side::Listener => answer(&shared, &mut pipe, &exporter).await,
+                Side::Dialler => {
+                    let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
+                    let members = |id: &HubId| shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id);
+                    prove(&mut pipe, &exporter, &shared.identity, &keyring, members).await
+                }
+            }
+        })
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
+        if proved != *expected {
+            return Err(ConnectError::NotExpected { proved, expected: expected.clone() });
+        }
+        Ok(run_connection(shared, pipe, proved, Link::Internet, side == Side::Dialler).await)
+    }
+
+    /// Whether to dial `target` now: not while its peer is connected, by whatever link.
+    pub fn should_dial(&self, target: &Target) -> bool {
+        lock(&self.shared.policy).should_dial(target.clone())
+    }
+
+    /// How long to wait before dialling `target` again, after a dial that failed (`None`) or a
+    /// session that ran (whether the peer answered, and for how long): longer after each
+    /// failure, as the policy says.
+    pub fn redial_wait(&self, target: Target, session: Option<(bool, Duration)>) -> Duration {
+        if let Some((answered, lasted)) = session {
+            lock(&self.shared.policy).session_ended(target.clone(), answered, lasted.as_millis() as i64);
+        }
+        redial_wait(&self.shared, target)
+    }
+
+    /// The transport of an internet connection tells which path it runs on now.
+    pub fn set_reach(&self, peer: &HubId, reach: Reach) {
+        let changed = match lock(&self.shared.peers).get_mut(peer) {
+            Some((_, st)) if st.reach != Reach::Lan && st.reach != reach => {
+                st.reach = reach;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.shared.peers_changed();
+        }
+    }
+}
+
+/// How long to wait before dialling `target` again (counted as a failure: see
+/// [`Policy::dial_failed`]).
+fn redial_wait<H: Hub>(shared: &Shared<H>, target: Target) -> Duration {
+    let wait = lock(&shared.policy).dial_failed(target, rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+    Duration::from_millis(wait as u64)
 }
 
 /// Whether a connection stays, as the policy sees it with the current members.
@@ -364,25 +459,47 @@ pub enum ConnectError {
     Tls(String),
     #[error("{0}")]
     Handshake(#[from] HandshakeError),
+    #[error("the handshake proved hub {proved}, not {expected} that the transport reached")]
+    NotExpected { proved: HubId, expected: HubId },
 }
 
-/// The listener's side of the handshake: the dialler's hello, this hub's proof, the dialler's.
-async fn answer<H: Hub, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+/// The listener's side of the handshake, in a pipe whose two ends share `exporter` and no
+/// other pipe has: the dialler's hello, this hub's proof, the dialler's.
+async fn answer<H: Hub, S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared<H>,
-    stream: &mut tokio_rustls::server::TlsStream<S>,
+    stream: &mut S,
+    exporter: &[u8; 32],
 ) -> Result<HubId, ConnectError> {
-    let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
     let count = stream.read_u8().await?;
     let mut rest = vec![0u8; handshake::hello_len(count)?];
     stream.read_exact(&mut rest).await?;
     let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
     let is_member = |id: &HubId| shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id);
-    handshake::check_hello(&keyring, &exporter, &rest, is_member)?;
-    stream.write_all(&handshake::proof(&shared.identity, Side::Listener, &exporter)).await?;
+    handshake::check_hello(&keyring, exporter, &rest, is_member)?;
+    stream.write_all(&handshake::proof(&shared.identity, Side::Listener, exporter)).await?;
     stream.flush().await?;
     let mut theirs = [0u8; PROOF];
     stream.read_exact(&mut theirs).await?;
-    Ok(handshake::check_proof(&theirs, Side::Dialler, &exporter, is_member)?)
+    Ok(handshake::check_proof(&theirs, Side::Dialler, exporter, is_member)?)
+}
+
+/// The dialler's side of the handshake in such a pipe: proves it holds a secret of `keyring`,
+/// checks the listener is a hub `member` accepts, and only then shows `identity`.
+async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    exporter: &[u8; 32],
+    identity: &Identity,
+    keyring: &Keyring,
+    member: impl Fn(&HubId) -> bool,
+) -> Result<HubId, ConnectError> {
+    stream.write_all(&handshake::hello(keyring, identity, exporter)).await?;
+    stream.flush().await?;
+    let mut theirs = [0u8; PROOF];
+    stream.read_exact(&mut theirs).await?;
+    let peer = handshake::check_proof(&theirs, Side::Listener, exporter, member)?;
+    stream.write_all(&handshake::proof(identity, Side::Dialler, exporter)).await?;
+    stream.flush().await?;
+    Ok(peer)
 }
 
 /// Dials a hub and runs the dialler's side of the handshake: proves it holds a secret of
@@ -404,13 +521,7 @@ pub async fn connect(
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut stream = connector.connect(name, tcp).await.map_err(|e| ConnectError::Tls(e.to_string()))?;
         let exporter = exporter(stream.get_ref().1).map_err(ConnectError::Tls)?;
-        stream.write_all(&handshake::hello(keyring, identity, &exporter)).await?;
-        stream.flush().await?;
-        let mut theirs = [0u8; PROOF];
-        stream.read_exact(&mut theirs).await?;
-        let peer = handshake::check_proof(&theirs, Side::Listener, &exporter, member)?;
-        stream.write_all(&handshake::proof(identity, Side::Dialler, &exporter)).await?;
-        stream.flush().await?;
+        let peer = prove(&mut stream, &exporter, identity, keyring, member).await?;
         Ok((stream, peer))
     })
     .await
@@ -442,18 +553,18 @@ enum Ended {
 
 /// One connection: a session fed by a reader task, local changes and a half-second tick.
 /// Returns whether the session completed its handshake (the peer's first frame arrived).
-async fn run_connection<H: Hub>(
+async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     shared: Arc<Shared<H>>,
-    stream: tokio_rustls::TlsStream<TcpStream>,
+    stream: S,
     peer: HubId,
-    addr: SocketAddr,
+    link: Link,
     dialed: bool,
 ) -> bool {
     let conn = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    if !register(&shared, &peer, conn, addr, dialed) {
+    if !register(&shared, &peer, conn, link, dialed) {
         return false;
     }
-    tracing::info!(peer = %peer.short(), %addr, "connected");
+    tracing::info!(peer = %peer.short(), ?link, "connected");
     let (rd, mut wr) = tokio::io::split(stream);
     let (reader, mut frames) = read_frames(rd);
     let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone());
@@ -468,14 +579,20 @@ async fn run_connection<H: Hub>(
 
 /// Admits connection `conn` to the policy and the peers view; `false` if the policy keeps
 /// another connection to this peer (or the peer is this hub).
-fn register<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64, addr: SocketAddr, dialed: bool) -> bool {
-    match lock(&shared.policy).connected(peer, conn, dialed, addr) {
+fn register<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64, link: Link, dialed: bool) -> bool {
+    match lock(&shared.policy).connected(peer, conn, dialed, link) {
         Connected::Keep { .. } => {}
         Connected::Duplicate | Connected::Myself => return false,
     }
+    let (addr, reach) = match link {
+        Link::Lan(addr) => (addr.to_string(), Reach::Lan),
+        // The transport says which path it runs on once it knows ([`Mesh::set_reach`]).
+        Link::Internet => ("internet".to_string(), Reach::Relayed),
+    };
     let status = PeerStatus {
         hub: peer.to_string(),
-        addr: addr.to_string(),
+        addr,
+        reach,
         dialed,
         connected_at: shared.now(),
         last_synced: None,

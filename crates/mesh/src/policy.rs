@@ -17,6 +17,35 @@ use crate::identity::HubId;
 /// A connection, as the driver numbers them.
 pub type ConnId = u64;
 
+/// Where a connection to a peer runs: TLS over the local network at an address, or a pipe
+/// over the internet (another transport, which dials hubs by key). A LAN connection is
+/// preferred: it replaces an internet one to the same peer, and an internet one is not kept
+/// beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Lan(SocketAddr),
+    Internet,
+}
+
+impl From<SocketAddr> for Link {
+    fn from(a: SocketAddr) -> Link {
+        Link::Lan(a)
+    }
+}
+
+/// What a hub dials: an address on the local network, or a member hub over the internet.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Addr(SocketAddr),
+    Hub(HubId),
+}
+
+impl From<SocketAddr> for Target {
+    fn from(a: SocketAddr) -> Target {
+        Target::Addr(a)
+    }
+}
+
 /// The policy's numbers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -75,7 +104,7 @@ pub enum Review {
     Close(&'static str),
 }
 
-/// Dialling one address.
+/// Dialling one address (or one hub over the internet).
 #[derive(Clone, Debug, Default)]
 struct Dial {
     /// Failures since the last session that completed its handshake.
@@ -93,9 +122,10 @@ pub struct Policy {
     /// Sources that members connected from (or were dialled at).
     members_seen: BTreeSet<Source>,
     in_progress: usize,
-    /// The connection kept for each peer, and whether this hub dialled it.
-    links: BTreeMap<HubId, (ConnId, bool)>,
-    dials: BTreeMap<SocketAddr, Dial>,
+    /// The connection kept for each peer, whether this hub dialled it, and whether it runs
+    /// over the local network.
+    links: BTreeMap<HubId, (ConnId, bool, bool)>,
+    dials: BTreeMap<Target, Dial>,
     refusals: RateLog,
 }
 
@@ -147,34 +177,46 @@ impl Policy {
         }
     }
 
-    /// A connection's handshake completed: its peer is `peer` (a member: TLS checked that), at
-    /// `addr`, and this hub dialled it or not. When both hubs dial each other, both keep the
-    /// connection that the smaller id dialled, so they agree on one without a word; when the
-    /// same side dials again, the newer connection replaces the older on both sides.
-    pub fn connected(&mut self, peer: &HubId, conn: ConnId, dialed: bool, addr: SocketAddr) -> Connected {
+    /// A connection's handshake completed: its peer is `peer` (a member: the handshake checked
+    /// that), over `link`, and this hub dialled it or not. When both hubs dial each other, both
+    /// keep the connection that the smaller id dialled, so they agree on one without a word;
+    /// when the same side dials again, the newer connection replaces the older on both sides.
+    /// A connection over the local network is kept rather than one over the internet, whoever
+    /// dialled (both sides see both, so they agree on this too).
+    pub fn connected(&mut self, peer: &HubId, conn: ConnId, dialed: bool, link: impl Into<Link>) -> Connected {
         if *peer == self.me {
             return Connected::Myself;
         }
-        self.members_seen.insert(Source::of(addr.ip()));
+        let link = link.into();
+        let lan = matches!(link, Link::Lan(_));
+        if let Link::Lan(addr) = link {
+            self.members_seen.insert(Source::of(addr.ip()));
+        }
         if dialed {
-            self.dials.entry(addr).or_default().peer = Some(peer.clone());
+            let target = match link {
+                Link::Lan(addr) => Target::Addr(addr),
+                Link::Internet => Target::Hub(peer.clone()),
+            };
+            self.dials.entry(target).or_default().peer = Some(peer.clone());
         }
         let preferred = |dialed: bool| dialed == (self.me < *peer);
         let replaced = match self.links.get(peer) {
+            Some(&(_, _, existing_lan)) if existing_lan && !lan => return Connected::Duplicate,
+            Some(&(old, _, existing_lan)) if lan && !existing_lan => Some(old),
             // The same side dialled again: its earlier connection is gone or going (the peer
             // restarted, or the link broke before either side noticed).
-            Some(&(old, existing_dialed)) if existing_dialed == dialed => Some(old),
-            Some(&(_, existing_dialed)) if preferred(existing_dialed) => return Connected::Duplicate,
-            Some(&(old, _)) => Some(old),
+            Some(&(old, existing_dialed, _)) if existing_dialed == dialed => Some(old),
+            Some(&(_, existing_dialed, _)) if preferred(existing_dialed) => return Connected::Duplicate,
+            Some(&(old, _, _)) => Some(old),
             None => None,
         };
-        self.links.insert(peer.clone(), (conn, dialed));
+        self.links.insert(peer.clone(), (conn, dialed, lan));
         Connected::Keep { replaced }
     }
 
     /// A connection ended.
     pub fn disconnected(&mut self, peer: &HubId, conn: ConnId) {
-        if self.links.get(peer).is_some_and(|(c, _)| *c == conn) {
+        if self.links.get(peer).is_some_and(|(c, _, _)| *c == conn) {
             self.links.remove(peer);
         }
     }
@@ -185,7 +227,7 @@ impl Policy {
             self.disconnected(peer, conn);
             return Review::Close("the peer is no longer a member");
         }
-        if self.links.get(peer).is_some_and(|(c, _)| *c != conn) {
+        if self.links.get(peer).is_some_and(|(c, _, _)| *c != conn) {
             return Review::Close("replaced by another connection to the same peer");
         }
         Review::Keep
@@ -193,26 +235,26 @@ impl Policy {
 
     /// The connection kept for `peer`, if any.
     pub fn link(&self, peer: &HubId) -> Option<ConnId> {
-        self.links.get(peer).map(|(c, _)| *c)
+        self.links.get(peer).map(|(c, _, _)| *c)
     }
 
-    /// A session this hub dialled at `addr` ended: `answered`, the peer's first frame had
+    /// A session this hub dialled at `target` ended: `answered`, the peer's first frame had
     /// arrived; `lasted_ms`, how long it ran. A session that was answered and lasted
     /// [`Limits::settled_ms`] makes the next dial start from the shortest wait; any other counts
     /// as a failure (see [`Policy::dial_failed`]).
-    pub fn session_ended(&mut self, addr: SocketAddr, answered: bool, lasted_ms: i64) {
+    pub fn session_ended(&mut self, target: impl Into<Target>, answered: bool, lasted_ms: i64) {
         if answered && lasted_ms >= self.limits.settled_ms {
-            self.dials.entry(addr).or_default().failures = 0;
+            self.dials.entry(target.into()).or_default().failures = 0;
         }
     }
 
-    /// Dialling `addr` failed, or the connection ended: how long to wait before the next dial.
+    /// Dialling `target` failed, or the connection ended: how long to wait before the next dial.
     /// The wait doubles with each failure since the last session that completed its handshake,
     /// up to the cap, and `random` (any number from the caller's random source) spreads it by
     /// up to a half, so that hubs refused together do not return together. A connection that
     /// was refused after TLS (the peer does not count this hub as a member) is a failure too.
-    pub fn dial_failed(&mut self, addr: SocketAddr, random: u64) -> i64 {
-        let d = self.dials.entry(addr).or_default();
+    pub fn dial_failed(&mut self, target: impl Into<Target>, random: u64) -> i64 {
+        let d = self.dials.entry(target.into()).or_default();
         let exp = d.failures.min(20);
         d.failures = d.failures.saturating_add(1);
         let base = self.limits.backoff_min_ms.saturating_mul(1i64 << exp).min(self.limits.backoff_max_ms);
@@ -220,12 +262,15 @@ impl Policy {
         (base / 2 + jitter).max(self.limits.backoff_min_ms / 2).min(self.limits.backoff_max_ms)
     }
 
-    /// Whether to dial `addr` now: not while the peer it led to last time is connected (then
-    /// the caller asks again after a while).
-    pub fn should_dial(&self, addr: SocketAddr) -> bool {
-        match self.dials.get(&addr).and_then(|d| d.peer.as_ref()) {
-            Some(peer) => !self.links.contains_key(peer),
-            None => true,
+    /// Whether to dial `target` now: not while the peer it led to last time (or the hub it
+    /// names) is connected, by whatever link (then the caller asks again after a while).
+    pub fn should_dial(&self, target: impl Into<Target>) -> bool {
+        match target.into() {
+            Target::Hub(peer) => !self.links.contains_key(&peer),
+            addr => match self.dials.get(&addr).and_then(|d| d.peer.as_ref()) {
+                Some(peer) => !self.links.contains_key(peer),
+                None => true,
+            },
         }
     }
 
@@ -362,6 +407,29 @@ mod tests {
         let mut ps = Policy::new(small.clone(), Limits::default());
         assert_eq!(ps.connected(&big, 4, true, addr("10.0.0.9:7433")), Connected::Keep { replaced: None });
         assert_eq!(pb.connected(&small, 4, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
+    }
+
+    #[test]
+    fn a_lan_connection_is_kept_rather_than_one_over_the_internet() {
+        let (small, big) = ids();
+        let mut ps = Policy::new(small.clone(), Limits::default());
+        let mut pb = Policy::new(big.clone(), Limits::default());
+        // Over the internet first, dialled by the bigger id.
+        assert_eq!(ps.connected(&big, 1, false, Link::Internet), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 1, true, Link::Internet), Connected::Keep { replaced: None });
+        assert!(!ps.should_dial(Target::Hub(big.clone())), "a connected hub is not dialled over the internet");
+        // They meet on the LAN: both sides keep the LAN connection, whoever dialled it.
+        assert_eq!(ps.connected(&big, 2, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
+        assert_eq!(pb.connected(&small, 2, true, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
+        // An internet connection beside it is refused on both sides, even one the smaller id dialled.
+        assert_eq!(ps.connected(&big, 3, true, Link::Internet), Connected::Duplicate);
+        assert_eq!(pb.connected(&small, 3, false, Link::Internet), Connected::Duplicate);
+        assert_eq!((ps.link(&big), pb.link(&small)), (Some(2), Some(2)));
+        assert!(!ps.should_dial(Target::Hub(big.clone())));
+        // The LAN goes: the internet may be dialled again.
+        ps.disconnected(&big, 2);
+        assert!(ps.should_dial(Target::Hub(big.clone())));
+        assert_eq!(ps.connected(&big, 4, true, Link::Internet), Connected::Keep { replaced: None });
     }
 
     #[test]

@@ -1,0 +1,371 @@
+//! Sync beyond one LAN: member hubs reach each other over the internet with iroh — QUIC
+//! connections dialled by the hub's Ed25519 key, hole punching, and relays that only forward
+//! encrypted packets when no direct path exists.
+//!
+//! Only the byte pipe differs from the LAN. The hub's own key is its iroh endpoint key, so the
+//! QUIC handshake proves which hub is at the other end; a hub that is not a current member is
+//! closed before a byte of the sync. Inside one QUIC stream, the LAN's handshake runs as on
+//! TLS (bound to this connection's exported keying material: the peer proves a secret of the
+//! coalition and its key), then the same sans-IO session ([`Mesh::run_pipe`]).
+//!
+//! Nothing goes to a server the coalition did not name: no default relay, no address lookup
+//! service, no port mapping on the router. Relays are the coalition's own `iroh-relay` servers,
+//! given as URLs; with none, hubs connect on direct addresses only.
+//!
+//! A hub keeps a bounded number of internet sessions: it dials a few members at ring distances
+//! from 1 to half the ring, spaced on a log scale, in the order of hub ids ([`neighbours`]),
+//! so that with 50 hubs each keeps about eight sessions and every hub is a few hops from every
+//! other. A hub connected on
+//! the LAN is not dialled over the internet; a LAN connection replaces an internet one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aidmesh_hub::Hub;
+use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
+use aidmesh_mesh::net::{Mesh, Reach};
+use aidmesh_mesh::policy::Target;
+use aidmesh_mesh::{HubId, Identity};
+use iroh::endpoint::{Connection, RelayMode};
+use iroh::{Endpoint, EndpointAddr, RelayMap, RelayUrl, SecretKey, TransportAddr};
+use rustls::pki_types::CertificateDer;
+
+/// The protocol hubs speak over iroh (QUIC's ALPN).
+pub const ALPN: &[u8] = b"aidmesh/sync";
+/// The most hubs a hub dials over the internet ([`neighbours`]); about as many dial it, so it
+/// keeps about twice as many sessions.
+pub const DIALS: usize = 4;
+/// How long one dial may take, relay and hole punching included.
+const DIAL_WAIT: Duration = Duration::from_secs(15);
+/// How often the members, and so whom to dial, are read again.
+const REVIEW_EVERY: Duration = Duration::from_secs(2);
+/// Internet connections answered at once; more wait.
+const ACCEPTING_AT_ONCE: usize = 32;
+
+/// Why the internet side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InternetError {
+    #[error("relay {url:?} is not a relay address: {why} (expected https://host[:port])")]
+    BadRelay { url: String, why: String },
+    #[error("cannot open the internet socket on {addr}: {why}")]
+    Bind { addr: SocketAddr, why: String },
+}
+
+/// How a hub syncs over the internet.
+#[derive(Clone, Debug)]
+pub struct InternetConfig {
+    /// The coalition's relays (`https://relay.example.org`). Empty: direct addresses only.
+    pub relays: Vec<String>,
+    /// Certificates a relay's own certificate may chain to, besides the usual web roots (for a
+    /// relay with a certificate the coalition made itself).
+    pub relay_roots: Vec<CertificateDer<'static>>,
+    /// Where the QUIC socket binds (`0.0.0.0:0`: every interface, a free port).
+    pub bind: SocketAddr,
+    /// Direct addresses of member hubs, by public key, where known (no relay needed there).
+    pub direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
+}
+
+/// The internet side of a running hub: its endpoint, the task answering connections, and the
+/// task keeping dials to its neighbours up. Dropping it stops them.
+pub struct Internet {
+    endpoint: Endpoint,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Internet {
+    /// Opens the endpoint under the hub's key and starts answering and dialling. Must be
+    /// called inside a tokio runtime.
+    pub async fn start(
+        mesh: Arc<Mesh<Hub>>,
+        identity: &Identity,
+        cfg: InternetConfig,
+    ) -> Result<Internet, InternetError> {
+        let relays = parse_relays(&cfg.relays)?;
+        let mode = if relays.is_empty() {
+            RelayMode::Disabled
+        } else {
+            RelayMode::Custom(RelayMap::from_iter(relays.clone()))
+        };
+        let tls = iroh::tls::CaTlsConfig::embedded().with_extra_roots(cfg.relay_roots.iter().cloned());
+        let bind_err = |why: String| InternetError::Bind { addr: cfg.bind, why };
+        let endpoint = iroh::endpoint::Builder::empty()
+            .secret_key(SecretKey::from_bytes(&identity.secret()))
+            .alpns(vec![ALPN.to_vec()])
+            .relay_mode(mode)
+            .ca_tls_config(tls)
+            .crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .clear_ip_transports()
+            .bind_addr(cfg.bind)
+            .map_err(|e| bind_err(e.to_string()))?
+            .bind()
+            .await
+            .map_err(|e| bind_err(e.to_string()))?;
+        tracing::info!(key = %endpoint.id(), relays = relays.len(), "internet sync on");
+        let me = identity.id();
+        let accept = tokio::spawn(answer(endpoint.clone(), mesh.clone()));
+        let dial = tokio::spawn(keep_dialling(endpoint.clone(), mesh, me, relays, cfg.direct));
+        Ok(Internet { endpoint, tasks: vec![accept, dial] })
+    }
+
+    /// Where this hub can be reached: its key, relay and direct addresses (as known so far).
+    pub fn addr(&self) -> EndpointAddr {
+        self.endpoint.addr()
+    }
+
+    /// Waits until the endpoint is connected to its home relay (with relays configured).
+    pub async fn online(&self) {
+        self.endpoint.online().await
+    }
+
+    /// Closes every internet connection and the endpoint.
+    pub async fn close(mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.endpoint.close().await;
+    }
+}
+
+fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
+    urls.iter()
+        .map(|u| {
+            let bad = |why: String| InternetError::BadRelay { url: u.clone(), why };
+            let url: RelayUrl = u.trim().parse().map_err(|e: iroh::RelayUrlParseError| bad(e.to_string()))?;
+            if url.scheme() != "https" {
+                return Err(bad("a relay is reached over https only".into()));
+            }
+            Ok(url)
+        })
+        .collect()
+}
+
+/// The members a hub dials: up to `dials` of them, at ring distances from 1 to half the ring
+/// spaced evenly on a log scale (1, 4, 18, 80 for 160 others and 4 dials), after `me` in the
+/// order of hub ids. Each hub is also dialled by about as many, so sessions stay near
+/// `2 × dials` however large the coalition, and every hub is a few hops from every other.
+pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<HubId> {
+    let ring: Vec<&HubId> = members.iter().filter(|m| *m != me).collect();
+    if ring.is_empty() || dials == 0 {
+        return Vec::new();
+    }
+    // Where `me` would stand in the ring of the others.
+    let at = ring.partition_point(|m| *m < me);
+    let half = (ring.len() / 2).max(1) as f64;
+    let mut steps: Vec<usize> = Vec::new();
+    for k in 0..dials {
+        let t = if dials == 1 { 0.0 } else { k as f64 / (dials - 1) as f64 };
+        let step = (half.powf(t).round() as usize).max(steps.last().map_or(1, |s| s + 1));
+        if step > ring.len() {
+            break;
+        }
+        steps.push(step);
+    }
+    steps.into_iter().map(|step| ring[(at + step - 1) % ring.len()].clone()).collect()
+}
+
+/// Answers internet connections: a member's goes through the handshake to a session; any
+/// other is closed at once.
+async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ACCEPTING_AT_ONCE));
+    while let Some(incoming) = endpoint.accept().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mesh = mesh.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let conn = match tokio::time::timeout(DIAL_WAIT, incoming).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return tracing::debug!(error = %e, "internet connection failed"),
+                Err(_) => return tracing::debug!("internet connection timed out"),
+            };
+            let Some(peer) = member_at(&mesh, &conn) else {
+                tracing::info!(key = %conn.remote_id().fmt_short(), "refused an internet connection: not a member");
+                conn.close(1u32.into(), b"not a member");
+                return;
+            };
+            let pipe = match tokio::time::timeout(DIAL_WAIT, conn.accept_bi()).await {
+                Ok(Ok((send, recv))) => tokio::io::join(recv, send),
+                _ => return conn.close(2u32.into(), b"no stream"),
+            };
+            match run(&mesh, &conn, pipe, Side::Listener, &peer).await {
+                Ok(_) => {}
+                Err(e) => tracing::info!(peer = %peer.short(), error = %e, "internet session refused"),
+            }
+        });
+    }
+}
+
+/// The member hub at the other end of `conn`, if it is one.
+fn member_at(mesh: &Mesh<Hub>, conn: &Connection) -> Option<HubId> {
+    let id = HubId::of_bytes(conn.remote_id().as_bytes())?;
+    mesh.is_member(&id).then_some(id)
+}
+
+/// Runs the session of one internet connection, showing which path it runs on meanwhile.
+async fn run<S>(mesh: &Mesh<Hub>, conn: &Connection, pipe: S, side: Side, peer: &HubId) -> Result<bool, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let mut exporter = [0u8; 32];
+    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"aidmesh internet").map_err(|e| format!("{e:?}"))?;
+    let watch = tokio::spawn(show_reach(conn.clone(), mesh.clone(), peer.clone()));
+    let ran = mesh.run_pipe(pipe, exporter, side, peer).await;
+    watch.abort();
+    conn.close(0u32.into(), b"bye");
+    ran.map_err(|e| e.to_string())
+}
+
+/// Tells the mesh, every second, whether the connection's selected path is direct or relayed.
+async fn show_reach(conn: Connection, mesh: Mesh<Hub>, peer: HubId) {
+    loop {
+        let direct = conn.paths().iter().any(|p| p.is_selected() && p.is_ip());
+        mesh.set_reach(&peer, if direct { Reach::Direct } else { Reach::Relayed });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Keeps a dial running to each neighbour among the current members ([`neighbours`]); a hub
+/// that stops being one (revoked, or no longer a neighbour) is dialled no more.
+async fn keep_dialling(
+    endpoint: Endpoint,
+    mesh: Arc<Mesh<Hub>>,
+    me: HubId,
+    relays: Vec<RelayUrl>,
+    direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
+) {
+    let mut running: BTreeMap<HubId, tokio::task::AbortHandle> = BTreeMap::new();
+    loop {
+        let keys: BTreeMap<HubId, [u8; 32]> = match mesh.with_hub(|h| h.members()) {
+            Ok(m) => m.members.into_iter().map(|(id, m)| (id, m.key.0)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the members: no internet dials");
+                BTreeMap::new()
+            }
+        };
+        let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
+        let want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
+        running.retain(|id, task| {
+            let keep = want.contains(id) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for id in want {
+            if running.contains_key(&id) {
+                continue;
+            }
+            let Ok(key) = iroh::PublicKey::from_bytes(&keys[&id]) else { continue };
+            let addrs = relays
+                .iter()
+                .cloned()
+                .map(TransportAddr::Relay)
+                .chain(direct.get(&keys[&id]).into_iter().flatten().copied().map(TransportAddr::Ip));
+            let addr = EndpointAddr::from_parts(key, addrs);
+            let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), addr));
+            running.insert(id, task.abort_handle());
+        }
+        tokio::time::sleep(REVIEW_EVERY).await;
+    }
+}
+
+/// Keeps a connection to one member up over the internet, while it is not connected otherwise.
+async fn dial(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>, peer: HubId, addr: EndpointAddr) {
+    let target = Target::Hub(peer.clone());
+    loop {
+        if !mesh.should_dial(&target) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        let started = Instant::now();
+        let session = match dial_once(&endpoint, &mesh, &peer, addr.clone()).await {
+            Ok(answered) => Some((answered, started.elapsed())),
+            Err(e) => {
+                tracing::debug!(peer = %peer.short(), error = %e, "internet dial failed");
+                None
+            }
+        };
+        tokio::time::sleep(mesh.redial_wait(target.clone(), session)).await;
+    }
+}
+
+async fn dial_once(endpoint: &Endpoint, mesh: &Mesh<Hub>, peer: &HubId, addr: EndpointAddr) -> Result<bool, String> {
+    let conn = tokio::time::timeout(DIAL_WAIT, endpoint.connect(addr, ALPN))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    run(mesh, &conn, tokio::io::join(recv, send), Side::Dialler, peer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    fn hubs(n: usize) -> BTreeSet<HubId> {
+        (0..n)
+            .map(|i| {
+                let mut b = [0u8; 20];
+                b[..8].copy_from_slice(&((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes());
+                HubId::from_bytes(b)
+            })
+            .collect()
+    }
+
+    /// Sessions of each hub (dialled or dialling) and the most hops between two hubs.
+    fn shape(all: &BTreeSet<HubId>, dials: usize) -> (usize, usize) {
+        let mut links: BTreeMap<&HubId, BTreeSet<&HubId>> = all.iter().map(|h| (h, BTreeSet::new())).collect();
+        for h in all {
+            for n in neighbours(h, all, dials) {
+                let n = all.get(&n).unwrap();
+                links.get_mut(h).unwrap().insert(n);
+                links.get_mut(n).unwrap().insert(h);
+            }
+        }
+        let degree = links.values().map(|l| l.len()).max().unwrap_or(0);
+        let mut diameter = 0;
+        for start in all {
+            let mut seen: BTreeMap<&HubId, usize> = [(start, 0)].into();
+            let mut queue = VecDeque::from([start]);
+            while let Some(h) = queue.pop_front() {
+                for n in &links[h] {
+                    if !seen.contains_key(n) {
+                        seen.insert(n, seen[h] + 1);
+                        queue.push_back(n);
+                    }
+                }
+            }
+            assert_eq!(seen.len(), all.len(), "every hub reaches every other");
+            diameter = diameter.max(*seen.values().max().unwrap());
+        }
+        (degree, diameter)
+    }
+
+    #[test]
+    fn a_coalition_stays_connected_with_a_few_sessions_per_hub() {
+        assert!(neighbours(&hubs(1).into_iter().next().unwrap(), &hubs(1), DIALS).is_empty());
+        let two = hubs(2);
+        for h in &two {
+            assert_eq!(neighbours(h, &two, DIALS).len(), 1, "two hubs dial each other");
+        }
+        for (n, most_hops) in [(3, 1), (8, 2), (20, 3), (50, 3), (200, 6)] {
+            let (degree, diameter) = shape(&hubs(n), DIALS);
+            assert!(degree <= 2 * DIALS, "{n} hubs: {degree} sessions at one hub");
+            assert!(diameter <= most_hops, "{n} hubs: {diameter} hops apart");
+        }
+        // A hub that is not a member yet (or no more) still finds its place in the ring.
+        let all = hubs(10);
+        let outside = HubId::from_bytes([0xff; 20]);
+        assert_eq!(neighbours(&outside, &all, 2).len(), 2);
+    }
+}

@@ -1,0 +1,215 @@
+//! Hubs of one coalition syncing over iroh through a real relay server (the iroh project's
+//! `iroh-relay`, run in this process with a certificate the test made and an access list of
+//! the member keys, as a coalition runs its own), on loopback. Real hubs, real stores, real
+//! QUIC; a hub that is not a member gets nothing, from the relay or from a hub.
+
+use aidmesh_hub::Driver;
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use aidmesh_hub::model::Kind;
+use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
+use aidmesh_internet::{Internet, InternetConfig, ALPN};
+use aidmesh_mesh::net::{Mesh, Reach};
+use iroh::EndpointId;
+use iroh_relay::server::{
+    Access, AccessControl, CertConfig, ClientRequest, RelayConfig, Server, ServerConfig, TlsConfig,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::json;
+
+const PASS: &str = "test passphrase";
+
+/// The relay's access list: the member hubs' keys (what the user guide's `access.allowlist`
+/// holds in the relay's own configuration).
+#[derive(Debug, Clone, Default)]
+struct Allowlist(Arc<RwLock<BTreeSet<EndpointId>>>);
+
+impl AccessControl for Allowlist {
+    async fn on_connect(&self, request: &ClientRequest) -> Access {
+        if self.0.read().unwrap().contains(&request.endpoint_id()) {
+            Access::Allow
+        } else {
+            Access::Deny { reason: Some("not a member of this coalition".into()) }
+        }
+    }
+}
+
+/// A certificate authority the coalition made, and the relay's certificate signed by it.
+fn relay_certificate() -> (CertificateDer<'static>, rustls::ServerConfig) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
+    (ca_cert.der().clone(), server)
+}
+
+async fn relay(allow: Allowlist) -> (Server, String, CertificateDer<'static>) {
+    let (root, tls) = relay_certificate();
+    let mut relay = RelayConfig::new((Ipv4Addr::LOCALHOST, 0));
+    relay.tls = Some(TlsConfig::new((Ipv4Addr::LOCALHOST, 0), CertConfig::Manual { server_config: tls }));
+    relay.access = Arc::new(allow);
+    let mut config = ServerConfig::default();
+    config.relay = Some(relay);
+    let server = Server::spawn(config).await.unwrap();
+    let url = format!("https://{}", server.https_addr().unwrap());
+    (server, url, root)
+}
+
+struct TestHub {
+    hub: Hub,
+    _dir: tempfile::TempDir,
+}
+
+fn new_hub(name: &str, seed: u8) -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::at(aidmesh_hub::model::Timestamp::parse("2026-12-04T10:00:00Z").unwrap());
+    let hub = Hub::init(
+        &dir.path().join("hub.aidmesh"),
+        PASS,
+        &InitOptions { hub_name: name.into(), location: "hall".into(), pin: None },
+        Config { handle: "coord".into(), clock: Box::new(clock), seed: [seed; 32] },
+    )
+    .unwrap();
+    TestHub { hub, _dir: dir }
+}
+
+fn join(a: &mut Hub, b: &mut Hub) {
+    let name = b.hub_name().unwrap();
+    let code = a.admit(&b.public_key(), &name).unwrap();
+    b.adopt(&code).unwrap();
+    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
+}
+
+fn key_of(hub: &Hub) -> EndpointId {
+    EndpointId::from_bytes(&hub.identity().public().to_bytes()).unwrap()
+}
+
+fn config(relay: &str, root: &CertificateDer<'static>) -> InternetConfig {
+    InternetConfig {
+        relays: vec![relay.to_string()],
+        relay_roots: vec![root.clone()],
+        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        direct: Default::default(),
+    }
+}
+
+/// Waits until `f` holds, checking every 100 ms; false if it did not within `within`.
+async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+fn add_item(mesh: &Mesh<Hub>, name: &str) -> String {
+    mesh.with_hub(|h| h.add(Kind::Item, json!({"name": name, "unit": "box"}).as_object().unwrap().clone()))
+        .unwrap()
+        .id()
+        .to_string()
+}
+
+fn holds(mesh: &Mesh<Hub>, id: &str) -> bool {
+    mesh.with_hub(|h| h.get(id).is_ok())
+}
+
+#[test]
+fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
+        join(&mut a.hub, &mut b.hub);
+        let outsider = new_hub("Elsewhere", 3);
+        let allow = Allowlist::default();
+        allow.0.write().unwrap().extend([key_of(&a.hub), key_of(&b.hub)]);
+        let (_relay, url, root) = relay(allow).await;
+
+        let (a_id, b_id) = (a.hub.identity(), b.hub.identity());
+        let a_mesh = Arc::new(Mesh::new(a.hub, &a_id, [1; 32]).unwrap());
+        let b_mesh = Arc::new(Mesh::new(b.hub, &b_id, [2; 32]).unwrap());
+        let a_net = Internet::start(a_mesh.clone(), &a_id, config(&url, &root)).await.unwrap();
+        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&url, &root)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), a_net.online()).await.expect("A reaches its relay");
+
+        // Each hub's record reaches the other, with no address but the relay's.
+        let water = add_item(&a_mesh, "Water");
+        let tarps = add_item(&b_mesh, "Tarps");
+        assert!(eventually(Duration::from_secs(30), || holds(&b_mesh, &water)).await, "A's record reaches B");
+        assert!(eventually(Duration::from_secs(10), || holds(&a_mesh, &tarps)).await, "B's record reaches A");
+        let peers = a_mesh.peers();
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        assert_eq!(peers[0].hub, b_id.id().to_string());
+        assert_eq!(peers[0].addr, "internet");
+        assert_ne!(peers[0].reach, Reach::Lan);
+        // A later edit goes over the running connection.
+        let soup = add_item(&a_mesh, "Soup");
+        assert!(eventually(Duration::from_secs(5), || holds(&b_mesh, &soup)).await, "an edit reaches B at once");
+
+        // A hub of another coalition: the relay refuses it, so it cannot reach A by A's key...
+        let stranger = iroh::endpoint::Builder::empty()
+            .secret_key(iroh::SecretKey::from_bytes(&outsider.hub.identity().secret()))
+            .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::from_iter([url.parse::<iroh::RelayUrl>().unwrap()])))
+            .ca_tls_config(iroh::tls::CaTlsConfig::embedded().with_extra_roots([root.clone()]))
+            .crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .clear_ip_transports()
+            .bind_addr(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .unwrap()
+            .bind()
+            .await
+            .unwrap();
+        let via_relay =
+            iroh::EndpointAddr::from_parts(key_of_id(&a_id), [iroh::TransportAddr::Relay(url.parse().unwrap())]);
+        let refused = tokio::time::timeout(Duration::from_secs(10), stranger.connect(via_relay, ALPN)).await;
+        assert!(!matches!(refused, Ok(Ok(_))), "the relay must not carry a stranger to A");
+        // ... and a stranger who knows A's direct address is closed before any byte of the sync.
+        let direct = iroh::EndpointAddr::from_parts(
+            key_of_id(&a_id),
+            a_net.addr().ip_addrs().copied().map(iroh::TransportAddr::Ip),
+        );
+        let conn = stranger.connect(direct, ALPN).await.expect("QUIC itself completes with anyone");
+        let got = async {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&[0u8; 8]).await?;
+            let mut buf = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut recv, &mut buf).await?;
+            anyhow::Ok(buf)
+        }
+        .await;
+        assert!(got.is_err() || got.as_ref().is_ok_and(|b| b.is_empty()), "a stranger got {got:?}");
+        let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("A closes it");
+        assert!(closed.to_string().contains("not a member"), "{closed}");
+        assert_eq!(a_mesh.peers().len(), 1, "the stranger is not a peer");
+
+        // B is revoked: A ends the session, and what A writes next does not reach B.
+        let b_fingerprint = b_id.id().to_string();
+        a_mesh.with_hub(|h| h.revoke(&b_fingerprint)).unwrap();
+        a_mesh.refresh_members();
+        assert!(eventually(Duration::from_secs(5), || a_mesh.peers().is_empty()).await, "A drops revoked B");
+        let after = add_item(&a_mesh, "After");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(!holds(&b_mesh, &after), "a revoked hub gets nothing new over the internet");
+        assert!(a_mesh.peers().is_empty(), "revoked B is not let back in");
+        drop((a_net, b_net));
+    });
+}
+
+fn key_of_id(id: &aidmesh_mesh::Identity) -> EndpointId {
+    EndpointId::from_bytes(&id.public().to_bytes()).unwrap()
+}
