@@ -752,6 +752,22 @@ impl Hub {
         self.sign_authority(Body::RevokeKey { key }).map(|_| ())
     }
 
+    /// Names the coalition's relays (admins): the `https://` addresses of the coalition's own
+    /// relay servers, through which its hubs reach each other over the internet; none, direct
+    /// addresses only. Replaces the versions standing now.
+    pub fn set_relays(&mut self, urls: &[String]) -> Result<()> {
+        let urls: Vec<String> = urls.iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
+        aidmesh_mesh::authority::relays_ok(&urls)
+            .map_err(|e| Error::invalid("relays", vec![FieldError::new("relays", e)]))?;
+        let supersedes = self.resolved()?.relay_heads.iter().copied().collect();
+        self.sign_authority(Body::Relays { supersedes, urls }).map(|_| ())
+    }
+
+    /// The coalition's relays, as its admins named them (see [`Hub::set_relays`]).
+    pub fn relays(&self) -> Result<Vec<String>> {
+        Ok(self.resolved()?.relays())
+    }
+
     /// Gives a person a named role (`treasurer`, ...), or takes it back.
     pub fn grant(&mut self, who: &str, role: &str, give: bool) -> Result<()> {
         let person = self.person_key(who)?;

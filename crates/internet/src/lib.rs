@@ -9,8 +9,10 @@
 //! coalition and its key), then the same sans-IO session ([`Mesh::run_pipe`]).
 //!
 //! Nothing goes to a server the coalition did not name: no default relay, no address lookup
-//! service, no port mapping on the router. Relays are the coalition's own `iroh-relay` servers,
-//! given as URLs; with none, hubs connect on direct addresses only.
+//! service, no port mapping on the router. Relays are the coalition's own `iroh-relay` servers:
+//! its admins name them in the authority log (`Hub::set_relays`), so every member learns them
+//! by sync or bundle, and the endpoint follows as they change; a hub may add relays of its own
+//! ([`InternetConfig::relays`]). With none, hubs connect on direct addresses only.
 //!
 //! A hub keeps a bounded number of internet sessions: it dials a few members at ring distances
 //! from 1 to half the ring, spaced on a log scale, in the order of hub ids ([`neighbours`]),
@@ -56,7 +58,7 @@ pub enum InternetError {
 /// How a hub syncs over the internet.
 #[derive(Clone, Debug)]
 pub struct InternetConfig {
-    /// The coalition's relays (`https://relay.example.org`). Empty: direct addresses only.
+    /// Relays this hub uses besides the ones the coalition names (`https://relay.example.org`).
     pub relays: Vec<String>,
     /// Certificates a relay's own certificate may chain to, besides the usual web roots (for a
     /// relay with a certificate the coalition made itself).
@@ -90,12 +92,9 @@ impl Internet {
         identity: &Identity,
         cfg: InternetConfig,
     ) -> Result<Internet, InternetError> {
-        let relays = parse_relays(&cfg.relays)?;
-        let mode = if relays.is_empty() {
-            RelayMode::Disabled
-        } else {
-            RelayMode::Custom(RelayMap::from_iter(relays.clone()))
-        };
+        let own = parse_relays(&cfg.relays)?;
+        // The relay map starts empty and follows the coalition's relays ([`keep_dialling`]).
+        let mode = RelayMode::Custom(RelayMap::empty());
         let tls = iroh::tls::CaTlsConfig::embedded().with_extra_roots(cfg.relay_roots.iter().cloned());
         let bind_err = |why: String| InternetError::Bind { addr: cfg.bind, why };
         let endpoint = iroh::endpoint::Builder::empty()
@@ -110,10 +109,10 @@ impl Internet {
             .bind()
             .await
             .map_err(|e| bind_err(e.to_string()))?;
-        tracing::info!(key = %endpoint.id(), relays = relays.len(), "internet sync on");
+        tracing::info!(key = %endpoint.id(), "internet sync on");
         let me = identity.id();
         let accept = tokio::spawn(answer(endpoint.clone(), mesh.clone()));
-        let dial = tokio::spawn(keep_dialling(endpoint.clone(), mesh, me, relays, cfg.direct));
+        let dial = tokio::spawn(keep_dialling(endpoint.clone(), mesh, me, own, cfg.direct));
         Ok(Internet { endpoint, tasks: vec![accept, dial] })
     }
 
@@ -136,7 +135,8 @@ impl Internet {
     }
 }
 
-fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
+/// The relays named here, or an error naming the first that is not a relay's address.
+pub fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
     urls.iter()
         .map(|u| {
             let bad = |why: String| InternetError::BadRelay { url: u.clone(), why };
@@ -234,23 +234,39 @@ async fn show_reach(conn: Connection, mesh: Mesh<Hub>, peer: HubId) {
 }
 
 /// Keeps a dial running to each neighbour among the current members ([`neighbours`]); a hub
-/// that stops being one (revoked, or no longer a neighbour) is dialled no more.
+/// that stops being one (revoked, or no longer a neighbour) is dialled no more. The endpoint's
+/// relays follow the coalition's (and this hub's own, `own`).
 async fn keep_dialling(
     endpoint: Endpoint,
     mesh: Arc<Mesh<Hub>>,
     me: HubId,
-    relays: Vec<RelayUrl>,
+    own: Vec<RelayUrl>,
     direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
 ) {
     let mut running: BTreeMap<HubId, tokio::task::AbortHandle> = BTreeMap::new();
+    let (relays_now, relays) = tokio::sync::watch::channel(Vec::<RelayUrl>::new());
     loop {
-        let keys: BTreeMap<HubId, [u8; 32]> = match mesh.with_hub(|h| h.members()) {
+        let (members, named) = mesh.with_hub(|h| (h.members(), h.relays()));
+        let keys: BTreeMap<HubId, [u8; 32]> = match members {
             Ok(m) => m.members.into_iter().map(|(id, m)| (id, m.key.0)).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the members: no internet dials");
                 BTreeMap::new()
             }
         };
+        let mut wanted: BTreeSet<RelayUrl> = own.iter().cloned().collect();
+        match named {
+            Ok(urls) => {
+                for u in urls {
+                    match parse_relays(std::slice::from_ref(&u)) {
+                        Ok(r) => wanted.extend(r),
+                        Err(e) => tracing::warn!(error = %e, "a relay the coalition named is skipped"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the coalition's relays"),
+        }
+        follow_relays(&endpoint, &relays_now, wanted).await;
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
         let want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
         running.retain(|id, task| {
@@ -265,29 +281,59 @@ async fn keep_dialling(
                 continue;
             }
             let Ok(key) = iroh::PublicKey::from_bytes(&keys[&id]) else { continue };
-            let addrs = relays
-                .iter()
-                .cloned()
-                .map(TransportAddr::Relay)
-                .chain(direct.get(&keys[&id]).into_iter().flatten().copied().map(TransportAddr::Ip));
-            let addr = EndpointAddr::from_parts(key, addrs);
-            let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), addr));
+            let addrs = direct.get(&keys[&id]).cloned().unwrap_or_default();
+            let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), key, addrs, relays.clone()));
             running.insert(id, task.abort_handle());
         }
         tokio::time::sleep(REVIEW_EVERY).await;
     }
 }
 
-/// Keeps a connection to one member up over the internet, while it is not connected otherwise.
-async fn dial(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>, peer: HubId, addr: EndpointAddr) {
+/// Makes the endpoint's relays `wanted`, and tells the dials.
+async fn follow_relays(
+    endpoint: &Endpoint,
+    now: &tokio::sync::watch::Sender<Vec<RelayUrl>>,
+    wanted: BTreeSet<RelayUrl>,
+) {
+    let had: BTreeSet<RelayUrl> = now.borrow().iter().cloned().collect();
+    if had == wanted {
+        return;
+    }
+    for gone in had.difference(&wanted) {
+        endpoint.remove_relay(gone).await;
+    }
+    for new in wanted.difference(&had) {
+        endpoint.insert_relay(new.clone(), Arc::new(new.clone().into())).await;
+    }
+    tracing::info!(relays = ?wanted.iter().map(|u| u.to_string()).collect::<Vec<_>>(), "internet relays");
+    now.send_replace(wanted.into_iter().collect());
+}
+
+/// Keeps a connection to one member up over the internet, while it is not connected otherwise:
+/// through the relays of the moment, and at its direct addresses if known.
+async fn dial(
+    endpoint: Endpoint,
+    mesh: Arc<Mesh<Hub>>,
+    peer: HubId,
+    key: iroh::PublicKey,
+    direct: Vec<SocketAddr>,
+    relays: tokio::sync::watch::Receiver<Vec<RelayUrl>>,
+) {
     let target = Target::Hub(peer.clone());
     loop {
         if !mesh.should_dial(&target) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
+        let addrs = relays
+            .borrow()
+            .iter()
+            .cloned()
+            .map(TransportAddr::Relay)
+            .chain(direct.iter().copied().map(TransportAddr::Ip))
+            .collect::<Vec<_>>();
         let started = Instant::now();
-        let session = match dial_once(&endpoint, &mesh, &peer, addr.clone()).await {
+        let session = match dial_once(&endpoint, &mesh, &peer, EndpointAddr::from_parts(key, addrs)).await {
             Ok(answered) => Some((answered, started.elapsed())),
             Err(e) => {
                 tracing::debug!(peer = %peer.short(), error = %e, "internet dial failed");

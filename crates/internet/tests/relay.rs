@@ -98,9 +98,10 @@ fn key_of(hub: &Hub) -> EndpointId {
     EndpointId::from_bytes(&hub.identity().public().to_bytes()).unwrap()
 }
 
-fn config(relay: &str, root: &CertificateDer<'static>) -> InternetConfig {
+/// The relays of the hub's own besides the coalition's.
+fn config(relays: &[&str], root: &CertificateDer<'static>) -> InternetConfig {
     InternetConfig {
-        relays: vec![relay.to_string()],
+        relays: relays.iter().map(|r| r.to_string()).collect(),
         relay_roots: vec![root.clone()],
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         direct: Default::default(),
@@ -134,18 +135,22 @@ fn holds(mesh: &Mesh<Hub>, id: &str) -> bool {
 fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
-        join(&mut a.hub, &mut b.hub);
-        let outsider = new_hub("Elsewhere", 3);
         let allow = Allowlist::default();
+        let (_relay, url, root) = relay(allow.clone()).await;
+        let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
+        // The founder names the coalition's relay. B, joining from afar, is told it with the
+        // code (its own relay setting) and learns the coalition's with the first sync.
+        a.hub.set_relays(std::slice::from_ref(&url)).unwrap();
+        join(&mut a.hub, &mut b.hub);
+        assert!(b.hub.relays().unwrap().is_empty());
+        let outsider = new_hub("Elsewhere", 3);
         allow.0.write().unwrap().extend([key_of(&a.hub), key_of(&b.hub)]);
-        let (_relay, url, root) = relay(allow).await;
 
         let (a_id, b_id) = (a.hub.identity(), b.hub.identity());
         let a_mesh = Arc::new(Mesh::new(a.hub, &a_id, [1; 32]).unwrap());
         let b_mesh = Arc::new(Mesh::new(b.hub, &b_id, [2; 32]).unwrap());
-        let a_net = Internet::start(a_mesh.clone(), &a_id, config(&url, &root)).await.unwrap();
-        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&url, &root)).await.unwrap();
+        let a_net = Internet::start(a_mesh.clone(), &a_id, config(&[], &root)).await.unwrap();
+        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[&url], &root)).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), a_net.online()).await.expect("A reaches its relay");
 
         // Each hub's record reaches the other, with no address but the relay's.
@@ -153,6 +158,7 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         let tarps = add_item(&b_mesh, "Tarps");
         assert!(eventually(Duration::from_secs(30), || holds(&b_mesh, &water)).await, "A's record reaches B");
         assert!(eventually(Duration::from_secs(10), || holds(&a_mesh, &tarps)).await, "B's record reaches A");
+        assert_eq!(b_mesh.with_hub(|h| h.relays()).unwrap(), [url.clone()], "B learnt the coalition's relay");
         let peers = a_mesh.peers();
         assert_eq!(peers.len(), 1, "{peers:?}");
         assert_eq!(peers[0].hub, b_id.id().to_string());

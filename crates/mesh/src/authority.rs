@@ -217,6 +217,10 @@ pub enum Body {
     /// Erases a person's data from every hub's vault (admins; the hub that holds the person's
     /// consent erases its own entries without one). Carries the vault id, never the content.
     Erase { vault: String },
+    /// The relays through which the coalition's hubs reach each other over the internet
+    /// (admins): `https` URLs of the coalition's own relay servers; none, direct addresses only.
+    /// It supersedes the versions it names; versions that stand side by side all apply.
+    Relays { supersedes: Vec<Id>, urls: Vec<String> },
     /// When no admin is left (admins who removed each other, keys lost): a person's vote to make
     /// `person` an admin (one vote a person, never withdrawn; votes made apart all count). A
     /// majority of the coalition's people make it so; while any admin is left, admins make admins
@@ -295,6 +299,10 @@ impl Body {
             Body::Grant { person, role } => format!("granted {role:?} to {}", person.short()),
             Body::Ungrant { person, role } => format!("took {role:?} from {}", person.short()),
             Body::Policy { currency, .. } => format!("set the purchase policy ({currency})"),
+            Body::Relays { urls, .. } if urls.is_empty() => {
+                "named no relay: internet sync on direct addresses only".into()
+            }
+            Body::Relays { urls, .. } => format!("named the coalition's relays: {}", urls.join(", ")),
             Body::Expense { expense, amount_minor, currency, .. } => {
                 format!("recorded expense {expense} of {amount_minor} {currency} (minor units)")
             }
@@ -430,6 +438,9 @@ impl Entry {
         if names.iter().any(|n| !name_ok(n)) {
             return Err(Refusal::Malformed(format!("names are 1 to {MAX_NAME} printable characters")));
         }
+        if let Body::Relays { urls, .. } = &e.body {
+            relays_ok(urls).map_err(Refusal::Malformed)?;
+        }
         let sealed = match &e.body {
             Body::Found { secret, .. } | Body::AdmitHub { secret, .. } => secret.as_ref(),
             Body::RevokeHub { rekey, .. } => rekey.as_ref(),
@@ -555,6 +566,27 @@ pub struct Contest {
     pub entries: Vec<Id>,
 }
 
+/// The most relays a coalition names.
+pub const MAX_RELAYS: usize = 8;
+
+/// Whether relay addresses are ones a hub may dial: at most [`MAX_RELAYS`], each an `https://`
+/// URL of at most 200 printable characters without spaces, each once.
+pub fn relays_ok(urls: &[String]) -> Result<(), String> {
+    if urls.len() > MAX_RELAYS {
+        return Err(format!("at most {MAX_RELAYS} relays, not {}", urls.len()));
+    }
+    for u in urls {
+        let host = u.strip_prefix("https://").unwrap_or_default();
+        if host.is_empty() || u.len() > 200 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("relay {u:?} is not an https:// address (at most 200 characters, no spaces)"));
+        }
+    }
+    if urls.iter().collect::<BTreeSet<_>>().len() != urls.len() {
+        return Err("a relay is named twice".into());
+    }
+    Ok(())
+}
+
 /// What the log says, resolved.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -578,6 +610,9 @@ pub struct State {
     /// Every policy version, and those no other version supersedes.
     pub policies: BTreeMap<Id, PolicyVersion>,
     pub policy_heads: BTreeSet<Id>,
+    /// Every version of the coalition's relays, and those no other version supersedes.
+    pub relay_versions: BTreeMap<Id, Vec<String>>,
+    pub relay_heads: BTreeSet<Id>,
     /// Expenses as recorded by people (by entry), and the entry for each expense record.
     pub expenses: BTreeMap<Id, Recorded>,
     pub expense_entries: BTreeMap<String, Id>,
@@ -730,6 +765,14 @@ impl State {
         self.policy_heads.iter().next().and_then(|id| self.policies.get(id))
     }
 
+    /// The coalition's relays now: those of every version no other supersedes (versions set
+    /// apart all apply), each once, in order.
+    pub fn relays(&self) -> Vec<String> {
+        let all: BTreeSet<&String> =
+            self.relay_heads.iter().filter_map(|id| self.relay_versions.get(id)).flatten().collect();
+        all.into_iter().cloned().collect()
+    }
+
     /// Checks that `e` may be applied here: its author holds the right it uses and the action
     /// makes sense. Pure: the door and the replay both call it. At the `door` the state is the
     /// entry's causal past, so a few checks hold only there (which policy version was in force
@@ -862,6 +905,13 @@ impl State {
                 }
                 if *threshold_minor < 0 || *approvals_above_threshold == 0 {
                     return Err("the threshold is not negative and at least one approval is needed".into());
+                }
+                Ok(())
+            }
+            Body::Relays { supersedes, .. } => {
+                admin()?;
+                if let Some(unknown) = supersedes.iter().find(|s| !self.relay_versions.contains_key(s)) {
+                    return Err(format!("it supersedes {unknown}, which is not a version of the relays"));
                 }
                 Ok(())
             }
@@ -1029,6 +1079,14 @@ impl State {
                 self.policies.insert(id, v);
                 None
             }
+            Body::Relays { supersedes, urls } => {
+                for s in supersedes {
+                    self.relay_heads.remove(s);
+                }
+                self.relay_heads.insert(id);
+                self.relay_versions.insert(id, urls.clone());
+                None
+            }
             Body::Expense { expense, amount_minor, currency, payee, policy } => {
                 self.expense_entries.entry(expense.clone()).or_insert(id);
                 let r = Recorded {
@@ -1192,7 +1250,7 @@ impl Bits {
 /// (`tests/authority.rs` pins the layout and fails until it is bumped), and with any change to
 /// the rules that resolve the log (`check`, `apply`, `resolve`, `judge`): a state resolved by other
 /// rules must not be served. The package version is part of it, so each release resolves anew.
-const RESOLVED_FORM: &[u8] = concat!("aidmesh resolved authority v3 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
+const RESOLVED_FORM: &[u8] = concat!("aidmesh resolved authority v4 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
 
 /// A log's resolved state with its heads and size: what a hub keeps beside its entries, so that
 /// opening reads the state instead of replaying every entry (the log itself is loaded when an

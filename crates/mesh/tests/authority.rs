@@ -878,3 +878,52 @@ fn the_resolved_form_changes_only_with_its_version() {
         "the resolved form changed: bump RESOLVED_FORM, then this digest"
     );
 }
+
+fn relays(log: &Log, urls: &[&str]) -> Body {
+    Body::Relays {
+        supersedes: log.state().relay_heads.iter().copied().collect(),
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+    }
+}
+
+/// `who` names the relays `urls`, superseding the versions standing in `log`.
+fn set_relays(log: &mut Log, who: &Identity, urls: &[&str]) -> Result<Id, Refusal> {
+    let body = relays(log, urls);
+    sign(log, who, body)
+}
+
+#[test]
+fn only_admins_name_the_relays_and_versions_set_apart_all_apply() {
+    let (fox, owl, elk) = (person(1), person(2), person(3));
+    let mut north = found(&fox);
+    add(&mut north, &fox, &owl, "owl", Role::Member);
+    add_admin(&mut north, &[&fox], &elk, "elk");
+    // A plain member cannot name a relay, which would send every hub's traffic through it.
+    assert!(matches!(set_relays(&mut north, &owl, &["https://relay.attacker.example"]), Err(Refusal::NoRight(_))));
+    assert!(north.state().relays().is_empty());
+    // Addresses that are not https, too many, or twice are refused whoever signs.
+    for bad in [
+        vec!["http://relay.example.org"],
+        vec!["https://"],
+        vec!["https://relay example.org"],
+        vec!["https://a.example", "https://a.example"],
+        vec!["https://r.example"; 9],
+    ] {
+        assert!(matches!(set_relays(&mut north, &fox, &bad), Err(Refusal::Malformed(_))), "{bad:?}");
+    }
+    set_relays(&mut north, &fox, &["https://relay.riverside.example"]).unwrap();
+    assert_eq!(north.state().relays(), ["https://relay.riverside.example"]);
+    // Two admins apart name different relays: both apply once they merge, until one supersedes.
+    let mut south = copy(&north);
+    set_relays(&mut north, &fox, &["https://relay2.riverside.example"]).unwrap();
+    set_relays(&mut south, &elk, &["https://backup.riverside.example"]).unwrap();
+    sync(&mut north, &mut south);
+    let both = ["https://backup.riverside.example", "https://relay2.riverside.example"];
+    assert_eq!(north.state().relays(), both);
+    assert_eq!(south.state().relays(), both);
+    set_relays(&mut north, &fox, &[]).unwrap();
+    sync(&mut north, &mut south);
+    assert!(south.state().relays().is_empty(), "no relay: direct addresses only");
+    // What the log says is what a hub keeps and brings back at its next opening.
+    assert_eq!(copy(&south).state().relays(), south.state().relays());
+}
