@@ -127,6 +127,8 @@ impl AppState {
             peers: Vec::new(),
             discovery: self.settings.discovery.clone(),
             commands: Some(aidmesh_cli::commands()),
+            // Over the internet once the coalition names a relay, unless switched off here.
+            internet: Some(aidmesh_internet::InternetConfig::default()),
         };
         let node = Node::start(hub, config)
             .await

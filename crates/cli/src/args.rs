@@ -175,7 +175,13 @@ pub(crate) enum Command {
         /// Do not advertise or look for hubs with mDNS.
         #[arg(long)]
         no_discovery: bool,
+        #[command(flatten)]
+        internet: InternetArgs,
     },
+    /// Sync over the internet, through the coalition's relays: show it, switch it at this hub,
+    /// or name the coalition's relays (admins).
+    #[command(subcommand)]
+    Internet(InternetCmd),
     /// Peers of the running `aidmesh serve`, and the coalition's members.
     Peers,
     /// Invite a hub: prints a one-time code and QR code, waits for it, asks you to confirm.
@@ -205,6 +211,47 @@ pub(crate) enum Command {
     },
     /// Change the store passphrase.
     Passphrase,
+}
+
+/// How `serve` syncs over the internet (once the coalition names a relay, or these name one).
+#[derive(clap::Args, serde::Serialize, serde::Deserialize)]
+pub(crate) struct InternetArgs {
+    /// A relay of this hub's own, besides the coalition's (repeatable): how a hub that joins
+    /// from afar reaches the others before it learns the coalition's relays.
+    #[arg(long = "relay", value_name = "URL")]
+    pub relays: Vec<String>,
+    /// A certificate (PEM file) that relays' certificates may chain to, for a relay whose
+    /// certificate the coalition made itself (repeatable).
+    #[arg(long = "relay-root", value_name = "FILE")]
+    pub relay_roots: Vec<std::path::PathBuf>,
+    /// Where the internet (QUIC) socket binds.
+    #[arg(long = "internet-bind", default_value = "0.0.0.0:0")]
+    pub bind: std::net::SocketAddr,
+    /// A member hub reachable directly over the internet, as KEY@IP:PORT (its public key, as
+    /// `aidmesh identity` prints it; repeatable).
+    #[arg(long = "internet-peer", value_name = "KEY@ADDRESS")]
+    pub peers: Vec<String>,
+    /// No sync over the internet in this run, whatever the coalition names.
+    #[arg(long)]
+    pub no_internet: bool,
+}
+
+#[derive(Subcommand, serde::Serialize, serde::Deserialize)]
+pub(crate) enum InternetCmd {
+    /// Whether this hub syncs over the internet, and the coalition's relays.
+    Show,
+    /// Sync over the internet where the coalition names relays (the default).
+    On,
+    /// No sync over the internet at this hub (LAN and USB bundles only).
+    Off,
+    /// Name the coalition's relays (admins): `aidmesh internet relays https://relay.example.org`;
+    /// `--none` for direct addresses only.
+    Relays {
+        #[arg(value_name = "URL")]
+        urls: Vec<String>,
+        #[arg(long, conflicts_with = "urls")]
+        none: bool,
+    },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

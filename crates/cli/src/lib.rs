@@ -42,7 +42,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use aidmesh_node::{control, Owner};
-use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, PersonCmd, VaultCmd};
+use args::{BundleCmd, Cli, Command, ExportCmd, ImportCmd, InternetArgs, InternetCmd, PersonCmd, VaultCmd};
 
 /// The `aidmesh` program: through the hub that owns the store if one runs, else on its own.
 pub fn main() -> ExitCode {
@@ -310,9 +310,10 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
         Command::Person(cmd) => person(&mut *hubs.hub()?, cmd, &handle, json),
         Command::Grant { who, role, revoke } => grant(&mut hubs, &handle, &who, &role, revoke),
         Command::AdoptFounder { code } => adopt_founder(&mut hubs, &code),
-        Command::Serve { listen, peer, mdns_interfaces, no_discovery } => {
-            serve_headless(&mut hubs, listen, peer, mdns_interfaces, no_discovery)
+        Command::Serve { listen, peer, mdns_interfaces, no_discovery, internet } => {
+            serve_headless(&mut hubs, listen, peer, mdns_interfaces, no_discovery, internet)
         }
+        Command::Internet(cmd) => internet(&mut hubs, &handle, cmd, json),
         Command::Peers => peers(&mut hubs, json),
         Command::Invite { listen, advertise, minutes, serve_addr } => {
             serve::invite(&mut hubs, listen, advertise, minutes, serve_addr)
@@ -887,10 +888,48 @@ fn serve_headless(
     peer: Vec<std::net::SocketAddr>,
     mdns_interfaces: Vec<String>,
     no_discovery: bool,
+    internet: InternetArgs,
 ) -> Result<()> {
+    // Bad settings are told before the store is taken.
+    let internet = serve::internet_config(internet)?;
     let hub = hubs.take("serve")?;
     let discovery = (!no_discovery).then_some(aidmesh_mesh::discovery::DiscoveryConfig { interfaces: mdns_interfaces });
-    serve::run(hub, listen, peer, discovery)
+    serve::run(hub, listen, peer, discovery, internet)
+}
+
+/// `internet`: shows or switches sync over the internet, or names the coalition's relays.
+fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    match cmd {
+        InternetCmd::Show => {}
+        InternetCmd::On => hub.set_internet(true)?,
+        InternetCmd::Off => hub.set_internet(false)?,
+        InternetCmd::Relays { urls, none } => {
+            if urls.is_empty() && !none {
+                bail!("name at least one relay (https://...), or --none for direct addresses only");
+            }
+            unlock(&mut hub, handle)?;
+            hub.set_relays(&urls)?;
+        }
+    }
+    let (on, relays) = (hub.internet_on()?, hub.relays()?);
+    if json {
+        return print::json(&serde_json::json!({ "on": on, "relays": relays }));
+    }
+    outln!(
+        "Sync over the internet: {}",
+        match (on, relays.is_empty()) {
+            (false, _) => "off at this hub (LAN and USB bundles only)",
+            (true, true) =>
+                "on, but the coalition names no relay (`aidmesh serve --relay` or --internet-peer to reach hubs)",
+            (true, false) => "on",
+        }
+    );
+    outln!("The coalition's relays:{}", if relays.is_empty() { " none" } else { "" });
+    for r in &relays {
+        outln!("  {r}");
+    }
+    Ok(())
 }
 
 /// `peers`: the running hub's connected peers, and the coalition's members.
@@ -909,10 +948,14 @@ fn peers(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
     }
     for p in &status {
         let synced = p.last_synced.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+        let via = match p.reach {
+            aidmesh_mesh::net::Reach::Lan => format!("at {}", p.addr),
+            aidmesh_mesh::net::Reach::Direct => "over the internet, direct".into(),
+            aidmesh_mesh::net::Reach::Relayed => "over the internet, through a relay".into(),
+        };
         outln!(
-            "  {}  at {}  last synced {synced}  {} bytes in, {} out",
+            "  {}  {via}  last synced {synced}  {} bytes in, {} out",
             p.hub,
-            p.addr,
             p.traffic.bytes_in,
             p.traffic.bytes_out
         );

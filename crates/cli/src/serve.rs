@@ -3,26 +3,65 @@
 use std::net::SocketAddr;
 
 use aidmesh_hub::Hub;
+use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::discovery::DiscoveryConfig;
 use aidmesh_node::{Node, NodeConfig};
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
 
 pub(crate) fn run(
     hub: Hub,
     listen: SocketAddr,
     peers: Vec<SocketAddr>,
     discovery: Option<DiscoveryConfig>,
+    internet: Option<InternetConfig>,
 ) -> Result<()> {
     runtime()?.block_on(async move {
         let name = hub.hub_name()?;
         let id = hub.fingerprint();
-        let node = Node::start(hub, NodeConfig { listen, peers, discovery, commands: Some(crate::commands()) }).await?;
+        let config = NodeConfig { listen, peers, discovery, commands: Some(crate::commands()), internet };
+        let node = Node::start(hub, config).await?;
         outln!("serving {name} ({id}) on {}", node.addr);
         std::io::Write::flush(&mut std::io::stdout())?;
         node.run(stopped()?).await?;
         outln!("stopped");
         Ok(())
     })
+}
+
+/// What `serve`'s internet options say, checked: every relay an https address, every root
+/// certificate readable PEM, every peer KEY@IP:PORT. `None` with `--no-internet`.
+pub(crate) fn internet_config(args: crate::args::InternetArgs) -> Result<Option<InternetConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    if args.no_internet {
+        return Ok(None);
+    }
+    aidmesh_internet::parse_relays(&args.relays)?;
+    let mut relay_roots = Vec::new();
+    for path in &args.relay_roots {
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("--relay-root {}: not a readable PEM certificate file", path.display()))?;
+        if certs.is_empty() {
+            bail!("--relay-root {}: holds no certificate", path.display());
+        }
+        relay_roots.extend(certs);
+    }
+    let mut direct: std::collections::BTreeMap<[u8; 32], Vec<SocketAddr>> = Default::default();
+    for p in &args.peers {
+        let bad = || {
+            anyhow!(
+                "--internet-peer {p:?}: expected KEY@IP:PORT (the hub's public key, as `aidmesh identity` prints it)"
+            )
+        };
+        let (key, addr) = p.split_once('@').ok_or_else(bad)?;
+        let key: [u8; 32] = aidmesh_mesh::hex::decode_array::<32>(key.trim()).ok_or_else(bad)?;
+        if !aidmesh_mesh::identity::public_key_ok(&key) {
+            return Err(bad());
+        }
+        let addr: SocketAddr = addr.trim().parse().map_err(|_| bad())?;
+        direct.entry(key).or_default().push(addr);
+    }
+    Ok(Some(InternetConfig { relays: args.relays, relay_roots, bind: args.bind, direct }))
 }
 
 /// Resolves when the hub is asked to stop: Ctrl-C, or SIGTERM where there are signals.

@@ -272,3 +272,33 @@ fn person_list_says_when_this_hub_was_left_out_of_a_turnover() {
     assert!(out.contains("Left out of the turnover of the coalition secret in entry"), "{out}");
     assert!(out.contains("by mole") && out.contains("revokes this hub and admits it again"), "{out}");
 }
+
+#[test]
+fn internet_settings_are_checked_and_kept() {
+    let e = Env::new();
+    e.ok(&["init", "--name", "North"]);
+    let shown = e.json(&["internet", "show"]);
+    assert_eq!(shown, serde_json::json!({"on": true, "relays": []}));
+    assert!(e.fails(&["internet", "relays", "http://relay.example.org"]).contains("is not an https:// address"));
+    assert!(e.fails(&["internet", "relays"]).contains("--none for direct addresses only"));
+    e.ok(&["internet", "relays", "https://relay.riverside.example"]);
+    e.ok(&["internet", "off"]);
+    // Kept in the store: another process reads both.
+    let shown = e.json(&["internet", "show"]);
+    assert_eq!(shown, serde_json::json!({"on": false, "relays": ["https://relay.riverside.example"]}));
+    assert!(e.ok(&["internet", "show"]).contains("off at this hub"));
+    e.ok(&["internet", "on"]);
+    e.ok(&["internet", "relays", "--none"]);
+    assert_eq!(e.json(&["internet", "show"]), serde_json::json!({"on": true, "relays": []}));
+    // `serve` names a bad internet option before it takes the store.
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", "--relay", "ftp://relay.example.org"], "ftp://relay.example.org"),
+        (&["serve", "--internet-peer", "nokey"], "expected KEY@IP:PORT"),
+        (&["serve", "--internet-peer", "abcd@10.0.0.1:4433"], "expected KEY@IP:PORT"),
+        (&["serve", "--relay-root", "/nonexistent/root.pem"], "not a readable PEM certificate file"),
+    ];
+    for (args, want) in cases {
+        let err = e.fails(args);
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    }
+}

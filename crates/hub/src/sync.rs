@@ -15,6 +15,19 @@ use crate::Driver;
 use crate::Hub;
 
 impl Hub {
+    /// Whether this hub syncs over the internet where the coalition names relays (or the hub
+    /// knows peers' addresses there): on unless switched off here (a coalition, or one hub,
+    /// may want LAN and USB only). Kept in the store, so it holds across restarts.
+    pub fn internet_on(&self) -> crate::Result<bool> {
+        Ok(self.store.meta("internet")?.as_deref() != Some("off"))
+    }
+
+    /// Switches sync over the internet on or off at this hub.
+    pub fn set_internet(&mut self, on: bool) -> crate::Result<()> {
+        self.store.write(|tx| tx.set_meta("internet", if on { "on" } else { "off" }))?;
+        Ok(())
+    }
+
     /// Every vault entry as it travels to member hubs: content in hex, or an erasure. Entries
     /// kept here only (no consent to share) are not among them.
     pub(crate) fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {

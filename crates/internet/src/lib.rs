@@ -69,6 +69,18 @@ pub struct InternetConfig {
     pub direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
 }
 
+impl Default for InternetConfig {
+    /// The coalition's relays only, on every interface.
+    fn default() -> InternetConfig {
+        InternetConfig {
+            relays: Vec::new(),
+            relay_roots: Vec::new(),
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            direct: BTreeMap::new(),
+        }
+    }
+}
+
 /// The internet side of a running hub: its endpoint, the task answering connections, and the
 /// task keeping dials to its neighbours up. Dropping it stops them.
 pub struct Internet {

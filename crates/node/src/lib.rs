@@ -1,5 +1,6 @@
 //! A running hub: the mesh listening and dialling, mDNS discovery once the hub belongs to a
-//! coalition, commands from other processes answered on the control channel, and the store's
+//! coalition, sync over the internet where the coalition names relays (and the hub has not
+//! switched it off), commands from other processes answered on the control channel, and the store's
 //! upkeep when the hub rests — until `stop` resolves. `aidmesh serve` and the desktop app both run a hub through
 //! [`Node::run`]. The process that runs a node owns its store: no other process opens it.
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aidmesh_hub::Hub;
+use aidmesh_internet::{Internet, InternetConfig};
 use aidmesh_mesh::discovery::{Discovery, DiscoveryConfig};
 use aidmesh_mesh::net::Mesh;
 use anyhow::Result;
@@ -28,6 +30,10 @@ pub struct NodeConfig {
     pub discovery: Option<DiscoveryConfig>,
     /// How `aidmesh` commands from other processes run here; `None`: the control channel is off.
     pub commands: Option<Commands>,
+    /// How the hub syncs over the internet, once the coalition names a relay (or this config
+    /// names relays or peers' addresses of its own) and while the hub's switch is on
+    /// (`Hub::internet_on`); `None`: never in this run.
+    pub internet: Option<InternetConfig>,
 }
 
 /// Runs one `aidmesh` command, sent over the control channel, in the owner's process.
@@ -45,6 +51,7 @@ pub struct Owner {
 pub struct Node {
     pub mesh: Arc<Mesh<Hub>>,
     pub addr: SocketAddr,
+    identity: aidmesh_mesh::Identity,
     dial: tokio::sync::mpsc::UnboundedSender<SocketAddr>,
     dialed: tokio::sync::mpsc::UnboundedReceiver<SocketAddr>,
     config: NodeConfig,
@@ -95,7 +102,7 @@ impl Node {
             None => None,
         };
         let addr = mesh.listen(config.listen).await?;
-        Ok(Node { mesh, addr, dial, dialed, config, control })
+        Ok(Node { mesh, addr, identity, dial, dialed, config, control })
     }
 
     pub fn dialer(&self) -> Dialer {
@@ -104,9 +111,10 @@ impl Node {
 
     /// Runs the hub until `stop` resolves.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Result<()> {
-        let Node { mesh, addr, dial, mut dialed, config, control } = self;
+        let Node { mesh, addr, identity, dial, mut dialed, config, control } = self;
         let mut known: BTreeSet<SocketAddr> = BTreeSet::new();
         let mut mdns: Option<Discovery> = None;
+        let mut internet = Switch::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tokio::pin!(stop);
         loop {
@@ -123,6 +131,9 @@ impl Node {
                             }
                         }
                         (None, None) => {}
+                    }
+                    if let Some(cfg) = &config.internet {
+                        internet.follow(&mesh, &identity, cfg).await;
                     }
                     // What writes leave for idle time, one bounded step a tick once the hub rests.
                     if let Err(e) = mesh.with_hub(|h| h.upkeep()) {
@@ -141,9 +152,51 @@ impl Node {
         if let Some(d) = mdns {
             d.stop();
         }
+        if let Some(i) = internet.running.take() {
+            i.close().await;
+        }
         // No command may start once the loop is over; one running holds the hub until it ends.
         drop(control);
         Ok(())
+    }
+}
+
+/// Internet sync, started and stopped as the hub's switch and the coalition's relays say.
+#[derive(Default)]
+struct Switch {
+    running: Option<Internet>,
+    /// After a start that failed (the socket could not open), when to try again.
+    retry_at: Option<std::time::Instant>,
+}
+
+impl Switch {
+    async fn follow(&mut self, mesh: &Arc<Mesh<Hub>>, identity: &aidmesh_mesh::Identity, cfg: &InternetConfig) {
+        let wanted = match mesh.with_hub(|h| Ok::<_, aidmesh_hub::Error>((h.internet_on()?, h.relays()?))) {
+            Ok((on, relays)) => on && !(relays.is_empty() && cfg.relays.is_empty() && cfg.direct.is_empty()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the internet settings");
+                return;
+            }
+        };
+        match (wanted, self.running.take()) {
+            (true, Some(running)) => self.running = Some(running),
+            (true, None) if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) => {}
+            (true, None) => match Internet::start(mesh.clone(), identity, cfg.clone()).await {
+                Ok(i) => {
+                    self.running = Some(i);
+                    self.retry_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "internet sync cannot start; trying again in a minute");
+                    self.retry_at = Some(std::time::Instant::now() + Duration::from_secs(60));
+                }
+            },
+            (false, Some(running)) => {
+                running.close().await;
+                tracing::info!("internet sync off");
+            }
+            (false, None) => {}
+        }
     }
 }
 
