@@ -435,6 +435,7 @@ async fn peers(state: State<'_, AppState>) -> ApiResult<edge::Peers> {
                 name: names.get(&p.hub).cloned(),
                 hub: p.hub,
                 addr: p.addr,
+                reach: p.reach.into(),
                 dialed: p.dialed,
                 connected_at: p.connected_at,
                 last_synced: p.last_synced,

@@ -45,9 +45,30 @@ pub struct Peer {
     /// The member's name, if this hub knows the peer as a member.
     pub name: Option<String>,
     pub addr: String,
+    pub reach: Reach,
     pub dialed: bool,
     pub connected_at: Timestamp,
     pub last_synced: Option<Timestamp>,
+}
+
+/// How a connected peer is reached: on the local network, over the internet on a direct path,
+/// or through one of the coalition's relays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    Lan,
+    Direct,
+    Relayed,
+}
+
+impl From<aidmesh_mesh::net::Reach> for Reach {
+    fn from(r: aidmesh_mesh::net::Reach) -> Reach {
+        match r {
+            aidmesh_mesh::net::Reach::Lan => Reach::Lan,
+            aidmesh_mesh::net::Reach::Direct => Reach::Direct,
+            aidmesh_mesh::net::Reach::Relayed => Reach::Relayed,
+        }
+    }
 }
 
 /// Where this hub listens, and who it is connected to.

@@ -244,6 +244,9 @@ pub(crate) enum InternetCmd {
     On,
     /// No sync over the internet at this hub (LAN and USB bundles only).
     Off,
+    /// The access list for the coalition's `iroh-relay` servers: the member hubs' keys, as the
+    /// relay's configuration file takes them (write it again after each admit or revoke).
+    Allowlist,
     /// Name the coalition's relays (admins): `aidmesh internet relays https://relay.example.org`;
     /// `--none` for direct addresses only.
     Relays {

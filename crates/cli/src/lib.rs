@@ -902,6 +902,22 @@ fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> 
     let mut hub = hubs.hub()?;
     match cmd {
         InternetCmd::Show => {}
+        InternetCmd::Allowlist => {
+            let members = hub.members()?;
+            if json {
+                let keys: Vec<String> = members.members.values().map(|m| m.key.hex()).collect();
+                return print::json(&serde_json::json!({ "allowlist": keys }));
+            }
+            outln!("# The member hubs of the coalition, for iroh-relay's configuration file.");
+            outln!("# Write it again after each admit or revoke, and restart the relay.");
+            outln!("[access]");
+            outln!("allowlist = [");
+            for m in members.members.values() {
+                outln!("  \"{}\",  # {}", m.key.hex(), m.name.replace(['\n', '\r'], " "));
+            }
+            outln!("]");
+            return Ok(());
+        }
         InternetCmd::On => hub.set_internet(true)?,
         InternetCmd::Off => hub.set_internet(false)?,
         InternetCmd::Relays { urls, none } => {

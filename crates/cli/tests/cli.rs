@@ -290,6 +290,15 @@ fn internet_settings_are_checked_and_kept() {
     e.ok(&["internet", "on"]);
     e.ok(&["internet", "relays", "--none"]);
     assert_eq!(e.json(&["internet", "show"]), serde_json::json!({"on": true, "relays": []}));
+    // The relay's access list is the member hubs' keys.
+    let me = e.json(&["identity"]);
+    let list = e.json(&["internet", "allowlist"]);
+    assert_eq!(list["allowlist"], serde_json::json!([me["public_key"]]), "{me}");
+    let toml = e.ok(&["internet", "allowlist"]);
+    assert!(
+        toml.contains("[access]") && toml.contains(&format!("\"{}\",", me["public_key"].as_str().unwrap())),
+        "{toml}"
+    );
     // `serve` names a bad internet option before it takes the store.
     let cases: &[(&[&str], &str)] = &[
         (&["serve", "--relay", "ftp://relay.example.org"], "ftp://relay.example.org"),

@@ -488,7 +488,7 @@ export type Peer = { hub: string,
 /**
  * The member's name, if this hub knows the peer as a member.
  */
-name: string | null, addr: string, dialed: boolean, connected_at: Timestamp, last_synced: Timestamp | null, };
+name: string | null, addr: string, reach: Reach, dialed: boolean, connected_at: Timestamp, last_synced: Timestamp | null, };
 
 /**
  * Where this hub listens, and who it is connected to.
@@ -570,6 +570,12 @@ in_force: boolean,
  * Whether a later version replaced it (expenses recorded under it keep it).
  */
 superseded: boolean, };
+
+/**
+ * How a connected peer is reached: on the local network, over the internet on a direct path,
+ * or through one of the coalition's relays.
+ */
+export type Reach = "lan" | "direct" | "relayed";
 
 /**
  * One reason a candidate fits a request; front ends put it in the person's language.

@@ -703,7 +703,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const next = members.find((m) => m.id !== "mock-mock-mock" && !connected.some((p) => p.hub === m.id));
       if (!next) fail("network", `no member hub answered at ${addr.trim()}`);
       connected.push({
-        hub: next.id, name: next.name, addr: addr.trim(), dialed: true,
+        hub: next.id, name: next.name, addr: addr.trim(), reach: "lan", dialed: true,
         connected_at: (opts.now?.() ?? new Date()).toISOString(), last_synced: null,
       });
       emit({ type: "peers_changed" });
