@@ -20,10 +20,10 @@ use std::process::{Command, ExitCode};
 
 /// Debian packages the desktop app needs to build and run.
 const APP_PACKAGES: &[&str] = &["build-essential", "pkg-config", "libssl-dev", "libwebkit2gtk-4.1-dev"];
-/// And what the tests need beside: the HXL validator's Python, network namespaces, the real
-/// window under Xvfb driven through WebKitWebDriver.
+/// And what the tests need beside: the HXL validator's Python, network namespaces and NAT in
+/// them, the real window under Xvfb driven through WebKitWebDriver.
 const TEST_PACKAGES: &[&str] =
-    &["python3", "python3-venv", "iproute2", "xvfb", "xauth", "webkit2gtk-driver", "poppler-utils"];
+    &["python3", "python3-venv", "iproute2", "nftables", "xvfb", "xauth", "webkit2gtk-driver", "poppler-utils"];
 /// tauri-driver (WebDriver for the app) and tauri-cli (the .deb bundler), pinned.
 const TAURI_DRIVER: &str = "2.1.0";
 const TAURI_CLI: &str = "2.12.4";

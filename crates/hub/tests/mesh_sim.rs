@@ -390,8 +390,9 @@ fn a_reconnect_sends_only_what_changed() {
         add(&mut a.hub, Kind::Volunteer, json!({"handle": format!("v{n}")}));
     }
     let now = a.clock.now_ts();
-    // Both directions of one session, run until quiet: (bytes, sync messages) sent by both.
-    let sync = |a: &mut Hub, b: &mut Hub| -> (u64, Vec<String>) {
+    // Both directions of one session, run until quiet: (bytes, sync messages) sent by both, and
+    // whether both sides count it as a sync.
+    let sync = |a: &mut Hub, b: &mut Hub| -> (u64, Vec<String>, bool) {
         let mut sa = Session::new(PeerId::named("b"), now);
         let mut sb = Session::new(PeerId::named("a"), now);
         let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
@@ -410,24 +411,26 @@ fn a_reconnect_sends_only_what_changed() {
                 to_b.extend(sa.handle(a, f, now).unwrap().0);
             }
         }
-        (sa.traffic().bytes_out + sb.traffic().bytes_out, synced)
+        let both = sa.last_synced().is_some() && sb.last_synced().is_some();
+        (sa.traffic().bytes_out + sb.traffic().bytes_out, synced, both)
     };
     // One coalition: b takes a's founding hub and is admitted, and the first sync brings a's
     // authority log.
     join(&mut a.hub, &mut b.hub);
-    let (first, _) = sync(&mut a.hub, &mut b.hub);
+    let (first, _, _) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 200);
     assert_eq!(b.hub.count(Kind::Volunteer).unwrap(), 20);
     assert_eq!(b.hub.authority_heads().unwrap(), a.hub.authority_heads().unwrap());
     let docs = Replica::docs(&mut a.hub);
     assert!(docs.len() >= 3, "the records span several documents: {docs:?}");
     // Nothing changed: new sessions, as after a restart, exchange two summaries and no document.
-    let (idle, synced) = sync(&mut a.hub, &mut b.hub);
+    let (idle, synced, counted) = sync(&mut a.hub, &mut b.hub);
     assert!(synced.is_empty(), "a reconnect with nothing changed synced {synced:?}");
+    assert!(counted, "holding the same is a sync: the peer is shown as synced just now");
     assert!(idle < 200, "a reconnect with nothing changed sent {idle} bytes");
     // One record changed: only its document is synced, and the persisted sync states keep it small.
     add(&mut a.hub, Kind::Item, json!({"name": "one more", "unit": "box"}));
-    let (second, synced) = sync(&mut a.hub, &mut b.hub);
+    let (second, synced, _) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 201);
     let synced: BTreeSet<String> = synced.into_iter().collect();
     assert_eq!(synced.len(), 1, "one record changed, yet {synced:?} synced");

@@ -992,6 +992,10 @@ impl Session {
                     return Err(SessionError::Malformed("a second summary in one session".into()));
                 }
                 let (ours, docs) = summary(r);
+                if theirs == ours {
+                    // Both hold the same: that is a sync too.
+                    self.last_synced = Some(now);
+                }
                 if theirs.docs != ours.docs {
                     out.push(Frame::Inventory(docs.into_iter().map(|d| (d.doc, d.heads)).collect()));
                 }
