@@ -224,9 +224,11 @@ pub(crate) struct InternetArgs {
     /// certificate the coalition made itself (repeatable).
     #[arg(long = "relay-root", value_name = "FILE")]
     pub relay_roots: Vec<std::path::PathBuf>,
-    /// Where the internet (QUIC) socket binds.
-    #[arg(long = "internet-bind", default_value = "0.0.0.0:0")]
-    pub bind: std::net::SocketAddr,
+    /// Where the internet (QUIC) socket binds, for a hub at a fixed address that member hubs
+    /// dial directly (it then listens there, relay or not); by default any free port, once the
+    /// coalition names a relay.
+    #[arg(long = "internet-bind", value_name = "IP:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
     /// A member hub reachable directly over the internet, as KEY@IP:PORT (its public key, as
     /// `aidmesh identity` prints it; repeatable).
     #[arg(long = "internet-peer", value_name = "KEY@ADDRESS")]

@@ -279,13 +279,14 @@ fn internet_settings_are_checked_and_kept() {
     e.ok(&["init", "--name", "North"]);
     let shown = e.json(&["internet", "show"]);
     assert_eq!(shown, serde_json::json!({"on": true, "relays": []}));
-    assert!(e.fails(&["internet", "relays", "http://relay.example.org"]).contains("is not an https:// address"));
+    assert!(e.fails(&["internet", "relays", "http://relay.example.org"]).contains("must start with https://"));
+    assert!(e.fails(&["internet", "relays", "https://relay.example.org@evil.example"]).contains("no user name"));
     assert!(e.fails(&["internet", "relays"]).contains("--none for direct addresses only"));
     e.ok(&["internet", "relays", "https://relay.riverside.example"]);
     e.ok(&["internet", "off"]);
     // Kept in the store: another process reads both.
     let shown = e.json(&["internet", "show"]);
-    assert_eq!(shown, serde_json::json!({"on": false, "relays": ["https://relay.riverside.example"]}));
+    assert_eq!(shown, serde_json::json!({"on": false, "relays": ["https://relay.riverside.example/"]}));
     assert!(e.ok(&["internet", "show"]).contains("off at this hub"));
     e.ok(&["internet", "on"]);
     e.ok(&["internet", "relays", "--none"]);

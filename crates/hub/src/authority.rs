@@ -756,9 +756,15 @@ impl Hub {
     /// relay servers, through which its hubs reach each other over the internet; none, direct
     /// addresses only. Replaces the versions standing now.
     pub fn set_relays(&mut self, urls: &[String]) -> Result<()> {
-        let urls: Vec<String> = urls.iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect();
-        aidmesh_mesh::authority::relays_ok(&urls)
-            .map_err(|e| Error::invalid("relays", vec![FieldError::new("relays", e)]))?;
+        let invalid = |e: String| Error::invalid("relays", vec![FieldError::new("relays", e)]);
+        let urls: Vec<String> = urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map(aidmesh_mesh::authority::relay_url)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(invalid)?;
+        aidmesh_mesh::authority::relays_ok(&urls).map_err(invalid)?;
         let supersedes = self.resolved()?.relay_heads.iter().copied().collect();
         self.sign_authority(Body::Relays { supersedes, urls }).map(|_| ())
     }

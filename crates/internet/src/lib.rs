@@ -30,7 +30,7 @@ use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
 use aidmesh_mesh::policy::Target;
 use aidmesh_mesh::{HubId, Identity};
-use iroh::endpoint::{Connection, RelayMode};
+use iroh::endpoint::{Connection, IncomingAddr, QuicTransportConfig, RelayMode, VarInt};
 use iroh::{Endpoint, EndpointAddr, RelayMap, RelayUrl, SecretKey, TransportAddr};
 use rustls::pki_types::CertificateDer;
 
@@ -41,10 +41,19 @@ pub const ALPN: &[u8] = b"aidmesh/sync";
 pub const DIALS: usize = 4;
 /// How long one dial may take, relay and hole punching included.
 const DIAL_WAIT: Duration = Duration::from_secs(15);
+/// How long an incoming connection may take to finish its QUIC handshake and open its stream
+/// (round trips of 2 s on a bad link fit).
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// How often the members, and so whom to dial, are read again.
 const REVIEW_EVERY: Duration = Duration::from_secs(2);
-/// Internet connections answered at once; more wait.
-const ACCEPTING_AT_ONCE: usize = 32;
+/// Incoming connections in their handshake at once, in all and from one source (an address,
+/// or a key through a relay); more are refused. A session, once its handshake is done, holds
+/// no slot: the policy keeps one connection per member.
+const HANDSHAKES_AT_ONCE: usize = 32;
+const HANDSHAKES_PER_SOURCE: usize = 4;
+/// What a peer may hold in this hub's QUIC buffers: one stream (the session's), and as many
+/// bytes on it as the driver reads ahead of the session anyway.
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 
 /// Why the internet side could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +72,10 @@ pub struct InternetConfig {
     /// Certificates a relay's own certificate may chain to, besides the usual web roots (for a
     /// relay with a certificate the coalition made itself).
     pub relay_roots: Vec<CertificateDer<'static>>,
-    /// Where the QUIC socket binds (`0.0.0.0:0`: every interface, a free port).
-    pub bind: SocketAddr,
+    /// Where the QUIC socket binds. `None`: every interface, a free port, and only once there is
+    /// a relay or a peer's address to use; given, the hub also listens there for member hubs
+    /// that dial it directly (a hub at a fixed address), relay or not.
+    pub bind: Option<SocketAddr>,
     /// Direct addresses of member hubs, by public key, where known (no relay needed there).
     pub direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
 }
@@ -72,27 +83,32 @@ pub struct InternetConfig {
 impl Default for InternetConfig {
     /// The coalition's relays only, on every interface.
     fn default() -> InternetConfig {
-        InternetConfig {
-            relays: Vec::new(),
-            relay_roots: Vec::new(),
-            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
-            direct: BTreeMap::new(),
-        }
+        InternetConfig { relays: Vec::new(), relay_roots: Vec::new(), bind: None, direct: BTreeMap::new() }
     }
 }
 
 /// The internet side of a running hub: its endpoint, the task answering connections, and the
-/// task keeping dials to its neighbours up. Dropping it stops them.
+/// task keeping dials to its neighbours up. Dropping it stops them and every session they run
+/// (each task owns the tasks it starts), and with them the endpoint.
 pub struct Internet {
     endpoint: Endpoint,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Vec<AbortOnDrop>,
 }
 
-impl Drop for Internet {
+/// A task that stops when this handle goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.0.abort();
+    }
+}
+
+impl InternetConfig {
+    /// Whether this config alone is reason to open the internet socket (a relay or a peer's
+    /// address of its own, or a fixed address to listen at).
+    pub fn wants_socket(&self) -> bool {
+        !self.relays.is_empty() || !self.direct.is_empty() || self.bind.is_some()
     }
 }
 
@@ -108,23 +124,35 @@ impl Internet {
         // The relay map starts empty and follows the coalition's relays ([`keep_dialling`]).
         let mode = RelayMode::Custom(RelayMap::empty());
         let tls = iroh::tls::CaTlsConfig::embedded().with_extra_roots(cfg.relay_roots.iter().cloned());
-        let bind_err = |why: String| InternetError::Bind { addr: cfg.bind, why };
+        let bind = cfg.bind.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let bind_err = |why: String| InternetError::Bind { addr: bind, why };
+        let window = VarInt::from_u32(STREAM_WINDOW);
+        let transport = QuicTransportConfig::builder()
+            .max_concurrent_bidi_streams(VarInt::from_u32(1))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(window)
+            .receive_window(window)
+            .build();
+        // Relay names are looked up by the system's resolver only: never by a public one.
+        let dns = iroh::dns::DnsResolver::builder().with_system_defaults().disable_fallback().build();
         let endpoint = iroh::endpoint::Builder::empty()
             .secret_key(SecretKey::from_bytes(&identity.secret()))
             .alpns(vec![ALPN.to_vec()])
             .relay_mode(mode)
             .ca_tls_config(tls)
             .crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .transport_config(transport)
+            .dns_resolver(dns)
             .clear_ip_transports()
-            .bind_addr(cfg.bind)
+            .bind_addr(bind)
             .map_err(|e| bind_err(e.to_string()))?
             .bind()
             .await
             .map_err(|e| bind_err(e.to_string()))?;
         tracing::info!(key = %endpoint.id(), "internet sync on");
         let me = identity.id();
-        let accept = tokio::spawn(answer(endpoint.clone(), mesh.clone()));
-        let dial = tokio::spawn(keep_dialling(endpoint.clone(), mesh, me, own, cfg.direct));
+        let accept = AbortOnDrop(tokio::spawn(answer(endpoint.clone(), mesh.clone())));
+        let dial = AbortOnDrop(tokio::spawn(keep_dialling(endpoint.clone(), mesh, me, own, cfg.direct)));
         Ok(Internet { endpoint, tasks: vec![accept, dial] })
     }
 
@@ -140,9 +168,7 @@ impl Internet {
 
     /// Closes every internet connection and the endpoint.
     pub async fn close(mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
+        self.tasks.clear();
         self.endpoint.close().await;
     }
 }
@@ -186,33 +212,102 @@ pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<Hu
 }
 
 /// Answers internet connections: a member's goes through the handshake to a session; any
-/// other is closed at once.
+/// other is closed at once. A direct connection proves its address first (a QUIC retry), so
+/// no one fills the handshake slots from spoofed addresses; slots are bounded in all and per
+/// source, and held only until the handshake is done.
 async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(ACCEPTING_AT_ONCE));
+    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
+    let per_source: Arc<std::sync::Mutex<BTreeMap<String, usize>>> = Default::default();
+    let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        while sessions.try_join_next().is_some() {}
+        let source = match incoming.remote_addr() {
+            IncomingAddr::Ip(addr) if !incoming.remote_addr_validated() => {
+                let _ = incoming.retry();
+                tracing::trace!(%addr, "asked an internet connection to prove its address");
+                continue;
+            }
+            IncomingAddr::Ip(addr) => addr.ip().to_string(),
+            IncomingAddr::Relay { endpoint_id, .. } => endpoint_id.to_string(),
+            other => format!("{other:?}"),
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(source, "refused an internet connection: too many handshakes at once");
+            incoming.refuse();
+            continue;
+        };
+        let source = match SourceSlot::take(&per_source, source) {
+            Some(s) => s,
+            None => {
+                incoming.refuse();
+                continue;
+            }
+        };
         let mesh = mesh.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let conn = match tokio::time::timeout(DIAL_WAIT, incoming).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return tracing::debug!(error = %e, "internet connection failed"),
-                Err(_) => return tracing::debug!("internet connection timed out"),
-            };
-            let Some(peer) = member_at(&mesh, &conn) else {
-                tracing::info!(key = %conn.remote_id().fmt_short(), "refused an internet connection: not a member");
-                conn.close(1u32.into(), b"not a member");
-                return;
-            };
-            let pipe = match tokio::time::timeout(DIAL_WAIT, conn.accept_bi()).await {
-                Ok(Ok((send, recv))) => tokio::io::join(recv, send),
-                _ => return conn.close(2u32.into(), b"no stream"),
-            };
-            match run(&mesh, &conn, pipe, Side::Listener, &peer).await {
-                Ok(_) => {}
-                Err(e) => tracing::info!(peer = %peer.short(), error = %e, "internet session refused"),
+        sessions.spawn(async move {
+            let started = async {
+                let conn = match tokio::time::timeout(HANDSHAKE_WAIT, incoming).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => return Err(format!("internet connection failed: {e}")),
+                    Err(_) => return Err("internet connection timed out".to_string()),
+                };
+                let Some(peer) = member_at(&mesh, &conn) else {
+                    tracing::info!(key = %conn.remote_id().fmt_short(), "refused an internet connection: not a member");
+                    conn.close(1u32.into(), b"not a member");
+                    return Err(String::new());
+                };
+                match tokio::time::timeout(HANDSHAKE_WAIT, conn.accept_bi()).await {
+                    Ok(Ok((send, recv))) => Ok((conn, peer, tokio::io::join(recv, send))),
+                    _ => {
+                        conn.close(2u32.into(), b"no stream");
+                        Err("an internet connection opened no stream".to_string())
+                    }
+                }
+            }
+            .await;
+            // The handshake is over: its slots are free for the next.
+            drop((slot, source));
+            match started {
+                Ok((conn, peer, pipe)) => {
+                    if let Err(e) = run(&mesh, &conn, pipe, Side::Listener, &peer).await {
+                        tracing::info!(peer = %peer.short(), error = %e, "internet session refused");
+                    }
+                }
+                Err(e) if e.is_empty() => {}
+                Err(e) => tracing::debug!("{e}"),
             }
         });
+    }
+}
+
+/// One of a source's handshake slots, given back when dropped.
+struct SourceSlot {
+    counts: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    source: String,
+}
+
+impl SourceSlot {
+    fn take(counts: &Arc<std::sync::Mutex<BTreeMap<String, usize>>>, source: String) -> Option<SourceSlot> {
+        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = c.entry(source.clone()).or_default();
+        if *n >= HANDSHAKES_PER_SOURCE {
+            tracing::debug!(source, "refused an internet connection: too many handshakes from one source");
+            return None;
+        }
+        *n += 1;
+        Some(SourceSlot { counts: counts.clone(), source })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = c.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -229,19 +324,26 @@ where
 {
     let mut exporter = [0u8; 32];
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"aidmesh internet").map_err(|e| format!("{e:?}"))?;
-    let watch = tokio::spawn(show_reach(conn.clone(), mesh.clone(), peer.clone()));
-    let ran = mesh.run_pipe(pipe, exporter, side, peer).await;
-    watch.abort();
+    let _watch = AbortOnDrop(tokio::spawn(show_reach(conn.clone(), mesh.clone(), peer.clone())));
+    let ran = mesh.run_pipe(pipe, exporter, side, peer, reach_of(conn)).await;
     conn.close(0u32.into(), b"bye");
     ran.map_err(|e| e.to_string())
+}
+
+/// Whether the connection's selected path is direct or relayed now.
+fn reach_of(conn: &Connection) -> Reach {
+    if conn.paths().iter().any(|p| p.is_selected() && p.is_ip()) {
+        Reach::Direct
+    } else {
+        Reach::Relayed
+    }
 }
 
 /// Tells the mesh, every second, whether the connection's selected path is direct or relayed.
 async fn show_reach(conn: Connection, mesh: Mesh<Hub>, peer: HubId) {
     loop {
-        let direct = conn.paths().iter().any(|p| p.is_selected() && p.is_ip());
-        mesh.set_reach(&peer, if direct { Reach::Direct } else { Reach::Relayed });
         tokio::time::sleep(Duration::from_secs(1)).await;
+        mesh.set_reach(&peer, reach_of(&conn));
     }
 }
 
@@ -255,7 +357,8 @@ async fn keep_dialling(
     own: Vec<RelayUrl>,
     direct: BTreeMap<[u8; 32], Vec<SocketAddr>>,
 ) {
-    let mut running: BTreeMap<HubId, tokio::task::AbortHandle> = BTreeMap::new();
+    // Dropped with this task: every dial (and the session it runs) stops.
+    let mut running: BTreeMap<HubId, AbortOnDrop> = BTreeMap::new();
     let (relays_now, relays) = tokio::sync::watch::channel(Vec::<RelayUrl>::new());
     loop {
         let (members, named) = mesh.with_hub(|h| (h.members(), h.relays()));
@@ -280,14 +383,12 @@ async fn keep_dialling(
         }
         follow_relays(&endpoint, &relays_now, wanted).await;
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
-        let want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
-        running.retain(|id, task| {
-            let keep = want.contains(id) && !task.is_finished();
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
+        // The neighbours, and every member whose direct address this hub was given.
+        let mut want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
+        want.extend(keys.iter().filter(|(id, k)| **id != me && direct.contains_key(*k)).map(|(id, _)| id.clone()));
+        // A dial that is no longer wanted stops, with its session (the connection is taken
+        // out of the policy and the peers view as it ends).
+        running.retain(|id, task| want.contains(id) && !task.0.is_finished());
         for id in want {
             if running.contains_key(&id) {
                 continue;
@@ -295,7 +396,7 @@ async fn keep_dialling(
             let Ok(key) = iroh::PublicKey::from_bytes(&keys[&id]) else { continue };
             let addrs = direct.get(&keys[&id]).cloned().unwrap_or_default();
             let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), key, addrs, relays.clone()));
-            running.insert(id, task.abort_handle());
+            running.insert(id, AbortOnDrop(task));
         }
         tokio::time::sleep(REVIEW_EVERY).await;
     }
@@ -361,7 +462,10 @@ async fn dial_once(endpoint: &Endpoint, mesh: &Mesh<Hub>, peer: &HubId, addr: En
         .await
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let (send, recv) = tokio::time::timeout(DIAL_WAIT, conn.open_bi())
+        .await
+        .map_err(|_| "the peer opened no stream".to_string())?
+        .map_err(|e| e.to_string())?;
     run(mesh, &conn, tokio::io::join(recv, send), Side::Dialler, peer).await
 }
 

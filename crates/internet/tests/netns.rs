@@ -273,7 +273,7 @@ fn hubs_behind_nat_meet_through_the_relay_then_directly() {
                 // address its router gives it, which hole punching needs.
                 config.quic = Some(QuicConfig::new(SocketAddr::new(relay_ip, 7842)));
                 let server = Server::spawn(config).await.unwrap();
-                url_tx.send(format!("https://{}", server.https_addr().unwrap())).unwrap();
+                url_tx.send(format!("https://{}/", server.https_addr().unwrap())).unwrap();
                 server
             })
         },
@@ -290,7 +290,7 @@ fn hubs_behind_nat_meet_through_the_relay_then_directly() {
     let cfg = |own: Vec<String>| InternetConfig {
         relays: own,
         relay_roots: vec![root.clone()],
-        bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+        bind: None,
         direct: Default::default(),
     };
     let (stop_a, a_stop) = tokio::sync::oneshot::channel();

@@ -65,7 +65,7 @@ async fn relay(allow: Allowlist) -> (Server, String, CertificateDer<'static>) {
     let mut config = ServerConfig::default();
     config.relay = Some(relay);
     let server = Server::spawn(config).await.unwrap();
-    let url = format!("https://{}", server.https_addr().unwrap());
+    let url = format!("https://{}/", server.https_addr().unwrap());
     (server, url, root)
 }
 
@@ -103,7 +103,7 @@ fn config(relays: &[&str], root: &CertificateDer<'static>) -> InternetConfig {
     InternetConfig {
         relays: relays.iter().map(|r| r.to_string()).collect(),
         relay_roots: vec![root.clone()],
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         direct: Default::default(),
     }
 }
@@ -144,9 +144,12 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         join(&mut a.hub, &mut b.hub);
         assert!(b.hub.relays().unwrap().is_empty());
         let outsider = new_hub("Elsewhere", 3);
+        // The kitchen's hub has no relay: it is given the hall's direct address instead.
+        let mut c = new_hub("Kitchen", 4);
+        join(&mut a.hub, &mut c.hub);
         allow.0.write().unwrap().extend([key_of(&a.hub), key_of(&b.hub)]);
 
-        let (a_id, b_id) = (a.hub.identity(), b.hub.identity());
+        let (a_id, b_id, c_id) = (a.hub.identity(), b.hub.identity(), c.hub.identity());
         let a_mesh = Arc::new(Mesh::new(a.hub, &a_id, [1; 32]).unwrap());
         let b_mesh = Arc::new(Mesh::new(b.hub, &b_id, [2; 32]).unwrap());
         let a_net = Internet::start(a_mesh.clone(), &a_id, config(&[], &root)).await.unwrap();
@@ -167,6 +170,26 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         // A later edit goes over the running connection.
         let soup = add_item(&a_mesh, "Soup");
         assert!(eventually(Duration::from_secs(5), || holds(&b_mesh, &soup)).await, "an edit reaches B at once");
+
+        // B turns internet sync off mid-session: both sides forget the connection (no ghost
+        // peer keeps either from dialling again), and B is back once it is on again.
+        b_net.close().await;
+        assert!(eventually(Duration::from_secs(2), || b_mesh.peers().is_empty()).await, "{:?}", b_mesh.peers());
+        assert!(eventually(Duration::from_secs(10), || a_mesh.peers().is_empty()).await, "A sees B go");
+        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[&url], &root)).await.unwrap();
+        assert!(eventually(Duration::from_secs(30), || a_mesh.peers().len() == 1).await, "B is back");
+
+        // A hub given a member's direct address reaches it without any relay.
+        let c_mesh = Arc::new(Mesh::new(c.hub, &c_id, [3; 32]).unwrap());
+        let mut direct_cfg = config(&[], &root);
+        let a_addrs: Vec<SocketAddr> = a_net.addr().ip_addrs().copied().collect();
+        direct_cfg.direct.insert(a_id.public().to_bytes(), a_addrs);
+        let c_net = Internet::start(c_mesh.clone(), &c_id, direct_cfg).await.unwrap();
+        assert!(eventually(Duration::from_secs(20), || holds(&c_mesh, &water)).await, "C syncs with A directly");
+        assert!(c_mesh.with_hub(|h| h.relays()).unwrap().len() == 1, "and learns the coalition's relay from A");
+        let c_fingerprint = c_id.id().to_string();
+        let direct = || a_mesh.peers().iter().any(|p| p.hub == c_fingerprint && p.reach == Reach::Direct);
+        assert!(eventually(Duration::from_secs(3), direct).await, "{:?}", a_mesh.peers());
 
         // A hub of another coalition: the relay refuses it, so it cannot reach A by A's key...
         let stranger = iroh::endpoint::Builder::empty()
@@ -201,18 +224,22 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         assert!(got.is_err() || got.as_ref().is_ok_and(|b| b.is_empty()), "a stranger got {got:?}");
         let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("A closes it");
         assert!(closed.to_string().contains("not a member"), "{closed}");
-        assert_eq!(a_mesh.peers().len(), 1, "the stranger is not a peer");
+        let stranger_id = outsider.hub.identity().id().to_string();
+        assert!(!a_mesh.peers().iter().any(|p| p.hub == stranger_id), "the stranger is not a peer");
 
         // B is revoked: A ends the session, and what A writes next does not reach B.
         let b_fingerprint = b_id.id().to_string();
         a_mesh.with_hub(|h| h.revoke(&b_fingerprint)).unwrap();
         a_mesh.refresh_members();
-        assert!(eventually(Duration::from_secs(5), || a_mesh.peers().is_empty()).await, "A drops revoked B");
+        let b_peer = b_fingerprint.clone();
+        let has_b = move |m: &Mesh<Hub>| m.peers().iter().any(|p| p.hub == b_peer);
+        assert!(eventually(Duration::from_secs(5), || !has_b(&a_mesh)).await, "A drops revoked B");
         let after = add_item(&a_mesh, "After");
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(eventually(Duration::from_secs(5), || holds(&c_mesh, &after)).await, "C still gets A's edits");
+        tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!holds(&b_mesh, &after), "a revoked hub gets nothing new over the internet");
-        assert!(a_mesh.peers().is_empty(), "revoked B is not let back in");
-        drop((a_net, b_net));
+        assert!(!has_b(&a_mesh), "revoked B is not let back in");
+        drop((a_net, b_net, c_net));
     });
 }
 

@@ -569,22 +569,48 @@ pub struct Contest {
 /// The most relays a coalition names.
 pub const MAX_RELAYS: usize = 8;
 
-/// Whether relay addresses are ones a hub may dial: at most [`MAX_RELAYS`], each an `https://`
-/// URL of at most 200 printable characters without spaces, each once.
+/// Whether relay addresses are ones a hub may dial: at most [`MAX_RELAYS`], each once, each in
+/// the form [`relay_url`] gives (`https://host[:port]/`).
 pub fn relays_ok(urls: &[String]) -> Result<(), String> {
     if urls.len() > MAX_RELAYS {
         return Err(format!("at most {MAX_RELAYS} relays, not {}", urls.len()));
     }
     for u in urls {
-        let host = u.strip_prefix("https://").unwrap_or_default();
-        if host.is_empty() || u.len() > 200 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("relay {u:?} is not an https:// address (at most 200 characters, no spaces)"));
+        if relay_url(u)? != *u {
+            return Err(format!("relay {u:?} is not written as {:?}", relay_url(u)?));
         }
     }
     if urls.iter().collect::<BTreeSet<_>>().len() != urls.len() {
         return Err("a relay is named twice".into());
     }
     Ok(())
+}
+
+/// A relay's address as typed, checked and written one way: `https://host[:port]/`, with a
+/// host, and nothing that could make it read as another host than the one shown (no user
+/// name or password, no path, query or fragment, no spaces).
+pub fn relay_url(typed: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("relay {typed:?} is not an https:// address: {why}"));
+    if typed.len() > 200 || typed.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
+        return bad("at most 200 characters, no spaces or backslashes");
+    }
+    let url = match url::Url::parse(typed) {
+        Ok(u) => u,
+        Err(e) => return bad(&e.to_string()),
+    };
+    if url.scheme() != "https" {
+        return bad("it must start with https://");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return bad("it names no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("no user name or password before the host");
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return bad("the host and port only, no path");
+    }
+    Ok(url.to_string())
 }
 
 /// What the log says, resolved.
@@ -766,11 +792,11 @@ impl State {
     }
 
     /// The coalition's relays now: those of every version no other supersedes (versions set
-    /// apart all apply), each once, in order.
+    /// apart all apply), each once, in order, at most [`MAX_RELAYS`].
     pub fn relays(&self) -> Vec<String> {
         let all: BTreeSet<&String> =
             self.relay_heads.iter().filter_map(|id| self.relay_versions.get(id)).flatten().collect();
-        all.into_iter().cloned().collect()
+        all.into_iter().take(MAX_RELAYS).cloned().collect()
     }
 
     /// Checks that `e` may be applied here: its author holds the right it uses and the action

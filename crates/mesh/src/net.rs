@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
+pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
     DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
@@ -66,18 +67,6 @@ pub struct PeerStatus {
     pub connected_at: Timestamp,
     pub last_synced: Option<Timestamp>,
     pub traffic: Traffic,
-}
-
-/// How a connected peer is reached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reach {
-    /// TLS on the local network.
-    Lan,
-    /// Over the internet, on a direct path.
-    Direct,
-    /// Over the internet, through one of the coalition's relays.
-    Relayed,
 }
 
 /// What changed on this hub, for every connection to offer its peer.
@@ -354,14 +343,16 @@ impl<H: Hub> Mesh<H> {
     /// dialled by. The handshake of the LAN runs inside it, bound to `exporter` (keying
     /// material that both ends of this pipe share and no other pipe has): the peer proves a
     /// secret of the coalition and its key, which must be `expected`'s and a current member's;
-    /// then the session runs until the connection ends. `Ok(answered)`: whether the peer's
-    /// first frame arrived (for [`Mesh::redial_wait`]).
+    /// then the session runs until the connection ends. `reach` is shown until the transport
+    /// says otherwise ([`Mesh::set_reach`]). `Ok(answered)`: whether the peer's first frame
+    /// arrived (for [`Mesh::redial_wait`]).
     pub async fn run_pipe<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         &self,
         mut pipe: S,
         exporter: [u8; 32],
         side: Side,
         expected: &HubId,
+        reach: Reach,
     ) -> Result<bool, ConnectError> {
         let shared = self.shared.clone();
         let deadline = Duration::from_millis(lock(&shared.policy).limits().handshake_ms as u64);
@@ -380,7 +371,7 @@ impl<H: Hub> Mesh<H> {
         if proved != *expected {
             return Err(ConnectError::NotExpected { proved, expected: expected.clone() });
         }
-        Ok(run_connection(shared, pipe, proved, Link::Internet, side == Side::Dialler).await)
+        Ok(run_connection(shared, pipe, proved, Link::Internet(reach), side == Side::Dialler).await)
     }
 
     /// Whether to dial `target` now: not while its peer is connected, by whatever link.
@@ -567,14 +558,30 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
     tracing::info!(peer = %peer.short(), ?link, "connected");
     let (rd, mut wr) = tokio::io::split(stream);
     let (reader, mut frames) = read_frames(rd);
+    // However the connection ends, even by the task that runs it being aborted, the policy and
+    // the peers view forget it and its reader stops.
+    let _registered = Registered { shared: &shared, peer: &peer, conn, reader };
     let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone());
     let mut c = Connection { shared: &shared, peer: &peer, conn, session };
     if let Err(e) = c.run(&mut wr, &mut frames).await {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
     }
-    reader.abort();
-    unregister(&shared, &peer, conn);
     c.session.heard_from_peer()
+}
+
+/// A registered connection, taken out of the policy and the peers view when dropped.
+struct Registered<'a, H: Hub> {
+    shared: &'a Shared<H>,
+    peer: &'a HubId,
+    conn: u64,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl<H: Hub> Drop for Registered<'_, H> {
+    fn drop(&mut self) {
+        self.reader.abort();
+        unregister(self.shared, self.peer, self.conn);
+    }
 }
 
 /// Admits connection `conn` to the policy and the peers view; `false` if the policy keeps
@@ -586,8 +593,8 @@ fn register<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64, link: Link, dia
     }
     let (addr, reach) = match link {
         Link::Lan(addr) => (addr.to_string(), Reach::Lan),
-        // The transport says which path it runs on once it knows ([`Mesh::set_reach`]).
-        Link::Internet => ("internet".to_string(), Reach::Relayed),
+        // The transport tells when the path changes ([`Mesh::set_reach`]).
+        Link::Internet(reach) => ("internet".to_string(), reach),
     };
     let status = PeerStatus {
         hub: peer.to_string(),

@@ -24,7 +24,20 @@ pub type ConnId = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
     Lan(SocketAddr),
-    Internet,
+    /// Over the internet, on a path that is direct or relayed as it began.
+    Internet(Reach),
+}
+
+/// How a connected peer is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// TLS on the local network.
+    Lan,
+    /// Over the internet, on a direct path.
+    Direct,
+    /// Over the internet, through one of the coalition's relays.
+    Relayed,
 }
 
 impl From<SocketAddr> for Link {
@@ -195,7 +208,7 @@ impl Policy {
         if dialed {
             let target = match link {
                 Link::Lan(addr) => Target::Addr(addr),
-                Link::Internet => Target::Hub(peer.clone()),
+                Link::Internet(_) => Target::Hub(peer.clone()),
             };
             self.dials.entry(target).or_default().peer = Some(peer.clone());
         }
@@ -262,13 +275,15 @@ impl Policy {
         (base / 2 + jitter).max(self.limits.backoff_min_ms / 2).min(self.limits.backoff_max_ms)
     }
 
-    /// Whether to dial `target` now: not while the peer it led to last time (or the hub it
-    /// names) is connected, by whatever link (then the caller asks again after a while).
+    /// Whether to dial `target` now (else the caller asks again after a while): a hub over the
+    /// internet while it is not connected by any link; an address on the LAN while the peer it
+    /// led to last time is not connected on the LAN (a LAN connection replaces one over the
+    /// internet).
     pub fn should_dial(&self, target: impl Into<Target>) -> bool {
         match target.into() {
             Target::Hub(peer) => !self.links.contains_key(&peer),
             addr => match self.dials.get(&addr).and_then(|d| d.peer.as_ref()) {
-                Some(peer) => !self.links.contains_key(peer),
+                Some(peer) => !self.links.get(peer).is_some_and(|(_, _, lan)| *lan),
                 None => true,
             },
         }
@@ -415,21 +430,27 @@ mod tests {
         let mut ps = Policy::new(small.clone(), Limits::default());
         let mut pb = Policy::new(big.clone(), Limits::default());
         // Over the internet first, dialled by the bigger id.
-        assert_eq!(ps.connected(&big, 1, false, Link::Internet), Connected::Keep { replaced: None });
-        assert_eq!(pb.connected(&small, 1, true, Link::Internet), Connected::Keep { replaced: None });
+        assert_eq!(ps.connected(&big, 1, false, Link::Internet(Reach::Relayed)), Connected::Keep { replaced: None });
+        assert_eq!(pb.connected(&small, 1, true, Link::Internet(Reach::Relayed)), Connected::Keep { replaced: None });
         assert!(!ps.should_dial(Target::Hub(big.clone())), "a connected hub is not dialled over the internet");
-        // They meet on the LAN: both sides keep the LAN connection, whoever dialled it.
+        // The LAN address it was reached at before is dialled again while the link is over the
+        // internet; they meet on the LAN: both sides keep the LAN connection, whoever dialled it.
+        let lan = addr("10.0.0.9:7433");
+        ps.connected(&big, 9, true, lan);
+        ps.disconnected(&big, 9);
+        ps.connected(&big, 1, false, Link::Internet(Reach::Relayed));
+        assert!(ps.should_dial(lan), "a LAN address is dialled while the peer is reached over the internet");
         assert_eq!(ps.connected(&big, 2, false, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
         assert_eq!(pb.connected(&small, 2, true, addr("10.0.0.9:7433")), Connected::Keep { replaced: Some(1) });
         // An internet connection beside it is refused on both sides, even one the smaller id dialled.
-        assert_eq!(ps.connected(&big, 3, true, Link::Internet), Connected::Duplicate);
-        assert_eq!(pb.connected(&small, 3, false, Link::Internet), Connected::Duplicate);
+        assert_eq!(ps.connected(&big, 3, true, Link::Internet(Reach::Relayed)), Connected::Duplicate);
+        assert_eq!(pb.connected(&small, 3, false, Link::Internet(Reach::Relayed)), Connected::Duplicate);
         assert_eq!((ps.link(&big), pb.link(&small)), (Some(2), Some(2)));
         assert!(!ps.should_dial(Target::Hub(big.clone())));
         // The LAN goes: the internet may be dialled again.
         ps.disconnected(&big, 2);
         assert!(ps.should_dial(Target::Hub(big.clone())));
-        assert_eq!(ps.connected(&big, 4, true, Link::Internet), Connected::Keep { replaced: None });
+        assert_eq!(ps.connected(&big, 4, true, Link::Internet(Reach::Relayed)), Connected::Keep { replaced: None });
     }
 
     #[test]

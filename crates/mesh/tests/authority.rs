@@ -899,26 +899,31 @@ fn only_admins_name_the_relays_and_versions_set_apart_all_apply() {
     add(&mut north, &fox, &owl, "owl", Role::Member);
     add_admin(&mut north, &[&fox], &elk, "elk");
     // A plain member cannot name a relay, which would send every hub's traffic through it.
-    assert!(matches!(set_relays(&mut north, &owl, &["https://relay.attacker.example"]), Err(Refusal::NoRight(_))));
+    assert!(matches!(set_relays(&mut north, &owl, &["https://relay.attacker.example/"]), Err(Refusal::NoRight(_))));
     assert!(north.state().relays().is_empty());
     // Addresses that are not https, too many, or twice are refused whoever signs.
     for bad in [
-        vec!["http://relay.example.org"],
+        vec!["http://relay.example.org/"],
         vec!["https://"],
-        vec!["https://relay example.org"],
-        vec!["https://a.example", "https://a.example"],
-        vec!["https://r.example"; 9],
+        vec!["https://relay example.org/"],
+        vec!["https://relay.riverside.example@evil.example/"],
+        vec!["https://evil.example\\@relay.riverside.example/"],
+        vec!["https://r.example:99999/"],
+        vec!["https://r.example/relay?x=1"],
+        vec!["https://r.example"],
+        vec!["https://a.example/", "https://a.example/"],
+        vec!["https://r.example/"; 9],
     ] {
         assert!(matches!(set_relays(&mut north, &fox, &bad), Err(Refusal::Malformed(_))), "{bad:?}");
     }
-    set_relays(&mut north, &fox, &["https://relay.riverside.example"]).unwrap();
-    assert_eq!(north.state().relays(), ["https://relay.riverside.example"]);
+    set_relays(&mut north, &fox, &["https://relay.riverside.example/"]).unwrap();
+    assert_eq!(north.state().relays(), ["https://relay.riverside.example/"]);
     // Two admins apart name different relays: both apply once they merge, until one supersedes.
     let mut south = copy(&north);
-    set_relays(&mut north, &fox, &["https://relay2.riverside.example"]).unwrap();
-    set_relays(&mut south, &elk, &["https://backup.riverside.example"]).unwrap();
+    set_relays(&mut north, &fox, &["https://relay2.riverside.example/"]).unwrap();
+    set_relays(&mut south, &elk, &["https://backup.riverside.example/"]).unwrap();
     sync(&mut north, &mut south);
-    let both = ["https://backup.riverside.example", "https://relay2.riverside.example"];
+    let both = ["https://backup.riverside.example/", "https://relay2.riverside.example/"];
     assert_eq!(north.state().relays(), both);
     assert_eq!(south.state().relays(), both);
     set_relays(&mut north, &fox, &[]).unwrap();

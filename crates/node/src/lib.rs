@@ -172,7 +172,7 @@ struct Switch {
 impl Switch {
     async fn follow(&mut self, mesh: &Arc<Mesh<Hub>>, identity: &aidmesh_mesh::Identity, cfg: &InternetConfig) {
         let wanted = match mesh.with_hub(|h| Ok::<_, aidmesh_hub::Error>((h.internet_on()?, h.relays()?))) {
-            Ok((on, relays)) => on && !(relays.is_empty() && cfg.relays.is_empty() && cfg.direct.is_empty()),
+            Ok((on, relays)) => on && (!relays.is_empty() || cfg.wants_socket()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the internet settings");
                 return;
@@ -192,7 +192,8 @@ impl Switch {
                 }
             },
             (false, Some(running)) => {
-                running.close().await;
+                // Closed aside: the tick goes on meanwhile.
+                tokio::spawn(running.close());
                 tracing::info!("internet sync off");
             }
             (false, None) => {}
