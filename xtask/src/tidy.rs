@@ -55,20 +55,26 @@ mod tests {
 
     /// (crate dir, crates it may use from the workspace, external crates it must not use).
     const LAYERS: &[(&str, &[&str], &[&str])] = &[
-        ("crates/model", &[], &["automerge", "rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
-        ("crates/replica", &["aidmesh-model"], &["rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls"]),
-        ("crates/store", &["aidmesh-model"], &["automerge", "tokio", "mdns-sd", "tauri", "rustls"]),
-        ("crates/mesh", &["aidmesh-model"], &["rusqlite", "tauri"]),
-        ("crates/hub", &["aidmesh-model", "aidmesh-replica", "aidmesh-store", "aidmesh-mesh"], &["tauri"]),
-        ("crates/node", &["aidmesh-hub", "aidmesh-mesh"], &["tauri", "rusqlite", "automerge"]),
+        ("crates/model", &[], &["automerge", "rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls", "iroh"]),
+        ("crates/replica", &["aidmesh-model"], &["rusqlite", "tokio", "rand", "mdns-sd", "tauri", "rustls", "iroh"]),
+        ("crates/store", &["aidmesh-model"], &["automerge", "tokio", "mdns-sd", "tauri", "rustls", "iroh"]),
+        ("crates/mesh", &["aidmesh-model"], &["rusqlite", "tauri", "iroh"]),
+        ("crates/hub", &["aidmesh-model", "aidmesh-replica", "aidmesh-store", "aidmesh-mesh"], &["tauri", "iroh"]),
+        // Internet sync: iroh is built and linked from here up only.
+        ("crates/internet", &["aidmesh-hub", "aidmesh-mesh"], &["tauri", "rusqlite", "automerge", "mdns-sd"]),
+        ("crates/node", &["aidmesh-hub", "aidmesh-mesh", "aidmesh-internet"], &["tauri", "rusqlite", "automerge"]),
         (
             "crates/cli",
-            &["aidmesh-model", "aidmesh-hub", "aidmesh-mesh", "aidmesh-node"],
+            &["aidmesh-model", "aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-internet"],
             &["tauri", "rusqlite", "automerge"],
         ),
         // The app uses the CLI only to answer `aidmesh` commands sent to it while it owns the
         // store (`aidmesh_cli::commands`).
-        ("src-tauri", &["aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-cli"], &["rusqlite", "automerge"]),
+        (
+            "src-tauri",
+            &["aidmesh-hub", "aidmesh-mesh", "aidmesh-node", "aidmesh-cli", "aidmesh-internet"],
+            &["rusqlite", "automerge"],
+        ),
     ];
 
     #[test]
