@@ -173,16 +173,14 @@ impl Internet {
     }
 }
 
-/// The relays named here, or an error naming the first that is not a relay's address.
+/// The relays named here, or an error naming the first that is not a relay's address (in the
+/// form the coalition's relays take: `aidmesh_mesh::authority::relay_url`).
 pub fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
     urls.iter()
         .map(|u| {
             let bad = |why: String| InternetError::BadRelay { url: u.clone(), why };
-            let url: RelayUrl = u.trim().parse().map_err(|e: iroh::RelayUrlParseError| bad(e.to_string()))?;
-            if url.scheme() != "https" {
-                return Err(bad("a relay is reached over https only".into()));
-            }
-            Ok(url)
+            let checked = aidmesh_mesh::authority::relay_url(u.trim()).map_err(bad)?;
+            checked.parse().map_err(|e: iroh::RelayUrlParseError| bad(e.to_string()))
         })
         .collect()
 }
@@ -212,23 +210,33 @@ pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<Hu
 }
 
 /// Answers internet connections: a member's goes through the handshake to a session; any
-/// other is closed at once. A direct connection proves its address first (a QUIC retry), so
-/// no one fills the handshake slots from spoofed addresses; slots are bounded in all and per
-/// source, and held only until the handshake is done.
+/// other is closed at once. Slots are bounded in all and per source (an address, an IPv6 /64,
+/// or a key through a relay), and held only until the handshake is done. Through a relay, a
+/// key that is not a member's is refused before it takes a slot (the relay checked the key);
+/// directly, once half the slots are taken, a connection must first prove its address (a QUIC
+/// retry), so that spoofed addresses cannot hold them. Not always: a dial's first packets go
+/// on every path at once, and a retry answered on another path fails that dial.
 async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
     let per_source: Arc<std::sync::Mutex<BTreeMap<String, usize>>> = Default::default();
     let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while sessions.try_join_next().is_some() {}
+        let busy = slots.available_permits() < HANDSHAKES_AT_ONCE / 2;
         let source = match incoming.remote_addr() {
-            IncomingAddr::Ip(addr) if !incoming.remote_addr_validated() => {
+            IncomingAddr::Ip(addr) if busy && !incoming.remote_addr_validated() => {
                 let _ = incoming.retry();
                 tracing::trace!(%addr, "asked an internet connection to prove its address");
                 continue;
             }
-            IncomingAddr::Ip(addr) => addr.ip().to_string(),
-            IncomingAddr::Relay { endpoint_id, .. } => endpoint_id.to_string(),
+            IncomingAddr::Ip(addr) => source_of(addr.ip()),
+            IncomingAddr::Relay { endpoint_id, .. } => {
+                if !HubId::of_bytes(endpoint_id.as_bytes()).is_some_and(|id| mesh.is_member(&id)) {
+                    incoming.refuse();
+                    continue;
+                }
+                endpoint_id.to_string()
+            }
             other => format!("{other:?}"),
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -277,6 +285,18 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                 Err(e) => tracing::debug!("{e}"),
             }
         });
+    }
+}
+
+/// A direct source as its handshake slots count it: an IPv4 address, or an IPv6 /64 (one host
+/// commonly holds a whole /64).
+fn source_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        other => other.to_canonical().to_string(),
     }
 }
 

@@ -6,26 +6,19 @@
 //! Real hubs, real QUIC, the real `iroh-relay` server. Needs root, iproute2 and nftables (`cargo
 //! xtask test` installs them and runs as root in CI).
 
-use aidmesh_hub::Driver;
-use std::collections::BTreeSet;
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use aidmesh_hub::model::Kind;
-use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
+use aidmesh_hub::Hub;
 use aidmesh_internet::{Internet, InternetConfig};
 use aidmesh_mesh::net::{Mesh, Reach};
-use iroh::EndpointId;
-use iroh_relay::server::{
-    Access, AccessControl, CertConfig, ClientRequest, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::json;
-
-const PASS: &str = "test passphrase";
+use common::{add_item, holds, join, key_of, new_hub, relay_certificate, Allowlist};
+use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) {
     let mut c = Command::new(program);
@@ -149,53 +142,6 @@ fn in_namespace<T: Send + 'static>(
     })
 }
 
-#[derive(Debug, Clone, Default)]
-struct Allowlist(Arc<RwLock<BTreeSet<EndpointId>>>);
-
-impl AccessControl for Allowlist {
-    async fn on_connect(&self, request: &ClientRequest) -> Access {
-        if self.0.read().unwrap().contains(&request.endpoint_id()) {
-            Access::Allow
-        } else {
-            Access::Deny { reason: None }
-        }
-    }
-}
-
-/// A certificate authority the coalition made, and the relay's certificate for `addr`.
-fn relay_certificate(addr: IpAddr) -> (CertificateDer<'static>, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec![addr.to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
-    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    (ca_cert.der().clone(), server)
-}
-
-fn new_hub(dir: &std::path::Path, name: &str, seed: u8) -> Hub {
-    let clock = ManualClock::at(aidmesh_hub::model::Timestamp::parse("2026-12-04T10:00:00Z").unwrap());
-    Hub::init(
-        &dir.join(format!("{name}.aidmesh")),
-        PASS,
-        &InitOptions { hub_name: name.into(), location: String::new(), pin: None },
-        Config { handle: "coord".into(), clock: Box::new(clock), seed: [seed; 32] },
-    )
-    .unwrap()
-}
-
-fn key_of(hub: &Hub) -> EndpointId {
-    EndpointId::from_bytes(&hub.identity().public().to_bytes()).unwrap()
-}
-
 /// Starts `hub` with internet sync inside namespace `ns`; its mesh comes back.
 fn serve_in(
     ns: &str,
@@ -229,17 +175,6 @@ fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     f()
-}
-
-fn add_item(mesh: &Mesh<Hub>, name: &str) -> String {
-    mesh.with_hub(|h| h.add(Kind::Item, json!({"name": name, "unit": "box"}).as_object().unwrap().clone()))
-        .unwrap()
-        .id()
-        .to_string()
-}
-
-fn holds(mesh: &Mesh<Hub>, id: &str) -> bool {
-    mesh.with_hub(|h| h.get(id).is_ok())
 }
 
 fn reach(mesh: &Mesh<Hub>) -> Option<Reach> {
@@ -283,9 +218,7 @@ fn hubs_behind_nat_meet_through_the_relay_then_directly() {
 
     let (mut a, mut b) = (new_hub(dir.path(), "North", 1), new_hub(dir.path(), "South", 2));
     a.set_relays(std::slice::from_ref(&url)).unwrap();
-    let code = a.admit(&b.public_key(), "South").unwrap();
-    b.adopt(&code).unwrap();
-    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
+    join(&mut a, &mut b);
     allow.0.write().unwrap().extend([key_of(&a), key_of(&b)]);
     let cfg = |own: Vec<String>| InternetConfig {
         relays: own,

@@ -3,62 +3,22 @@
 //! the member keys, as a coalition runs its own), on loopback. Real hubs, real stores, real
 //! QUIC; a hub that is not a member gets nothing, from the relay or from a hub.
 
-use aidmesh_hub::Driver;
-use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, RwLock};
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aidmesh_hub::model::Kind;
-use aidmesh_hub::{Config, Hub, InitOptions, ManualClock};
+use aidmesh_hub::Hub;
 use aidmesh_internet::{Internet, InternetConfig, ALPN};
 use aidmesh_mesh::net::{Mesh, Reach};
+use common::{add_item, holds, join, key_of, new_hub, relay_certificate, Allowlist};
 use iroh::EndpointId;
-use iroh_relay::server::{
-    Access, AccessControl, CertConfig, ClientRequest, RelayConfig, Server, ServerConfig, TlsConfig,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde_json::json;
-
-const PASS: &str = "test passphrase";
-
-/// The relay's access list: the member hubs' keys (what the user guide's `access.allowlist`
-/// holds in the relay's own configuration).
-#[derive(Debug, Clone, Default)]
-struct Allowlist(Arc<RwLock<BTreeSet<EndpointId>>>);
-
-impl AccessControl for Allowlist {
-    async fn on_connect(&self, request: &ClientRequest) -> Access {
-        if self.0.read().unwrap().contains(&request.endpoint_id()) {
-            Access::Allow
-        } else {
-            Access::Deny { reason: Some("not a member of this coalition".into()) }
-        }
-    }
-}
-
-/// A certificate authority the coalition made, and the relay's certificate signed by it.
-fn relay_certificate() -> (CertificateDer<'static>, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
-    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    (ca_cert.der().clone(), server)
-}
+use iroh_relay::server::{CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+use rustls::pki_types::CertificateDer;
 
 async fn relay(allow: Allowlist) -> (Server, String, CertificateDer<'static>) {
-    let (root, tls) = relay_certificate();
+    let (root, tls) = relay_certificate(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut relay = RelayConfig::new((Ipv4Addr::LOCALHOST, 0));
     relay.tls = Some(TlsConfig::new((Ipv4Addr::LOCALHOST, 0), CertConfig::Manual { server_config: tls }));
     relay.access = Arc::new(allow);
@@ -67,35 +27,6 @@ async fn relay(allow: Allowlist) -> (Server, String, CertificateDer<'static>) {
     let server = Server::spawn(config).await.unwrap();
     let url = format!("https://{}/", server.https_addr().unwrap());
     (server, url, root)
-}
-
-struct TestHub {
-    hub: Hub,
-    _dir: tempfile::TempDir,
-}
-
-fn new_hub(name: &str, seed: u8) -> TestHub {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::at(aidmesh_hub::model::Timestamp::parse("2026-12-04T10:00:00Z").unwrap());
-    let hub = Hub::init(
-        &dir.path().join("hub.aidmesh"),
-        PASS,
-        &InitOptions { hub_name: name.into(), location: "hall".into(), pin: None },
-        Config { handle: "coord".into(), clock: Box::new(clock), seed: [seed; 32] },
-    )
-    .unwrap();
-    TestHub { hub, _dir: dir }
-}
-
-fn join(a: &mut Hub, b: &mut Hub) {
-    let name = b.hub_name().unwrap();
-    let code = a.admit(&b.public_key(), &name).unwrap();
-    b.adopt(&code).unwrap();
-    b.set_coalition_key(&a.coalition_key_hex().unwrap().unwrap()).unwrap();
-}
-
-fn key_of(hub: &Hub) -> EndpointId {
-    EndpointId::from_bytes(&hub.identity().public().to_bytes()).unwrap()
 }
 
 /// The relays of the hub's own besides the coalition's.
@@ -120,38 +51,28 @@ async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-fn add_item(mesh: &Mesh<Hub>, name: &str) -> String {
-    mesh.with_hub(|h| h.add(Kind::Item, json!({"name": name, "unit": "box"}).as_object().unwrap().clone()))
-        .unwrap()
-        .id()
-        .to_string()
-}
-
-fn holds(mesh: &Mesh<Hub>, id: &str) -> bool {
-    mesh.with_hub(|h| h.get(id).is_ok())
-}
-
 #[test]
 fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let allow = Allowlist::default();
         let (_relay, url, root) = relay(allow.clone()).await;
-        let (mut a, mut b) = (new_hub("North", 1), new_hub("South", 2));
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, mut b) = (new_hub(dir.path(), "North", 1), new_hub(dir.path(), "South", 2));
         // The founder names the coalition's relay. B, joining from afar, is told it with the
         // code (its own relay setting) and learns the coalition's with the first sync.
-        a.hub.set_relays(std::slice::from_ref(&url)).unwrap();
-        join(&mut a.hub, &mut b.hub);
-        assert!(b.hub.relays().unwrap().is_empty());
-        let outsider = new_hub("Elsewhere", 3);
+        a.set_relays(std::slice::from_ref(&url)).unwrap();
+        join(&mut a, &mut b);
+        assert!(b.relays().unwrap().is_empty());
+        let outsider = new_hub(dir.path(), "Elsewhere", 3);
         // The kitchen's hub has no relay: it is given the hall's direct address instead.
-        let mut c = new_hub("Kitchen", 4);
-        join(&mut a.hub, &mut c.hub);
-        allow.0.write().unwrap().extend([key_of(&a.hub), key_of(&b.hub)]);
+        let mut c = new_hub(dir.path(), "Kitchen", 4);
+        join(&mut a, &mut c);
+        allow.0.write().unwrap().extend([key_of(&a), key_of(&b)]);
 
-        let (a_id, b_id, c_id) = (a.hub.identity(), b.hub.identity(), c.hub.identity());
-        let a_mesh = Arc::new(Mesh::new(a.hub, &a_id, [1; 32]).unwrap());
-        let b_mesh = Arc::new(Mesh::new(b.hub, &b_id, [2; 32]).unwrap());
+        let (a_id, b_id, c_id) = (a.identity(), b.identity(), c.identity());
+        let a_mesh = Arc::new(Mesh::new(a, &a_id, [1; 32]).unwrap());
+        let b_mesh = Arc::new(Mesh::new(b, &b_id, [2; 32]).unwrap());
         let a_net = Internet::start(a_mesh.clone(), &a_id, config(&[], &root)).await.unwrap();
         let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[&url], &root)).await.unwrap();
         tokio::time::timeout(Duration::from_secs(20), a_net.online()).await.expect("A reaches its relay");
@@ -180,7 +101,7 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         assert!(eventually(Duration::from_secs(30), || a_mesh.peers().len() == 1).await, "B is back");
 
         // A hub given a member's direct address reaches it without any relay.
-        let c_mesh = Arc::new(Mesh::new(c.hub, &c_id, [3; 32]).unwrap());
+        let c_mesh = Arc::new(Mesh::new(c, &c_id, [3; 32]).unwrap());
         let mut direct_cfg = config(&[], &root);
         let a_addrs: Vec<SocketAddr> = a_net.addr().ip_addrs().copied().collect();
         direct_cfg.direct.insert(a_id.public().to_bytes(), a_addrs);
@@ -193,7 +114,7 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
 
         // A hub of another coalition: the relay refuses it, so it cannot reach A by A's key...
         let stranger = iroh::endpoint::Builder::empty()
-            .secret_key(iroh::SecretKey::from_bytes(&outsider.hub.identity().secret()))
+            .secret_key(iroh::SecretKey::from_bytes(&outsider.identity().secret()))
             .relay_mode(iroh::RelayMode::Custom(iroh::RelayMap::from_iter([url.parse::<iroh::RelayUrl>().unwrap()])))
             .ca_tls_config(iroh::tls::CaTlsConfig::embedded().with_extra_roots([root.clone()]))
             .crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -224,7 +145,7 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         assert!(got.is_err() || got.as_ref().is_ok_and(|b| b.is_empty()), "a stranger got {got:?}");
         let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await.expect("A closes it");
         assert!(closed.to_string().contains("not a member"), "{closed}");
-        let stranger_id = outsider.hub.identity().id().to_string();
+        let stranger_id = outsider.identity().id().to_string();
         assert!(!a_mesh.peers().iter().any(|p| p.hub == stranger_id), "the stranger is not a peer");
 
         // B is revoked: A ends the session, and what A writes next does not reach B.

@@ -601,8 +601,15 @@ pub fn relay_url(typed: &str) -> Result<String, String> {
     if url.scheme() != "https" {
         return bad("it must start with https://");
     }
-    if url.host_str().is_none_or(str::is_empty) {
+    let host = url.host_str().unwrap_or_default();
+    if host.is_empty() {
         return bad("it names no host");
+    }
+    if host.ends_with('.') {
+        return bad("no dot after the host's name");
+    }
+    if url.port() == Some(0) {
+        return bad("port 0 is no port");
     }
     if !url.username().is_empty() || url.password().is_some() {
         return bad("no user name or password before the host");

@@ -911,6 +911,8 @@ fn only_admins_name_the_relays_and_versions_set_apart_all_apply() {
         vec!["https://relay.riverside.example@evil.example/"],
         vec!["https://evil.example\\@relay.riverside.example/"],
         vec!["https://r.example:99999/"],
+        vec!["https://r.example:0/"],
+        vec!["https://r.example./"],
         vec!["https://r.example/relay?x=1"],
         vec!["https://r.example"],
         vec!["https://a.example/", "https://a.example/"],

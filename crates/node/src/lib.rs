@@ -165,6 +165,8 @@ impl Node {
 #[derive(Default)]
 struct Switch {
     running: Option<Internet>,
+    /// The endpoint closing after a switch off: a start waits for it (it may hold the port).
+    closing: Option<tokio::task::JoinHandle<()>>,
     /// After a start that failed (the socket could not open), when to try again.
     retry_at: Option<std::time::Instant>,
 }
@@ -178,6 +180,9 @@ impl Switch {
                 return;
             }
         };
+        if self.closing.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
         match (wanted, self.running.take()) {
             (true, Some(running)) => self.running = Some(running),
             (true, None) if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) => {}
@@ -193,7 +198,7 @@ impl Switch {
             },
             (false, Some(running)) => {
                 // Closed aside: the tick goes on meanwhile.
-                tokio::spawn(running.close());
+                self.closing = Some(tokio::spawn(running.close()));
                 tracing::info!("internet sync off");
             }
             (false, None) => {}
