@@ -46,6 +46,8 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         add_peer,
         revoke,
         rotate_secret,
+        internet,
+        set_internet,
         export_bundle,
         import_bundle,
         export_json,
@@ -493,6 +495,22 @@ async fn rotate_secret(state: State<'_, AppState>) -> ApiResult<usize> {
     let hubs = state.with_hub(|h| h.rotate_secret())?;
     state.with_running(|r| r.mesh.refresh_members())?;
     Ok(hubs)
+}
+
+/// Whether this hub syncs over the internet, and the coalition's relays.
+#[tauri::command]
+async fn internet(state: State<'_, AppState>) -> ApiResult<edge::InternetSync> {
+    state.with_hub(|h| Ok(edge::InternetSync { on: h.internet_on()?, relays: h.relays()? }))
+}
+
+/// Switches sync over the internet on or off at this hub (the running hub follows within a
+/// second).
+#[tauri::command]
+async fn set_internet(state: State<'_, AppState>, on: bool) -> ApiResult<edge::InternetSync> {
+    state.with_hub(|h| {
+        h.set_internet(on)?;
+        Ok(edge::InternetSync { on: h.internet_on()?, relays: h.relays()? })
+    })
 }
 
 /// Who may do what in the coalition, as this hub resolves its authority log.

@@ -71,6 +71,14 @@ impl From<aidmesh_mesh::net::Reach> for Reach {
     }
 }
 
+/// Whether this hub syncs over the internet, and the relays the coalition names for it.
+#[derive(Clone, Debug, Serialize, TS)]
+pub struct InternetSync {
+    /// Switched on at this hub (it holds across restarts); it runs once a relay is named.
+    pub on: bool,
+    pub relays: Vec<String>,
+}
+
 /// Where this hub listens, and who it is connected to.
 #[derive(Clone, Debug, Serialize, TS)]
 pub struct Peers {
@@ -187,6 +195,7 @@ pub fn typescript() -> String {
     d.visit::<Roster>();
     d.visit::<Ledger>();
     d.visit::<Peers>();
+    d.visit::<InternetSync>();
     d.visit::<Identity>();
     d.visit::<BundleSummary>();
     d.visit::<Imported>();

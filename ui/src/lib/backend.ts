@@ -21,6 +21,7 @@ export type {
   HubRecord,
   Identity,
   Imported,
+  InternetSync,
   Invite,
   Kind,
   Ledger,
@@ -90,6 +91,10 @@ export interface Backend {
   revoke(hub: string): Promise<void>;
   /** Turns the coalition secret over without revoking anyone (admins): how many member hubs it was sealed for. */
   rotateSecret(): Promise<number>;
+  /** Whether this hub syncs over the internet, and the relays the coalition names. */
+  internet(): Promise<H.InternetSync>;
+  /** Switches sync over the internet on or off at this hub (kept across restarts). */
+  setInternet(on: boolean): Promise<H.InternetSync>;
   exportBundle(path: string, full: boolean): Promise<H.BundleSummary>;
   importBundle(path: string): Promise<H.Imported>;
   exportJson(path: string): Promise<number>;

@@ -42,6 +42,14 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await b.identity()).members).toEqual(before);
     });
 
+    it("switches sync over the internet off and on at this hub, and names no relay until an admin does", async () => {
+      const b = await hub(fresh);
+      expect(await b.internet()).toEqual({ on: true, relays: [] });
+      expect(await b.setInternet(false)).toEqual({ on: false, relays: [] });
+      expect((await b.internet()).on).toBe(false);
+      expect((await b.setInternet(true)).on).toBe(true);
+    });
+
     it("refuses a short passphrase and creates nothing, then founds a hub", async () => {
       const b = await fresh();
       expect((await b.status()).store_exists).toBe(false);

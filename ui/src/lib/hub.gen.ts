@@ -352,6 +352,15 @@ export type IncidentCategory = "medical" | "safety" | "police_security" | "weath
 export type IncidentStatus = "open" | "monitoring" | "resolved";
 
 /**
+ * Whether this hub syncs over the internet, and the relays the coalition names for it.
+ */
+export type InternetSync = { 
+/**
+ * Switched on at this hub (it holds across restarts); it runs once a relay is named.
+ */
+on: boolean, relays: Array<string>, };
+
+/**
  * An open invite, as the inviting coordinator shows it.
  */
 export type Invite = { code: string, qr_svg: string, expires_min: number, };

@@ -137,6 +137,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const listeners: ((e: HubEvent) => void)[] = [];
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
   const connected: Peer[] = [];
+  let internetOn = true;
   // The coalition's member hubs, as the authority log admits them: this one, and the hubs the
   // mock's dial connects to (`addPeer`), in turn.
   const members: Identity["members"] = [
@@ -722,6 +723,15 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (c >= 0) connected.splice(c, 1);
       emit({ type: "authority_changed" });
       emit({ type: "peers_changed" });
+    },
+    async internet() {
+      need();
+      return { on: internetOn, relays: [] };
+    },
+    async setInternet(on) {
+      need();
+      internetOn = on;
+      return { on: internetOn, relays: [] };
     },
     async rotateSecret() {
       need();
