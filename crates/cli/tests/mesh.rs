@@ -135,3 +135,30 @@ fn member_hubs_converge_and_an_outsider_gets_nothing() {
     wait_until("b to reconnect after the rotation", || b.names("item").contains(&"Stove".to_string()));
     assert!(!c.names("item").iter().any(|n| n == "Lamp" || n == "Stove"), "a revoked hub gets nothing new");
 }
+
+/// Two `aidmesh serve` processes that never dial each other on the LAN: the kitchen's hub is
+/// given the hall's internet address and key, and they sync over iroh's QUIC directly (no relay).
+#[test]
+fn serving_hubs_sync_over_the_internet_given_an_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = node(&dir, "Hall");
+    let b = node(&dir, "Kitchen");
+    let key = b.ok(&["identity"])["public_key"].as_str().unwrap().to_string();
+    let code = a.ok(&["admit", &key, "--name", "Kitchen"])["founder_code"].as_str().unwrap().to_string();
+    b.ok(&["adopt-founder", &code]);
+    a.ok(&["add", "item", "name=Water", "unit=bottle"]);
+    let a_key = a.ok(&["identity"])["public_key"].as_str().unwrap().to_string();
+    let port = common::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let peer = format!("{a_key}@127.0.0.1:{port}");
+    let _a = common::serve_with(&a.store, "127.0.0.1:0", &["--internet-bind", &bind]);
+    let _b = common::serve_with(&b.store, "127.0.0.1:0", &["--internet-peer", &peer]);
+    wait_until("the kitchen to receive the hall's item", || b.names("item") == ["Water"]);
+    b.ok(&["add", "item", "name=Soup", "unit=pot"]);
+    wait_until("the hall to receive the kitchen's edit", || a.names("item") == ["Soup", "Water"]);
+    let peers = a.ok(&["peers"]);
+    let connected = peers["connected"].as_array().unwrap();
+    assert_eq!(connected.len(), 1, "{peers}");
+    assert_eq!(connected[0]["addr"], "internet", "{peers}");
+    assert_eq!(connected[0]["reach"], "direct", "{peers}");
+}

@@ -317,23 +317,19 @@ impl<H: Hub> Mesh<H> {
                 }
                 let keyring = shared.keyring.read().unwrap_or_else(|e| e.into_inner()).clone();
                 let members = |id: &HubId| shared.members.read().unwrap_or_else(|e| e.into_inner()).contains(id);
-                match connect(&connector, &shared.identity, &keyring, members, addr).await {
+                let session = match connect(&connector, &shared.identity, &keyring, members, addr).await {
                     Ok((stream, peer)) => {
                         let started = std::time::Instant::now();
-                        let answered = run_connection(
-                            shared.clone(),
-                            tokio_rustls::TlsStream::Client(stream),
-                            peer,
-                            addr.into(),
-                            true,
-                        )
-                        .await;
-                        let lasted = started.elapsed().as_millis() as i64;
-                        lock(&shared.policy).session_ended(addr, answered, lasted);
+                        let stream = tokio_rustls::TlsStream::Client(stream);
+                        let answered = run_connection(shared.clone(), stream, peer, addr.into(), true).await;
+                        Some((answered, started.elapsed()))
                     }
-                    Err(e) => tracing::debug!(%addr, error = %e, "dial failed"),
-                }
-                tokio::time::sleep(redial_wait(&shared, addr.into())).await;
+                    Err(e) => {
+                        tracing::debug!(%addr, error = %e, "dial failed");
+                        None
+                    }
+                };
+                tokio::time::sleep(redial_wait(&shared, addr.into(), session)).await;
             }
         });
     }
@@ -382,10 +378,7 @@ impl<H: Hub> Mesh<H> {
     /// session that ran (whether the peer answered, and for how long): longer after each
     /// failure, as the policy says.
     pub fn redial_wait(&self, target: Target, session: Option<(bool, Duration)>) -> Duration {
-        if let Some((answered, lasted)) = session {
-            lock(&self.shared.policy).session_ended(target.clone(), answered, lasted.as_millis() as i64);
-        }
-        redial_wait(&self.shared, target)
+        redial_wait(&self.shared, target, session)
     }
 
     /// The transport of an internet connection tells which path it runs on now.
@@ -403,10 +396,14 @@ impl<H: Hub> Mesh<H> {
     }
 }
 
-/// How long to wait before dialling `target` again (counted as a failure: see
-/// [`Policy::dial_failed`]).
-fn redial_wait<H: Hub>(shared: &Shared<H>, target: Target) -> Duration {
-    let wait = lock(&shared.policy).dial_failed(target, rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+/// How long to wait before dialling `target` again, after `session` (see [`Mesh::redial_wait`]),
+/// by whichever transport.
+fn redial_wait<H: Hub>(shared: &Shared<H>, target: Target, session: Option<(bool, Duration)>) -> Duration {
+    let mut policy = lock(&shared.policy);
+    if let Some((answered, lasted)) = session {
+        policy.session_ended(target.clone(), answered, lasted.as_millis() as i64);
+    }
+    let wait = policy.dial_failed(target, rand_core::RngCore::next_u64(&mut rand_core::OsRng));
     Duration::from_millis(wait as u64)
 }
 

@@ -34,11 +34,14 @@ impl Drop for Serve {
 
 /// `aidmesh serve` on `listen` (loopback), no discovery, dialling `peers`.
 pub fn serve(store: &Path, listen: &str, peers: &[&str]) -> Serve {
+    let args: Vec<String> = peers.iter().flat_map(|p| ["--peer".to_string(), p.to_string()]).collect();
+    serve_with(store, listen, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// `aidmesh serve` on `listen` (loopback), no discovery, with further `args`.
+pub fn serve_with(store: &Path, listen: &str, args: &[&str]) -> Serve {
     let mut c = Command::new(BIN);
-    c.arg("--store").arg(store).args(["serve", "--listen", listen, "--no-discovery"]);
-    for p in peers {
-        c.args(["--peer", p]);
-    }
+    c.arg("--store").arg(store).args(["serve", "--listen", listen, "--no-discovery"]).args(args);
     let mut child =
         c.env("AIDMESH_PASSPHRASE", "pw for tests").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
