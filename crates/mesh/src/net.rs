@@ -31,7 +31,7 @@ use crate::keyring::Keyring;
 pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
-    DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
+    DocInfo, Frame, Pace, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
 };
 
 /// What the driver needs from the hub beyond a session's needs.
@@ -561,7 +561,11 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
     // However the connection ends, even by the task that runs it being aborted, the policy and
     // the peers view forget it and its reader stops.
     let _registered = Registered { shared: &shared, peer: &peer, conn, reader };
-    let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone());
+    let pace = match link {
+        Link::Lan(_) => Pace::LAN,
+        Link::Internet(_) => Pace::INTERNET,
+    };
+    let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone()).paced(pace);
     let mut c = Connection { shared: &shared, peer: &peer, conn, session };
     if let Err(e) = c.run(&mut wr, &mut frames).await {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");

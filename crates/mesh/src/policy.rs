@@ -350,11 +350,40 @@ impl RateLog {
     }
 }
 
+/// The most hubs a hub dials over the internet ([`neighbours`]); about as many dial it, so it
+/// keeps about twice as many sessions.
+pub const DIALS: usize = 4;
+
+/// The members a hub dials: up to `dials` of them, at ring distances from 1 to half the ring
+/// spaced evenly on a log scale (1, 4, 18, 80 for 160 others and 4 dials), after `me` in the
+/// order of hub ids. Each hub is also dialled by about as many, so sessions stay near
+/// `2 × dials` however large the coalition, and every hub is a few hops from every other.
+pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<HubId> {
+    let ring: Vec<&HubId> = members.iter().filter(|m| *m != me).collect();
+    if ring.is_empty() || dials == 0 {
+        return Vec::new();
+    }
+    // Where `me` would stand in the ring of the others.
+    let at = ring.partition_point(|m| *m < me);
+    let half = (ring.len() / 2).max(1) as f64;
+    let mut steps: Vec<usize> = Vec::new();
+    for k in 0..dials {
+        let t = if dials == 1 { 0.0 } else { k as f64 / (dials - 1) as f64 };
+        let step = (half.powf(t).round() as usize).max(steps.last().map_or(1, |s| s + 1));
+        if step > ring.len() {
+            break;
+        }
+        steps.push(step);
+    }
+    steps.into_iter().map(|step| ring[(at + step - 1) % ring.len()].clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::Identity;
     use rand_chacha::rand_core::SeedableRng;
+    use std::collections::VecDeque;
 
     fn ids() -> (HubId, HubId) {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
@@ -515,5 +544,62 @@ mod tests {
         // The next minute's first line says how many went unlogged.
         assert_eq!(p.refusal(t(60_000)), Some(990));
         assert_eq!(p.refusal(t(60_001)), Some(0));
+    }
+
+    fn hubs(n: usize) -> BTreeSet<HubId> {
+        (0..n)
+            .map(|i| {
+                let mut b = [0u8; 20];
+                b[..8].copy_from_slice(&((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes());
+                HubId::from_bytes(b)
+            })
+            .collect()
+    }
+
+    /// Sessions of each hub (dialled or dialling) and the most hops between two hubs.
+    fn shape(all: &BTreeSet<HubId>, dials: usize) -> (usize, usize) {
+        let mut links: BTreeMap<&HubId, BTreeSet<&HubId>> = all.iter().map(|h| (h, BTreeSet::new())).collect();
+        for h in all {
+            for n in neighbours(h, all, dials) {
+                let n = all.get(&n).unwrap();
+                links.get_mut(h).unwrap().insert(n);
+                links.get_mut(n).unwrap().insert(h);
+            }
+        }
+        let degree = links.values().map(|l| l.len()).max().unwrap_or(0);
+        let mut diameter = 0;
+        for start in all {
+            let mut seen: BTreeMap<&HubId, usize> = [(start, 0)].into();
+            let mut queue = VecDeque::from([start]);
+            while let Some(h) = queue.pop_front() {
+                for n in &links[h] {
+                    if !seen.contains_key(n) {
+                        seen.insert(n, seen[h] + 1);
+                        queue.push_back(n);
+                    }
+                }
+            }
+            assert_eq!(seen.len(), all.len(), "every hub reaches every other");
+            diameter = diameter.max(*seen.values().max().unwrap());
+        }
+        (degree, diameter)
+    }
+
+    #[test]
+    fn a_coalition_stays_connected_with_a_few_sessions_per_hub() {
+        assert!(neighbours(&hubs(1).into_iter().next().unwrap(), &hubs(1), DIALS).is_empty());
+        let two = hubs(2);
+        for h in &two {
+            assert_eq!(neighbours(h, &two, DIALS).len(), 1, "two hubs dial each other");
+        }
+        for (n, most_hops) in [(3, 1), (8, 2), (20, 3), (50, 3), (200, 6)] {
+            let (degree, diameter) = shape(&hubs(n), DIALS);
+            assert!(degree <= 2 * DIALS, "{n} hubs: {degree} sessions at one hub");
+            assert!(diameter <= most_hops, "{n} hubs: {diameter} hops apart");
+        }
+        // A hub that is not a member yet (or no more) still finds its place in the ring.
+        let all = hubs(10);
+        let outside = HubId::from_bytes([0xff; 20]);
+        assert_eq!(neighbours(&outside, &all, 2).len(), 2);
     }
 }

@@ -41,10 +41,26 @@ use crate::identity::HubId;
 
 /// The largest frame a hub accepts: larger ones end the session.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
-/// Send a ping after this much silence.
+/// On the LAN: send a ping after this much silence.
 pub const PING_AFTER_MS: i64 = 2_000;
-/// Consider the peer gone after this much silence.
+/// On the LAN: consider the peer gone after this much silence.
 pub const DEAD_AFTER_MS: i64 = 6_000;
+
+/// How often a session pings in silence, and how long a silence ends it. A LAN answers in
+/// milliseconds, so a peer silent for 6 s is gone. The internet may take 2 s for a round trip
+/// and more for each lost packet (the frames behind it wait for its retransmission), and every
+/// ping costs bytes on a metered link: the simulation of such links (`tests/policy_sim.rs`)
+/// ended sessions every few seconds with the LAN's pace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub ping_after_ms: i64,
+    pub dead_after_ms: i64,
+}
+
+impl Pace {
+    pub const LAN: Pace = Pace { ping_after_ms: PING_AFTER_MS, dead_after_ms: DEAD_AFTER_MS };
+    pub const INTERNET: Pace = Pace { ping_after_ms: 10_000, dead_after_ms: 45_000 };
+}
 /// A fetch that made no progress for this long lapses: another peer may be asked. Changes of
 /// any document arriving through the session count as progress for all its fetches (what was
 /// asked for comes after what is already on its way).
@@ -867,6 +883,7 @@ pub struct Session {
     last_sent: Timestamp,
     last_synced: Option<Timestamp>,
     traffic: Traffic,
+    pace: Pace,
 }
 
 /// Why a session sends a sync message for a document.
@@ -932,7 +949,14 @@ impl Session {
             last_sent: now,
             last_synced: None,
             traffic: Traffic::default(),
+            pace: Pace::LAN,
         }
+    }
+
+    /// This session at another pace than the LAN's.
+    pub fn paced(mut self, pace: Pace) -> Session {
+        self.pace = pace;
+        self
     }
 
     /// A session that fetches each document's changes in turn with the hub's other sessions
@@ -1161,10 +1185,10 @@ impl Session {
 
     /// Time passed: ping a quiet peer, give up on a silent one.
     pub fn tick(&mut self, now: Timestamp) -> Tick {
-        if now.millis() - self.last_heard.millis() > DEAD_AFTER_MS {
+        if now.millis() - self.last_heard.millis() > self.pace.dead_after_ms {
             return Tick::Dead;
         }
-        if now.millis() - self.last_sent.millis() > PING_AFTER_MS {
+        if now.millis() - self.last_sent.millis() > self.pace.ping_after_ms {
             self.sent(&[Frame::Ping], now);
             return Tick::Send(Frame::Ping);
         }
@@ -1579,5 +1603,12 @@ mod tests {
         assert_eq!(s.tick(Timestamp::from_millis(1_000)), Tick::Idle);
         assert_eq!(s.tick(Timestamp::from_millis(PING_AFTER_MS + 1)), Tick::Send(Frame::Ping));
         assert_eq!(s.tick(Timestamp::from_millis(DEAD_AFTER_MS + 1)), Tick::Dead);
+        // Over the internet a session pings less often and waits longer for its peer.
+        let mut s = Session::new(PeerId::named("peer"), t0).paced(Pace::INTERNET);
+        assert_eq!(s.tick(Timestamp::from_millis(DEAD_AFTER_MS + 1)), Tick::Idle);
+        let ping = Pace::INTERNET.ping_after_ms + 1;
+        assert_eq!(s.tick(Timestamp::from_millis(ping)), Tick::Send(Frame::Ping));
+        assert_eq!(s.tick(Timestamp::from_millis(ping + 1)), Tick::Idle, "one ping per silence");
+        assert_eq!(s.tick(Timestamp::from_millis(Pace::INTERNET.dead_after_ms + 1)), Tick::Dead);
     }
 }
