@@ -2,6 +2,9 @@
 //! real hubs with records to watch.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod lossy;
+pub mod netns;
+
 use aidmesh_hub::Driver;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
