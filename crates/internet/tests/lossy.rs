@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aidmesh_hub::model::Kind;
@@ -19,9 +19,8 @@ use aidmesh_hub::Hub;
 use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::net::Mesh;
 use common::lossy::{Conditions, Link};
-use common::netns::{eventually, in_namespace, serve_in, Lab};
+use common::netns::{eventually, in_namespace, relay_in, serve_in, Lab};
 use common::{add_item, join, key_of, new_hub, relay_certificate, Allowlist};
-use iroh_relay::server::{CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 use serde_json::json;
 
 /// The port the hall's hub listens at, behind its router (which lets any UDP port through to it).
@@ -40,27 +39,8 @@ fn hubs_on_a_lossy_link_that_keeps_dropping_converge_and_stay_sound() {
     // The relay's certificate names the proxy's address: hubs reach the relay only through it.
     let (root, tls) = relay_certificate(mid_ip);
     let allow = Allowlist::default();
-    let (relay_tx, relay_rx) = mpsc::channel();
     let (stop_relay, relay_stop) = tokio::sync::oneshot::channel();
-    let access = allow.clone();
-    let relay = in_namespace(
-        lab.ns("relay"),
-        move || {
-            Box::pin(async move {
-                let mut relay = RelayConfig::new(SocketAddr::new(relay_ip, 0));
-                relay.tls =
-                    Some(TlsConfig::new(SocketAddr::new(relay_ip, 0), CertConfig::Manual { server_config: tls }));
-                relay.access = Arc::new(access);
-                let mut config = ServerConfig::default();
-                config.relay = Some(relay);
-                let server = Server::spawn(config).await.unwrap();
-                relay_tx.send(server.https_addr().unwrap()).unwrap();
-                server
-            })
-        },
-        relay_stop,
-    );
-    let relay_addr = relay_rx.recv_timeout(Duration::from_secs(30)).expect("the relay starts");
+    let (relay_addr, relay) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), false, relay_stop);
 
     // The bad link, in the middle: to the relay over TCP, to the hall's hub over UDP.
     let link = Link::new(Conditions { loss: 0.3, one_way: Duration::from_secs(1) }, 7);

@@ -8,16 +8,15 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{mpsc, Arc};
+use std::net::IpAddr;
+
 use std::time::Duration;
 
 use aidmesh_hub::Hub;
 use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::net::{Mesh, Reach};
-use common::netns::{eventually, in_namespace, serve_in, Lab};
+use common::netns::{eventually, relay_in, serve_in, Lab};
 use common::{add_item, holds, join, key_of, new_hub, relay_certificate, Allowlist};
-use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 
 fn reach(mesh: &Mesh<Hub>) -> Option<Reach> {
     mesh.peers().first().map(|p| p.reach)
@@ -33,30 +32,10 @@ fn hubs_behind_nat_meet_through_the_relay_then_directly() {
     let relay_ip = IpAddr::V4(lab.public(1));
     let (root, tls) = relay_certificate(relay_ip);
     let allow = Allowlist::default();
-    let (url_tx, url_rx) = mpsc::channel();
     let (stop_relay, relay_stop) = tokio::sync::oneshot::channel();
-    let access = allow.clone();
-    let relay = in_namespace(
-        lab.ns("relay"),
-        move || {
-            Box::pin(async move {
-                let mut relay = RelayConfig::new(SocketAddr::new(relay_ip, 0));
-                relay.tls =
-                    Some(TlsConfig::new(SocketAddr::new(relay_ip, 0), CertConfig::Manual { server_config: tls }));
-                relay.access = Arc::new(access);
-                let mut config = ServerConfig::default();
-                config.relay = Some(relay);
-                // QUIC address discovery on its usual port: how a hub behind NAT learns the
-                // address its router gives it, which hole punching needs.
-                config.quic = Some(QuicConfig::new(SocketAddr::new(relay_ip, 7842)));
-                let server = Server::spawn(config).await.unwrap();
-                url_tx.send(format!("https://{}/", server.https_addr().unwrap())).unwrap();
-                server
-            })
-        },
-        relay_stop,
-    );
-    let url = url_rx.recv_timeout(Duration::from_secs(30)).expect("the relay starts");
+    // With QUIC address discovery: hole punching needs it.
+    let (https, relay) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), true, relay_stop);
+    let url = format!("https://{https}/");
 
     let (mut a, mut b) = (new_hub(dir.path(), "North", 1), new_hub(dir.path(), "South", 2));
     a.set_relays(std::slice::from_ref(&url)).unwrap();

@@ -147,21 +147,33 @@ pub fn serve_in(
     cfg: InternetConfig,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> (Arc<Mesh<Hub>>, std::thread::JoinHandle<()>) {
+    let identity = hub.identity();
+    let mesh = Arc::new(Mesh::new(hub, &identity, [7; 32]).unwrap());
+    (mesh.clone(), start_in(ns, mesh, cfg, stop))
+}
+
+/// Starts internet sync for a hub's `mesh` inside namespace `ns`, until `stop` fires.
+pub fn start_in(
+    ns: &str,
+    mesh: Arc<Mesh<Hub>>,
+    cfg: InternetConfig,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
     let (tx, rx) = mpsc::channel();
     let thread = in_namespace(
         ns,
         move || {
             Box::pin(async move {
-                let identity = hub.identity();
-                let mesh = Arc::new(Mesh::new(hub, &identity, [7; 32]).unwrap());
-                let net = Internet::start(mesh.clone(), &identity, cfg).await.unwrap();
-                tx.send(mesh).unwrap();
+                let identity = mesh.with_hub(|h| h.identity());
+                let net = Internet::start(mesh, &identity, cfg).await.unwrap();
+                tx.send(()).unwrap();
                 net
             })
         },
         stop,
     );
-    (rx.recv_timeout(Duration::from_secs(30)).expect("the hub starts"), thread)
+    rx.recv_timeout(Duration::from_secs(30)).expect("internet sync starts");
+    thread
 }
 
 pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -173,4 +185,42 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(200));
     }
     f()
+}
+
+/// The coalition's relay (the iroh project's `iroh-relay` server) inside namespace `ns` at
+/// `ip`, with TLS `tls` and access list `access`, and with QUIC address discovery on its usual
+/// port if `quic`, until `stop` fires. Its HTTPS address comes back.
+pub fn relay_in(
+    ns: &str,
+    ip: std::net::IpAddr,
+    tls: rustls::ServerConfig,
+    access: crate::common::Allowlist,
+    quic: bool,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use iroh_relay::server::{CertConfig, QuicConfig, RelayConfig, Server, ServerConfig, TlsConfig};
+    use std::net::SocketAddr;
+    let (tx, rx) = mpsc::channel();
+    let thread = in_namespace(
+        ns,
+        move || {
+            Box::pin(async move {
+                let mut relay = RelayConfig::new(SocketAddr::new(ip, 0));
+                relay.tls = Some(TlsConfig::new(SocketAddr::new(ip, 0), CertConfig::Manual { server_config: tls }));
+                relay.access = Arc::new(access);
+                let mut config = ServerConfig::default();
+                config.relay = Some(relay);
+                if quic {
+                    // How a hub behind NAT learns the address its router gives it, which hole
+                    // punching needs.
+                    config.quic = Some(QuicConfig::new(SocketAddr::new(ip, 7842)));
+                }
+                let server = Server::spawn(config).await.unwrap();
+                tx.send(server.https_addr().unwrap()).unwrap();
+                server
+            })
+        },
+        stop,
+    );
+    (rx.recv_timeout(Duration::from_secs(30)).expect("the relay starts"), thread)
 }

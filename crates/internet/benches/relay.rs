@@ -1,0 +1,176 @@
+//! Two hubs behind their own NATs syncing through the coalition's relay, in network namespaces
+//! (root): the sites cannot reach each other, so every byte goes through the relay. The relay
+//! (the real `iroh-relay`) is reached through a TCP proxy that only counts (no loss, no delay),
+//! so the bytes below are bytes on the relay's sockets: QUIC inside the relay protocol inside
+//! TLS, both hubs' legs, relay pings and the hubs' probes of the relay included.
+//!
+//!     cargo bench -p aidmesh-internet --bench relay
+//!
+//! Phases, one run:
+//! 1. Edits to a connected peer: the hall adds 50 items, 300 ms apart; latency from the hall's
+//!    write returning to the gate's ingest of it committed (the gate's event), one clock.
+//! 2. Heal: the gate goes offline; each hub adds 1,000 items; the gate comes back. Time from its
+//!    restart until both hold all 2,000; the relay's socket bytes of one leg (both legs halved)
+//!    against the sync messages of the sessions that carried the heal (as the hall's peers view
+//!    counts them, polled every 100 ms; on the LAN the same messages are 1.01× Automerge's own
+//!    floor for the changes: `cargo bench -p aidmesh-mesh --bench sync`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aidmesh_hub::model::Kind;
+use aidmesh_hub::{Event, Hub};
+use aidmesh_internet::InternetConfig;
+use aidmesh_mesh::net::Mesh;
+use common::lossy::{Conditions, Link};
+use common::netns::{eventually, in_namespace, relay_in, serve_in, start_in, Lab};
+use common::{add_item, join, key_of, new_hub, relay_certificate, Allowlist};
+use serde_json::json;
+
+const EDITS: usize = 50;
+const APART: usize = 1_000;
+
+fn count(mesh: &Mesh<Hub>) -> usize {
+    mesh.with_hub(|h| h.list(Kind::Item, 100_000, 0).unwrap().len())
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("relay bench: run with `cargo bench -p aidmesh-internet --bench relay` (as root)");
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        println!("relay bench: needs root (network namespaces); skipped");
+        return;
+    }
+    let lab = Lab::new();
+    lab.cut_between_sites(true);
+    let dir = tempfile::tempdir().unwrap();
+    let (relay_ip, mid_ip) = (IpAddr::V4(lab.public(1)), IpAddr::V4(lab.public(4)));
+    let (root, tls) = relay_certificate(mid_ip);
+    let allow = Allowlist::default();
+    let (stop_relay, relay_stop) = tokio::sync::oneshot::channel();
+    let (relay_addr, relay) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), true, relay_stop);
+    // A link that only counts.
+    let link = Link::new(Conditions { loss: 0.0, one_way: Duration::ZERO }, 1);
+    let (front_tx, front_rx) = std::sync::mpsc::channel();
+    let (stop_proxy, proxy_stop) = tokio::sync::oneshot::channel();
+    let counting = link.clone();
+    let proxy = in_namespace(
+        lab.ns("mid"),
+        move || {
+            Box::pin(async move {
+                let (front, task) = counting.tcp(SocketAddr::new(mid_ip, 0), relay_addr).await;
+                front_tx.send(front).unwrap();
+                task
+            })
+        },
+        proxy_stop,
+    );
+    let url = format!("https://{}/", front_rx.recv_timeout(Duration::from_secs(30)).unwrap());
+
+    let (mut a, mut b) = (new_hub(dir.path(), "Hall", 1), new_hub(dir.path(), "Gate", 2));
+    a.set_relays(std::slice::from_ref(&url)).unwrap();
+    join(&mut a, &mut b);
+    allow.0.write().unwrap().extend([key_of(&a), key_of(&b)]);
+    let arrived: Arc<Mutex<Vec<(String, Instant)>>> = Default::default();
+    {
+        let arrived = arrived.clone();
+        b.subscribe(move |e| {
+            if let Event::RecordsChanged { ids } = e {
+                let t = Instant::now();
+                arrived.lock().unwrap().extend(ids.iter().map(|i| (i.clone(), t)));
+            }
+        });
+    }
+    let cfg = |own: Vec<String>| InternetConfig {
+        relays: own,
+        relay_roots: vec![root.clone()],
+        bind: None,
+        direct: Default::default(),
+    };
+    let (stop_a, a_stop) = tokio::sync::oneshot::channel();
+    let (stop_b, b_stop) = tokio::sync::oneshot::channel();
+    let (a_mesh, a_thread) = serve_in(lab.ns("ha"), a, cfg(Vec::new()), a_stop);
+    let (b_mesh, b_thread) = serve_in(lab.ns("hb"), b, cfg(vec![url.clone()]), b_stop);
+    let first = add_item(&a_mesh, "first");
+    assert!(eventually(Duration::from_secs(60), || b_mesh.with_hub(|h| h.get(&first).is_ok())), "connected");
+    std::thread::sleep(Duration::from_secs(2));
+    let reach = a_mesh.peers().first().map(|p| p.reach);
+
+    // 1. Edits to a connected peer.
+    let mut latencies = Vec::new();
+    for i in 0..EDITS {
+        let id = add_item(&a_mesh, &format!("edit {i}"));
+        let written = Instant::now();
+        let seen = || arrived.lock().unwrap().iter().find(|(x, _)| *x == id).map(|(_, t)| *t);
+        assert!(eventually(Duration::from_secs(10), || seen().is_some()), "edit {i} arrives");
+        latencies.push(seen().unwrap().saturating_duration_since(written));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "relayed edit to a connected peer ({reach:?}), {EDITS} edits: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(pick(0.5)),
+        ms(pick(0.99)),
+        ms(*latencies.last().unwrap())
+    );
+
+    // 2. Heal after 1,000 + 1,000 edits apart.
+    let _ = stop_b.send(());
+    b_thread.join().unwrap();
+    assert!(eventually(Duration::from_secs(60), || a_mesh.peers().is_empty()), "the gate is gone");
+    let before = count(&a_mesh);
+    for (mesh, side) in [(&a_mesh, "hall"), (&b_mesh, "gate")] {
+        mesh.with_hub(|h| {
+            for i in 0..APART {
+                let fields = json!({"name": format!("{side} apart {i}"), "unit": "box"});
+                h.add(Kind::Item, fields.as_object().unwrap().clone()).unwrap();
+            }
+        });
+    }
+    let bytes_before = link.stats().tcp_bytes;
+    let started = Instant::now();
+    let (stop_b, b_stop) = tokio::sync::oneshot::channel();
+    let b_thread = start_in(lab.ns("hb"), b_mesh.clone(), cfg(vec![url.clone()]), b_stop);
+    let all = before + 2 * APART;
+    // Each session's sync messages, by when it connected: the largest count seen.
+    let mut sessions = std::collections::BTreeMap::new();
+    let mut took = None;
+    while started.elapsed() < Duration::from_secs(300) {
+        for p in a_mesh.peers() {
+            let n = p.traffic.bytes_in + p.traffic.bytes_out;
+            let seen = sessions.entry(p.connected_at).or_insert(0);
+            *seen = n.max(*seen);
+        }
+        match took {
+            None if count(&a_mesh) == all && count(&b_mesh) == all => took = Some(started.elapsed()),
+            // A second after, for the last counts to show.
+            Some(t) if started.elapsed() > t + Duration::from_secs(1) => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = took.unwrap_or_else(|| panic!("not healed: hall {}, gate {} of {all}", count(&a_mesh), count(&b_mesh)));
+    let messages: u64 = sessions.values().sum();
+    let leg = (link.stats().tcp_bytes - bytes_before) / 2;
+    println!(
+        "heal after {APART} + {APART} edits apart, through the relay: {:.2} s; {leg} bytes on one leg of the relay's sockets, {messages} bytes of sync messages in {} session(s) ({:.3}x)",
+        took.as_secs_f64(),
+        sessions.len(),
+        leg as f64 / messages as f64
+    );
+
+    for stop in [stop_a, stop_b, stop_proxy, stop_relay] {
+        let _ = stop.send(());
+    }
+    for t in [a_thread, b_thread, proxy, relay] {
+        t.join().unwrap();
+    }
+}
