@@ -66,7 +66,7 @@ fn main() {
             Box::pin(async move {
                 let (front, task) = counting.tcp(SocketAddr::new(mid_ip, 0), relay_addr).await;
                 front_tx.send(front).unwrap();
-                task
+                [task]
             })
         },
         proxy_stop,
