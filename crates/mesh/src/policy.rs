@@ -40,6 +40,16 @@ pub enum Reach {
     Relayed,
 }
 
+impl Link {
+    /// The pace of a session on this link: the LAN's, or the internet's slower one.
+    pub fn pace(&self) -> crate::session::Pace {
+        match self {
+            Link::Lan(_) => crate::session::Pace::LAN,
+            Link::Internet(_) => crate::session::Pace::INTERNET,
+        }
+    }
+}
+
 impl From<SocketAddr> for Link {
     fn from(a: SocketAddr) -> Link {
         Link::Lan(a)
