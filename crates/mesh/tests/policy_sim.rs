@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use aidmesh_mesh::identity::{HubId, Identity};
 use aidmesh_mesh::memory::Mem;
 use aidmesh_mesh::policy::{neighbours, ConnId, Connected, Limits, Link, Policy, Reach, Review, Target, DIALS};
-use aidmesh_mesh::session::{Frame, Pace, PeerId, Replica, Session, SharedFetches, Tick};
+use aidmesh_mesh::session::{Frame, PeerId, Replica, Session, SharedFetches, Tick};
 use aidmesh_model::Timestamp;
 use automerge::ReadDoc;
 use rand::{Rng, SeedableRng};
