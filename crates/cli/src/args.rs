@@ -257,6 +257,15 @@ pub(crate) enum InternetCmd {
         #[arg(long, conflicts_with = "urls")]
         none: bool,
     },
+    /// A day's budget for sync over the internet at this hub (`50MB`, `1GB`): past it, only
+    /// urgent records go (incidents with their follow-ups and amendments, requests; the
+    /// coalition's authority and personal-data erasures always go). `--none` lifts it.
+    Budget {
+        #[arg(value_name = "SIZE")]
+        size: Option<String>,
+        #[arg(long, conflicts_with = "size")]
+        none: bool,
+    },
 }
 
 #[derive(Subcommand, serde::Serialize, serde::Deserialize)]

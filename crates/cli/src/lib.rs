@@ -927,10 +927,19 @@ fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> 
             unlock(&mut hub, handle)?;
             hub.set_relays(&urls)?;
         }
+        InternetCmd::Budget { size, none } => match (size, none) {
+            (Some(size), _) => hub.set_internet_budget(Some(parse_size(&size)?))?,
+            (None, true) => hub.set_internet_budget(None)?,
+            (None, false) => bail!("give a day's budget (50MB, 1GB), or --none to lift it"),
+        },
     }
-    let (on, relays) = (hub.internet_on()?, hub.relays()?);
+    let (on, relays, budget) = (hub.internet_on()?, hub.relays()?, hub.internet_budget()?);
+    let today = hub.now().date().to_string();
+    let used = hub.internet_used(&today)?;
     if json {
-        return print::json(&serde_json::json!({ "on": on, "relays": relays }));
+        return print::json(
+            &serde_json::json!({ "on": on, "relays": relays, "budget": budget, "used_today": used, "day": today }),
+        );
     }
     outln!(
         "Sync over the internet: {}",
@@ -945,7 +954,49 @@ fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> 
     for r in &relays {
         outln!("  {r}");
     }
+    match budget {
+        Some(b) if used >= b => outln!(
+            "Today ({today}, UTC): {} of the day's budget of {} used: only urgent records go until midnight UTC",
+            size_text(used),
+            size_text(b)
+        ),
+        Some(b) => outln!("Today ({today}, UTC): {} of the day's budget of {} used", size_text(used), size_text(b)),
+        None => outln!("Today ({today}, UTC): {} used; no daily budget", size_text(used)),
+    }
     Ok(())
+}
+
+/// A size as people write it: `50MB`, `1.5 GB`, `500kB`, `2GiB`, or bytes.
+fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => bail!("{text:?} is not a size: unknown unit {other:?} (write 50MB, 1GB or 500kB)"),
+    };
+    let n: f64 = number.parse().map_err(|_| anyhow::anyhow!("{text:?} is not a size (write 50MB, 1GB or 500kB)"))?;
+    let bytes = n * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        bail!("{text:?} is not a size a day's budget can be (at least 1 byte)");
+    }
+    Ok(bytes as u64)
+}
+
+/// A byte count as people read it.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} B"),
+    }
 }
 
 /// `peers`: the running hub's connected peers, and the coalition's members.
@@ -969,8 +1020,13 @@ fn peers(hubs: &mut Hubs<'_>, json: bool) -> Result<()> {
             aidmesh_mesh::net::Reach::Direct => "over the internet, direct".into(),
             aidmesh_mesh::net::Reach::Relayed => "over the internet, through a relay".into(),
         };
+        let waits = match (p.backlog.queued, p.backlog.held) {
+            (0, 0) => String::new(),
+            (q, 0) => format!("  {q} document(s) waiting"),
+            (q, h) => format!("  {q} document(s) waiting, {h} held back by the day's internet budget"),
+        };
         outln!(
-            "  {}  {via}  last synced {synced}  {} bytes in, {} out",
+            "  {}  {via}  last synced {synced}  {} bytes in, {} out{waits}",
             p.hub,
             p.traffic.bytes_in,
             p.traffic.bytes_out

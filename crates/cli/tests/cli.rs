@@ -275,10 +275,12 @@ fn person_list_says_when_this_hub_was_left_out_of_a_turnover() {
 
 #[test]
 fn internet_settings_are_checked_and_kept() {
+    use serde_json::json;
     let e = Env::new();
     e.ok(&["init", "--name", "North"]);
     let shown = e.json(&["internet", "show"]);
-    assert_eq!(shown, serde_json::json!({"on": true, "relays": []}));
+    assert_eq!((&shown["on"], &shown["relays"], &shown["budget"]), (&json!(true), &json!([]), &json!(null)));
+    assert_eq!(shown["used_today"], json!(0));
     assert!(e.fails(&["internet", "relays", "http://relay.example.org"]).contains("must start with https://"));
     assert!(e.fails(&["internet", "relays", "https://relay.example.org@evil.example"]).contains("no user name"));
     assert!(e.fails(&["internet", "relays"]).contains("--none for direct addresses only"));
@@ -286,11 +288,24 @@ fn internet_settings_are_checked_and_kept() {
     e.ok(&["internet", "off"]);
     // Kept in the store: another process reads both.
     let shown = e.json(&["internet", "show"]);
-    assert_eq!(shown, serde_json::json!({"on": false, "relays": ["https://relay.riverside.example/"]}));
+    assert_eq!((&shown["on"], &shown["relays"]), (&json!(false), &json!(["https://relay.riverside.example/"])));
     assert!(e.ok(&["internet", "show"]).contains("off at this hub"));
     e.ok(&["internet", "on"]);
     e.ok(&["internet", "relays", "--none"]);
-    assert_eq!(e.json(&["internet", "show"]), serde_json::json!({"on": true, "relays": []}));
+    assert_eq!(e.json(&["internet", "show"])["relays"], json!([]));
+    // A day's budget for a metered link, as people write sizes; bad ones are named.
+    for (size, bytes) in [("50MB", 50_000_000), ("1.5 GB", 1_500_000_000), ("500kB", 500_000), ("2MiB", 2 << 20)] {
+        e.ok(&["internet", "budget", size]);
+        assert_eq!(e.json(&["internet", "show"])["budget"], json!(bytes), "{size}");
+    }
+    assert!(e.ok(&["internet", "show"]).contains("0 B of the day's budget of 2.1 MB used"));
+    for bad in ["lots", "50 parsecs", "0", "1.5.2MB"] {
+        let err = e.fails(&["internet", "budget", bad]);
+        assert!(err.contains(&format!("{bad:?}")) && err.contains("size"), "{bad}: {err}");
+    }
+    assert!(e.fails(&["internet", "budget"]).contains("--none"));
+    e.ok(&["internet", "budget", "--none"]);
+    assert_eq!(e.json(&["internet", "show"])["budget"], json!(null));
     // The relay's access list is the member hubs' keys.
     let me = e.json(&["identity"]);
     let list = e.json(&["internet", "allowlist"]);

@@ -28,6 +28,41 @@ impl Hub {
         Ok(())
     }
 
+    /// The most bytes a day this hub's sync may use over the internet before only urgent
+    /// documents go (incidents, their follow-ups and amendments, requests; the authority log and
+    /// the vault always go), if set. Kept in the store.
+    pub fn internet_budget(&self) -> crate::Result<Option<u64>> {
+        Ok(self.store.meta("internet_budget")?.and_then(|b| b.parse().ok()))
+    }
+
+    /// Sets (or, with `None`, lifts) the day's budget for sync over the internet.
+    pub fn set_internet_budget(&mut self, bytes: Option<u64>) -> crate::Result<()> {
+        let value = bytes.map(|b| b.to_string()).unwrap_or_default();
+        self.store.write(|tx| tx.set_meta("internet_budget", &value))?;
+        Ok(())
+    }
+
+    /// What sync over the internet used on `day` (UTC, `YYYY-MM-DD`): the bytes of the sync
+    /// stream both ways, before the transport's framing and encryption.
+    pub fn internet_used(&self, day: &str) -> crate::Result<u64> {
+        Ok(match self.store.meta("internet_used")? {
+            Some(v) => match v.split_once(' ') {
+                Some((d, n)) if d == day => n.parse().unwrap_or(0),
+                _ => 0,
+            },
+            None => 0,
+        })
+    }
+
+    /// Counts `bytes` more toward `day`'s use; what the day used so far.
+    pub fn count_internet(&mut self, day: &str, bytes: u64) -> crate::Result<u64> {
+        let used = self.internet_used(day)?.saturating_add(bytes);
+        if bytes > 0 {
+            self.store.write(|tx| tx.set_meta("internet_used", &format!("{day} {used}")))?;
+        }
+        Ok(used)
+    }
+
     /// Every vault entry as it travels to member hubs: content in hex, or an erasure. Entries
     /// kept here only (no consent to share) are not among them.
     pub(crate) fn vault_snapshot(&self) -> crate::Result<Vec<VaultItem>> {
@@ -403,6 +438,20 @@ impl aidmesh_mesh::net::Hub for Hub {
             let mut random = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
             aidmesh_mesh::keyring::Keyring::base(&random)
+        })
+    }
+
+    fn metered_budget(&mut self) -> Option<u64> {
+        self.internet_budget().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the internet budget: none applies");
+            None
+        })
+    }
+
+    fn metered_used(&mut self, day: &str, bytes: u64) -> u64 {
+        self.count_internet(day, bytes).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot count internet use");
+            0
         })
     }
 }

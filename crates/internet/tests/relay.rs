@@ -9,6 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aidmesh_hub::model::Kind;
 use aidmesh_hub::Hub;
 use aidmesh_internet::{Internet, InternetConfig, ALPN};
 use aidmesh_mesh::net::{Mesh, Reach};
@@ -161,6 +162,62 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         assert!(!holds(&b_mesh, &after), "a revoked hub gets nothing new over the internet");
         assert!(!has_b(&a_mesh), "revoked B is not let back in");
         drop((a_net, b_net, c_net));
+    });
+}
+
+/// A hub that has spent its day's budget for internet sync gets and gives urgent records only
+/// (here a request) until the budget is lifted or a new day begins; then the rest follows.
+#[test]
+fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, mut b) = (new_hub(dir.path(), "Hall", 1), new_hub(dir.path(), "Gate", 2));
+        join(&mut a, &mut b);
+        let (a_id, b_id) = (a.identity(), b.identity());
+        let a_mesh = Arc::new(Mesh::new(a, &a_id, [1; 32]).unwrap());
+        let b_mesh = Arc::new(Mesh::new(b, &b_id, [2; 32]).unwrap());
+        let direct = |with: Option<(&aidmesh_mesh::Identity, &Internet)>| InternetConfig {
+            relays: Vec::new(),
+            relay_roots: Vec::new(),
+            bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+            direct: with
+                .map(|(id, net)| (id.public().to_bytes(), net.addr().ip_addrs().copied().collect()))
+                .into_iter()
+                .collect(),
+        };
+        let a_net = Internet::start(a_mesh.clone(), &a_id, direct(None)).await.unwrap();
+        let b_net = Internet::start(b_mesh.clone(), &b_id, direct(Some((&a_id, &a_net)))).await.unwrap();
+        let water = add_item(&a_mesh, "Water");
+        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &water)).await, "the first exchange");
+        let today = b_mesh.with_hub(|h| h.now().date().to_string());
+        let used = || b_mesh.with_hub(|h| h.internet_used(&today).unwrap());
+        assert!(eventually(Duration::from_secs(10), || used() > 1_000).await, "the gate counts what it used");
+        // The gate is on a metered link, and has spent today's kilobyte.
+        b_mesh.with_hub(|h| h.set_internet_budget(Some(1_000))).unwrap();
+
+        // Over the budget: a request goes both ways, an item does not.
+        let request = |mesh: &Mesh<Hub>, what: &str| {
+            let fields = serde_json::json!({"description": what, "category": "water", "quantity": 10});
+            mesh.with_hub(|h| h.add(Kind::Request, fields.as_object().unwrap().clone())).unwrap().id().to_string()
+        };
+        // Let the session that spent the budget end and the metered one start.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let soap = add_item(&a_mesh, "Soap");
+        let urgent = request(&a_mesh, "Insulin at the gate");
+        let urgent_back = request(&b_mesh, "Blankets at the hall");
+        let tarps = add_item(&b_mesh, "Tarps");
+        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &urgent)).await, "a request reaches the gate");
+        assert!(eventually(Duration::from_secs(20), || holds(&a_mesh, &urgent_back)).await, "and the hall");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!holds(&b_mesh, &soap), "an item waits for the gate's budget");
+        assert!(!holds(&a_mesh, &tarps), "and the gate sends none");
+
+        // The coordinator lifts the budget: the rest follows.
+        b_mesh.with_hub(|h| h.set_internet_budget(None)).unwrap();
+        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &soap)).await, "the item follows");
+        assert!(eventually(Duration::from_secs(20), || holds(&a_mesh, &tarps)).await, "both ways");
+        drop((a_net, b_net));
     });
 }
 

@@ -182,7 +182,11 @@ impl Replica for Mem {
         };
         self.docs
             .iter_mut()
-            .map(|(d, doc)| DocInfo { doc: d.clone(), partition: "p".into(), created_at: 0, heads: heads(doc) })
+            .map(|(d, doc)| {
+                // The partition is the id up to its first dash: `incident-2026-12` is an incident log.
+                let partition = d.as_str().split('-').next().unwrap_or_default().to_string();
+                DocInfo { doc: d.clone(), partition, created_at: 0, heads: heads(doc) }
+            })
             .collect()
     }
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)> {
@@ -488,8 +492,21 @@ mod tests {
     fn sync_pair(a: &mut Mem, b: &mut Mem) -> Result<(), crate::session::SessionError> {
         let now = t();
         let (mut sa, mut sb) = (Session::new(PeerId::named("b"), now), Session::new(PeerId::named("a"), now));
-        let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
-        let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+        let (to_b, to_a) = (sa.start(a, now), sb.start(b, now));
+        exchange(a, &mut sa, b, &mut sb, to_b, to_a)
+    }
+
+    /// Delivers `to_b` and `to_a`, and every answer, until both sides are quiet.
+    fn exchange(
+        a: &mut Mem,
+        sa: &mut Session,
+        b: &mut Mem,
+        sb: &mut Session,
+        to_b: Vec<Frame>,
+        to_a: Vec<Frame>,
+    ) -> Result<(), crate::session::SessionError> {
+        let now = t();
+        let (mut to_b, mut to_a): (VecDeque<Frame>, VecDeque<Frame>) = (to_b.into(), to_a.into());
         while !(to_a.is_empty() && to_b.is_empty()) {
             if let Some(f) = to_b.pop_front() {
                 to_a.extend(sb.handle(b, Frame::decode(&f.encode()).unwrap(), now)?.0);
@@ -499,6 +516,49 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// A hub over its day's budget says so first; from then on both sides list and offer only
+    /// documents of urgent kinds (incidents, requests), whichever side is over. The next
+    /// session, once the budget is new, brings the rest.
+    #[test]
+    fn a_hub_over_its_budget_gets_and_gives_urgent_documents_only() {
+        let keys = |m: &Mem| m.docs.keys().map(|d| d.as_str().to_string()).collect::<Vec<_>>();
+        for a_over in [true, false] {
+            let (mut a, mut b) = (Mem::new(1), Mem::new(2));
+            b.edit("incident-2026-12", 1);
+            b.edit("item-1", 2);
+            b.edit("request-1", 3);
+            a.edit("shift-1", 4);
+            a.edit("follow_up-2026-12", 5);
+            let now = t();
+            let mut sa = Session::new(PeerId::named("b"), now).metered(a_over);
+            let mut sb = Session::new(PeerId::named("a"), now).metered(!a_over);
+            let first = sa.start(&mut a, now);
+            assert_eq!(first.contains(&Frame::Metered), a_over, "the hub over its budget says so first");
+            assert!(first.iter().any(|f| matches!(f, Frame::AuthorityHeads(_))), "authority always goes");
+            let second = sb.start(&mut b, now);
+            exchange(&mut a, &mut sa, &mut b, &mut sb, first, second).unwrap();
+            assert_eq!(keys(&a), ["follow_up-2026-12", "incident-2026-12", "request-1", "shift-1"]);
+            assert_eq!(keys(&b), ["follow_up-2026-12", "incident-2026-12", "item-1", "request-1"]);
+            // Changes made during the session: an urgent one goes, the others wait.
+            b.edit("item-1", 6);
+            let item = b.docs().into_iter().find(|d| d.doc.as_str() == "item-1").unwrap();
+            assert!(sb.changed(&mut b, &item, now).is_empty(), "an item waits for the budget");
+            b.edit("incident-2026-12", 7);
+            let incident = b.docs().into_iter().find(|d| d.doc.as_str() == "incident-2026-12").unwrap();
+            let out = sb.changed(&mut b, &incident, now);
+            assert!(!out.is_empty(), "an incident goes");
+            exchange(&mut a, &mut sa, &mut b, &mut sb, Vec::new(), out).unwrap();
+            let heads = |m: &mut Mem| {
+                m.docs.iter_mut().map(|(d, doc)| (d.as_str().to_string(), doc.get_heads())).collect::<Vec<_>>()
+            };
+            assert_eq!(a.doc("incident-2026-12").get_heads(), b.doc("incident-2026-12").get_heads());
+            assert_ne!(heads(&mut a), heads(&mut b));
+            // A new day: everything.
+            sync_pair(&mut a, &mut b).unwrap();
+            assert_eq!(heads(&mut a), heads(&mut b), "the rest follows once the budget is new");
+        }
     }
 
     #[test]

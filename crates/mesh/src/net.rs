@@ -31,7 +31,7 @@ use crate::keyring::Keyring;
 pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
-    DocInfo, Frame, Pace, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
+    Backlog, DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
 };
 
 /// What the driver needs from the hub beyond a session's needs.
@@ -46,6 +46,16 @@ pub trait Hub: Replica + Send + 'static {
     fn member_ids(&mut self) -> BTreeSet<HubId>;
     /// The coalition secrets this hub holds: what it proves, and what it asks for.
     fn keyring(&mut self) -> Keyring;
+    /// The most bytes a day this hub's sync may use over metered links (the internet) before
+    /// only urgent documents go, if it set a budget.
+    fn metered_budget(&mut self) -> Option<u64> {
+        None
+    }
+    /// Counts `bytes` more over metered links on `day` (UTC, `YYYY-MM-DD`); what the day used
+    /// so far, this one included.
+    fn metered_used(&mut self, _day: &str, _bytes: u64) -> u64 {
+        0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,8 @@ pub struct PeerStatus {
     pub connected_at: Timestamp,
     pub last_synced: Option<Timestamp>,
     pub traffic: Traffic,
+    /// What waits to go to or come from the peer.
+    pub backlog: Backlog,
 }
 
 /// What changed on this hub, for every connection to offer its peer.
@@ -540,6 +552,60 @@ enum Ended {
     Silent,
     #[error("cannot send: {0}")]
     Write(std::io::Error),
+    #[error("{}", if *.0 { "the day's budget for internet sync is spent: urgent documents only from now" } else { "a new day's budget for internet sync: everything again" })]
+    Budget(bool),
+}
+
+/// A stream that counts the bytes it carries both ways (what a metered link's budget counts:
+/// the sync stream, before the transport's own framing and encryption).
+struct Counted<S> {
+    inner: S,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = (buf.filled().len() - before) as u64;
+        self.bytes.fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            self.bytes.fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Whether this hub has spent its day's budget for metered links (`day`: `YYYY-MM-DD`).
+fn over_budget<H: Hub>(hub: &mut H, day: &str) -> bool {
+    hub.metered_budget().is_some_and(|budget| hub.metered_used(day, 0) >= budget)
 }
 
 /// One connection: a session fed by a reader task, local changes and a half-second tick.
@@ -556,17 +622,20 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
         return false;
     }
     tracing::info!(peer = %peer.short(), ?link, "connected");
-    let (rd, mut wr) = tokio::io::split(stream);
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (rd, mut wr) = tokio::io::split(Counted { inner: stream, bytes: bytes.clone() });
     let (reader, mut frames) = read_frames(rd);
     // However the connection ends, even by the task that runs it being aborted, the policy and
     // the peers view forget it and its reader stops.
     let _registered = Registered { shared: &shared, peer: &peer, conn, reader };
-    let pace = match link {
-        Link::Lan(_) => Pace::LAN,
-        Link::Internet(_) => Pace::INTERNET,
+    let now = shared.now();
+    let metered = match link {
+        Link::Lan(_) => false,
+        Link::Internet(_) => over_budget(&mut *lock(&shared.hub), &now.date().to_string()),
     };
-    let session = Session::sharing(PeerId::from(&peer), shared.now(), shared.fetches.clone()).paced(pace);
-    let mut c = Connection { shared: &shared, peer: &peer, conn, session };
+    let session =
+        Session::sharing(PeerId::from(&peer), now, shared.fetches.clone()).paced(link.pace()).metered(metered);
+    let mut c = Connection { shared: &shared, peer: &peer, conn, session, link, bytes, counted: 0 };
     if let Err(e) = c.run(&mut wr, &mut frames).await {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
     }
@@ -608,6 +677,7 @@ fn register<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64, link: Link, dia
         connected_at: shared.now(),
         last_synced: None,
         traffic: Traffic::default(),
+        backlog: Backlog::default(),
     };
     lock(&shared.peers).insert(peer.clone(), (conn, status));
     shared.peers_changed();
@@ -680,6 +750,10 @@ struct Connection<'a, H: Hub> {
     peer: &'a HubId,
     conn: u64,
     session: Session,
+    link: Link,
+    /// The bytes the connection carried, both ways, and how many of them the day's use counts.
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+    counted: u64,
 }
 
 impl<H: Hub> Connection<'_, H> {
@@ -766,6 +840,18 @@ impl<H: Hub> Connection<'_, H> {
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
             return Err(Ended::Policy(why));
         }
+        if let Link::Internet(_) = self.link {
+            // What went over the metered link since the last tick counts toward today's use;
+            // a session goes on only as long as it sends what the budget allows.
+            let total = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
+            let fresh = total - std::mem::replace(&mut self.counted, total);
+            let mut h = lock(&self.shared.hub);
+            let used = h.metered_used(&now.date().to_string(), fresh);
+            let over = h.metered_budget().is_some_and(|budget| used >= budget);
+            if over != self.session.is_metered() {
+                return Err(Ended::Budget(over));
+            }
+        }
         let mut out = match self.session.tick(now) {
             Tick::Dead => return Err(Ended::Silent),
             Tick::Send(f) => vec![f],
@@ -779,6 +865,7 @@ impl<H: Hub> Connection<'_, H> {
         let synced = match lock(&self.shared.peers).get_mut(self.peer) {
             Some((c, st)) if *c == self.conn => {
                 st.traffic = self.session.traffic();
+                st.backlog = self.session.backlog();
                 std::mem::replace(&mut st.last_synced, self.session.last_synced()) != st.last_synced
             }
             _ => false,

@@ -46,20 +46,31 @@ pub const PING_AFTER_MS: i64 = 2_000;
 /// On the LAN: consider the peer gone after this much silence.
 pub const DEAD_AFTER_MS: i64 = 6_000;
 
-/// How often a session pings in silence, and how long a silence ends it. A LAN answers in
-/// milliseconds, so a peer silent for 6 s is gone. The internet may take 2 s for a round trip
-/// and more for each lost packet (the frames behind it wait for its retransmission), and every
-/// ping costs bytes on a metered link: the simulation of such links (`tests/policy_sim.rs`)
-/// ended sessions every few seconds with the LAN's pace.
+/// How often a session pings in silence, how long a silence ends it, and how long its fetches
+/// may go without progress ([`Fetches`]). A LAN answers in milliseconds, so a peer silent for
+/// 6 s is gone. The internet may take 2 s for a round trip and more for each lost packet (the
+/// frames behind it wait for its retransmission), and every ping costs bytes on a metered link:
+/// the simulation of such links (`tests/policy_sim.rs`) ended sessions every few seconds with
+/// the LAN's pace, and a fetch lapsing after 5 s there would have another peer asked for the
+/// same changes about a third of the time. Over the internet a dead path is also noticed by
+/// QUIC itself (iroh's idle timeout, 30 s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pace {
     pub ping_after_ms: i64,
     pub dead_after_ms: i64,
+    pub fetch_lapse_ms: i64,
+    pub fetch_max_ms: i64,
 }
 
 impl Pace {
-    pub const LAN: Pace = Pace { ping_after_ms: PING_AFTER_MS, dead_after_ms: DEAD_AFTER_MS };
-    pub const INTERNET: Pace = Pace { ping_after_ms: 10_000, dead_after_ms: 45_000 };
+    pub const LAN: Pace = Pace {
+        ping_after_ms: PING_AFTER_MS,
+        dead_after_ms: DEAD_AFTER_MS,
+        fetch_lapse_ms: FETCH_LAPSE_MS,
+        fetch_max_ms: FETCH_MAX_MS,
+    };
+    pub const INTERNET: Pace =
+        Pace { ping_after_ms: 10_000, dead_after_ms: 45_000, fetch_lapse_ms: 15_000, fetch_max_ms: 90_000 };
 }
 /// A fetch that made no progress for this long lapses: another peer may be asked. Changes of
 /// any document arriving through the session count as progress for all its fetches (what was
@@ -167,9 +178,9 @@ impl std::fmt::Display for PeerId {
 /// Which session a hub is fetching each document's missing changes through, shared by the hub's
 /// sessions (see the module's documentation). A session holds at most [`FETCHES_AT_ONCE`]
 /// claims. A claim lapses after [`FETCH_LAPSE_MS`] without changes arriving through its
-/// session, or [`FETCH_MAX_MS`] after it was taken; its session then may not claim that
-/// document again for [`FETCH_LAPSE_MS`], so that another is asked. A claim goes with its
-/// session.
+/// session, or [`FETCH_MAX_MS`] after it was taken (on the LAN; over the internet after the
+/// longer times of [`Pace::INTERNET`]); its session then may not claim that document again for
+/// as long as a lapse, so that another is asked. A claim goes with its session.
 #[derive(Debug, Default)]
 pub struct Fetches {
     next_session: u64,
@@ -184,11 +195,13 @@ struct Claim {
     peer: PeerId,
     taken: i64,
     renewed: i64,
+    /// The pace of the session's link: how long the claim lasts.
+    pace: Pace,
 }
 
 impl Claim {
     fn lapsed(&self, now: Timestamp) -> bool {
-        now.millis() - self.renewed >= FETCH_LAPSE_MS || now.millis() - self.taken >= FETCH_MAX_MS
+        now.millis() - self.renewed >= self.pace.fetch_lapse_ms || now.millis() - self.taken >= self.pace.fetch_max_ms
     }
 }
 
@@ -233,7 +246,7 @@ impl Fetches {
     /// lapsed, and the session fetches fewer than [`FETCHES_AT_ONCE`] documents. If so the
     /// claim is the session's. Asking again does not renew it: only changes that arrive do
     /// ([`Fetches::progress`]), so a peer that answers without them cannot keep it.
-    fn claim(&mut self, doc: &DocId, session: u64, peer: &PeerId, now: Timestamp) -> bool {
+    fn claim(&mut self, doc: &DocId, session: u64, peer: &PeerId, pace: Pace, now: Timestamp) -> bool {
         self.benched.retain(|_, until| *until > now.millis());
         if self.benched(doc, session, now) {
             return false;
@@ -244,7 +257,7 @@ impl Fetches {
         match self.claims.get(doc) {
             Some(c) if !c.lapsed(now) => return c.session == session,
             Some(c) => {
-                self.benched.insert((doc.clone(), c.session), now.millis() + FETCH_LAPSE_MS);
+                self.benched.insert((doc.clone(), c.session), now.millis() + c.pace.fetch_lapse_ms);
                 if c.session == session {
                     self.claims.remove(doc);
                     return false;
@@ -252,7 +265,7 @@ impl Fetches {
             }
             None => {}
         }
-        let claim = Claim { session, peer: peer.clone(), taken: now.millis(), renewed: now.millis() };
+        let claim = Claim { session, peer: peer.clone(), taken: now.millis(), renewed: now.millis(), pace };
         self.claims.insert(doc.clone(), claim);
         true
     }
@@ -362,6 +375,10 @@ pub enum Frame {
     AuthorityHeads(Vec<[u8; 32]>),
     /// Authority log entries, each after the entries it follows.
     Authority(Vec<Vec<u8>>),
+    /// The sender has spent its day's budget for this link: for the rest of the session, both
+    /// sides list and offer only the documents of urgent kinds ([`urgent`]); the authority
+    /// log and the vault still go.
+    Metered,
 }
 
 /// One vault entry as it travels between member hubs (inside TLS, or sealed in a bundle). An
@@ -410,6 +427,7 @@ const TAG_AUTHORITY: u8 = 7;
 const TAG_SUMMARY: u8 = 8;
 const TAG_INVENTORY: u8 = 9;
 const TAG_HELLO: u8 = 10;
+const TAG_METERED: u8 = 12;
 /// A frame of any other type, deflated: what [`Frame::encode`] sends when that is smaller.
 const TAG_DEFLATE: u8 = 11;
 /// Frames from this size on are deflated when that makes them smaller (below it, the gain is
@@ -419,8 +437,16 @@ const DEFLATE_FROM: usize = 256;
 /// The sync protocol this build speaks. A session opens with it ([`Frame::Hello`]); peers that
 /// speak another end the session with an error that names both, so that people know which hub
 /// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes;
-/// version 4 deflates large frames; version 5 carries people's signatures on their changes.
-pub const PROTOCOL: u16 = 5;
+/// version 4 deflates large frames; version 5 carries people's signatures on their changes;
+/// version 6 lets a hub over its day's budget ask for urgent documents only.
+pub const PROTOCOL: u16 = 6;
+
+/// Whether the documents of `partition` (a kind's name, then `/month` for logs) are of an
+/// urgent kind: what a hub over its day's budget for a metered link still exchanges.
+pub fn urgent(partition: &str) -> bool {
+    let kind = partition.split('/').next().unwrap_or_default();
+    aidmesh_model::Kind::parse(kind).is_ok_and(|k| k.urgent())
+}
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
 /// How many documents of its answer to an inventory a session offers with each frame it
@@ -471,7 +497,7 @@ impl Frame {
             Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + whole_sigs(sigs).1 * SIG_LEN + msg.len(),
             Frame::AuthorityHeads(heads) => heads.len() * 32,
             Frame::Authority(entries) => entries.iter().map(|e| 4 + e.len()).sum(),
-            Frame::Ping | Frame::Pong => 0,
+            Frame::Ping | Frame::Pong | Frame::Metered => 0,
             Frame::Vault(items) => json_len(items),
         }
     }
@@ -532,6 +558,7 @@ impl Frame {
             }
             Frame::Ping => vec![TAG_PING],
             Frame::Pong => vec![TAG_PONG],
+            Frame::Metered => vec![TAG_METERED],
             Frame::Vault(items) => {
                 let mut out = vec![TAG_VAULT];
                 out.extend(serde_json::to_vec(items).unwrap_or_default());
@@ -657,6 +684,7 @@ impl Frame {
             }
             Some(&TAG_PING) if b.len() == 1 => Ok(Frame::Ping),
             Some(&TAG_PONG) if b.len() == 1 => Ok(Frame::Pong),
+            Some(&TAG_METERED) if b.len() == 1 => Ok(Frame::Metered),
             Some(t) => Err(bad(&format!("unknown frame type {t}"))),
             None => Err(bad("empty frame")),
         }
@@ -884,6 +912,20 @@ pub struct Session {
     last_synced: Option<Timestamp>,
     traffic: Traffic,
     pace: Pace,
+    /// This hub is over its day's budget for the link (it said so at the start).
+    metered: bool,
+    /// The peer is over its budget (it said so).
+    peer_metered: bool,
+    /// Documents left out because a side is over its budget: a later session takes them.
+    held: BTreeSet<DocId>,
+}
+
+/// What waits in a session, as the coordinator sees it: documents queued to go or to be asked
+/// for, and documents held back by a day's budget (they go in a later session).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    pub queued: u64,
+    pub held: u64,
 }
 
 /// Why a session sends a sync message for a document.
@@ -950,7 +992,40 @@ impl Session {
             last_synced: None,
             traffic: Traffic::default(),
             pace: Pace::LAN,
+            metered: false,
+            peer_metered: false,
+            held: BTreeSet::new(),
         }
+    }
+
+    /// What waits in this session now.
+    pub fn backlog(&self) -> Backlog {
+        let queued = self.to_offer.len() + self.waiting.len() + self.asked.len();
+        Backlog { queued: queued as u64, held: self.held.len() as u64 }
+    }
+
+    /// This session for a hub over its day's budget for the link: it says so first, and lists
+    /// and offers only urgent documents, as the peer then does.
+    pub fn metered(mut self, metered: bool) -> Session {
+        self.metered = metered;
+        self
+    }
+
+    /// Whether this hub started the session over its budget.
+    pub fn is_metered(&self) -> bool {
+        self.metered
+    }
+
+    /// Whether `doc` goes in this session: everything, unless either side is over its budget.
+    fn goes(&self, doc: &DocInfo) -> bool {
+        !(self.metered || self.peer_metered) || urgent(&doc.partition)
+    }
+
+    /// The documents of `docs` that go in this session; the others are held.
+    fn going(&mut self, docs: Vec<DocInfo>) -> Vec<DocInfo> {
+        let (going, held): (Vec<DocInfo>, Vec<DocInfo>) = docs.into_iter().partition(|d| self.goes(d));
+        self.held.extend(held.into_iter().map(|d| d.doc));
+        going
     }
 
     /// This session at another pace than the LAN's.
@@ -983,8 +1058,12 @@ impl Session {
     /// The first frames: the protocol spoken, the heads of the authority log, and a summary of
     /// what we hold. No document is loaded to make them.
     pub fn start(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
-        let out =
-            vec![Frame::Hello(PROTOCOL), Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(summary(r).0)];
+        let mut out = vec![Frame::Hello(PROTOCOL)];
+        // Before the summary, so that the peer's inventory already leaves out what need not go.
+        if self.metered {
+            out.push(Frame::Metered);
+        }
+        out.extend([Frame::AuthorityHeads(r.authority_heads()), Frame::Summary(summary(r).0)]);
         self.sent(&out, now);
         out
     }
@@ -1021,6 +1100,7 @@ impl Session {
                     self.last_synced = Some(now);
                 }
                 if theirs.docs != ours.docs {
+                    let docs = self.going(docs);
                     out.push(Frame::Inventory(docs.into_iter().map(|d| (d.doc, d.heads)).collect()));
                 }
                 if theirs.vault != ours.vault {
@@ -1039,7 +1119,7 @@ impl Session {
                 let theirs: BTreeMap<DocId, String> = docs.into_iter().collect();
                 let ours = r.docs();
                 self.ours = ours.iter().map(|d| (d.doc.clone(), d.clone())).collect();
-                for d in ours {
+                for d in self.going(ours) {
                     match theirs.get(&d.doc) {
                         Some(h) if !h.is_empty() && *h == d.heads => continue,
                         Some(_) => {
@@ -1080,11 +1160,14 @@ impl Session {
                     f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, now);
                 }
                 // A document we did not have exists now: announce it back so the peer's view of
-                // ours is complete, then answer.
-                if self.announced.insert(doc.clone()) {
-                    out.push(Frame::Announce(vec![info]));
+                // ours is complete, then answer. A document that does not go in this session
+                // (it was on its way when the budget ran out) is kept, and not answered.
+                if self.goes(&info) {
+                    if self.announced.insert(doc.clone()) {
+                        out.push(Frame::Announce(vec![info]));
+                    }
+                    out.extend(self.generate(r, &doc, now));
                 }
-                out.extend(self.generate(r, &doc, now));
                 // A fetch that ended makes room: documents that waited for it ask now.
                 out.extend(self.ask_waiting(r, now));
                 self.last_synced = Some(now);
@@ -1104,6 +1187,7 @@ impl Session {
             }
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}
+            Frame::Metered => self.peer_metered = true,
         }
         out.extend(self.offer_next(r, now));
         self.sent(&out, now);
@@ -1137,6 +1221,10 @@ impl Session {
     }
 
     fn offer(&mut self, r: &mut impl Replica, doc: &DocInfo, offer: Offer, now: Timestamp) -> Vec<Frame> {
+        if !self.goes(doc) {
+            self.held.insert(doc.doc.clone());
+            return Vec::new();
+        }
         let out = self.messages(r, doc, offer, now);
         self.sent(&out, now);
         out
@@ -1292,7 +1380,7 @@ impl Session {
                 self.asked.remove(doc);
                 Fetch::Give
             }
-            _ if fetches.claim(doc, id, &self.peer, now) => Fetch::Ask,
+            _ if fetches.claim(doc, id, &self.peer, self.pace, now) => Fetch::Ask,
             _ => {
                 // This session's fetch lapsed: once it may claim again, it asks again.
                 if fetches.benched(doc, id, now) {
@@ -1546,26 +1634,26 @@ mod tests {
         let (a, b) = (f.enter(), f.enter());
         let (pa, pb) = (PeerId::named("pa"), PeerId::named("pb"));
         let d = DocId::from("d");
-        assert!(f.claim(&d, a, &pa, t(0)));
-        assert!(!f.claim(&d, b, &pb, t(1_000)), "one session fetches a document at a time");
+        assert!(f.claim(&d, a, &pa, Pace::LAN, t(0)));
+        assert!(!f.claim(&d, b, &pb, Pace::LAN, t(1_000)), "one session fetches a document at a time");
         // Asking again renews nothing: without changes the claim lapses.
-        assert!(f.claim(&d, a, &pa, t(4_000)));
+        assert!(f.claim(&d, a, &pa, Pace::LAN, t(4_000)));
         assert!(!f.free(&d, b, t(4_999)));
         assert!(f.free(&d, b, t(5_000)));
         // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
         for ms in (4_000..30_000).step_by(4_000) {
             f.progress(a, t(ms));
-            assert!(!f.claim(&d, b, &pb, t(ms + 1)), "renewed at {ms}");
+            assert!(!f.claim(&d, b, &pb, Pace::LAN, t(ms + 1)), "renewed at {ms}");
         }
-        assert!(!f.claim(&d, b, &pb, t(FETCH_MAX_MS - 1)));
-        assert!(f.claim(&d, b, &pb, t(FETCH_MAX_MS)), "at its longest the claim passes on");
+        assert!(!f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS - 1)));
+        assert!(f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS)), "at its longest the claim passes on");
         // The session whose claim lapsed waits a lapse before it may claim that document again.
         f.release(&d, b);
-        assert!(!f.claim(&d, a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
-        assert!(f.claim(&d, a, &pa, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
+        assert!(!f.claim(&d, a, &pa, Pace::LAN, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
+        assert!(f.claim(&d, a, &pa, Pace::LAN, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
         // A claim goes with its session.
         f.release_session(a);
-        assert!(f.claim(&d, b, &pb, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
+        assert!(f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS + FETCH_LAPSE_MS + 1)));
         assert_eq!(f.fetching(), vec![(d.clone(), pb)]);
     }
 
@@ -1579,10 +1667,10 @@ mod tests {
         let pa = PeerId::named("pa");
         let docs: Vec<DocId> = (0..=FETCHES_AT_ONCE).map(|n| DocId::from(format!("d{n}").as_str())).collect();
         for d in &docs[..FETCHES_AT_ONCE] {
-            assert!(f.claim(d, a, &pa, t(0)), "{d}");
+            assert!(f.claim(d, a, &pa, Pace::LAN, t(0)), "{d}");
         }
         let last = &docs[FETCHES_AT_ONCE];
-        assert!(!f.claim(last, a, &pa, t(0)), "a session fetches {FETCHES_AT_ONCE} documents at a time");
+        assert!(!f.claim(last, a, &pa, Pace::LAN, t(0)), "a session fetches {FETCHES_AT_ONCE} documents at a time");
         assert!(!f.free(last, a, t(0)));
         assert!(f.free(last, b, t(0)), "another session may fetch it meanwhile");
         // Changes of the first document renew every claim of the session.
@@ -1593,7 +1681,7 @@ mod tests {
         }
         // A fetch that ends makes room.
         f.release(&docs[0], a);
-        assert!(f.claim(last, a, &pa, t(8_000)));
+        assert!(f.claim(last, a, &pa, Pace::LAN, t(8_000)));
     }
 
     #[test]

@@ -233,6 +233,12 @@ kinds! {
 }
 
 impl Kind {
+    /// Whether records of this kind still go over a metered link once a hub has spent its
+    /// day's budget there: incidents (with their follow-ups and amendments) and requests.
+    pub fn urgent(self) -> bool {
+        matches!(self, Kind::Incident | Kind::FollowUp | Kind::Amendment | Kind::Request)
+    }
+
     pub fn parse(s: &str) -> Result<Kind, crate::ParseError> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
         Kind::ALL
