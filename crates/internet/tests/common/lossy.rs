@@ -1,8 +1,10 @@
 //! A bad link, in user space (this machine's kernel has no netem): proxies for UDP and TCP that
 //! delay what they carry, drop UDP datagrams at random, and go down now and then (every
 //! datagram dropped, TCP's bytes held until it is up again, as a kernel's retransmissions
-//! would), and sometimes cut every TCP connection (as when a phone's hotspot reconnects). Put
-//! on the path between two hubs, they stand for a hotspot on a crowded street.
+//! would), and sometimes cut every TCP connection (both ends told at once; a real drop may
+//! leave them to find out by silence). TCP loses nothing but time: loss on a TCP path shows
+//! as delay, which the kernels beside the proxy do not add. Put on the path between two hubs,
+//! they stand for a hotspot on a crowded street.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -108,12 +110,13 @@ impl Link {
 
     /// The delay for what is sent now, or `None` if it is lost.
     fn datagram(&self, len: usize) -> Option<Duration> {
-        if self.is_down() {
-            self.state.lock().unwrap().stats.datagrams_lost += 1;
-            return None;
-        }
+        let down = self.is_down();
         let mut s = self.state.lock().unwrap();
         s.stats.datagrams += 1;
+        if down {
+            s.stats.datagrams_lost += 1;
+            return None;
+        }
         let loss = s.conditions.loss;
         if s.rng.gen_bool(loss) {
             s.stats.datagrams_lost += 1;
@@ -152,8 +155,12 @@ impl Link {
                         let (back, front, link) = (s.clone(), socket.clone(), link.clone());
                         tasks.spawn(async move {
                             let mut buf = vec![0u8; 65_536];
-                            while let Ok(n) = back.recv(&mut buf).await {
-                                link.carry(&front, buf[..n].to_vec(), from);
+                            loop {
+                                match back.recv(&mut buf).await {
+                                    Ok(n) => link.carry(&front, buf[..n].to_vec(), from),
+                                    // An ICMP error (nothing listening there yet) is not the end.
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                                }
                             }
                         });
                         s
@@ -206,9 +213,9 @@ impl Link {
                     let born = down.borrow().1;
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
+                    // Both ways to their end (one side may close its half first), or a cut.
                     tokio::select! {
-                        _ = link.pump(cr, sw) => {}
-                        _ = link.pump(sr, cw) => {}
+                        _ = async { tokio::join!(link.pump(cr, sw), link.pump(sr, cw)) } => {}
                         _ = down.wait_for(|(_, n)| *n != born) => {}
                     }
                 });
@@ -217,9 +224,10 @@ impl Link {
         (at, task)
     }
 
-    /// Carries bytes from `from` to `to`, each chunk one way's delay after it was read.
+    /// Carries bytes from `from` to `to`, each chunk one way's delay after it was read. At most
+    /// a few megabytes wait on the way: past that the sender is held, as a full window would.
     async fn pump(&self, mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(256);
         let link = self.clone();
         let read = async move {
             let mut buf = vec![0u8; 16_384];
@@ -228,7 +236,9 @@ impl Link {
                     break;
                 }
                 link.state.lock().unwrap().stats.tcp_bytes += n as u64;
-                let _ = tx.send((tokio::time::Instant::now() + link.delay(), buf[..n].to_vec()));
+                if tx.send((tokio::time::Instant::now() + link.delay(), buf[..n].to_vec())).await.is_err() {
+                    break;
+                }
             }
         };
         let link = self.clone();
