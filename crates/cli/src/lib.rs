@@ -989,11 +989,11 @@ fn parse_size(text: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
-/// A byte count as people read it.
+/// A byte count as people read it (decimal units, one decimal: `999,999` is `1.0 MB`).
 fn size_text(bytes: u64) -> String {
     match bytes {
-        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
-        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 999_950_000 => format!("{:.1} GB", b as f64 / 1e9),
+        b if b >= 999_950 => format!("{:.1} MB", b as f64 / 1e6),
         b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
         b => format!("{b} B"),
     }

@@ -35,32 +35,32 @@ impl Hub {
         Ok(self.store.meta("internet_budget")?.and_then(|b| b.parse().ok()))
     }
 
-    /// Sets (or, with `None`, lifts) the day's budget for sync over the internet.
+    /// Sets (or, with `None`, lifts) the day's budget for sync over the internet; at least one
+    /// byte.
     pub fn set_internet_budget(&mut self, bytes: Option<u64>) -> crate::Result<()> {
+        if bytes == Some(0) {
+            let why = "0 bytes a day: give at least 1 byte, or lift the budget".to_string();
+            return Err(crate::Error::Malformed { format: "internet budget", why });
+        }
         let value = bytes.map(|b| b.to_string()).unwrap_or_default();
         self.store.write(|tx| tx.set_meta("internet_budget", &value))?;
         Ok(())
     }
 
     /// What sync over the internet used on `day` (UTC, `YYYY-MM-DD`): the bytes of the sync
-    /// stream both ways, before the transport's framing and encryption.
+    /// stream both ways, before the transport's framing and encryption, as the running hub
+    /// last kept it (every few seconds, and at each session's end).
     pub fn internet_used(&self, day: &str) -> crate::Result<u64> {
-        Ok(match self.store.meta("internet_used")? {
-            Some(v) => match v.split_once(' ') {
-                Some((d, n)) if d == day => n.parse().unwrap_or(0),
-                _ => 0,
-            },
-            None => 0,
+        Ok(match self.internet_kept()? {
+            Some((d, n)) if d == day => n,
+            _ => 0,
         })
     }
 
-    /// Counts `bytes` more toward `day`'s use; what the day used so far.
-    pub fn count_internet(&mut self, day: &str, bytes: u64) -> crate::Result<u64> {
-        let used = self.internet_used(day)?.saturating_add(bytes);
-        if bytes > 0 {
-            self.store.write(|tx| tx.set_meta("internet_used", &format!("{day} {used}")))?;
-        }
-        Ok(used)
+    /// The day the store counted internet use for last, and its bytes.
+    fn internet_kept(&self) -> crate::Result<Option<(String, u64)>> {
+        let kept = self.store.meta("internet_used")?;
+        Ok(kept.and_then(|v| v.split_once(' ').and_then(|(d, n)| Some((d.to_string(), n.parse().ok()?)))))
     }
 
     /// Every vault entry as it travels to member hubs: content in hex, or an erasure. Entries
@@ -441,18 +441,18 @@ impl aidmesh_mesh::net::Hub for Hub {
         })
     }
 
-    fn metered_budget(&mut self) -> Option<u64> {
-        self.internet_budget().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the internet budget: none applies");
-            None
-        })
+    fn metered_budget(&mut self) -> Result<Option<u64>, String> {
+        self.internet_budget().map_err(|e| e.to_string())
     }
 
-    fn metered_used(&mut self, day: &str, bytes: u64) -> u64 {
-        self.count_internet(day, bytes).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot count internet use");
-            0
-        })
+    fn metered_kept(&mut self) -> Result<Option<(String, u64)>, String> {
+        self.internet_kept().map_err(|e| e.to_string())
+    }
+
+    fn keep_metered(&mut self, day: &str, used: u64) -> Result<(), String> {
+        // A count lost to a power cut costs a few seconds' bytes: no need to wait for the disk.
+        let kept = self.store.write_resendable(|tx| tx.set_meta("internet_used", &format!("{day} {used}")));
+        kept.map_err(|e| e.to_string())
     }
 }
 

@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 
 use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Event, Hub};
-use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::net::Mesh;
 use common::lossy::{Conditions, Link};
 use common::netns::{eventually, in_namespace, relay_in, serve_in, start_in, Lab};
-use common::{add_item, join, key_of, new_hub, relay_certificate, Allowlist};
+use common::{add_item, join, key_of, new_hub, relay_certificate, through_relays, Allowlist};
 use serde_json::json;
 
 const EDITS: usize = 50;
@@ -88,16 +87,10 @@ fn main() {
             }
         });
     }
-    let cfg = |own: Vec<String>| InternetConfig {
-        relays: own,
-        relay_roots: vec![root.clone()],
-        bind: None,
-        direct: Default::default(),
-    };
     let (stop_a, a_stop) = tokio::sync::oneshot::channel();
     let (stop_b, b_stop) = tokio::sync::oneshot::channel();
-    let (a_mesh, a_thread) = serve_in(lab.ns("ha"), a, cfg(Vec::new()), a_stop);
-    let (b_mesh, b_thread) = serve_in(lab.ns("hb"), b, cfg(vec![url.clone()]), b_stop);
+    let (a_mesh, a_thread) = serve_in(lab.ns("ha"), a, through_relays(Vec::new(), &root), a_stop);
+    let (b_mesh, b_thread) = serve_in(lab.ns("hb"), b, through_relays(vec![url.clone()], &root), b_stop);
     let first = add_item(&a_mesh, "first");
     assert!(eventually(Duration::from_secs(60), || b_mesh.with_hub(|h| h.get(&first).is_ok())), "connected");
     std::thread::sleep(Duration::from_secs(2));
@@ -141,7 +134,7 @@ fn main() {
     let (bytes_before, stream_before) = (link.stats().tcp_bytes, stream());
     let started = Instant::now();
     let (stop_b, b_stop) = tokio::sync::oneshot::channel();
-    let b_thread = start_in(lab.ns("hb"), b_mesh.clone(), cfg(vec![url.clone()]), b_stop);
+    let b_thread = start_in(lab.ns("hb"), b_mesh.clone(), through_relays(vec![url.clone()], &root), b_stop);
     let all = before + 2 * APART;
     assert!(
         eventually(Duration::from_secs(300), || count(&a_mesh) == all && count(&b_mesh) == all),

@@ -13,10 +13,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aidmesh_hub::Hub;
-use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::net::{Mesh, Reach};
 use common::netns::{eventually, relay_in, serve_in, Lab};
-use common::{add_item, holds, join, key_of, new_hub, relay_certificate, Allowlist};
+use common::{add_item, holds, join, key_of, new_hub, relay_certificate, through_relays, Allowlist};
 
 fn reach(mesh: &Mesh<Hub>) -> Option<Reach> {
     mesh.peers().first().map(|p| p.reach)
@@ -41,16 +40,10 @@ fn hubs_behind_nat_meet_through_the_relay_then_directly() {
     a.set_relays(std::slice::from_ref(&url)).unwrap();
     join(&mut a, &mut b);
     allow.0.write().unwrap().extend([key_of(&a), key_of(&b)]);
-    let cfg = |own: Vec<String>| InternetConfig {
-        relays: own,
-        relay_roots: vec![root.clone()],
-        bind: None,
-        direct: Default::default(),
-    };
     let (stop_a, a_stop) = tokio::sync::oneshot::channel();
     let (stop_b, b_stop) = tokio::sync::oneshot::channel();
-    let (a_mesh, a_thread) = serve_in(lab.ns("ha"), a, cfg(Vec::new()), a_stop);
-    let (b_mesh, b_thread) = serve_in(lab.ns("hb"), b, cfg(vec![url.clone()]), b_stop);
+    let (a_mesh, a_thread) = serve_in(lab.ns("ha"), a, through_relays(Vec::new(), &root), a_stop);
+    let (b_mesh, b_thread) = serve_in(lab.ns("hb"), b, through_relays(vec![url.clone()], &root), b_stop);
 
     // No packet passes between the sites: they sync through the relay.
     let water = add_item(&a_mesh, "Water");

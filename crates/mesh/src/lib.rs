@@ -17,6 +17,7 @@ pub mod invite;
 pub mod keyring;
 pub mod membership;
 pub mod memory;
+pub mod meter;
 pub mod net;
 pub mod policy;
 pub mod seal;

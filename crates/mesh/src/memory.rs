@@ -518,6 +518,20 @@ mod tests {
         Ok(())
     }
 
+    /// The peer's budget decides a session from its start, not halfway: a `Metered` after the
+    /// summary ends the session.
+    #[test]
+    fn metered_comes_before_the_summary_or_not_at_all() {
+        let (mut m, now) = (Mem::new(1), t());
+        let mut s = Session::new(PeerId::named("p"), now);
+        s.handle(&mut m, Frame::Hello(crate::session::PROTOCOL), now).unwrap();
+        s.handle(&mut m, Frame::Metered, now).unwrap();
+        let summary = Frame::decode(&[[8u8].as_slice(), &[0u8; 32]].concat()).unwrap();
+        s.handle(&mut m, summary, now).unwrap();
+        let late = s.handle(&mut m, Frame::Metered, now);
+        assert!(matches!(late, Err(crate::session::SessionError::Malformed(ref w)) if w.contains("after the summary")));
+    }
+
     /// A hub over its day's budget says so first; from then on both sides list and offer only
     /// documents of urgent kinds (incidents, requests), whichever side is over. The next
     /// session, once the budget is new, brings the rest.
@@ -531,6 +545,7 @@ mod tests {
             b.edit("request-1", 3);
             a.edit("shift-1", 4);
             a.edit("follow_up-2026-12", 5);
+            a.edit("coalition", 6);
             let now = t();
             let mut sa = Session::new(PeerId::named("b"), now).metered(a_over);
             let mut sb = Session::new(PeerId::named("a"), now).metered(!a_over);
@@ -539,8 +554,11 @@ mod tests {
             assert!(first.iter().any(|f| matches!(f, Frame::AuthorityHeads(_))), "authority always goes");
             let second = sb.start(&mut b, now);
             exchange(&mut a, &mut sa, &mut b, &mut sb, first, second).unwrap();
-            assert_eq!(keys(&a), ["follow_up-2026-12", "incident-2026-12", "request-1", "shift-1"]);
-            assert_eq!(keys(&b), ["follow_up-2026-12", "incident-2026-12", "item-1", "request-1"]);
+            assert_eq!(keys(&a), ["coalition", "follow_up-2026-12", "incident-2026-12", "request-1", "shift-1"]);
+            assert_eq!(keys(&b), ["coalition", "follow_up-2026-12", "incident-2026-12", "item-1", "request-1"]);
+            // What each side holds back is what the other lacks, no more.
+            assert_eq!((sa.backlog().held, sb.backlog().held), (1, 1), "the shift and the item");
+
             // Changes made during the session: an urgent one goes, the others wait.
             b.edit("item-1", 6);
             let item = b.docs().into_iter().find(|d| d.doc.as_str() == "item-1").unwrap();

@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::handshake::{self, HandshakeError, Side, PROOF};
 use crate::identity::{HubId, Identity};
 use crate::keyring::Keyring;
+use crate::meter::Meter;
 pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
@@ -48,13 +49,17 @@ pub trait Hub: Replica + Send + 'static {
     fn keyring(&mut self) -> Keyring;
     /// The most bytes a day this hub's sync may use over metered links (the internet) before
     /// only urgent documents go, if it set a budget.
-    fn metered_budget(&mut self) -> Option<u64> {
-        None
+    fn metered_budget(&mut self) -> Result<Option<u64>, String> {
+        Ok(None)
     }
-    /// Counts `bytes` more over metered links on `day` (UTC, `YYYY-MM-DD`); what the day used
-    /// so far, this one included.
-    fn metered_used(&mut self, _day: &str, _bytes: u64) -> u64 {
-        0
+    /// What the store kept of the use of metered links: the day (UTC, `YYYY-MM-DD`) and its
+    /// bytes.
+    fn metered_kept(&mut self) -> Result<Option<(String, u64)>, String> {
+        Ok(None)
+    }
+    /// Keeps the day's use of metered links in the store.
+    fn keep_metered(&mut self, _day: &str, _used: u64) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -129,6 +134,9 @@ struct Shared<H: Hub> {
     clock: Arc<dyn Clock>,
     /// Counts changes to `peers` that front ends show: a connection made or lost, a sync done.
     peers_changed: tokio::sync::watch::Sender<u64>,
+    /// The day's use of metered links, once read from the store. Taken before the hub's lock
+    /// when both are needed, never after it.
+    meter: Mutex<Option<Meter>>,
 }
 
 impl<H: Hub> Shared<H> {
@@ -220,6 +228,7 @@ impl<H: Hub> Mesh<H> {
                 fetches: SharedFetches::default(),
                 clock,
                 peers_changed: tokio::sync::watch::Sender::new(0),
+                meter: Mutex::new(None),
             }),
         })
     }
@@ -603,9 +612,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
-/// Whether this hub has spent its day's budget for metered links (`day`: `YYYY-MM-DD`).
-fn over_budget<H: Hub>(hub: &mut H, day: &str) -> bool {
-    hub.metered_budget().is_some_and(|budget| hub.metered_used(day, 0) >= budget)
+/// Counts `bytes` more over metered links, and whether the day's budget is spent. The count
+/// lives in memory ([`Meter`]) and goes to the store every few seconds and when a session ends
+/// (`ended`); the budget is read again every few seconds. A failed read or write keeps what was
+/// known: it neither lifts the budget nor flips sessions in and out of it.
+fn count_metered<H: Hub>(shared: &Shared<H>, bytes: u64, ended: bool) -> bool {
+    let now = shared.now();
+    let mut meter = lock(&shared.meter);
+    let m = meter.get_or_insert_with(|| match lock(&shared.hub).metered_kept() {
+        Ok(Some((day, used))) => Meter::from_kept(day, used),
+        Ok(None) => Meter::default(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the day's internet use: counting from nothing");
+            Meter::default()
+        }
+    });
+    m.count(now, bytes);
+    if m.budget_due(now) {
+        match lock(&shared.hub).metered_budget() {
+            Ok(b) => m.set_budget(b, now),
+            Err(e) => tracing::error!(error = %e, "cannot read the internet budget: the last one read holds"),
+        }
+    }
+    if let Some((day, used)) = m.to_keep(now, ended) {
+        match lock(&shared.hub).keep_metered(&day, used) {
+            Ok(()) => m.kept(used, now),
+            Err(e) => tracing::warn!(error = %e, "cannot keep the day's internet use: tried again later"),
+        }
+    }
+    m.over()
 }
 
 /// One connection: a session fed by a reader task, local changes and a half-second tick.
@@ -631,13 +666,18 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
     let now = shared.now();
     let metered = match link {
         Link::Lan(_) => false,
-        Link::Internet(_) => over_budget(&mut *lock(&shared.hub), &now.date().to_string()),
+        Link::Internet(_) => count_metered(&shared, 0, false),
     };
     let session =
         Session::sharing(PeerId::from(&peer), now, shared.fetches.clone()).paced(link.pace()).metered(metered);
     let mut c = Connection { shared: &shared, peer: &peer, conn, session, link, bytes, counted: 0 };
     if let Err(e) = c.run(&mut wr, &mut frames).await {
         tracing::info!(peer = %peer.short(), reason = %e, "disconnected");
+    }
+    // What the session carried since its last tick counts too.
+    if let Link::Internet(_) = link {
+        let total = c.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        count_metered(&shared, total - c.counted, true);
     }
     c.session.heard_from_peer()
 }
@@ -845,9 +885,7 @@ impl<H: Hub> Connection<'_, H> {
             // a session goes on only as long as it sends what the budget allows.
             let total = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
             let fresh = total - std::mem::replace(&mut self.counted, total);
-            let mut h = lock(&self.shared.hub);
-            let used = h.metered_used(&now.date().to_string(), fresh);
-            let over = h.metered_budget().is_some_and(|budget| used >= budget);
+            let over = count_metered(self.shared, fresh, false);
             if over != self.session.is_metered() {
                 return Err(Ended::Budget(over));
             }

@@ -441,11 +441,13 @@ const DEFLATE_FROM: usize = 256;
 /// version 6 lets a hub over its day's budget ask for urgent documents only.
 pub const PROTOCOL: u16 = 6;
 
-/// Whether the documents of `partition` (a kind's name, then `/month` for logs) are of an
-/// urgent kind: what a hub over its day's budget for a metered link still exchanges.
+/// Whether the documents of `partition` (a kind's name, then `/month` for logs; `coalition`
+/// for the few shared records) are urgent: what a hub over its day's budget for a metered link
+/// still exchanges. The coalition's document is small and holds what urgent records refer to
+/// (places, roles, hubs).
 pub fn urgent(partition: &str) -> bool {
     let kind = partition.split('/').next().unwrap_or_default();
-    aidmesh_model::Kind::parse(kind).is_ok_and(|k| k.urgent())
+    kind == "coalition" || aidmesh_model::Kind::parse(kind).is_ok_and(|k| k.urgent())
 }
 /// The most documents an inventory may list (a whole coalition is a few hundred).
 pub const MAX_DOCS: usize = 100_000;
@@ -1021,11 +1023,9 @@ impl Session {
         !(self.metered || self.peer_metered) || urgent(&doc.partition)
     }
 
-    /// The documents of `docs` that go in this session; the others are held.
-    fn going(&mut self, docs: Vec<DocInfo>) -> Vec<DocInfo> {
-        let (going, held): (Vec<DocInfo>, Vec<DocInfo>) = docs.into_iter().partition(|d| self.goes(d));
-        self.held.extend(held.into_iter().map(|d| d.doc));
-        going
+    /// The documents of `docs` that go in this session.
+    fn going(&self, docs: Vec<DocInfo>) -> Vec<DocInfo> {
+        docs.into_iter().filter(|d| self.goes(d)).collect()
     }
 
     /// This session at another pace than the LAN's.
@@ -1119,7 +1119,15 @@ impl Session {
                 let theirs: BTreeMap<DocId, String> = docs.into_iter().collect();
                 let ours = r.docs();
                 self.ours = ours.iter().map(|d| (d.doc.clone(), d.clone())).collect();
-                for d in self.going(ours) {
+                for d in ours {
+                    let differs = theirs.get(&d.doc).is_none_or(|h| h.is_empty() || *h != d.heads);
+                    if !self.goes(&d) {
+                        // Held for a later session, if the peer lacks some of it.
+                        if differs {
+                            self.held.insert(d.doc.clone());
+                        }
+                        continue;
+                    }
                     match theirs.get(&d.doc) {
                         Some(h) if !h.is_empty() && *h == d.heads => continue,
                         Some(_) => {
@@ -1162,7 +1170,9 @@ impl Session {
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer. A document that does not go in this session
                 // (it was on its way when the budget ran out) is kept, and not answered.
-                if self.goes(&info) {
+                // Whether it may go is decided by what this hub knows of the document, not by the
+                // partition the peer gave it.
+                if self.goes(self.ours.get(&doc).unwrap_or(&info)) {
                     if self.announced.insert(doc.clone()) {
                         out.push(Frame::Announce(vec![info]));
                     }
@@ -1187,6 +1197,12 @@ impl Session {
             }
             Frame::Ping => out.push(Frame::Pong),
             Frame::Pong => {}
+            // Only before the summary: the peer's budget decides a session from its start (a hub
+            // whose budget runs out mid-session starts a new one), so that nothing is half
+            // offered under one rule and answered under the other.
+            Frame::Metered if self.got_summary => {
+                return Err(SessionError::Malformed("metered after the summary".into()));
+            }
             Frame::Metered => self.peer_metered = true,
         }
         out.extend(self.offer_next(r, now));

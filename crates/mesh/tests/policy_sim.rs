@@ -604,6 +604,16 @@ impl Sim {
         }
     }
 
+    /// An admin revokes a hub (not the first); every other hub learns it at once (in the
+    /// coalition document, modelled here as the shared member list).
+    fn revoke_one(&mut self) {
+        let r = self.rng.gen_range(1..self.nodes.len());
+        self.revoked = Some(r);
+        let id = self.nodes[r].id.clone();
+        self.members.remove(&id);
+        self.rewire();
+    }
+
     fn set_cut(&mut self, a: usize, b: usize, cut: bool) {
         if a == b {
             return;
@@ -781,13 +791,7 @@ fn run(seed: u64) {
             _ => {}
         }
         if step == revoke_at && n > 3 {
-            // An admin revokes a hub; every other hub learns it at once (in the coalition
-            // document, modelled here as the shared member list).
-            let r = sim.rng.gen_range(1..n);
-            sim.revoked = Some(r);
-            let id = sim.nodes[r].id.clone();
-            sim.members.remove(&id);
-            sim.rewire();
+            sim.revoke_one();
         }
         let ms = sim.rng.gen_range(0..3_000);
         sim.run_for(ms);
@@ -875,11 +879,7 @@ fn run_overlay(seed: u64) {
             _ => {}
         }
         if step == revoke_at {
-            let r = sim.rng.gen_range(1..n);
-            sim.revoked = Some(r);
-            let id = sim.nodes[r].id.clone();
-            sim.members.remove(&id);
-            sim.rewire();
+            sim.revoke_one();
         }
         let ms = sim.rng.gen_range(0..5_000);
         sim.run_for(ms);

@@ -56,6 +56,17 @@ pub fn relay_certificate(addr: IpAddr) -> (CertificateDer<'static>, rustls::Serv
     (ca_cert.der().clone(), server)
 }
 
+/// Internet sync through the relays of the coalition and `own`, a relay certificate chaining to
+/// `root`, on a free port of every interface.
+pub fn through_relays(own: Vec<String>, root: &CertificateDer<'static>) -> aidmesh_internet::InternetConfig {
+    aidmesh_internet::InternetConfig {
+        relays: own,
+        relay_roots: vec![root.clone()],
+        bind: None,
+        direct: Default::default(),
+    }
+}
+
 /// A new hub named `name` in `dir`.
 pub fn new_hub(dir: &Path, name: &str, seed: u8) -> Hub {
     let clock = ManualClock::at(aidmesh_hub::model::Timestamp::parse("2026-12-04T10:00:00Z").unwrap());
