@@ -48,6 +48,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         rotate_secret,
         internet,
         set_internet,
+        set_internet_budget,
         export_bundle,
         import_bundle,
         export_json,
@@ -441,6 +442,8 @@ async fn peers(state: State<'_, AppState>) -> ApiResult<edge::Peers> {
                 dialed: p.dialed,
                 connected_at: p.connected_at,
                 last_synced: p.last_synced,
+                waiting: p.backlog.queued,
+                held: p.backlog.held,
             })
             .collect(),
     })
@@ -497,10 +500,29 @@ async fn rotate_secret(state: State<'_, AppState>) -> ApiResult<usize> {
     Ok(hubs)
 }
 
-/// Whether this hub syncs over the internet, and the coalition's relays.
+/// Whether this hub syncs over the internet, the coalition's relays, the day's budget and use.
 #[tauri::command]
 async fn internet(state: State<'_, AppState>) -> ApiResult<edge::InternetSync> {
-    state.with_hub(|h| Ok(edge::InternetSync { on: h.internet_on()?, relays: h.relays()? }))
+    state.with_hub(|h| internet_sync(h))
+}
+
+fn internet_sync(h: &aidmesh_hub::Hub) -> aidmesh_hub::Result<edge::InternetSync> {
+    let today = h.now().date().to_string();
+    Ok(edge::InternetSync {
+        on: h.internet_on()?,
+        relays: h.relays()?,
+        budget: h.internet_budget()?,
+        used_today: h.internet_used(&today)?,
+    })
+}
+
+/// Sets (or, with none, lifts) the day's budget for internet sync at this hub.
+#[tauri::command]
+async fn set_internet_budget(state: State<'_, AppState>, bytes: Option<u64>) -> ApiResult<edge::InternetSync> {
+    state.with_hub(|h| {
+        h.set_internet_budget(bytes)?;
+        internet_sync(h)
+    })
 }
 
 /// Switches sync over the internet on or off at this hub (the running hub follows within a
@@ -509,7 +531,7 @@ async fn internet(state: State<'_, AppState>) -> ApiResult<edge::InternetSync> {
 async fn set_internet(state: State<'_, AppState>, on: bool) -> ApiResult<edge::InternetSync> {
     state.with_hub(|h| {
         h.set_internet(on)?;
-        Ok(edge::InternetSync { on: h.internet_on()?, relays: h.relays()? })
+        internet_sync(h)
     })
 }
 

@@ -49,6 +49,10 @@ pub struct Peer {
     pub dialed: bool,
     pub connected_at: Timestamp,
     pub last_synced: Option<Timestamp>,
+    /// Documents waiting to go to the peer or to be asked of it.
+    pub waiting: u64,
+    /// Documents the peer lacks that the day's internet budget holds back.
+    pub held: u64,
 }
 
 /// How a connected peer is reached: on the local network, over the internet on a direct path,
@@ -77,6 +81,10 @@ pub struct InternetSync {
     /// Switched on at this hub (it holds across restarts); it runs once a relay is named.
     pub on: bool,
     pub relays: Vec<String>,
+    /// The day's budget for internet sync, in bytes, if set: past it only urgent records go.
+    pub budget: Option<u64>,
+    /// What internet sync used today (UTC), as the running hub last kept it.
+    pub used_today: u64,
 }
 
 /// Where this hub listens, and who it is connected to.

@@ -95,6 +95,8 @@ export interface Backend {
   internet(): Promise<H.InternetSync>;
   /** Switches sync over the internet on or off at this hub (kept across restarts). */
   setInternet(on: boolean): Promise<H.InternetSync>;
+  /** Sets the day's budget for internet sync in bytes (at least 1), or lifts it (`null`). */
+  setInternetBudget(bytes: number | null): Promise<H.InternetSync>;
   exportBundle(path: string, full: boolean): Promise<H.BundleSummary>;
   importBundle(path: string): Promise<H.Imported>;
   exportJson(path: string): Promise<number>;

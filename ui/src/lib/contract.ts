@@ -44,10 +44,21 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
 
     it("switches sync over the internet off and on at this hub, and names no relay until an admin does", async () => {
       const b = await hub(fresh);
-      expect(await b.internet()).toEqual({ on: true, relays: [] });
-      expect(await b.setInternet(false)).toEqual({ on: false, relays: [] });
+      expect(await b.internet()).toEqual({ on: true, relays: [], budget: null, used_today: 0 });
+      expect(await b.setInternet(false)).toEqual({ on: false, relays: [], budget: null, used_today: 0 });
       expect((await b.internet()).on).toBe(false);
       expect((await b.setInternet(true)).on).toBe(true);
+    });
+
+    it("keeps a day's budget for internet sync, refuses a budget of nothing, and lifts it", async () => {
+      const b = await hub(fresh);
+      expect((await b.setInternetBudget(50_000_000)).budget).toBe(50_000_000);
+      expect((await b.internet()).budget).toBe(50_000_000);
+      const e = await refusal(() => b.setInternetBudget(0));
+      expect(e.code).toBe("malformed");
+      expect(e.message).toContain("at least 1 byte");
+      expect((await b.internet()).budget).toBe(50_000_000);
+      expect((await b.setInternetBudget(null)).budget).toBe(null);
     });
 
     it("refuses a short passphrase and creates nothing, then founds a hub", async () => {

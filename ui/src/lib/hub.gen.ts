@@ -358,7 +358,15 @@ export type InternetSync = {
 /**
  * Switched on at this hub (it holds across restarts); it runs once a relay is named.
  */
-on: boolean, relays: Array<string>, };
+on: boolean, relays: Array<string>, 
+/**
+ * The day's budget for internet sync, in bytes, if set: past it only urgent records go.
+ */
+budget: number | null, 
+/**
+ * What internet sync used today (UTC), as the running hub last kept it.
+ */
+used_today: number, };
 
 /**
  * An open invite, as the inviting coordinator shows it.
@@ -497,7 +505,15 @@ export type Peer = { hub: string,
 /**
  * The member's name, if this hub knows the peer as a member.
  */
-name: string | null, addr: string, reach: Reach, dialed: boolean, connected_at: Timestamp, last_synced: Timestamp | null, };
+name: string | null, addr: string, reach: Reach, dialed: boolean, connected_at: Timestamp, last_synced: Timestamp | null, 
+/**
+ * Documents waiting to go to the peer or to be asked of it.
+ */
+waiting: number, 
+/**
+ * Documents the peer lacks that the day's internet budget holds back.
+ */
+held: number, };
 
 /**
  * Where this hub listens, and who it is connected to.

@@ -138,6 +138,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   const emit = (e: HubEvent) => listeners.forEach((l) => l(e));
   const connected: Peer[] = [];
   let internetOn = true;
+  let internetBudget: number | null = null;
+  const internetSync = () => ({ on: internetOn, relays: [], budget: internetBudget, used_today: 0 });
   // The coalition's member hubs, as the authority log admits them: this one, and the hubs the
   // mock's dial connects to (`addPeer`), in turn.
   const members: Identity["members"] = [
@@ -705,7 +707,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (!next) fail("network", `no member hub answered at ${addr.trim()}`);
       connected.push({
         hub: next.id, name: next.name, addr: addr.trim(), reach: "lan", dialed: true,
-        connected_at: (opts.now?.() ?? new Date()).toISOString(), last_synced: null,
+        connected_at: (opts.now?.() ?? new Date()).toISOString(), last_synced: null, waiting: 0, held: 0,
       });
       emit({ type: "peers_changed" });
     },
@@ -726,12 +728,20 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     },
     async internet() {
       need();
-      return { on: internetOn, relays: [] };
+      return internetSync();
     },
     async setInternet(on) {
       need();
       internetOn = on;
-      return { on: internetOn, relays: [] };
+      return internetSync();
+    },
+    async setInternetBudget(bytes) {
+      need();
+      if (bytes !== null && !(bytes >= 1)) {
+        fail("malformed", "malformed internet budget: 0 bytes a day: give at least 1 byte, or lift the budget");
+      }
+      internetBudget = bytes;
+      return internetSync();
     },
     async rotateSecret() {
       need();

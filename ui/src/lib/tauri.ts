@@ -54,6 +54,7 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     rotateSecret: () => invoke("rotate_secret"),
     internet: () => invoke("internet"),
     setInternet: (on) => invoke("set_internet", { on }),
+    setInternetBudget: (bytes) => invoke("set_internet_budget", { bytes }),
     exportBundle: (path, full) => invoke("export_bundle", { path, full }),
     importBundle: (path) => invoke("import_bundle", { path }),
     exportJson: (path) => invoke("export_json", { path }),
