@@ -194,6 +194,7 @@ fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
         let used = || b_mesh.with_hub(|h| h.internet_used(&today).unwrap());
         assert!(eventually(Duration::from_secs(20), || used() > 1_000).await, "the gate keeps what it used");
         // The gate is on a metered link, and has spent today's kilobyte.
+        let set_at = now_ms();
         b_mesh.with_hub(|h| h.set_internet_budget(Some(1_000))).unwrap();
 
         // Over the budget: a request goes both ways, an item does not.
@@ -201,8 +202,10 @@ fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
             let fields = serde_json::json!({"description": what, "category": "water", "quantity": 10});
             mesh.with_hub(|h| h.add(Kind::Request, fields.as_object().unwrap().clone())).unwrap().id().to_string()
         };
-        // Let the session that spent the budget end and the metered one start.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The session that spent the budget ends (the budget is read every 2 s) and a metered
+        // one starts: a connection newer than the budget.
+        let renewed = || b_mesh.peers().iter().any(|p| p.connected_at.millis() > set_at);
+        assert!(eventually(Duration::from_secs(30), renewed).await, "the gate reconnects metered");
         let soap = add_item(&a_mesh, "Soap");
         let urgent = request(&a_mesh, "Insulin at the gate");
         let urgent_back = request(&b_mesh, "Blankets at the hall");
@@ -219,6 +222,11 @@ fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
         assert!(eventually(Duration::from_secs(20), || holds(&a_mesh, &tarps)).await, "both ways");
         drop((a_net, b_net));
     });
+}
+
+/// Now, in milliseconds, as the mesh's clock reads it.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 fn key_of_id(id: &aidmesh_mesh::Identity) -> EndpointId {
