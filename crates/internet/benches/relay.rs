@@ -19,7 +19,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,8 @@ use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Event, Hub};
 use aidmesh_mesh::net::Mesh;
 use common::lossy::{Conditions, Link};
-use common::netns::{eventually, in_namespace, relay_in, serve_in, start_in, Lab};
-use common::{add_item, join, key_of, new_hub, relay_certificate, through_relays, Allowlist};
+use common::netns::{eventually, in_namespace, serve_in, start_in, Lab, MidRelay};
+use common::{add_item, join, key_of, new_hub, through_relays};
 use serde_json::json;
 
 const EDITS: usize = 50;
@@ -50,11 +50,8 @@ fn main() {
     let lab = Lab::new();
     lab.cut_between_sites(true);
     let dir = tempfile::tempdir().unwrap();
-    let (relay_ip, mid_ip) = (IpAddr::V4(lab.public(1)), IpAddr::V4(lab.public(4)));
-    let (root, tls) = relay_certificate(mid_ip);
-    let allow = Allowlist::default();
-    let (stop_relay, relay_stop) = tokio::sync::oneshot::channel();
-    let (relay_addr, relay) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), false, relay_stop);
+    let relay = MidRelay::start(&lab);
+    let (root, allow, relay_addr, mid_ip) = (relay.root.clone(), relay.allow.clone(), relay.addr, relay.mid);
     // A link that only counts.
     let link = Link::new(Conditions { loss: 0.0, one_way: Duration::ZERO }, 1);
     let (front_tx, front_rx) = std::sync::mpsc::channel();
@@ -143,8 +140,10 @@ fn main() {
         count(&b_mesh)
     );
     let took = started.elapsed();
-    // A second more: the connections count their bytes at their half-second tick.
-    std::thread::sleep(Duration::from_secs(1));
+    // The running hub keeps its count in the store every few seconds (`meter::KEEP_EVERY_MS`):
+    // wait for that, and count the relay's bytes over the same span (a ping or two more).
+    let keep = aidmesh_mesh::meter::KEEP_EVERY_MS as u64 + 1_000;
+    std::thread::sleep(Duration::from_millis(keep));
     let carried = stream() - stream_before;
     let leg = (link.stats().tcp_bytes - bytes_before) / 2;
     println!(
@@ -153,10 +152,10 @@ fn main() {
         leg as f64 / carried as f64
     );
 
-    for stop in [stop_a, stop_b, stop_proxy, stop_relay] {
+    for stop in [stop_a, stop_b, stop_proxy] {
         let _ = stop.send(());
     }
-    for t in [a_thread, b_thread, proxy, relay] {
+    for t in [a_thread, b_thread, proxy] {
         t.join().unwrap();
     }
 }

@@ -21,8 +21,8 @@ use aidmesh_hub::Hub;
 use aidmesh_internet::InternetConfig;
 use aidmesh_mesh::net::Mesh;
 use common::lossy::{Conditions, Link};
-use common::netns::{eventually, in_namespace, relay_in, serve_in, Lab};
-use common::{add_item, join, key_of, new_hub, relay_certificate, Allowlist};
+use common::netns::{eventually, in_namespace, serve_in, Lab, MidRelay};
+use common::{add_item, join, key_of, new_hub};
 use serde_json::json;
 
 /// The port the hall's hub listens at, behind its router (which lets any UDP port through to it).
@@ -37,12 +37,9 @@ fn hubs_on_a_lossy_link_that_keeps_dropping_converge_and_stay_sound() {
     let lab = Lab::new();
     lab.cut_between_sites(true);
     let dir = tempfile::tempdir().unwrap();
-    let (relay_ip, mid_ip) = (IpAddr::V4(lab.public(1)), IpAddr::V4(lab.public(4)));
     // The relay's certificate names the proxy's address: hubs reach the relay only through it.
-    let (root, tls) = relay_certificate(mid_ip);
-    let allow = Allowlist::default();
-    let (stop_relay, relay_stop) = tokio::sync::oneshot::channel();
-    let (relay_addr, relay) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), false, relay_stop);
+    let relay = MidRelay::start(&lab);
+    let (root, allow, relay_addr, mid_ip) = (relay.root.clone(), relay.allow.clone(), relay.addr, relay.mid);
 
     // The bad link, in the middle: to the relay over TCP, to the hall's hub over UDP.
     let link = Link::new(Conditions { loss: 0.3, one_way: Duration::from_secs(1) }, 7);
@@ -119,10 +116,10 @@ fn hubs_on_a_lossy_link_that_keeps_dropping_converge_and_stay_sound() {
         assert!(repairs.is_empty(), "{repairs:?}");
     }
 
-    for stop in [stop_a, stop_b, stop_proxy, stop_relay] {
+    for stop in [stop_a, stop_b, stop_proxy] {
         let _ = stop.send(());
     }
-    for t in [a_thread, b_thread, proxy, relay] {
+    for t in [a_thread, b_thread, proxy] {
         t.join().unwrap();
     }
 }

@@ -224,3 +224,39 @@ pub fn relay_in(
     );
     (rx.recv_timeout(Duration::from_secs(30)).expect("the relay starts"), thread)
 }
+
+/// The coalition's relay on the lab's relay host, with a certificate that names the middle host
+/// (`mid`): hubs reach it only through what the test puts there. An empty access list to fill;
+/// the relay stops when this is dropped.
+pub struct MidRelay {
+    pub root: rustls::pki_types::CertificateDer<'static>,
+    pub allow: crate::common::Allowlist,
+    /// Where the relay listens, for the middle host to forward to.
+    pub addr: std::net::SocketAddr,
+    /// The middle host's address.
+    pub mid: std::net::IpAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MidRelay {
+    pub fn start(lab: &Lab) -> MidRelay {
+        let (relay_ip, mid) = (std::net::IpAddr::V4(lab.public(1)), std::net::IpAddr::V4(lab.public(4)));
+        let (root, tls) = crate::common::relay_certificate(mid);
+        let allow = crate::common::Allowlist::default();
+        let (stop, relay_stop) = tokio::sync::oneshot::channel();
+        let (addr, thread) = relay_in(lab.ns("relay"), relay_ip, tls, allow.clone(), false, relay_stop);
+        MidRelay { root, allow, addr, mid, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for MidRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
