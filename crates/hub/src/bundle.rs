@@ -257,6 +257,7 @@ impl Hub {
             heads: heads.clone(),
             authority,
             sigs,
+            whereabouts: self.whereabouts_table()?.entries().cloned().collect(),
         };
         // Sealed for the hubs that are members now, this one included: a hub revoked before
         // this moment cannot open it.
@@ -347,6 +348,9 @@ impl Hub {
             };
             return Err(Error::Malformed { format: "bundle", why });
         }
+        // Whereabouts, each signed by its hub, are judged before any document: a forged one
+        // refuses the bundle with nothing of it taken.
+        self.merge_whereabouts(b.header.whereabouts.clone(), &format!("bundle made by {}", b.exporter))?;
         if let Some((info, _)) = b
             .docs
             .iter()

@@ -12,6 +12,7 @@ use aidmesh_mesh::authority::Id;
 use aidmesh_mesh::changes::ChangeSig;
 use aidmesh_mesh::keyring::Keyring;
 use aidmesh_mesh::session::{DocInfo, VaultItem};
+use aidmesh_mesh::whereabouts::Whereabouts;
 use aidmesh_model::Timestamp;
 
 use crate::{AuthorityOffer, DocExport, Hub, Result};
@@ -43,6 +44,11 @@ pub trait Driver {
     fn vault_snapshot(&self) -> Result<Vec<VaultItem>>;
     /// Merges vault entries that came from `source`; whether anything changed.
     fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> Result<bool>;
+    /// Says where this hub can be reached over the internet (its home relay and direct
+    /// addresses), if that changed; whether it said anything new (`None`: not a member yet).
+    fn say_whereabouts(&mut self, relay: Option<String>, direct: &[std::net::SocketAddr]) -> Result<Option<bool>>;
+    /// Where a member hub said it can be reached, if it did.
+    fn whereabouts_of(&self, hub: &aidmesh_mesh::HubId) -> Result<Option<Whereabouts>>;
     /// The bytes the synced documents take as stored: what a new hub must receive, at least.
     fn saved_bytes(&self) -> Result<i64>;
     /// Documents changed by writes or merges since the last call.
@@ -111,6 +117,12 @@ impl Driver for Hub {
     }
     fn vault_merge_items(&mut self, items: Vec<VaultItem>, source: &str) -> Result<bool> {
         Hub::vault_merge_items(self, items, source)
+    }
+    fn say_whereabouts(&mut self, relay: Option<String>, direct: &[std::net::SocketAddr]) -> Result<Option<bool>> {
+        Hub::say_whereabouts(self, relay, direct)
+    }
+    fn whereabouts_of(&self, hub: &aidmesh_mesh::HubId) -> Result<Option<Whereabouts>> {
+        Hub::whereabouts_of(self, hub)
     }
     fn saved_bytes(&self) -> Result<i64> {
         Ok(self.store.saved_bytes(aidmesh_replica::INDEX_DOC)?)

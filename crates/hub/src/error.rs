@@ -50,6 +50,10 @@ pub enum Error {
     /// the right): the session with that peer ends.
     #[error("the peer sent {count} authority {} that this hub refused, first: {first}", if *count == 1 { "entry" } else { "entries" })]
     RefusedAuthority { count: usize, first: String },
+    /// Whereabouts a peer sent that its hub did not sign (forged or malformed): the session
+    /// with that peer ends.
+    #[error("{0}: refused, and nothing of what came with it was taken")]
+    RefusedWhereabouts(String),
     #[error(transparent)]
     Store(#[from] aidmesh_store::Error),
     #[error(transparent)]
@@ -77,6 +81,7 @@ impl Error {
             Error::Unsigned(_) => "unsigned_change",
             Error::NotAllowed(_) => "not_allowed",
             Error::RefusedAuthority { .. } => "refused_authority",
+            Error::RefusedWhereabouts(_) => "refused_whereabouts",
             Error::Store(aidmesh_store::Error::WrongPassphrase(_)) => "wrong_passphrase",
             Error::Store(aidmesh_store::Error::Missing(_)) => "no_store",
             Error::Store(aidmesh_store::Error::Exists(_)) => "store_exists",

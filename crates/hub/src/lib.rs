@@ -25,6 +25,7 @@ mod query;
 mod repair;
 mod signing;
 mod sync;
+mod whereabouts;
 mod write;
 
 use std::collections::HashMap;
@@ -202,6 +203,8 @@ pub struct Hub {
     changed_docs: std::collections::BTreeSet<String>,
     /// Vault entries changed since the sync driver last asked.
     vault_changes: Vec<aidmesh_mesh::session::VaultItem>,
+    /// Whereabouts taken since the sync driver last asked (see `whereabouts.rs`).
+    whereabouts_changes: Vec<aidmesh_mesh::whereabouts::Whereabouts>,
     /// The authority log, loaded when first needed (see `authority.rs`).
     authority: std::cell::RefCell<Option<aidmesh_mesh::authority::Log>>,
     /// Until the log is loaded: its resolved state as the store kept it.
@@ -366,6 +369,7 @@ impl Hub {
             repaired: Vec::new(),
             changed_docs: std::collections::BTreeSet::new(),
             vault_changes: Vec::new(),
+            whereabouts_changes: Vec::new(),
             authority: std::cell::RefCell::new(None),
             authority_kept: std::cell::RefCell::new(None),
             authority_kept_entries: std::cell::Cell::new(None),

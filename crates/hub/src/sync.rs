@@ -8,6 +8,7 @@
 
 use aidmesh_mesh::changes::ChangeSig;
 use aidmesh_mesh::session::{DocId, DocInfo, PeerId, Replica, VaultItem};
+use aidmesh_mesh::whereabouts::Whereabouts;
 use aidmesh_model::Timestamp;
 use automerge::sync::{Message, State, SyncDoc};
 
@@ -399,6 +400,17 @@ impl Replica for Hub {
     /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
     /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
     /// first coalition's founding entry after it adopted this coalition's founder.)
+    fn whereabouts(&mut self) -> Vec<Whereabouts> {
+        self.whereabouts_table().map(|t| t.entries().cloned().collect()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the whereabouts of member hubs");
+            Vec::new()
+        })
+    }
+
+    fn whereabouts_merge(&mut self, peer: &PeerId, items: Vec<Whereabouts>) -> crate::Result<bool> {
+        self.merge_whereabouts(items, &peer_source(peer))
+    }
+
     fn authority_offer(&mut self, peer: &PeerId, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
         let offer = self.offer_authority(&entries, &peer_source(peer))?;
         match offer.forged.first() {
@@ -415,6 +427,10 @@ impl aidmesh_mesh::net::Hub for Hub {
 
     fn take_vault_changes(&mut self) -> Vec<VaultItem> {
         std::mem::take(&mut self.vault_changes)
+    }
+
+    fn take_whereabouts_changes(&mut self) -> Vec<Whereabouts> {
+        std::mem::take(&mut self.whereabouts_changes)
     }
 
     fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {

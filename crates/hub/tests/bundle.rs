@@ -9,6 +9,7 @@ use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Clock, Hub, VaultState};
 use aidmesh_mesh::changes::ChangeSig;
 use aidmesh_mesh::session::{Frame, PeerId, Session};
+use aidmesh_mesh::whereabouts::Whereabouts;
 use serde_json::json;
 use util::*;
 
@@ -335,6 +336,16 @@ fn forged_bundle_with(
     items: Vec<aidmesh_mesh::session::VaultItem>,
     docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>, Vec<ChangeSig>)],
 ) -> Vec<u8> {
+    forged_bundle_where(b, items, docs, vec![])
+}
+
+/// [`forged_bundle_with`], with whereabouts too.
+fn forged_bundle_where(
+    b: &TestHub,
+    items: Vec<aidmesh_mesh::session::VaultItem>,
+    docs: &[(aidmesh_mesh::session::DocInfo, Vec<u8>, Vec<ChangeSig>)],
+    whereabouts: Vec<Whereabouts>,
+) -> Vec<u8> {
     // Sealed, as South's own bundles are, for every member South knows.
     let mut recipients = vec![*b.hub.identity().public().as_bytes()];
     for m in b.hub.members().unwrap().members.values() {
@@ -353,10 +364,81 @@ fn forged_bundle_with(
             .iter()
             .map(|(i, _, s)| (i.doc.to_string(), s.iter().map(|s| aidmesh_mesh::hex::encode(s.to_bytes())).collect()))
             .collect(),
+        whereabouts,
     };
     let docs: Vec<_> = docs.iter().map(|(i, b, _)| (i.clone(), b.clone())).collect();
     let seal = aidmesh_mesh::bundle::Seal { ephemeral: [5; 32], content_key: [6; 32], nonce: [5; 24] };
     aidmesh_mesh::bundle::write(&b.hub.identity(), &recipients, &seal, header, &docs)
+}
+
+/// Where a hub says it can be reached travels in bundles to hubs that never meet it; a member
+/// who carries an altered copy, or one it signed in another hub's name, has the whole bundle
+/// refused (its documents too), named among the refusals.
+#[test]
+fn whereabouts_travel_in_bundles_and_a_forged_one_refuses_the_bundle() {
+    let (mut a, mut b) = pair();
+    let mut c = new_hub("East", 3);
+    join(&mut a.hub, &mut c.hub);
+    let log = a.hub.authority_entries().unwrap();
+    b.hub.offer_authority(&log, "test").unwrap();
+    c.hub.offer_authority(&log, "test").unwrap();
+    let addr: std::net::SocketAddr = "192.0.2.7:4433".parse().unwrap();
+    let relay = "https://relay.example.org/".to_string();
+    assert_eq!(a.hub.say_whereabouts(Some(relay.clone()), &[addr]).unwrap(), Some(true));
+    assert_eq!(a.hub.say_whereabouts(Some(relay.clone()), &[addr]).unwrap(), Some(false), "said once while it holds");
+    let stranger = new_hub("Elsewhere", 4);
+    assert_eq!(stranger.hub.whereabouts_of(&a.hub.identity().id()).unwrap(), None);
+    let said = a.hub.whereabouts_of(&a.hub.identity().id()).unwrap().expect("kept");
+    b.hub.import_bundle(a.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert_eq!(b.hub.whereabouts_of(&a.hub.identity().id()).unwrap(), Some(said.clone()));
+
+    // East, a member, carries North's entry pointed elsewhere, and one it signed as North.
+    let elsewhere: std::net::SocketAddr = "198.51.100.9:53".parse().unwrap();
+    let altered = Whereabouts { direct: vec![elsewhere], version: said.version + 1, ..said.clone() };
+    let in_norths_name = Whereabouts {
+        hub: a.hub.identity().id(),
+        ..Whereabouts::new(&c.hub.identity(), said.version + 1, None, &[elsewhere])
+    };
+    let rice = add(&mut c.hub, Kind::Item, json!({"name": "Rice", "unit": "kg"}));
+    let docs: Vec<_> = c
+        .hub
+        .export_docs()
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let info = aidmesh_mesh::session::DocInfo {
+                doc: d.doc.into(),
+                partition: d.partition,
+                created_at: d.created_at.millis(),
+                ..Default::default()
+            };
+            (info, d.bytes, d.sigs)
+        })
+        .collect();
+    for forged in [altered, in_norths_name] {
+        let stick = forged_bundle_where(&c, vec![], &docs, vec![forged]);
+        let e = b.hub.import_bundle(stick).unwrap_err().to_string();
+        assert!(e.contains(&format!("whereabouts of {}: not signed by that hub", a.hub.identity().id())), "{e}");
+        assert_eq!(b.hub.whereabouts_of(&a.hub.identity().id()).unwrap(), Some(said.clone()), "unchanged");
+        assert!(b.hub.get(&rice).is_err(), "nothing of the bundle was taken");
+    }
+    let refused = b.hub.authority().unwrap().refused;
+    assert!(
+        refused.iter().any(|r| r.source.contains("bundle made by") && r.reason.contains("whereabouts")),
+        "{refused:?}"
+    );
+    // The same bundle without the forged entry is taken whole.
+    b.hub.import_bundle(forged_bundle_where(&c, vec![], &docs, vec![])).unwrap();
+    assert!(b.hub.get(&rice).is_ok());
+
+    // A revoked hub's whereabouts go with it.
+    let east = c.hub.identity().id();
+    c.hub.say_whereabouts(None, &[addr]).unwrap();
+    b.hub.import_bundle(c.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert!(b.hub.whereabouts_of(&east).unwrap().is_some());
+    a.hub.revoke(&east.to_string()).unwrap();
+    b.hub.offer_authority(&a.hub.authority_entries().unwrap(), "test").unwrap();
+    assert_eq!(b.hub.whereabouts_of(&east).unwrap(), None);
 }
 
 /// Personal data belongs to the hub that holds the person's consent. A member can neither

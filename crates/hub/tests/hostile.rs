@@ -41,6 +41,19 @@ async fn tls(
     }
 }
 
+/// Writes frames as the driver does (each after its 4-byte length), in one write.
+async fn send(s: &mut tokio_rustls::client::TlsStream<TcpStream>, frames: Vec<Frame>) {
+    let bytes: Vec<u8> = frames
+        .into_iter()
+        .flat_map(|f| {
+            let f = f.encode();
+            [(f.len() as u32).to_be_bytes().to_vec(), f].concat()
+        })
+        .collect();
+    s.write_all(&bytes).await.unwrap();
+    s.flush().await.unwrap();
+}
+
 /// Reads until the server closes the connection; true if it did within the time.
 async fn closed_by_server(s: &mut tokio_rustls::client::TlsStream<TcpStream>, within: Duration) -> bool {
     let mut buf = vec![0u8; 65536];
@@ -616,4 +629,66 @@ fn a_hub_left_out_of_a_turnover_is_told_who_signed_it() {
             }
         }
     }
+}
+
+/// A member that passes on another hub's whereabouts altered (pointed at an address of its
+/// choosing), or signs some in another hub's name, has its session ended with the refusal
+/// named; the hub keeps the true entry. An entry of a hub that is not a member is passed over
+/// without ending anything (the sender may not have seen a revocation yet).
+#[test]
+fn forged_whereabouts_end_the_session_and_change_nothing_over_tls() {
+    use aidmesh_mesh::whereabouts::Whereabouts;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    let mut east = new_hub("East", 3);
+    let outsider = new_hub("Outsider", 4);
+    for h in [&mut south, &mut east] {
+        let code = north.hub.admit(&h.hub.public_key(), "member").unwrap();
+        h.hub.adopt(&code).unwrap();
+    }
+    let addr: SocketAddr = "192.0.2.7:4433".parse().unwrap();
+    assert_eq!(east.hub.say_whereabouts(None, &[addr]).unwrap(), None, "not a member before it holds the log");
+    east.hub.offer_authority(&north.hub.authority_entries().unwrap(), "test").unwrap();
+    east.hub.set_coalition_key(&north.hub.coalition_key_hex().unwrap().unwrap()).unwrap();
+    assert_eq!(east.hub.say_whereabouts(None, &[addr]).unwrap(), Some(true));
+    let east_id = east.hub.identity().id();
+    let said = east.hub.whereabouts_of(&east_id).unwrap().unwrap();
+    north.hub.import_bundle(east.hub.export_bundle(true, &[]).unwrap().bytes).unwrap();
+    assert_eq!(north.hub.whereabouts_of(&east_id).unwrap(), Some(said.clone()));
+    let elsewhere: SocketAddr = "198.51.100.9:53".parse().unwrap();
+    let forgeries = [
+        Whereabouts { direct: vec![elsewhere], version: said.version + 1, ..said.clone() },
+        Whereabouts {
+            hub: east_id.clone(),
+            ..Whereabouts::new(&south.hub.identity(), said.version + 1, None, &[elsewhere])
+        },
+    ];
+    let strangers = Whereabouts::new(&outsider.hub.identity(), 1, None, &[elsewhere]);
+    let (north_id, south_identity, south_ring) =
+        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
+    let north_identity = north.hub.identity();
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    rt.block_on(async {
+        let listen = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL);
+        // A stranger's entry: passed over, the session goes on.
+        let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+        send(&mut s, vec![hello.clone(), Frame::Whereabouts(vec![strangers.clone()])]).await;
+        assert!(!closed_by_server(&mut s, Duration::from_secs(2)).await, "a stranger's entry ends nothing");
+        drop(s);
+        for (i, forged) in forgeries.iter().enumerate() {
+            let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+            send(&mut s, vec![hello.clone(), Frame::Whereabouts(vec![forged.clone()])]).await;
+            assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "forgery {i}: the session ends");
+        }
+    });
+    mesh.with_hub(|h| {
+        assert_eq!(h.whereabouts_of(&east_id).unwrap(), Some(said.clone()), "North keeps East's own word");
+        assert_eq!(h.whereabouts_of(&outsider.hub.identity().id()).unwrap(), None);
+        let refused = h.authority().unwrap().refused;
+        let named = format!("whereabouts of {east_id}: not signed by that hub");
+        let from_south = format!("hub {}", south_identity.id());
+        assert_eq!(refused.iter().filter(|r| r.reason == named && r.source == from_south).count(), 2, "{refused:?}");
+    });
 }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aidmesh_hub::Hub;
+use aidmesh_hub::{Driver, Hub};
 use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
 use aidmesh_mesh::policy::{neighbours, Target, DIALS};
@@ -43,6 +43,10 @@ const DIAL_WAIT: Duration = Duration::from_secs(15);
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// How often the members, and so whom to dial, are read again.
 const REVIEW_EVERY: Duration = Duration::from_secs(2);
+/// A hub says where it can be reached when that changes, but its direct addresses at most this
+/// often (a new home relay at once): a phone's hotspot may flap, and every word of it crosses
+/// every link of the coalition.
+const SAY_DIRECT_EVERY: Duration = Duration::from_secs(30);
 /// Incoming connections in their handshake at once, in all and from one source (an address,
 /// or a key through a relay); more are refused. A session, once its handshake is done, holds
 /// no slot: the policy keeps one connection per member.
@@ -353,6 +357,7 @@ async fn keep_dialling(
     // Dropped with this task: every dial (and the session it runs) stops.
     let mut running: BTreeMap<HubId, AbortOnDrop> = BTreeMap::new();
     let (relays_now, relays) = tokio::sync::watch::channel(Vec::<RelayUrl>::new());
+    let mut said = None;
     loop {
         let (members, named) = mesh.with_hub(|h| (h.members(), h.relays()));
         let keys: BTreeMap<HubId, [u8; 32]> = match members {
@@ -375,6 +380,7 @@ async fn keep_dialling(
             Err(e) => tracing::warn!(error = %e, "cannot read the coalition's relays"),
         }
         follow_relays(&endpoint, &relays_now, wanted).await;
+        say_where(&endpoint, &mesh, &mut said);
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
         // The neighbours, and every member whose direct address this hub was given.
         let mut want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
@@ -387,12 +393,61 @@ async fn keep_dialling(
                 continue;
             }
             let Ok(key) = iroh::PublicKey::from_bytes(&keys[&id]) else { continue };
-            let addrs = direct.get(&keys[&id]).cloned().unwrap_or_default();
-            let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), key, addrs, relays.clone()));
+            let given = direct.get(&keys[&id]).cloned().unwrap_or_default();
+            let task = tokio::spawn(dial(endpoint.clone(), mesh.clone(), id.clone(), key, given, relays.clone()));
             running.insert(id, AbortOnDrop(task));
         }
         tokio::time::sleep(REVIEW_EVERY).await;
     }
+}
+
+/// What this hub last said of where it can be reached, and when.
+type Said = Option<(Instant, Option<String>, Vec<SocketAddr>)>;
+
+/// Says where this hub can be reached (its home relay and the direct addresses the endpoint
+/// knows), signed, to the whole coalition, when that changed: a new home relay at once, new
+/// direct addresses at most every [`SAY_DIRECT_EVERY`].
+fn say_where(endpoint: &Endpoint, mesh: &Mesh<Hub>, said: &mut Said) {
+    let addr = endpoint.addr();
+    let relay = addr.relay_urls().next().map(|u| u.to_string());
+    let mut direct: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
+    direct.sort();
+    if let Some((at, r, d)) = said.as_ref() {
+        if *r == relay && (*d == direct || at.elapsed() < SAY_DIRECT_EVERY) {
+            return;
+        }
+    }
+    match mesh.with_hub(|h| h.say_whereabouts(relay.clone(), &direct)) {
+        Ok(Some(new)) => {
+            if new {
+                tracing::info!(?relay, ?direct, "said where this hub can be reached");
+            }
+            *said = Some((Instant::now(), relay, direct));
+        }
+        // Not a member yet (the log comes with the first sync): said at a later review.
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot say where this hub can be reached"),
+    }
+}
+
+/// Where to dial `peer`: its home relay first, if this hub knows that relay (an entry cannot
+/// send it to a server the coalition did not name), then the other relays of the moment, its
+/// direct addresses as it said them, and those this hub was given.
+pub fn dial_addrs(mesh: &Mesh<Hub>, peer: &HubId, relays: &[RelayUrl], given: &[SocketAddr]) -> Vec<TransportAddr> {
+    let said = mesh.with_hub(|h| h.whereabouts_of(peer)).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read where a peer said it can be reached");
+        None
+    });
+    let home = said.as_ref().and_then(|w| relays.iter().find(|r| w.relay.as_deref() == Some(r.as_str())));
+    let mut out: Vec<TransportAddr> = home.into_iter().cloned().map(TransportAddr::Relay).collect();
+    out.extend(relays.iter().filter(|r| Some(*r) != home).cloned().map(TransportAddr::Relay));
+    let direct = said.iter().flat_map(|w| w.direct.iter()).chain(given).copied();
+    for a in direct.map(TransportAddr::Ip) {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// Makes the endpoint's relays `wanted`, and tells the dials.
@@ -416,13 +471,14 @@ async fn follow_relays(
 }
 
 /// Keeps a connection to one member up over the internet, while it is not connected otherwise:
-/// through the relays of the moment, and at its direct addresses if known.
+/// through the relays of the moment, and at its direct addresses as it said them or as this
+/// hub was given them ([`dial_addrs`], read again for every dial).
 async fn dial(
     endpoint: Endpoint,
     mesh: Arc<Mesh<Hub>>,
     peer: HubId,
     key: iroh::PublicKey,
-    direct: Vec<SocketAddr>,
+    given: Vec<SocketAddr>,
     relays: tokio::sync::watch::Receiver<Vec<RelayUrl>>,
 ) {
     let target = Target::Hub(peer.clone());
@@ -431,13 +487,14 @@ async fn dial(
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
-        let addrs = relays
-            .borrow()
-            .iter()
-            .cloned()
-            .map(TransportAddr::Relay)
-            .chain(direct.iter().copied().map(TransportAddr::Ip))
-            .collect::<Vec<_>>();
+        let now: Vec<RelayUrl> = relays.borrow().clone();
+        let addrs = dial_addrs(&mesh, &peer, &now, &given);
+        if addrs.is_empty() {
+            // Nowhere to dial yet (no relay, and the peer's whereabouts not known): no failure
+            // counts, so that the first dial once they arrive is not held back.
+            tokio::time::sleep(REVIEW_EVERY).await;
+            continue;
+        }
         let started = Instant::now();
         let session = match dial_once(&endpoint, &mesh, &peer, EndpointAddr::from_parts(key, addrs)).await {
             Ok(answered) => Some((answered, started.elapsed())),

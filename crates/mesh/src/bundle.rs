@@ -61,6 +61,10 @@ pub struct Header {
     /// against them.
     #[serde(default)]
     pub sigs: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where member hubs can be reached over the internet, as the exporter knew it (each entry
+    /// signed by its hub: [`crate::whereabouts`]).
+    #[serde(default)]
+    pub whereabouts: Vec<crate::whereabouts::Whereabouts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +256,7 @@ mod tests {
             heads: Default::default(),
             authority: vec![],
             sigs: Default::default(),
+            whereabouts: vec![],
         }
     }
 

@@ -22,6 +22,7 @@ pub mod net;
 pub mod policy;
 pub mod seal;
 pub mod session;
+pub mod whereabouts;
 
 pub use identity::{HubId, Identity};
 pub use membership::{Action, Entry, Members, Role};

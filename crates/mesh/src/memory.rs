@@ -20,6 +20,10 @@ pub struct Mem {
     actor: Vec<u8>,
     /// Set for a replica that signs its changes and checks those it receives, as hubs do.
     signing: Option<Signing>,
+    /// Where member hubs can be reached, as a signing replica keeps it (members only).
+    pub whereabouts: crate::whereabouts::Table,
+    /// Whereabouts taken since the driver last asked.
+    pub whereabouts_changes: Vec<crate::whereabouts::Whereabouts>,
 }
 
 /// What a signing replica keeps: its key, the members' keys, and the tips it vouches with.
@@ -42,6 +46,8 @@ impl Mem {
             log: Default::default(),
             actor: vec![actor; 16],
             signing: None,
+            whereabouts: Default::default(),
+            whereabouts_changes: Vec::new(),
         }
     }
 
@@ -85,6 +91,15 @@ impl Mem {
         if let Some(s) = &mut self.signing {
             s.members.insert(key);
         }
+    }
+
+    /// Says where this (signing) replica's hub can be reached, as version `version`.
+    pub fn say_whereabouts(&mut self, version: u64, relay: Option<&str>, direct: &[std::net::SocketAddr]) {
+        let s = self.signing.as_ref().expect("a signing replica");
+        let w = crate::whereabouts::Whereabouts::new(&s.identity, version, relay.map(str::to_string), direct);
+        let key = *s.identity.public().as_bytes();
+        let taken = self.whereabouts.merge(vec![w], |_| Some(key)).taken;
+        self.whereabouts_changes.extend(taken);
     }
 
     /// Takes a copy of a document made elsewhere, writing to it as this replica's actor.
@@ -170,6 +185,8 @@ pub enum MemRefused {
     Automerge(#[from] automerge::AutomergeError),
     #[error(transparent)]
     Authority(#[from] crate::authority::Refusal),
+    #[error(transparent)]
+    Whereabouts(#[from] crate::whereabouts::Refused),
 }
 
 impl Replica for Mem {
@@ -276,6 +293,24 @@ impl Replica for Mem {
     }
     fn vault_merge(&mut self, _peer: &PeerId, items: Vec<VaultItem>) -> Result<bool, MemRefused> {
         Ok(!items.is_empty())
+    }
+    fn whereabouts(&mut self) -> Vec<crate::whereabouts::Whereabouts> {
+        self.whereabouts.entries().cloned().collect()
+    }
+    fn whereabouts_merge(
+        &mut self,
+        _peer: &PeerId,
+        items: Vec<crate::whereabouts::Whereabouts>,
+    ) -> Result<bool, MemRefused> {
+        let members: Vec<[u8; 32]> = self.signing.iter().flat_map(|s| s.members.iter().copied()).collect();
+        let key_of = |h: &crate::HubId| members.iter().copied().find(|k| crate::HubId::of_bytes(k).as_ref() == Some(h));
+        let merged = self.whereabouts.merge(items, key_of);
+        if let Some(why) = merged.refused.into_iter().next() {
+            return Err(MemRefused::Whereabouts(why));
+        }
+        let any = !merged.taken.is_empty();
+        self.whereabouts_changes.extend(merged.taken);
+        Ok(any)
     }
 }
 
@@ -415,6 +450,14 @@ pub fn converge_traffic(nodes: &mut [Mem], persist: bool, share: bool) -> Traffi
                 let s = sessions.get_mut(&(b, a)).unwrap();
                 let (out, changed) = s.handle(&mut nodes[b], f, t()).unwrap();
                 wires.entry((b, a)).or_default().extend(out);
+                // Whereabouts new to b go on to its other peers, as a hub's driver offers them.
+                let whereabouts = std::mem::take(&mut nodes[b].whereabouts_changes);
+                if !whereabouts.is_empty() {
+                    for c in (0..n).filter(|c| *c != b && *c != a) {
+                        let out = sessions.get_mut(&(b, c)).unwrap().whereabouts_changed(whereabouts.clone(), t());
+                        wires.entry((b, c)).or_default().extend(out);
+                    }
+                }
                 if changed {
                     // Relay the news to b's other peers.
                     let docs = nodes[b].docs();
@@ -479,6 +522,48 @@ mod tests {
         assert!(e.contains("Bloom filter"), "the regression still reaches the Bloom check: {e}");
     }
 
+    /// A hub's word of where it can be reached reaches every member; a reconnect with nothing
+    /// new costs what it cost before anyone said anything; a forged entry ends the session
+    /// and changes nothing.
+    #[test]
+    fn whereabouts_travel_by_digest_and_a_forged_one_is_refused() {
+        let ids: Vec<Identity> = (7..10).map(|n| Identity::from_secret(&[n; 32])).collect();
+        let keys: Vec<[u8; 32]> = ids.iter().map(|i| *i.public().as_bytes()).collect();
+        let mut nodes: Vec<Mem> = ids.iter().map(|i| Mem::signed(Identity::from_secret(&i.secret()))).collect();
+        for m in nodes.iter_mut() {
+            keys.iter().for_each(|k| m.admit(*k));
+        }
+        let before = converge_traffic(&mut nodes, true, true);
+        let addr: std::net::SocketAddr = "192.0.2.7:4433".parse().unwrap();
+        nodes[0].say_whereabouts(10, Some("https://relay.example.org/"), &[addr]);
+        nodes[0].whereabouts_changes.clear();
+        converge_traffic(&mut nodes, true, true);
+        for m in nodes.iter() {
+            let w = m.whereabouts.get(&ids[0].id()).expect("every member learns it");
+            assert_eq!((w.version, w.direct.as_slice()), (10, [addr].as_slice()));
+        }
+        let again = converge_traffic(&mut nodes, true, true);
+        assert_eq!(again.wire, before.wire, "a reconnect with nothing new sends no whereabouts");
+
+        // Said anew while connected: it goes across and on to the members behind.
+        nodes[0].say_whereabouts(11, None, &[addr]);
+        converge_traffic(&mut nodes, true, true);
+        assert!(nodes.iter().all(|m| m.whereabouts.get(&ids[0].id()).map(|w| w.version) == Some(11)));
+
+        let forged = crate::whereabouts::Whereabouts {
+            direct: vec!["198.51.100.9:53".parse().unwrap()],
+            version: 99,
+            ..nodes[1].whereabouts.get(&ids[0].id()).unwrap().clone()
+        };
+        let table = nodes[1].whereabouts.clone();
+        let mut s = Session::new(PeerId::named("n2"), t());
+        s.start(&mut nodes[1], t());
+        s.handle(&mut nodes[1], Frame::Hello(crate::session::PROTOCOL), t()).unwrap();
+        let e = s.handle(&mut nodes[1], Frame::Whereabouts(vec![forged]), t()).unwrap_err().to_string();
+        assert!(e.contains("not signed by that hub"), "{e}");
+        assert_eq!(nodes[1].whereabouts, table, "nothing of it was kept");
+    }
+
     fn pair_of_members() -> (Mem, Mem, Identity) {
         let (a, b) = (Identity::from_secret(&[5; 32]), Identity::from_secret(&[6; 32]));
         let (ka, kb) = (*a.public().as_bytes(), *b.public().as_bytes());
@@ -526,7 +611,7 @@ mod tests {
         let mut s = Session::new(PeerId::named("p"), now);
         s.handle(&mut m, Frame::Hello(crate::session::PROTOCOL), now).unwrap();
         s.handle(&mut m, Frame::Metered, now).unwrap();
-        let summary = Frame::decode(&[[8u8].as_slice(), &[0u8; 32]].concat()).unwrap();
+        let summary = Frame::decode(&[[8u8].as_slice(), &[0u8; 48]].concat()).unwrap();
         s.handle(&mut m, summary, now).unwrap();
         let late = s.handle(&mut m, Frame::Metered, now);
         assert!(matches!(late, Err(crate::session::SessionError::Malformed(ref w)) if w.contains("after the summary")));

@@ -32,7 +32,8 @@ use crate::meter::Meter;
 pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
-    Backlog, DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem, MAX_FRAME,
+    Backlog, DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem,
+    Whereabouts, MAX_FRAME,
 };
 
 /// What the driver needs from the hub beyond a session's needs.
@@ -43,6 +44,8 @@ pub trait Hub: Replica + Send + 'static {
     fn take_vault_changes(&mut self) -> Vec<VaultItem>;
     /// Authority entries stored since the last call (local, or accepted from a peer).
     fn take_authority_changes(&mut self) -> Vec<Vec<u8>>;
+    /// Whereabouts taken since the last call (this hub's own, or newer ones from a peer).
+    fn take_whereabouts_changes(&mut self) -> Vec<Whereabouts>;
     /// The hubs allowed to connect: the current members.
     fn member_ids(&mut self) -> BTreeSet<HubId>;
     /// The coalition secrets this hub holds: what it proves, and what it asks for.
@@ -97,6 +100,7 @@ enum Change {
     },
     Vault(Vec<VaultItem>),
     Authority(Vec<Vec<u8>>),
+    Whereabouts(Vec<Whereabouts>),
 }
 
 fn take_changes<H: Hub>(h: &mut H, relayed: bool) -> Vec<Change> {
@@ -112,6 +116,10 @@ fn take_changes<H: Hub>(h: &mut H, relayed: bool) -> Vec<Change> {
     let authority = h.take_authority_changes();
     if !authority.is_empty() {
         out.push(Change::Authority(authority));
+    }
+    let whereabouts = h.take_whereabouts_changes();
+    if !whereabouts.is_empty() {
+        out.push(Change::Whereabouts(whereabouts));
     }
     out
 }
@@ -869,6 +877,7 @@ impl<H: Hub> Connection<'_, H> {
             }
             Some(Change::Vault(items)) => s.vault_changed(items, now),
             Some(Change::Authority(entries)) => s.authority_changed(entries, now),
+            Some(Change::Whereabouts(items)) => s.whereabouts_changed(items, now),
             None => s.resync(&mut *h, now),
         }
     }

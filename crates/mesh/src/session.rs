@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::changes::{ChangeSig, MAX_SIGS, SIG_LEN};
 use crate::identity::HubId;
+pub use crate::whereabouts::Whereabouts;
 
 /// The largest frame a hub accepts: larger ones end the session.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -317,17 +318,20 @@ pub fn heads_digest<'a>(heads: impl IntoIterator<Item = &'a str>) -> String {
     crate::hex::encode(&d[..16])
 }
 
-/// What a hub holds, in two digests: every document with its heads, and every vault entry
-/// with its version. Equal summaries mean there is nothing to exchange but the authority log.
+/// What a hub holds, in three digests: every document with its heads, every vault entry with
+/// its version, and every member's whereabouts with its version. Equal summaries mean there is
+/// nothing to exchange but the authority log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub docs: [u8; 16],
     pub vault: [u8; 16],
+    pub whereabouts: [u8; 16],
 }
 
 impl Summary {
-    /// The summary of these documents and vault entries (id, version, erased), in any order.
-    pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)]) -> Summary {
+    /// The summary of these documents, vault entries (id, version, erased) and whereabouts
+    /// (hub, version), in any order.
+    pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)], whereabouts: &[(HubId, u64)]) -> Summary {
         use sha2::Digest;
         let mut d: Vec<(&str, &str)> = docs.iter().map(|d| (d.doc.as_str(), d.heads.as_str())).collect();
         d.sort_unstable();
@@ -343,7 +347,18 @@ impl Summary {
             h.update(format!("{id} {version} {erased}\n"));
         }
         let vault = h.finalize();
-        Summary { docs: docs[..16].try_into().expect("16 bytes"), vault: vault[..16].try_into().expect("16 bytes") }
+        let mut w: Vec<&(HubId, u64)> = whereabouts.iter().collect();
+        w.sort_unstable();
+        let mut h = sha2::Sha256::new();
+        for (hub, version) in w {
+            h.update(format!("{hub} {version}\n"));
+        }
+        let whereabouts = h.finalize();
+        Summary {
+            docs: docs[..16].try_into().expect("16 bytes"),
+            vault: vault[..16].try_into().expect("16 bytes"),
+            whereabouts: whereabouts[..16].try_into().expect("16 bytes"),
+        }
     }
 }
 
@@ -379,6 +394,9 @@ pub enum Frame {
     /// sides list and offer only the documents of urgent kinds ([`urgent`]); the authority
     /// log and the vault still go.
     Metered,
+    /// Where member hubs can be reached over the internet, each entry signed by its hub
+    /// ([`crate::whereabouts`]): state-based, the newest of each hub wins.
+    Whereabouts(Vec<Whereabouts>),
 }
 
 /// One vault entry as it travels between member hubs (inside TLS, or sealed in a bundle). An
@@ -428,6 +446,7 @@ const TAG_SUMMARY: u8 = 8;
 const TAG_INVENTORY: u8 = 9;
 const TAG_HELLO: u8 = 10;
 const TAG_METERED: u8 = 12;
+const TAG_WHEREABOUTS: u8 = 13;
 /// A frame of any other type, deflated: what [`Frame::encode`] sends when that is smaller.
 const TAG_DEFLATE: u8 = 11;
 /// Frames from this size on are deflated when that makes them smaller (below it, the gain is
@@ -438,8 +457,9 @@ const DEFLATE_FROM: usize = 256;
 /// speak another end the session with an error that names both, so that people know which hub
 /// to update. Version 2 is the opening with summaries and inventories; version 3 signs changes;
 /// version 4 deflates large frames; version 5 carries people's signatures on their changes;
-/// version 6 lets a hub over its day's budget ask for urgent documents only.
-pub const PROTOCOL: u16 = 6;
+/// version 6 lets a hub over its day's budget ask for urgent documents only; version 7 carries
+/// where member hubs can be reached (a third digest in the summary).
+pub const PROTOCOL: u16 = 7;
 
 /// Whether the documents of `partition` (a kind's name, then `/month` for logs; `coalition`
 /// for the few shared records) are urgent: what a hub over its day's budget for a metered link
@@ -493,7 +513,7 @@ impl Frame {
     pub fn plain_len(&self) -> usize {
         1 + match self {
             Frame::Hello(_) => 2,
-            Frame::Summary(_) => 32,
+            Frame::Summary(_) => 48,
             Frame::Announce(docs) => json_len(docs),
             Frame::Inventory(docs) => docs.iter().map(|(d, h)| 2 + d.len().min(255) + h.len().min(255)).sum(),
             Frame::Sync { doc, msg, sigs } => 2 + doc.len() + 2 + whole_sigs(sigs).1 * SIG_LEN + msg.len(),
@@ -501,6 +521,7 @@ impl Frame {
             Frame::Authority(entries) => entries.iter().map(|e| 4 + e.len()).sum(),
             Frame::Ping | Frame::Pong | Frame::Metered => 0,
             Frame::Vault(items) => json_len(items),
+            Frame::Whereabouts(items) => json_len(items),
         }
     }
 
@@ -517,6 +538,7 @@ impl Frame {
                 let mut out = vec![TAG_SUMMARY];
                 out.extend(s.docs);
                 out.extend(s.vault);
+                out.extend(s.whereabouts);
                 out
             }
             Frame::Announce(docs) => {
@@ -566,6 +588,11 @@ impl Frame {
                 out.extend(serde_json::to_vec(items).unwrap_or_default());
                 out
             }
+            Frame::Whereabouts(items) => {
+                let mut out = vec![TAG_WHEREABOUTS];
+                out.extend(serde_json::to_vec(items).unwrap_or_default());
+                out
+            }
         }
     }
 
@@ -602,12 +629,10 @@ impl Frame {
                 Ok(Frame::Hello(u16::from_be_bytes(v)))
             }
             Some(&TAG_SUMMARY) => {
-                let s = b.get(1..).filter(|r| r.len() == 32).ok_or_else(|| bad("summary: not two 16-byte digests"))?;
-                let (docs, vault) = s.split_at(16);
-                Ok(Frame::Summary(Summary {
-                    docs: docs.try_into().expect("16 bytes"),
-                    vault: vault.try_into().expect("16 bytes"),
-                }))
+                let s =
+                    b.get(1..).filter(|r| r.len() == 48).ok_or_else(|| bad("summary: not three 16-byte digests"))?;
+                let digest = |n: usize| s[16 * n..16 * (n + 1)].try_into().expect("16 bytes");
+                Ok(Frame::Summary(Summary { docs: digest(0), vault: digest(1), whereabouts: digest(2) }))
             }
             Some(&TAG_ANNOUNCE) => {
                 let docs: Vec<DocInfo> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("announce: {e}")))?;
@@ -659,6 +684,15 @@ impl Frame {
                     return Err(bad("vault: an entry id or content is not valid"));
                 }
                 Ok(Frame::Vault(items))
+            }
+            Some(&TAG_WHEREABOUTS) => {
+                let items: Vec<Whereabouts> =
+                    serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("whereabouts: {e}")))?;
+                if items.len() > crate::whereabouts::MAX_ENTRIES {
+                    let most = crate::whereabouts::MAX_ENTRIES;
+                    return Err(bad(&format!("whereabouts: {} entries, at most {most}", items.len())));
+                }
+                Ok(Frame::Whereabouts(items))
             }
             Some(&TAG_AUTHORITY_HEADS) => {
                 let rest = &b[1..];
@@ -803,6 +837,11 @@ pub trait Replica {
     fn docs(&mut self) -> Vec<DocInfo>;
     /// Every vault entry's id, version and whether it is erased, read without decrypting.
     fn vault_versions(&mut self) -> Vec<(String, u64, bool)>;
+    /// The whereabouts this hub keeps: the newest of each member.
+    fn whereabouts(&mut self) -> Vec<Whereabouts>;
+    /// Merges whereabouts from `peer`; returns whether anything changed here. Entries not signed
+    /// by their hub are refused and reported by the replica; a non-member's are passed over.
+    fn whereabouts_merge(&mut self, peer: &PeerId, items: Vec<Whereabouts>) -> Result<bool, Self::Error>;
     /// The persisted sync state for (peer, doc), if any.
     fn load_state(&mut self, peer: &PeerId, doc: &DocId) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
@@ -843,7 +882,8 @@ pub trait Replica {
 /// What `r` holds, as a summary, with the listing it was made from.
 fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
     let docs = r.docs();
-    (Summary::of(&docs, &r.vault_versions()), docs)
+    let whereabouts: Vec<(HubId, u64)> = r.whereabouts().into_iter().map(|w| (w.hub, w.version)).collect();
+    (Summary::of(&docs, &r.vault_versions(), &whereabouts), docs)
 }
 
 /// A sync message as a frame, with the signatures that vouch for its changes.
@@ -1109,6 +1149,12 @@ impl Session {
                         out.push(Frame::Vault(vault));
                     }
                 }
+                if theirs.whereabouts != ours.whereabouts {
+                    let whereabouts = r.whereabouts();
+                    if !whereabouts.is_empty() {
+                        out.push(Frame::Whereabouts(whereabouts));
+                    }
+                }
             }
             Frame::Inventory(docs) => {
                 if std::mem::replace(&mut self.got_inventory, true) {
@@ -1188,6 +1234,13 @@ impl Session {
                     .vault_merge(&peer, items)
                     .map_err(|why| SessionError::Replica { doc: "vault".into(), why: std::sync::Arc::new(why) })?;
             }
+            Frame::Whereabouts(items) => {
+                let peer = self.peer.clone();
+                changed = r.whereabouts_merge(&peer, items).map_err(|why| SessionError::Replica {
+                    doc: "whereabouts".into(),
+                    why: std::sync::Arc::new(why),
+                })?;
+            }
             Frame::AuthorityHeads(heads) => out.extend(authority_frames(r.authority_missing(&heads))),
             Frame::Authority(entries) => {
                 let peer = self.peer.clone();
@@ -1264,6 +1317,13 @@ impl Session {
         out
     }
 
+    /// Whereabouts that changed here (this hub's own, or newer ones from a peer): offer them.
+    pub fn whereabouts_changed(&mut self, items: Vec<Whereabouts>, now: Timestamp) -> Vec<Frame> {
+        let out = if items.is_empty() { vec![] } else { vec![Frame::Whereabouts(items)] };
+        self.sent(&out, now);
+        out
+    }
+
     /// Authority entries stored here (made here, or accepted from another peer): offer them.
     pub fn authority_changed(&mut self, entries: Vec<Vec<u8>>, now: Timestamp) -> Vec<Frame> {
         let out = authority_frames(entries);
@@ -1275,6 +1335,7 @@ impl Session {
     /// document and the whole vault again. Documents the peer already holds cost a few bytes.
     pub fn resync(&mut self, r: &mut impl Replica, now: Timestamp) -> Vec<Frame> {
         let mut out = self.vault_changed(r.vault_items(), now);
+        out.extend(self.whereabouts_changed(r.whereabouts(), now));
         out.push(Frame::AuthorityHeads(r.authority_heads()));
         for d in r.docs() {
             out.extend(self.changed(r, &d, now));
@@ -1486,7 +1547,7 @@ mod tests {
                 ..Default::default()
             }]),
             Frame::Inventory(vec![("d".into(), heads_digest(["ab", "cd"])), ("item-01abc".into(), String::new())]),
-            Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] }),
+            Frame::Summary(Summary { docs: [1; 16], vault: [2; 16], whereabouts: [3; 16] }),
             Frame::Sync { doc: "d1".into(), msg: vec![1, 2, 3], sigs: vec![] },
             Frame::Sync {
                 doc: "d1".into(),
@@ -1509,6 +1570,12 @@ mod tests {
             }]),
             Frame::AuthorityHeads(vec![[7; 32], [9; 32]]),
             Frame::Authority(vec![b"{}".to_vec(), b"[1]".to_vec()]),
+            Frame::Whereabouts(vec![crate::whereabouts::Whereabouts::new(
+                &crate::Identity::from_secret(&[3; 32]),
+                5,
+                Some("https://relay.example.org/".into()),
+                &["192.0.2.1:4433".parse().unwrap(), "[2001:db8::1]:4433".parse().unwrap()],
+            )]),
         ];
         for f in frames {
             assert_eq!(f.plain_len(), f.encode_plain().len(), "{f:?}");
@@ -1517,7 +1584,10 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"", "empty"),
             (&[99], "unknown frame type 99"),
-            (&[TAG_SUMMARY, 1, 2], "summary: not two 16-byte digests"),
+            (&[TAG_SUMMARY, 1, 2], "summary: not three 16-byte digests"),
+            (&[&[TAG_SUMMARY][..], &[0; 32]].concat(), "summary: not three 16-byte digests"),
+            (&[TAG_WHEREABOUTS, b'['], "whereabouts: "),
+            (&[&[TAG_WHEREABOUTS][..], br#"[{"hub":"x"}]"#].concat(), "whereabouts: "),
             (&[TAG_INVENTORY, 1, b'd', 9], "inventory: truncated"),
             (&[TAG_INVENTORY, 1, b'd', 2, b'z', b'z'], "heads digest is not valid"),
             (&[TAG_SYNC, 0], "truncated"),
@@ -1594,7 +1664,7 @@ mod tests {
         let t0 = Timestamp::from_millis(0);
         let mut s = Session::new(PeerId::named("peer"), t0);
         s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
-        let summary = Frame::Summary(Summary { docs: [1; 16], vault: [2; 16] });
+        let summary = Frame::Summary(Summary { docs: [1; 16], vault: [2; 16], whereabouts: [3; 16] });
         s.handle(&mut r, summary.clone(), t0).unwrap();
         let e = s.handle(&mut r, summary, t0).unwrap_err();
         assert!(e.to_string().contains("a second summary"), "{e}");

@@ -1,0 +1,114 @@
+//! Hubs with no relay at all find each other through the coalition: each says where it can
+//! be reached, signed, and the word travels with sync. Two hubs that were each given only a
+//! third hub's address end up syncing with each other directly, and a hub started again with
+//! no address at all reaches the others from what it kept. Real hubs, real stores, real QUIC
+//! on loopback.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aidmesh_hub::{Driver, Hub};
+use aidmesh_internet::{Internet, InternetConfig};
+use aidmesh_mesh::net::{Mesh, Reach};
+use common::{add_item, holds, join, new_hub};
+
+/// Waits until `f` holds, checking every 100 ms; false if it did not within `within`.
+async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+/// No relay; on loopback; the given members' direct addresses.
+fn config(direct: &[(&aidmesh_mesh::Identity, Vec<SocketAddr>)]) -> InternetConfig {
+    InternetConfig {
+        bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
+        direct: direct.iter().map(|(id, addrs)| (id.public().to_bytes(), addrs.clone())).collect(),
+        ..InternetConfig::default()
+    }
+}
+
+fn direct_peer(mesh: &Mesh<Hub>, peer: &aidmesh_mesh::Identity) -> bool {
+    let id = peer.id().to_string();
+    mesh.peers().iter().any(|p| p.hub == id && p.reach == Reach::Direct)
+}
+
+#[test]
+fn hubs_with_no_relay_find_each_other_through_the_coalition() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, mut b, mut c) =
+            (new_hub(dir.path(), "Hall", 1), new_hub(dir.path(), "Gate", 2), new_hub(dir.path(), "Kitchen", 3));
+        join(&mut a, &mut b);
+        join(&mut a, &mut c);
+        let (a_id, b_id, c_id) = (a.identity(), b.identity(), c.identity());
+        let a_mesh = Arc::new(Mesh::new(a, &a_id, [1; 32]).unwrap());
+        let b_mesh = Arc::new(Mesh::new(b, &b_id, [2; 32]).unwrap());
+        let c_mesh = Arc::new(Mesh::new(c, &c_id, [3; 32]).unwrap());
+        // The hall's hub has a fixed address; the gate and the kitchen are each given only it.
+        let a_net = Internet::start(a_mesh.clone(), &a_id, config(&[])).await.unwrap();
+        let at_a: Vec<SocketAddr> = a_net.addr().ip_addrs().copied().collect();
+        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[(&a_id, at_a.clone())])).await.unwrap();
+        let c_net = Internet::start(c_mesh.clone(), &c_id, config(&[(&a_id, at_a)])).await.unwrap();
+
+        // The gate and the kitchen learn each other's addresses through the hall, and one of
+        // them dials the other (they are neighbours on the coalition's ring).
+        let met = eventually(Duration::from_secs(60), || direct_peer(&b_mesh, &c_id) && direct_peer(&c_mesh, &b_id));
+        assert!(met.await, "B and C connect directly: B sees {:?}", b_mesh.peers());
+        let at_c: Vec<SocketAddr> = c_net.addr().ip_addrs().copied().collect();
+        let known = b_mesh.with_hub(|h| h.whereabouts_of(&c_id.id())).unwrap().expect("B holds C's word");
+        assert_eq!((known.relay, known.direct), (None, at_c), "as C said it");
+        let soup = add_item(&c_mesh, "Soup");
+        assert!(eventually(Duration::from_secs(10), || holds(&b_mesh, &soup)).await, "C's edit reaches B");
+
+        // The gate's hub starts its internet side again with no address given at all: what it
+        // kept of the others' whereabouts is enough to reach both.
+        b_net.close().await;
+        let gone = eventually(Duration::from_secs(60), || a_mesh.peers().len() == 1 && c_mesh.peers().len() == 1);
+        assert!(gone.await, "A and C see B go: {:?} {:?}", a_mesh.peers(), c_mesh.peers());
+        let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[])).await.unwrap();
+        let back = eventually(Duration::from_secs(60), || direct_peer(&b_mesh, &a_id) && direct_peer(&b_mesh, &c_id));
+        assert!(back.await, "B reaches A and C again from what it kept: {:?}", b_mesh.peers());
+        let tea = add_item(&b_mesh, "Tea");
+        assert!(eventually(Duration::from_secs(10), || holds(&a_mesh, &tea) && holds(&c_mesh, &tea)).await);
+        drop((a_net, b_net, c_net));
+    });
+}
+
+/// A member's word of where it is cannot send another hub to a server the coalition did not
+/// name: a home relay of its own is not dialled; one of the coalition's relays goes first.
+#[test]
+fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
+    use aidmesh_internet::dial_addrs;
+    use iroh::{RelayUrl, TransportAddr};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut c) = (new_hub(dir.path(), "Hall", 1), new_hub(dir.path(), "Kitchen", 3));
+    join(&mut a, &mut c);
+    c.offer_authority(&a.authority_entries().unwrap(), "test").unwrap();
+    let named: Vec<RelayUrl> =
+        ["https://one.example.org/", "https://two.example.org/"].iter().map(|u| u.parse().unwrap()).collect();
+    let at: SocketAddr = "192.0.2.7:4433".parse().unwrap();
+    let given: SocketAddr = "192.0.2.8:4433".parse().unwrap();
+    let c_id = c.identity().id();
+    let a_id = a.identity();
+    let a_mesh = Mesh::new(a, &a_id, [1; 32]).unwrap();
+    let mut hear = |relay: &str| {
+        assert_eq!(c.say_whereabouts(Some(relay.into()), &[at]).unwrap(), Some(true));
+        let bundle = c.export_bundle(true, &[]).unwrap().bytes;
+        a_mesh.with_hub(|h| h.import_bundle(bundle)).unwrap();
+        dial_addrs(&a_mesh, &c_id, &named, &[given])
+    };
+    let relay = |u: &RelayUrl| TransportAddr::Relay(u.clone());
+    let ip = TransportAddr::Ip;
+    assert_eq!(hear("https://evil.example/"), [relay(&named[0]), relay(&named[1]), ip(at), ip(given)]);
+    assert_eq!(hear("https://two.example.org/"), [relay(&named[1]), relay(&named[0]), ip(at), ip(given)]);
+}

@@ -1,0 +1,279 @@
+//! Where member hubs can be reached over the internet, as each hub says of itself: its home
+//! relay and its direct addresses, signed with its key.
+//!
+//! Hubs at different sites find each other through the coalition, never through a public
+//! directory: each hub signs where it is reachable when that changes, and the entries travel
+//! with sync (`Frame::Whereabouts`, compared by digest at a session's start like the vault) and
+//! in bundles. They are state, not history: a hub keeps the newest entry of each member and
+//! nothing older, so the store holds no trail of where a hub has been. An entry counts only if
+//! the hub it describes signed it; whoever relays it cannot alter it, and a hub that is not a
+//! member is not kept. A dialling hub uses a relay from an entry only if the coalition (or the
+//! dialling hub itself) names that relay: an entry cannot make a hub talk to a server the
+//! coalition did not choose.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{HubId, Identity};
+
+/// The most direct addresses one entry holds.
+pub const MAX_DIRECT: usize = 8;
+/// The most entries one frame or bundle holds (one per member).
+pub const MAX_ENTRIES: usize = 4096;
+
+/// Where one hub says it can be reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Whereabouts {
+    /// The hub this entry is about, which signed it.
+    pub hub: HubId,
+    /// The hub's clock (ms) when it said so, and at least one more than its previous entry: the
+    /// newest version wins.
+    pub version: u64,
+    /// The relay it is connected to (`https://host[:port]/`), if any.
+    pub relay: Option<String>,
+    /// Addresses its internet socket answers at, as it knows them (at most [`MAX_DIRECT`]).
+    pub direct: Vec<SocketAddr>,
+    /// The hub's Ed25519 signature over [`Whereabouts::signed_bytes`], hex.
+    pub sig: String,
+}
+
+/// Why an entry is not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("whereabouts of {hub}: {why}")]
+    Malformed { hub: String, why: String },
+    #[error("whereabouts of {hub}: not signed by that hub")]
+    Signature { hub: String },
+}
+
+impl Whereabouts {
+    /// What the hub signs: the entry's fields, in a fixed text form.
+    pub fn signed_bytes(hub: &HubId, version: u64, relay: Option<&str>, direct: &[SocketAddr]) -> Vec<u8> {
+        let direct: Vec<String> = direct.iter().map(|a| a.to_string()).collect();
+        format!("aidmesh whereabouts v1\n{hub}\n{version}\n{}\n{}", relay.unwrap_or(""), direct.join(" ")).into_bytes()
+    }
+
+    /// This hub's entry: where it is reachable now, as version `version`. Addresses that
+    /// cannot be dialled (unspecified, multicast, port 0) are left out, the rest sorted and at
+    /// most [`MAX_DIRECT`] kept.
+    pub fn new(identity: &Identity, version: u64, relay: Option<String>, direct: &[SocketAddr]) -> Whereabouts {
+        let mut direct: Vec<SocketAddr> = direct.iter().copied().filter(dialable).collect();
+        direct.sort();
+        direct.dedup();
+        direct.truncate(MAX_DIRECT);
+        let hub = identity.id();
+        let sig = identity.sign(&Whereabouts::signed_bytes(&hub, version, relay.as_deref(), &direct));
+        Whereabouts { hub, version, relay, direct, sig: crate::hex::encode(sig) }
+    }
+
+    /// Whether the entry is well formed and signed by the hub whose public key is `key`.
+    pub fn check(&self, key: &[u8; 32]) -> Result<(), Refused> {
+        let bad = |why: String| Refused::Malformed { hub: self.hub.to_string(), why };
+        if self.direct.len() > MAX_DIRECT {
+            return Err(bad(format!("{} direct addresses, at most {MAX_DIRECT}", self.direct.len())));
+        }
+        if let Some(a) = self.direct.iter().find(|a| !dialable(a)) {
+            return Err(bad(format!("{a} is not an address to dial")));
+        }
+        if let Some(r) = &self.relay {
+            match crate::authority::relay_url(r) {
+                Ok(canonical) if &canonical == r => {}
+                Ok(_) => return Err(bad(format!("relay {r:?} is not written the way hubs write it"))),
+                Err(why) => return Err(bad(why)),
+            }
+        }
+        if HubId::of_bytes(key).as_ref() != Some(&self.hub) {
+            return Err(Refused::Signature { hub: self.hub.to_string() });
+        }
+        let sig = crate::hex::decode(&self.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
+        let msg = Whereabouts::signed_bytes(&self.hub, self.version, self.relay.as_deref(), &self.direct);
+        match sig {
+            Some(sig) if crate::identity::verify_strict(key, &msg, &sig) => Ok(()),
+            _ => Err(Refused::Signature { hub: self.hub.to_string() }),
+        }
+    }
+
+    /// Where this entry says to dial the hub: its direct addresses, and its relay if it is
+    /// one of `relays` (the ones the coalition and this hub name), first.
+    pub fn relay_among<'a>(&self, relays: impl IntoIterator<Item = &'a str>) -> Option<&str> {
+        let r = self.relay.as_deref()?;
+        relays.into_iter().any(|known| known == r).then_some(r)
+    }
+}
+
+/// Whether a hub could send a packet to `a`.
+fn dialable(a: &SocketAddr) -> bool {
+    a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast()
+}
+
+/// The entries a hub keeps: the newest of each member.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table(BTreeMap<HubId, Whereabouts>);
+
+/// What [`Table::merge`] did with a batch.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// Entries that replaced older ones here (to offer the other peers).
+    pub taken: Vec<Whereabouts>,
+    /// Entries refused for their form or signature, with why.
+    pub refused: Vec<Refused>,
+}
+
+impl Table {
+    pub fn from_entries(entries: impl IntoIterator<Item = Whereabouts>) -> Table {
+        Table(entries.into_iter().map(|w| (w.hub.clone(), w)).collect())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Whereabouts> {
+        self.0.values()
+    }
+
+    pub fn get(&self, hub: &HubId) -> Option<&Whereabouts> {
+        self.0.get(hub)
+    }
+
+    /// (hub, version) of every entry: what the session's summary digests.
+    pub fn versions(&self) -> Vec<(HubId, u64)> {
+        self.0.values().map(|w| (w.hub.clone(), w.version)).collect()
+    }
+
+    /// Keeps only the entries of `members` (a revoked hub's whereabouts go with it).
+    pub fn retain_members(&mut self, key_of: impl Fn(&HubId) -> Option<[u8; 32]>) {
+        self.0.retain(|hub, _| key_of(hub).is_some());
+    }
+
+    /// Takes each entry that is newer than the one here and signed by its hub, a current
+    /// member (`key_of` gives a member's public key). Entries of hubs that are not members are
+    /// passed over without a word: the sender may not have seen a revocation yet.
+    pub fn merge(&mut self, entries: Vec<Whereabouts>, key_of: impl Fn(&HubId) -> Option<[u8; 32]>) -> Merged {
+        let mut out = Merged::default();
+        for w in entries {
+            let Some(key) = key_of(&w.hub) else { continue };
+            if self.0.get(&w.hub).is_some_and(|here| here.version >= w.version) {
+                continue;
+            }
+            match w.check(&key) {
+                Ok(()) => {
+                    self.0.insert(w.hub.clone(), w.clone());
+                    out.taken.push(w);
+                }
+                Err(why) => out.refused.push(why),
+            }
+        }
+        out
+    }
+
+    /// The version a hub gives its next entry: its clock, and more than any it gave before.
+    pub fn next_version(&self, hub: &HubId, now_ms: i64) -> u64 {
+        let last = self.0.get(hub).map_or(0, |w| w.version);
+        (now_ms.max(0) as u64).max(last + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn hub(seed: u64) -> Identity {
+        Identity::generate(&mut rand::rngs::StdRng::seed_from_u64(seed))
+    }
+
+    fn key(i: &Identity) -> [u8; 32] {
+        i.public().to_bytes()
+    }
+
+    const RELAY: &str = "https://relay.example.org/";
+
+    #[test]
+    fn newest_signed_entry_of_a_member_wins() {
+        let (a, b, stranger) = (hub(1), hub(2), hub(3));
+        let members = |h: &HubId| [&a, &b].into_iter().find(|i| &i.id() == h).map(key);
+        let addr: SocketAddr = "192.0.2.7:4433".parse().unwrap();
+        let mut t = Table::default();
+        let first = Whereabouts::new(&a, 10, Some(RELAY.into()), &[addr]);
+        let merged = t.merge(vec![first.clone(), Whereabouts::new(&stranger, 10, None, &[addr])], members);
+        assert_eq!((merged.taken, merged.refused), (vec![first.clone()], vec![]), "a stranger's entry is not kept");
+        assert_eq!(t.entries().count(), 1);
+        // Older or equal versions change nothing; a newer one replaces.
+        let older = Whereabouts::new(&a, 9, None, &[]);
+        assert!(t.merge(vec![older, first.clone()], members).taken.is_empty());
+        let newer = Whereabouts::new(&a, 11, None, &[addr]);
+        assert_eq!(t.merge(vec![newer.clone()], members).taken, vec![newer.clone()]);
+        assert_eq!(t.get(&a.id()), Some(&newer));
+        assert_eq!(t.next_version(&a.id(), 5), 12, "never below the last version");
+        assert_eq!(t.next_version(&a.id(), 1_000), 1_000);
+        t.retain_members(|h| (h == &b.id()).then(|| key(&b)));
+        assert_eq!(t.entries().count(), 0, "a revoked hub's whereabouts go");
+    }
+
+    #[test]
+    fn whoever_relays_an_entry_cannot_alter_it() {
+        let (a, b) = (hub(1), hub(2));
+        let members = |h: &HubId| [&a, &b].into_iter().find(|i| &i.id() == h).map(key);
+        let good = Whereabouts::new(&a, 10, Some(RELAY.into()), &["192.0.2.7:4433".parse().unwrap()]);
+        let attacker: SocketAddr = "198.51.100.9:53".parse().unwrap();
+        let cases: Vec<(&str, Whereabouts)> = vec![
+            ("direct address swapped", Whereabouts { direct: vec![attacker], ..good.clone() }),
+            ("relay swapped", Whereabouts { relay: Some("https://evil.example/".into()), ..good.clone() }),
+            ("version raised", Whereabouts { version: 99, ..good.clone() }),
+            ("signed by another member", Whereabouts { hub: a.id(), ..Whereabouts::new(&b, 50, None, &[attacker]) }),
+            ("no signature", Whereabouts { sig: String::new(), ..good.clone() }),
+            ("signature not hex", Whereabouts { sig: "zz".repeat(64), ..good.clone() }),
+        ];
+        for (what, forged) in cases {
+            let mut t = Table::default();
+            let merged = t.merge(vec![forged], members);
+            assert!(merged.taken.is_empty(), "{what}: taken");
+            assert_eq!(merged.refused, vec![Refused::Signature { hub: a.id().to_string() }], "{what}");
+            assert_eq!(t, Table::default(), "{what}: the table changed");
+        }
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_naming_what_is_wrong() {
+        let a = hub(1);
+        let members = |h: &HubId| (h == &a.id()).then(|| key(&a));
+        let many: Vec<SocketAddr> = (1..=9).map(|p| SocketAddr::from(([192, 0, 2, 1], p))).collect();
+        let signed = |relay: Option<&str>, direct: Vec<SocketAddr>| {
+            let sig = a.sign(&Whereabouts::signed_bytes(&a.id(), 5, relay, &direct));
+            Whereabouts {
+                hub: a.id(),
+                version: 5,
+                relay: relay.map(str::to_string),
+                direct,
+                sig: crate::hex::encode(sig),
+            }
+        };
+        let cases = [
+            (signed(None, many), "9 direct addresses, at most 8"),
+            (signed(None, vec!["0.0.0.0:4433".parse().unwrap()]), "0.0.0.0:4433 is not an address to dial"),
+            (signed(None, vec!["192.0.2.1:0".parse().unwrap()]), "192.0.2.1:0 is not an address to dial"),
+            (signed(None, vec!["224.0.0.251:5353".parse().unwrap()]), "224.0.0.251:5353 is not an address"),
+            (signed(Some("http://relay.example.org/"), vec![]), "it must start with https://"),
+            (signed(Some("https://relay.example.org/x"), vec![]), "no path"),
+            (signed(Some("https://relay.example.org"), vec![]), "not written the way hubs write it"),
+        ];
+        for (w, says) in cases {
+            let merged = Table::default().merge(vec![w], members);
+            assert!(merged.taken.is_empty(), "{says}");
+            let why = merged.refused.first().map(|r| r.to_string()).unwrap_or_default();
+            assert!(why.contains(says), "{why:?} should say {says:?}");
+        }
+        // Made through `new`, the same addresses are cleaned rather than refused.
+        let w = Whereabouts::new(&a, 5, None, &["0.0.0.0:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()]);
+        assert_eq!(w.direct, vec!["192.0.2.1:2".parse::<SocketAddr>().unwrap()]);
+        assert!(w.check(&key(&a)).is_ok());
+    }
+
+    #[test]
+    fn a_relay_is_dialled_only_if_this_hub_knows_it() {
+        let a = hub(1);
+        let w = Whereabouts::new(&a, 5, Some(RELAY.into()), &[]);
+        assert_eq!(w.relay_among([RELAY, "https://other.example/"]), Some(RELAY));
+        assert_eq!(w.relay_among(["https://other.example/"]), None);
+        assert_eq!(Whereabouts::new(&a, 5, None, &[]).relay_among([RELAY]), None);
+    }
+}
