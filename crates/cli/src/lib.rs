@@ -936,10 +936,12 @@ fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> 
     let (on, relays, budget) = (hub.internet_on()?, hub.relays()?, hub.internet_budget()?);
     let today = hub.now().date().to_string();
     let used = hub.internet_used(&today)?;
+    let whereabouts = hub.member_whereabouts()?;
     if json {
-        return print::json(
-            &serde_json::json!({ "on": on, "relays": relays, "budget": budget, "used_today": used, "day": today }),
-        );
+        return print::json(&serde_json::json!({
+            "on": on, "relays": relays, "budget": budget, "used_today": used, "day": today,
+            "whereabouts": whereabouts,
+        }));
     }
     outln!(
         "Sync over the internet: {}",
@@ -962,6 +964,15 @@ fn internet(hubs: &mut Hubs<'_>, handle: &str, cmd: InternetCmd, json: bool) -> 
         ),
         Some(b) => outln!("Today ({today}, UTC): {} of the day's budget of {} used", size_text(used), size_text(b)),
         None => outln!("Today ({today}, UTC): {} used; no daily budget", size_text(used)),
+    }
+    if !whereabouts.is_empty() {
+        outln!("Where member hubs last said they can be reached:");
+    }
+    for w in &whereabouts {
+        let mut at: Vec<String> = w.relay.iter().map(|r| format!("relay {r}")).collect();
+        at.extend(w.direct.iter().cloned());
+        let name = w.name.replace(['\n', '\r'], " ");
+        outln!("  {name} ({}): {} (said {}, by its clock)", w.hub, at.join(", "), w.said_at);
     }
     Ok(())
 }

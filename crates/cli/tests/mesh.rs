@@ -161,4 +161,13 @@ fn serving_hubs_sync_over_the_internet_given_an_address() {
     assert_eq!(connected.len(), 1, "{peers}");
     assert_eq!(connected[0]["addr"], "internet", "{peers}");
     assert_eq!(connected[0]["reach"], "direct", "{peers}");
+    // Each said where it can be reached, and the other knows it (asked of the running hub).
+    wait_until("the kitchen to know where the hall is", || {
+        let known = b.ok(&["internet", "show"])["whereabouts"].clone();
+        known.as_array().is_some_and(|w| {
+            w.iter().any(|w| {
+                w["name"] == "Hall" && w["direct"].as_array().is_some_and(|d| d.contains(&bind.clone().into()))
+            })
+        })
+    });
 }

@@ -50,9 +50,9 @@ pub enum Error {
     /// the right): the session with that peer ends.
     #[error("the peer sent {count} authority {} that this hub refused, first: {first}", if *count == 1 { "entry" } else { "entries" })]
     RefusedAuthority { count: usize, first: String },
-    /// Whereabouts a peer sent that its hub did not sign (forged or malformed): the session
-    /// with that peer ends.
-    #[error("{0}: refused, and nothing of what came with it was taken")]
+    /// Whereabouts that their hub did not sign: the session with the peer that sent them ends,
+    /// or the bundle that carried them is refused (its documents with it).
+    #[error("{0}: refused")]
     RefusedWhereabouts(String),
     #[error(transparent)]
     Store(#[from] aidmesh_store::Error),

@@ -396,10 +396,6 @@ impl Replica for Hub {
         })
     }
 
-    /// Forged entries end the session, once all of the batch was judged (each is recorded with
-    /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
-    /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
-    /// first coalition's founding entry after it adopted this coalition's founder.)
     fn whereabouts(&mut self) -> Vec<Whereabouts> {
         self.whereabouts_table().map(|t| t.entries().cloned().collect()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the whereabouts of member hubs");
@@ -411,6 +407,10 @@ impl Replica for Hub {
         self.merge_whereabouts(items, &peer_source(peer))
     }
 
+    /// Forged entries end the session, once all of the batch was judged (each is recorded with
+    /// this peer): an honest hub never sends one, as every hub judges an entry by its own causal
+    /// past alone. (Entries of another coalition do not: a hub of the previous release sent its
+    /// first coalition's founding entry after it adopted this coalition's founder.)
     fn authority_offer(&mut self, peer: &PeerId, entries: Vec<Vec<u8>>) -> crate::Result<bool> {
         let offer = self.offer_authority(&entries, &peer_source(peer))?;
         match offer.forged.first() {

@@ -12,6 +12,18 @@ use crate::Hub;
 
 const META: &str = "whereabouts";
 
+/// Where a member hub said it can be reached over the internet, as the command shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WhereaboutsView {
+    pub hub: String,
+    pub name: String,
+    /// Its relay, if it is connected to one.
+    pub relay: Option<String>,
+    pub direct: Vec<String>,
+    /// When it said so, by its own clock.
+    pub said_at: aidmesh_model::Timestamp,
+}
+
 impl Hub {
     /// The whereabouts this hub keeps, of current members only.
     pub(crate) fn whereabouts_table(&self) -> crate::Result<Table> {
@@ -20,36 +32,56 @@ impl Hub {
 
     /// The whereabouts kept, of the members with these keys only.
     fn table_of(&self, keys: &std::collections::BTreeMap<HubId, [u8; 32]>) -> crate::Result<Table> {
-        let kept: Vec<Whereabouts> = match self.store.meta(META)? {
+        let mut table = Table::from_entries(self.kept_whereabouts()?);
+        table.retain_members(|h| keys.get(h).copied());
+        Ok(table)
+    }
+
+    /// Every entry as the store keeps it, members' or not.
+    fn kept_whereabouts(&self) -> crate::Result<Vec<Whereabouts>> {
+        Ok(match self.store.meta(META)? {
             Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
                 // Only this hub writes it: unreadable means damaged; the members say it again.
                 tracing::warn!(error = %e, "the kept whereabouts are unreadable: starting afresh");
                 Vec::new()
             }),
             None => Vec::new(),
-        };
-        let mut table = Table::from_entries(kept);
-        table.retain_members(|h| keys.get(h).copied());
-        Ok(table)
+        })
+    }
+
+    /// Forgets the whereabouts of hubs that are no longer members (after the authority log
+    /// changed): a revoked hub's addresses leave the store, not only the views of it.
+    pub(crate) fn prune_whereabouts(&mut self) -> crate::Result<()> {
+        let kept = self.kept_whereabouts()?.len();
+        let table = self.whereabouts_table()?;
+        if table.entries().count() < kept {
+            self.keep_whereabouts(&table, false)?;
+        }
+        Ok(())
     }
 
     fn member_keys(&self) -> crate::Result<std::collections::BTreeMap<HubId, [u8; 32]>> {
         Ok(self.members()?.members.into_iter().map(|(id, m)| (id, m.key.0)).collect())
     }
 
-    fn keep_whereabouts(&mut self, table: &Table) -> crate::Result<()> {
+    /// Keeps the table; `durable` for this hub's own word (whose version must never go back),
+    /// else a power cut may lose it (the members say theirs again).
+    fn keep_whereabouts(&mut self, table: &Table, durable: bool) -> crate::Result<()> {
         let json = serde_json::to_string(&table.entries().collect::<Vec<_>>())
             .map_err(|e| crate::Error::Malformed { format: "whereabouts", why: e.to_string() })?;
-        // Lost to a power cut, they are said again: no need to wait for the disk.
-        self.store.write_resendable(|tx| tx.set_meta(META, &json))?;
+        if durable {
+            self.store.write(|tx| tx.set_meta(META, &json))?;
+        } else {
+            self.store.write_resendable(|tx| tx.set_meta(META, &json))?;
+        }
         Ok(())
     }
 
     /// Merges whereabouts that came from `source` (a hub, a bundle): each member's newest entry
-    /// signed by that member is kept; a non-member's is passed over. An entry its hub did not
-    /// sign, or a malformed one, is recorded with `source` among the refusals and refuses the
-    /// whole batch: nothing of it is kept, and the session ends (or the bundle is refused).
-    /// Returns whether anything changed.
+    /// signed by that member is kept; a non-member's, and a signed one this release cannot read
+    /// (from a later one, say), are passed over. An entry its hub did not sign is recorded with
+    /// `source` among the refusals and refuses the whole batch: nothing of it is kept, and the
+    /// session ends (or the bundle is refused). Returns whether anything changed.
     pub(crate) fn merge_whereabouts(&mut self, items: Vec<Whereabouts>, source: &str) -> crate::Result<bool> {
         if items.is_empty() {
             return Ok(false);
@@ -61,19 +93,19 @@ impl Hub {
         let keys = self.member_keys()?;
         let mut table = self.table_of(&keys)?;
         let merged = table.merge(items, |h| keys.get(h).copied());
-        if let Some(first) = merged.refused.first() {
-            let now = self.clock.now().millis();
-            let whys: Vec<String> = merged.refused.iter().map(|r| r.to_string()).collect();
-            self.store.write(|tx| whys.iter().try_for_each(|why| tx.add_authority_refused(now, source, why, &[])))?;
-            for why in &whys {
-                tracing::warn!(source, why, "whereabouts refused");
-            }
-            return Err(crate::Error::RefusedWhereabouts(first.to_string()));
+        for why in &merged.passed_over {
+            tracing::debug!(source, %why, "whereabouts passed over");
+        }
+        if let Some(refused) = merged.refused {
+            let (now, why) = (self.clock.now().millis(), refused.to_string());
+            self.store.write(|tx| tx.add_authority_refused(now, source, &why, &[]))?;
+            tracing::warn!(source, why, "whereabouts refused");
+            return Err(crate::Error::RefusedWhereabouts(why));
         }
         if merged.taken.is_empty() {
             return Ok(false);
         }
-        self.keep_whereabouts(&table)?;
+        self.keep_whereabouts(&table, false)?;
         self.whereabouts_changes.extend(merged.taken);
         Ok(true)
     }
@@ -99,9 +131,34 @@ impl Hub {
             return Ok(Some(false));
         }
         let merged = table.merge(vec![entry], |h| keys.get(h).copied());
-        self.keep_whereabouts(&table)?;
+        if let Some(why) = merged.refused.or_else(|| merged.passed_over.into_iter().next()) {
+            return Err(crate::Error::Malformed { format: "whereabouts", why: why.to_string() });
+        }
+        if merged.taken.is_empty() {
+            return Ok(Some(false));
+        }
+        self.keep_whereabouts(&table, true)?;
         self.whereabouts_changes.extend(merged.taken);
         Ok(Some(true))
+    }
+
+    /// Where each member hub (this one too) last said it can be reached over the internet, as
+    /// this hub knows it.
+    pub fn member_whereabouts(&self) -> crate::Result<Vec<WhereaboutsView>> {
+        let members = self.members()?.members;
+        let table = self.whereabouts_table()?;
+        let mut out: Vec<WhereaboutsView> = table
+            .entries()
+            .map(|w| WhereaboutsView {
+                hub: w.hub.to_string(),
+                name: members.get(&w.hub).map(|m| m.name.clone()).unwrap_or_default(),
+                relay: w.relay.clone(),
+                direct: w.direct.iter().map(|a| a.to_string()).collect(),
+                said_at: aidmesh_model::Timestamp::from_millis(w.version.min(i64::MAX as u64) as i64),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.hub).cmp(&(&b.name, &b.hub)));
+        Ok(out)
     }
 
     /// Where `hub` said it can be reached, if it did and is a member.

@@ -29,6 +29,7 @@ use aidmesh_hub::{Driver, Hub};
 use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
 use aidmesh_mesh::policy::{neighbours, Target, DIALS};
+use aidmesh_mesh::whereabouts::scope;
 use aidmesh_mesh::{HubId, Identity};
 use iroh::endpoint::{Connection, IncomingAddr, QuicTransportConfig, RelayMode, VarInt};
 use iroh::{Endpoint, EndpointAddr, RelayMap, RelayUrl, SecretKey, TransportAddr};
@@ -357,7 +358,7 @@ async fn keep_dialling(
     // Dropped with this task: every dial (and the session it runs) stops.
     let mut running: BTreeMap<HubId, AbortOnDrop> = BTreeMap::new();
     let (relays_now, relays) = tokio::sync::watch::channel(Vec::<RelayUrl>::new());
-    let mut said = None;
+    let mut said = Said::default();
     loop {
         let (members, named) = mesh.with_hub(|h| (h.members(), h.relays()));
         let keys: BTreeMap<HubId, [u8; 32]> = match members {
@@ -401,47 +402,73 @@ async fn keep_dialling(
     }
 }
 
-/// What this hub last said of where it can be reached, and when.
-type Said = Option<(Instant, Option<String>, Vec<SocketAddr>)>;
+/// What this hub said of where it can be reached in this run: how often, and last when and
+/// what.
+#[derive(Default)]
+struct Said {
+    times: u32,
+    last: Option<(Instant, Option<String>, Vec<SocketAddr>)>,
+}
 
 /// Says where this hub can be reached (its home relay and the direct addresses the endpoint
-/// knows), signed, to the whole coalition, when that changed: a new home relay at once, new
-/// direct addresses at most every [`SAY_DIRECT_EVERY`].
+/// knows), signed, to the whole coalition, when that differs from the hub's own entry as kept
+/// (so that an older word of its own, taken back from a peer, is said anew): a new home relay
+/// at once, new direct addresses at most every [`SAY_DIRECT_EVERY`] (but the first change
+/// after the first word, which may have been said before the endpoint knew all its
+/// addresses). Nothing is said while the endpoint knows neither a relay nor an address.
 fn say_where(endpoint: &Endpoint, mesh: &Mesh<Hub>, said: &mut Said) {
     let addr = endpoint.addr();
     let relay = addr.relay_urls().next().map(|u| u.to_string());
-    let mut direct: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
-    direct.sort();
-    if let Some((at, r, d)) = said.as_ref() {
-        if *r == relay && (*d == direct || at.elapsed() < SAY_DIRECT_EVERY) {
+    let direct: Vec<SocketAddr> = addr.ip_addrs().copied().collect();
+    if relay.is_none() && direct.is_empty() {
+        return;
+    }
+    if let Some((at, r, _)) = &said.last {
+        if *r == relay && said.times > 1 && at.elapsed() < SAY_DIRECT_EVERY {
             return;
         }
     }
     match mesh.with_hub(|h| h.say_whereabouts(relay.clone(), &direct)) {
-        Ok(Some(new)) => {
-            if new {
-                tracing::info!(?relay, ?direct, "said where this hub can be reached");
-            }
-            *said = Some((Instant::now(), relay, direct));
+        Ok(Some(true)) => {
+            tracing::info!(?relay, ?direct, "said where this hub can be reached");
+            said.times += 1;
+            said.last = Some((Instant::now(), relay, direct));
         }
-        // Not a member yet (the log comes with the first sync): said at a later review.
-        Ok(None) => {}
+        // The same as the hub's own entry, or not a member yet (the log comes with the first
+        // sync): looked at again at the next review.
+        Ok(Some(false) | None) => {}
         Err(e) => tracing::warn!(error = %e, "cannot say where this hub can be reached"),
     }
 }
 
 /// Where to dial `peer`: its home relay first, if this hub knows that relay (an entry cannot
-/// send it to a server the coalition did not name), then the other relays of the moment, its
-/// direct addresses as it said them, and those this hub was given.
-pub fn dial_addrs(mesh: &Mesh<Hub>, peer: &HubId, relays: &[RelayUrl], given: &[SocketAddr]) -> Vec<TransportAddr> {
+/// send it to a server the coalition did not name), then the other relays of the moment, the
+/// direct addresses it said, and those this hub was given. Of the addresses it said, one on
+/// its own machine (loopback) is dialled only by a hub that is at such an address itself
+/// (`own`: this hub's direct addresses), and one on its own link (link-local) never: a member
+/// cannot have the hubs that dial it probe their own machine or link.
+pub fn dial_addrs(
+    mesh: &Mesh<Hub>,
+    peer: &HubId,
+    relays: &[RelayUrl],
+    given: &[SocketAddr],
+    own: &[SocketAddr],
+) -> Vec<TransportAddr> {
     let said = mesh.with_hub(|h| h.whereabouts_of(peer)).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read where a peer said it can be reached");
         None
     });
-    let home = said.as_ref().and_then(|w| relays.iter().find(|r| w.relay.as_deref() == Some(r.as_str())));
+    let home = said.as_ref().and_then(|w| w.relay_among(relays.iter().map(|r| r.as_str())));
+    let home = relays.iter().find(|r| Some(r.as_str()) == home);
     let mut out: Vec<TransportAddr> = home.into_iter().cloned().map(TransportAddr::Relay).collect();
     out.extend(relays.iter().filter(|r| Some(*r) != home).cloned().map(TransportAddr::Relay));
-    let direct = said.iter().flat_map(|w| w.direct.iter()).chain(given).copied();
+    let on_this_machine = own.iter().any(|a| scope(a) == 3);
+    let reachable = |a: &&SocketAddr| match scope(a) {
+        3 => on_this_machine,
+        2 => false,
+        _ => true,
+    };
+    let direct = said.iter().flat_map(|w| w.direct.iter()).filter(reachable).chain(given).copied();
     for a in direct.map(TransportAddr::Ip) {
         if !out.contains(&a) {
             out.push(a);
@@ -488,7 +515,8 @@ async fn dial(
             continue;
         }
         let now: Vec<RelayUrl> = relays.borrow().clone();
-        let addrs = dial_addrs(&mesh, &peer, &now, &given);
+        let own: Vec<SocketAddr> = endpoint.addr().ip_addrs().copied().collect();
+        let addrs = dial_addrs(&mesh, &peer, &now, &given, &own);
         if addrs.is_empty() {
             // Nowhere to dial yet (no relay, and the peer's whereabouts not known): no failure
             // counts, so that the first dial once they arrive is not held back.

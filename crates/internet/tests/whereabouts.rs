@@ -105,10 +105,18 @@ fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
         assert_eq!(c.say_whereabouts(Some(relay.into()), &[at]).unwrap(), Some(true));
         let bundle = c.export_bundle(true, &[]).unwrap().bytes;
         a_mesh.with_hub(|h| h.import_bundle(bundle)).unwrap();
-        dial_addrs(&a_mesh, &c_id, &named, &[given])
+        dial_addrs(&a_mesh, &c_id, &named, &[given], &[])
     };
     let relay = |u: &RelayUrl| TransportAddr::Relay(u.clone());
     let ip = TransportAddr::Ip;
     assert_eq!(hear("https://evil.example/"), [relay(&named[0]), relay(&named[1]), ip(at), ip(given)]);
     assert_eq!(hear("https://two.example.org/"), [relay(&named[1]), relay(&named[0]), ip(at), ip(given)]);
+    // Said addresses on the dialler's own machine or link are not dialled from elsewhere.
+    let inward: [SocketAddr; 3] = ["127.0.0.1:53".parse().unwrap(), "169.254.169.254:80".parse().unwrap(), at];
+    assert_eq!(c.say_whereabouts(None, &inward).unwrap(), Some(true));
+    let bundle = c.export_bundle(true, &[]).unwrap().bytes;
+    a_mesh.with_hub(|h| h.import_bundle(bundle)).unwrap();
+    assert_eq!(dial_addrs(&a_mesh, &c_id, &[], &[], &["192.0.2.1:4433".parse().unwrap()]), [ip(at)]);
+    let on_loopback = dial_addrs(&a_mesh, &c_id, &[], &[], &["127.0.0.1:4433".parse().unwrap()]);
+    assert_eq!(on_loopback, [ip(at), ip(inward[0])], "a hub on loopback itself (tests) dials it");
 }

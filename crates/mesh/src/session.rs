@@ -330,8 +330,8 @@ pub struct Summary {
 
 impl Summary {
     /// The summary of these documents, vault entries (id, version, erased) and whereabouts
-    /// (hub, version), in any order.
-    pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)], whereabouts: &[(HubId, u64)]) -> Summary {
+    /// (hub, version, signature: two words of one version differ), in any order.
+    pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)], whereabouts: &[(HubId, u64, String)]) -> Summary {
         use sha2::Digest;
         let mut d: Vec<(&str, &str)> = docs.iter().map(|d| (d.doc.as_str(), d.heads.as_str())).collect();
         d.sort_unstable();
@@ -347,11 +347,11 @@ impl Summary {
             h.update(format!("{id} {version} {erased}\n"));
         }
         let vault = h.finalize();
-        let mut w: Vec<&(HubId, u64)> = whereabouts.iter().collect();
+        let mut w: Vec<&(HubId, u64, String)> = whereabouts.iter().collect();
         w.sort_unstable();
         let mut h = sha2::Sha256::new();
-        for (hub, version) in w {
-            h.update(format!("{hub} {version}\n"));
+        for (hub, version, sig) in w {
+            h.update(format!("{hub} {version} {sig}\n"));
         }
         let whereabouts = h.finalize();
         Summary {
@@ -882,7 +882,8 @@ pub trait Replica {
 /// What `r` holds, as a summary, with the listing it was made from.
 fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
     let docs = r.docs();
-    let whereabouts: Vec<(HubId, u64)> = r.whereabouts().into_iter().map(|w| (w.hub, w.version)).collect();
+    let whereabouts: Vec<(HubId, u64, String)> =
+        r.whereabouts().into_iter().map(|w| (w.hub, w.version, w.sig)).collect();
     (Summary::of(&docs, &r.vault_versions(), &whereabouts), docs)
 }
 

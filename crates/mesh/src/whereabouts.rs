@@ -56,11 +56,12 @@ impl Whereabouts {
     }
 
     /// This hub's entry: where it is reachable now, as version `version`. Addresses that
-    /// cannot be dialled (unspecified, multicast, port 0) are left out, the rest sorted and at
-    /// most [`MAX_DIRECT`] kept.
+    /// cannot be dialled (unspecified, multicast, broadcast, port 0) are left out; of the rest,
+    /// at most [`MAX_DIRECT`] are kept, public ones first (what a hub at another site can
+    /// reach), then private ones, then the others.
     pub fn new(identity: &Identity, version: u64, relay: Option<String>, direct: &[SocketAddr]) -> Whereabouts {
-        let mut direct: Vec<SocketAddr> = direct.iter().copied().filter(dialable).collect();
-        direct.sort();
+        let mut direct: Vec<SocketAddr> = direct.iter().map(canonical).filter(dialable).collect();
+        direct.sort_by_key(|a| (scope(a), *a));
         direct.dedup();
         direct.truncate(MAX_DIRECT);
         let hub = identity.id();
@@ -71,10 +72,14 @@ impl Whereabouts {
     /// Whether the entry is well formed and signed by the hub whose public key is `key`.
     pub fn check(&self, key: &[u8; 32]) -> Result<(), Refused> {
         let bad = |why: String| Refused::Malformed { hub: self.hub.to_string(), why };
+        self.check_signature(key)?;
+        if self.version > i64::MAX as u64 {
+            return Err(bad(format!("version {} is past any clock", self.version)));
+        }
         if self.direct.len() > MAX_DIRECT {
             return Err(bad(format!("{} direct addresses, at most {MAX_DIRECT}", self.direct.len())));
         }
-        if let Some(a) = self.direct.iter().find(|a| !dialable(a)) {
+        if let Some(a) = self.direct.iter().find(|a| !dialable(&canonical(a))) {
             return Err(bad(format!("{a} is not an address to dial")));
         }
         if let Some(r) = &self.relay {
@@ -84,6 +89,11 @@ impl Whereabouts {
                 Err(why) => return Err(bad(why)),
             }
         }
+        Ok(())
+    }
+
+    /// Whether the hub whose public key is `key` signed this entry, as it is.
+    fn check_signature(&self, key: &[u8; 32]) -> Result<(), Refused> {
         if HubId::of_bytes(key).as_ref() != Some(&self.hub) {
             return Err(Refused::Signature { hub: self.hub.to_string() });
         }
@@ -95,6 +105,13 @@ impl Whereabouts {
         }
     }
 
+    /// Whether this entry wins over `other` (of the same hub): a higher version, or at the
+    /// same version (a hub whose clock stood still and lost its last word to a power cut) the
+    /// greater signature, so that every hub settles on the same one.
+    pub fn newer_than(&self, other: &Whereabouts) -> bool {
+        (self.version, &self.sig) > (other.version, &other.sig)
+    }
+
     /// Where this entry says to dial the hub: its direct addresses, and its relay if it is
     /// one of `relays` (the ones the coalition and this hub name), first.
     pub fn relay_among<'a>(&self, relays: impl IntoIterator<Item = &'a str>) -> Option<&str> {
@@ -103,9 +120,30 @@ impl Whereabouts {
     }
 }
 
-/// Whether a hub could send a packet to `a`.
+/// Whether a hub could send a packet to `a` (in its canonical form: an IPv4 address written
+/// as IPv6 is judged as IPv4).
 fn dialable(a: &SocketAddr) -> bool {
-    a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast()
+    let broadcast = matches!(a.ip(), std::net::IpAddr::V4(v4) if v4.is_broadcast());
+    a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast() && !broadcast
+}
+
+/// `a` with an IPv4-mapped IPv6 address written as IPv4.
+fn canonical(a: &SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
+/// Where an address can be reached from: 0 anywhere, 1 the same private network, 2 the same
+/// link, 3 the same machine.
+pub fn scope(a: &SocketAddr) -> u8 {
+    match a.ip().to_canonical() {
+        std::net::IpAddr::V4(v4) if v4.is_loopback() => 3,
+        std::net::IpAddr::V4(v4) if v4.is_link_local() => 2,
+        std::net::IpAddr::V4(v4) if v4.is_private() || v4.octets()[..2] == [100, 64] => 1,
+        std::net::IpAddr::V6(v6) if v6.is_loopback() => 3,
+        std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 2,
+        std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xfe00 == 0xfc00 => 1,
+        _ => 0,
+    }
 }
 
 /// The entries a hub keeps: the newest of each member.
@@ -117,8 +155,11 @@ pub struct Table(BTreeMap<HubId, Whereabouts>);
 pub struct Merged {
     /// Entries that replaced older ones here (to offer the other peers).
     pub taken: Vec<Whereabouts>,
-    /// Entries refused for their form or signature, with why.
-    pub refused: Vec<Refused>,
+    /// The first entry its hub did not sign: the batch is refused whole, nothing taken.
+    pub refused: Option<Refused>,
+    /// Entries signed by their hub that this release cannot take (a form it does not know, as
+    /// a later release may write), passed over.
+    pub passed_over: Vec<Refused>,
 }
 
 impl Table {
@@ -134,41 +175,50 @@ impl Table {
         self.0.get(hub)
     }
 
-    /// (hub, version) of every entry: what the session's summary digests.
-    pub fn versions(&self) -> Vec<(HubId, u64)> {
-        self.0.values().map(|w| (w.hub.clone(), w.version)).collect()
-    }
-
     /// Keeps only the entries of `members` (a revoked hub's whereabouts go with it).
     pub fn retain_members(&mut self, key_of: impl Fn(&HubId) -> Option<[u8; 32]>) {
         self.0.retain(|hub, _| key_of(hub).is_some());
     }
 
-    /// Takes each entry that is newer than the one here and signed by its hub, a current
-    /// member (`key_of` gives a member's public key). Entries of hubs that are not members are
-    /// passed over without a word: the sender may not have seen a revocation yet.
+    /// Takes each entry that is newer than the one here ([`Whereabouts::newer_than`]) and
+    /// signed by its hub, a current member (`key_of` gives a member's public key); of several
+    /// for one hub in the batch, only the newest is judged. Entries of hubs that are not
+    /// members are passed over without a word: the sender may not have seen a revocation yet.
+    /// One entry its hub did not sign refuses the whole batch: nothing is taken.
     pub fn merge(&mut self, entries: Vec<Whereabouts>, key_of: impl Fn(&HubId) -> Option<[u8; 32]>) -> Merged {
-        let mut out = Merged::default();
+        let mut newest: BTreeMap<HubId, Whereabouts> = BTreeMap::new();
         for w in entries {
+            if newest.get(&w.hub).is_none_or(|n| w.newer_than(n)) {
+                newest.insert(w.hub.clone(), w);
+            }
+        }
+        let mut out = Merged::default();
+        let mut taken = Vec::new();
+        for w in newest.into_values() {
             let Some(key) = key_of(&w.hub) else { continue };
-            if self.0.get(&w.hub).is_some_and(|here| here.version >= w.version) {
+            if self.0.get(&w.hub).is_some_and(|here| !w.newer_than(here)) {
                 continue;
             }
             match w.check(&key) {
-                Ok(()) => {
-                    self.0.insert(w.hub.clone(), w.clone());
-                    out.taken.push(w);
+                Ok(()) => taken.push(w),
+                Err(why @ Refused::Signature { .. }) => {
+                    out.refused = Some(why);
+                    return out;
                 }
-                Err(why) => out.refused.push(why),
+                Err(why) => out.passed_over.push(why),
             }
         }
+        for w in &taken {
+            self.0.insert(w.hub.clone(), w.clone());
+        }
+        out.taken = taken;
         out
     }
 
     /// The version a hub gives its next entry: its clock, and more than any it gave before.
     pub fn next_version(&self, hub: &HubId, now_ms: i64) -> u64 {
         let last = self.0.get(hub).map_or(0, |w| w.version);
-        (now_ms.max(0) as u64).max(last + 1)
+        (now_ms.max(0) as u64).max(last.saturating_add(1))
     }
 }
 
@@ -195,7 +245,7 @@ mod tests {
         let mut t = Table::default();
         let first = Whereabouts::new(&a, 10, Some(RELAY.into()), &[addr]);
         let merged = t.merge(vec![first.clone(), Whereabouts::new(&stranger, 10, None, &[addr])], members);
-        assert_eq!((merged.taken, merged.refused), (vec![first.clone()], vec![]), "a stranger's entry is not kept");
+        assert_eq!((merged.taken, merged.refused), (vec![first.clone()], None), "a stranger's entry is not kept");
         assert_eq!(t.entries().count(), 1);
         // Older or equal versions change nothing; a newer one replaces.
         let older = Whereabouts::new(&a, 9, None, &[]);
@@ -205,6 +255,16 @@ mod tests {
         assert_eq!(t.get(&a.id()), Some(&newer));
         assert_eq!(t.next_version(&a.id(), 5), 12, "never below the last version");
         assert_eq!(t.next_version(&a.id(), 1_000), 1_000);
+        // Of several in one batch, the newest counts; at one version, the greater signature.
+        let (x, y) = (Whereabouts::new(&a, 20, None, &[]), Whereabouts::new(&a, 20, None, &[addr]));
+        let (low, high) = if x.sig < y.sig { (x, y) } else { (y, x) };
+        let merged =
+            t.merge(vec![low.clone(), Whereabouts::new(&a, 19, None, &[]), high.clone(), low.clone()], members);
+        assert_eq!(merged.taken, vec![high.clone()]);
+        assert!(t.merge(vec![low], members).taken.is_empty(), "the lesser signature at one version");
+        assert_eq!(t.get(&a.id()), Some(&high));
+        let flood: Vec<Whereabouts> = (30..130).map(|v| Whereabouts::new(&a, v, None, &[])).collect();
+        assert_eq!(t.merge(flood, members).taken.len(), 1, "one a hub, however many are sent");
         t.retain_members(|h| (h == &b.id()).then(|| key(&b)));
         assert_eq!(t.entries().count(), 0, "a revoked hub's whereabouts go");
     }
@@ -227,7 +287,7 @@ mod tests {
             let mut t = Table::default();
             let merged = t.merge(vec![forged], members);
             assert!(merged.taken.is_empty(), "{what}: taken");
-            assert_eq!(merged.refused, vec![Refused::Signature { hub: a.id().to_string() }], "{what}");
+            assert_eq!(merged.refused, Some(Refused::Signature { hub: a.id().to_string() }), "{what}");
             assert_eq!(t, Table::default(), "{what}: the table changed");
         }
     }
@@ -252,20 +312,36 @@ mod tests {
             (signed(None, vec!["0.0.0.0:4433".parse().unwrap()]), "0.0.0.0:4433 is not an address to dial"),
             (signed(None, vec!["192.0.2.1:0".parse().unwrap()]), "192.0.2.1:0 is not an address to dial"),
             (signed(None, vec!["224.0.0.251:5353".parse().unwrap()]), "224.0.0.251:5353 is not an address"),
+            (signed(None, vec!["[::ffff:224.0.0.251]:5353".parse().unwrap()]), "is not an address to dial"),
+            (signed(None, vec!["255.255.255.255:4433".parse().unwrap()]), "is not an address to dial"),
             (signed(Some("http://relay.example.org/"), vec![]), "it must start with https://"),
             (signed(Some("https://relay.example.org/x"), vec![]), "no path"),
             (signed(Some("https://relay.example.org"), vec![]), "not written the way hubs write it"),
         ];
+        // Signed by their hub, they are passed over (a later release may write what this one
+        // cannot read), not held against whoever carried them.
         for (w, says) in cases {
-            let merged = Table::default().merge(vec![w], members);
-            assert!(merged.taken.is_empty(), "{says}");
-            let why = merged.refused.first().map(|r| r.to_string()).unwrap_or_default();
+            let mut t = Table::default();
+            let merged = t.merge(vec![w], members);
+            assert!(merged.taken.is_empty() && merged.refused.is_none(), "{says}");
+            let why = merged.passed_over.first().map(|r| r.to_string()).unwrap_or_default();
             assert!(why.contains(says), "{why:?} should say {says:?}");
+            assert_eq!(t, Table::default());
         }
-        // Made through `new`, the same addresses are cleaned rather than refused.
+        let past = Whereabouts::new(&a, u64::MAX, None, &[]);
+        let why = Table::default().merge(vec![past], members).passed_over.pop().map(|r| r.to_string());
+        assert!(why.is_some_and(|w| w.contains("past any clock")));
+        // Made through `new`, the same addresses are cleaned rather than refused, and public
+        // ones are kept first.
         let w = Whereabouts::new(&a, 5, None, &["0.0.0.0:1".parse().unwrap(), "192.0.2.1:2".parse().unwrap()]);
         assert_eq!(w.direct, vec!["192.0.2.1:2".parse::<SocketAddr>().unwrap()]);
         assert!(w.check(&key(&a)).is_ok());
+        let mut many: Vec<SocketAddr> = (1..=8).map(|p| SocketAddr::from(([10, 0, 0, 1], p))).collect();
+        many.extend(["127.0.0.1:9".parse::<SocketAddr>().unwrap(), "[2001:db8::1]:9".parse().unwrap()]);
+        let w = Whereabouts::new(&a, 5, None, &many);
+        assert_eq!(w.direct.len(), MAX_DIRECT);
+        assert_eq!(w.direct[0], "[2001:db8::1]:9".parse::<SocketAddr>().unwrap(), "public first");
+        assert!(!w.direct.contains(&"127.0.0.1:9".parse().unwrap()), "the machine's own last, and cut");
     }
 
     #[test]
