@@ -12,19 +12,23 @@
 //! 2. Heal: the gate goes offline; each hub adds 1,000 items; the gate comes back. Time from its
 //!    restart until both hold all 2,000; the relay's socket bytes of one leg (both legs halved)
 //!    against the sync stream the hall's connections carried meanwhile, both ways (deflated
-//!    frames and their length prefixes: what the day's budget counts, `Hub::internet_used`).
-//!    On the LAN the sync messages of such a heal are 1.01× Automerge's own floor for the
-//!    changes (`cargo bench -p aidmesh-mesh --bench sync`, which counts them before deflating).
+//!    frames and their length prefixes: what the day's budget counts, `Hub::internet_used`),
+//!    and against the 2,000 Automerge changes themselves, each encoded on its own (read from
+//!    the hall's documents after the heal: what a heal must carry before compression).
+//! 3. Where the rest goes: the same reconnect with nothing new and the same wait (the relay's,
+//!    QUIC's and the hubs' handshakes, the summaries), then 30 s at rest, connected. The heal's
+//!    bytes less the reconnect's are what carrying the changes cost.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aidmesh_hub::model::Kind;
-use aidmesh_hub::{Event, Hub};
+use aidmesh_hub::{Driver, Event, Hub};
 use aidmesh_mesh::net::Mesh;
 use common::lossy::{Conditions, Link};
 use common::netns::{eventually, in_namespace, serve_in, start_in, Lab, MidRelay};
@@ -36,6 +40,27 @@ const APART: usize = 1_000;
 
 fn count(mesh: &Mesh<Hub>) -> usize {
     mesh.with_hub(|h| h.list(Kind::Item, 100_000, 0).unwrap().len())
+}
+
+/// Every synced document of the hub, loaded as Automerge holds it.
+fn docs(mesh: &Mesh<Hub>) -> Vec<(String, automerge::Automerge)> {
+    let exported = mesh.with_hub(|h| h.export_docs()).unwrap();
+    exported.into_iter().map(|d| (d.doc, automerge::Automerge::load(&d.bytes).unwrap())).collect()
+}
+
+/// The heads of every synced document.
+fn heads(mesh: &Mesh<Hub>) -> BTreeMap<String, Vec<automerge::ChangeHash>> {
+    docs(mesh).into_iter().map(|(id, d)| (id, d.get_heads())).collect()
+}
+
+/// The bytes of the changes the hub's documents hold beyond `before`, each as Automerge encodes
+/// one change on its own (what a heal must carry, at least before compression).
+fn change_bytes(mesh: &Mesh<Hub>, before: &BTreeMap<String, Vec<automerge::ChangeHash>>) -> usize {
+    let none = Vec::new();
+    let changes = docs(mesh).into_iter().map(|(id, d)| {
+        d.get_changes(before.get(&id).unwrap_or(&none)).iter().map(|c| c.raw_bytes().len()).sum::<usize>()
+    });
+    changes.sum()
 }
 
 fn main() {
@@ -118,6 +143,7 @@ fn main() {
     b_thread.join().unwrap();
     assert!(eventually(Duration::from_secs(60), || a_mesh.peers().is_empty()), "the gate is gone");
     let before = count(&a_mesh);
+    let heads_before = heads(&a_mesh);
     for (mesh, side) in [(&a_mesh, "hall"), (&b_mesh, "gate")] {
         mesh.with_hub(|h| {
             for i in 0..APART {
@@ -126,7 +152,9 @@ fn main() {
             }
         });
     }
-    let today = a_mesh.with_hub(|h| h.now().date().to_string());
+    // The day by the mesh's clock, which counts the use (the hubs' own clocks are set by hand).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let today = aidmesh_hub::model::Timestamp::from_millis(now.as_millis() as i64).date().to_string();
     let stream = || a_mesh.with_hub(|h| h.internet_used(&today).unwrap());
     let (bytes_before, stream_before) = (link.stats().tcp_bytes, stream());
     let started = Instant::now();
@@ -140,6 +168,7 @@ fn main() {
         count(&b_mesh)
     );
     let took = started.elapsed();
+    let changes = change_bytes(&a_mesh, &heads_before);
     // The running hub keeps its count in the store every few seconds (`meter::KEEP_EVERY_MS`):
     // wait for that, and count the relay's bytes over the same span (a ping or two more).
     let keep = aidmesh_mesh::meter::KEEP_EVERY_MS as u64 + 1_000;
@@ -147,9 +176,39 @@ fn main() {
     let carried = stream() - stream_before;
     let leg = (link.stats().tcp_bytes - bytes_before) / 2;
     println!(
-        "heal after {APART} + {APART} edits apart, through the relay: {:.2} s; {leg} bytes on one leg of the relay's sockets, {carried} bytes of sync stream at the hall ({:.3}x)",
+        "heal after {APART} + {APART} edits apart, through the relay: {:.2} s; {leg} bytes on one leg of the relay's sockets, {carried} bytes of sync stream at the hall ({:.3}x), {changes} bytes of the {} Automerge changes themselves, one by one ({:.3}x)",
         took.as_secs_f64(),
-        leg as f64 / carried as f64
+        leg as f64 / carried as f64,
+        2 * APART,
+        leg as f64 / changes as f64
+    );
+
+    // 3. Where the rest goes: the same reconnect with nothing new (the relay's and QUIC's
+    // handshakes, the hubs' own, the summaries, and the same wait), and the link at rest.
+    let _ = stop_b.send(());
+    b_thread.join().unwrap();
+    assert!(eventually(Duration::from_secs(60), || a_mesh.peers().is_empty()), "the gate is gone again");
+    let (bytes_before, stream_before) = (link.stats().tcp_bytes, stream());
+    let (stop_b, b_stop) = tokio::sync::oneshot::channel();
+    let b_thread = start_in(lab.ns("hb"), b_mesh.clone(), through_relays(vec![url.clone()], &root), b_stop);
+    let synced = || a_mesh.peers().iter().any(|p| p.last_synced.is_some());
+    assert!(eventually(Duration::from_secs(60), synced), "the gate is back");
+    std::thread::sleep(Duration::from_millis(keep));
+    let (fixed, fixed_stream) = ((link.stats().tcp_bytes - bytes_before) / 2, stream() - stream_before);
+    let rest = Duration::from_secs(30);
+    let bytes_before = link.stats().tcp_bytes;
+    std::thread::sleep(rest);
+    let idle = (link.stats().tcp_bytes - bytes_before) / 2;
+    let moved = leg.saturating_sub(fixed);
+    let moved_stream = carried.saturating_sub(fixed_stream);
+    println!(
+        "the same reconnect with nothing new: {fixed} bytes on one leg, {fixed_stream} bytes of sync stream; at rest, connected: {:.0} bytes a second on one leg",
+        idle as f64 / rest.as_secs_f64()
+    );
+    println!(
+        "so the heal's changes took {moved} bytes on one leg for {moved_stream} bytes of sync stream ({:.3}x) and {changes} bytes of changes ({:.3}x); the reconnect itself {fixed} bytes",
+        moved as f64 / moved_stream as f64,
+        moved as f64 / changes as f64
     );
 
     for stop in [stop_a, stop_b, stop_proxy] {

@@ -576,6 +576,32 @@ mod tests {
         assert_eq!(nodes[1].whereabouts, table, "nothing of it was kept");
     }
 
+    /// Two hubs whose records agree are in step (the peers view says when they last synced),
+    /// whatever whereabouts still cross in the same round.
+    #[test]
+    fn hubs_whose_records_agree_are_synced_while_whereabouts_cross() {
+        let (a, b) = (Identity::from_secret(&[11; 32]), Identity::from_secret(&[12; 32]));
+        let (ka, kb, a_id) = (*a.public().as_bytes(), *b.public().as_bytes(), a.id());
+        let (mut ma, mut mb) = (Mem::signed(a), Mem::signed(b));
+        ma.admit(kb);
+        mb.admit(ka);
+        ma.say_whereabouts(5, None, &["192.0.2.7:4433".parse().unwrap()]);
+        ma.whereabouts_changes.clear();
+        let (mut sa, mut sb) = (Session::new(PeerId::named("b"), t()), Session::new(PeerId::named("a"), t()));
+        let mut to_b: VecDeque<Frame> = sa.start(&mut ma, t()).into();
+        let mut to_a: VecDeque<Frame> = sb.start(&mut mb, t()).into();
+        while !to_a.is_empty() || !to_b.is_empty() {
+            if let Some(f) = to_b.pop_front() {
+                to_a.extend(sb.handle(&mut mb, f, t()).unwrap().0);
+            }
+            if let Some(f) = to_a.pop_front() {
+                to_b.extend(sa.handle(&mut ma, f, t()).unwrap().0);
+            }
+        }
+        assert!(mb.whereabouts.get(&a_id).is_some(), "the whereabouts crossed");
+        assert!(sa.last_synced().is_some() && sb.last_synced().is_some(), "both are in step");
+    }
+
     fn pair_of_members() -> (Mem, Mem, Identity) {
         let (a, b) = (Identity::from_secret(&[5; 32]), Identity::from_secret(&[6; 32]));
         let (ka, kb) = (*a.public().as_bytes(), *b.public().as_bytes());

@@ -1136,8 +1136,9 @@ impl Session {
                     return Err(SessionError::Malformed("a second summary in one session".into()));
                 }
                 let (ours, docs) = summary(r);
-                if theirs == ours {
-                    // Both hold the same: that is a sync too.
+                if (theirs.docs, theirs.vault) == (ours.docs, ours.vault) {
+                    // Both hold the same records and vault: that is a sync too (whereabouts that
+                    // differ go across in this same round, and are not records).
                     self.last_synced = Some(now);
                 }
                 if theirs.docs != ours.docs {
