@@ -425,7 +425,7 @@ impl Hub {
             self.apply_erasures()?;
         }
         if report.added > 0 {
-            self.prune_whereabouts()?;
+            self.prune_whereabouts_or_warn();
             self.emit(crate::Event::AuthorityChanged);
         }
         Ok(report)
@@ -459,7 +459,7 @@ impl Hub {
         self.store.write(|tx| tx.add_authority(&id.0, &bytes))?;
         *self.authority.get_mut() = Some(log);
         self.authority_changes.push(bytes);
-        self.prune_whereabouts()?;
+        self.prune_whereabouts_or_warn();
         self.emit(crate::Event::AuthorityChanged);
         Ok(id)
     }

@@ -49,9 +49,17 @@ impl Hub {
         })
     }
 
+    /// [`Hub::prune_whereabouts`] after the authority log changed, which stands whatever
+    /// happens here (every view of the whereabouts leaves non-members out anyway).
+    pub(crate) fn prune_whereabouts_or_warn(&mut self) {
+        if let Err(e) = self.prune_whereabouts() {
+            tracing::warn!(error = %e, "cannot forget the whereabouts of hubs no longer members");
+        }
+    }
+
     /// Forgets the whereabouts of hubs that are no longer members (after the authority log
     /// changed): a revoked hub's addresses leave the store, not only the views of it.
-    pub(crate) fn prune_whereabouts(&mut self) -> crate::Result<()> {
+    fn prune_whereabouts(&mut self) -> crate::Result<()> {
         let kept = self.kept_whereabouts()?.len();
         let table = self.whereabouts_table()?;
         if table.entries().count() < kept {
@@ -125,11 +133,12 @@ impl Hub {
             return Ok(None);
         }
         let mut table = self.table_of(&keys)?;
-        let now = self.clock.now().millis();
-        let entry = Whereabouts::new(&self.identity, table.next_version(&me, now), relay, direct);
-        if table.get(&me).is_some_and(|w| w.relay == entry.relay && w.direct == entry.direct) {
+        let tidy = Whereabouts::tidy(direct);
+        if table.get(&me).is_some_and(|w| w.relay == relay && w.direct == tidy) {
             return Ok(Some(false));
         }
+        let now = self.clock.now().millis();
+        let entry = Whereabouts::new(&self.identity, table.next_version(&me, now), relay, direct);
         let merged = table.merge(vec![entry], |h| keys.get(h).copied());
         if let Some(why) = merged.refused.or_else(|| merged.passed_over.into_iter().next()) {
             return Err(crate::Error::Malformed { format: "whereabouts", why: why.to_string() });

@@ -44,9 +44,10 @@ const DIAL_WAIT: Duration = Duration::from_secs(15);
 const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// How often the members, and so whom to dial, are read again.
 const REVIEW_EVERY: Duration = Duration::from_secs(2);
-/// A hub says where it can be reached when that changes, but its direct addresses at most this
-/// often (a new home relay at once): a phone's hotspot may flap, and every word of it crosses
-/// every link of the coalition.
+/// A hub says where it can be reached when that changes, but a new home relay at most this
+/// often and new direct addresses at most every [`SAY_DIRECT_EVERY`]: a phone's hotspot may
+/// flap, and every word of it crosses every link of the coalition.
+const SAY_RELAY_EVERY: Duration = Duration::from_secs(10);
 const SAY_DIRECT_EVERY: Duration = Duration::from_secs(30);
 /// Incoming connections in their handshake at once, in all and from one source (an address,
 /// or a key through a relay); more are refused. A session, once its handshake is done, holds
@@ -413,9 +414,10 @@ struct Said {
 /// Says where this hub can be reached (its home relay and the direct addresses the endpoint
 /// knows), signed, to the whole coalition, when that differs from the hub's own entry as kept
 /// (so that an older word of its own, taken back from a peer, is said anew): a new home relay
-/// at once, new direct addresses at most every [`SAY_DIRECT_EVERY`] (but the first change
-/// after the first word, which may have been said before the endpoint knew all its
-/// addresses). Nothing is said while the endpoint knows neither a relay nor an address.
+/// at most every [`SAY_RELAY_EVERY`], new direct addresses at most every [`SAY_DIRECT_EVERY`]
+/// (but the first change after the first word is said at once: that word may have gone out
+/// before the endpoint knew all its addresses). Nothing is said while the endpoint knows
+/// neither a relay nor an address.
 fn say_where(endpoint: &Endpoint, mesh: &Mesh<Hub>, said: &mut Said) {
     let addr = endpoint.addr();
     let relay = addr.relay_urls().next().map(|u| u.to_string());
@@ -424,7 +426,8 @@ fn say_where(endpoint: &Endpoint, mesh: &Mesh<Hub>, said: &mut Said) {
         return;
     }
     if let Some((at, r, _)) = &said.last {
-        if *r == relay && said.times > 1 && at.elapsed() < SAY_DIRECT_EVERY {
+        let hold = if *r == relay { SAY_DIRECT_EVERY } else { SAY_RELAY_EVERY };
+        if said.times > 1 && at.elapsed() < hold {
             return;
         }
     }
@@ -445,8 +448,9 @@ fn say_where(endpoint: &Endpoint, mesh: &Mesh<Hub>, said: &mut Said) {
 /// send it to a server the coalition did not name), then the other relays of the moment, the
 /// direct addresses it said, and those this hub was given. Of the addresses it said, one on
 /// its own machine (loopback) is dialled only by a hub that is at such an address itself
-/// (`own`: this hub's direct addresses), and one on its own link (link-local) never: a member
-/// cannot have the hubs that dial it probe their own machine or link.
+/// (`own`: this hub's direct addresses), one on its own link (link-local) never, nor one at an
+/// address of this hub's own (a member could name them to have the hubs that dial it probe
+/// their own machine; a container bridge's address is the same on many machines).
 pub fn dial_addrs(
     mesh: &Mesh<Hub>,
     peer: &HubId,
@@ -466,7 +470,7 @@ pub fn dial_addrs(
     let reachable = |a: &&SocketAddr| match scope(a) {
         3 => on_this_machine,
         2 => false,
-        _ => true,
+        _ => !own.iter().any(|o| o.ip().to_canonical() == a.ip().to_canonical()),
     };
     let direct = said.iter().flat_map(|w| w.direct.iter()).filter(reachable).chain(given).copied();
     for a in direct.map(TransportAddr::Ip) {

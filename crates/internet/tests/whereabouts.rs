@@ -117,6 +117,8 @@ fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
     let bundle = c.export_bundle(true, &[]).unwrap().bytes;
     a_mesh.with_hub(|h| h.import_bundle(bundle)).unwrap();
     assert_eq!(dial_addrs(&a_mesh, &c_id, &[], &[], &["192.0.2.1:4433".parse().unwrap()]), [ip(at)]);
+    let at_own_address = dial_addrs(&a_mesh, &c_id, &[], &[], &[SocketAddr::new(at.ip(), 9)]);
+    assert!(at_own_address.is_empty(), "an address of the dialler's own is not dialled: {at_own_address:?}");
     let on_loopback = dial_addrs(&a_mesh, &c_id, &[], &[], &["127.0.0.1:4433".parse().unwrap()]);
     assert_eq!(on_loopback, [ip(at), ip(inward[0])], "a hub on loopback itself (tests) dials it");
 }

@@ -60,13 +60,20 @@ impl Whereabouts {
     /// at most [`MAX_DIRECT`] are kept, public ones first (what a hub at another site can
     /// reach), then private ones, then the others.
     pub fn new(identity: &Identity, version: u64, relay: Option<String>, direct: &[SocketAddr]) -> Whereabouts {
-        let mut direct: Vec<SocketAddr> = direct.iter().map(canonical).filter(dialable).collect();
-        direct.sort_by_key(|a| (scope(a), *a));
-        direct.dedup();
-        direct.truncate(MAX_DIRECT);
+        let direct = Whereabouts::tidy(direct);
         let hub = identity.id();
         let sig = identity.sign(&Whereabouts::signed_bytes(&hub, version, relay.as_deref(), &direct));
         Whereabouts { hub, version, relay, direct, sig: crate::hex::encode(sig) }
+    }
+
+    /// The direct addresses an entry made of `direct` holds ([`Whereabouts::new`]): what a hub
+    /// compares with its kept entry before it signs anything.
+    pub fn tidy(direct: &[SocketAddr]) -> Vec<SocketAddr> {
+        let mut direct: Vec<SocketAddr> = direct.iter().map(canonical).filter(dialable).collect();
+        direct.sort_by_key(|a| (scope(a), private_rank(a), *a));
+        direct.dedup();
+        direct.truncate(MAX_DIRECT);
+        direct
     }
 
     /// Whether the entry is well formed and signed by the hub whose public key is `key`.
@@ -97,7 +104,11 @@ impl Whereabouts {
         if HubId::of_bytes(key).as_ref() != Some(&self.hub) {
             return Err(Refused::Signature { hub: self.hub.to_string() });
         }
-        let sig = crate::hex::decode(&self.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
+        // Lower-case hex only: the signature's text orders entries of one version and enters the
+        // digest, so a relaying hub must not be able to write it another way.
+        let sig = crate::hex::decode(&self.sig)
+            .and_then(|s| <[u8; 64]>::try_from(s).ok())
+            .filter(|s| crate::hex::encode(s) == self.sig);
         let msg = Whereabouts::signed_bytes(&self.hub, self.version, self.relay.as_deref(), &self.direct);
         match sig {
             Some(sig) if crate::identity::verify_strict(key, &msg, &sig) => Ok(()),
@@ -138,11 +149,27 @@ pub fn scope(a: &SocketAddr) -> u8 {
     match a.ip().to_canonical() {
         std::net::IpAddr::V4(v4) if v4.is_loopback() => 3,
         std::net::IpAddr::V4(v4) if v4.is_link_local() => 2,
-        std::net::IpAddr::V4(v4) if v4.is_private() || v4.octets()[..2] == [100, 64] => 1,
+        std::net::IpAddr::V4(v4) if v4.is_private() || shared(v4) => 1,
         std::net::IpAddr::V6(v6) if v6.is_loopback() => 3,
         std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => 2,
         std::net::IpAddr::V6(v6) if v6.segments()[0] & 0xfe00 == 0xfc00 => 1,
         _ => 0,
+    }
+}
+
+/// 100.64.0.0/10, carrier-grade NAT's shared space (and some overlay networks').
+fn shared(v4: std::net::Ipv4Addr) -> bool {
+    v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64
+}
+
+/// Among private addresses, the ones most likely a site's own network first: 192.168/16, then
+/// 10/8, then 172.16/12 (where container and VM bridges usually sit), then shared space.
+fn private_rank(a: &SocketAddr) -> u8 {
+    match a.ip().to_canonical() {
+        std::net::IpAddr::V4(v4) if v4.octets()[..2] == [192, 168] => 0,
+        std::net::IpAddr::V4(v4) if v4.octets()[0] == 10 => 1,
+        std::net::IpAddr::V4(v4) if v4.octets()[0] == 172 => 2,
+        _ => 3,
     }
 }
 
@@ -282,6 +309,7 @@ mod tests {
             ("signed by another member", Whereabouts { hub: a.id(), ..Whereabouts::new(&b, 50, None, &[attacker]) }),
             ("no signature", Whereabouts { sig: String::new(), ..good.clone() }),
             ("signature not hex", Whereabouts { sig: "zz".repeat(64), ..good.clone() }),
+            ("signature in upper case", Whereabouts { sig: good.sig.to_uppercase(), ..good.clone() }),
         ];
         for (what, forged) in cases {
             let mut t = Table::default();
@@ -342,6 +370,12 @@ mod tests {
         assert_eq!(w.direct.len(), MAX_DIRECT);
         assert_eq!(w.direct[0], "[2001:db8::1]:9".parse::<SocketAddr>().unwrap(), "public first");
         assert!(!w.direct.contains(&"127.0.0.1:9".parse().unwrap()), "the machine's own last, and cut");
+        // A site's own network before bridges; shared space is private, not public.
+        let mut bridges: Vec<SocketAddr> = (1..=8).map(|p| SocketAddr::from(([172, 17, 0, 1], p))).collect();
+        bridges.extend(["192.168.1.5:9".parse::<SocketAddr>().unwrap(), "100.100.1.1:9".parse().unwrap()]);
+        let w = Whereabouts::new(&a, 5, None, &bridges);
+        assert_eq!(w.direct[0], "192.168.1.5:9".parse::<SocketAddr>().unwrap());
+        assert_eq!(scope(&"100.100.1.1:9".parse().unwrap()), 1);
     }
 
     #[test]
