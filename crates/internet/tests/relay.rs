@@ -7,13 +7,13 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aidmesh_hub::model::Kind;
 use aidmesh_hub::Hub;
 use aidmesh_internet::{Internet, InternetConfig, ALPN};
 use aidmesh_mesh::net::{Mesh, Reach};
-use common::{add_item, holds, join, key_of, new_hub, relay_certificate, Allowlist};
+use common::{add_item, holds, join, key_of, new_hub, relay_certificate, soon, Allowlist};
 use iroh::EndpointId;
 use iroh_relay::server::{CertConfig, RelayConfig, Server, ServerConfig, TlsConfig};
 use rustls::pki_types::CertificateDer;
@@ -38,18 +38,6 @@ fn config(relays: &[&str], root: &CertificateDer<'static>) -> InternetConfig {
         bind: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
         direct: Default::default(),
     }
-}
-
-/// Waits until `f` holds, checking every 100 ms; false if it did not within `within`.
-async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    f()
 }
 
 #[test]
@@ -81,8 +69,8 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         // Each hub's record reaches the other, with no address but the relay's.
         let water = add_item(&a_mesh, "Water");
         let tarps = add_item(&b_mesh, "Tarps");
-        assert!(eventually(Duration::from_secs(30), || holds(&b_mesh, &water)).await, "A's record reaches B");
-        assert!(eventually(Duration::from_secs(10), || holds(&a_mesh, &tarps)).await, "B's record reaches A");
+        assert!(soon(Duration::from_secs(30), || holds(&b_mesh, &water)).await, "A's record reaches B");
+        assert!(soon(Duration::from_secs(10), || holds(&a_mesh, &tarps)).await, "B's record reaches A");
         assert_eq!(b_mesh.with_hub(|h| h.relays()).unwrap(), vec![url.clone()], "B learnt the coalition's relay");
         let peers = a_mesh.peers();
         assert_eq!(peers.len(), 1, "{peers:?}");
@@ -91,15 +79,15 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         assert_ne!(peers[0].reach, Reach::Lan);
         // A later edit goes over the running connection.
         let soup = add_item(&a_mesh, "Soup");
-        assert!(eventually(Duration::from_secs(5), || holds(&b_mesh, &soup)).await, "an edit reaches B at once");
+        assert!(soon(Duration::from_secs(5), || holds(&b_mesh, &soup)).await, "an edit reaches B at once");
 
         // B turns internet sync off mid-session: both sides forget the connection (no ghost
         // peer keeps either from dialling again), and B is back once it is on again.
         b_net.close().await;
-        assert!(eventually(Duration::from_secs(2), || b_mesh.peers().is_empty()).await, "{:?}", b_mesh.peers());
-        assert!(eventually(Duration::from_secs(10), || a_mesh.peers().is_empty()).await, "A sees B go");
+        assert!(soon(Duration::from_secs(2), || b_mesh.peers().is_empty()).await, "{:?}", b_mesh.peers());
+        assert!(soon(Duration::from_secs(10), || a_mesh.peers().is_empty()).await, "A sees B go");
         let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[&url], &root)).await.unwrap();
-        assert!(eventually(Duration::from_secs(30), || a_mesh.peers().len() == 1).await, "B is back");
+        assert!(soon(Duration::from_secs(30), || a_mesh.peers().len() == 1).await, "B is back");
 
         // A hub given a member's direct address reaches it without any relay.
         let c_mesh = Arc::new(Mesh::new(c, &c_id, [3; 32]).unwrap());
@@ -107,11 +95,11 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         let a_addrs: Vec<SocketAddr> = a_net.addr().ip_addrs().copied().collect();
         direct_cfg.direct.insert(a_id.public().to_bytes(), a_addrs);
         let c_net = Internet::start(c_mesh.clone(), &c_id, direct_cfg).await.unwrap();
-        assert!(eventually(Duration::from_secs(20), || holds(&c_mesh, &water)).await, "C syncs with A directly");
+        assert!(soon(Duration::from_secs(20), || holds(&c_mesh, &water)).await, "C syncs with A directly");
         assert!(c_mesh.with_hub(|h| h.relays()).unwrap().len() == 1, "and learns the coalition's relay from A");
         let c_fingerprint = c_id.id().to_string();
         let direct = || a_mesh.peers().iter().any(|p| p.hub == c_fingerprint && p.reach == Reach::Direct);
-        assert!(eventually(Duration::from_secs(3), direct).await, "{:?}", a_mesh.peers());
+        assert!(soon(Duration::from_secs(3), direct).await, "{:?}", a_mesh.peers());
 
         // A hub of another coalition: the relay refuses it, so it cannot reach A by A's key...
         let stranger = iroh::endpoint::Builder::empty()
@@ -155,9 +143,9 @@ fn members_sync_through_the_coalitions_relay_and_no_one_else_gets_in() {
         a_mesh.refresh_members();
         let b_peer = b_fingerprint.clone();
         let has_b = move |m: &Mesh<Hub>| m.peers().iter().any(|p| p.hub == b_peer);
-        assert!(eventually(Duration::from_secs(5), || !has_b(&a_mesh)).await, "A drops revoked B");
+        assert!(soon(Duration::from_secs(5), || !has_b(&a_mesh)).await, "A drops revoked B");
         let after = add_item(&a_mesh, "After");
-        assert!(eventually(Duration::from_secs(5), || holds(&c_mesh, &after)).await, "C still gets A's edits");
+        assert!(soon(Duration::from_secs(5), || holds(&c_mesh, &after)).await, "C still gets A's edits");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!holds(&b_mesh, &after), "a revoked hub gets nothing new over the internet");
         assert!(!has_b(&a_mesh), "revoked B is not let back in");
@@ -189,11 +177,11 @@ fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
         let a_net = Internet::start(a_mesh.clone(), &a_id, direct(None)).await.unwrap();
         let b_net = Internet::start(b_mesh.clone(), &b_id, direct(Some((&a_id, &a_net)))).await.unwrap();
         let water = add_item(&a_mesh, "Water");
-        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &water)).await, "the first exchange");
+        assert!(soon(Duration::from_secs(20), || holds(&b_mesh, &water)).await, "the first exchange");
         // The day by the mesh's clock, which counts the use (the hubs' own clocks are set by hand).
         let today = aidmesh_hub::model::Timestamp::from_millis(now_ms()).date().to_string();
         let used = || b_mesh.with_hub(|h| h.internet_used(&today).unwrap());
-        assert!(eventually(Duration::from_secs(20), || used() > 1_000).await, "the gate keeps what it used");
+        assert!(soon(Duration::from_secs(20), || used() > 1_000).await, "the gate keeps what it used");
         // The gate is on a metered link, and has spent today's kilobyte.
         let set_at = now_ms();
         b_mesh.with_hub(|h| h.set_internet_budget(Some(1_000))).unwrap();
@@ -206,21 +194,21 @@ fn a_hub_over_its_days_budget_syncs_urgent_records_only() {
         // The session that spent the budget ends (the budget is read every 2 s) and a metered
         // one starts: a connection newer than the budget.
         let renewed = || b_mesh.peers().iter().any(|p| p.connected_at.millis() > set_at);
-        assert!(eventually(Duration::from_secs(30), renewed).await, "the gate reconnects metered");
+        assert!(soon(Duration::from_secs(30), renewed).await, "the gate reconnects metered");
         let soap = add_item(&a_mesh, "Soap");
         let urgent = request(&a_mesh, "Insulin at the gate");
         let urgent_back = request(&b_mesh, "Blankets at the hall");
         let tarps = add_item(&b_mesh, "Tarps");
-        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &urgent)).await, "a request reaches the gate");
-        assert!(eventually(Duration::from_secs(20), || holds(&a_mesh, &urgent_back)).await, "and the hall");
+        assert!(soon(Duration::from_secs(20), || holds(&b_mesh, &urgent)).await, "a request reaches the gate");
+        assert!(soon(Duration::from_secs(20), || holds(&a_mesh, &urgent_back)).await, "and the hall");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(!holds(&b_mesh, &soap), "an item waits for the gate's budget");
         assert!(!holds(&a_mesh, &tarps), "and the gate sends none");
 
         // The coordinator lifts the budget: the rest follows.
         b_mesh.with_hub(|h| h.set_internet_budget(None)).unwrap();
-        assert!(eventually(Duration::from_secs(20), || holds(&b_mesh, &soap)).await, "the item follows");
-        assert!(eventually(Duration::from_secs(20), || holds(&a_mesh, &tarps)).await, "both ways");
+        assert!(soon(Duration::from_secs(20), || holds(&b_mesh, &soap)).await, "the item follows");
+        assert!(soon(Duration::from_secs(20), || holds(&a_mesh, &tarps)).await, "both ways");
         drop((a_net, b_net));
     });
 }

@@ -8,24 +8,12 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aidmesh_hub::{Driver, Hub};
 use aidmesh_internet::{Internet, InternetConfig};
 use aidmesh_mesh::net::{Mesh, Reach};
-use common::{add_item, holds, join, new_hub};
-
-/// Waits until `f` holds, checking every 100 ms; false if it did not within `within`.
-async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    f()
-}
+use common::{add_item, holds, join, new_hub, soon};
 
 /// No relay; on loopback; the given members' direct addresses.
 fn config(direct: &[(&aidmesh_mesh::Identity, Vec<SocketAddr>)]) -> InternetConfig {
@@ -62,24 +50,24 @@ fn hubs_with_no_relay_find_each_other_through_the_coalition() {
 
         // The gate and the kitchen learn each other's addresses through the hall, and one of
         // them dials the other (they are neighbours on the coalition's ring).
-        let met = eventually(Duration::from_secs(60), || direct_peer(&b_mesh, &c_id) && direct_peer(&c_mesh, &b_id));
+        let met = soon(Duration::from_secs(60), || direct_peer(&b_mesh, &c_id) && direct_peer(&c_mesh, &b_id));
         assert!(met.await, "B and C connect directly: B sees {:?}", b_mesh.peers());
         let at_c: Vec<SocketAddr> = c_net.addr().ip_addrs().copied().collect();
         let known = b_mesh.with_hub(|h| h.whereabouts_of(&c_id.id())).unwrap().expect("B holds C's word");
         assert_eq!((known.relay, known.direct), (None, at_c), "as C said it");
         let soup = add_item(&c_mesh, "Soup");
-        assert!(eventually(Duration::from_secs(10), || holds(&b_mesh, &soup)).await, "C's edit reaches B");
+        assert!(soon(Duration::from_secs(10), || holds(&b_mesh, &soup)).await, "C's edit reaches B");
 
         // The gate's hub starts its internet side again with no address given at all: what it
         // kept of the others' whereabouts is enough to reach both.
         b_net.close().await;
-        let gone = eventually(Duration::from_secs(60), || a_mesh.peers().len() == 1 && c_mesh.peers().len() == 1);
+        let gone = soon(Duration::from_secs(60), || a_mesh.peers().len() == 1 && c_mesh.peers().len() == 1);
         assert!(gone.await, "A and C see B go: {:?} {:?}", a_mesh.peers(), c_mesh.peers());
         let b_net = Internet::start(b_mesh.clone(), &b_id, config(&[])).await.unwrap();
-        let back = eventually(Duration::from_secs(60), || direct_peer(&b_mesh, &a_id) && direct_peer(&b_mesh, &c_id));
+        let back = soon(Duration::from_secs(60), || direct_peer(&b_mesh, &a_id) && direct_peer(&b_mesh, &c_id));
         assert!(back.await, "B reaches A and C again from what it kept: {:?}", b_mesh.peers());
         let tea = add_item(&b_mesh, "Tea");
-        assert!(eventually(Duration::from_secs(10), || holds(&a_mesh, &tea) && holds(&c_mesh, &tea)).await);
+        assert!(soon(Duration::from_secs(10), || holds(&a_mesh, &tea) && holds(&c_mesh, &tea)).await);
         drop((a_net, b_net, c_net));
     });
 }

@@ -103,3 +103,16 @@ pub fn add_item(mesh: &Mesh<Hub>, name: &str) -> String {
 pub fn holds(mesh: &Mesh<Hub>, id: &str) -> bool {
     mesh.with_hub(|h| h.get(id).is_ok())
 }
+
+/// Waits, in a runtime, until `f` holds, checking every 100 ms; false if it did not within
+/// `within` (`netns::eventually` is the same for threads outside a runtime).
+pub async fn soon(within: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    f()
+}
