@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,8 @@ use std::time::Duration;
 use aidmesh_hub::{Driver, Hub};
 use aidmesh_internet::{Internet, InternetConfig};
 use aidmesh_mesh::net::{Mesh, Reach};
+use aidmesh_mesh::policy::{neighbours, DIALS};
+use aidmesh_mesh::HubId;
 use common::{add_item, holds, join, new_hub, soon};
 
 /// No relay; on loopback; the given members' direct addresses.
@@ -109,4 +112,49 @@ fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
     assert!(at_own_address.is_empty(), "an address of the dialler's own is not dialled: {at_own_address:?}");
     let on_loopback = dial_addrs(&a_mesh, &c_id, &[], &[], &["127.0.0.1:4433".parse().unwrap()]);
     assert_eq!(on_loopback, [ip(at), ip(inward[0])], "a hub on loopback itself (tests) dials it");
+}
+
+/// Twelve real hubs, one at a fixed address that all the others are given, and no relay: each
+/// dials its neighbours on the coalition's ring at the addresses they said, so the coalition
+/// forms the overlay (a few sessions a hub, not a full mesh), and every hub's record reaches
+/// every other.
+#[test]
+fn a_dozen_hubs_form_the_overlay_from_one_address() {
+    const HUBS: usize = 12;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut hubs: Vec<Hub> = (0..HUBS).map(|i| new_hub(dir.path(), &format!("Site {i}"), i as u8 + 1)).collect();
+        let (first, rest) = hubs.split_first_mut().unwrap();
+        for h in rest.iter_mut() {
+            join(first, h);
+        }
+        let ids: Vec<aidmesh_mesh::Identity> = hubs.iter().map(|h| h.identity()).collect();
+        let meshes: Vec<Arc<Mesh<Hub>>> =
+            hubs.into_iter().zip(&ids).map(|(h, id)| Arc::new(Mesh::new(h, id, [7; 32]).unwrap())).collect();
+        let hall = Internet::start(meshes[0].clone(), &ids[0], config(&[])).await.unwrap();
+        let at_hall: Vec<SocketAddr> = hall.addr().ip_addrs().copied().collect();
+        let mut nets = vec![hall];
+        for (mesh, id) in meshes.iter().zip(&ids).skip(1) {
+            nets.push(Internet::start(mesh.clone(), id, config(&[(&ids[0], at_hall.clone())])).await.unwrap());
+        }
+        let records: Vec<String> = meshes.iter().enumerate().map(|(i, m)| add_item(m, &format!("From {i}"))).collect();
+        let everywhere = || meshes.iter().all(|m| records.iter().all(|r| holds(m, r)));
+        assert!(soon(Duration::from_secs(120), everywhere).await, "every record reaches every hub");
+        // Each hub reaches its neighbours on the ring directly, at the addresses they said
+        // (only the hall's was given), and keeps to them and those that dial it; the hall,
+        // whose address every hub was given, is dialled by all.
+        let members: BTreeSet<HubId> = ids.iter().map(|i| i.id()).collect();
+        let linked = |i: usize| {
+            let peers: BTreeSet<String> =
+                meshes[i].peers().iter().filter(|p| p.reach == Reach::Direct).map(|p| p.hub.clone()).collect();
+            neighbours(&ids[i].id(), &members, DIALS).iter().all(|n| peers.contains(&n.to_string()))
+        };
+        let formed = soon(Duration::from_secs(60), || (0..HUBS).all(linked)).await;
+        let sessions: Vec<usize> = meshes.iter().map(|m| m.peers().len()).collect();
+        assert!(formed, "every hub reaches its neighbours: sessions {sessions:?}");
+        let most = 2 * DIALS + 1;
+        assert!(sessions[1..].iter().all(|n| *n <= most), "at most {most} sessions a hub: {sessions:?}");
+        drop(nets);
+    });
 }
