@@ -17,7 +17,9 @@
 //! A hub keeps a bounded number of internet sessions: it dials a few members at ring distances
 //! from 1 to half the ring, spaced on a log scale, in the order of hub ids ([`neighbours`]),
 //! so that with 50 hubs each keeps about eight sessions and every hub is a few hops from every
-//! other. A hub connected on
+//! other; a member whose address this hub was given is dialled as a way in, until a neighbour
+//! is reached. Where members can be reached comes from their own word, passed on by the
+//! coalition (`aidmesh_mesh::whereabouts`). A hub connected on
 //! the LAN is not dialled over the internet; a LAN connection replaces an internet one.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -384,9 +386,17 @@ async fn keep_dialling(
         follow_relays(&endpoint, &relays_now, wanted).await;
         say_where(&endpoint, &mesh, &mut said);
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
-        // The neighbours, and every member whose direct address this hub was given.
-        let mut want: BTreeSet<HubId> = neighbours(&me, &ids, DIALS).into_iter().collect();
-        want.extend(keys.iter().filter(|(id, k)| **id != me && direct.contains_key(*k)).map(|(id, _)| id.clone()));
+        // The neighbours; and the members whose direct address this hub was given, as a way in,
+        // until it reaches one of its neighbours: from then on the overlay carries everything,
+        // and a hub whose address every hub was given is not left with a session to each.
+        let ring = neighbours(&me, &ids, DIALS);
+        let connected: BTreeSet<String> = mesh.peers().into_iter().map(|p| p.hub).collect();
+        let settled = ring.iter().any(|n| connected.contains(&n.to_string()));
+        let mut want: BTreeSet<HubId> = ring.into_iter().collect();
+        if !settled {
+            let given = keys.iter().filter(|(id, k)| **id != me && direct.contains_key(*k));
+            want.extend(given.map(|(id, _)| id.clone()));
+        }
         // A dial that is no longer wanted stops, with its session (the connection is taken
         // out of the policy and the peers view as it ends).
         running.retain(|id, task| want.contains(id) && !task.0.is_finished());

@@ -117,7 +117,9 @@ fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
 /// Twelve real hubs, one at a fixed address that all the others are given, and no relay: each
 /// dials its neighbours on the coalition's ring at the addresses they said, so the coalition
 /// forms the overlay (a few sessions a hub, not a full mesh), and every hub's record reaches
-/// every other.
+/// every other. The given address is a way in: once a hub reaches a neighbour it lets that
+/// session go (unless the hub there is a neighbour too), so the hub whose address every hub was
+/// given keeps a few sessions too, not one with each.
 #[test]
 fn a_dozen_hubs_form_the_overlay_from_one_address() {
     const HUBS: usize = 12;
@@ -142,19 +144,20 @@ fn a_dozen_hubs_form_the_overlay_from_one_address() {
         let everywhere = || meshes.iter().all(|m| records.iter().all(|r| holds(m, r)));
         assert!(soon(Duration::from_secs(120), everywhere).await, "every record reaches every hub");
         // Each hub reaches its neighbours on the ring directly, at the addresses they said
-        // (only the hall's was given), and keeps to them and those that dial it; the hall,
-        // whose address every hub was given, is dialled by all.
+        // (only the hall's was given), and keeps to them and those that dial it.
         let members: BTreeSet<HubId> = ids.iter().map(|i| i.id()).collect();
         let linked = |i: usize| {
             let peers: BTreeSet<String> =
                 meshes[i].peers().iter().filter(|p| p.reach == Reach::Direct).map(|p| p.hub.clone()).collect();
             neighbours(&ids[i].id(), &members, DIALS).iter().all(|n| peers.contains(&n.to_string()))
         };
-        let formed = soon(Duration::from_secs(60), || (0..HUBS).all(linked)).await;
+        let most = 2 * DIALS;
+        let bounded = || meshes.iter().all(|m| m.peers().len() <= most);
+        let formed = soon(Duration::from_secs(60), || (0..HUBS).all(linked) && bounded()).await;
         let sessions: Vec<usize> = meshes.iter().map(|m| m.peers().len()).collect();
-        assert!(formed, "every hub reaches its neighbours: sessions {sessions:?}");
-        let most = 2 * DIALS + 1;
-        assert!(sessions[1..].iter().all(|n| *n <= most), "at most {most} sessions a hub: {sessions:?}");
+        assert!(formed, "every hub reaches its neighbours, with at most {most} sessions: {sessions:?}");
+        let late = add_item(&meshes[HUBS - 1], "Late");
+        assert!(soon(Duration::from_secs(20), || meshes.iter().all(|m| holds(m, &late))).await, "over the overlay");
         drop(nets);
     });
 }
