@@ -17,8 +17,8 @@
 //! A hub keeps a bounded number of internet sessions: it dials a few members at ring distances
 //! from 1 to half the ring, spaced on a log scale, in the order of hub ids ([`neighbours`]),
 //! so that with 50 hubs each keeps about eight sessions and every hub is a few hops from every
-//! other; a member whose address this hub was given is dialled as a way in, until a neighbour
-//! is reached. Where members can be reached comes from their own word, passed on by the
+//! other; a member whose address this hub was given is dialled as a way in, while the hub is
+//! not connected to all of its neighbours. Where members can be reached comes from their own word, passed on by the
 //! coalition (`aidmesh_mesh::whereabouts`). A hub connected on
 //! the LAN is not dialled over the internet; a LAN connection replaces an internet one.
 
@@ -387,11 +387,13 @@ async fn keep_dialling(
         say_where(&endpoint, &mesh, &mut said);
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
         // The neighbours; and the members whose direct address this hub was given, as a way in,
-        // until it reaches one of its neighbours: from then on the overlay carries everything,
-        // and a hub whose address every hub was given is not left with a session to each.
+        // while this hub is not connected to all of its neighbours. Once it is, the ring's
+        // links keep it connected to the rest (following each hub's link to the next one on the
+        // ring leads, hub by hub, to one that still holds its way in, or all the way round), and
+        // a hub whose address every hub was given is not left with a session to each.
         let ring = neighbours(&me, &ids, DIALS);
         let connected: BTreeSet<String> = mesh.peers().into_iter().map(|p| p.hub).collect();
-        let settled = ring.iter().any(|n| connected.contains(&n.to_string()));
+        let settled = !ring.is_empty() && ring.iter().all(|n| connected.contains(&n.to_string()));
         let mut want: BTreeSet<HubId> = ring.into_iter().collect();
         if !settled {
             let given = keys.iter().filter(|(id, k)| **id != me && direct.contains_key(*k));
