@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use aidmesh_hub::{Driver, Hub};
 use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
-use aidmesh_mesh::policy::{neighbours, Target, DIALS};
+use aidmesh_mesh::policy::{internet_dials, Target};
 use aidmesh_mesh::whereabouts::scope;
 use aidmesh_mesh::{HubId, Identity};
 use iroh::endpoint::{Connection, IncomingAddr, QuicTransportConfig, RelayMode, VarInt};
@@ -386,19 +386,12 @@ async fn keep_dialling(
         follow_relays(&endpoint, &relays_now, wanted).await;
         say_where(&endpoint, &mesh, &mut said);
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
-        // The neighbours; and the members whose direct address this hub was given, as a way in,
-        // while this hub is not connected to all of its neighbours. Once it is, the ring's
-        // links keep it connected to the rest (following each hub's link to the next one on the
-        // ring leads, hub by hub, to one that still holds its way in, or all the way round), and
-        // a hub whose address every hub was given is not left with a session to each.
-        let ring = neighbours(&me, &ids, DIALS);
-        let connected: BTreeSet<String> = mesh.peers().into_iter().map(|p| p.hub).collect();
-        let settled = !ring.is_empty() && ring.iter().all(|n| connected.contains(&n.to_string()));
-        let mut want: BTreeSet<HubId> = ring.into_iter().collect();
-        if !settled {
-            let given = keys.iter().filter(|(id, k)| **id != me && direct.contains_key(*k));
-            want.extend(given.map(|(id, _)| id.clone()));
-        }
+        // The neighbours, and the members whose direct address this hub was given as a way in
+        // while it is not connected to all of its neighbours (`policy::internet_dials`).
+        let given: BTreeSet<HubId> =
+            keys.iter().filter(|(_, k)| direct.contains_key(*k)).map(|(id, _)| id.clone()).collect();
+        let connected: BTreeSet<HubId> = mesh.peers().iter().filter_map(|p| HubId::parse(&p.hub).ok()).collect();
+        let want = internet_dials(&me, &ids, &given, &connected);
         // A dial that is no longer wanted stops, with its session (the connection is taken
         // out of the policy and the peers view as it ends).
         running.retain(|id, task| want.contains(id) && !task.0.is_finished());

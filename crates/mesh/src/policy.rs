@@ -388,6 +388,27 @@ pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<Hu
     steps.into_iter().map(|step| ring[(at + step - 1) % ring.len()].clone()).collect()
 }
 
+/// The members a hub dials over the internet: its [`neighbours`], and the members whose address
+/// it was given (`given`, a way in) while it is not connected to all of its neighbours
+/// (`connected`: the peers it has a session with, by any link). Once it is, the ring's links
+/// keep it joined to the rest: following each such hub's link to the next one on the ring leads,
+/// hub by hub, to one that still holds its way in, or all the way round. So a hub whose address
+/// every hub was given is not left with a session to each.
+pub fn internet_dials(
+    me: &HubId,
+    members: &BTreeSet<HubId>,
+    given: &BTreeSet<HubId>,
+    connected: &BTreeSet<HubId>,
+) -> BTreeSet<HubId> {
+    let ring = neighbours(me, members, DIALS);
+    let settled = !ring.is_empty() && ring.iter().all(|n| connected.contains(n));
+    let mut out: BTreeSet<HubId> = ring.into_iter().collect();
+    if !settled {
+        out.extend(given.iter().filter(|g| *g != me && members.contains(*g)).cloned());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,5 +632,121 @@ mod tests {
         let all = hubs(10);
         let outside = HubId::from_bytes([0xff; 20]);
         assert_eq!(neighbours(&outside, &all, 2).len(), 2);
+    }
+
+    /// A link between two hubs, either way round.
+    fn link(a: &HubId, b: &HubId) -> (HubId, HubId) {
+        if a < b {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        }
+    }
+
+    /// The sessions hubs end up with when each dials what `internet_dials` says at the sessions
+    /// of the moment, every hub was given `way_in`'s address (which always answers), and of the
+    /// links between neighbours only those in `up` work.
+    fn settle(all: &BTreeSet<HubId>, way_in: &HubId, up: &BTreeSet<(HubId, HubId)>) -> BTreeSet<(HubId, HubId)> {
+        let given: BTreeSet<HubId> = [way_in.clone()].into();
+        let mut sessions: BTreeSet<(HubId, HubId)> = BTreeSet::new();
+        for _ in 0..all.len() + 2 {
+            let mut next = BTreeSet::new();
+            for h in all {
+                let connected: BTreeSet<HubId> = sessions
+                    .iter()
+                    .filter_map(|(a, b)| {
+                        if a == h {
+                            Some(b.clone())
+                        } else if b == h {
+                            Some(a.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                for d in internet_dials(h, all, &given, &connected) {
+                    if h == way_in || d == *way_in || up.contains(&link(h, &d)) {
+                        next.insert(link(h, &d));
+                    }
+                }
+            }
+            if next == sessions {
+                break;
+            }
+            sessions = next;
+        }
+        sessions
+    }
+
+    /// How many hubs the sessions join to `way_in`.
+    fn joined(way_in: &HubId, sessions: &BTreeSet<(HubId, HubId)>) -> usize {
+        let mut joined: BTreeSet<&HubId> = [way_in].into();
+        loop {
+            let more: Vec<&HubId> = sessions
+                .iter()
+                .filter_map(|(a, b)| match (joined.contains(a), joined.contains(b)) {
+                    (true, false) => Some(b),
+                    (false, true) => Some(a),
+                    _ => None,
+                })
+                .collect();
+            if more.is_empty() {
+                return joined.len();
+            }
+            joined.extend(more);
+        }
+    }
+
+    /// Every hub was given one hub's address; of the links between neighbours, some work and
+    /// some do not (a NAT with no relay, say). However they fail, every hub stays joined to the
+    /// one it was given; with every link working, that hub keeps no more sessions than any
+    /// other.
+    #[test]
+    fn a_given_address_is_let_go_only_where_the_ring_keeps_the_hub_joined() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        for round in 0..300 {
+            let n = rng.gen_range(2..60);
+            let all = hubs(n);
+            let way_in = all.iter().nth(rng.gen_range(0..n)).unwrap().clone();
+            let works = if round % 3 == 0 { 1.0 } else { rng.gen_range(0.0..0.5) };
+            let mut up = BTreeSet::new();
+            for h in &all {
+                for m in neighbours(h, &all, DIALS) {
+                    if works == 1.0 || rng.gen_bool(works) {
+                        up.insert(link(h, &m));
+                    }
+                }
+            }
+            let sessions = settle(&all, &way_in, &up);
+            assert_eq!(joined(&way_in, &sessions), n, "round {round}: {n} hubs, links working {works:.2}");
+            if works == 1.0 {
+                let at_given = sessions.iter().filter(|(a, b)| *a == way_in || *b == way_in).count();
+                assert!(at_given <= 2 * DIALS, "round {round}: the given hub keeps {at_given} sessions");
+            }
+        }
+        // Hubs that reach only each other, around a cycle of dials (each dials the next at the
+        // same ring distance), none of them the way in: each reaches one neighbour, not all, so
+        // each keeps its way in (were one neighbour enough, the cycle would be cut off).
+        let mut cycles = 0;
+        for n in [9, 12, 16, 30] {
+            let all = hubs(n);
+            let list: Vec<&HubId> = all.iter().collect();
+            let way_in = list[0].clone();
+            for step in 2..n {
+                let dials_step = |i: usize| neighbours(list[i], &all, DIALS).contains(list[(i + step) % n]);
+                if n % step != 0 || !(0..n).all(dials_step) {
+                    continue;
+                }
+                for first in 1..step {
+                    let cycle: Vec<usize> = (0..n / step).map(|k| first + k * step).collect();
+                    let up: BTreeSet<(HubId, HubId)> =
+                        cycle.iter().map(|i| link(list[*i], list[(i + step) % n])).collect();
+                    assert_eq!(joined(&way_in, &settle(&all, &way_in, &up)), n, "{n} hubs: a cycle cut off");
+                    cycles += 1;
+                }
+            }
+        }
+        assert!(cycles > 0, "the ring has cycles of dials");
     }
 }
