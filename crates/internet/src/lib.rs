@@ -15,7 +15,8 @@
 //! ([`InternetConfig::relays`]). With none, hubs connect on direct addresses only.
 //!
 //! A hub keeps a bounded number of internet sessions: it dials a few members at ring distances
-//! from 1 to half the ring, spaced on a log scale, in the order of hub ids ([`neighbours`]),
+//! from 1 to half the ring, spaced on a log scale, in the order of hub ids
+//! ([`aidmesh_mesh::policy::neighbours`]),
 //! so that with 50 hubs each keeps about eight sessions and every hub is a few hops from every
 //! other; a member whose address this hub was given is dialled as a way in, while the hub is
 //! not connected to all of its neighbours. Where members can be reached comes from their own word, passed on by the
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use aidmesh_hub::{Driver, Hub};
 use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
-use aidmesh_mesh::policy::{internet_dials, Target};
+use aidmesh_mesh::policy::{Target, WayIn};
 use aidmesh_mesh::whereabouts::scope;
 use aidmesh_mesh::{HubId, Identity};
 use iroh::endpoint::{Connection, IncomingAddr, QuicTransportConfig, RelayMode, VarInt};
@@ -348,7 +349,8 @@ async fn show_reach(conn: Connection, mesh: Mesh<Hub>, peer: HubId) {
     }
 }
 
-/// Keeps a dial running to each neighbour among the current members ([`neighbours`]); a hub
+/// Keeps a dial running to each member [`WayIn`] names (the neighbours, and a given way in
+/// until the hub has been settled a while); a hub
 /// that stops being one (revoked, or no longer a neighbour) is dialled no more. The endpoint's
 /// relays follow the coalition's (and this hub's own, `own`).
 async fn keep_dialling(
@@ -362,6 +364,7 @@ async fn keep_dialling(
     let mut running: BTreeMap<HubId, AbortOnDrop> = BTreeMap::new();
     let (relays_now, relays) = tokio::sync::watch::channel(Vec::<RelayUrl>::new());
     let mut said = Said::default();
+    let (mut way_in, started) = (WayIn::default(), Instant::now());
     loop {
         let (members, named) = mesh.with_hub(|h| (h.members(), h.relays()));
         let keys: BTreeMap<HubId, [u8; 32]> = match members {
@@ -387,11 +390,11 @@ async fn keep_dialling(
         say_where(&endpoint, &mesh, &mut said);
         let ids: BTreeSet<HubId> = keys.keys().cloned().collect();
         // The neighbours, and the members whose direct address this hub was given as a way in
-        // while it is not connected to all of its neighbours (`policy::internet_dials`).
+        // until it has been connected to all of its neighbours for a while (`policy::WayIn`).
         let given: BTreeSet<HubId> =
             keys.iter().filter(|(_, k)| direct.contains_key(*k)).map(|(id, _)| id.clone()).collect();
         let connected: BTreeSet<HubId> = mesh.peers().iter().filter_map(|p| HubId::parse(&p.hub).ok()).collect();
-        let want = internet_dials(&me, &ids, &given, &connected);
+        let want = way_in.dials(&me, &ids, &given, &connected, started.elapsed().as_millis() as i64);
         // A dial that is no longer wanted stops, with its session (the connection is taken
         // out of the policy and the peers view as it ends).
         running.retain(|id, task| want.contains(id) && !task.0.is_finished());

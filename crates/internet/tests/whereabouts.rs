@@ -117,9 +117,9 @@ fn a_members_own_relay_is_never_dialled_and_a_named_one_goes_first() {
 /// Twelve real hubs, one at a fixed address that all the others are given, and no relay: each
 /// dials its neighbours on the coalition's ring at the addresses they said, so the coalition
 /// forms the overlay (a few sessions a hub, not a full mesh), and every hub's record reaches
-/// every other. The given address is a way in: once a hub reaches all its neighbours it lets
-/// that session go (unless the hub there is a neighbour too), so the hub whose address every
-/// hub was given keeps a few sessions too, not one with each.
+/// every other. The given address is a way in: once a hub has reached all its neighbours for
+/// `policy::WAY_IN_HOLD_MS`, it lets that session go (unless the hub there is a neighbour too),
+/// so the hub whose address every hub was given keeps a few sessions too, not one with each.
 #[test]
 fn a_dozen_hubs_form_the_overlay_from_one_address() {
     const HUBS: usize = 12;

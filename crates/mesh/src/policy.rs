@@ -388,25 +388,44 @@ pub fn neighbours(me: &HubId, members: &BTreeSet<HubId>, dials: usize) -> Vec<Hu
     steps.into_iter().map(|step| ring[(at + step - 1) % ring.len()].clone()).collect()
 }
 
-/// The members a hub dials over the internet: its [`neighbours`], and the members whose address
-/// it was given (`given`, a way in) while it is not connected to all of its neighbours
-/// (`connected`: the peers it has a session with, by any link). Once it is, the ring's links
-/// keep it joined to the rest: following each such hub's link to the next one on the ring leads,
-/// hub by hub, to one that still holds its way in, or all the way round. So a hub whose address
-/// every hub was given is not left with a session to each.
-pub fn internet_dials(
-    me: &HubId,
-    members: &BTreeSet<HubId>,
-    given: &BTreeSet<HubId>,
-    connected: &BTreeSet<HubId>,
-) -> BTreeSet<HubId> {
-    let ring = neighbours(me, members, DIALS);
-    let settled = !ring.is_empty() && ring.iter().all(|n| connected.contains(n));
-    let mut out: BTreeSet<HubId> = ring.into_iter().collect();
-    if !settled {
-        out.extend(given.iter().filter(|g| *g != me && members.contains(*g)).cloned());
+/// How long a hub must have been connected to all of its neighbours before it lets its way in
+/// go: a neighbour that restarts, or a link down for a moment, costs one session to the way in,
+/// not one every few seconds.
+pub const WAY_IN_HOLD_MS: i64 = 30_000;
+
+/// Which members a hub dials over the internet: its [`neighbours`], and the members whose
+/// address it was given (a way in) until it has been connected to all of its neighbours (by any
+/// link) for [`WAY_IN_HOLD_MS`]. From then on the ring's links keep it joined to the rest:
+/// following each such hub's link to the next one on the ring leads, hub by hub, to one that
+/// still holds its way in, or all the way round. So a hub whose address every hub was given is
+/// not left with a session to each. (This assumes the ways in reach each other, or are one hub,
+/// and that the hubs that have the way in among their neighbours can reach it, as they dial it
+/// whatever happens.)
+#[derive(Debug, Default)]
+pub struct WayIn {
+    settled_since: Option<i64>,
+}
+
+impl WayIn {
+    /// The members to dial now, given the peers this hub has a session with (`connected`).
+    pub fn dials(
+        &mut self,
+        me: &HubId,
+        members: &BTreeSet<HubId>,
+        given: &BTreeSet<HubId>,
+        connected: &BTreeSet<HubId>,
+        now_ms: i64,
+    ) -> BTreeSet<HubId> {
+        let ring = neighbours(me, members, DIALS);
+        let settled = !ring.is_empty() && ring.iter().all(|n| connected.contains(n));
+        self.settled_since = if settled { self.settled_since.or(Some(now_ms)) } else { None };
+        let held = self.settled_since.is_some_and(|since| now_ms - since >= WAY_IN_HOLD_MS);
+        let mut out: BTreeSet<HubId> = ring.into_iter().collect();
+        if !held {
+            out.extend(given.iter().filter(|g| *g != me && members.contains(*g)).cloned());
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -643,13 +662,15 @@ mod tests {
         }
     }
 
-    /// The sessions hubs end up with when each dials what `internet_dials` says at the sessions
-    /// of the moment, every hub was given `way_in`'s address (which always answers), and of the
-    /// links between neighbours only those in `up` work.
+    /// The sessions hubs end up with when each dials what its `WayIn` says at the sessions of
+    /// the moment (a hold apart each round), every hub was given `way_in`'s address (which
+    /// always answers), and of the links between neighbours only those in `up` work.
     fn settle(all: &BTreeSet<HubId>, way_in: &HubId, up: &BTreeSet<(HubId, HubId)>) -> BTreeSet<(HubId, HubId)> {
         let given: BTreeSet<HubId> = [way_in.clone()].into();
+        let mut state: BTreeMap<&HubId, WayIn> = all.iter().map(|h| (h, WayIn::default())).collect();
         let mut sessions: BTreeSet<(HubId, HubId)> = BTreeSet::new();
-        for _ in 0..all.len() + 2 {
+        for round in 0..all.len() + 4 {
+            let now = round as i64 * WAY_IN_HOLD_MS;
             let mut next = BTreeSet::new();
             for h in all {
                 let connected: BTreeSet<HubId> = sessions
@@ -664,18 +685,41 @@ mod tests {
                         }
                     })
                     .collect();
-                for d in internet_dials(h, all, &given, &connected) {
+                for d in state.get_mut(h).unwrap().dials(h, all, &given, &connected, now) {
                     if h == way_in || d == *way_in || up.contains(&link(h, &d)) {
                         next.insert(link(h, &d));
                     }
                 }
             }
-            if next == sessions {
-                break;
+            if next == sessions && round > 2 {
+                return sessions;
             }
             sessions = next;
         }
-        sessions
+        panic!("the dials never settle");
+    }
+
+    /// The way in is let go only after the hold, and dialled again at once when a neighbour
+    /// goes.
+    #[test]
+    fn a_way_in_is_held_until_the_hub_has_been_settled_a_while() {
+        let all = hubs(20);
+        let list: Vec<&HubId> = all.iter().collect();
+        let (me, way_in) = (list[3], list[10]);
+        let ring: BTreeSet<HubId> = neighbours(me, &all, DIALS).into_iter().collect();
+        assert!(!ring.contains(way_in));
+        let given: BTreeSet<HubId> = [way_in.clone()].into();
+        let mut w = WayIn::default();
+        let mut at = |connected: &BTreeSet<HubId>, ms: i64| w.dials(me, &all, &given, connected, ms).contains(way_in);
+        let none = BTreeSet::new();
+        assert!(at(&none, 0), "not yet connected: the way in");
+        assert!(at(&ring, 1_000), "settled, but not for long");
+        assert!(at(&ring, 1_000 + WAY_IN_HOLD_MS - 1));
+        assert!(!at(&ring, 1_000 + WAY_IN_HOLD_MS), "settled a while: let go");
+        let short: BTreeSet<HubId> = ring.iter().skip(1).cloned().collect();
+        assert!(at(&short, 40_000), "a neighbour gone: the way in at once");
+        assert!(at(&ring, 41_000), "back, but the hold starts again");
+        assert!(!at(&ring, 41_000 + WAY_IN_HOLD_MS));
     }
 
     /// How many hubs the sessions join to `way_in`.
@@ -709,7 +753,11 @@ mod tests {
             let n = rng.gen_range(2..60);
             let all = hubs(n);
             let way_in = all.iter().nth(rng.gen_range(0..n)).unwrap().clone();
-            let works = if round % 3 == 0 { 1.0 } else { rng.gen_range(0.0..0.5) };
+            let works = match round % 3 {
+                0 => 1.0,
+                1 => rng.gen_range(0.0..0.5),
+                _ => rng.gen_range(0.5..0.95),
+            };
             let mut up = BTreeSet::new();
             for h in &all {
                 for m in neighbours(h, &all, DIALS) {
