@@ -332,34 +332,29 @@ impl Summary {
     /// The summary of these documents, vault entries (id, version, erased) and whereabouts
     /// (hub, version, signature: two words of one version differ), in any order.
     pub fn of(docs: &[DocInfo], vault: &[(String, u64, bool)], whereabouts: &[(HubId, u64, String)]) -> Summary {
-        use sha2::Digest;
         let mut d: Vec<(&str, &str)> = docs.iter().map(|d| (d.doc.as_str(), d.heads.as_str())).collect();
         d.sort_unstable();
-        let mut h = sha2::Sha256::new();
-        for (doc, heads) in d {
-            h.update(format!("{doc} {heads}\n"));
-        }
-        let docs = h.finalize();
         let mut v: Vec<&(String, u64, bool)> = vault.iter().collect();
         v.sort_unstable();
-        let mut h = sha2::Sha256::new();
-        for (id, version, erased) in v {
-            h.update(format!("{id} {version} {erased}\n"));
-        }
-        let vault = h.finalize();
         let mut w: Vec<&(HubId, u64, String)> = whereabouts.iter().collect();
         w.sort_unstable();
-        let mut h = sha2::Sha256::new();
-        for (hub, version, sig) in w {
-            h.update(format!("{hub} {version} {sig}\n"));
-        }
-        let whereabouts = h.finalize();
         Summary {
-            docs: docs[..16].try_into().expect("16 bytes"),
-            vault: vault[..16].try_into().expect("16 bytes"),
-            whereabouts: whereabouts[..16].try_into().expect("16 bytes"),
+            docs: digest(d.into_iter().map(|(doc, heads)| format!("{doc} {heads}"))),
+            vault: digest(v.into_iter().map(|(id, version, erased)| format!("{id} {version} {erased}"))),
+            whereabouts: digest(w.into_iter().map(|(hub, version, sig)| format!("{hub} {version} {sig}"))),
         }
     }
+}
+
+/// The first 16 bytes of a SHA-256 over `lines`, each ended by a newline.
+fn digest(lines: impl Iterator<Item = String>) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for line in lines {
+        h.update(line);
+        h.update("\n");
+    }
+    h.finalize()[..16].try_into().expect("16 bytes")
 }
 
 /// What travels between two hubs.
