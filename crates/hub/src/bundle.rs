@@ -380,7 +380,12 @@ impl Hub {
                     partition: &info.partition,
                     created_at: Timestamp::from_millis(info.created_at),
                     sync_state: None,
-                    apply: Box::new(move |d: &mut aidmesh_replica::Doc| Ok(d.apply_checked(data)?)),
+                    apply: Box::new(move |d: &mut aidmesh_replica::Doc, taken: bool| {
+                        if !taken {
+                            d.apply_checked(data)?;
+                        }
+                        Ok(())
+                    }),
                     keep: Some(data.as_slice()),
                     door: Box::new(move || Door::of_bytes("bundle", data, sigs)),
                 })

@@ -19,24 +19,44 @@ use crate::{Error, Hub, Result};
 pub(crate) struct Door {
     pub(crate) changes: Vec<ChangeMeta>,
     pub(crate) sigs: Vec<ChangeSig>,
+    /// The document, when it came as one whole save (to a hub that holds nothing of it): loaded
+    /// here to read its changes, and taken as it is if the door lets it in.
+    pub(crate) whole: Option<Whole>,
+}
+
+/// A document that came as one whole save: loaded, and the bytes it came as.
+pub(crate) struct Whole {
+    pub(crate) doc: automerge::AutoCommit,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Door {
     /// The door for saved bytes (a bundle's document, a welcome's, a merge).
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
-        let changes = changes::changes_in(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs })
+        let (changes, doc) =
+            changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
+        Ok(Door { changes, sigs, whole: doc.map(|doc| Whole { doc, bytes: bytes.to_vec() }) })
     }
 
     /// The door for a sync message.
     pub(crate) fn of_message(msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
-        let mut changes = Vec::new();
-        for c in msg.changes.iter() {
-            changes.extend(
-                changes::changes_in(c).map_err(|e| Error::Malformed { format: "sync message", why: e.to_string() })?,
-            );
+        let bad = |e: changes::BadBytes| Error::Malformed { format: "sync message", why: e.to_string() };
+        let chunks: Vec<&[u8]> = msg.changes.iter().collect();
+        if let [only] = chunks[..] {
+            let (changes, doc) = changes::changes_in_keeping(only).map_err(bad)?;
+            // Taken whole only if it holds every head the message names (what the sync state then
+            // records as shared is exactly what applying it would have recorded).
+            let whole = doc.and_then(|mut doc| {
+                let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
+                all.then(|| Whole { doc, bytes: only.to_vec() })
+            });
+            return Ok(Door { changes, sigs: sigs.to_vec(), whole });
         }
-        Ok(Door { changes, sigs: sigs.to_vec() })
+        let mut changes = Vec::new();
+        for c in chunks {
+            changes.extend(changes::changes_in(c).map_err(bad)?);
+        }
+        Ok(Door { changes, sigs: sigs.to_vec(), whole: None })
     }
 }
 

@@ -350,10 +350,14 @@ impl Replica for Hub {
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
         let at = Timestamp::from_millis(doc.created_at);
         let result = crate::signing::Door::of_message(&msg, sigs).and_then(|door| {
-            self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d| {
+            self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d, taken| {
+                let mut state = cell.borrow_mut();
+                if taken {
+                    return Ok(d.receive_taken(&mut state, msg)?);
+                }
                 d.automerge()
                     .sync()
-                    .receive_sync_message(&mut cell.borrow_mut(), msg)
+                    .receive_sync_message(&mut state, msg)
                     .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
             })
         });

@@ -26,8 +26,10 @@ pub struct DocExport {
     pub sigs: Vec<aidmesh_mesh::changes::ChangeSig>,
 }
 
-/// A change to make to one document.
-pub(crate) type DocChange<'a> = Box<dyn FnOnce(&mut Doc) -> Result<()> + 'a>;
+/// A change to make to one document. `true` when the bytes it would apply came as one whole
+/// save and the empty document already took them as they came ([`Doc::adopt`]): what is left
+/// is whatever else the change does (a sync message's heads and wants).
+pub(crate) type DocChange<'a> = Box<dyn FnOnce(&mut Doc, bool) -> Result<()> + 'a>;
 
 /// One document to change in [`Hub::ingest_many`].
 pub(crate) struct Incoming<'a> {
@@ -326,7 +328,12 @@ impl Hub {
         sigs: &[aidmesh_mesh::changes::ChangeSig],
     ) -> Result<Vec<String>> {
         let result = crate::signing::Door::of_bytes("merged document", bytes, sigs.to_vec()).and_then(|door| {
-            self.ingest(doc_id, partition, created_at, None, door, |doc| Ok(doc.apply(bytes).map(|_| ())?))
+            self.ingest(doc_id, partition, created_at, None, door, |doc, taken| {
+                if !taken {
+                    doc.apply(bytes)?;
+                }
+                Ok(())
+            })
         });
         if let Err(e) = &result {
             self.note_refused("a merged document", e);
@@ -344,7 +351,7 @@ impl Hub {
         created_at: Timestamp,
         sync_state: Option<PeerState<'_>>,
         door: crate::signing::Door,
-        f: impl FnOnce(&mut Doc) -> Result<()>,
+        f: impl FnOnce(&mut Doc, bool) -> Result<()>,
     ) -> Result<Vec<String>> {
         let door = Box::new(move || Ok(door));
         let item = Incoming { doc: doc_id, partition, created_at, sync_state, apply: Box::new(f), keep: None, door };
@@ -393,6 +400,8 @@ impl Hub {
                     if keys.is_none() && !door.changes.is_empty() {
                         keys = Some(self.hub_keys()?);
                     }
+                    let mut door = door;
+                    let whole = door.whole.take();
                     self.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
                     let earlier = self.store.pending(item.doc)?;
                     let had_waiting = !earlier.is_empty();
@@ -400,7 +409,15 @@ impl Hub {
                     let before = doc.heads();
                     // Changes held here that wait for what they depend on (kept with the document).
                     let queued = !doc.missing_deps().is_empty();
-                    (item.apply)(doc)?;
+                    // A whole document for one that holds nothing is taken as it came: stored as
+                    // the bytes it came as, never loaded a second time.
+                    let mut as_came = None;
+                    if let Some(w) = whole {
+                        if doc.adopt(w.doc) {
+                            as_came = Some(w.bytes);
+                        }
+                    }
+                    (item.apply)(doc, as_came.is_some())?;
                     // Records that are never changed stay as they were: a change that writes into
                     // one another change made, or replaces or removes one, is refused with everything
                     // that came with it, before anything is stored. The verdict rests on the changes
@@ -436,8 +453,15 @@ impl Hub {
                     let waiting = !doc.missing_deps().is_empty();
                     let touched = doc.touched_since(&before);
                     // A document of which nothing is stored yet is stored as one compressed save,
-                    // not as its changes one by one.
-                    let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
+                    // not as its changes one by one: the save it came as, if it came whole.
+                    let chunk = match as_came {
+                        Some(mut bytes) => {
+                            bytes.extend(doc.save_incremental());
+                            bytes
+                        }
+                        None if doc.nothing_saved() => doc.save(),
+                        None => doc.save_incremental(),
+                    };
                     let heads = doc.heads_text();
                     let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
                     let mut rows = Vec::new();

@@ -221,26 +221,49 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, BadBytes> {
                 out.push(ChangeMeta::of(&c, chunk));
             }
             // A whole document.
-            0 => {
-                let doc = automerge::Automerge::load_with_options(
-                    chunk,
-                    automerge::LoadOptions::new()
-                        .on_partial_load(automerge::OnPartialLoad::Error)
-                        .verification_mode(automerge::VerificationMode::Check),
-                )
-                .map_err(|e| BadBytes::Document(e.to_string()))?;
-                out.extend(doc.get_changes_meta(&[]).into_iter().map(|c| ChangeMeta {
-                    hash: c.hash.0,
-                    actor: c.actor.to_bytes().to_vec(),
-                    seq: c.seq,
-                    deps: c.deps.iter().map(|d| d.0).collect(),
-                    bytes: Vec::new(),
-                }));
-            }
+            0 => out.extend(metas_of(&mut load_whole(chunk)?)),
             k => return Err(BadBytes::Kind(k)),
         }
     }
     Ok(out)
+}
+
+/// Like [`changes_in`], and when `bytes` are one whole saved document and nothing else (what a
+/// hub that holds nothing of a document is sent), that document too, loaded: a hub that takes
+/// it as it came loads it once, not once for the door and again to apply it.
+pub fn changes_in_keeping(bytes: &[u8]) -> Result<(Vec<ChangeMeta>, Option<automerge::AutoCommit>), BadBytes> {
+    match split_chunk(bytes)? {
+        (chunk, 0, []) => {
+            let mut doc = load_whole(chunk)?;
+            Ok((metas_of(&mut doc), Some(doc)))
+        }
+        _ => Ok((changes_in(bytes)?, None)),
+    }
+}
+
+/// A whole saved document, every change checked against its hash; one that is cut short or
+/// damaged is refused, not loaded in part.
+fn load_whole(chunk: &[u8]) -> Result<automerge::AutoCommit, BadBytes> {
+    automerge::AutoCommit::load_with_options(
+        chunk,
+        automerge::LoadOptions::new()
+            .on_partial_load(automerge::OnPartialLoad::Error)
+            .verification_mode(automerge::VerificationMode::Check),
+    )
+    .map_err(|e| BadBytes::Document(e.to_string()))
+}
+
+fn metas_of(doc: &mut automerge::AutoCommit) -> Vec<ChangeMeta> {
+    doc.get_changes_meta(&[])
+        .into_iter()
+        .map(|c| ChangeMeta {
+            hash: c.hash.0,
+            actor: c.actor.to_bytes().to_vec(),
+            seq: c.seq,
+            deps: c.deps.iter().map(|d| d.0).collect(),
+            bytes: Vec::new(),
+        })
+        .collect()
 }
 
 /// The first chunk of `b`: its bytes, its type, and what follows it.

@@ -181,6 +181,39 @@ impl Doc {
         Ok(Doc { id: id.to_string(), doc, touched: BTreeSet::new(), saved })
     }
 
+    /// Takes `whole`, a document that arrived as one whole save and was loaded to check it, as
+    /// this document, which must hold nothing yet (returns `false`, changing nothing, if it holds
+    /// anything): what a new hub is sent is loaded once, not again to apply it. The document
+    /// counts as saved: the caller stores the bytes it came as.
+    pub fn adopt(&mut self, whole: AutoCommit) -> bool {
+        if !self.doc.get_heads().is_empty() || !self.doc.get_missing_deps(&[]).is_empty() {
+            return false;
+        }
+        let actor = self.doc.get_actor().clone();
+        self.doc = whole.with_actor(actor);
+        self.saved = self.doc.get_heads();
+        true
+    }
+
+    /// Receives a sync message whose changes, one whole save, this document already took
+    /// ([`Doc::adopt`]): the rest of the message (its heads, wants and bloom filter) goes to
+    /// `state` exactly as if its changes had been applied now.
+    pub fn receive_taken(
+        &mut self,
+        state: &mut automerge::sync::State,
+        mut msg: automerge::sync::Message,
+    ) -> Result<()> {
+        use automerge::sync::SyncDoc;
+        msg.changes = Vec::<Vec<u8>>::new().into();
+        // Applying the changes would not have touched the heads last sent; a message without
+        // changes whose heads are this document's does.
+        let sent = state.last_sent_heads.clone();
+        let received = self.doc.sync().receive_sync_message(state, msg);
+        received.map_err(|e| self.err(e))?;
+        state.last_sent_heads = sent;
+        Ok(())
+    }
+
     /// Loads what can be loaded of a document whose saved changes clash: two changes with the
     /// same actor and sequence number (written by two processes as one actor), which Automerge
     /// refuses to load at all. The first of each clashing pair is kept, the second dropped with

@@ -101,6 +101,61 @@ fn a_loaded_document_saves_only_what_came_after_the_load() {
     assert_eq!(Doc::load("d", &stored, b"a").unwrap().get(&"i200".into()).unwrap().unwrap().id().to_string(), "i200");
 }
 
+/// A new hub that takes a whole document as it came ([`Doc::adopt`], [`Doc::receive_taken`])
+/// ends in exactly the state of one that applied the message, and says the same next.
+#[test]
+fn a_document_taken_whole_syncs_on_as_if_applied() {
+    use automerge::sync::{State, SyncDoc};
+    let mut a = Doc::new("d", b"a");
+    for n in 0..300 {
+        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
+        if n % 50 == 49 {
+            a.commit(&author("a", n));
+        }
+    }
+    // The empty side speaks first; the holder answers with the whole document.
+    let (mut applied, mut taken) = (Doc::new("d", b"b"), Doc::new("d", b"b"));
+    let (mut sa, mut sb, mut sb2) = (State::new(), State::new(), State::new());
+    let hello = applied.automerge().sync().generate_sync_message(&mut sb).unwrap();
+    assert_eq!(taken.automerge().sync().generate_sync_message(&mut sb2), Some(hello.clone()));
+    a.automerge().sync().receive_sync_message(&mut sa, hello).unwrap();
+    let whole_msg = a.automerge().sync().generate_sync_message(&mut sa).unwrap();
+    let chunks: Vec<Vec<u8>> = whole_msg.changes.iter().map(<[u8]>::to_vec).collect();
+    assert_eq!(chunks.len(), 1, "the holder sends one whole save");
+
+    applied.automerge().sync().receive_sync_message(&mut sb, whole_msg.clone()).unwrap();
+    let loaded = AutoCommit::load(&chunks[0]).unwrap();
+    assert!(taken.adopt(loaded));
+    taken.receive_taken(&mut sb2, whole_msg).unwrap();
+
+    assert_eq!(taken.heads(), a.heads());
+    assert_eq!(applied.heads(), taken.heads());
+    assert_eq!(sb.encode(), sb2.encode(), "the same sync state is kept");
+    assert_eq!(format!("{sb:?}"), format!("{sb2:?}"), "the same sync state in memory too");
+    let (next, next2) = (
+        applied.automerge().sync().generate_sync_message(&mut sb),
+        taken.automerge().sync().generate_sync_message(&mut sb2),
+    );
+    assert!(next.is_some(), "the new hub acknowledges");
+    assert_eq!(next, next2, "and says the same either way");
+    // Taken documents count as saved: the next save is what came after, under this hub's actor.
+    assert!(taken.save_incremental().is_empty());
+    assert_eq!(taken.actor(), b"b");
+    taken.create(&item("i300", "One more")).unwrap();
+    taken.commit(&author("b", 400));
+    let mut stored = chunks[0].clone();
+    stored.extend(taken.save_incremental());
+    assert_eq!(Doc::load("d", &stored, b"c").unwrap().heads(), taken.heads());
+
+    // A document that holds anything takes nothing.
+    let mut held = Doc::new("d", b"c");
+    held.create(&item("x", "Mine")).unwrap();
+    held.commit(&author("c", 1));
+    let before = held.heads();
+    assert!(!held.adopt(AutoCommit::load(&chunks[0]).unwrap()));
+    assert_eq!(held.heads(), before);
+}
+
 #[test]
 fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     let mut a = Doc::new("d", b"a");

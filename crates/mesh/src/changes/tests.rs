@@ -254,6 +254,32 @@ fn a_whole_document_and_chunks_one_after_another_are_read_and_anything_else_is_n
 }
 
 #[test]
+fn a_whole_document_alone_is_kept_loaded_and_anything_more_is_only_read() {
+    let owl = hub(1);
+    let mut d = doc_of(&actor_of(&owl, 1));
+    edit(&mut d, "a", 1);
+    edit(&mut d, "b", 2);
+    let saved = d.save();
+    let (metas, kept) = changes_in_keeping(&saved).unwrap();
+    assert_eq!(metas, changes_in(&saved).unwrap());
+    assert_eq!(kept.expect("one whole save is kept").get_heads(), d.get_heads());
+    // A save followed by more, or changes alone: read, nothing kept.
+    edit(&mut d, "c", 3);
+    let mut more = saved.clone();
+    more.extend(d.save_after(&[]));
+    let (metas, kept) = changes_in_keeping(&more).unwrap();
+    assert!(kept.is_none());
+    assert_eq!(metas, changes_in(&more).unwrap());
+    assert!(changes_in_keeping(&d.save_after(&[])).unwrap().1.is_none());
+    // Bad bytes are named as by `changes_in`, and nothing is loaded in part.
+    assert_eq!(changes_in_keeping(&saved[..saved.len() - 3]).err(), Some(BadBytes::Cut));
+    let mut damaged = saved.clone();
+    let n = damaged.len();
+    damaged[n - 1] ^= 0xff;
+    assert!(matches!(changes_in_keeping(&damaged), Err(BadBytes::Document(_))));
+}
+
+#[test]
 fn the_tips_a_sender_vouches_for_are_each_actors_latest_change() {
     let (owl, fox) = (hub(1), hub(2));
     let mut a = doc_of(&actor_of(&owl, 1));
