@@ -26,7 +26,8 @@
 //! what is still missing. A session fetches at most [`FETCHES_AT_ONCE`] documents at a time
 //! (the next asks go as answers arrive), so that a new hub, which lacks everything, is sent
 //! what it can take in, not the whole coalition at once; its fetches do not lapse while the
-//! peer keeps sending changes (up to [`FETCH_MAX_MS`]), however slowly the hub stores them.
+//! peer keeps sending changes (up to [`FETCH_MAX_MS`] after the last fetch it finished), however
+//! slowly the hub stores them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -77,8 +78,9 @@ impl Pace {
 /// any document arriving through the session count as progress for all its fetches (what was
 /// asked for comes after what is already on its way).
 pub const FETCH_LAPSE_MS: i64 = 5_000;
-/// The longest one session fetches one document, progress or not: a peer that trickles a change
-/// now and then cannot keep the others from being asked.
+/// The longest one session fetches one document, counted from when it asked or from the last
+/// fetch it finished, whichever is later, progress or not: a peer that trickles a change now
+/// and then cannot keep the others from being asked.
 pub const FETCH_MAX_MS: i64 = 30_000;
 /// The most documents one session fetches at a time; the others wait for one of these to end.
 pub const FETCHES_AT_ONCE: usize = 4;
@@ -179,7 +181,8 @@ impl std::fmt::Display for PeerId {
 /// Which session a hub is fetching each document's missing changes through, shared by the hub's
 /// sessions (see the module's documentation). A session holds at most [`FETCHES_AT_ONCE`]
 /// claims. A claim lapses after [`FETCH_LAPSE_MS`] without changes arriving through its
-/// session, or [`FETCH_MAX_MS`] after it was taken (on the LAN; over the internet after the
+/// session, or [`FETCH_MAX_MS`] after it was taken or its session last finished a fetch,
+/// whichever is later (on the LAN; over the internet after the
 /// longer times of [`Pace::INTERNET`]); its session then may not claim that document again for
 /// as long as a lapse, so that another is asked. A claim goes with its session.
 #[derive(Debug, Default)]
@@ -279,9 +282,18 @@ impl Fetches {
         }
     }
 
-    fn release(&mut self, doc: &DocId, session: u64) {
+    /// `session` holds all of `doc` that its peer holds: its claim ends. A fetch that ends is
+    /// progress the longest time cannot stand for, so the session's other claims start their
+    /// longest time again: a peer answers one ask after another, and a new hub that stores
+    /// slowly would otherwise see the last of a few large documents pass its longest time
+    /// while it waits its turn, and ask for it again.
+    fn release(&mut self, doc: &DocId, session: u64, now: Timestamp) {
         if self.claims.get(doc).is_some_and(|c| c.session == session) {
             self.claims.remove(doc);
+            for c in self.claims.values_mut().filter(|c| c.session == session && !c.lapsed(now)) {
+                c.taken = now.millis();
+                c.renewed = now.millis();
+            }
         }
     }
 
@@ -1450,7 +1462,7 @@ impl Session {
             Some(h) if !r.lacks(doc, &h) => {
                 // Nothing is lacked of what the peer said it holds: nothing to ask for. What it
                 // makes later, it offers (heads first, or its changes at once).
-                fetches.release(doc, id);
+                fetches.release(doc, id, now);
                 self.asked.remove(doc);
                 Fetch::Give
             }
@@ -1731,7 +1743,7 @@ mod tests {
         assert!(!f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS - 1)));
         assert!(f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS)), "at its longest the claim passes on");
         // The session whose claim lapsed waits a lapse before it may claim that document again.
-        f.release(&d, b);
+        f.release(&d, b, t(FETCH_MAX_MS));
         assert!(!f.claim(&d, a, &pa, Pace::LAN, t(FETCH_MAX_MS + FETCH_LAPSE_MS - 1)));
         assert!(f.claim(&d, a, &pa, Pace::LAN, t(FETCH_MAX_MS + FETCH_LAPSE_MS)));
         // A claim goes with its session.
@@ -1763,8 +1775,51 @@ mod tests {
             assert!(f.free(d, b, t(9_000)), "{d} lapses without more");
         }
         // A fetch that ends makes room.
-        f.release(&docs[0], a);
+        f.release(&docs[0], a, t(8_000));
         assert!(f.claim(last, a, &pa, Pace::LAN, t(8_000)));
+    }
+
+    /// A peer answers one ask after another: while it finishes fetches, the session's other
+    /// claims last (a new hub that stores large documents slowly asks for none twice), but a
+    /// trickle of changes with no fetch finished keeps none of them past its longest time.
+    #[test]
+    fn a_fetch_that_ends_starts_the_longest_time_of_the_others_again() {
+        let t = Timestamp::from_millis;
+        let mut f = Fetches::default();
+        let (a, b) = (f.enter(), f.enter());
+        let pa = PeerId::named("pa");
+        let docs: Vec<DocId> = (0..FETCHES_AT_ONCE).map(|n| DocId::from(format!("d{n}").as_str())).collect();
+        for d in &docs {
+            assert!(f.claim(d, a, &pa, Pace::LAN, t(0)), "{d}");
+        }
+        // Each document takes 20 s to arrive and be stored, its changes renewing the claims.
+        let step = 20_000;
+        for (i, d) in docs.iter().enumerate().take(FETCHES_AT_ONCE - 1) {
+            let done = (i as i64 + 1) * step;
+            for ms in (done - step + 4_000..=done).step_by(4_000) {
+                f.progress(a, t(ms));
+            }
+            f.release(d, a, t(done));
+            for rest in &docs[i + 1..] {
+                assert!(!f.free(rest, b, t(done + 1)), "{rest} waits its turn at {done} ms");
+            }
+        }
+        // The last goes on renewed by a trickle but never finishes: it passes on at its longest
+        // time after the last fetch ended.
+        let last = &docs[FETCHES_AT_ONCE - 1];
+        let ended = (FETCHES_AT_ONCE as i64 - 1) * step;
+        for ms in (ended + 4_000..ended + FETCH_MAX_MS).step_by(4_000) {
+            f.progress(a, t(ms));
+        }
+        assert!(!f.free(last, b, t(ended + FETCH_MAX_MS - 1)));
+        assert!(f.free(last, b, t(ended + FETCH_MAX_MS)));
+        // A lapsed claim is not revived by another fetch ending.
+        let mut g = Fetches::default();
+        let (c, e) = (g.enter(), g.enter());
+        assert!(g.claim(&docs[0], c, &pa, Pace::LAN, t(0)));
+        assert!(g.claim(&docs[1], c, &pa, Pace::LAN, t(0)));
+        g.release(&docs[0], c, t(FETCH_LAPSE_MS + 1));
+        assert!(g.free(&docs[1], e, t(FETCH_LAPSE_MS + 2)));
     }
 
     #[test]
