@@ -75,6 +75,9 @@ pub trait Driver {
     /// One bounded step of store upkeep when nothing was written since the last call, and at
     /// least every `UPKEEP_AT_LEAST_MS` on a hub that never rests; whether it did something.
     fn upkeep(&mut self) -> Result<bool>;
+    /// A folder of the store's log, to run on a thread of its own; from then on no write of
+    /// the hub's folds the log (see [`aidmesh_store::LogFolder`]).
+    fn log_folder(&mut self) -> Result<aidmesh_store::LogFolder>;
 }
 
 impl Driver for Hub {
@@ -154,5 +157,8 @@ impl Driver for Hub {
     }
     fn upkeep(&mut self) -> Result<bool> {
         Hub::upkeep(self)
+    }
+    fn log_folder(&mut self) -> Result<aidmesh_store::LogFolder> {
+        Ok(self.store.log_folder()?)
     }
 }

@@ -92,7 +92,7 @@ fn main() {
     rt.block_on(async move {
         let identity = a.identity();
         let mesh = Arc::new(Mesh::new(a, &identity, [1; 32]).unwrap());
-        upkeep(&mesh);
+        let _folding = upkeep(&mesh);
         let a_addr = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let proxy = Proxy::start(a_addr).await;
         let run = |phase: &str| {
@@ -179,7 +179,7 @@ fn child(args: &[String]) {
     rt.block_on(async {
         let identity = hub.identity();
         let mesh = Arc::new(Mesh::new(hub, &identity, [2; 32]).unwrap());
-        upkeep(&mesh);
+        let _folding = upkeep(&mesh);
         let start = Instant::now();
         mesh.dial(addr);
         match phase.as_str() {
@@ -221,8 +221,10 @@ fn child(args: &[String]) {
     });
 }
 
-/// The upkeep a running node does: a bounded step every half second once the hub rests.
-fn upkeep(mesh: &Arc<Mesh<Hub>>) {
+/// The upkeep a running node does: a bounded step every half second once the hub rests, and
+/// the store's log folded on a thread of its own, while the value returned is held.
+fn upkeep(mesh: &Arc<Mesh<Hub>>) -> Option<aidmesh_node::LogFolding> {
+    let folding = aidmesh_node::LogFolding::start(mesh);
     let mesh = mesh.clone();
     tokio::spawn(async move {
         loop {
@@ -230,6 +232,7 @@ fn upkeep(mesh: &Arc<Mesh<Hub>>) {
             mesh.with_hub(|h| h.upkeep()).unwrap();
         }
     });
+    folding
 }
 
 /// A loopback TCP proxy in front of hub A that counts the bytes it forwards, both ways, and

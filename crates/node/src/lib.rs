@@ -36,6 +36,61 @@ pub struct NodeConfig {
     pub internet: Option<InternetConfig>,
 }
 
+/// The store's log folded into its file on a thread of its own while a node runs, every half
+/// second (see [`aidmesh_hub::LogFolder`]): no edit waits for a fold, and no fold for the hub.
+/// Stops, and is waited for, when dropped.
+pub struct LogFolding {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LogFolding {
+    /// Starts folding the log of `mesh`'s store. `None`, with a warning, if it cannot (the
+    /// second connection does not open): the hub's own commits fold the log then, as before.
+    pub fn start(mesh: &Mesh<Hub>) -> Option<LogFolding> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut folder = match mesh.with_hub(|h| h.log_folder()) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fold the store's log apart: the hub's writes fold it");
+                return None;
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let run = move || {
+            while !stopped.load(Ordering::Relaxed) {
+                if let Err(e) = folder.fold() {
+                    tracing::warn!(
+                        error = %e,
+                        pages = aidmesh_hub::FOLDED_ELSEWHERE_PAGES,
+                        "cannot fold the store's log: from now on the hub's writes fold it past this many pages"
+                    );
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(500));
+            }
+        };
+        match std::thread::Builder::new().name("aidmesh-log-folder".into()).spawn(run) {
+            Ok(thread) => Some(LogFolding { stop, thread: Some(thread) }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the store's log folder");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for LogFolding {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
 /// Runs one `aidmesh` command, sent over the control channel, in the owner's process.
 pub type Commands = Arc<dyn Fn(&Owner, control::Request, Box<dyn control::Terminal>) -> i32 + Send + Sync>;
 
@@ -116,6 +171,7 @@ impl Node {
         let mut mdns: Option<Discovery> = None;
         let mut internet = Switch::default();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let folding = LogFolding::start(&mesh);
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -155,6 +211,7 @@ impl Node {
         if let Some(i) = internet.running.take() {
             i.close().await;
         }
+        drop(folding);
         // No command may start once the loop is over; one running holds the hub until it ends.
         drop(control);
         Ok(())
