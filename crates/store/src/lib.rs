@@ -49,6 +49,11 @@ pub enum Error {
     Busy { path: PathBuf, pid: Option<u32> },
     #[error("cannot lock {path}: {why}")]
     Lock { path: PathBuf, why: String },
+    #[error(
+        "the log of the store at {0} could not be folded into its file and emptied (another connection kept it \
+         busy): what was just erased may linger in the log until its next fold"
+    )]
+    LogNotFolded(PathBuf),
     #[error("storage error: {0}")]
     Sqlite(rusqlite::Error),
 }
@@ -78,6 +83,8 @@ pub const AUTOCHECKPOINT_PAGES: i64 = 8192;
 /// stop does a writer's commit fold the log (a fold of 8,192 pages took 30–50 ms inside the
 /// commit of one edit on the full bench coalition).
 pub const FOLDED_ELSEWHERE_PAGES: i64 = 65_536;
+/// How often [`Store::checkpoint`] tries, 10 ms apart, while another connection's fold runs.
+const CHECKPOINT_TRIES: usize = 200;
 
 /// One row of the query index: a record as the CRDT holds it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1017,10 +1024,20 @@ impl Store {
         }
     }
 
-    /// Folds the write-ahead log into the main file and empties it.
+    /// Folds the write-ahead log into the main file and empties it (so that nothing erased
+    /// lingers in it). A fold that another connection's fold (a [`LogFolder`]) kept from
+    /// finishing is tried again; one that cannot finish is [`Error::LogNotFolded`].
     pub fn checkpoint(&self) -> Result<()> {
-        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
+        for _ in 0..CHECKPOINT_TRIES {
+            // (busy, pages in the log, pages folded); SQLite waits for readers and writers
+            // through the busy timeout, but not for another connection's fold.
+            let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            if busy == 0 {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Err(Error::LogNotFolded(self.path.clone()))
     }
 }
 

@@ -500,3 +500,33 @@ fn a_log_folder_folds_the_log_instead_of_the_writers_and_nothing_is_lost() {
     expected.extend(b"after!");
     assert!(s.doc_bytes("d").unwrap() == Some(expected), "every chunk is there, in order");
 }
+
+/// An erasure folds the log into the file and empties it, even while a log folder folds at the
+/// same time (SQLite does not wait for another connection's fold: the store tries again).
+#[test]
+fn a_checkpoint_empties_the_log_while_a_log_folder_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    let mut folder = s.log_folder().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let folding = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut folds = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                folder.fold().unwrap();
+                folds += 1;
+            }
+            folds
+        })
+    };
+    for n in 0..60 {
+        s.write(|tx| tx.append_chunk("d", &noise(64 * 1024, n))).unwrap();
+        s.checkpoint().unwrap();
+        let log = std::fs::metadata(p.with_extension("aidmesh-wal")).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(log, 0, "after checkpoint {n} the log still holds {log} bytes");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(folding.join().unwrap() > 0);
+}
