@@ -24,10 +24,9 @@ pub(crate) struct Door {
     pub(crate) whole: Option<Whole>,
 }
 
-/// A document that came as one whole save: loaded, and the bytes it came as.
+/// A document that came as one whole save, loaded.
 pub(crate) struct Whole {
     pub(crate) doc: automerge::AutoCommit,
-    pub(crate) bytes: Vec<u8>,
 }
 
 impl Door {
@@ -35,7 +34,7 @@ impl Door {
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
         let (changes, doc) =
             changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs, whole: doc.map(|doc| Whole { doc, bytes: bytes.to_vec() }) })
+        Ok(Door { changes, sigs, whole: doc.map(|doc| Whole { doc }) })
     }
 
     /// The door for a sync message.
@@ -48,7 +47,7 @@ impl Door {
             // records as shared is exactly what applying it would have recorded).
             let whole = doc.and_then(|mut doc| {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
-                all.then(|| Whole { doc, bytes: only.to_vec() })
+                all.then_some(Whole { doc })
             });
             return Ok(Door { changes, sigs: sigs.to_vec(), whole });
         }

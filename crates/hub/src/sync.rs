@@ -192,11 +192,13 @@ impl Hub {
                 tracing::warn!(source, why, "vault entry refused");
             }
         }
-        if changed.iter().any(|i| i.content.is_none()) {
-            self.store.checkpoint()?;
-        }
+        // Passed on first: the fold below may fail after the erasures are stored.
+        let erased = changed.iter().any(|i| i.content.is_none());
         let any = !changed.is_empty();
         self.vault_changes.extend(changed);
+        if erased {
+            self.store.checkpoint()?;
+        }
         Ok(any)
     }
 
@@ -211,10 +213,10 @@ impl Hub {
             done.push(e.id);
         }
         if !done.is_empty() {
-            self.store.checkpoint()?;
-            for id in done {
-                self.note_vault_change(&id)?;
+            for id in &done {
+                self.note_vault_change(id)?;
             }
+            self.store.checkpoint()?;
         }
         Ok(())
     }

@@ -409,15 +409,11 @@ impl Hub {
                     let before = doc.heads();
                     // Changes held here that wait for what they depend on (kept with the document).
                     let queued = !doc.missing_deps().is_empty();
-                    // A whole document for one that holds nothing is taken as it came: stored as
-                    // the bytes it came as, never loaded a second time.
-                    let mut as_came = None;
-                    if let Some(w) = whole {
-                        if doc.adopt(w.doc) {
-                            as_came = Some(w.bytes);
-                        }
-                    }
-                    (item.apply)(doc, as_came.is_some())?;
+                    // A whole document for one that holds nothing is taken as the door loaded it,
+                    // not loaded a second time (it is stored as this hub saves it, below: the
+                    // bytes it came as may carry columns Automerge does not read).
+                    let taken = whole.is_some_and(|w| doc.adopt(w.doc));
+                    (item.apply)(doc, taken)?;
                     // Records that are never changed stay as they were: a change that writes into
                     // one another change made, or replaces or removes one, is refused with everything
                     // that came with it, before anything is stored. The verdict rests on the changes
@@ -453,15 +449,8 @@ impl Hub {
                     let waiting = !doc.missing_deps().is_empty();
                     let touched = doc.touched_since(&before);
                     // A document of which nothing is stored yet is stored as one compressed save,
-                    // not as its changes one by one: the save it came as, if it came whole.
-                    let chunk = match as_came {
-                        Some(mut bytes) => {
-                            bytes.extend(doc.save_incremental());
-                            bytes
-                        }
-                        None if doc.nothing_saved() => doc.save(),
-                        None => doc.save_incremental(),
-                    };
+                    // not as its changes one by one.
+                    let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
                     let heads = doc.heads_text();
                     let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
                     let mut rows = Vec::new();
@@ -748,9 +737,10 @@ impl Hub {
         })? {
             return Err(Error::NotFound(id.into()));
         }
-        // Fold the log into the file so no freed page with the old content lingers in the WAL.
-        self.store.checkpoint()?;
+        // Passed on first; then the log is folded into the file so that no freed page with
+        // the old content lingers in it.
         self.note_vault_change(id)?;
+        self.store.checkpoint()?;
         Ok(())
     }
 

@@ -201,6 +201,10 @@ struct Claim {
     renewed: i64,
     /// The pace of the session's link: how long the claim lasts.
     pace: Pace,
+    /// Whether changes of this document came through the session since the claim was taken.
+    got: bool,
+    /// How often the longest time started again (see [`Fetches::release`]).
+    restarts: usize,
 }
 
 impl Claim {
@@ -269,28 +273,47 @@ impl Fetches {
             }
             None => {}
         }
-        let claim = Claim { session, peer: peer.clone(), taken: now.millis(), renewed: now.millis(), pace };
+        let claim = Claim {
+            session,
+            peer: peer.clone(),
+            taken: now.millis(),
+            renewed: now.millis(),
+            pace,
+            got: false,
+            restarts: 0,
+        };
         self.claims.insert(doc.clone(), claim);
         true
     }
 
-    /// Changes arrived through `session`: its claims are renewed (the peer is sending; what
-    /// else it was asked for comes after).
-    fn progress(&mut self, session: u64, now: Timestamp) {
-        for c in self.claims.values_mut().filter(|c| c.session == session) {
+    /// Changes of `doc` arrived through `session`: its claims are renewed (the peer is sending;
+    /// what else it was asked for comes after).
+    fn progress(&mut self, session: u64, doc: &DocId, now: Timestamp) {
+        for (d, c) in self.claims.iter_mut().filter(|(_, c)| c.session == session) {
             c.renewed = now.millis();
+            c.got |= d == doc;
         }
     }
 
-    /// `session` holds all of `doc` that its peer holds: its claim ends. A fetch that ends is
-    /// progress the longest time cannot stand for, so the session's other claims start their
-    /// longest time again: a peer answers one ask after another, and a new hub that stores
-    /// slowly would otherwise see the last of a few large documents pass its longest time
-    /// while it waits its turn, and ask for it again.
+    /// `session` holds all of `doc` that its peer holds: its claim ends. A fetch that ended with
+    /// the document's changes is progress the longest time cannot stand for, so the session's
+    /// other claims start their longest time again: a peer answers one ask after another, and
+    /// a new hub that stores slowly would otherwise see the last of a few large documents pass
+    /// its longest time while it waits its turn, and ask for it again. A claim waits behind at
+    /// most the [`FETCHES_AT_ONCE`] − 1 asked before it, so it starts again that often at
+    /// most: a peer that answers other asks (or claims to hold nothing more) cannot keep it.
     fn release(&mut self, doc: &DocId, session: u64, now: Timestamp) {
-        if self.claims.get(doc).is_some_and(|c| c.session == session) {
-            self.claims.remove(doc);
-            for c in self.claims.values_mut().filter(|c| c.session == session && !c.lapsed(now)) {
+        let Some(ended) = self.claims.remove(doc) else { return };
+        if ended.session != session {
+            self.claims.insert(doc.clone(), ended);
+            return;
+        }
+        if !ended.got {
+            return;
+        }
+        for c in self.claims.values_mut().filter(|c| c.session == session && !c.lapsed(now)) {
+            if c.restarts < FETCHES_AT_ONCE - 1 {
+                c.restarts += 1;
                 c.taken = now.millis();
                 c.renewed = now.millis();
             }
@@ -1220,7 +1243,7 @@ impl Session {
                     .receive(&peer, &info, state, msg, &sigs)
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why: std::sync::Arc::new(why) })?;
                 if let (true, Some((f, id))) = (changed, &self.fetches) {
-                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, now);
+                    f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, &doc, now);
                 }
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer. A document that does not go in this session
@@ -1737,7 +1760,7 @@ mod tests {
         assert!(f.free(&d, b, t(5_000)));
         // Changes that arrive renew it, but a trickle keeps it no longer than FETCH_MAX_MS.
         for ms in (4_000..30_000).step_by(4_000) {
-            f.progress(a, t(ms));
+            f.progress(a, &d, t(ms));
             assert!(!f.claim(&d, b, &pb, Pace::LAN, t(ms + 1)), "renewed at {ms}");
         }
         assert!(!f.claim(&d, b, &pb, Pace::LAN, t(FETCH_MAX_MS - 1)));
@@ -1769,7 +1792,7 @@ mod tests {
         assert!(!f.free(last, a, t(0)));
         assert!(f.free(last, b, t(0)), "another session may fetch it meanwhile");
         // Changes of the first document renew every claim of the session.
-        f.progress(a, t(4_000));
+        f.progress(a, &docs[0], t(4_000));
         for d in &docs[..FETCHES_AT_ONCE] {
             assert!(!f.free(d, b, t(8_999)), "{d} renewed");
             assert!(f.free(d, b, t(9_000)), "{d} lapses without more");
@@ -1797,7 +1820,7 @@ mod tests {
         for (i, d) in docs.iter().enumerate().take(FETCHES_AT_ONCE - 1) {
             let done = (i as i64 + 1) * step;
             for ms in (done - step + 4_000..=done).step_by(4_000) {
-                f.progress(a, t(ms));
+                f.progress(a, d, t(ms));
             }
             f.release(d, a, t(done));
             for rest in &docs[i + 1..] {
@@ -1809,10 +1832,50 @@ mod tests {
         let last = &docs[FETCHES_AT_ONCE - 1];
         let ended = (FETCHES_AT_ONCE as i64 - 1) * step;
         for ms in (ended + 4_000..ended + FETCH_MAX_MS).step_by(4_000) {
-            f.progress(a, t(ms));
+            f.progress(a, last, t(ms));
         }
         assert!(!f.free(last, b, t(ended + FETCH_MAX_MS - 1)));
         assert!(f.free(last, b, t(ended + FETCH_MAX_MS)));
+        // A fetch that ends without changes of its document (the peer says it holds nothing
+        // more) starts no other again, and none starts again more often than it can wait its
+        // turn: a peer that ends fetch after fetch keeps no claim past that.
+        let mut g = Fetches::default();
+        let (c, e) = (g.enter(), g.enter());
+        let kept = DocId::from("kept");
+        let other = |n: usize| DocId::from(format!("o{n}").as_str());
+        assert!(g.claim(&kept, c, &pa, Pace::LAN, t(0)));
+        assert!(g.claim(&other(0), c, &pa, Pace::LAN, t(0)));
+        for ms in (4_000..=28_000).step_by(4_000) {
+            g.progress(c, &kept, t(ms));
+            if ms == 20_000 {
+                g.release(&other(0), c, t(ms));
+            }
+        }
+        assert!(!g.free(&kept, e, t(FETCH_MAX_MS - 1)));
+        assert!(g.free(&kept, e, t(FETCH_MAX_MS)), "an empty answer started nothing again");
+        let mut g = Fetches::default();
+        let (c, e) = (g.enter(), g.enter());
+        assert!(g.claim(&kept, c, &pa, Pace::LAN, t(0)));
+        let mut now = 0;
+        for n in 0..FETCHES_AT_ONCE + 2 {
+            assert!(g.claim(&other(n), c, &pa, Pace::LAN, t(now)));
+            for _ in 0..5 {
+                now += 4_000;
+                g.progress(c, &other(n), t(now));
+            }
+            g.release(&other(n), c, t(now));
+        }
+        for _ in 0..10 {
+            now += 4_000;
+            g.progress(c, &kept, t(now));
+        }
+        let last_restart = (FETCHES_AT_ONCE as i64 - 1) * 20_000;
+        assert!(!g.free(&kept, e, t(last_restart + FETCH_MAX_MS - 1)));
+        assert!(
+            g.free(&kept, e, t(last_restart + FETCH_MAX_MS)),
+            "started again at most {} times",
+            FETCHES_AT_ONCE - 1
+        );
         // A lapsed claim is not revived by another fetch ending.
         let mut g = Fetches::default();
         let (c, e) = (g.enter(), g.enter());

@@ -59,14 +59,20 @@ impl LogFolding {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let run = move || {
+            let mut failing = false;
             while !stopped.load(Ordering::Relaxed) {
-                if let Err(e) = folder.fold() {
-                    tracing::warn!(
-                        error = %e,
-                        pages = aidmesh_hub::FOLDED_ELSEWHERE_PAGES,
-                        "cannot fold the store's log: from now on the hub's writes fold it past this many pages"
-                    );
-                    return;
+                // While folds fail, the hub's own commits fold the log (the store knows).
+                match folder.fold() {
+                    Ok(_) if failing => {
+                        tracing::info!("the store's log is folded apart again");
+                        failing = false;
+                    }
+                    Ok(_) => {}
+                    Err(e) if !failing => {
+                        tracing::warn!(error = %e, "cannot fold the store's log apart: the hub's writes fold it meanwhile");
+                        failing = true;
+                    }
+                    Err(_) => {}
                 }
                 std::thread::park_timeout(Duration::from_millis(500));
             }

@@ -183,15 +183,16 @@ impl Doc {
 
     /// Takes `whole`, a document that arrived as one whole save and was loaded to check it, as
     /// this document, which must hold nothing yet (returns `false`, changing nothing, if it holds
-    /// anything): what a new hub is sent is loaded once, not again to apply it. The document
-    /// counts as saved: the caller stores the bytes it came as.
+    /// anything): what a new hub is sent is loaded once, not again to apply it. Nothing of it
+    /// counts as saved: its first save is this hub's own encoding of all of it, never the
+    /// bytes it came as (which may carry columns Automerge reads past).
     pub fn adopt(&mut self, whole: AutoCommit) -> bool {
         if !self.doc.get_heads().is_empty() || !self.doc.get_missing_deps(&[]).is_empty() {
             return false;
         }
         let actor = self.doc.get_actor().clone();
         self.doc = whole.with_actor(actor);
-        self.saved = self.doc.get_heads();
+        self.saved = Vec::new();
         true
     }
 

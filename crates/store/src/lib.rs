@@ -13,6 +13,8 @@ mod schema;
 mod vault;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use zeroize::Zeroizing;
@@ -83,6 +85,8 @@ pub const AUTOCHECKPOINT_PAGES: i64 = 8192;
 /// stop does a writer's commit fold the log (a fold of 8,192 pages took 30–50 ms inside the
 /// commit of one edit on the full bench coalition).
 pub const FOLDED_ELSEWHERE_PAGES: i64 = 65_536;
+/// Bytes the log file is cut back to once folded (SQLite otherwise keeps it at its largest).
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 /// How often [`Store::checkpoint`] tries, 10 ms apart, while another connection's fold runs.
 const CHECKPOINT_TRIES: usize = 200;
 
@@ -133,8 +137,14 @@ pub struct Store {
     full: bool,
     /// Whether a batch is open ([`Store::begin`]).
     batch: bool,
-    /// SQLCipher's `PRAGMA key` value that opens this file now, for a [`LogFolder`].
-    key: Zeroizing<String>,
+    /// SQLCipher's raw `PRAGMA key` value that opens this file now, for a [`LogFolder`];
+    /// `None` while the store is still keyed by SQLCipher's own derivation of the passphrase
+    /// (its re-key failed), which is not kept.
+    key: Option<Zeroizing<String>>,
+    /// Shared with the [`LogFolder`] made last, if any.
+    folding: Option<Arc<Folding>>,
+    /// The log's pages past which this connection's commits fold it, as set now.
+    autocheckpoint: i64,
     /// Held for as long as the store is open: one process owns a store at a time.
     _owner: OwnerLock,
 }
@@ -145,6 +155,15 @@ pub struct Store {
 /// blocks nor waits for the store's own connection.
 pub struct LogFolder {
     conn: Connection,
+    shared: Arc<Folding>,
+}
+
+/// What a [`Store`] and its [`LogFolder`] share: one fold at a time (an erasure's fold waits
+/// for the folder's), and whether the folder folds (if not, the store's commits fold again).
+#[derive(Default)]
+struct Folding {
+    one_at_a_time: Mutex<()>,
+    folds: AtomicBool,
 }
 
 /// What one [`LogFolder::fold`] found and did.
@@ -158,11 +177,21 @@ pub struct Folded {
 
 impl LogFolder {
     /// Folds as much of the log into the file as no reader still needs, and makes it durable.
+    /// While folds fail, the store's own commits fold the log again, as without a folder.
     pub fn fold(&mut self) -> Result<Folded> {
-        let (log, folded) = self
+        let _one = self.shared.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+        let r = self
             .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)));
+        self.shared.folds.store(r.is_ok(), Ordering::Relaxed);
+        let (log, folded) = r?;
         Ok(Folded { log: log.max(0), folded: folded.max(0) })
+    }
+}
+
+impl Drop for LogFolder {
+    fn drop(&mut self) {
+        self.shared.folds.store(false, Ordering::Relaxed);
     }
 }
 
@@ -334,7 +363,9 @@ impl Store {
             folded_at: 0,
             full: true,
             batch: false,
-            key: key::raw(&derived, None),
+            key: Some(key::raw(&derived, None)),
+            folding: None,
+            autocheckpoint: AUTOCHECKPOINT_PAGES,
             _owner: owner,
         };
         // A store that could not be set up is removed again: nothing half-made stays behind.
@@ -365,7 +396,6 @@ impl Store {
             Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
             Err(e) => return Err(e),
         };
-        let key = if legacy { Zeroizing::new(passphrase.to_string()) } else { raw.clone() };
         let mut s = Store {
             conn,
             path: path.to_path_buf(),
@@ -373,7 +403,9 @@ impl Store {
             folded_at: 0,
             full: true,
             batch: false,
-            key,
+            key: (!legacy).then(|| raw.clone()),
+            folding: None,
+            autocheckpoint: AUTOCHECKPOINT_PAGES,
             _owner: owner,
         };
         s.configure()?;
@@ -383,7 +415,7 @@ impl Store {
         // the store, and the next unlock tries again.
         if legacy {
             match s.conn.pragma_update(None, "rekey", raw.as_str()) {
-                Ok(()) => s.key = raw,
+                Ok(()) => s.key = Some(raw),
                 Err(e) => {
                     tracing::warn!(store = %path.display(), error = %e, "cannot re-key the store with Argon2id yet")
                 }
@@ -430,6 +462,8 @@ impl Store {
         // The log is folded into the file when the hub is idle (`Store::upkeep`); a hub that is
         // never idle folds it in a writer's commit once it holds this many pages.
         self.conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+        // A log that grew large (a bundle's import, a busy hub) shrinks back once folded.
+        self.conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
         self.conn.pragma_update(None, "secure_delete", "ON")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         // Every page read from disk is decrypted and authenticated: keep the hot ones in memory.
@@ -438,19 +472,39 @@ impl Store {
         Ok(())
     }
 
-    /// A [`LogFolder`] for this store, to run on a thread of its own; from now on the store's
-    /// own commits fold the log only past [`FOLDED_ELSEWHERE_PAGES`] (should the folder stop).
+    /// A [`LogFolder`] for this store, to run on a thread of its own. While it folds, the
+    /// store's own commits fold the log only past [`FOLDED_ELSEWHERE_PAGES`]; once it fails or
+    /// is dropped, past [`AUTOCHECKPOINT_PAGES`] again. Drop it before the store: a folder
+    /// that outlives its store keeps the file open. A store whose re-key to Argon2id failed
+    /// has none ([`Error::Key`]).
     pub fn log_folder(&mut self) -> Result<LogFolder> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            Error::Key("the store is not re-keyed with Argon2id yet: its log is folded by its own commits".into())
+        })?;
         let open = || {
             Connection::open_with_flags(
                 &self.path,
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
         };
-        let conn = keyed(&self.path, &self.key, open)?;
+        let conn = keyed(&self.path, key, open)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        self.conn.pragma_update(None, "wal_autocheckpoint", FOLDED_ELSEWHERE_PAGES)?;
-        Ok(LogFolder { conn })
+        let shared = Arc::new(Folding { one_at_a_time: Mutex::new(()), folds: AtomicBool::new(true) });
+        self.folding = Some(shared.clone());
+        self.fold_in_commits()?;
+        Ok(LogFolder { conn, shared })
+    }
+
+    /// Sets how much log this connection's commits let pile up before they fold it: a little,
+    /// or much more while a [`LogFolder`] folds it.
+    fn fold_in_commits(&mut self) -> Result<()> {
+        let folded_elsewhere = self.folding.as_ref().is_some_and(|f| f.folds.load(Ordering::Relaxed));
+        let pages = if folded_elsewhere { FOLDED_ELSEWHERE_PAGES } else { AUTOCHECKPOINT_PAGES };
+        if pages != self.autocheckpoint {
+            self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+            self.autocheckpoint = pages;
+        }
+        Ok(())
     }
 
     /// Changes the passphrase; the whole file is re-encrypted (its salt stays).
@@ -462,7 +516,7 @@ impl Store {
         self.conn.pragma_update(None, "rekey", raw.as_str())?;
         // A folder opened before goes on: a fold copies the log's pages as they are, under
         // whatever key; a new one opens with the new key.
-        self.key = raw;
+        self.key = Some(raw);
         Ok(())
     }
 
@@ -493,6 +547,7 @@ impl Store {
     /// which it needs, so that nothing (an error, a panic in a write) leaves a durable write
     /// relaxed.
     fn durability(&mut self, full: bool) -> Result<()> {
+        self.fold_in_commits()?;
         if self.full != full {
             self.conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
             self.full = full;
@@ -1028,6 +1083,8 @@ impl Store {
     /// lingers in it). A fold that another connection's fold (a [`LogFolder`]) kept from
     /// finishing is tried again; one that cannot finish is [`Error::LogNotFolded`].
     pub fn checkpoint(&self) -> Result<()> {
+        // This store's folder does not fold meanwhile (one of its folds may be under way: wait).
+        let _one = self.folding.as_ref().map(|f| f.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner()));
         for _ in 0..CHECKPOINT_TRIES {
             // (busy, pages in the log, pages folded); SQLite waits for readers and writers
             // through the busy timeout, but not for another connection's fold.

@@ -530,3 +530,23 @@ fn a_checkpoint_empties_the_log_while_a_log_folder_folds() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(folding.join().unwrap() > 0);
 }
+
+/// Once its log folder is gone (dropped, or failing), the store's own commits fold the log
+/// again, as before there was one.
+#[test]
+fn a_store_whose_log_folder_is_gone_folds_its_log_in_its_commits_again() {
+    const CHUNK: usize = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hub.aidmesh");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    let folder = s.log_folder().unwrap();
+    s.write(|tx| tx.append_chunk("d", b"with a folder")).unwrap();
+    drop(folder);
+    for n in 0..(AUTOCHECKPOINT_PAGES as usize * 4096) / CHUNK + 16 {
+        s.write(|tx| tx.append_chunk("d", &noise(CHUNK, n as u64))).unwrap();
+    }
+    let side = rusqlite::Connection::open(&p).unwrap();
+    side.pragma_update(None, "key", Store::sqlcipher_key(&p, "pw").unwrap().as_str()).unwrap();
+    let log = log_frames(&side);
+    assert!(log <= AUTOCHECKPOINT_PAGES + 2 * (CHUNK as i64 / 4096) + 16, "the log holds {log} pages");
+}
