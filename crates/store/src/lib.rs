@@ -336,6 +336,22 @@ impl Store {
         OwnerLock::take(path).map(drop)
     }
 
+    /// The store around a keyed connection, before it is configured.
+    fn opened(conn: Connection, path: &Path, key: Option<Zeroizing<String>>, owner: OwnerLock) -> Store {
+        Store {
+            conn,
+            path: path.to_path_buf(),
+            writes: 0,
+            folded_at: 0,
+            full: true,
+            batch: false,
+            key,
+            folding: None,
+            autocheckpoint: AUTOCHECKPOINT_PAGES,
+            _owner: owner,
+        }
+    }
+
     /// Creates a new store at `path`, keyed by `passphrase` with `salt` (random, from the
     /// caller, and the file's for its life). Fails if a file is already there.
     pub fn create(path: &Path, passphrase: &str, salt: [u8; 16]) -> Result<Store> {
@@ -356,18 +372,7 @@ impl Store {
                 return Err(e);
             }
         };
-        let mut s = Store {
-            conn,
-            path: path.to_path_buf(),
-            writes: 0,
-            folded_at: 0,
-            full: true,
-            batch: false,
-            key: Some(key::raw(&derived, None)),
-            folding: None,
-            autocheckpoint: AUTOCHECKPOINT_PAGES,
-            _owner: owner,
-        };
+        let mut s = Store::opened(conn, path, Some(key::raw(&derived, None)), owner);
         // A store that could not be set up is removed again: nothing half-made stays behind.
         if let Err(e) = s.configure().and_then(|_| schema::migrate(&mut s.conn, &s.path)) {
             let _ = s.destroy();
@@ -396,18 +401,7 @@ impl Store {
             Err(Error::WrongPassphrase(_)) if !passphrase.is_empty() => (keyed(path, passphrase, open)?, true),
             Err(e) => return Err(e),
         };
-        let mut s = Store {
-            conn,
-            path: path.to_path_buf(),
-            writes: 0,
-            folded_at: 0,
-            full: true,
-            batch: false,
-            key: (!legacy).then(|| raw.clone()),
-            folding: None,
-            autocheckpoint: AUTOCHECKPOINT_PAGES,
-            _owner: owner,
-        };
+        let mut s = Store::opened(conn, path, (!legacy).then(|| raw.clone()), owner);
         s.configure()?;
         schema::migrate(&mut s.conn, &s.path)?;
         tighten(path);
