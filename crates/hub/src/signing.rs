@@ -21,12 +21,7 @@ pub(crate) struct Door {
     pub(crate) sigs: Vec<ChangeSig>,
     /// The document, when it came as one whole save (to a hub that holds nothing of it): loaded
     /// here to read its changes, and taken as it is if the door lets it in.
-    pub(crate) whole: Option<Whole>,
-}
-
-/// A document that came as one whole save, loaded.
-pub(crate) struct Whole {
-    pub(crate) doc: automerge::AutoCommit,
+    pub(crate) whole: Option<automerge::AutoCommit>,
 }
 
 impl Door {
@@ -34,7 +29,7 @@ impl Door {
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
         let (changes, doc) =
             changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs, whole: doc.map(|doc| Whole { doc }) })
+        Ok(Door { changes, sigs, whole: doc })
     }
 
     /// The door for a sync message.
@@ -47,7 +42,7 @@ impl Door {
             // records as shared is exactly what applying it would have recorded).
             let whole = doc.and_then(|mut doc| {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
-                all.then_some(Whole { doc })
+                all.then_some(doc)
             });
             return Ok(Door { changes, sigs: sigs.to_vec(), whole });
         }

@@ -412,7 +412,7 @@ impl Hub {
                     // A whole document for one that holds nothing is taken as the door loaded it,
                     // not loaded a second time (it is stored as this hub saves it, below: the
                     // bytes it came as may carry columns Automerge does not read).
-                    let taken = whole.is_some_and(|w| doc.adopt(w.doc));
+                    let taken = whole.is_some_and(|w| doc.adopt(w));
                     (item.apply)(doc, taken)?;
                     // Records that are never changed stay as they were: a change that writes into
                     // one another change made, or replaces or removes one, is refused with everything
