@@ -75,8 +75,8 @@ pub trait Driver {
     /// One bounded step of store upkeep when nothing was written since the last call, and at
     /// least every `UPKEEP_AT_LEAST_MS` on a hub that never rests; whether it did something.
     fn upkeep(&mut self) -> Result<bool>;
-    /// A folder of the store's log, to run on a thread of its own; from then on no write of
-    /// the hub's folds the log (see [`aidmesh_store::LogFolder`]).
+    /// A folder of the store's log, to run on a thread of its own; while it folds, the hub's
+    /// writes leave the log to it (see [`aidmesh_store::Store::log_folder`]).
     fn log_folder(&mut self) -> Result<aidmesh_store::LogFolder>;
 }
 

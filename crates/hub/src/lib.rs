@@ -40,9 +40,7 @@ use rand_chacha::ChaCha20Rng;
 
 pub use aidmesh_mesh::{HubId, Role as MemberRole};
 pub use aidmesh_model as model;
-pub use aidmesh_store::{
-    sibling as sibling_path, Error as StoreError, Folded, Hit, LogFolder, VaultState, FOLDED_ELSEWHERE_PAGES,
-};
+pub use aidmesh_store::{sibling as sibling_path, Error as StoreError, Hit, LogFolder, VaultState};
 pub use authority::{
     Authority, AuthorityOffer, PersonView, PolicyView, RefusedView, VoteView, WaitingChange, WaitingView, LAPSED,
     REFUSALS_NAMED,

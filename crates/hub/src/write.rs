@@ -396,11 +396,10 @@ impl Hub {
                         self.cache(Doc::new(item.doc, &actor));
                     }
                     // No change is applied that no member hub's signature vouches for.
-                    let door = (item.door)()?;
+                    let mut door = (item.door)()?;
                     if keys.is_none() && !door.changes.is_empty() {
                         keys = Some(self.hub_keys()?);
                     }
-                    let mut door = door;
                     let whole = door.whole.take();
                     self.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
                     let earlier = self.store.pending(item.doc)?;

@@ -37,7 +37,7 @@ pub struct NodeConfig {
 }
 
 /// The store's log folded into its file on a thread of its own while a node runs, every half
-/// second (see [`aidmesh_hub::LogFolder`]): no edit waits for a fold, and no fold for the hub.
+/// second (see [`aidmesh_hub::LogFolder`]): no edit waits for a fold.
 /// Stops, and is waited for, when dropped.
 pub struct LogFolding {
     stop: Arc<std::sync::atomic::AtomicBool>,

@@ -52,8 +52,8 @@ pub enum Error {
     #[error("cannot lock {path}: {why}")]
     Lock { path: PathBuf, why: String },
     #[error(
-        "the log of the store at {0} could not be folded into its file and emptied (another connection kept it \
-         busy): what was just erased may linger in the log until its next fold"
+        "the log of the store at {0} could not be folded into its file and emptied (a reader kept it busy): \
+         what was just erased may linger in the log until its next fold"
     )]
     LogNotFolded(PathBuf),
     #[error("storage error: {0}")]
@@ -81,14 +81,11 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// Pages of write-ahead log (4 KiB each) past which a writer's commit folds it into the file;
 /// below it, upkeep does when the hub is idle. SQLite's default is 1,000.
 pub const AUTOCHECKPOINT_PAGES: i64 = 8192;
-/// The same once a [`LogFolder`] folds the log on a thread of its own: only should that thread
-/// stop does a writer's commit fold the log (a fold of 8,192 pages took 30–50 ms inside the
-/// commit of one edit on the full bench coalition).
+/// The same while a [`LogFolder`] folds the log on a thread of its own (a fold of 8,192 pages
+/// took 30–50 ms inside the commit of one edit on the full bench coalition).
 pub const FOLDED_ELSEWHERE_PAGES: i64 = 65_536;
 /// Bytes the log file is cut back to once folded (SQLite otherwise keeps it at its largest).
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
-/// How often [`Store::checkpoint`] tries, 10 ms apart, while another connection's fold runs.
-const CHECKPOINT_TRIES: usize = 200;
 
 /// One row of the query index: a record as the CRDT holds it now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,9 +147,8 @@ pub struct Store {
 }
 
 /// A second connection to a store that folds its write-ahead log into the file, made by
-/// [`Store::log_folder`] to run on a thread of its own: the hub's writes never wait for a fold,
-/// and a fold never waits for the hub. Folding is SQLite's passive checkpoint, which neither
-/// blocks nor waits for the store's own connection.
+/// [`Store::log_folder`] to run on a thread of its own: the hub's writes never wait for a fold
+/// (SQLite's passive checkpoint), and a fold waits only for an erasure's ([`Store::checkpoint`]).
 pub struct LogFolder {
     conn: Connection,
     shared: Arc<Folding>,
@@ -160,7 +156,6 @@ pub struct LogFolder {
 
 /// What a [`Store`] and its [`LogFolder`] share: one fold at a time (an erasure's fold waits
 /// for the folder's), and whether the folder folds (if not, the store's commits fold again).
-#[derive(Default)]
 struct Folding {
     one_at_a_time: Mutex<()>,
     folds: AtomicBool,
@@ -541,6 +536,7 @@ impl Store {
     /// which it needs, so that nothing (an error, a panic in a write) leaves a durable write
     /// relaxed.
     fn durability(&mut self, full: bool) -> Result<()> {
+        // Every write also follows whether a log folder folds now.
         self.fold_in_commits()?;
         if self.full != full {
             self.conn.pragma_update(None, "synchronous", if full { "FULL" } else { "NORMAL" })?;
@@ -1074,21 +1070,18 @@ impl Store {
     }
 
     /// Folds the write-ahead log into the main file and empties it (so that nothing erased
-    /// lingers in it). A fold that another connection's fold (a [`LogFolder`]) kept from
-    /// finishing is tried again; one that cannot finish is [`Error::LogNotFolded`].
+    /// lingers in it), after a fold of this store's [`LogFolder`] under way (SQLite would not
+    /// wait for it). One that cannot finish (a reader past the busy timeout) is
+    /// [`Error::LogNotFolded`].
     pub fn checkpoint(&self) -> Result<()> {
-        // This store's folder does not fold meanwhile (one of its folds may be under way: wait).
         let _one = self.folding.as_ref().map(|f| f.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner()));
-        for _ in 0..CHECKPOINT_TRIES {
-            // (busy, pages in the log, pages folded); SQLite waits for readers and writers
-            // through the busy timeout, but not for another connection's fold.
-            let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-            if busy == 0 {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        // (busy, pages in the log, pages folded); SQLite waits for readers and writers through
+        // the busy timeout.
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(Error::LogNotFolded(self.path.clone()));
         }
-        Err(Error::LogNotFolded(self.path.clone()))
+        Ok(())
     }
 }
 

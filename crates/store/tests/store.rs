@@ -502,7 +502,7 @@ fn a_log_folder_folds_the_log_instead_of_the_writers_and_nothing_is_lost() {
 }
 
 /// An erasure folds the log into the file and empties it, even while a log folder folds at the
-/// same time (SQLite does not wait for another connection's fold: the store tries again).
+/// same time (SQLite does not wait for another connection's fold: the store waits for the folder's).
 #[test]
 fn a_checkpoint_empties_the_log_while_a_log_folder_folds() {
     let dir = tempfile::tempdir().unwrap();
