@@ -107,12 +107,14 @@ fn main() {
 
         // 1. Initial sync.
         proxy.reset();
+        let a_cpu = cpu_secs();
         let out = tokio::task::block_in_place(|| run("initial"));
         let (bytes, _) = proxy.window();
         println!(
-            "initial sync: {bytes} socket bytes, {:.3}x the documents saved ({saved}); {}",
+            "initial sync: {bytes} socket bytes, {:.3}x the documents saved ({saved}); {} (A's CPU {:.1} s)",
             bytes as f64 / saved as f64,
-            out.trim()
+            out.trim(),
+            cpu_secs() - a_cpu
         );
 
         // 2. Reconnect, nothing changed.
@@ -197,9 +199,14 @@ fn child(args: &[String]) {
                     }
                 }
                 let stored = mesh.with_hub(|h| h.saved_bytes()).unwrap();
+                let file = std::fs::metadata(store).map(|m| m.len()).unwrap_or(0);
                 println!(
-                    "{:.1} s until the new hub held every document at A's heads; it stored {stored} bytes, peak {} MiB",
+                    "{:.1} s until the new hub held every document at A's heads (B's CPU {:.1} s); it stored {stored} \
+                     bytes of documents in a {} MiB file, wrote {} MiB to disk, peak {} MiB",
                     start.elapsed().as_secs_f64(),
+                    cpu_secs(),
+                    file >> 20,
+                    written_bytes() >> 20,
                     peak_mib()
                 );
             }
@@ -311,6 +318,21 @@ fn micros() -> u64 {
 }
 
 /// This process's peak resident memory (VmHWM), in MiB.
+/// CPU time this process has used so far, user and system, in seconds (/proc/self/stat).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// What this process has written to disk so far (`write_bytes` of /proc/self/io).
+fn written_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 fn peak_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: u64 = status
