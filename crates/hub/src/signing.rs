@@ -16,12 +16,24 @@ use crate::{Error, Hub, Result};
 
 /// What vouches for the changes of one incoming document: the changes, and the signatures that
 /// came with them.
-pub(crate) struct Door {
+pub struct Door {
     pub(crate) changes: Vec<ChangeMeta>,
     pub(crate) sigs: Vec<ChangeSig>,
     /// The document, when it came as one whole save (to a hub that holds nothing of it): loaded
     /// here to read its changes, and taken as it is if the door lets it in.
     pub(crate) whole: Option<automerge::AutoCommit>,
+    /// What was worked out of `whole` ahead ([`Door::prepared`]).
+    pub(crate) ahead: Option<Result<Ahead>>,
+}
+
+/// What a hub works out of a whole document before it is needed (see `Replica::prepare`), for
+/// the hub to use if it takes the document as it came, holding nothing of it before: exactly
+/// what it would work out then.
+pub(crate) struct Ahead {
+    /// Whether a change rewrites a record an earlier one made ([`Doc::rewrite_since`] from nothing).
+    pub(crate) rewrite: Option<aidmesh_replica::Rewrite>,
+    /// The records' index rows, unless a rewrite refuses the document.
+    pub(crate) rows: Vec<(aidmesh_store::IndexRow, aidmesh_model::Record)>,
 }
 
 impl Door {
@@ -29,7 +41,30 @@ impl Door {
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
         let (changes, doc) =
             changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs, whole: doc })
+        Ok(Door { changes, sigs, whole: doc, ahead: None })
+    }
+
+    /// The door for a sync message, with a whole document in it already checked for rewritten
+    /// records: all of what taking a document this hub lacks costs that needs nothing of the
+    /// hub, done before the hub is needed (see `Replica::prepare`).
+    pub(crate) fn prepared(doc_id: &str, msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
+        let mut door = Door::of_message(msg, sigs)?;
+        if let Some(whole) = door.whole.take() {
+            let mut doc = Doc::arrived(doc_id, whole);
+            let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).and_then(|rewrite| {
+                let rows = match rewrite {
+                    Some(_) => Vec::new(),
+                    None => {
+                        let records = doc.touched_since(&[]);
+                        crate::write::rows_of(&doc, doc_id, &records)?
+                    }
+                };
+                Ok(Ahead { rewrite, rows })
+            });
+            door.whole = Some(doc.into_automerge());
+            door.ahead = Some(ahead);
+        }
+        Ok(door)
     }
 
     /// The door for a sync message.
@@ -44,13 +79,13 @@ impl Door {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
                 all.then_some(doc)
             });
-            return Ok(Door { changes, sigs: sigs.to_vec(), whole });
+            return Ok(Door { changes, sigs: sigs.to_vec(), whole, ahead: None });
         }
         let mut changes = Vec::new();
         for c in chunks {
             changes.extend(changes::changes_in(c).map_err(bad)?);
         }
-        Ok(Door { changes, sigs: sigs.to_vec(), whole: None })
+        Ok(Door { changes, sigs: sigs.to_vec(), whole: None, ahead: None })
     }
 }
 

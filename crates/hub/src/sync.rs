@@ -337,6 +337,13 @@ impl Replica for Hub {
         })
     }
 
+    /// The door of a sync message: its changes read, and a whole document loaded and checked
+    /// for rewritten records (the most work in taking a document this hub lacks), before the
+    /// hub is needed.
+    type Prepared = crate::Result<crate::signing::Door>;
+    fn prepare(doc: &DocId, msg: &Message, sigs: &[ChangeSig]) -> Option<Self::Prepared> {
+        Some(crate::signing::Door::prepared(doc.as_str(), msg, sigs))
+    }
     fn receive(
         &mut self,
         peer: &PeerId,
@@ -344,6 +351,7 @@ impl Replica for Hub {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
+        prepared: Option<Self::Prepared>,
     ) -> crate::Result<bool> {
         if doc.doc == aidmesh_replica::INDEX_DOC {
             return Err(crate::Error::NotAllowed("the index document is not synced".into()));
@@ -351,7 +359,8 @@ impl Replica for Hub {
         let cell = std::cell::RefCell::new(std::mem::take(state));
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
         let at = Timestamp::from_millis(doc.created_at);
-        let result = crate::signing::Door::of_message(&msg, sigs).and_then(|door| {
+        let door = prepared.unwrap_or_else(|| crate::signing::Door::of_message(&msg, sigs));
+        let result = door.and_then(|door| {
             self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d, taken| {
                 let mut state = cell.borrow_mut();
                 if taken {

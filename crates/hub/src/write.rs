@@ -4,7 +4,7 @@
 //! store transaction. If the transaction fails, the documents it touched are dropped from memory
 //! so that memory never runs ahead of the disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aidmesh_model::{
     views::check_amendment, Body, FieldError, Kind, Meta, Movement, MovementKind, Record, RecordId, Timestamp,
@@ -101,6 +101,12 @@ fn persist(tx: &mut Tx<'_>, p: &Prepared) -> aidmesh_store::Result<()> {
 
 /// A peer, and how to encode its sync state once a sync message was applied.
 pub(crate) type PeerState<'a> = (&'a str, &'a dyn Fn(&mut Doc) -> Vec<u8>);
+
+/// Whether records of `kind` are never changed once made (a kind this version does not know
+/// is not).
+pub(crate) fn append_only(kind: &str) -> bool {
+    Kind::parse(kind).is_ok_and(|k| k.append_only())
+}
 
 /// Records per Automerge commit in bulk writes: automerge's sync sends a whole document when a
 /// peer lacks more than a third of its changes by count, so large imports are many commits.
@@ -401,6 +407,7 @@ impl Hub {
                         keys = Some(self.hub_keys()?);
                     }
                     let whole = door.whole.take();
+                    let ahead = door.ahead.take();
                     self.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
                     let earlier = self.store.pending(item.doc)?;
                     let had_waiting = !earlier.is_empty();
@@ -417,8 +424,14 @@ impl Hub {
                     // one another change made, or replaces or removes one, is refused with everything
                     // that came with it, before anything is stored. The verdict rests on the changes
                     // alone, so every hub reaches it, whatever it held before.
-                    let fixed = |kind: &str| Kind::parse(kind).is_ok_and(|k| k.append_only());
-                    let rewrite = doc.rewrite_since(&before, fixed)?;
+                    let fixed = append_only;
+                    // What was worked out ahead, as the document was loaded, holds for the
+                    // document taken as it came: it held nothing before.
+                    let ahead = ahead.filter(|_| taken).transpose()?;
+                    let rewrite = match &ahead {
+                        Some(a) => a.rewrite.clone(),
+                        None => doc.rewrite_since(&before, fixed)?,
+                    };
                     // Changes that waited for this one's dependencies may apply now; checked apart,
                     // so that a rewrite among them is not blamed on this sender.
                     let mid = doc.heads();
@@ -452,16 +465,12 @@ impl Hub {
                     let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
                     let heads = doc.heads_text();
                     let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
-                    let mut rows = Vec::new();
-                    for id in &touched {
-                        match doc.get(id) {
-                            Ok(Some(rec)) => rows.push((index_row(&rec, item.doc, doc)?, rec)),
-                            Ok(None) => {}
-                            // A record another hub wrote that this version cannot read stays in the
-                            // document (it may be newer) but out of the index.
-                            Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
-                        }
-                    }
+                    // Rows read ahead are all there is to index unless changes that waited here
+                    // applied since.
+                    let rows = match ahead.filter(|_| !had_waiting) {
+                        Some(a) => a.rows,
+                        None => rows_of(doc, item.doc, &touched)?,
+                    };
                     let olds: Vec<Option<String>> = rows
                         .iter()
                         .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
@@ -1114,6 +1123,20 @@ fn body_rules(rec: &Record) -> Result<()> {
 pub(crate) fn parse_record(json: &str) -> Result<Record> {
     let v: Map<String, Value> = serde_json::from_str(json).map_err(|e| Error::Corrupt(format!("index entry: {e}")))?;
     Record::from_json(v).map_err(|e| Error::Corrupt(format!("index entry: {e}")))
+}
+
+/// The index rows of records `ids` of `doc`, with the records. A record another hub wrote that
+/// this version cannot read stays in the document (it may be newer) but out of the index.
+pub(crate) fn rows_of(doc: &Doc, doc_id: &str, ids: &BTreeSet<RecordId>) -> Result<Vec<(IndexRow, Record)>> {
+    let mut rows = Vec::new();
+    for id in ids {
+        match doc.get(id) {
+            Ok(Some(rec)) => rows.push((index_row(&rec, doc_id, doc)?, rec)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
+        }
+    }
+    Ok(rows)
 }
 
 fn index_row(rec: &Record, doc_id: &str, doc: &Doc) -> Result<IndexRow> {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use aidmesh_hub::model::Kind;
 use aidmesh_hub::{Clock, Hub, VaultState};
 use aidmesh_mesh::changes::ChangeSig;
-use aidmesh_mesh::session::{Frame, PeerId, Session};
+use aidmesh_mesh::session::{Frame, PeerId, Replica, Session};
 use aidmesh_mesh::whereabouts::Whereabouts;
 use serde_json::json;
 use util::*;
@@ -603,7 +603,7 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
         created_at: export.created_at.millis(),
         heads: String::new(),
     };
-    let stick = forged_bundle_with(&b, vec![], &[(info, tampered, vec![forged_sig])]);
+    let stick = forged_bundle_with(&b, vec![], &[(info.clone(), tampered, vec![forged_sig])]);
     let e = a.hub.import_bundle(&stick).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     assert_eq!(level(&a.hub), 100);
@@ -654,6 +654,33 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     let ended = refused_by(&mut a.hub, &mut peer);
     assert!(ended.contains(&format!("record {m} changed (quantity)")) && ended.contains("never changed"), "{ended}");
     assert_eq!(level(&a.hub), 100);
+    // To the hub that never held it, as a sync message prepared ahead (what a transport does
+    // with a large one): the whole document is loaded and checked before the hub is needed,
+    // and refused all the same.
+    let msg = automerge::sync::Message {
+        heads: doc.heads(),
+        need: vec![],
+        have: vec![],
+        changes: vec![whole.clone()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V1,
+    };
+    let prepared = <Hub as Replica>::prepare(&info.doc, &msg, &whole_sigs);
+    assert!(prepared.is_some());
+    let e = <Hub as Replica>::receive(
+        &mut far.hub,
+        &PeerId::named("south"),
+        &info,
+        &mut automerge::sync::State::new(),
+        msg,
+        &whole_sigs,
+        prepared,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert!(e.to_string().contains(&format!("record {m} changed (quantity)")), "{e}");
+    assert!(far.hub.get(&m).is_err(), "nothing of it stored");
+    assert!(far.hub.export_docs().unwrap().iter().all(|d| d.doc != export.doc), "nor the document");
 
     // Both refusals are listed for people, with where they came from.
     let refused = a.hub.authority().unwrap().refused;

@@ -336,16 +336,32 @@ fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed(
 /// listed with the hub that sent it; the same change, properly signed, is then taken.
 #[test]
 fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
+    changes_no_member_signed("");
+}
+
+/// The same, with documents large enough that the receiving hub reads their changes and loads
+/// them ahead, off the hub, while it applies the frames before them.
+#[test]
+fn changes_no_member_signed_are_refused_when_read_ahead_too() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let notes: String = (0..160_000).map(|_| rng.gen_range(b'a'..=b'z') as char).collect();
+    changes_no_member_signed(&notes);
+}
+
+fn changes_no_member_signed(notes: &str) {
     use aidmesh_mesh::changes::ChangeSig;
-    use aidmesh_mesh::session::DocInfo;
+    use aidmesh_mesh::session::{DocInfo, PREPARE_FROM};
     use automerge::sync::{Message, MessageVersion};
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut north = new_hub("North", 1);
     let mut south = new_hub("South", 2);
     let outsider = new_hub("Outsider", 3);
     join(&mut north.hub, &mut south.hub);
-    add(&mut south.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    add(&mut south.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen", "notes": notes}));
     let export = south.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
+    // Read ahead only past PREPARE_FROM bytes: each case goes one way or the other as meant.
+    assert_eq!(export.bytes.len() >= PREPARE_FROM, !notes.is_empty(), "{} bytes", export.bytes.len());
     let info = DocInfo {
         doc: export.doc.as_str().into(),
         partition: export.partition.clone(),

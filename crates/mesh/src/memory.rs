@@ -225,6 +225,11 @@ impl Replica for Mem {
         }
         changes::vouch_message(msg, &mut MemVouching { mem: self, doc }).map(|(sigs, _)| sigs).unwrap_or_default()
     }
+    // Nothing is read ahead: a simulation's documents are small.
+    type Prepared = ();
+    fn prepare(_: &DocId, _: &Message, _: &[ChangeSig]) -> Option<()> {
+        None
+    }
     fn receive(
         &mut self,
         peer: &PeerId,
@@ -232,6 +237,7 @@ impl Replica for Mem {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
+        _: Option<()>,
     ) -> Result<bool, MemRefused> {
         if let Some(s) = &mut self.signing {
             let mut d = self.docs.get_mut(&doc.doc);
@@ -803,7 +809,7 @@ mod tests {
             version: automerge::sync::MessageVersion::V1,
         };
         let info = DocInfo { doc: "d".into(), partition: "p".into(), created_at: 0, heads: String::new() };
-        h.receive(&PeerId::named("m"), &info, &mut State::new(), msg, &[tip]).unwrap();
+        h.receive(&PeerId::named("m"), &info, &mut State::new(), msg, &[tip], None).unwrap();
         assert_eq!(h.doc("d").get_heads().len(), 1, "m's first two changes are held, the third waits");
         // m's third change goes with the two before it, and waits at p too.
         sync_pair(&mut h, &mut p).expect("the session with a third hub goes on");

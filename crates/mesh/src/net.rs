@@ -32,7 +32,7 @@ use crate::meter::Meter;
 pub use crate::policy::Reach;
 use crate::policy::{Connected, Limits, Link, Policy, Review, Target};
 use crate::session::{
-    Backlog, DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem,
+    self, Backlog, DocInfo, Frame, PeerId, Replica, Session, SessionError, SharedFetches, Tick, Traffic, VaultItem,
     Whereabouts, MAX_FRAME,
 };
 
@@ -667,7 +667,7 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
     tracing::info!(peer = %peer.short(), ?link, "connected");
     let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (rd, mut wr) = tokio::io::split(Counted { inner: stream, bytes: bytes.clone() });
-    let (reader, mut frames) = read_frames(rd);
+    let (reader, mut frames) = read_frames(rd, Some(session::prepare::<H>));
     // However the connection ends, even by the task that runs it being aborted, the policy and
     // the peers view forget it and its reader stops.
     let _registered = Registered { shared: &shared, peer: &peer, conn, reader };
@@ -744,8 +744,9 @@ fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
     }
 }
 
-/// A frame read ahead, holding its share of the connection's read-ahead budget until handled.
-type ReadFrame = Result<(Frame, tokio::sync::OwnedSemaphorePermit), Ended>;
+/// A frame read ahead, with what was prepared of it ([`session::prepare`]), holding its share of
+/// the connection's read-ahead budget until handled.
+type ReadFrame<P> = Result<(Frame, Option<P>, tokio::sync::OwnedSemaphorePermit), Ended>;
 
 /// Bytes of frames (as received, and as inflated, by [`Frame::plain_len`]) a connection reads
 /// ahead of the session: a peer that sends while it does not read what this hub writes holds
@@ -756,12 +757,24 @@ const READ_AHEAD: usize = 4 * MAX_FRAME;
 /// ends instead, and the next one resumes from the sync state kept.
 const WRITE_WAIT: Duration = Duration::from_secs(120);
 
+/// A document loaded ahead weighs a few times the bytes it came as: a frame that `prepare` worked
+/// on holds this many times its length of the read-ahead budget more until it is handled.
+const PREPARED_WEIGHT: usize = 4;
+
 /// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
-/// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`].
-fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
+/// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`]. A frame
+/// worth it ([`session::worth_preparing`]) is given to `prepare` on a thread of its own first,
+/// so that the work that needs no hub (loading a whole document that arrives) is done while the
+/// hub applies the frames before it.
+fn read_frames<R, P>(
     mut rd: R,
-) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame>) {
-    let (tx, rx) = mpsc::channel::<ReadFrame>(64);
+    prepare: Option<fn(&Frame) -> Option<P>>,
+) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame<P>>)
+where
+    R: AsyncReadExt + Unpin + Send + 'static,
+    P: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<ReadFrame<P>>(64);
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let task = tokio::spawn(async move {
         loop {
@@ -779,7 +792,22 @@ fn read_frames<R: AsyncReadExt + Unpin + Send + 'static>(
                 drop(buf);
                 drop(permit);
                 permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
-                Ok((frame, permit))
+                let Some(prepare) = prepare.filter(|_| session::worth_preparing(&frame)) else {
+                    return Ok((frame, None, permit));
+                };
+                // Never more than the whole budget for one frame, which always gets through.
+                let held = frame.plain_len().clamp(1, READ_AHEAD);
+                let more = (PREPARED_WEIGHT * frame.plain_len()).min(READ_AHEAD - held);
+                if more > 0 {
+                    permit.merge(take(more).await.map_err(|_| Ended::Policy("the connection is closing"))?);
+                }
+                let (frame, prepared) = tokio::task::spawn_blocking(move || {
+                    let prepared = prepare(&frame);
+                    (frame, prepared)
+                })
+                .await
+                .map_err(|_| Ended::Policy("preparing a frame failed"))?;
+                Ok((frame, prepared, permit))
             }
             .await;
             let last = frame.is_err();
@@ -809,7 +837,7 @@ impl<H: Hub> Connection<'_, H> {
     async fn run<W: AsyncWriteExt + Unpin>(
         &mut self,
         wr: &mut W,
-        frames: &mut mpsc::Receiver<ReadFrame>,
+        frames: &mut mpsc::Receiver<ReadFrame<H::Prepared>>,
     ) -> Result<(), Ended> {
         let mut changes = self.shared.changed.subscribe();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -819,7 +847,10 @@ impl<H: Hub> Connection<'_, H> {
             let (out, changed) = tokio::select! {
                 f = frames.recv() => match f {
                     // The frame's read-ahead budget is given back once it is handled.
-                    Some(frame) => self.on_frame(frame?.0)?,
+                    Some(frame) => {
+                        let (frame, prepared, _budget) = frame?;
+                        self.on_frame(frame, prepared)?
+                    }
                     None => return Err(Ended::Closed(std::io::ErrorKind::UnexpectedEof.into())),
                 },
                 c = changes.recv() => match c {
@@ -838,13 +869,13 @@ impl<H: Hub> Connection<'_, H> {
 
     /// A frame from the peer, applied: the answer, and what it changed here. A frame the
     /// session refuses ends the connection, and what it changed is not announced.
-    fn on_frame(&mut self, frame: Frame) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
+    fn on_frame(&mut self, frame: Frame, prepared: Option<H::Prepared>) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
         // Nothing from a peer revoked since the last tick is applied.
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
             return Err(Ended::Policy(why));
         }
         let mut h = lock(&self.shared.hub);
-        let handled = self.session.handle(&mut *h, frame, self.shared.now());
+        let handled = self.session.handle_prepared(&mut *h, frame, prepared, self.shared.now());
         // Taken either way, so that what a refused frame changed is not announced later as
         // this hub's own writes.
         let changed = take_changes(&mut *h, true);
@@ -1154,7 +1185,7 @@ mod tests {
     #[tokio::test]
     async fn frames_are_read_ahead_only_within_the_budget() {
         let (mut peer, ours) = tokio::io::duplex(4 << 20);
-        let (reader, mut frames) = read_frames(ours);
+        let (reader, mut frames) = read_frames::<_, ()>(ours, None);
         let big = Frame::Sync { doc: "d".into(), msg: vec![0; MAX_FRAME - 100], sigs: vec![] }.encode();
         assert!(big.len() < 256 * 1024, "{} bytes on the wire", big.len());
         for _ in 0..6 {
@@ -1170,6 +1201,47 @@ mod tests {
         drop(frames.recv().await.unwrap().unwrap());
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(frames.len(), fits);
+        reader.abort();
+    }
+
+    /// A sync message large enough is prepared before it is handed on, in order, and holds
+    /// `1 + PREPARED_WEIGHT` times its length of the budget until handled (here 1 MB messages:
+    /// 12 fit in 64 MiB); one the size of the frame limit takes the whole budget and still
+    /// passes; small ones are not prepared.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_sync_messages_are_prepared_ahead_within_the_budget() {
+        let (mut peer, ours) = tokio::io::duplex(4 << 20);
+        let prepare: fn(&Frame) -> Option<String> = |f| match f {
+            Frame::Sync { doc, .. } => Some(format!("prepared {doc}")),
+            _ => None,
+        };
+        let (reader, mut frames) = read_frames(ours, Some(prepare));
+        let send = |doc: String, len: usize| Frame::Sync { doc: doc.into(), msg: vec![0; len], sigs: vec![] }.encode();
+        let mut wire = Vec::new();
+        for (doc, len) in [("small".to_string(), 100), ("limit".to_string(), MAX_FRAME - 100)]
+            .into_iter()
+            .chain((0..20).map(|i| (format!("d{i}"), 1 << 20)))
+        {
+            let f = send(doc, len);
+            wire.extend((f.len() as u32).to_be_bytes());
+            wire.extend(f);
+        }
+        peer.write_all(&wire).await.unwrap();
+        peer.flush().await.unwrap();
+        let (small, prepared, _) = frames.recv().await.unwrap().unwrap();
+        assert!(matches!(small, Frame::Sync { .. }) && prepared.is_none(), "a small message is not prepared");
+        let (_, prepared, budget) = frames.recv().await.unwrap().unwrap();
+        assert_eq!(prepared.as_deref(), Some("prepared limit"));
+        assert_eq!(budget.num_permits(), READ_AHEAD, "the whole budget, and no more");
+        drop(budget);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let fits = READ_AHEAD / ((1 << 20) + 6 + PREPARED_WEIGHT * ((1 << 20) + 6));
+        assert_eq!(fits, 12);
+        assert_eq!(frames.len(), fits, "the budget is full");
+        for i in 0..20 {
+            let (_, prepared, _) = frames.recv().await.unwrap().unwrap();
+            assert_eq!(prepared, Some(format!("prepared d{i}")), "in order");
+        }
         reader.abort();
     }
 }

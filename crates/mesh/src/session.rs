@@ -882,10 +882,20 @@ pub trait Replica {
     /// actor in it, the latest change of that actor held here, or a signed change that waits
     /// here, which then goes with the message ([`crate::changes::vouch_message`]).
     fn vouch(&mut self, doc: &DocId, msg: &mut Message) -> Vec<ChangeSig>;
+    /// What receiving a sync message needs that depends on the message alone, worked out ahead
+    /// ([`Replica::prepare`]).
+    type Prepared: Send + 'static;
+    /// Works out what receiving `msg` for `doc` with `sigs` needs that depends on nothing this
+    /// replica holds (reading the changes it carries, loading a whole document), so that a
+    /// transport can do it on another thread while the replica applies earlier messages; `None`
+    /// if there is nothing worth doing ahead. What it returns goes to [`Replica::receive`] with
+    /// the same message, and nowhere else.
+    fn prepare(doc: &DocId, msg: &Message, sigs: &[ChangeSig]) -> Option<Self::Prepared>;
     /// Checks a sync message's changes against `sigs` ([`crate::changes::check`]), applies it,
     /// creating the document if new, and persists it with the encoded `state` for (peer, doc)
     /// in one write. Returns whether any record changed. A change that fails the check refuses
-    /// the whole message: nothing is stored, and the error ends the session.
+    /// the whole message: nothing is stored, and the error ends the session. `prepared` is
+    /// what [`Replica::prepare`] made of this very message, if it was called.
     fn receive(
         &mut self,
         peer: &PeerId,
@@ -893,6 +903,7 @@ pub trait Replica {
         state: &mut State,
         msg: Message,
         sigs: &[ChangeSig],
+        prepared: Option<Self::Prepared>,
     ) -> Result<bool, Self::Error>;
     /// Every vault entry, to offer a peer.
     fn vault_items(&mut self) -> Vec<VaultItem>;
@@ -915,6 +926,26 @@ fn summary(r: &mut impl Replica) -> (Summary, Vec<DocInfo>) {
     let whereabouts: Vec<(HubId, u64, String)> =
         r.whereabouts().into_iter().map(|w| (w.hub, w.version, w.sig)).collect();
     (Summary::of(&docs, &r.vault_versions(), &whereabouts), docs)
+}
+
+/// Sync messages of at least this many bytes are worth preparing ahead ([`prepare`]); a smaller
+/// one (an edit, an acknowledgement) is applied at once, without a trip to another thread.
+pub const PREPARE_FROM: usize = 64 * 1024;
+
+/// What `R` makes ahead of a frame ([`Replica::prepare`]): `Some` only for a sync message of
+/// [`PREPARE_FROM`] bytes or more that decodes. The rest is read, checked and reported when the
+/// frame is handled.
+pub fn prepare<R: Replica>(frame: &Frame) -> Option<R::Prepared> {
+    let Frame::Sync { doc, msg, sigs } = frame else { return None };
+    if !worth_preparing(frame) {
+        return None;
+    }
+    R::prepare(doc, &Message::decode(msg).ok()?, sigs)
+}
+
+/// Whether `frame` is a sync message large enough to prepare ahead ([`PREPARE_FROM`]).
+pub fn worth_preparing(frame: &Frame) -> bool {
+    matches!(frame, Frame::Sync { msg, .. } if msg.len() >= PREPARE_FROM)
 }
 
 /// A sync message as a frame, with the signatures that vouch for its changes.
@@ -1146,6 +1177,18 @@ impl Session {
         frame: Frame,
         now: Timestamp,
     ) -> Result<(Vec<Frame>, bool), SessionError> {
+        self.handle_prepared(r, frame, None, now)
+    }
+
+    /// [`Session::handle`] for a frame a transport read ahead: `prepared` is what
+    /// [`Replica::prepare`] made of its sync message (see [`prepare`]).
+    pub fn handle_prepared<R: Replica>(
+        &mut self,
+        r: &mut R,
+        frame: Frame,
+        mut prepared: Option<R::Prepared>,
+        now: Timestamp,
+    ) -> Result<(Vec<Frame>, bool), SessionError> {
         self.last_heard = now;
         self.traffic.frames_in += 1;
         self.traffic.bytes_in += frame.plain_len() as u64;
@@ -1240,7 +1283,7 @@ impl Session {
                 self.asked.remove(&doc);
                 let state = self.state(r, &doc);
                 changed = r
-                    .receive(&peer, &info, state, msg, &sigs)
+                    .receive(&peer, &info, state, msg, &sigs, prepared.take())
                     .map_err(|why| SessionError::Replica { doc: doc.clone(), why: std::sync::Arc::new(why) })?;
                 if let (true, Some((f, id))) = (changed, &self.fetches) {
                     f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, &doc, now);

@@ -196,6 +196,19 @@ impl Doc {
         true
     }
 
+    /// `whole`, a document that arrived as one whole save, as a document to read and check
+    /// ([`Doc::rewrite_since`] from nothing, [`Doc::get`]) before any hub document takes it
+    /// ([`Doc::into_automerge`], then [`Doc::adopt`]): a hub may do that ahead, off the hub.
+    /// `id` names it in errors.
+    pub fn arrived(id: &str, whole: AutoCommit) -> Doc {
+        Doc { id: id.to_string(), doc: whole, touched: BTreeSet::new(), saved: Vec::new() }
+    }
+
+    /// The Automerge document inside.
+    pub fn into_automerge(self) -> AutoCommit {
+        self.doc
+    }
+
     /// Receives a sync message whose changes, one whole save, this document already took
     /// ([`Doc::adopt`]): the rest of the message (its heads, wants and bloom filter) goes to
     /// `state` exactly as if its changes had been applied now.
