@@ -16,7 +16,7 @@ use crate::{Error, Hub, Result};
 
 /// What vouches for the changes of one incoming document: the changes, and the signatures that
 /// came with them.
-pub struct Door {
+pub(crate) struct Door {
     pub(crate) changes: Vec<ChangeMeta>,
     pub(crate) sigs: Vec<ChangeSig>,
     /// The document, when it came as one whole save (to a hub that holds nothing of it): loaded
@@ -32,8 +32,9 @@ pub struct Door {
 pub(crate) struct Ahead {
     /// Whether a change rewrites a record an earlier one made ([`Doc::rewrite_since`] from nothing).
     pub(crate) rewrite: Option<aidmesh_replica::Rewrite>,
-    /// The records' index rows, unless a rewrite refuses the document.
-    pub(crate) rows: Vec<(aidmesh_store::IndexRow, aidmesh_model::Record)>,
+    /// The records' index rows, unless a rewrite refuses the document (an error reading them
+    /// counts where the rows are used, as it would have there).
+    pub(crate) rows: Result<Vec<(aidmesh_store::IndexRow, aidmesh_model::Record)>>,
 }
 
 impl Door {
@@ -51,15 +52,15 @@ impl Door {
         let mut door = Door::of_message(msg, sigs)?;
         if let Some(whole) = door.whole.take() {
             let mut doc = Doc::arrived(doc_id, whole);
-            let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).and_then(|rewrite| {
+            let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).map(|rewrite| {
                 let rows = match rewrite {
-                    Some(_) => Vec::new(),
+                    Some(_) => Ok(Vec::new()),
                     None => {
                         let records = doc.touched_since(&[]);
-                        crate::write::rows_of(&doc, doc_id, &records)?
+                        crate::write::rows_of(&doc, doc_id, &records)
                     }
                 };
-                Ok(Ahead { rewrite, rows })
+                Ahead { rewrite, rows }
             });
             door.whole = Some(doc.into_automerge());
             door.ahead = Some(ahead);

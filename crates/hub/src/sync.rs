@@ -340,9 +340,9 @@ impl Replica for Hub {
     /// The door of a sync message: its changes read, and a whole document loaded and checked
     /// for rewritten records (the most work in taking a document this hub lacks), before the
     /// hub is needed.
-    type Prepared = crate::Result<crate::signing::Door>;
+    type Prepared = PreparedDoor;
     fn prepare(doc: &DocId, msg: &Message, sigs: &[ChangeSig]) -> Option<Self::Prepared> {
-        Some(crate::signing::Door::prepared(doc.as_str(), msg, sigs))
+        Some(PreparedDoor { of: message_mark(msg), door: crate::signing::Door::prepared(doc.as_str(), msg, sigs) })
     }
     fn receive(
         &mut self,
@@ -359,7 +359,16 @@ impl Replica for Hub {
         let cell = std::cell::RefCell::new(std::mem::take(state));
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
         let at = Timestamp::from_millis(doc.created_at);
-        let door = prepared.unwrap_or_else(|| crate::signing::Door::of_message(&msg, sigs));
+        let door = match prepared {
+            Some(p) if p.of == message_mark(&msg) => p.door,
+            Some(_) => {
+                // Never the door of another message: it would check one set of changes and let
+                // another in.
+                tracing::error!(doc = %doc.doc, "a door prepared for another message: made again");
+                crate::signing::Door::of_message(&msg, sigs)
+            }
+            None => crate::signing::Door::of_message(&msg, sigs),
+        };
         let result = door.and_then(|door| {
             self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d, taken| {
                 let mut state = cell.borrow_mut();
@@ -488,6 +497,19 @@ impl aidmesh_mesh::net::Hub for Hub {
 }
 
 /// A peer as the list of refusals names it.
+/// A sync message's door worked out ahead ([`Replica::prepare`]), with a mark of the message it
+/// was made from.
+pub struct PreparedDoor {
+    of: (Vec<automerge::ChangeHash>, Vec<usize>),
+    door: crate::Result<crate::signing::Door>,
+}
+
+/// What tells one sync message from another for [`PreparedDoor`]: its heads and the length of
+/// each chunk of changes it carries.
+fn message_mark(msg: &Message) -> (Vec<automerge::ChangeHash>, Vec<usize>) {
+    (msg.heads.clone(), msg.changes.iter().map(<[u8]>::len).collect())
+}
+
 fn peer_source(peer: &PeerId) -> String {
     peer.hub().map(|h| format!("hub {h}")).unwrap_or_else(|| peer.to_string())
 }

@@ -468,7 +468,7 @@ impl Hub {
                     // Rows read ahead are all there is to index unless changes that waited here
                     // applied since.
                     let rows = match ahead.filter(|_| !had_waiting) {
-                        Some(a) => a.rows,
+                        Some(a) => a.rows?,
                         None => rows_of(doc, item.doc, &touched)?,
                     };
                     let olds: Vec<Option<String>> = rows

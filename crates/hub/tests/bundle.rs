@@ -657,14 +657,16 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     // To the hub that never held it, as a sync message prepared ahead (what a transport does
     // with a large one): the whole document is loaded and checked before the hub is needed,
     // and refused all the same.
-    let msg = automerge::sync::Message {
-        heads: doc.heads(),
+    let heads = doc.heads();
+    let msg_of = |bytes: &[u8]| automerge::sync::Message {
+        heads: heads.clone(),
         need: vec![],
         have: vec![],
-        changes: vec![whole.clone()].into(),
+        changes: vec![bytes.to_vec()].into(),
         flags: None,
         version: automerge::sync::MessageVersion::V1,
     };
+    let msg = msg_of(&whole);
     let prepared = <Hub as Replica>::prepare(&info.doc, &msg, &whole_sigs);
     assert!(prepared.is_some());
     let e = <Hub as Replica>::receive(
@@ -679,6 +681,21 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     .unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
     assert!(e.to_string().contains(&format!("record {m} changed (quantity)")), "{e}");
+    // What was prepared of another message (the honest document) is never used for this one.
+    let honest =
+        automerge::sync::Message { changes: vec![export.bytes.clone()].into(), heads: vec![], ..msg_of(&whole) };
+    let prepared = <Hub as Replica>::prepare(&info.doc, &honest, &export.sigs);
+    let e = <Hub as Replica>::receive(
+        &mut far.hub,
+        &PeerId::named("south"),
+        &info,
+        &mut automerge::sync::State::new(),
+        msg_of(&whole),
+        &whole_sigs,
+        prepared,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
     assert!(far.hub.get(&m).is_err(), "nothing of it stored");
     assert!(far.hub.export_docs().unwrap().iter().all(|d| d.doc != export.doc), "nor the document");
 

@@ -636,7 +636,10 @@ mod tests {
     ) -> Result<(), crate::session::SessionError> {
         let now = t();
         let (mut to_b, mut to_a): (VecDeque<Frame>, VecDeque<Frame>) = (to_b.into(), to_a.into());
+        let mut rounds = 0;
         while !(to_a.is_empty() && to_b.is_empty()) {
+            rounds += 1;
+            assert!(rounds < 10_000, "the two sides never went quiet");
             if let Some(f) = to_b.pop_front() {
                 to_a.extend(sb.handle(b, Frame::decode(&f.encode()).unwrap(), now)?.0);
             }
@@ -645,6 +648,44 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// A change a peer took before what it depends on waits in its memory only (here the first
+    /// of two changes is missing from the message, as when the peer's Bloom filter wrongly says
+    /// it holds it). Gone with the document (it left memory, or the hub restarted), the peer
+    /// asks again for what it lacks, and what it says it needs goes again, though it went before
+    /// in this session. Automerge alone holds it back as sent, and the peer asks in vain until
+    /// the session ends.
+    #[test]
+    fn what_a_peer_says_it_needs_goes_again_though_it_went_before() {
+        let now = t();
+        let (mut a, mut b) = (Mem::new(1), Mem::new(2));
+        // A history long enough that two new changes go as changes, not as the whole document.
+        for n in 0..12 {
+            a.edit("d", n);
+        }
+        let (mut sa, mut sb) = (Session::new(PeerId::named("b"), now), Session::new(PeerId::named("a"), now));
+        let (to_b, to_a) = (sa.start(&mut a, now), sb.start(&mut b, now));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, to_b, to_a).unwrap();
+        let d = DocId::from("d");
+        let heads = |m: &mut Mem| m.docs.get_mut(&d).unwrap().get_heads();
+        assert_eq!(heads(&mut a), heads(&mut b));
+        let before = b.docs.get_mut(&d).unwrap().fork();
+        // Two changes, the second depending on the first; the message reaches B without the first.
+        a.edit("d", 12);
+        a.edit("d", 13);
+        let info = a.docs().into_iter().find(|i| i.doc == d).unwrap();
+        let [Frame::Sync { doc, msg, sigs }] = &sa.changed(&mut a, &info, now)[..] else { panic!("one sync message") };
+        let mut m = Message::decode(msg).unwrap();
+        let second = a.docs.get_mut(&d).unwrap().get_last_local_change().unwrap().raw_bytes().to_vec();
+        m.changes = vec![second].into();
+        let cut = Frame::Sync { doc: doc.clone(), msg: m.encode(), sigs: sigs.clone() };
+        let (out, _) = sb.handle(&mut b, cut, now).unwrap();
+        assert!(!b.docs.get_mut(&d).unwrap().get_missing_deps(&[]).is_empty(), "the second waits for the first");
+        // B asks for the first; before the answer comes, what waited is gone.
+        b.docs.insert(d.clone(), before);
+        exchange(&mut a, &mut sa, &mut b, &mut sb, vec![], out).unwrap();
+        assert_eq!(heads(&mut a), heads(&mut b), "B got again what it lost");
     }
 
     /// The peer's budget decides a session from its start, not halfway: a `Metered` after the

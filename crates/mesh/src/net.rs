@@ -145,6 +145,8 @@ struct Shared<H: Hub> {
     /// The day's use of metered links, once read from the store. Taken before the hub's lock
     /// when both are needed, never after it.
     meter: Mutex<Option<Meter>>,
+    /// Frames being prepared ahead on blocking threads, by all connections ([`PREPARES_AT_ONCE`]).
+    preparing: Arc<tokio::sync::Semaphore>,
 }
 
 impl<H: Hub> Shared<H> {
@@ -237,6 +239,7 @@ impl<H: Hub> Mesh<H> {
                 clock,
                 peers_changed: tokio::sync::watch::Sender::new(0),
                 meter: Mutex::new(None),
+                preparing: Arc::new(tokio::sync::Semaphore::new(PREPARES_AT_ONCE)),
             }),
         })
     }
@@ -667,7 +670,8 @@ async fn run_connection<H: Hub, S: AsyncRead + AsyncWrite + Send + Unpin + 'stat
     tracing::info!(peer = %peer.short(), ?link, "connected");
     let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (rd, mut wr) = tokio::io::split(Counted { inner: stream, bytes: bytes.clone() });
-    let (reader, mut frames) = read_frames(rd, Some(session::prepare::<H>));
+    let preparer = Preparer { prepare: session::prepare::<H>, running: shared.preparing.clone() };
+    let (reader, mut frames) = read_frames(rd, Some(preparer));
     // However the connection ends, even by the task that runs it being aborted, the policy and
     // the peers view forget it and its reader stops.
     let _registered = Registered { shared: &shared, peer: &peer, conn, reader };
@@ -746,7 +750,21 @@ fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
 
 /// A frame read ahead, with what was prepared of it ([`session::prepare`]), holding its share of
 /// the connection's read-ahead budget until handled.
-type ReadFrame<P> = Result<(Frame, Option<P>, tokio::sync::OwnedSemaphorePermit), Ended>;
+type ReadFrame<P> = Result<(Frame, Option<Prepared<P>>, tokio::sync::OwnedSemaphorePermit), Ended>;
+
+/// What was prepared of a frame, holding one of its connection's [`PREPARED_AHEAD`] places
+/// until handled.
+struct Prepared<P> {
+    value: P,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// How a connection's reader prepares frames ([`read_frames`]): the replica's `prepare`, and
+/// the hub's count of preparations under way.
+struct Preparer<P> {
+    prepare: fn(&Frame) -> Option<P>,
+    running: Arc<tokio::sync::Semaphore>,
+}
 
 /// Bytes of frames (as received, and as inflated, by [`Frame::plain_len`]) a connection reads
 /// ahead of the session: a peer that sends while it does not read what this hub writes holds
@@ -758,17 +776,25 @@ const READ_AHEAD: usize = 4 * MAX_FRAME;
 const WRITE_WAIT: Duration = Duration::from_secs(120);
 
 /// A document loaded ahead weighs a few times the bytes it came as: a frame that `prepare` worked
-/// on holds this many times its length of the read-ahead budget more until it is handled.
+/// on holds this many times its length of the read-ahead budget more until it is handled (and
+/// is not prepared if that much is not free).
 const PREPARED_WEIGHT: usize = 4;
+/// Prepared frames one connection holds until they are handled: one ahead of the hub is all the
+/// pipeline needs, two keep it fed; the reader waits for a place before it prepares another.
+const PREPARED_AHEAD: usize = 2;
+/// Preparations that run at once for one hub, whatever the connections: one a core, on the
+/// laptops hubs run on. One that outlives its connection still counts until it ends.
+const PREPARES_AT_ONCE: usize = 2;
 
 /// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
 /// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`]. A frame
-/// worth it ([`session::worth_preparing`]) is given to `prepare` on a thread of its own first,
+/// worth it ([`session::worth_preparing`]) is given to the preparer on a blocking thread first,
 /// so that the work that needs no hub (loading a whole document that arrives) is done while the
-/// hub applies the frames before it.
+/// hub applies the frames before it: at most [`PREPARED_AHEAD`] prepared frames wait per
+/// connection, and [`PREPARES_AT_ONCE`] preparations run per hub.
 fn read_frames<R, P>(
     mut rd: R,
-    prepare: Option<fn(&Frame) -> Option<P>>,
+    preparer: Option<Preparer<P>>,
 ) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame<P>>)
 where
     R: AsyncReadExt + Unpin + Send + 'static,
@@ -776,6 +802,7 @@ where
 {
     let (tx, rx) = mpsc::channel::<ReadFrame<P>>(64);
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
+    let places = Arc::new(tokio::sync::Semaphore::new(PREPARED_AHEAD));
     let task = tokio::spawn(async move {
         loop {
             let frame = async {
@@ -792,22 +819,36 @@ where
                 drop(buf);
                 drop(permit);
                 permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
-                let Some(prepare) = prepare.filter(|_| session::worth_preparing(&frame)) else {
+                let Some(p) = preparer.as_ref().filter(|_| session::worth_preparing(&frame)) else {
                     return Ok((frame, None, permit));
                 };
-                // Never more than the whole budget for one frame, which always gets through.
+                let closing = |_| Ended::Policy("the connection is closing");
+                let place = places.clone().acquire_owned().await.map_err(closing)?;
+                // The weight of what is prepared, if the budget has it now (never more than the
+                // whole budget for one frame, which always gets through); else the frame goes as
+                // it came, and the hub does the work.
                 let held = frame.plain_len().clamp(1, READ_AHEAD);
                 let more = (PREPARED_WEIGHT * frame.plain_len()).min(READ_AHEAD - held);
                 if more > 0 {
-                    permit.merge(take(more).await.map_err(|_| Ended::Policy("the connection is closing"))?);
+                    match budget.clone().try_acquire_many_owned(more as u32) {
+                        Ok(m) => permit.merge(m),
+                        Err(_) => return Ok((frame, None, permit)),
+                    }
                 }
-                let (frame, prepared) = tokio::task::spawn_blocking(move || {
-                    let prepared = prepare(&frame);
-                    (frame, prepared)
+                let running = p.running.clone().acquire_owned().await.map_err(closing)?;
+                let prepare = p.prepare;
+                let (frame, value) = tokio::task::spawn_blocking(move || {
+                    // Held by the job itself: one that outlives its connection still counts.
+                    let _running = running;
+                    let value = prepare(&frame);
+                    (frame, value)
                 })
                 .await
-                .map_err(|_| Ended::Policy("preparing a frame failed"))?;
-                Ok((frame, prepared, permit))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "preparing a frame failed");
+                    Ended::Policy("preparing a frame failed")
+                })?;
+                Ok((frame, value.map(|value| Prepared { value, _place: place }), permit))
             }
             .await;
             let last = frame.is_err();
@@ -848,6 +889,7 @@ impl<H: Hub> Connection<'_, H> {
                 f = frames.recv() => match f {
                     // The frame's read-ahead budget is given back once it is handled.
                     Some(frame) => {
+                        // The frame's budget and place are given back once it is handled.
                         let (frame, prepared, _budget) = frame?;
                         self.on_frame(frame, prepared)?
                     }
@@ -869,13 +911,17 @@ impl<H: Hub> Connection<'_, H> {
 
     /// A frame from the peer, applied: the answer, and what it changed here. A frame the
     /// session refuses ends the connection, and what it changed is not announced.
-    fn on_frame(&mut self, frame: Frame, prepared: Option<H::Prepared>) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
+    fn on_frame(
+        &mut self,
+        frame: Frame,
+        prepared: Option<Prepared<H::Prepared>>,
+    ) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
         // Nothing from a peer revoked since the last tick is applied.
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
             return Err(Ended::Policy(why));
         }
         let mut h = lock(&self.shared.hub);
-        let handled = self.session.handle_prepared(&mut *h, frame, prepared, self.shared.now());
+        let handled = self.session.handle_prepared(&mut *h, frame, prepared.map(|p| p.value), self.shared.now());
         // Taken either way, so that what a refused frame changed is not announced later as
         // this hub's own writes.
         let changed = take_changes(&mut *h, true);
@@ -1204,10 +1250,10 @@ mod tests {
         reader.abort();
     }
 
-    /// A sync message large enough is prepared before it is handed on, in order, and holds
-    /// `1 + PREPARED_WEIGHT` times its length of the budget until handled (here 1 MB messages:
-    /// 12 fit in 64 MiB); one the size of the frame limit takes the whole budget and still
-    /// passes; small ones are not prepared.
+    /// A sync message large enough is prepared before it is handed on, in order, holding
+    /// `1 + PREPARED_WEIGHT` times its length of the budget and one of the connection's places
+    /// until handled: no more than `PREPARED_AHEAD` wait. One the size of the frame limit takes
+    /// the whole budget and still passes; small ones are not prepared.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn large_sync_messages_are_prepared_ahead_within_the_budget() {
         let (mut peer, ours) = tokio::io::duplex(4 << 20);
@@ -1215,7 +1261,8 @@ mod tests {
             Frame::Sync { doc, .. } => Some(format!("prepared {doc}")),
             _ => None,
         };
-        let (reader, mut frames) = read_frames(ours, Some(prepare));
+        let running = Arc::new(tokio::sync::Semaphore::new(PREPARES_AT_ONCE));
+        let (reader, mut frames) = read_frames(ours, Some(Preparer { prepare, running: running.clone() }));
         let send = |doc: String, len: usize| Frame::Sync { doc: doc.into(), msg: vec![0; len], sigs: vec![] }.encode();
         let mut wire = Vec::new();
         for (doc, len) in [("small".to_string(), 100), ("limit".to_string(), MAX_FRAME - 100)]
@@ -1231,16 +1278,16 @@ mod tests {
         let (small, prepared, _) = frames.recv().await.unwrap().unwrap();
         assert!(matches!(small, Frame::Sync { .. }) && prepared.is_none(), "a small message is not prepared");
         let (_, prepared, budget) = frames.recv().await.unwrap().unwrap();
-        assert_eq!(prepared.as_deref(), Some("prepared limit"));
+        assert_eq!(prepared.map(|p| p.value).as_deref(), Some("prepared limit"));
         assert_eq!(budget.num_permits(), READ_AHEAD, "the whole budget, and no more");
         drop(budget);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let fits = READ_AHEAD / ((1 << 20) + 6 + PREPARED_WEIGHT * ((1 << 20) + 6));
-        assert_eq!(fits, 12);
-        assert_eq!(frames.len(), fits, "the budget is full");
+        assert_eq!(frames.len(), PREPARED_AHEAD, "prepared frames wait in their places only");
+        assert_eq!(running.available_permits(), PREPARES_AT_ONCE, "nothing is being prepared");
         for i in 0..20 {
-            let (_, prepared, _) = frames.recv().await.unwrap().unwrap();
-            assert_eq!(prepared, Some(format!("prepared d{i}")), "in order");
+            let (_, prepared, budget) = frames.recv().await.unwrap().unwrap();
+            assert_eq!(prepared.map(|p| p.value), Some(format!("prepared d{i}")), "in order");
+            assert!(budget.num_permits() > PREPARED_WEIGHT * (1 << 20), "with its weight");
         }
         reader.abort();
     }

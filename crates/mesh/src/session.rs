@@ -1288,6 +1288,15 @@ impl Session {
                 if let (true, Some((f, id))) = (changed, &self.fetches) {
                     f.lock().unwrap_or_else(|e| e.into_inner()).progress(*id, &doc, now);
                 }
+                // What the peer says it needs goes again, even if it went before in this session:
+                // a change it took before what that change depends on waits in its memory only,
+                // and is gone once the document leaves memory or the hub restarts. Automerge
+                // would hold it back as sent, and the peer would ask in vain.
+                if let Some(st) = self.states.get_mut(&doc) {
+                    for h in st.their_need.iter().flatten() {
+                        st.sent_hashes.remove(h);
+                    }
+                }
                 // A document we did not have exists now: announce it back so the peer's view of
                 // ours is complete, then answer. A document that does not go in this session
                 // (it was on its way when the budget ran out) is kept, and not answered.
