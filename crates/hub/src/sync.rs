@@ -337,9 +337,9 @@ impl Replica for Hub {
         })
     }
 
-    /// The door of a sync message: its changes read, and a whole document loaded and checked
-    /// for rewritten records (the most work in taking a document this hub lacks), before the
-    /// hub is needed.
+    /// The door of a sync message: its changes read, and a whole document loaded, checked for
+    /// rewritten records and read into index rows (the most work in taking a document this hub
+    /// lacks), before the hub is needed.
     type Prepared = PreparedDoor;
     fn prepare(doc: &DocId, msg: &Message, sigs: &[ChangeSig]) -> Option<Self::Prepared> {
         Some(PreparedDoor { of: message_mark(msg), door: crate::signing::Door::prepared(doc.as_str(), msg, sigs) })
@@ -496,7 +496,6 @@ impl aidmesh_mesh::net::Hub for Hub {
     }
 }
 
-/// A peer as the list of refusals names it.
 /// A sync message's door worked out ahead ([`Replica::prepare`]), with a mark of the message it
 /// was made from.
 pub struct PreparedDoor {
@@ -510,6 +509,7 @@ fn message_mark(msg: &Message) -> (Vec<automerge::ChangeHash>, Vec<usize>) {
     (msg.heads.clone(), msg.changes.iter().map(<[u8]>::len).collect())
 }
 
+/// A peer as the list of refusals names it.
 fn peer_source(peer: &PeerId) -> String {
     peer.hub().map(|h| format!("hub {h}")).unwrap_or_else(|| peer.to_string())
 }

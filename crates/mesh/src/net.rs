@@ -753,7 +753,7 @@ fn unregister<H: Hub>(shared: &Shared<H>, peer: &HubId, conn: u64) {
 type ReadFrame<P> = Result<(Frame, Option<Prepared<P>>, tokio::sync::OwnedSemaphorePermit), Ended>;
 
 /// What was prepared of a frame, holding one of its connection's [`PREPARED_AHEAD`] places
-/// until handled.
+/// until the hub takes it up.
 struct Prepared<P> {
     value: P,
     _place: tokio::sync::OwnedSemaphorePermit,
@@ -779,8 +779,9 @@ const WRITE_WAIT: Duration = Duration::from_secs(120);
 /// on holds this many times its length of the read-ahead budget more until it is handled (and
 /// is not prepared if that much is not free).
 const PREPARED_WEIGHT: usize = 4;
-/// Prepared frames one connection holds until they are handled: one ahead of the hub is all the
-/// pipeline needs, two keep it fed; the reader waits for a place before it prepares another.
+/// Prepared frames one connection holds before the hub takes them up: one ahead of the hub is
+/// all the pipeline needs, two keep it fed; the reader waits for a place before it prepares
+/// another.
 const PREPARED_AHEAD: usize = 2;
 /// Preparations that run at once for one hub, whatever the connections: one a core, on the
 /// laptops hubs run on. One that outlives its connection still counts until it ends.
