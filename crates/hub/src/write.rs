@@ -424,13 +424,12 @@ impl Hub {
                     // one another change made, or replaces or removes one, is refused with everything
                     // that came with it, before anything is stored. The verdict rests on the changes
                     // alone, so every hub reaches it, whatever it held before.
-                    let fixed = append_only;
                     // What was worked out ahead, as the document was loaded, holds for the
                     // document taken as it came: it held nothing before.
                     let ahead = ahead.filter(|_| taken).transpose()?;
                     let rewrite = match &ahead {
                         Some(a) => a.rewrite.clone(),
-                        None => doc.rewrite_since(&before, fixed)?,
+                        None => doc.rewrite_since(&before, append_only)?,
                     };
                     // Changes that waited for this one's dependencies may apply now; checked apart,
                     // so that a rewrite among them is not blamed on this sender.
@@ -438,7 +437,7 @@ impl Hub {
                     for chunk in &earlier {
                         doc.apply_checked(chunk)?;
                     }
-                    let waited = if had_waiting { doc.rewrite_since(&mid, fixed)? } else { None };
+                    let waited = if had_waiting { doc.rewrite_since(&mid, append_only)? } else { None };
                     if let Some(r) = rewrite {
                         // The rewriting change may be one that waited here (from an earlier stick)
                         // and applied with what came now: what waits for this document goes too.

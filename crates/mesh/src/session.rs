@@ -936,11 +936,12 @@ pub const PREPARE_FROM: usize = 64 * 1024;
 /// [`PREPARE_FROM`] bytes or more that decodes. The rest is read, checked and reported when the
 /// frame is handled.
 pub fn prepare<R: Replica>(frame: &Frame) -> Option<R::Prepared> {
-    let Frame::Sync { doc, msg, sigs } = frame else { return None };
-    if !worth_preparing(frame) {
-        return None;
+    match frame {
+        Frame::Sync { doc, msg, sigs } if msg.len() >= PREPARE_FROM => {
+            R::prepare(doc, &Message::decode(msg).ok()?, sigs)
+        }
+        _ => None,
     }
-    R::prepare(doc, &Message::decode(msg).ok()?, sigs)
 }
 
 /// Whether `frame` is a sync message large enough to prepare ahead ([`PREPARE_FROM`]).
