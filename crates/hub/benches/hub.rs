@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aidmesh_hub::model::{Kind, Record, Timestamp};
+use aidmesh_hub::Driver;
 use aidmesh_hub::{Config, Hub, InitOptions, ManualClock, Scale};
 use serde_json::json;
 
@@ -81,29 +82,182 @@ fn rank(r: &Record) -> usize {
     }
 }
 
+/// Hubs that write the coalition: the founder (whose store becomes the coalition's file) and two
+/// it admits. Each writes the records of the generator's hub it stands for.
+const WRITERS: [&str; 3] = ["Bench hub", "Gate hub", "Kitchen hub"];
+/// Rounds of writing apart then syncing over the generated month (a record that refers to one
+/// another hub wrote in the same round waits for the next).
+const ROUNDS: usize = 24;
+/// A commit holds 1 to this many records, as a coordinator's form or a short import would.
+const MAX_BATCH: usize = 16;
+
+/// Generates the coalition the way hubs build one: three hubs each write their own sites'
+/// records in small commits over a month, and sync with each other after every round, so that
+/// every document holds many changes from several actors whose histories depend on each other.
 fn generate(store: &Path, scale: Scale) {
-    let clock = ManualClock::at(now());
+    use rand::{Rng, SeedableRng};
+    let start = now().plus_days(-30);
+    let clock = ManualClock::at(start);
     let tmp = store.with_extension("partial");
+    let dir = tempfile::tempdir().unwrap();
     let _ = std::fs::remove_file(&tmp);
-    let mut hub = Hub::init(
-        &tmp,
-        PASS,
-        &InitOptions { hub_name: "Bench hub".into(), location: String::new(), pin: None },
-        config(&clock),
-    )
-    .unwrap();
-    let mut recs = aidmesh_hub::generate(scale, 42, now());
-    recs.sort_by_key(rank);
-    let total = recs.len();
-    let mut done = 0;
-    for chunk in recs.chunks(20_000) {
-        let rows = chunk.iter().cloned().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
-        hub.import_records(rows).unwrap();
-        done += chunk.len();
-        eprintln!("  imported {done}/{total}");
+    let init = |path: &Path, name: &str, seed: u8| {
+        let opts = InitOptions { hub_name: name.into(), location: String::new(), pin: None };
+        let cfg = Config { handle: "bench".into(), clock: Box::new(clock.clone()), seed: [seed; 32] };
+        Hub::init(path, PASS, &opts, cfg).unwrap()
+    };
+    let mut hubs: Vec<Hub> = WRITERS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match i {
+            0 => init(&tmp, name, 3),
+            _ => init(&dir.path().join(format!("writer-{i}.aidmesh")), name, 3 + i as u8),
+        })
+        .collect();
+    for i in 1..hubs.len() {
+        let (founder, rest) = hubs.split_at_mut(1);
+        let (hub, other) = (&mut founder[0], &mut rest[i - 1]);
+        let code = hub.admit(&other.public_key(), WRITERS[i]).unwrap();
+        other.adopt(&code).unwrap();
+        other.set_coalition_key(&hub.coalition_key_hex().unwrap().unwrap()).unwrap();
     }
-    drop(hub);
+    let mut recs = aidmesh_hub::generate(scale, 42, now());
+    recs.sort_by_key(|r| (rank(r), r.meta.created_at));
+    let plan = plan(&recs);
+    let rounds = plan.iter().map(|(round, _)| round + 1).max().unwrap_or(0);
+    let total = recs.len();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let (mut done, mut commits) = (0, 0);
+    let t = Instant::now();
+    for round in 0..rounds {
+        for (w, hub) in hubs.iter_mut().enumerate() {
+            let mine: Vec<&Record> =
+                recs.iter().zip(&plan).filter(|(_, p)| **p == (round, w)).map(|(r, _)| r).collect();
+            let mut rest = &mine[..];
+            while !rest.is_empty() {
+                let n = rng.gen_range(1..=MAX_BATCH).min(rest.len());
+                let rows = rest[..n].iter().map(|r| (*r).clone()).enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
+                hub.import_records(rows).unwrap();
+                rest = &rest[n..];
+                done += n;
+                commits += 1;
+                // The month passes as the records are written.
+                let at = start.millis() + (now().millis() - start.millis()) * done as i64 / total.max(1) as i64;
+                clock.set(aidmesh_hub::model::Timestamp::from_millis(at.max(clock_ms(&clock))));
+            }
+        }
+        // Every hub syncs with the founder's, twice round, so each holds what all wrote.
+        for pass in 0..2 {
+            for i in 1..hubs.len() {
+                if pass == 1 && i == hubs.len() - 1 {
+                    continue;
+                }
+                let (founder, rest) = hubs.split_at_mut(1);
+                sync(&mut founder[0], &mut rest[i - 1], &clock);
+            }
+        }
+        eprintln!(
+            "  round {}/{rounds}: {done}/{total} records in {commits} commits, {:.0} s",
+            round + 1,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    clock.set(now());
+    history(&mut hubs[0]);
+    drop(hubs);
     std::fs::rename(&tmp, store).unwrap();
+    let _ = std::fs::remove_file(sibling(&tmp, ".lock"));
+}
+
+/// Prints how long the coalition's histories are: changes per document, and their actors.
+fn history(hub: &mut Hub) {
+    let docs = hub.export_docs().unwrap();
+    let (mut changes, mut most, mut actors, mut saved) = (0, 0, 0, 0);
+    for d in &docs {
+        let doc = automerge::Automerge::load(&d.bytes).unwrap();
+        let n = doc.get_changes(&[]).len();
+        let mut who: Vec<_> = doc.get_changes(&[]).iter().map(|c| c.actor_id().clone()).collect();
+        who.sort();
+        who.dedup();
+        (changes, most, actors, saved) = (changes + n, most.max(n), actors.max(who.len()), saved + d.bytes.len());
+    }
+    eprintln!(
+        "  {} documents, {changes} changes (at most {most} in one document), up to {actors} actors in one, {saved} bytes saved",
+        docs.len()
+    );
+}
+
+fn clock_ms(clock: &ManualClock) -> i64 {
+    aidmesh_hub::model::Clock::now(clock).millis()
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// For each record (in order), the round it is written in and the writer that writes it: the
+/// writer standing for the record's hub (the founder's for records of none), in the round its
+/// place in the order gives, or later where it refers to a record another writer makes in the
+/// same round or after (which reaches it only with that round's sync).
+fn plan(recs: &[Record]) -> Vec<(usize, usize)> {
+    use std::collections::HashMap;
+    let mut sites: HashMap<&str, usize> = HashMap::new();
+    for r in recs.iter().filter(|r| r.kind() == Kind::Hub) {
+        let n = sites.len();
+        sites.insert(r.id().as_str(), n % WRITERS.len());
+    }
+    let mut at: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut plan = Vec::with_capacity(recs.len());
+    for (i, r) in recs.iter().enumerate() {
+        let writer = sites.get(r.meta.created_hub.as_str()).copied().unwrap_or(0);
+        let mut round = i * ROUNDS / recs.len().max(1);
+        let mut targets: Vec<&str> = r.body.references().iter().map(|t| t.id.as_str()).collect();
+        if let aidmesh_hub::model::Body::Amendment(a) = &r.body {
+            targets.push(a.target.as_str());
+        }
+        for target in targets {
+            if let Some(&(tr, tw)) = at.get(target) {
+                round = round.max(if tw == writer { tr } else { tr + 1 });
+            }
+        }
+        at.insert(r.id().as_str(), (round, writer));
+        plan.push((round, writer));
+    }
+    plan
+}
+
+/// Syncs two hubs until neither has anything more to send, as a session between them on the
+/// mesh would, and checks that they then hold the same documents.
+fn sync(a: &mut Hub, b: &mut Hub, clock: &ManualClock) {
+    use aidmesh_mesh::session::{Frame, PeerId, Replica, Session};
+    use std::collections::VecDeque;
+    let now = aidmesh_hub::model::Clock::now(clock);
+    let (pa, pb) = (PeerId::named(&b.fingerprint().to_string()), PeerId::named(&a.fingerprint().to_string()));
+    let mut sa = Session::new(pa, now);
+    let mut sb = Session::new(pb, now);
+    let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
+    let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+    loop {
+        if let Some(f) = to_b.pop_front() {
+            to_a.extend(sb.handle(b, f, now).unwrap().0);
+        } else if let Some(f) = to_a.pop_front() {
+            to_b.extend(sa.handle(a, f, now).unwrap().0);
+        } else if sa.is_waiting() || sb.is_waiting() {
+            to_b.extend(sa.retry(a, now));
+            to_a.extend(sb.retry(b, now));
+            assert!(!to_a.is_empty() || !to_b.is_empty(), "a sync waits for a fetch nothing answers");
+        } else {
+            break;
+        }
+    }
+    let heads = |h: &mut Hub| -> Vec<(String, String)> {
+        let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.as_str().to_string(), d.heads)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(heads(a), heads(b), "two hubs synced until quiet hold different documents");
 }
 
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {

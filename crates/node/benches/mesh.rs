@@ -4,6 +4,7 @@
 //!     cargo bench -p aidmesh-node --bench mesh
 //!     AIDMESH_BENCH_SCALE=1 cargo bench -p aidmesh-node --bench mesh     # the full coalition
 //!     AIDMESH_BENCH_DIR=/dev/shm/x cargo bench -p aidmesh-node --bench mesh # stores in memory
+//!     AIDMESH_BENCH_COALITION=target/bench-data/old.aidmesh cargo bench ...  # another coalition
 //!
 //! The coalition is the hub bench's (`target/bench-data/coalition-<scale>.aidmesh`, scale 0.1 by
 //! default; made by the hub bench if missing). Hub A is a copy of it; hub B is new, admitted by
@@ -49,7 +50,10 @@ fn main() {
     }
     let scale = std::env::var("AIDMESH_BENCH_SCALE").unwrap_or_else(|_| "0.1".into());
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data");
-    let coalition = data.join(format!("coalition-{scale}.aidmesh"));
+    // AIDMESH_BENCH_COALITION: another coalition's store (one the hub bench generated before).
+    let coalition = std::env::var_os("AIDMESH_BENCH_COALITION")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data.join(format!("coalition-{scale}.aidmesh")));
     // Where the two hubs' stores go (AIDMESH_BENCH_DIR: another disk, or memory, to compare).
     let dir = std::env::var_os("AIDMESH_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| data.clone());
     if !coalition.exists() {

@@ -404,6 +404,53 @@ fn history_lists_the_changes_of_a_record() {
 }
 
 #[test]
+fn the_records_a_change_touched_are_read_from_its_operations_as_a_diff_would_find_them() {
+    let mut a = Doc::new("d", b"a");
+    let volunteer = |skills: usize| {
+        let mut v = Volunteer { handle: "fox".into(), languages: vec!["en".into()], ..Default::default() };
+        for _ in 0..skills {
+            v.skills.push(Skill { skill: SkillKind::Translation, languages: vec!["ar".into()], ..Default::default() });
+        }
+        record("v1", v)
+    };
+    for n in 0..50 {
+        a.create(&item(&format!("quiet{n}"), "Blankets")).unwrap();
+    }
+    a.create(&item("i1", "Water")).unwrap();
+    a.create(&item("i2", "Tents")).unwrap();
+    a.create(&volunteer(1)).unwrap();
+    a.commit(&author("a", 1));
+    let mut b = a.fork(b"b");
+    // On b: a text field rewritten (a text object inside the record), a list grown by a map
+    // (an object inside a list inside the record), a record made; on a, apart: a name.
+    let mut i1 = b.get(&"i1".into()).unwrap().unwrap();
+    if let Body::Item(x) = &mut i1.body {
+        x.notes = "keep dry, top shelf".into();
+    }
+    b.update(&i1).unwrap();
+    b.update(&volunteer(2)).unwrap();
+    b.create(&item("i3", "Soap")).unwrap();
+    b.commit(&author("b", 2));
+    let mut i2 = a.get(&"i2".into()).unwrap().unwrap();
+    if let Body::Item(x) = &mut i2.body {
+        x.name = "Tents (large)".into();
+    }
+    a.update(&i2).unwrap();
+    a.commit(&author("a", 3));
+    let ids = |v: &[&str]| v.iter().map(|s| RecordId::from(*s)).collect::<BTreeSet<_>>();
+    let merge = |into: &mut Doc, from: &mut Doc, expected: BTreeSet<RecordId>| {
+        let before = into.heads();
+        let touched = into.merge(from).unwrap();
+        let after = into.heads();
+        assert_eq!(into.written_since(&before), Some(expected.clone()), "read from the operations");
+        assert_eq!(touched, expected);
+        assert_eq!(into.diffed_since(&before, &after), expected, "a diff finds the same");
+    };
+    merge(&mut a, &mut b, ids(&["i1", "v1", "i3"]));
+    merge(&mut b, &mut a, ids(&["i2"]));
+}
+
+#[test]
 fn apply_reports_touched_records_and_rejects_garbage() {
     let mut a = Doc::new("d", b"a");
     let mut b = a.fork(b"b");
@@ -527,7 +574,12 @@ proptest! {
                 }
                 Op::Sync { from, to } if from != to => {
                     let (a, b) = if from < to { let (x, y) = reps.split_at_mut(to); (&mut x[from], &mut y[0]) } else { let (x, y) = reps.split_at_mut(from); (&mut y[0], &mut x[to]) };
-                    b.merge(a).unwrap();
+                    let before = b.heads();
+                    let touched = b.merge(a).unwrap();
+                    let after = b.heads();
+                    // What changed is read from the changes: at least every record a diff finds.
+                    let diffed = b.diffed_since(&before, &after);
+                    prop_assert!(touched.is_superset(&diffed), "touched {:?}, diffed {:?}", touched, diffed);
                 }
                 Op::Sync { .. } => {}
             }
