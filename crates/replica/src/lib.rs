@@ -22,6 +22,13 @@ use automerge::{
 };
 use serde_json::{Map, Number, Value as Json};
 
+/// Overwrites in one merge that [`Doc::touched_since`] checks one by one; past it, a diff of the
+/// document is cheaper.
+const CHECKED_OVERWRITES: usize = 256;
+/// How deep below the root a record's fields go (a record, a list in it, a map in the list, a
+/// text in the map, ...), with room to spare.
+const MAX_DEPTH: usize = 8;
+
 /// The id of the index document, the same at every hub.
 pub const INDEX_DOC: &str = "index";
 /// Catalogue shards stop taking new records at about this many.
@@ -575,40 +582,100 @@ impl Doc {
     }
 
     /// The records that the changes after `before` write into: at the root, or into any object
-    /// below one. `None` if an object's place in the document cannot be read.
+    /// below one. `None` where the operations alone cannot say, and a diff must:
+    ///
+    /// - an operation that overwrites or increments (its predecessors) names a predecessor that
+    ///   was not a value at its own key as of `before`. Automerge applies a predecessor wherever
+    ///   it meets it in the objects a change writes into, so such a change (no honest hub makes
+    ///   one) could hide a value of a record the operations do not name. A deletion is read back
+    ///   at the key it deletes, so it names its record whatever it claimed; an overwrite in a
+    ///   list is checked the same way by the diff;
+    /// - a key at the root that is not a name, or an object whose place cannot be read (or lies
+    ///   deeper than any record's fields);
+    /// - more overwrites than are worth checking one by one ([`CHECKED_OVERWRITES`]).
     fn written_since(&mut self, before: &[ChangeHash]) -> Option<BTreeSet<RecordId>> {
-        use automerge::legacy::{Key, ObjectId};
-        let mut out = BTreeSet::new();
-        // The record each object written into is part of.
-        let mut records: std::collections::HashMap<(u64, ActorId), String> = Default::default();
-        for change in self.doc.get_changes(before) {
-            for op in change.decode().operations {
-                match &op.obj {
-                    ObjectId::Root => {
-                        if let Key::Map(id) = &op.key {
-                            out.insert(RecordId::from(id.as_str()));
-                        }
-                    }
-                    ObjectId::Id(oid) => {
-                        let at = (oid.0, oid.1.clone());
-                        if let Some(id) = records.get(&at) {
-                            out.insert(RecordId::from(id.as_str()));
-                            continue;
-                        }
-                        let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
-                        let path = self.doc.parents(&obj).ok()?.path();
-                        let id = match path.first() {
-                            Some((o, Prop::Map(id))) if *o == ROOT => id.clone(),
-                            // Every object is part of a record (a map at the root).
-                            _ => return None,
-                        };
-                        out.insert(RecordId::from(id.as_str()));
-                        records.insert(at, id);
-                    }
+        use automerge::legacy::{Key, ObjectId, OpType};
+        // Automerge rebuilds the changes from the document, and panics where a forged change
+        // left it unable to (two operations claiming one place): a diff says then.
+        let doc = &mut self.doc;
+        let ops = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut ops = Vec::new();
+            for change in doc.get_changes(before) {
+                let (start, actor) = (change.start_op().get(), change.actor_id().clone());
+                for (i, op) in change.decode().operations.into_iter().enumerate() {
+                    ops.push(((start + i as u64, actor.clone()), op));
                 }
             }
+            ops
+        }))
+        .ok()?;
+        // Checked before any object's place is read: Automerge panics reading the place of an
+        // object made at a position of the root map.
+        if ops.iter().any(|(_, op)| op.obj == ObjectId::Root && !matches!(op.key, Key::Map(_))) {
+            return None;
+        }
+        let overwrites = ops.iter().filter(|(_, op)| !op.pred.is_empty() && op.action != OpType::Delete).count();
+        if overwrites > CHECKED_OVERWRITES {
+            return None;
+        }
+        let mut out = BTreeSet::new();
+        // The record each object is part of: objects made by these changes as they are made,
+        // others from their place in the document.
+        let mut records: std::collections::HashMap<(u64, ActorId), String> = Default::default();
+        for (id, op) in &ops {
+            let (obj, record) = match &op.obj {
+                ObjectId::Root => {
+                    let Key::Map(key) = &op.key else { return None };
+                    (ROOT, key.to_string())
+                }
+                ObjectId::Id(oid) => {
+                    let at = (oid.0, oid.1.clone());
+                    let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
+                    let record = match records.get(&at) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = self.record_of(&obj)?;
+                            records.insert(at, r.clone());
+                            r
+                        }
+                    };
+                    (obj, record)
+                }
+            };
+            if !op.pred.is_empty() && op.action != OpType::Delete {
+                let Key::Map(key) = &op.key else { return None };
+                let held = self.doc.get_all_at(&obj, key.as_str(), before).ok()?;
+                let was_there = |p: &automerge::legacy::OpId| {
+                    held.iter().any(|(_, e)| matches!(e, ObjId::Id(c, a, _) if *c == p.0 && *a == p.1))
+                };
+                if !op.pred.iter().all(was_there) {
+                    return None;
+                }
+            }
+            if matches!(op.action, OpType::Make(_)) {
+                records.insert(id.clone(), record.clone());
+            }
+            out.insert(RecordId::from(record.as_str()));
         }
         Some(out)
+    }
+
+    /// The record (the key at the root) that `obj` is part of; `None` if its place cannot be
+    /// read or lies deeper than any record's fields.
+    fn record_of(&self, obj: &ObjId) -> Option<String> {
+        // Reading a place is read-only; Automerge panics on some malformed documents (an object
+        // at a position of a map), which must not take the hub down.
+        let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.doc.parents(obj).ok().map(|p| p.take(MAX_DEPTH + 1).collect::<Vec<_>>())
+        }))
+        .ok()??;
+        match path.last() {
+            Some(p) if path.len() <= MAX_DEPTH && p.obj == ROOT => match &p.prop {
+                Prop::Map(id) => Some(id.clone()),
+                Prop::Seq(_) => None,
+            },
+            _ => None,
+        }
     }
 
     /// [`Doc::touched_since`] by a diff of the two versions: every record whose state differs.

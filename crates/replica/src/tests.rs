@@ -450,6 +450,82 @@ fn the_records_a_change_touched_are_read_from_its_operations_as_a_diff_would_fin
     merge(&mut b, &mut a, ids(&["i2"]));
 }
 
+/// A change no honest hub makes: `forge` rewrites the one operation of a change that makes a
+/// record at the root. The records it touched must still include every record whose state it
+/// changed, however it came to change it.
+#[test]
+fn a_forged_change_cannot_hide_which_records_it_touched() {
+    use automerge::legacy::{ElementId, Key, OpId};
+    let forged = |forge: &dyn Fn(&mut automerge::legacy::Op, &OpId)| {
+        let mut a = Doc::new("d", b"a");
+        a.create(&item("abc", "Water")).unwrap();
+        a.create(&item("mmm", "Tents")).unwrap();
+        a.commit(&author("a", 1));
+        let victim = match a.automerge().get(automerge::ROOT, "abc").unwrap() {
+            Some((_, ObjId::Id(counter, actor, _))) => OpId(counter, actor),
+            other => panic!("{other:?}"),
+        };
+        let mut b = a.fork(b"b");
+        let before = b.heads();
+        b.automerge().put(automerge::ROOT, "zzz", "a value at the root").unwrap();
+        b.commit(&author("b", 2));
+        let mut change = b.changes_after(&before).remove(0).decode();
+        assert_eq!(change.operations.len(), 1);
+        forge(&mut change.operations[0], &victim);
+        let bytes = automerge::Change::from(change).raw_bytes().to_vec();
+        let before = a.heads();
+        // Automerge may refuse it, or panic taking it (the hub's ingest catches that and drops
+        // the document); if it takes it, every record it changed is reported.
+        let taken =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.apply_checked(&bytes).is_ok())).unwrap_or(false);
+        if taken {
+            let touched = a.touched_since(&before);
+            let after = a.heads();
+            let diffed = a.diffed_since(&before, &after);
+            assert!(touched.is_superset(&diffed), "touched {touched:?}, yet {diffed:?} changed");
+        }
+        taken
+    };
+    // Overwrites the record at another key: Automerge takes it and "abc" is gone from the
+    // document; rebuilding the change then panics in Automerge, and the diff says what changed.
+    assert!(forged(&|op, victim| op.pred = vec![victim.clone()].into()));
+    // A position at the root map, not a name, with and without the overwrite (Automerge panics
+    // taking these today; whatever it does, nothing it changed goes unreported).
+    let _ = forged(&|op, _| op.key = Key::Seq(ElementId::Head));
+    let _ = forged(&|op, victim| {
+        op.key = Key::Seq(ElementId::Id(victim.clone()));
+        op.pred = vec![victim.clone()].into();
+    });
+}
+
+/// Objects nested deeper than any record's fields: the record is still found, whether the
+/// objects came with the change (their places known as they are made) or were there before
+/// (their places read, at most `MAX_DEPTH` deep, else a diff).
+#[test]
+fn a_write_deep_inside_a_record_touches_that_record() {
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("quiet", "Blankets")).unwrap();
+    a.commit(&author("a", 1));
+    let mut b = a.fork(b"b");
+    let before = b.heads();
+    let mut obj = b.automerge().put_object(automerge::ROOT, "deep", ObjType::Map).unwrap();
+    for depth in 0..20 {
+        obj = b.automerge().put_object(&obj, format!("level{depth}"), ObjType::Map).unwrap();
+    }
+    b.commit(&author("b", 2));
+    let deep = BTreeSet::from([RecordId::from("deep")]);
+    assert_eq!(b.written_since(&before), Some(deep.clone()), "made in these changes");
+    let before_a = a.heads();
+    assert_eq!(a.merge(&mut b).unwrap(), deep);
+    assert_eq!(a.written_since(&before_a), Some(deep.clone()));
+    // Written into later: the place of the deepest object is read, and is too deep.
+    let before = b.heads();
+    b.automerge().put(&obj, "note", "here").unwrap();
+    b.commit(&author("b", 3));
+    assert_eq!(b.written_since(&before), None, "deeper than a record's fields: a diff says");
+    assert_eq!(b.touched_since(&before), deep);
+}
+
 #[test]
 fn apply_reports_touched_records_and_rejects_garbage() {
     let mut a = Doc::new("d", b"a");
