@@ -69,7 +69,7 @@ struct Known {
 /// Where a hub's knowledge keeps the authority log's heads, beside the documents' heads.
 const AUTHORITY: &str = "authority";
 
-fn parse_heads<'a>(hs: impl IntoIterator<Item = &'a str>) -> Vec<ChangeHash> {
+pub(crate) fn parse_heads<'a>(hs: impl IntoIterator<Item = &'a str>) -> Vec<ChangeHash> {
     hs.into_iter().filter_map(|h| h.parse().ok()).collect()
 }
 

@@ -16,6 +16,27 @@ use crate::Driver;
 use crate::Hub;
 
 impl Hub {
+    /// The heads of document `doc` as stored, when it is not in memory (in memory, its own
+    /// heads say more: changes may wait there for what they depend on).
+    fn stored_heads(&self, doc: &str) -> Option<Vec<automerge::ChangeHash>> {
+        if self.docs.contains_key(doc) {
+            return None;
+        }
+        let heads = self.store.heads_of(doc).ok()??;
+        Some(crate::bundle::parse_heads(heads.split_whitespace()))
+    }
+
+    /// Whether `heads` are all among document `doc`'s heads as stored (see [`Hub::stored_heads`]).
+    fn stored_heads_hold(&self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
+        self.stored_heads(doc).is_some_and(|held| heads.iter().all(|h| held.contains(h)))
+    }
+
+    /// Whether `msg` acknowledges all that document `doc` holds while it is not in memory: it
+    /// can then be taken without loading the document ([`aidmesh_replica::acknowledged`]).
+    fn acknowledges_unloaded(&self, doc: &str, msg: &automerge::sync::Message) -> bool {
+        self.stored_heads(doc).is_some_and(|heads| aidmesh_replica::Doc::acknowledges(msg, &heads))
+    }
+
     /// Whether this hub syncs over the internet where the coalition names relays (or the hub
     /// knows peers' addresses there): on unless switched off here (a coalition, or one hub,
     /// may want LAN and USB only). Kept in the store, so it holds across restarts.
@@ -312,6 +333,11 @@ impl Replica for Hub {
         if doc == aidmesh_replica::INDEX_DOC {
             return None;
         }
+        // A document not in memory that the peer said it holds all of, with nothing asked, is
+        // not loaded to learn that there is nothing to send.
+        if self.stored_heads(doc.as_str()).is_some_and(|heads| aidmesh_replica::nothing_to_send(state, &heads)) {
+            return None;
+        }
         match self.doc(doc) {
             Ok(d) => d.automerge().sync().generate_sync_message(state),
             // A document the peer announced that we do not hold yet: ask for everything.
@@ -324,6 +350,11 @@ impl Replica for Hub {
     }
 
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
+        // A document not in memory is not loaded to learn that it holds the peer's heads when
+        // they are among its own as stored (a peer that holds what this hub holds).
+        if heads.is_empty() || self.stored_heads_hold(doc.as_str(), heads) {
+            return false;
+        }
         match self.doc(doc) {
             Ok(d) => heads.iter().any(|h| !d.has_change(h)),
             Err(_) => !heads.is_empty(),
@@ -355,6 +386,18 @@ impl Replica for Hub {
     ) -> crate::Result<bool> {
         if doc.doc == aidmesh_replica::INDEX_DOC {
             return Err(crate::Error::NotAllowed("the index document is not synced".into()));
+        }
+        // An acknowledgement of everything this hub holds of a document not in memory (a new
+        // hub says it took the document it was sent) moves the sync state as receiving it on
+        // the document would, without loading the document again.
+        if self.acknowledges_unloaded(&doc.doc, &msg) {
+            aidmesh_replica::acknowledged(state, msg);
+            let bytes = state.encode();
+            let stored = self.store.sync_state(peer.as_str(), doc.doc.as_str());
+            if stored.as_ref().ok().and_then(|s| s.as_ref()) != Some(&bytes) {
+                self.store.write_resendable(|tx| tx.set_sync_state(peer.as_str(), doc.doc.as_str(), &bytes))?;
+            }
+            return Ok(false);
         }
         let cell = std::cell::RefCell::new(std::mem::take(state));
         let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();

@@ -235,6 +235,16 @@ impl Doc {
         Ok(())
     }
 
+    /// Whether `msg` is an acknowledgement of everything this document holds: no changes, and
+    /// the sender's heads are `heads`, this document's own (none is not an acknowledgement).
+    /// [`acknowledged`] then takes it without the document.
+    pub fn acknowledges(msg: &automerge::sync::Message, heads: &[ChangeHash]) -> bool {
+        let (mut theirs, mut ours) = (msg.heads.clone(), heads.to_vec());
+        theirs.sort_unstable();
+        ours.sort_unstable();
+        msg.changes.is_empty() && !ours.is_empty() && theirs == ours
+    }
+
     /// Loads what can be loaded of a document whose saved changes clash: two changes with the
     /// same actor and sequence number (written by two processes as one actor), which Automerge
     /// refuses to load at all. The first of each clashing pair is kept, the second dropped with
@@ -981,6 +991,60 @@ impl Doc {
     fn err(&self, source: automerge::AutomergeError) -> Error {
         Error::Automerge { doc: self.id.clone(), source: Box::new(source) }
     }
+}
+
+/// Receives into `state` an acknowledgement of everything a document holds
+/// ([`Doc::acknowledges`]) without the document: `state` moves exactly as
+/// Automerge's `receive_sync_message` would move it on the document (tested against it). A
+/// serving hub gets one for each document a new hub takes, and need not load it again for it.
+pub fn acknowledged(state: &mut automerge::sync::State, msg: automerge::sync::Message) {
+    use automerge::sync::{Capability, MessageFlags};
+    state.in_flight = false;
+    if let Some(flags) = msg.flags {
+        let mut caps = vec![Capability::MessageV2];
+        if flags.contains(MessageFlags::SUPPORTS_SYNC_RESET) {
+            caps.push(Capability::SyncReset);
+        }
+        state.their_capabilities = Some(caps);
+        state.peer_read_only = flags.contains(MessageFlags::READ_ONLY);
+    }
+    // Everything sent was a change held here, so one of the peer's heads or before them: none
+    // is left that the peer has not seen (Automerge keeps those not among their ancestors).
+    state.sent_hashes.clear();
+    // The heads are this document's: Automerge notes them as the heads last sent, and as
+    // shared.
+    state.last_sent_heads.clone_from(&msg.heads);
+    state.shared_heads.clone_from(&msg.heads);
+    state.their_have = Some(msg.have);
+    state.their_heads = Some(msg.heads);
+    state.their_need = Some(msg.need);
+}
+
+/// Whether Automerge's `generate_sync_message` has nothing to send, on a document whose heads
+/// are `heads`, as read from `state` alone (tested against it): the peer said it holds exactly
+/// these heads and needs nothing, and this side last said them too. A serving hub then need not
+/// load the document to learn it. `false` where it cannot tell.
+pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> bool {
+    let sorted = |v: &[ChangeHash]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v
+    };
+    let heads = sorted(heads);
+    if heads.is_empty() || state.read_only || state.peer_read_only || state.needs_reset || !state.have_responded {
+        return false;
+    }
+    let (Some(their_heads), Some(need), Some(have)) = (&state.their_heads, &state.their_need, &state.their_have) else {
+        return false;
+    };
+    // What the peer last synced at, in its summary: Automerge offers what came after it.
+    let mut last_sync: Vec<ChangeHash> = have.iter().flat_map(|h| h.last_sync.iter().copied()).collect();
+    last_sync.sort_unstable();
+    last_sync.dedup();
+    sorted(&state.last_sent_heads) == heads
+        && sorted(their_heads) == heads
+        && need.is_empty()
+        && (have.is_empty() || last_sync == heads)
 }
 
 fn scalar_to_json(s: &ScalarValue) -> Json {

@@ -158,6 +158,82 @@ fn a_document_taken_whole_syncs_on_as_if_applied() {
     assert_eq!(held.heads(), before);
 }
 
+/// An acknowledgement of all a document holds moves the sync state as receiving it on the
+/// document does (in memory, and in the next message), wherever one comes: after a whole
+/// document, and after rounds of edits made on both sides.
+#[test]
+fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
+    use automerge::sync::{State, SyncDoc};
+    let mut a = Doc::new("d", b"a");
+    for n in 0..120 {
+        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
+        if n % 40 == 39 {
+            a.commit(&author("a", n));
+        }
+    }
+    let mut b = Doc::new("d", b"b");
+    let (mut sa, mut sb) = (State::new(), State::new());
+    let (mut acks, mut quiet) = (0, 0);
+    // Rounds of sync, with edits on both sides between some of them.
+    for round in 0..6 {
+        if round == 2 || round == 4 {
+            a.create(&item(&format!("a{round}"), "From a")).unwrap();
+            a.commit(&author("a", 1000 + round));
+            b.create(&item(&format!("b{round}"), "From b")).unwrap();
+            b.commit(&author("b", 1000 + round));
+        }
+        // Receives `m` on `to`, and where it is an acknowledgement, without `to` as well.
+        let mut deliver = |to: &mut Doc, state: &mut State, m: automerge::sync::Message| {
+            if Doc::acknowledges(&m, &to.heads()) {
+                acks += 1;
+                let mut without = state.clone();
+                acknowledged(&mut without, m.clone());
+                to.automerge().sync().receive_sync_message(state, m).unwrap();
+                assert_eq!(format!("{without:?}"), format!("{state:?}"), "the same state either way");
+                let next = to.automerge().sync().generate_sync_message(&mut without.clone());
+                assert_eq!(next, to.automerge().sync().generate_sync_message(&mut state.clone()));
+                // What comes next is known without the document too, when it is nothing.
+                let heads = to.heads();
+                if nothing_to_send(&without, &heads) {
+                    assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
+                    quiet += 1;
+                }
+            } else {
+                to.automerge().sync().receive_sync_message(state, m).unwrap();
+                let next = to.automerge().sync().generate_sync_message(&mut state.clone());
+                if nothing_to_send(state, &to.heads()) {
+                    assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
+                }
+            }
+        };
+        for _ in 0..8 {
+            let to_b = a.automerge().sync().generate_sync_message(&mut sa);
+            let sent = to_b.is_some();
+            if let Some(m) = to_b {
+                deliver(&mut b, &mut sb, m);
+            }
+            match b.automerge().sync().generate_sync_message(&mut sb) {
+                Some(m) => deliver(&mut a, &mut sa, m),
+                None if !sent => break,
+                None => {}
+            }
+        }
+        assert_eq!(a.heads(), b.heads(), "round {round} converged");
+    }
+    assert!(acks >= 3, "an acknowledgement after the whole document and after each round of edits ({acks})");
+    assert_eq!(quiet, acks, "after each acknowledgement, nothing to send is known without the document");
+    // Not nothing: a fresh state, or one whose peer needs something.
+    assert!(!nothing_to_send(&State::new(), &a.heads()));
+    let mut needs = sa.clone();
+    needs.their_need = Some(a.heads());
+    assert!(!nothing_to_send(&needs, &a.heads()));
+    // Not an acknowledgement: changes with it, other heads, or none.
+    let mut sb2 = State::new();
+    let first = Doc::new("d", b"c").automerge().sync().generate_sync_message(&mut sb2).unwrap();
+    assert!(!Doc::acknowledges(&first, &a.heads()), "a peer that holds nothing");
+    assert!(!Doc::acknowledges(&first, &[]), "a document with no heads");
+}
+
 #[test]
 fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     let mut a = Doc::new("d", b"a");

@@ -701,6 +701,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// One document's heads as last saved (hex hashes separated by spaces), where known.
+    pub fn heads_of(&self, doc: &str) -> Result<Option<String>> {
+        let mut st = self.conn.prepare_cached("SELECT heads FROM docs WHERE doc = ?1")?;
+        Ok(st.query_row([doc], |r| r.get::<_, Option<String>>(0)).optional()?.flatten())
+    }
+
     /// Each document's heads as last saved (hex hashes separated by spaces), where known.
     pub fn doc_heads(&self) -> Result<std::collections::BTreeMap<String, String>> {
         let mut st = self.conn.prepare_cached("SELECT doc, heads FROM docs WHERE heads IS NOT NULL")?;
