@@ -540,6 +540,45 @@ mod tests {
         assert!(e.contains("Bloom filter"), "the regression still reaches the Bloom check: {e}");
     }
 
+    /// Automerge sends its heads sorted and compares them in order: a sync message whose heads
+    /// are out of order or repeat ends the session, and nothing of it is taken.
+    #[test]
+    fn heads_out_of_order_end_the_session() {
+        let mut m = Mem::new(1);
+        m.edit("d", 1);
+        let heads = m.doc("d").get_heads();
+        let now = Timestamp::from_millis(0);
+        let (low, high) = (automerge::ChangeHash([0; 32]), automerge::ChangeHash([0xff; 32]));
+        let sorted = Message {
+            heads: vec![low, high],
+            need: vec![],
+            have: vec![],
+            changes: automerge::sync::ChunkList::empty(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V2,
+        }
+        .encode();
+        // Automerge will not encode them out of order: the two hashes (after the type byte and
+        // the count) are swapped, or the first written twice, in the bytes.
+        assert_eq!(sorted[..2], [0x43, 2]);
+        let (mut swapped, mut twice) = (sorted.clone(), sorted.clone());
+        swapped[2..34].copy_from_slice(&high.0);
+        swapped[34..66].copy_from_slice(&low.0);
+        twice[34..66].copy_from_slice(&low.0);
+        for bad in [swapped, twice] {
+            let mut s = Session::new(PeerId::named("peer"), now);
+            // A peer that opens the session as any hub does.
+            let mut peer = Mem::new(2);
+            for f in Session::new(PeerId::named("hub"), now).start(&mut peer, now) {
+                s.handle(&mut m, f, now).unwrap();
+            }
+            let frame = Frame::Sync { doc: DocId::new("d"), msg: bad, sigs: vec![] };
+            let e = s.handle(&mut m, frame, now).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("heads are not in order"), "{e}");
+            assert_eq!(m.doc("d").get_heads(), heads);
+        }
+    }
+
     /// A hub's word of where it can be reached reaches every member; a reconnect with nothing
     /// new costs what it cost before anyone said anything; a forged entry ends the session
     /// and changes nothing.

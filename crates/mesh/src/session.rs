@@ -818,10 +818,16 @@ const MAX_BLOOM_PROBES: u64 = 32;
 const MAX_BLOOM_BITS_PER_ENTRY: u64 = 32;
 const MAX_BLOOM_ENTRIES: u64 = 10_000_000;
 
-/// Refuses a sync message whose Bloom filters Automerge would choke on when it answers: a filter
-/// that summarises entries with no bits (a division by zero, a panic, in Automerge 0.12: found
-/// by the `sync_frames` fuzz target), or asks for absurd probes or sizes (memory and time).
-fn check_blooms(msg: &Message) -> Result<(), String> {
+/// Refuses a sync message whose heads are out of order or repeat (Automerge compares heads in
+/// order: a peer's reordered heads would read as news), or whose Bloom filters Automerge would
+/// choke on when it answers: a filter that summarises entries with no bits (a division by
+/// zero, a panic, in Automerge 0.12: found by the `sync_frames` fuzz target), or asks for absurd
+/// probes or sizes (memory and time).
+fn check_message(msg: &Message) -> Result<(), String> {
+    // Automerge sends its heads sorted, each once, and compares them in order.
+    if !msg.heads.windows(2).all(|w| w[0] < w[1]) {
+        return Err("its heads are not in order, or repeat".into());
+    }
     for have in &msg.have {
         let bytes = have.bloom.to_bytes();
         if bytes.is_empty() {
@@ -1277,7 +1283,7 @@ impl Session {
                 };
                 let msg = Message::decode(&msg)
                     .map_err(|e| SessionError::Malformed(format!("sync message for {doc}: {e}")))?;
-                check_blooms(&msg).map_err(|why| SessionError::Malformed(format!("sync message for {doc}: {why}")))?;
+                check_message(&msg).map_err(|why| SessionError::Malformed(format!("sync message for {doc}: {why}")))?;
                 let peer = self.peer.clone();
                 // Anything the peer says of the document answers an ask (it may have had nothing
                 // to give then, and has news now).
@@ -1525,7 +1531,9 @@ impl Session {
         // Empty heads tell the peer this hub lost everything, and Automerge answers those with
         // the whole document: a hub that holds nothing of it says nothing until it may ask.
         let tells = (!before.have_responded || msg.heads != before.last_sent_heads) && !msg.heads.is_empty();
-        let gives = !msg.changes.is_empty() || tells;
+        // (A document with no heads has no changes to give: what Automerge sends of it, sent
+        // whole to a peer that lacks it, is an empty save.)
+        let gives = (!msg.changes.is_empty() && !msg.heads.is_empty()) || tells;
         if !gives {
             // Nothing went: the state stays as if nothing was generated (not waiting for a reply).
             *self.state(r, doc) = before;

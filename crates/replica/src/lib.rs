@@ -238,11 +238,9 @@ impl Doc {
     /// Whether `msg` is an acknowledgement of everything this document holds: no changes, and
     /// the sender's heads are `heads`, this document's own (none is not an acknowledgement).
     /// [`acknowledged`] then takes it without the document.
+    /// Heads are compared as Automerge does, in order (Automerge's own are sorted).
     pub fn acknowledges(msg: &automerge::sync::Message, heads: &[ChangeHash]) -> bool {
-        let (mut theirs, mut ours) = (msg.heads.clone(), heads.to_vec());
-        theirs.sort_unstable();
-        ours.sort_unstable();
-        msg.changes.is_empty() && !ours.is_empty() && theirs == ours
+        msg.changes.is_empty() && !heads.is_empty() && msg.heads == heads
     }
 
     /// Loads what can be loaded of a document whose saved changes clash: two changes with the
@@ -1021,16 +1019,10 @@ pub fn acknowledged(state: &mut automerge::sync::State, msg: automerge::sync::Me
 }
 
 /// Whether Automerge's `generate_sync_message` has nothing to send, on a document whose heads
-/// are `heads`, as read from `state` alone (tested against it): the peer said it holds exactly
+/// are `heads` (in Automerge's order), as read from `state` alone (tested against it): the peer said it holds exactly
 /// these heads and needs nothing, and this side last said them too. A serving hub then need not
 /// load the document to learn it. `false` where it cannot tell.
 pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> bool {
-    let sorted = |v: &[ChangeHash]| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        v
-    };
-    let heads = sorted(heads);
     if heads.is_empty() || state.read_only || state.peer_read_only || state.needs_reset || !state.have_responded {
         return false;
     }
@@ -1041,10 +1033,8 @@ pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> 
     let mut last_sync: Vec<ChangeHash> = have.iter().flat_map(|h| h.last_sync.iter().copied()).collect();
     last_sync.sort_unstable();
     last_sync.dedup();
-    sorted(&state.last_sent_heads) == heads
-        && sorted(their_heads) == heads
-        && need.is_empty()
-        && (have.is_empty() || last_sync == heads)
+    // In order, as Automerge compares them.
+    state.last_sent_heads == heads && their_heads == heads && need.is_empty() && (have.is_empty() || last_sync == heads)
 }
 
 fn scalar_to_json(s: &ScalarValue) -> Json {
