@@ -1506,17 +1506,7 @@ impl Session {
                 }
             }
         }
-        let lacking = self.lacking.contains(doc);
         let state = self.state(r, doc);
-        if lacking && state.their_heads.is_none() && !state.have_responded {
-            // The peer's inventory lacks the document: it holds nothing of it, and gets it whole
-            // in this first message, as Automerge would send it once the peer said so (a round
-            // trip saved, and the serving hub loads the document once).
-            state.their_heads = Some(Vec::new());
-            state.their_have = Some(Vec::new());
-            state.their_need = Some(Vec::new());
-            state.their_capabilities = Some(vec![automerge::sync::Capability::MessageV2]);
-        }
         let msg = r.generate(doc, state);
         if offer != Offer::Reply {
             self.state(r, doc).their_have = theirs;
