@@ -1521,8 +1521,8 @@ impl Session {
         // Empty heads tell the peer this hub lost everything, and Automerge answers those with
         // the whole document: a hub that holds nothing of it says nothing until it may ask.
         let tells = (!before.have_responded || msg.heads != before.last_sent_heads) && !msg.heads.is_empty();
-        // (A document with no heads has no changes to give: what Automerge sends of it, sent
-        // whole to a peer that lacks it, is an empty save.)
+        // (A document with no heads has nothing to give: what Automerge sends of it to a peer
+        // that says it holds nothing is an empty save.)
         let gives = (!msg.changes.is_empty() && !msg.heads.is_empty()) || tells;
         if !gives {
             // Nothing went: the state stays as if nothing was generated (not waiting for a reply).
