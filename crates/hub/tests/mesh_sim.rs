@@ -392,6 +392,75 @@ fn a_silent_peer_is_declared_gone() {
     assert_eq!(s.tick(clock.now_ts()), Tick::Dead);
 }
 
+/// Both directions of one session between `a` and `b`, run until quiet: the bytes both sent,
+/// the documents their sync messages were about, and whether both sides count it as a sync.
+fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, Vec<String>, bool) {
+    let mut sa = Session::new(PeerId::named("b"), now);
+    let mut sb = Session::new(PeerId::named("a"), now);
+    let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
+    let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+    let mut synced = Vec::new();
+    while !to_a.is_empty() || !to_b.is_empty() {
+        for f in to_a.iter().chain(&to_b) {
+            if let Frame::Sync { doc, .. } = f {
+                synced.push(doc.to_string());
+            }
+        }
+        if let Some(f) = to_b.pop_front() {
+            to_a.extend(sb.handle(b, f, now).unwrap().0);
+        }
+        if let Some(f) = to_a.pop_front() {
+            to_b.extend(sa.handle(a, f, now).unwrap().0);
+        }
+    }
+    let both = sa.last_synced().is_some() && sb.last_synced().is_some();
+    (sa.traffic().bytes_out + sb.traffic().bytes_out, synced, both)
+}
+
+/// A new hub gets more documents than the serving hub keeps in memory: the serving hub takes
+/// the new hub's acknowledgements of documents it no longer holds in memory from the heads its
+/// store keeps, and the sync states it keeps make the next sessions cost what changed.
+#[test]
+fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    // An incident a month for ten months: a month log each.
+    for month in 0..10 {
+        a.clock.advance_ms(31 * 24 * 3_600_000);
+        let at = a.clock.now_ts();
+        add(
+            &mut a.hub,
+            Kind::Incident,
+            json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
+        );
+    }
+    let logs = Replica::docs(&mut a.hub).iter().filter(|d| d.partition.starts_with("incident")).count();
+    assert_eq!(logs, 10);
+    join(&mut a.hub, &mut b.hub);
+    let now = a.clock.now_ts();
+    let (_, first, both) = sync_pair(&mut a.hub, &mut b.hub, now);
+    assert!(both);
+    assert_eq!(b.hub.count(Kind::Incident).unwrap(), 10);
+    let heads = |h: &mut Hub| -> Vec<(String, String)> {
+        let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
+    let first: BTreeSet<String> = first.into_iter().collect();
+    assert!(first.len() >= 10, "every document synced: {first:?}");
+    // Nothing changed: a new session syncs nothing.
+    let (idle, synced, counted) = sync_pair(&mut a.hub, &mut b.hub, now);
+    assert!(synced.is_empty() && counted, "{synced:?}");
+    assert!(idle < 200, "a reconnect with nothing changed sent {idle} bytes");
+    // One more incident in an old month's log: that document alone goes, as changes.
+    add(&mut a.hub, Kind::Incident, json!({"occurred": now, "severity": 3, "description": "one more"}));
+    let (_, synced, _) = sync_pair(&mut a.hub, &mut b.hub, now);
+    assert_eq!(synced.into_iter().collect::<BTreeSet<_>>().len(), 1);
+    assert_eq!(b.hub.count(Kind::Incident).unwrap(), 11);
+    assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
+}
+
 #[test]
 fn a_reconnect_sends_only_what_changed() {
     let mut a = new_hub("North", 1);
@@ -404,30 +473,7 @@ fn a_reconnect_sends_only_what_changed() {
         add(&mut a.hub, Kind::Volunteer, json!({"handle": format!("v{n}")}));
     }
     let now = a.clock.now_ts();
-    // Both directions of one session, run until quiet: (bytes, sync messages) sent by both, and
-    // whether both sides count it as a sync.
-    let sync = |a: &mut Hub, b: &mut Hub| -> (u64, Vec<String>, bool) {
-        let mut sa = Session::new(PeerId::named("b"), now);
-        let mut sb = Session::new(PeerId::named("a"), now);
-        let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
-        let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
-        let mut synced = Vec::new();
-        while !to_a.is_empty() || !to_b.is_empty() {
-            for f in to_a.iter().chain(&to_b) {
-                if let Frame::Sync { doc, .. } = f {
-                    synced.push(doc.to_string());
-                }
-            }
-            if let Some(f) = to_b.pop_front() {
-                to_a.extend(sb.handle(b, f, now).unwrap().0);
-            }
-            if let Some(f) = to_a.pop_front() {
-                to_b.extend(sa.handle(a, f, now).unwrap().0);
-            }
-        }
-        let both = sa.last_synced().is_some() && sb.last_synced().is_some();
-        (sa.traffic().bytes_out + sb.traffic().bytes_out, synced, both)
-    };
+    let sync = |a: &mut Hub, b: &mut Hub| sync_pair(a, b, now);
     // One coalition: b takes a's founding hub and is admitted, and the first sync brings a's
     // authority log.
     join(&mut a.hub, &mut b.hub);
