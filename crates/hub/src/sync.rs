@@ -26,17 +26,6 @@ impl Hub {
         Some(crate::bundle::parse_heads(heads.split_whitespace()))
     }
 
-    /// Whether `heads` are all among document `doc`'s heads as stored (see [`Hub::stored_heads`]).
-    fn stored_heads_hold(&self, doc: &str, heads: &[automerge::ChangeHash]) -> bool {
-        self.stored_heads(doc).is_some_and(|held| heads.iter().all(|h| held.contains(h)))
-    }
-
-    /// Whether `msg` acknowledges all that document `doc` holds while it is not in memory: it
-    /// can then be taken without loading the document ([`aidmesh_replica::acknowledged`]).
-    fn acknowledges_unloaded(&self, doc: &str, msg: &automerge::sync::Message) -> bool {
-        self.stored_heads(doc).is_some_and(|heads| aidmesh_replica::Doc::acknowledges(msg, &heads))
-    }
-
     /// Whether this hub syncs over the internet where the coalition names relays (or the hub
     /// knows peers' addresses there): on unless switched off here (a coalition, or one hub,
     /// may want LAN and USB only). Kept in the store, so it holds across restarts.
@@ -352,7 +341,7 @@ impl Replica for Hub {
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         // A document not in memory is not loaded to learn that it holds the peer's heads when
         // they are among its own as stored (a peer that holds what this hub holds).
-        if heads.is_empty() || self.stored_heads_hold(doc.as_str(), heads) {
+        if heads.is_empty() || self.stored_heads(doc).is_some_and(|held| heads.iter().all(|h| held.contains(h))) {
             return false;
         }
         match self.doc(doc) {
@@ -390,7 +379,10 @@ impl Replica for Hub {
         // An acknowledgement of everything this hub holds of a document not in memory (a new
         // hub says it took the document it was sent) moves the sync state as receiving it on
         // the document would, without loading the document again.
-        if self.acknowledges_unloaded(&doc.doc, &msg) {
+        // (A message with changes is never one: the store is not asked then.)
+        if msg.changes.is_empty()
+            && self.stored_heads(&doc.doc).is_some_and(|heads| aidmesh_replica::acknowledges(&msg, &heads))
+        {
             aidmesh_replica::acknowledged(state, msg);
             let bytes = state.encode();
             let stored = self.store.sync_state(peer.as_str(), doc.doc.as_str());

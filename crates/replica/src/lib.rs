@@ -235,14 +235,6 @@ impl Doc {
         Ok(())
     }
 
-    /// Whether `msg` is an acknowledgement of everything this document holds: no changes, and
-    /// the sender's heads are `heads`, this document's own (none is not an acknowledgement).
-    /// [`acknowledged`] then takes it without the document.
-    /// Heads are compared as Automerge does, in order (Automerge's own are sorted).
-    pub fn acknowledges(msg: &automerge::sync::Message, heads: &[ChangeHash]) -> bool {
-        msg.changes.is_empty() && !heads.is_empty() && msg.heads == heads
-    }
-
     /// Loads what can be loaded of a document whose saved changes clash: two changes with the
     /// same actor and sequence number (written by two processes as one actor), which Automerge
     /// refuses to load at all. The first of each clashing pair is kept, the second dropped with
@@ -597,7 +589,7 @@ impl Doc {
     ///   it meets it in the objects a change writes into, so such a change (no honest hub makes
     ///   one) could hide a value of a record the operations do not name. A deletion is read back
     ///   at the key it deletes, so it names its record whatever it claimed; an overwrite in a
-    ///   list is checked the same way by the diff;
+    ///   list is left to the diff;
     /// - a key at the root that is not a name, or an object whose place cannot be read (or lies
     ///   deeper than any record's fields);
     /// - more overwrites than are worth checking one by one ([`CHECKED_OVERWRITES`]).
@@ -627,9 +619,10 @@ impl Doc {
             return None;
         }
         let mut out = BTreeSet::new();
-        // The record each object is part of: objects made by these changes as they are made,
-        // others from their place in the document.
-        let mut records: std::collections::HashMap<(u64, ActorId), String> = Default::default();
+        // The record of each object these changes make, as they make it.
+        let mut made: std::collections::HashMap<(u64, ActorId), String> = Default::default();
+        // Each object written into, with its record: read once an object.
+        let mut objects: std::collections::HashMap<(u64, ActorId), (ObjId, String)> = Default::default();
         for (id, op) in &ops {
             let (obj, record) = match &op.obj {
                 ObjectId::Root => {
@@ -638,16 +631,15 @@ impl Doc {
                 }
                 ObjectId::Id(oid) => {
                     let at = (oid.0, oid.1.clone());
-                    let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
-                    let record = match records.get(&at) {
-                        Some(r) => r.clone(),
-                        None => {
-                            let r = self.record_of(&obj)?;
-                            records.insert(at, r.clone());
-                            r
-                        }
-                    };
-                    (obj, record)
+                    if !objects.contains_key(&at) {
+                        let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
+                        let record = match made.get(&at) {
+                            Some(r) => r.clone(),
+                            None => self.record_of(&obj)?,
+                        };
+                        objects.insert(at.clone(), (obj, record));
+                    }
+                    objects[&at].clone()
                 }
             };
             if !op.pred.is_empty() && op.action != OpType::Delete {
@@ -661,7 +653,7 @@ impl Doc {
                 }
             }
             if matches!(op.action, OpType::Make(_)) {
-                records.insert(id.clone(), record.clone());
+                made.insert(id.clone(), record.clone());
             }
             out.insert(RecordId::from(record.as_str()));
         }
@@ -991,8 +983,16 @@ impl Doc {
     }
 }
 
+/// Whether `msg` is an acknowledgement of everything a document holds: no changes, and the
+/// sender's heads are `heads`, the document's own (none is not an acknowledgement). Heads are
+/// compared as Automerge does, in order (Automerge's own are sorted). [`acknowledged`] then
+/// takes it without the document.
+pub fn acknowledges(msg: &automerge::sync::Message, heads: &[ChangeHash]) -> bool {
+    msg.changes.is_empty() && !heads.is_empty() && msg.heads == heads
+}
+
 /// Receives into `state` an acknowledgement of everything a document holds
-/// ([`Doc::acknowledges`]) without the document: `state` moves exactly as
+/// ([`acknowledges`]) without the document: `state` moves exactly as
 /// Automerge's `receive_sync_message` would move it on the document (tested against it). A
 /// serving hub gets one for each document a new hub takes, and need not load it again for it.
 pub fn acknowledged(state: &mut automerge::sync::State, msg: automerge::sync::Message) {
@@ -1019,9 +1019,9 @@ pub fn acknowledged(state: &mut automerge::sync::State, msg: automerge::sync::Me
 }
 
 /// Whether Automerge's `generate_sync_message` has nothing to send, on a document whose heads
-/// are `heads` (in Automerge's order), as read from `state` alone (tested against it): the peer said it holds exactly
-/// these heads and needs nothing, and this side last said them too. A serving hub then need not
-/// load the document to learn it. `false` where it cannot tell.
+/// are `heads` (in Automerge's order), as read from `state` alone (tested against it): the peer
+/// said it holds exactly these heads and needs nothing, and this side last said them too. A
+/// serving hub then need not load the document to learn it. `false` where it cannot tell.
 pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> bool {
     if heads.is_empty() || state.read_only || state.peer_read_only || state.needs_reset || !state.have_responded {
         return false;

@@ -184,7 +184,7 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
         }
         // Receives `m` on `to`, and where it is an acknowledgement, without `to` as well.
         let mut deliver = |to: &mut Doc, state: &mut State, m: automerge::sync::Message| {
-            if Doc::acknowledges(&m, &to.heads()) {
+            if acknowledges(&m, &to.heads()) {
                 acks += 1;
                 let mut without = state.clone();
                 acknowledged(&mut without, m.clone());
@@ -230,8 +230,8 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     // Not an acknowledgement: changes with it, other heads, or none.
     let mut sb2 = State::new();
     let first = Doc::new("d", b"c").automerge().sync().generate_sync_message(&mut sb2).unwrap();
-    assert!(!Doc::acknowledges(&first, &a.heads()), "a peer that holds nothing");
-    assert!(!Doc::acknowledges(&first, &[]), "a document with no heads");
+    assert!(!acknowledges(&first, &a.heads()), "a peer that holds nothing");
+    assert!(!acknowledges(&first, &[]), "a document with no heads");
 }
 
 #[test]
