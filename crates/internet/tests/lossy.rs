@@ -98,12 +98,14 @@ fn hubs_on_a_lossy_link_that_keeps_dropping_converge_and_stay_sound() {
         x.len() == 60 + 15 + 20 && x == y
     });
     let stats = link.stats();
+    // What each hub saw of the other, to tell a slow link from a stuck session.
+    let seen = |mesh: &Mesh<Hub>| format!("{} items, peers {:?}", items(mesh).len(), mesh.peers());
     assert!(
         converged,
-        "not converged after {:?}: hall {} items, gate {} (of 95); the link: {stats:?}",
+        "not converged after {:?} (of 95 items): hall {}; gate {}; the link: {stats:?}",
         started.elapsed(),
-        items(&a_mesh).len(),
-        items(&b_mesh).len()
+        seen(&a_mesh),
+        seen(&b_mesh)
     );
     eprintln!("converged {:?} after the first write; the link: {stats:?}", started.elapsed());
     assert!(stats.datagrams_lost > 0 && stats.outages > 0, "the link was bad: {stats:?}");

@@ -67,8 +67,17 @@ pub fn through_relays(own: Vec<String>, root: &CertificateDer<'static>) -> aidme
     }
 }
 
+/// The hubs' logs go to the test's output (shown when it fails): how sessions began and ended,
+/// or what `AIDMESH_LOG` asks for (as the command reads it).
+pub fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIDMESH_LOG")
+        .unwrap_or_else(|_| "error,aidmesh_mesh=info,aidmesh_internet=info,aidmesh_hub=warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+}
+
 /// A new hub named `name` in `dir`.
 pub fn new_hub(dir: &Path, name: &str, seed: u8) -> Hub {
+    logs();
     let clock = ManualClock::at(aidmesh_hub::model::Timestamp::parse("2026-12-04T10:00:00Z").unwrap());
     Hub::init(
         &dir.join(format!("{name}.aidmesh")),
