@@ -486,6 +486,12 @@ impl Doc {
         self.doc.save_with_options(automerge::SaveOptions { deflate: true, retain_orphans: false })
     }
 
+    /// The whole document as one compressed save, for another hub: what counts as saved here
+    /// (what the next [`Doc::save_incremental`] leaves out) stays as it was.
+    pub fn save_copy(&mut self) -> Vec<u8> {
+        self.doc.document().save()
+    }
+
     /// Whether nothing of this document was saved or loaded yet.
     pub fn nothing_saved(&self) -> bool {
         self.saved.is_empty()
