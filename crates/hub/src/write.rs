@@ -668,13 +668,7 @@ impl Hub {
         let mut rows = Vec::new();
         for d in &docs {
             let doc = self.doc(d)?;
-            let (recs, bad) = doc.records();
-            if let Some((id, e)) = bad.into_iter().next() {
-                tracing::warn!(%id, error = %e, "unreadable record skipped in index");
-            }
-            for rec in recs {
-                rows.push((index_row(&rec, d, doc)?, rec));
-            }
+            rows.extend(rows_of(doc, d, &doc.ids().into_iter().collect())?);
         }
         let n = rows.len();
         self.store.write(|tx| {
@@ -1138,8 +1132,8 @@ pub(crate) fn parse_record(json: &str) -> Result<Record> {
 pub(crate) fn rows_of(doc: &Doc, doc_id: &str, ids: &BTreeSet<RecordId>) -> Result<Vec<(IndexRow, Record)>> {
     let mut rows = Vec::new();
     for id in ids {
-        match doc.get(id) {
-            Ok(Some(rec)) => rows.push((index_row(&rec, doc_id, doc)?, rec)),
+        match doc.get_counted(id) {
+            Ok(Some((rec, conflicts))) => rows.push((counted_row(&rec, doc_id, conflicts)?, rec)),
             Ok(None) => {}
             Err(e) => tracing::warn!(%id, error = %e, "unreadable record not indexed"),
         }
@@ -1148,7 +1142,12 @@ pub(crate) fn rows_of(doc: &Doc, doc_id: &str, ids: &BTreeSet<RecordId>) -> Resu
 }
 
 fn index_row(rec: &Record, doc_id: &str, doc: &Doc) -> Result<IndexRow> {
-    let conflicts = doc.conflicts(rec.id())?.len() as i64;
+    counted_row(rec, doc_id, doc.conflicts(rec.id())?.len())
+}
+
+/// The index row of a record with `conflicts` fields in conflict.
+fn counted_row(rec: &Record, doc_id: &str, conflicts: usize) -> Result<IndexRow> {
+    let conflicts = conflicts as i64;
     let json = serde_json::to_string(&rec.to_json()).map_err(|e| Error::Corrupt(e.to_string()))?;
     Ok(IndexRow {
         id: rec.id().to_string(),

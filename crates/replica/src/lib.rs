@@ -384,18 +384,41 @@ impl Doc {
         (ok, bad)
     }
 
+    /// A record as [`Doc::get`] reads it, with how many of its fields hold conflicting values
+    /// (as [`Doc::conflicts`] finds them): its fields are read once for both, as indexing a
+    /// whole document does for every record.
+    pub fn get_counted(&self, id: &RecordId) -> Result<Option<(Record, usize)>> {
+        let Some(obj) = self.record_obj(id)? else {
+            return Ok(None);
+        };
+        let mut conflicting = Vec::new();
+        let map = self.read_map_noting(&obj, &mut conflicting)?;
+        let conflicts = self.conflicts_in(&obj, conflicting)?.len();
+        let rec = Record::from_json(map).map_err(|e| Error::BadRecord {
+            doc: self.id.clone(),
+            id: id.to_string(),
+            why: e.to_string(),
+        })?;
+        Ok(Some((rec, conflicts)))
+    }
+
     /// Fields of a record that hold concurrent values.
     pub fn conflicts(&self, id: &RecordId) -> Result<Vec<FieldConflict>> {
         let Some(obj) = self.record_obj(id)? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
         // One pass over the record's fields; only a field that holds conflicting values is read
         // again for all of them.
         let conflicting: Vec<String> =
             self.doc.map_range(&obj, ..).filter(|f| f.conflict).map(|f| f.key.into_owned()).collect();
+        self.conflicts_in(&obj, conflicting)
+    }
+
+    /// The conflicts of a record's fields that hold concurrent values (`conflicting`).
+    fn conflicts_in(&self, obj: &ObjId, conflicting: Vec<String>) -> Result<Vec<FieldConflict>> {
+        let mut out = Vec::new();
         for key in conflicting {
-            let all = self.doc.get_all(&obj, key.as_str()).map_err(|e| self.err(e))?;
+            let all = self.doc.get_all(obj, key.as_str()).map_err(|e| self.err(e))?;
             // Two growing lists read as their union: nothing for a person to choose.
             if all.len() > 1 && !is_growing_list(&key) {
                 let mut values = all.into_iter().map(|(v, o)| self.to_json(v, &o)).collect::<Result<Vec<_>>>()?;
@@ -812,7 +835,13 @@ impl Doc {
             }
         }
         // Two records created under one id, apart: the same content is a repair, anything else
-        // a rewrite.
+        // a rewrite. They read as a conflict at the root; a whole document (nothing before)
+        // created every record there, so its root is read once for the ids in conflict.
+        if before.is_empty() {
+            let conflicting: BTreeSet<String> =
+                self.doc.map_range(ROOT, ..).filter(|f| f.conflict).map(|f| f.key.into_owned()).collect();
+            created_at_root.retain(|id| conflicting.contains(id));
+        }
         for id in created_at_root {
             let all = self.doc.get_all(ROOT, id.as_str()).map_err(|e| self.err(e))?;
             if all.len() < 2 {
@@ -856,11 +885,19 @@ impl Doc {
     }
 
     fn read_map(&self, obj: &ObjId) -> Result<Map<String, Json>> {
+        self.read_map_noting(obj, &mut Vec::new())
+    }
+
+    /// [`Doc::read_map`], noting in `conflicting` the fields that hold concurrent values.
+    fn read_map_noting(&self, obj: &ObjId, conflicting: &mut Vec<String>) -> Result<Map<String, Json>> {
         let mut m = Map::new();
         // One pass over the map's fields, each with its winning value and whether others
         // conflict with it.
         for field in self.doc.map_range(obj, ..) {
             let key = field.key.to_string();
+            if field.conflict {
+                conflicting.push(key.clone());
+            }
             if field.conflict && is_growing_list(&key) {
                 let all = self.doc.get_all(obj, key.as_str()).map_err(|e| self.err(e))?;
                 m.insert(key, self.union_of_lists(all)?);

@@ -279,6 +279,8 @@ fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     };
     let c = a.conflicts(&"i1".into()).unwrap();
     assert_eq!(c.len(), 2, "{c:?}");
+    // Read once for the index, the record and its count are what reading them apart gives.
+    assert_eq!(a.get_counted(&"i1".into()).unwrap(), Some((got.clone(), 2)));
     assert_eq!(versions(&a, "name"), vec!["Water 1.5l", "Water bottles"]);
     assert_eq!(versions(&a, "notes"), vec!["keep dry, top shelf", "urgent: keep dry"]);
     assert_eq!(versions(&b, "notes"), versions(&a, "notes"), "every hub flags it alike");
@@ -301,6 +303,7 @@ fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     a.update_settling(&settle, &["notes"]).unwrap();
     a.commit(&author("a", 5));
     assert!(a.conflicts(&"i1".into()).unwrap().is_empty(), "keeping the version it reads settles it");
+    assert_eq!(a.get_counted(&"i1".into()).unwrap().map(|(_, n)| n), Some(0));
     let Body::Item(kept) = a.get(&"i1".into()).unwrap().unwrap().body else { panic!() };
     assert_eq!(kept.notes, i.notes);
 }
@@ -344,6 +347,7 @@ fn a_list_that_grows_or_ticks_apart_keeps_both_hubs_work() {
     assert_eq!(got[0], ("more water".to_string(), true), "the tick is kept");
     assert!(got.contains(&("a second radio".into(), false)) && got.contains(&("rota for the gate".into(), false)));
     assert!(a.conflicts(&"n1".into()).unwrap().is_empty(), "nothing for a person to settle");
+    assert_eq!(a.get_counted(&"n1".into()).unwrap().map(|(_, n)| n), Some(0));
     // A list that shrinks is written whole.
     edit(&mut a, &|n| n.action_items.truncate(1), 4, "a");
     assert_eq!(read(&a), vec![("more water".to_string(), true)]);
@@ -429,6 +433,8 @@ fn a_change_that_rewrites_a_record_that_is_never_changed_is_found_by_the_changes
     let mut e = a.fork(b"e");
     e.merge(&mut d).unwrap();
     assert_eq!(e.rewrite_since(&honest, fixed).unwrap().map(|r| r.what), Some("made again with other content".into()));
+    let whole = e.rewrite_since(&[], fixed).unwrap().map(|r| (r.record, r.what));
+    assert_eq!(whole, Some(("m1".into(), "made again with other content".into())), "a hub new to the document too");
     // The same content made again (a repair from the index) is none.
     let mut f = Doc::new("d", b"f");
     f.create(&a.get(&"m1".into()).unwrap().unwrap()).unwrap();
@@ -436,6 +442,7 @@ fn a_change_that_rewrites_a_record_that_is_never_changed_is_found_by_the_changes
     let mut g = a.fork(b"g");
     g.merge(&mut f).unwrap();
     assert_eq!(g.rewrite_since(&honest, fixed).unwrap(), None);
+    assert_eq!(g.rewrite_since(&[], fixed).unwrap(), None);
 }
 
 #[test]
@@ -454,6 +461,7 @@ fn the_same_text_written_on_two_hubs_is_no_conflict() {
     b.commit(&author("b", 3));
     a.merge(&mut b).unwrap();
     assert!(a.conflicts(&"i1".into()).unwrap().is_empty());
+    assert_eq!(a.get_counted(&"i1".into()).unwrap().map(|(_, n)| n), Some(0));
     let Body::Item(i) = a.get(&"i1".into()).unwrap().unwrap().body else { panic!() };
     assert_eq!(i.notes, "top shelf", "not written twice over");
 }
