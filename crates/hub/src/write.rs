@@ -637,14 +637,12 @@ impl Hub {
     /// changes of each write or merge since) goes as one save: the chunks of a few thousand
     /// small commits take three to four times the bytes of a save and load three to four times
     /// slower, since Automerge reads a save's columns whole but applies changes one by one.
+    /// (What `drop_waiting` stores in place of a document is then one save too.)
     pub(crate) fn held_bytes(&mut self, doc_id: &str) -> Result<Vec<u8>> {
         let chunks = self.store.chunk_count(doc_id)?;
         let d = self.doc(doc_id)?;
-        if !d.missing_deps().is_empty() {
+        if chunks > 1 || !d.missing_deps().is_empty() {
             return Ok(d.save_held());
-        }
-        if chunks > 1 {
-            return Ok(d.save_copy());
         }
         Ok(self.store.doc_bytes(doc_id)?.unwrap_or_default())
     }

@@ -504,15 +504,11 @@ impl Doc {
     }
 
     /// The whole document without the changes that still wait for what they depend on: what is
-    /// handed to another hub (which could not apply them, and which this hub cannot vouch for).
+    /// handed to another hub (which could not apply them, and which this hub cannot vouch for),
+    /// as one compressed save. What counts as saved here (what the next
+    /// [`Doc::save_incremental`] leaves out) stays as it was.
     pub fn save_held(&mut self) -> Vec<u8> {
         self.doc.save_with_options(automerge::SaveOptions { deflate: true, retain_orphans: false })
-    }
-
-    /// The whole document as one compressed save, for another hub: what counts as saved here
-    /// (what the next [`Doc::save_incremental`] leaves out) stays as it was.
-    pub fn save_copy(&mut self) -> Vec<u8> {
-        self.doc.document().save()
     }
 
     /// Whether nothing of this document was saved or loaded yet.
