@@ -338,6 +338,14 @@ impl Replica for Hub {
         }
     }
 
+    fn offer_heads(&mut self, doc: &DocId, state: &mut State) -> Option<Message> {
+        // A document not in memory is offered with the heads the store keeps for it.
+        if doc == aidmesh_replica::INDEX_DOC {
+            return None;
+        }
+        aidmesh_replica::heads_message(state, &self.stored_heads(doc.as_str())?)
+    }
+
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool {
         // A document not in memory is not loaded to learn that it holds the peer's heads when
         // they are among its own as stored (a peer that holds what this hub holds).

@@ -392,15 +392,25 @@ fn a_silent_peer_is_declared_gone() {
     assert_eq!(s.tick(clock.now_ts()), Tick::Dead);
 }
 
-/// Both directions of one session between `a` and `b`, run until quiet: the bytes both sent,
-/// the documents their sync messages were about, and whether both sides count it as a sync.
+/// Both directions of one session between `a` and `b`, run until quiet, each sharing its hub's
+/// fetches as a node's sessions do (a message asks only where its hub fetches the document
+/// through it; the others give): the bytes both sent, the documents their sync messages were
+/// about, and whether both sides count it as a sync.
 fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, Vec<String>, bool) {
-    let mut sa = Session::new(PeerId::named("b"), now);
-    let mut sb = Session::new(PeerId::named("a"), now);
+    let mut sa = Session::sharing(PeerId::named("b"), now, SharedFetches::default());
+    let mut sb = Session::sharing(PeerId::named("a"), now, SharedFetches::default());
     let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
     let mut synced = Vec::new();
-    while !to_a.is_empty() || !to_b.is_empty() {
+    loop {
+        if to_a.is_empty() && to_b.is_empty() {
+            // What waited for a fetch to end, or its turn in the answer to an inventory, goes.
+            to_b.extend(sa.retry(a, now));
+            to_a.extend(sb.retry(b, now));
+            if to_a.is_empty() && to_b.is_empty() {
+                break;
+            }
+        }
         for f in to_a.iter().chain(&to_b) {
             if let Frame::Sync { doc, .. } = f {
                 synced.push(doc.to_string());
@@ -417,9 +427,10 @@ fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, Vec<String>, boo
     (sa.traffic().bytes_out + sb.traffic().bytes_out, synced, both)
 }
 
-/// A new hub gets more documents than the serving hub keeps in memory: the serving hub takes
-/// the new hub's acknowledgements of documents it no longer holds in memory from the heads its
-/// store keeps, and the sync states it keeps make the next sessions cost what changed.
+/// A new hub gets more documents than the serving hub keeps in memory: the serving hub offers
+/// documents it no longer holds in memory, and takes the new hub's acknowledgements of them,
+/// from the heads its store keeps, and the sync states it keeps make the next sessions cost
+/// what changed.
 #[test]
 fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
     let mut a = new_hub("North", 1);

@@ -882,6 +882,14 @@ pub trait Replica {
     fn load_state(&mut self, peer: &PeerId, doc: &DocId) -> Option<Vec<u8>>;
     /// The next sync message for a document, updating `state`.
     fn generate(&mut self, doc: &DocId, state: &mut State) -> Option<Message>;
+    /// The message [`Replica::generate`] would make for `doc` to a peer nothing was heard from
+    /// about it yet, less its summary of what this replica holds (a message that asks for
+    /// nothing goes without one), if the replica can make it without loading the document:
+    /// `state` moves as `generate` would move it. `None` leaves `state` as it was, and the
+    /// message is generated.
+    fn offer_heads(&mut self, _doc: &DocId, _state: &mut State) -> Option<Message> {
+        None
+    }
     /// Whether the document lacks any of these changes (a peer's heads).
     fn lacks(&mut self, doc: &DocId, heads: &[automerge::ChangeHash]) -> bool;
     /// The signatures that vouch for the changes of a message this replica generated: for each
@@ -1507,7 +1515,12 @@ impl Session {
             }
         }
         let state = self.state(r, doc);
-        let msg = r.generate(doc, state);
+        // A message that asks for nothing goes without a summary: where the peer said nothing
+        // of the document yet, the replica may offer its heads without loading it.
+        let msg = match asks {
+            false => r.offer_heads(doc, state).or_else(|| r.generate(doc, state)),
+            true => r.generate(doc, state),
+        };
         if offer != Offer::Reply {
             self.state(r, doc).their_have = theirs;
         }

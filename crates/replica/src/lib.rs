@@ -1057,6 +1057,43 @@ pub fn acknowledged(state: &mut automerge::sync::State, msg: automerge::sync::Me
     state.their_need = Some(msg.need);
 }
 
+/// The first sync message of a document to a peer nothing was heard from about it (`state`
+/// fresh, or as persisted: none of the peer's heads, needs or capabilities, no summary of its
+/// own, and no message generated yet), on a document whose heads are `heads` (in Automerge's order): what
+/// Automerge's `generate_sync_message` sends then, less its summary of this side's changes
+/// (`have`), with `state` moved as it moves it (tested against it). `None` for any other state
+/// or no heads, `state` untouched. A serving hub offers a new hub each document with its heads
+/// first, and need not load the document to do it.
+pub fn heads_message(state: &mut automerge::sync::State, heads: &[ChangeHash]) -> Option<automerge::sync::Message> {
+    use automerge::sync::{Message, MessageFlags, MessageVersion};
+    // (A persisted state reads back with an empty summary of the peer's and no needs: as
+    // nothing, since Automerge sends changes only once it knows both.)
+    let fresh = !state.have_responded
+        && state.their_heads.is_none()
+        && state.their_have.as_ref().is_none_or(Vec::is_empty)
+        && state.their_need.is_none()
+        && state.their_capabilities.is_none();
+    let sorted = heads.windows(2).all(|w| w[0] < w[1]);
+    if heads.is_empty() || !sorted || !fresh || state.read_only || state.peer_read_only || state.needs_reset {
+        return None;
+    }
+    // Nothing is known of the peer: Automerge needs nothing of it, sends no changes, and (not
+    // knowing the peer takes the second version) encodes the message in the first.
+    state.have_responded = true;
+    state.last_sent_heads = heads.to_vec();
+    state.in_flight = true;
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    Some(Message {
+        heads: heads.to_vec(),
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: Vec::<Vec<u8>>::new().into(),
+        flags: Some(flags),
+        version: MessageVersion::V1,
+    })
+}
+
 /// Whether Automerge's `generate_sync_message` has nothing to send, on a document whose heads
 /// are `heads` (in Automerge's order), as read from `state` alone (tested against it): the peer
 /// said it holds exactly these heads and needs nothing, and this side last said them too. A

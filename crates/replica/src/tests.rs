@@ -234,6 +234,77 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     assert!(!acknowledges(&first, &[]), "a document with no heads");
 }
 
+/// A document's first message to a peer nothing was heard from is made from its heads alone as
+/// Automerge makes it on the document (less the summary, which a message that asks for nothing
+/// goes without), and moves the sync state alike: fresh, as persisted after an earlier sync,
+/// and on a document with changes that wait for what they depend on. Any other state is left
+/// to Automerge.
+#[test]
+fn a_first_message_is_made_from_the_heads_as_automerge_makes_it_on_the_document() {
+    use automerge::sync::{State, SyncDoc};
+    let mut a = Doc::new("d", b"a");
+    for n in 0..60 {
+        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
+        if n % 20 == 19 {
+            a.commit(&author("a", n));
+        }
+    }
+    // A sync to its end leaves shared heads, which the persisted state keeps.
+    let mut b = Doc::new("d", b"b");
+    let (mut sa, mut sb) = (State::new(), State::new());
+    for _ in 0..8 {
+        if let Some(m) = a.automerge().sync().generate_sync_message(&mut sa) {
+            b.automerge().sync().receive_sync_message(&mut sb, m).unwrap();
+        }
+        if let Some(m) = b.automerge().sync().generate_sync_message(&mut sb) {
+            a.automerge().sync().receive_sync_message(&mut sa, m).unwrap();
+        }
+    }
+    assert_eq!(a.heads(), b.heads());
+    let persisted = State::decode(&sa.encode()).unwrap();
+    assert!(!persisted.shared_heads.is_empty());
+    // A change that waits for one it depends on: the heads leave it out.
+    let mut c = a.fork(b"c");
+    c.create(&item("c1", "First")).unwrap();
+    c.commit(&author("c", 1));
+    let first = c.heads();
+    c.create(&item("c2", "Second")).unwrap();
+    c.commit(&author("c", 2));
+    let mut waiting = a.fork(b"w");
+    waiting.automerge().load_incremental(&c.save_after(&first)).unwrap();
+    assert!(!waiting.missing_deps().is_empty());
+    let mut made = 0;
+    let mut again = a.fork(b"x");
+    for (doc, state) in [(&mut a, State::new()), (&mut again, persisted.clone()), (&mut waiting, State::new())] {
+        let heads = doc.heads();
+        let (mut with, mut without) = (state.clone(), state.clone());
+        let mut expected = doc.automerge().sync().generate_sync_message(&mut with).unwrap();
+        expected.have.clear();
+        let got = heads_message(&mut without, &heads).expect("a first message");
+        assert_eq!(got, expected);
+        assert_eq!(got.encode(), expected.encode());
+        assert_eq!(format!("{without:?}"), format!("{with:?}"), "the same state either way");
+        // Past the first message, Automerge decides.
+        assert_eq!(heads_message(&mut without.clone(), &heads), None);
+        made += 1;
+    }
+    assert_eq!(made, 3);
+    // Not a first message: the peer spoke, no heads, a reset due, read-only, heads out of order.
+    let mut spoke = sa.clone();
+    assert_eq!(heads_message(&mut spoke, &a.heads()), None);
+    assert_eq!(format!("{spoke:?}"), format!("{sa:?}"), "left as it was");
+    assert_eq!(heads_message(&mut State::new(), &[]), None);
+    let mut reset = State::new();
+    reset.needs_reset = true;
+    assert_eq!(heads_message(&mut reset, &a.heads()), None);
+    let mut read_only = State::new();
+    read_only.read_only = true;
+    assert_eq!(heads_message(&mut read_only, &a.heads()), None);
+    let two = [a.heads()[0], c.heads()[0]];
+    let reversed = if two[0] < two[1] { [two[1], two[0]] } else { two };
+    assert_eq!(heads_message(&mut State::new(), &reversed), None);
+}
+
 #[test]
 fn concurrent_edits_are_flagged_with_both_versions_never_mixed() {
     let mut a = Doc::new("d", b"a");
