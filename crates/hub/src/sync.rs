@@ -23,7 +23,9 @@ impl Hub {
             return None;
         }
         let heads = self.store.heads_of(doc).ok()??;
-        Some(crate::bundle::parse_heads(heads.split_whitespace()))
+        // Heads that do not all read back (a damaged row) are not answered from.
+        let parsed = crate::bundle::parse_heads(heads.split_whitespace());
+        (parsed.len() == heads.split_whitespace().count()).then_some(parsed)
     }
 
     /// Whether this hub syncs over the internet where the coalition names relays (or the hub

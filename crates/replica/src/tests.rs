@@ -300,6 +300,18 @@ fn a_first_message_is_made_from_the_heads_as_automerge_makes_it_on_the_document(
     let mut read_only = State::new();
     read_only.read_only = true;
     assert_eq!(heads_message(&mut read_only, &a.heads()), None);
+    let mut peer_read_only = State::new();
+    peer_read_only.peer_read_only = true;
+    assert_eq!(heads_message(&mut peer_read_only, &a.heads()), None);
+    let mut v2 = State::new();
+    v2.their_capabilities = Some(vec![automerge::sync::Capability::MessageV2]);
+    assert_eq!(heads_message(&mut v2, &a.heads()), None);
+    let mut needs = State::new();
+    needs.their_need = Some(Vec::new());
+    assert_eq!(heads_message(&mut needs, &a.heads()), None);
+    let mut summarised = State::new();
+    summarised.their_have = Some(vec![automerge::sync::Have::default()]);
+    assert_eq!(heads_message(&mut summarised, &a.heads()), None);
     let two = [a.heads()[0], c.heads()[0]];
     let reversed = if two[0] < two[1] { [two[1], two[0]] } else { two };
     assert_eq!(heads_message(&mut State::new(), &reversed), None);
