@@ -93,8 +93,15 @@ fn hubs_on_a_lossy_link_that_keeps_dropping_converge_and_stay_sound() {
         add_item(&b_mesh, &format!("gate {i}"));
         std::thread::sleep(Duration::from_secs(3));
     }
+    // How far each hub got, every 10 s (in the output of a failing run): a slow link shows
+    // both counts creeping up, a stuck session one count standing still.
+    let mut said = Instant::now();
     let converged = eventually(Duration::from_secs(300), || {
         let (x, y) = (items(&a_mesh), items(&b_mesh));
+        if said.elapsed() >= Duration::from_secs(10) {
+            said = Instant::now();
+            eprintln!("{:?} after the first write: hall {} items, gate {}", started.elapsed(), x.len(), y.len());
+        }
         x.len() == 60 + 15 + 20 && x == y
     });
     let stats = link.stats();
