@@ -30,6 +30,18 @@ fn item(id: &str, name: &str) -> Record {
     record(id, Item { name: name.into(), unit: "box".into(), notes: "keep dry".into(), ..Default::default() })
 }
 
+/// Document `d` of hub `a` holding `n` items, committed `per_commit` at a time.
+fn items_in_commits(n: usize, per_commit: usize) -> Doc {
+    let mut a = Doc::new("d", b"a");
+    for i in 0..n {
+        a.create(&item(&format!("i{i}"), &format!("Item {i}"))).unwrap();
+        if i % per_commit == per_commit - 1 {
+            a.commit(&author("a", i as i64));
+        }
+    }
+    a
+}
+
 #[test]
 fn records_round_trip_field_by_field() {
     let mut d = Doc::new("d", b"a");
@@ -164,13 +176,7 @@ fn a_document_taken_whole_syncs_on_as_if_applied() {
 #[test]
 fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     use automerge::sync::{State, SyncDoc};
-    let mut a = Doc::new("d", b"a");
-    for n in 0..120 {
-        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
-        if n % 40 == 39 {
-            a.commit(&author("a", n));
-        }
-    }
+    let mut a = items_in_commits(120, 40);
     let mut b = Doc::new("d", b"b");
     let (mut sa, mut sb) = (State::new(), State::new());
     let (mut acks, mut quiet) = (0, 0);
@@ -242,13 +248,7 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
 #[test]
 fn a_first_message_is_made_from_the_heads_as_automerge_makes_it_on_the_document() {
     use automerge::sync::{State, SyncDoc};
-    let mut a = Doc::new("d", b"a");
-    for n in 0..60 {
-        a.create(&item(&format!("i{n}"), &format!("Item {n}"))).unwrap();
-        if n % 20 == 19 {
-            a.commit(&author("a", n));
-        }
-    }
+    let mut a = items_in_commits(60, 20);
     // A sync to its end leaves shared heads, which the persisted state keeps.
     let mut b = Doc::new("d", b"b");
     let (mut sa, mut sb) = (State::new(), State::new());
