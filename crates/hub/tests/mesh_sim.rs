@@ -396,12 +396,12 @@ fn a_silent_peer_is_declared_gone() {
 /// fetches as a node's sessions do (a message asks only where its hub fetches the document
 /// through it; the others give): the bytes both sent, the documents their sync messages were
 /// about, and whether both sides count it as a sync.
-fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, Vec<String>, bool) {
+fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, BTreeSet<String>, bool) {
     let mut sa = Session::sharing(PeerId::named("b"), now, SharedFetches::default());
     let mut sb = Session::sharing(PeerId::named("a"), now, SharedFetches::default());
     let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
-    let mut synced = Vec::new();
+    let mut synced = BTreeSet::new();
     loop {
         if to_a.is_empty() && to_b.is_empty() {
             // What waited for a fetch to end, or its turn in the answer to an inventory, goes.
@@ -411,15 +411,17 @@ fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, Vec<String>, boo
                 break;
             }
         }
-        for f in to_a.iter().chain(&to_b) {
+        let mut note = |f: &Frame| {
             if let Frame::Sync { doc, .. } = f {
-                synced.push(doc.to_string());
+                synced.insert(doc.to_string());
             }
-        }
+        };
         if let Some(f) = to_b.pop_front() {
+            note(&f);
             to_a.extend(sb.handle(b, f, now).unwrap().0);
         }
         if let Some(f) = to_a.pop_front() {
+            note(&f);
             to_b.extend(sa.handle(a, f, now).unwrap().0);
         }
     }
@@ -458,7 +460,6 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
         v
     };
     assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
-    let first: BTreeSet<String> = first.into_iter().collect();
     assert!(first.len() >= 10, "every document synced: {first:?}");
     // Nothing changed: a new session syncs nothing.
     let (idle, synced, counted) = sync_pair(&mut a.hub, &mut b.hub, now);
@@ -467,7 +468,7 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
     // One more incident in an old month's log: that document alone goes, as changes.
     add(&mut a.hub, Kind::Incident, json!({"occurred": now, "severity": 3, "description": "one more"}));
     let (_, synced, _) = sync_pair(&mut a.hub, &mut b.hub, now);
-    assert_eq!(synced.into_iter().collect::<BTreeSet<_>>().len(), 1);
+    assert_eq!(synced.len(), 1);
     assert_eq!(b.hub.count(Kind::Incident).unwrap(), 11);
     assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
 }
@@ -503,7 +504,6 @@ fn a_reconnect_sends_only_what_changed() {
     add(&mut a.hub, Kind::Item, json!({"name": "one more", "unit": "box"}));
     let (second, synced, _) = sync(&mut a.hub, &mut b.hub);
     assert_eq!(b.hub.count(Kind::Item).unwrap(), 201);
-    let synced: BTreeSet<String> = synced.into_iter().collect();
     assert_eq!(synced.len(), 1, "one record changed, yet {synced:?} synced");
     // The first sync carried 240 records; this one carries one, besides the opening.
     assert!(second * 5 < first, "reconnect sent {second} bytes, first sync {first}");
