@@ -191,6 +191,8 @@ pub struct Hub {
     index: Index,
     docs: HashMap<String, (u64, Doc)>,
     use_counter: u64,
+    /// Documents read from the store into memory since opening (see [`Hub::documents_loaded`]).
+    loads: u64,
     hub_id: String,
     actor: Vec<u8>,
     handle: String,
@@ -360,6 +362,7 @@ impl Hub {
             index,
             docs: HashMap::new(),
             use_counter: 0,
+            loads: 0,
             hub_id,
             actor,
             handle: config.handle,
@@ -422,6 +425,13 @@ impl Hub {
     /// Documents that did not load and were repaired as the store opened (see [`Hub::repair`]).
     pub fn repaired_at_open(&self) -> &[DocRepair] {
         &self.repaired
+    }
+
+    /// How many times this hub has read a document from its store into memory since it
+    /// opened. It keeps six in memory at once; a sync of many documents should read
+    /// each one it sends or takes at most once, and none it need not touch.
+    pub fn documents_loaded(&self) -> u64 {
+        self.loads
     }
 
     /// The store file this hub owns.

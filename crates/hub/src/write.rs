@@ -460,8 +460,15 @@ impl Hub {
                     let waiting = !doc.missing_deps().is_empty();
                     let touched = doc.touched_since(&before);
                     // A document of which nothing is stored yet is stored as one compressed save,
-                    // not as its changes one by one.
-                    let chunk = if doc.nothing_saved() { doc.save() } else { doc.save_incremental() };
+                    // not as its changes one by one; one that holds nothing yet (a peer offered
+                    // its heads) is registered without a chunk, and is not read back to learn so.
+                    let chunk = if !doc.nothing_saved() {
+                        doc.save_incremental()
+                    } else if doc.heads().is_empty() {
+                        Vec::new()
+                    } else {
+                        doc.save()
+                    };
                     let heads = doc.heads_text();
                     let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
                     // Rows read ahead are all there is to index unless changes that waited here
@@ -1079,7 +1086,9 @@ impl Hub {
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
-            let doc = match self.store.doc_bytes(id)? {
+            let bytes = self.store.doc_bytes(id)?;
+            self.loads += u64::from(bytes.is_some());
+            let doc = match bytes {
                 Some(bytes) => match Doc::load(id, &bytes, &self.actor) {
                     Ok(doc) => doc,
                     // Damaged by two writers under one actor: repair it, then load it.

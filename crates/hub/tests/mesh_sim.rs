@@ -392,13 +392,30 @@ fn a_silent_peer_is_declared_gone() {
     assert_eq!(s.tick(clock.now_ts()), Tick::Dead);
 }
 
+/// How the sessions of [`sync_pair_with`] fetch documents.
+#[derive(Clone, Copy, Debug)]
+enum Fetching {
+    /// Each shares its hub's fetches, as a node's sessions do: a message asks only where its
+    /// hub fetches the document through it; the others give.
+    Shared,
+    /// Each asks for every document itself (`Session::new`).
+    Own,
+}
+
 /// Both directions of one session between `a` and `b`, run until quiet, each sharing its hub's
-/// fetches as a node's sessions do (a message asks only where its hub fetches the document
-/// through it; the others give): the bytes both sent, the documents their sync messages were
+/// fetches as a node's sessions do: the bytes both sent, the documents their sync messages were
 /// about, and whether both sides count it as a sync.
 fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, BTreeSet<String>, bool) {
-    let mut sa = Session::sharing(PeerId::named("b"), now, SharedFetches::default());
-    let mut sb = Session::sharing(PeerId::named("a"), now, SharedFetches::default());
+    sync_pair_with(a, b, now, Fetching::Shared)
+}
+
+/// [`sync_pair`], with sessions that fetch as `fetching` says.
+fn sync_pair_with(a: &mut Hub, b: &mut Hub, now: Timestamp, fetching: Fetching) -> (u64, BTreeSet<String>, bool) {
+    let session = |peer: &str| match fetching {
+        Fetching::Shared => Session::sharing(PeerId::named(peer), now, SharedFetches::default()),
+        Fetching::Own => Session::new(PeerId::named(peer), now),
+    };
+    let (mut sa, mut sb) = (session("b"), session("a"));
     let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
     let mut synced = BTreeSet::new();
@@ -432,45 +449,75 @@ fn sync_pair(a: &mut Hub, b: &mut Hub, now: Timestamp) -> (u64, BTreeSet<String>
 /// A new hub gets more documents than the serving hub keeps in memory: the serving hub offers
 /// documents it no longer holds in memory, and takes the new hub's acknowledgements of them,
 /// from the heads its store keeps, and the sync states it keeps make the next sessions cost
-/// what changed.
+/// what changed. With sessions that share their hub's fetches (as a node's do), the serving hub
+/// reads each document from its store at most once in the first sync, and the new hub none;
+/// neither reads any in a reconnect where nothing changed, and each at most the changed one
+/// after an edit. Sessions that ask for everything converge as well.
 #[test]
 fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
-    let mut a = new_hub("North", 1);
-    let mut b = new_hub("South", 2);
-    // An incident a month for ten months: a month log each.
-    for month in 0..10 {
-        a.clock.advance_ms(31 * 24 * 3_600_000);
-        let at = a.clock.now_ts();
-        add(
-            &mut a.hub,
-            Kind::Incident,
-            json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
+    for fetching in [Fetching::Shared, Fetching::Own] {
+        let mut a = new_hub("North", 1);
+        let mut b = new_hub("South", 2);
+        // An incident a month for ten months: a month log each.
+        for month in 0..10 {
+            a.clock.advance_ms(31 * 24 * 3_600_000);
+            let at = a.clock.now_ts();
+            add(
+                &mut a.hub,
+                Kind::Incident,
+                json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
+            );
+        }
+        let logs = Replica::docs(&mut a.hub).iter().filter(|d| d.partition.starts_with("incident")).count();
+        assert_eq!(logs, 10);
+        join(&mut a.hub, &mut b.hub);
+        let now = a.clock.now_ts();
+        let docs = Replica::docs(&mut a.hub).len() as u64;
+        let loads = |a: &Hub, b: &Hub| (a.documents_loaded(), b.documents_loaded());
+        let before = loads(&a.hub, &b.hub);
+        let (_, first, both) = sync_pair_with(&mut a.hub, &mut b.hub, now, fetching);
+        let after = loads(&a.hub, &b.hub);
+        assert!(both, "{fetching:?}");
+        assert_eq!(b.hub.count(Kind::Incident).unwrap(), 10, "{fetching:?}");
+        // Sessions that ask for everything make each first message on the document, for the
+        // summary of its changes it carries, and read it again to answer: twice.
+        let most = match fetching {
+            Fetching::Shared => docs,
+            Fetching::Own => 2 * docs,
+        };
+        assert!(
+            after.0 - before.0 <= most && after.1 == before.1,
+            "{fetching:?}: the first sync of {docs} documents read {} from the serving hub's store and {} \
+             from the new hub's, which held none of them",
+            after.0 - before.0,
+            after.1 - before.1
         );
+        let heads = |h: &mut Hub| -> Vec<(String, String)> {
+            let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(heads(&mut a.hub), heads(&mut b.hub), "{fetching:?}");
+        assert!(first.len() >= 10, "{fetching:?}: every document synced: {first:?}");
+        // Nothing changed: a new session syncs nothing, and reads no document.
+        let before = loads(&a.hub, &b.hub);
+        let (idle, synced, counted) = sync_pair_with(&mut a.hub, &mut b.hub, now, fetching);
+        assert!(synced.is_empty() && counted, "{fetching:?}: {synced:?}");
+        assert!(idle < 200, "{fetching:?}: a reconnect with nothing changed sent {idle} bytes");
+        assert_eq!(loads(&a.hub, &b.hub), before, "{fetching:?}: a reconnect with nothing changed read documents");
+        // One more incident in an old month's log: that document alone goes, as changes.
+        add(&mut a.hub, Kind::Incident, json!({"occurred": now, "severity": 3, "description": "one more"}));
+        let before = loads(&a.hub, &b.hub);
+        let (_, synced, _) = sync_pair_with(&mut a.hub, &mut b.hub, now, fetching);
+        let after = loads(&a.hub, &b.hub);
+        assert_eq!(synced.len(), 1, "{fetching:?}");
+        assert!(
+            after.0 - before.0 <= 1 && after.1 - before.1 <= 1,
+            "{fetching:?}: one changed document, read {before:?} -> {after:?} times"
+        );
+        assert_eq!(b.hub.count(Kind::Incident).unwrap(), 11, "{fetching:?}");
+        assert_eq!(heads(&mut a.hub), heads(&mut b.hub), "{fetching:?}");
     }
-    let logs = Replica::docs(&mut a.hub).iter().filter(|d| d.partition.starts_with("incident")).count();
-    assert_eq!(logs, 10);
-    join(&mut a.hub, &mut b.hub);
-    let now = a.clock.now_ts();
-    let (_, first, both) = sync_pair(&mut a.hub, &mut b.hub, now);
-    assert!(both);
-    assert_eq!(b.hub.count(Kind::Incident).unwrap(), 10);
-    let heads = |h: &mut Hub| -> Vec<(String, String)> {
-        let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
-        v.sort();
-        v
-    };
-    assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
-    assert!(first.len() >= 10, "every document synced: {first:?}");
-    // Nothing changed: a new session syncs nothing.
-    let (idle, synced, counted) = sync_pair(&mut a.hub, &mut b.hub, now);
-    assert!(synced.is_empty() && counted, "{synced:?}");
-    assert!(idle < 200, "a reconnect with nothing changed sent {idle} bytes");
-    // One more incident in an old month's log: that document alone goes, as changes.
-    add(&mut a.hub, Kind::Incident, json!({"occurred": now, "severity": 3, "description": "one more"}));
-    let (_, synced, _) = sync_pair(&mut a.hub, &mut b.hub, now);
-    assert_eq!(synced.len(), 1);
-    assert_eq!(b.hub.count(Kind::Incident).unwrap(), 11);
-    assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
 }
 
 #[test]

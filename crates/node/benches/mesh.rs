@@ -113,23 +113,30 @@ fn main() {
         // 1. Initial sync.
         proxy.reset();
         let a_cpu = cpu_secs();
+        let loads = || mesh.with_hub(|h| h.documents_loaded());
+        let a_loads = loads();
         let out = tokio::task::block_in_place(|| run("initial"));
         let (bytes, _) = proxy.window();
         println!(
-            "initial sync: {bytes} socket bytes, {:.3}x the documents saved ({saved}); {} (A's CPU {:.1} s)",
+            "initial sync: {bytes} socket bytes, {:.3}x the documents saved ({saved}); {} (A's CPU {:.1} s, \
+             A read {} documents from its store)",
             bytes as f64 / saved as f64,
             out.trim(),
-            cpu_secs() - a_cpu
+            cpu_secs() - a_cpu,
+            loads() - a_loads
         );
 
         // 2. Reconnect, nothing changed.
         tokio::time::sleep(Duration::from_millis(500)).await;
         proxy.reset();
+        let a_loads = loads();
         let out = tokio::task::block_in_place(|| run("idle"));
         let (bytes, ms) = proxy.window();
         println!(
-            "reconnect, nothing changed: {bytes} socket bytes (TLS handshake included; {}), {ms:.1} ms from accept to the last byte",
-            out.trim()
+            "reconnect, nothing changed: {bytes} socket bytes (TLS handshake included; {}), {ms:.1} ms from accept to \
+             the last byte; A read {} documents from its store",
+            out.trim(),
+            loads() - a_loads
         );
 
         // 3. Edits to a connected peer.
@@ -209,10 +216,12 @@ fn child(args: &[String]) {
                 let stored = mesh.with_hub(|h| h.saved_bytes()).unwrap();
                 let file = std::fs::metadata(store).map(|m| m.len()).unwrap_or(0);
                 println!(
-                    "{:.1} s until the new hub held every document at A's heads (B's CPU {:.1} s); it stored {stored} \
-                     bytes of documents in a {} MiB file, wrote {} MiB to disk, peak {} MiB",
+                    "{:.1} s until the new hub held every document at A's heads (B's CPU {:.1} s, B read {} documents \
+                     from its store); it stored {stored} bytes of documents in a {} MiB file, wrote {} MiB to disk, \
+                     peak {} MiB",
                     start.elapsed().as_secs_f64(),
                     cpu_secs(),
+                    mesh.with_hub(|h| h.documents_loaded()),
                     file >> 20,
                     written_bytes() >> 20,
                     peak_mib()
@@ -221,7 +230,12 @@ fn child(args: &[String]) {
             "idle" => {
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 let t = mesh.peers().first().map(|p| p.traffic).unwrap_or_default();
-                println!("{} frames, {} frame bytes", t.frames_in + t.frames_out, t.bytes_in + t.bytes_out);
+                println!(
+                    "{} frames, {} frame bytes, B read {} documents from its store",
+                    t.frames_in + t.frames_out,
+                    t.bytes_in + t.bytes_out,
+                    mesh.with_hub(|h| h.documents_loaded())
+                );
             }
             "edits" => {
                 while arrived.lock().unwrap().len() <= EDITS {
