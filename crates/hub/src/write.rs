@@ -464,7 +464,7 @@ impl Hub {
                     // its heads) is registered without a chunk, and is not read back to learn so.
                     let chunk = if !doc.nothing_saved() {
                         doc.save_incremental()
-                    } else if doc.heads().is_empty() {
+                    } else if doc.heads().is_empty() && doc.missing_deps().is_empty() {
                         Vec::new()
                     } else {
                         doc.save()
@@ -648,7 +648,9 @@ impl Hub {
     pub(crate) fn held_bytes(&mut self, doc_id: &str) -> Result<Vec<u8>> {
         let chunks = self.store.chunk_count(doc_id)?;
         let d = self.doc(doc_id)?;
-        if chunks > 1 || !d.missing_deps().is_empty() {
+        // (A document registered with no chunk, of which a peer only offered its heads, goes
+        // as the save of an empty document: no reader takes empty bytes for a document.)
+        if chunks != 1 || !d.missing_deps().is_empty() {
             return Ok(d.save_held());
         }
         Ok(self.store.doc_bytes(doc_id)?.unwrap_or_default())

@@ -520,6 +520,52 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
     }
 }
 
+/// A document a peer only offered its heads for (the link dropped before its content came) is
+/// registered here with nothing stored; a full bundle written then still carries it, every hub
+/// imports that bundle, and the next sync brings the content.
+#[test]
+fn a_bundle_written_after_a_peer_only_offered_a_document_imports_everywhere() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    let mut c = new_hub("East", 3);
+    for n in 0..3 {
+        add(&mut a.hub, Kind::Item, json!({"name": format!("item {n}"), "unit": "box"}));
+    }
+    join(&mut a.hub, &mut b.hub);
+    join(&mut a.hub, &mut c.hub);
+    let now = a.clock.now_ts();
+    // A session in which nothing B asks reaches A.
+    let mut sa = Session::sharing(PeerId::named("b"), now, SharedFetches::default());
+    let mut sb = Session::sharing(PeerId::named("a"), now, SharedFetches::default());
+    let mut to_b: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
+    let mut to_a: VecDeque<Frame> = sb.start(&mut b.hub, now).into();
+    let mut offered = 0;
+    while !to_a.is_empty() || !to_b.is_empty() {
+        if let Some(f) = to_b.pop_front() {
+            offered += usize::from(matches!(f, Frame::Sync { .. }));
+            to_a.extend(sb.handle(&mut b.hub, f, now).unwrap().0);
+        }
+        if let Some(f) = to_a.pop_front() {
+            if !matches!(f, Frame::Sync { .. }) {
+                to_b.extend(sa.handle(&mut a.hub, f, now).unwrap().0);
+            }
+        }
+    }
+    assert!(offered > 0, "A offered its documents");
+    assert_eq!(b.hub.count(Kind::Item).unwrap(), 0, "nothing but the offers reached B");
+    let item_docs = |h: &mut Hub| Replica::docs(h).into_iter().filter(|d| d.partition == "item").count();
+    assert!(item_docs(&mut b.hub) > 0, "B registered the document it was offered");
+    let bundle = b.hub.export_bundle(true, &[]).unwrap();
+    for (name, hub) in [("A", &mut a.hub), ("C", &mut c.hub)] {
+        if let Err(e) = hub.import_bundle(&bundle.bytes) {
+            panic!("{name} refused B's bundle: {e}");
+        }
+    }
+    let now = a.clock.now_ts();
+    sync_pair(&mut a.hub, &mut b.hub, now);
+    assert_eq!(b.hub.count(Kind::Item).unwrap(), 3);
+}
+
 #[test]
 fn a_reconnect_sends_only_what_changed() {
     let mut a = new_hub("North", 1);
