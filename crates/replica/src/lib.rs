@@ -31,10 +31,11 @@ const MAX_DEPTH: usize = 8;
 
 /// The id of the index document, the same at every hub.
 pub const INDEX_DOC: &str = "index";
-/// Catalogue shards and month logs stop taking new records at about this many. A hub applies
-/// a peer's edit to a document in time that grows with the document (Automerge merges the
-/// change's operations into the root's: about 0.4 ms per 1,000 records here), so documents are
-/// kept small enough for an edit to reach a peer in milliseconds.
+/// Catalogue shards and month logs stop taking new records at about this many (hubs that
+/// write apart each fill the same shard, so one can hold a few times more). A hub applies a
+/// peer's edit to a document in time that grows with the document (Automerge merges the
+/// change's operations into the root's: about 0.17 ms per 1,000 records here), so documents
+/// are kept small enough for an edit to reach a peer in milliseconds.
 pub const SHARD_TARGET: usize = 2_500;
 
 /// The partition a new record of `kind` made at `at` belongs to.
