@@ -34,7 +34,7 @@ pub const INDEX_DOC: &str = "index";
 /// Catalogue shards and month logs stop taking new records at about this many (hubs that
 /// write apart each fill the same shard, so one can hold a few times more). A hub applies a
 /// peer's edit to a document in time that grows with the document (Automerge merges the
-/// change's operations into the root's: about 0.17 ms per 1,000 records here), so documents
+/// change's operations into the root's: about 0.2 ms per 1,000 records here), so documents
 /// are kept small enough for an edit to reach a peer in milliseconds.
 pub const SHARD_TARGET: usize = 2_500;
 
