@@ -368,7 +368,6 @@ impl Hub {
     /// transaction, or none is (a bundle import).
     pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>, task: Option<Task>) -> Result<Vec<String>> {
         let total = items.len() as u64;
-        let known: std::collections::BTreeSet<String> = self.store.docs()?.into_iter().map(|d| d.0).collect();
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         // The member keys the door checks signatures against, read only when changes arrive (a
         // sync acknowledgement brings none).
@@ -387,7 +386,7 @@ impl Hub {
             || -> Result<Vec<(String, Vec<String>)>> {
                 let mut written = Vec::new();
                 for (done, item) in (1u64..).zip(items) {
-                    let new = !known.contains(item.doc);
+                    let new = !self.store.has_doc(item.doc)?;
                     let mut index_chunk = Vec::new();
                     if new {
                         let author = self.author(self.clock.now());
@@ -1100,7 +1099,7 @@ impl Hub {
                     },
                 },
                 // Registered, but nothing arrived for it yet (a sync that only exchanged heads).
-                None if self.store.docs()?.iter().any(|(d, ..)| d == id) => Doc::new(id, &self.actor),
+                None if self.store.has_doc(id)? => Doc::new(id, &self.actor),
                 None => return Err(Error::NotFound(format!("document {id}"))),
             };
             self.cache(doc);

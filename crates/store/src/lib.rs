@@ -701,6 +701,13 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Whether the store knows document `doc` (registered, whether or not anything of it is
+    /// stored yet).
+    pub fn has_doc(&self, doc: &str) -> Result<bool> {
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM docs WHERE doc = ?1")?;
+        Ok(st.exists([doc])?)
+    }
+
     /// One document's heads as last saved (hex hashes separated by spaces), where known.
     pub fn heads_of(&self, doc: &str) -> Result<Option<String>> {
         let mut st = self.conn.prepare_cached("SELECT heads FROM docs WHERE doc = ?1")?;
