@@ -526,6 +526,10 @@ impl aidmesh_mesh::net::Hub for Hub {
         })
     }
 
+    fn settle(&mut self) -> Result<(), String> {
+        self.store.settle().map_err(|e| e.to_string())
+    }
+
     fn metered_budget(&mut self) -> Result<Option<u64>, String> {
         self.internet_budget().map_err(|e| e.to_string())
     }

@@ -1057,6 +1057,8 @@ impl Hub {
     /// so that no edit waits behind upkeep, but never for longer than [`UPKEEP_AT_LEAST_MS`]:
     /// a hub that never rests still gets a step that often.
     pub(crate) fn upkeep(&mut self) -> Result<bool> {
+        // What peers sent is committed within a tick, whatever else goes on.
+        self.store.settle()?;
         let writes = self.store.writes();
         // Nothing was left when it last looked, and nothing was written since: no query at all.
         if self.rested_at == Some(writes) {

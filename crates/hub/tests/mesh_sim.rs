@@ -520,6 +520,68 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
     }
 }
 
+/// What a hub takes from peers is committed in groups (the store's resendable writes, see
+/// `Store::write_resendable`): a hub that crashes, or loses power, before a group commits loses
+/// that group whole, with the sync states that say it arrived, and the next sync brings all of
+/// it again, although the serving hub's sync state says it was delivered. The crash is the
+/// hub's files as they lay on the disk while a group was open.
+#[test]
+fn a_hub_that_crashes_before_what_peers_sent_is_committed_gets_it_again() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    for month in 0..10 {
+        a.clock.advance_ms(31 * 24 * 3_600_000);
+        let at = a.clock.now_ts();
+        add(
+            &mut a.hub,
+            Kind::Incident,
+            json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
+        );
+    }
+    join(&mut a.hub, &mut b.hub);
+    let now = a.clock.now_ts();
+    let (_, _, both) = sync_pair(&mut a.hub, &mut b.hub, now);
+    assert!(both);
+    assert_eq!(b.hub.count(Kind::Incident).unwrap(), 10, "reads see what is not yet committed");
+    // The crash: the files as they are now (the log's frames past its last commit are not
+    // part of the file, as after a power cut).
+    let sibling = |p: &std::path::Path, tail: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(tail);
+        std::path::PathBuf::from(s)
+    };
+    let image = b.path.with_extension("crashed");
+    std::fs::copy(&b.path, &image).unwrap();
+    let wal = sibling(&b.path, "-wal");
+    let had_wal = wal.exists() && std::fs::copy(&wal, sibling(&image, "-wal")).is_ok();
+    // The rest of `b` (its folder) stays until the end of the test.
+    let TestHub { hub, clock, path, .. } = b;
+    drop(hub);
+    for tail in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(sibling(&path, tail));
+    }
+    std::fs::rename(&image, &path).unwrap();
+    if had_wal {
+        std::fs::rename(sibling(&image, "-wal"), &wal).unwrap();
+    }
+    let mut b = reopen(&path, &clock);
+    let kept = b.count(Kind::Incident).unwrap();
+    assert!(kept < 10, "the open group was lost in the crash ({kept} incidents kept)");
+    let (_, synced, both) = sync_pair(&mut a.hub, &mut b, now);
+    assert!(both && !synced.is_empty());
+    assert_eq!(b.count(Kind::Incident).unwrap(), 10, "the next sync brought back what the crash lost");
+    let heads = |h: &mut Hub| -> Vec<(String, String)> {
+        let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(heads(&mut a.hub), heads(&mut b));
+    // What the second sync brought was kept: closed and opened again, it is all there.
+    drop(b);
+    let b = reopen(&path, &clock);
+    assert_eq!(b.count(Kind::Incident).unwrap(), 10);
+}
+
 /// A document a peer only offered its heads for (the link dropped before its content came) is
 /// registered here with nothing stored; a full bundle written then still carries it, every hub
 /// imports that bundle, and the next sync brings the content.

@@ -64,6 +64,11 @@ pub trait Hub: Replica + Send + 'static {
     fn keep_metered(&mut self, _day: &str, _used: u64) -> Result<(), String> {
         Ok(())
     }
+    /// Commits what frames stored so far, when no further frame waits: a store may group what
+    /// peers send (it is sent again if lost) into fewer, larger commits.
+    fn settle(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -793,21 +798,21 @@ const PREPARES_AT_ONCE: usize = 2;
 /// so that the work that needs no hub (loading a whole document that arrives) is done while the
 /// hub applies the frames before it: at most [`PREPARED_AHEAD`] prepared frames wait per
 /// connection, and [`PREPARES_AT_ONCE`] preparations run per hub.
-fn read_frames<R, P>(
-    mut rd: R,
-    preparer: Option<Preparer<P>>,
-) -> (tokio::task::JoinHandle<()>, mpsc::Receiver<ReadFrame<P>>)
+fn read_frames<R, P>(mut rd: R, preparer: Option<Preparer<P>>) -> (tokio::task::JoinHandle<()>, Frames<P>)
 where
     R: AsyncReadExt + Unpin + Send + 'static,
     P: Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<ReadFrame<P>>(64);
+    let arriving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = arriving.clone();
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let places = Arc::new(tokio::sync::Semaphore::new(PREPARED_AHEAD));
     let task = tokio::spawn(async move {
         loop {
             let frame = async {
                 let len = rd.read_u32().await.map_err(Ended::Closed)? as usize;
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if len > MAX_FRAME {
                     return Err(Ended::TooLarge(len));
                 }
@@ -858,7 +863,31 @@ where
             }
         }
     });
-    (task, rx)
+    (task, Frames { rx, arriving })
+}
+
+/// The frames a connection's reader passes on, and how many it has begun to read that the
+/// connection has not taken yet (being read, prepared, or waiting): while more arrive, what the
+/// hub stores of them is committed together (see [`Hub::settle`]).
+struct Frames<P> {
+    rx: mpsc::Receiver<ReadFrame<P>>,
+    arriving: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<P> Frames<P> {
+    /// The next frame (cancel-safe, as the channel's own).
+    async fn recv(&mut self) -> Option<ReadFrame<P>> {
+        let f = self.rx.recv().await;
+        if let Some(Ok(_)) = f {
+            self.arriving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        f
+    }
+
+    /// Whether another frame has begun to arrive.
+    fn more(&self) -> bool {
+        self.arriving.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
 }
 
 /// A running connection's session, with what it answers to: frames from the peer, changes
@@ -879,7 +908,7 @@ impl<H: Hub> Connection<'_, H> {
     async fn run<W: AsyncWriteExt + Unpin>(
         &mut self,
         wr: &mut W,
-        frames: &mut mpsc::Receiver<ReadFrame<H::Prepared>>,
+        frames: &mut Frames<H::Prepared>,
     ) -> Result<(), Ended> {
         let mut changes = self.shared.changed.subscribe();
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -892,7 +921,8 @@ impl<H: Hub> Connection<'_, H> {
                     Some(frame) => {
                         // The frame's budget and place are given back once it is handled.
                         let (frame, prepared, _budget) = frame?;
-                        self.on_frame(frame, prepared)?
+                        let more = frames.more();
+                        self.on_frame(frame, prepared, more)?
                     }
                     None => return Err(Ended::Closed(std::io::ErrorKind::UnexpectedEof.into())),
                 },
@@ -916,6 +946,7 @@ impl<H: Hub> Connection<'_, H> {
         &mut self,
         frame: Frame,
         prepared: Option<Prepared<H::Prepared>>,
+        more: bool,
     ) -> Result<(Vec<Frame>, Vec<Change>), Ended> {
         // Nothing from a peer revoked since the last tick is applied.
         if let Review::Close(why) = review(self.shared, self.peer, self.conn) {
@@ -926,7 +957,15 @@ impl<H: Hub> Connection<'_, H> {
         // Taken either way, so that what a refused frame changed is not announced later as
         // this hub's own writes.
         let changed = take_changes(&mut *h, true);
-        Ok((handled?.0, changed))
+        let handled = handled?;
+        // With no frame waiting, what this one stored is committed before anyone can ask.
+        if !more {
+            if let Err(e) = h.settle() {
+                tracing::error!(peer = %self.peer, error = %e, "cannot commit what peers sent");
+                return Err(Ended::Policy("cannot store what the peer sent"));
+            }
+        }
+        Ok((handled.0, changed))
     }
 
     /// Offers what a frame changed here to every connection (this one's answer went first).
@@ -1243,12 +1282,50 @@ mod tests {
         let fits = READ_AHEAD / (MAX_FRAME - 100 + 6);
         assert_eq!(fits, 4);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(frames.len(), fits, "the budget is full");
+        assert_eq!(frames.rx.len(), fits, "the budget is full");
         // One handled: its room goes to the next.
         drop(frames.recv().await.unwrap().unwrap());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(frames.len(), fits);
+        assert_eq!(frames.rx.len(), fits);
         reader.abort();
+    }
+
+    /// A connection knows whether another frame has begun to arrive (read, or only its length
+    /// so far): its hub commits what a burst of frames stored together, and at once after the
+    /// burst's last frame.
+    #[tokio::test]
+    async fn a_connection_knows_whether_more_frames_are_arriving() {
+        let (mut peer, ours) = tokio::io::duplex(1 << 16);
+        let (_reader, mut frames) = read_frames::<_, ()>(ours, None);
+        let frame = |doc: &str| {
+            let f = Frame::Sync { doc: doc.into(), msg: vec![0; 10], sigs: vec![] }.encode();
+            let mut wire = (f.len() as u32).to_be_bytes().to_vec();
+            wire.extend(f);
+            wire
+        };
+        let settled = |frames: &Frames<()>, n: usize| {
+            frames.arriving.load(std::sync::atomic::Ordering::SeqCst) == n && frames.rx.len() == n
+        };
+        assert!(!frames.more());
+        peer.write_all(&[frame("a"), frame("b")].concat()).await.unwrap();
+        while !settled(&frames, 2) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = frames.recv().await.unwrap().unwrap();
+        assert!(frames.more(), "b has arrived");
+        let _ = frames.recv().await.unwrap().unwrap();
+        assert!(!frames.more(), "nothing more");
+        // The length of the next frame alone counts: the rest is on its way.
+        let c = frame("c");
+        peer.write_all(&c[..4]).await.unwrap();
+        while frames.arriving.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(frames.more());
+        peer.write_all(&c[4..]).await.unwrap();
+        let (f, _, _) = frames.recv().await.unwrap().unwrap();
+        assert!(matches!(f, Frame::Sync { doc, .. } if doc.as_str() == "c"));
+        assert!(!frames.more());
     }
 
     /// A sync message large enough is prepared before it is handed on, in order, holding
@@ -1283,7 +1360,7 @@ mod tests {
         assert_eq!(budget.num_permits(), READ_AHEAD, "the whole budget, and no more");
         drop(budget);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(frames.len(), PREPARED_AHEAD, "prepared frames wait in their places only");
+        assert_eq!(frames.rx.len(), PREPARED_AHEAD, "prepared frames wait in their places only");
         assert_eq!(running.available_permits(), PREPARES_AT_ONCE, "nothing is being prepared");
         for i in 0..20 {
             let (_, prepared, budget) = frames.recv().await.unwrap().unwrap();

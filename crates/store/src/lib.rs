@@ -77,6 +77,8 @@ pub type AuthorityRow = (Vec<u8>, Vec<u8>);
 
 /// SQLite page cache, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
+/// Resendable writes that one transaction holds at most ([`Store::write_resendable`]).
+pub const GROUP_WRITES: u32 = 32;
 
 /// Pages of write-ahead log (4 KiB each) past which a writer's commit folds it into the file;
 /// below it, upkeep does when the hub is idle. SQLite's default is 1,000.
@@ -144,6 +146,9 @@ pub struct Store {
     autocheckpoint: i64,
     /// Held for as long as the store is open: one process owns a store at a time.
     _owner: OwnerLock,
+    /// Resendable writes in the open group, not yet committed ([`Store::write_resendable`]);
+    /// 0 when no group is open.
+    grouped: std::cell::Cell<u32>,
 }
 
 /// A second connection to a store that folds its write-ahead log into the file, made by
@@ -181,6 +186,15 @@ impl LogFolder {
         self.shared.folds.store(r.is_ok(), Ordering::Relaxed);
         let (log, folded) = r?;
         Ok(Folded { log: log.max(0), folded: folded.max(0) })
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // What peers sent, grouped and not yet committed, is kept (their sync states with it).
+        if let Err(e) = self.settle() {
+            tracing::error!(store = %self.path.display(), error = %e, "cannot commit what peers sent last");
+        }
     }
 }
 
@@ -344,6 +358,7 @@ impl Store {
             folding: None,
             autocheckpoint: AUTOCHECKPOINT_PAGES,
             _owner: owner,
+            grouped: std::cell::Cell::new(0),
         }
     }
 
@@ -416,10 +431,12 @@ impl Store {
     /// Closes the store and removes its files (the database with SQLite's journal beside it,
     /// and the lock): for a store that never came to be, such as one made for a join that
     /// failed. Its pages were encrypted; nothing readable is left behind.
-    pub fn destroy(self) -> Result<()> {
-        let Store { conn, path, _owner, .. } = self;
+    pub fn destroy(mut self) -> Result<()> {
+        self.settle()?;
+        // Closed here, to learn that it closed, while the lock is still held.
+        let conn = std::mem::replace(&mut self.conn, Connection::open_in_memory()?);
         conn.close().map_err(|(_, e)| Error::from(e))?;
-        remove_files(&path)
+        remove_files(&self.path)
     }
 
     /// Removes the store at `path` with its files, as [`Store::destroy`] does, without opening
@@ -502,6 +519,7 @@ impl Store {
             return Err(Error::EmptyPassphrase);
         }
         let raw = key::pragma(new_passphrase, &key::file_salt(&self.path)?, false)?;
+        self.settle()?;
         self.conn.pragma_update(None, "rekey", raw.as_str())?;
         // A folder opened before goes on: a fold copies the log's pages as they are, under
         // whatever key; a new one opens with the new key.
@@ -527,6 +545,10 @@ impl Store {
 
     /// Runs `f` in one transaction: all of it is durable, or none of it happened.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        if !self.batch {
+            // What peers sent before it is committed first, with it.
+            self.settle()?;
+        }
         self.durability(true)?;
         self.transact(f)
     }
@@ -559,6 +581,7 @@ impl Store {
             self.writes += 1;
             return Ok(out);
         }
+        self.settle()?;
         self.end_stray_transaction();
         let tx = self.conn.transaction()?;
         let out = f(&mut Tx { tx: &tx })?;
@@ -571,7 +594,7 @@ impl Store {
     /// panicked): what it wrote was never committed and is undone, so that this write and every
     /// later one is not silently part of it.
     fn end_stray_transaction(&mut self) {
-        if !self.conn.is_autocommit() {
+        if !self.conn.is_autocommit() && self.grouped.get() == 0 {
             tracing::error!(store = %self.path.display(), "a batch was left open: undoing it");
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -582,6 +605,7 @@ impl Store {
     /// open). For a write too large to hold in memory (a bundle's every document): the caller
     /// writes it piece by piece. A write that fails inside a batch leaves it to be rolled back.
     pub fn begin(&mut self) -> Result<()> {
+        self.settle()?;
         self.end_stray_transaction();
         self.durability(true)?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -609,13 +633,68 @@ impl Store {
     }
 
     /// Like [`Store::write`] for what another hub sends again if it is lost (changes from a
-    /// peer, with the peer's sync state): the commit is not flushed to the disk before this
-    /// returns. A power cut may lose it, whole and never in part, and with it the sync state
-    /// that says it arrived, so the peer sends it again; a crash of the process loses nothing.
-    /// What a person wrote here always goes through [`Store::write`].
+    /// peer, with the peer's sync state). Such writes are grouped: each joins one open
+    /// transaction (as a savepoint: one that fails or panics is undone alone), which commits,
+    /// without waiting for the disk, at [`GROUP_WRITES`] writes, at [`Store::settle`] (a node
+    /// calls it once no further frame is arriving, and at each upkeep tick), before any other
+    /// write, and when the store is dropped. A power cut or a crash of the process before that
+    /// may lose the group, whole and never in part, and with it the sync states that say it
+    /// arrived, so the peers send it again. Reads through this store see it at once. What a
+    /// person wrote here always goes through [`Store::write`].
     pub fn write_resendable<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.durability(false)?;
-        self.transact(f)
+        if self.batch {
+            return self.transact(f);
+        }
+        if self.grouped.get() == 0 {
+            self.durability(false)?;
+            self.end_stray_transaction();
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        // Undone alone if `f` fails or panics (the savepoint's drop rolls back to it).
+        let sp = self.conn.savepoint()?;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut Tx { tx: &sp })));
+        let out = match out {
+            Ok(Ok(v)) => {
+                sp.commit()?;
+                self.grouped.set(self.grouped.get() + 1);
+                self.writes += 1;
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                drop(sp);
+                Err(e)
+            }
+            Err(panic) => {
+                drop(sp);
+                if self.grouped.get() == 0 {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                }
+                std::panic::resume_unwind(panic)
+            }
+        };
+        if self.grouped.get() >= GROUP_WRITES {
+            self.settle()?;
+        } else if self.grouped.get() == 0 && !self.conn.is_autocommit() {
+            // Nothing in it: an empty group is not left open.
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        out
+    }
+
+    /// Commits the open group of resendable writes, if any ([`Store::write_resendable`]).
+    pub fn settle(&self) -> Result<()> {
+        if self.grouped.get() == 0 {
+            return Ok(());
+        }
+        self.grouped.set(0);
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            // Not committed, so undone: never left open to join later writes.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Transactions committed through this handle so far.
@@ -627,6 +706,7 @@ impl Store {
     /// merging up to `pages` pages of the full-text index's segments, or folding the log into the
     /// file (without waiting for readers). Returns what it did.
     pub fn upkeep(&mut self, pages: u32) -> Result<Upkeep> {
+        self.settle()?;
         let before = self.conn.total_changes();
         self.conn.execute("INSERT INTO search(search, rank) VALUES('merge', ?1)", [pages])?;
         // FTS5 reports merge work through the change counter: under 2, there was none.
@@ -815,11 +895,11 @@ impl Store {
             .optional()?)
     }
 
-    /// The kind of a record, if the index holds it (reads only a covering index).
+    /// The kind of a record, if the index holds it.
     pub fn kind_of(&self, id: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .prepare_cached("SELECT kind FROM records INDEXED BY records_id_kind WHERE id = ?1")?
+            .prepare_cached("SELECT kind FROM records WHERE id = ?1")?
             .query_row([id], |r| r.get(0))
             .optional()?)
     }
@@ -1087,6 +1167,7 @@ impl Store {
     /// wait for it). One that cannot finish (a reader past the busy timeout) is
     /// [`Error::LogNotFolded`].
     pub fn checkpoint(&self) -> Result<()> {
+        self.settle()?;
         let _one = self.folding.as_ref().map(|f| f.one_at_a_time.lock().unwrap_or_else(|e| e.into_inner()));
         // (busy, pages in the log, pages folded); SQLite waits for readers and writers through
         // the busy timeout.

@@ -359,6 +359,51 @@ fn a_write_waits_for_the_disk_whatever_came_before_it() {
 }
 
 #[test]
+fn what_peers_send_is_grouped_and_each_failed_write_undone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    s.write_resendable(|tx| tx.set_meta("a", "1")).unwrap();
+    s.write_resendable(|tx| tx.set_meta("b", "1")).unwrap();
+    // A write of the group that fails, or panics, takes back what it wrote and nothing else.
+    let failed: Result<()> = s.write_resendable(|tx| {
+        tx.set_meta("c", "1")?;
+        Err(Error::Corrupt("simulated".into()))
+    });
+    assert!(failed.is_err());
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.write_resendable(|tx| -> Result<()> {
+            tx.set_meta("d", "1")?;
+            panic!("simulated panic mid-write")
+        })
+    }));
+    assert!(panicked.is_err());
+    s.write_resendable(|tx| tx.set_meta("e", "1")).unwrap();
+    assert_eq!(s.meta("a").unwrap().as_deref(), Some("1"), "reads see the group before it commits");
+    assert_eq!(s.meta("c").unwrap(), None);
+    assert_eq!(s.meta("d").unwrap(), None);
+    // Closing the store commits the group.
+    drop(s);
+    let mut s = Store::open(&p, "pw").unwrap();
+    for k in ["a", "b", "e"] {
+        assert_eq!(s.meta(k).unwrap().as_deref(), Some("1"), "{k} was kept");
+    }
+    assert_eq!(s.meta("c").unwrap(), None);
+    assert_eq!(s.meta("d").unwrap(), None);
+    // A full group, then a person's write: all of it kept, the person's write durable.
+    for i in 0..aidmesh_store::GROUP_WRITES * 2 + 3 {
+        s.write_resendable(|tx| tx.set_meta(&format!("peer{i}"), "1")).unwrap();
+    }
+    s.write(|tx| tx.set_meta("typed_here", "1")).unwrap();
+    assert!(s.commits_wait_for_the_disk().unwrap());
+    s.settle().unwrap();
+    drop(s);
+    let s = Store::open(&p, "pw").unwrap();
+    assert_eq!(s.meta(&format!("peer{}", GROUP_WRITES * 2 + 2)).unwrap().as_deref(), Some("1"));
+    assert_eq!(s.meta("typed_here").unwrap().as_deref(), Some("1"));
+}
+
+#[test]
 fn a_batch_of_writes_is_stored_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s");
