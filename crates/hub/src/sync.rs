@@ -527,7 +527,11 @@ impl aidmesh_mesh::net::Hub for Hub {
     }
 
     fn settle(&mut self) -> Result<(), String> {
-        self.store.settle().map_err(|e| e.to_string())
+        let settled = self.store.settle();
+        if self.store.take_lost() {
+            self.forget_unstored();
+        }
+        settled.map_err(|e| e.to_string())
     }
 
     fn metered_budget(&mut self) -> Result<Option<u64>, String> {

@@ -367,6 +367,10 @@ impl Hub {
     /// Like [`Hub::ingest`] for several documents at once: all are persisted in one store
     /// transaction, or none is (a bundle import).
     pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>, task: Option<Task>) -> Result<Vec<String>> {
+        // A group lost since (a local write's commit of it failed) is forgotten first.
+        if self.store.take_lost() {
+            self.forget_unstored();
+        }
         let total = items.len() as u64;
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         // The member keys the door checks signatures against, read only when changes arrive (a
@@ -562,6 +566,10 @@ impl Hub {
             // What passed the door with a refused message waits no more.
             for d in &touched_docs {
                 self.waiting_changes.remove(d);
+            }
+            // A full disk may have taken the earlier writes of the group with it.
+            if self.store.take_lost() {
+                self.forget_unstored();
             }
         }
         let mut settle_docs = touched_docs;
@@ -989,6 +997,22 @@ impl Hub {
         result
     }
 
+    /// After the store lost a group of what peers sent (a full disk, a failed commit: see
+    /// `Store::take_lost`): every document held in memory, and the index document, are read
+    /// again from the store, so that nothing here claims changes the store no longer holds, and
+    /// the next write to a document follows what is stored. Peers send the lost changes again
+    /// when they next connect.
+    pub(crate) fn forget_unstored(&mut self) {
+        tracing::warn!("the store lost what peers sent last: reading every document from it again");
+        self.docs.clear();
+        self.waiting_changes.clear();
+        if let Ok(Some(bytes)) = self.store.doc_bytes(aidmesh_replica::INDEX_DOC) {
+            if let Ok(doc) = Doc::load(aidmesh_replica::INDEX_DOC, &bytes, &self.actor) {
+                self.index = aidmesh_replica::Index::from_doc(doc);
+            }
+        }
+    }
+
     /// Drops every change of a document that waits here for what it depends on (kept with the
     /// document, in the pending chunks, or as a voucher), once one of them rewrote a record:
     /// honest ones come again from a hub that vouches for them.
@@ -1058,7 +1082,11 @@ impl Hub {
     /// a hub that never rests still gets a step that often.
     pub(crate) fn upkeep(&mut self) -> Result<bool> {
         // What peers sent is committed within a tick, whatever else goes on.
-        self.store.settle()?;
+        let settled = self.store.settle();
+        if self.store.take_lost() {
+            self.forget_unstored();
+        }
+        settled?;
         let writes = self.store.writes();
         // Nothing was left when it last looked, and nothing was written since: no query at all.
         if self.rested_at == Some(writes) {

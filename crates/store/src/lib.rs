@@ -4,8 +4,9 @@
 //! the CRDT (records as JSON, full-text search, stock levels), and the personal-data vault.
 //! Writes go through [`Store::write`], one SQLite transaction: a write the caller was told
 //! succeeded is durable (WAL, `synchronous=FULL`), and a failed one leaves nothing behind. What
-//! a peer sends again if it is lost goes through [`Store::write_resendable`], which does not
-//! wait for the disk.
+//! a peer sends again if it is lost goes through [`Store::write_resendable`], which groups such
+//! writes into fewer commits that do not wait for the disk (a group may be lost whole: see
+//! there, and [`Store::take_lost`]).
 //! The store knows nothing of domain rules beyond the stock deltas it is handed.
 
 mod key;
@@ -149,6 +150,8 @@ pub struct Store {
     /// Resendable writes in the open group, not yet committed ([`Store::write_resendable`]);
     /// 0 when no group is open.
     grouped: std::cell::Cell<u32>,
+    /// Whether a group was lost since [`Store::take_lost`] was last asked.
+    lost: std::cell::Cell<bool>,
 }
 
 /// A second connection to a store that folds its write-ahead log into the file, made by
@@ -359,6 +362,7 @@ impl Store {
             autocheckpoint: AUTOCHECKPOINT_PAGES,
             _owner: owner,
             grouped: std::cell::Cell::new(0),
+            lost: std::cell::Cell::new(false),
         }
     }
 
@@ -546,8 +550,9 @@ impl Store {
     /// Runs `f` in one transaction: all of it is durable, or none of it happened.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         if !self.batch {
-            // What peers sent before it is committed first, with it.
+            // What peers sent before it is committed first, and nothing stray stays open.
             self.settle()?;
+            self.end_stray_transaction();
         }
         self.durability(true)?;
         self.transact(f)
@@ -641,31 +646,52 @@ impl Store {
     /// may lose the group, whole and never in part, and with it the sync states that say it
     /// arrived, so the peers send it again. Reads through this store see it at once. What a
     /// person wrote here always goes through [`Store::write`].
+    ///
+    /// A write that fails because the disk is full, or on an I/O error, may make SQLite undo
+    /// the whole group, as may a failed commit: the group is then lost as in a crash, and
+    /// [`Store::take_lost`] says so once, so that whoever keeps what it wrote in memory
+    /// forgets it.
     pub fn write_resendable<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         if self.batch {
             return self.transact(f);
         }
         if self.grouped.get() == 0 {
-            self.durability(false)?;
             self.end_stray_transaction();
+            self.durability(false)?;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
-        // Undone alone if `f` fails or panics (the savepoint's drop rolls back to it).
-        let sp = self.conn.savepoint()?;
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut Tx { tx: &sp })));
+        // Undone alone if `f` fails or panics: a savepoint of its own.
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT resendable") {
+            self.group_failed();
+            return Err(e.into());
+        }
+        let undo = |conn: &Connection| {
+            let _ = conn.execute_batch("ROLLBACK TO resendable; RELEASE resendable");
+        };
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut Tx { tx: &self.conn })));
         let out = match out {
-            Ok(Ok(v)) => {
-                sp.commit()?;
-                self.grouped.set(self.grouped.get() + 1);
-                self.writes += 1;
-                Ok(v)
-            }
+            Ok(Ok(v)) => match self.conn.execute_batch("RELEASE resendable") {
+                Ok(()) => {
+                    self.grouped.set(self.grouped.get() + 1);
+                    self.writes += 1;
+                    Ok(v)
+                }
+                Err(e) => {
+                    self.group_failed();
+                    return Err(e.into());
+                }
+            },
             Ok(Err(e)) => {
-                drop(sp);
+                if self.conn.is_autocommit() {
+                    // SQLite undid the whole transaction (a full disk, an I/O error).
+                    self.group_failed();
+                } else {
+                    undo(&self.conn);
+                }
                 Err(e)
             }
             Err(panic) => {
-                drop(sp);
+                undo(&self.conn);
                 if self.grouped.get() == 0 {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
@@ -686,15 +712,30 @@ impl Store {
         if self.grouped.get() == 0 {
             return Ok(());
         }
-        self.grouped.set(0);
         if let Err(e) = self.conn.execute_batch("COMMIT") {
-            // Not committed, so undone: never left open to join later writes.
-            if !self.conn.is_autocommit() {
-                let _ = self.conn.execute_batch("ROLLBACK");
-            }
+            self.group_failed();
             return Err(e.into());
         }
+        self.grouped.set(0);
         Ok(())
+    }
+
+    /// The open group is gone, or going: undone, never left open to join later writes, and
+    /// reported by [`Store::take_lost`] if it held any write.
+    fn group_failed(&self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if self.grouped.replace(0) > 0 {
+            self.lost.set(true);
+        }
+    }
+
+    /// Whether a group of resendable writes was lost since the last call (a failed commit, or
+    /// a failed write that SQLite undid the whole transaction for): what the caller keeps in
+    /// memory of those writes no longer stands for the store.
+    pub fn take_lost(&self) -> bool {
+        self.lost.replace(false)
     }
 
     /// Transactions committed through this handle so far.

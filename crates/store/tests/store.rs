@@ -403,6 +403,35 @@ fn what_peers_send_is_grouped_and_each_failed_write_undone_alone() {
     assert_eq!(s.meta("typed_here").unwrap().as_deref(), Some("1"));
 }
 
+/// A full disk in the middle of a group makes SQLite undo the whole group: the store says so
+/// once (`take_lost`, for the hub to forget what it holds of it), keeps nothing of it, and goes
+/// on taking writes.
+#[test]
+fn a_group_that_a_full_disk_undid_is_reported_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    let pages = s.page_count().unwrap();
+    s.limit_pages(pages + 8).unwrap();
+    s.write_resendable(|tx| tx.set_meta("early", "1")).unwrap();
+    let big = "x".repeat(1 << 20);
+    let failed = s.write_resendable(|tx| tx.set_meta("big", &big));
+    assert!(matches!(failed, Err(Error::DiskFull(_))), "{failed:?}");
+    // SQLite undoes the whole transaction on a full disk here: the earlier write goes too.
+    let lost = s.take_lost();
+    assert!(lost, "the group was lost, and the store says so");
+    assert!(!s.take_lost(), "said once");
+    s.limit_pages(pages + 1000).unwrap();
+    s.write_resendable(|tx| tx.set_meta("late", "1")).unwrap();
+    s.settle().unwrap();
+    assert!(!s.take_lost());
+    drop(s);
+    let s = Store::open(&p, "pw").unwrap();
+    assert_eq!(s.meta("big").unwrap(), None);
+    assert_eq!(s.meta("late").unwrap().as_deref(), Some("1"));
+    assert_eq!(s.meta("early").unwrap(), None, "lost with its group");
+}
+
 #[test]
 fn a_batch_of_writes_is_stored_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
