@@ -397,7 +397,7 @@ impl Replica for Hub {
             let bytes = state.encode();
             let stored = self.store.sync_state(peer.as_str(), doc.doc.as_str());
             if stored.as_ref().ok().and_then(|s| s.as_ref()) != Some(&bytes) {
-                self.store.write_resendable(|tx| tx.set_sync_state(peer.as_str(), doc.doc.as_str(), &bytes))?;
+                self.write_resendable(|tx| tx.set_sync_state(peer.as_str(), doc.doc.as_str(), &bytes))?;
             }
             return Ok(false);
         }
@@ -527,11 +527,7 @@ impl aidmesh_mesh::net::Hub for Hub {
     }
 
     fn settle(&mut self) -> Result<(), String> {
-        let settled = self.store.settle();
-        if self.store.take_lost() {
-            self.forget_unstored();
-        }
-        settled.map_err(|e| e.to_string())
+        self.settle_peers_writes().map_err(|e| e.to_string())
     }
 
     fn metered_budget(&mut self) -> Result<Option<u64>, String> {
@@ -544,7 +540,7 @@ impl aidmesh_mesh::net::Hub for Hub {
 
     fn keep_metered(&mut self, day: &str, used: u64) -> Result<(), String> {
         // A count lost to a power cut costs a few seconds' bytes: no need to wait for the disk.
-        let kept = self.store.write_resendable(|tx| tx.set_meta("internet_used", &format!("{day} {used}")));
+        let kept = self.write_resendable(|tx| tx.set_meta("internet_used", &format!("{day} {used}")));
         kept.map_err(|e| e.to_string())
     }
 }

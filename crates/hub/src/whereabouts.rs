@@ -80,7 +80,7 @@ impl Hub {
         if durable {
             self.store.write(|tx| tx.set_meta(META, &json))?;
         } else {
-            self.store.write_resendable(|tx| tx.set_meta(META, &json))?;
+            self.write_resendable(|tx| tx.set_meta(META, &json))?;
         }
         Ok(())
     }

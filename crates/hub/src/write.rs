@@ -981,6 +981,11 @@ impl Hub {
     /// After a failed write, forgets the in-memory state of the documents it touched, so that
     /// they are reloaded from what the disk holds.
     fn settle<T>(&mut self, result: Result<T>, docs: &[String]) -> Result<T> {
+        // A write that failed may have found the group of peers' writes lost (its commit of
+        // them failed): nothing of it may stay in memory.
+        if result.is_err() && self.store.take_lost() {
+            self.forget_unstored();
+        }
         if result.is_err() {
             for d in docs {
                 if d == aidmesh_replica::INDEX_DOC {
@@ -1002,7 +1007,7 @@ impl Hub {
     /// again from the store, so that nothing here claims changes the store no longer holds, and
     /// the next write to a document follows what is stored. Peers send the lost changes again
     /// when they next connect.
-    pub(crate) fn forget_unstored(&mut self) {
+    fn forget_unstored(&mut self) {
         tracing::warn!("the store lost what peers sent last: reading every document from it again");
         self.docs.clear();
         self.waiting_changes.clear();
@@ -1011,6 +1016,28 @@ impl Hub {
                 self.index = aidmesh_replica::Index::from_doc(doc);
             }
         }
+    }
+
+    /// [`Store::write_resendable`](aidmesh_store::Store::write_resendable), then forgets what
+    /// this hub holds in memory of a group the store lost on the way.
+    pub(crate) fn write_resendable<T>(
+        &mut self,
+        f: impl FnOnce(&mut aidmesh_store::Tx<'_>) -> aidmesh_store::Result<T>,
+    ) -> Result<T> {
+        let written = self.store.write_resendable(f);
+        if self.store.take_lost() {
+            self.forget_unstored();
+        }
+        Ok(written?)
+    }
+
+    /// Like [`Hub::write_resendable`] for [`Store::settle`](aidmesh_store::Store::settle).
+    pub(crate) fn settle_peers_writes(&mut self) -> Result<()> {
+        let settled = self.store.settle();
+        if self.store.take_lost() {
+            self.forget_unstored();
+        }
+        Ok(settled?)
     }
 
     /// Drops every change of a document that waits here for what it depends on (kept with the
@@ -1082,11 +1109,7 @@ impl Hub {
     /// a hub that never rests still gets a step that often.
     pub(crate) fn upkeep(&mut self) -> Result<bool> {
         // What peers sent is committed within a tick, whatever else goes on.
-        let settled = self.store.settle();
-        if self.store.take_lost() {
-            self.forget_unstored();
-        }
-        settled?;
+        self.settle_peers_writes()?;
         let writes = self.store.writes();
         // Nothing was left when it last looked, and nothing was written since: no query at all.
         if self.rested_at == Some(writes) {

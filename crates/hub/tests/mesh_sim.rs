@@ -446,6 +446,26 @@ fn sync_pair_with(a: &mut Hub, b: &mut Hub, now: Timestamp, fetching: Fetching) 
     (sa.traffic().bytes_out + sb.traffic().bytes_out, synced, both)
 }
 
+/// An incident a month for `months` months on `a`: a month log each.
+fn incidents_a_month(a: &mut TestHub, months: usize) {
+    for month in 0..months {
+        a.clock.advance_ms(31 * 24 * 3_600_000);
+        let at = a.clock.now_ts();
+        add(
+            &mut a.hub,
+            Kind::Incident,
+            json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
+        );
+    }
+}
+
+/// Every document a hub holds, with its heads.
+fn heads(h: &mut Hub) -> Vec<(String, String)> {
+    let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
+    v.sort();
+    v
+}
+
 /// A new hub gets more documents than the serving hub keeps in memory: the serving hub offers
 /// documents it no longer holds in memory, and takes the new hub's acknowledgements of them,
 /// from the heads its store keeps, and the sync states it keeps make the next sessions cost
@@ -458,16 +478,7 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
     for fetching in [Fetching::Shared, Fetching::Own] {
         let mut a = new_hub("North", 1);
         let mut b = new_hub("South", 2);
-        // An incident a month for ten months: a month log each.
-        for month in 0..10 {
-            a.clock.advance_ms(31 * 24 * 3_600_000);
-            let at = a.clock.now_ts();
-            add(
-                &mut a.hub,
-                Kind::Incident,
-                json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
-            );
-        }
+        incidents_a_month(&mut a, 10);
         let logs = Replica::docs(&mut a.hub).iter().filter(|d| d.partition.starts_with("incident")).count();
         assert_eq!(logs, 10);
         join(&mut a.hub, &mut b.hub);
@@ -492,11 +503,6 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
             after.0 - before.0,
             after.1 - before.1
         );
-        let heads = |h: &mut Hub| -> Vec<(String, String)> {
-            let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
-            v.sort();
-            v
-        };
         assert_eq!(heads(&mut a.hub), heads(&mut b.hub), "{fetching:?}");
         assert!(first.len() >= 10, "{fetching:?}: every document synced: {first:?}");
         // Nothing changed: a new session syncs nothing, and reads no document.
@@ -529,15 +535,7 @@ fn a_new_hub_gets_more_documents_than_the_serving_hub_keeps_in_memory() {
 fn a_hub_that_crashes_before_what_peers_sent_is_committed_gets_it_again() {
     let mut a = new_hub("North", 1);
     let mut b = new_hub("South", 2);
-    for month in 0..10 {
-        a.clock.advance_ms(31 * 24 * 3_600_000);
-        let at = a.clock.now_ts();
-        add(
-            &mut a.hub,
-            Kind::Incident,
-            json!({"occurred": at, "severity": 2, "description": format!("month {month}")}),
-        );
-    }
+    incidents_a_month(&mut a, 10);
     join(&mut a.hub, &mut b.hub);
     let now = a.clock.now_ts();
     let (_, _, both) = sync_pair(&mut a.hub, &mut b.hub, now);
@@ -570,11 +568,6 @@ fn a_hub_that_crashes_before_what_peers_sent_is_committed_gets_it_again() {
     let (_, synced, both) = sync_pair(&mut a.hub, &mut b, now);
     assert!(both && !synced.is_empty());
     assert_eq!(b.count(Kind::Incident).unwrap(), 10, "the next sync brought back what the crash lost");
-    let heads = |h: &mut Hub| -> Vec<(String, String)> {
-        let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.to_string(), d.heads)).collect();
-        v.sort();
-        v
-    };
     assert_eq!(heads(&mut a.hub), heads(&mut b));
     // What the second sync brought was kept: closed and opened again, it is all there.
     drop(b);

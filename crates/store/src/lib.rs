@@ -665,8 +665,11 @@ impl Store {
             self.group_failed();
             return Err(e.into());
         }
-        let undo = |conn: &Connection| {
-            let _ = conn.execute_batch("ROLLBACK TO resendable; RELEASE resendable");
+        // Undoes the write alone; if even that fails, the whole group goes (and is reported).
+        let undo = |store: &Store| {
+            if store.conn.execute_batch("ROLLBACK TO resendable; RELEASE resendable").is_err() {
+                store.group_failed();
+            }
         };
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut Tx { tx: &self.conn })));
         let out = match out {
@@ -686,14 +689,18 @@ impl Store {
                     // SQLite undid the whole transaction (a full disk, an I/O error).
                     self.group_failed();
                 } else {
-                    undo(&self.conn);
+                    undo(self);
                 }
                 Err(e)
             }
             Err(panic) => {
-                undo(&self.conn);
-                if self.grouped.get() == 0 {
-                    let _ = self.conn.execute_batch("ROLLBACK");
+                if self.conn.is_autocommit() {
+                    self.group_failed();
+                } else {
+                    undo(self);
+                    if self.grouped.get() == 0 && !self.conn.is_autocommit() {
+                        let _ = self.conn.execute_batch("ROLLBACK");
+                    }
                 }
                 std::panic::resume_unwind(panic)
             }
