@@ -368,9 +368,7 @@ impl Hub {
     /// transaction, or none is (a bundle import).
     pub(crate) fn ingest_many(&mut self, items: Vec<Incoming<'_>>, task: Option<Task>) -> Result<Vec<String>> {
         // A group lost since (a local write's commit of it failed) is forgotten first.
-        if self.store.take_lost() {
-            self.forget_unstored();
-        }
+        self.forget_lost_group();
         let total = items.len() as u64;
         let touched_docs: Vec<String> = items.iter().map(|i| i.doc.to_string()).collect();
         // The member keys the door checks signatures against, read only when changes arrive (a
@@ -566,10 +564,6 @@ impl Hub {
             // What passed the door with a refused message waits no more.
             for d in &touched_docs {
                 self.waiting_changes.remove(d);
-            }
-            // A full disk may have taken the earlier writes of the group with it.
-            if self.store.take_lost() {
-                self.forget_unstored();
             }
         }
         let mut settle_docs = touched_docs;
@@ -981,12 +975,10 @@ impl Hub {
     /// After a failed write, forgets the in-memory state of the documents it touched, so that
     /// they are reloaded from what the disk holds.
     fn settle<T>(&mut self, result: Result<T>, docs: &[String]) -> Result<T> {
-        // A write that failed may have found the group of peers' writes lost (its commit of
-        // them failed): nothing of it may stay in memory.
-        if result.is_err() && self.store.take_lost() {
-            self.forget_unstored();
-        }
         if result.is_err() {
+            // A write that failed may have found the group of peers' writes lost (a full disk,
+            // its commit of them failed): nothing of it may stay in memory.
+            self.forget_lost_group();
             for d in docs {
                 if d == aidmesh_replica::INDEX_DOC {
                     if let Ok(Some(bytes)) = self.store.doc_bytes(d) {
@@ -1002,12 +994,15 @@ impl Hub {
         result
     }
 
-    /// After the store lost a group of what peers sent (a full disk, a failed commit: see
+    /// If the store lost a group of what peers sent (a full disk, a failed commit: see
     /// `Store::take_lost`): every document held in memory, and the index document, are read
     /// again from the store, so that nothing here claims changes the store no longer holds, and
     /// the next write to a document follows what is stored. Peers send the lost changes again
     /// when they next connect.
-    fn forget_unstored(&mut self) {
+    fn forget_lost_group(&mut self) {
+        if !self.store.take_lost() {
+            return;
+        }
         tracing::warn!("the store lost what peers sent last: reading every document from it again");
         self.docs.clear();
         self.waiting_changes.clear();
@@ -1025,18 +1020,14 @@ impl Hub {
         f: impl FnOnce(&mut aidmesh_store::Tx<'_>) -> aidmesh_store::Result<T>,
     ) -> Result<T> {
         let written = self.store.write_resendable(f);
-        if self.store.take_lost() {
-            self.forget_unstored();
-        }
+        self.forget_lost_group();
         Ok(written?)
     }
 
     /// Like [`Hub::write_resendable`] for [`Store::settle`](aidmesh_store::Store::settle).
     pub(crate) fn settle_peers_writes(&mut self) -> Result<()> {
         let settled = self.store.settle();
-        if self.store.take_lost() {
-            self.forget_unstored();
-        }
+        self.forget_lost_group();
         Ok(settled?)
     }
 

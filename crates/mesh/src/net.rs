@@ -64,8 +64,8 @@ pub trait Hub: Replica + Send + 'static {
     fn keep_metered(&mut self, _day: &str, _used: u64) -> Result<(), String> {
         Ok(())
     }
-    /// Commits what frames stored so far, when no further frame waits: a store may group what
-    /// peers send (it is sent again if lost) into fewer, larger commits.
+    /// Commits what frames stored so far; called once no further frame is arriving, so that a
+    /// store may group what peers send (it is sent again if lost) into fewer, larger commits.
     fn settle(&mut self) -> Result<(), String> {
         Ok(())
     }
@@ -958,7 +958,7 @@ impl<H: Hub> Connection<'_, H> {
         // this hub's own writes.
         let changed = take_changes(&mut *h, true);
         let handled = handled?;
-        // With no frame waiting, what this one stored is committed before anyone can ask.
+        // With no further frame arriving, what this one stored is committed before anyone asks.
         if !more {
             if let Err(e) = h.settle() {
                 tracing::error!(peer = %self.peer, error = %e, "cannot commit what peers sent");

@@ -549,11 +549,6 @@ impl Store {
 
     /// Runs `f` in one transaction: all of it is durable, or none of it happened.
     pub fn write<T>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        if !self.batch {
-            // What peers sent before it is committed first, and nothing stray stays open.
-            self.settle()?;
-            self.end_stray_transaction();
-        }
         self.durability(true)?;
         self.transact(f)
     }
@@ -561,8 +556,13 @@ impl Store {
     /// Sets how commits reach the disk, if it differs: `synchronous=FULL` (`full`), or NORMAL,
     /// where a commit is flushed with the next FULL one or the next checkpoint. Every write says
     /// which it needs, so that nothing (an error, a panic in a write) leaves a durable write
-    /// relaxed.
+    /// relaxed. Outside a batch, what peers sent before is committed first and nothing stray
+    /// stays open (SQLite changes no durability inside a transaction).
     fn durability(&mut self, full: bool) -> Result<()> {
+        if !self.batch {
+            self.settle()?;
+            self.end_stray_transaction();
+        }
         // Every write also follows whether a log folder folds now.
         self.fold_in_commits()?;
         if self.full != full {
@@ -586,8 +586,6 @@ impl Store {
             self.writes += 1;
             return Ok(out);
         }
-        self.settle()?;
-        self.end_stray_transaction();
         let tx = self.conn.transaction()?;
         let out = f(&mut Tx { tx: &tx })?;
         tx.commit()?;
@@ -610,8 +608,6 @@ impl Store {
     /// open). For a write too large to hold in memory (a bundle's every document): the caller
     /// writes it piece by piece. A write that fails inside a batch leaves it to be rolled back.
     pub fn begin(&mut self) -> Result<()> {
-        self.settle()?;
-        self.end_stray_transaction();
         self.durability(true)?;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.batch = true;
@@ -656,7 +652,6 @@ impl Store {
             return self.transact(f);
         }
         if self.grouped.get() == 0 {
-            self.end_stray_transaction();
             self.durability(false)?;
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
         }
@@ -665,53 +660,33 @@ impl Store {
             self.group_failed();
             return Err(e.into());
         }
-        // Undoes the write alone; if even that fails, the whole group goes (and is reported).
-        let undo = |store: &Store| {
-            if store.conn.execute_batch("ROLLBACK TO resendable; RELEASE resendable").is_err() {
-                store.group_failed();
-            }
-        };
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut Tx { tx: &self.conn })));
-        let out = match out {
-            Ok(Ok(v)) => match self.conn.execute_batch("RELEASE resendable") {
-                Ok(()) => {
-                    self.grouped.set(self.grouped.get() + 1);
-                    self.writes += 1;
-                    Ok(v)
-                }
-                Err(e) => {
-                    self.group_failed();
-                    return Err(e.into());
-                }
-            },
-            Ok(Err(e)) => {
-                if self.conn.is_autocommit() {
-                    // SQLite undid the whole transaction (a full disk, an I/O error).
-                    self.group_failed();
-                } else {
-                    undo(self);
-                }
-                Err(e)
+        if matches!(out, Ok(Ok(_))) {
+            if let Err(e) = self.conn.execute_batch("RELEASE resendable") {
+                self.group_failed();
+                return Err(e.into());
             }
-            Err(panic) => {
-                if self.conn.is_autocommit() {
-                    self.group_failed();
-                } else {
-                    undo(self);
-                    if self.grouped.get() == 0 && !self.conn.is_autocommit() {
-                        let _ = self.conn.execute_batch("ROLLBACK");
-                    }
-                }
-                std::panic::resume_unwind(panic)
-            }
-        };
-        if self.grouped.get() >= GROUP_WRITES {
-            self.settle()?;
+            self.grouped.set(self.grouped.get() + 1);
+            self.writes += 1;
+        } else if self.conn.is_autocommit()
+            || self.conn.execute_batch("ROLLBACK TO resendable; RELEASE resendable").is_err()
+        {
+            // SQLite undid the whole transaction (a full disk, an I/O error), or not even this
+            // write could be undone alone: the whole group goes.
+            self.group_failed();
+        }
+        let ended = if self.grouped.get() >= GROUP_WRITES {
+            self.settle()
         } else if self.grouped.get() == 0 && !self.conn.is_autocommit() {
             // Nothing in it: an empty group is not left open.
-            self.conn.execute_batch("ROLLBACK")?;
+            self.conn.execute_batch("ROLLBACK").map_err(Error::from)
+        } else {
+            Ok(())
+        };
+        match out {
+            Ok(out) => out.and_then(|v| ended.map(|()| v)),
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        out
     }
 
     /// Commits the open group of resendable writes, if any ([`Store::write_resendable`]).
