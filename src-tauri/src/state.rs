@@ -163,6 +163,11 @@ impl AppState {
     pub fn stop(&self) {
         if let Ok(mut g) = self.running.lock() {
             if let Some(mut r) = g.take() {
+                // The app may exit before the mesh has wound down: what peers sent last is
+                // committed here, before anything else.
+                if let Err(e) = r.mesh.with_hub(|h| h.settle_peers_writes()) {
+                    tracing::warn!(error = %e, "cannot commit what peers sent last");
+                }
                 if let Some(tx) = r.stop.take() {
                     let _ = tx.send(());
                 }

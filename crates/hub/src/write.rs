@@ -1024,8 +1024,10 @@ impl Hub {
         Ok(written?)
     }
 
-    /// Like [`Hub::write_resendable`] for [`Store::settle`](aidmesh_store::Store::settle).
-    pub(crate) fn settle_peers_writes(&mut self) -> Result<()> {
+    /// Commits what peers sent that still waits in an open group ([`Store::settle`](
+    /// aidmesh_store::Store::settle)), then forgets, as [`Hub::write_resendable`] does, a group the
+    /// store lost. A face calls it before its process exits without dropping the hub.
+    pub fn settle_peers_writes(&mut self) -> Result<()> {
         let settled = self.store.settle();
         self.forget_lost_group();
         Ok(settled?)

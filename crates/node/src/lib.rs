@@ -220,6 +220,11 @@ impl Node {
         drop(folding);
         // No command may start once the loop is over; one running holds the hub until it ends.
         drop(control);
+        // What peers sent last is committed now, not whenever the last connection lets go of
+        // the hub (a process that exits first would lose it, and its peers would send it again).
+        if let Err(e) = mesh.with_hub(|h| h.settle_peers_writes()) {
+            tracing::warn!(error = %e, "cannot commit what peers sent last");
+        }
         Ok(())
     }
 }
