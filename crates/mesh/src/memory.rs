@@ -24,6 +24,9 @@ pub struct Mem {
     pub whereabouts: crate::whereabouts::Table,
     /// Whereabouts taken since the driver last asked.
     pub whereabouts_changes: Vec<crate::whereabouts::Whereabouts>,
+    /// Each document's heads (their digest) as the network driver was last told them
+    /// ([`crate::net::Hub::take_changed`]).
+    told: BTreeMap<DocId, String>,
 }
 
 /// What a signing replica keeps: its key, the members' keys, and the tips it vouches with.
@@ -48,6 +51,7 @@ impl Mem {
             signing: None,
             whereabouts: Default::default(),
             whereabouts_changes: Vec::new(),
+            told: BTreeMap::new(),
         }
     }
 
@@ -317,6 +321,40 @@ impl Replica for Mem {
         let any = !merged.taken.is_empty();
         self.whereabouts_changes.extend(merged.taken);
         Ok(any)
+    }
+}
+
+/// A signing replica runs over the real network too ([`crate::net::Mesh`]): to measure its
+/// sessions over TLS sockets beside another implementation's. Its members are the keys it was
+/// told of ([`Mem::admit`]) and its own; their coalition secret is the base secret of the lowest
+/// of those keys, so that replicas told of each other agree on it. A replica that does not sign
+/// has no members, and the network lets no peer in.
+impl crate::net::Hub for Mem {
+    fn take_changed(&mut self) -> Vec<DocInfo> {
+        let mut changed = Vec::new();
+        for info in Replica::docs(self) {
+            if self.told.get(&info.doc) != Some(&info.heads) {
+                self.told.insert(info.doc.clone(), info.heads.clone());
+                changed.push(info);
+            }
+        }
+        changed
+    }
+    fn take_vault_changes(&mut self) -> Vec<VaultItem> {
+        Vec::new()
+    }
+    fn take_authority_changes(&mut self) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+    fn take_whereabouts_changes(&mut self) -> Vec<crate::whereabouts::Whereabouts> {
+        std::mem::take(&mut self.whereabouts_changes)
+    }
+    fn member_ids(&mut self) -> BTreeSet<crate::HubId> {
+        self.signing.iter().flat_map(|s| s.members.iter().filter_map(crate::HubId::of_bytes)).collect()
+    }
+    fn keyring(&mut self) -> crate::keyring::Keyring {
+        let lowest = self.signing.iter().flat_map(|s| s.members.iter().copied()).min().unwrap_or_default();
+        crate::keyring::Keyring::base(&lowest)
     }
 }
 
