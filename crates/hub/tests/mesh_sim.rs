@@ -575,6 +575,66 @@ fn a_hub_that_crashes_before_what_peers_sent_is_committed_gets_it_again() {
     assert_eq!(b.count(Kind::Incident).unwrap(), 10);
 }
 
+/// A hub whose disk fills in the middle of a first sync ends that session with the disk's
+/// error and keeps only what it stored: the group of what the peer sent that the full disk
+/// undid is forgotten in memory too, so its own writes meanwhile build on what is stored. Once
+/// there is room, the next sync brings the rest, and after a restart every document is whole.
+#[test]
+fn a_hub_whose_disk_fills_in_a_sync_keeps_what_it_stored_and_gets_the_rest_later() {
+    let mut a = new_hub("North", 1);
+    let mut b = new_hub("South", 2);
+    let now = a.clock.now_ts();
+    // A march's records (about 2,000, in documents of every kind), a few MiB in an index.
+    let scale = aidmesh_hub::Scale {
+        items: 300,
+        volunteers: 200,
+        incidents: 500,
+        movements: 1000,
+        requests: 40,
+        offers: 30,
+        shifts: 30,
+        expenses: 20,
+    };
+    let recs = aidmesh_hub::generate(scale, 3, now);
+    a.hub.import_records(recs.into_iter().map(Ok).enumerate().collect()).unwrap();
+    join(&mut a.hub, &mut b.hub);
+    // Room for a part of it only.
+    b.hub.limit_store_size(1).unwrap();
+    let (mut sa, mut sb) = (Session::new(PeerId::named("b"), now), Session::new(PeerId::named("a"), now));
+    let mut to_b: VecDeque<Frame> = sa.start(&mut a.hub, now).into();
+    let mut to_a: VecDeque<Frame> = sb.start(&mut b.hub, now).into();
+    let mut ended = None;
+    while ended.is_none() && (!to_a.is_empty() || !to_b.is_empty()) {
+        if let Some(f) = to_b.pop_front() {
+            match sb.handle(&mut b.hub, f, now) {
+                Ok((out, _)) => to_a.extend(out),
+                // The driver ends the connection at a session's error.
+                Err(e) => ended = Some(e.to_string()),
+            }
+        }
+        if let Some(f) = to_a.pop_front() {
+            to_b.extend(sa.handle(&mut a.hub, f, now).unwrap().0);
+        }
+    }
+    let ended = ended.expect("the disk filled before the sync ended");
+    assert!(ended.contains("disk is full"), "{ended}");
+    let (all, kept) = (a.hub.count(Kind::Movement).unwrap(), b.hub.count(Kind::Movement).unwrap());
+    assert!(kept < all, "{kept} of {all} movements kept");
+    // What it holds in memory is what it stored: its own write to a document it took from the
+    // peer builds on that.
+    b.hub.limit_store_size(1000).unwrap();
+    add(&mut b.hub, Kind::Incident, json!({"occurred": now, "severity": 1, "description": "after the full disk"}));
+    let (_, _, both) = sync_pair(&mut a.hub, &mut b.hub, now);
+    assert!(both);
+    assert_eq!(b.hub.count(Kind::Movement).unwrap(), all, "the next sync brought the rest");
+    assert_eq!(heads(&mut a.hub), heads(&mut b.hub));
+    let (path, clock) = (b.path.clone(), b.clock.clone());
+    drop(b.hub);
+    let mut b = reopen(&path, &clock);
+    assert_eq!(b.count(Kind::Movement).unwrap(), all);
+    assert_eq!(heads(&mut a.hub), heads(&mut b), "every document whole after a restart");
+}
+
 /// A document a peer only offered its heads for (the link dropped before its content came) is
 /// registered here with nothing stored; a full bundle written then still carries it, every hub
 /// imports that bundle, and the next sync brings the content.
