@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use aidmesh_hub::{Driver, Hub};
 use aidmesh_mesh::handshake::{Side, EXPORTER_LABEL};
 use aidmesh_mesh::net::{Mesh, Reach};
-use aidmesh_mesh::policy::{Target, WayIn};
+use aidmesh_mesh::policy::{Handshakes, Source, Target, WayIn};
 use aidmesh_mesh::whereabouts::scope;
 use aidmesh_mesh::{HubId, Identity};
 use iroh::endpoint::{Connection, IncomingAddr, QuicTransportConfig, RelayMode, VarInt};
@@ -53,10 +53,12 @@ const REVIEW_EVERY: Duration = Duration::from_secs(2);
 const SAY_RELAY_EVERY: Duration = Duration::from_secs(10);
 const SAY_DIRECT_EVERY: Duration = Duration::from_secs(30);
 /// Incoming connections in their handshake at once, in all and from one source (an address,
-/// or a key through a relay); more are refused. A session, once its handshake is done, holds
-/// no slot: the policy keeps one connection per member.
+/// or a key through a relay); more are refused. Of all, some are kept for sources members came
+/// from. A session, once its handshake is done, holds no slot: the policy keeps one connection
+/// per member.
 const HANDSHAKES_AT_ONCE: usize = 32;
 const HANDSHAKES_PER_SOURCE: usize = 4;
+const HANDSHAKES_FOR_MEMBERS: usize = 8;
 /// What a peer may hold in this hub's QUIC buffers: one stream (the session's), and as many
 /// bytes on it as the driver reads ahead of the session anyway.
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
@@ -193,45 +195,47 @@ pub fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
 
 /// Answers internet connections: a member's goes through the handshake to a session; any
 /// other is closed at once. Slots are bounded in all and per source (an address, an IPv6 /64,
-/// or a key through a relay), and held only until the handshake is done. Through a relay, a
-/// key that is not a member's is refused before it takes a slot (the relay checked the key);
-/// directly, once half the slots are taken, a connection must first prove its address (a QUIC
-/// retry), so that spoofed addresses cannot hold them. Not always: a dial's first packets go
-/// on every path at once, and a retry answered on another path fails that dial.
+/// or a key through a relay), and held only until the handshake is done; some are kept for
+/// sources that members came from (a member's key through a relay is one), so that an outsider
+/// with many addresses still leaves the members room. Through a relay, a key that is not a
+/// member's is refused before it takes a slot (the relay checked the key); directly, once half
+/// the slots are taken, a connection must first prove its address (a QUIC retry), so that
+/// spoofed addresses cannot hold them. Not always: a dial's first packets go on every path at
+/// once, and a retry answered on another path fails that dial.
 async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_AT_ONCE));
-    let per_source: Arc<std::sync::Mutex<BTreeMap<String, usize>>> = Default::default();
+    let slots: Slots = Arc::new(std::sync::Mutex::new(Handshakes::new(
+        HANDSHAKES_PER_SOURCE,
+        HANDSHAKES_AT_ONCE,
+        HANDSHAKES_FOR_MEMBERS,
+    )));
     let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while sessions.try_join_next().is_some() {}
-        let busy = slots.available_permits() < HANDSHAKES_AT_ONCE / 2;
-        let source = match incoming.remote_addr() {
+        let busy = lock(&slots).in_progress() >= HANDSHAKES_AT_ONCE / 2;
+        let (source, member) = match incoming.remote_addr() {
             IncomingAddr::Ip(addr) if busy && !incoming.remote_addr_validated() => {
                 let _ = incoming.retry();
                 tracing::trace!(%addr, "asked an internet connection to prove its address");
                 continue;
             }
-            IncomingAddr::Ip(addr) => source_of(addr.ip()),
+            IncomingAddr::Ip(addr) => (Origin::Addr(Source::of(addr.ip())), false),
             IncomingAddr::Relay { endpoint_id, .. } => {
                 if !HubId::of_bytes(endpoint_id.as_bytes()).is_some_and(|id| mesh.is_member(&id)) {
                     incoming.refuse();
                     continue;
                 }
-                endpoint_id.to_string()
+                (Origin::Key(*endpoint_id.as_bytes()), true)
             }
-            other => format!("{other:?}"),
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(source, "refused an internet connection: too many handshakes at once");
-            incoming.refuse();
-            continue;
-        };
-        let source = match SourceSlot::take(&per_source, source) {
-            Some(s) => s,
-            None => {
+            // No transport of another kind is configured.
+            _ => {
                 incoming.refuse();
                 continue;
             }
+        };
+        let Some(slot) = Slot::take(&slots, source, member) else {
+            tracing::debug!("refused an internet connection: too many handshakes at once, or from one source");
+            incoming.refuse();
+            continue;
         };
         let mesh = mesh.clone();
         sessions.spawn(async move {
@@ -246,6 +250,8 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                     conn.close(1u32.into(), b"not a member");
                     return Err(String::new());
                 };
+                // Where a member came from keeps room for it when outsiders crowd the port.
+                slot.member_came();
                 match tokio::time::timeout(HANDSHAKE_WAIT, conn.accept_bi()).await {
                     Ok(Ok((send, recv))) => Ok((conn, peer, tokio::io::join(recv, send))),
                     _ => {
@@ -255,8 +261,8 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                 }
             }
             .await;
-            // The handshake is over: its slots are free for the next.
-            drop((slot, source));
+            // The handshake is over: its slot is free for the next.
+            drop(slot);
             match started {
                 Ok((conn, peer, pipe)) => {
                     if let Err(e) = run(&mesh, &conn, pipe, Side::Listener, &peer).await {
@@ -270,46 +276,40 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
     }
 }
 
-/// A direct source as its handshake slots count it: an IPv4 address, or an IPv6 /64 (one host
-/// commonly holds a whole /64).
-fn source_of(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        other => other.to_canonical().to_string(),
+/// Where an internet connection comes from, as its handshake slots count it: a direct address
+/// (an IPv4 address, or an IPv6 /64, which one host commonly holds whole), or a key through a
+/// relay.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    Addr(Source),
+    Key([u8; 32]),
+}
+
+type Slots = Arc<std::sync::Mutex<Handshakes<Origin>>>;
+
+fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, Handshakes<Origin>> {
+    slots.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One handshake's slot, given back when dropped.
+struct Slot {
+    slots: Slots,
+    source: Origin,
+}
+
+impl Slot {
+    fn take(slots: &Slots, source: Origin, member: bool) -> Option<Slot> {
+        lock(slots).start(&source, member).then(|| Slot { slots: slots.clone(), source })
+    }
+
+    fn member_came(&self) {
+        lock(&self.slots).member_from(self.source.clone());
     }
 }
 
-/// One of a source's handshake slots, given back when dropped.
-struct SourceSlot {
-    counts: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
-    source: String,
-}
-
-impl SourceSlot {
-    fn take(counts: &Arc<std::sync::Mutex<BTreeMap<String, usize>>>, source: String) -> Option<SourceSlot> {
-        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
-        let n = c.entry(source.clone()).or_default();
-        if *n >= HANDSHAKES_PER_SOURCE {
-            tracing::debug!(source, "refused an internet connection: too many handshakes from one source");
-            return None;
-        }
-        *n += 1;
-        Some(SourceSlot { counts: counts.clone(), source })
-    }
-}
-
-impl Drop for SourceSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = c.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                c.remove(&self.source);
-            }
-        }
+        lock(&self.slots).ended(&self.source);
     }
 }
 

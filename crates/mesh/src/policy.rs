@@ -141,10 +141,7 @@ struct Dial {
 pub struct Policy {
     me: HubId,
     limits: Limits,
-    handshakes: BTreeMap<Source, usize>,
-    /// Sources that members connected from (or were dialled at).
-    members_seen: BTreeSet<Source>,
-    in_progress: usize,
+    handshakes: Handshakes<Source>,
     /// The connection kept for each peer, whether this hub dialled it, and whether it runs
     /// over the local network.
     links: BTreeMap<HubId, (ConnId, bool, bool)>,
@@ -157,10 +154,8 @@ impl Policy {
         let per_minute = limits.refusals_logged_per_minute;
         Policy {
             me,
+            handshakes: Handshakes::new(limits.per_source, limits.total, limits.reserved_for_members),
             limits,
-            handshakes: BTreeMap::new(),
-            members_seen: BTreeSet::new(),
-            in_progress: 0,
             links: BTreeMap::new(),
             dials: BTreeMap::new(),
             refusals: RateLog::new(per_minute, 60_000),
@@ -174,30 +169,11 @@ impl Policy {
     /// A socket was accepted from `from`: may its handshake start? If so, the driver must call
     /// [`Policy::handshake_ended`] once it ends, however it ends.
     pub fn handshake_start(&mut self, from: IpAddr) -> bool {
-        let from = Source::of(from);
-        let here = self.handshakes.get(&from).copied().unwrap_or(0);
-        let room = if self.members_seen.contains(&from) {
-            self.limits.total
-        } else {
-            self.limits.total.saturating_sub(self.limits.reserved_for_members)
-        };
-        if here >= self.limits.per_source || self.in_progress >= room {
-            return false;
-        }
-        self.handshakes.insert(from, here + 1);
-        self.in_progress += 1;
-        true
+        self.handshakes.start(&Source::of(from), false)
     }
 
     pub fn handshake_ended(&mut self, from: IpAddr) {
-        let from = Source::of(from);
-        if let Some(n) = self.handshakes.get_mut(&from) {
-            *n -= 1;
-            self.in_progress -= 1;
-            if *n == 0 {
-                self.handshakes.remove(&from);
-            }
-        }
+        self.handshakes.ended(&Source::of(from));
     }
 
     /// A connection's handshake completed: its peer is `peer` (a member: the handshake checked
@@ -213,7 +189,7 @@ impl Policy {
         let link = link.into();
         let lan = matches!(link, Link::Lan(_));
         if let Link::Lan(addr) = link {
-            self.members_seen.insert(Source::of(addr.ip()));
+            self.handshakes.member_from(Source::of(addr.ip()));
         }
         if dialed {
             let target = match link {
@@ -306,16 +282,85 @@ impl Policy {
     }
 }
 
+/// Handshakes in progress, counted per source and in all, with room kept for the sources that
+/// members came from: an outsider holding handshakes open uses up its own source's slots, and
+/// one with many sources the unreserved ones, never the members'. The same rule for the local
+/// network's sockets ([`Policy`]) and for the internet's connections (keyed there by address,
+/// or by a member's key through a relay). A source is never forgotten once a member came from
+/// it (members are few).
+#[derive(Debug)]
+pub struct Handshakes<K> {
+    per_source: usize,
+    total: usize,
+    reserved_for_members: usize,
+    counts: BTreeMap<K, usize>,
+    members_seen: BTreeSet<K>,
+    in_progress: usize,
+}
+
+impl<K: Ord + Clone> Handshakes<K> {
+    pub fn new(per_source: usize, total: usize, reserved_for_members: usize) -> Handshakes<K> {
+        Handshakes {
+            per_source,
+            total,
+            reserved_for_members,
+            counts: BTreeMap::new(),
+            members_seen: BTreeSet::new(),
+            in_progress: 0,
+        }
+    }
+
+    /// May a handshake from `from` start? `member`: the source is known to be a member's
+    /// already (a relay checked its key), so it may use the room kept for members. If it may,
+    /// [`Handshakes::ended`] must follow, however the handshake ends.
+    pub fn start(&mut self, from: &K, member: bool) -> bool {
+        let here = self.counts.get(from).copied().unwrap_or(0);
+        let room = if member || self.members_seen.contains(from) {
+            self.total
+        } else {
+            self.total.saturating_sub(self.reserved_for_members)
+        };
+        if here >= self.per_source || self.in_progress >= room {
+            return false;
+        }
+        self.counts.insert(from.clone(), here + 1);
+        self.in_progress += 1;
+        true
+    }
+
+    /// A handshake from `from` ended; one that never started changes nothing.
+    pub fn ended(&mut self, from: &K) {
+        if let Some(n) = self.counts.get_mut(from) {
+            *n -= 1;
+            self.in_progress -= 1;
+            if *n == 0 {
+                self.counts.remove(from);
+            }
+        }
+    }
+
+    /// A member completed a handshake from `from`: its later handshakes may use the room kept
+    /// for members.
+    pub fn member_from(&mut self, from: K) {
+        self.members_seen.insert(from);
+    }
+
+    /// Handshakes in progress, in all.
+    pub fn in_progress(&self) -> usize {
+        self.in_progress
+    }
+}
+
 /// Where a handshake comes from, for its slots: an IPv4 address, or an IPv6 /64 (one host
 /// commonly holds a whole /64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Source {
+pub enum Source {
     V4([u8; 4]),
     V6([u8; 8]),
 }
 
 impl Source {
-    fn of(ip: IpAddr) -> Source {
+    pub fn of(ip: IpAddr) -> Source {
         match ip {
             IpAddr::V4(v4) => Source::V4(v4.octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -448,6 +493,31 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    /// The internet's handshakes follow the same rule, keyed by address or by a key through a
+    /// relay: a key the relay vouched for as a member's may use the room kept for members at
+    /// once, an address once a member came from it; outsiders with many sources get the rest.
+    #[test]
+    fn room_is_kept_for_members_whatever_the_source() {
+        let mut h: Handshakes<u32> = Handshakes::new(4, 10, 4);
+        assert_eq!((100..130).filter(|s| h.start(s, false)).count(), 6, "outsiders get the unreserved slots");
+        assert!(h.start(&1, true), "a member's key through a relay");
+        assert!(!h.start(&2, false), "a source no member came from");
+        h.member_from(2);
+        assert!(h.start(&2, false), "a source a member came from");
+        assert_eq!(h.in_progress(), 8);
+        assert!(h.start(&1, true) && h.start(&1, true));
+        assert!(!h.start(&2, false), "the total holds for members too");
+        h.ended(&100);
+        assert!(!h.start(&100, false), "a freed slot beyond the outsiders' room is the members'");
+        assert!(h.start(&2, false));
+        // A member's source has its own cap too, and an end that never started changes nothing.
+        let mut m: Handshakes<u32> = Handshakes::new(2, 10, 4);
+        m.member_from(7);
+        assert!(m.start(&7, false) && m.start(&7, false) && !m.start(&7, false));
+        m.ended(&8);
+        assert_eq!(m.in_progress(), 2);
     }
 
     #[test]
