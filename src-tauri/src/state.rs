@@ -161,16 +161,17 @@ impl AppState {
 
     /// Stops the running hub, if any: its mesh closes and the store is released.
     pub fn stop(&self) {
-        if let Ok(mut g) = self.running.lock() {
-            if let Some(mut r) = g.take() {
-                // The app may exit before the mesh has wound down: what peers sent last is
-                // committed here, before anything else.
-                if let Err(e) = r.mesh.with_hub(|h| h.settle_peers_writes()) {
-                    tracing::warn!(error = %e, "cannot commit what peers sent last");
-                }
-                if let Some(tx) = r.stop.take() {
-                    let _ = tx.send(());
-                }
+        // Also after a command panicked holding the lock: what the hub holds still goes down.
+        let mut g = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mut r) = g.take() {
+            // The app may exit before the mesh has wound down: what peers sent last is
+            // committed here, before anything else. (What arrives after it, before the process
+            // ends, is sent again by its peers.)
+            if let Err(e) = r.mesh.with_hub(|h| h.settle_peers_writes()) {
+                tracing::warn!(error = %e, "cannot commit what peers sent last");
+            }
+            if let Some(tx) = r.stop.take() {
+                let _ = tx.send(());
             }
         }
     }

@@ -196,35 +196,36 @@ pub fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
 /// Answers internet connections: a member's goes through the handshake to a session; any
 /// other is closed at once. Slots are bounded in all and per source (an address, an IPv6 /64,
 /// or a key through a relay), and held only until the handshake is done; some are kept for
-/// sources that members came from (a member's key through a relay is one), so that an outsider
-/// with many addresses still leaves the members room. Through a relay, a key that is not a
-/// member's is refused before it takes a slot (the relay checked the key); directly, once half
-/// the slots are taken, a connection must first prove its address (a QUIC retry), so that
-/// spoofed addresses cannot hold them. Not always: a dial's first packets go on every path at
-/// once, and a retry answered on another path fails that dial.
+/// sources that members completed a handshake from, so that an outsider with many addresses
+/// still leaves members that come from where they came before room. Through a relay, a key that
+/// is not a member's is refused before it takes a slot (the relay checked the key), and at most
+/// half the slots go to connections through relays, so that a relay that forges connections
+/// under members' keys leaves direct members room; directly, once half the slots are taken, a
+/// connection must first prove its address (a QUIC retry), so that spoofed addresses cannot
+/// hold them. Not always: a dial's first packets go on every path at once, and a retry answered
+/// on another path fails that dial.
 async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
-    let slots: Slots = Arc::new(std::sync::Mutex::new(Handshakes::new(
-        HANDSHAKES_PER_SOURCE,
-        HANDSHAKES_AT_ONCE,
-        HANDSHAKES_FOR_MEMBERS,
-    )));
+    let slots: Slots = Arc::new(std::sync::Mutex::new(Counts {
+        all: Handshakes::new(HANDSHAKES_PER_SOURCE, HANDSHAKES_AT_ONCE, HANDSHAKES_FOR_MEMBERS),
+        relayed: Handshakes::new(HANDSHAKES_AT_ONCE / 2, HANDSHAKES_AT_ONCE / 2, 0),
+    }));
     let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while sessions.try_join_next().is_some() {}
-        let busy = lock(&slots).in_progress() >= HANDSHAKES_AT_ONCE / 2;
-        let (source, member) = match incoming.remote_addr() {
+        let busy = lock(&slots).all.in_progress() >= HANDSHAKES_AT_ONCE / 2;
+        let source = match incoming.remote_addr() {
             IncomingAddr::Ip(addr) if busy && !incoming.remote_addr_validated() => {
                 let _ = incoming.retry();
                 tracing::trace!(%addr, "asked an internet connection to prove its address");
                 continue;
             }
-            IncomingAddr::Ip(addr) => (Origin::Addr(Source::of(addr.ip())), false),
+            IncomingAddr::Ip(addr) => Origin::Addr(Source::of(addr.ip())),
             IncomingAddr::Relay { endpoint_id, .. } => {
                 if !HubId::of_bytes(endpoint_id.as_bytes()).is_some_and(|id| mesh.is_member(&id)) {
                     incoming.refuse();
                     continue;
                 }
-                (Origin::Key(*endpoint_id.as_bytes()), true)
+                Origin::Key(*endpoint_id.as_bytes())
             }
             // No transport of another kind is configured.
             _ => {
@@ -232,7 +233,7 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                 continue;
             }
         };
-        let Some(slot) = Slot::take(&slots, source, member) else {
+        let Some(slot) = Slot::take(&slots, source) else {
             tracing::debug!("refused an internet connection: too many handshakes at once, or from one source");
             incoming.refuse();
             continue;
@@ -285,9 +286,16 @@ enum Origin {
     Key([u8; 32]),
 }
 
-type Slots = Arc<std::sync::Mutex<Handshakes<Origin>>>;
+/// The internet side's handshake slots: all of them, and, among them, those of connections
+/// through a relay.
+struct Counts {
+    all: Handshakes<Origin>,
+    relayed: Handshakes<()>,
+}
 
-fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, Handshakes<Origin>> {
+type Slots = Arc<std::sync::Mutex<Counts>>;
+
+fn lock(slots: &Slots) -> std::sync::MutexGuard<'_, Counts> {
     slots.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -298,18 +306,35 @@ struct Slot {
 }
 
 impl Slot {
-    fn take(slots: &Slots, source: Origin, member: bool) -> Option<Slot> {
-        lock(slots).start(&source, member).then(|| Slot { slots: slots.clone(), source })
+    fn take(slots: &Slots, source: Origin) -> Option<Slot> {
+        let mut c = lock(slots);
+        let relayed = matches!(source, Origin::Key(_));
+        if relayed && !c.relayed.start(&()) {
+            return None;
+        }
+        if !c.all.start(&source) {
+            if relayed {
+                c.relayed.ended(&());
+            }
+            return None;
+        }
+        Some(Slot { slots: slots.clone(), source })
     }
 
+    /// The connection proved a member's key: where it came from may use the room kept for
+    /// members from now on.
     fn member_came(&self) {
-        lock(&self.slots).member_from(self.source.clone());
+        lock(&self.slots).all.member_from(self.source.clone());
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.slots).ended(&self.source);
+        let mut c = lock(&self.slots);
+        c.all.ended(&self.source);
+        if matches!(self.source, Origin::Key(_)) {
+            c.relayed.ended(&());
+        }
     }
 }
 

@@ -169,7 +169,7 @@ impl Policy {
     /// A socket was accepted from `from`: may its handshake start? If so, the driver must call
     /// [`Policy::handshake_ended`] once it ends, however it ends.
     pub fn handshake_start(&mut self, from: IpAddr) -> bool {
-        self.handshakes.start(&Source::of(from), false)
+        self.handshakes.start(&Source::of(from))
     }
 
     pub fn handshake_ended(&mut self, from: IpAddr) {
@@ -283,11 +283,11 @@ impl Policy {
 }
 
 /// Handshakes in progress, counted per source and in all, with room kept for the sources that
-/// members came from: an outsider holding handshakes open uses up its own source's slots, and
-/// one with many sources the unreserved ones, never the members'. The same rule for the local
-/// network's sockets ([`Policy`]) and for the internet's connections (keyed there by address,
-/// or by a member's key through a relay). A source is never forgotten once a member came from
-/// it (members are few).
+/// members completed a handshake from: an outsider holding handshakes open uses up its own
+/// source's slots, and one with many sources the unreserved ones, never the room kept. The same
+/// rule for the local network's sockets ([`Policy`]) and for the internet's connections (keyed
+/// there by address, or by key through a relay). A source is never forgotten once a member came
+/// from it, not even once that member is revoked (members are few).
 #[derive(Debug)]
 pub struct Handshakes<K> {
     per_source: usize,
@@ -310,12 +310,11 @@ impl<K: Ord + Clone> Handshakes<K> {
         }
     }
 
-    /// May a handshake from `from` start? `member`: the source is known to be a member's
-    /// already (a relay checked its key), so it may use the room kept for members. If it may,
-    /// [`Handshakes::ended`] must follow, however the handshake ends.
-    pub fn start(&mut self, from: &K, member: bool) -> bool {
+    /// May a handshake from `from` start? If so, [`Handshakes::ended`] must follow, however the
+    /// handshake ends.
+    pub fn start(&mut self, from: &K) -> bool {
         let here = self.counts.get(from).copied().unwrap_or(0);
-        let room = if member || self.members_seen.contains(from) {
+        let room = if self.members_seen.contains(from) {
             self.total
         } else {
             self.total.saturating_sub(self.reserved_for_members)
@@ -496,26 +495,27 @@ mod tests {
     }
 
     /// The internet's handshakes follow the same rule, keyed by address or by a key through a
-    /// relay: a key the relay vouched for as a member's may use the room kept for members at
-    /// once, an address once a member came from it; outsiders with many sources get the rest.
+    /// relay: a source a member completed a handshake from may use the room kept for members;
+    /// outsiders with many sources get the rest.
     #[test]
     fn room_is_kept_for_members_whatever_the_source() {
         let mut h: Handshakes<u32> = Handshakes::new(4, 10, 4);
-        assert_eq!((100..130).filter(|s| h.start(s, false)).count(), 6, "outsiders get the unreserved slots");
-        assert!(h.start(&1, true), "a member's key through a relay");
-        assert!(!h.start(&2, false), "a source no member came from");
+        h.member_from(1);
+        assert_eq!((100..130).filter(|s| h.start(s)).count(), 6, "outsiders get the unreserved slots");
+        assert!(h.start(&1), "a source a member came from");
+        assert!(!h.start(&2), "a source no member came from");
         h.member_from(2);
-        assert!(h.start(&2, false), "a source a member came from");
+        assert!(h.start(&2), "once a member came from it");
         assert_eq!(h.in_progress(), 8);
-        assert!(h.start(&1, true) && h.start(&1, true));
-        assert!(!h.start(&2, false), "the total holds for members too");
+        assert!(h.start(&1) && h.start(&1));
+        assert!(!h.start(&2), "the total holds for members too");
         h.ended(&100);
-        assert!(!h.start(&100, false), "a freed slot beyond the outsiders' room is the members'");
-        assert!(h.start(&2, false));
+        assert!(!h.start(&100), "a freed slot beyond the outsiders' room is the members'");
+        assert!(h.start(&2));
         // A member's source has its own cap too, and an end that never started changes nothing.
         let mut m: Handshakes<u32> = Handshakes::new(2, 10, 4);
         m.member_from(7);
-        assert!(m.start(&7, false) && m.start(&7, false) && !m.start(&7, false));
+        assert!(m.start(&7) && m.start(&7) && !m.start(&7));
         m.ended(&8);
         assert_eq!(m.in_progress(), 2);
     }
