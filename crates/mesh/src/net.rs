@@ -786,9 +786,9 @@ const WRITE_WAIT: Duration = Duration::from_secs(120);
 /// on holds this many times its length of the read-ahead budget more until it is handled (and
 /// is not prepared if that much is not free).
 const PREPARED_WEIGHT: usize = 4;
-/// Frames one connection prepares, or holds prepared, before the hub takes them up: two, side
-/// by side, so that a peer sending whole documents keeps both cores of a laptop busy while the
-/// hub applies what came before; the reader waits for a place before it prepares another.
+/// Prepared frames one connection holds before the hub takes them up: one ahead of the hub is
+/// all the pipeline needs, two keep it fed; the reader waits for a place before it prepares
+/// another.
 const PREPARED_AHEAD: usize = 2;
 /// Preparations that run at once for one hub, whatever the connections: one a core, on the
 /// laptops hubs run on. One that outlives its connection still counts until it ends.
@@ -798,22 +798,19 @@ const PREPARES_AT_ONCE: usize = 2;
 /// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`]. A frame
 /// worth it ([`session::worth_preparing`]) is given to the preparer on a blocking thread first,
 /// so that the work that needs no hub (loading a whole document that arrives) is done while the
-/// hub applies the frames before it: at most [`PREPARED_AHEAD`] frames are being prepared or
-/// wait prepared per connection, side by side (the reader goes on reading while they are), and
-/// [`PREPARES_AT_ONCE`] preparations run per hub. Frames are passed on in the order read.
+/// hub applies the frames before it: at most [`PREPARED_AHEAD`] prepared frames wait per
+/// connection, and [`PREPARES_AT_ONCE`] preparations run per hub.
 fn read_frames<R, P>(mut rd: R, preparer: Option<Preparer<P>>) -> (tokio::task::JoinHandle<()>, Frames<P>)
 where
     R: AsyncReadExt + Unpin + Send + 'static,
     P: Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<ReadFrame<P>>(64);
-    // Frames in the order read, each ready or still being prepared.
-    let (in_order, mut read) = mpsc::channel::<Reading<P>>(64);
     let arriving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = arriving.clone();
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let places = Arc::new(tokio::sync::Semaphore::new(PREPARED_AHEAD));
-    let reader = async move {
+    let task = tokio::spawn(async move {
         loop {
             let frame = async {
                 let len = rd.read_u32().await.map_err(Ended::Closed)? as usize;
@@ -831,7 +828,7 @@ where
                 drop(permit);
                 permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
                 let Some(p) = preparer.as_ref().filter(|_| session::worth_preparing(&frame)) else {
-                    return Ok(Reading::Ready(Ok((frame, None, permit))));
+                    return Ok((frame, None, permit));
                 };
                 let closing = |_| Ended::Policy("the connection is closing");
                 let place = places.clone().acquire_owned().await.map_err(closing)?;
@@ -843,61 +840,32 @@ where
                 if more > 0 {
                     match budget.clone().try_acquire_many_owned(more as u32) {
                         Ok(m) => permit.merge(m),
-                        Err(_) => return Ok(Reading::Ready(Ok((frame, None, permit)))),
+                        Err(_) => return Ok((frame, None, permit)),
                     }
                 }
                 let running = p.running.clone().acquire_owned().await.map_err(closing)?;
                 let prepare = p.prepare;
-                let job = tokio::task::spawn_blocking(move || {
+                let (frame, value) = tokio::task::spawn_blocking(move || {
                     // Held by the job itself: one that outlives its connection still counts.
                     let _running = running;
                     let value = prepare(&frame);
                     (frame, value)
-                });
-                Ok(Reading::Preparing { job, place, permit })
+                })
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "preparing a frame failed");
+                    Ended::Policy("preparing a frame failed")
+                })?;
+                Ok((frame, value.map(|value| Prepared { value, _place: place }), permit))
             }
-            .await
-            .unwrap_or_else(|e| Reading::Ready(Err(e)));
-            let last = matches!(frame, Reading::Ready(Err(_)));
-            if in_order.send(frame).await.is_err() || last {
-                return;
-            }
-        }
-    };
-    let passer = async move {
-        while let Some(reading) = read.recv().await {
-            let frame = match reading {
-                Reading::Ready(frame) => frame,
-                Reading::Preparing { job, place, permit } => match job.await {
-                    Ok((frame, value)) => Ok((frame, value.map(|value| Prepared { value, _place: place }), permit)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "preparing a frame failed");
-                        Err(Ended::Policy("preparing a frame failed"))
-                    }
-                },
-            };
+            .await;
             let last = frame.is_err();
             if tx.send(frame).await.is_err() || last {
                 return;
             }
         }
-    };
-    // One task, so that aborting it stops both the reading and the passing on.
-    let task = tokio::spawn(async move {
-        tokio::join!(reader, passer);
     });
     (task, Frames { rx, arriving })
-}
-
-/// A frame as its connection's reader read it: ready to pass on, or being prepared on a
-/// blocking thread, with its place among the prepared frames and its share of the budget.
-enum Reading<P> {
-    Ready(ReadFrame<P>),
-    Preparing {
-        job: tokio::task::JoinHandle<(Frame, Option<P>)>,
-        place: tokio::sync::OwnedSemaphorePermit,
-        permit: tokio::sync::OwnedSemaphorePermit,
-    },
 }
 
 /// A local network socket's handshake slot ([`Policy::handshake_start`]), given back when
@@ -1417,38 +1385,6 @@ mod tests {
             let (_, prepared, budget) = frames.recv().await.unwrap().unwrap();
             assert_eq!(prepared.map(|p| p.value), Some(format!("prepared d{i}")), "in order");
             assert!(budget.num_permits() > PREPARED_WEIGHT * (1 << 20), "with its weight");
-        }
-        reader.abort();
-    }
-
-    /// A connection prepares two large frames side by side, not one after the other, and passes
-    /// them on in the order they came: each preparation here waits (up to two seconds) until
-    /// another one runs beside it.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_connection_prepares_two_frames_side_by_side() {
-        static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let prepare: fn(&Frame) -> Option<String> = |f| {
-            let Frame::Sync { doc, .. } = f else { return None };
-            RUNNING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let until = std::time::Instant::now() + Duration::from_secs(2);
-            let mut together = false;
-            while !together && std::time::Instant::now() < until {
-                together = RUNNING.load(std::sync::atomic::Ordering::SeqCst) >= 2;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Some(format!("{doc} {}", if together { "together" } else { "alone" }))
-        };
-        let (mut peer, ours) = tokio::io::duplex(4 << 20);
-        let running = Arc::new(tokio::sync::Semaphore::new(PREPARES_AT_ONCE));
-        let (reader, mut frames) = read_frames(ours, Some(Preparer { prepare, running }));
-        for doc in ["first", "second"] {
-            let f = Frame::Sync { doc: doc.into(), msg: vec![0; 1 << 20], sigs: vec![] }.encode();
-            peer.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
-            peer.write_all(&f).await.unwrap();
-        }
-        for doc in ["first", "second"] {
-            let (_, prepared, _) = frames.recv().await.unwrap().unwrap();
-            assert_eq!(prepared.map(|p| p.value), Some(format!("{doc} together")));
         }
         reader.abort();
     }
