@@ -669,24 +669,47 @@ impl Hub {
         Ok(out)
     }
 
-    /// Rebuilds the query index from the documents: the index is a cache of the CRDT.
+    /// Rebuilds the query index from the documents: the index is a cache of the CRDT. One
+    /// transaction, all of it or nothing, written a document at a time, so that memory holds one
+    /// document's rows, not the coalition's.
     pub fn rebuild_index(&mut self) -> Result<usize> {
         let docs: Vec<String> =
             self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC).collect();
-        let mut rows = Vec::new();
-        for d in &docs {
-            let doc = self.doc(d)?;
-            rows.extend(rows_of(doc, d, &doc.ids().into_iter().collect())?);
-        }
-        let n = rows.len();
-        self.store.write(|tx| {
-            tx.clear_index()?;
-            for (row, rec) in &rows {
-                reindex(tx, row, rec, None)?;
+        self.in_one_transaction(|hub| {
+            hub.store.write(|tx| tx.clear_index())?;
+            let mut n = 0;
+            for d in &docs {
+                let doc = hub.doc(d)?;
+                let rows = rows_of(doc, d, &doc.ids().into_iter().collect())?;
+                n += rows.len();
+                hub.store.write(|tx| {
+                    for (row, rec) in &rows {
+                        reindex(tx, row, rec, None)?;
+                    }
+                    Ok(())
+                })?;
             }
-            Ok(())
-        })?;
-        Ok(n)
+            Ok(n)
+        })
+    }
+
+    /// Runs `f` with every store write it makes in one transaction: all of them are kept, or,
+    /// after a refusal or a panic, none.
+    fn in_one_transaction<T>(&mut self, f: impl FnOnce(&mut Hub) -> Result<T>) -> Result<T> {
+        self.store.begin()?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(Ok(v)) => Ok(self.store.commit().map(|()| v)?),
+            Ok(Err(e)) => {
+                if let Err(undo) = self.store.rollback() {
+                    tracing::error!(error = %undo, "cannot undo a refused transaction");
+                }
+                Err(e)
+            }
+            Err(panic) => {
+                let _ = self.store.rollback();
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Stores personal data (real name, phone, address, health notes) in the vault and returns

@@ -418,10 +418,18 @@ fn rebuilt_index_matches_the_documents() {
     t.hub.import_records(recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect()).unwrap();
     let before = t.hub.stock(None).unwrap();
     let ov1 = t.hub.overview().unwrap();
+    let search = |h: &aidmesh_hub::Hub| {
+        let mut ids: Vec<String> = h.search("water", None, 1000).unwrap().into_iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
+    };
+    let found = search(&t.hub);
+    assert!(!found.is_empty());
     assert_eq!(t.hub.rebuild_index().unwrap(), n + 1);
     assert_eq!(t.hub.stock(None).unwrap(), before);
     let ov2 = t.hub.overview().unwrap();
     assert_eq!(ov1.counts, ov2.counts);
+    assert_eq!(search(&t.hub), found, "the same hits, once each");
     // The demo shows every panel of the overview.
     assert!(!ov2.shortages.is_empty() && !ov2.expiring.is_empty() && !ov2.urgent_requests.is_empty());
     assert!(!ov2.unfilled_shifts.is_empty() && !ov2.recent_incidents.is_empty() && !ov2.over_allocations.is_empty());

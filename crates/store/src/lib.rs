@@ -1431,9 +1431,10 @@ impl Tx<'_> {
 
     /// Empties the query index, to rebuild it from the documents.
     pub fn clear_index(&mut self) -> Result<()> {
+        // The full-text index is emptied whole ('delete-all'), not row by row.
         self.tx.execute_batch(
-            "DELETE FROM search; DELETE FROM records; DELETE FROM stock; DELETE FROM refs; DELETE FROM item_levels;
-             DELETE FROM kind_counts; UPDATE docs SET records = 0;",
+            "INSERT INTO search(search) VALUES('delete-all'); DELETE FROM records; DELETE FROM stock; DELETE FROM refs;
+             DELETE FROM item_levels; DELETE FROM kind_counts; UPDATE docs SET records = 0;",
         )?;
         Ok(())
     }
