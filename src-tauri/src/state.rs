@@ -161,8 +161,10 @@ impl AppState {
 
     /// Stops the running hub, if any: its mesh closes and the store is released.
     pub fn stop(&self) {
-        // Also after a command panicked holding the lock: what the hub holds still goes down.
+        // Also after a command panicked holding the lock: what the hub holds still goes down,
+        // and a hub can be started again.
         let mut g = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.running.clear_poison();
         if let Some(mut r) = g.take() {
             // The app may exit before the mesh has wound down: what peers sent last is
             // committed here, before anything else. (What arrives after it, before the process

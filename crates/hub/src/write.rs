@@ -671,15 +671,33 @@ impl Hub {
 
     /// Rebuilds the query index from the documents: the index is a cache of the CRDT. One
     /// transaction, all of it or nothing, written a document at a time, so that memory holds one
-    /// document's rows, not the coalition's.
+    /// document's rows, not the coalition's. A document that does not load is repaired first,
+    /// from the index as it was ([`Hub::repair`]), and the rebuild runs again.
     pub fn rebuild_index(&mut self) -> Result<usize> {
-        let docs: Vec<String> =
-            self.store.docs()?.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC).collect();
-        self.in_one_transaction(|hub| {
+        match self.rebuild_index_once() {
+            (Err(_), true) => {
+                let repaired = self.repair()?;
+                tracing::warn!(?repaired, "repaired documents before rebuilding the index");
+                self.rebuild_index_once().0
+            }
+            (rebuilt, _) => rebuilt,
+        }
+    }
+
+    /// One try of [`Hub::rebuild_index`], which repairs nothing, and whether a document did not
+    /// load (which undid it).
+    fn rebuild_index_once(&mut self) -> (Result<usize>, bool) {
+        let docs: Vec<String> = match self.store.docs() {
+            Ok(docs) => docs.into_iter().map(|d| d.0).filter(|d| d != aidmesh_replica::INDEX_DOC).collect(),
+            Err(e) => return (Err(e.into()), false),
+        };
+        let mut damaged = false;
+        let rebuilt = self.in_one_transaction(|hub| {
             hub.store.write(|tx| tx.clear_index())?;
             let mut n = 0;
             for d in &docs {
-                let doc = hub.doc(d)?;
+                // Never repaired here: a repair reads the index, which this transaction emptied.
+                let doc = hub.doc_repaired(d, false).inspect_err(|_| damaged = true)?;
                 let rows = rows_of(doc, d, &doc.ids().into_iter().collect())?;
                 n += rows.len();
                 hub.store.write(|tx| {
@@ -690,13 +708,17 @@ impl Hub {
                 })?;
             }
             Ok(n)
-        })
+        });
+        (rebuilt, damaged)
     }
 
     /// Runs `f` with every store write it makes in one transaction: all of them are kept, or,
     /// after a refusal or a panic, none.
     fn in_one_transaction<T>(&mut self, f: impl FnOnce(&mut Hub) -> Result<T>) -> Result<T> {
-        self.store.begin()?;
+        // Beginning commits what peers sent first, which may fail (a full disk) and lose it.
+        let begun = self.store.begin();
+        self.forget_lost_group();
+        begun?;
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(Ok(v)) => Ok(self.store.commit().map(|()| v)?),
             Ok(Err(e)) => {
@@ -1151,6 +1173,12 @@ impl Hub {
 
     /// The document `id`, loaded from the store if it is not in memory.
     pub(crate) fn doc(&mut self, id: &str) -> Result<&mut Doc> {
+        self.doc_repaired(id, true)
+    }
+
+    /// [`Hub::doc`]; `repair`: a document that does not load is repaired (from the records the
+    /// index holds of it), else its load error is returned.
+    fn doc_repaired(&mut self, id: &str, repair: bool) -> Result<&mut Doc> {
         // Whoever is unlocked now makes the next changes (see `writing_actor`).
         let actor = if self.acting.is_some() { self.writing_actor() } else { self.actor.clone() };
         self.use_counter += 1;
@@ -1161,6 +1189,7 @@ impl Hub {
             let doc = match bytes {
                 Some(bytes) => match Doc::load(id, &bytes, &self.actor) {
                     Ok(doc) => doc,
+                    Err(e) if !repair => return Err(e.into()),
                     // Damaged by two writers under one actor: repair it, then load it.
                     Err(e) => match self.repair_doc(id)? {
                         Some(_) => Doc::load(id, &self.store.doc_bytes(id)?.unwrap_or_default(), &self.actor)?,

@@ -124,3 +124,58 @@ fn repair_says_what_it_did() {
     drop(hub);
     assert!(load_each(&path).iter().all(|(_, r)| r == "loads"), "{:?}", load_each(&path));
 }
+
+/// A store whose index document is sound opens without a repair; a record document damaged as
+/// the old stores were (two changes of one actor with one seq) is found by `aidmesh reindex`,
+/// which repairs it from the index as it was before rebuilding: no record the index held is
+/// lost.
+#[test]
+fn a_rebuild_repairs_a_damaged_document_before_it_empties_the_index() {
+    let mut t = util::new_hub("North", 1);
+    for n in ["water X", "water Y", "water Z"] {
+        util::add(&mut t.hub, Kind::Item, json!({"name": n, "unit": "bottle"}));
+    }
+    let path = t.path.clone();
+    drop(t.hub);
+    // The damage: a second change under the last change's actor and seq, with other content.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "key", aidmesh_store::Store::sqlcipher_key(&path, util::PASS).unwrap().as_str())
+            .unwrap();
+        let doc: String =
+            conn.query_row("SELECT doc FROM records WHERE kind = 'item' LIMIT 1", [], |r| r.get(0)).unwrap();
+        let mut st = conn.prepare("SELECT bytes FROM chunks WHERE doc = ?1 ORDER BY seq").unwrap();
+        let bytes: Vec<u8> = st.query_map([&doc], |r| r.get::<_, Vec<u8>>(0)).unwrap().flatten().flatten().collect();
+        let mut am = automerge::AutoCommit::load(&bytes).unwrap();
+        let last = am.get_changes(&[]).last().cloned().unwrap();
+        let mut clash = am.fork_at(last.deps()).unwrap().with_actor(last.actor_id().clone());
+        automerge::transaction::Transactable::put(&mut clash, automerge::ROOT, "clash", "other content").unwrap();
+        clash.commit();
+        let change = clash.get_last_local_change().unwrap().raw_bytes().to_vec();
+        assert_eq!(clash.get_last_local_change().unwrap().seq(), last.seq());
+        // Stored before the last item's change, as if it came first: a repair keeps it and
+        // drops water Z's change, whose item only the index still holds.
+        let last_seq: i64 = conn.query_row("SELECT max(seq) FROM chunks WHERE doc = ?1", [&doc], |r| r.get(0)).unwrap();
+        conn.execute("UPDATE chunks SET seq = ?2 + 1 WHERE doc = ?1 AND seq = ?2", rusqlite::params![doc, last_seq])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO chunks(doc, seq, bytes) VALUES (?1, ?2, ?3)",
+            rusqlite::params![doc, last_seq, change],
+        )
+        .unwrap();
+        let bytes: Vec<u8> = st.query_map([&doc], |r| r.get::<_, Vec<u8>>(0)).unwrap().flatten().flatten().collect();
+        let e = automerge::AutoCommit::load(&bytes).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("duplicate seq"), "{e}");
+    }
+    let mut hub = util::reopen(&path, &t.clock);
+    assert!(hub.repaired_at_open().is_empty(), "the index document is sound: nothing is repaired at open");
+    assert_eq!(hub.count(Kind::Item).unwrap(), 3);
+    hub.rebuild_index().unwrap();
+    assert_eq!(hub.count(Kind::Item).unwrap(), 3, "no record the index held was lost");
+    let names: Vec<String> =
+        hub.stored(Kind::Item, 10, 0).unwrap().iter().map(|r| r.body.label().to_string()).collect();
+    for n in ["water X", "water Y", "water Z"] {
+        assert!(names.iter().any(|l| l.contains(n)), "{n} in {names:?}");
+    }
+    assert_eq!(hub.repair().unwrap(), vec![], "the document was repaired");
+}

@@ -252,7 +252,7 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                     return Err(String::new());
                 };
                 // Where a member came from keeps room for it when outsiders crowd the port.
-                slot.member_came();
+                slot.member_came(conn.remote_id().as_bytes());
                 match tokio::time::timeout(HANDSHAKE_WAIT, conn.accept_bi()).await {
                     Ok(Ok((send, recv))) => Ok((conn, peer, tokio::io::join(recv, send))),
                     _ => {
@@ -321,9 +321,12 @@ impl Slot {
         Some(Slot { slots: slots.clone(), source })
     }
 
-    /// The connection proved a member's key: where it came from may use the room kept for
-    /// members from now on.
-    fn member_came(&self) {
+    /// The connection proved a member's key, `proven`: where it came from may use the room
+    /// kept for members from now on (through a relay, only if the relay named that key).
+    fn member_came(&self, proven: &[u8; 32]) {
+        if matches!(&self.source, Origin::Key(k) if k != proven) {
+            return;
+        }
         lock(&self.slots).all.member_from(self.source.clone());
     }
 }

@@ -309,13 +309,13 @@ impl<H: Hub> Mesh<H> {
                     refused(&shared, from, "no handshake slot for this address");
                     continue;
                 }
+                // Given back when the handshake ends, however it ends (a panic included).
+                let slot = HandshakeSlot { shared: shared.clone(), from: from.ip() };
                 // Small frames go out at once (an edit is one small frame).
                 let _ = tcp.set_nodelay(true);
                 let deadline = Duration::from_millis(lock(&shared.policy).limits().handshake_ms as u64);
                 let shared = shared.clone();
                 let acceptor = acceptor.clone();
-                // Given back when the handshake ends, however it ends (a panic included).
-                let slot = HandshakeSlot { shared: shared.clone(), from: from.ip() };
                 tokio::spawn(async move {
                     // Handshakes are bounded per source address and in time: an outsider holding
                     // sockets open uses up its own slots, never the members'.
