@@ -380,181 +380,159 @@ impl Hub {
         // Several documents (a bundle) are written one by one inside one store transaction, so
         // that memory holds one document's index rows at a time: all are stored, or none.
         let batch = items.len() > 1;
-        if batch {
-            self.store.begin()?;
-        }
         let mut poisoned: Option<String> = None;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-            || -> Result<Vec<(String, Vec<String>)>> {
-                let mut written = Vec::new();
-                for (done, item) in (1u64..).zip(items) {
-                    let new = !self.store.has_doc(item.doc)?;
-                    let mut index_chunk = Vec::new();
-                    if new {
-                        let author = self.author(self.clock.now());
-                        let entry = DocEntry {
-                            doc: item.doc.into(),
-                            partition: item.partition.into(),
-                            created_at: item.created_at,
-                        };
-                        self.index.add(&entry, &author)?;
-                        index_chunk = self.index.doc().save_incremental();
-                        let actor = self.actor.clone();
-                        self.cache(Doc::new(item.doc, &actor));
-                    }
-                    // No change is applied that no member hub's signature vouches for.
-                    let mut door = (item.door)()?;
-                    if keys.is_none() && !door.changes.is_empty() {
-                        keys = Some(self.hub_keys()?);
-                    }
-                    let whole = door.whole.take();
-                    let ahead = door.ahead.take();
-                    self.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
-                    let earlier = self.store.pending(item.doc)?;
-                    let had_waiting = !earlier.is_empty();
-                    let doc = self.doc(item.doc)?;
-                    let before = doc.heads();
-                    // Changes held here that wait for what they depend on (kept with the document).
-                    let queued = !doc.missing_deps().is_empty();
-                    // A whole document for one that holds nothing is taken as the door loaded it,
-                    // not loaded a second time (it is stored as this hub saves it, below: the
-                    // bytes it came as may carry columns Automerge does not read).
-                    let taken = whole.is_some_and(|w| doc.adopt(w));
-                    (item.apply)(doc, taken)?;
-                    // Records that are never changed stay as they were: a change that writes into
-                    // one another change made, or replaces or removes one, is refused with everything
-                    // that came with it, before anything is stored. The verdict rests on the changes
-                    // alone, so every hub reaches it, whatever it held before.
-                    // What was worked out ahead, as the document was loaded, holds for the
-                    // document taken as it came: it held nothing before.
-                    let ahead = ahead.filter(|_| taken).transpose()?;
-                    let rewrite = match &ahead {
-                        Some(a) => a.rewrite.clone(),
-                        None => doc.rewrite_since(&before, append_only)?,
+        let each = |hub: &mut Hub| -> Result<Vec<(String, Vec<String>)>> {
+            let mut written = Vec::new();
+            for (done, item) in (1u64..).zip(items) {
+                let new = !hub.store.has_doc(item.doc)?;
+                let mut index_chunk = Vec::new();
+                if new {
+                    let author = hub.author(hub.clock.now());
+                    let entry = DocEntry {
+                        doc: item.doc.into(),
+                        partition: item.partition.into(),
+                        created_at: item.created_at,
                     };
-                    // Changes that waited for this one's dependencies may apply now; checked apart,
-                    // so that a rewrite among them is not blamed on this sender.
-                    let mid = doc.heads();
-                    for chunk in &earlier {
-                        doc.apply_checked(chunk)?;
-                    }
-                    let waited = if had_waiting { doc.rewrite_since(&mid, append_only)? } else { None };
-                    if let Some(r) = rewrite {
-                        // The rewriting change may be one that waited here (from an earlier stick)
-                        // and applied with what came now: what waits for this document goes too.
-                        if had_waiting || queued {
-                            poisoned = Some(item.doc.to_string());
-                        }
-                        return Err(self.tampered(&r, ""));
-                    }
-                    if let Some(r) = waited {
-                        // They came in a bundle earlier: drop them (once what this call wrote is
-                        // undone), so that honest changes go on.
+                    hub.index.add(&entry, &author)?;
+                    index_chunk = hub.index.doc().save_incremental();
+                    let actor = hub.actor.clone();
+                    hub.cache(Doc::new(item.doc, &actor));
+                }
+                // No change is applied that no member hub's signature vouches for.
+                let mut door = (item.door)()?;
+                if keys.is_none() && !door.changes.is_empty() {
+                    keys = Some(hub.hub_keys()?);
+                }
+                let whole = door.whole.take();
+                let ahead = door.ahead.take();
+                hub.check_door(item.doc, door, keys.as_ref().unwrap_or(&Default::default()))?;
+                let earlier = hub.store.pending(item.doc)?;
+                let had_waiting = !earlier.is_empty();
+                let doc = hub.doc(item.doc)?;
+                let before = doc.heads();
+                // Changes held here that wait for what they depend on (kept with the document).
+                let queued = !doc.missing_deps().is_empty();
+                // A whole document for one that holds nothing is taken as the door loaded it,
+                // not loaded a second time (it is stored as this hub saves it, below: the
+                // bytes it came as may carry columns Automerge does not read).
+                let taken = whole.is_some_and(|w| doc.adopt(w));
+                (item.apply)(doc, taken)?;
+                // Records that are never changed stay as they were: a change that writes into
+                // one another change made, or replaces or removes one, is refused with everything
+                // that came with it, before anything is stored. The verdict rests on the changes
+                // alone, so every hub reaches it, whatever it held before.
+                // What was worked out ahead, as the document was loaded, holds for the
+                // document taken as it came: it held nothing before.
+                let ahead = ahead.filter(|_| taken).transpose()?;
+                let rewrite = match &ahead {
+                    Some(a) => a.rewrite.clone(),
+                    None => doc.rewrite_since(&before, append_only)?,
+                };
+                // Changes that waited for this one's dependencies may apply now; checked apart,
+                // so that a rewrite among them is not blamed on this sender.
+                let mid = doc.heads();
+                for chunk in &earlier {
+                    doc.apply_checked(chunk)?;
+                }
+                let waited = if had_waiting { doc.rewrite_since(&mid, append_only)? } else { None };
+                if let Some(r) = rewrite {
+                    // The rewriting change may be one that waited here (from an earlier stick)
+                    // and applied with what came now: what waits for this document goes too.
+                    if had_waiting || queued {
                         poisoned = Some(item.doc.to_string());
-                        return Err(self.tampered(
+                    }
+                    return Err(hub.tampered(&r, ""));
+                }
+                if let Some(r) = waited {
+                    // They came in a bundle earlier: drop them (once what this call wrote is
+                    // undone), so that honest changes go on.
+                    poisoned = Some(item.doc.to_string());
+                    return Err(hub.tampered(
                         &r,
                         " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
                     ));
-                    }
-                    let (tips, vouchers) = self.settle_tips(item.doc)?;
-                    let doc = self.doc(item.doc)?;
-                    let waiting = !doc.missing_deps().is_empty();
-                    let touched = doc.touched_since(&before);
-                    // A document of which nothing is stored yet is stored as one compressed save,
-                    // not as its changes one by one; one that holds nothing yet (a peer offered
-                    // its heads) is registered without a chunk, and is not read back to learn so.
-                    let chunk = if !doc.nothing_saved() {
-                        doc.save_incremental()
-                    } else if doc.heads().is_empty() && doc.missing_deps().is_empty() {
-                        Vec::new()
-                    } else {
-                        doc.save()
-                    };
-                    let heads = doc.heads_text();
-                    let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
-                    // Rows read ahead are all there is to index unless changes that waited here
-                    // applied since.
-                    let rows = match ahead.filter(|_| !had_waiting) {
-                        Some(a) => a.rows?,
-                        None => rows_of(doc, item.doc, &touched)?,
-                    };
-                    let olds: Vec<Option<String>> = rows
-                        .iter()
-                        .map(|(r, _)| self.store.record(&r.id).map(|o| o.map(|x| x.2)))
-                        .collect::<Result<_, _>>()?;
-                    let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
-                    if let Some(task) = task {
-                        self.emit(Event::Progress { task, done, total });
-                    }
-                    // A sync message that brought nothing and left the peer's state as stored (an
-                    // acknowledgement) writes nothing; the stored state is read only then.
-                    let nothing = !new
-                        && chunk.is_empty()
-                        && rows.is_empty()
-                        && keep.is_none()
-                        && !had_waiting
-                        && tips.is_empty()
-                        && vouchers.is_empty();
-                    if nothing
-                        && match &state {
-                            Some((peer, bytes)) => self.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
-                            None => true,
-                        }
-                    {
-                        continue;
-                    }
-                    let p = Prepared {
-                        doc: item.doc.to_string(),
-                        partition: item.partition.to_string(),
-                        created_at: item.created_at,
-                        new,
-                        index_chunk,
-                        chunk,
-                        heads,
-                        rows,
-                        olds,
-                        state,
-                        ids: touched.into_iter().map(|i| i.to_string()).collect(),
-                        waiting,
-                        keep,
-                        had_waiting,
-                        tips,
-                        vouchers,
-                    };
-                    if resendable && !batch {
-                        self.store.write_resendable(|tx| persist(tx, &p))?;
-                    } else {
-                        self.store.write(|tx| persist(tx, &p))?;
-                    }
-                    if batch {
-                        // Each document of a batch comes once: it need not stay in memory.
-                        self.docs.remove(&p.doc);
-                    }
-                    written.push((p.doc, p.ids));
                 }
-                Ok(written)
-            },
-        ));
-        let result = match result {
-            Ok(r) => r,
-            // Nothing of a batch stays open past a panic: every later write would be part of it.
-            Err(panic) => {
+                let (tips, vouchers) = hub.settle_tips(item.doc)?;
+                let doc = hub.doc(item.doc)?;
+                let waiting = !doc.missing_deps().is_empty();
+                let touched = doc.touched_since(&before);
+                // A document of which nothing is stored yet is stored as one compressed save,
+                // not as its changes one by one; one that holds nothing yet (a peer offered
+                // its heads) is registered without a chunk, and is not read back to learn so.
+                let chunk = if !doc.nothing_saved() {
+                    doc.save_incremental()
+                } else if doc.heads().is_empty() && doc.missing_deps().is_empty() {
+                    Vec::new()
+                } else {
+                    doc.save()
+                };
+                let heads = doc.heads_text();
+                let state = item.sync_state.map(|(peer, enc)| (peer.to_string(), enc(doc)));
+                // Rows read ahead are all there is to index unless changes that waited here
+                // applied since.
+                let rows = match ahead.filter(|_| !had_waiting) {
+                    Some(a) => a.rows?,
+                    None => rows_of(doc, item.doc, &touched)?,
+                };
+                let olds: Vec<Option<String>> = rows
+                    .iter()
+                    .map(|(r, _)| hub.store.record(&r.id).map(|o| o.map(|x| x.2)))
+                    .collect::<Result<_, _>>()?;
+                let keep = item.keep.filter(|_| waiting).map(|k| (aidmesh_mesh::bundle::digest(k), k.to_vec()));
+                if let Some(task) = task {
+                    hub.emit(Event::Progress { task, done, total });
+                }
+                // A sync message that brought nothing and left the peer's state as stored (an
+                // acknowledgement) writes nothing; the stored state is read only then.
+                let nothing = !new
+                    && chunk.is_empty()
+                    && rows.is_empty()
+                    && keep.is_none()
+                    && !had_waiting
+                    && tips.is_empty()
+                    && vouchers.is_empty();
+                if nothing
+                    && match &state {
+                        Some((peer, bytes)) => hub.store.sync_state(peer, item.doc)?.as_ref() == Some(bytes),
+                        None => true,
+                    }
+                {
+                    continue;
+                }
+                let p = Prepared {
+                    doc: item.doc.to_string(),
+                    partition: item.partition.to_string(),
+                    created_at: item.created_at,
+                    new,
+                    index_chunk,
+                    chunk,
+                    heads,
+                    rows,
+                    olds,
+                    state,
+                    ids: touched.into_iter().map(|i| i.to_string()).collect(),
+                    waiting,
+                    keep,
+                    had_waiting,
+                    tips,
+                    vouchers,
+                };
+                if resendable && !batch {
+                    hub.store.write_resendable(|tx| persist(tx, &p))?;
+                } else {
+                    hub.store.write(|tx| persist(tx, &p))?;
+                }
                 if batch {
-                    let _ = self.store.rollback();
+                    // Each document of a batch comes once: it need not stay in memory.
+                    hub.docs.remove(&p.doc);
                 }
-                std::panic::resume_unwind(panic)
+                written.push((p.doc, p.ids));
             }
+            Ok(written)
         };
-        let result = match (batch, result) {
-            (false, r) => r,
-            (true, Ok(w)) => self.store.commit().map(|()| w).map_err(Error::from),
-            (true, Err(e)) => {
-                if let Err(undo) = self.store.rollback() {
-                    tracing::error!(error = %undo, "cannot undo a refused batch");
-                }
-                Err(e)
-            }
-        };
+        // Nothing of a batch stays open past a refusal or a panic: every later write would be
+        // part of it.
+        let result = if batch { self.in_one_transaction(each) } else { each(self) };
         if let Some(doc) = poisoned {
             if let Err(e) = self.drop_waiting(&doc) {
                 tracing::error!(doc, error = %e, "cannot drop the waiting changes of a refused rewrite");

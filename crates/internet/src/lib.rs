@@ -207,7 +207,7 @@ pub fn parse_relays(urls: &[String]) -> Result<Vec<RelayUrl>, InternetError> {
 async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
     let slots: Slots = Arc::new(std::sync::Mutex::new(Counts {
         all: Handshakes::new(HANDSHAKES_PER_SOURCE, HANDSHAKES_AT_ONCE, HANDSHAKES_FOR_MEMBERS),
-        relayed: Handshakes::new(HANDSHAKES_AT_ONCE / 2, HANDSHAKES_AT_ONCE / 2, 0),
+        relayed: 0,
     }));
     let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
@@ -286,11 +286,11 @@ enum Origin {
     Key([u8; 32]),
 }
 
-/// The internet side's handshake slots: all of them, and, among them, those of connections
-/// through a relay.
+/// The internet side's handshake slots: all of them, and how many of them connections through
+/// a relay hold (at most half).
 struct Counts {
     all: Handshakes<Origin>,
-    relayed: Handshakes<()>,
+    relayed: usize,
 }
 
 type Slots = Arc<std::sync::Mutex<Counts>>;
@@ -309,15 +309,10 @@ impl Slot {
     fn take(slots: &Slots, source: Origin) -> Option<Slot> {
         let mut c = lock(slots);
         let relayed = matches!(source, Origin::Key(_));
-        if relayed && !c.relayed.start(&()) {
+        if (relayed && c.relayed >= HANDSHAKES_AT_ONCE / 2) || !c.all.start(&source) {
             return None;
         }
-        if !c.all.start(&source) {
-            if relayed {
-                c.relayed.ended(&());
-            }
-            return None;
-        }
+        c.relayed += usize::from(relayed);
         Some(Slot { slots: slots.clone(), source })
     }
 
@@ -335,9 +330,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = lock(&self.slots);
         c.all.ended(&self.source);
-        if matches!(self.source, Origin::Key(_)) {
-            c.relayed.ended(&());
-        }
+        c.relayed -= usize::from(matches!(self.source, Origin::Key(_)));
     }
 }
 
