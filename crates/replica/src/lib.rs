@@ -311,10 +311,14 @@ impl Doc {
         if self.doc.get(ROOT, rec.id().as_str()).map_err(|e| self.err(e))?.is_some() {
             return Err(Error::Exists(rec.id().clone()));
         }
-        let obj = self.doc.put_object(ROOT, rec.id().as_str(), ObjType::Map).map_err(|e| self.err(e))?;
-        for (k, v) in rec.to_json() {
-            self.put_field(&obj, &k, &v)?;
-        }
+        // The record as one object tree: Automerge adds its operations in two splices, where a
+        // put of each field (and of each character of a text) splices once per operation. The
+        // operations are those the field-by-field writes of `put_field` would make.
+        let encoding = self.doc.text_encoding();
+        let fields: std::collections::HashMap<String, automerge::hydrate::Value> =
+            rec.to_json().iter().map(|(k, v)| (k.clone(), new_field(encoding, k, v))).collect();
+        let record = automerge::hydrate::Value::Map(fields.into());
+        self.doc.batch_create_object(ROOT, rec.id().as_str(), &record, false).map_err(|e| self.err(e))?;
         self.touched.insert(rec.id().clone());
         Ok(())
     }
@@ -1132,18 +1136,7 @@ fn scalar_to_json(s: &ScalarValue) -> Json {
 
 fn put_json(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, v: &Json) -> Result<(), automerge::AutomergeError> {
     let insert = matches!(prop, Prop::Seq(_)) && doc.length(obj) <= prop_index(&prop);
-    let scalar = match v {
-        Json::Null => Some(ScalarValue::Null),
-        Json::Bool(b) => Some(ScalarValue::Boolean(*b)),
-        Json::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => ScalarValue::Int(i),
-            (None, Some(u), _) => ScalarValue::Uint(u),
-            (_, _, f) => ScalarValue::F64(f.unwrap_or(0.0)),
-        }),
-        Json::String(s) => Some(ScalarValue::Str(s.as_str().into())),
-        _ => None,
-    };
-    if let Some(s) = scalar {
+    if let Some(s) = scalar(v) {
         return match prop {
             Prop::Seq(i) if insert => doc.insert(obj, i, s),
             p => doc.put(obj, p, s),
@@ -1164,6 +1157,44 @@ fn put_json(doc: &mut AutoCommit, obj: &ObjId, prop: Prop, v: &Json) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A field of a new record as [`Doc::put_field`] writes it into an empty record: the meta
+/// fields and other strings as scalars, text fields as Text, the rest as [`put_json`] does.
+fn new_field(encoding: automerge::TextEncoding, key: &str, v: &Json) -> automerge::hydrate::Value {
+    match v {
+        Json::String(s) if is_text_field(key) && !META_KEYS.contains(&key) => {
+            automerge::hydrate::Value::Text(automerge::hydrate::Text::new(encoding, s))
+        }
+        v => hydrate_json(v),
+    }
+}
+
+/// `v` as [`put_json`] writes it.
+fn hydrate_json(v: &Json) -> automerge::hydrate::Value {
+    use automerge::hydrate::Value as H;
+    match v {
+        Json::Array(items) => H::List(items.iter().map(hydrate_json).collect::<Vec<_>>().into()),
+        Json::Object(m) => H::Map(
+            m.iter().map(|(k, v)| (k.clone(), hydrate_json(v))).collect::<std::collections::HashMap<_, _>>().into(),
+        ),
+        v => H::Scalar(scalar(v).unwrap_or(ScalarValue::Null)),
+    }
+}
+
+/// A JSON value that is not a list or a map, as an Automerge scalar.
+fn scalar(v: &Json) -> Option<ScalarValue> {
+    Some(match v {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => ScalarValue::Int(i),
+            (None, Some(u), _) => ScalarValue::Uint(u),
+            (_, _, f) => ScalarValue::F64(f.unwrap_or(0.0)),
+        },
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        Json::Array(_) | Json::Object(_) => return None,
+    })
 }
 
 fn prop_index(p: &Prop) -> usize {
