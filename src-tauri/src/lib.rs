@@ -37,6 +37,19 @@ pub fn run() {
                 .min_inner_size(1024.0, 600.0)
                 .data_directory(webview_data)
                 .build()?;
+            // A stop asked of the process (a shutdown's SIGTERM, Ctrl-C in a terminal) quits as
+            // closing the window does: the hub commits what peers sent last and stops.
+            let app = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                match aidmesh_node::stop_requested() {
+                    Ok(stop) => {
+                        stop.await;
+                        tracing::info!("asked to stop");
+                        app.exit(0);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a stop asked of the process will not be heard"),
+                }
+            });
             Ok(())
         })
         .manage(state::AppState::new(settings))

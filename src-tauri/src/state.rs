@@ -169,8 +169,9 @@ impl AppState {
             // The app may exit before the mesh has wound down: what peers sent last is
             // committed here, before anything else. (What arrives after it, before the process
             // ends, is sent again by its peers.)
-            if let Err(e) = r.mesh.with_hub(|h| h.settle_peers_writes()) {
-                tracing::warn!(error = %e, "cannot commit what peers sent last");
+            match r.mesh.with_hub(|h| h.settle_peers_writes()) {
+                Ok(()) => tracing::info!("stopping the hub: what peers sent last is committed"),
+                Err(e) => tracing::warn!(error = %e, "cannot commit what peers sent last"),
             }
             if let Some(tx) = r.stop.take() {
                 let _ = tx.send(());

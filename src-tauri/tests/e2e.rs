@@ -706,4 +706,25 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
         assert!(n(1) <= 1024 && n(0) <= n(1), "{s} at 1024 px: page {} px wide in a {} px window", n(0), n(1));
         assert!(n(2) <= n(3), "{s} at 1024 px: the screen is {} px wide in {} px", n(2), n(3));
     }
+
+    // A shutdown's SIGTERM quits the app as closing its window does: the hub commits what peers
+    // sent last and stops, and the command then opens the store on its own.
+    let pid = app.pid();
+    let term = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // Gone, or a zombie its parent (the driver) has not yet reaped.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+    };
+    while running() {
+        assert!(std::time::Instant::now() < deadline, "the app still runs 20 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = app.log();
+    assert!(log.contains("asked to stop"), "{log}");
+    assert!(log.contains("what peers sent last is committed"), "{log}");
+    let n = north.run(&["show", &blanket]);
+    assert_eq!(n["conflicts"], json!([]), "{n}");
 }

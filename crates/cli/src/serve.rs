@@ -22,7 +22,7 @@ pub(crate) fn run(
         let node = Node::start(hub, config).await?;
         outln!("serving {name} ({id}) on {}", node.addr);
         std::io::Write::flush(&mut std::io::stdout())?;
-        node.run(stopped()?).await?;
+        node.run(aidmesh_node::stop_requested()?).await?;
         outln!("stopped");
         Ok(())
     })
@@ -62,25 +62,6 @@ pub(crate) fn internet_config(args: crate::args::InternetArgs) -> Result<Option<
         direct.entry(key).or_default().push(addr);
     }
     Ok(Some(InternetConfig { relays: args.relays, relay_roots, bind: args.bind, direct }))
-}
-
-/// Resolves when the hub is asked to stop: Ctrl-C, or SIGTERM where there are signals.
-#[cfg(unix)]
-fn stopped() -> Result<impl std::future::Future<Output = ()>> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn stopped() -> Result<impl std::future::Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -229,6 +229,27 @@ impl Node {
     }
 }
 
+/// Resolves when the process is asked to stop: Ctrl-C, or SIGTERM where there are signals (a
+/// shutdown, a service manager, `kill`). Each face runs its hub until this, so that a stop asked
+/// of the process ends [`Node::run`] as a quit does.
+#[cfg(unix)]
+pub fn stop_requested() -> std::io::Result<impl Future<Output = ()>> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+pub fn stop_requested() -> std::io::Result<impl Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
 /// Internet sync, started and stopped as the hub's switch and the coalition's relays say.
 #[derive(Default)]
 struct Switch {

@@ -108,6 +108,7 @@ pub struct App {
     base: String,
     pub session: String,
     display: String,
+    log: PathBuf,
     _driver: Proc,
 }
 
@@ -146,7 +147,37 @@ impl App {
         let v: Value =
             agent().post(&format!("{base}/session")).send_json(caps).expect("a session").into_json().unwrap();
         let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
-        App { base, session, display: display.name.clone(), _driver: child }
+        App { base, session, display: display.name.clone(), log: log_path, _driver: child }
+    }
+
+    /// What the driver and the app have printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The app's process: the one running the app's binary below this session's driver.
+    pub fn pid(&self) -> u32 {
+        let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_aidmesh-app")).unwrap();
+        let parent_of = |pid: u32| -> Option<u32> {
+            // /proc/PID/stat: "pid (name) state ppid ...", the name possibly holding spaces.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+        };
+        let driver = self._driver.0.id();
+        let below_driver = |mut pid: u32| loop {
+            match parent_of(pid) {
+                Some(p) if p == driver => return true,
+                Some(p) if p > 1 => pid = p,
+                _ => return false,
+            }
+        };
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary) && below_driver(*pid)
+            })
+            .expect("the app's process")
     }
 
     fn url(&self, path: &str) -> String {
