@@ -362,36 +362,27 @@ impl Hub {
         // The documents are authenticated and hashed; each change must be vouched for by its
         // hub's signature. They are applied and written one by one inside one store
         // transaction, so any failure leaves the store as it was.
-        let items = b
+        let sigs = b
             .docs
             .iter()
-            .map(|(info, data)| {
+            .map(|(info, _)| {
                 let sigs = b.header.sigs.get(info.doc.as_str()).map(Vec::as_slice).unwrap_or_default();
-                let sigs = sigs
-                    .iter()
+                sigs.iter()
                     .map(|s| aidmesh_mesh::hex::decode(s).as_deref().and_then(ChangeSig::from_bytes))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| Error::Malformed {
                         format: "bundle",
                         why: format!("document {} has a damaged change signature", info.doc),
-                    })?;
-                Ok(Incoming {
-                    doc: &info.doc,
-                    partition: &info.partition,
-                    created_at: Timestamp::from_millis(info.created_at),
-                    sync_state: None,
-                    apply: Box::new(move |d: &mut aidmesh_replica::Doc, taken: bool| {
-                        if !taken {
-                            d.apply_checked(data)?;
-                        }
-                        Ok(())
-                    }),
-                    keep: Some(data.as_slice()),
-                    door: Box::new(move || Door::of_bytes("bundle", data, sigs)),
-                })
+                    })
             })
-            .collect::<Result<Vec<Incoming<'_>>>>();
-        let changed = match items.and_then(|items| self.ingest_many(items, Some(Task::BundleImport))) {
+            .collect::<Result<Vec<Vec<ChangeSig>>>>();
+        let held = b.docs.iter().map(|(info, _)| self.store.has_doc(&info.doc)).collect::<Result<Vec<bool>, _>>();
+        let ingested = match (sigs, held) {
+            (Ok(sigs), Ok(held)) => self.ingest_bundle_docs(&b.docs, sigs, held),
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(e.into()),
+        };
+        let changed = match ingested {
             Ok(c) => c,
             Err(e) => {
                 self.note_refused(&format!("bundle made by {}", b.exporter), &e);
@@ -403,5 +394,71 @@ impl Hub {
         let waiting: BTreeSet<String> = self.store.pending_docs()?.into_iter().collect();
         summary.waiting_documents = b.docs.iter().filter(|(i, _)| waiting.contains(i.doc.as_str())).count();
         Ok((summary, changed.len()))
+    }
+
+    /// Ingests a bundle's documents in one store transaction ([`Hub::ingest_many`]). A second
+    /// thread reads each document ahead (loads it and, for one this hub holds nothing of
+    /// (`held`), checks it for rewritten records and reads its index rows) while this one writes
+    /// the one before: at most two wait read, so memory holds a few documents at a time.
+    fn ingest_bundle_docs(
+        &mut self,
+        docs: &[(DocInfo, Vec<u8>)],
+        sigs: Vec<Vec<ChangeSig>>,
+        held: Vec<bool>,
+    ) -> Result<Vec<String>> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(&str, Result<Door>)>(1);
+            scope.spawn(move || {
+                for (((info, data), sigs), held) in docs.iter().zip(sigs).zip(held) {
+                    // A document that makes Automerge panic is refused as malformed, as one that
+                    // fails to load is; the hub goes on.
+                    let door = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if held {
+                            Door::of_bytes("bundle", data, sigs)
+                        } else {
+                            Door::of_bytes_prepared(&info.doc, "bundle", data, sigs)
+                        }
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(Error::Malformed { format: "bundle", why: format!("document {} cannot be read", info.doc) })
+                    });
+                    // The import stopped (a refusal): nothing more is read.
+                    if tx.send((info.doc.as_str(), door)).is_err() {
+                        return;
+                    }
+                }
+            });
+            // Each document's door is the next read, in order; once the items are gone (the
+            // import ended, or stopped early), so is the receiver, and the reading thread stops.
+            let rx = std::rc::Rc::new(rx);
+            let items = docs
+                .iter()
+                .map(|(info, data)| {
+                    let rx = rx.clone();
+                    Incoming {
+                        doc: &info.doc,
+                        partition: &info.partition,
+                        created_at: Timestamp::from_millis(info.created_at),
+                        sync_state: None,
+                        apply: Box::new(move |d: &mut aidmesh_replica::Doc, taken: bool| {
+                            if !taken {
+                                d.apply_checked(data)?;
+                            }
+                            Ok(())
+                        }),
+                        keep: Some(data.as_slice()),
+                        door: Box::new(move || match rx.recv() {
+                            Ok((doc, door)) if info.doc == doc => door,
+                            _ => Err(Error::Io(std::io::Error::other(format!(
+                                "the bundle's document {} was not read in its turn",
+                                info.doc
+                            )))),
+                        }),
+                    }
+                })
+                .collect::<Vec<Incoming<'_>>>();
+            drop(rx);
+            self.ingest_many(items, Some(Task::BundleImport))
+        })
     }
 }

@@ -50,22 +50,40 @@ impl Door {
     /// hub, done before the hub is needed (see `Replica::prepare`).
     pub(crate) fn prepared(doc_id: &str, msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
         let mut door = Door::of_message(msg, sigs)?;
-        if let Some(whole) = door.whole.take() {
-            let mut doc = Doc::arrived(doc_id, whole);
-            let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).map(|rewrite| {
-                let rows = match rewrite {
-                    Some(_) => Ok(Vec::new()),
-                    None => {
-                        let records = doc.touched_since(&[]);
-                        crate::write::rows_of(&doc, doc_id, &records)
-                    }
-                };
-                Ahead { rewrite, rows }
-            });
-            door.whole = Some(doc.into_automerge());
-            door.ahead = Some(ahead);
-        }
+        door.work_ahead(doc_id);
         Ok(door)
+    }
+
+    /// [`Door::of_bytes`] for a document the hub holds nothing of, with what taking it whole
+    /// costs worked out ahead as [`Door::prepared`] does (a bundle's documents, on a thread of
+    /// their own while the hub writes the one before).
+    pub(crate) fn of_bytes_prepared(
+        doc_id: &str,
+        what: &'static str,
+        bytes: &[u8],
+        sigs: Vec<ChangeSig>,
+    ) -> Result<Door> {
+        let mut door = Door::of_bytes(what, bytes, sigs)?;
+        door.work_ahead(doc_id);
+        Ok(door)
+    }
+
+    /// Checks a whole document for rewritten records and reads its index rows ([`Ahead`]).
+    fn work_ahead(&mut self, doc_id: &str) {
+        let Some(whole) = self.whole.take() else { return };
+        let mut doc = Doc::arrived(doc_id, whole);
+        let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).map(|rewrite| {
+            let rows = match rewrite {
+                Some(_) => Ok(Vec::new()),
+                None => {
+                    let records = doc.touched_since(&[]);
+                    crate::write::rows_of(&doc, doc_id, &records)
+                }
+            };
+            Ahead { rewrite, rows }
+        });
+        self.whole = Some(doc.into_automerge());
+        self.ahead = Some(ahead);
     }
 
     /// The door for a sync message.
