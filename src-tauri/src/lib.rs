@@ -47,7 +47,17 @@ pub fn run() {
                         tracing::info!("asked to stop");
                         app.exit(0);
                     }
-                    Err(e) => tracing::warn!(error = %e, "a stop asked of the process will not be heard"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a stop asked of the process will not be heard");
+                        return;
+                    }
+                }
+                // The quit waits for the hub (a bundle import holds it for a minute): asked
+                // again, the app stops at once, as it would have without this handler.
+                if let Ok(again) = aidmesh_node::stop_requested() {
+                    again.await;
+                    tracing::warn!("asked to stop again: stopping at once");
+                    std::process::exit(1);
                 }
             });
             Ok(())

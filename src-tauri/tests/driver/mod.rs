@@ -155,7 +155,8 @@ impl App {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The app's process: the one running the app's binary below this session's driver.
+    /// The app's process: the one running the app's binary below this session's tauri-driver
+    /// (tauri-driver starts WebKitWebDriver, which starts the app).
     pub fn pid(&self) -> u32 {
         let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_aidmesh-app")).unwrap();
         let parent_of = |pid: u32| -> Option<u32> {
