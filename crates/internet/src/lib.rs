@@ -212,6 +212,8 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
     let mut sessions = tokio::task::JoinSet::new();
     while let Some(incoming) = endpoint.accept().await {
         while sessions.try_join_next().is_some() {}
+        // A revoked hub's sources lose the room kept for members.
+        lock(&slots).all.keep_members(|m| mesh.is_member(m));
         let busy = lock(&slots).all.in_progress() >= HANDSHAKES_AT_ONCE / 2;
         let source = match incoming.remote_addr() {
             IncomingAddr::Ip(addr) if busy && !incoming.remote_addr_validated() => {
@@ -252,7 +254,7 @@ async fn answer(endpoint: Endpoint, mesh: Arc<Mesh<Hub>>) {
                     return Err(String::new());
                 };
                 // Where a member came from keeps room for it when outsiders crowd the port.
-                slot.member_came(conn.remote_id().as_bytes());
+                slot.member_came(conn.remote_id().as_bytes(), &peer);
                 match tokio::time::timeout(HANDSHAKE_WAIT, conn.accept_bi()).await {
                     Ok(Ok((send, recv))) => Ok((conn, peer, tokio::io::join(recv, send))),
                     _ => {
@@ -318,11 +320,11 @@ impl Slot {
 
     /// The connection proved a member's key, `proven`: where it came from may use the room
     /// kept for members from now on (through a relay, only if the relay named that key).
-    fn member_came(&self, proven: &[u8; 32]) {
+    fn member_came(&self, proven: &[u8; 32], member: &HubId) {
         if matches!(&self.source, Origin::Key(k) if k != proven) {
             return;
         }
-        lock(&self.slots).all.member_from(self.source.clone());
+        lock(&self.slots).all.member_from(self.source.clone(), member.clone());
     }
 }
 

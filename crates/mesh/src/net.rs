@@ -465,6 +465,7 @@ fn refresh<H: Hub>(shared: &Shared<H>) {
         let mut h = lock(&shared.hub);
         (h.member_ids(), h.keyring())
     };
+    lock(&shared.policy).members_now(&ids);
     *shared.members.write().unwrap_or_else(|e| e.into_inner()) = ids;
     *shared.keyring.write().unwrap_or_else(|e| e.into_inner()) = keyring;
 }

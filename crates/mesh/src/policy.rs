@@ -176,6 +176,12 @@ impl Policy {
         self.handshakes.ended(&Source::of(from));
     }
 
+    /// The coalition's members changed: addresses that only hubs no longer members came from
+    /// lose the room kept for members.
+    pub fn members_now(&mut self, members: &BTreeSet<HubId>) {
+        self.handshakes.keep_members(|m| members.contains(m));
+    }
+
     /// A connection's handshake completed: its peer is `peer` (a member: the handshake checked
     /// that), over `link`, and this hub dialled it or not. When both hubs dial each other, both
     /// keep the connection that the smaller id dialled, so they agree on one without a word;
@@ -189,7 +195,7 @@ impl Policy {
         let link = link.into();
         let lan = matches!(link, Link::Lan(_));
         if let Link::Lan(addr) = link {
-            self.handshakes.member_from(Source::of(addr.ip()));
+            self.handshakes.member_from(Source::of(addr.ip()), peer.clone());
         }
         if dialed {
             let target = match link {
@@ -286,17 +292,25 @@ impl Policy {
 /// members completed a handshake from: an outsider holding handshakes open uses up its own
 /// source's slots, and one with many sources the unreserved ones, never the room kept. The same
 /// rule for the local network's sockets ([`Policy`]) and for the internet's connections (keyed
-/// there by address, or by key through a relay). A source is never forgotten once a member came
-/// from it, not even once that member is revoked (members are few).
+/// there by address, or by key through a relay). A source keeps that room until the member that
+/// came from it last is no longer a member ([`Handshakes::keep_members`]), or until
+/// [`MEMBER_SOURCES`] sources more recently come from have pushed it out (members on phone
+/// hotspots come from a new address each day).
 #[derive(Debug)]
 pub struct Handshakes<K> {
     per_source: usize,
     total: usize,
     reserved_for_members: usize,
     counts: BTreeMap<K, usize>,
-    members_seen: BTreeSet<K>,
+    /// Each source a member came from: which member came last, and when, as a count of arrivals.
+    members_seen: BTreeMap<K, (HubId, u64)>,
+    arrivals: u64,
     in_progress: usize,
 }
+
+/// The most sources [`Handshakes`] keeps room for members for; the one longest without a member
+/// coming from it goes first.
+pub const MEMBER_SOURCES: usize = 256;
 
 impl<K: Ord + Clone> Handshakes<K> {
     pub fn new(per_source: usize, total: usize, reserved_for_members: usize) -> Handshakes<K> {
@@ -305,7 +319,8 @@ impl<K: Ord + Clone> Handshakes<K> {
             total,
             reserved_for_members,
             counts: BTreeMap::new(),
-            members_seen: BTreeSet::new(),
+            members_seen: BTreeMap::new(),
+            arrivals: 0,
             in_progress: 0,
         }
     }
@@ -314,7 +329,7 @@ impl<K: Ord + Clone> Handshakes<K> {
     /// handshake ends.
     pub fn start(&mut self, from: &K) -> bool {
         let here = self.counts.get(from).copied().unwrap_or(0);
-        let room = if self.members_seen.contains(from) {
+        let room = if self.members_seen.contains_key(from) {
             self.total
         } else {
             self.total.saturating_sub(self.reserved_for_members)
@@ -338,10 +353,23 @@ impl<K: Ord + Clone> Handshakes<K> {
         }
     }
 
-    /// A member completed a handshake from `from`: its later handshakes may use the room kept
-    /// for members.
-    pub fn member_from(&mut self, from: K) {
-        self.members_seen.insert(from);
+    /// Member `member` completed a handshake from `from`: later handshakes from there may use
+    /// the room kept for members.
+    pub fn member_from(&mut self, from: K, member: HubId) {
+        self.arrivals += 1;
+        self.members_seen.insert(from, (member, self.arrivals));
+        if self.members_seen.len() > MEMBER_SOURCES {
+            let oldest = self.members_seen.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.members_seen.remove(&k);
+            }
+        }
+    }
+
+    /// Forgets the sources whose member (the last to come from there) is no longer one: a
+    /// revoked hub's addresses lose the room kept for members.
+    pub fn keep_members(&mut self, is_member: impl Fn(&HubId) -> bool) {
+        self.members_seen.retain(|_, (member, _)| is_member(member));
     }
 
     /// Handshakes in progress, in all.
@@ -499,12 +527,13 @@ mod tests {
     /// outsiders with many sources get the rest.
     #[test]
     fn room_is_kept_for_members_whatever_the_source() {
+        let (a, b) = ids();
         let mut h: Handshakes<u32> = Handshakes::new(4, 10, 4);
-        h.member_from(1);
+        h.member_from(1, a.clone());
         assert_eq!((100..130).filter(|s| h.start(s)).count(), 6, "outsiders get the unreserved slots");
         assert!(h.start(&1), "a source a member came from");
         assert!(!h.start(&2), "a source no member came from");
-        h.member_from(2);
+        h.member_from(2, b);
         assert!(h.start(&2), "once a member came from it");
         assert_eq!(h.in_progress(), 8);
         assert!(h.start(&1) && h.start(&1));
@@ -514,10 +543,62 @@ mod tests {
         assert!(h.start(&2));
         // A member's source has its own cap too, and an end that never started changes nothing.
         let mut m: Handshakes<u32> = Handshakes::new(2, 10, 4);
-        m.member_from(7);
+        m.member_from(7, a);
         assert!(m.start(&7) && m.start(&7) && !m.start(&7));
         m.ended(&8);
         assert_eq!(m.in_progress(), 2);
+    }
+
+    /// A source keeps the room kept for members while the member that came from it last is
+    /// one; a revoked hub's addresses lose it (on the local network as the members change), and
+    /// of many sources the longest without a member coming from them go first.
+    #[test]
+    fn a_source_keeps_room_for_members_while_its_member_is_one_and_is_among_the_latest() {
+        let (a, b) = ids();
+        // Outsiders hold every slot they may (6 of 10); the member sources' starts show the room.
+        let crowded = |seen: &dyn Fn(&mut Handshakes<u32>)| {
+            let mut h: Handshakes<u32> = Handshakes::new(4, 10, 4);
+            seen(&mut h);
+            assert_eq!((1000..1030).filter(|s| h.start(s)).count(), 6);
+            h
+        };
+        let mut h = crowded(&|h| {
+            h.member_from(1, a.clone());
+            h.member_from(2, b.clone());
+        });
+        h.keep_members(|m| *m != a);
+        assert!(!h.start(&1), "a revoked hub's source lost the room");
+        assert!(h.start(&2), "another member's kept it");
+        // The member that came last from a source is the one that counts.
+        let mut h = crowded(&|h| {
+            h.member_from(3, a.clone());
+            h.member_from(3, b.clone());
+        });
+        h.keep_members(|m| *m != a);
+        assert!(h.start(&3));
+
+        let mut h = crowded(&|h| {
+            for s in 0..MEMBER_SOURCES as u32 {
+                h.member_from(s, a.clone());
+            }
+            h.member_from(0, a.clone());
+            h.member_from(MEMBER_SOURCES as u32, a.clone());
+        });
+        assert!(!h.start(&1), "the source longest without a member went");
+        assert!(h.start(&0) && h.start(&2) && h.start(&(MEMBER_SOURCES as u32)), "the others stay");
+
+        // The local network's policy follows the members.
+        let (me, other) = ids();
+        let mut p = Policy::new(me, Limits::default());
+        let addr: SocketAddr = "10.0.0.2:7420".parse().unwrap();
+        p.connected(&other, 1, true, Link::Lan(addr));
+        p.disconnected(&other, 1);
+        let outsiders = (0..200u8).filter(|i| p.handshake_start(IpAddr::from([10, 1, 0, *i]))).count();
+        assert_eq!(outsiders, 64 - 16, "outsiders hold the room not kept for members");
+        assert!(p.handshake_start(addr.ip()), "the member's address has room");
+        p.handshake_ended(addr.ip());
+        p.members_now(&BTreeSet::new());
+        assert!(!p.handshake_start(addr.ip()), "not once its hub is revoked");
     }
 
     #[test]
