@@ -293,9 +293,9 @@ impl Policy {
 /// source's slots, and one with many sources the unreserved ones, never the room kept. The same
 /// rule for the local network's sockets ([`Policy`]) and for the internet's connections (keyed
 /// there by address, or by key through a relay). A source keeps that room until the member that
-/// came from it last is no longer a member ([`Handshakes::keep_members`]), or until
-/// [`MEMBER_SOURCES`] sources more recently come from have pushed it out (members on phone
-/// hotspots come from a new address each day).
+/// came from it last is no longer a member ([`Handshakes::keep_members`]), or until sources
+/// members came from more recently push it out: [`MEMBER_SOURCES_EACH`] of the same member's, or
+/// [`MEMBER_SOURCES`] in all (members on phone hotspots come from a new address each day).
 #[derive(Debug)]
 pub struct Handshakes<K> {
     per_source: usize,
@@ -308,9 +308,10 @@ pub struct Handshakes<K> {
     in_progress: usize,
 }
 
-/// The most sources [`Handshakes`] keeps room for members for; the one longest without a member
-/// coming from it goes first.
+/// The most sources [`Handshakes`] keeps room for members for, in all and for each member; the
+/// one longest without a member coming from it goes first.
 pub const MEMBER_SOURCES: usize = 256;
+pub const MEMBER_SOURCES_EACH: usize = 8;
 
 impl<K: Ord + Clone> Handshakes<K> {
     pub fn new(per_source: usize, total: usize, reserved_for_members: usize) -> Handshakes<K> {
@@ -357,12 +358,24 @@ impl<K: Ord + Clone> Handshakes<K> {
     /// the room kept for members.
     pub fn member_from(&mut self, from: K, member: HubId) {
         self.arrivals += 1;
-        self.members_seen.insert(from, (member, self.arrivals));
+        self.members_seen.insert(from, (member.clone(), self.arrivals));
+        // One member's sources first, so that a member coming from many addresses pushes out
+        // only its own; then all of them.
+        let own = self.members_seen.values().filter(|(m, _)| *m == member).count();
+        if own > MEMBER_SOURCES_EACH {
+            self.forget_oldest(|m| *m == member);
+        }
         if self.members_seen.len() > MEMBER_SOURCES {
-            let oldest = self.members_seen.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.members_seen.remove(&k);
-            }
+            self.forget_oldest(|_| true);
+        }
+    }
+
+    /// Forgets the source longest without a member coming from it, of those whose member
+    /// `of` picks.
+    fn forget_oldest(&mut self, of: impl Fn(&HubId) -> bool) {
+        let oldest = self.members_seen.iter().filter(|(_, (m, _))| of(m)).min_by_key(|(_, (_, at))| *at);
+        if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+            self.members_seen.remove(&k);
         }
     }
 
@@ -577,12 +590,26 @@ mod tests {
         h.keep_members(|m| *m != a);
         assert!(h.start(&3));
 
+        // A member coming from many sources pushes out only its own oldest.
         let mut h = crowded(&|h| {
-            for s in 0..MEMBER_SOURCES as u32 {
+            h.member_from(0, b.clone());
+            for s in 1..=MEMBER_SOURCES as u32 {
                 h.member_from(s, a.clone());
             }
-            h.member_from(0, a.clone());
-            h.member_from(MEMBER_SOURCES as u32, a.clone());
+        });
+        assert!(h.start(&0), "another member's source stays");
+        let last = MEMBER_SOURCES as u32;
+        assert!(!h.start(&(last - MEMBER_SOURCES_EACH as u32)), "the member's ninth latest went");
+        assert!(h.start(&last) && h.start(&(last - MEMBER_SOURCES_EACH as u32 + 1)), "its eight latest stay");
+        // Of many members' sources, the longest without a member go first.
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(9);
+        let many: Vec<HubId> = (0..=MEMBER_SOURCES).map(|_| Identity::generate(&mut rng).id()).collect();
+        let mut h = crowded(&|h| {
+            for (s, m) in many.iter().enumerate().take(MEMBER_SOURCES) {
+                h.member_from(s as u32, m.clone());
+            }
+            h.member_from(0, many[0].clone());
+            h.member_from(MEMBER_SOURCES as u32, many[MEMBER_SOURCES].clone());
         });
         assert!(!h.start(&1), "the source longest without a member went");
         assert!(h.start(&0) && h.start(&2) && h.start(&(MEMBER_SOURCES as u32)), "the others stay");
