@@ -30,6 +30,11 @@ fn item(id: &str, name: &str) -> Record {
     record(id, Item { name: name.into(), unit: "box".into(), notes: "keep dry".into(), ..Default::default() })
 }
 
+/// An amendment setting a field to `value`, a JSON value of any depth.
+fn amendment(id: &str, value: serde_json::Value) -> Record {
+    record(id, Amendment { target: "i9".into(), field: "severity".into(), value, reason: "r".into() })
+}
+
 /// Document `d` of hub `a` holding `n` items, committed `per_commit` at a time.
 fn items_in_commits(n: usize, per_commit: usize) -> Doc {
     let mut a = Doc::new("d", b"a");
@@ -51,19 +56,8 @@ fn records_round_trip_field_by_field() {
         languages: vec!["en".into(), "ar".into()],
         ..Default::default()
     });
-    let recs = vec![
-        item("i1", "Water"),
-        record("v1", v),
-        record(
-            "x1",
-            Amendment {
-                target: "i9".into(),
-                field: "severity".into(),
-                value: serde_json::json!({"deep": [1, "two", null]}),
-                reason: "r".into(),
-            },
-        ),
-    ];
+    let recs =
+        vec![item("i1", "Water"), record("v1", v), amendment("x1", serde_json::json!({"deep": [1, "two", null]}))];
     for r in &recs {
         d.create(r).unwrap();
     }
@@ -104,15 +98,7 @@ fn a_new_record_is_written_as_its_fields_one_by_one_would_be() {
     let recs = vec![
         item("i1", "Water"),
         record("v1", v),
-        record(
-            "x1",
-            Amendment {
-                target: "i9".into(),
-                field: "severity".into(),
-                value: serde_json::json!({"deep": [1, -2, 2.5, "two", null, true, {"k": []}], "big": u64::MAX}),
-                reason: "r".into(),
-            },
-        ),
+        amendment("x1", serde_json::json!({"deep": [1, -2, 2.5, "two", null, true, {"k": []}], "big": u64::MAX})),
         record(
             "n1",
             Incident { severity: 3, description: String::new(), reporter: "desk".into(), ..Default::default() },
