@@ -41,17 +41,13 @@ pub fn run() {
             // closing the window does: the hub commits what peers sent last and stops.
             let app = app.handle().clone();
             tauri::async_runtime::spawn(async move {
-                match aidmesh_node::stop_requested() {
-                    Ok(stop) => {
-                        stop.await;
-                        tracing::info!("asked to stop");
-                        app.exit(0);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a stop asked of the process will not be heard");
-                        return;
-                    }
-                }
+                let stop = match aidmesh_node::stop_requested() {
+                    Ok(stop) => stop,
+                    Err(e) => return tracing::warn!(error = %e, "a stop asked of the process will not be heard"),
+                };
+                stop.await;
+                tracing::info!("asked to stop");
+                app.exit(0);
                 // The quit waits for the hub (a bundle import holds it for a minute): asked
                 // again, the app stops at once, as it would have without this handler.
                 if let Ok(again) = aidmesh_node::stop_requested() {
