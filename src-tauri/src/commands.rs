@@ -678,7 +678,9 @@ async fn export_bundle(state: State<'_, AppState>, path: String, full: bool) -> 
 
 #[tauri::command]
 async fn import_bundle(state: State<'_, AppState>, path: String) -> ApiResult<edge::Imported> {
-    let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(&path))?;
+    // Read and checked outside the hub: a large file on a slow stick takes a while.
+    let bytes =
+        aidmesh_hub::read_bundle_file(std::path::Path::new(&path), |head| state.with_hub(|h| h.bundle_key(head)))?;
     let (summary, changed) = state.with_hub(|h| h.import_bundle(bytes))?;
     Ok(edge::Imported { summary, changed })
 }

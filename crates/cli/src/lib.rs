@@ -1065,9 +1065,12 @@ fn bundle(hubs: &mut Hubs<'_>, cmd: BundleCmd, json: bool) -> Result<()> {
             hub.bundle_written(&e)?;
             e.summary
         }
-        BundleCmd::Inspect { path } => hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path)?)?,
+        BundleCmd::Inspect { path } => {
+            hub.inspect_bundle(&aidmesh_hub::read_bundle_file(&path, |h| hub.bundle_key(h))?)?
+        }
         BundleCmd::Import { path } => {
-            let (s, changed) = hub.import_bundle(aidmesh_hub::read_bundle_file(&path)?)?;
+            let bytes = aidmesh_hub::read_bundle_file(&path, |h| hub.bundle_key(h))?;
+            let (s, changed) = hub.import_bundle(bytes)?;
             errln!("{changed} records new or changed.");
             s
         }

@@ -108,7 +108,7 @@ fn import_child(store: &str, file: &str) {
     )
     .unwrap();
     let t = Instant::now();
-    let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(file)).unwrap();
+    let bytes = aidmesh_hub::read_bundle_file(std::path::Path::new(file), |h| far.bundle_key(h)).unwrap();
     let (_, changed) = far.import_bundle(bytes).unwrap();
     println!(
         "  imported into a new hub in {:.1} s ({changed} records indexed); the importing process's peak resident memory {} MiB",

@@ -294,6 +294,15 @@ impl Hub {
         Ok(())
     }
 
+    /// The key a bundle is sealed under for this hub, from its head (its first bytes, up to the
+    /// ciphertext): what [`read_bundle_file`](crate::read_bundle_file) checks the rest against
+    /// before it reads it.
+    pub fn bundle_key(&self, head: &[u8]) -> Result<[u8; 32]> {
+        let key = self.coalition_key()?;
+        bundle::content_key(&self.identity, key.as_ref(), head)
+            .map_err(|e| Error::Malformed { format: "bundle", why: e.to_string() })
+    }
+
     /// Reads a bundle's header without importing it.
     pub fn inspect_bundle(&self, bytes: &[u8]) -> Result<BundleSummary> {
         let key = self.coalition_key()?;

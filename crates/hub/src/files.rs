@@ -17,26 +17,55 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     b.create(dir).map_err(|e| io(dir, "create", e))
 }
 
-/// A bundle file's bytes, judged before they are read: a file over the bundle size limit, or
-/// one that does not start as a bundle, is refused having read at most its first 16 bytes, so
-/// a stray disk image offered as a bundle costs no memory.
-pub fn read_bundle_file(path: &Path) -> Result<Vec<u8>> {
-    use aidmesh_mesh::bundle::{BundleError, MAGIC, MAX_BUNDLE};
-    use std::io::Read;
-    let refuse = |e: BundleError| Err(Error::Malformed { format: "bundle", why: e.to_string() });
-    let mut f = std::fs::File::open(path).map_err(|e| io(path, "read", e))?;
-    let len = f.metadata().map_err(|e| io(path, "read", e))?.len();
+/// A bundle file's bytes, judged before they are held: a file over the bundle size limit, or one
+/// that does not start as a bundle, is refused having read at most its first 16 bytes; then its
+/// head (the slots) is read, `key_for` gives the key it is sealed under for this hub (see
+/// [`Hub::bundle_key`](crate::Hub::bundle_key)), and the ciphertext's tag is checked in passes of
+/// 1 MiB. So a stray disk image offered as a bundle, a bundle for another hub or coalition, or
+/// one altered or cut short, costs no more memory than that, whatever its size. Only then is it
+/// read (and decrypted again by the import: a file changed in between is refused there).
+pub fn read_bundle_file<E: From<Error>>(
+    path: &Path,
+    key_for: impl FnOnce(&[u8]) -> std::result::Result<[u8; 32], E>,
+) -> std::result::Result<Vec<u8>, E> {
+    use aidmesh_mesh::bundle::{self, BundleError, MAGIC, MAX_BUNDLE};
+    use std::io::{Read, Seek};
+    let refuse = |e: BundleError| Err(E::from(Error::Malformed { format: "bundle", why: e.to_string() }));
+    let read_err = |e| E::from(io(path, "read", e));
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    let len = f.metadata().map_err(read_err)?.len();
     if len > MAX_BUNDLE as u64 {
         return refuse(BundleError::TooLarge(len.min(usize::MAX as u64) as usize));
     }
-    let mut bytes = Vec::with_capacity(16);
-    (&mut f).take(16).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
-    if bytes.len() < 16 || (bytes[..] != MAGIC[..] && bytes[..] != aidmesh_mesh::bundle::MAGIC_V1[..]) {
+    let mut head = Vec::with_capacity(50);
+    (&mut f).take(16).read_to_end(&mut head).map_err(read_err)?;
+    if head.len() < 16 || (head[..] != MAGIC[..] && head[..] != aidmesh_mesh::bundle::MAGIC_V1[..]) {
         return refuse(BundleError::NotABundle);
     }
-    bytes.reserve(len as usize);
+    (&mut f).take(50 - 16).read_to_end(&mut head).map_err(read_err)?;
+    let head_len = match bundle::head_len(&head) {
+        Ok(n) if (n as u64).saturating_add(16) <= len => n,
+        Ok(_) => return refuse(BundleError::Truncated),
+        Err(e) => return refuse(e),
+    };
+    // A version 1 head is shorter than what was read of it.
+    head.truncate(head_len);
+    (&mut f).take((head_len - head.len()) as u64).read_to_end(&mut head).map_err(read_err)?;
+    let key = key_for(&head)?;
+    f.seek(std::io::SeekFrom::Start(head_len as u64)).map_err(read_err)?;
+    let cut = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            E::from(Error::Malformed { format: "bundle", why: BundleError::Truncated.to_string() })
+        }
+        _ => read_err(e),
+    };
+    if !bundle::sealed_whole(&head, &key, &mut f, len - head_len as u64).map_err(cut)? {
+        return refuse(BundleError::WrongKeyOrTampered);
+    }
+    f.rewind().map_err(read_err)?;
+    let mut bytes = Vec::with_capacity(len as usize);
     // The file may grow while it is read (or be a pipe): never past the limit.
-    f.take(MAX_BUNDLE as u64 + 1 - 16).read_to_end(&mut bytes).map_err(|e| io(path, "read", e))?;
+    f.take(MAX_BUNDLE as u64 + 1).read_to_end(&mut bytes).map_err(read_err)?;
     if bytes.len() > MAX_BUNDLE {
         return refuse(BundleError::TooLarge(bytes.len()));
     }

@@ -174,7 +174,7 @@ pub fn read(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8])
             BundleError::NotABundle
         });
     }
-    let plain = if head == MAGIC_V1 { open_v1(coalition_key, bytes)? } else { open(identity, bytes)? };
+    let plain = open(identity, coalition_key, bytes)?;
     if plain.len() < 4 + 64 {
         return Err(BundleError::Damaged("too short".into()));
     }
@@ -209,32 +209,90 @@ pub fn read(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8])
     Ok(Bundle { header, docs, exporter: HubId::of(&vk) })
 }
 
-/// The plaintext of a version 2 bundle, if one of its slots is for `identity`.
-fn open(identity: &Identity, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
-    let count = bytes.get(48..50).map(|c| u16::from_be_bytes([c[0], c[1]]) as usize).ok_or(BundleError::Truncated)?;
-    let start = 50 + count * SLOT + 24;
-    if bytes.len() < start + 16 {
+/// How many bytes of a bundle come before its ciphertext (its *head*: the magic, then a version
+/// 2 bundle's slots, then the nonce), read from its first 50 bytes (or fewer, for version 1).
+pub fn head_len(first: &[u8]) -> Result<usize, BundleError> {
+    match first.get(..16) {
+        Some(m) if m == MAGIC_V1 => Ok(16 + 24),
+        Some(m) if m == MAGIC => {
+            let count =
+                first.get(48..50).map(|c| u16::from_be_bytes([c[0], c[1]]) as usize).ok_or(BundleError::Truncated)?;
+            Ok(50 + count * SLOT + 24)
+        }
+        _ => Err(BundleError::NotABundle),
+    }
+}
+
+/// The key a bundle's ciphertext is sealed under, from its head: this hub's slot of a version 2
+/// bundle, or the coalition key for version 1.
+pub fn content_key(
+    identity: &Identity,
+    coalition_key: Option<&[u8; 32]>,
+    head: &[u8],
+) -> Result<[u8; 32], BundleError> {
+    if head.len() != head_len(head)? {
         return Err(BundleError::Truncated);
     }
-    let eph_pub: [u8; 32] = bytes[16..48].try_into().expect("32 bytes");
-    let content_key = seal::open(SLOT_DOMAIN, identity, &eph_pub, bytes[50..50 + count * SLOT].chunks(SLOT))
-        .ok_or(BundleError::NotForThisHub(count))?;
-    let cipher = XChaCha20Poly1305::new((&content_key).into());
-    cipher
-        .decrypt(XNonce::from_slice(&bytes[start - 24..start]), Payload { msg: &bytes[start..], aad: &bytes[..start] })
+    if head.starts_with(MAGIC_V1) {
+        return coalition_key.copied().ok_or(BundleError::WrongKeyOrTampered);
+    }
+    let count = (head.len() - 50 - 24) / SLOT;
+    let eph_pub: [u8; 32] = head[16..48].try_into().expect("32 bytes");
+    seal::open(SLOT_DOMAIN, identity, &eph_pub, head[50..50 + count * SLOT].chunks(SLOT))
+        .ok_or(BundleError::NotForThisHub(count))
+}
+
+/// What a head binds the ciphertext to (the whole head for version 2, the magic for version 1),
+/// and its nonce.
+fn aad_and_nonce(head: &[u8]) -> (&[u8], &XNonce) {
+    let aad = if head.starts_with(MAGIC_V1) { &head[..16] } else { head };
+    (aad, XNonce::from_slice(&head[head.len() - 24..]))
+}
+
+/// The plaintext of a bundle, if this hub holds its key.
+fn open(identity: &Identity, coalition_key: Option<&[u8; 32]>, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
+    let len = head_len(bytes)?;
+    if bytes.len() < len + 16 {
+        return Err(BundleError::Truncated);
+    }
+    let (head, ct) = bytes.split_at(len);
+    let key = content_key(identity, coalition_key, head)?;
+    let (aad, nonce) = aad_and_nonce(head);
+    XChaCha20Poly1305::new((&key).into())
+        .decrypt(nonce, Payload { msg: ct, aad })
         .map_err(|_| BundleError::WrongKeyOrTampered)
 }
 
-/// The plaintext of a version 1 bundle, sealed under the coalition key.
-fn open_v1(key: Option<&[u8; 32]>, bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
-    if bytes.len() < 16 + 24 + 16 {
-        return Err(BundleError::Truncated);
+/// Whether the `len` bytes that follow `head` in `r` (the ciphertext, its 16-byte tag last) are
+/// what was sealed under `key`: XChaCha20-Poly1305's tag worked out as the cipher does, in
+/// passes of 1 MiB, before anything is decrypted or held. So a file of any size that was not
+/// sealed for this hub, or was altered, is refused in constant memory.
+pub fn sealed_whole(head: &[u8], key: &[u8; 32], mut r: impl std::io::Read, len: u64) -> std::io::Result<bool> {
+    use chacha20::cipher::{KeyIvInit, StreamCipher};
+    use poly1305::universal_hash::{KeyInit as _, UniversalHash};
+    let Some(ct_len) = len.checked_sub(16) else { return Ok(false) };
+    let (aad, nonce) = aad_and_nonce(head);
+    // Poly1305's key is the first 32 bytes of the keystream (chacha20poly1305's `Cipher::new`).
+    let mut mac_key = [0u8; 32];
+    chacha20::XChaCha20::new(key.into(), nonce).apply_keystream(&mut mac_key);
+    let mut mac = poly1305::Poly1305::new((&mac_key).into());
+    mac.update_padded(aad);
+    // Passes of a multiple of 16 bytes: only the last one is padded, as one pass over all is.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = ct_len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n])?;
+        mac.update_padded(&buf[..n]);
+        left -= n as u64;
     }
-    let key = key.ok_or(BundleError::WrongKeyOrTampered)?;
-    let cipher = XChaCha20Poly1305::new(key.into());
-    cipher
-        .decrypt(XNonce::from_slice(&bytes[16..40]), Payload { msg: &bytes[40..], aad: MAGIC_V1 })
-        .map_err(|_| BundleError::WrongKeyOrTampered)
+    let mut lens = poly1305::Block::default();
+    lens[..8].copy_from_slice(&(aad.len() as u64).to_le_bytes());
+    lens[8..].copy_from_slice(&ct_len.to_le_bytes());
+    mac.update(&[lens]);
+    let mut tag = [0u8; 16];
+    r.read_exact(&mut tag)?;
+    Ok(mac.verify(&tag.into()).is_ok())
 }
 
 #[cfg(test)]
@@ -351,6 +409,48 @@ mod tests {
         assert_eq!(read(&south, None, &b[..10]).unwrap_err(), BundleError::Truncated);
         assert_eq!(read(&south, None, b"PK\x03\x04 a zip file").unwrap_err(), BundleError::NotABundle);
         assert_eq!(read(&south, None, b"").unwrap_err(), BundleError::Truncated);
+    }
+
+    /// The tag checked in passes says what decryption says, for both versions, across the
+    /// passes' boundaries, and for a change of any byte after the head.
+    #[test]
+    fn the_tag_checked_in_passes_agrees_with_decryption() {
+        let (maker, south) = (hub(1), hub(2));
+        let recipients = [*maker.public().as_bytes(), *south.public().as_bytes()];
+        // Documents whose ciphertext ends short of, on and past a 1 MiB pass.
+        for size in [0usize, 15, 16, (1 << 20) - 200, 1 << 20, (1 << 20) + 17, 3 << 20] {
+            let docs = vec![(DocInfo { doc: "d".into(), ..Default::default() }, vec![7u8; size])];
+            let v2 = write(&maker, &recipients, &seal(5), header(), &docs);
+            let plain = signed_body(&maker, header(), &docs);
+            let ct = XChaCha20Poly1305::new((&[9; 32]).into())
+                .encrypt(XNonce::from_slice(&[1; 24]), Payload { msg: &plain, aad: MAGIC_V1 })
+                .unwrap();
+            let v1 = [&MAGIC_V1[..], &[1; 24], &ct].concat();
+            for b in [v2, v1] {
+                let len = head_len(&b).unwrap();
+                let (head, rest) = b.split_at(len);
+                let key = content_key(&south, Some(&[9; 32]), head).unwrap();
+                let whole = |rest: &[u8]| sealed_whole(head, &key, rest, rest.len() as u64).unwrap();
+                assert!(whole(rest), "{size} bytes");
+                assert!(read(&south, Some(&[9; 32]), &b).is_ok());
+                for at in [0, rest.len() / 2, rest.len() - 17, rest.len() - 1] {
+                    let mut t = rest.to_vec();
+                    t[at] ^= 0x40;
+                    assert!(!whole(&t), "{size} bytes, byte {at} changed");
+                }
+                assert!(!whole(&rest[..rest.len() - 1]), "cut short");
+                assert!(!sealed_whole(head, &[8; 32], rest, rest.len() as u64).unwrap(), "another key");
+                let mut h = head.to_vec();
+                h[head.len() - 1] ^= 1;
+                assert!(!sealed_whole(&h, &key, rest, rest.len() as u64).unwrap(), "another nonce");
+            }
+        }
+        // The head names the hubs' slots: another hub's key opens none.
+        let b = write(&maker, &recipients, &seal(5), header(), &docs());
+        let head = &b[..head_len(&b).unwrap()];
+        assert_eq!(content_key(&hub(3), None, head).unwrap_err(), BundleError::NotForThisHub(2));
+        assert_eq!(content_key(&south, None, &head[..head.len() - 1]).unwrap_err(), BundleError::Truncated);
+        assert_eq!(head_len(b"AIDMESH-BUNDLE-2 too short").unwrap_err(), BundleError::Truncated);
     }
 
     #[test]
