@@ -469,7 +469,7 @@ fn history(hubs: &mut Hubs<'_>, id: &str, json: bool) -> Result<()> {
         return print::json(&h);
     }
     for l in h {
-        outln!("{}  {:<16} hub {}  {}", l.at, l.handle, short(&l.hub), short(&l.change));
+        outln!("{}  {:<16} hub {}  {}", l.at, print::signed_by(&l), short(&l.hub), short(&l.change));
     }
     Ok(())
 }

@@ -159,13 +159,18 @@ pub(crate) fn show(v: &RecordView) -> Result<()> {
     }
     outln!("  history:");
     for h in &v.history {
-        let by = match &h.person {
-            Some(p) => p.clone(),
-            None => format!("{} (no person signed)", h.handle),
-        };
-        outln!("    {} by {by} on hub {}", h.at, h.hub.get(..12).unwrap_or(&h.hub));
+        outln!("    {} by {} on hub {}", h.at, signed_by(h), h.hub.get(..12).unwrap_or(&h.hub));
     }
     Ok(())
+}
+
+/// Who made a change: the person whose key signed it, or, where none did, the handle its hub
+/// wrote, marked as only that hub's word.
+pub(crate) fn signed_by(h: &aidmesh_hub::HistoryLine) -> String {
+    match &h.person {
+        Some(p) => p.clone(),
+        None => format!("{} (no person signed)", h.handle),
+    }
 }
 
 fn show_value(v: &Value) -> String {

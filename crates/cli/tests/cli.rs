@@ -102,6 +102,17 @@ fn a_coordinator_session() {
     let shown = e.json(&["show", &water]);
     assert_eq!(shown["record"]["name"], "Still water");
     assert_eq!(shown["history"].as_array().unwrap().len(), 2);
+    // `history` names who signed each change as `show` does: the person whose key signed it,
+    // or the hub's handle marked as only its word.
+    let lines = e.ok(&["history", &water]);
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    for (line, h) in lines.lines().zip(shown["history"].as_array().unwrap()) {
+        let by = match h["person"].as_str() {
+            Some(p) => p.to_string(),
+            None => format!("{} (no person signed)", h["handle"].as_str().unwrap()),
+        };
+        assert!(line.contains(&by), "{line} should name {by}");
+    }
     let inc =
         id_of(&e.json(&["add", "incident", "occurred=2026-11-25T10:00", "severity=4", "description=Fall at the gate"]));
     assert!(e.fails(&["update", &inc, "severity=2"]).contains("append-only"));

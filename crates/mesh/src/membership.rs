@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authority::Key;
 use crate::hex;
-use crate::identity::{verify, HubId, Identity};
+use crate::identity::{verify_strict, HubId, Identity};
 
 /// What a member may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ impl Entry {
     fn check_signature(&self) -> Result<[u8; 32], String> {
         let key: [u8; 32] = hex::decode_array(&self.signer).ok_or("the signer key is malformed")?;
         let sig: [u8; 64] = hex::decode_array(&self.sig).ok_or("the signature is malformed")?;
-        if verify(&key, &self.signed_bytes(), &sig) {
+        if verify_strict(&key, &self.signed_bytes(), &sig) {
             Ok(key)
         } else {
             Err("the signature does not match the entry".into())
