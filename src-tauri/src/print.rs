@@ -31,6 +31,14 @@ pub(crate) fn pdf_path(dir: &Path, sheet: &str, at: Timestamp, paper: Paper) -> 
 #[cfg(target_os = "linux")]
 pub(crate) async fn save_pdf(window: &tauri::WebviewWindow, path: &Path, paper: Paper) -> ApiResult<u64> {
     use gtk::glib;
+    // The sheet names people: the file is made readable by this user only before GTK writes
+    // into it (GTK keeps a file's mode and takes the umask for a new one).
+    let private = |e: std::io::Error| ApiError::new("io", format!("{} cannot be written to: {e}", path.display()));
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(private)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(private)?;
+    }
     let uri = glib::filename_to_uri(path, None)
         .map_err(|e| ApiError::new("invalid", format!("{} cannot be written to: {e}", path.display())))?
         .to_string();
@@ -68,16 +76,23 @@ pub(crate) async fn save_pdf(window: &tauri::WebviewWindow, path: &Path, paper: 
             op.print();
         })
         .map_err(|e| ApiError::new("internal", format!("the window cannot print: {e}")))?;
-    match tokio::time::timeout(PRINT_TIMEOUT, rx).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(ApiError::new("print", format!("printing failed: {e}"))),
-        Ok(Err(_)) => return Err(ApiError::new("print", "printing stopped without an answer")),
-        Err(_) => return Err(ApiError::new("print", "printing took longer than a minute: try again")),
+    let answer = tokio::time::timeout(PRINT_TIMEOUT, rx).await;
+    // A print that timed out may still write: its file stays.
+    let may_come = answer.is_err();
+    let printed = match answer {
+        Ok(Ok(Ok(()))) => match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => Ok(m.len()),
+            _ => Err(ApiError::new("print", format!("no PDF was written to {}", path.display()))),
+        },
+        Ok(Ok(Err(e))) => Err(ApiError::new("print", format!("printing failed: {e}"))),
+        Ok(Err(_)) => Err(ApiError::new("print", "printing stopped without an answer")),
+        Err(_) => Err(ApiError::new("print", "printing took longer than a minute: try again")),
+    };
+    if printed.is_err() && !may_come && std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        // The empty file made above, left by a print that failed.
+        let _ = std::fs::remove_file(path);
     }
-    match std::fs::metadata(path) {
-        Ok(m) if m.len() > 0 => Ok(m.len()),
-        _ => Err(ApiError::new("print", format!("no PDF was written to {}", path.display()))),
-    }
+    printed
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -54,6 +54,9 @@ fn save_pdf(app: &App, sheet: &str) -> PathBuf {
     let t = app.wait_text(&bar, 60, |t| t.contains("Saved: ") || t.contains("Error"));
     let path = PathBuf::from(t.split("Saved: ").nth(1).unwrap_or_else(|| panic!("{sheet}: {t}")).trim());
     assert!(path.exists(), "{} was reported saved", path.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} is readable by its owner only", path.display());
     path
 }
 
