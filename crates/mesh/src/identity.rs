@@ -4,7 +4,7 @@
 //! (RFC 4648 alphabet), followed by two checksum characters, shown in groups of four:
 //! `k3vq-7hxa-...`. A mistyped id fails its checksum instead of naming another hub.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 
