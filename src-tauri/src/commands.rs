@@ -76,6 +76,7 @@ pub fn handler<R: Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + 
         contact_reads,
         grievance_step,
         acknowledge_handoff,
+        close_record,
     ]
 }
 
@@ -665,6 +666,12 @@ async fn grievance_step(
 #[tauri::command]
 async fn acknowledge_handoff(state: State<'_, AppState>, id: String) -> ApiResult<Record> {
     state.with_hub(|h| h.acknowledge_handoff(&id))
+}
+
+/// Checks a volunteer out now, or marks a follow-up done (an amendment: both are append-only).
+#[tauri::command]
+async fn close_record(state: State<'_, AppState>, id: String) -> ApiResult<Record> {
+    state.with_hub(|h| h.close(&id))
 }
 
 /// Writes a USB bundle at `path` (beside it first, then renamed: a pulled stick leaves no half file).

@@ -304,9 +304,10 @@ fn cargo_home() -> PathBuf {
 /// The pinned cargo-fuzz, and how long each fuzz target runs.
 const CARGO_FUZZ: &str = "0.13.2";
 const FUZZ_SECONDS: &str = "30";
-/// The fuzz targets of crates/mesh/fuzz: the bundle reader, and the sync protocol as a peer
-/// drives it.
-const FUZZ_TARGETS: [&str; 2] = ["bundle_read", "sync_frames"];
+/// The fuzz targets of crates/mesh/fuzz: the bundle reader, the sync protocol as a peer drives
+/// it, and a document's taking in of changes (apply, the check for rewritten records, reading
+/// what they touched).
+const FUZZ_TARGETS: [&str; 3] = ["bundle_read", "sync_frames", "change_ingest"];
 
 /// Runs each fuzz target briefly on its seed corpus (nightly toolchain). Inputs one ever
 /// crashed on belong in crates/mesh/fuzz/regressions/<target>, where a unit test replays them.

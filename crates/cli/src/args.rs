@@ -119,6 +119,9 @@ pub(crate) enum Command {
     },
     /// Acknowledge a handoff as the next shift (recorded as an amendment: handoffs are append-only).
     Acknowledge { handoff: String },
+    /// Check a volunteer out now, or mark a follow-up done (recorded as an amendment: check-ins
+    /// and follow-ups are append-only).
+    Close { id: String },
     /// Ledger totals per fund and category.
     Ledger,
     /// The fields of a record kind.

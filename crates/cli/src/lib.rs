@@ -296,6 +296,7 @@ fn run(cli: Cli, face: Face<'_>) -> Result<()> {
             grievance_step(&mut hubs, &grievance, &note, status, json)
         }
         Command::Acknowledge { handoff } => acknowledge(&mut hubs, &handoff, json),
+        Command::Close { id } => close(&mut hubs, &id, json),
         Command::Ledger => ledger(&mut hubs, json),
         Command::Fields { kind } => fields(&kind, json),
         Command::Vault(cmd) => vault(&mut hubs, cmd, json),
@@ -610,6 +611,22 @@ fn acknowledge(hubs: &mut Hubs<'_>, handoff: &str, json: bool) -> Result<()> {
         return print::json(&rec);
     }
     outln!("Handoff {handoff}: acknowledged.");
+    Ok(())
+}
+
+/// `close`: checks a volunteer out, or marks a follow-up done.
+fn close(hubs: &mut Hubs<'_>, id: &str, json: bool) -> Result<()> {
+    let mut hub = hubs.hub()?;
+    let rec = hub.close(id)?;
+    if json {
+        return print::json(&rec);
+    }
+    match &rec.body {
+        aidmesh_hub::model::Body::CheckIn(c) => {
+            outln!("Check-in {id}: checked out at {}.", c.checked_out.map(|t| t.to_string()).unwrap_or_default())
+        }
+        _ => outln!("Follow-up {id}: done."),
+    }
     Ok(())
 }
 

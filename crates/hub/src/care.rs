@@ -61,6 +61,33 @@ impl Hub {
         self.amended_record(&self.get(id)?)
     }
 
+    /// Closes a record of a kind that one later event closes ([`Kind::closing_field`]): checks
+    /// a volunteer out now, or marks a follow-up done, by an amendment (both kinds are
+    /// append-only). Refused if it is closed already, and for records of other kinds.
+    pub fn close(&mut self, id: &str) -> Result<Record> {
+        let rec = self.amended_record(&self.get(id)?)?;
+        let kind = rec.kind();
+        let (field, value, reason) = match kind {
+            Kind::CheckIn => ("checked_out", to_value(&self.now())?, "checked out"),
+            Kind::FollowUp => ("done", Value::Bool(true), "done"),
+            _ => {
+                let why = format!("is a {kind}: only check-ins (checked out) and follow-ups (done) are closed");
+                return Err(Error::invalid(kind.name(), vec![FieldError::new("id", why)]));
+            }
+        };
+        debug_assert_eq!(kind.closing_field(), Some(field));
+        match rec.body.to_fields().get(field) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::String(at)) => {
+                let why = format!("was checked out already, at {at}: correct it with an amendment");
+                return Err(Error::invalid(kind.name(), vec![FieldError::new(field, why)]));
+            }
+            Some(_) => return Err(Error::invalid(kind.name(), vec![FieldError::new(field, "is done already")])),
+        }
+        self.amend(id, field, value, reason)?;
+        self.amended_record(&self.get(id)?)
+    }
+
     /// The rules a new record of these kinds follows, from any face: a grievance starts with no
     /// steps (they are added one by one), an action is stamped if it is recorded as done, a
     /// handoff starts unacknowledged, and the only amendment of `acknowledged_by` is the next

@@ -592,14 +592,35 @@ fn rewrite_movement(
     m: &str,
     quantity: i64,
 ) -> (aidmesh_hub::DocExport, aidmesh_replica::Doc, Vec<u8>, ChangeSig) {
-    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    rewrite_record(b, m, |body| {
+        if let aidmesh_hub::model::Body::Movement(mv) = body {
+            mv.quantity = quantity;
+        }
+    })
+}
+
+/// South's coordinator edits record `id` in its document by hand, as South (its key), and signs
+/// the change: the document as South exported it, the edited copy, the change, its signature.
+fn rewrite_record(
+    b: &mut TestHub,
+    id: &str,
+    edit: impl FnOnce(&mut aidmesh_hub::model::Body),
+) -> (aidmesh_hub::DocExport, aidmesh_replica::Doc, Vec<u8>, ChangeSig) {
     let mut actor = b.hub.identity().public().as_bytes().to_vec();
     actor.extend([7; 8]);
-    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
-    let mut rec = doc.get(&m.into()).unwrap().unwrap();
-    if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
-        mv.quantity = quantity;
-    }
+    let (export, mut doc) = b
+        .hub
+        .export_docs()
+        .unwrap()
+        .into_iter()
+        .find_map(|e| {
+            let d = aidmesh_replica::Doc::load(&e.doc, &e.bytes, &actor).ok()?;
+            d.get(&id.into()).ok()??;
+            Some((e, d))
+        })
+        .unwrap();
+    let mut rec = doc.get(&id.into()).unwrap().unwrap();
+    edit(&mut rec.body);
     let heads = doc.heads();
     doc.update(&rec).unwrap();
     let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
@@ -607,6 +628,83 @@ fn rewrite_movement(
     let tampered = doc.save_after(&heads);
     let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0);
     (export, doc, tampered, sig)
+}
+
+/// A check-in is closed once, by an amendment, and never changed after: a hub that closes it in
+/// the record itself (as earlier releases did) is taken, one that changes a check-out is refused.
+#[test]
+fn a_check_in_is_checked_out_once_and_no_member_changes_it_after() {
+    use aidmesh_hub::model::Body;
+    let (mut a, mut b) = pair();
+    // Once check-ins are append-only (`Kind::append_only_from`).
+    for h in [&a, &b] {
+        h.clock.set(aidmesh_hub::model::Timestamp::parse("2026-12-08T08:00:00Z").unwrap());
+    }
+    let v = add(&mut a.hub, Kind::Volunteer, json!({"handle": "swift-otter"}));
+    let check_in =
+        |hub: &mut Hub| add(hub, Kind::CheckIn, json!({"volunteer": v, "checked_in": "2026-11-25T08:00:00Z"}));
+    let out = |hub: &Hub, id: &str| match hub
+        .list(Kind::CheckIn, 10, 0)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.record.id().as_str() == id)
+    {
+        Some(l) => match l.record.body {
+            Body::CheckIn(c) => c.checked_out.map(|t| t.to_string()),
+            _ => unreachable!(),
+        },
+        None => panic!("{id} is not listed"),
+    };
+    let first = check_in(&mut a.hub);
+    let e = a.hub.update(&first, fields(json!({"checked_out": "2026-11-25T12:00:00Z"}))).unwrap_err();
+    assert_eq!(e.code(), "append_only", "{e}");
+    a.hub.close(&first).unwrap();
+    let at = out(&a.hub, &first).expect("checked out");
+    let e = a.hub.close(&first).unwrap_err();
+    assert!(e.to_string().contains("checked out already"), "{e}");
+    merge_into(&mut a.hub, &mut b.hub);
+    assert_eq!(out(&b.hub, &first), Some(at), "the amendment travels");
+    // South closes another check-in in the record itself, as a hub of an earlier release did:
+    // taken, once.
+    let second = check_in(&mut a.hub);
+    merge_into(&mut a.hub, &mut b.hub);
+    let noon = aidmesh_hub::model::Timestamp::parse("2026-11-25T12:00:00Z").unwrap();
+    let (export, mut doc, _, sig) = rewrite_record(&mut b, &second, |body| {
+        if let Body::CheckIn(c) = body {
+            c.checked_out = Some(noon);
+        }
+    });
+    let whole = doc.save();
+    let mut sigs = export.sigs.clone();
+    sigs.push(sig);
+    a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &whole, &sigs).unwrap();
+    assert_eq!(out(&a.hub, &second), Some(noon.to_string()));
+    // Changing that check-out, once taken, is a rewrite: refused whole, naming South.
+    merge_into(&mut a.hub, &mut b.hub);
+    let (export, mut doc, _, sig) = rewrite_record(&mut b, &second, |body| {
+        if let Body::CheckIn(c) = body {
+            c.checked_out = Some(aidmesh_hub::model::Timestamp::parse("2026-11-25T18:00:00Z").unwrap());
+        }
+    });
+    let mut sigs = export.sigs.clone();
+    sigs.push(sig);
+    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &sigs).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert!(
+        e.to_string().contains(&format!("record {second} changed (checked_out)")) && e.to_string().contains("South"),
+        "{e}"
+    );
+    assert_eq!(out(&a.hub, &second), Some(noon.to_string()), "nothing stored");
+    // So is a change to any other field of a check-in.
+    let (export, mut doc, _, sig) = rewrite_record(&mut b, &first, |body| {
+        if let Body::CheckIn(c) = body {
+            c.notes = "was never here".into();
+        }
+    });
+    let mut sigs = export.sigs.clone();
+    sigs.push(sig);
+    let e = a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &sigs).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
 }
 
 #[test]

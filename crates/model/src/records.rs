@@ -223,16 +223,41 @@ kinds! {
     Movement(Movement) = "movement", Log, append_only: true;
     Allocation(Allocation) = "allocation", Log, append_only: false;
     Assignment(Assignment) = "assignment", Log, append_only: false;
-    CheckIn(CheckIn) = "check_in", Log, append_only: false;
+    CheckIn(CheckIn) = "check_in", Log, append_only: true;
     Handoff(Handoff) = "handoff", Log, append_only: true;
     Incident(Incident) = "incident", Log, append_only: true;
     Amendment(Amendment) = "amendment", Log, append_only: true;
-    FollowUp(FollowUp) = "follow_up", Log, append_only: false;
+    FollowUp(FollowUp) = "follow_up", Log, append_only: true;
     Expense(Expense) = "expense", Log, append_only: true;
     Approval(Approval) = "approval", Log, append_only: true;
 }
 
 impl Kind {
+    /// The field that closes a record of this append-only kind: the one later event it records
+    /// (a check-out, a follow-up done), set once, by an amendment. Written into the record
+    /// itself, as hubs of earlier releases did, it counts as no rewrite only where it was still
+    /// open (empty, or false) as the record was made, and only once.
+    pub fn closing_field(self) -> Option<&'static str> {
+        match self {
+            Kind::CheckIn => Some("checked_out"),
+            Kind::FollowUp => Some("done"),
+            _ => None,
+        }
+    }
+
+    /// For kinds that became append-only after hubs had been editing them (check-ins and
+    /// follow-ups), when that began: records made before it were written by releases that
+    /// edited them, and a merge takes changes to them as it would to an editable kind, so that
+    /// their documents still sync (the hub itself no longer edits them). `None`: the kind was
+    /// always judged by [`Kind::append_only`] alone.
+    pub fn append_only_from(self) -> Option<Timestamp> {
+        match self {
+            // 2026-12-07T00:00:00Z
+            Kind::CheckIn | Kind::FollowUp => Some(Timestamp::from_millis(1_796_601_600_000)),
+            _ => None,
+        }
+    }
+
     /// Whether records of this kind still go over a metered link once a hub has spent its
     /// day's budget there: incidents (with their follow-ups and amendments) and requests.
     pub fn urgent(self) -> bool {

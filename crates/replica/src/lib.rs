@@ -728,6 +728,34 @@ impl Doc {
         out
     }
 
+    /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value that
+    /// is neither empty nor false, and every value it writes over was still open (empty, or
+    /// false), as the change's writer saw the record. So a closed field is never changed again,
+    /// reopened or removed; two hubs that close it apart leave both values (a conflict people
+    /// see).
+    fn closes(
+        &self,
+        change: &automerge::Change,
+        record: &ObjId,
+        op: &automerge::legacy::Op,
+        field: &str,
+    ) -> Result<bool> {
+        let open = |v: &ScalarValue| matches!(v, ScalarValue::Null | ScalarValue::Boolean(false));
+        let (automerge::legacy::Key::Map(k), automerge::legacy::OpType::Put(v)) = (&op.key, &op.action) else {
+            return Ok(false);
+        };
+        if k.as_str() != field || open(v) || op.insert {
+            return Ok(false);
+        }
+        let was = self.doc.get_all_at(record, field, change.deps()).map_err(|e| self.err(e))?;
+        Ok(op.pred.iter().all(|p| {
+            was.iter().any(|(v, id)| {
+                matches!(id, ObjId::Id(counter, actor, _) if *counter == p.0 && *actor == p.1)
+                    && matches!(v, Value::Scalar(s) if open(s))
+            })
+        }))
+    }
+
     /// The first change after `before` that rewrites a record that is never changed: one that
     /// writes into a record, or into any part of one, that another change created, or that
     /// replaces or removes a record at the root, or creates a second, different record under
@@ -755,9 +783,11 @@ impl Doc {
             let (start, end, i) = ranges[at];
             (start..end).contains(&counter).then_some(i)
         };
-        // A record object's kind as the change that created it wrote it.
-        let mut kinds: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-        let mut is_fixed = |doc: &AutoCommit, obj: &ObjId| -> Result<bool> {
+        // A record object's kind as the change that created it wrote it: whether it is never
+        // changed, and the field that closes it, if one does.
+        let mut kinds: std::collections::HashMap<String, (bool, Option<&'static str>)> =
+            std::collections::HashMap::new();
+        let mut rule_of = |doc: &AutoCommit, obj: &ObjId| -> Result<(bool, Option<&'static str>)> {
             let key = obj.to_string();
             if let Some(f) = kinds.get(&key) {
                 return Ok(*f);
@@ -769,17 +799,29 @@ impl Doc {
                 },
                 ObjId::Root => before.to_vec(),
             };
-            let kind = match doc
-                .get_at(obj, "kind", &heads)
-                .map_err(|e| Error::Automerge { doc: self.id.clone(), source: Box::new(e) })?
-            {
-                Some((Value::Scalar(s), _)) => match s.as_ref() {
-                    ScalarValue::Str(k) => k.to_string(),
-                    _ => String::new(),
-                },
-                _ => String::new(),
+            let text_at = |key: &str| -> Result<String> {
+                Ok(
+                    match doc
+                        .get_at(obj, key, &heads)
+                        .map_err(|e| Error::Automerge { doc: self.id.clone(), source: Box::new(e) })?
+                    {
+                        Some((Value::Scalar(s), _)) => match s.as_ref() {
+                            ScalarValue::Str(k) => k.to_string(),
+                            _ => String::new(),
+                        },
+                        _ => String::new(),
+                    },
+                )
             };
-            let f = fixed(&kind);
+            let kind = text_at("kind")?;
+            let parsed = Kind::parse(&kind).ok();
+            // A record of a kind that became append-only later, made before that, is judged as
+            // the releases that made it judged it (one with no readable time is not).
+            let made_before = match parsed.and_then(Kind::append_only_from) {
+                Some(from) => Timestamp::parse(&text_at("created_at")?).is_ok_and(|at| at < from),
+                None => false,
+            };
+            let f = if made_before { (false, None) } else { (fixed(&kind), parsed.and_then(Kind::closing_field)) };
             kinds.insert(key, f);
             Ok(f)
         };
@@ -797,7 +839,7 @@ impl Doc {
                         // It replaces or removes what was there: a record, if one was.
                         for p in op.pred.iter() {
                             let Ok(obj) = self.doc.import_obj(&format!("{}@{}", p.0, p.1)) else { continue };
-                            if is_fixed(&self.doc, &obj)? {
+                            if rule_of(&self.doc, &obj)?.0 {
                                 let what = if matches!(op.action, automerge::legacy::OpType::Delete) {
                                     "removed"
                                 } else {
@@ -825,7 +867,14 @@ impl Doc {
                             }
                             _ => continue,
                         };
-                        if is_fixed(&self.doc, &record_obj)? {
+                        let (fixed_record, closing) = rule_of(&self.doc, &record_obj)?;
+                        if fixed_record {
+                            // Its closing field, set once where it was open: no rewrite.
+                            if let Some(field) = closing.filter(|_| path.get(1).is_none()) {
+                                if self.closes(change, &record_obj, &op, field)? {
+                                    continue;
+                                }
+                            }
                             let field = match (&op.key, path.get(1)) {
                                 (automerge::legacy::Key::Map(k), None) => k.to_string(),
                                 (_, Some((_, p))) => p.to_string(),
@@ -854,7 +903,7 @@ impl Doc {
             let mut values = Vec::new();
             let mut any_fixed = false;
             for (v, o) in all {
-                any_fixed |= is_fixed(&self.doc, &o)?;
+                any_fixed |= rule_of(&self.doc, &o)?.0;
                 values.push(self.to_json(v, &o)?);
             }
             values.dedup();
@@ -1300,6 +1349,71 @@ pub fn choose_shard<'a>(
         .filter(|(_, n)| family == Family::Coalition || *n < SHARD_TARGET)
         .min_by(|a, b| (a.0.created_at, &a.0.doc).cmp(&(b.0.created_at, &b.0.doc)))
         .map(|(e, _)| e)
+}
+
+/// The fuzz harness of taking changes in (`cargo fuzz run change_ingest` in `crates/mesh/fuzz`,
+/// and the unit test that replays its corpus): `data` is what a peer sends for a document that
+/// holds an item, a stock movement and an incident ([`fuzz_doc`]): a chunk of changes, or a
+/// whole document. It is taken as a hub takes it (a save as a merge does, else a chunk as a
+/// bundle's is): applied whole or refused, checked for
+/// rewritten records, and every record it touched read; and, as a whole document for a hub that
+/// holds nothing of it, loaded, checked and read likewise. Whatever the bytes, nothing panics.
+/// Answers whether the document took them with no rewrite.
+pub fn feed_changes(data: &[u8]) -> bool {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let mut doc = fuzz_doc();
+    let before = doc.heads();
+    // As a merge takes a save, checked whole; else as a bundle's chunk of changes, which may
+    // wait for what they depend on.
+    let applied = doc.apply(data).is_ok() || {
+        doc = fuzz_doc();
+        doc.apply_checked(data).is_ok()
+    };
+    let took = applied && doc.rewrite_since(&before, fixed).is_ok_and(|r| r.is_none());
+    for id in doc.touched_since(&before) {
+        let _ = doc.get_counted(&id);
+    }
+    if let Ok(whole) = AutoCommit::load(data) {
+        let mut d = Doc::arrived("fuzz", whole);
+        if let Ok(None) = d.rewrite_since(&[], fixed) {
+            for id in d.touched_since(&[]) {
+                let _ = d.get_counted(&id);
+            }
+        }
+    }
+    took
+}
+
+/// The document [`feed_changes`] feeds: an item, a stock movement (never changed) and an
+/// incident, made by one hub in one commit.
+pub fn fuzz_doc() -> Doc {
+    use aidmesh_model::{Body, Incident, Item, Meta, Movement};
+    let at = Timestamp::from_millis(1_764_000_000_000);
+    let record = |id: &str, body: Body| Record {
+        meta: Meta {
+            id: id.into(),
+            kind: body.kind(),
+            created_hub: "a".into(),
+            created_by: "fox".into(),
+            created_at: at,
+        },
+        body,
+    };
+    let mut doc = Doc::new("fuzz", b"fuzz-seed-actor");
+    let item = Item { name: "Insulin pen".into(), unit: "pen".into(), notes: "keep cold".into(), ..Default::default() };
+    let movement = Movement {
+        item: "i1".into(),
+        place: "p1".into(),
+        quantity: 100,
+        reason: "delivery".into(),
+        ..Default::default()
+    };
+    let incident = Incident { description: "Fall at the gate".into(), severity: 3, ..Default::default() };
+    for (id, body) in [("i1", Body::Item(item)), ("m1", Body::Movement(movement)), ("n1", Body::Incident(incident))] {
+        doc.create(&record(id, body)).expect("a fresh document takes new records");
+    }
+    doc.commit(&Author { hub: "a".into(), handle: "fox".into(), at });
+    doc
 }
 
 #[cfg(test)]

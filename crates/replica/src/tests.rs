@@ -900,3 +900,166 @@ proptest! {
         }
     }
 }
+
+/// The seed corpus of the `change_ingest` fuzz target (in `crates/mesh/fuzz`), made from
+/// [`fuzz_doc`]: a new record, an edit, a rewrite of the movement, and whole documents (run with
+/// AIDMESH_WRITE_CORPUS=1 to refresh it). Each seed does what it says to [`feed_changes`].
+#[test]
+fn change_ingest_seeds_are_current() {
+    let mut seeds: Vec<(&str, Vec<u8>, bool)> = Vec::new();
+    let peer = |edit: &dyn Fn(&mut Doc)| {
+        let mut d = fuzz_doc().fork(b"fuzz-peer");
+        let before = d.heads();
+        edit(&mut d);
+        d.commit(&author("b", 2));
+        d.automerge().save_after(&before)
+    };
+    let new_item = peer(&|d| d.create(&item("i2", "Tarpaulin")).unwrap());
+    seeds.push(("new-record", new_item, true));
+    fn edit(d: &mut Doc, id: &str, f: impl Fn(&mut Body)) {
+        let mut r = d.get(&id.into()).unwrap().unwrap();
+        f(&mut r.body);
+        d.update(&r).unwrap();
+    }
+    let renamed = |d: &mut Doc| {
+        edit(d, "i1", |b| {
+            if let Body::Item(x) = b {
+                x.name = "Insulin pen 3 ml".into();
+            }
+        })
+    };
+    seeds.push(("item-edit", peer(&renamed), true));
+    let recounted = |d: &mut Doc| {
+        edit(d, "m1", |b| {
+            if let Body::Movement(x) = b {
+                x.quantity = 10;
+            }
+        })
+    };
+    seeds.push(("movement-rewrite", peer(&recounted), false));
+    // A whole document holds the seed's own creation, which is no news: it applies.
+    seeds.push(("whole", fuzz_doc().save(), true));
+    let mut grown = fuzz_doc().fork(b"fuzz-peer");
+    grown.create(&item("i3", "Water")).unwrap();
+    grown.commit(&author("b", 3));
+    seeds.push(("whole-grown", grown.save(), true));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mesh/fuzz/corpus/change_ingest");
+    for (name, bytes, takes) in seeds {
+        assert_eq!(feed_changes(&bytes), takes, "{name}");
+        let p = dir.join(name);
+        if std::env::var_os("AIDMESH_WRITE_CORPUS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&p, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name}: refresh with AIDMESH_WRITE_CORPUS=1");
+    }
+}
+
+/// Every input the `change_ingest` fuzzer was seeded with or ever crashed on stays a test.
+#[test]
+fn change_ingest_corpus_and_regressions_never_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mesh/fuzz");
+    let mut n = 0;
+    for dir in ["corpus/change_ingest", "regressions/change_ingest"] {
+        for e in std::fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+            feed_changes(&std::fs::read(e.path()).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "the seed corpus is missing");
+}
+
+#[test]
+fn a_check_out_or_a_follow_up_done_written_once_where_it_was_open_is_no_rewrite() {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let t = |h: u32| Timestamp::parse(&format!("2026-11-25T{h:02}:00:00Z")).unwrap();
+    // Made once check-ins and follow-ups are append-only (`Kind::append_only_from`).
+    let late = |mut r: Record| {
+        r.meta.created_at = Timestamp::parse("2026-12-08T08:00:00Z").unwrap();
+        r
+    };
+    let check_in = |id: &str, out: Option<Timestamp>| {
+        late(record(id, CheckIn { volunteer: "v1".into(), checked_in: t(8), checked_out: out, ..Default::default() }))
+    };
+    let close = |d: &mut Doc, id: &str, at: Option<Timestamp>, done: bool| {
+        let mut r = d.get(&id.into()).unwrap().unwrap();
+        match &mut r.body {
+            Body::CheckIn(c) => c.checked_out = at,
+            Body::FollowUp(f) => f.done = done,
+            _ => unreachable!(),
+        }
+        d.update(&r).unwrap();
+    };
+    let mut a = Doc::new("d", b"a");
+    a.create(&check_in("c1", None)).unwrap();
+    a.create(&late(record("f1", FollowUp { incident: "n1".into(), action: "Call back".into(), ..Default::default() })))
+        .unwrap();
+    // One made by a release that still edited check-ins.
+    a.create(&record("c0", CheckIn { volunteer: "v1".into(), checked_in: t(8), ..Default::default() })).unwrap();
+    a.create(&check_in("c2", Some(t(9)))).unwrap();
+    a.commit(&author("a", 1));
+    let made = a.heads();
+    // Closed in the record itself, as hubs of earlier releases did: no rewrite, for a hub that
+    // holds the records and for one new to the document.
+    let mut b = a.fork(b"b");
+    close(&mut b, "c1", Some(t(12)), false);
+    close(&mut b, "f1", None, true);
+    b.commit(&author("b", 2));
+    assert_eq!(b.rewrite_since(&made, fixed).unwrap(), None);
+    assert_eq!(b.rewrite_since(&[], fixed).unwrap(), None);
+    let closed = b.heads();
+    let rewrite =
+        |d: &mut Doc, since: &[ChangeHash]| d.rewrite_since(since, fixed).unwrap().map(|r| (r.record, r.what));
+    // A check-out time changed, a follow-up reopened: rewrites.
+    let mut c = b.fork(b"c");
+    close(&mut c, "c1", Some(t(13)), false);
+    c.commit(&author("c", 3));
+    assert_eq!(rewrite(&mut c, &closed), Some(("c1".into(), "changed (checked_out)".into())));
+    assert!(rewrite(&mut c, &[]).is_some(), "a hub new to the document finds it too");
+    let mut d = b.fork(b"d");
+    close(&mut d, "f1", None, false);
+    d.commit(&author("d", 4));
+    assert_eq!(rewrite(&mut d, &closed), Some(("f1".into(), "changed (done)".into())));
+    // One made closed is never closed again; another field is never changed.
+    let mut e = a.fork(b"e");
+    close(&mut e, "c2", Some(t(10)), false);
+    e.commit(&author("e", 5));
+    assert_eq!(rewrite(&mut e, &made), Some(("c2".into(), "changed (checked_out)".into())));
+    let mut f = a.fork(b"f");
+    let mut r = f.get(&"c1".into()).unwrap().unwrap();
+    if let Body::CheckIn(c) = &mut r.body {
+        c.volunteer = "v2".into();
+    }
+    f.update(&r).unwrap();
+    f.commit(&author("f", 6));
+    assert_eq!(rewrite(&mut f, &made), Some(("c1".into(), "changed (volunteer)".into())));
+    // Removing the check-out is no closing either.
+    let mut g = b.fork(b"g");
+    let obj = g.record_obj(&"c1".into()).unwrap().unwrap();
+    g.automerge().delete(&obj, "checked_out").unwrap();
+    g.commit(&author("g", 7));
+    assert!(rewrite(&mut g, &closed).is_some());
+    // Two hubs that close one check-in apart leave both times: a conflict people see.
+    let mut h = a.fork(b"h");
+    close(&mut h, "c1", Some(t(14)), false);
+    h.commit(&author("h", 8));
+    let mut both = b.fork(b"i");
+    both.merge(&mut h).unwrap();
+    assert_eq!(rewrite(&mut both, &made), None);
+    assert_eq!(rewrite(&mut both, &[]), None);
+    assert!(both.conflicts(&"c1".into()).unwrap().iter().any(|c| c.field == "checked_out"));
+    // A check-in made before check-ins were append-only keeps the edits of its time: its
+    // document still syncs.
+    let mut old = a.fork(b"j");
+    close(&mut old, "c0", Some(t(12)), false);
+    old.commit(&author("j", 9));
+    close(&mut old, "c0", Some(t(13)), false);
+    let mut r = old.get(&"c0".into()).unwrap().unwrap();
+    if let Body::CheckIn(c) = &mut r.body {
+        c.notes = "left early".into();
+    }
+    old.update(&r).unwrap();
+    old.commit(&author("j", 10));
+    assert_eq!(rewrite(&mut old, &made), None);
+    assert_eq!(rewrite(&mut old, &[]), None);
+}

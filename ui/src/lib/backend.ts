@@ -152,6 +152,9 @@ export interface Backend {
   grievanceStep(id: string, note: string, status: H.GrievanceStatus | null): Promise<H.HubRecord>;
   /** Marks a handoff read by the next shift (an amendment: "invalid" if someone already did). */
   acknowledgeHandoff(id: string): Promise<H.HubRecord>;
+  /** Checks a volunteer out now, or marks a follow-up done (an amendment: both are append-only;
+   * "invalid" if it is closed already, or of another kind). */
+  close(id: string): Promise<H.HubRecord>;
   onEvent(f: (e: H.HubEvent) => void): () => void;
 }
 

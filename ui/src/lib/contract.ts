@@ -466,6 +466,29 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.add("handoff", { shift, note: "x", acknowledged_by: "owl" }))).code).toBe("invalid");
     });
 
+    it("closes a check-in and a follow-up once, by an amendment, and never edits them", async () => {
+      const b = await hub(fresh);
+      const v = id(await b.add("volunteer", { handle: "swift-otter" }));
+      const ci = id(await b.add("check_in", { volunteer: v, checked_in: "2026-11-25T08:00:00Z" }));
+      expect((await refusal(() => b.update(ci, { checked_out: "2026-11-25T12:00:00Z" }))).code).toBe("append_only");
+      const out = (await b.close(ci)) as { checked_out?: string | null };
+      expect(typeof out.checked_out).toBe("string");
+      const row = (await b.list("check_in", 10, 0)).find((r) => r.id === ci)!;
+      expect([!!row.checked_out, row.amended]).toEqual([true, true]);
+      const twice = await refusal(() => b.close(ci));
+      expect([twice.code, twice.message.includes("checked out already")]).toEqual(["invalid", true]);
+      const inc = id(await b.add("incident", { occurred: "2026-11-25T09:40:00Z", severity: 2, description: "Cut hand" }));
+      const f = id(await b.add("follow_up", { incident: inc, action: "Call back", owner: "owl" }));
+      expect((await refusal(() => b.update(f, { done: true }))).code).toBe("append_only");
+      expect(((await b.close(f)) as { done?: boolean }).done).toBe(true);
+      const listed = (await b.list("follow_up", 10, 0)).find((r) => r.id === f)!;
+      expect([listed.done, listed.amended]).toEqual([true, true]);
+      expect((await refusal(() => b.close(f))).message).toContain("done already");
+      // Nothing else is closed.
+      const other = await refusal(() => b.close(inc));
+      expect([other.code, other.message.includes("only check-ins")]).toEqual(["invalid", true]);
+    });
+
     it("keeps contacts by consent, reads them only for a logged reason, and erases them", async () => {
       const b = await hub(fresh);
       const quiet = id(await b.add("volunteer", { handle: "quiet-fox", consent: { contact: true, photo: false, share: false } }));

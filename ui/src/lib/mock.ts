@@ -105,7 +105,9 @@ const REQUIRED: Record<string, string[]> = {
   after_action: ["title"],
 };
 
-const APPEND_ONLY = new Set(["role_grant", "member_entry", "movement", "handoff", "incident", "amendment", "expense", "approval"]);
+const APPEND_ONLY = new Set([
+  "role_grant", "member_entry", "movement", "handoff", "incident", "amendment", "expense", "approval", "check_in", "follow_up",
+]);
 
 function fail(code: string, message: string): never {
   throw { code, message } satisfies ApiError;
@@ -567,6 +569,18 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (r.kind !== "handoff") fail("invalid", `invalid ${r.kind}: id: is not a handoff`);
       if (r.acknowledged_by) fail("invalid", `invalid handoff: acknowledged_by: ${r.acknowledged_by} already acknowledged it`);
       write("amendment", { target: id, field: "acknowledged_by", value: actor(), reason: "acknowledged by the next shift" });
+      return amended(get(id)) as unknown as HubRecord;
+    },
+    async close(id) {
+      need();
+      const r = amended(get(id));
+      if (r.kind === "check_in") {
+        if (r.checked_out) fail("invalid", `invalid check_in: checked_out: was checked out already, at ${r.checked_out}: correct it with an amendment`);
+        write("amendment", { target: id, field: "checked_out", value: now().toISOString().replace(/\.\d{3}Z$/, "Z"), reason: "checked out" });
+      } else if (r.kind === "follow_up") {
+        if (r.done) fail("invalid", "invalid follow_up: done: is done already");
+        write("amendment", { target: id, field: "done", value: true, reason: "done" });
+      } else fail("invalid", `invalid ${r.kind}: id: is a ${r.kind}: only check-ins (checked out) and follow-ups (done) are closed`);
       return amended(get(id)) as unknown as HubRecord;
     },
     async amend(id, field, value, reason) {

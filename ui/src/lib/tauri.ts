@@ -82,6 +82,7 @@ export function tauriBackend(ipc: Ipc = tauriIpc): Backend {
     contactReads: (limit) => invoke("contact_reads", { limit }),
     grievanceStep: (id, note, status) => invoke("grievance_step", { id, note, status }),
     acknowledgeHandoff: (id) => invoke("acknowledge_handoff", { id }),
+    close: (id) => invoke("close_record", { id }),
     onEvent: (f) => ipc.listen(f),
   };
 }

@@ -237,7 +237,10 @@ describe("roster", () => {
     expect(document.querySelector(".print-only.ics211")?.textContent).toContain("swift-otter");
     await fireEvent.click(onSite);
     await waitFor(() => expect(screen.queryByRole("button", { name: "Check out: swift-otter" })).toBeNull());
-    expect(b.records.find((r) => r.kind === "check_in")?.checked_out).toBeTruthy();
+    // Checked out by an amendment: the check-in itself is never edited.
+    const [ci] = await b.list("check_in", 10, 0);
+    expect([!!ci.checked_out, ci.amended]).toEqual([true, true]);
+    expect(b.records.find((r) => r.kind === "check_in")?.checked_out).toBeNull();
     expect(document.querySelector(".print-only.ics211")?.textContent).toContain("2026-11-26 08:00");
   });
 });
