@@ -598,6 +598,47 @@ mod tests {
 
     /// A laptop at the invite's address that holds the secret (it saw the code) but not the
     /// inviting hub's key: the joiner shows it nothing of its own and stops.
+    /// A joiner is never held by a silent address: whatever takes its connection and says
+    /// nothing (TLS never answered, or the secret never proved back) is given up on within a
+    /// step, with an error that says no hub answered there.
+    #[tokio::test]
+    async fn a_joiner_gives_up_on_an_inviter_that_says_nothing() {
+        let (north, south) = (id(1), id(2));
+        let (listener, invite) = listening(&north).await;
+        // Takes every connection and holds it, silent.
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                kept.push(s);
+            }
+        });
+        let gives_up = |invite: Invite| {
+            let south = &south;
+            async move {
+                let started = std::time::Instant::now();
+                let e = join(south, &invite, "South", None, |_| panic!("no code is shown")).await.unwrap_err();
+                assert!(matches!(e, InviteError::NoAnswer(a) if a == invite.addr), "{e}");
+                assert!(e.to_string().contains(&invite.addr.to_string()), "the address is named: {e}");
+                let waited = started.elapsed();
+                assert!(waited >= STEP && waited < STEP + Duration::from_secs(5), "gave up after {waited:?}");
+            }
+        };
+        gives_up(invite).await;
+        held.abort();
+        // Answers TLS and takes the joiner's proof of the secret, then says nothing.
+        let (listener, invite) = listening(&north).await;
+        let (server, _) = crate::net::throwaway_configs(tls_seed()).unwrap();
+        let held = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = tokio_rustls::TlsAcceptor::from(server).accept(tcp).await.unwrap();
+            let mut mac = [0u8; 32];
+            tls.read_exact(&mut mac).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        gives_up(invite).await;
+        held.abort();
+    }
+
     #[tokio::test]
     async fn a_laptop_with_the_secret_but_not_the_inviters_key_is_not_the_inviter() {
         let (north, south, impostor) = (id(1), id(2), id(3));
