@@ -64,10 +64,11 @@ pub fn read_bundle_file<E: From<Error>>(
     }
     f.rewind().map_err(read_err)?;
     let mut bytes = Vec::with_capacity(len as usize);
-    // The file may grow while it is read (or be a pipe): never past the limit.
-    f.take(MAX_BUNDLE as u64 + 1).read_to_end(&mut bytes).map_err(read_err)?;
-    if bytes.len() > MAX_BUNDLE {
-        return refuse(BundleError::TooLarge(bytes.len()));
+    // Never more than was checked: a file that changed since is refused (a stick that is
+    // failing, or another program writing to it), and the import decrypts it again anyway.
+    f.take(len + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 != len {
+        return Err(E::from(io(path, "read", std::io::Error::other("the file changed while it was read"))));
     }
     Ok(bytes)
 }

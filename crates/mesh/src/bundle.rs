@@ -217,6 +217,9 @@ pub fn head_len(first: &[u8]) -> Result<usize, BundleError> {
         Some(m) if m == MAGIC => {
             let count =
                 first.get(48..50).map(|c| u16::from_be_bytes([c[0], c[1]]) as usize).ok_or(BundleError::Truncated)?;
+            if count > MAX_RECIPIENTS {
+                return Err(BundleError::Damaged(format!("{count} slots, more than a bundle is made for")));
+            }
             Ok(50 + count * SLOT + 24)
         }
         _ => Err(BundleError::NotABundle),
@@ -451,6 +454,9 @@ mod tests {
         assert_eq!(content_key(&hub(3), None, head).unwrap_err(), BundleError::NotForThisHub(2));
         assert_eq!(content_key(&south, None, &head[..head.len() - 1]).unwrap_err(), BundleError::Truncated);
         assert_eq!(head_len(b"AIDMESH-BUNDLE-2 too short").unwrap_err(), BundleError::Truncated);
+        let mut many = b[..50].to_vec();
+        many[48..50].copy_from_slice(&(MAX_RECIPIENTS as u16 + 1).to_be_bytes());
+        assert!(matches!(head_len(&many), Err(BundleError::Damaged(_))), "more slots than a bundle is made for");
     }
 
     #[test]

@@ -728,11 +728,12 @@ impl Doc {
         out
     }
 
-    /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value that
-    /// is neither empty nor false, and every value it writes over was still open (empty, or
-    /// false), as the change's writer saw the record. So a closed field is never changed again,
-    /// reopened or removed; two hubs that close it apart leave both values (a conflict people
-    /// see).
+    /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value of the
+    /// field's own type that closes it (a check-out time, not before the check-in; `done` true),
+    /// and it writes over every value the field held as the change's writer saw the record, all
+    /// of them still open (empty, or false), and nothing else. So a closed field is never
+    /// changed again, reopened or removed; two hubs that close it apart leave both values (a
+    /// conflict people see, and which only an amendment answers).
     fn closes(
         &self,
         change: &automerge::Change,
@@ -744,16 +745,39 @@ impl Doc {
         let (automerge::legacy::Key::Map(k), automerge::legacy::OpType::Put(v)) = (&op.key, &op.action) else {
             return Ok(false);
         };
-        if k.as_str() != field || open(v) || op.insert {
+        if k.as_str() != field || op.insert {
             return Ok(false);
         }
-        let was = self.doc.get_all_at(record, field, change.deps()).map_err(|e| self.err(e))?;
-        Ok(op.pred.iter().all(|p| {
-            was.iter().any(|(v, id)| {
-                matches!(id, ObjId::Id(counter, actor, _) if *counter == p.0 && *actor == p.1)
-                    && matches!(v, Value::Scalar(s) if open(s))
+        let deps = change.deps();
+        let time_at = |key: &str| -> Result<Option<Timestamp>> {
+            Ok(match self.doc.get_at(record, key, deps).map_err(|e| self.err(e))? {
+                Some((Value::Scalar(s), _)) => match s.as_ref() {
+                    ScalarValue::Str(t) => Timestamp::parse(t).ok(),
+                    _ => None,
+                },
+                _ => None,
             })
-        }))
+        };
+        let closing = match (field, v) {
+            ("checked_out", ScalarValue::Str(t)) => match (Timestamp::parse(t), time_at("checked_in")?) {
+                (Ok(out), Some(came)) => out >= came,
+                _ => false,
+            },
+            ("done", ScalarValue::Boolean(true)) => true,
+            _ => false,
+        };
+        if !closing {
+            return Ok(false);
+        }
+        let was = self.doc.get_all_at(record, field, deps).map_err(|e| self.err(e))?;
+        let id_of = |id: &ObjId| match id {
+            ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
+            ObjId::Root => None,
+        };
+        let all_open = was.iter().all(|(v, _)| matches!(v, Value::Scalar(s) if open(s)));
+        let overwritten: Option<BTreeSet<automerge::legacy::OpId>> = was.iter().map(|(_, id)| id_of(id)).collect();
+        let pred: BTreeSet<automerge::legacy::OpId> = op.pred.iter().cloned().collect();
+        Ok(all_open && overwritten.is_some_and(|o| o == pred))
     }
 
     /// The first change after `before` that rewrites a record that is never changed: one that
@@ -867,6 +891,15 @@ impl Doc {
                             }
                             _ => continue,
                         };
+                        // What a record is, who made it, where and when, is written once, by
+                        // the change that makes it, whatever its kind: so its kind, and when
+                        // it was made, read the same at any heads (`rule_of` reads them).
+                        if let (automerge::legacy::Key::Map(k), None) = (&op.key, path.get(1)) {
+                            if META_KEYS.contains(&k.as_str()) {
+                                let what = format!("changed ({k})");
+                                return Ok(Some(Rewrite { record: record.as_str().into(), actor, what }));
+                            }
+                        }
                         let (fixed_record, closing) = rule_of(&self.doc, &record_obj)?;
                         if fixed_record {
                             // Its closing field, set once where it was open: no rewrite.
@@ -903,7 +936,8 @@ impl Doc {
             let mut values = Vec::new();
             let mut any_fixed = false;
             for (v, o) in all {
-                any_fixed |= rule_of(&self.doc, &o)?.0;
+                // (A value that is no object is no record: it has no kind to read.)
+                any_fixed |= matches!(v, Value::Object(_)) && rule_of(&self.doc, &o)?.0;
                 values.push(self.to_json(v, &o)?);
             }
             values.dedup();
@@ -1351,70 +1385,8 @@ pub fn choose_shard<'a>(
         .map(|(e, _)| e)
 }
 
-/// The fuzz harness of taking changes in (`cargo fuzz run change_ingest` in `crates/mesh/fuzz`,
-/// and the unit test that replays its corpus): `data` is what a peer sends for a document that
-/// holds an item, a stock movement and an incident ([`fuzz_doc`]): a chunk of changes, or a
-/// whole document. It is taken as a hub takes it (a save as a merge does, else a chunk as a
-/// bundle's is): applied whole or refused, checked for
-/// rewritten records, and every record it touched read; and, as a whole document for a hub that
-/// holds nothing of it, loaded, checked and read likewise. Whatever the bytes, nothing panics.
-/// Answers whether the document took them with no rewrite.
-pub fn feed_changes(data: &[u8]) -> bool {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-    let mut doc = fuzz_doc();
-    let before = doc.heads();
-    // As a merge takes a save, checked whole; else as a bundle's chunk of changes, which may
-    // wait for what they depend on.
-    let applied = doc.apply(data).is_ok() || {
-        doc = fuzz_doc();
-        doc.apply_checked(data).is_ok()
-    };
-    let took = applied && doc.rewrite_since(&before, fixed).is_ok_and(|r| r.is_none());
-    for id in doc.touched_since(&before) {
-        let _ = doc.get_counted(&id);
-    }
-    if let Ok(whole) = AutoCommit::load(data) {
-        let mut d = Doc::arrived("fuzz", whole);
-        if let Ok(None) = d.rewrite_since(&[], fixed) {
-            for id in d.touched_since(&[]) {
-                let _ = d.get_counted(&id);
-            }
-        }
-    }
-    took
-}
-
-/// The document [`feed_changes`] feeds: an item, a stock movement (never changed) and an
-/// incident, made by one hub in one commit.
-pub fn fuzz_doc() -> Doc {
-    use aidmesh_model::{Body, Incident, Item, Meta, Movement};
-    let at = Timestamp::from_millis(1_764_000_000_000);
-    let record = |id: &str, body: Body| Record {
-        meta: Meta {
-            id: id.into(),
-            kind: body.kind(),
-            created_hub: "a".into(),
-            created_by: "fox".into(),
-            created_at: at,
-        },
-        body,
-    };
-    let mut doc = Doc::new("fuzz", b"fuzz-seed-actor");
-    let item = Item { name: "Insulin pen".into(), unit: "pen".into(), notes: "keep cold".into(), ..Default::default() };
-    let movement = Movement {
-        item: "i1".into(),
-        place: "p1".into(),
-        quantity: 100,
-        reason: "delivery".into(),
-        ..Default::default()
-    };
-    let incident = Incident { description: "Fall at the gate".into(), severity: 3, ..Default::default() };
-    for (id, body) in [("i1", Body::Item(item)), ("m1", Body::Movement(movement)), ("n1", Body::Incident(incident))] {
-        doc.create(&record(id, body)).expect("a fresh document takes new records");
-    }
-    doc.commit(&Author { hub: "a".into(), handle: "fox".into(), at });
-    doc
-}
+pub mod fuzzing;
+pub use fuzzing::feed_changes;
 
 #[cfg(test)]
 mod tests;

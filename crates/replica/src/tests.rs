@@ -908,7 +908,7 @@ proptest! {
 fn change_ingest_seeds_are_current() {
     let mut seeds: Vec<(&str, Vec<u8>, bool)> = Vec::new();
     let peer = |edit: &dyn Fn(&mut Doc)| {
-        let mut d = fuzz_doc().fork(b"fuzz-peer");
+        let mut d = fuzzing::fuzz_doc().fork(b"fuzz-peer");
         let before = d.heads();
         edit(&mut d);
         d.commit(&author("b", 2));
@@ -938,11 +938,19 @@ fn change_ingest_seeds_are_current() {
     };
     seeds.push(("movement-rewrite", peer(&recounted), false));
     // A whole document holds the seed's own creation, which is no news: it applies.
-    seeds.push(("whole", fuzz_doc().save(), true));
-    let mut grown = fuzz_doc().fork(b"fuzz-peer");
+    seeds.push(("whole", fuzzing::fuzz_doc().save(), true));
+    let mut grown = fuzzing::fuzz_doc().fork(b"fuzz-peer");
     grown.create(&item("i3", "Water")).unwrap();
     grown.commit(&author("b", 3));
     seeds.push(("whole-grown", grown.save(), true));
+    // The bytes above go as they are (a first byte that is even); programs of edits two hubs
+    // make apart follow (a first byte that is odd: four bytes a step, who, record, field, what;
+    // see `fuzzing`): c1 checked out at noon by one hub, at one by the other (two closes, both
+    // kept), f1 done, and the movement's quantity written.
+    let mut seeds: Vec<(&str, Vec<u8>, bool)> =
+        seeds.into_iter().map(|(n, b, t)| (n, [&[0u8][..], &b].concat(), t)).collect();
+    seeds.push(("program-close", vec![1, 0, 4, 0, 12, 1, 4, 0, 13, 0, 6, 1, 33], true));
+    seeds.push(("program-rewrite", vec![1, 0, 1, 4, 96 + 5], false));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mesh/fuzz/corpus/change_ingest");
     for (name, bytes, takes) in seeds {
         assert_eq!(feed_changes(&bytes), takes, "{name}");
@@ -952,6 +960,55 @@ fn change_ingest_seeds_are_current() {
             std::fs::write(&p, &bytes).unwrap();
         }
         assert_eq!(std::fs::read(&p).unwrap(), bytes, "{name}: refresh with AIDMESH_WRITE_CORPUS=1");
+    }
+}
+
+proptest! {
+    /// Programs of edits two hubs make apart, as the fuzzer makes them: a hub that held the
+    /// document and one new to it reach the same verdict, and where no rewrite is found, no
+    /// record that is never changed changed, but for a check-out or a follow-up done set once
+    /// (`fuzzing` panics otherwise).
+    #[test]
+    fn edits_apart_never_rewrite_a_fixed_record_unseen(program in proptest::collection::vec(any::<u8>(), 0..16)) {
+        feed_changes(&[&[1u8][..], &program].concat());
+    }
+}
+
+/// Every edit of the harness's program, alone and after a close by the same hub or by the
+/// other one, on each record that is never changed: the rules hold (`fuzzing` panics
+/// otherwise), and what is taken is only a first close.
+#[test]
+fn every_single_edit_of_a_fixed_record_is_judged_by_the_rules() {
+    // Check-out times (before the check-in at 8, at it, after it), true and false, null, a
+    // number, a removal, a text, a value in the record's place, a commit.
+    let acts = [6u8, 8, 12, 32, 33, 64, 96, 128, 160, 192, 224];
+    let (fixed, fields) = ([1u8, 2, 4, 5, 6], 0..11u8);
+    let mut taken = 0;
+    for target in fixed {
+        for field in fields.clone() {
+            for act in acts {
+                taken += usize::from(feed_changes(&[1, 0, target, field, act]));
+                // After a first close of c1 (at noon) or of f1: by the same hub, and by the other.
+                for who in [0, 1] {
+                    feed_changes(&[1, 0, 4, 0, 12, who, target, field, act]);
+                    feed_changes(&[1, 0, 6, 1, 33, who, target, field, act]);
+                }
+            }
+        }
+    }
+    // Taken: closing c1 at 8 or 12 o'clock, f1 done, and what changes nothing (a commit alone,
+    // removing a field a record lacks): nothing else.
+    assert!((3..150).contains(&taken), "{taken} single edits taken");
+    for (program, takes) in [
+        ([1, 0, 4, 0, 8], true),
+        ([1, 0, 4, 0, 12], true),
+        ([1, 0, 6, 1, 33], true),
+        ([1, 0, 4, 0, 6], false),
+        ([1, 0, 5, 0, 12], false),
+        ([1, 0, 6, 1, 64], false),
+        ([1, 0, 1, 4, 96], false),
+    ] {
+        assert_eq!(feed_changes(&program), takes, "{program:?}");
     }
 }
 
@@ -1062,4 +1119,50 @@ fn a_check_out_or_a_follow_up_done_written_once_where_it_was_open_is_no_rewrite(
     old.commit(&author("j", 10));
     assert_eq!(rewrite(&mut old, &made), None);
     assert_eq!(rewrite(&mut old, &[]), None);
+    // Closing with a value of another type, or a check-out before the check-in: rewrites.
+    let put = |from: &mut Doc, id: &str, field: &str, v: ScalarValue| {
+        let mut d = from.fork(b"k");
+        let obj = d.record_obj(&id.into()).unwrap().unwrap();
+        d.automerge().put(&obj, field, v).unwrap();
+        d.commit(&author("k", 11));
+        d
+    };
+    for (id, field, v) in [
+        ("c1", "checked_out", ScalarValue::Str("junk".into())),
+        ("c1", "checked_out", ScalarValue::Int(1)),
+        ("c1", "checked_out", ScalarValue::Str(t(7).to_string().into())),
+        ("f1", "done", ScalarValue::Str("yes".into())),
+        ("f1", "done", ScalarValue::Int(1)),
+    ] {
+        let mut d = put(&mut a, id, field, v.clone());
+        assert_eq!(rewrite(&mut d, &made), Some((id.into(), format!("changed ({field})"))), "{field} = {v:?}");
+    }
+    // What a record is, and when it was made, is never written again, whatever its kind: an item
+    // made a check-in, or an old check-in made new.
+    a.create(&item("i1", "Water")).unwrap();
+    a.commit(&author("a", 12));
+    let items = a.heads();
+    let mut d = put(&mut a, "i1", "kind", ScalarValue::Str("check_in".into()));
+    assert_eq!(rewrite(&mut d, &items), Some(("i1".into(), "changed (kind)".into())));
+    let mut d = put(&mut a, "c0", "created_at", ScalarValue::Str("2027-01-01T00:00:00Z".into()));
+    assert_eq!(rewrite(&mut d, &items), Some(("c0".into(), "changed (created_at)".into())));
+    // A close forged to write over less than the writer saw (no value, or only the open one,
+    // while the close is among its dependencies): a rewrite, not a second close.
+    let mut c = b.fork(b"l");
+    close(&mut c, "c1", Some(t(15)), false);
+    c.commit(&author("l", 13));
+    let honest = c.changes_after(&closed).remove(0).decode();
+    let c1 = a.record_obj(&"c1".into()).unwrap().unwrap();
+    let opened = match a.automerge().get(&c1, "checked_out").unwrap() {
+        Some((_, ObjId::Id(counter, actor, _))) => automerge::legacy::OpId(counter, actor),
+        other => panic!("{other:?}"),
+    };
+    for pred in [vec![], vec![opened]] {
+        let mut change = honest.clone();
+        change.operations[0].pred = pred.clone().into();
+        let bytes = automerge::Change::from(change).raw_bytes().to_vec();
+        let mut d = b.fork(b"m");
+        d.apply_checked(&bytes).unwrap();
+        assert_eq!(rewrite(&mut d, &closed), Some(("c1".into(), "changed (checked_out)".into())), "pred {pred:?}");
+    }
 }
