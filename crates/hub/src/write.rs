@@ -573,6 +573,7 @@ impl Hub {
         let mut by = match (hub, name) {
             (Some(h), Some(n)) if !n.is_empty() => format!("hub {n} ({h})"),
             (Some(h), _) => format!("hub {h}"),
+            (None, _) if r.actor.is_empty() => "a member (its changes could not be rebuilt to say which)".to_string(),
             (None, _) => format!("actor {}", aidmesh_mesh::hex::encode(&r.actor)),
         };
         if let Some(k) = aidmesh_mesh::changes::person_key(&r.actor).map(aidmesh_mesh::authority::Key) {

@@ -630,6 +630,58 @@ fn rewrite_record(
     (export, doc, tampered, sig)
 }
 
+/// A member's change that names as its predecessor a stock movement's record, from a value it
+/// puts at another key (Automerge takes it, and the movement is gone): refused whole as a forged
+/// change, not a crash of the hub, and the movement stays.
+#[test]
+fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
+    let (mut a, mut b) = pair();
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([7; 8]);
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let victim = match automerge::ReadDoc::get(doc.automerge(), automerge::ROOT, m.as_str()).unwrap() {
+        Some((_, automerge::ObjId::Id(counter, actor, _))) => automerge::legacy::OpId(counter, actor),
+        other => panic!("{other:?}"),
+    };
+    let heads = doc.heads();
+    automerge::transaction::Transactable::put(doc.automerge(), automerge::ROOT, "zzz", "a value at the root").unwrap();
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
+    doc.commit(&author).unwrap();
+    let mut change = doc.changes_after(&heads).remove(0).decode();
+    change.operations[0].pred = vec![victim].into();
+    let forged = automerge::Change::from(change);
+    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, forged.hash().0);
+    let info = aidmesh_mesh::session::DocInfo {
+        doc: export.doc.as_str().into(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    };
+    let stick = forged_bundle_with(&b, vec![], &[(info, forged.raw_bytes().to_vec(), vec![sig])]);
+    let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
+    let e = a.hub.import_bundle(&stick).unwrap_err();
+    assert_eq!(e.code(), "tampered", "{e}");
+    assert!(e.to_string().contains("does not rebuild as it was made"), "{e}");
+    assert!(a.hub.get(&m).is_ok(), "the movement is still there");
+    assert_eq!(level(&a.hub), 100, "and counts");
+    // The refusal is listed for people to see, with the bundle it came in.
+    let refused = a.hub.authority().unwrap().refused;
+    assert!(
+        refused.iter().any(|r| r.source.starts_with("bundle made by") && r.reason.contains("does not rebuild")),
+        "{refused:?}"
+    );
+    // The hub goes on: it writes, and takes South's honest changes.
+    add(&mut a.hub, Kind::Item, json!({"name": "Gauze", "unit": "roll"}));
+    add(&mut b.hub, Kind::Item, json!({"name": "Tarpaulin", "unit": "sheet"}));
+    merge_into(&mut b.hub, &mut a.hub);
+    assert_eq!(a.hub.search("Tarpaulin", None, 10).unwrap().len(), 1);
+}
+
 /// A check-in is closed once, by an amendment, and never changed after: a hub that closes it in
 /// the record itself (as earlier releases did) is taken, one that changes a check-out is refused.
 #[test]

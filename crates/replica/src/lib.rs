@@ -728,6 +728,12 @@ impl Doc {
         out
     }
 
+    /// The refusal of changes that do not rebuild as they were made, by `actor` where known.
+    fn forged(&self, actor: Vec<u8>) -> Rewrite {
+        let what = "holds a change that does not rebuild as it was made (its predecessors were forged)".to_string();
+        Rewrite { record: RecordId::from(self.id.as_str()), actor, what }
+    }
+
     /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value of the
     /// field's own type that closes it (a check-out time, not before the check-in; `done` true),
     /// and it writes over every value the field held as the change's writer saw the record, all
@@ -787,9 +793,21 @@ impl Doc {
     /// never changed. The verdict depends on the changes alone, never on what this hub held
     /// before, so every hub reaches the same one.
     pub fn rewrite_since(&mut self, before: &[ChangeHash], fixed: impl Fn(&str) -> bool) -> Result<Option<Rewrite>> {
-        let changes = self.doc.get_changes(before);
+        // Automerge rebuilds the changes from the document; it panics where a forged change left
+        // it unable to (two operations claiming one place).
+        let doc = &mut self.doc;
+        let Ok(changes) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before))) else {
+            return Ok(Some(self.forged(Vec::new())));
+        };
         if changes.is_empty() {
             return Ok(None);
+        }
+        // Each change must rebuild as it was made. One that names as predecessor an operation
+        // that is nowhere, or elsewhere than its own key, is applied by Automerge all the same
+        // and rebuilds differently: what it did is then not what its operations say, and records
+        // are read at changes that do not exist.
+        if let Some(c) = changes.iter().find(|c| self.doc.document().get_change_meta_by_hash(&c.hash()).is_none()) {
+            return Ok(Some(self.forged(c.actor_id().to_bytes().to_vec())));
         }
         // Which of these changes made an operation (counter, actor), if one did: each actor's
         // changes by their first operation, so that a long history is searched, not scanned.
