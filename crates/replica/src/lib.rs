@@ -47,6 +47,11 @@ pub fn partition_for(kind: Kind, at: Timestamp) -> String {
     }
 }
 
+/// The most closings of records (a check-out, a follow-up done, written into the record as
+/// earlier releases did) one change may make: each is read at the change's dependencies, and a
+/// hub makes one a change. More is a rewrite.
+pub const MAX_CLOSINGS: usize = 16;
+
 /// The suffix of the register kept beside a text field once it is edited: the whole text as its
 /// writer left it, which is what the field then reads. Two hubs that edit the field while apart
 /// leave two values there — a conflict that the hub shows a person, with both versions — where
@@ -870,6 +875,7 @@ impl Doc {
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
         for (ci, change) in changes.iter().enumerate() {
             let actor = change.actor_id().to_bytes().to_vec();
+            let mut closings = 0;
             for op in change.decode().operations {
                 match &op.obj {
                     automerge::legacy::ObjectId::Root => {
@@ -921,8 +927,11 @@ impl Doc {
                         let (fixed_record, closing) = rule_of(&self.doc, &record_obj)?;
                         if fixed_record {
                             // Its closing field, set once where it was open: no rewrite.
+                            // At most `MAX_CLOSINGS` a change (a hub closes one record a
+                            // change), each read at the change's dependencies.
                             if let Some(field) = closing.filter(|_| path.get(1).is_none()) {
-                                if self.closes(change, &record_obj, &op, field)? {
+                                closings += 1;
+                                if closings <= MAX_CLOSINGS && self.closes(change, &record_obj, &op, field)? {
                                     continue;
                                 }
                             }

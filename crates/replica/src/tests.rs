@@ -1198,3 +1198,33 @@ fn a_change_with_a_forged_predecessor_is_refused() {
     // checked every new change's signature before, and the hub names the message's source.)
     assert!(r.actor.is_empty(), "{r:?}");
 }
+
+/// A change may close at most `MAX_CLOSINGS` records in the record itself (each is read at the
+/// change's dependencies; a hub closes one a change): one more is a rewrite.
+#[test]
+fn a_change_closes_few_records_in_the_records_themselves() {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let late = Timestamp::parse("2026-12-08T08:00:00Z").unwrap();
+    let mut a = Doc::new("d", b"a");
+    for n in 0..=MAX_CLOSINGS {
+        let mut r =
+            record(&format!("c{n:02}"), CheckIn { volunteer: "v1".into(), checked_in: late, ..Default::default() });
+        r.meta.created_at = late;
+        a.create(&r).unwrap();
+    }
+    a.commit(&author("a", 1));
+    let made = a.heads();
+    for (closed, refused) in [(MAX_CLOSINGS, false), (MAX_CLOSINGS + 1, true)] {
+        let mut b = a.fork(b"b");
+        for n in 0..closed {
+            let mut r = b.get(&format!("c{n:02}").as_str().into()).unwrap().unwrap();
+            if let Body::CheckIn(c) = &mut r.body {
+                c.checked_out = Some(Timestamp::parse("2026-12-08T12:00:00Z").unwrap());
+            }
+            b.update(&r).unwrap();
+        }
+        b.commit(&author("b", 2));
+        let verdict = b.rewrite_since(&made, fixed).unwrap();
+        assert_eq!(verdict.is_some(), refused, "{closed} closings in one change: {verdict:?}");
+    }
+}
