@@ -587,6 +587,27 @@ fn a_person_at_two_hubs_signs_with_a_key_at_each() {
 /// A member's rewrite of a stock movement: South edits the movement document by hand, as South
 /// (its key, an actor of its own), setting `quantity`. Returns South's export of the document,
 /// the document with the rewrite, the rewriting change alone, and South's signature of it.
+/// North and South, both holding North's 100 insulin pens received at the hall: the hall's id,
+/// the pens' and the movement's.
+fn pair_with_a_movement() -> (TestHub, TestHub, String, String, String) {
+    let (mut a, mut b) = pair();
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    merge_into(&mut a.hub, &mut b.hub);
+    (a, b, hall, pens, m)
+}
+
+/// How a document a hub exported is named in a bundle or a sync session.
+fn info_of(export: &aidmesh_hub::DocExport) -> aidmesh_mesh::session::DocInfo {
+    aidmesh_mesh::session::DocInfo {
+        doc: export.doc.as_str().into(),
+        partition: export.partition.clone(),
+        created_at: export.created_at.millis(),
+        heads: String::new(),
+    }
+}
+
 fn rewrite_movement(
     b: &mut TestHub,
     m: &str,
@@ -635,11 +656,7 @@ fn rewrite_record(
 /// change, not a crash of the hub, and the movement stays.
 #[test]
 fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
-    let (mut a, mut b) = pair();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
-    merge_into(&mut a.hub, &mut b.hub);
+    let (mut a, mut b, _, pens, m) = pair_with_a_movement();
     let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
     let mut actor = b.hub.identity().public().as_bytes().to_vec();
     actor.extend([7; 8]);
@@ -656,12 +673,7 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
     change.operations[0].pred = vec![victim].into();
     let forged = automerge::Change::from(change);
     let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, forged.hash().0);
-    let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.as_str().into(),
-        partition: export.partition.clone(),
-        created_at: export.created_at.millis(),
-        heads: String::new(),
-    };
+    let info = info_of(&export);
     let stick = forged_bundle_with(&b, vec![], &[(info, forged.raw_bytes().to_vec(), vec![sig])]);
     let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
     let e = a.hub.import_bundle(&stick).unwrap_err();
@@ -761,11 +773,7 @@ fn a_check_in_is_checked_out_once_and_no_member_changes_it_after() {
 
 #[test]
 fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
-    let (mut a, mut b) = pair();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
-    merge_into(&mut a.hub, &mut b.hub);
+    let (mut a, mut b, hall, pens, m) = pair_with_a_movement();
     let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
     assert_eq!(level(&b.hub), 100);
     // South's coordinator edits the movement's document by hand, as South (its key). Signed by
@@ -774,12 +782,7 @@ fn a_rewritten_stock_movement_is_refused_whole_with_a_tamper_alert() {
     let mut whole_sigs = export.sigs.clone();
     whole_sigs.push(forged_sig);
     // On a stick, signed by South, a member: refused whole.
-    let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.as_str().into(),
-        partition: export.partition.clone(),
-        created_at: export.created_at.millis(),
-        heads: String::new(),
-    };
+    let info = info_of(&export);
     let stick = forged_bundle_with(&b, vec![], &[(info.clone(), tampered, vec![forged_sig])]);
     let e = a.hub.import_bundle(&stick).unwrap_err();
     assert_eq!(e.code(), "tampered", "{e}");
@@ -926,11 +929,7 @@ fn history_names_the_hub_that_signed_a_change_not_the_one_it_claims() {
 #[test]
 fn changes_name_the_person_who_signed_them_and_no_hub_can_credit_another() {
     use aidmesh_mesh::changes::actor;
-    let (mut a, mut b) = pair();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
-    merge_into(&mut a.hub, &mut b.hub);
+    let (mut a, mut b, _, pens, m) = pair_with_a_movement();
     // North's founder is unlocked there and a person of the coalition: the change is theirs.
     let h = b.hub.history(&pens).unwrap();
     assert_eq!(h.iter().map(|l| l.person.as_deref()).collect::<Vec<_>>(), [Some("coord")], "{h:?}");
@@ -1049,12 +1048,7 @@ fn a_signed_change_that_waits_still_vouches_for_the_ones_before_it_after_a_resta
     assert_eq!(souths.len(), 3, "South's three commits");
     let tip = export.sigs.iter().find(|s| s.hash == souths[2].hash().0).copied().expect("South's tip");
     let bytes: Vec<u8> = souths.iter().flat_map(|c| c.raw_bytes().to_vec()).collect();
-    let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.as_str().into(),
-        partition: export.partition.clone(),
-        created_at: export.created_at.millis(),
-        heads: String::new(),
-    };
+    let info = info_of(&export);
     let theirs = c.hub.authority_heads().unwrap();
     c.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
     c.hub.import_bundle(forged_bundle_with(&b, vec![], &[(info, bytes, vec![tip])])).unwrap();
@@ -1134,12 +1128,7 @@ fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_i
     merge_into(&mut a.hub, &mut b.hub);
     // South rewrites the movement, as South, and hands West that one change on a stick.
     let (export, _, tampered, sig) = rewrite_movement(&mut b, &m, 10);
-    let info = aidmesh_mesh::session::DocInfo {
-        doc: export.doc.as_str().into(),
-        partition: export.partition.clone(),
-        created_at: export.created_at.millis(),
-        heads: String::new(),
-    };
+    let info = info_of(&export);
     let stick = forged_bundle_with(&b, vec![], &[(info, tampered, vec![sig])]);
     let (s, _) = c.hub.import_bundle(&stick).unwrap();
     assert_eq!(s.waiting_documents, 1, "West lacks what the change builds on: it waits");
