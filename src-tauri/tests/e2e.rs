@@ -305,6 +305,11 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     assert!(text.contains("ICS 211") && text.contains("swift-otter"), "the sheet lists the check-in: {text}");
     assert!(!text.contains("Medic called"), "only the ICS-211 sheet is on the paper: {text}");
     pdf_shot(&pdf, "print-ics211-a4");
+    // Checked out from the roster: an amendment, shown on the sheet, the button gone.
+    app.click("button[aria-label^='Check out:']");
+    app.wait_text("main", 10, |_| !app.exists("button[aria-label^='Check out:']"));
+    let shown = north.run(&["list", "check_in"]);
+    assert!(shown[0]["checked_out"].is_string() && shown[0]["amended"] == json!(true), "{shown}");
 
     // Accountability: a confidential grievance is withheld from whoever is not among its readers,
     // the person who recorded it included.

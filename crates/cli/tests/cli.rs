@@ -113,6 +113,14 @@ fn a_coordinator_session() {
         };
         assert!(line.contains(&by), "{line} should name {by}");
     }
+    // A check-out is an amendment, once; the check-in itself is never edited.
+    let vol = id_of(&e.json(&["add", "volunteer", "handle=swift-otter"]));
+    let ci = id_of(&e.json(&["add", "check_in", &format!("volunteer={vol}"), "checked_in=2026-11-25T08:00"]));
+    assert!(e.fails(&["update", &ci, "checked_out=2026-11-25T12:00"]).contains("append-only"));
+    let out = e.ok(&["close", &ci]);
+    assert!(out.contains(&format!("Check-in {ci}: checked out at")), "{out}");
+    assert!(e.json(&["show", &ci])["record"]["checked_out"].is_string());
+    assert!(e.fails(&["close", &ci]).contains("checked out already"));
     let inc =
         id_of(&e.json(&["add", "incident", "occurred=2026-11-25T10:00", "severity=4", "description=Fall at the gate"]));
     assert!(e.fails(&["update", &inc, "severity=2"]).contains("append-only"));

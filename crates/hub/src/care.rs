@@ -67,15 +67,15 @@ impl Hub {
     pub fn close(&mut self, id: &str) -> Result<Record> {
         let rec = self.amended_record(&self.get(id)?)?;
         let kind = rec.kind();
-        let (field, value, reason) = match kind {
-            Kind::CheckIn => ("checked_out", to_value(&self.now())?, "checked out"),
-            Kind::FollowUp => ("done", Value::Bool(true), "done"),
-            _ => {
-                let why = format!("is a {kind}: only check-ins (checked out) and follow-ups (done) are closed");
-                return Err(Error::invalid(kind.name(), vec![FieldError::new("id", why)]));
-            }
+        let Some(field) = kind.closing_field() else {
+            let why = format!("is a {kind}: only check-ins (checked out) and follow-ups (done) are closed");
+            return Err(Error::invalid(kind.name(), vec![FieldError::new("id", why)]));
         };
-        debug_assert_eq!(kind.closing_field(), Some(field));
+        // A check-in closes with the time of its check-out; a follow-up with `done`.
+        let (value, reason) = match kind {
+            Kind::CheckIn => (to_value(&self.now())?, "checked out"),
+            _ => (Value::Bool(true), "done"),
+        };
         match rec.body.to_fields().get(field) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => {}
             Some(Value::String(at)) => {
