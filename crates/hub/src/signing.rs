@@ -42,7 +42,7 @@ impl Door {
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
         let (changes, doc) =
             changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs, whole: doc, ahead: None })
+        Ok(Door { changes, sigs, whole: rebuilt(what, doc)?, ahead: None })
     }
 
     /// The door for a sync message, with a whole document in it already checked for rewritten
@@ -98,7 +98,7 @@ impl Door {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
                 all.then_some(doc)
             });
-            return Ok(Door { changes, sigs: sigs.to_vec(), whole, ahead: None });
+            return Ok(Door { changes, sigs: sigs.to_vec(), whole: rebuilt("sync message", whole)?, ahead: None });
         }
         let mut changes = Vec::new();
         for c in chunks {
@@ -106,6 +106,13 @@ impl Door {
         }
         Ok(Door { changes, sigs: sigs.to_vec(), whole: None, ahead: None })
     }
+}
+
+/// A whole document that arrived, as its changes alone make it ([`aidmesh_replica::rebuilt`]):
+/// never as the operations it was saved with.
+fn rebuilt(what: &'static str, whole: Option<automerge::AutoCommit>) -> Result<Option<automerge::AutoCommit>> {
+    let rebuilt = whole.map(|w| aidmesh_replica::rebuilt(what, w));
+    rebuilt.transpose().map_err(|e| Error::Malformed { format: what, why: e.to_string() })
 }
 
 /// A change just committed, to sign ([`Hub::own_tip`]).

@@ -420,9 +420,7 @@ impl Replica for Hub {
                 if taken {
                     return Ok(d.receive_taken(&mut state, msg)?);
                 }
-                d.automerge()
-                    .sync()
-                    .receive_sync_message(&mut state, msg)
+                d.receive(&mut state, msg)
                     .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
             })
         });

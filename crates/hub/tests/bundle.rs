@@ -694,6 +694,34 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
     assert_eq!(a.hub.search("Tarpaulin", None, 10).unwrap().len(), 1);
 }
 
+/// A member saves a document whole by hand, under honest changes and their signatures, with a
+/// stock movement marked overwritten by a write elsewhere (Automerge loads a saved document's
+/// operations as saved, and rebuilds its changes, and their hashes, without such a mark): the
+/// movement would be gone, though no change removed it. A hub that holds nothing of the
+/// document takes it from the stick as its changes make it: the movement is there.
+#[test]
+fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it() {
+    let (mut a, mut b) = pair();
+    let mut c = new_hub("East", 3);
+    join(&mut a.hub, &mut c.hub);
+    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    // East learns who the members are, and holds no document yet.
+    let missing = a.hub.authority_missing_for(&c.hub.authority_heads().unwrap()).unwrap();
+    c.hub.offer_authority(&missing, "test merge").unwrap();
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();
+    // Under runs of South's key, which signs its honest changes.
+    let run = |n: u8| [b.hub.identity().public().as_bytes().as_slice(), &[n; 8]].concat();
+    let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
+    let loaded = automerge::AutoCommit::load(&forged.bytes).unwrap();
+    assert!(automerge::ReadDoc::get(&loaded, automerge::ROOT, forged.hidden).unwrap().is_none(), "loaded as saved");
+    let sigs = forged.changes.iter().map(|ch| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0)).collect();
+    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), forged.bytes.clone(), sigs)]);
+    c.hub.import_bundle(&stick).unwrap();
+    assert!(c.hub.get(forged.hidden).is_ok(), "the movement is there");
+    assert_eq!(c.hub.search("Still water", None, 10).unwrap().len(), 1, "and the rename");
+}
+
 /// A check-in is closed once, by an amendment, and never changed after: a hub that closes it in
 /// the record itself (as earlier releases did) is taken, one that changes a check-out is refused.
 #[test]

@@ -243,14 +243,19 @@ pub fn changes_in_keeping(bytes: &[u8]) -> Result<(Vec<ChangeMeta>, Option<autom
 
 /// A whole saved document, every change checked against its hash; one that is cut short or
 /// damaged is refused, not loaded in part.
+/// Automerge panics on some documents it cannot read (see `aidmesh_replica::rebuilt`): refused
+/// as damaged, not taking the hub down.
 fn load_whole(chunk: &[u8]) -> Result<automerge::AutoCommit, BadBytes> {
-    automerge::AutoCommit::load_with_options(
-        chunk,
-        automerge::LoadOptions::new()
-            .on_partial_load(automerge::OnPartialLoad::Error)
-            .verification_mode(automerge::VerificationMode::Check),
-    )
-    .map_err(|e| BadBytes::Document(e.to_string()))
+    let loaded = std::panic::catch_unwind(|| {
+        automerge::AutoCommit::load_with_options(
+            chunk,
+            automerge::LoadOptions::new()
+                .on_partial_load(automerge::OnPartialLoad::Error)
+                .verification_mode(automerge::VerificationMode::Check),
+        )
+    });
+    let loaded = loaded.map_err(|_| BadBytes::Document("Automerge cannot read it (it panics)".into()))?;
+    loaded.map_err(|e| BadBytes::Document(e.to_string()))
 }
 
 fn metas_of(doc: &mut automerge::AutoCommit) -> Vec<ChangeMeta> {

@@ -51,7 +51,8 @@ fn take_bytes(data: &[u8]) -> bool {
     for id in doc.touched_since(&before) {
         let _ = doc.get_counted(&id);
     }
-    if let Ok(whole) = AutoCommit::load(data) {
+    // As a hub takes a whole document: as its changes make it.
+    if let Ok(Ok(whole)) = AutoCommit::load(data).map(|w| crate::rebuilt("fuzz", w)) {
         let mut d = Doc::arrived("fuzz", whole);
         if let Ok(None) = d.rewrite_since(&[], fixed) {
             for id in d.touched_since(&[]) {
@@ -100,7 +101,8 @@ fn run_program(program: &[u8]) -> bool {
     }
     let verdict = held.rewrite_since(&start, fixed).ok();
     // A hub new to the document, taking it whole, reaches the same verdict.
-    let mut whole = Doc::arrived("fuzz", AutoCommit::load(&held.save()).expect("a save loads"));
+    let whole = crate::rebuilt("fuzz", AutoCommit::load(&held.save()).expect("a save loads"));
+    let mut whole = Doc::arrived("fuzz", whole.expect("an honest save rebuilds"));
     let anew = whole.rewrite_since(&[], fixed).ok();
     assert_eq!(
         verdict.as_ref().map(Option::is_some),
@@ -190,4 +192,84 @@ pub fn fuzz_doc() -> Doc {
     }
     doc.commit(&Author { hub: "a".into(), handle: "fox".into(), at: early });
     doc
+}
+
+/// `saved`, one uncompressed saved document, with its head `from` written as `to` and its
+/// checksum made again: what a forger makes by hand to pass a document off under another
+/// change's hash (see [`crate::rebuilt`]).
+pub fn with_heads(saved: &[u8], from: automerge::ChangeHash, to: automerge::ChangeHash) -> Vec<u8> {
+    use sha2::Digest;
+    let mut out = saved.to_vec();
+    let at = out.windows(32).position(|w| w == from.0).expect("the head is in the document");
+    out[at..at + 32].copy_from_slice(&to.0);
+    let sum = sha2::Sha256::digest(&out[8..]);
+    out[4..8].copy_from_slice(&sum[..4]);
+    out
+}
+
+/// A document saved by hand ([`saved_by_hand`]).
+pub struct HandSaved {
+    /// The saved document, under the honest changes' hashes.
+    pub bytes: Vec<u8>,
+    /// The honest changes it claims to hold, in order (a forger signs these).
+    pub changes: Vec<automerge::Change>,
+    /// The record it hides: a stock movement, there in the honest document.
+    pub hidden: &'static str,
+}
+
+/// A document `id` as a forger saves it by hand. Under one run (`runs[0]`), an item `i1`, a
+/// check-in and a stock movement `m1` are made; under another, an item `i2` is made and `i1`
+/// renamed, the rename naming `m1` as what it overwrites. Automerge applies that where it meets
+/// it (the batch writes at the root), saves `m1` marked overwritten, and rebuilds the changes
+/// without the mark: the save goes under the honest rename's hash (a third run saves it).
+pub fn saved_by_hand(id: &str, runs: [&[u8]; 3]) -> HandSaved {
+    use aidmesh_model::{Body, CheckIn, Item, Meta, Movement};
+    use automerge::ReadDoc;
+    let at = Timestamp::parse("2026-12-08T08:00:00Z").expect("a time");
+    let record = |id: &str, body: Body| Record {
+        meta: Meta {
+            id: id.into(),
+            kind: body.kind(),
+            created_hub: "a".into(),
+            created_by: "fox".into(),
+            created_at: at,
+        },
+        body,
+    };
+    let item = |name: &str| {
+        Body::Item(Item { name: name.into(), unit: "box".into(), notes: "keep dry".into(), ..Default::default() })
+    };
+    let author = |hub: &str| Author { hub: hub.into(), handle: "fox".into(), at };
+    let mut a = Doc::new(id, runs[0]);
+    a.create(&record("i1", item("Water"))).expect("made");
+    a.create(&record("c1", Body::CheckIn(CheckIn { volunteer: "v1".into(), checked_in: at, ..Default::default() })))
+        .expect("made");
+    let movement = Movement { item: "i1".into(), place: "p1".into(), quantity: 100, ..Default::default() };
+    a.create(&record("m1", Body::Movement(movement))).expect("made");
+    a.commit(&author("a"));
+    let made = a.heads();
+    let first = a.changes_after(&[]).remove(0);
+    let victim = match a.automerge().get(ROOT, "m1").expect("read") {
+        Some((_, automerge::ObjId::Id(counter, actor, _))) => automerge::legacy::OpId(counter, actor),
+        other => panic!("{other:?}"),
+    };
+    let mut b = a.fork(runs[1]);
+    b.create(&record("i2", item("Tents"))).expect("made");
+    let i1 = match b.automerge().get(ROOT, "i1").expect("read") {
+        Some((_, obj)) => obj,
+        None => panic!("no i1"),
+    };
+    b.automerge().put(&i1, "name", "Still water").expect("written");
+    b.commit(&author("b"));
+    let honest = b.changes_after(&made).remove(0);
+    let mut change = honest.decode();
+    let rename =
+        change.operations.iter_mut().find(|op| op.action == automerge::legacy::OpType::Put("Still water".into()));
+    let rename = rename.expect("the rename");
+    rename.pred = rename.pred.iter().cloned().chain([victim]).collect::<Vec<_>>().into();
+    let forged = automerge::Change::from(change);
+    let mut d = a.fork(runs[2]);
+    d.apply_checked(forged.raw_bytes()).expect("Automerge takes it");
+    let bytes = with_heads(&d.automerge().document().save_nocompress(), forged.hash(), honest.hash());
+    HandSaved { bytes, changes: vec![first, honest], hidden: "m1" }
 }

@@ -110,6 +110,15 @@ pub struct Author {
     pub at: Timestamp,
 }
 
+/// Where an object lies: within `record` (the key at the root), whose object is `record_obj`,
+/// under the record's `field` (none for the record's own object).
+#[derive(Clone)]
+struct Placed {
+    record_obj: ObjId,
+    record: String,
+    field: Option<String>,
+}
+
 /// A change that rewrites a record that is never changed ([`Doc::rewrite_since`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rewrite {
@@ -225,6 +234,21 @@ impl Doc {
         self.doc
     }
 
+    /// Receives a sync message. Into a document that holds nothing, a whole saved document in it
+    /// goes as its changes (see [`rebuilt`]).
+    pub fn receive(&mut self, state: &mut automerge::sync::State, mut msg: automerge::sync::Message) -> Result<()> {
+        use automerge::sync::SyncDoc;
+        if self.doc.document().is_empty() && msg.changes.iter().next().is_some() {
+            let mut changes = Vec::new();
+            for chunk in msg.changes.iter() {
+                changes.extend(changes_of(&self.id, chunk)?.into_iter().map(|c| c.raw_bytes().to_vec()));
+            }
+            msg.changes = changes.into();
+        }
+        let received = self.doc.sync().receive_sync_message(state, msg);
+        received.map_err(|e| self.err(e))
+    }
+
     /// Receives a sync message whose changes, one whole save, this document already took
     /// ([`Doc::adopt`]): the rest of the message (its heads, wants and bloom filter) goes to
     /// `state` exactly as if its changes had been applied now.
@@ -252,18 +276,7 @@ impl Doc {
     pub fn salvage(id: &str, bytes: &[u8], actor: &[u8]) -> Result<(Doc, usize)> {
         let err =
             |source: automerge::AutomergeError| Error::Automerge { doc: id.to_string(), source: Box::new(source) };
-        let mut changes = Vec::new();
-        for (kind, piece) in split_chunks(bytes).map_err(|why| Error::Malformed { doc: id.to_string(), why })? {
-            if kind == 0 {
-                let mut whole = AutoCommit::load(piece).map_err(err)?;
-                changes.extend(whole.get_changes(&[]));
-            } else {
-                changes.push(automerge::Change::from_bytes(piece.to_vec()).map_err(|e| Error::Malformed {
-                    doc: id.to_string(),
-                    why: format!("a change does not parse: {e}"),
-                })?);
-            }
-        }
+        let changes = changes_of(id, bytes)?;
         let mut seen = std::collections::HashMap::new();
         let mut kept = Vec::new();
         let mut clashes = 0;
@@ -544,24 +557,39 @@ impl Doc {
     /// Applies changes from elsewhere (a saved chunk, a bundle) and returns the records they touched.
     /// Unlike Automerge's own incremental load, a chunk that is damaged anywhere is refused whole.
     pub fn apply(&mut self, bytes: &[u8]) -> Result<BTreeSet<RecordId>> {
-        automerge::Automerge::load_with_options(
-            bytes,
-            automerge::LoadOptions::new()
-                .on_partial_load(automerge::OnPartialLoad::Error)
-                .verification_mode(automerge::VerificationMode::DontCheck),
-        )
+        unpanicked(&self.id, || {
+            automerge::Automerge::load_with_options(
+                bytes,
+                automerge::LoadOptions::new()
+                    .on_partial_load(automerge::OnPartialLoad::Error)
+                    .verification_mode(automerge::VerificationMode::DontCheck),
+            )
+        })?
         .map_err(|e| self.err(e))?;
         let before = self.doc.get_heads();
-        self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
+        self.take_in(bytes)?;
         Ok(self.touched_since(&before))
+    }
+
+    /// Applies saved chunks from elsewhere. Automerge loads a whole saved document into a
+    /// document that holds nothing as it was saved (see [`rebuilt`]); its changes are applied
+    /// instead, as into any other document.
+    fn take_in(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.doc.document().is_empty() {
+            let changes = changes_of(&self.id, bytes)?;
+            self.doc.apply_changes(changes).map_err(|e| self.err(e))
+        } else {
+            // (A whole document among them is loaded, then its changes applied.)
+            let doc = &mut self.doc;
+            unpanicked(&self.id, || doc.load_incremental(bytes))?.map(drop).map_err(|e| self.err(e))
+        }
     }
 
     /// Applies changes whose integrity was already checked (a signed, authenticated bundle), which
     /// may build on history this document lacks: such changes wait in memory, unsaved, until what
     /// they depend on arrives ([`Doc::missing_deps`] tells; the caller keeps the chunk).
     pub fn apply_checked(&mut self, bytes: &[u8]) -> Result<()> {
-        self.doc.load_incremental(bytes).map_err(|e| self.err(e))?;
-        Ok(())
+        self.take_in(bytes)
     }
 
     /// Changes that applied changes depend on and this document does not hold yet.
@@ -739,6 +767,96 @@ impl Doc {
         Rewrite { record: RecordId::from(self.id.as_str()), actor, what }
     }
 
+    /// Where the object `oid` lies ([`Placed`]); `None` for an object at no record's place.
+    /// Objects a batch makes are placed as they are made ([`Doc::placed_new`]); others are read
+    /// once (reading an object's place scans the document: once for every write into a
+    /// document of long history took a minute).
+    fn placed(
+        &self,
+        objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
+        oid: &automerge::legacy::OpId,
+    ) -> Option<Placed> {
+        if let Some(p) = objects.get(oid) {
+            return p.clone();
+        }
+        let placed = (|| {
+            let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
+            // The path runs from the root down: (root, record id), then (record, field), ...
+            let path = self.doc.parents(&obj).ok()?.path();
+            match path.first() {
+                Some((o, Prop::Map(id))) if *o == ROOT => Some(Placed {
+                    record_obj: path.get(1).map(|p| p.0.clone()).unwrap_or_else(|| obj.clone()),
+                    record: id.clone(),
+                    field: path.get(1).map(|p| p.1.to_string()),
+                }),
+                _ => None,
+            }
+        })();
+        objects.insert(oid.clone(), placed.clone());
+        placed
+    }
+
+    /// Where the object that `op` (whose id is `id`) makes lies: a record, at a key of the root;
+    /// within the record of the object it is made in, under that object's field.
+    fn placed_new(
+        &self,
+        objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
+        op: &automerge::legacy::Op,
+        id: &automerge::legacy::OpId,
+    ) -> Option<Placed> {
+        use automerge::legacy::{Key, ObjectId};
+        match (&op.obj, &op.key) {
+            (ObjectId::Root, Key::Map(k)) => Some(Placed {
+                record_obj: self.doc.import_obj(&format!("{}@{}", id.0, id.1)).ok()?,
+                record: k.to_string(),
+                field: None,
+            }),
+            (ObjectId::Root, Key::Seq(_)) => None,
+            (ObjectId::Id(parent), key) => {
+                let p = self.placed(objects, parent)?;
+                let field = p.field.or_else(|| match key {
+                    Key::Map(f) => Some(f.to_string()),
+                    Key::Seq(_) => Some(String::new()),
+                });
+                Some(Placed { field, ..p })
+            }
+        }
+    }
+
+    /// Whether the predecessor `pred` of `op` (of `change`), made before this batch, is a value
+    /// at `op`'s own place as its writer saw the document (at the change's dependencies): at
+    /// its key in a map, at its element in a list or a text.
+    fn held_at_own_place(
+        &self,
+        change: &automerge::Change,
+        op: &automerge::legacy::Op,
+        pred: &automerge::legacy::OpId,
+    ) -> bool {
+        use automerge::legacy::{ElementId, Key, ObjectId};
+        let obj = match &op.obj {
+            ObjectId::Root => ROOT,
+            ObjectId::Id(o) => match self.doc.import_obj(&format!("{}@{}", o.0, o.1)) {
+                Ok(obj) => obj,
+                Err(_) => return false,
+            },
+        };
+        let deps = change.deps();
+        let held = match &op.key {
+            Key::Map(k) => self.doc.get_all_at(&obj, k.as_str(), deps),
+            Key::Seq(ElementId::Id(e)) => {
+                let Ok(cursor) = automerge::Cursor::try_from(format!("{}@{}", e.0, e.1)) else { return false };
+                match self.doc.get_cursor_position(&obj, &cursor, Some(deps)) {
+                    Ok(at) => self.doc.get_all_at(&obj, at, deps),
+                    Err(_) => return false,
+                }
+            }
+            Key::Seq(ElementId::Head) => return false,
+        };
+        held.is_ok_and(|held| {
+            held.iter().any(|(_, id)| matches!(id, ObjId::Id(c, a, _) if *c == pred.0 && *a == pred.1))
+        })
+    }
+
     /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value of the
     /// field's own type that closes it (a check-out time, not before the check-in; `done` true),
     /// and it writes over every value the field held as the change's writer saw the record, all
@@ -873,10 +991,45 @@ impl Doc {
             Ok(f)
         };
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
+        // Where each operation of these changes lies (its object, and its key there; an
+        // insertion lies at the element it makes), to check the predecessors named after it.
+        let mut places: std::collections::HashMap<
+            automerge::legacy::OpId,
+            (automerge::legacy::ObjectId, automerge::legacy::Key),
+        > = Default::default();
+        // Where each object written into lies ([`Placed`]).
+        let mut objects = std::collections::HashMap::new();
         for (ci, change) in changes.iter().enumerate() {
             let actor = change.actor_id().to_bytes().to_vec();
             let mut closings = 0;
-            for op in change.decode().operations {
+            let start = change.start_op().get();
+            for (i, op) in change.decode().operations.into_iter().enumerate() {
+                use automerge::legacy::{ElementId, Key, OpId};
+                let id = OpId(start + i as u64, change.actor_id().clone());
+                // Automerge applies a predecessor wherever it meets it in the objects a batch
+                // writes into, not only at the operation's own place; an honest hub names only
+                // values it saw there. A forged one could hide a value of a fixed record from a
+                // write elsewhere, and rebuild as it was made.
+                for p in op.pred.iter() {
+                    let own = match places.get(p) {
+                        Some(at) => *at == (op.obj.clone(), op.key.clone()),
+                        None => made_by(p.0, &p.1).is_none() && self.held_at_own_place(change, &op, p),
+                    };
+                    if op.insert || !own {
+                        let what = "holds a change that overwrites a value its writer did not see at that place (its predecessors were forged)";
+                        return Ok(Some(Rewrite {
+                            record: RecordId::from(self.id.as_str()),
+                            actor,
+                            what: what.into(),
+                        }));
+                    }
+                }
+                if matches!(op.action, automerge::legacy::OpType::Make(_)) {
+                    let placed = self.placed_new(&mut objects, &op, &id);
+                    objects.insert(id.clone(), placed);
+                }
+                let key = if op.insert { Key::Seq(ElementId::Id(id.clone())) } else { op.key.clone() };
+                places.insert(id, (op.obj.clone(), key));
                 match &op.obj {
                     automerge::legacy::ObjectId::Root => {
                         let automerge::legacy::Key::Map(id) = &op.key else { continue };
@@ -901,24 +1054,13 @@ impl Doc {
                         if made_by(oid.0, &oid.1) == Some(ci) {
                             continue;
                         }
-                        let Ok(obj) = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)) else { continue };
-                        // The record this object is (or is part of): the one just below the
-                        // root. The path runs from the root down: (root, record id), then
-                        // (record, field), ...
-                        let path = match self.doc.parents(&obj) {
-                            Ok(p) => p.path(),
-                            Err(_) => continue,
-                        };
-                        let (record_obj, record) = match path.first() {
-                            Some((o, Prop::Map(id))) if *o == ROOT => {
-                                (path.get(1).map(|p| p.0.clone()).unwrap_or_else(|| obj.clone()), id.clone())
-                            }
-                            _ => continue,
+                        let Some(Placed { record_obj, record, field }) = self.placed(&mut objects, oid) else {
+                            continue;
                         };
                         // What a record is, who made it, where and when, is written once, by
                         // the change that makes it, whatever its kind: so its kind, and when
                         // it was made, read the same at any heads (`rule_of` reads them).
-                        if let (automerge::legacy::Key::Map(k), None) = (&op.key, path.get(1)) {
+                        if let (automerge::legacy::Key::Map(k), None) = (&op.key, &field) {
                             if META_KEYS.contains(&k.as_str()) {
                                 let what = format!("changed ({k})");
                                 return Ok(Some(Rewrite { record: record.as_str().into(), actor, what }));
@@ -929,15 +1071,15 @@ impl Doc {
                             // Its closing field, set once where it was open: no rewrite.
                             // At most `MAX_CLOSINGS` a change (a hub closes one record a
                             // change), each read at the change's dependencies.
-                            if let Some(field) = closing.filter(|_| path.get(1).is_none()) {
+                            if let Some(closing) = closing.filter(|_| field.is_none()) {
                                 closings += 1;
-                                if closings <= MAX_CLOSINGS && self.closes(change, &record_obj, &op, field)? {
+                                if closings <= MAX_CLOSINGS && self.closes(change, &record_obj, &op, closing)? {
                                     continue;
                                 }
                             }
-                            let field = match (&op.key, path.get(1)) {
+                            let field = match (&op.key, field) {
                                 (automerge::legacy::Key::Map(k), None) => k.to_string(),
-                                (_, Some((_, p))) => p.to_string(),
+                                (_, Some(f)) => f,
                                 _ => String::new(),
                             };
                             let what = format!("changed ({field})");
@@ -1317,6 +1459,53 @@ fn prop_index(p: &Prop) -> usize {
 /// Splits saved Automerge bytes into their chunks: (chunk type, the whole chunk). Each chunk is
 /// the magic bytes, a 4-byte checksum, a type byte (0 document, 1 change, 2 compressed change),
 /// a LEB128 length and that many bytes.
+/// The changes in `bytes` (saved chunks): a whole document's, rebuilt from its operations.
+fn changes_of(id: &str, bytes: &[u8]) -> Result<Vec<automerge::Change>> {
+    let err = |source: automerge::AutomergeError| Error::Automerge { doc: id.to_string(), source: Box::new(source) };
+    let mut changes = Vec::new();
+    for (kind, piece) in split_chunks(bytes).map_err(|why| Error::Malformed { doc: id.to_string(), why })? {
+        if kind == 0 {
+            let whole = unpanicked(id, || AutoCommit::load(piece))?.map_err(err)?;
+            changes.extend(changes_rebuilt(id, whole)?);
+        } else {
+            changes.push(
+                automerge::Change::from_bytes(piece.to_vec()).map_err(|e| Error::Malformed {
+                    doc: id.to_string(),
+                    why: format!("a change does not parse: {e}"),
+                })?,
+            );
+        }
+    }
+    Ok(changes)
+}
+
+/// Every change of `whole`, rebuilt from its operations.
+fn changes_rebuilt(id: &str, mut whole: AutoCommit) -> Result<Vec<automerge::Change>> {
+    unpanicked(id, || whole.get_changes(&[]))
+}
+
+/// `f`, reading bytes from elsewhere with Automerge, which panics on some documents it cannot
+/// read (a saved document whose operations name, as overwriting them, operations elsewhere,
+/// rebuilds as two operations in one place): refused as malformed, not taking the hub down.
+fn unpanicked<T>(id: &str, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|_| Error::Malformed { doc: id.to_string(), why: "Automerge cannot read it (it panics)".into() })
+}
+
+/// `whole`, a document that arrived as one whole save, as its changes alone make it. Automerge
+/// loads a saved document's operations as they were saved, with which values each one
+/// overwrites, and rebuilds its changes (and their hashes, which signatures cover) from the
+/// overwrites it can place at their own keys only: a forger can so save, under honest changes
+/// and their signatures, a value marked overwritten from elsewhere (a movement gone, a
+/// check-in's time hidden) that no change removed. Applied again from its changes, the
+/// document holds what they say, and nothing else.
+pub fn rebuilt(id: &str, whole: AutoCommit) -> Result<AutoCommit> {
+    let changes = changes_rebuilt(id, whole)?;
+    let mut doc = AutoCommit::new();
+    doc.apply_changes(changes).map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
+    Ok(doc)
+}
+
 fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<(u8, &[u8])>, String> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut out = Vec::new();

@@ -1157,13 +1157,16 @@ fn a_check_out_or_a_follow_up_done_written_once_where_it_was_open_is_no_rewrite(
         Some((_, ObjId::Id(counter, actor, _))) => automerge::legacy::OpId(counter, actor),
         other => panic!("{other:?}"),
     };
-    for pred in [vec![], vec![opened]] {
+    // (Naming the open value, which its writer saw overwritten, is a forged predecessor.)
+    let forged =
+        "holds a change that overwrites a value its writer did not see at that place (its predecessors were forged)";
+    for (pred, verdict) in [(vec![], ("c1", "changed (checked_out)")), (vec![opened], ("d", forged))] {
         let mut change = honest.clone();
         change.operations[0].pred = pred.clone().into();
         let bytes = automerge::Change::from(change).raw_bytes().to_vec();
         let mut d = b.fork(b"m");
         d.apply_checked(&bytes).unwrap();
-        assert_eq!(rewrite(&mut d, &closed), Some(("c1".into(), "changed (checked_out)".into())), "pred {pred:?}");
+        assert_eq!(rewrite(&mut d, &closed), Some((verdict.0.into(), verdict.1.into())), "pred {pred:?}");
     }
 }
 
@@ -1227,4 +1230,108 @@ fn a_change_closes_few_records_in_the_records_themselves() {
         let verdict = b.rewrite_since(&made, fixed).unwrap();
         assert_eq!(verdict.is_some(), refused, "{closed} closings in one change: {verdict:?}");
     }
+}
+
+/// A write into an editable record that also names, as a predecessor, a value of a record that
+/// is never changed, in a batch that writes where that value lies (a first close of a check-in,
+/// or a new record at the root). Automerge applies the predecessor where it meets it, hiding the
+/// value, and rebuilds the change without it: as a change, it is refused as forged.
+#[test]
+fn a_write_that_names_a_value_elsewhere_is_refused_as_forged() {
+    use automerge::legacy::OpId;
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let late = Timestamp::parse("2026-12-08T08:00:00Z").unwrap();
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("i1", "Water")).unwrap();
+    let mut c = record("c1", CheckIn { volunteer: "v1".into(), checked_in: late, ..Default::default() });
+    c.meta.created_at = late;
+    a.create(&c).unwrap();
+    let movement = Movement { item: "i1".into(), place: "p1".into(), quantity: 100, ..Default::default() };
+    a.create(&record("m1", movement)).unwrap();
+    a.commit(&author("a", 1));
+    let made = a.heads();
+    let id_of = |d: &mut Doc, obj: &ObjId, key: &str| match d.automerge().get(obj, key).unwrap() {
+        Some((_, ObjId::Id(counter, actor, _))) => OpId(counter, actor),
+        other => panic!("{key}: {other:?}"),
+    };
+    let c1 = a.record_obj(&"c1".into()).unwrap().unwrap();
+    let i1 = a.record_obj(&"i1".into()).unwrap().unwrap();
+    let checked_in = id_of(&mut a, &c1, "checked_in");
+    let m1 = id_of(&mut a, &ROOT, "m1");
+    let read = |d: &mut Doc, id: &str| d.get(&id.into()).ok().flatten().map(|r| serde_json::to_value(r.body).unwrap());
+    // Each: what else the change writes, the value it hides, and the record that loses it.
+    type Also = fn(&mut Doc, &ObjId);
+    let close: Also = |d, c1| d.automerge().put(c1, "checked_out", "2026-12-08T12:00:00Z").unwrap();
+    let new_record: Also = |d, _| d.create(&item("i2", "Tents")).unwrap();
+    for (also, victim, hidden) in [(close, checked_in, "c1"), (new_record, m1, "m1")] {
+        let mut b = a.fork(b"b");
+        also(&mut b, &c1);
+        b.automerge().put(&i1, "name", "Still water").unwrap();
+        b.commit(&author("b", 2));
+        let honest = b.changes_after(&made).remove(0);
+        let mut change = honest.decode();
+        let put =
+            change.operations.iter_mut().find(|op| op.action == automerge::legacy::OpType::Put("Still water".into()));
+        let put = put.expect("the write into the item");
+        put.pred = put.pred.iter().cloned().chain([victim.clone()]).collect::<Vec<_>>().into();
+        let forged = automerge::Change::from(change);
+        let want = read(&mut b, hidden);
+        assert!(want.is_some());
+        let mut d = a.fork(b"c");
+        d.apply_checked(forged.raw_bytes()).unwrap();
+        assert_ne!(read(&mut d, hidden), want, "{hidden}: Automerge applied the predecessor where it met it");
+        let verdict = d.rewrite_since(&made, fixed).unwrap().expect("refused");
+        assert!(verdict.what.contains("its predecessors were forged"), "{verdict:?}");
+        // The same change as made: taken.
+        let mut e = a.fork(b"e");
+        e.apply_checked(honest.raw_bytes()).unwrap();
+        assert_eq!(e.rewrite_since(&made, fixed).unwrap(), None);
+        assert_eq!(read(&mut e, hidden), want);
+    }
+}
+
+/// Saved whole by hand under honest changes' hashes (the forger's own, or any member's honest
+/// changes, signatures and all), a movement marked overwritten from elsewhere: Automerge loads
+/// it with the movement gone, and no change says so. Every way a whole document comes in takes
+/// it as its changes make it, the movement there.
+#[test]
+fn a_document_saved_by_hand_is_taken_as_its_changes_make_it() {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let forged = crate::fuzzing::saved_by_hand("d", [b"a", b"b", b"c"]);
+    let (crafted, hidden) = (&forged.bytes, forged.hidden);
+    let heads = vec![forged.changes[1].hash()];
+    let mut honest = Doc::new("d", b"e");
+    for c in &forged.changes {
+        honest.apply_checked(c.raw_bytes()).unwrap();
+    }
+    let read = |d: &mut Doc| d.get(&hidden.into()).ok().flatten().map(|r| serde_json::to_value(r.body).unwrap());
+    let want = read(&mut honest);
+    assert!(want.is_some());
+    // Loaded as saved: the movement is gone.
+    let mut loaded = Doc::arrived("d", AutoCommit::load(crafted).unwrap());
+    assert_eq!(loaded.heads(), heads);
+    assert_eq!(read(&mut loaded), None, "loaded as saved");
+    // Taken as its changes make it: whole (a bundle's, a welcome's, a sync message's), ...
+    let mut whole = Doc::arrived("d", rebuilt("d", AutoCommit::load(crafted).unwrap()).unwrap());
+    assert_eq!(whole.heads(), heads);
+    assert_eq!(read(&mut whole), want, "rebuilt");
+    assert_eq!(whole.rewrite_since(&[], fixed).unwrap(), None);
+    // ... applied into a document that holds nothing, ...
+    let mut applied = Doc::new("d", b"f");
+    applied.apply(crafted).unwrap();
+    assert_eq!(read(&mut applied), want, "applied");
+    let mut checked = Doc::new("d", b"f");
+    checked.apply_checked(crafted).unwrap();
+    assert_eq!(read(&mut checked), want, "applied, checked");
+    // ... or in a sync message to it.
+    let mut received = Doc::new("d", b"f");
+    let mut msg = automerge::sync::SyncDoc::generate_sync_message(
+        &received.automerge().sync(),
+        &mut automerge::sync::State::new(),
+    )
+    .unwrap();
+    msg.heads = heads;
+    msg.changes = vec![crafted.clone()].into();
+    received.receive(&mut automerge::sync::State::new(), msg).unwrap();
+    assert_eq!(read(&mut received), want, "received");
 }

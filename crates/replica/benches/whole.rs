@@ -1,0 +1,54 @@
+//! What taking a whole document costs, for a document of long history: 2,500 items made ten a
+//! change, then 20,000 edits one a change (each renames an item and rewrites its notes), as a
+//! hub's own coordinators make them. Prints, for its saved bytes: Automerge's load; the load,
+//! rebuilt from its changes as a hub takes a document from elsewhere
+//! (`aidmesh_replica::rebuilt`); and the check for rewritten records from nothing
+//! (`Doc::rewrite_since`), which a hub runs on every document it takes whole.
+//!
+//! `cargo bench -p aidmesh-replica --bench whole` (`AIDMESH_BENCH_EDITS` edits, default 20,000).
+
+use std::time::Instant;
+
+use aidmesh_model::{Body, Item, Kind, Meta, Record, Timestamp};
+use aidmesh_replica::{rebuilt, Author, Doc};
+use automerge::AutoCommit;
+
+fn main() {
+    let edits: usize = std::env::var("AIDMESH_BENCH_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let item = |i: usize, name: String, notes: String| {
+        let body = Body::Item(Item { name, unit: "box".into(), notes, ..Default::default() });
+        let meta = Meta {
+            id: format!("i{i}").as_str().into(),
+            kind: body.kind(),
+            created_hub: "a".into(),
+            created_by: "fox".into(),
+            created_at: Timestamp::from_millis(1),
+        };
+        Record { meta, body }
+    };
+    let author = |n: usize| Author { hub: "a".into(), handle: "fox".into(), at: Timestamp::from_millis(n as i64) };
+    let mut doc = Doc::new("items", b"bench");
+    for i in 0..2_500 {
+        doc.create(&item(i, format!("item {i}"), "keep dry".into())).expect("made");
+        if i % 10 == 9 {
+            doc.commit(&author(i));
+        }
+    }
+    for e in 0..edits {
+        doc.update(&item(e % 2_500, format!("item {e}, renamed"), format!("note {e}"))).expect("written");
+        doc.commit(&author(e));
+    }
+    let bytes = doc.save();
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    println!("document: 2,500 items, {} changes, {} bytes saved", edits + 250, bytes.len());
+    let t = Instant::now();
+    let loaded = AutoCommit::load(&bytes).expect("loads");
+    println!("load:                      {:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let whole = rebuilt("items", loaded).expect("rebuilds");
+    println!("rebuilt from its changes: +{:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let verdict = Doc::arrived("items", whole).rewrite_since(&[], fixed).expect("checked");
+    println!("rewrite check from nothing: {:>7.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    assert!(verdict.is_none());
+}
