@@ -9,7 +9,8 @@
 //! - even: bytes a peer sends for the document, a chunk of changes or a whole document, taken
 //!   as a hub takes them (a save as a merge does, else a chunk as a bundle's is);
 //! - odd: a program of edits, four bytes a step, that two hubs make apart from the document
-//!   through Automerge's own API (so every change is well formed and checked by the rules, not
+//!   through Automerge's own API (a text is edited in place, replacing a character, or made),
+//!   so every change is well formed and checked by the rules, not
 //!   by Automerge's parser); the receiving hub then takes both.
 //!
 //! Whatever the input, nothing panics; for a program, two properties hold, or it panics:
@@ -17,7 +18,7 @@
 //! no rewrite is found, every record that is never changed reads as it did, but for its closing
 //! field set from open to a value that closes it.
 
-use automerge::{transaction::Transactable, ObjType, ScalarValue, ROOT};
+use automerge::{transaction::Transactable, ObjType, ReadDoc, ScalarValue, ROOT};
 
 use crate::{Author, AutoCommit, Doc, Kind, Record, Timestamp};
 
@@ -84,7 +85,13 @@ fn run_program(program: &[u8]) -> bool {
             2 => am.put(&obj, field, ScalarValue::Null),
             3 => am.put(&obj, field, i64::from(act)),
             4 => am.delete(&obj, field),
-            5 => am.put_object(&obj, field, ObjType::Text).and_then(|t| am.splice_text(&t, 0, 0, "x")),
+            // A text edited where it is (a character replaced), else made.
+            5 => match am.get(&obj, field) {
+                Ok(Some((automerge::Value::Object(ObjType::Text), t))) if am.length(&t) > 0 => {
+                    am.splice_text(&t, usize::from(hour) % am.length(&t), 1, "y")
+                }
+                _ => am.put_object(&obj, field, ObjType::Text).and_then(|t| am.splice_text(&t, 0, 0, "x")),
+            },
             6 => am.put(ROOT, id, "a value in a record's place"),
             _ => {
                 d.commit(&author(n));
@@ -224,7 +231,6 @@ pub struct HandSaved {
 /// without the mark: the save goes under the honest rename's hash (a third run saves it).
 pub fn saved_by_hand(id: &str, runs: [&[u8]; 3]) -> HandSaved {
     use aidmesh_model::{Body, CheckIn, Item, Meta, Movement};
-    use automerge::ReadDoc;
     let at = Timestamp::parse("2026-12-08T08:00:00Z").expect("a time");
     let record = |id: &str, body: Body| Record {
         meta: Meta {

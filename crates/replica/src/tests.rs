@@ -902,7 +902,8 @@ proptest! {
 }
 
 /// The seed corpus of the `change_ingest` fuzz target (in `crates/mesh/fuzz`), made from
-/// [`fuzz_doc`]: a new record, an edit, a rewrite of the movement, and whole documents (run with
+/// [`fuzz_doc`]: a new record, an edit, a rewrite of the movement, whole documents (one saved by
+/// hand), and programs (run with
 /// AIDMESH_WRITE_CORPUS=1 to refresh it). Each seed does what it says to [`feed_changes`].
 #[test]
 fn change_ingest_seeds_are_current() {
@@ -943,6 +944,10 @@ fn change_ingest_seeds_are_current() {
     grown.create(&item("i3", "Water")).unwrap();
     grown.commit(&author("b", 3));
     seeds.push(("whole-grown", grown.save(), true));
+    // A document saved by hand with a movement marked overwritten (its own records clash with
+    // the seed's, made again with other content: refused).
+    let hand = fuzzing::saved_by_hand("fuzz", [b"fuzz-a", b"fuzz-b", b"fuzz-c"]);
+    seeds.push(("whole-saved-by-hand", hand.bytes, false));
     // The bytes above go as they are (a first byte that is even); programs of edits two hubs
     // make apart follow (a first byte that is odd: four bytes a step, who, record, field, what;
     // see `fuzzing`): c1 checked out at noon by one hub, at one by the other (two closes, both
@@ -951,6 +956,8 @@ fn change_ingest_seeds_are_current() {
         seeds.into_iter().map(|(n, b, t)| (n, [&[0u8][..], &b].concat(), t)).collect();
     seeds.push(("program-close", vec![1, 0, 4, 0, 12, 1, 4, 0, 13, 0, 6, 1, 33], true));
     seeds.push(("program-rewrite", vec![1, 0, 1, 4, 96 + 5], false));
+    // The item's notes edited in place by one hub, and by the other.
+    seeds.push(("program-text", vec![1, 0, 0, 3, 160 + 3, 1, 0, 3, 160 + 5], true));
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mesh/fuzz/corpus/change_ingest");
     for (name, bytes, takes) in seeds {
         assert_eq!(feed_changes(&bytes), takes, "{name}");
