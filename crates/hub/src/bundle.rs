@@ -423,7 +423,7 @@ impl Hub {
                     // fails to load is; the hub goes on.
                     let door = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         if held {
-                            Door::of_bytes("bundle", data, sigs)
+                            Door::of_held_bytes("bundle", data, sigs)
                         } else {
                             Door::of_bytes_prepared(&info.doc, "bundle", data, sigs)
                         }

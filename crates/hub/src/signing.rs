@@ -24,6 +24,8 @@ pub(crate) struct Door {
     pub(crate) whole: Option<automerge::AutoCommit>,
     /// What was worked out of `whole` ahead ([`Door::prepared`]).
     pub(crate) ahead: Option<Result<Ahead>>,
+    /// The changes `whole` was rebuilt from, until they are checked ahead.
+    rebuilt_from: Vec<automerge::Change>,
 }
 
 /// What a hub works out of a whole document before it is needed (see `Replica::prepare`), for
@@ -42,7 +44,16 @@ impl Door {
     pub(crate) fn of_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
         let (changes, doc) =
             changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
-        Ok(Door { changes, sigs, whole: rebuilt(what, doc)?, ahead: None })
+        let (whole, rebuilt_from) = rebuilt(what, doc)?;
+        Ok(Door { changes, sigs, whole, ahead: None, rebuilt_from })
+    }
+
+    /// [`Door::of_bytes`] for a document the hub holds already: never taken whole, so not
+    /// rebuilt whole either (its changes are applied to what the hub holds).
+    pub(crate) fn of_held_bytes(what: &'static str, bytes: &[u8], sigs: Vec<ChangeSig>) -> Result<Door> {
+        let (changes, _) =
+            changes::changes_in_keeping(bytes).map_err(|e| Error::Malformed { format: what, why: e.to_string() })?;
+        Ok(Door { changes, sigs, whole: None, ahead: None, rebuilt_from: Vec::new() })
     }
 
     /// The door for a sync message, with a whole document in it already checked for rewritten
@@ -72,7 +83,10 @@ impl Door {
     fn work_ahead(&mut self, doc_id: &str) {
         let Some(whole) = self.whole.take() else { return };
         let mut doc = Doc::arrived(doc_id, whole);
-        let ahead = doc.rewrite_since(&[], crate::write::append_only).map_err(Error::from).map(|rewrite| {
+        let changes = std::mem::take(&mut self.rebuilt_from);
+        let ahead = doc.rewrite_of_rebuilt(&changes, crate::write::append_only);
+        drop(changes);
+        let ahead = ahead.map_err(Error::from).map(|rewrite| {
             let rows = match rewrite {
                 Some(_) => Ok(Vec::new()),
                 None => {
@@ -98,21 +112,28 @@ impl Door {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
                 all.then_some(doc)
             });
-            return Ok(Door { changes, sigs: sigs.to_vec(), whole: rebuilt("sync message", whole)?, ahead: None });
+            let (whole, rebuilt_from) = rebuilt("sync message", whole)?;
+            return Ok(Door { changes, sigs: sigs.to_vec(), whole, ahead: None, rebuilt_from });
         }
         let mut changes = Vec::new();
         for c in chunks {
             changes.extend(changes::changes_in(c).map_err(bad)?);
         }
-        Ok(Door { changes, sigs: sigs.to_vec(), whole: None, ahead: None })
+        Ok(Door { changes, sigs: sigs.to_vec(), whole: None, ahead: None, rebuilt_from: Vec::new() })
     }
 }
 
 /// A whole document that arrived, as its changes alone make it ([`aidmesh_replica::rebuilt`]):
 /// never as the operations it was saved with.
-fn rebuilt(what: &'static str, whole: Option<automerge::AutoCommit>) -> Result<Option<automerge::AutoCommit>> {
-    let rebuilt = whole.map(|w| aidmesh_replica::rebuilt(what, w));
-    rebuilt.transpose().map_err(|e| Error::Malformed { format: what, why: e.to_string() })
+fn rebuilt(
+    what: &'static str,
+    whole: Option<automerge::AutoCommit>,
+) -> Result<(Option<automerge::AutoCommit>, Vec<automerge::Change>)> {
+    match whole.map(|w| aidmesh_replica::rebuilt(what, w)).transpose() {
+        Ok(Some((doc, changes))) => Ok((Some(doc), changes)),
+        Ok(None) => Ok((None, Vec::new())),
+        Err(e) => Err(Error::Malformed { format: what, why: e.to_string() }),
+    }
 }
 
 /// A change just committed, to sign ([`Hub::own_tip`]).

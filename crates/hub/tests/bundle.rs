@@ -669,18 +669,39 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
     automerge::transaction::Transactable::put(doc.automerge(), automerge::ROOT, "zzz", "a value at the root").unwrap();
     let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
     doc.commit(&author).unwrap();
-    let mut change = doc.changes_after(&heads).remove(0).decode();
-    change.operations[0].pred = vec![victim].into();
-    let forged = automerge::Change::from(change);
-    let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, forged.hash().0);
-    let info = info_of(&export);
-    let stick = forged_bundle_with(&b, vec![], &[(info, forged.raw_bytes().to_vec(), vec![sig])]);
+    let honest = doc.changes_after(&heads).remove(0).decode();
     let level = |h: &Hub| h.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).sum::<i64>();
-    let e = a.hub.import_bundle(&stick).unwrap_err();
-    assert_eq!(e.code(), "tampered", "{e}");
-    assert!(e.to_string().contains("does not rebuild as it was made"), "{e}");
-    assert!(a.hub.get(&m).is_ok(), "the movement is still there");
-    assert_eq!(level(&a.hub), 100, "and counts");
+    // Each: the forgery, the error's code and what it says. The last two make Automerge panic
+    // as it applies them (an operation into an object that does not exist, a predecessor made
+    // by an actor it never saw): refused, and the hub goes on.
+    type Forge = Box<dyn Fn(&mut automerge::legacy::Op)>;
+    let stranger = automerge::ActorId::from([9u8; 40].as_slice());
+    let own = automerge::ActorId::from(actor.as_slice());
+    let forgeries: [(Forge, &str, &str); 3] = [
+        (Box::new(move |op| op.pred = vec![victim.clone()].into()), "tampered", "does not rebuild as it was made"),
+        (
+            Box::new(move |op| op.obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId(999_999, own.clone()))),
+            "replica",
+            "Automerge cannot read it",
+        ),
+        (
+            Box::new(move |op| op.pred = vec![automerge::legacy::OpId(1, stranger.clone())].into()),
+            "replica",
+            "Automerge cannot read it",
+        ),
+    ];
+    for (forge, code, says) in forgeries {
+        let mut change = honest.clone();
+        forge(&mut change.operations[0]);
+        let forged = automerge::Change::from(change);
+        let sig = ChangeSig::sign(&b.hub.identity(), &export.doc, forged.hash().0);
+        let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), forged.raw_bytes().to_vec(), vec![sig])]);
+        let e = a.hub.import_bundle(&stick).unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert!(a.hub.get(&m).is_ok(), "the movement is still there");
+        assert_eq!(level(&a.hub), 100, "and counts");
+    }
     // The refusal is listed for people to see, with the bundle it came in.
     let refused = a.hub.authority().unwrap().refused;
     assert!(

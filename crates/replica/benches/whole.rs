@@ -2,8 +2,9 @@
 //! change, then 20,000 edits one a change (each renames an item and rewrites its notes), as a
 //! hub's own coordinators make them. Prints, for its saved bytes: Automerge's load; the load,
 //! rebuilt from its changes as a hub takes a document from elsewhere
-//! (`aidmesh_replica::rebuilt`); and the check for rewritten records from nothing
-//! (`Doc::rewrite_since`), which a hub runs on every document it takes whole.
+//! (`aidmesh_replica::rebuilt`); and the check for rewritten records from nothing, given the
+//! changes it was rebuilt from (`Doc::rewrite_of_rebuilt`), which a hub runs on every document
+//! it takes whole.
 //!
 //! `cargo bench -p aidmesh-replica --bench whole` (`AIDMESH_BENCH_EDITS` edits, default 20,000).
 
@@ -45,10 +46,10 @@ fn main() {
     let loaded = AutoCommit::load(&bytes).expect("loads");
     println!("load:                      {:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let t = Instant::now();
-    let whole = rebuilt("items", loaded).expect("rebuilds");
+    let (whole, changes) = rebuilt("items", loaded).expect("rebuilds");
     println!("rebuilt from its changes: +{:>8.0} ms", t.elapsed().as_secs_f64() * 1e3);
     let t = Instant::now();
-    let verdict = Doc::arrived("items", whole).rewrite_since(&[], fixed).expect("checked");
+    let verdict = Doc::arrived("items", whole).rewrite_of_rebuilt(&changes, fixed).expect("checked");
     println!("rewrite check from nothing: {:>7.0} ms", t.elapsed().as_secs_f64() * 1e3);
     assert!(verdict.is_none());
 }

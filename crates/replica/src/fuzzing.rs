@@ -53,7 +53,7 @@ fn take_bytes(data: &[u8]) -> bool {
         let _ = doc.get_counted(&id);
     }
     // As a hub takes a whole document: as its changes make it.
-    if let Ok(Ok(whole)) = AutoCommit::load(data).map(|w| crate::rebuilt("fuzz", w)) {
+    if let Ok(Ok((whole, _))) = AutoCommit::load(data).map(|w| crate::rebuilt("fuzz", w)) {
         let mut d = Doc::arrived("fuzz", whole);
         if let Ok(None) = d.rewrite_since(&[], fixed) {
             for id in d.touched_since(&[]) {
@@ -109,7 +109,7 @@ fn run_program(program: &[u8]) -> bool {
     let verdict = held.rewrite_since(&start, fixed).ok();
     // A hub new to the document, taking it whole, reaches the same verdict.
     let whole = crate::rebuilt("fuzz", AutoCommit::load(&held.save()).expect("a save loads"));
-    let mut whole = Doc::arrived("fuzz", whole.expect("an honest save rebuilds"));
+    let mut whole = Doc::arrived("fuzz", whole.expect("an honest save rebuilds").0);
     let anew = whole.rewrite_since(&[], fixed).ok();
     assert_eq!(
         verdict.as_ref().map(Option::is_some),

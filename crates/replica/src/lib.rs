@@ -245,7 +245,8 @@ impl Doc {
             }
             msg.changes = changes.into();
         }
-        let received = self.doc.sync().receive_sync_message(state, msg);
+        let doc = &mut self.doc;
+        let received = unpanicked(&self.id, || doc.sync().receive_sync_message(state, msg))?;
         received.map_err(|e| self.err(e))
     }
 
@@ -577,7 +578,8 @@ impl Doc {
     fn take_in(&mut self, bytes: &[u8]) -> Result<()> {
         if self.doc.document().is_empty() {
             let changes = changes_of(&self.id, bytes)?;
-            self.doc.apply_changes(changes).map_err(|e| self.err(e))
+            let doc = &mut self.doc;
+            unpanicked(&self.id, || doc.apply_changes(changes))?.map_err(|e| self.err(e))
         } else {
             // (A whole document among them is loaded, then its changes applied.)
             let doc = &mut self.doc;
@@ -823,16 +825,24 @@ impl Doc {
         }
     }
 
-    /// Whether the predecessor `pred` of `op` (of `change`), made before this batch, is a value
-    /// at `op`'s own place as its writer saw the document (at the change's dependencies): at
-    /// its key in a map, at its element in a list or a text.
+    /// Whether the predecessor `pred` of `op` (of change number `ci`), made before this batch, is
+    /// a value at `op`'s own place as its writer saw the document (at the change's
+    /// dependencies): at its key in a map; in its list or text (any element: a write elsewhere in
+    /// one list or text changes nothing outside it). A list's or text's values at a change's
+    /// dependencies are read once (`lists`): each element read apart scans the object, and a
+    /// change deleting a long text names every character.
     fn held_at_own_place(
         &self,
         change: &automerge::Change,
+        ci: usize,
         op: &automerge::legacy::Op,
         pred: &automerge::legacy::OpId,
+        lists: &mut std::collections::HashMap<
+            (usize, automerge::legacy::ObjectId),
+            std::collections::HashSet<automerge::legacy::OpId>,
+        >,
     ) -> bool {
-        use automerge::legacy::{ElementId, Key, ObjectId};
+        use automerge::legacy::{ElementId, Key, ObjectId, OpId};
         let obj = match &op.obj {
             ObjectId::Root => ROOT,
             ObjectId::Id(o) => match self.doc.import_obj(&format!("{}@{}", o.0, o.1)) {
@@ -841,20 +851,31 @@ impl Doc {
             },
         };
         let deps = change.deps();
-        let held = match &op.key {
-            Key::Map(k) => self.doc.get_all_at(&obj, k.as_str(), deps),
-            Key::Seq(ElementId::Id(e)) => {
-                let Ok(cursor) = automerge::Cursor::try_from(format!("{}@{}", e.0, e.1)) else { return false };
-                match self.doc.get_cursor_position(&obj, &cursor, Some(deps)) {
-                    Ok(at) => self.doc.get_all_at(&obj, at, deps),
-                    Err(_) => return false,
-                }
-            }
-            Key::Seq(ElementId::Head) => return false,
+        let id_of = |id: &ObjId| match id {
+            ObjId::Id(c, a, _) => Some(OpId(*c, a.clone())),
+            ObjId::Root => None,
         };
-        held.is_ok_and(|held| {
-            held.iter().any(|(_, id)| matches!(id, ObjId::Id(c, a, _) if *c == pred.0 && *a == pred.1))
-        })
+        match &op.key {
+            Key::Map(k) => self
+                .doc
+                .get_all_at(&obj, k.as_str(), deps)
+                .is_ok_and(|held| held.iter().any(|(_, id)| id_of(id).as_ref() == Some(pred))),
+            Key::Seq(ElementId::Id(_)) => {
+                let held = lists.entry((ci, op.obj.clone())).or_insert_with(|| {
+                    let mut held = std::collections::HashSet::new();
+                    for item in self.doc.list_range_at(&obj, .., deps) {
+                        let all = match item.conflict {
+                            true => self.doc.get_all_at(&obj, item.index, deps).unwrap_or_default(),
+                            false => vec![(Value::Scalar(std::borrow::Cow::Owned(ScalarValue::Null)), item.id())],
+                        };
+                        held.extend(all.iter().filter_map(|(_, id)| id_of(id)));
+                    }
+                    held
+                });
+                held.contains(pred)
+            }
+            Key::Seq(ElementId::Head) => false,
+        }
     }
 
     /// Whether `op` (of `change`) closes `record`: it sets its closing `field` to a value of the
@@ -932,6 +953,29 @@ impl Doc {
         if let Some(c) = changes.iter().find(|c| self.doc.document().get_change_meta_by_hash(&c.hash()).is_none()) {
             return Ok(Some(self.forged(c.actor_id().to_bytes().to_vec())));
         }
+        self.rewrite_in(before, &changes, fixed)
+    }
+
+    /// [`Doc::rewrite_since`] from nothing, for a document [`rebuilt`] from `changes` (which it
+    /// would rebuild again).
+    pub fn rewrite_of_rebuilt(
+        &mut self,
+        changes: &[automerge::Change],
+        fixed: impl Fn(&str) -> bool,
+    ) -> Result<Option<Rewrite>> {
+        self.rewrite_in(&[], changes, fixed)
+    }
+
+    /// [`Doc::rewrite_since`] for `changes`, the changes after `before`, each held as made.
+    fn rewrite_in(
+        &mut self,
+        before: &[ChangeHash],
+        changes: &[automerge::Change],
+        fixed: impl Fn(&str) -> bool,
+    ) -> Result<Option<Rewrite>> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
         // Which of these changes made an operation (counter, actor), if one did: each actor's
         // changes by their first operation, so that a long history is searched, not scanned.
         let mut by_actor: std::collections::HashMap<&ActorId, Vec<(u64, u64, usize)>> = Default::default();
@@ -992,13 +1036,19 @@ impl Doc {
         };
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
         // Where each operation of these changes lies (its object, and its key there; an
-        // insertion lies at the element it makes), to check the predecessors named after it.
+        // insertion lies at the element it makes), to check the predecessors named after it;
+        // the values of lists and texts at a change's dependencies (`held_at_own_place`). Not
+        // for a whole document (from nothing): a hub takes one only as its changes make it
+        // ([`rebuilt`]), and changes Automerge rebuilds from a document's operations name only
+        // predecessors at their own places (it gathers them place by place).
+        let mut lists = std::collections::HashMap::new();
         let mut places: std::collections::HashMap<
             automerge::legacy::OpId,
             (automerge::legacy::ObjectId, automerge::legacy::Key),
         > = Default::default();
         // Where each object written into lies ([`Placed`]).
         let mut objects = std::collections::HashMap::new();
+        let whole = before.is_empty();
         for (ci, change) in changes.iter().enumerate() {
             let actor = change.actor_id().to_bytes().to_vec();
             let mut closings = 0;
@@ -1010,10 +1060,10 @@ impl Doc {
                 // writes into, not only at the operation's own place; an honest hub names only
                 // values it saw there. A forged one could hide a value of a fixed record from a
                 // write elsewhere, and rebuild as it was made.
-                for p in op.pred.iter() {
+                for p in op.pred.iter().filter(|_| !whole) {
                     let own = match places.get(p) {
                         Some(at) => *at == (op.obj.clone(), op.key.clone()),
-                        None => made_by(p.0, &p.1).is_none() && self.held_at_own_place(change, &op, p),
+                        None => made_by(p.0, &p.1).is_none() && self.held_at_own_place(change, ci, &op, p, &mut lists),
                     };
                     if op.insert || !own {
                         let what = "holds a change that overwrites a value its writer did not see at that place (its predecessors were forged)";
@@ -1028,8 +1078,10 @@ impl Doc {
                     let placed = self.placed_new(&mut objects, &op, &id);
                     objects.insert(id.clone(), placed);
                 }
-                let key = if op.insert { Key::Seq(ElementId::Id(id.clone())) } else { op.key.clone() };
-                places.insert(id, (op.obj.clone(), key));
+                if !whole {
+                    let key = if op.insert { Key::Seq(ElementId::Id(id.clone())) } else { op.key.clone() };
+                    places.insert(id, (op.obj.clone(), key));
+                }
                 match &op.obj {
                     automerge::legacy::ObjectId::Root => {
                         let automerge::legacy::Key::Map(id) = &op.key else { continue };
@@ -1484,9 +1536,11 @@ fn changes_rebuilt(id: &str, mut whole: AutoCommit) -> Result<Vec<automerge::Cha
     unpanicked(id, || whole.get_changes(&[]))
 }
 
-/// `f`, reading bytes from elsewhere with Automerge, which panics on some documents it cannot
-/// read (a saved document whose operations name, as overwriting them, operations elsewhere,
-/// rebuilds as two operations in one place): refused as malformed, not taking the hub down.
+/// `f`, reading or applying bytes from elsewhere with Automerge, which panics on some it cannot
+/// take (a saved document in which an operation is overwritten by one elsewhere can rebuild as
+/// two operations in one place; an operation into an object that does not exist): refused as
+/// malformed, not taking the hub down (the hub drops what it holds in memory of a document whose
+/// message was refused).
 fn unpanicked<T>(id: &str, f: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .map_err(|_| Error::Malformed { doc: id.to_string(), why: "Automerge cannot read it (it panics)".into() })
@@ -1496,14 +1550,21 @@ fn unpanicked<T>(id: &str, f: impl FnOnce() -> T) -> Result<T> {
 /// loads a saved document's operations as they were saved, with which values each one
 /// overwrites, and rebuilds its changes (and their hashes, which signatures cover) from the
 /// overwrites it can place at their own keys only: a forger can so save, under honest changes
-/// and their signatures, a value marked overwritten from elsewhere (a movement gone, a
-/// check-in's time hidden) that no change removed. Applied again from its changes, the
-/// document holds what they say, and nothing else.
-pub fn rebuilt(id: &str, whole: AutoCommit) -> Result<AutoCommit> {
+/// and their signatures, a value marked overwritten from elsewhere (a movement gone), that no
+/// change removed. Applied again from its changes, the document holds what they say, and
+/// nothing else. Returns the document and its changes (for [`Doc::rewrite_of_rebuilt`]).
+pub fn rebuilt(id: &str, mut whole: AutoCommit) -> Result<(AutoCommit, Vec<automerge::Change>)> {
+    let heads = whole.get_heads();
     let changes = changes_rebuilt(id, whole)?;
     let mut doc = AutoCommit::new();
-    doc.apply_changes(changes).map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
-    Ok(doc)
+    unpanicked(id, || doc.apply_changes(changes.iter().cloned()))?
+        .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
+    // (What signatures were checked against is the loaded document's changes.)
+    if doc.get_heads() != heads {
+        let why = "applied again from its changes, it is another document".to_string();
+        return Err(Error::Malformed { doc: id.to_string(), why });
+    }
+    Ok((doc, changes))
 }
 
 fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<(u8, &[u8])>, String> {

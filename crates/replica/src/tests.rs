@@ -1319,7 +1319,9 @@ fn a_document_saved_by_hand_is_taken_as_its_changes_make_it() {
     assert_eq!(loaded.heads(), heads);
     assert_eq!(read(&mut loaded), None, "loaded as saved");
     // Taken as its changes make it: whole (a bundle's, a welcome's, a sync message's), ...
-    let mut whole = Doc::arrived("d", rebuilt("d", AutoCommit::load(crafted).unwrap()).unwrap());
+    let (whole, changes) = rebuilt("d", AutoCommit::load(crafted).unwrap()).unwrap();
+    let mut whole = Doc::arrived("d", whole);
+    assert_eq!(whole.rewrite_of_rebuilt(&changes, fixed).unwrap(), None);
     assert_eq!(whole.heads(), heads);
     assert_eq!(read(&mut whole), want, "rebuilt");
     assert_eq!(whole.rewrite_since(&[], fixed).unwrap(), None);
@@ -1341,4 +1343,104 @@ fn a_document_saved_by_hand_is_taken_as_its_changes_make_it() {
     msg.changes = vec![crafted.clone()].into();
     received.receive(&mut automerge::sync::State::new(), msg).unwrap();
     assert_eq!(read(&mut received), want, "received");
+}
+
+/// An honest edit, as a hub's coordinators make them through `Doc::update`, on an item or an
+/// after-action review: `what` picks the edit, `n` its text.
+fn honest_edit(d: &mut Doc, what: u8, n: u16) {
+    const WORDS: [&str; 6] = ["water", "eau fraîche", "агуа", "水", "🙂 ok", ""];
+    let word = |k: u16| WORDS[usize::from(k) % WORDS.len()];
+    let text = format!("{} {}", word(n), word(n / 7));
+    let id = if what.is_multiple_of(2) { "i1" } else { "a1" };
+    let mut r = d.get(&id.into()).unwrap().unwrap();
+    match &mut r.body {
+        Body::Item(x) if what.is_multiple_of(4) => x.name = text,
+        Body::Item(x) => x.notes = text,
+        Body::AfterAction(x) => match what % 5 {
+            0 => x.action_items.push(ActionItem { action: text, ..Default::default() }),
+            1 => {
+                if let Some(a) = x.action_items.get_mut(usize::from(n) % 3) {
+                    a.done = !a.done;
+                }
+            }
+            2 => {
+                if let Some(a) = x.action_items.get_mut(usize::from(n) % 3) {
+                    a.action = text;
+                }
+            }
+            3 => {
+                x.action_items.pop();
+            }
+            _ => x.worked = text,
+        },
+        _ => unreachable!(),
+    }
+    d.update(&r).unwrap();
+}
+
+proptest! {
+    /// Honest edits two hubs make apart (names, texts in any script, list items added, ticked,
+    /// rewritten, removed) are taken by a hub that held the document and by one that takes it
+    /// whole, and both read the same: no check refuses what honest hubs make.
+    #[test]
+    fn honest_edits_apart_are_taken_held_and_whole(steps in proptest::collection::vec((0..2usize, any::<u8>(), any::<u16>(), any::<bool>()), 0..24)) {
+        let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+        let mut held = Doc::new("d", b"a");
+        held.create(&item("i1", "Water")).unwrap();
+        let first = ActionItem { action: "more water".into(), ..Default::default() };
+        held.create(&record("a1", AfterAction { title: "Night 1".into(), action_items: vec![first.clone(), first], ..Default::default() })).unwrap();
+        held.commit(&author("a", 1));
+        let made = held.heads();
+        let mut hubs = [held.fork(b"b"), held.fork(b"c")];
+        for (who, what, n, commit) in steps {
+            honest_edit(&mut hubs[who], what, n);
+            if commit {
+                hubs[who].commit(&author("b", 2));
+            }
+        }
+        for h in &mut hubs {
+            h.commit(&author("b", 3));
+            held.merge(h).unwrap();
+        }
+        prop_assert_eq!(held.rewrite_since(&made, fixed).unwrap(), None);
+        let (whole, _) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
+        let mut whole = Doc::arrived("d", whole);
+        prop_assert_eq!(whole.rewrite_since(&[], fixed).unwrap(), None);
+        for id in ["i1", "a1"] {
+            prop_assert_eq!(whole.get(&id.into()).unwrap(), held.get(&id.into()).unwrap());
+        }
+    }
+}
+
+/// A change Automerge panics applying (an operation into an object that does not exist, or
+/// naming an actor it has never seen) is an error, however it comes: in a sync message, applied,
+/// or applied into a document that holds nothing.
+#[test]
+fn a_change_automerge_panics_on_is_an_error() {
+    use automerge::legacy::{ObjectId, OpId};
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("i1", "Water")).unwrap();
+    a.commit(&author("a", 1));
+    let made = a.heads();
+    let mut b = a.fork(b"b");
+    let i1 = b.record_obj(&"i1".into()).unwrap().unwrap();
+    b.automerge().put(&i1, "name", "Still water").unwrap();
+    b.commit(&author("b", 2));
+    let honest = b.changes_after(&made).remove(0).decode();
+    let nowhere = |op: &mut automerge::legacy::Op| op.obj = ObjectId::Id(OpId(999_999, ActorId::from(b"b".as_slice())));
+    let stranger = |op: &mut automerge::legacy::Op| op.pred = vec![OpId(1, ActorId::from(b"zz".as_slice()))].into();
+    for forge in [nowhere, stranger] {
+        let mut change = honest.clone();
+        forge(&mut change.operations[0]);
+        let bytes = automerge::Change::from(change).raw_bytes().to_vec();
+        let mut d = a.fork(b"c");
+        assert!(d.apply_checked(&bytes).is_err());
+        let mut d = a.fork(b"c");
+        let mut msg =
+            automerge::sync::SyncDoc::generate_sync_message(&d.automerge().sync(), &mut automerge::sync::State::new())
+                .unwrap();
+        msg.heads = vec![];
+        msg.changes = vec![bytes.clone()].into();
+        assert!(d.receive(&mut automerge::sync::State::new(), msg).is_err());
+    }
 }
