@@ -420,8 +420,10 @@ impl Replica for Hub {
                 if taken {
                     return Ok(d.receive_taken(&mut state, msg)?);
                 }
-                d.receive(&mut state, msg)
-                    .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })
+                d.receive(&mut state, msg).map_err(|e| match e {
+                    aidmesh_replica::Error::Panics { .. } => e.into(),
+                    e => crate::Error::Malformed { format: "sync message", why: e.to_string() },
+                })
             })
         });
         *state = cell.into_inner();

@@ -118,6 +118,11 @@ const PILED_UP: i64 = 64;
 /// command alone) never idles.
 const PILED_HIGH: i64 = 1024;
 
+/// How a refusal names changes that waited in a hub for earlier ones (from a bundle), which the
+/// refusal drops.
+const WAITED: &str =
+    " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped";
+
 impl Hub {
     /// Adds a record of `kind` from its fields, as the acting person, now.
     pub fn add(&mut self, kind: Kind, fields: Map<String, Value>) -> Result<Record> {
@@ -416,7 +421,29 @@ impl Hub {
                 // not loaded a second time (it is stored as this hub saves it, below: the
                 // bytes it came as may carry columns Automerge does not read).
                 let taken = whole.is_some_and(|w| doc.adopt(w));
-                (item.apply)(doc, taken)?;
+                // Changes that passed the door are signed by a member: ones Automerge cannot
+                // apply were made by hand to harm. They may be ones that waited here for what
+                // came now, kept with the document: those go, or every later message bringing
+                // what they wait for would be refused.
+                let panicked = |e: &Error| matches!(e, Error::Replica(aidmesh_replica::Error::Panics { .. }));
+                let unreadable = |waited: &str| {
+                    Error::Tampered(format!(
+                        "document {} holds changes signed by a member that Automerge cannot read (it panics){waited}",
+                        item.doc
+                    ))
+                };
+                if let Err(e) = (item.apply)(doc, taken) {
+                    if !panicked(&e) {
+                        return Err(e);
+                    }
+                    if had_waiting || queued {
+                        poisoned = Some(item.doc.to_string());
+                        return Err(unreadable(
+                            "; the changes of that document that waited in this hub (from a bundle) are dropped",
+                        ));
+                    }
+                    return Err(unreadable(""));
+                }
                 // Records that are never changed stay as they were: a change that writes into
                 // one another change made, or replaces or removes one, is refused with everything
                 // that came with it, before anything is stored. The verdict rests on the changes
@@ -432,7 +459,13 @@ impl Hub {
                 // so that a rewrite among them is not blamed on this sender.
                 let mid = doc.heads();
                 for chunk in &earlier {
-                    doc.apply_checked(chunk)?;
+                    match doc.apply_checked(chunk).map_err(Error::from) {
+                        Err(e) if panicked(&e) => {
+                            poisoned = Some(item.doc.to_string());
+                            return Err(unreadable(WAITED));
+                        }
+                        r => r?,
+                    }
                 }
                 let waited = if had_waiting { doc.rewrite_since(&mid, append_only)? } else { None };
                 if let Some(r) = rewrite {
@@ -447,10 +480,7 @@ impl Hub {
                     // They came in a bundle earlier: drop them (once what this call wrote is
                     // undone), so that honest changes go on.
                     poisoned = Some(item.doc.to_string());
-                    return Err(hub.tampered(
-                        &r,
-                        " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped",
-                    ));
+                    return Err(hub.tampered(&r, WAITED));
                 }
                 let (tips, vouchers) = hub.settle_tips(item.doc)?;
                 let doc = hub.doc(item.doc)?;
@@ -531,8 +561,18 @@ impl Hub {
             Ok(written)
         };
         // Nothing of a batch stays open past a refusal or a panic: every later write would be
-        // part of it.
-        let result = if batch { self.in_one_transaction(each) } else { each(self) };
+        // part of it. A panic (Automerge's, on a document a member made by hand) refuses what
+        // came like any refusal, so that nothing applied but unchecked stays in memory.
+        let taken = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if batch {
+                self.in_one_transaction(each)
+            } else {
+                each(self)
+            }
+        }));
+        let result = taken.unwrap_or_else(|_| {
+            Err(Error::Malformed { format: "document", why: "taking it in made the hub panic".into() })
+        });
         if let Some(doc) = poisoned {
             if let Err(e) = self.drop_waiting(&doc) {
                 tracing::error!(doc, error = %e, "cannot drop the waiting changes of a refused rewrite");

@@ -330,26 +330,28 @@ fn a_waiting_entry_refused_once_what_it_follows_arrives_is_forgotten_and_listed(
     assert!(refused.iter().any(|x| x.source == aidmesh_hub::LAPSED && x.reason.starts_with("10 more entries refused")));
 }
 
-/// Changes that no member hub's signature vouches for, sent by a member over real TLS: its own
-/// change unsigned, a change made in North's name, a change signed for another document, an
-/// outsider's signed change. Each ends the session, nothing of it is stored, and the refusal is
-/// listed with the hub that sent it; the same change, properly signed, is then taken.
+/// Forged changes sent by a member over real TLS: changes no member hub's signature vouches for
+/// (its own change unsigned, a change made in North's name, a change signed for another
+/// document, an outsider's signed change), and its own signed change that Automerge panics
+/// applying (a write into an object that does not exist). Each ends the session, nothing of it
+/// is stored, and the refusal is listed with the hub that sent it; the hub goes on, and the
+/// same document, properly signed, is then taken.
 #[test]
-fn changes_no_member_signed_end_the_session_and_nothing_is_stored() {
-    changes_no_member_signed("");
+fn forged_changes_end_the_session_and_nothing_is_stored() {
+    forged_changes("");
 }
 
 /// The same, with documents large enough that the receiving hub reads their changes and loads
 /// them ahead, off the hub, while it applies the frames before them.
 #[test]
-fn changes_no_member_signed_are_refused_when_read_ahead_too() {
+fn forged_changes_are_refused_when_read_ahead_too() {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let notes: String = (0..160_000).map(|_| rng.gen_range(b'a'..=b'z') as char).collect();
-    changes_no_member_signed(&notes);
+    forged_changes(&notes);
 }
 
-fn changes_no_member_signed(notes: &str) {
+fn forged_changes(notes: &str) {
     use aidmesh_mesh::changes::ChangeSig;
     use aidmesh_mesh::session::{DocInfo, PREPARE_FROM};
     use automerge::sync::{Message, MessageVersion};
@@ -387,6 +389,24 @@ fn changes_no_member_signed(notes: &str) {
     let north_key = *north.hub.identity().public().as_bytes();
     let (in_norths_name, h1) = as_actor(&north_key);
     let (outsiders, h2) = as_actor(outsider_identity.public().as_bytes());
+    // South's own change, signed by South, with its write aimed into an object that does not
+    // exist: Automerge panics applying it.
+    let into_nothing = {
+        let mut actor = south_identity.public().as_bytes().to_vec();
+        actor.extend([9; 8]);
+        let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+        let heads = doc.heads();
+        let mut rec = doc.records().0.pop().unwrap();
+        if let aidmesh_hub::model::Body::Item(i) = &mut rec.body {
+            i.name = "Saline".into();
+        }
+        doc.update(&rec).unwrap();
+        doc.commit(&aidmesh_replica::Author { hub: String::new(), handle: "x".into(), at: t0() }).unwrap();
+        let mut change = doc.changes_after(&heads).remove(0).decode();
+        let nowhere = automerge::legacy::OpId(999_999, automerge::ActorId::from(actor.as_slice()));
+        change.operations[0].obj = automerge::legacy::ObjectId::Id(nowhere);
+        automerge::Change::from(change)
+    };
     let cases: Vec<(&str, Vec<u8>, Vec<ChangeSig>, &str)> = vec![
         ("unsigned", export.bytes.clone(), vec![], "is not signed by that hub"),
         (
@@ -406,6 +426,12 @@ fn changes_no_member_signed(notes: &str) {
             outsiders,
             [export.sigs.clone(), vec![ChangeSig::sign(&outsider_identity, &export.doc, h2.0)]].concat(),
             "not a member",
+        ),
+        (
+            "one Automerge cannot apply",
+            [export.bytes.clone(), into_nothing.raw_bytes().to_vec()].concat(),
+            [export.sigs.clone(), vec![ChangeSig::sign(&south_identity, &export.doc, into_nothing.hash().0)]].concat(),
+            "Automerge cannot read",
         ),
     ];
     let frames = |bytes: Vec<u8>, sigs: Vec<ChangeSig>| {

@@ -217,7 +217,9 @@ pub fn changes_in(bytes: &[u8]) -> Result<Vec<ChangeMeta>, BadBytes> {
         match kind {
             // A change, or a compressed change.
             1 | 2 => {
-                let c = automerge::Change::try_from(chunk).map_err(|e| BadBytes::Change(e.to_string()))?;
+                let c = std::panic::catch_unwind(|| automerge::Change::try_from(chunk))
+                    .map_err(|_| BadBytes::Change("Automerge cannot read it (it panics)".into()))?
+                    .map_err(|e| BadBytes::Change(e.to_string()))?;
                 out.push(ChangeMeta::of(&c, chunk));
             }
             // A whole document.

@@ -157,21 +157,23 @@ fn same_but_closed(was: &Record, now: &Record) -> bool {
     a == b
 }
 
+/// A record `id` made at hub "a" by "fox" at `at`.
+fn record(id: &str, at: Timestamp, body: aidmesh_model::Body) -> Record {
+    let meta = aidmesh_model::Meta {
+        id: id.into(),
+        kind: body.kind(),
+        created_hub: "a".into(),
+        created_by: "fox".into(),
+        created_at: at,
+    };
+    Record { meta, body }
+}
+
 /// The document [`feed_changes`] feeds (see the module), made by one hub in one commit.
 pub fn fuzz_doc() -> Doc {
-    use aidmesh_model::{Body, CheckIn, FollowUp, Incident, Item, Meta, Movement};
+    use aidmesh_model::{Body, CheckIn, FollowUp, Incident, Item, Movement};
     let early = Timestamp::from_millis(1_764_000_000_000);
     let late = Timestamp::parse("2026-12-08T08:00:00Z").expect("a time");
-    let record = |id: &str, at: Timestamp, body: Body| Record {
-        meta: Meta {
-            id: id.into(),
-            kind: body.kind(),
-            created_hub: "a".into(),
-            created_by: "fox".into(),
-            created_at: at,
-        },
-        body,
-    };
     let mut doc = Doc::new("fuzz", b"fuzz-seed-actor");
     let item = Item { name: "Insulin pen".into(), unit: "pen".into(), notes: "keep cold".into(), ..Default::default() };
     let movement = Movement {
@@ -230,18 +232,9 @@ pub struct HandSaved {
 /// it (the batch writes at the root), saves `m1` marked overwritten, and rebuilds the changes
 /// without the mark: the save goes under the honest rename's hash (a third run saves it).
 pub fn saved_by_hand(id: &str, runs: [&[u8]; 3]) -> HandSaved {
-    use aidmesh_model::{Body, CheckIn, Item, Meta, Movement};
+    use aidmesh_model::{Body, CheckIn, Item, Movement};
     let at = Timestamp::parse("2026-12-08T08:00:00Z").expect("a time");
-    let record = |id: &str, body: Body| Record {
-        meta: Meta {
-            id: id.into(),
-            kind: body.kind(),
-            created_hub: "a".into(),
-            created_by: "fox".into(),
-            created_at: at,
-        },
-        body,
-    };
+    let record = |id: &str, body: Body| record(id, at, body);
     let item = |name: &str| {
         Body::Item(Item { name: name.into(), unit: "box".into(), notes: "keep dry".into(), ..Default::default() })
     };

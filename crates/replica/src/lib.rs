@@ -13,7 +13,7 @@
 //!
 //! Reads and writes touch one record at a time. Time, actor and author come from the caller.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use aidmesh_model::{Family, Kind, Record, RecordId, Timestamp, META_KEYS};
 use automerge::{
@@ -96,6 +96,9 @@ pub enum Error {
     Exists(RecordId),
     #[error("document {doc} is malformed: {why}")]
     Malformed { doc: String, why: String },
+    /// Automerge panicked reading or applying bytes from elsewhere ([`unpanicked`]).
+    #[error("document {doc} is malformed: Automerge cannot read it (it panics)")]
+    Panics { doc: String },
     #[error("no record {0}")]
     NotFound(RecordId),
 }
@@ -109,6 +112,24 @@ pub struct Author {
     pub handle: String,
     pub at: Timestamp,
 }
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: [`Doc::rewrite_since`] reads every change's predecessors at its dependencies, as
+    /// if none was made on top of the changes before it (both ways must reach one verdict).
+    pub(crate) static READ_EVERY_CHANGE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn reads_every_change() -> bool {
+    #[cfg(test)]
+    return READ_EVERY_CHANGE.with(|r| r.get());
+    #[cfg(not(test))]
+    false
+}
+
+/// A place in a document that predecessors are checked at: an object, and a key in it if it is
+/// a map (a list's or a text's elements are one place).
+type Place = (automerge::legacy::ObjectId, Option<String>);
 
 /// Where an object lies: within `record` (the key at the root), whose object is `record_obj`,
 /// under the record's `field` (none for the record's own object).
@@ -199,7 +220,9 @@ impl Doc {
 
     /// Loads a document saved by [`Doc::save`] and [`Doc::save_incremental`] (concatenated).
     pub fn load(id: &str, bytes: &[u8], actor: &[u8]) -> Result<Doc> {
-        let doc = AutoCommit::load(bytes)
+        // (A store's bytes should never make Automerge panic; if they do, the document is
+        // damaged, which the hub repairs, not a reason to go down.)
+        let doc = unpanicked(id, || AutoCommit::load(bytes))?
             .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
         let mut doc = doc.with_actor(ActorId::from(actor));
         let saved = doc.get_heads();
@@ -784,7 +807,11 @@ impl Doc {
         let placed = (|| {
             let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
             // The path runs from the root down: (root, record id), then (record, field), ...
-            let path = self.doc.parents(&obj).ok()?.path();
+            // (Automerge panics reading the place of some malformed objects.)
+            let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.doc.parents(&obj).ok().map(|p| p.path())
+            }))
+            .ok()??;
             match path.first() {
                 Some((o, Prop::Map(id))) if *o == ROOT => Some(Placed {
                     record_obj: path.get(1).map(|p| p.0.clone()).unwrap_or_else(|| obj.clone()),
@@ -825,56 +852,51 @@ impl Doc {
         }
     }
 
-    /// Whether the predecessor `pred` of `op` (of change number `ci`), made before this batch, is
-    /// a value at `op`'s own place as its writer saw the document (at the change's
-    /// dependencies): at its key in a map; in its list or text (any element: a write elsewhere in
-    /// one list or text changes nothing outside it). A list's or text's values at a change's
-    /// dependencies are read once (`lists`): each element read apart scans the object, and a
-    /// change deleting a long text names every character.
-    fn held_at_own_place(
-        &self,
-        change: &automerge::Change,
-        ci: usize,
-        op: &automerge::legacy::Op,
-        pred: &automerge::legacy::OpId,
-        lists: &mut std::collections::HashMap<
-            (usize, automerge::legacy::ObjectId),
-            std::collections::HashSet<automerge::legacy::OpId>,
-        >,
-    ) -> bool {
-        use automerge::legacy::{ElementId, Key, ObjectId, OpId};
-        let obj = match &op.obj {
+    /// Whether `obj` is a text.
+    fn is_text(&self, obj: &automerge::legacy::ObjectId) -> bool {
+        let automerge::legacy::ObjectId::Id(o) = obj else { return false };
+        self.doc
+            .import_obj(&format!("{}@{}", o.0, o.1))
+            .is_ok_and(|obj| matches!(self.doc.object_type(&obj), Ok(automerge::ObjType::Text)))
+    }
+
+    /// The values at `place` of the document as it was at `heads`, by the operations that put
+    /// them there: at a key of a map; anywhere in a list or a text (a write elsewhere in one
+    /// list or text changes nothing outside it). A list's or text's values are read whole (each
+    /// element read apart scans the object).
+    fn values_at(&self, place: &Place, heads: &[ChangeHash]) -> HashSet<automerge::legacy::OpId> {
+        use automerge::legacy::{ObjectId, OpId};
+        let obj = match &place.0 {
             ObjectId::Root => ROOT,
             ObjectId::Id(o) => match self.doc.import_obj(&format!("{}@{}", o.0, o.1)) {
                 Ok(obj) => obj,
-                Err(_) => return false,
+                Err(_) => return HashSet::new(),
             },
         };
-        let deps = change.deps();
         let id_of = |id: &ObjId| match id {
             ObjId::Id(c, a, _) => Some(OpId(*c, a.clone())),
             ObjId::Root => None,
         };
-        match &op.key {
-            Key::Map(k) => self
+        match &place.1 {
+            Some(k) => self
                 .doc
-                .get_all_at(&obj, k.as_str(), deps)
-                .is_ok_and(|held| held.iter().any(|(_, id)| id_of(id).as_ref() == Some(pred))),
-            Key::Seq(ElementId::Id(_)) => {
-                let held = lists.entry((ci, op.obj.clone())).or_insert_with(|| {
-                    let mut held = std::collections::HashSet::new();
-                    for item in self.doc.list_range_at(&obj, .., deps) {
-                        let all = match item.conflict {
-                            true => self.doc.get_all_at(&obj, item.index, deps).unwrap_or_default(),
-                            false => vec![(Value::Scalar(std::borrow::Cow::Owned(ScalarValue::Null)), item.id())],
-                        };
-                        held.extend(all.iter().filter_map(|(_, id)| id_of(id)));
-                    }
-                    held
-                });
-                held.contains(pred)
+                .get_all_at(&obj, k.as_str(), heads)
+                .map(|all| all.iter().filter_map(|(_, id)| id_of(id)).collect())
+                .unwrap_or_default(),
+            None => {
+                let mut held = HashSet::new();
+                // (A text's characters hold no conflicts: no hub puts a value on one. Automerge
+                // would read one by width, not by character.)
+                let text = matches!(self.doc.object_type(&obj), Ok(automerge::ObjType::Text));
+                for item in self.doc.list_range_at(&obj, .., heads) {
+                    let all = match item.conflict && !text {
+                        true => self.doc.get_all_at(&obj, item.index, heads).unwrap_or_default(),
+                        false => vec![(Value::Scalar(std::borrow::Cow::Owned(ScalarValue::Null)), item.id())],
+                    };
+                    held.extend(all.iter().filter_map(|(_, id)| id_of(id)));
+                }
+                held
             }
-            Key::Seq(ElementId::Head) => false,
         }
     }
 
@@ -953,7 +975,7 @@ impl Doc {
         if let Some(c) = changes.iter().find(|c| self.doc.document().get_change_meta_by_hash(&c.hash()).is_none()) {
             return Ok(Some(self.forged(c.actor_id().to_bytes().to_vec())));
         }
-        self.rewrite_in(before, &changes, fixed)
+        self.rewrite_unpanicked(before, &changes, fixed)
     }
 
     /// [`Doc::rewrite_since`] from nothing, for a document [`rebuilt`] from `changes` (which it
@@ -963,10 +985,63 @@ impl Doc {
         changes: &[automerge::Change],
         fixed: impl Fn(&str) -> bool,
     ) -> Result<Option<Rewrite>> {
-        self.rewrite_in(&[], changes, fixed)
+        if changes.is_empty() && !self.doc.get_heads().is_empty() {
+            return Ok(Some(self.forged(Vec::new())));
+        }
+        self.rewrite_unpanicked(&[], changes, fixed)
     }
 
-    /// [`Doc::rewrite_since`] for `changes`, the changes after `before`, each held as made.
+    /// [`Doc::rewrite_in`], where Automerge panicking as the changes are read is a refusal of
+    /// them (so that a hub drops what waited with them), not a hub gone down.
+    fn rewrite_unpanicked(
+        &mut self,
+        before: &[ChangeHash],
+        changes: &[automerge::Change],
+        fixed: impl Fn(&str) -> bool,
+    ) -> Result<Option<Rewrite>> {
+        let id = self.id.clone();
+        match unpanicked(&id, || self.rewrite_in(before, changes, fixed)) {
+            Ok(verdict) => verdict,
+            Err(_) => Ok(Some(Rewrite {
+                record: RecordId::from(id.as_str()),
+                actor: Vec::new(),
+                what: "holds changes Automerge cannot read (it panics)".into(),
+            })),
+        }
+    }
+
+    /// The first of `changes` that is out of its writer's line: one that does not name its
+    /// writer's previous change among its dependencies, or whose operations are not numbered
+    /// after every change it depends on. Automerge makes neither (a change's dependencies are its
+    /// writer's heads, which hold its previous change, and its operations are numbered after
+    /// everything it holds), and its reading of a document at given heads counts on both: a
+    /// writer's operations up to the highest numbered one of its changes there count as there.
+    /// With both, what a change's writer saw is what the document shows at its dependencies,
+    /// the same at every hub, whatever it held before ([`Doc::values_at`]).
+    fn out_of_line<'c>(&mut self, changes: &'c [automerge::Change]) -> Option<&'c automerge::Change> {
+        let batch: std::collections::HashMap<ChangeHash, &automerge::Change> =
+            changes.iter().map(|c| (c.hash(), c)).collect();
+        changes.iter().find(|c| {
+            let mut follows = c.seq() == 1;
+            for d in c.deps() {
+                let (actor, seq, max_op) = match batch.get(d) {
+                    Some(d) => (d.actor_id().clone(), d.seq(), d.max_op()),
+                    None => match self.doc.document().get_change_meta_by_hash(d) {
+                        Some(m) => (m.actor.into_owned(), m.seq, m.max_op),
+                        None => return true,
+                    },
+                };
+                if c.start_op().get() <= max_op {
+                    return true;
+                }
+                follows |= &actor == c.actor_id() && seq + 1 == c.seq();
+            }
+            !follows
+        })
+    }
+
+    /// [`Doc::rewrite_since`] for `changes`, the changes after `before` in causal order, each
+    /// held as made.
     fn rewrite_in(
         &mut self,
         before: &[ChangeHash],
@@ -975,6 +1050,13 @@ impl Doc {
     ) -> Result<Option<Rewrite>> {
         if changes.is_empty() {
             return Ok(None);
+        }
+        if let Some(c) = self.out_of_line(changes) {
+            return Ok(Some(Rewrite {
+                record: RecordId::from(self.id.as_str()),
+                actor: c.actor_id().to_bytes().to_vec(),
+                what: "holds a change that does not follow its writer's previous change".into(),
+            }));
         }
         // Which of these changes made an operation (counter, actor), if one did: each actor's
         // changes by their first operation, so that a long history is searched, not scanned.
@@ -1035,36 +1117,90 @@ impl Doc {
             Ok(f)
         };
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
-        // Where each operation of these changes lies (its object, and its key there; an
-        // insertion lies at the element it makes), to check the predecessors named after it;
-        // the values of lists and texts at a change's dependencies (`held_at_own_place`). Not
-        // for a whole document (from nothing): a hub takes one only as its changes make it
-        // ([`rebuilt`]), and changes Automerge rebuilds from a document's operations name only
-        // predecessors at their own places (it gathers them place by place).
-        let mut lists = std::collections::HashMap::new();
-        let mut places: std::collections::HashMap<
-            automerge::legacy::OpId,
-            (automerge::legacy::ObjectId, automerge::legacy::Key),
-        > = Default::default();
         // Where each object written into lies ([`Placed`]).
         let mut objects = std::collections::HashMap::new();
-        let whole = before.is_empty();
+        // The document as the changes so far make it: its heads, and the values at each place
+        // written into. A change made on top of all of them (the common case: a hub's own
+        // edits one after another, a document taken whole) saw exactly that; others are read
+        // at their dependencies.
+        let mut heads: BTreeSet<ChangeHash> = before.iter().copied().collect();
+        let mut now: std::collections::HashMap<Place, HashSet<automerge::legacy::OpId>> = Default::default();
         for (ci, change) in changes.iter().enumerate() {
             let actor = change.actor_id().to_bytes().to_vec();
             let mut closings = 0;
             let start = change.start_op().get();
+            // (Every dependency is among the changes so far, or before them: a change that
+            // depends on all their heads saw all of them.)
+            let on_top = heads.iter().all(|h| change.deps().contains(h)) && !reads_every_change();
+            for d in change.deps() {
+                heads.remove(d);
+            }
+            heads.insert(change.hash());
+            // Otherwise: the values at each place at the change's dependencies, and what this
+            // change made and overwrote, for the predecessors named after it.
+            let mut at_deps: std::collections::HashMap<Place, HashSet<automerge::legacy::OpId>> = Default::default();
+            let mut made_here: std::collections::HashMap<automerge::legacy::OpId, Place> = Default::default();
+            let mut overwritten = HashSet::new();
             for (i, op) in change.decode().operations.into_iter().enumerate() {
-                use automerge::legacy::{ElementId, Key, OpId};
+                use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
                 let id = OpId(start + i as u64, change.actor_id().clone());
-                // Automerge applies a predecessor wherever it meets it in the objects a batch
-                // writes into, not only at the operation's own place; an honest hub names only
-                // values it saw there. A forged one could hide a value of a fixed record from a
-                // write elsewhere, and rebuild as it was made.
-                for p in op.pred.iter().filter(|_| !whole) {
-                    let own = match places.get(p) {
-                        Some(at) => *at == (op.obj.clone(), op.key.clone()),
-                        None => made_by(p.0, &p.1).is_none() && self.held_at_own_place(change, ci, &op, p, &mut lists),
+                let place: Place = (
+                    op.obj.clone(),
+                    match &op.key {
+                        Key::Map(k) => Some(k.to_string()),
+                        Key::Seq(_) => None,
+                    },
+                );
+                // What no hub makes: counters' increments (Automerge takes one naming a value
+                // that is no counter as overwriting it), marks in a text, a value put on a
+                // text's character (a text is written by inserting and deleting characters;
+                // Automerge reads a text's places by width, not by character).
+                let no_hub_makes = match &op.action {
+                    OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_) => true,
+                    OpType::Put(_) | OpType::Make(_) => {
+                        !op.insert && matches!(op.key, Key::Seq(_)) && self.is_text(&op.obj)
+                    }
+                    OpType::Delete => false,
+                };
+                if no_hub_makes {
+                    let what = "holds an operation no hub makes (an increment, a mark, or a value put on a character of a text)";
+                    return Ok(Some(Rewrite { record: RecordId::from(self.id.as_str()), actor, what: what.into() }));
+                }
+                // The values there now: as the changes before this one left them, or as the
+                // document held them before the batch.
+                if !now.contains_key(&place) {
+                    let made_in_batch = match &op.obj {
+                        ObjectId::Root => false,
+                        ObjectId::Id(o) => made_by(o.0, &o.1).is_some(),
                     };
+                    let held = match before.is_empty() || made_in_batch {
+                        true => HashSet::new(),
+                        false => self.values_at(&place, before),
+                    };
+                    now.insert(place.clone(), held);
+                }
+                // Automerge applies a predecessor wherever it meets it in the objects a batch
+                // writes into, not only at the operation's own place, and whether or not it is
+                // still there; an honest hub names only values it saw there. A forged one could
+                // hide a value of a fixed record from a write elsewhere, and rebuild as it was
+                // made. One rule for every predecessor, wherever it was made and whatever this
+                // hub held before: a value at the operation's own place as the change's
+                // dependencies have it, or put there earlier in the same change, and not
+                // overwritten since in the change. So every hub reaches the same verdict.
+                for p in op.pred.iter() {
+                    let own = !matches!(op.key, Key::Seq(ElementId::Head))
+                        && if on_top {
+                            now.get(&place).is_some_and(|v| v.contains(p))
+                        } else {
+                            !overwritten.contains(p)
+                                && match made_here.get(p) {
+                                    Some(at) => *at == place,
+                                    None => at_deps
+                                        .entry(place.clone())
+                                        .or_insert_with(|| self.values_at(&place, change.deps()))
+                                        .contains(p),
+                                }
+                        };
                     if op.insert || !own {
                         let what = "holds a change that overwrites a value its writer did not see at that place (its predecessors were forged)";
                         return Ok(Some(Rewrite {
@@ -1074,13 +1210,19 @@ impl Doc {
                         }));
                     }
                 }
+                // The document now: a put or a new object is a value; a deletion is none.
+                let values = now.entry(place.clone()).or_default();
+                for p in op.pred.iter() {
+                    values.remove(p);
+                    overwritten.insert(p.clone());
+                }
+                if matches!(op.action, OpType::Put(_) | OpType::Make(_)) {
+                    values.insert(id.clone());
+                    made_here.insert(id.clone(), place);
+                }
                 if matches!(op.action, automerge::legacy::OpType::Make(_)) {
                     let placed = self.placed_new(&mut objects, &op, &id);
                     objects.insert(id.clone(), placed);
-                }
-                if !whole {
-                    let key = if op.insert { Key::Seq(ElementId::Id(id.clone())) } else { op.key.clone() };
-                    places.insert(id, (op.obj.clone(), key));
                 }
                 match &op.obj {
                     automerge::legacy::ObjectId::Root => {
@@ -1521,7 +1663,7 @@ fn changes_of(id: &str, bytes: &[u8]) -> Result<Vec<automerge::Change>> {
             changes.extend(changes_rebuilt(id, whole)?);
         } else {
             changes.push(
-                automerge::Change::from_bytes(piece.to_vec()).map_err(|e| Error::Malformed {
+                unpanicked(id, || automerge::Change::from_bytes(piece.to_vec()))?.map_err(|e| Error::Malformed {
                     doc: id.to_string(),
                     why: format!("a change does not parse: {e}"),
                 })?,
@@ -1542,8 +1684,7 @@ fn changes_rebuilt(id: &str, mut whole: AutoCommit) -> Result<Vec<automerge::Cha
 /// malformed, not taking the hub down (the hub drops what it holds in memory of a document whose
 /// message was refused).
 fn unpanicked<T>(id: &str, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|_| Error::Malformed { doc: id.to_string(), why: "Automerge cannot read it (it panics)".into() })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| Error::Panics { doc: id.to_string() })
 }
 
 /// `whole`, a document that arrived as one whole save, as its changes alone make it. Automerge

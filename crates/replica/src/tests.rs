@@ -1412,6 +1412,91 @@ proptest! {
     }
 }
 
+proptest! {
+    /// A predecessor forged into the last of two hubs' honest edits (any operation of the
+    /// document's, added or instead): following the document as the changes make it, and
+    /// reading each change at its dependencies, reach one verdict, for a hub that held the
+    /// document and for one new to it.
+    #[test]
+    fn forged_predecessors_are_judged_alike_followed_or_read(
+        steps in proptest::collection::vec((0..2usize, any::<u8>(), any::<u16>(), any::<bool>()), 1..16),
+        at in any::<proptest::sample::Index>(),
+        named in any::<proptest::sample::Index>(),
+        instead in any::<bool>(),
+        on_top in proptest::option::of((any::<u8>(), any::<u16>())),
+    ) {
+        use automerge::legacy::OpId;
+        let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+        let mut held = Doc::new("d", b"a");
+        held.create(&item("i1", "Water")).unwrap();
+        let first = ActionItem { action: "more water".into(), ..Default::default() };
+        held.create(&record("a1", AfterAction { title: "Night 1".into(), action_items: vec![first.clone(), first], ..Default::default() })).unwrap();
+        held.commit(&author("a", 1));
+        let made = held.heads();
+        let base = held.changes_after(&[]);
+        let mut hubs = [held.fork(b"b"), held.fork(b"c")];
+        for (who, what, n, commit) in steps {
+            honest_edit(&mut hubs[who], what, n);
+            if commit {
+                hubs[who].commit(&author("b", 2));
+            }
+        }
+        for h in &mut hubs {
+            h.commit(&author("b", 3));
+            held.merge(h).unwrap();
+        }
+        // Or the last, one made on top of both.
+        if let Some((what, n)) = on_top {
+            honest_edit(&mut held, what, n);
+            held.commit(&author("a", 4));
+        }
+        let mut after = held.changes_after(&made);
+        // Every operation of the document, where it lies: the forged predecessor is one at the
+        // operation's own place if any (others make changes that do not rebuild as made).
+        let place = |op: &automerge::legacy::Op| {
+            (op.obj.clone(), match &op.key {
+                automerge::legacy::Key::Map(k) => Some(k.to_string()),
+                automerge::legacy::Key::Seq(_) => None,
+            })
+        };
+        let all: Vec<_> = base
+            .iter()
+            .chain(&after)
+            .flat_map(|c| {
+                let start = c.start_op().get();
+                c.decode().operations.into_iter().enumerate().map(move |(i, op)| (OpId(start + i as u64, c.actor_id().clone()), place(&op)))
+            })
+            .collect();
+        prop_assume!(!after.is_empty());
+        let mut last = after.pop().unwrap().decode();
+        prop_assume!(!last.operations.is_empty());
+        let k = at.index(last.operations.len());
+        let op = &mut last.operations[k];
+        let here: Vec<&OpId> = all.iter().filter(|(_, p)| *p == place(op)).map(|(id, _)| id).collect();
+        let candidates: Vec<&OpId> = if here.is_empty() { all.iter().map(|(id, _)| id).collect() } else { here };
+        let mut pred: Vec<OpId> = if instead { Vec::new() } else { op.pred.iter().cloned().collect() };
+        pred.push(candidates[named.index(candidates.len())].clone());
+        op.pred = pred.into();
+        after.push(automerge::Change::from(last));
+        let judged = |read: bool| {
+            READ_EVERY_CHANGE.with(|r| r.set(read));
+            let verdict = |doc: &mut Doc, changes: &[automerge::Change], since: &[ChangeHash]| {
+                for c in changes {
+                    doc.apply_checked(c.raw_bytes()).ok()?;
+                }
+                Some(doc.rewrite_since(since, fixed).ok()?.map(|r| r.what))
+            };
+            let mut new = Doc::new("d", b"f");
+            let anew = verdict(&mut new, &[base.clone(), after.clone()].concat(), &[]);
+            let mut had = Doc::new("d", b"f");
+            let had_it = verdict(&mut had, &base, &[]).and_then(|_| verdict(&mut had, &after, &made));
+            READ_EVERY_CHANGE.with(|r| r.set(false));
+            (anew, had_it)
+        };
+        prop_assert_eq!(judged(false), judged(true));
+    }
+}
+
 /// A change Automerge panics applying (an operation into an object that does not exist, or
 /// naming an actor it has never seen) is an error, however it comes: in a sync message, applied,
 /// or applied into a document that holds nothing.
@@ -1443,4 +1528,221 @@ fn a_change_automerge_panics_on_is_an_error() {
         msg.changes = vec![bytes.clone()].into();
         assert!(d.receive(&mut automerge::sync::State::new(), msg).is_err());
     }
+}
+
+/// A change naming as overwritten a value at its own place that its writer never saw (made
+/// apart, by a change it does not depend on): Automerge takes it and the value is gone without a
+/// conflict. Every hub refuses it alike: one that held the value, one that gets both changes at
+/// once, and one that takes a document holding both whole.
+#[test]
+fn a_predecessor_its_writer_never_saw_is_refused_by_every_hub_alike() {
+    use automerge::legacy::OpId;
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let mut base = Doc::new("d", b"a");
+    base.create(&item("i1", "Water")).unwrap();
+    base.commit(&author("a", 1));
+    let made = base.heads();
+    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    // One hub renames the item.
+    let mut h = base.fork(b"h");
+    h.automerge().put(&i1, "name", "Still water").unwrap();
+    h.commit(&author("h", 2));
+    let renamed = h.changes_after(&made).remove(0);
+    let x = match h.automerge().get(&i1, "name").unwrap() {
+        Some((_, ObjId::Id(counter, actor, _))) => OpId(counter, actor),
+        other => panic!("{other:?}"),
+    };
+    // Another, apart, writes its unit, then the name, naming the first hub's name as what it
+    // overwrites (its counter is past it, so the change rebuilds as made).
+    let mut b = base.fork(b"z");
+    b.automerge().put(&i1, "unit", "crate").unwrap();
+    b.commit(&author("z", 3));
+    b.automerge().put(&i1, "name", "Sparkling water").unwrap();
+    b.commit(&author("z", 4));
+    let apart = b.changes_after(&made);
+    let mut forged = apart[1].decode();
+    forged.operations[0].pred = vec![x].into();
+    let forged = automerge::Change::from(forged);
+    let refused = |verdict: Option<Rewrite>| verdict.is_some_and(|r| r.what.contains("forged"));
+    // A hub that held the rename.
+    let mut held = base.fork(b"c");
+    held.apply_checked(renamed.raw_bytes()).unwrap();
+    let before = held.heads();
+    for c in [apart[0].raw_bytes(), forged.raw_bytes()] {
+        held.apply_checked(c).unwrap();
+    }
+    assert!(refused(held.rewrite_since(&before, fixed).unwrap()), "a hub that held it");
+    // A hub that gets everything at once.
+    let mut fresh = Doc::new("d", b"f");
+    for c in base.changes_after(&[]).iter().chain([&renamed, &apart[0], &forged]) {
+        fresh.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert!(refused(fresh.rewrite_since(&[], fixed).unwrap()), "a hub new to the document");
+    // A hub taking a document that holds both whole.
+    let (whole, changes) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
+    assert!(refused(Doc::arrived("d", whole).rewrite_of_rebuilt(&changes, fixed).unwrap()), "taken whole");
+    // The same change, naming what its writer saw: taken by each.
+    let mut honest = base.fork(b"c");
+    for c in [&renamed, &apart[0], &apart[1]] {
+        honest.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+}
+
+/// A change naming as overwritten a value its writer had already seen overwritten (made by a
+/// change it depends on, but no longer there at its dependencies): Automerge takes it as made.
+/// Every hub refuses it alike: one that held the first value before, one that gets all at once,
+/// and one that takes the document whole.
+#[test]
+fn a_predecessor_already_overwritten_is_refused_by_every_hub_alike() {
+    use automerge::legacy::OpId;
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let mut base = Doc::new("d", b"a");
+    base.create(&item("i1", "Water")).unwrap();
+    base.commit(&author("a", 1));
+    let made = base.heads();
+    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let name_id = |d: &mut Doc| match d.automerge().get(&i1, "name").unwrap() {
+        Some((_, ObjId::Id(counter, actor, _))) => OpId(counter, actor),
+        other => panic!("{other:?}"),
+    };
+    let mut h = base.fork(b"h");
+    let first = name_id(&mut h);
+    h.automerge().put(&i1, "name", "Still water").unwrap();
+    h.commit(&author("h", 2));
+    h.automerge().put(&i1, "name", "Sparkling water").unwrap();
+    h.commit(&author("h", 3));
+    let two = h.changes_after(&made);
+    let mut forged = two[1].decode();
+    let mut pred: Vec<OpId> = forged.operations[0].pred.iter().cloned().collect();
+    pred.push(first);
+    forged.operations[0].pred = pred.into();
+    let forged = automerge::Change::from(forged);
+    let refused = |verdict: Option<Rewrite>| verdict.is_some_and(|r| r.what.contains("forged"));
+    let mut held = base.fork(b"c");
+    for c in [two[0].raw_bytes(), forged.raw_bytes()] {
+        held.apply_checked(c).unwrap();
+    }
+    assert!(refused(held.rewrite_since(&made, fixed).unwrap()), "a hub that held the first name");
+    let mut fresh = Doc::new("d", b"f");
+    for c in base.changes_after(&[]).iter().chain([&two[0], &forged]) {
+        fresh.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert!(refused(fresh.rewrite_since(&[], fixed).unwrap()), "a hub new to the document");
+    let (whole, changes) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
+    assert!(refused(Doc::arrived("d", whole).rewrite_of_rebuilt(&changes, fixed).unwrap()), "taken whole");
+    let mut honest = base.fork(b"c");
+    for c in &two {
+        honest.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+}
+
+/// A change out of its writer's line: one that skips its writer's previous change (does not
+/// name it among its dependencies), or whose operations are numbered at or below those of a
+/// change it depends on. No hub makes either, and reading what a change's writer saw counts on
+/// neither happening. Refused alike whether the writer's previous change came with it or was
+/// held before.
+#[test]
+fn a_change_out_of_its_writers_line_is_refused() {
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let mut base = Doc::new("d", b"a");
+    base.create(&item("i1", "Water")).unwrap();
+    base.commit(&author("a", 1));
+    let made = base.heads();
+    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let mut b = base.fork(b"z");
+    for unit in ["crate", "box"] {
+        b.automerge().put(&i1, "unit", unit).unwrap();
+        b.commit(&author("z", 2));
+    }
+    let two = b.changes_after(&made);
+    let mut astray = two[1].decode();
+    astray.deps = made.clone();
+    astray.operations[0].pred = vec![].into();
+    let astray = automerge::Change::from(astray);
+    // The writer's first change, its operations numbered from 1 (those of the change it
+    // depends on are too).
+    let mut early = two[0].decode();
+    early.start_op = std::num::NonZeroU64::MIN;
+    let early = automerge::Change::from(early);
+    // (Automerge cannot rebuild that one as made: refused either way.)
+    let follows = "does not follow its writer's previous change";
+    let cases = [
+        (&two[..1], &astray, "skips its writer's previous change", &[follows][..]),
+        (&[][..], &early, "numbered too low", &[follows, "does not rebuild as it was made"][..]),
+    ];
+    for (first, forged, what, says) in cases {
+        let mut together = base.fork(b"c");
+        for c in first.iter().chain([forged]) {
+            together.apply_checked(c.raw_bytes()).unwrap();
+        }
+        let verdict = together.rewrite_since(&made, fixed).unwrap().expect(what);
+        assert!(says.iter().any(|s| verdict.what.contains(s)), "{what}: {verdict:?}");
+        let mut apart = base.fork(b"c");
+        for c in first {
+            apart.apply_checked(c.raw_bytes()).unwrap();
+        }
+        let held = apart.heads();
+        assert_eq!(apart.rewrite_since(&made, fixed).unwrap(), None);
+        apart.apply_checked(forged.raw_bytes()).unwrap();
+        let verdict = apart.rewrite_since(&held, fixed).unwrap().expect(what);
+        assert!(says.iter().any(|s| verdict.what.contains(s)), "{what}, held apart: {verdict:?}");
+    }
+    let mut honest = base.fork(b"c");
+    for c in &two {
+        honest.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+}
+
+/// Operations no hub makes are refused, whatever they write into: a counter's increment
+/// (Automerge takes one that names a value that is no counter as overwriting it, which hubs
+/// following the document and hubs reading it would judge apart), a mark in a text, a value put
+/// on a character of a text (Automerge reads a text's places by width, not by character).
+#[test]
+fn an_operation_no_hub_makes_is_refused() {
+    use automerge::marks::{ExpandMark, Mark};
+    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let mut base = Doc::new("d", b"a");
+    base.create(&item("i1", "Water")).unwrap();
+    base.commit(&author("a", 1));
+    let made = base.heads();
+    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let notes = match base.automerge().get(&i1, "notes").unwrap() {
+        Some((automerge::Value::Object(ObjType::Text), t)) => t,
+        other => panic!("notes are a text: {other:?}"),
+    };
+    // An increment of the item's name, made from an honest rename.
+    let mut h = base.fork(b"h");
+    h.automerge().put(&i1, "name", "Still water").unwrap();
+    h.commit(&author("h", 2));
+    let mut increment = h.changes_after(&made).remove(0).decode();
+    increment.operations[0].action = automerge::legacy::OpType::Increment(1);
+    let increment = automerge::Change::from(increment);
+    let mut marked = base.fork(b"m");
+    marked.automerge().mark(&notes, Mark::new("bold".into(), true, 0, 4), ExpandMark::None).unwrap();
+    marked.commit(&author("m", 3));
+    let mut put = base.fork(b"p");
+    put.automerge().put(&notes, 0, "K").unwrap();
+    put.commit(&author("p", 4));
+    for (what, change) in [
+        ("an increment", increment),
+        ("a mark", marked.changes_after(&made).remove(0)),
+        ("a put on a character", put.changes_after(&made).remove(0)),
+    ] {
+        let mut d = base.fork(b"c");
+        d.apply_checked(change.raw_bytes()).unwrap();
+        let verdict = d.rewrite_since(&made, fixed).unwrap().unwrap_or_else(|| panic!("{what} taken"));
+        assert!(verdict.what.contains("no hub makes"), "{what}: {verdict:?}");
+    }
+    // Texts written as hubs write them are taken.
+    let mut honest = base.fork(b"c");
+    let mut r = honest.get(&"i1".into()).unwrap().unwrap();
+    if let Body::Item(i) = &mut r.body {
+        i.notes = "Keep it dry".into();
+    }
+    honest.update(&r).unwrap();
+    honest.commit(&author("c", 5));
+    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
 }
