@@ -13,7 +13,7 @@
 //!
 //! Reads and writes touch one record at a time. Time, actor and author come from the caller.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use aidmesh_model::{Family, Kind, Record, RecordId, Timestamp, META_KEYS};
 use automerge::{
@@ -127,9 +127,48 @@ fn reads_every_change() -> bool {
     false
 }
 
-/// A place in a document that predecessors are checked at: an object, and a key in it if it is
-/// a map (a list's or a text's elements are one place).
-type Place = (automerge::legacy::ObjectId, Option<String>);
+/// An operation by a short name within one check: its counter, and its writer's number.
+type OpKey = (u64, u32);
+
+/// A place in a document that predecessors are checked at: an object (none for the root), and
+/// the number of a key in it if it is a map (a list's or a text's elements are one place).
+type Place = (Option<OpKey>, Option<u32>);
+
+/// Short names for the writers and keys one check meets ([`OpKey`], [`Place`]), so that
+/// following a document of millions of operations hashes and copies no actor or key per
+/// operation. (Hashed with a seed of this process's own: names are chosen by writers.)
+#[derive(Default)]
+struct Names {
+    actors: foldhash::HashMap<ActorId, u32>,
+    keys: foldhash::HashMap<String, u32>,
+}
+
+impl Names {
+    fn op(&mut self, id: &automerge::legacy::OpId) -> OpKey {
+        if let Some(n) = self.actors.get(&id.1) {
+            return (id.0, *n);
+        }
+        let n = self.actors.len() as u32;
+        self.actors.insert(id.1.clone(), n);
+        (id.0, n)
+    }
+
+    fn place(&mut self, obj: &automerge::legacy::ObjectId, key: Option<&str>) -> Place {
+        let obj = match obj {
+            automerge::legacy::ObjectId::Root => None,
+            automerge::legacy::ObjectId::Id(o) => Some(self.op(o)),
+        };
+        let key = key.map(|k| match self.keys.get(k) {
+            Some(n) => *n,
+            None => {
+                let n = self.keys.len() as u32;
+                self.keys.insert(k.to_string(), n);
+                n
+            }
+        });
+        (obj, key)
+    }
+}
 
 /// Where an object lies: within `record` (the key at the root), whose object is `record_obj`,
 /// under the record's `field` (none for the record's own object).
@@ -864,27 +903,33 @@ impl Doc {
     /// them there: at a key of a map; anywhere in a list or a text (a write elsewhere in one
     /// list or text changes nothing outside it). A list's or text's values are read whole (each
     /// element read apart scans the object).
-    fn values_at(&self, place: &Place, heads: &[ChangeHash]) -> HashSet<automerge::legacy::OpId> {
+    fn values_at(
+        &self,
+        obj: &automerge::legacy::ObjectId,
+        key: Option<&str>,
+        heads: &[ChangeHash],
+        names: &mut Names,
+    ) -> Vec<OpKey> {
         use automerge::legacy::{ObjectId, OpId};
-        let obj = match &place.0 {
+        let obj = match obj {
             ObjectId::Root => ROOT,
             ObjectId::Id(o) => match self.doc.import_obj(&format!("{}@{}", o.0, o.1)) {
                 Ok(obj) => obj,
-                Err(_) => return HashSet::new(),
+                Err(_) => return Vec::new(),
             },
         };
-        let id_of = |id: &ObjId| match id {
-            ObjId::Id(c, a, _) => Some(OpId(*c, a.clone())),
+        let mut id_of = |id: &ObjId| match id {
+            ObjId::Id(c, a, _) => Some(names.op(&OpId(*c, a.clone()))),
             ObjId::Root => None,
         };
-        match &place.1 {
+        match key {
             Some(k) => self
                 .doc
-                .get_all_at(&obj, k.as_str(), heads)
+                .get_all_at(&obj, k, heads)
                 .map(|all| all.iter().filter_map(|(_, id)| id_of(id)).collect())
                 .unwrap_or_default(),
             None => {
-                let mut held = HashSet::new();
+                let mut held = Vec::new();
                 // (A text's characters hold no conflicts: no hub puts a value on one. Automerge
                 // would read one by width, not by character.)
                 let text = matches!(self.doc.object_type(&obj), Ok(automerge::ObjType::Text));
@@ -1119,16 +1164,20 @@ impl Doc {
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
         // Where each object written into lies ([`Placed`]).
         let mut objects = std::collections::HashMap::new();
-        // The document as the changes so far make it: its heads, and the values at each place
-        // written into. A change made on top of all of them (the common case: a hub's own
-        // edits one after another, a document taken whole) saw exactly that; others are read
-        // at their dependencies.
+        // The document as the changes so far make it: its heads, and each value in it by the
+        // place it is at (those held before the batch read once a place, as it is first
+        // written). A change made on top of all of them (the common case: a hub's own edits
+        // one after another, a document taken whole) saw exactly that; others are read at
+        // their dependencies.
+        let mut names = Names::default();
         let mut heads: BTreeSet<ChangeHash> = before.iter().copied().collect();
-        let mut now: std::collections::HashMap<Place, HashSet<automerge::legacy::OpId>> = Default::default();
+        let mut now: foldhash::HashMap<OpKey, Place> = Default::default();
+        let mut read: foldhash::HashSet<Place> = Default::default();
         for (ci, change) in changes.iter().enumerate() {
             let actor = change.actor_id().to_bytes().to_vec();
             let mut closings = 0;
             let start = change.start_op().get();
+            let writer = names.op(&automerge::legacy::OpId(start, change.actor_id().clone())).1;
             // (Every dependency is among the changes so far, or before them: a change that
             // depends on all their heads saw all of them.)
             let on_top = heads.iter().all(|h| change.deps().contains(h)) && !reads_every_change();
@@ -1138,19 +1187,13 @@ impl Doc {
             heads.insert(change.hash());
             // Otherwise: the values at each place at the change's dependencies, and what this
             // change made and overwrote, for the predecessors named after it.
-            let mut at_deps: std::collections::HashMap<Place, HashSet<automerge::legacy::OpId>> = Default::default();
-            let mut made_here: std::collections::HashMap<automerge::legacy::OpId, Place> = Default::default();
-            let mut overwritten = HashSet::new();
+            let mut at_deps: foldhash::HashMap<Place, Vec<OpKey>> = Default::default();
+            let mut made_here: foldhash::HashMap<OpKey, Place> = Default::default();
+            let mut overwritten: foldhash::HashSet<OpKey> = Default::default();
             for (i, op) in change.decode().operations.into_iter().enumerate() {
                 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
                 let id = OpId(start + i as u64, change.actor_id().clone());
-                let place: Place = (
-                    op.obj.clone(),
-                    match &op.key {
-                        Key::Map(k) => Some(k.to_string()),
-                        Key::Seq(_) => None,
-                    },
-                );
+                let me: OpKey = (id.0, writer);
                 // What no hub makes: counters' increments (Automerge takes one naming a value
                 // that is no counter as overwriting it), marks in a text, a value put on a
                 // text's character (a text is written by inserting and deleting characters;
@@ -1166,18 +1209,22 @@ impl Doc {
                     let what = "holds an operation no hub makes (an increment, a mark, or a value put on a character of a text)";
                     return Ok(Some(Rewrite { record: RecordId::from(self.id.as_str()), actor, what: what.into() }));
                 }
-                // The values there now: as the changes before this one left them, or as the
-                // document held them before the batch.
-                if !now.contains_key(&place) {
+                let key = match &op.key {
+                    Key::Map(k) => Some(k.as_str()),
+                    Key::Seq(_) => None,
+                };
+                let place = names.place(&op.obj, key);
+                // The values held there before the batch, as it is first written.
+                if !before.is_empty() && read.insert(place) {
                     let made_in_batch = match &op.obj {
                         ObjectId::Root => false,
                         ObjectId::Id(o) => made_by(o.0, &o.1).is_some(),
                     };
-                    let held = match before.is_empty() || made_in_batch {
-                        true => HashSet::new(),
-                        false => self.values_at(&place, before),
-                    };
-                    now.insert(place.clone(), held);
+                    if !made_in_batch {
+                        for v in self.values_at(&op.obj, key, before, &mut names) {
+                            now.insert(v, place);
+                        }
+                    }
                 }
                 // Automerge applies a predecessor wherever it meets it in the objects a batch
                 // writes into, not only at the operation's own place, and whether or not it is
@@ -1188,17 +1235,18 @@ impl Doc {
                 // dependencies have it, or put there earlier in the same change, and not
                 // overwritten since in the change. So every hub reaches the same verdict.
                 for p in op.pred.iter() {
+                    let p = names.op(p);
                     let own = !matches!(op.key, Key::Seq(ElementId::Head))
                         && if on_top {
-                            now.get(&place).is_some_and(|v| v.contains(p))
+                            now.get(&p) == Some(&place)
                         } else {
-                            !overwritten.contains(p)
-                                && match made_here.get(p) {
+                            !overwritten.contains(&p)
+                                && match made_here.get(&p) {
                                     Some(at) => *at == place,
                                     None => at_deps
-                                        .entry(place.clone())
-                                        .or_insert_with(|| self.values_at(&place, change.deps()))
-                                        .contains(p),
+                                        .entry(place)
+                                        .or_insert_with(|| self.values_at(&op.obj, key, change.deps(), &mut names))
+                                        .contains(&p),
                                 }
                         };
                     if op.insert || !own {
@@ -1211,14 +1259,18 @@ impl Doc {
                     }
                 }
                 // The document now: a put or a new object is a value; a deletion is none.
-                let values = now.entry(place.clone()).or_default();
                 for p in op.pred.iter() {
-                    values.remove(p);
-                    overwritten.insert(p.clone());
+                    let p = names.op(p);
+                    now.remove(&p);
+                    if !on_top {
+                        overwritten.insert(p);
+                    }
                 }
                 if matches!(op.action, OpType::Put(_) | OpType::Make(_)) {
-                    values.insert(id.clone());
-                    made_here.insert(id.clone(), place);
+                    now.insert(me, place);
+                    if !on_top {
+                        made_here.insert(me, place);
+                    }
                 }
                 if matches!(op.action, automerge::legacy::OpType::Make(_)) {
                     let placed = self.placed_new(&mut objects, &op, &id);
