@@ -1159,11 +1159,9 @@ fn a_hub_revoked_before_a_bundle_was_written_cannot_open_it() {
     }
 }
 
-/// A rewrite that waited in a hub for the changes it builds on (it came on a stick alone) is
-/// refused when a bundle of several documents brings them, and dropped: the next honest stick
-/// goes through, so no hub that lives on USB sticks is held up by it.
-#[test]
-fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_it_waited_for() {
+/// North and South as `pair` makes them, and West, admitted by North: each knows who the
+/// members are (West holds no document yet).
+fn three_who_know_each_other() -> (TestHub, TestHub, TestHub) {
     let (mut a, mut b) = pair();
     let mut c = new_hub("West", 3);
     join(&mut a.hub, &mut c.hub);
@@ -1171,6 +1169,15 @@ fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_i
         let theirs = h.hub.authority_heads().unwrap();
         h.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
     }
+    (a, b, c)
+}
+
+/// A rewrite that waited in a hub for the changes it builds on (it came on a stick alone) is
+/// refused when a bundle of several documents brings them, and dropped: the next honest stick
+/// goes through, so no hub that lives on USB sticks is held up by it.
+#[test]
+fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_it_waited_for() {
+    let (mut a, mut b, mut c) = three_who_know_each_other();
     let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
     let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
     let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
@@ -1199,13 +1206,7 @@ fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_i
 /// and the waiting change dropped: the same honest bundle then goes through, and the hub goes on.
 #[test]
 fn a_waiting_change_automerge_panics_on_is_dropped_when_what_it_waited_for_comes() {
-    let (mut a, mut b) = pair();
-    let mut c = new_hub("West", 3);
-    join(&mut a.hub, &mut c.hub);
-    for h in [&mut b, &mut c] {
-        let theirs = h.hub.authority_heads().unwrap();
-        h.hub.offer_authority(&a.hub.authority_missing_for(&theirs).unwrap(), "North").unwrap();
-    }
+    let (mut a, mut b, mut c) = three_who_know_each_other();
     let water = add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
     merge_into(&mut a.hub, &mut b.hub);
     let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();

@@ -4,7 +4,8 @@
 //! rebuilt from its changes as a hub takes a document from elsewhere
 //! (`aidmesh_replica::rebuilt`); and the check for rewritten records from nothing, given the
 //! changes it was rebuilt from (`Doc::rewrite_of_rebuilt`), which a hub runs on every document
-//! it takes whole.
+//! it takes whole. Then a heal: 1,000 + 1,000 edits made apart on it, and the check of the
+//! 1,000 one hub takes from the other (each read at its dependencies).
 //!
 //! `cargo bench -p aidmesh-replica --bench whole` (`AIDMESH_BENCH_EDITS` edits, default 20,000).
 
@@ -51,5 +52,27 @@ fn main() {
     let t = Instant::now();
     let verdict = Doc::arrived("items", whole).rewrite_of_rebuilt(&changes, fixed).expect("checked");
     println!("rewrite check from nothing: {:>7.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    assert!(verdict.is_none());
+    // A heal: two hubs each make 1,000 edits apart on the document, one a change; one takes
+    // the other's. Their changes are not made on top of the taker's own, so each is read at its
+    // dependencies.
+    let made = doc.heads();
+    let (mut a, mut b) = (doc.fork(b"hub-a"), doc.fork(b"hub-b"));
+    for e in 0..1_000 {
+        a.update(&item((2 * e) % 2_500, format!("a {e}"), format!("a note {e}"))).expect("written");
+        a.commit(&author(e));
+        b.update(&item((2 * e + 1) % 2_500, format!("b {e}"), format!("b note {e}"))).expect("written");
+        b.commit(&author(e));
+    }
+    let before = a.heads();
+    let theirs = b.changes_after(&made);
+    let t = Instant::now();
+    for c in &theirs {
+        a.apply_checked(c.raw_bytes()).expect("applied");
+    }
+    println!("heal, 1,000 changes applied:  {:>5.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    let t = Instant::now();
+    let verdict = a.rewrite_since(&before, fixed).expect("checked");
+    println!("heal, their rewrite check:    {:>5.0} ms", t.elapsed().as_secs_f64() * 1e3);
     assert!(verdict.is_none());
 }

@@ -134,9 +134,23 @@ type OpKey = (u64, u32);
 /// the number of a key in it if it is a map (a list's or a text's elements are one place).
 type Place = (Option<OpKey>, Option<u32>);
 
+/// Whether `deps` name every one of `heads` (a change that depends on all of them saw all the
+/// changes before it), in time linear in both.
+fn on_top_of(heads: &BTreeSet<ChangeHash>, deps: &[ChangeHash]) -> bool {
+    if deps.len() < heads.len() {
+        return false;
+    }
+    if heads.len() <= 8 {
+        return heads.iter().all(|h| deps.contains(h));
+    }
+    let deps: foldhash::HashSet<&ChangeHash> = deps.iter().collect();
+    heads.iter().all(|h| deps.contains(h))
+}
+
 /// Short names for the writers and keys one check meets ([`OpKey`], [`Place`]), so that
 /// following a document of millions of operations hashes and copies no actor or key per
-/// operation. (Hashed with a seed of this process's own: names are chosen by writers.)
+/// operation. (foldhash is fast, not built to resist writers who choose keys to collide; these
+/// maps are never shown nor walked, so such collisions could only slow a check down.)
 #[derive(Default)]
 struct Names {
     actors: foldhash::HashMap<ActorId, u32>,
@@ -169,6 +183,10 @@ impl Names {
         (obj, key)
     }
 }
+
+/// How many objects [`Doc::placed`] places one by one before it places every object in view
+/// in one walk.
+const PLACES_BEFORE_A_WALK: usize = 64;
 
 /// Where an object lies: within `record` (the key at the root), whose object is `record_obj`,
 /// under the record's `field` (none for the record's own object).
@@ -843,6 +861,16 @@ impl Doc {
         if let Some(p) = objects.get(oid) {
             return p.clone();
         }
+        // Past a few, every object in view is placed in one walk of the document (a heal that
+        // writes into a thousand records would scan it a thousand times). An object's place
+        // never changes, and one in view has one path from the root: the walk and Automerge's
+        // `parents` place it alike.
+        if objects.len() == PLACES_BEFORE_A_WALK {
+            self.place_all(objects);
+            if let Some(p) = objects.get(oid) {
+                return p.clone();
+            }
+        }
         let placed = (|| {
             let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
             // The path runs from the root down: (root, record id), then (record, field), ...
@@ -866,6 +894,47 @@ impl Doc {
 
     /// Where the object that `op` (whose id is `id`) makes lies: a record, at a key of the root;
     /// within the record of the object it is made in, under that object's field.
+    /// Places every object in view ([`Doc::placed`]) that `objects` does not hold yet: each
+    /// record at the root, and everything within it under its field.
+    fn place_all(&self, objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>) {
+        let legacy = |o: &ObjId| match o {
+            ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
+            ObjId::Root => None,
+        };
+        for item in self.doc.map_range(ROOT, ..) {
+            let (record_obj, record) = match item.value {
+                automerge::ValueRef::Object(_) => (item.id(), item.key.to_string()),
+                _ => continue,
+            };
+            let mut within: Vec<(ObjId, Option<String>)> = vec![(record_obj.clone(), None)];
+            while let Some((obj, field)) = within.pop() {
+                let Some(id) = legacy(&obj) else { continue };
+                if objects.contains_key(&id) {
+                    continue;
+                }
+                let under = |key: Option<String>| field.clone().or(key);
+                match self.doc.object_type(&obj) {
+                    Ok(automerge::ObjType::Map) | Ok(automerge::ObjType::Table) => {
+                        for it in self.doc.map_range(&obj, ..) {
+                            if let automerge::ValueRef::Object(_) = it.value {
+                                within.push((it.id(), under(Some(it.key.to_string()))));
+                            }
+                        }
+                    }
+                    Ok(automerge::ObjType::List) => {
+                        for it in self.doc.list_range(&obj, ..) {
+                            if let automerge::ValueRef::Object(_) = it.value {
+                                within.push((it.id(), under(Some(it.index.to_string()))));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                objects.insert(id, Some(Placed { record_obj: record_obj.clone(), record: record.clone(), field }));
+            }
+        }
+    }
+
     fn placed_new(
         &self,
         objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
@@ -1180,7 +1249,7 @@ impl Doc {
             let writer = names.op(&automerge::legacy::OpId(start, change.actor_id().clone())).1;
             // (Every dependency is among the changes so far, or before them: a change that
             // depends on all their heads saw all of them.)
-            let on_top = heads.iter().all(|h| change.deps().contains(h)) && !reads_every_change();
+            let on_top = on_top_of(&heads, change.deps()) && !reads_every_change();
             for d in change.deps() {
                 heads.remove(d);
             }

@@ -1530,19 +1530,64 @@ fn a_change_automerge_panics_on_is_an_error() {
     }
 }
 
+/// Every hub refuses `rest` as forged: one that held `held` (changes after `base`) and takes
+/// `rest`, one new to the document that takes all at once, and one that takes a document
+/// holding them all whole; each takes `honest` (changes after `base`) instead.
+fn refused_by_every_hub_alike(
+    base: &mut Doc,
+    held: &[&automerge::Change],
+    rest: &[&automerge::Change],
+    honest: &[&automerge::Change],
+) {
+    let refused = |verdict: Option<Rewrite>| verdict.is_some_and(|r| r.what.contains("forged"));
+    let made = base.heads();
+    let mut had = base.fork(b"c");
+    for c in held {
+        had.apply_checked(c.raw_bytes()).unwrap();
+    }
+    let before = had.heads();
+    for c in rest {
+        had.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert!(refused(had.rewrite_since(&before, append_only).unwrap()), "a hub that held {} of them", held.len());
+    let mut fresh = Doc::new("d", b"f");
+    for c in base.changes_after(&[]).iter().chain(held.iter().copied()).chain(rest.iter().copied()) {
+        fresh.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert!(refused(fresh.rewrite_since(&[], append_only).unwrap()), "a hub new to the document");
+    let (whole, changes) = rebuilt("d", AutoCommit::load(&had.save()).unwrap()).unwrap();
+    assert!(refused(Doc::arrived("d", whole).rewrite_of_rebuilt(&changes, append_only).unwrap()), "taken whole");
+    let mut taken = base.fork(b"c");
+    for c in honest {
+        taken.apply_checked(c.raw_bytes()).unwrap();
+    }
+    assert_eq!(taken.rewrite_since(&made, append_only).unwrap(), None);
+}
+
 /// A change naming as overwritten a value at its own place that its writer never saw (made
 /// apart, by a change it does not depend on): Automerge takes it and the value is gone without a
 /// conflict. Every hub refuses it alike: one that held the value, one that gets both changes at
-/// once, and one that takes a document holding both whole.
-#[test]
-fn a_predecessor_its_writer_never_saw_is_refused_by_every_hub_alike() {
-    use automerge::legacy::OpId;
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+/// Whether records of a kind are never changed.
+fn append_only(kind: &str) -> bool {
+    Kind::parse(kind).is_ok_and(|k| k.append_only())
+}
+
+/// A document holding item i1, made in one change at hub "a": the document, its heads, and the
+/// item's object.
+fn one_item() -> (Doc, Vec<ChangeHash>, ObjId) {
     let mut base = Doc::new("d", b"a");
     base.create(&item("i1", "Water")).unwrap();
     base.commit(&author("a", 1));
     let made = base.heads();
     let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    (base, made, i1)
+}
+
+/// once, and one that takes a document holding both whole.
+#[test]
+fn a_predecessor_its_writer_never_saw_is_refused_by_every_hub_alike() {
+    use automerge::legacy::OpId;
+    let (mut base, made, i1) = one_item();
     // One hub renames the item.
     let mut h = base.fork(b"h");
     h.automerge().put(&i1, "name", "Still water").unwrap();
@@ -1563,30 +1608,7 @@ fn a_predecessor_its_writer_never_saw_is_refused_by_every_hub_alike() {
     let mut forged = apart[1].decode();
     forged.operations[0].pred = vec![x].into();
     let forged = automerge::Change::from(forged);
-    let refused = |verdict: Option<Rewrite>| verdict.is_some_and(|r| r.what.contains("forged"));
-    // A hub that held the rename.
-    let mut held = base.fork(b"c");
-    held.apply_checked(renamed.raw_bytes()).unwrap();
-    let before = held.heads();
-    for c in [apart[0].raw_bytes(), forged.raw_bytes()] {
-        held.apply_checked(c).unwrap();
-    }
-    assert!(refused(held.rewrite_since(&before, fixed).unwrap()), "a hub that held it");
-    // A hub that gets everything at once.
-    let mut fresh = Doc::new("d", b"f");
-    for c in base.changes_after(&[]).iter().chain([&renamed, &apart[0], &forged]) {
-        fresh.apply_checked(c.raw_bytes()).unwrap();
-    }
-    assert!(refused(fresh.rewrite_since(&[], fixed).unwrap()), "a hub new to the document");
-    // A hub taking a document that holds both whole.
-    let (whole, changes) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
-    assert!(refused(Doc::arrived("d", whole).rewrite_of_rebuilt(&changes, fixed).unwrap()), "taken whole");
-    // The same change, naming what its writer saw: taken by each.
-    let mut honest = base.fork(b"c");
-    for c in [&renamed, &apart[0], &apart[1]] {
-        honest.apply_checked(c.raw_bytes()).unwrap();
-    }
-    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+    refused_by_every_hub_alike(&mut base, &[&renamed], &[&apart[0], &forged], &[&renamed, &apart[0], &apart[1]]);
 }
 
 /// A change naming as overwritten a value its writer had already seen overwritten (made by a
@@ -1596,12 +1618,7 @@ fn a_predecessor_its_writer_never_saw_is_refused_by_every_hub_alike() {
 #[test]
 fn a_predecessor_already_overwritten_is_refused_by_every_hub_alike() {
     use automerge::legacy::OpId;
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-    let mut base = Doc::new("d", b"a");
-    base.create(&item("i1", "Water")).unwrap();
-    base.commit(&author("a", 1));
-    let made = base.heads();
-    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let (mut base, made, i1) = one_item();
     let name_id = |d: &mut Doc| match d.automerge().get(&i1, "name").unwrap() {
         Some((_, ObjId::Id(counter, actor, _))) => OpId(counter, actor),
         other => panic!("{other:?}"),
@@ -1618,24 +1635,7 @@ fn a_predecessor_already_overwritten_is_refused_by_every_hub_alike() {
     pred.push(first);
     forged.operations[0].pred = pred.into();
     let forged = automerge::Change::from(forged);
-    let refused = |verdict: Option<Rewrite>| verdict.is_some_and(|r| r.what.contains("forged"));
-    let mut held = base.fork(b"c");
-    for c in [two[0].raw_bytes(), forged.raw_bytes()] {
-        held.apply_checked(c).unwrap();
-    }
-    assert!(refused(held.rewrite_since(&made, fixed).unwrap()), "a hub that held the first name");
-    let mut fresh = Doc::new("d", b"f");
-    for c in base.changes_after(&[]).iter().chain([&two[0], &forged]) {
-        fresh.apply_checked(c.raw_bytes()).unwrap();
-    }
-    assert!(refused(fresh.rewrite_since(&[], fixed).unwrap()), "a hub new to the document");
-    let (whole, changes) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
-    assert!(refused(Doc::arrived("d", whole).rewrite_of_rebuilt(&changes, fixed).unwrap()), "taken whole");
-    let mut honest = base.fork(b"c");
-    for c in &two {
-        honest.apply_checked(c.raw_bytes()).unwrap();
-    }
-    assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+    refused_by_every_hub_alike(&mut base, &[], &[&two[0], &forged], &[&two[0], &two[1]]);
 }
 
 /// A change out of its writer's line: one that skips its writer's previous change (does not
@@ -1645,12 +1645,8 @@ fn a_predecessor_already_overwritten_is_refused_by_every_hub_alike() {
 /// held before.
 #[test]
 fn a_change_out_of_its_writers_line_is_refused() {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-    let mut base = Doc::new("d", b"a");
-    base.create(&item("i1", "Water")).unwrap();
-    base.commit(&author("a", 1));
-    let made = base.heads();
-    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let fixed = append_only;
+    let (mut base, made, i1) = one_item();
     let mut b = base.fork(b"z");
     for unit in ["crate", "box"] {
         b.automerge().put(&i1, "unit", unit).unwrap();
@@ -1703,12 +1699,8 @@ fn a_change_out_of_its_writers_line_is_refused() {
 #[test]
 fn an_operation_no_hub_makes_is_refused() {
     use automerge::marks::{ExpandMark, Mark};
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-    let mut base = Doc::new("d", b"a");
-    base.create(&item("i1", "Water")).unwrap();
-    base.commit(&author("a", 1));
-    let made = base.heads();
-    let i1 = base.record_obj(&"i1".into()).unwrap().unwrap();
+    let fixed = append_only;
+    let (mut base, made, i1) = one_item();
     let notes = match base.automerge().get(&i1, "notes").unwrap() {
         Some((automerge::Value::Object(ObjType::Text), t)) => t,
         other => panic!("notes are a text: {other:?}"),
@@ -1745,4 +1737,61 @@ fn an_operation_no_hub_makes_is_refused() {
     honest.update(&r).unwrap();
     honest.commit(&author("c", 5));
     assert_eq!(honest.rewrite_since(&made, fixed).unwrap(), None);
+}
+
+/// A batch that writes into more records than are placed one by one (`PLACES_BEFORE_A_WALK`):
+/// every object in view is placed in one walk of the document, and the verdict is the one
+/// Automerge's own reading of each place gives: a movement's quantity rewritten among a
+/// hundred honest renames, in the middle of them or as the last write, is refused; the renames
+/// alone, and notes rewritten in place, are taken.
+#[test]
+fn a_rewrite_among_many_writes_is_found_when_every_object_is_placed_at_once() {
+    let mut base = Doc::new("d", b"a");
+    for i in 0..120 {
+        base.create(&item(&format!("i{i}"), "Water")).unwrap();
+    }
+    base.create(&record(
+        "mv0",
+        Movement {
+            item: "i0".into(),
+            kind: MovementKind::Receive,
+            quantity: 20,
+            place: "hall".into(),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    base.commit(&author("a", 1));
+    let made = base.heads();
+    let edit = |d: &mut Doc, i: usize| {
+        let mut r = d.get(&format!("i{i}").as_str().into()).unwrap().unwrap();
+        if let Body::Item(it) = &mut r.body {
+            it.name = format!("Water {i}");
+            it.notes = format!("keep {i} dry");
+        }
+        d.update(&r).unwrap();
+    };
+    let mv = base.record_obj(&"mv0".into()).unwrap().unwrap();
+    for rewrite_at in [None, Some(50), Some(120)] {
+        let mut h = base.fork(b"h");
+        for i in 0..120 {
+            if rewrite_at == Some(i) {
+                h.automerge().put(&mv, "quantity", 2).unwrap();
+            }
+            edit(&mut h, i);
+        }
+        if rewrite_at == Some(120) {
+            h.automerge().put(&mv, "quantity", 2).unwrap();
+        }
+        h.commit(&author("h", 2));
+        let mut d = base.fork(b"c");
+        for c in h.changes_after(&made) {
+            d.apply_checked(c.raw_bytes()).unwrap();
+        }
+        let verdict = d.rewrite_since(&made, append_only).unwrap();
+        match rewrite_at {
+            None => assert_eq!(verdict, None),
+            Some(at) => assert!(verdict.is_some_and(|r| r.record.as_str() == "mv0"), "rewritten at {at}"),
+        }
+    }
 }
