@@ -1378,6 +1378,34 @@ fn honest_edit(d: &mut Doc, what: u8, n: u16) {
     d.update(&r).unwrap();
 }
 
+/// A document holding an item and an after-action note with two action items, made at hub
+/// "a" in one change, then edited apart by two hubs as `steps` say (`honest_edit`) and merged:
+/// the document and the heads it was made at.
+fn edited_apart(steps: Vec<(usize, u8, u16, bool)>) -> (Doc, Vec<ChangeHash>) {
+    let mut held = Doc::new("d", b"a");
+    held.create(&item("i1", "Water")).unwrap();
+    let first = ActionItem { action: "more water".into(), ..Default::default() };
+    held.create(&record(
+        "a1",
+        AfterAction { title: "Night 1".into(), action_items: vec![first.clone(), first], ..Default::default() },
+    ))
+    .unwrap();
+    held.commit(&author("a", 1));
+    let made = held.heads();
+    let mut hubs = [held.fork(b"b"), held.fork(b"c")];
+    for (who, what, n, commit) in steps {
+        honest_edit(&mut hubs[who], what, n);
+        if commit {
+            hubs[who].commit(&author("b", 2));
+        }
+    }
+    for h in &mut hubs {
+        h.commit(&author("b", 3));
+        held.merge(h).unwrap();
+    }
+    (held, made)
+}
+
 proptest! {
     /// Honest edits two hubs make apart (names, texts in any script, list items added, ticked,
     /// rewritten, removed) are taken by a hub that held the document and by one that takes it
@@ -1385,23 +1413,7 @@ proptest! {
     #[test]
     fn honest_edits_apart_are_taken_held_and_whole(steps in proptest::collection::vec((0..2usize, any::<u8>(), any::<u16>(), any::<bool>()), 0..24)) {
         let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-        let mut held = Doc::new("d", b"a");
-        held.create(&item("i1", "Water")).unwrap();
-        let first = ActionItem { action: "more water".into(), ..Default::default() };
-        held.create(&record("a1", AfterAction { title: "Night 1".into(), action_items: vec![first.clone(), first], ..Default::default() })).unwrap();
-        held.commit(&author("a", 1));
-        let made = held.heads();
-        let mut hubs = [held.fork(b"b"), held.fork(b"c")];
-        for (who, what, n, commit) in steps {
-            honest_edit(&mut hubs[who], what, n);
-            if commit {
-                hubs[who].commit(&author("b", 2));
-            }
-        }
-        for h in &mut hubs {
-            h.commit(&author("b", 3));
-            held.merge(h).unwrap();
-        }
+        let (mut held, made) = edited_apart(steps);
         prop_assert_eq!(held.rewrite_since(&made, fixed).unwrap(), None);
         let (whole, _) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
         let mut whole = Doc::arrived("d", whole);
@@ -1427,24 +1439,10 @@ proptest! {
     ) {
         use automerge::legacy::OpId;
         let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
-        let mut held = Doc::new("d", b"a");
-        held.create(&item("i1", "Water")).unwrap();
-        let first = ActionItem { action: "more water".into(), ..Default::default() };
-        held.create(&record("a1", AfterAction { title: "Night 1".into(), action_items: vec![first.clone(), first], ..Default::default() })).unwrap();
-        held.commit(&author("a", 1));
-        let made = held.heads();
-        let base = held.changes_after(&[]);
-        let mut hubs = [held.fork(b"b"), held.fork(b"c")];
-        for (who, what, n, commit) in steps {
-            honest_edit(&mut hubs[who], what, n);
-            if commit {
-                hubs[who].commit(&author("b", 2));
-            }
-        }
-        for h in &mut hubs {
-            h.commit(&author("b", 3));
-            held.merge(h).unwrap();
-        }
+        let (mut held, made) = edited_apart(steps);
+        // What the document was made with: every change but those after it was made.
+        let since: Vec<ChangeHash> = held.changes_after(&made).iter().map(|c| c.hash()).collect();
+        let base: Vec<_> = held.changes_after(&[]).into_iter().filter(|c| !since.contains(&c.hash())).collect();
         // Or the last, one made on top of both.
         if let Some((what, n)) = on_top {
             honest_edit(&mut held, what, n);
