@@ -184,9 +184,17 @@ impl Names {
     }
 }
 
-/// How many objects [`Doc::placed`] places one by one before it places every object in view
-/// in one walk.
+/// How many objects [`Doc::placed`] looks up one by one (each a scan of the document) before it
+/// places every object in view in one walk.
 const PLACES_BEFORE_A_WALK: usize = 64;
+
+/// The objects one check has placed ([`Placed`], or at no record's place), and how many it
+/// looked up one by one.
+#[derive(Default)]
+struct Places {
+    known: std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
+    looked_up: usize,
+}
 
 /// Where an object lies: within `record` (the key at the root), whose object is `record_obj`,
 /// under the record's `field` (none for the record's own object).
@@ -780,7 +788,7 @@ impl Doc {
                 ObjectId::Id(oid) => {
                     let at = (oid.0, oid.1.clone());
                     if !objects.contains_key(&at) {
-                        let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
+                        let obj = self.obj_of(oid)?;
                         let record = match made.get(&at) {
                             Some(r) => r.clone(),
                             None => self.record_of(&obj)?,
@@ -843,36 +851,43 @@ impl Doc {
         out
     }
 
+    /// A refusal of changes to this document as a whole, by `actor` where known: the document
+    /// `what`.
+    fn refusal(&self, actor: Vec<u8>, what: &str) -> Rewrite {
+        Rewrite { record: RecordId::from(self.id.as_str()), actor, what: what.into() }
+    }
+
     /// The refusal of changes that do not rebuild as they were made, by `actor` where known.
     fn forged(&self, actor: Vec<u8>) -> Rewrite {
-        let what = "holds a change that does not rebuild as it was made (its predecessors were forged)".to_string();
-        Rewrite { record: RecordId::from(self.id.as_str()), actor, what }
+        self.refusal(actor, "holds a change that does not rebuild as it was made (its predecessors were forged)")
+    }
+
+    /// The object an operation `id` made, if this document holds it.
+    fn obj_of(&self, id: &automerge::legacy::OpId) -> Option<ObjId> {
+        self.doc.import_obj(&format!("{}@{}", id.0, id.1)).ok()
     }
 
     /// Where the object `oid` lies ([`Placed`]); `None` for an object at no record's place.
     /// Objects a batch makes are placed as they are made ([`Doc::placed_new`]); others are read
     /// once (reading an object's place scans the document: once for every write into a
     /// document of long history took a minute).
-    fn placed(
-        &self,
-        objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
-        oid: &automerge::legacy::OpId,
-    ) -> Option<Placed> {
-        if let Some(p) = objects.get(oid) {
+    fn placed(&self, objects: &mut Places, oid: &automerge::legacy::OpId) -> Option<Placed> {
+        if let Some(p) = objects.known.get(oid) {
             return p.clone();
         }
         // Past a few, every object in view is placed in one walk of the document (a heal that
         // writes into a thousand records would scan it a thousand times). An object's place
         // never changes, and one in view has one path from the root: the walk and Automerge's
         // `parents` place it alike.
-        if objects.len() == PLACES_BEFORE_A_WALK {
+        objects.looked_up += 1;
+        if objects.looked_up == PLACES_BEFORE_A_WALK {
             self.place_all(objects);
-            if let Some(p) = objects.get(oid) {
+            if let Some(p) = objects.known.get(oid) {
                 return p.clone();
             }
         }
         let placed = (|| {
-            let obj = self.doc.import_obj(&format!("{}@{}", oid.0, oid.1)).ok()?;
+            let obj = self.obj_of(oid)?;
             // The path runs from the root down: (root, record id), then (record, field), ...
             // (Automerge panics reading the place of some malformed objects.)
             let path = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -888,15 +903,13 @@ impl Doc {
                 _ => None,
             }
         })();
-        objects.insert(oid.clone(), placed.clone());
+        objects.known.insert(oid.clone(), placed.clone());
         placed
     }
 
-    /// Where the object that `op` (whose id is `id`) makes lies: a record, at a key of the root;
-    /// within the record of the object it is made in, under that object's field.
     /// Places every object in view ([`Doc::placed`]) that `objects` does not hold yet: each
     /// record at the root, and everything within it under its field.
-    fn place_all(&self, objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>) {
+    fn place_all(&self, objects: &mut Places) {
         let legacy = |o: &ObjId| match o {
             ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
             ObjId::Root => None,
@@ -909,7 +922,7 @@ impl Doc {
             let mut within: Vec<(ObjId, Option<String>)> = vec![(record_obj.clone(), None)];
             while let Some((obj, field)) = within.pop() {
                 let Some(id) = legacy(&obj) else { continue };
-                if objects.contains_key(&id) {
+                if objects.known.contains_key(&id) {
                     continue;
                 }
                 let under = |key: Option<String>| field.clone().or(key);
@@ -930,24 +943,26 @@ impl Doc {
                     }
                     _ => {}
                 }
-                objects.insert(id, Some(Placed { record_obj: record_obj.clone(), record: record.clone(), field }));
+                objects
+                    .known
+                    .insert(id, Some(Placed { record_obj: record_obj.clone(), record: record.clone(), field }));
             }
         }
     }
 
+    /// Where the object that `op` (whose id is `id`) makes lies: a record, at a key of the root;
+    /// within the record of the object it is made in, under that object's field.
     fn placed_new(
         &self,
-        objects: &mut std::collections::HashMap<automerge::legacy::OpId, Option<Placed>>,
+        objects: &mut Places,
         op: &automerge::legacy::Op,
         id: &automerge::legacy::OpId,
     ) -> Option<Placed> {
         use automerge::legacy::{Key, ObjectId};
         match (&op.obj, &op.key) {
-            (ObjectId::Root, Key::Map(k)) => Some(Placed {
-                record_obj: self.doc.import_obj(&format!("{}@{}", id.0, id.1)).ok()?,
-                record: k.to_string(),
-                field: None,
-            }),
+            (ObjectId::Root, Key::Map(k)) => {
+                Some(Placed { record_obj: self.obj_of(id)?, record: k.to_string(), field: None })
+            }
             (ObjectId::Root, Key::Seq(_)) => None,
             (ObjectId::Id(parent), key) => {
                 let p = self.placed(objects, parent)?;
@@ -963,9 +978,7 @@ impl Doc {
     /// Whether `obj` is a text.
     fn is_text(&self, obj: &automerge::legacy::ObjectId) -> bool {
         let automerge::legacy::ObjectId::Id(o) = obj else { return false };
-        self.doc
-            .import_obj(&format!("{}@{}", o.0, o.1))
-            .is_ok_and(|obj| matches!(self.doc.object_type(&obj), Ok(automerge::ObjType::Text)))
+        self.obj_of(o).is_some_and(|obj| matches!(self.doc.object_type(&obj), Ok(automerge::ObjType::Text)))
     }
 
     /// The values at `place` of the document as it was at `heads`, by the operations that put
@@ -982,9 +995,9 @@ impl Doc {
         use automerge::legacy::{ObjectId, OpId};
         let obj = match obj {
             ObjectId::Root => ROOT,
-            ObjectId::Id(o) => match self.doc.import_obj(&format!("{}@{}", o.0, o.1)) {
-                Ok(obj) => obj,
-                Err(_) => return Vec::new(),
+            ObjectId::Id(o) => match self.obj_of(o) {
+                Some(obj) => obj,
+                None => return Vec::new(),
             },
         };
         let mut id_of = |id: &ObjId| match id {
@@ -1116,11 +1129,7 @@ impl Doc {
         let id = self.id.clone();
         match unpanicked(&id, || self.rewrite_in(before, changes, fixed)) {
             Ok(verdict) => verdict,
-            Err(_) => Ok(Some(Rewrite {
-                record: RecordId::from(id.as_str()),
-                actor: Vec::new(),
-                what: "holds changes Automerge cannot read (it panics)".into(),
-            })),
+            Err(_) => Ok(Some(self.refusal(Vec::new(), "holds changes Automerge cannot read (it panics)"))),
         }
     }
 
@@ -1166,11 +1175,8 @@ impl Doc {
             return Ok(None);
         }
         if let Some(c) = self.out_of_line(changes) {
-            return Ok(Some(Rewrite {
-                record: RecordId::from(self.id.as_str()),
-                actor: c.actor_id().to_bytes().to_vec(),
-                what: "holds a change that does not follow its writer's previous change".into(),
-            }));
+            let what = "holds a change that does not follow its writer's previous change";
+            return Ok(Some(self.refusal(c.actor_id().to_bytes().to_vec(), what)));
         }
         // Which of these changes made an operation (counter, actor), if one did: each actor's
         // changes by their first operation, so that a long history is searched, not scanned.
@@ -1232,7 +1238,7 @@ impl Doc {
         };
         let mut created_at_root: BTreeSet<String> = BTreeSet::new();
         // Where each object written into lies ([`Placed`]).
-        let mut objects = std::collections::HashMap::new();
+        let mut objects = Places::default();
         // The document as the changes so far make it: its heads, and each value in it by the
         // place it is at (those held before the batch read once a place, as it is first
         // written). A change made on top of all of them (the common case: a hub's own edits
@@ -1276,7 +1282,7 @@ impl Doc {
                 };
                 if no_hub_makes {
                     let what = "holds an operation no hub makes (an increment, a mark, or a value put on a character of a text)";
-                    return Ok(Some(Rewrite { record: RecordId::from(self.id.as_str()), actor, what: what.into() }));
+                    return Ok(Some(self.refusal(actor, what)));
                 }
                 let key = match &op.key {
                     Key::Map(k) => Some(k.as_str()),
@@ -1303,8 +1309,8 @@ impl Doc {
                 // hub held before: a value at the operation's own place as the change's
                 // dependencies have it, or put there earlier in the same change, and not
                 // overwritten since in the change. So every hub reaches the same verdict.
-                for p in op.pred.iter() {
-                    let p = names.op(p);
+                let preds: Vec<OpKey> = op.pred.iter().map(|p| names.op(p)).collect();
+                for &p in &preds {
                     let own = !matches!(op.key, Key::Seq(ElementId::Head))
                         && if on_top {
                             now.get(&p) == Some(&place)
@@ -1320,16 +1326,11 @@ impl Doc {
                         };
                     if op.insert || !own {
                         let what = "holds a change that overwrites a value its writer did not see at that place (its predecessors were forged)";
-                        return Ok(Some(Rewrite {
-                            record: RecordId::from(self.id.as_str()),
-                            actor,
-                            what: what.into(),
-                        }));
+                        return Ok(Some(self.refusal(actor, what)));
                     }
                 }
                 // The document now: a put or a new object is a value; a deletion is none.
-                for p in op.pred.iter() {
-                    let p = names.op(p);
+                for p in preds {
                     now.remove(&p);
                     if !on_top {
                         overwritten.insert(p);
@@ -1343,7 +1344,7 @@ impl Doc {
                 }
                 if matches!(op.action, automerge::legacy::OpType::Make(_)) {
                     let placed = self.placed_new(&mut objects, &op, &id);
-                    objects.insert(id.clone(), placed);
+                    objects.known.insert(id.clone(), placed);
                 }
                 match &op.obj {
                     automerge::legacy::ObjectId::Root => {
@@ -1354,7 +1355,7 @@ impl Doc {
                         }
                         // It replaces or removes what was there: a record, if one was.
                         for p in op.pred.iter() {
-                            let Ok(obj) = self.doc.import_obj(&format!("{}@{}", p.0, p.1)) else { continue };
+                            let Some(obj) = self.obj_of(p) else { continue };
                             if rule_of(&self.doc, &obj)?.0 {
                                 let what = if matches!(op.action, automerge::legacy::OpType::Delete) {
                                     "removed"
@@ -1771,9 +1772,6 @@ fn prop_index(p: &Prop) -> usize {
     }
 }
 
-/// Splits saved Automerge bytes into their chunks: (chunk type, the whole chunk). Each chunk is
-/// the magic bytes, a 4-byte checksum, a type byte (0 document, 1 change, 2 compressed change),
-/// a LEB128 length and that many bytes.
 /// The changes in `bytes` (saved chunks): a whole document's, rebuilt from its operations.
 fn changes_of(id: &str, bytes: &[u8]) -> Result<Vec<automerge::Change>> {
     let err = |source: automerge::AutomergeError| Error::Automerge { doc: id.to_string(), source: Box::new(source) };
@@ -1829,6 +1827,9 @@ pub fn rebuilt(id: &str, mut whole: AutoCommit) -> Result<(AutoCommit, Vec<autom
     Ok((doc, changes))
 }
 
+/// Splits saved Automerge bytes into their chunks: (chunk type, the whole chunk). Each chunk is
+/// the magic bytes, a 4-byte checksum, a type byte (0 document, 1 change, 2 compressed change),
+/// a LEB128 length and that many bytes.
 fn split_chunks(mut bytes: &[u8]) -> std::result::Result<Vec<(u8, &[u8])>, String> {
     const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
     let mut out = Vec::new();
