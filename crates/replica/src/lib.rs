@@ -226,6 +226,17 @@ pub struct Doc {
     /// (Automerge's own cursor starts empty at a load, so its first incremental save after a
     /// load would be the whole document again.)
     saved: Vec<ChangeHash>,
+    /// The changes after some heads, as Automerge last rebuilt them at the document's heads
+    /// then: a hub's check for rewritten records and its reading of the records they touched
+    /// both ask for the changes a message brought ([`Doc::changes_since`]).
+    since: Option<Since>,
+}
+
+/// See [`Doc::changes_since`].
+struct Since {
+    before: Vec<ChangeHash>,
+    heads: Vec<ChangeHash>,
+    changes: std::sync::Arc<Vec<automerge::Change>>,
 }
 
 /// Two or more values written concurrently to one field: a person chooses.
@@ -259,12 +270,12 @@ pub struct HistoryEntry {
 impl Doc {
     /// A new, empty document with the given actor (one per hub).
     pub fn new(id: &str, actor: &[u8]) -> Doc {
-        Doc {
-            id: id.to_string(),
-            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-            saved: Vec::new(),
-        }
+        Doc::made(id, AutoCommit::new().with_actor(ActorId::from(actor)), Vec::new())
+    }
+
+    /// `doc` as document `id`, saved as of `saved`.
+    fn made(id: &str, doc: AutoCommit, saved: Vec<ChangeHash>) -> Doc {
+        Doc { id: id.to_string(), doc, touched: BTreeSet::new(), saved, since: None }
     }
 
     /// The actor this document's next changes are made under.
@@ -291,7 +302,7 @@ impl Doc {
             .map_err(|source| Error::Automerge { doc: id.to_string(), source: Box::new(source) })?;
         let mut doc = doc.with_actor(ActorId::from(actor));
         let saved = doc.get_heads();
-        Ok(Doc { id: id.to_string(), doc, touched: BTreeSet::new(), saved })
+        Ok(Doc::made(id, doc, saved))
     }
 
     /// Takes `whole`, a document that arrived as one whole save and was loaded to check it, as
@@ -314,7 +325,7 @@ impl Doc {
     /// ([`Doc::into_automerge`], then [`Doc::adopt`]): a hub may do that ahead, off the hub.
     /// `id` names it in errors.
     pub fn arrived(id: &str, whole: AutoCommit) -> Doc {
-        Doc { id: id.to_string(), doc: whole, touched: BTreeSet::new(), saved: Vec::new() }
+        Doc::made(id, whole, Vec::new())
     }
 
     /// The Automerge document inside.
@@ -386,12 +397,7 @@ impl Doc {
         // Changes that depend on a dropped one wait for it forever: they are dropped too.
         let dropped = clashes + n - doc.get_changes(&[]).len();
         // Saved whole by whoever repairs it: nothing counts as saved yet.
-        let doc = Doc {
-            id: id.to_string(),
-            doc: doc.with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-            saved: Vec::new(),
-        };
+        let doc = Doc::made(id, doc.with_actor(ActorId::from(actor)), Vec::new());
         Ok((doc, dropped))
     }
 
@@ -694,6 +700,22 @@ impl Doc {
         self.doc.document().get_change_meta_by_hash(hash).is_some()
     }
 
+    /// The changes after `before`, rebuilt by Automerge from the document (a scan of it), or
+    /// as rebuilt the last time they were asked for at these same heads. `Err` where Automerge
+    /// panics rebuilding them (a forged change left two operations claiming one place).
+    fn changes_since(&mut self, before: &[ChangeHash]) -> std::thread::Result<std::sync::Arc<Vec<automerge::Change>>> {
+        let heads = self.doc.get_heads();
+        if let Some(s) = self.since.as_ref().filter(|s| s.before == before && s.heads == heads) {
+            return Ok(s.changes.clone());
+        }
+        self.since = None;
+        let doc = &mut self.doc;
+        let changes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before)))?;
+        let changes = std::sync::Arc::new(changes);
+        self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
+        Ok(changes)
+    }
+
     /// The changes that a hub holding `have` (heads, possibly of changes unknown here) lacks.
     pub fn changes_after(&mut self, have: &[ChangeHash]) -> Vec<automerge::Change> {
         let have: Vec<ChangeHash> = have.iter().filter(|h| self.has_change(h)).copied().collect();
@@ -709,12 +731,8 @@ impl Doc {
 
     /// A copy of this document with a different actor, as another hub would hold it.
     pub fn fork(&mut self, actor: &[u8]) -> Doc {
-        Doc {
-            id: self.id.clone(),
-            doc: self.doc.fork().with_actor(ActorId::from(actor)),
-            touched: BTreeSet::new(),
-            saved: Vec::new(),
-        }
+        let id = self.id.clone();
+        Doc::made(&id, self.doc.fork().with_actor(ActorId::from(actor)), Vec::new())
     }
 
     /// The records that changed between `before` and the current heads.
@@ -753,10 +771,10 @@ impl Doc {
         use automerge::legacy::{Key, ObjectId, OpType};
         // Automerge rebuilds the changes from the document, and panics where a forged change
         // left it unable to (two operations claiming one place): a diff says then.
-        let doc = &mut self.doc;
+        let changes = self.changes_since(before).ok()?;
         let ops = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut ops = Vec::new();
-            for change in doc.get_changes(before) {
+            for change in changes.iter() {
                 let (start, actor) = (change.start_op().get(), change.actor_id().clone());
                 for (i, op) in change.decode().operations.into_iter().enumerate() {
                     ops.push(((start + i as u64, actor.clone()), op));
@@ -1088,8 +1106,7 @@ impl Doc {
     pub fn rewrite_since(&mut self, before: &[ChangeHash], fixed: impl Fn(&str) -> bool) -> Result<Option<Rewrite>> {
         // Automerge rebuilds the changes from the document; it panics where a forged change left
         // it unable to (two operations claiming one place).
-        let doc = &mut self.doc;
-        let Ok(changes) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before))) else {
+        let Ok(changes) = self.changes_since(before) else {
             return Ok(Some(self.forged(Vec::new())));
         };
         if changes.is_empty() {

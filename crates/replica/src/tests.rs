@@ -740,6 +740,41 @@ fn a_write_deep_inside_a_record_touches_that_record() {
     assert_eq!(b.touched_since(&before), deep);
 }
 
+/// A hub checks the changes a message brought, may then apply changes that waited for them,
+/// and reads the records touched since the same heads: the changes both read are those at the
+/// document's heads each time, never the ones the check read before more came.
+#[test]
+fn changes_read_since_the_same_heads_follow_what_was_applied_in_between() {
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("i0", "Blankets")).unwrap();
+    a.commit(&author("a", 0));
+    let mut b = a.fork(b"b");
+    let before = b.heads();
+    a.create(&item("i1", "Water")).unwrap();
+    a.commit(&author("a", 1));
+    let first = a.save_incremental();
+    a.create(&item("i2", "Tents")).unwrap();
+    a.commit(&author("a", 2));
+    let second = a.save_incremental();
+    b.apply_checked(&first).unwrap();
+    assert_eq!(b.rewrite_since(&before, |_| true).unwrap(), None);
+    b.apply_checked(&second).unwrap();
+    let ids = |v: &[&str]| v.iter().map(|s| RecordId::from(*s)).collect::<BTreeSet<_>>();
+    assert_eq!(b.touched_since(&before), ids(&["i1", "i2"]));
+    // And the other way round: the rewrite check sees a rewrite that came after a first read.
+    let mid = b.heads();
+    let mut i1 = a.get(&"i1".into()).unwrap().unwrap();
+    if let Body::Item(x) = &mut i1.body {
+        x.name = "Water (5 l)".into();
+    }
+    a.update(&i1).unwrap();
+    a.commit(&author("a", 3));
+    assert_eq!(b.touched_since(&mid), BTreeSet::new());
+    b.apply_checked(&a.save_incremental()).unwrap();
+    assert_eq!(b.touched_since(&mid), ids(&["i1"]));
+    assert!(b.rewrite_since(&mid, |_| true).unwrap().is_some(), "an item made fixed for the test is rewritten");
+}
+
 #[test]
 fn apply_reports_touched_records_and_rejects_garbage() {
     let mut a = Doc::new("d", b"a");
