@@ -97,21 +97,24 @@ const MAX_BATCH: usize = 16;
 fn generate(store: &Path, scale: Scale) {
     use rand::{Rng, SeedableRng};
     let start = now().plus_days(-30);
-    let clock = ManualClock::at(start);
+    // A clock per hub, so that the hubs of a round write side by side; each commit is made at
+    // the time one clock for all would show, the month passing as the records are written.
+    let clocks: Vec<ManualClock> = WRITERS.iter().map(|_| ManualClock::at(start)).collect();
     let tmp = store.with_extension("partial");
     let dir = tempfile::tempdir().unwrap();
     let _ = std::fs::remove_file(&tmp);
-    let init = |path: &Path, name: &str, seed: u8| {
+    let init = |path: &Path, name: &str, seed: u8, clock: &ManualClock| {
         let opts = InitOptions { hub_name: name.into(), location: String::new(), pin: None };
         let cfg = Config { handle: "bench".into(), clock: Box::new(clock.clone()), seed: [seed; 32] };
         Hub::init(path, PASS, &opts, cfg).unwrap()
     };
     let mut hubs: Vec<Hub> = WRITERS
         .iter()
+        .zip(&clocks)
         .enumerate()
-        .map(|(i, name)| match i {
-            0 => init(&tmp, name, 3),
-            _ => init(&dir.path().join(format!("writer-{i}.aidmesh")), name, 3 + i as u8),
+        .map(|(i, (name, clock))| match i {
+            0 => init(&tmp, name, 3, clock),
+            _ => init(&dir.path().join(format!("writer-{i}.aidmesh")), name, 3 + i as u8, clock),
         })
         .collect();
     for i in 1..hubs.len() {
@@ -128,23 +131,38 @@ fn generate(store: &Path, scale: Scale) {
     let total = recs.len();
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let (mut done, mut commits) = (0, 0);
+    let mut time = start.millis();
     let t = Instant::now();
     for round in 0..rounds {
-        for (w, hub) in hubs.iter_mut().enumerate() {
+        // Each writer's commits of the round, with the time each is made at.
+        let mut work: Vec<Vec<(i64, Vec<Record>)>> = Vec::new();
+        for w in 0..hubs.len() {
             let mine: Vec<&Record> =
                 recs.iter().zip(&plan).filter(|(_, p)| **p == (round, w)).map(|(r, _)| r).collect();
-            let mut rest = &mine[..];
+            let (mut batches, mut rest) = (Vec::new(), &mine[..]);
             while !rest.is_empty() {
                 let n = rng.gen_range(1..=MAX_BATCH).min(rest.len());
-                let rows = rest[..n].iter().map(|r| (*r).clone()).enumerate().map(|(i, r)| (i + 1, Ok(r))).collect();
-                hub.import_records(rows).unwrap();
+                batches.push((time, rest[..n].iter().map(|r| (*r).clone()).collect()));
                 rest = &rest[n..];
                 done += n;
                 commits += 1;
-                // The month passes as the records are written.
-                let at = start.millis() + (now().millis() - start.millis()) * done as i64 / total.max(1) as i64;
-                clock.set(aidmesh_hub::model::Timestamp::from_millis(at.max(clock_ms(&clock))));
+                time = time.max(start.millis() + (now().millis() - start.millis()) * done as i64 / total.max(1) as i64);
             }
+            work.push(batches);
+        }
+        std::thread::scope(|s| {
+            for ((hub, clock), batches) in hubs.iter_mut().zip(&clocks).zip(work) {
+                s.spawn(move || {
+                    for (at, recs) in batches {
+                        clock.set(Timestamp::from_millis(at));
+                        hub.import_records(recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(r))).collect())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        for clock in &clocks {
+            clock.set(Timestamp::from_millis(time));
         }
         // Every hub syncs with the founder's, twice round, so each holds what all wrote.
         for pass in 0..2 {
@@ -153,8 +171,14 @@ fn generate(store: &Path, scale: Scale) {
                     continue;
                 }
                 let (founder, rest) = hubs.split_at_mut(1);
-                sync(&mut founder[0], &mut rest[i - 1], &clock);
+                sync(&mut founder[0], &mut rest[i - 1], &clocks[0]);
             }
+        }
+        // Between rounds the hubs rest, and a resting hub folds every document piled up in
+        // chunks (as a running node's upkeep does): loading one later reads one save, not
+        // hundreds of chunks each applied as changes.
+        for hub in &mut hubs {
+            hub.fold_chunks(usize::MAX, false).unwrap();
         }
         eprintln!(
             "  round {}/{rounds}: {done}/{total} records in {commits} commits, {:.0} s",
@@ -162,7 +186,9 @@ fn generate(store: &Path, scale: Scale) {
             t.elapsed().as_secs_f64()
         );
     }
-    clock.set(now());
+    for clock in &clocks {
+        clock.set(now());
+    }
     history(&mut hubs[0]);
     drop(hubs);
     std::fs::rename(&tmp, store).unwrap();
@@ -185,10 +211,6 @@ fn history(hub: &mut Hub) {
         "  {} documents, {changes} changes (at most {most} in one document), up to {actors} actors in one, {saved} bytes saved",
         docs.len()
     );
-}
-
-fn clock_ms(clock: &ManualClock) -> i64 {
-    aidmesh_hub::model::Clock::now(clock).millis()
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -239,18 +261,27 @@ fn sync(a: &mut Hub, b: &mut Hub, clock: &ManualClock) {
     let mut sb = Session::new(pb, now);
     let mut to_b: VecDeque<Frame> = sa.start(a, now).into();
     let mut to_a: VecDeque<Frame> = sb.start(b, now).into();
+    // Each side takes what was sent to it on a thread of its own, as two hubs on a network do.
+    let handle_all = |s: &mut Session, h: &mut Hub, frames: VecDeque<Frame>| -> Vec<Frame> {
+        frames.into_iter().flat_map(|f| s.handle(h, f, now).unwrap().0).collect()
+    };
     loop {
-        if let Some(f) = to_b.pop_front() {
-            to_a.extend(sb.handle(b, f, now).unwrap().0);
-        } else if let Some(f) = to_a.pop_front() {
-            to_b.extend(sa.handle(a, f, now).unwrap().0);
-        } else if sa.is_waiting() || sb.is_waiting() {
+        if to_a.is_empty() && to_b.is_empty() {
+            if !sa.is_waiting() && !sb.is_waiting() {
+                break;
+            }
             to_b.extend(sa.retry(a, now));
             to_a.extend(sb.retry(b, now));
             assert!(!to_a.is_empty() || !to_b.is_empty(), "a sync waits for a fetch nothing answers");
-        } else {
-            break;
+            continue;
         }
+        let (for_a, for_b) = (std::mem::take(&mut to_a), std::mem::take(&mut to_b));
+        let (from_a, from_b) = std::thread::scope(|s| {
+            let from_b = s.spawn(|| handle_all(&mut sb, b, for_b));
+            (handle_all(&mut sa, a, for_a), from_b.join().unwrap())
+        });
+        to_b.extend(from_a);
+        to_a.extend(from_b);
     }
     let heads = |h: &mut Hub| -> Vec<(String, String)> {
         let mut v: Vec<_> = Replica::docs(h).into_iter().map(|d| (d.doc.as_str().to_string(), d.heads)).collect();
