@@ -14,6 +14,7 @@
 //! Reads and writes touch one record at a time. Time, actor and author come from the caller.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use aidmesh_model::{Family, Kind, Record, RecordId, Timestamp, META_KEYS};
 use automerge::{
@@ -236,7 +237,7 @@ pub struct Doc {
 struct Since {
     before: Vec<ChangeHash>,
     heads: Vec<ChangeHash>,
-    changes: std::sync::Arc<Vec<automerge::Change>>,
+    changes: Arc<Vec<automerge::Change>>,
 }
 
 /// Two or more values written concurrently to one field: a person chooses.
@@ -701,18 +702,25 @@ impl Doc {
     }
 
     /// The changes after `before`, rebuilt by Automerge from the document (a scan of it), or
-    /// as rebuilt the last time they were asked for at these same heads. `Err` where Automerge
-    /// panics rebuilding them (a forged change left two operations claiming one place).
-    fn changes_since(&mut self, before: &[ChangeHash]) -> std::thread::Result<std::sync::Arc<Vec<automerge::Change>>> {
-        let heads = self.doc.get_heads();
-        if let Some(s) = self.since.as_ref().filter(|s| s.before == before && s.heads == heads) {
-            return Ok(s.changes.clone());
+    /// as rebuilt the last time they were asked for after the same `before`, at these same
+    /// heads. `keep`: whether to keep them for the next reader (the check for rewritten records
+    /// keeps them for the reading of the records they touched, which takes them). `Err` where
+    /// Automerge panics rebuilding them (a forged change left two operations claiming one place).
+    fn changes_since(&mut self, before: &[ChangeHash], keep: bool) -> std::thread::Result<Arc<Vec<automerge::Change>>> {
+        // The heads of the document itself (an isolated one shows others), once anything
+        // uncommitted is committed, as Automerge does before it rebuilds changes.
+        let heads = self.doc.document().get_heads();
+        let kept = self.since.take().filter(|s| s.before == before && s.heads == heads);
+        let changes = match kept {
+            Some(s) => s.changes,
+            None => {
+                let doc = &mut self.doc;
+                Arc::new(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before)))?)
+            }
+        };
+        if keep {
+            self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
         }
-        self.since = None;
-        let doc = &mut self.doc;
-        let changes = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before)))?;
-        let changes = std::sync::Arc::new(changes);
-        self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
         Ok(changes)
     }
 
@@ -771,7 +779,7 @@ impl Doc {
         use automerge::legacy::{Key, ObjectId, OpType};
         // Automerge rebuilds the changes from the document, and panics where a forged change
         // left it unable to (two operations claiming one place): a diff says then.
-        let changes = self.changes_since(before).ok()?;
+        let changes = self.changes_since(before, false).ok()?;
         let ops = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut ops = Vec::new();
             for change in changes.iter() {
@@ -1106,7 +1114,7 @@ impl Doc {
     pub fn rewrite_since(&mut self, before: &[ChangeHash], fixed: impl Fn(&str) -> bool) -> Result<Option<Rewrite>> {
         // Automerge rebuilds the changes from the document; it panics where a forged change left
         // it unable to (two operations claiming one place).
-        let Ok(changes) = self.changes_since(before) else {
+        let Ok(changes) = self.changes_since(before, true) else {
             return Ok(Some(self.forged(Vec::new())));
         };
         if changes.is_empty() {

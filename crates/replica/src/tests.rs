@@ -761,7 +761,7 @@ fn changes_read_since_the_same_heads_follow_what_was_applied_in_between() {
     b.apply_checked(&second).unwrap();
     let ids = |v: &[&str]| v.iter().map(|s| RecordId::from(*s)).collect::<BTreeSet<_>>();
     assert_eq!(b.touched_since(&before), ids(&["i1", "i2"]));
-    // And the other way round: the rewrite check sees a rewrite that came after a first read.
+    // And a check before a rewrite came, then after: the second sees it.
     let mid = b.heads();
     let mut i1 = a.get(&"i1".into()).unwrap().unwrap();
     if let Body::Item(x) = &mut i1.body {
@@ -769,10 +769,23 @@ fn changes_read_since_the_same_heads_follow_what_was_applied_in_between() {
     }
     a.update(&i1).unwrap();
     a.commit(&author("a", 3));
-    assert_eq!(b.touched_since(&mid), BTreeSet::new());
+    assert_eq!(b.rewrite_since(&mid, |_| true).unwrap(), None);
     b.apply_checked(&a.save_incremental()).unwrap();
-    assert_eq!(b.touched_since(&mid), ids(&["i1"]));
     assert!(b.rewrite_since(&mid, |_| true).unwrap().is_some(), "an item made fixed for the test is rewritten");
+    assert_eq!(b.touched_since(&mid), ids(&["i1"]));
+    // A change that waits for one it depends on leaves the heads as they were; once that one
+    // comes, both apply.
+    let mid = b.heads();
+    a.create(&item("i3", "Soap")).unwrap();
+    a.commit(&author("a", 4));
+    let third = a.save_incremental();
+    a.create(&item("i4", "Rope")).unwrap();
+    a.commit(&author("a", 5));
+    b.apply_checked(&a.save_incremental()).unwrap();
+    assert_eq!(b.heads(), mid, "the fourth waits for the third");
+    assert_eq!(b.rewrite_since(&mid, |_| true).unwrap(), None);
+    b.apply_checked(&third).unwrap();
+    assert_eq!(b.touched_since(&mid), ids(&["i3", "i4"]));
 }
 
 #[test]
