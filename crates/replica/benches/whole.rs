@@ -5,7 +5,8 @@
 //! (`aidmesh_replica::rebuilt`); and the check for rewritten records from nothing, given the
 //! changes it was rebuilt from (`Doc::rewrite_of_rebuilt`), which a hub runs on every document
 //! it takes whole. Then a heal: 1,000 + 1,000 edits made apart on it, and the check of the
-//! 1,000 one hub takes from the other (each read at its dependencies).
+//! 1,000 one hub takes from the other (each read at its dependencies). Beside them, the same
+//! changes as one Automerge bundle: its size, and what taking it costs.
 //!
 //! `cargo bench -p aidmesh-replica --bench whole` (`AIDMESH_BENCH_EDITS` edits, default 20,000).
 
@@ -53,6 +54,21 @@ fn main() {
     let verdict = Doc::arrived("items", whole).rewrite_of_rebuilt(&changes, fixed).expect("checked");
     println!("rewrite check from nothing: {:>7.0} ms", t.elapsed().as_secs_f64() * 1e3);
     assert!(verdict.is_none());
+    // The same changes as one Automerge bundle (an experimental format of Automerge 0.12, not
+    // for production yet): what a hub that holds nothing could be sent instead of the save, to
+    // take without loading the document first. Its size, and the time to read its changes and
+    // apply them into an empty document (where a save costs the load and the rebuild above).
+    let hashes = changes.iter().map(|c| c.hash());
+    let bundle = doc.automerge().bundle(hashes).expect("bundled");
+    let t = Instant::now();
+    let mut taken = AutoCommit::load(bundle.bytes()).expect("a bundle loads");
+    println!(
+        "as one bundle: {} bytes ({:.2}x the save), read and applied in {:.0} ms",
+        bundle.bytes().len(),
+        bundle.bytes().len() as f64 / bytes.len() as f64,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(taken.get_heads(), doc.heads());
     // A heal: two hubs each make 1,000 edits apart on the document, one a change; one takes
     // the other's. Their changes are not made on top of the taker's own, so each is read at its
     // dependencies.
