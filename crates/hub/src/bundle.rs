@@ -23,6 +23,10 @@ use crate::write::Incoming;
 use crate::Driver;
 use crate::{Error, Event, Hub, Result, Task};
 
+/// Threads that read a bundle's documents ahead of the hub that writes them (a laptop has at
+/// least two cores; each thread holds at most two documents read).
+const READERS: usize = 2;
+
 /// What a bundle holds, as `aidmesh bundle inspect` shows it.
 #[derive(Clone, Debug, Serialize, ts_rs::TS)]
 pub struct BundleSummary {
@@ -405,10 +409,11 @@ impl Hub {
         Ok((summary, changed.len()))
     }
 
-    /// Ingests a bundle's documents in one store transaction ([`Hub::ingest_many`]). A second
-    /// thread reads each document ahead (loads it and, for one this hub holds nothing of
-    /// (`held`), checks it for rewritten records and reads its index rows) while this one writes
-    /// the one before: at most two wait read, so memory holds a few documents at a time.
+    /// Ingests a bundle's documents in one store transaction ([`Hub::ingest_many`]).
+    /// [`READERS`] threads read the documents ahead, in turn (each loads its document and, for
+    /// one this hub holds nothing of (`held`), rebuilds it from its changes, checks it for
+    /// rewritten records and reads its index rows) while this one writes the one before: at
+    /// most two wait read per thread, so memory holds a few documents at a time.
     fn ingest_bundle_docs(
         &mut self,
         docs: &[(DocInfo, Vec<u8>)],
@@ -416,34 +421,46 @@ impl Hub {
         held: Vec<bool>,
     ) -> Result<Vec<String>> {
         std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(&str, Result<Door>)>(1);
-            scope.spawn(move || {
-                for (((info, data), sigs), held) in docs.iter().zip(sigs).zip(held) {
-                    // A document that makes Automerge panic is refused as malformed, as one that
-                    // fails to load is; the hub goes on.
-                    let door = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        if held {
-                            Door::of_held_bytes("bundle", data, sigs)
-                        } else {
-                            Door::of_bytes_prepared(&info.doc, "bundle", data, sigs)
+            let mut turns: Vec<Vec<_>> = (0..READERS).map(|_| Vec::new()).collect();
+            for (i, doc) in docs.iter().zip(sigs).zip(held).enumerate() {
+                turns[i % READERS].push(doc);
+            }
+            let mut readers = Vec::new();
+            for turn in turns {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(&str, Result<Door>)>(1);
+                readers.push(rx);
+                scope.spawn(move || {
+                    for (((info, data), sigs), held) in turn {
+                        // A document that makes Automerge panic is refused as malformed, as one
+                        // that fails to load is; the hub goes on.
+                        let door = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            if held {
+                                Door::of_held_bytes("bundle", data, sigs)
+                            } else {
+                                Door::of_bytes_prepared(&info.doc, "bundle", data, sigs)
+                            }
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(Error::Malformed {
+                                format: "bundle",
+                                why: format!("document {} cannot be read", info.doc),
+                            })
+                        });
+                        // The import stopped (a refusal): nothing more is read.
+                        if tx.send((info.doc.as_str(), door)).is_err() {
+                            return;
                         }
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(Error::Malformed { format: "bundle", why: format!("document {} cannot be read", info.doc) })
-                    });
-                    // The import stopped (a refusal): nothing more is read.
-                    if tx.send((info.doc.as_str(), door)).is_err() {
-                        return;
                     }
-                }
-            });
+                });
+            }
             // Each document's door is the next read, in order; once the items are gone (the
             // import ended, or stopped early), so is the receiver, and the reading thread stops.
-            let rx = std::rc::Rc::new(rx);
+            let readers = std::rc::Rc::new(readers);
             let items = docs
                 .iter()
-                .map(|(info, data)| {
-                    let rx = rx.clone();
+                .enumerate()
+                .map(|(i, (info, data))| {
+                    let readers = readers.clone();
                     Incoming {
                         doc: &info.doc,
                         partition: &info.partition,
@@ -456,7 +473,7 @@ impl Hub {
                             Ok(())
                         }),
                         keep: Some(data.as_slice()),
-                        door: Box::new(move || match rx.recv() {
+                        door: Box::new(move || match readers[i % READERS].recv() {
                             Ok((doc, door)) if info.doc == doc => door,
                             _ => Err(Error::Io(std::io::Error::other(format!(
                                 "the bundle's document {} was not read in its turn",
@@ -466,7 +483,7 @@ impl Hub {
                     }
                 })
                 .collect::<Vec<Incoming<'_>>>();
-            drop(rx);
+            drop(readers);
             self.ingest_many(items, Some(Task::BundleImport))
         })
     }
