@@ -1235,3 +1235,45 @@ fn a_waiting_change_automerge_panics_on_is_dropped_when_what_it_waited_for_comes
     assert!(c.hub.get(&water).is_ok(), "the honest stick goes through");
     add(&mut c.hub, Kind::Item, json!({"name": "Gauze", "unit": "roll"}));
 }
+
+/// A hub that holds nothing gets a stick of several whole documents, read ahead of the hub on
+/// more than one thread: one rewritten by hand among them refuses the stick whole, wherever it
+/// lies, and nothing of the others is stored; the honest stick is then taken whole, in order.
+#[test]
+fn a_stick_of_many_documents_with_one_rewritten_among_them_is_refused_whole_by_a_new_hub() {
+    let (mut a, mut b, mut c) = three_who_know_each_other();
+    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    let fox = add(&mut a.hub, Kind::Volunteer, json!({"handle": "swift-otter"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let (export, mut doc, _, sig) = rewrite_movement(&mut b, &m, 10);
+    let mut sigs = export.sigs.clone();
+    sigs.push(sig);
+    let rewritten = (info_of(&export), doc.save(), sigs);
+    let mut honest: Vec<_> = b
+        .hub
+        .export_docs()
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.doc != aidmesh_replica::INDEX_DOC)
+        .map(|d| (info_of(&d), d.bytes, d.sigs))
+        .collect();
+    let at = honest.iter().position(|(i, ..)| i.doc.as_str() == export.doc).unwrap();
+    let movement = honest.remove(at);
+    assert!(honest.len() >= 3, "documents of places, items and volunteers at least: {}", honest.len());
+    let ids = [&hall, &pens, &m, &fox];
+    for at in [0, 1, honest.len()] {
+        let mut docs = honest.clone();
+        docs.insert(at, rewritten.clone());
+        let stick = forged_bundle_with(&b, vec![], &docs);
+        let e = c.hub.import_bundle(&stick).unwrap_err();
+        assert_eq!(e.code(), "tampered", "rewritten document at {at}: {e}");
+        assert!(ids.iter().all(|id| c.hub.get(id).is_err()), "nothing of the stick stored (rewrite at {at})");
+    }
+    honest.insert(1, movement);
+    c.hub.import_bundle(&forged_bundle_with(&b, vec![], &honest)).unwrap();
+    for id in ids {
+        assert!(c.hub.get(id).is_ok(), "{id} taken from the honest stick");
+    }
+}
