@@ -589,11 +589,17 @@ fn a_person_at_two_hubs_signs_with_a_key_at_each() {
 /// the document with the rewrite, the rewriting change alone, and South's signature of it.
 /// North and South, both holding North's 100 insulin pens received at the hall: the hall's id,
 /// the pens' and the movement's.
+/// A place, an item and the stock movement that receives 100 of it there: their ids.
+fn a_movement(h: &mut Hub) -> (String, String, String) {
+    let hall = add(h, Kind::Place, json!({"name": "Hall"}));
+    let pens = add(h, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let m = add(h, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    (hall, pens, m)
+}
+
 fn pair_with_a_movement() -> (TestHub, TestHub, String, String, String) {
     let (mut a, mut b) = pair();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    let (hall, pens, m) = a_movement(&mut a.hub);
     merge_into(&mut a.hub, &mut b.hub);
     (a, b, hall, pens, m)
 }
@@ -1178,9 +1184,7 @@ fn three_who_know_each_other() -> (TestHub, TestHub, TestHub) {
 #[test]
 fn a_waiting_rewrite_is_dropped_when_a_bundle_of_several_documents_brings_what_it_waited_for() {
     let (mut a, mut b, mut c) = three_who_know_each_other();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    let (_, pens, m) = a_movement(&mut a.hub);
     merge_into(&mut a.hub, &mut b.hub);
     // South rewrites the movement, as South, and hands West that one change on a stick.
     let (export, _, tampered, sig) = rewrite_movement(&mut b, &m, 10);
@@ -1243,9 +1247,7 @@ fn a_waiting_change_automerge_panics_on_is_dropped_when_what_it_waited_for_comes
 #[test]
 fn a_stick_of_many_documents_with_one_rewritten_among_them_is_refused_whole_by_a_new_hub() {
     let (mut a, mut b, mut c) = three_who_know_each_other();
-    let hall = add(&mut a.hub, Kind::Place, json!({"name": "Hall"}));
-    let pens = add(&mut a.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
-    let m = add(&mut a.hub, Kind::Movement, json!({"item": pens, "type": "receive", "quantity": 100, "place": hall}));
+    let (hall, pens, m) = a_movement(&mut a.hub);
     let fox = add(&mut a.hub, Kind::Volunteer, json!({"handle": "swift-otter"}));
     merge_into(&mut a.hub, &mut b.hub);
     let (export, mut doc, _, sig) = rewrite_movement(&mut b, &m, 10);
