@@ -28,13 +28,15 @@ fn main() {
     }
     let store = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-data/coalition-1.aidmesh");
     assert!(store.exists(), "generate the coalition first: cargo bench -p aidmesh-hub --bench hub");
-    // Each run starts at the wall clock's time: the ids of its edits are new to the coalition's
-    // store, which keeps what earlier runs added.
+    // On a copy: the far hub admitted and the 1,000 items added below would otherwise stay in
+    // the coalition that later runs and the other benches read.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("coalition.aidmesh");
+    std::fs::copy(&store, &copy).unwrap();
     let clock = ManualClock::at(aidmesh_hub::model::Clock::now(&aidmesh_hub::model::SystemClock));
     let cfg = |seed: u8| Config { handle: "bench".into(), clock: Box::new(clock.clone()), seed: [seed; 32] };
-    let mut hub = Hub::open(&store, PASS, cfg(40)).unwrap();
+    let mut hub = Hub::open(&copy, PASS, cfg(40)).unwrap();
     let data: usize = hub.export_docs().unwrap().iter().map(|d| d.bytes.len()).sum();
-    let dir = tempfile::tempdir().unwrap();
     let mut other = Hub::init(
         &dir.path().join("far.aidmesh"),
         PASS,
