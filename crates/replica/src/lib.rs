@@ -185,6 +185,14 @@ impl Names {
     }
 }
 
+/// The operation that made `obj` (none for the root): [`Doc::obj_of`] the other way.
+fn op_of(obj: &ObjId) -> Option<automerge::legacy::OpId> {
+    match obj {
+        ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
+        ObjId::Root => None,
+    }
+}
+
 /// How many objects [`Doc::placed`] looks up one by one (each a scan of the document) before it
 /// places every object in view in one walk.
 const PLACES_BEFORE_A_WALK: usize = 64;
@@ -888,7 +896,7 @@ impl Doc {
         self.refusal(actor, "holds a change that does not rebuild as it was made (its predecessors were forged)")
     }
 
-    /// The object an operation `id` made, if this document holds it.
+    /// The object an operation `id` made, if this document holds it ([`op_of`] the other way).
     fn obj_of(&self, id: &automerge::legacy::OpId) -> Option<ObjId> {
         self.doc.import_obj(&format!("{}@{}", id.0, id.1)).ok()
     }
@@ -936,10 +944,6 @@ impl Doc {
     /// Places every object in view ([`Doc::placed`]) that `objects` does not hold yet: each
     /// record at the root, and everything within it under its field.
     fn place_all(&self, objects: &mut Places) {
-        let legacy = |o: &ObjId| match o {
-            ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
-            ObjId::Root => None,
-        };
         for item in self.doc.map_range(ROOT, ..) {
             let (record_obj, record) = match item.value {
                 automerge::ValueRef::Object(_) => (item.id(), item.key.to_string()),
@@ -947,7 +951,7 @@ impl Doc {
             };
             let mut within: Vec<(ObjId, Option<String>)> = vec![(record_obj.clone(), None)];
             while let Some((obj, field)) = within.pop() {
-                let Some(id) = legacy(&obj) else { continue };
+                let Some(id) = op_of(&obj) else { continue };
                 if objects.known.contains_key(&id) {
                     continue;
                 }
@@ -1018,7 +1022,7 @@ impl Doc {
         heads: &[ChangeHash],
         names: &mut Names,
     ) -> Vec<OpKey> {
-        use automerge::legacy::{ObjectId, OpId};
+        use automerge::legacy::ObjectId;
         let obj = match obj {
             ObjectId::Root => ROOT,
             ObjectId::Id(o) => match self.obj_of(o) {
@@ -1026,10 +1030,7 @@ impl Doc {
                 None => return Vec::new(),
             },
         };
-        let mut id_of = |id: &ObjId| match id {
-            ObjId::Id(c, a, _) => Some(names.op(&OpId(*c, a.clone()))),
-            ObjId::Root => None,
-        };
+        let mut id_of = |id: &ObjId| op_of(id).map(|id| names.op(&id));
         match key {
             Some(k) => self
                 .doc
@@ -1095,12 +1096,8 @@ impl Doc {
             return Ok(false);
         }
         let was = self.doc.get_all_at(record, field, deps).map_err(|e| self.err(e))?;
-        let id_of = |id: &ObjId| match id {
-            ObjId::Id(counter, actor, _) => Some(automerge::legacy::OpId(*counter, actor.clone())),
-            ObjId::Root => None,
-        };
         let all_open = was.iter().all(|(v, _)| matches!(v, Value::Scalar(s) if open(s)));
-        let overwritten: Option<BTreeSet<automerge::legacy::OpId>> = was.iter().map(|(_, id)| id_of(id)).collect();
+        let overwritten: Option<BTreeSet<automerge::legacy::OpId>> = was.iter().map(|(_, id)| op_of(id)).collect();
         let pred: BTreeSet<automerge::legacy::OpId> = op.pred.iter().cloned().collect();
         Ok(all_open && overwritten.is_some_and(|o| o == pred))
     }

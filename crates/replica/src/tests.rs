@@ -510,7 +510,7 @@ fn a_growing_list_first_written_on_two_hubs_reads_as_both() {
 
 #[test]
 fn a_change_that_rewrites_a_record_that_is_never_changed_is_found_by_the_changes_alone() {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let movement = |id: &str, q: i64| {
         record(
             id,
@@ -1083,7 +1083,7 @@ fn change_ingest_corpus_and_regressions_never_panic() {
 
 #[test]
 fn a_check_out_or_a_follow_up_done_written_once_where_it_was_open_is_no_rewrite() {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let t = |h: u32| Timestamp::parse(&format!("2026-11-25T{h:02}:00:00Z")).unwrap();
     // Made once check-ins and follow-ups are append-only (`Kind::append_only_from`).
     let late = |mut r: Record| {
@@ -1232,7 +1232,7 @@ fn a_check_out_or_a_follow_up_done_written_once_where_it_was_open_is_no_rewrite(
 #[test]
 fn a_change_with_a_forged_predecessor_is_refused() {
     use automerge::legacy::OpId;
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let mut a = Doc::new("d", b"a");
     let movement = Movement { item: "i1".into(), place: "p1".into(), quantity: 100, ..Default::default() };
     a.create(&record("m1", movement)).unwrap();
@@ -1261,7 +1261,7 @@ fn a_change_with_a_forged_predecessor_is_refused() {
 /// change's dependencies; a hub closes one a change): one more is a rewrite.
 #[test]
 fn a_change_closes_few_records_in_the_records_themselves() {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let late = Timestamp::parse("2026-12-08T08:00:00Z").unwrap();
     let mut a = Doc::new("d", b"a");
     for n in 0..=MAX_CLOSINGS {
@@ -1294,7 +1294,7 @@ fn a_change_closes_few_records_in_the_records_themselves() {
 #[test]
 fn a_write_that_names_a_value_elsewhere_is_refused_as_forged() {
     use automerge::legacy::OpId;
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let late = Timestamp::parse("2026-12-08T08:00:00Z").unwrap();
     let mut a = Doc::new("d", b"a");
     a.create(&item("i1", "Water")).unwrap();
@@ -1351,7 +1351,7 @@ fn a_write_that_names_a_value_elsewhere_is_refused_as_forged() {
 /// it as its changes make it, the movement there.
 #[test]
 fn a_document_saved_by_hand_is_taken_as_its_changes_make_it() {
-    let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+    let fixed = append_only;
     let forged = crate::fuzzing::saved_by_hand("d", [b"a", b"b", b"c"]);
     let (crafted, hidden) = (&forged.bytes, forged.hidden);
     let heads = vec![forged.changes[1].hash()];
@@ -1460,7 +1460,7 @@ proptest! {
     /// whole, and both read the same: no check refuses what honest hubs make.
     #[test]
     fn honest_edits_apart_are_taken_held_and_whole(steps in proptest::collection::vec((0..2usize, any::<u8>(), any::<u16>(), any::<bool>()), 0..24)) {
-        let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+        let fixed = append_only;
         let (mut held, made) = edited_apart(steps);
         prop_assert_eq!(held.rewrite_since(&made, fixed).unwrap(), None);
         let (whole, _) = rebuilt("d", AutoCommit::load(&held.save()).unwrap()).unwrap();
@@ -1486,7 +1486,7 @@ proptest! {
         on_top in proptest::option::of((any::<u8>(), any::<u16>())),
     ) {
         use automerge::legacy::OpId;
-        let fixed = |k: &str| Kind::parse(k).is_ok_and(|k| k.append_only());
+        let fixed = append_only;
         let (mut held, made) = edited_apart(steps);
         // What the document was made with: every change but those after it was made.
         let since: Vec<ChangeHash> = held.changes_after(&made).iter().map(|c| c.hash()).collect();
