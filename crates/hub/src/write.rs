@@ -79,9 +79,7 @@ fn persist(tx: &mut Tx<'_>, p: &Prepared) -> aidmesh_store::Result<()> {
     }
     tx.append_chunk(&p.doc, &p.chunk)?;
     tx.set_heads(&p.doc, &p.heads)?;
-    for ((row, rec), old) in p.rows.iter().zip(&p.olds) {
-        reindex(tx, row, rec, old.as_deref())?;
-    }
+    reindex(tx, p.rows.iter().zip(&p.olds).map(|((row, rec), old)| (row, rec, old.as_deref())))?;
     if let Some((peer, bytes)) = &p.state {
         tx.set_sync_state(peer, &p.doc, bytes)?;
     }
@@ -254,7 +252,7 @@ impl Hub {
                 tx.append_chunk(&doc_id, &bytes)?;
                 tx.set_heads(&doc_id, &heads)?;
                 tip.iter().try_for_each(|t| crate::signing::keep_tip(tx, &doc_id, t))?;
-                reindex(tx, &row, &rec, old.as_deref())
+                reindex(tx, [(&row, &rec, old.as_deref())])
             })?;
             Ok(())
         })();
@@ -719,12 +717,7 @@ impl Hub {
                 let doc = hub.doc_repaired(d, false).inspect_err(|_| damaged = true)?;
                 let rows = rows_of(doc, d, &doc.ids().into_iter().collect())?;
                 n += rows.len();
-                hub.store.write(|tx| {
-                    for (row, rec) in &rows {
-                        reindex(tx, row, rec, None)?;
-                    }
-                    Ok(())
-                })?;
+                hub.store.write(|tx| reindex(tx, rows.iter().map(|(row, rec)| (row, rec, None))))?;
             }
             Ok(n)
         });
@@ -1021,10 +1014,7 @@ impl Hub {
                 for (doc, tip) in &tips {
                     crate::signing::keep_tip(tx, doc, tip)?;
                 }
-                for (rec, row) in &rows {
-                    reindex(tx, row, rec, None)?;
-                }
-                Ok(())
+                reindex(tx, rows.iter().map(|(rec, row)| (row, rec, None)))
             })?;
             Ok(())
         })();
@@ -1297,19 +1287,30 @@ fn record_refs(rec: &Record) -> Vec<(String, String)> {
     refs
 }
 
-/// Indexes one record and keeps stock sums equal to the sum of movements: a movement seen
-/// again with other values (a hostile or buggy writer) first takes back its old deltas.
-fn reindex(tx: &mut Tx<'_>, row: &IndexRow, rec: &Record, old_json: Option<&str>) -> aidmesh_store::Result<()> {
-    if let Some(Body::Movement(old)) = old_json.and_then(|j| parse_record(j).ok()).map(|r| r.body) {
-        for (place, d) in old.deltas() {
-            tx.add_stock(old.item.as_str(), place.as_str(), -d)?;
-        }
-    }
-    tx.index(row)?;
-    if let Body::Movement(m) = &rec.body {
+/// Indexes records, each with the JSON it was indexed with before (if any), and keeps stock sums
+/// equal to the sum of movements: a movement seen again with other values (a hostile or buggy
+/// writer) takes back its old deltas. The deltas are summed first and written once an item and
+/// place (a document's movements are thousands on a few items).
+fn reindex<'r>(
+    tx: &mut Tx<'_>,
+    records: impl IntoIterator<Item = (&'r IndexRow, &'r Record, Option<&'r str>)>,
+) -> aidmesh_store::Result<()> {
+    let mut deltas: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut add = |m: &Movement, sign: i64| {
         for (place, d) in m.deltas() {
-            tx.add_stock(m.item.as_str(), place.as_str(), d)?;
+            *deltas.entry((m.item.to_string(), place.to_string())).or_default() += sign * d;
         }
+    };
+    let mut rows = Vec::new();
+    for (row, rec, old_json) in records {
+        if let Some(Body::Movement(old)) = old_json.and_then(|j| parse_record(j).ok()).map(|r| r.body) {
+            add(&old, -1);
+        }
+        if let Body::Movement(m) = &rec.body {
+            add(m, 1);
+        }
+        rows.push(row);
     }
-    Ok(())
+    tx.index_all(rows)?;
+    tx.add_stocks(&deltas)
 }

@@ -13,6 +13,7 @@ mod key;
 mod schema;
 mod vault;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1361,6 +1362,38 @@ impl Tx<'_> {
 
     /// Inserts or replaces a record in the index. Returns true if the record was new.
     pub fn index(&mut self, row: &IndexRow) -> Result<bool> {
+        Ok(self.index_all([row])? == 1)
+    }
+
+    /// Inserts or replaces records in the index, as [`Tx::index`] each, and counts the new ones
+    /// once a kind and once a document for them all (a document's thousands of records were a
+    /// count written for each). Returns how many were new.
+    pub fn index_all<'r>(&mut self, rows: impl IntoIterator<Item = &'r IndexRow>) -> Result<usize> {
+        let mut kinds: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut docs: BTreeMap<&str, i64> = BTreeMap::new();
+        for row in rows {
+            if self.index_one(row)? {
+                *kinds.entry(&row.kind).or_default() += 1;
+                *docs.entry(&row.doc).or_default() += 1;
+            }
+        }
+        for (kind, n) in &kinds {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO kind_counts(kind, n) VALUES (?1, ?2) ON CONFLICT(kind) DO UPDATE SET n = n + excluded.n",
+                )?
+                .execute(params![kind, n])?;
+        }
+        for (doc, n) in &docs {
+            self.tx
+                .prepare_cached("UPDATE docs SET records = records + ?2 WHERE doc = ?1")?
+                .execute(params![doc, n])?;
+        }
+        Ok(kinds.values().sum::<i64>() as usize)
+    }
+
+    /// One record of [`Tx::index_all`], its counts left to it. Returns true if it was new.
+    fn index_one(&mut self, row: &IndexRow) -> Result<bool> {
         let existed: Option<i64> = self
             .tx
             .prepare_cached("SELECT rowid FROM records WHERE id = ?1")?
@@ -1387,13 +1420,6 @@ impl Tx<'_> {
         }
         if existed.is_some() {
             self.tx.prepare_cached("DELETE FROM refs WHERE id = ?1")?.execute([&row.id])?;
-        } else {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO kind_counts(kind, n) VALUES (?1, 1) ON CONFLICT(kind) DO UPDATE SET n = n + 1",
-                )?
-                .execute([&row.kind])?;
-            self.tx.prepare_cached("UPDATE docs SET records = records + 1 WHERE doc = ?1")?.execute([&row.doc])?;
         }
         if row.kind == "item" {
             self.tx
@@ -1412,21 +1438,34 @@ impl Tx<'_> {
         Ok(existed.is_none())
     }
 
+    /// Adds each (item, place)'s delta to its stock and each item's to its total, as
+    /// [`Tx::add_stock`] does one: a write a place and one an item, however many movements the
+    /// deltas sum (a document's movements were two writes each).
+    pub fn add_stocks(&mut self, deltas: &BTreeMap<(String, String), i64>) -> Result<()> {
+        let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((item, place), delta) in deltas {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO stock(item, place, qty) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
+                )?
+                .execute(params![item, place, delta])?;
+            *totals.entry(item).or_default() += delta;
+        }
+        for (item, total) in totals {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO item_levels(item, total) VALUES (?1, ?2)
+                     ON CONFLICT(item) DO UPDATE SET total = total + excluded.total",
+                )?
+                .execute(params![item, total])?;
+        }
+        Ok(())
+    }
+
     /// Adds `delta` to the stock of an item at a place.
     pub fn add_stock(&mut self, item: &str, place: &str, delta: i64) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO stock(item, place, qty) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
-            )?
-            .execute(params![item, place, delta])?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO item_levels(item, total) VALUES (?1, ?2)
-                 ON CONFLICT(item) DO UPDATE SET total = total + excluded.total",
-            )?
-            .execute(params![item, delta])?;
-        Ok(())
+        self.add_stocks(&BTreeMap::from([((item.to_string(), place.to_string()), delta)]))
     }
 
     /// Empties the query index, to rebuild it from the documents.

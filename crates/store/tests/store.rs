@@ -102,6 +102,55 @@ fn index_search_and_stock() {
     assert_eq!(s.count("item").unwrap(), 2);
 }
 
+/// A document's records indexed together, and its movements' deltas summed first, leave the
+/// index as indexing and adding them one at a time does: counts per kind and per document, stock
+/// per place, each item's total (read through the shortage list).
+#[test]
+fn records_and_deltas_written_together_count_as_written_one_at_a_time() {
+    let short =
+        |id: &str| IndexRow { json: format!("{{\"id\":\"{id}\",\"reorder_level\":100}}"), ..row(id, "item", id) };
+    let rows = [short("i1"), short("i2"), row("v1", "volunteer", "fox"), short("i1"), row("v2", "volunteer", "owl")];
+    let deltas = [("i1", "p1", 5), ("i2", "p1", 7), ("i1", "p1", -2), ("i1", "p2", 4), ("i2", "p2", 0)];
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [("one at a time", false), ("together", true)].map(|(name, together)| {
+        let mut s = Store::create(&dir.path().join(name), "pw", [7; 16]).unwrap();
+        s.write(|tx| {
+            tx.add_doc("d1", "item", 1)?;
+            // Held before: the batch updates it, as a later change does.
+            tx.index(&short("i2"))?;
+            if together {
+                assert_eq!(tx.index_all(&rows)?, 3, "i1, v1 and v2 are new; i1 again and i2 are not");
+                let mut sums = std::collections::BTreeMap::new();
+                for (item, place, d) in deltas {
+                    *sums.entry((item.to_string(), place.to_string())).or_insert(0) += d;
+                }
+                tx.add_stocks(&sums)
+            } else {
+                for r in &rows {
+                    tx.index(r)?;
+                }
+                deltas.iter().try_for_each(|(item, place, d)| tx.add_stock(item, place, *d))
+            }
+        })
+        .unwrap();
+        s
+    });
+    let seen = stores.map(|s| {
+        (
+            s.count("item").unwrap(),
+            s.count("volunteer").unwrap(),
+            s.docs().unwrap(),
+            s.stock(None).unwrap(),
+            s.short_items(10).unwrap().into_iter().map(|(_, total)| total).collect::<Vec<_>>(),
+        )
+    });
+    assert_eq!(seen[0], seen[1]);
+    let (items, volunteers, docs, stock, totals) = &seen[1];
+    assert_eq!((*items, *volunteers, docs[0].3), (2, 2, 4));
+    assert_eq!(stock.len(), 4, "a place whose deltas sum to nothing is still listed: {stock:?}");
+    assert_eq!(totals, &vec![7, 7]);
+}
+
 #[test]
 fn chunks_append_and_compact() {
     let dir = tempfile::tempdir().unwrap();
