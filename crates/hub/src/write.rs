@@ -1295,19 +1295,22 @@ fn reindex<'r>(
     tx: &mut Tx<'_>,
     records: impl IntoIterator<Item = (&'r IndexRow, &'r Record, Option<&'r str>)>,
 ) -> aidmesh_store::Result<()> {
+    // (Saturating: a member's signed movement of an absurd quantity must neither wrap nor panic
+    // here; no honest sum comes near.)
     let mut deltas: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut add = |m: &Movement, sign: i64| {
+    let mut add = |m: &Movement, taken_back: bool| {
         for (place, d) in m.deltas() {
-            *deltas.entry((m.item.to_string(), place.to_string())).or_default() += sign * d;
+            let sum = deltas.entry((m.item.to_string(), place.to_string())).or_default();
+            *sum = if taken_back { sum.saturating_sub(d) } else { sum.saturating_add(d) };
         }
     };
     let mut rows = Vec::new();
     for (row, rec, old_json) in records {
         if let Some(Body::Movement(old)) = old_json.and_then(|j| parse_record(j).ok()).map(|r| r.body) {
-            add(&old, -1);
+            add(&old, true);
         }
         if let Body::Movement(m) = &rec.body {
-            add(m, 1);
+            add(m, false);
         }
         rows.push(row);
     }

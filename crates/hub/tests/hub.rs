@@ -410,6 +410,21 @@ fn events_report_changes_from_here_and_from_merges() {
     assert!(seen.contains(&water) && seen.contains(&rice), "{seen:?}");
 }
 
+/// Movements of absurd quantities (nothing checks a peer's, and a form takes any positive one)
+/// are summed a document at a time when the index is rebuilt: the sum stops at the largest
+/// quantity rather than wrapping to a negative stock or taking the hub down.
+#[test]
+fn movements_of_absurd_quantities_neither_wrap_nor_panic_when_reindexed() {
+    let mut t = new_hub("North", 1);
+    let (hall, water) = (place(&mut t.hub, "Hall"), item(&mut t.hub, "Water", 0));
+    for _ in 0..2 {
+        movement(&mut t.hub, &water, "receive", i64::MAX, &hall).unwrap();
+    }
+    assert_eq!(t.hub.rebuild_index().unwrap(), 5);
+    let stock: Vec<i64> = t.hub.stock(Some(&water)).unwrap().into_iter().map(|l| l.quantity).collect();
+    assert_eq!(stock, vec![i64::MAX]);
+}
+
 #[test]
 fn rebuilt_index_matches_the_documents() {
     let mut t = new_hub("North", 1);

@@ -549,10 +549,10 @@ impl Movement {
     pub fn deltas(&self) -> Vec<(&RecordId, i64)> {
         match self.kind {
             MovementKind::Receive => vec![(&self.place, self.quantity)],
-            MovementKind::Issue | MovementKind::Discard => vec![(&self.place, -self.quantity)],
+            MovementKind::Issue | MovementKind::Discard => vec![(&self.place, self.quantity.saturating_neg())],
             MovementKind::Adjust => vec![(&self.place, self.quantity)],
             MovementKind::Transfer => match &self.to_place {
-                Some(to) => vec![(&self.place, -self.quantity), (to, self.quantity)],
+                Some(to) => vec![(&self.place, self.quantity.saturating_neg()), (to, self.quantity)],
                 None => vec![],
             },
         }

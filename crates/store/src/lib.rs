@@ -1450,7 +1450,8 @@ impl Tx<'_> {
                      ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
                 )?
                 .execute(params![item, place, delta])?;
-            *totals.entry(item).or_default() += delta;
+            let total = totals.entry(item).or_default();
+            *total = total.saturating_add(*delta);
         }
         for (item, total) in totals {
             self.tx
