@@ -1696,19 +1696,22 @@ pub fn heads_message(state: &mut automerge::sync::State, heads: &[ChangeHash]) -
 /// are `heads` (in Automerge's order), as read from `state` alone (tested against it): the peer
 /// said it holds exactly these heads and needs nothing, and this side last said them too. A
 /// serving hub then need not load the document to learn it. `false` where it cannot tell.
+///
+/// Whatever the peer's summary (`have`) says it synced at before: a peer at these very heads
+/// holds every change they follow from, so Automerge offers none (what it offers is what came
+/// after that point and is not in the summary's filter, which misses none of the peer's
+/// changes). So a hub that just took a whole document, the peer's summary naming nothing
+/// synced before, and answered it, does not load it again to learn that it has nothing to
+/// send back.
 pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> bool {
     if heads.is_empty() || state.read_only || state.peer_read_only || state.needs_reset || !state.have_responded {
         return false;
     }
-    let (Some(their_heads), Some(need), Some(have)) = (&state.their_heads, &state.their_need, &state.their_have) else {
+    let (Some(their_heads), Some(need)) = (&state.their_heads, &state.their_need) else {
         return false;
     };
-    // What the peer last synced at, in its summary: Automerge offers what came after it.
-    let mut last_sync: Vec<ChangeHash> = have.iter().flat_map(|h| h.last_sync.iter().copied()).collect();
-    last_sync.sort_unstable();
-    last_sync.dedup();
     // In order, as Automerge compares them.
-    state.last_sent_heads == heads && their_heads == heads && need.is_empty() && (have.is_empty() || last_sync == heads)
+    state.last_sent_heads == heads && their_heads == heads && need.is_empty()
 }
 
 fn scalar_to_json(s: &ScalarValue) -> Json {

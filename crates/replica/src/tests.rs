@@ -226,7 +226,7 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     let mut a = items_in_commits(120, 40);
     let mut b = Doc::new("d", b"b");
     let (mut sa, mut sb) = (State::new(), State::new());
-    let (mut acks, mut quiet) = (0, 0);
+    let (mut acks, mut quiet, mut older_summaries) = (0, 0, 0);
     // Rounds of sync, with edits on both sides between some of them.
     for round in 0..6 {
         if round == 2 || round == 4 {
@@ -259,13 +259,27 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
                 }
             }
         };
+        // Once a side answered, whether it has nothing more to send is known from its state,
+        // also where the peer's summary names an older sync than these heads (after a whole
+        // document: nothing synced before).
+        let mut answered = |of: &mut Doc, state: &State| {
+            if nothing_to_send(state, &of.heads()) {
+                let next = of.automerge().sync().generate_sync_message(&mut state.clone());
+                assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
+                let older = state.their_have.iter().flatten().any(|h| h.last_sync != of.heads());
+                older_summaries += usize::from(older);
+            }
+        };
         for _ in 0..8 {
             let to_b = a.automerge().sync().generate_sync_message(&mut sa);
+            answered(&mut a, &sa);
             let sent = to_b.is_some();
             if let Some(m) = to_b {
                 deliver(&mut b, &mut sb, m);
             }
-            match b.automerge().sync().generate_sync_message(&mut sb) {
+            let to_a = b.automerge().sync().generate_sync_message(&mut sb);
+            answered(&mut b, &sb);
+            match to_a {
                 Some(m) => deliver(&mut a, &mut sa, m),
                 None if !sent => break,
                 None => {}
@@ -275,6 +289,7 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     }
     assert!(acks >= 3, "an acknowledgement after the whole document and after each round of edits ({acks})");
     assert_eq!(quiet, acks, "after each acknowledgement, nothing to send is known without the document");
+    assert!(older_summaries > 0, "a side at the peer's heads whose summary names an older sync");
     // Not nothing: a fresh state, or one whose peer needs something.
     assert!(!nothing_to_send(&State::new(), &a.heads()));
     let mut needs = sa.clone();
