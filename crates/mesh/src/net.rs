@@ -787,33 +787,43 @@ const WRITE_WAIT: Duration = Duration::from_secs(120);
 /// on holds this many times its length of the read-ahead budget more until it is handled (and
 /// is not prepared if that much is not free).
 const PREPARED_WEIGHT: usize = 4;
-/// Prepared frames one connection holds before the hub takes them up: one ahead of the hub is
-/// all the pipeline needs, two keep it fed; the reader waits for a place before it prepares
-/// another.
-const PREPARED_AHEAD: usize = 2;
+/// Prepared frames one connection holds before the hub takes them up, being prepared or ready.
+/// More than the preparations that run at once: frames are handed on in order, so while one
+/// large document is prepared, the quicker ones read after it are prepared too and wait ready
+/// (with two places, the second core idled behind it). The reader waits for a place before it
+/// prepares another.
+const PREPARED_AHEAD: usize = 4;
 /// Preparations that run at once for one hub, whatever the connections: one a core, on the
 /// laptops hubs run on. One that outlives its connection still counts until it ends.
 const PREPARES_AT_ONCE: usize = 2;
+
+/// A frame as the reader hands it on, in the order it was read: ready, or being prepared.
+enum Reading<P> {
+    Ready(ReadFrame<P>),
+    Preparing(tokio::task::JoinHandle<ReadFrame<P>>),
+}
 
 /// A task that reads length-prefixed frames until the stream ends or a frame is bad, which it
 /// sends last. It reads ahead while the frames not yet handled fit [`READ_AHEAD`]. A frame
 /// worth it ([`session::worth_preparing`]) is given to the preparer on a blocking thread first,
 /// so that the work that needs no hub (loading a whole document that arrives) is done while the
-/// hub applies the frames before it: at most [`PREPARED_AHEAD`] prepared frames wait per
-/// connection, and [`PREPARES_AT_ONCE`] preparations run per hub.
+/// hub applies the frames before it: at most [`PREPARED_AHEAD`] prepared frames wait or are
+/// prepared per connection, side by side, and [`PREPARES_AT_ONCE`] preparations run per hub.
+/// A second task hands the frames on in the order they were read, each once it is prepared.
 fn read_frames<R, P>(mut rd: R, preparer: Option<Preparer<P>>) -> (tokio::task::JoinHandle<()>, Frames<P>)
 where
     R: AsyncReadExt + Unpin + Send + 'static,
     P: Send + 'static,
 {
     let (tx, rx) = mpsc::channel::<ReadFrame<P>>(64);
+    let (order, mut in_order) = mpsc::channel::<Reading<P>>(64);
     let arriving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = arriving.clone();
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let places = Arc::new(tokio::sync::Semaphore::new(PREPARED_AHEAD));
     let task = tokio::spawn(async move {
         loop {
-            let frame = async {
+            let reading = async {
                 let len = rd.read_u32().await.map_err(Ended::Closed)? as usize;
                 started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if len > MAX_FRAME {
@@ -829,7 +839,7 @@ where
                 drop(permit);
                 permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
                 let Some(p) = preparer.as_ref().filter(|_| session::worth_preparing(&frame)) else {
-                    return Ok((frame, None, permit));
+                    return Ok(Reading::Ready(Ok((frame, None, permit))));
                 };
                 let closing = |_| Ended::Policy("the connection is closing");
                 let place = places.clone().acquire_owned().await.map_err(closing)?;
@@ -841,25 +851,35 @@ where
                 if more > 0 {
                     match budget.clone().try_acquire_many_owned(more as u32) {
                         Ok(m) => permit.merge(m),
-                        Err(_) => return Ok((frame, None, permit)),
+                        Err(_) => return Ok(Reading::Ready(Ok((frame, None, permit)))),
                     }
                 }
                 let running = p.running.clone().acquire_owned().await.map_err(closing)?;
                 let prepare = p.prepare;
-                let (frame, value) = tokio::task::spawn_blocking(move || {
+                Ok(Reading::Preparing(tokio::task::spawn_blocking(move || {
                     // Held by the job itself: one that outlives its connection still counts.
                     let _running = running;
                     let value = prepare(&frame);
-                    (frame, value)
-                })
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "preparing a frame failed");
-                    Ended::Policy("preparing a frame failed")
-                })?;
-                Ok((frame, value.map(|value| Prepared { value, _place: place }), permit))
+                    Ok((frame, value.map(|value| Prepared { value, _place: place }), permit))
+                })))
             }
             .await;
+            let reading = reading.unwrap_or_else(|e| Reading::Ready(Err(e)));
+            let last = matches!(reading, Reading::Ready(Err(_)));
+            if order.send(reading).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(reading) = in_order.recv().await {
+            let frame = match reading {
+                Reading::Ready(frame) => frame,
+                Reading::Preparing(job) => job.await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "preparing a frame failed");
+                    Err(Ended::Policy("preparing a frame failed"))
+                }),
+            };
             let last = frame.is_err();
             if tx.send(frame).await.is_err() || last {
                 return;
@@ -1387,6 +1407,43 @@ mod tests {
             assert_eq!(prepared.map(|p| p.value), Some(format!("prepared d{i}")), "in order");
             assert!(budget.num_permits() > PREPARED_WEIGHT * (1 << 20), "with its weight");
         }
+        reader.abort();
+    }
+
+    /// Two large frames are prepared side by side while the hub waits for them (a new hub
+    /// taking whole documents), and handed on in the order they came, a slow one before the
+    /// quick ones after it that were ready first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_are_prepared_side_by_side_and_handed_on_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        static NOW: AtomicUsize = AtomicUsize::new(0);
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        let prepare: fn(&Frame) -> Option<String> = |f| {
+            let Frame::Sync { doc, .. } = f else { return None };
+            MOST.fetch_max(NOW.fetch_add(1, SeqCst) + 1, SeqCst);
+            std::thread::sleep(Duration::from_millis(if doc.starts_with("slow") { 400 } else { 10 }));
+            NOW.fetch_sub(1, SeqCst);
+            Some(doc.to_string())
+        };
+        let (mut peer, ours) = tokio::io::duplex(4 << 20);
+        let running = Arc::new(tokio::sync::Semaphore::new(PREPARES_AT_ONCE));
+        let (reader, mut frames) = read_frames(ours, Some(Preparer { prepare, running }));
+        let docs = ["slow-0", "quick-1", "slow-2", "quick-3", "quick-4", "slow-5"];
+        for doc in docs {
+            let f = Frame::Sync { doc: doc.into(), msg: vec![7; session::PREPARE_FROM], sigs: vec![] }.encode();
+            peer.write_all(&(f.len() as u32).to_be_bytes()).await.unwrap();
+            peer.write_all(&f).await.unwrap();
+        }
+        peer.flush().await.unwrap();
+        for doc in docs {
+            let (_, prepared, _) = frames.recv().await.unwrap().unwrap();
+            assert_eq!(prepared.map(|p| p.value).as_deref(), Some(doc), "in the order they came");
+        }
+        assert_eq!(
+            MOST.load(SeqCst),
+            PREPARED_AHEAD.min(PREPARES_AT_ONCE),
+            "as many at once as places and the hub allow"
+        );
         reader.abort();
     }
 
