@@ -1702,7 +1702,9 @@ pub fn heads_message(state: &mut automerge::sync::State, heads: &[ChangeHash]) -
 /// after that point and is not in the summary's filter, which misses none of the peer's
 /// changes). So a hub that just took a whole document, the peer's summary naming nothing
 /// synced before, and answered it, does not load it again to learn that it has nothing to
-/// send back.
+/// send back. A peer that lies in its summary at these heads (a sync at a change this hub
+/// never saw, a filter that leaves changes out) is sent nothing, where Automerge would send
+/// it a reset or those changes: it holds them already, by its own heads.
 pub fn nothing_to_send(state: &automerge::sync::State, heads: &[ChangeHash]) -> bool {
     if heads.is_empty() || state.read_only || state.peer_read_only || state.needs_reset || !state.have_responded {
         return false;

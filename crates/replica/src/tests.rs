@@ -264,7 +264,10 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
         // document: nothing synced before).
         let mut answered = |of: &mut Doc, state: &State| {
             if nothing_to_send(state, &of.heads()) {
-                let next = of.automerge().sync().generate_sync_message(&mut state.clone());
+                // Asked with no message in flight, which alone would make Automerge wait.
+                let mut idle = state.clone();
+                idle.in_flight = false;
+                let next = of.automerge().sync().generate_sync_message(&mut idle);
                 assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
                 let older = state.their_have.iter().flatten().any(|h| h.last_sync != of.heads());
                 older_summaries += usize::from(older);
@@ -300,6 +303,64 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     let first = Doc::new("d", b"c").automerge().sync().generate_sync_message(&mut sb2).unwrap();
     assert!(!acknowledges(&first, &a.heads()), "a peer that holds nothing");
     assert!(!acknowledges(&first, &[]), "a document with no heads");
+}
+
+/// Two hubs that each took the same changes from a third sync with each other: each is at the
+/// other's heads from its first message on, its summary naming nothing synced between them.
+/// Wherever `nothing_to_send` says so, Automerge sends nothing either (asked with no message in
+/// flight, which alone would make it wait). A peer that lies in its summary (an older sync it
+/// never had) at these very heads is sent nothing, where Automerge would send it a reset: what
+/// the hub then skips is a lying peer's own loss.
+#[test]
+fn nothing_to_send_is_known_for_a_peer_at_these_heads_whatever_its_summary() {
+    use automerge::sync::{State, SyncDoc};
+    fn sync(x: &mut Doc, y: &mut Doc, check: &mut dyn FnMut(&mut Doc, &State)) {
+        let (mut sx, mut sy) = (State::new(), State::new());
+        for _ in 0..10 {
+            let to_y = x.automerge().sync().generate_sync_message(&mut sx);
+            check(x, &sx);
+            let sent = to_y.is_some();
+            if let Some(m) = to_y {
+                y.automerge().sync().receive_sync_message(&mut sy, m).unwrap();
+            }
+            let to_x = y.automerge().sync().generate_sync_message(&mut sy);
+            check(y, &sy);
+            match to_x {
+                Some(m) => x.automerge().sync().receive_sync_message(&mut sx, m).unwrap(),
+                None if !sent => break,
+                None => {}
+            }
+        }
+        assert_eq!(x.heads(), y.heads());
+    }
+    let mut quiet_apart = 0;
+    let mut check = |of: &mut Doc, state: &State| {
+        if nothing_to_send(state, &of.heads()) {
+            let mut idle = state.clone();
+            idle.in_flight = false;
+            let next = of.automerge().sync().generate_sync_message(&mut idle);
+            assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
+            quiet_apart += usize::from(state.their_have.iter().flatten().any(|h| h.last_sync != of.heads()));
+        }
+    };
+    let mut c = items_in_commits(90, 30);
+    let (mut a, mut b) = (Doc::new("d", b"a"), Doc::new("d", b"b"));
+    sync(&mut c, &mut a, &mut check);
+    sync(&mut c, &mut b, &mut check);
+    sync(&mut a, &mut b, &mut check);
+    assert!(quiet_apart > 0, "a peer at these heads whose summary names an older sync");
+    // A summary naming a sync at a change this hub never saw, heads and needs as this hub's.
+    let (mut sa, mut sb) = (State::new(), State::new());
+    let first = a.automerge().sync().generate_sync_message(&mut sa).unwrap();
+    b.automerge().sync().receive_sync_message(&mut sb, first).unwrap();
+    b.automerge().sync().generate_sync_message(&mut sb).unwrap();
+    let mut lying = sb.clone();
+    let unknown = automerge::ChangeHash([9; 32]);
+    lying.their_have = Some(vec![automerge::sync::Have { last_sync: vec![unknown], bloom: Default::default() }]);
+    assert!(nothing_to_send(&lying, &b.heads()));
+    lying.in_flight = false;
+    let reset = b.automerge().sync().generate_sync_message(&mut lying).expect("Automerge sends a reset");
+    assert!(reset.changes.is_empty() && reset.have.iter().all(|h| h.last_sync.is_empty()), "a reset: {reset:?}");
 }
 
 /// A document's first message to a peer nothing was heard from is made from its heads alone as
