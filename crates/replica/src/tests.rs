@@ -262,17 +262,7 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
         // Once a side answered, whether it has nothing more to send is known from its state,
         // also where the peer's summary names an older sync than these heads (after a whole
         // document: nothing synced before).
-        let mut answered = |of: &mut Doc, state: &State| {
-            if nothing_to_send(state, &of.heads()) {
-                // Asked with no message in flight, which alone would make Automerge wait.
-                let mut idle = state.clone();
-                idle.in_flight = false;
-                let next = of.automerge().sync().generate_sync_message(&mut idle);
-                assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
-                let older = state.their_have.iter().flatten().any(|h| h.last_sync != of.heads());
-                older_summaries += usize::from(older);
-            }
-        };
+        let mut answered = |of: &mut Doc, state: &State| older_summaries += usize::from(quiet_as_said(of, state));
         for _ in 0..8 {
             let to_b = a.automerge().sync().generate_sync_message(&mut sa);
             answered(&mut a, &sa);
@@ -305,6 +295,21 @@ fn an_acknowledgement_is_taken_without_the_document_as_with_it() {
     assert!(!acknowledges(&first, &[]), "a document with no heads");
 }
 
+/// Where [`nothing_to_send`] says so, Automerge sends nothing either, asked with no message in
+/// flight (which alone would make it wait). Returns whether it said so while the peer's summary
+/// names an older sync than `of`'s heads.
+fn quiet_as_said(of: &mut Doc, state: &automerge::sync::State) -> bool {
+    use automerge::sync::SyncDoc;
+    if !nothing_to_send(state, &of.heads()) {
+        return false;
+    }
+    let mut idle = state.clone();
+    idle.in_flight = false;
+    let next = of.automerge().sync().generate_sync_message(&mut idle);
+    assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
+    state.their_have.iter().flatten().any(|h| h.last_sync != of.heads())
+}
+
 /// Two hubs that each took the same changes from a third sync with each other: each is at the
 /// other's heads from its first message on, its summary naming nothing synced between them.
 /// Wherever `nothing_to_send` says so, Automerge sends nothing either (asked with no message in
@@ -334,15 +339,7 @@ fn nothing_to_send_is_known_for_a_peer_at_these_heads_whatever_its_summary() {
         assert_eq!(x.heads(), y.heads());
     }
     let mut quiet_apart = 0;
-    let mut check = |of: &mut Doc, state: &State| {
-        if nothing_to_send(state, &of.heads()) {
-            let mut idle = state.clone();
-            idle.in_flight = false;
-            let next = of.automerge().sync().generate_sync_message(&mut idle);
-            assert_eq!(next, None, "nothing to send, yet Automerge sends {next:?}");
-            quiet_apart += usize::from(state.their_have.iter().flatten().any(|h| h.last_sync != of.heads()));
-        }
-    };
+    let mut check = |of: &mut Doc, state: &State| quiet_apart += usize::from(quiet_as_said(of, state));
     let mut c = items_in_commits(90, 30);
     let (mut a, mut b) = (Doc::new("d", b"a"), Doc::new("d", b"b"));
     sync(&mut c, &mut a, &mut check);
