@@ -657,6 +657,39 @@ fn rewrite_record(
     (export, doc, tampered, sig)
 }
 
+/// A member writes by hand, and signs, two movements that each receive `i64::MAX` pens (no form
+/// would take them; nothing checks a peer's records against the forms' rules): the hub takes
+/// them, and the stock stops at the limit and still reads, rather than wrapping negative or
+/// turning into a number no read takes.
+#[test]
+fn a_members_movements_of_absurd_quantities_stop_the_stock_at_its_limit() {
+    let (mut a, mut b, _, pens, m) = pair_with_a_movement();
+    let mut actor = b.hub.identity().public().as_bytes().to_vec();
+    actor.extend([7; 8]);
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("movement")).unwrap();
+    let mut doc = aidmesh_replica::Doc::load(&export.doc, &export.bytes, &actor).unwrap();
+    let honest = doc.get(&m.as_str().into()).unwrap().unwrap();
+    for n in 0..2 {
+        let mut rec = honest.clone();
+        rec.meta.id = format!("{m}{n}").as_str().into();
+        if let aidmesh_hub::model::Body::Movement(mv) = &mut rec.body {
+            mv.quantity = i64::MAX;
+        }
+        doc.create(&rec).unwrap();
+    }
+    let author = aidmesh_replica::Author { hub: b.hub.hub_id().into(), handle: "fox".into(), at: t0() };
+    let hash = doc.commit(&author).unwrap();
+    let mut sigs = export.sigs.clone();
+    sigs.push(ChangeSig::sign(&b.hub.identity(), &export.doc, hash.0));
+    a.hub.merge_doc(&export.doc, &export.partition, export.created_at, &doc.save(), &sigs).unwrap();
+    let stock: Vec<i64> = a.hub.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).collect();
+    assert_eq!(stock, vec![i64::MAX]);
+    // Rebuilt from the documents, the same.
+    a.hub.rebuild_index().unwrap();
+    let stock: Vec<i64> = a.hub.stock(Some(&pens)).unwrap().iter().map(|s| s.quantity).collect();
+    assert_eq!(stock, vec![i64::MAX]);
+}
+
 /// A member's change that names as its predecessor a stock movement's record, from a value it
 /// puts at another key (Automerge takes it, and the movement is gone): refused whole as a forged
 /// change, not a crash of the hub, and the movement stays.

@@ -559,19 +559,26 @@ impl Movement {
     }
 }
 
+/// The most units one stock movement may move (or one count adjust by): far past any real stock,
+/// and far enough below `i64`'s limit that sums of movements never come near it.
+pub const MAX_QUANTITY: i64 = 1_000_000_000;
+
 impl Rules for Movement {
     fn check(&self, errs: &mut Vec<FieldError>) {
         require(errs, "item", self.item.as_str());
         require(errs, "place", self.place.as_str());
-        match self.kind {
-            MovementKind::Adjust if self.quantity == 0 => {
-                errs.push(FieldError::new("quantity", "an adjustment must change the level"))
-            }
-            MovementKind::Adjust => {}
-            _ if self.quantity <= 0 => {
-                errs.push(FieldError::new("quantity", format!("must be greater than zero, got {}", self.quantity)))
-            }
-            _ => {}
+        let q = self.quantity;
+        let wrong = match self.kind {
+            MovementKind::Adjust if q == 0 => Some("an adjustment must change the level".to_string()),
+            MovementKind::Adjust => None,
+            _ if q <= 0 => Some(format!("must be greater than zero, got {q}")),
+            _ => None,
+        };
+        let too_many = || {
+            (q.unsigned_abs() > MAX_QUANTITY.unsigned_abs()).then(|| format!("must be at most {MAX_QUANTITY}, got {q}"))
+        };
+        if let Some(why) = wrong.or_else(too_many) {
+            errs.push(FieldError::new("quantity", why));
         }
         match (self.kind, &self.to_place) {
             (MovementKind::Transfer, None) => errs.push(FieldError::new("to_place", "a transfer needs a destination")),

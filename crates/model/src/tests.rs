@@ -53,6 +53,18 @@ fn every_kind_validates_its_fields() {
         ("movement", json!({"item": "i1", "place": "p1", "type": "issue", "quantity": 5}), vec![]),
         ("movement", json!({"item": "i1", "place": "p1", "type": "issue", "quantity": -5}), vec!["quantity"]),
         ("movement", json!({"item": "i1", "place": "p1", "type": "adjust", "quantity": -2}), vec![]),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "receive", "quantity": 1_000_000_000}), vec![]),
+        (
+            "movement",
+            json!({"item": "i1", "place": "p1", "type": "receive", "quantity": 1_000_000_001}),
+            vec!["quantity"],
+        ),
+        (
+            "movement",
+            json!({"item": "i1", "place": "p1", "type": "adjust", "quantity": -1_000_000_001}),
+            vec!["quantity"],
+        ),
+        ("movement", json!({"item": "i1", "place": "p1", "type": "issue", "quantity": i64::MIN}), vec!["quantity"]),
         ("movement", json!({"item": "i1", "place": "p1", "type": "transfer", "quantity": 2}), vec!["to_place"]),
         (
             "movement",
