@@ -1295,13 +1295,11 @@ fn reindex<'r>(
     tx: &mut Tx<'_>,
     records: impl IntoIterator<Item = (&'r IndexRow, &'r Record, Option<&'r str>)>,
 ) -> aidmesh_store::Result<()> {
-    // (Saturating: a member's signed movement of an absurd quantity must neither wrap nor panic
-    // here; no honest sum comes near.)
+    // (A movement's deltas are bounded, so no sum of them comes near `i64`'s limits.)
     let mut deltas: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut add = |m: &Movement, taken_back: bool| {
         for (place, d) in m.deltas() {
-            let sum = deltas.entry((m.item.to_string(), place.to_string())).or_default();
-            *sum = if taken_back { sum.saturating_sub(d) } else { sum.saturating_add(d) };
+            *deltas.entry((m.item.to_string(), place.to_string())).or_default() += if taken_back { -d } else { d };
         }
     };
     let mut rows = Vec::new();

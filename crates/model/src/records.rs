@@ -545,14 +545,18 @@ pub struct Movement {
 }
 
 impl Movement {
-    /// How this movement changes levels: `(place, delta)` pairs. The one rule of stock.
+    /// How this movement changes levels: `(place, delta)` pairs. The one rule of stock. A
+    /// quantity past [`MAX_QUANTITY`] (which no form takes; a member may write one by hand)
+    /// counts as that much: sums of movements stay far from `i64`'s limits, so every hub sums
+    /// them alike, in any order, and the stock stays readable.
     pub fn deltas(&self) -> Vec<(&RecordId, i64)> {
+        let q = self.quantity.clamp(-MAX_QUANTITY, MAX_QUANTITY);
         match self.kind {
-            MovementKind::Receive => vec![(&self.place, self.quantity)],
-            MovementKind::Issue | MovementKind::Discard => vec![(&self.place, self.quantity.saturating_neg())],
-            MovementKind::Adjust => vec![(&self.place, self.quantity)],
+            MovementKind::Receive => vec![(&self.place, q)],
+            MovementKind::Issue | MovementKind::Discard => vec![(&self.place, -q)],
+            MovementKind::Adjust => vec![(&self.place, q)],
             MovementKind::Transfer => match &self.to_place {
-                Some(to) => vec![(&self.place, self.quantity.saturating_neg()), (to, self.quantity)],
+                Some(to) => vec![(&self.place, -q), (to, q)],
                 None => vec![],
             },
         }

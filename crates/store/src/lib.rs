@@ -77,34 +77,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// An authority log entry as stored: its id and its bytes.
 pub type AuthorityRow = (Vec<u8>, Vec<u8>);
 
-/// SQL for `a + b` that stops at `i64`'s limits (SQLite's own sum turns into a real number past
-/// them, which no stock read takes): sums of movements a member wrote with absurd quantities.
-macro_rules! saturating_add {
-    ($a:literal, $b:literal) => {
-        concat!(
-            "CASE WHEN ",
-            $b,
-            " > 0 AND ",
-            $a,
-            " > 9223372036854775807 - ",
-            $b,
-            " THEN 9223372036854775807 ",
-            "WHEN ",
-            $b,
-            " < 0 AND ",
-            $a,
-            " < (-9223372036854775807 - 1) - ",
-            $b,
-            " THEN (-9223372036854775807 - 1) ",
-            "ELSE ",
-            $a,
-            " + ",
-            $b,
-            " END"
-        )
-    };
-}
-
 /// SQLite page cache, in KiB.
 const CACHE_KIB: i64 = 64 * 1024;
 /// Resendable writes that one transaction holds at most ([`Store::write_resendable`]).
@@ -1473,22 +1445,19 @@ impl Tx<'_> {
         let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
         for ((item, place), delta) in deltas {
             self.tx
-                .prepare_cached(concat!(
+                .prepare_cached(
                     "INSERT INTO stock(item, place, qty) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(item, place) DO UPDATE SET qty = ",
-                    saturating_add!("qty", "excluded.qty")
-                ))?
+                     ON CONFLICT(item, place) DO UPDATE SET qty = qty + excluded.qty",
+                )?
                 .execute(params![item, place, delta])?;
-            let total = totals.entry(item).or_default();
-            *total = total.saturating_add(*delta);
+            *totals.entry(item).or_default() += delta;
         }
         for (item, total) in totals {
             self.tx
-                .prepare_cached(concat!(
+                .prepare_cached(
                     "INSERT INTO item_levels(item, total) VALUES (?1, ?2)
-                         ON CONFLICT(item) DO UPDATE SET total = ",
-                    saturating_add!("total", "excluded.total")
-                ))?
+                     ON CONFLICT(item) DO UPDATE SET total = total + excluded.total",
+                )?
                 .execute(params![item, total])?;
         }
         Ok(())

@@ -151,33 +151,6 @@ fn records_and_deltas_written_together_count_as_written_one_at_a_time() {
     assert_eq!(totals, &vec![7, 7]);
 }
 
-/// Stock sums stop at `i64`'s limits, written apart or together, and still read as numbers
-/// (SQLite's own sum would turn into a real number, which no read takes).
-#[test]
-fn stock_sums_stop_at_the_limits_and_still_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
-    for _ in 0..2 {
-        s.write(|tx| {
-            tx.add_stock("i1", "p1", i64::MAX)?;
-            tx.add_stock("i1", "p2", i64::MIN)?;
-            tx.add_stock("i2", "p1", i64::MAX)?;
-            tx.add_stock("i2", "p1", -5)
-        })
-        .unwrap();
-    }
-    let stock = s.stock(None).unwrap();
-    assert_eq!(
-        stock,
-        vec![
-            ("i1".into(), "p1".into(), i64::MAX),
-            ("i1".into(), "p2".into(), i64::MIN),
-            ("i2".into(), "p1".into(), i64::MAX - 5)
-        ]
-    );
-    assert_eq!(s.item_total("i1").unwrap(), -1);
-}
-
 #[test]
 fn chunks_append_and_compact() {
     let dir = tempfile::tempdir().unwrap();
