@@ -374,9 +374,13 @@ fn require(errs: &mut Vec<FieldError>, field: &str, value: &str) {
     }
 }
 
-fn positive(errs: &mut Vec<FieldError>, field: &str, value: u64) {
+/// A quantity asked, offered or promised: more than nothing, and no more than one movement may
+/// move ([`MAX_QUANTITY`]: a promise is delivered as one).
+fn quantity(errs: &mut Vec<FieldError>, field: &str, value: u64) {
     if value == 0 {
         errs.push(FieldError::new(field, "must be greater than zero"));
+    } else if value > MAX_QUANTITY.unsigned_abs() {
+        errs.push(FieldError::new(field, format!("must be at most {MAX_QUANTITY}, got {value}")));
     }
 }
 
@@ -722,7 +726,7 @@ fn check_what(errs: &mut Vec<FieldError>, item: &Option<RecordId>, cat: &Option<
 impl Rules for Request {
     fn check(&self, errs: &mut Vec<FieldError>) {
         check_what(errs, &self.item, &self.category, &self.skill);
-        positive(errs, "quantity", self.quantity);
+        quantity(errs, "quantity", self.quantity);
         window(errs, "needed_by", self.needed_from, self.needed_by);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
@@ -755,7 +759,7 @@ pub struct Offer {
 impl Rules for Offer {
     fn check(&self, errs: &mut Vec<FieldError>) {
         check_what(errs, &self.item, &self.category, &self.skill);
-        positive(errs, "quantity", self.quantity);
+        quantity(errs, "quantity", self.quantity);
     }
     fn refs(&self) -> Vec<Ref<'_>> {
         let mut r = Vec::new();
@@ -799,7 +803,7 @@ impl Allocation {
 impl Rules for Allocation {
     fn check(&self, errs: &mut Vec<FieldError>) {
         require(errs, "request", self.request.as_str());
-        positive(errs, "quantity", self.quantity);
+        quantity(errs, "quantity", self.quantity);
         match (&self.offer, &self.item, &self.place) {
             (Some(_), None, None) | (None, Some(_), Some(_)) => {}
             (Some(_), _, _) => errs.push(FieldError::new("offer", "allocate from an offer or from stock, not both")),

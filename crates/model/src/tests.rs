@@ -80,6 +80,10 @@ fn every_kind_validates_its_fields() {
         ("request", json!({"quantity": 10}), vec!["item"]),
         ("request", json!({"item": "i1", "skill": "medic", "quantity": 1}), vec!["skill"]),
         ("request", json!({"category": "food", "quantity": 0}), vec!["quantity"]),
+        ("request", json!({"category": "food", "quantity": 1_000_000_000}), vec![]),
+        ("request", json!({"category": "food", "quantity": 1_000_000_001}), vec!["quantity"]),
+        ("offer", json!({"category": "food", "quantity": u64::MAX}), vec!["quantity"]),
+        ("allocation", json!({"request": "r1", "offer": "o1", "quantity": 1_000_000_001}), vec!["quantity"]),
         (
             "request",
             json!({"category": "food", "quantity": 1, "needed_from": "2026-11-25T10:00", "needed_by": "2026-11-25T09:00"}),
