@@ -379,9 +379,14 @@ fn require(errs: &mut Vec<FieldError>, field: &str, value: &str) {
 fn quantity(errs: &mut Vec<FieldError>, field: &str, value: u64) {
     if value == 0 {
         errs.push(FieldError::new(field, "must be greater than zero"));
-    } else if value > MAX_QUANTITY.unsigned_abs() {
-        errs.push(FieldError::new(field, format!("must be at most {MAX_QUANTITY}, got {value}")));
+    } else if let Some(why) = past_the_most(value, value) {
+        errs.push(FieldError::new(field, why));
     }
+}
+
+/// Why a quantity of size `size` (shown as `value`) is refused, if it is past [`MAX_QUANTITY`].
+fn past_the_most(size: u64, value: impl std::fmt::Display) -> Option<String> {
+    (size > MAX_QUANTITY.unsigned_abs()).then(|| format!("must be at most {MAX_QUANTITY}, got {value}"))
 }
 
 fn window(errs: &mut Vec<FieldError>, field: &str, from: Option<Timestamp>, to: Option<Timestamp>) {
@@ -582,10 +587,7 @@ impl Rules for Movement {
             _ if q <= 0 => Some(format!("must be greater than zero, got {q}")),
             _ => None,
         };
-        let too_many = || {
-            (q.unsigned_abs() > MAX_QUANTITY.unsigned_abs()).then(|| format!("must be at most {MAX_QUANTITY}, got {q}"))
-        };
-        if let Some(why) = wrong.or_else(too_many) {
+        if let Some(why) = wrong.or_else(|| past_the_most(q.unsigned_abs(), q)) {
             errs.push(FieldError::new("quantity", why));
         }
         match (self.kind, &self.to_place) {
