@@ -150,6 +150,7 @@ fn generate(store: &Path, scale: Scale) {
             }
             work.push(batches);
         }
+        let t_write = Instant::now();
         std::thread::scope(|s| {
             for ((hub, clock), batches) in hubs.iter_mut().zip(&clocks).zip(work) {
                 s.spawn(move || {
@@ -164,6 +165,7 @@ fn generate(store: &Path, scale: Scale) {
         for clock in &clocks {
             clock.set(Timestamp::from_millis(time));
         }
+        let (t_sync, writing) = (Instant::now(), t_write.elapsed());
         // Every hub syncs with the founder's, twice round, so each holds what all wrote.
         for pass in 0..2 {
             for i in 1..hubs.len() {
@@ -177,13 +179,17 @@ fn generate(store: &Path, scale: Scale) {
         // Between rounds the hubs rest, and a resting hub folds every document piled up in
         // chunks (as a running node's upkeep does): loading one later reads one save, not
         // hundreds of chunks each applied as changes.
+        let (t_fold, syncing) = (Instant::now(), t_sync.elapsed());
         for hub in &mut hubs {
             hub.fold_chunks(usize::MAX, false).unwrap();
         }
         eprintln!(
-            "  round {}/{rounds}: {done}/{total} records in {commits} commits, {:.0} s",
+            "  round {}/{rounds}: {done}/{total} records in {commits} commits, {:.0} s (writing {:.1} s, syncing {:.1} s, folding {:.1} s)",
             round + 1,
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            writing.as_secs_f64(),
+            syncing.as_secs_f64(),
+            t_fold.elapsed().as_secs_f64()
         );
     }
     for clock in &clocks {

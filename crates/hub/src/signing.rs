@@ -60,7 +60,7 @@ impl Door {
     /// records: all of what taking a document this hub lacks costs that needs nothing of the
     /// hub, done before the hub is needed (see `Replica::prepare`).
     pub(crate) fn prepared(doc_id: &str, msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
-        let mut door = Door::of_message(msg, sigs)?;
+        let mut door = Door::of_message(msg, sigs, false)?;
         door.work_ahead(doc_id);
         Ok(door)
     }
@@ -100,15 +100,18 @@ impl Door {
         self.ahead = Some(ahead);
     }
 
-    /// The door for a sync message.
-    pub(crate) fn of_message(msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
+    /// The door for a sync message; `held` when the hub holds some of the document already, so
+    /// that a whole save in the message is never taken as it came (Automerge sends one whenever
+    /// more than a third of a document is new to its peer) and is not rebuilt whole for nothing:
+    /// its changes are applied to what the hub holds.
+    pub(crate) fn of_message(msg: &automerge::sync::Message, sigs: &[ChangeSig], held: bool) -> Result<Door> {
         let bad = |e: changes::BadBytes| Error::Malformed { format: "sync message", why: e.to_string() };
         let chunks: Vec<&[u8]> = msg.changes.iter().collect();
         if let [only] = chunks[..] {
             let (changes, doc) = changes::changes_in_keeping(only).map_err(bad)?;
             // Taken whole only if it holds every head the message names (what the sync state then
             // records as shared is exactly what applying it would have recorded).
-            let whole = doc.and_then(|mut doc| {
+            let whole = doc.filter(|_| !held).and_then(|mut doc| {
                 let all = msg.heads.iter().all(|h| doc.get_change_meta_by_hash(h).is_some());
                 all.then_some(doc)
             });

@@ -28,6 +28,14 @@ impl Hub {
         (parsed.len() == heads.split_whitespace().count()).then_some(parsed)
     }
 
+    /// Whether this hub holds any change of `doc` (in memory, or as the store's heads say).
+    fn holds_some(&mut self, doc: &str) -> bool {
+        match self.docs.get_mut(doc) {
+            Some((_, d)) => !d.heads().is_empty(),
+            None => self.store.heads_of(doc).ok().flatten().is_some_and(|h| !h.trim().is_empty()),
+        }
+    }
+
     /// Whether this hub syncs over the internet where the coalition names relays (or the hub
     /// knows peers' addresses there): on unless switched off here (a coalition, or one hub,
     /// may want LAN and USB only). Kept in the store, so it holds across restarts.
@@ -406,13 +414,14 @@ impl Replica for Hub {
         let at = Timestamp::from_millis(doc.created_at);
         let door = match prepared {
             Some(p) if p.of == message_mark(&msg) => p.door,
-            Some(_) => {
-                // Never the door of another message: it would check one set of changes and let
-                // another in.
-                tracing::error!(doc = %doc.doc, "a door prepared for another message: made again");
-                crate::signing::Door::of_message(&msg, sigs)
+            other => {
+                if other.is_some() {
+                    // Never the door of another message: it would check one set of changes and
+                    // let another in.
+                    tracing::error!(doc = %doc.doc, "a door prepared for another message: made again");
+                }
+                crate::signing::Door::of_message(&msg, sigs, self.holds_some(doc.doc.as_str()))
             }
-            None => crate::signing::Door::of_message(&msg, sigs),
         };
         let result = door.and_then(|door| {
             self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d, taken| {

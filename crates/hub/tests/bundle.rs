@@ -783,6 +783,43 @@ fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it()
     assert_eq!(c.hub.search("Still water", None, 10).unwrap().len(), 1, "and the rename");
 }
 
+/// The same hand-saved document, in a sync message to a hub that holds part of it already
+/// (Automerge sends a whole save whenever more than a third of a document is new to its peer):
+/// its changes are applied to what the hub holds, and the movement stays.
+#[test]
+fn a_document_saved_by_hand_to_a_hub_holding_part_of_it_is_taken_as_its_changes_make_it() {
+    let (mut a, mut b) = pair();
+    let mut c = new_hub("East", 3);
+    join(&mut a.hub, &mut c.hub);
+    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let missing = a.hub.authority_missing_for(&c.hub.authority_heads().unwrap()).unwrap();
+    c.hub.offer_authority(&missing, "test merge").unwrap();
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();
+    let run = |n: u8| [b.hub.identity().public().as_bytes().as_slice(), &[n; 8]].concat();
+    let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
+    let sig = |ch: &automerge::Change| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0);
+    // East holds the first change (the movement made) from a stick.
+    let first = &forged.changes[0];
+    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), first.raw_bytes().to_vec(), vec![sig(first)])]);
+    c.hub.import_bundle(&stick).unwrap();
+    assert!(c.hub.get(forged.hidden).is_ok(), "held before");
+    let msg = automerge::sync::Message {
+        heads: vec![forged.changes[1].hash()],
+        need: vec![],
+        have: vec![],
+        changes: vec![forged.bytes.clone()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V2,
+    };
+    let sigs: Vec<ChangeSig> = forged.changes.iter().map(sig).collect();
+    let mut state = automerge::sync::State::new();
+    <Hub as Replica>::receive(&mut c.hub, &PeerId::named("south"), &info_of(&export), &mut state, msg, &sigs, None)
+        .unwrap();
+    assert!(c.hub.get(forged.hidden).is_ok(), "the movement is there");
+    assert_eq!(c.hub.search("Still water", None, 10).unwrap().len(), 1, "and the rename");
+}
+
 /// A check-in is closed once, by an amendment, and never changed after: a hub that closes it in
 /// the record itself (as earlier releases did) is taken, one that changes a check-out is refused.
 #[test]
