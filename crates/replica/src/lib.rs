@@ -236,8 +236,8 @@ pub struct Doc {
     /// load would be the whole document again.)
     saved: Vec<ChangeHash>,
     /// The changes after some heads, as Automerge last rebuilt them at the document's heads
-    /// then: a hub's check for rewritten records and its reading of the records they touched
-    /// both ask for the changes a message brought ([`Doc::changes_since`]).
+    /// then: a hub's check for rewritten records, its reading of the records they touched and
+    /// its save of them all ask for the changes a message brought ([`Doc::changes_since`]).
     since: Option<Since>,
 }
 
@@ -630,6 +630,7 @@ impl Doc {
     pub fn save(&mut self) -> Vec<u8> {
         let bytes = self.doc.save();
         self.saved = self.doc.get_heads();
+        self.since = None;
         bytes
     }
 
@@ -651,10 +652,17 @@ impl Doc {
         self.doc.save_after(heads)
     }
 
-    /// The changes since the last save, to append to what was saved.
+    /// The changes since the last save, to append to what was saved: the changes a message
+    /// brought, as rebuilt to check them and read the records they touched
+    /// ([`Doc::changes_since`]), when they are exactly those; otherwise rebuilt by Automerge
+    /// (a scan of the document).
     pub fn save_incremental(&mut self) -> Vec<u8> {
-        let bytes = self.doc.save_after(&self.saved);
-        self.saved = self.doc.get_heads();
+        let heads = self.doc.document().get_heads();
+        let bytes = match self.since.take().filter(|s| s.before == self.saved && s.heads == heads) {
+            Some(s) => s.changes.iter().flat_map(|c| c.raw_bytes().iter().copied()).collect(),
+            None => self.doc.save_after(&self.saved),
+        };
+        self.saved = heads;
         bytes
     }
 
@@ -711,10 +719,11 @@ impl Doc {
 
     /// The changes after `before`, rebuilt by Automerge from the document (a scan of it), or
     /// as rebuilt the last time they were asked for after the same `before`, at these same
-    /// heads. `keep`: whether to keep them for the next reader (the check for rewritten records
-    /// keeps them for the reading of the records they touched, which takes them). `Err` where
-    /// Automerge panics rebuilding them (a forged change left two operations claiming one place).
-    fn changes_since(&mut self, before: &[ChangeHash], keep: bool) -> std::thread::Result<Arc<Vec<automerge::Change>>> {
+    /// heads; kept for the next reader (the check for rewritten records, the reading of the
+    /// records they touched, the save that appends them read the same changes), until the
+    /// document is saved. `Err` where Automerge panics rebuilding them (a forged change left
+    /// two operations claiming one place).
+    fn changes_since(&mut self, before: &[ChangeHash]) -> std::thread::Result<Arc<Vec<automerge::Change>>> {
         // The heads of the document itself (an isolated one shows others), once anything
         // uncommitted is committed, as Automerge does before it rebuilds changes.
         let heads = self.doc.document().get_heads();
@@ -726,9 +735,7 @@ impl Doc {
                 Arc::new(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before)))?)
             }
         };
-        if keep {
-            self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
-        }
+        self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
         Ok(changes)
     }
 
@@ -787,7 +794,7 @@ impl Doc {
         use automerge::legacy::{Key, ObjectId, OpType};
         // Automerge rebuilds the changes from the document, and panics where a forged change
         // left it unable to (two operations claiming one place): a diff says then.
-        let changes = self.changes_since(before, false).ok()?;
+        let changes = self.changes_since(before).ok()?;
         let ops = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut ops = Vec::new();
             for change in changes.iter() {
@@ -1111,7 +1118,7 @@ impl Doc {
     pub fn rewrite_since(&mut self, before: &[ChangeHash], fixed: impl Fn(&str) -> bool) -> Result<Option<Rewrite>> {
         // Automerge rebuilds the changes from the document; it panics where a forged change left
         // it unable to (two operations claiming one place).
-        let Ok(changes) = self.changes_since(before, true) else {
+        let Ok(changes) = self.changes_since(before) else {
             return Ok(Some(self.forged(Vec::new())));
         };
         if changes.is_empty() {

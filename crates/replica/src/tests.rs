@@ -861,6 +861,49 @@ fn changes_read_since_the_same_heads_follow_what_was_applied_in_between() {
     assert_eq!(b.touched_since(&mid), ids(&["i3", "i4"]));
 }
 
+/// The save after a message's changes were checked and read appends exactly what Automerge
+/// would save after the last save: those changes when they are all that came since, the
+/// document's own otherwise (more applied in between, or checked since other heads).
+#[test]
+fn what_is_saved_after_changes_were_checked_is_what_came_since_the_last_save() {
+    let mut a = Doc::new("d", b"a");
+    a.create(&item("i0", "Blankets")).unwrap();
+    a.commit(&author("a", 0));
+    let mut stored = a.save();
+    let mut b = Doc::load("d", &stored, b"b").unwrap();
+    let mut edit = |n: i64| {
+        a.create(&item(&format!("i{n}"), "Water")).unwrap();
+        a.commit(&author("a", n));
+        a.save_incremental()
+    };
+    let (first, second, third, fourth) = (edit(1), edit(2), edit(3), edit(4));
+    let save_and_check = |b: &mut Doc, stored: &mut Vec<u8>, saved: &[ChangeHash]| {
+        let want = b.save_after(saved);
+        let got = b.save_incremental();
+        assert_eq!(got, want, "appended");
+        stored.extend(got);
+        assert_eq!(Doc::load("d", stored, b"c").unwrap().heads(), b.heads(), "and it loads as held");
+        assert!(b.save_incremental().is_empty(), "nothing more");
+    };
+    // Checked and read, then saved: the changes checked.
+    let before = b.heads();
+    b.apply_checked(&first).unwrap();
+    assert_eq!(b.rewrite_since(&before, |_| false).unwrap(), None);
+    assert_eq!(b.touched_since(&before).len(), 1);
+    save_and_check(&mut b, &mut stored, &before);
+    // Checked, then more applied before the save: all of it.
+    let before = b.heads();
+    b.apply_checked(&second).unwrap();
+    assert_eq!(b.rewrite_since(&before, |_| false).unwrap(), None);
+    b.apply_checked(&third).unwrap();
+    save_and_check(&mut b, &mut stored, &before);
+    // Checked since heads older than the last save: what came after the save.
+    let saved = b.heads();
+    b.apply_checked(&fourth).unwrap();
+    assert_eq!(b.rewrite_since(&[], |_| false).unwrap(), None);
+    save_and_check(&mut b, &mut stored, &saved);
+}
+
 #[test]
 fn apply_reports_touched_records_and_rejects_garbage() {
     let mut a = Doc::new("d", b"a");
