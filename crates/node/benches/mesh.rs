@@ -16,8 +16,9 @@
 //! 2. Reconnect with nothing changed: B restarts and dials again. Socket bytes, and the time from
 //!    the proxy's accept to the last byte of the exchange (TCP and TLS handshakes included).
 //! 3. Edits to a connected peer: A adds items one by one, 20 ms apart, while B is connected.
-//!    Latency from A's write returning to B's ingest of it committed (B's event), both read
-//!    from the same system clock. The first edit, which loads the document the items go to on
+//!    Latency from A's write returning (timed before A releases its hub, which offers the
+//!    change to B) to B's ingest of it committed (B's event), both read from the same system
+//!    clock. The first edit, which loads the document the items go to on
 //!    both hubs (B has just restarted), is timed apart, two seconds before the others.
 //! 4. Changes to records of a full document: as 3, but A changes the name of its oldest items,
 //!    one by one, which lie in a document that filled long ago (about 2,500 records).
@@ -181,8 +182,13 @@ fn timed_edits(
             std::thread::sleep(Duration::from_secs(3));
             let mut sent = Vec::new();
             for n in 0..=EDITS {
-                let id = mesh.with_hub(|h| edit(h, n));
-                sent.push((id, micros()));
+                // Timed as the write returns, inside the hub's lock: releasing it offers the
+                // change to B at once, and a writer thread that waits for a core after that
+                // would time B's ingest before the write (negative latencies, seen here).
+                sent.push(mesh.with_hub(|h| {
+                    let id = edit(h, n);
+                    (id, micros())
+                }));
                 // The others start once the first has surely arrived.
                 std::thread::sleep(Duration::from_millis(if n == 0 { 2000 } else { 20 }));
             }

@@ -235,7 +235,7 @@ pub struct Doc {
     /// (Automerge's own cursor starts empty at a load, so its first incremental save after a
     /// load would be the whole document again.)
     saved: Vec<ChangeHash>,
-    /// The changes after some heads, as Automerge last rebuilt them at the document's heads
+    /// The changes since the last save, as Automerge last rebuilt them at the document's heads
     /// then: a hub's check for rewritten records, its reading of the records they touched and
     /// its save of them all ask for the changes a message brought ([`Doc::changes_since`]).
     since: Option<Since>,
@@ -719,10 +719,11 @@ impl Doc {
 
     /// The changes after `before`, rebuilt by Automerge from the document (a scan of it), or
     /// as rebuilt the last time they were asked for after the same `before`, at these same
-    /// heads; kept for the next reader (the check for rewritten records, the reading of the
-    /// records they touched, the save that appends them read the same changes), until the
-    /// document is saved. `Err` where Automerge panics rebuilding them (a forged change left
-    /// two operations claiming one place).
+    /// heads. Changes since the last save are kept for the next reader (a hub's check for
+    /// rewritten records, its reading of the records they touched and the save that appends
+    /// them read the same changes) until the document is saved; others (an export's since a
+    /// peer's heads) are not. `Err` where Automerge panics rebuilding them (a forged change
+    /// left two operations claiming one place).
     fn changes_since(&mut self, before: &[ChangeHash]) -> std::thread::Result<Arc<Vec<automerge::Change>>> {
         // The heads of the document itself (an isolated one shows others), once anything
         // uncommitted is committed, as Automerge does before it rebuilds changes.
@@ -735,7 +736,9 @@ impl Doc {
                 Arc::new(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| doc.get_changes(before)))?)
             }
         };
-        self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
+        if before == self.saved.as_slice() {
+            self.since = Some(Since { before: before.to_vec(), heads, changes: changes.clone() });
+        }
         Ok(changes)
     }
 
@@ -1812,8 +1815,17 @@ fn changes_of(id: &str, bytes: &[u8]) -> Result<Vec<automerge::Change>> {
     let mut changes = Vec::new();
     for (kind, piece) in split_chunks(bytes).map_err(|why| Error::Malformed { doc: id.to_string(), why })? {
         if kind == 0 {
-            let whole = unpanicked(id, || AutoCommit::load(piece))?.map_err(err)?;
-            changes.extend(changes_rebuilt(id, whole)?);
+            let mut whole = unpanicked(id, || AutoCommit::load(piece))?.map_err(err)?;
+            // The changes the load checked against their hashes (what signatures cover), and
+            // none else, as [`rebuilt`] makes sure of for a document taken whole.
+            let named: std::collections::HashSet<ChangeHash> =
+                whole.get_changes_meta(&[]).iter().map(|m| m.hash).collect();
+            let rebuilt = changes_rebuilt(id, whole)?;
+            if rebuilt.len() != named.len() || !rebuilt.iter().all(|c| named.contains(&c.hash())) {
+                let why = "its changes rebuild other than the document names them".to_string();
+                return Err(Error::Malformed { doc: id.to_string(), why });
+            }
+            changes.extend(rebuilt);
         } else {
             changes.push(
                 unpanicked(id, || automerge::Change::from_bytes(piece.to_vec()))?.map_err(|e| Error::Malformed {

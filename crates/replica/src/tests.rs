@@ -902,6 +902,16 @@ fn what_is_saved_after_changes_were_checked_is_what_came_since_the_last_save() {
     b.apply_checked(&fourth).unwrap();
     assert_eq!(b.rewrite_since(&[], |_| false).unwrap(), None);
     save_and_check(&mut b, &mut stored, &saved);
+    // Changes read since other heads (an export's, since a peer's) are not kept on the
+    // document after: only those since the last save are, until it is saved.
+    assert_eq!(b.touched_since(&before).len(), 3);
+    assert!(b.since.is_none(), "nothing kept");
+    let before = b.heads();
+    b.apply_checked(&edit(5)).unwrap();
+    assert_eq!(b.touched_since(&before).len(), 1);
+    assert!(b.since.is_some(), "kept for the save");
+    b.save();
+    assert!(b.since.is_none(), "until it is saved");
 }
 
 #[test]
