@@ -58,9 +58,14 @@ impl Door {
 
     /// The door for a sync message, with a whole document in it already checked for rewritten
     /// records: all of what taking a document this hub lacks costs that needs nothing of the
-    /// hub, done before the hub is needed (see `Replica::prepare`).
+    /// hub, done before the hub is needed (see `Replica::prepare`). A message whose summary
+    /// names changes the peer last synced with this hub (Automerge sends a whole save then when
+    /// more than a third of the document is new to it) is for a document the hub holds some
+    /// of: its whole save is not rebuilt and checked ahead for nothing. (A peer that names them
+    /// falsely only has the hub do that work when it takes the message.)
     pub(crate) fn prepared(doc_id: &str, msg: &automerge::sync::Message, sigs: &[ChangeSig]) -> Result<Door> {
-        let mut door = Door::of_message(msg, sigs, false)?;
+        let synced_before = msg.have.iter().any(|h| !h.last_sync.is_empty());
+        let mut door = Door::of_message(msg, sigs, synced_before)?;
         door.work_ahead(doc_id);
         Ok(door)
     }

@@ -759,7 +759,8 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
 /// stock movement marked overwritten by a write elsewhere (Automerge loads a saved document's
 /// operations as saved, and rebuilds its changes, and their hashes, without such a mark): the
 /// movement would be gone, though no change removed it. A hub that holds nothing of the
-/// document takes it from the stick as its changes make it: the movement is there.
+/// document takes it from the stick as its changes make it: the movement is there. So does one
+/// sent it in a sync message prepared ahead whose summary falsely names a sync before.
 #[test]
 fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it() {
     let (mut a, mut b) = pair();
@@ -776,8 +777,29 @@ fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it()
     let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
     let loaded = automerge::AutoCommit::load(&forged.bytes).unwrap();
     assert!(automerge::ReadDoc::get(&loaded, automerge::ROOT, forged.hidden).unwrap().is_none(), "loaded as saved");
-    let sigs = forged.changes.iter().map(|ch| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0)).collect();
-    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), forged.bytes.clone(), sigs)]);
+    let sigs: Vec<ChangeSig> =
+        forged.changes.iter().map(|ch| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0)).collect();
+    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), forged.bytes.clone(), sigs.clone())]);
+    // And in a sync message prepared ahead whose summary names a sync before, falsely (the
+    // preparation then takes the hub to hold some of it, and rebuilds nothing ahead), to a
+    // fourth hub that holds nothing of it.
+    let mut d = new_hub("West", 5);
+    join(&mut a.hub, &mut d.hub);
+    let missing = a.hub.authority_missing_for(&d.hub.authority_heads().unwrap()).unwrap();
+    d.hub.offer_authority(&missing, "test merge").unwrap();
+    let msg = automerge::sync::Message {
+        heads: vec![forged.changes[1].hash()],
+        need: vec![],
+        have: vec![automerge::sync::Have { last_sync: vec![forged.changes[0].hash()], bloom: Default::default() }],
+        changes: vec![forged.bytes.clone()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V2,
+    };
+    let prepared = <Hub as Replica>::prepare(&info_of(&export).doc, &msg, &sigs);
+    let mut state = automerge::sync::State::new();
+    <Hub as Replica>::receive(&mut d.hub, &PeerId::named("south"), &info_of(&export), &mut state, msg, &sigs, prepared)
+        .unwrap();
+    assert!(d.hub.get(forged.hidden).is_ok(), "the movement is there");
     c.hub.import_bundle(&stick).unwrap();
     assert!(c.hub.get(forged.hidden).is_ok(), "the movement is there");
     assert_eq!(c.hub.search("Still water", None, 10).unwrap().len(), 1, "and the rename");
