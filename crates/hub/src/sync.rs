@@ -204,13 +204,16 @@ impl Hub {
                 }
             }
         }
-        if !refused.is_empty() {
+        // One line for all that one offer brought refused: a frame of many thousand forged
+        // entries costs one write and one log line, not one each.
+        if let Some(first) = refused.first() {
+            let why = match refused.len() {
+                1 => first.clone(),
+                n => format!("{n} vault entries refused; the first: {first}"),
+            };
             let now = self.clock.now().millis();
-            self.store
-                .write(|tx| refused.iter().try_for_each(|why| tx.add_authority_refused(now, source, why, &[])))?;
-            for why in &refused {
-                tracing::warn!(source, why, "vault entry refused");
-            }
+            self.store.write(|tx| tx.add_authority_refused(now, source, &why, &[]))?;
+            tracing::warn!(source, why, "vault entries refused");
         }
         // Passed on first: the fold below may fail after the erasures are stored.
         let erased = changed.iter().any(|i| i.content.is_none());
@@ -407,6 +410,16 @@ impl Replica for Hub {
             if stored.as_ref().ok().and_then(|s| s.as_ref()) != Some(&bytes) {
                 self.write_resendable(|tx| tx.set_sync_state(peer.as_str(), doc.doc.as_str(), &bytes))?;
             }
+            return Ok(false);
+        }
+        // A peer offering a document's heads, or asking after one, that this hub holds nothing
+        // of: the sync state moves as on an empty document, and nothing is registered (no
+        // signature covers a message without changes, so nothing would say who filed it).
+        if msg.changes.is_empty() && !self.docs.contains_key(doc.doc.as_str()) && !self.store.has_doc(&doc.doc)? {
+            let mut empty = aidmesh_replica::Doc::new(doc.doc.as_str(), &self.actor);
+            empty
+                .receive(state, msg)
+                .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })?;
             return Ok(false);
         }
         let cell = std::cell::RefCell::new(std::mem::take(state));

@@ -389,13 +389,23 @@ impl Hub {
             for (done, item) in (1u64..).zip(items) {
                 let new = !hub.store.has_doc(item.doc)?;
                 let mut index_chunk = Vec::new();
+                let filed_at =
+                    Timestamp::from_millis(item.created_at.millis().clamp(0, hub.clock.now().millis().max(0)));
                 if new {
-                    let author = hub.author(hub.clock.now());
-                    let entry = DocEntry {
-                        doc: item.doc.into(),
-                        partition: item.partition.into(),
-                        created_at: item.created_at,
-                    };
+                    // Where a document new here is filed, and when it was made, are the
+                    // sender's word (no signature covers them). A partition no hub makes is
+                    // refused; a time not yet come (a laptop's clock ahead, or a member's ploy
+                    // to have its document chosen for every write) counts as now, one before
+                    // 1970 as 1970 (the time only orders the shards a hub writes into).
+                    let now = hub.clock.now();
+                    if !aidmesh_replica::valid_partition(item.partition) {
+                        let why =
+                            format!("document {} names partition {:?}, which no hub makes", item.doc, item.partition);
+                        return Err(Error::Tampered(why));
+                    }
+                    let author = hub.author(now);
+                    let entry =
+                        DocEntry { doc: item.doc.into(), partition: item.partition.into(), created_at: filed_at };
                     hub.index.add(&entry, &author)?;
                     index_chunk = hub.index.doc().save_incremental();
                     let actor = hub.actor.clone();
@@ -530,7 +540,7 @@ impl Hub {
                 let p = Prepared {
                     doc: item.doc.to_string(),
                     partition: item.partition.to_string(),
-                    created_at: item.created_at,
+                    created_at: filed_at,
                     new,
                     index_chunk,
                     chunk,

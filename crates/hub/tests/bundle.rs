@@ -525,9 +525,11 @@ fn a_member_cannot_overwrite_erase_or_claim_anothers_vault_entry() {
         }
         s => panic!("{s:?}"),
     }
+    // One line for the three, from the bundle (a flood of forged entries costs one write).
     let refused = a.hub.authority().unwrap().refused;
-    assert_eq!(refused.len(), 3, "{refused:?}");
-    assert!(refused.iter().all(|r| r.source.starts_with("bundle made by")));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].source.starts_with("bundle made by"), "{refused:?}");
+    assert!(refused[0].reason.starts_with("3 vault entries refused; the first: "), "{refused:?}");
     // South's coordinator is no admin: South cannot erase North's entry either.
     assert_eq!(b.hub.vault_erase(&vid).unwrap_err().code(), "not_allowed");
     // An admin at South can: the erasure travels as an authority entry and reaches North.

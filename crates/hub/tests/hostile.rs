@@ -734,3 +734,101 @@ fn forged_whereabouts_end_the_session_and_change_nothing_over_tls() {
         assert_eq!(refused.iter().filter(|r| r.reason == named && r.source == from_south).count(), 2, "{refused:?}");
     });
 }
+
+/// Where a document new to a hub is filed, and when it says it was made, are the sender's word:
+/// a member cannot have the hub file a document without changes (nothing signed would say who
+/// did), nor under a partition no hub makes (a partition of megabytes, listed to every peer
+/// after, made every honest peer refuse the hub's frames) or at a time not yet come.
+#[test]
+fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them() {
+    use aidmesh_mesh::session::DocInfo;
+    use automerge::sync::{Message, MessageVersion};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    join(&mut north.hub, &mut south.hub);
+    add(&mut south.hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    let export = south.hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
+    let info = |doc: &str, partition: &str, created_at: i64| DocInfo {
+        doc: doc.into(),
+        partition: partition.into(),
+        created_at,
+        heads: String::new(),
+    };
+    let message = |heads: Vec<automerge::ChangeHash>, changes: Vec<Vec<u8>>| {
+        Message { heads, need: vec![], have: vec![], changes: changes.into(), flags: None, version: MessageVersion::V1 }
+            .encode()
+    };
+    let (north_id, south_identity, south_ring) =
+        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
+    let north_identity = north.hub.identity();
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    let filed = |doc: &str| mesh.with_hub(|h| h.doc_partitions().unwrap().contains_key(doc));
+    let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL);
+    let now = t0().millis();
+    rt.block_on(async {
+        let listen = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        // Heads offered, nothing signed: the session goes on, and nothing is filed.
+        let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+        let offered = info("item-nothing-signed", "item", now);
+        let sync = Frame::Sync {
+            doc: offered.doc.clone(),
+            msg: message(vec![automerge::ChangeHash([7; 32])], vec![]),
+            sigs: vec![],
+        };
+        send(&mut s, vec![hello.clone(), Frame::Announce(vec![offered]), sync]).await;
+        assert!(!closed_by_server(&mut s, Duration::from_secs(2)).await, "an offer of heads ends nothing");
+        assert!(!filed("item-nothing-signed"), "and files nothing");
+        drop(s);
+        // Partitions no peer may name: the frame is refused as it is read.
+        for partition in ["!".repeat(100_000), "Item".into(), String::new()] {
+            let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+            send(&mut s, vec![hello.clone(), Frame::Announce(vec![info("item-odd", &partition, now)])]).await;
+            assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "{partition:.10}: the session ends");
+        }
+        // South's signed change, under a partition no hub makes or a time not yet come.
+        let cases = [
+            (info(&export.doc, "item/2026-11", now), "no hub makes"),
+            (info(&export.doc, "incident", now), "no hub makes"),
+            (info(&export.doc, "incident/2026-13", now), "no hub makes"),
+        ];
+        for (announced, _) in &cases {
+            let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+            let sync = Frame::Sync {
+                doc: announced.doc.clone(),
+                msg: message(vec![], vec![export.bytes.clone()]),
+                sigs: export.sigs.clone(),
+            };
+            send(&mut s, vec![hello.clone(), Frame::Announce(vec![announced.clone()]), sync]).await;
+            assert!(closed_by_server(&mut s, Duration::from_secs(5)).await, "{announced:?}: the session ends");
+        }
+        assert!(!filed(&export.doc), "nothing filed");
+        let refused = mesh.with_hub(|h| h.authority().unwrap().refused);
+        for (announced, why) in &cases {
+            assert!(
+                refused.iter().any(|r| r.reason.contains(why) && r.reason.contains(&export.doc)),
+                "{announced:?}: listed with {why:?}: {refused:?}"
+            );
+        }
+        // Filed where hubs file it, it is taken; made, it says, days from now: as made now (the
+        // time orders the shards a hub writes into, oldest first).
+        let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+        let announced = info(&export.doc, "item", now + 3 * 86_400_000);
+        let sync = Frame::Sync {
+            doc: announced.doc.clone(),
+            msg: message(vec![], vec![export.bytes.clone()]),
+            sigs: export.sigs.clone(),
+        };
+        send(&mut s, vec![hello.clone(), Frame::Announce(vec![announced]), sync]).await;
+        for _ in 0..50 {
+            if filed(&export.doc) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(filed(&export.doc), "a member's signed document, filed where hubs file it, is taken");
+        let docs = mesh.with_hub(aidmesh_mesh::session::Replica::docs);
+        let taken = docs.iter().find(|d| d.doc.as_str() == export.doc).unwrap();
+        assert_eq!((taken.partition.as_str(), taken.created_at), ("item", now), "filed as made now");
+    });
+}

@@ -666,8 +666,20 @@ impl Frame {
             }
             Some(&TAG_ANNOUNCE) => {
                 let docs: Vec<DocInfo> = serde_json::from_slice(&b[1..]).map_err(|e| bad(&format!("announce: {e}")))?;
-                if docs.iter().any(|d| !valid_doc_id(&d.doc) || !valid_digest(&d.heads)) {
-                    return Err(bad("announce: a document id or heads digest is not valid"));
+                if docs.len() > MAX_DOCS {
+                    return Err(bad(&format!("announce: more than {MAX_DOCS} documents")));
+                }
+                if let Some(d) = docs.iter().find(|d| !valid_doc_id(&d.doc) || !valid_digest(&d.heads)) {
+                    return Err(bad(&format!(
+                        "announce: document id {:?} or its heads digest is not valid",
+                        d.doc.as_str()
+                    )));
+                }
+                if let Some(d) = docs.iter().find(|d| !valid_partition(&d.partition)) {
+                    return Err(bad(&format!("announce: document {} names a partition that is not valid", d.doc)));
+                }
+                if let Some(d) = docs.iter().find(|d| d.created_at < 0) {
+                    return Err(bad(&format!("announce: document {} was made before 1970", d.doc)));
                 }
                 Ok(Frame::Announce(docs))
             }
@@ -788,6 +800,14 @@ fn short_text(rest: &mut &[u8]) -> Result<String, SessionError> {
 /// A heads digest: empty (unknown) or 32 lowercase hex digits.
 fn valid_digest(h: &str) -> bool {
     h.is_empty() || (h.len() == 32 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+/// Whether `p` may name a partition: 1 to 64 lowercase letters, digits, `-`, `_` and `/` (a
+/// kind's name, with a month for logs: the replica says which). A peer's announcement carries
+/// it, and the hub lists it to every peer after: an endless one would make the hub's own
+/// frames too large for anyone to take.
+pub fn valid_partition(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 64 && p.bytes().all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'/'))
 }
 
 /// Whether `d` is a document id hubs exchange: 1 to 128 letters, digits, `-` and `_`.
@@ -1277,8 +1297,14 @@ impl Session {
                 }
             }
             Frame::Announce(docs) => {
-                // The peer's sync messages for these follow.
+                // The peer's sync messages for these follow. No coalition holds more documents
+                // than an inventory lists: a peer that announces more is not kept on.
                 self.theirs.extend(docs.into_iter().map(|d| (d.doc.clone(), d)));
+                if self.theirs.len() > MAX_DOCS {
+                    return Err(SessionError::Malformed(format!(
+                        "announce: more than {MAX_DOCS} documents in one session"
+                    )));
+                }
             }
             Frame::Sync { doc, msg, sigs } => {
                 // The document is one the peer announced, or one of ours it asks about.
@@ -1783,6 +1809,34 @@ mod tests {
             big.extend([1, b'd', 0]);
         }
         assert!(Frame::decode(&big).unwrap_err().to_string().contains("more than 100000 documents"));
+        // An announcement names partitions and times that hubs make, and no more documents
+        // than an inventory may list, in one frame or across a session.
+        let info = |doc: &str, partition: &str, created_at: i64| DocInfo {
+            doc: doc.into(),
+            partition: partition.into(),
+            created_at,
+            heads: String::new(),
+        };
+        let announce = |docs: Vec<DocInfo>| Frame::decode(&Frame::Announce(docs).encode());
+        assert!(announce(vec![info("d1", "incident/2026-11", 1)]).is_ok());
+        for (bad, why) in [
+            (info("d1", &"a".repeat(65), 1), "names a partition that is not valid"),
+            (info("d1", "Item", 1), "names a partition that is not valid"),
+            (info("d1", "", 1), "names a partition that is not valid"),
+            (info("d1", "item", -1), "made before 1970"),
+            (info("d 1", "item", 1), "document id \"d 1\""),
+        ] {
+            let e = announce(vec![bad.clone()]).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let many = |from: usize, n: usize| (from..from + n).map(|i| info(&format!("d{i}"), "item", 1)).collect();
+        assert!(announce(many(0, MAX_DOCS + 1)).unwrap_err().to_string().contains("more than 100000 documents"));
+        let mut s = Session::new(PeerId::named("peer"), t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
+        s.handle(&mut r, Frame::Announce(many(0, MAX_DOCS)), t0).unwrap();
+        s.handle(&mut r, Frame::Announce(many(0, 10)), t0).unwrap();
+        let e = s.handle(&mut r, Frame::Announce(many(MAX_DOCS, 1)), t0).unwrap_err().to_string();
+        assert!(e.contains("more than 100000 documents in one session"), "{e}");
     }
 
     /// A peer that lacks every document is answered a few documents at a time: the answer to

@@ -48,6 +48,31 @@ pub fn partition_for(kind: Kind, at: Timestamp) -> String {
     }
 }
 
+/// Whether `p` is a partition [`partition_for`] makes: `coalition`, a catalogue kind's name, or a
+/// log kind's name and a month (`incident/2026-11`). What a peer names for a document new to a
+/// hub is held to it: the hub files the document there, and lists it to every peer after.
+pub fn valid_partition(p: &str) -> bool {
+    if p == "coalition" {
+        return true;
+    }
+    let (kind, month) = match p.split_once('/') {
+        Some((k, m)) => (k, Some(m)),
+        None => (p, None),
+    };
+    let month_ok = |m: &str| {
+        let b = m.as_bytes();
+        b.len() == 7
+            && b[4] == b'-'
+            && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit())
+            && matches!(m[5..].parse::<u8>(), Ok(1..=12))
+    };
+    match (Kind::parse(kind).map(Kind::family), month) {
+        (Ok(Family::Catalogue), None) => true,
+        (Ok(Family::Log), Some(m)) => month_ok(m),
+        _ => false,
+    }
+}
+
 /// The most closings of records (a check-out, a follow-up done, written into the record as
 /// earlier releases did) one change may make: each is read at the change's dependencies, and a
 /// hub makes one a change. More is a rewrite.

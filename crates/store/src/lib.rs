@@ -1328,11 +1328,19 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Records an entry refused at the authority log's door (the last 1,000 are kept).
+    /// Records an entry refused at the authority log's door, or another refusal (the last 100 of
+    /// each source are kept, and 1,000 in all).
     pub fn add_authority_refused(&mut self, at: i64, source: &str, reason: &str, entry: &[u8]) -> Result<()> {
         self.tx.execute(
             "INSERT INTO authority_refused(at, source, reason, entry) VALUES (?1, ?2, ?3, ?4)",
             params![at, source, reason, entry],
+        )?;
+        // The last 100 of each source, and 1,000 in all: one source that floods refusals pushes
+        // out its own, not what others were refused for.
+        self.tx.execute(
+            "DELETE FROM authority_refused WHERE source = ?1
+             AND seq <= (SELECT max(seq) - 100 FROM authority_refused WHERE source = ?1)",
+            [source],
         )?;
         self.tx.execute(
             "DELETE FROM authority_refused WHERE seq <= (SELECT max(seq) - 1000 FROM authority_refused)",

@@ -673,3 +673,29 @@ fn a_store_whose_log_folder_is_gone_folds_its_log_in_its_commits_again() {
     let log = log_frames(&side);
     assert!(log <= AUTOCHECKPOINT_PAGES + 2 * (CHUNK as i64 / 4096) + 16, "the log holds {log} pages");
 }
+
+/// Refusals are kept, the last 100 of each source and 1,000 in all: one source that floods
+/// them pushes out its own, never what others were refused for.
+#[test]
+fn a_flood_of_refusals_from_one_source_keeps_what_others_were_refused_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("hub.aidmesh"), "pw", [7; 16]).unwrap();
+    let refuse = |s: &mut Store, source: &str, n: usize| {
+        s.write(|tx| (0..n).try_for_each(|i| tx.add_authority_refused(i as i64, source, &format!("{source} {i}"), &[])))
+            .unwrap()
+    };
+    refuse(&mut s, "hub east", 3);
+    refuse(&mut s, "hub south", 250);
+    refuse(&mut s, "bundle made by West", 2);
+    refuse(&mut s, "hub south", 250);
+    let kept = s.authority_refused(10_000).unwrap();
+    let of = |source: &str| kept.iter().filter(|(_, s, _)| s == source).count();
+    assert_eq!((of("hub east"), of("bundle made by West"), of("hub south")), (3, 2, 100));
+    assert!(kept.iter().any(|(_, _, r)| r == "hub south 249"), "the latest of the flood are the ones kept");
+    // Past 1,000 in all, the oldest go, whoever they came from.
+    for n in 0..12 {
+        refuse(&mut s, &format!("hub {n}"), 100);
+    }
+    assert_eq!(s.authority_refused(10_000).unwrap().len(), 1000);
+    assert_eq!(s.authority_refused(10_000).unwrap().iter().filter(|(_, s, _)| s == "hub east").count(), 0);
+}
