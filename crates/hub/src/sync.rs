@@ -162,6 +162,13 @@ impl Hub {
                 },
                 None => None,
             };
+            // A version no newer than the one here, or of an entry an admin erased, changes
+            // nothing: passed over before its signature is checked (a peer may offer many).
+            if content.is_some()
+                && (erased_by_admin.contains(&item.id) || here.is_some_and(|l| l.version >= item.version))
+            {
+                continue;
+            }
             let origin = self.hub_key(&item.origin)?;
             let signed = origin.is_some_and(|(k, _)| {
                 let sig = aidmesh_mesh::hex::decode(&item.sig).and_then(|s| <[u8; 64]>::try_from(s).ok());
@@ -183,9 +190,6 @@ impl Hub {
                     changed.push(item);
                 }
                 Some(pt) => {
-                    if erased_by_admin.contains(&item.id) || here.is_some_and(|l| l.version >= item.version) {
-                        continue;
-                    }
                     if !signed {
                         refused.push(format!("vault entry {}: not signed by the hub holding the consent", item.id));
                         continue;

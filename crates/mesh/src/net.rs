@@ -819,6 +819,8 @@ where
     let (order, mut in_order) = mpsc::channel::<Reading<P>>(64);
     let arriving = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = arriving.clone();
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let read = waiting.clone();
     let budget = Arc::new(tokio::sync::Semaphore::new(READ_AHEAD));
     let places = Arc::new(tokio::sync::Semaphore::new(PREPARED_AHEAD));
     let task = tokio::spawn(async move {
@@ -835,6 +837,8 @@ where
                 let mut buf = vec![0u8; len];
                 rd.read_exact(&mut buf).await.map_err(Ended::MidFrame)?;
                 let frame = Frame::decode(&buf)?;
+                // Read whole: the peer is heard, however long it waits here to be taken.
+                read.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 drop(buf);
                 drop(permit);
                 permit = take(frame.plain_len()).await.map_err(|_| Ended::Policy("the connection is closing"))?;
@@ -886,7 +890,7 @@ where
             }
         }
     });
-    (task, Frames { rx, arriving })
+    (task, Frames { rx, arriving, waiting })
 }
 
 /// A local network socket's handshake slot ([`Policy::handshake_start`]), given back when
@@ -908,6 +912,8 @@ impl<H: Hub> Drop for HandshakeSlot<H> {
 struct Frames<P> {
     rx: mpsc::Receiver<ReadFrame<P>>,
     arriving: Arc<std::sync::atomic::AtomicUsize>,
+    /// Of those, how many were read whole and wait (to be prepared, or for the connection).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<P> Frames<P> {
@@ -916,6 +922,7 @@ impl<P> Frames<P> {
         let f = self.rx.recv().await;
         if let Some(Ok(_)) = f {
             self.arriving.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         }
         f
     }
@@ -923,6 +930,14 @@ impl<P> Frames<P> {
     /// Whether another frame has begun to arrive.
     fn more(&self) -> bool {
         self.arriving.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// Whether a frame the peer sent was read whole and waits here: the peer is not silent,
+    /// this hub is slow (preparing a large document, or waiting for the hub's preparations
+    /// that other connections hold). A frame still being read does not count: a peer that
+    /// trickles one is silent.
+    fn waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 }
 
@@ -968,7 +983,12 @@ impl<H: Hub> Connection<'_, H> {
                     Err(broadcast::error::RecvError::Lagged(_)) => (self.on_change(None), Vec::new()),
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),
                 },
-                _ = tick.tick() => (self.on_tick()?, Vec::new()),
+                _ = tick.tick() => {
+                    if frames.waiting() {
+                        self.session.heard(self.shared.now());
+                    }
+                    (self.on_tick()?, Vec::new())
+                }
             };
             let written = write_frames(wr, &out).await.map_err(Ended::Write);
             self.announce(changed);
@@ -1347,17 +1367,22 @@ mod tests {
         while !settled(&frames, 2) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        assert!(frames.waiting(), "read whole, they wait");
         let _ = frames.recv().await.unwrap().unwrap();
         assert!(frames.more(), "b has arrived");
+        assert!(frames.waiting(), "and waits");
         let _ = frames.recv().await.unwrap().unwrap();
         assert!(!frames.more(), "nothing more");
-        // The length of the next frame alone counts: the rest is on its way.
+        assert!(!frames.waiting());
+        // The length of the next frame alone counts: the rest is on its way. It does not wait
+        // here yet (a peer that trickles a frame is not heard).
         let c = frame("c");
         peer.write_all(&c[..4]).await.unwrap();
         while frames.arriving.load(std::sync::atomic::Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         assert!(frames.more());
+        assert!(!frames.waiting());
         peer.write_all(&c[4..]).await.unwrap();
         let (f, _, _) = frames.recv().await.unwrap().unwrap();
         assert!(matches!(f, Frame::Sync { doc, .. } if doc.as_str() == "c"));
@@ -1444,6 +1469,35 @@ mod tests {
             PREPARED_AHEAD.min(PREPARES_AT_ONCE),
             "as many at once as places and the hub allow"
         );
+        reader.abort();
+    }
+
+    /// A frame being prepared ahead waits here, read whole: the connection counts its peer as
+    /// heard however long the preparation takes (past the time after which a silent peer is
+    /// given up, on a slow laptop with a large document).
+    #[tokio::test]
+    async fn a_frame_being_prepared_counts_its_peer_as_heard() {
+        let prepare: fn(&Frame) -> Option<()> = |_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Some(())
+        };
+        let (mut peer, ours) = tokio::io::duplex(4 << 20);
+        let running = Arc::new(tokio::sync::Semaphore::new(PREPARES_AT_ONCE));
+        let (reader, mut frames) = read_frames(ours, Some(Preparer { prepare, running }));
+        let f = Frame::Sync { doc: "d".into(), msg: vec![7; session::PREPARE_FROM], sigs: vec![] }.encode();
+        peer.write_all(&[(f.len() as u32).to_be_bytes().to_vec(), f].concat()).await.unwrap();
+        while !frames.waiting() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(frames.rx.is_empty(), "heard while it is prepared");
+        let (_, prepared, _) = frames.recv().await.unwrap().unwrap();
+        assert!(prepared.is_some());
+        assert!(!frames.waiting());
+        // And the session counts it: a peer heard at 5 s is not silent at 10 s.
+        let mut s = Session::new(PeerId::named("p"), Timestamp::from_millis(0));
+        s.heard(Timestamp::from_millis(5_000));
+        assert_ne!(s.tick(Timestamp::from_millis(10_000)), session::Tick::Dead);
+        assert_eq!(s.tick(Timestamp::from_millis(5_000 + session::DEAD_AFTER_MS + 1)), session::Tick::Dead);
         reader.abort();
     }
 

@@ -1057,6 +1057,10 @@ pub struct Session {
     peer_metered: bool,
     /// Documents left out because a side is over its budget: a later session takes them.
     held: BTreeSet<DocId>,
+    /// This hub's authority heads when it last sent the peer what it lacked of the log: asked
+    /// again with the log unchanged here, it has nothing more to send (a peer that asks over and
+    /// over in a few bytes would have the whole log deflated and sent each time).
+    authority_answered: Option<Vec<[u8; 32]>>,
 }
 
 /// What waits in a session, as the coordinator sees it: documents queued to go or to be asked
@@ -1134,6 +1138,7 @@ impl Session {
             metered: false,
             peer_metered: false,
             held: BTreeSet::new(),
+            authority_answered: None,
         }
     }
 
@@ -1366,7 +1371,13 @@ impl Session {
                     why: std::sync::Arc::new(why),
                 })?;
             }
-            Frame::AuthorityHeads(heads) => out.extend(authority_frames(r.authority_missing(&heads))),
+            Frame::AuthorityHeads(heads) => {
+                let ours = r.authority_heads();
+                if self.authority_answered.as_ref() != Some(&ours) {
+                    out.extend(authority_frames(r.authority_missing(&heads)));
+                    self.authority_answered = Some(ours);
+                }
+            }
             Frame::Authority(entries) => {
                 let peer = self.peer.clone();
                 changed = r
@@ -1471,6 +1482,13 @@ impl Session {
     /// Whether the peer has been heard (any frame): the session got past its first exchange.
     pub fn heard_from_peer(&self) -> bool {
         self.traffic.frames_in > 0
+    }
+
+    /// The peer was heard at `now` without a frame handled: its frames arrived and wait to be
+    /// taken (a transport that prepares large ones ahead may hold them past the time after
+    /// which a silent peer is given up).
+    pub fn heard(&mut self, now: Timestamp) {
+        self.last_heard = self.last_heard.max(now);
     }
 
     /// Time passed: ping a quiet peer, give up on a silent one.
@@ -1837,6 +1855,36 @@ mod tests {
         s.handle(&mut r, Frame::Announce(many(0, 10)), t0).unwrap();
         let e = s.handle(&mut r, Frame::Announce(many(MAX_DOCS, 1)), t0).unwrap_err().to_string();
         assert!(e.contains("more than 100000 documents in one session"), "{e}");
+    }
+
+    /// A peer that asks for the authority log again, with nothing new here since this hub
+    /// answered, is sent nothing more (a few bytes asking would otherwise have the whole log
+    /// deflated and sent each time); once the log grows here, it is answered again.
+    #[test]
+    fn the_authority_log_is_sent_again_only_once_it_grew() {
+        use crate::authority::{Body, Key};
+        use crate::identity::Identity;
+        let person = |n: u8| Identity::from_secret(&[n; 32]);
+        let mut r = crate::memory::Mem::new(1);
+        let fox = person(1);
+        r.log
+            .append(&fox, Key::of(&person(9)), 0, Body::found(&person(9), &Key::of(&fox), "R", "fox", "North", None))
+            .unwrap();
+        let t0 = Timestamp::from_millis(0);
+        let mut s = Session::new(PeerId::named("peer"), t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
+        let sent = |s: &mut Session, r: &mut crate::memory::Mem| {
+            let (out, _) = s.handle(r, Frame::AuthorityHeads(vec![]), t0).unwrap();
+            out.iter().filter(|f| matches!(f, Frame::Authority(_))).count()
+        };
+        assert_eq!(sent(&mut s, &mut r), 1, "the log, to a peer that holds none of it");
+        for _ in 0..3 {
+            assert_eq!(sent(&mut s, &mut r), 0, "nothing new since");
+        }
+        let owl = person(2);
+        let body = Body::AddPerson { person: Key::of(&owl), handle: "owl".into(), role: crate::Role::Member };
+        r.log.append(&fox, Key::of(&person(9)), 1, body).unwrap();
+        assert_eq!(sent(&mut s, &mut r), 1, "the log grew here");
     }
 
     /// A peer that lacks every document is answered a few documents at a time: the answer to
