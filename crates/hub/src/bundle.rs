@@ -351,7 +351,14 @@ impl Hub {
         // Authority entries speak for themselves (each is signed and checked at the door), so
         // they go first: a bundle may carry the very admission of the hub that made it.
         let entries: Vec<Vec<u8>> = b.header.authority.iter().map(|e| e.as_bytes().to_vec()).collect();
-        self.offer_authority(&entries, &format!("bundle made by {}", b.exporter))?;
+        // Refusals are kept by source, so many of each: a bundle signed by a key that is no
+        // member hub yet (anyone may make a fresh one) counts as one source with all such, so
+        // that a pile of them cannot push out what members were refused for.
+        let source = match self.members()?.members.contains_key(&b.exporter) {
+            true => format!("bundle made by {}", b.exporter),
+            false => "bundle made by a hub that was not a member".to_string(),
+        };
+        self.offer_authority(&entries, &source)?;
         let mut summary = self.summary(&b, len)?;
         if !summary.member {
             let why = if self.members()?.revoked.contains(&b.exporter) {

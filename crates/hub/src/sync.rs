@@ -293,6 +293,12 @@ impl Hub {
             if doc == aidmesh_replica::INDEX_DOC || only.is_some_and(|o| !o.contains(&doc)) {
                 continue;
             }
+            // A document filed where no hub files it (by a member, before hubs checked) is not
+            // listed: peers refuse such a listing, and with it every frame it came in.
+            if !aidmesh_replica::valid_filing(&doc, &partition) {
+                tracing::warn!(doc, partition, "a document filed where no hub files it is not offered to peers");
+                continue;
+            }
             if !heads.contains_key(&doc) {
                 match self.record_heads(&doc) {
                     Ok(h) => {
@@ -302,7 +308,8 @@ impl Hub {
                 }
             }
             let digest = heads.get(&doc).map(|h| aidmesh_mesh::session::heads_digest(h.split(' '))).unwrap_or_default();
-            out.push(DocInfo { doc: doc.into(), partition, created_at, heads: digest });
+            // (A time before 1970, which no peer takes, as 1970.)
+            out.push(DocInfo { doc: doc.into(), partition, created_at: created_at.max(0), heads: digest });
         }
         out
     }
@@ -416,19 +423,7 @@ impl Replica for Hub {
             }
             return Ok(false);
         }
-        // A peer offering a document's heads, or asking after one, that this hub holds nothing
-        // of: the sync state moves as on an empty document, and nothing is registered (no
-        // signature covers a message without changes, so nothing would say who filed it).
-        if msg.changes.is_empty() && !self.docs.contains_key(doc.doc.as_str()) && !self.store.has_doc(&doc.doc)? {
-            let mut empty = aidmesh_replica::Doc::new(doc.doc.as_str(), &self.actor);
-            empty
-                .receive(state, msg)
-                .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })?;
-            return Ok(false);
-        }
-        let cell = std::cell::RefCell::new(std::mem::take(state));
-        let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
-        let at = Timestamp::from_millis(doc.created_at);
+        let held = self.docs.contains_key(doc.doc.as_str()) || self.store.has_doc(&doc.doc)?;
         let door = match prepared {
             Some(p) if p.of == message_mark(&msg) => p.door,
             other => {
@@ -437,9 +432,24 @@ impl Replica for Hub {
                     // let another in.
                     tracing::error!(doc = %doc.doc, "a door prepared for another message: made again");
                 }
-                crate::signing::Door::of_message(&msg, sigs, self.holds_some(doc.doc.as_str()))
+                crate::signing::Door::of_message(&msg, sigs, held && self.holds_some(doc.doc.as_str()))
             }
         };
+        // A peer offering a document's heads, or asking after one, that this hub holds nothing
+        // of, or sending it no change (an empty save): the sync state moves as on an empty
+        // document, and nothing is filed (no signature would say who filed it).
+        if !held && door.as_ref().is_ok_and(|d| d.changes.is_empty()) {
+            let mut empty = aidmesh_replica::Doc::new(doc.doc.as_str(), &self.actor);
+            let mut msg = msg;
+            msg.changes = Vec::<Vec<u8>>::new().into();
+            empty
+                .receive(state, msg)
+                .map_err(|e| crate::Error::Malformed { format: "sync message", why: e.to_string() })?;
+            return Ok(false);
+        }
+        let cell = std::cell::RefCell::new(std::mem::take(state));
+        let encode = |_: &mut aidmesh_replica::Doc| cell.borrow().encode();
+        let at = Timestamp::from_millis(doc.created_at);
         let result = door.and_then(|door| {
             self.ingest(&doc.doc, &doc.partition, at, Some((peer.as_str(), &encode)), door, |d, taken| {
                 let mut state = cell.borrow_mut();

@@ -391,16 +391,27 @@ impl Hub {
                 let mut index_chunk = Vec::new();
                 let filed_at =
                     Timestamp::from_millis(item.created_at.millis().clamp(0, hub.clock.now().millis().max(0)));
+                // No change is applied that no member hub's signature vouches for.
+                let mut door = (item.door)()?;
+                // A document is filed here only with a change to it: one that came with none
+                // (an empty save, which hubs of earlier releases exported for a document they
+                // were only offered) files nothing, and no signature would say who filed it.
+                if new && door.changes.is_empty() {
+                    continue;
+                }
                 if new {
                     // Where a document new here is filed, and when it was made, are the
-                    // sender's word (no signature covers them). A partition no hub makes is
-                    // refused; a time not yet come (a laptop's clock ahead, or a member's ploy
-                    // to have its document chosen for every write) counts as now, one before
-                    // 1970 as 1970 (the time only orders the shards a hub writes into).
+                    // sender's word (no signature covers them). A partition no hub makes, or
+                    // an id that does not name it, is refused; a time not yet come (a laptop's
+                    // clock ahead, or a member's ploy to have its document chosen for every
+                    // write) counts as now, one before 1970 as 1970 (the time only orders the
+                    // shards a hub writes into).
                     let now = hub.clock.now();
-                    if !aidmesh_replica::valid_partition(item.partition) {
-                        let why =
-                            format!("document {} names partition {:?}, which no hub makes", item.doc, item.partition);
+                    if !aidmesh_replica::valid_filing(item.doc, item.partition) {
+                        let why = format!(
+                            "document {} is filed under {:?}, which no hub files it under",
+                            item.doc, item.partition
+                        );
                         return Err(Error::Tampered(why));
                     }
                     let author = hub.author(now);
@@ -411,8 +422,6 @@ impl Hub {
                     let actor = hub.actor.clone();
                     hub.cache(Doc::new(item.doc, &actor));
                 }
-                // No change is applied that no member hub's signature vouches for.
-                let mut door = (item.door)()?;
                 if keys.is_none() && !door.changes.is_empty() {
                     keys = Some(hub.hub_keys()?);
                 }
@@ -689,7 +698,8 @@ impl Hub {
     pub(crate) fn coalition_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
-            if partition == "coalition" {
+            // (Only documents filed as hubs file them: a new hub adopts none other.)
+            if partition == "coalition" && aidmesh_replica::valid_filing(&doc, &partition) {
                 out.push(self.doc_export(doc, partition, created_at)?);
             }
         }

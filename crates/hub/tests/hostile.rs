@@ -780,6 +780,18 @@ fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them
         assert!(!closed_by_server(&mut s, Duration::from_secs(2)).await, "an offer of heads ends nothing");
         assert!(!filed("item-nothing-signed"), "and files nothing");
         drop(s);
+        // An empty save (no change in it, so nothing to sign): the same.
+        let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+        let empty = info("item-empty-save", "item", now);
+        let sync = Frame::Sync {
+            doc: empty.doc.clone(),
+            msg: message(vec![], vec![automerge::AutoCommit::new().save()]),
+            sigs: vec![],
+        };
+        send(&mut s, vec![hello.clone(), Frame::Announce(vec![empty]), sync]).await;
+        assert!(!closed_by_server(&mut s, Duration::from_secs(2)).await, "an empty save ends nothing");
+        assert!(!filed("item-empty-save"), "and files nothing");
+        drop(s);
         // Partitions no peer may name: the frame is refused as it is read.
         for partition in ["!".repeat(100_000), "Item".into(), String::new()] {
             let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
@@ -788,9 +800,10 @@ fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them
         }
         // South's signed change, under a partition no hub makes or a time not yet come.
         let cases = [
-            (info(&export.doc, "item/2026-11", now), "no hub makes"),
-            (info(&export.doc, "incident", now), "no hub makes"),
-            (info(&export.doc, "incident/2026-13", now), "no hub makes"),
+            (info(&export.doc, "item/2026-11", now), "no hub files it under"),
+            (info(&export.doc, "incident", now), "no hub files it under"),
+            (info(&export.doc, "incident/2026-13", now), "no hub files it under"),
+            (info(&export.doc, "coalition", now), "no hub files it under"),
         ];
         for (announced, _) in &cases {
             let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
@@ -831,4 +844,38 @@ fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them
         let taken = docs.iter().find(|d| d.doc.as_str() == export.doc).unwrap();
         assert_eq!((taken.partition.as_str(), taken.created_at), ("item", now), "filed as made now");
     });
+}
+
+/// A document filed where no hub files it, by a member before hubs checked (a row of an older
+/// store), is not offered to peers: they would refuse the listing, and every frame with it.
+#[test]
+fn a_document_filed_where_no_hub_files_it_is_not_offered_to_peers() {
+    use aidmesh_mesh::session::{PeerId, Replica, Session};
+    let north = new_hub("North", 1);
+    let (path, clock) = (north.path.clone(), north.clock.clone());
+    let mut hub = north.hub;
+    add(&mut hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    drop(hub);
+    let mut store = aidmesh_store::Store::open(&path, PASS).unwrap();
+    store
+        .write(|tx| {
+            tx.add_doc("x1", "coalition", 1)?;
+            tx.add_doc("item-01big", &"!".repeat(100_000), 1)?;
+            tx.add_doc("incident-01abc", "incident", -5)?;
+            tx.add_doc("item-01early", "item", -5)
+        })
+        .unwrap();
+    drop(store);
+    let mut hub = reopen(&path, &clock);
+    let docs = Replica::docs(&mut hub);
+    assert!(docs.iter().any(|d| d.partition == "item"), "{docs:?}");
+    assert!(docs.iter().all(|d| aidmesh_replica::valid_filing(d.doc.as_str(), &d.partition)), "{docs:?}");
+    // What a session opens with, and lists, every peer takes.
+    let now = t0();
+    let mut session = Session::new(PeerId::named("peer"), now);
+    let mut frames = session.start(&mut hub, now);
+    frames.push(Frame::Announce(docs));
+    for f in frames {
+        Frame::decode(&f.encode()).unwrap();
+    }
 }

@@ -41,10 +41,14 @@ pub const SHARD_TARGET: usize = 2_500;
 
 /// The partition a new record of `kind` made at `at` belongs to.
 pub fn partition_for(kind: Kind, at: Timestamp) -> String {
+    // A month of four-digit years ([`valid_partition`]): an imported record of year 12026, or
+    // of 1 BC, is filed under the last or the first month there is.
+    let first = Timestamp::parse("0000-01-01").expect("a time");
+    let last = Timestamp::parse("9999-12-01").expect("a time");
     match kind.family() {
         Family::Coalition => "coalition".to_string(),
         Family::Catalogue => kind.name().to_string(),
-        Family::Log => format!("{}/{}", kind.name(), at.month()),
+        Family::Log => format!("{}/{}", kind.name(), at.clamp(first, last).month()),
     }
 }
 
@@ -66,11 +70,23 @@ pub fn valid_partition(p: &str) -> bool {
             && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit())
             && matches!(m[5..].parse::<u8>(), Ok(1..=12))
     };
-    match (Kind::parse(kind).map(Kind::family), month) {
-        (Ok(Family::Catalogue), None) => true,
-        (Ok(Family::Log), Some(m)) => month_ok(m),
+    // (A kind as hubs name it: `Kind::parse` also takes other spellings.)
+    match (Kind::parse(kind).ok().filter(|k| k.name() == kind).map(Kind::family), month) {
+        (Some(Family::Catalogue), None) => true,
+        (Some(Family::Log), Some(m)) => month_ok(m),
         _ => false,
     }
+}
+
+/// Whether document `doc` may be filed under `partition`: a partition [`valid_partition`] takes,
+/// and an id that names it as every hub names a document it makes (`item-…`,
+/// `incident-2026-11-…`, `coalition-…`; the welcome a new hub adopts holds exactly the documents
+/// filed under `coalition`, and takes only ids that say so).
+pub fn valid_filing(doc: &str, partition: &str) -> bool {
+    valid_partition(partition)
+        && doc
+            .strip_prefix(partition.replace('/', "-").as_str())
+            .is_some_and(|rest| rest.len() > 1 && rest.starts_with('-'))
 }
 
 /// The most closings of records (a check-out, a follow-up done, written into the record as

@@ -936,6 +936,48 @@ fn apply_reports_touched_records_and_rejects_garbage() {
     assert_eq!(b.save(), before);
 }
 
+/// What hubs file documents under, and what a peer's word is held to: every partition
+/// `partition_for` makes is valid, whatever the record's time; ids name their partition.
+#[test]
+fn partitions_are_those_hubs_make_and_ids_name_them() {
+    // Now; about year 12,100; about 1 BC (an import's time, or a peer's record).
+    for (at, month) in
+        [(1_795_600_800_000_i64, "2026-11"), (320_000_000_000_000, "9999-12"), (-62_200_000_000_000, "0000-01")]
+    {
+        let t = Timestamp::from_millis(at);
+        assert_eq!(partition_for(Kind::Incident, t), format!("incident/{month}"), "{at}");
+        for kind in [Kind::Incident, Kind::Item, Kind::Hub] {
+            let p = partition_for(kind, t);
+            assert!(valid_partition(&p), "{p}");
+            assert!(valid_filing(&format!("{}-01abc", p.replace('/', "-")), &p), "{p}");
+        }
+    }
+    for bad in [
+        "",
+        "Item",
+        "item/2026-11",
+        "incident",
+        "incident/2026-13",
+        "incident/2026-1",
+        "incident/+12026-01",
+        "coalition/2026-11",
+        "nothing",
+        "item ",
+    ] {
+        assert!(!valid_partition(bad), "{bad:?}");
+    }
+    for (doc, partition) in [
+        ("x1", "coalition"),
+        ("coalition", "coalition"),
+        ("coalition-", "coalition"),
+        ("item-01abc", "coalition"),
+        ("incident-2026-12-01abc", "incident/2026-11"),
+        ("items-01abc", "item"),
+    ] {
+        assert!(!valid_filing(doc, partition), "{doc} under {partition}");
+    }
+}
+
 #[test]
 fn index_lists_documents_and_shards_roll_over() {
     let mut ix = Index::new(b"a");
