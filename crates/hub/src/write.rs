@@ -659,7 +659,7 @@ impl Hub {
     pub(crate) fn export_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
         for (doc, partition, created_at, _) in self.store.docs()? {
-            if doc == aidmesh_replica::INDEX_DOC {
+            if doc == aidmesh_replica::INDEX_DOC || !aidmesh_replica::valid_filing(&doc, &partition) {
                 continue;
             }
             out.push(self.doc_export(doc, partition, created_at)?);
@@ -970,6 +970,9 @@ impl Hub {
                     .store
                     .partition_docs(&partition)?
                     .into_iter()
+                    // Never a document an older store filed where no hub files it: it is not
+                    // offered to peers, so what went into it would stay here.
+                    .filter(|(doc, _, _)| aidmesh_replica::valid_filing(doc, &partition))
                     .map(|(doc, at, n)| {
                         (
                             DocEntry { doc, partition: partition.clone(), created_at: Timestamp::from_millis(at) },

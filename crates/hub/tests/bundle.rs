@@ -757,6 +757,45 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
     assert_eq!(a.hub.search("Tarpaulin", None, 10).unwrap().len(), 1);
 }
 
+/// A hub joined to `a`'s coalition that knows its members and holds no document yet.
+fn joined_knowing_members(a: &mut TestHub, name: &str, seed: u8) -> TestHub {
+    let mut c = new_hub(name, seed);
+    join(&mut a.hub, &mut c.hub);
+    let missing = a.hub.authority_missing_for(&c.hub.authority_heads().unwrap()).unwrap();
+    c.hub.offer_authority(&missing, "test merge").unwrap();
+    c
+}
+
+/// North and South holding an item document, and South's item document saved by hand
+/// ([`aidmesh_replica::fuzzing::saved_by_hand`]) under runs of South's key, which signs its
+/// honest changes: with those signatures.
+fn hand_saved() -> (TestHub, TestHub, aidmesh_hub::DocExport, aidmesh_replica::fuzzing::HandSaved, Vec<ChangeSig>) {
+    let (mut a, mut b) = pair();
+    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();
+    let run = |n: u8| [b.hub.identity().public().as_bytes().as_slice(), &[n; 8]].concat();
+    let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
+    let sigs = forged.changes.iter().map(|ch| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0)).collect();
+    (a, b, export, forged, sigs)
+}
+
+/// A sync message carrying `forged` whole, at its heads, with a summary naming `last_sync`.
+fn whole_message(
+    forged: &aidmesh_replica::fuzzing::HandSaved,
+    last_sync: Option<automerge::ChangeHash>,
+) -> automerge::sync::Message {
+    let have = last_sync.map(|h| automerge::sync::Have { last_sync: vec![h], bloom: Default::default() });
+    automerge::sync::Message {
+        heads: vec![forged.changes[1].hash()],
+        need: vec![],
+        have: have.into_iter().collect(),
+        changes: vec![forged.bytes.clone()].into(),
+        flags: None,
+        version: automerge::sync::MessageVersion::V2,
+    }
+}
+
 /// A member saves a document whole by hand, under honest changes and their signatures, with a
 /// stock movement marked overwritten by a write elsewhere (Automerge loads a saved document's
 /// operations as saved, and rebuilds its changes, and their hashes, without such a mark): the
@@ -765,38 +804,18 @@ fn a_change_with_a_forged_predecessor_is_refused_and_the_hub_goes_on() {
 /// sent it in a sync message prepared ahead whose summary falsely names a sync before.
 #[test]
 fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it() {
-    let (mut a, mut b) = pair();
-    let mut c = new_hub("East", 3);
-    join(&mut a.hub, &mut c.hub);
-    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    let (mut a, mut b, export, forged, sigs) = hand_saved();
+    // East holds no document yet; South learns of it (its stick is sealed for the members it knows).
+    let mut c = joined_knowing_members(&mut a, "East", 3);
     merge_into(&mut a.hub, &mut b.hub);
-    // East learns who the members are, and holds no document yet.
-    let missing = a.hub.authority_missing_for(&c.hub.authority_heads().unwrap()).unwrap();
-    c.hub.offer_authority(&missing, "test merge").unwrap();
-    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();
-    // Under runs of South's key, which signs its honest changes.
-    let run = |n: u8| [b.hub.identity().public().as_bytes().as_slice(), &[n; 8]].concat();
-    let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
     let loaded = automerge::AutoCommit::load(&forged.bytes).unwrap();
     assert!(automerge::ReadDoc::get(&loaded, automerge::ROOT, forged.hidden).unwrap().is_none(), "loaded as saved");
-    let sigs: Vec<ChangeSig> =
-        forged.changes.iter().map(|ch| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0)).collect();
     let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), forged.bytes.clone(), sigs.clone())]);
     // And in a sync message prepared ahead whose summary names a sync before, falsely (the
     // preparation then takes the hub to hold some of it, and rebuilds nothing ahead), to a
     // fourth hub that holds nothing of it.
-    let mut d = new_hub("West", 5);
-    join(&mut a.hub, &mut d.hub);
-    let missing = a.hub.authority_missing_for(&d.hub.authority_heads().unwrap()).unwrap();
-    d.hub.offer_authority(&missing, "test merge").unwrap();
-    let msg = automerge::sync::Message {
-        heads: vec![forged.changes[1].hash()],
-        need: vec![],
-        have: vec![automerge::sync::Have { last_sync: vec![forged.changes[0].hash()], bloom: Default::default() }],
-        changes: vec![forged.bytes.clone()].into(),
-        flags: None,
-        version: automerge::sync::MessageVersion::V2,
-    };
+    let mut d = joined_knowing_members(&mut a, "West", 5);
+    let msg = whole_message(&forged, Some(forged.changes[0].hash()));
     let prepared = <Hub as Replica>::prepare(&info_of(&export).doc, &msg, &sigs);
     let mut state = automerge::sync::State::new();
     <Hub as Replica>::receive(&mut d.hub, &PeerId::named("south"), &info_of(&export), &mut state, msg, &sigs, prepared)
@@ -812,31 +831,15 @@ fn a_document_saved_by_hand_to_hide_a_movement_is_taken_as_its_changes_make_it()
 /// its changes are applied to what the hub holds, and the movement stays.
 #[test]
 fn a_document_saved_by_hand_to_a_hub_holding_part_of_it_is_taken_as_its_changes_make_it() {
-    let (mut a, mut b) = pair();
-    let mut c = new_hub("East", 3);
-    join(&mut a.hub, &mut c.hub);
-    add(&mut a.hub, Kind::Item, json!({"name": "Water", "unit": "bottle"}));
+    let (mut a, mut b, export, forged, sigs) = hand_saved();
+    let mut c = joined_knowing_members(&mut a, "East", 3);
     merge_into(&mut a.hub, &mut b.hub);
-    let missing = a.hub.authority_missing_for(&c.hub.authority_heads().unwrap()).unwrap();
-    c.hub.offer_authority(&missing, "test merge").unwrap();
-    let export = b.hub.export_docs().unwrap().into_iter().find(|d| d.doc.starts_with("item")).unwrap();
-    let run = |n: u8| [b.hub.identity().public().as_bytes().as_slice(), &[n; 8]].concat();
-    let forged = aidmesh_replica::fuzzing::saved_by_hand(&export.doc, [&run(1), &run(2), &run(3)]);
-    let sig = |ch: &automerge::Change| ChangeSig::sign(&b.hub.identity(), &export.doc, ch.hash().0);
     // East holds the first change (the movement made) from a stick.
-    let first = &forged.changes[0];
-    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), first.raw_bytes().to_vec(), vec![sig(first)])]);
+    let first = forged.changes[0].raw_bytes().to_vec();
+    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), first, vec![sigs[0]])]);
     c.hub.import_bundle(&stick).unwrap();
     assert!(c.hub.get(forged.hidden).is_ok(), "held before");
-    let msg = automerge::sync::Message {
-        heads: vec![forged.changes[1].hash()],
-        need: vec![],
-        have: vec![],
-        changes: vec![forged.bytes.clone()].into(),
-        flags: None,
-        version: automerge::sync::MessageVersion::V2,
-    };
-    let sigs: Vec<ChangeSig> = forged.changes.iter().map(sig).collect();
+    let msg = whole_message(&forged, None);
     let mut state = automerge::sync::State::new();
     <Hub as Replica>::receive(&mut c.hub, &PeerId::named("south"), &info_of(&export), &mut state, msg, &sigs, None)
         .unwrap();

@@ -847,19 +847,25 @@ fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them
 }
 
 /// A document filed where no hub files it, by a member before hubs checked (a row of an older
-/// store), is not offered to peers: they would refuse the listing, and every frame with it.
+/// store), is not offered to peers (they would refuse the listing, and every frame with it),
+/// nor put in a bundle (refused whole), nor written into (what went there would stay here).
 #[test]
 fn a_document_filed_where_no_hub_files_it_is_not_offered_to_peers() {
     use aidmesh_mesh::session::{PeerId, Replica, Session};
-    let north = new_hub("North", 1);
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    join(&mut north.hub, &mut south.hub);
     let (path, clock) = (north.path.clone(), north.clock.clone());
     let mut hub = north.hub;
     add(&mut hub, Kind::Item, json!({"name": "Insulin pen", "unit": "pen"}));
+    // x1 holds North's own changes (which North signs for it as it hands it on).
+    let items = hub.export_docs().unwrap().into_iter().find(|d| d.partition == "item").unwrap();
     drop(hub);
     let mut store = aidmesh_store::Store::open(&path, PASS).unwrap();
     store
         .write(|tx| {
             tx.add_doc("x1", "coalition", 1)?;
+            tx.append_chunk("x1", &items.bytes)?;
             tx.add_doc("item-01big", &"!".repeat(100_000), 1)?;
             tx.add_doc("incident-01abc", "incident", -5)?;
             tx.add_doc("item-01early", "item", -5)
@@ -878,4 +884,10 @@ fn a_document_filed_where_no_hub_files_it_is_not_offered_to_peers() {
     for f in frames {
         Frame::decode(&f.encode()).unwrap();
     }
+    // A coalition record goes into a document filed as hubs file it (x1 is the oldest filed
+    // under `coalition`), and a full bundle, taken whole by a member, carries it.
+    let place = add(&mut hub, Kind::Place, json!({"name": "Medic tent"}));
+    let bundle = hub.export_bundle(true, &[]).unwrap();
+    south.hub.import_bundle(&bundle.bytes).unwrap();
+    assert!(south.hub.get(&place).is_ok(), "the place reached South");
 }

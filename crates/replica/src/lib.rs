@@ -43,8 +43,8 @@ pub const SHARD_TARGET: usize = 2_500;
 pub fn partition_for(kind: Kind, at: Timestamp) -> String {
     // A month of four-digit years ([`valid_partition`]): an imported record of year 12026, or
     // of 1 BC, is filed under the last or the first month there is.
-    let first = Timestamp::parse("0000-01-01").expect("a time");
-    let last = Timestamp::parse("9999-12-01").expect("a time");
+    // (0000-01-01 and 9999-12-01, UTC.)
+    let (first, last) = (Timestamp::from_millis(-62_167_219_200_000), Timestamp::from_millis(253_399_622_400_000));
     match kind.family() {
         Family::Coalition => "coalition".to_string(),
         Family::Catalogue => kind.name().to_string(),
