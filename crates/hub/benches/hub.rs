@@ -180,9 +180,12 @@ fn generate(store: &Path, scale: Scale) {
         // chunks (as a running node's upkeep does): loading one later reads one save, not
         // hundreds of chunks each applied as changes.
         let (t_fold, syncing) = (Instant::now(), t_sync.elapsed());
-        for hub in &mut hubs {
-            hub.fold_chunks(usize::MAX, false).unwrap();
-        }
+        // Each hub on a thread of its own, as three laptops would.
+        std::thread::scope(|s| {
+            for hub in &mut hubs {
+                s.spawn(move || hub.fold_chunks(usize::MAX, false).unwrap());
+            }
+        });
         eprintln!(
             "  round {}/{rounds}: {done}/{total} records in {commits} commits, {:.0} s (writing {:.1} s, syncing {:.1} s, folding {:.1} s)",
             round + 1,

@@ -397,6 +397,9 @@ impl Hub {
                 // (an empty save, which hubs of earlier releases exported for a document they
                 // were only offered) files nothing, and no signature would say who filed it.
                 if new && door.changes.is_empty() {
+                    if let Some(task) = task {
+                        hub.emit(Event::Progress { task, done, total });
+                    }
                     continue;
                 }
                 if new {
