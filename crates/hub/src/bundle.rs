@@ -168,14 +168,7 @@ impl Hub {
         }
         let unknown: Vec<String> = unknown.into_iter().map(|(_, name)| name).collect();
         let cached_heads = self.store.doc_heads()?;
-        // (Not the index, nor a document an older store filed where no hub files it: every
-        // receiver would refuse the whole bundle for it.)
-        let all_docs: Vec<_> = self
-            .store
-            .docs()?
-            .into_iter()
-            .filter(|d| d.0 != aidmesh_replica::INDEX_DOC && aidmesh_replica::valid_filing(&d.0, &d.1))
-            .collect();
+        let all_docs = self.shared_docs()?;
         let total = all_docs.len() as u64;
         let mut docs = Vec::new();
         let mut heads = BTreeMap::new();

@@ -280,7 +280,7 @@ impl Hub {
     /// store keeps them. A document whose heads were never recorded (a store older than that) is
     /// loaded once to record them.
     fn sync_docs(&mut self, only: Option<&std::collections::BTreeSet<String>>) -> Vec<DocInfo> {
-        let listed = self.store.docs().and_then(|d| Ok((d, self.store.doc_heads()?)));
+        let listed = self.shared_docs().and_then(|d| Ok((d, self.store.doc_heads()?)));
         let (docs, mut heads) = match listed {
             Ok(x) => x,
             Err(e) => {
@@ -290,13 +290,7 @@ impl Hub {
         };
         let mut out = Vec::with_capacity(docs.len());
         for (doc, partition, created_at, _) in docs {
-            if doc == aidmesh_replica::INDEX_DOC || only.is_some_and(|o| !o.contains(&doc)) {
-                continue;
-            }
-            // A document filed where no hub files it (by a member, before hubs checked) is not
-            // listed: peers refuse such a listing, and with it every frame it came in.
-            if !aidmesh_replica::valid_filing(&doc, &partition) {
-                tracing::warn!(doc, partition, "a document filed where no hub files it is not offered to peers");
+            if only.is_some_and(|o| !o.contains(&doc)) {
                 continue;
             }
             if !heads.contains_key(&doc) {

@@ -389,8 +389,8 @@ impl Hub {
             for (done, item) in (1u64..).zip(items) {
                 let new = !hub.store.has_doc(item.doc)?;
                 let mut index_chunk = Vec::new();
-                let filed_at =
-                    Timestamp::from_millis(item.created_at.millis().clamp(0, hub.clock.now().millis().max(0)));
+                let now = hub.clock.now();
+                let filed_at = Timestamp::from_millis(item.created_at.millis().clamp(0, now.millis().max(0)));
                 // No change is applied that no member hub's signature vouches for.
                 let mut door = (item.door)()?;
                 // A document is filed here only with a change to it: one that came with none
@@ -409,7 +409,6 @@ impl Hub {
                     // clock ahead, or a member's ploy to have its document chosen for every
                     // write) counts as now, one before 1970 as 1970 (the time only orders the
                     // shards a hub writes into).
-                    let now = hub.clock.now();
                     if !aidmesh_replica::valid_filing(item.doc, item.partition) {
                         let why = format!(
                             "document {} is filed under {:?}, which no hub files it under",
@@ -658,13 +657,27 @@ impl Hub {
         }
     }
 
+    /// The documents this hub hands to others (its peers, bundles, welcomes), as the store
+    /// lists them: `(doc, partition, created_at, records)`. Not the index document, nor one a
+    /// store of an earlier release filed where no hub files it (a member's, before hubs
+    /// checked): every peer refuses a listing, a bundle or a welcome holding one. Its records
+    /// stay readable here.
+    pub(crate) fn shared_docs(&self) -> Result<Vec<(String, String, i64, i64)>> {
+        let mut docs = self.store.docs()?;
+        docs.retain(|(doc, partition, ..)| {
+            let filed = aidmesh_replica::valid_filing(doc, partition);
+            if !filed && doc != aidmesh_replica::INDEX_DOC {
+                tracing::warn!(doc, partition, "a document filed where no hub files it is not handed on");
+            }
+            filed
+        });
+        Ok(docs)
+    }
+
     /// Every document this hub holds, as saved.
     pub(crate) fn export_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
-        for (doc, partition, created_at, _) in self.store.docs()? {
-            if doc == aidmesh_replica::INDEX_DOC || !aidmesh_replica::valid_filing(&doc, &partition) {
-                continue;
-            }
+        for (doc, partition, created_at, _) in self.shared_docs()? {
             out.push(self.doc_export(doc, partition, created_at)?);
         }
         Ok(out)
@@ -700,9 +713,8 @@ impl Hub {
     /// saved: what a new member is handed when it joins.
     pub(crate) fn coalition_docs(&mut self) -> Result<Vec<DocExport>> {
         let mut out = Vec::new();
-        for (doc, partition, created_at, _) in self.store.docs()? {
-            // (Only documents filed as hubs file them: a new hub adopts none other.)
-            if partition == "coalition" && aidmesh_replica::valid_filing(&doc, &partition) {
+        for (doc, partition, created_at, _) in self.shared_docs()? {
+            if partition == "coalition" {
                 out.push(self.doc_export(doc, partition, created_at)?);
             }
         }

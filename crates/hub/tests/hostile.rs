@@ -891,3 +891,38 @@ fn a_document_filed_where_no_hub_files_it_is_not_offered_to_peers() {
     south.hub.import_bundle(&bundle.bytes).unwrap();
     assert!(south.hub.get(&place).is_ok(), "the place reached South");
 }
+
+/// A member that asks for the authority log again and again, in a few bytes each time, is
+/// sent nothing more in a session while the log is unchanged at the hub (each answer is the
+/// whole log, deflated): driven over real TLS against a real hub.
+#[test]
+fn a_member_asking_for_the_authority_log_again_is_sent_it_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut north = new_hub("North", 1);
+    let mut south = new_hub("South", 2);
+    join(&mut north.hub, &mut south.hub);
+    let (north_id, south_identity, south_ring) =
+        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
+    let north_identity = north.hub.identity();
+    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    rt.block_on(async {
+        let listen = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
+        // The authority frames North sends within a second and a half.
+        async fn authority_frames(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> usize {
+            let (mut n, mut len) = (0, [0u8; 4]);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+            while let Ok(Ok(_)) = tokio::time::timeout_at(deadline, s.read_exact(&mut len)).await {
+                let mut buf = vec![0; u32::from_be_bytes(len) as usize];
+                s.read_exact(&mut buf).await.unwrap();
+                n += usize::from(matches!(Frame::decode(&buf).unwrap(), Frame::Authority(_)));
+            }
+            n
+        }
+        let ask = Frame::AuthorityHeads(vec![]);
+        send(&mut s, vec![Frame::Hello(aidmesh_mesh::session::PROTOCOL), ask.clone()]).await;
+        assert!(authority_frames(&mut s).await >= 1, "the log, to a peer that asks for all of it");
+        send(&mut s, vec![ask.clone(), ask.clone(), ask]).await;
+        assert_eq!(authority_frames(&mut s).await, 0, "asked again with nothing new here: nothing more");
+    });
+}
