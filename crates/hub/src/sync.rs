@@ -487,12 +487,9 @@ impl Replica for Hub {
         }
     }
 
-    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>> {
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> crate::Result<Vec<Vec<u8>>> {
         let theirs: Vec<aidmesh_mesh::authority::Id> = theirs.iter().map(|h| aidmesh_mesh::authority::Id(*h)).collect();
-        Driver::authority_missing_for(self, &theirs).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the authority log for sync");
-            Vec::new()
-        })
+        Driver::authority_missing_for(self, &theirs)
     }
 
     fn whereabouts(&mut self) -> Vec<Whereabouts> {

@@ -27,6 +27,8 @@ pub struct Mem {
     /// Each document's heads (their digest) as the network driver was last told them
     /// ([`crate::net::Hub::take_changed`]).
     told: BTreeMap<DocId, String>,
+    /// Set to have reading the authority log fail, as a store gone bad does.
+    pub log_unreadable: bool,
 }
 
 /// What a signing replica keeps: its key, the members' keys, and the tips it vouches with.
@@ -52,6 +54,7 @@ impl Mem {
             whereabouts: Default::default(),
             whereabouts_changes: Vec::new(),
             told: BTreeMap::new(),
+            log_unreadable: false,
         }
     }
 
@@ -191,6 +194,8 @@ pub enum MemRefused {
     Authority(#[from] crate::authority::Refusal),
     #[error(transparent)]
     Whereabouts(#[from] crate::whereabouts::Refused),
+    #[error("the authority log cannot be read")]
+    LogUnreadable,
 }
 
 impl Replica for Mem {
@@ -290,9 +295,12 @@ impl Replica for Mem {
     fn authority_heads(&mut self) -> Vec<[u8; 32]> {
         self.log.heads().iter().map(|h| h.0).collect()
     }
-    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>> {
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, MemRefused> {
+        if self.log_unreadable {
+            return Err(MemRefused::LogUnreadable);
+        }
         let theirs: Vec<crate::authority::Id> = theirs.iter().map(|h| crate::authority::Id(*h)).collect();
-        self.log.missing_for(&theirs)
+        Ok(self.log.missing_for(&theirs))
     }
     fn authority_offer(&mut self, _peer: &PeerId, entries: Vec<Vec<u8>>) -> Result<bool, MemRefused> {
         let before = self.log.len();

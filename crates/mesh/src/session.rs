@@ -946,8 +946,9 @@ pub trait Replica {
     fn vault_merge(&mut self, peer: &PeerId, items: Vec<VaultItem>) -> Result<bool, Self::Error>;
     /// The heads of the authority log.
     fn authority_heads(&mut self) -> Vec<[u8; 32]>;
-    /// The authority entries a peer with these heads lacks, each after those it follows.
-    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Vec<Vec<u8>>;
+    /// The authority entries a peer with these heads lacks, each after those it follows. An
+    /// error (the log cannot be read) ends the session: the peer is not counted as answered.
+    fn authority_missing(&mut self, theirs: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, Self::Error>;
     /// Offers authority entries from `peer` to the log's door: refused ones are reported by the
     /// replica (naming the peer), never stored, and an error ends the session. Returns whether
     /// the log grew.
@@ -1374,7 +1375,11 @@ impl Session {
             Frame::AuthorityHeads(heads) => {
                 let ours = r.authority_heads();
                 if self.authority_answered.as_ref() != Some(&ours) {
-                    out.extend(authority_frames(r.authority_missing(&heads)));
+                    let missing = r.authority_missing(&heads).map_err(|why| SessionError::Replica {
+                        doc: "authority".into(),
+                        why: std::sync::Arc::new(why),
+                    })?;
+                    out.extend(authority_frames(missing));
                     self.authority_answered = Some(ours);
                 }
             }
@@ -1885,6 +1890,17 @@ mod tests {
         let body = Body::AddPerson { person: Key::of(&owl), handle: "owl".into(), role: crate::Role::Member };
         r.log.append(&fox, Key::of(&person(9)), 1, body).unwrap();
         assert_eq!(sent(&mut s, &mut r), 1, "the log grew here");
+        // A log that cannot be read here ends the session: the peer is not taken as answered
+        // with nothing, and the next session answers it.
+        r.log_unreadable = true;
+        let mut s = Session::new(PeerId::named("peer"), t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
+        let e = s.handle(&mut r, Frame::AuthorityHeads(vec![]), t0).unwrap_err().to_string();
+        assert!(e.contains("authority") && e.contains("cannot be read"), "{e}");
+        r.log_unreadable = false;
+        let mut s = Session::new(PeerId::named("peer"), t0);
+        s.handle(&mut r, Frame::Hello(PROTOCOL), t0).unwrap();
+        assert_eq!(sent(&mut s, &mut r), 1, "answered in the next session");
     }
 
     /// A peer that lacks every document is answered a few documents at a time: the answer to
