@@ -2,6 +2,9 @@
 //! can run the same commands without a window.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     aidmesh_app::run();
 }

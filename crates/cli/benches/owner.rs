@@ -65,6 +65,10 @@ fn report(what: &str, mut times: Vec<Duration>) {
     );
 }
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::var("AIDMESH_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();

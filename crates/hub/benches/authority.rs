@@ -48,6 +48,10 @@ fn cpu() -> std::time::Duration {
     std::time::Duration::from_millis((f[11] + f[12]) * 10)
 }
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("authority bench: run with `cargo bench -p aidmesh-hub --bench authority`");

@@ -17,6 +17,10 @@ use serde_json::json;
 /// The hub bench's passphrase, which made the coalition's store.
 const PASS: &str = "bench passphrase";
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--import") {

@@ -21,6 +21,10 @@ use serde_json::json;
 
 const PASS: &str = "bench passphrase";
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let factor: f64 = std::env::var("AIDMESH_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);

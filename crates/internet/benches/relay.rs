@@ -66,6 +66,10 @@ fn change_bytes(mesh: &Mesh<Hub>, before: &BTreeMap<String, Vec<automerge::Chang
     out
 }
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("relay bench: run with `cargo bench -p aidmesh-internet --bench relay` (as root)");

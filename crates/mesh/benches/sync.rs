@@ -46,6 +46,10 @@ fn traffic(t: &Traffic) -> String {
     )
 }
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("sync bench: run with `cargo bench -p aidmesh-mesh --bench sync`");

@@ -43,6 +43,10 @@ use tokio::net::{TcpListener, TcpStream};
 const PASS: &str = "bench passphrase";
 const EDITS: usize = 200;
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {

@@ -16,6 +16,10 @@ use aidmesh_model::{Body, Item, Kind, Meta, Record, Timestamp};
 use aidmesh_replica::{rebuilt, Author, Doc};
 use automerge::AutoCommit;
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let edits: usize = std::env::var("AIDMESH_BENCH_EDITS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let item = |i: usize, name: String, notes: String| {

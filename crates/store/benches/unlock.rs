@@ -9,6 +9,10 @@ use std::time::Instant;
 
 use aidmesh_store::Store;
 
+// The binaries' allocator, so that what is measured is what they run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("unlock bench: run with `cargo bench -p aidmesh-store --bench unlock`");
