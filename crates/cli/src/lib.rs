@@ -667,7 +667,7 @@ fn vault(hubs: &mut Hubs<'_>, cmd: VaultCmd, json: bool) -> Result<()> {
             if json {
                 print::json(&serde_json::json!({ "vault_id": id }))
             } else {
-                outln!("Stored in the vault as {id}: refer to it from records, e.g. contact={id}");
+                outln!("Stored in the vault as {id} (a record's contact is set with `aidmesh vault contact RECORD name=…`)");
                 Ok(())
             }
         }
@@ -697,8 +697,12 @@ fn vault(hubs: &mut Hubs<'_>, cmd: VaultCmd, json: bool) -> Result<()> {
         }
         VaultCmd::Reads { limit } => vault_reads(&hub, limit, json),
         VaultCmd::Erase { id } => {
-            hub.vault_erase(&id)?;
-            outln!("Erased {id}: its content and key are destroyed.");
+            match hub.vault_erase(&id)? {
+                aidmesh_hub::Erased::Here => outln!("Erased {id}: its content and key are destroyed here, and the erasure is passed on."),
+                aidmesh_hub::Erased::Elsewhere => outln!(
+                    "Erasure of {id} signed: this hub does not hold it; the hub that does destroys it when the authority log reaches it (over the mesh or a bundle)."
+                ),
+            }
             Ok(())
         }
     }

@@ -64,7 +64,7 @@ pub struct ContactRead {
 /// The kinds whose records name a contact.
 const WITH_CONTACT: [Kind; 3] = [Kind::Volunteer, Kind::Request, Kind::Offer];
 
-fn contact_of(body: &Body) -> Option<(Option<&String>, Option<&Consent>)> {
+pub(crate) fn contact_of(body: &Body) -> Option<(Option<&String>, Option<&Consent>)> {
     match body {
         Body::Volunteer(v) => Some((v.contact.as_ref(), Some(&v.consent))),
         Body::Request(r) => Some((r.contact.as_ref(), None)),
@@ -169,7 +169,7 @@ impl Hub {
         if vault != Some(&id) {
             let mut patch = Map::new();
             patch.insert("contact".into(), Value::String(id));
-            self.update(record, patch)?;
+            self.update_as(record, patch, true)?;
         }
         self.contact(record)
     }
@@ -248,6 +248,11 @@ impl Hub {
         let rec = self.get(record)?;
         let (vault, _) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
         let vault = vault.cloned().ok_or_else(|| Error::NoContact(format!("record {record} names no contact")))?;
+        if !aidmesh_model::is_vault_id(&vault) {
+            return Err(Error::NoContact(format!(
+                "record {record} names no vault entry as its contact ({vault:?} was typed into it by hand): set its contact with the contact form to replace it"
+            )));
+        }
         self.vault_erase(&vault)?;
         self.contact(record)
     }
@@ -329,7 +334,7 @@ impl Hub {
             let mut patch = Map::new();
             patch.insert("contact".into(), Value::String(kept.clone()));
             // The hub's own doing, not the unlocked person's: signed by the hub alone.
-            if let Err(e) = self.as_hub(|h| h.update(id, patch)) {
+            if let Err(e) = self.as_hub(|h| h.update_as(id, patch, true)) {
                 self.vault_erase(&kept)?;
                 return Err(e);
             }

@@ -65,7 +65,7 @@ pub use query::{
 };
 pub use repair::DocRepair;
 pub use whereabouts::WhereaboutsView;
-pub use write::{DocExport, UPKEEP_AT_LEAST_MS};
+pub use write::{DocExport, Erased, UPKEEP_AT_LEAST_MS};
 
 /// An error with code `busy` if a process owns the store at `path` now, checked without
 /// opening it.

@@ -26,6 +26,16 @@ pub struct DocExport {
     pub sigs: Vec<aidmesh_mesh::changes::ChangeSig>,
 }
 
+/// Where [`Hub::vault_erase`] erased an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Erased {
+    /// Held here: its content and key are destroyed here, and the erasure passed on.
+    Here,
+    /// Held only at the hub that took it: an admin's `Erase` entry in the authority log erases
+    /// it there when the log reaches it (over the mesh or a bundle), not before.
+    Elsewhere,
+}
+
 /// A change to make to one document. `true` when the bytes it would apply came as one whole
 /// save and the empty document already took them as they came ([`Doc::adopt`]): what is left
 /// is whatever else the change does (a sync message's heads and wants).
@@ -189,12 +199,17 @@ impl Hub {
         }
         let ruled: &[&str] = match kind {
             Kind::Allocation => &["status", "quantity", "request", "offer", "item", "place"],
-            Kind::Request => &["status"],
+            Kind::Request => &["status", "contact"],
+            Kind::Volunteer | Kind::Offer => &["contact"],
             _ => &[],
         };
         if let Some(f) = patch.keys().find(|k| ruled.contains(&k.as_str())).filter(|_| !by_flow) {
-            let how = match kind {
-                Kind::Request => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
+            let how = match (kind, f.as_str()) {
+                // Only the contact form points a record at a vault entry: a contact typed here
+                // would stay in the record's history, and one pointed at another's entry would
+                // read it under this record's name.
+                (_, "contact") => "set it with the contact form (aidmesh vault contact ID name=…), which keeps it in the vault",
+                (Kind::Request, _) => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
                 _ => "move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again",
             };
             return Err(Error::invalid(
@@ -815,17 +830,22 @@ impl Hub {
         Ok(id)
     }
 
-    /// Erases a vault entry: its key and content are destroyed; a tombstone stays. The hub that
+    /// Erases a vault entry: its key and content are destroyed here; a tombstone stays. The hub that
     /// holds the person's consent erases with its own signature; elsewhere, an admin's `Erase`
     /// entry in the authority log erases it on every hub.
-    pub fn vault_erase(&mut self, id: &str) -> Result<()> {
+    pub fn vault_erase(&mut self, id: &str) -> Result<Erased> {
         let now = self.clock.now().millis();
         let Some(entry) = self.store.vault_list()?.into_iter().find(|e| e.id == id) else {
             // Not held here, but a record names it (kept at the hub that took it): an admin's
-            // `Erase` entry reaches it there.
-            if self.acting.is_some() && self.acting_is_admin()? && self.owner_of(id)?.is_some() {
+            // `Erase` entry reaches it there. Only a vault id goes into the log, which keeps
+            // every entry for good (a record may name a phone number typed by an older hub).
+            if aidmesh_model::is_vault_id(id)
+                && self.acting.is_some()
+                && self.acting_is_admin()?
+                && self.owner_of(id)?.is_some()
+            {
                 self.sign_authority(aidmesh_mesh::authority::Body::Erase { vault: id.to_string() })?;
-                return Ok(());
+                return Ok(Erased::Elsewhere);
             }
             return Err(Error::NotFound(id.into()));
         };
@@ -841,17 +861,14 @@ impl Hub {
             self.sign_authority(aidmesh_mesh::authority::Body::Erase { vault: id.to_string() })?;
             (entry.version, String::new())
         };
-        if !self.store.write(|tx| {
-            tx.blank_vault_reads(id)?;
-            tx.vault_erase(id, now, version, &sig)
-        })? {
+        if !self.store.write(|tx| tx.vault_erase(id, now, version, &sig))? {
             return Err(Error::NotFound(id.into()));
         }
         // Passed on first; then the log is folded into the file so that no freed page with
         // the old content lingers in it.
         self.note_vault_change(id)?;
         self.store.checkpoint()?;
-        Ok(())
+        Ok(Erased::Here)
     }
 
     // --- helpers ---------------------------------------------------------------------------
@@ -874,6 +891,18 @@ impl Hub {
     fn check_new(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
         // Report the record's own faults and its dangling references together.
         let mut errs = rec.body.validate().err().unwrap_or_default();
+        // A new record may name an entry stored for it (`aidmesh vault put`), and nothing else:
+        // not a contact typed in (it would stay in the record's history), nor another record's
+        // (whose contact it would read under its own name).
+        if let Some(c) = crate::contacts::contact_of(&rec.body).and_then(|(v, _)| v) {
+            if !aidmesh_model::is_vault_id(c) {
+                let why = format!("{c:?} is no vault id: a contact is kept in the vault, set with the contact form once the record exists, never typed into the record");
+                errs.push(FieldError::new("contact", why));
+            } else if let Some(other) = self.owner_of(c)? {
+                let why = format!("is the contact of record {other}: a contact belongs to one record; set this one's with the contact form");
+                errs.push(FieldError::new("contact", why));
+            }
+        }
         match self.check_refs(rec, pending) {
             Err(Error::Invalid { errors, .. }) => errs.extend(errors),
             Err(e) => return Err(e),

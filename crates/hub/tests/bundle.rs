@@ -1378,3 +1378,32 @@ fn a_stick_of_many_documents_with_one_rewritten_among_them_is_refused_whole_by_a
         assert!(c.hub.get(id).is_ok(), "{id} taken from the honest stick");
     }
 }
+
+/// A contact typed into a record by hand (a member's hand-written, signed change; no form takes
+/// one) names no vault entry: erasing it is refused, saying what to do, and the typed number is
+/// never signed into the authority log, which every hub keeps for good.
+#[test]
+fn a_contact_typed_into_a_record_is_never_signed_into_the_authority_log() {
+    let (mut a, mut b) = pair();
+    let req = add(&mut b.hub, Kind::Request, json!({"category": "food", "quantity": 1}));
+    merge_into(&mut b.hub, &mut a.hub);
+    let phone = "+34 600 123 456";
+    let (export, _, tampered, sig) = rewrite_record(&mut b, &req, |body| {
+        if let aidmesh_hub::model::Body::Request(r) = body {
+            r.contact = Some(phone.into());
+        }
+    });
+    let stick = forged_bundle_with(&b, vec![], &[(info_of(&export), tampered, vec![sig])]);
+    a.hub.import_bundle(&stick).unwrap();
+    assert_eq!(a.hub.get(&req).unwrap().to_json()["contact"], json!(phone));
+    let heads = a.hub.authority_heads().unwrap();
+    let e = a.hub.erase_contact(&req).unwrap_err();
+    assert_eq!(e.code(), "not_found", "{e}");
+    assert!(e.to_string().contains("typed into it by hand") && e.to_string().contains("contact form"), "{e}");
+    assert_eq!(a.hub.vault_erase(phone).unwrap_err().code(), "not_found");
+    assert_eq!(a.hub.authority_heads().unwrap(), heads, "nothing signed");
+    // The contact form replaces it with a vault entry, which then erases as any other.
+    let c = a.hub.set_contact(&req, &serde_json::from_value(json!({"name": "Amal"})).unwrap()).unwrap();
+    assert!(aidmesh_hub::model::is_vault_id(c.vault.as_deref().unwrap()), "{c:?}");
+    a.hub.erase_contact(&req).unwrap();
+}

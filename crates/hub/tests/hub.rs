@@ -385,10 +385,33 @@ fn vault_holds_personal_data_outside_the_crdt_and_erases_it() {
         docs.extend(d.bytes);
     }
     assert!(!String::from_utf8_lossy(&docs).contains("Amal"), "personal data never enters a document");
-    t.hub.vault_erase(&vid).unwrap();
+    assert_eq!(t.hub.vault_erase(&vid).unwrap(), aidmesh_hub::Erased::Here);
     assert!(matches!(t.hub.vault_get(&vid).unwrap(), VaultState::Erased { .. }));
     assert_eq!(t.hub.vault_erase("vnope").unwrap_err().code(), "not_found");
     assert!(t.hub.get(&vol).is_ok(), "the record keeps its pseudonymous handle");
+}
+
+/// A record's contact names a vault entry of its own: a new record naming a typed phone number,
+/// or another record's entry (whose contact it would read under its own name), is refused, and
+/// no record's contact is changed by hand.
+#[test]
+fn a_contact_is_never_typed_into_a_record_nor_pointed_at_anothers() {
+    let mut t = new_hub("North", 1);
+    let vid = t.hub.vault_put(&fields(json!({"name": "Amal"}))).unwrap();
+    let fox = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "contact": vid}));
+    let refused = |t: &mut TestHub, kind: Kind, fields: serde_json::Value| {
+        let e = t.hub.add(kind, util::fields(fields)).unwrap_err();
+        assert_eq!(e.code(), "invalid", "{e}");
+        e.to_string()
+    };
+    let e = refused(&mut t, Kind::Request, json!({"category": "food", "quantity": 1, "contact": "+34 600 123 456"}));
+    assert!(e.contains("contact") && e.contains("no vault id"), "{e}");
+    let e = refused(&mut t, Kind::Volunteer, json!({"handle": "loud-owl", "contact": vid}));
+    assert!(e.contains(&format!("is the contact of record {fox}")), "{e}");
+    let owl = add(&mut t.hub, Kind::Volunteer, json!({"handle": "loud-owl"}));
+    let e = t.hub.update(&owl, fields(json!({"contact": vid}))).unwrap_err();
+    assert!(e.to_string().contains("contact form"), "{e}");
+    assert_eq!(t.hub.get(&owl).unwrap().to_json()["contact"], json!(null));
 }
 
 #[test]

@@ -734,6 +734,10 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
         };
         assert!(String::from_utf8(pt).unwrap().contains("Amal"));
     }
+    // Admins at hubs 0 and 1 read it, saying why (a reason that names the person).
+    for i in [0, 1] {
+        net.hub(i).read_contact(&vid, "drive Amal to the clinic").unwrap();
+    }
     // Hub 1 is away while hub 2 erases the entry; when it comes back, the erasure reaches it.
     net.disconnect(0, 1);
     net.disconnect(1, 2);
@@ -749,6 +753,12 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
         assert!(matches!(net.hub(i).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }), "hub {i}");
         let raw = std::fs::read(&net.nodes[i].path).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("Amal"));
+    }
+    // The reasons are blanked where the erasure arrived from elsewhere too; who read it stays.
+    for i in [0, 1] {
+        let reads = net.hub(i).contact_reads(10).unwrap();
+        let reasons: Vec<&str> = reads.iter().filter(|r| r.vault == vid).map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons, vec![""], "hub {i}");
     }
     // Hub 1's stale copy never brings the content back.
     net.connect(0, 1);
@@ -824,11 +834,16 @@ fn a_contact_without_consent_to_share_stays_at_its_hub_and_every_read_is_logged(
     assert_eq!(e.code(), "not_allowed", "{e}");
     assert!(matches!(net.hub(1).contact(&shared2).unwrap().state, ContactState::Held { .. }));
     assert!(matches!(net.hub(0).vault_get(v3.vault.as_deref().unwrap()).unwrap(), aidmesh_hub::VaultState::Present(_)));
-    // Its own hub erases it, and the erasure reaches hub 1.
+    // A member at hub 1 reads it, saying why; its own hub erases it, and the erasure reaches
+    // hub 1, where the reason given is blanked (it may name the person).
+    net.hub(1).read_contact(&shared2, "drive Cy to the clinic on Calle Mayor").unwrap();
     net.hub(0).erase_contact(&shared2).unwrap();
     net.offer_changes(0, false);
     net.settle();
     assert!(matches!(net.hub(1).contact(&shared2).unwrap().state, ContactState::Erased { .. }));
+    let reads = net.hub(1).contact_reads(10).unwrap();
+    assert_eq!(reads.len(), 1);
+    assert_eq!((reads[0].record.as_str(), reads[0].reason.as_str()), (shared2.as_str(), ""));
 }
 
 #[test]
@@ -869,8 +884,11 @@ fn consent_changed_at_another_hub_never_widens_a_contact_and_a_withdrawal_keeps_
         json!("Bo"),
         "the contact itself is kept"
     );
-    // An admin at hub 1 erases fox's contact, which only hub 0 holds: the erasure reaches it.
-    net.hub(1).erase_contact(&fox).unwrap();
+    // An admin at hub 1 erases fox's contact, which only hub 0 holds: signed here, destroyed
+    // there when the erasure reaches it (hub 1 says so, not that it destroyed it).
+    let fv = net.hub(1).contact(&fox).unwrap().vault.unwrap();
+    assert_eq!(net.hub(1).vault_erase(&fv).unwrap(), aidmesh_hub::Erased::Elsewhere);
+    assert!(matches!(net.hub(0).contact(&fox).unwrap().state, ContactState::Held { .. }), "not yet");
     net.offer_changes(1, false);
     net.settle();
     assert!(matches!(net.hub(0).contact(&fox).unwrap().state, ContactState::Erased { .. }));

@@ -59,6 +59,13 @@ impl std::fmt::Display for RecordId {
     }
 }
 
+/// Whether `s` is a vault id as hubs make them (`v` and a [`RecordId`]): what a record's
+/// `contact` names. Anything else there (a phone number typed by hand) would put personal data
+/// into the record's history, and is refused.
+pub fn is_vault_id(s: &str) -> bool {
+    s.len() == 27 && s.starts_with('v') && s[1..].bytes().all(|b| CROCKFORD.contains(&b))
+}
+
 impl From<&str> for RecordId {
     fn from(s: &str) -> Self {
         RecordId(s.to_string())

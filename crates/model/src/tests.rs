@@ -252,6 +252,24 @@ fn ids_are_sortable_by_time_and_distinct() {
     assert!(RecordId::parse("no spaces").is_err());
 }
 
+#[test]
+fn a_vault_id_is_v_and_a_record_id() {
+    let id = RecordId::generate(t("2026-11-25T10:00"), [7; 10]);
+    assert!(crate::is_vault_id(&format!("v{id}")));
+    for not in [
+        "",
+        "v",
+        &id.to_string(),
+        &format!("x{id}"),
+        &format!("v{id}0"),
+        &format!("V{}", id.as_str().to_uppercase()),
+        "+34 600 123 456",
+        "v+34 600 123 456 7890123456",
+    ] {
+        assert!(!crate::is_vault_id(not), "{not:?}");
+    }
+}
+
 fn mv(id: &str, kind: MovementKind, q: i64, place: &str, to: Option<&str>) -> Record {
     rec(
         id,

@@ -147,10 +147,11 @@ impl Tx<'_> {
     }
 
     /// Erases a vault entry: its key and ciphertext are deleted (with `secure_delete` zeroing the
-    /// freed pages) and a content-free tombstone remains. Returns false if there was no such entry.
-    /// `version` and `sig` are the erasure's (signed by the origin, or empty when an authority
-    /// entry stands for it).
+    /// freed pages) and a content-free tombstone remains; the reasons given for reading it are
+    /// blanked. Returns false if there was no such entry. `version` and `sig` are the erasure's
+    /// (signed by the origin, or empty when an authority entry stands for it).
     pub fn vault_erase(&mut self, id: &str, now: i64, version: u64, sig: &str) -> Result<bool> {
+        self.blank_vault_reads(id)?;
         self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         let n = self.tx.execute(
             "UPDATE vault SET nonce = NULL, ciphertext = NULL, erased_at = coalesce(erased_at, ?2), updated_at = ?2,
@@ -160,8 +161,10 @@ impl Tx<'_> {
         Ok(n > 0)
     }
 
-    /// Records the erasure of an entry this hub may never have held (learned from a peer).
+    /// Records the erasure of an entry this hub may never have held (learned from a peer), as
+    /// [`Tx::vault_erase`] does (reasons for reading it blanked).
     pub fn vault_tombstone(&mut self, id: &str, at: i64, origin: &str, version: u64, sig: &str) -> Result<()> {
+        self.blank_vault_reads(id)?;
         self.tx.execute("DELETE FROM vault_keys WHERE id = ?1", [id])?;
         self.tx.execute(
             "INSERT INTO vault(id, nonce, ciphertext, updated_at, erased_at, origin, version, sig)
@@ -183,8 +186,8 @@ impl Tx<'_> {
     }
 
     /// Blanks the reasons logged for reads of `entry` (they may name the person): who read it
-    /// and when stay.
-    pub fn blank_vault_reads(&mut self, entry: &str) -> Result<()> {
+    /// and when stay. Every erasure does, however it reaches the hub.
+    fn blank_vault_reads(&mut self, entry: &str) -> Result<()> {
         self.tx.execute("UPDATE vault_reads SET reason = '' WHERE entry = ?1", [entry])?;
         Ok(())
     }

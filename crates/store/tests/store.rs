@@ -191,6 +191,30 @@ fn vault_erasure_destroys_content() {
     assert_eq!(s.vault_get("v2").unwrap(), Some(VaultState::Erased { at: 40 }));
 }
 
+/// The reason given for reading an entry may name the person ("drive Amal to dialysis"): every
+/// erasure blanks it, the hub's own and one learned from a peer alike; who read it and when stay.
+#[test]
+fn every_erasure_blanks_the_reasons_an_entry_was_read_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::create(&dir.path().join("s"), "pw", [7; 16]).unwrap();
+    for id in ["v1", "v2", "v3"] {
+        s.write(|tx| tx.vault_put(id, &[9; 32], &[3; 12], b"{}", 10, "h", 1, "", false)).unwrap();
+        s.write(|tx| tx.log_vault_read(11, "coord", id, "r", &format!("drive Amal to dialysis ({id})"))).unwrap();
+    }
+    s.write(|tx| tx.vault_erase("v1", 20, 2, "").map(|_| ())).unwrap();
+    s.write(|tx| tx.vault_tombstone("v2", 30, "h", 2, "")).unwrap();
+    let reasons: Vec<(String, String, String)> =
+        s.vault_reads(10).unwrap().into_iter().map(|r| (r.entry, r.by, r.reason)).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("v3".into(), "coord".into(), "drive Amal to dialysis (v3)".into()),
+            ("v2".into(), "coord".into(), String::new()),
+            ("v1".into(), "coord".into(), String::new()),
+        ]
+    );
+}
+
 #[test]
 fn rekey_changes_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();

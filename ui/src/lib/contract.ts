@@ -510,6 +510,13 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
         ["quiet-fox", "volunteer"],
       ]);
       expect(all.find((c) => c.record === quiet)?.consent).toEqual({ contact: true, photo: false, share: false });
+      // A contact is never typed into a record, nor pointed at another's entry by hand: only
+      // the contact form sets it (a phone number in the field would stay in the record's history).
+      const typed = await refusal(() => b.add("request", { category: "food", quantity: 1, contact: "+34 600 123 456" }));
+      expect([typed.code, typed.message.includes("contact")]).toEqual(["invalid", true]);
+      const pointed = await refusal(() => b.update(loud, { contact: q.vault }));
+      expect([pointed.code, pointed.message.includes("contact form")]).toEqual(["invalid", true]);
+      expect(((await b.show(loud)).record as Record<string, unknown>).contact).toBe(l.vault);
       // A read needs a reason; a refused read is not logged.
       const why = await refusal(() => b.readContact(quiet, " ok "));
       expect([why.code, why.message.includes("reason")]).toEqual(["invalid", true]);

@@ -299,6 +299,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
     // Approvals are signed as the unlocked person, whose handle replaces the one typed (the hub
     // wants one there all the same); expenses are recorded by a person of the coalition.
+    if (rec.contact && !/^v[0-9a-hjkmnp-tv-z]{26}$/.test(String(rec.contact)))
+      fail("invalid", `invalid ${kind}: contact: ${JSON.stringify(rec.contact)} is no vault id: a contact is set with the contact form, never typed into the record`);
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
     if (kind === "grievance" && (rec.steps as unknown[]).length)
@@ -521,8 +523,16 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async update(id, fields) {
       need();
       const kind = get(id).kind;
-      const ruled = kind === "allocation" ? ["status", "quantity", "request", "offer", "item", "place"] : kind === "request" ? ["status"] : [];
+      const ruled =
+        kind === "allocation"
+          ? ["status", "quantity", "request", "offer", "item", "place"]
+          : kind === "request"
+            ? ["status", "contact"]
+            : kind === "volunteer" || kind === "offer"
+              ? ["contact"]
+              : [];
       const f = Object.keys(fields).find((k) => ruled.includes(k));
+      if (f === "contact") fail("invalid", `invalid ${kind}: contact: is not changed by hand: set it with the contact form`);
       if (f) fail("invalid", `invalid ${kind}: ${f}: is not changed by hand: move it on with its steps`);
       const r = get(id);
       const extra: Fields = {};
@@ -994,7 +1004,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (current && !current.erasedAt && (current.local || !hereOnly)) {
         vid = String(r.contact);
       } else {
-        vid = `v${String(++seq).padStart(25, "0")}`;
+        vid = `v${String(++seq).padStart(26, "0")}`;
         if (current && !current.erasedAt) current.erasedAt = now().toISOString();
       }
       vault.set(vid, { fields: { ...fields }, erasedAt: null, local: hereOnly, at: now().toISOString() });
