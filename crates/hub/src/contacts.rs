@@ -13,7 +13,7 @@
 //!   logged with both (`contact_reads`), before the content is returned;
 //! - erasing follows the vault's rule: the hub that holds the consent, or an admin.
 
-use aidmesh_model::{Body, Consent, FieldError, Kind, Timestamp};
+use aidmesh_model::{Body, Consent, FieldError, Kind, Record, Timestamp};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -250,7 +250,7 @@ impl Hub {
         let vault = vault.cloned().ok_or_else(|| Error::NoContact(format!("record {record} names no contact")))?;
         if !aidmesh_model::is_vault_id(&vault) {
             return Err(Error::NoContact(format!(
-                "record {record} names no vault entry as its contact ({vault:?} was typed into it by hand): set its contact with the contact form to replace it"
+                "record {record} names no vault entry as its contact ({vault:?} was typed into it by hand, and stays in its history): clear it (contact=null) or set its contact with the contact form"
             )));
         }
         self.vault_erase(&vault)?;
@@ -287,6 +287,19 @@ impl Hub {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `value` may be written by hand as `current`'s contact: one of the values two hubs
+    /// wrote apart (keeping one settles the conflict), or nothing, in place of a contact typed
+    /// by hand that names no entry (the typed text stays in the record's history).
+    pub(crate) fn contact_by_hand(&mut self, current: &Record, value: &Value) -> Result<bool> {
+        let typed = contact_of(&current.body).and_then(|(v, _)| v).is_some_and(|c| !aidmesh_model::is_vault_id(c));
+        if value.is_null() {
+            return Ok(typed);
+        }
+        let Some((_, doc_id, _)) = self.store.record(current.id().as_str())? else { return Ok(false) };
+        let conflicts = self.doc(&doc_id)?.conflicts(current.id())?;
+        Ok(conflicts.into_iter().any(|c| c.field == "contact" && c.values.contains(value)))
     }
 
     /// The record that names vault entry `vault`, if any.

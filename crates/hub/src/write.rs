@@ -203,11 +203,18 @@ impl Hub {
             Kind::Volunteer | Kind::Offer => &["contact"],
             _ => &[],
         };
-        if let Some(f) = patch.keys().find(|k| ruled.contains(&k.as_str())).filter(|_| !by_flow) {
+        let contact_ok = match patch.get("contact") {
+            Some(v) if !by_flow && ruled.contains(&"contact") => self.contact_by_hand(&current, v)?,
+            _ => false,
+        };
+        let by_hand = |k: &String| ruled.contains(&k.as_str()) && !(k == "contact" && contact_ok);
+        if let Some(f) = patch.keys().find(|k| by_hand(k)).filter(|_| !by_flow) {
             let how = match (kind, f.as_str()) {
                 // Only the contact form points a record at a vault entry: a contact typed here
                 // would stay in the record's history, and one pointed at another's entry would
                 // read it under this record's name.
+                // (Two values written apart may be settled by keeping one; a contact typed by
+                // hand, which names no entry, may be cleared.)
                 (_, "contact") => "set it with the contact form (aidmesh vault contact ID name=…), which keeps it in the vault",
                 (Kind::Request, _) => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
                 _ => "move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again",
@@ -891,17 +898,15 @@ impl Hub {
     fn check_new(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
         // Report the record's own faults and its dangling references together.
         let mut errs = rec.body.validate().err().unwrap_or_default();
-        // A new record may name an entry stored for it (`aidmesh vault put`), and nothing else:
-        // not a contact typed in (it would stay in the record's history), nor another record's
-        // (whose contact it would read under its own name).
+        // A new record names no contact: the contact form sets it once the record exists. Not a
+        // contact typed in (it would stay in the record's history for good), nor an entry
+        // stored apart or another record's (which it would read under its own name).
         if let Some(c) = crate::contacts::contact_of(&rec.body).and_then(|(v, _)| v) {
-            if !aidmesh_model::is_vault_id(c) {
-                let why = format!("{c:?} is no vault id: a contact is kept in the vault, set with the contact form once the record exists, never typed into the record");
-                errs.push(FieldError::new("contact", why));
-            } else if let Some(other) = self.owner_of(c)? {
-                let why = format!("is the contact of record {other}: a contact belongs to one record; set this one's with the contact form");
-                errs.push(FieldError::new("contact", why));
-            }
+            let why = match aidmesh_model::is_vault_id(c) {
+                true => "a new record names no contact: set it with the contact form once the record exists".to_string(),
+                false => format!("{c:?} is no vault id: a contact is kept in the vault, set with the contact form once the record exists, never typed into the record"),
+            };
+            errs.push(FieldError::new("contact", why));
         }
         match self.check_refs(rec, pending) {
             Err(Error::Invalid { errors, .. }) => errs.extend(errors),

@@ -1402,7 +1402,12 @@ fn a_contact_typed_into_a_record_is_never_signed_into_the_authority_log() {
     assert!(e.to_string().contains("typed into it by hand") && e.to_string().contains("contact form"), "{e}");
     assert_eq!(a.hub.vault_erase(phone).unwrap_err().code(), "not_found");
     assert_eq!(a.hub.authority_heads().unwrap(), heads, "nothing signed");
-    // The contact form replaces it with a vault entry, which then erases as any other.
+    // It may be cleared by hand (what was typed stays in the history), and set again only with
+    // the contact form, whose vault entry then erases as any other.
+    a.hub.update(&req, fields(json!({"contact": null}))).unwrap();
+    assert_eq!(a.hub.get(&req).unwrap().to_json()["contact"], json!(null));
+    let e = a.hub.update(&req, fields(json!({"contact": phone}))).unwrap_err();
+    assert!(e.to_string().contains("contact form"), "{e}");
     let c = a.hub.set_contact(&req, &serde_json::from_value(json!({"name": "Amal"})).unwrap()).unwrap();
     assert!(aidmesh_hub::model::is_vault_id(c.vault.as_deref().unwrap()), "{c:?}");
     a.hub.erase_contact(&req).unwrap();

@@ -376,8 +376,13 @@ fn hxl_columns_match_by_attributes_and_names_by_any_case() {
 #[test]
 fn vault_holds_personal_data_outside_the_crdt_and_erases_it() {
     let mut t = new_hub("North", 1);
-    let vid = t.hub.vault_put(&fields(json!({"name": "Amal Haddad", "phone": "+34 600 000 000"}))).unwrap();
-    let vol = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "contact": vid}));
+    let vol = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"share": true}}));
+    let vid = t
+        .hub
+        .set_contact(&vol, &fields(json!({"name": "Amal Haddad", "phone": "+34 600 000 000"})))
+        .unwrap()
+        .vault
+        .unwrap();
     let VaultState::Present(bytes) = t.hub.vault_get(&vid).unwrap() else { panic!() };
     assert!(String::from_utf8(bytes).unwrap().contains("Amal"));
     let mut docs = Vec::new();
@@ -391,14 +396,15 @@ fn vault_holds_personal_data_outside_the_crdt_and_erases_it() {
     assert!(t.hub.get(&vol).is_ok(), "the record keeps its pseudonymous handle");
 }
 
-/// A record's contact names a vault entry of its own: a new record naming a typed phone number,
-/// or another record's entry (whose contact it would read under its own name), is refused, and
-/// no record's contact is changed by hand.
+/// A record's contact is set by the contact form only: a new record naming a typed phone number,
+/// an entry stored apart (an admin's to read) or another record's entry (whose contact it would
+/// read under its own name) is refused, and no record's contact is changed by hand.
 #[test]
 fn a_contact_is_never_typed_into_a_record_nor_pointed_at_anothers() {
     let mut t = new_hub("North", 1);
-    let vid = t.hub.vault_put(&fields(json!({"name": "Amal"}))).unwrap();
-    let fox = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "contact": vid}));
+    let apart = t.hub.vault_put(&fields(json!({"name": "Cy"}))).unwrap();
+    let fox = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox"}));
+    let vid = t.hub.set_contact(&fox, &fields(json!({"name": "Amal"}))).unwrap().vault.unwrap();
     let refused = |t: &mut TestHub, kind: Kind, fields: serde_json::Value| {
         let e = t.hub.add(kind, util::fields(fields)).unwrap_err();
         assert_eq!(e.code(), "invalid", "{e}");
@@ -406,12 +412,18 @@ fn a_contact_is_never_typed_into_a_record_nor_pointed_at_anothers() {
     };
     let e = refused(&mut t, Kind::Request, json!({"category": "food", "quantity": 1, "contact": "+34 600 123 456"}));
     assert!(e.contains("contact") && e.contains("no vault id"), "{e}");
-    let e = refused(&mut t, Kind::Volunteer, json!({"handle": "loud-owl", "contact": vid}));
-    assert!(e.contains(&format!("is the contact of record {fox}")), "{e}");
+    for taken in [&vid, &apart] {
+        let e = refused(&mut t, Kind::Volunteer, json!({"handle": "loud-owl", "contact": taken}));
+        assert!(e.contains("contact form"), "{e}");
+    }
     let owl = add(&mut t.hub, Kind::Volunteer, json!({"handle": "loud-owl"}));
     let e = t.hub.update(&owl, fields(json!({"contact": vid}))).unwrap_err();
     assert!(e.to_string().contains("contact form"), "{e}");
     assert_eq!(t.hub.get(&owl).unwrap().to_json()["contact"], json!(null));
+    // Nor cleared by hand while it names an entry (which would be left named by no record).
+    let e = t.hub.update(&fox, fields(json!({"contact": null}))).unwrap_err();
+    assert!(e.to_string().contains("contact form"), "{e}");
+    assert_eq!(t.hub.get(&fox).unwrap().to_json()["contact"], json!(vid));
 }
 
 #[test]

@@ -895,3 +895,30 @@ fn consent_changed_at_another_hub_never_widens_a_contact_and_a_withdrawal_keeps_
     // A vault id that no record names is not erased from afar (a typo signs nothing).
     assert_eq!(net.hub(1).vault_erase("vnothing").unwrap_err().code(), "not_found");
 }
+
+/// Two hubs apart each save a contact for the same request: its `contact` holds both values, a
+/// conflict the Overview lists, and keeping one by hand settles it (any other value by hand is
+/// refused: only the contact form points a record at a vault entry).
+#[test]
+fn a_contact_saved_on_two_hubs_apart_is_settled_by_keeping_one() {
+    let clock = ManualClock::at(t0());
+    let mut net = Net::new(2, &clock, ChaCha20Rng::seed_from_u64(13));
+    let req = add(net.hub(0), Kind::Request, json!({"category": "water", "quantity": 2}));
+    net.connect(0, 1);
+    net.settle();
+    net.disconnect(0, 1);
+    let here = net.hub(0).set_contact(&req, &fields(json!({"name": "Amal"}))).unwrap().vault.unwrap();
+    let there = net.hub(1).set_contact(&req, &fields(json!({"name": "Amal H."}))).unwrap().vault.unwrap();
+    let apart = net.hub(0).vault_put(&fields(json!({"name": "Cy"}))).unwrap();
+    net.connect(0, 1);
+    net.settle();
+    let e = net.hub(0).update(&req, fields(json!({"contact": apart}))).unwrap_err();
+    assert!(e.to_string().contains("contact form"), "{e}");
+    net.hub(0).update(&req, fields(json!({"contact": there}))).unwrap();
+    net.offer_changes(0, false);
+    net.settle();
+    for i in 0..2 {
+        assert_eq!(net.hub(i).get(&req).unwrap().to_json()["contact"], json!(there), "hub {i}");
+    }
+    assert_ne!(here, there);
+}

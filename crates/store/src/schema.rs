@@ -109,6 +109,9 @@ const MIGRATIONS: &[&str] = &[
     // (this one only saved reading the row for its kind). 37 MiB of the bench coalition's
     // 905 MiB file.
     "DROP INDEX records_id_kind;",
+    // 15: the reasons given for reading entries erased before every erasure blanked them (an
+    // erasure from a peer, or an admin's, left them at every hub but the erasing one).
+    "UPDATE vault_reads SET reason = '' WHERE entry IN (SELECT id FROM vault WHERE erased_at IS NOT NULL);",
 ];
 
 /// The schema version this build writes.
@@ -126,4 +129,37 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Store, VaultState};
+
+    /// A store an earlier release left, holding the reason someone read an entry that was erased
+    /// since without blanking it: opened by this release, the reason is blanked; the reasons of
+    /// entries still held stay.
+    #[test]
+    fn reasons_for_reading_entries_erased_before_are_blanked_on_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+        for id in ["v1", "v2"] {
+            s.write(|tx| tx.vault_put(id, &[9; 32], &[3; 12], b"{}", 10, "h", 1, "", false)).unwrap();
+            s.write(|tx| tx.log_vault_read(11, "coord", id, "r", "drive Amal to dialysis")).unwrap();
+        }
+        // As the earlier release erased from a peer: content gone, reason left.
+        s.conn
+            .execute_batch(
+                "UPDATE vault SET nonce = NULL, ciphertext = NULL, erased_at = 20 WHERE id = 'v1';
+                 DELETE FROM vault_keys WHERE id = 'v1';
+                 PRAGMA user_version = 14;",
+            )
+            .unwrap();
+        drop(s);
+        let s = Store::open(&p, "pw").unwrap();
+        assert_eq!(s.vault_get("v1").unwrap(), Some(VaultState::Erased { at: 20 }));
+        let reasons: Vec<(String, String)> =
+            s.vault_reads(10).unwrap().into_iter().map(|r| (r.entry, r.reason)).collect();
+        assert_eq!(reasons, vec![("v2".into(), "drive Amal to dialysis".into()), ("v1".into(), String::new())]);
+    }
 }

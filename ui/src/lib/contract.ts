@@ -514,6 +514,8 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       // the contact form sets it (a phone number in the field would stay in the record's history).
       const typed = await refusal(() => b.add("request", { category: "food", quantity: 1, contact: "+34 600 123 456" }));
       expect([typed.code, typed.message.includes("contact")]).toEqual(["invalid", true]);
+      const named = await refusal(() => b.add("volunteer", { handle: "sly-cat", contact: q.vault }));
+      expect([named.code, named.message.includes("contact form")]).toEqual(["invalid", true]);
       const pointed = await refusal(() => b.update(loud, { contact: q.vault }));
       expect([pointed.code, pointed.message.includes("contact form")]).toEqual(["invalid", true]);
       expect(((await b.show(loud)).record as Record<string, unknown>).contact).toBe(l.vault);
@@ -533,6 +535,8 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect(q2.vault).toBe(q.vault);
       const gone = await b.eraseContact(quiet);
       expect(gone.state.state).toBe("erased");
+      // The reasons given for reading it are blanked; who read it stays.
+      expect((await b.contactReads(10)).map((r) => [r.by, r.record, r.reason])).toEqual([["kestrel", quiet, ""]]);
       expect((await refusal(() => b.readContact(quiet, "call about the night shift"))).code).toBe("not_found");
       const hall = id(await b.add("place", { name: "Hall" }));
       expect((await refusal(() => b.eraseContact(hall))).code).toBe("invalid");

@@ -301,6 +301,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     // wants one there all the same); expenses are recorded by a person of the coalition.
     if (rec.contact && !/^v[0-9a-hjkmnp-tv-z]{26}$/.test(String(rec.contact)))
       fail("invalid", `invalid ${kind}: contact: ${JSON.stringify(rec.contact)} is no vault id: a contact is set with the contact form, never typed into the record`);
+    if (rec.contact) fail("invalid", `invalid ${kind}: contact: a new record names no contact: set it with the contact form once the record exists`);
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
     if (kind === "grievance" && (rec.steps as unknown[]).length)
@@ -1030,6 +1031,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       if (!e) return fail("not_found", `no record with id a contact for record ${record}`);
       e.fields = {};
       e.erasedAt ??= now().toISOString();
+      // The reasons given for reading it may name the person: blanked (who and when stay).
+      for (const read of reads) if (read.vault === String(r.contact)) read.reason = "";
       return contactView(r);
     },
     async contactReads(limit) {
