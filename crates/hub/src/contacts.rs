@@ -289,13 +289,13 @@ impl Hub {
         Ok(out)
     }
 
-    /// Whether `value` may be written by hand as `current`'s contact: one of the values two hubs
-    /// wrote apart (keeping one settles the conflict), or nothing, in place of a contact typed
-    /// by hand that names no entry (the typed text stays in the record's history).
+    /// Whether `value` may be written by hand as `current`'s contact: one of the values hubs
+    /// wrote apart (keeping one settles the conflict; nothing among them), or nothing in place
+    /// of a contact typed by hand, which is no vault id (the typed text stays in the history).
     pub(crate) fn contact_by_hand(&mut self, current: &Record, value: &Value) -> Result<bool> {
         let typed = contact_of(&current.body).and_then(|(v, _)| v).is_some_and(|c| !aidmesh_model::is_vault_id(c));
-        if value.is_null() {
-            return Ok(typed);
+        if value.is_null() && typed {
+            return Ok(true);
         }
         let Some((_, doc_id, _)) = self.store.record(current.id().as_str())? else { return Ok(false) };
         let conflicts = self.doc(&doc_id)?.conflicts(current.id())?;

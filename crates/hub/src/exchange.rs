@@ -124,7 +124,9 @@ fn match_columns(
 }
 
 impl Hub {
-    /// Every record as JSON. Vault content is not included: records carry vault ids only.
+    /// Every record as JSON. Vault content is not included, nor the vault ids records name as
+    /// their contact: they mean nothing where the file is imported (a new record names no
+    /// contact; the contact form sets it there).
     ///
     /// A grievance the acting person may not read (confidential, or about them) is left out:
     /// their export holds what their screen shows, and nothing half-withheld that another hub
@@ -134,7 +136,9 @@ impl Hub {
         for k in Kind::ALL {
             for r in self.all(*k)? {
                 if r.redacted_for(self.handle()).is_none() {
-                    records.push(Value::Object(r.to_json()));
+                    let mut json = r.to_json();
+                    json.remove("contact");
+                    records.push(Value::Object(json));
                 }
             }
         }

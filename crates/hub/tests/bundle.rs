@@ -1408,6 +1408,15 @@ fn a_contact_typed_into_a_record_is_never_signed_into_the_authority_log() {
     assert_eq!(a.hub.get(&req).unwrap().to_json()["contact"], json!(null));
     let e = a.hub.update(&req, fields(json!({"contact": phone}))).unwrap_err();
     assert!(e.to_string().contains("contact form"), "{e}");
+    // Meanwhile South saved a contact for it with the form: the two values conflict, and
+    // keeping the cleared one settles it as keeping the other would.
+    let theirs = b.hub.set_contact(&req, &fields(json!({"name": "Bo"}))).unwrap().vault.unwrap();
+    merge_into(&mut b.hub, &mut a.hub);
+    a.hub.update(&req, fields(json!({"contact": null}))).unwrap();
+    let e = a.hub.update(&req, fields(json!({"contact": phone}))).unwrap_err();
+    assert!(e.to_string().contains("contact form"), "{e}");
+    merge_into(&mut a.hub, &mut b.hub);
+    assert_eq!(b.hub.get(&req).unwrap().to_json()["contact"], json!(null), "{theirs} not kept");
     let c = a.hub.set_contact(&req, &serde_json::from_value(json!({"name": "Amal"})).unwrap()).unwrap();
     assert!(aidmesh_hub::model::is_vault_id(c.vault.as_deref().unwrap()), "{c:?}");
     a.hub.erase_contact(&req).unwrap();

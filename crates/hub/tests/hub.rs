@@ -254,15 +254,22 @@ fn json_export_import_round_trip_and_all_or_nothing() {
     let hall = place(&mut a.hub, "Hall");
     let water = item(&mut a.hub, "Water", 5);
     movement(&mut a.hub, &water, "receive", 9, &hall).unwrap();
+    // A volunteer with a contact: the file carries neither it nor its vault id.
+    let fox = add(&mut a.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"share": true}}));
+    a.hub.set_contact(&fox, &fields(json!({"name": "Amal"}))).unwrap();
     let mut out = Vec::new();
     let n = a.hub.export_json(&mut out).unwrap();
-    assert_eq!(n, 4);
+    assert_eq!(n, 5);
+    assert!(!String::from_utf8_lossy(&out).contains("Amal"));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let vol = v["records"].as_array().unwrap().iter().find(|r| r["id"] == json!(fox)).unwrap();
+    assert_eq!(vol.get("contact"), None, "{vol}");
     let mut b = new_hub("South", 2);
     let rep = b.hub.import_json(&mut out.as_slice()).unwrap();
-    assert_eq!(rep.imported, 4);
+    assert_eq!(rep.imported, 5);
     assert_eq!(level(&b.hub, &water), 9);
     let rep = b.hub.import_json(&mut out.as_slice()).unwrap();
-    assert_eq!((rep.imported, rep.skipped), (0, 4), "importing twice changes nothing");
+    assert_eq!((rep.imported, rep.skipped), (0, 5), "importing twice changes nothing");
     // A file with bad rows changes nothing and names each.
     let mut v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let recs = v["records"].as_array_mut().unwrap();

@@ -711,7 +711,7 @@ const es: Dict = {
   "contacts.erase": "Borrar contacto",
   "contacts.erase_confirm": "¿Borrar el contacto de {label} en todos los centros? No se puede deshacer.",
   "contacts.erased_now": "Borrado: el contacto y su clave se han destruido.",
-  "contacts.erased_there": "Borrado firmado: el hub que guarda este contacto lo destruirá cuando le llegue el borrado.",
+  "contacts.erased_there": "Borrado firmado: el centro que guarda este contacto lo destruirá cuando le llegue el borrado.",
   "contacts.saved_here": "Guardado, solo en este centro.",
   "contacts.saved_shared": "Guardado, compartido con los centros miembros.",
   "contacts.reads": "Quién leyó qué contacto",

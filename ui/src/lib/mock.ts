@@ -299,9 +299,10 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     if (missing.length) fail("invalid", `invalid ${kind}: ${missing.map((f) => `${f}: is required`).join("; ")}`);
     // Approvals are signed as the unlocked person, whose handle replaces the one typed (the hub
     // wants one there all the same); expenses are recorded by a person of the coalition.
-    if (rec.contact && !/^v[0-9a-hjkmnp-tv-z]{26}$/.test(String(rec.contact)))
+    const named = rec.contact !== null && rec.contact !== undefined;
+    if (named && !/^v[0-9a-hjkmnp-tv-z]{26}$/.test(String(rec.contact)))
       fail("invalid", `invalid ${kind}: contact: ${JSON.stringify(rec.contact)} is no vault id: a contact is set with the contact form, never typed into the record`);
-    if (rec.contact) fail("invalid", `invalid ${kind}: contact: a new record names no contact: set it with the contact form once the record exists`);
+    if (named) fail("invalid", `invalid ${kind}: contact: a new record names no contact: set it with the contact form once the record exists`);
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
     if (kind === "grievance" && (rec.steps as unknown[]).length)
