@@ -540,6 +540,16 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.readContact(quiet, "call about the night shift"))).code).toBe("not_found");
       const hall = id(await b.add("place", { name: "Hall" }));
       expect((await refusal(() => b.eraseContact(hall))).code).toBe("invalid");
+      // Consent to share withdrawn: the shared copy is erased (the reasons it was read for
+      // blanked) and the contact is kept here under a new id.
+      await b.readContact(loud, "call about the kitchen rota");
+      await b.update(loud, { consent: { contact: true, photo: false, share: false } });
+      const moved = (await b.contacts()).find((c) => c.record === loud);
+      expect(moved?.state).toMatchObject({ state: "held", here_only: true });
+      expect(moved?.vault).not.toBe(l.vault);
+      expect(await b.readContact(loud, "call about the kitchen rota")).toEqual({ name: "Bo Lind" });
+      const old = (await b.contactReads(10)).filter((r) => r.vault === l.vault).map((r) => r.reason);
+      expect(old).toEqual([""]);
     });
 
     it("answers every kind's template with the fields the hub names, no more and no fewer", async () => {

@@ -227,6 +227,15 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
   type Entry = { fields: Record<string, string>; erasedAt: string | null; local: boolean; at: string };
   const vault = new Map<string, Entry>();
   const reads: ContactRead[] = [];
+  // An erasure destroys the content and blanks the reasons given for reading it (who and when
+  // stay), as the hub's store does.
+  const eraseEntry = (vid: string) => {
+    const e = vault.get(vid);
+    if (!e) return;
+    e.fields = {};
+    e.erasedAt ??= now().toISOString();
+    for (const read of reads) if (read.vault === vid) read.reason = "";
+  };
   const withContact = (id: string) => {
     const r = get(id);
     if (!["volunteer", "request", "offer"].includes(r.kind))
@@ -559,7 +568,17 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           done_at: !a.done ? null : old[i]?.done ? (old[i].done_at ?? null) : now().toISOString(),
         }));
       }
-      return redacted(patch(id, { ...fields, ...extra })) as unknown as HubRecord;
+      const done = patch(id, { ...fields, ...extra });
+      // Consent to share withdrawn: the shared copy is erased and the contact kept here under a
+      // new id (the hub's `keep_withdrawn_here`).
+      const kept = done.contact ? vault.get(String(done.contact)) : undefined;
+      if (kind === "volunteer" && !(done.consent as { share?: boolean }).share && kept && !kept.local && !kept.erasedAt) {
+        const vid = `v${String(++seq).padStart(26, "0")}`;
+        vault.set(vid, { fields: { ...kept.fields }, erasedAt: null, local: true, at: now().toISOString() });
+        eraseEntry(String(done.contact));
+        done.contact = vid;
+      }
+      return redacted(done) as unknown as HubRecord;
     },
     async grievanceStep(id, note, status) {
       need();
@@ -1007,7 +1026,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         vid = String(r.contact);
       } else {
         vid = `v${String(++seq).padStart(26, "0")}`;
-        if (current && !current.erasedAt) current.erasedAt = now().toISOString();
+        if (current && !current.erasedAt) eraseEntry(String(r.contact));
       }
       vault.set(vid, { fields: { ...fields }, erasedAt: null, local: hereOnly, at: now().toISOString() });
       r.contact = vid;
@@ -1030,10 +1049,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const r = withContact(record);
       const e = r.contact ? vault.get(String(r.contact)) : undefined;
       if (!e) return fail("not_found", `no record with id a contact for record ${record}`);
-      e.fields = {};
-      e.erasedAt ??= now().toISOString();
-      // The reasons given for reading it may name the person: blanked (who and when stay).
-      for (const read of reads) if (read.vault === String(r.contact)) read.reason = "";
+      eraseEntry(String(r.contact));
       return contactView(r);
     },
     async contactReads(limit) {
