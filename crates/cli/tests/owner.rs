@@ -250,3 +250,52 @@ fn aidmesh_store_sibling(path: &Path, suffix: &str) -> PathBuf {
     s.push(suffix);
     PathBuf::from(s)
 }
+
+/// The contact rules through the command, between two serving hubs over real TLS: a number typed
+/// into a record is refused; a contact saved with the form is read at the other hub for a
+/// reason, which the erasure blanks there when it arrives; an admin erasing a contact only the
+/// other hub keeps is told the erasure is signed, not done, and that hub destroys it once the
+/// erasure reaches it.
+#[test]
+fn contacts_are_kept_read_and_erased_across_serving_hubs_as_the_rules_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = pair(&dir);
+    let sa = serve(&a, "127.0.0.1:0", &[]);
+    let _sb = serve(&b, "127.0.0.1:0", &[&sa.1]);
+    let typed = cmd(&a, &["add", "request", "category=food", "quantity=1", "contact=+34 600 123 456"]);
+    let said = String::from_utf8_lossy(&typed.stderr);
+    assert!(!typed.status.success() && said.contains("contact") && said.contains("no vault id"), "{said}");
+    let req = ok(&a, &["add", "request", "category=food", "quantity=1"])["id"].as_str().unwrap().to_string();
+    let v = ok(&a, &["vault", "contact", &req, "name=Amal", "phone=+34 600"])["vault"].as_str().unwrap().to_string();
+    let show = |store: &Path, who: &str| cmd(store, &["vault", "show", who, "--reason", "drive Amal to the clinic"]);
+    wait_until("the contact on Central", Duration::from_secs(20), || show(&b, &req).status.success());
+    let reasons = |store: &Path| -> Vec<String> {
+        ok(store, &["vault", "reads"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["vault"] == serde_json::json!(v))
+            .map(|r| r["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(reasons(&b), vec!["drive Amal to the clinic"]);
+    let erased = cmd(&a, &["vault", "erase", &v]);
+    assert!(String::from_utf8_lossy(&erased.stdout).contains("destroyed here"), "{erased:?}");
+    wait_until("the erasure on Central", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&show(&b, &req).stderr).contains("erased at")
+    });
+    assert_eq!(reasons(&b), vec![String::new()], "the reason given is blanked where the erasure arrived");
+    // A volunteer's contact kept at North only; Central's admin erases it from afar.
+    let vol = ok(&a, &["add", "volunteer", "handle=quiet-fox", r#"consent={"contact":true,"share":false}"#])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = ok(&a, &["vault", "contact", &vol, "name=Bo"])["vault"].as_str().unwrap().to_string();
+    wait_until("the volunteer on Central", Duration::from_secs(20), || ids(&b, "volunteer").contains(&vol));
+    let signed = cmd(&b, &["vault", "erase", &kept]);
+    let out = String::from_utf8_lossy(&signed.stdout);
+    assert!(signed.status.success() && out.contains("signed") && out.contains("does not hold it"), "{signed:?}");
+    wait_until("the erasure on North", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&show(&a, &vol).stderr).contains("erased at")
+    });
+}

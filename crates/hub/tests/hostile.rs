@@ -41,6 +41,17 @@ async fn tls(
     }
 }
 
+/// North's hub served on a mesh (the caller keeps North's folder), and what South dials it
+/// with: North's key, South's identity and keyring.
+fn north_served(
+    north: aidmesh_hub::Hub,
+    south: &TestHub,
+) -> (Mesh<aidmesh_hub::Hub>, aidmesh_mesh::HubId, aidmesh_mesh::Identity, Keyring) {
+    let (north_id, north_identity) = (north.fingerprint(), north.identity());
+    let mesh = Mesh::new(north, &north_identity, [1; 32]).unwrap();
+    (mesh, north_id, south.hub.identity(), south.hub.keyring().unwrap())
+}
+
 /// Writes frames as the driver does (each after its 4-byte length), in one write.
 async fn send(s: &mut tokio_rustls::client::TlsStream<TcpStream>, frames: Vec<Frame>) {
     let bytes: Vec<u8> = frames
@@ -707,10 +718,7 @@ fn forged_whereabouts_end_the_session_and_change_nothing_over_tls() {
         },
     ];
     let strangers = Whereabouts::new(&outsider.hub.identity(), 1, None, &[elsewhere]);
-    let (north_id, south_identity, south_ring) =
-        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
-    let north_identity = north.hub.identity();
-    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    let (mesh, north_id, south_identity, south_ring) = north_served(north.hub, &south);
     rt.block_on(async {
         let listen = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL);
@@ -759,10 +767,7 @@ fn a_member_cannot_file_documents_with_nothing_signed_or_where_no_hub_files_them
         Message { heads, need: vec![], have: vec![], changes: changes.into(), flags: None, version: MessageVersion::V1 }
             .encode()
     };
-    let (north_id, south_identity, south_ring) =
-        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
-    let north_identity = north.hub.identity();
-    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    let (mesh, north_id, south_identity, south_ring) = north_served(north.hub, &south);
     let filed = |doc: &str| mesh.with_hub(|h| h.doc_partitions().unwrap().contains_key(doc));
     let hello = Frame::Hello(aidmesh_mesh::session::PROTOCOL);
     let now = t0().millis();
@@ -901,10 +906,7 @@ fn a_member_asking_for_the_authority_log_again_is_sent_it_once() {
     let mut north = new_hub("North", 1);
     let mut south = new_hub("South", 2);
     join(&mut north.hub, &mut south.hub);
-    let (north_id, south_identity, south_ring) =
-        (north.hub.fingerprint(), south.hub.identity(), south.hub.keyring().unwrap());
-    let north_identity = north.hub.identity();
-    let mesh = Mesh::new(north.hub, &north_identity, [1; 32]).unwrap();
+    let (mesh, north_id, south_identity, south_ring) = north_served(north.hub, &south);
     rt.block_on(async {
         let listen = mesh.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let mut s = tls(&south_identity, &south_ring, &north_id, listen).await.unwrap();
