@@ -9,6 +9,8 @@
 //! there, and [`Store::take_lost`]).
 //! The store knows nothing of domain rules beyond the stock deltas it is handed.
 
+#[cfg(feature = "forensic")]
+pub mod forensic;
 mod key;
 mod schema;
 mod vault;

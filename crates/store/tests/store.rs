@@ -215,6 +215,53 @@ fn every_erasure_blanks_the_reasons_an_entry_was_read_for() {
     );
 }
 
+/// What erasure destroys is gone from the disk, not only from the tables: someone who seized
+/// the laptop and has its passphrase decrypts every page of the file and of its log, free ones
+/// too, and finds neither an erased entry's key (its content is sealed under it) nor the reason
+/// it was read for, by either erasure; what was not erased is found that way (so the search
+/// finds what is there).
+#[test]
+fn an_erased_entrys_key_and_the_reasons_it_was_read_for_are_on_no_page_of_the_file_or_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    let key = |n: u8| -> [u8; 32] { std::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ n.wrapping_mul(101)) };
+    let entries = [("v1", 1, "Amal Haddad"), ("v2", 2, "Omar Saleh"), ("v3", 3, "Lina Farouk")];
+    for (id, n, name) in entries {
+        s.write(|tx| tx.vault_put(id, &key(n), &[3; 12], b"{}", 10, "h", 1, "", false)).unwrap();
+        s.write(|tx| tx.log_vault_read(11, "coord", id, "r", &format!("drive {name} to dialysis"))).unwrap();
+    }
+    let on_disk = |s: Option<&Store>| {
+        if let Some(s) = s {
+            s.settle().unwrap();
+        }
+        aidmesh_store::forensic::plaintext(&p, "pw").unwrap()
+    };
+    let holds = |disk: &[u8], what: &[u8]| disk.windows(what.len()).any(|w| w == what);
+    let disk = on_disk(Some(&s));
+    for (_, n, name) in entries {
+        assert!(holds(&disk, &key(n)) && holds(&disk, format!("drive {name}").as_bytes()), "{name}");
+    }
+    // Erased here, and learned erased from a peer; then the log folded, as the hub does after
+    // every erasure (the log's earlier frames hold the pages as they were).
+    s.write(|tx| tx.vault_erase("v1", 20, 2, "").map(|_| ())).unwrap();
+    s.write(|tx| tx.vault_tombstone("v2", 30, "h", 2, "")).unwrap();
+    assert!(holds(&on_disk(Some(&s)), &key(1)), "until the log is folded");
+    s.checkpoint().unwrap();
+    for disk in [on_disk(Some(&s)), {
+        drop(s);
+        on_disk(None)
+    }] {
+        for (_, n, name) in &entries[..2] {
+            assert!(!holds(&disk, &key(*n)), "{name}'s key is still on disk");
+            assert!(!holds(&disk, name.as_bytes()), "{name} is still on disk");
+        }
+        assert!(holds(&disk, &key(3)) && holds(&disk, b"drive Lina Farouk to dialysis"));
+    }
+    let e = aidmesh_store::forensic::plaintext(&p, "not the passphrase").unwrap_err();
+    assert!(matches!(e, Error::WrongPassphrase(_)), "{e}");
+}
+
 #[test]
 fn rekey_changes_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();
