@@ -268,12 +268,15 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.wait_text("#ro-handoffs", 10, |t| t.contains("Gate 2 lock is stiff") && t.contains("read by kestrel"));
     assert!(!app.exists("#ro-handoffs button"), "acknowledged once, the button is gone");
 
-    // Contacts: swift-otter's phone goes in the vault, kept here (no consent to share); it is
-    // shown only for a reason, the read is logged under kestrel's name, and it is erased.
+    // Contacts: swift-otter's phone and access needs go in the vault, kept here (no consent to
+    // share); they are shown only for a reason, the read is logged under kestrel's name, and
+    // they are erased. The roster's form never asked for access needs (health data).
+    assert!(!app.exists("form[data-kind=volunteer] [name=access_needs]"));
     screen(&app, "contacts");
     app.click("button[aria-label=\"Open: swift-otter\"]");
     app.fill("#co-name", "Samira Otter");
     app.fill("#co-phone", "+34 600 111 222");
+    app.fill("#co-needs", "step-free access");
     app.click("#co-one-card form:last-of-type button[type=submit]");
     app.wait_text("#co-one-card", 10, |t| t.contains("Saved, kept at this hub only."));
     assert!(!app.text("main").contains("+34 600 111 222"), "nothing is shown without a reason");
@@ -282,7 +285,9 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.wait_text("main", 10, |t| t.contains("every read is logged"));
     app.fill("#co-reason", "call about the evening shift");
     app.click("#co-one-card form button.primary");
-    app.wait_text("#co-shown", 10, |t| t.contains("+34 600 111 222"));
+    app.wait_text("#co-shown", 10, |t| {
+        t.contains("+34 600 111 222") && t.contains("Access needs") && t.contains("step-free access")
+    });
     app.wait_text("#co-read-log", 10, |t| t.contains("kestrel") && t.contains("call about the evening shift"));
     let reads = north.run(&["vault", "reads"]);
     assert_eq!(reads[0]["reason"], json!("call about the evening shift"), "{reads}");
@@ -291,7 +296,7 @@ fn a_coordinator_runs_a_hub_from_the_desktop_app() {
     app.click("#co-erase");
     app.click("#co-erase-yes");
     app.wait_text("main", 10, |t| t.contains("Erased: the contact and its key are destroyed."));
-    assert!(!app.text("main").contains("+34 600 111 222"));
+    assert!(!app.text("main").contains("+34 600 111 222") && !app.text("main").contains("step-free access"));
     screen(&app, "roster");
 
     // Check-in, and the ICS-211 check-in list saved as a PDF on A4 paper (the default).

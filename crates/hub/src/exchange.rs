@@ -126,7 +126,8 @@ fn match_columns(
 impl Hub {
     /// Every record as JSON. Vault content is not included, nor the vault ids records name as
     /// their contact: they mean nothing where the file is imported (a new record names no
-    /// contact; the contact form sets it there).
+    /// contact; the contact form sets it there). Nor a volunteer's access needs written before
+    /// they moved to the contact: health data, which a new record refuses.
     ///
     /// A grievance the acting person may not read (confidential, or about them) is left out:
     /// their export holds what their screen shows, and nothing half-withheld that another hub
@@ -138,6 +139,7 @@ impl Hub {
                 if r.redacted_for(self.handle()).is_none() {
                     let mut json = r.to_json();
                     json.remove("contact");
+                    json.remove("access_needs");
                     records.push(Value::Object(json));
                 }
             }

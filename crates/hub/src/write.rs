@@ -131,6 +131,10 @@ const PILED_HIGH: i64 = 1024;
 const WAITED: &str =
     " that waited in this hub for earlier changes (from a bundle); the waiting changes of that document are dropped";
 
+/// Why a volunteer's access needs are refused in the record: they are health data, which the
+/// record's history would keep for good on every hub.
+const ACCESS_NEEDS_IN_THE_VAULT: &str = "are health data, kept with the person's contact in the vault, where they can be erased: write them in the contact form (aidmesh vault contact ID access_needs=…), never in the record, whose history every hub keeps for good";
+
 impl Hub {
     /// Adds a record of `kind` from its fields, as the acting person, now.
     pub fn add(&mut self, kind: Kind, fields: Map<String, Value>) -> Result<Record> {
@@ -200,14 +204,22 @@ impl Hub {
         let ruled: &[&str] = match kind {
             Kind::Allocation => &["status", "quantity", "request", "offer", "item", "place"],
             Kind::Request => &["status", "contact"],
-            Kind::Volunteer | Kind::Offer => &["contact"],
+            Kind::Volunteer => &["contact", "access_needs"],
+            Kind::Offer => &["contact"],
             _ => &[],
         };
         let contact_ok = match patch.get("contact") {
             Some(v) if !by_flow && ruled.contains(&"contact") => self.contact_by_hand(&current, v)?,
             _ => false,
         };
-        let by_hand = |k: &String| ruled.contains(&k.as_str()) && !(k == "contact" && contact_ok);
+        // Access needs written before they moved to the contact may be cleared from the record
+        // (its history keeps them: only the contact's copy can be erased).
+        let cleared = |v: &Value| v.as_str().is_some_and(|s| s.trim().is_empty());
+        let by_hand = |k: &String| {
+            ruled.contains(&k.as_str())
+                && !(k == "contact" && contact_ok)
+                && !(k == "access_needs" && patch.get(k).is_some_and(cleared))
+        };
         if let Some(f) = patch.keys().find(|k| by_hand(k)).filter(|_| !by_flow) {
             let how = match (kind, f.as_str()) {
                 // Only the contact form points a record at a vault entry: a contact typed here
@@ -216,6 +228,9 @@ impl Hub {
                 // (Two values written apart may be settled by keeping one; a contact typed by
                 // hand, which names no entry, may be cleared.)
                 (_, "contact") => "set it with the contact form (aidmesh vault contact ID name=…), which keeps it in the vault",
+                (_, "access_needs") => {
+                    return Err(Error::invalid(kind.name(), vec![FieldError::new(f, ACCESS_NEEDS_IN_THE_VAULT)]));
+                }
                 (Kind::Request, _) => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
                 _ => "move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again",
             };
@@ -907,6 +922,11 @@ impl Hub {
                 false => format!("{c:?} is no vault id: a contact is kept in the vault, set with the contact form once the record exists, never typed into the record"),
             };
             errs.push(FieldError::new("contact", why));
+        }
+        if let Body::Volunteer(v) = &rec.body {
+            if !v.access_needs.trim().is_empty() {
+                errs.push(FieldError::new("access_needs", ACCESS_NEEDS_IN_THE_VAULT));
+            }
         }
         match self.check_refs(rec, pending) {
             Err(Error::Invalid { errors, .. }) => errs.extend(errors),

@@ -433,6 +433,44 @@ fn a_contact_is_never_typed_into_a_record_nor_pointed_at_anothers() {
     assert_eq!(t.hub.get(&fox).unwrap().to_json()["contact"], json!(vid));
 }
 
+/// A volunteer's access needs are health data: kept with their contact in the vault, where an
+/// erasure reaches them, never typed into the record, whose history every hub keeps for good.
+/// Neither a form, an update nor an import takes them into the record; one written there before
+/// may be cleared; exports leave them out.
+#[test]
+fn access_needs_are_kept_with_the_contact_never_in_the_record() {
+    let mut t = new_hub("North", 1);
+    let e = t
+        .hub
+        .add(Kind::Volunteer, fields(json!({"handle": "loud-owl", "access_needs": "wheelchair user"})))
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid", "{e}");
+    assert!(e.to_string().contains("access_needs") && e.to_string().contains("contact form"), "{e}");
+    let fox = add(&mut t.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "access_needs": "  "}));
+    let e = t.hub.update(&fox, fields(json!({"access_needs": "diabetic"}))).unwrap_err();
+    assert!(e.to_string().contains("access_needs") && e.to_string().contains("health data"), "{e}");
+    t.hub.update(&fox, fields(json!({"access_needs": "", "availability": "mornings"}))).unwrap();
+    let file = json!({"format": "aidmesh-records", "version": 1, "records": [
+        {"id": "01HZZZZZZZZZZZZZZZZZZZZZZZ", "kind": "volunteer", "created_hub": "h", "created_by": "x",
+         "created_at": "2026-05-01T10:00:00Z", "handle": "odd-hare", "access_needs": "epilepsy"}]});
+    let e = t.hub.import_json(&mut serde_json::to_vec(&file).unwrap().as_slice()).unwrap_err();
+    assert!(e.to_string().contains("access_needs"), "{e}");
+    assert_eq!(t.hub.count(Kind::Volunteer).unwrap(), 1);
+    // The contact form keeps them, readable for a reason and erased with the contact.
+    let vid = t.hub.set_contact(&fox, &fields(json!({"name": "Amal", "access_needs": "step-free access"}))).unwrap();
+    let vid = vid.vault.unwrap();
+    let read = t.hub.read_contact(&fox, "plan Tuesday's shift").unwrap();
+    assert_eq!(read["access_needs"], json!("step-free access"));
+    let rec = t.hub.get(&fox).unwrap().to_json();
+    assert_eq!(rec["access_needs"], json!(""), "{rec:?}");
+    let mut out = Vec::new();
+    t.hub.export_json(&mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["records"].as_array().unwrap().iter().all(|r| r.get("access_needs").is_none()), "{v}");
+    t.hub.vault_erase(&vid).unwrap();
+    assert!(t.hub.read_contact(&fox, "plan Tuesday's shift").is_err());
+}
+
 #[test]
 fn events_report_changes_from_here_and_from_merges() {
     let mut a = new_hub("North", 1);

@@ -519,6 +519,14 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       const pointed = await refusal(() => b.update(loud, { contact: q.vault }));
       expect([pointed.code, pointed.message.includes("contact form")]).toEqual(["invalid", true]);
       expect(((await b.show(loud)).record as Record<string, unknown>).contact).toBe(l.vault);
+      // Access needs are health data: kept with the contact, never typed into the record (its
+      // history is kept for good); one written there before may be cleared.
+      const needs = await refusal(() => b.add("volunteer", { handle: "odd-hare", access_needs: "wheelchair user" }));
+      expect([needs.code, needs.message.includes("access_needs"), needs.message.includes("contact form")]).toEqual(["invalid", true, true]);
+      const later = await refusal(() => b.update(loud, { access_needs: "diabetic" }));
+      expect([later.code, later.message.includes("health data")]).toEqual(["invalid", true]);
+      await b.update(loud, { access_needs: "" });
+      expect(((await b.show(loud)).record as Record<string, unknown>).access_needs).toBe("");
       // A read needs a reason; a refused read is not logged.
       const why = await refusal(() => b.readContact(quiet, " ok "));
       expect([why.code, why.message.includes("reason")]).toEqual(["invalid", true]);
@@ -531,12 +539,16 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.readContact(quiet, "just looking"))).code).toBe("not_allowed");
       await b.unlockPerson("kestrel", null);
       // Replaced in place; erased for good.
-      const q2 = await b.setContact(quiet, { name: "Amal Haddad", phone: "+34 611" });
+      const q2 = await b.setContact(quiet, { name: "Amal Haddad", phone: "+34 611", access_needs: "step-free access" });
       expect(q2.vault).toBe(q.vault);
+      expect(await b.readContact(quiet, "plan the night shift")).toEqual({ name: "Amal Haddad", phone: "+34 611", access_needs: "step-free access" });
       const gone = await b.eraseContact(quiet);
       expect(gone.state.state).toBe("erased");
       // The reasons given for reading it are blanked; who read it stays.
-      expect((await b.contactReads(10)).map((r) => [r.by, r.record, r.reason])).toEqual([["kestrel", quiet, ""]]);
+      expect((await b.contactReads(10)).map((r) => [r.by, r.record, r.reason])).toEqual([
+        ["kestrel", quiet, ""],
+        ["kestrel", quiet, ""],
+      ]);
       expect((await refusal(() => b.readContact(quiet, "call about the night shift"))).code).toBe("not_found");
       const hall = id(await b.add("place", { name: "Hall" }));
       expect((await refusal(() => b.eraseContact(hall))).code).toBe("invalid");

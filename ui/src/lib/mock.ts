@@ -30,6 +30,10 @@ import type {
 // authority log) but none of the storage, sync or security of the real hub: its keys are made
 // up and nothing is signed. The contract runs against it and against the real hub alike.
 
+// As the hub says it (`ACCESS_NEEDS_IN_THE_VAULT`): health data is kept with the contact.
+const ACCESS_NEEDS =
+  "are health data, kept with the person's contact in the vault, where they can be erased: write them in the contact form (aidmesh vault contact ID access_needs=…), never in the record, whose history every hub keeps for good";
+
 const TEMPLATES: Record<string, Fields> = {
   hub: { name: "", location: "", channel: "" },
   place: { name: "", location: "", type: "site", notes: "", hub: null },
@@ -312,6 +316,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     if (named && !/^v[0-9a-hjkmnp-tv-z]{26}$/.test(String(rec.contact)))
       fail("invalid", `invalid ${kind}: contact: ${JSON.stringify(rec.contact)} is no vault id: a contact is set with the contact form, never typed into the record`);
     if (named) fail("invalid", `invalid ${kind}: contact: a new record names no contact: set it with the contact form once the record exists`);
+    if (kind === "volunteer" && String(rec.access_needs ?? "").trim() !== "") fail("invalid", `invalid volunteer: access_needs: ${ACCESS_NEEDS}`);
     if (kind === "approval") rec.approver = signer().handle;
     if (kind === "expense") signer();
     if (kind === "grievance" && (rec.steps as unknown[]).length)
@@ -539,11 +544,16 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
           ? ["status", "quantity", "request", "offer", "item", "place"]
           : kind === "request"
             ? ["status", "contact"]
-            : kind === "volunteer" || kind === "offer"
-              ? ["contact"]
-              : [];
-      const f = Object.keys(fields).find((k) => ruled.includes(k));
+            : kind === "volunteer"
+              ? ["contact", "access_needs"]
+              : kind === "offer"
+                ? ["contact"]
+                : [];
+      // Access needs written before they moved to the contact may be cleared.
+      const cleared = (k: string) => k === "access_needs" && typeof fields[k] === "string" && String(fields[k]).trim() === "";
+      const f = Object.keys(fields).find((k) => ruled.includes(k) && !cleared(k));
       if (f === "contact") fail("invalid", `invalid ${kind}: contact: is not changed by hand: set it with the contact form`);
+      if (f === "access_needs") fail("invalid", `invalid ${kind}: access_needs: ${ACCESS_NEEDS}`);
       if (f) fail("invalid", `invalid ${kind}: ${f}: is not changed by hand: move it on with its steps`);
       const r = get(id);
       const extra: Fields = {};
