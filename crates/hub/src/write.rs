@@ -318,7 +318,7 @@ impl Hub {
     pub fn import_records(&mut self, rows: Vec<(usize, Result<Record, String>)>) -> Result<crate::ImportReport> {
         let mut bad = Vec::new();
         let mut good: Vec<(usize, Record)> = Vec::new();
-        let mut seen: BTreeMap<RecordId, Kind> = BTreeMap::new();
+        let mut seen: BTreeSet<RecordId> = BTreeSet::new();
         let mut skipped = 0;
         for (row, r) in rows {
             match r {
@@ -328,7 +328,7 @@ impl Hub {
                         skipped += 1;
                         continue;
                     }
-                    if seen.insert(rec.id().clone(), rec.kind()).is_some() {
+                    if !seen.insert(rec.id().clone()) {
                         bad.push(crate::RowError {
                             row,
                             id: Some(rec.id().to_string()),
@@ -340,8 +340,10 @@ impl Hub {
                 }
             }
         }
+        // Rows refer to each other: an amendment to a row is checked against that row.
+        let pending: BTreeMap<RecordId, &Record> = good.iter().map(|(_, r)| (r.id().clone(), r)).collect();
         for (row, rec) in &good {
-            if let Err(e) = self.check_new(rec, &seen) {
+            if let Err(e) = self.check_new(rec, &pending) {
                 let errors = match e {
                     Error::Invalid { errors, .. } => errors.into_iter().map(|e| e.to_string()).collect(),
                     other => vec![other.to_string()],
@@ -910,7 +912,7 @@ impl Hub {
 
     /// All checks a new record must pass: its own rules, its references, and rules that need
     /// other records. `pending` holds records written in the same batch.
-    fn check_new(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
+    fn check_new(&self, rec: &Record, pending: &BTreeMap<RecordId, &Record>) -> Result<()> {
         // Report the record's own faults and its dangling references together.
         let mut errs = rec.body.validate().err().unwrap_or_default();
         // A new record names no contact: the contact form sets it once the record exists. Not a
@@ -940,7 +942,7 @@ impl Hub {
             Body::Amendment(a) => {
                 let target = match self.store.record(a.target.as_str())? {
                     Some((_, _, json)) => parse_record(&json)?,
-                    None if pending.contains_key(&a.target) => return Ok(()),
+                    None if pending.contains_key(&a.target) => pending[&a.target].clone(),
                     None => {
                         return Err(Error::invalid(
                             "amendment",
@@ -971,11 +973,11 @@ impl Hub {
         Ok(())
     }
 
-    fn check_refs(&self, rec: &Record, pending: &BTreeMap<RecordId, Kind>) -> Result<()> {
+    fn check_refs(&self, rec: &Record, pending: &BTreeMap<RecordId, &Record>) -> Result<()> {
         let mut errs = Vec::new();
         for r in rec.body.references() {
             let found = match pending.get(r.id) {
-                Some(k) => Some(*k),
+                Some(p) => Some(p.kind()),
                 None => self.store.kind_of(r.id.as_str())?.and_then(|k| Kind::parse(&k).ok()),
             };
             match found {

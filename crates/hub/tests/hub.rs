@@ -451,11 +451,37 @@ fn access_needs_are_kept_with_the_contact_never_in_the_record() {
     assert!(e.to_string().contains("access_needs") && e.to_string().contains("health data"), "{e}");
     t.hub.update(&fox, fields(json!({"access_needs": "", "availability": "mornings"}))).unwrap();
     let file = json!({"format": "aidmesh-records", "version": 1, "records": [
-        {"id": "01HZZZZZZZZZZZZZZZZZZZZZZZ", "kind": "volunteer", "created_hub": "h", "created_by": "x",
+        {"id": "01hzzzzzzzzzzzzzzzzzzzzzzz", "kind": "volunteer", "created_hub": "h", "created_by": "x",
          "created_at": "2026-05-01T10:00:00Z", "handle": "odd-hare", "access_needs": "epilepsy"}]});
     let e = t.hub.import_json(&mut serde_json::to_vec(&file).unwrap().as_slice()).unwrap_err();
     assert!(e.to_string().contains("access_needs"), "{e}");
+    // Nor by an amendment to a volunteer of the same file (amendments are checked against the
+    // rows they amend as against stored records: a volunteer is edited, never amended), while an
+    // incident and its amendment in one file are taken.
+    let meta = |id: &str, kind: &str| json!({"id": id, "kind": kind, "created_hub": "h", "created_by": "x", "created_at": "2026-05-01T10:00:00Z"});
+    let row = |id: &str, kind: &str, body: serde_json::Value| {
+        let mut r = meta(id, kind);
+        r.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+        r
+    };
+    let hare = row("01hzzzzzzzzzzzzzzzzzzzzzzz", "volunteer", json!({"handle": "odd-hare"}));
+    let amend = |id: &str, target: &str, field: &str, value: &str| {
+        row(id, "amendment", json!({"target": target, "field": field, "value": value, "reason": "typo"}))
+    };
+    let file = json!({"format": "aidmesh-records", "version": 1, "records": [
+        hare, amend("01hzzzzzzzzzzzzzzzzzzzzzzy", "01hzzzzzzzzzzzzzzzzzzzzzzz", "access_needs", "epilepsy")]});
+    let e = t.hub.import_json(&mut serde_json::to_vec(&file).unwrap().as_slice()).unwrap_err();
+    assert!(e.to_string().contains("volunteer records are not amended"), "{e}");
     assert_eq!(t.hub.count(Kind::Volunteer).unwrap(), 1);
+    let spill = row("01hzzzzzzzzzzzzzzzzzzzzzzx", "incident", json!({"severity": 2, "description": "spill"}));
+    let file = json!({"format": "aidmesh-records", "version": 1, "records": [
+        spill, amend("01hzzzzzzzzzzzzzzzzzzzzzzw", "01hzzzzzzzzzzzzzzzzzzzzzzx", "severity", "loud")]});
+    let e = t.hub.import_json(&mut serde_json::to_vec(&file).unwrap().as_slice()).unwrap_err();
+    assert!(e.to_string().contains("severity"), "an amendment to a row is checked as to a record: {e}");
+    let file = json!({"format": "aidmesh-records", "version": 1, "records": [
+        row("01hzzzzzzzzzzzzzzzzzzzzzzx", "incident", json!({"severity": 2, "description": "spill"})),
+        row("01hzzzzzzzzzzzzzzzzzzzzzzw", "amendment", json!({"target": "01hzzzzzzzzzzzzzzzzzzzzzzx", "field": "severity", "value": 3, "reason": "worse"}))]});
+    assert_eq!(t.hub.import_json(&mut serde_json::to_vec(&file).unwrap().as_slice()).unwrap().imported, 2);
     // The contact form keeps them, readable for a reason and erased with the contact.
     let vid = t.hub.set_contact(&fox, &fields(json!({"name": "Amal", "access_needs": "step-free access"}))).unwrap();
     let vid = vid.vault.unwrap();
