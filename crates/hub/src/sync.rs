@@ -219,11 +219,12 @@ impl Hub {
             self.store.write(|tx| tx.add_authority_refused(now, source, &why, &[]))?;
             tracing::warn!(source, why, "vault entries refused");
         }
-        // Passed on first: the fold below may fail after the erasures are stored.
-        let erased = changed.iter().any(|i| i.content.is_none());
+        // Passed on first: the fold below may fail after the erasures are stored. A version
+        // after the first replaces one this hub may hold, which lingers in the log until folded.
+        let fold = changed.iter().any(|i| i.content.is_none() || i.version > 1);
         let any = !changed.is_empty();
         self.vault_changes.extend(changed);
-        if erased {
+        if fold {
             self.store.checkpoint()?;
         }
         Ok(any)

@@ -851,6 +851,11 @@ impl Hub {
         let sig = self.sign_vault(&id, version, Some(&pt));
         self.store.write(|tx| tx.vault_put(&id, &key, &nonce, &pt, now.millis(), &origin, version, &sig, here_only))?;
         self.note_vault_change(&id)?;
+        if replace.is_some() {
+            // The version replaced (a number or a health detail removed) lingers in the log's
+            // frames until folded: folded now, as after an erasure.
+            self.store.checkpoint()?;
+        }
         Ok(id)
     }
 

@@ -772,6 +772,47 @@ fn vault_entries_and_their_erasure_reach_every_member_hub() {
     assert!(matches!(net.hub(0).vault_get(&vid).unwrap(), aidmesh_hub::VaultState::Erased { .. }));
 }
 
+/// A contact saved again (a health detail removed, a number changed) is not kept as it was
+/// anywhere: the key that opens the old version is on no page of either hub's file or log, as
+/// someone who seized the laptop with its passphrase would look, once the new one reached it.
+#[test]
+fn a_contact_saved_again_leaves_its_old_version_on_no_hubs_disk() {
+    let clock = ManualClock::at(t0());
+    let mut net = Net::new(2, &clock, ChaCha20Rng::seed_from_u64(13));
+    let owl = add(net.hub(0), Kind::Volunteer, json!({"handle": "loud-owl", "consent": {"share": true}}));
+    let v = net.hub(0).set_contact(&owl, &fields(json!({"name": "Bo", "access_needs": "epilepsy"}))).unwrap();
+    let vid = v.vault.unwrap();
+    net.connect(0, 1);
+    net.settle();
+    // The key each hub sealed the entry under, read with SQLCipher beside the running hub.
+    let key_at = |net: &Net, i: usize| -> Vec<u8> {
+        let path = &net.nodes[i].path;
+        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        conn.pragma_update(None, "key", aidmesh_store::Store::sqlcipher_key(path, util::PASS).unwrap().as_str())
+            .unwrap();
+        conn.query_row("SELECT key FROM vault_keys WHERE id = ?1", [&vid], |r| r.get(0)).unwrap()
+    };
+    let on_disk = |net: &Net, i: usize, key: &[u8]| {
+        let disk = aidmesh_store::forensic::plaintext(&net.nodes[i].path, util::PASS).unwrap();
+        disk.windows(key.len()).any(|w| w == key)
+    };
+    let old: Vec<Vec<u8>> = (0..2).map(|i| key_at(&net, i)).collect();
+    for (i, key) in old.iter().enumerate() {
+        assert!(on_disk(&net, i, key), "hub {i} holds the entry");
+    }
+    net.hub(0).set_contact(&owl, &fields(json!({"name": "Bo", "phone": "+34 600"}))).unwrap();
+    net.offer_changes(0, false);
+    net.settle();
+    assert_eq!(
+        net.hub(1).read_contact(&owl, "call about the kitchen rota").unwrap(),
+        fields(json!({"name": "Bo", "phone": "+34 600"}))
+    );
+    for (i, key) in old.iter().enumerate() {
+        assert_ne!(&key_at(&net, i), key, "hub {i} sealed the new version under a new key");
+        assert!(!on_disk(&net, i, key), "hub {i} keeps the key to the old version");
+    }
+}
+
 #[test]
 fn a_contact_without_consent_to_share_stays_at_its_hub_and_every_read_is_logged() {
     use aidmesh_hub::ContactState;

@@ -262,6 +262,55 @@ fn an_erased_entrys_key_and_the_reasons_it_was_read_for_are_on_no_page_of_the_fi
     assert!(matches!(e, Error::WrongPassphrase(_)), "{e}");
 }
 
+/// The same at the scale of a hub's vault, where rows move between pages as the tables' trees
+/// split and merge: hundreds of entries read for reasons, a third erased (here or from a peer),
+/// the log folded; not one erased key or reason is left on any page, every kept one is found.
+/// And an entry saved again under a new key leaves its old key on no page once the log is folded.
+#[test]
+fn erasures_and_replacements_across_many_pages_leave_nothing_behind() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("s");
+    let mut s = Store::create(&p, "pw", [7; 16]).unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let entries: Vec<(String, [u8; 32], String)> = (0..300)
+        .map(|i| (format!("v{i:04}"), rng.gen(), format!("reason {:016x} for {i}", rng.gen::<u64>())))
+        .collect();
+    for chunk in entries.chunks(50) {
+        s.write(|tx| {
+            for (id, key, reason) in chunk {
+                let content = vec![b'x'; 40 + (key[0] as usize) * 2];
+                tx.vault_put(id, key, &[3; 12], &content, 10, "h", 1, "", false)?;
+                tx.log_vault_read(11, "coord", id, "r", reason)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    }
+    let erased: Vec<bool> = entries.iter().map(|_| rng.gen_ratio(1, 3)).collect();
+    for ((id, _, _), gone) in entries.iter().zip(&erased) {
+        if *gone {
+            match rng.gen_bool(0.5) {
+                true => s.write(|tx| tx.vault_erase(id, 20, 2, "").map(|_| ())).unwrap(),
+                false => s.write(|tx| tx.vault_tombstone(id, 20, "h", 2, "")).unwrap(),
+            }
+        }
+    }
+    // One kept entry saved again under a new key.
+    let (again, old_key, _) = entries.iter().zip(&erased).find(|(_, gone)| !**gone).unwrap().0.clone();
+    let new_key = [0xA5; 32];
+    s.write(|tx| tx.vault_put(&again, &new_key, &[4; 12], b"{}", 30, "h", 2, "", false)).unwrap();
+    s.checkpoint().unwrap();
+    let disk = aidmesh_store::forensic::plaintext(&p, "pw").unwrap();
+    let holds = |what: &[u8]| disk.windows(what.len()).any(|w| w == what);
+    for ((id, key, reason), gone) in entries.iter().zip(&erased) {
+        let replaced = *id == again;
+        assert_eq!(holds(key), !gone && !replaced, "{id}'s key (erased: {gone}, replaced: {replaced})");
+        assert_eq!(holds(reason.as_bytes()), !gone, "{id}'s reason (erased: {gone})");
+    }
+    assert!(holds(&new_key) && !holds(&old_key));
+}
+
 #[test]
 fn rekey_changes_the_passphrase() {
     let dir = tempfile::tempdir().unwrap();
