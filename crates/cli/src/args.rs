@@ -330,8 +330,9 @@ pub(crate) enum VaultCmd {
         fields: Vec<String>,
     },
     /// Store the contact of a volunteer, request or offer, and have the record name it:
-    /// `aidmesh vault contact RECORD name="Amal H." phone="+34 600..."`. A volunteer who did not
-    /// consent to share it has it kept at this hub only.
+    /// `aidmesh vault contact RECORD name="Amal H." phone="+34 600..." access_needs="..."`. The
+    /// fields given change those of the contact, the others stay; `phone=` removes one. A
+    /// volunteer who did not consent to share it has it kept at this hub only.
     Contact {
         record: String,
         #[arg(value_name = "FIELD=VALUE", required = true)]

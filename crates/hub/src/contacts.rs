@@ -138,7 +138,10 @@ impl Hub {
         }
     }
 
-    /// Stores a record's contact (`name`, `phone`, ... as given) and has the record name it.
+    /// Stores a record's contact and has the record name it. The fields given (`name`, `phone`,
+    /// `access_needs`, ...) change those of the contact this hub holds, the others stay: a form
+    /// that adds access needs does not wipe the number it did not show. A field given empty (or
+    /// null) is removed; one that would leave nothing is refused (erase the contact instead).
     ///
     /// A volunteer's contact is kept at this hub only unless they consented to share it. A
     /// contact this hub holds the consent for is replaced in place (a new version); one taken
@@ -147,11 +150,34 @@ impl Hub {
     pub fn set_contact(&mut self, record: &str, fields: &Map<String, Value>) -> Result<ContactView> {
         let rec = self.get(record)?;
         let (vault, consent) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
+        if fields.is_empty() {
+            let why = "no field given: name the fields to store (name=…, phone=…)";
+            return Err(Error::invalid("contact", vec![FieldError::new("", why)]));
+        }
         let here_only = consent.is_some_and(|c| !c.share);
         let current = match vault {
             Some(v) => self.store.vault_list()?.into_iter().find(|e| &e.id == v),
             None => None,
         };
+        // What the contact holds here now (not a read: nothing is shown), with the fields given.
+        let mut merged = match current.as_ref().filter(|e| e.erased_at.is_none()) {
+            Some(e) => match self.store.vault_get(&e.id)? {
+                Some(VaultState::Present(content)) => serde_json::from_slice(&content).unwrap_or_default(),
+                _ => Map::new(),
+            },
+            None => Map::new(),
+        };
+        for (k, v) in fields {
+            match v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()) {
+                true => merged.remove(k),
+                false => merged.insert(k.clone(), v.clone()),
+            };
+        }
+        if merged.is_empty() {
+            let why = "nothing would be left to store: give a name, a number or another field (to remove the contact, erase it)";
+            return Err(Error::invalid("contact", vec![FieldError::new("", why)]));
+        }
+        let fields = &merged;
         let id = match current {
             Some(e) if e.origin == self.hub_id && e.erased_at.is_none() => {
                 if e.local || !here_only {
@@ -297,9 +323,15 @@ impl Hub {
         if value.is_null() && typed {
             return Ok(true);
         }
+        self.settles_conflict(current, "contact", value)
+    }
+
+    /// Whether `value` is one of the values hubs wrote apart to `field` of `current`: keeping it
+    /// settles the conflict and writes nothing new.
+    pub(crate) fn settles_conflict(&mut self, current: &Record, field: &str, value: &Value) -> Result<bool> {
         let Some((_, doc_id, _)) = self.store.record(current.id().as_str())? else { return Ok(false) };
         let conflicts = self.doc(&doc_id)?.conflicts(current.id())?;
-        Ok(conflicts.into_iter().any(|c| c.field == "contact" && c.values.contains(value)))
+        Ok(conflicts.into_iter().any(|c| c.field == field && c.values.contains(value)))
     }
 
     /// The record that names vault entry `vault`, if any.

@@ -213,12 +213,16 @@ impl Hub {
             _ => false,
         };
         // Access needs written before they moved to the contact may be cleared from the record
-        // (its history keeps them: only the contact's copy can be erased).
-        let cleared = |v: &Value| v.as_str().is_some_and(|s| s.trim().is_empty());
+        // (its history keeps them: only the contact's copy can be erased), or one of two values
+        // written apart kept, which writes nothing new.
+        let needs_ok = match patch.get("access_needs") {
+            Some(v) if !by_flow && ruled.contains(&"access_needs") => {
+                v.as_str().is_some_and(|s| s.trim().is_empty()) || self.settles_conflict(&current, "access_needs", v)?
+            }
+            _ => false,
+        };
         let by_hand = |k: &String| {
-            ruled.contains(&k.as_str())
-                && !(k == "contact" && contact_ok)
-                && !(k == "access_needs" && patch.get(k).is_some_and(cleared))
+            ruled.contains(&k.as_str()) && !(k == "contact" && contact_ok) && !(k == "access_needs" && needs_ok)
         };
         if let Some(f) = patch.keys().find(|k| by_hand(k)).filter(|_| !by_flow) {
             let how = match (kind, f.as_str()) {

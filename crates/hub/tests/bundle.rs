@@ -659,6 +659,41 @@ fn rewrite_record(
     (export, doc, tampered, sig)
 }
 
+/// Access needs two hubs' members wrote by hand into one volunteer while apart (or an earlier
+/// release took from its form) conflict: keeping either value, or clearing it, settles the
+/// conflict, as the Overview's *Keep* does; any other value is refused as health data.
+#[test]
+fn access_needs_written_apart_are_settled_by_keeping_one_or_clearing() {
+    let (mut a, mut b) = pair();
+    let mut c = new_hub("East", 3);
+    join(&mut a.hub, &mut c.hub);
+    let vol = add(&mut b.hub, Kind::Volunteer, json!({"handle": "quiet-fox"}));
+    merge_into(&mut b.hub, &mut a.hub);
+    merge_into(&mut a.hub, &mut c.hub);
+    let written = |hub: &mut TestHub, needs: &str| {
+        let (export, _, tampered, sig) = rewrite_record(hub, &vol, |body| {
+            if let aidmesh_hub::model::Body::Volunteer(v) = body {
+                v.access_needs = needs.into();
+            }
+        });
+        forged_bundle_with(hub, vec![], &[(info_of(&export), tampered, vec![sig])])
+    };
+    // Written by hand at South and East apart, both reach North.
+    let (from_b, from_c) = (written(&mut b, "step-free access"), written(&mut c, "wheelchair user"));
+    a.hub.import_bundle(&from_b).unwrap();
+    a.hub.import_bundle(&from_c).unwrap();
+    let e = a.hub.update(&vol, fields(json!({"access_needs": "diabetic"}))).unwrap_err();
+    assert!(e.to_string().contains("health data"), "{e}");
+    a.hub.update(&vol, fields(json!({"access_needs": "step-free access"}))).unwrap();
+    merge_into(&mut a.hub, &mut b.hub);
+    assert_eq!(b.hub.get(&vol).unwrap().to_json()["access_needs"], json!("step-free access"));
+    // Once settled, no value but the empty one is taken.
+    let e = b.hub.update(&vol, fields(json!({"access_needs": "wheelchair user"}))).unwrap_err();
+    assert!(e.to_string().contains("health data"), "{e}");
+    b.hub.update(&vol, fields(json!({"access_needs": ""}))).unwrap();
+    assert_eq!(b.hub.get(&vol).unwrap().to_json()["access_needs"], json!(""));
+}
+
 /// A member writes by hand, and signs, two movements that each receive `i64::MAX` pens (no form
 /// would take them; nothing checks a peer's records against the forms' rules): the hub takes
 /// them, each counted as the most one movement may move, so the stock still reads, the same

@@ -487,6 +487,16 @@ fn access_needs_are_kept_with_the_contact_never_in_the_record() {
     let vid = vid.vault.unwrap();
     let read = t.hub.read_contact(&fox, "plan Tuesday's shift").unwrap();
     assert_eq!(read["access_needs"], json!("step-free access"));
+    // The form changes the fields it is given and keeps the others; one given empty is removed;
+    // nothing left is refused (the contact is erased instead).
+    let read = |t: &mut TestHub| t.hub.read_contact(&fox, "plan Tuesday's shift").unwrap();
+    t.hub.set_contact(&fox, &fields(json!({"phone": "+34 600"}))).unwrap();
+    assert_eq!(read(&mut t), fields(json!({"name": "Amal", "phone": "+34 600", "access_needs": "step-free access"})));
+    t.hub.set_contact(&fox, &fields(json!({"phone": " ", "name": null}))).unwrap();
+    assert_eq!(read(&mut t), fields(json!({"access_needs": "step-free access"})));
+    let e = t.hub.set_contact(&fox, &fields(json!({"access_needs": ""}))).unwrap_err();
+    assert!(e.to_string().contains("nothing would be left") && e.to_string().contains("erase"), "{e}");
+    assert_eq!(read(&mut t), fields(json!({"access_needs": "step-free access"})));
     let rec = t.hub.get(&fox).unwrap().to_json();
     assert_eq!(rec["access_needs"], json!(""), "{rec:?}");
     let mut out = Vec::new();

@@ -539,13 +539,21 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       expect((await refusal(() => b.readContact(quiet, "just looking"))).code).toBe("not_allowed");
       await b.unlockPerson("kestrel", null);
       // Replaced in place; erased for good.
-      const q2 = await b.setContact(quiet, { name: "Amal Haddad", phone: "+34 611", access_needs: "step-free access" });
+      const q2 = await b.setContact(quiet, { phone: "+34 611", access_needs: "step-free access" });
       expect(q2.vault).toBe(q.vault);
+      // The fields given change the contact's, the others stay; one given empty is removed;
+      // nothing left is refused.
       expect(await b.readContact(quiet, "plan the night shift")).toEqual({ name: "Amal Haddad", phone: "+34 611", access_needs: "step-free access" });
+      await b.setContact(quiet, { phone: "" });
+      expect(await b.readContact(quiet, "plan the night shift")).toEqual({ name: "Amal Haddad", access_needs: "step-free access" });
+      const empty = await refusal(() => b.setContact(quiet, { name: "", access_needs: " " }));
+      expect([empty.code, empty.message.includes("erase")]).toEqual(["invalid", true]);
+      expect((await refusal(() => b.setContact(quiet, {}))).code).toBe("invalid");
       const gone = await b.eraseContact(quiet);
       expect(gone.state.state).toBe("erased");
       // The reasons given for reading it are blanked; who read it stays.
       expect((await b.contactReads(10)).map((r) => [r.by, r.record, r.reason])).toEqual([
+        ["kestrel", quiet, ""],
         ["kestrel", quiet, ""],
         ["kestrel", quiet, ""],
       ]);

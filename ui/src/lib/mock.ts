@@ -1028,9 +1028,17 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async setContact(record, fields) {
       need();
       const r = withContact(record);
-      if (Object.values(fields).every((v) => !String(v ?? "").trim())) fail("invalid", "invalid vault entry: nothing to store");
+      if (!Object.keys(fields).length) fail("invalid", "invalid contact: no field given: name the fields to store (name=…, phone=…)");
       const hereOnly = r.kind === "volunteer" && !(r.consent as { share?: boolean } | undefined)?.share;
       const current = r.contact ? vault.get(String(r.contact)) : undefined;
+      // The fields given change the contact's, the others stay; one given empty is removed.
+      const merged: Record<string, string> = current && !current.erasedAt ? { ...current.fields } : {};
+      for (const [k, v] of Object.entries(fields)) {
+        if (!String(v ?? "").trim()) delete merged[k];
+        else merged[k] = v;
+      }
+      if (!Object.keys(merged).length)
+        fail("invalid", "invalid contact: nothing would be left to store: give a name, a number or another field (to remove the contact, erase it)");
       let vid: string;
       if (current && !current.erasedAt && (current.local || !hereOnly)) {
         vid = String(r.contact);
@@ -1038,7 +1046,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         vid = `v${String(++seq).padStart(26, "0")}`;
         if (current && !current.erasedAt) eraseEntry(String(r.contact));
       }
-      vault.set(vid, { fields: { ...fields }, erasedAt: null, local: hereOnly, at: now().toISOString() });
+      vault.set(vid, { fields: merged, erasedAt: null, local: hereOnly, at: now().toISOString() });
       r.contact = vid;
       return contactView(r);
     },

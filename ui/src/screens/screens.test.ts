@@ -500,12 +500,27 @@ describe("contacts", () => {
     await fireEvent.click(screen.getByRole("button", { name: "View contact" }));
     await waitFor(() => expect(document.getElementById("co-shown")?.textContent).toContain("Amal Haddad"));
     await waitFor(() => expect(document.getElementById("co-read-log")?.textContent).toContain("kestrel: quiet-fox — “night shift call”"));
+    // Shown, the form holds the contact: a field cleared there is removed, the rest kept.
+    expect((screen.getByLabelText("Phone") as HTMLInputElement).value).toBe("+34 600");
+    await fireEvent.input(screen.getByLabelText("Phone"), { target: { value: "" } });
+    await fireEvent.input(screen.getByLabelText("Access needs"), { target: { value: "step-free access" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Save contact" }));
+    expect(await screen.findByText("Saved, kept at this hub only.")).toBeTruthy();
+    expect(await b.readContact(fox.id, "check the form")).toEqual({ name: "Amal Haddad", access_needs: "step-free access" });
+    // Not shown, a blank field keeps what the contact holds: adding a number keeps the rest.
+    expect((screen.getByLabelText("Name") as HTMLInputElement).value).toBe("");
+    await fireEvent.input(screen.getByLabelText("Phone"), { target: { value: "+34 611" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Save contact" }));
+    await waitFor(async () =>
+      expect(await b.readContact(fox.id, "check the form")).toEqual({ name: "Amal Haddad", access_needs: "step-free access", phone: "+34 611" }),
+    );
     // Erasing asks once more, then destroys it.
     await fireEvent.click(screen.getByRole("button", { name: "Erase contact" }));
     expect(screen.getByText(/Erase quiet-fox's contact on every hub\?/)).toBeTruthy();
     await fireEvent.click(document.getElementById("co-erase-yes")!);
     await waitFor(() => expect(document.querySelector(`tr[data-record="${fox.id}"] .held`)?.textContent).toMatch(/^Erased/));
     expect(document.getElementById("co-shown")).toBeNull();
+    expect((screen.getByLabelText("Name") as HTMLInputElement).value, "an erased contact leaves the form").toBe("");
   });
 });
 
