@@ -137,6 +137,8 @@ pub enum HubEvent {
     RecordsChanged { ids: Vec<String> },
     /// Who may do what changed (people, roles, hubs, policy, approvals), here or from a peer.
     AuthorityChanged,
+    /// Contacts were stored, saved again or erased, here or from a peer.
+    VaultChanged { ids: Vec<String> },
     /// Joining: the code to read aloud to the inviting coordinator.
     Join { confirmation: String },
     /// A hub answered this hub's invite and waits (`state: "pending"`), or the invite failed.
@@ -158,6 +160,7 @@ impl From<&aidmesh_hub::Event> for HubEvent {
         match e {
             aidmesh_hub::Event::RecordsChanged { ids } => HubEvent::RecordsChanged { ids: ids.clone() },
             aidmesh_hub::Event::AuthorityChanged => HubEvent::AuthorityChanged,
+            aidmesh_hub::Event::VaultChanged { ids } => HubEvent::VaultChanged { ids: ids.clone() },
             aidmesh_hub::Event::Progress { task, done, total } => {
                 HubEvent::Progress { task: *task, done: *done, total: *total }
             }

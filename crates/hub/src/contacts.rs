@@ -139,9 +139,11 @@ impl Hub {
     }
 
     /// Stores a record's contact and has the record name it. The fields given (`name`, `phone`,
-    /// `access_needs`, ...) change those of the contact this hub holds, the others stay: a form
-    /// that adds access needs does not wipe the number it did not show. A field given empty (or
-    /// null) is removed; one that would leave nothing is refused (erase the contact instead).
+    /// `access_needs`, ...) change those of the contact this hub holds the consent for, the
+    /// others stay: a form that adds access needs does not wipe the number it did not show. A
+    /// field given empty (or null) is removed; at least one must have a value (to remove the
+    /// contact, erase it). A contact taken at another hub, or an entry this record was pointed
+    /// at by hand, is never copied: the new entry holds the fields given.
     ///
     /// A volunteer's contact is kept at this hub only unless they consented to share it. A
     /// contact this hub holds the consent for is replaced in place (a new version); one taken
@@ -150,8 +152,9 @@ impl Hub {
     pub fn set_contact(&mut self, record: &str, fields: &Map<String, Value>) -> Result<ContactView> {
         let rec = self.get(record)?;
         let (vault, consent) = contact_of(&rec.body).ok_or_else(|| no_contact(&rec.meta.kind))?;
-        if fields.is_empty() {
-            let why = "no field given: name the fields to store (name=…, phone=…)";
+        let empty = |v: &Value| v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty());
+        if fields.values().all(empty) {
+            let why = "no value given: give at least one field with a value (one given empty is removed from the contact; to remove the contact, erase it)";
             return Err(Error::invalid("contact", vec![FieldError::new("", why)]));
         }
         let here_only = consent.is_some_and(|c| !c.share);
@@ -159,43 +162,46 @@ impl Hub {
             Some(v) => self.store.vault_list()?.into_iter().find(|e| &e.id == v),
             None => None,
         };
-        // What the contact holds here now (not a read: nothing is shown), with the fields given.
-        let mut merged = match current.as_ref().filter(|e| e.erased_at.is_none()) {
+        // What the contact holds now, with the fields given (not a read: nothing is shown). Only
+        // a contact this hub holds the consent for and this record alone names: an entry another
+        // hub took, or one this record was pointed at by hand (another's, or one stored apart),
+        // is not copied into a new entry that its erasure would not reach.
+        let own = match current.filter(|e| e.erased_at.is_none() && e.origin == self.hub_id) {
+            Some(e) if self.naming(&e.id)? == [rec.id().to_string()] => Some(e),
+            _ => None,
+        };
+        let mut merged = match &own {
             Some(e) => match self.store.vault_get(&e.id)? {
-                Some(VaultState::Present(content)) => serde_json::from_slice(&content).unwrap_or_default(),
+                Some(VaultState::Present(content)) => fields_of(&content),
                 _ => Map::new(),
             },
             None => Map::new(),
         };
         for (k, v) in fields {
-            match v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()) {
+            match empty(v) {
                 true => merged.remove(k),
                 false => merged.insert(k.clone(), v.clone()),
             };
         }
-        if merged.is_empty() {
-            let why = "nothing would be left to store: give a name, a number or another field (to remove the contact, erase it)";
-            return Err(Error::invalid("contact", vec![FieldError::new("", why)]));
-        }
         let fields = &merged;
-        let id = match current {
-            Some(e) if e.origin == self.hub_id && e.erased_at.is_none() => {
-                if e.local || !here_only {
-                    // Kept here stays here: a record's consent is anyone's to edit.
-                    self.put_vault_entry(Some((&e.id, e.version + 1)), fields, e.local)?
-                } else {
-                    // Consent to share was withdrawn: the shared copy goes everywhere it went.
-                    let id = self.put_vault_entry(None, fields, here_only)?;
-                    self.vault_erase(&e.id)?;
-                    id
-                }
+        let (id, withdrawn) = match own {
+            // Kept here stays here: a record's consent is anyone's to edit.
+            Some(e) if e.local || !here_only => {
+                (self.put_vault_entry(Some((&e.id, e.version + 1)), fields, e.local)?, None)
             }
-            _ => self.put_vault_entry(None, fields, here_only)?,
+            // Consent to share was withdrawn: the shared copy goes everywhere it went, erased
+            // once the record names the new one.
+            Some(e) => (self.put_vault_entry(None, fields, here_only)?, Some(e.id)),
+            // None yet, erased, taken at another hub, or another's: a new entry of its own.
+            None => (self.put_vault_entry(None, fields, here_only)?, None),
         };
         if vault != Some(&id) {
             let mut patch = Map::new();
             patch.insert("contact".into(), Value::String(id));
             self.update_as(record, patch, true)?;
+        }
+        if let Some(old) = withdrawn {
+            self.vault_erase(&old)?;
         }
         self.contact(record)
     }
@@ -258,15 +264,7 @@ impl Hub {
         let at = self.clock.now().millis();
         let by = self.acting_handle();
         self.store.write(|tx| tx.log_vault_read(at, &by, &vault, &record, reason))?;
-        match serde_json::from_slice::<Value>(&content) {
-            Ok(Value::Object(m)) => Ok(m),
-            // Entries stored as plain text by older hubs read as one field.
-            _ => {
-                let mut m = Map::new();
-                m.insert("text".into(), Value::String(String::from_utf8_lossy(&content).into_owned()));
-                Ok(m)
-            }
-        }
+        Ok(fields_of(&content))
     }
 
     /// Erases a record's contact (see [`Hub::vault_erase`] for who may).
@@ -397,4 +395,17 @@ fn no_contact(kind: &Kind) -> Error {
             format!("a {kind} names no person's contact; volunteers, requests and offers do"),
         )],
     )
+}
+
+/// The fields of a vault entry's content; one stored as plain text by older hubs reads as one
+/// field, `text`.
+fn fields_of(content: &[u8]) -> Map<String, Value> {
+    match serde_json::from_slice::<Value>(content) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            let mut m = Map::new();
+            m.insert("text".into(), Value::String(String::from_utf8_lossy(content).into_owned()));
+            m
+        }
+    }
 }

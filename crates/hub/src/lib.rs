@@ -148,6 +148,9 @@ pub enum Event {
     RecordsChanged { ids: Vec<String> },
     /// The authority log grew (people, roles, hubs, policy, approvals), here or from a peer.
     AuthorityChanged,
+    /// Vault entries (contacts) were stored, saved again or erased, here or from a peer: a
+    /// screen showing one reads it again, or stops showing it.
+    VaultChanged { ids: Vec<String> },
     /// A long task advanced: `done` of `total` documents.
     Progress { task: Task, done: u64, total: u64 },
 }

@@ -140,6 +140,7 @@ impl Hub {
         let erased_by_admin: std::collections::BTreeSet<String> = self.resolved()?.erased.keys().cloned().collect();
         let mut changed = Vec::new();
         let mut refused = Vec::new();
+        let mut replaced = false;
         for item in items {
             let here = local.get(&item.id);
             if here.is_some_and(|l| l.erased_at.is_some()) {
@@ -198,6 +199,8 @@ impl Hub {
                         refused.push(format!("vault entry {}: its hub was revoked; it may only erase it", item.id));
                         continue;
                     }
+                    // A version replacing one held here lingers in the log until folded.
+                    replaced |= matches!(self.store.vault_get(&item.id)?, Some(crate::VaultState::Present(_)));
                     let key: [u8; 32] = self.random();
                     let nonce: [u8; 12] = self.random();
                     let (version, sig) = (item.version, item.sig.clone());
@@ -219,10 +222,12 @@ impl Hub {
             self.store.write(|tx| tx.add_authority_refused(now, source, &why, &[]))?;
             tracing::warn!(source, why, "vault entries refused");
         }
-        // Passed on first: the fold below may fail after the erasures are stored. A version
-        // after the first replaces one this hub may hold, which lingers in the log until folded.
-        let fold = changed.iter().any(|i| i.content.is_none() || i.version > 1);
+        // Passed on first: the fold below may fail after the erasures are stored.
+        let fold = replaced || changed.iter().any(|i| i.content.is_none());
         let any = !changed.is_empty();
+        if any {
+            self.emit(crate::Event::VaultChanged { ids: changed.iter().map(|i| i.id.clone()).collect() });
+        }
         self.vault_changes.extend(changed);
         if fold {
             self.store.checkpoint()?;

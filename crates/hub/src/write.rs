@@ -908,6 +908,7 @@ impl Hub {
 
     /// Queues a vault entry for member hubs, unless it stays here.
     pub(crate) fn note_vault_change(&mut self, id: &str) -> Result<()> {
+        self.emit(Event::VaultChanged { ids: vec![id.to_string()] });
         if let Some(e) = self.store.vault_list()?.into_iter().find(|e| e.id == id && !e.local) {
             let item = self.vault_item(&e)?;
             self.vault_changes.push(item);

@@ -659,6 +659,33 @@ fn rewrite_record(
     (export, doc, tampered, sig)
 }
 
+/// A record a member pointed by hand at a volunteer's contact (their name and access needs)
+/// gets a contact of its own when a coordinator saves one for it: the volunteer's entry is
+/// neither copied into it (where erasing the volunteer's would not reach) nor overwritten.
+#[test]
+fn saving_a_contact_for_a_record_pointed_at_anothers_never_copies_nor_changes_it() {
+    let (mut a, mut b) = pair();
+    let vol = add(&mut a.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"share": true}}));
+    let theirs = a.hub.set_contact(&vol, &fields(json!({"name": "Amal", "access_needs": "epilepsy"}))).unwrap();
+    let theirs = theirs.vault.unwrap();
+    let req = add(&mut a.hub, Kind::Request, json!({"category": "food", "quantity": 1}));
+    merge_into(&mut a.hub, &mut b.hub);
+    let (export, _, tampered, sig) = rewrite_record(&mut b, &req, |body| {
+        if let aidmesh_hub::model::Body::Request(r) = body {
+            r.contact = Some(theirs.clone());
+        }
+    });
+    a.hub.import_bundle(forged_bundle_with(&b, vec![], &[(info_of(&export), tampered, vec![sig])])).unwrap();
+    assert_eq!(a.hub.get(&req).unwrap().to_json()["contact"], json!(theirs));
+    let mine = a.hub.set_contact(&req, &fields(json!({"phone": "+34 600"}))).unwrap().vault.unwrap();
+    assert_ne!(mine, theirs);
+    let why = "deliver the food parcel";
+    assert_eq!(a.hub.read_contact(&req, why).unwrap(), fields(json!({"phone": "+34 600"})));
+    assert_eq!(a.hub.read_contact(&vol, why).unwrap(), fields(json!({"name": "Amal", "access_needs": "epilepsy"})));
+    a.hub.erase_contact(&vol).unwrap();
+    assert_eq!(a.hub.read_contact(&req, why).unwrap(), fields(json!({"phone": "+34 600"})));
+}
+
 /// Access needs two hubs' members wrote by hand into one volunteer while apart (or an earlier
 /// release took from its form) conflict: keeping either value, or clearing it, settles the
 /// conflict, as the Overview's *Keep* does; any other value is refused as health data.

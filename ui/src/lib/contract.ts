@@ -544,11 +544,14 @@ export function backendContract(name: string, fresh: () => Promise<Backend>) {
       // The fields given change the contact's, the others stay; one given empty is removed;
       // nothing left is refused.
       expect(await b.readContact(quiet, "plan the night shift")).toEqual({ name: "Amal Haddad", phone: "+34 611", access_needs: "step-free access" });
-      await b.setContact(quiet, { phone: "" });
+      await b.setContact(quiet, { name: "Amal Haddad", phone: "" });
       expect(await b.readContact(quiet, "plan the night shift")).toEqual({ name: "Amal Haddad", access_needs: "step-free access" });
       const empty = await refusal(() => b.setContact(quiet, { name: "", access_needs: " " }));
       expect([empty.code, empty.message.includes("erase")]).toEqual(["invalid", true]);
       expect((await refusal(() => b.setContact(quiet, {}))).code).toBe("invalid");
+      // Refused alike whatever the contact holds: the refusal tells nothing of it.
+      const alone = await refusal(() => b.setContact(quiet, { phone: "" }));
+      expect([alone.code, alone.message]).toEqual(["invalid", empty.message]);
       const gone = await b.eraseContact(quiet);
       expect(gone.state.state).toBe("erased");
       // The reasons given for reading it are blanked; who read it stays.

@@ -316,7 +316,7 @@ export type Hit = { id: string, kind: Kind, label: string, };
 /**
  * What the hub tells the window without being asked (the `hub-event` event).
  */
-export type HubEvent = { "type": "records_changed", ids: Array<string>, } | { "type": "authority_changed" } | { "type": "join", confirmation: string, } | { "type": "invite", state: string, name: string | null, joiner: string | null, confirmation: string | null, message: string | null, } | { "type": "progress", task: Task, done: number, total: number, } | { "type": "peers_changed" };
+export type HubEvent = { "type": "records_changed", ids: Array<string>, } | { "type": "authority_changed" } | { "type": "vault_changed", ids: Array<string>, } | { "type": "join", confirmation: string, } | { "type": "invite", state: string, name: string | null, joiner: string | null, confirmation: string | null, message: string | null, } | { "type": "progress", task: Task, done: number, total: number, } | { "type": "peers_changed" };
 
 export type HubInfo = { name: string, 
 /**

@@ -1028,7 +1028,8 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
     async setContact(record, fields) {
       need();
       const r = withContact(record);
-      if (!Object.keys(fields).length) fail("invalid", "invalid contact: no field given: name the fields to store (name=…, phone=…)");
+      if (Object.values(fields).every((v) => !String(v ?? "").trim()))
+        fail("invalid", "invalid contact: no value given: give at least one field with a value (one given empty is removed from the contact; to remove the contact, erase it)");
       const hereOnly = r.kind === "volunteer" && !(r.consent as { share?: boolean } | undefined)?.share;
       const current = r.contact ? vault.get(String(r.contact)) : undefined;
       // The fields given change the contact's, the others stay; one given empty is removed.
@@ -1037,8 +1038,6 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
         if (!String(v ?? "").trim()) delete merged[k];
         else merged[k] = v;
       }
-      if (!Object.keys(merged).length)
-        fail("invalid", "invalid contact: nothing would be left to store: give a name, a number or another field (to remove the contact, erase it)");
       let vid: string;
       if (current && !current.erasedAt && (current.local || !hereOnly)) {
         vid = String(r.contact);
@@ -1048,6 +1047,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       }
       vault.set(vid, { fields: merged, erasedAt: null, local: hereOnly, at: now().toISOString() });
       r.contact = vid;
+      emit({ type: "vault_changed", ids: [vid] });
       return contactView(r);
     },
     async readContact(record, reason) {
@@ -1068,6 +1068,7 @@ export function mockBackend(opts: { now?: () => Date } = {}): Backend & { record
       const e = r.contact ? vault.get(String(r.contact)) : undefined;
       if (!e) return fail("not_found", `no record with id a contact for record ${record}`);
       eraseEntry(String(r.contact));
+      emit({ type: "vault_changed", ids: [String(r.contact)] });
       return contactView(r);
     },
     async contactReads(limit) {

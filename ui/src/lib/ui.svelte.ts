@@ -58,7 +58,7 @@ export function t(key: Key, vars?: Record<string, string | number>): string {
 
 export function watch(backend: Backend): () => void {
   return backend.onEvent((e: HubEvent) => {
-    if (e.type === "records_changed" || e.type === "authority_changed") ui.changes++;
+    if (e.type === "records_changed" || e.type === "authority_changed" || e.type === "vault_changed") ui.changes++;
     if (e.type === "peers_changed") ui.peers++;
     if (e.type === "progress") ui.progress = e.done >= e.total ? null : e;
   });

@@ -514,6 +514,14 @@ describe("contacts", () => {
     await waitFor(async () =>
       expect(await b.readContact(fox.id, "check the form")).toEqual({ name: "Amal Haddad", access_needs: "step-free access", phone: "+34 611" }),
     );
+    // Erased by another face (the command, or a peer's erasure arriving) while shown: the
+    // contact leaves the screen and the form, whose save would otherwise bring it back.
+    await fireEvent.input(screen.getByLabelText("Why you need it"), { target: { value: "night shift call" } });
+    await fireEvent.click(screen.getByRole("button", { name: "View contact" }));
+    await waitFor(() => expect((screen.getByLabelText("Name") as HTMLInputElement).value).toBe("Amal Haddad"));
+    await b.setContact(fox.id, { name: "Amal H." });
+    await waitFor(() => expect(document.getElementById("co-shown")).toBeNull());
+    expect((screen.getByLabelText("Name") as HTMLInputElement).value).toBe("");
     // Erasing asks once more, then destroys it.
     await fireEvent.click(screen.getByRole("button", { name: "Erase contact" }));
     expect(screen.getByText(/Erase quiet-fox's contact on every hub\?/)).toBeTruthy();
