@@ -162,14 +162,23 @@ impl Hub {
             Some(v) => self.store.vault_list()?.into_iter().find(|e| &e.id == v),
             None => None,
         };
-        // What the contact holds now, with the fields given (not a read: nothing is shown). Only
-        // a contact this hub holds the consent for and this record alone names: an entry another
-        // hub took, or one this record was pointed at by hand (another's, or one stored apart),
-        // is not copied into a new entry that its erasure would not reach.
-        let own = match current.filter(|e| e.erased_at.is_none() && e.origin == self.hub_id) {
-            Some(e) if self.naming(&e.id)? == [rec.id().to_string()] => Some(e),
-            _ => None,
-        };
+        // What the contact holds now, with the fields given (not a read: nothing is shown): a
+        // contact this hub holds the consent for. One another record names too (a member's
+        // hand-written change pointed one of them at it) is neither changed nor copied: which
+        // record it was made for is not known here, and a copy would outlive its erasure.
+        let own = current.filter(|e| e.erased_at.is_none() && e.origin == self.hub_id);
+        if let Some(e) = &own {
+            let others: Vec<String> = self.naming(&e.id)?.into_iter().filter(|r| r != rec.id().as_str()).collect();
+            if !others.is_empty() {
+                let why = format!(
+                    "its contact {} is also named by {} (pointed at it by hand): an admin erases it on every hub (aidmesh vault erase {}), then save the contact again",
+                    e.id,
+                    others.join(", "),
+                    e.id
+                );
+                return Err(Error::invalid("contact", vec![FieldError::new("contact", why)]));
+            }
+        }
         let mut merged = match &own {
             Some(e) => match self.store.vault_get(&e.id)? {
                 Some(VaultState::Present(content)) => fields_of(&content),
@@ -197,8 +206,12 @@ impl Hub {
         };
         if vault != Some(&id) {
             let mut patch = Map::new();
-            patch.insert("contact".into(), Value::String(id));
-            self.update_as(record, patch, true)?;
+            patch.insert("contact".into(), Value::String(id.clone()));
+            // A new entry no record names would stay on every hub: erased if the record refuses it.
+            if let Err(e) = self.update_as(record, patch, true) {
+                self.vault_erase(&id)?;
+                return Err(e);
+            }
         }
         if let Some(old) = withdrawn {
             self.vault_erase(&old)?;
@@ -366,10 +379,7 @@ impl Hub {
                 continue;
             }
             let Some(VaultState::Present(content)) = self.store.vault_get(vault)? else { continue };
-            let fields: Map<String, Value> = serde_json::from_slice(&content).unwrap_or_default();
-            if fields.is_empty() {
-                continue;
-            }
+            let fields = fields_of(&content);
             let vault = vault.clone();
             // The record names the new entry before the old one is erased: a failure leaves the
             // contact where it was, never erased with nothing naming its copy.

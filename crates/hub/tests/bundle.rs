@@ -659,9 +659,10 @@ fn rewrite_record(
     (export, doc, tampered, sig)
 }
 
-/// A record a member pointed by hand at a volunteer's contact (their name and access needs)
-/// gets a contact of its own when a coordinator saves one for it: the volunteer's entry is
-/// neither copied into it (where erasing the volunteer's would not reach) nor overwritten.
+/// A record a member pointed by hand at a volunteer's contact (their name and access needs):
+/// saving a contact for either is refused, naming the other, until an admin erases the entry
+/// (which reaches it everywhere); it is neither copied (where erasing the volunteer's would not
+/// reach) nor overwritten. Then each gets a contact of its own.
 #[test]
 fn saving_a_contact_for_a_record_pointed_at_anothers_never_copies_nor_changes_it() {
     let (mut a, mut b) = pair();
@@ -677,12 +678,18 @@ fn saving_a_contact_for_a_record_pointed_at_anothers_never_copies_nor_changes_it
     });
     a.hub.import_bundle(forged_bundle_with(&b, vec![], &[(info_of(&export), tampered, vec![sig])])).unwrap();
     assert_eq!(a.hub.get(&req).unwrap().to_json()["contact"], json!(theirs));
+    let why = "deliver the food parcel";
+    for (record, other) in [(&req, &vol), (&vol, &req)] {
+        let e = a.hub.set_contact(record, &fields(json!({"phone": "+34 600"}))).unwrap_err();
+        assert!(e.to_string().contains("also named by") && e.to_string().contains(other.as_str()), "{e}");
+    }
+    assert_eq!(a.hub.read_contact(&vol, why).unwrap(), fields(json!({"name": "Amal", "access_needs": "epilepsy"})));
+    for r in [&vol, &req] {
+        assert_eq!(a.hub.get(r).unwrap().to_json()["contact"], json!(theirs), "nothing copied");
+    }
+    a.hub.vault_erase(&theirs).unwrap();
     let mine = a.hub.set_contact(&req, &fields(json!({"phone": "+34 600"}))).unwrap().vault.unwrap();
     assert_ne!(mine, theirs);
-    let why = "deliver the food parcel";
-    assert_eq!(a.hub.read_contact(&req, why).unwrap(), fields(json!({"phone": "+34 600"})));
-    assert_eq!(a.hub.read_contact(&vol, why).unwrap(), fields(json!({"name": "Amal", "access_needs": "epilepsy"})));
-    a.hub.erase_contact(&vol).unwrap();
     assert_eq!(a.hub.read_contact(&req, why).unwrap(), fields(json!({"phone": "+34 600"})));
 }
 

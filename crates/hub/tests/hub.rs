@@ -516,7 +516,7 @@ fn events_report_changes_from_here_and_from_merges() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     a.hub.subscribe(move |e| {
-        if let Event::RecordsChanged { ids } = e {
+        if let Event::RecordsChanged { ids } | Event::VaultChanged { ids } = e {
             s2.lock().unwrap().extend(ids.clone());
         }
     });
@@ -525,8 +525,15 @@ fn events_report_changes_from_here_and_from_merges() {
     join(&mut a.hub, &mut b.hub);
     let rice = item(&mut b.hub, "Rice", 0);
     merge_into(&mut b.hub, &mut a.hub);
+    // Contacts too: saved here, and at a peer, whose bundle brings it.
+    let fox = add(&mut a.hub, Kind::Volunteer, json!({"handle": "quiet-fox", "consent": {"share": true}}));
+    let here = a.hub.set_contact(&fox, &fields(json!({"name": "Amal"}))).unwrap().vault.unwrap();
+    let owl = add(&mut b.hub, Kind::Volunteer, json!({"handle": "loud-owl", "consent": {"share": true}}));
+    let there = b.hub.set_contact(&owl, &fields(json!({"name": "Bo"}))).unwrap().vault.unwrap();
+    a.hub.import_bundle(&b.hub.export_bundle(false, &[]).unwrap().bytes).unwrap();
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&water) && seen.contains(&rice), "{seen:?}");
+    assert!(seen.contains(&here) && seen.contains(&there), "{seen:?}");
 }
 
 /// A form's movement of an absurd quantity is refused, naming the field, and nothing is stored
