@@ -142,8 +142,8 @@ impl Hub {
     /// `access_needs`, ...) change those of the contact this hub holds the consent for, the
     /// others stay: a form that adds access needs does not wipe the number it did not show. A
     /// field given empty (or null) is removed; at least one must have a value (to remove the
-    /// contact, erase it). A contact taken at another hub, or an entry this record was pointed
-    /// at by hand, is never copied: the new entry holds the fields given.
+    /// contact, erase it). A contact taken at another hub is never copied: the new entry here
+    /// holds the fields given. One another record names too (pointed at by hand) is refused.
     ///
     /// A volunteer's contact is kept at this hub only unless they consented to share it. A
     /// contact this hub holds the consent for is replaced in place (a new version); one taken
