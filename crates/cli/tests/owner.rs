@@ -291,6 +291,19 @@ fn contacts_are_kept_read_and_erased_across_serving_hubs_as_the_rules_say() {
         .unwrap()
         .to_string();
     let kept = ok(&a, &["vault", "contact", &vol, "name=Bo"])["vault"].as_str().unwrap().to_string();
+    // Access needs are health data: never in the record, kept with the contact, whose saving
+    // changes the fields given and keeps the others.
+    let typed = cmd(&a, &["add", "volunteer", "handle=loud-owl", "access_needs=wheelchair user"]);
+    let said = String::from_utf8_lossy(&typed.stderr);
+    assert!(!typed.status.success() && said.contains("access_needs") && said.contains("contact form"), "{said}");
+    let again = ok(&a, &["vault", "contact", &vol, "access_needs=step-free access"]);
+    assert_eq!(again["vault"], serde_json::json!(kept), "saved again in place");
+    let held = ok(&a, &["vault", "show", &vol, "--reason", "plan the night shift"]);
+    assert_eq!(
+        (&held["name"], &held["access_needs"]),
+        (&serde_json::json!("Bo"), &serde_json::json!("step-free access")),
+        "{held}"
+    );
     wait_until("the volunteer on Central", Duration::from_secs(20), || ids(&b, "volunteer").contains(&vol));
     let signed = cmd(&b, &["vault", "erase", &kept]);
     let out = String::from_utf8_lossy(&signed.stdout);

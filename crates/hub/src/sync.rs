@@ -200,7 +200,7 @@ impl Hub {
                         continue;
                     }
                     // A version replacing one held here lingers in the log until folded.
-                    replaced |= matches!(self.store.vault_get(&item.id)?, Some(crate::VaultState::Present(_)));
+                    replaced |= here.is_some();
                     let key: [u8; 32] = self.random();
                     let nonce: [u8; 12] = self.random();
                     let (version, sig) = (item.version, item.sig.clone());

@@ -225,23 +225,19 @@ impl Hub {
             ruled.contains(&k.as_str()) && !(k == "contact" && contact_ok) && !(k == "access_needs" && needs_ok)
         };
         if let Some(f) = patch.keys().find(|k| by_hand(k)).filter(|_| !by_flow) {
-            let how = match (kind, f.as_str()) {
+            let how = |how: &str| format!("is not changed by hand: {how}");
+            let why = match (kind, f.as_str()) {
                 // Only the contact form points a record at a vault entry: a contact typed here
                 // would stay in the record's history, and one pointed at another's entry would
                 // read it under this record's name.
                 // (Two values written apart may be settled by keeping one; a contact typed by
                 // hand, which names no entry, may be cleared.)
-                (_, "contact") => "set it with the contact form (aidmesh vault contact ID name=…), which keeps it in the vault",
-                (_, "access_needs") => {
-                    return Err(Error::invalid(kind.name(), vec![FieldError::new(f, ACCESS_NEEDS_IN_THE_VAULT)]));
-                }
-                (Kind::Request, _) => "cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations",
-                _ => "move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again",
+                (_, "contact") => how("set it with the contact form (aidmesh vault contact ID name=…), which keeps it in the vault"),
+                (_, "access_needs") => ACCESS_NEEDS_IN_THE_VAULT.to_string(),
+                (Kind::Request, _) => how("cancel or reopen the request (aidmesh request ID cancel|reopen); the rest follows from its allocations"),
+                _ => how("move the allocation on with its steps (aidmesh step ID in_transit|delivered|released), or release it and allocate again"),
             };
-            return Err(Error::invalid(
-                kind.name(),
-                vec![FieldError::new(f, format!("is not changed by hand: {how}"))],
-            ));
+            return Err(Error::invalid(kind.name(), vec![FieldError::new(f, why)]));
         }
         if current.redacted_for(&self.handle).is_some() {
             return Err(Error::invalid(
